@@ -1,0 +1,107 @@
+#pragma once
+// Architecture configuration: parsed once from JSON into these typed structs, validated across
+// fields, then passed by const reference. Blocks never see JSON.
+//
+// Every key, its unit, default and meaning is documented in configs/README.md; the defaults
+// below are the single source of those defaults.
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json_fwd.hpp>
+
+namespace tpu {
+
+enum class DataType { kInt8, kBf16 };
+
+// Bytes per element of the activations and weights of a program in this type.
+constexpr std::uint32_t element_bytes(DataType t) { return t == DataType::kInt8 ? 1 : 2; }
+const char* to_string(DataType t);
+
+struct ArrayConfig {
+  std::uint32_t rows = 128;  // R: PEs down a column = reduction (K) depth of one weight tile
+  std::uint32_t cols = 128;  // C: PEs across a row = output columns (N) of one weight tile
+};
+
+struct MxuConfig {
+  // Two weight registers per PE: the next tile shifts in while the current one computes.
+  // Off: each tile loads, streams and drains before the next tile's load starts.
+  bool double_buffer_weights = true;
+};
+
+struct UnifiedBufferConfig {
+  std::uint64_t capacity_bytes = 8ull << 20;
+  std::uint32_t banks = 8;        // row r lives in bank r % banks; a bank serves one access a cycle
+  std::uint32_t read_ports = 1;   // row reads per cycle
+  std::uint32_t write_ports = 1;  // row writes per cycle
+};
+
+struct AccumulatorConfig {
+  std::uint64_t capacity_bytes = 2ull << 20;  // rows of `array.cols` 32-bit words
+};
+
+struct VectorConfig {
+  std::uint32_t lanes = 128;             // elements processed per cycle
+  std::uint32_t activate_latency = 4;    // pipeline depth of requantise + activation, cycles
+  std::uint32_t pool_latency = 2;        // pipeline depth of the pooling comparator tree, cycles
+};
+
+struct HbmConfig {
+  // "ideal": no latency, unlimited bandwidth. "simple": peak bandwidth + fixed latency.
+  std::string preset = "simple";
+  double bandwidth_gbs = 300.0;     // peak bytes per ns (GB/s)
+  double latency_ns = 100.0;        // request to first data
+  std::uint32_t burst_bytes = 64;   // DMA splits transfers into aligned bursts of this size
+  std::uint32_t max_outstanding = 32;  // requests in flight before the channel back-pressures
+  std::uint64_t capacity_bytes = 8ull << 30;
+};
+
+struct SequencerConfig {
+  std::uint32_t issue_width = 1;   // instructions issued per cycle
+  std::uint32_t queue_depth = 16;  // entries in each unit's instruction queue
+};
+
+struct Config {
+  std::string name = "default";
+  std::string source;  // file the config came from, or "<embedded default>"
+  double clock_mhz = 940.0;
+  ArrayConfig array;
+  MxuConfig mxu;
+  UnifiedBufferConfig ub;
+  AccumulatorConfig acc;
+  VectorConfig vector;
+  HbmConfig hbm;
+  SequencerConfig sequencer;
+
+  // Derived figures.
+  double period_ns() const { return 1000.0 / clock_mhz; }
+  // Elements in one unified-buffer row: one MXU input vector or one output row.
+  std::uint32_t ub_row_elems() const { return array.rows > array.cols ? array.rows : array.cols; }
+  std::uint64_t ub_rows(DataType t) const {
+    return ub.capacity_bytes / (std::uint64_t(ub_row_elems()) * element_bytes(t));
+  }
+  std::uint64_t acc_rows() const { return acc.capacity_bytes / (std::uint64_t(array.cols) * 4); }
+  // Peak HBM bytes per core cycle (infinite for the ideal preset).
+  double hbm_peak_bytes_per_cycle() const;
+};
+
+// Raised for any bad configuration; what() is one line naming file, key path and the problem.
+class ConfigError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Parses a config. `overrides` are "dotted.key=value" strings applied after the file
+// (e.g. "array.rows=64"); the value is parsed as JSON when it can be, else as a string.
+// Unknown keys, wrong types and cross-field violations raise ConfigError.
+Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+Config parse_config(const nlohmann::json& doc, const std::string& source,
+                    const std::vector<std::string>& overrides = {});
+// The built-in default (same content as configs/default.json).
+Config default_config(const std::vector<std::string>& overrides = {});
+
+// The effective, default-filled config, for every output to record.
+nlohmann::json to_json(const Config& config);
+
+}  // namespace tpu

@@ -1,0 +1,111 @@
+#pragma once
+// The tpusim instruction set: a dozen TPU-style CISC instructions, each 32 bytes wide.
+// Field-by-field documentation: sim/isa/ISA.md. Every instruction carries a wait mask and a
+// signal mask over kNumSemaphores counting semaphores: its unit waits until every semaphore in
+// `wait` is non-zero and decrements each when it starts; it increments each semaphore in
+// `signal` when it completes.
+#include <array>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tpu {
+
+constexpr std::size_t kInstructionBytes = 32;
+constexpr std::uint32_t kNumSemaphores = 16;
+
+enum class Opcode : std::uint8_t {
+  kNop = 0,          // sync only: waits and signals, no work (sequencer)
+  kHalt = 1,         // end of program: waits for every unit to drain (sequencer)
+  kLayer = 2,        // tags the following instructions with layer index `layer` (sequencer)
+  kDmaLoad = 3,      // HBM -> unified buffer, strided gather (DMA engine)
+  kDmaStore = 4,     // unified buffer -> HBM, strided scatter (DMA engine)
+  kLoadWeights = 5,  // unified buffer rows -> MXU weight registers (weight loader)
+  kMatmul = 6,       // unified buffer rows through the MXU into accumulators (matrix unit)
+  kActivate = 7,     // accumulators -> requantise + activation -> unified buffer (vector unit)
+  kPool = 8,         // unified buffer -> max pooling -> unified buffer (vector unit)
+};
+
+// The execution unit an instruction is queued to.
+enum class Unit : std::uint8_t { kSequencer, kDma, kWeightLoad, kMatmul, kVector };
+constexpr std::size_t kNumUnits = 5;
+Unit unit_of(Opcode op);
+const char* to_string(Unit u);
+
+enum class Activation : std::uint8_t { kNone = 0, kRelu = 1, kRelu6 = 2 };
+
+// MATMUL flag: add into the accumulators instead of overwriting (K-split accumulation).
+constexpr std::uint8_t kFlagAccumulate = 0x01;
+
+// Strided copy between HBM (bytes) and the unified buffer (rows of Config::ub_row_elems()).
+// Gather (load): for g in [0, groups): the segs x elems elements read from
+//   hbm_addr + g * group_stride + s * seg_stride  (s in [0, segs), each seg `elems` contiguous
+//   elements) are packed, in order, `pack` elements per UB row, into the rows starting at
+//   ub_row + g * ub_stride. A group's last row is zero-filled past its data.
+// Scatter (store) is the exact inverse.
+struct DmaFields {
+  std::uint64_t hbm_addr = 0;      // 40 bits, bytes
+  std::uint32_t ub_row = 0;        // 24 bits
+  std::uint16_t elems = 0;         // elements per contiguous segment
+  std::uint16_t segs = 1;          // segments per group
+  std::uint32_t seg_stride = 0;    // bytes between segments
+  std::uint16_t groups = 1;        // groups
+  std::uint32_t group_stride = 0;  // bytes between groups in HBM
+  std::uint16_t ub_stride = 1;     // UB rows between groups
+  std::uint16_t pack = 0;          // elements per UB row (<= Config::ub_row_elems())
+};
+
+struct Instruction {
+  Opcode op = Opcode::kNop;
+  std::uint8_t flags = 0;
+  std::uint16_t wait = 0;    // semaphore bit mask
+  std::uint16_t signal = 0;  // semaphore bit mask
+
+  // kLayer
+  std::uint16_t layer = 0;
+  // kDmaLoad / kDmaStore
+  DmaFields dma;
+  // kLoadWeights: `rows` (<= R) UB rows from ub_row, `cols` (<= C) elements each.
+  // kMatmul: `rows` input vectors from ub_row, ub_row + ub_stride, ...; each feeds the K rows
+  //          of the loaded weight tile; results for columns [0, N) land in acc rows
+  //          acc_row .. acc_row + rows - 1.
+  // kActivate: acc rows acc_row .. + rows - 1, columns [0, cols), written to UB rows ub_row ..
+  std::uint32_t ub_row = 0;     // 24 bits
+  std::uint16_t ub_stride = 1;
+  std::uint32_t rows = 0;       // 24 bits
+  std::uint16_t cols = 0;
+  std::uint32_t acc_row = 0;    // 24 bits
+  // kActivate: out = clamp(round_half_away((acc * multiplier) >> shift) + zero_point) for int8;
+  // bf16 programs round the fp32 accumulator to bf16 and ignore the requantiser.
+  Activation func = Activation::kNone;
+  std::int32_t multiplier = 1;
+  std::uint8_t shift = 0;
+  std::int8_t zero_point = 0;
+  // kPool: max pool over an in_h x in_w grid of UB rows (pixel-major, `cols` channels each)
+  // starting at ub_row; out rows written from dst_row, kernel x kernel window, stride `stride`.
+  std::uint32_t dst_row = 0;    // 24 bits
+  std::uint16_t in_h = 0;
+  std::uint16_t in_w = 0;
+  std::uint8_t kernel = 0;
+  std::uint8_t stride = 0;
+
+  bool operator==(const Instruction& o) const;
+  bool operator!=(const Instruction& o) const { return !(*this == o); }
+};
+
+using EncodedInstruction = std::array<std::uint8_t, kInstructionBytes>;
+
+// Raised for malformed assembly or binary; what() is one line, with "line N:" for assembly.
+class IsaError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Binary encoding. Fields that do not fit their bit width raise IsaError.
+EncodedInstruction encode(const Instruction& inst);
+Instruction decode(const EncodedInstruction& bytes);
+
+const char* mnemonic(Opcode op);
+
+}  // namespace tpu

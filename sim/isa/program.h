@@ -1,0 +1,67 @@
+#pragma once
+// A compiled program: the instruction stream, the names that make it readable, the HBM memory
+// image it starts from and, for checking, where each layer's output lands and what it should be.
+// This is what the compiler emits and the sequencer executes; it serialises to a versioned
+// binary file and to assembly text.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sim/config/config.h"
+#include "sim/isa/isa.h"
+
+namespace tpu {
+
+// A 3-D view of a tensor in HBM: count2 x count1 x count0 elements, count0 contiguous.
+struct TensorView {
+  std::uint64_t base = 0;        // bytes
+  std::uint32_t count0 = 0;      // contiguous elements
+  std::uint32_t count1 = 1;
+  std::uint64_t stride1 = 0;     // bytes
+  std::uint32_t count2 = 1;
+  std::uint64_t stride2 = 0;     // bytes
+  std::uint64_t elements() const { return std::uint64_t(count0) * count1 * count2; }
+};
+
+struct HbmSegment {
+  std::string name;
+  std::uint64_t address = 0;
+  std::vector<std::uint8_t> bytes;
+};
+
+struct LayerInfo {
+  std::string name;
+  std::string kind;             // "matmul", "conv2d", "maxpool2d", ...
+  std::uint64_t macs = 0;       // useful multiply-accumulates
+  TensorView output;            // where the layer's output lands in HBM
+  // Expected output in element order of `output`: int8 values for int8 programs; fp32
+  // reference values (before bf16 rounding) for bf16 programs. Empty when not computed.
+  std::vector<std::int8_t> expected_int8;
+  std::vector<float> expected_fp32;
+};
+
+struct Program {
+  static constexpr std::uint32_t kFormatVersion = 1;
+
+  DataType dtype = DataType::kInt8;
+  // Array shape the program was compiled for; the simulator rejects a mismatching config.
+  std::uint32_t array_rows = 0;
+  std::uint32_t array_cols = 0;
+  std::vector<Instruction> instructions;
+  std::vector<LayerInfo> layers;                // indexed by kLayer's `layer`
+  std::vector<std::string> semaphore_names;     // kNumSemaphores entries; "" = unnamed
+  std::vector<HbmSegment> hbm_image;            // initial HBM contents (empty if timing-only)
+  std::uint64_t hbm_bytes = 0;                  // HBM footprint the program addresses
+};
+
+// Assembly text: directives (.dtype, .array, .layer, .sem) then one instruction per line,
+// '#' or ';' comments. Does not carry the memory image. Errors raise IsaError "line N: ...".
+std::string to_assembly(const Program& program);
+Program parse_assembly(const std::string& text);
+std::string to_assembly(const Instruction& inst, const Program* names = nullptr);
+
+// Versioned binary container with everything, memory image and expected outputs included.
+std::vector<std::uint8_t> serialize(const Program& program);
+Program deserialize(const std::vector<std::uint8_t>& bytes);
+
+}  // namespace tpu

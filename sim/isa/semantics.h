@@ -1,0 +1,62 @@
+#pragma once
+// What each instruction does to the machine's data, independent of time. The SystemC units
+// call these for their data path (the MXU's `pe` model computes matmuls its own way and must
+// agree bit for bit with matmul_tile()); interpret() runs a whole program sequentially with no
+// timing, which is how the compiler is tested without SystemC.
+#include <cstdint>
+#include <vector>
+
+#include "sim/config/config.h"
+#include "sim/isa/program.h"
+
+namespace tpu {
+
+// bf16 <-> fp32, round to nearest even (NaN stays NaN).
+std::uint16_t fp32_to_bf16(float f);
+float bf16_to_fp32(std::uint16_t b);
+
+// The tile of weights last loaded into one of the MXU's weight buffers.
+struct WeightTile {
+  std::uint32_t rows = 0;  // K_t
+  std::uint32_t cols = 0;  // N_t
+  // rows x cols elements, row-major: int8 values or bf16 bit patterns widened to int32/uint16.
+  std::vector<std::int8_t> int8;
+  std::vector<std::uint16_t> bf16;
+};
+
+// Data state of one core plus its HBM. Sizes come from the config and the program.
+struct MachineState {
+  // allocate=false keeps only the sizes (timing-only runs): the vectors stay empty.
+  MachineState(const Config& config, const Program& program, bool allocate = true);
+
+  DataType dtype;
+  std::uint32_t array_rows, array_cols, row_elems, elem_bytes;
+  std::uint64_t ub_rows, acc_rows;
+  std::vector<std::uint8_t> hbm;      // Program::hbm_bytes, initialised from the image
+  std::vector<std::uint8_t> ub;       // ub_rows * row_elems * elem_bytes
+  std::vector<std::int32_t> acc_i32;  // acc_rows * array_cols (int8 programs)
+  std::vector<float> acc_f32;         // acc_rows * array_cols (bf16 programs)
+
+  std::uint8_t* ub_row(std::uint64_t row) { return ub.data() + row * row_elems * elem_bytes; }
+};
+
+// Each raises SimError-compatible std::out_of_range with a one-line message naming the
+// instruction field when an address falls outside HBM, the UB or the accumulators.
+void exec_dma_load(MachineState& s, const DmaFields& d);
+void exec_dma_store(MachineState& s, const DmaFields& d);
+WeightTile exec_load_weights(MachineState& s, const Instruction& inst);
+// Reference-speed tile multiply: acc[acc_row + m][n] (+)= sum_k x[m][k] * w[k][n], summing k
+// in increasing order from zero per tile (fp32 for bf16), exactly as the systolic array does.
+void matmul_tile(MachineState& s, const Instruction& inst, const WeightTile& w);
+void exec_activate(MachineState& s, const Instruction& inst);
+void exec_pool(MachineState& s, const Instruction& inst);
+
+// Checks every address an instruction touches against the machine's sizes; throws
+// std::out_of_range naming the field. Timing-only runs call this instead of executing.
+void check_bounds(const MachineState& s, const Instruction& inst);
+
+// Runs the program in order with no timing (semaphores ignored: program order is a valid
+// serialisation of any correctly synchronised program). Returns the final state.
+MachineState interpret(const Config& config, const Program& program);
+
+}  // namespace tpu

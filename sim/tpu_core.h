@@ -1,0 +1,32 @@
+#pragma once
+// Entry point of the SystemC model: elaborates one TPU core for a config, runs a program to
+// HALT and returns its counters. SystemC elaborates once per process, so call simulate() at
+// most once per process.
+#include <stdexcept>
+#include <string>
+
+#include "sim/config/config.h"
+#include "sim/isa/program.h"
+#include "sim/stats.h"
+
+namespace tpu {
+
+enum class Fidelity { kFast, kPe };
+
+struct SimOptions {
+  Fidelity fidelity = Fidelity::kFast;
+  // Skip data values: no HBM/UB/accumulator storage, no arithmetic. Timing is unchanged.
+  bool timing_only = false;
+};
+
+// Raised for a program the core cannot run: deadlock (names each blocked unit, its
+// instruction and what it waits on), out-of-range addresses, a program compiled for another
+// array shape. what() is one line.
+class SimError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+RunResult simulate(const Config& config, const Program& program, const SimOptions& options);
+
+}  // namespace tpu
