@@ -1,8 +1,35 @@
 #pragma once
 // DMA engine: strided copies between HBM (through a TLM-2.0 initiator socket) and the unified
-// buffer, split into bursts. (TIMING CONTRACT: the implementation documents the exact rule
-// here: burst splitting, one request per cycle, outstanding limit, UB write/read bursts.)
+// buffer, split into bursts.
+//
+// Timing contract, exactly as implemented (cycle c starts at c * period):
+// - Bursts: every contiguous segment (elems x element bytes at its HBM address) is split at
+//   multiples of hbm.burst_bytes; bursts are numbered in gather order (group, segment,
+//   address). A burst's UB rows are the rows its first and last byte pack into (pack elements
+//   per row from the group's first row) and every row between.
+// - Requests: burst i is sent (BEGIN_REQ, zero annotated delay) at the start of cycle
+//   q_i = the earliest cycle >= max(q_{i-1} + 1, ready_i) at which fewer than
+//   hbm.max_outstanding requests are in flight and the previous request was accepted (END_REQ,
+//   seen at the first cycle boundary at or after it; back-pressure). q_0 >= start.
+//   A request is in flight from its cycle until its response cycle r_i = the first cycle
+//   boundary at or after the response time (BEGIN_RESP or completion on the forward call);
+//   a request may go out in the cycle a response frees its slot.
+// - Load (ready_i = start): response i becomes one UB write burst (client kDma) of its rows,
+//   stride 1, requested in cycle r_i with earliest = r_i and granted at w_i. The load
+//   completes at max_i(w_i + rows_i).
+// - Store: the UB rows (group by group, in order) are requested in cycle `start` with
+//   earliest = start as one read burst when they are evenly spaced (one group, one row per
+//   group, or groups back to back), else one burst per group in group order; row k read in
+//   cycle grant + k. ready_i = 1 + the read cycle of the last row burst i needs. The store
+//   completes at max_i(r_i) + 1.
+// - A transfer with nothing to move completes at start + 1.
+// - Data: the copy itself happens at `start` with exec_dma_load/exec_dma_store on the
+//   MachineState when it holds data (units order their accesses with semaphores); requests
+//   carry the real bytes (store) or receive them (load) through a staging buffer, or no data
+//   pointer in timing-only runs. An HBM error response raises SimError.
 #include <cstdint>
+#include <memory>
+#include <vector>
 
 #include <systemc>
 #include <tlm>
@@ -20,7 +47,9 @@ class DmaEngine : public sc_core::sc_module {
  public:
   tlm_utils::simple_initiator_socket<DmaEngine> hbm_socket;
 
-  // `state` holds the data (nullptr for timing-only runs).
+  // `state` holds the data, or only the sizes in timing-only runs
+  // (MachineState(config, program, false): then nothing is copied). It must not be null.
+  // The HBM channel behind hbm_socket should hold the same bytes as state->hbm.
   DmaEngine(sc_core::sc_module_name name, const Config& config, const Clock& clock,
             UnifiedBuffer& ub, MachineState* state);
 
@@ -33,6 +62,48 @@ class DmaEngine : public sc_core::sc_module {
   // Executes one kDmaLoad or kDmaStore whose first cycle is `start` (the current cycle).
   // Must be called from an SC_THREAD; returns at the completion cycle.
   Result transfer(const Instruction& inst, Cycle start);
+
+ private:
+  using Payload = tlm::tlm_generic_payload;
+
+  struct Burst {
+    std::uint64_t addr = 0;
+    std::uint32_t bytes = 0;
+    std::uint64_t first_row = 0;  // UB rows first_row .. last_row
+    std::uint64_t last_row = 0;
+    std::uint32_t group = 0;      // group and the group-relative index of last_row
+    std::uint64_t last_in_group = 0;
+  };
+  struct Response {
+    Payload* trans;
+    sc_core::sc_time at;
+  };
+
+  std::vector<Burst> split(const DmaFields& d) const;
+  // Sends bursts in order (ready[i] = earliest cycle of burst i), calling on_response(i, r)
+  // at the response cycle r of each; returns with every response handled.
+  template <typename OnResponse>
+  void run_requests(const std::vector<Burst>& bursts, const std::vector<Cycle>& ready,
+                    bool write, Cycle start, OnResponse on_response);
+  // Waits until the first cycle boundary at or after now; returns that cycle.
+  Cycle wait_for_boundary();
+  tlm::tlm_sync_enum nb_transport_bw(Payload& trans, tlm::tlm_phase& phase,
+                                     sc_core::sc_time& delay);
+
+  const Config& config_;
+  const Clock& clock_;
+  UnifiedBuffer& ub_;
+  MachineState* state_;
+  std::uint32_t max_outstanding_;
+  // Payload pool: one per request that can be in flight, each with its slice of staging_.
+  std::unique_ptr<Payload[]> pool_;
+  std::vector<std::uint8_t> staging_;
+  std::vector<std::size_t> burst_of_;   // burst index of each pool payload in flight
+  std::vector<std::size_t> free_;       // free pool indices
+  Payload* awaiting_end_req_ = nullptr;
+  sc_core::sc_time accepted_at_;
+  std::vector<Response> responses_;     // arrived, not yet handled
+  sc_core::sc_event wake_;              // END_REQ or a response arrived
 };
 
 }  // namespace tpu

@@ -7,18 +7,55 @@
 //            `hbm.latency_ns`: start = max(arrival, bus_free); bus_free = start + bytes / bw;
 //            response at bus_free + latency. At most `hbm.max_outstanding` requests are held;
 //            beyond that END_REQ is withheld (back-pressure).
-// (TIMING CONTRACT: the implementation documents the exact rule here.)
+//
+// Timing contract, exactly as implemented (times in ns, SystemC resolution 1 ps):
+// - A BEGIN_REQ arriving at T (now + annotated delay) is accepted at once when fewer than the
+//   limit (`simple`: hbm.max_outstanding; `ideal`: none) are held, i.e. accepted and not yet
+//   answered; the target returns TLM_UPDATED with END_REQ. Otherwise it returns TLM_ACCEPTED
+//   and holds the request (the base protocol lets the initiator send no other BEGIN_REQ until
+//   END_REQ); when a held request is answered, the waiting one is accepted at that instant and
+//   END_REQ goes back on nb_transport_bw. The acceptance time A is its arrival for timing.
+// - ideal: the response is ready at A. simple: in acceptance order,
+//   start = max(A, bus_free); bus_free = start + bytes / hbm.bandwidth_gbs (bytes per ns,
+//   rounded to 1 ps); ready = bus_free + hbm.latency_ns. Reads and writes share the bus.
+// - At `ready` the data moves (a read copies storage into the payload, a write copies the
+//   payload into storage; nothing when storage or the data pointer is null) and the request
+//   stops counting against the limit. A request whose bytes fall outside the storage (or
+//   outside hbm.capacity_bytes when timing-only) gets TLM_ADDRESS_ERROR_RESPONSE, one with
+//   byte enables TLM_BYTE_ENABLE_ERROR_RESPONSE; both still take their bus time.
+// - BEGIN_RESP goes back at `ready`, one response at a time as the base protocol requires: a
+//   later response waits until the initiator ends the previous one (TLM_COMPLETED on the
+//   backward call, or END_RESP). A request ready at the instant it arrives, with no response in
+//   progress, completes on the forward call itself (TLM_COMPLETED): the ideal fast path.
+// - Stats: requests counts accepted requests; read/write bytes count answered ones without
+//   error; latency is BEGIN_RESP time minus arrival T, so it includes back-pressure.
 #include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include <systemc>
 #include <tlm>
+#include <tlm_utils/peq_with_get.h>
 #include <tlm_utils/simple_target_socket.h>
 
 #include "sim/config/config.h"
 #include "sim/stats.h"
 
 namespace tpu {
+
+// The timing model behind the channel's socket: when the response to an accepted request is
+// ready. Models answer in acceptance order or not, as they like; the channel keeps the
+// protocol.
+class HbmTiming {
+ public:
+  virtual ~HbmTiming() = default;
+  virtual sc_core::sc_time ready_at(const sc_core::sc_time& accepted, std::uint64_t bytes,
+                                    bool write) = 0;
+  // Requests held at once before END_REQ is withheld (0 = unlimited).
+  virtual std::uint32_t max_outstanding() const = 0;
+};
 
 class HbmChannel : public sc_core::sc_module {
  public:
@@ -31,8 +68,28 @@ class HbmChannel : public sc_core::sc_module {
   const HbmStats& stats() const { return stats_; }
 
  private:
+  using Payload = tlm::tlm_generic_payload;
+
+  tlm::tlm_sync_enum nb_transport_fw(Payload& trans, tlm::tlm_phase& phase,
+                                     sc_core::sc_time& delay);
+  // Counts `trans` against the limit until its response is ready at `ready`.
+  void hold(Payload& trans, const sc_core::sc_time& arrival, const sc_core::sc_time& ready);
+  void on_ready();  // SC_METHOD on ready_queue_'s event
+  void execute(Payload& trans);
+  void send_responses();
+  void finish_response(Payload& trans);
+
   HbmStats stats_;
-  // implementation members are the implementer's
+  std::vector<std::uint8_t>* storage_;
+  std::uint64_t capacity_;
+  std::unique_ptr<HbmTiming> timing_;
+  std::uint32_t held_ = 0;
+  Payload* waiting_ = nullptr;  // BEGIN_REQ not yet accepted (back-pressure)
+  sc_core::sc_time waiting_since_;
+  std::map<const Payload*, sc_core::sc_time> arrival_;  // accepted, not yet answered
+  tlm_utils::peq_with_get<Payload> ready_queue_;
+  std::deque<Payload*> responses_;   // ready, BEGIN_RESP not yet sent
+  Payload* responding_ = nullptr;    // BEGIN_RESP sent, END_RESP not yet received
 };
 
 }  // namespace tpu

@@ -57,6 +57,17 @@ struct HbmStats {
   double max_latency_ns = 0;
 };
 
+// One instruction executed by a unit (SimOptions::trace): issued, started (first busy cycle,
+// after any stall) and completed (first cycle after its last busy cycle).
+struct InstructionTrace {
+  std::size_t pc = 0;  // index into Program::instructions
+  Unit unit = Unit::kSequencer;
+  int layer = -1;      // -1 before the first LAYER
+  Cycle issued = 0;
+  Cycle start = 0;
+  Cycle done = 0;
+};
+
 struct RunResult {
   Cycle total_cycles = 0;            // program start to HALT retiring
   double simulated_ns = 0;
@@ -64,6 +75,7 @@ struct RunResult {
   std::array<UnitStats, kNumUnits> units{};
   HbmStats hbm;
   std::vector<std::uint8_t> hbm_final;  // final HBM contents (functional runs only)
+  std::vector<InstructionTrace> trace;  // in completion order (SimOptions::trace only)
 };
 
 }  // namespace tpu

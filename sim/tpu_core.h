@@ -17,6 +17,8 @@ struct SimOptions {
   Fidelity fidelity = Fidelity::kFast;
   // Skip data values: no HBM/UB/accumulator storage, no arithmetic. Timing is unchanged.
   bool timing_only = false;
+  // Record every unit instruction's issue, start and completion cycle in RunResult::trace.
+  bool trace = false;
 };
 
 // Raised for a program the core cannot run: deadlock (names each blocked unit, its

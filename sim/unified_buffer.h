@@ -8,14 +8,29 @@
 // `earliest`. Requests made during cycle t are arbitrated together at t + 1/2 cycle in fixed
 // priority (MXU input stream, weight loader, vector unit, DMA; then request order), so the
 // outcome never depends on the order SystemC happens to run processes within a cycle. Each
-// burst is granted the earliest start s >= earliest at which every one of its cycles has a
-// free port of its kind and a free bank; later requests cannot move an earlier grant.
+// burst is granted the earliest start s >= max(earliest, t) at which every one of its cycles
+// has a free port of its kind and a free bank; later requests cannot move an earlier grant.
+//
+// Exact rules as implemented:
+// - A request made at time T is arbitrated at the first instant c + 1/2 strictly after T, so
+//   one made at a whole-cycle instant t (the normal case) is arbitrated at t + 1/2 and one made
+//   at or after t + 1/2 joins the arbitration of cycle t + 1. Its start is >= that cycle.
+// - Within one arbitration, requests are granted in UbClient order, then in request order.
+// - Access j (0 <= j < count) of a burst started at s happens in cycle s + j, on row
+//   first_row + j * stride, bank (first_row + j * stride) % ub.banks. It needs one of the
+//   cycle's ub.read_ports (or ub.write_ports) and its bank, which serves one access per cycle
+//   whether read or write.
+// - req.granted/req.start are set and req.done is notified (immediately) at the arbitration
+//   instant; reads()/writes() count granted row accesses. A burst of count 0 is granted at
+//   max(earliest, t) and reserves nothing.
+// - A row outside the buffer raises SimError from request().
 #include <cstdint>
-#include <deque>
+#include <utility>
 #include <vector>
 
 #include <systemc>
 
+#include "sim/clock.h"
 #include "sim/config/config.h"
 #include "sim/cycles.h"
 
@@ -50,21 +65,29 @@ class UnifiedBuffer : public sc_core::sc_module {
 
  private:
   void arbitrate();
-  bool fits(const UbRequest& r, Cycle s) const;
+  // Index of the first access of `r` started at `s` that finds no free port or bank (r.count
+  // when the burst fits); `port_full` tells which.
+  std::uint32_t first_conflict(const UbRequest& r, Cycle s, bool& port_full) const;
   void reserve(const UbRequest& r, Cycle s);
-
-  struct Slot {
-    std::uint16_t reads = 0, writes = 0;
-    std::vector<bool> bank_busy;
-  };
-  Slot& slot(Cycle c);
+  // Drops calendar cycles before `c` and makes room for cycles up to `end` (exclusive).
+  void advance_to(Cycle c);
+  void extend_to(Cycle end);
+  std::size_t slot_index(Cycle c) const { return (head_ + (c - base_)) & (capacity_ - 1); }
 
   const Config& config_;
+  Clock clock_;
   std::uint64_t rows_;
-  std::vector<UbRequest*> pending_;
+  std::uint32_t banks_, bank_words_;
+  // Requests waiting for arbitration, each with the instant it will be arbitrated at.
+  std::vector<std::pair<UbRequest*, sc_core::sc_time>> pending_;
   sc_core::sc_event arbitrate_event_;
-  std::deque<Slot> calendar_;  // calendar_[i] is cycle base_ + i
+  // Reservation calendar: a ring of per-cycle slots for cycles base_ .. base_ + used_ - 1.
+  // Cycle c uses reads_used_[i], writes_used_[i] and bank bits
+  // bank_busy_[i * bank_words_ .. (i + 1) * bank_words_ - 1], i = slot_index(c).
   Cycle base_ = 0;
+  std::size_t head_ = 0, used_ = 0, capacity_ = 0;  // capacity_ is a power of two
+  std::vector<std::uint32_t> reads_used_, writes_used_;
+  std::vector<std::uint64_t> bank_busy_;
   std::uint64_t reads_ = 0, writes_ = 0;
 };
 

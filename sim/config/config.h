@@ -3,7 +3,8 @@
 // fields, then passed by const reference. Blocks never see JSON.
 //
 // Every key, its unit, default and meaning is documented in configs/README.md; the defaults
-// below are the single source of those defaults.
+// below are the single source of those defaults (configs/default.json spells out the same
+// values). The parser's table of keys, units and allowed ranges is sim/config/config_keys.h.
 #include <cstdint>
 #include <stdexcept>
 #include <string>
@@ -31,14 +32,14 @@ struct MxuConfig {
 };
 
 struct UnifiedBufferConfig {
-  std::uint64_t capacity_bytes = 8ull << 20;
+  std::uint64_t capacity_bytes = 16ull << 20;
   std::uint32_t banks = 8;        // row r lives in bank r % banks; a bank serves one access a cycle
   std::uint32_t read_ports = 1;   // row reads per cycle
   std::uint32_t write_ports = 1;  // row writes per cycle
 };
 
 struct AccumulatorConfig {
-  std::uint64_t capacity_bytes = 2ull << 20;  // rows of `array.cols` 32-bit words
+  std::uint64_t capacity_bytes = 4ull << 20;  // rows of `array.cols` 32-bit words
 };
 
 struct VectorConfig {
@@ -50,10 +51,10 @@ struct VectorConfig {
 struct HbmConfig {
   // "ideal": no latency, unlimited bandwidth. "simple": peak bandwidth + fixed latency.
   std::string preset = "simple";
-  double bandwidth_gbs = 300.0;     // peak bytes per ns (GB/s)
-  double latency_ns = 100.0;        // request to first data
-  std::uint32_t burst_bytes = 64;   // DMA splits transfers into aligned bursts of this size
-  std::uint32_t max_outstanding = 32;  // requests in flight before the channel back-pressures
+  double bandwidth_gbs = 600.0;     // peak bytes per ns (GB/s)
+  double latency_ns = 120.0;        // request to first data
+  std::uint32_t burst_bytes = 256;  // DMA splits transfers into aligned bursts of this size
+  std::uint32_t max_outstanding = 128;  // requests in flight before the channel back-pressures
   std::uint64_t capacity_bytes = 8ull << 30;
 };
 
@@ -64,6 +65,7 @@ struct SequencerConfig {
 
 struct Config {
   std::string name = "default";
+  std::string description;
   std::string source;  // file the config came from, or "<embedded default>"
   double clock_mhz = 940.0;
   ArrayConfig array;

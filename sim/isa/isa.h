@@ -42,8 +42,9 @@ constexpr std::uint8_t kFlagAccumulate = 0x01;
 // Gather (load): for g in [0, groups): the segs x elems elements read from
 //   hbm_addr + g * group_stride + s * seg_stride  (s in [0, segs), each seg `elems` contiguous
 //   elements) are packed, in order, `pack` elements per UB row, into the rows starting at
-//   ub_row + g * ub_stride. A group's last row is zero-filled past its data.
-// Scatter (store) is the exact inverse.
+//   ub_row + g * ub_stride. Every row written holds its data then zeros to the end of the row
+//   (so a group's last row is zero-filled past its data).
+// Scatter (store) is the exact inverse: it reads the first `pack` elements of each row.
 struct DmaFields {
   std::uint64_t hbm_addr = 0;      // 40 bits, bytes
   std::uint32_t ub_row = 0;        // 24 bits
@@ -76,7 +77,8 @@ struct Instruction {
   std::uint32_t rows = 0;       // 24 bits
   std::uint16_t cols = 0;
   std::uint32_t acc_row = 0;    // 24 bits
-  // kActivate: out = clamp(round_half_away((acc * multiplier) >> shift) + zero_point) for int8;
+  // kActivate, int8: v = acc * multiplier (64-bit); if shift > 0, v = (v + 2^(shift-1)) >> shift
+  // (round half up); v += zero_point; clamp to [-128, 127] (ReLU: floor at zero_point).
   // bf16 programs round the fp32 accumulator to bf16 and ignore the requantiser.
   Activation func = Activation::kNone;
   std::int32_t multiplier = 1;

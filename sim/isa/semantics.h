@@ -19,7 +19,8 @@ float bf16_to_fp32(std::uint16_t b);
 struct WeightTile {
   std::uint32_t rows = 0;  // K_t
   std::uint32_t cols = 0;  // N_t
-  // rows x cols elements, row-major: int8 values or bf16 bit patterns widened to int32/uint16.
+  // rows x cols elements, row-major (k, then n): `int8` for int8 programs, `bf16` bit patterns
+  // for bf16 programs; the other vector is empty.
   std::vector<std::int8_t> int8;
   std::vector<std::uint16_t> bf16;
 };
@@ -27,11 +28,15 @@ struct WeightTile {
 // Data state of one core plus its HBM. Sizes come from the config and the program.
 struct MachineState {
   // allocate=false keeps only the sizes (timing-only runs): the vectors stay empty.
+  // Throws std::invalid_argument when the program was compiled for another array shape and
+  // std::out_of_range when its HBM footprint exceeds the config's HBM or an image segment
+  // lies outside the footprint.
   MachineState(const Config& config, const Program& program, bool allocate = true);
 
   DataType dtype;
   std::uint32_t array_rows, array_cols, row_elems, elem_bytes;
   std::uint64_t ub_rows, acc_rows;
+  std::uint64_t hbm_bytes;            // Program::hbm_bytes (kept when allocate=false)
   std::vector<std::uint8_t> hbm;      // Program::hbm_bytes, initialised from the image
   std::vector<std::uint8_t> ub;       // ub_rows * row_elems * elem_bytes
   std::vector<std::int32_t> acc_i32;  // acc_rows * array_cols (int8 programs)
@@ -45,6 +50,8 @@ struct MachineState {
 void exec_dma_load(MachineState& s, const DmaFields& d);
 void exec_dma_store(MachineState& s, const DmaFields& d);
 WeightTile exec_load_weights(MachineState& s, const Instruction& inst);
+// The same, reusing `tile`'s storage (no allocation once it has grown to the array size).
+void exec_load_weights(MachineState& s, const Instruction& inst, WeightTile& tile);
 // Reference-speed tile multiply: acc[acc_row + m][n] (+)= sum_k x[m][k] * w[k][n], summing k
 // in increasing order from zero per tile (fp32 for bf16), exactly as the systolic array does.
 void matmul_tile(MachineState& s, const Instruction& inst, const WeightTile& w);

@@ -1,0 +1,449 @@
+#include "sim/config/config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdio>
+#include <cstring>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <type_traits>
+#include <variant>
+
+#include <nlohmann/json.hpp>
+
+#include "embedded_defaults.h"
+#include "sim/config/config_keys.h"
+
+namespace tpu {
+namespace {
+
+using nlohmann::json;
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+constexpr double kMaxArrayDim = 4096;
+constexpr double kMaxBurstBytes = 1 << 20;
+constexpr double kMaxClockMhz = 100000;
+
+std::vector<ConfigKey> make_keys() {
+  using F = ConfigField;
+  std::vector<ConfigKey> k;
+  k.push_back({"name", "", "Design-point name, printed in every report.",
+               [](Config& c) -> F { return &c.name; }});
+  k.push_back({"description", "", "Free text: what the design point approximates.",
+               [](Config& c) -> F { return &c.description; }});
+  k.push_back({"clock_mhz", "MHz", "Core clock; every cycle count converts to time with it.",
+               [](Config& c) -> F { return &c.clock_mhz; }, 0, true, kMaxClockMhz});
+  k.push_back({"array.rows", "PEs",
+               "R: PEs down a column, the reduction (K) depth of one weight tile.",
+               [](Config& c) -> F { return &c.array.rows; }, 1, false, kMaxArrayDim});
+  k.push_back({"array.cols", "PEs",
+               "C: PEs across a row, the output columns (N) of one weight tile.",
+               [](Config& c) -> F { return &c.array.cols; }, 1, false, kMaxArrayDim});
+  k.push_back({"mxu.double_buffer_weights", "",
+               "Two weight registers per PE: the next tile shifts in while the current one "
+               "computes. Off: load, stream and drain one tile before the next load starts.",
+               [](Config& c) -> F { return &c.mxu.double_buffer_weights; }});
+  k.push_back({"ub.capacity_bytes", "bytes",
+               "Unified buffer size; it must hold at least one bf16 row of "
+               "max(array.rows, array.cols) elements.",
+               [](Config& c) -> F { return &c.ub.capacity_bytes; }, 1});
+  k.push_back({"ub.banks", "", "Banks; row r lives in bank r % banks, one access per bank a cycle.",
+               [](Config& c) -> F { return &c.ub.banks; }, 1});
+  k.push_back({"ub.read_ports", "rows/cycle", "Row reads the unified buffer serves per cycle.",
+               [](Config& c) -> F { return &c.ub.read_ports; }, 1});
+  k.push_back({"ub.write_ports", "rows/cycle", "Row writes the unified buffer serves per cycle.",
+               [](Config& c) -> F { return &c.ub.write_ports; }, 1});
+  k.push_back({"acc.capacity_bytes", "bytes",
+               "Accumulator storage: rows of array.cols 32-bit words; at least one row.",
+               [](Config& c) -> F { return &c.acc.capacity_bytes; }, 1});
+  k.push_back({"vector.lanes", "elements/cycle", "Elements the vector unit processes per cycle.",
+               [](Config& c) -> F { return &c.vector.lanes; }, 1});
+  k.push_back({"vector.activate_latency", "cycles", "Pipeline depth of requantise + activation.",
+               [](Config& c) -> F { return &c.vector.activate_latency; }, 0});
+  k.push_back({"vector.pool_latency", "cycles", "Pipeline depth of the pooling comparator tree.",
+               [](Config& c) -> F { return &c.vector.pool_latency; }, 0});
+  k.push_back({"hbm.preset", "",
+               "Memory timing model: ideal (no latency, unlimited bandwidth) or simple "
+               "(one bus at the peak bandwidth plus a fixed latency).",
+               [](Config& c) -> F { return &c.hbm.preset; }});
+  k.back().choices = {"ideal", "simple"};
+  k.push_back({"hbm.bandwidth_gbs", "GB/s", "Peak bandwidth of the simple model (bytes per ns).",
+               [](Config& c) -> F { return &c.hbm.bandwidth_gbs; }, 0, true});
+  k.push_back({"hbm.latency_ns", "ns",
+               "Simple model: fixed access latency added after a burst's transfer time.",
+               [](Config& c) -> F { return &c.hbm.latency_ns; }, 0});
+  k.push_back({"hbm.burst_bytes", "bytes",
+               "The DMA splits transfers into aligned bursts of this size, one request each.",
+               [](Config& c) -> F { return &c.hbm.burst_bytes; }, 1, false, kMaxBurstBytes});
+  k.back().power_of_two = true;
+  k.push_back({"hbm.max_outstanding", "requests",
+               "Requests in flight before the channel back-pressures the DMA.",
+               [](Config& c) -> F { return &c.hbm.max_outstanding; }, 1});
+  k.push_back({"hbm.capacity_bytes", "bytes",
+               "Addressable HBM; a program's footprint must fit. At least one burst.",
+               [](Config& c) -> F { return &c.hbm.capacity_bytes; }, 1});
+  k.push_back({"sequencer.issue_width", "instructions/cycle",
+               "Instructions the sequencer issues per cycle, in program order.",
+               [](Config& c) -> F { return &c.sequencer.issue_width; }, 1});
+  k.push_back({"sequencer.queue_depth", "instructions", "Entries in each unit's instruction queue.",
+               [](Config& c) -> F { return &c.sequencer.queue_depth; }, 1});
+  return k;
+}
+
+// Upper bound of a numeric key, including the range of its field's type.
+double effective_max(const ConfigKey& key) {
+  Config probe;
+  double type_max = std::visit(
+      [](auto* p) -> double {
+        using T = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, std::uint32_t>) {
+          return static_cast<double>(std::numeric_limits<T>::max());
+        } else if constexpr (std::is_same_v<T, std::uint64_t>) {
+          // 2^63: exactly representable as a double, so any value passing the check converts.
+          return static_cast<double>(std::numeric_limits<std::int64_t>::max());
+        } else {
+          return kInf;
+        }
+      },
+      key.field(probe));
+  return std::min(key.max, type_max);
+}
+
+std::string format_number(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  return buf;
+}
+
+std::string strip_json_exception_prefix(const std::string& what) {
+  // nlohmann messages start with "[json.exception.parse_error.101] ".
+  if (!what.empty() && what[0] == '[') {
+    std::size_t close = what.find("] ");
+    if (close != std::string::npos) return what.substr(close + 2);
+  }
+  return what;
+}
+
+// Edit distance counting insertions, deletions, substitutions and swaps of adjacent
+// characters (optimal string alignment), so "hmb" is one edit from "hbm".
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    for (std::size_t j = 1; j <= b.size(); ++j) {
+      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
+      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
+        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+      }
+    }
+  }
+  return d[a.size()][b.size()];
+}
+
+const ConfigKey* find_key(const std::string& path) {
+  for (const ConfigKey& key : config_keys()) {
+    if (path == key.path) return &key;
+  }
+  return nullptr;
+}
+
+bool is_group(const std::string& path) {
+  if (path.empty()) return true;
+  const std::string prefix = path + ".";
+  for (const ConfigKey& key : config_keys()) {
+    if (std::string(key.path).compare(0, prefix.size(), prefix) == 0) return true;
+  }
+  return false;
+}
+
+// Every valid key and group, for "did you mean".
+std::vector<std::string> valid_paths() {
+  std::vector<std::string> paths;
+  for (const ConfigKey& key : config_keys()) {
+    std::string path = key.path;
+    paths.push_back(path);
+    std::size_t dot = path.find('.');
+    if (dot != std::string::npos &&
+        std::find(paths.begin(), paths.end(), path.substr(0, dot)) == paths.end()) {
+      paths.push_back(path.substr(0, dot));
+    }
+  }
+  return paths;
+}
+
+std::string nearest_path(const std::string& path) {
+  std::string best;
+  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
+  for (const std::string& candidate : valid_paths()) {
+    std::size_t d = edit_distance(path, candidate);
+    if (d < best_distance) {
+      best_distance = d;
+      best = candidate;
+    }
+  }
+  return best;
+}
+
+std::string describe_value(const json& value) {
+  std::string text = value.dump();
+  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  return std::string(value.type_name()) + " " + text;
+}
+
+// Writes JSON values into a Config through the key table; every error names `source_`.
+class Parser {
+ public:
+  Parser(Config& config, std::string source) : config_(config), source_(std::move(source)) {}
+
+  // Applies `value` at dotted `path` ("" is the document root).
+  void apply(const std::string& path, const json& value) {
+    if (const ConfigKey* key = find_key(path)) {
+      assign(*key, value);
+      return;
+    }
+    if (!is_group(path)) {
+      fail("unknown key '" + path + "' (did you mean '" + nearest_path(path) + "'?)");
+    }
+    if (!value.is_object()) {
+      fail(path.empty() ? "expected a JSON object at the top level, got " + describe_value(value)
+                        : "key '" + path + "' expects an object, got " + describe_value(value));
+    }
+    for (const auto& item : value.items()) {
+      apply(path.empty() ? item.key() : path + "." + item.key(), item.value());
+    }
+  }
+
+ private:
+  [[noreturn]] void fail(const std::string& message) const {
+    throw ConfigError(source_ + ": " + message);
+  }
+
+  [[noreturn]] void type_error(const ConfigKey& key, const json& value) const {
+    fail("key '" + std::string(key.path) + "' expects " +
+         (std::string(key.type_name()) == "unsigned integer" ? "an " : "a ") + key.type_name() +
+         ", got " + describe_value(value));
+  }
+
+  void check_range(const ConfigKey& key, double v, const json& value) const {
+    bool ok = std::isfinite(v) && (key.min_exclusive ? v > key.min : v >= key.min) &&
+              v <= effective_max(key);
+    if (ok && key.power_of_two) {
+      auto u = static_cast<std::uint64_t>(v);
+      ok = u != 0 && (u & (u - 1)) == 0;
+    }
+    if (!ok) {
+      fail(std::string(key.path) + " = " + value.dump() + " is out of range (allowed " +
+           key.allowed() + ")");
+    }
+  }
+
+  // An unsigned key accepts integers and integral floats (e.g. 1.6e7); the range check
+  // rejects negatives with the allowed range rather than a type error.
+  std::uint64_t unsigned_value(const ConfigKey& key, const json& value) const {
+    if (value.is_number_integer()) {  // stored signed or unsigned
+      const double v = value.is_number_unsigned() ? double(value.get<std::uint64_t>())
+                                                  : double(value.get<std::int64_t>());
+      // Negative values fail here: every unsigned key has min >= 0.
+      check_range(key, v, value);
+      return value.get<std::uint64_t>();
+    }
+    if (value.is_number_float() && std::isfinite(value.get<double>()) &&
+        std::floor(value.get<double>()) == value.get<double>()) {
+      double v = value.get<double>();
+      check_range(key, v, value);
+      return static_cast<std::uint64_t>(v);
+    }
+    type_error(key, value);
+  }
+
+  void assign(const ConfigKey& key, const json& value) {
+    std::visit(
+        [&](auto* field) {
+          using T = std::remove_pointer_t<decltype(field)>;
+          if constexpr (std::is_same_v<T, bool>) {
+            if (!value.is_boolean()) type_error(key, value);
+            *field = value.get<bool>();
+          } else if constexpr (std::is_same_v<T, std::string>) {
+            if (!value.is_string()) type_error(key, value);
+            auto s = value.get<std::string>();
+            if (!key.choices.empty() &&
+                std::find(key.choices.begin(), key.choices.end(), s) == key.choices.end()) {
+              fail(std::string(key.path) + " = " + value.dump() +
+                   " is not allowed (allowed: " + key.allowed() + ")");
+            }
+            *field = s;
+          } else if constexpr (std::is_same_v<T, double>) {
+            if (!value.is_number()) type_error(key, value);
+            check_range(key, value.get<double>(), value);
+            *field = value.get<double>();
+          } else {
+            *field = static_cast<T>(unsigned_value(key, value));
+          }
+        },
+        key.field(config_));
+  }
+
+  Config& config_;
+  std::string source_;
+};
+
+// Value text of a --set override: JSON when it parses, else the raw text as a string. String
+// keys take the raw text unless it is a quoted JSON string, so `name=123` names the config "123".
+json override_value(const std::string& path, const std::string& text) {
+  const ConfigKey* key = find_key(path);
+  Config probe;
+  const bool string_key = key && std::holds_alternative<std::string*>(key->field(probe));
+  try {
+    json value = json::parse(text);
+    if (string_key && !value.is_string()) return json(text);
+    return value;
+  } catch (const json::parse_error&) {
+    return json(text);
+  }
+}
+
+// Constraints that involve more than one key.
+void validate(const Config& c, const std::string& source) {
+  auto fail = [&](const std::string& message) { throw ConfigError(source + ": " + message); };
+  const std::uint64_t bf16_row_bytes =
+      std::uint64_t(c.ub_row_elems()) * element_bytes(DataType::kBf16);
+  if (c.ub.capacity_bytes < bf16_row_bytes) {
+    fail("ub.capacity_bytes = " + std::to_string(c.ub.capacity_bytes) +
+         " cannot hold one bf16 row of " + std::to_string(c.ub_row_elems()) +
+         " elements (allowed >= " + std::to_string(bf16_row_bytes) + ")");
+  }
+  const std::uint64_t acc_row_bytes = std::uint64_t(c.array.cols) * 4;
+  if (c.acc.capacity_bytes < acc_row_bytes) {
+    fail("acc.capacity_bytes = " + std::to_string(c.acc.capacity_bytes) +
+         " cannot hold one row of " + std::to_string(c.array.cols) +
+         " 32-bit accumulators (allowed >= " + std::to_string(acc_row_bytes) + ")");
+  }
+  if (c.hbm.capacity_bytes < c.hbm.burst_bytes) {
+    fail("hbm.capacity_bytes = " + std::to_string(c.hbm.capacity_bytes) +
+         " is smaller than one burst (allowed >= hbm.burst_bytes = " +
+         std::to_string(c.hbm.burst_bytes) + ")");
+  }
+}
+
+}  // namespace
+
+const char* ConfigKey::type_name() const {
+  Config probe;
+  return std::visit(
+      [](auto* p) -> const char* {
+        using T = std::remove_pointer_t<decltype(p)>;
+        if constexpr (std::is_same_v<T, bool>) {
+          return "boolean";
+        } else if constexpr (std::is_same_v<T, std::string>) {
+          return "string";
+        } else if constexpr (std::is_same_v<T, double>) {
+          return "number";
+        } else {
+          return "unsigned integer";
+        }
+      },
+      field(probe));
+}
+
+std::string ConfigKey::allowed() const {
+  Config probe;
+  ConfigField f = field(probe);
+  if (std::holds_alternative<bool*>(f)) return "true, false";
+  if (std::holds_alternative<std::string*>(f)) {
+    if (choices.empty()) return "any string";
+    std::string text;
+    for (const std::string& choice : choices) text += (text.empty() ? "" : ", ") + choice;
+    return text;
+  }
+  const double hi = effective_max(*this);
+  std::string range;
+  if (min_exclusive) {
+    range = "> " + format_number(min) + (std::isinf(hi) ? "" : " and <= " + format_number(hi));
+  } else if (std::isinf(max)) {  // bounded only by the field's type
+    range = ">= " + format_number(min);
+  } else {
+    range = format_number(min) + ".." + format_number(hi);
+  }
+  return power_of_two ? "a power of two, " + range : range;
+}
+
+nlohmann::json ConfigKey::default_value() const {
+  Config defaults;
+  return std::visit([](auto* p) { return json(*p); }, field(defaults));
+}
+
+const std::vector<ConfigKey>& config_keys() {
+  static const std::vector<ConfigKey> keys = make_keys();
+  return keys;
+}
+
+const char* to_string(DataType t) { return t == DataType::kInt8 ? "int8" : "bf16"; }
+
+double Config::hbm_peak_bytes_per_cycle() const {
+  if (hbm.preset == "ideal") return std::numeric_limits<double>::infinity();
+  // GB/s is bytes per ns; one cycle lasts period_ns().
+  return hbm.bandwidth_gbs * period_ns();
+}
+
+Config parse_config(const nlohmann::json& doc, const std::string& source,
+                    const std::vector<std::string>& overrides) {
+  Config config;
+  config.source = source;
+  Parser(config, source).apply("", doc);
+  Parser from_overrides(config, "--set");
+  for (const std::string& item : overrides) {
+    std::size_t eq = item.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw ConfigError("--set: expected KEY=VALUE (e.g. array.rows=64), got '" + item + "'");
+    }
+    const std::string path = item.substr(0, eq);
+    from_overrides.apply(path, override_value(path, item.substr(eq + 1)));
+  }
+  validate(config, overrides.empty() ? source : source + " with --set overrides");
+  return config;
+}
+
+Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    throw ConfigError(path + ": cannot open config file (" + std::strerror(errno) + ")");
+  }
+  std::stringstream text;
+  text << in.rdbuf();
+  json doc;
+  try {
+    doc = json::parse(text.str());
+  } catch (const json::parse_error& e) {
+    throw ConfigError(path + ": malformed JSON: " + strip_json_exception_prefix(e.what()));
+  }
+  return parse_config(doc, path, overrides);
+}
+
+Config default_config(const std::vector<std::string>& overrides) {
+  const std::string source = "<embedded default>";
+  json doc;
+  try {
+    doc = json::parse(kEmbeddedConfigJson);
+  } catch (const json::parse_error& e) {
+    throw ConfigError(source + ": malformed JSON: " + strip_json_exception_prefix(e.what()));
+  }
+  return parse_config(doc, source, overrides);
+}
+
+nlohmann::json to_json(const Config& config) {
+  Config copy = config;
+  json doc = json::object();
+  for (const ConfigKey& key : config_keys()) {
+    std::string pointer = "/" + std::string(key.path);
+    std::replace(pointer.begin(), pointer.end(), '.', '/');
+    doc[json::json_pointer(pointer)] =
+        std::visit([](auto* p) { return json(*p); }, key.field(copy));
+  }
+  return doc;
+}
+
+}  // namespace tpu

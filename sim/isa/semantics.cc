@@ -1,0 +1,455 @@
+// Data-path semantics of every instruction (see sim/isa/ISA.md, "Semantics"). Each exec_*
+// validates its whole footprint once, then runs loops free of checks and allocation.
+#include "sim/isa/semantics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <stdexcept>
+#include <string>
+
+namespace tpu {
+namespace {
+
+std::string hex(std::uint64_t v) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  do {
+    s.insert(s.begin(), digits[v & 15]);
+    v >>= 4;
+  } while (v != 0);
+  return "0x" + s;
+}
+
+[[noreturn]] void fail(const char* op, const std::string& what) {
+  throw std::out_of_range(std::string(op) + ": " + what);
+}
+
+void require_range(const char* op, const char* field, std::uint64_t value, std::uint64_t lo,
+                   std::uint64_t hi, const char* meaning) {
+  if (value < lo || value > hi) {
+    fail(op, std::string(field) + " " + std::to_string(value) + " not in [" + std::to_string(lo) +
+                 ", " + std::to_string(hi) + "] (" + meaning + ")");
+  }
+}
+
+void require_ub_rows(const MachineState& s, const char* op, const char* field, std::uint64_t first,
+                     std::uint64_t end) {
+  if (end > s.ub_rows) {
+    fail(op, std::string(field) + " rows [" + std::to_string(first) + ", " + std::to_string(end) +
+                 ") outside the unified buffer of " + std::to_string(s.ub_rows) + " rows");
+  }
+}
+
+void require_acc_rows(const MachineState& s, const char* op, std::uint64_t first,
+                      std::uint64_t end) {
+  if (end > s.acc_rows) {
+    fail(op, "acc rows [" + std::to_string(first) + ", " + std::to_string(end) +
+                 ") outside the accumulators of " + std::to_string(s.acc_rows) + " rows");
+  }
+}
+
+std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
+
+std::uint64_t dma_rows_per_group(const DmaFields& d) {
+  return ceil_div(std::uint64_t(d.segs) * d.elems, d.pack);
+}
+
+void check_dma(const MachineState& s, const DmaFields& d, const char* op) {
+  require_range(op, "elems", d.elems, 1, 0xffff, "elements per segment");
+  require_range(op, "segs", d.segs, 1, 0xffff, "segments per group");
+  require_range(op, "groups", d.groups, 1, 0xffff, "groups");
+  require_range(op, "pack", d.pack, 1, s.row_elems, "elements per UB row");
+  const std::uint64_t rows = dma_rows_per_group(d);
+  if (d.groups > 1 && d.ub_stride < rows) {
+    fail(op, "ub_stride " + std::to_string(d.ub_stride) + " < " + std::to_string(rows) +
+                 " rows per group: groups would overlap in the unified buffer");
+  }
+  const std::uint64_t hbm_end = d.hbm_addr + std::uint64_t(d.groups - 1) * d.group_stride +
+                                std::uint64_t(d.segs - 1) * d.seg_stride +
+                                std::uint64_t(d.elems) * s.elem_bytes;
+  if (hbm_end > s.hbm_bytes) {
+    fail(op, "hbm range [" + hex(d.hbm_addr) + ", " + hex(hbm_end) + ") outside HBM of " +
+                 std::to_string(s.hbm_bytes) + " bytes");
+  }
+  const std::uint64_t ub_end = d.ub_row + std::uint64_t(d.groups - 1) * d.ub_stride + rows;
+  require_ub_rows(s, op, "ub", d.ub_row, ub_end);
+}
+
+void check_load_weights(const MachineState& s, const Instruction& inst) {
+  const char* op = "load.weights";
+  require_range(op, "rows", inst.rows, 1, s.array_rows, "weight rows K <= array rows");
+  require_range(op, "cols", inst.cols, 1, s.array_cols, "weight columns N <= array columns");
+  require_ub_rows(s, op, "ub", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
+}
+
+void check_matmul(const MachineState& s, const Instruction& inst) {
+  const char* op = "matmul";
+  require_range(op, "rows", inst.rows, 1, 0xffffff, "input rows M");
+  const std::uint64_t last = inst.ub_row + std::uint64_t(inst.rows - 1) * inst.ub_stride;
+  require_ub_rows(s, op, "ub", inst.ub_row, last + 1);
+  require_acc_rows(s, op, inst.acc_row, std::uint64_t(inst.acc_row) + inst.rows);
+}
+
+void check_activate(const MachineState& s, const Instruction& inst) {
+  const char* op = "activate";
+  require_range(op, "rows", inst.rows, 1, 0xffffff, "rows");
+  require_range(op, "cols", inst.cols, 1, s.array_cols, "columns <= array columns");
+  require_range(op, "shift", inst.shift, 0, 62, "requantiser right shift");
+  if (s.dtype == DataType::kInt8 && inst.func == Activation::kRelu6) {
+    fail(op, "func relu6 needs a bf16 program (int8 carries no output scale)");
+  }
+  require_acc_rows(s, op, inst.acc_row, std::uint64_t(inst.acc_row) + inst.rows);
+  require_ub_rows(s, op, "ub", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
+}
+
+void check_pool(const MachineState& s, const Instruction& inst) {
+  const char* op = "pool";
+  require_range(op, "kernel", inst.kernel, 1, 0xff, "window size");
+  require_range(op, "stride", inst.stride, 1, 0xff, "window step");
+  require_range(op, "in_h", inst.in_h, inst.kernel, 0xffff, "input height >= kernel");
+  require_range(op, "in_w", inst.in_w, inst.kernel, 0xffff, "input width >= kernel");
+  require_range(op, "cols", inst.cols, 1, s.row_elems, "channels <= UB row elements");
+  const std::uint64_t oh = (inst.in_h - inst.kernel) / inst.stride + 1;
+  const std::uint64_t ow = (inst.in_w - inst.kernel) / inst.stride + 1;
+  require_ub_rows(s, op, "ub", inst.ub_row,
+                  std::uint64_t(inst.ub_row) + std::uint64_t(inst.in_h) * inst.in_w);
+  require_ub_rows(s, op, "dst", inst.dst_row, std::uint64_t(inst.dst_row) + oh * ow);
+}
+
+template <typename T>
+T load_elem(const std::uint8_t* p) {
+  T v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+}  // namespace
+
+std::uint16_t fp32_to_bf16(float f) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  if (std::isnan(f)) return std::uint16_t((bits >> 16) | 0x0040);  // quiet NaN, sign kept
+  const std::uint32_t bias = 0x7fff + ((bits >> 16) & 1);
+  return std::uint16_t((bits + bias) >> 16);
+}
+
+float bf16_to_fp32(std::uint16_t b) {
+  const std::uint32_t bits = std::uint32_t(b) << 16;
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+MachineState::MachineState(const Config& config, const Program& program, bool allocate)
+    : dtype(program.dtype),
+      array_rows(config.array.rows),
+      array_cols(config.array.cols),
+      row_elems(config.ub_row_elems()),
+      elem_bytes(element_bytes(program.dtype)),
+      ub_rows(config.ub_rows(program.dtype)),
+      acc_rows(config.acc_rows()),
+      hbm_bytes(program.hbm_bytes) {
+  if ((program.array_rows != 0 || program.array_cols != 0) &&
+      (program.array_rows != array_rows || program.array_cols != array_cols)) {
+    throw std::invalid_argument("program was compiled for a " + std::to_string(program.array_rows) +
+                                "x" + std::to_string(program.array_cols) +
+                                " array, the config has " + std::to_string(array_rows) + "x" +
+                                std::to_string(array_cols));
+  }
+  if (hbm_bytes > config.hbm.capacity_bytes) {
+    throw std::out_of_range("program addresses " + std::to_string(hbm_bytes) +
+                            " bytes of HBM, the config has " +
+                            std::to_string(config.hbm.capacity_bytes));
+  }
+  for (const HbmSegment& seg : program.hbm_image) {
+    if (seg.address + seg.bytes.size() > hbm_bytes) {
+      throw std::out_of_range("hbm image segment '" + seg.name + "' [" + hex(seg.address) + ", " +
+                              hex(seg.address + seg.bytes.size()) + ") outside HBM of " +
+                              std::to_string(hbm_bytes) + " bytes");
+    }
+  }
+  if (!allocate) return;
+  hbm.assign(hbm_bytes, 0);
+  for (const HbmSegment& seg : program.hbm_image) {
+    std::copy(seg.bytes.begin(), seg.bytes.end(), hbm.begin() + std::ptrdiff_t(seg.address));
+  }
+  ub.assign(ub_rows * row_elems * elem_bytes, 0);
+  if (dtype == DataType::kInt8) {
+    acc_i32.assign(acc_rows * array_cols, 0);
+  } else {
+    acc_f32.assign(acc_rows * array_cols, 0.0f);
+  }
+}
+
+void exec_dma_load(MachineState& s, const DmaFields& d) {
+  check_dma(s, d, "dma.load");
+  const std::uint64_t eb = s.elem_bytes;
+  const std::uint64_t row_bytes = std::uint64_t(s.row_elems) * eb;
+  const std::uint64_t rows = dma_rows_per_group(d);
+  const std::uint32_t pack = d.pack;
+  for (std::uint32_t g = 0; g < d.groups; ++g) {
+    std::uint8_t* dst = s.ub_row(d.ub_row + std::uint64_t(g) * d.ub_stride);
+    std::memset(dst, 0, rows * row_bytes);
+    std::uint64_t idx = 0;  // element index within the group
+    for (std::uint32_t seg = 0; seg < d.segs; ++seg) {
+      const std::uint8_t* src = s.hbm.data() + d.hbm_addr + std::uint64_t(g) * d.group_stride +
+                                std::uint64_t(seg) * d.seg_stride;
+      std::uint32_t left = d.elems;
+      while (left > 0) {
+        const std::uint64_t col = idx % pack;
+        const std::uint32_t n = std::uint32_t(std::min<std::uint64_t>(pack - col, left));
+        std::memcpy(dst + (idx / pack) * row_bytes + col * eb, src, n * eb);
+        src += n * eb;
+        idx += n;
+        left -= n;
+      }
+    }
+  }
+}
+
+void exec_dma_store(MachineState& s, const DmaFields& d) {
+  check_dma(s, d, "dma.store");
+  const std::uint64_t eb = s.elem_bytes;
+  const std::uint64_t row_bytes = std::uint64_t(s.row_elems) * eb;
+  const std::uint32_t pack = d.pack;
+  for (std::uint32_t g = 0; g < d.groups; ++g) {
+    const std::uint8_t* src = s.ub_row(d.ub_row + std::uint64_t(g) * d.ub_stride);
+    std::uint64_t idx = 0;
+    for (std::uint32_t seg = 0; seg < d.segs; ++seg) {
+      std::uint8_t* dst = s.hbm.data() + d.hbm_addr + std::uint64_t(g) * d.group_stride +
+                          std::uint64_t(seg) * d.seg_stride;
+      std::uint32_t left = d.elems;
+      while (left > 0) {
+        const std::uint64_t col = idx % pack;
+        const std::uint32_t n = std::uint32_t(std::min<std::uint64_t>(pack - col, left));
+        std::memcpy(dst, src + (idx / pack) * row_bytes + col * eb, n * eb);
+        dst += n * eb;
+        idx += n;
+        left -= n;
+      }
+    }
+  }
+}
+
+void exec_load_weights(MachineState& s, const Instruction& inst, WeightTile& tile) {
+  check_load_weights(s, inst);
+  const std::uint32_t rows = inst.rows, cols = inst.cols;
+  tile.rows = rows;
+  tile.cols = cols;
+  if (s.dtype == DataType::kInt8) {
+    tile.bf16.clear();
+    tile.int8.resize(std::size_t(rows) * cols);
+    for (std::uint32_t k = 0; k < rows; ++k) {
+      std::memcpy(tile.int8.data() + std::size_t(k) * cols, s.ub_row(inst.ub_row + k), cols);
+    }
+  } else {
+    tile.int8.clear();
+    tile.bf16.resize(std::size_t(rows) * cols);
+    for (std::uint32_t k = 0; k < rows; ++k) {
+      std::memcpy(tile.bf16.data() + std::size_t(k) * cols, s.ub_row(inst.ub_row + k), cols * 2);
+    }
+  }
+}
+
+WeightTile exec_load_weights(MachineState& s, const Instruction& inst) {
+  WeightTile tile;
+  exec_load_weights(s, inst, tile);
+  return tile;
+}
+
+void matmul_tile(MachineState& s, const Instruction& inst, const WeightTile& w) {
+  check_matmul(s, inst);
+  if (w.rows == 0 || w.cols == 0) fail("matmul", "no weight tile loaded");
+  const std::uint32_t m_rows = inst.rows, k_rows = w.rows, n_cols = w.cols;
+  const std::uint64_t acc_stride = s.array_cols;
+  const bool accumulate = inst.flags & kFlagAccumulate;
+  if (s.dtype == DataType::kInt8) {
+    // The k-then-n order makes the inner loop a contiguous multiply-add of one weight row into
+    // a row of sums, which the compiler vectorises (restrict: int8 pointers may alias).
+    std::vector<std::int32_t> sum(n_cols);
+    const std::int8_t* wt = w.int8.data();
+    for (std::uint32_t m = 0; m < m_rows; ++m) {
+      const auto* x = reinterpret_cast<const std::int8_t*>(
+          s.ub_row(inst.ub_row + std::uint64_t(m) * inst.ub_stride));
+      std::int32_t* out = s.acc_i32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
+      std::int32_t* __restrict acc = sum.data();
+      std::fill(acc, acc + n_cols, 0);
+      for (std::uint32_t k = 0; k < k_rows; ++k) {
+        const std::int32_t xk = x[k];
+        const std::int8_t* __restrict wrow = wt + std::size_t(k) * n_cols;
+        for (std::uint32_t n = 0; n < n_cols; ++n) acc[n] += xk * std::int32_t(wrow[n]);
+      }
+      // Accumulators wrap modulo 2^32 like 32-bit hardware registers.
+      if (accumulate) {
+        for (std::uint32_t n = 0; n < n_cols; ++n) {
+          out[n] = std::int32_t(std::uint32_t(out[n]) + std::uint32_t(acc[n]));
+        }
+      } else {
+        std::copy(acc, acc + n_cols, out);
+      }
+    }
+  } else {
+    std::vector<float> wf(std::size_t(k_rows) * n_cols);
+    for (std::size_t i = 0; i < wf.size(); ++i) wf[i] = bf16_to_fp32(w.bf16[i]);
+    std::vector<float> xf(k_rows), sum(n_cols);
+    for (std::uint32_t m = 0; m < m_rows; ++m) {
+      const std::uint8_t* x = s.ub_row(inst.ub_row + std::uint64_t(m) * inst.ub_stride);
+      for (std::uint32_t k = 0; k < k_rows; ++k) {
+        xf[k] = bf16_to_fp32(load_elem<std::uint16_t>(x + 2 * k));
+      }
+      float* out = s.acc_f32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
+      float* __restrict acc = sum.data();
+      std::fill(acc, acc + n_cols, 0.0f);
+      for (std::uint32_t k = 0; k < k_rows; ++k) {
+        const float xk = xf[k];
+        const float* __restrict wrow = wf.data() + std::size_t(k) * n_cols;
+        for (std::uint32_t n = 0; n < n_cols; ++n) {
+          const float product = xk * wrow[n];
+          acc[n] += product;
+        }
+      }
+      if (accumulate) {
+        for (std::uint32_t n = 0; n < n_cols; ++n) out[n] += acc[n];
+      } else {
+        std::copy(acc, acc + n_cols, out);
+      }
+    }
+  }
+}
+
+void exec_activate(MachineState& s, const Instruction& inst) {
+  check_activate(s, inst);
+  const std::uint32_t rows = inst.rows, cols = inst.cols;
+  const std::uint64_t acc_stride = s.array_cols;
+  if (s.dtype == DataType::kInt8) {
+    const std::int64_t mult = inst.multiplier;
+    const unsigned shift = inst.shift;
+    const std::int64_t round = shift > 0 ? std::int64_t(1) << (shift - 1) : 0;
+    const std::int64_t zp = inst.zero_point;
+    const std::int64_t lo = inst.func == Activation::kRelu ? zp : -128;
+    for (std::uint32_t m = 0; m < rows; ++m) {
+      const std::int32_t* a = s.acc_i32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
+      auto* out = reinterpret_cast<std::int8_t*>(s.ub_row(inst.ub_row + std::uint64_t(m)));
+      for (std::uint32_t n = 0; n < cols; ++n) {
+        std::int64_t v = ((a[n] * mult + round) >> shift) + zp;
+        v = std::min<std::int64_t>(std::max(v, lo), 127);
+        out[n] = std::int8_t(v);
+      }
+    }
+  } else {
+    const Activation func = inst.func;
+    for (std::uint32_t m = 0; m < rows; ++m) {
+      const float* a = s.acc_f32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
+      std::uint8_t* out = s.ub_row(inst.ub_row + std::uint64_t(m));
+      for (std::uint32_t n = 0; n < cols; ++n) {
+        float r = a[n];
+        if (func != Activation::kNone && r < 0.0f) r = 0.0f;
+        if (func == Activation::kRelu6 && r > 6.0f) r = 6.0f;
+        const std::uint16_t b = fp32_to_bf16(r);
+        std::memcpy(out + 2 * n, &b, 2);
+      }
+    }
+  }
+}
+
+void exec_pool(MachineState& s, const Instruction& inst) {
+  check_pool(s, inst);
+  const std::uint32_t k = inst.kernel, stride = inst.stride, w = inst.in_w, cols = inst.cols;
+  const std::uint32_t oh = (inst.in_h - k) / stride + 1;
+  const std::uint32_t ow = (inst.in_w - k) / stride + 1;
+  const std::uint64_t eb = s.elem_bytes;
+  // Every input is read before any output is written, so source and destination may overlap.
+  std::vector<std::uint8_t> result(std::size_t(oh) * ow * cols * eb);
+  for (std::uint32_t y = 0; y < oh; ++y) {
+    for (std::uint32_t x = 0; x < ow; ++x) {
+      std::uint8_t* out = result.data() + (std::size_t(y) * ow + x) * cols * eb;
+      for (std::uint32_t i = 0; i < k; ++i) {
+        for (std::uint32_t j = 0; j < k; ++j) {
+          const std::uint64_t pixel = std::uint64_t(y * stride + i) * w + (x * stride + j);
+          const std::uint8_t* in = s.ub_row(inst.ub_row + pixel);
+          const bool first = i == 0 && j == 0;
+          if (s.dtype == DataType::kInt8) {
+            auto* o = reinterpret_cast<std::int8_t*>(out);
+            const auto* v = reinterpret_cast<const std::int8_t*>(in);
+            for (std::uint32_t c = 0; c < cols; ++c) o[c] = first ? v[c] : std::max(o[c], v[c]);
+          } else {
+            for (std::uint32_t c = 0; c < cols; ++c) {
+              const std::uint16_t v = load_elem<std::uint16_t>(in + 2 * c);
+              if (first || bf16_to_fp32(v) > bf16_to_fp32(load_elem<std::uint16_t>(out + 2 * c))) {
+                std::memcpy(out + 2 * c, &v, 2);
+              }
+            }
+          }
+        }
+      }
+    }
+  }
+  for (std::uint32_t p = 0; p < oh * ow; ++p) {
+    std::memcpy(s.ub_row(inst.dst_row + std::uint64_t(p)), result.data() + p * cols * eb,
+                cols * eb);
+  }
+}
+
+void check_bounds(const MachineState& s, const Instruction& inst) {
+  switch (inst.op) {
+    case Opcode::kNop:
+    case Opcode::kHalt:
+    case Opcode::kLayer:
+      return;
+    case Opcode::kDmaLoad:
+      check_dma(s, inst.dma, "dma.load");
+      return;
+    case Opcode::kDmaStore:
+      check_dma(s, inst.dma, "dma.store");
+      return;
+    case Opcode::kLoadWeights:
+      check_load_weights(s, inst);
+      return;
+    case Opcode::kMatmul:
+      check_matmul(s, inst);
+      return;
+    case Opcode::kActivate:
+      check_activate(s, inst);
+      return;
+    case Opcode::kPool:
+      check_pool(s, inst);
+      return;
+  }
+}
+
+MachineState interpret(const Config& config, const Program& program) {
+  MachineState s(config, program);
+  WeightTile tile;
+  for (const Instruction& inst : program.instructions) {
+    check_bounds(s, inst);
+    switch (inst.op) {
+      case Opcode::kNop:
+      case Opcode::kLayer:
+        break;
+      case Opcode::kHalt:
+        return s;
+      case Opcode::kDmaLoad:
+        exec_dma_load(s, inst.dma);
+        break;
+      case Opcode::kDmaStore:
+        exec_dma_store(s, inst.dma);
+        break;
+      case Opcode::kLoadWeights:
+        exec_load_weights(s, inst, tile);
+        break;
+      case Opcode::kMatmul:
+        matmul_tile(s, inst, tile);
+        break;
+      case Opcode::kActivate:
+        exec_activate(s, inst);
+        break;
+      case Opcode::kPool:
+        exec_pool(s, inst);
+        break;
+    }
+  }
+  return s;
+}
+
+}  // namespace tpu

@@ -1,0 +1,213 @@
+#include "sim/matrix_unit.h"
+
+#include <cstring>
+#include <string>
+
+namespace tpu {
+
+MatrixUnit::MatrixUnit(sc_core::sc_module_name name, const Config& config, Sequencer& sequencer,
+                       UnifiedBuffer& ub, MachineState& state, bool functional,
+                       Fidelity fidelity)
+    : sc_module(name),
+      config_(config),
+      seq_(sequencer),
+      ub_(ub),
+      state_(state),
+      functional_(functional),
+      fidelity_(functional ? fidelity : Fidelity::kFast) {
+  SC_THREAD(weight_loader);
+  SC_THREAD(matmul);
+  if (fidelity_ == Fidelity::kPe) {
+    array_ = std::make_unique<SystolicArray>(config.array.rows, config.array.cols, state.dtype);
+    SC_METHOD(step_array);
+    sensitive << array_wake_;
+    dont_initialize();
+  }
+}
+
+Cycle MatrixUnit::wait_buffer_free(const Issued& is) {
+  const std::size_t b = std::size_t(is.buffer);
+  const std::uint64_t need = is.buffer_users;
+  if (need == 0) return 0;
+  while (buffer_done_[b] < need) {
+    seq_.set_waiting(Unit::kWeightLoad,
+                     "weight_buffer (" + std::to_string(need - buffer_done_[b]) +
+                         " earlier matmul(s) on buffer " + std::to_string(b) + " to complete)");
+    wait(matmul_done_);
+  }
+  seq_.set_waiting(Unit::kWeightLoad, "");
+  // Completions arrive in time order; the need-th one freed the buffer. Later loads of this
+  // buffer need at least as many, so earlier entries can go.
+  std::deque<Cycle>& at = buffer_done_at_[b];
+  const Cycle freed = at[need - 1 - buffer_done_base_[b]];
+  while (buffer_done_base_[b] + 1 < need) {
+    at.pop_front();
+    ++buffer_done_base_[b];
+  }
+  return freed;
+}
+
+void MatrixUnit::weight_loader() {
+  try {
+    for (;;) {
+      Cycle ready = 0;
+      const Issued is = seq_.take(Unit::kWeightLoad, ready);
+      const Instruction& inst = *is.inst;
+      StartTracker tracker(ready);
+      seq_.acquire(Unit::kWeightLoad, is, tracker);
+      check_bounds(state_, inst);
+      tracker.satisfied("weight_buffer", wait_buffer_free(is));
+
+      UbRequest req;
+      req.client = UbClient::kWeightLoad;
+      req.first_row = inst.ub_row;
+      req.count = inst.rows;
+      req.earliest = seq_.clock().now();
+      ub_.request(req);
+      seq_.set_waiting(Unit::kWeightLoad, "ub_port");
+      wait(req.done);
+      seq_.set_waiting(Unit::kWeightLoad, "");
+      const Cycle e = req.start, done = e + inst.rows;
+      seq_.started(Unit::kWeightLoad, is, tracker, e);
+      seq_.wait_until(e);
+
+      const std::size_t b = std::size_t(is.buffer);
+      shapes_[b] = Shape{inst.rows, inst.cols};
+      load_done_.push_back(done);
+      load_granted_.notify();
+      if (functional_) {
+        exec_load_weights(state_, inst, tiles_[b]);
+        if (array_) {
+          array_->load_weights(is.buffer, tiles_[b], e);
+          arm_array();
+        }
+      }
+      seq_.add_compute(is.layer, e, e);
+      seq_.add_weight_tile(is.layer, std::uint64_t(inst.rows) * inst.cols);
+      seq_.add_traffic(is.layer, 0, 0, inst.rows, 0);
+      seq_.complete(Unit::kWeightLoad, is, e, done, inst.rows);
+      seq_.wait_until(done);
+    }
+  } catch (...) {
+    seq_.fail(std::current_exception());
+  }
+}
+
+void MatrixUnit::matmul() {
+  try {
+    const Cycle r = config_.array.rows;
+    for (;;) {
+      Cycle ready = 0;
+      const Issued is = seq_.take(Unit::kMatmul, ready);
+      const Instruction& inst = *is.inst;
+      StartTracker tracker(ready);
+      seq_.acquire(Unit::kMatmul, is, tracker);
+      check_bounds(state_, inst);
+
+      const std::string tile = "weights (tile " + std::to_string(is.tile) + " loaded)";
+      while (load_done_.size() <= is.tile) {
+        seq_.set_waiting(Unit::kMatmul, tile);
+        wait(load_granted_);
+      }
+      const Cycle loaded = load_done_[is.tile];
+      seq_.set_waiting(Unit::kMatmul, tile);
+      seq_.wait_until(loaded);
+      tracker.satisfied("weights", loaded);
+
+      const std::uint32_t m_rows = inst.rows;
+      UbRequest req;
+      req.client = UbClient::kMatmul;
+      req.first_row = inst.ub_row;
+      req.stride = inst.ub_stride;
+      req.count = m_rows;
+      req.earliest = seq_.clock().now();
+      ub_.request(req);
+      seq_.set_waiting(Unit::kMatmul, "ub_port");
+      wait(req.done);
+      seq_.set_waiting(Unit::kMatmul, "");
+      const Cycle s = req.start;
+      seq_.started(Unit::kMatmul, is, tracker, s);
+      seq_.wait_until(s);
+
+      const std::size_t b = std::size_t(is.buffer);
+      const Shape shape = shapes_[b];
+      const Cycle last = s + m_rows + shape.n + r - 2;
+      seq_.add_compute(is.layer, s, last);
+      seq_.add_traffic(is.layer, 0, 0, m_rows, 0);
+      if (array_) {
+        const std::uint32_t eb = state_.elem_bytes;
+        const std::size_t row_bytes = std::size_t(shape.k) * eb;
+        std::vector<std::uint8_t> x(std::size_t(m_rows) * row_bytes);
+        for (std::uint32_t m = 0; m < m_rows; ++m) {
+          std::memcpy(x.data() + m * row_bytes,
+                      state_.ub_row(inst.ub_row + std::uint64_t(m) * inst.ub_stride), row_bytes);
+        }
+        std::uint64_t id;
+        if (state_.dtype == DataType::kInt8) {
+          id = array_->add_stream(is.buffer, m_rows, shape.k, shape.n,
+                                  std::vector<std::int8_t>(x.begin(), x.end()), s);
+        } else {
+          std::vector<std::uint16_t> x16(x.size() / 2);
+          std::memcpy(x16.data(), x.data(), x.size());
+          id = array_->add_stream(is.buffer, m_rows, shape.k, shape.n, x16, s);
+        }
+        pe_streams_.emplace(id, PeStream{is, s});
+        arm_array();
+      } else {
+        if (functional_) matmul_tile(state_, inst, tiles_[b]);
+        seq_.at(last + 1, [this, is, s, last] { matmul_finished(is, s, last); });
+      }
+      seq_.wait_until(s + m_rows);
+    }
+  } catch (...) {
+    seq_.fail(std::current_exception());
+  }
+}
+
+void MatrixUnit::matmul_finished(const Issued& is, Cycle start, Cycle last) {
+  const std::size_t b = std::size_t(is.buffer);
+  ++buffer_done_[b];
+  buffer_done_at_[b].push_back(last + 1);
+  matmul_done_.notify();
+  seq_.complete(Unit::kMatmul, is, start, last + 1, is.inst->rows);
+}
+
+void MatrixUnit::arm_array() {
+  if (const auto next = array_->next_cycle()) {
+    const Clock& clock = seq_.clock();
+    const sc_core::sc_time at = clock.at(*next) + clock.period() * 0.75;
+    const sc_core::sc_time now = sc_core::sc_time_stamp();
+    array_wake_.notify(at > now ? at - now : sc_core::SC_ZERO_TIME);
+  }
+}
+
+void MatrixUnit::step_array() {
+  try {
+    const Cycle t = seq_.clock().now();
+    array_->step(t);
+    const std::uint64_t cols = state_.array_cols;
+    for (const SystolicArray::Output& o : array_->outputs()) {
+      const Instruction& inst = *pe_streams_.at(o.stream).is.inst;
+      const bool accumulate = inst.flags & kFlagAccumulate;
+      const std::uint64_t at = (inst.acc_row + std::uint64_t(o.m)) * cols + o.n;
+      if (state_.dtype == DataType::kInt8) {
+        std::int32_t& a = state_.acc_i32[at];
+        // Accumulators wrap modulo 2^32 like 32-bit hardware registers.
+        a = accumulate ? std::int32_t(std::uint32_t(a) + std::uint32_t(o.i32)) : o.i32;
+      } else {
+        float& a = state_.acc_f32[at];
+        a = accumulate ? a + o.f32 : o.f32;
+      }
+    }
+    for (const SystolicArray::Finished& f : array_->finished()) {
+      const PeStream stream = pe_streams_.at(f.stream);
+      pe_streams_.erase(f.stream);
+      seq_.at(f.last + 1, [this, stream, f] { matmul_finished(stream.is, stream.start, f.last); });
+    }
+    arm_array();
+  } catch (...) {
+    seq_.fail(std::current_exception());
+  }
+}
+
+}  // namespace tpu

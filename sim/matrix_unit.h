@@ -1,0 +1,85 @@
+#pragma once
+// Matrix unit: the weight loader and matmul front ends of the R x C weight-stationary MXU.
+//
+// Timing contract (sim/README.md, "Matrix unit"):
+// - LOAD_WEIGHTS j writes buffer j % 2 (double_buffer_weights) or 0. It requests its UB read
+//   burst of K_t rows once its semaphores are acquired and every earlier MATMUL that used the
+//   buffer has completed (cause "weight_buffer"); the grant is its start e (cause "ub_port").
+//   Busy e .. e + K_t - 1, completes at e + K_t; the loader is free again at e + K_t.
+// - MATMUL requests its UB read burst of M rows (stride ub_stride) once its semaphores are
+//   acquired, its tile has completed loading (cause "weights") and the previous stream has
+//   left (the unit is free); the grant is its stream start s. Last result L =
+//   s + M + N_t + R - 2, completion L + 1; the unit is free again at s + M.
+// - Requests are made at whole-cycle instants with earliest = that cycle.
+// - fast: matmul_tile() at s, completion scheduled at L + 1. pe: the stream is registered with
+//   the SystolicArray, stepped at c + 3/4 of every cycle while it has work; results are written
+//   to the accumulators as they land and L is the cycle the stream's last result lands.
+// - Data moves at the start cycle (weights at e, inputs at s); timing-only runs move none.
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include <systemc>
+
+#include "sim/isa/semantics.h"
+#include "sim/sequencer.h"
+#include "sim/systolic_array.h"
+#include "sim/tpu_core.h"
+#include "sim/unified_buffer.h"
+
+namespace tpu {
+
+class MatrixUnit : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(MatrixUnit);
+  // `functional` false: timing only, `state` holds sizes but no data (fidelity is then fast).
+  MatrixUnit(sc_core::sc_module_name name, const Config& config, Sequencer& sequencer,
+             UnifiedBuffer& ub, MachineState& state, bool functional, Fidelity fidelity);
+
+  // The `pe` array (nullptr in fast fidelity), for tracing.
+  const SystolicArray* array() const { return array_.get(); }
+
+ private:
+  struct Shape {
+    std::uint32_t k = 0, n = 0;
+  };
+
+  void weight_loader();  // SC_THREAD
+  void matmul();         // SC_THREAD
+  void step_array();     // SC_METHOD (pe): one array cycle at c + 3/4
+  // Waits until every MATMUL before `is` (program order) that used its buffer has completed;
+  // returns the cycle that happened.
+  Cycle wait_buffer_free(const Issued& is);
+  void arm_array();
+  void matmul_finished(const Issued& is, Cycle start, Cycle last);
+
+  const Config& config_;
+  Sequencer& seq_;
+  UnifiedBuffer& ub_;
+  MachineState& state_;
+  const bool functional_;
+  const Fidelity fidelity_;
+
+  std::array<WeightTile, 2> tiles_;  // fast: the data of each buffer
+  std::array<Shape, 2> shapes_;
+  std::vector<Cycle> load_done_;     // completion cycle of each granted weight load
+  sc_core::sc_event load_granted_;
+  // Completed MATMULs per buffer, and the completion cycles not yet consumed by a load.
+  std::array<std::uint64_t, 2> buffer_done_{};
+  std::array<std::deque<Cycle>, 2> buffer_done_at_;
+  std::array<std::uint64_t, 2> buffer_done_base_{};
+  sc_core::sc_event matmul_done_;
+
+  std::unique_ptr<SystolicArray> array_;
+  sc_core::sc_event array_wake_;
+  struct PeStream {
+    Issued is;
+    Cycle start;
+  };
+  std::unordered_map<std::uint64_t, PeStream> pe_streams_;
+};
+
+}  // namespace tpu

@@ -1,0 +1,338 @@
+#include "sim/sequencer.h"
+
+#include <algorithm>
+#include <utility>
+
+namespace tpu {
+
+Semaphores::Semaphores(const Program& program) : names_(program.semaphore_names) {}
+
+bool Semaphores::try_acquire(std::uint16_t mask) {
+  for (std::uint32_t i = 0; i < kNumSemaphores; ++i) {
+    if ((mask >> i & 1) && count_[i] == 0) return false;
+  }
+  for (std::uint32_t i = 0; i < kNumSemaphores; ++i) {
+    if (mask >> i & 1) --count_[i];
+  }
+  return true;
+}
+
+void Semaphores::signal(std::uint16_t mask) {
+  if (mask == 0) return;
+  for (std::uint32_t i = 0; i < kNumSemaphores; ++i) {
+    if (mask >> i & 1) ++count_[i];
+  }
+  changed_.notify();
+}
+
+std::string Semaphores::name(std::uint32_t i) const {
+  if (i < names_.size() && !names_[i].empty()) return names_[i];
+  return "s" + std::to_string(i);
+}
+
+std::string Semaphores::cause(std::uint16_t mask) const {
+  for (std::uint32_t i = 0; i < kNumSemaphores; ++i) {
+    if ((mask >> i & 1) && count_[i] == 0) return "sem:" + name(i);
+  }
+  return "";
+}
+
+std::string Semaphores::zero_names(std::uint16_t mask) const {
+  std::string out;
+  for (std::uint32_t i = 0; i < kNumSemaphores; ++i) {
+    if ((mask >> i & 1) && count_[i] == 0) out += (out.empty() ? "sem:" : " sem:") + name(i);
+  }
+  return out;
+}
+
+void StartTracker::satisfied(const std::string& cause, Cycle at) {
+  if (at >= latest_) {
+    latest_ = at;
+    cause_ = cause;
+  }
+}
+
+std::string StartTracker::cause(Cycle start) const {
+  if (start <= ready_) return "";
+  if (start > latest_ || cause_.empty()) return "ub_port";
+  return cause_;
+}
+
+Sequencer::Sequencer(sc_core::sc_module_name name, const Config& config, const Program& program,
+                     const Clock& clock)
+    : sc_module(name), config_(config), program_(program), clock_(clock), sems_(program) {
+  layers_.resize(program.layers.size());
+  layer_seen_.assign(program.layers.size(), false);
+  for (std::size_t i = 0; i < layers_.size(); ++i) {
+    layers_[i].name = program.layers[i].name;
+    layers_[i].kind = program.layers[i].kind;
+    layers_[i].macs = program.layers[i].macs;
+  }
+  SC_THREAD(issue);
+  SC_METHOD(fire_timed);
+  sensitive << timed_event_;
+  dont_initialize();
+}
+
+Issued Sequencer::tag(const Instruction& inst, std::size_t pc, Cycle now) {
+  Issued is;
+  is.inst = &inst;
+  is.pc = pc;
+  is.layer = layer_;
+  is.issued = now;
+  if (inst.op == Opcode::kLoadWeights) {
+    is.tile = loads_issued_++;
+    is.buffer = config_.mxu.double_buffer_weights ? int(is.tile % 2) : 0;
+    is.buffer_users = matmuls_on_buffer_[std::size_t(is.buffer)];
+  } else if (inst.op == Opcode::kMatmul) {
+    is.tile = loads_issued_ - 1;  // the program was checked to load a tile first
+    is.buffer = config_.mxu.double_buffer_weights ? int(is.tile % 2) : 0;
+    ++matmuls_on_buffer_[std::size_t(is.buffer)];
+  }
+  return is;
+}
+
+bool Sequencer::queue_full(Unit unit, Cycle now) const {
+  const UnitQueue& q = queues_[std::size_t(unit)];
+  const std::size_t taken_now = q.taken_cycle == now ? q.taken_in_cycle : 0;
+  return q.entries.size() + taken_now >= config_.sequencer.queue_depth;
+}
+
+Cycle Sequencer::acquire_in_sequencer(const Issued& is, Cycle now) {
+  const std::uint16_t mask = is.inst->wait;
+  if (sems_.try_acquire(mask)) return now;
+  std::string cause;
+  do {
+    cause = sems_.cause(mask);
+    sequencer_waiting_ = sems_.zero_names(mask);
+    wait(sems_.changed());
+  } while (!sems_.try_acquire(mask));
+  sequencer_waiting_.clear();
+  const Cycle at = clock_.now();
+  charge_stall(Unit::kSequencer, is.layer, cause, at - now);
+  return at;
+}
+
+void Sequencer::issue() {
+  try {
+    const std::uint32_t width = config_.sequencer.issue_width;
+    const auto& insts = program_.instructions;
+    Cycle now = 0;
+    for (;;) {
+      for (std::uint32_t slots = width; slots > 0; --slots, ++pc_) {
+        const Instruction& inst = insts[pc_];
+        const Unit unit = unit_of(inst.op);
+        if (inst.op == Opcode::kLayer) {
+          layer_ = inst.layer;
+          ++units_[std::size_t(Unit::kSequencer)].instructions;
+          continue;
+        }
+        if (unit == Unit::kSequencer) {
+          const Issued is = tag(inst, pc_, now);
+          const Cycle at = acquire_in_sequencer(is, now);
+          if (at != now) {
+            now = at;
+            slots = width;
+          }
+          ++units_[std::size_t(Unit::kSequencer)].instructions;
+          if (LayerStats* l = layer(is.layer)) ++l->units[std::size_t(Unit::kSequencer)].instructions;
+          sems_.signal(inst.signal);
+          if (inst.op == Opcode::kHalt) {
+            halt_cycle_ = now;
+            while (outstanding_ > 0) {
+              sequencer_waiting_ = "completion of every issued instruction";
+              wait(all_done_);
+            }
+            sequencer_waiting_.clear();
+            halted_ = true;
+            return;
+          }
+          continue;
+        }
+        if (queue_full(unit, now)) {
+          const Cycle from = now;
+          sequencer_waiting_ = std::string("a free entry in the ") + to_string(unit) + " queue";
+          // Entries taken this cycle free their slots next cycle; otherwise wait for a take.
+          do {
+            if (queues_[std::size_t(unit)].entries.size() >= config_.sequencer.queue_depth) {
+              wait(taken_);
+            }
+            wait_until(clock_.now() + 1);
+          } while (queue_full(unit, clock_.now()));
+          sequencer_waiting_.clear();
+          now = clock_.now();
+          charge_stall(Unit::kSequencer, layer_, "queue", now - from);
+          slots = width;
+        }
+        UnitQueue& q = queues_[std::size_t(unit)];
+        q.entries.push_back(tag(inst, pc_, now));
+        ++outstanding_;
+        q.pushed.notify();
+      }
+      ++now;
+      wait_until(now);
+    }
+  } catch (...) {
+    fail(std::current_exception());
+  }
+}
+
+Issued Sequencer::take(Unit unit, Cycle& ready) {
+  UnitQueue& q = queues_[std::size_t(unit)];
+  q.has_current = false;
+  q.waiting.clear();
+  while (q.entries.empty()) wait(q.pushed);
+  q.current = q.entries.front();
+  q.entries.pop_front();
+  q.has_current = true;
+  const Cycle now = clock_.now();
+  if (q.taken_cycle != now) {
+    q.taken_cycle = now;
+    q.taken_in_cycle = 0;
+  }
+  ++q.taken_in_cycle;
+  taken_.notify();
+  ready = std::max(q.current.issued, now);
+  return q.current;
+}
+
+void Sequencer::acquire(Unit unit, const Issued& is, StartTracker& tracker) {
+  const std::uint16_t mask = is.inst->wait;
+  if (sems_.try_acquire(mask)) return;
+  std::string cause;
+  do {
+    cause = sems_.cause(mask);
+    set_waiting(unit, sems_.zero_names(mask));
+    wait(sems_.changed());
+  } while (!sems_.try_acquire(mask));
+  set_waiting(unit, "");
+  tracker.satisfied(cause, clock_.now());
+}
+
+void Sequencer::set_waiting(Unit unit, std::string what) {
+  queues_[std::size_t(unit)].waiting = std::move(what);
+}
+
+void Sequencer::charge_stall(Unit unit, int layer_index, const std::string& cause, Cycle cycles) {
+  if (cycles == 0) return;
+  units_[std::size_t(unit)].stalls[cause] += cycles;
+  if (LayerStats* l = layer(layer_index)) l->units[std::size_t(unit)].stalls[cause] += cycles;
+}
+
+void Sequencer::started(Unit unit, const Issued& is, const StartTracker& tracker, Cycle start) {
+  const std::string cause = tracker.cause(start);
+  if (!cause.empty()) charge_stall(unit, is.layer, cause, start - tracker.ready());
+}
+
+void Sequencer::complete(Unit unit, const Issued& is, Cycle start, Cycle done, Cycle busy) {
+  if (done > clock_.now()) {
+    at(done, [this, unit, is, start, done, busy] { complete(unit, is, start, done, busy); });
+    return;
+  }
+  sems_.signal(is.inst->signal);
+  last_completion_ = std::max(last_completion_, done);
+  UnitStats& u = units_[std::size_t(unit)];
+  u.busy_cycles += busy;
+  ++u.instructions;
+  if (LayerStats* l = layer(is.layer)) {
+    UnitStats& lu = l->units[std::size_t(unit)];
+    lu.busy_cycles += busy;
+    ++lu.instructions;
+    const Cycle last = done > start ? done - 1 : start;
+    if (!layer_seen_[std::size_t(is.layer)]) {
+      layer_seen_[std::size_t(is.layer)] = true;
+      l->first_cycle = start;
+      l->last_cycle = last;
+    } else {
+      l->first_cycle = std::min(l->first_cycle, start);
+      l->last_cycle = std::max(l->last_cycle, last);
+    }
+  }
+  if (tracing_) trace_.push_back(InstructionTrace{is.pc, unit, is.layer, is.issued, start, done});
+  if (--outstanding_ == 0) all_done_.notify();
+}
+
+void Sequencer::at(Cycle cycle, std::function<void()> action) {
+  if (clock_.at(cycle) <= sc_core::sc_time_stamp()) {
+    action();
+    return;
+  }
+  timed_.push(Timed{cycle, timed_seq_++, std::move(action)});
+  timed_event_.notify(clock_.until(cycle));
+}
+
+void Sequencer::fire_timed() {
+  const sc_core::sc_time now = sc_core::sc_time_stamp();
+  while (!timed_.empty() && clock_.at(timed_.top().at) <= now) {
+    std::function<void()> action = timed_.top().action;
+    timed_.pop();
+    action();
+  }
+  if (!timed_.empty()) timed_event_.notify(clock_.until(timed_.top().at));
+}
+
+void Sequencer::wait_until(Cycle c) {
+  const sc_core::sc_time t = clock_.at(c), now = sc_core::sc_time_stamp();
+  if (t > now) wait(t - now);
+}
+
+void Sequencer::fail(std::exception_ptr error) {
+  if (!error_) error_ = error;
+  sc_core::sc_stop();
+}
+
+void Sequencer::add_compute(int layer_index, Cycle first, Cycle last) {
+  LayerStats* l = layer(layer_index);
+  if (!l) return;
+  if (!l->compute_seen) {
+    l->compute_seen = true;
+    l->compute_first = first;
+    l->compute_last = last;
+  } else {
+    l->compute_first = std::min(l->compute_first, first);
+    l->compute_last = std::max(l->compute_last, last);
+  }
+}
+
+void Sequencer::add_weight_tile(int layer_index, std::uint64_t pes) {
+  if (LayerStats* l = layer(layer_index)) {
+    ++l->weight_tiles;
+    l->used_pes += pes;
+  }
+}
+
+void Sequencer::add_traffic(int layer_index, std::uint64_t hbm_read, std::uint64_t hbm_write,
+                            std::uint64_t ub_reads, std::uint64_t ub_writes) {
+  if (LayerStats* l = layer(layer_index)) {
+    l->hbm_read_bytes += hbm_read;
+    l->hbm_write_bytes += hbm_write;
+    l->ub_reads += ub_reads;
+    l->ub_writes += ub_writes;
+  }
+}
+
+std::string Sequencer::deadlock_report() const {
+  std::string out = "deadlock at cycle " + std::to_string(clock_.now()) + ":";
+  bool first = true;
+  const auto add = [&](const std::string& part) {
+    out += (first ? " " : "; ") + part;
+    first = false;
+  };
+  if (!halted_ && pc_ < program_.instructions.size()) {
+    add(std::string("sequencer at '") + to_assembly(program_.instructions[pc_], &program_) +
+        "' waits on " + (sequencer_waiting_.empty() ? "nothing" : sequencer_waiting_));
+  }
+  for (std::size_t u = 0; u < kNumUnits; ++u) {
+    const UnitQueue& q = queues_[u];
+    if (!q.has_current && q.entries.empty()) continue;
+    const Issued& head = q.has_current ? q.current : q.entries.front();
+    add(std::string(to_string(Unit(u))) + " at '" + to_assembly(*head.inst, &program_) +
+        "' waits on " + (q.waiting.empty() ? "its unit" : q.waiting) +
+        (q.entries.empty() ? "" : " (" + std::to_string(q.entries.size()) + " queued)"));
+  }
+  return out;
+}
+
+Cycle Sequencer::total_cycles() const { return std::max(last_completion_, halt_cycle_ + 1); }
+
+}  // namespace tpu

@@ -1,0 +1,187 @@
+#pragma once
+// Instruction sequencer and the machinery every in-order unit shares: per-unit instruction
+// queues, counting semaphores, timed completions, stall accounting and per-layer statistics.
+//
+// Timing contract (sim/README.md, "Sequencer"):
+// - From cycle 0 the sequencer issues up to sequencer.issue_width instructions per cycle in
+//   program order into their unit's queue (sequencer.queue_depth entries). An entry leaves the
+//   queue when its unit takes it; issue sees the freed slot from the next cycle on, so the
+//   outcome never depends on process order within a cycle. A full queue stalls issue (cause
+//   "queue", charged to the sequencer).
+// - LAYER and NOP take an issue slot. NOP waits for its semaphores (stalling issue, cause
+//   "sem:<name>") and signals them in the same cycle. HALT waits for its semaphores, then for
+//   every issued instruction to complete; total_cycles = max(last completion, HALT issue + 1).
+// - A unit takes its queue head when it is free (ready = max(issue cycle, cycle it became
+//   free)), waits until every semaphore in `wait` is non-zero, decrements them, and then waits
+//   for its own constraints. Stall = start - ready, charged to the constraint satisfied last;
+//   a start later than every recorded constraint is charged to "ub_port".
+// - A completion at cycle b + 1 signals semaphores at the start of b + 1.
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <exception>
+#include <functional>
+#include <queue>
+#include <string>
+#include <vector>
+
+#include <systemc>
+
+#include "sim/clock.h"
+#include "sim/config/config.h"
+#include "sim/isa/program.h"
+#include "sim/stats.h"
+
+namespace tpu {
+
+// An instruction as issued, with the bookkeeping its unit needs.
+struct Issued {
+  const Instruction* inst = nullptr;
+  std::size_t pc = 0;
+  int layer = -1;  // index into Program::layers; -1 before the first LAYER
+  Cycle issued = 0;
+  // LOAD_WEIGHTS: its number j in program order and the buffer it writes, plus how many
+  // MATMULs earlier in program order used that buffer. MATMUL: the tile (LOAD_WEIGHTS
+  // number) it multiplies by and that tile's buffer.
+  std::uint64_t tile = 0;
+  int buffer = 0;
+  std::uint64_t buffer_users = 0;
+};
+
+class Semaphores {
+ public:
+  explicit Semaphores(const Program& program);
+  // All semaphores in `mask` non-zero: decrement each and return true; else change nothing.
+  bool try_acquire(std::uint16_t mask);
+  void signal(std::uint16_t mask);
+  const sc_core::sc_event& changed() const { return changed_; }
+  // "sem:<name>" of the first zero semaphore in `mask` (the cause of a wait).
+  std::string cause(std::uint16_t mask) const;
+  // Space-separated names of the zero semaphores in `mask`.
+  std::string zero_names(std::uint16_t mask) const;
+
+ private:
+  std::string name(std::uint32_t i) const;
+  std::array<std::uint64_t, kNumSemaphores> count_{};
+  std::vector<std::string> names_;
+  sc_core::sc_event changed_;
+};
+
+// Stall attribution for one instruction: constraints are recorded with the cycle they were
+// satisfied; the latest binds (ties go to the one recorded later).
+class StartTracker {
+ public:
+  explicit StartTracker(Cycle ready) : ready_(ready), latest_(ready) {}
+  Cycle ready() const { return ready_; }
+  void satisfied(const std::string& cause, Cycle at);
+  // The cause a start at `start` is charged to ("" when there is no stall).
+  std::string cause(Cycle start) const;
+
+ private:
+  Cycle ready_, latest_;
+  std::string cause_;
+};
+
+class Sequencer : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(Sequencer);
+  Sequencer(sc_core::sc_module_name name, const Config& config, const Program& program,
+            const Clock& clock);
+
+  const Clock& clock() const { return clock_; }
+  const Program& program() const { return program_; }
+
+  // --- for the units' threads ---
+  // Blocks until `unit` has an instruction, takes it and returns it with its tracker's ready
+  // cycle (max(issue, now)). Records it as the unit's current instruction.
+  Issued take(Unit unit, Cycle& ready);
+  // Blocks until the semaphores in the instruction's wait mask are acquired.
+  void acquire(Unit unit, const Issued& is, StartTracker& tracker);
+  // Describes what `unit` is blocked on, for deadlock reports ("" when it is running).
+  void set_waiting(Unit unit, std::string what);
+  // Records the start of an instruction (stall charge) on `unit`.
+  void started(Unit unit, const Issued& is, const StartTracker& tracker, Cycle start);
+  // Retires an instruction at cycle `done` (now or later): signals its semaphores, records
+  // busy cycles and the layer span [start, done - 1].
+  void complete(Unit unit, const Issued& is, Cycle start, Cycle done, Cycle busy);
+  // Runs `action` at the start of cycle `at` (now if `at` has begun).
+  void at(Cycle at, std::function<void()> action);
+  // Waits in the calling thread until cycle c has begun.
+  void wait_until(Cycle c);
+  // Records an exception raised in a unit and stops the simulation.
+  void fail(std::exception_ptr error);
+
+  // --- statistics hooks ---
+  LayerStats* layer(int index) { return index < 0 ? nullptr : &layers_[std::size_t(index)]; }
+  void add_compute(int layer, Cycle first, Cycle last);
+  void add_weight_tile(int layer, std::uint64_t pes);
+  void add_traffic(int layer, std::uint64_t hbm_read, std::uint64_t hbm_write,
+                   std::uint64_t ub_reads, std::uint64_t ub_writes);
+
+  // --- after sc_start returns ---
+  bool halted() const { return halted_; }
+  std::exception_ptr error() const { return error_; }
+  // One line: every unit with work, its head instruction and what it waits on.
+  std::string deadlock_report() const;
+  Cycle total_cycles() const;
+  const std::vector<LayerStats>& layers() const { return layers_; }
+  const std::array<UnitStats, kNumUnits>& units() const { return units_; }
+  // Per-instruction records (see InstructionTrace), kept only after enable_trace().
+  void enable_trace() { tracing_ = true; }
+  std::vector<InstructionTrace>& trace() { return trace_; }
+
+ private:
+  struct UnitQueue {
+    std::deque<Issued> entries;
+    bool has_current = false;
+    Issued current;
+    std::string waiting;
+    Cycle taken_cycle = 0;
+    std::uint32_t taken_in_cycle = 0;  // takes during taken_cycle (their slots free next cycle)
+    sc_core::sc_event pushed;
+  };
+  struct Timed {
+    Cycle at;
+    std::uint64_t seq;
+    std::function<void()> action;
+    bool operator>(const Timed& o) const { return at != o.at ? at > o.at : seq > o.seq; }
+  };
+
+  void issue();        // SC_THREAD
+  void fire_timed();   // SC_METHOD on timed_event_
+  bool queue_full(Unit unit, Cycle now) const;
+  // Blocks the sequencer until the semaphores of `inst` are acquired; returns the cycle.
+  Cycle acquire_in_sequencer(const Issued& is, Cycle now);
+  void charge_stall(Unit unit, int layer, const std::string& cause, Cycle cycles);
+  Issued tag(const Instruction& inst, std::size_t pc, Cycle now);
+
+  const Config& config_;
+  const Program& program_;
+  const Clock& clock_;
+  Semaphores sems_;
+  std::array<UnitQueue, kNumUnits> queues_;
+  sc_core::sc_event taken_;
+  sc_core::sc_event all_done_;
+  std::uint64_t outstanding_ = 0;
+  std::priority_queue<Timed, std::vector<Timed>, std::greater<Timed>> timed_;
+  std::uint64_t timed_seq_ = 0;
+  sc_core::sc_event timed_event_;
+  // Issue-time bookkeeping of weight tiles.
+  int layer_ = -1;
+  std::uint64_t loads_issued_ = 0;
+  std::array<std::uint64_t, 2> matmuls_on_buffer_{};
+  // Results.
+  std::vector<LayerStats> layers_;
+  std::vector<bool> layer_seen_;
+  std::array<UnitStats, kNumUnits> units_{};
+  Cycle last_completion_ = 0;
+  Cycle halt_cycle_ = 0;
+  bool halted_ = false;
+  std::size_t pc_ = 0;
+  std::string sequencer_waiting_;
+  std::exception_ptr error_;
+  bool tracing_ = false;
+  std::vector<InstructionTrace> trace_;
+};
+
+}  // namespace tpu

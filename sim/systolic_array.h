@@ -1,0 +1,127 @@
+#pragma once
+// The `pe` model of the MXU: an R x C weight-stationary systolic array with every PE register
+// explicit, stepped one cycle at a time. SystemC-free; the matrix unit steps it.
+//
+// Registers of PE (k, n):
+//   weight[b]  two weight registers (buffers 0 and 1): one computes while the other loads;
+//   input      the activation moving right, with the weight buffer it must meet and the id of
+//              the stream it belongs to (0 = bubble);
+//   psum       the partial sum moving down.
+// int8 programs multiply in int32 (int32 psums); bf16 programs multiply exactly in fp32 and
+// add in fp32, summing k = 0 .. R-1 in order from +0.0f, so results are bit-identical to
+// matmul_tile() (rows beyond K_t add x = 0 times w = 0, which leaves a sum unchanged).
+//
+// Timing (cycle t is one call of step(t)):
+//   - weight tile loaded from cycle e: row j enters at row K_t - 1 in cycle e + j while the rows
+//     above shift up by one, so after cycle e + K_t - 1 row k holds W[k]; rows >= K_t are zero.
+//   - stream starting in cycle s: PE row k receives X[m][k] in cycle s + m + k at its left edge
+//     (column 0); inputs move one column right per cycle, so PE (k, n) multiplies it in cycle
+//     s + m + k + n; psums move one row down per cycle. The bottom row's psum computed in cycle
+//     s + m + (R - 1) + n lands in the accumulators (is emitted by step) in the next cycle:
+//     Y[m][n] lands in s + m + n + R; the last one (m = M - 1, n = N_t - 1) in
+//     L = s + M + N_t + R - 2.
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <vector>
+
+#include "sim/config/config.h"
+#include "sim/cycles.h"
+#include "sim/isa/semantics.h"
+
+namespace tpu {
+
+class SystolicArray {
+ public:
+  SystolicArray(std::uint32_t rows, std::uint32_t cols, DataType dtype);
+
+  std::uint32_t rows() const { return rows_; }
+  std::uint32_t cols() const { return cols_; }
+
+  // Shifts `tile` into weight buffer `buffer` during cycles start .. start + tile.rows - 1. The
+  // caller guarantees no stream uses that buffer meanwhile.
+  void load_weights(int buffer, const WeightTile& tile, Cycle start);
+
+  // Registers a stream of m_rows input vectors of k_rows elements (row-major, int8 values or
+  // bf16 bit patterns, matching the array's type) against the n_cols-wide tile in `buffer`;
+  // row m enters in cycle start + m. Streams must not overlap in time on the left edge.
+  // Returns the stream id used in outputs (ids increase from 1).
+  std::uint64_t add_stream(int buffer, std::uint32_t m_rows, std::uint32_t k_rows,
+                           std::uint32_t n_cols, const std::vector<std::int8_t>& x, Cycle start);
+  std::uint64_t add_stream(int buffer, std::uint32_t m_rows, std::uint32_t k_rows,
+                           std::uint32_t n_cols, const std::vector<std::uint16_t>& x,
+                           Cycle start);
+
+  struct Output {
+    std::uint64_t stream;
+    std::uint32_t m, n;
+    std::int32_t i32;  // int8 arrays
+    float f32;         // bf16 arrays
+  };
+  struct Finished {
+    std::uint64_t stream;
+    Cycle last;  // L: the cycle its last result landed
+  };
+
+  // Advances the array by cycle t. Cycles must follow each other while anything is in flight;
+  // after a gap (nothing in flight) the registers restart empty.
+  void step(Cycle t);
+  // Results that landed in the cycle of the last step, and streams that completed in it.
+  const std::vector<Output>& outputs() const { return outputs_; }
+  const std::vector<Finished>& finished() const { return finished_; }
+
+  // The next cycle that must be stepped: the next one while data or a weight load is in
+  // flight, else the start of the earliest registered stream or load; none when idle.
+  std::optional<Cycle> next_cycle() const;
+
+  // Register views for tracing and teaching (bf16 values as fp32).
+  double weight(int buffer, std::uint32_t k, std::uint32_t n) const;
+  double input(std::uint32_t k, std::uint32_t n) const;
+  std::uint64_t input_stream(std::uint32_t k, std::uint32_t n) const;
+  double psum(std::uint32_t k, std::uint32_t n) const;
+
+ private:
+  struct Stream {
+    std::uint64_t id;
+    int buffer;
+    std::uint32_t m_rows, k_rows, n_cols;
+    Cycle start;
+    std::vector<std::int32_t> xi;  // m_rows x k_rows
+    std::vector<float> xf;
+    std::uint64_t emitted = 0;
+    bool done = false;
+  };
+  struct Load {
+    int buffer;
+    std::uint32_t k_rows, n_cols;
+    Cycle start;
+    std::vector<std::int32_t> wi;  // k_rows x n_cols
+    std::vector<float> wf;
+  };
+
+  Stream& new_stream(int buffer, std::uint32_t m_rows, std::uint32_t k_rows,
+                     std::uint32_t n_cols, Cycle start);
+  void flush();
+  void shift_weights(Cycle t);
+  void emit(Cycle t);
+  template <typename T>
+  void compute(Cycle t, std::vector<T>& x, const std::vector<T>& w0, const std::vector<T>& w1,
+               std::vector<T>& p, const std::vector<T> Stream::*xs);
+  bool in_flight(Cycle t) const;
+
+  const std::uint32_t rows_, cols_;
+  const DataType dtype_;
+  // Row-major R x C register files. The int32 set serves int8 arrays, the float set bf16.
+  std::vector<std::int32_t> wi_[2], xi_, pi_;
+  std::vector<float> wf_[2], xf_, pf_;
+  std::vector<std::int32_t> xbuf_;  // weight buffer each input meets (0/1)
+  std::vector<std::uint64_t> xid_;  // stream of each input, 0 = bubble
+  std::deque<Stream> streams_;      // live streams, ids front_id_ .. in order
+  std::uint64_t front_id_ = 1, next_id_ = 1;
+  std::deque<Load> loads_;          // in start order
+  std::optional<Cycle> last_step_;
+  std::vector<Output> outputs_;
+  std::vector<Finished> finished_;
+};
+
+}  // namespace tpu

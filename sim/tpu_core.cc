@@ -1,0 +1,175 @@
+// The top module: one TPU core wired from its blocks, and simulate(), the entry point.
+#include "sim/tpu_core.h"
+
+#include <cstdlib>
+#include <memory>
+#include <string>
+
+#include <systemc>
+
+#include "sim/clock.h"
+#include "sim/dma_engine.h"
+#include "sim/hbm_channel.h"
+#include "sim/isa/semantics.h"
+#include "sim/matrix_unit.h"
+#include "sim/sequencer.h"
+#include "sim/unified_buffer.h"
+#include "sim/vector_unit.h"
+
+namespace tpu {
+namespace {
+
+// The DMA front end: executes the DMA queue in order, one transfer at a time, on the engine.
+class DmaUnit : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(DmaUnit);
+  DmaUnit(sc_core::sc_module_name name, Sequencer& sequencer, DmaEngine& engine)
+      : sc_module(name), seq_(sequencer), engine_(engine) {
+    SC_THREAD(run);
+  }
+
+ private:
+  void run() {
+    try {
+      for (;;) {
+        Cycle ready = 0;
+        const Issued is = seq_.take(Unit::kDma, ready);
+        StartTracker tracker(ready);
+        seq_.acquire(Unit::kDma, is, tracker);
+        const Cycle start = seq_.clock().now();
+        seq_.started(Unit::kDma, is, tracker, start);
+        seq_.set_waiting(Unit::kDma, "hbm");
+        const DmaEngine::Result r = engine_.transfer(*is.inst, start);
+        seq_.set_waiting(Unit::kDma, "");
+        const bool load = is.inst->op == Opcode::kDmaLoad;
+        seq_.add_traffic(is.layer, r.hbm_read_bytes, r.hbm_write_bytes,
+                         load ? 0 : r.ub_accesses, load ? r.ub_accesses : 0);
+        seq_.complete(Unit::kDma, is, start, r.done, r.done - start);
+        seq_.wait_until(r.done);
+      }
+    } catch (...) {
+      seq_.fail(std::current_exception());
+    }
+  }
+
+  Sequencer& seq_;
+  DmaEngine& engine_;
+};
+
+struct TpuCore : sc_core::sc_module {
+  TpuCore(sc_core::sc_module_name name, const Config& config, const Program& program,
+          MachineState& state, const SimOptions& options)
+      : sc_module(name),
+        clock(config.period_ns()),
+        sequencer("sequencer", config, program, clock),
+        ub("ub", config, program.dtype),
+        hbm("hbm", config, options.timing_only ? nullptr : &state.hbm),
+        dma("dma", config, clock, ub, &state),
+        dma_unit("dma_unit", sequencer, dma),
+        mxu("mxu", config, sequencer, ub, state, !options.timing_only, options.fidelity),
+        vector("vector", config, sequencer, ub, state, !options.timing_only) {
+    dma.hbm_socket.bind(hbm.socket);
+    if (options.trace) sequencer.enable_trace();
+  }
+
+  Clock clock;
+  Sequencer sequencer;
+  UnifiedBuffer ub;
+  HbmChannel hbm;
+  DmaEngine dma;
+  DmaUnit dma_unit;
+  MatrixUnit mxu;
+  VectorUnit vector;
+};
+
+// Rejects programs the core cannot start: another array shape, no HALT, a MATMUL with no tile
+// loaded before it, a LAYER naming no layer.
+void validate(const Config& config, const Program& program) {
+  if ((program.array_rows != 0 || program.array_cols != 0) &&
+      (program.array_rows != config.array.rows || program.array_cols != config.array.cols)) {
+    throw SimError("program was compiled for a " + std::to_string(program.array_rows) + "x" +
+                   std::to_string(program.array_cols) + " array, the config '" + config.name +
+                   "' has " + std::to_string(config.array.rows) + "x" +
+                   std::to_string(config.array.cols));
+  }
+  bool loaded = false, halt = false;
+  for (std::size_t pc = 0; pc < program.instructions.size() && !halt; ++pc) {
+    const Instruction& inst = program.instructions[pc];
+    const auto where = [&] {
+      return "instruction " + std::to_string(pc) + " '" + to_assembly(inst, &program) + "'";
+    };
+    switch (inst.op) {
+      case Opcode::kHalt:
+        halt = true;
+        break;
+      case Opcode::kLoadWeights:
+        loaded = true;
+        break;
+      case Opcode::kMatmul:
+        if (!loaded) throw SimError(where() + ": no LOAD_WEIGHTS before it");
+        break;
+      case Opcode::kLayer:
+        if (inst.layer >= program.layers.size()) {
+          throw SimError(where() + ": layer " + std::to_string(inst.layer) +
+                         " not declared (the program has " +
+                         std::to_string(program.layers.size()) + ")");
+        }
+        break;
+      default:
+        break;
+    }
+  }
+  if (!halt) throw SimError("program has no HALT");
+}
+
+SimError as_sim_error(std::exception_ptr error) {
+  try {
+    std::rethrow_exception(error);
+  } catch (const SimError& e) {
+    return e;
+  } catch (const sc_core::sc_report& e) {
+    return SimError(std::string("SystemC: ") + e.what());
+  } catch (const std::exception& e) {
+    return SimError(e.what());
+  }
+}
+
+}  // namespace
+
+RunResult simulate(const Config& config, const Program& program, const SimOptions& options) {
+  // The banner is printed when the kernel first elaborates; the sc_stop note is info noise.
+  setenv("SC_COPYRIGHT_MESSAGE", "DISABLE", 1);
+  sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
+  validate(config, program);
+  std::unique_ptr<MachineState> state;
+  try {
+    state = std::make_unique<MachineState>(config, program, !options.timing_only);
+  } catch (const std::exception& e) {
+    throw SimError(e.what());
+  }
+  SimOptions effective = options;
+  if (effective.timing_only) effective.fidelity = Fidelity::kFast;
+
+  std::unique_ptr<TpuCore> core;
+  try {
+    core = std::make_unique<TpuCore>("tpu", config, program, *state, effective);
+    sc_core::sc_start();
+  } catch (...) {
+    throw as_sim_error(std::current_exception());
+  }
+  Sequencer& seq = core->sequencer;
+  if (seq.error()) throw as_sim_error(seq.error());
+  if (!seq.halted()) throw SimError(seq.deadlock_report());
+
+  RunResult result;
+  result.total_cycles = seq.total_cycles();
+  result.simulated_ns = double(result.total_cycles) * config.period_ns();
+  result.layers = seq.layers();
+  result.units = seq.units();
+  result.hbm = core->hbm.stats();
+  result.trace = std::move(seq.trace());
+  if (!options.timing_only) result.hbm_final = std::move(state->hbm);
+  return result;
+}
+
+}  // namespace tpu

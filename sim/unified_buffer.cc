@@ -1,0 +1,180 @@
+#include "sim/unified_buffer.h"
+
+#include <algorithm>
+#include <string>
+
+#include "sim/tpu_core.h"
+
+namespace tpu {
+
+namespace {
+
+constexpr std::size_t kInitialCalendarCycles = 64;
+
+const char* client_name(UbClient c) {
+  switch (c) {
+    case UbClient::kMatmul: return "matmul";
+    case UbClient::kWeightLoad: return "weight load";
+    case UbClient::kVector: return "vector";
+    case UbClient::kDma: return "dma";
+  }
+  return "?";
+}
+
+}  // namespace
+
+UnifiedBuffer::UnifiedBuffer(sc_core::sc_module_name name, const Config& config, DataType dtype)
+    : sc_module(name),
+      config_(config),
+      clock_(config.period_ns()),
+      rows_(config.ub_rows(dtype)),
+      banks_(std::max<std::uint32_t>(config.ub.banks, 1)),
+      bank_words_(std::uint32_t(ceil_div(banks_, 64))) {
+  SC_HAS_PROCESS(UnifiedBuffer);
+  SC_METHOD(arbitrate);
+  sensitive << arbitrate_event_;
+  dont_initialize();
+}
+
+void UnifiedBuffer::request(UbRequest& req) {
+  if (req.count > 0) {
+    const std::uint64_t span = std::uint64_t(req.count - 1);
+    const bool fits = req.first_row < rows_ &&
+                      (span == 0 || req.stride <= (rows_ - 1 - req.first_row) / span);
+    if (!fits) {
+      throw SimError(std::string("unified buffer ") + (req.write ? "write" : "read") + " by " +
+                     client_name(req.client) + " of " + std::to_string(req.count) +
+                     " rows from row " + std::to_string(req.first_row) + " stride " +
+                     std::to_string(req.stride) + " exceeds its " + std::to_string(rows_) +
+                     " rows");
+    }
+  }
+  req.granted = false;
+  const sc_core::sc_time now = sc_core::sc_time_stamp();
+  sc_core::sc_time at = clock_.at(clock_.now()) + clock_.period() / 2.0;
+  if (at <= now) at += clock_.period();
+  pending_.emplace_back(&req, at);
+  arbitrate_event_.notify(at - now);  // an earlier pending notification wins
+}
+
+void UnifiedBuffer::arbitrate() {
+  const sc_core::sc_time now = sc_core::sc_time_stamp();
+  const Cycle cycle = clock_.now();
+  advance_to(cycle);
+
+  std::vector<UbRequest*> batch;
+  std::vector<std::pair<UbRequest*, sc_core::sc_time>> later;
+  for (const auto& [req, at] : pending_) {
+    if (at <= now) {
+      batch.push_back(req);
+    } else {
+      later.emplace_back(req, at);
+    }
+  }
+  pending_ = std::move(later);
+  std::stable_sort(batch.begin(), batch.end(), [](const UbRequest* a, const UbRequest* b) {
+    return a->client < b->client;
+  });
+
+  for (UbRequest* r : batch) {
+    Cycle s = std::max(r->earliest, cycle);
+    for (;;) {
+      bool port_full = false;
+      const std::uint32_t j = first_conflict(*r, s, port_full);
+      if (j == r->count) break;
+      // A full port blocks cycle s + j for any row, so no start that still uses that cycle
+      // can fit; a busy bank only rules out this alignment.
+      s = port_full ? s + j + 1 : s + 1;
+    }
+    reserve(*r, s);
+    r->granted = true;
+    r->start = s;
+    (r->write ? writes_ : reads_) += r->count;
+    r->done.notify();
+  }
+
+  if (!pending_.empty()) {
+    sc_core::sc_time next = pending_.front().second;
+    for (const auto& p : pending_) next = std::min(next, p.second);
+    arbitrate_event_.notify(next - now);
+  }
+}
+
+std::uint32_t UnifiedBuffer::first_conflict(const UbRequest& r, Cycle s, bool& port_full) const {
+  const std::uint32_t ports = r.write ? config_.ub.write_ports : config_.ub.read_ports;
+  const std::vector<std::uint32_t>& used = r.write ? writes_used_ : reads_used_;
+  const Cycle end = base_ + used_;
+  const std::uint64_t step = r.stride % banks_;
+  std::uint64_t bank = r.first_row % banks_;
+  for (std::uint32_t j = 0; j < r.count; ++j) {
+    const Cycle c = s + j;
+    if (c >= end) return r.count;  // nothing reserved from here on
+    const std::size_t i = slot_index(c);
+    if (used[i] >= ports) {
+      port_full = true;
+      return j;
+    }
+    if (bank_busy_[i * bank_words_ + bank / 64] >> (bank % 64) & 1) {
+      port_full = false;
+      return j;
+    }
+    bank += step;
+    if (bank >= banks_) bank -= banks_;
+  }
+  return r.count;
+}
+
+void UnifiedBuffer::reserve(const UbRequest& r, Cycle s) {
+  if (r.count == 0) return;
+  extend_to(s + r.count);
+  std::vector<std::uint32_t>& used = r.write ? writes_used_ : reads_used_;
+  const std::uint64_t step = r.stride % banks_;
+  std::uint64_t bank = r.first_row % banks_;
+  for (std::uint32_t j = 0; j < r.count; ++j) {
+    const std::size_t i = slot_index(s + j);
+    ++used[i];
+    bank_busy_[i * bank_words_ + bank / 64] |= std::uint64_t(1) << (bank % 64);
+    bank += step;
+    if (bank >= banks_) bank -= banks_;
+  }
+}
+
+void UnifiedBuffer::advance_to(Cycle c) {
+  if (c <= base_) return;
+  const std::size_t drop = std::size_t(std::min<Cycle>(c - base_, used_));
+  for (std::size_t k = 0; k < drop; ++k) {
+    // Slots past the used range are kept zero so extend_to can hand them out as they are.
+    const std::size_t i = (head_ + k) & (capacity_ - 1);
+    reads_used_[i] = writes_used_[i] = 0;
+    std::fill_n(bank_busy_.begin() + std::ptrdiff_t(i * bank_words_), bank_words_, 0);
+  }
+  if (drop > 0) head_ = (head_ + drop) & (capacity_ - 1);
+  used_ -= drop;
+  base_ = c;
+}
+
+void UnifiedBuffer::extend_to(Cycle end) {
+  if (end <= base_ + used_) return;
+  const std::size_t needed = std::size_t(end - base_);
+  if (needed > capacity_) {
+    std::size_t capacity = std::max(capacity_, kInitialCalendarCycles);
+    while (capacity < needed) capacity *= 2;
+    std::vector<std::uint32_t> reads(capacity, 0), writes(capacity, 0);
+    std::vector<std::uint64_t> banks(capacity * bank_words_, 0);
+    for (std::size_t k = 0; k < used_; ++k) {
+      const std::size_t i = (head_ + k) & (capacity_ - 1);
+      reads[k] = reads_used_[i];
+      writes[k] = writes_used_[i];
+      std::copy_n(bank_busy_.begin() + std::ptrdiff_t(i * bank_words_), bank_words_,
+                  banks.begin() + std::ptrdiff_t(k * bank_words_));
+    }
+    reads_used_ = std::move(reads);
+    writes_used_ = std::move(writes);
+    bank_busy_ = std::move(banks);
+    capacity_ = capacity;
+    head_ = 0;
+  }
+  used_ = needed;
+}
+
+}  // namespace tpu

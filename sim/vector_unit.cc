@@ -1,0 +1,73 @@
+#include "sim/vector_unit.h"
+
+#include <algorithm>
+
+namespace tpu {
+
+VectorUnit::VectorUnit(sc_core::sc_module_name name, const Config& config, Sequencer& sequencer,
+                       UnifiedBuffer& ub, MachineState& state, bool functional)
+    : sc_module(name),
+      config_(config),
+      seq_(sequencer),
+      ub_(ub),
+      state_(state),
+      functional_(functional) {
+  SC_THREAD(run);
+}
+
+Cycle VectorUnit::burst(bool write, std::uint64_t first_row, std::uint32_t count,
+                        Cycle earliest) {
+  UbRequest req;
+  req.client = UbClient::kVector;
+  req.write = write;
+  req.first_row = first_row;
+  req.count = count;
+  req.earliest = earliest;
+  ub_.request(req);
+  seq_.set_waiting(Unit::kVector, "ub_port");
+  wait(req.done);
+  seq_.set_waiting(Unit::kVector, "");
+  return req.start;
+}
+
+void VectorUnit::run() {
+  try {
+    const std::uint64_t lanes = config_.vector.lanes;
+    for (;;) {
+      Cycle ready = 0;
+      const Issued is = seq_.take(Unit::kVector, ready);
+      const Instruction& inst = *is.inst;
+      StartTracker tracker(ready);
+      seq_.acquire(Unit::kVector, is, tracker);
+      check_bounds(state_, inst);
+      const Cycle v = seq_.clock().now();
+      seq_.started(Unit::kVector, is, tracker, v);
+      Cycle done = v;
+      if (inst.op == Opcode::kActivate) {
+        if (functional_) exec_activate(state_, inst);
+        const std::uint64_t m = inst.rows, c = ceil_div(inst.cols, lanes);
+        const Cycle w =
+            burst(true, inst.ub_row, inst.rows, v + config_.vector.activate_latency + m * (c - 1));
+        done = w + m;
+        seq_.add_traffic(is.layer, 0, 0, 0, m);
+      } else {
+        if (functional_) exec_pool(state_, inst);
+        const std::uint64_t k = inst.kernel, c = ceil_div(inst.cols, lanes);
+        const std::uint64_t in = std::uint64_t(inst.in_h) * inst.in_w;
+        const std::uint64_t out = ((inst.in_h - k) / inst.stride + 1) *
+                                  ((inst.in_w - k) / inst.stride + 1);
+        const Cycle r = burst(false, inst.ub_row, std::uint32_t(in), v);
+        const Cycle w = burst(true, inst.dst_row, std::uint32_t(out),
+                              r + std::max(in, out * k * k * c) + config_.vector.pool_latency);
+        done = w + out;
+        seq_.add_traffic(is.layer, 0, 0, in, out);
+      }
+      seq_.complete(Unit::kVector, is, v, done, done - v);
+      seq_.wait_until(done);
+    }
+  } catch (...) {
+    seq_.fail(std::current_exception());
+  }
+}
+
+}  // namespace tpu

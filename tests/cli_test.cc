@@ -1,0 +1,262 @@
+// End-to-end tests through the `tpusim` binary: bad inputs end in one clear line and a non-zero
+// exit; good runs check out against the reference, agree across fidelities and never beat the
+// roofline.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace {
+
+const std::string kSource = TPUSIM_SOURCE_DIR;
+const std::string kBinary = TPUSIM_BINARY;
+
+struct Outcome {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+std::string temp_path(const std::string& name) {
+  const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
+  return ::testing::TempDir() + "tpusim_" + t->name() + "_" + name;
+}
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  std::string path = temp_path(name);
+  std::ofstream(path) << text;
+  return path;
+}
+
+Outcome tpusim(const std::string& args) {
+  std::string out = temp_path("stdout"), err = temp_path("stderr");
+  std::string cmd = kBinary + " " + args + " >" + out + " 2>" + err;
+  int status = std::system(cmd.c_str());
+  Outcome o;
+  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  o.out = slurp(out);
+  o.err = slurp(err);
+  return o;
+}
+
+nlohmann::json run_json(const std::string& args) {
+  std::string json = temp_path("report.json");
+  Outcome o = tpusim("run --quiet --json " + json + " " + args);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  return nlohmann::json::parse(slurp(json));
+}
+
+// A failing command prints exactly one line, mentioning every `needles`, and exits non-zero.
+void expect_one_line_error(const Outcome& o, const std::vector<std::string>& needles) {
+  EXPECT_NE(o.exit_code, 0);
+  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+  for (const std::string& n : needles) EXPECT_NE(o.err.find(n), std::string::npos) << o.err;
+}
+
+std::string model(const std::string& name) { return " --model " + kSource + "/models/" + name; }
+std::string config(const std::string& name) { return " --config " + kSource + "/configs/" + name; }
+
+TEST(CliErrors, MissingModelFile) {
+  expect_one_line_error(tpusim("run --model /nonexistent/model.json"), {"/nonexistent/model.json"});
+}
+
+TEST(CliErrors, MissingConfigFile) {
+  expect_one_line_error(tpusim("run --config /nonexistent/cfg.json"), {"/nonexistent/cfg.json"});
+}
+
+TEST(CliErrors, MalformedModelJson) {
+  std::string path = write_temp("bad.json", "{\"layers\": [ {\"type\": \"matmul\", ");
+  expect_one_line_error(tpusim("run --model " + path), {path});
+}
+
+TEST(CliErrors, MalformedConfigJson) {
+  std::string path = write_temp("bad_config.json", "{\"array\": {\"rows\": 8,, }}");
+  expect_one_line_error(tpusim("run --config " + path), {path});
+}
+
+TEST(CliErrors, MalformedScaleSimCsv) {
+  std::string path = write_temp(
+      "bad.csv",
+      "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
+      "Strides,\nconv1, 32, 32, 3, three, 3, 16, 1,\n");
+  expect_one_line_error(tpusim("run --model " + path), {path, "2"});
+}
+
+TEST(CliErrors, UnknownConfigKeyNamesFileKeyAndNearestKey) {
+  std::string path = write_temp("typo.json", "{\"array\": {\"rowz\": 8}}");
+  expect_one_line_error(tpusim("run --config " + path), {path, "array.rowz", "array.rows"});
+}
+
+TEST(CliErrors, UnknownSetKeyNamesNearestKey) {
+  expect_one_line_error(tpusim("run --set array.colz=8"), {"array.colz", "array.cols"});
+}
+
+TEST(CliErrors, ZeroArraySize) {
+  expect_one_line_error(tpusim("run --set array.rows=0"), {"array.rows"});
+}
+
+TEST(CliErrors, NegativeLayerSize) {
+  std::string path = write_temp(
+      "neg.json", R"({"name": "neg", "layers": [{"type": "matmul", "m": 4, "k": -3, "n": 8}]})");
+  expect_one_line_error(tpusim("run --model " + path), {path});
+}
+
+TEST(CliErrors, ZeroLayerSize) {
+  std::string path = write_temp(
+      "zero.json", R"({"name": "zero", "layers": [{"type": "matmul", "m": 0, "k": 3, "n": 8}]})");
+  expect_one_line_error(tpusim("run --model " + path), {path});
+}
+
+TEST(CliErrors, LayerTooLargeForBuffersSaysWhatWouldFit) {
+  // One im2col patch of this conv needs 3*3*512 = 4608 elements = 36 UB rows of 128, plus weight
+  // staging; a 16 KiB unified buffer holds 128 rows, so no tiling fits.
+  std::string path = write_temp(
+      "big.json", R"({"name": "big", "input": {"shape": [8, 8, 512]},
+                      "layers": [{"name": "wide", "type": "conv2d", "out_channels": 64,
+                                  "kernel": 3, "padding": 1}]})");
+  Outcome o = tpusim("run --model " + path + " --set ub.capacity_bytes=16384");
+  expect_one_line_error(o, {"wide", "ub.capacity_bytes"});
+}
+
+TEST(CliErrors, MalformedAssemblyNamesLine) {
+  std::string path = write_temp("bad.asm", ".dtype int8\n.array 8 8\nmatmull ub=0 rows=4 acc=0\n");
+  expect_one_line_error(tpusim("asm " + path + " -o " + temp_path("out.bin")), {"line 3"});
+}
+
+TEST(CliErrors, CheckWithTimingOnlyIsRefused) {
+  expect_one_line_error(tpusim("run --check --timing-only"), {"--timing-only"});
+}
+
+TEST(CliRun, DefaultRunPrintsReport) {
+  Outcome o = tpusim("run");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("conv1"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("total"), std::string::npos) << o.out;
+}
+
+TEST(CliRun, JsonHasRequiredFields) {
+  nlohmann::json r = run_json("--check --set array.rows=16 --set array.cols=16");
+  ASSERT_TRUE(r.contains("layers"));
+  for (const auto& l : r["layers"])
+    for (const char* key : {"name", "macs", "cycles", "compute_cycles", "stall_cycles",
+                            "utilization", "mapping_efficiency", "hbm_read_bytes",
+                            "hbm_write_bytes", "latency_us"})
+      EXPECT_TRUE(l.contains(key)) << key;
+  for (const char* key : {"cycles", "macs", "utilization", "latency_us", "tops", "hbm_read_bytes",
+                          "hbm_write_bytes"})
+    EXPECT_TRUE(r["total"].contains(key)) << key;
+  EXPECT_TRUE(r["check"]["passed"].get<bool>());
+  EXPECT_EQ(r["check"]["mismatches"].get<int>(), 0);
+}
+
+TEST(CliRun, CsvHasOneRowPerLayer) {
+  std::string csv = temp_path("layers.csv"), json = temp_path("r.json");
+  Outcome o = tpusim("run --quiet --csv " + csv + " --json " + json);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  nlohmann::json r = nlohmann::json::parse(slurp(json));
+  std::string text = slurp(csv);
+  std::size_t lines = std::count(text.begin(), text.end(), '\n');
+  // header + one row per layer (+ an optional total row)
+  EXPECT_GE(lines, r["layers"].size() + 1);
+  EXPECT_LE(lines, r["layers"].size() + 2);
+}
+
+// Bit-exact int8 on shapes that are not multiples of the array.
+TEST(CliCheck, OddMatmulOn16x16) {
+  std::string path = write_temp(
+      "odd.json",
+      R"({"name": "odd", "layers": [{"name": "mm", "type": "matmul", "m": 37, "k": 300, "n": 130}]})");
+  nlohmann::json r = run_json("--check --model " + path + config("teach_8x8.json") +
+                              " --set array.rows=16 --set array.cols=16 --set vector.lanes=16"
+                              " --set ub.capacity_bytes=262144");
+  EXPECT_TRUE(r["check"]["passed"].get<bool>());
+  EXPECT_EQ(r["layers"][0]["macs"].get<long>(), 37L * 300 * 130);
+}
+
+TEST(CliCheck, StridedPaddedConv) {
+  std::string path = write_temp(
+      "conv.json", R"({"name": "c", "input": {"shape": [19, 17, 5]},
+                       "layers": [{"name": "c", "type": "conv2d", "out_channels": 21,
+                                   "kernel": 3, "stride": 2, "padding": 1,
+                                   "activation": "relu"}]})");
+  nlohmann::json r = run_json("--check --model " + path +
+                              " --set array.rows=16 --set array.cols=16 --set vector.lanes=16");
+  EXPECT_TRUE(r["check"]["passed"].get<bool>());
+  // Output 10 x 9 pixels, K = 3*3*5, N = 21.
+  EXPECT_EQ(r["layers"][0]["macs"].get<long>(), 10L * 9 * 45 * 21);
+}
+
+TEST(CliCheck, ConvNetBundled) {
+  nlohmann::json r = run_json("--check" + model("convnet.json"));
+  EXPECT_TRUE(r["check"]["passed"].get<bool>());
+}
+
+TEST(CliCheck, Bf16WithinTolerance) {
+  nlohmann::json r = run_json("--check" + model("matmul_bf16.json") +
+                              " --set array.rows=32 --set array.cols=32");
+  EXPECT_TRUE(r["check"]["passed"].get<bool>());
+}
+
+TEST(CliFidelity, PeAndFastAgreeOnConvNet) {
+  const std::string args = model("convnet.json") + config("teach_8x8.json") + " --check";
+  nlohmann::json fast = run_json(args + " --fidelity fast");
+  nlohmann::json pe = run_json(args + " --fidelity pe");
+  EXPECT_EQ(fast["total"]["cycles"], pe["total"]["cycles"]);
+  ASSERT_EQ(fast["layers"].size(), pe["layers"].size());
+  for (std::size_t i = 0; i < fast["layers"].size(); ++i) {
+    EXPECT_EQ(fast["layers"][i]["cycles"], pe["layers"][i]["cycles"]) << i;
+    EXPECT_EQ(fast["layers"][i]["compute_cycles"], pe["layers"][i]["compute_cycles"]) << i;
+  }
+  EXPECT_TRUE(pe["check"]["passed"].get<bool>());
+}
+
+TEST(CliTimingOnly, SameCyclesAsFunctional) {
+  nlohmann::json functional = run_json(model("convnet.json"));
+  nlohmann::json timing = run_json(model("convnet.json") + " --timing-only");
+  EXPECT_EQ(functional["total"]["cycles"], timing["total"]["cycles"]);
+}
+
+// cycles >= max(MACs / (rows x cols), HBM bytes / peak bytes per cycle), per layer and in total.
+TEST(CliRoofline, NeverBelowTheRoofline) {
+  for (const char* m : {"matmul.json", "conv.json", "mlp.json", "convnet.json"}) {
+    for (const char* c : {"default.json", "tpu_v1.json", "edge_32x32.json", "teach_8x8.json"}) {
+      nlohmann::json r = run_json(std::string("--timing-only") + model(m) + config(c));
+      const auto& cfg = r["config"];
+      double pes = cfg["array"]["rows"].get<double>() * cfg["array"]["cols"].get<double>();
+      bool ideal = cfg["hbm"]["preset"] == "ideal";
+      double peak_bytes_per_cycle =
+          cfg["hbm"]["bandwidth_gbs"].get<double>() * 1000.0 / cfg["clock_mhz"].get<double>();
+      auto floor_cycles = [&](const nlohmann::json& x) {
+        double compute = x["macs"].get<double>() / pes;
+        double bytes = x["hbm_read_bytes"].get<double>() + x["hbm_write_bytes"].get<double>();
+        return std::max(compute, ideal ? 0.0 : bytes / peak_bytes_per_cycle);
+      };
+      for (const auto& l : r["layers"])
+        EXPECT_GE(l["cycles"].get<double>(), floor_cycles(l)) << m << " on " << c << " " << l["name"];
+      EXPECT_GE(r["total"]["cycles"].get<double>(), floor_cycles(r["total"])) << m << " on " << c;
+    }
+  }
+}
+
+TEST(CliAssembly, CompileAsmDisasmRoundTrip) {
+  std::string asm1 = temp_path("a.asm"), bin = temp_path("a.bin"), asm2 = temp_path("b.asm");
+  ASSERT_EQ(tpusim("compile" + model("mlp.json") + " -o " + asm1).exit_code, 0);
+  ASSERT_EQ(tpusim("asm " + asm1 + " -o " + bin).exit_code, 0);
+  ASSERT_EQ(tpusim("disasm " + bin + " -o " + asm2).exit_code, 0);
+  EXPECT_EQ(slurp(asm1), slurp(asm2));
+}
+
+}  // namespace

@@ -1,0 +1,349 @@
+// Lowering: compile models, run the programs without timing and compare every layer's output in
+// the final HBM with the compiler's plain reference (bit-exact for int8). A second executor runs
+// the units in random interleavings with bounded queues, honouring only the semaphores and the
+// MXU's own weight-buffer rules, to show the synchronisation is sufficient and deadlock-free.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <random>
+#include <string>
+
+#include "sim/isa/semantics.h"
+#include "tools/compiler/lowering.h"
+#include "tools/compiler/model.h"
+
+namespace tpu {
+namespace {
+
+const std::string kModels = std::string(TPUSIM_SOURCE_DIR) + "/models/";
+
+Config array_config(std::uint32_t rows, std::uint32_t cols) {
+  Config c;
+  c.array.rows = rows;
+  c.array.cols = cols;
+  c.vector.lanes = cols;
+  return c;
+}
+
+Model gemm_model(std::uint32_t m, std::uint32_t k, std::uint32_t n, const char* dtype = "int8") {
+  return parse_model_json(std::string(R"({"dtype": ")") + dtype +
+                              R"(", "layers": [{"name": "g", "type": "matmul", "m": )" +
+                              std::to_string(m) + ", \"k\": " + std::to_string(k) +
+                              ", \"n\": " + std::to_string(n) + "}]}",
+                          "gemm.json");
+}
+
+float bf16_value(const std::uint8_t* p) {
+  std::uint32_t bits = std::uint32_t(p[0] | (p[1] << 8)) << 16;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Compares each layer's output view in `hbm` with the expected values.
+void expect_outputs_match(const Program& p, const std::vector<std::uint8_t>& hbm) {
+  const std::uint32_t eb = element_bytes(p.dtype);
+  for (const LayerInfo& layer : p.layers) {
+    SCOPED_TRACE(layer.name);
+    const TensorView& v = layer.output;
+    const std::size_t count = p.dtype == DataType::kInt8 ? layer.expected_int8.size()
+                                                         : layer.expected_fp32.size();
+    ASSERT_EQ(count, v.elements());
+    float scale = 0;
+    for (float e : layer.expected_fp32) scale = std::max(scale, std::fabs(e));
+    std::size_t idx = 0, mismatches = 0;
+    for (std::uint32_t i2 = 0; i2 < v.count2; ++i2) {
+      for (std::uint32_t i1 = 0; i1 < v.count1; ++i1) {
+        for (std::uint32_t i0 = 0; i0 < v.count0; ++i0, ++idx) {
+          const std::uint8_t* at = hbm.data() + v.base + i2 * v.stride2 + i1 * v.stride1 + i0 * eb;
+          if (p.dtype == DataType::kInt8) {
+            if (std::int8_t(*at) != layer.expected_int8[idx] && mismatches++ < 5) {
+              ADD_FAILURE() << "element " << idx << ": got " << int(std::int8_t(*at))
+                            << ", expected " << int(layer.expected_int8[idx]);
+            }
+          } else {
+            // bf16 output rounding (2^-9 relative) plus differently grouped fp32 sums and the
+            // rounding of earlier layers' outputs.
+            float got = bf16_value(at), want = layer.expected_fp32[idx];
+            if (std::fabs(got - want) > 0.01f * std::fabs(want) + 0.01f * scale &&
+                mismatches++ < 5) {
+              ADD_FAILURE() << "element " << idx << ": got " << got << ", expected " << want;
+            }
+          }
+        }
+      }
+    }
+    EXPECT_EQ(mismatches, 0u);
+  }
+}
+
+// Program order must be a valid sequential execution: every wait finds a non-zero count, each
+// semaphore has one consumer unit, and every count returns to zero.
+void expect_sequentially_valid(const Program& p) {
+  int count[kNumSemaphores] = {};
+  int consumer[kNumSemaphores];
+  std::fill(consumer, consumer + kNumSemaphores, -1);
+  for (std::size_t i = 0; i < p.instructions.size(); ++i) {
+    const Instruction& inst = p.instructions[i];
+    for (std::uint32_t s = 0; s < kNumSemaphores; ++s) {
+      if (!(inst.wait >> s & 1)) continue;
+      ASSERT_GT(count[s], 0) << "instruction " << i << " waits on empty semaphore " << s;
+      --count[s];
+      int unit = int(unit_of(inst.op));
+      if (consumer[s] == -1) consumer[s] = unit;
+      ASSERT_EQ(consumer[s], unit) << "semaphore " << s << " has two consumer units";
+    }
+    for (std::uint32_t s = 0; s < kNumSemaphores; ++s) count[s] += inst.signal >> s & 1;
+  }
+  for (std::uint32_t s = 0; s < kNumSemaphores; ++s) EXPECT_EQ(count[s], 0) << "semaphore " << s;
+}
+
+// Executes `p` with in-order issue into queues of `depth` entries and units that run their
+// queue heads in a random order, each instruction atomically. Dependencies honoured: the
+// semaphores, per-unit order, a MATMUL waits for its LOAD_WEIGHTS, and LOAD_WEIGHTS j (buffer
+// j % 2) waits for every MATMUL of tile j - 2. Any missing semaphore shows up as wrong data in
+// some interleaving; a stuck state is a deadlock.
+std::vector<std::uint8_t> run_interleaved(const Config& config, const Program& p,
+                                          std::size_t depth, std::uint32_t seed) {
+  MachineState s(config, p);
+  std::mt19937 rng(seed);
+  std::deque<std::size_t> queue[kNumUnits];
+  std::vector<long> tile_of(p.instructions.size(), -1);  // LW index of each LW / MATMUL
+  long loads = 0;
+  for (std::size_t i = 0; i < p.instructions.size(); ++i) {
+    if (p.instructions[i].op == Opcode::kLoadWeights) tile_of[i] = loads++;
+    if (p.instructions[i].op == Opcode::kMatmul) tile_of[i] = loads - 1;
+  }
+  std::vector<int> pending_mm(loads, 0);
+  for (std::size_t i = 0; i < p.instructions.size(); ++i) {
+    if (p.instructions[i].op == Opcode::kMatmul) ++pending_mm[tile_of[i]];
+  }
+  std::vector<bool> loaded(loads, false);
+  WeightTile buffer[2];
+  int count[kNumSemaphores] = {};
+  std::size_t next = 0;
+  for (;;) {
+    std::vector<int> actions;  // -1 = issue, else a unit
+    if (next < p.instructions.size()) {
+      const Instruction& inst = p.instructions[next];
+      Unit u = unit_of(inst.op);
+      bool can = u == Unit::kSequencer ? true : queue[int(u)].size() < depth;
+      if (inst.op == Opcode::kHalt) {
+        can = true;
+        for (const auto& q : queue) can = can && q.empty();
+      }
+      if (can) actions.push_back(-1);
+    }
+    for (std::size_t u = 0; u < kNumUnits; ++u) {
+      if (queue[u].empty()) continue;
+      std::size_t i = queue[u].front();
+      const Instruction& inst = p.instructions[i];
+      bool ready = true;
+      for (std::uint32_t b = 0; b < kNumSemaphores; ++b) {
+        if (inst.wait >> b & 1) ready = ready && count[b] > 0;
+      }
+      if (inst.op == Opcode::kMatmul) ready = ready && loaded[tile_of[i]];
+      if (inst.op == Opcode::kLoadWeights && tile_of[i] >= 2) {
+        ready = ready && pending_mm[tile_of[i] - 2] == 0;
+      }
+      if (ready) actions.push_back(int(u));
+    }
+    if (actions.empty()) break;
+    int a = actions[rng() % actions.size()];
+    if (a == -1) {
+      const Instruction& inst = p.instructions[next];
+      if (unit_of(inst.op) == Unit::kSequencer) {
+        if (inst.op == Opcode::kHalt) return s.hbm;
+      } else {
+        queue[int(unit_of(inst.op))].push_back(next);
+      }
+      ++next;
+      continue;
+    }
+    std::size_t i = queue[a].front();
+    queue[a].pop_front();
+    const Instruction& inst = p.instructions[i];
+    for (std::uint32_t b = 0; b < kNumSemaphores; ++b) count[b] -= inst.wait >> b & 1;
+    switch (inst.op) {
+      case Opcode::kDmaLoad: exec_dma_load(s, inst.dma); break;
+      case Opcode::kDmaStore: exec_dma_store(s, inst.dma); break;
+      case Opcode::kLoadWeights:
+        buffer[tile_of[i] % 2] = exec_load_weights(s, inst);
+        loaded[tile_of[i]] = true;
+        break;
+      case Opcode::kMatmul:
+        matmul_tile(s, inst, buffer[tile_of[i] % 2]);
+        --pending_mm[tile_of[i]];
+        break;
+      case Opcode::kActivate: exec_activate(s, inst); break;
+      case Opcode::kPool: exec_pool(s, inst); break;
+      default: break;
+    }
+    for (std::uint32_t b = 0; b < kNumSemaphores; ++b) count[b] += inst.signal >> b & 1;
+  }
+  ADD_FAILURE() << "deadlock: instruction " << next << " not issued";
+  return {};
+}
+
+void expect_correct(const Model& model, const Config& config, const CompileOptions& options = {},
+                    int interleavings = 2) {
+  Program p = compile(model, config, options);
+  expect_sequentially_valid(p);
+  expect_outputs_match(p, interpret(config, p).hbm);
+  // Shallow queues exercise the issue order, deep ones let units run far apart.
+  for (int seed = 0; seed < interleavings; ++seed) {
+    const std::size_t depth = seed % 2 ? 2 : 1000;
+    SCOPED_TRACE("interleaving " + std::to_string(seed) + ", queue depth " +
+                 std::to_string(depth));
+    expect_outputs_match(p, run_interleaved(config, p, depth, seed));
+  }
+}
+
+TEST(CompilerTest, MatmulNotAMultipleOfTheArrayIsBitExact) {
+  Config config = array_config(16, 16);
+  Model model = gemm_model(37, 300, 130);
+  Program p = compile(model, config);
+  // K tiles ceil(300/16) = 19, N tiles ceil(130/16) = 9, one M tile (37 rows fit):
+  // LAYER + input DMA + 171 x (weight DMA + LOAD_WEIGHTS + MATMUL) + 9 x (ACTIVATE + store)
+  // + HALT = 1 + 1 + 513 + 18 + 1 = 534.
+  EXPECT_EQ(p.instructions.size(), 534u);
+  EXPECT_EQ(p.layers[0].macs, 37u * 300 * 130);
+  EXPECT_EQ(p.layers[0].kind, "matmul");
+  EXPECT_EQ(p.semaphore_names[kSemXReady], "x_ready");
+  expect_correct(model, config);
+}
+
+TEST(CompilerTest, ManyMTilesRotateTheDoubleBuffers) {
+  CompileOptions options;
+  options.max_m_tile = 8;  // 37 rows -> 5 M tiles
+  expect_correct(gemm_model(37, 40, 20), array_config(16, 8), options, 4);
+}
+
+TEST(CompilerTest, StridedPaddedConvWithPartialRowTiles) {
+  Model model = parse_model_json(R"({"batch": 2, "input": [9, 11, 5], "seed": 7, "layers": [
+      {"name": "c", "type": "conv2d", "out_channels": 12, "kernel": 3, "stride": 2,
+       "padding": 1, "activation": "relu"}]})",
+                                 "conv.json");
+  EXPECT_EQ(model.layers[0].out, (Shape3{5, 6, 12}));
+  CompileOptions options;
+  options.max_m_tile = 5;  // tiles cross output rows and images
+  expect_correct(model, array_config(8, 8), options, 4);
+}
+
+TEST(CompilerTest, ConvNetOn16x16And8x8) {
+  Model model = load_model(kModels + "convnet.json");
+  expect_correct(model, array_config(16, 16), {}, 1);
+  expect_correct(model, array_config(8, 8), {}, 1);
+}
+
+TEST(CompilerTest, PoolChannelChunksBandsAndPaddedConsumer) {
+  // 20 channels on an 8-element UB row: chunks of 8, 8, 4. A 100-row UB forces one output row
+  // per band: 2 x (3 x 9) + 2 x 4 = 62 rows fit, two rows need 2 x (5 x 9) + 2 x 8 = 106.
+  Model model = parse_model_json(R"({"input": [7, 9, 20], "layers": [
+      {"name": "p", "type": "maxpool2d", "kernel": 3, "stride": 2},
+      {"name": "c", "type": "conv2d", "out_channels": 3, "kernel": 3, "padding": 1}]})",
+                                 "pool.json");
+  Config config = array_config(8, 8);
+  config.ub.capacity_bytes = 100 * 8;
+  Program p = compile(model, config);
+  int pools = 0;
+  for (const Instruction& inst : p.instructions) pools += inst.op == Opcode::kPool;
+  EXPECT_EQ(pools, 3 * 3);  // 3 channel chunks x 3 output rows
+  expect_correct(model, config, {}, 3);
+}
+
+TEST(CompilerTest, Bf16WithinTolerance) {
+  Config config = array_config(8, 8);
+  expect_correct(gemm_model(19, 40, 21, "bf16"), config);
+  Model net = parse_model_json(R"({"dtype": "bf16", "batch": 2, "input": [6, 6, 3], "layers": [
+      {"name": "c", "type": "conv2d", "out_channels": 10, "kernel": 3, "padding": 1},
+      {"type": "relu"},
+      {"name": "p", "type": "maxpool2d", "kernel": 2},
+      {"name": "d", "type": "dense", "units": 9}]})",
+                               "net.json");
+  expect_correct(net, config);
+}
+
+TEST(CompilerTest, BundledScaleSimTopologiesRun) {
+  expect_correct(load_model(kModels + "scalesim_convnet.csv"), array_config(16, 16), {}, 0);
+  expect_correct(load_model(kModels + "mlp.json"), array_config(16, 16), {}, 0);
+}
+
+TEST(CompilerTest, TimingOnlyHasTheSameInstructionsAndNoData) {
+  Model model = load_model(kModels + "convnet.json");
+  Config config = array_config(16, 16);
+  Program full = compile(model, config);
+  CompileOptions options;
+  options.timing_only = true;
+  Program timing = compile(model, config, options);
+  EXPECT_TRUE(timing.hbm_image.empty());
+  EXPECT_FALSE(full.hbm_image.empty());
+  EXPECT_EQ(timing.hbm_bytes, full.hbm_bytes);
+  ASSERT_EQ(timing.instructions.size(), full.instructions.size());
+  for (std::size_t i = 0; i < full.instructions.size(); ++i) {
+    Instruction a = full.instructions[i], b = timing.instructions[i];
+    // Only the calibrated requantiser differs.
+    a.multiplier = b.multiplier;
+    a.shift = b.shift;
+    EXPECT_TRUE(a == b) << "instruction " << i;
+  }
+  for (const LayerInfo& l : timing.layers) {
+    EXPECT_TRUE(l.expected_int8.empty());
+    EXPECT_TRUE(l.expected_fp32.empty());
+  }
+}
+
+TEST(CompilerTest, SeedMakesTheDataDeterministic) {
+  Model model = gemm_model(5, 6, 7);
+  Config config = array_config(8, 8);
+  Program a = compile(model, config), b = compile(model, config);
+  CompileOptions options;
+  options.seed = 99;
+  Program c = compile(model, config, options);
+  ASSERT_EQ(a.hbm_image.size(), 2u);  // input, weights
+  EXPECT_EQ(a.hbm_image[0].bytes, b.hbm_image[0].bytes);
+  EXPECT_NE(a.hbm_image[0].bytes, c.hbm_image[0].bytes);
+}
+
+TEST(CompilerTest, TinyUnifiedBufferSaysWhatWouldFit) {
+  Model model = load_model(kModels + "convnet.json");
+  Config config = array_config(16, 16);
+  // conv1: K = 3 * 3 * 3 = 27 -> 2 UB rows per patch. Smallest tile: 2 x 2 (patches)
+  // + 2 x 16 (weight staging) + 2 x 1 (output staging) = 38 rows of 16 bytes = 608 bytes.
+  config.ub.capacity_bytes = 37 * 16;
+  try {
+    compile(model, config);
+    ADD_FAILURE() << "no CompileError";
+  } catch (const CompileError& e) {
+    std::string msg = e.what();
+    EXPECT_NE(msg.find("layer 0 'conv1'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("38 unified-buffer rows"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("holds 37 rows"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("ub.capacity_bytes >= 608"), std::string::npos) << msg;
+  }
+  Model conv1 = parse_model_json(R"({"input": [6, 6, 3], "layers": [
+      {"name": "conv1", "type": "conv2d", "out_channels": 16, "kernel": 3, "padding": 1}]})",
+                                 "c.json");
+  config.ub.capacity_bytes = 608;
+  expect_correct(conv1, config, {}, 1);
+}
+
+TEST(CompilerTest, TooLittleHbmOrAccumulatorIsAnError) {
+  Config config = array_config(8, 8);
+  config.hbm.capacity_bytes = 1000;
+  EXPECT_THROW(compile(gemm_model(64, 64, 64), config), CompileError);
+  config = array_config(8, 8);
+  config.acc.capacity_bytes = 8 * 4;  // one accumulator row
+  try {
+    compile(gemm_model(4, 4, 4), config);
+    ADD_FAILURE() << "no CompileError";
+  } catch (const CompileError& e) {
+    EXPECT_NE(std::string(e.what()).find("acc.capacity_bytes >= 64"), std::string::npos)
+        << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace tpu

@@ -1,0 +1,293 @@
+// Config parsing: defaults, bundled configs, error messages for bad keys/types/values/files,
+// --set overrides and the embedded default.
+#include "sim/config/config.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sim/config/config_keys.h"
+
+namespace tpu {
+namespace {
+
+using nlohmann::json;
+
+const std::string kSourceDir = TPUSIM_SOURCE_DIR;
+const std::vector<std::string> kBundled = {"default", "tpu_v1", "tpu_v4_core", "edge_32x32",
+                                           "teach_8x8"};
+
+// The ConfigError message parse_config raises for `doc`, or "" if it parses.
+std::string error_of(const json& doc, const std::vector<std::string>& overrides = {}) {
+  try {
+    parse_config(doc, "configs/x.json", overrides);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string write_temp(const std::string& name, const std::string& text) {
+  const auto path = std::filesystem::path(::testing::TempDir()) / name;
+  std::ofstream(path) << text;
+  return path.string();
+}
+
+TEST(Config, EmptyDocumentGivesStructDefaults) {
+  const Config c = parse_config(json::object(), "empty.json");
+  EXPECT_EQ(to_json(c), to_json(Config{}));
+  EXPECT_EQ(c.source, "empty.json");
+  EXPECT_EQ(c.array.rows, 128u);
+  EXPECT_EQ(c.hbm.preset, "simple");
+}
+
+TEST(Config, EmbeddedDefaultMatchesStructDefaults) {
+  Config c = default_config();
+  EXPECT_EQ(c.source, "<embedded default>");
+  EXPECT_EQ(c.name, "default");
+  EXPECT_FALSE(c.description.empty());
+  // configs/default.json spells out every key; apart from its description it must agree with
+  // the initialisers in config.h, so a partial config means "default.json plus changes".
+  c.description.clear();
+  EXPECT_EQ(to_json(c), to_json(Config{}));
+}
+
+TEST(Config, EmbeddedDefaultEqualsDefaultJsonOnDisk) {
+  const Config disk = load_config(kSourceDir + "/configs/default.json");
+  EXPECT_EQ(disk.source, kSourceDir + "/configs/default.json");
+  EXPECT_EQ(to_json(disk), to_json(default_config()));
+}
+
+TEST(Config, EveryBundledConfigLoadsAndNamesItself) {
+  for (const std::string& stem : kBundled) {
+    SCOPED_TRACE(stem);
+    const Config c = load_config(kSourceDir + "/configs/" + stem + ".json");
+    EXPECT_EQ(c.name, stem);
+    EXPECT_GT(c.description.size(), 20u);
+    // Every bundled file lists every key explicitly.
+    std::ifstream in(kSourceDir + "/configs/" + stem + ".json");
+    const json doc = json::parse(in);
+    for (const ConfigKey& key : config_keys()) {
+      std::string pointer = "/" + std::string(key.path);
+      std::replace(pointer.begin(), pointer.end(), '.', '/');
+      EXPECT_TRUE(doc.contains(json::json_pointer(pointer))) << key.path;
+    }
+  }
+}
+
+TEST(Config, BundledDesignPoints) {
+  const Config v1 = load_config(kSourceDir + "/configs/tpu_v1.json");
+  EXPECT_EQ(v1.array.rows, 256u);
+  EXPECT_EQ(v1.array.cols, 256u);
+  EXPECT_DOUBLE_EQ(v1.clock_mhz, 700.0);
+  EXPECT_EQ(v1.ub.capacity_bytes, 24ull << 20);
+  EXPECT_EQ(v1.acc_rows(), 4096u);  // 4 MiB / (256 columns * 4 bytes)
+  EXPECT_DOUBLE_EQ(v1.hbm.bandwidth_gbs, 34.0);
+  EXPECT_EQ(v1.vector.lanes, 256u);
+
+  const Config teach = load_config(kSourceDir + "/configs/teach_8x8.json");
+  EXPECT_EQ(teach.array.rows, 8u);
+  EXPECT_EQ(teach.hbm.preset, "ideal");
+  EXPECT_EQ(teach.ub.capacity_bytes, 64u << 10);
+  EXPECT_EQ(teach.vector.lanes, 8u);
+  EXPECT_DOUBLE_EQ(teach.period_ns(), 10.0);
+
+  EXPECT_EQ(load_config(kSourceDir + "/configs/edge_32x32.json").array.cols, 32u);
+  EXPECT_DOUBLE_EQ(load_config(kSourceDir + "/configs/tpu_v4_core.json").clock_mhz, 1050.0);
+}
+
+TEST(Config, ToJsonRoundTrips) {
+  for (const std::string& stem : kBundled) {
+    SCOPED_TRACE(stem);
+    const Config c = load_config(kSourceDir + "/configs/" + stem + ".json");
+    EXPECT_EQ(to_json(parse_config(to_json(c), "round trip")), to_json(c));
+  }
+}
+
+TEST(Config, UnknownKeyNamesFilePathAndNearestKey) {
+  EXPECT_EQ(error_of({{"array", {{"rowz", 64}}}}),
+            "configs/x.json: unknown key 'array.rowz' (did you mean 'array.rows'?)");
+  EXPECT_EQ(error_of({{"hmb", {{"preset", "ideal"}}}}),
+            "configs/x.json: unknown key 'hmb' (did you mean 'hbm'?)");
+  EXPECT_EQ(error_of({{"clock_mhzz", 100}}),
+            "configs/x.json: unknown key 'clock_mhzz' (did you mean 'clock_mhz'?)");
+}
+
+TEST(Config, WrongTypeNamesKeyAndExpectedType) {
+  std::string e = error_of({{"array", {{"rows", "64"}}}});
+  EXPECT_NE(e.find("configs/x.json: "), std::string::npos) << e;
+  EXPECT_NE(e.find("'array.rows' expects an unsigned integer"), std::string::npos) << e;
+  EXPECT_NE(e.find("string"), std::string::npos) << e;
+
+  e = error_of({{"mxu", {{"double_buffer_weights", 1}}}});
+  EXPECT_NE(e.find("'mxu.double_buffer_weights' expects a boolean"), std::string::npos) << e;
+  e = error_of({{"array", {{"rows", 1.5}}}});
+  EXPECT_NE(e.find("'array.rows' expects an unsigned integer"), std::string::npos) << e;
+  e = error_of({{"hbm", {{"preset", 1}}}});
+  EXPECT_NE(e.find("'hbm.preset' expects a string"), std::string::npos) << e;
+  e = error_of({{"clock_mhz", "fast"}});
+  EXPECT_NE(e.find("'clock_mhz' expects a number"), std::string::npos) << e;
+  e = error_of({{"array", 5}});
+  EXPECT_NE(e.find("'array' expects an object"), std::string::npos) << e;
+  e = error_of(json::array());
+  EXPECT_NE(e.find("top level"), std::string::npos) << e;
+}
+
+TEST(Config, IntegralFloatsAreAcceptedForIntegerKeys) {
+  const Config c = parse_config({{"ub", {{"capacity_bytes", 1.6e7}}}}, "x");
+  EXPECT_EQ(c.ub.capacity_bytes, 16000000u);
+}
+
+TEST(Config, InvalidValuesNameKeyAndAllowedRange) {
+  struct Case {
+    json doc;
+    std::vector<std::string> expected;  // substrings of the message
+  };
+  const std::vector<Case> cases = {
+      {{{"array", {{"rows", 0}}}}, {"array.rows = 0", "1..4096"}},
+      {{{"array", {{"cols", 4097}}}}, {"array.cols = 4097", "1..4096"}},
+      {{{"array", {{"cols", -1}}}}, {"array.cols = -1", "1..4096"}},
+      {{{"clock_mhz", 0}}, {"clock_mhz = 0", "> 0"}},
+      {{{"clock_mhz", -5.5}}, {"clock_mhz = -5.5", "> 0"}},
+      {{{"hbm", {{"preset", "hbm3"}}}}, {"hbm.preset = \"hbm3\"", "ideal, simple"}},
+      {{{"hbm", {{"bandwidth_gbs", 0}}}}, {"hbm.bandwidth_gbs = 0", "> 0"}},
+      {{{"hbm", {{"burst_bytes", 48}}}}, {"hbm.burst_bytes = 48", "power of two"}},
+      {{{"hbm", {{"burst_bytes", 0}}}}, {"hbm.burst_bytes = 0", "power of two"}},
+      {{{"hbm", {{"max_outstanding", 0}}}}, {"hbm.max_outstanding = 0", ">= 1"}},
+      {{{"ub", {{"read_ports", 0}}}}, {"ub.read_ports = 0", ">= 1"}},
+      {{{"ub", {{"write_ports", 0}}}}, {"ub.write_ports = 0", ">= 1"}},
+      {{{"ub", {{"banks", 0}}}}, {"ub.banks = 0", ">= 1"}},
+      {{{"vector", {{"lanes", 0}}}}, {"vector.lanes = 0", ">= 1"}},
+      {{{"sequencer", {{"queue_depth", 0}}}}, {"sequencer.queue_depth = 0", ">= 1"}},
+      {{{"array", {{"rows", 4294967296ull}}}}, {"array.rows", "1..4096"}},
+      // One bf16 row of max(rows, cols) = 128 elements needs 256 bytes.
+      {{{"ub", {{"capacity_bytes", 255}}}}, {"ub.capacity_bytes = 255", ">= 256"}},
+      // One accumulator row is 128 columns of 4 bytes.
+      {{{"acc", {{"capacity_bytes", 511}}}}, {"acc.capacity_bytes = 511", ">= 512"}},
+      {{{"hbm", {{"capacity_bytes", 128}}}}, {"hbm.capacity_bytes = 128", "hbm.burst_bytes"}},
+  };
+  for (const Case& c : cases) {
+    const std::string e = error_of(c.doc);
+    SCOPED_TRACE(c.doc.dump());
+    ASSERT_EQ(e.rfind("configs/x.json", 0), 0u) << e;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << e;
+    for (const std::string& part : c.expected) EXPECT_NE(e.find(part), std::string::npos) << e;
+  }
+  // The smallest valid sizes pass.
+  EXPECT_EQ(error_of({{"ub", {{"capacity_bytes", 256}}}, {"acc", {{"capacity_bytes", 512}}}}), "");
+  EXPECT_EQ(error_of({{"hbm", {{"burst_bytes", 1}}}}), "");
+}
+
+TEST(Config, OverridesParseNumbersBoolsAndStrings) {
+  const Config c =
+      default_config({"array.rows=64", "mxu.double_buffer_weights=false", "hbm.preset=ideal",
+                      "hbm.latency_ns=12.5", "name=123", "description=\"quoted\""});
+  EXPECT_EQ(c.array.rows, 64u);
+  EXPECT_EQ(c.array.cols, 128u);
+  EXPECT_FALSE(c.mxu.double_buffer_weights);
+  EXPECT_EQ(c.hbm.preset, "ideal");
+  EXPECT_DOUBLE_EQ(c.hbm.latency_ns, 12.5);
+  EXPECT_EQ(c.name, "123");  // string keys take the raw text
+  EXPECT_EQ(c.description, "quoted");
+}
+
+TEST(Config, OverridesApplyAfterTheFileAndInOrder) {
+  const std::string path = write_temp("small.json", R"({"array": {"rows": 16, "cols": 16}})");
+  const Config c = load_config(path, {"array.rows=32", "array={\"cols\": 8}", "array.rows=4"});
+  EXPECT_EQ(c.array.rows, 4u);
+  EXPECT_EQ(c.array.cols, 8u);
+}
+
+TEST(Config, BadOverridesNameTheSetFlag) {
+  EXPECT_EQ(error_of(json::object(), {"array.rowz=64"}),
+            "--set: unknown key 'array.rowz' (did you mean 'array.rows'?)");
+  std::string e = error_of(json::object(), {"array.rows"});
+  EXPECT_NE(e.find("--set: expected KEY=VALUE"), std::string::npos) << e;
+  e = error_of(json::object(), {"=5"});
+  EXPECT_NE(e.find("--set: expected KEY=VALUE"), std::string::npos) << e;
+  e = error_of(json::object(), {"array.rows=many"});
+  EXPECT_NE(e.find("--set: key 'array.rows' expects an unsigned integer"), std::string::npos) << e;
+  e = error_of(json::object(), {"array.rows=0"});
+  EXPECT_NE(e.find("--set: array.rows = 0 is out of range"), std::string::npos) << e;
+  // A cross-field violation created by an override still names the file and the overrides.
+  e = error_of(json::object(), {"ub.capacity_bytes=8"});
+  EXPECT_NE(e.find("configs/x.json with --set overrides: ub.capacity_bytes"), std::string::npos)
+      << e;
+}
+
+TEST(Config, MissingFileNamesThePath) {
+  const std::string path = kSourceDir + "/configs/no_such_config.json";
+  try {
+    load_config(path);
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind(path + ": cannot open config file", 0), 0u) << e.what();
+  }
+}
+
+TEST(Config, MalformedJsonNamesFileAndPosition) {
+  const std::string path = write_temp("bad.json", "{\n  \"array\": {\"rows\": 64,}\n}\n");
+  try {
+    load_config(path);
+    FAIL() << "expected ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string m = e.what();
+    EXPECT_EQ(m.rfind(path + ": malformed JSON: ", 0), 0u) << m;
+    EXPECT_NE(m.find("line 2"), std::string::npos) << m;
+    EXPECT_EQ(m.find("[json.exception"), std::string::npos) << m;
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  }
+}
+
+TEST(Config, DerivedFigures) {
+  Config c;
+  c.clock_mhz = 1000;
+  c.hbm.bandwidth_gbs = 600;
+  // 600 bytes per ns * 1 ns per cycle.
+  EXPECT_DOUBLE_EQ(c.hbm_peak_bytes_per_cycle(), 600.0);
+  c.clock_mhz = 500;  // 2 ns per cycle
+  EXPECT_DOUBLE_EQ(c.hbm_peak_bytes_per_cycle(), 1200.0);
+  c.hbm.preset = "ideal";
+  EXPECT_TRUE(std::isinf(c.hbm_peak_bytes_per_cycle()));
+  EXPECT_STREQ(to_string(DataType::kInt8), "int8");
+  EXPECT_STREQ(to_string(DataType::kBf16), "bf16");
+}
+
+TEST(Config, KeyTableDescribesEveryKey) {
+  // One leaf of the effective config per key.
+  EXPECT_EQ(to_json(Config{}).flatten().size(), config_keys().size());
+  for (const ConfigKey& key : config_keys()) {
+    EXPECT_GT(std::string(key.description).size(), 10u) << key.path;
+  }
+  const ConfigKey* rows = nullptr;
+  for (const ConfigKey& key : config_keys()) {
+    if (std::string(key.path) == "array.rows") rows = &key;
+  }
+  ASSERT_NE(rows, nullptr);
+  EXPECT_STREQ(rows->type_name(), "unsigned integer");
+  EXPECT_EQ(rows->allowed(), "1..4096");
+  EXPECT_EQ(rows->default_value(), json(128));
+}
+
+TEST(Config, ReadmeDocumentsEveryKey) {
+  std::ifstream in(kSourceDir + "/configs/README.md");
+  ASSERT_TRUE(in);
+  std::stringstream text;
+  text << in.rdbuf();
+  for (const ConfigKey& key : config_keys()) {
+    // Each key has a table row starting with its path.
+    EXPECT_NE(text.str().find("| `" + std::string(key.path) + "` |"), std::string::npos)
+        << key.path;
+  }
+}
+
+}  // namespace
+}  // namespace tpu

@@ -1,0 +1,234 @@
+// Model front ends: our JSON and SCALE-Sim topology CSV, shape inference and every error.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+#include <string>
+
+#include "tools/compiler/model.h"
+
+namespace tpu {
+namespace {
+
+const std::string kModels = std::string(TPUSIM_SOURCE_DIR) + "/models/";
+
+// Expects parse to throw CompileError whose message contains every fragment.
+template <typename F>
+void expect_error(F parse, const std::vector<std::string>& fragments) {
+  try {
+    parse();
+    ADD_FAILURE() << "no CompileError";
+  } catch (const CompileError& e) {
+    std::string msg = e.what();
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+    for (const auto& f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << msg << " / " << f;
+  }
+}
+
+void expect_json_error(const std::string& text, const std::vector<std::string>& fragments) {
+  expect_error([&] { parse_model_json(text, "m.json"); }, fragments);
+}
+
+void expect_csv_error(const std::string& text, const std::vector<std::string>& fragments) {
+  expect_error([&] { parse_scalesim_csv(text, "t.csv"); }, fragments);
+}
+
+TEST(FrontendTest, ConvNetShapesAreInferredLayerByLayer) {
+  Model m = load_model(kModels + "convnet.json");
+  EXPECT_EQ(m.name, "convnet");
+  EXPECT_EQ(m.dtype, DataType::kInt8);
+  EXPECT_EQ(m.batch, 1u);
+  ASSERT_EQ(m.layers.size(), 6u);  // the two relu entries fuse into the convolutions
+  const Layer& c1 = m.layers[0];
+  EXPECT_EQ(c1.kind, LayerKind::kConv2d);
+  EXPECT_EQ(c1.activation, Activation::kRelu);
+  EXPECT_EQ(c1.in, (Shape3{32, 32, 3}));
+  EXPECT_EQ(c1.out, (Shape3{32, 32, 32}));  // (32 + 2*1 - 3) / 1 + 1 = 32
+  EXPECT_EQ(c1.gemm_m(), 1024u);
+  EXPECT_EQ(c1.gemm_k(), 27u);  // 3 * 3 * 3
+  EXPECT_EQ(c1.macs(), 1024u * 27 * 32);
+  EXPECT_EQ(m.layers[1].kind, LayerKind::kMaxPool2d);
+  EXPECT_EQ(m.layers[1].stride, 2u);  // defaults to the kernel
+  EXPECT_EQ(m.layers[1].out, (Shape3{16, 16, 32}));
+  EXPECT_EQ(m.layers[2].out, (Shape3{16, 16, 64}));
+  EXPECT_EQ(m.layers[2].activation, Activation::kRelu);
+  EXPECT_EQ(m.layers[3].out, (Shape3{8, 8, 64}));
+  const Layer& fc1 = m.layers[4];
+  EXPECT_EQ(fc1.kind, LayerKind::kDense);
+  EXPECT_EQ(fc1.gemm_k(), 64u * 8 * 8);  // NHWC flatten
+  EXPECT_EQ(fc1.gemm_n(), 128u);
+  EXPECT_EQ(fc1.activation, Activation::kRelu);
+  EXPECT_EQ(m.layers[5].gemm_k(), 128u);
+  EXPECT_EQ(m.layers[5].gemm_n(), 10u);
+  EXPECT_EQ(m.layers[5].activation, Activation::kNone);
+  for (const Layer& l : m.layers) EXPECT_FALSE(l.independent_input);
+}
+
+TEST(FrontendTest, EveryBundledModelLoads) {
+  for (const char* f : {"convnet.json", "matmul.json", "matmul_bf16.json", "conv.json",
+                        "mlp.json", "scalesim_convnet.csv", "scalesim_gemm.csv"}) {
+    SCOPED_TRACE(f);
+    Model m = load_model(kModels + f);
+    EXPECT_FALSE(m.layers.empty());
+  }
+  Model conv = load_model(kModels + "conv.json");
+  EXPECT_EQ(conv.layers[0].out, (Shape3{28, 28, 128}));  // (56 + 2 - 3) / 2 + 1 = 28
+  EXPECT_EQ(load_model(kModels + "matmul_bf16.json").dtype, DataType::kBf16);
+  Model mlp = load_model(kModels + "mlp.json");
+  EXPECT_EQ(mlp.layers[0].gemm_m(), 16u);
+  EXPECT_EQ(mlp.layers[0].gemm_k(), 784u);
+}
+
+TEST(FrontendTest, DefaultsNamesAndIndependentInputs) {
+  Model m = parse_model_json(
+      R"({"layers": [{"type": "matmul", "m": 5, "k": 7, "n": 3},
+                     {"type": "dense", "units": 4},
+                     {"type": "conv2d", "out_channels": 2, "kernel": [1, 2], "input": [3, 4, 5]}]})",
+      "dir/tiny.json");
+  EXPECT_EQ(m.name, "tiny");
+  EXPECT_EQ(m.seed, 1u);
+  ASSERT_EQ(m.layers.size(), 3u);
+  EXPECT_EQ(m.layers[0].name, "matmul_0");
+  EXPECT_TRUE(m.layers[0].independent_input);
+  EXPECT_EQ(m.layers[0].gemm_m(), 5u);
+  // A dense layer after a matmul sees its M rows as samples.
+  EXPECT_EQ(m.layers[1].gemm_m(), 5u);
+  EXPECT_EQ(m.layers[1].gemm_k(), 3u);
+  EXPECT_FALSE(m.layers[1].independent_input);
+  EXPECT_TRUE(m.layers[2].independent_input);
+  EXPECT_EQ(m.layers[2].out, (Shape3{3, 3, 2}));  // kernel 1x2 on 3x4
+}
+
+TEST(FrontendTest, ScaleSimConvRowsAreIndependentUnpaddedLayers) {
+  Model m = parse_scalesim_csv(
+      "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
+      "Strides,\r\nConv1, 34, 34, 3, 3, 3, 32, 1,\r\n\r\nConv2, 9, 9, 3, 3, 32, 16, 2\n",
+      "models/net.csv");
+  EXPECT_EQ(m.name, "net");
+  ASSERT_EQ(m.layers.size(), 2u);
+  EXPECT_EQ(m.layers[0].name, "Conv1");
+  EXPECT_EQ(m.layers[0].padding, 0u);
+  EXPECT_EQ(m.layers[0].in, (Shape3{34, 34, 3}));
+  EXPECT_EQ(m.layers[0].out, (Shape3{32, 32, 32}));
+  EXPECT_EQ(m.layers[1].in, (Shape3{9, 9, 32}));  // not chained to Conv1
+  EXPECT_EQ(m.layers[1].out, (Shape3{4, 4, 16}));  // (9 - 3) / 2 + 1
+  EXPECT_TRUE(m.layers[1].independent_input);
+}
+
+TEST(FrontendTest, ScaleSimGemmRowsAreMTimesKByKTimesN) {
+  // SCALE-Sim maps "Layer, M, N, K" to an M x K ifmap and N filters of K: output M x N.
+  Model m = load_model(kModels + "scalesim_gemm.csv");
+  ASSERT_EQ(m.layers.size(), 4u);
+  const Layer& qk = m.layers[0];
+  EXPECT_EQ(qk.kind, LayerKind::kMatmul);
+  EXPECT_EQ(qk.gemm_m(), 128u);
+  EXPECT_EQ(qk.gemm_n(), 128u);
+  EXPECT_EQ(qk.gemm_k(), 64u);
+  const Layer& ff1 = m.layers[2];
+  EXPECT_EQ(ff1.gemm_m(), 128u);
+  EXPECT_EQ(ff1.gemm_n(), 1024u);
+  EXPECT_EQ(ff1.gemm_k(), 256u);
+}
+
+TEST(FrontendTest, JsonErrorsNameFileLayerAndKey) {
+  const std::string conv = R"("type": "conv2d", "name": "c", "out_channels": 4, "kernel": 3)";
+  expect_json_error("{\"layers\": [", {"m.json", "invalid JSON"});
+  expect_json_error("[1]", {"m.json", "object"});
+  expect_json_error(R"({"input": [4,4,1]})", {"m.json", "missing required key 'layers'"});
+  expect_json_error(R"({"layers": [], "input": [4,4,1]})", {"m.json", "'layers'"});
+  expect_json_error(R"({"layerz": [], "layers": [{"type": "matmul", "m": 1, "k": 1, "n": 1}]})",
+                    {"m.json", "unknown key 'layerz'"});
+  expect_json_error(R"({"dtype": "fp8", "layers": [{"type": "matmul", "m": 1, "k": 1, "n": 1}]})",
+                    {"'dtype'", "fp8"});
+  expect_json_error(R"({"batch": 0, "layers": [{"type": "matmul", "m": 1, "k": 1, "n": 1}]})",
+                    {"'batch'", "got 0"});
+  expect_json_error(R"({"seed": -1, "layers": [{"type": "matmul", "m": 1, "k": 1, "n": 1}]})",
+                    {"'seed'"});
+  expect_json_error(R"({"input": [4, 4], "layers": [{)" + conv + "}]}", {"'input'"});
+  // Layer-level errors carry the index and the name.
+  expect_json_error(R"({"layers": [{"type": "matmul", "m": 1, "k": 1, "n": 1},
+                                   {"type": "matmul", "name": "x", "m": 1, "k": 2}]})",
+                    {"m.json", "layer 1 'x'", "missing required key 'n'"});
+  expect_json_error(R"({"layers": [{"type": "matmul", "name": "x", "m": 1, "k": 1, "n": 1,
+                                    "bias": true}]})",
+                    {"layer 0 'x'", "unknown key 'bias'"});
+  expect_json_error(R"({"layers": [{"type": "matmul", "name": "x", "m": "8", "k": 1, "n": 1}]})",
+                    {"layer 0 'x'", "key 'm'", "integer"});
+  expect_json_error(R"({"layers": [{"type": "matmul", "name": "x", "m": 2.5, "k": 1, "n": 1}]})",
+                    {"key 'm'", "2.5"});
+  expect_json_error(R"({"layers": [{"type": "matmul", "name": "x", "m": 0, "k": 1, "n": 1}]})",
+                    {"key 'm'", "got 0"});
+  expect_json_error(R"({"layers": [{"type": "matmul", "name": "x", "m": -3, "k": 1, "n": 1}]})",
+                    {"key 'm'", "got -3"});
+  expect_json_error(R"({"layers": [{"type": "softmax"}]})", {"layer 0", "softmax"});
+  expect_json_error(R"({"layers": [{"name": "a"}]})", {"layer 0", "'type'"});
+  expect_json_error(R"({"input": [4,4,1], "layers": [{)" + conv + R"(, "activation": "gelu"}]})",
+                    {"layer 0 'c'", "'activation'", "gelu"});
+  expect_json_error(R"({"input": [4,4,1], "layers": [{)" + conv + R"(, "padding": -1}]})",
+                    {"layer 0 'c'", "'padding'"});
+  expect_json_error(R"({"input": [4,4,1], "layers": [{)" + conv + R"(, "kernel": [3]}]})",
+                    {"layer 0 'c'", "'kernel'"});
+  expect_json_error(R"({"input": [4,4,1], "layers": [{)" + conv + "}, {" + conv + "}]}",
+                    {"layer 1 'c'", "duplicate"});
+  expect_json_error(R"({"input": [2,2,1], "layers": [{)" + conv + "}]}",
+                    {"layer 0 'c'", "'kernel'", "larger than the padded input 2x2"});
+  expect_json_error(R"({"input": [4,4,1], "layers": [{"type": "maxpool2d", "name": "p",
+                                                      "kernel": 5}]})",
+                    {"layer 0 'p'", "'kernel'", "larger than the input 4x4"});
+  expect_json_error(R"({"input": [4,4,1], "layers": [{"type": "maxpool2d", "name": "p",
+                                                      "kernel": [2, 3]}]})",
+                    {"layer 0 'p'", "square"});
+  expect_json_error(R"({"layers": [{)" + conv + "}]}", {"layer 0 'c'", "no input shape"});
+  expect_json_error(R"({"input": [4,4,1], "layers": [{"type": "relu"}]})",
+                    {"layer 0 'relu_0'", "no previous layer"});
+  expect_json_error(R"({"input": [4,4,1], "layers": [{"type": "maxpool2d", "kernel": 2},
+                                                     {"type": "relu", "name": "r"}]})",
+                    {"layer 1 'r'", "maxpool2d"});
+  expect_json_error(R"({"input": [4,4,1], "layers": [{)" + conv +
+                        R"(, "activation": "relu"}, {"type": "relu"}]})",
+                    {"layer 1", "already has an activation"});
+  expect_json_error(R"({"input": [4,4,1], "layers": [{"type": "relu", "units": 3}]})",
+                    {"layer 0", "unknown key 'units'"});
+}
+
+TEST(FrontendTest, CsvErrorsNameFileAndLine) {
+  const std::string header =
+      "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
+      "Strides,\n";
+  expect_csv_error(header + "C1, 8, 8, 3, 3, 1, 4,\n", {"t.csv:2", "expected 8 columns, got 7"});
+  expect_csv_error(header + "C1, 8, 8, 3, 3, 1, 4, 1, 1,\n", {"t.csv:2", "got 9"});
+  expect_csv_error(header + "\nC1, 8, 8, 3, x, 1, 4, 1,\n",
+                   {"t.csv:3", "'Filter Width'", "'x'"});
+  expect_csv_error(header + "C1, 8, 8, 3, 3, 1, 0, 1,\n", {"t.csv:2", "'Num Filter'", "'0'"});
+  expect_csv_error(header + "C1, 8, 8, 3, 3, 1, -4, 1,\n", {"t.csv:2", "'Num Filter'"});
+  expect_csv_error(header + "C1, 8, 2, 3, 3, 1, 4, 1,\n", {"t.csv:2", "C1", "larger"});
+  expect_csv_error(header + "C1, 8, 8, 3, 3, 1, 4, 1,\nC1, 8, 8, 3, 3, 1, 4, 1,\n",
+                   {"t.csv:3", "duplicate"});
+  expect_csv_error(header, {"t.csv", "no layers"});
+  expect_csv_error("", {"t.csv", "empty"});
+  expect_csv_error("Layer, M, K, N,\nG, 1, 2, 3,\n", {"t.csv:1", "header"});
+  expect_csv_error("Layer, M, N, K,\nG, 1, 2.5, 3,\n", {"t.csv:2", "'N'", "'2.5'"});
+  expect_csv_error("Layer, M, N, K,\nG, 1, 2,\n", {"t.csv:2", "expected 4 columns"});
+}
+
+TEST(FrontendTest, LoadModelDispatchesOnContent) {
+  std::string dir = ::testing::TempDir();
+  auto write = [&](const std::string& name, const std::string& text) {
+    std::ofstream(dir + name) << text;
+    return dir + name;
+  };
+  // The extension does not matter, the content does.
+  Model csv = load_model(write("gemm.json", "Layer, M, N, K,\nG, 4, 5, 6,\n"));
+  EXPECT_EQ(csv.layers[0].gemm_k(), 6u);
+  Model json =
+      load_model(write("model.csv", "  {\"layers\": [{\"type\": \"matmul\", \"m\": 1, \"k\": 2, "
+                                    "\"n\": 3}]}"));
+  EXPECT_EQ(json.layers[0].gemm_n(), 3u);
+  expect_error([&] { load_model(write("junk.txt", "hello, world\n")); },
+               {"junk.txt", "not a model"});
+  expect_error([&] { load_model(dir + "does_not_exist.json"); },
+               {"does_not_exist.json", "cannot open"});
+}
+
+}  // namespace
+}  // namespace tpu

@@ -1,0 +1,517 @@
+// The instruction set: binary encoding, assembly text and the program container.
+#include "sim/isa/isa.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include "sim/isa/program.h"
+
+namespace tpu {
+namespace {
+
+constexpr Opcode kAllOpcodes[] = {Opcode::kNop,     Opcode::kHalt,     Opcode::kLayer,
+                                  Opcode::kDmaLoad, Opcode::kDmaStore, Opcode::kLoadWeights,
+                                  Opcode::kMatmul,  Opcode::kActivate, Opcode::kPool};
+
+// An instruction of `op` whose every field is drawn uniformly from its full encoded width.
+Instruction random_instruction(Opcode op, std::mt19937_64& rng) {
+  auto bits = [&](unsigned w) { return rng() & ((std::uint64_t(1) << w) - 1); };
+  Instruction i;
+  i.op = op;
+  i.wait = std::uint16_t(bits(16));
+  i.signal = std::uint16_t(bits(16));
+  switch (op) {
+    case Opcode::kNop:
+    case Opcode::kHalt:
+      break;
+    case Opcode::kLayer:
+      i.layer = std::uint16_t(bits(16));
+      break;
+    case Opcode::kDmaLoad:
+    case Opcode::kDmaStore:
+      i.dma.hbm_addr = bits(40);
+      i.dma.ub_row = std::uint32_t(bits(24));
+      i.dma.elems = std::uint16_t(bits(16));
+      i.dma.segs = std::uint16_t(bits(16));
+      i.dma.seg_stride = std::uint32_t(bits(32));
+      i.dma.groups = std::uint16_t(bits(16));
+      i.dma.group_stride = std::uint32_t(bits(32));
+      i.dma.ub_stride = std::uint16_t(bits(16));
+      i.dma.pack = std::uint16_t(bits(16));
+      break;
+    case Opcode::kLoadWeights:
+      i.ub_row = std::uint32_t(bits(24));
+      i.rows = std::uint32_t(bits(24));
+      i.cols = std::uint16_t(bits(16));
+      break;
+    case Opcode::kMatmul:
+      i.flags = std::uint8_t(bits(1));
+      i.ub_row = std::uint32_t(bits(24));
+      i.ub_stride = std::uint16_t(bits(16));
+      i.rows = std::uint32_t(bits(24));
+      i.acc_row = std::uint32_t(bits(24));
+      break;
+    case Opcode::kActivate:
+      i.acc_row = std::uint32_t(bits(24));
+      i.rows = std::uint32_t(bits(24));
+      i.cols = std::uint16_t(bits(16));
+      i.ub_row = std::uint32_t(bits(24));
+      i.func = Activation(rng() % 3);
+      i.multiplier = std::int32_t(std::uint32_t(bits(32)));
+      i.shift = std::uint8_t(bits(8));
+      i.zero_point = std::int8_t(std::uint8_t(bits(8)));
+      break;
+    case Opcode::kPool:
+      i.ub_row = std::uint32_t(bits(24));
+      i.dst_row = std::uint32_t(bits(24));
+      i.in_h = std::uint16_t(bits(16));
+      i.in_w = std::uint16_t(bits(16));
+      i.kernel = std::uint8_t(bits(8));
+      i.stride = std::uint8_t(bits(8));
+      i.cols = std::uint16_t(bits(16));
+      break;
+  }
+  return i;
+}
+
+Instruction matmul(std::uint32_t ub, std::uint32_t rows, std::uint32_t acc) {
+  Instruction i;
+  i.op = Opcode::kMatmul;
+  i.ub_row = ub;
+  i.rows = rows;
+  i.acc_row = acc;
+  return i;
+}
+
+void expect_programs_equal(const Program& a, const Program& b, bool with_data) {
+  EXPECT_EQ(a.dtype, b.dtype);
+  EXPECT_EQ(a.array_rows, b.array_rows);
+  EXPECT_EQ(a.array_cols, b.array_cols);
+  EXPECT_EQ(a.hbm_bytes, b.hbm_bytes);
+  EXPECT_EQ(a.instructions, b.instructions);
+  EXPECT_EQ(a.semaphore_names, b.semaphore_names);
+  ASSERT_EQ(a.layers.size(), b.layers.size());
+  for (std::size_t i = 0; i < a.layers.size(); ++i) {
+    EXPECT_EQ(a.layers[i].name, b.layers[i].name);
+    EXPECT_EQ(a.layers[i].kind, b.layers[i].kind);
+    EXPECT_EQ(a.layers[i].macs, b.layers[i].macs);
+    if (!with_data) continue;
+    const TensorView &va = a.layers[i].output, &vb = b.layers[i].output;
+    EXPECT_EQ(va.base, vb.base);
+    EXPECT_EQ(va.count0, vb.count0);
+    EXPECT_EQ(va.count1, vb.count1);
+    EXPECT_EQ(va.stride1, vb.stride1);
+    EXPECT_EQ(va.count2, vb.count2);
+    EXPECT_EQ(va.stride2, vb.stride2);
+    EXPECT_EQ(a.layers[i].expected_int8, b.layers[i].expected_int8);
+    EXPECT_EQ(a.layers[i].expected_fp32, b.layers[i].expected_fp32);
+  }
+  if (!with_data) return;
+  ASSERT_EQ(a.hbm_image.size(), b.hbm_image.size());
+  for (std::size_t i = 0; i < a.hbm_image.size(); ++i) {
+    EXPECT_EQ(a.hbm_image[i].name, b.hbm_image[i].name);
+    EXPECT_EQ(a.hbm_image[i].address, b.hbm_image[i].address);
+    EXPECT_EQ(a.hbm_image[i].bytes, b.hbm_image[i].bytes);
+  }
+}
+
+// The message of the IsaError `f` raises, or "" if it raises none.
+template <typename F>
+std::string isa_error(F f) {
+  try {
+    f();
+  } catch (const IsaError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+std::string parse_error(const std::string& text) {
+  return isa_error([&] { parse_assembly(text); });
+}
+
+// An 8x8 int8 matmul with every opcode and named semaphores; the example of ISA.md.
+const char* const kExample = R"(
+# Y = relu(requant(X * W)), X 8x8 at 0x0, W 8x8 at 0x40, Y to 0x80
+.dtype int8
+.array 8 8
+.hbm 192
+.sem 0 x_ready
+.sem 1 w_ready   ; weights staged
+.sem 2 acc_ready
+.sem 3 y_ready
+.layer 0 fc1 matmul 512
+layer id=0
+  dma.load hbm=0x40 ub=8 elems=8 pack=8 groups=8 group_stride=8 signal=w_ready
+  dma.load hbm=0 ub=0 elems=8 pack=8 groups=8 group_stride=8 ub_stride=1 signal=x_ready
+  load.weights ub=8 rows=8 cols=8 wait=w_ready
+  matmul ub=0 rows=8 acc=0 wait=x_ready signal=acc_ready
+  activate acc=0 rows=8 cols=8 ub=16 func=relu multiplier=3 shift=4 zero_point=-2 wait=acc_ready signal=y_ready
+  pool ub=16 dst=24 in_h=4 in_w=2 kernel=2 stride=2 cols=8
+  dma.store hbm=0x80 ub=16 elems=8 pack=8 groups=8 group_stride=8 wait=y_ready
+  nop wait=s5,s4 signal=s15
+halt
+)";
+
+TEST(Encoding, EveryOpcodeRoundTripsWithFieldsAtFullWidth) {
+  std::mt19937_64 rng(1234);
+  for (Opcode op : kAllOpcodes) {
+    for (int n = 0; n < 200; ++n) {
+      const Instruction inst = random_instruction(op, rng);
+      EXPECT_EQ(decode(encode(inst)), inst) << mnemonic(op);
+    }
+  }
+}
+
+TEST(Encoding, MaximumValuesRoundTrip) {
+  Instruction d;
+  d.op = Opcode::kDmaLoad;
+  d.wait = d.signal = 0xffff;
+  d.dma = {(std::uint64_t(1) << 40) - 1,
+           0xffffff,
+           0xffff,
+           0xffff,
+           0xffffffff,
+           0xffff,
+           0xffffffff,
+           0xffff,
+           0xffff};
+  const EncodedInstruction e = encode(d);
+  for (std::size_t b = 2; b < kInstructionBytes; ++b) EXPECT_EQ(e[b], 0xff) << "byte " << b;
+  EXPECT_EQ(decode(e), d);
+  Instruction a;
+  a.op = Opcode::kActivate;
+  a.multiplier = INT32_MIN;
+  a.zero_point = -128;
+  a.func = Activation::kRelu6;
+  a.shift = 255;
+  EXPECT_EQ(decode(encode(a)), a);
+}
+
+TEST(Encoding, LayoutIsLittleEndianBitFieldsAfterTheHeader) {
+  Instruction d;
+  d.op = Opcode::kDmaStore;
+  d.wait = 0x0102;
+  d.signal = 0x8004;
+  d.dma.hbm_addr = 0x123456789a;
+  d.dma.ub_row = 0xabcdef;
+  d.dma.elems = 0x1122;
+  d.dma.pack = 0x7788;
+  const EncodedInstruction e = encode(d);
+  EXPECT_EQ(e[0], 4);     // opcode
+  EXPECT_EQ(e[1], 0);     // flags
+  EXPECT_EQ(e[2], 0x02);  // wait, low byte first
+  EXPECT_EQ(e[3], 0x01);
+  EXPECT_EQ(e[4], 0x04);  // signal
+  EXPECT_EQ(e[5], 0x80);
+  EXPECT_EQ(std::vector<int>(e.begin() + 6, e.begin() + 11),
+            (std::vector<int>{0x9a, 0x78, 0x56, 0x34, 0x12}));  // hbm_addr, 40 bits
+  EXPECT_EQ(std::vector<int>(e.begin() + 11, e.begin() + 14),
+            (std::vector<int>{0xef, 0xcd, 0xab}));  // ub_row, 24 bits
+  EXPECT_EQ(e[14], 0x22);                           // elems at bit 64 = byte 14
+  EXPECT_EQ(e[15], 0x11);
+  EXPECT_EQ(e[16], 1);     // segs default 1 at bit 80 = byte 6 + 10
+  EXPECT_EQ(e[22], 1);     // groups default 1 at bit 128 = byte 6 + 16
+  EXPECT_EQ(e[28], 1);     // ub_stride default 1 at bit 176 = byte 6 + 22
+  EXPECT_EQ(e[30], 0x88);  // pack at bit 192 = byte 30
+  EXPECT_EQ(e[31], 0x77);
+
+  // ACTIVATE: acc_row 24 | rows 24 | cols 16 | ub_row 24 | func 8 | multiplier 32 | shift 8 |
+  // zero_point 8: func at bit 88 = byte 17, multiplier at byte 18, shift 22, zero_point 23.
+  Instruction a;
+  a.op = Opcode::kActivate;
+  a.func = Activation::kRelu;
+  a.multiplier = -2;
+  a.shift = 7;
+  a.zero_point = -1;
+  const EncodedInstruction ea = encode(a);
+  EXPECT_EQ(ea[6 + 11], 1);
+  EXPECT_EQ(ea[6 + 12], 0xfe);
+  EXPECT_EQ(ea[6 + 15], 0xff);
+  EXPECT_EQ(ea[6 + 16], 7);
+  EXPECT_EQ(ea[6 + 17], 0xff);
+
+  Instruction m = matmul(1, 2, 3);
+  m.flags = kFlagAccumulate;
+  EXPECT_EQ(encode(m)[1], kFlagAccumulate);
+}
+
+TEST(Encoding, ValuesTooWideForTheirFieldAreRejected) {
+  Instruction m = matmul(1u << 24, 1, 0);
+  EXPECT_NE(isa_error([&] { encode(m); }).find("ub_row"), std::string::npos);
+  m = matmul(0, 1, 1u << 24);
+  EXPECT_NE(isa_error([&] { encode(m); }).find("acc_row"), std::string::npos);
+  Instruction d;
+  d.op = Opcode::kDmaLoad;
+  d.dma.hbm_addr = std::uint64_t(1) << 40;
+  EXPECT_NE(isa_error([&] { encode(d); }).find("hbm_addr"), std::string::npos);
+  Instruction a;
+  a.op = Opcode::kActivate;
+  a.func = Activation(3);
+  EXPECT_NE(isa_error([&] { encode(a); }).find("func"), std::string::npos);
+  Instruction n;
+  n.flags = kFlagAccumulate;  // only MATMUL has a flag
+  EXPECT_NE(isa_error([&] { encode(n); }).find("flags"), std::string::npos);
+  Instruction bad;
+  bad.op = Opcode(9);
+  EXPECT_NE(isa_error([&] { encode(bad); }).find("unknown opcode"), std::string::npos);
+}
+
+TEST(Encoding, MalformedBytesAreRejected) {
+  EncodedInstruction e{};
+  e[0] = 9;
+  EXPECT_EQ(isa_error([&] { decode(e); }), "unknown opcode byte 0x9");
+  e = encode(matmul(0, 1, 0));
+  e[31] = 1;  // past the last MATMUL field
+  EXPECT_EQ(isa_error([&] { decode(e); }), "matmul: reserved payload bits set");
+  Instruction a;
+  a.op = Opcode::kActivate;
+  e = encode(a);
+  e[6 + 11] = 3;
+  EXPECT_EQ(isa_error([&] { decode(e); }), "activate: func 3 not valid");
+  e = encode(Instruction{});
+  e[1] = 1;
+  EXPECT_EQ(isa_error([&] { decode(e); }), "nop: flags 0x1 not valid");
+}
+
+TEST(Encoding, EqualityComparesOnlyTheOpcodesFields) {
+  Instruction a = matmul(4, 8, 16), b = a;
+  b.dst_row = 99;  // a POOL field
+  b.func = Activation::kRelu;
+  b.dma.pack = 3;
+  EXPECT_EQ(a, b);
+  b.ub_stride = 2;
+  EXPECT_NE(a, b);
+  b = a;
+  b.signal = 1;
+  EXPECT_NE(a, b);
+}
+
+TEST(Encoding, MnemonicsAndUnits) {
+  const char* names[] = {"nop",          "halt",   "layer",    "dma.load", "dma.store",
+                         "load.weights", "matmul", "activate", "pool"};
+  const Unit units[] = {Unit::kSequencer, Unit::kSequencer, Unit::kSequencer,
+                        Unit::kDma,       Unit::kDma,       Unit::kWeightLoad,
+                        Unit::kMatmul,    Unit::kVector,    Unit::kVector};
+  for (std::size_t i = 0; i < std::size(kAllOpcodes); ++i) {
+    EXPECT_STREQ(mnemonic(kAllOpcodes[i]), names[i]);
+    EXPECT_EQ(unit_of(kAllOpcodes[i]), units[i]);
+  }
+  EXPECT_STREQ(to_string(Unit::kWeightLoad), "weight_load");
+  EXPECT_STREQ(to_string(Unit::kVector), "vector");
+}
+
+TEST(Assembly, ParsesTheExampleProgram) {
+  const Program p = parse_assembly(kExample);
+  EXPECT_EQ(p.dtype, DataType::kInt8);
+  EXPECT_EQ(p.array_rows, 8u);
+  EXPECT_EQ(p.array_cols, 8u);
+  EXPECT_EQ(p.hbm_bytes, 192u);
+  ASSERT_EQ(p.semaphore_names.size(), kNumSemaphores);
+  EXPECT_EQ(p.semaphore_names[1], "w_ready");
+  ASSERT_EQ(p.layers.size(), 1u);
+  EXPECT_EQ(p.layers[0].name, "fc1");
+  EXPECT_EQ(p.layers[0].kind, "matmul");
+  EXPECT_EQ(p.layers[0].macs, 512u);
+  ASSERT_EQ(p.instructions.size(), 10u);
+
+  const Instruction& w = p.instructions[1];
+  EXPECT_EQ(w.op, Opcode::kDmaLoad);
+  EXPECT_EQ(w.dma.hbm_addr, 0x40u);
+  EXPECT_EQ(w.dma.ub_row, 8u);
+  EXPECT_EQ(w.dma.groups, 8u);
+  EXPECT_EQ(w.dma.group_stride, 8u);
+  EXPECT_EQ(w.dma.segs, 1u);       // default
+  EXPECT_EQ(w.dma.ub_stride, 1u);  // default
+  EXPECT_EQ(w.signal, 1u << 1);
+
+  const Instruction& m = p.instructions[4];
+  Instruction expected = matmul(0, 8, 0);
+  expected.wait = 1u << 0;
+  expected.signal = 1u << 2;
+  EXPECT_EQ(m, expected);
+  EXPECT_EQ(m.ub_stride, 1u);
+  EXPECT_EQ(m.flags, 0u);
+  EXPECT_EQ(m.wait, 1u << 0);
+  EXPECT_EQ(m.signal, 1u << 2);
+
+  const Instruction& a = p.instructions[5];
+  EXPECT_EQ(a.func, Activation::kRelu);
+  EXPECT_EQ(a.multiplier, 3);
+  EXPECT_EQ(a.shift, 4);
+  EXPECT_EQ(a.zero_point, -2);
+
+  const Instruction& n = p.instructions[8];
+  EXPECT_EQ(n.op, Opcode::kNop);
+  EXPECT_EQ(n.wait, (1u << 5) | (1u << 4));
+  EXPECT_EQ(n.signal, 1u << 15);
+  EXPECT_EQ(p.instructions[9].op, Opcode::kHalt);
+}
+
+TEST(Assembly, OptionalKeysTakeTheirDefaults) {
+  const Program p = parse_assembly(
+      "activate acc=1 rows=2 cols=3 ub=4\n"
+      "matmul ub=0 rows=1 acc=0 accumulate\n"
+      "dma.load hbm=0x10 ub=0 elems=4 pack=4\n");
+  const Instruction& a = p.instructions[0];
+  EXPECT_EQ(a.func, Activation::kNone);
+  EXPECT_EQ(a.multiplier, 1);
+  EXPECT_EQ(a.shift, 0);
+  EXPECT_EQ(a.zero_point, 0);
+  EXPECT_EQ(p.instructions[1].flags, kFlagAccumulate);
+  EXPECT_EQ(p.instructions[1].ub_stride, 1u);
+  const DmaFields& d = p.instructions[2].dma;
+  EXPECT_EQ(d.segs, 1u);
+  EXPECT_EQ(d.seg_stride, 0u);
+  EXPECT_EQ(d.groups, 1u);
+  EXPECT_EQ(d.group_stride, 0u);
+  EXPECT_EQ(d.ub_stride, 1u);
+}
+
+TEST(Assembly, ProgramRoundTripsThroughText) {
+  std::mt19937_64 rng(99);
+  Program p;
+  p.dtype = DataType::kBf16;
+  p.array_rows = 16;
+  p.array_cols = 32;
+  p.hbm_bytes = 1 << 20;
+  p.semaphore_names.assign(kNumSemaphores, "");
+  p.semaphore_names[3] = "ready";
+  p.semaphore_names[15] = "done.all";
+  p.layers.push_back({"conv 1", "conv2d", 123456789, {}, {}, {}});
+  p.layers.push_back({"", "odd\"kind\\#;", 0, {}, {}, {}});
+  for (Opcode op : kAllOpcodes) {
+    for (int n = 0; n < 20; ++n) {
+      Instruction i = random_instruction(op, rng);
+      if (op == Opcode::kLayer) i.layer = std::uint16_t(n % 2);
+      p.instructions.push_back(i);
+    }
+  }
+  const std::string text = to_assembly(p);
+  expect_programs_equal(parse_assembly(text), p, false);
+  EXPECT_EQ(to_assembly(parse_assembly(text)), text);
+}
+
+TEST(Assembly, CanonicalTextIsStable) {
+  const std::string once = to_assembly(parse_assembly(kExample));
+  EXPECT_EQ(to_assembly(parse_assembly(once)), once);
+  // Every key is spelled out, defaults included, in table order.
+  EXPECT_NE(once.find("  matmul ub=0 stride=1 rows=8 acc=0 wait=x_ready signal=acc_ready\n"),
+            std::string::npos);
+  EXPECT_NE(once.find("  dma.load hbm=0x40 ub=8 elems=8 pack=8 segs=1 seg_stride=0 groups=8 "
+                      "group_stride=8 ub_stride=1 signal=w_ready\n"),
+            std::string::npos);
+  EXPECT_NE(once.find("  nop wait=s4,s5 signal=s15\n"), std::string::npos);
+  EXPECT_NE(once.find(".sem 2 acc_ready\n"), std::string::npos);
+}
+
+TEST(Assembly, SingleInstructionUsesProgramSemaphoreNames) {
+  Program names;
+  names.semaphore_names = {"a", "", "c"};
+  Instruction m = matmul(1, 2, 3);
+  m.flags = kFlagAccumulate;
+  m.wait = 0b101;
+  m.signal = 0b10;
+  EXPECT_EQ(to_assembly(m, &names),
+            "matmul ub=1 stride=1 rows=2 acc=3 accumulate wait=a,c signal=s1");
+  EXPECT_EQ(to_assembly(m), "matmul ub=1 stride=1 rows=2 acc=3 accumulate wait=s0,s2 signal=s1");
+  m.rows = 1u << 24;
+  EXPECT_NE(isa_error([&] { to_assembly(m); }), "");
+}
+
+TEST(Assembly, ErrorsNameTheLineAndTheProblem) {
+  EXPECT_EQ(parse_error("nop\n\n  matmull ub=0 rows=1 acc=0\n"),
+            "line 3: unknown mnemonic 'matmull' (did you mean 'matmul'?)");
+  EXPECT_EQ(parse_error("matmul ub=0 row=1 acc=0"),
+            "line 1: matmul has no key 'row' (did you mean 'rows'?) "
+            "(keys: ub, stride, rows, acc, accumulate, wait, signal)");
+  EXPECT_EQ(parse_error("# x\nload.weights ub=0 rows=1"),
+            "line 2: load.weights: missing required key 'cols'");
+  EXPECT_EQ(parse_error("matmul ub=12z rows=1 acc=0"), "line 1: bad number '12z' for matmul ub");
+  EXPECT_EQ(parse_error("matmul ub=-1 rows=1 acc=0"), "line 1: bad number '-1' for matmul ub");
+  EXPECT_EQ(parse_error("matmul ub=0x1000000 rows=1 acc=0"),
+            "line 1: matmul ub=0x1000000 out of range (24 bits: 0..16777215)");
+  EXPECT_EQ(parse_error("activate acc=0 rows=1 cols=1 ub=0 zero_point=128"),
+            "line 1: activate zero_point=128 out of range (8 bits: -128..127)");
+  EXPECT_EQ(parse_error(".sem 0 ready\nnop wait=redy"),
+            "line 2: unknown semaphore 'redy' (did you mean 'ready'?) "
+            "(declare it with .sem N redy, or use s0..s15)");
+  EXPECT_NE(parse_error("nop wait=s16").find("line 1: unknown semaphore 's16'"), std::string::npos);
+  EXPECT_EQ(parse_error("matmul ub=0 rows=1 rows=2 acc=0"),
+            "line 1: matmul: key 'rows' given twice");
+  EXPECT_EQ(parse_error("nop wait=s1 wait=s2"), "line 1: nop: key 'wait' given twice");
+  EXPECT_EQ(parse_error("nop wait=s1,s1"), "line 1: wait: semaphore 's1' listed twice");
+  EXPECT_EQ(parse_error("activate acc=0 rows=1 cols=1 ub=0 func=gelu"),
+            "line 1: bad value 'gelu' for activate func (expected none, relu or relu6)");
+  EXPECT_EQ(parse_error("pool ub=0 dst=0 in_h=1 in_w=1 kernel=1 stride=1 cols=1 accumulate")
+                .substr(0, 29),
+            "line 1: pool has no key 'accu");
+  EXPECT_EQ(parse_error(".dtype int4"), "line 1: unknown data type 'int4' (expected int8 or bf16)");
+  EXPECT_EQ(parse_error(".dtype int8\n.dtype bf16"), "line 2: .dtype given twice");
+  EXPECT_EQ(parse_error(".arary 8 8"),
+            "line 1: unknown directive '.arary' (did you mean '.array'?)");
+  EXPECT_EQ(parse_error(".array 8"), "line 1: .array expects: .array ROWS COLS");
+  EXPECT_EQ(parse_error(".layer 1 a b 0"),
+            "line 1: .layer 1: expected index 0 (layers are declared in order)");
+  EXPECT_EQ(parse_error("layer id=0"), "line 1: layer id=0 but only 0 layers declared with .layer");
+  EXPECT_EQ(parse_error(".sem 0 s3"),
+            "line 1: .sem name 's3' must be an identifier other than s0..s15");
+  EXPECT_EQ(parse_error(".sem 0 a\n.sem 1 a"), "line 2: .sem name 'a' already names semaphore 0");
+  EXPECT_EQ(parse_error(".layer 0 \"open 1 2"), "line 1: unterminated string");
+}
+
+TEST(Assembly, CommentsAndBlankLinesAreIgnored) {
+  const Program p = parse_assembly("\n   # only a comment\n; another\nhalt ; done\nnop# tight\n");
+  ASSERT_EQ(p.instructions.size(), 2u);
+  EXPECT_EQ(p.instructions[0].op, Opcode::kHalt);
+  EXPECT_EQ(p.instructions[1].op, Opcode::kNop);
+}
+
+Program full_program() {
+  Program p = parse_assembly(kExample);
+  p.layers[0].output = {0x80, 8, 8, 8, 1, 0};
+  for (int i = 0; i < 64; ++i) p.layers[0].expected_int8.push_back(std::int8_t(i * 7 - 100));
+  p.layers.push_back({"fc2", "matmul", 7, {0x100, 3, 2, 16, 2, 64}, {}, {1.5f, -0.0f, 3e38f}});
+  p.hbm_image.push_back({"x", 0, std::vector<std::uint8_t>(64, 0x5a)});
+  p.hbm_image.push_back({"w", 0x40, {1, 2, 3}});
+  return p;
+}
+
+TEST(Container, SerializeRoundTripsEverything) {
+  const Program p = full_program();
+  const std::vector<std::uint8_t> bytes = serialize(p);
+  EXPECT_EQ(std::string(bytes.begin(), bytes.begin() + 8), std::string("TPUPROG\0", 8));
+  const Program q = deserialize(bytes);
+  expect_programs_equal(q, p, true);
+  EXPECT_EQ(serialize(q), bytes);
+}
+
+TEST(Container, CorruptInputGivesOneLineErrors) {
+  const std::vector<std::uint8_t> good = serialize(full_program());
+  EXPECT_EQ(isa_error([] { deserialize({'E', 'L', 'F'}); }), "not a tpusim program");
+  std::vector<std::uint8_t> bad = good;
+  bad[0] = 'X';
+  EXPECT_EQ(isa_error([&] { deserialize(bad); }), "not a tpusim program");
+  bad = good;
+  bad[8] = 7;
+  EXPECT_EQ(isa_error([&] { deserialize(bad); }), "program format version 7, this build reads 1");
+  // Every strict prefix past the magic is truncated somewhere; none may crash or succeed.
+  for (std::size_t n = 8; n < good.size(); ++n) {
+    const std::vector<std::uint8_t> prefix(good.begin(), good.begin() + std::ptrdiff_t(n));
+    EXPECT_EQ(isa_error([&] { deserialize(prefix); }), "truncated at byte " + std::to_string(n));
+  }
+  bad = good;
+  bad.push_back(0);
+  EXPECT_EQ(isa_error([&] { deserialize(bad); }), "1 unexpected bytes after the program");
+  // Byte 33 = 8 magic + 4 version + 1 dtype + 8 array + 8 hbm_bytes + 4 count: the first
+  // instruction's opcode.
+  bad = good;
+  bad[33] = 0xee;
+  EXPECT_EQ(isa_error([&] { deserialize(bad); }), "instruction 0: unknown opcode byte 0xee");
+}
+
+}  // namespace
+}  // namespace tpu

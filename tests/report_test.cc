@@ -1,0 +1,350 @@
+// The run report's derived figures, its JSON/CSV/table shapes, and the output check.
+#include "tools/report/report.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "sim/config/config.h"
+#include "sim/isa/program.h"
+#include "sim/stats.h"
+#include "tools/report/check.h"
+
+namespace tpu {
+namespace {
+
+using nlohmann::json;
+
+// A 4x4 array at 100 MHz (10 ns per cycle) with 10 GB/s memory (100 bytes per cycle).
+Config small_config() {
+  return parse_config({{"name", "small"},
+                       {"clock_mhz", 100},
+                       {"array", {{"rows", 4}, {"cols", 4}}},
+                       {"hbm", {{"bandwidth_gbs", 10}}}},
+                      "small.json");
+}
+
+// Two layers: "conv1" (two weight tiles, MXU stalls) and "pool1" (no tiles).
+struct Fixture {
+  Config config = small_config();
+  Program program;
+  RunResult run;
+
+  Fixture() {
+    program.layers.resize(2);
+    program.layers[0].name = "conv1";
+    program.layers[0].kind = "conv2d";
+    program.layers[1].name = "pool1";
+    program.layers[1].kind = "maxpool2d";
+
+    run.total_cycles = 50;
+    run.simulated_ns = 500;
+    run.layers.resize(2);
+    LayerStats& conv = run.layers[0];
+    conv.name = "conv1";
+    conv.kind = "conv2d";
+    conv.macs = 96;
+    conv.first_cycle = 10;
+    conv.last_cycle = 29;  // 20 cycles
+    conv.compute_seen = true;
+    conv.compute_first = 12;
+    conv.compute_last = 25;
+    conv.weight_tiles = 2;
+    conv.used_pes = 4 * 4 + 4 * 2;  // a full 4x4 tile and a 4x2 tile
+    conv.hbm_read_bytes = 800;
+    conv.hbm_write_bytes = 200;
+    conv.units[std::size_t(Unit::kMatmul)].stalls = {{"weights", 3}, {"sem:conv1_in", 5}};
+    conv.units[std::size_t(Unit::kMatmul)].busy_cycles = 14;
+    conv.units[std::size_t(Unit::kDma)].busy_cycles = 9;
+
+    LayerStats& pool = run.layers[1];
+    pool.name = "pool1";
+    pool.kind = "maxpool2d";
+    pool.macs = 64;
+    pool.first_cycle = 30;
+    pool.last_cycle = 49;  // 20 cycles
+    pool.hbm_read_bytes = 200;
+    pool.hbm_write_bytes = 300;
+    pool.units[std::size_t(Unit::kMatmul)].stalls = {{"ub_port", 2}};
+
+    run.hbm.read_bytes = 1000;
+    run.hbm.write_bytes = 500;
+    run.hbm.requests = 10;
+    run.hbm.total_latency_ns = 1200;
+    run.units[std::size_t(Unit::kMatmul)].stalls = {
+        {"weights", 3}, {"sem:conv1_in", 5}, {"ub_port", 2}};
+  }
+};
+
+RunInfo info() {
+  RunInfo i;
+  i.model = "tiny";
+  i.model_source = "models/tiny.json";
+  i.fidelity = "pe";
+  i.host_seconds = 0.5;
+  return i;
+}
+
+TEST(Report, LayerFiguresFromHandArithmetic) {
+  Fixture f;
+  const json r = report_json(f.config, f.program, f.run, nullptr, info());
+  const json& conv = r["layers"][0];
+  EXPECT_EQ(conv["name"], "conv1");
+  EXPECT_EQ(conv["cycles"], 20);          // 29 - 10 + 1
+  EXPECT_EQ(conv["compute_cycles"], 14);  // 25 - 12 + 1
+  // 96 MACs / (20 cycles * 16 PEs) = 0.3
+  EXPECT_DOUBLE_EQ(conv["utilization"].get<double>(), 0.3);
+  // 24 used PEs / (2 tiles * 16 PEs) = 0.75
+  EXPECT_DOUBLE_EQ(conv["mapping_efficiency"].get<double>(), 0.75);
+  // 20 cycles / 100 MHz = 0.2 us
+  EXPECT_DOUBLE_EQ(conv["latency_us"].get<double>(), 0.2);
+  // 1000 bytes / (20 cycles * 10 ns) = 5 GB/s
+  EXPECT_DOUBLE_EQ(conv["achieved_hbm_gbs"].get<double>(), 5.0);
+  EXPECT_EQ(conv["stall_cycles"], json({{"weights", 3}, {"sem:conv1_in", 5}}));
+  EXPECT_EQ(conv["units"]["matmul"]["busy_cycles"], 14);
+  EXPECT_EQ(conv["units"]["dma"]["busy_cycles"], 9);
+
+  const json& pool = r["layers"][1];
+  EXPECT_DOUBLE_EQ(pool["utilization"].get<double>(), 0.2);         // 64 / (20 * 16)
+  EXPECT_DOUBLE_EQ(pool["mapping_efficiency"].get<double>(), 0.0);  // no weight tiles
+}
+
+TEST(Report, TotalFiguresFromHandArithmetic) {
+  Fixture f;
+  const json r = report_json(f.config, f.program, f.run, nullptr, info());
+  const json& t = r["total"];
+  EXPECT_EQ(t["cycles"], 50);
+  EXPECT_EQ(t["macs"], 160);
+  // 160 MACs / (50 cycles * 16 PEs) = 0.2
+  EXPECT_DOUBLE_EQ(t["utilization"].get<double>(), 0.2);
+  EXPECT_DOUBLE_EQ(t["latency_us"].get<double>(), 0.5);  // 50 cycles at 100 MHz
+  // 2 * 160 ops / 500 ns = 6.4e8 ops/s = 6.4e-4 TOPS
+  EXPECT_NEAR(t["tops"].get<double>(), 6.4e-4, 1e-15);
+  // 1500 bytes / 500 ns = 3 GB/s
+  EXPECT_DOUBLE_EQ(t["achieved_hbm_gbs"].get<double>(), 3.0);
+  // max(ceil(160 / 16) = 10 compute, 1500 bytes / 100 bytes per cycle = 15 memory)
+  EXPECT_DOUBLE_EQ(t["roofline_cycles"].get<double>(), 15.0);
+  EXPECT_DOUBLE_EQ(t["avg_hbm_latency_ns"].get<double>(), 120.0);
+  EXPECT_EQ(t["stall_cycles"]["ub_port"], 2);
+  EXPECT_EQ(t["hbm_read_bytes"], 1000);
+  EXPECT_EQ(t["hbm_write_bytes"], 500);
+  EXPECT_EQ(t["compute_cycles"], 14);  // only conv1 computed
+  // 50 simulated cycles in 0.5 host seconds.
+  EXPECT_DOUBLE_EQ(r["run"]["simulated_cycles_per_second"].get<double>(), 100.0);
+}
+
+TEST(Report, JsonHasTheDocumentedKeys) {
+  Fixture f;
+  CheckResult check;
+  check.compared = 7;
+  const json r = report_json(f.config, f.program, f.run, &check, info());
+  EXPECT_EQ(r["tpusim_version"], 1);
+  EXPECT_EQ(r["model"]["name"], "tiny");
+  EXPECT_EQ(r["model"]["source"], "models/tiny.json");
+  EXPECT_EQ(r["config"], to_json(f.config));
+  for (const char* key :
+       {"fidelity", "timing_only", "host_seconds", "simulated_cycles_per_second"}) {
+    EXPECT_TRUE(r["run"].contains(key)) << key;
+  }
+  EXPECT_EQ(r["run"]["fidelity"], "pe");
+  ASSERT_EQ(r["layers"].size(), 2u);
+  for (const char* key : {"name", "kind", "macs", "cycles", "compute_cycles", "stall_cycles",
+                          "utilization", "mapping_efficiency", "hbm_read_bytes", "hbm_write_bytes",
+                          "ub_reads", "ub_writes", "latency_us", "units"}) {
+    EXPECT_TRUE(r["layers"][0].contains(key)) << key;
+  }
+  for (const char* unit : {"dma", "weight_load", "matmul", "vector"}) {
+    EXPECT_TRUE(r["layers"][0]["units"][unit].contains("busy_cycles")) << unit;
+    EXPECT_TRUE(r["layers"][0]["units"][unit].contains("stalls")) << unit;
+  }
+  for (const char* key : {"cycles", "macs", "utilization", "latency_us", "tops", "hbm_read_bytes",
+                          "hbm_write_bytes", "achieved_hbm_gbs"}) {
+    EXPECT_TRUE(r["total"].contains(key)) << key;
+  }
+  EXPECT_EQ(r["check"]["passed"], true);
+  EXPECT_EQ(r["check"]["compared"], 7);
+  EXPECT_FALSE(report_json(f.config, f.program, f.run, nullptr, info()).contains("check"));
+}
+
+std::vector<std::string> lines_of(const std::string& text) {
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string line; std::getline(in, line);) lines.push_back(line);
+  return lines;
+}
+
+TEST(Report, CsvHasOneRowPerLayerAndUnionOfStallColumns) {
+  Fixture f;
+  const auto with_total = lines_of(report_csv(f.config, f.program, f.run));
+  ASSERT_EQ(with_total.size(), 4u);  // header + 2 layers + total
+  EXPECT_EQ(lines_of(report_csv(f.config, f.program, f.run, false)).size(), 3u);
+  EXPECT_EQ(with_total[0].rfind("name,kind,macs,cycles,", 0), 0u);
+  // std::map order of the causes: "sem:conv1_in" < "ub_port" < "weights".
+  const std::string tail = ",stall_sem:conv1_in,stall_ub_port,stall_weights";
+  EXPECT_EQ(with_total[0].substr(with_total[0].size() - tail.size()), tail);
+  EXPECT_EQ(with_total[1].rfind("conv1,conv2d,96,20,14,0.3,0.75,", 0), 0u) << with_total[1];
+  EXPECT_EQ(with_total[1].substr(with_total[1].size() - 6), ",5,0,3");
+  EXPECT_EQ(with_total[2].substr(with_total[2].size() - 6), ",0,2,0");
+  EXPECT_EQ(with_total[3].rfind("total,,160,50,", 0), 0u) << with_total[3];
+  // Every row has as many fields as the header.
+  auto fields = [](const std::string& line) { return std::count(line.begin(), line.end(), ','); };
+  for (const std::string& line : with_total) EXPECT_EQ(fields(line), fields(with_total[0]));
+}
+
+TEST(Report, TableShowsLayersTotalAndCheck) {
+  Fixture f;
+  CheckResult check;
+  check.passed = false;
+  check.compared = 10;
+  check.mismatches = 1;
+  check.first_mismatches = {"conv1[0,1]: got 3 expected 4"};
+  const std::string table = report_table(f.config, f.program, f.run, &check, info());
+  for (const char* part : {"config small", "4x4", "100 MHz", "fidelity pe", "conv1", "pool1",
+                           "total", "sem:conv1_in 5", "30.0", "75.0", "800 B", "FAIL (1 of 10",
+                           "conv1[0,1]: got 3 expected 4"}) {
+    EXPECT_NE(table.find(part), std::string::npos) << part << "\n" << table;
+  }
+  // Columns are aligned: the layer rows and the total row have the same width up to HBM wr.
+  const auto lines = lines_of(table);
+  std::vector<std::size_t> widths;
+  for (const std::string& line : lines) {
+    if (line.rfind("conv1 ", 0) == 0 || line.rfind("pool1 ", 0) == 0 ||
+        line.rfind("total ", 0) == 0) {
+      widths.push_back(line.size());
+    }
+  }
+  ASSERT_EQ(widths.size(), 3u);
+  EXPECT_EQ(widths[0], widths[1]);
+  EXPECT_EQ(widths[1], widths[2]);
+
+  RunInfo timing = info();
+  timing.timing_only = true;
+  EXPECT_NE(report_table(f.config, f.program, f.run, nullptr, timing).find("skipped"),
+            std::string::npos);
+}
+
+TEST(Report, HumanBytes) {
+  EXPECT_EQ(human_bytes(0), "0 B");
+  EXPECT_EQ(human_bytes(1023), "1023 B");
+  EXPECT_EQ(human_bytes(1536), "1.50 KiB");
+  EXPECT_EQ(human_bytes(16 << 20), "16.0 MiB");
+  EXPECT_EQ(human_bytes(300.0 * (1 << 30)), "300 GiB");
+}
+
+// An int8 layer whose 2 x 3 output rows sit 5 bytes apart from HBM byte 8.
+Program int8_program() {
+  Program p;
+  p.dtype = DataType::kInt8;
+  LayerInfo layer;
+  layer.name = "fc";
+  layer.output.base = 8;
+  layer.output.count0 = 3;
+  layer.output.count1 = 2;
+  layer.output.stride1 = 5;
+  layer.expected_int8 = {1, -2, 3, -4, 5, 127};
+  p.layers.push_back(layer);
+  LayerInfo unchecked;  // no expected data: skipped
+  unchecked.name = "timing_only_layer";
+  unchecked.output.count0 = 100;
+  p.layers.push_back(unchecked);
+  return p;
+}
+
+std::vector<std::uint8_t> int8_hbm() {
+  std::vector<std::uint8_t> hbm(16, 0xEE);
+  const std::int8_t values[6] = {1, -2, 3, -4, 5, 127};
+  for (int i = 0; i < 3; ++i) hbm[8 + i] = std::uint8_t(values[i]);
+  for (int i = 0; i < 3; ++i) hbm[13 + i] = std::uint8_t(values[3 + i]);
+  return hbm;
+}
+
+TEST(Check, Int8IdenticalOutputsPass) {
+  const CheckResult r = check_outputs(int8_program(), int8_hbm());
+  EXPECT_TRUE(r.passed);
+  EXPECT_EQ(r.compared, 6u);
+  EXPECT_EQ(r.mismatches, 0u);
+  EXPECT_TRUE(r.first_mismatches.empty());
+}
+
+TEST(Check, Int8InjectedMismatchIsFoundAndNamed) {
+  auto hbm = int8_hbm();
+  hbm[13 + 2] = 126;  // element [1,2] should be 127
+  const CheckResult r = check_outputs(int8_program(), hbm);
+  EXPECT_FALSE(r.passed);
+  EXPECT_EQ(r.compared, 6u);
+  EXPECT_EQ(r.mismatches, 1u);
+  ASSERT_EQ(r.first_mismatches.size(), 1u);
+  EXPECT_EQ(r.first_mismatches[0], "fc[1,2]: got 126 expected 127");
+}
+
+TEST(Check, ReportsAtMostTenMismatches) {
+  Program p;
+  LayerInfo layer;
+  layer.name = "big";
+  layer.output.count0 = 30;
+  layer.expected_int8.assign(30, 1);
+  p.layers.push_back(layer);
+  const CheckResult r = check_outputs(p, std::vector<std::uint8_t>(30, 0));
+  EXPECT_EQ(r.mismatches, 30u);
+  EXPECT_EQ(r.first_mismatches.size(), kMaxReportedMismatches);
+  EXPECT_EQ(r.first_mismatches[0], "big[0]: got 0 expected 1");
+}
+
+TEST(Check, UnreadableOutputsFailWithAMessage) {
+  Program p = int8_program();
+  auto short_hbm = int8_hbm();
+  short_hbm.resize(15);  // the view ends at byte 13 + 3 = 16
+  CheckResult r = check_outputs(p, short_hbm);
+  EXPECT_FALSE(r.passed);
+  ASSERT_EQ(r.first_mismatches.size(), 1u);
+  EXPECT_NE(r.first_mismatches[0].find("past the 15 bytes"), std::string::npos);
+
+  p.layers[0].expected_int8.pop_back();
+  r = check_outputs(p, int8_hbm());
+  EXPECT_FALSE(r.passed);
+  EXPECT_NE(r.first_mismatches[0].find("5 expected values"), std::string::npos);
+}
+
+TEST(Check, Bf16ToleranceEdges) {
+  // ref 1, layer max 1: tolerance = 2^-7 * 1 + 2^-7 * 1 / 16 = 2^-7 + 2^-11.
+  EXPECT_TRUE(bf16_within_tolerance(1.0f + 0x1p-7f, 1.0f, 1.0f));
+  EXPECT_TRUE(bf16_within_tolerance(1.0f + 0x1p-7f + 0x1p-11f, 1.0f, 1.0f));
+  EXPECT_FALSE(bf16_within_tolerance(1.0f + 0x1p-7f + 0x1p-10f, 1.0f, 1.0f));
+  EXPECT_FALSE(bf16_within_tolerance(1.0f + 0x1p-6f, 1.0f, 1.0f));
+  EXPECT_TRUE(bf16_within_tolerance(1.0f - 0x1p-7f, 1.0f, 1.0f));
+  // ref 0 in a layer whose largest |ref| is 16: only the absolute term, 2^-7 * 16 / 16 = 2^-7.
+  EXPECT_TRUE(bf16_within_tolerance(0x1p-7f, 0.0f, 16.0f));
+  EXPECT_TRUE(bf16_within_tolerance(-0x1p-7f, 0.0f, 16.0f));
+  EXPECT_FALSE(bf16_within_tolerance(0x1p-6f, 0.0f, 16.0f));
+  EXPECT_FALSE(bf16_within_tolerance(std::nanf(""), 0.0f, 16.0f));
+  EXPECT_FALSE(bf16_within_tolerance(INFINITY, 1e30f, 1e30f));
+}
+
+TEST(Check, Bf16OutputsReadFromHbm) {
+  Program p;
+  p.dtype = DataType::kBf16;
+  LayerInfo layer;
+  layer.name = "attn";
+  layer.output.count0 = 2;
+  layer.expected_fp32 = {1.0f, 0.5f};
+  p.layers.push_back(layer);
+  // Little-endian bf16: 0x3F81 = 1 + 2^-7, 0x3F00 = 0.5.
+  std::vector<std::uint8_t> hbm = {0x81, 0x3F, 0x00, 0x3F};
+  CheckResult r = check_outputs(p, hbm);
+  EXPECT_TRUE(r.passed);
+  EXPECT_EQ(r.compared, 2u);
+  // 0x3F82 = 1 + 2^-6: off by 2^-6 > 2^-7 + 2^-11.
+  hbm[0] = 0x82;
+  r = check_outputs(p, hbm);
+  EXPECT_FALSE(r.passed);
+  EXPECT_EQ(r.mismatches, 1u);
+  EXPECT_EQ(r.first_mismatches[0], "attn[0]: got 1.01562 expected 1");
+}
+
+}  // namespace
+}  // namespace tpu

@@ -1,0 +1,560 @@
+// Data-path semantics of each instruction and the time-free interpreter, checked against
+// expectations written out by hand or computed by naive loops.
+#include "sim/isa/semantics.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace tpu {
+namespace {
+
+// A 4 x 4 array: UB rows of 4 elements, 64 UB rows, 16 accumulator rows.
+Config small_config(DataType t = DataType::kInt8) {
+  Config c;
+  c.array.rows = 4;
+  c.array.cols = 4;
+  c.ub.capacity_bytes = 64 * 4 * element_bytes(t);
+  c.acc.capacity_bytes = 16 * 4 * 4;
+  return c;
+}
+
+Program empty_program(DataType t, std::uint64_t hbm_bytes) {
+  Program p;
+  p.dtype = t;
+  p.hbm_bytes = hbm_bytes;
+  return p;
+}
+
+float from_bits(std::uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
+}
+
+std::string out_of_range_message(const MachineState& s, const Instruction& inst) {
+  try {
+    check_bounds(s, inst);
+  } catch (const std::out_of_range& e) {
+    return e.what();
+  }
+  return "";
+}
+
+int ub8(MachineState& s, std::uint64_t row, std::uint32_t col) {
+  return std::int8_t(s.ub_row(row)[col]);
+}
+
+TEST(Bf16, ConversionRoundsToNearestEven) {
+  EXPECT_EQ(fp32_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(fp32_to_bf16(-2.0f), 0xc000);
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x3f808000)), 0x3f80);  // tie, 0x3f80 is even: down
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x3f818000)), 0x3f82);  // tie, 0x3f81 is odd: up
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x3f808001)), 0x3f81);  // just above the tie
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x3f807fff)), 0x3f80);  // just below the tie
+  EXPECT_EQ(fp32_to_bf16(from_bits(0x7f7fffff)), 0x7f80);  // max float rounds to infinity
+  EXPECT_EQ(fp32_to_bf16(std::numeric_limits<float>::infinity()), 0x7f80);
+  EXPECT_EQ(fp32_to_bf16(-0.0f), 0x8000);
+  // A NaN whose payload lives only in the low bits must not round to infinity.
+  const std::uint16_t nan = fp32_to_bf16(from_bits(0x7f800001));
+  EXPECT_TRUE(std::isnan(bf16_to_fp32(nan)));
+  EXPECT_TRUE(std::isnan(bf16_to_fp32(fp32_to_bf16(-std::numeric_limits<float>::quiet_NaN()))));
+  EXPECT_EQ(bf16_to_fp32(0x3fc0), 1.5f);
+  EXPECT_EQ(bf16_to_fp32(0xbf80), -1.0f);
+}
+
+TEST(MachineState, SizesComeFromConfigAndProgram) {
+  const Config c = small_config(DataType::kBf16);
+  Program p = empty_program(DataType::kBf16, 100);
+  p.hbm_image.push_back({"a", 96, {1, 2, 3, 4}});
+  const MachineState s(c, p);
+  EXPECT_EQ(s.row_elems, 4u);
+  EXPECT_EQ(s.elem_bytes, 2u);
+  EXPECT_EQ(s.ub_rows, 64u);
+  EXPECT_EQ(s.acc_rows, 16u);
+  EXPECT_EQ(s.ub.size(), 64u * 4 * 2);
+  EXPECT_EQ(s.acc_f32.size(), 16u * 4);
+  EXPECT_TRUE(s.acc_i32.empty());
+  ASSERT_EQ(s.hbm.size(), 100u);
+  EXPECT_EQ(s.hbm[95], 0);
+  EXPECT_EQ(s.hbm[99], 4);
+
+  const MachineState timing_only(c, p, false);
+  EXPECT_EQ(timing_only.hbm_bytes, 100u);
+  EXPECT_EQ(timing_only.ub_rows, 64u);
+  EXPECT_TRUE(timing_only.hbm.empty() && timing_only.ub.empty() && timing_only.acc_f32.empty());
+
+  p.hbm_image.push_back({"late", 98, {1, 2, 3}});
+  EXPECT_THROW((MachineState{c, p}), std::out_of_range);
+  p.hbm_image.pop_back();
+  p.array_rows = 8;
+  p.array_cols = 8;
+  EXPECT_THROW((MachineState{c, p}), std::invalid_argument);
+}
+
+// HBM bytes 0..255 hold their own address; the UB starts filled with 0xee.
+MachineState dma_state(DataType t) {
+  MachineState s(small_config(t), empty_program(t, 256));
+  for (int i = 0; i < 256; ++i) s.hbm[std::size_t(i)] = std::uint8_t(i);
+  std::fill(s.ub.begin(), s.ub.end(), 0xee);
+  return s;
+}
+
+TEST(Dma, LoadGathersSegmentsAndGroupsIntoPackedRows) {
+  MachineState s = dma_state(DataType::kInt8);
+  DmaFields d;
+  d.hbm_addr = 2;
+  d.elems = 3;
+  d.segs = 2;
+  d.seg_stride = 10;
+  d.groups = 2;
+  d.group_stride = 40;
+  d.ub_row = 1;
+  d.ub_stride = 3;
+  d.pack = 4;
+  exec_dma_load(s, d);
+  // Group 0 reads {2,3,4} and {12,13,14}; group 1 reads {42,43,44} and {52,53,54}; 4 per row,
+  // each group's last row zero-filled; rows 0, 3 and 6 untouched.
+  const std::vector<std::vector<int>> expected = {
+      {0xee, 0xee, 0xee, 0xee}, {2, 3, 4, 12},  {13, 14, 0, 0},          {0xee, 0xee, 0xee, 0xee},
+      {42, 43, 44, 52},         {53, 54, 0, 0}, {0xee, 0xee, 0xee, 0xee}};
+  for (std::size_t r = 0; r < expected.size(); ++r) {
+    EXPECT_EQ(std::vector<int>(s.ub_row(r), s.ub_row(r) + 4), expected[r]) << "row " << r;
+  }
+
+  // pack < row elements: every written row holds `pack` elements then zeros.
+  d.groups = 1;
+  d.pack = 2;
+  d.ub_row = 10;
+  exec_dma_load(s, d);
+  EXPECT_EQ(std::vector<int>(s.ub_row(10), s.ub_row(10) + 4), (std::vector<int>{2, 3, 0, 0}));
+  EXPECT_EQ(std::vector<int>(s.ub_row(11), s.ub_row(11) + 4), (std::vector<int>{4, 12, 0, 0}));
+  EXPECT_EQ(std::vector<int>(s.ub_row(12), s.ub_row(12) + 4), (std::vector<int>{13, 14, 0, 0}));
+  EXPECT_EQ(s.ub_row(13)[0], 0xee);
+}
+
+TEST(Dma, StoreIsTheExactInverseOfLoad) {
+  MachineState s = dma_state(DataType::kInt8);
+  DmaFields d;
+  d.hbm_addr = 5;
+  d.elems = 5;
+  d.segs = 3;
+  d.seg_stride = 16;
+  d.groups = 3;
+  d.group_stride = 64;
+  d.ub_row = 0;
+  d.ub_stride = 6;
+  d.pack = 3;
+  exec_dma_load(s, d);
+  const std::vector<std::uint8_t> original = s.hbm;
+  std::fill(s.hbm.begin(), s.hbm.end(), 0);
+  exec_dma_store(s, d);
+  std::vector<bool> touched(256, false);  // 5 + 64 g + 16 seg + [0, 5) for g, seg in [0, 3)
+  for (int g = 0; g < 3; ++g) {
+    for (int seg = 0; seg < 3; ++seg) {
+      for (int e = 0; e < 5; ++e) touched[std::size_t(5 + 64 * g + 16 * seg + e)] = true;
+    }
+  }
+  for (std::size_t a = 0; a < 256; ++a) {
+    EXPECT_EQ(s.hbm[a], touched[a] ? original[a] : 0) << "byte " << a;
+  }
+}
+
+TEST(Dma, Bf16ElementsAreTwoBytes) {
+  MachineState s = dma_state(DataType::kBf16);
+  DmaFields d;
+  d.hbm_addr = 8;
+  d.elems = 3;
+  d.pack = 2;
+  exec_dma_load(s, d);
+  // Elements (8,9) (10,11) | (12,13) then zeros.
+  EXPECT_EQ(std::vector<int>(s.ub_row(0), s.ub_row(0) + 8),
+            (std::vector<int>{8, 9, 10, 11, 0, 0, 0, 0}));
+  EXPECT_EQ(std::vector<int>(s.ub_row(1), s.ub_row(1) + 8),
+            (std::vector<int>{12, 13, 0, 0, 0, 0, 0, 0}));
+  d.hbm_addr = 100;
+  exec_dma_store(s, d);
+  EXPECT_EQ(std::vector<int>(s.hbm.begin() + 100, s.hbm.begin() + 107),
+            (std::vector<int>{8, 9, 10, 11, 12, 13, 106}));
+}
+
+// Fills UB rows [first, first + n) of an int8 machine with random values.
+void random_rows(MachineState& s, std::uint64_t first, std::uint64_t n, std::mt19937& rng) {
+  for (std::uint64_t r = first; r < first + n; ++r) {
+    for (std::uint32_t c = 0; c < s.row_elems; ++c) s.ub_row(r)[c] = std::uint8_t(rng());
+  }
+}
+
+TEST(Matmul, Int8TileMatchesNaiveTripleLoopIncludingAccumulate) {
+  std::mt19937 rng(7);
+  MachineState s(small_config(), empty_program(DataType::kInt8, 0));
+  random_rows(s, 0, 64, rng);
+  Instruction lw;
+  lw.op = Opcode::kLoadWeights;
+  lw.ub_row = 40;
+  lw.rows = 3;  // K_t
+  lw.cols = 2;  // N_t
+  const WeightTile w = exec_load_weights(s, lw);
+  ASSERT_EQ(w.int8.size(), 6u);
+  EXPECT_EQ(w.int8[1 * 2 + 1], ub8(s, 41, 1));
+
+  Instruction mm;
+  mm.op = Opcode::kMatmul;
+  mm.ub_row = 3;
+  mm.ub_stride = 2;
+  mm.rows = 5;
+  mm.acc_row = 9;
+  std::fill(s.acc_i32.begin(), s.acc_i32.end(), 1000);
+  matmul_tile(s, mm, w);
+  auto naive = [&](std::uint32_t m, std::uint32_t n) {
+    std::int32_t sum = 0;
+    for (std::uint32_t k = 0; k < 3; ++k) sum += ub8(s, 3 + 2 * m, k) * ub8(s, 40 + k, n);
+    return sum;
+  };
+  for (std::uint32_t m = 0; m < 5; ++m) {
+    for (std::uint32_t n = 0; n < 4; ++n) {
+      // Columns n >= N_t keep their old value.
+      EXPECT_EQ(s.acc_i32[(9 + m) * 4 + n], n < 2 ? naive(m, n) : 1000) << m << "," << n;
+    }
+  }
+  mm.flags = kFlagAccumulate;
+  matmul_tile(s, mm, w);
+  for (std::uint32_t m = 0; m < 5; ++m) {
+    for (std::uint32_t n = 0; n < 2; ++n) EXPECT_EQ(s.acc_i32[(9 + m) * 4 + n], 2 * naive(m, n));
+  }
+  EXPECT_EQ(s.acc_i32[8 * 4], 1000);  // the row before acc_row is untouched
+}
+
+TEST(Matmul, Bf16SumsProductsInFp32InIncreasingK) {
+  MachineState s(small_config(DataType::kBf16), empty_program(DataType::kBf16, 0));
+  auto put = [&](std::uint64_t row, std::uint32_t col, float v) {
+    const std::uint16_t b = fp32_to_bf16(v);
+    std::memcpy(s.ub_row(row) + 2 * col, &b, 2);
+  };
+  // x = [2^24, 1, 1, -2^24] against w = 1: (((2^24 + 1) + 1) - 2^24) in fp32 is 0 because
+  // 2^24 + 1 rounds back to 2^24; a reordered or wider sum would give 2.
+  const float big = 16777216.0f;
+  put(0, 0, big);
+  put(0, 1, 1.0f);
+  put(0, 2, 1.0f);
+  put(0, 3, -big);
+  for (std::uint32_t k = 0; k < 4; ++k) put(10 + k, 0, 1.0f);
+  for (std::uint32_t k = 0; k < 4; ++k) put(10 + k, 1, k == 1 ? 0.5f : 0.0f);
+  Instruction lw;
+  lw.op = Opcode::kLoadWeights;
+  lw.ub_row = 10;
+  lw.rows = 4;
+  lw.cols = 2;
+  const WeightTile w = exec_load_weights(s, lw);
+  Instruction mm;
+  mm.op = Opcode::kMatmul;
+  mm.rows = 1;
+  mm.acc_row = 2;
+  s.acc_f32[2 * 4 + 0] = 3.0f;
+  matmul_tile(s, mm, w);
+  EXPECT_EQ(s.acc_f32[2 * 4 + 0], 0.0f);
+  EXPECT_EQ(s.acc_f32[2 * 4 + 1], 0.5f);
+  mm.flags = kFlagAccumulate;
+  s.acc_f32[2 * 4 + 0] = 3.0f;
+  matmul_tile(s, mm, w);
+  EXPECT_EQ(s.acc_f32[2 * 4 + 0], 3.0f);
+  EXPECT_EQ(s.acc_f32[2 * 4 + 1], 1.0f);
+}
+
+TEST(Activate, Int8RequantisesWithRoundHalfUpThenClamps) {
+  MachineState s(small_config(), empty_program(DataType::kInt8, 0));
+  // acc row 0: with multiplier 3, shift 2 (divide by 4), zero point 0:
+  //   5*3=15 -> (15+2)>>2 = 4 (3.75); -5*3=-15 -> (-15+2)>>2 = -4 (-3.75);
+  //   2*3=6 -> (6+2)>>2 = 2 (1.5 rounds up); -2*3=-6 -> (-6+2)>>2 = -1 (-1.5 rounds up).
+  const std::int32_t row0[] = {5, -5, 2, -2};
+  // acc row 1: clamps: 1000*3/4=750 -> 127; -1000*3/4 = -750 -> -128; 42*3=126 -> 32 (31.5);
+  // -42*3/4=-31.5 -> -31.
+  const std::int32_t row1[] = {1000, -1000, 42, -42};
+  std::copy(row0, row0 + 4, s.acc_i32.begin());
+  std::copy(row1, row1 + 4, s.acc_i32.begin() + 4);
+  std::fill(s.ub.begin(), s.ub.end(), 0x55);
+  Instruction a;
+  a.op = Opcode::kActivate;
+  a.acc_row = 0;
+  a.rows = 2;
+  a.cols = 4;
+  a.ub_row = 20;
+  a.multiplier = 3;
+  a.shift = 2;
+  exec_activate(s, a);
+  const int expected[2][4] = {{4, -4, 2, -1}, {127, -128, 32, -31}};
+  for (int m = 0; m < 2; ++m) {
+    for (int n = 0; n < 4; ++n) EXPECT_EQ(ub8(s, 20 + m, n), expected[m][n]) << m << "," << n;
+  }
+
+  // Zero point 10 and ReLU (floor at the zero point), 3 columns: column 3 stays untouched.
+  //   row 0: -4+10=6 -> 10, 2+10=12; row 1: 750+10 -> 127, -750+10 -> 10, 32+10=42.
+  a.zero_point = 10;
+  a.func = Activation::kRelu;
+  a.cols = 3;
+  a.multiplier = 3;
+  s.acc_i32[0] = -50;  // -150 -> (-148)>>2 = -37, +10 = -27, relu -> 10
+  exec_activate(s, a);
+  EXPECT_EQ(ub8(s, 20, 0), 10);
+  EXPECT_EQ(ub8(s, 20, 1), 10);
+  EXPECT_EQ(ub8(s, 20, 2), 12);
+  EXPECT_EQ(ub8(s, 20, 3), -1);  // unchanged from the first activate
+  EXPECT_EQ(ub8(s, 21, 0), 127);
+  EXPECT_EQ(ub8(s, 21, 1), 10);
+  EXPECT_EQ(ub8(s, 21, 2), 42);    // 32 + 10
+  EXPECT_EQ(ub8(s, 22, 0), 0x55);  // rows past `rows` untouched
+
+  // shift 0: no rounding term; large products do not overflow before the clamp.
+  a.shift = 0;
+  a.zero_point = 0;
+  a.func = Activation::kNone;
+  a.multiplier = 2147483647;
+  s.acc_i32[0] = -2147483647 - 1;
+  s.acc_i32[1] = 0;
+  s.acc_i32[2] = -1;
+  exec_activate(s, a);
+  EXPECT_EQ(ub8(s, 20, 0), -128);
+  EXPECT_EQ(ub8(s, 20, 1), 0);
+  EXPECT_EQ(ub8(s, 20, 2), -128);
+}
+
+TEST(Activate, Bf16RoundsTheAccumulatorAndAppliesRelu) {
+  MachineState s(small_config(DataType::kBf16), empty_program(DataType::kBf16, 0));
+  const float acc[] = {-3.0f, 1.00390625f, 7.5f, 1.01171875f};  // 1 + 2^-8, 1 + 3 * 2^-8
+  std::copy(acc, acc + 4, s.acc_f32.begin());
+  Instruction a;
+  a.op = Opcode::kActivate;
+  a.rows = 1;
+  a.cols = 4;
+  a.ub_row = 5;
+  auto out = [&](std::uint32_t n) {
+    std::uint16_t b;
+    std::memcpy(&b, s.ub_row(5) + 2 * n, 2);
+    return b;
+  };
+  exec_activate(s, a);
+  EXPECT_EQ(out(0), fp32_to_bf16(-3.0f));
+  EXPECT_EQ(out(1), 0x3f80);  // 1 + 2^-8 is a tie: even mantissa 1.0
+  EXPECT_EQ(out(3), 0x3f82);  // 1 + 3 * 2^-8 is a tie: up to 1 + 2^-6 (0x3f82)
+  a.func = Activation::kRelu;
+  exec_activate(s, a);
+  EXPECT_EQ(out(0), 0x0000);
+  EXPECT_EQ(out(2), fp32_to_bf16(7.5f));
+  a.func = Activation::kRelu6;
+  exec_activate(s, a);
+  EXPECT_EQ(out(2), fp32_to_bf16(6.0f));
+}
+
+TEST(Pool, MaxOverWindowsWithStrideComparesSigned) {
+  MachineState s(small_config(), empty_program(DataType::kInt8, 0));
+  // 4 x 4 grid, 2 channels: channel 0 = 10 * y + x - 20 (negative at the top), channel 1 its
+  // negation.
+  for (int y = 0; y < 4; ++y) {
+    for (int x = 0; x < 4; ++x) {
+      s.ub_row(std::uint64_t(y * 4 + x))[0] = std::uint8_t(std::int8_t(10 * y + x - 20));
+      s.ub_row(std::uint64_t(y * 4 + x))[1] = std::uint8_t(std::int8_t(-(10 * y + x - 20)));
+    }
+  }
+  Instruction p;
+  p.op = Opcode::kPool;
+  p.ub_row = 0;
+  p.dst_row = 30;
+  p.in_h = 4;
+  p.in_w = 4;
+  p.kernel = 2;
+  p.stride = 2;
+  p.cols = 2;
+  exec_pool(s, p);
+  // Window maxima of channel 0 are at the window's bottom-right (y0+1, x0+1); of channel 1 at
+  // its top-left (y0, x0).
+  const int ch0[] = {-9, -7, 11, 13};  // 10*1+1-20, 10*1+3-20, 10*3+1-20, 10*3+3-20
+  const int ch1[] = {20, 18, 0, -2};   // -(10*0+0-20), -(0+2-20), -(20+0-20), -(20+2-20)
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(ub8(s, 30 + i, 0), ch0[i]) << i;
+    EXPECT_EQ(ub8(s, 30 + i, 1), ch1[i]) << i;
+  }
+  // 3 x 3 windows, stride 1, written over the input itself (inputs are read first):
+  // OH = OW = (4 - 3) / 1 + 1 = 2.
+  p.kernel = 3;
+  p.stride = 1;
+  p.dst_row = 0;
+  p.cols = 1;
+  exec_pool(s, p);
+  const int ch0_k3[] = {2, 3, 12, 13};  // bottom-right of each window: 10*(y+2)+(x+2)-20
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(ub8(s, std::uint64_t(i), 0), ch0_k3[i]) << i;
+  EXPECT_EQ(ub8(s, 0, 1), 20);  // channel 1 not in `cols`: untouched
+}
+
+TEST(CheckBounds, RejectsEveryOutOfRangeFieldWithOneLine) {
+  const MachineState s(small_config(), empty_program(DataType::kInt8, 256), false);
+  Instruction d;
+  d.op = Opcode::kDmaLoad;
+  d.dma.hbm_addr = 250;
+  d.dma.elems = 4;
+  d.dma.pack = 4;
+  EXPECT_EQ(out_of_range_message(s, d), "");  // [250, 254) fits
+  d.dma.groups = 2;
+  d.dma.group_stride = 3;
+  EXPECT_EQ(out_of_range_message(s, d),
+            "dma.load: hbm range [0xfa, 0x101) outside HBM of 256 bytes");
+  d.op = Opcode::kDmaStore;
+  d.dma.hbm_addr = 0;
+  d.dma.ub_row = 63;
+  EXPECT_EQ(out_of_range_message(s, d),
+            "dma.store: ub rows [63, 65) outside the unified buffer of 64 rows");
+  d.dma.ub_row = 0;
+  d.dma.pack = 5;
+  EXPECT_EQ(out_of_range_message(s, d), "dma.store: pack 5 not in [1, 4] (elements per UB row)");
+  d.dma.pack = 2;
+  EXPECT_EQ(
+      out_of_range_message(s, d),
+      "dma.store: ub_stride 1 < 2 rows per group: groups would overlap in the unified buffer");
+
+  Instruction lw;
+  lw.op = Opcode::kLoadWeights;
+  lw.rows = 5;
+  lw.cols = 4;
+  EXPECT_EQ(out_of_range_message(s, lw),
+            "load.weights: rows 5 not in [1, 4] (weight rows K <= array rows)");
+
+  Instruction mm;
+  mm.op = Opcode::kMatmul;
+  mm.rows = 4;
+  mm.ub_row = 60;
+  mm.ub_stride = 2;
+  EXPECT_EQ(out_of_range_message(s, mm),
+            "matmul: ub rows [60, 67) outside the unified buffer of 64 rows");
+  mm.ub_row = 0;
+  mm.acc_row = 13;
+  EXPECT_EQ(out_of_range_message(s, mm),
+            "matmul: acc rows [13, 17) outside the accumulators of 16 rows");
+
+  Instruction a;
+  a.op = Opcode::kActivate;
+  a.rows = 1;
+  a.cols = 4;
+  a.func = Activation::kRelu6;
+  EXPECT_EQ(out_of_range_message(s, a),
+            "activate: func relu6 needs a bf16 program (int8 carries no output scale)");
+  a.func = Activation::kRelu;
+  a.shift = 63;
+  EXPECT_EQ(out_of_range_message(s, a),
+            "activate: shift 63 not in [0, 62] (requantiser right shift)");
+
+  Instruction p;
+  p.op = Opcode::kPool;
+  p.in_h = 2;
+  p.in_w = 8;
+  p.kernel = 3;
+  p.stride = 1;
+  p.cols = 1;
+  EXPECT_EQ(out_of_range_message(s, p), "pool: in_h 2 not in [3, 65535] (input height >= kernel)");
+  p.in_h = 8;
+  p.ub_row = 1;  // 64 input rows from row 1
+  EXPECT_EQ(out_of_range_message(s, p),
+            "pool: ub rows [1, 65) outside the unified buffer of 64 rows");
+
+  // The exec_* functions check too, before touching anything.
+  MachineState live(small_config(), empty_program(DataType::kInt8, 16));
+  d.op = Opcode::kDmaLoad;
+  d.dma = DmaFields{};
+  d.dma.hbm_addr = 10;
+  d.dma.elems = 8;
+  d.dma.pack = 4;
+  EXPECT_THROW(exec_dma_load(live, d.dma), std::out_of_range);
+  EXPECT_THROW(matmul_tile(live, mm, WeightTile{}), std::out_of_range);
+}
+
+// Y = relu(requant(X W)) for X 3 x 4 and W 4 x 3 on the 4 x 4 array, through HBM.
+const char* const kProgram = R"(
+.dtype int8
+.array 4 4
+.hbm 64
+.sem 0 loaded
+.sem 1 done
+.layer 0 fc matmul 36
+layer id=0
+  dma.load hbm=0x0 ub=0 elems=4 pack=4 groups=3 group_stride=4   # X rows -> UB 0..2
+  dma.load hbm=0x10 ub=8 elems=3 pack=4 groups=4 group_stride=3 signal=loaded  # W 4x3 -> UB 8..11
+  load.weights ub=8 rows=4 cols=3 wait=loaded
+  matmul ub=0 rows=3 acc=2
+  activate acc=2 rows=3 cols=3 ub=16 func=relu multiplier=5 shift=3 zero_point=-3 signal=done
+  dma.store hbm=0x20 ub=16 elems=3 pack=4 groups=3 group_stride=5 wait=done
+halt
+  dma.store hbm=0x0 ub=16 elems=4 pack=4  # after halt: never runs
+)";
+
+TEST(Interpret, SmallProgramMatchesNaiveReference) {
+  Program p = parse_assembly(kProgram);
+  std::mt19937 rng(3);
+  std::vector<std::int8_t> x(12), w(12);
+  for (auto& v : x) v = std::int8_t(rng());
+  for (auto& v : w) v = std::int8_t(rng());
+  p.hbm_image.push_back({"x", 0x0, std::vector<std::uint8_t>(x.begin(), x.end())});
+  p.hbm_image.push_back({"w", 0x10, std::vector<std::uint8_t>(w.begin(), w.end())});
+  const MachineState s = interpret(small_config(), p);
+  for (int m = 0; m < 3; ++m) {
+    for (int n = 0; n < 3; ++n) {
+      std::int64_t acc = 0;
+      for (int k = 0; k < 4; ++k) acc += x[std::size_t(m * 4 + k)] * w[std::size_t(k * 3 + n)];
+      std::int64_t v = ((acc * 5 + 4) >> 3) - 3;
+      v = std::max<std::int64_t>(-3, std::min<std::int64_t>(127, v));
+      EXPECT_EQ(std::int8_t(s.hbm[std::size_t(0x20 + m * 5 + n)]), v) << m << "," << n;
+    }
+    EXPECT_EQ(s.hbm[std::size_t(0x20 + m * 5 + 3)], 0) << "gap byte";
+  }
+  // The store after HALT did not run: X is intact.
+  EXPECT_EQ(std::int8_t(s.hbm[0]), x[0]);
+}
+
+// The example of ISA.md runs and computes Y = relu((X W * 3 + 8) >> 4).
+TEST(Interpret, IsaDocumentationExampleComputesItsComment) {
+  std::ifstream in(std::string(TPUSIM_SOURCE_DIR) + "/sim/isa/ISA.md");
+  ASSERT_TRUE(in) << "cannot read ISA.md";
+  const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const std::size_t begin = doc.find("```asm\n");
+  ASSERT_NE(begin, std::string::npos);
+  const std::size_t end = doc.find("```", begin + 7);
+  Program p = parse_assembly(doc.substr(begin + 7, end - begin - 7));
+  std::mt19937 rng(11);
+  std::vector<std::uint8_t> image(128);
+  for (auto& b : image) b = std::uint8_t(rng());
+  p.hbm_image.push_back({"x_w", 0, image});
+  Config c = small_config();
+  c.array.rows = c.array.cols = 8;
+  c.acc.capacity_bytes = 8 * 8 * 4;
+  const MachineState s = interpret(c, p);
+  for (int m = 0; m < 8; ++m) {
+    for (int n = 0; n < 8; ++n) {
+      std::int64_t acc = 0;
+      for (int k = 0; k < 8; ++k) {
+        acc += std::int8_t(image[std::size_t(m * 8 + k)]) *
+               std::int8_t(image[std::size_t(64 + k * 8 + n)]);
+      }
+      const std::int64_t v =
+          std::min<std::int64_t>(127, std::max<std::int64_t>(0, (acc * 3 + 8) >> 4));
+      EXPECT_EQ(std::int8_t(s.hbm[std::size_t(0x80 + m * 8 + n)]), v) << m << "," << n;
+    }
+  }
+}
+
+TEST(Interpret, OutOfRangeInstructionStopsTheRun) {
+  Program p = parse_assembly(".hbm 8\ndma.load hbm=0x4 ub=0 elems=8 pack=4\nhalt\n");
+  try {
+    interpret(small_config(), p);
+    FAIL() << "no error";
+  } catch (const std::out_of_range& e) {
+    EXPECT_STREQ(e.what(), "dma.load: hbm range [0x4, 0xc) outside HBM of 8 bytes");
+  }
+}
+
+}  // namespace
+}  // namespace tpu

@@ -1,0 +1,149 @@
+#include "tools/compiler/reference.h"
+
+#include <algorithm>
+#include <cstring>
+
+namespace tpu {
+
+namespace {
+
+template <typename T, typename Acc>
+std::vector<Acc> matmul(const std::vector<T>& x, const std::vector<T>& w, std::uint64_t m,
+                        std::uint64_t k, std::uint64_t n) {
+  std::vector<Acc> y(m * n, Acc(0));
+  for (std::uint64_t i = 0; i < m; ++i) {
+    for (std::uint64_t j = 0; j < n; ++j) {
+      Acc sum = 0;
+      for (std::uint64_t p = 0; p < k; ++p) sum += Acc(x[i * k + p]) * Acc(w[p * n + j]);
+      y[i * n + j] = sum;
+    }
+  }
+  return y;
+}
+
+template <typename T, typename Acc>
+std::vector<Acc> conv2d(const std::vector<T>& x, const std::vector<T>& w, const ConvShape& s) {
+  const Shape3 in = s.in;
+  const Shape3 out = s.out();
+  const std::uint32_t n_out = s.out_channels;
+  std::vector<Acc> y(std::uint64_t(s.samples) * out.elements(), Acc(0));
+  for (std::uint32_t b = 0; b < s.samples; ++b) {
+    for (std::uint32_t oy = 0; oy < out.h; ++oy) {
+      for (std::uint32_t ox = 0; ox < out.w; ++ox) {
+        for (std::uint32_t n = 0; n < n_out; ++n) {
+          Acc sum = 0;
+          for (std::uint32_t ky = 0; ky < s.kernel_h; ++ky) {
+            for (std::uint32_t kx = 0; kx < s.kernel_w; ++kx) {
+              for (std::uint32_t c = 0; c < in.c; ++c) {
+                std::int64_t iy = std::int64_t(oy) * s.stride + ky - s.padding;
+                std::int64_t ix = std::int64_t(ox) * s.stride + kx - s.padding;
+                if (iy < 0 || ix < 0 || iy >= in.h || ix >= in.w) continue;  // zero padding
+                T xv = x[((std::uint64_t(b) * in.h + iy) * in.w + ix) * in.c + c];
+                T wv = w[((std::uint64_t(ky) * s.kernel_w + kx) * in.c + c) * n_out + n];
+                sum += Acc(xv) * Acc(wv);
+              }
+            }
+          }
+          y[((std::uint64_t(b) * out.h + oy) * out.w + ox) * n_out + n] = sum;
+        }
+      }
+    }
+  }
+  return y;
+}
+
+template <typename T>
+std::vector<T> maxpool(const std::vector<T>& x, std::uint32_t samples, Shape3 in,
+                       std::uint32_t kernel, std::uint32_t stride) {
+  const std::uint32_t oh = (in.h - kernel) / stride + 1;
+  const std::uint32_t ow = (in.w - kernel) / stride + 1;
+  std::vector<T> y(std::uint64_t(samples) * oh * ow * in.c);
+  for (std::uint32_t b = 0; b < samples; ++b) {
+    for (std::uint32_t oy = 0; oy < oh; ++oy) {
+      for (std::uint32_t ox = 0; ox < ow; ++ox) {
+        for (std::uint32_t c = 0; c < in.c; ++c) {
+          T best = x[((std::uint64_t(b) * in.h + oy * stride) * in.w + ox * stride) * in.c + c];
+          for (std::uint32_t ky = 0; ky < kernel; ++ky) {
+            for (std::uint32_t kx = 0; kx < kernel; ++kx) {
+              std::uint64_t iy = oy * stride + ky, ix = ox * stride + kx;
+              best = std::max(best, x[((std::uint64_t(b) * in.h + iy) * in.w + ix) * in.c + c]);
+            }
+          }
+          y[((std::uint64_t(b) * oh + oy) * ow + ox) * in.c + c] = best;
+        }
+      }
+    }
+  }
+  return y;
+}
+
+}  // namespace
+
+Shape3 ConvShape::out() const {
+  return {(in.h + 2 * padding - kernel_h) / stride + 1, (in.w + 2 * padding - kernel_w) / stride + 1,
+          out_channels};
+}
+
+std::vector<std::int32_t> reference_matmul(const std::vector<std::int8_t>& x,
+                                           const std::vector<std::int8_t>& w, std::uint64_t m,
+                                           std::uint64_t k, std::uint64_t n) {
+  return matmul<std::int8_t, std::int32_t>(x, w, m, k, n);
+}
+
+std::vector<float> reference_matmul(const std::vector<float>& x, const std::vector<float>& w,
+                                    std::uint64_t m, std::uint64_t k, std::uint64_t n) {
+  return matmul<float, float>(x, w, m, k, n);
+}
+
+std::vector<std::int32_t> reference_conv2d(const std::vector<std::int8_t>& x,
+                                           const std::vector<std::int8_t>& w,
+                                           const ConvShape& s) {
+  return conv2d<std::int8_t, std::int32_t>(x, w, s);
+}
+
+std::vector<float> reference_conv2d(const std::vector<float>& x, const std::vector<float>& w,
+                                    const ConvShape& s) {
+  return conv2d<float, float>(x, w, s);
+}
+
+std::int8_t reference_requantize(std::int32_t acc, std::int32_t multiplier, std::uint8_t shift,
+                                 std::int8_t zero_point, Activation func) {
+  std::int64_t v = std::int64_t(acc) * multiplier;
+  if (shift > 0) v = (v + (std::int64_t(1) << (shift - 1))) >> shift;
+  v += zero_point;
+  v = std::clamp<std::int64_t>(v, -128, 127);
+  if (func == Activation::kRelu) v = std::max<std::int64_t>(v, zero_point);
+  return std::int8_t(v);
+}
+
+float reference_activate(float acc, Activation func) {
+  if (func == Activation::kRelu) return std::max(acc, 0.0f);
+  return acc;
+}
+
+std::uint16_t reference_bf16_bits(float f) {
+  std::uint32_t bits;
+  std::memcpy(&bits, &f, sizeof bits);
+  bits += 0x7fffu + ((bits >> 16) & 1u);
+  return std::uint16_t(bits >> 16);
+}
+
+float reference_round_bf16(float f) {
+  std::uint32_t bits = std::uint32_t(reference_bf16_bits(f)) << 16;
+  float r;
+  std::memcpy(&r, &bits, sizeof r);
+  return r;
+}
+
+std::vector<std::int8_t> reference_maxpool(const std::vector<std::int8_t>& x,
+                                           std::uint32_t samples, Shape3 in,
+                                           std::uint32_t kernel, std::uint32_t stride) {
+  return maxpool(x, samples, in, kernel, stride);
+}
+
+std::vector<float> reference_maxpool(const std::vector<float>& x, std::uint32_t samples,
+                                     Shape3 in, std::uint32_t kernel, std::uint32_t stride) {
+  return maxpool(x, samples, in, kernel, stride);
+}
+
+}  // namespace tpu

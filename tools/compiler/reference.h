@@ -1,0 +1,57 @@
+#pragma once
+// Plain reference kernels, written for obviousness and independent of the ISA semantics: the
+// compiler computes every layer's expected output with these, and the tests compare the
+// machine's results against them.
+//
+// Layouts: activations are NHWC (samples x H x W x C, C fastest); weights are K x N row-major
+// with K ordered (ky, kx, c) for convolutions. int8 math accumulates exactly in int32; the
+// fp32 versions take bf16-rounded values as floats and accumulate in increasing k order.
+#include <cstdint>
+#include <vector>
+
+#include "sim/isa/isa.h"
+#include "tools/compiler/model.h"
+
+namespace tpu {
+
+// y[m][n] = sum_k x[m][k] * w[k][n].
+std::vector<std::int32_t> reference_matmul(const std::vector<std::int8_t>& x,
+                                           const std::vector<std::int8_t>& w, std::uint64_t m,
+                                           std::uint64_t k, std::uint64_t n);
+std::vector<float> reference_matmul(const std::vector<float>& x, const std::vector<float>& w,
+                                    std::uint64_t m, std::uint64_t k, std::uint64_t n);
+
+// Direct convolution of `samples` NHWC images of shape `in` with out_channels filters of
+// kh x kw x in.c (weights K x N as above), stride, symmetric zero padding. Output NHWC.
+struct ConvShape {
+  std::uint32_t samples;
+  Shape3 in;
+  std::uint32_t kernel_h, kernel_w, stride, padding, out_channels;
+  Shape3 out() const;
+};
+std::vector<std::int32_t> reference_conv2d(const std::vector<std::int8_t>& x,
+                                           const std::vector<std::int8_t>& w,
+                                           const ConvShape& s);
+std::vector<float> reference_conv2d(const std::vector<float>& x, const std::vector<float>& w,
+                                    const ConvShape& s);
+
+// int8 requantisation as the vector unit does it (sim/isa/ISA.md, ACTIVATE):
+// v = acc * multiplier (64-bit); if shift > 0, v = (v + 2^(shift-1)) >> shift (arithmetic);
+// v += zero_point; clamp to [-128, 127]; ReLU then keeps max(v, zero_point).
+std::int8_t reference_requantize(std::int32_t acc, std::int32_t multiplier, std::uint8_t shift,
+                                 std::int8_t zero_point, Activation func);
+// fp32 activation (bf16 programs skip the requantiser).
+float reference_activate(float acc, Activation func);
+// fp32 -> nearest bf16 (ties to even), returned as the float it represents / as its bit
+// pattern. Finite inputs only (the generated data never overflows).
+float reference_round_bf16(float f);
+std::uint16_t reference_bf16_bits(float f);
+
+// Max pooling, square window `kernel`, `stride`, no padding. Output NHWC.
+std::vector<std::int8_t> reference_maxpool(const std::vector<std::int8_t>& x,
+                                           std::uint32_t samples, Shape3 in,
+                                           std::uint32_t kernel, std::uint32_t stride);
+std::vector<float> reference_maxpool(const std::vector<float>& x, std::uint32_t samples,
+                                     Shape3 in, std::uint32_t kernel, std::uint32_t stride);
+
+}  // namespace tpu

@@ -1,0 +1,371 @@
+#include "tools/report/report.h"
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstdio>
+#include <iterator>
+#include <limits>
+#include <set>
+#include <sstream>
+#include <vector>
+
+namespace tpu {
+namespace {
+
+using nlohmann::json;
+
+// JSON and CSV names of the units, indexed by Unit.
+constexpr const char* kUnitNames[kNumUnits] = {"sequencer", "dma", "weight_load", "matmul",
+                                               "vector"};
+
+// The figures one row of the report shows: a layer, or the whole run.
+struct Row {
+  std::string name;
+  std::string kind;
+  std::uint64_t macs = 0;
+  Cycle cycles = 0;
+  Cycle compute_cycles = 0;
+  double utilization = 0;
+  double mapping_efficiency = 0;
+  double latency_us = 0;
+  double hbm_gbs = 0;
+  std::uint64_t hbm_read_bytes = 0;
+  std::uint64_t hbm_write_bytes = 0;
+  std::uint64_t ub_reads = 0;
+  std::uint64_t ub_writes = 0;
+  std::uint64_t weight_tiles = 0;
+  std::uint64_t used_pes = 0;
+  StallMap stalls;  // MXU stalls by cause
+  std::array<UnitStats, kNumUnits> units{};
+};
+
+double ratio(double num, double den) { return den > 0 ? num / den : 0; }
+
+// Fills the figures derived from the counters already in `row`.
+void derive(const Config& config, Row& row) {
+  const double pes = double(config.array.rows) * config.array.cols;
+  row.utilization = ratio(double(row.macs), double(row.cycles) * pes);
+  row.mapping_efficiency = ratio(double(row.used_pes), double(row.weight_tiles) * pes);
+  row.latency_us = double(row.cycles) / config.clock_mhz;
+  // GB/s = bytes per ns.
+  row.hbm_gbs = ratio(double(row.hbm_read_bytes + row.hbm_write_bytes),
+                      double(row.cycles) * config.period_ns());
+}
+
+std::vector<Row> layer_rows(const Config& config, const Program& program, const RunResult& run) {
+  std::vector<Row> rows;
+  for (std::size_t i = 0; i < run.layers.size(); ++i) {
+    const LayerStats& s = run.layers[i];
+    Row row;
+    row.name = !s.name.empty() || i >= program.layers.size() ? s.name : program.layers[i].name;
+    row.kind = !s.kind.empty() || i >= program.layers.size() ? s.kind : program.layers[i].kind;
+    row.macs = s.macs;
+    row.cycles = s.cycles();
+    row.compute_cycles = s.compute_cycles();
+    row.hbm_read_bytes = s.hbm_read_bytes;
+    row.hbm_write_bytes = s.hbm_write_bytes;
+    row.ub_reads = s.ub_reads;
+    row.ub_writes = s.ub_writes;
+    row.weight_tiles = s.weight_tiles;
+    row.used_pes = s.used_pes;
+    row.stalls = s.units[std::size_t(Unit::kMatmul)].stalls;
+    row.units = s.units;
+    derive(config, row);
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+Row total_row(const Config& config, const RunResult& run, const std::vector<Row>& layers) {
+  Row total;
+  total.name = "total";
+  total.cycles = run.total_cycles;
+  bool compute_seen = false;
+  Cycle compute_first = std::numeric_limits<Cycle>::max();
+  Cycle compute_last = 0;
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    total.macs += layers[i].macs;
+    total.ub_reads += layers[i].ub_reads;
+    total.ub_writes += layers[i].ub_writes;
+    total.weight_tiles += layers[i].weight_tiles;
+    total.used_pes += layers[i].used_pes;
+    const LayerStats& s = run.layers[i];
+    if (s.compute_seen) {
+      compute_seen = true;
+      compute_first = std::min(compute_first, s.compute_first);
+      compute_last = std::max(compute_last, s.compute_last);
+    }
+  }
+  total.compute_cycles = compute_seen ? compute_last - compute_first + 1 : 0;
+  total.hbm_read_bytes = run.hbm.read_bytes;
+  total.hbm_write_bytes = run.hbm.write_bytes;
+  total.stalls = run.units[std::size_t(Unit::kMatmul)].stalls;
+  total.units = run.units;
+  derive(config, total);
+  return total;
+}
+
+json units_json(const std::array<UnitStats, kNumUnits>& units) {
+  json out = json::object();
+  for (std::size_t u = 0; u < kNumUnits; ++u) {
+    out[kUnitNames[u]] = {{"busy_cycles", units[u].busy_cycles},
+                          {"instructions", units[u].instructions},
+                          {"stalls", units[u].stalls}};
+  }
+  return out;
+}
+
+json row_json(const Row& row) {
+  return {{"name", row.name},
+          {"kind", row.kind},
+          {"macs", row.macs},
+          {"cycles", row.cycles},
+          {"compute_cycles", row.compute_cycles},
+          {"stall_cycles", row.stalls},
+          {"utilization", row.utilization},
+          {"mapping_efficiency", row.mapping_efficiency},
+          {"weight_tiles", row.weight_tiles},
+          {"used_pes", row.used_pes},
+          {"hbm_read_bytes", row.hbm_read_bytes},
+          {"hbm_write_bytes", row.hbm_write_bytes},
+          {"achieved_hbm_gbs", row.hbm_gbs},
+          {"ub_reads", row.ub_reads},
+          {"ub_writes", row.ub_writes},
+          {"latency_us", row.latency_us},
+          {"units", units_json(row.units)}};
+}
+
+double tops(const Row& total) {
+  return ratio(2.0 * double(total.macs), total.latency_us * 1e-6) / 1e12;
+}
+
+// Cycles no schedule can beat: every MAC on a PE, every HBM byte at peak bandwidth.
+double roofline_cycles(const Config& config, const Row& total) {
+  const double compute =
+      std::ceil(ratio(double(total.macs), double(config.array.rows) * config.array.cols));
+  const double peak = config.hbm_peak_bytes_per_cycle();
+  const double memory =
+      std::isinf(peak) ? 0 : double(total.hbm_read_bytes + total.hbm_write_bytes) / peak;
+  return std::max(compute, memory);
+}
+
+std::string format(const char* fmt, double v) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, fmt, v);
+  return buf;
+}
+
+// Three significant digits with an SI suffix: 512, 1.50k, 118M.
+std::string human_count(double v) {
+  static const char* const kSuffixes[] = {"", "k", "M", "G", "T", "P", "E"};
+  std::size_t i = 0;
+  while (std::fabs(v) >= 999.5 && i + 1 < std::size(kSuffixes)) {
+    v /= 1000;
+    ++i;
+  }
+  if (i == 0) return format("%.0f", v);
+  const char* fmt = std::fabs(v) < 9.995 ? "%.2f" : std::fabs(v) < 99.95 ? "%.1f" : "%.0f";
+  return format(fmt, v) + kSuffixes[i];
+}
+
+std::string top_stall(const StallMap& stalls) {
+  auto best = stalls.end();
+  for (auto it = stalls.begin(); it != stalls.end(); ++it) {
+    if (it->second > 0 && (best == stalls.end() || it->second > best->second)) best = it;
+  }
+  if (best == stalls.end()) return "-";
+  return best->first + " " + std::to_string(best->second);
+}
+
+std::string csv_field(const std::string& text) {
+  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  std::string quoted = "\"";
+  for (char c : text) {
+    if (c == '"') quoted += '"';
+    quoted += c;
+  }
+  return quoted + "\"";
+}
+
+std::string csv_number(double v) { return format("%.9g", v); }
+
+std::string check_summary(const CheckResult* check, const RunInfo& info) {
+  if (check == nullptr) return info.timing_only ? "check: skipped (timing only)" : "check: not run";
+  std::string text;
+  if (check->passed) {
+    text = "check: PASS (" + std::to_string(check->compared) + " output values compared)";
+  } else {
+    text = "check: FAIL (" + std::to_string(check->mismatches) + " of " +
+           std::to_string(check->compared) + " output values wrong)";
+  }
+  for (const std::string& line : check->first_mismatches) text += "\n  " + line;
+  return text;
+}
+
+}  // namespace
+
+std::string human_bytes(double bytes) {
+  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  std::size_t i = 0;
+  while (bytes >= 1024 && i + 1 < std::size(kUnits)) {
+    bytes /= 1024;
+    ++i;
+  }
+  if (i == 0) return format("%.0f", bytes) + " B";
+  const char* fmt = bytes < 9.995 ? "%.2f" : bytes < 99.95 ? "%.1f" : "%.0f";
+  return format(fmt, bytes) + " " + kUnits[i];
+}
+
+nlohmann::json report_json(const Config& config, const Program& program, const RunResult& run,
+                           const CheckResult* check, const RunInfo& info) {
+  const std::vector<Row> layers = layer_rows(config, program, run);
+  const Row total = total_row(config, run, layers);
+
+  json layer_list = json::array();
+  for (const Row& row : layers) layer_list.push_back(row_json(row));
+
+  json total_json = row_json(total);
+  total_json.erase("name");
+  total_json.erase("kind");
+  total_json["tops"] = tops(total);
+  total_json["roofline_cycles"] = roofline_cycles(config, total);
+  total_json["simulated_ns"] = run.simulated_ns;
+  total_json["hbm_requests"] = run.hbm.requests;
+  total_json["avg_hbm_latency_ns"] = ratio(run.hbm.total_latency_ns, double(run.hbm.requests));
+  total_json["max_hbm_latency_ns"] = run.hbm.max_latency_ns;
+
+  json out = {
+      {"tpusim_version", kReportVersion},
+      {"model",
+       {{"name", info.model},
+        {"source", info.model_source},
+        {"dtype", to_string(program.dtype)},
+        {"instructions", program.instructions.size()},
+        {"layers", program.layers.size()}}},
+      {"config", to_json(config)},
+      {"run",
+       {{"config_source", config.source},
+        {"fidelity", info.fidelity},
+        {"timing_only", info.timing_only},
+        {"host_seconds", info.host_seconds},
+        {"simulated_cycles_per_second", ratio(double(run.total_cycles), info.host_seconds)},
+        {"layers_per_second", ratio(double(layers.size()), info.host_seconds)}}},
+      {"layers", layer_list},
+      {"total", total_json},
+  };
+  if (check != nullptr) {
+    out["check"] = {{"passed", check->passed},
+                    {"compared", check->compared},
+                    {"mismatches", check->mismatches},
+                    {"first_mismatches", check->first_mismatches}};
+  }
+  return out;
+}
+
+std::string report_table(const Config& config, const Program& program, const RunResult& run,
+                         const CheckResult* check, const RunInfo& info) {
+  const std::vector<Row> layers = layer_rows(config, program, run);
+  const Row total = total_row(config, run, layers);
+
+  const std::vector<std::string> header = {"layer",  "kind",   "MACs",      "cycles",
+                                           "lat us", "util %", "map eff %", "top MXU stall",
+                                           "HBM rd", "HBM wr"};
+  // Name, kind and stall cause read left-aligned; numbers right-aligned.
+  const std::vector<bool> left = {true,  true,  false, false, false,
+                                  false, false, true,  false, false};
+  std::vector<std::vector<std::string>> cells = {header};
+  auto add = [&](const Row& row) {
+    cells.push_back({row.name, row.kind, human_count(double(row.macs)), std::to_string(row.cycles),
+                     format("%.3f", row.latency_us), format("%.1f", 100 * row.utilization),
+                     format("%.1f", 100 * row.mapping_efficiency), top_stall(row.stalls),
+                     human_bytes(double(row.hbm_read_bytes)),
+                     human_bytes(double(row.hbm_write_bytes))});
+  };
+  for (const Row& row : layers) add(row);
+  add(total);
+
+  std::vector<std::size_t> width(header.size(), 0);
+  for (const auto& line : cells) {
+    for (std::size_t c = 0; c < line.size(); ++c) width[c] = std::max(width[c], line[c].size());
+  }
+  auto render = [&](const std::vector<std::string>& line) {
+    std::string text;
+    for (std::size_t c = 0; c < line.size(); ++c) {
+      const std::string pad(width[c] - line[c].size(), ' ');
+      if (c > 0) text += "  ";
+      text += left[c] ? line[c] + pad : pad + line[c];
+    }
+    while (!text.empty() && text.back() == ' ') text.pop_back();
+    return text + "\n";
+  };
+  std::size_t rule_width = 0;
+  for (std::size_t w : width) rule_width += w + 2;
+  const std::string rule(rule_width - 2, '-');
+
+  std::ostringstream out;
+  out << "model " << info.model << " (" << to_string(program.dtype) << ", " << layers.size()
+      << " layers) on config " << config.name << " (" << config.source << ")\n";
+  out << "array " << config.array.rows << "x" << config.array.cols << " @ " << config.clock_mhz
+      << " MHz, memory " << config.hbm.preset;
+  if (config.hbm.preset != "ideal") {
+    out << " " << config.hbm.bandwidth_gbs << " GB/s " << config.hbm.latency_ns << " ns";
+  }
+  out << ", fidelity " << info.fidelity << (info.timing_only ? " (timing only)" : "") << "\n\n";
+  out << render(cells[0]) << rule << "\n";
+  for (std::size_t i = 1; i + 1 < cells.size(); ++i) out << render(cells[i]);
+  out << rule << "\n" << render(cells.back()) << "\n";
+
+  out << total.cycles << " cycles = " << format("%.3f", total.latency_us) << " us, "
+      << format("%.3g", tops(total)) << " TOPS, MXU utilization "
+      << format("%.1f", 100 * total.utilization) << " %, roofline "
+      << format("%.0f", roofline_cycles(config, total)) << " cycles\n";
+  out << "HBM " << human_bytes(double(total.hbm_read_bytes)) << " read, "
+      << human_bytes(double(total.hbm_write_bytes)) << " written, " << format("%.1f", total.hbm_gbs)
+      << " GB/s achieved\n";
+  out << "host " << format("%.3f", info.host_seconds) << " s, "
+      << human_count(ratio(double(run.total_cycles), info.host_seconds)) << " simulated cycles/s\n";
+  out << check_summary(check, info) << "\n";
+  return out.str();
+}
+
+std::string report_csv(const Config& config, const Program& program, const RunResult& run,
+                       bool include_total) {
+  std::vector<Row> rows = layer_rows(config, program, run);
+  if (include_total) rows.push_back(total_row(config, run, rows));
+
+  std::set<std::string> causes;
+  for (const Row& row : rows) {
+    for (const auto& [cause, cycles] : row.stalls) causes.insert(cause);
+  }
+
+  std::ostringstream out;
+  out << "name,kind,macs,cycles,compute_cycles,utilization,mapping_efficiency,weight_tiles,"
+         "used_pes,hbm_read_bytes,hbm_write_bytes,achieved_hbm_gbs,ub_reads,ub_writes,latency_us";
+  for (const char* unit : kUnitNames) {
+    out << ',' << unit << "_busy_cycles," << unit << "_stall_cycles";
+  }
+  for (const std::string& cause : causes) out << ',' << csv_field("stall_" + cause);
+  out << '\n';
+
+  for (const Row& row : rows) {
+    out << csv_field(row.name) << ',' << csv_field(row.kind) << ',' << row.macs << ',' << row.cycles
+        << ',' << row.compute_cycles << ',' << csv_number(row.utilization) << ','
+        << csv_number(row.mapping_efficiency) << ',' << row.weight_tiles << ',' << row.used_pes
+        << ',' << row.hbm_read_bytes << ',' << row.hbm_write_bytes << ',' << csv_number(row.hbm_gbs)
+        << ',' << row.ub_reads << ',' << row.ub_writes << ',' << csv_number(row.latency_us);
+    for (const UnitStats& unit : row.units) {
+      Cycle stalled = 0;
+      for (const auto& [cause, cycles] : unit.stalls) stalled += cycles;
+      out << ',' << unit.busy_cycles << ',' << stalled;
+    }
+    for (const std::string& cause : causes) {
+      auto it = row.stalls.find(cause);
+      out << ',' << (it == row.stalls.end() ? 0 : it->second);
+    }
+    out << '\n';
+  }
+  return out.str();
+}
+
+}  // namespace tpu

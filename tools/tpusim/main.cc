@@ -1,0 +1,212 @@
+// The `tpusim` command line: run, compile, asm, disasm.
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+#include <systemc>
+
+#include "embedded_defaults.h"
+#include "sim/config/config.h"
+#include "sim/isa/program.h"
+#include "sim/tpu_core.h"
+#include "tools/compiler/lowering.h"
+#include "tools/compiler/model.h"
+#include "tools/report/check.h"
+#include "tools/report/report.h"
+
+namespace {
+
+// Thrown for problems with the command line's own files (unreadable, unwritable).
+class UsageError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+std::vector<std::uint8_t> read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw UsageError(path + ": cannot open file");
+  return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(in), {});
+}
+
+std::string read_text(const std::string& path) {
+  std::vector<std::uint8_t> bytes = read_bytes(path);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary);
+  if (!out || !(out << text)) throw UsageError(path + ": cannot write file");
+}
+
+void write_bytes(const std::string& path, const std::vector<std::uint8_t>& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  if (!out || !out.write(reinterpret_cast<const char*>(bytes.data()), bytes.size()))
+    throw UsageError(path + ": cannot write file");
+}
+
+// Runs `parse` on a program file, prefixing ISA errors ("line 3: ...") with the file's path.
+template <typename Parse>
+tpu::Program in_file(const std::string& path, Parse parse) {
+  try {
+    return parse();
+  } catch (const tpu::IsaError& e) {
+    throw tpu::IsaError(path + ": " + e.what());
+  }
+}
+
+// Options shared by every subcommand that compiles a model for a config.
+struct ModelOptions {
+  std::string model_path;
+  std::string config_path;
+  std::vector<std::string> overrides;
+  bool timing_only = false;
+
+  void add_to(CLI::App& cmd) {
+    cmd.add_option("--model,-m", model_path,
+                   "Model: our JSON format or a SCALE-Sim topology CSV (default: the bundled "
+                   "ConvNet, models/convnet.json)");
+    cmd.add_option("--config,-c", config_path,
+                   "Architecture config JSON (default: the bundled configs/default.json)");
+    cmd.add_option("--set,-s", overrides,
+                   "Override a config key by dotted path, e.g. --set array.rows=64 (repeatable)")
+        ->take_all();
+    cmd.add_flag("--timing-only", timing_only,
+                 "Skip data values: no tensors are allocated or computed; cycles are unchanged");
+  }
+
+  tpu::Config config() const {
+    return config_path.empty() ? tpu::default_config(overrides)
+                               : tpu::load_config(config_path, overrides);
+  }
+  tpu::Model model() const {
+    return model_path.empty() ? tpu::parse_model_json(tpu::kEmbeddedModelJson,
+                                                      "<embedded default model>")
+                              : tpu::load_model(model_path);
+  }
+  std::string model_source() const {
+    return model_path.empty() ? "<embedded default model>" : model_path;
+  }
+};
+
+int run_command(const ModelOptions& opts, const std::string& fidelity, bool check,
+                const std::string& json_path, const std::string& csv_path, bool quiet) {
+  if (check && opts.timing_only)
+    throw UsageError("--check compares data values, which --timing-only skips; drop one");
+  tpu::Config config = opts.config();
+  tpu::Model model = opts.model();
+  tpu::CompileOptions copts;
+  copts.timing_only = opts.timing_only;
+  tpu::Program program = tpu::compile(model, config, copts);
+
+  tpu::SimOptions sim;
+  sim.fidelity = fidelity == "pe" ? tpu::Fidelity::kPe : tpu::Fidelity::kFast;
+  sim.timing_only = opts.timing_only;
+  auto t0 = std::chrono::steady_clock::now();
+  tpu::RunResult result = tpu::simulate(config, program, sim);
+  double host_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+
+  tpu::CheckResult check_result;
+  if (check) check_result = tpu::check_outputs(program, result.hbm_final);
+
+  tpu::RunInfo info;
+  info.model = model.name;
+  info.model_source = opts.model_source();
+  info.fidelity = fidelity;
+  info.timing_only = opts.timing_only;
+  info.host_seconds = host_seconds;
+  const tpu::CheckResult* checked = check ? &check_result : nullptr;
+  if (!quiet) std::cout << tpu::report_table(config, program, result, checked, info);
+  if (!json_path.empty())
+    write_text(json_path, tpu::report_json(config, program, result, checked, info).dump(2) + "\n");
+  if (!csv_path.empty()) write_text(csv_path, tpu::report_csv(config, program, result));
+  return check && !check_result.passed ? 2 : 0;
+}
+
+}  // namespace
+
+int sc_main(int argc, char* argv[]) {
+  CLI::App app{"tpusim: a cycle-level simulator of a TPU-style systolic-array accelerator"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "tpusim 0.1");
+
+  ModelOptions run_opts;
+  std::string fidelity = "fast", json_path, csv_path;
+  bool check = false, quiet = false;
+  CLI::App* run = app.add_subcommand(
+      "run", "Compile a model for a config, simulate it and print the per-layer report");
+  run_opts.add_to(*run);
+  run->add_option("--fidelity", fidelity,
+                  "MXU model: fast (tile at a time) or pe (every PE, cycle by cycle); both give "
+                  "identical cycles and outputs")
+      ->check(CLI::IsMember({"fast", "pe"}));
+  run->add_flag("--check", check,
+                "Compare every layer's output with the plain C++ reference (exit 2 on mismatch)");
+  run->add_option("--json", json_path, "Write the report as JSON to this file");
+  run->add_option("--csv", csv_path, "Write one CSV row per layer to this file");
+  run->add_flag("--quiet,-q", quiet, "Do not print the report table");
+
+  ModelOptions compile_opts;
+  std::string asm_out, bin_out;
+  CLI::App* compile = app.add_subcommand(
+      "compile", "Compile a model for a config and write its assembly (and binary program)");
+  compile_opts.add_to(*compile);
+  compile->add_option("--output,-o", asm_out, "Assembly output file (default: standard output)");
+  compile->add_option("--binary,-b", bin_out,
+                      "Also write the binary program with its memory image and expected outputs");
+
+  std::string asm_in, asm_bin_out;
+  CLI::App* assemble =
+      app.add_subcommand("asm", "Assemble a text program into the binary program format");
+  assemble->add_option("input", asm_in, "Assembly file")->required();
+  assemble->add_option("--output,-o", asm_bin_out, "Binary output file")->required();
+
+  std::string disasm_in, disasm_out;
+  CLI::App* disassemble =
+      app.add_subcommand("disasm", "Disassemble a binary program into assembly text");
+  disassemble->add_option("input", disasm_in, "Binary program file")->required();
+  disassemble->add_option("--output,-o", disasm_out,
+                          "Assembly output file (default: standard output)");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e);
+  }
+
+  try {
+    if (*run) return run_command(run_opts, fidelity, check, json_path, csv_path, quiet);
+    if (*compile) {
+      tpu::CompileOptions copts;
+      copts.timing_only = compile_opts.timing_only;
+      tpu::Program program = tpu::compile(compile_opts.model(), compile_opts.config(), copts);
+      std::string text = tpu::to_assembly(program);
+      if (asm_out.empty()) std::cout << text; else write_text(asm_out, text);
+      if (!bin_out.empty()) write_bytes(bin_out, tpu::serialize(program));
+      return 0;
+    }
+    if (*assemble) {
+      write_bytes(asm_bin_out, tpu::serialize(in_file(asm_in, [&] {
+                    return tpu::parse_assembly(read_text(asm_in));
+                  })));
+      return 0;
+    }
+    if (*disassemble) {
+      std::string text = tpu::to_assembly(
+          in_file(disasm_in, [&] { return tpu::deserialize(read_bytes(disasm_in)); }));
+      if (disasm_out.empty()) std::cout << text; else write_text(disasm_out, text);
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    std::cerr << "tpusim: error: " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
