@@ -1,7 +1,6 @@
 // The top module: one TPU core wired from its blocks, and simulate(), the entry point.
 #include "sim/tpu_core.h"
 
-#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -137,8 +136,8 @@ SimError as_sim_error(std::exception_ptr error) {
 }  // namespace
 
 RunResult simulate(const Config& config, const Program& program, const SimOptions& options) {
-  // The banner is printed when the kernel first elaborates; the sc_stop note is info noise.
-  setenv("SC_COPYRIGHT_MESSAGE", "DISABLE", 1);
+  // The sc_stop note is info noise. (The banner is printed before sc_main; the environment
+  // variable SC_COPYRIGHT_MESSAGE=DISABLE hides it.)
   sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
   validate(config, program);
   std::unique_ptr<MachineState> state;

@@ -102,7 +102,7 @@ void expect_sequentially_valid(const Program& p) {
 
 // Executes `p` with in-order issue into queues of `depth` entries and units that run their
 // queue heads in a random order, each instruction atomically. Dependencies honoured: the
-// semaphores, per-unit order, a MATMUL waits for its LOAD_WEIGHTS, and LOAD_WEIGHTS j (buffer
+// semaphores, per-unit order (units run at random relative speeds), a MATMUL waits for its LOAD_WEIGHTS, and LOAD_WEIGHTS j (buffer
 // j % 2) waits for every MATMUL of tile j - 2. Any missing semaphore shows up as wrong data in
 // some interleaving; a stuck state is a deadlock.
 std::vector<std::uint8_t> run_interleaved(const Config& config, const Program& p,
@@ -124,6 +124,9 @@ std::vector<std::uint8_t> run_interleaved(const Config& config, const Program& p
   WeightTile buffer[2];
   int count[kNumSemaphores] = {};
   std::size_t next = 0;
+  // Relative speeds of the sequencer and each unit: skewed so some units run far ahead.
+  double speed[kNumUnits + 1];
+  for (double& v : speed) v = std::pow(10.0, double(rng() % 3));
   for (;;) {
     std::vector<int> actions;  // -1 = issue, else a unit
     if (next < p.instructions.size()) {
@@ -151,7 +154,14 @@ std::vector<std::uint8_t> run_interleaved(const Config& config, const Program& p
       if (ready) actions.push_back(int(u));
     }
     if (actions.empty()) break;
-    int a = actions[rng() % actions.size()];
+    int a = actions[0];
+    double total = 0;
+    for (int x : actions) total += speed[x + 1];
+    double pick = std::uniform_real_distribution<double>(0, total)(rng);
+    for (int x : actions) {
+      a = x;
+      if ((pick -= speed[x + 1]) < 0) break;
+    }
     if (a == -1) {
       const Instruction& inst = p.instructions[next];
       if (unit_of(inst.op) == Unit::kSequencer) {
@@ -188,7 +198,7 @@ std::vector<std::uint8_t> run_interleaved(const Config& config, const Program& p
 }
 
 void expect_correct(const Model& model, const Config& config, const CompileOptions& options = {},
-                    int interleavings = 2) {
+                    int interleavings = 6) {
   Program p = compile(model, config, options);
   expect_sequentially_valid(p);
   expect_outputs_match(p, interpret(config, p).hbm);
@@ -218,7 +228,7 @@ TEST(CompilerTest, MatmulNotAMultipleOfTheArrayIsBitExact) {
 TEST(CompilerTest, ManyMTilesRotateTheDoubleBuffers) {
   CompileOptions options;
   options.max_m_tile = 8;  // 37 rows -> 5 M tiles
-  expect_correct(gemm_model(37, 40, 20), array_config(16, 8), options, 4);
+  expect_correct(gemm_model(37, 40, 20), array_config(16, 8), options, 16);
 }
 
 TEST(CompilerTest, StridedPaddedConvWithPartialRowTiles) {
@@ -229,7 +239,7 @@ TEST(CompilerTest, StridedPaddedConvWithPartialRowTiles) {
   EXPECT_EQ(model.layers[0].out, (Shape3{5, 6, 12}));
   CompileOptions options;
   options.max_m_tile = 5;  // tiles cross output rows and images
-  expect_correct(model, array_config(8, 8), options, 4);
+  expect_correct(model, array_config(8, 8), options, 16);
 }
 
 TEST(CompilerTest, ConvNetOn16x16And8x8) {
@@ -251,7 +261,7 @@ TEST(CompilerTest, PoolChannelChunksBandsAndPaddedConsumer) {
   int pools = 0;
   for (const Instruction& inst : p.instructions) pools += inst.op == Opcode::kPool;
   EXPECT_EQ(pools, 3 * 3);  // 3 channel chunks x 3 output rows
-  expect_correct(model, config, {}, 3);
+  expect_correct(model, config, {}, 8);
 }
 
 TEST(CompilerTest, Bf16WithinTolerance) {

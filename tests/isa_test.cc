@@ -480,7 +480,7 @@ Program full_program() {
   return p;
 }
 
-TEST(Container, SerializeRoundTripsEverything) {
+TEST(ProgramContainer, SerializeRoundTripsEverything) {
   const Program p = full_program();
   const std::vector<std::uint8_t> bytes = serialize(p);
   EXPECT_EQ(std::string(bytes.begin(), bytes.begin() + 8), std::string("TPUPROG\0", 8));
@@ -489,7 +489,7 @@ TEST(Container, SerializeRoundTripsEverything) {
   EXPECT_EQ(serialize(q), bytes);
 }
 
-TEST(Container, CorruptInputGivesOneLineErrors) {
+TEST(ProgramContainer, CorruptInputGivesOneLineErrors) {
   const std::vector<std::uint8_t> good = serialize(full_program());
   EXPECT_EQ(isa_error([] { deserialize({'E', 'L', 'F'}); }), "not a tpusim program");
   std::vector<std::uint8_t> bad = good;

@@ -53,7 +53,7 @@ int ub8(MachineState& s, std::uint64_t row, std::uint32_t col) {
   return std::int8_t(s.ub_row(row)[col]);
 }
 
-TEST(Bf16, ConversionRoundsToNearestEven) {
+TEST(Bf16Convert, ConversionRoundsToNearestEven) {
   EXPECT_EQ(fp32_to_bf16(1.0f), 0x3f80);
   EXPECT_EQ(fp32_to_bf16(-2.0f), 0xc000);
   EXPECT_EQ(fp32_to_bf16(from_bits(0x3f808000)), 0x3f80);  // tie, 0x3f80 is even: down
@@ -71,7 +71,7 @@ TEST(Bf16, ConversionRoundsToNearestEven) {
   EXPECT_EQ(bf16_to_fp32(0xbf80), -1.0f);
 }
 
-TEST(MachineState, SizesComeFromConfigAndProgram) {
+TEST(MachineStateInit, SizesComeFromConfigAndProgram) {
   const Config c = small_config(DataType::kBf16);
   Program p = empty_program(DataType::kBf16, 100);
   p.hbm_image.push_back({"a", 96, {1, 2, 3, 4}});
@@ -108,7 +108,7 @@ MachineState dma_state(DataType t) {
   return s;
 }
 
-TEST(Dma, LoadGathersSegmentsAndGroupsIntoPackedRows) {
+TEST(DmaSemantics, LoadGathersSegmentsAndGroupsIntoPackedRows) {
   MachineState s = dma_state(DataType::kInt8);
   DmaFields d;
   d.hbm_addr = 2;
@@ -141,7 +141,7 @@ TEST(Dma, LoadGathersSegmentsAndGroupsIntoPackedRows) {
   EXPECT_EQ(s.ub_row(13)[0], 0xee);
 }
 
-TEST(Dma, StoreIsTheExactInverseOfLoad) {
+TEST(DmaSemantics, StoreIsTheExactInverseOfLoad) {
   MachineState s = dma_state(DataType::kInt8);
   DmaFields d;
   d.hbm_addr = 5;
@@ -168,7 +168,7 @@ TEST(Dma, StoreIsTheExactInverseOfLoad) {
   }
 }
 
-TEST(Dma, Bf16ElementsAreTwoBytes) {
+TEST(DmaSemantics, Bf16ElementsAreTwoBytes) {
   MachineState s = dma_state(DataType::kBf16);
   DmaFields d;
   d.hbm_addr = 8;
@@ -193,7 +193,7 @@ void random_rows(MachineState& s, std::uint64_t first, std::uint64_t n, std::mt1
   }
 }
 
-TEST(Matmul, Int8TileMatchesNaiveTripleLoopIncludingAccumulate) {
+TEST(MatmulTile, Int8TileMatchesNaiveTripleLoopIncludingAccumulate) {
   std::mt19937 rng(7);
   MachineState s(small_config(), empty_program(DataType::kInt8, 0));
   random_rows(s, 0, 64, rng);
@@ -233,7 +233,7 @@ TEST(Matmul, Int8TileMatchesNaiveTripleLoopIncludingAccumulate) {
   EXPECT_EQ(s.acc_i32[8 * 4], 1000);  // the row before acc_row is untouched
 }
 
-TEST(Matmul, Bf16SumsProductsInFp32InIncreasingK) {
+TEST(MatmulTile, Bf16SumsProductsInFp32InIncreasingK) {
   MachineState s(small_config(DataType::kBf16), empty_program(DataType::kBf16, 0));
   auto put = [&](std::uint64_t row, std::uint32_t col, float v) {
     const std::uint16_t b = fp32_to_bf16(v);
@@ -269,7 +269,7 @@ TEST(Matmul, Bf16SumsProductsInFp32InIncreasingK) {
   EXPECT_EQ(s.acc_f32[2 * 4 + 1], 1.0f);
 }
 
-TEST(Activate, Int8RequantisesWithRoundHalfUpThenClamps) {
+TEST(ActivateSemantics, Int8RequantisesWithRoundHalfUpThenClamps) {
   MachineState s(small_config(), empty_program(DataType::kInt8, 0));
   // acc row 0: with multiplier 3, shift 2 (divide by 4), zero point 0:
   //   5*3=15 -> (15+2)>>2 = 4 (3.75); -5*3=-15 -> (-15+2)>>2 = -4 (-3.75);
@@ -326,7 +326,7 @@ TEST(Activate, Int8RequantisesWithRoundHalfUpThenClamps) {
   EXPECT_EQ(ub8(s, 20, 2), -128);
 }
 
-TEST(Activate, Bf16RoundsTheAccumulatorAndAppliesRelu) {
+TEST(ActivateSemantics, Bf16RoundsTheAccumulatorAndAppliesRelu) {
   MachineState s(small_config(DataType::kBf16), empty_program(DataType::kBf16, 0));
   const float acc[] = {-3.0f, 1.00390625f, 7.5f, 1.01171875f};  // 1 + 2^-8, 1 + 3 * 2^-8
   std::copy(acc, acc + 4, s.acc_f32.begin());
@@ -353,7 +353,7 @@ TEST(Activate, Bf16RoundsTheAccumulatorAndAppliesRelu) {
   EXPECT_EQ(out(2), fp32_to_bf16(6.0f));
 }
 
-TEST(Pool, MaxOverWindowsWithStrideComparesSigned) {
+TEST(PoolSemantics, MaxOverWindowsWithStrideComparesSigned) {
   MachineState s(small_config(), empty_program(DataType::kInt8, 0));
   // 4 x 4 grid, 2 channels: channel 0 = 10 * y + x - 20 (negative at the top), channel 1 its
   // negation.

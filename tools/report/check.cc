@@ -1,5 +1,6 @@
 #include "tools/report/check.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
 

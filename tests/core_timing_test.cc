@@ -1,0 +1,235 @@
+// Cycle counts of small hand-written programs on an 8 x 8 core, each derived by hand from the
+// timing contract (sim/README.md). SystemC elaborates once per process: one simulate() per test.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "sim/isa/program.h"
+#include "sim/tpu_core.h"
+
+namespace tpu {
+namespace {
+
+// 8 x 8 array (R = C = 8), ideal memory, 64 banks and two read ports so that the weight loader
+// and the input stream never contend unless a test says so; 8 vector lanes.
+Config core_config() {
+  Config c;
+  c.name = "test8x8";
+  c.array.rows = 8;
+  c.array.cols = 8;
+  c.hbm.preset = "ideal";
+  c.ub.banks = 64;
+  c.ub.read_ports = 2;
+  c.ub.write_ports = 1;
+  c.vector.lanes = 8;
+  c.vector.activate_latency = 4;
+  c.sequencer.issue_width = 1;
+  c.sequencer.queue_depth = 16;
+  return c;
+}
+
+RunResult run(const std::string& text, const Config& config = core_config()) {
+  SimOptions options;
+  options.trace = true;
+  return simulate(config, parse_assembly(".array 8 8\n" + text), options);
+}
+
+const InstructionTrace& at_pc(const RunResult& r, std::size_t pc) {
+  for (const InstructionTrace& t : r.trace) {
+    if (t.pc == pc) return t;
+  }
+  throw std::runtime_error("pc " + std::to_string(pc) + " not traced");
+}
+
+Cycle stall(const UnitStats& u, const std::string& cause) {
+  const auto it = u.stalls.find(cause);
+  return it == u.stalls.end() ? 0 : it->second;
+}
+
+const UnitStats& unit(const RunResult& r, Unit u) { return r.units[std::size_t(u)]; }
+
+// Issue (width 1): layer at 0, load.weights at 1, matmul at 2, halt at 3.
+// load.weights K_t = 8: granted e = 1, busy 1 .. 8, completes 9.
+// matmul M = 16: ready 2, tile loaded at 9 (stall 7, "weights"), s = 9;
+// L = s + M + N_t + R - 2 = 9 + 16 + 8 + 8 - 2 = 39, completes 40 = total.
+TEST(CoreTiming, SingleTile) {
+  const RunResult r = run(R"(
+.layer 0 fc matmul 1024
+layer id=0
+load.weights ub=0 rows=8 cols=8
+matmul ub=8 rows=16 acc=0
+halt
+)");
+  EXPECT_EQ(r.total_cycles, 40u);
+  EXPECT_EQ(at_pc(r, 1).start, 1u);
+  EXPECT_EQ(at_pc(r, 1).done, 9u);
+  EXPECT_EQ(at_pc(r, 2).issued, 2u);
+  EXPECT_EQ(at_pc(r, 2).start, 9u);
+  EXPECT_EQ(at_pc(r, 2).done, 40u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u);
+  EXPECT_EQ(unit(r, Unit::kMatmul).busy_cycles, 16u);
+  EXPECT_EQ(unit(r, Unit::kWeightLoad).busy_cycles, 8u);
+  ASSERT_EQ(r.layers.size(), 1u);
+  const LayerStats& l = r.layers[0];
+  EXPECT_EQ(l.first_cycle, 1u);
+  EXPECT_EQ(l.last_cycle, 39u);
+  EXPECT_EQ(l.compute_first, 1u);
+  EXPECT_EQ(l.compute_last, 39u);
+  EXPECT_EQ(l.weight_tiles, 1u);
+  EXPECT_EQ(l.used_pes, 64u);
+  EXPECT_EQ(l.ub_reads, 8u + 16u);
+  EXPECT_DOUBLE_EQ(r.simulated_ns, 40 * core_config().period_ns());
+}
+
+// Two 8 x 8 tiles, M = 16 each: load.weights (issued 0), matmul (1), load.weights (2),
+// matmul (3), halt (4).
+const char* kTwoTiles = R"(
+load.weights ub=0 rows=8 cols=8
+matmul ub=16 rows=16 acc=0
+load.weights ub=8 rows=8 cols=8
+matmul ub=16 rows=16 acc=16
+halt
+)";
+
+// Double-buffered: LW0 e = 0, completes 8. MM0 s0 = 8 (stall 7, weights), L0 = 8 + 16 + 8 +
+// 8 - 2 = 38, completes 39, stream free at 24. LW1 writes buffer 1 as soon as the loader is
+// free: e = 8, completes 16. MM1 starts when the stream is free: s1 = 24, L1 = 24 + 30 = 54,
+// total 55.
+TEST(CoreTiming, TwoTilesDoubleBuffered) {
+  const RunResult r = run(kTwoTiles);
+  EXPECT_EQ(at_pc(r, 2).start, 8u);
+  EXPECT_EQ(at_pc(r, 2).done, 16u);
+  EXPECT_EQ(at_pc(r, 3).start, 24u);
+  EXPECT_EQ(at_pc(r, 3).done, 55u);
+  EXPECT_EQ(r.total_cycles, 55u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 0u);
+}
+
+// Single buffer: LW1 must wait for MM0 to complete (39, cause weight_buffer: ready 8, stall
+// 31): e = 39, completes 47. MM1 (ready 24) waits for it: s1 = 47, L1 = 47 + 30 = 77, total 78.
+// Saving of double buffering = 78 - 55 = 23 = K_t + N_t + R - 1 (load + drain no longer
+// serialised with the stream, since K_t <= M).
+TEST(CoreTiming, TwoTilesSingleBuffered) {
+  Config c = core_config();
+  c.mxu.double_buffer_weights = false;
+  const RunResult r = run(kTwoTiles, c);
+  EXPECT_EQ(at_pc(r, 2).start, 39u);
+  EXPECT_EQ(at_pc(r, 2).done, 47u);
+  EXPECT_EQ(at_pc(r, 3).start, 47u);
+  EXPECT_EQ(r.total_cycles, 78u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 31u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u + 23u);
+  const Cycle k = 8, n = 8, rows = 8;
+  EXPECT_EQ(r.total_cycles - 55u, k + n + rows - 1);
+}
+
+// K = 13 split into K_t = 8 and 5, N_t = 6, M = 4, second pass accumulating.
+// LW0 e = 0, completes 8. MM0 s0 = 8, L0 = 8 + 4 + 6 + 8 - 2 = 24, completes 25, free at 12.
+// LW1 (5 rows) e = 8, busy 8 .. 12, completes 13. MM1 ready 12, tile at 13 (stall 1,
+// weights): s1 = 13, L1 = 13 + 4 + 6 + 8 - 2 = 29, completes 30 = total. N_t, not C, sets
+// the drain; R, not K_t, sets the depth.
+TEST(CoreTiming, KSplitAccumulate) {
+  const RunResult r = run(R"(
+load.weights ub=0 rows=8 cols=6
+matmul ub=16 rows=4 acc=0
+load.weights ub=8 rows=5 cols=6
+matmul ub=20 rows=4 acc=0 accumulate
+halt
+)");
+  EXPECT_EQ(at_pc(r, 1).done, 25u);
+  EXPECT_EQ(at_pc(r, 2).start, 8u);
+  EXPECT_EQ(at_pc(r, 2).done, 13u);
+  EXPECT_EQ(at_pc(r, 3).start, 13u);
+  EXPECT_EQ(r.total_cycles, 30u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u + 1u);
+}
+
+// MM (M = 4): s = 8, L = 8 + 4 + 8 + 8 - 2 = 26, completes 27 and signals acc_ready.
+// activate (issued 2) stalls 25 cycles on sem:acc_ready, v = 27; c = ceil(8 / 8) = 1, write
+// burst no earlier than v + 4 + M * (c - 1) = 31, granted 31, completes 35 = total.
+TEST(CoreTiming, SemaphoreWait) {
+  const RunResult r = run(R"(
+.sem 2 acc_ready
+load.weights ub=0 rows=8 cols=8
+matmul ub=8 rows=4 acc=0 signal=acc_ready
+activate acc=0 rows=4 cols=8 ub=40 wait=acc_ready
+halt
+)");
+  EXPECT_EQ(at_pc(r, 2).start, 27u);
+  EXPECT_EQ(at_pc(r, 2).done, 35u);
+  EXPECT_EQ(stall(unit(r, Unit::kVector), "sem:acc_ready"), 25u);
+  EXPECT_EQ(unit(r, Unit::kVector).busy_cycles, 8u);
+  EXPECT_EQ(r.total_cycles, 35u);
+}
+
+// queue_depth 2. LW issued 0; MM1 issued 1 and taken at once (waits for weights until 8);
+// MM2, MM3 issued 2, 3 fill the queue; MM4 cannot issue at 4. MM1 streams 8 .. 17, the unit
+// takes MM2 at 18, so the slot is free for issue at 19: queue stall 19 - 4 = 15.
+// Streams at 8, 18, 28, 38 (M = 10 each); L4 = 38 + 10 + 8 + 8 - 2 = 62, total 63.
+TEST(CoreTiming, QueueFullStallsIssue) {
+  Config c = core_config();
+  c.sequencer.queue_depth = 2;
+  const RunResult r = run(R"(
+load.weights ub=0 rows=8 cols=8
+matmul ub=8 rows=10 acc=0
+matmul ub=8 rows=10 acc=0
+matmul ub=8 rows=10 acc=0
+matmul ub=8 rows=10 acc=0
+halt
+)",
+                          c);
+  EXPECT_EQ(at_pc(r, 4).issued, 19u);
+  EXPECT_EQ(stall(unit(r, Unit::kSequencer), "queue"), 15u);
+  EXPECT_EQ(at_pc(r, 2).start, 18u);
+  EXPECT_EQ(at_pc(r, 3).start, 28u);
+  EXPECT_EQ(at_pc(r, 4).start, 38u);
+  EXPECT_EQ(r.total_cycles, 63u);
+}
+
+// One read port: the input stream and the weight loader contend. MM0 (M = 16) holds the port
+// 8 .. 23; LW1 (ready 8) is granted after it, e = 24 (stall 16, ub_port), completes 32;
+// MM1 ready 24, tile at 32: s1 = 32, L1 = 32 + 16 + 8 + 8 - 2 = 62, total 63.
+TEST(CoreTiming, UbPortContention) {
+  Config c = core_config();
+  c.ub.read_ports = 1;
+  const RunResult r = run(kTwoTiles, c);
+  EXPECT_EQ(at_pc(r, 2).start, 24u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "ub_port"), 16u);
+  EXPECT_EQ(at_pc(r, 3).start, 32u);
+  EXPECT_EQ(r.total_cycles, 63u);
+}
+
+// HALT alone: issued at 0, nothing else runs: total = 0 + 1.
+TEST(CoreTiming, HaltOnly) { EXPECT_EQ(run("halt\n").total_cycles, 1u); }
+
+TEST(CoreTiming, DeadlockNamesBlockedUnits) {
+  try {
+    run(R"(
+.sem 3 never
+load.weights ub=0 rows=8 cols=8
+matmul ub=8 rows=4 acc=0 wait=never
+halt
+)");
+    FAIL() << "expected a deadlock";
+  } catch (const SimError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("deadlock"), std::string::npos) << what;
+    EXPECT_NE(what.find("matmul"), std::string::npos) << what;
+    EXPECT_NE(what.find("sem:never"), std::string::npos) << what;
+    EXPECT_NE(what.find("rows=4"), std::string::npos) << what;
+    EXPECT_EQ(what.find('\n'), std::string::npos);
+  }
+}
+
+TEST(CoreTiming, ArrayShapeMismatch) {
+  try {
+    simulate(core_config(), parse_assembly(".array 16 16\nhalt\n"), SimOptions{});
+    FAIL() << "expected a shape error";
+  } catch (const SimError& e) {
+    EXPECT_NE(std::string(e.what()).find("16x16"), std::string::npos) << std::string(e.what());
+    EXPECT_NE(std::string(e.what()).find("8x8"), std::string::npos) << std::string(e.what());
+  }
+}
+
+}  // namespace
+}  // namespace tpu
