@@ -191,7 +191,7 @@ MachineState::MachineState(const Config& config, const Program& program, bool al
                             std::to_string(config.hbm.capacity_bytes));
   }
   for (const HbmSegment& seg : program.hbm_image) {
-    if (seg.address + seg.bytes.size() > hbm_bytes) {
+    if (seg.address > hbm_bytes || seg.bytes.size() > hbm_bytes - seg.address) {
       throw std::out_of_range("hbm image segment '" + seg.name + "' [" + hex(seg.address) + ", " +
                               hex(seg.address + seg.bytes.size()) + ") outside HBM of " +
                               std::to_string(hbm_bytes) + " bytes");

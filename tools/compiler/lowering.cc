@@ -392,6 +392,7 @@ void Lowerer::lower_gemm(const Layer& layer, const HbmTensor& in, const HbmTenso
   if (conv) {
     check_width(std::uint64_t(layer.kernel_w) * layer.in.c, kMax16,
                 "im2col segment kernel_w * in_channels (DMA elems)");
+    check_width(layer.kernel_h, kMax16, "im2col segments per patch kernel_h (DMA segs)");
   } else {
     check_width(K, kMax16, "input row of K elements (DMA elems)");
   }

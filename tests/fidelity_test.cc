@@ -1,0 +1,287 @@
+// `pe` (cycle-by-cycle systolic array) and `fast` (tile loop + computed timing) must agree on
+// every cycle count and every output bit, over randomised program shapes and array sizes; both
+// must also match the time-free interpreter's memory. SystemC elaborates once per process, so
+// every simulation runs in a forked child that reports back over a pipe.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "sim/isa/semantics.h"
+#include "sim/tpu_core.h"
+#include "tools/compiler/lowering.h"
+#include "tools/compiler/model.h"
+
+namespace tpu {
+namespace {
+
+std::uint64_t fnv1a(const std::vector<std::uint8_t>& bytes) {
+  std::uint64_t h = 1469598103934665603ull;
+  for (std::uint8_t b : bytes) h = (h ^ b) * 1099511628211ull;
+  return h;
+}
+
+// The numbers a run is compared on, as one line of text ("error: ..." on failure).
+std::string summarize(const RunResult& r) {
+  std::ostringstream out;
+  out << "total " << r.total_cycles << " hbm " << fnv1a(r.hbm_final);
+  for (const LayerStats& l : r.layers) {
+    out << " | " << l.first_cycle << ' ' << l.last_cycle << ' ' << l.compute_first << ' '
+        << l.compute_last;
+  }
+  for (const UnitStats& u : r.units) {
+    Cycle stalls = 0;
+    for (const auto& [cause, cycles] : u.stalls) stalls += cycles;
+    out << " | " << u.busy_cycles << ' ' << stalls << ' ' << u.instructions;
+  }
+  return out.str();
+}
+
+std::string simulate_in_child(const Config& config, const Program& program,
+                              const SimOptions& options) {
+  int fds[2];
+  if (pipe(fds) != 0) return "error: pipe";
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    std::string line;
+    try {
+      RunResult r = simulate(config, program, options);
+      if (options.timing_only) r.hbm_final.clear();
+      line = summarize(r);
+    } catch (const std::exception& e) {
+      line = std::string("error: ") + e.what();
+    }
+    const char* p = line.data();
+    std::size_t left = line.size();
+    while (left > 0) {
+      const ssize_t n = write(fds[1], p, left);
+      if (n <= 0) break;
+      p += n;
+      left -= std::size_t(n);
+    }
+    _exit(0);
+  }
+  close(fds[1]);
+  std::string line;
+  char buf[4096];
+  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) line.append(buf, std::size_t(n));
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return "error: child crashed";
+  return line;
+}
+
+// Runs pe, fast and timing-only; checks they agree with each other and with interpret().
+void check_agreement(const Config& config, const Program& program) {
+  SimOptions fast, pe, timing;
+  pe.fidelity = Fidelity::kPe;
+  timing.timing_only = true;
+  const std::string f = simulate_in_child(config, program, fast);
+  const std::string p = simulate_in_child(config, program, pe);
+  const std::string t = simulate_in_child(config, program, timing);
+  ASSERT_EQ(f.rfind("error", 0), std::string::npos) << f;
+  EXPECT_EQ(p, f);
+  // Timing-only moves no data (its hash is of an empty memory) but must take the same cycles.
+  EXPECT_EQ(t.substr(t.find(" | ")), f.substr(f.find(" | ")));
+  EXPECT_EQ(t.substr(0, t.find(" hbm")), f.substr(0, f.find(" hbm")));
+  const std::string expected_hbm = " hbm " + std::to_string(fnv1a(interpret(config, program).hbm));
+  EXPECT_NE(f.find(expected_hbm), std::string::npos) << "fast differs from interpret()";
+}
+
+// A hand-built K- and N-tiled matmul, Y = act(X W) for X: M x K, W: K x N on an R x C array:
+// every weight tile is its own LOAD_WEIGHTS (K_t <= R, N_t <= C, partial edges), K tiles
+// accumulate, each N tile is activated and the whole output stored. Machine parameters
+// (ports, banks, queues, issue width, buffering, memory) are randomised too.
+struct RandomCase {
+  Config config;
+  Program program;
+};
+
+RandomCase random_case(std::mt19937& rng) {
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  RandomCase rc;
+  Config& c = rc.config;
+  c.name = "random";
+  c.array.rows = pick(4, 16);
+  c.array.cols = pick(4, 16);
+  c.mxu.double_buffer_weights = pick(0, 1) == 1;
+  c.ub.capacity_bytes = 64 << 10;
+  c.ub.banks = 1u << pick(0, 4);
+  c.ub.read_ports = pick(1, 2);
+  c.ub.write_ports = pick(1, 2);
+  c.acc.capacity_bytes = 64 << 10;
+  c.vector.lanes = 1u << pick(2, 4);
+  c.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+  c.hbm.latency_ns = 20;
+  c.hbm.burst_bytes = 32;
+  c.hbm.max_outstanding = pick(1, 8);
+  c.sequencer.issue_width = pick(1, 2);
+  c.sequencer.queue_depth = pick(1, 6);
+
+  Program& p = rc.program;
+  p.dtype = pick(0, 1) ? DataType::kInt8 : DataType::kBf16;
+  p.array_rows = c.array.rows;
+  p.array_cols = c.array.cols;
+  const std::uint32_t r = c.array.rows, cols = c.array.cols, e = c.ub_row_elems();
+  const std::uint32_t eb = element_bytes(p.dtype);
+  const std::uint32_t m = pick(1, 40), k = pick(1, r * 5 / 2), n = pick(1, cols * 5 / 2);
+  const std::uint32_t nk = std::uint32_t(ceil_div(k, r)), nn = std::uint32_t(ceil_div(n, cols));
+  const auto k_t = [&](std::uint32_t kc) { return std::min(r, k - kc * r); };
+  const auto n_t = [&](std::uint32_t nc) { return std::min(cols, n - nc * cols); };
+
+  // HBM: X chunks (M rows of E elements), weight tiles (K_t rows of E), then the output.
+  std::vector<std::uint8_t> image;
+  std::uniform_int_distribution<int> i8(-128, 127);
+  std::uniform_real_distribution<float> real(-2.0f, 2.0f);
+  const auto element = [&](bool valid) {
+    if (p.dtype == DataType::kInt8) {
+      image.push_back(valid ? std::uint8_t(i8(rng)) : 0);
+    } else {
+      const std::uint16_t b = valid ? fp32_to_bf16(real(rng)) : 0;
+      image.push_back(std::uint8_t(b));
+      image.push_back(std::uint8_t(b >> 8));
+    }
+  };
+  std::vector<std::uint64_t> x_addr, w_addr;
+  for (std::uint32_t kc = 0; kc < nk; ++kc) {
+    x_addr.push_back(image.size());
+    for (std::uint32_t i = 0; i < m * e; ++i) element(i % e < k_t(kc));
+  }
+  for (std::uint32_t nc = 0; nc < nn; ++nc) {
+    for (std::uint32_t kc = 0; kc < nk; ++kc) {
+      w_addr.push_back(image.size());
+      for (std::uint32_t i = 0; i < k_t(kc) * e; ++i) element(i % e < n_t(nc));
+    }
+  }
+  const std::uint64_t out_addr = image.size();
+  p.hbm_bytes = out_addr + std::uint64_t(nn) * m * e * eb;
+  p.hbm_image.push_back(HbmSegment{"inputs", 0, image});
+  p.layers = {LayerInfo{"load", "dma", 0, {}, {}, {}},
+              LayerInfo{"compute", "matmul", std::uint64_t(m) * k * n, {}, {}, {}},
+              LayerInfo{"store", "dma", 0, {}, {}, {}}};
+
+  // UB: X chunks, weight tiles, output rows.
+  const std::uint32_t w_base = nk * m, o_base = w_base + nk * nn * r;
+  std::vector<Instruction>& code = p.instructions;
+  const auto layer = [&code](std::uint16_t id) {
+    Instruction i;
+    i.op = Opcode::kLayer;
+    i.layer = id;
+    code.push_back(i);
+  };
+  const auto dma = [](Opcode op, std::uint64_t hbm, std::uint32_t ub_row, std::uint32_t rows,
+                      std::uint32_t e) {
+    Instruction i;
+    i.op = op;
+    i.dma.hbm_addr = hbm;
+    i.dma.ub_row = ub_row;
+    i.dma.elems = std::uint16_t(rows * e);
+    i.dma.pack = std::uint16_t(e);
+    return i;
+  };
+  layer(0);
+  for (std::uint32_t kc = 0; kc < nk; ++kc) {
+    code.push_back(dma(Opcode::kDmaLoad, x_addr[kc], kc * m, m, e));
+  }
+  for (std::uint32_t t = 0; t < nk * nn; ++t) {
+    code.push_back(dma(Opcode::kDmaLoad, w_addr[t], w_base + t * r, k_t(t % nk), e));
+  }
+  code.back().signal = 0b11;  // s0: weights staged, s1: inputs staged
+  layer(1);
+  for (std::uint32_t nc = 0; nc < nn; ++nc) {
+    for (std::uint32_t kc = 0; kc < nk; ++kc) {
+      Instruction lw;
+      lw.op = Opcode::kLoadWeights;
+      lw.ub_row = w_base + (nc * nk + kc) * r;
+      lw.rows = k_t(kc);
+      lw.cols = std::uint16_t(n_t(nc));
+      if (nc == 0 && kc == 0) lw.wait = 0b01;
+      code.push_back(lw);
+      Instruction mm;
+      mm.op = Opcode::kMatmul;
+      mm.ub_row = kc * m;
+      mm.rows = m;
+      mm.acc_row = nc * m;
+      if (kc > 0) mm.flags = kFlagAccumulate;
+      if (nc == 0 && kc == 0) mm.wait = 0b10;
+      if (kc == nk - 1) mm.signal = 0b100;  // s2: an N tile's sums are complete
+      code.push_back(mm);
+    }
+    Instruction act;
+    act.op = Opcode::kActivate;
+    act.acc_row = nc * m;
+    act.rows = m;
+    act.cols = std::uint16_t(n_t(nc));
+    act.ub_row = o_base + nc * m;
+    act.func = pick(0, 1) ? Activation::kRelu : Activation::kNone;
+    act.shift = std::uint8_t(pick(0, 8));
+    act.wait = 0b100;
+    if (nc == nn - 1) act.signal = 0b1000;  // s3: output staged
+    code.push_back(act);
+  }
+  layer(2);
+  Instruction store = dma(Opcode::kDmaStore, out_addr, o_base, nn * m, e);
+  store.wait = 0b1000;
+  code.push_back(store);
+  Instruction halt;
+  halt.op = Opcode::kHalt;
+  code.push_back(halt);
+  return rc;
+}
+
+TEST(Fidelity, RandomTiledMatmuls) {
+  std::mt19937 rng(2024);
+  for (int i = 0; i < 5; ++i) {
+    const RandomCase rc = random_case(rng);
+    SCOPED_TRACE(::testing::Message()
+                 << "case " << i << ": " << rc.config.array.rows << "x" << rc.config.array.cols
+                 << " " << to_string(rc.program.dtype) << "\n"
+                 << to_assembly(rc.program));
+    check_agreement(rc.config, rc.program);
+  }
+}
+
+// Compiled models (conv, pooling, dense) on random array shapes.
+TEST(Fidelity, RandomCompiledModels) {
+  std::mt19937 rng(99);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  for (int i = 0; i < 5; ++i) {
+    Config config;
+    config.array.rows = pick(4, 16);
+    config.array.cols = pick(4, 16);
+    config.mxu.double_buffer_weights = pick(0, 1) == 1;
+    config.ub.capacity_bytes = 256 << 10;
+    config.acc.capacity_bytes = 64 << 10;
+    config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+    const std::uint32_t hw = pick(4, 9), ch = pick(1, 5);
+    std::ostringstream json;
+    json << R"({"name": "random", "dtype": ")" << (pick(0, 1) ? "int8" : "bf16")
+         << R"(", "input": [)" << hw << ", " << hw << ", " << ch << R"(], "seed": )" << i
+         << R"(, "layers": [)"
+         << R"({"name": "conv", "type": "conv2d", "out_channels": )" << pick(1, 20)
+         << R"(, "kernel": )" << pick(1, 3) << R"(, "stride": 1, "padding": 1},)"
+         << R"({"type": "relu"},)"
+         << R"({"name": "pool", "type": "maxpool2d", "kernel": 2},)"
+         << R"({"name": "fc", "type": "dense", "units": )" << pick(1, 30) << "}]}";
+    SCOPED_TRACE(::testing::Message() << config.array.rows << "x" << config.array.cols << " "
+                                      << json.str());
+    const Program program = compile(parse_model_json(json.str(), "random"), config);
+    check_agreement(config, program);
+  }
+}
+
+}  // namespace
+}  // namespace tpu
