@@ -55,7 +55,7 @@ void MatrixUnit::weight_loader() {
       const Instruction& inst = *is.inst;
       StartTracker tracker(ready);
       seq_.acquire(Unit::kWeightLoad, is, tracker);
-      check_bounds(state_, inst);
+      seq_.check(state_, is);
       tracker.satisfied("weight_buffer", wait_buffer_free(is));
 
       UbRequest req;
@@ -102,14 +102,19 @@ void MatrixUnit::matmul() {
       const Instruction& inst = *is.inst;
       StartTracker tracker(ready);
       seq_.acquire(Unit::kMatmul, is, tracker);
-      check_bounds(state_, inst);
+      seq_.check(state_, is);
 
       const std::string tile = "weights (tile " + std::to_string(is.tile) + " loaded)";
-      while (load_done_.size() <= is.tile) {
+      while (load_done_base_ + load_done_.size() <= is.tile) {
         seq_.set_waiting(Unit::kMatmul, tile);
         wait(load_granted_);
       }
-      const Cycle loaded = load_done_[is.tile];
+      // MATMULs use tiles in program order: older loads are of no further interest.
+      while (load_done_base_ < is.tile) {
+        load_done_.pop_front();
+        ++load_done_base_;
+      }
+      const Cycle loaded = load_done_.front();
       seq_.set_waiting(Unit::kMatmul, tile);
       seq_.wait_until(loaded);
       tracker.satisfied("weights", loaded);

@@ -65,7 +65,9 @@ class MatrixUnit : public sc_core::sc_module {
 
   std::array<WeightTile, 2> tiles_;  // fast: the data of each buffer
   std::array<Shape, 2> shapes_;
-  std::vector<Cycle> load_done_;     // completion cycle of each granted weight load
+  // Completion cycles of the granted weight loads load_done_base_, load_done_base_ + 1, ...
+  std::deque<Cycle> load_done_;
+  std::uint64_t load_done_base_ = 0;
   sc_core::sc_event load_granted_;
   // Completed MATMULs per buffer, and the completion cycles not yet consumed by a load.
   std::array<std::uint64_t, 2> buffer_done_{};

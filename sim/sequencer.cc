@@ -1,7 +1,10 @@
 #include "sim/sequencer.h"
 
 #include <algorithm>
+#include <stdexcept>
 #include <utility>
+
+#include "sim/tpu_core.h"
 
 namespace tpu {
 
@@ -274,6 +277,15 @@ void Sequencer::fire_timed() {
 void Sequencer::wait_until(Cycle c) {
   const sc_core::sc_time t = clock_.at(c), now = sc_core::sc_time_stamp();
   if (t > now) wait(t - now);
+}
+
+void Sequencer::check(const MachineState& state, const Issued& is) const {
+  try {
+    check_bounds(state, *is.inst);
+  } catch (const std::out_of_range& e) {
+    throw SimError("instruction " + std::to_string(is.pc) + " '" +
+                   to_assembly(*is.inst, &program_) + "': " + e.what());
+  }
 }
 
 void Sequencer::fail(std::exception_ptr error) {

@@ -30,6 +30,7 @@
 #include "sim/clock.h"
 #include "sim/config/config.h"
 #include "sim/isa/program.h"
+#include "sim/isa/semantics.h"
 #include "sim/stats.h"
 
 namespace tpu {
@@ -108,6 +109,8 @@ class Sequencer : public sc_core::sc_module {
   void at(Cycle at, std::function<void()> action);
   // Waits in the calling thread until cycle c has begun.
   void wait_until(Cycle c);
+  // check_bounds(), raising SimError that names the instruction.
+  void check(const MachineState& state, const Issued& is) const;
   // Records an exception raised in a unit and stops the simulation.
   void fail(std::exception_ptr error);
 

@@ -22,8 +22,9 @@ namespace {
 class DmaUnit : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(DmaUnit);
-  DmaUnit(sc_core::sc_module_name name, Sequencer& sequencer, DmaEngine& engine)
-      : sc_module(name), seq_(sequencer), engine_(engine) {
+  DmaUnit(sc_core::sc_module_name name, Sequencer& sequencer, DmaEngine& engine,
+          const MachineState& state)
+      : sc_module(name), seq_(sequencer), engine_(engine), state_(state) {
     SC_THREAD(run);
   }
 
@@ -35,6 +36,7 @@ class DmaUnit : public sc_core::sc_module {
         const Issued is = seq_.take(Unit::kDma, ready);
         StartTracker tracker(ready);
         seq_.acquire(Unit::kDma, is, tracker);
+        seq_.check(state_, is);
         const Cycle start = seq_.clock().now();
         seq_.started(Unit::kDma, is, tracker, start);
         seq_.set_waiting(Unit::kDma, "hbm");
@@ -53,6 +55,7 @@ class DmaUnit : public sc_core::sc_module {
 
   Sequencer& seq_;
   DmaEngine& engine_;
+  const MachineState& state_;
 };
 
 struct TpuCore : sc_core::sc_module {
@@ -64,7 +67,7 @@ struct TpuCore : sc_core::sc_module {
         ub("ub", config, program.dtype),
         hbm("hbm", config, options.timing_only ? nullptr : &state.hbm),
         dma("dma", config, clock, ub, &state),
-        dma_unit("dma_unit", sequencer, dma),
+        dma_unit("dma_unit", sequencer, dma, state),
         mxu("mxu", config, sequencer, ub, state, !options.timing_only, options.fidelity),
         vector("vector", config, sequencer, ub, state, !options.timing_only) {
     dma.hbm_socket.bind(hbm.socket);

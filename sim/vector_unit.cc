@@ -39,7 +39,7 @@ void VectorUnit::run() {
       const Instruction& inst = *is.inst;
       StartTracker tracker(ready);
       seq_.acquire(Unit::kVector, is, tracker);
-      check_bounds(state_, inst);
+      seq_.check(state_, is);
       const Cycle v = seq_.clock().now();
       seq_.started(Unit::kVector, is, tracker, v);
       Cycle done = v;

@@ -124,7 +124,7 @@ TEST(CliErrors, LayerTooLargeForBuffersSaysWhatWouldFit) {
   // One im2col patch of this conv needs 3*3*512 = 4608 elements = 36 UB rows of 128, plus weight
   // staging; a 16 KiB unified buffer holds 128 rows, so no tiling fits.
   std::string path = write_temp(
-      "big.json", R"({"name": "big", "input": {"shape": [8, 8, 512]},
+      "big.json", R"({"name": "big", "input": [8, 8, 512],
                       "layers": [{"name": "wide", "type": "conv2d", "out_channels": 64,
                                   "kernel": 3, "padding": 1}]})");
   Outcome o = tpusim("run --model " + path + " --set ub.capacity_bytes=16384");
@@ -188,7 +188,7 @@ TEST(CliCheck, OddMatmulOn16x16) {
 
 TEST(CliCheck, StridedPaddedConv) {
   std::string path = write_temp(
-      "conv.json", R"({"name": "c", "input": {"shape": [19, 17, 5]},
+      "conv.json", R"({"name": "c", "input": [19, 17, 5],
                        "layers": [{"name": "c", "type": "conv2d", "out_channels": 21,
                                    "kernel": 3, "stride": 2, "padding": 1,
                                    "activation": "relu"}]})");

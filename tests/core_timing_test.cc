@@ -199,6 +199,64 @@ TEST(CoreTiming, UbPortContention) {
   EXPECT_EQ(r.total_cycles, 63u);
 }
 
+// 4 lanes. ACTIVATE 4 x 8 (issued 0): c = ceil(8 / 4) = 2, v = 0, write burst no earlier than
+// 0 + 4 + 4 * (2 - 1) = 8, completes 8 + 4 = 12. POOL 4 x 4, 2 x 2 window, stride 2, 8
+// channels (issued 1) starts when the unit is free: v = 12, read burst r = 12; OH = OW = 2,
+// c = 2, write no earlier than 12 + max(16, 4 * 2 * 2 * 2) + 2 = 46, completes 46 + 4 = 50.
+TEST(CoreTiming, VectorActivateThenPool) {
+  Config c = core_config();
+  c.vector.lanes = 4;
+  c.vector.pool_latency = 2;
+  const RunResult r = run(R"(
+activate acc=0 rows=4 cols=8 ub=40
+pool ub=0 dst=100 in_h=4 in_w=4 kernel=2 stride=2 cols=8
+halt
+)",
+                          c);
+  EXPECT_EQ(at_pc(r, 0).done, 12u);
+  EXPECT_EQ(at_pc(r, 1).start, 12u);
+  EXPECT_EQ(at_pc(r, 1).done, 50u);
+  EXPECT_EQ(unit(r, Unit::kVector).busy_cycles, 50u);
+  EXPECT_EQ(r.total_cycles, 50u);
+}
+
+// NOP stalls issue until its semaphore: LW0 (issued 0) completes at 8 and signals; the NOP
+// (reached at 1) waits 7 cycles (sem:done) and takes the issue slot of cycle 8; LW1 issues at 9,
+// e = 9, completes 17; HALT issues at 10; total 17.
+TEST(CoreTiming, NopStallsIssue) {
+  const RunResult r = run(R"(
+.sem 1 done
+load.weights ub=0 rows=8 cols=8 signal=done
+nop wait=done
+load.weights ub=8 rows=8 cols=8
+halt
+)");
+  EXPECT_EQ(stall(unit(r, Unit::kSequencer), "sem:done"), 7u);
+  EXPECT_EQ(at_pc(r, 2).issued, 9u);
+  EXPECT_EQ(at_pc(r, 2).done, 17u);
+  EXPECT_EQ(r.total_cycles, 17u);
+}
+
+// Issue width 2: cycle 0 issues both loads (the loader takes the first), cycle 1 the matmul and
+// HALT. LW0 e = 0, completes 8; LW1 e = 8, completes 16; MM (tile 1, M = 4) s = 16,
+// L = 16 + 4 + 8 + 8 - 2 = 34, total 35.
+TEST(CoreTiming, IssueWidthTwo) {
+  Config c = core_config();
+  c.sequencer.issue_width = 2;
+  const RunResult r = run(R"(
+load.weights ub=0 rows=8 cols=8
+load.weights ub=8 rows=8 cols=8
+matmul ub=16 rows=4 acc=0
+halt
+)",
+                          c);
+  EXPECT_EQ(at_pc(r, 1).issued, 0u);
+  EXPECT_EQ(at_pc(r, 2).issued, 1u);
+  EXPECT_EQ(at_pc(r, 1).start, 8u);
+  EXPECT_EQ(at_pc(r, 2).start, 16u);
+  EXPECT_EQ(r.total_cycles, 35u);
+}
+
 // HALT alone: issued at 0, nothing else runs: total = 0 + 1.
 TEST(CoreTiming, HaltOnly) { EXPECT_EQ(run("halt\n").total_cycles, 1u); }
 
@@ -218,6 +276,18 @@ halt
     EXPECT_NE(what.find("sem:never"), std::string::npos) << what;
     EXPECT_NE(what.find("rows=4"), std::string::npos) << what;
     EXPECT_EQ(what.find('\n'), std::string::npos);
+  }
+}
+
+// The default 4 MiB of accumulators hold 4 MiB / (8 columns * 4 bytes) = 131072 rows.
+TEST(CoreTiming, OutOfRangeAddressNamesInstruction) {
+  try {
+    run("load.weights ub=0 rows=8 cols=8\nmatmul ub=8 rows=4 acc=131070\nhalt\n");
+    FAIL() << "expected an address error";
+  } catch (const SimError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("instruction 1 'matmul"), std::string::npos) << what;
+    EXPECT_NE(what.find("131072"), std::string::npos) << what;
   }
 }
 

@@ -1,10 +1,18 @@
-// Test entry point. libsystemc defines main() and calls sc_main, so the tests provide sc_main
-// instead of linking gtest_main (which could lose to SystemC's main and run zero tests).
+// Test entry point. The tests run from sc_main instead of linking gtest_main, which could lose
+// to the main() in libsystemc and run zero tests.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <systemc>
 
 int sc_main(int argc, char* argv[]) {
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
+}
+
+// libsystemc's own main() would print a banner from sc_elab_and_sim() before sc_main runs;
+// this one switches it off first.
+int main(int argc, char* argv[]) {
+  setenv("SC_COPYRIGHT_MESSAGE", "DISABLE", 1);
+  return sc_core::sc_elab_and_sim(argc, argv);
 }

@@ -1,0 +1,60 @@
+#pragma once
+// Physical address -> DRAM coordinates. SystemC-free.
+//
+// The mapping is an order string of fields from the most to the least significant address
+// bits, separated by '_', e.g. "ro_ba_co_bg_pc_ch_co1":
+//   ro  row (must come first; takes every remaining high bit, so any address maps)
+//   ba  bank within its bank group      bg  bank group      pc  pseudo-channel
+//   ch  channel                          co  column (burst within the row)
+// A field may be split: a token with a width ("co1") takes that many bits of its field, the
+// lowest not yet taken; the one token of a field without a width takes the rest. Every field
+// with more than one value must appear. The bits below the fields are the byte offset inside
+// one burst. Field sizes must be powers of two.
+//
+// The default, "ro_ba_co_bg_pc_ch_co1", keeps two bursts of a row together, then rotates over
+// channels, pseudo-channels and bank groups before moving on in the row: a stream spreads
+// over every data bus, alternates bank groups (tCCD_S, not tCCD_L) and stays in open rows.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sim/dram/dram_spec.h"
+
+namespace tpu::dram {
+
+constexpr const char* kDefaultAddressMapping = "ro_ba_co_bg_pc_ch_co1";
+
+struct DramAddress {
+  std::uint32_t channel = 0;
+  std::uint32_t pseudo_channel = 0;
+  std::uint32_t bank_group = 0;
+  std::uint32_t bank = 0;  // within its bank group
+  std::uint64_t row = 0;
+  std::uint32_t column = 0;
+};
+
+class AddressMapping {
+ public:
+  // Throws std::invalid_argument with a one-line message naming the problem.
+  AddressMapping(const DramSpec& spec, const std::string& order);
+
+  DramAddress map(std::uint64_t addr) const;
+  // The address of the first byte of the burst at `a` (inverse of map()).
+  std::uint64_t unmap(const DramAddress& a) const;
+  const std::string& order() const { return order_; }
+
+ private:
+  enum Field { kRow, kBank, kBankGroup, kPseudoChannel, kChannel, kColumn, kNumFields };
+  struct Slice {
+    Field field;
+    unsigned shift;      // position of the slice's lowest bit in the address
+    unsigned bits;       // width (row: 64 - shift)
+    unsigned field_pos;  // position of the slice's lowest bit in the field's value
+  };
+
+  std::string order_;
+  unsigned offset_bits_ = 0;
+  std::vector<Slice> slices_;  // least significant first
+};
+
+}  // namespace tpu::dram

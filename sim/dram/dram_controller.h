@@ -1,0 +1,172 @@
+#pragma once
+// DRAM controller: per pseudo-channel bank state and command scheduling. SystemC-free; time
+// is counted in DRAM command-clock cycles (DramCycle), advanced by whoever calls step().
+//
+// Timing contract (t = the cycle a command issues; burst = DramSpec::burst_cycles()):
+// - A request (address, bytes) splits into column accesses, one per burst it touches, each
+//   routed by the address mapping to a pseudo-channel (PC), bank group, bank, row and column.
+//   It completes when its last access's data is done: RD at t + CL + burst, WR at
+//   t + CWL + burst (the write data is in the device).
+// - Each PC has a bounded queue of accesses (`queue_depth`). A request is accepted only if
+//   every PC it touches has room for its accesses, or holds nothing at all (so a request
+//   bigger than a queue still goes through); otherwise the caller must hold it (back-pressure).
+//   An access leaves the queue when its column command issues.
+// - Per cycle and PC at most one row command (ACT, PRE, REF) and one column command (RD, WR);
+//   with a single command bus (DDR3) one command in all, a column command first.
+// - Open-row policy, FR-FCFS: the oldest access whose row is open and whose column command is
+//   legal now issues first; then the oldest access that needs its bank opened (ACT) or closed
+//   (PRE) and may do so now. A row with queued hits is never closed for a conflicting access.
+// - Constraints, as earliest cycles:
+//     ACT after ACT same bank tRC, same bank group tRRD_L, same PC tRRD_S; at most four ACTs
+//         in any tFAW window of a PC; after PRE of the bank tRP; after REF tRFC.
+//     RD/WR after ACT of the bank tRCD.
+//     RD after RD / WR after WR: same bank group max(tCCD_L, tCCD_S), else tCCD_S, where
+//         tCCD_S is at least burst (the data bus).
+//     WR after RD (any bank of the PC): CL + burst + 2 - CWL (data bus turnaround: one cycle
+//         of write preamble and one of bus turnaround).
+//     RD after WR: CWL + burst + tWTR_L same bank group, CWL + burst + tWTR_S otherwise.
+//     PRE after ACT tRAS, after RD tRTP, after WR CWL + burst + tWR (all same bank).
+// - Refresh: every PC refreshes all its banks every tREFI, all PCs at the same instants
+//   (cycle k * tREFI, k >= 1) so a stream stalls once per interval, not once per PC. When a
+//   refresh is due the PC issues no more ACT, RD or WR; it precharges its open banks (legal
+//   times as above, one per cycle) and issues REF once every bank may be activated; its banks
+//   then stay blocked for tRFC. A PC with nothing queued is not stepped: its refreshes are
+//   replayed at their due times when work next arrives (catch_up).
+// - Row-buffer outcome of an access, decided when its column command issues: a hit when no
+//   command was issued on its behalf, a miss when an ACT was (bank closed), a conflict when a
+//   PRE was (another row open).
+#include <array>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+#include "sim/dram/address_mapping.h"
+#include "sim/dram/dram_spec.h"
+
+namespace tpu::dram {
+
+using DramCycle = std::uint64_t;
+constexpr DramCycle kNever = std::numeric_limits<DramCycle>::max();
+
+enum class Command : std::uint8_t { kActivate, kPrecharge, kRead, kWrite, kRefresh };
+const char* to_string(Command c);
+
+// One issued command, for tests and traces.
+struct CommandRecord {
+  Command command;
+  DramCycle cycle;
+  std::uint32_t pseudo_channel;  // flat: channel * pseudo_channels + pc
+  std::uint32_t bank;            // flat within the PC: bank_group * banks_per_group + bank
+  std::uint64_t row;
+};
+
+struct Completion {
+  std::uint64_t tag;  // the caller's tag given to enqueue()
+  DramCycle done;     // cycle the last data beat is done (the response time)
+};
+
+struct PseudoChannelStats {
+  std::uint64_t reads = 0;  // column accesses
+  std::uint64_t writes = 0;
+  std::uint64_t row_hits = 0;
+  std::uint64_t row_misses = 0;
+  std::uint64_t row_conflicts = 0;
+  std::uint64_t activates = 0;
+  std::uint64_t precharges = 0;
+  std::uint64_t refreshes = 0;
+  DramCycle refresh_cycles = 0;        // tRFC per REF: cycles the banks were blocked
+  DramCycle access_latency_cycles = 0;  // summed over accesses: data done - arrival
+};
+
+class DramController {
+ public:
+  // `mapping` must outlive the controller.
+  DramController(const DramSpec& spec, const AddressMapping& mapping, std::uint32_t queue_depth);
+
+  bool can_accept(std::uint64_t addr, std::uint64_t bytes) const;
+  // Queues a request arriving at cycle `arrival` (not before the last step's cycle).
+  // Precondition: can_accept(addr, bytes) and bytes > 0.
+  void enqueue(std::uint64_t tag, std::uint64_t addr, std::uint64_t bytes, bool write,
+               DramCycle arrival);
+  // Issues the commands the scheduler picks at cycle `now` (non-decreasing across calls) and
+  // appends to `done` every request whose last column access issued.
+  void step(DramCycle now, std::vector<Completion>& done);
+  // Earliest cycle at which step() could issue something (kNever when nothing is queued).
+  DramCycle next_event() const;
+  // Replays due refreshes of every PC with nothing queued, up to (not including) `now`.
+  void catch_up(DramCycle now);
+
+  const DramSpec& spec() const { return spec_; }
+  std::uint32_t pseudo_channels() const { return std::uint32_t(pcs_.size()); }
+  const PseudoChannelStats& stats(std::uint32_t pc) const { return pcs_[pc].stats; }
+  // Records every issued command into `trace` (nullptr: off).
+  void set_trace(std::vector<CommandRecord>* trace) { trace_ = trace; }
+
+ private:
+  enum class Outcome : std::uint8_t { kHit, kMiss, kConflict };
+  struct Access {
+    std::uint32_t request;
+    std::uint32_t bank;
+    std::uint32_t bank_group;
+    bool write;
+    Outcome outcome;
+    std::uint64_t row;
+    DramCycle arrival;
+  };
+  struct Bank {
+    static constexpr std::uint64_t kClosed = std::numeric_limits<std::uint64_t>::max();
+    std::uint64_t open_row = kClosed;
+    DramCycle next_act = 0, next_pre = 0, next_rd = 0, next_wr = 0;
+  };
+  struct BankGroup {
+    DramCycle next_act = 0, next_rd = 0, next_wr = 0;
+  };
+  struct PseudoChannel {
+    std::vector<Bank> banks;
+    std::vector<BankGroup> groups;
+    DramCycle next_act = 0, next_rd = 0, next_wr = 0;
+    DramCycle row_bus = 0, column_bus = 0;  // earliest cycle each command bus is free
+    std::array<DramCycle, 4> acts{};        // the last four ACTs, oldest at acts_head
+    std::uint32_t acts_count = 0, acts_head = 0;
+    DramCycle next_refresh = 0;
+    bool refreshing = false;  // a refresh is due: draining to REF
+    std::vector<Access> queue;  // arrival order
+    std::vector<std::uint8_t> hit_pending;  // per bank, scratch for step()
+    DramCycle next_event = kNever;
+    PseudoChannelStats stats;
+  };
+  struct Request {
+    std::uint64_t tag;
+    std::uint32_t remaining;  // accesses whose column command has not issued
+    DramCycle done;
+  };
+
+  DramCycle act_ready(const PseudoChannel& pc, const Access& a) const;
+  DramCycle column_ready(const PseudoChannel& pc, const Access& a) const;
+  void step_pc(std::uint32_t index, DramCycle now, std::vector<Completion>& done);
+  // Refresh drain at `now`: issues a PRE or the REF when legal; returns the next cycle it
+  // could act.
+  DramCycle step_refresh(std::uint32_t index, DramCycle now);
+  void catch_up_pc(std::uint32_t index, DramCycle now);
+  void activate(std::uint32_t index, std::uint32_t bank, std::uint64_t row, DramCycle t);
+  void precharge(std::uint32_t index, std::uint32_t bank, DramCycle t);
+  void refresh(std::uint32_t index, DramCycle t);
+  void column(std::uint32_t index, const Access& a, DramCycle t, std::vector<Completion>& done);
+  void record(Command c, DramCycle t, std::uint32_t pc, std::uint32_t bank, std::uint64_t row);
+  std::uint32_t pc_of(const DramAddress& a) const {
+    return a.channel * spec_.org.pseudo_channels + a.pseudo_channel;
+  }
+
+  DramSpec spec_;
+  const AddressMapping& mapping_;
+  std::uint32_t queue_depth_;
+  Timing t_;  // with tCCD_S >= burst and tCCD_L >= tCCD_S applied
+  DramCycle burst_;
+  std::vector<PseudoChannel> pcs_;
+  std::vector<Request> requests_;
+  std::vector<std::uint32_t> free_requests_;
+  mutable std::vector<std::uint32_t> scratch_counts_;  // per PC, for can_accept
+  std::vector<CommandRecord>* trace_ = nullptr;
+};
+
+}  // namespace tpu::dram
