@@ -1,7 +1,10 @@
 #include "sim/hbm_channel.h"
 
 #include <algorithm>
+#include <cmath>
+#include <cstdint>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 
 #include "sim/tpu_core.h"
@@ -44,7 +47,19 @@ class SimpleBusTiming : public HbmTiming {
 std::unique_ptr<HbmTiming> make_timing(const HbmConfig& c) {
   if (c.preset == "ideal") return std::make_unique<IdealTiming>();
   if (c.preset == "simple") return std::make_unique<SimpleBusTiming>(c);
-  throw SimError("hbm.preset '" + c.preset + "' has no timing model (expected ideal or simple)");
+  return nullptr;
+}
+
+// The preset's device with `hbm.channels` of its channels.
+std::unique_ptr<dram::DramSpec> make_dram_spec(const HbmConfig& c) {
+  const dram::DramSpec* preset = dram::find_dram_spec(c.preset);
+  if (!preset) {
+    throw SimError("hbm.preset '" + c.preset +
+                   "' has no timing model (expected ideal, simple, hbm2, hbm2e, hbm3 or ddr3)");
+  }
+  auto spec = std::make_unique<dram::DramSpec>(*preset);
+  if (c.channels != 0) spec->org.channels = c.channels;
+  return spec;
 }
 
 }  // namespace
@@ -57,11 +72,90 @@ HbmChannel::HbmChannel(sc_core::sc_module_name name, const Config& config,
       capacity_(storage ? storage->size() : config.hbm.capacity_bytes),
       timing_(make_timing(config.hbm)),
       ready_queue_("ready_queue") {
+  if (timing_) {
+    max_outstanding_ = timing_->max_outstanding();
+  } else {
+    max_outstanding_ = config.hbm.max_outstanding;
+    dram_spec_ = make_dram_spec(config.hbm);
+    try {
+      mapping_ = std::make_unique<dram::AddressMapping>(*dram_spec_, config.hbm.address_mapping);
+    } catch (const std::invalid_argument& e) {
+      throw SimError(std::string("hbm.address_mapping: ") + e.what());
+    }
+    dram_ = std::make_unique<dram::DramController>(*dram_spec_, *mapping_,
+                                                   config.hbm.queue_depth);
+    stats_.channels.resize(dram_spec_->org.channels);
+    stats_.pseudo_channels = dram_spec_->pseudo_channel_count();
+  }
   socket.register_nb_transport_fw(this, &HbmChannel::nb_transport_fw);
   SC_HAS_PROCESS(HbmChannel);
   SC_METHOD(on_ready);
   sensitive << ready_queue_.get_event();
   dont_initialize();
+  if (dram_) {
+    SC_METHOD(step_dram);
+    sensitive << step_event_;
+    dont_initialize();
+  }
+}
+
+const HbmStats& HbmChannel::stats() const {
+  if (!dram_) return stats_;
+  const double tck = dram_spec_->timing.tck_ns;
+  const std::uint32_t pcs_per_channel = dram_spec_->org.pseudo_channels;
+  for (std::uint32_t ch = 0; ch < stats_.channels.size(); ++ch) {
+    HbmChannelStats& c = stats_.channels[ch];
+    c = HbmChannelStats{};
+    for (std::uint32_t p = 0; p < pcs_per_channel; ++p) {
+      const dram::PseudoChannelStats& s = dram_->stats(ch * pcs_per_channel + p);
+      c.read_bytes += s.read_bytes;
+      c.write_bytes += s.write_bytes;
+      c.accesses += s.reads + s.writes;
+      c.row_hits += s.row_hits;
+      c.row_misses += s.row_misses;
+      c.row_conflicts += s.row_conflicts;
+      c.activates += s.activates;
+      c.refreshes += s.refreshes;
+      c.refresh_ns += double(s.refresh_cycles) * tck;
+      c.access_latency_ns += double(s.access_latency_cycles) * tck;
+    }
+  }
+  return stats_;
+}
+
+void HbmChannel::settle_refresh() {
+  if (dram_) dram_->catch_up(dram_cycle_at_or_after(sc_core::sc_time_stamp()));
+}
+
+dram::DramCycle HbmChannel::dram_cycle_at_or_after(const sc_core::sc_time& t) const {
+  return dram::DramCycle(
+      std::ceil(t.to_seconds() * 1e9 / dram_spec_->timing.tck_ns - 1e-3));
+}
+
+sc_core::sc_time HbmChannel::dram_time(dram::DramCycle c) const {
+  return sc_core::sc_time(double(c) * dram_spec_->timing.tck_ns, sc_core::SC_NS);
+}
+
+bool HbmChannel::can_accept(const Payload& trans) const {
+  if (max_outstanding_ != 0 && held_ >= max_outstanding_) return false;
+  const std::uint64_t len = trans.get_data_length();
+  return !dram_ || len == 0 || dram_->can_accept(trans.get_address(), len);
+}
+
+void HbmChannel::accept_dram(Payload& trans, const sc_core::sc_time& arrival) {
+  const std::uint64_t len = trans.get_data_length();
+  if (len == 0) {
+    hold(trans, arrival, sc_core::sc_time_stamp());
+    return;
+  }
+  ++held_;
+  arrival_[&trans] = arrival;
+  const sc_core::sc_time now = sc_core::sc_time_stamp();
+  const dram::DramCycle cycle = dram_cycle_at_or_after(std::max(arrival, now));
+  dram_->enqueue(reinterpret_cast<std::uintptr_t>(&trans), trans.get_address(), len,
+                 trans.is_write(), cycle);
+  const sc_core::sc_time at = dram_time(cycle);
+  step_event_.notify(at > now ? at - now : sc_core::SC_ZERO_TIME);
 }
 
 tlm::tlm_sync_enum HbmChannel::nb_transport_fw(Payload& trans, tlm::tlm_phase& phase,
@@ -69,14 +163,18 @@ tlm::tlm_sync_enum HbmChannel::nb_transport_fw(Payload& trans, tlm::tlm_phase& p
   if (phase == tlm::BEGIN_REQ) {
     const sc_core::sc_time now = sc_core::sc_time_stamp();
     const sc_core::sc_time arrival = now + delay;
-    const std::uint32_t limit = timing_->max_outstanding();
-    if (limit != 0 && held_ >= limit) {
-      if (waiting_) throw SimError("hbm channel: BEGIN_REQ before END_REQ of the previous one");
+    if (waiting_) throw SimError("hbm channel: BEGIN_REQ before END_REQ of the previous one");
+    if (!can_accept(trans)) {
       waiting_ = &trans;
       waiting_since_ = arrival;
       return tlm::TLM_ACCEPTED;
     }
     ++stats_.requests;
+    if (dram_) {
+      accept_dram(trans, arrival);
+      phase = tlm::END_REQ;
+      return tlm::TLM_UPDATED;
+    }
     const sc_core::sc_time ready =
         timing_->ready_at(arrival, trans.get_data_length(), trans.is_write());
     if (ready <= now && !responding_ && responses_.empty()) {
@@ -112,18 +210,43 @@ void HbmChannel::on_ready() {
     responses_.push_back(trans);
   }
   send_responses();
-  const std::uint32_t limit = timing_->max_outstanding();
-  if (waiting_ && (limit == 0 || held_ < limit)) {
-    Payload& trans = *waiting_;
-    waiting_ = nullptr;
-    const sc_core::sc_time now = sc_core::sc_time_stamp();
-    ++stats_.requests;
-    hold(trans, waiting_since_, timing_->ready_at(now, trans.get_data_length(), trans.is_write()));
-    // The request is held before END_REQ goes back, so the initiator may send its next one
-    // from inside this call.
-    tlm::tlm_phase phase = tlm::END_REQ;
-    sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
-    socket->nb_transport_bw(trans, phase, delay);
+  accept_waiting();
+}
+
+void HbmChannel::accept_waiting() {
+  if (!waiting_ || !can_accept(*waiting_)) return;
+  Payload& trans = *waiting_;
+  waiting_ = nullptr;
+  const sc_core::sc_time now = sc_core::sc_time_stamp();
+  ++stats_.requests;
+  if (dram_) {
+    accept_dram(trans, now);
+    arrival_[&trans] = waiting_since_;
+  } else {
+    hold(trans, waiting_since_,
+         timing_->ready_at(now, trans.get_data_length(), trans.is_write()));
+  }
+  // The request is held before END_REQ goes back, so the initiator may send its next one
+  // from inside this call.
+  tlm::tlm_phase phase = tlm::END_REQ;
+  sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
+  socket->nb_transport_bw(trans, phase, delay);
+}
+
+void HbmChannel::step_dram() {
+  const sc_core::sc_time now = sc_core::sc_time_stamp();
+  completions_.clear();
+  dram_->step(dram_cycle_at_or_after(now), completions_);
+  for (const dram::Completion& c : completions_) {
+    Payload& trans = *reinterpret_cast<Payload*>(c.tag);
+    const sc_core::sc_time ready = dram_time(c.done);
+    ready_queue_.notify(trans, ready > now ? ready - now : sc_core::SC_ZERO_TIME);
+  }
+  accept_waiting();
+  const dram::DramCycle next = dram_->next_event();
+  if (next != dram::kNever) {
+    const sc_core::sc_time at = dram_time(next);
+    step_event_.notify(at > now ? at - now : sc_core::SC_ZERO_TIME);
   }
 }
 
@@ -172,6 +295,7 @@ void HbmChannel::finish_response(Payload& trans) {
   arrival_.erase(it);
   stats_.total_latency_ns += latency_ns;
   stats_.max_latency_ns = std::max(stats_.max_latency_ns, latency_ns);
+  stats_.record_latency(latency_ns);
 }
 
 }  // namespace tpu

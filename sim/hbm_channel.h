@@ -7,6 +7,10 @@
 //            `hbm.latency_ns`: start = max(arrival, bus_free); bus_free = start + bytes / bw;
 //            response at bus_free + latency. At most `hbm.max_outstanding` requests are held;
 //            beyond that END_REQ is withheld (back-pressure).
+//   hbm2, hbm2e, hbm3, ddr3 - a DRAM device (sim/dram/): banks, rows, refresh, an FR-FCFS
+//            controller per pseudo-channel, on the device's own clock (tCK of the preset).
+//            At most `hbm.max_outstanding` requests are held, and a request is accepted only
+//            when the per-pseudo-channel queues (`hbm.queue_depth`) have room for its bursts.
 //
 // Timing contract, exactly as implemented (times in ns, SystemC resolution 1 ps):
 // - A BEGIN_REQ arriving at T (now + annotated delay) is accepted at once when fewer than the
@@ -18,6 +22,10 @@
 // - ideal: the response is ready at A. simple: in acceptance order,
 //   start = max(A, bus_free); bus_free = start + bytes / hbm.bandwidth_gbs (bytes per ns,
 //   rounded to 1 ps); ready = bus_free + hbm.latency_ns. Reads and writes share the bus.
+//   DRAM: the request joins the controller at the first DRAM clock edge at or after A;
+//   ready is the edge at which the data of its last burst is done (dram_controller.h), so
+//   requests complete out of order. The controller is stepped only at edges where it may
+//   issue a command, and not at all while nothing is queued.
 // - At `ready` the data moves (a read copies storage into the payload, a write copies the
 //   payload into storage; nothing when storage or the data pointer is null) and the request
 //   stops counting against the limit. A request whose bytes fall outside the storage (or
@@ -28,7 +36,9 @@
 //   backward call, or END_RESP). A request ready at the instant it arrives, with no response in
 //   progress, completes on the forward call itself (TLM_COMPLETED): the ideal fast path.
 // - Stats: requests counts accepted requests; read/write bytes count answered ones without
-//   error; latency is BEGIN_RESP time minus arrival T, so it includes back-pressure.
+//   error; latency is BEGIN_RESP time minus arrival T, so it includes back-pressure. DRAM
+//   presets add per-channel counters (row hits, misses, conflicts, refreshes) from the
+//   controller.
 #include <cstdint>
 #include <deque>
 #include <map>
@@ -41,6 +51,8 @@
 #include <tlm_utils/simple_target_socket.h>
 
 #include "sim/config/config.h"
+#include "sim/dram/address_mapping.h"
+#include "sim/dram/dram_controller.h"
 #include "sim/stats.h"
 
 namespace tpu {
@@ -65,24 +77,43 @@ class HbmChannel : public sc_core::sc_module {
   HbmChannel(sc_core::sc_module_name name, const Config& config,
              std::vector<std::uint8_t>* storage);
 
-  const HbmStats& stats() const { return stats_; }
+  // Counters so far; for DRAM presets the per-channel ones are refreshed from the controller.
+  const HbmStats& stats() const;
+  // DRAM presets: replays the refreshes an idle device has done until now, so refresh
+  // counters cover the whole run (the controller is not stepped while idle).
+  void settle_refresh();
+  // The DRAM preset being modelled (nullptr for ideal and simple).
+  const dram::DramSpec* dram_spec() const { return dram_spec_.get(); }
 
  private:
   using Payload = tlm::tlm_generic_payload;
 
   tlm::tlm_sync_enum nb_transport_fw(Payload& trans, tlm::tlm_phase& phase,
                                      sc_core::sc_time& delay);
+  bool can_accept(const Payload& trans) const;
+  // Accepts `trans` at the current time (DRAM presets) or with a known response time.
+  void accept_dram(Payload& trans, const sc_core::sc_time& arrival);
   // Counts `trans` against the limit until its response is ready at `ready`.
   void hold(Payload& trans, const sc_core::sc_time& arrival, const sc_core::sc_time& ready);
+  void accept_waiting();  // accepts the held-back BEGIN_REQ if it fits now
   void on_ready();  // SC_METHOD on ready_queue_'s event
+  void step_dram();  // SC_METHOD on step_event_: one controller step at a DRAM clock edge
+  dram::DramCycle dram_cycle_at_or_after(const sc_core::sc_time& t) const;
+  sc_core::sc_time dram_time(dram::DramCycle c) const;
   void execute(Payload& trans);
   void send_responses();
   void finish_response(Payload& trans);
 
-  HbmStats stats_;
+  mutable HbmStats stats_;  // per-channel DRAM counters are copied in by stats()
   std::vector<std::uint8_t>* storage_;
   std::uint64_t capacity_;
-  std::unique_ptr<HbmTiming> timing_;
+  std::uint32_t max_outstanding_;  // 0 = unlimited
+  std::unique_ptr<HbmTiming> timing_;  // ideal and simple
+  std::unique_ptr<dram::DramSpec> dram_spec_;  // DRAM presets
+  std::unique_ptr<dram::AddressMapping> mapping_;
+  std::unique_ptr<dram::DramController> dram_;
+  std::vector<dram::Completion> completions_;  // scratch for step_dram()
+  sc_core::sc_event step_event_;
   std::uint32_t held_ = 0;
   Payload* waiting_ = nullptr;  // BEGIN_REQ not yet accepted (back-pressure)
   sc_core::sc_time waiting_since_;

@@ -1,7 +1,9 @@
 #pragma once
 // Plain typed counters a simulation produces. Derived figures (utilisation, bandwidth, TOPS)
 // are computed at report time from these and the config. SystemC-free.
+#include <algorithm>
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <string>
@@ -49,12 +51,71 @@ struct LayerStats {
   }
 };
 
+// One memory channel of a DRAM preset (both pseudo-channels of an HBM channel). Column
+// accesses are bursts; a request larger than a burst makes several.
+struct HbmChannelStats {
+  std::uint64_t read_bytes = 0;    // requested bytes served by this channel
+  std::uint64_t write_bytes = 0;
+  std::uint64_t accesses = 0;
+  std::uint64_t row_hits = 0;       // the row was open: RD/WR only
+  std::uint64_t row_misses = 0;     // the bank was closed: ACT first
+  std::uint64_t row_conflicts = 0;  // another row was open: PRE and ACT first
+  std::uint64_t activates = 0;
+  std::uint64_t refreshes = 0;
+  double refresh_ns = 0;            // tRFC per REF, summed over the pseudo-channels
+  double access_latency_ns = 0;     // summed over accesses: arrival to data done
+};
+
 struct HbmStats {
+  static constexpr std::size_t kLatencyBuckets = 4096;  // 1 ns each; the last collects the rest
+
   std::uint64_t read_bytes = 0;
   std::uint64_t write_bytes = 0;
   std::uint64_t requests = 0;
   double total_latency_ns = 0;   // summed request latency, for the average
   double max_latency_ns = 0;
+  // Requests per latency bucket [i, i + 1) ns, grown on demand (for percentiles).
+  std::vector<std::uint64_t> latency_histogram;
+  // DRAM presets only: per channel, and the pseudo-channel count refresh_ns is summed over.
+  std::vector<HbmChannelStats> channels;
+  std::uint32_t pseudo_channels = 0;
+
+  void record_latency(double ns) {
+    const std::size_t bucket =
+        ns <= 0 ? 0 : std::min<std::size_t>(std::size_t(ns), kLatencyBuckets - 1);
+    if (latency_histogram.size() <= bucket) latency_histogram.resize(bucket + 1, 0);
+    ++latency_histogram[bucket];
+  }
+  // Latency below which a fraction q of the requests fall, to 1 ns (upper bucket edge, at
+  // most the maximum).
+  double latency_percentile_ns(double q) const {
+    std::uint64_t total = 0;
+    for (std::uint64_t n : latency_histogram) total += n;
+    if (total == 0) return 0;
+    const double target = q * double(total);
+    std::uint64_t seen = 0;
+    for (std::size_t i = 0; i < latency_histogram.size(); ++i) {
+      seen += latency_histogram[i];
+      if (double(seen) >= target) return std::min(double(i + 1), max_latency_ns);
+    }
+    return max_latency_ns;
+  }
+  HbmChannelStats total() const {
+    HbmChannelStats t;
+    for (const HbmChannelStats& c : channels) {
+      t.read_bytes += c.read_bytes;
+      t.write_bytes += c.write_bytes;
+      t.accesses += c.accesses;
+      t.row_hits += c.row_hits;
+      t.row_misses += c.row_misses;
+      t.row_conflicts += c.row_conflicts;
+      t.activates += c.activates;
+      t.refreshes += c.refreshes;
+      t.refresh_ns += c.refresh_ns;
+      t.access_latency_ns += c.access_latency_ns;
+    }
+    return t;
+  }
 };
 
 // One instruction executed by a unit (SimOptions::trace): issued, started (first busy cycle,

@@ -46,7 +46,7 @@ TEST(Config, EmptyDocumentGivesStructDefaults) {
   EXPECT_EQ(to_json(c), to_json(Config{}));
   EXPECT_EQ(c.source, "empty.json");
   EXPECT_EQ(c.array.rows, 128u);
-  EXPECT_EQ(c.hbm.preset, "simple");
+  EXPECT_EQ(c.hbm.preset, "hbm2");
 }
 
 TEST(Config, EmbeddedDefaultMatchesStructDefaults) {
@@ -157,7 +157,8 @@ TEST(Config, InvalidValuesNameKeyAndAllowedRange) {
       {{{"array", {{"cols", -1}}}}, {"array.cols = -1", "1..4096"}},
       {{{"clock_mhz", 0}}, {"clock_mhz = 0", "> 0"}},
       {{{"clock_mhz", -5.5}}, {"clock_mhz = -5.5", "> 0"}},
-      {{{"hbm", {{"preset", "hbm3"}}}}, {"hbm.preset = \"hbm3\"", "ideal, simple"}},
+      {{{"hbm", {{"preset", "hbm4"}}}},
+       {"hbm.preset = \"hbm4\"", "ideal, simple, hbm2, hbm2e, hbm3, ddr3"}},
       {{{"hbm", {{"bandwidth_gbs", 0}}}}, {"hbm.bandwidth_gbs = 0", "> 0"}},
       {{{"hbm", {{"burst_bytes", 48}}}}, {"hbm.burst_bytes = 48", "power of two"}},
       {{{"hbm", {{"burst_bytes", 0}}}}, {"hbm.burst_bytes = 0", "power of two"}},
@@ -250,6 +251,7 @@ TEST(Config, MalformedJsonNamesFileAndPosition) {
 TEST(Config, DerivedFigures) {
   Config c;
   c.clock_mhz = 1000;
+  c.hbm.preset = "simple";
   c.hbm.bandwidth_gbs = 600;
   // 600 bytes per ns * 1 ns per cycle.
   EXPECT_DOUBLE_EQ(c.hbm_peak_bytes_per_cycle(), 600.0);
@@ -257,6 +259,12 @@ TEST(Config, DerivedFigures) {
   EXPECT_DOUBLE_EQ(c.hbm_peak_bytes_per_cycle(), 1200.0);
   c.hbm.preset = "ideal";
   EXPECT_TRUE(std::isinf(c.hbm_peak_bytes_per_cycle()));
+  // hbm2: 16 pseudo-channels x 8 bytes x 2 beats per 1 ns = 256 bytes per ns, 512 per 2 ns
+  // cycle; half the channels, half of that.
+  c.hbm.preset = "hbm2";
+  EXPECT_DOUBLE_EQ(c.hbm_peak_bytes_per_cycle(), 512.0);
+  c.hbm.channels = 4;
+  EXPECT_DOUBLE_EQ(c.hbm_peak_bytes_per_cycle(), 256.0);
   EXPECT_STREQ(to_string(DataType::kInt8), "int8");
   EXPECT_STREQ(to_string(DataType::kBf16), "bf16");
 }

@@ -26,7 +26,7 @@ Config small_config() {
   return parse_config({{"name", "small"},
                        {"clock_mhz", 100},
                        {"array", {{"rows", 4}, {"cols", 4}}},
-                       {"hbm", {{"bandwidth_gbs", 10}}}},
+                       {"hbm", {{"preset", "simple"}, {"bandwidth_gbs", 10}}}},
                       "small.json");
 }
 

@@ -15,6 +15,7 @@
 
 #include "embedded_defaults.h"
 #include "sim/config/config_keys.h"
+#include "sim/dram/dram_spec.h"
 
 namespace tpu {
 namespace {
@@ -65,10 +66,11 @@ std::vector<ConfigKey> make_keys() {
   k.push_back({"vector.pool_latency", "cycles", "Pipeline depth of the pooling comparator tree.",
                [](Config& c) -> F { return &c.vector.pool_latency; }, 0});
   k.push_back({"hbm.preset", "",
-               "Memory timing model: ideal (no latency, unlimited bandwidth) or simple "
-               "(one bus at the peak bandwidth plus a fixed latency).",
+               "Memory timing model: ideal (no latency, unlimited bandwidth), simple "
+               "(one bus at the peak bandwidth plus a fixed latency), or a DRAM device: "
+               "hbm2, hbm2e, hbm3 (one stack), ddr3 (two DDR3-2133 channels).",
                [](Config& c) -> F { return &c.hbm.preset; }});
-  k.back().choices = {"ideal", "simple"};
+  k.back().choices = {"ideal", "simple", "hbm2", "hbm2e", "hbm3", "ddr3"};
   k.push_back({"hbm.bandwidth_gbs", "GB/s", "Peak bandwidth of the simple model (bytes per ns).",
                [](Config& c) -> F { return &c.hbm.bandwidth_gbs; }, 0, true});
   k.push_back({"hbm.latency_ns", "ns",
@@ -84,6 +86,16 @@ std::vector<ConfigKey> make_keys() {
   k.push_back({"hbm.capacity_bytes", "bytes",
                "Addressable HBM; a program's footprint must fit. At least one burst.",
                [](Config& c) -> F { return &c.hbm.capacity_bytes; }, 1});
+  k.push_back({"hbm.channels", "channels",
+               "DRAM presets: channels modelled (0 = the preset's full count).",
+               [](Config& c) -> F { return &c.hbm.channels; }, 0});
+  k.push_back({"hbm.queue_depth", "accesses",
+               "DRAM presets: column accesses queued per pseudo-channel before back-pressure.",
+               [](Config& c) -> F { return &c.hbm.queue_depth; }, 1});
+  k.push_back({"hbm.address_mapping", "",
+               "DRAM presets: address bits to row, bank, bank group, pseudo-channel, channel "
+               "and column, most significant first (see configs/README.md).",
+               [](Config& c) -> F { return &c.hbm.address_mapping; }});
   k.push_back({"sequencer.issue_width", "instructions/cycle",
                "Instructions the sequencer issues per cycle, in program order.",
                [](Config& c) -> F { return &c.sequencer.issue_width; }, 1});
@@ -327,6 +339,13 @@ void validate(const Config& c, const std::string& source) {
          " is smaller than one burst (allowed >= hbm.burst_bytes = " +
          std::to_string(c.hbm.burst_bytes) + ")");
   }
+  const dram::DramSpec* spec = dram::find_dram_spec(c.hbm.preset);
+  const std::uint32_t channels = c.hbm.channels;
+  if (spec && channels != 0 &&
+      (channels > spec->org.channels || (channels & (channels - 1)) != 0)) {
+    fail("hbm.channels = " + std::to_string(channels) + " does not fit preset " + spec->name +
+         " (allowed 0 or a power of two <= " + std::to_string(spec->org.channels) + ")");
+  }
 }
 
 }  // namespace
@@ -386,6 +405,10 @@ const char* to_string(DataType t) { return t == DataType::kInt8 ? "int8" : "bf16
 double Config::hbm_peak_bytes_per_cycle() const {
   if (hbm.preset == "ideal") return std::numeric_limits<double>::infinity();
   // GB/s is bytes per ns; one cycle lasts period_ns().
+  if (const dram::DramSpec* spec = dram::find_dram_spec(hbm.preset)) {
+    const double channels = hbm.channels != 0 ? hbm.channels : spec->org.channels;
+    return spec->peak_gbs() * channels / spec->org.channels * period_ns();
+  }
   return hbm.bandwidth_gbs * period_ns();
 }
 

@@ -50,12 +50,17 @@ struct VectorConfig {
 
 struct HbmConfig {
   // "ideal": no latency, unlimited bandwidth. "simple": peak bandwidth + fixed latency.
-  std::string preset = "simple";
-  double bandwidth_gbs = 600.0;     // peak bytes per ns (GB/s)
+  // "hbm2", "hbm2e", "hbm3", "ddr3": a DRAM timing model of that device (sim/dram/dram_spec.h).
+  std::string preset = "hbm2";
+  double bandwidth_gbs = 600.0;     // peak bytes per ns (GB/s) of the simple model
   double latency_ns = 120.0;        // request to first data
   std::uint32_t burst_bytes = 256;  // DMA splits transfers into aligned bursts of this size
   std::uint32_t max_outstanding = 128;  // requests in flight before the channel back-pressures
   std::uint64_t capacity_bytes = 8ull << 30;
+  // DRAM presets only.
+  std::uint32_t channels = 0;       // channels modelled; 0 = the preset's full count
+  std::uint32_t queue_depth = 32;   // column accesses queued per pseudo-channel
+  std::string address_mapping = "ro_ba_co_bg_pc_ch";  // fields, most significant first
 };
 
 struct SequencerConfig {
@@ -84,7 +89,8 @@ struct Config {
     return ub.capacity_bytes / (std::uint64_t(ub_row_elems()) * element_bytes(t));
   }
   std::uint64_t acc_rows() const { return acc.capacity_bytes / (std::uint64_t(array.cols) * 4); }
-  // Peak HBM bytes per core cycle (infinite for the ideal preset).
+  // Peak HBM bytes per core cycle (infinite for the ideal preset; for a DRAM preset every data
+  // bus of the modelled channels busy every DRAM cycle).
   double hbm_peak_bytes_per_cycle() const;
 };
 

@@ -11,9 +11,10 @@
 // with more than one value must appear. The bits below the fields are the byte offset inside
 // one burst. Field sizes must be powers of two.
 //
-// The default, "ro_ba_co_bg_pc_ch_co1", keeps two bursts of a row together, then rotates over
-// channels, pseudo-channels and bank groups before moving on in the row: a stream spreads
-// over every data bus, alternates bank groups (tCCD_S, not tCCD_L) and stays in open rows.
+// The default (HbmConfig::address_mapping), "ro_ba_co_bg_pc_ch", sends consecutive bursts to
+// consecutive channels, then pseudo-channels, then bank groups, before moving on in the row:
+// a stream spreads over every data bus, alternates bank groups (tCCD_S, not tCCD_L) and stays
+// in open rows.
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -21,8 +22,6 @@
 #include "sim/dram/dram_spec.h"
 
 namespace tpu::dram {
-
-constexpr const char* kDefaultAddressMapping = "ro_ba_co_bg_pc_ch_co1";
 
 struct DramAddress {
   std::uint32_t channel = 0;

@@ -68,6 +68,8 @@ struct Completion {
 struct PseudoChannelStats {
   std::uint64_t reads = 0;  // column accesses
   std::uint64_t writes = 0;
+  std::uint64_t read_bytes = 0;  // requested bytes the accesses carried (at most a burst each)
+  std::uint64_t write_bytes = 0;
   std::uint64_t row_hits = 0;
   std::uint64_t row_misses = 0;
   std::uint64_t row_conflicts = 0;
@@ -106,6 +108,7 @@ class DramController {
   enum class Outcome : std::uint8_t { kHit, kMiss, kConflict };
   struct Access {
     std::uint32_t request;
+    std::uint32_t bytes;  // of the request, inside this burst
     std::uint32_t bank;
     std::uint32_t bank_group;
     bool write;

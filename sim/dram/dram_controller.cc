@@ -1,0 +1,331 @@
+#include "sim/dram/dram_controller.h"
+
+#include <algorithm>
+
+namespace tpu::dram {
+
+const char* to_string(Command c) {
+  switch (c) {
+    case Command::kActivate:
+      return "ACT";
+    case Command::kPrecharge:
+      return "PRE";
+    case Command::kRead:
+      return "RD";
+    case Command::kWrite:
+      return "WR";
+    case Command::kRefresh:
+      return "REF";
+  }
+  return "?";
+}
+
+DramController::DramController(const DramSpec& spec, const AddressMapping& mapping,
+                               std::uint32_t queue_depth)
+    : spec_(spec),
+      mapping_(mapping),
+      queue_depth_(std::max<std::uint32_t>(queue_depth, 1)),
+      t_(spec.timing),
+      burst_(spec.burst_cycles()),
+      pcs_(spec.pseudo_channel_count()),
+      scratch_counts_(spec.pseudo_channel_count(), 0) {
+  // The data bus allows one burst at a time whatever the device's tCCD says.
+  t_.ccd_s = std::max<std::uint32_t>(t_.ccd_s, std::uint32_t(burst_));
+  t_.ccd_l = std::max(t_.ccd_l, t_.ccd_s);
+  for (PseudoChannel& pc : pcs_) {
+    pc.banks.resize(spec.banks());
+    pc.groups.resize(spec.org.bank_groups);
+    pc.hit_pending.resize(spec.banks());
+    pc.next_refresh = t_.refi;
+    pc.queue.reserve(queue_depth_);
+  }
+}
+
+bool DramController::can_accept(std::uint64_t addr, std::uint64_t bytes) const {
+  const std::uint64_t burst = spec_.burst_bytes();
+  const std::uint64_t first = addr / burst, last = (addr + bytes - 1) / burst;
+  std::vector<std::uint32_t> touched;
+  for (std::uint64_t b = first; b <= last; ++b) {
+    const std::uint32_t pc = pc_of(mapping_.map(b * burst));
+    if (scratch_counts_[pc]++ == 0) touched.push_back(pc);
+  }
+  bool ok = true;
+  for (std::uint32_t pc : touched) {
+    const std::size_t held = pcs_[pc].queue.size();
+    if (held != 0 && held + scratch_counts_[pc] > queue_depth_) ok = false;
+    scratch_counts_[pc] = 0;
+  }
+  return ok;
+}
+
+void DramController::enqueue(std::uint64_t tag, std::uint64_t addr, std::uint64_t bytes,
+                             bool write, DramCycle arrival) {
+  const std::uint64_t burst = spec_.burst_bytes();
+  const std::uint64_t first = addr / burst, last = (addr + bytes - 1) / burst;
+  std::uint32_t id;
+  if (free_requests_.empty()) {
+    id = std::uint32_t(requests_.size());
+    requests_.emplace_back();
+  } else {
+    id = free_requests_.back();
+    free_requests_.pop_back();
+  }
+  requests_[id] = {tag, std::uint32_t(last - first + 1), 0};
+  for (std::uint64_t b = first; b <= last; ++b) {
+    const DramAddress a = mapping_.map(b * burst);
+    const std::uint32_t index = pc_of(a);
+    PseudoChannel& pc = pcs_[index];
+    if (pc.queue.empty()) catch_up_pc(index, arrival);
+    const std::uint32_t bank = a.bank_group * spec_.org.banks_per_group + a.bank;
+    const std::uint64_t lo = std::max(addr, b * burst);
+    const std::uint64_t hi = std::min(addr + bytes, (b + 1) * burst);
+    pc.queue.push_back(
+        {id, std::uint32_t(hi - lo), bank, a.bank_group, write, Outcome::kHit, a.row, arrival});
+    pc.next_event = std::min(pc.next_event, arrival);
+  }
+}
+
+void DramController::step(DramCycle now, std::vector<Completion>& done) {
+  for (std::uint32_t i = 0; i < pcs_.size(); ++i) {
+    const PseudoChannel& pc = pcs_[i];
+    if (!pc.queue.empty() && pc.next_event <= now) step_pc(i, now, done);
+  }
+}
+
+DramCycle DramController::next_event() const {
+  DramCycle next = kNever;
+  for (const PseudoChannel& pc : pcs_) {
+    if (!pc.queue.empty()) next = std::min(next, pc.next_event);
+  }
+  return next;
+}
+
+void DramController::catch_up(DramCycle now) {
+  for (std::uint32_t i = 0; i < pcs_.size(); ++i) {
+    if (pcs_[i].queue.empty()) catch_up_pc(i, now);
+  }
+}
+
+DramCycle DramController::act_ready(const PseudoChannel& pc, const Access& a) const {
+  DramCycle ready = std::max({pc.banks[a.bank].next_act, pc.groups[a.bank_group].next_act,
+                              pc.next_act, pc.row_bus});
+  if (pc.acts_count == 4) ready = std::max(ready, pc.acts[pc.acts_head] + t_.faw);
+  return ready;
+}
+
+DramCycle DramController::column_ready(const PseudoChannel& pc, const Access& a) const {
+  const Bank& b = pc.banks[a.bank];
+  const BankGroup& g = pc.groups[a.bank_group];
+  return a.write ? std::max({b.next_wr, g.next_wr, pc.next_wr, pc.column_bus})
+                 : std::max({b.next_rd, g.next_rd, pc.next_rd, pc.column_bus});
+}
+
+void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Completion>& done) {
+  PseudoChannel& pc = pcs_[index];
+  if (!pc.refreshing && pc.next_refresh <= now) pc.refreshing = true;
+  if (pc.refreshing) {
+    pc.next_event = step_refresh(index, now);
+    return;
+  }
+
+  std::fill(pc.hit_pending.begin(), pc.hit_pending.end(), 0);
+  for (const Access& a : pc.queue) {
+    if (pc.banks[a.bank].open_row == a.row) pc.hit_pending[a.bank] = 1;
+  }
+  // FR-FCFS: the oldest ready column command, and the oldest ready row command.
+  int column_pick = -1, row_pick = -1;
+  Command row_command = Command::kActivate;
+  DramCycle next = pc.next_refresh;
+  auto consider = [&](DramCycle ready, int i, int& pick) {
+    if (ready <= now && pick < 0) {
+      pick = i;
+    } else {
+      next = std::min(next, std::max(ready, now + 1));
+    }
+  };
+  for (int i = 0; i < int(pc.queue.size()); ++i) {
+    const Access& a = pc.queue[i];
+    const Bank& b = pc.banks[a.bank];
+    if (b.open_row == a.row) {
+      consider(column_ready(pc, a), i, column_pick);
+    } else if (b.open_row == Bank::kClosed) {
+      const int before = row_pick;
+      consider(act_ready(pc, a), i, row_pick);
+      if (row_pick != before) row_command = Command::kActivate;
+    } else if (!pc.hit_pending[a.bank]) {
+      const int before = row_pick;
+      consider(std::max(b.next_pre, pc.row_bus), i, row_pick);
+      if (row_pick != before) row_command = Command::kPrecharge;
+    }
+  }
+  if (!spec_.org.dual_command_bus && column_pick >= 0 && row_pick >= 0) row_pick = -1;
+  if (row_pick >= 0) {
+    Access& a = pc.queue[row_pick];
+    if (row_command == Command::kActivate) {
+      activate(index, a.bank, a.row, now);
+      if (a.outcome == Outcome::kHit) a.outcome = Outcome::kMiss;
+    } else {
+      precharge(index, a.bank, now);
+      a.outcome = Outcome::kConflict;
+    }
+    next = now + 1;
+  }
+  if (column_pick >= 0) {
+    const Access a = pc.queue[column_pick];
+    pc.queue.erase(pc.queue.begin() + column_pick);
+    column(index, a, now, done);
+    next = now + 1;
+  }
+  pc.next_event = next;
+}
+
+DramCycle DramController::step_refresh(std::uint32_t index, DramCycle now) {
+  PseudoChannel& pc = pcs_[index];
+  if (pc.row_bus > now) return pc.row_bus;
+  DramCycle next = kNever;
+  for (std::uint32_t i = 0; i < pc.banks.size(); ++i) {
+    const Bank& b = pc.banks[i];
+    if (b.open_row == Bank::kClosed) continue;
+    if (b.next_pre <= now) {
+      precharge(index, i, now);
+      return now + 1;
+    }
+    next = std::min(next, b.next_pre);
+  }
+  if (next != kNever) return next;
+  DramCycle ready = 0;
+  for (const Bank& b : pc.banks) ready = std::max(ready, b.next_act);
+  if (ready > now) return ready;
+  refresh(index, now);
+  return now + 1;
+}
+
+void DramController::catch_up_pc(std::uint32_t index, DramCycle now) {
+  PseudoChannel& pc = pcs_[index];
+  while (pc.refreshing || pc.next_refresh < now) {
+    DramCycle bus = std::max(pc.row_bus, pc.next_refresh);
+    for (std::uint32_t i = 0; i < pc.banks.size(); ++i) {
+      Bank& b = pc.banks[i];
+      if (b.open_row == Bank::kClosed) continue;
+      const DramCycle p = std::max(bus, b.next_pre);
+      if (p >= now) {
+        pc.refreshing = true;
+        return;
+      }
+      precharge(index, i, p);
+      bus = p + 1;
+    }
+    DramCycle ref = bus;
+    for (const Bank& b : pc.banks) ref = std::max(ref, b.next_act);
+    if (ref >= now) {
+      pc.refreshing = true;
+      return;
+    }
+    refresh(index, ref);
+  }
+}
+
+void DramController::activate(std::uint32_t index, std::uint32_t bank, std::uint64_t row,
+                              DramCycle t) {
+  PseudoChannel& pc = pcs_[index];
+  Bank& b = pc.banks[bank];
+  BankGroup& g = pc.groups[bank / spec_.org.banks_per_group];
+  b.open_row = row;
+  b.next_rd = std::max(b.next_rd, t + t_.rcd);
+  b.next_wr = std::max(b.next_wr, t + t_.rcd);
+  b.next_pre = std::max(b.next_pre, t + t_.ras);
+  b.next_act = std::max(b.next_act, t + t_.rc);
+  g.next_act = std::max(g.next_act, t + t_.rrd_l);
+  pc.next_act = std::max(pc.next_act, t + t_.rrd_s);
+  if (pc.acts_count < 4) {
+    pc.acts[(pc.acts_head + pc.acts_count++) % 4] = t;
+  } else {
+    pc.acts[pc.acts_head] = t;
+    pc.acts_head = (pc.acts_head + 1) % 4;
+  }
+  pc.row_bus = t + 1;
+  if (!spec_.org.dual_command_bus) pc.column_bus = t + 1;
+  ++pc.stats.activates;
+  record(Command::kActivate, t, index, bank, row);
+}
+
+void DramController::precharge(std::uint32_t index, std::uint32_t bank, DramCycle t) {
+  PseudoChannel& pc = pcs_[index];
+  Bank& b = pc.banks[bank];
+  const std::uint64_t row = b.open_row;
+  b.open_row = Bank::kClosed;
+  b.next_act = std::max(b.next_act, t + t_.rp);
+  pc.row_bus = t + 1;
+  if (!spec_.org.dual_command_bus) pc.column_bus = t + 1;
+  ++pc.stats.precharges;
+  record(Command::kPrecharge, t, index, bank, row);
+}
+
+void DramController::refresh(std::uint32_t index, DramCycle t) {
+  PseudoChannel& pc = pcs_[index];
+  for (Bank& b : pc.banks) b.next_act = std::max(b.next_act, t + t_.rfc);
+  pc.next_refresh += t_.refi;
+  pc.refreshing = false;
+  pc.row_bus = t + 1;
+  if (!spec_.org.dual_command_bus) pc.column_bus = t + 1;
+  ++pc.stats.refreshes;
+  pc.stats.refresh_cycles += t_.rfc;
+  record(Command::kRefresh, t, index, 0, 0);
+}
+
+void DramController::column(std::uint32_t index, const Access& a, DramCycle t,
+                            std::vector<Completion>& done) {
+  PseudoChannel& pc = pcs_[index];
+  Bank& b = pc.banks[a.bank];
+  BankGroup& g = pc.groups[a.bank_group];
+  DramCycle data_done;
+  if (a.write) {
+    data_done = t + t_.cwl + burst_;
+    b.next_pre = std::max(b.next_pre, data_done + t_.wr);
+    g.next_wr = std::max(g.next_wr, t + t_.ccd_l);
+    pc.next_wr = std::max(pc.next_wr, t + t_.ccd_s);
+    g.next_rd = std::max(g.next_rd, data_done + t_.wtr_l);
+    pc.next_rd = std::max(pc.next_rd, data_done + t_.wtr_s);
+    ++pc.stats.writes;
+    pc.stats.write_bytes += a.bytes;
+  } else {
+    data_done = t + t_.cl + burst_;
+    b.next_pre = std::max(b.next_pre, t + t_.rtp);
+    g.next_rd = std::max(g.next_rd, t + t_.ccd_l);
+    pc.next_rd = std::max(pc.next_rd, t + t_.ccd_s);
+    // Read data must leave the bus before write data enters it.
+    const DramCycle turnaround = t_.cl + burst_ + 2;
+    pc.next_wr = std::max(pc.next_wr, t + (turnaround > t_.cwl ? turnaround - t_.cwl : 0));
+    ++pc.stats.reads;
+    pc.stats.read_bytes += a.bytes;
+  }
+  pc.column_bus = t + 1;
+  if (!spec_.org.dual_command_bus) pc.row_bus = t + 1;
+  switch (a.outcome) {
+    case Outcome::kHit:
+      ++pc.stats.row_hits;
+      break;
+    case Outcome::kMiss:
+      ++pc.stats.row_misses;
+      break;
+    case Outcome::kConflict:
+      ++pc.stats.row_conflicts;
+      break;
+  }
+  pc.stats.access_latency_cycles += data_done - a.arrival;
+  record(a.write ? Command::kWrite : Command::kRead, t, index, a.bank, a.row);
+
+  Request& r = requests_[a.request];
+  r.done = std::max(r.done, data_done);
+  if (--r.remaining == 0) {
+    done.push_back({r.tag, r.done});
+    free_requests_.push_back(a.request);
+  }
+}
+
+void DramController::record(Command c, DramCycle t, std::uint32_t pc, std::uint32_t bank,
+                            std::uint64_t row) {
+  if (trace_) trace_->push_back({c, t, pc, bank, row});
+}
+
+}  // namespace tpu::dram
