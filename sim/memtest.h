@@ -26,7 +26,7 @@ struct MemtestOptions {
   std::uint64_t bytes = 64 << 20;  // total bytes requested
   double read_fraction = 1.0;      // probability that a request is a read
   std::uint64_t stride = 4096;     // strided: bytes between consecutive request addresses
-  std::uint32_t outstanding = 64;  // requests in flight at most
+  std::uint32_t outstanding = 256;  // requests in flight at most (enough to cover HBM2 latency)
   std::uint32_t request_bytes = 64;
   std::uint64_t seed = 1;          // random addresses and read/write choice
 };

@@ -82,6 +82,50 @@ struct Fixture {
   }
 };
 
+// The fixture's run on two channels of hbm2, with DRAM counters and a latency histogram.
+// Peak: 2 channels x 2 pseudo-channels x 8-byte bus x 2 beats per 1 ns tCK = 64 GB/s.
+struct DramFixture : Fixture {
+  DramFixture() {
+    config = parse_config({{"name", "small_hbm2"},
+                           {"clock_mhz", 100},
+                           {"array", {{"rows", 4}, {"cols", 4}}},
+                           {"hbm", {{"preset", "hbm2"}, {"channels", 2}}}},
+                          "small_hbm2.json");
+    HbmStats& hbm = run.hbm;
+    // 100 requests: 98 at 20.5 ns, one at 50.2 ns, one at 300.7 ns.
+    hbm.requests = 100;
+    for (int i = 0; i < 98; ++i) hbm.record_latency(20.5);
+    hbm.record_latency(50.2);
+    hbm.record_latency(300.7);
+    hbm.total_latency_ns = 98 * 20.5 + 50.2 + 300.7;  // 2359.9
+    hbm.max_latency_ns = 300.7;
+    hbm.pseudo_channels = 4;
+    hbm.channels.resize(2);
+    HbmChannelStats& a = hbm.channels[0];
+    a.read_bytes = 640;
+    a.write_bytes = 128;
+    a.accesses = 24;
+    a.row_hits = 18;
+    a.row_misses = 4;
+    a.row_conflicts = 2;
+    a.activates = 6;
+    a.refreshes = 1;
+    a.refresh_ns = 260;
+    a.access_latency_ns = 24 * 30.0;
+    HbmChannelStats& b = hbm.channels[1];
+    b.read_bytes = 360;
+    b.write_bytes = 372;
+    b.accesses = 16;
+    b.row_hits = 2;
+    b.row_misses = 4;
+    b.row_conflicts = 10;
+    b.activates = 14;
+    b.refreshes = 2;
+    b.refresh_ns = 520;
+    b.access_latency_ns = 1100;
+  }
+};
+
 RunInfo info() {
   RunInfo i;
   i.model = "tiny";
@@ -172,6 +216,76 @@ TEST(Report, JsonHasTheDocumentedKeys) {
   EXPECT_FALSE(report_json(f.config, f.program, f.run, nullptr, info()).contains("check"));
 }
 
+TEST(Report, HbmFiguresOfADramPresetFromHandArithmetic) {
+  DramFixture f;
+  const json r = report_json(f.config, f.program, f.run, nullptr, info());
+  const json& h = r["hbm"];
+  EXPECT_EQ(h["preset"], "hbm2");
+  EXPECT_DOUBLE_EQ(h["peak_gbs"].get<double>(), 64.0);
+  EXPECT_DOUBLE_EQ(r["total"]["hbm_peak_gbs"].get<double>(), 64.0);
+  // 64 GB/s at 100 MHz = 640 bytes per cycle: max(ceil(160 / 16) = 10, 1500 / 640) = 10.
+  EXPECT_DOUBLE_EQ(r["total"]["roofline_cycles"].get<double>(), 10.0);
+  EXPECT_EQ(h["requests"], 100);
+  EXPECT_EQ(h["read_bytes"], 1000);
+  EXPECT_EQ(h["write_bytes"], 500);
+  // (1000 + 500) bytes / 500 ns = 3 GB/s
+  EXPECT_DOUBLE_EQ(h["achieved_gbs"].get<double>(), 3.0);
+  // 2359.9 ns / 100 requests
+  EXPECT_DOUBLE_EQ(h["avg_latency_ns"].get<double>(), 23.599);
+  // 99 of 100 requests: 98 in bucket [20, 21), the 99th in [50, 51) -> its upper edge 51.
+  EXPECT_DOUBLE_EQ(h["p99_latency_ns"].get<double>(), 51.0);
+  EXPECT_DOUBLE_EQ(h["max_latency_ns"].get<double>(), 300.7);
+  EXPECT_EQ(h["pseudo_channels"], 4);
+  EXPECT_EQ(h["accesses"], 40);  // 24 + 16
+  EXPECT_EQ(h["row_hits"], 20);  // 18 + 2
+  EXPECT_EQ(h["row_misses"], 8);
+  EXPECT_EQ(h["row_conflicts"], 12);
+  EXPECT_EQ(h["activates"], 20);
+  EXPECT_EQ(h["refreshes"], 3);
+  EXPECT_DOUBLE_EQ(h["row_hit_rate"].get<double>(), 0.5);  // 20 / 40
+  EXPECT_DOUBLE_EQ(h["refresh_ns"].get<double>(), 780.0);  // 260 + 520
+  // 780 ns / (4 pseudo-channels * 500 ns)
+  EXPECT_DOUBLE_EQ(h["refresh_fraction"].get<double>(), 0.39);
+
+  ASSERT_EQ(h["channels"].size(), 2u);
+  const json& a = h["channels"][0];
+  EXPECT_EQ(a["channel"], 0);
+  EXPECT_EQ(a["read_bytes"], 640);
+  EXPECT_EQ(a["write_bytes"], 128);
+  EXPECT_DOUBLE_EQ(a["achieved_gbs"].get<double>(), 1.536);    // 768 bytes / 500 ns
+  EXPECT_DOUBLE_EQ(a["row_hit_rate"].get<double>(), 0.75);     // 18 / 24
+  EXPECT_DOUBLE_EQ(a["refresh_fraction"].get<double>(), 0.26);  // 260 / (2 PCs * 500 ns)
+  EXPECT_DOUBLE_EQ(a["avg_latency_ns"].get<double>(), 30.0);    // 720 / 24
+  EXPECT_EQ(a["row_misses"], 4);
+  EXPECT_EQ(a["row_conflicts"], 2);
+  EXPECT_EQ(a["activates"], 6);
+  EXPECT_EQ(a["refreshes"], 1);
+  const json& b = h["channels"][1];
+  EXPECT_EQ(b["channel"], 1);
+  EXPECT_DOUBLE_EQ(b["achieved_gbs"].get<double>(), 1.464);    // 732 bytes / 500 ns
+  EXPECT_DOUBLE_EQ(b["row_hit_rate"].get<double>(), 0.125);    // 2 / 16
+  EXPECT_DOUBLE_EQ(b["refresh_fraction"].get<double>(), 0.52);  // 520 / (2 PCs * 500 ns)
+  EXPECT_DOUBLE_EQ(b["avg_latency_ns"].get<double>(), 68.75);   // 1100 / 16
+}
+
+TEST(Report, HbmWithoutDramCountersLeavesTheDramFieldsOut) {
+  Fixture f;  // simple, 10 GB/s
+  json h = report_json(f.config, f.program, f.run, nullptr, info())["hbm"];
+  EXPECT_EQ(h["preset"], "simple");
+  EXPECT_DOUBLE_EQ(h["peak_gbs"].get<double>(), 10.0);
+  EXPECT_DOUBLE_EQ(h["achieved_gbs"].get<double>(), 3.0);    // 1500 bytes / 500 ns
+  EXPECT_DOUBLE_EQ(h["avg_latency_ns"].get<double>(), 120.0);  // 1200 ns / 10 requests
+  EXPECT_DOUBLE_EQ(h["p99_latency_ns"].get<double>(), 0.0);    // no histogram filled
+  for (const char* key : {"row_hit_rate", "refresh_ns", "refresh_fraction", "channels"}) {
+    EXPECT_FALSE(h.contains(key)) << key;
+  }
+
+  f.config = parse_config({{"hbm", {{"preset", "ideal"}}}}, "ideal.json");
+  const json r = report_json(f.config, f.program, f.run, nullptr, info());
+  EXPECT_TRUE(r["hbm"]["peak_gbs"].is_null());
+  EXPECT_TRUE(r["total"]["hbm_peak_gbs"].is_null());
+}
+
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
   std::istringstream in(text);
@@ -227,6 +341,28 @@ TEST(Report, TableShowsLayersTotalAndCheck) {
   timing.timing_only = true;
   EXPECT_NE(report_table(f.config, f.program, f.run, nullptr, timing).find("skipped"),
             std::string::npos);
+}
+
+TEST(Report, TableDescribesTheMemory) {
+  DramFixture dram;
+  const std::string table = report_table(dram.config, dram.program, dram.run, nullptr, info());
+  // 3 GB/s of 64 GB/s = 4.7 %; row hits 20 / 40; refresh 0.39 of bank time.
+  for (const char* part : {"memory hbm2 (2 channels x 2 pseudo-channels, 64 GB/s peak)",
+                           "3.0 GB/s achieved (4.7 % of 64 GB/s peak)", "latency avg 23.6 ns",
+                           "p99 51 ns", "row hits 50.0 % (8 misses, 12 conflicts)",
+                           "refresh 39.0 %"}) {
+    EXPECT_NE(table.find(part), std::string::npos) << part << "\n" << table;
+  }
+  EXPECT_EQ(table.find("bandwidth"), std::string::npos) << table;
+
+  Fixture simple;
+  const std::string simple_table =
+      report_table(simple.config, simple.program, simple.run, nullptr, info());
+  for (const char* part : {"memory simple (10 GB/s peak, 120 ns latency)",
+                           "3.0 GB/s achieved (30.0 % of 10 GB/s peak)"}) {
+    EXPECT_NE(simple_table.find(part), std::string::npos) << part << "\n" << simple_table;
+  }
+  EXPECT_EQ(simple_table.find("row hits"), std::string::npos) << simple_table;
 }
 
 TEST(Report, HumanBytes) {

@@ -10,6 +10,8 @@
 #include <sstream>
 #include <vector>
 
+#include "sim/dram/dram_spec.h"
+
 namespace tpu {
 namespace {
 
@@ -150,6 +152,84 @@ double roofline_cycles(const Config& config, const Row& total) {
   return std::max(compute, memory);
 }
 
+// Peak memory bandwidth in GB/s (bytes per ns); infinite for the ideal preset.
+double peak_gbs(const Config& config) {
+  return config.hbm_peak_bytes_per_cycle() * config.clock_mhz / 1000.0;
+}
+
+json finite_or_null(double v) { return std::isinf(v) ? json(nullptr) : json(v); }
+
+// The memory over the whole run, as documented in report.h.
+struct MemoryFigures {
+  double peak_gbs = 0;  // infinite for ideal
+  double achieved_gbs = 0;
+  double avg_latency_ns = 0;
+  double p99_latency_ns = 0;
+  bool dram = false;  // per-channel DRAM counters present; the fields below are meaningful
+  HbmChannelStats total;
+  double row_hit_rate = 0;
+  double refresh_fraction = 0;
+};
+
+MemoryFigures memory_figures(const Config& config, const RunResult& run) {
+  const HbmStats& hbm = run.hbm;
+  MemoryFigures m;
+  m.peak_gbs = peak_gbs(config);
+  m.achieved_gbs = ratio(double(hbm.read_bytes + hbm.write_bytes), run.simulated_ns);
+  m.avg_latency_ns = ratio(hbm.total_latency_ns, double(hbm.requests));
+  m.p99_latency_ns = hbm.latency_percentile_ns(0.99);
+  m.dram = !hbm.channels.empty();
+  m.total = hbm.total();
+  m.row_hit_rate = ratio(double(m.total.row_hits), double(m.total.accesses));
+  m.refresh_fraction = ratio(m.total.refresh_ns, double(hbm.pseudo_channels) * run.simulated_ns);
+  return m;
+}
+
+json hbm_json(const Config& config, const RunResult& run, const MemoryFigures& m) {
+  const HbmStats& hbm = run.hbm;
+  json out = {{"preset", config.hbm.preset},
+              {"peak_gbs", finite_or_null(m.peak_gbs)},
+              {"requests", hbm.requests},
+              {"read_bytes", hbm.read_bytes},
+              {"write_bytes", hbm.write_bytes},
+              {"achieved_gbs", m.achieved_gbs},
+              {"avg_latency_ns", m.avg_latency_ns},
+              {"p99_latency_ns", m.p99_latency_ns},
+              {"max_latency_ns", hbm.max_latency_ns}};
+  if (!m.dram) return out;
+  out["pseudo_channels"] = hbm.pseudo_channels;
+  out["accesses"] = m.total.accesses;
+  out["row_hits"] = m.total.row_hits;
+  out["row_misses"] = m.total.row_misses;
+  out["row_conflicts"] = m.total.row_conflicts;
+  out["activates"] = m.total.activates;
+  out["refreshes"] = m.total.refreshes;
+  out["row_hit_rate"] = m.row_hit_rate;
+  out["refresh_ns"] = m.total.refresh_ns;
+  out["refresh_fraction"] = m.refresh_fraction;
+  const double pcs_per_channel = double(hbm.pseudo_channels) / double(hbm.channels.size());
+  json channels = json::array();
+  for (std::size_t i = 0; i < hbm.channels.size(); ++i) {
+    const HbmChannelStats& c = hbm.channels[i];
+    channels.push_back(
+        {{"channel", i},
+         {"read_bytes", c.read_bytes},
+         {"write_bytes", c.write_bytes},
+         {"achieved_gbs", ratio(double(c.read_bytes + c.write_bytes), run.simulated_ns)},
+         {"accesses", c.accesses},
+         {"row_hits", c.row_hits},
+         {"row_hit_rate", ratio(double(c.row_hits), double(c.accesses))},
+         {"row_misses", c.row_misses},
+         {"row_conflicts", c.row_conflicts},
+         {"activates", c.activates},
+         {"refreshes", c.refreshes},
+         {"refresh_fraction", ratio(c.refresh_ns, pcs_per_channel * run.simulated_ns)},
+         {"avg_latency_ns", ratio(c.access_latency_ns, double(c.accesses))}});
+  }
+  out["channels"] = std::move(channels);
+  return out;
+}
+
 std::string format(const char* fmt, double v) {
   char buf[64];
   std::snprintf(buf, sizeof buf, fmt, v);
@@ -176,6 +256,25 @@ std::string top_stall(const StallMap& stalls) {
   }
   if (best == stalls.end()) return "-";
   return best->first + " " + std::to_string(best->second);
+}
+
+// The memory for the header: what the preset models and its peak.
+std::string memory_description(const Config& config) {
+  const HbmConfig& hbm = config.hbm;
+  if (const dram::DramSpec* spec = dram::find_dram_spec(hbm.preset)) {
+    const std::uint32_t channels = hbm.channels != 0 ? hbm.channels : spec->org.channels;
+    std::string text = hbm.preset + " (" + std::to_string(channels) +
+                       (channels == 1 ? " channel" : " channels");
+    if (spec->org.pseudo_channels > 1) {
+      text += " x " + std::to_string(spec->org.pseudo_channels) + " pseudo-channels";
+    }
+    return text + ", " + format("%.4g", peak_gbs(config)) + " GB/s peak)";
+  }
+  if (hbm.preset == "simple") {
+    return "simple (" + format("%.4g", hbm.bandwidth_gbs) + " GB/s peak, " +
+           format("%.4g", hbm.latency_ns) + " ns latency)";
+  }
+  return hbm.preset + " (unlimited bandwidth, no latency)";
 }
 
 std::string csv_field(const std::string& text) {
@@ -234,6 +333,8 @@ nlohmann::json report_json(const Config& config, const Program& program, const R
   total_json["hbm_requests"] = run.hbm.requests;
   total_json["avg_hbm_latency_ns"] = ratio(run.hbm.total_latency_ns, double(run.hbm.requests));
   total_json["max_hbm_latency_ns"] = run.hbm.max_latency_ns;
+  const MemoryFigures memory = memory_figures(config, run);
+  total_json["hbm_peak_gbs"] = finite_or_null(memory.peak_gbs);
 
   json out = {
       {"tpusim_version", kReportVersion},
@@ -253,6 +354,7 @@ nlohmann::json report_json(const Config& config, const Program& program, const R
         {"layers_per_second", ratio(double(layers.size()), info.host_seconds)}}},
       {"layers", layer_list},
       {"total", total_json},
+      {"hbm", hbm_json(config, run, memory)},
   };
   if (check != nullptr) {
     out["check"] = {{"passed", check->passed},
@@ -307,11 +409,8 @@ std::string report_table(const Config& config, const Program& program, const Run
   out << "model " << info.model << " (" << to_string(program.dtype) << ", " << layers.size()
       << " layers) on config " << config.name << " (" << config.source << ")\n";
   out << "array " << config.array.rows << "x" << config.array.cols << " @ " << config.clock_mhz
-      << " MHz, memory " << config.hbm.preset;
-  if (config.hbm.preset != "ideal") {
-    out << " " << config.hbm.bandwidth_gbs << " GB/s " << config.hbm.latency_ns << " ns";
-  }
-  out << ", fidelity " << info.fidelity << (info.timing_only ? " (timing only)" : "") << "\n\n";
+      << " MHz, memory " << memory_description(config) << ", fidelity " << info.fidelity
+      << (info.timing_only ? " (timing only)" : "") << "\n\n";
   out << render(cells[0]) << rule << "\n";
   for (std::size_t i = 1; i + 1 < cells.size(); ++i) out << render(cells[i]);
   out << rule << "\n" << render(cells.back()) << "\n";
@@ -320,9 +419,22 @@ std::string report_table(const Config& config, const Program& program, const Run
       << format("%.3g", tops(total)) << " TOPS, MXU utilization "
       << format("%.1f", 100 * total.utilization) << " %, roofline "
       << format("%.0f", roofline_cycles(config, total)) << " cycles\n";
+  const MemoryFigures memory = memory_figures(config, run);
   out << "HBM " << human_bytes(double(total.hbm_read_bytes)) << " read, "
-      << human_bytes(double(total.hbm_write_bytes)) << " written, " << format("%.1f", total.hbm_gbs)
-      << " GB/s achieved\n";
+      << human_bytes(double(total.hbm_write_bytes)) << " written, "
+      << format("%.1f", memory.achieved_gbs) << " GB/s achieved";
+  if (!std::isinf(memory.peak_gbs)) {
+    out << " (" << format("%.1f", 100 * ratio(memory.achieved_gbs, memory.peak_gbs)) << " % of "
+        << format("%.4g", memory.peak_gbs) << " GB/s peak)";
+  }
+  out << ", latency avg " << format("%.1f", memory.avg_latency_ns) << " ns, p99 "
+      << format("%.0f", memory.p99_latency_ns) << " ns\n";
+  if (memory.dram) {
+    out << "DRAM row hits " << format("%.1f", 100 * memory.row_hit_rate) << " % ("
+        << memory.total.row_misses << " misses, " << memory.total.row_conflicts
+        << " conflicts), refresh " << format("%.1f", 100 * memory.refresh_fraction)
+        << " % of bank time\n";
+  }
   out << "host " << format("%.3f", info.host_seconds) << " s, "
       << human_count(ratio(double(run.total_cycles), info.host_seconds)) << " simulated cycles/s\n";
   out << check_summary(check, info) << "\n";

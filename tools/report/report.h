@@ -10,6 +10,26 @@
 //   tops                2 * macs / total latency in seconds / 1e12 (TOPS for int8, TFLOPS for bf16)
 //   achieved_hbm_gbs    (HBM bytes read + written) / total latency in ns
 //   roofline_cycles     max(ceil(macs / (rows * cols)), HBM bytes / peak bytes per cycle)
+//   hbm_peak_gbs        Config::hbm_peak_bytes_per_cycle() * clock_mhz / 1000 (null for ideal)
+// The top-level "hbm" object describes the memory over the whole run:
+//   preset, peak_gbs    as above (peak_gbs null for ideal)
+//   requests, read_bytes, write_bytes   requests accepted, bytes answered without error
+//   achieved_gbs        (read_bytes + write_bytes) / simulated_ns
+//   avg_latency_ns      request latency (arrival to response, back-pressure included), averaged
+//   p99_latency_ns      HbmStats::latency_percentile_ns(0.99): 1 ns resolution, <= max
+//   max_latency_ns
+// DRAM presets add the controller's counters; ideal and simple have no rows, banks or refresh,
+// so these keys are absent there rather than 0 (a 0 % row-hit rate would read as a bad pattern):
+//   pseudo_channels     pseudo-channels modelled
+//   accesses, row_hits, row_misses, row_conflicts, activates, refreshes   summed over channels
+//   row_hit_rate        row_hits / accesses (one access per burst)
+//   refresh_ns          tRFC time summed over the pseudo-channels
+//   refresh_fraction    refresh_ns / (pseudo_channels * simulated_ns): share of bank time lost
+//   channels            per channel: channel, read_bytes, write_bytes, achieved_gbs (its bytes /
+//                       simulated_ns), accesses, row_hits, row_hit_rate, row_misses,
+//                       row_conflicts, activates, refreshes, refresh_fraction (over its own
+//                       pseudo-channels), avg_latency_ns (per burst access: arrival at the
+//                       controller to its data done, so below the request latency)
 #include <nlohmann/json.hpp>
 #include <string>
 
@@ -35,8 +55,8 @@ constexpr int kReportVersion = 1;
 nlohmann::json report_json(const Config& config, const Program& program, const RunResult& run,
                            const CheckResult* check, const RunInfo& info);
 
-// Aligned text: a header (config, array, clock, fidelity), one row per layer, a total row and
-// a footer with throughput and the check result.
+// Aligned text: a header (config, array, clock, memory, fidelity), one row per layer, a total
+// row and a footer with throughput, the memory figures above and the check result.
 std::string report_table(const Config& config, const Program& program, const RunResult& run,
                          const CheckResult* check, const RunInfo& info);
 

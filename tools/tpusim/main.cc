@@ -1,4 +1,4 @@
-// The `tpusim` command line: run, compile, asm, disasm.
+// The `tpusim` command line: run, compile, memtest, asm, disasm.
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
@@ -16,6 +16,7 @@
 #include "embedded_defaults.h"
 #include "sim/config/config.h"
 #include "sim/isa/program.h"
+#include "sim/memtest.h"
 #include "sim/tpu_core.h"
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/model.h"
@@ -131,6 +132,59 @@ int run_command(const ModelOptions& opts, const std::string& fidelity, bool chec
   return check && !check_result.passed ? 2 : 0;
 }
 
+nlohmann::json memtest_json(const tpu::Config& config, const tpu::MemtestOptions& o,
+                            const tpu::MemtestResult& r) {
+  nlohmann::json channels = nlohmann::json::array();
+  for (const tpu::MemtestChannelResult& c : r.channels)
+    channels.push_back({{"channel", c.channel}, {"bytes", c.bytes},
+                        {"achieved_gbs", c.achieved_gbs}, {"row_hit_rate", c.row_hit_rate},
+                        {"avg_latency_ns", c.avg_latency_ns},
+                        {"refresh_fraction", c.refresh_fraction}});
+  return {{"config", tpu::to_json(config)},
+          {"options", {{"pattern", o.pattern}, {"bytes", o.bytes},
+                       {"read_fraction", o.read_fraction}, {"stride", o.stride},
+                       {"outstanding", o.outstanding}, {"request_bytes", o.request_bytes},
+                       {"seed", o.seed}}},
+          {"result", {{"preset", r.preset}, {"peak_gbs", r.peak_gbs},
+                      {"achieved_gbs", r.achieved_gbs}, {"efficiency", r.efficiency},
+                      {"avg_latency_ns", r.avg_latency_ns}, {"p99_latency_ns", r.p99_latency_ns},
+                      {"row_hit_rate", r.row_hit_rate}, {"refresh_fraction", r.refresh_fraction},
+                      {"requests", r.requests}, {"bytes", r.bytes},
+                      {"simulated_ns", r.simulated_ns}, {"host_seconds", r.wall_seconds},
+                      {"channels", channels}}}};
+}
+
+std::string memtest_table(const tpu::MemtestResult& r) {
+  std::ostringstream out;
+  char line[160];
+  std::snprintf(line, sizeof line, "memtest on %s: %llu requests, %.1f MiB in %.1f us "
+                "(host %.2f s)\n", r.preset.c_str(), static_cast<unsigned long long>(r.requests),
+                r.bytes / 1048576.0, r.simulated_ns / 1000.0, r.wall_seconds);
+  out << line;
+  if (r.peak_gbs > 0)
+    std::snprintf(line, sizeof line, "bandwidth   %.1f GB/s of %.1f GB/s peak (%.1f %%)\n",
+                  r.achieved_gbs, r.peak_gbs, 100.0 * r.efficiency);
+  else
+    std::snprintf(line, sizeof line, "bandwidth   %.1f GB/s (unbounded peak)\n", r.achieved_gbs);
+  out << line;
+  std::snprintf(line, sizeof line, "latency     %.1f ns average, %.1f ns p99\n",
+                r.avg_latency_ns, r.p99_latency_ns);
+  out << line;
+  if (!r.channels.empty()) {
+    std::snprintf(line, sizeof line, "row hits    %.1f %%\nrefresh     %.2f %% of the time\n",
+                  100.0 * r.row_hit_rate, 100.0 * r.refresh_fraction);
+    out << line;
+    out << "channel        GB/s   row hit %   avg lat ns   refresh %\n";
+    for (const tpu::MemtestChannelResult& c : r.channels) {
+      std::snprintf(line, sizeof line, "%7u %11.1f %11.1f %12.1f %11.2f\n", c.channel,
+                    c.achieved_gbs, 100.0 * c.row_hit_rate, c.avg_latency_ns,
+                    100.0 * c.refresh_fraction);
+      out << line;
+    }
+  }
+  return out.str();
+}
+
 }  // namespace
 
 int sc_main(int argc, char* argv[]) {
@@ -176,6 +230,32 @@ int sc_main(int argc, char* argv[]) {
   disassemble->add_option("--output,-o", disasm_out,
                           "Assembly output file (default: standard output)");
 
+  std::string mem_config_path, mem_json;
+  std::vector<std::string> mem_overrides;
+  tpu::MemtestOptions mem;
+  CLI::App* memtest = app.add_subcommand(
+      "memtest", "Drive the memory channel alone and measure bandwidth, latency and row hits");
+  memtest->add_option("--config,-c", mem_config_path,
+                      "Architecture config JSON (default: the bundled configs/default.json)");
+  memtest->add_option("--set,-s", mem_overrides, "Override a config key, e.g. --set hbm.preset=hbm3")
+      ->take_all();
+  memtest->add_option("--pattern", mem.pattern, "Address pattern")
+      ->check(CLI::IsMember({"stream", "random", "strided"}))
+      ->capture_default_str();
+  memtest->add_option("--bytes", mem.bytes, "Total bytes requested")->capture_default_str();
+  memtest->add_option("--read-fraction", mem.read_fraction, "Share of requests that are reads")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  memtest->add_option("--stride", mem.stride, "Bytes between requests (strided pattern)")
+      ->capture_default_str();
+  memtest->add_option("--outstanding", mem.outstanding, "Requests in flight at most")
+      ->capture_default_str();
+  memtest->add_option("--request-bytes", mem.request_bytes, "Bytes per request")
+      ->capture_default_str();
+  memtest->add_option("--seed", mem.seed, "Seed of random addresses and read/write choices")
+      ->capture_default_str();
+  memtest->add_option("--json", mem_json, "Write the result as JSON to this file");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -191,6 +271,14 @@ int sc_main(int argc, char* argv[]) {
       std::string text = tpu::to_assembly(program);
       if (asm_out.empty()) std::cout << text; else write_text(asm_out, text);
       if (!bin_out.empty()) write_bytes(bin_out, tpu::serialize(program));
+      return 0;
+    }
+    if (*memtest) {
+      tpu::Config config = mem_config_path.empty() ? tpu::default_config(mem_overrides)
+                                                   : tpu::load_config(mem_config_path, mem_overrides);
+      tpu::MemtestResult r = tpu::run_memtest(config, mem);
+      std::cout << memtest_table(r);
+      if (!mem_json.empty()) write_text(mem_json, memtest_json(config, mem, r).dump(2) + "\n");
       return 0;
     }
     if (*assemble) {
