@@ -267,3 +267,45 @@ TEST(CliAssembly, CompileAsmDisasmRoundTrip) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(CliMemtest, StreamPrintsAndWritesJson) {
+  std::string json = temp_path("memtest.json");
+  Outcome o = tpusim("memtest --bytes 1048576 --json " + json);
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_NE(o.out.find("row hits"), std::string::npos) << o.out;
+  nlohmann::json r = nlohmann::json::parse(slurp(json));
+  EXPECT_EQ(r["result"]["bytes"].get<long>(), 1048576L);
+  EXPECT_EQ(r["result"]["preset"], "hbm2");
+  EXPECT_GT(r["result"]["efficiency"].get<double>(), 0.5);
+  EXPECT_LE(r["result"]["efficiency"].get<double>(), 1.0);
+}
+
+TEST(CliErrors, MemtestUnknownPattern) {
+  Outcome o = tpusim("memtest --pattern zigzag");
+  EXPECT_NE(o.exit_code, 0);
+  EXPECT_NE(o.err.find("zigzag"), std::string::npos) << o.err;
+}
+
+// TPU v1's central result: a large dense layer at small batch starves on weight bandwidth.
+// Batch 8 x 2048 x 2048 int8 on 256 x 256 at 700 MHz over 34 GB/s of DDR3: the 4 MiB of weights
+// take at least 4 MiB / (34.13 GB/s / 0.7 GHz) = 86k cycles, the MACs 33.6M / 65536 = 512
+// cycles, so the MXU spends nearly all of its time waiting for weight tiles.
+TEST(CliTpuV1, SmallBatchDenseIsMemoryBoundOnWeights) {
+  std::string path = write_temp(
+      "dense.json", R"({"name": "dense_b8", "input": [1, 1, 2048], "batch": 8,
+                        "layers": [{"name": "fc", "type": "dense", "units": 2048}]})");
+  nlohmann::json r = run_json("--timing-only --model " + path + config("tpu_v1.json"));
+  const auto& layer = r["layers"][0];
+  EXPECT_LT(layer["utilization"].get<double>(), 0.02);
+  double stalls = 0, weights = 0;
+  for (const auto& [cause, n] : layer["stall_cycles"].items()) {
+    stalls += n.get<double>();
+    if (cause == "weights") weights = n.get<double>();
+  }
+  EXPECT_GT(weights, 0.5 * stalls) << layer["stall_cycles"];
+  EXPECT_GT(weights, 0.5 * layer["cycles"].get<double>()) << layer["stall_cycles"];
+}
+
+}  // namespace
