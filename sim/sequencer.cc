@@ -138,7 +138,9 @@ void Sequencer::issue() {
             slots = width;
           }
           ++units_[std::size_t(Unit::kSequencer)].instructions;
-          if (LayerStats* l = layer(is.layer)) ++l->units[std::size_t(Unit::kSequencer)].instructions;
+          if (LayerStats* l = layer(is.layer)) {
+            ++l->units[std::size_t(Unit::kSequencer)].instructions;
+          }
           sems_.signal(inst.signal);
           if (inst.op == Opcode::kHalt) {
             halt_cycle_ = now;
