@@ -1,6 +1,7 @@
 #include "sim/sequencer.h"
 
 #include <algorithm>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -66,6 +67,7 @@ Sequencer::Sequencer(sc_core::sc_module_name name, const Config& config, const P
     : sc_module(name), config_(config), program_(program), clock_(clock), sems_(program) {
   layers_.resize(program.layers.size());
   layer_seen_.assign(program.layers.size(), false);
+  layer_begin_.assign(program.layers.size(), std::numeric_limits<Cycle>::max());
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     layers_[i].name = program.layers[i].name;
     layers_[i].kind = program.layers[i].kind;
@@ -225,8 +227,20 @@ void Sequencer::charge_stall(Unit unit, int layer_index, const std::string& caus
 }
 
 void Sequencer::started(Unit unit, const Issued& is, const StartTracker& tracker, Cycle start) {
+  LayerStats* l = layer(is.layer);
+  Cycle layer_begin = 0;
+  if (l) {
+    Cycle& begin = layer_begin_[std::size_t(is.layer)];
+    begin = std::min(begin, start);
+    layer_begin = begin;
+  }
   const std::string cause = tracker.cause(start);
-  if (!cause.empty()) charge_stall(unit, is.layer, cause, start - tracker.ready());
+  if (cause.empty()) return;
+  units_[std::size_t(unit)].stalls[cause] += start - tracker.ready();
+  // A layer is charged only the part of a stall inside its own span: an instruction issued
+  // ahead may wait while the previous layer still runs, and that time is not this layer's.
+  const Cycle from = std::max(tracker.ready(), layer_begin);
+  if (l && start > from) l->units[std::size_t(unit)].stalls[cause] += start - from;
 }
 
 void Sequencer::complete(Unit unit, const Issued& is, Cycle start, Cycle done, Cycle busy) {

@@ -19,7 +19,6 @@ namespace tpu {
 //   "sem:<name>"    waiting on a semaphore (named in the program, else "s<N>")
 //   "ub_port"       unified-buffer ports or banks taken by another unit
 //   "weight_buffer" MXU weight registers still in use by an earlier tile
-//   "hbm"           HBM channel back-pressure (queue full)
 //   "queue"         the sequencer could not issue (another unit's queue full)
 using StallMap = std::map<std::string, Cycle>;
 

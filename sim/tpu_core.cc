@@ -139,8 +139,8 @@ SimError as_sim_error(std::exception_ptr error) {
 }  // namespace
 
 RunResult simulate(const Config& config, const Program& program, const SimOptions& options) {
-  // The sc_stop note is info noise. (The banner is printed before sc_main; the environment
-  // variable SC_COPYRIGHT_MESSAGE=DISABLE hides it.)
+  // The sc_stop note is info noise. (The banner is printed before sc_main: the entry points
+  // set SC_COPYRIGHT_MESSAGE=DISABLE to hide it.)
   sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
   validate(config, program);
   std::unique_ptr<MachineState> state;
@@ -168,6 +168,7 @@ RunResult simulate(const Config& config, const Program& program, const SimOption
   result.simulated_ns = double(result.total_cycles) * config.period_ns();
   result.layers = seq.layers();
   result.units = seq.units();
+  core->hbm.settle_refresh();  // count the refreshes an idle device did up to the end
   result.hbm = core->hbm.stats();
   result.trace = std::move(seq.trace());
   if (!options.timing_only) result.hbm_final = std::move(state->hbm);
