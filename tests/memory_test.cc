@@ -554,5 +554,43 @@ TEST(Dma, HbmAddressErrorResponseRaisesSimError) {
   EXPECT_NE(b.error.find("address 16"), std::string::npos) << b.error;
 }
 
+// The DMA over a DRAM preset: same engine, real row timing behind the socket.
+TEST(DmaOnDram, LoadPaysActivateOnceThenStreamsColumnsOfTheOpenRow) {
+  DmaBench b("bench", tiny_config("hbm2"), tiny_program(256));
+  DmaEngine::Result r;
+  // 32 bytes from address 0: four 8-byte requests at cycles 2..5 (2.5, 3.75, 5, 6.25 ns), all
+  // inside DRAM burst 0 (channel 0, bank 0, row 0). They join the controller at DRAM edges
+  // 3, 4, 5, 7 (tCK 1 ns). ACT at 3; RDs at 3 + tRCD 14 = 17, then every tCCD_L 4 (same bank
+  // group): 21, 25, 29. The last data is done at 29 + CL 14 + burst 2 = 45 ns, seen at core
+  // cycle ceil(45 / 1.25) = 36 and written to the UB there: done = 37.
+  b.script = [&] { r = b.transfer_at(dma(Opcode::kDmaLoad, 0, 0, 32), 2); };
+  sc_core::sc_start();
+  EXPECT_EQ(b.error, "");
+  EXPECT_EQ(r.done, 37u);
+  EXPECT_EQ(r.hbm_read_bytes, 32u);
+  const HbmStats& s = b.hbm.stats();
+  EXPECT_EQ(s.requests, 4u);
+  EXPECT_EQ(s.channels[0].row_misses, 1u);
+  EXPECT_EQ(s.channels[0].row_hits, 3u);
+  EXPECT_DOUBLE_EQ(s.max_latency_ns, 45.0 - 6.25);  // the last request: 6.25 ns to 45 ns
+}
+
+TEST(DmaOnDram, StoreWritesItsBytesThroughTheChannel) {
+  const Program program = tiny_program(256);
+  std::vector<std::uint8_t> storage(program.hbm_image[0].bytes);  // what the channel holds
+  DmaBench b("bench", tiny_config("hbm2"), program, true, &storage);
+  // Load 32 bytes from 0 into rows 0..3, then store them to 128: the channel's own storage
+  // receives them (the write requests carry the data).
+  b.script = [&] {
+    const DmaEngine::Result load = b.transfer_at(dma(Opcode::kDmaLoad, 0, 0, 32), 0);
+    b.transfer_at(dma(Opcode::kDmaStore, 128, 0, 32), load.done);
+  };
+  sc_core::sc_start();
+  EXPECT_EQ(b.error, "");
+  for (int i = 0; i < 32; ++i) EXPECT_EQ(storage[128 + i], std::uint8_t(i * 7 + 3)) << i;
+  EXPECT_EQ(b.hbm.stats().write_bytes, 32u);
+  EXPECT_EQ(b.hbm.stats().channels[4].write_bytes, 32u);  // 128 / 32-byte bursts: channel 4
+}
+
 }  // namespace
 }  // namespace tpu

@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <functional>
 #include <string>
 #include <vector>
 
@@ -12,13 +11,10 @@
 
 #include <systemc>
 
-#include "sim/clock.h"
-#include "sim/dma_engine.h"
 #include "sim/dram/dram_spec.h"
 #include "sim/hbm_channel.h"
 #include "sim/memtest.h"
 #include "sim/tpu_core.h"
-#include "sim/unified_buffer.h"
 
 namespace tpu {
 namespace {
@@ -145,117 +141,6 @@ TEST(Memtest, RejectsBadOptions) {
   MemtestOptions o;
   o.pattern = "zigzag";
   EXPECT_THROW(run_memtest(dram_config("hbm2"), o), SimError);
-}
-
-// 8 x 8 array, UB rows of 8 bytes, HBM bursts of 8 bytes at 800 MHz (1.25 ns), on hbm2.
-Config tiny_dram_config() {
-  Config c;
-  c.clock_mhz = 800.0;
-  c.array.rows = 8;
-  c.array.cols = 8;
-  c.ub.capacity_bytes = 64 * 8;
-  c.ub.banks = 4;
-  c.hbm.preset = "hbm2";
-  c.hbm.burst_bytes = 8;
-  c.hbm.max_outstanding = 4;
-  c.hbm.capacity_bytes = 4096;
-  return c;
-}
-
-Program tiny_program(std::uint64_t hbm_bytes) {
-  Program p;
-  p.dtype = DataType::kInt8;
-  p.array_rows = 8;
-  p.array_cols = 8;
-  p.hbm_bytes = hbm_bytes;
-  HbmSegment seg;
-  seg.name = "pattern";
-  for (std::uint64_t i = 0; i < hbm_bytes; ++i) seg.bytes.push_back(std::uint8_t(i * 7 + 3));
-  p.hbm_image.push_back(seg);
-  return p;
-}
-
-Instruction dma(Opcode op, std::uint64_t hbm_addr, std::uint32_t ub_row, std::uint16_t elems) {
-  Instruction inst;
-  inst.op = op;
-  inst.dma.hbm_addr = hbm_addr;
-  inst.dma.ub_row = ub_row;
-  inst.dma.elems = elems;
-  inst.dma.pack = 8;
-  return inst;
-}
-
-// UB + HBM channel (own storage) + DMA engine, driven by one scripted thread.
-struct DmaBench : sc_core::sc_module {
-  DmaBench(sc_core::sc_module_name name, const Config& c, const Program& program)
-      : sc_module(name),
-        config(c),
-        clock(c.period_ns()),
-        state(config, program, true),
-        storage(state.hbm),
-        ub("ub", config, DataType::kInt8),
-        hbm("hbm", config, &storage),
-        engine("dma", config, clock, ub, &state) {
-    engine.hbm_socket.bind(hbm.socket);
-    SC_HAS_PROCESS(DmaBench);
-    SC_THREAD(run);
-  }
-  void run() {
-    try {
-      script();
-    } catch (const SimError& e) {
-      error = e.what();
-    }
-  }
-  DmaEngine::Result transfer_at(const Instruction& inst, Cycle start) {
-    sc_core::wait(clock.until(start));
-    return engine.transfer(inst, start);
-  }
-
-  Config config;
-  Clock clock;
-  MachineState state;
-  std::vector<std::uint8_t> storage;  // what the channel holds and moves
-  UnifiedBuffer ub;
-  HbmChannel hbm;
-  DmaEngine engine;
-  std::function<void()> script;
-  std::string error;
-};
-
-TEST(DmaOnDram, LoadPaysActivateOnceThenStreamsColumnsOfTheOpenRow) {
-  DmaBench b("bench", tiny_dram_config(), tiny_program(256));
-  DmaEngine::Result r;
-  // 32 bytes from address 0: four 8-byte requests at cycles 2..5 (2.5, 3.75, 5, 6.25 ns), all
-  // inside DRAM burst 0 (channel 0, bank 0, row 0). They join the controller at DRAM edges
-  // 3, 4, 5, 7 (tCK 1 ns). ACT at 3; RDs at 3 + tRCD 14 = 17, then every tCCD_L 4 (same bank
-  // group): 21, 25, 29. The last data is done at 29 + CL 14 + burst 2 = 45 ns, seen at core
-  // cycle ceil(45 / 1.25) = 36 and written to the UB there: done = 37.
-  b.script = [&] { r = b.transfer_at(dma(Opcode::kDmaLoad, 0, 0, 32), 2); };
-  sc_core::sc_start();
-  EXPECT_EQ(b.error, "");
-  EXPECT_EQ(r.done, 37u);
-  EXPECT_EQ(r.hbm_read_bytes, 32u);
-  const HbmStats& s = b.hbm.stats();
-  EXPECT_EQ(s.requests, 4u);
-  EXPECT_EQ(s.channels[0].row_misses, 1u);
-  EXPECT_EQ(s.channels[0].row_hits, 3u);
-  EXPECT_DOUBLE_EQ(s.max_latency_ns, 45.0 - 6.25);  // the last request: 6.25 ns to 45 ns
-}
-
-TEST(DmaOnDram, StoreWritesItsBytesThroughTheChannel) {
-  DmaBench b("bench", tiny_dram_config(), tiny_program(256));
-  // Load 32 bytes from 0 into rows 0..3, then store them to 128: the channel's own storage
-  // receives them (the write requests carry the data).
-  b.script = [&] {
-    const DmaEngine::Result load = b.transfer_at(dma(Opcode::kDmaLoad, 0, 0, 32), 0);
-    b.transfer_at(dma(Opcode::kDmaStore, 128, 0, 32), load.done);
-  };
-  sc_core::sc_start();
-  EXPECT_EQ(b.error, "");
-  for (int i = 0; i < 32; ++i) EXPECT_EQ(b.storage[128 + i], std::uint8_t(i * 7 + 3)) << i;
-  EXPECT_EQ(b.hbm.stats().write_bytes, 32u);
-  EXPECT_EQ(b.hbm.stats().channels[4].write_bytes, 32u);  // 128 / 32-byte bursts: channel 4
 }
 
 }  // namespace

@@ -12,16 +12,6 @@ namespace {
 constexpr std::size_t kPayloadByte = 6;
 constexpr unsigned kPayloadBits = (kInstructionBytes - kPayloadByte) * 8;
 
-std::string hex(std::uint64_t v) {
-  static const char* digits = "0123456789abcdef";
-  std::string s;
-  do {
-    s.insert(s.begin(), digits[v & 15]);
-    v >>= 4;
-  } while (v != 0);
-  return "0x" + s;
-}
-
 // Appends fields to the payload, least significant bit first.
 class BitWriter {
  public:
@@ -73,6 +63,17 @@ std::uint8_t valid_flags(Opcode op) { return op == Opcode::kMatmul ? kFlagAccumu
 bool valid_opcode(std::uint8_t b) { return b <= std::uint8_t(Opcode::kPool); }
 
 }  // namespace
+
+std::string hex(std::uint64_t v) {
+  static const char* digits = "0123456789abcdef";
+  std::string s;
+  do {
+    s.insert(s.begin(), digits[v & 15]);
+    v >>= 4;
+  } while (v != 0);
+  return "0x" + s;
+}
+
 
 Unit unit_of(Opcode op) {
   switch (op) {

@@ -110,4 +110,7 @@ Instruction decode(const EncodedInstruction& bytes);
 
 const char* mnemonic(Opcode op);
 
+// "0x" and lower-case hex digits, for addresses in messages.
+std::string hex(std::uint64_t v);
+
 }  // namespace tpu

@@ -11,16 +11,6 @@
 namespace tpu {
 namespace {
 
-std::string hex(std::uint64_t v) {
-  static const char* digits = "0123456789abcdef";
-  std::string s;
-  do {
-    s.insert(s.begin(), digits[v & 15]);
-    v >>= 4;
-  } while (v != 0);
-  return "0x" + s;
-}
-
 [[noreturn]] void fail(const char* op, const std::string& what) {
   throw std::out_of_range(std::string(op) + ": " + what);
 }
