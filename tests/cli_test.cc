@@ -309,3 +309,28 @@ TEST(CliTpuV1, SmallBatchDenseIsMemoryBoundOnWeights) {
 }
 
 }  // namespace
+
+namespace {
+
+// Every instruction a unit executed appears once on its unit's track, inside the run.
+TEST(CliRun, TimelineHasEveryInstruction) {
+  std::string trace = temp_path("trace.json");
+  nlohmann::json r = run_json("--trace " + trace + model("mlp.json"));
+  nlohmann::json t = nlohmann::json::parse(slurp(trace));
+  std::size_t slices = 0;
+  double end_us = 0;
+  for (const auto& e : t["traceEvents"]) {
+    if (e["ph"] != "X") continue;
+    ++slices;
+    EXPECT_GE(e["dur"].get<double>(), 0.0);
+    end_us = std::max(end_us, e["ts"].get<double>() + e["dur"].get<double>());
+  }
+  std::size_t instructions = 0;
+  for (const auto& l : r["layers"])
+    for (const char* unit : {"dma", "weight_load", "matmul", "vector"})
+      instructions += l["units"][unit]["instructions"].get<std::size_t>();
+  EXPECT_EQ(slices, instructions);
+  EXPECT_LE(end_us, r["total"]["latency_us"].get<double>() + 1e-9);
+}
+
+}  // namespace

@@ -22,6 +22,7 @@
 #include "tools/compiler/model.h"
 #include "tools/report/check.h"
 #include "tools/report/report.h"
+#include "tools/report/timeline.h"
 
 namespace {
 
@@ -98,7 +99,8 @@ struct ModelOptions {
 };
 
 int run_command(const ModelOptions& opts, const std::string& fidelity, bool check,
-                const std::string& json_path, const std::string& csv_path, bool quiet) {
+                const std::string& json_path, const std::string& csv_path,
+                const std::string& trace_path, bool quiet) {
   if (check && opts.timing_only)
     throw UsageError("--check compares data values, which --timing-only skips; drop one");
   tpu::Config config = opts.config();
@@ -110,6 +112,7 @@ int run_command(const ModelOptions& opts, const std::string& fidelity, bool chec
   tpu::SimOptions sim;
   sim.fidelity = fidelity == "pe" ? tpu::Fidelity::kPe : tpu::Fidelity::kFast;
   sim.timing_only = opts.timing_only;
+  sim.trace = !trace_path.empty();
   auto t0 = std::chrono::steady_clock::now();
   tpu::RunResult result = tpu::simulate(config, program, sim);
   double host_seconds =
@@ -129,6 +132,8 @@ int run_command(const ModelOptions& opts, const std::string& fidelity, bool chec
   if (!json_path.empty())
     write_text(json_path, tpu::report_json(config, program, result, checked, info).dump(2) + "\n");
   if (!csv_path.empty()) write_text(csv_path, tpu::report_csv(config, program, result));
+  if (!trace_path.empty())
+    write_text(trace_path, tpu::timeline_json(config, program, result).dump() + "\n");
   return check && !check_result.passed ? 2 : 0;
 }
 
@@ -193,7 +198,7 @@ int sc_main(int argc, char* argv[]) {
   app.set_version_flag("--version", "tpusim 0.1");
 
   ModelOptions run_opts;
-  std::string fidelity = "fast", json_path, csv_path;
+  std::string fidelity = "fast", json_path, csv_path, trace_path;
   bool check = false, quiet = false;
   CLI::App* run = app.add_subcommand(
       "run", "Compile a model for a config, simulate it and print the per-layer report");
@@ -206,6 +211,9 @@ int sc_main(int argc, char* argv[]) {
                 "Compare every layer's output with the plain C++ reference (exit 2 on mismatch)");
   run->add_option("--json", json_path, "Write the report as JSON to this file");
   run->add_option("--csv", csv_path, "Write one CSV row per layer to this file");
+  run->add_option("--trace", trace_path,
+                  "Write a timeline of every instruction on every unit (Chrome trace JSON, "
+                  "opens in Perfetto)");
   run->add_flag("--quiet,-q", quiet, "Do not print the report table");
 
   ModelOptions compile_opts;
@@ -263,7 +271,7 @@ int sc_main(int argc, char* argv[]) {
   }
 
   try {
-    if (*run) return run_command(run_opts, fidelity, check, json_path, csv_path, quiet);
+    if (*run) return run_command(run_opts, fidelity, check, json_path, csv_path, trace_path, quiet);
     if (*compile) {
       tpu::CompileOptions copts;
       copts.timing_only = compile_opts.timing_only;
