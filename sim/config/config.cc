@@ -202,7 +202,7 @@ std::string nearest_path(const std::string& path) {
 
 std::string describe_value(const json& value) {
   std::string text = value.dump();
-  if (text.size() > 40) text = text.substr(0, 37) + "...";
+  if (text.size() > 40) text.replace(37, std::string::npos, "...");
   return std::string(value.type_name()) + " " + text;
 }
 
