@@ -50,12 +50,10 @@ Cycle MatrixUnit::wait_buffer_free(const Issued& is) {
 void MatrixUnit::weight_loader() {
   try {
     for (;;) {
-      Cycle ready = 0;
-      const Issued is = seq_.take(Unit::kWeightLoad, ready);
+      Sequencer::Dispatch d = seq_.next(Unit::kWeightLoad, state_);
+      const Issued& is = d.is;
       const Instruction& inst = *is.inst;
-      StartTracker tracker(ready);
-      seq_.acquire(Unit::kWeightLoad, is, tracker);
-      seq_.check(state_, is);
+      StartTracker& tracker = d.tracker;
       tracker.satisfied("weight_buffer", wait_buffer_free(is));
 
       UbRequest req;
@@ -97,12 +95,10 @@ void MatrixUnit::matmul() {
   try {
     const Cycle r = config_.array.rows;
     for (;;) {
-      Cycle ready = 0;
-      const Issued is = seq_.take(Unit::kMatmul, ready);
+      Sequencer::Dispatch d = seq_.next(Unit::kMatmul, state_);
+      const Issued& is = d.is;
       const Instruction& inst = *is.inst;
-      StartTracker tracker(ready);
-      seq_.acquire(Unit::kMatmul, is, tracker);
-      seq_.check(state_, is);
+      StartTracker& tracker = d.tracker;
 
       const std::string tile = "weights (tile " + std::to_string(is.tile) + " loaded)";
       while (load_done_base_ + load_done_.size() <= is.tile) {

@@ -184,6 +184,14 @@ void Sequencer::issue() {
   }
 }
 
+Sequencer::Dispatch Sequencer::next(Unit unit, const MachineState& state) {
+  Cycle ready = 0;
+  Dispatch d{take(unit, ready), StartTracker(ready)};
+  acquire(unit, d.is, d.tracker);
+  check(state, d.is);
+  return d;
+}
+
 Issued Sequencer::take(Unit unit, Cycle& ready) {
   UnitQueue& q = queues_[std::size_t(unit)];
   q.has_current = false;

@@ -93,11 +93,14 @@ class Sequencer : public sc_core::sc_module {
   const Program& program() const { return program_; }
 
   // --- for the units' threads ---
-  // Blocks until `unit` has an instruction, takes it and returns it with its tracker's ready
-  // cycle (max(issue, now)). Records it as the unit's current instruction.
-  Issued take(Unit unit, Cycle& ready);
-  // Blocks until the semaphores in the instruction's wait mask are acquired.
-  void acquire(Unit unit, const Issued& is, StartTracker& tracker);
+  // The front of every unit's loop: blocks until `unit` has an instruction and takes it (its
+  // tracker starts at the ready cycle, max(issue, now)), then blocks until the semaphores in
+  // its wait mask are acquired, and checks its addresses against `state`.
+  struct Dispatch {
+    Issued is;
+    StartTracker tracker;
+  };
+  Dispatch next(Unit unit, const MachineState& state);
   // Describes what `unit` is blocked on, for deadlock reports ("" when it is running).
   void set_waiting(Unit unit, std::string what);
   // Records the start of an instruction (stall charge) on `unit`.
@@ -109,8 +112,6 @@ class Sequencer : public sc_core::sc_module {
   void at(Cycle at, std::function<void()> action);
   // Waits in the calling thread until cycle c has begun.
   void wait_until(Cycle c);
-  // check_bounds(), raising SimError that names the instruction.
-  void check(const MachineState& state, const Issued& is) const;
   // Records an exception raised in a unit and stops the simulation.
   void fail(std::exception_ptr error);
 
@@ -150,6 +151,10 @@ class Sequencer : public sc_core::sc_module {
     bool operator>(const Timed& o) const { return at != o.at ? at > o.at : seq > o.seq; }
   };
 
+  Issued take(Unit unit, Cycle& ready);
+  void acquire(Unit unit, const Issued& is, StartTracker& tracker);
+  // check_bounds(), raising SimError that names the instruction.
+  void check(const MachineState& state, const Issued& is) const;
   void issue();        // SC_THREAD
   void fire_timed();   // SC_METHOD on timed_event_
   bool queue_full(Unit unit, Cycle now) const;

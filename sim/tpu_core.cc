@@ -32,11 +32,9 @@ class DmaUnit : public sc_core::sc_module {
   void run() {
     try {
       for (;;) {
-        Cycle ready = 0;
-        const Issued is = seq_.take(Unit::kDma, ready);
-        StartTracker tracker(ready);
-        seq_.acquire(Unit::kDma, is, tracker);
-        seq_.check(state_, is);
+        Sequencer::Dispatch d = seq_.next(Unit::kDma, state_);
+        const Issued& is = d.is;
+        StartTracker& tracker = d.tracker;
         const Cycle start = seq_.clock().now();
         seq_.started(Unit::kDma, is, tracker, start);
         seq_.set_waiting(Unit::kDma, "hbm");

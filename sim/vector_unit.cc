@@ -34,12 +34,10 @@ void VectorUnit::run() {
   try {
     const std::uint64_t lanes = config_.vector.lanes;
     for (;;) {
-      Cycle ready = 0;
-      const Issued is = seq_.take(Unit::kVector, ready);
+      Sequencer::Dispatch d = seq_.next(Unit::kVector, state_);
+      const Issued& is = d.is;
       const Instruction& inst = *is.inst;
-      StartTracker tracker(ready);
-      seq_.acquire(Unit::kVector, is, tracker);
-      seq_.check(state_, is);
+      StartTracker& tracker = d.tracker;
       const Cycle v = seq_.clock().now();
       seq_.started(Unit::kVector, is, tracker, v);
       Cycle done = v;
