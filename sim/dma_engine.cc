@@ -83,7 +83,7 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
     std::deque<UbRequest> writes;
     auto retire_granted = [&] {
       while (!writes.empty() && writes.front().granted) {
-        res.done = std::max(res.done, writes.front().start + writes.front().count);
+        res.done = std::max(res.done, writes.front().end);
         writes.pop_front();
       }
     };
@@ -93,6 +93,7 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
                    UbRequest& w = writes.emplace_back();
                    w.client = UbClient::kDma;
                    w.write = true;
+                   w.contiguous = false;
                    w.first_row = bursts[i].first_row;
                    w.count = std::uint32_t(bursts[i].last_row - bursts[i].first_row + 1);
                    w.earliest = r;
@@ -109,6 +110,7 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
       UbRequest& r = reads.emplace_back();
       r.client = UbClient::kDma;
       r.write = false;
+      r.contiguous = false;
       r.first_row = d.ub_row + std::uint64_t(g) * d.ub_stride;
       r.stride = one_burst && rows_per_group == 1 ? d.ub_stride : 1;
       r.count = std::uint32_t(one_burst ? d.groups * rows_per_group : rows_per_group);
@@ -120,8 +122,9 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
     std::vector<Cycle> ready(bursts.size());
     for (std::size_t i = 0; i < bursts.size(); ++i) {
       const Burst& b = bursts[i];
-      const Cycle read = one_burst ? reads[0].start + b.group * rows_per_group + b.last_in_group
-                                   : reads[b.group].start + b.last_in_group;
+      const Cycle read =
+          one_burst ? reads[0].access_cycle(std::uint32_t(b.group * rows_per_group + b.last_in_group))
+                    : reads[b.group].access_cycle(std::uint32_t(b.last_in_group));
       ready[i] = read + 1;
     }
     Cycle last_response = start;

@@ -78,6 +78,13 @@ void UnifiedBuffer::arbitrate() {
 
   for (UbRequest* r : batch) {
     Cycle s = std::max(r->earliest, cycle);
+    if (!r->contiguous) {
+      place_spread(*r, s);
+      r->granted = true;
+      (r->write ? writes_ : reads_) += r->count;
+      r->done.notify();
+      continue;
+    }
     for (;;) {
       bool port_full = false;
       const std::uint32_t j = first_conflict(*r, s, port_full);
@@ -89,6 +96,7 @@ void UnifiedBuffer::arbitrate() {
     reserve(*r, s);
     r->granted = true;
     r->start = s;
+    r->end = s + r->count;
     (r->write ? writes_ : reads_) += r->count;
     r->done.notify();
   }
@@ -137,6 +145,33 @@ void UnifiedBuffer::reserve(const UbRequest& r, Cycle s) {
     bank += step;
     if (bank >= banks_) bank -= banks_;
   }
+}
+
+void UnifiedBuffer::place_spread(UbRequest& r, Cycle from) {
+  const std::uint32_t ports = r.write ? config_.ub.write_ports : config_.ub.read_ports;
+  const std::uint64_t step = r.stride % banks_;
+  std::uint64_t bank = r.first_row % banks_;
+  r.cycles.resize(r.count);
+  Cycle c = from;
+  for (std::uint32_t j = 0; j < r.count; ++j, ++c) {
+    for (;; ++c) {
+      extend_to(c + 1);  // may reallocate the calendar: index it only after this
+      const std::size_t i = slot_index(c);
+      std::uint32_t& used = (r.write ? writes_used_ : reads_used_)[i];
+      std::uint64_t& word = bank_busy_[i * bank_words_ + bank / 64];
+      const std::uint64_t bit = std::uint64_t(1) << (bank % 64);
+      if (used < ports && !(word & bit)) {
+        ++used;
+        word |= bit;
+        break;
+      }
+    }
+    r.cycles[j] = c;
+    bank += step;
+    if (bank >= banks_) bank -= banks_;
+  }
+  r.start = r.count > 0 ? r.cycles.front() : from;
+  r.end = r.count > 0 ? r.cycles.back() + 1 : from;
 }
 
 void UnifiedBuffer::advance_to(Cycle c) {

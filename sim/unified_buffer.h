@@ -4,23 +4,26 @@
 // (row r in bank r % banks) each serving one access per cycle.
 //
 // Timing contract. Units ask for a burst: `count` accesses of one kind to rows
-// first_row, first_row + stride, ... in consecutive cycles, starting no earlier than cycle
-// `earliest`. Requests made during cycle t are arbitrated together at t + 1/2 cycle in fixed
+// first_row, first_row + stride, ..., starting no earlier than cycle `earliest`, either in
+// consecutive cycles (the MXU, whose array cannot pause) or spread around conflicts (buffered
+// readers and writers: the DMA engine and the vector unit). Requests made during cycle t are arbitrated together at t + 1/2 cycle in fixed
 // priority (MXU input stream, weight loader, vector unit, DMA; then request order), so the
-// outcome never depends on the order SystemC happens to run processes within a cycle. Each
-// burst is granted the earliest start s >= max(earliest, t) at which every one of its cycles
-// has a free port of its kind and a free bank; later requests cannot move an earlier grant.
+// outcome never depends on the order SystemC happens to run processes within a cycle. Later
+// requests cannot move an earlier grant.
 //
 // Exact rules as implemented:
 // - A request made at time T is arbitrated at the first instant c + 1/2 strictly after T, so
 //   one made at a whole-cycle instant t (the normal case) is arbitrated at t + 1/2 and one made
 //   at or after t + 1/2 joins the arbitration of cycle t + 1. Its start is >= that cycle.
 // - Within one arbitration, requests are granted in UbClient order, then in request order.
-// - Access j (0 <= j < count) of a burst started at s happens in cycle s + j, on row
-//   first_row + j * stride, bank (first_row + j * stride) % ub.banks. It needs one of the
-//   cycle's ub.read_ports (or ub.write_ports) and its bank, which serves one access per cycle
-//   whether read or write.
-// - req.granted/req.start are set and req.done is notified (immediately) at the arbitration
+// - Access j (0 <= j < count) is to row first_row + j * stride, bank
+//   (first_row + j * stride) % ub.banks. It needs one of its cycle's ub.read_ports (or
+//   ub.write_ports) and its bank, which serves one access per cycle whether read or write.
+// - Contiguous bursts: access j happens in cycle s + j for the earliest start s that fits
+//   them all. Spread bursts (contiguous = false): access 0 takes the first cycle >=
+//   max(earliest, t) that fits it, access j the first cycle after access j - 1 that fits it;
+//   start/end are the first access and one past the last, `cycles` holds each one.
+// - req.granted/start/end are set and req.done is notified (immediately) at the arbitration
 //   instant; reads()/writes() count granted row accesses. A burst of count 0 is granted at
 //   max(earliest, t) and reserves nothing.
 // - A row outside the buffer raises SimError from request().
@@ -45,10 +48,19 @@ struct UbRequest {
   std::uint64_t stride = 1;
   std::uint32_t count = 1;
   Cycle earliest = 0;
+  // true: the accesses take consecutive cycles (the MXU's input stream and weight shifts).
+  // false: a buffered reader or writer (DMA engine, vector unit); each access takes the
+  // earliest cycle after the previous one with a free port and bank, so a conflict costs that
+  // access a cycle instead of moving the whole burst.
+  bool contiguous = true;
   // Filled by the arbiter:
   bool granted = false;
-  Cycle start = 0;         // first access cycle; accesses at start .. start + count - 1
-  sc_core::sc_event done;  // notified at the arbitration instant (t + 1/2)
+  Cycle start = 0;            // cycle of the first access
+  Cycle end = 0;              // one past the cycle of the last access
+  std::vector<Cycle> cycles;  // !contiguous: the cycle of every access
+  sc_core::sc_event done;     // notified at the arbitration instant (t + 1/2)
+
+  Cycle access_cycle(std::uint32_t j) const { return contiguous ? start + j : cycles[j]; }
 };
 
 class UnifiedBuffer : public sc_core::sc_module {
@@ -69,6 +81,8 @@ class UnifiedBuffer : public sc_core::sc_module {
   // when the burst fits); `port_full` tells which.
   std::uint32_t first_conflict(const UbRequest& r, Cycle s, bool& port_full) const;
   void reserve(const UbRequest& r, Cycle s);
+  // Places the accesses of a !contiguous request one by one from cycle `from`.
+  void place_spread(UbRequest& r, Cycle from);
   // Drops calendar cycles before `c` and makes room for cycles up to `end` (exclusive).
   void advance_to(Cycle c);
   void extend_to(Cycle end);

@@ -15,11 +15,12 @@ VectorUnit::VectorUnit(sc_core::sc_module_name name, const Config& config, Seque
   SC_THREAD(run);
 }
 
-Cycle VectorUnit::burst(bool write, std::uint64_t first_row, std::uint32_t count,
-                        Cycle earliest) {
+VectorUnit::Span VectorUnit::burst(bool write, std::uint64_t first_row, std::uint32_t count,
+                                   Cycle earliest) {
   UbRequest req;
   req.client = UbClient::kVector;
   req.write = write;
+  req.contiguous = false;
   req.first_row = first_row;
   req.count = count;
   req.earliest = earliest;
@@ -27,7 +28,7 @@ Cycle VectorUnit::burst(bool write, std::uint64_t first_row, std::uint32_t count
   seq_.set_waiting(Unit::kVector, "ub_port");
   wait(req.done);
   seq_.set_waiting(Unit::kVector, "");
-  return req.start;
+  return {req.start, req.end};
 }
 
 void VectorUnit::run() {
@@ -44,9 +45,9 @@ void VectorUnit::run() {
       if (inst.op == Opcode::kActivate) {
         if (functional_) exec_activate(state_, inst);
         const std::uint64_t m = inst.rows, c = ceil_div(inst.cols, lanes);
-        const Cycle w =
-            burst(true, inst.ub_row, inst.rows, v + config_.vector.activate_latency + m * (c - 1));
-        done = w + m;
+        done = burst(true, inst.ub_row, inst.rows,
+                     v + config_.vector.activate_latency + m * (c - 1))
+                   .end;
         seq_.add_traffic(is.layer, 0, 0, 0, m);
       } else {
         if (functional_) exec_pool(state_, inst);
@@ -54,10 +55,10 @@ void VectorUnit::run() {
         const std::uint64_t in = std::uint64_t(inst.in_h) * inst.in_w;
         const std::uint64_t out = ((inst.in_h - k) / inst.stride + 1) *
                                   ((inst.in_w - k) / inst.stride + 1);
-        const Cycle r = burst(false, inst.ub_row, std::uint32_t(in), v);
-        const Cycle w = burst(true, inst.dst_row, std::uint32_t(out),
-                              r + std::max(in, out * k * k * c) + config_.vector.pool_latency);
-        done = w + out;
+        const Span r = burst(false, inst.ub_row, std::uint32_t(in), v);
+        const Cycle compared = std::max(r.end, r.start + std::max(in, out * k * k * c));
+        done = burst(true, inst.dst_row, std::uint32_t(out), compared + config_.vector.pool_latency)
+                   .end;
         seq_.add_traffic(is.layer, 0, 0, in, out);
       }
       seq_.complete(Unit::kVector, is, v, done, done - v);

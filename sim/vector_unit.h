@@ -4,14 +4,16 @@
 //
 // Timing contract (sim/README.md, "Vector unit"), starting in cycle v (semaphores acquired,
 // unit free):
-// - ACTIVATE of M rows x N columns, c = ceil(N / vector.lanes): in cycle v it requests a UB
-//   write burst of M rows no earlier than v + vector.activate_latency + M * (c - 1), granted
-//   at w; completes at w + M.
+// - ACTIVATE of M rows x N columns, c = ceil(N / vector.lanes): in cycle v it requests M UB
+//   row writes (spread: each at the first free port and bank) no earlier than
+//   v + vector.activate_latency + M * (c - 1); completes the cycle after the last write
+//   (w + M when nothing conflicts, w the first write).
 // - POOL over H x W input rows, OH x OW outputs, k x k window, c = ceil(channels / lanes): in
-//   cycle v a read burst of H * W rows no earlier than v, granted at r; as soon as that grant
-//   is known (v + 1/2, so it joins the arbitration of cycle v + 1) a write burst of OH * OW
-//   rows no earlier than r + max(H * W, OH * OW * k * k * c) + vector.pool_latency, granted
-//   at w; completes at w + OH * OW.
+//   cycle v H * W spread row reads no earlier than v, the first at r, the last ending at r_end;
+//   as soon as that grant is known (v + 1/2, so it joins the arbitration of cycle v + 1)
+//   OH * OW spread row writes no earlier than
+//   max(r_end, r + max(H * W, OH * OW * k * k * c)) + vector.pool_latency; completes the
+//   cycle after the last write.
 // - The unit is free again at the completion; busy cycles = completion - v. Data moves at v
 //   with exec_activate / exec_pool (none in timing-only runs).
 #include <systemc>
@@ -30,8 +32,11 @@ class VectorUnit : public sc_core::sc_module {
 
  private:
   void run();  // SC_THREAD
-  // Requests a burst and waits for its grant; returns the first access cycle.
-  Cycle burst(bool write, std::uint64_t first_row, std::uint32_t count, Cycle earliest);
+  struct Span {
+    Cycle start, end;  // first access, one past the last
+  };
+  // Requests a burst of spread accesses and waits for its grant.
+  Span burst(bool write, std::uint64_t first_row, std::uint32_t count, Cycle earliest);
 
   const Config& config_;
   Sequencer& seq_;

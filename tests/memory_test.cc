@@ -179,6 +179,33 @@ TEST(UnifiedBuffer, BankConflictDelaysByOneCycleAndOnlyThatBank) {
   EXPECT_EQ(b.ub.writes(), 2u);
 }
 
+// Spread accesses step around conflicts one access at a time; a contiguous burst cannot.
+// tiny_config: 4 banks, one read and one write port. The MXU streams rows 0, 4, ..., 28
+// (stride 4, all bank 0) in cycles 0..7. A spread DMA write of rows 1..8 (banks 1,2,3,0,...)
+// from cycle 0: rows 1..3 take cycles 0..2; row 4 (bank 0) waits until bank 0 is free, cycle 8;
+// rows 5..8 follow in 9..12: end 13. Eight more writes (rows 33..40) as one contiguous burst
+// need eight consecutive cycles of the single write port: 3..7 is too short, so 13..20.
+TEST(UnifiedBuffer, SpreadAccessesStepAroundConflictsContiguousBurstsWait) {
+  UbBench b("bench", tiny_config("ideal"));
+  std::vector<std::unique_ptr<UbRequest>> reqs;
+  b.script = [&] {
+    b.ub.request(make(reqs, UbClient::kMatmul, false, 0, 8, 0, 4));
+    UbRequest& spread = make(reqs, UbClient::kDma, true, 1, 8, 0);
+    spread.contiguous = false;
+    b.ub.request(spread);
+    b.ub.request(make(reqs, UbClient::kDma, true, 33, 8, 0));
+    sc_core::wait(reqs[0]->done);
+  };
+  sc_core::sc_start();
+  EXPECT_EQ(reqs[0]->start, 0u);
+  EXPECT_EQ(reqs[0]->end, 8u);
+  EXPECT_EQ(reqs[1]->cycles, (std::vector<Cycle>{0, 1, 2, 8, 9, 10, 11, 12}));
+  EXPECT_EQ(reqs[1]->start, 0u);
+  EXPECT_EQ(reqs[1]->end, 13u);
+  EXPECT_EQ(reqs[2]->start, 13u);
+  EXPECT_EQ(reqs[2]->end, 21u);
+}
+
 TEST(UnifiedBuffer, PortLimitPerCycle) {
   Config c = tiny_config("ideal");
   c.ub.read_ports = 2;

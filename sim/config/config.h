@@ -33,8 +33,8 @@ struct MxuConfig {
 
 struct UnifiedBufferConfig {
   std::uint64_t capacity_bytes = 16ull << 20;
-  std::uint32_t banks = 8;        // row r lives in bank r % banks; a bank serves one access a cycle
-  std::uint32_t read_ports = 1;   // row reads per cycle
+  std::uint32_t banks = 32;       // row r lives in bank r % banks; a bank serves one access a cycle
+  std::uint32_t read_ports = 2;   // row reads per cycle
   std::uint32_t write_ports = 1;  // row writes per cycle
 };
 
