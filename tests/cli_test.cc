@@ -334,3 +334,31 @@ TEST(CliRun, TimelineHasEveryInstruction) {
 }
 
 }  // namespace
+
+namespace {
+
+// A compiled binary program runs on its own, checks out, and takes the cycles its model took.
+TEST(CliProgram, CompiledBinaryRunsLikeItsModel) {
+  std::string bin = temp_path("mlp.tpuprog");
+  ASSERT_EQ(tpusim("compile" + model("mlp.json") + " -o " + temp_path("mlp.asm") + " -b " + bin)
+                .exit_code,
+            0);
+  nlohmann::json from_model = run_json(model("mlp.json"));
+  nlohmann::json from_program = run_json("--check --program " + bin);
+  EXPECT_TRUE(from_program["check"]["passed"].get<bool>());
+  EXPECT_EQ(from_program["total"]["cycles"], from_model["total"]["cycles"]);
+}
+
+TEST(CliErrors, ProgramWithoutExpectedOutputsCannotBeChecked) {
+  std::string asm_path = temp_path("mlp.asm");
+  ASSERT_EQ(tpusim("compile" + model("mlp.json") + " -o " + asm_path).exit_code, 0);
+  expect_one_line_error(tpusim("run --check --program " + asm_path), {asm_path, "--check"});
+}
+
+TEST(CliErrors, ProgramAndModelTogetherAreRefused) {
+  Outcome o = tpusim("run --program x.asm" + model("mlp.json"));
+  EXPECT_NE(o.exit_code, 0);
+  EXPECT_NE(o.err.find("--model"), std::string::npos) << o.err;
+}
+
+}  // namespace

@@ -1,4 +1,5 @@
 // The `tpusim` command line: run, compile, memtest, asm, disasm.
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
@@ -98,16 +99,45 @@ struct ModelOptions {
   }
 };
 
-int run_command(const ModelOptions& opts, const std::string& fidelity, bool check,
-                const std::string& json_path, const std::string& csv_path,
-                const std::string& trace_path, bool quiet) {
+// A program file is the binary container if it starts with its magic, else assembly text.
+tpu::Program load_program(const std::string& path) {
+  return in_file(path, [&] {
+    std::vector<std::uint8_t> bytes = read_bytes(path);
+    static const std::string kMagic("TPUPROG", 7);
+    if (bytes.size() >= kMagic.size() && std::equal(kMagic.begin(), kMagic.end(), bytes.begin()))
+      return tpu::deserialize(bytes);
+    return tpu::parse_assembly(std::string(bytes.begin(), bytes.end()));
+  });
+}
+
+bool has_expected_outputs(const tpu::Program& program) {
+  for (const tpu::LayerInfo& l : program.layers)
+    if (!l.expected_int8.empty() || !l.expected_fp32.empty()) return true;
+  return false;
+}
+
+int run_command(const ModelOptions& opts, const std::string& program_path,
+                const std::string& fidelity, bool check, const std::string& json_path,
+                const std::string& csv_path, const std::string& trace_path, bool quiet) {
   if (check && opts.timing_only)
     throw UsageError("--check compares data values, which --timing-only skips; drop one");
   tpu::Config config = opts.config();
-  tpu::Model model = opts.model();
-  tpu::CompileOptions copts;
-  copts.timing_only = opts.timing_only;
-  tpu::Program program = tpu::compile(model, config, copts);
+  tpu::Program program;
+  std::string name, source;
+  if (program_path.empty()) {
+    tpu::Model model = opts.model();
+    tpu::CompileOptions copts;
+    copts.timing_only = opts.timing_only;
+    program = tpu::compile(model, config, copts);
+    name = model.name;
+    source = opts.model_source();
+  } else {
+    program = load_program(program_path);
+    name = source = program_path;
+    if (check && !has_expected_outputs(program))
+      throw UsageError(program_path + ": --check needs expected outputs, which only a compiled "
+                       "binary program carries (tpusim compile --binary)");
+  }
 
   tpu::SimOptions sim;
   sim.fidelity = fidelity == "pe" ? tpu::Fidelity::kPe : tpu::Fidelity::kFast;
@@ -122,8 +152,8 @@ int run_command(const ModelOptions& opts, const std::string& fidelity, bool chec
   if (check) check_result = tpu::check_outputs(program, result.hbm_final);
 
   tpu::RunInfo info;
-  info.model = model.name;
-  info.model_source = opts.model_source();
+  info.model = name;
+  info.model_source = source;
   info.fidelity = fidelity;
   info.timing_only = opts.timing_only;
   info.host_seconds = host_seconds;
@@ -198,11 +228,16 @@ int sc_main(int argc, char* argv[]) {
   app.set_version_flag("--version", "tpusim 0.1");
 
   ModelOptions run_opts;
-  std::string fidelity = "fast", json_path, csv_path, trace_path;
+  std::string fidelity = "fast", json_path, csv_path, trace_path, program_path;
   bool check = false, quiet = false;
   CLI::App* run = app.add_subcommand(
       "run", "Compile a model for a config, simulate it and print the per-layer report");
   run_opts.add_to(*run);
+  run->add_option("--program,-p", program_path,
+                  "Run a program instead of a model: assembly text or a binary program "
+                  "(tpusim compile --binary, tpusim asm); its HBM starts from the program's "
+                  "memory image, or zero")
+      ->excludes("--model");
   run->add_option("--fidelity", fidelity,
                   "MXU model: fast (tile at a time) or pe (every PE, cycle by cycle); both give "
                   "identical cycles and outputs")
@@ -271,7 +306,8 @@ int sc_main(int argc, char* argv[]) {
   }
 
   try {
-    if (*run) return run_command(run_opts, fidelity, check, json_path, csv_path, trace_path, quiet);
+    if (*run) return run_command(run_opts, program_path, fidelity, check, json_path, csv_path,
+                                 trace_path, quiet);
     if (*compile) {
       tpu::CompileOptions copts;
       copts.timing_only = compile_opts.timing_only;
