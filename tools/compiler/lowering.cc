@@ -128,6 +128,91 @@ void requant_for(std::uint64_t max_abs, std::int32_t& multiplier, std::uint8_t& 
   }
 }
 
+// An activation tensor resident in the unified buffer: one UB row per padded pixel and channel
+// chunk of `cw` channels, chunk-major so that each chunk of each image is a plain padded
+// Hp x Wp grid of consecutive rows (what POOL and an ACTIVATE of one output row write, and what
+// a tap-based MATMUL reads with a stride):
+// row = base + ((cc * samples + b) * Hp + y + pad) * Wp + x + pad.
+struct UbTensor {
+  std::uint64_t base = 0;
+  std::uint32_t samples = 0;
+  Shape3 shape;
+  std::uint32_t pad = 0;
+  std::uint32_t cw = 1;
+
+  std::uint64_t chunks() const { return ceil_div(shape.c, cw); }
+  std::uint64_t hp() const { return std::uint64_t(shape.h) + 2 * pad; }
+  std::uint64_t wp() const { return std::uint64_t(shape.w) + 2 * pad; }
+  std::uint64_t image_rows() const { return hp() * wp(); }
+  std::uint64_t rows() const { return chunks() * samples * image_rows(); }
+  // y and x are unpadded coordinates (>= -pad).
+  std::uint64_t row(std::uint64_t cc, std::uint64_t b, std::int64_t y, std::int64_t x) const {
+    return base + (cc * samples + b) * image_rows() + std::uint64_t(y + pad) * wp() +
+           std::uint64_t(x + pad);
+  }
+};
+
+// Where a layer reads its input or writes its output.
+struct Act {
+  bool resident = false;
+  HbmTensor hbm;  // when !resident
+  UbTensor ub;    // when resident
+};
+
+enum class GemmPath {
+  kRows,  // input vectors of K elements packed R per UB row: matmul, dense, im2col conv
+  kTaps,  // one (ky, kx, channel chunk) K tile at a time over UB pixel rows
+};
+
+// Convolution geometry of a tap-based GEMM (a dense layer on 1 x 1 inputs is a 1 x 1 conv).
+struct Taps {
+  std::uint64_t kh, kw, s, pad, H, W, C, OH, OW, Hp, Wp;
+};
+
+// Output pixels [m, m + ox1 - ox0) of image b, output row oy, columns ox0 .. ox1 - 1.
+struct RowSeg {
+  std::uint64_t b, oy, ox0, ox1, m;
+};
+
+std::vector<RowSeg> row_segments(std::uint64_t m0, std::uint64_t m1, std::uint64_t oh,
+                                 std::uint64_t ow) {
+  std::vector<RowSeg> segs;
+  for (std::uint64_t m = m0; m < m1;) {
+    const std::uint64_t b = m / (oh * ow), oy = (m / ow) % oh, ox = m % ow;
+    const std::uint64_t n = std::min(ow - ox, m1 - m);
+    segs.push_back({b, oy, ox, ox + n, m});
+    m += n;
+  }
+  return segs;
+}
+
+// The padded input rows one M tile of a tap-based conv reads, one part per image, stacked in a
+// UB slot per channel chunk: part rows iy0 .. iy0 + rows - 1 (padded coordinates) at `off`.
+struct BandPart {
+  std::uint64_t b, iy0, rows, off;
+};
+struct Band {
+  std::vector<BandPart> parts;
+  std::uint64_t rows = 0;  // per chunk
+};
+
+Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1) {
+  Band band;
+  for (const RowSeg& seg : row_segments(m0, m1, g.OH, g.OW)) {
+    const std::uint64_t end = seg.oy * g.s + g.kh;  // one past the last input row it reads
+    if (!band.parts.empty() && band.parts.back().b == seg.b) {
+      band.parts.back().rows = end - band.parts.back().iy0;
+    } else {
+      band.parts.push_back({seg.b, seg.oy * g.s, end - seg.oy * g.s, 0});
+    }
+  }
+  for (BandPart& p : band.parts) {
+    p.off = band.rows * g.Wp;
+    band.rows += p.rows;
+  }
+  return band;
+}
+
 class Lowerer {
  public:
   Lowerer(const Model& model, const Config& config, const CompileOptions& options)
@@ -139,8 +224,10 @@ class Lowerer {
         eb_(element_bytes(model.dtype)),
         R_(config.array.rows),
         C_(config.array.cols),
+        cw_(std::min(config.array.rows, config.array.cols)),
         ub_rows_(std::min<std::uint64_t>(config.ub_rows(model.dtype), kMax24 + 1)),
-        acc_rows_(std::min<std::uint64_t>(config.acc_rows(), kMax24 + 1)) {}
+        acc_rows_(std::min<std::uint64_t>(config.acc_rows(), kMax24 + 1)),
+        arena_rows_(ub_rows_ / 4) {}
 
   Program run();
 
@@ -169,6 +256,17 @@ class Lowerer {
     t.base = allocate(t.bytes());
     return t;
   }
+  // Layer i's output kept in the UB: activation arena i % 2 at the top of the UB.
+  UbTensor arena_tensor(std::size_t i, std::uint32_t pad) const {
+    const Layer& layer = model_.layers[i];
+    UbTensor t;
+    t.base = ub_rows_ - (i % 2 + 1) * arena_rows_;
+    t.samples = layer.samples;
+    t.shape = layer.out;
+    t.pad = pad;
+    t.cw = cw_;
+    return t;
+  }
   void add_segment(const std::string& name, std::uint64_t address,
                    std::vector<std::uint8_t> bytes) {
     HbmSegment seg;
@@ -177,7 +275,28 @@ class Lowerer {
     seg.bytes = std::move(bytes);
     program_.hbm_image.push_back(std::move(seg));
   }
-  void emit(const Instruction& inst) { program_.instructions.push_back(inst); }
+  // Appends `inst`; the first instruction of a unit with a pending hand-off waits on it, and
+  // only then does the producer signal (so every signal has exactly one wait).
+  void emit(Instruction inst) {
+    const Unit unit = unit_of(inst.op);
+    for (auto it = handoffs_.begin(); it != handoffs_.end();) {
+      if (it->waiter == unit) {
+        inst.wait |= bit(it->sem);
+        program_.instructions[it->producer].signal |= bit(it->sem);
+        it = handoffs_.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    program_.instructions.push_back(inst);
+  }
+  // The last emitted instruction signals `sem` to the next instruction of unit `waiter`.
+  void hand_off(std::uint32_t sem, Unit waiter) {
+    handoffs_.erase(std::remove_if(handoffs_.begin(), handoffs_.end(),
+                                   [&](const Handoff& h) { return h.sem == sem; }),
+                    handoffs_.end());
+    handoffs_.push_back({program_.instructions.size() - 1, sem, waiter});
+  }
   Instruction dma(Opcode op, const DmaFields& d, std::uint16_t wait, std::uint16_t signal) {
     check_width(d.group_stride, kMax32, "DMA group_stride (bytes)");
     check_width(d.seg_stride, kMax32, "DMA seg_stride (bytes)");
@@ -235,10 +354,100 @@ class Lowerer {
     }
   }
 
-  void lower_gemm(const Layer& layer, const HbmTensor& in, const HbmTensor& out,
+  Taps taps_of(const Layer& layer) const {
+    const bool conv = layer.kind == LayerKind::kConv2d;
+    Taps g;
+    g.kh = conv ? layer.kernel_h : 1;
+    g.kw = conv ? layer.kernel_w : 1;
+    g.s = conv ? layer.stride : 1;
+    g.pad = conv ? layer.padding : 0;
+    g.H = layer.in.h;
+    g.W = layer.in.w;
+    g.C = layer.in.c;
+    g.OH = layer.out.h;
+    g.OW = layer.out.w;
+    g.Hp = g.H + 2 * g.pad;
+    g.Wp = g.W + 2 * g.pad;
+    return g;
+  }
+  // Convolutions keep M tiles of whole output rows when they can (few, long stores).
+  std::uint64_t round_tile(const Layer& layer, std::uint64_t m_tile) const {
+    if (layer.kind == LayerKind::kConv2d && m_tile < layer.gemm_m() && m_tile >= layer.out.w) {
+      return m_tile - m_tile % layer.out.w;
+    }
+    return m_tile;
+  }
+  // UB rows of one input slot of a tap-based conv reading its input bands from HBM.
+  std::uint64_t band_slot_rows(const Layer& layer, std::uint64_t m_tile) const {
+    const Taps g = taps_of(layer);
+    const std::uint64_t M = layer.gemm_m();
+    std::uint64_t rows = 0;
+    for (std::uint64_t m0 = 0; m0 < M; m0 += m_tile) {
+      rows = std::max(rows, band_of(g, m0, std::min(M, m0 + m_tile)).rows);
+    }
+    return rows * g.Wp * ceil_div(g.C, cw_);
+  }
+  // Staging rows below the arenas a GEMM layer needs with M tiles of m_tile rows.
+  std::uint64_t gemm_staging(const Layer& layer, GemmPath path, bool in_res, bool out_res,
+                             std::uint64_t m_tile) const {
+    std::uint64_t rows = 2 * std::uint64_t(R_) + (out_res ? 0 : 2 * m_tile);
+    if (path == GemmPath::kRows) {
+      rows += 2 * m_tile * ceil_div(layer.gemm_k(), R_);
+    } else if (!in_res) {
+      rows += 2 * band_slot_rows(layer, m_tile);
+    }
+    return rows;
+  }
+  GemmPath gemm_path(const Layer& layer, bool in_res, bool out_res, std::uint64_t limit) const {
+    if (in_res) return GemmPath::kTaps;
+    // On-chip windows read each input element once from HBM instead of kh * kw times; they
+    // pay off when a channel chunk fills at least half the array's rows.
+    if (layer.kind == LayerKind::kConv2d && 2 * std::uint64_t(layer.in.c) >= R_ &&
+        layer.in.w + 2 * std::uint64_t(layer.padding) <= kMax16 &&
+        gemm_staging(layer, GemmPath::kTaps, false, out_res, 1) <= limit) {
+      return GemmPath::kTaps;
+    }
+    return GemmPath::kRows;
+  }
+  std::uint64_t pool_staging(const Layer& layer, bool in_res, bool out_res,
+                             std::uint64_t ob) const {
+    const std::uint64_t in_h = (ob - 1) * layer.stride + layer.kernel_h;
+    return (in_res ? 0 : 2 * in_h * layer.in.w) + (out_res ? 0 : 2 * ob * layer.out.w);
+  }
+  // Whether layer i's output stays in the UB as layer i + 1's input.
+  bool stays(std::size_t i, bool in_res) const {
+    if (!options_.resident_activations || i + 1 >= model_.layers.size()) return false;
+    const Layer& layer = model_.layers[i];
+    const Layer& next = model_.layers[i + 1];
+    if (next.independent_input) return false;
+    const bool next_gemm = next.kind == LayerKind::kConv2d ||
+                           (next.kind == LayerKind::kDense && layer.out.h == 1 &&
+                            layer.out.w == 1);
+    if (!next_gemm && next.kind != LayerKind::kMaxPool2d) return false;
+    const std::uint32_t pad = next.kind == LayerKind::kConv2d ? next.padding : 0;
+    if (arena_tensor(i, pad).rows() > arena_rows_) return false;
+    const std::uint64_t limit = ub_rows_ - 2 * arena_rows_;
+    if (layer.kind == LayerKind::kMaxPool2d) {
+      if (pool_staging(layer, in_res, true, 1) > limit) return false;
+    } else if (gemm_staging(layer, gemm_path(layer, in_res, true, limit), in_res, true, 1) >
+               limit) {
+      return false;
+    }
+    return next_gemm ? gemm_staging(next, GemmPath::kTaps, true, false, 1) <= limit
+                     : pool_staging(next, true, false, 1) <= limit;
+  }
+  void emit_zero_border(const UbTensor& t);
+
+  void lower_gemm(const Layer& layer, const Act& in, const Act& out, std::uint64_t limit,
                   std::uint64_t weights, const Values& x, Values& y);
-  void lower_pool(const Layer& layer, const HbmTensor& in, const HbmTensor& out,
+  void lower_pool(const Layer& layer, const Act& in, const Act& out, std::uint64_t limit,
                   const Values& x, Values& y);
+
+  struct Handoff {
+    std::size_t producer;
+    std::uint32_t sem;
+    Unit waiter;
+  };
 
   const Model& model_;
   const Config& config_;
@@ -247,9 +456,12 @@ class Lowerer {
   const std::uint64_t seed_;
   const std::uint32_t eb_;
   const std::uint32_t R_, C_;
+  const std::uint32_t cw_;  // channels per UB row of a resident tensor
   const std::uint64_t ub_rows_, acc_rows_;
+  const std::uint64_t arena_rows_;
 
   Program program_;
+  std::vector<Handoff> handoffs_;
   std::uint64_t hbm_top_ = 0;
   std::size_t layer_index_ = 0;
   const Layer* layer_ = nullptr;
@@ -270,24 +482,27 @@ Program Lowerer::run() {
   program_.semaphore_names[kSemOutFree] = "out_free";
   program_.semaphore_names[kSemPoolReady] = "pool_ready";
   program_.semaphore_names[kSemPoolFree] = "pool_free";
+  program_.semaphore_names[kSemLayerDone] = "layer_done";
   if (model_.layers.size() > kMax16) {
     throw CompileError(model_.source + ": " + std::to_string(model_.layers.size()) +
                        " layers exceed the LAYER instruction's limit of 65535");
   }
 
-  HbmTensor current;  // output of the previous layer
+  Act current;  // output of the previous layer
   Values current_values;
   for (layer_index_ = 0; layer_index_ < model_.layers.size(); ++layer_index_) {
     const Layer& layer = model_.layers[layer_index_];
     layer_ = &layer;
     const std::uint32_t in_pad = layer.kind == LayerKind::kConv2d ? layer.padding : 0;
     if (layer.independent_input || layer_index_ == 0) {
-      current = make_tensor(layer.samples, layer.in, in_pad);
+      current = Act();
+      current.hbm = make_tensor(layer.samples, layer.in, in_pad);
       if (data_) {
         current_values = random_values(model_.dtype, std::uint64_t(layer.samples) *
                                                          layer.in.elements(),
                                        seed_, 2 * layer_index_, false);
-        add_segment(layer.name + ".input", current.base, current.image(current_values));
+        add_segment(layer.name + ".input", current.hbm.base,
+                    current.hbm.image(current_values));
       }
     }
     // The output carries the zero border its consumer convolution reads.
@@ -300,6 +515,7 @@ Program Lowerer::run() {
     tag.op = Opcode::kLayer;
     tag.layer = std::uint16_t(layer_index_);
     emit(tag);
+    if (current.resident && current.ub.pad > 0) emit_zero_border(current.ub);
 
     LayerInfo info;
     info.name = layer.name;
@@ -310,19 +526,34 @@ Program Lowerer::run() {
     if (layer.kind != LayerKind::kMaxPool2d) {
       weights = allocate(layer.gemm_k() * layer.gemm_n() * eb_);
     }
-    HbmTensor out = make_tensor(layer.samples, layer.out, out_pad);
-    if (layer.kind == LayerKind::kMaxPool2d) {
-      lower_pool(layer, current, out, current_values, out_values);
+    Act out;
+    out.resident = stays(layer_index_, current.resident);
+    if (out.resident) {
+      out.ub = arena_tensor(layer_index_, out_pad);
     } else {
-      lower_gemm(layer, current, out, weights, current_values, out_values);
+      out.hbm = make_tensor(layer.samples, layer.out, out_pad);
+    }
+    const std::uint64_t limit =
+        current.resident || out.resident ? ub_rows_ - 2 * arena_rows_ : ub_rows_;
+    if (layer.kind == LayerKind::kMaxPool2d) {
+      lower_pool(layer, current, out, limit, current_values, out_values);
+    } else {
+      lower_gemm(layer, current, out, limit, weights, current_values, out_values);
+    }
+    if (out.resident) {
+      // The next DMA waits for this layer's last vector instruction: only then may it overwrite
+      // the staging rows (and arena borders) this layer used. A GEMM consumer's first MATMUL
+      // needs a weight tile loaded by a later DMA, so it also sees the whole tensor.
+      hand_off(kSemLayerDone, Unit::kDma);
+    } else {
+      info.output = out.hbm.view();
     }
     current = out;
-    info.output = current.view();
     if (data_) {
       if (model_.dtype == DataType::kInt8) {
-        info.expected_int8 = out_values.i8;
+        if (!out.resident) info.expected_int8 = out_values.i8;
       } else {
-        info.expected_fp32 = out_values.f32;
+        if (!out.resident) info.expected_fp32 = out_values.f32;
         // The machine rounds each output to bf16; the next layer reads the rounded values.
         for (auto& v : out_values.f32) v = reference_round_bf16(v);
       }
@@ -345,32 +576,89 @@ Program Lowerer::run() {
   return std::move(program_);
 }
 
+// Zeroes the border rows of every chunk image of `t` from a zero region of HBM: each DMA row
+// takes one zero element and the rest of the row is zero-filled. Per image: the top rows with
+// the left border of the first row, the right + left borders between rows, and the right border
+// of the last row with the bottom rows.
+void Lowerer::emit_zero_border(const UbTensor& t) {
+  const std::uint64_t p = t.pad, H = t.shape.h, W = t.shape.w, Wp = t.wp();
+  const std::uint64_t edge = p * Wp + p;
+  check_width(edge, kMax16, "zero border rows pad * (width + 2 pad) + pad (DMA elems)");
+  check_width(Wp, kMax16, "padded input width (DMA ub_stride)");
+  check_width(H, kMax16, "input height (DMA groups)");
+  const std::uint64_t zeros = allocate(std::max(edge, 2 * p) * eb_);
+  std::vector<DmaFields> pieces;
+  auto piece = [&](std::uint64_t ub_row, std::uint64_t elems, std::uint64_t groups) {
+    DmaFields d;
+    d.hbm_addr = zeros;
+    d.ub_row = std::uint32_t(ub_row);
+    d.elems = std::uint16_t(elems);
+    d.groups = std::uint16_t(groups);
+    d.ub_stride = std::uint16_t(groups > 1 ? Wp : 1);
+    d.pack = 1;
+    pieces.push_back(d);
+  };
+  for (std::uint64_t i = 0; i < t.chunks() * t.samples; ++i) {
+    const std::uint64_t r0 = t.base + i * t.image_rows();
+    piece(r0, edge, 1);
+    if (H > 1) piece(r0 + p * Wp + p + W, 2 * p, H - 1);
+    piece(r0 + (p + H) * Wp - p, edge, 1);
+  }
+  // The consumer's first weight tile is loaded by a later DMA, so its MATMULs see the zeros.
+  for (const DmaFields& d : pieces) emit(dma(Opcode::kDmaLoad, d, 0, 0));
+}
+
 std::string bytes_str(std::uint64_t rows, std::uint64_t row_bytes) {
   return std::to_string(rows * row_bytes);
 }
 
-void Lowerer::lower_gemm(const Layer& layer, const HbmTensor& in, const HbmTensor& out,
+void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std::uint64_t limit,
                          std::uint64_t weights, const Values& x, Values& y) {
   const bool conv = layer.kind == LayerKind::kConv2d;
+  const bool in_res = in.resident, out_res = out.resident;
+  const GemmPath path = gemm_path(layer, in_res, out_res, limit);
+  const bool taps = path == GemmPath::kTaps;
+  const bool x_dma = !in_res;  // the input arrives in UB slots by DMA
+  const Taps g = taps_of(layer);
   const std::uint64_t M = layer.gemm_m(), K = layer.gemm_k(), N = layer.gemm_n();
-  const std::uint64_t KT = ceil_div(K, R_), NT = ceil_div(N, C_);
-  const std::uint64_t KR = KT;  // UB rows holding one input vector of K elements, R per row
+  // A resident output is written one channel chunk (N tile) per UB row.
+  const std::uint64_t nw = out_res ? cw_ : C_;
+  const std::uint64_t NT = ceil_div(N, nw);
+  const std::uint64_t KR = ceil_div(K, R_);  // UB rows per input vector (rows path)
   const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
-  check_width(KR, kMax16, "UB rows per input vector ceil(K / array.rows) (MATMUL ub_stride)");
 
-  // UB: two input tiles of M_t * KR rows, two weight staging slots of R rows, two output
-  // staging tiles of M_t rows. Accumulators: two tiles of M_t rows.
-  const std::uint64_t fixed = 2 * std::uint64_t(R_), per_m = 2 * KR + 2;
-  if (ub_rows_ < fixed + per_m) {
-    const std::uint64_t need = fixed + per_m;
+  // K tiles: R-row slices of K, or one per (ky, kx, channel chunk) in K's (ky, kx, c) order.
+  struct KTile {
+    std::uint64_t k0, kts, ky, kx, cc;
+  };
+  std::vector<KTile> ktiles;
+  if (taps) {
+    for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
+      for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
+        for (std::uint64_t cc = 0; cc * cw_ < g.C; ++cc) {
+          ktiles.push_back({(ky * g.kw + kx) * g.C + cc * cw_,
+                            std::min<std::uint64_t>(cw_, g.C - cc * cw_), ky, kx, cc});
+        }
+      }
+    }
+  } else {
+    check_width(KR, kMax16, "UB rows per input vector ceil(K / array.rows) (MATMUL ub_stride)");
+    for (std::uint64_t k0 = 0; k0 < K; k0 += R_) {
+      ktiles.push_back({k0, std::min<std::uint64_t>(R_, K - k0), 0, 0, 0});
+    }
+  }
+  const std::uint64_t KT = ktiles.size();
+
+  const std::uint64_t min_need = gemm_staging(layer, path, in_res, out_res, 1);
+  if (min_need > limit) {
     fail("needs 2 x " + std::to_string(KR) + " rows (one input vector of K = " +
          std::to_string(K) + ", double-buffered) + 2 x " + std::to_string(R_) +
-         " (weight staging) + 2 x 1 (output staging) = " + std::to_string(need) +
+         " (weight staging) + 2 x 1 (output staging) = " + std::to_string(min_need) +
          " unified-buffer rows for the smallest tile (M_t = 1), but the unified buffer holds " +
          std::to_string(config_.ub_rows(model_.dtype)) + " rows of " +
          std::to_string(row_bytes) + " bytes (ub.capacity_bytes = " +
          std::to_string(config_.ub.capacity_bytes) +
-         "); it would fit with ub.capacity_bytes >= " + bytes_str(need, row_bytes));
+         "); it would fit with ub.capacity_bytes >= " + bytes_str(min_need, row_bytes));
   }
   if (acc_rows_ < 2) {
     fail("needs 2 accumulator rows (one output row, double-buffered) but the accumulators hold " +
@@ -379,35 +667,62 @@ void Lowerer::lower_gemm(const Layer& layer, const HbmTensor& in, const HbmTenso
          "); it would fit with acc.capacity_bytes >= " +
          std::to_string(2 * std::uint64_t(C_) * 4));
   }
-  std::uint64_t m_tile = std::min({M, (ub_rows_ - fixed) / per_m, acc_rows_ / 2, kMax16});
-  if (options_.max_m_tile > 0) m_tile = std::min<std::uint64_t>(m_tile, options_.max_m_tile);
-  // Whole output image rows keep the stores to few, long DMAs.
-  if (conv && m_tile < M && m_tile >= layer.out.w) m_tile -= m_tile % layer.out.w;
+  std::uint64_t cap = std::min({M, acc_rows_ / 2, kMax16});
+  if (options_.max_m_tile > 0) cap = std::min<std::uint64_t>(cap, options_.max_m_tile);
+  std::uint64_t m_tile = 1;
+  if (!taps) {
+    const std::uint64_t per_m = 2 * KR + (out_res ? 0 : 2);
+    m_tile = round_tile(layer, std::min(cap, (limit - 2 * std::uint64_t(R_)) / per_m));
+  } else {
+    // The band a tile reads grows with the tile: take the largest tile that fits.
+    auto fits = [&](std::uint64_t m) {
+      return gemm_staging(layer, path, in_res, out_res, round_tile(layer, m)) <= limit;
+    };
+    std::uint64_t lo = 1, hi = cap;
+    while (lo < hi) {
+      const std::uint64_t mid = lo + (hi - lo + 1) / 2;
+      if (fits(mid)) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    m_tile = round_tile(layer, lo);
+  }
+  // Even M tiles: a short last tile would leave the array idle behind its weight tiles.
+  {
+    const std::uint64_t even = ceil_div(M, ceil_div(M, m_tile));
+    const std::uint64_t ow = layer.out.w;
+    m_tile = conv && m_tile % ow == 0 ? ceil_div(even, ow) * ow : even;
+  }
   const std::uint64_t MT = ceil_div(M, m_tile);
-  const std::uint64_t x_slot[2] = {0, m_tile * KR};
-  const std::uint64_t w_slot[2] = {2 * m_tile * KR, 2 * m_tile * KR + R_};
-  const std::uint64_t o_slot[2] = {2 * m_tile * KR + 2 * R_, 2 * m_tile * KR + 2 * R_ + m_tile};
+  const std::uint64_t xs =
+      taps ? (in_res ? 0 : band_slot_rows(layer, m_tile)) : m_tile * KR;
+  const std::uint64_t x_slot[2] = {0, xs};
+  const std::uint64_t w_slot[2] = {2 * xs, 2 * xs + R_};
+  const std::uint64_t o_slot[2] = {2 * xs + 2 * R_, 2 * xs + 2 * R_ + m_tile};
   const std::uint64_t acc_slot[2] = {0, m_tile};
 
-  if (conv) {
+  if (conv && !taps) {
     check_width(std::uint64_t(layer.kernel_w) * layer.in.c, kMax16,
                 "im2col segment kernel_w * in_channels (DMA elems)");
     check_width(layer.kernel_h, kMax16, "im2col segments per patch kernel_h (DMA segs)");
-  } else {
+  } else if (!taps) {
     check_width(K, kMax16, "input row of K elements (DMA elems)");
   }
 
-  // Data: weights K x N, stored tile-major; reference output; requantiser.
+  // Data: weights K x N, stored tile by tile (column block, then K tile, each K_t x N_t
+  // row-major); reference output; requantiser.
   std::int32_t multiplier = 1;
   std::uint8_t shift = 0;
   if (data_) {
     Values w = random_values(model_.dtype, K * N, seed_, 2 * layer_index_ + 1, true);
     std::vector<std::uint8_t> image(K * N * eb_);
     std::uint64_t at = 0;
-    for (std::uint64_t n0 = 0; n0 < N; n0 += C_) {
-      for (std::uint64_t k0 = 0; k0 < K; k0 += R_) {
-        for (std::uint64_t k = k0; k < std::min(K, k0 + R_); ++k) {
-          for (std::uint64_t n = n0; n < std::min(N, n0 + C_); ++n, at += eb_) {
+    for (std::uint64_t n0 = 0; n0 < N; n0 += nw) {
+      for (const KTile& kt : ktiles) {
+        for (std::uint64_t k = kt.k0; k < kt.k0 + kt.kts; ++k) {
+          for (std::uint64_t n = n0; n < std::min(N, n0 + nw); ++n, at += eb_) {
             if (eb_ == 1) {
               image[at] = std::uint8_t(w.i8[k * N + n]);
             } else {
@@ -444,22 +759,38 @@ void Lowerer::lower_gemm(const Layer& layer, const HbmTensor& in, const HbmTenso
   auto emit_input = [&](std::uint64_t mt) {
     const std::uint64_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile);
     std::vector<DmaFields> pieces;
-    if (conv) {
+    if (taps) {
+      // The padded input rows the tile's windows cover, each loaded once, per channel chunk.
+      const HbmTensor& t = in.hbm;
+      const Band band = band_of(g, m0, m1);
+      for (std::uint64_t cc = 0; cc * cw_ < g.C; ++cc) {
+        for (const BandPart& part : band.parts) {
+          check_width(part.rows, kMax16, "input band rows (DMA groups)");
+          pieces.push_back(block(t.addr(part.b, std::int64_t(part.iy0) - std::int64_t(g.pad),
+                                        -std::int64_t(g.pad)) +
+                                     cc * cw_ * eb_,
+                                 x_slot[mt % 2] + cc * band.rows * g.Wp + part.off, part.rows,
+                                 t.row_bytes(), g.Wp, t.pixel_bytes(),
+                                 std::min<std::uint64_t>(cw_, g.C - cc * cw_)));
+        }
+      }
+    } else if (conv) {
       // One group per output pixel: kernel_h segments of kernel_w * C contiguous elements,
       // packed R per UB row, so K-tile kt of the pixel is UB row patch + kt.
+      const HbmTensor& t = in.hbm;
       const std::uint64_t ohw = std::uint64_t(layer.out.h) * layer.out.w;
       for (std::uint64_t m = m0; m < m1;) {
         const std::uint64_t b = m / ohw, oy = (m % ohw) / layer.out.w, ox = m % layer.out.w;
         const std::uint64_t n = std::min({layer.out.w - ox, m1 - m, kMax16});
         DmaFields d;
-        d.hbm_addr = in.addr(b, std::int64_t(oy * layer.stride) - layer.padding,
-                             std::int64_t(ox * layer.stride) - layer.padding);
+        d.hbm_addr = t.addr(b, std::int64_t(oy * layer.stride) - layer.padding,
+                            std::int64_t(ox * layer.stride) - layer.padding);
         d.ub_row = std::uint32_t(x_slot[mt % 2] + (m - m0) * KR);
         d.elems = std::uint16_t(layer.kernel_w * layer.in.c);
         d.segs = std::uint16_t(layer.kernel_h);
-        d.seg_stride = std::uint32_t(layer.kernel_h > 1 ? in.row_bytes() : 0);
+        d.seg_stride = std::uint32_t(layer.kernel_h > 1 ? t.row_bytes() : 0);
         d.groups = std::uint16_t(n);
-        d.group_stride = std::uint32_t(n > 1 ? layer.stride * in.pixel_bytes() : 0);
+        d.group_stride = std::uint32_t(n > 1 ? layer.stride * t.pixel_bytes() : 0);
         d.ub_stride = std::uint16_t(KR);
         d.pack = std::uint16_t(R_);
         pieces.push_back(d);
@@ -467,11 +798,11 @@ void Lowerer::lower_gemm(const Layer& layer, const HbmTensor& in, const HbmTenso
       }
     } else {
       DmaFields d;
-      d.hbm_addr = in.addr(m0, 0, 0);
+      d.hbm_addr = in.hbm.addr(m0, 0, 0);
       d.ub_row = std::uint32_t(x_slot[mt % 2]);
       d.elems = std::uint16_t(K);
       d.groups = std::uint16_t(m1 - m0);
-      d.group_stride = std::uint32_t(m1 - m0 > 1 ? in.image_bytes() : 0);
+      d.group_stride = std::uint32_t(m1 - m0 > 1 ? in.hbm.image_bytes() : 0);
       d.ub_stride = std::uint16_t(KR);
       d.pack = std::uint16_t(R_);
       pieces.push_back(d);
@@ -487,15 +818,15 @@ void Lowerer::lower_gemm(const Layer& layer, const HbmTensor& in, const HbmTenso
   auto emit_store = [&](std::uint64_t t) {
     const std::uint64_t mt = t / NT, nt = t % NT;
     const std::uint64_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile);
-    const std::uint64_t n0 = nt * C_, nts = std::min<std::uint64_t>(C_, N - n0);
+    const std::uint64_t n0 = nt * nw, nts = std::min(nw, N - n0);
     std::vector<DmaFields> pieces;
-    pixel_blocks(m0, m1, out,
+    pixel_blocks(m0, m1, out.hbm,
                  [&](std::uint64_t first, std::uint64_t b, std::uint64_t py, std::uint64_t px,
                      std::uint64_t pixels, std::uint64_t rows, std::uint64_t row_stride) {
-                   pieces.push_back(block(out.addr(b, std::int64_t(py), std::int64_t(px)) +
+                   pieces.push_back(block(out.hbm.addr(b, std::int64_t(py), std::int64_t(px)) +
                                               n0 * eb_,
                                           o_slot[t % 2] + (first - m0), rows, row_stride, pixels,
-                                          out.pixel_bytes(), nts));
+                                          out.hbm.pixel_bytes(), nts));
                  });
     for (std::size_t i = 0; i < pieces.size(); ++i) {
       std::uint16_t wait = i == 0 ? bit(kSemOutReady) : 0;
@@ -503,73 +834,140 @@ void Lowerer::lower_gemm(const Layer& layer, const HbmTensor& in, const HbmTenso
       emit(dma(Opcode::kDmaStore, pieces[i], wait, signal));
     }
   };
+  // Weight tile j = (t, kt): K_t x N_t row-major after all tiles of earlier column blocks (full
+  // width nw) and earlier K tiles of this one.
+  auto emit_weights = [&](std::uint64_t j) {
+    const std::uint64_t nt = (j / KT) % NT;
+    const KTile& kt = ktiles[j % KT];
+    const std::uint64_t n0 = nt * nw, nts = std::min(nw, N - n0);
+    const std::uint64_t addr = weights + (n0 * K + kt.k0 * nts) * eb_;
+    emit(dma(Opcode::kDmaLoad, block(addr, w_slot[j % 2], 1, 0, kt.kts, nts * eb_, nts),
+             j >= 2 ? bit(kSemWFree) : 0, bit(kSemWReady)));
+  };
 
-  emit_input(0);
+  if (x_dma) emit_input(0);
+  emit_weights(0);
+  struct Pass {
+    std::uint64_t ub_row, ub_stride, rows, acc_row;
+  };
   for (std::uint64_t mt = 0; mt < MT; ++mt) {
-    const std::uint64_t m0 = mt * m_tile, rows = std::min(M, m0 + m_tile) - m0;
+    const std::uint64_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile), rows = m1 - m0;
+    const std::vector<RowSeg> segs = taps ? row_segments(m0, m1, g.OH, g.OW)
+                                          : std::vector<RowSeg>();
+    const Band band = taps && !in_res ? band_of(g, m0, m1) : Band();
+    // UB row of padded input pixel (iy, ix) of image b, chunk cc.
+    auto in_row = [&](std::uint64_t cc, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
+      if (in_res) {
+        return in.ub.row(cc, b, std::int64_t(iy) - std::int64_t(g.pad),
+                         std::int64_t(ix) - std::int64_t(g.pad));
+      }
+      const BandPart* part = &band.parts[0];
+      for (const BandPart& p : band.parts) {
+        if (p.b == b) part = &p;
+      }
+      return x_slot[mt % 2] + cc * band.rows * g.Wp + part->off + (iy - part->iy0) * g.Wp + ix;
+    };
     for (std::uint64_t nt = 0; nt < NT; ++nt) {
       const std::uint64_t t = mt * NT + nt;
-      const std::uint64_t n0 = nt * C_, nts = std::min<std::uint64_t>(C_, N - n0);
+      const std::uint64_t n0 = nt * nw, nts = std::min(nw, N - n0);
       for (std::uint64_t kt = 0; kt < KT; ++kt) {
         const std::uint64_t j = t * KT + kt;
-        const std::uint64_t k0 = kt * R_, kts = std::min<std::uint64_t>(R_, K - k0);
-        // Weight tile (nt, kt): K_t x N_t row-major, after all tiles of earlier column blocks
-        // (full width C) and earlier row blocks of this one (full height R).
-        const std::uint64_t addr = weights + (n0 * K + k0 * nts) * eb_;
-        emit(dma(Opcode::kDmaLoad, block(addr, w_slot[j % 2], 1, 0, kts, nts * eb_, nts),
-                 j >= 2 ? bit(kSemWFree) : 0, bit(kSemWReady)));
+        // One tile ahead, so the weight stream never waits behind this tile's MATMULs.
+        if (j + 1 < J) emit_weights(j + 1);
         Instruction lw;
         lw.op = Opcode::kLoadWeights;
         lw.ub_row = std::uint32_t(w_slot[j % 2]);
-        lw.rows = std::uint32_t(kts);
+        lw.rows = std::uint32_t(ktiles[kt].kts);
         lw.cols = std::uint16_t(nts);
         lw.wait = bit(kSemWReady);
         lw.signal = j + 2 < J ? bit(kSemWFree) : 0;
         emit(lw);
-        Instruction mm;
-        mm.op = Opcode::kMatmul;
-        mm.flags = kt > 0 ? kFlagAccumulate : 0;
-        mm.ub_row = std::uint32_t(x_slot[mt % 2] + kt);
-        mm.ub_stride = std::uint16_t(KR);
-        mm.rows = std::uint32_t(rows);
-        mm.acc_row = std::uint32_t(acc_slot[t % 2]);
-        if (nt == 0 && kt == 0) mm.wait |= bit(kSemXReady);
-        if (kt == 0 && t >= 2) mm.wait |= bit(kSemAccFree);
-        if (kt + 1 == KT) mm.signal |= bit(kSemAccReady);
-        if (kt + 1 == KT && nt + 1 == NT && mt + 2 < MT) mm.signal |= bit(kSemXFree);
-        emit(mm);
+        std::vector<Pass> passes;
+        if (taps) {
+          // One pass per output row segment (merged when the input rows continue the stride).
+          const KTile& k = ktiles[kt];
+          for (const RowSeg& seg : segs) {
+            Pass p{in_row(k.cc, seg.b, seg.oy * g.s + k.ky, seg.ox0 * g.s + k.kx), g.s,
+                   seg.ox1 - seg.ox0, acc_slot[t % 2] + (seg.m - m0)};
+            if (!passes.empty()) {
+              Pass& q = passes.back();
+              if (q.ub_row + q.rows * g.s == p.ub_row && q.acc_row + q.rows == p.acc_row) {
+                q.rows += p.rows;
+                continue;
+              }
+            }
+            passes.push_back(p);
+          }
+        } else {
+          passes.push_back({x_slot[mt % 2] + kt, KR, rows, acc_slot[t % 2]});
+        }
+        for (std::size_t i = 0; i < passes.size(); ++i) {
+          Instruction mm;
+          mm.op = Opcode::kMatmul;
+          mm.flags = kt > 0 ? kFlagAccumulate : 0;
+          mm.ub_row = std::uint32_t(passes[i].ub_row);
+          mm.ub_stride = std::uint16_t(passes[i].ub_stride);
+          mm.rows = std::uint32_t(passes[i].rows);
+          mm.acc_row = std::uint32_t(passes[i].acc_row);
+          if (i == 0 && x_dma && nt == 0 && kt == 0) mm.wait |= bit(kSemXReady);
+          if (i == 0 && kt == 0 && t >= 2) mm.wait |= bit(kSemAccFree);
+          if (i + 1 == passes.size() && kt + 1 == KT) {
+            mm.signal |= bit(kSemAccReady);
+            if (x_dma && nt + 1 == NT && mt + 2 < MT) mm.signal |= bit(kSemXFree);
+          }
+          emit(mm);
+        }
       }
       // Queued behind this tile's weights, so the weight stream never waits on the vector unit.
-      if (nt == 0 && mt + 1 < MT) emit_input(mt + 1);
-      if (t > 0) emit_store(t - 1);
-      Instruction act;
-      act.op = Opcode::kActivate;
-      act.acc_row = std::uint32_t(acc_slot[t % 2]);
-      act.rows = std::uint32_t(rows);
-      act.cols = std::uint16_t(nts);
-      act.ub_row = std::uint32_t(o_slot[t % 2]);
-      act.func = layer.activation;
-      act.multiplier = multiplier;
-      act.shift = shift;
-      act.zero_point = 0;
-      act.wait = bit(kSemAccReady) | (t >= 2 ? bit(kSemOutFree) : 0);
-      act.signal = bit(kSemOutReady) | (t + 2 < T ? bit(kSemAccFree) : 0);
-      emit(act);
+      if (x_dma && nt == 0 && mt + 1 < MT) emit_input(mt + 1);
+      if (t > 0 && !out_res) emit_store(t - 1);
+      // Straight into the resident layout: one ACTIVATE per output row segment when the
+      // consumer's zero border breaks the rows apart.
+      std::vector<Pass> acts;
+      if (!out_res) {
+        acts.push_back({o_slot[t % 2], 1, rows, acc_slot[t % 2]});
+      } else if (out.ub.pad == 0) {
+        acts.push_back({out.ub.row(nt, 0, 0, 0) + m0, 1, rows, acc_slot[t % 2]});
+      } else {
+        for (const RowSeg& seg : row_segments(m0, m1, layer.out.h, layer.out.w)) {
+          acts.push_back({out.ub.row(nt, seg.b, std::int64_t(seg.oy), std::int64_t(seg.ox0)), 1,
+                          seg.ox1 - seg.ox0, acc_slot[t % 2] + (seg.m - m0)});
+        }
+      }
+      for (std::size_t i = 0; i < acts.size(); ++i) {
+        Instruction act;
+        act.op = Opcode::kActivate;
+        act.acc_row = std::uint32_t(acts[i].acc_row);
+        act.rows = std::uint32_t(acts[i].rows);
+        act.cols = std::uint16_t(nts);
+        act.ub_row = std::uint32_t(acts[i].ub_row);
+        act.func = layer.activation;
+        act.multiplier = multiplier;
+        act.shift = shift;
+        act.zero_point = 0;
+        if (i == 0) act.wait = bit(kSemAccReady) | (t >= 2 && !out_res ? bit(kSemOutFree) : 0);
+        if (i + 1 == acts.size()) {
+          act.signal = (out_res ? 0 : bit(kSemOutReady)) | (t + 2 < T ? bit(kSemAccFree) : 0);
+        }
+        emit(act);
+      }
     }
   }
-  emit_store(T - 1);
+  if (!out_res) emit_store(T - 1);
 }
 
-void Lowerer::lower_pool(const Layer& layer, const HbmTensor& in, const HbmTensor& out,
+void Lowerer::lower_pool(const Layer& layer, const Act& in, const Act& out, std::uint64_t limit,
                          const Values& x, Values& y) {
+  const bool in_res = in.resident, out_res = out.resident;
   const std::uint64_t W = layer.in.w, C = layer.in.c, OH = layer.out.h, OW = layer.out.w;
   const std::uint64_t k = layer.kernel_h, s = layer.stride;
   const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
   check_width(W, kMax16, "input width (POOL in_w)");
-  // Two input bands of in_h(ob) * W rows and two output bands of ob * OW rows.
+  // Two input bands of in_h(ob) * W rows and two output bands of ob * OW rows, each only when
+  // that side goes through HBM.
   auto in_h = [&](std::uint64_t ob) { return (ob - 1) * s + k; };
-  auto need = [&](std::uint64_t ob) { return 2 * in_h(ob) * W + 2 * ob * OW; };
-  if (need(1) > ub_rows_) {
+  auto need = [&](std::uint64_t ob) { return pool_staging(layer, in_res, out_res, ob); };
+  if (need(1) > limit) {
     fail("needs 2 x " + std::to_string(k * W) + " rows (" + std::to_string(k) +
          " input rows of width " + std::to_string(W) + ", double-buffered) + 2 x " +
          std::to_string(OW) + " (one output row, double-buffered) = " +
@@ -580,59 +978,73 @@ void Lowerer::lower_pool(const Layer& layer, const HbmTensor& in, const HbmTenso
          "); it would fit with ub.capacity_bytes >= " + bytes_str(need(1), row_bytes));
   }
   std::uint64_t ob = 1;
-  while (ob < std::min(OH, kMax16) && need(ob + 1) <= ub_rows_ && in_h(ob + 1) <= kMax16) ++ob;
+  while (ob < std::min(OH, kMax16) && need(ob + 1) <= limit && in_h(ob + 1) <= kMax16) ++ob;
   check_width(in_h(ob), kMax16, "input band height (POOL in_h)");
-  const std::uint64_t in_rows = in_h(ob) * W, out_rows = ob * OW;
+  const std::uint64_t in_rows = in_res ? 0 : in_h(ob) * W, out_rows = out_res ? 0 : ob * OW;
   const std::uint64_t in_slot[2] = {0, in_rows};
   const std::uint64_t out_slot[2] = {2 * in_rows, 2 * in_rows + out_rows};
-  const std::uint64_t chunk = std::min<std::uint64_t>(C, config_.ub_row_elems());
+  // A padded resident output breaks the output rows apart: one POOL per output row.
+  const bool per_row = out_res && out.ub.pad > 0;
 
-  struct Band {
+  struct PoolBand {
     std::uint64_t b, c0, cc, oy0, rows;
   };
-  std::vector<Band> bands;
+  std::vector<PoolBand> bands;
   for (std::uint64_t b = 0; b < layer.samples; ++b) {
-    for (std::uint64_t c0 = 0; c0 < C; c0 += chunk) {
+    for (std::uint64_t c0 = 0; c0 < C; c0 += cw_) {
       for (std::uint64_t oy0 = 0; oy0 < OH; oy0 += ob) {
-        bands.push_back({b, c0, std::min(chunk, C - c0), oy0, std::min(ob, OH - oy0)});
+        bands.push_back({b, c0, std::min<std::uint64_t>(cw_, C - c0), oy0, std::min(ob, OH - oy0)});
       }
     }
   }
   const std::uint64_t J = bands.size();
   auto emit_load = [&](std::uint64_t j) {
-    const Band& band = bands[j];
-    DmaFields d = block(in.addr(band.b, std::int64_t(band.oy0 * s), 0) + band.c0 * eb_,
-                        in_slot[j % 2], in_h(band.rows), in.row_bytes(), W, in.pixel_bytes(),
-                        band.cc);
+    const PoolBand& band = bands[j];
+    DmaFields d = block(in.hbm.addr(band.b, std::int64_t(band.oy0 * s), 0) + band.c0 * eb_,
+                        in_slot[j % 2], in_h(band.rows), in.hbm.row_bytes(), W,
+                        in.hbm.pixel_bytes(), band.cc);
     emit(dma(Opcode::kDmaLoad, d, j >= 2 ? bit(kSemPoolFree) : 0, bit(kSemPoolReady)));
   };
   auto emit_store = [&](std::uint64_t j) {
-    const Band& band = bands[j];
-    DmaFields d = block(out.addr(band.b, std::int64_t(band.oy0), 0) + band.c0 * eb_,
-                        out_slot[j % 2], band.rows, out.row_bytes(), OW, out.pixel_bytes(),
-                        band.cc);
+    const PoolBand& band = bands[j];
+    DmaFields d = block(out.hbm.addr(band.b, std::int64_t(band.oy0), 0) + band.c0 * eb_,
+                        out_slot[j % 2], band.rows, out.hbm.row_bytes(), OW,
+                        out.hbm.pixel_bytes(), band.cc);
     emit(dma(Opcode::kDmaStore, d, bit(kSemOutReady), j + 2 < J ? bit(kSemOutFree) : 0));
   };
 
-  emit_load(0);
+  if (!in_res) emit_load(0);
   for (std::uint64_t j = 0; j < J; ++j) {
-    if (j + 1 < J) emit_load(j + 1);
-    if (j > 0) emit_store(j - 1);
-    const Band& band = bands[j];
-    Instruction pool;
-    pool.op = Opcode::kPool;
-    pool.ub_row = std::uint32_t(in_slot[j % 2]);
-    pool.dst_row = std::uint32_t(out_slot[j % 2]);
-    pool.in_h = std::uint16_t(in_h(band.rows));
-    pool.in_w = std::uint16_t(W);
-    pool.cols = std::uint16_t(band.cc);
-    pool.kernel = std::uint8_t(k);
-    pool.stride = std::uint8_t(s);
-    pool.wait = bit(kSemPoolReady) | (j >= 2 ? bit(kSemOutFree) : 0);
-    pool.signal = bit(kSemOutReady) | (j + 2 < J ? bit(kSemPoolFree) : 0);
-    emit(pool);
+    if (!in_res && j + 1 < J) emit_load(j + 1);
+    if (!out_res && j > 0) emit_store(j - 1);
+    const PoolBand& band = bands[j];
+    const std::uint64_t cc = band.c0 / cw_;
+    const std::uint64_t src =
+        in_res ? in.ub.row(cc, band.b, std::int64_t(band.oy0 * s), 0) : in_slot[j % 2];
+    const std::uint64_t pools = per_row ? band.rows : 1;
+    for (std::uint64_t r = 0; r < pools; ++r) {
+      Instruction pool;
+      pool.op = Opcode::kPool;
+      pool.ub_row = std::uint32_t(src + r * s * W);
+      pool.dst_row = std::uint32_t(
+          out_res ? out.ub.row(cc, band.b, std::int64_t(band.oy0 + r), 0) : out_slot[j % 2]);
+      pool.in_h = std::uint16_t(per_row ? k : in_h(band.rows));
+      pool.in_w = std::uint16_t(W);
+      pool.cols = std::uint16_t(band.cc);
+      pool.kernel = std::uint8_t(k);
+      pool.stride = std::uint8_t(s);
+      if (r == 0) {
+        pool.wait = (in_res ? 0 : bit(kSemPoolReady)) |
+                    (!out_res && j >= 2 ? bit(kSemOutFree) : 0);
+      }
+      if (r + 1 == pools) {
+        pool.signal = (out_res ? 0 : bit(kSemOutReady)) |
+                      (!in_res && j + 2 < J ? bit(kSemPoolFree) : 0);
+      }
+      emit(pool);
+    }
   }
-  emit_store(J - 1);
+  if (!out_res) emit_store(J - 1);
 
   if (data_) {
     y.i8.clear();
