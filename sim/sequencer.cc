@@ -122,6 +122,7 @@ void Sequencer::issue() {
   try {
     const std::uint32_t width = config_.sequencer.issue_width;
     const auto& insts = program_.instructions;
+    const std::size_t progress_step = std::max<std::size_t>(1, insts.size() / 100);
     Cycle now = 0;
     for (;;) {
       for (std::uint32_t slots = width; slots > 0; --slots, ++pc_) {
@@ -171,6 +172,7 @@ void Sequencer::issue() {
           charge_stall(Unit::kSequencer, layer_, "queue", now - from);
           slots = width;
         }
+        if (progress_ && pc_ % progress_step == 0) progress_(pc_, insts.size());
         UnitQueue& q = queues_[std::size_t(unit)];
         q.entries.push_back(tag(inst, pc_, now));
         ++outstanding_;

@@ -132,6 +132,10 @@ class Sequencer : public sc_core::sc_module {
   const std::array<UnitStats, kNumUnits>& units() const { return units_; }
   // Per-instruction records (see InstructionTrace), kept only after enable_trace().
   void enable_trace() { tracing_ = true; }
+  // Reports issue progress each hundredth of the program (see SimOptions::progress).
+  void set_progress(std::function<void(std::size_t, std::size_t)> progress) {
+    progress_ = std::move(progress);
+  }
   std::vector<InstructionTrace>& trace() { return trace_; }
 
  private:
@@ -190,6 +194,7 @@ class Sequencer : public sc_core::sc_module {
   std::string sequencer_waiting_;
   std::exception_ptr error_;
   bool tracing_ = false;
+  std::function<void(std::size_t, std::size_t)> progress_;
   std::vector<InstructionTrace> trace_;
 };
 

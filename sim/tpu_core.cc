@@ -70,6 +70,7 @@ struct TpuCore : sc_core::sc_module {
         vector("vector", config, sequencer, ub, state, !options.timing_only) {
     dma.hbm_socket.bind(hbm.socket);
     if (options.trace) sequencer.enable_trace();
+    sequencer.set_progress(options.progress);
   }
 
   Clock clock;

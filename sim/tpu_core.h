@@ -2,6 +2,8 @@
 // Entry point of the SystemC model: elaborates one TPU core for a config, runs a program to
 // HALT and returns its counters. SystemC elaborates once per process, so call simulate() at
 // most once per process.
+#include <cstddef>
+#include <functional>
 #include <stdexcept>
 #include <string>
 
@@ -19,6 +21,8 @@ struct SimOptions {
   bool timing_only = false;
   // Record every unit instruction's issue, start and completion cycle in RunResult::trace.
   bool trace = false;
+  // Called as issue passes each hundredth of the program: (instructions issued, total).
+  std::function<void(std::size_t, std::size_t)> progress;
 };
 
 // Raised for a program the core cannot run: deadlock (names each blocked unit, its

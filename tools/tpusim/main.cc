@@ -10,6 +10,8 @@
 #include <string>
 #include <vector>
 
+#include <unistd.h>
+
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 #include <systemc>
@@ -143,10 +145,19 @@ int run_command(const ModelOptions& opts, const std::string& program_path,
   sim.fidelity = fidelity == "pe" ? tpu::Fidelity::kPe : tpu::Fidelity::kFast;
   sim.timing_only = opts.timing_only;
   sim.trace = !trace_path.empty();
+  // Long runs show how far issue has got, on a terminal only (logs and pipes stay clean).
+  const bool show_progress = !quiet && isatty(STDERR_FILENO);
+  if (show_progress) {
+    sim.progress = [](std::size_t issued, std::size_t total) {
+      std::fprintf(stderr, "\rsimulating: %3zu%% of %zu instructions issued", issued * 100 / total,
+                   total);
+    };
+  }
   auto t0 = std::chrono::steady_clock::now();
   tpu::RunResult result = tpu::simulate(config, program, sim);
   double host_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  if (show_progress) std::fprintf(stderr, "\r%60s\r", "");
 
   tpu::CheckResult check_result;
   if (check) check_result = tpu::check_outputs(program, result.hbm_final);
