@@ -254,7 +254,8 @@ int sc_main(int argc, char* argv[]) {
                   "identical cycles and outputs")
       ->check(CLI::IsMember({"fast", "pe"}));
   run->add_flag("--check", check,
-                "Compare every layer's output with the plain C++ reference (exit 2 on mismatch)");
+                "Compare every layer output that reaches HBM (the network's output and any tensor that "
+                "does not stay on chip) with the plain C++ reference (exit 2 on mismatch)");
   run->add_option("--json", json_path, "Write the report as JSON to this file");
   run->add_option("--csv", csv_path, "Write one CSV row per layer to this file");
   run->add_option("--trace", trace_path,
