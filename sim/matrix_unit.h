@@ -39,9 +39,6 @@ class MatrixUnit : public sc_core::sc_module {
   MatrixUnit(sc_core::sc_module_name name, const Config& config, Sequencer& sequencer,
              UnifiedBuffer& ub, MachineState& state, bool functional, Fidelity fidelity);
 
-  // The `pe` array (nullptr in fast fidelity), for tracing.
-  const SystolicArray* array() const { return array_.get(); }
-
  private:
   struct Shape {
     std::uint32_t k = 0, n = 0;

@@ -90,7 +90,6 @@ class Sequencer : public sc_core::sc_module {
             const Clock& clock);
 
   const Clock& clock() const { return clock_; }
-  const Program& program() const { return program_; }
 
   // --- for the units' threads ---
   // The front of every unit's loop: blocks until `unit` has an instruction and takes it (its

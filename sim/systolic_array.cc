@@ -75,7 +75,9 @@ std::optional<Cycle> SystolicArray::next_cycle() const {
   for (const Stream& s : streams_) {
     if (!s.done) consider(std::max(s.start, t0));
   }
-  for (const Load& l : loads_) consider(std::max(l.start, t0));
+  for (const Load& l : loads_) {
+    if (l.start + l.k_rows > t0) consider(std::max(l.start, t0));  // not yet fully shifted in
+  }
   return next;
 }
 
@@ -190,25 +192,6 @@ void SystolicArray::step(Cycle t) {
   } else {
     compute(t, xf_, wf_[0], wf_[1], pf_, &Stream::xf);
   }
-}
-
-double SystolicArray::weight(int buffer, std::uint32_t k, std::uint32_t n) const {
-  const std::size_t i = std::size_t(k) * cols_ + n;
-  return dtype_ == DataType::kInt8 ? double(wi_[buffer][i]) : double(wf_[buffer][i]);
-}
-
-double SystolicArray::input(std::uint32_t k, std::uint32_t n) const {
-  const std::size_t i = std::size_t(k) * cols_ + n;
-  return dtype_ == DataType::kInt8 ? double(xi_[i]) : double(xf_[i]);
-}
-
-std::uint64_t SystolicArray::input_stream(std::uint32_t k, std::uint32_t n) const {
-  return xid_[std::size_t(k) * cols_ + n];
-}
-
-double SystolicArray::psum(std::uint32_t k, std::uint32_t n) const {
-  const std::size_t i = std::size_t(k) * cols_ + n;
-  return dtype_ == DataType::kInt8 ? double(pi_[i]) : double(pf_[i]);
 }
 
 }  // namespace tpu

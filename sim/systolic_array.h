@@ -35,7 +35,6 @@ class SystolicArray {
  public:
   SystolicArray(std::uint32_t rows, std::uint32_t cols, DataType dtype);
 
-  std::uint32_t rows() const { return rows_; }
   std::uint32_t cols() const { return cols_; }
 
   // Shifts `tile` into weight buffer `buffer` during cycles start .. start + tile.rows - 1. The
@@ -74,12 +73,6 @@ class SystolicArray {
   // flight, else the start of the earliest registered stream or load; none when idle.
   std::optional<Cycle> next_cycle() const;
 
-  // Register views for tracing and teaching (bf16 values as fp32).
-  double weight(int buffer, std::uint32_t k, std::uint32_t n) const;
-  double input(std::uint32_t k, std::uint32_t n) const;
-  std::uint64_t input_stream(std::uint32_t k, std::uint32_t n) const;
-  double psum(std::uint32_t k, std::uint32_t n) const;
-
  private:
   struct Stream {
     std::uint64_t id;
@@ -107,7 +100,6 @@ class SystolicArray {
   template <typename T>
   void compute(Cycle t, std::vector<T>& x, const std::vector<T>& w0, const std::vector<T>& w1,
                std::vector<T>& p, const std::vector<T> Stream::*xs);
-  bool in_flight(Cycle t) const;
 
   const std::uint32_t rows_, cols_;
   const DataType dtype_;

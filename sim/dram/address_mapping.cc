@@ -18,7 +18,7 @@ unsigned log2_exact(std::uint64_t v) {
 
 }  // namespace
 
-AddressMapping::AddressMapping(const DramSpec& spec, const std::string& order) : order_(order) {
+AddressMapping::AddressMapping(const DramSpec& spec, const std::string& order) {
   auto fail = [&](const std::string& problem) {
     throw std::invalid_argument("address mapping '" + order + "': " + problem);
   };

@@ -40,7 +40,6 @@ class AddressMapping {
   DramAddress map(std::uint64_t addr) const;
   // The address of the first byte of the burst at `a` (inverse of map()).
   std::uint64_t unmap(const DramAddress& a) const;
-  const std::string& order() const { return order_; }
 
  private:
   enum Field { kRow, kBank, kBankGroup, kPseudoChannel, kChannel, kColumn, kNumFields };
@@ -51,7 +50,6 @@ class AddressMapping {
     unsigned field_pos;  // position of the slice's lowest bit in the field's value
   };
 
-  std::string order_;
   unsigned offset_bits_ = 0;
   std::vector<Slice> slices_;  // least significant first
 };

@@ -257,7 +257,6 @@ void DramController::precharge(std::uint32_t index, std::uint32_t bank, DramCycl
   b.next_act = std::max(b.next_act, t + t_.rp);
   pc.row_bus = t + 1;
   if (!spec_.org.dual_command_bus) pc.column_bus = t + 1;
-  ++pc.stats.precharges;
   record(Command::kPrecharge, t, index, bank, row);
 }
 

@@ -74,7 +74,6 @@ struct PseudoChannelStats {
   std::uint64_t row_misses = 0;
   std::uint64_t row_conflicts = 0;
   std::uint64_t activates = 0;
-  std::uint64_t precharges = 0;
   std::uint64_t refreshes = 0;
   DramCycle refresh_cycles = 0;        // tRFC per REF: cycles the banks were blocked
   DramCycle access_latency_cycles = 0;  // summed over accesses: data done - arrival
@@ -98,8 +97,6 @@ class DramController {
   // Replays due refreshes of every PC with nothing queued, up to (not including) `now`.
   void catch_up(DramCycle now);
 
-  const DramSpec& spec() const { return spec_; }
-  std::uint32_t pseudo_channels() const { return std::uint32_t(pcs_.size()); }
   const PseudoChannelStats& stats(std::uint32_t pc) const { return pcs_[pc].stats; }
   // Records every issued command into `trace` (nullptr: off).
   void set_trace(std::vector<CommandRecord>* trace) { trace_ = trace; }
