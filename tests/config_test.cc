@@ -174,6 +174,8 @@ TEST(Config, InvalidValuesNameKeyAndAllowedRange) {
       // One accumulator row is 128 columns of 4 bytes.
       {{{"acc", {{"capacity_bytes", 511}}}}, {"acc.capacity_bytes = 511", ">= 512"}},
       {{{"hbm", {{"capacity_bytes", 128}}}}, {"hbm.capacity_bytes = 128", "hbm.burst_bytes"}},
+      // A mapping without a channel field cannot place hbm2's 8 channels.
+      {{{"hbm", {{"address_mapping", "ro_ba_co_bg_pc"}}}}, {"hbm.address_mapping", "ro_ba_co_bg_pc"}},
   };
   for (const Case& c : cases) {
     const std::string e = error_of(c.doc);

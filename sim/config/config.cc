@@ -15,6 +15,7 @@
 
 #include "embedded_defaults.h"
 #include "sim/config/config_keys.h"
+#include "sim/dram/address_mapping.h"
 #include "sim/dram/dram_spec.h"
 
 namespace tpu {
@@ -345,6 +346,15 @@ void validate(const Config& c, const std::string& source) {
       (channels > spec->org.channels || (channels & (channels - 1)) != 0)) {
     fail("hbm.channels = " + std::to_string(channels) + " does not fit preset " + spec->name +
          " (allowed 0 or a power of two <= " + std::to_string(spec->org.channels) + ")");
+  }
+  if (spec) {
+    dram::DramSpec device = *spec;
+    if (channels != 0) device.org.channels = channels;
+    try {
+      dram::AddressMapping check(device, c.hbm.address_mapping);
+    } catch (const std::invalid_argument& e) {
+      fail(std::string("hbm.address_mapping: ") + e.what());
+    }
   }
 }
 
