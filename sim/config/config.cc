@@ -5,9 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <fstream>
 #include <limits>
-#include <sstream>
 #include <type_traits>
 #include <variant>
 
@@ -15,6 +13,7 @@
 
 #include "embedded_defaults.h"
 #include "sim/config/config_keys.h"
+#include "sim/config/file_input.h"
 #include "sim/dram/address_mapping.h"
 #include "sim/dram/dram_spec.h"
 
@@ -128,15 +127,6 @@ std::string format_number(double v) {
   char buf[40];
   std::snprintf(buf, sizeof buf, "%.15g", v);
   return buf;
-}
-
-std::string strip_json_exception_prefix(const std::string& what) {
-  // nlohmann messages start with "[json.exception.parse_error.101] ".
-  if (!what.empty() && what[0] == '[') {
-    std::size_t close = what.find("] ");
-    if (close != std::string::npos) return what.substr(close + 2);
-  }
-  return what;
 }
 
 // Edit distance counting insertions, deletions, substitutions and swaps of adjacent
@@ -441,17 +431,13 @@ Config parse_config(const nlohmann::json& doc, const std::string& source,
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) {
-    throw ConfigError(path + ": cannot open config file (" + std::strerror(errno) + ")");
-  }
-  std::stringstream text;
-  text << in.rdbuf();
+  const std::optional<std::string> text = read_file(path);
+  if (!text) throw ConfigError(path + ": cannot open config file (" + std::strerror(errno) + ")");
   json doc;
   try {
-    doc = json::parse(text.str());
+    doc = json::parse(*text);
   } catch (const json::parse_error& e) {
-    throw ConfigError(path + ": malformed JSON: " + strip_json_exception_prefix(e.what()));
+    throw ConfigError(path + ": malformed JSON: " + json_error_text(e.what()));
   }
   return parse_config(doc, path, overrides);
 }
@@ -462,7 +448,7 @@ Config default_config(const std::vector<std::string>& overrides) {
   try {
     doc = json::parse(kEmbeddedConfigJson);
   } catch (const json::parse_error& e) {
-    throw ConfigError(source + ": malformed JSON: " + strip_json_exception_prefix(e.what()));
+    throw ConfigError(source + ": malformed JSON: " + json_error_text(e.what()));
   }
   return parse_config(doc, source, overrides);
 }

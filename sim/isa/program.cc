@@ -140,8 +140,12 @@ std::vector<std::uint8_t> serialize(const Program& p) {
   return w.take();
 }
 
+bool is_serialized_program(const std::vector<std::uint8_t>& bytes) {
+  return bytes.size() >= sizeof kMagic && std::memcmp(bytes.data(), kMagic, sizeof kMagic) == 0;
+}
+
 Program deserialize(const std::vector<std::uint8_t>& bytes) {
-  if (bytes.size() < sizeof kMagic || std::memcmp(bytes.data(), kMagic, sizeof kMagic) != 0) {
+  if (!is_serialized_program(bytes)) {
     throw IsaError("not a tpusim program");
   }
   Reader r(bytes);

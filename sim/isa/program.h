@@ -63,5 +63,7 @@ std::string to_assembly(const Instruction& inst, const Program* names = nullptr)
 // Versioned binary container with everything, memory image and expected outputs included.
 std::vector<std::uint8_t> serialize(const Program& program);
 Program deserialize(const std::vector<std::uint8_t>& bytes);
+// Whether `bytes` start like a serialized program (rather than, say, assembly text).
+bool is_serialized_program(const std::vector<std::uint8_t>& bytes);
 
 }  // namespace tpu

@@ -2,13 +2,14 @@
 
 #include <algorithm>
 #include <cctype>
-#include <fstream>
 #include <limits>
 #include <map>
 #include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+
+#include "sim/config/file_input.h"
 
 namespace tpu {
 
@@ -254,8 +255,7 @@ Model parse_model_json(const std::string& text, const std::string& source) {
   try {
     doc = json::parse(text);
   } catch (const json::parse_error& e) {
-    std::string msg = e.what();
-    where.fail("invalid JSON: " + msg.substr(msg.find(']') + 2));
+    where.fail("invalid JSON: " + json_error_text(e.what()));
   }
   if (!doc.is_object()) where.fail("expected a JSON object at the top level");
   check_keys(where, doc, {"name", "description", "dtype", "batch", "input", "seed", "layers"},
@@ -473,11 +473,9 @@ Model parse_scalesim_csv(const std::string& text, const std::string& source) {
 }
 
 Model load_model(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw CompileError(path + ": cannot open model file");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  std::string text = ss.str();
+  const std::optional<std::string> file = read_file(path);
+  if (!file) throw CompileError(path + ": cannot open model file");
+  const std::string& text = *file;
   std::string head = trim(text);
   if (!head.empty() && head[0] == '{') return parse_model_json(text, path);
   std::string first_line = head.substr(0, head.find('\n'));

@@ -1,11 +1,10 @@
 // The `tpusim` command line: run, compile, memtest, asm, disasm.
-#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <cstdio>
 #include <fstream>
+#include <optional>
 #include <iostream>
-#include <iterator>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -18,6 +17,7 @@
 
 #include "embedded_defaults.h"
 #include "sim/config/config.h"
+#include "sim/config/file_input.h"
 #include "sim/isa/program.h"
 #include "sim/memtest.h"
 #include "sim/tpu_core.h"
@@ -35,15 +35,15 @@ class UsageError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-std::vector<std::uint8_t> read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw UsageError(path + ": cannot open file");
-  return std::vector<std::uint8_t>(std::istreambuf_iterator<char>(in), {});
+std::string read_text(const std::string& path) {
+  std::optional<std::string> text = tpu::read_file(path);
+  if (!text) throw UsageError(path + ": cannot open file");
+  return std::move(*text);
 }
 
-std::string read_text(const std::string& path) {
-  std::vector<std::uint8_t> bytes = read_bytes(path);
-  return std::string(bytes.begin(), bytes.end());
+std::vector<std::uint8_t> read_bytes(const std::string& path) {
+  const std::string text = read_text(path);
+  return std::vector<std::uint8_t>(text.begin(), text.end());
 }
 
 void write_text(const std::string& path, const std::string& text) {
@@ -67,30 +67,39 @@ tpu::Program in_file(const std::string& path, Parse parse) {
   }
 }
 
-// Options shared by every subcommand that compiles a model for a config.
-struct ModelOptions {
-  std::string model_path;
+// --config and --set, for every subcommand that needs an architecture.
+struct ConfigOptions {
   std::string config_path;
   std::vector<std::string> overrides;
-  bool timing_only = false;
 
   void add_to(CLI::App& cmd) {
-    cmd.add_option("--model,-m", model_path,
-                   "Model: our JSON format or a SCALE-Sim topology CSV (default: the bundled "
-                   "ConvNet, models/convnet.json)");
     cmd.add_option("--config,-c", config_path,
                    "Architecture config JSON (default: the bundled configs/default.json)");
     cmd.add_option("--set,-s", overrides,
                    "Override a config key by dotted path, e.g. --set array.rows=64 (repeatable)")
         ->take_all();
-    cmd.add_flag("--timing-only", timing_only,
-                 "Skip data values: no tensors are allocated or computed; cycles are unchanged");
   }
 
   tpu::Config config() const {
     return config_path.empty() ? tpu::default_config(overrides)
                                : tpu::load_config(config_path, overrides);
   }
+};
+
+// Options shared by every subcommand that compiles a model for a config.
+struct ModelOptions : ConfigOptions {
+  std::string model_path;
+  bool timing_only = false;
+
+  void add_to(CLI::App& cmd) {
+    cmd.add_option("--model,-m", model_path,
+                   "Model: our JSON format or a SCALE-Sim topology CSV (default: the bundled "
+                   "ConvNet, models/convnet.json)");
+    ConfigOptions::add_to(cmd);
+    cmd.add_flag("--timing-only", timing_only,
+                 "Skip data values: no tensors are allocated or computed; cycles are unchanged");
+  }
+
   tpu::Model model() const {
     return model_path.empty() ? tpu::parse_model_json(tpu::kEmbeddedModelJson,
                                                       "<embedded default model>")
@@ -105,9 +114,7 @@ struct ModelOptions {
 tpu::Program load_program(const std::string& path) {
   return in_file(path, [&] {
     std::vector<std::uint8_t> bytes = read_bytes(path);
-    static const std::string kMagic("TPUPROG", 7);
-    if (bytes.size() >= kMagic.size() && std::equal(kMagic.begin(), kMagic.end(), bytes.begin()))
-      return tpu::deserialize(bytes);
+    if (tpu::is_serialized_program(bytes)) return tpu::deserialize(bytes);
     return tpu::parse_assembly(std::string(bytes.begin(), bytes.end()));
   });
 }
@@ -285,15 +292,12 @@ int sc_main(int argc, char* argv[]) {
   disassemble->add_option("--output,-o", disasm_out,
                           "Assembly output file (default: standard output)");
 
-  std::string mem_config_path, mem_json;
-  std::vector<std::string> mem_overrides;
+  std::string mem_json;
+  ConfigOptions mem_config;
   tpu::MemtestOptions mem;
   CLI::App* memtest = app.add_subcommand(
       "memtest", "Drive the memory channel alone and measure bandwidth, latency and row hits");
-  memtest->add_option("--config,-c", mem_config_path,
-                      "Architecture config JSON (default: the bundled configs/default.json)");
-  memtest->add_option("--set,-s", mem_overrides, "Override a config key, e.g. --set hbm.preset=hbm3")
-      ->take_all();
+  mem_config.add_to(*memtest);
   memtest->add_option("--pattern", mem.pattern, "Address pattern")
       ->check(CLI::IsMember({"stream", "random", "strided"}))
       ->capture_default_str();
@@ -330,8 +334,7 @@ int sc_main(int argc, char* argv[]) {
       return 0;
     }
     if (*memtest) {
-      tpu::Config config = mem_config_path.empty() ? tpu::default_config(mem_overrides)
-                                                   : tpu::load_config(mem_config_path, mem_overrides);
+      tpu::Config config = mem_config.config();
       tpu::MemtestResult r = tpu::run_memtest(config, mem);
       std::cout << memtest_table(r);
       if (!mem_json.empty()) write_text(mem_json, memtest_json(config, mem, r).dump(2) + "\n");
