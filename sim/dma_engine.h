@@ -14,14 +14,15 @@
 //   A request is in flight from its cycle until its response cycle r_i = the first cycle
 //   boundary at or after the response time (BEGIN_RESP or completion on the forward call);
 //   a request may go out in the cycle a response frees its slot.
-// - Load (ready_i = start): response i becomes one UB write burst (client kDma) of its rows,
-//   stride 1, requested in cycle r_i with earliest = r_i and granted at w_i. The load
-//   completes at max_i(w_i + rows_i).
+// - Load (ready_i = start): response i becomes one spread UB write burst (client kDma) of its
+//   rows, stride 1, requested in cycle r_i with earliest = r_i; each row write takes the first
+//   cycle after the previous one with a free port and bank. The load completes at the latest
+//   end (one past the last write) over its bursts.
 // - Store: the UB rows (group by group, in order) are requested in cycle `start` with
-//   earliest = start as one read burst when they are evenly spaced (one group, one row per
-//   group, or groups back to back), else one burst per group in group order; row k read in
-//   cycle grant + k. ready_i = 1 + the read cycle of the last row burst i needs. The store
-//   completes at max_i(r_i) + 1.
+//   earliest = start as one spread read burst when they are evenly spaced (one group, one row
+//   per group, or groups back to back), else one burst per group in group order; row k is read
+//   in that burst's access_cycle(k). ready_i = 1 + the read cycle of the last row burst i
+//   needs. The store completes at max_i(r_i) + 1.
 // - A transfer with nothing to move completes at start + 1.
 // - Data: the copy itself happens at `start` with exec_dma_load/exec_dma_store on the
 //   MachineState when it holds data (units order their accesses with semaphores); requests

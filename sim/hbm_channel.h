@@ -91,7 +91,7 @@ class HbmChannel : public sc_core::sc_module {
   tlm::tlm_sync_enum nb_transport_fw(Payload& trans, tlm::tlm_phase& phase,
                                      sc_core::sc_time& delay);
   bool can_accept(const Payload& trans) const;
-  // Accepts `trans` at the current time (DRAM presets) or with a known response time.
+  // Accepts `trans` into the DRAM controller's queue (DRAM presets).
   void accept_dram(Payload& trans, const sc_core::sc_time& arrival);
   // Counts `trans` against the limit until its response is ready at `ready`.
   void hold(Payload& trans, const sc_core::sc_time& arrival, const sc_core::sc_time& ready);

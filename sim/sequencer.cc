@@ -1,7 +1,6 @@
 #include "sim/sequencer.h"
 
 #include <algorithm>
-#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -67,7 +66,6 @@ Sequencer::Sequencer(sc_core::sc_module_name name, const Config& config, const P
     : sc_module(name), config_(config), program_(program), clock_(clock), sems_(program) {
   layers_.resize(program.layers.size());
   layer_seen_.assign(program.layers.size(), false);
-  layer_begin_.assign(program.layers.size(), std::numeric_limits<Cycle>::max());
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     layers_[i].name = program.layers[i].name;
     layers_[i].kind = program.layers[i].kind;
@@ -238,18 +236,20 @@ void Sequencer::charge_stall(Unit unit, int layer_index, const std::string& caus
 
 void Sequencer::started(Unit unit, const Issued& is, const StartTracker& tracker, Cycle start) {
   LayerStats* l = layer(is.layer);
-  Cycle layer_begin = 0;
   if (l) {
-    Cycle& begin = layer_begin_[std::size_t(is.layer)];
-    begin = std::min(begin, start);
-    layer_begin = begin;
+    // Every instruction starts before it completes, so the layer's span opens here.
+    if (!layer_seen_[std::size_t(is.layer)]) {
+      layer_seen_[std::size_t(is.layer)] = true;
+      l->first_cycle = start;
+    }
+    l->first_cycle = std::min(l->first_cycle, start);
   }
   const std::string cause = tracker.cause(start);
   if (cause.empty()) return;
   units_[std::size_t(unit)].stalls[cause] += start - tracker.ready();
   // A layer is charged only the part of a stall inside its own span: an instruction issued
   // ahead may wait while the previous layer still runs, and that time is not this layer's.
-  const Cycle from = std::max(tracker.ready(), layer_begin);
+  const Cycle from = l ? std::max(tracker.ready(), l->first_cycle) : tracker.ready();
   if (l && start > from) l->units[std::size_t(unit)].stalls[cause] += start - from;
 }
 
@@ -267,15 +267,7 @@ void Sequencer::complete(Unit unit, const Issued& is, Cycle start, Cycle done, C
     UnitStats& lu = l->units[std::size_t(unit)];
     lu.busy_cycles += busy;
     ++lu.instructions;
-    const Cycle last = done > start ? done - 1 : start;
-    if (!layer_seen_[std::size_t(is.layer)]) {
-      layer_seen_[std::size_t(is.layer)] = true;
-      l->first_cycle = start;
-      l->last_cycle = last;
-    } else {
-      l->first_cycle = std::min(l->first_cycle, start);
-      l->last_cycle = std::max(l->last_cycle, last);
-    }
+    l->last_cycle = std::max(l->last_cycle, done > start ? done - 1 : start);
   }
   if (tracing_) trace_.push_back(InstructionTrace{is.pc, unit, is.layer, is.issued, start, done});
   if (--outstanding_ == 0) all_done_.notify();

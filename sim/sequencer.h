@@ -184,7 +184,6 @@ class Sequencer : public sc_core::sc_module {
   // Results.
   std::vector<LayerStats> layers_;
   std::vector<bool> layer_seen_;
-  std::vector<Cycle> layer_begin_;  // first start of each layer's instructions so far
   std::array<UnitStats, kNumUnits> units_{};
   Cycle last_completion_ = 0;
   Cycle halt_cycle_ = 0;

@@ -19,6 +19,7 @@ namespace tpu {
 //   "sem:<name>"    waiting on a semaphore (named in the program, else "s<N>")
 //   "ub_port"       unified-buffer ports or banks taken by another unit
 //   "weight_buffer" MXU weight registers still in use by an earlier tile
+//   "weights"       a MATMUL waiting for its weight tile to finish loading
 //   "queue"         the sequencer could not issue (another unit's queue full)
 using StallMap = std::map<std::string, Cycle>;
 

@@ -1,5 +1,5 @@
 #pragma once
-// The tpusim instruction set: a dozen TPU-style CISC instructions, each 32 bytes wide.
+// The tpusim instruction set: nine TPU-style CISC instructions, each 32 bytes wide.
 // Field-by-field documentation: sim/isa/ISA.md. Every instruction carries a wait mask and a
 // signal mask over kNumSemaphores counting semaphores: its unit waits until every semaphore in
 // `wait` is non-zero and decrements each when it starts; it increments each semaphore in

@@ -1,5 +1,6 @@
-// Data-path semantics of every instruction (see sim/isa/ISA.md, "Semantics"). Each exec_*
-// validates its whole footprint once, then runs loops free of checks and allocation.
+// Data-path semantics of every instruction (see sim/isa/ISA.md, "Semantics"). The exec_*
+// functions check the ranges they touch before their loops, which then run free of checks and
+// allocation.
 #include "sim/isa/semantics.h"
 
 #include <algorithm>
