@@ -295,9 +295,9 @@ std::vector<std::string> lines_of(const std::string& text) {
 
 TEST(Report, CsvHasOneRowPerLayerAndUnionOfStallColumns) {
   Fixture f;
-  const auto with_total = lines_of(report_csv(f.config, f.program, f.run));
+  const auto with_total = lines_of(report_csv(f.config, f.run));
   ASSERT_EQ(with_total.size(), 4u);  // header + 2 layers + total
-  EXPECT_EQ(lines_of(report_csv(f.config, f.program, f.run, false)).size(), 3u);
+  EXPECT_EQ(lines_of(report_csv(f.config, f.run, false)).size(), 3u);
   EXPECT_EQ(with_total[0].rfind("name,kind,macs,cycles,", 0), 0u);
   // std::map order of the causes: "sem:conv1_in" < "ub_port" < "weights".
   const std::string tail = ",stall_sem:conv1_in,stall_ub_port,stall_weights";

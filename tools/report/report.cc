@@ -17,10 +17,6 @@ namespace {
 
 using nlohmann::json;
 
-// JSON and CSV names of the units, indexed by Unit.
-constexpr const char* kUnitNames[kNumUnits] = {"sequencer", "dma", "weight_load", "matmul",
-                                               "vector"};
-
 // The figures one row of the report shows: a layer, or the whole run.
 struct Row {
   std::string name;
@@ -38,8 +34,9 @@ struct Row {
   std::uint64_t ub_writes = 0;
   std::uint64_t weight_tiles = 0;
   std::uint64_t used_pes = 0;
-  StallMap stalls;  // MXU stalls by cause
   std::array<UnitStats, kNumUnits> units{};
+  // The MXU's stalls by cause: what the report calls the row's stall cycles.
+  const StallMap& stalls() const { return units[std::size_t(Unit::kMatmul)].stalls; }
 };
 
 double ratio(double num, double den) { return den > 0 ? num / den : 0; }
@@ -55,13 +52,13 @@ void derive(const Config& config, Row& row) {
                       double(row.cycles) * config.period_ns());
 }
 
-std::vector<Row> layer_rows(const Config& config, const Program& program, const RunResult& run) {
+std::vector<Row> layer_rows(const Config& config, const RunResult& run) {
   std::vector<Row> rows;
   for (std::size_t i = 0; i < run.layers.size(); ++i) {
     const LayerStats& s = run.layers[i];
     Row row;
-    row.name = !s.name.empty() || i >= program.layers.size() ? s.name : program.layers[i].name;
-    row.kind = !s.kind.empty() || i >= program.layers.size() ? s.kind : program.layers[i].kind;
+    row.name = s.name;
+    row.kind = s.kind;
     row.macs = s.macs;
     row.cycles = s.cycles();
     row.compute_cycles = s.compute_cycles();
@@ -71,7 +68,6 @@ std::vector<Row> layer_rows(const Config& config, const Program& program, const 
     row.ub_writes = s.ub_writes;
     row.weight_tiles = s.weight_tiles;
     row.used_pes = s.used_pes;
-    row.stalls = s.units[std::size_t(Unit::kMatmul)].stalls;
     row.units = s.units;
     derive(config, row);
     rows.push_back(std::move(row));
@@ -102,7 +98,6 @@ Row total_row(const Config& config, const RunResult& run, const std::vector<Row>
   total.compute_cycles = compute_seen ? compute_last - compute_first + 1 : 0;
   total.hbm_read_bytes = run.hbm.read_bytes;
   total.hbm_write_bytes = run.hbm.write_bytes;
-  total.stalls = run.units[std::size_t(Unit::kMatmul)].stalls;
   total.units = run.units;
   derive(config, total);
   return total;
@@ -111,7 +106,7 @@ Row total_row(const Config& config, const RunResult& run, const std::vector<Row>
 json units_json(const std::array<UnitStats, kNumUnits>& units) {
   json out = json::object();
   for (std::size_t u = 0; u < kNumUnits; ++u) {
-    out[kUnitNames[u]] = {{"busy_cycles", units[u].busy_cycles},
+    out[to_string(Unit(u))] = {{"busy_cycles", units[u].busy_cycles},
                           {"instructions", units[u].instructions},
                           {"stalls", units[u].stalls}};
   }
@@ -124,7 +119,7 @@ json row_json(const Row& row) {
           {"macs", row.macs},
           {"cycles", row.cycles},
           {"compute_cycles", row.compute_cycles},
-          {"stall_cycles", row.stalls},
+          {"stall_cycles", row.stalls()},
           {"utilization", row.utilization},
           {"mapping_efficiency", row.mapping_efficiency},
           {"weight_tiles", row.weight_tiles},
@@ -318,7 +313,7 @@ std::string human_bytes(double bytes) {
 
 nlohmann::json report_json(const Config& config, const Program& program, const RunResult& run,
                            const CheckResult* check, const RunInfo& info) {
-  const std::vector<Row> layers = layer_rows(config, program, run);
+  const std::vector<Row> layers = layer_rows(config, run);
   const Row total = total_row(config, run, layers);
 
   json layer_list = json::array();
@@ -367,7 +362,7 @@ nlohmann::json report_json(const Config& config, const Program& program, const R
 
 std::string report_table(const Config& config, const Program& program, const RunResult& run,
                          const CheckResult* check, const RunInfo& info) {
-  const std::vector<Row> layers = layer_rows(config, program, run);
+  const std::vector<Row> layers = layer_rows(config, run);
   const Row total = total_row(config, run, layers);
 
   const std::vector<std::string> header = {"layer",  "kind",   "MACs",      "cycles",
@@ -380,7 +375,7 @@ std::string report_table(const Config& config, const Program& program, const Run
   auto add = [&](const Row& row) {
     cells.push_back({row.name, row.kind, human_count(double(row.macs)), std::to_string(row.cycles),
                      format("%.3f", row.latency_us), format("%.1f", 100 * row.utilization),
-                     format("%.1f", 100 * row.mapping_efficiency), top_stall(row.stalls),
+                     format("%.1f", 100 * row.mapping_efficiency), top_stall(row.stalls()),
                      human_bytes(double(row.hbm_read_bytes)),
                      human_bytes(double(row.hbm_write_bytes))});
   };
@@ -441,20 +436,21 @@ std::string report_table(const Config& config, const Program& program, const Run
   return out.str();
 }
 
-std::string report_csv(const Config& config, const Program& program, const RunResult& run,
+std::string report_csv(const Config& config, const RunResult& run,
                        bool include_total) {
-  std::vector<Row> rows = layer_rows(config, program, run);
+  std::vector<Row> rows = layer_rows(config, run);
   if (include_total) rows.push_back(total_row(config, run, rows));
 
   std::set<std::string> causes;
   for (const Row& row : rows) {
-    for (const auto& [cause, cycles] : row.stalls) causes.insert(cause);
+    for (const auto& [cause, cycles] : row.stalls()) causes.insert(cause);
   }
 
   std::ostringstream out;
   out << "name,kind,macs,cycles,compute_cycles,utilization,mapping_efficiency,weight_tiles,"
          "used_pes,hbm_read_bytes,hbm_write_bytes,achieved_hbm_gbs,ub_reads,ub_writes,latency_us";
-  for (const char* unit : kUnitNames) {
+  for (std::size_t u = 0; u < kNumUnits; ++u) {
+    const std::string unit = to_string(Unit(u));
     out << ',' << unit << "_busy_cycles," << unit << "_stall_cycles";
   }
   for (const std::string& cause : causes) out << ',' << csv_field("stall_" + cause);
@@ -472,8 +468,8 @@ std::string report_csv(const Config& config, const Program& program, const RunRe
       out << ',' << unit.busy_cycles << ',' << stalled;
     }
     for (const std::string& cause : causes) {
-      auto it = row.stalls.find(cause);
-      out << ',' << (it == row.stalls.end() ? 0 : it->second);
+      auto it = row.stalls().find(cause);
+      out << ',' << (it == row.stalls().end() ? 0 : it->second);
     }
     out << '\n';
   }

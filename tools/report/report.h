@@ -62,7 +62,7 @@ std::string report_table(const Config& config, const Program& program, const Run
 
 // Header row, one row per layer and, with include_total, a last row named "total". Stall
 // columns are stall_<cause> over the union of the layers' MXU stall causes.
-std::string report_csv(const Config& config, const Program& program, const RunResult& run,
+std::string report_csv(const Config& config, const RunResult& run,
                        bool include_total = true);
 
 // "1.50 MiB"-style binary units for byte counts.

@@ -179,7 +179,7 @@ int run_command(const ModelOptions& opts, const std::string& program_path,
   if (!quiet) std::cout << tpu::report_table(config, program, result, checked, info);
   if (!json_path.empty())
     write_text(json_path, tpu::report_json(config, program, result, checked, info).dump(2) + "\n");
-  if (!csv_path.empty()) write_text(csv_path, tpu::report_csv(config, program, result));
+  if (!csv_path.empty()) write_text(csv_path, tpu::report_csv(config, result));
   if (!trace_path.empty())
     write_text(trace_path, tpu::timeline_json(config, program, result).dump() + "\n");
   return check && !check_result.passed ? 2 : 0;
