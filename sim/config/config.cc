@@ -13,7 +13,7 @@
 
 #include "embedded_defaults.h"
 #include "sim/config/config_keys.h"
-#include "sim/config/file_input.h"
+#include "sim/config/user_input.h"
 #include "sim/dram/address_mapping.h"
 #include "sim/dram/dram_spec.h"
 
@@ -129,24 +129,6 @@ std::string format_number(double v) {
   return buf;
 }
 
-// Edit distance counting insertions, deletions, substitutions and swaps of adjacent
-// characters (optimal string alignment), so "hmb" is one edit from "hbm".
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
-  for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
-  for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      const std::size_t cost = a[i - 1] == b[j - 1] ? 0 : 1;
-      d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1]) {
-        d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
-      }
-    }
-  }
-  return d[a.size()][b.size()];
-}
-
 const ConfigKey* find_key(const std::string& path) {
   for (const ConfigKey& key : config_keys()) {
     if (path == key.path) return &key;
@@ -178,18 +160,7 @@ std::vector<std::string> valid_paths() {
   return paths;
 }
 
-std::string nearest_path(const std::string& path) {
-  std::string best;
-  std::size_t best_distance = std::numeric_limits<std::size_t>::max();
-  for (const std::string& candidate : valid_paths()) {
-    std::size_t d = edit_distance(path, candidate);
-    if (d < best_distance) {
-      best_distance = d;
-      best = candidate;
-    }
-  }
-  return best;
-}
+std::string nearest_path(const std::string& path) { return nearest(path, valid_paths()); }
 
 std::string describe_value(const json& value) {
   std::string text = value.dump();

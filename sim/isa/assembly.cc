@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/config/user_input.h"
 #include "sim/isa/program.h"
 
 namespace tpu {
@@ -110,30 +111,9 @@ const OpSpec& op_spec(Opcode op) {
 const char* const kActivationNames[] = {"none", "relu", "relu6"};
 const char* const kDirectives[] = {".dtype", ".array", ".hbm", ".sem", ".layer"};
 
-std::size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (std::size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (std::size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
-}
-
-// " (did you mean 'x'?)" for the closest candidate within a few edits, else "".
+// " (did you mean 'x'?)" for the closest candidate within two edits, else "".
 std::string suggestion(const std::string& word, const std::vector<std::string>& candidates) {
-  std::string best;
-  std::size_t best_d = 3;
-  for (const std::string& c : candidates) {
-    const std::size_t d = edit_distance(word, c);
-    if (d < best_d) {
-      best_d = d;
-      best = c;
-    }
-  }
+  const std::string best = nearest(word, candidates, 2);
   return best.empty() ? "" : " (did you mean '" + best + "'?)";
 }
 

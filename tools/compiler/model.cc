@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "sim/config/file_input.h"
+#include "sim/config/user_input.h"
 
 namespace tpu {
 

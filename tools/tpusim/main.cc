@@ -17,7 +17,7 @@
 
 #include "embedded_defaults.h"
 #include "sim/config/config.h"
-#include "sim/config/file_input.h"
+#include "sim/config/user_input.h"
 #include "sim/isa/program.h"
 #include "sim/memtest.h"
 #include "sim/tpu_core.h"

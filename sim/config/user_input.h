@@ -1,0 +1,24 @@
+#pragma once
+// Input users hand the tools (config, model and program files), shared so every front end
+// reports an unreadable file, a JSON syntax error and a misspelt name the same way.
+#include <cstddef>
+#include <limits>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace tpu {
+
+// The whole file, or nothing when it cannot be opened.
+std::optional<std::string> read_file(const std::string& path);
+
+// An nlohmann::json exception's message without its "[json.exception.parse_error.101] " tag.
+std::string json_error_text(const std::string& what);
+
+// The candidate closest to `word` in edit distance (insertions, deletions, substitutions and
+// swaps of adjacent characters, so "hmb" is one edit from "hbm"), or "" when none is within
+// `max_distance` edits.
+std::string nearest(const std::string& word, const std::vector<std::string>& candidates,
+                    std::size_t max_distance = std::numeric_limits<std::size_t>::max());
+
+}  // namespace tpu
