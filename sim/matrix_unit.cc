@@ -100,9 +100,11 @@ void MatrixUnit::matmul() {
       const Instruction& inst = *is.inst;
       StartTracker& tracker = d.tracker;
 
-      const std::string tile = "weights (tile " + std::to_string(is.tile) + " loaded)";
+      const auto waiting_for_tile = [&] {
+        seq_.set_waiting(Unit::kMatmul, "weights (tile " + std::to_string(is.tile) + " loaded)");
+      };
       while (load_done_base_ + load_done_.size() <= is.tile) {
-        seq_.set_waiting(Unit::kMatmul, tile);
+        waiting_for_tile();
         wait(load_granted_);
       }
       // MATMULs use tiles in program order: older loads are of no further interest.
@@ -111,8 +113,10 @@ void MatrixUnit::matmul() {
         ++load_done_base_;
       }
       const Cycle loaded = load_done_.front();
-      seq_.set_waiting(Unit::kMatmul, tile);
-      seq_.wait_until(loaded);
+      if (loaded > seq_.clock().now()) {
+        waiting_for_tile();
+        seq_.wait_until(loaded);
+      }
       tracker.satisfied("weights", loaded);
 
       const std::uint32_t m_rows = inst.rows;

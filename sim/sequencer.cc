@@ -101,18 +101,22 @@ bool Sequencer::queue_full(Unit unit, Cycle now) const {
   return q.entries.size() + taken_now >= config_.sequencer.queue_depth;
 }
 
-Cycle Sequencer::acquire_in_sequencer(const Issued& is, Cycle now) {
-  const std::uint16_t mask = is.inst->wait;
-  if (sems_.try_acquire(mask)) return now;
+std::string Sequencer::wait_semaphores(std::uint16_t mask, std::string& waiting) {
+  if (sems_.try_acquire(mask)) return "";
   std::string cause;
   do {
     cause = sems_.cause(mask);
-    sequencer_waiting_ = sems_.zero_names(mask);
+    waiting = sems_.zero_names(mask);
     wait(sems_.changed());
   } while (!sems_.try_acquire(mask));
-  sequencer_waiting_.clear();
+  waiting.clear();
+  return cause;
+}
+
+Cycle Sequencer::acquire_in_sequencer(const Issued& is, Cycle now) {
+  const std::string cause = wait_semaphores(is.inst->wait, sequencer_waiting_);
   const Cycle at = clock_.now();
-  charge_stall(Unit::kSequencer, is.layer, cause, at - now);
+  if (!cause.empty()) charge_stall(Unit::kSequencer, is.layer, cause, at - now);
   return at;
 }
 
@@ -212,16 +216,8 @@ Issued Sequencer::take(Unit unit, Cycle& ready) {
 }
 
 void Sequencer::acquire(Unit unit, const Issued& is, StartTracker& tracker) {
-  const std::uint16_t mask = is.inst->wait;
-  if (sems_.try_acquire(mask)) return;
-  std::string cause;
-  do {
-    cause = sems_.cause(mask);
-    set_waiting(unit, sems_.zero_names(mask));
-    wait(sems_.changed());
-  } while (!sems_.try_acquire(mask));
-  set_waiting(unit, "");
-  tracker.satisfied(cause, clock_.now());
+  const std::string cause = wait_semaphores(is.inst->wait, queues_[std::size_t(unit)].waiting);
+  if (!cause.empty()) tracker.satisfied(cause, clock_.now());
 }
 
 void Sequencer::set_waiting(Unit unit, std::string what) {

@@ -163,6 +163,9 @@ class Sequencer : public sc_core::sc_module {
   bool queue_full(Unit unit, Cycle now) const;
   // Blocks the sequencer until the semaphores of `inst` are acquired; returns the cycle.
   Cycle acquire_in_sequencer(const Issued& is, Cycle now);
+  // Blocks until every semaphore in `mask` is acquired, describing the wait in `waiting`
+  // meanwhile; returns the cause of the wait, or "" when there was none.
+  std::string wait_semaphores(std::uint16_t mask, std::string& waiting);
   void charge_stall(Unit unit, int layer, const std::string& cause, Cycle cycles);
   Issued tag(const Instruction& inst, std::size_t pc, Cycle now);
 
