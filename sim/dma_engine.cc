@@ -111,6 +111,7 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
       r.client = UbClient::kDma;
       r.write = false;
       r.contiguous = false;
+      r.record_cycles = true;  // each write burst waits for the rows it carries
       r.first_row = d.ub_row + std::uint64_t(g) * d.ub_stride;
       r.stride = one_burst && rows_per_group == 1 ? d.ub_stride : 1;
       r.count = std::uint32_t(one_burst ? d.groups * rows_per_group : rows_per_group);

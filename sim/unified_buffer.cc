@@ -151,8 +151,9 @@ void UnifiedBuffer::place_spread(UbRequest& r, Cycle from) {
   const std::uint32_t ports = r.write ? config_.ub.write_ports : config_.ub.read_ports;
   const std::uint64_t step = r.stride % banks_;
   std::uint64_t bank = r.first_row % banks_;
-  r.cycles.resize(r.count);
+  if (r.record_cycles) r.cycles.resize(r.count);
   Cycle c = from;
+  r.start = from;
   for (std::uint32_t j = 0; j < r.count; ++j, ++c) {
     for (;; ++c) {
       extend_to(c + 1);  // may reallocate the calendar: index it only after this
@@ -166,12 +167,12 @@ void UnifiedBuffer::place_spread(UbRequest& r, Cycle from) {
         break;
       }
     }
-    r.cycles[j] = c;
+    if (j == 0) r.start = c;
+    if (r.record_cycles) r.cycles[j] = c;
     bank += step;
     if (bank >= banks_) bank -= banks_;
   }
-  r.start = r.count > 0 ? r.cycles.front() : from;
-  r.end = r.count > 0 ? r.cycles.back() + 1 : from;
+  r.end = c;  // one past the last access (from, when there is none)
 }
 
 void UnifiedBuffer::advance_to(Cycle c) {

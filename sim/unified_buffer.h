@@ -53,11 +53,13 @@ struct UbRequest {
   // earliest cycle after the previous one with a free port and bank, so a conflict costs that
   // access a cycle instead of moving the whole burst.
   bool contiguous = true;
+  // Spread bursts only: record the cycle of every access in `cycles` (for access_cycle()).
+  bool record_cycles = false;
   // Filled by the arbiter:
   bool granted = false;
   Cycle start = 0;            // cycle of the first access
   Cycle end = 0;              // one past the cycle of the last access
-  std::vector<Cycle> cycles;  // !contiguous: the cycle of every access
+  std::vector<Cycle> cycles;  // record_cycles: the cycle of every access
   sc_core::sc_event done;     // notified at the arbitration instant (t + 1/2)
 
   Cycle access_cycle(std::uint32_t j) const { return contiguous ? start + j : cycles[j]; }

@@ -192,6 +192,7 @@ TEST(UnifiedBuffer, SpreadAccessesStepAroundConflictsContiguousBurstsWait) {
     b.ub.request(make(reqs, UbClient::kMatmul, false, 0, 8, 0, 4));
     UbRequest& spread = make(reqs, UbClient::kDma, true, 1, 8, 0);
     spread.contiguous = false;
+    spread.record_cycles = true;
     b.ub.request(spread);
     b.ub.request(make(reqs, UbClient::kDma, true, 33, 8, 0));
     sc_core::wait(reqs[0]->done);
