@@ -13,11 +13,11 @@ MatrixUnit::MatrixUnit(sc_core::sc_module_name name, const Config& config, Seque
       seq_(sequencer),
       ub_(ub),
       state_(state),
-      functional_(functional),
-      fidelity_(functional ? fidelity : Fidelity::kFast) {
+      functional_(functional) {
   SC_THREAD(weight_loader);
   SC_THREAD(matmul);
-  if (fidelity_ == Fidelity::kPe) {
+  // Timing-only runs have no data for the array to carry: they are always `fast`.
+  if (functional && fidelity == Fidelity::kPe) {
     array_ = std::make_unique<SystolicArray>(config.array.rows, config.array.cols, state.dtype);
     SC_METHOD(step_array);
     sensitive << array_wake_;

@@ -58,7 +58,6 @@ class MatrixUnit : public sc_core::sc_module {
   UnifiedBuffer& ub_;
   MachineState& state_;
   const bool functional_;
-  const Fidelity fidelity_;
 
   std::array<WeightTile, 2> tiles_;  // fast: the data of each buffer
   std::array<Shape, 2> shapes_;

@@ -148,12 +148,9 @@ RunResult simulate(const Config& config, const Program& program, const SimOption
   } catch (const std::exception& e) {
     throw SimError(e.what());
   }
-  SimOptions effective = options;
-  if (effective.timing_only) effective.fidelity = Fidelity::kFast;
-
   std::unique_ptr<TpuCore> core;
   try {
-    core = std::make_unique<TpuCore>("tpu", config, program, *state, effective);
+    core = std::make_unique<TpuCore>("tpu", config, program, *state, options);
     sc_core::sc_start();
   } catch (...) {
     throw as_sim_error(std::current_exception());

@@ -53,8 +53,7 @@ void VectorUnit::run() {
         if (functional_) exec_pool(state_, inst);
         const std::uint64_t k = inst.kernel, c = ceil_div(inst.cols, lanes);
         const std::uint64_t in = std::uint64_t(inst.in_h) * inst.in_w;
-        const std::uint64_t out = ((inst.in_h - k) / inst.stride + 1) *
-                                  ((inst.in_w - k) / inst.stride + 1);
+        const std::uint64_t out = std::uint64_t(pool_out_h(inst)) * pool_out_w(inst);
         const Span r = burst(false, inst.ub_row, std::uint32_t(in), v);
         const Cycle compared = std::max(r.end, r.start + std::max(in, out * k * k * c));
         done = burst(true, inst.dst_row, std::uint32_t(out), compared + config_.vector.pool_latency)

@@ -96,6 +96,10 @@ struct Instruction {
   bool operator!=(const Instruction& o) const { return !(*this == o); }
 };
 
+// Output grid of a kPool (no padding): ((in - kernel) / stride + 1) each way.
+inline std::uint32_t pool_out_h(const Instruction& i) { return (i.in_h - i.kernel) / i.stride + 1; }
+inline std::uint32_t pool_out_w(const Instruction& i) { return (i.in_w - i.kernel) / i.stride + 1; }
+
 using EncodedInstruction = std::array<std::uint8_t, kInstructionBytes>;
 
 // Raised for malformed assembly or binary; what() is one line, with "line N:" for assembly.

@@ -101,8 +101,7 @@ void check_pool(const MachineState& s, const Instruction& inst) {
   require_range(op, "in_h", inst.in_h, inst.kernel, 0xffff, "input height >= kernel");
   require_range(op, "in_w", inst.in_w, inst.kernel, 0xffff, "input width >= kernel");
   require_range(op, "cols", inst.cols, 1, s.row_elems, "channels <= UB row elements");
-  const std::uint64_t oh = (inst.in_h - inst.kernel) / inst.stride + 1;
-  const std::uint64_t ow = (inst.in_w - inst.kernel) / inst.stride + 1;
+  const std::uint64_t oh = pool_out_h(inst), ow = pool_out_w(inst);
   require_ub_rows(s, op, "ub", inst.ub_row,
                   std::uint64_t(inst.ub_row) + std::uint64_t(inst.in_h) * inst.in_w);
   require_ub_rows(s, op, "dst", inst.dst_row, std::uint64_t(inst.dst_row) + oh * ow);
@@ -359,8 +358,7 @@ void exec_activate(MachineState& s, const Instruction& inst) {
 void exec_pool(MachineState& s, const Instruction& inst) {
   check_pool(s, inst);
   const std::uint32_t k = inst.kernel, stride = inst.stride, w = inst.in_w, cols = inst.cols;
-  const std::uint32_t oh = (inst.in_h - k) / stride + 1;
-  const std::uint32_t ow = (inst.in_w - k) / stride + 1;
+  const std::uint32_t oh = pool_out_h(inst), ow = pool_out_w(inst);
   const std::uint64_t eb = s.elem_bytes;
   // Every input is read before any output is written, so source and destination may overlap.
   std::vector<std::uint8_t> result(std::size_t(oh) * ow * cols * eb);
