@@ -7,6 +7,7 @@
 #include <limits>
 #include <string>
 
+#include "sim/isa/semantics.h"
 #include "tools/compiler/reference.h"
 
 namespace tpu {
@@ -103,7 +104,7 @@ struct HbmTensor {
           if (eb == 1) {
             p[e] = std::uint8_t(v.i8[i]);
           } else {
-            std::uint16_t bits = reference_bf16_bits(v.f32[i]);
+            std::uint16_t bits = fp32_to_bf16(v.f32[i]);
             std::memcpy(p + 2 * e, &bits, 2);
           }
         }
@@ -166,7 +167,7 @@ enum class GemmPath {
 
 // Convolution geometry of a tap-based GEMM (a dense layer on 1 x 1 inputs is a 1 x 1 conv).
 struct Taps {
-  std::uint64_t kh, kw, s, pad, H, W, C, OH, OW, Hp, Wp;
+  std::uint64_t kh, kw, s, pad, W, C, OH, OW, Wp;
 };
 
 // Output pixels [m, m + ox1 - ox0) of image b, output row oy, columns ox0 .. ox1 - 1.
@@ -361,12 +362,10 @@ class Lowerer {
     g.kw = conv ? layer.kernel_w : 1;
     g.s = conv ? layer.stride : 1;
     g.pad = conv ? layer.padding : 0;
-    g.H = layer.in.h;
     g.W = layer.in.w;
     g.C = layer.in.c;
     g.OH = layer.out.h;
     g.OW = layer.out.w;
-    g.Hp = g.H + 2 * g.pad;
     g.Wp = g.W + 2 * g.pad;
     return g;
   }
@@ -608,10 +607,6 @@ void Lowerer::emit_zero_border(const UbTensor& t) {
   for (const DmaFields& d : pieces) emit(dma(Opcode::kDmaLoad, d, 0, 0));
 }
 
-std::string bytes_str(std::uint64_t rows, std::uint64_t row_bytes) {
-  return std::to_string(rows * row_bytes);
-}
-
 void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std::uint64_t limit,
                          std::uint64_t weights, const Values& x, Values& y) {
   const bool conv = layer.kind == LayerKind::kConv2d;
@@ -658,7 +653,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
          std::to_string(config_.ub_rows(model_.dtype)) + " rows of " +
          std::to_string(row_bytes) + " bytes (ub.capacity_bytes = " +
          std::to_string(config_.ub.capacity_bytes) +
-         "); it would fit with ub.capacity_bytes >= " + bytes_str(min_need, row_bytes));
+         "); it would fit with ub.capacity_bytes >= " + std::to_string(min_need * row_bytes));
   }
   if (acc_rows_ < 2) {
     fail("needs 2 accumulator rows (one output row, double-buffered) but the accumulators hold " +
@@ -726,7 +721,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
             if (eb_ == 1) {
               image[at] = std::uint8_t(w.i8[k * N + n]);
             } else {
-              std::uint16_t b = reference_bf16_bits(w.f32[k * N + n]);
+              std::uint16_t b = fp32_to_bf16(w.f32[k * N + n]);
               std::memcpy(&image[at], &b, 2);
             }
           }
@@ -975,7 +970,7 @@ void Lowerer::lower_pool(const Layer& layer, const Act& in, const Act& out, std:
          std::to_string(config_.ub_rows(model_.dtype)) + " rows of " +
          std::to_string(row_bytes) + " bytes (ub.capacity_bytes = " +
          std::to_string(config_.ub.capacity_bytes) +
-         "); it would fit with ub.capacity_bytes >= " + bytes_str(need(1), row_bytes));
+         "); it would fit with ub.capacity_bytes >= " + std::to_string(need(1) * row_bytes));
   }
   std::uint64_t ob = 1;
   while (ob < std::min(OH, kMax16) && need(ob + 1) <= limit && in_h(ob + 1) <= kMax16) ++ob;

@@ -121,15 +121,11 @@ float reference_activate(float acc, Activation func) {
   return acc;
 }
 
-std::uint16_t reference_bf16_bits(float f) {
+float reference_round_bf16(float f) {
   std::uint32_t bits;
   std::memcpy(&bits, &f, sizeof bits);
-  bits += 0x7fffu + ((bits >> 16) & 1u);
-  return std::uint16_t(bits >> 16);
-}
-
-float reference_round_bf16(float f) {
-  std::uint32_t bits = std::uint32_t(reference_bf16_bits(f)) << 16;
+  bits += 0x7fffu + ((bits >> 16) & 1u);  // round to nearest even on the 16 dropped bits
+  bits &= 0xffff0000u;
   float r;
   std::memcpy(&r, &bits, sizeof r);
   return r;

@@ -42,10 +42,9 @@ std::int8_t reference_requantize(std::int32_t acc, std::int32_t multiplier, std:
                                  std::int8_t zero_point, Activation func);
 // fp32 activation (bf16 programs skip the requantiser).
 float reference_activate(float acc, Activation func);
-// fp32 -> nearest bf16 (ties to even), returned as the float it represents / as its bit
-// pattern. Finite inputs only (the generated data never overflows).
+// fp32 -> nearest bf16 (ties to even), returned as the float it represents. Finite inputs only
+// (the generated data never overflows).
 float reference_round_bf16(float f);
-std::uint16_t reference_bf16_bits(float f);
 
 // Max pooling, square window `kernel`, `stride`, no padding. Output NHWC.
 std::vector<std::int8_t> reference_maxpool(const std::vector<std::int8_t>& x,
