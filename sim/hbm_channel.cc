@@ -220,8 +220,7 @@ void HbmChannel::accept_waiting() {
   const sc_core::sc_time now = sc_core::sc_time_stamp();
   ++stats_.requests;
   if (dram_) {
-    accept_dram(trans, now);
-    arrival_[&trans] = waiting_since_;
+    accept_dram(trans, waiting_since_);  // timed from now; latency counted from its arrival
   } else {
     hold(trans, waiting_since_,
          timing_->ready_at(now, trans.get_data_length(), trans.is_write()));

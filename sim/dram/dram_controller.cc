@@ -44,7 +44,8 @@ DramController::DramController(const DramSpec& spec, const AddressMapping& mappi
 bool DramController::can_accept(std::uint64_t addr, std::uint64_t bytes) const {
   const std::uint64_t burst = spec_.burst_bytes();
   const std::uint64_t first = addr / burst, last = (addr + bytes - 1) / burst;
-  std::vector<std::uint32_t> touched;
+  std::vector<std::uint32_t>& touched = scratch_touched_;
+  touched.clear();
   for (std::uint64_t b = first; b <= last; ++b) {
     const std::uint32_t pc = pc_of(mapping_.map(b * burst));
     if (scratch_counts_[pc]++ == 0) touched.push_back(pc);

@@ -166,6 +166,7 @@ class DramController {
   std::vector<Request> requests_;
   std::vector<std::uint32_t> free_requests_;
   mutable std::vector<std::uint32_t> scratch_counts_;  // per PC, for can_accept
+  mutable std::vector<std::uint32_t> scratch_touched_;  // PCs can_accept counted in
   std::vector<CommandRecord>* trace_ = nullptr;
 };
 
