@@ -191,8 +191,15 @@ void MatrixUnit::step_array() {
     const Cycle t = seq_.clock().now();
     array_->step(t);
     const std::uint64_t cols = state_.array_cols;
+    // A step's outputs come from one stream or two (a drain overlapping the next fill).
+    std::uint64_t stream_id = ~std::uint64_t(0);
+    const Instruction* stream_inst = nullptr;
     for (const SystolicArray::Output& o : array_->outputs()) {
-      const Instruction& inst = *pe_streams_.at(o.stream).is.inst;
+      if (o.stream != stream_id) {
+        stream_id = o.stream;
+        stream_inst = pe_streams_.at(o.stream).is.inst;
+      }
+      const Instruction& inst = *stream_inst;
       const bool accumulate = inst.flags & kFlagAccumulate;
       const std::uint64_t at = (inst.acc_row + std::uint64_t(o.m)) * cols + o.n;
       if (state_.dtype == DataType::kInt8) {

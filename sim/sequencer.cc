@@ -274,18 +274,20 @@ void Sequencer::at(Cycle cycle, std::function<void()> action) {
     action();
     return;
   }
-  timed_.push(Timed{cycle, timed_seq_++, std::move(action)});
+  timed_.push_back(Timed{cycle, timed_seq_++, std::move(action)});
+  std::push_heap(timed_.begin(), timed_.end(), std::greater<Timed>());
   timed_event_.notify(clock_.until(cycle));
 }
 
 void Sequencer::fire_timed() {
   const sc_core::sc_time now = sc_core::sc_time_stamp();
-  while (!timed_.empty() && clock_.at(timed_.top().at) <= now) {
-    std::function<void()> action = timed_.top().action;
-    timed_.pop();
+  while (!timed_.empty() && clock_.at(timed_.front().at) <= now) {
+    std::pop_heap(timed_.begin(), timed_.end(), std::greater<Timed>());
+    std::function<void()> action = std::move(timed_.back().action);
+    timed_.pop_back();
     action();
   }
-  if (!timed_.empty()) timed_event_.notify(clock_.until(timed_.top().at));
+  if (!timed_.empty()) timed_event_.notify(clock_.until(timed_.front().at));
 }
 
 void Sequencer::wait_until(Cycle c) {

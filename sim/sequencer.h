@@ -21,7 +21,6 @@
 #include <deque>
 #include <exception>
 #include <functional>
-#include <queue>
 #include <string>
 #include <vector>
 
@@ -177,7 +176,8 @@ class Sequencer : public sc_core::sc_module {
   sc_core::sc_event taken_;
   sc_core::sc_event all_done_;
   std::uint64_t outstanding_ = 0;
-  std::priority_queue<Timed, std::vector<Timed>, std::greater<Timed>> timed_;
+  // A min-heap on (at, seq) kept with std::push_heap/pop_heap, so fired actions move out.
+  std::vector<Timed> timed_;
   std::uint64_t timed_seq_ = 0;
   sc_core::sc_event timed_event_;
   // Issue-time bookkeeping of weight tiles.
