@@ -373,6 +373,13 @@ const std::vector<ConfigKey>& config_keys() {
 
 const char* to_string(DataType t) { return t == DataType::kInt8 ? "int8" : "bf16"; }
 
+std::optional<DataType> parse_data_type(const std::string& name) {
+  for (DataType t : {DataType::kInt8, DataType::kBf16}) {
+    if (name == to_string(t)) return t;
+  }
+  return std::nullopt;
+}
+
 double Config::hbm_peak_bytes_per_cycle() const {
   if (hbm.preset == "ideal") return std::numeric_limits<double>::infinity();
   // GB/s is bytes per ns; one cycle lasts period_ns().

@@ -6,6 +6,7 @@
 // below are the single source of those defaults (configs/default.json spells out the same
 // values). The parser's table of keys, units and allowed ranges is sim/config/config_keys.h.
 #include <cstdint>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -19,6 +20,8 @@ enum class DataType { kInt8, kBf16 };
 // Bytes per element of the activations and weights of a program in this type.
 constexpr std::uint32_t element_bytes(DataType t) { return t == DataType::kInt8 ? 1 : 2; }
 const char* to_string(DataType t);
+// "int8" or "bf16"; nothing for any other name.
+std::optional<DataType> parse_data_type(const std::string& name);
 
 struct ArrayConfig {
   std::uint32_t rows = 128;  // R: PEs down a column = reduction (K) depth of one weight tile

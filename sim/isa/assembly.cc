@@ -153,11 +153,8 @@ std::string quote(const std::string& s) {
 
 std::string format_value(const KeySpec& k, std::int64_t v) {
   switch (k.format) {
-    case Format::kHex: {
-      std::ostringstream os;
-      os << "0x" << std::hex << std::uint64_t(v);
-      return os.str();
-    }
+    case Format::kHex:
+      return hex(std::uint64_t(v));
     case Format::kActivation:
       return kActivationNames[v];
     case Format::kUnsigned:
@@ -424,13 +421,9 @@ class Parser {
     if (d == ".dtype") {
       expect_args(words, 1, "int8|bf16");
       once(d);
-      if (words[1] == "int8") {
-        program_.dtype = DataType::kInt8;
-      } else if (words[1] == "bf16") {
-        program_.dtype = DataType::kBf16;
-      } else {
-        error("unknown data type '" + words[1] + "' (expected int8 or bf16)");
-      }
+      const std::optional<DataType> dtype = parse_data_type(words[1]);
+      if (!dtype) error("unknown data type '" + words[1] + "' (expected int8 or bf16)");
+      program_.dtype = *dtype;
     } else if (d == ".array") {
       expect_args(words, 2, "ROWS COLS");
       once(d);
@@ -506,7 +499,7 @@ std::string to_assembly(const Instruction& inst, const Program* names) {
 
 std::string to_assembly(const Program& p) {
   std::string out = "# tpusim program (canonical form)\n";
-  out += std::string(".dtype ") + (p.dtype == DataType::kInt8 ? "int8" : "bf16") + "\n";
+  out += std::string(".dtype ") + to_string(p.dtype) + "\n";
   out += ".array " + std::to_string(p.array_rows) + " " + std::to_string(p.array_cols) + "\n";
   out += ".hbm " + std::to_string(p.hbm_bytes) + "\n";
   for (std::size_t i = 0; i < p.semaphore_names.size(); ++i) {

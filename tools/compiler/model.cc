@@ -266,14 +266,10 @@ Model parse_model_json(const std::string& text, const std::string& source) {
   model.name = doc.contains("name") ? as_string(where, "name", doc["name"]) : stem_of(source);
   if (doc.contains("description")) as_string(where, "description", doc["description"]);
   if (doc.contains("dtype")) {
-    std::string t = as_string(where, "dtype", doc["dtype"]);
-    if (t == "int8") {
-      model.dtype = DataType::kInt8;
-    } else if (t == "bf16") {
-      model.dtype = DataType::kBf16;
-    } else {
-      where.fail_key("dtype", "expected \"int8\" or \"bf16\", got \"" + t + "\"");
-    }
+    const std::string t = as_string(where, "dtype", doc["dtype"]);
+    const std::optional<DataType> dtype = parse_data_type(t);
+    if (!dtype) where.fail_key("dtype", "expected \"int8\" or \"bf16\", got \"" + t + "\"");
+    model.dtype = *dtype;
   }
   if (doc.contains("batch")) model.batch = as_size(where, "batch", doc["batch"], 1);
   if (doc.contains("input")) {
