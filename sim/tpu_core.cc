@@ -1,6 +1,7 @@
 // The top module: one TPU core wired from its blocks, and simulate(), the entry point.
 #include "sim/tpu_core.h"
 
+#include <cstdlib>
 #include <memory>
 #include <string>
 
@@ -136,6 +137,11 @@ SimError as_sim_error(std::exception_ptr error) {
 }
 
 }  // namespace
+
+int run_sc_main(int argc, char* argv[]) {
+  setenv("SC_COPYRIGHT_MESSAGE", "DISABLE", 1);
+  return sc_core::sc_elab_and_sim(argc, argv);
+}
 
 RunResult simulate(const Config& config, const Program& program, const SimOptions& options) {
   // The sc_stop note is info noise. (The banner is printed before sc_main: the entry points

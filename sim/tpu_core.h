@@ -35,4 +35,8 @@ class SimError : public std::runtime_error {
 
 RunResult simulate(const Config& config, const Program& program, const SimOptions& options);
 
+// What every executable's main() returns: switches off the banner libsystemc would print from
+// sc_elab_and_sim() (its own main() cannot), then runs sc_main through it.
+int run_sc_main(int argc, char* argv[]);
+
 }  // namespace tpu

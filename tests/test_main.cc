@@ -2,20 +2,16 @@
 // to the main() in libsystemc and run zero tests.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
 #include <systemc>
+
+#include "sim/tpu_core.h"
 
 int sc_main(int argc, char* argv[]) {
   ::testing::InitGoogleTest(&argc, argv);
   return RUN_ALL_TESTS();
 }
 
-// libsystemc's own main() would print a banner from sc_elab_and_sim() before sc_main runs;
-// this one switches it off first.
-int main(int argc, char* argv[]) {
-  setenv("SC_COPYRIGHT_MESSAGE", "DISABLE", 1);
-  return sc_core::sc_elab_and_sim(argc, argv);
-}
+int main(int argc, char* argv[]) { return tpu::run_sc_main(argc, argv); }
 
 // Sanitizer builds only (ordinary builds never call these): libsystemc switches thread stacks
 // by hand without telling AddressSanitizer, and keeps a few small allocations it never frees

@@ -1,6 +1,5 @@
 // The `tpusim` command line: run, compile, memtest, asm, disasm.
 #include <chrono>
-#include <cstdlib>
 #include <cstdio>
 #include <fstream>
 #include <optional>
@@ -359,9 +358,4 @@ int sc_main(int argc, char* argv[]) {
   return 0;
 }
 
-// libsystemc's own main() would print a banner from sc_elab_and_sim() before sc_main runs;
-// this one switches it off first.
-int main(int argc, char* argv[]) {
-  setenv("SC_COPYRIGHT_MESSAGE", "DISABLE", 1);
-  return sc_core::sc_elab_and_sim(argc, argv);
-}
+int main(int argc, char* argv[]) { return tpu::run_sc_main(argc, argv); }
