@@ -156,7 +156,6 @@ class TrafficGenerator : public sc_core::sc_module {
     const HbmStats& after = channel_.stats();
     if (const dram::DramSpec* spec = channel_.dram_spec()) {
       const double pcs = spec->org.pseudo_channels;
-      HbmChannelStats total;
       for (std::uint32_t c = 0; c < after.channels.size(); ++c) {
         const HbmChannelStats d = minus(after.channels[c], before.channels[c]);
         MemtestChannelResult ch;
@@ -167,10 +166,8 @@ class TrafficGenerator : public sc_core::sc_module {
         ch.avg_latency_ns = ratio(d.access_latency_ns, double(d.accesses));
         ch.refresh_fraction = ratio(d.refresh_ns, pcs * r.simulated_ns);
         r.channels.push_back(ch);
-        total.accesses += d.accesses;
-        total.row_hits += d.row_hits;
-        total.refresh_ns += d.refresh_ns;
       }
+      const HbmChannelStats total = minus(after.total(), before.total());
       r.row_hit_rate = ratio(double(total.row_hits), double(total.accesses));
       r.refresh_fraction =
           ratio(total.refresh_ns, double(after.pseudo_channels) * r.simulated_ns);
