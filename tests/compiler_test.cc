@@ -12,7 +12,7 @@
 
 #include "sim/isa/semantics.h"
 #include "tools/compiler/lowering.h"
-#include "tools/compiler/model.h"
+#include "tools/compiler/frontend.h"
 
 namespace tpu {
 namespace {
@@ -27,7 +27,7 @@ Config array_config(std::uint32_t rows, std::uint32_t cols) {
   return c;
 }
 
-Model gemm_model(std::uint32_t m, std::uint32_t k, std::uint32_t n, const char* dtype = "int8") {
+Graph gemm_model(std::uint32_t m, std::uint32_t k, std::uint32_t n, const char* dtype = "int8") {
   return parse_model_json(std::string(R"({"dtype": ")") + dtype +
                               R"(", "layers": [{"name": "g", "type": "matmul", "m": )" +
                               std::to_string(m) + ", \"k\": " + std::to_string(k) +
@@ -201,7 +201,7 @@ std::vector<std::uint8_t> run_interleaved(const Config& config, const Program& p
   return {};
 }
 
-void expect_correct(const Model& model, const Config& config, const CompileOptions& options = {},
+void expect_correct(const Graph& model, const Config& config, const CompileOptions& options = {},
                     int interleavings = 6) {
   Program p = compile(model, config, options);
   expect_sequentially_valid(p);
@@ -217,7 +217,7 @@ void expect_correct(const Model& model, const Config& config, const CompileOptio
 
 TEST(CompilerTest, MatmulNotAMultipleOfTheArrayIsBitExact) {
   Config config = array_config(16, 16);
-  Model model = gemm_model(37, 300, 130);
+  Graph model = gemm_model(37, 300, 130);
   Program p = compile(model, config);
   // K tiles ceil(300/16) = 19, N tiles ceil(130/16) = 9, one M tile (37 rows fit):
   // LAYER + input DMA + 171 x (weight DMA + LOAD_WEIGHTS + MATMUL) + 9 x (ACTIVATE + store)
@@ -236,11 +236,11 @@ TEST(CompilerTest, ManyMTilesRotateTheDoubleBuffers) {
 }
 
 TEST(CompilerTest, StridedPaddedConvWithPartialRowTiles) {
-  Model model = parse_model_json(R"({"batch": 2, "input": [9, 11, 5], "seed": 7, "layers": [
+  Graph model = parse_model_json(R"({"batch": 2, "input": [9, 11, 5], "seed": 7, "layers": [
       {"name": "c", "type": "conv2d", "out_channels": 12, "kernel": 3, "stride": 2,
        "padding": 1, "activation": "relu"}]})",
                                  "conv.json");
-  EXPECT_EQ(model.layers[0].out, (Shape3{5, 6, 12}));
+  EXPECT_EQ(model.nodes[0].out, (Shape3{5, 6, 12}));
   CompileOptions options;
   options.max_m_tile = 5;  // tiles cross output rows and images
   expect_correct(model, array_config(8, 8), options, 16);
@@ -267,7 +267,7 @@ std::uint64_t hbm_bytes_moved(const Program& p) {
 TEST(CompilerTest, TapConvFromHbmWithChannelChunks) {
   // C = 20 >= R / 2 = 4 on an 8x8 array: on-chip windows, K tiles of (ky, kx, chunk) with
   // chunks of 8, 8 and 4 channels; tiles of 5 pixels cross output rows and images.
-  Model model = parse_model_json(R"({"batch": 2, "input": [9, 11, 20], "seed": 3, "layers": [
+  Graph model = parse_model_json(R"({"batch": 2, "input": [9, 11, 20], "seed": 3, "layers": [
       {"name": "c", "type": "conv2d", "out_channels": 12, "kernel": 3, "stride": 2,
        "padding": 1, "activation": "relu"}]})",
                                  "tapconv.json");
@@ -294,7 +294,7 @@ TEST(CompilerTest, TapConvFromHbmWithChannelChunks) {
   expect_correct(model, config, options, 2);
 }
 
-Model chain_model(const char* input) {
+Graph chain_model(const char* input) {
   return parse_model_json(std::string(R"({"batch": 2, "input": )") + input +
                               R"(, "seed": 5, "layers": [
       {"name": "a", "type": "conv2d", "out_channels": 20, "kernel": 3, "padding": 1,
@@ -310,7 +310,7 @@ TEST(CompilerTest, ResidentConvPoolChainsAreBitExact) {
   for (std::uint32_t array : {16u, 8u}) {
     SCOPED_TRACE("array " + std::to_string(array));
     Config config = array_config(array, array);
-    Model model = chain_model("[10, 10, 12]");
+    Graph model = chain_model("[10, 10, 12]");
     Program resident = compile(model, config);
     // a, b and p stay in the UB (arena 0 is reused by a's and p's outputs, so stale rows in
     // p's zero border would show); only c's output reaches HBM.
@@ -330,7 +330,7 @@ TEST(CompilerTest, ResidentConvPoolChainsAreBitExact) {
   }
   // A pool reading its input from HBM writes its output row by row into the padded resident
   // layout of the next convolution.
-  Model pool_first = parse_model_json(R"({"batch": 2, "input": [9, 8, 20], "layers": [
+  Graph pool_first = parse_model_json(R"({"batch": 2, "input": [9, 8, 20], "layers": [
       {"name": "p", "type": "maxpool2d", "kernel": 3, "stride": 2},
       {"name": "c", "type": "conv2d", "out_channels": 9, "kernel": 3, "padding": 1}]})",
                                       "pool_first.json");
@@ -340,7 +340,7 @@ TEST(CompilerTest, ResidentConvPoolChainsAreBitExact) {
 }
 
 TEST(CompilerTest, ResidentDenseChainAndBf16) {
-  Model mlp = parse_model_json(R"({"batch": 5, "input": [1, 1, 40], "layers": [
+  Graph mlp = parse_model_json(R"({"batch": 5, "input": [1, 1, 40], "layers": [
       {"name": "f1", "type": "dense", "units": 30, "activation": "relu"},
       {"name": "f2", "type": "dense", "units": 20, "activation": "relu"},
       {"name": "f3", "type": "dense", "units": 9}]})",
@@ -354,13 +354,13 @@ TEST(CompilerTest, ResidentDenseChainAndBf16) {
   for (const Instruction& inst : p.instructions) matmuls += inst.op == Opcode::kMatmul;
   EXPECT_EQ(matmuls, 5u * 4 + 4u * 3 + 3u * 2);  // f1: 5 K x 4 N tiles (rows path)
   expect_correct(mlp, config, {}, 6);
-  Model bf16 = chain_model("[6, 6, 12]");
+  Graph bf16 = chain_model("[6, 6, 12]");
   bf16.dtype = DataType::kBf16;
   expect_correct(bf16, config, {}, 2);
 }
 
 TEST(CompilerTest, ResidentProgramsMoveFewerHbmBytes) {
-  Model model = load_model(kModels + "convnet.json");
+  Graph model = load_model(kModels + "convnet.json");
   Config config = array_config(16, 16);
   CompileOptions round_trip;
   round_trip.resident_activations = false;
@@ -375,7 +375,7 @@ TEST(CompilerTest, ResidentProgramsMoveFewerHbmBytes) {
 }
 
 TEST(CompilerTest, ConvNetOn16x16And8x8) {
-  Model model = load_model(kModels + "convnet.json");
+  Graph model = load_model(kModels + "convnet.json");
   expect_correct(model, array_config(16, 16), {}, 1);
   expect_correct(model, array_config(8, 8), {}, 1);
 }
@@ -383,7 +383,7 @@ TEST(CompilerTest, ConvNetOn16x16And8x8) {
 TEST(CompilerTest, PoolChannelChunksBandsAndPaddedConsumer) {
   // 20 channels on an 8-element UB row: chunks of 8, 8, 4. A 100-row UB forces one output row
   // per band: 2 x (3 x 9) + 2 x 4 = 62 rows fit, two rows need 2 x (5 x 9) + 2 x 8 = 106.
-  Model model = parse_model_json(R"({"input": [7, 9, 20], "layers": [
+  Graph model = parse_model_json(R"({"input": [7, 9, 20], "layers": [
       {"name": "p", "type": "maxpool2d", "kernel": 3, "stride": 2},
       {"name": "c", "type": "conv2d", "out_channels": 3, "kernel": 3, "padding": 1}]})",
                                  "pool.json");
@@ -399,7 +399,7 @@ TEST(CompilerTest, PoolChannelChunksBandsAndPaddedConsumer) {
 TEST(CompilerTest, Bf16WithinTolerance) {
   Config config = array_config(8, 8);
   expect_correct(gemm_model(19, 40, 21, "bf16"), config);
-  Model net = parse_model_json(R"({"dtype": "bf16", "batch": 2, "input": [6, 6, 3], "layers": [
+  Graph net = parse_model_json(R"({"dtype": "bf16", "batch": 2, "input": [6, 6, 3], "layers": [
       {"name": "c", "type": "conv2d", "out_channels": 10, "kernel": 3, "padding": 1},
       {"type": "relu"},
       {"name": "p", "type": "maxpool2d", "kernel": 2},
@@ -414,7 +414,7 @@ TEST(CompilerTest, BundledScaleSimTopologiesRun) {
 }
 
 TEST(CompilerTest, TimingOnlyHasTheSameInstructionsAndNoData) {
-  Model model = load_model(kModels + "convnet.json");
+  Graph model = load_model(kModels + "convnet.json");
   Config config = array_config(16, 16);
   Program full = compile(model, config);
   CompileOptions options;
@@ -438,7 +438,7 @@ TEST(CompilerTest, TimingOnlyHasTheSameInstructionsAndNoData) {
 }
 
 TEST(CompilerTest, SeedMakesTheDataDeterministic) {
-  Model model = gemm_model(5, 6, 7);
+  Graph model = gemm_model(5, 6, 7);
   Config config = array_config(8, 8);
   Program a = compile(model, config), b = compile(model, config);
   CompileOptions options;
@@ -450,7 +450,7 @@ TEST(CompilerTest, SeedMakesTheDataDeterministic) {
 }
 
 TEST(CompilerTest, TinyUnifiedBufferSaysWhatWouldFit) {
-  Model model = load_model(kModels + "convnet.json");
+  Graph model = load_model(kModels + "convnet.json");
   Config config = array_config(16, 16);
   // conv1: K = 3 * 3 * 3 = 27 -> 2 UB rows per patch. Smallest tile: 2 x 2 (patches)
   // + 2 x 16 (weight staging) + 2 x 1 (output staging) = 38 rows of 16 bytes = 608 bytes.
@@ -460,12 +460,12 @@ TEST(CompilerTest, TinyUnifiedBufferSaysWhatWouldFit) {
     ADD_FAILURE() << "no CompileError";
   } catch (const CompileError& e) {
     std::string msg = e.what();
-    EXPECT_NE(msg.find("layer 0 'conv1'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("node 0 'conv1'"), std::string::npos) << msg;
     EXPECT_NE(msg.find("38 unified-buffer rows"), std::string::npos) << msg;
     EXPECT_NE(msg.find("holds 37 rows"), std::string::npos) << msg;
     EXPECT_NE(msg.find("ub.capacity_bytes >= 608"), std::string::npos) << msg;
   }
-  Model conv1 = parse_model_json(R"({"input": [6, 6, 3], "layers": [
+  Graph conv1 = parse_model_json(R"({"input": [6, 6, 3], "layers": [
       {"name": "conv1", "type": "conv2d", "out_channels": 16, "kernel": 3, "padding": 1}]})",
                                  "c.json");
   config.ub.capacity_bytes = 608;

@@ -15,7 +15,7 @@
 #include "sim/isa/semantics.h"
 #include "sim/tpu_core.h"
 #include "tools/compiler/lowering.h"
-#include "tools/compiler/model.h"
+#include "tools/compiler/frontend.h"
 
 namespace tpu {
 namespace {

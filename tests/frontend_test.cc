@@ -1,11 +1,11 @@
-// Model front ends: our JSON and SCALE-Sim topology CSV, shape inference and every error.
+// Graph front ends: our JSON and SCALE-Sim topology CSV, shape inference and every error.
 #include <gtest/gtest.h>
 
 #include <cstdio>
 #include <fstream>
 #include <string>
 
-#include "tools/compiler/model.h"
+#include "tools/compiler/frontend.h"
 
 namespace tpu {
 namespace {
@@ -25,6 +25,10 @@ void expect_error(F parse, const std::vector<std::string>& fragments) {
   }
 }
 
+bool reads_graph_input(const Graph& g, std::size_t node) {
+  return g.tensors[g.nodes[node].inputs[0]].producer < 0;
+}
+
 void expect_json_error(const std::string& text, const std::vector<std::string>& fragments) {
   expect_error([&] { parse_model_json(text, "m.json"); }, fragments);
 }
@@ -34,97 +38,105 @@ void expect_csv_error(const std::string& text, const std::vector<std::string>& f
 }
 
 TEST(FrontendTest, ConvNetShapesAreInferredLayerByLayer) {
-  Model m = load_model(kModels + "convnet.json");
+  Graph m = load_model(kModels + "convnet.json");
   EXPECT_EQ(m.name, "convnet");
   EXPECT_EQ(m.dtype, DataType::kInt8);
   EXPECT_EQ(m.batch, 1u);
-  ASSERT_EQ(m.layers.size(), 6u);  // the two relu entries fuse into the convolutions
-  const Layer& c1 = m.layers[0];
-  EXPECT_EQ(c1.kind, LayerKind::kConv2d);
+  ASSERT_EQ(m.nodes.size(), 6u);  // the two relu entries fuse into the convolutions
+  const Node& c1 = m.nodes[0];
+  EXPECT_EQ(c1.kind, OpKind::kConv2d);
   EXPECT_EQ(c1.activation, Activation::kRelu);
   EXPECT_EQ(c1.in, (Shape3{32, 32, 3}));
   EXPECT_EQ(c1.out, (Shape3{32, 32, 32}));  // (32 + 2*1 - 3) / 1 + 1 = 32
   EXPECT_EQ(c1.gemm_m(), 1024u);
   EXPECT_EQ(c1.gemm_k(), 27u);  // 3 * 3 * 3
   EXPECT_EQ(c1.macs(), 1024u * 27 * 32);
-  EXPECT_EQ(m.layers[1].kind, LayerKind::kMaxPool2d);
-  EXPECT_EQ(m.layers[1].stride, 2u);  // defaults to the kernel
-  EXPECT_EQ(m.layers[1].out, (Shape3{16, 16, 32}));
-  EXPECT_EQ(m.layers[2].out, (Shape3{16, 16, 64}));
-  EXPECT_EQ(m.layers[2].activation, Activation::kRelu);
-  EXPECT_EQ(m.layers[3].out, (Shape3{8, 8, 64}));
-  const Layer& fc1 = m.layers[4];
-  EXPECT_EQ(fc1.kind, LayerKind::kDense);
+  EXPECT_EQ(m.nodes[1].kind, OpKind::kMaxPool2d);
+  EXPECT_EQ(m.nodes[1].stride, 2u);  // defaults to the kernel
+  EXPECT_EQ(m.nodes[1].out, (Shape3{16, 16, 32}));
+  EXPECT_EQ(m.nodes[2].out, (Shape3{16, 16, 64}));
+  EXPECT_EQ(m.nodes[2].activation, Activation::kRelu);
+  EXPECT_EQ(m.nodes[3].out, (Shape3{8, 8, 64}));
+  const Node& fc1 = m.nodes[4];
+  EXPECT_EQ(fc1.kind, OpKind::kDense);
   EXPECT_EQ(fc1.gemm_k(), 64u * 8 * 8);  // NHWC flatten
   EXPECT_EQ(fc1.gemm_n(), 128u);
   EXPECT_EQ(fc1.activation, Activation::kRelu);
-  EXPECT_EQ(m.layers[5].gemm_k(), 128u);
-  EXPECT_EQ(m.layers[5].gemm_n(), 10u);
-  EXPECT_EQ(m.layers[5].activation, Activation::kNone);
-  for (const Layer& l : m.layers) EXPECT_FALSE(l.independent_input);
+  EXPECT_EQ(m.nodes[5].gemm_k(), 128u);
+  EXPECT_EQ(m.nodes[5].gemm_n(), 10u);
+  EXPECT_EQ(m.nodes[5].activation, Activation::kNone);
+  // A chain: one graph input read by the first layer, one output (the last layer's).
+  ASSERT_EQ(m.inputs.size(), 1u);
+  EXPECT_EQ(m.tensors[m.inputs[0]].consumers, std::vector<std::uint32_t>{0});
+  EXPECT_EQ(m.outputs, std::vector<TensorId>{m.nodes.back().output});
+  for (std::size_t i = 1; i < m.nodes.size(); ++i) {
+    EXPECT_EQ(m.nodes[i].inputs, std::vector<TensorId>{m.nodes[i - 1].output});
+  }
 }
 
 TEST(FrontendTest, EveryBundledModelLoads) {
   for (const char* f : {"convnet.json", "matmul.json", "matmul_bf16.json", "conv.json",
                         "mlp.json", "scalesim_convnet.csv", "scalesim_gemm.csv"}) {
     SCOPED_TRACE(f);
-    Model m = load_model(kModels + f);
-    EXPECT_FALSE(m.layers.empty());
+    Graph m = load_model(kModels + f);
+    EXPECT_FALSE(m.nodes.empty());
   }
-  Model conv = load_model(kModels + "conv.json");
-  EXPECT_EQ(conv.layers[0].out, (Shape3{28, 28, 128}));  // (56 + 2 - 3) / 2 + 1 = 28
+  Graph conv = load_model(kModels + "conv.json");
+  EXPECT_EQ(conv.nodes[0].out, (Shape3{28, 28, 128}));  // (56 + 2 - 3) / 2 + 1 = 28
   EXPECT_EQ(load_model(kModels + "matmul_bf16.json").dtype, DataType::kBf16);
-  Model mlp = load_model(kModels + "mlp.json");
-  EXPECT_EQ(mlp.layers[0].gemm_m(), 16u);
-  EXPECT_EQ(mlp.layers[0].gemm_k(), 784u);
+  Graph mlp = load_model(kModels + "mlp.json");
+  EXPECT_EQ(mlp.nodes[0].gemm_m(), 16u);
+  EXPECT_EQ(mlp.nodes[0].gemm_k(), 784u);
 }
 
 TEST(FrontendTest, DefaultsNamesAndIndependentInputs) {
-  Model m = parse_model_json(
+  Graph m = parse_model_json(
       R"({"layers": [{"type": "matmul", "m": 5, "k": 7, "n": 3},
                      {"type": "dense", "units": 4},
                      {"type": "conv2d", "out_channels": 2, "kernel": [1, 2], "input": [3, 4, 5]}]})",
       "dir/tiny.json");
   EXPECT_EQ(m.name, "tiny");
   EXPECT_EQ(m.seed, 1u);
-  ASSERT_EQ(m.layers.size(), 3u);
-  EXPECT_EQ(m.layers[0].name, "matmul_0");
-  EXPECT_TRUE(m.layers[0].independent_input);
-  EXPECT_EQ(m.layers[0].gemm_m(), 5u);
+  ASSERT_EQ(m.nodes.size(), 3u);
+  EXPECT_EQ(m.nodes[0].name, "matmul_0");
+  EXPECT_TRUE(reads_graph_input(m, 0));
+  EXPECT_EQ(m.nodes[0].gemm_m(), 5u);
   // A dense layer after a matmul sees its M rows as samples.
-  EXPECT_EQ(m.layers[1].gemm_m(), 5u);
-  EXPECT_EQ(m.layers[1].gemm_k(), 3u);
-  EXPECT_FALSE(m.layers[1].independent_input);
-  EXPECT_TRUE(m.layers[2].independent_input);
-  EXPECT_EQ(m.layers[2].out, (Shape3{3, 3, 2}));  // kernel 1x2 on 3x4
+  EXPECT_EQ(m.nodes[1].gemm_m(), 5u);
+  EXPECT_EQ(m.nodes[1].gemm_k(), 3u);
+  EXPECT_FALSE(reads_graph_input(m, 1));
+  EXPECT_TRUE(reads_graph_input(m, 2));
+  // The dense layer's output is read by nobody: it is a graph output like the conv's.
+  EXPECT_EQ(m.outputs, (std::vector<TensorId>{m.nodes[1].output, m.nodes[2].output}));
+  EXPECT_EQ(m.nodes[2].out, (Shape3{3, 3, 2}));  // kernel 1x2 on 3x4
 }
 
 TEST(FrontendTest, ScaleSimConvRowsAreIndependentUnpaddedLayers) {
-  Model m = parse_scalesim_csv(
+  Graph m = parse_scalesim_csv(
       "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
       "Strides,\r\nConv1, 34, 34, 3, 3, 3, 32, 1,\r\n\r\nConv2, 9, 9, 3, 3, 32, 16, 2\n",
       "models/net.csv");
   EXPECT_EQ(m.name, "net");
-  ASSERT_EQ(m.layers.size(), 2u);
-  EXPECT_EQ(m.layers[0].name, "Conv1");
-  EXPECT_EQ(m.layers[0].padding, 0u);
-  EXPECT_EQ(m.layers[0].in, (Shape3{34, 34, 3}));
-  EXPECT_EQ(m.layers[0].out, (Shape3{32, 32, 32}));
-  EXPECT_EQ(m.layers[1].in, (Shape3{9, 9, 32}));  // not chained to Conv1
-  EXPECT_EQ(m.layers[1].out, (Shape3{4, 4, 16}));  // (9 - 3) / 2 + 1
-  EXPECT_TRUE(m.layers[1].independent_input);
+  ASSERT_EQ(m.nodes.size(), 2u);
+  EXPECT_EQ(m.nodes[0].name, "Conv1");
+  EXPECT_EQ(m.nodes[0].padding, 0u);
+  EXPECT_EQ(m.nodes[0].in, (Shape3{34, 34, 3}));
+  EXPECT_EQ(m.nodes[0].out, (Shape3{32, 32, 32}));
+  EXPECT_EQ(m.nodes[1].in, (Shape3{9, 9, 32}));  // not chained to Conv1
+  EXPECT_EQ(m.nodes[1].out, (Shape3{4, 4, 16}));  // (9 - 3) / 2 + 1
+  EXPECT_TRUE(reads_graph_input(m, 1));
 }
 
 TEST(FrontendTest, ScaleSimGemmRowsAreMTimesKByKTimesN) {
   // SCALE-Sim maps "Layer, M, N, K" to an M x K ifmap and N filters of K: output M x N.
-  Model m = load_model(kModels + "scalesim_gemm.csv");
-  ASSERT_EQ(m.layers.size(), 4u);
-  const Layer& qk = m.layers[0];
-  EXPECT_EQ(qk.kind, LayerKind::kMatmul);
+  Graph m = load_model(kModels + "scalesim_gemm.csv");
+  ASSERT_EQ(m.nodes.size(), 4u);
+  const Node& qk = m.nodes[0];
+  EXPECT_EQ(qk.kind, OpKind::kMatmul);
   EXPECT_EQ(qk.gemm_m(), 128u);
   EXPECT_EQ(qk.gemm_n(), 128u);
   EXPECT_EQ(qk.gemm_k(), 64u);
-  const Layer& ff1 = m.layers[2];
+  const Node& ff1 = m.nodes[2];
   EXPECT_EQ(ff1.gemm_m(), 128u);
   EXPECT_EQ(ff1.gemm_n(), 1024u);
   EXPECT_EQ(ff1.gemm_k(), 256u);
@@ -171,10 +183,10 @@ TEST(FrontendTest, JsonErrorsNameFileLayerAndKey) {
   expect_json_error(R"({"input": [4,4,1], "layers": [{)" + conv + "}, {" + conv + "}]}",
                     {"layer 1 'c'", "duplicate"});
   expect_json_error(R"({"input": [2,2,1], "layers": [{)" + conv + "}]}",
-                    {"layer 0 'c'", "'kernel'", "larger than the padded input 2x2"});
+                    {"node 0 'c'", "'kernel'", "larger than the padded input 2x2"});
   expect_json_error(R"({"input": [4,4,1], "layers": [{"type": "maxpool2d", "name": "p",
                                                       "kernel": 5}]})",
-                    {"layer 0 'p'", "'kernel'", "larger than the input 4x4"});
+                    {"node 0 'p'", "'kernel'", "larger than the input 4x4"});
   expect_json_error(R"({"input": [4,4,1], "layers": [{"type": "maxpool2d", "name": "p",
                                                       "kernel": [2, 3]}]})",
                     {"layer 0 'p'", "square"});
@@ -218,12 +230,12 @@ TEST(FrontendTest, LoadModelDispatchesOnContent) {
     return dir + name;
   };
   // The extension does not matter, the content does.
-  Model csv = load_model(write("gemm.json", "Layer, M, N, K,\nG, 4, 5, 6,\n"));
-  EXPECT_EQ(csv.layers[0].gemm_k(), 6u);
-  Model json =
+  Graph csv = load_model(write("gemm.json", "Layer, M, N, K,\nG, 4, 5, 6,\n"));
+  EXPECT_EQ(csv.nodes[0].gemm_k(), 6u);
+  Graph json =
       load_model(write("model.csv", "  {\"layers\": [{\"type\": \"matmul\", \"m\": 1, \"k\": 2, "
                                     "\"n\": 3}]}"));
-  EXPECT_EQ(json.layers[0].gemm_n(), 3u);
+  EXPECT_EQ(json.nodes[0].gemm_n(), 3u);
   expect_error([&] { load_model(write("junk.txt", "hello, world\n")); },
                {"junk.txt", "not a model"});
   expect_error([&] { load_model(dir + "does_not_exist.json"); },

@@ -27,7 +27,7 @@
 #include "sim/config/config.h"
 #include "sim/tpu_core.h"
 #include "tools/compiler/lowering.h"
-#include "tools/compiler/model.h"
+#include "tools/compiler/frontend.h"
 
 namespace {
 

@@ -5,10 +5,13 @@
 #include <cstring>
 #include <functional>
 #include <limits>
+#include <map>
 #include <string>
 
 #include "sim/isa/semantics.h"
-#include "tools/compiler/reference.h"
+#include "tools/compiler/data.h"
+#include "tools/compiler/memory_plan.h"
+#include "tools/compiler/reference_graph.h"
 
 namespace tpu {
 
@@ -19,146 +22,15 @@ constexpr std::uint64_t kMax16 = 0xffff;
 constexpr std::uint64_t kMax24 = 0xffffff;
 constexpr std::uint64_t kMax32 = 0xffffffff;
 constexpr std::uint64_t kMaxHbmAddress = std::uint64_t(1) << 40;
-// The requantiser maps the largest |accumulator| of a layer to about this int8 value.
-constexpr std::int64_t kRequantTarget = 100;
+// More rows than any unified buffer: a layout a node cannot take.
+constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max() / 4;
 
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
-std::uint64_t align_up(std::uint64_t x) { return ceil_div(x, kHbmAlign) * kHbmAlign; }
 std::uint16_t bit(std::uint32_t sem) { return std::uint16_t(1u << sem); }
 
-// Deterministic across platforms, unlike the std distributions.
-class Rng {
- public:
-  Rng(std::uint64_t seed, std::uint64_t stream) : state_(seed * 0x9e3779b97f4a7c15ull + stream) {
-    next();
-  }
-  std::uint64_t next() {
-    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-    return z ^ (z >> 31);
-  }
-
- private:
-  std::uint64_t state_;
-};
-
-// Values of one tensor in logical NHWC order (no border): int8, or bf16-exact floats.
-struct Values {
-  std::vector<std::int8_t> i8;
-  std::vector<float> f32;
-};
-
-Values random_values(DataType dtype, std::uint64_t count, std::uint64_t seed,
-                     std::uint64_t stream, bool weights) {
-  Rng rng(seed, stream);
-  Values v;
-  if (dtype == DataType::kInt8) {
-    v.i8.resize(count);
-    for (auto& x : v.i8) x = std::int8_t(int(rng.next() % 128) - 64);  // [-64, 63]
-  } else {
-    // Multiples of 2^-6 (inputs) or 2^-10 (weights) with 8 significant bits: exact in bf16.
-    const float scale = weights ? 1.0f / 1024 : 1.0f / 64;
-    v.f32.resize(count);
-    for (auto& x : v.f32) x = float(int(rng.next() % 256) - 128) * scale;
-  }
-  return v;
-}
-
-// An activation tensor in HBM: samples x (h + 2 pad) x (w + 2 pad) x c, NHWC, zero border of
-// `pad` pixels (the padding its consumer convolution needs).
-struct HbmTensor {
-  std::uint64_t base = 0;
-  std::uint32_t samples = 0;
-  Shape3 shape;
-  std::uint32_t pad = 0;
-  std::uint32_t eb = 1;
-
-  std::uint64_t pixel_bytes() const { return std::uint64_t(shape.c) * eb; }
-  std::uint64_t row_bytes() const { return (std::uint64_t(shape.w) + 2 * pad) * pixel_bytes(); }
-  std::uint64_t image_bytes() const { return (std::uint64_t(shape.h) + 2 * pad) * row_bytes(); }
-  std::uint64_t bytes() const { return samples * image_bytes(); }
-  // Address of pixel (b, y, x), channel 0; y and x are unpadded coordinates (>= -pad).
-  std::uint64_t addr(std::uint64_t b, std::int64_t y, std::int64_t x) const {
-    return base + b * image_bytes() + std::uint64_t(y + pad) * row_bytes() +
-           std::uint64_t(x + pad) * pixel_bytes();
-  }
-  TensorView view() const {
-    TensorView v;
-    v.base = addr(0, 0, 0);
-    v.count0 = shape.w * shape.c;
-    v.count1 = shape.h;
-    v.stride1 = row_bytes();
-    v.count2 = samples;
-    v.stride2 = image_bytes();
-    return v;
-  }
-  // The tensor with its zero border as image bytes.
-  std::vector<std::uint8_t> image(const Values& v) const {
-    std::vector<std::uint8_t> bytes_out(bytes(), 0);
-    std::uint64_t i = 0;
-    for (std::uint64_t b = 0; b < samples; ++b) {
-      for (std::uint32_t y = 0; y < shape.h; ++y) {
-        std::uint8_t* p = bytes_out.data() + (addr(b, y, 0) - base);
-        for (std::uint64_t e = 0; e < std::uint64_t(shape.w) * shape.c; ++e, ++i) {
-          if (eb == 1) {
-            p[e] = std::uint8_t(v.i8[i]);
-          } else {
-            std::uint16_t bits = fp32_to_bf16(v.f32[i]);
-            std::memcpy(p + 2 * e, &bits, 2);
-          }
-        }
-      }
-    }
-    return bytes_out;
-  }
-};
-
-void requant_for(std::uint64_t max_abs, std::int32_t& multiplier, std::uint8_t& shift) {
-  multiplier = 1;
-  shift = 0;
-  if (max_abs == 0) return;
-  // The largest shift whose multiplier stays below 2^15 keeps the most precision.
-  for (int s = 31; s >= 0; --s) {
-    std::int64_t m = ((kRequantTarget << s) + std::int64_t(max_abs / 2)) / std::int64_t(max_abs);
-    if (m < (1 << 15)) {
-      multiplier = std::int32_t(std::max<std::int64_t>(m, 1));
-      shift = std::uint8_t(s);
-      return;
-    }
-  }
-}
-
-// An activation tensor resident in the unified buffer: one UB row per padded pixel and channel
-// chunk of `cw` channels, chunk-major so that each chunk of each image is a plain padded
-// Hp x Wp grid of consecutive rows (what POOL and an ACTIVATE of one output row write, and what
-// a tap-based MATMUL reads with a stride):
-// row = base + ((cc * samples + b) * Hp + y + pad) * Wp + x + pad.
-struct UbTensor {
-  std::uint64_t base = 0;
-  std::uint32_t samples = 0;
-  Shape3 shape;
-  std::uint32_t pad = 0;
-  std::uint32_t cw = 1;
-
-  std::uint64_t chunks() const { return ceil_div(shape.c, cw); }
-  std::uint64_t hp() const { return std::uint64_t(shape.h) + 2 * pad; }
-  std::uint64_t wp() const { return std::uint64_t(shape.w) + 2 * pad; }
-  std::uint64_t image_rows() const { return hp() * wp(); }
-  std::uint64_t rows() const { return chunks() * samples * image_rows(); }
-  // y and x are unpadded coordinates (>= -pad).
-  std::uint64_t row(std::uint64_t cc, std::uint64_t b, std::int64_t y, std::int64_t x) const {
-    return base + (cc * samples + b) * image_rows() + std::uint64_t(y + pad) * wp() +
-           std::uint64_t(x + pad);
-  }
-};
-
-// Where a layer reads its input or writes its output.
-struct Act {
-  bool resident = false;
-  HbmTensor hbm;  // when !resident
-  UbTensor ub;    // when resident
-};
+// The temporary names the per-layer lowering still uses for the graph IR's nodes.
+using Layer = Node;
+using LayerKind = OpKind;
 
 enum class GemmPath {
   kRows,  // input vectors of K elements packed R per UB row: matmul, dense, im2col conv
@@ -216,57 +88,30 @@ Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1) {
 
 class Lowerer {
  public:
-  Lowerer(const Model& model, const Config& config, const CompileOptions& options)
-      : model_(model),
+  Lowerer(const Graph& graph, const Config& config, const CompileOptions& options)
+      : model_(graph),
         config_(config),
         options_(options),
         data_(!options.timing_only),
-        seed_(options.seed.value_or(model.seed)),
-        eb_(element_bytes(model.dtype)),
+        eb_(element_bytes(graph.dtype)),
         R_(config.array.rows),
         C_(config.array.cols),
         cw_(std::min(config.array.rows, config.array.cols)),
-        ub_rows_(std::min<std::uint64_t>(config.ub_rows(model.dtype), kMax24 + 1)),
-        acc_rows_(std::min<std::uint64_t>(config.acc_rows(), kMax24 + 1)),
-        arena_rows_(ub_rows_ / 4) {}
+        ub_rows_(std::min<std::uint64_t>(config.ub_rows(graph.dtype), kMax24 + 1)),
+        acc_rows_(std::min<std::uint64_t>(config.acc_rows(), kMax24 + 1)) {}
 
   Program run();
 
  private:
   [[noreturn]] void fail(const std::string& what) const {
-    throw CompileError(model_.source + ": layer " + std::to_string(layer_index_) + " '" +
-                       layer_->name + "': " + what);
+    throw CompileError(model_.source + ": node " + std::to_string(layer_index_) + " '" +
+                       layer_->name + "' (" + to_string(layer_->kind) + "): " + what);
   }
   void check_width(std::uint64_t value, std::uint64_t max, const std::string& what) const {
     if (value > max) {
       fail(what + " = " + std::to_string(value) + " exceeds its instruction field (max " +
            std::to_string(max) + ")");
     }
-  }
-  std::uint64_t allocate(std::uint64_t bytes) {
-    std::uint64_t at = hbm_top_;
-    hbm_top_ = align_up(hbm_top_ + bytes);
-    return at;
-  }
-  HbmTensor make_tensor(std::uint32_t samples, Shape3 shape, std::uint32_t pad) {
-    HbmTensor t;
-    t.samples = samples;
-    t.shape = shape;
-    t.pad = pad;
-    t.eb = eb_;
-    t.base = allocate(t.bytes());
-    return t;
-  }
-  // Layer i's output kept in the UB: activation arena i % 2 at the top of the UB.
-  UbTensor arena_tensor(std::size_t i, std::uint32_t pad) const {
-    const Layer& layer = model_.layers[i];
-    UbTensor t;
-    t.base = ub_rows_ - (i % 2 + 1) * arena_rows_;
-    t.samples = layer.samples;
-    t.shape = layer.out;
-    t.pad = pad;
-    t.cw = cw_;
-    return t;
   }
   void add_segment(const std::string& name, std::uint64_t address,
                    std::vector<std::uint8_t> bytes) {
@@ -276,6 +121,8 @@ class Lowerer {
     seg.bytes = std::move(bytes);
     program_.hbm_image.push_back(std::move(seg));
   }
+  // The memory image: every graph input written into its root's storage, one segment a root.
+  void write_inputs(const GraphData& data);
   // Appends `inst`; the first instruction of a unit with a pending hand-off waits on it, and
   // only then does the producer signal (so every signal has exactly one wait).
   void emit(Instruction inst) {
@@ -408,39 +255,38 @@ class Lowerer {
     }
     return GemmPath::kRows;
   }
+  std::uint64_t add_staging(const std::vector<bool>& in_res, bool out_res,
+                            std::uint64_t rows) const {
+    return (in_res[0] ? 0 : 2 * rows) + (in_res[1] ? 0 : 2 * rows) + (out_res ? 0 : 2 * rows);
+  }
   std::uint64_t pool_staging(const Layer& layer, bool in_res, bool out_res,
                              std::uint64_t ob) const {
     const std::uint64_t in_h = (ob - 1) * layer.stride + layer.kernel_h;
     return (in_res ? 0 : 2 * in_h * layer.in.w) + (out_res ? 0 : 2 * ob * layer.out.w);
   }
-  // Whether layer i's output stays in the UB as layer i + 1's input.
-  bool stays(std::size_t i, bool in_res) const {
-    if (!options_.resident_activations || i + 1 >= model_.layers.size()) return false;
-    const Layer& layer = model_.layers[i];
-    const Layer& next = model_.layers[i + 1];
-    if (next.independent_input) return false;
-    const bool next_gemm = next.kind == LayerKind::kConv2d ||
-                           (next.kind == LayerKind::kDense && layer.out.h == 1 &&
-                            layer.out.w == 1);
-    if (!next_gemm && next.kind != LayerKind::kMaxPool2d) return false;
-    const std::uint32_t pad = next.kind == LayerKind::kConv2d ? next.padding : 0;
-    if (arena_tensor(i, pad).rows() > arena_rows_) return false;
-    const std::uint64_t limit = ub_rows_ - 2 * arena_rows_;
-    if (layer.kind == LayerKind::kMaxPool2d) {
-      if (pool_staging(layer, in_res, true, 1) > limit) return false;
-    } else if (gemm_staging(layer, gemm_path(layer, in_res, true, limit), in_res, true, 1) >
-               limit) {
-      return false;
+  // The memory planner's question: the fewest staging rows node i needs with its inputs and
+  // output resident or not (see memory_plan.h).
+  std::uint64_t min_staging(std::size_t i, const std::vector<bool>& in_res, bool out_res) const {
+    const Layer& layer = model_.nodes[i];
+    if (is_gemm(layer.kind)) {
+      if (in_res[0] && layer.kind != LayerKind::kConv2d &&
+          (layer.in.h != 1 || layer.in.w != 1)) {
+        return kNever;
+      }
+      return gemm_staging(layer, gemm_path(layer, in_res[0], out_res, kNever), in_res[0],
+                          out_res, 1);
     }
-    return next_gemm ? gemm_staging(next, GemmPath::kTaps, true, false, 1) <= limit
-                     : pool_staging(next, true, false, 1) <= limit;
+    if (layer.kind == LayerKind::kAdd) return add_staging(in_res, out_res, 1);
+    return pool_staging(layer, in_res[0], out_res, 1);
   }
   void emit_zero_border(const UbTensor& t);
 
-  void lower_gemm(const Layer& layer, const Act& in, const Act& out, std::uint64_t limit,
-                  std::uint64_t weights, const Values& x, Values& y);
-  void lower_pool(const Layer& layer, const Act& in, const Act& out, std::uint64_t limit,
-                  const Values& x, Values& y);
+  void lower_gemm(const Layer& layer, const Placement& in, const Placement& out,
+                  std::uint64_t limit, std::uint64_t weights, const Values* w, const Requant& q);
+  void lower_pool(const Layer& layer, const Placement& in, const Placement& out,
+                  std::uint64_t limit, const Requant& q);
+  void lower_add(const Layer& layer, const Placement& a, const Placement& b,
+                 const Placement& out, std::uint64_t limit, const Requant& q);
 
   struct Handoff {
     std::size_t producer;
@@ -448,20 +294,18 @@ class Lowerer {
     Unit waiter;
   };
 
-  const Model& model_;
+  const Graph& model_;
   const Config& config_;
   const CompileOptions& options_;
   const bool data_;
-  const std::uint64_t seed_;
   const std::uint32_t eb_;
   const std::uint32_t R_, C_;
   const std::uint32_t cw_;  // channels per UB row of a resident tensor
   const std::uint64_t ub_rows_, acc_rows_;
-  const std::uint64_t arena_rows_;
 
+  MemoryPlan plan_;
   Program program_;
   std::vector<Handoff> handoffs_;
-  std::uint64_t hbm_top_ = 0;
   std::size_t layer_index_ = 0;
   const Layer* layer_ = nullptr;
 };
@@ -482,89 +326,106 @@ Program Lowerer::run() {
   program_.semaphore_names[kSemPoolReady] = "pool_ready";
   program_.semaphore_names[kSemPoolFree] = "pool_free";
   program_.semaphore_names[kSemLayerDone] = "layer_done";
-  if (model_.layers.size() > kMax16) {
-    throw CompileError(model_.source + ": " + std::to_string(model_.layers.size()) +
-                       " layers exceed the LAYER instruction's limit of 65535");
+  program_.semaphore_names[kSemAddReady] = "add_ready";
+  program_.semaphore_names[kSemAddFree] = "add_free";
+  if (model_.nodes.size() > kMax16) {
+    throw CompileError(model_.source + ": " + std::to_string(model_.nodes.size()) +
+                       " nodes exceed the LAYER instruction's limit of 65535");
   }
 
-  Act current;  // output of the previous layer
-  Values current_values;
-  for (layer_index_ = 0; layer_index_ < model_.layers.size(); ++layer_index_) {
-    const Layer& layer = model_.layers[layer_index_];
+  // Data and the reference: the requantisers come from the reference's calibration.
+  GraphData data;
+  Evaluation reference;
+  std::vector<Requant> requant;
+  if (data_) {
+    data = generate_data(model_, options_.seed.value_or(model_.seed));
+    reference = evaluate(model_, data);
+    requant = reference.requant;
+  } else {
+    requant = requant_from_shapes(model_);
+  }
+  plan_ = plan_memory(model_, config_, ub_rows_, options_.resident_activations,
+                      [&](std::size_t i, const std::vector<bool>& in_res, bool out_res) {
+                        return min_staging(i, in_res, out_res);
+                      });
+  if (data_) write_inputs(data);
+
+  std::vector<bool> border_zeroed(model_.tensors.size(), false);
+  for (layer_index_ = 0; layer_index_ < model_.nodes.size(); ++layer_index_) {
+    const Layer& layer = model_.nodes[layer_index_];
     layer_ = &layer;
-    const std::uint32_t in_pad = layer.kind == LayerKind::kConv2d ? layer.padding : 0;
-    if (layer.independent_input || layer_index_ == 0) {
-      current = Act();
-      current.hbm = make_tensor(layer.samples, layer.in, in_pad);
-      if (data_) {
-        current_values = random_values(model_.dtype, std::uint64_t(layer.samples) *
-                                                         layer.in.elements(),
-                                       seed_, 2 * layer_index_, false);
-        add_segment(layer.name + ".input", current.hbm.base,
-                    current.hbm.image(current_values));
-      }
-    }
-    // The output carries the zero border its consumer convolution reads.
-    std::uint32_t out_pad = 0;
-    if (layer_index_ + 1 < model_.layers.size()) {
-      const Layer& next = model_.layers[layer_index_ + 1];
-      if (!next.independent_input && next.kind == LayerKind::kConv2d) out_pad = next.padding;
-    }
     Instruction tag;
     tag.op = Opcode::kLayer;
     tag.layer = std::uint16_t(layer_index_);
     emit(tag);
-    if (current.resident && current.ub.pad > 0) emit_zero_border(current.ub);
+    // A resident input's zero border is cleared before its first reader.
+    for (TensorId id : layer.inputs) {
+      const TensorId r = plan_.root[id];
+      const Placement& p = plan_.tensors[r];
+      if (is_view(layer.kind) || !p.resident || p.ub.pad == 0 || border_zeroed[r]) continue;
+      border_zeroed[r] = true;
+      emit_zero_border(p.ub);
+    }
+
+    const Placement& in = plan_.tensors[layer.inputs[0]];
+    const Placement& out = plan_.tensors[layer.output];
+    const std::uint64_t limit = plan_.staging_limit[layer_index_];
+    const Requant& q = requant[layer_index_];
+    switch (layer.kind) {
+      case LayerKind::kMatmul:
+      case LayerKind::kDense:
+      case LayerKind::kConv2d:
+        lower_gemm(layer, in, out, limit, plan_.weights[layer_index_],
+                   data_ ? &data.weights[layer_index_] : nullptr, q);
+        break;
+      case LayerKind::kMaxPool2d:
+      case LayerKind::kAvgPool2d:
+      case LayerKind::kGlobalAvgPool2d:
+        lower_pool(layer, in, out, limit, q);
+        break;
+      case LayerKind::kAdd:
+        lower_add(layer, in, plan_.tensors[layer.inputs[1]], out, limit, q);
+        break;
+      case LayerKind::kConcat:
+      case LayerKind::kReshape:
+        break;  // views: their producers and readers address the storage directly
+    }
+    if (out.resident && !is_view(layer.kind)) {
+      // The next DMA waits for this node's last vector instruction: only then may it overwrite
+      // the staging rows (and resident borders) this node used. A GEMM reader's first MATMUL
+      // needs a weight tile loaded by a later DMA, so it also sees the whole tensor.
+      hand_off(kSemLayerDone, Unit::kDma);
+    }
 
     LayerInfo info;
     info.name = layer.name;
     info.kind = to_string(layer.kind);
     info.macs = layer.macs();
-    Values out_values;
-    std::uint64_t weights = 0;
-    if (layer.kind != LayerKind::kMaxPool2d) {
-      weights = allocate(layer.gemm_k() * layer.gemm_n() * eb_);
-    }
-    Act out;
-    out.resident = stays(layer_index_, current.resident);
-    if (out.resident) {
-      out.ub = arena_tensor(layer_index_, out_pad);
-    } else {
-      out.hbm = make_tensor(layer.samples, layer.out, out_pad);
-    }
-    const std::uint64_t limit =
-        current.resident || out.resident ? ub_rows_ - 2 * arena_rows_ : ub_rows_;
-    if (layer.kind == LayerKind::kMaxPool2d) {
-      lower_pool(layer, current, out, limit, current_values, out_values);
-    } else {
-      lower_gemm(layer, current, out, limit, weights, current_values, out_values);
-    }
-    if (out.resident) {
-      // The next DMA waits for this layer's last vector instruction: only then may it overwrite
-      // the staging rows (and arena borders) this layer used. A GEMM consumer's first MATMUL
-      // needs a weight tile loaded by a later DMA, so it also sees the whole tensor.
-      hand_off(kSemLayerDone, Unit::kDma);
-    } else {
-      info.output = out.hbm.view();
-    }
-    current = out;
-    if (data_) {
-      if (model_.dtype == DataType::kInt8) {
-        if (!out.resident) info.expected_int8 = out_values.i8;
-      } else {
-        if (!out.resident) info.expected_fp32 = out_values.f32;
-        // The machine rounds each output to bf16; the next layer reads the rounded values.
-        for (auto& v : out_values.f32) v = reference_round_bf16(v);
+    // Checked: every output that reaches HBM as whole pixels (a concat slice is checked as part
+    // of the concat's output).
+    if (!out.resident && out.hbm.ctot == layer.out.c) {
+      const HbmTensor& h = out.hbm;
+      info.output.base = h.addr(0, 0, 0);
+      info.output.count0 = h.shape.w * h.shape.c;
+      info.output.count1 = h.shape.h;
+      info.output.stride1 = h.row_bytes();
+      info.output.count2 = h.samples;
+      info.output.stride2 = h.image_bytes();
+      if (data_) {
+        if (model_.dtype == DataType::kInt8) {
+          info.expected_int8 = reference.expected[layer_index_].i8;
+        } else {
+          info.expected_fp32 = reference.expected[layer_index_].f32;
+        }
       }
     }
-    current_values = std::move(out_values);
     program_.layers.push_back(std::move(info));
   }
   Instruction halt;
   halt.op = Opcode::kHalt;
   emit(halt);
 
-  program_.hbm_bytes = std::max<std::uint64_t>(hbm_top_, kHbmAlign);
+  program_.hbm_bytes = plan_.hbm_bytes;
   if (program_.hbm_bytes > config_.hbm.capacity_bytes || program_.hbm_bytes > kMaxHbmAddress) {
     throw CompileError(model_.source + ": model needs " + std::to_string(program_.hbm_bytes) +
                        " bytes of HBM but hbm.capacity_bytes = " +
@@ -573,6 +434,37 @@ Program Lowerer::run() {
                        std::to_string(program_.hbm_bytes));
   }
   return std::move(program_);
+}
+
+void Lowerer::write_inputs(const GraphData& data) {
+  std::map<TensorId, std::vector<std::uint8_t>> images;
+  for (TensorId id : model_.inputs) {
+    const TensorId r = plan_.root[id];
+    const HbmTensor& h = plan_.tensors[id].hbm;
+    const HbmTensor& root = plan_.tensors[r].hbm;
+    std::vector<std::uint8_t>& image = images[r];
+    image.resize(root.bytes(), 0);
+    const Values& v = data.inputs[id];
+    std::uint64_t i = 0;
+    for (std::uint64_t b = 0; b < h.samples; ++b) {
+      for (std::uint32_t y = 0; y < h.shape.h; ++y) {
+        for (std::uint32_t x = 0; x < h.shape.w; ++x) {
+          std::uint8_t* p = image.data() + (h.addr(b, y, x) - root.base);
+          for (std::uint32_t c = 0; c < h.shape.c; ++c, ++i) {
+            if (eb_ == 1) {
+              p[c] = std::uint8_t(v.i8[i]);
+            } else {
+              const std::uint16_t bits = fp32_to_bf16(v.f32[i]);
+              std::memcpy(p + 2 * c, &bits, 2);
+            }
+          }
+        }
+      }
+    }
+  }
+  for (auto& [r, bytes] : images) {
+    add_segment(model_.tensors[r].name, plan_.tensors[r].hbm.base, std::move(bytes));
+  }
 }
 
 // Zeroes the border rows of every chunk image of `t` from a zero region of HBM: each DMA row
@@ -585,7 +477,7 @@ void Lowerer::emit_zero_border(const UbTensor& t) {
   check_width(edge, kMax16, "zero border rows pad * (width + 2 pad) + pad (DMA elems)");
   check_width(Wp, kMax16, "padded input width (DMA ub_stride)");
   check_width(H, kMax16, "input height (DMA groups)");
-  const std::uint64_t zeros = allocate(std::max(edge, 2 * p) * eb_);
+  const std::uint64_t zeros = plan_.zeros;
   std::vector<DmaFields> pieces;
   auto piece = [&](std::uint64_t ub_row, std::uint64_t elems, std::uint64_t groups) {
     DmaFields d;
@@ -607,13 +499,20 @@ void Lowerer::emit_zero_border(const UbTensor& t) {
   for (const DmaFields& d : pieces) emit(dma(Opcode::kDmaLoad, d, 0, 0));
 }
 
-void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std::uint64_t limit,
-                         std::uint64_t weights, const Values& x, Values& y) {
+void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placement& out,
+                         std::uint64_t limit, std::uint64_t weights, const Values* w,
+                         const Requant& q) {
   const bool conv = layer.kind == LayerKind::kConv2d;
   const bool in_res = in.resident, out_res = out.resident;
   const GemmPath path = gemm_path(layer, in_res, out_res, limit);
   const bool taps = path == GemmPath::kTaps;
   const bool x_dma = !in_res;  // the input arrives in UB slots by DMA
+  // The rows path reads whole pixels (im2col segments, flattened vectors) as contiguous runs.
+  if (!taps && (in.hbm.ctot != layer.in.c || (!conv && in.hbm.pad > 0))) {
+    fail("reads '" + model_.tensors[layer.inputs[0]].name +
+         "' from HBM as contiguous pixels, but it is a channel slice or carries a zero border; "
+         "no tiling of this layer fits the unified buffer on the tap path");
+  }
   const Taps g = taps_of(layer);
   const std::uint64_t M = layer.gemm_m(), K = layer.gemm_k(), N = layer.gemm_n();
   // A resident output is written one channel chunk (N tile) per UB row.
@@ -706,12 +605,8 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
     check_width(K, kMax16, "input row of K elements (DMA elems)");
   }
 
-  // Data: weights K x N, stored tile by tile (column block, then K tile, each K_t x N_t
-  // row-major); reference output; requantiser.
-  std::int32_t multiplier = 1;
-  std::uint8_t shift = 0;
-  if (data_) {
-    Values w = random_values(model_.dtype, K * N, seed_, 2 * layer_index_ + 1, true);
+  // Weights K x N, stored tile by tile (column block, then K tile, each K_t x N_t row-major).
+  if (w) {
     std::vector<std::uint8_t> image(K * N * eb_);
     std::uint64_t at = 0;
     for (std::uint64_t n0 = 0; n0 < N; n0 += nw) {
@@ -719,9 +614,9 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
         for (std::uint64_t k = kt.k0; k < kt.k0 + kt.kts; ++k) {
           for (std::uint64_t n = n0; n < std::min(N, n0 + nw); ++n, at += eb_) {
             if (eb_ == 1) {
-              image[at] = std::uint8_t(w.i8[k * N + n]);
+              image[at] = std::uint8_t(w->i8[k * N + n]);
             } else {
-              std::uint16_t b = fp32_to_bf16(w.f32[k * N + n]);
+              std::uint16_t b = fp32_to_bf16(w->f32[k * N + n]);
               std::memcpy(&image[at], &b, 2);
             }
           }
@@ -729,27 +624,9 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
       }
     }
     add_segment(layer.name + ".weights", weights, std::move(image));
-    ConvShape cs{layer.samples, layer.in, layer.kernel_h, layer.kernel_w,
-                 layer.stride,  layer.padding, layer.out_channels};
-    if (model_.dtype == DataType::kInt8) {
-      std::vector<std::int32_t> acc = conv ? reference_conv2d(x.i8, w.i8, cs)
-                                           : reference_matmul(x.i8, w.i8, M, K, N);
-      std::uint64_t max_abs = 0;
-      for (std::int32_t a : acc) max_abs = std::max<std::uint64_t>(max_abs, std::llabs(a));
-      requant_for(max_abs, multiplier, shift);
-      y.i8.resize(acc.size());
-      for (std::size_t i = 0; i < acc.size(); ++i) {
-        y.i8[i] = reference_requantize(acc[i], multiplier, shift, 0, layer.activation);
-      }
-    } else {
-      y.f32 = conv ? reference_conv2d(x.f32, w.f32, cs) : reference_matmul(x.f32, w.f32, M, K, N);
-      for (float& v : y.f32) v = reference_activate(v, layer.activation);
-    }
-  } else if (model_.dtype == DataType::kInt8) {
-    // Full-scale inputs and weights bound |acc| by 64 * 64 * K.
-    requant_for(std::min<std::uint64_t>(4096 * K, std::numeric_limits<std::int32_t>::max()),
-                multiplier, shift);
   }
+  const std::int32_t multiplier = q.multiplier;
+  const std::uint8_t shift = q.shift;
 
   auto emit_input = [&](std::uint64_t mt) {
     const std::uint64_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile);
@@ -951,8 +828,10 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
   if (!out_res) emit_store(T - 1);
 }
 
-void Lowerer::lower_pool(const Layer& layer, const Act& in, const Act& out, std::uint64_t limit,
-                         const Values& x, Values& y) {
+void Lowerer::lower_pool(const Layer& layer, const Placement& in, const Placement& out,
+                         std::uint64_t limit, const Requant& q) {
+  (void)q;
+  if (layer.kind != LayerKind::kMaxPool2d) fail("average pooling is not lowered yet");
   const bool in_res = in.resident, out_res = out.resident;
   const std::uint64_t W = layer.in.w, C = layer.in.c, OH = layer.out.h, OW = layer.out.w;
   const std::uint64_t k = layer.kernel_h, s = layer.stride;
@@ -1041,21 +920,18 @@ void Lowerer::lower_pool(const Layer& layer, const Act& in, const Act& out, std:
   }
   if (!out_res) emit_store(J - 1);
 
-  if (data_) {
-    y.i8.clear();
-    y.f32.clear();
-    if (model_.dtype == DataType::kInt8) {
-      y.i8 = reference_maxpool(x.i8, layer.samples, layer.in, layer.kernel_h, layer.stride);
-    } else {
-      y.f32 = reference_maxpool(x.f32, layer.samples, layer.in, layer.kernel_h, layer.stride);
-    }
-  }
+}
+
+void Lowerer::lower_add(const Layer& layer, const Placement& a, const Placement& b,
+                        const Placement& out, std::uint64_t limit, const Requant& q) {
+  (void)layer, (void)a, (void)b, (void)out, (void)limit, (void)q;
+  fail("add is not lowered yet");
 }
 
 }  // namespace
 
-Program compile(const Model& model, const Config& config, const CompileOptions& options) {
-  return Lowerer(model, config, options).run();
+Program compile(const Graph& graph, const Config& config, const CompileOptions& options) {
+  return Lowerer(graph, config, options).run();
 }
 
 }  // namespace tpu

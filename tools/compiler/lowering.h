@@ -47,7 +47,7 @@
 
 #include "sim/config/config.h"
 #include "sim/isa/program.h"
-#include "tools/compiler/model.h"
+#include "tools/compiler/graph.h"
 
 namespace tpu {
 
@@ -76,10 +76,12 @@ enum CompilerSemaphore : std::uint32_t {
   kSemPoolReady = 8, // dma -> vector: a pooling input band is in the UB
   kSemPoolFree = 9,  // vector -> dma: a pooling input slot may be overwritten
   kSemLayerDone = 10, // vector -> dma: a layer with a resident output is done with the UB
+  kSemAddReady = 11,  // dma -> vector: an add's input rows are in the UB
+  kSemAddFree = 12,   // vector -> dma: an add's input slot may be overwritten
 };
 
 // Throws CompileError when a layer cannot fit (saying why and what would fit), when HBM is too
 // small, or when a field would overflow its instruction width.
-Program compile(const Model& model, const Config& config, const CompileOptions& options = {});
+Program compile(const Graph& graph, const Config& config, const CompileOptions& options = {});
 
 }  // namespace tpu

@@ -52,28 +52,35 @@ std::vector<Acc> conv2d(const std::vector<T>& x, const std::vector<T>& w, const 
   return y;
 }
 
-template <typename T>
-std::vector<T> maxpool(const std::vector<T>& x, std::uint32_t samples, Shape3 in,
-                       std::uint32_t kernel, std::uint32_t stride) {
-  const std::uint32_t oh = (in.h - kernel) / stride + 1;
-  const std::uint32_t ow = (in.w - kernel) / stride + 1;
-  std::vector<T> y(std::uint64_t(samples) * oh * ow * in.c);
-  for (std::uint32_t b = 0; b < samples; ++b) {
-    for (std::uint32_t oy = 0; oy < oh; ++oy) {
-      for (std::uint32_t ox = 0; ox < ow; ++ox) {
-        for (std::uint32_t c = 0; c < in.c; ++c) {
-          T best = x[((std::uint64_t(b) * in.h + oy * stride) * in.w + ox * stride) * in.c + c];
-          for (std::uint32_t ky = 0; ky < kernel; ++ky) {
-            for (std::uint32_t kx = 0; kx < kernel; ++kx) {
-              std::uint64_t iy = oy * stride + ky, ix = ox * stride + kx;
-              best = std::max(best, x[((std::uint64_t(b) * in.h + iy) * in.w + ix) * in.c + c]);
+// fn(output index, input index) for every element of every window, in row-major window order.
+template <typename Fn>
+void for_each_window_element(const PoolShape& s, Fn fn) {
+  const Shape3 in = s.in, out = s.out();
+  for (std::uint64_t b = 0; b < s.samples; ++b) {
+    for (std::uint64_t oy = 0; oy < out.h; ++oy) {
+      for (std::uint64_t ox = 0; ox < out.w; ++ox) {
+        for (std::uint64_t c = 0; c < in.c; ++c) {
+          const std::uint64_t o = ((b * out.h + oy) * out.w + ox) * in.c + c;
+          for (std::uint64_t ky = 0; ky < s.kernel_h; ++ky) {
+            for (std::uint64_t kx = 0; kx < s.kernel_w; ++kx) {
+              const std::uint64_t iy = oy * s.stride + ky, ix = ox * s.stride + kx;
+              fn(o, ((b * in.h + iy) * in.w + ix) * in.c + c);
             }
           }
-          y[((std::uint64_t(b) * oh + oy) * ow + ox) * in.c + c] = best;
         }
       }
     }
   }
+}
+
+template <typename T>
+std::vector<T> maxpool(const std::vector<T>& x, const PoolShape& s) {
+  std::vector<T> y(std::uint64_t(s.samples) * s.out().elements());
+  std::vector<bool> seen(y.size(), false);
+  for_each_window_element(s, [&](std::uint64_t o, std::uint64_t i) {
+    y[o] = seen[o] ? std::max(y[o], x[i]) : x[i];
+    seen[o] = true;
+  });
   return y;
 }
 
@@ -131,15 +138,42 @@ float reference_round_bf16(float f) {
   return r;
 }
 
-std::vector<std::int8_t> reference_maxpool(const std::vector<std::int8_t>& x,
-                                           std::uint32_t samples, Shape3 in,
-                                           std::uint32_t kernel, std::uint32_t stride) {
-  return maxpool(x, samples, in, kernel, stride);
+Shape3 PoolShape::out() const {
+  return {(in.h - kernel_h) / stride + 1, (in.w - kernel_w) / stride + 1, in.c};
 }
 
-std::vector<float> reference_maxpool(const std::vector<float>& x, std::uint32_t samples,
-                                     Shape3 in, std::uint32_t kernel, std::uint32_t stride) {
-  return maxpool(x, samples, in, kernel, stride);
+std::vector<std::int8_t> reference_maxpool(const std::vector<std::int8_t>& x, const PoolShape& s) {
+  return maxpool(x, s);
+}
+
+std::vector<float> reference_maxpool(const std::vector<float>& x, const PoolShape& s) {
+  return maxpool(x, s);
+}
+
+std::vector<std::int32_t> reference_window_sum(const std::vector<std::int8_t>& x,
+                                               const PoolShape& s) {
+  std::vector<std::int32_t> y(std::uint64_t(s.samples) * s.out().elements(), 0);
+  for_each_window_element(s, [&](std::uint64_t o, std::uint64_t i) { y[o] += x[i]; });
+  return y;
+}
+
+std::vector<float> reference_avgpool(const std::vector<float>& x, const PoolShape& s) {
+  std::vector<float> y(std::uint64_t(s.samples) * s.out().elements(), 0.0f);
+  for_each_window_element(s, [&](std::uint64_t o, std::uint64_t i) { y[o] += x[i]; });
+  const float scale = 1.0f / float(s.kernel_h * s.kernel_w);
+  for (float& v : y) v *= scale;
+  return y;
+}
+
+std::int8_t reference_add(std::int8_t a, std::int8_t b, std::int32_t multiplier_a,
+                          std::int32_t multiplier_b, std::uint8_t shift, std::int8_t zero_point,
+                          Activation func) {
+  std::int64_t v = std::int64_t(a) * multiplier_a + std::int64_t(b) * multiplier_b;
+  if (shift > 0) v = (v + (std::int64_t(1) << (shift - 1))) >> shift;
+  v += zero_point;
+  v = std::clamp<std::int64_t>(v, -128, 127);
+  if (func == Activation::kRelu) v = std::max<std::int64_t>(v, zero_point);
+  return std::int8_t(v);
 }
 
 }  // namespace tpu

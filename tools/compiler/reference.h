@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "sim/isa/isa.h"
-#include "tools/compiler/model.h"
+#include "tools/compiler/graph.h"
 
 namespace tpu {
 
@@ -46,11 +46,26 @@ float reference_activate(float acc, Activation func);
 // (the generated data never overflows).
 float reference_round_bf16(float f);
 
-// Max pooling, square window `kernel`, `stride`, no padding. Output NHWC.
-std::vector<std::int8_t> reference_maxpool(const std::vector<std::int8_t>& x,
-                                           std::uint32_t samples, Shape3 in,
-                                           std::uint32_t kernel, std::uint32_t stride);
-std::vector<float> reference_maxpool(const std::vector<float>& x, std::uint32_t samples,
-                                     Shape3 in, std::uint32_t kernel, std::uint32_t stride);
+// Pooling windows of kernel_h x kernel_w, `stride` both ways, no padding. Output NHWC.
+struct PoolShape {
+  std::uint32_t samples;
+  Shape3 in;
+  std::uint32_t kernel_h, kernel_w, stride;
+  Shape3 out() const;
+};
+std::vector<std::int8_t> reference_maxpool(const std::vector<std::int8_t>& x, const PoolShape& s);
+std::vector<float> reference_maxpool(const std::vector<float>& x, const PoolShape& s);
+// Window sums: int32 for int8 (then requantised with the node's multiplier and shift), fp32
+// summed in row-major window order and multiplied by 1 / (kernel_h * kernel_w) for bf16.
+std::vector<std::int32_t> reference_window_sum(const std::vector<std::int8_t>& x,
+                                               const PoolShape& s);
+std::vector<float> reference_avgpool(const std::vector<float>& x, const PoolShape& s);
+
+// Element-wise sum with per-input requantisation (int8):
+// v = a * multiplier_a + b * multiplier_b (64-bit), then the rounding shift, zero point, clamp
+// and activation of reference_requantize.
+std::int8_t reference_add(std::int8_t a, std::int8_t b, std::int32_t multiplier_a,
+                          std::int32_t multiplier_b, std::uint8_t shift, std::int8_t zero_point,
+                          Activation func);
 
 }  // namespace tpu

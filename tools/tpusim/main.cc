@@ -21,7 +21,7 @@
 #include "sim/memtest.h"
 #include "sim/tpu_core.h"
 #include "tools/compiler/lowering.h"
-#include "tools/compiler/model.h"
+#include "tools/compiler/frontend.h"
 #include "tools/report/check.h"
 #include "tools/report/report.h"
 #include "tools/report/timeline.h"
@@ -99,7 +99,7 @@ struct ModelOptions : ConfigOptions {
                  "Skip data values: no tensors are allocated or computed; cycles are unchanged");
   }
 
-  tpu::Model model() const {
+  tpu::Graph model() const {
     return model_path.empty() ? tpu::parse_model_json(tpu::kEmbeddedModelJson,
                                                       "<embedded default model>")
                               : tpu::load_model(model_path);
@@ -133,7 +133,7 @@ int run_command(const ModelOptions& opts, const std::string& program_path,
   tpu::Program program;
   std::string name, source;
   if (program_path.empty()) {
-    tpu::Model model = opts.model();
+    tpu::Graph model = opts.model();
     tpu::CompileOptions copts;
     copts.timing_only = opts.timing_only;
     program = tpu::compile(model, config, copts);

@@ -1,0 +1,57 @@
+#include "tools/compiler/data.h"
+
+namespace tpu {
+
+namespace {
+
+// SplitMix64: deterministic across platforms, unlike the std distributions.
+class Rng {
+ public:
+  Rng(std::uint64_t seed, std::uint64_t stream) : state_(seed * 0x9e3779b97f4a7c15ull + stream) {
+    next();
+  }
+  std::uint64_t next() {
+    std::uint64_t z = (state_ += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+  }
+
+ private:
+  std::uint64_t state_;
+};
+
+Values random_values(DataType dtype, std::uint64_t count, std::uint64_t seed,
+                     std::uint64_t stream, bool weights) {
+  Rng rng(seed, stream);
+  Values v;
+  if (dtype == DataType::kInt8) {
+    v.i8.resize(count);
+    for (auto& x : v.i8) x = std::int8_t(int(rng.next() % 128) - 64);
+  } else {
+    const float scale = weights ? 1.0f / 1024 : 1.0f / 64;
+    v.f32.resize(count);
+    for (auto& x : v.f32) x = float(int(rng.next() % 256) - 128) * scale;
+  }
+  return v;
+}
+
+}  // namespace
+
+GraphData generate_data(const Graph& graph, std::uint64_t seed) {
+  GraphData d;
+  d.inputs.resize(graph.tensors.size());
+  d.weights.resize(graph.nodes.size());
+  for (TensorId id : graph.inputs) {
+    const Tensor& t = graph.tensors[id];
+    d.inputs[id] = random_values(graph.dtype, t.elements(), seed, 2 * t.consumers.at(0), false);
+  }
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    const Node& n = graph.nodes[i];
+    if (!is_gemm(n.kind)) continue;
+    d.weights[i] = random_values(graph.dtype, n.gemm_k() * n.gemm_n(), seed, 2 * i + 1, true);
+  }
+  return d;
+}
+
+}  // namespace tpu

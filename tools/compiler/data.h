@@ -1,0 +1,27 @@
+#pragma once
+// The data a functional compile runs on: every graph input and every GEMM node's weights,
+// generated deterministically from the model seed (the same on every platform).
+#include <cstdint>
+#include <vector>
+
+#include "tools/compiler/graph.h"
+
+namespace tpu {
+
+// Values of one tensor in logical NHWC order (no border): int8, or floats exact in bf16.
+struct Values {
+  std::vector<std::int8_t> i8;
+  std::vector<float> f32;
+};
+
+struct GraphData {
+  std::vector<Values> inputs;   // per tensor id; filled for graph inputs only
+  std::vector<Values> weights;  // per node; GEMM nodes only: K x N row-major, K in (ky, kx, c)
+};
+
+// int8 values in [-64, 63]; bf16 multiples of 2^-6 in [-2, 2) for inputs and of 2^-10 for
+// weights. Graph input t uses stream 2 * (its first consumer's index), node i's weights
+// stream 2 * i + 1.
+GraphData generate_data(const Graph& graph, std::uint64_t seed);
+
+}  // namespace tpu

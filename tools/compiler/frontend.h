@@ -1,0 +1,23 @@
+#pragma once
+// Front ends: model files -> Graph (tools/compiler/graph.h), shapes inferred and validated.
+//
+// - Model JSON (documented key by key in models/README.md) in graph form ("inputs", "nodes",
+//   "outputs") or in chain form ("layers": each layer reads the previous one's output; every
+//   output nobody reads becomes a graph output).
+// - SCALE-Sim topology CSV (conv rows or GEMM M, N, K rows): one independent layer per row.
+//
+// Every error is one line naming the file, the layer or node, and the key.
+#include <string>
+
+#include "tools/compiler/graph.h"
+
+namespace tpu {
+
+// Reads `path` and dispatches on content: '{' starts model JSON, a SCALE-Sim header line starts
+// a topology CSV. The model name defaults to the file's stem.
+Graph load_model(const std::string& path);
+// `source` names the text in error messages and provides the default model name.
+Graph parse_model_json(const std::string& text, const std::string& source);
+Graph parse_scalesim_csv(const std::string& text, const std::string& source);
+
+}  // namespace tpu

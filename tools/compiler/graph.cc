@@ -1,0 +1,195 @@
+#include "tools/compiler/graph.h"
+
+namespace tpu {
+
+namespace {
+
+// Sizes beyond this are certainly typos and would overflow address arithmetic.
+constexpr std::uint64_t kMaxSize = std::uint64_t(1) << 24;
+
+[[noreturn]] void fail(const Graph& g, const Node& n, std::size_t index, const std::string& what) {
+  throw CompileError(g.source + ": node " + std::to_string(index) + " '" + n.name + "' (" +
+                     to_string(n.kind) + "): " + what);
+}
+
+std::size_t input_count(OpKind kind) {
+  switch (kind) {
+    case OpKind::kAdd: return 2;
+    case OpKind::kConcat: return 0;  // two or more
+    default: return 1;
+  }
+}
+
+}  // namespace
+
+std::string to_string(const Shape3& s) {
+  return std::to_string(s.h) + "x" + std::to_string(s.w) + "x" + std::to_string(s.c);
+}
+
+const char* to_string(OpKind kind) {
+  switch (kind) {
+    case OpKind::kMatmul: return "matmul";
+    case OpKind::kDense: return "dense";
+    case OpKind::kConv2d: return "conv2d";
+    case OpKind::kMaxPool2d: return "maxpool2d";
+    case OpKind::kAvgPool2d: return "avgpool2d";
+    case OpKind::kGlobalAvgPool2d: return "global_avgpool2d";
+    case OpKind::kAdd: return "add";
+    case OpKind::kConcat: return "concat";
+    case OpKind::kReshape: return "reshape";
+  }
+  return "?";
+}
+
+bool is_gemm(OpKind kind) {
+  return kind == OpKind::kMatmul || kind == OpKind::kDense || kind == OpKind::kConv2d;
+}
+
+bool is_view(OpKind kind) { return kind == OpKind::kConcat || kind == OpKind::kReshape; }
+
+std::uint64_t Node::gemm_m() const {
+  if (kind == OpKind::kConv2d) return std::uint64_t(samples) * out.h * out.w;
+  return samples;
+}
+
+std::uint64_t Node::gemm_k() const {
+  if (kind == OpKind::kConv2d) return std::uint64_t(kernel_h) * kernel_w * in.c;
+  return in.elements();
+}
+
+std::uint64_t Node::gemm_n() const { return out.c; }
+
+std::uint64_t Node::macs() const { return is_gemm(kind) ? gemm_m() * gemm_k() * gemm_n() : 0; }
+
+std::int64_t Graph::find_tensor(const std::string& name) const {
+  for (std::size_t i = 0; i < tensors.size(); ++i) {
+    if (tensors[i].name == name) return std::int64_t(i);
+  }
+  return -1;
+}
+
+void infer_shapes(Graph& g) {
+  for (Tensor& t : g.tensors) t.consumers.clear();
+  for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+    Node& n = g.nodes[i];
+    const std::size_t want = input_count(n.kind);
+    if (want > 0 && n.inputs.size() != want) {
+      fail(g, n, i, "takes " + std::to_string(want) + " input" + (want > 1 ? "s" : "") + ", got " +
+                        std::to_string(n.inputs.size()));
+    }
+    if (n.kind == OpKind::kConcat && n.inputs.size() < 2) {
+      fail(g, n, i, "takes two or more inputs, got " + std::to_string(n.inputs.size()));
+    }
+    for (TensorId id : n.inputs) {
+      Tensor& t = g.tensors.at(id);
+      if (t.producer >= std::int64_t(i)) {
+        fail(g, n, i, "input '" + t.name + "' is used before it is produced");
+      }
+      t.consumers.push_back(std::uint32_t(i));
+    }
+    const Tensor& x = g.tensors[n.inputs.at(0)];
+    n.samples = x.samples;
+    n.in = x.shape;
+    const Shape3 in = n.in;
+    switch (n.kind) {
+      case OpKind::kMatmul:
+      case OpKind::kDense:
+        if (in.elements() > kMaxSize) {
+          fail(g, n, i, "flattened input of " + std::to_string(in.elements()) +
+                            " features exceeds the limit " + std::to_string(kMaxSize));
+        }
+        n.out = {1, 1, n.units};
+        break;
+      case OpKind::kConv2d: {
+        const std::uint64_t ph = std::uint64_t(in.h) + 2 * n.padding;
+        const std::uint64_t pw = std::uint64_t(in.w) + 2 * n.padding;
+        if (n.kernel_h > ph || n.kernel_w > pw) {
+          fail(g, n, i, "key 'kernel': " + std::to_string(n.kernel_h) + "x" +
+                            std::to_string(n.kernel_w) + " is larger than the padded input " +
+                            std::to_string(ph) + "x" + std::to_string(pw));
+        }
+        n.out = {std::uint32_t((ph - n.kernel_h) / n.stride + 1),
+                 std::uint32_t((pw - n.kernel_w) / n.stride + 1), n.out_channels};
+        break;
+      }
+      case OpKind::kGlobalAvgPool2d:
+        n.kernel_h = in.h;
+        n.kernel_w = in.w;
+        n.stride = 1;
+        [[fallthrough]];
+      case OpKind::kMaxPool2d:
+      case OpKind::kAvgPool2d:
+        if (n.kernel_h > in.h || n.kernel_w > in.w) {
+          fail(g, n, i, "key 'kernel': " + std::to_string(n.kernel_h) + "x" +
+                            std::to_string(n.kernel_w) + " is larger than the input " +
+                            std::to_string(in.h) + "x" + std::to_string(in.w));
+        }
+        n.out = {(in.h - n.kernel_h) / n.stride + 1, (in.w - n.kernel_w) / n.stride + 1, in.c};
+        break;
+      case OpKind::kAdd: {
+        const Tensor& y = g.tensors[n.inputs[1]];
+        if (y.samples != x.samples || y.shape != x.shape) {
+          fail(g, n, i, "shape mismatch: '" + x.name + "' is " + std::to_string(x.samples) +
+                            " x " + to_string(x.shape) + " but '" + y.name + "' is " +
+                            std::to_string(y.samples) + " x " + to_string(y.shape));
+        }
+        n.out = in;
+        break;
+      }
+      case OpKind::kConcat: {
+        std::uint64_t c = 0;
+        for (TensorId id : n.inputs) {
+          const Tensor& y = g.tensors[id];
+          if (y.samples != x.samples || y.shape.h != x.shape.h || y.shape.w != x.shape.w) {
+            fail(g, n, i, "shape mismatch: concatenates channels of tensors of one height and "
+                          "width, but '" + x.name + "' is " + std::to_string(x.samples) +
+                              " x " + to_string(x.shape) + " and '" + y.name + "' is " +
+                              std::to_string(y.samples) + " x " + to_string(y.shape));
+          }
+          c += y.shape.c;
+        }
+        if (c > kMaxSize) fail(g, n, i, "concatenated channels exceed " + std::to_string(kMaxSize));
+        n.out = {in.h, in.w, std::uint32_t(c)};
+        break;
+      }
+      case OpKind::kReshape:
+        if (n.target.h == 0) {  // flatten
+          if (in.elements() > kMaxSize) {
+            fail(g, n, i, "flattened input of " + std::to_string(in.elements()) +
+                              " features exceeds the limit " + std::to_string(kMaxSize));
+          }
+          n.target = {1, 1, std::uint32_t(in.elements())};
+        }
+        if (n.target.elements() != in.elements()) {
+          fail(g, n, i, "shape mismatch: cannot reshape " + to_string(in) + " (" +
+                            std::to_string(in.elements()) + " elements) to " +
+                            to_string(n.target) + " (" + std::to_string(n.target.elements()) +
+                            ")");
+        }
+        n.out = n.target;
+        break;
+    }
+    Tensor& out = g.tensors.at(n.output);
+    out.samples = n.samples;
+    out.shape = n.out;
+  }
+  for (TensorId id : g.outputs) {
+    if (g.tensors.at(id).producer < 0) {
+      throw CompileError(g.source + ": output '" + g.tensors[id].name +
+                         "' is a graph input, not computed by any node");
+    }
+  }
+  for (std::size_t id = 0; id < g.tensors.size(); ++id) {
+    const Tensor& t = g.tensors[id];
+    bool is_output = false;
+    for (TensorId o : g.outputs) is_output |= o == id;
+    if (!t.consumers.empty() || is_output) continue;
+    if (t.producer < 0) {
+      throw CompileError(g.source + ": graph input '" + t.name + "' is never used");
+    }
+    const std::size_t p = std::size_t(t.producer);
+    fail(g, g.nodes[p], p, "output is never used (no node reads it and it is not in 'outputs')");
+  }
+}
+
+}  // namespace tpu

@@ -1,0 +1,119 @@
+#pragma once
+// The compiler's graph IR: a DAG of nodes connected by named tensors. Every front end (model
+// JSON in graph or chain form, SCALE-Sim CSV) builds a Graph; infer_shapes() validates it and
+// fills in every tensor's shape; the later passes (reference evaluation, memory planning,
+// lowering) read it and never change it.
+//
+// Each node produces exactly one tensor, named after the node. Nodes are kept in execution
+// order (every node after the producers of its inputs), so a node's index is also its layer
+// index in the compiled program and the report.
+//
+// A tensor is `samples` independent items of shape H x W x C (NHWC): `samples` is the model
+// batch, or M for a standalone matmul, whose operand is an M x 1 x 1 x K tensor.
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "sim/config/config.h"
+#include "sim/isa/isa.h"
+
+namespace tpu {
+
+// Raised for any model the compiler cannot accept: bad syntax, unknown keys, impossible shapes,
+// bad graphs, layers that do not fit the machine. what() is one line naming the file, the node
+// and the key.
+class CompileError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+struct Shape3 {
+  std::uint32_t h = 1, w = 1, c = 1;
+  std::uint64_t elements() const { return std::uint64_t(h) * w * c; }
+  bool operator==(const Shape3& o) const { return h == o.h && w == o.w && c == o.c; }
+  bool operator!=(const Shape3& o) const { return !(*this == o); }
+};
+std::string to_string(const Shape3& s);  // "HxWxC"
+
+enum class OpKind {
+  kMatmul,     // standalone GEMM: its own M x K operand (a graph input) times K x N weights
+  kDense,      // fully connected on the flattened input (NHWC order)
+  kConv2d,     // 2-D convolution, symmetric zero padding
+  kMaxPool2d,  // max pooling, no padding
+  kAvgPool2d,  // average pooling, no padding
+  kGlobalAvgPool2d,  // average over the whole H x W plane: output 1 x 1 x C
+  kAdd,        // element-wise sum of two tensors of one shape (residuals)
+  kConcat,     // concatenation along channels
+  kReshape,    // a new H x W x C view of the same elements in NHWC order (flatten: 1 x 1 x HWC)
+};
+const char* to_string(OpKind kind);  // the model JSON `op`/`type` name
+
+// Whether the node runs on the matrix unit (matmul, dense, conv2d).
+bool is_gemm(OpKind kind);
+// Whether the node only changes how existing data is viewed (no instructions of its own).
+bool is_view(OpKind kind);
+
+using TensorId = std::uint32_t;
+
+struct Tensor {
+  std::string name;
+  std::int64_t producer = -1;          // node index; -1 for a graph input
+  std::vector<std::uint32_t> consumers;  // node indices, in order (filled by infer_shapes)
+  // Inferred (given for graph inputs).
+  std::uint32_t samples = 0;
+  Shape3 shape;
+  std::uint64_t elements() const { return std::uint64_t(samples) * shape.elements(); }
+};
+
+struct Node {
+  std::string name;
+  OpKind kind = OpKind::kMatmul;
+  Activation activation = Activation::kNone;
+  std::vector<TensorId> inputs;
+  TensorId output = 0;
+
+  // Attributes. kMatmul/kDense: `units` output features (N). kConv2d: out_channels filters of
+  // kernel_h x kernel_w. Conv and pooling: kernel, stride, padding (conv only).
+  // kReshape: the per-sample output shape `target`.
+  std::uint32_t units = 0;
+  std::uint32_t out_channels = 0;
+  std::uint32_t kernel_h = 0, kernel_w = 0;
+  std::uint32_t stride = 1;
+  std::uint32_t padding = 0;
+  Shape3 target;
+
+  // Inferred: the shape of inputs[0] and of the output, per sample.
+  std::uint32_t samples = 0;
+  Shape3 in, out;
+
+  // GEMM view of matmul/dense/conv2d: M x K times K x N.
+  std::uint64_t gemm_m() const;
+  std::uint64_t gemm_k() const;
+  std::uint64_t gemm_n() const;
+  // Useful multiply-accumulates (0 for everything that is not a GEMM).
+  std::uint64_t macs() const;
+};
+
+struct Graph {
+  std::string name;
+  std::string source;  // file the model came from, for messages
+  DataType dtype = DataType::kInt8;
+  std::uint32_t batch = 1;
+  std::uint64_t seed = 1;  // for the generated inputs and weights
+  std::vector<Tensor> tensors;
+  std::vector<Node> nodes;       // in execution order
+  std::vector<TensorId> inputs;  // graph inputs (generated data)
+  std::vector<TensorId> outputs; // graph outputs (always written to HBM and checked)
+
+  // Index of the tensor named `name`, or -1.
+  std::int64_t find_tensor(const std::string& name) const;
+};
+
+// Shape inference and validation: fills every tensor's consumers and shape and every node's
+// samples/in/out, in node order. Throws a one-line CompileError naming the node for an input
+// count an op does not take, mismatching shapes, attributes out of range, a tensor that is
+// never used (neither consumed nor a graph output), or nodes out of execution order.
+void infer_shapes(Graph& graph);
+
+}  // namespace tpu

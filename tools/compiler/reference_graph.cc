@@ -1,0 +1,198 @@
+#include "tools/compiler/reference_graph.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
+#include "tools/compiler/reference.h"
+
+namespace tpu {
+
+namespace {
+
+// The requantiser maps the largest |value| of a layer to about this int8 value.
+constexpr double kTarget = 100;
+constexpr double kDataScale = 1.0 / 64;  // generated int8 inputs and weights
+// Multipliers stay below 2^15 so that a * m_a + b * m_b never nears 64 bits.
+constexpr std::int64_t kMaxMultiplier = (1 << 15) - 1;
+
+// The largest shift whose multipliers (ratio * 2^shift, rounded) stay at most kMaxMultiplier.
+Requant requant_for(double ratio_a, double ratio_b = 0) {
+  Requant q;
+  const double big = std::max(ratio_a, ratio_b);
+  for (int s = 31; s >= 0; --s) {
+    if (std::llround(big * std::ldexp(1.0, s)) <= kMaxMultiplier) {
+      q.shift = std::uint8_t(s);
+      q.multiplier = std::int32_t(std::max<long long>(std::llround(ratio_a * std::ldexp(1.0, s)), 1));
+      if (ratio_b > 0) {
+        q.multiplier_b = std::int32_t(std::max<long long>(std::llround(ratio_b * std::ldexp(1.0, s)), 1));
+      }
+      return q;
+    }
+  }
+  q.multiplier = std::int32_t(kMaxMultiplier);
+  return q;
+}
+
+double gain(const Requant& q) { return double(q.multiplier) / std::ldexp(1.0, q.shift); }
+
+PoolShape pool_shape(const Node& n) { return {n.samples, n.in, n.kernel_h, n.kernel_w, n.stride}; }
+
+class Interpreter {
+ public:
+  Interpreter(const Graph& g, const GraphData& data) : g_(g), int8_(g.dtype == DataType::kInt8) {
+    ev_.tensors.resize(g.tensors.size());
+    ev_.expected.resize(g.nodes.size());
+    ev_.requant.resize(g.nodes.size());
+    scale_.assign(g.tensors.size(), kDataScale);
+    for (TensorId id : g.inputs) ev_.tensors[id] = data.inputs[id];
+    for (std::size_t i = 0; i < g.nodes.size(); ++i) run(i, data.weights[i]);
+  }
+  Evaluation take() { return std::move(ev_); }
+
+ private:
+  const Values& in(const Node& n, std::size_t k) const { return ev_.tensors[n.inputs[k]]; }
+
+  void run(std::size_t i, const Values& w) {
+    const Node& n = g_.nodes[i];
+    Values y;
+    double scale = scale_[n.inputs[0]];
+    Requant& q = ev_.requant[i];
+    switch (n.kind) {
+      case OpKind::kMatmul:
+      case OpKind::kDense:
+      case OpKind::kConv2d: {
+        const ConvShape cs{n.samples, n.in, n.kernel_h, n.kernel_w, n.stride, n.padding,
+                           n.out_channels};
+        const bool conv = n.kind == OpKind::kConv2d;
+        const std::uint64_t M = n.gemm_m(), K = n.gemm_k(), N = n.gemm_n();
+        if (int8_) {
+          const std::vector<std::int32_t> acc = conv ? reference_conv2d(in(n, 0).i8, w.i8, cs)
+                                                     : reference_matmul(in(n, 0).i8, w.i8, M, K, N);
+          std::uint64_t max_abs = 0;
+          for (std::int32_t a : acc) max_abs = std::max<std::uint64_t>(max_abs, std::llabs(a));
+          q = requant_for(max_abs == 0 ? 1.0 : kTarget / double(max_abs));
+          y.i8.resize(acc.size());
+          for (std::size_t e = 0; e < acc.size(); ++e) {
+            y.i8[e] = reference_requantize(acc[e], q.multiplier, q.shift, 0, n.activation);
+          }
+          scale = scale * kDataScale / gain(q);
+        } else {
+          y.f32 = conv ? reference_conv2d(in(n, 0).f32, w.f32, cs)
+                       : reference_matmul(in(n, 0).f32, w.f32, M, K, N);
+          for (float& v : y.f32) v = reference_activate(v, n.activation);
+        }
+        break;
+      }
+      case OpKind::kMaxPool2d:
+        if (int8_) {
+          y.i8 = reference_maxpool(in(n, 0).i8, pool_shape(n));
+        } else {
+          y.f32 = reference_maxpool(in(n, 0).f32, pool_shape(n));
+        }
+        break;
+      case OpKind::kAvgPool2d:
+      case OpKind::kGlobalAvgPool2d: {
+        const double window = double(n.kernel_h) * n.kernel_w;
+        if (int8_) {
+          q = requant_for(1.0 / window);
+          const std::vector<std::int32_t> sums = reference_window_sum(in(n, 0).i8, pool_shape(n));
+          y.i8.resize(sums.size());
+          for (std::size_t e = 0; e < sums.size(); ++e) {
+            y.i8[e] = reference_requantize(sums[e], q.multiplier, q.shift, 0, Activation::kNone);
+          }
+          scale = scale / (gain(q) * window);
+        } else {
+          y.f32 = reference_avgpool(in(n, 0).f32, pool_shape(n));
+        }
+        break;
+      }
+      case OpKind::kAdd: {
+        const Values& a = in(n, 0);
+        const Values& b = in(n, 1);
+        if (int8_) {
+          const double sa = scale_[n.inputs[0]], sb = scale_[n.inputs[1]];
+          double max_abs = 0;
+          for (std::size_t e = 0; e < a.i8.size(); ++e) {
+            max_abs = std::max(max_abs, std::fabs(a.i8[e] * sa + b.i8[e] * sb));
+          }
+          const double out_scale = max_abs == 0 ? std::max(sa, sb) : max_abs / kTarget;
+          q = requant_for(sa / out_scale, sb / out_scale);
+          y.i8.resize(a.i8.size());
+          for (std::size_t e = 0; e < a.i8.size(); ++e) {
+            y.i8[e] = reference_add(a.i8[e], b.i8[e], q.multiplier, q.multiplier_b, q.shift, 0,
+                                    n.activation);
+          }
+          scale = out_scale;
+        } else {
+          y.f32.resize(a.f32.size());
+          for (std::size_t e = 0; e < a.f32.size(); ++e) {
+            y.f32[e] = reference_activate(a.f32[e] + b.f32[e], n.activation);
+          }
+        }
+        break;
+      }
+      case OpKind::kConcat: {
+        // Channel c of input k lands at channel offset(k) + c of every pixel.
+        const std::uint64_t pixels = std::uint64_t(n.samples) * n.out.h * n.out.w;
+        std::uint64_t offset = 0;
+        if (int8_) y.i8.resize(pixels * n.out.c);
+        if (!int8_) y.f32.resize(pixels * n.out.c);
+        for (std::size_t k = 0; k < n.inputs.size(); ++k) {
+          const std::uint64_t c = g_.tensors[n.inputs[k]].shape.c;
+          for (std::uint64_t p = 0; p < pixels; ++p) {
+            for (std::uint64_t e = 0; e < c; ++e) {
+              if (int8_) {
+                y.i8[p * n.out.c + offset + e] = in(n, k).i8[p * c + e];
+              } else {
+                y.f32[p * n.out.c + offset + e] = in(n, k).f32[p * c + e];
+              }
+            }
+          }
+          offset += c;
+        }
+        break;
+      }
+      case OpKind::kReshape:
+        y = in(n, 0);
+        break;
+    }
+    scale_[n.output] = scale;
+    ev_.expected[i] = y;
+    // The machine rounds each bf16 output; later nodes read the rounded values.
+    for (float& v : y.f32) v = reference_round_bf16(v);
+    ev_.tensors[n.output] = std::move(y);
+  }
+
+  const Graph& g_;
+  const bool int8_;
+  Evaluation ev_;
+  std::vector<double> scale_;  // per tensor (int8)
+};
+
+}  // namespace
+
+Evaluation evaluate(const Graph& graph, const GraphData& data) {
+  return Interpreter(graph, data).take();
+}
+
+std::vector<Requant> requant_from_shapes(const Graph& graph) {
+  std::vector<Requant> q(graph.nodes.size());
+  for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
+    const Node& n = graph.nodes[i];
+    if (is_gemm(n.kind)) {
+      // Full-scale inputs and weights bound |acc| by 64 * 64 * K.
+      const double bound = std::min<double>(4096.0 * double(n.gemm_k()),
+                                            std::numeric_limits<std::int32_t>::max());
+      q[i] = requant_for(kTarget / bound);
+    } else if (n.kind == OpKind::kAvgPool2d || n.kind == OpKind::kGlobalAvgPool2d) {
+      q[i] = requant_for(1.0 / (double(n.kernel_h) * n.kernel_w));
+    } else if (n.kind == OpKind::kAdd) {
+      q[i] = requant_for(0.5, 0.5);
+    }
+  }
+  return q;
+}
+
+}  // namespace tpu

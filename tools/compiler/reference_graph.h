@@ -1,0 +1,44 @@
+#pragma once
+// The reference interpreter: runs a Graph on its generated data with the plain kernels of
+// reference.h, node by node, and so defines every output the machine must produce. It shares no
+// code with lowering; the compiler takes from it only the int8 requantisers it calibrates and
+// the expected outputs.
+//
+// int8 arithmetic. Every int8 tensor carries a real-valued scale (value = q * scale): generated
+// inputs and weights 1/64. A GEMM's accumulator has scale s_x * s_w; its requantiser
+// (multiplier, shift) maps the largest |accumulator| to about 100, so the output scale is
+// s_x * s_w * 2^shift / multiplier. An average pool requantises its int32 window sum by about
+// 1 / (kernel_h * kernel_w). An add brings both inputs to one output scale, chosen so the
+// largest |a * s_a + b * s_b| maps to about 100: q = (a * m_a + b * m_b) >> shift, rounded.
+// Max pooling, concat and reshape keep values (and scales) as they are.
+// bf16: GEMMs accumulate in fp32 and round outputs to bf16; pooling and add work in fp32 and
+// round the result to bf16.
+#include <cstdint>
+#include <vector>
+
+#include "tools/compiler/data.h"
+#include "tools/compiler/graph.h"
+
+namespace tpu {
+
+// The int8 requantiser of one node: GEMM (multiplier, shift), average pool (multiplier, shift),
+// add (multiplier, multiplier_b, shift). Unused for bf16.
+struct Requant {
+  std::int32_t multiplier = 1;
+  std::int32_t multiplier_b = 0;
+  std::uint8_t shift = 0;
+};
+
+struct Evaluation {
+  std::vector<Values> tensors;   // every tensor as the machine holds it (bf16-rounded)
+  std::vector<Values> expected;  // per node: its output as checked (fp32 before the rounding)
+  std::vector<Requant> requant;  // per node
+};
+
+Evaluation evaluate(const Graph& graph, const GraphData& data);
+
+// The requantisers of a timing-only compile (no data): from the shapes alone, so timing-only
+// and functional programs differ only in these fields.
+std::vector<Requant> requant_from_shapes(const Graph& graph);
+
+}  // namespace tpu
