@@ -65,7 +65,6 @@ Sequencer::Sequencer(sc_core::sc_module_name name, const Config& config, const P
                      const Clock& clock)
     : sc_module(name), config_(config), program_(program), clock_(clock), sems_(program) {
   layers_.resize(program.layers.size());
-  layer_seen_.assign(program.layers.size(), false);
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     layers_[i].name = program.layers[i].name;
     layers_[i].kind = program.layers[i].kind;
@@ -234,8 +233,8 @@ void Sequencer::started(Unit unit, const Issued& is, const StartTracker& tracker
   LayerStats* l = layer(is.layer);
   if (l) {
     // Every instruction starts before it completes, so the layer's span opens here.
-    if (!layer_seen_[std::size_t(is.layer)]) {
-      layer_seen_[std::size_t(is.layer)] = true;
+    if (!l->started) {
+      l->started = true;
       l->first_cycle = start;
     }
     l->first_cycle = std::min(l->first_cycle, start);

@@ -186,7 +186,6 @@ class Sequencer : public sc_core::sc_module {
   std::array<std::uint64_t, 2> matmuls_on_buffer_{};
   // Results.
   std::vector<LayerStats> layers_;
-  std::vector<bool> layer_seen_;
   std::array<UnitStats, kNumUnits> units_{};
   Cycle last_completion_ = 0;
   Cycle halt_cycle_ = 0;

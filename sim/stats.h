@@ -33,6 +33,7 @@ struct LayerStats {
   std::string name;
   std::string kind;
   std::uint64_t macs = 0;
+  bool started = false;      // any instruction of the layer started (views start none)
   Cycle first_cycle = 0;     // first cycle any of the layer's instructions started
   Cycle last_cycle = 0;      // last cycle any of them was busy (inclusive)
   bool compute_seen = false;
@@ -45,7 +46,7 @@ struct LayerStats {
   std::uint64_t hbm_write_bytes = 0;
   std::uint64_t ub_reads = 0;        // row accesses
   std::uint64_t ub_writes = 0;
-  Cycle cycles() const { return last_cycle >= first_cycle ? last_cycle - first_cycle + 1 : 0; }
+  Cycle cycles() const { return started ? last_cycle - first_cycle + 1 : 0; }
   Cycle compute_cycles() const {
     return compute_seen ? compute_last - compute_first + 1 : 0;
   }

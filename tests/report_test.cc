@@ -50,6 +50,7 @@ struct Fixture {
     conv.name = "conv1";
     conv.kind = "conv2d";
     conv.macs = 96;
+    conv.started = true;
     conv.first_cycle = 10;
     conv.last_cycle = 29;  // 20 cycles
     conv.compute_seen = true;
@@ -67,6 +68,7 @@ struct Fixture {
     pool.name = "pool1";
     pool.kind = "maxpool2d";
     pool.macs = 64;
+    pool.started = true;
     pool.first_cycle = 30;
     pool.last_cycle = 49;  // 20 cycles
     pool.hbm_read_bytes = 200;

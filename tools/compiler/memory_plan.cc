@@ -49,6 +49,7 @@ class Planner {
   void find_roots() {
     const std::size_t T = g_.tensors.size();
     parent_.assign(T, -1);
+    concat_link_.assign(T, false);
     offset_.assign(T, 0);
     for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
       const Node& n = g_.nodes[i];
@@ -62,6 +63,7 @@ class Planner {
                         "' (a reshape or another concat); concatenate a computed tensor");
           }
           parent_[id] = n.output;
+          concat_link_[id] = true;
           offset_[id] = c0;
           c0 += t.shape.c;
         }
@@ -71,11 +73,14 @@ class Planner {
     }
     plan_.root.resize(T);
     c0_.assign(T, 0);
+    slice_.assign(T, false);
     for (std::size_t t = 0; t < T; ++t) {
       std::size_t r = t;
       std::uint32_t c0 = 0;
       while (parent_[r] >= 0) {
         c0 += offset_[r];
+        // A concat input sits in its concat's output; a reshape's output is its input's bytes.
+        slice_[t] = slice_[t] || concat_link_[r];
         r = std::size_t(parent_[r]);
       }
       plan_.root[t] = TensorId(r);
@@ -112,9 +117,7 @@ class Planner {
     }
   }
 
-  bool is_slice(TensorId t) const {
-    return g_.tensors[t].shape.c != g_.tensors[plan_.root[t]].shape.c;
-  }
+  bool is_slice(TensorId t) const { return slice_[t]; }
 
   // Readers that need a layout the root cannot have.
   void check_layout(TensorId r) {
@@ -293,9 +296,7 @@ class Planner {
         p.hbm.samples = x.samples;
         p.hbm.shape = x.shape;
         p.hbm.c0 = c0_[t];
-        if (g_.tensors[r].shape.c == p.hbm.ctot && c0_[t] == 0 && x.shape.c != p.hbm.ctot) {
-          p.hbm.ctot = x.shape.c;  // a reshape: the same bytes, another pixel size
-        }
+        if (!slice_[t]) p.hbm.ctot = x.shape.c;  // a reshape: the same bytes, another pixel size
       }
       plan_.tensors[t] = p;
     }
@@ -323,6 +324,8 @@ class Planner {
   MemoryPlan plan_;
   std::vector<std::int64_t> parent_;
   std::vector<std::uint32_t> offset_, c0_, pad_;
+  std::vector<bool> concat_link_;  // per tensor: its parent is the concat it feeds
+  std::vector<bool> slice_;        // per tensor: a channel slice of a concat's output
   std::vector<std::vector<Reader>> readers_;
   std::vector<std::uint64_t> first_, last_;
   std::vector<bool> resident_;
