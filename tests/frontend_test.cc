@@ -242,5 +242,99 @@ TEST(FrontendTest, LoadModelDispatchesOnContent) {
                {"does_not_exist.json", "cannot open"});
 }
 
+
+// A graph with a residual add and a concat: named tensors, inputs by name, shapes inferred.
+const char* kGraph = R"({"name": "g", "batch": 2,
+  "inputs": [{"name": "x", "shape": [8, 8, 16]}],
+  "nodes": [
+    {"name": "c1", "op": "conv2d", "inputs": ["x"], "out_channels": 16, "kernel": 3, "padding": 1},
+    {"name": "r1", "op": "relu", "inputs": ["c1"]},
+    {"name": "c2", "op": "conv2d", "inputs": ["r1"], "out_channels": 16, "kernel": 3, "padding": 1},
+    {"name": "sum", "op": "add", "inputs": ["c2", "x"], "activation": "relu"},
+    {"name": "side", "op": "conv2d", "inputs": ["x"], "out_channels": 8, "kernel": 1},
+    {"name": "cat", "op": "concat", "inputs": ["sum", "side"]},
+    {"name": "gap", "op": "global_avgpool2d", "inputs": ["cat"]},
+    {"name": "flat", "op": "flatten", "inputs": ["gap"]},
+    {"name": "fc", "op": "dense", "inputs": ["flat"], "units": 10}
+  ],
+  "outputs": ["fc"]})";
+
+TEST(FrontendTest, GraphFormNamesTensorsAndInfersShapes) {
+  Graph g = parse_model_json(kGraph, "g.json");
+  ASSERT_EQ(g.nodes.size(), 8u);  // r1 fuses into c1
+  EXPECT_EQ(g.nodes[0].activation, Activation::kRelu);
+  const Node& sum = g.nodes[2];
+  EXPECT_EQ(sum.kind, OpKind::kAdd);
+  EXPECT_EQ(g.tensors[sum.inputs[0]].name, "c2");
+  EXPECT_EQ(g.tensors[sum.inputs[1]].name, "x");
+  EXPECT_EQ(sum.out, (Shape3{8, 8, 16}));
+  EXPECT_EQ(g.nodes[4].kind, OpKind::kConcat);
+  EXPECT_EQ(g.nodes[4].out, (Shape3{8, 8, 24}));
+  EXPECT_EQ(g.nodes[5].out, (Shape3{1, 1, 24}));
+  EXPECT_EQ(g.nodes[5].kernel_h, 8u);
+  EXPECT_EQ(g.nodes[6].kind, OpKind::kReshape);
+  EXPECT_EQ(g.nodes[7].gemm_k(), 24u);
+  EXPECT_EQ(g.nodes[7].gemm_m(), 2u);
+  // x feeds c1, the add and the side branch.
+  EXPECT_EQ(g.tensors[g.inputs[0]].consumers, (std::vector<std::uint32_t>{0, 2, 3}));
+  EXPECT_EQ(g.outputs, std::vector<TensorId>{g.nodes[7].output});
+  std::uint64_t macs = 0;
+  for (const Node& n : g.nodes) macs += n.macs();
+  EXPECT_EQ(macs, 2u * 64 * (144 * 16 * 2 + 16 * 8) + 2u * 24 * 10);
+}
+
+std::string graph_with(const std::string& nodes, const std::string& outputs = R"(["y"])") {
+  return R"({"inputs": [{"name": "x", "shape": [4, 4, 8]}], "nodes": [)" + nodes +
+         R"(], "outputs": )" + outputs + "}";
+}
+
+TEST(FrontendTest, BadGraphsNameTheNode) {
+  const std::string conv = R"("op": "conv2d", "out_channels": 8, "kernel": 1)";
+  expect_json_error(graph_with(R"({"name": "y", "op": "softmax", "inputs": ["x"]})"),
+                    {"m.json", "node 0 'y'", "unknown op", "softmax", "concat"});
+  expect_json_error(graph_with(R"({"name": "y", )" + conv + R"(, "inputs": ["z"]},
+                                  {"name": "z", )" + conv + R"(, "inputs": ["x"]})",
+                               R"(["y"])"),
+                    {"node 0 'y'", "'z' is used before it is produced"});
+  expect_json_error(graph_with(R"({"name": "y", )" + conv + R"(, "inputs": ["z"]},
+                                  {"name": "z", )" + conv + R"(, "inputs": ["y"]})"),
+                    {"node 0 'y'", "cycle"});
+  expect_json_error(graph_with(R"({"name": "y", )" + conv + R"(, "inputs": ["y"]})"),
+                    {"node 0 'y'", "cycle"});
+  expect_json_error(graph_with(R"({"name": "y", )" + conv + R"(, "inputs": ["q"]})"),
+                    {"node 0 'y'", "missing input 'q'"});
+  expect_json_error(graph_with(R"({"name": "a", "op": "maxpool2d", "kernel": 2, "inputs": ["x"]},
+                                  {"name": "y", "op": "add", "inputs": ["a", "x"]})"),
+                    {"node 1 'y' (add)", "shape mismatch", "2x2x8", "4x4x8"});
+  expect_json_error(graph_with(R"({"name": "y", "op": "add", "inputs": ["x"]})"),
+                    {"node 0 'y' (add)", "takes 2 inputs, got 1"});
+  expect_json_error(graph_with(R"({"name": "y", "op": "concat", "inputs": ["x"]})"),
+                    {"node 0 'y' (concat)", "two or more"});
+  expect_json_error(graph_with(R"({"name": "a", )" + conv + R"(, "inputs": ["x"]},
+                                  {"name": "y", )" + conv + R"(, "inputs": ["x"]})"),
+                    {"node 0 'a'", "never used"});
+  expect_json_error(graph_with(R"({"name": "y", )" + conv + R"(, "inputs": ["x"]})", R"(["q"])"),
+                    {"'outputs'", "'q'"});
+  expect_json_error(graph_with(R"({"name": "y", "op": "reshape", "shape": [3, 3, 3],
+                                   "inputs": ["x"]})"),
+                    {"node 0 'y' (reshape)", "shape mismatch", "4x4x8"});
+  expect_json_error(graph_with(R"({"name": "y", )" + conv + R"(, "inputs": ["x"], "input": [1, 1, 1]})"),
+                    {"node 0 'y'", "unknown key 'input'"});
+  expect_json_error(graph_with(R"({"name": "y", )" + conv + R"(})"),
+                    {"node 0 'y'", "missing required key 'inputs'"});
+  expect_json_error(graph_with(R"({"name": "a", )" + conv + R"(, "inputs": ["x"]},
+                                  {"name": "r", "op": "relu", "inputs": ["a"]},
+                                  {"name": "y", "op": "add", "inputs": ["a", "r"]})"),
+                    {"node 1 'r'", "also reads"});
+  expect_json_error(R"({"inputs": [{"name": "x", "shape": [4, 4, 8]},
+                                   {"name": "u", "shape": [4, 4, 8]}],
+                        "nodes": [{"name": "y", "op": "conv2d", "out_channels": 8, "kernel": 1,
+                                   "inputs": ["x"]}], "outputs": ["y"]})",
+                    {"graph input 'u' is never used"});
+  // add and concat need names to refer to, so the chain form does not take them.
+  expect_json_error(R"({"input": [4, 4, 8], "layers": [{"type": "add"}]})",
+                    {"layer 0", "graph form"});
+}
+
 }  // namespace
 }  // namespace tpu
