@@ -1,8 +1,8 @@
 #pragma once
-// Lowering: Model -> Program. Chooses tiles that fit the array, the unified buffer and the
-// accumulators, lays tensors and weights out in HBM, schedules with double buffering and
-// counting semaphores, and (unless timing-only) generates inputs and weights from the model
-// seed and computes every layer's expected output with the plain reference kernels.
+// compile(): Graph -> Program, the passes after the front end (tools/compiler/README.md): data
+// generation and the reference interpreter (unless timing-only), memory planning, then per
+// node, in order, tiling that fits the array, the unified buffer and the accumulators,
+// scheduling with double buffering and counting semaphores, and emission.
 //
 // Contracts of the emitted program:
 // - Executing the instructions one by one in program order is a valid execution (every wait is
@@ -12,36 +12,31 @@
 //   oldest unfinished instruction can always issue and start.
 // - HBM outside the memory image is zero: the zero borders that make padded convolutions plain
 //   strided gathers are not part of the image.
-// - Activation residency. The top half of the UB holds two activation arenas of ub_rows / 4
-//   rows each; layer i's output goes to arena i % 2 (the rest of the UB is staging for tiles).
-//   Layer i's output stays in the UB instead of going to HBM when: residency is on, a next
-//   layer reads it (not the last layer, no independent input), that consumer reads UB pixel
-//   rows (a convolution, a max pool, or a dense layer on a 1 x 1 x C input), the tensor with
-//   its consumer's zero border fits an arena, and the producer's and consumer's smallest tiles
-//   fit the staging rows left beside the arenas. A resident tensor has no HBM copy: its
-//   LayerInfo has no output view and no expected values; every other output is checked.
+// - Activation residency and views: tools/compiler/memory_plan.h. A resident tensor has no HBM
+//   copy: its LayerInfo has no output view and no expected values; every other output that
+//   reaches HBM as whole pixels is checked (a concat slice is checked through its concat).
 // - Resident layout: one UB row per padded pixel per channel chunk of min(R, C) channels,
-//   chunk-major: row = arena + ((cc * samples + b) * Hp + y) * Wp + x over the zero-padded
+//   chunk-major: row = base + ((cc * samples + b) * Hp + y) * Wp + x over the zero-padded
 //   Hp x Wp image, so every chunk of every image is a plain grid of consecutive rows. The
 //   producer writes it with one ACTIVATE (or POOL) per output row when the consumer's border
 //   breaks the rows apart, else one per tile; the consumer zeroes the border rows with DMA
-//   loads from a zero region of HBM at its start.
+//   loads from a zero region of HBM at its first reader's start.
 // - Convolution paths. "Taps": K tiles are (ky, kx, channel chunk) with K_t = the chunk's
 //   channels; per weight tile, one MATMUL per output row segment reads the row's input pixels
 //   (oy * s + ky, ox * s + kx) with ub_stride s. Used when the input is resident, and for an
 //   input in HBM when C >= R / 2, with each M tile's band of padded input rows loaded once into
 //   UB pixel rows. Otherwise "rows": im2col patches gathered from HBM (kernel_w * C per
 //   segment), packed R per UB row; this suits small C such as a first RGB layer.
-// - Cross-layer order: the last ACTIVATE/POOL of a layer with a resident output signals
+// - Cross-layer order: the last vector instruction of a node with a resident output signals
 //   layer_done, which the next DMA waits on (its signal bit is set only once that DMA is
-//   emitted, so counts balance). Only then may DMAs overwrite the staging rows or an arena's
-//   border rows. A consumer's first MATMUL needs its first weight tile, which a later DMA
+//   emitted, so counts balance). Only then may DMAs overwrite the staging rows or a resident
+//   tensor's border rows. A consumer's first MATMUL needs its first weight tile, which a later DMA
 //   loads (the DMA engine runs one transfer at a time, in order), so it sees both the whole
 //   resident tensor and its zeroed border without a semaphore of its own. A pooling consumer
 //   runs on the vector unit, in order behind the producer.
-// - Timing-only programs have the same instructions as functional ones except the ACTIVATE
-//   requantiser fields (multiplier, shift), which functional programs calibrate from the
-//   reference accumulators and timing-only programs derive from the layer shape.
+// - Timing-only programs have the same instructions as functional ones except the requantiser
+//   fields (multipliers, shift), which functional programs take from the reference
+//   interpreter's calibration and timing-only programs derive from the shapes.
 #include <cstdint>
 #include <optional>
 
