@@ -13,7 +13,8 @@ MatrixUnit::MatrixUnit(sc_core::sc_module_name name, const Config& config, Seque
       seq_(sequencer),
       ub_(ub),
       state_(state),
-      functional_(functional) {
+      functional_(functional),
+      wavefront_(config.mxu.double_buffer_weights) {
   SC_THREAD(weight_loader);
   SC_THREAD(matmul);
   // Timing-only runs have no data for the array to carry: they are always `fast`.
@@ -29,22 +30,29 @@ Cycle MatrixUnit::wait_buffer_free(const Issued& is) {
   const std::size_t b = std::size_t(is.buffer);
   const std::uint64_t need = is.buffer_users;
   if (need == 0) return 0;
-  while (buffer_done_[b] < need) {
+  while (buffer_released_[b] < need) {
     seq_.set_waiting(Unit::kWeightLoad,
-                     "weight_buffer (" + std::to_string(need - buffer_done_[b]) +
-                         " earlier matmul(s) on buffer " + std::to_string(b) + " to complete)");
-    wait(matmul_done_);
+                     "weight_buffer (" + std::to_string(need - buffer_released_[b]) +
+                         " earlier matmul(s) on buffer " + std::to_string(b) + " to release it)");
+    wait(buffer_released_event_);
   }
   seq_.set_waiting(Unit::kWeightLoad, "");
-  // Completions arrive in time order; the need-th one freed the buffer. Later loads of this
+  // Releases arrive in time order; the need-th one freed the buffer. Later loads of this
   // buffer need at least as many, so earlier entries can go.
-  std::deque<Cycle>& at = buffer_done_at_[b];
-  const Cycle freed = at[need - 1 - buffer_done_base_[b]];
-  while (buffer_done_base_[b] + 1 < need) {
+  std::deque<Cycle>& at = released_at_[b];
+  const Cycle freed = at[need - 1 - released_base_[b]];
+  while (released_base_[b] + 1 < need) {
     at.pop_front();
-    ++buffer_done_base_[b];
+    ++released_base_[b];
   }
   return freed;
+}
+
+void MatrixUnit::release_buffer(int buffer, Cycle at) {
+  const std::size_t b = std::size_t(buffer);
+  ++buffer_released_[b];
+  released_at_[b].push_back(at);
+  buffer_released_event_.notify();
 }
 
 void MatrixUnit::weight_loader() {
@@ -160,6 +168,11 @@ void MatrixUnit::matmul() {
         arm_array();
       } else {
         if (functional_) matmul_tile(state_, inst, tiles_[b]);
+        if (wavefront_) {
+          // The last input (m = M - 1) passes PE (0, N_t - 1) in s + M - 1 + N_t - 1.
+          const Cycle from = s + m_rows + shape.n - 1;
+          seq_.at(from, [this, is, from] { release_buffer(is.buffer, from); });
+        }
         seq_.at(last + 1, [this, is, s, last] { matmul_finished(is, s, last); });
       }
       seq_.wait_until(s + m_rows);
@@ -170,10 +183,7 @@ void MatrixUnit::matmul() {
 }
 
 void MatrixUnit::matmul_finished(const Issued& is, Cycle start, Cycle last) {
-  const std::size_t b = std::size_t(is.buffer);
-  ++buffer_done_[b];
-  buffer_done_at_[b].push_back(last + 1);
-  matmul_done_.notify();
+  if (!wavefront_) release_buffer(is.buffer, last + 1);
   seq_.complete(Unit::kMatmul, is, start, last + 1, is.inst->rows);
 }
 
@@ -209,6 +219,12 @@ void MatrixUnit::step_array() {
       } else {
         float& a = state_.acc_f32[at];
         a = accumulate ? a + o.f32 : o.f32;
+      }
+    }
+    if (wavefront_) {
+      for (const SystolicArray::Released& rel : array_->released()) {
+        const int buffer = pe_streams_.at(rel.stream).is.buffer;
+        seq_.at(rel.from, [this, buffer, rel] { release_buffer(buffer, rel.from); });
       }
     }
     for (const SystolicArray::Finished& f : array_->finished()) {

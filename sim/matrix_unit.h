@@ -4,16 +4,23 @@
 // Timing contract (sim/README.md, "Matrix unit"):
 // - LOAD_WEIGHTS j writes buffer j % 2 (double_buffer_weights) or 0. It requests its UB read
 //   burst of K_t rows once its semaphores are acquired and every earlier MATMUL that used the
-//   buffer has completed (cause "weight_buffer"); the grant is its start e (cause "ub_port").
-//   Busy e .. e + K_t - 1, completes at e + K_t; the loader is free again at e + K_t.
+//   buffer has released it (cause "weight_buffer"); the grant is its start e (cause "ub_port").
+//   PE row j is written in cycle e + j. Busy e .. e + K_t - 1, completes at e + K_t; the loader
+//   is free again at e + K_t.
+// - Release: double buffering, at s + M + N_t - 1 (the wavefront rule: PE row j was last used
+//   in s + M + N_t - 2 + j, row j is written in e + j, so e >= s + M + N_t - 1 for every row);
+//   single buffering, at completion L + 1, the un-overlapped baseline (2R + C + M - 1 cycles
+//   per full tile).
 // - MATMUL requests its UB read burst of M rows (stride ub_stride) once its semaphores are
 //   acquired, its tile has completed loading (cause "weights") and the previous stream has
 //   left (the unit is free); the grant is its stream start s. Last result L =
 //   s + M + N_t + R - 2, completion L + 1; the unit is free again at s + M.
 // - Requests are made at whole-cycle instants with earliest = that cycle.
-// - fast: matmul_tile() at s, completion scheduled at L + 1. pe: the stream is registered with
-//   the SystolicArray, stepped at c + 3/4 of every cycle while it has work; results are written
-//   to the accumulators as they land and L is the cycle the stream's last result lands.
+// - fast: matmul_tile() at s, release and completion scheduled at the cycles above. pe: the
+//   stream is registered with the SystolicArray, stepped at c + 3/4 of every cycle while it has
+//   work; results are written to the accumulators as they land, L is the cycle the stream's
+//   last result lands, and the release is the cycle after its last input left the last PE of
+//   row 0 it uses (SystolicArray::released()).
 // - Data moves at the start cycle (weights at e, inputs at s); timing-only runs move none.
 #include <array>
 #include <cstdint>
@@ -47,9 +54,10 @@ class MatrixUnit : public sc_core::sc_module {
   void weight_loader();  // SC_THREAD
   void matmul();         // SC_THREAD
   void step_array();     // SC_METHOD (pe): one array cycle at c + 3/4
-  // Waits until every MATMUL before `is` (program order) that used its buffer has completed;
-  // returns the cycle that happened.
+  // Waits until every MATMUL before `is` (program order) that used its buffer has released
+  // it; returns the cycle that happened.
   Cycle wait_buffer_free(const Issued& is);
+  void release_buffer(int buffer, Cycle at);
   void arm_array();
   void matmul_finished(const Issued& is, Cycle start, Cycle last);
 
@@ -58,6 +66,8 @@ class MatrixUnit : public sc_core::sc_module {
   UnifiedBuffer& ub_;
   MachineState& state_;
   const bool functional_;
+  // Double buffering: a MATMUL releases its buffer on the wavefront rule; single: on completion.
+  const bool wavefront_;
 
   std::array<WeightTile, 2> tiles_;  // fast: the data of each buffer
   std::array<Shape, 2> shapes_;
@@ -65,11 +75,12 @@ class MatrixUnit : public sc_core::sc_module {
   std::deque<Cycle> load_done_;
   std::uint64_t load_done_base_ = 0;
   sc_core::sc_event load_granted_;
-  // Completed MATMULs per buffer, and the completion cycles not yet consumed by a load.
-  std::array<std::uint64_t, 2> buffer_done_{};
-  std::array<std::deque<Cycle>, 2> buffer_done_at_;
-  std::array<std::uint64_t, 2> buffer_done_base_{};
-  sc_core::sc_event matmul_done_;
+  // MATMULs that released their buffer, per buffer, and the release cycles not yet consumed by
+  // a load (released_at_[b][i] is release number released_base_[b] + i + 1).
+  std::array<std::uint64_t, 2> buffer_released_{};
+  std::array<std::deque<Cycle>, 2> released_at_;
+  std::array<std::uint64_t, 2> released_base_{};
+  sc_core::sc_event buffer_released_event_;
 
   std::unique_ptr<SystolicArray> array_;
   sc_core::sc_event array_wake_;

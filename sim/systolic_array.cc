@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 #include <stdexcept>
+#include <string>
 
 namespace tpu {
 
@@ -28,7 +29,8 @@ void SystolicArray::load_weights(int buffer, const WeightTile& tile, Cycle start
   if (tile.rows == 0 || tile.rows > rows_ || tile.cols == 0 || tile.cols > cols_) {
     throw std::invalid_argument("weight tile does not fit the array");
   }
-  Load load{buffer, tile.rows, tile.cols, start, {}, {}};
+  Load load{++loads_added_, buffer, tile.rows, tile.cols, start, {}, {}};
+  last_load_[buffer] = load.id;
   if (dtype_ == DataType::kInt8) {
     load.wi.assign(tile.int8.begin(), tile.int8.end());
   } else {
@@ -44,7 +46,8 @@ SystolicArray::Stream& SystolicArray::new_stream(int buffer, std::uint32_t m_row
   if (m_rows == 0 || k_rows == 0 || k_rows > rows_ || n_cols == 0 || n_cols > cols_) {
     throw std::invalid_argument("stream does not fit the array");
   }
-  streams_.push_back(Stream{next_id_++, buffer, m_rows, k_rows, n_cols, start, {}, {}});
+  streams_.push_back(
+      Stream{next_id_++, buffer, last_load_[buffer], m_rows, k_rows, n_cols, start, {}, {}});
   return streams_.back();
 }
 
@@ -76,7 +79,7 @@ std::optional<Cycle> SystolicArray::next_cycle() const {
     if (!s.done) consider(std::max(s.start, t0));
   }
   for (const Load& l : loads_) {
-    if (l.start + l.k_rows > t0) consider(std::max(l.start, t0));  // not yet fully shifted in
+    if (l.start + rows_ > t0) consider(std::max(l.start, t0));  // rows still to write
   }
   return next;
 }
@@ -90,21 +93,45 @@ void SystolicArray::flush() {
   std::fill(xid_.begin(), xid_.end(), 0);
 }
 
-void SystolicArray::shift_weights(Cycle t) {
-  while (!loads_.empty() && loads_.front().start + loads_.front().k_rows <= t) loads_.pop_front();
-  if (loads_.empty() || loads_.front().start > t) return;
-  const Load& l = loads_.front();
-  const std::size_t c = cols_, k = l.k_rows, j = std::size_t(t - l.start);
-  if (dtype_ == DataType::kInt8) {
-    std::vector<std::int32_t>& w = wi_[l.buffer];
-    if (j == 0) std::fill(w.begin(), w.end(), 0);
-    std::memmove(w.data(), w.data() + c, (k - 1) * c * sizeof(std::int32_t));
-    std::copy_n(l.wi.data() + j * l.n_cols, l.n_cols, w.data() + (k - 1) * c);
-  } else {
-    std::vector<float>& w = wf_[l.buffer];
-    if (j == 0) std::fill(w.begin(), w.end(), 0.0f);
-    std::memmove(w.data(), w.data() + c, (k - 1) * c * sizeof(float));
-    std::copy_n(l.wf.data() + j * l.n_cols, l.n_cols, w.data() + (k - 1) * c);
+void SystolicArray::write_weights(Cycle t) {
+  while (!loads_.empty() && loads_.front().start + rows_ <= t) loads_.pop_front();
+  const std::size_t c = cols_;
+  for (const Load& l : loads_) {
+    if (l.start > t) break;
+    const std::size_t j = std::size_t(t - l.start), n = l.n_cols;
+    check_row_unused(l, j, t);
+    if (dtype_ == DataType::kInt8) {
+      std::int32_t* row = wi_[l.buffer].data() + j * c;
+      std::fill(row, row + c, 0);
+      if (j < l.k_rows) std::copy_n(l.wi.data() + j * n, n, row);
+    } else {
+      float* row = wf_[l.buffer].data() + j * c;
+      std::fill(row, row + c, 0.0f);
+      if (j < l.k_rows) std::copy_n(l.wf.data() + j * n, n, row);
+    }
+  }
+}
+
+// A row about to be written in cycle t must have no further use by a stream of an earlier load
+// of that buffer: neither an input now in the row that moves on to a used column this cycle,
+// nor an input still to enter the row. Rows >= K_t of a stream count as used (its psums pass
+// through them), so the check does not depend on the tiles' K_t.
+void SystolicArray::check_row_unused(const Load& l, std::size_t row, Cycle t) const {
+  const auto fail = [&](std::uint64_t stream) {
+    throw std::logic_error("systolic array: weight row " + std::to_string(row) + " of buffer " +
+                           std::to_string(l.buffer) + " overwritten in cycle " +
+                           std::to_string(t) + " before its last use by stream " +
+                           std::to_string(stream));
+  };
+  const std::size_t c = cols_, base = row * c;
+  for (std::size_t n = 0; n + 1 < c; ++n) {
+    const std::uint64_t id = xid_[base + n];
+    if (id < front_id_ || xbuf_[base + n] != l.buffer) continue;
+    const Stream& s = streams_[id - front_id_];
+    if (s.load < l.id && n + 1 < s.n_cols) fail(id);
+  }
+  for (const Stream& s : streams_) {
+    if (s.buffer == l.buffer && s.load < l.id && s.start + s.m_rows - 1 + row >= t) fail(s.id);
   }
 }
 
@@ -131,6 +158,17 @@ void SystolicArray::emit(Cycle t) {
   while (!streams_.empty() && streams_.front().done) {
     streams_.pop_front();
     ++front_id_;
+  }
+}
+
+// Row 0 after this cycle's multiplies: a stream's last input (m = M - 1) at its last used
+// column (N_t - 1) has used the buffer's row 0 for the last time.
+void SystolicArray::find_released(Cycle t) {
+  for (std::uint32_t n = 0; n < cols_; ++n) {
+    const std::uint64_t id = xid_[n];
+    if (id < front_id_) continue;
+    const Stream& s = streams_[id - front_id_];
+    if (n + 1 == s.n_cols && t - s.start - n == s.m_rows - 1) released_.push_back({id, t + 1});
   }
 }
 
@@ -182,16 +220,18 @@ void SystolicArray::compute(Cycle t, std::vector<T>& xv, const std::vector<T>& w
 void SystolicArray::step(Cycle t) {
   outputs_.clear();
   finished_.clear();
+  released_.clear();
   if (last_step_ && t <= *last_step_) throw std::logic_error("systolic array stepped backwards");
   if (last_step_ && t != *last_step_ + 1) flush();
   last_step_ = t;
-  shift_weights(t);
+  write_weights(t);
   emit(t);
   if (dtype_ == DataType::kInt8) {
     compute(t, xi_, wi_[0], wi_[1], pi_, &Stream::xi);
   } else {
     compute(t, xf_, wf_[0], wf_[1], pf_, &Stream::xf);
   }
+  find_released(t);
 }
 
 }  // namespace tpu

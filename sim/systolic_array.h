@@ -12,14 +12,21 @@
 // matmul_tile() (rows beyond K_t add x = 0 times w = 0, which leaves a sum unchanged).
 //
 // Timing (cycle t is one call of step(t)):
-//   - weight tile loaded from cycle e: row j enters at row K_t - 1 in cycle e + j while the rows
-//     above shift up by one, so after cycle e + K_t - 1 row k holds W[k]; rows >= K_t are zero.
+//   - weight tile loaded from cycle e: the loader writes PE row j of the buffer (all columns at
+//     once) in cycle e + j, W[j] for j < K_t and zero for j >= K_t; the row written in cycle t
+//     is the one that cycle's multiplies use. After cycle e + K_t - 1 rows 0 .. K_t - 1 hold the
+//     tile; the zero rows ride the same wavefront, ahead of the tile's first stream.
 //   - stream starting in cycle s: PE row k receives X[m][k] in cycle s + m + k at its left edge
 //     (column 0); inputs move one column right per cycle, so PE (k, n) multiplies it in cycle
 //     s + m + k + n; psums move one row down per cycle. The bottom row's psum computed in cycle
 //     s + m + (R - 1) + n lands in the accumulators (is emitted by step) in the next cycle:
 //     Y[m][n] lands in s + m + n + R; the last one (m = M - 1, n = N_t - 1) in
 //     L = s + M + N_t + R - 2.
+//   - a stream uses PE row j of its buffer for the last time when its last input passes column
+//     N_t - 1 of that row, in cycle s + M - 1 + j + N_t - 1: one cycle later per row, like the
+//     loader's writes. So once the last input has left PE (0, N_t - 1), the buffer may be
+//     rewritten from the next cycle on (released()); step() throws std::logic_error if a load
+//     writes a row that a stream of an earlier tile on that buffer has still to use.
 #include <cstdint>
 #include <deque>
 #include <optional>
@@ -37,8 +44,8 @@ class SystolicArray {
 
   std::uint32_t cols() const { return cols_; }
 
-  // Shifts `tile` into weight buffer `buffer` during cycles start .. start + tile.rows - 1. The
-  // caller guarantees no stream uses that buffer meanwhile.
+  // Writes `tile` into weight buffer `buffer`, row j in cycle start + j (j < R). Streams added
+  // later on that buffer multiply by it.
   void load_weights(int buffer, const WeightTile& tile, Cycle start);
 
   // Registers a stream of m_rows input vectors of k_rows elements (row-major, int8 values or
@@ -61,13 +68,19 @@ class SystolicArray {
     std::uint64_t stream;
     Cycle last;  // L: the cycle its last result landed
   };
+  struct Released {
+    std::uint64_t stream;
+    Cycle from;  // a load of the stream's buffer may write row 0 from this cycle
+  };
 
   // Advances the array by cycle t. Cycles must follow each other while anything is in flight;
   // after a gap (nothing in flight) the registers restart empty.
   void step(Cycle t);
-  // Results that landed in the cycle of the last step, and streams that completed in it.
+  // Results that landed in the cycle of the last step, streams that completed in it, and
+  // streams whose last input left the last PE of row 0 they use in it.
   const std::vector<Output>& outputs() const { return outputs_; }
   const std::vector<Finished>& finished() const { return finished_; }
+  const std::vector<Released>& released() const { return released_; }
 
   // The next cycle that must be stepped: the next one while data or a weight load is in
   // flight, else the start of the earliest registered stream or load; none when idle.
@@ -77,6 +90,7 @@ class SystolicArray {
   struct Stream {
     std::uint64_t id;
     int buffer;
+    std::uint64_t load;  // id of the weight load it multiplies by
     std::uint32_t m_rows, k_rows, n_cols;
     Cycle start;
     std::vector<std::int32_t> xi;  // m_rows x k_rows
@@ -85,6 +99,7 @@ class SystolicArray {
     bool done = false;
   };
   struct Load {
+    std::uint64_t id;
     int buffer;
     std::uint32_t k_rows, n_cols;
     Cycle start;
@@ -95,8 +110,10 @@ class SystolicArray {
   Stream& new_stream(int buffer, std::uint32_t m_rows, std::uint32_t k_rows,
                      std::uint32_t n_cols, Cycle start);
   void flush();
-  void shift_weights(Cycle t);
+  void write_weights(Cycle t);
+  void check_row_unused(const Load& l, std::size_t row, Cycle t) const;
   void emit(Cycle t);
+  void find_released(Cycle t);
   template <typename T>
   void compute(Cycle t, std::vector<T>& x, const std::vector<T>& w0, const std::vector<T>& w1,
                std::vector<T>& p, const std::vector<T> Stream::*xs);
@@ -110,10 +127,13 @@ class SystolicArray {
   std::vector<std::uint64_t> xid_;  // stream of each input, 0 = bubble
   std::deque<Stream> streams_;      // live streams, ids front_id_ .. in order
   std::uint64_t front_id_ = 1, next_id_ = 1;
-  std::deque<Load> loads_;          // in start order
+  std::deque<Load> loads_;  // in start order; each writes rows for R cycles, so loads overlap
+  std::uint64_t loads_added_ = 0;
+  std::uint64_t last_load_[2] = {0, 0};  // id of the latest load of each buffer (ids from 1)
   std::optional<Cycle> last_step_;
   std::vector<Output> outputs_;
   std::vector<Finished> finished_;
+  std::vector<Released> released_;
 };
 
 }  // namespace tpu

@@ -92,8 +92,8 @@ halt
 )";
 
 // Double-buffered: LW0 e = 0, completes 8. MM0 s0 = 8 (stall 7, weights), L0 = 8 + 16 + 8 +
-// 8 - 2 = 38, completes 39, stream free at 24. LW1 writes buffer 1 as soon as the loader is
-// free: e = 8, completes 16. MM1 starts when the stream is free: s1 = 24, L1 = 24 + 30 = 54,
+// 8 - 2 = 38, completes 39, stream free at 24. LW1 writes buffer 1, which no earlier MATMUL
+// used, as soon as the loader is free: e = 8, completes 16. MM1 starts when the stream is free: s1 = 24, L1 = 24 + 30 = 54,
 // total 55.
 TEST(CoreTiming, TwoTilesDoubleBuffered) {
   const RunResult r = run(kTwoTiles);
@@ -106,9 +106,11 @@ TEST(CoreTiming, TwoTilesDoubleBuffered) {
 }
 
 // Single buffer: LW1 must wait for MM0 to complete (39, cause weight_buffer: ready 8, stall
-// 31): e = 39, completes 47. MM1 (ready 24) waits for it: s1 = 47, L1 = 47 + 30 = 77, total 78.
-// Saving of double buffering = 78 - 55 = 23 = K_t + N_t + R - 1 (load + drain no longer
-// serialised with the stream, since K_t <= M).
+// 31), not just for the wavefront (s0 + M + N_t - 1 = 31): e = 39, completes 47. MM1 (ready 24)
+// waits for it: s1 = 47, L1 = 47 + 30 = 77, total 78. Each tile costs K_t + M + N_t + R - 1 =
+// 2R + C + M - 1 = 39 cycles from its load: SCALE-Sim's un-overlapped 2R + C + M - 2 per fold,
+// plus one for the completion convention. Saving of double buffering = 78 - 55 = 23 =
+// K_t + N_t + R - 1 (load + drain no longer serialised with the stream, since K_t <= M).
 TEST(CoreTiming, TwoTilesSingleBuffered) {
   Config c = core_config();
   c.mxu.double_buffer_weights = false;
@@ -119,8 +121,105 @@ TEST(CoreTiming, TwoTilesSingleBuffered) {
   EXPECT_EQ(r.total_cycles, 78u);
   EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 31u);
   EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u + 23u);
-  const Cycle k = 8, n = 8, rows = 8;
+  const Cycle k = 8, n = 8, rows = 8, m = 16;
   EXPECT_EQ(r.total_cycles - 55u, k + n + rows - 1);
+  EXPECT_EQ(r.total_cycles, 2 * (2 * rows + n + m - 1));
+}
+
+// `tiles` 8-row weight tiles N_t wide (ub rows 0, 8, ...), each multiplied by one MATMUL of M
+// rows (inputs at ub 32, whose banks no weight row shares). Issue (width 1): LW_i at 2i,
+// MM_i at 2i + 1.
+std::string back_to_back(int tiles, int n_t, int m) {
+  std::string text;
+  for (int i = 0; i < tiles; ++i) {
+    text += "load.weights ub=" + std::to_string(8 * i) + " rows=8 cols=" + std::to_string(n_t) +
+            "\nmatmul ub=32 rows=" + std::to_string(m) + " acc=" + std::to_string(16 * i) + "\n";
+  }
+  return text + "halt\n";
+}
+
+// Double-buffered, K_t = N_t = 8, M = 15 = K_t + N_t - 1: tile i + 2 reuses the buffer of
+// tile i, released at s_i + M + N_t - 1 = s_i + 22, and its load of K_t = 8 ends at s_i + 30 =
+// s_i + 2M, exactly when the stream is free again: one tile per M cycles, no stream gaps.
+// LW0 e = 0 -> 8; MM0 s0 = 8 (stall 7, weights), released 30. LW1 e = 8 -> 16; MM1 s1 = 23,
+// released 45. LW2 (ready 16) e = 30 (stall 14, weight_buffer) -> 38; MM2 s2 = 38 (free at 38,
+// no stall). LW3 (ready 38) e = 45 (stall 7) -> 53; MM3 s3 = 53.
+// L3 = 53 + 15 + 8 + 8 - 2 = 82, total 83. (Released at completion, LW2 would wait until
+// L0 + 1 = 8 + 15 + 8 + 8 - 1 = 38 and MM2 start at 46.)
+TEST(CoreTiming, BackToBackTilesStreamEveryMCycles) {
+  const RunResult r = run(back_to_back(4, 8, 15));
+  EXPECT_EQ(at_pc(r, 1).start, 8u);
+  EXPECT_EQ(at_pc(r, 3).start, 23u);
+  EXPECT_EQ(at_pc(r, 4).start, 30u);
+  EXPECT_EQ(at_pc(r, 5).start, 38u);
+  EXPECT_EQ(at_pc(r, 6).start, 45u);
+  EXPECT_EQ(at_pc(r, 7).start, 53u);
+  EXPECT_EQ(r.total_cycles, 83u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 14u + 7u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u);
+}
+
+// The same with M = 14 < K_t + N_t - 1: two tiles need M + N_t - 1 + K_t = 29 cycles (release
+// of tile i, then the load of tile i + 2) but the streams only 2M = 28, so the stream gaps
+// alternate 1, 0. MM0 s0 = 8, released 8 + 14 + 7 = 29; LW1 8 -> 16, MM1 s1 = 22, released 43;
+// LW2 e = 29 -> 37, MM2 (free at 36) s2 = 37 (stall 1, weights), released 58; LW3 (ready 37)
+// e = 43 -> 51, MM3 (free at 51) s3 = 51. L3 = 51 + 14 + 8 + 8 - 2 = 79, total 80.
+TEST(CoreTiming, BackToBackTilesWhenTheReleaseBinds) {
+  const RunResult r = run(back_to_back(4, 8, 14));
+  EXPECT_EQ(at_pc(r, 3).start, 22u);
+  EXPECT_EQ(at_pc(r, 4).start, 29u);
+  EXPECT_EQ(at_pc(r, 5).start, 37u);
+  EXPECT_EQ(at_pc(r, 6).start, 43u);
+  EXPECT_EQ(at_pc(r, 7).start, 51u);
+  EXPECT_EQ(r.total_cycles, 80u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u + 1u);
+}
+
+// M = 4 < K_t = 8, N_t = 4: the loader binds, one tile per K_t cycles. Releases come at
+// s_i + M + N_t - 1 = s_i + 7, before the loader is free (s_i + 8). LW0 0 -> 8; MM0 s0 = 8.
+// LW1 8 -> 16; MM1 (ready 12) s1 = 16. LW2 (ready 16, buffer 0 released 15) e = 16 -> 24;
+// MM2 (ready 20) s2 = 24. LW3 (ready 24, released 23) e = 24 -> 32; MM3 s3 = 32.
+// L3 = 32 + 4 + 4 + 8 - 2 = 46, total 47.
+TEST(CoreTiming, BackToBackTilesWithFewRowsAreLoadBound) {
+  const RunResult r = run(back_to_back(4, 4, 4));
+  EXPECT_EQ(at_pc(r, 3).start, 16u);
+  EXPECT_EQ(at_pc(r, 4).start, 16u);
+  EXPECT_EQ(at_pc(r, 5).start, 24u);
+  EXPECT_EQ(at_pc(r, 6).start, 24u);
+  EXPECT_EQ(at_pc(r, 7).start, 32u);
+  EXPECT_EQ(r.total_cycles, 47u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 0u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u + 3 * 4u);
+}
+
+// Tile 0 (8 x 8, buffer 0) has two MATMULs; tile 1 (K_t = 2, N_t = 1, buffer 1) one; tile 2
+// reloads buffer 0, so it waits for the later MATMUL of tile 0, with tile 0's N_t = 8, however
+// narrow the tile in between. Issue: LW0 0, MMa 1, MMb 2, LW1 3, MM1 4, LW2 5, MM2 6.
+// LW0 0 -> 8. MMa s = 8, released 8 + 4 + 8 - 1 = 19. MMb (ready 12) s = 12, released
+// 12 + 2 + 8 - 1 = 21 (completes 12 + 2 + 8 + 8 - 1 = 29). LW1 e = 8 -> 10; MM1 (ready 14)
+// s1 = 14, released 14 + 4 + 1 - 1 = 18. LW2 ready 10, e = 21 (stall 11, weight_buffer) -> 29.
+// MM2 (ready 18) s2 = 29 (stall 11, weights), L2 = 29 + 4 + 8 + 8 - 2 = 47, total 48.
+// (Released at completion, LW2 would start at 29 and MM2 at 37.)
+TEST(CoreTiming, EarlierWideTileBindsTheReload) {
+  const RunResult r = run(R"(
+load.weights ub=0 rows=8 cols=8
+matmul ub=32 rows=4 acc=0
+matmul ub=32 rows=2 acc=8
+load.weights ub=8 rows=2 cols=1
+matmul ub=32 rows=4 acc=16
+load.weights ub=16 rows=8 cols=8
+matmul ub=32 rows=4 acc=24
+halt
+)");
+  EXPECT_EQ(at_pc(r, 2).start, 12u);
+  EXPECT_EQ(at_pc(r, 2).done, 29u);
+  EXPECT_EQ(at_pc(r, 3).done, 10u);
+  EXPECT_EQ(at_pc(r, 4).start, 14u);
+  EXPECT_EQ(at_pc(r, 5).start, 21u);
+  EXPECT_EQ(at_pc(r, 6).start, 29u);
+  EXPECT_EQ(r.total_cycles, 48u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 11u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u + 11u);
 }
 
 // K = 13 split into K_t = 8 and 5, N_t = 6, M = 4, second pass accumulating.

@@ -96,6 +96,38 @@ void check_agreement(const Config& config, const Program& program) {
   EXPECT_NE(f.find(expected_hbm), std::string::npos) << "fast differs from interpret()";
 }
 
+Instruction layer_instruction(std::uint16_t id) {
+  Instruction i;
+  i.op = Opcode::kLayer;
+  i.layer = id;
+  return i;
+}
+
+// A DMA of `rows` UB rows of `e` elements each between HBM address `hbm` and UB row `ub_row`.
+Instruction dma_instruction(Opcode op, std::uint64_t hbm, std::uint32_t ub_row, std::uint32_t rows,
+                            std::uint32_t e) {
+  Instruction i;
+  i.op = op;
+  i.dma.hbm_addr = hbm;
+  i.dma.ub_row = ub_row;
+  i.dma.elems = std::uint16_t(rows * e);
+  i.dma.pack = std::uint16_t(e);
+  return i;
+}
+
+// Appends one random element (int8, or bf16 little-endian) to an HBM image, or zero padding.
+void append_element(std::vector<std::uint8_t>& image, DataType dtype, bool valid,
+                    std::mt19937& rng) {
+  if (dtype == DataType::kInt8) {
+    image.push_back(valid ? std::uint8_t(std::uniform_int_distribution<int>(-128, 127)(rng)) : 0);
+  } else {
+    const std::uint16_t b =
+        valid ? fp32_to_bf16(std::uniform_real_distribution<float>(-2.0f, 2.0f)(rng)) : 0;
+    image.push_back(std::uint8_t(b));
+    image.push_back(std::uint8_t(b >> 8));
+  }
+}
+
 // A hand-built K- and N-tiled matmul, Y = act(X W) for X: M x K, W: K x N on an R x C array:
 // every weight tile is its own LOAD_WEIGHTS (K_t <= R, N_t <= C, partial edges), K tiles
 // accumulate, each N tile is activated and the whole output stored. Machine parameters
@@ -141,17 +173,7 @@ RandomCase random_case(std::mt19937& rng) {
 
   // HBM: X chunks (M rows of E elements), weight tiles (K_t rows of E), then the output.
   std::vector<std::uint8_t> image;
-  std::uniform_int_distribution<int> i8(-128, 127);
-  std::uniform_real_distribution<float> real(-2.0f, 2.0f);
-  const auto element = [&](bool valid) {
-    if (p.dtype == DataType::kInt8) {
-      image.push_back(valid ? std::uint8_t(i8(rng)) : 0);
-    } else {
-      const std::uint16_t b = valid ? fp32_to_bf16(real(rng)) : 0;
-      image.push_back(std::uint8_t(b));
-      image.push_back(std::uint8_t(b >> 8));
-    }
-  };
+  const auto element = [&](bool valid) { append_element(image, p.dtype, valid, rng); };
   std::vector<std::uint64_t> x_addr, w_addr;
   for (std::uint32_t kc = 0; kc < nk; ++kc) {
     x_addr.push_back(image.size());
@@ -173,22 +195,8 @@ RandomCase random_case(std::mt19937& rng) {
   // UB: X chunks, weight tiles, output rows.
   const std::uint32_t w_base = nk * m, o_base = w_base + nk * nn * r;
   std::vector<Instruction>& code = p.instructions;
-  const auto layer = [&code](std::uint16_t id) {
-    Instruction i;
-    i.op = Opcode::kLayer;
-    i.layer = id;
-    code.push_back(i);
-  };
-  const auto dma = [](Opcode op, std::uint64_t hbm, std::uint32_t ub_row, std::uint32_t rows,
-                      std::uint32_t e) {
-    Instruction i;
-    i.op = op;
-    i.dma.hbm_addr = hbm;
-    i.dma.ub_row = ub_row;
-    i.dma.elems = std::uint16_t(rows * e);
-    i.dma.pack = std::uint16_t(e);
-    return i;
-  };
+  const auto layer = [&code](std::uint16_t id) { code.push_back(layer_instruction(id)); };
+  const auto dma = dma_instruction;
   layer(0);
   for (std::uint32_t kc = 0; kc < nk; ++kc) {
     code.push_back(dma(Opcode::kDmaLoad, x_addr[kc], kc * m, m, e));
@@ -239,6 +247,133 @@ RandomCase random_case(std::mt19937& rng) {
   return rc;
 }
 
+// Back-to-back weight tiles of random K_t <= R and N_t <= C, each multiplied by one or two
+// MATMULs with M = 1, M < K_t or M >= K_t + N_t - 1 rows, so that the wavefront release (an
+// earlier tile of either width), the loader and the input stream each bind somewhere. Every
+// MATMUL has accumulators and a completion semaphore of its own (streams may finish out of
+// order), is activated into its own UB rows, and all of them are stored at the end.
+RandomCase back_to_back_case(std::mt19937& rng) {
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  RandomCase rc;
+  Config& c = rc.config;
+  c.name = "back_to_back";
+  c.array.rows = pick(2, 12);
+  c.array.cols = pick(2, 12);
+  c.mxu.double_buffer_weights = pick(0, 3) != 0;
+  c.ub.capacity_bytes = 64 << 10;
+  c.ub.banks = 1u << pick(0, 4);
+  c.ub.read_ports = pick(1, 2);
+  c.acc.capacity_bytes = 64 << 10;
+  c.hbm.preset = "ideal";
+  c.sequencer.issue_width = 2;
+  c.sequencer.queue_depth = 8;
+
+  Program& p = rc.program;
+  p.dtype = pick(0, 1) ? DataType::kInt8 : DataType::kBf16;
+  p.array_rows = c.array.rows;
+  p.array_cols = c.array.cols;
+  const std::uint32_t r = c.array.rows, cols = c.array.cols, e = c.ub_row_elems();
+  const std::uint32_t eb = element_bytes(p.dtype);
+
+  // Semaphore 0: data staged; 1 .. 14: MATMUL i + 1 done; 15: outputs staged.
+  constexpr std::uint32_t kMaxMatmuls = 14;
+  struct Tile {
+    std::uint32_t k, n;
+    std::vector<std::uint32_t> m;  // rows of each MATMUL on the tile
+  };
+  std::vector<Tile> tiles(pick(3, 8));
+  std::uint32_t matmuls = 0;
+  for (Tile& t : tiles) {
+    t.k = pick(1, r);
+    t.n = pick(1, cols);
+    for (std::uint32_t i = pick(1, 2); i > 0 && matmuls < kMaxMatmuls; --i, ++matmuls) {
+      switch (pick(0, 2)) {
+        case 0: t.m.push_back(1); break;
+        case 1: t.m.push_back(pick(1, std::max(1u, t.k - 1))); break;
+        default: t.m.push_back(pick(t.k + t.n - 1, t.k + t.n + 3)); break;
+      }
+    }
+  }
+  while (tiles.back().m.empty()) tiles.pop_back();
+
+  // HBM: each MATMUL's X (M rows of E elements, K_t valid), each tile (K_t rows, N_t valid),
+  // then the outputs. UB: the same order, then the output rows.
+  std::vector<std::uint8_t> image;
+  std::vector<Instruction>& code = p.instructions;
+  code.push_back(layer_instruction(0));
+  std::uint32_t ub_row = 0;
+  std::vector<std::uint32_t> x_row, w_row;
+  for (const Tile& t : tiles) {
+    for (std::uint32_t m : t.m) {
+      code.push_back(dma_instruction(Opcode::kDmaLoad, image.size(), ub_row, m, e));
+      for (std::uint32_t i = 0; i < m * e; ++i) append_element(image, p.dtype, i % e < t.k, rng);
+      x_row.push_back(ub_row);
+      ub_row += m;
+    }
+  }
+  for (const Tile& t : tiles) {
+    code.push_back(dma_instruction(Opcode::kDmaLoad, image.size(), ub_row, t.k, e));
+    for (std::uint32_t i = 0; i < t.k * e; ++i) append_element(image, p.dtype, i % e < t.n, rng);
+    w_row.push_back(ub_row);
+    ub_row += t.k;
+  }
+  code.back().signal = 1;
+  const std::uint64_t out_addr = image.size();
+  const std::uint32_t o_base = ub_row;
+  p.hbm_image.push_back(HbmSegment{"inputs", 0, image});
+  p.layers = {LayerInfo{"load", "dma", 0, {}, {}, {}},
+              LayerInfo{"compute", "matmul", 0, {}, {}, {}},
+              LayerInfo{"store", "dma", 0, {}, {}, {}}};
+
+  code.push_back(layer_instruction(1));
+  std::uint32_t mm = 0, acc_row = 0;
+  std::vector<Instruction> activates;
+  for (std::size_t ti = 0; ti < tiles.size(); ++ti) {
+    const Tile& t = tiles[ti];
+    Instruction lw;
+    lw.op = Opcode::kLoadWeights;
+    lw.ub_row = w_row[ti];
+    lw.rows = t.k;
+    lw.cols = std::uint16_t(t.n);
+    if (ti == 0) lw.wait = 1;
+    code.push_back(lw);
+    for (std::uint32_t m : t.m) {
+      const auto done = std::uint16_t(1u << (1 + mm));
+      Instruction mmi;
+      mmi.op = Opcode::kMatmul;
+      mmi.ub_row = x_row[mm];
+      mmi.rows = m;
+      mmi.acc_row = acc_row;
+      mmi.signal = done;
+      code.push_back(mmi);
+      Instruction act;
+      act.op = Opcode::kActivate;
+      act.acc_row = acc_row;
+      act.rows = m;
+      act.cols = std::uint16_t(t.n);
+      act.ub_row = o_base + acc_row;
+      act.shift = std::uint8_t(pick(0, 8));
+      act.wait = done;
+      activates.push_back(act);
+      acc_row += m;
+      ++mm;
+    }
+  }
+  activates.back().signal = 1u << 15;
+  code.insert(code.end(), activates.begin(), activates.end());
+  code.push_back(layer_instruction(2));
+  Instruction store = dma_instruction(Opcode::kDmaStore, out_addr, o_base, acc_row, e);
+  store.wait = 1u << 15;
+  code.push_back(store);
+  Instruction halt;
+  halt.op = Opcode::kHalt;
+  code.push_back(halt);
+  p.hbm_bytes = out_addr + std::uint64_t(acc_row) * e * eb;
+  return rc;
+}
+
 TEST(Fidelity, RandomTiledMatmuls) {
   std::mt19937 rng(2024);
   for (int i = 0; i < 5; ++i) {
@@ -246,6 +381,19 @@ TEST(Fidelity, RandomTiledMatmuls) {
     SCOPED_TRACE(::testing::Message()
                  << "case " << i << ": " << rc.config.array.rows << "x" << rc.config.array.cols
                  << " " << to_string(rc.program.dtype) << "\n"
+                 << to_assembly(rc.program));
+    check_agreement(rc.config, rc.program);
+  }
+}
+
+TEST(Fidelity, RandomBackToBackTiles) {
+  std::mt19937 rng(6);
+  for (int i = 0; i < 12; ++i) {
+    const RandomCase rc = back_to_back_case(rng);
+    SCOPED_TRACE(::testing::Message()
+                 << "case " << i << ": " << rc.config.array.rows << "x" << rc.config.array.cols
+                 << " " << to_string(rc.program.dtype) << " double buffered "
+                 << rc.config.mxu.double_buffer_weights << "\n"
                  << to_assembly(rc.program));
     check_agreement(rc.config, rc.program);
   }

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <map>
 #include <random>
+#include <stdexcept>
 #include <tuple>
 
 #include "sim/isa/semantics.h"
@@ -78,7 +79,7 @@ std::vector<std::uint8_t> reference(DataType dtype, std::uint32_t rows, std::uin
 
 struct Landed {
   std::vector<std::uint8_t> acc;  // M x cols words, raw bytes
-  Cycle first = ~Cycle(0), last = 0, finished_at = 0;
+  Cycle first = ~Cycle(0), last = 0, finished_at = 0, released_from = 0;
   std::uint64_t count = 0;
 };
 
@@ -107,13 +108,14 @@ std::map<std::uint64_t, Landed> run(SystolicArray& a, const std::map<std::uint64
       ++l.count;
     }
     for (const SystolicArray::Finished& f : a.finished()) got.at(f.stream).finished_at = f.last;
+    for (const SystolicArray::Released& r : a.released()) got.at(r.stream).released_from = r.from;
   }
   return got;
 }
 
 class SystolicArrayTest : public ::testing::TestWithParam<DataType> {};
 
-// One tile: loaded from cycle 0 (K_t rows shift in during 0 .. K_t-1), streamed from s = K_t.
+// One tile: loaded from cycle 0 (row j written in cycle j), streamed from s = K_t.
 // Y[m][n] lands in s + m + n + R, so the first result (m = n = 0) lands in s + R and the last
 // (m = M-1, n = N_t-1) in L = s + M + N_t + R - 2.
 TEST_P(SystolicArrayTest, MatchesReferenceAndLandsOnTime) {
@@ -141,8 +143,8 @@ TEST_P(SystolicArrayTest, MatchesReferenceAndLandsOnTime) {
   }
 }
 
-// Tile A in buffer 0 (loaded 0 .. K_a-1) streams from s1 = K_a while tile B shifts into buffer
-// 1 during s1 .. s1 + K_b - 1; stream 2 starts at s2 = s1 + M_1 (the previous stream has left
+// Tile A in buffer 0 (loaded 0 .. K_a-1) streams from s1 = K_a while tile B is written into
+// buffer 1 during s1 .. s1 + K_b - 1; stream 2 starts at s2 = s1 + M_1 (the previous stream has left
 // the left edge, and K_b <= M_1 so B is loaded). Both streams are in the array together, each
 // input meeting its own buffer: L_1 = s1 + M_1 + N_a + R - 2, L_2 = s2 + M_2 + N_b + R - 2.
 TEST_P(SystolicArrayTest, BackToBackStreamsUseTheirOwnBuffers) {
@@ -190,6 +192,46 @@ TEST_P(SystolicArrayTest, OutOfOrderFinishAndIdleGaps) {
   auto got3 = run(a, {{i3, &t3}}, dtype);
   EXPECT_EQ(got3.at(i3).acc, reference(dtype, r, c, t3));
   EXPECT_EQ(got3.at(i3).finished_at, 118u);
+}
+
+// The wavefront rule: stream A (M rows, tile N_a wide, buffer 0, s = K_a) uses PE row j for the
+// last time in s + M - 1 + j + N_a - 1, and a load from e writes row j in e + j, so tile B may
+// be loaded into the same buffer from e = s + M + N_a - 1 (released there), whatever R, K_a,
+// K_b or N_b; one cycle earlier, row 0 would lose its weight before A's last input used it and
+// the array throws. Shapes include M = 1, M < K_a, and a narrower and a wider tile B.
+TEST_P(SystolicArrayTest, ReloadFollowsTheWavefront) {
+  const DataType dtype = GetParam();
+  std::mt19937 rng(3);
+  struct Shape {
+    std::uint32_t r, c, m, ka, na, mb, kb, nb;
+  };
+  const Shape shapes[] = {{8, 8, 4, 8, 8, 5, 8, 8},   {8, 8, 1, 8, 3, 2, 2, 8},
+                          {8, 8, 3, 6, 8, 1, 8, 2},   {5, 12, 7, 2, 12, 3, 5, 1},
+                          {16, 4, 2, 11, 3, 4, 16, 4}, {3, 9, 1, 1, 9, 1, 3, 9}};
+  for (const Shape& sh : shapes) {
+    SCOPED_TRACE(::testing::Message() << sh.r << "x" << sh.c << " M=" << sh.m << " K_a="
+                                      << sh.ka << " N_a=" << sh.na << " K_b=" << sh.kb
+                                      << " N_b=" << sh.nb);
+    Tile ta = random_tile(dtype, sh.m, sh.ka, sh.na, rng);
+    Tile tb = random_tile(dtype, sh.mb, sh.kb, sh.nb, rng);
+    const Cycle s = sh.ka, e = s + sh.m + sh.na - 1;
+    {
+      SystolicArray a(sh.r, sh.c, dtype);
+      a.load_weights(0, ta.w, 0);
+      const std::uint64_t ia = add(a, 0, ta, s);
+      a.load_weights(0, tb.w, e);
+      const std::uint64_t ib = add(a, 0, tb, e + sh.kb);
+      auto got = run(a, {{ia, &ta}, {ib, &tb}}, dtype);
+      EXPECT_EQ(got.at(ia).released_from, e);
+      EXPECT_EQ(got.at(ia).acc, reference(dtype, sh.r, sh.c, ta));
+      EXPECT_EQ(got.at(ib).acc, reference(dtype, sh.r, sh.c, tb));
+    }
+    SystolicArray a(sh.r, sh.c, dtype);
+    a.load_weights(0, ta.w, 0);
+    const std::uint64_t ia = add(a, 0, ta, s);
+    a.load_weights(0, tb.w, e - 1);
+    EXPECT_THROW(run(a, {{ia, &ta}}, dtype), std::logic_error);
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, SystolicArrayTest,
