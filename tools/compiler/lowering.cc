@@ -24,7 +24,7 @@ constexpr std::int64_t kRequantTarget = 100;
 
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 std::uint64_t align_up(std::uint64_t x) { return ceil_div(x, kHbmAlign) * kHbmAlign; }
-std::uint16_t bit(std::uint32_t sem) { return std::uint16_t(1u << sem); }
+std::uint64_t bit(std::uint32_t sem) { return std::uint64_t(1) << sem; }
 
 // Deterministic across platforms, unlike the std distributions.
 class Rng {
