@@ -10,7 +10,7 @@ namespace tpu {
 
 Semaphores::Semaphores(const Program& program) : names_(program.semaphore_names) {}
 
-bool Semaphores::try_acquire(std::uint16_t mask) {
+bool Semaphores::try_acquire(std::uint64_t mask) {
   for (std::uint32_t i = 0; i < kNumSemaphores; ++i) {
     if ((mask >> i & 1) && count_[i] == 0) return false;
   }
@@ -20,7 +20,7 @@ bool Semaphores::try_acquire(std::uint16_t mask) {
   return true;
 }
 
-void Semaphores::signal(std::uint16_t mask) {
+void Semaphores::signal(std::uint64_t mask) {
   if (mask == 0) return;
   for (std::uint32_t i = 0; i < kNumSemaphores; ++i) {
     if (mask >> i & 1) ++count_[i];
@@ -33,14 +33,14 @@ std::string Semaphores::name(std::uint32_t i) const {
   return "s" + std::to_string(i);
 }
 
-std::string Semaphores::cause(std::uint16_t mask) const {
+std::string Semaphores::cause(std::uint64_t mask) const {
   for (std::uint32_t i = 0; i < kNumSemaphores; ++i) {
     if ((mask >> i & 1) && count_[i] == 0) return "sem:" + name(i);
   }
   return "";
 }
 
-std::string Semaphores::zero_names(std::uint16_t mask) const {
+std::string Semaphores::zero_names(std::uint64_t mask) const {
   std::string out;
   for (std::uint32_t i = 0; i < kNumSemaphores; ++i) {
     if ((mask >> i & 1) && count_[i] == 0) out += (out.empty() ? "sem:" : " sem:") + name(i);
@@ -100,7 +100,7 @@ bool Sequencer::queue_full(Unit unit, Cycle now) const {
   return q.entries.size() + taken_now >= config_.sequencer.queue_depth;
 }
 
-std::string Sequencer::wait_semaphores(std::uint16_t mask, std::string& waiting) {
+std::string Sequencer::wait_semaphores(std::uint64_t mask, std::string& waiting) {
   if (sems_.try_acquire(mask)) return "";
   std::string cause;
   do {

@@ -52,13 +52,13 @@ class Semaphores {
  public:
   explicit Semaphores(const Program& program);
   // All semaphores in `mask` non-zero: decrement each and return true; else change nothing.
-  bool try_acquire(std::uint16_t mask);
-  void signal(std::uint16_t mask);
+  bool try_acquire(std::uint64_t mask);
+  void signal(std::uint64_t mask);
   const sc_core::sc_event& changed() const { return changed_; }
   // "sem:<name>" of the first zero semaphore in `mask` (the cause of a wait).
-  std::string cause(std::uint16_t mask) const;
+  std::string cause(std::uint64_t mask) const;
   // Space-separated names of the zero semaphores in `mask`.
-  std::string zero_names(std::uint16_t mask) const;
+  std::string zero_names(std::uint64_t mask) const;
 
  private:
   std::string name(std::uint32_t i) const;
@@ -164,7 +164,7 @@ class Sequencer : public sc_core::sc_module {
   Cycle acquire_in_sequencer(const Issued& is, Cycle now);
   // Blocks until every semaphore in `mask` is acquired, describing the wait in `waiting`
   // meanwhile; returns the cause of the wait, or "" when there was none.
-  std::string wait_semaphores(std::uint16_t mask, std::string& waiting);
+  std::string wait_semaphores(std::uint64_t mask, std::string& waiting);
   void charge_stall(Unit unit, int layer, const std::string& cause, Cycle cycles);
   Issued tag(const Instruction& inst, std::size_t pc, Cycle now);
 

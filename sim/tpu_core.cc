@@ -84,8 +84,8 @@ struct TpuCore : sc_core::sc_module {
   VectorUnit vector;
 };
 
-// Rejects programs the core cannot start: another array shape, no HALT, a MATMUL with no tile
-// loaded before it, a LAYER naming no layer.
+// Rejects programs the core cannot start: another array shape, no HALT, a unit instance the
+// core lacks, a MATMUL with no tile loaded before it, a LAYER naming no layer.
 void validate(const Config& config, const Program& program) {
   if ((program.array_rows != 0 || program.array_cols != 0) &&
       (program.array_rows != config.array.rows || program.array_cols != config.array.cols)) {
@@ -100,6 +100,12 @@ void validate(const Config& config, const Program& program) {
     const auto where = [&] {
       return "instruction " + std::to_string(pc) + " '" + to_assembly(inst, &program) + "'";
     };
+    // One unit of each kind until the config can describe more.
+    if (inst.instance != 0) {
+      throw SimError(where() + ": unit instance " + std::to_string(inst.instance) +
+                     ", but the core has one " + to_string(unit_of(inst.op)) +
+                     " unit (instance 0)");
+    }
     switch (inst.op) {
       case Opcode::kHalt:
         halt = true;

@@ -390,6 +390,18 @@ TEST(CoreTiming, OutOfRangeAddressNamesInstruction) {
   }
 }
 
+// The core has one unit of each kind: naming another instance is an error before the run.
+TEST(CoreTiming, UnitInstanceBeyondTheCoreIsRejected) {
+  try {
+    run("load.weights ub=0 rows=8 cols=8 unit=1\nhalt\n");
+    FAIL() << "expected a unit instance error";
+  } catch (const SimError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "instruction 0 'load.weights ub=0 rows=8 cols=8 unit=1': unit instance 1, but the "
+              "core has one weight_load unit (instance 0)");
+  }
+}
+
 TEST(CoreTiming, ArrayShapeMismatch) {
   try {
     simulate(core_config(), parse_assembly(".array 16 16\nhalt\n"), SimOptions{});

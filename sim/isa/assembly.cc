@@ -1,6 +1,6 @@
-// Assembly text <-> Program. Syntax and the key table of every opcode: sim/isa/ISA.md,
-// "Assembly". The key tables below are the single source of both the parser and the printer,
-// so the canonical text lists every key of an instruction in table order.
+// Assembly text <-> Program. Syntax: sim/isa/ISA.md, "Assembly". Keys, defaults and ranges come
+// from the ISA table (isa_table.cc), which drives both the parser and the printer, so the
+// canonical text lists every key of an instruction in table order.
 #include <algorithm>
 #include <cctype>
 #include <iterator>
@@ -9,106 +9,28 @@
 #include <vector>
 
 #include "sim/config/user_input.h"
+#include "sim/isa/isa_table.h"
 #include "sim/isa/program.h"
 
 namespace tpu {
 namespace {
 
-enum class Format { kUnsigned, kSigned, kHex, kActivation };
-
-struct KeySpec {
-  const char* key;
-  unsigned width;
-  Format format;
-  bool required;
-  std::int64_t fallback;  // value when an optional key is omitted
-  std::int64_t (*get)(const Instruction&);
-  void (*set)(Instruction&, std::int64_t);
-};
-
-#define TPU_FIELD(expr, type)                                                \
-  [](const Instruction& i) -> std::int64_t { return std::int64_t(i.expr); }, \
-      [](Instruction& i, std::int64_t v) { i.expr = type(v); }
-
-const KeySpec kLayerKeys[] = {
-    {"id", 16, Format::kUnsigned, true, 0, TPU_FIELD(layer, std::uint16_t)},
-};
-const KeySpec kDmaKeys[] = {
-    {"hbm", 40, Format::kHex, true, 0, TPU_FIELD(dma.hbm_addr, std::uint64_t)},
-    {"ub", 24, Format::kUnsigned, true, 0, TPU_FIELD(dma.ub_row, std::uint32_t)},
-    {"elems", 16, Format::kUnsigned, true, 0, TPU_FIELD(dma.elems, std::uint16_t)},
-    {"pack", 16, Format::kUnsigned, true, 0, TPU_FIELD(dma.pack, std::uint16_t)},
-    {"segs", 16, Format::kUnsigned, false, 1, TPU_FIELD(dma.segs, std::uint16_t)},
-    {"seg_stride", 32, Format::kUnsigned, false, 0, TPU_FIELD(dma.seg_stride, std::uint32_t)},
-    {"groups", 16, Format::kUnsigned, false, 1, TPU_FIELD(dma.groups, std::uint16_t)},
-    {"group_stride", 32, Format::kUnsigned, false, 0, TPU_FIELD(dma.group_stride, std::uint32_t)},
-    {"ub_stride", 16, Format::kUnsigned, false, 1, TPU_FIELD(dma.ub_stride, std::uint16_t)},
-};
-const KeySpec kLoadWeightsKeys[] = {
-    {"ub", 24, Format::kUnsigned, true, 0, TPU_FIELD(ub_row, std::uint32_t)},
-    {"rows", 24, Format::kUnsigned, true, 0, TPU_FIELD(rows, std::uint32_t)},
-    {"cols", 16, Format::kUnsigned, true, 0, TPU_FIELD(cols, std::uint16_t)},
-};
-const KeySpec kMatmulKeys[] = {
-    {"ub", 24, Format::kUnsigned, true, 0, TPU_FIELD(ub_row, std::uint32_t)},
-    {"stride", 16, Format::kUnsigned, false, 1, TPU_FIELD(ub_stride, std::uint16_t)},
-    {"rows", 24, Format::kUnsigned, true, 0, TPU_FIELD(rows, std::uint32_t)},
-    {"acc", 24, Format::kUnsigned, true, 0, TPU_FIELD(acc_row, std::uint32_t)},
-};
-const KeySpec kActivateKeys[] = {
-    {"acc", 24, Format::kUnsigned, true, 0, TPU_FIELD(acc_row, std::uint32_t)},
-    {"rows", 24, Format::kUnsigned, true, 0, TPU_FIELD(rows, std::uint32_t)},
-    {"cols", 16, Format::kUnsigned, true, 0, TPU_FIELD(cols, std::uint16_t)},
-    {"ub", 24, Format::kUnsigned, true, 0, TPU_FIELD(ub_row, std::uint32_t)},
-    {"func", 8, Format::kActivation, false, 0, TPU_FIELD(func, Activation)},
-    {"multiplier", 32, Format::kSigned, false, 1, TPU_FIELD(multiplier, std::int32_t)},
-    {"shift", 8, Format::kUnsigned, false, 0, TPU_FIELD(shift, std::uint8_t)},
-    {"zero_point", 8, Format::kSigned, false, 0, TPU_FIELD(zero_point, std::int8_t)},
-};
-const KeySpec kPoolKeys[] = {
-    {"ub", 24, Format::kUnsigned, true, 0, TPU_FIELD(ub_row, std::uint32_t)},
-    {"dst", 24, Format::kUnsigned, true, 0, TPU_FIELD(dst_row, std::uint32_t)},
-    {"in_h", 16, Format::kUnsigned, true, 0, TPU_FIELD(in_h, std::uint16_t)},
-    {"in_w", 16, Format::kUnsigned, true, 0, TPU_FIELD(in_w, std::uint16_t)},
-    {"kernel", 8, Format::kUnsigned, true, 0, TPU_FIELD(kernel, std::uint8_t)},
-    {"stride", 8, Format::kUnsigned, true, 0, TPU_FIELD(stride, std::uint8_t)},
-    {"cols", 16, Format::kUnsigned, true, 0, TPU_FIELD(cols, std::uint16_t)},
-};
-
-#undef TPU_FIELD
-
-struct OpSpec {
-  Opcode op;
-  const KeySpec* keys;
-  std::size_t n_keys;
-  const char* flag;  // bare word setting kFlagAccumulate, or nullptr
-};
-
-template <std::size_t N>
-constexpr OpSpec spec(Opcode op, const KeySpec (&keys)[N], const char* flag = nullptr) {
-  return {op, keys, N, flag};
+// Where a parsed word goes: a field of the opcode or of the header, in canonical print order
+// (the opcode's fields, then the header's).
+std::vector<const FieldSpec*> keyed_fields(const OpcodeSpec& op) {
+  std::vector<const FieldSpec*> fields;
+  for (const FieldSpec& f : op.fields) fields.push_back(&f);
+  for (const FieldSpec& f : header_fields()) fields.push_back(&f);
+  return fields;
 }
 
-const OpSpec kOps[] = {
-    {Opcode::kNop, nullptr, 0, nullptr},
-    {Opcode::kHalt, nullptr, 0, nullptr},
-    spec(Opcode::kLayer, kLayerKeys),
-    spec(Opcode::kDmaLoad, kDmaKeys),
-    spec(Opcode::kDmaStore, kDmaKeys),
-    spec(Opcode::kLoadWeights, kLoadWeightsKeys),
-    spec(Opcode::kMatmul, kMatmulKeys, "accumulate"),
-    spec(Opcode::kActivate, kActivateKeys),
-    spec(Opcode::kPool, kPoolKeys),
-};
-
-const OpSpec& op_spec(Opcode op) {
-  for (const OpSpec& s : kOps) {
-    if (s.op == op) return s;
+const OpcodeSpec* find_mnemonic(const std::string& word) {
+  for (const OpcodeSpec& s : isa_table()) {
+    if (word == s.mnemonic) return &s;
   }
-  throw IsaError("unknown opcode " + std::to_string(int(op)));
+  return nullptr;
 }
 
-const char* const kActivationNames[] = {"none", "relu", "relu6"};
 const char* const kDirectives[] = {".dtype", ".array", ".hbm", ".sem", ".layer"};
 
 // " (did you mean 'x'?)" for the closest candidate within two edits, else "".
@@ -124,7 +46,9 @@ bool is_identifier(const std::string& s) {
   });
 }
 
-// "s0".."s15" are the built-in semaphore names; a declared name may not look like one.
+// "s0".."s63" are the built-in semaphore names; a declared name may not look like one.
+const std::string kBuiltinSemaphores = "s0..s" + std::to_string(kNumSemaphores - 1);
+
 bool is_builtin_semaphore(const std::string& s) {
   return s.size() >= 2 && s[0] == 's' && std::all_of(s.begin() + 1, s.end(), [](char c) {
            return std::isdigit(static_cast<unsigned char>(c));
@@ -151,19 +75,6 @@ std::string quote(const std::string& s) {
   return out + "\"";
 }
 
-std::string format_value(const KeySpec& k, std::int64_t v) {
-  switch (k.format) {
-    case Format::kHex:
-      return hex(std::uint64_t(v));
-    case Format::kActivation:
-      return kActivationNames[v];
-    case Format::kUnsigned:
-    case Format::kSigned:
-      break;
-  }
-  return std::to_string(v);
-}
-
 std::string semaphore_name(unsigned i, const Program* names) {
   if (names && i < names->semaphore_names.size() && !names->semaphore_names[i].empty()) {
     return names->semaphore_names[i];
@@ -171,12 +82,27 @@ std::string semaphore_name(unsigned i, const Program* names) {
   return "s" + std::to_string(i);
 }
 
-std::string format_mask(std::uint16_t mask, const Program* names) {
+std::string format_mask(std::uint64_t mask, const Program* names) {
   std::string out;
   for (unsigned i = 0; i < kNumSemaphores; ++i) {
-    if (mask & (1u << i)) out += (out.empty() ? "" : ",") + semaphore_name(i, names);
+    if (mask >> i & 1) out += (out.empty() ? "" : ",") + semaphore_name(i, names);
   }
   return out;
+}
+
+std::string format_value(const FieldSpec& f, std::int64_t v, const Program* names) {
+  switch (f.format) {
+    case FieldFormat::kHex:
+      return hex(std::uint64_t(v));
+    case FieldFormat::kEnum:
+      return f.names[v];
+    case FieldFormat::kSemaphores:
+      return format_mask(std::uint64_t(v), names);
+    case FieldFormat::kUnsigned:
+    case FieldFormat::kSigned:
+      break;
+  }
+  return std::to_string(v);
 }
 
 // One source line split into words; quoted words keep their spaces, comments are dropped.
@@ -285,36 +211,37 @@ class Parser {
     return negative ? -std::int64_t(v) : std::int64_t(v);
   }
 
-  std::int64_t field_value(const char* mnemonic, const KeySpec& k, const std::string& text) const {
-    const std::string what = std::string(mnemonic) + " " + k.key;
-    if (k.format == Format::kActivation) {
-      for (std::size_t i = 0; i < std::size(kActivationNames); ++i) {
-        if (text == kActivationNames[i]) return std::int64_t(i);
+  std::int64_t field_value(const OpcodeSpec& op, const FieldSpec& f,
+                           const std::string& text) const {
+    const std::string what = std::string(op.mnemonic) + " " + f.name;
+    if (f.format == FieldFormat::kSemaphores) return std::int64_t(semaphore_mask(f.name, text));
+    if (f.format == FieldFormat::kEnum) {
+      std::string names;
+      for (std::int64_t v = 0; v <= f.max; ++v) {
+        if (text == f.names[v]) return v;
+        names += (v == 0 ? "" : v == f.max ? " or " : ", ") + std::string(f.names[v]);
       }
-      error("bad value '" + text + "' for " + what + " (expected none, relu or relu6)");
+      error("bad value '" + text + "' for " + what + " (expected " + names + ")");
     }
-    const bool is_signed = k.format == Format::kSigned;
-    const std::int64_t v = number(what, text, is_signed);
-    const std::int64_t lo = is_signed ? -(std::int64_t(1) << (k.width - 1)) : 0;
-    const std::int64_t hi =
-        is_signed ? (std::int64_t(1) << (k.width - 1)) - 1 : (std::int64_t(1) << k.width) - 1;
-    if (v < lo || v > hi) {
-      error(what + "=" + text + " out of range (" + std::to_string(k.width) +
-            " bits: " + std::to_string(lo) + ".." + std::to_string(hi) + ")");
+    const std::int64_t v = number(what, text, f.is_signed());
+    try {
+      check_field(op, f, v);
+    } catch (const IsaError& e) {
+      error(e.what());
     }
     return v;
   }
 
-  std::uint16_t semaphore_mask(const std::string& key, const std::string& list) const {
-    std::uint16_t mask = 0;
+  std::uint64_t semaphore_mask(const std::string& key, const std::string& list) const {
+    std::uint64_t mask = 0;
     std::size_t start = 0;
     while (true) {
       const std::size_t comma = list.find(',', start);
       const std::string name =
           list.substr(start, comma == std::string::npos ? comma : comma - start);
-      const unsigned bit = semaphore(name);
-      if (mask & (1u << bit)) error(key + ": semaphore '" + name + "' listed twice");
-      mask = std::uint16_t(mask | (1u << bit));
+      const std::uint64_t bit = std::uint64_t(1) << semaphore(name);
+      if (mask & bit) error(key + ": semaphore '" + name + "' listed twice");
+      mask |= bit;
       if (comma == std::string::npos) break;
       start = comma + 1;
     }
@@ -334,56 +261,45 @@ class Parser {
       if (!n.empty()) known.push_back(n);
     }
     error("unknown semaphore '" + name + "'" + suggestion(name, known) +
-          " (declare it with .sem N " + (name.empty() ? "name" : name) + ", or use s0..s15)");
+          " (declare it with .sem N " + (name.empty() ? "name" : name) + ", or use " +
+          kBuiltinSemaphores + ")");
   }
 
   Instruction instruction(const std::vector<std::string>& words) {
-    const OpSpec* op = nullptr;
-    for (const OpSpec& s : kOps) {
-      if (words[0] == mnemonic(s.op)) op = &s;
-    }
+    const OpcodeSpec* op = find_mnemonic(words[0]);
     if (!op) {
       std::vector<std::string> names;
-      for (const OpSpec& s : kOps) names.push_back(mnemonic(s.op));
+      for (const OpcodeSpec& s : isa_table()) names.push_back(s.mnemonic);
       error("unknown mnemonic '" + words[0] + "'" + suggestion(words[0], names));
     }
-    const char* name = mnemonic(op->op);
+    const std::string name = op->mnemonic;
+    const std::vector<const FieldSpec*> fields = keyed_fields(*op);
     Instruction inst;
     inst.op = op->op;
-    std::vector<bool> seen(op->n_keys, false);
-    bool seen_wait = false, seen_signal = false, seen_flag = false;
+    std::vector<bool> seen(fields.size(), false);
     for (std::size_t w = 1; w < words.size(); ++w) {
       const std::string& word = words[w];
       const std::size_t eq = word.find('=');
       const std::string key = word.substr(0, eq);
       if (eq == std::string::npos) {
-        if (!op->flag || key != op->flag) unknown_key(*op, key);
-        if (seen_flag) error(std::string(name) + ": key '" + key + "' given twice");
-        seen_flag = true;
-        inst.flags |= kFlagAccumulate;
-        continue;
-      }
-      const std::string value = word.substr(eq + 1);
-      if (key == "wait" || key == "signal") {
-        bool& seen_sem = key == "wait" ? seen_wait : seen_signal;
-        if (seen_sem) error(std::string(name) + ": key '" + key + "' given twice");
-        seen_sem = true;
-        (key == "wait" ? inst.wait : inst.signal) = semaphore_mask(key, value);
+        const auto flag = std::find_if(op->flags.begin(), op->flags.end(),
+                                       [&](const FlagSpec& f) { return key == f.word; });
+        if (flag == op->flags.end()) unknown_key(*op, key);
+        if (inst.flags & flag->bit) error(name + ": key '" + key + "' given twice");
+        inst.flags |= flag->bit;
         continue;
       }
       std::size_t k = 0;
-      while (k < op->n_keys && key != op->keys[k].key) ++k;
-      if (k == op->n_keys) unknown_key(*op, key);
-      if (seen[k]) error(std::string(name) + ": key '" + key + "' given twice");
+      while (k < fields.size() && key != fields[k]->name) ++k;
+      if (k == fields.size()) unknown_key(*op, key);
+      if (seen[k]) error(name + ": key '" + key + "' given twice");
       seen[k] = true;
-      op->keys[k].set(inst, field_value(name, op->keys[k], value));
+      fields[k]->set(inst, field_value(*op, *fields[k], word.substr(eq + 1)));
     }
-    for (std::size_t k = 0; k < op->n_keys; ++k) {
+    for (std::size_t k = 0; k < fields.size(); ++k) {
       if (seen[k]) continue;
-      if (op->keys[k].required) {
-        error(std::string(name) + ": missing required key '" + op->keys[k].key + "'");
-      }
-      op->keys[k].set(inst, op->keys[k].fallback);
+      if (fields[k]->required) error(name + ": missing required key '" + fields[k]->name + "'");
+      fields[k]->set(inst, fields[k]->fallback);
     }
     if (op->op == Opcode::kLayer && inst.layer >= program_.layers.size()) {
       error("layer id=" + std::to_string(inst.layer) + " but only " +
@@ -392,15 +308,14 @@ class Parser {
     return inst;
   }
 
-  [[noreturn]] void unknown_key(const OpSpec& op, const std::string& key) const {
+  [[noreturn]] void unknown_key(const OpcodeSpec& op, const std::string& key) const {
     std::vector<std::string> keys;
-    for (std::size_t k = 0; k < op.n_keys; ++k) keys.push_back(op.keys[k].key);
-    if (op.flag) keys.push_back(op.flag);
-    keys.push_back("wait");
-    keys.push_back("signal");
+    for (const FieldSpec& f : op.fields) keys.push_back(f.name);
+    for (const FlagSpec& f : op.flags) keys.push_back(f.word);
+    for (const FieldSpec& f : header_fields()) keys.push_back(f.name);
     std::string list;
     for (const std::string& k : keys) list += (list.empty() ? "" : ", ") + k;
-    error(std::string(mnemonic(op.op)) + " has no key '" + key + "'" + suggestion(key, keys) +
+    error(std::string(op.mnemonic) + " has no key '" + key + "'" + suggestion(key, keys) +
           " (keys: " + list + ")");
   }
 
@@ -438,7 +353,7 @@ class Parser {
       const auto i = std::size_t(bounded(".sem index", words[1], kNumSemaphores - 1));
       const std::string& name = words[2];
       if (!is_identifier(name) || is_builtin_semaphore(name)) {
-        error(".sem name '" + name + "' must be an identifier other than s0..s15");
+        error(".sem name '" + name + "' must be an identifier other than " + kBuiltinSemaphores);
       }
       if (!program_.semaphore_names[i].empty()) {
         error(".sem " + std::to_string(i) + " already named '" + program_.semaphore_names[i] + "'");
@@ -485,15 +400,19 @@ class Parser {
 
 std::string to_assembly(const Instruction& inst, const Program* names) {
   encode(inst);  // rejects values the text could not carry back
-  const OpSpec& op = op_spec(inst.op);
-  std::string out = mnemonic(inst.op);
-  for (std::size_t k = 0; k < op.n_keys; ++k) {
-    const KeySpec& key = op.keys[k];
-    out += std::string(" ") + key.key + "=" + format_value(key, key.get(inst));
+  const OpcodeSpec& op = opcode_spec(inst.op);
+  std::string out = op.mnemonic;
+  auto print = [&](const FieldSpec& f) {
+    const std::int64_t v = f.get(inst);
+    if (f.print_default || v != f.fallback) {
+      out += std::string(" ") + f.name + "=" + format_value(f, v, names);
+    }
+  };
+  for (const FieldSpec& f : op.fields) print(f);
+  for (const FlagSpec& f : op.flags) {
+    if (inst.flags & f.bit) out += std::string(" ") + f.word;
   }
-  if (op.flag && (inst.flags & kFlagAccumulate)) out += std::string(" ") + op.flag;
-  if (inst.wait) out += " wait=" + format_mask(inst.wait, names);
-  if (inst.signal) out += " signal=" + format_mask(inst.signal, names);
+  for (const FieldSpec& f : header_fields()) print(f);
   return out;
 }
 

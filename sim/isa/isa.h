@@ -1,8 +1,10 @@
 #pragma once
-// The tpusim instruction set: nine TPU-style CISC instructions, each 32 bytes wide.
-// Field-by-field documentation: sim/isa/ISA.md. Every instruction carries a wait mask and a
-// signal mask over kNumSemaphores counting semaphores: its unit waits until every semaphore in
-// `wait` is non-zero and decrements each when it starts; it increments each semaphore in
+// The tpusim instruction set: TPU-style CISC instructions, each kInstructionBytes wide. The
+// opcodes and their fields are declared once, in the table of sim/isa/isa_table.cc, which
+// drives encoding, decoding, equality, the assembler and the field tables of sim/isa/ISA.md.
+// Every instruction carries a unit instance (which unit of its kind runs it), a wait mask and
+// a signal mask over kNumSemaphores counting semaphores: its unit waits until every semaphore
+// in `wait` is non-zero and decrements each when it starts; it increments each semaphore in
 // `signal` when it completes.
 #include <array>
 #include <cstdint>
@@ -12,8 +14,9 @@
 
 namespace tpu {
 
-constexpr std::size_t kInstructionBytes = 32;
-constexpr std::uint32_t kNumSemaphores = 16;
+constexpr std::size_t kInstructionBytes = 64;
+constexpr std::uint32_t kNumSemaphores = 64;     // one bit each in a 64-bit mask
+constexpr std::uint32_t kMaxUnitInstances = 16;  // instance indices 0..15 per unit kind
 
 enum class Opcode : std::uint8_t {
   kNop = 0,          // sync only: waits and signals, no work (sequencer)
@@ -27,7 +30,8 @@ enum class Opcode : std::uint8_t {
   kPool = 8,         // unified buffer -> max pooling -> unified buffer (vector unit)
 };
 
-// The execution unit an instruction is queued to.
+// The kind of execution unit an instruction is queued to (Instruction::instance says which
+// one of that kind).
 enum class Unit : std::uint8_t { kSequencer, kDma, kWeightLoad, kMatmul, kVector };
 constexpr std::size_t kNumUnits = 5;
 Unit unit_of(Opcode op);
@@ -46,8 +50,8 @@ constexpr std::uint8_t kFlagAccumulate = 0x01;
 //   (so a group's last row is zero-filled past its data).
 // Scatter (store) is the exact inverse: it reads the first `pack` elements of each row.
 struct DmaFields {
-  std::uint64_t hbm_addr = 0;      // 40 bits, bytes
-  std::uint32_t ub_row = 0;        // 24 bits
+  std::uint64_t hbm_addr = 0;      // bytes
+  std::uint32_t ub_row = 0;
   std::uint16_t elems = 0;         // elements per contiguous segment
   std::uint16_t segs = 1;          // segments per group
   std::uint32_t seg_stride = 0;    // bytes between segments
@@ -57,11 +61,15 @@ struct DmaFields {
   std::uint16_t pack = 0;          // elements per UB row (<= Config::ub_row_elems())
 };
 
+// The union of every opcode's fields; which of them an opcode has (and their widths) is the
+// table's business. Fields an opcode does not list are not part of the instruction: they are
+// not encoded and not compared.
 struct Instruction {
   Opcode op = Opcode::kNop;
   std::uint8_t flags = 0;
-  std::uint16_t wait = 0;    // semaphore bit mask
-  std::uint16_t signal = 0;  // semaphore bit mask
+  std::uint8_t instance = 0;  // which unit of kind unit_of(op), < kMaxUnitInstances
+  std::uint64_t wait = 0;     // semaphore bit mask
+  std::uint64_t signal = 0;   // semaphore bit mask
 
   // kLayer
   std::uint16_t layer = 0;
@@ -72,11 +80,11 @@ struct Instruction {
   //          of the loaded weight tile; results for columns [0, N) land in acc rows
   //          acc_row .. acc_row + rows - 1.
   // kActivate: acc rows acc_row .. + rows - 1, columns [0, cols), written to UB rows ub_row ..
-  std::uint32_t ub_row = 0;     // 24 bits
+  std::uint32_t ub_row = 0;
   std::uint16_t ub_stride = 1;
-  std::uint32_t rows = 0;       // 24 bits
+  std::uint32_t rows = 0;
   std::uint16_t cols = 0;
-  std::uint32_t acc_row = 0;    // 24 bits
+  std::uint32_t acc_row = 0;
   // kActivate, int8: v = acc * multiplier (64-bit); if shift > 0, v = (v + 2^(shift-1)) >> shift
   // (round half up); v += zero_point; clamp to [-128, 127] (ReLU: floor at zero_point).
   // bf16 programs round the fp32 accumulator to bf16 and ignore the requantiser.
@@ -86,12 +94,13 @@ struct Instruction {
   std::int8_t zero_point = 0;
   // kPool: max pool over an in_h x in_w grid of UB rows (pixel-major, `cols` channels each)
   // starting at ub_row; out rows written from dst_row, kernel x kernel window, stride `stride`.
-  std::uint32_t dst_row = 0;    // 24 bits
+  std::uint32_t dst_row = 0;
   std::uint16_t in_h = 0;
   std::uint16_t in_w = 0;
   std::uint8_t kernel = 0;
   std::uint8_t stride = 0;
 
+  // Opcode, flags and every field the table lists for the opcode (header fields included).
   bool operator==(const Instruction& o) const;
   bool operator!=(const Instruction& o) const { return !(*this == o); }
 };
@@ -108,7 +117,8 @@ class IsaError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Binary encoding. Fields that do not fit their bit width raise IsaError.
+// Binary encoding (layout in sim/isa/ISA.md). A field outside its table range raises IsaError
+// naming the opcode and the field, as does an unknown opcode or flag.
 EncodedInstruction encode(const Instruction& inst);
 Instruction decode(const EncodedInstruction& bytes);
 

@@ -153,7 +153,7 @@ Program deserialize(const std::vector<std::uint8_t>& bytes) {
   const std::uint32_t version = r.u32();
   if (version != Program::kFormatVersion) {
     throw IsaError("program format version " + std::to_string(version) + ", this build reads " +
-                   std::to_string(Program::kFormatVersion));
+                   std::to_string(Program::kFormatVersion) + "; recompile the program");
   }
   Program p;
   const std::uint8_t dtype = r.u8();

@@ -41,7 +41,8 @@ struct LayerInfo {
 };
 
 struct Program {
-  static constexpr std::uint32_t kFormatVersion = 1;
+  // 2: 64-byte instructions (64 semaphores, unit instances, wider fields).
+  static constexpr std::uint32_t kFormatVersion = 2;
 
   DataType dtype = DataType::kInt8;
   // Array shape the program was compiled for; the simulator rejects a mismatching config.

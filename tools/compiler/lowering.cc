@@ -26,7 +26,7 @@ constexpr std::uint64_t kMaxHbmAddress = std::uint64_t(1) << 40;
 constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max() / 4;
 
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
-std::uint16_t bit(std::uint32_t sem) { return std::uint16_t(1u << sem); }
+std::uint64_t bit(std::uint32_t sem) { return std::uint64_t(1) << sem; }
 
 // The temporary names the per-layer lowering still uses for the graph IR's nodes.
 using Layer = Node;
@@ -145,7 +145,7 @@ class Lowerer {
                     handoffs_.end());
     handoffs_.push_back({program_.instructions.size() - 1, sem, waiter});
   }
-  Instruction dma(Opcode op, const DmaFields& d, std::uint16_t wait, std::uint16_t signal) {
+  Instruction dma(Opcode op, const DmaFields& d, std::uint64_t wait, std::uint64_t signal) {
     check_width(d.group_stride, kMax32, "DMA group_stride (bytes)");
     check_width(d.seg_stride, kMax32, "DMA seg_stride (bytes)");
     Instruction inst;
@@ -680,8 +680,8 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
       pieces.push_back(d);
     }
     for (std::size_t i = 0; i < pieces.size(); ++i) {
-      std::uint16_t wait = i == 0 && mt >= 2 ? bit(kSemXFree) : 0;
-      std::uint16_t signal = i + 1 == pieces.size() ? bit(kSemXReady) : 0;
+      std::uint64_t wait = i == 0 && mt >= 2 ? bit(kSemXFree) : 0;
+      std::uint64_t signal = i + 1 == pieces.size() ? bit(kSemXReady) : 0;
       emit(dma(Opcode::kDmaLoad, pieces[i], wait, signal));
     }
   };
@@ -701,8 +701,8 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
                                           out.hbm.pixel_bytes(), nts));
                  });
     for (std::size_t i = 0; i < pieces.size(); ++i) {
-      std::uint16_t wait = i == 0 ? bit(kSemOutReady) : 0;
-      std::uint16_t signal = i + 1 == pieces.size() && t + 2 < T ? bit(kSemOutFree) : 0;
+      std::uint64_t wait = i == 0 ? bit(kSemOutReady) : 0;
+      std::uint64_t signal = i + 1 == pieces.size() && t + 2 < T ? bit(kSemOutFree) : 0;
       emit(dma(Opcode::kDmaStore, pieces[i], wait, signal));
     }
   };

@@ -1,4 +1,4 @@
-// The `tpusim` command line: run, compile, memtest, asm, disasm.
+// The `tpusim` command line: run, compile, memtest, asm, disasm, isa.
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -17,6 +17,7 @@
 #include "embedded_defaults.h"
 #include "sim/config/config.h"
 #include "sim/config/user_input.h"
+#include "sim/isa/isa_table.h"
 #include "sim/isa/program.h"
 #include "sim/memtest.h"
 #include "sim/tpu_core.h"
@@ -291,6 +292,9 @@ int sc_main(int argc, char* argv[]) {
   disassemble->add_option("--output,-o", disasm_out,
                           "Assembly output file (default: standard output)");
 
+  CLI::App* isa = app.add_subcommand(
+      "isa", "Print the opcode and field tables of the instruction set (Markdown, as in ISA.md)");
+
   std::string mem_json;
   ConfigOptions mem_config;
   tpu::MemtestOptions mem;
@@ -349,6 +353,10 @@ int sc_main(int argc, char* argv[]) {
       std::string text = tpu::to_assembly(
           in_file(disasm_in, [&] { return tpu::deserialize(read_bytes(disasm_in)); }));
       if (disasm_out.empty()) std::cout << text; else write_text(disasm_out, text);
+      return 0;
+    }
+    if (*isa) {
+      std::cout << tpu::isa_markdown();
       return 0;
     }
   } catch (const std::exception& e) {

@@ -1,0 +1,310 @@
+// The opcode table. Widths are chosen with room to grow: UB and accumulator rows and row
+// counts 32 bits (4 G rows), HBM addresses 48 bits (256 TiB), semaphore masks 64 bits, the
+// unit instance 16 bits of which 0..kMaxUnitInstances-1 are valid today.
+#include "sim/isa/isa_table.h"
+
+#include <limits>
+#include <stdexcept>
+
+namespace tpu {
+namespace {
+
+// get/set of one Instruction member (possibly nested, e.g. dma.pack), through int64.
+#define TPU_FIELD(member)                                                                     \
+  FieldAccess {                                                                               \
+    [](const Instruction& i) { return std::int64_t(i.member); },                              \
+        [](Instruction& i, std::int64_t v) { i.member = decltype(Instruction::member)(v); } \
+  }
+
+// Builds a FieldSpec: unsigned over its whole width and required unless told otherwise.
+class Field {
+ public:
+  Field(const char* name, unsigned bits, FieldAccess access, const char* doc) {
+    s_.name = name;
+    s_.bits = bits;
+    s_.access = access;
+    s_.doc = doc;
+    s_.max = bits >= 63 ? std::numeric_limits<std::int64_t>::max()
+                        : (std::int64_t(1) << bits) - 1;
+  }
+  Field& fallback(std::int64_t v) {
+    s_.required = false;
+    s_.fallback = v;
+    return *this;
+  }
+  Field& range(std::int64_t lo, std::int64_t hi) {
+    s_.min = lo;
+    s_.max = hi;
+    return *this;
+  }
+  Field& sign() {
+    s_.format = FieldFormat::kSigned;
+    return range(-(std::int64_t(1) << (s_.bits - 1)), (std::int64_t(1) << (s_.bits - 1)) - 1);
+  }
+  Field& hex() {
+    s_.format = FieldFormat::kHex;
+    return *this;
+  }
+  template <std::size_t N>
+  Field& one_of(const char* const (&names)[N]) {
+    s_.format = FieldFormat::kEnum;
+    s_.names = names;
+    return range(0, std::int64_t(N) - 1);
+  }
+  // Omitted from canonical assembly when at its fallback.
+  Field& quiet() {
+    s_.print_default = false;
+    return *this;
+  }
+  Field& semaphores() {
+    s_.format = FieldFormat::kSemaphores;
+    return fallback(0).quiet();
+  }
+  operator FieldSpec() const { return s_; }
+
+ private:
+  FieldSpec s_;
+};
+
+const char* const kActivationNames[] = {"none", "relu", "relu6"};
+
+std::vector<FieldSpec> dma_fields() {
+  return {
+      Field("hbm", 48, TPU_FIELD(dma.hbm_addr), "first HBM byte").hex(),
+      Field("ub", 32, TPU_FIELD(dma.ub_row), "first UB row"),
+      Field("elems", 16, TPU_FIELD(dma.elems), "elements per contiguous segment"),
+      Field("pack", 16, TPU_FIELD(dma.pack), "elements per UB row"),
+      Field("segs", 16, TPU_FIELD(dma.segs), "segments per group").fallback(1),
+      Field("seg_stride", 32, TPU_FIELD(dma.seg_stride), "HBM bytes between segments")
+          .fallback(0),
+      Field("groups", 16, TPU_FIELD(dma.groups), "groups").fallback(1),
+      Field("group_stride", 32, TPU_FIELD(dma.group_stride), "HBM bytes between groups")
+          .fallback(0),
+      Field("ub_stride", 16, TPU_FIELD(dma.ub_stride), "UB rows between groups").fallback(1),
+  };
+}
+
+std::vector<OpcodeSpec> build_table() {
+  return {
+      {Opcode::kNop, "nop", Unit::kSequencer, "sync only: waits and signals, no work", {}, {}},
+      {Opcode::kHalt, "halt", Unit::kSequencer, "ends the program once every unit has drained",
+       {}, {}},
+      {Opcode::kLayer, "layer", Unit::kSequencer,
+       "tags the following instructions with a layer, for statistics", {},
+       {Field("id", 16, TPU_FIELD(layer), "index into the program's layer table")}},
+      {Opcode::kDmaLoad, "dma.load", Unit::kDma, "HBM -> UB rows, strided gather", {},
+       dma_fields()},
+      {Opcode::kDmaStore, "dma.store", Unit::kDma, "UB rows -> HBM, strided scatter", {},
+       dma_fields()},
+      {Opcode::kLoadWeights, "load.weights", Unit::kWeightLoad,
+       "UB rows -> the MXU's weight tile", {},
+       {
+           Field("ub", 32, TPU_FIELD(ub_row), "first UB row"),
+           Field("rows", 32, TPU_FIELD(rows), "tile rows K_t"),
+           Field("cols", 16, TPU_FIELD(cols), "tile columns N_t"),
+       }},
+      {Opcode::kMatmul, "matmul", Unit::kMatmul, "UB rows through the MXU into accumulators",
+       {{kFlagAccumulate, "accumulate", "add into the accumulators instead of overwriting"}},
+       {
+           Field("ub", 32, TPU_FIELD(ub_row), "first input UB row"),
+           Field("stride", 16, TPU_FIELD(ub_stride), "UB rows between inputs").fallback(1),
+           Field("rows", 32, TPU_FIELD(rows), "input rows M"),
+           Field("acc", 32, TPU_FIELD(acc_row), "first accumulator row"),
+       }},
+      {Opcode::kActivate, "activate", Unit::kVector,
+       "accumulators -> requantise + activation -> UB rows", {},
+       {
+           Field("acc", 32, TPU_FIELD(acc_row), "first accumulator row"),
+           Field("rows", 32, TPU_FIELD(rows), "rows"),
+           Field("cols", 16, TPU_FIELD(cols), "columns"),
+           Field("ub", 32, TPU_FIELD(ub_row), "first destination UB row"),
+           Field("func", 8, TPU_FIELD(func), "activation").one_of(kActivationNames).fallback(0),
+           Field("multiplier", 32, TPU_FIELD(multiplier), "int8 requantiser multiplier")
+               .sign()
+               .fallback(1),
+           Field("shift", 8, TPU_FIELD(shift), "int8 rounding right shift (<= 62 to run)")
+               .fallback(0),
+           Field("zero_point", 8, TPU_FIELD(zero_point), "int8 output zero point")
+               .sign()
+               .fallback(0),
+       }},
+      {Opcode::kPool, "pool", Unit::kVector, "UB rows -> max pooling -> UB rows", {},
+       {
+           Field("ub", 32, TPU_FIELD(ub_row), "first input UB row"),
+           Field("dst", 32, TPU_FIELD(dst_row), "first output UB row"),
+           Field("in_h", 16, TPU_FIELD(in_h), "input grid height"),
+           Field("in_w", 16, TPU_FIELD(in_w), "input grid width"),
+           Field("kernel", 8, TPU_FIELD(kernel), "window size"),
+           Field("stride", 8, TPU_FIELD(stride), "window step"),
+           Field("cols", 16, TPU_FIELD(cols), "channels"),
+       }},
+  };
+}
+
+std::vector<FieldSpec> build_header() {
+  return {
+      Field("unit", 16, TPU_FIELD(instance), "which unit of the opcode's kind runs it")
+          .range(0, kMaxUnitInstances - 1)
+          .fallback(0)
+          .quiet(),
+      Field("wait", 64, TPU_FIELD(wait), "semaphores to wait for and decrement at the start")
+          .semaphores(),
+      Field("signal", 64, TPU_FIELD(signal), "semaphores to increment at completion")
+          .semaphores(),
+  };
+}
+
+#undef TPU_FIELD
+
+std::string range_text(const FieldSpec& f) {
+  switch (f.format) {
+    case FieldFormat::kSemaphores:
+      return "mask of s0..s" + std::to_string(kNumSemaphores - 1);
+    case FieldFormat::kEnum: {
+      std::string out;
+      for (std::int64_t v = 0; v <= f.max; ++v) {
+        out += (v ? ", " : "") + std::to_string(v) + " `" + f.names[v] + "`";
+      }
+      return out;
+    }
+    case FieldFormat::kSigned:
+      if (f.bits > 8 && f.min == -(std::int64_t(1) << (f.bits - 1))) {
+        return "-2^" + std::to_string(f.bits - 1) + " .. 2^" + std::to_string(f.bits - 1) + "-1";
+      }
+      break;
+    case FieldFormat::kUnsigned:
+    case FieldFormat::kHex:
+      if (f.min == 0 && f.bits > 8 && f.max == (std::int64_t(1) << f.bits) - 1) {
+        return "0 .. 2^" + std::to_string(f.bits) + "-1";
+      }
+      break;
+  }
+  return std::to_string(f.min) + " .. " + std::to_string(f.max);
+}
+
+std::string default_text(const FieldSpec& f) {
+  if (f.required) return "-";
+  if (f.format == FieldFormat::kSemaphores) return "none";
+  if (f.format == FieldFormat::kEnum) return f.names[f.fallback];
+  return std::to_string(f.fallback);
+}
+
+std::string field_row(const std::string& op_cell, const FieldSpec& f, unsigned bit) {
+  return "| " + op_cell + " | `" + f.name + "` | " + std::to_string(f.bits) + " | " +
+         std::to_string(bit) + "-" + std::to_string(bit + f.bits - 1) + " | " + range_text(f) +
+         " | " + default_text(f) + " | " + f.doc + " |\n";
+}
+
+}  // namespace
+
+std::uint8_t OpcodeSpec::flag_mask() const {
+  std::uint8_t mask = 0;
+  for (const FlagSpec& f : flags) mask |= f.bit;
+  return mask;
+}
+
+const std::vector<OpcodeSpec>& isa_table() {
+  static const std::vector<OpcodeSpec> table = [] {
+    std::vector<OpcodeSpec> t = build_table();
+    unsigned header = kFirstFieldBit;
+    for (const FieldSpec& f : header_fields()) header += f.bits;
+    for (std::size_t code = 0; code < t.size(); ++code) {
+      unsigned end = header;
+      for (const FieldSpec& f : t[code].fields) end += f.bits;
+      if (std::size_t(t[code].op) != code || end > kInstructionBytes * 8) {
+        throw std::logic_error(std::string("ISA table: ") + t[code].mnemonic +
+                               " is out of order or does not fit the instruction");
+      }
+    }
+    return t;
+  }();
+  return table;
+}
+
+const std::vector<FieldSpec>& header_fields() {
+  static const std::vector<FieldSpec> fields = build_header();
+  return fields;
+}
+
+const OpcodeSpec& opcode_spec(Opcode op) {
+  const std::vector<OpcodeSpec>& table = isa_table();
+  if (std::size_t(op) >= table.size()) {
+    throw IsaError("unknown opcode " + std::to_string(int(op)));
+  }
+  return table[std::size_t(op)];
+}
+
+const FieldSpec& field_spec(Opcode op, const std::string& name) {
+  const OpcodeSpec& spec = opcode_spec(op);
+  for (const FieldSpec& f : header_fields()) {
+    if (name == f.name) return f;
+  }
+  for (const FieldSpec& f : spec.fields) {
+    if (name == f.name) return f;
+  }
+  throw IsaError(std::string(spec.mnemonic) + " has no field '" + name + "'");
+}
+
+void check_field(const OpcodeSpec& op, const FieldSpec& field, std::int64_t value) {
+  if (field.format == FieldFormat::kSemaphores) return;  // every bit names a semaphore
+  if (value < field.min || value > field.max) {
+    throw IsaError(std::string(op.mnemonic) + ": " + field.name + " = " + std::to_string(value) +
+                   " out of range " + std::to_string(field.min) + ".." +
+                   std::to_string(field.max));
+  }
+}
+
+Unit unit_of(Opcode op) { return opcode_spec(op).unit; }
+
+const char* mnemonic(Opcode op) { return opcode_spec(op).mnemonic; }
+
+const char* to_string(Unit u) {
+  switch (u) {
+    case Unit::kSequencer:
+      return "sequencer";
+    case Unit::kDma:
+      return "dma";
+    case Unit::kWeightLoad:
+      return "weight_load";
+    case Unit::kMatmul:
+      return "matmul";
+    case Unit::kVector:
+      return "vector";
+  }
+  return "?";
+}
+
+std::string isa_markdown() {
+  std::string out =
+      "| code | mnemonic | unit | flag words | what it does |\n"
+      "|---|---|---|---|---|\n";
+  for (const OpcodeSpec& op : isa_table()) {
+    std::string flags;
+    for (const FlagSpec& f : op.flags) {
+      flags += (flags.empty() ? "" : ", ") + std::string("`") + f.word + "` (bit " +
+               std::to_string(__builtin_ctz(f.bit)) + "): " + f.doc;
+    }
+    out += "| " + std::to_string(int(op.op)) + " | `" + op.mnemonic + "` | " +
+           to_string(op.unit) + " | " + flags + " | " + op.doc + " |\n";
+  }
+  out +=
+      "\n| opcode | field | bits | instruction bits | range | default | meaning |\n"
+      "|---|---|---|---|---|---|---|\n";
+  // Header fields sit at the same bits in every instruction: listed once.
+  unsigned bit = kFirstFieldBit;
+  for (const FieldSpec& f : header_fields()) {
+    out += field_row(bit == kFirstFieldBit ? "every opcode" : "", f, bit);
+    bit += f.bits;
+  }
+  const unsigned payload = bit;
+  for (const OpcodeSpec& op : isa_table()) {
+    bit = payload;
+    for (const FieldSpec& f : op.fields) {
+      out += field_row(bit == payload ? std::string("`") + op.mnemonic + "`" : "", f, bit);
+      bit += f.bits;
+    }
+  }
+  return out;
+}
+
+}  // namespace tpu
