@@ -43,8 +43,8 @@ std::vector<DmaEngine::Burst> DmaEngine::split(const DmaFields& d) const {
         const std::uint64_t n = std::min(len - off, (addr / burst + 1) * burst - addr);
         const std::uint64_t first_k = (first_elem + off / eb) / d.pack;
         const std::uint64_t last_k = (first_elem + (off + n - 1) / eb) / d.pack;
-        bursts.push_back(
-            Burst{addr, std::uint32_t(n), group_row + first_k, group_row + last_k, g, last_k});
+        bursts.push_back(Burst{addr, std::uint32_t(n), group_row + first_k, group_row + last_k,
+                               g, last_k, first_elem * eb + off});
         off += n;
       }
     }
@@ -64,13 +64,6 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
     throw SimError(e.what());
   }
   const bool has_data = !state_->ub.empty();
-  if (has_data) {
-    if (load) {
-      exec_dma_load(*state_, d);
-    } else {
-      exec_dma_store(*state_, d);
-    }
-  }
   sc_core::wait(clock_.until(start));
 
   const std::vector<Burst> bursts = split(d);
@@ -87,16 +80,24 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
         writes.pop_front();
       }
     };
-    run_requests(bursts, std::vector<Cycle>(bursts.size(), start), false, start,
-                 [&](std::size_t i, Cycle r) {
+    run_requests(bursts, std::vector<Cycle>(bursts.size(), start), false, nullptr, 0, start,
+                 [&](std::size_t i, Cycle r, const std::uint8_t* data) {
                    retire_granted();
+                   const Burst& b = bursts[i];
                    UbRequest& w = writes.emplace_back();
                    w.client = UbClient::kDma;
                    w.write = true;
                    w.contiguous = false;
-                   w.first_row = bursts[i].first_row;
-                   w.count = std::uint32_t(bursts[i].last_row - bursts[i].first_row + 1);
+                   w.first_row = b.first_row;
+                   w.count = std::uint32_t(b.last_row - b.first_row + 1);
                    w.earliest = r;
+                   if (has_data) {
+                     // The payload slot may carry the next request before the grant.
+                     w.on_grant = [this, &d, b, bytes = std::vector<std::uint8_t>(
+                                                      data, data + b.bytes)] {
+                       dma_write_ub(*state_, d, b.group, b.offset, bytes.data(), bytes.size());
+                     };
+                   }
                    ub_.request(w);
                    res.ub_accesses += w.count;
                  });
@@ -105,6 +106,9 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
   } else {
     const std::uint64_t rows_per_group = ceil_div(std::uint64_t(d.segs) * d.elems, d.pack);
     const bool one_burst = d.groups == 1 || rows_per_group == 1 || d.ub_stride == rows_per_group;
+    // The packed stream of every group (see dma_read_ub), read from the UB at the grants.
+    const std::uint64_t group_bytes = std::uint64_t(d.segs) * d.elems * state_->elem_bytes;
+    std::vector<std::uint8_t> stream(has_data ? d.groups * group_bytes : 0);
     std::deque<UbRequest> reads;
     for (std::uint32_t g = 0; g < (one_burst ? 1u : d.groups); ++g) {
       UbRequest& r = reads.emplace_back();
@@ -116,6 +120,13 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
       r.stride = one_burst && rows_per_group == 1 ? d.ub_stride : 1;
       r.count = std::uint32_t(one_burst ? d.groups * rows_per_group : rows_per_group);
       r.earliest = start;
+      if (has_data) {
+        r.on_grant = [this, &d, &stream, group_bytes, g, one_burst] {
+          for (std::uint32_t k = g; k < (one_burst ? d.groups : g + 1u); ++k) {
+            dma_read_ub(*state_, d, k, 0, stream.data() + k * group_bytes, group_bytes);
+          }
+        };
+      }
       ub_.request(r);
       res.ub_accesses += r.count;
     }
@@ -129,8 +140,10 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
       ready[i] = read + 1;
     }
     Cycle last_response = start;
-    run_requests(bursts, ready, true, start,
-                 [&](std::size_t, Cycle r) { last_response = std::max(last_response, r); });
+    run_requests(bursts, ready, true, stream.data(), group_bytes, start,
+                 [&](std::size_t, Cycle r, const std::uint8_t*) {
+                   last_response = std::max(last_response, r);
+                 });
     if (!bursts.empty()) res.done = last_response + 1;
   }
   sc_core::wait(clock_.until(res.done));
@@ -139,7 +152,8 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
 
 template <typename OnResponse>
 void DmaEngine::run_requests(const std::vector<Burst>& bursts, const std::vector<Cycle>& ready,
-                             bool write, Cycle start, OnResponse on_response) {
+                             bool write, const std::uint8_t* stream, std::uint64_t group_bytes,
+                             Cycle start, OnResponse on_response) {
   const bool has_data = !state_->ub.empty();
   const std::size_t n = bursts.size();
   std::size_t next = 0, in_flight = 0, handled = 0;
@@ -173,7 +187,7 @@ void DmaEngine::run_requests(const std::vector<Burst>& bursts, const std::vector
       free_.push_back(slot);
       --in_flight;
       ++handled;
-      on_response(i, cycle);
+      on_response(i, cycle, r.trans->get_data_ptr());
     }
     if (handled == n) return;
 
@@ -185,7 +199,7 @@ void DmaEngine::run_requests(const std::vector<Burst>& bursts, const std::vector
       Payload& p = pool_[slot];
       unsigned char* data =
           has_data ? staging_.data() + slot * std::size_t(config_.hbm.burst_bytes) : nullptr;
-      if (data && write) std::memcpy(data, state_->hbm.data() + b.addr, b.bytes);
+      if (data && write) std::memcpy(data, stream + b.group * group_bytes + b.offset, b.bytes);
       p.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
       p.set_address(b.addr);
       p.set_data_ptr(data);

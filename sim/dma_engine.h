@@ -24,10 +24,14 @@
 //   in that burst's access_cycle(k). ready_i = 1 + the read cycle of the last row burst i
 //   needs. The store completes at max_i(r_i) + 1.
 // - A transfer with nothing to move completes at start + 1.
-// - Data: the copy itself happens at `start` with exec_dma_load/exec_dma_store on the
-//   MachineState when it holds data (units order their accesses with semaphores); requests
-//   carry the real bytes (store) or receive them (load) through a staging buffer, or no data
-//   pointer in timing-only runs. An HBM error response raises SimError.
+// - Data moves as it arrives, never at `start`: the HBM channel reads storage into a read
+//   payload, or writes a write payload into storage, when it serves the request (see
+//   hbm_channel.h). A load writes each burst's bytes into its UB rows at the grant of that
+//   burst's UB write (dma_write_ub, padding zeroed), from a copy taken at the response. A store
+//   reads the packed streams of its groups at the grant of the UB read burst holding them
+//   (dma_read_ub), and each write request carries its burst's bytes from there. The engine
+//   reaches HBM only through its socket. Timing-only runs send no data pointer and move
+//   nothing. An HBM error response raises SimError.
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -48,9 +52,9 @@ class DmaEngine : public sc_core::sc_module {
  public:
   tlm_utils::simple_initiator_socket<DmaEngine> hbm_socket;
 
-  // `state` holds the data, or only the sizes in timing-only runs
+  // `state` holds the UB data, or only the sizes in timing-only runs
   // (MachineState(config, program, false): then nothing is copied). It must not be null.
-  // The HBM channel behind hbm_socket should hold the same bytes as state->hbm.
+  // HBM is whatever the channel behind hbm_socket holds (in the core, state->hbm).
   DmaEngine(sc_core::sc_module_name name, const Config& config, const Clock& clock,
             UnifiedBuffer& ub, MachineState* state);
 
@@ -74,6 +78,7 @@ class DmaEngine : public sc_core::sc_module {
     std::uint64_t last_row = 0;
     std::uint32_t group = 0;      // group and the group-relative index of last_row
     std::uint64_t last_in_group = 0;
+    std::uint64_t offset = 0;     // byte position in the group's packed stream (dma_write_ub)
   };
   struct Response {
     Payload* trans;
@@ -81,11 +86,15 @@ class DmaEngine : public sc_core::sc_module {
   };
 
   std::vector<Burst> split(const DmaFields& d) const;
-  // Sends bursts in order (ready[i] = earliest cycle of burst i), calling on_response(i, r)
-  // at the response cycle r of each; returns with every response handled.
+  // Sends bursts in order (ready[i] = earliest cycle of burst i), calling
+  // on_response(i, r, data) at the response cycle r of each, with the bytes a read brought
+  // (valid during the call; null in timing-only runs); returns with every response handled.
+  // Write bursts carry their bytes from `stream` (group g's packed stream at g * group_bytes;
+  // null in timing-only runs).
   template <typename OnResponse>
   void run_requests(const std::vector<Burst>& bursts, const std::vector<Cycle>& ready,
-                    bool write, Cycle start, OnResponse on_response);
+                    bool write, const std::uint8_t* stream, std::uint64_t group_bytes,
+                    Cycle start, OnResponse on_response);
   // Waits until the first cycle boundary at or after now; returns that cycle.
   Cycle wait_for_boundary();
   tlm::tlm_sync_enum nb_transport_bw(Payload& trans, tlm::tlm_phase& phase,

@@ -23,6 +23,10 @@ MatrixUnit::MatrixUnit(sc_core::sc_module_name name, const Config& config, Seque
     SC_METHOD(step_array);
     sensitive << array_wake_;
     dont_initialize();
+  } else if (functional) {
+    SC_METHOD(commit_sums);
+    sensitive << commit_queue_;
+    dont_initialize();
   }
 }
 
@@ -64,11 +68,13 @@ void MatrixUnit::weight_loader() {
       StartTracker& tracker = d.tracker;
       tracker.satisfied("weight_buffer", wait_buffer_free(is));
 
+      const std::size_t b = std::size_t(is.buffer);
       UbRequest req;
       req.client = UbClient::kWeightLoad;
       req.first_row = inst.ub_row;
       req.count = inst.rows;
       req.earliest = seq_.clock().now();
+      if (functional_) req.on_grant = [&] { exec_load_weights(state_, inst, tiles_[b]); };
       ub_.request(req);
       seq_.set_waiting(Unit::kWeightLoad, "ub_port");
       wait(req.done);
@@ -77,16 +83,12 @@ void MatrixUnit::weight_loader() {
       seq_.started(Unit::kWeightLoad, is, tracker, e);
       seq_.wait_until(e);
 
-      const std::size_t b = std::size_t(is.buffer);
       shapes_[b] = Shape{inst.rows, inst.cols};
       load_done_.push_back(done);
       load_granted_.notify();
-      if (functional_) {
-        exec_load_weights(state_, inst, tiles_[b]);
-        if (array_) {
-          array_->load_weights(is.buffer, tiles_[b], e);
-          arm_array();
-        }
+      if (array_) {
+        array_->load_weights(is.buffer, tiles_[b], e);
+        arm_array();
       }
       seq_.add_compute(is.layer, e, e);
       seq_.add_weight_tile(is.layer, std::uint64_t(inst.rows) * inst.cols);
@@ -128,12 +130,31 @@ void MatrixUnit::matmul() {
       tracker.satisfied("weights", loaded);
 
       const std::uint32_t m_rows = inst.rows;
+      const std::size_t b = std::size_t(is.buffer);
+      const Shape shape = shapes_[b];
+      // The inputs are read at the grant: the pe model's x (m_rows x K_t elements), or the
+      // fast model's sums, which wait in pending_ until they land.
+      std::vector<std::uint8_t> x;
+      TileSums sums;
       UbRequest req;
       req.client = UbClient::kMatmul;
       req.first_row = inst.ub_row;
       req.stride = inst.ub_stride;
       req.count = m_rows;
       req.earliest = seq_.clock().now();
+      if (array_) {
+        req.on_grant = [&] {
+          const std::size_t row_bytes = std::size_t(shape.k) * state_.elem_bytes;
+          x.resize(std::size_t(m_rows) * row_bytes);
+          for (std::uint32_t m = 0; m < m_rows; ++m) {
+            std::memcpy(x.data() + m * row_bytes,
+                        state_.ub_row(inst.ub_row + std::uint64_t(m) * inst.ub_stride),
+                        row_bytes);
+          }
+        };
+      } else if (functional_) {
+        req.on_grant = [&] { matmul_compute(state_, inst, tiles_[b], sums); };
+      }
       ub_.request(req);
       seq_.set_waiting(Unit::kMatmul, "ub_port");
       wait(req.done);
@@ -142,19 +163,10 @@ void MatrixUnit::matmul() {
       seq_.started(Unit::kMatmul, is, tracker, s);
       seq_.wait_until(s);
 
-      const std::size_t b = std::size_t(is.buffer);
-      const Shape shape = shapes_[b];
       const Cycle last = s + m_rows + shape.n + r - 2;
       seq_.add_compute(is.layer, s, last);
       seq_.add_traffic(is.layer, 0, 0, m_rows, 0);
       if (array_) {
-        const std::uint32_t eb = state_.elem_bytes;
-        const std::size_t row_bytes = std::size_t(shape.k) * eb;
-        std::vector<std::uint8_t> x(std::size_t(m_rows) * row_bytes);
-        for (std::uint32_t m = 0; m < m_rows; ++m) {
-          std::memcpy(x.data() + m * row_bytes,
-                      state_.ub_row(inst.ub_row + std::uint64_t(m) * inst.ub_stride), row_bytes);
-        }
         std::uint64_t id;
         if (state_.dtype == DataType::kInt8) {
           id = array_->add_stream(is.buffer, m_rows, shape.k, shape.n,
@@ -167,7 +179,11 @@ void MatrixUnit::matmul() {
         pe_streams_.emplace(id, PeStream{is, s});
         arm_array();
       } else {
-        if (functional_) matmul_tile(state_, inst, tiles_[b]);
+        if (functional_) {
+          pending_.push_back(PendingSums{&inst, last, std::move(sums)});
+          const Clock& clock = seq_.clock();
+          commit_queue_.notify(clock.at(last) + clock.period() * 0.75 - sc_core::sc_time_stamp());
+        }
         if (wavefront_) {
           // The last input (m = M - 1) passes PE (0, N_t - 1) in s + M - 1 + N_t - 1.
           const Cycle from = s + m_rows + shape.n - 1;
@@ -176,6 +192,22 @@ void MatrixUnit::matmul() {
         seq_.at(last + 1, [this, is, s, last] { matmul_finished(is, s, last); });
       }
       seq_.wait_until(s + m_rows);
+    }
+  } catch (...) {
+    seq_.fail(std::current_exception());
+  }
+}
+
+void MatrixUnit::commit_sums() {
+  try {
+    const Cycle now = seq_.clock().now();
+    std::size_t landed = 0;  // every tile up to the last one whose result landed by now
+    for (std::size_t i = 0; i < pending_.size(); ++i) {
+      if (pending_[i].last <= now) landed = i + 1;
+    }
+    for (; landed > 0; --landed) {
+      matmul_commit(state_, *pending_.front().inst, pending_.front().sums);
+      pending_.pop_front();
     }
   } catch (...) {
     seq_.fail(std::current_exception());

@@ -16,12 +16,20 @@
 //   left (the unit is free); the grant is its stream start s. Last result L =
 //   s + M + N_t + R - 2, completion L + 1; the unit is free again at s + M.
 // - Requests are made at whole-cycle instants with earliest = that cycle.
-// - fast: matmul_tile() at s, release and completion scheduled at the cycles above. pe: the
-//   stream is registered with the SystolicArray, stepped at c + 3/4 of every cycle while it has
-//   work; results are written to the accumulators as they land, L is the cycle the stream's
-//   last result lands, and the release is the cycle after its last input left the last PE of
-//   row 0 it uses (SystolicArray::released()).
-// - Data moves at the start cycle (weights at e, inputs at s); timing-only runs move none.
+// - fast: release and completion scheduled at the cycles above. pe: the release is the cycle
+//   after the stream's last input left the last PE of row 0 it uses
+//   (SystolicArray::released()).
+// - Data (none in timing-only runs). LOAD_WEIGHTS reads its K_t UB rows at its read grant;
+//   MATMUL reads its M input rows at its read grant (the arbitration instant of the cycle it
+//   requests, before s). Results enter the accumulators when they leave the array:
+//   pe: the stream is registered with the SystolicArray, stepped at c + 3/4 of every cycle
+//   while it has work; each result Y[m][n] is written as it lands, at s + m + n + R + 3/4, and
+//   L is the cycle the stream's last result lands.
+//   fast: matmul_compute() at the read grant; the whole tile is written (matmul_commit) at
+//   L + 3/4, when its last result lands, after every earlier MATMUL's tile (one that lands
+//   later, a wide tile before a narrow one, is written early, with it). Completion at L + 1.
+//   Both leave the same accumulators at every completion, so pe and fast agree on every
+//   correctly synchronised program; a racing reader can see a pe tile half landed.
 #include <array>
 #include <cstdint>
 #include <deque>
@@ -54,6 +62,7 @@ class MatrixUnit : public sc_core::sc_module {
   void weight_loader();  // SC_THREAD
   void matmul();         // SC_THREAD
   void step_array();     // SC_METHOD (pe): one array cycle at c + 3/4
+  void commit_sums();    // SC_METHOD (fast): landed tiles enter the accumulators at L + 3/4
   // Waits until every MATMUL before `is` (program order) that used its buffer has released
   // it; returns the cycle that happened.
   Cycle wait_buffer_free(const Issued& is);
@@ -81,6 +90,15 @@ class MatrixUnit : public sc_core::sc_module {
   std::array<std::deque<Cycle>, 2> released_at_;
   std::array<std::uint64_t, 2> released_base_{};
   sc_core::sc_event buffer_released_event_;
+
+  // fast: sums computed at their input grant, in program order, until they land.
+  struct PendingSums {
+    const Instruction* inst;
+    Cycle last;  // L
+    TileSums sums;
+  };
+  std::deque<PendingSums> pending_;
+  sc_core::sc_event_queue commit_queue_;  // one notification per MATMUL, at its L + 3/4
 
   std::unique_ptr<SystolicArray> array_;
   sc_core::sc_event array_wake_;

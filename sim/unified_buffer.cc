@@ -80,9 +80,7 @@ void UnifiedBuffer::arbitrate() {
     Cycle s = std::max(r->earliest, cycle);
     if (!r->contiguous) {
       place_spread(*r, s);
-      r->granted = true;
-      (r->write ? writes_ : reads_) += r->count;
-      r->done.notify();
+      grant(*r);
       continue;
     }
     for (;;) {
@@ -94,11 +92,9 @@ void UnifiedBuffer::arbitrate() {
       s = port_full ? s + j + 1 : s + 1;
     }
     reserve(*r, s);
-    r->granted = true;
     r->start = s;
     r->end = s + r->count;
-    (r->write ? writes_ : reads_) += r->count;
-    r->done.notify();
+    grant(*r);
   }
 
   if (!pending_.empty()) {
@@ -106,6 +102,13 @@ void UnifiedBuffer::arbitrate() {
     for (const auto& p : pending_) next = std::min(next, p.second);
     arbitrate_event_.notify(next - now);
   }
+}
+
+void UnifiedBuffer::grant(UbRequest& r) {
+  r.granted = true;
+  (r.write ? writes_ : reads_) += r.count;
+  if (r.on_grant) r.on_grant();
+  r.done.notify();
 }
 
 std::uint32_t UnifiedBuffer::first_conflict(const UbRequest& r, Cycle s, bool& port_full) const {

@@ -23,11 +23,17 @@
 //   them all. Spread bursts (contiguous = false): access 0 takes the first cycle >=
 //   max(earliest, t) that fits it, access j the first cycle after access j - 1 that fits it;
 //   start/end are the first access and one past the last, `cycles` holds each one.
-// - req.granted/start/end are set and req.done is notified (immediately) at the arbitration
-//   instant; reads()/writes() count granted row accesses. A burst of count 0 is granted at
-//   max(earliest, t) and reserves nothing.
+// - req.granted/start/end are set, req.on_grant runs and req.done is notified (immediately) at
+//   the arbitration instant; reads()/writes() count granted row accesses. A burst of count 0 is
+//   granted at max(earliest, t) and reserves nothing.
+// - Data: a burst's data moves in its on_grant, all its rows at once, at the arbitration
+//   instant, whatever cycles its accesses take. Grants run in the order above, so bursts
+//   granted in one arbitration move data in a fixed order (a read granted before a write of
+//   the same row sees the old contents) and the outcome of a racing program never depends on
+//   the order SystemC runs processes. Timing-only runs set no on_grant.
 // - A row outside the buffer raises SimError from request().
 #include <cstdint>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -60,6 +66,8 @@ struct UbRequest {
   Cycle start = 0;            // cycle of the first access
   Cycle end = 0;              // one past the cycle of the last access
   std::vector<Cycle> cycles;  // record_cycles: the cycle of every access
+  // Moves the burst's data (reads copy rows out, writes copy rows in); may be empty.
+  std::function<void()> on_grant;
   sc_core::sc_event done;     // notified at the arbitration instant (t + 1/2)
 
   Cycle access_cycle(std::uint32_t j) const { return contiguous ? start + j : cycles[j]; }
@@ -83,6 +91,8 @@ class UnifiedBuffer : public sc_core::sc_module {
   // when the burst fits); `port_full` tells which.
   std::uint32_t first_conflict(const UbRequest& r, Cycle s, bool& port_full) const;
   void reserve(const UbRequest& r, Cycle s);
+  // Marks `r` granted (start/end already set), moves its data and wakes its owner.
+  void grant(UbRequest& r);
   // Places the accesses of a !contiguous request one by one from cycle `from`.
   void place_spread(UbRequest& r, Cycle from);
   // Drops calendar cycles before `c` and makes room for cycles up to `end` (exclusive).

@@ -1,6 +1,8 @@
 #include "sim/vector_unit.h"
 
 #include <algorithm>
+#include <cstring>
+#include <utility>
 
 namespace tpu {
 
@@ -15,8 +17,46 @@ VectorUnit::VectorUnit(sc_core::sc_module_name name, const Config& config, Seque
   SC_THREAD(run);
 }
 
+VectorUnit::Held VectorUnit::compute_held(const Instruction& inst) {
+  Held held;
+  if (inst.op == Opcode::kActivate) {
+    held.first_row = inst.ub_row;
+    held.rows = inst.rows;
+  } else {
+    held.first_row = inst.dst_row;
+    held.rows = std::uint64_t(pool_out_h(inst)) * pool_out_w(inst);
+  }
+  held.row_bytes = std::size_t(inst.cols) * state_.elem_bytes;
+  // The data path writes the machine at once: take its output out and put the old rows back.
+  const std::vector<std::uint8_t> old = read_rows(held);
+  if (inst.op == Opcode::kActivate) {
+    exec_activate(state_, inst);
+  } else {
+    exec_pool(state_, inst);
+  }
+  held.bytes = read_rows(held);
+  write_rows(held, old);
+  return held;
+}
+
+std::vector<std::uint8_t> VectorUnit::read_rows(const Held& rows) const {
+  std::vector<std::uint8_t> bytes(rows.rows * rows.row_bytes);
+  for (std::uint64_t i = 0; i < rows.rows; ++i) {
+    std::memcpy(bytes.data() + i * rows.row_bytes, state_.ub_row(rows.first_row + i),
+                rows.row_bytes);
+  }
+  return bytes;
+}
+
+void VectorUnit::write_rows(const Held& rows, const std::vector<std::uint8_t>& bytes) {
+  for (std::uint64_t i = 0; i < rows.rows; ++i) {
+    std::memcpy(state_.ub_row(rows.first_row + i), bytes.data() + i * rows.row_bytes,
+                rows.row_bytes);
+  }
+}
+
 VectorUnit::Span VectorUnit::burst(bool write, std::uint64_t first_row, std::uint32_t count,
-                                   Cycle earliest) {
+                                   Cycle earliest, std::function<void()> on_grant) {
   UbRequest req;
   req.client = UbClient::kVector;
   req.write = write;
@@ -24,6 +64,7 @@ VectorUnit::Span VectorUnit::burst(bool write, std::uint64_t first_row, std::uin
   req.first_row = first_row;
   req.count = count;
   req.earliest = earliest;
+  req.on_grant = std::move(on_grant);
   ub_.request(req);
   seq_.set_waiting(Unit::kVector, "ub_port");
   wait(req.done);
@@ -42,21 +83,27 @@ void VectorUnit::run() {
       const Cycle v = seq_.clock().now();
       seq_.started(Unit::kVector, is, tracker, v);
       Cycle done = v;
+      Held held;
+      std::function<void()> read, write;  // the data moves at the UB grants
+      if (functional_) {
+        read = [&] { held = compute_held(inst); };
+        write = [&] { write_rows(held, held.bytes); };
+      }
       if (inst.op == Opcode::kActivate) {
-        if (functional_) exec_activate(state_, inst);
+        if (read) read();  // ACTIVATE reads the accumulators at its start
         const std::uint64_t m = inst.rows, c = ceil_div(inst.cols, lanes);
         done = burst(true, inst.ub_row, inst.rows,
-                     v + config_.vector.activate_latency + m * (c - 1))
+                     v + config_.vector.activate_latency + m * (c - 1), write)
                    .end;
         seq_.add_traffic(is.layer, 0, 0, 0, m);
       } else {
-        if (functional_) exec_pool(state_, inst);
         const std::uint64_t k = inst.kernel, c = ceil_div(inst.cols, lanes);
         const std::uint64_t in = std::uint64_t(inst.in_h) * inst.in_w;
         const std::uint64_t out = std::uint64_t(pool_out_h(inst)) * pool_out_w(inst);
-        const Span r = burst(false, inst.ub_row, std::uint32_t(in), v);
+        const Span r = burst(false, inst.ub_row, std::uint32_t(in), v, read);
         const Cycle compared = std::max(r.end, r.start + std::max(in, out * k * k * c));
-        done = burst(true, inst.dst_row, std::uint32_t(out), compared + config_.vector.pool_latency)
+        done = burst(true, inst.dst_row, std::uint32_t(out), compared + config_.vector.pool_latency,
+                     write)
                    .end;
         seq_.add_traffic(is.layer, 0, 0, in, out);
       }

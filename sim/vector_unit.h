@@ -14,8 +14,16 @@
 //   OH * OW spread row writes no earlier than
 //   max(r_end, r + max(H * W, OH * OW * k * k * c)) + vector.pool_latency; completes the
 //   cycle after the last write.
-// - The unit is free again at the completion; busy cycles = completion - v. Data moves at v
-//   with exec_activate / exec_pool (none in timing-only runs).
+// - The unit is free again at the completion; busy cycles = completion - v.
+// - Data (none in timing-only runs): ACTIVATE reads its accumulator rows at v, POOL its UB
+//   rows at the grant of its read burst; each computes its output then (exec_activate /
+//   exec_pool) and holds it, and the UB rows change at the grant of the write burst
+//   (elements [0, cols) of each destination row).
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
 #include <systemc>
 
 #include "sim/isa/semantics.h"
@@ -35,8 +43,21 @@ class VectorUnit : public sc_core::sc_module {
   struct Span {
     Cycle start, end;  // first access, one past the last
   };
-  // Requests a burst of spread accesses and waits for its grant.
-  Span burst(bool write, std::uint64_t first_row, std::uint32_t count, Cycle earliest);
+  // Requests a burst of spread accesses, moving its data in `on_grant`, and waits for its
+  // grant.
+  Span burst(bool write, std::uint64_t first_row, std::uint32_t count, Cycle earliest,
+             std::function<void()> on_grant);
+  // What an instruction writes to the UB, computed ahead of its write grant: elements
+  // [0, cols) of `rows` rows from first_row, row_bytes each.
+  struct Held {
+    std::uint64_t first_row = 0, rows = 0;
+    std::size_t row_bytes = 0;
+    std::vector<std::uint8_t> bytes;
+  };
+  // Reads the instruction's inputs and computes its output now; the UB keeps its old rows.
+  Held compute_held(const Instruction& inst);
+  std::vector<std::uint8_t> read_rows(const Held& rows) const;
+  void write_rows(const Held& rows, const std::vector<std::uint8_t>& bytes);
 
   const Config& config_;
   Sequencer& seq_;

@@ -200,52 +200,63 @@ MachineState::MachineState(const Config& config, const Program& program, bool al
   }
 }
 
-void exec_dma_load(MachineState& s, const DmaFields& d) {
-  check_dma(s, d, "dma.load");
+void dma_write_ub(MachineState& s, const DmaFields& d, std::uint32_t group, std::uint64_t offset,
+                  const std::uint8_t* bytes, std::uint64_t len) {
   const std::uint64_t eb = s.elem_bytes;
   const std::uint64_t row_bytes = std::uint64_t(s.row_elems) * eb;
-  const std::uint64_t rows = dma_rows_per_group(d);
-  const std::uint32_t pack = d.pack;
+  const std::uint64_t data_bytes = std::uint64_t(d.pack) * eb;  // per row
+  const std::uint64_t stream_bytes = std::uint64_t(d.segs) * d.elems * eb;
+  std::uint8_t* rows = s.ub_row(d.ub_row + std::uint64_t(group) * d.ub_stride);
+  while (len > 0) {
+    const std::uint64_t in_row = offset % data_bytes;
+    const std::uint64_t n = std::min(len, data_bytes - in_row);
+    std::uint8_t* row = rows + (offset / data_bytes) * row_bytes;
+    std::memcpy(row + in_row, bytes, n);
+    std::memset(row + data_bytes, 0, row_bytes - data_bytes);
+    if (offset + n == stream_bytes) std::memset(row + in_row + n, 0, data_bytes - in_row - n);
+    bytes += n;
+    offset += n;
+    len -= n;
+  }
+}
+
+void dma_read_ub(const MachineState& s, const DmaFields& d, std::uint32_t group,
+                 std::uint64_t offset, std::uint8_t* bytes, std::uint64_t len) {
+  const std::uint64_t row_bytes = std::uint64_t(s.row_elems) * s.elem_bytes;
+  const std::uint64_t data_bytes = std::uint64_t(d.pack) * s.elem_bytes;
+  const std::uint8_t* rows = s.ub_row(d.ub_row + std::uint64_t(group) * d.ub_stride);
+  while (len > 0) {
+    const std::uint64_t in_row = offset % data_bytes;
+    const std::uint64_t n = std::min(len, data_bytes - in_row);
+    std::memcpy(bytes, rows + (offset / data_bytes) * row_bytes + in_row, n);
+    bytes += n;
+    offset += n;
+    len -= n;
+  }
+}
+
+void exec_dma_load(MachineState& s, const DmaFields& d) {
+  check_dma(s, d, "dma.load");
+  const std::uint64_t seg_bytes = std::uint64_t(d.elems) * s.elem_bytes;
   for (std::uint32_t g = 0; g < d.groups; ++g) {
-    std::uint8_t* dst = s.ub_row(d.ub_row + std::uint64_t(g) * d.ub_stride);
-    std::memset(dst, 0, rows * row_bytes);
-    std::uint64_t idx = 0;  // element index within the group
     for (std::uint32_t seg = 0; seg < d.segs; ++seg) {
-      const std::uint8_t* src = s.hbm.data() + d.hbm_addr + std::uint64_t(g) * d.group_stride +
-                                std::uint64_t(seg) * d.seg_stride;
-      std::uint32_t left = d.elems;
-      while (left > 0) {
-        const std::uint64_t col = idx % pack;
-        const std::uint32_t n = std::uint32_t(std::min<std::uint64_t>(pack - col, left));
-        std::memcpy(dst + (idx / pack) * row_bytes + col * eb, src, n * eb);
-        src += n * eb;
-        idx += n;
-        left -= n;
-      }
+      dma_write_ub(s, d, g, seg * seg_bytes,
+                   s.hbm.data() + d.hbm_addr + std::uint64_t(g) * d.group_stride +
+                       std::uint64_t(seg) * d.seg_stride,
+                   seg_bytes);
     }
   }
 }
 
 void exec_dma_store(MachineState& s, const DmaFields& d) {
   check_dma(s, d, "dma.store");
-  const std::uint64_t eb = s.elem_bytes;
-  const std::uint64_t row_bytes = std::uint64_t(s.row_elems) * eb;
-  const std::uint32_t pack = d.pack;
+  const std::uint64_t seg_bytes = std::uint64_t(d.elems) * s.elem_bytes;
   for (std::uint32_t g = 0; g < d.groups; ++g) {
-    const std::uint8_t* src = s.ub_row(d.ub_row + std::uint64_t(g) * d.ub_stride);
-    std::uint64_t idx = 0;
     for (std::uint32_t seg = 0; seg < d.segs; ++seg) {
-      std::uint8_t* dst = s.hbm.data() + d.hbm_addr + std::uint64_t(g) * d.group_stride +
-                          std::uint64_t(seg) * d.seg_stride;
-      std::uint32_t left = d.elems;
-      while (left > 0) {
-        const std::uint64_t col = idx % pack;
-        const std::uint32_t n = std::uint32_t(std::min<std::uint64_t>(pack - col, left));
-        std::memcpy(dst, src + (idx / pack) * row_bytes + col * eb, n * eb);
-        dst += n * eb;
-        idx += n;
-        left -= n;
-      }
+      dma_read_ub(s, d, g, seg * seg_bytes,
+                  s.hbm.data() + d.hbm_addr + std::uint64_t(g) * d.group_stride +
+                      std::uint64_t(seg) * d.seg_stride,
+                  seg_bytes);
     }
   }
 }
@@ -276,48 +287,74 @@ WeightTile exec_load_weights(MachineState& s, const Instruction& inst) {
   return tile;
 }
 
-void matmul_tile(MachineState& s, const Instruction& inst, const WeightTile& w) {
+void matmul_compute(const MachineState& s, const Instruction& inst, const WeightTile& w,
+                    TileSums& sums) {
   check_matmul(s, inst);
   if (w.rows == 0 || w.cols == 0) fail("matmul", "no weight tile loaded");
   const std::uint32_t m_rows = inst.rows, k_rows = w.rows, n_cols = w.cols;
-  const std::uint64_t acc_stride = s.array_cols;
-  const bool accumulate = inst.flags & kFlagAccumulate;
+  sums.rows = m_rows;
+  sums.cols = n_cols;
   if (s.dtype == DataType::kInt8) {
+    sums.f32.clear();
+    sums.i32.resize(std::size_t(m_rows) * n_cols);
     // Weights widened once per tile: int16 x int16 -> int32 vectorises best on plain x86-64.
     std::vector<std::int16_t> wide(w.int8.begin(), w.int8.end());
-    std::vector<std::int32_t> sum(n_cols);
     for (std::uint32_t m = 0; m < m_rows; ++m) {
       const auto* x = reinterpret_cast<const std::int8_t*>(
           s.ub_row(inst.ub_row + std::uint64_t(m) * inst.ub_stride));
-      std::int32_t* out = s.acc_i32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
-      int8_row_times_tile(x, wide.data(), sum.data(), k_rows, n_cols);
+      int8_row_times_tile(x, wide.data(), sums.i32.data() + std::size_t(m) * n_cols, k_rows,
+                          n_cols);
+    }
+  } else {
+    sums.i32.clear();
+    sums.f32.resize(std::size_t(m_rows) * n_cols);
+    std::vector<float> wf(std::size_t(k_rows) * n_cols);
+    for (std::size_t i = 0; i < wf.size(); ++i) wf[i] = bf16_to_fp32(w.bf16[i]);
+    std::vector<float> xf(k_rows);
+    for (std::uint32_t m = 0; m < m_rows; ++m) {
+      const std::uint8_t* x = s.ub_row(inst.ub_row + std::uint64_t(m) * inst.ub_stride);
+      for (std::uint32_t k = 0; k < k_rows; ++k) {
+        xf[k] = bf16_to_fp32(load_elem<std::uint16_t>(x + 2 * k));
+      }
+      fp32_row_times_tile(xf.data(), wf.data(), sums.f32.data() + std::size_t(m) * n_cols, k_rows,
+                          n_cols);
+    }
+  }
+}
+
+void matmul_commit(MachineState& s, const Instruction& inst, const TileSums& sums) {
+  const std::uint32_t m_rows = sums.rows, n_cols = sums.cols;
+  const std::uint64_t acc_stride = s.array_cols;
+  const bool accumulate = inst.flags & kFlagAccumulate;
+  for (std::uint32_t m = 0; m < m_rows; ++m) {
+    const std::size_t row = (inst.acc_row + std::uint64_t(m)) * acc_stride;
+    if (s.dtype == DataType::kInt8) {
+      const std::int32_t* sum = sums.i32.data() + std::size_t(m) * n_cols;
+      std::int32_t* out = s.acc_i32.data() + row;
       // Accumulators wrap modulo 2^32 like 32-bit hardware registers.
       if (accumulate) {
         for (std::uint32_t n = 0; n < n_cols; ++n) {
           out[n] = std::int32_t(std::uint32_t(out[n]) + std::uint32_t(sum[n]));
         }
       } else {
-        std::copy(sum.begin(), sum.end(), out);
+        std::copy(sum, sum + n_cols, out);
       }
-    }
-  } else {
-    std::vector<float> wf(std::size_t(k_rows) * n_cols);
-    for (std::size_t i = 0; i < wf.size(); ++i) wf[i] = bf16_to_fp32(w.bf16[i]);
-    std::vector<float> xf(k_rows), sum(n_cols);
-    for (std::uint32_t m = 0; m < m_rows; ++m) {
-      const std::uint8_t* x = s.ub_row(inst.ub_row + std::uint64_t(m) * inst.ub_stride);
-      for (std::uint32_t k = 0; k < k_rows; ++k) {
-        xf[k] = bf16_to_fp32(load_elem<std::uint16_t>(x + 2 * k));
-      }
-      float* out = s.acc_f32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
-      fp32_row_times_tile(xf.data(), wf.data(), sum.data(), k_rows, n_cols);
+    } else {
+      const float* sum = sums.f32.data() + std::size_t(m) * n_cols;
+      float* out = s.acc_f32.data() + row;
       if (accumulate) {
         for (std::uint32_t n = 0; n < n_cols; ++n) out[n] += sum[n];
       } else {
-        std::copy(sum.begin(), sum.end(), out);
+        std::copy(sum, sum + n_cols, out);
       }
     }
   }
+}
+
+void matmul_tile(MachineState& s, const Instruction& inst, const WeightTile& w) {
+  TileSums sums;
+  matmul_compute(s, inst, w, sums);
+  matmul_commit(s, inst, sums);
 }
 
 void exec_activate(MachineState& s, const Instruction& inst) {

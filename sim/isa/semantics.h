@@ -43,18 +43,43 @@ struct MachineState {
   std::vector<float> acc_f32;         // acc_rows * array_cols (bf16 programs)
 
   std::uint8_t* ub_row(std::uint64_t row) { return ub.data() + row * row_elems * elem_bytes; }
+  const std::uint8_t* ub_row(std::uint64_t row) const {
+    return ub.data() + row * row_elems * elem_bytes;
+  }
 };
 
 // Each raises SimError-compatible std::out_of_range with a one-line message naming the
 // instruction field when an address falls outside HBM, the UB or the accumulators.
 void exec_dma_load(MachineState& s, const DmaFields& d);
 void exec_dma_store(MachineState& s, const DmaFields& d);
+// One piece of a DMA transfer, for engines that move a transfer burst by burst. A group's
+// segments form one stream of segs * elems * eb bytes, packed into its UB rows as
+// exec_dma_load describes; `offset` is a byte position in that stream (it need not fall on an
+// element boundary). dma_write_ub writes `len` stream bytes into the UB, zeroing the padding
+// of every row it touches (past `pack` elements, and past the data in the group's last row);
+// dma_read_ub reads them back. Ranges are not checked: check_bounds() the instruction first.
+void dma_write_ub(MachineState& s, const DmaFields& d, std::uint32_t group, std::uint64_t offset,
+                  const std::uint8_t* bytes, std::uint64_t len);
+void dma_read_ub(const MachineState& s, const DmaFields& d, std::uint32_t group,
+                 std::uint64_t offset, std::uint8_t* bytes, std::uint64_t len);
 WeightTile exec_load_weights(MachineState& s, const Instruction& inst);
 // The same, reusing `tile`'s storage (no allocation once it has grown to the array size).
 void exec_load_weights(MachineState& s, const Instruction& inst, WeightTile& tile);
 // Reference-speed tile multiply: acc[acc_row + m][n] (+)= sum_k x[m][k] * w[k][n], summing k
 // in increasing order from zero per tile (fp32 for bf16), exactly as the systolic array does.
+// matmul_tile = matmul_compute (reads the UB inputs) then matmul_commit (writes the
+// accumulators), for a unit that reads and writes at different times.
 void matmul_tile(MachineState& s, const Instruction& inst, const WeightTile& w);
+// The sums of one MATMUL before they enter the accumulators: rows x cols, row-major.
+struct TileSums {
+  std::uint32_t rows = 0, cols = 0;
+  std::vector<std::int32_t> i32;  // int8 programs
+  std::vector<float> f32;         // bf16 programs
+};
+void matmul_compute(const MachineState& s, const Instruction& inst, const WeightTile& w,
+                    TileSums& sums);
+// Overwrites the accumulators with `sums`, or adds them with the accumulate flag (int32 wraps).
+void matmul_commit(MachineState& s, const Instruction& inst, const TileSums& sums);
 void exec_activate(MachineState& s, const Instruction& inst);
 void exec_pool(MachineState& s, const Instruction& inst);
 
