@@ -49,13 +49,26 @@ void VectorUnit::run() {
                      v + config_.vector.activate_latency + m * (c - 1))
                    .end;
         seq_.add_traffic(is.layer, 0, 0, 0, m);
+      } else if (inst.op == Opcode::kAdd) {
+        if (functional_) exec_add(state_, inst);
+        // Reads of a, then of b (requested once a's are granted), then the writes, which
+        // follow every read.
+        const std::uint64_t m = inst.rows, c = ceil_div(inst.cols, lanes);
+        const Span a = burst(false, inst.ub_row, inst.rows, v);
+        const Span b = burst(false, inst.src_row, inst.rows, v);
+        const Cycle read = std::max(a.end, b.end);
+        done = burst(true, inst.dst_row, inst.rows,
+                     read + config_.vector.activate_latency + m * (c - 1))
+                   .end;
+        seq_.add_traffic(is.layer, 0, 0, 2 * m, m);
       } else {
         if (functional_) exec_pool(state_, inst);
-        const std::uint64_t k = inst.kernel, c = ceil_div(inst.cols, lanes);
+        const std::uint64_t window = std::uint64_t(inst.kernel_h) * inst.kernel_w;
+        const std::uint64_t c = ceil_div(inst.cols, lanes);
         const std::uint64_t in = std::uint64_t(inst.in_h) * inst.in_w;
         const std::uint64_t out = std::uint64_t(pool_out_h(inst)) * pool_out_w(inst);
         const Span r = burst(false, inst.ub_row, std::uint32_t(in), v);
-        const Cycle compared = std::max(r.end, r.start + std::max(in, out * k * k * c));
+        const Cycle compared = std::max(r.end, r.start + std::max(in, out * window * c));
         done = burst(true, inst.dst_row, std::uint32_t(out), compared + config_.vector.pool_latency)
                    .end;
         seq_.add_traffic(is.layer, 0, 0, in, out);

@@ -104,7 +104,7 @@ layer id=0
   load.weights ub=8 rows=8 cols=8 wait=w_ready
   matmul ub=0 rows=8 acc=0 wait=x_ready signal=acc_ready
   activate acc=0 rows=8 cols=8 ub=16 func=relu multiplier=3 shift=4 zero_point=-2 wait=acc_ready signal=y_ready
-  pool ub=16 dst=24 in_h=4 in_w=2 kernel=2 stride=2 cols=8
+  pool ub=16 dst=24 in_h=4 in_w=2 kernel_h=2 kernel_w=2 stride=2 cols=8
   dma.store hbm=0x80 ub=16 elems=8 pack=8 groups=8 group_stride=8 wait=y_ready
   nop wait=s5,s4 signal=s15
 halt
@@ -292,11 +292,12 @@ TEST(Encoding, EqualityComparesOnlyTheOpcodesFields) {
 }
 
 TEST(Encoding, MnemonicsAndUnits) {
-  const char* names[] = {"nop",          "halt",   "layer",    "dma.load", "dma.store",
-                         "load.weights", "matmul", "activate", "pool"};
-  const Unit units[] = {Unit::kSequencer, Unit::kSequencer, Unit::kSequencer,
-                        Unit::kDma,       Unit::kDma,       Unit::kWeightLoad,
-                        Unit::kMatmul,    Unit::kVector,    Unit::kVector};
+  const char* names[] = {"nop",    "halt",     "layer", "dma.load", "dma.store", "load.weights",
+                         "matmul", "activate", "pool",  "add"};
+  const Unit units[] = {Unit::kSequencer, Unit::kSequencer, Unit::kSequencer, Unit::kDma,
+                        Unit::kDma,       Unit::kWeightLoad, Unit::kMatmul,   Unit::kVector,
+                        Unit::kVector,    Unit::kVector};
+  ASSERT_EQ(isa_table().size(), std::size(names));
   for (std::size_t i = 0; i < std::size(names); ++i) {
     EXPECT_STREQ(mnemonic(Opcode(i)), names[i]);
     EXPECT_EQ(unit_of(Opcode(i)), units[i]);
@@ -467,7 +468,7 @@ TEST(Assembly, ErrorsNameTheLineAndTheProblem) {
   EXPECT_EQ(parse_error("nop wait=s1,s1"), "line 1: wait: semaphore 's1' listed twice");
   EXPECT_EQ(parse_error("activate acc=0 rows=1 cols=1 ub=0 func=gelu"),
             "line 1: bad value 'gelu' for activate func (expected none, relu or relu6)");
-  EXPECT_EQ(parse_error("pool ub=0 dst=0 in_h=1 in_w=1 kernel=1 stride=1 cols=1 accumulate")
+  EXPECT_EQ(parse_error("pool ub=0 dst=0 in_h=1 in_w=1 kernel_h=1 kernel_w=1 stride=1 cols=1 accumulate")
                 .substr(0, 29),
             "line 1: pool has no key 'accu");
   EXPECT_EQ(parse_error(".dtype int4"), "line 1: unknown data type 'int4' (expected int8 or bf16)");

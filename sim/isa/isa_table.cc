@@ -128,15 +128,42 @@ std::vector<OpcodeSpec> build_table() {
                .sign()
                .fallback(0),
        }},
-      {Opcode::kPool, "pool", Unit::kVector, "UB rows -> max pooling -> UB rows", {},
+      {Opcode::kPool, "pool", Unit::kVector, "UB rows -> max or average pooling -> UB rows",
+       {{kFlagAverage, "average", "average instead of maximum"}},
        {
            Field("ub", 32, TPU_FIELD(ub_row), "first input UB row"),
            Field("dst", 32, TPU_FIELD(dst_row), "first output UB row"),
            Field("in_h", 16, TPU_FIELD(in_h), "input grid height"),
            Field("in_w", 16, TPU_FIELD(in_w), "input grid width"),
-           Field("kernel", 8, TPU_FIELD(kernel), "window size"),
+           Field("kernel_h", 16, TPU_FIELD(kernel_h), "window height"),
+           Field("kernel_w", 16, TPU_FIELD(kernel_w), "window width"),
            Field("stride", 8, TPU_FIELD(stride), "window step"),
            Field("cols", 16, TPU_FIELD(cols), "channels"),
+           Field("multiplier", 32, TPU_FIELD(multiplier), "int8 average: sum multiplier")
+               .sign()
+               .fallback(1),
+           Field("shift", 8, TPU_FIELD(shift), "int8 average: rounding right shift").fallback(0),
+       }},
+      {Opcode::kAdd, "add", Unit::kVector, "two UB row ranges -> element-wise add -> UB rows",
+       {},
+       {
+           Field("ub_a", 32, TPU_FIELD(ub_row), "first UB row of input a"),
+           Field("ub_b", 32, TPU_FIELD(src_row), "first UB row of input b"),
+           Field("dst", 32, TPU_FIELD(dst_row), "first output UB row"),
+           Field("rows", 32, TPU_FIELD(rows), "rows"),
+           Field("cols", 16, TPU_FIELD(cols), "elements per row"),
+           Field("func", 8, TPU_FIELD(func), "activation").one_of(kActivationNames).fallback(0),
+           Field("multiplier_a", 32, TPU_FIELD(multiplier), "int8 requantiser multiplier of a")
+               .sign()
+               .fallback(1),
+           Field("multiplier_b", 32, TPU_FIELD(multiplier_b), "int8 requantiser multiplier of b")
+               .sign()
+               .fallback(1),
+           Field("shift", 8, TPU_FIELD(shift), "int8 rounding right shift (<= 62 to run)")
+               .fallback(0),
+           Field("zero_point", 8, TPU_FIELD(zero_point), "int8 output zero point")
+               .sign()
+               .fallback(0),
        }},
   };
 }

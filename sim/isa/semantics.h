@@ -57,6 +57,7 @@ void exec_load_weights(MachineState& s, const Instruction& inst, WeightTile& til
 void matmul_tile(MachineState& s, const Instruction& inst, const WeightTile& w);
 void exec_activate(MachineState& s, const Instruction& inst);
 void exec_pool(MachineState& s, const Instruction& inst);
+void exec_add(MachineState& s, const Instruction& inst);
 
 // Checks every address an instruction touches against the machine's sizes; throws
 // std::out_of_range naming the field. Timing-only runs call this instead of executing.
