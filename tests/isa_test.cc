@@ -205,6 +205,30 @@ TEST(Encoding, OutOfRangeValuesNameTheOpcodeAndField) {
   EXPECT_EQ(isa_error([&] { encode(bad); }), "unknown opcode 238");
 }
 
+// The assembler checks every numeric field of every opcode against the table's range.
+TEST(Assembly, OutOfRangeKeysNameTheOpcodeAndField) {
+  for (const OpcodeSpec& op : isa_table()) {
+    for_each_field(op, [&](const FieldSpec& f, unsigned) {
+      if (f.format == FieldFormat::kSemaphores || f.format == FieldFormat::kEnum) return;
+      for (const std::int64_t bad : {f.max + 1, f.min - 1}) {
+        if (bad < 0 && !f.is_signed()) continue;  // a '-' is a bad number, not out of range
+        std::string line = op.mnemonic;
+        for (const FieldSpec& g : op.fields) {
+          if (&g == &f || g.required) {
+            line += std::string(" ") + g.name + "=" + std::to_string(&g == &f ? bad : g.min);
+          }
+        }
+        if (&f == &header_fields().front()) line += " unit=" + std::to_string(bad);
+        EXPECT_EQ(parse_error(".layer 0 a b 0\n" + line),
+                  "line 2: " + std::string(op.mnemonic) + ": " + f.name + " = " +
+                      std::to_string(bad) + " out of range " + std::to_string(f.min) + ".." +
+                      std::to_string(f.max))
+            << line;
+      }
+    });
+  }
+}
+
 TEST(Encoding, LayoutIsLittleEndianBitFieldsAfterTheHeader) {
   Instruction d;
   d.op = Opcode::kDmaStore;

@@ -308,8 +308,8 @@ std::string isa_markdown() {
   for (const OpcodeSpec& op : isa_table()) {
     std::string flags;
     for (const FlagSpec& f : op.flags) {
-      flags += (flags.empty() ? "" : ", ") + std::string("`") + f.word + "` (bit " +
-               std::to_string(__builtin_ctz(f.bit)) + "): " + f.doc;
+      flags += (flags.empty() ? "" : ", ") + std::string("`") + f.word + "` (" +
+               hex(f.bit) + "): " + f.doc;
     }
     out += "| " + std::to_string(int(op.op)) + " | `" + op.mnemonic + "` | " +
            to_string(op.unit) + " | " + flags + " | " + op.doc + " |\n";
