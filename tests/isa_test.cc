@@ -461,7 +461,8 @@ TEST(Assembly, SingleInstructionUsesProgramSemaphoreNames) {
             "matmul ub=1 stride=1 rows=2 acc=3 accumulate wait=a,c signal=s1");
   EXPECT_EQ(to_assembly(m), "matmul ub=1 stride=1 rows=2 acc=3 accumulate wait=s0,s2 signal=s1");
   m.instance = 2;
-  EXPECT_EQ(to_assembly(m), "matmul ub=1 stride=1 rows=2 acc=3 accumulate unit=2 wait=s0,s2 signal=s1");
+  EXPECT_EQ(to_assembly(m),
+            "matmul ub=1 stride=1 rows=2 acc=3 accumulate unit=2 wait=s0,s2 signal=s1");
   m.instance = 16;
   EXPECT_EQ(isa_error([&] { to_assembly(m); }), "matmul: unit = 16 out of range 0..15");
 }
@@ -492,7 +493,8 @@ TEST(Assembly, ErrorsNameTheLineAndTheProblem) {
   EXPECT_EQ(parse_error("nop wait=s1,s1"), "line 1: wait: semaphore 's1' listed twice");
   EXPECT_EQ(parse_error("activate acc=0 rows=1 cols=1 ub=0 func=gelu"),
             "line 1: bad value 'gelu' for activate func (expected none, relu or relu6)");
-  EXPECT_EQ(parse_error("pool ub=0 dst=0 in_h=1 in_w=1 kernel_h=1 kernel_w=1 stride=1 cols=1 accumulate")
+  EXPECT_EQ(parse_error("pool ub=0 dst=0 in_h=1 in_w=1 kernel_h=1 kernel_w=1 stride=1 cols=1 "
+                        "accumulate")
                 .substr(0, 29),
             "line 1: pool has no key 'accu");
   EXPECT_EQ(parse_error(".dtype int4"), "line 1: unknown data type 'int4' (expected int8 or bf16)");

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -439,7 +440,7 @@ TEST(PoolSemantics, AverageOverNonSquareWindows) {
         }
         if (t == DataType::kInt8) {
           const std::int64_t q = (isum * 1093 + (1 << 13)) >> 14;
-          EXPECT_EQ(ub8(s, 40 + x, c), std::max<std::int64_t>(-128, std::min<std::int64_t>(127, q)));
+          EXPECT_EQ(ub8(s, 40 + x, c), std::clamp<std::int64_t>(q, -128, 127));
         } else {
           std::uint16_t got;
           std::memcpy(&got, s.ub_row(40 + x) + 2 * c, 2);

@@ -201,7 +201,7 @@ std::string range_text(const FieldSpec& f) {
       break;
     case FieldFormat::kUnsigned:
     case FieldFormat::kHex:
-      if (f.min == 0 && f.bits > 8 && f.max == (std::int64_t(1) << f.bits) - 1) {
+      if (f.min == 0 && f.bits > 8 && f.bits < 63 && f.max == (std::int64_t(1) << f.bits) - 1) {
         return "0 .. 2^" + std::to_string(f.bits) + "-1";
       }
       break;
@@ -259,17 +259,6 @@ const OpcodeSpec& opcode_spec(Opcode op) {
     throw IsaError("unknown opcode " + std::to_string(int(op)));
   }
   return table[std::size_t(op)];
-}
-
-const FieldSpec& field_spec(Opcode op, const std::string& name) {
-  const OpcodeSpec& spec = opcode_spec(op);
-  for (const FieldSpec& f : header_fields()) {
-    if (name == f.name) return f;
-  }
-  for (const FieldSpec& f : spec.fields) {
-    if (name == f.name) return f;
-  }
-  throw IsaError(std::string(spec.mnemonic) + " has no field '" + name + "'");
 }
 
 void check_field(const OpcodeSpec& op, const FieldSpec& field, std::int64_t value) {
