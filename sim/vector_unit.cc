@@ -22,6 +22,9 @@ VectorUnit::Held VectorUnit::compute_held(const Instruction& inst) {
   if (inst.op == Opcode::kActivate) {
     held.first_row = inst.ub_row;
     held.rows = inst.rows;
+  } else if (inst.op == Opcode::kAdd) {
+    held.first_row = inst.dst_row;
+    held.rows = inst.rows;
   } else {
     held.first_row = inst.dst_row;
     held.rows = std::uint64_t(pool_out_h(inst)) * pool_out_w(inst);
@@ -31,6 +34,8 @@ VectorUnit::Held VectorUnit::compute_held(const Instruction& inst) {
   const std::vector<std::uint8_t> old = read_rows(held);
   if (inst.op == Opcode::kActivate) {
     exec_activate(state_, inst);
+  } else if (inst.op == Opcode::kAdd) {
+    exec_add(state_, inst);
   } else {
     exec_pool(state_, inst);
   }
@@ -96,12 +101,24 @@ void VectorUnit::run() {
                      v + config_.vector.activate_latency + m * (c - 1), write)
                    .end;
         seq_.add_traffic(is.layer, 0, 0, 0, m);
+      } else if (inst.op == Opcode::kAdd) {
+        // Reads of a, then of b (requested once a's are granted; both operands are taken at
+        // that second grant), then the writes, which follow every read.
+        const std::uint64_t m = inst.rows, c = ceil_div(inst.cols, lanes);
+        const Span a = burst(false, inst.ub_row, inst.rows, v, nullptr);
+        const Span b = burst(false, inst.src_row, inst.rows, v, read);
+        const Cycle read_end = std::max(a.end, b.end);
+        done = burst(true, inst.dst_row, inst.rows,
+                     read_end + config_.vector.activate_latency + m * (c - 1), write)
+                   .end;
+        seq_.add_traffic(is.layer, 0, 0, 2 * m, m);
       } else {
-        const std::uint64_t k = inst.kernel, c = ceil_div(inst.cols, lanes);
+        const std::uint64_t window = std::uint64_t(inst.kernel_h) * inst.kernel_w;
+        const std::uint64_t c = ceil_div(inst.cols, lanes);
         const std::uint64_t in = std::uint64_t(inst.in_h) * inst.in_w;
         const std::uint64_t out = std::uint64_t(pool_out_h(inst)) * pool_out_w(inst);
         const Span r = burst(false, inst.ub_row, std::uint32_t(in), v, read);
-        const Cycle compared = std::max(r.end, r.start + std::max(in, out * k * k * c));
+        const Cycle compared = std::max(r.end, r.start + std::max(in, out * window * c));
         done = burst(true, inst.dst_row, std::uint32_t(out), compared + config_.vector.pool_latency,
                      write)
                    .end;

@@ -1,6 +1,6 @@
 #pragma once
-// Vector unit: requantise + activation (ACTIVATE) and max pooling (POOL), one instruction at a
-// time, writing back to the unified buffer.
+// Vector unit: requantise + activation (ACTIVATE), max or average pooling (POOL) and
+// element-wise add (ADD), one instruction at a time, writing back to the unified buffer.
 //
 // Timing contract (sim/README.md, "Vector unit"), starting in cycle v (semaphores acquired,
 // unit free):
@@ -8,17 +8,22 @@
 //   row writes (spread: each at the first free port and bank) no earlier than
 //   v + vector.activate_latency + M * (c - 1); completes the cycle after the last write
 //   (w + M when nothing conflicts, w the first write).
-// - POOL over H x W input rows, OH x OW outputs, k x k window, c = ceil(channels / lanes): in
-//   cycle v H * W spread row reads no earlier than v, the first at r, the last ending at r_end;
-//   as soon as that grant is known (v + 1/2, so it joins the arbitration of cycle v + 1)
-//   OH * OW spread row writes no earlier than
-//   max(r_end, r + max(H * W, OH * OW * k * k * c)) + vector.pool_latency; completes the
+// - POOL (max or average) over H x W input rows, OH x OW outputs, kh x kw window,
+//   c = ceil(channels / lanes): in cycle v H * W spread row reads no earlier than v, the first
+//   at r, the last ending at r_end; as soon as that grant is known (v + 1/2, so it joins the
+//   arbitration of cycle v + 1) OH * OW spread row writes no earlier than
+//   max(r_end, r + max(H * W, OH * OW * kh * kw * c)) + vector.pool_latency; completes the
 //   cycle after the last write.
+// - ADD of M rows x N columns, c = ceil(N / lanes): in cycle v M spread reads of the a rows no
+//   earlier than v; as soon as they are granted (joining cycle v + 1) M spread reads of the b
+//   rows no earlier than v; as soon as those are granted, M spread writes no earlier than
+//   r_end + vector.activate_latency + M * (c - 1), r_end one past the last read of either;
+//   completes the cycle after the last write.
 // - The unit is free again at the completion; busy cycles = completion - v.
 // - Data (none in timing-only runs): ACTIVATE reads its accumulator rows at v, POOL its UB
-//   rows at the grant of its read burst; each computes its output then (exec_activate /
-//   exec_pool) and holds it, and the UB rows change at the grant of the write burst
-//   (elements [0, cols) of each destination row).
+//   rows at the grant of its read burst, ADD both operands at the grant of its b reads; each
+//   computes its output then (exec_activate / exec_pool / exec_add) and holds it, and the UB
+//   rows change at the grant of the write burst (elements [0, cols) of each destination row).
 #include <cstddef>
 #include <cstdint>
 #include <functional>

@@ -308,7 +308,7 @@ TEST(CoreTiming, VectorActivateThenPool) {
   c.vector.pool_latency = 2;
   const RunResult r = run(R"(
 activate acc=0 rows=4 cols=8 ub=40
-pool ub=0 dst=100 in_h=4 in_w=4 kernel=2 stride=2 cols=8
+pool ub=0 dst=100 in_h=4 in_w=4 kernel_h=2 kernel_w=2 stride=2 cols=8
 halt
 )",
                           c);
@@ -317,6 +317,29 @@ halt
   EXPECT_EQ(at_pc(r, 1).done, 50u);
   EXPECT_EQ(unit(r, Unit::kVector).busy_cycles, 50u);
   EXPECT_EQ(r.total_cycles, 50u);
+}
+
+// 4 lanes, 2 read ports. ADD 4 rows x 8 columns (issued 0), c = ceil(8 / 4) = 2, v = 0: a
+// reads at 0..3 (end 4); b reads requested at 0 + 1/2 join cycle 1: 1..4 (end 5, the second
+// read port); writes no earlier than 5 + 4 + 4 * (2 - 1) = 13, at 13..16, completes 17.
+// POOL average, 2 x 4 window over a 2 x 4 grid, 8 channels (issued 1), v = 17: reads
+// r = 17 .. 24 (end 25); OH = OW = 1, c = 2: writes no earlier than
+// max(25, 17 + max(8, 1 * 2 * 4 * 2)) + 2 = 35, completes 36.
+TEST(CoreTiming, VectorAddThenAveragePool) {
+  Config c = core_config();
+  c.vector.lanes = 4;
+  c.vector.pool_latency = 2;
+  const RunResult r = run(R"(
+add ub_a=0 ub_b=8 dst=40 rows=4 cols=8
+pool ub=0 dst=100 in_h=2 in_w=4 kernel_h=2 kernel_w=4 stride=1 cols=8 average
+halt
+)",
+                          c);
+  EXPECT_EQ(at_pc(r, 0).done, 17u);
+  EXPECT_EQ(at_pc(r, 1).start, 17u);
+  EXPECT_EQ(at_pc(r, 1).done, 36u);
+  EXPECT_EQ(unit(r, Unit::kVector).busy_cycles, 36u);
+  EXPECT_EQ(r.total_cycles, 36u);
 }
 
 // NOP stalls issue until its semaphore: LW0 (issued 0) completes at 8 and signals; the NOP

@@ -104,7 +104,7 @@ layer id=0
   load.weights ub=8 rows=8 cols=8 wait=w_ready
   matmul ub=0 rows=8 acc=0 wait=x_ready signal=acc_ready
   activate acc=0 rows=8 cols=8 ub=16 func=relu multiplier=3 shift=4 zero_point=-2 wait=acc_ready signal=y_ready
-  pool ub=16 dst=24 in_h=4 in_w=2 kernel=2 stride=2 cols=8
+  pool ub=16 dst=24 in_h=4 in_w=2 kernel_h=2 kernel_w=2 stride=2 cols=8
   dma.store hbm=0x80 ub=16 elems=8 pack=8 groups=8 group_stride=8 wait=y_ready
   nop wait=s5,s4 signal=s15
 halt
@@ -205,6 +205,30 @@ TEST(Encoding, OutOfRangeValuesNameTheOpcodeAndField) {
   EXPECT_EQ(isa_error([&] { encode(bad); }), "unknown opcode 238");
 }
 
+// The assembler checks every numeric field of every opcode against the table's range.
+TEST(Assembly, OutOfRangeKeysNameTheOpcodeAndField) {
+  for (const OpcodeSpec& op : isa_table()) {
+    for_each_field(op, [&](const FieldSpec& f, unsigned) {
+      if (f.format == FieldFormat::kSemaphores || f.format == FieldFormat::kEnum) return;
+      for (const std::int64_t bad : {f.max + 1, f.min - 1}) {
+        if (bad < 0 && !f.is_signed()) continue;  // a '-' is a bad number, not out of range
+        std::string line = op.mnemonic;
+        for (const FieldSpec& g : op.fields) {
+          if (&g == &f || g.required) {
+            line += std::string(" ") + g.name + "=" + std::to_string(&g == &f ? bad : g.min);
+          }
+        }
+        if (&f == &header_fields().front()) line += " unit=" + std::to_string(bad);
+        EXPECT_EQ(parse_error(".layer 0 a b 0\n" + line),
+                  "line 2: " + std::string(op.mnemonic) + ": " + f.name + " = " +
+                      std::to_string(bad) + " out of range " + std::to_string(f.min) + ".." +
+                      std::to_string(f.max))
+            << line;
+      }
+    });
+  }
+}
+
 TEST(Encoding, LayoutIsLittleEndianBitFieldsAfterTheHeader) {
   Instruction d;
   d.op = Opcode::kDmaStore;
@@ -292,11 +316,12 @@ TEST(Encoding, EqualityComparesOnlyTheOpcodesFields) {
 }
 
 TEST(Encoding, MnemonicsAndUnits) {
-  const char* names[] = {"nop",          "halt",   "layer",    "dma.load", "dma.store",
-                         "load.weights", "matmul", "activate", "pool"};
-  const Unit units[] = {Unit::kSequencer, Unit::kSequencer, Unit::kSequencer,
-                        Unit::kDma,       Unit::kDma,       Unit::kWeightLoad,
-                        Unit::kMatmul,    Unit::kVector,    Unit::kVector};
+  const char* names[] = {"nop",    "halt",     "layer", "dma.load", "dma.store", "load.weights",
+                         "matmul", "activate", "pool",  "add"};
+  const Unit units[] = {Unit::kSequencer, Unit::kSequencer, Unit::kSequencer, Unit::kDma,
+                        Unit::kDma,       Unit::kWeightLoad, Unit::kMatmul,   Unit::kVector,
+                        Unit::kVector,    Unit::kVector};
+  ASSERT_EQ(isa_table().size(), std::size(names));
   for (std::size_t i = 0; i < std::size(names); ++i) {
     EXPECT_STREQ(mnemonic(Opcode(i)), names[i]);
     EXPECT_EQ(unit_of(Opcode(i)), units[i]);
@@ -436,7 +461,8 @@ TEST(Assembly, SingleInstructionUsesProgramSemaphoreNames) {
             "matmul ub=1 stride=1 rows=2 acc=3 accumulate wait=a,c signal=s1");
   EXPECT_EQ(to_assembly(m), "matmul ub=1 stride=1 rows=2 acc=3 accumulate wait=s0,s2 signal=s1");
   m.instance = 2;
-  EXPECT_EQ(to_assembly(m), "matmul ub=1 stride=1 rows=2 acc=3 accumulate unit=2 wait=s0,s2 signal=s1");
+  EXPECT_EQ(to_assembly(m),
+            "matmul ub=1 stride=1 rows=2 acc=3 accumulate unit=2 wait=s0,s2 signal=s1");
   m.instance = 16;
   EXPECT_EQ(isa_error([&] { to_assembly(m); }), "matmul: unit = 16 out of range 0..15");
 }
@@ -467,7 +493,8 @@ TEST(Assembly, ErrorsNameTheLineAndTheProblem) {
   EXPECT_EQ(parse_error("nop wait=s1,s1"), "line 1: wait: semaphore 's1' listed twice");
   EXPECT_EQ(parse_error("activate acc=0 rows=1 cols=1 ub=0 func=gelu"),
             "line 1: bad value 'gelu' for activate func (expected none, relu or relu6)");
-  EXPECT_EQ(parse_error("pool ub=0 dst=0 in_h=1 in_w=1 kernel=1 stride=1 cols=1 accumulate")
+  EXPECT_EQ(parse_error("pool ub=0 dst=0 in_h=1 in_w=1 kernel_h=1 kernel_w=1 stride=1 cols=1 "
+                        "accumulate")
                 .substr(0, 29),
             "line 1: pool has no key 'accu");
   EXPECT_EQ(parse_error(".dtype int4"), "line 1: unknown data type 'int4' (expected int8 or bf16)");

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -369,7 +370,7 @@ TEST(PoolSemantics, MaxOverWindowsWithStrideComparesSigned) {
   p.dst_row = 30;
   p.in_h = 4;
   p.in_w = 4;
-  p.kernel = 2;
+  p.kernel_h = p.kernel_w = 2;
   p.stride = 2;
   p.cols = 2;
   exec_pool(s, p);
@@ -383,7 +384,7 @@ TEST(PoolSemantics, MaxOverWindowsWithStrideComparesSigned) {
   }
   // 3 x 3 windows, stride 1, written over the input itself (inputs are read first):
   // OH = OW = (4 - 3) / 1 + 1 = 2.
-  p.kernel = 3;
+  p.kernel_h = p.kernel_w = 3;
   p.stride = 1;
   p.dst_row = 0;
   p.cols = 1;
@@ -391,6 +392,146 @@ TEST(PoolSemantics, MaxOverWindowsWithStrideComparesSigned) {
   const int ch0_k3[] = {2, 3, 12, 13};  // bottom-right of each window: 10*(y+2)+(x+2)-20
   for (int i = 0; i < 4; ++i) EXPECT_EQ(ub8(s, std::uint64_t(i), 0), ch0_k3[i]) << i;
   EXPECT_EQ(ub8(s, 0, 1), 20);  // channel 1 not in `cols`: untouched
+}
+
+// Average pooling over a non-square 3 x 5 window of a 3 x 7 grid (stride 2: OH = 1, OW = 2),
+// against a plain loop: int8 requantises the int32 window sum, bf16 scales the fp32 sum in
+// row-major window order by 1 / (kh * kw).
+TEST(PoolSemantics, AverageOverNonSquareWindows) {
+  std::mt19937 rng(5);
+  for (DataType t : {DataType::kInt8, DataType::kBf16}) {
+    MachineState s(small_config(t), empty_program(t, 0));
+    const std::uint32_t h = 3, w = 7, kh = 3, kw = 5, stride = 2, cols = 3, ow = 2;
+    std::vector<float> in(h * w * cols);
+    for (std::uint32_t i = 0; i < in.size(); ++i) {
+      const int v = int(rng() % 256) - 128;
+      if (t == DataType::kInt8) {
+        s.ub_row(i / cols)[i % cols] = std::uint8_t(std::int8_t(v));
+        in[i] = float(v);
+      } else {
+        const std::uint16_t b = fp32_to_bf16(float(v) / 8.0f + 0.0625f);
+        std::memcpy(s.ub_row(i / cols) + 2 * (i % cols), &b, 2);
+        in[i] = bf16_to_fp32(b);
+      }
+    }
+    Instruction p;
+    p.op = Opcode::kPool;
+    p.flags = kFlagAverage;
+    p.dst_row = 40;
+    p.in_h = h;
+    p.in_w = w;
+    p.kernel_h = kh;
+    p.kernel_w = kw;
+    p.stride = stride;
+    p.cols = cols;
+    p.multiplier = 1093;  // ~ 2^14 / 15
+    p.shift = 14;
+    exec_pool(s, p);
+    for (std::uint32_t x = 0; x < ow; ++x) {
+      for (std::uint32_t c = 0; c < cols; ++c) {
+        std::int64_t isum = 0;
+        float fsum = 0.0f;
+        for (std::uint32_t i = 0; i < kh; ++i) {
+          for (std::uint32_t j = 0; j < kw; ++j) {
+            const float v = in[(i * w + x * stride + j) * cols + c];
+            isum += std::int64_t(v);
+            fsum += v;
+          }
+        }
+        if (t == DataType::kInt8) {
+          const std::int64_t q = (isum * 1093 + (1 << 13)) >> 14;
+          EXPECT_EQ(ub8(s, 40 + x, c), std::clamp<std::int64_t>(q, -128, 127));
+        } else {
+          std::uint16_t got;
+          std::memcpy(&got, s.ub_row(40 + x) + 2 * c, 2);
+          EXPECT_EQ(got, fp32_to_bf16(fsum * (1.0f / 15.0f))) << x << " " << c;
+        }
+      }
+    }
+  }
+}
+
+// ADD against a plain loop: int8 requantises a * ma + b * mb per input; bf16 rounds the fp32
+// sum to bf16 and then applies the activation. The output overlaps input b.
+TEST(AddSemantics, ElementWiseWithPerInputRequantisation) {
+  std::mt19937 rng(11);
+  for (DataType t : {DataType::kInt8, DataType::kBf16}) {
+    for (Activation func : {Activation::kNone, Activation::kRelu, Activation::kRelu6}) {
+      if (t == DataType::kInt8 && func == Activation::kRelu6) continue;
+      MachineState s(small_config(t), empty_program(t, 0));
+      const std::uint32_t rows = 5, cols = 3;
+      std::vector<float> a(rows * cols), b(rows * cols);
+      for (std::uint32_t m = 0; m < rows; ++m) {
+        for (std::uint32_t n = 0; n < cols; ++n) {
+          const int va = int(rng() % 256) - 128, vb = int(rng() % 256) - 128;
+          if (t == DataType::kInt8) {
+            s.ub_row(m)[n] = std::uint8_t(std::int8_t(va));
+            s.ub_row(10 + m)[n] = std::uint8_t(std::int8_t(vb));
+            a[m * cols + n] = float(va);
+            b[m * cols + n] = float(vb);
+          } else {
+            const std::uint16_t ba = fp32_to_bf16(float(va) / 16.0f);
+            const std::uint16_t bb = fp32_to_bf16(float(vb) * 1.001f);
+            std::memcpy(s.ub_row(m) + 2 * n, &ba, 2);
+            std::memcpy(s.ub_row(10 + m) + 2 * n, &bb, 2);
+            a[m * cols + n] = bf16_to_fp32(ba);
+            b[m * cols + n] = bf16_to_fp32(bb);
+          }
+        }
+      }
+      Instruction add;
+      add.op = Opcode::kAdd;
+      add.ub_row = 0;
+      add.src_row = 10;
+      add.dst_row = 11;  // overlaps b: every input is read before any output is written
+      add.rows = rows;
+      add.cols = cols;
+      add.func = func;
+      add.multiplier = 3000;
+      add.multiplier_b = -1500;
+      add.shift = 12;
+      add.zero_point = -5;
+      exec_add(s, add);
+      for (std::uint32_t m = 0; m < rows; ++m) {
+        for (std::uint32_t n = 0; n < cols; ++n) {
+          const float va = a[m * cols + n], vb = b[m * cols + n];
+          if (t == DataType::kInt8) {
+            std::int64_t v = std::int64_t(va) * 3000 + std::int64_t(vb) * -1500;
+            v = ((v + (1 << 11)) >> 12) - 5;
+            const std::int64_t lo = func == Activation::kRelu ? -5 : -128;
+            v = std::max(lo, std::min<std::int64_t>(127, v));
+            EXPECT_EQ(ub8(s, 11 + m, n), v) << m << " " << n;
+          } else {
+            float r = bf16_to_fp32(fp32_to_bf16(va + vb));
+            if (func != Activation::kNone) r = std::max(r, 0.0f);
+            if (func == Activation::kRelu6) r = std::min(r, 6.0f);
+            std::uint16_t got;
+            std::memcpy(&got, s.ub_row(11 + m) + 2 * n, 2);
+            EXPECT_EQ(got, fp32_to_bf16(r)) << m << " " << n;
+          }
+        }
+      }
+    }
+  }
+}
+
+TEST(AddSemantics, ChecksItsRowsAndRequantiser) {
+  const MachineState s(small_config(), empty_program(DataType::kInt8, 0), false);
+  Instruction add;
+  add.op = Opcode::kAdd;
+  add.rows = 4;
+  add.cols = 4;
+  add.src_row = 61;
+  EXPECT_EQ(out_of_range_message(s, add),
+            "add: ub_b rows [61, 65) outside the unified buffer of 64 rows");
+  add.src_row = 0;
+  add.cols = 5;
+  EXPECT_EQ(out_of_range_message(s, add),
+            "add: cols 5 not in [1, 4] (elements <= UB row elements)");
+  add.cols = 4;
+  add.func = Activation::kRelu6;
+  EXPECT_EQ(out_of_range_message(s, add),
+            "add: func relu6 needs a bf16 program (int8 carries no output scale)");
 }
 
 TEST(CheckBounds, RejectsEveryOutOfRangeFieldWithOneLine) {
@@ -453,10 +594,19 @@ TEST(CheckBounds, RejectsEveryOutOfRangeFieldWithOneLine) {
   p.op = Opcode::kPool;
   p.in_h = 2;
   p.in_w = 8;
-  p.kernel = 3;
+  p.kernel_h = 3;
+  p.kernel_w = 2;
   p.stride = 1;
   p.cols = 1;
-  EXPECT_EQ(out_of_range_message(s, p), "pool: in_h 2 not in [3, 65535] (input height >= kernel)");
+  EXPECT_EQ(out_of_range_message(s, p),
+            "pool: in_h 2 not in [3, 65535] (input height >= kernel_h)");
+  p.in_h = 3;
+  p.flags = kFlagAverage;
+  p.shift = 63;
+  EXPECT_EQ(out_of_range_message(s, p),
+            "pool: shift 63 not in [0, 62] (requantiser right shift)");
+  p.shift = 0;
+  p.flags = 0;
   p.in_h = 8;
   p.ub_row = 1;  // 64 input rows from row 1
   EXPECT_EQ(out_of_range_message(s, p),

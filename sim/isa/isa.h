@@ -27,7 +27,8 @@ enum class Opcode : std::uint8_t {
   kLoadWeights = 5,  // unified buffer rows -> MXU weight registers (weight loader)
   kMatmul = 6,       // unified buffer rows through the MXU into accumulators (matrix unit)
   kActivate = 7,     // accumulators -> requantise + activation -> unified buffer (vector unit)
-  kPool = 8,         // unified buffer -> max pooling -> unified buffer (vector unit)
+  kPool = 8,         // unified buffer -> max or average pooling -> unified buffer (vector unit)
+  kAdd = 9,          // two UB row ranges -> element-wise add -> unified buffer (vector unit)
 };
 
 // The kind of execution unit an instruction is queued to (Instruction::instance says which
@@ -41,6 +42,8 @@ enum class Activation : std::uint8_t { kNone = 0, kRelu = 1, kRelu6 = 2 };
 
 // MATMUL flag: add into the accumulators instead of overwriting (K-split accumulation).
 constexpr std::uint8_t kFlagAccumulate = 0x01;
+// POOL flag: average instead of maximum.
+constexpr std::uint8_t kFlagAverage = 0x02;
 
 // Strided copy between HBM (bytes) and the unified buffer (rows of Config::ub_row_elems()).
 // Gather (load): for g in [0, groups): the segs x elems elements read from
@@ -88,16 +91,23 @@ struct Instruction {
   // kActivate, int8: v = acc * multiplier (64-bit); if shift > 0, v = (v + 2^(shift-1)) >> shift
   // (round half up); v += zero_point; clamp to [-128, 127] (ReLU: floor at zero_point).
   // bf16 programs round the fp32 accumulator to bf16 and ignore the requantiser.
+  // kAdd: the same with v = a * multiplier + b * multiplier_b; kPool average: v = window sum
+  // * multiplier, shifted, clamped (no zero point, no activation).
   Activation func = Activation::kNone;
   std::int32_t multiplier = 1;
+  std::int32_t multiplier_b = 1;
   std::uint8_t shift = 0;
   std::int8_t zero_point = 0;
-  // kPool: max pool over an in_h x in_w grid of UB rows (pixel-major, `cols` channels each)
-  // starting at ub_row; out rows written from dst_row, kernel x kernel window, stride `stride`.
+  // kPool: max (or average) pool over an in_h x in_w grid of UB rows (pixel-major, `cols`
+  // channels each) starting at ub_row; out rows written from dst_row, kernel_h x kernel_w
+  // window, stride `stride`.
+  // kAdd: rows x cols elements of UB rows ub_row.. (a) and src_row.. (b) into dst_row..
   std::uint32_t dst_row = 0;
+  std::uint32_t src_row = 0;
   std::uint16_t in_h = 0;
   std::uint16_t in_w = 0;
-  std::uint8_t kernel = 0;
+  std::uint16_t kernel_h = 0;
+  std::uint16_t kernel_w = 0;
   std::uint8_t stride = 0;
 
   // Opcode, flags and every field the table lists for the opcode (header fields included).
@@ -106,8 +116,12 @@ struct Instruction {
 };
 
 // Output grid of a kPool (no padding): ((in - kernel) / stride + 1) each way.
-inline std::uint32_t pool_out_h(const Instruction& i) { return (i.in_h - i.kernel) / i.stride + 1; }
-inline std::uint32_t pool_out_w(const Instruction& i) { return (i.in_w - i.kernel) / i.stride + 1; }
+inline std::uint32_t pool_out_h(const Instruction& i) {
+  return (i.in_h - i.kernel_h) / i.stride + 1;
+}
+inline std::uint32_t pool_out_w(const Instruction& i) {
+  return (i.in_w - i.kernel_w) / i.stride + 1;
+}
 
 using EncodedInstruction = std::array<std::uint8_t, kInstructionBytes>;
 

@@ -128,15 +128,42 @@ std::vector<OpcodeSpec> build_table() {
                .sign()
                .fallback(0),
        }},
-      {Opcode::kPool, "pool", Unit::kVector, "UB rows -> max pooling -> UB rows", {},
+      {Opcode::kPool, "pool", Unit::kVector, "UB rows -> max or average pooling -> UB rows",
+       {{kFlagAverage, "average", "average instead of maximum"}},
        {
            Field("ub", 32, TPU_FIELD(ub_row), "first input UB row"),
            Field("dst", 32, TPU_FIELD(dst_row), "first output UB row"),
            Field("in_h", 16, TPU_FIELD(in_h), "input grid height"),
            Field("in_w", 16, TPU_FIELD(in_w), "input grid width"),
-           Field("kernel", 8, TPU_FIELD(kernel), "window size"),
+           Field("kernel_h", 16, TPU_FIELD(kernel_h), "window height"),
+           Field("kernel_w", 16, TPU_FIELD(kernel_w), "window width"),
            Field("stride", 8, TPU_FIELD(stride), "window step"),
            Field("cols", 16, TPU_FIELD(cols), "channels"),
+           Field("multiplier", 32, TPU_FIELD(multiplier), "int8 average: sum multiplier")
+               .sign()
+               .fallback(1),
+           Field("shift", 8, TPU_FIELD(shift), "int8 average: rounding right shift").fallback(0),
+       }},
+      {Opcode::kAdd, "add", Unit::kVector, "two UB row ranges -> element-wise add -> UB rows",
+       {},
+       {
+           Field("ub_a", 32, TPU_FIELD(ub_row), "first UB row of input a"),
+           Field("ub_b", 32, TPU_FIELD(src_row), "first UB row of input b"),
+           Field("dst", 32, TPU_FIELD(dst_row), "first output UB row"),
+           Field("rows", 32, TPU_FIELD(rows), "rows"),
+           Field("cols", 16, TPU_FIELD(cols), "elements per row"),
+           Field("func", 8, TPU_FIELD(func), "activation").one_of(kActivationNames).fallback(0),
+           Field("multiplier_a", 32, TPU_FIELD(multiplier), "int8 requantiser multiplier of a")
+               .sign()
+               .fallback(1),
+           Field("multiplier_b", 32, TPU_FIELD(multiplier_b), "int8 requantiser multiplier of b")
+               .sign()
+               .fallback(1),
+           Field("shift", 8, TPU_FIELD(shift), "int8 rounding right shift (<= 62 to run)")
+               .fallback(0),
+           Field("zero_point", 8, TPU_FIELD(zero_point), "int8 output zero point")
+               .sign()
+               .fallback(0),
        }},
   };
 }
@@ -174,7 +201,7 @@ std::string range_text(const FieldSpec& f) {
       break;
     case FieldFormat::kUnsigned:
     case FieldFormat::kHex:
-      if (f.min == 0 && f.bits > 8 && f.max == (std::int64_t(1) << f.bits) - 1) {
+      if (f.min == 0 && f.bits > 8 && f.bits < 63 && f.max == (std::int64_t(1) << f.bits) - 1) {
         return "0 .. 2^" + std::to_string(f.bits) + "-1";
       }
       break;
@@ -234,17 +261,6 @@ const OpcodeSpec& opcode_spec(Opcode op) {
   return table[std::size_t(op)];
 }
 
-const FieldSpec& field_spec(Opcode op, const std::string& name) {
-  const OpcodeSpec& spec = opcode_spec(op);
-  for (const FieldSpec& f : header_fields()) {
-    if (name == f.name) return f;
-  }
-  for (const FieldSpec& f : spec.fields) {
-    if (name == f.name) return f;
-  }
-  throw IsaError(std::string(spec.mnemonic) + " has no field '" + name + "'");
-}
-
 void check_field(const OpcodeSpec& op, const FieldSpec& field, std::int64_t value) {
   if (field.format == FieldFormat::kSemaphores) return;  // every bit names a semaphore
   if (value < field.min || value > field.max) {
@@ -281,8 +297,8 @@ std::string isa_markdown() {
   for (const OpcodeSpec& op : isa_table()) {
     std::string flags;
     for (const FlagSpec& f : op.flags) {
-      flags += (flags.empty() ? "" : ", ") + std::string("`") + f.word + "` (bit " +
-               std::to_string(__builtin_ctz(f.bit)) + "): " + f.doc;
+      flags += (flags.empty() ? "" : ", ") + std::string("`") + f.word + "` (" +
+               hex(f.bit) + "): " + f.doc;
     }
     out += "| " + std::to_string(int(op.op)) + " | `" + op.mnemonic + "` | " +
            to_string(op.unit) + " | " + flags + " | " + op.doc + " |\n";

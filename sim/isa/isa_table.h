@@ -67,8 +67,6 @@ const std::vector<OpcodeSpec>& isa_table();
 const std::vector<FieldSpec>& header_fields();
 // The opcode's entry; IsaError "unknown opcode N" when it has none.
 const OpcodeSpec& opcode_spec(Opcode op);
-// The field `name` of `op` (header fields included); IsaError when it has none.
-const FieldSpec& field_spec(Opcode op, const std::string& name);
 
 // Calls f(field, first_bit) for the header fields then the opcode's fields, in encoding
 // order; first_bit counts from bit 0 of byte 0 of the instruction.

@@ -96,15 +96,50 @@ void check_activate(const MachineState& s, const Instruction& inst) {
 
 void check_pool(const MachineState& s, const Instruction& inst) {
   const char* op = "pool";
-  require_range(op, "kernel", inst.kernel, 1, 0xff, "window size");
+  require_range(op, "kernel_h", inst.kernel_h, 1, 0xffff, "window height");
+  require_range(op, "kernel_w", inst.kernel_w, 1, 0xffff, "window width");
   require_range(op, "stride", inst.stride, 1, 0xff, "window step");
-  require_range(op, "in_h", inst.in_h, inst.kernel, 0xffff, "input height >= kernel");
-  require_range(op, "in_w", inst.in_w, inst.kernel, 0xffff, "input width >= kernel");
+  require_range(op, "in_h", inst.in_h, inst.kernel_h, 0xffff, "input height >= kernel_h");
+  require_range(op, "in_w", inst.in_w, inst.kernel_w, 0xffff, "input width >= kernel_w");
   require_range(op, "cols", inst.cols, 1, s.row_elems, "channels <= UB row elements");
+  if (inst.flags & kFlagAverage) {
+    // Bounds |window sum| by 2^31 (int32, as the hardware sums) and sum * multiplier by 2^62.
+    require_range(op, "kernel_h * kernel_w", std::uint64_t(inst.kernel_h) * inst.kernel_w, 1,
+                  std::uint64_t(1) << 24, "window elements summed in int32");
+    require_range(op, "shift", inst.shift, 0, 62, "requantiser right shift");
+  }
   const std::uint64_t oh = pool_out_h(inst), ow = pool_out_w(inst);
   require_ub_rows(s, op, "ub", inst.ub_row,
                   std::uint64_t(inst.ub_row) + std::uint64_t(inst.in_h) * inst.in_w);
   require_ub_rows(s, op, "dst", inst.dst_row, std::uint64_t(inst.dst_row) + oh * ow);
+}
+
+void check_add(const MachineState& s, const Instruction& inst) {
+  const char* op = "add";
+  require_range(op, "rows", inst.rows, 1, 0xffffffff, "rows");
+  require_range(op, "cols", inst.cols, 1, s.row_elems, "elements <= UB row elements");
+  require_range(op, "shift", inst.shift, 0, 62, "requantiser right shift");
+  if (s.dtype == DataType::kInt8 && inst.func == Activation::kRelu6) {
+    fail(op, "func relu6 needs a bf16 program (int8 carries no output scale)");
+  }
+  require_ub_rows(s, op, "ub_a", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
+  require_ub_rows(s, op, "ub_b", inst.src_row, std::uint64_t(inst.src_row) + inst.rows);
+  require_ub_rows(s, op, "dst", inst.dst_row, std::uint64_t(inst.dst_row) + inst.rows);
+}
+
+// The int8 requantiser of ACTIVATE, ADD and average POOL: rounding right shift (round half
+// up), zero point, clamp to [lo, 127].
+std::int8_t requantise(std::int64_t v, unsigned shift, std::int64_t zero_point, std::int64_t lo) {
+  const std::int64_t round = shift > 0 ? std::int64_t(1) << (shift - 1) : 0;
+  v = ((v + round) >> shift) + zero_point;
+  return std::int8_t(std::min<std::int64_t>(std::max(v, lo), 127));
+}
+
+// ACTIVATE's bf16 activation; NaN passes through.
+float activate_fp32(float r, Activation func) {
+  if (func != Activation::kNone && r < 0.0f) r = 0.0f;
+  if (func == Activation::kRelu6 && r > 6.0f) r = 6.0f;
+  return r;
 }
 
 template <typename T>
@@ -363,29 +398,19 @@ void exec_activate(MachineState& s, const Instruction& inst) {
   const std::uint64_t acc_stride = s.array_cols;
   if (s.dtype == DataType::kInt8) {
     const std::int64_t mult = inst.multiplier;
-    const unsigned shift = inst.shift;
-    const std::int64_t round = shift > 0 ? std::int64_t(1) << (shift - 1) : 0;
     const std::int64_t zp = inst.zero_point;
     const std::int64_t lo = inst.func == Activation::kRelu ? zp : -128;
     for (std::uint32_t m = 0; m < rows; ++m) {
       const std::int32_t* a = s.acc_i32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
       auto* out = reinterpret_cast<std::int8_t*>(s.ub_row(inst.ub_row + std::uint64_t(m)));
-      for (std::uint32_t n = 0; n < cols; ++n) {
-        std::int64_t v = ((a[n] * mult + round) >> shift) + zp;
-        v = std::min<std::int64_t>(std::max(v, lo), 127);
-        out[n] = std::int8_t(v);
-      }
+      for (std::uint32_t n = 0; n < cols; ++n) out[n] = requantise(a[n] * mult, inst.shift, zp, lo);
     }
   } else {
-    const Activation func = inst.func;
     for (std::uint32_t m = 0; m < rows; ++m) {
       const float* a = s.acc_f32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
       std::uint8_t* out = s.ub_row(inst.ub_row + std::uint64_t(m));
       for (std::uint32_t n = 0; n < cols; ++n) {
-        float r = a[n];
-        if (func != Activation::kNone && r < 0.0f) r = 0.0f;
-        if (func == Activation::kRelu6 && r > 6.0f) r = 6.0f;
-        const std::uint16_t b = fp32_to_bf16(r);
+        const std::uint16_t b = fp32_to_bf16(activate_fp32(a[n], inst.func));
         std::memcpy(out + 2 * n, &b, 2);
       }
     }
@@ -394,31 +419,55 @@ void exec_activate(MachineState& s, const Instruction& inst) {
 
 void exec_pool(MachineState& s, const Instruction& inst) {
   check_pool(s, inst);
-  const std::uint32_t k = inst.kernel, stride = inst.stride, w = inst.in_w, cols = inst.cols;
+  const std::uint32_t kh = inst.kernel_h, kw = inst.kernel_w, stride = inst.stride;
+  const std::uint32_t w = inst.in_w, cols = inst.cols;
   const std::uint32_t oh = pool_out_h(inst), ow = pool_out_w(inst);
   const std::uint64_t eb = s.elem_bytes;
+  const bool average = inst.flags & kFlagAverage;
+  const float inv_window = 1.0f / float(std::uint64_t(kh) * kw);
   // Every input is read before any output is written, so source and destination may overlap.
   std::vector<std::uint8_t> result(std::size_t(oh) * ow * cols * eb);
+  std::vector<std::int32_t> sum_i32(average ? cols : 0);
+  std::vector<float> sum_f32(average ? cols : 0);
   for (std::uint32_t y = 0; y < oh; ++y) {
     for (std::uint32_t x = 0; x < ow; ++x) {
       std::uint8_t* out = result.data() + (std::size_t(y) * ow + x) * cols * eb;
-      for (std::uint32_t i = 0; i < k; ++i) {
-        for (std::uint32_t j = 0; j < k; ++j) {
+      std::fill(sum_i32.begin(), sum_i32.end(), 0);
+      std::fill(sum_f32.begin(), sum_f32.end(), 0.0f);
+      for (std::uint32_t i = 0; i < kh; ++i) {
+        for (std::uint32_t j = 0; j < kw; ++j) {
           const std::uint64_t pixel = std::uint64_t(y * stride + i) * w + (x * stride + j);
           const std::uint8_t* in = s.ub_row(inst.ub_row + pixel);
           const bool first = i == 0 && j == 0;
           if (s.dtype == DataType::kInt8) {
             auto* o = reinterpret_cast<std::int8_t*>(out);
             const auto* v = reinterpret_cast<const std::int8_t*>(in);
-            for (std::uint32_t c = 0; c < cols; ++c) o[c] = first ? v[c] : std::max(o[c], v[c]);
+            if (average) {
+              for (std::uint32_t c = 0; c < cols; ++c) sum_i32[c] += v[c];
+            } else {
+              for (std::uint32_t c = 0; c < cols; ++c) o[c] = first ? v[c] : std::max(o[c], v[c]);
+            }
           } else {
             for (std::uint32_t c = 0; c < cols; ++c) {
               const std::uint16_t v = load_elem<std::uint16_t>(in + 2 * c);
-              if (first || bf16_to_fp32(v) > bf16_to_fp32(load_elem<std::uint16_t>(out + 2 * c))) {
+              if (average) {
+                sum_f32[c] += bf16_to_fp32(v);
+              } else if (first ||
+                         bf16_to_fp32(v) > bf16_to_fp32(load_elem<std::uint16_t>(out + 2 * c))) {
                 std::memcpy(out + 2 * c, &v, 2);
               }
             }
           }
+        }
+      }
+      if (!average) continue;
+      for (std::uint32_t c = 0; c < cols; ++c) {
+        if (s.dtype == DataType::kInt8) {
+          out[c] = std::uint8_t(
+              requantise(std::int64_t(sum_i32[c]) * inst.multiplier, inst.shift, 0, -128));
+        } else {
+          const std::uint16_t b = fp32_to_bf16(sum_f32[c] * inv_window);
+          std::memcpy(out + 2 * c, &b, 2);
         }
       }
     }
@@ -426,6 +475,40 @@ void exec_pool(MachineState& s, const Instruction& inst) {
   for (std::uint32_t p = 0; p < oh * ow; ++p) {
     std::memcpy(s.ub_row(inst.dst_row + std::uint64_t(p)), result.data() + p * cols * eb,
                 cols * eb);
+  }
+}
+
+void exec_add(MachineState& s, const Instruction& inst) {
+  check_add(s, inst);
+  const std::uint32_t rows = inst.rows, cols = inst.cols;
+  const std::uint64_t row_bytes = std::uint64_t(cols) * s.elem_bytes;
+  // Every input is read before any output is written, so the ranges may overlap.
+  std::vector<std::uint8_t> result(rows * row_bytes);
+  for (std::uint32_t m = 0; m < rows; ++m) {
+    const std::uint8_t* a = s.ub_row(inst.ub_row + std::uint64_t(m));
+    const std::uint8_t* b = s.ub_row(inst.src_row + std::uint64_t(m));
+    std::uint8_t* out = result.data() + m * row_bytes;
+    if (s.dtype == DataType::kInt8) {
+      const std::int64_t zp = inst.zero_point;
+      const std::int64_t lo = inst.func == Activation::kRelu ? zp : -128;
+      for (std::uint32_t n = 0; n < cols; ++n) {
+        const std::int64_t v = std::int64_t(std::int8_t(a[n])) * inst.multiplier +
+                               std::int64_t(std::int8_t(b[n])) * inst.multiplier_b;
+        out[n] = std::uint8_t(requantise(v, inst.shift, zp, lo));
+      }
+    } else {
+      for (std::uint32_t n = 0; n < cols; ++n) {
+        const float sum = bf16_to_fp32(load_elem<std::uint16_t>(a + 2 * n)) +
+                          bf16_to_fp32(load_elem<std::uint16_t>(b + 2 * n));
+        const float r = bf16_to_fp32(fp32_to_bf16(sum));
+        const std::uint16_t v = fp32_to_bf16(activate_fp32(r, inst.func));
+        std::memcpy(out + 2 * n, &v, 2);
+      }
+    }
+  }
+  for (std::uint32_t m = 0; m < rows; ++m) {
+    std::memcpy(s.ub_row(inst.dst_row + std::uint64_t(m)), result.data() + m * row_bytes,
+                row_bytes);
   }
 }
 
@@ -452,6 +535,9 @@ void check_bounds(const MachineState& s, const Instruction& inst) {
       return;
     case Opcode::kPool:
       check_pool(s, inst);
+      return;
+    case Opcode::kAdd:
+      check_add(s, inst);
       return;
   }
 }
@@ -484,6 +570,9 @@ MachineState interpret(const Config& config, const Program& program) {
         break;
       case Opcode::kPool:
         exec_pool(s, inst);
+        break;
+      case Opcode::kAdd:
+        exec_add(s, inst);
         break;
     }
   }

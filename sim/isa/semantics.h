@@ -82,6 +82,7 @@ void matmul_compute(const MachineState& s, const Instruction& inst, const Weight
 void matmul_commit(MachineState& s, const Instruction& inst, const TileSums& sums);
 void exec_activate(MachineState& s, const Instruction& inst);
 void exec_pool(MachineState& s, const Instruction& inst);
+void exec_add(MachineState& s, const Instruction& inst);
 
 // Checks every address an instruction touches against the machine's sizes; throws
 // std::out_of_range naming the field. Timing-only runs call this instead of executing.

@@ -905,7 +905,7 @@ void Lowerer::lower_pool(const Layer& layer, const Placement& in, const Placemen
       pool.in_h = std::uint16_t(per_row ? k : in_h(band.rows));
       pool.in_w = std::uint16_t(W);
       pool.cols = std::uint16_t(band.cc);
-      pool.kernel = std::uint8_t(k);
+      pool.kernel_h = pool.kernel_w = std::uint16_t(k);
       pool.stride = std::uint8_t(s);
       if (r == 0) {
         pool.wait = (in_res ? 0 : bit(kSemPoolReady)) |
