@@ -255,9 +255,11 @@ class Lowerer {
     }
     return GemmPath::kRows;
   }
-  std::uint64_t add_staging(const std::vector<bool>& in_res, bool out_res,
+  // Two slots of `rows` image rows for each operand (inputs and output) in HBM.
+  std::uint64_t add_staging(const Layer& layer, const std::vector<bool>& in_res, bool out_res,
                             std::uint64_t rows) const {
-    return (in_res[0] ? 0 : 2 * rows) + (in_res[1] ? 0 : 2 * rows) + (out_res ? 0 : 2 * rows);
+    const std::uint64_t slot = 2 * rows * layer.out.w;
+    return (in_res[0] ? 0 : slot) + (in_res[1] ? 0 : slot) + (out_res ? 0 : slot);
   }
   std::uint64_t pool_staging(const Layer& layer, bool in_res, bool out_res,
                              std::uint64_t ob) const {
@@ -276,7 +278,7 @@ class Lowerer {
       return gemm_staging(layer, gemm_path(layer, in_res[0], out_res, kNever), in_res[0],
                           out_res, 1);
     }
-    if (layer.kind == LayerKind::kAdd) return add_staging(in_res, out_res, 1);
+    if (layer.kind == LayerKind::kAdd) return add_staging(layer, in_res, out_res, 1);
     return pool_staging(layer, in_res[0], out_res, 1);
   }
   void emit_zero_border(const UbTensor& t);
@@ -326,8 +328,6 @@ Program Lowerer::run() {
   program_.semaphore_names[kSemPoolReady] = "pool_ready";
   program_.semaphore_names[kSemPoolFree] = "pool_free";
   program_.semaphore_names[kSemLayerDone] = "layer_done";
-  program_.semaphore_names[kSemAddReady] = "add_ready";
-  program_.semaphore_names[kSemAddFree] = "add_free";
   if (model_.nodes.size() > kMax16) {
     throw CompileError(model_.source + ": " + std::to_string(model_.nodes.size()) +
                        " nodes exceed the LAYER instruction's limit of 65535");
@@ -830,13 +830,15 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
 
 void Lowerer::lower_pool(const Layer& layer, const Placement& in, const Placement& out,
                          std::uint64_t limit, const Requant& q) {
-  (void)q;
-  if (layer.kind != LayerKind::kMaxPool2d) fail("average pooling is not lowered yet");
+  const bool average = layer.kind != LayerKind::kMaxPool2d;
   const bool in_res = in.resident, out_res = out.resident;
   const std::uint64_t W = layer.in.w, C = layer.in.c, OH = layer.out.h, OW = layer.out.w;
   const std::uint64_t k = layer.kernel_h, s = layer.stride;
   const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
   check_width(W, kMax16, "input width (POOL in_w)");
+  check_width(k, kMax16, "window height (POOL kernel_h)");
+  check_width(layer.kernel_w, kMax16, "window width (POOL kernel_w)");
+  check_width(s, 0xff, "stride (POOL stride)");
   // Two input bands of in_h(ob) * W rows and two output bands of ob * OW rows, each only when
   // that side goes through HBM.
   auto in_h = [&](std::uint64_t ob) { return (ob - 1) * s + k; };
@@ -905,8 +907,14 @@ void Lowerer::lower_pool(const Layer& layer, const Placement& in, const Placemen
       pool.in_h = std::uint16_t(per_row ? k : in_h(band.rows));
       pool.in_w = std::uint16_t(W);
       pool.cols = std::uint16_t(band.cc);
-      pool.kernel_h = pool.kernel_w = std::uint16_t(k);
+      pool.kernel_h = std::uint16_t(k);
+      pool.kernel_w = std::uint16_t(layer.kernel_w);
       pool.stride = std::uint8_t(s);
+      if (average) {
+        pool.flags = kFlagAverage;
+        pool.multiplier = q.multiplier;
+        pool.shift = q.shift;
+      }
       if (r == 0) {
         pool.wait = (in_res ? 0 : bit(kSemPoolReady)) |
                     (!out_res && j >= 2 ? bit(kSemOutFree) : 0);
@@ -922,10 +930,111 @@ void Lowerer::lower_pool(const Layer& layer, const Placement& in, const Placemen
 
 }
 
+// Bands of image rows per (channel chunk, sample): each input from HBM is loaded into one of two
+// slots, the ADDs write the output straight into its resident layout or into one of two output
+// slots that a store drains. Resident operands with a zero border are read (or written) one
+// image row per ADD, since their rows break apart at the border.
 void Lowerer::lower_add(const Layer& layer, const Placement& a, const Placement& b,
                         const Placement& out, std::uint64_t limit, const Requant& q) {
-  (void)layer, (void)a, (void)b, (void)out, (void)limit, (void)q;
-  fail("add is not lowered yet");
+  const Placement* in[2] = {&a, &b};
+  const std::uint64_t H = layer.out.h, W = layer.out.w, C = layer.out.c;
+  const std::vector<bool> res = {a.resident, b.resident};
+  const bool loads = !a.resident || !b.resident;
+  check_width(W, kMax16, "image width (DMA pixels)");
+  auto need = [&](std::uint64_t rows) { return add_staging(layer, res, out.resident, rows); };
+  if (need(1) > limit) {
+    const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
+    fail("needs " + std::to_string(need(1)) + " unified-buffer rows to stage one image row of " +
+         std::to_string(W) + " pixels per input and output (double-buffered), but only " +
+         std::to_string(limit) + " rows are free (ub.capacity_bytes = " +
+         std::to_string(config_.ub.capacity_bytes) + "); it would fit with ub.capacity_bytes >= " +
+         std::to_string((ub_rows_ - limit + need(1)) * row_bytes));
+  }
+  std::uint64_t band_rows = H;
+  while (band_rows > 1 && (need(band_rows) > limit || band_rows > kMax16)) --band_rows;
+  const std::uint64_t P = band_rows * W;  // staging rows per slot
+  std::uint64_t next_slot = 0;
+  std::uint64_t in_slot[2][2], out_slot[2];
+  for (int k = 0; k < 2; ++k) {
+    for (int j = 0; j < 2; ++j) in_slot[k][j] = res[k] ? 0 : (next_slot += P) - P;
+  }
+  for (int j = 0; j < 2; ++j) out_slot[j] = out.resident ? 0 : (next_slot += P) - P;
+  const bool per_row = (a.resident && a.ub.pad > 0) || (b.resident && b.ub.pad > 0) ||
+                       (out.resident && out.ub.pad > 0);
+
+  struct AddBand {
+    std::uint64_t cc, c0, chans, s, y0, rows;
+  };
+  std::vector<AddBand> bands;
+  for (std::uint64_t c0 = 0; c0 < C; c0 += cw_) {
+    for (std::uint64_t s = 0; s < layer.samples; ++s) {
+      for (std::uint64_t y0 = 0; y0 < H; y0 += band_rows) {
+        bands.push_back({c0 / cw_, c0, std::min<std::uint64_t>(cw_, C - c0), s, y0,
+                         std::min(band_rows, H - y0)});
+      }
+    }
+  }
+  const std::uint64_t J = bands.size();
+  auto emit_loads = [&](std::uint64_t j) {
+    const AddBand& band = bands[j];
+    std::vector<DmaFields> pieces;
+    for (int k = 0; k < 2; ++k) {
+      if (res[k]) continue;
+      const HbmTensor& t = in[k]->hbm;
+      pieces.push_back(block(t.addr(band.s, std::int64_t(band.y0), 0) + band.c0 * eb_,
+                             in_slot[k][j % 2], band.rows, t.row_bytes(), W, t.pixel_bytes(),
+                             band.chans));
+    }
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      emit(dma(Opcode::kDmaLoad, pieces[i], i == 0 && j >= 2 ? bit(kSemPoolFree) : 0,
+               i + 1 == pieces.size() ? bit(kSemPoolReady) : 0));
+    }
+  };
+  auto emit_store = [&](std::uint64_t j) {
+    const AddBand& band = bands[j];
+    const HbmTensor& t = out.hbm;
+    DmaFields d = block(t.addr(band.s, std::int64_t(band.y0), 0) + band.c0 * eb_,
+                        out_slot[j % 2], band.rows, t.row_bytes(), W, t.pixel_bytes(), band.chans);
+    emit(dma(Opcode::kDmaStore, d, bit(kSemOutReady), j + 2 < J ? bit(kSemOutFree) : 0));
+  };
+  // UB row of pixel (y, 0) of the band's image in operand k (2 = the output).
+  auto row_of = [&](int k, const AddBand& band, std::uint64_t j, std::uint64_t y) {
+    const Placement& p = k < 2 ? *in[k] : out;
+    if (p.resident) return p.ub.row(band.cc, band.s, std::int64_t(y), 0);
+    return (k < 2 ? in_slot[k][j % 2] : out_slot[j % 2]) + (y - band.y0) * W;
+  };
+
+  if (loads) emit_loads(0);
+  for (std::uint64_t j = 0; j < J; ++j) {
+    if (loads && j + 1 < J) emit_loads(j + 1);
+    if (!out.resident && j > 0) emit_store(j - 1);
+    const AddBand& band = bands[j];
+    const std::uint64_t n = per_row ? band.rows : 1;
+    for (std::uint64_t r = 0; r < n; ++r) {
+      const std::uint64_t y = band.y0 + r;
+      Instruction add;
+      add.op = Opcode::kAdd;
+      add.ub_row = std::uint32_t(row_of(0, band, j, y));
+      add.src_row = std::uint32_t(row_of(1, band, j, y));
+      add.dst_row = std::uint32_t(row_of(2, band, j, y));
+      add.rows = std::uint32_t(per_row ? W : band.rows * W);
+      add.cols = std::uint16_t(band.chans);
+      add.func = layer.activation;
+      add.multiplier = q.multiplier;
+      add.multiplier_b = q.multiplier_b;
+      add.shift = q.shift;
+      if (r == 0) {
+        add.wait = (loads ? bit(kSemPoolReady) : 0) |
+                   (!out.resident && j >= 2 ? bit(kSemOutFree) : 0);
+      }
+      if (r + 1 == n) {
+        add.signal = (out.resident ? 0 : bit(kSemOutReady)) |
+                     (loads && j + 2 < J ? bit(kSemPoolFree) : 0);
+      }
+      emit(add);
+    }
+  }
+  if (!out.resident) emit_store(J - 1);
 }
 
 }  // namespace

@@ -68,11 +68,9 @@ enum CompilerSemaphore : std::uint32_t {
   kSemAccFree = 5,   // vector -> matmul: an accumulator slot may be overwritten
   kSemOutReady = 6,  // vector -> dma: an output tile is staged in the UB
   kSemOutFree = 7,   // dma -> vector: an output staging slot may be overwritten
-  kSemPoolReady = 8, // dma -> vector: a pooling input band is in the UB
-  kSemPoolFree = 9,  // vector -> dma: a pooling input slot may be overwritten
+  kSemPoolReady = 8, // dma -> vector: a pooling (or add) input band is in the UB
+  kSemPoolFree = 9,  // vector -> dma: a pooling (or add) input slot may be overwritten
   kSemLayerDone = 10, // vector -> dma: a layer with a resident output is done with the UB
-  kSemAddReady = 11,  // dma -> vector: an add's input rows are in the UB
-  kSemAddFree = 12,   // vector -> dma: an add's input slot may be overwritten
 };
 
 // Throws CompileError when a layer cannot fit (saying why and what would fit), when HBM is too
