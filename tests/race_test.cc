@@ -106,5 +106,19 @@ TEST(Race, LoadWeightsWithoutWeightWait) {
   expect_race("simple", kSemWReady, 0, Fidelity::kFast);
 }
 
+// A narrow N tile after a wide one completes first (ISA.md, "Ordering"): N = 9 on 8 columns is
+// an 8-wide tile then a 1-wide one, 8 + 8 - 1 vs 1 + 1 - 1 cycles from stream start to last
+// result. With one acc_ready for both, the first ACTIVATE ran on the second tile's completion
+// and read the first tile half landed in pe.
+TEST(Race, NarrowTileCompletingFirstDoesNotReleaseTheWideOnePe) {
+  const Config config = race_config("ideal");
+  const Graph model = parse_model_json(
+      R"({"layers": [{"name": "d", "type": "matmul", "m": 1, "k": 4, "n": 9}]})", "narrow.json");
+  const CheckResult c = simulate_and_check(config, compile(model, config), Fidelity::kPe);
+  EXPECT_TRUE(c.passed);
+  EXPECT_EQ(c.mismatches, 0u);
+  EXPECT_EQ(c.compared, 9u);
+}
+
 }  // namespace
 }  // namespace tpu

@@ -27,6 +27,10 @@ constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max() / 4;
 
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 std::uint64_t bit(std::uint32_t sem) { return std::uint64_t(1) << sem; }
+// MATMULs of different widths complete out of order (ISA.md), so each accumulator slot of an
+// output tile t has its own completion semaphore: a narrow tile t + 1 finishing first cannot
+// stand in for tile t.
+std::uint32_t acc_ready(std::uint64_t t) { return t % 2 ? kSemAccReadyOdd : kSemAccReady; }
 
 // The temporary names the per-layer lowering still uses for the graph IR's nodes.
 using Layer = Node;
@@ -322,6 +326,7 @@ Program Lowerer::run() {
   program_.semaphore_names[kSemWReady] = "w_ready";
   program_.semaphore_names[kSemWFree] = "w_free";
   program_.semaphore_names[kSemAccReady] = "acc_ready";
+  program_.semaphore_names[kSemAccReadyOdd] = "acc_ready_odd";
   program_.semaphore_names[kSemAccFree] = "acc_free";
   program_.semaphore_names[kSemOutReady] = "out_ready";
   program_.semaphore_names[kSemOutFree] = "out_free";
@@ -784,7 +789,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
           if (i == 0 && x_dma && nt == 0 && kt == 0) mm.wait |= bit(kSemXReady);
           if (i == 0 && kt == 0 && t >= 2) mm.wait |= bit(kSemAccFree);
           if (i + 1 == passes.size() && kt + 1 == KT) {
-            mm.signal |= bit(kSemAccReady);
+            mm.signal |= bit(acc_ready(t));
             if (x_dma && nt + 1 == NT && mt + 2 < MT) mm.signal |= bit(kSemXFree);
           }
           emit(mm);
@@ -817,7 +822,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
         act.multiplier = multiplier;
         act.shift = shift;
         act.zero_point = 0;
-        if (i == 0) act.wait = bit(kSemAccReady) | (t >= 2 && !out_res ? bit(kSemOutFree) : 0);
+        if (i == 0) act.wait = bit(acc_ready(t)) | (t >= 2 && !out_res ? bit(kSemOutFree) : 0);
         if (i + 1 == acts.size()) {
           act.signal = (out_res ? 0 : bit(kSemOutReady)) | (t + 2 < T ? bit(kSemAccFree) : 0);
         }

@@ -64,13 +64,14 @@ enum CompilerSemaphore : std::uint32_t {
   kSemXFree = 1,     // matmul -> dma: an input slot may be overwritten
   kSemWReady = 2,    // dma -> weight_load: a weight tile is staged in the UB
   kSemWFree = 3,     // weight_load -> dma: a weight staging slot may be overwritten
-  kSemAccReady = 4,  // matmul -> vector: an accumulator tile is complete
+  kSemAccReady = 4,  // matmul -> vector: an even output tile's accumulators are complete
   kSemAccFree = 5,   // vector -> matmul: an accumulator slot may be overwritten
   kSemOutReady = 6,  // vector -> dma: an output tile is staged in the UB
   kSemOutFree = 7,   // dma -> vector: an output staging slot may be overwritten
   kSemPoolReady = 8, // dma -> vector: a pooling (or add) input band is in the UB
   kSemPoolFree = 9,  // vector -> dma: a pooling (or add) input slot may be overwritten
   kSemLayerDone = 10, // vector -> dma: a layer with a resident output is done with the UB
+  kSemAccReadyOdd = 11,  // matmul -> vector: an odd output tile's accumulators are complete
 };
 
 // Throws CompileError when a layer cannot fit (saying why and what would fit), when HBM is too
