@@ -16,6 +16,7 @@
 #include "sim/tpu_core.h"
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/frontend.h"
+#include "tools/report/check.h"
 
 namespace tpu {
 namespace {
@@ -427,6 +428,123 @@ TEST(Fidelity, RandomCompiledModels) {
                                       << json.str());
     const Program program = compile(parse_model_json(json.str(), "random"), config);
     check_agreement(config, program);
+  }
+}
+
+// A random graph over one input: convolutions (some strided), residual adds of
+// shape-preserving branches, channel concats, max and average pools, then a global average
+// pool, flatten and dense head. Every tensor nobody reads is an output.
+std::string random_graph_json(std::mt19937& rng, int seed, const char* dtype) {
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  struct T {
+    std::string name;
+    std::uint32_t h, w, c;
+    bool read = false;
+  };
+  std::vector<T> ts = {{"x", pick(5, 9), pick(5, 9), pick(2, 9)}};
+  std::ostringstream nodes;
+  int id = 0;
+  const auto node = [&](const std::string& body, T out) {
+    nodes << (id > 0 ? ",\n" : "") << R"({"name": ")" << out.name << R"(", )" << body << "}";
+    ts.push_back(out);
+    ++id;
+  };
+  const auto name = [&] { return "n" + std::to_string(id); };
+  for (int step = 0, steps = int(pick(3, 6)); step < steps; ++step) {
+    const std::size_t from = pick(0, std::uint32_t(ts.size() - 1));
+    const T in = ts[from];
+    const int before = id;
+    const std::string src = R"("inputs": [")" + in.name + R"("])";
+    switch (pick(0, 4)) {
+      case 0: {  // convolution, maybe strided
+        std::uint32_t k = pick(1, 3);
+        const std::uint32_t s = in.h > 4 && pick(0, 2) == 0 ? 2 : 1;
+        const std::uint32_t pad = pick(0, k / 2), c = pick(1, 12);
+        if (k > std::min(in.h, in.w) + 2 * pad) k = 1;
+        const std::uint32_t oh = (in.h + 2 * pad - k) / s + 1, ow = (in.w + 2 * pad - k) / s + 1;
+        node(R"("op": "conv2d", )" + src + R"(, "out_channels": )" + std::to_string(c) +
+                 R"(, "kernel": )" + std::to_string(k) + R"(, "stride": )" + std::to_string(s) +
+                 R"(, "padding": )" + std::to_string(pad) + R"(, "activation": "relu")",
+             {name(), oh, ow, c});
+        break;
+      }
+      case 1: {  // residual: conv 3x3 same shape, added to its input
+        const std::string branch = name();
+        node(R"("op": "conv2d", )" + src + R"(, "out_channels": )" + std::to_string(in.c) +
+                 R"(, "kernel": 3, "padding": 1)",
+             {branch, in.h, in.w, in.c, true});
+        node(R"("op": "add", "inputs": [")" + branch + R"(", ")" + in.name +
+                 R"("], "activation": "relu")",
+             {name(), in.h, in.w, in.c});
+        break;
+      }
+      case 2: {  // two-branch concat
+        const std::string b1 = name();
+        const std::uint32_t c1 = pick(1, 10);
+        node(R"("op": "conv2d", )" + src + R"(, "out_channels": )" + std::to_string(c1) +
+                 R"(, "kernel": 1)",
+             {b1, in.h, in.w, c1, true});
+        node(R"("op": "concat", "inputs": [")" + b1 + R"(", ")" + in.name + R"("])",
+             {name(), in.h, in.w, c1 + in.c});
+        break;
+      }
+      case 3:
+        if (in.h >= 2 && in.w >= 2) {
+          node(R"("op": "maxpool2d", )" + src + R"(, "kernel": 2)", {name(), in.h / 2, in.w / 2, in.c});
+        }
+        break;
+      default:
+        if (in.h >= 3 && in.w >= 3) {
+          node(R"("op": "avgpool2d", )" + src + R"(, "kernel": 3, "stride": 1)",
+               {name(), in.h - 2, in.w - 2, in.c});
+        }
+        break;
+    }
+    if (id != before) ts[from].read = true;
+  }
+  T& last = ts.back();
+  last.read = true;
+  node(R"("op": "global_avgpool2d", "inputs": [")" + last.name + R"("])", {name(), 1, 1, last.c, true});
+  node(R"("op": "flatten", "inputs": [")" + ts.back().name + R"("])", {name(), 1, 1, last.c, true});
+  node(R"("op": "dense", "inputs": [")" + ts.back().name + R"("], "units": )" +
+           std::to_string(pick(1, 12)),
+       {name(), 1, 1, 1});
+  std::string outputs;
+  for (const T& t : ts) {
+    if (!t.read && t.name != "x") outputs += std::string(outputs.empty() ? "" : ", ") + '"' + t.name + '"';
+  }
+  std::ostringstream json;
+  json << R"({"dtype": ")" << dtype << R"(", "batch": )" << pick(1, 2) << R"(, "seed": )" << seed
+       << R"(, "inputs": [{"name": "x", "shape": [)" << ts[0].h << ", " << ts[0].w << ", "
+       << ts[0].c << "]}],\n\"nodes\": [" << nodes.str() << "],\n\"outputs\": [" << outputs << "]}";
+  return json.str();
+}
+
+// pe == fast == interpret() on random graphs (branches, residual adds, concats, pools), and
+// the outputs match the reference interpreter.
+TEST(Fidelity, RandomCompiledGraphs) {
+  std::mt19937 rng(7);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  for (int i = 0; i < 12; ++i) {
+    Config config;
+    config.array.rows = pick(4, 12);
+    config.array.cols = pick(4, 12);
+    config.vector.lanes = pick(2, 16);
+    config.mxu.double_buffer_weights = pick(0, 3) != 0;
+    config.ub.capacity_bytes = pick(0, 1) ? 256 << 10 : 24 << 10;
+    config.acc.capacity_bytes = 64 << 10;
+    config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+    const std::string json = random_graph_json(rng, i, pick(0, 2) ? "int8" : "bf16");
+    SCOPED_TRACE(::testing::Message() << config.array.rows << "x" << config.array.cols << " UB "
+                                      << config.ub.capacity_bytes << "\n" << json);
+    const Program program = compile(parse_model_json(json, "random_graph"), config);
+    check_agreement(config, program);
+    const CheckResult c = check_outputs(program, interpret(config, program).hbm);
+    EXPECT_TRUE(c.passed) << (c.first_mismatches.empty() ? "" : c.first_mismatches[0]);
   }
 }
 

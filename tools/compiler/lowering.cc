@@ -140,6 +140,7 @@ class Lowerer {
         ++it;
       }
     }
+    if (unit == Unit::kDma) last_dma_ = program_.instructions.size();
     program_.instructions.push_back(inst);
   }
   // The last emitted instruction signals `sem` to the next instruction of unit `waiter`.
@@ -293,6 +294,7 @@ class Lowerer {
                   std::uint64_t limit, const Requant& q);
   void lower_add(const Layer& layer, const Placement& a, const Placement& b,
                  const Placement& out, std::uint64_t limit, const Requant& q);
+  void lower_copy(const Placement& from, const HbmTensor& to, std::uint64_t limit);
 
   struct Handoff {
     std::size_t producer;
@@ -312,6 +314,8 @@ class Lowerer {
   MemoryPlan plan_;
   Program program_;
   std::vector<Handoff> handoffs_;
+  // The last DMA instruction, and the one the last staging barrier waited for.
+  std::optional<std::size_t> last_dma_, barrier_dma_;
   std::size_t layer_index_ = 0;
   const Layer* layer_ = nullptr;
 };
@@ -327,6 +331,7 @@ Program Lowerer::run() {
   program_.semaphore_names[kSemWFree] = "w_free";
   program_.semaphore_names[kSemAccReady] = "acc_ready";
   program_.semaphore_names[kSemAccReadyOdd] = "acc_ready_odd";
+  program_.semaphore_names[kSemStagingFree] = "staging_free";
   program_.semaphore_names[kSemAccFree] = "acc_free";
   program_.semaphore_names[kSemOutReady] = "out_ready";
   program_.semaphore_names[kSemOutFree] = "out_free";
@@ -372,6 +377,14 @@ Program Lowerer::run() {
       emit_zero_border(p.ub);
     }
 
+    // A pooling or add node's first vector instruction may write staging rows before any DMA
+    // of its own: it waits until earlier nodes' transfers are done with them (a GEMM's vector
+    // work waits for its own weight loads, which come after those transfers in DMA order).
+    const bool vector_first = !is_gemm(layer.kind) && !is_view(layer.kind);
+    if (vector_first && last_dma_ && last_dma_ != barrier_dma_) {
+      handoffs_.push_back({*last_dma_, kSemStagingFree, Unit::kVector});
+      barrier_dma_ = last_dma_;
+    }
     const Placement& in = plan_.tensors[layer.inputs[0]];
     const Placement& out = plan_.tensors[layer.output];
     const std::uint64_t limit = plan_.staging_limit[layer_index_];
@@ -392,8 +405,10 @@ Program Lowerer::run() {
         lower_add(layer, in, plan_.tensors[layer.inputs[1]], out, limit, q);
         break;
       case LayerKind::kConcat:
+        for (const Copy& c : plan_.copies[layer_index_]) lower_copy(plan_.tensors[c.from], c.to, limit);
+        break;  // otherwise a view: producers and readers address the storage directly
       case LayerKind::kReshape:
-        break;  // views: their producers and readers address the storage directly
+        break;
     }
     if (out.resident && !is_view(layer.kind)) {
       // The next DMA waits for this node's last vector instruction: only then may it overwrite
@@ -509,7 +524,9 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
                          const Requant& q) {
   const bool conv = layer.kind == LayerKind::kConv2d;
   const bool in_res = in.resident, out_res = out.resident;
-  const GemmPath path = gemm_path(layer, in_res, out_res, limit);
+  GemmPath path = gemm_path(layer, in_res, out_res, limit);
+  // A concat slice's pixels are not contiguous runs: only the tap path reads it.
+  if (conv && !in_res && in.hbm.ctot != layer.in.c) path = GemmPath::kTaps;
   const bool taps = path == GemmPath::kTaps;
   const bool x_dma = !in_res;  // the input arrives in UB slots by DMA
   // The rows path reads whole pixels (im2col segments, flattened vectors) as contiguous runs.
@@ -1040,6 +1057,51 @@ void Lowerer::lower_add(const Layer& layer, const Placement& a, const Placement&
     }
   }
   if (!out.resident) emit_store(J - 1);
+}
+
+// Copies a tensor into a concat slice in HBM. From the UB (resident), one DMA store per
+// channel chunk and image (per image row around a zero border); from HBM, bands of image rows
+// through staging row 0 onwards, each a load then a store: the DMA engine runs one transfer at
+// a time, so the store sees the load's data and the next load waits for the store.
+void Lowerer::lower_copy(const Placement& from, const HbmTensor& to, std::uint64_t limit) {
+  const std::uint64_t H = to.shape.h, W = to.shape.w, C = to.shape.c;
+  check_width(W, kMax16, "image width (DMA pixels)");
+  if (from.resident) {
+    const UbTensor& u = from.ub;
+    const std::uint64_t rows = u.pad == 0 ? H : 1;
+    for (std::uint64_t cc = 0; cc * cw_ < C; ++cc) {
+      const std::uint64_t chans = std::min<std::uint64_t>(cw_, C - cc * cw_);
+      for (std::uint64_t b = 0; b < to.samples; ++b) {
+        for (std::uint64_t y = 0; y < H; y += rows) {
+          emit(dma(Opcode::kDmaStore,
+                   block(to.addr(b, std::int64_t(y), 0) + cc * cw_ * eb_,
+                         u.row(cc, b, std::int64_t(y), 0), rows, to.row_bytes(), W,
+                         to.pixel_bytes(), chans),
+                   0, 0));
+        }
+      }
+    }
+    return;
+  }
+  const HbmTensor& h = from.hbm;
+  if (W > limit) fail("needs " + std::to_string(W) + " staging rows to copy one image row");
+  const std::uint64_t band = std::min({H, limit / W, kMax16});
+  for (std::uint64_t cc = 0; cc * cw_ < C; ++cc) {
+    const std::uint64_t chans = std::min<std::uint64_t>(cw_, C - cc * cw_);
+    for (std::uint64_t b = 0; b < to.samples; ++b) {
+      for (std::uint64_t y = 0; y < H; y += band) {
+        const std::uint64_t rows = std::min(band, H - y);
+        emit(dma(Opcode::kDmaLoad,
+                 block(h.addr(b, std::int64_t(y), 0) + cc * cw_ * eb_, 0, rows, h.row_bytes(), W,
+                       h.pixel_bytes(), chans),
+                 0, 0));
+        emit(dma(Opcode::kDmaStore,
+                 block(to.addr(b, std::int64_t(y), 0) + cc * cw_ * eb_, 0, rows, to.row_bytes(), W,
+                       to.pixel_bytes(), chans),
+                 0, 0));
+      }
+    }
+  }
 }
 
 }  // namespace

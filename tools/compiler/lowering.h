@@ -32,8 +32,11 @@
 //   emitted, so counts balance). Only then may DMAs overwrite the staging rows or a resident
 //   tensor's border rows. A consumer's first MATMUL needs its first weight tile, which a later DMA
 //   loads (the DMA engine runs one transfer at a time, in order), so it sees both the whole
-//   resident tensor and its zeroed border without a semaphore of its own. A pooling consumer
-//   runs on the vector unit, in order behind the producer.
+//   resident tensor and its zeroed border without a semaphore of its own. A pooling or add
+//   reader runs on the vector unit, in order behind the producer. The other way round, a
+//   pooling or add node's first vector instruction waits (staging_free) for the last DMA
+//   before it: its first writes to staging rows may come before any DMA of its own, while an
+//   earlier node's stores or copies still use those rows.
 // - Timing-only programs have the same instructions as functional ones except the requantiser
 //   fields (multipliers, shift), which functional programs take from the reference
 //   interpreter's calibration and timing-only programs derive from the shapes.
@@ -72,6 +75,7 @@ enum CompilerSemaphore : std::uint32_t {
   kSemPoolFree = 9,  // vector -> dma: a pooling (or add) input slot may be overwritten
   kSemLayerDone = 10, // vector -> dma: a layer with a resident output is done with the UB
   kSemAccReadyOdd = 11,  // matmul -> vector: an odd output tile's accumulators are complete
+  kSemStagingFree = 12,  // dma -> vector: earlier nodes' transfers are done with the staging rows
 };
 
 // Throws CompileError when a layer cannot fit (saying why and what would fit), when HBM is too

@@ -34,6 +34,7 @@ class Planner {
     place_resident();
     allocate_hbm();
     place_views();
+    place_copies();
     staging_limits();
     return std::move(plan_);
   }
@@ -50,17 +51,20 @@ class Planner {
     const std::size_t T = g_.tensors.size();
     parent_.assign(T, -1);
     concat_link_.assign(T, false);
+    copied_.assign(g_.nodes.size(), {});
     offset_.assign(T, 0);
     for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
       const Node& n = g_.nodes[i];
       if (n.kind == OpKind::kConcat) {
         std::uint32_t c0 = 0;
-        for (TensorId id : n.inputs) {
+        for (std::size_t k = 0; k < n.inputs.size(); ++k) {
+          const TensorId id = n.inputs[k];
           const Tensor& t = g_.tensors[id];
-          if (parent_[id] >= 0) {
-            fail(i, "input '" + t.name + "' is already a view of '" +
-                        g_.tensors[std::size_t(parent_[id])].name +
-                        "' (a reshape or another concat); concatenate a computed tensor");
+          if (parent_[id] >= 0 || id == n.output) {
+            // Already a view (of a reshape or of another concat): copied into its slice.
+            copied_[i].push_back({k, c0});
+            c0 += t.shape.c;
+            continue;
           }
           parent_[id] = n.output;
           concat_link_[id] = true;
@@ -101,7 +105,7 @@ class Planner {
         last_[r] = std::max<std::uint64_t>(last_[r], i);
       }
       for (std::size_t k = 0; k < n.inputs.size(); ++k) {
-        if (n.kind == OpKind::kConcat) continue;  // a view, not a read
+        if (n.kind == OpKind::kConcat && !is_copied(i, k)) continue;  // a view, not a read
         const TensorId r = plan_.root[n.inputs[k]];
         readers_[r].push_back({i, n.inputs[k]});
         first_[r] = std::min<std::uint64_t>(first_[r], i);
@@ -118,6 +122,12 @@ class Planner {
   }
 
   bool is_slice(TensorId t) const { return slice_[t]; }
+  bool is_copied(std::size_t node, std::size_t k) const {
+    for (const Slot& c : copied_[node]) {
+      if (c.input == k) return true;
+    }
+    return false;
+  }
 
   // Readers that need a layout the root cannot have.
   void check_layout(TensorId r) {
@@ -154,12 +164,17 @@ class Planner {
       if (c0_[t] % cw_ != 0) return false;
     }
     if (readers_[r].empty()) return false;
+    // Copies land in HBM only.
+    for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
+      if (!copied_[i].empty() && plan_.root[g_.nodes[i].output] == r) return false;
+    }
     for (const Reader& rd : readers_[r]) {
       const Node& n = g_.nodes[rd.node];
       const Tensor& t = g_.tensors[rd.tensor];
       switch (n.kind) {
         case OpKind::kConv2d:
         case OpKind::kAdd:
+        case OpKind::kConcat:  // a copy: DMA stores of the resident rows
           break;
         case OpKind::kMaxPool2d:
         case OpKind::kAvgPool2d:
@@ -302,6 +317,21 @@ class Planner {
     }
   }
 
+  // Each copied concat input's slot: the concat's storage narrowed to the input's channels.
+  void place_copies() {
+    plan_.copies.assign(g_.nodes.size(), {});
+    for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
+      const Node& n = g_.nodes[i];
+      for (const Slot& c : copied_[i]) {
+        const Tensor& x = g_.tensors[n.inputs[c.input]];
+        HbmTensor to = plan_.tensors[n.output].hbm;
+        to.c0 += c.c0;
+        to.shape = x.shape;
+        plan_.copies[i].push_back({n.inputs[c.input], to});
+      }
+    }
+  }
+
   void staging_limits() {
     plan_.staging_limit.assign(g_.nodes.size(), plan_.ub_rows);
     for (TensorId r = 0; r < g_.tensors.size(); ++r) {
@@ -324,6 +354,11 @@ class Planner {
   MemoryPlan plan_;
   std::vector<std::int64_t> parent_;
   std::vector<std::uint32_t> offset_, c0_, pad_;
+  struct Slot {
+    std::size_t input;  // index into the concat's inputs
+    std::uint32_t c0;   // first channel of its slice
+  };
+  std::vector<std::vector<Slot>> copied_;  // per node: concat inputs copied, not viewed
   std::vector<bool> concat_link_;  // per tensor: its parent is the concat it feeds
   std::vector<bool> slice_;        // per tensor: a channel slice of a concat's output
   std::vector<std::vector<Reader>> readers_;

@@ -5,7 +5,8 @@
 // - Storage. Each tensor is a root with storage of its own, or a view of another tensor's
 //   storage: a concat input is the channel slice [c0, c0 + C) of the concat's output, a
 //   reshape's output aliases its input's bytes (NHWC order is unchanged). Views need no
-//   instructions: producers write the slice directly, consumers read it in place.
+//   instructions: producers write the slice directly, consumers read it in place. A tensor that
+//   already is a view when a concat takes it is copied into its slice instead (`copies`).
 // - HBM roots are bump-allocated (a checked output must survive to the end of the run): NHWC
 //   with the zero border of `pad` pixels the padded convolutions reading it need, so a padded
 //   convolution is a plain strided gather. HBM outside the memory image is zero.
@@ -81,8 +82,16 @@ struct Placement {
   UbTensor ub;    // when resident
 };
 
+// A concat input that cannot be a view (it already is one: of a reshape, or of another concat)
+// is copied into its slice of the concat's storage, which then stays in HBM.
+struct Copy {
+  TensorId from;
+  HbmTensor to;
+};
+
 struct MemoryPlan {
   std::vector<Placement> tensors;        // per tensor
+  std::vector<std::vector<Copy>> copies; // per node (concats)
   std::vector<TensorId> root;            // per tensor: the tensor owning its storage
   std::vector<std::uint64_t> staging_limit;  // per node: UB rows [0, limit) for staging
   std::vector<std::uint64_t> weights;    // per node: HBM address of its weights (GEMMs)
@@ -97,8 +106,7 @@ using StagingQuery = std::function<std::uint64_t(std::size_t node,
                                                  const std::vector<bool>& in_res, bool out_res)>;
 
 // Throws CompileError (one line, naming the node) for layouts the machine cannot serve: a
-// reshape of a padded or sliced tensor, a dense layer reading a padded or sliced tensor, a
-// tensor that is a slice of two concats.
+// reshape of a padded or sliced tensor, a dense layer reading a padded or sliced tensor.
 MemoryPlan plan_memory(const Graph& graph, const Config& config, std::uint64_t ub_rows,
                        bool resident_activations, const StagingQuery& staging);
 
