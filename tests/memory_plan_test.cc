@@ -1,0 +1,175 @@
+// Memory planning on its own: liveness-based residency, views, copies and staging limits, with
+// a stand-in for the lowering's staging question.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "tools/compiler/frontend.h"
+#include "tools/compiler/memory_plan.h"
+
+namespace tpu {
+namespace {
+
+Config array_config(std::uint32_t n) {
+  Config c;
+  c.array.rows = n;
+  c.array.cols = n;
+  return c;
+}
+
+// Every node needs `rows` staging rows whatever is resident.
+StagingQuery flat(std::uint64_t rows) {
+  return [rows](std::size_t, const std::vector<bool>&, bool) { return rows; };
+}
+
+TensorId id(const Graph& g, const std::string& name) {
+  return TensorId(g.find_tensor(name));
+}
+
+// x -> a -> b -> c -> d: a chain of 1x1 convs on 4 x 4 x 8 (16 rows per resident tensor on an
+// 8-wide array). a and c never live at once, so c reuses a's rows.
+const char* kChain = R"({"batch": 1, "inputs": [{"name": "x", "shape": [4, 4, 8]}], "nodes": [
+  {"name": "a", "op": "conv2d", "inputs": ["x"], "out_channels": 8, "kernel": 1},
+  {"name": "b", "op": "conv2d", "inputs": ["a"], "out_channels": 8, "kernel": 1},
+  {"name": "c", "op": "conv2d", "inputs": ["b"], "out_channels": 8, "kernel": 1},
+  {"name": "d", "op": "conv2d", "inputs": ["c"], "out_channels": 8, "kernel": 1}],
+  "outputs": ["d"]})";
+
+TEST(MemoryPlan, TensorsWhoseLivesDoNotOverlapShareRows) {
+  const Graph g = parse_model_json(kChain, "chain.json");
+  const MemoryPlan p = plan_memory(g, array_config(8), 1000, true, flat(10));
+  const Placement& a = p.tensors[id(g, "a")];
+  const Placement& b = p.tensors[id(g, "b")];
+  const Placement& c = p.tensors[id(g, "c")];
+  ASSERT_TRUE(a.resident && b.resident && c.resident);
+  // The region is the top half: rows 500 .. 999. a lives in nodes 0-1, b in 1-2, c in 2-3.
+  EXPECT_EQ(a.ub.base, 500u);
+  EXPECT_EQ(b.ub.base, 516u);
+  EXPECT_EQ(c.ub.base, 500u);
+  EXPECT_EQ(a.ub.rows(), 16u);
+  // Graph inputs and outputs stay in HBM.
+  EXPECT_FALSE(p.tensors[id(g, "x")].resident);
+  EXPECT_FALSE(p.tensors[id(g, "d")].resident);
+  // Every node has a resident tensor live: staging stops below the region.
+  for (std::uint64_t limit : p.staging_limit) EXPECT_EQ(limit, 500u);
+}
+
+TEST(MemoryPlan, ResidencyYieldsWhenStagingWouldNotFit) {
+  const Graph g = parse_model_json(kChain, "chain.json");
+  // Node 2 needs more staging than the rows below the region: b and c, live at node 2, go to
+  // HBM; a (nodes 0-1) still fits.
+  StagingQuery q = [](std::size_t node, const std::vector<bool>&, bool) {
+    return node == 2 ? std::uint64_t(600) : std::uint64_t(10);
+  };
+  const MemoryPlan p = plan_memory(g, array_config(8), 1000, true, q);
+  EXPECT_TRUE(p.tensors[id(g, "a")].resident);
+  EXPECT_FALSE(p.tensors[id(g, "b")].resident);
+  EXPECT_FALSE(p.tensors[id(g, "c")].resident);
+  EXPECT_EQ(p.staging_limit[2], 1000u);  // nothing resident is live there
+  EXPECT_EQ(p.staging_limit[0], 500u);
+  // Residency off: everything in HBM, distinct addresses, staging over the whole UB.
+  const MemoryPlan off = plan_memory(g, array_config(8), 1000, false, flat(10));
+  for (const Placement& t : off.tensors) EXPECT_FALSE(t.resident);
+  EXPECT_NE(off.tensors[id(g, "a")].hbm.base, off.tensors[id(g, "c")].hbm.base);
+  for (std::uint64_t limit : off.staging_limit) EXPECT_EQ(limit, 1000u);
+}
+
+TEST(MemoryPlan, TheSkipTensorLivesUntilTheAdd) {
+  const Graph g = parse_model_json(R"({"inputs": [{"name": "x", "shape": [4, 4, 8]}], "nodes": [
+    {"name": "s", "op": "conv2d", "inputs": ["x"], "out_channels": 8, "kernel": 1},
+    {"name": "c1", "op": "conv2d", "inputs": ["s"], "out_channels": 8, "kernel": 3, "padding": 1},
+    {"name": "c2", "op": "conv2d", "inputs": ["c1"], "out_channels": 8, "kernel": 1},
+    {"name": "sum", "op": "add", "inputs": ["c2", "s"]}], "outputs": ["sum"]})",
+                                   "skip.json");
+  const MemoryPlan p = plan_memory(g, array_config(8), 1000, true, flat(10));
+  const Placement& s = p.tensors[id(g, "s")];
+  const Placement& c1 = p.tensors[id(g, "c1")];
+  const Placement& c2 = p.tensors[id(g, "c2")];
+  ASSERT_TRUE(s.resident && c1.resident && c2.resident);
+  // s carries c1's zero border (6 x 6 rows); c1 and c2 are placed beside it, not over it.
+  EXPECT_EQ(s.ub.pad, 1u);
+  EXPECT_EQ(s.ub.rows(), 36u);
+  EXPECT_GE(c1.ub.base, s.ub.base + 36);
+  EXPECT_GE(c2.ub.base, s.ub.base + 36);
+  // c2 (nodes 2-3) may reuse c1's rows (nodes 1-2)? No: both live at node 2.
+  EXPECT_NE(c1.ub.base, c2.ub.base);
+  // Too small a region for s with its neighbours: s goes to HBM with its border.
+  const MemoryPlan tight = plan_memory(g, array_config(8), 60, true, flat(10));
+  EXPECT_FALSE(tight.tensors[id(g, "s")].resident);
+  EXPECT_EQ(tight.tensors[id(g, "s")].hbm.pad, 1u);
+}
+
+TEST(MemoryPlan, ConcatInputsAreSlicesAndReshapesAliases) {
+  const Graph g = parse_model_json(R"({"batch": 2, "inputs": [{"name": "x", "shape": [3, 3, 4]}],
+    "nodes": [
+      {"name": "a", "op": "conv2d", "inputs": ["x"], "out_channels": 8, "kernel": 1},
+      {"name": "b", "op": "conv2d", "inputs": ["x"], "out_channels": 5, "kernel": 1},
+      {"name": "cat", "op": "concat", "inputs": ["a", "b"]},
+      {"name": "again", "op": "concat", "inputs": ["b", "a"]},
+      {"name": "f", "op": "flatten", "inputs": ["cat"]},
+      {"name": "fc", "op": "dense", "inputs": ["f"], "units": 3}],
+    "outputs": ["fc", "again"]})",
+                                   "views.json");
+  const MemoryPlan p = plan_memory(g, array_config(8), 1000, true, flat(10));
+  const HbmTensor& cat = p.tensors[id(g, "cat")].hbm;
+  const HbmTensor& a = p.tensors[id(g, "a")].hbm;
+  const HbmTensor& b = p.tensors[id(g, "b")].hbm;
+  EXPECT_EQ(p.root[id(g, "a")], id(g, "cat"));
+  EXPECT_EQ(p.root[id(g, "b")], id(g, "cat"));
+  EXPECT_EQ(a.base, cat.base);
+  EXPECT_EQ(a.ctot, 13u);
+  EXPECT_EQ(b.c0, 8u);
+  EXPECT_EQ(b.addr(1, 2, 1) - cat.base, (9u + 2 * 3 + 1) * 13 + 8);
+  // The flatten reads cat's bytes as 1 x 1 x 117 pixels.
+  const HbmTensor& f = p.tensors[id(g, "f")].hbm;
+  EXPECT_EQ(p.root[id(g, "f")], id(g, "cat"));
+  EXPECT_EQ(f.base, cat.base);
+  EXPECT_EQ(f.ctot, 117u);
+  EXPECT_TRUE(f.contiguous());
+  // b and a already are slices of cat: the second concat copies them into its own storage.
+  const std::size_t again = 3;
+  ASSERT_EQ(p.copies[again].size(), 2u);
+  EXPECT_EQ(p.copies[again][0].from, id(g, "b"));
+  EXPECT_EQ(p.copies[again][0].to.c0, 0u);
+  EXPECT_EQ(p.copies[again][1].to.c0, 5u);
+  EXPECT_EQ(p.copies[again][1].to.ctot, 13u);
+  EXPECT_EQ(p.copies[again][1].to.base, p.tensors[id(g, "again")].hbm.base);
+}
+
+TEST(MemoryPlan, AlignedSlicesStayOnChipAsWholeChunks) {
+  const Graph g = parse_model_json(R"({"inputs": [{"name": "x", "shape": [3, 3, 4]}], "nodes": [
+      {"name": "a", "op": "conv2d", "inputs": ["x"], "out_channels": 8, "kernel": 1},
+      {"name": "b", "op": "conv2d", "inputs": ["x"], "out_channels": 5, "kernel": 1},
+      {"name": "cat", "op": "concat", "inputs": ["a", "b"]},
+      {"name": "c", "op": "conv2d", "inputs": ["cat"], "out_channels": 2, "kernel": 1}],
+    "outputs": ["c"]})",
+                                   "aligned.json");
+  const MemoryPlan p = plan_memory(g, array_config(8), 1000, true, flat(10));
+  const Placement& cat = p.tensors[id(g, "cat")];
+  ASSERT_TRUE(cat.resident);
+  EXPECT_EQ(p.tensors[id(g, "a")].ub.base, cat.ub.base);
+  EXPECT_EQ(p.tensors[id(g, "b")].ub.base, cat.ub.base + 9);  // one chunk of 3 x 3 rows
+  // On a 16-wide array a ends mid-chunk: the concat stays in HBM.
+  EXPECT_FALSE(plan_memory(g, array_config(16), 1000, true, flat(10)).tensors[id(g, "cat")].resident);
+}
+
+TEST(MemoryPlan, LayoutsTheMachineCannotServeAreOneLineErrors) {
+  // A flatten of a tensor that also feeds a padded convolution (so it has a zero border).
+  const Graph g = parse_model_json(R"({"inputs": [{"name": "x", "shape": [4, 4, 8]}], "nodes": [
+      {"name": "a", "op": "conv2d", "inputs": ["x"], "out_channels": 8, "kernel": 1},
+      {"name": "c", "op": "conv2d", "inputs": ["a"], "out_channels": 8, "kernel": 3, "padding": 1},
+      {"name": "f", "op": "flatten", "inputs": ["a"]}],
+    "outputs": ["c", "f"]})",
+                                   "border.json");
+  try {
+    plan_memory(g, array_config(8), 1000, true, flat(10));
+    ADD_FAILURE() << "no error";
+  } catch (const CompileError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("node 2 'f' (reshape)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("zero border"), std::string::npos) << msg;
+  }
+}
+
+}  // namespace
+}  // namespace tpu
