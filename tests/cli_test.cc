@@ -204,6 +204,19 @@ TEST(CliCheck, ConvNetBundled) {
   EXPECT_TRUE(r["check"]["passed"].get<bool>());
 }
 
+// The bundled graphs (a residual block, an Inception-style concat) check out in both fidelities
+// with identical cycles.
+TEST(CliCheck, BundledGraphsInBothFidelities) {
+  for (const char* m : {"residual_block.json", "inception_block.json"}) {
+    const std::string args = model(m) + config("edge_32x32.json") + " --check";
+    nlohmann::json fast = run_json(args);
+    nlohmann::json pe = run_json(args + " --fidelity pe");
+    EXPECT_TRUE(fast["check"]["passed"].get<bool>()) << m;
+    EXPECT_TRUE(pe["check"]["passed"].get<bool>()) << m;
+    EXPECT_EQ(fast["total"]["cycles"], pe["total"]["cycles"]) << m;
+  }
+}
+
 TEST(CliCheck, Bf16WithinTolerance) {
   nlohmann::json r = run_json("--check" + model("matmul_bf16.json") +
                               " --set array.rows=32 --set array.cols=32");
@@ -233,7 +246,8 @@ TEST(CliTimingOnly, SameCyclesAsFunctional) {
 // The peak is the preset's (total.hbm_peak_gbs, null when unlimited): a DRAM preset's device
 // peak, not hbm.bandwidth_gbs, which only the simple model uses.
 TEST(CliRoofline, NeverBelowTheRoofline) {
-  for (const char* m : {"matmul.json", "conv.json", "mlp.json", "convnet.json"}) {
+  for (const char* m : {"matmul.json", "conv.json", "mlp.json", "convnet.json",
+                        "residual_block.json", "inception_block.json"}) {
     for (const char* c : {"default.json", "tpu_v1.json", "edge_32x32.json", "teach_8x8.json"}) {
       nlohmann::json r = run_json(std::string("--timing-only") + model(m) + config(c));
       const auto& cfg = r["config"];
