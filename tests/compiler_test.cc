@@ -294,6 +294,65 @@ TEST(CompilerTest, TapConvFromHbmWithChannelChunks) {
   expect_correct(model, config, options, 2);
 }
 
+// A single convolution: `batch` images of h x w x c, kernel k, stride s, padding p, n filters.
+Model conv_model(std::uint32_t batch, std::uint32_t h, std::uint32_t w, std::uint32_t c,
+                 std::uint32_t k, std::uint32_t s, std::uint32_t p, std::uint32_t n,
+                 const char* dtype = "int8") {
+  return parse_model_json(
+      std::string(R"({"dtype": ")") + dtype + R"(", "batch": )" + std::to_string(batch) +
+          R"(, "input": [)" + std::to_string(h) + ", " + std::to_string(w) + ", " +
+          std::to_string(c) + R"(], "seed": 9, "layers": [{"name": "c", "type": "conv2d",
+          "out_channels": )" + std::to_string(n) + R"(, "kernel": )" + std::to_string(k) +
+          R"(, "stride": )" + std::to_string(s) + R"(, "padding": )" + std::to_string(p) +
+          R"(, "activation": "relu"}]})",
+      "conv.json");
+}
+
+TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
+  // Channels that leave half the array's rows idle per tap: the DMA packs several taps' channels
+  // into one UB row (runs along a kernel row, pairs across kernel rows), one weight tile each.
+  struct Case {
+    std::uint32_t array, c, k, s, p, tiles;  // tiles: weight tiles per (M tile, N tile)
+    const char* dtype;
+  };
+  const Case cases[] = {
+      {16, 5, 3, 1, 1, 3, "int8"},   // 3 runs of 3 taps (15 rows)
+      {16, 5, 3, 2, 1, 3, "bf16"},   // strided
+      {16, 3, 5, 2, 2, 5, "int8"},   // 5 runs of 5 taps (15 rows), like a small stem
+      {16, 3, 5, 1, 0, 5, "bf16"},   // unpadded
+      {16, 8, 3, 1, 1, 5, "int8"},   // pairs, two crossing kernel rows, and a single tap
+      {16, 8, 3, 2, 0, 5, "bf16"},   // the same, strided, unpadded
+      {128, 64, 3, 1, 1, 5, "int8"}, // ResNet-50's 3x3 convs with 64 channels
+      {128, 64, 3, 2, 1, 5, "bf16"},
+      {128, 48, 3, 1, 1, 5, "int8"}, // 2 taps x 48 rows: 5 > ceil(432 / 128) = 4, so im2col
+      {128, 96, 3, 2, 1, 9, "int8"}, // one tap per tile (96 > 64)
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("array " + std::to_string(c.array) + ", C = " + std::to_string(c.c) + ", " +
+                 std::to_string(c.k) + "x" + std::to_string(c.k) + " stride " +
+                 std::to_string(c.s) + " pad " + std::to_string(c.p) + " " + c.dtype);
+    Model model = conv_model(2, 9, 11, c.c, c.k, c.s, c.p, 12, c.dtype);
+    Config config = array_config(c.array, c.array);
+    CompileOptions options;
+    options.max_m_tile = 13;  // tiles cross output rows and images
+    Program p = compile(model, config, options);
+    const std::uint64_t K = model.layers[0].gemm_k();
+    std::size_t loads = 0, packed = 0, tiles_mn = 0;  // one ACTIVATE per (M tile, N tile)
+    for (const Instruction& inst : p.instructions) {
+      tiles_mn += inst.op == Opcode::kActivate;
+      if (inst.op != Opcode::kLoadWeights) continue;
+      ++loads;
+      packed += inst.rows > c.c && inst.rows % c.c == 0;
+    }
+    const std::uint64_t tiles = c.c == 48 ? (K + c.array - 1) / c.array : c.tiles;
+    EXPECT_EQ(loads, tiles_mn * tiles);
+    if (2 * c.c <= c.array && c.c != 48) {
+      EXPECT_GT(packed, 0u);
+    }
+    expect_correct(model, config, options, 4);
+  }
+}
+
 Model chain_model(const char* input) {
   return parse_model_json(std::string(R"({"batch": 2, "input": )") + input +
                               R"(, "seed": 5, "layers": [

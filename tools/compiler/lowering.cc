@@ -214,6 +214,85 @@ Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1) {
   return band;
 }
 
+// One K tile of a GEMM: K rows k0 .. k0 + kts - 1. On the taps path it is `taps` kernel taps
+// from (ky, kx) on in K's (ky, kx, c) order, read from band image `img` at the anchor pixel
+// (oy * s + ky, ox * s + kx).
+struct KTile {
+  std::uint64_t k0, kts, ky, kx, img;
+};
+
+// How one band image of a tap-based conv lays out a UB row per anchor pixel: `taps` segments of
+// `chans` channels from channel c0, the i-th at the anchor plus i * (dy, dx) pixels. With one
+// tap it is the plain band (one pixel per row); with several, each row holds the concatenated
+// channels of several kernel taps, so one weight tile covers them all. Anchors used by its
+// tiles span kernel offsets ky in [ky_lo, ky_hi], kx in [kx_lo, kx_hi].
+struct BandImage {
+  std::uint64_t taps, dy, c0, chans;
+  std::int64_t dx;
+  std::uint64_t ky_lo, ky_hi, kx_lo, kx_hi;
+};
+
+// The K tiles and band images of a tap-based conv.
+struct TapPlan {
+  std::vector<KTile> ktiles;
+  std::vector<BandImage> images;
+};
+
+// Without packing: one K tile per (ky, kx, channel chunk of cw), one plain band per chunk.
+// Packing (pack > 1 taps fit a tile, all C channels each): consecutive taps in (ky, kx) order
+// share a tile while they are evenly spaced in HBM (a run along a kernel row, or a pair that
+// crosses to the next kernel row), because a DMA gathers them as segments at a fixed stride;
+// tiles with the same shape of taps share a band image.
+TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack) {
+  TapPlan plan;
+  if (pack < 2) {
+    for (std::uint64_t cc = 0; cc * cw < g.C; ++cc) {
+      const std::uint64_t chans = std::min(cw, g.C - cc * cw);
+      plan.images.push_back({1, 0, cc * cw, chans, 0, 0, g.kh - 1, 0, g.kw - 1});
+    }
+    for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
+      for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
+        for (std::uint64_t cc = 0; cc * cw < g.C; ++cc) {
+          plan.ktiles.push_back(
+              {(ky * g.kw + kx) * g.C + cc * cw, plan.images[cc].chans, ky, kx, cc});
+        }
+      }
+    }
+    return plan;
+  }
+  const std::uint64_t taps = g.kh * g.kw;
+  for (std::uint64_t a = 0; a < taps;) {
+    const std::uint64_t ky = a / g.kw, kx = a % g.kw;
+    std::uint64_t n = 1, dy = 0;
+    std::int64_t dx = 0;
+    if (a + 1 < taps && pack >= 2) {
+      dy = (a + 1) / g.kw - ky;
+      dx = std::int64_t((a + 1) % g.kw) - std::int64_t(kx);
+      n = 2;
+      while (n < pack && a + n < taps && (a + n) / g.kw - (a + n - 1) / g.kw == dy &&
+             std::int64_t((a + n) % g.kw) - std::int64_t((a + n - 1) % g.kw) == dx) {
+        ++n;
+      }
+    }
+    if (n == 1) dx = 0;
+    std::uint64_t img = 0;
+    while (img < plan.images.size() &&
+           !(plan.images[img].taps == n && plan.images[img].dy == dy &&
+             plan.images[img].dx == dx)) {
+      ++img;
+    }
+    if (img == plan.images.size()) plan.images.push_back({n, dy, 0, g.C, dx, ky, ky, kx, kx});
+    BandImage& im = plan.images[img];
+    im.ky_lo = std::min(im.ky_lo, ky);
+    im.ky_hi = std::max(im.ky_hi, ky);
+    im.kx_lo = std::min(im.kx_lo, kx);
+    im.kx_hi = std::max(im.kx_hi, kx);
+    plan.ktiles.push_back({a * g.C, n * g.C, ky, kx, img});
+    a += n;
+  }
+  return plan;
+}
+
 class Lowerer {
  public:
   Lowerer(const Model& model, const Config& config, const CompileOptions& options)
@@ -376,6 +455,13 @@ class Lowerer {
     }
     return m_tile;
   }
+  // Kernel taps one weight tile holds when a tap-based conv reads its input from HBM: all C
+  // channels of several taps when they fit the array's rows (the DMA packs them into one UB
+  // row), else 1 (a tile is one tap's channel chunk). A resident input has one pixel per UB row
+  // and is never packed.
+  std::uint64_t taps_per_tile(const Layer& layer) const {
+    return layer.kind == LayerKind::kConv2d ? cw_ / layer.in.c : 1;
+  }
   // UB rows of one input slot of a tap-based conv reading its input bands from HBM.
   std::uint64_t band_slot_rows(const Layer& layer, std::uint64_t m_tile) const {
     const Taps g = taps_of(layer);
@@ -384,7 +470,60 @@ class Lowerer {
     for (std::uint64_t m0 = 0; m0 < M; m0 += m_tile) {
       rows = std::max(rows, band_of(g, m0, std::min(M, m0 + m_tile)).rows);
     }
-    return rows * g.Wp * ceil_div(g.C, cw_);
+    return rows * g.Wp * tap_plan(g, cw_, taps_per_tile(layer)).images.size();
+  }
+  // DMA loads of band image `im` for one band part into UB rows from `ub` (the part's padded
+  // pixel grid, Wp rows per input row). A plain band is one segment per input row; a packed
+  // image writes only the anchors its tiles read, one UB row each, gathering its taps as
+  // segments: a run along a kernel row is one segment of taps * C elements per anchor (one DMA
+  // per part), a pair crossing kernel rows two segments (one DMA per anchor row).
+  void band_image_loads(const HbmTensor& t, const Taps& g, const BandImage& im,
+                        const BandPart& part, std::uint64_t ub,
+                        std::vector<DmaFields>& pieces) const {
+    const std::int64_t pad = std::int64_t(g.pad);
+    if (im.taps == 1) {
+      check_width(part.rows, kMax16, "input band rows (DMA groups)");
+      pieces.push_back(block(t.addr(part.b, std::int64_t(part.iy0) - pad, -pad) + im.c0 * eb_,
+                             ub, part.rows, t.row_bytes(), g.Wp, t.pixel_bytes(), im.chans));
+      return;
+    }
+    const std::uint64_t y0 = part.iy0 + im.ky_lo, y1 = part.iy0 + part.rows - g.kh + im.ky_hi;
+    const std::uint64_t x0 = im.kx_lo, x1 = (g.OW - 1) * g.s + im.kx_hi;
+    const std::uint64_t rows = y1 - y0 + 1, cols = x1 - x0 + 1, row_elems = im.taps * im.chans;
+    check_width(rows, kMax16, "packed band rows (DMA groups)");
+    check_width(cols, kMax16, "packed band anchors per row (DMA segs)");
+    auto ub_row = [&](std::uint64_t iy) { return ub + (iy - part.iy0) * g.Wp + x0; };
+    auto hbm = [&](std::uint64_t iy) {
+      return t.addr(part.b, std::int64_t(iy) - pad, std::int64_t(x0) - pad);
+    };
+    if (im.dy == 0 && im.dx == 1) {
+      DmaFields d;
+      d.hbm_addr = hbm(y0);
+      d.ub_row = std::uint32_t(ub_row(y0));
+      d.groups = std::uint16_t(rows);
+      d.group_stride = std::uint32_t(rows > 1 ? t.row_bytes() : 0);
+      d.ub_stride = std::uint16_t(rows > 1 ? g.Wp : 1);
+      d.segs = std::uint16_t(cols);
+      d.seg_stride = std::uint32_t(cols > 1 ? t.pixel_bytes() : 0);
+      d.elems = std::uint16_t(row_elems);
+      d.pack = std::uint16_t(row_elems);
+      pieces.push_back(d);
+      return;
+    }
+    const std::int64_t step = std::int64_t(im.dy * t.row_bytes()) +
+                              im.dx * std::int64_t(t.pixel_bytes());
+    for (std::uint64_t iy = y0; iy <= y1; ++iy) {
+      DmaFields d;
+      d.hbm_addr = hbm(iy);
+      d.ub_row = std::uint32_t(ub_row(iy));
+      d.groups = std::uint16_t(cols);
+      d.group_stride = std::uint32_t(cols > 1 ? t.pixel_bytes() : 0);
+      d.segs = std::uint16_t(im.taps);
+      d.seg_stride = std::uint32_t(step);
+      d.elems = std::uint16_t(im.chans);
+      d.pack = std::uint16_t(row_elems);
+      pieces.push_back(d);
+    }
   }
   // Staging rows below the arenas a GEMM layer needs with M tiles of m_tile rows.
   std::uint64_t gemm_staging(const Layer& layer, GemmPath path, bool in_res, bool out_res,
@@ -399,9 +538,14 @@ class Lowerer {
   }
   GemmPath gemm_path(const Layer& layer, bool in_res, bool out_res, std::uint64_t limit) const {
     if (in_res) return GemmPath::kTaps;
-    // On-chip windows read each input element once from HBM instead of kh * kw times; they
-    // pay off when a channel chunk fills at least half the array's rows.
-    if (layer.kind == LayerKind::kConv2d && 2 * std::uint64_t(layer.in.c) >= R_ &&
+    // On-chip windows read each input element once from HBM instead of kh * kw times (or, with
+    // packed taps, once per band image); they pay off when a channel chunk fills at least half
+    // the array's rows, or when packed taps need no more weight tiles than im2col's full ones.
+    const bool fills =
+        2 * std::uint64_t(layer.in.c) >= R_ ||
+        tap_plan(taps_of(layer), cw_, taps_per_tile(layer)).ktiles.size() <=
+            ceil_div(layer.gemm_k(), R_);
+    if (layer.kind == LayerKind::kConv2d && fills &&
         layer.in.w + 2 * std::uint64_t(layer.padding) <= kMax16 &&
         gemm_staging(layer, GemmPath::kTaps, false, out_res, 1) <= limit) {
       return GemmPath::kTaps;
@@ -622,21 +766,10 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
   const std::uint64_t KR = ceil_div(K, R_);  // UB rows per input vector (rows path)
   const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
 
-  // K tiles: R-row slices of K, or one per (ky, kx, channel chunk) in K's (ky, kx, c) order.
-  struct KTile {
-    std::uint64_t k0, kts, ky, kx, cc;
-  };
-  std::vector<KTile> ktiles;
-  if (taps) {
-    for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
-      for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
-        for (std::uint64_t cc = 0; cc * cw_ < g.C; ++cc) {
-          ktiles.push_back({(ky * g.kw + kx) * g.C + cc * cw_,
-                            std::min<std::uint64_t>(cw_, g.C - cc * cw_), ky, kx, cc});
-        }
-      }
-    }
-  } else {
+  // K tiles: R-row slices of K, or the tap plan's tiles in K's (ky, kx, c) order.
+  const TapPlan plan = taps ? tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer)) : TapPlan();
+  std::vector<KTile> ktiles = plan.ktiles;
+  if (!taps) {
     check_width(KR, kMax16, "UB rows per input vector ceil(K / array.rows) (MATMUL ub_stride)");
     for (std::uint64_t k0 = 0; k0 < K; k0 += R_) {
       ktiles.push_back({k0, std::min<std::uint64_t>(R_, K - k0), 0, 0, 0});
@@ -755,18 +888,12 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
     const std::uint64_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile);
     std::vector<DmaFields> pieces;
     if (taps) {
-      // The padded input rows the tile's windows cover, each loaded once, per channel chunk.
-      const HbmTensor& t = in.hbm;
+      // The padded input rows the tile's windows cover, once per band image.
       const Band band = band_of(g, m0, m1);
-      for (std::uint64_t cc = 0; cc * cw_ < g.C; ++cc) {
+      for (std::uint64_t i = 0; i < plan.images.size(); ++i) {
         for (const BandPart& part : band.parts) {
-          check_width(part.rows, kMax16, "input band rows (DMA groups)");
-          pieces.push_back(block(t.addr(part.b, std::int64_t(part.iy0) - std::int64_t(g.pad),
-                                        -std::int64_t(g.pad)) +
-                                     cc * cw_ * eb_,
-                                 x_slot[mt % 2] + cc * band.rows * g.Wp + part.off, part.rows,
-                                 t.row_bytes(), g.Wp, t.pixel_bytes(),
-                                 std::min<std::uint64_t>(cw_, g.C - cc * cw_)));
+          band_image_loads(in.hbm, g, plan.images[i], part,
+                           x_slot[mt % 2] + i * band.rows * g.Wp + part.off, pieces);
         }
       }
     } else if (conv) {
@@ -850,17 +977,17 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
     const std::vector<RowSeg> segs = taps ? row_segments(m0, m1, g.OH, g.OW)
                                           : std::vector<RowSeg>();
     const Band band = taps && !in_res ? band_of(g, m0, m1) : Band();
-    // UB row of padded input pixel (iy, ix) of image b, chunk cc.
-    auto in_row = [&](std::uint64_t cc, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
+    // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
+    auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
-        return in.ub.row(cc, b, std::int64_t(iy) - std::int64_t(g.pad),
+        return in.ub.row(img, b, std::int64_t(iy) - std::int64_t(g.pad),
                          std::int64_t(ix) - std::int64_t(g.pad));
       }
       const BandPart* part = &band.parts[0];
       for (const BandPart& p : band.parts) {
         if (p.b == b) part = &p;
       }
-      return x_slot[mt % 2] + cc * band.rows * g.Wp + part->off + (iy - part->iy0) * g.Wp + ix;
+      return x_slot[mt % 2] + img * band.rows * g.Wp + part->off + (iy - part->iy0) * g.Wp + ix;
     };
     for (std::uint64_t nt = 0; nt < NT; ++nt) {
       const std::uint64_t t = mt * NT + nt;
@@ -882,7 +1009,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
           // One pass per output row segment (merged when the input rows continue the stride).
           const KTile& k = ktiles[kt];
           for (const RowSeg& seg : segs) {
-            Pass p{in_row(k.cc, seg.b, seg.oy * g.s + k.ky, seg.ox0 * g.s + k.kx), g.s,
+            Pass p{in_row(k.img, seg.b, seg.oy * g.s + k.ky, seg.ox0 * g.s + k.kx), g.s,
                    seg.ox1 - seg.ox0, acc_slot[t % 2] + (seg.m - m0)};
             if (!passes.empty()) {
               Pass& q = passes.back();
