@@ -353,6 +353,30 @@ TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
   }
 }
 
+TEST(CompilerTest, StridedPointwiseConvLoadsOnlyThePixelsItReads) {
+  // A 1x1 stride-2 conv from HBM: the band holds every second pixel of every second row, so
+  // each M tile streams consecutive UB rows in one MATMUL per weight tile.
+  for (const char* dtype : {"int8", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    for (std::uint32_t pad : {0u, 1u}) {
+      Model model = conv_model(2, 9, 11, 20, 1, 2, pad, 12, dtype);
+      Config config = array_config(16, 16);
+      CompileOptions options;
+      options.max_m_tile = 13;
+      Program p = compile(model, config, options);
+      std::size_t loads = 0, matmuls = 0;
+      for (const Instruction& inst : p.instructions) {
+        loads += inst.op == Opcode::kLoadWeights;
+        if (inst.op != Opcode::kMatmul) continue;
+        ++matmuls;
+        EXPECT_EQ(inst.ub_stride, 1u);
+      }
+      EXPECT_EQ(matmuls, loads);
+      expect_correct(model, config, options, 4);
+    }
+  }
+}
+
 Model chain_model(const char* input) {
   return parse_model_json(std::string(R"({"batch": 2, "input": )") + input +
                               R"(, "seed": 5, "layers": [

@@ -166,8 +166,10 @@ enum class GemmPath {
 };
 
 // Convolution geometry of a tap-based GEMM (a dense layer on 1 x 1 inputs is a 1 x 1 conv).
+// A band loaded from HBM for a strided 1 x 1 conv holds only the pixels it reads: band pixel
+// (iy, ix) is padded input pixel (iy * sub, ix * sub), and the conv over the band has stride 1.
 struct Taps {
-  std::uint64_t kh, kw, s, pad, W, C, OH, OW, Wp;
+  std::uint64_t kh, kw, s, pad, W, C, OH, OW, Wp, sub = 1;
 };
 
 // Output pixels [m, m + ox1 - ox0) of image b, output row oy, columns ox0 .. ox1 - 1.
@@ -434,7 +436,11 @@ class Lowerer {
     }
   }
 
-  Taps taps_of(const Layer& layer) const {
+  // hbm_band: the geometry of the bands a conv loads from HBM (see Taps::sub). Subsampling a
+  // strided 1 x 1 conv's input loads only the pixels it reads, and its MATMULs stream
+  // consecutive UB rows: one pass per tile instead of one per output row, whose stride-s reads
+  // would also drift across the UB banks the vector unit and the DMA are writing.
+  Taps taps_of(const Layer& layer, bool hbm_band = false) const {
     const bool conv = layer.kind == LayerKind::kConv2d;
     Taps g;
     g.kh = conv ? layer.kernel_h : 1;
@@ -446,6 +452,11 @@ class Lowerer {
     g.OH = layer.out.h;
     g.OW = layer.out.w;
     g.Wp = g.W + 2 * g.pad;
+    if (hbm_band && g.kh == 1 && g.kw == 1 && g.s > 1) {
+      g.sub = g.s;
+      g.s = 1;
+      g.Wp = g.OW;
+    }
     return g;
   }
   // Convolutions keep M tiles of whole output rows when they can (few, long stores).
@@ -464,7 +475,7 @@ class Lowerer {
   }
   // UB rows of one input slot of a tap-based conv reading its input bands from HBM.
   std::uint64_t band_slot_rows(const Layer& layer, std::uint64_t m_tile) const {
-    const Taps g = taps_of(layer);
+    const Taps g = taps_of(layer, true);
     const std::uint64_t M = layer.gemm_m();
     std::uint64_t rows = 0;
     for (std::uint64_t m0 = 0; m0 < M; m0 += m_tile) {
@@ -483,8 +494,10 @@ class Lowerer {
     const std::int64_t pad = std::int64_t(g.pad);
     if (im.taps == 1) {
       check_width(part.rows, kMax16, "input band rows (DMA groups)");
-      pieces.push_back(block(t.addr(part.b, std::int64_t(part.iy0) - pad, -pad) + im.c0 * eb_,
-                             ub, part.rows, t.row_bytes(), g.Wp, t.pixel_bytes(), im.chans));
+      pieces.push_back(block(t.addr(part.b, std::int64_t(part.iy0 * g.sub) - pad, -pad) +
+                                 im.c0 * eb_,
+                             ub, part.rows, g.sub * t.row_bytes(), g.Wp,
+                             g.sub * t.pixel_bytes(), im.chans));
       return;
     }
     const std::uint64_t y0 = part.iy0 + im.ky_lo, y1 = part.iy0 + part.rows - g.kh + im.ky_hi;
@@ -758,7 +771,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
   const GemmPath path = gemm_path(layer, in_res, out_res, limit);
   const bool taps = path == GemmPath::kTaps;
   const bool x_dma = !in_res;  // the input arrives in UB slots by DMA
-  const Taps g = taps_of(layer);
+  const Taps g = taps_of(layer, !in_res);
   const std::uint64_t M = layer.gemm_m(), K = layer.gemm_k(), N = layer.gemm_n();
   // A resident output is written one channel chunk (N tile) per UB row.
   const std::uint64_t nw = out_res ? cw_ : C_;
