@@ -538,6 +538,29 @@ class Lowerer {
       pieces.push_back(d);
     }
   }
+  // Splits DMA pieces along their groups into about `parts` pieces of similar group counts
+  // (each still one DMA with the same segments, strides and packing).
+  static std::vector<DmaFields> split_groups(const std::vector<DmaFields>& pieces,
+                                             std::uint64_t parts) {
+    std::uint64_t total = 0;
+    for (const DmaFields& d : pieces) total += d.groups;
+    const std::uint64_t most = std::max<std::uint64_t>(1, ceil_div(total, parts));
+    std::vector<DmaFields> out;
+    for (const DmaFields& d : pieces) {
+      for (std::uint64_t g0 = 0; g0 < d.groups; g0 += most) {
+        DmaFields p = d;
+        p.groups = std::uint16_t(std::min<std::uint64_t>(most, d.groups - g0));
+        p.hbm_addr = d.hbm_addr + g0 * d.group_stride;
+        p.ub_row = std::uint32_t(d.ub_row + g0 * d.ub_stride);
+        if (p.groups == 1) {
+          p.group_stride = 0;
+          p.ub_stride = 1;
+        }
+        out.push_back(p);
+      }
+    }
+    return out;
+  }
   // Staging rows below the arenas a GEMM layer needs with M tiles of m_tile rows.
   std::uint64_t gemm_staging(const Layer& layer, GemmPath path, bool in_res, bool out_res,
                              std::uint64_t m_tile) const {
@@ -897,7 +920,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
                 multiplier, shift);
   }
 
-  auto emit_input = [&](std::uint64_t mt) {
+  auto input_pieces = [&](std::uint64_t mt) {
     const std::uint64_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile);
     std::vector<DmaFields> pieces;
     if (taps) {
@@ -942,7 +965,12 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
       d.pack = std::uint16_t(R_);
       pieces.push_back(d);
     }
-    for (std::size_t i = 0; i < pieces.size(); ++i) {
+    return pieces;
+  };
+  // Input pieces [from, to) of M tile mt; the first waits for its slot, the last signals.
+  auto emit_input = [&](std::uint64_t mt, const std::vector<DmaFields>& pieces, std::size_t from,
+                        std::size_t to) {
+    for (std::size_t i = from; i < to; ++i) {
       std::uint16_t wait = i == 0 && mt >= 2 ? bit(kSemXFree) : 0;
       std::uint16_t signal = i + 1 == pieces.size() ? bit(kSemXReady) : 0;
       emit(dma(Opcode::kDmaLoad, pieces[i], wait, signal));
@@ -980,7 +1008,10 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
              j >= 2 ? bit(kSemWFree) : 0, bit(kSemWReady)));
   };
 
-  if (x_dma) emit_input(0);
+  if (x_dma) {
+    const std::vector<DmaFields> first = input_pieces(0);
+    emit_input(0, first, 0, first.size());
+  }
   emit_weights(0);
   struct Pass {
     std::uint64_t ub_row, ub_stride, rows, acc_row;
@@ -990,6 +1021,13 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
     const std::vector<RowSeg> segs = taps ? row_segments(m0, m1, g.OH, g.OW)
                                           : std::vector<RowSeg>();
     const Band band = taps && !in_res ? band_of(g, m0, m1) : Band();
+    // The next M tile's input, split into about one share per weight tile of this one and
+    // queued between their weight loads: one DMA at a time runs, so a whole input tile queued
+    // at once would hold back the next weight tiles, and queued late it would hold back the
+    // next M tile's first MATMUL.
+    const std::vector<DmaFields> next_input =
+        x_dma && mt + 1 < MT ? split_groups(input_pieces(mt + 1), NT * KT)
+                             : std::vector<DmaFields>();
     // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
     auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
@@ -1009,6 +1047,9 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
         const std::uint64_t j = t * KT + kt;
         // One tile ahead, so the weight stream never waits behind this tile's MATMULs.
         if (j + 1 < J) emit_weights(j + 1);
+        const std::uint64_t share = nt * KT + kt;
+        emit_input(mt + 1, next_input, next_input.size() * share / (NT * KT),
+                   next_input.size() * (share + 1) / (NT * KT));
         Instruction lw;
         lw.op = Opcode::kLoadWeights;
         lw.ub_row = std::uint32_t(w_slot[j % 2]);
@@ -1053,8 +1094,6 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
           emit(mm);
         }
       }
-      // Queued behind this tile's weights, so the weight stream never waits on the vector unit.
-      if (x_dma && nt == 0 && mt + 1 < MT) emit_input(mt + 1);
       if (t > 0 && !out_res) emit_store(t - 1);
       // Straight into the resident layout: one ACTIVATE per output row segment when the
       // consumer's zero border breaks the rows apart.
