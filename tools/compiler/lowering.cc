@@ -978,7 +978,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
   };
 
   const std::uint64_t T = MT * NT, J = T * KT;
-  auto emit_store = [&](std::uint64_t t) {
+  auto store_pieces = [&](std::uint64_t t) {
     const std::uint64_t mt = t / NT, nt = t % NT;
     const std::uint64_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile);
     const std::uint64_t n0 = nt * nw, nts = std::min(nw, N - n0);
@@ -991,7 +991,13 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
                                           o_slot[t % 2] + (first - m0), rows, row_stride, pixels,
                                           out.hbm.pixel_bytes(), nts));
                  });
-    for (std::size_t i = 0; i < pieces.size(); ++i) {
+    return pieces;
+  };
+  // Store pieces [from, to) of output tile t; the first waits for the tile, the last frees its
+  // slot.
+  auto emit_store = [&](std::uint64_t t, const std::vector<DmaFields>& pieces, std::size_t from,
+                        std::size_t to) {
+    for (std::size_t i = from; i < to; ++i) {
       std::uint16_t wait = i == 0 ? bit(kSemOutReady) : 0;
       std::uint16_t signal = i + 1 == pieces.size() && t + 2 < T ? bit(kSemOutFree) : 0;
       emit(dma(Opcode::kDmaStore, pieces[i], wait, signal));
@@ -1028,6 +1034,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
     const std::vector<DmaFields> next_input =
         x_dma && mt + 1 < MT ? split_groups(input_pieces(mt + 1), NT * KT)
                              : std::vector<DmaFields>();
+
     // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
     auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
@@ -1043,6 +1050,12 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
     for (std::uint64_t nt = 0; nt < NT; ++nt) {
       const std::uint64_t t = mt * NT + nt;
       const std::uint64_t n0 = nt * nw, nts = std::min(nw, N - n0);
+      // Output tile t - 2 is stored behind tile t's first weight load: by then the vector unit
+      // has long written it, so no weight load waits behind a store that waits for the vector
+      // unit (as one queued right after tile t - 1 would), and it frees its slot before tile
+      // t's ACTIVATE needs it.
+      const std::vector<DmaFields> stores =
+          t >= 2 && !out_res ? store_pieces(t - 2) : std::vector<DmaFields>();
       for (std::uint64_t kt = 0; kt < KT; ++kt) {
         const std::uint64_t j = t * KT + kt;
         // One tile ahead, so the weight stream never waits behind this tile's MATMULs.
@@ -1050,6 +1063,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
         const std::uint64_t share = nt * KT + kt;
         emit_input(mt + 1, next_input, next_input.size() * share / (NT * KT),
                    next_input.size() * (share + 1) / (NT * KT));
+        if (kt == 0) emit_store(t - 2, stores, 0, stores.size());
         Instruction lw;
         lw.op = Opcode::kLoadWeights;
         lw.ub_row = std::uint32_t(w_slot[j % 2]);
@@ -1094,7 +1108,6 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
           emit(mm);
         }
       }
-      if (t > 0 && !out_res) emit_store(t - 1);
       // Straight into the resident layout: one ACTIVATE per output row segment when the
       // consumer's zero border breaks the rows apart.
       std::vector<Pass> acts;
@@ -1127,7 +1140,10 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
       }
     }
   }
-  if (!out_res) emit_store(T - 1);
+  for (std::uint64_t t = T >= 2 ? T - 2 : 0; t < T && !out_res; ++t) {
+    const std::vector<DmaFields> pieces = store_pieces(t);
+    emit_store(t, pieces, 0, pieces.size());
+  }
 }
 
 void Lowerer::lower_pool(const Layer& layer, const Act& in, const Act& out, std::uint64_t limit,
