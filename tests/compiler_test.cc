@@ -326,12 +326,20 @@ TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
       {128, 64, 3, 2, 1, 5, "bf16"},
       {128, 48, 3, 1, 1, 5, "int8"}, // 2 taps x 48 rows: 5 > ceil(432 / 128) = 4, so im2col
       {128, 96, 3, 2, 1, 9, "int8"}, // one tap per tile (96 > 64)
+      // Whole kernel rows per tile (a first layer's few channels): 2 rows of 3 taps x 2.
+      {16, 2, 3, 1, 1, 2, "int8"},
+      {16, 2, 3, 1, 0, 2, "bf16"},
+      // A 7x7 stride-2 stem: 3 kernel rows per tile on 64 rows (anchors on every input row),
+      // 4 on 128 (tiles start at kernel rows 0 and 4: anchors on every second input row).
+      {64, 3, 7, 2, 3, 3, "int8"},
+      {128, 3, 7, 2, 3, 2, "int8"},
+      {128, 3, 7, 2, 3, 2, "bf16"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE("array " + std::to_string(c.array) + ", C = " + std::to_string(c.c) + ", " +
                  std::to_string(c.k) + "x" + std::to_string(c.k) + " stride " +
                  std::to_string(c.s) + " pad " + std::to_string(c.p) + " " + c.dtype);
-    Model model = conv_model(2, 9, 11, c.c, c.k, c.s, c.p, 12, c.dtype);
+    Model model = conv_model(2, 9 + c.k, 11 + c.k, c.c, c.k, c.s, c.p, 12, c.dtype);
     Config config = array_config(c.array, c.array);
     CompileOptions options;
     options.max_m_tile = 13;  // tiles cross output rows and images

@@ -232,6 +232,8 @@ struct BandImage {
   std::uint64_t taps, dy, c0, chans;
   std::int64_t dx;
   std::uint64_t ky_lo, ky_hi, kx_lo, kx_hi;
+  // Anchors loaded: every ystep-th row and xstep-th column from the first one used.
+  std::uint64_t ystep = 1, xstep = 1;
 };
 
 // The K tiles and band images of a tap-based conv.
@@ -240,13 +242,49 @@ struct TapPlan {
   std::vector<BandImage> images;
 };
 
+// Kernel rows per tile when whole kernel rows are packed (several kernel_w * C runs per UB
+// row, one DMA segment each), or 0 when that does not beat im2col: at most as many tiles as
+// im2col's ceil(K / R) full ones, and fewer DMA segments per output pixel than its kernel_h.
+// All tiles share one image whose anchor rows are (oy * s + ky0) for the tiles' first rows
+// ky0; rows are loaded every s-th only when all ky0 agree modulo s.
+std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R) {
+  const std::uint64_t run = g.kw * g.C, most = std::min(cw / run, g.kh);
+  const std::uint64_t im2col_tiles = ceil_div(g.kh * run, R);
+  std::uint64_t best = 0, best_segs = g.kh;
+  for (std::uint64_t n = 2; n <= most; ++n) {
+    if (ceil_div(g.kh, n) > im2col_tiles) continue;
+    std::vector<bool> residue(g.s, false);
+    for (std::uint64_t ky0 = 0; ky0 < g.kh; ky0 += n) residue[ky0 % g.s] = true;
+    const std::uint64_t segs = n * std::uint64_t(std::count(residue.begin(), residue.end(), true));
+    if (segs < best_segs) {
+      best = n;
+      best_segs = segs;
+    }
+  }
+  return best;
+}
+
 // Without packing: one K tile per (ky, kx, channel chunk of cw), one plain band per chunk.
-// Packing (pack > 1 taps fit a tile, all C channels each): consecutive taps in (ky, kx) order
-// share a tile while they are evenly spaced in HBM (a run along a kernel row, or a pair that
-// crosses to the next kernel row), because a DMA gathers them as segments at a fixed stride;
-// tiles with the same shape of taps share a band image.
-TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack) {
+// Packing (pack > 1 taps fit a tile, all C channels each): whole kernel rows when that pays
+// (kernel_rows_per_tile, for first layers with very few channels), else consecutive taps in
+// (ky, kx) order share a tile while they are evenly spaced in HBM (a run along a kernel row, or
+// a pair that crosses to the next kernel row), because a DMA gathers them as segments at a
+// fixed stride; tiles with the same shape of taps share a band image.
+TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R) {
   TapPlan plan;
+  if (const std::uint64_t n = pack >= 2 ? kernel_rows_per_tile(g, cw, R) : 0; n > 0) {
+    BandImage im{n, 1, 0, g.kw * g.C, 0, 0, 0, 0, 0};
+    im.xstep = g.s;
+    bool same_residue = true;
+    for (std::uint64_t ky0 = 0; ky0 < g.kh; ky0 += n) {
+      plan.ktiles.push_back({ky0 * g.kw * g.C, std::min(n, g.kh - ky0) * g.kw * g.C, ky0, 0, 0});
+      im.ky_hi = ky0;
+      same_residue = same_residue && ky0 % g.s == 0;
+    }
+    im.ystep = same_residue ? g.s : 1;
+    plan.images.push_back(im);
+    return plan;
+  }
   if (pack < 2) {
     for (std::uint64_t cc = 0; cc * cw < g.C; ++cc) {
       const std::uint64_t chans = std::min(cw, g.C - cc * cw);
@@ -481,7 +519,7 @@ class Lowerer {
     for (std::uint64_t m0 = 0; m0 < M; m0 += m_tile) {
       rows = std::max(rows, band_of(g, m0, std::min(M, m0 + m_tile)).rows);
     }
-    return rows * g.Wp * tap_plan(g, cw_, taps_per_tile(layer)).images.size();
+    return rows * g.Wp * tap_plan(g, cw_, taps_per_tile(layer), R_).images.size();
   }
   // DMA loads of band image `im` for one band part into UB rows from `ub` (the part's padded
   // pixel grid, Wp rows per input row). A plain band is one segment per input row; a packed
@@ -523,16 +561,22 @@ class Lowerer {
       pieces.push_back(d);
       return;
     }
+    // Kernel rows packed whole: an anchor row near the band's end takes only the rows left
+    // (the tiles anchored there read no further), so no DMA reads past the image.
     const std::int64_t step = std::int64_t(im.dy * t.row_bytes()) +
                               im.dx * std::int64_t(t.pixel_bytes());
-    for (std::uint64_t iy = y0; iy <= y1; ++iy) {
+    const std::uint64_t anchors = (cols - 1) / im.xstep + 1;
+    for (std::uint64_t iy = y0; iy <= y1; iy += im.ystep) {
+      const std::uint64_t segs =
+          im.dx == 0 ? std::min(im.taps, part.iy0 + part.rows - iy) : im.taps;
       DmaFields d;
       d.hbm_addr = hbm(iy);
       d.ub_row = std::uint32_t(ub_row(iy));
-      d.groups = std::uint16_t(cols);
-      d.group_stride = std::uint32_t(cols > 1 ? t.pixel_bytes() : 0);
-      d.segs = std::uint16_t(im.taps);
-      d.seg_stride = std::uint32_t(step);
+      d.groups = std::uint16_t(anchors);
+      d.group_stride = std::uint32_t(anchors > 1 ? im.xstep * t.pixel_bytes() : 0);
+      d.ub_stride = std::uint16_t(anchors > 1 ? im.xstep : 1);
+      d.segs = std::uint16_t(segs);
+      d.seg_stride = std::uint32_t(segs > 1 ? step : 0);
       d.elems = std::uint16_t(im.chans);
       d.pack = std::uint16_t(row_elems);
       pieces.push_back(d);
@@ -579,7 +623,7 @@ class Lowerer {
     // the array's rows, or when packed taps need no more weight tiles than im2col's full ones.
     const bool fills =
         2 * std::uint64_t(layer.in.c) >= R_ ||
-        tap_plan(taps_of(layer), cw_, taps_per_tile(layer)).ktiles.size() <=
+        tap_plan(taps_of(layer), cw_, taps_per_tile(layer), R_).ktiles.size() <=
             ceil_div(layer.gemm_k(), R_);
     if (layer.kind == LayerKind::kConv2d && fills &&
         layer.in.w + 2 * std::uint64_t(layer.padding) <= kMax16 &&
@@ -803,7 +847,8 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
   const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
 
   // K tiles: R-row slices of K, or the tap plan's tiles in K's (ky, kx, c) order.
-  const TapPlan plan = taps ? tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer)) : TapPlan();
+  const TapPlan plan =
+      taps ? tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer), R_) : TapPlan();
   std::vector<KTile> ktiles = plan.ktiles;
   if (!taps) {
     check_width(KR, kMax16, "UB rows per input vector ceil(K / array.rows) (MATMUL ub_stride)");
