@@ -11,6 +11,7 @@
 #include <string>
 
 #include "sim/isa/semantics.h"
+#include "tools/compiler/gemm_tiling.h"
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/model.h"
 
@@ -306,6 +307,40 @@ Model conv_model(std::uint32_t batch, std::uint32_t h, std::uint32_t w, std::uin
           R"(, "stride": )" + std::to_string(s) + R"(, "padding": )" + std::to_string(p) +
           R"(, "activation": "relu"}]})",
       "conv.json");
+}
+
+// Taps geometry of a kh x kw conv, stride s, no padding, C channels, on a w-wide input.
+Taps taps(std::uint64_t k, std::uint64_t s, std::uint64_t c, std::uint64_t w) {
+  const std::uint64_t ow = (w - k) / s + 1;
+  return Taps{k, k, s, 0, w, c, ow, ow, w};
+}
+
+TEST(CompilerTest, TapPlansGroupTapsIntoFullTiles) {
+  // C = 64 on 128 rows: pairs of taps, K = 576 in 5 tiles (as im2col); pairs along a kernel
+  // row share one image, pairs crossing to the next row another, the last tap a plain band.
+  TapPlan p = tap_plan(taps(3, 1, 64, 56), 128, 2, 128);
+  ASSERT_EQ(p.ktiles.size(), 5u);
+  EXPECT_EQ(p.images.size(), 3u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(p.ktiles[i].kts, 128u);
+  EXPECT_EQ(p.ktiles[4].kts, 64u);
+  EXPECT_EQ(p.ktiles[1].ky * 3 + p.ktiles[1].kx, 2u);  // taps (0, 2) and (1, 0)
+  EXPECT_EQ(p.ktiles[0].img, p.ktiles[2].img);
+  // The 7x7 stride-2 RGB stem on 128 rows: kernel rows 0-3 and 4-6 (84 and 63 rows), one
+  // image of 4 kernel-row segments anchored on every second input row and column.
+  p = tap_plan(taps(7, 2, 3, 230), 128, 42, 128);
+  ASSERT_EQ(p.ktiles.size(), 2u);
+  EXPECT_EQ(p.ktiles[0].kts, 84u);
+  EXPECT_EQ(p.ktiles[1].kts, 63u);
+  EXPECT_EQ(p.ktiles[1].ky, 4u);
+  ASSERT_EQ(p.images.size(), 1u);
+  EXPECT_EQ(p.images[0].taps, 4u);
+  EXPECT_EQ(p.images[0].ystep, 2u);
+  EXPECT_EQ(p.images[0].xstep, 2u);
+  // On 256 rows one tile of all 7 kernel rows needs 7 segments per pixel, no better than
+  // im2col: no kernel-row packing.
+  EXPECT_EQ(kernel_rows_per_tile(taps(7, 2, 3, 230), 256, 256), 0u);
+  // Unpacked: one tile per tap and channel chunk.
+  EXPECT_EQ(tap_plan(taps(3, 1, 200, 10), 128, 1, 128).ktiles.size(), 9u * 2);
 }
 
 TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
