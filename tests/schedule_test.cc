@@ -178,8 +178,12 @@ std::size_t expect_within_bound(bool long_streams) {
       SCOPED_TRACE(std::to_string(n) + "x" + std::to_string(n) + " layer " + std::to_string(i) +
                    " M=" + std::to_string(sh.M()) + " K=" + std::to_string(sh.K()) +
                    " N=" + std::to_string(sh.n) + (sh.conv() ? " C=" + std::to_string(sh.c) : ""));
-      EXPECT_EQ(l["weight_tiles"].get<std::uint64_t>(),
-                k_tiles(sh, n, n).size() * ceil_div(sh.n, n));
+      // Every M tile loads every weight tile; how many M tiles is the compiler's choice (what
+      // fits, and whether a second one hides half the input load), and the bound is the same
+      // for any split whose tiles stream at least K_t rows each.
+      EXPECT_EQ(l["weight_tiles"].get<std::uint64_t>() %
+                    (k_tiles(sh, n, n).size() * ceil_div(sh.n, n)),
+                0u);
       const double compute = l["compute_cycles"].get<double>();
       const double b = double(bound(sh, n, n));
       EXPECT_LE(compute, 1.10 * b) << "compute " << compute << " = " << compute / b

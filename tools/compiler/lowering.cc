@@ -731,6 +731,31 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
     }
     m_tile = round_tile(layer, lo);
   }
+  // Only the first M tile's input load is not overlapped with the array. When one M tile fits,
+  // two still pay if loading the second half of the input and reloading every weight tile (the
+  // DMA engine's work under the first tile, one UB row or one im2col segment per cycle, plus a
+  // quarter for contention) takes less than the first tile's array time, and each tile streams
+  // enough rows to hide a weight load and the previous tile's drain. Otherwise the array would
+  // wait for the DMA inside the layer: with the default single UB write port, layers that
+  // load about as many rows as they stream stay one tile. Only with one N tile: the ACTIVATEs
+  // of earlier N tiles would take that write port for whole tiles while the weights load.
+  // Without weight double buffering each M tile pays every fold's load and drain again.
+  if (x_dma && config_.mxu.double_buffer_weights && NT == 1 && ceil_div(M, m_tile) == 1) {
+    std::uint64_t longest = 0, reloads = 0;
+    for (const KTile& k : ktiles) {
+      longest = std::max(longest, k.kts);
+      reloads += k.kts * NT;
+    }
+    const std::uint64_t shortest = longest + std::min<std::uint64_t>(N, C_) + R_ - 1;
+    const std::uint64_t in = taps ? band_slot_rows(layer, M)
+                                  : M * (conv ? std::max<std::uint64_t>(KR, layer.kernel_h) : KR);
+    // Whole output rows per tile for a conv (few, long stores), rounding up.
+    std::uint64_t half = ceil_div(M, 2);
+    if (conv && half > layer.out.w) half = ceil_div(half, layer.out.w) * layer.out.w;
+    if (half < M && M - half >= shortest && 5 * (in / 2 + reloads) <= 4 * (KT * M / 2)) {
+      m_tile = half;
+    }
+  }
   // Even M tiles: a short last tile would leave the array idle behind its weight tiles.
   {
     const std::uint64_t even = ceil_div(M, ceil_div(M, m_tile));
