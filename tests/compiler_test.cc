@@ -325,20 +325,21 @@ TEST(CompilerTest, TapPlansGroupTapsIntoFullTiles) {
   EXPECT_EQ(p.ktiles[4].kts, 64u);
   EXPECT_EQ(p.ktiles[1].ky * 3 + p.ktiles[1].kx, 2u);  // taps (0, 2) and (1, 0)
   EXPECT_EQ(p.ktiles[0].img, p.ktiles[2].img);
-  // The 7x7 stride-2 RGB stem on 128 rows: kernel rows 0-3 and 4-6 (84 and 63 rows), one
-  // image of 4 kernel-row segments anchored on every second input row and column.
+  // The 7x7 stride-2 RGB stem on 128 rows: im2col takes 2 tiles but 7 DMA segments per output
+  // pixel; 2 kernel rows per tile take 4 tiles and 2 segments (both tiles' anchors on every
+  // second input row and column), 4 rows per tile 2 tiles and 4 segments: 2 rows (4 < 7, and
+  // the tie with 4 rows goes to fewer segments).
   p = tap_plan(taps(7, 2, 3, 230), 128, 42, 128);
-  ASSERT_EQ(p.ktiles.size(), 2u);
-  EXPECT_EQ(p.ktiles[0].kts, 84u);
-  EXPECT_EQ(p.ktiles[1].kts, 63u);
-  EXPECT_EQ(p.ktiles[1].ky, 4u);
+  ASSERT_EQ(p.ktiles.size(), 4u);
+  EXPECT_EQ(p.ktiles[0].kts, 42u);
+  EXPECT_EQ(p.ktiles[3].kts, 21u);
+  EXPECT_EQ(p.ktiles[3].ky, 6u);
   ASSERT_EQ(p.images.size(), 1u);
-  EXPECT_EQ(p.images[0].taps, 4u);
+  EXPECT_EQ(p.images[0].taps, 2u);
   EXPECT_EQ(p.images[0].ystep, 2u);
   EXPECT_EQ(p.images[0].xstep, 2u);
-  // On 256 rows one tile of all 7 kernel rows needs 7 segments per pixel, no better than
-  // im2col: no kernel-row packing.
-  EXPECT_EQ(kernel_rows_per_tile(taps(7, 2, 3, 230), 256, 256), 0u);
+  // On 32 rows a kernel row of 21 elements leaves no room for a second one.
+  EXPECT_EQ(kernel_rows_per_tile(taps(7, 2, 3, 230), 32, 32), 0u);
   // Unpacked: one tile per tap and channel chunk.
   EXPECT_EQ(tap_plan(taps(3, 1, 200, 10), 128, 1, 128).ktiles.size(), 9u * 2);
 }
@@ -364,11 +365,11 @@ TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
       // Whole kernel rows per tile (a first layer's few channels): 2 rows of 3 taps x 2.
       {16, 2, 3, 1, 1, 2, "int8"},
       {16, 2, 3, 1, 0, 2, "bf16"},
-      // A 7x7 stride-2 stem: 3 kernel rows per tile on 64 rows (anchors on every input row),
-      // 4 on 128 (tiles start at kernel rows 0 and 4: anchors on every second input row).
-      {64, 3, 7, 2, 3, 3, "int8"},
-      {128, 3, 7, 2, 3, 2, "int8"},
-      {128, 3, 7, 2, 3, 2, "bf16"},
+      // A 7x7 stride-2 stem: 2 kernel rows (42 rows of K) per tile; the tiles start at even
+      // kernel rows, so the anchors are every second input row and column.
+      {64, 3, 7, 2, 3, 4, "int8"},
+      {128, 3, 7, 2, 3, 4, "int8"},
+      {128, 3, 7, 2, 3, 4, "bf16"},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE("array " + std::to_string(c.array) + ", C = " + std::to_string(c.c) + ", " +

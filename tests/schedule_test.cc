@@ -69,15 +69,40 @@ Shape matmul(std::uint64_t m, std::uint64_t k, std::uint64_t n) {
 
 // The K tile sizes the compiler is documented to use for a layer whose input comes from HBM on
 // an R x C array: im2col / matmul rows (R-row slices of K), or for convs the taps path (taken
-// when C >= R / 2, or when packed taps need no more tiles than im2col): one tile per tap and
-// channel chunk of min(R, C), or, when several taps' channels fit, consecutive taps in
-// (ky, kx) order sharing a tile while evenly spaced (a run along a kernel row, or a pair that
-// crosses to the next row).
+// when C >= R / 2, when packed taps need no more tiles than im2col, or when whole kernel rows
+// per tile beat im2col): one tile per tap and channel chunk of min(R, C), or, when several
+// taps' channels fit, consecutive taps in (ky, kx) order sharing a tile while evenly spaced (a
+// run along a kernel row, or a pair that crosses to the next row).
 std::vector<std::uint64_t> k_tiles(const Shape& sh, std::uint64_t R, std::uint64_t C) {
   std::vector<std::uint64_t> rows_path;
   for (std::uint64_t k0 = 0; k0 < sh.K(); k0 += R) rows_path.push_back(std::min(R, sh.K() - k0));
   if (!sh.conv()) return rows_path;
   const std::uint64_t cw = std::min(R, C), per_tile = cw / sh.c;
+  // Whole kernel rows per tile (first layers with very few channels): n rows cost
+  // max(ceil(k / n) tiles, n segments x anchor rows per output row) per output pixel, im2col
+  // max(its tiles, k segments); the cheapest n >= 2 wins if it beats im2col, ties to fewer
+  // segments.
+  const std::uint64_t run = sh.k * sh.c;
+  std::uint64_t best = 0, best_segs = 0;
+  std::uint64_t best_cost = std::max<std::uint64_t>(rows_path.size(), sh.k);
+  for (std::uint64_t n = 2; per_tile >= 2 && n * run <= cw && n <= sh.k; ++n) {
+    std::vector<bool> residue(sh.s, false);
+    for (std::uint64_t ky0 = 0; ky0 < sh.k; ky0 += n) residue[ky0 % sh.s] = true;
+    const std::uint64_t segs = n * std::count(residue.begin(), residue.end(), true);
+    const std::uint64_t cost = std::max(ceil_div(sh.k, n), segs);
+    if (cost < best_cost || (cost == best_cost && best > 0 && segs < best_segs)) {
+      best = n;
+      best_cost = cost;
+      best_segs = segs;
+    }
+  }
+  if (best > 0) {
+    std::vector<std::uint64_t> rows;
+    for (std::uint64_t ky0 = 0; ky0 < sh.k; ky0 += best) {
+      rows.push_back(std::min(best, sh.k - ky0) * run);
+    }
+    return rows;
+  }
   std::vector<std::uint64_t> taps;
   if (per_tile < 2) {
     for (std::uint64_t t = 0; t < sh.k * sh.k; ++t) {
@@ -168,7 +193,8 @@ std::size_t expect_within_bound(bool long_streams) {
   std::ofstream(path) << model_json(kShapes);
   std::size_t checked = 0;
   for (std::uint32_t n : {8u, 16u, 32u}) {
-    const nlohmann::json r = run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+    const nlohmann::json r =
+        run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
     EXPECT_EQ(r["layers"].size(), kShapes.size());
     for (std::size_t i = 0; i < kShapes.size() && i < r["layers"].size(); ++i) {
       const Shape& sh = kShapes[i];

@@ -41,15 +41,19 @@ Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1) {
 
 std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R) {
   const std::uint64_t run = g.kw * g.C, most = std::min(cw / run, g.kh);
-  const std::uint64_t im2col_tiles = ceil_div(g.kh * run, R);
-  std::uint64_t best = 0, best_segs = g.kh;
+  // Per output pixel: array cycles (one per weight tile) against DMA segments (one request
+  // each); im2col has ceil(K / R) tiles and kernel_h segments.
+  auto cost = [](std::uint64_t tiles, std::uint64_t segs) { return std::max(tiles, segs); };
+  const std::uint64_t im2col = cost(ceil_div(g.kh * run, R), g.kh);
+  std::uint64_t best = 0, best_cost = im2col, best_segs = g.kh;
   for (std::uint64_t n = 2; n <= most; ++n) {
-    if (ceil_div(g.kh, n) > im2col_tiles) continue;
     std::vector<bool> residue(g.s, false);
     for (std::uint64_t ky0 = 0; ky0 < g.kh; ky0 += n) residue[ky0 % g.s] = true;
     const std::uint64_t segs = n * std::uint64_t(std::count(residue.begin(), residue.end(), true));
-    if (segs < best_segs) {
+    const std::uint64_t c = cost(ceil_div(g.kh, n), segs);
+    if (c < best_cost || (c == best_cost && best > 0 && segs < best_segs)) {
       best = n;
+      best_cost = c;
       best_segs = segs;
     }
   }

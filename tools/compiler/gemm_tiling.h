@@ -62,10 +62,13 @@ struct TapPlan {
 };
 
 // Kernel rows per tile when whole kernel rows are packed (several kernel_w * C runs per UB
-// row, one DMA segment each), or 0 when that does not beat im2col: at most as many tiles as
-// im2col's ceil(K / R) full ones, and fewer DMA segments per output pixel than its kernel_h.
-// All tiles share one image whose anchor rows are (oy * s + ky0) for the tiles' first rows
-// ky0; rows are loaded every s-th only when all ky0 agree modulo s.
+// row, one DMA segment each), or 0 when that does not beat im2col. Per output pixel the
+// array takes a cycle per weight tile and the DMA one per segment, so the cost of a choice is
+// the larger of the two: ceil(kernel_h / n) tiles against n segments per anchor times the
+// anchor rows per output row, and im2col's ceil(K / R) tiles against its kernel_h segments;
+// ties go to fewer segments (less HBM traffic). All tiles share one image whose anchor rows
+// are (oy * s + ky0) for the tiles' first rows ky0; rows are loaded every s-th only when all
+// ky0 agree modulo s.
 std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R);
 
 // Without packing: one K tile per (ky, kx, channel chunk of cw), one plain band per chunk.

@@ -453,11 +453,14 @@ class Lowerer {
     if (in_res) return GemmPath::kTaps;
     // On-chip windows read each input element once from HBM instead of kh * kw times (or, with
     // packed taps, once per band image); they pay off when a channel chunk fills at least half
-    // the array's rows, or when packed taps need no more weight tiles than im2col's full ones.
+    // the array's rows, when packed taps need no more weight tiles than im2col's full ones, or
+    // when packing whole kernel rows beats im2col's DMA-bound gather (kernel_rows_per_tile).
+    const Taps g = taps_of(layer);
     const bool fills =
         2 * std::uint64_t(layer.in.c) >= R_ ||
-        tap_plan(taps_of(layer), cw_, taps_per_tile(layer), R_).ktiles.size() <=
-            ceil_div(layer.gemm_k(), R_);
+        tap_plan(g, cw_, taps_per_tile(layer), R_).ktiles.size() <=
+            ceil_div(layer.gemm_k(), R_) ||
+        (taps_per_tile(layer) >= 2 && kernel_rows_per_tile(g, cw_, R_) > 0);
     if (layer.kind == LayerKind::kConv2d && fills &&
         layer.in.w + 2 * std::uint64_t(layer.padding) <= kMax16 &&
         gemm_staging(layer, GemmPath::kTaps, false, out_res, 1) <= limit) {
