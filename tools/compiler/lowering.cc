@@ -747,7 +747,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
     std::uint64_t longest = 0, reloads = 0;
     for (const KTile& k : ktiles) {
       longest = std::max(longest, k.kts);
-      reloads += k.kts * NT;
+      reloads += k.kts;
     }
     const std::uint64_t shortest = longest + std::min<std::uint64_t>(N, C_) + R_ - 1;
     const std::uint64_t in = taps ? band_slot_rows(layer, M)
@@ -940,7 +940,6 @@ void Lowerer::lower_gemm(const Layer& layer, const Act& in, const Act& out, std:
     const std::vector<DmaFields> next_input =
         x_dma && mt + 1 < MT ? split_groups(input_pieces(mt + 1), NT * KT)
                              : std::vector<DmaFields>();
-
     // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
     auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
