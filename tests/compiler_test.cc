@@ -11,6 +11,7 @@
 #include <string>
 
 #include "sim/isa/semantics.h"
+#include "tools/compiler/gemm_tiling.h"
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/frontend.h"
 
@@ -293,6 +294,132 @@ TEST(CompilerTest, TapConvFromHbmWithChannelChunks) {
   expect_correct(model, config, options, 8);
   options.max_m_tile = 0;  // whole images per tile
   expect_correct(model, config, options, 2);
+}
+
+// A single convolution: `batch` images of h x w x c, kernel k, stride s, padding p, n filters.
+Graph conv_model(std::uint32_t batch, std::uint32_t h, std::uint32_t w, std::uint32_t c,
+                 std::uint32_t k, std::uint32_t s, std::uint32_t p, std::uint32_t n,
+                 const char* dtype = "int8") {
+  return parse_model_json(
+      std::string(R"({"dtype": ")") + dtype + R"(", "batch": )" + std::to_string(batch) +
+          R"(, "input": [)" + std::to_string(h) + ", " + std::to_string(w) + ", " +
+          std::to_string(c) + R"(], "seed": 9, "layers": [{"name": "c", "type": "conv2d",
+          "out_channels": )" + std::to_string(n) + R"(, "kernel": )" + std::to_string(k) +
+          R"(, "stride": )" + std::to_string(s) + R"(, "padding": )" + std::to_string(p) +
+          R"(, "activation": "relu"}]})",
+      "conv.json");
+}
+
+// Taps geometry of a kh x kw conv, stride s, no padding, C channels, on a w-wide input.
+Taps taps(std::uint64_t k, std::uint64_t s, std::uint64_t c, std::uint64_t w) {
+  const std::uint64_t ow = (w - k) / s + 1;
+  return Taps{k, k, s, 0, w, c, ow, ow, w};
+}
+
+TEST(CompilerTest, TapPlansGroupTapsIntoFullTiles) {
+  // C = 64 on 128 rows: pairs of taps, K = 576 in 5 tiles (as im2col); pairs along a kernel
+  // row share one image, pairs crossing to the next row another, the last tap a plain band.
+  TapPlan p = tap_plan(taps(3, 1, 64, 56), 128, 2, 128);
+  ASSERT_EQ(p.ktiles.size(), 5u);
+  EXPECT_EQ(p.images.size(), 3u);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(p.ktiles[i].kts, 128u);
+  EXPECT_EQ(p.ktiles[4].kts, 64u);
+  EXPECT_EQ(p.ktiles[1].ky * 3 + p.ktiles[1].kx, 2u);  // taps (0, 2) and (1, 0)
+  EXPECT_EQ(p.ktiles[0].img, p.ktiles[2].img);
+  // The 7x7 stride-2 RGB stem on 128 rows: im2col takes 2 tiles but 7 DMA segments per output
+  // pixel; 2 kernel rows per tile take 4 tiles and 2 segments (both tiles' anchors on every
+  // second input row and column), 4 rows per tile 2 tiles and 4 segments: 2 rows (4 < 7, and
+  // the tie with 4 rows goes to fewer segments).
+  p = tap_plan(taps(7, 2, 3, 230), 128, 42, 128);
+  ASSERT_EQ(p.ktiles.size(), 4u);
+  EXPECT_EQ(p.ktiles[0].kts, 42u);
+  EXPECT_EQ(p.ktiles[3].kts, 21u);
+  EXPECT_EQ(p.ktiles[3].ky, 6u);
+  ASSERT_EQ(p.images.size(), 1u);
+  EXPECT_EQ(p.images[0].taps, 2u);
+  EXPECT_EQ(p.images[0].ystep, 2u);
+  EXPECT_EQ(p.images[0].xstep, 2u);
+  // On 32 rows a kernel row of 21 elements leaves no room for a second one.
+  EXPECT_EQ(kernel_rows_per_tile(taps(7, 2, 3, 230), 32, 32), 0u);
+  // Unpacked: one tile per tap and channel chunk.
+  EXPECT_EQ(tap_plan(taps(3, 1, 200, 10), 128, 1, 128).ktiles.size(), 9u * 2);
+}
+
+TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
+  // Channels that leave half the array's rows idle per tap: the DMA packs several taps' channels
+  // into one UB row (runs along a kernel row, pairs across kernel rows), one weight tile each.
+  struct Case {
+    std::uint32_t array, c, k, s, p, tiles;  // tiles: weight tiles per (M tile, N tile)
+    const char* dtype;
+  };
+  const Case cases[] = {
+      {16, 5, 3, 1, 1, 3, "int8"},   // 3 runs of 3 taps (15 rows)
+      {16, 5, 3, 2, 1, 3, "bf16"},   // strided
+      {16, 3, 5, 2, 2, 5, "int8"},   // 5 runs of 5 taps (15 rows), like a small stem
+      {16, 3, 5, 1, 0, 5, "bf16"},   // unpadded
+      {16, 8, 3, 1, 1, 5, "int8"},   // pairs, two crossing kernel rows, and a single tap
+      {16, 8, 3, 2, 0, 5, "bf16"},   // the same, strided, unpadded
+      {128, 64, 3, 1, 1, 5, "int8"}, // ResNet-50's 3x3 convs with 64 channels
+      {128, 64, 3, 2, 1, 5, "bf16"},
+      {128, 48, 3, 1, 1, 5, "int8"}, // 2 taps x 48 rows: 5 > ceil(432 / 128) = 4, so im2col
+      {128, 96, 3, 2, 1, 9, "int8"}, // one tap per tile (96 > 64)
+      // Whole kernel rows per tile (a first layer's few channels): 2 rows of 3 taps x 2.
+      {16, 2, 3, 1, 1, 2, "int8"},
+      {16, 2, 3, 1, 0, 2, "bf16"},
+      // A 7x7 stride-2 stem: 2 kernel rows (42 rows of K) per tile; the tiles start at even
+      // kernel rows, so the anchors are every second input row and column.
+      {64, 3, 7, 2, 3, 4, "int8"},
+      {128, 3, 7, 2, 3, 4, "int8"},
+      {128, 3, 7, 2, 3, 4, "bf16"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("array " + std::to_string(c.array) + ", C = " + std::to_string(c.c) + ", " +
+                 std::to_string(c.k) + "x" + std::to_string(c.k) + " stride " +
+                 std::to_string(c.s) + " pad " + std::to_string(c.p) + " " + c.dtype);
+    Graph model = conv_model(2, 9 + c.k, 11 + c.k, c.c, c.k, c.s, c.p, 12, c.dtype);
+    Config config = array_config(c.array, c.array);
+    CompileOptions options;
+    options.max_m_tile = 13;  // tiles cross output rows and images
+    Program p = compile(model, config, options);
+    const std::uint64_t K = model.nodes[0].gemm_k();
+    std::size_t loads = 0, packed = 0, tiles_mn = 0;  // one ACTIVATE per (M tile, N tile)
+    for (const Instruction& inst : p.instructions) {
+      tiles_mn += inst.op == Opcode::kActivate;
+      if (inst.op != Opcode::kLoadWeights) continue;
+      ++loads;
+      packed += inst.rows > c.c && inst.rows % c.c == 0;
+    }
+    const std::uint64_t tiles = c.c == 48 ? (K + c.array - 1) / c.array : c.tiles;
+    EXPECT_EQ(loads, tiles_mn * tiles);
+    if (2 * c.c <= c.array && c.c != 48) {
+      EXPECT_GT(packed, 0u);
+    }
+    expect_correct(model, config, options, 4);
+  }
+}
+
+TEST(CompilerTest, StridedPointwiseConvLoadsOnlyThePixelsItReads) {
+  // A 1x1 stride-2 conv from HBM: the band holds every second pixel of every second row, so
+  // each M tile streams consecutive UB rows in one MATMUL per weight tile.
+  for (const char* dtype : {"int8", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    for (std::uint32_t pad : {0u, 1u}) {
+      Graph model = conv_model(2, 9, 11, 20, 1, 2, pad, 12, dtype);
+      Config config = array_config(16, 16);
+      CompileOptions options;
+      options.max_m_tile = 13;
+      Program p = compile(model, config, options);
+      std::size_t loads = 0, matmuls = 0;
+      for (const Instruction& inst : p.instructions) {
+        loads += inst.op == Opcode::kLoadWeights;
+        if (inst.op != Opcode::kMatmul) continue;
+        ++matmuls;
+        EXPECT_EQ(inst.ub_stride, 1u);
+      }
+      EXPECT_EQ(matmuls, loads);
+      expect_correct(model, config, options, 4);
+    }
+  }
 }
 
 Graph chain_model(const char* input) {

@@ -10,6 +10,7 @@
 
 #include "sim/isa/semantics.h"
 #include "tools/compiler/data.h"
+#include "tools/compiler/gemm_tiling.h"
 #include "tools/compiler/memory_plan.h"
 #include "tools/compiler/reference_graph.h"
 
@@ -40,55 +41,6 @@ enum class GemmPath {
   kRows,  // input vectors of K elements packed R per UB row: matmul, dense, im2col conv
   kTaps,  // one (ky, kx, channel chunk) K tile at a time over UB pixel rows
 };
-
-// Convolution geometry of a tap-based GEMM (a dense layer on 1 x 1 inputs is a 1 x 1 conv).
-struct Taps {
-  std::uint64_t kh, kw, s, pad, W, C, OH, OW, Wp;
-};
-
-// Output pixels [m, m + ox1 - ox0) of image b, output row oy, columns ox0 .. ox1 - 1.
-struct RowSeg {
-  std::uint64_t b, oy, ox0, ox1, m;
-};
-
-std::vector<RowSeg> row_segments(std::uint64_t m0, std::uint64_t m1, std::uint64_t oh,
-                                 std::uint64_t ow) {
-  std::vector<RowSeg> segs;
-  for (std::uint64_t m = m0; m < m1;) {
-    const std::uint64_t b = m / (oh * ow), oy = (m / ow) % oh, ox = m % ow;
-    const std::uint64_t n = std::min(ow - ox, m1 - m);
-    segs.push_back({b, oy, ox, ox + n, m});
-    m += n;
-  }
-  return segs;
-}
-
-// The padded input rows one M tile of a tap-based conv reads, one part per image, stacked in a
-// UB slot per channel chunk: part rows iy0 .. iy0 + rows - 1 (padded coordinates) at `off`.
-struct BandPart {
-  std::uint64_t b, iy0, rows, off;
-};
-struct Band {
-  std::vector<BandPart> parts;
-  std::uint64_t rows = 0;  // per chunk
-};
-
-Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1) {
-  Band band;
-  for (const RowSeg& seg : row_segments(m0, m1, g.OH, g.OW)) {
-    const std::uint64_t end = seg.oy * g.s + g.kh;  // one past the last input row it reads
-    if (!band.parts.empty() && band.parts.back().b == seg.b) {
-      band.parts.back().rows = end - band.parts.back().iy0;
-    } else {
-      band.parts.push_back({seg.b, seg.oy * g.s, end - seg.oy * g.s, 0});
-    }
-  }
-  for (BandPart& p : band.parts) {
-    p.off = band.rows * g.Wp;
-    band.rows += p.rows;
-  }
-  return band;
-}
 
 class Lowerer {
  public:
@@ -207,7 +159,11 @@ class Lowerer {
     }
   }
 
-  Taps taps_of(const Layer& layer) const {
+  // hbm_band: the geometry of the bands a conv loads from HBM (see Taps::sub). Subsampling a
+  // strided 1 x 1 conv's input loads only the pixels it reads, and its MATMULs stream
+  // consecutive UB rows: one pass per tile instead of one per output row, whose stride-s reads
+  // would also drift across the UB banks the vector unit and the DMA are writing.
+  Taps taps_of(const Layer& layer, bool hbm_band = false) const {
     const bool conv = layer.kind == LayerKind::kConv2d;
     Taps g;
     g.kh = conv ? layer.kernel_h : 1;
@@ -219,6 +175,11 @@ class Lowerer {
     g.OH = layer.out.h;
     g.OW = layer.out.w;
     g.Wp = g.W + 2 * g.pad;
+    if (hbm_band && g.kh == 1 && g.kw == 1 && g.s > 1) {
+      g.sub = g.s;
+      g.s = 1;
+      g.Wp = g.OW;
+    }
     return g;
   }
   // Convolutions keep M tiles of whole output rows when they can (few, long stores).
@@ -228,15 +189,106 @@ class Lowerer {
     }
     return m_tile;
   }
+  // Kernel taps one weight tile holds when a tap-based conv reads its input from HBM: all C
+  // channels of several taps when they fit the array's rows (the DMA packs them into one UB
+  // row), else 1 (a tile is one tap's channel chunk). A resident input has one pixel per UB row
+  // and is never packed.
+  std::uint64_t taps_per_tile(const Layer& layer) const {
+    return layer.kind == LayerKind::kConv2d ? cw_ / layer.in.c : 1;
+  }
   // UB rows of one input slot of a tap-based conv reading its input bands from HBM.
   std::uint64_t band_slot_rows(const Layer& layer, std::uint64_t m_tile) const {
-    const Taps g = taps_of(layer);
+    const Taps g = taps_of(layer, true);
     const std::uint64_t M = layer.gemm_m();
     std::uint64_t rows = 0;
     for (std::uint64_t m0 = 0; m0 < M; m0 += m_tile) {
       rows = std::max(rows, band_of(g, m0, std::min(M, m0 + m_tile)).rows);
     }
-    return rows * g.Wp * ceil_div(g.C, cw_);
+    return rows * g.Wp * tap_plan(g, cw_, taps_per_tile(layer), R_).images.size();
+  }
+  // DMA loads of band image `im` for one band part into UB rows from `ub` (the part's padded
+  // pixel grid, Wp rows per input row). A plain band is one segment per input row; a packed
+  // image writes only the anchors its tiles read, one UB row each, gathering its taps as
+  // segments: a run along a kernel row is one segment of taps * C elements per anchor (one DMA
+  // per part), a pair crossing kernel rows two segments (one DMA per anchor row).
+  void band_image_loads(const HbmTensor& t, const Taps& g, const BandImage& im,
+                        const BandPart& part, std::uint64_t ub,
+                        std::vector<DmaFields>& pieces) const {
+    const std::int64_t pad = std::int64_t(g.pad);
+    if (im.taps == 1) {
+      check_width(part.rows, kMax16, "input band rows (DMA groups)");
+      pieces.push_back(block(t.addr(part.b, std::int64_t(part.iy0 * g.sub) - pad, -pad) +
+                                 im.c0 * eb_,
+                             ub, part.rows, g.sub * t.row_bytes(), g.Wp,
+                             g.sub * t.pixel_bytes(), im.chans));
+      return;
+    }
+    const std::uint64_t y0 = part.iy0 + im.ky_lo, y1 = part.iy0 + part.rows - g.kh + im.ky_hi;
+    const std::uint64_t x0 = im.kx_lo, x1 = (g.OW - 1) * g.s + im.kx_hi;
+    const std::uint64_t rows = y1 - y0 + 1, cols = x1 - x0 + 1, row_elems = im.taps * im.chans;
+    check_width(rows, kMax16, "packed band rows (DMA groups)");
+    check_width(cols, kMax16, "packed band anchors per row (DMA segs)");
+    auto ub_row = [&](std::uint64_t iy) { return ub + (iy - part.iy0) * g.Wp + x0; };
+    auto hbm = [&](std::uint64_t iy) {
+      return t.addr(part.b, std::int64_t(iy) - pad, std::int64_t(x0) - pad);
+    };
+    if (im.dy == 0 && im.dx == 1) {
+      DmaFields d;
+      d.hbm_addr = hbm(y0);
+      d.ub_row = std::uint32_t(ub_row(y0));
+      d.groups = std::uint16_t(rows);
+      d.group_stride = std::uint32_t(rows > 1 ? t.row_bytes() : 0);
+      d.ub_stride = std::uint16_t(rows > 1 ? g.Wp : 1);
+      d.segs = std::uint16_t(cols);
+      d.seg_stride = std::uint32_t(cols > 1 ? t.pixel_bytes() : 0);
+      d.elems = std::uint16_t(row_elems);
+      d.pack = std::uint16_t(row_elems);
+      pieces.push_back(d);
+      return;
+    }
+    // Kernel rows packed whole: an anchor row near the band's end takes only the rows left
+    // (the tiles anchored there read no further), so no DMA reads past the image.
+    const std::int64_t step = std::int64_t(im.dy * t.row_bytes()) +
+                              im.dx * std::int64_t(t.pixel_bytes());
+    const std::uint64_t anchors = (cols - 1) / im.xstep + 1;
+    for (std::uint64_t iy = y0; iy <= y1; iy += im.ystep) {
+      const std::uint64_t segs =
+          im.dx == 0 ? std::min(im.taps, part.iy0 + part.rows - iy) : im.taps;
+      DmaFields d;
+      d.hbm_addr = hbm(iy);
+      d.ub_row = std::uint32_t(ub_row(iy));
+      d.groups = std::uint16_t(anchors);
+      d.group_stride = std::uint32_t(anchors > 1 ? im.xstep * t.pixel_bytes() : 0);
+      d.ub_stride = std::uint16_t(anchors > 1 ? im.xstep : 1);
+      d.segs = std::uint16_t(segs);
+      d.seg_stride = std::uint32_t(segs > 1 ? step : 0);
+      d.elems = std::uint16_t(im.chans);
+      d.pack = std::uint16_t(row_elems);
+      pieces.push_back(d);
+    }
+  }
+  // Splits DMA pieces along their groups into about `parts` pieces of similar group counts
+  // (each still one DMA with the same segments, strides and packing).
+  static std::vector<DmaFields> split_groups(const std::vector<DmaFields>& pieces,
+                                             std::uint64_t parts) {
+    std::uint64_t total = 0;
+    for (const DmaFields& d : pieces) total += d.groups;
+    const std::uint64_t most = std::max<std::uint64_t>(1, ceil_div(total, parts));
+    std::vector<DmaFields> out;
+    for (const DmaFields& d : pieces) {
+      for (std::uint64_t g0 = 0; g0 < d.groups; g0 += most) {
+        DmaFields p = d;
+        p.groups = std::uint16_t(std::min<std::uint64_t>(most, d.groups - g0));
+        p.hbm_addr = d.hbm_addr + g0 * d.group_stride;
+        p.ub_row = std::uint32_t(d.ub_row + g0 * d.ub_stride);
+        if (p.groups == 1) {
+          p.group_stride = 0;
+          p.ub_stride = 1;
+        }
+        out.push_back(p);
+      }
+    }
+    return out;
   }
   // Staging rows below the arenas a GEMM layer needs with M tiles of m_tile rows.
   std::uint64_t gemm_staging(const Layer& layer, GemmPath path, bool in_res, bool out_res,
@@ -251,9 +303,17 @@ class Lowerer {
   }
   GemmPath gemm_path(const Layer& layer, bool in_res, bool out_res, std::uint64_t limit) const {
     if (in_res) return GemmPath::kTaps;
-    // On-chip windows read each input element once from HBM instead of kh * kw times; they
-    // pay off when a channel chunk fills at least half the array's rows.
-    if (layer.kind == LayerKind::kConv2d && 2 * std::uint64_t(layer.in.c) >= R_ &&
+    // On-chip windows read each input element once from HBM instead of kh * kw times (or, with
+    // packed taps, once per band image); they pay off when a channel chunk fills at least half
+    // the array's rows, when packed taps need no more weight tiles than im2col's full ones, or
+    // when packing whole kernel rows beats im2col's DMA-bound gather (kernel_rows_per_tile).
+    const Taps g = taps_of(layer);
+    const bool fills =
+        2 * std::uint64_t(layer.in.c) >= R_ ||
+        tap_plan(g, cw_, taps_per_tile(layer), R_).ktiles.size() <=
+            ceil_div(layer.gemm_k(), R_) ||
+        (taps_per_tile(layer) >= 2 && kernel_rows_per_tile(g, cw_, R_) > 0);
+    if (layer.kind == LayerKind::kConv2d && fills &&
         layer.in.w + 2 * std::uint64_t(layer.padding) <= kMax16 &&
         gemm_staging(layer, GemmPath::kTaps, false, out_res, 1) <= limit) {
       return GemmPath::kTaps;
@@ -535,7 +595,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
          "' from HBM as contiguous pixels, but it is a channel slice or carries a zero border; "
          "no tiling of this layer fits the unified buffer on the tap path");
   }
-  const Taps g = taps_of(layer);
+  const Taps g = taps_of(layer, !in_res);
   const std::uint64_t M = layer.gemm_m(), K = layer.gemm_k(), N = layer.gemm_n();
   // A resident output is written one channel chunk (N tile) per UB row.
   const std::uint64_t nw = out_res ? cw_ : C_;
@@ -543,21 +603,11 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
   const std::uint64_t KR = ceil_div(K, R_);  // UB rows per input vector (rows path)
   const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
 
-  // K tiles: R-row slices of K, or one per (ky, kx, channel chunk) in K's (ky, kx, c) order.
-  struct KTile {
-    std::uint64_t k0, kts, ky, kx, cc;
-  };
-  std::vector<KTile> ktiles;
-  if (taps) {
-    for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
-      for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
-        for (std::uint64_t cc = 0; cc * cw_ < g.C; ++cc) {
-          ktiles.push_back({(ky * g.kw + kx) * g.C + cc * cw_,
-                            std::min<std::uint64_t>(cw_, g.C - cc * cw_), ky, kx, cc});
-        }
-      }
-    }
-  } else {
+  // K tiles: R-row slices of K, or the tap plan's tiles in K's (ky, kx, c) order.
+  const TapPlan plan =
+      taps ? tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer), R_) : TapPlan();
+  std::vector<KTile> ktiles = plan.ktiles;
+  if (!taps) {
     check_width(KR, kMax16, "UB rows per input vector ceil(K / array.rows) (MATMUL ub_stride)");
     for (std::uint64_t k0 = 0; k0 < K; k0 += R_) {
       ktiles.push_back({k0, std::min<std::uint64_t>(R_, K - k0), 0, 0, 0});
@@ -605,6 +655,31 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
     }
     m_tile = round_tile(layer, lo);
   }
+  // Only the first M tile's input load is not overlapped with the array. When one M tile fits,
+  // two still pay if loading the second half of the input and reloading every weight tile (the
+  // DMA engine's work under the first tile, one UB row or one im2col segment per cycle, plus a
+  // quarter for contention) takes less than the first tile's array time, and each tile streams
+  // enough rows to hide a weight load and the previous tile's drain. Otherwise the array would
+  // wait for the DMA inside the layer: with the default single UB write port, layers that
+  // load about as many rows as they stream stay one tile. Only with one N tile: the ACTIVATEs
+  // of earlier N tiles would take that write port for whole tiles while the weights load.
+  // Without weight double buffering each M tile pays every fold's load and drain again.
+  if (x_dma && config_.mxu.double_buffer_weights && NT == 1 && ceil_div(M, m_tile) == 1) {
+    std::uint64_t longest = 0, reloads = 0;
+    for (const KTile& k : ktiles) {
+      longest = std::max(longest, k.kts);
+      reloads += k.kts;
+    }
+    const std::uint64_t shortest = longest + std::min<std::uint64_t>(N, C_) + R_ - 1;
+    const std::uint64_t in = taps ? band_slot_rows(layer, M)
+                                  : M * (conv ? std::max<std::uint64_t>(KR, layer.kernel_h) : KR);
+    // Whole output rows per tile for a conv (few, long stores), rounding up.
+    std::uint64_t half = ceil_div(M, 2);
+    if (conv && half > layer.out.w) half = ceil_div(half, layer.out.w) * layer.out.w;
+    if (half < M && M - half >= shortest && 5 * (in / 2 + reloads) <= 4 * (KT * M / 2)) {
+      m_tile = half;
+    }
+  }
   // Even M tiles: a short last tile would leave the array idle behind its weight tiles.
   {
     const std::uint64_t even = ceil_div(M, ceil_div(M, m_tile));
@@ -650,22 +725,16 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
   const std::int32_t multiplier = q.multiplier;
   const std::uint8_t shift = q.shift;
 
-  auto emit_input = [&](std::uint64_t mt) {
+  auto input_pieces = [&](std::uint64_t mt) {
     const std::uint64_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile);
     std::vector<DmaFields> pieces;
     if (taps) {
-      // The padded input rows the tile's windows cover, each loaded once, per channel chunk.
-      const HbmTensor& t = in.hbm;
+      // The padded input rows the tile's windows cover, once per band image.
       const Band band = band_of(g, m0, m1);
-      for (std::uint64_t cc = 0; cc * cw_ < g.C; ++cc) {
+      for (std::uint64_t i = 0; i < plan.images.size(); ++i) {
         for (const BandPart& part : band.parts) {
-          check_width(part.rows, kMax16, "input band rows (DMA groups)");
-          pieces.push_back(block(t.addr(part.b, std::int64_t(part.iy0) - std::int64_t(g.pad),
-                                        -std::int64_t(g.pad)) +
-                                     cc * cw_ * eb_,
-                                 x_slot[mt % 2] + cc * band.rows * g.Wp + part.off, part.rows,
-                                 t.row_bytes(), g.Wp, t.pixel_bytes(),
-                                 std::min<std::uint64_t>(cw_, g.C - cc * cw_)));
+          band_image_loads(in.hbm, g, plan.images[i], part,
+                           x_slot[mt % 2] + i * band.rows * g.Wp + part.off, pieces);
         }
       }
     } else if (conv) {
@@ -701,7 +770,12 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
       d.pack = std::uint16_t(R_);
       pieces.push_back(d);
     }
-    for (std::size_t i = 0; i < pieces.size(); ++i) {
+    return pieces;
+  };
+  // Input pieces [from, to) of M tile mt; the first waits for its slot, the last signals.
+  auto emit_input = [&](std::uint64_t mt, const std::vector<DmaFields>& pieces, std::size_t from,
+                        std::size_t to) {
+    for (std::size_t i = from; i < to; ++i) {
       std::uint64_t wait = i == 0 && mt >= 2 ? bit(kSemXFree) : 0;
       std::uint64_t signal = i + 1 == pieces.size() ? bit(kSemXReady) : 0;
       emit(dma(Opcode::kDmaLoad, pieces[i], wait, signal));
@@ -709,7 +783,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
   };
 
   const std::uint64_t T = MT * NT, J = T * KT;
-  auto emit_store = [&](std::uint64_t t) {
+  auto store_pieces = [&](std::uint64_t t) {
     const std::uint64_t mt = t / NT, nt = t % NT;
     const std::uint64_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile);
     const std::uint64_t n0 = nt * nw, nts = std::min(nw, N - n0);
@@ -722,7 +796,13 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
                                           o_slot[t % 2] + (first - m0), rows, row_stride, pixels,
                                           out.hbm.pixel_bytes(), nts));
                  });
-    for (std::size_t i = 0; i < pieces.size(); ++i) {
+    return pieces;
+  };
+  // Store pieces [from, to) of output tile t; the first waits for the tile, the last frees its
+  // slot.
+  auto emit_store = [&](std::uint64_t t, const std::vector<DmaFields>& pieces, std::size_t from,
+                        std::size_t to) {
+    for (std::size_t i = from; i < to; ++i) {
       std::uint64_t wait = i == 0 ? bit(kSemOutReady) : 0;
       std::uint64_t signal = i + 1 == pieces.size() && t + 2 < T ? bit(kSemOutFree) : 0;
       emit(dma(Opcode::kDmaStore, pieces[i], wait, signal));
@@ -739,7 +819,10 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
              j >= 2 ? bit(kSemWFree) : 0, bit(kSemWReady)));
   };
 
-  if (x_dma) emit_input(0);
+  if (x_dma) {
+    const std::vector<DmaFields> first = input_pieces(0);
+    emit_input(0, first, 0, first.size());
+  }
   emit_weights(0);
   struct Pass {
     std::uint64_t ub_row, ub_stride, rows, acc_row;
@@ -749,25 +832,42 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
     const std::vector<RowSeg> segs = taps ? row_segments(m0, m1, g.OH, g.OW)
                                           : std::vector<RowSeg>();
     const Band band = taps && !in_res ? band_of(g, m0, m1) : Band();
-    // UB row of padded input pixel (iy, ix) of image b, chunk cc.
-    auto in_row = [&](std::uint64_t cc, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
+    // The next M tile's input, split into about one share per weight tile of this one and
+    // queued between their weight loads: one DMA at a time runs, so a whole input tile queued
+    // at once would hold back the next weight tiles, and queued late it would hold back the
+    // next M tile's first MATMUL.
+    const std::vector<DmaFields> next_input =
+        x_dma && mt + 1 < MT ? split_groups(input_pieces(mt + 1), NT * KT)
+                             : std::vector<DmaFields>();
+    // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
+    auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
-        return in.ub.row(cc, b, std::int64_t(iy) - std::int64_t(g.pad),
+        return in.ub.row(img, b, std::int64_t(iy) - std::int64_t(g.pad),
                          std::int64_t(ix) - std::int64_t(g.pad));
       }
       const BandPart* part = &band.parts[0];
       for (const BandPart& p : band.parts) {
         if (p.b == b) part = &p;
       }
-      return x_slot[mt % 2] + cc * band.rows * g.Wp + part->off + (iy - part->iy0) * g.Wp + ix;
+      return x_slot[mt % 2] + img * band.rows * g.Wp + part->off + (iy - part->iy0) * g.Wp + ix;
     };
     for (std::uint64_t nt = 0; nt < NT; ++nt) {
       const std::uint64_t t = mt * NT + nt;
       const std::uint64_t n0 = nt * nw, nts = std::min(nw, N - n0);
+      // Output tile t - 2 is stored behind tile t's first weight load: by then the vector unit
+      // has long written it, so no weight load waits behind a store that waits for the vector
+      // unit (as one queued right after tile t - 1 would), and it frees its slot before tile
+      // t's ACTIVATE needs it.
+      const std::vector<DmaFields> stores =
+          t >= 2 && !out_res ? store_pieces(t - 2) : std::vector<DmaFields>();
       for (std::uint64_t kt = 0; kt < KT; ++kt) {
         const std::uint64_t j = t * KT + kt;
         // One tile ahead, so the weight stream never waits behind this tile's MATMULs.
         if (j + 1 < J) emit_weights(j + 1);
+        const std::uint64_t share = nt * KT + kt;
+        emit_input(mt + 1, next_input, next_input.size() * share / (NT * KT),
+                   next_input.size() * (share + 1) / (NT * KT));
+        if (kt == 0) emit_store(t - 2, stores, 0, stores.size());
         Instruction lw;
         lw.op = Opcode::kLoadWeights;
         lw.ub_row = std::uint32_t(w_slot[j % 2]);
@@ -781,7 +881,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
           // One pass per output row segment (merged when the input rows continue the stride).
           const KTile& k = ktiles[kt];
           for (const RowSeg& seg : segs) {
-            Pass p{in_row(k.cc, seg.b, seg.oy * g.s + k.ky, seg.ox0 * g.s + k.kx), g.s,
+            Pass p{in_row(k.img, seg.b, seg.oy * g.s + k.ky, seg.ox0 * g.s + k.kx), g.s,
                    seg.ox1 - seg.ox0, acc_slot[t % 2] + (seg.m - m0)};
             if (!passes.empty()) {
               Pass& q = passes.back();
@@ -812,9 +912,6 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
           emit(mm);
         }
       }
-      // Queued behind this tile's weights, so the weight stream never waits on the vector unit.
-      if (x_dma && nt == 0 && mt + 1 < MT) emit_input(mt + 1);
-      if (t > 0 && !out_res) emit_store(t - 1);
       // Straight into the resident layout: one ACTIVATE per output row segment when the
       // consumer's zero border breaks the rows apart.
       std::vector<Pass> acts;
@@ -847,7 +944,10 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
       }
     }
   }
-  if (!out_res) emit_store(T - 1);
+  for (std::uint64_t t = T >= 2 ? T - 2 : 0; t < T && !out_res; ++t) {
+    const std::vector<DmaFields> pieces = store_pieces(t);
+    emit_store(t, pieces, 0, pieces.size());
+  }
 }
 
 void Lowerer::lower_pool(const Layer& layer, const Placement& in, const Placement& out,

@@ -24,9 +24,22 @@
 // - Convolution paths. "Taps": K tiles are (ky, kx, channel chunk) with K_t = the chunk's
 //   channels; per weight tile, one MATMUL per output row segment reads the row's input pixels
 //   (oy * s + ky, ox * s + kx) with ub_stride s. Used when the input is resident, and for an
-//   input in HBM when C >= R / 2, with each M tile's band of padded input rows loaded once into
-//   UB pixel rows. Otherwise "rows": im2col patches gathered from HBM (kernel_w * C per
-//   segment), packed R per UB row; this suits small C such as a first RGB layer.
+//   input in HBM when C >= R / 2 or packed taps need no more tiles than im2col, with each M
+//   tile's band of padded input rows loaded into UB pixel rows. From HBM, when several taps'
+//   channels fit min(R, C) rows, a tile packs consecutive taps (in (ky, kx) order) that are
+//   evenly spaced in HBM: a run along a kernel row, or a pair crossing to the next one. Tiles
+//   of one shape share a band image whose UB row per anchor pixel holds those taps' channels,
+//   gathered by the DMA (K_t = taps * C). With very few channels (a first RGB layer), a tile
+//   packs whole kernel rows instead (one kernel_w * C segment each) when that beats im2col's
+//   DMA-bound gather (max(weight tiles, DMA segments) per output pixel): all tiles share one
+//   image anchored at (oy * s + ky0, ox * s), loaded only at the anchors they read. A
+//   strided 1 x 1 conv's band holds only the pixels it reads (every s-th of every s-th row), so
+//   its MATMULs stream consecutive rows. Otherwise "rows": im2col patches gathered from HBM
+//   (kernel_w * C per segment), packed R per UB row.
+// - DMA order (one transfer runs at a time): the next M tile's input is queued in shares, one
+//   behind each weight-tile load of the current M tile; output tile t is stored behind the
+//   first weight load of tile t + 2, when the vector unit has long written it, so a weight load
+//   never waits behind a store that waits for the vector unit.
 // - Cross-layer order: the last vector instruction of a node with a resident output signals
 //   layer_done, which the next DMA waits on (its signal bit is set only once that DMA is
 //   emitted, so counts balance). Only then may DMAs overwrite the staging rows or a resident

@@ -1,0 +1,126 @@
+#include "tools/compiler/gemm_tiling.h"
+
+#include <algorithm>
+
+namespace tpu {
+
+namespace {
+
+std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
+
+}  // namespace
+
+std::vector<RowSeg> row_segments(std::uint64_t m0, std::uint64_t m1, std::uint64_t oh,
+                                 std::uint64_t ow) {
+  std::vector<RowSeg> segs;
+  for (std::uint64_t m = m0; m < m1;) {
+    const std::uint64_t b = m / (oh * ow), oy = (m / ow) % oh, ox = m % ow;
+    const std::uint64_t n = std::min(ow - ox, m1 - m);
+    segs.push_back({b, oy, ox, ox + n, m});
+    m += n;
+  }
+  return segs;
+}
+
+Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1) {
+  Band band;
+  for (const RowSeg& seg : row_segments(m0, m1, g.OH, g.OW)) {
+    const std::uint64_t end = seg.oy * g.s + g.kh;  // one past the last input row it reads
+    if (!band.parts.empty() && band.parts.back().b == seg.b) {
+      band.parts.back().rows = end - band.parts.back().iy0;
+    } else {
+      band.parts.push_back({seg.b, seg.oy * g.s, end - seg.oy * g.s, 0});
+    }
+  }
+  for (BandPart& p : band.parts) {
+    p.off = band.rows * g.Wp;
+    band.rows += p.rows;
+  }
+  return band;
+}
+
+std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R) {
+  const std::uint64_t run = g.kw * g.C, most = std::min(cw / run, g.kh);
+  // Per output pixel: array cycles (one per weight tile) against DMA segments (one request
+  // each); im2col has ceil(K / R) tiles and kernel_h segments.
+  auto cost = [](std::uint64_t tiles, std::uint64_t segs) { return std::max(tiles, segs); };
+  const std::uint64_t im2col = cost(ceil_div(g.kh * run, R), g.kh);
+  std::uint64_t best = 0, best_cost = im2col, best_segs = g.kh;
+  for (std::uint64_t n = 2; n <= most; ++n) {
+    std::vector<bool> residue(g.s, false);
+    for (std::uint64_t ky0 = 0; ky0 < g.kh; ky0 += n) residue[ky0 % g.s] = true;
+    const std::uint64_t segs = n * std::uint64_t(std::count(residue.begin(), residue.end(), true));
+    const std::uint64_t c = cost(ceil_div(g.kh, n), segs);
+    if (c < best_cost || (c == best_cost && best > 0 && segs < best_segs)) {
+      best = n;
+      best_cost = c;
+      best_segs = segs;
+    }
+  }
+  return best;
+}
+
+TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R) {
+  TapPlan plan;
+  if (const std::uint64_t n = pack >= 2 ? kernel_rows_per_tile(g, cw, R) : 0; n > 0) {
+    BandImage im{n, 1, 0, g.kw * g.C, 0, 0, 0, 0, 0};
+    im.xstep = g.s;
+    bool same_residue = true;
+    for (std::uint64_t ky0 = 0; ky0 < g.kh; ky0 += n) {
+      plan.ktiles.push_back({ky0 * g.kw * g.C, std::min(n, g.kh - ky0) * g.kw * g.C, ky0, 0, 0});
+      im.ky_hi = ky0;
+      same_residue = same_residue && ky0 % g.s == 0;
+    }
+    im.ystep = same_residue ? g.s : 1;
+    plan.images.push_back(im);
+    return plan;
+  }
+  if (pack < 2) {
+    for (std::uint64_t cc = 0; cc * cw < g.C; ++cc) {
+      const std::uint64_t chans = std::min(cw, g.C - cc * cw);
+      plan.images.push_back({1, 0, cc * cw, chans, 0, 0, g.kh - 1, 0, g.kw - 1});
+    }
+    for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
+      for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
+        for (std::uint64_t cc = 0; cc * cw < g.C; ++cc) {
+          plan.ktiles.push_back(
+              {(ky * g.kw + kx) * g.C + cc * cw, plan.images[cc].chans, ky, kx, cc});
+        }
+      }
+    }
+    return plan;
+  }
+  const std::uint64_t taps = g.kh * g.kw;
+  for (std::uint64_t a = 0; a < taps;) {
+    const std::uint64_t ky = a / g.kw, kx = a % g.kw;
+    std::uint64_t n = 1, dy = 0;
+    std::int64_t dx = 0;
+    if (a + 1 < taps && pack >= 2) {
+      dy = (a + 1) / g.kw - ky;
+      dx = std::int64_t((a + 1) % g.kw) - std::int64_t(kx);
+      n = 2;
+      while (n < pack && a + n < taps && (a + n) / g.kw - (a + n - 1) / g.kw == dy &&
+             std::int64_t((a + n) % g.kw) - std::int64_t((a + n - 1) % g.kw) == dx) {
+        ++n;
+      }
+    }
+    if (n == 1) dx = 0;
+    std::uint64_t img = 0;
+    while (img < plan.images.size() &&
+           !(plan.images[img].taps == n && plan.images[img].dy == dy &&
+             plan.images[img].dx == dx)) {
+      ++img;
+    }
+    if (img == plan.images.size()) plan.images.push_back({n, dy, 0, g.C, dx, ky, ky, kx, kx});
+    BandImage& im = plan.images[img];
+    im.ky_lo = std::min(im.ky_lo, ky);
+    im.ky_hi = std::max(im.ky_hi, ky);
+    im.kx_lo = std::min(im.kx_lo, kx);
+    im.kx_hi = std::max(im.kx_hi, kx);
+    plan.ktiles.push_back({a * g.C, n * g.C, ky, kx, img});
+    a += n;
+  }
+  return plan;
+}
+
+}  // namespace tpu
