@@ -42,6 +42,19 @@ enum class GemmPath {
   kTaps,  // one (ky, kx, channel chunk) K tile at a time over UB pixel rows
 };
 
+// The mapping of one GEMM node onto the array and the unified buffer: the tiling pass's output.
+struct GemmTiling {
+  GemmPath path = GemmPath::kRows;
+  Taps g{};
+  TapPlan plan;                 // taps path: weight tiles and band images
+  std::vector<KTile> ktiles;    // K tiles in K's order
+  std::uint64_t M = 0, K = 0, N = 0;
+  std::uint64_t nw = 0, NT = 0;  // N tile width and count
+  std::uint64_t KR = 0, KT = 0;  // UB rows per input vector (rows path), K tiles
+  std::uint64_t m_tile = 0, MT = 0;
+  std::uint64_t x_slot[2] = {0, 0}, o_slot[2] = {0, 0};  // UB rows of the double buffers
+};
+
 class Lowerer {
  public:
   Lowerer(const Graph& graph, const Config& config, const CompileOptions& options)
@@ -293,7 +306,7 @@ class Lowerer {
   // Staging rows below the arenas a GEMM layer needs with M tiles of m_tile rows.
   std::uint64_t gemm_staging(const Layer& layer, GemmPath path, bool in_res, bool out_res,
                              std::uint64_t m_tile) const {
-    std::uint64_t rows = 2 * std::uint64_t(R_) + (out_res ? 0 : 2 * m_tile);
+    std::uint64_t rows = weight_rows() + (out_res ? 0 : 2 * m_tile);
     if (path == GemmPath::kRows) {
       rows += 2 * m_tile * ceil_div(layer.gemm_k(), R_);
     } else if (!in_res) {
@@ -331,6 +344,9 @@ class Lowerer {
     const std::uint64_t in_h = (ob - 1) * layer.stride + layer.kernel_h;
     return (in_res ? 0 : 2 * in_h * layer.in.w) + (out_res ? 0 : 2 * ob * layer.out.w);
   }
+  // UB rows below a GEMM node's input slots: the two weight slots of R rows and half a slot
+  // of spacing (see tile_gemm).
+  std::uint64_t weight_rows() const { return 2 * std::uint64_t(R_) + R_ / 2; }
   // The memory planner's question: the fewest staging rows node i needs with its inputs and
   // output resident or not (see memory_plan.h).
   std::uint64_t min_staging(std::size_t i, const std::vector<bool>& in_res, bool out_res) const {
@@ -348,8 +364,10 @@ class Lowerer {
   }
   void emit_zero_border(const UbTensor& t);
 
+  GemmTiling tile_gemm(const Layer& layer, const Placement& in, const Placement& out,
+                       std::uint64_t limit) const;
   void lower_gemm(const Layer& layer, const Placement& in, const Placement& out,
-                  std::uint64_t limit, std::uint64_t weights, const Values* w, const Requant& q);
+                  const GemmTiling& tl, std::uint64_t weights, const Values* w, const Requant& q);
   void lower_pool(const Layer& layer, const Placement& in, const Placement& out,
                   std::uint64_t limit, const Requant& q);
   void lower_add(const Layer& layer, const Placement& a, const Placement& b,
@@ -420,6 +438,18 @@ Program Lowerer::run() {
                       });
   if (data_) write_inputs(data);
 
+  // Tiling pass: every GEMM node's mapping, before any is emitted (a node prefetches the next
+  // one's first weight tile).
+  std::vector<GemmTiling> tilings(model_.nodes.size());
+  for (layer_index_ = 0; layer_index_ < model_.nodes.size(); ++layer_index_) {
+    const Layer& layer = model_.nodes[layer_index_];
+    layer_ = &layer;
+    if (!is_gemm(layer.kind)) continue;
+    tilings[layer_index_] = tile_gemm(layer, plan_.tensors[layer.inputs[0]],
+                                      plan_.tensors[layer.output],
+                                      plan_.staging_limit[layer_index_]);
+  }
+
   std::vector<bool> border_zeroed(model_.tensors.size(), false);
   for (layer_index_ = 0; layer_index_ < model_.nodes.size(); ++layer_index_) {
     const Layer& layer = model_.nodes[layer_index_];
@@ -453,7 +483,7 @@ Program Lowerer::run() {
       case LayerKind::kMatmul:
       case LayerKind::kDense:
       case LayerKind::kConv2d:
-        lower_gemm(layer, in, out, limit, plan_.weights[layer_index_],
+        lower_gemm(layer, in, out, tilings[layer_index_], plan_.weights[layer_index_],
                    data_ ? &data.weights[layer_index_] : nullptr, q);
         break;
       case LayerKind::kMaxPool2d:
@@ -579,9 +609,8 @@ void Lowerer::emit_zero_border(const UbTensor& t) {
   for (const DmaFields& d : pieces) emit(dma(Opcode::kDmaLoad, d, 0, 0));
 }
 
-void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placement& out,
-                         std::uint64_t limit, std::uint64_t weights, const Values* w,
-                         const Requant& q) {
+GemmTiling Lowerer::tile_gemm(const Layer& layer, const Placement& in, const Placement& out,
+                              std::uint64_t limit) const {
   const bool conv = layer.kind == LayerKind::kConv2d;
   const bool in_res = in.resident, out_res = out.resident;
   GemmPath path = gemm_path(layer, in_res, out_res, limit);
@@ -619,7 +648,8 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
   if (min_need > limit) {
     fail("needs 2 x " + std::to_string(KR) + " rows (one input vector of K = " +
          std::to_string(K) + ", double-buffered) + 2 x " + std::to_string(R_) +
-         " (weight staging) + 2 x 1 (output staging) = " + std::to_string(min_need) +
+         " (weight staging) + " + std::to_string(R_ / 2) +
+         " (bank spacing) + 2 x 1 (output staging) = " + std::to_string(min_need) +
          " unified-buffer rows for the smallest tile (M_t = 1), but the unified buffer holds " +
          std::to_string(config_.ub_rows(model_.dtype)) + " rows of " +
          std::to_string(row_bytes) + " bytes (ub.capacity_bytes = " +
@@ -638,7 +668,7 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
   std::uint64_t m_tile = 1;
   if (!taps) {
     const std::uint64_t per_m = 2 * KR + (out_res ? 0 : 2);
-    m_tile = round_tile(layer, std::min(cap, (limit - 2 * std::uint64_t(R_)) / per_m));
+    m_tile = round_tile(layer, std::min(cap, (limit - weight_rows()) / per_m));
   } else {
     // The band a tile reads grows with the tile: take the largest tile that fits.
     auto fits = [&](std::uint64_t m) {
@@ -689,10 +719,6 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
   const std::uint64_t MT = ceil_div(M, m_tile);
   const std::uint64_t xs =
       taps ? (in_res ? 0 : band_slot_rows(layer, m_tile)) : m_tile * KR;
-  const std::uint64_t x_slot[2] = {0, xs};
-  const std::uint64_t w_slot[2] = {2 * xs, 2 * xs + R_};
-  const std::uint64_t o_slot[2] = {2 * xs + 2 * R_, 2 * xs + 2 * R_ + m_tile};
-  const std::uint64_t acc_slot[2] = {0, m_tile};
 
   if (conv && !taps) {
     check_width(std::uint64_t(layer.kernel_w) * layer.in.c, kMax16,
@@ -701,6 +727,48 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
   } else if (!taps) {
     check_width(K, kMax16, "input row of K elements (DMA elems)");
   }
+  // Staging from the bottom of the UB: the two weight slots (shared by every GEMM node, so the
+  // next node's first tile can load while this one runs), two input slots, two output slots.
+  // The input slots start half a weight slot further on, so that where the bank count divides
+  // the weight slots (2R rows), input row i and weight row i sit in different banks.
+  GemmTiling tl;
+  tl.path = path;
+  tl.g = g;
+  tl.plan = plan;
+  tl.ktiles = ktiles;
+  tl.M = M;
+  tl.K = K;
+  tl.N = N;
+  tl.nw = nw;
+  tl.NT = NT;
+  tl.KR = KR;
+  tl.KT = KT;
+  tl.m_tile = m_tile;
+  tl.MT = MT;
+  const std::uint64_t base = weight_rows();
+  tl.x_slot[0] = base;
+  tl.x_slot[1] = base + xs;
+  tl.o_slot[0] = base + 2 * xs;
+  tl.o_slot[1] = base + 2 * xs + m_tile;
+  return tl;
+}
+
+void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placement& out,
+                         const GemmTiling& tl, std::uint64_t weights, const Values* w,
+                         const Requant& q) {
+  const bool conv = layer.kind == LayerKind::kConv2d;
+  const bool in_res = in.resident, out_res = out.resident;
+  const bool taps = tl.path == GemmPath::kTaps;
+  const bool x_dma = !in_res;  // the input arrives in UB slots by DMA
+  const Taps& g = tl.g;
+  const TapPlan& plan = tl.plan;
+  const std::vector<KTile>& ktiles = tl.ktiles;
+  const std::uint64_t M = tl.M, K = tl.K, N = tl.N, nw = tl.nw, NT = tl.NT, KR = tl.KR;
+  const std::uint64_t KT = tl.KT, m_tile = tl.m_tile, MT = tl.MT;
+  const std::uint64_t(&x_slot)[2] = tl.x_slot;
+  const std::uint64_t(&o_slot)[2] = tl.o_slot;
+  const std::uint64_t w_slot[2] = {0, R_};
+  const std::uint64_t acc_slot[2] = {0, m_tile};
 
   // Weights K x N, stored tile by tile (column block, then K tile, each K_t x N_t row-major).
   if (w) {
