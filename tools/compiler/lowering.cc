@@ -106,6 +106,8 @@ class Lowerer {
       }
     }
     if (unit == Unit::kDma) last_dma_ = program_.instructions.size();
+    if (unit == Unit::kVector) last_vector_ = program_.instructions.size();
+    if (inst.op == Opcode::kLoadWeights) load_weights_at_.push_back(program_.instructions.size());
     program_.instructions.push_back(inst);
   }
   // The last emitted instruction signals `sem` to the next instruction of unit `waiter`.
@@ -368,6 +370,9 @@ class Lowerer {
                        std::uint64_t limit) const;
   void lower_gemm(const Layer& layer, const Placement& in, const Placement& out,
                   const GemmTiling& tl, std::uint64_t weights, const Values* w, const Requant& q);
+  void emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std::uint64_t j);
+  // UB row of the weight slot of weight tile g (counted over the program).
+  std::uint64_t weight_slot(std::uint64_t g) const { return g % 2 ? R_ : 0; }
   void lower_pool(const Layer& layer, const Placement& in, const Placement& out,
                   std::uint64_t limit, const Requant& q);
   void lower_add(const Layer& layer, const Placement& a, const Placement& b,
@@ -392,8 +397,12 @@ class Lowerer {
   MemoryPlan plan_;
   Program program_;
   std::vector<Handoff> handoffs_;
-  // The last DMA instruction, and the one the last staging barrier waited for.
-  std::optional<std::size_t> last_dma_, barrier_dma_;
+  // The last DMA and vector instructions, and the DMA the last staging barrier waited for.
+  std::optional<std::size_t> last_dma_, last_vector_, barrier_dma_;
+  // The weight tile stream: tiles whose load was emitted, and each LOAD_WEIGHTS's index.
+  std::uint64_t weight_dmas_ = 0;
+  std::vector<std::size_t> load_weights_at_;
+  std::vector<GemmTiling> tilings_;  // per node, from the tiling pass
   std::size_t layer_index_ = 0;
   const Layer* layer_ = nullptr;
 };
@@ -410,6 +419,9 @@ Program Lowerer::run() {
   program_.semaphore_names[kSemAccReady] = "acc_ready";
   program_.semaphore_names[kSemAccReadyOdd] = "acc_ready_odd";
   program_.semaphore_names[kSemStagingFree] = "staging_free";
+  program_.semaphore_names[kSemInputReady] = "input_ready";
+  program_.semaphore_names[kSemBorderReady] = "border_ready";
+  program_.semaphore_names[kSemFirstInput] = "first_input";
   program_.semaphore_names[kSemAccFree] = "acc_free";
   program_.semaphore_names[kSemOutReady] = "out_ready";
   program_.semaphore_names[kSemOutFree] = "out_free";
@@ -440,12 +452,12 @@ Program Lowerer::run() {
 
   // Tiling pass: every GEMM node's mapping, before any is emitted (a node prefetches the next
   // one's first weight tile).
-  std::vector<GemmTiling> tilings(model_.nodes.size());
+  tilings_.assign(model_.nodes.size(), GemmTiling());
   for (layer_index_ = 0; layer_index_ < model_.nodes.size(); ++layer_index_) {
     const Layer& layer = model_.nodes[layer_index_];
     layer_ = &layer;
     if (!is_gemm(layer.kind)) continue;
-    tilings[layer_index_] = tile_gemm(layer, plan_.tensors[layer.inputs[0]],
+    tilings_[layer_index_] = tile_gemm(layer, plan_.tensors[layer.inputs[0]],
                                       plan_.tensors[layer.output],
                                       plan_.staging_limit[layer_index_]);
   }
@@ -465,25 +477,33 @@ Program Lowerer::run() {
       if (is_view(layer.kind) || !p.resident || p.ub.pad == 0 || border_zeroed[r]) continue;
       border_zeroed[r] = true;
       emit_zero_border(p.ub);
+      // Its first MATMUL reads the zeroed border: its first weight load waits for these loads
+      // (its weights may have reached the UB earlier).
+      if (is_gemm(layer.kind)) hand_off(kSemBorderReady, Unit::kWeightLoad);
     }
 
     // A pooling or add node's first vector instruction may write staging rows before any DMA
     // of its own: it waits until earlier nodes' transfers are done with them (a GEMM's vector
     // work waits for its own weight loads, which come after those transfers in DMA order).
-    const bool vector_first = !is_gemm(layer.kind) && !is_view(layer.kind);
-    if (vector_first && last_dma_ && last_dma_ != barrier_dma_) {
+    if (!is_view(layer.kind) && last_dma_ && last_dma_ != barrier_dma_) {
       handoffs_.push_back({*last_dma_, kSemStagingFree, Unit::kVector});
       barrier_dma_ = last_dma_;
     }
     const Placement& in = plan_.tensors[layer.inputs[0]];
     const Placement& out = plan_.tensors[layer.output];
+    // A GEMM reading a resident tensor: its first weight load (and so its first MATMUL) waits
+    // until the vector unit, in order, has written it, since the weights may have reached the
+    // UB before this node began.
+    if (is_gemm(layer.kind) && in.resident && last_vector_) {
+      handoffs_.push_back({*last_vector_, kSemInputReady, Unit::kWeightLoad});
+    }
     const std::uint64_t limit = plan_.staging_limit[layer_index_];
     const Requant& q = requant[layer_index_];
     switch (layer.kind) {
       case LayerKind::kMatmul:
       case LayerKind::kDense:
       case LayerKind::kConv2d:
-        lower_gemm(layer, in, out, tilings[layer_index_], plan_.weights[layer_index_],
+        lower_gemm(layer, in, out, tilings_[layer_index_], plan_.weights[layer_index_],
                    data_ ? &data.weights[layer_index_] : nullptr, q);
         break;
       case LayerKind::kMaxPool2d:
@@ -767,7 +787,6 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
   const std::uint64_t KT = tl.KT, m_tile = tl.m_tile, MT = tl.MT;
   const std::uint64_t(&x_slot)[2] = tl.x_slot;
   const std::uint64_t(&o_slot)[2] = tl.o_slot;
-  const std::uint64_t w_slot[2] = {0, R_};
   const std::uint64_t acc_slot[2] = {0, m_tile};
 
   // Weights K x N, stored tile by tile (column block, then K tile, each K_t x N_t row-major).
@@ -876,22 +895,18 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
       emit(dma(Opcode::kDmaStore, pieces[i], wait, signal));
     }
   };
-  // Weight tile j = (t, kt): K_t x N_t row-major after all tiles of earlier column blocks (full
-  // width nw) and earlier K tiles of this one.
-  auto emit_weights = [&](std::uint64_t j) {
-    const std::uint64_t nt = (j / KT) % NT;
-    const KTile& kt = ktiles[j % KT];
-    const std::uint64_t n0 = nt * nw, nts = std::min(nw, N - n0);
-    const std::uint64_t addr = weights + (n0 * K + kt.k0 * nts) * eb_;
-    emit(dma(Opcode::kDmaLoad, block(addr, w_slot[j % 2], 1, 0, kt.kts, nts * eb_, nts),
-             j >= 2 ? bit(kSemWFree) : 0, bit(kSemWReady)));
-  };
-
   if (x_dma) {
     const std::vector<DmaFields> first = input_pieces(0);
     emit_input(0, first, 0, first.size());
+    // The first weight tile enters the array only with the input there too, as when it loaded
+    // behind the input: its early arrival hides the DMA, and the layer's compute span still
+    // opens when its data is ready.
+    hand_off(kSemFirstInput, Unit::kWeightLoad);
   }
-  emit_weights(0);
+  // The first weight tile, unless the node before loaded it.
+  if (weight_dmas_ == load_weights_at_.size()) emit_weight_tile(tl, weights, 0);
+  const std::size_t next = layer_index_ + 1;
+  const bool prefetch = next < model_.nodes.size() && is_gemm(model_.nodes[next].kind);
   struct Pass {
     std::uint64_t ub_row, ub_stride, rows, acc_row;
   };
@@ -930,19 +945,23 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
           t >= 2 && !out_res ? store_pieces(t - 2) : std::vector<DmaFields>();
       for (std::uint64_t kt = 0; kt < KT; ++kt) {
         const std::uint64_t j = t * KT + kt;
-        // One tile ahead, so the weight stream never waits behind this tile's MATMULs.
-        if (j + 1 < J) emit_weights(j + 1);
+        // One tile ahead, so the weight stream never waits behind this tile's MATMULs; from
+        // the last tile on, the next GEMM node's first.
+        if (j + 1 < J) {
+          emit_weight_tile(tl, weights, j + 1);
+        } else if (prefetch) {
+          emit_weight_tile(tilings_[next], plan_.weights[next], 0);
+        }
         const std::uint64_t share = nt * KT + kt;
         emit_input(mt + 1, next_input, next_input.size() * share / (NT * KT),
                    next_input.size() * (share + 1) / (NT * KT));
         if (kt == 0) emit_store(t - 2, stores, 0, stores.size());
         Instruction lw;
         lw.op = Opcode::kLoadWeights;
-        lw.ub_row = std::uint32_t(w_slot[j % 2]);
+        lw.ub_row = std::uint32_t(weight_slot(load_weights_at_.size()));
         lw.rows = std::uint32_t(ktiles[kt].kts);
         lw.cols = std::uint16_t(nts);
         lw.wait = bit(kSemWReady);
-        lw.signal = j + 2 < J ? bit(kSemWFree) : 0;
         emit(lw);
         std::vector<Pass> passes;
         if (taps) {
@@ -1016,6 +1035,26 @@ void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placemen
     const std::vector<DmaFields> pieces = store_pieces(t);
     emit_store(t, pieces, 0, pieces.size());
   }
+}
+
+// Weight tile j = (t, kt) of a node: K_t x N_t row-major after all tiles of earlier column
+// blocks (full width nw) and earlier K tiles of this one. Weight tiles form one stream over the
+// whole program, alternating between the two weight slots: the load of tile g waits until the
+// LOAD_WEIGHTS of tile g - 2 has read that slot, which then signals w_free (set here, so every
+// signal has its wait).
+void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std::uint64_t j) {
+  const std::uint64_t g = weight_dmas_++;
+  const std::uint64_t nt = (j / tl.KT) % tl.NT;
+  const KTile& kt = tl.ktiles[j % tl.KT];
+  const std::uint64_t n0 = nt * tl.nw, nts = std::min(tl.nw, tl.N - n0);
+  const std::uint64_t addr = weights + (n0 * tl.K + kt.k0 * nts) * eb_;
+  std::uint64_t wait = 0;
+  if (g >= 2) {
+    wait = bit(kSemWFree);
+    program_.instructions[load_weights_at_.at(g - 2)].signal |= bit(kSemWFree);
+  }
+  emit(dma(Opcode::kDmaLoad, block(addr, weight_slot(g), 1, 0, kt.kts, nts * eb_, nts), wait,
+           bit(kSemWReady)));
 }
 
 void Lowerer::lower_pool(const Layer& layer, const Placement& in, const Placement& out,

@@ -89,6 +89,9 @@ enum CompilerSemaphore : std::uint32_t {
   kSemLayerDone = 10, // vector -> dma: a layer with a resident output is done with the UB
   kSemAccReadyOdd = 11,  // matmul -> vector: an odd output tile's accumulators are complete
   kSemStagingFree = 12,  // dma -> vector: earlier nodes' transfers are done with the staging rows
+  kSemInputReady = 13,   // vector -> weight_load: a resident input of a GEMM node is written
+  kSemBorderReady = 14,  // dma -> weight_load: a resident input's zero border is written
+  kSemFirstInput = 15,   // dma -> weight_load: a GEMM node's first input tile is in the UB
 };
 
 // Throws CompileError when a layer cannot fit (saying why and what would fit), when HBM is too
