@@ -78,23 +78,23 @@ class DmaEngine : public sc_core::sc_module {
     std::uint64_t last_row = 0;
     std::uint32_t group = 0;      // group and the group-relative index of last_row
     std::uint64_t last_in_group = 0;
-    std::uint64_t offset = 0;     // byte position in the group's packed stream (dma_write_ub)
+    std::uint32_t first_group = 0;  // group of the first byte, and its byte position in that
+    std::uint64_t offset = 0;       // group's packed stream (dma_read_ub)
   };
   struct Response {
     Payload* trans;
     sc_core::sc_time at;
   };
 
+  // A store's pieces: every segment split at burst boundaries, in gather order.
   std::vector<Burst> split(const DmaFields& d) const;
-  // Sends bursts in order (ready[i] = earliest cycle of burst i), calling
-  // on_response(i, r, data) at the response cycle r of each, with the bytes a read brought
-  // (valid during the call; null in timing-only runs); returns with every response handled.
-  // Write bursts carry their bytes from `stream` (group g's packed stream at g * group_bytes;
-  // null in timing-only runs).
-  template <typename OnResponse>
-  void run_requests(const std::vector<Burst>& bursts, const std::vector<Cycle>& ready,
-                    bool write, const std::uint8_t* stream, std::uint64_t group_bytes,
-                    Cycle start, OnResponse on_response);
+  // Sends the requests of `source` in order (source.has(i): request i exists; addr, size,
+  // ready = earliest cycle, data = a write's bytes or null; sent(i) is called as it goes out),
+  // calling on_response(i, r, data) at the response cycle r of each, with the bytes a read
+  // brought (valid during the call; null in timing-only runs); returns with every response
+  // handled.
+  template <typename Source, typename OnResponse>
+  void run_requests(Source& source, bool write, Cycle start, OnResponse on_response);
   // Waits until the first cycle boundary at or after now; returns that cycle.
   Cycle wait_for_boundary();
   tlm::tlm_sync_enum nb_transport_bw(Payload& trans, tlm::tlm_phase& phase,
