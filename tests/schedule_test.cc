@@ -291,9 +291,13 @@ TEST(ScheduleClassic, NeverBehindScaleSimsFoldsWithDoubleBuffering) {
   }
 }
 
-// The stems above (see dma_bound_stem): ~3.5x SCALE-Sim's folds on 128x128, 3.4-7.6x on
-// 256x256 with ideal memory. Needs an on-chip gather (or a DMA that coalesces segments within a
-// burst) to turn on.
+// The stems above (see dma_bound_stem). The DMA now fetches each burst once per transfer, so
+// the stems gather im2col patches at a fraction of a request per pixel and AlexNet's stem passes
+// on 128 and 256; ResNet-50's Conv1 (ideal memory) is still at 33246 compute cycles against
+// 24526 on 128x128 and 27376 against 12647 on 256x256. What bounds it now is the UB's single
+// write port: per output pixel the gather writes ceil(147 / R) rows and ACTIVATE one more, and
+// the DMA's spread writes share banks with the MATMUL's contiguous input streams (2 write ports:
+// 28975 and 18440). Needs more UB write bandwidth or a bank-aware input layout to turn on.
 TEST(ScheduleClassic, DISABLED_StemsNeverBehindScaleSimsFolds) {
   for (const char* model : {"scalesim_resnet50.csv", "scalesim_alexnet.csv"}) {
     for (std::uint32_t n : {128u, 256u}) expect_never_behind_classic(model, n, true);
