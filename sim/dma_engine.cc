@@ -44,13 +44,182 @@ std::vector<DmaEngine::Burst> DmaEngine::split(const DmaFields& d) const {
         const std::uint64_t first_k = (first_elem + off / eb) / d.pack;
         const std::uint64_t last_k = (first_elem + (off + n - 1) / eb) / d.pack;
         bursts.push_back(Burst{addr, std::uint32_t(n), group_row + first_k, group_row + last_k,
-                               g, last_k, first_elem * eb + off});
+                               g, last_k, g, first_elem * eb + off});
         off += n;
       }
     }
   }
   return bursts;
 }
+
+namespace {
+
+// The pieces of a load in gather order, coalesced into one request per burst (see the header's
+// contract). Streams: it generates pieces only until the request asked for is closed (no later
+// piece can join it), and it keeps only the requests and rows not yet retired.
+class Gather {
+ public:
+  struct Piece {
+    std::uint64_t addr = 0;
+    std::uint32_t bytes = 0;
+    std::uint32_t group = 0;
+    std::uint64_t offset = 0;  // byte position in the group's packed stream
+    std::uint64_t q0 = 0, q1 = 0;  // its rows, numbered group * rows_per_group + k
+  };
+  struct Request {
+    std::uint64_t burst = 0;  // address / burst_bytes
+    std::uint64_t lo = 0, hi = 0;  // bytes [lo, hi): the hull of its pieces
+    std::uint64_t last_group = 0;
+    std::vector<Piece> pieces;
+    bool handled = false;
+  };
+  struct Row {
+    std::uint32_t pending = 0;  // pieces generated and not yet arrived
+    bool generated = false;     // its last byte's piece has been generated
+    bool written = false;
+    std::vector<std::uint8_t> data;  // functional runs: its packed bytes
+  };
+
+  Gather(const DmaFields& d, std::uint64_t eb, std::uint64_t burst, bool has_data)
+      : d_(d),
+        burst_(burst),
+        has_data_(has_data),
+        len_(std::uint64_t(d.elems) * eb),
+        stream_(std::uint64_t(d.segs) * d.elems * eb),
+        row_data_(std::uint64_t(d.pack) * eb),
+        rows_per_group_(ceil_div(std::uint64_t(d.segs) * d.elems, d.pack)) {}
+
+  // Makes request i (numbered in order of first use) complete; false when there are fewer.
+  bool has(std::size_t i) {
+    while (i >= req_base_ + reqs_.size() || !closed(reqs_[i - req_base_])) {
+      if (!generate()) break;
+    }
+    return i < req_base_ + reqs_.size();
+  }
+  Request& request(std::size_t i) { return reqs_[i - req_base_]; }
+  Row& row(std::uint64_t q) { return rows_[q - row_base_]; }
+  std::uint64_t ub_row(std::uint64_t q) const {
+    return d_.ub_row + (q / rows_per_group_) * d_.ub_stride + q % rows_per_group_;
+  }
+  std::uint32_t group_of(std::uint64_t q) const { return std::uint32_t(q / rows_per_group_); }
+  std::uint64_t stream_offset(std::uint64_t q) const { return (q % rows_per_group_) * row_data_; }
+  std::uint64_t row_data_bytes() const { return row_data_; }
+  // Drops handled requests and written rows from the front.
+  void retire() {
+    while (!reqs_.empty() && reqs_.front().handled) {
+      reqs_.pop_front();
+      ++req_base_;
+    }
+    while (!rows_.empty() && rows_.front().written) {
+      rows_.pop_front();
+      ++row_base_;
+    }
+  }
+
+ private:
+  std::uint64_t addr(std::uint64_t g, std::uint64_t s, std::uint64_t off) const {
+    return d_.hbm_addr + g * d_.group_stride + s * d_.seg_stride + off;
+  }
+  // No later piece can start below this address (strides are unsigned).
+  std::uint64_t horizon() const {
+    std::uint64_t h = addr(g_, s_, off_);
+    if (s_ + 1 < d_.segs) h = std::min(h, addr(g_, s_ + 1, 0));
+    if (g_ + 1 < d_.groups) h = std::min(h, addr(g_ + 1, 0, 0));
+    return h;
+  }
+  bool closed(const Request& r) const {
+    return done_ || r.last_group + 2 <= g_ || (r.burst + 1) * burst_ <= horizon();
+  }
+  using Index = std::vector<std::pair<std::uint64_t, std::size_t>>;  // (burst, request), sorted
+  static const std::size_t* find(const Index& index, std::uint64_t b) {
+    const auto it = std::lower_bound(index.begin(), index.end(),
+                                     std::make_pair(b, std::size_t(0)));
+    return it != index.end() && it->first == b ? &it->second : nullptr;
+  }
+  static void insert(Index& index, std::uint64_t b, std::size_t id) {
+    index.insert(std::lower_bound(index.begin(), index.end(), std::make_pair(b, std::size_t(0))),
+                 {b, id});
+  }
+  bool generate() {
+    if (done_) return false;
+    Piece p;
+    p.addr = addr(g_, s_, off_);
+    p.bytes = std::uint32_t(std::min(len_ - off_, (p.addr / burst_ + 1) * burst_ - p.addr));
+    p.group = g_;
+    p.offset = s_ * len_ + off_;
+    p.q0 = g_ * rows_per_group_ + p.offset / row_data_;
+    p.q1 = g_ * rows_per_group_ + (p.offset + p.bytes - 1) / row_data_;
+    while (row_base_ + rows_.size() <= p.q1) {
+      Row& r = rows_.emplace_back();
+      if (has_data_) {
+        const std::uint64_t k = (row_base_ + rows_.size() - 1) % rows_per_group_;
+        r.data.assign(std::min(row_data_, stream_ - k * row_data_), 0);
+      }
+    }
+    for (std::uint64_t q = p.q0; q <= p.q1; ++q) {
+      Row& r = row(q);
+      ++r.pending;
+      const std::uint64_t k = q % rows_per_group_;
+      if (p.offset + p.bytes >= std::min((k + 1) * row_data_, stream_)) r.generated = true;
+    }
+    // The current group's bursts so far, and the previous group's: the only ones a piece joins.
+    if (g_ != cur_group_) {
+      if (cur_group_ + 1 == g_) {
+        prev_ = std::move(cur_);
+      } else {
+        prev_.clear();
+      }
+      cur_.clear();
+      cur_group_ = g_;
+    }
+    const std::uint64_t b = p.addr / burst_;
+    std::size_t id = 0;
+    if (const std::size_t* in_cur = find(cur_, b)) {
+      id = *in_cur;
+    } else if (const std::size_t* in_prev = find(prev_, b)) {
+      id = *in_prev;
+      insert(cur_, b, id);
+    } else {
+      id = req_base_ + reqs_.size();
+      Request& r = reqs_.emplace_back();
+      r.burst = b;
+      r.lo = p.addr;
+      r.hi = p.addr + p.bytes;
+      insert(cur_, b, id);
+    }
+    if (id < req_base_) throw SimError("dma engine: a piece joined a retired burst request");
+    Request& r = request(id);
+    r.lo = std::min(r.lo, p.addr);
+    r.hi = std::max(r.hi, p.addr + p.bytes);
+    r.last_group = g_;
+    r.pieces.push_back(p);
+
+    off_ += p.bytes;
+    if (off_ == len_) {
+      off_ = 0;
+      if (++s_ == d_.segs) {
+        s_ = 0;
+        if (++g_ == d_.groups) done_ = true;
+      }
+    }
+    return true;
+  }
+
+  const DmaFields& d_;
+  const std::uint64_t burst_;
+  const bool has_data_;
+  const std::uint64_t len_, stream_, row_data_, rows_per_group_;
+  std::uint64_t g_ = 0, s_ = 0, off_ = 0;  // the next piece
+  bool done_ = false;
+  std::uint64_t cur_group_ = ~std::uint64_t(0);
+  Index cur_, prev_;
+  std::deque<Request> reqs_;
+  std::size_t req_base_ = 0;
+  std::deque<Row> rows_;
+  std::uint64_t row_base_ = 0;
+};
+
+}  // namespace
 
 DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
   const bool load = inst.op == Opcode::kDmaLoad;
@@ -66,12 +235,11 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
   const bool has_data = !state_->ub.empty();
   sc_core::wait(clock_.until(start));
 
-  const std::vector<Burst> bursts = split(d);
   Result res;
-  for (const Burst& b : bursts) (load ? res.hbm_read_bytes : res.hbm_write_bytes) += b.bytes;
   res.done = start + 1;
 
   if (load) {
+    Gather gather(d, state_->elem_bytes, config_.hbm.burst_bytes, has_data);
     // Requests stay alive until granted; granted ones leave from the front.
     std::deque<UbRequest> writes;
     auto retire_granted = [&] {
@@ -80,30 +248,93 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
         writes.pop_front();
       }
     };
-    run_requests(bursts, std::vector<Cycle>(bursts.size(), start), false, nullptr, 0, start,
-                 [&](std::size_t i, Cycle r, const std::uint8_t* data) {
-                   retire_granted();
-                   const Burst& b = bursts[i];
-                   UbRequest& w = writes.emplace_back();
-                   w.client = UbClient::kDma;
-                   w.write = true;
-                   w.contiguous = false;
-                   w.first_row = b.first_row;
-                   w.count = std::uint32_t(b.last_row - b.first_row + 1);
-                   w.earliest = r;
-                   if (has_data) {
-                     // The payload slot may carry the next request before the grant.
-                     w.on_grant = [this, &d, b, bytes = std::vector<std::uint8_t>(
-                                                      data, data + b.bytes)] {
-                       dma_write_ub(*state_, d, b.group, b.offset, bytes.data(), bytes.size());
-                     };
-                   }
-                   ub_.request(w);
-                   res.ub_accesses += w.count;
-                 });
+    struct Source {
+      Gather& g;
+      Cycle start;
+      std::uint64_t& bytes;
+      bool has(std::size_t i) { return g.has(i); }
+      std::uint64_t addr(std::size_t i) { return g.request(i).lo; }
+      std::uint32_t size(std::size_t i) {
+        return std::uint32_t(g.request(i).hi - g.request(i).lo);
+      }
+      Cycle ready(std::size_t) const { return start; }
+      const std::uint8_t* data(std::size_t) const { return nullptr; }
+      void sent(std::size_t i) { bytes += size(i); }
+    } source{gather, start, res.hbm_read_bytes};
+    std::vector<std::uint64_t> completed;
+    run_requests(source, false, start, [&](std::size_t i, Cycle r, const std::uint8_t* data) {
+      retire_granted();
+      Gather::Request& rq = gather.request(i);
+      completed.clear();
+      for (const Gather::Piece& p : rq.pieces) {
+        for (std::uint64_t q = p.q0; q <= p.q1; ++q) {
+          Gather::Row& row = gather.row(q);
+          if (data) {
+            const std::uint64_t row0 = gather.stream_offset(q);
+            const std::uint64_t from = std::max(p.offset, row0);
+            const std::uint64_t to = std::min(p.offset + p.bytes, row0 + row.data.size());
+            std::memcpy(row.data.data() + (from - row0), data + (p.addr - rq.lo) + (from - p.offset),
+                        to - from);
+          }
+          if (--row.pending == 0 && row.generated) completed.push_back(q);
+        }
+      }
+      rq.handled = true;
+      rq.pieces = {};
+      std::sort(completed.begin(), completed.end());
+      // Rows completed by this response: one spread write burst per run of consecutive UB rows.
+      for (std::size_t a = 0; a < completed.size();) {
+        std::size_t e = a + 1;
+        while (e < completed.size() &&
+               gather.ub_row(completed[e]) == gather.ub_row(completed[e - 1]) + 1) {
+          ++e;
+        }
+        UbRequest& w = writes.emplace_back();
+        w.client = UbClient::kDma;
+        w.write = true;
+        w.contiguous = false;
+        w.first_row = gather.ub_row(completed[a]);
+        w.count = std::uint32_t(e - a);
+        w.earliest = r;
+        if (has_data) {
+          std::vector<std::pair<std::uint64_t, std::vector<std::uint8_t>>> rows;
+          for (std::size_t j = a; j < e; ++j) {
+            rows.emplace_back(completed[j], std::move(gather.row(completed[j]).data));
+          }
+          w.on_grant = [this, &d, &gather, rows = std::move(rows)] {
+            for (const auto& [q, bytes] : rows) {
+              dma_write_ub(*state_, d, gather.group_of(q), gather.stream_offset(q), bytes.data(),
+                           bytes.size());
+            }
+          };
+        }
+        for (std::size_t j = a; j < e; ++j) gather.row(completed[j]).written = true;
+        ub_.request(w);
+        res.ub_accesses += w.count;
+        a = e;
+      }
+      gather.retire();
+    });
     if (!writes.empty() && !writes.back().granted) sc_core::wait(writes.back().done);
     retire_granted();
   } else {
+    // Pieces split at bursts, then back-to-back pieces within one burst merged into one write.
+    std::vector<Burst> bursts;
+    for (const Burst& b : split(d)) {
+      if (!bursts.empty()) {
+        Burst& last = bursts.back();
+        const std::uint64_t burst = config_.hbm.burst_bytes;
+        if (last.addr + last.bytes == b.addr && last.addr / burst == b.addr / burst) {
+          last.bytes += b.bytes;
+          last.group = b.group;
+          last.last_in_group = b.last_in_group;
+          last.last_row = b.last_row;
+          continue;
+        }
+      }
+      bursts.push_back(b);
+    }
+    for (const Burst& b : bursts) res.hbm_write_bytes += b.bytes;
     const std::uint64_t rows_per_group = ceil_div(std::uint64_t(d.segs) * d.elems, d.pack);
     const bool one_burst = d.groups == 1 || rows_per_group == 1 || d.ub_stride == rows_per_group;
     // The packed stream of every group (see dma_read_ub), read from the UB at the grants.
@@ -139,29 +370,42 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
                     : reads[b.group].access_cycle(std::uint32_t(b.last_in_group));
       ready[i] = read + 1;
     }
+    struct Source {
+      const std::vector<Burst>& bursts;
+      const std::vector<Cycle>& ready_;
+      const std::uint8_t* stream;
+      std::uint64_t group_bytes;
+      bool has(std::size_t i) const { return i < bursts.size(); }
+      std::uint64_t addr(std::size_t i) const { return bursts[i].addr; }
+      std::uint32_t size(std::size_t i) const { return bursts[i].bytes; }
+      Cycle ready(std::size_t i) const { return ready_[i]; }
+      // Consecutive pieces are consecutive in the packed streams, so a merged write is too.
+      const std::uint8_t* data(std::size_t i) const {
+        return stream ? stream + std::uint64_t(bursts[i].first_group) * group_bytes +
+                            bursts[i].offset
+                      : nullptr;
+      }
+      void sent(std::size_t) {}
+    } source{bursts, ready, has_data ? stream.data() : nullptr, group_bytes};
     Cycle last_response = start;
-    run_requests(bursts, ready, true, stream.data(), group_bytes, start,
-                 [&](std::size_t, Cycle r, const std::uint8_t*) {
-                   last_response = std::max(last_response, r);
-                 });
+    run_requests(source, true, start, [&](std::size_t, Cycle r, const std::uint8_t*) {
+      last_response = std::max(last_response, r);
+    });
     if (!bursts.empty()) res.done = last_response + 1;
   }
   sc_core::wait(clock_.until(res.done));
   return res;
 }
 
-template <typename OnResponse>
-void DmaEngine::run_requests(const std::vector<Burst>& bursts, const std::vector<Cycle>& ready,
-                             bool write, const std::uint8_t* stream, std::uint64_t group_bytes,
-                             Cycle start, OnResponse on_response) {
+template <typename Source, typename OnResponse>
+void DmaEngine::run_requests(Source& source, bool write, Cycle start, OnResponse on_response) {
   const bool has_data = !state_->ub.empty();
-  const std::size_t n = bursts.size();
-  std::size_t next = 0, in_flight = 0, handled = 0;
+  std::size_t next = 0, in_flight = 0;
   Cycle earliest = start;  // one request per cycle
   Cycle cycle = wait_for_boundary();
   std::vector<Response> now_due;
   for (;;) {
-    // Responses seen at this boundary, in burst order.
+    // Responses seen at this boundary, in request order.
     const sc_core::sc_time now = sc_core::sc_time_stamp();
     now_due.clear();
     for (auto it = responses_.begin(); it != responses_.end();) {
@@ -180,34 +424,35 @@ void DmaEngine::run_requests(const std::vector<Burst>& bursts, const std::vector
       const std::size_t i = burst_of_[slot];
       if (!r.trans->is_response_ok()) {
         throw SimError(std::string(write ? "dma.store" : "dma.load") + ": hbm burst of " +
-                       std::to_string(bursts[i].bytes) + " bytes at address " +
-                       std::to_string(bursts[i].addr) + " failed: " +
+                       std::to_string(r.trans->get_data_length()) + " bytes at address " +
+                       std::to_string(r.trans->get_address()) + " failed: " +
                        r.trans->get_response_string());
       }
       free_.push_back(slot);
       --in_flight;
-      ++handled;
       on_response(i, cycle, r.trans->get_data_ptr());
     }
-    if (handled == n) return;
+    const bool more = source.has(next);
+    if (!more && in_flight == 0) return;
 
-    const bool can_send = next < n && in_flight < max_outstanding_ && !awaiting_end_req_;
-    if (can_send && cycle >= std::max(earliest, ready[next])) {
-      const Burst& b = bursts[next];
+    const bool can_send = more && in_flight < max_outstanding_ && !awaiting_end_req_;
+    if (can_send && cycle >= std::max(earliest, source.ready(next))) {
+      const std::uint32_t bytes = source.size(next);
       const std::size_t slot = free_.back();
       free_.pop_back();
       Payload& p = pool_[slot];
       unsigned char* data =
           has_data ? staging_.data() + slot * std::size_t(config_.hbm.burst_bytes) : nullptr;
-      if (data && write) std::memcpy(data, stream + b.group * group_bytes + b.offset, b.bytes);
+      if (data && write) std::memcpy(data, source.data(next), bytes);
       p.set_command(write ? tlm::TLM_WRITE_COMMAND : tlm::TLM_READ_COMMAND);
-      p.set_address(b.addr);
+      p.set_address(source.addr(next));
       p.set_data_ptr(data);
-      p.set_data_length(b.bytes);
-      p.set_streaming_width(b.bytes);
+      p.set_data_length(bytes);
+      p.set_streaming_width(bytes);
       p.set_byte_enable_ptr(nullptr);
       p.set_dmi_allowed(false);
       p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+      source.sent(next);
       burst_of_[slot] = next;
       ++next;
       ++in_flight;
@@ -235,7 +480,7 @@ void DmaEngine::run_requests(const std::vector<Burst>& bursts, const std::vector
     Cycle wake_at = 0;
     bool timed = false;
     if (can_send) {
-      wake_at = std::max(earliest, ready[next]);
+      wake_at = std::max(earliest, source.ready(next));
       timed = true;
     }
     for (const Response& r : responses_) {

@@ -3,31 +3,42 @@
 // buffer, split into bursts.
 //
 // Timing contract, exactly as implemented (cycle c starts at c * period):
-// - Bursts: every contiguous segment (elems x element bytes at its HBM address) is split at
-//   multiples of hbm.burst_bytes; bursts are numbered in gather order (group, segment,
-//   address). A burst's UB rows are the rows its first and last byte pack into (pack elements
-//   per row from the group's first row) and every row between.
-// - Requests: burst i is sent (BEGIN_REQ, zero annotated delay) at the start of cycle
+// - Pieces: every contiguous segment (elems x element bytes at its HBM address) is split at
+//   multiples of hbm.burst_bytes, in gather order (group, segment, address). A piece's UB rows
+//   are the rows its first and last byte pack into (pack elements per row from the group's
+//   first row) and every row between.
+// - Load requests (coalescing): a piece joins the request of its burst (address /
+//   hbm.burst_bytes) if a piece of the same group or of the previous group opened or joined
+//   one, else it opens request i = the next number (order of first use). A request reads the
+//   hull [lowest, highest) byte of its pieces. Exact (one request per distinct burst) when the
+//   groups touching a burst are consecutive (all compiler patterns: addresses are monotone in
+//   group, segment and offset). Pieces are generated lazily, only until the next request to
+//   send is closed (no later piece starts below its burst's end, or two groups have passed
+//   it): memory is about two groups' pieces plus the requests in flight.
+// - Store requests: the pieces, except that consecutive pieces back to back in HBM within one
+//   burst merge into one write (overlapping or gapped pieces stay separate).
+// - Requests: request i is sent (BEGIN_REQ, zero annotated delay) at the start of cycle
 //   q_i = the earliest cycle >= max(q_{i-1} + 1, ready_i) at which fewer than
 //   hbm.max_outstanding requests are in flight and the previous request was accepted (END_REQ,
 //   seen at the first cycle boundary at or after it; back-pressure). q_0 >= start.
 //   A request is in flight from its cycle until its response cycle r_i = the first cycle
 //   boundary at or after the response time (BEGIN_RESP or completion on the forward call);
 //   a request may go out in the cycle a response frees its slot.
-// - Load (ready_i = start): response i becomes one spread UB write burst (client kDma) of its
-//   rows, stride 1, requested in cycle r_i with earliest = r_i; each row write takes the first
-//   cycle after the previous one with a free port and bank. The load completes at the latest
-//   end (one past the last write) over its bursts.
+// - Load (ready_i = start): each UB row is written once, when the last piece holding its bytes
+//   arrives: the rows response i completes, in row order, become one spread UB write burst
+//   (client kDma) per run of consecutive rows, requested in cycle r_i with earliest = r_i; each
+//   row write takes the first cycle after the previous one with a free port and bank. The load
+//   completes at the latest end (one past the last write) over its rows.
 // - Store: the UB rows (group by group, in order) are requested in cycle `start` with
 //   earliest = start as one spread read burst when they are evenly spaced (one group, one row
 //   per group, or groups back to back), else one burst per group in group order; row k is read
-//   in that burst's access_cycle(k). ready_i = 1 + the read cycle of the last row burst i
+//   in that burst's access_cycle(k). ready_i = 1 + the read cycle of the last row write i
 //   needs. The store completes at max_i(r_i) + 1.
 // - A transfer with nothing to move completes at start + 1.
 // - Data moves as it arrives, never at `start`: the HBM channel reads storage into a read
 //   payload, or writes a write payload into storage, when it serves the request (see
-//   hbm_channel.h). A load writes each burst's bytes into its UB rows at the grant of that
-//   burst's UB write (dma_write_ub, padding zeroed), from a copy taken at the response. A store
+//   hbm_channel.h). A load writes each row's bytes into the UB at the grant of that row's
+//   write (dma_write_ub, padding zeroed), from copies taken at the responses. A store
 //   reads the packed streams of its groups at the grant of the UB read burst holding them
 //   (dma_read_ub), and each write request carries its burst's bytes from there. The engine
 //   reaches HBM only through its socket. Timing-only runs send no data pointer and move
@@ -78,23 +89,23 @@ class DmaEngine : public sc_core::sc_module {
     std::uint64_t last_row = 0;
     std::uint32_t group = 0;      // group and the group-relative index of last_row
     std::uint64_t last_in_group = 0;
-    std::uint64_t offset = 0;     // byte position in the group's packed stream (dma_write_ub)
+    std::uint32_t first_group = 0;  // group of the first byte, and its byte position in that
+    std::uint64_t offset = 0;       // group's packed stream (dma_read_ub)
   };
   struct Response {
     Payload* trans;
     sc_core::sc_time at;
   };
 
+  // A store's pieces: every segment split at burst boundaries, in gather order.
   std::vector<Burst> split(const DmaFields& d) const;
-  // Sends bursts in order (ready[i] = earliest cycle of burst i), calling
-  // on_response(i, r, data) at the response cycle r of each, with the bytes a read brought
-  // (valid during the call; null in timing-only runs); returns with every response handled.
-  // Write bursts carry their bytes from `stream` (group g's packed stream at g * group_bytes;
-  // null in timing-only runs).
-  template <typename OnResponse>
-  void run_requests(const std::vector<Burst>& bursts, const std::vector<Cycle>& ready,
-                    bool write, const std::uint8_t* stream, std::uint64_t group_bytes,
-                    Cycle start, OnResponse on_response);
+  // Sends the requests of `source` in order (source.has(i): request i exists; addr, size,
+  // ready = earliest cycle, data = a write's bytes or null; sent(i) is called as it goes out),
+  // calling on_response(i, r, data) at the response cycle r of each, with the bytes a read
+  // brought (valid during the call; null in timing-only runs); returns with every response
+  // handled.
+  template <typename Source, typename OnResponse>
+  void run_requests(Source& source, bool write, Cycle start, OnResponse on_response);
   // Waits until the first cycle boundary at or after now; returns that cycle.
   Cycle wait_for_boundary();
   tlm::tlm_sync_enum nb_transport_bw(Payload& trans, tlm::tlm_phase& phase,

@@ -582,6 +582,100 @@ TEST(Dma, HbmAddressErrorResponseRaisesSimError) {
   EXPECT_NE(b.error.find("address 16"), std::string::npos) << b.error;
 }
 
+// Coalescing (tiny_config: 8-byte bursts, 8-byte rows, one write port, 4 banks, ideal memory).
+TEST(Dma, OverlappingSegmentsInOneBurstAreOneRequest) {
+  DmaBench b("bench", tiny_config("ideal"), tiny_program(256));
+  DmaEngine::Result r;
+  // 3 groups of 4 bytes at 16, 18, 20 (group_stride 2): all inside burst [16, 24), so one
+  // request of their hull (8 bytes) in cycle s = 1, answered there. It completes rows 0, 1, 2
+  // (one per group) at once: one spread write over 3 consecutive rows, cycles 1, 2, 3: done 4.
+  Instruction load = dma(Opcode::kDmaLoad, 16, 0, 4, 4);
+  load.dma.groups = 3;
+  load.dma.group_stride = 2;
+  b.script = [&] { r = b.transfer_at(load, 1); };
+  sc_core::sc_start();
+  EXPECT_EQ(b.error, "");
+  EXPECT_EQ(r.done, 4u);
+  EXPECT_EQ(b.hbm.stats().requests, 1u);
+  EXPECT_EQ(r.hbm_read_bytes, 8u);
+  EXPECT_EQ(b.ub.writes(), 3u);
+  for (std::uint32_t g = 0; g < 3; ++g) {
+    for (std::uint32_t e = 0; e < 8; ++e) {
+      const std::uint8_t want = e < 4 ? std::uint8_t((16 + 2 * g + e) * 7 + 3) : 0;
+      EXPECT_EQ(b.state.ub_row(g)[e], want) << g << " " << e;
+    }
+  }
+}
+
+TEST(Dma, SegmentsSpanningBurstsShareTheBurstsTheyTouch) {
+  DmaBench b("bench", tiny_config("ideal"), tiny_program(256));
+  DmaEngine::Result r;
+  // 2 groups of 12 bytes at 4 and 8, 8 per row, 2 rows per group (rows 0-1, 2-3). Pieces in
+  // gather order: [4, 8) [8, 16) of group 0, [8, 16) [16, 20) of group 1: 3 requests, in order
+  // of first use, bursts 0, 1 (both groups), 2, sent in cycles s, s + 1, s + 2 (s = 0).
+  // Cycle 0: row 0 still lacks its bytes 8..11. Cycle 1: burst 1 completes rows 0 and 1
+  // (group 0) and row 2 (group 1's first 8 bytes): one spread write of rows 0..2, cycles 1..3.
+  // Cycle 2: burst 2 completes row 3, whose write waits for the port: cycle 4. done = 5.
+  Instruction load = dma(Opcode::kDmaLoad, 4, 0, 12, 8);
+  load.dma.groups = 2;
+  load.dma.group_stride = 4;
+  load.dma.ub_stride = 2;
+  b.script = [&] { r = b.transfer_at(load, 0); };
+  sc_core::sc_start();
+  EXPECT_EQ(b.error, "");
+  EXPECT_EQ(r.done, 5u);
+  EXPECT_EQ(b.hbm.stats().requests, 3u);
+  EXPECT_EQ(r.hbm_read_bytes, 4u + 8u + 4u);
+  EXPECT_EQ(r.ub_accesses, 4u);
+  for (std::uint32_t g = 0; g < 2; ++g) {
+    for (std::uint32_t e = 0; e < 16; ++e) {
+      const std::uint8_t want = e < 12 ? std::uint8_t((4 + 4 * g + e) * 7 + 3) : 0;
+      EXPECT_EQ(b.state.ub_row(2 * g + e / 8)[e % 8], want) << g << " " << e;
+    }
+  }
+}
+
+TEST(Dma, GatherRepeatingAnAddressFetchesItOnce) {
+  DmaBench b("bench", tiny_config("simple"), tiny_program(256));
+  DmaEngine::Result r;
+  // 3 segments of the same 8 bytes at 32 (seg_stride 0), one row each: one request in cycle
+  // s = 2, seen 9 cycles later (see SimpleLoadPaysLatencyOncePipelined) in cycle 11, where it
+  // completes rows 0..2: written in 11, 12, 13, done 14.
+  Instruction load = dma(Opcode::kDmaLoad, 32, 0, 8, 8);
+  load.dma.segs = 3;
+  b.script = [&] { r = b.transfer_at(load, 2); };
+  sc_core::sc_start();
+  EXPECT_EQ(b.error, "");
+  EXPECT_EQ(r.done, 14u);
+  EXPECT_EQ(b.hbm.stats().requests, 1u);
+  EXPECT_EQ(b.hbm.stats().read_bytes, 8u);
+  for (std::uint32_t row = 0; row < 3; ++row) {
+    for (std::uint32_t e = 0; e < 8; ++e) {
+      EXPECT_EQ(b.state.ub_row(row)[e], std::uint8_t((32 + e) * 7 + 3)) << row << " " << e;
+    }
+  }
+}
+
+TEST(Dma, StoreMergesBackToBackPiecesWithinABurstOnly) {
+  Config c = tiny_config("ideal");
+  c.hbm.burst_bytes = 16;
+  DmaBench b("bench", c, tiny_program(256));
+  DmaEngine::Result r;
+  // 4 groups of 4 bytes from rows 0..3 to 72, 76, 80, 84 (back to back): pieces in the bursts
+  // [64, 80) and [80, 96), merged into 2 writes of 8 bytes. Rows read in cycles 0..3 (one spread burst); write 0 needs row 1
+  // (cycle 1), goes out in 2; write 1 needs row 3 (cycle 3), goes out in 4, answered there:
+  // done 5.
+  Instruction store = dma(Opcode::kDmaStore, 72, 0, 4, 4);
+  store.dma.groups = 4;
+  store.dma.group_stride = 4;
+  b.script = [&] { r = b.transfer_at(store, 0); };
+  sc_core::sc_start();
+  EXPECT_EQ(b.error, "");
+  EXPECT_EQ(r.done, 5u);
+  EXPECT_EQ(b.hbm.stats().requests, 2u);
+  EXPECT_EQ(r.hbm_write_bytes, 16u);
+}
+
 // The DMA over a DRAM preset: same engine, real row timing behind the socket.
 TEST(DmaOnDram, LoadPaysActivateOnceThenStreamsColumnsOfTheOpenRow) {
   DmaBench b("bench", tiny_config("hbm2"), tiny_program(256));

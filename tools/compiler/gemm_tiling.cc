@@ -41,20 +41,21 @@ Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1) {
 
 std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R) {
   const std::uint64_t run = g.kw * g.C, most = std::min(cw / run, g.kh);
-  // Per output pixel: array cycles (one per weight tile) against DMA segments (one request
-  // each); im2col has ceil(K / R) tiles and kernel_h segments.
-  auto cost = [](std::uint64_t tiles, std::uint64_t segs) { return std::max(tiles, segs); };
-  const std::uint64_t im2col = cost(ceil_div(g.kh * run, R), g.kh);
-  std::uint64_t best = 0, best_cost = im2col, best_segs = g.kh;
+  // Per output pixel: array cycles (one per weight tile) against the UB rows the gather writes
+  // (the DMA fetches each burst once per transfer and writes each UB row once, and the
+  // overlapping windows of a few channels share bursts, so rows, not segments or bursts, are
+  // its cost). im2col has ceil(K / R) tiles and as many rows per pixel.
+  auto cost = [](std::uint64_t tiles, std::uint64_t rows) { return std::max(tiles, rows); };
+  const std::uint64_t im2col = ceil_div(g.kh * run, R);
+  std::uint64_t best = 0, best_cost = cost(im2col, im2col);
   for (std::uint64_t n = 2; n <= most; ++n) {
-    std::vector<bool> residue(g.s, false);
-    for (std::uint64_t ky0 = 0; ky0 < g.kh; ky0 += n) residue[ky0 % g.s] = true;
-    const std::uint64_t segs = n * std::uint64_t(std::count(residue.begin(), residue.end(), true));
-    const std::uint64_t c = cost(ceil_div(g.kh, n), segs);
-    if (c < best_cost || (c == best_cost && best > 0 && segs < best_segs)) {
+    bool same_residue = true;
+    for (std::uint64_t ky0 = 0; ky0 < g.kh; ky0 += n) same_residue = same_residue && ky0 % g.s == 0;
+    // Anchors every s-th column; every s-th row only when all tiles' first rows agree modulo s.
+    const std::uint64_t c = cost(ceil_div(g.kh, n), same_residue ? 1 : g.s);
+    if (c < best_cost) {
       best = n;
       best_cost = c;
-      best_segs = segs;
     }
   }
   return best;

@@ -62,13 +62,16 @@ struct TapPlan {
 };
 
 // Kernel rows per tile when whole kernel rows are packed (several kernel_w * C runs per UB
-// row, one DMA segment each), or 0 when that does not beat im2col. Per output pixel the
-// array takes a cycle per weight tile and the DMA one per segment, so the cost of a choice is
-// the larger of the two: ceil(kernel_h / n) tiles against n segments per anchor times the
-// anchor rows per output row, and im2col's ceil(K / R) tiles against its kernel_h segments;
-// ties go to fewer segments (less HBM traffic). All tiles share one image whose anchor rows
-// are (oy * s + ky0) for the tiles' first rows ky0; rows are loaded every s-th only when all
-// ky0 agree modulo s.
+// row, one DMA segment each), or 0 when that does not beat im2col. Per output pixel the array
+// takes a cycle per weight tile and the DMA one per UB row it writes (it fetches each HBM burst
+// once per transfer, so the overlapping windows of a few channels cost bursts far below their
+// segments; the rows remain), so the cost of a choice is the larger of the two:
+// ceil(kernel_h / n) tiles against the anchors per output pixel (1, or s when the tiles' first
+// rows ky0 differ modulo s and every input row is an anchor row), and im2col's ceil(K / R) tiles
+// against its ceil(K / R) rows. Packing must be strictly cheaper (im2col streams one long
+// MATMUL per tile from dense rows; packed anchors are every s-th UB row, one MATMUL per output
+// row). With these costs packing never wins on a full array (ceil(kh / n) >= ceil(K / R) when
+// n * kw * C <= R), so every stem gathers im2col; the path stays for cheaper cost models.
 std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R);
 
 // Without packing: one K tile per (ky, kx, channel chunk of cw), one plain band per chunk.

@@ -321,7 +321,7 @@ class Lowerer {
     // On-chip windows read each input element once from HBM instead of kh * kw times (or, with
     // packed taps, once per band image); they pay off when a channel chunk fills at least half
     // the array's rows, when packed taps need no more weight tiles than im2col's full ones, or
-    // when packing whole kernel rows beats im2col's DMA-bound gather (kernel_rows_per_tile).
+    // when packing whole kernel rows is cheaper than im2col (kernel_rows_per_tile).
     const Taps g = taps_of(layer);
     const bool fills =
         2 * std::uint64_t(layer.in.c) >= R_ ||

@@ -30,8 +30,10 @@
 //   evenly spaced in HBM: a run along a kernel row, or a pair crossing to the next one. Tiles
 //   of one shape share a band image whose UB row per anchor pixel holds those taps' channels,
 //   gathered by the DMA (K_t = taps * C). With very few channels (a first RGB layer), a tile
-//   packs whole kernel rows instead (one kernel_w * C segment each) when that beats im2col's
-//   DMA-bound gather (max(weight tiles, DMA segments) per output pixel): all tiles share one
+//   may pack whole kernel rows instead (one kernel_w * C segment each) when that is strictly
+//   cheaper than im2col (max(weight tiles, UB rows the gather writes) per output pixel; the DMA
+//   fetches each burst once per transfer, so overlapping windows cost rows, not segments; with
+//   today's costs every stem takes im2col): all tiles share one
 //   image anchored at (oy * s + ky0, ox * s), loaded only at the anchors they read. A
 //   strided 1 x 1 conv's band holds only the pixels it reads (every s-th of every s-th row), so
 //   its MATMULs stream consecutive rows. Otherwise "rows": im2col patches gathered from HBM
