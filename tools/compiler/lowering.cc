@@ -33,10 +33,6 @@ std::uint64_t bit(std::uint32_t sem) { return std::uint64_t(1) << sem; }
 // stand in for tile t.
 std::uint32_t acc_ready(std::uint64_t t) { return t % 2 ? kSemAccReadyOdd : kSemAccReady; }
 
-// The temporary names the per-layer lowering still uses for the graph IR's nodes.
-using Layer = Node;
-using LayerKind = OpKind;
-
 enum class GemmPath {
   kRows,  // input vectors of K elements packed R per UB row: matmul, dense, im2col conv
   kTaps,  // one (ky, kx, channel chunk) K tile at a time over UB pixel rows
@@ -178,8 +174,8 @@ class Lowerer {
   // strided 1 x 1 conv's input loads only the pixels it reads, and its MATMULs stream
   // consecutive UB rows: one pass per tile instead of one per output row, whose stride-s reads
   // would also drift across the UB banks the vector unit and the DMA are writing.
-  Taps taps_of(const Layer& layer, bool hbm_band = false) const {
-    const bool conv = layer.kind == LayerKind::kConv2d;
+  Taps taps_of(const Node& layer, bool hbm_band = false) const {
+    const bool conv = layer.kind == OpKind::kConv2d;
     Taps g;
     g.kh = conv ? layer.kernel_h : 1;
     g.kw = conv ? layer.kernel_w : 1;
@@ -198,8 +194,8 @@ class Lowerer {
     return g;
   }
   // Convolutions keep M tiles of whole output rows when they can (few, long stores).
-  std::uint64_t round_tile(const Layer& layer, std::uint64_t m_tile) const {
-    if (layer.kind == LayerKind::kConv2d && m_tile < layer.gemm_m() && m_tile >= layer.out.w) {
+  std::uint64_t round_tile(const Node& layer, std::uint64_t m_tile) const {
+    if (layer.kind == OpKind::kConv2d && m_tile < layer.gemm_m() && m_tile >= layer.out.w) {
       return m_tile - m_tile % layer.out.w;
     }
     return m_tile;
@@ -208,11 +204,11 @@ class Lowerer {
   // channels of several taps when they fit the array's rows (the DMA packs them into one UB
   // row), else 1 (a tile is one tap's channel chunk). A resident input has one pixel per UB row
   // and is never packed.
-  std::uint64_t taps_per_tile(const Layer& layer) const {
-    return layer.kind == LayerKind::kConv2d ? cw_ / layer.in.c : 1;
+  std::uint64_t taps_per_tile(const Node& layer) const {
+    return layer.kind == OpKind::kConv2d ? cw_ / layer.in.c : 1;
   }
   // UB rows of one input slot of a tap-based conv reading its input bands from HBM.
-  std::uint64_t band_slot_rows(const Layer& layer, std::uint64_t m_tile) const {
+  std::uint64_t band_slot_rows(const Node& layer, std::uint64_t m_tile) const {
     const Taps g = taps_of(layer, true);
     const std::uint64_t M = layer.gemm_m();
     std::uint64_t rows = 0;
@@ -306,7 +302,7 @@ class Lowerer {
     return out;
   }
   // Staging rows below the arenas a GEMM layer needs with M tiles of m_tile rows.
-  std::uint64_t gemm_staging(const Layer& layer, GemmPath path, bool in_res, bool out_res,
+  std::uint64_t gemm_staging(const Node& layer, GemmPath path, bool in_res, bool out_res,
                              std::uint64_t m_tile) const {
     std::uint64_t rows = weight_rows() + (out_res ? 0 : 2 * m_tile);
     if (path == GemmPath::kRows) {
@@ -316,7 +312,7 @@ class Lowerer {
     }
     return rows;
   }
-  GemmPath gemm_path(const Layer& layer, bool in_res, bool out_res, std::uint64_t limit) const {
+  GemmPath gemm_path(const Node& layer, bool in_res, bool out_res, std::uint64_t limit) const {
     if (in_res) return GemmPath::kTaps;
     // On-chip windows read each input element once from HBM instead of kh * kw times (or, with
     // packed taps, once per band image); they pay off when a channel chunk fills at least half
@@ -328,7 +324,7 @@ class Lowerer {
         tap_plan(g, cw_, taps_per_tile(layer), R_).ktiles.size() <=
             ceil_div(layer.gemm_k(), R_) ||
         (taps_per_tile(layer) >= 2 && kernel_rows_per_tile(g, cw_, R_) > 0);
-    if (layer.kind == LayerKind::kConv2d && fills &&
+    if (layer.kind == OpKind::kConv2d && fills &&
         layer.in.w + 2 * std::uint64_t(layer.padding) <= kMax16 &&
         gemm_staging(layer, GemmPath::kTaps, false, out_res, 1) <= limit) {
       return GemmPath::kTaps;
@@ -336,12 +332,12 @@ class Lowerer {
     return GemmPath::kRows;
   }
   // Two slots of `rows` image rows for each operand (inputs and output) in HBM.
-  std::uint64_t add_staging(const Layer& layer, const std::vector<bool>& in_res, bool out_res,
+  std::uint64_t add_staging(const Node& layer, const std::vector<bool>& in_res, bool out_res,
                             std::uint64_t rows) const {
     const std::uint64_t slot = 2 * rows * layer.out.w;
     return (in_res[0] ? 0 : slot) + (in_res[1] ? 0 : slot) + (out_res ? 0 : slot);
   }
-  std::uint64_t pool_staging(const Layer& layer, bool in_res, bool out_res,
+  std::uint64_t pool_staging(const Node& layer, bool in_res, bool out_res,
                              std::uint64_t ob) const {
     const std::uint64_t in_h = (ob - 1) * layer.stride + layer.kernel_h;
     return (in_res ? 0 : 2 * in_h * layer.in.w) + (out_res ? 0 : 2 * ob * layer.out.w);
@@ -352,30 +348,30 @@ class Lowerer {
   // The memory planner's question: the fewest staging rows node i needs with its inputs and
   // output resident or not (see memory_plan.h).
   std::uint64_t min_staging(std::size_t i, const std::vector<bool>& in_res, bool out_res) const {
-    const Layer& layer = model_.nodes[i];
+    const Node& layer = model_.nodes[i];
     if (is_gemm(layer.kind)) {
-      if (in_res[0] && layer.kind != LayerKind::kConv2d &&
+      if (in_res[0] && layer.kind != OpKind::kConv2d &&
           (layer.in.h != 1 || layer.in.w != 1)) {
         return kNever;
       }
       return gemm_staging(layer, gemm_path(layer, in_res[0], out_res, kNever), in_res[0],
                           out_res, 1);
     }
-    if (layer.kind == LayerKind::kAdd) return add_staging(layer, in_res, out_res, 1);
+    if (layer.kind == OpKind::kAdd) return add_staging(layer, in_res, out_res, 1);
     return pool_staging(layer, in_res[0], out_res, 1);
   }
   void emit_zero_border(const UbTensor& t);
 
-  GemmTiling tile_gemm(const Layer& layer, const Placement& in, const Placement& out,
+  GemmTiling tile_gemm(const Node& layer, const Placement& in, const Placement& out,
                        std::uint64_t limit) const;
-  void lower_gemm(const Layer& layer, const Placement& in, const Placement& out,
+  void lower_gemm(const Node& layer, const Placement& in, const Placement& out,
                   const GemmTiling& tl, std::uint64_t weights, const Values* w, const Requant& q);
   void emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std::uint64_t j);
   // UB row of the weight slot of weight tile g (counted over the program).
   std::uint64_t weight_slot(std::uint64_t g) const { return g % 2 ? R_ : 0; }
-  void lower_pool(const Layer& layer, const Placement& in, const Placement& out,
+  void lower_pool(const Node& layer, const Placement& in, const Placement& out,
                   std::uint64_t limit, const Requant& q);
-  void lower_add(const Layer& layer, const Placement& a, const Placement& b,
+  void lower_add(const Node& layer, const Placement& a, const Placement& b,
                  const Placement& out, std::uint64_t limit, const Requant& q);
   void lower_copy(const Placement& from, const HbmTensor& to, std::uint64_t limit);
 
@@ -404,7 +400,7 @@ class Lowerer {
   std::vector<std::size_t> load_weights_at_;
   std::vector<GemmTiling> tilings_;  // per node, from the tiling pass
   std::size_t layer_index_ = 0;
-  const Layer* layer_ = nullptr;
+  const Node* layer_ = nullptr;
 };
 
 Program Lowerer::run() {
@@ -454,7 +450,7 @@ Program Lowerer::run() {
   // one's first weight tile).
   tilings_.assign(model_.nodes.size(), GemmTiling());
   for (layer_index_ = 0; layer_index_ < model_.nodes.size(); ++layer_index_) {
-    const Layer& layer = model_.nodes[layer_index_];
+    const Node& layer = model_.nodes[layer_index_];
     layer_ = &layer;
     if (!is_gemm(layer.kind)) continue;
     tilings_[layer_index_] = tile_gemm(layer, plan_.tensors[layer.inputs[0]],
@@ -464,7 +460,7 @@ Program Lowerer::run() {
 
   std::vector<bool> border_zeroed(model_.tensors.size(), false);
   for (layer_index_ = 0; layer_index_ < model_.nodes.size(); ++layer_index_) {
-    const Layer& layer = model_.nodes[layer_index_];
+    const Node& layer = model_.nodes[layer_index_];
     layer_ = &layer;
     Instruction tag;
     tag.op = Opcode::kLayer;
@@ -500,24 +496,24 @@ Program Lowerer::run() {
     const std::uint64_t limit = plan_.staging_limit[layer_index_];
     const Requant& q = requant[layer_index_];
     switch (layer.kind) {
-      case LayerKind::kMatmul:
-      case LayerKind::kDense:
-      case LayerKind::kConv2d:
+      case OpKind::kMatmul:
+      case OpKind::kDense:
+      case OpKind::kConv2d:
         lower_gemm(layer, in, out, tilings_[layer_index_], plan_.weights[layer_index_],
                    data_ ? &data.weights[layer_index_] : nullptr, q);
         break;
-      case LayerKind::kMaxPool2d:
-      case LayerKind::kAvgPool2d:
-      case LayerKind::kGlobalAvgPool2d:
+      case OpKind::kMaxPool2d:
+      case OpKind::kAvgPool2d:
+      case OpKind::kGlobalAvgPool2d:
         lower_pool(layer, in, out, limit, q);
         break;
-      case LayerKind::kAdd:
+      case OpKind::kAdd:
         lower_add(layer, in, plan_.tensors[layer.inputs[1]], out, limit, q);
         break;
-      case LayerKind::kConcat:
+      case OpKind::kConcat:
         for (const Copy& c : plan_.copies[layer_index_]) lower_copy(plan_.tensors[c.from], c.to, limit);
         break;  // otherwise a view: producers and readers address the storage directly
-      case LayerKind::kReshape:
+      case OpKind::kReshape:
         break;
     }
     if (out.resident && !is_view(layer.kind)) {
@@ -629,9 +625,9 @@ void Lowerer::emit_zero_border(const UbTensor& t) {
   for (const DmaFields& d : pieces) emit(dma(Opcode::kDmaLoad, d, 0, 0));
 }
 
-GemmTiling Lowerer::tile_gemm(const Layer& layer, const Placement& in, const Placement& out,
+GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Placement& out,
                               std::uint64_t limit) const {
-  const bool conv = layer.kind == LayerKind::kConv2d;
+  const bool conv = layer.kind == OpKind::kConv2d;
   const bool in_res = in.resident, out_res = out.resident;
   GemmPath path = gemm_path(layer, in_res, out_res, limit);
   // A concat slice's pixels are not contiguous runs: only the tap path reads it.
@@ -773,10 +769,10 @@ GemmTiling Lowerer::tile_gemm(const Layer& layer, const Placement& in, const Pla
   return tl;
 }
 
-void Lowerer::lower_gemm(const Layer& layer, const Placement& in, const Placement& out,
+void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement& out,
                          const GemmTiling& tl, std::uint64_t weights, const Values* w,
                          const Requant& q) {
-  const bool conv = layer.kind == LayerKind::kConv2d;
+  const bool conv = layer.kind == OpKind::kConv2d;
   const bool in_res = in.resident, out_res = out.resident;
   const bool taps = tl.path == GemmPath::kTaps;
   const bool x_dma = !in_res;  // the input arrives in UB slots by DMA
@@ -1057,9 +1053,9 @@ void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std:
            bit(kSemWReady)));
 }
 
-void Lowerer::lower_pool(const Layer& layer, const Placement& in, const Placement& out,
+void Lowerer::lower_pool(const Node& layer, const Placement& in, const Placement& out,
                          std::uint64_t limit, const Requant& q) {
-  const bool average = layer.kind != LayerKind::kMaxPool2d;
+  const bool average = layer.kind != OpKind::kMaxPool2d;
   const bool in_res = in.resident, out_res = out.resident;
   const std::uint64_t W = layer.in.w, C = layer.in.c, OH = layer.out.h, OW = layer.out.w;
   const std::uint64_t k = layer.kernel_h, s = layer.stride;
@@ -1163,7 +1159,7 @@ void Lowerer::lower_pool(const Layer& layer, const Placement& in, const Placemen
 // slots, the ADDs write the output straight into its resident layout or into one of two output
 // slots that a store drains. Resident operands with a zero border are read (or written) one
 // image row per ADD, since their rows break apart at the border.
-void Lowerer::lower_add(const Layer& layer, const Placement& a, const Placement& b,
+void Lowerer::lower_add(const Node& layer, const Placement& a, const Placement& b,
                         const Placement& out, std::uint64_t limit, const Requant& q) {
   const Placement* in[2] = {&a, &b};
   const std::uint64_t H = layer.out.h, W = layer.out.w, C = layer.out.c;
