@@ -270,6 +270,13 @@ void check_field(const OpcodeSpec& op, const FieldSpec& field, std::int64_t valu
   }
 }
 
+std::uint64_t field_max(Opcode op, const std::string& name) {
+  for (const FieldSpec& f : opcode_spec(op).fields) {
+    if (name == f.name) return std::uint64_t(f.max);
+  }
+  throw IsaError(std::string(mnemonic(op)) + " has no field '" + name + "'");
+}
+
 Unit unit_of(Opcode op) { return opcode_spec(op).unit; }
 
 const char* mnemonic(Opcode op) { return opcode_spec(op).mnemonic; }

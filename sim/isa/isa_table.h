@@ -67,6 +67,9 @@ const std::vector<OpcodeSpec>& isa_table();
 const std::vector<FieldSpec>& header_fields();
 // The opcode's entry; IsaError "unknown opcode N" when it has none.
 const OpcodeSpec& opcode_spec(Opcode op);
+// The largest value field `name` of `op` encodes (what compilers must stay within); IsaError
+// when the opcode has no such field.
+std::uint64_t field_max(Opcode op, const std::string& name);
 
 // Calls f(field, first_bit) for the header fields then the opcode's fields, in encoding
 // order; first_bit counts from bit 0 of byte 0 of the instruction.

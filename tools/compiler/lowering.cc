@@ -8,6 +8,7 @@
 #include <map>
 #include <string>
 
+#include "sim/isa/isa_table.h"
 #include "sim/isa/semantics.h"
 #include "tools/compiler/data.h"
 #include "tools/compiler/gemm_tiling.h"
@@ -19,10 +20,17 @@ namespace tpu {
 namespace {
 
 constexpr std::uint64_t kHbmAlign = 64;
-constexpr std::uint64_t kMax16 = 0xffff;
-constexpr std::uint64_t kMax24 = 0xffffff;
-constexpr std::uint64_t kMax32 = 0xffffffff;
-constexpr std::uint64_t kMaxHbmAddress = std::uint64_t(1) << 40;
+// The instruction fields the emitted program must fit, from the ISA table.
+// DMA elems, segs, groups, ub_stride and pack share one width.
+const std::uint64_t kMaxCount = field_max(Opcode::kDmaLoad, "elems");
+const std::uint64_t kMaxMatmulStride = field_max(Opcode::kMatmul, "stride");
+const std::uint64_t kMaxPoolGrid = field_max(Opcode::kPool, "in_h");  // and in_w, kernel_h/w
+const std::uint64_t kMaxStride = field_max(Opcode::kDmaLoad, "group_stride");
+const std::uint64_t kMaxUbRow = field_max(Opcode::kDmaLoad, "ub");
+const std::uint64_t kMaxAccRow = field_max(Opcode::kMatmul, "acc");
+const std::uint64_t kMaxHbmAddress = field_max(Opcode::kDmaLoad, "hbm");
+const std::uint64_t kMaxLayer = field_max(Opcode::kLayer, "id");
+const std::uint64_t kMaxPoolStride = field_max(Opcode::kPool, "stride");
 // More rows than any unified buffer: a layout a node cannot take.
 constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max() / 4;
 
@@ -62,8 +70,8 @@ class Lowerer {
         R_(config.array.rows),
         C_(config.array.cols),
         cw_(std::min(config.array.rows, config.array.cols)),
-        ub_rows_(std::min<std::uint64_t>(config.ub_rows(graph.dtype), kMax24 + 1)),
-        acc_rows_(std::min<std::uint64_t>(config.acc_rows(), kMax24 + 1)) {}
+        ub_rows_(std::min<std::uint64_t>(config.ub_rows(graph.dtype), kMaxUbRow + 1)),
+        acc_rows_(std::min<std::uint64_t>(config.acc_rows(), kMaxAccRow + 1)) {}
 
   Program run();
 
@@ -114,8 +122,8 @@ class Lowerer {
     handoffs_.push_back({program_.instructions.size() - 1, sem, waiter});
   }
   Instruction dma(Opcode op, const DmaFields& d, std::uint64_t wait, std::uint64_t signal) {
-    check_width(d.group_stride, kMax32, "DMA group_stride (bytes)");
-    check_width(d.seg_stride, kMax32, "DMA seg_stride (bytes)");
+    check_width(d.group_stride, kMaxStride, "DMA group_stride (bytes)");
+    check_width(d.seg_stride, kMaxStride, "DMA seg_stride (bytes)");
     Instruction inst;
     inst.op = op;
     inst.dma = d;
@@ -132,7 +140,7 @@ class Lowerer {
     d.ub_row = std::uint32_t(ub_row);
     d.groups = std::uint16_t(rows);
     d.group_stride = std::uint32_t(rows > 1 ? row_stride : 0);
-    if (pixel_stride == chans * eb_ && pixels * chans <= kMax16) {
+    if (pixel_stride == chans * eb_ && pixels * chans <= kMaxCount) {
       d.segs = 1;
       d.elems = std::uint16_t(pixels * chans);
     } else {
@@ -154,16 +162,16 @@ class Lowerer {
     while (m0 < m1) {
       const std::uint64_t b = m0 / (h * w), r = m0 % (h * w), y = r / w, x = r % w;
       const std::uint64_t left = m1 - m0;
-      if (x != 0 || left < w || w > kMax16) {
-        std::uint64_t n = std::min({w - x, left, kMax16});
+      if (x != 0 || left < w || w > kMaxCount) {
+        std::uint64_t n = std::min({w - x, left, kMaxCount});
         fn(m0, b, y, x, n, 1, 0);
         m0 += n;
       } else if (h == 1) {
-        std::uint64_t rows = std::min({left / w, t.samples - b, kMax16});
+        std::uint64_t rows = std::min({left / w, t.samples - b, kMaxCount});
         fn(m0, b, 0, 0, w, rows, t.image_bytes());
         m0 += rows * w;
       } else {
-        std::uint64_t rows = std::min({left / w, h - y, kMax16});
+        std::uint64_t rows = std::min({left / w, h - y, kMaxCount});
         fn(m0, b, y, 0, w, rows, t.row_bytes());
         m0 += rows * w;
       }
@@ -227,7 +235,7 @@ class Lowerer {
                         std::vector<DmaFields>& pieces) const {
     const std::int64_t pad = std::int64_t(g.pad);
     if (im.taps == 1) {
-      check_width(part.rows, kMax16, "input band rows (DMA groups)");
+      check_width(part.rows, kMaxCount, "input band rows (DMA groups)");
       pieces.push_back(block(t.addr(part.b, std::int64_t(part.iy0 * g.sub) - pad, -pad) +
                                  im.c0 * eb_,
                              ub, part.rows, g.sub * t.row_bytes(), g.Wp,
@@ -237,8 +245,8 @@ class Lowerer {
     const std::uint64_t y0 = part.iy0 + im.ky_lo, y1 = part.iy0 + part.rows - g.kh + im.ky_hi;
     const std::uint64_t x0 = im.kx_lo, x1 = (g.OW - 1) * g.s + im.kx_hi;
     const std::uint64_t rows = y1 - y0 + 1, cols = x1 - x0 + 1, row_elems = im.taps * im.chans;
-    check_width(rows, kMax16, "packed band rows (DMA groups)");
-    check_width(cols, kMax16, "packed band anchors per row (DMA segs)");
+    check_width(rows, kMaxCount, "packed band rows (DMA groups)");
+    check_width(cols, kMaxCount, "packed band anchors per row (DMA segs)");
     auto ub_row = [&](std::uint64_t iy) { return ub + (iy - part.iy0) * g.Wp + x0; };
     auto hbm = [&](std::uint64_t iy) {
       return t.addr(part.b, std::int64_t(iy) - pad, std::int64_t(x0) - pad);
@@ -325,7 +333,7 @@ class Lowerer {
             ceil_div(layer.gemm_k(), R_) ||
         (taps_per_tile(layer) >= 2 && kernel_rows_per_tile(g, cw_, R_) > 0);
     if (layer.kind == OpKind::kConv2d && fills &&
-        layer.in.w + 2 * std::uint64_t(layer.padding) <= kMax16 &&
+        layer.in.w + 2 * std::uint64_t(layer.padding) <= kMaxCount &&
         gemm_staging(layer, GemmPath::kTaps, false, out_res, 1) <= limit) {
       return GemmPath::kTaps;
     }
@@ -424,9 +432,10 @@ Program Lowerer::run() {
   program_.semaphore_names[kSemPoolReady] = "pool_ready";
   program_.semaphore_names[kSemPoolFree] = "pool_free";
   program_.semaphore_names[kSemLayerDone] = "layer_done";
-  if (model_.nodes.size() > kMax16) {
+  if (model_.nodes.size() > kMaxLayer + 1) {
     throw CompileError(model_.source + ": " + std::to_string(model_.nodes.size()) +
-                       " nodes exceed the LAYER instruction's limit of 65535");
+                       " nodes exceed the LAYER instruction's limit of " +
+                       std::to_string(kMaxLayer + 1));
   }
 
   // Data and the reference: the requantisers come from the reference's calibration.
@@ -552,7 +561,7 @@ Program Lowerer::run() {
   emit(halt);
 
   program_.hbm_bytes = plan_.hbm_bytes;
-  if (program_.hbm_bytes > config_.hbm.capacity_bytes || program_.hbm_bytes > kMaxHbmAddress) {
+  if (program_.hbm_bytes > config_.hbm.capacity_bytes || program_.hbm_bytes > kMaxHbmAddress + 1) {
     throw CompileError(model_.source + ": model needs " + std::to_string(program_.hbm_bytes) +
                        " bytes of HBM but hbm.capacity_bytes = " +
                        std::to_string(config_.hbm.capacity_bytes) +
@@ -600,9 +609,9 @@ void Lowerer::write_inputs(const GraphData& data) {
 void Lowerer::emit_zero_border(const UbTensor& t) {
   const std::uint64_t p = t.pad, H = t.shape.h, W = t.shape.w, Wp = t.wp();
   const std::uint64_t edge = p * Wp + p;
-  check_width(edge, kMax16, "zero border rows pad * (width + 2 pad) + pad (DMA elems)");
-  check_width(Wp, kMax16, "padded input width (DMA ub_stride)");
-  check_width(H, kMax16, "input height (DMA groups)");
+  check_width(edge, kMaxCount, "zero border rows pad * (width + 2 pad) + pad (DMA elems)");
+  check_width(Wp, kMaxCount, "padded input width (DMA ub_stride)");
+  check_width(H, kMaxCount, "input height (DMA groups)");
   const std::uint64_t zeros = plan_.zeros;
   std::vector<DmaFields> pieces;
   auto piece = [&](std::uint64_t ub_row, std::uint64_t elems, std::uint64_t groups) {
@@ -653,7 +662,8 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
       taps ? tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer), R_) : TapPlan();
   std::vector<KTile> ktiles = plan.ktiles;
   if (!taps) {
-    check_width(KR, kMax16, "UB rows per input vector ceil(K / array.rows) (MATMUL ub_stride)");
+    check_width(KR, kMaxMatmulStride,
+                "UB rows per input vector ceil(K / array.rows) (MATMUL ub_stride)");
     for (std::uint64_t k0 = 0; k0 < K; k0 += R_) {
       ktiles.push_back({k0, std::min<std::uint64_t>(R_, K - k0), 0, 0, 0});
     }
@@ -679,7 +689,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
          "); it would fit with acc.capacity_bytes >= " +
          std::to_string(2 * std::uint64_t(C_) * 4));
   }
-  std::uint64_t cap = std::min({M, acc_rows_ / 2, kMax16});
+  std::uint64_t cap = std::min({M, acc_rows_ / 2, kMaxCount});
   if (options_.max_m_tile > 0) cap = std::min<std::uint64_t>(cap, options_.max_m_tile);
   std::uint64_t m_tile = 1;
   if (!taps) {
@@ -737,11 +747,11 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
       taps ? (in_res ? 0 : band_slot_rows(layer, m_tile)) : m_tile * KR;
 
   if (conv && !taps) {
-    check_width(std::uint64_t(layer.kernel_w) * layer.in.c, kMax16,
+    check_width(std::uint64_t(layer.kernel_w) * layer.in.c, kMaxCount,
                 "im2col segment kernel_w * in_channels (DMA elems)");
-    check_width(layer.kernel_h, kMax16, "im2col segments per patch kernel_h (DMA segs)");
+    check_width(layer.kernel_h, kMaxCount, "im2col segments per patch kernel_h (DMA segs)");
   } else if (!taps) {
-    check_width(K, kMax16, "input row of K elements (DMA elems)");
+    check_width(K, kMaxCount, "input row of K elements (DMA elems)");
   }
   // Staging from the bottom of the UB: the two weight slots (shared by every GEMM node, so the
   // next node's first tile can load while this one runs), two input slots, two output slots.
@@ -827,7 +837,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       const std::uint64_t ohw = std::uint64_t(layer.out.h) * layer.out.w;
       for (std::uint64_t m = m0; m < m1;) {
         const std::uint64_t b = m / ohw, oy = (m % ohw) / layer.out.w, ox = m % layer.out.w;
-        const std::uint64_t n = std::min({layer.out.w - ox, m1 - m, kMax16});
+        const std::uint64_t n = std::min({layer.out.w - ox, m1 - m, kMaxCount});
         DmaFields d;
         d.hbm_addr = t.addr(b, std::int64_t(oy * layer.stride) - layer.padding,
                             std::int64_t(ox * layer.stride) - layer.padding);
@@ -1060,10 +1070,10 @@ void Lowerer::lower_pool(const Node& layer, const Placement& in, const Placement
   const std::uint64_t W = layer.in.w, C = layer.in.c, OH = layer.out.h, OW = layer.out.w;
   const std::uint64_t k = layer.kernel_h, s = layer.stride;
   const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
-  check_width(W, kMax16, "input width (POOL in_w)");
-  check_width(k, kMax16, "window height (POOL kernel_h)");
-  check_width(layer.kernel_w, kMax16, "window width (POOL kernel_w)");
-  check_width(s, 0xff, "stride (POOL stride)");
+  check_width(W, kMaxPoolGrid, "input width (POOL in_w)");
+  check_width(k, kMaxPoolGrid, "window height (POOL kernel_h)");
+  check_width(layer.kernel_w, kMaxPoolGrid, "window width (POOL kernel_w)");
+  check_width(s, kMaxPoolStride, "stride (POOL stride)");
   // Two input bands of in_h(ob) * W rows and two output bands of ob * OW rows, each only when
   // that side goes through HBM.
   auto in_h = [&](std::uint64_t ob) { return (ob - 1) * s + k; };
@@ -1079,8 +1089,10 @@ void Lowerer::lower_pool(const Node& layer, const Placement& in, const Placement
          "); it would fit with ub.capacity_bytes >= " + std::to_string(need(1) * row_bytes));
   }
   std::uint64_t ob = 1;
-  while (ob < std::min(OH, kMax16) && need(ob + 1) <= limit && in_h(ob + 1) <= kMax16) ++ob;
-  check_width(in_h(ob), kMax16, "input band height (POOL in_h)");
+  while (ob < std::min(OH, kMaxCount) && need(ob + 1) <= limit && in_h(ob + 1) <= kMaxPoolGrid) {
+    ++ob;
+  }
+  check_width(in_h(ob), kMaxPoolGrid, "input band height (POOL in_h)");
   const std::uint64_t in_rows = in_res ? 0 : in_h(ob) * W, out_rows = out_res ? 0 : ob * OW;
   const std::uint64_t in_slot[2] = {0, in_rows};
   const std::uint64_t out_slot[2] = {2 * in_rows, 2 * in_rows + out_rows};
@@ -1165,7 +1177,7 @@ void Lowerer::lower_add(const Node& layer, const Placement& a, const Placement& 
   const std::uint64_t H = layer.out.h, W = layer.out.w, C = layer.out.c;
   const std::vector<bool> res = {a.resident, b.resident};
   const bool loads = !a.resident || !b.resident;
-  check_width(W, kMax16, "image width (DMA pixels)");
+  check_width(W, kMaxCount, "image width (DMA pixels)");
   auto need = [&](std::uint64_t rows) { return add_staging(layer, res, out.resident, rows); };
   if (need(1) > limit) {
     const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
@@ -1176,7 +1188,7 @@ void Lowerer::lower_add(const Node& layer, const Placement& a, const Placement& 
          std::to_string((ub_rows_ - limit + need(1)) * row_bytes));
   }
   std::uint64_t band_rows = H;
-  while (band_rows > 1 && (need(band_rows) > limit || band_rows > kMax16)) --band_rows;
+  while (band_rows > 1 && (need(band_rows) > limit || band_rows > kMaxCount)) --band_rows;
   const std::uint64_t P = band_rows * W;  // staging rows per slot
   std::uint64_t next_slot = 0;
   std::uint64_t in_slot[2][2], out_slot[2];
@@ -1268,7 +1280,7 @@ void Lowerer::lower_add(const Node& layer, const Placement& a, const Placement& 
 // a time, so the store sees the load's data and the next load waits for the store.
 void Lowerer::lower_copy(const Placement& from, const HbmTensor& to, std::uint64_t limit) {
   const std::uint64_t H = to.shape.h, W = to.shape.w, C = to.shape.c;
-  check_width(W, kMax16, "image width (DMA pixels)");
+  check_width(W, kMaxCount, "image width (DMA pixels)");
   if (from.resident) {
     const UbTensor& u = from.ub;
     const std::uint64_t rows = u.pad == 0 ? H : 1;
@@ -1288,7 +1300,7 @@ void Lowerer::lower_copy(const Placement& from, const HbmTensor& to, std::uint64
   }
   const HbmTensor& h = from.hbm;
   if (W > limit) fail("needs " + std::to_string(W) + " staging rows to copy one image row");
-  const std::uint64_t band = std::min({H, limit / W, kMax16});
+  const std::uint64_t band = std::min({H, limit / W, kMaxCount});
   for (std::uint64_t cc = 0; cc * cw_ < C; ++cc) {
     const std::uint64_t chans = std::min<std::uint64_t>(cw_, C - cc * cw_);
     for (std::uint64_t b = 0; b < to.samples; ++b) {
