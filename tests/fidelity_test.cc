@@ -504,8 +504,8 @@ std::string random_graph_json(std::mt19937& rng, int seed, const char* dtype) {
     }
     if (id != before) ts[from].read = true;
   }
-  T& last = ts.back();
-  last.read = true;
+  ts.back().read = true;
+  const T last = ts.back();  // a copy: node() grows ts
   node(R"("op": "global_avgpool2d", "inputs": [")" + last.name + R"("])", {name(), 1, 1, last.c, true});
   node(R"("op": "flatten", "inputs": [")" + ts.back().name + R"("])", {name(), 1, 1, last.c, true});
   node(R"("op": "dense", "inputs": [")" + ts.back().name + R"("], "units": )" +

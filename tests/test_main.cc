@@ -20,7 +20,3 @@ extern "C" const char* __asan_default_options() {
   return "suppressions=" TPUSIM_SOURCE_DIR "/tests/asan.supp";
 }
 extern "C" const char* __lsan_default_suppressions() { return "leak:libsystemc\n"; }
-// After a simulation LeakSanitizer may take a SystemC thread's stack for the main thread's and
-// crash on its guard page while scanning it ("Tracer caught signal 11", about half the runs);
-// heap and globals are still scanned, so leaks held only by a stack variable at exit go unseen.
-extern "C" const char* __lsan_default_options() { return "use_stacks=0"; }
