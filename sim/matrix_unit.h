@@ -80,9 +80,14 @@ class MatrixUnit : public sc_core::sc_module {
 
   std::array<WeightTile, 2> tiles_;  // fast: the data of each buffer
   std::array<Shape, 2> shapes_;
-  // Completion cycles of the granted weight loads load_done_base_, load_done_base_ + 1, ...
-  std::deque<Cycle> load_done_;
-  std::uint64_t load_done_base_ = 0;
+  // Cycles from which a MATMUL may stream on the granted weight loads load_ready_base_,
+  // load_ready_base_ + 1, ...: e + 1 (diagonal feed) or e + K_t (single buffering).
+  struct LoadReady {
+    Cycle ready;     // a MATMUL on the tile may start its stream from here
+    Cycle read_end;  // e + K_t: the load's UB reads have ended, the loader is free
+  };
+  std::deque<LoadReady> load_ready_;
+  std::uint64_t load_ready_base_ = 0;
   sc_core::sc_event load_granted_;
   // MATMULs that released their buffer, per buffer, and the release cycles not yet consumed by
   // a load (released_at_[b][i] is release number released_base_[b] + i + 1).
