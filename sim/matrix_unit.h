@@ -5,20 +5,24 @@
 // - LOAD_WEIGHTS j writes buffer j % 2 (double_buffer_weights) or 0. It requests its UB read
 //   burst of K_t rows once its semaphores are acquired and every earlier MATMUL that used the
 //   buffer has released it (cause "weight_buffer"); the grant is its start e (cause "ub_port").
-//   PE row j is written in cycle e + j. Busy e .. e + K_t - 1, completes at e + K_t; the loader
-//   is free again at e + K_t.
-// - Release: double buffering, at s + M + N_t - 1 (the wavefront rule: PE row j was last used
-//   in s + M + N_t - 2 + j, row j is written in e + j, so e >= s + M + N_t - 1 for every row);
-//   single buffering, at completion L + 1, the un-overlapped baseline (2R + C + M - 1 cycles
-//   per full tile).
+//   The loader reads e .. e + K_t - 1 and is free again at e + K_t.
+// - Double buffering (diagonal feed): weight (j, n) reaches PE (j, n) in e + j + n (zero beyond
+//   K_t x N_t); the load completes at e + K_t + N_t - 1, when the tile's last weight is in its
+//   PE. Release at s + M (PE (j, n) was last used in s + M - 1 + j + n and is written in
+//   e + j + n, so e >= s + M for every PE). A MATMUL's stream may start from e + 1 (its first
+//   input meets PE (k, n) in s' + k + n, after the weight written in e + k + n).
+// - Single buffering (row feed, the un-overlapped baseline): PE row j written in e + j, the load
+//   completes at e + K_t and a MATMUL starts from there; release at the MATMUL's completion
+//   L + 1 (2R + C + M - 1 cycles per full tile).
 // - MATMUL requests its UB read burst of M rows (stride ub_stride) once its semaphores are
-//   acquired, its tile has completed loading (cause "weights") and the previous stream has
-//   left (the unit is free); the grant is its stream start s. Last result L =
-//   s + M + N_t + R - 2, completion L + 1; the unit is free again at s + M.
+//   acquired, its weights lead (cause "weights") and the previous stream has left (the unit is
+//   free); the grant is its stream start s. A stall that ends with a grant no later than e + K_t
+//   after asking while its own tile's load still read the UB is charged to "weights". Last
+//   result L = s + M + N_t + R - 2, completion L + 1; the unit is free again at s + M.
 // - Requests are made at whole-cycle instants with earliest = that cycle.
-// - fast: release and completion scheduled at the cycles above. pe: the release is the cycle
-//   after the stream's last input left the last PE of row 0 it uses
-//   (SystolicArray::released()).
+// - fast: release and completion scheduled at the cycles above. pe: every PE's shadow weight is
+//   written in its own cycle; the release is the cycle after the stream's last input passed
+//   PE (0, 0) (SystolicArray::released()).
 // - Data (none in timing-only runs). LOAD_WEIGHTS reads its K_t UB rows at its read grant;
 //   MATMUL reads its M input rows at its read grant (the arbitration instant of the cycle it
 //   requests, before s). Results enter the accumulators when they leave the array:
