@@ -82,13 +82,13 @@ void MatrixUnit::weight_loader() {
       wait(req.done);
       seq_.set_waiting(Unit::kWeightLoad, "");
       // The loader reads one UB row per cycle, e .. e + K_t - 1, and is free at e + K_t.
-      // Diagonal feed: the tile's last weight reaches PE (K_t - 1, N_t - 1) in
-      // e + K_t + N_t - 2, so the load completes at e + K_t + N_t - 1, and a MATMUL may start
-      // its stream from e + 1 (its inputs trail the weights by one cycle in every PE). Row
-      // feed (single buffering): row K_t - 1 is written in e + K_t - 1; completion and the
-      // MATMUL's start both at e + K_t.
+      // The load completes then too, in both feeds: its UB reads are done. Diagonal feed: the
+      // tile's last weight still reaches PE (K_t - 1, N_t - 1) only in e + K_t + N_t - 2, but
+      // only the tile's own MATMULs can see the PE weights, and they trail the wave: a MATMUL
+      // may start its stream from e + 1 (its inputs trail the weights by one cycle in every
+      // PE). Row feed (single buffering): row K_t - 1 is written in e + K_t - 1; the MATMUL
+      // starts at e + K_t.
       const Cycle e = req.start, free = e + inst.rows;
-      const Cycle done = wavefront_ ? free + inst.cols - 1 : free;
       const Cycle ready = wavefront_ ? e + 1 : free;
       seq_.started(Unit::kWeightLoad, is, tracker, e);
       seq_.wait_until(e);
@@ -103,7 +103,7 @@ void MatrixUnit::weight_loader() {
       seq_.add_compute(is.layer, e, e);
       seq_.add_weight_tile(is.layer, std::uint64_t(inst.rows) * inst.cols);
       seq_.add_traffic(is.layer, 0, 0, inst.rows, 0);
-      seq_.complete(Unit::kWeightLoad, is, e, done, inst.rows);
+      seq_.complete(Unit::kWeightLoad, is, e, free, inst.rows);
       seq_.wait_until(free);
     }
   } catch (...) {

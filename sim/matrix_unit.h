@@ -5,14 +5,18 @@
 // - LOAD_WEIGHTS j writes buffer j % 2 (double_buffer_weights) or 0. It requests its UB read
 //   burst of K_t rows once its semaphores are acquired and every earlier MATMUL that used the
 //   buffer has released it (cause "weight_buffer"); the grant is its start e (cause "ub_port").
-//   The loader reads e .. e + K_t - 1 and is free again at e + K_t.
+//   The loader reads e .. e + K_t - 1, is free again at e + K_t, and the load completes then
+//   (both feeds): its data, the K_t UB rows, has been read. The weights it writes are seen only
+//   by the MATMULs of its tile, which the weight-buffer rules below order; no other
+//   instruction can observe them, so completion need not wait for them to reach their PEs.
 // - Double buffering (diagonal feed): weight (j, n) reaches PE (j, n) in e + j + n (zero beyond
-//   K_t x N_t); the load completes at e + K_t + N_t - 1, when the tile's last weight is in its
-//   PE. Release at s + M (PE (j, n) was last used in s + M - 1 + j + n and is written in
+//   K_t x N_t), the tile's last one in e + K_t + N_t - 2 (after the load's completion if
+//   N_t >= 2).
+//   Release at s + M (PE (j, n) was last used in s + M - 1 + j + n and is written in
 //   e + j + n, so e >= s + M for every PE). A MATMUL's stream may start from e + 1 (its first
 //   input meets PE (k, n) in s' + k + n, after the weight written in e + k + n).
-// - Single buffering (row feed, the un-overlapped baseline): PE row j written in e + j, the load
-//   completes at e + K_t and a MATMUL starts from there; release at the MATMUL's completion
+// - Single buffering (row feed, the un-overlapped baseline): PE row j written in e + j, a
+//   MATMUL starts from e + K_t (the load's completion); release at the MATMUL's completion
 //   L + 1 (2R + C + M - 1 cycles per full tile).
 // - MATMUL requests its UB read burst of M rows (stride ub_stride) once its semaphores are
 //   acquired, its weights lead (cause "weights") and the previous stream has left (the unit is
@@ -20,7 +24,7 @@
 //   after asking while its own tile's load still read the UB is charged to "weights". Last
 //   result L = s + M + N_t + R - 2, completion L + 1; the unit is free again at s + M.
 // - Requests are made at whole-cycle instants with earliest = that cycle.
-// - fast: release and completion scheduled at the cycles above. pe: every PE's shadow weight is
+// - fast: release and completions scheduled at the cycles above. pe: every PE's shadow weight is
 //   written in its own cycle; the release is the cycle after the stream's last input passed
 //   PE (0, 0) (SystolicArray::released()).
 // - Data (none in timing-only runs). LOAD_WEIGHTS reads its K_t UB rows at its read grant;

@@ -49,9 +49,9 @@ Cycle stall(const UnitStats& u, const std::string& cause) {
 const UnitStats& unit(const RunResult& r, Unit u) { return r.units[std::size_t(u)]; }
 
 // Issue (width 1): layer at 0, load.weights at 1, matmul at 2, halt at 3.
-// load.weights K_t = N_t = 8: granted e = 1, the loader busy 1 .. 8; weight (j, n) reaches PE
-// (j, n) in e + j + n, the tile's last one (7, 7) in 1 + 14 = 15: completes
-// e + K_t + N_t - 1 = 16.
+// load.weights K_t = N_t = 8: granted e = 1, the loader reads 1 .. 8 and completes when its
+// reads end, e + K_t = 1 + 8 = 9; weight (j, n) reaches PE (j, n) in e + j + n, the tile's
+// last one (7, 7) in 1 + 14 = 15, which only the tile's own MATMUL observes.
 // matmul M = 16: ready 2 = e + 1 (its inputs trail the weights by one cycle), no stall, s = 2;
 // L = s + M + N_t + R - 2 = 2 + 16 + 8 + 8 - 2 = 32, completes 33 = total.
 TEST(CoreTiming, SingleTile) {
@@ -64,7 +64,7 @@ halt
 )");
   EXPECT_EQ(r.total_cycles, 33u);
   EXPECT_EQ(at_pc(r, 1).start, 1u);
-  EXPECT_EQ(at_pc(r, 1).done, 16u);
+  EXPECT_EQ(at_pc(r, 1).done, 9u);
   EXPECT_EQ(at_pc(r, 2).issued, 2u);
   EXPECT_EQ(at_pc(r, 2).start, 2u);
   EXPECT_EQ(at_pc(r, 2).done, 33u);
@@ -93,16 +93,16 @@ matmul ub=16 rows=16 acc=16
 halt
 )";
 
-// Double-buffered: LW0 e = 0, loader free at 8, completes 0 + 8 + 8 - 1 = 15. MM0 (issued 1)
-// s0 = e + 1 = 1, no stall; stream 1 .. 16, free at 17; L0 = 1 + 16 + 8 + 8 - 2 = 31,
-// completes 32. LW1 writes buffer 1, which no earlier MATMUL used, as soon as the loader is
-// free: e = 8, completes 8 + 15 = 23. MM1 (issued 3) starts when the stream is free (its
+// Double-buffered: LW0 e = 0, loader free and LW0 complete at e + K_t = 0 + 8 = 8. MM0
+// (issued 1) s0 = e + 1 = 1, no stall; stream 1 .. 16, free at 17; L0 = 1 + 16 + 8 + 8 - 2 =
+// 31, completes 32. LW1 writes buffer 1, which no earlier MATMUL used, as soon as the loader
+// is free: e = 8, completes 8 + 8 = 16. MM1 (issued 3) starts when the stream is free (its
 // weights lead from 9): s1 = 17, L1 = 17 + 30 = 47, total 48.
 TEST(CoreTiming, TwoTilesDoubleBuffered) {
   const RunResult r = run(kTwoTiles);
   EXPECT_EQ(at_pc(r, 1).start, 1u);
   EXPECT_EQ(at_pc(r, 2).start, 8u);
-  EXPECT_EQ(at_pc(r, 2).done, 23u);
+  EXPECT_EQ(at_pc(r, 2).done, 16u);
   EXPECT_EQ(at_pc(r, 3).start, 17u);
   EXPECT_EQ(at_pc(r, 3).done, 48u);
   EXPECT_EQ(r.total_cycles, 48u);
@@ -191,14 +191,15 @@ TEST(CoreTiming, BackToBackTilesWhenTheReleaseBindsTheLoader) {
 }
 
 // M = 4 < K_t = 8, N_t = 4: the loader binds, one tile per K_t cycles. Releases come at
-// s_i + M = s_i + 4, before the loader is free. LW0 0 (free 8, completes 0 + 8 + 4 - 1 = 11);
+// s_i + M = s_i + 4, before the loader is free. LW0 0 (free and complete at 0 + 8 = 8);
 // MM0 s0 = 1, released 5. LW1 e1 = 8 (free 16); MM1 (ready 5) waits for its weights:
 // s1 = 9 (stall 4). LW2 (ready 16, buffer 0 released 5) e2 = 16; MM2 (ready 13) s2 = 17
 // (stall 4). LW3 (ready 24, released 13) e3 = 24; MM3 (ready 21) s3 = 25 (stall 4).
-// L3 = 25 + 4 + 4 + 8 - 2 = 39, total 40 (LW3 completes at 24 + 11 = 35, earlier).
+// L3 = 25 + 4 + 4 + 8 - 2 = 39, total 40 (LW3 completes at 24 + 8 = 32, earlier).
+// (When a double-buffered load completed at e + K_t + N_t - 1, LW0 completed at 11.)
 TEST(CoreTiming, BackToBackTilesWithFewRowsAreLoadBound) {
   const RunResult r = run(back_to_back(4, 4, 4));
-  EXPECT_EQ(at_pc(r, 0).done, 11u);
+  EXPECT_EQ(at_pc(r, 0).done, 8u);
   EXPECT_EQ(at_pc(r, 3).start, 9u);
   EXPECT_EQ(at_pc(r, 4).start, 16u);
   EXPECT_EQ(at_pc(r, 5).start, 17u);
@@ -213,9 +214,10 @@ TEST(CoreTiming, BackToBackTilesWithFewRowsAreLoadBound) {
 // reloads buffer 0, so it waits for the later MATMUL of tile 0 (whatever either tile's width).
 // Issue: LW0 0, MMa 1, MMb 2, LW1 3, MM1 4, LW2 5, MM2 6.
 // LW0 0 (free 8). MMa (M = 4) s = 1, released 5. MMb (M = 10, ready 5) s = 5, released 15,
-// L = 5 + 10 + 8 + 8 - 2 = 29, completes 30. LW1 e = 8 (free 10, completes 8 + 2 + 1 - 1 =
-// 10); MM1 (M = 1, ready 15) s1 = 15, released 16. LW2 ready 10, buffer 0 free at 15 (MMa's
-// release at 5 is not enough): e = 15 (stall 5, weight_buffer), while MM1 streams buffer 1.
+// L = 5 + 10 + 8 + 8 - 2 = 29, completes 30. LW1 e = 8 (free and complete at 8 + 2 = 10,
+// as under the old e + K_t + N_t - 1 = 8 + 2 + 1 - 1 with N_t = 1); MM1 (M = 1, ready 15)
+// s1 = 15, released 16. LW2 ready 10, buffer 0 free at 15 (MMa's release at 5 is not
+// enough): e = 15 (stall 5, weight_buffer), while MM1 streams buffer 1.
 // MM2 (ready 16, weights from 16) s2 = 16, L2 = 16 + 4 + 8 + 8 - 2 = 34, total 35.
 TEST(CoreTiming, LastMatmulOfATileBindsTheReload) {
   const RunResult r = run(R"(
@@ -241,9 +243,9 @@ halt
 }
 
 // K = 13 split into K_t = 8 and 5, N_t = 6, M = 4, second pass accumulating.
-// LW0 e = 0, loader free at 8, completes 0 + 8 + 6 - 1 = 13. MM0 s0 = 1, L0 = 1 + 4 + 6 + 8 -
-// 2 = 17, completes 18, free at 5. LW1 (5 rows) e = 8, busy 8 .. 12, completes 8 + 5 + 6 - 1
-// = 18. MM1 ready 5, weights from 9 (stall 4, weights): s1 = 9, L1 = 9 + 4 + 6 + 8 - 2 = 25,
+// LW0 e = 0, loader free and LW0 complete at 0 + 8 = 8 (its reads ended; the wave reaches
+// PE (7, 5) in 0 + 7 + 5 = 12). MM0 s0 = 1, L0 = 1 + 4 + 6 + 8 - 2 = 17, completes 18, free
+// at 5. LW1 (5 rows) e = 8, busy 8 .. 12, completes 8 + 5 = 13. MM1 ready 5, weights from 9 (stall 4, weights): s1 = 9, L1 = 9 + 4 + 6 + 8 - 2 = 25,
 // completes 26 = total. N_t, not C, sets the drain; R, not K_t, sets the depth.
 TEST(CoreTiming, KSplitAccumulate) {
   const RunResult r = run(R"(
@@ -253,10 +255,10 @@ load.weights ub=8 rows=5 cols=6
 matmul ub=20 rows=4 acc=0 accumulate
 halt
 )");
-  EXPECT_EQ(at_pc(r, 0).done, 13u);
+  EXPECT_EQ(at_pc(r, 0).done, 8u);
   EXPECT_EQ(at_pc(r, 1).done, 18u);
   EXPECT_EQ(at_pc(r, 2).start, 8u);
-  EXPECT_EQ(at_pc(r, 2).done, 18u);
+  EXPECT_EQ(at_pc(r, 2).done, 13u);
   EXPECT_EQ(at_pc(r, 3).start, 9u);
   EXPECT_EQ(r.total_cycles, 26u);
   EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 4u);
@@ -368,10 +370,11 @@ halt
   EXPECT_EQ(r.total_cycles, 36u);
 }
 
-// NOP stalls issue until its semaphore: LW0 (issued 0, e = 0) completes when its last weight
-// has reached PE (7, 7), at 0 + 8 + 8 - 1 = 15, and signals; the NOP (reached at 1) waits 14
-// cycles (sem:done) and takes the issue slot of cycle 15; LW1 issues at 16, e = 16, completes
-// 16 + 15 = 31; HALT issues at 17; total 31.
+// NOP stalls issue until its semaphore: LW0 (issued 0, e = 0) completes when its UB reads
+// end, at e + K_t = 0 + 8 = 8, and signals; the NOP (reached at 1) waits 8 - 1 = 7 cycles
+// (sem:done) and takes the issue slot of cycle 8; LW1 issues at 9, e = 9 (the loader is free
+// since 8), completes 9 + 8 = 17; HALT issues at 10; total max(17, 10 + 1) = 17. (With
+// completion at e + K_t + N_t - 1 = 15: stall 14, LW1 issued 16, done 31, total 31.)
 TEST(CoreTiming, NopStallsIssue) {
   const RunResult r = run(R"(
 .sem 1 done
@@ -380,14 +383,16 @@ nop wait=done
 load.weights ub=8 rows=8 cols=8
 halt
 )");
-  EXPECT_EQ(stall(unit(r, Unit::kSequencer), "sem:done"), 14u);
-  EXPECT_EQ(at_pc(r, 2).issued, 16u);
-  EXPECT_EQ(at_pc(r, 2).done, 31u);
-  EXPECT_EQ(r.total_cycles, 31u);
+  EXPECT_EQ(stall(unit(r, Unit::kSequencer), "sem:done"), 7u);
+  EXPECT_EQ(at_pc(r, 0).done, 8u);
+  EXPECT_EQ(at_pc(r, 2).issued, 9u);
+  EXPECT_EQ(at_pc(r, 2).start, 9u);
+  EXPECT_EQ(at_pc(r, 2).done, 17u);
+  EXPECT_EQ(r.total_cycles, 17u);
 }
 
 // Issue width 2: cycle 0 issues both loads (the loader takes the first), cycle 1 the matmul and
-// HALT. LW0 e = 0, loader free at 8; LW1 e = 8, completes 8 + 8 + 8 - 1 = 23; MM (tile 1,
+// HALT. LW0 e = 0, loader free at 8; LW1 e = 8, completes 8 + 8 = 16; MM (tile 1,
 // M = 4, ready 1) s = 9 (one cycle behind its weights), L = 9 + 4 + 8 + 8 - 2 = 27, total 28.
 TEST(CoreTiming, IssueWidthTwo) {
   Config c = core_config();
@@ -402,7 +407,7 @@ halt
   EXPECT_EQ(at_pc(r, 1).issued, 0u);
   EXPECT_EQ(at_pc(r, 2).issued, 1u);
   EXPECT_EQ(at_pc(r, 1).start, 8u);
-  EXPECT_EQ(at_pc(r, 1).done, 23u);
+  EXPECT_EQ(at_pc(r, 1).done, 16u);
   EXPECT_EQ(at_pc(r, 2).start, 9u);
   EXPECT_EQ(r.total_cycles, 28u);
 }
