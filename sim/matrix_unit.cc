@@ -19,7 +19,9 @@ MatrixUnit::MatrixUnit(sc_core::sc_module_name name, const Config& config, Seque
   SC_THREAD(matmul);
   // Timing-only runs have no data for the array to carry: they are always `fast`.
   if (functional && fidelity == Fidelity::kPe) {
-    array_ = std::make_unique<SystolicArray>(config.array.rows, config.array.cols, state.dtype);
+    array_ = std::make_unique<SystolicArray>(
+        config.array.rows, config.array.cols, state.dtype,
+        wavefront_ ? SystolicArray::WeightFeed::kDiagonal : SystolicArray::WeightFeed::kRows);
     SC_METHOD(step_array);
     sensitive << array_wake_;
     dont_initialize();
@@ -79,12 +81,20 @@ void MatrixUnit::weight_loader() {
       seq_.set_waiting(Unit::kWeightLoad, "ub_port");
       wait(req.done);
       seq_.set_waiting(Unit::kWeightLoad, "");
-      const Cycle e = req.start, done = e + inst.rows;
+      // The loader reads one UB row per cycle, e .. e + K_t - 1, and is free at e + K_t.
+      // The load completes then too, in both feeds: its UB reads are done. Diagonal feed: the
+      // tile's last weight still reaches PE (K_t - 1, N_t - 1) only in e + K_t + N_t - 2, but
+      // only the tile's own MATMULs can see the PE weights, and they trail the wave: a MATMUL
+      // may start its stream from e + 1 (its inputs trail the weights by one cycle in every
+      // PE). Row feed (single buffering): row K_t - 1 is written in e + K_t - 1; the MATMUL
+      // starts at e + K_t.
+      const Cycle e = req.start, free = e + inst.rows;
+      const Cycle ready = wavefront_ ? e + 1 : free;
       seq_.started(Unit::kWeightLoad, is, tracker, e);
       seq_.wait_until(e);
 
       shapes_[b] = Shape{inst.rows, inst.cols};
-      load_done_.push_back(done);
+      load_ready_.push_back(LoadReady{ready, free});
       load_granted_.notify();
       if (array_) {
         array_->load_weights(is.buffer, tiles_[b], e);
@@ -93,8 +103,8 @@ void MatrixUnit::weight_loader() {
       seq_.add_compute(is.layer, e, e);
       seq_.add_weight_tile(is.layer, std::uint64_t(inst.rows) * inst.cols);
       seq_.add_traffic(is.layer, 0, 0, inst.rows, 0);
-      seq_.complete(Unit::kWeightLoad, is, e, done, inst.rows);
-      seq_.wait_until(done);
+      seq_.complete(Unit::kWeightLoad, is, e, free, inst.rows);
+      seq_.wait_until(free);
     }
   } catch (...) {
     seq_.fail(std::current_exception());
@@ -111,23 +121,24 @@ void MatrixUnit::matmul() {
       StartTracker& tracker = d.tracker;
 
       const auto waiting_for_tile = [&] {
-        seq_.set_waiting(Unit::kMatmul, "weights (tile " + std::to_string(is.tile) + " loaded)");
+        seq_.set_waiting(Unit::kMatmul, "weights (tile " + std::to_string(is.tile) +
+                                            (wavefront_ ? " load started)" : " loaded)"));
       };
-      while (load_done_base_ + load_done_.size() <= is.tile) {
+      while (load_ready_base_ + load_ready_.size() <= is.tile) {
         waiting_for_tile();
         wait(load_granted_);
       }
       // MATMULs use tiles in program order: older loads are of no further interest.
-      while (load_done_base_ < is.tile) {
-        load_done_.pop_front();
-        ++load_done_base_;
+      while (load_ready_base_ < is.tile) {
+        load_ready_.pop_front();
+        ++load_ready_base_;
       }
-      const Cycle loaded = load_done_.front();
-      if (loaded > seq_.clock().now()) {
+      const LoadReady tile = load_ready_.front();
+      if (tile.ready > seq_.clock().now()) {
         waiting_for_tile();
-        seq_.wait_until(loaded);
+        seq_.wait_until(tile.ready);
       }
-      tracker.satisfied("weights", loaded);
+      tracker.satisfied("weights", tile.ready);
 
       const std::uint32_t m_rows = inst.rows;
       const std::size_t b = std::size_t(is.buffer);
@@ -160,6 +171,12 @@ void MatrixUnit::matmul() {
       wait(req.done);
       seq_.set_waiting(Unit::kMatmul, "");
       const Cycle s = req.start;
+      // A stream that asked for the UB while its own tile's load was still reading it, and
+      // was granted no later than that read ended, waited for its weights to be read: charge
+      // the stall to "weights", as when the load was the last constraint.
+      if (req.earliest < tile.read_end && s > req.earliest && s <= tile.read_end) {
+        tracker.satisfied("weights", s);
+      }
       seq_.started(Unit::kMatmul, is, tracker, s);
       seq_.wait_until(s);
 
@@ -185,8 +202,9 @@ void MatrixUnit::matmul() {
           commit_queue_.notify(clock.at(last) + clock.period() * 0.75 - sc_core::sc_time_stamp());
         }
         if (wavefront_) {
-          // The last input (m = M - 1) passes PE (0, N_t - 1) in s + M - 1 + N_t - 1.
-          const Cycle from = s + m_rows + shape.n - 1;
+          // The last input (m = M - 1) passes PE (0, 0) in s + M - 1, and every PE (j, n)
+          // j + n cycles later, exactly as a load's weights travel.
+          const Cycle from = s + m_rows;
           seq_.at(from, [this, is, from] { release_buffer(is.buffer, from); });
         }
         seq_.at(last + 1, [this, is, s, last] { matmul_finished(is, s, last); });

@@ -5,20 +5,28 @@
 // - LOAD_WEIGHTS j writes buffer j % 2 (double_buffer_weights) or 0. It requests its UB read
 //   burst of K_t rows once its semaphores are acquired and every earlier MATMUL that used the
 //   buffer has released it (cause "weight_buffer"); the grant is its start e (cause "ub_port").
-//   PE row j is written in cycle e + j. Busy e .. e + K_t - 1, completes at e + K_t; the loader
-//   is free again at e + K_t.
-// - Release: double buffering, at s + M + N_t - 1 (the wavefront rule: PE row j was last used
-//   in s + M + N_t - 2 + j, row j is written in e + j, so e >= s + M + N_t - 1 for every row);
-//   single buffering, at completion L + 1, the un-overlapped baseline (2R + C + M - 1 cycles
-//   per full tile).
+//   The loader reads e .. e + K_t - 1, is free again at e + K_t, and the load completes then
+//   (both feeds): its data, the K_t UB rows, has been read. The weights it writes are seen only
+//   by the MATMULs of its tile, which the weight-buffer rules below order; no other
+//   instruction can observe them, so completion need not wait for them to reach their PEs.
+// - Double buffering (diagonal feed): weight (j, n) reaches PE (j, n) in e + j + n (zero beyond
+//   K_t x N_t), the tile's last one in e + K_t + N_t - 2 (after the load's completion if
+//   N_t >= 2).
+//   Release at s + M (PE (j, n) was last used in s + M - 1 + j + n and is written in
+//   e + j + n, so e >= s + M for every PE). A MATMUL's stream may start from e + 1 (its first
+//   input meets PE (k, n) in s' + k + n, after the weight written in e + k + n).
+// - Single buffering (row feed, the un-overlapped baseline): PE row j written in e + j, a
+//   MATMUL starts from e + K_t (the load's completion); release at the MATMUL's completion
+//   L + 1 (2R + C + M - 1 cycles per full tile).
 // - MATMUL requests its UB read burst of M rows (stride ub_stride) once its semaphores are
-//   acquired, its tile has completed loading (cause "weights") and the previous stream has
-//   left (the unit is free); the grant is its stream start s. Last result L =
-//   s + M + N_t + R - 2, completion L + 1; the unit is free again at s + M.
+//   acquired, its weights lead (cause "weights") and the previous stream has left (the unit is
+//   free); the grant is its stream start s. A stall that ends with a grant no later than e + K_t
+//   after asking while its own tile's load still read the UB is charged to "weights". Last
+//   result L = s + M + N_t + R - 2, completion L + 1; the unit is free again at s + M.
 // - Requests are made at whole-cycle instants with earliest = that cycle.
-// - fast: release and completion scheduled at the cycles above. pe: the release is the cycle
-//   after the stream's last input left the last PE of row 0 it uses
-//   (SystolicArray::released()).
+// - fast: release and completions scheduled at the cycles above. pe: every PE's shadow weight is
+//   written in its own cycle; the release is the cycle after the stream's last input passed
+//   PE (0, 0) (SystolicArray::released()).
 // - Data (none in timing-only runs). LOAD_WEIGHTS reads its K_t UB rows at its read grant;
 //   MATMUL reads its M input rows at its read grant (the arbitration instant of the cycle it
 //   requests, before s). Results enter the accumulators when they leave the array:
@@ -80,9 +88,14 @@ class MatrixUnit : public sc_core::sc_module {
 
   std::array<WeightTile, 2> tiles_;  // fast: the data of each buffer
   std::array<Shape, 2> shapes_;
-  // Completion cycles of the granted weight loads load_done_base_, load_done_base_ + 1, ...
-  std::deque<Cycle> load_done_;
-  std::uint64_t load_done_base_ = 0;
+  // Cycles from which a MATMUL may stream on the granted weight loads load_ready_base_,
+  // load_ready_base_ + 1, ...: e + 1 (diagonal feed) or e + K_t (single buffering).
+  struct LoadReady {
+    Cycle ready;     // a MATMUL on the tile may start its stream from here
+    Cycle read_end;  // e + K_t: the load's UB reads have ended, the loader is free
+  };
+  std::deque<LoadReady> load_ready_;
+  std::uint64_t load_ready_base_ = 0;
   sc_core::sc_event load_granted_;
   // MATMULs that released their buffer, per buffer, and the release cycles not yet consumed by
   // a load (released_at_[b][i] is release number released_base_[b] + i + 1).

@@ -7,8 +7,13 @@
 
 namespace tpu {
 
-SystolicArray::SystolicArray(std::uint32_t rows, std::uint32_t cols, DataType dtype)
-    : rows_(rows), cols_(cols), dtype_(dtype) {
+SystolicArray::SystolicArray(std::uint32_t rows, std::uint32_t cols, DataType dtype,
+                             WeightFeed feed)
+    : rows_(rows),
+      cols_(cols),
+      dtype_(dtype),
+      feed_(feed),
+      load_span_(feed == WeightFeed::kDiagonal ? rows + cols - 1 : rows) {
   const std::size_t n = std::size_t(rows) * cols;
   if (dtype == DataType::kInt8) {
     wi_[0].assign(n, 0);
@@ -29,8 +34,12 @@ void SystolicArray::load_weights(int buffer, const WeightTile& tile, Cycle start
   if (tile.rows == 0 || tile.rows > rows_ || tile.cols == 0 || tile.cols > cols_) {
     throw std::invalid_argument("weight tile does not fit the array");
   }
+  if (!loads_.empty() && start <= loads_.back().start) {
+    throw std::logic_error("systolic array: weight loads must start in increasing cycles");
+  }
   Load load{++loads_added_, buffer, tile.rows, tile.cols, start, {}, {}};
   last_load_[buffer] = load.id;
+  last_load_start_[buffer] = start;
   if (dtype_ == DataType::kInt8) {
     load.wi.assign(tile.int8.begin(), tile.int8.end());
   } else {
@@ -45,6 +54,13 @@ SystolicArray::Stream& SystolicArray::new_stream(int buffer, std::uint32_t m_row
                                                  Cycle start) {
   if (m_rows == 0 || k_rows == 0 || k_rows > rows_ || n_cols == 0 || n_cols > cols_) {
     throw std::invalid_argument("stream does not fit the array");
+  }
+  // Input row 0 meets PE (k, n) in start + k + n; the load's weight reaches it in
+  // e + k + n (diagonal) or e + k (rows), so the weights lead every input iff start > e.
+  if (last_load_[buffer] != 0 && start <= last_load_start_[buffer]) {
+    throw std::logic_error("systolic array: stream starting in cycle " + std::to_string(start) +
+                           " does not follow the weights of buffer " + std::to_string(buffer) +
+                           " loaded from cycle " + std::to_string(last_load_start_[buffer]));
   }
   streams_.push_back(
       Stream{next_id_++, buffer, last_load_[buffer], m_rows, k_rows, n_cols, start, {}, {}});
@@ -79,7 +95,7 @@ std::optional<Cycle> SystolicArray::next_cycle() const {
     if (!s.done) consider(std::max(s.start, t0));
   }
   for (const Load& l : loads_) {
-    if (l.start + rows_ > t0) consider(std::max(l.start, t0));  // rows still to write
+    if (l.start + load_span_ > t0) consider(std::max(l.start, t0));  // PEs still to write
   }
   return next;
 }
@@ -94,44 +110,53 @@ void SystolicArray::flush() {
 }
 
 void SystolicArray::write_weights(Cycle t) {
-  while (!loads_.empty() && loads_.front().start + rows_ <= t) loads_.pop_front();
-  const std::size_t c = cols_;
+  while (!loads_.empty() && loads_.front().start + load_span_ <= t) loads_.pop_front();
+  const std::size_t r = rows_, c = cols_;
   for (const Load& l : loads_) {
     if (l.start > t) break;
-    const std::size_t j = std::size_t(t - l.start), n = l.n_cols;
-    check_row_unused(l, j, t);
-    if (dtype_ == DataType::kInt8) {
-      std::int32_t* row = wi_[l.buffer].data() + j * c;
-      std::fill(row, row + c, 0);
-      if (j < l.k_rows) std::copy_n(l.wi.data() + j * n, n, row);
-    } else {
-      float* row = wf_[l.buffer].data() + j * c;
-      std::fill(row, row + c, 0.0f);
-      if (j < l.k_rows) std::copy_n(l.wf.data() + j * n, n, row);
+    const std::size_t d = std::size_t(t - l.start);
+    // The PEs this load writes in cycle t: the anti-diagonal j + n = d (diagonal feed), or the
+    // whole of row d (row feed).
+    std::size_t j0 = d, j1 = d + 1;  // rows
+    if (feed_ == WeightFeed::kDiagonal) {
+      j0 = d >= c ? d - (c - 1) : 0;
+      j1 = std::min(r, d + 1);
+    }
+    for (std::size_t j = j0; j < j1 && j < r; ++j) {
+      std::size_t n0 = 0, n1 = c;
+      if (feed_ == WeightFeed::kDiagonal) {
+        n0 = d - j;
+        n1 = n0 + 1;
+      }
+      for (std::size_t n = n0; n < n1; ++n) {
+        check_pe_unused(l, j, n, t);
+        const bool w = j < l.k_rows && n < l.n_cols;
+        const std::size_t at = j * c + n, from = j * l.n_cols + n;
+        if (dtype_ == DataType::kInt8) {
+          wi_[l.buffer][at] = w ? l.wi[from] : 0;
+        } else {
+          wf_[l.buffer][at] = w ? l.wf[from] : 0.0f;
+        }
+      }
     }
   }
 }
 
-// A row about to be written in cycle t must have no further use by a stream of an earlier load
-// of that buffer: neither an input now in the row that moves on to a used column this cycle,
-// nor an input still to enter the row. Rows >= K_t of a stream count as used (its psums pass
-// through them), so the check does not depend on the tiles' K_t.
-void SystolicArray::check_row_unused(const Load& l, std::size_t row, Cycle t) const {
-  const auto fail = [&](std::uint64_t stream) {
-    throw std::logic_error("systolic array: weight row " + std::to_string(row) + " of buffer " +
-                           std::to_string(l.buffer) + " overwritten in cycle " +
-                           std::to_string(t) + " before its last use by stream " +
-                           std::to_string(stream));
-  };
-  const std::size_t c = cols_, base = row * c;
-  for (std::size_t n = 0; n + 1 < c; ++n) {
-    const std::uint64_t id = xid_[base + n];
-    if (id < front_id_ || xbuf_[base + n] != l.buffer) continue;
-    const Stream& s = streams_[id - front_id_];
-    if (s.load < l.id && n + 1 < s.n_cols) fail(id);
-  }
+// PE (j, n), written in cycle t, must have no further use by a stream of an earlier load of
+// that buffer. Stream s uses it for the last time in s + M - 1 + j + n (its last input; the
+// weight written in cycle t is the one that cycle's multiply uses), for every row j (rows
+// >= K_t count as used: its psums pass through them) and every column n < N_t (the columns
+// that carry its results).
+void SystolicArray::check_pe_unused(const Load& l, std::size_t j, std::size_t n,
+                                    Cycle t) const {
   for (const Stream& s : streams_) {
-    if (s.buffer == l.buffer && s.load < l.id && s.start + s.m_rows - 1 + row >= t) fail(s.id);
+    if (s.buffer != l.buffer || s.load >= l.id || n >= s.n_cols) continue;
+    if (s.start + s.m_rows - 1 + j + n >= t) {
+      throw std::logic_error("systolic array: weight (" + std::to_string(j) + ", " +
+                             std::to_string(n) + ") of buffer " + std::to_string(l.buffer) +
+                             " overwritten in cycle " + std::to_string(t) +
+                             " before its last use by stream " + std::to_string(s.id));
+    }
   }
 }
 
@@ -161,15 +186,14 @@ void SystolicArray::emit(Cycle t) {
   }
 }
 
-// Row 0 after this cycle's multiplies: a stream's last input (m = M - 1) at its last used
-// column (N_t - 1) has used the buffer's row 0 for the last time.
+// PE (0, 0) after this cycle's multiply: a stream's last input (m = M - 1) has used it for the
+// last time. Every PE (j, n) is used for the last time j + n cycles later, which is when a
+// diagonal load starting in the next cycle writes it, one cycle later still.
 void SystolicArray::find_released(Cycle t) {
-  for (std::uint32_t n = 0; n < cols_; ++n) {
-    const std::uint64_t id = xid_[n];
-    if (id < front_id_) continue;
-    const Stream& s = streams_[id - front_id_];
-    if (n + 1 == s.n_cols && t - s.start - n == s.m_rows - 1) released_.push_back({id, t + 1});
-  }
+  const std::uint64_t id = xid_[0];
+  if (id < front_id_) return;
+  const Stream& s = streams_[id - front_id_];
+  if (t - s.start == s.m_rows - 1) released_.push_back({id, t + 1});
 }
 
 template <typename T>

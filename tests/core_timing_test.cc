@@ -49,9 +49,11 @@ Cycle stall(const UnitStats& u, const std::string& cause) {
 const UnitStats& unit(const RunResult& r, Unit u) { return r.units[std::size_t(u)]; }
 
 // Issue (width 1): layer at 0, load.weights at 1, matmul at 2, halt at 3.
-// load.weights K_t = 8: granted e = 1, busy 1 .. 8, completes 9.
-// matmul M = 16: ready 2, tile loaded at 9 (stall 7, "weights"), s = 9;
-// L = s + M + N_t + R - 2 = 9 + 16 + 8 + 8 - 2 = 39, completes 40 = total.
+// load.weights K_t = N_t = 8: granted e = 1, the loader reads 1 .. 8 and completes when its
+// reads end, e + K_t = 1 + 8 = 9; weight (j, n) reaches PE (j, n) in e + j + n, the tile's
+// last one (7, 7) in 1 + 14 = 15, which only the tile's own MATMUL observes.
+// matmul M = 16: ready 2 = e + 1 (its inputs trail the weights by one cycle), no stall, s = 2;
+// L = s + M + N_t + R - 2 = 2 + 16 + 8 + 8 - 2 = 32, completes 33 = total.
 TEST(CoreTiming, SingleTile) {
   const RunResult r = run(R"(
 .layer 0 fc matmul 1024
@@ -60,25 +62,25 @@ load.weights ub=0 rows=8 cols=8
 matmul ub=8 rows=16 acc=0
 halt
 )");
-  EXPECT_EQ(r.total_cycles, 40u);
+  EXPECT_EQ(r.total_cycles, 33u);
   EXPECT_EQ(at_pc(r, 1).start, 1u);
   EXPECT_EQ(at_pc(r, 1).done, 9u);
   EXPECT_EQ(at_pc(r, 2).issued, 2u);
-  EXPECT_EQ(at_pc(r, 2).start, 9u);
-  EXPECT_EQ(at_pc(r, 2).done, 40u);
-  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u);
+  EXPECT_EQ(at_pc(r, 2).start, 2u);
+  EXPECT_EQ(at_pc(r, 2).done, 33u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 0u);
   EXPECT_EQ(unit(r, Unit::kMatmul).busy_cycles, 16u);
   EXPECT_EQ(unit(r, Unit::kWeightLoad).busy_cycles, 8u);
   ASSERT_EQ(r.layers.size(), 1u);
   const LayerStats& l = r.layers[0];
   EXPECT_EQ(l.first_cycle, 1u);
-  EXPECT_EQ(l.last_cycle, 39u);
+  EXPECT_EQ(l.last_cycle, 32u);
   EXPECT_EQ(l.compute_first, 1u);
-  EXPECT_EQ(l.compute_last, 39u);
+  EXPECT_EQ(l.compute_last, 32u);
   EXPECT_EQ(l.weight_tiles, 1u);
   EXPECT_EQ(l.used_pes, 64u);
   EXPECT_EQ(l.ub_reads, 8u + 16u);
-  EXPECT_DOUBLE_EQ(r.simulated_ns, 40 * core_config().period_ns());
+  EXPECT_DOUBLE_EQ(r.simulated_ns, 33 * core_config().period_ns());
 }
 
 // Two 8 x 8 tiles, M = 16 each: load.weights (issued 0), matmul (1), load.weights (2),
@@ -91,26 +93,32 @@ matmul ub=16 rows=16 acc=16
 halt
 )";
 
-// Double-buffered: LW0 e = 0, completes 8. MM0 s0 = 8 (stall 7, weights), L0 = 8 + 16 + 8 +
-// 8 - 2 = 38, completes 39, stream free at 24. LW1 writes buffer 1, which no earlier MATMUL
-// used, as soon as the loader is free: e = 8, completes 16. MM1 starts when the stream is free: s1 = 24, L1 = 24 + 30 = 54,
-// total 55.
+// Double-buffered: LW0 e = 0, loader free and LW0 complete at e + K_t = 0 + 8 = 8. MM0
+// (issued 1) s0 = e + 1 = 1, no stall; stream 1 .. 16, free at 17; L0 = 1 + 16 + 8 + 8 - 2 =
+// 31, completes 32. LW1 writes buffer 1, which no earlier MATMUL used, as soon as the loader
+// is free: e = 8, completes 8 + 8 = 16. MM1 (issued 3) starts when the stream is free (its
+// weights lead from 9): s1 = 17, L1 = 17 + 30 = 47, total 48.
 TEST(CoreTiming, TwoTilesDoubleBuffered) {
   const RunResult r = run(kTwoTiles);
+  EXPECT_EQ(at_pc(r, 1).start, 1u);
   EXPECT_EQ(at_pc(r, 2).start, 8u);
   EXPECT_EQ(at_pc(r, 2).done, 16u);
-  EXPECT_EQ(at_pc(r, 3).start, 24u);
-  EXPECT_EQ(at_pc(r, 3).done, 55u);
-  EXPECT_EQ(r.total_cycles, 55u);
+  EXPECT_EQ(at_pc(r, 3).start, 17u);
+  EXPECT_EQ(at_pc(r, 3).done, 48u);
+  EXPECT_EQ(r.total_cycles, 48u);
   EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 0u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 0u);
 }
 
-// Single buffer: LW1 must wait for MM0 to complete (39, cause weight_buffer: ready 8, stall
-// 31), not just for the wavefront (s0 + M + N_t - 1 = 31): e = 39, completes 47. MM1 (ready 24)
-// waits for it: s1 = 47, L1 = 47 + 30 = 77, total 78. Each tile costs K_t + M + N_t + R - 1 =
-// 2R + C + M - 1 = 39 cycles from its load: SCALE-Sim's un-overlapped 2R + C + M - 2 per fold,
-// plus one for the completion convention. Saving of double buffering = 78 - 55 = 23 =
-// K_t + N_t + R - 1 (load + drain no longer serialised with the stream, since K_t <= M).
+// Single buffer (row feed, the un-overlapped baseline): LW0 e = 0, completes 8; MM0 waits for
+// it: s0 = 8 (stall 7, weights), L0 = 8 + 16 + 8 + 8 - 2 = 38, completes 39. LW1 must wait for
+// MM0 to complete (39, cause weight_buffer: ready 8, stall 31), not just for the wavefront
+// (s0 + M = 24): e = 39, completes 47. MM1 (ready 24) waits for it: s1 = 47 (stall 23),
+// L1 = 47 + 30 = 77, total 78. Each tile costs K_t + M + N_t + R - 1 = 2R + C + M - 1 = 39
+// cycles from its load: SCALE-Sim's un-overlapped 2R + C + M - 2 per fold, plus one for the
+// completion convention. Saving of double buffering = 78 - 48 = 30 = (K_t - 1) +
+// (K_t + N_t + R - 1): the first stream starts one cycle after its load instead of K_t, and
+// the second tile's load and the first one's drain are no longer serialised with the streams.
 TEST(CoreTiming, TwoTilesSingleBuffered) {
   Config c = core_config();
   c.mxu.double_buffer_weights = false;
@@ -122,7 +130,7 @@ TEST(CoreTiming, TwoTilesSingleBuffered) {
   EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 31u);
   EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u + 23u);
   const Cycle k = 8, n = 8, rows = 8, m = 16;
-  EXPECT_EQ(r.total_cycles - 55u, k + n + rows - 1);
+  EXPECT_EQ(r.total_cycles - 48u, (k - 1) + (k + n + rows - 1));
   EXPECT_EQ(r.total_cycles, 2 * (2 * rows + n + m - 1));
 }
 
@@ -138,95 +146,107 @@ std::string back_to_back(int tiles, int n_t, int m) {
   return text + "halt\n";
 }
 
-// Double-buffered, K_t = N_t = 8, M = 15 = K_t + N_t - 1: tile i + 2 reuses the buffer of
-// tile i, released at s_i + M + N_t - 1 = s_i + 22, and its load of K_t = 8 ends at s_i + 30 =
-// s_i + 2M, exactly when the stream is free again: one tile per M cycles, no stream gaps.
-// LW0 e = 0 -> 8; MM0 s0 = 8 (stall 7, weights), released 30. LW1 e = 8 -> 16; MM1 s1 = 23,
-// released 45. LW2 (ready 16) e = 30 (stall 14, weight_buffer) -> 38; MM2 s2 = 38 (free at 38,
-// no stall). LW3 (ready 38) e = 45 (stall 7) -> 53; MM3 s3 = 53.
-// L3 = 53 + 15 + 8 + 8 - 2 = 82, total 83. (Released at completion, LW2 would wait until
-// L0 + 1 = 8 + 15 + 8 + 8 - 1 = 38 and MM2 start at 46.)
+// Double-buffered, K_t = N_t = 8, M = 15: tile i + 2 reuses the buffer of tile i, released at
+// s_i + M (its last input passed PE (0, 0) in s_i + M - 1, and every PE (j, n) j + n cycles
+// later, exactly when a load from s_i + M writes it, one cycle earlier); its stream starts
+// one cycle after that load starts, and the stream of tile i + 1 keeps the array busy until
+// s_i + 2M >= s_i + M + 1: one tile per max(M, K_t) = M cycles, no stream gaps.
+// LW0 e0 = 0 (loader free 8); MM0 s0 = 1, released 16. LW1 e1 = 8 (free 16); MM1 (ready 16,
+// weights from 9) s1 = 16, released 31. LW2 (ready 16, buffer 0 released 16) e2 = 16, no stall
+// (free 24); MM2 (ready 31, weights from 17) s2 = 31, released 46. LW3 (ready 24) e3 = 31
+// (stall 7, weight_buffer; free 39); MM3 (ready 46, weights from 32) s3 = 46.
+// L3 = 46 + 15 + 8 + 8 - 2 = 75, total 76. (The old rule, rows written in e + j and released
+// at s + M + N_t - 1 = s + 22, streamed at 8, 23, 38, 53: total 83.)
 TEST(CoreTiming, BackToBackTilesStreamEveryMCycles) {
   const RunResult r = run(back_to_back(4, 8, 15));
-  EXPECT_EQ(at_pc(r, 1).start, 8u);
-  EXPECT_EQ(at_pc(r, 3).start, 23u);
-  EXPECT_EQ(at_pc(r, 4).start, 30u);
-  EXPECT_EQ(at_pc(r, 5).start, 38u);
-  EXPECT_EQ(at_pc(r, 6).start, 45u);
-  EXPECT_EQ(at_pc(r, 7).start, 53u);
-  EXPECT_EQ(r.total_cycles, 83u);
-  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 14u + 7u);
-  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u);
+  EXPECT_EQ(at_pc(r, 1).start, 1u);
+  EXPECT_EQ(at_pc(r, 2).start, 8u);
+  EXPECT_EQ(at_pc(r, 3).start, 16u);
+  EXPECT_EQ(at_pc(r, 4).start, 16u);
+  EXPECT_EQ(at_pc(r, 5).start, 31u);
+  EXPECT_EQ(at_pc(r, 6).start, 31u);
+  EXPECT_EQ(at_pc(r, 7).start, 46u);
+  EXPECT_EQ(r.total_cycles, 76u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 7u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 0u);
 }
 
-// The same with M = 14 < K_t + N_t - 1: two tiles need M + N_t - 1 + K_t = 29 cycles (release
-// of tile i, then the load of tile i + 2) but the streams only 2M = 28, so the stream gaps
-// alternate 1, 0. MM0 s0 = 8, released 8 + 14 + 7 = 29; LW1 8 -> 16, MM1 s1 = 22, released 43;
-// LW2 e = 29 -> 37, MM2 (free at 36) s2 = 37 (stall 1, weights), released 58; LW3 (ready 37)
-// e = 43 -> 51, MM3 (free at 51) s3 = 51. L3 = 51 + 14 + 8 + 8 - 2 = 79, total 80.
-TEST(CoreTiming, BackToBackTilesWhenTheReleaseBinds) {
+// M = 14 < K_t + N_t - 1, which under the old rule (release at s + M + N_t - 1, rows written
+// in e + j, stream after e + K_t) cost (M + N_t + K_t - 1) / 2 = 14.5 cycles per tile
+// (streams at 8, 22, 37, 51: total 80). Now the release binds the loader, never the stream:
+// MM0 s0 = 1, released 15; LW1 e1 = 8 (free 16), MM1 s1 = 15, released 29; LW2 (ready 16,
+// buffer 0 free since 15) e2 = 16, MM2 (ready 29) s2 = 29, released 43; LW3 (ready 24) waits
+// for buffer 1: e3 = 29 (stall 5, weight_buffer); MM3 (ready 43, weights from 30) s3 = 43.
+// L3 = 43 + 14 + 8 + 8 - 2 = 71, total 72: one tile per M cycles.
+TEST(CoreTiming, BackToBackTilesWhenTheReleaseBindsTheLoader) {
   const RunResult r = run(back_to_back(4, 8, 14));
-  EXPECT_EQ(at_pc(r, 3).start, 22u);
-  EXPECT_EQ(at_pc(r, 4).start, 29u);
-  EXPECT_EQ(at_pc(r, 5).start, 37u);
-  EXPECT_EQ(at_pc(r, 6).start, 43u);
-  EXPECT_EQ(at_pc(r, 7).start, 51u);
-  EXPECT_EQ(r.total_cycles, 80u);
-  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u + 1u);
+  EXPECT_EQ(at_pc(r, 3).start, 15u);
+  EXPECT_EQ(at_pc(r, 4).start, 16u);
+  EXPECT_EQ(at_pc(r, 5).start, 29u);
+  EXPECT_EQ(at_pc(r, 6).start, 29u);
+  EXPECT_EQ(at_pc(r, 7).start, 43u);
+  EXPECT_EQ(r.total_cycles, 72u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 5u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 0u);
 }
 
 // M = 4 < K_t = 8, N_t = 4: the loader binds, one tile per K_t cycles. Releases come at
-// s_i + M + N_t - 1 = s_i + 7, before the loader is free (s_i + 8). LW0 0 -> 8; MM0 s0 = 8.
-// LW1 8 -> 16; MM1 (ready 12) s1 = 16. LW2 (ready 16, buffer 0 released 15) e = 16 -> 24;
-// MM2 (ready 20) s2 = 24. LW3 (ready 24, released 23) e = 24 -> 32; MM3 s3 = 32.
-// L3 = 32 + 4 + 4 + 8 - 2 = 46, total 47.
+// s_i + M = s_i + 4, before the loader is free. LW0 0 (free and complete at 0 + 8 = 8);
+// MM0 s0 = 1, released 5. LW1 e1 = 8 (free 16); MM1 (ready 5) waits for its weights:
+// s1 = 9 (stall 4). LW2 (ready 16, buffer 0 released 5) e2 = 16; MM2 (ready 13) s2 = 17
+// (stall 4). LW3 (ready 24, released 13) e3 = 24; MM3 (ready 21) s3 = 25 (stall 4).
+// L3 = 25 + 4 + 4 + 8 - 2 = 39, total 40 (LW3 completes at 24 + 8 = 32, earlier).
+// (When a double-buffered load completed at e + K_t + N_t - 1, LW0 completed at 11.)
 TEST(CoreTiming, BackToBackTilesWithFewRowsAreLoadBound) {
   const RunResult r = run(back_to_back(4, 4, 4));
-  EXPECT_EQ(at_pc(r, 3).start, 16u);
+  EXPECT_EQ(at_pc(r, 0).done, 8u);
+  EXPECT_EQ(at_pc(r, 3).start, 9u);
   EXPECT_EQ(at_pc(r, 4).start, 16u);
-  EXPECT_EQ(at_pc(r, 5).start, 24u);
+  EXPECT_EQ(at_pc(r, 5).start, 17u);
   EXPECT_EQ(at_pc(r, 6).start, 24u);
-  EXPECT_EQ(at_pc(r, 7).start, 32u);
-  EXPECT_EQ(r.total_cycles, 47u);
+  EXPECT_EQ(at_pc(r, 7).start, 25u);
+  EXPECT_EQ(r.total_cycles, 40u);
   EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 0u);
-  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u + 3 * 4u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 3 * 4u);
 }
 
 // Tile 0 (8 x 8, buffer 0) has two MATMULs; tile 1 (K_t = 2, N_t = 1, buffer 1) one; tile 2
-// reloads buffer 0, so it waits for the later MATMUL of tile 0, with tile 0's N_t = 8, however
-// narrow the tile in between. Issue: LW0 0, MMa 1, MMb 2, LW1 3, MM1 4, LW2 5, MM2 6.
-// LW0 0 -> 8. MMa s = 8, released 8 + 4 + 8 - 1 = 19. MMb (ready 12) s = 12, released
-// 12 + 2 + 8 - 1 = 21 (completes 12 + 2 + 8 + 8 - 1 = 29). LW1 e = 8 -> 10; MM1 (ready 14)
-// s1 = 14, released 14 + 4 + 1 - 1 = 18. LW2 ready 10, e = 21 (stall 11, weight_buffer) -> 29.
-// MM2 (ready 18) s2 = 29 (stall 11, weights), L2 = 29 + 4 + 8 + 8 - 2 = 47, total 48.
-// (Released at completion, LW2 would start at 29 and MM2 at 37.)
-TEST(CoreTiming, EarlierWideTileBindsTheReload) {
+// reloads buffer 0, so it waits for the later MATMUL of tile 0 (whatever either tile's width).
+// Issue: LW0 0, MMa 1, MMb 2, LW1 3, MM1 4, LW2 5, MM2 6.
+// LW0 0 (free 8). MMa (M = 4) s = 1, released 5. MMb (M = 10, ready 5) s = 5, released 15,
+// L = 5 + 10 + 8 + 8 - 2 = 29, completes 30. LW1 e = 8 (free and complete at 8 + 2 = 10,
+// as under the old e + K_t + N_t - 1 = 8 + 2 + 1 - 1 with N_t = 1); MM1 (M = 1, ready 15)
+// s1 = 15, released 16. LW2 ready 10, buffer 0 free at 15 (MMa's release at 5 is not
+// enough): e = 15 (stall 5, weight_buffer), while MM1 streams buffer 1.
+// MM2 (ready 16, weights from 16) s2 = 16, L2 = 16 + 4 + 8 + 8 - 2 = 34, total 35.
+TEST(CoreTiming, LastMatmulOfATileBindsTheReload) {
   const RunResult r = run(R"(
 load.weights ub=0 rows=8 cols=8
 matmul ub=32 rows=4 acc=0
-matmul ub=32 rows=2 acc=8
+matmul ub=32 rows=10 acc=8
 load.weights ub=8 rows=2 cols=1
-matmul ub=32 rows=4 acc=16
+matmul ub=32 rows=1 acc=24
 load.weights ub=16 rows=8 cols=8
-matmul ub=32 rows=4 acc=24
+matmul ub=32 rows=4 acc=32
 halt
 )");
-  EXPECT_EQ(at_pc(r, 2).start, 12u);
-  EXPECT_EQ(at_pc(r, 2).done, 29u);
+  EXPECT_EQ(at_pc(r, 1).start, 1u);
+  EXPECT_EQ(at_pc(r, 2).start, 5u);
+  EXPECT_EQ(at_pc(r, 2).done, 30u);
   EXPECT_EQ(at_pc(r, 3).done, 10u);
-  EXPECT_EQ(at_pc(r, 4).start, 14u);
-  EXPECT_EQ(at_pc(r, 5).start, 21u);
-  EXPECT_EQ(at_pc(r, 6).start, 29u);
-  EXPECT_EQ(r.total_cycles, 48u);
-  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 11u);
-  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u + 11u);
+  EXPECT_EQ(at_pc(r, 4).start, 15u);
+  EXPECT_EQ(at_pc(r, 5).start, 15u);
+  EXPECT_EQ(at_pc(r, 6).start, 16u);
+  EXPECT_EQ(r.total_cycles, 35u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 5u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 0u);
 }
 
 // K = 13 split into K_t = 8 and 5, N_t = 6, M = 4, second pass accumulating.
-// LW0 e = 0, completes 8. MM0 s0 = 8, L0 = 8 + 4 + 6 + 8 - 2 = 24, completes 25, free at 12.
-// LW1 (5 rows) e = 8, busy 8 .. 12, completes 13. MM1 ready 12, tile at 13 (stall 1,
-// weights): s1 = 13, L1 = 13 + 4 + 6 + 8 - 2 = 29, completes 30 = total. N_t, not C, sets
-// the drain; R, not K_t, sets the depth.
+// LW0 e = 0, loader free and LW0 complete at 0 + 8 = 8 (its reads ended; the wave reaches
+// PE (7, 5) in 0 + 7 + 5 = 12). MM0 s0 = 1, L0 = 1 + 4 + 6 + 8 - 2 = 17, completes 18, free
+// at 5. LW1 (5 rows) e = 8, busy 8 .. 12, completes 8 + 5 = 13. MM1 ready 5, weights from 9 (stall 4, weights): s1 = 9, L1 = 9 + 4 + 6 + 8 - 2 = 25,
+// completes 26 = total. N_t, not C, sets the drain; R, not K_t, sets the depth.
 TEST(CoreTiming, KSplitAccumulate) {
   const RunResult r = run(R"(
 load.weights ub=0 rows=8 cols=6
@@ -235,17 +255,18 @@ load.weights ub=8 rows=5 cols=6
 matmul ub=20 rows=4 acc=0 accumulate
 halt
 )");
-  EXPECT_EQ(at_pc(r, 1).done, 25u);
+  EXPECT_EQ(at_pc(r, 0).done, 8u);
+  EXPECT_EQ(at_pc(r, 1).done, 18u);
   EXPECT_EQ(at_pc(r, 2).start, 8u);
   EXPECT_EQ(at_pc(r, 2).done, 13u);
-  EXPECT_EQ(at_pc(r, 3).start, 13u);
-  EXPECT_EQ(r.total_cycles, 30u);
-  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u + 1u);
+  EXPECT_EQ(at_pc(r, 3).start, 9u);
+  EXPECT_EQ(r.total_cycles, 26u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 4u);
 }
 
-// MM (M = 4): s = 8, L = 8 + 4 + 8 + 8 - 2 = 26, completes 27 and signals acc_ready.
-// activate (issued 2) stalls 25 cycles on sem:acc_ready, v = 27; c = ceil(8 / 8) = 1, write
-// burst no earlier than v + 4 + M * (c - 1) = 31, granted 31, completes 35 = total.
+// MM (M = 4): s = 1, L = 1 + 4 + 8 + 8 - 2 = 19, completes 20 and signals acc_ready.
+// activate (issued 2) stalls 18 cycles on sem:acc_ready, v = 20; c = ceil(8 / 8) = 1, write
+// burst no earlier than v + 4 + M * (c - 1) = 24, granted 24, completes 28 = total.
 TEST(CoreTiming, SemaphoreWait) {
   const RunResult r = run(R"(
 .sem 2 acc_ready
@@ -254,17 +275,17 @@ matmul ub=8 rows=4 acc=0 signal=acc_ready
 activate acc=0 rows=4 cols=8 ub=40 wait=acc_ready
 halt
 )");
-  EXPECT_EQ(at_pc(r, 2).start, 27u);
-  EXPECT_EQ(at_pc(r, 2).done, 35u);
-  EXPECT_EQ(stall(unit(r, Unit::kVector), "sem:acc_ready"), 25u);
+  EXPECT_EQ(at_pc(r, 2).start, 20u);
+  EXPECT_EQ(at_pc(r, 2).done, 28u);
+  EXPECT_EQ(stall(unit(r, Unit::kVector), "sem:acc_ready"), 18u);
   EXPECT_EQ(unit(r, Unit::kVector).busy_cycles, 8u);
-  EXPECT_EQ(r.total_cycles, 35u);
+  EXPECT_EQ(r.total_cycles, 28u);
 }
 
-// queue_depth 2. LW issued 0; MM1 issued 1 and taken at once (waits for weights until 8);
-// MM2, MM3 issued 2, 3 fill the queue; MM4 cannot issue at 4. MM1 streams 8 .. 17, the unit
-// takes MM2 at 18, so the slot is free for issue at 19: queue stall 19 - 4 = 15.
-// Streams at 8, 18, 28, 38 (M = 10 each); L4 = 38 + 10 + 8 + 8 - 2 = 62, total 63.
+// queue_depth 2. LW issued 0 (e = 0); MM1 issued 1 and taken at once (its weights lead from
+// e + 1 = 1); MM2, MM3 issued 2, 3 fill the queue; MM4 cannot issue at 4. MM1 streams
+// 1 .. 10, the unit takes MM2 at 11, so the slot is free for issue at 12: queue stall
+// 12 - 4 = 8. Streams at 1, 11, 21, 31 (M = 10 each); L4 = 31 + 10 + 8 + 8 - 2 = 55, total 56.
 TEST(CoreTiming, QueueFullStallsIssue) {
   Config c = core_config();
   c.sequencer.queue_depth = 2;
@@ -277,24 +298,31 @@ matmul ub=8 rows=10 acc=0
 halt
 )",
                           c);
-  EXPECT_EQ(at_pc(r, 4).issued, 19u);
-  EXPECT_EQ(stall(unit(r, Unit::kSequencer), "queue"), 15u);
-  EXPECT_EQ(at_pc(r, 2).start, 18u);
-  EXPECT_EQ(at_pc(r, 3).start, 28u);
-  EXPECT_EQ(at_pc(r, 4).start, 38u);
-  EXPECT_EQ(r.total_cycles, 63u);
+  EXPECT_EQ(at_pc(r, 1).start, 1u);
+  EXPECT_EQ(at_pc(r, 4).issued, 12u);
+  EXPECT_EQ(stall(unit(r, Unit::kSequencer), "queue"), 8u);
+  EXPECT_EQ(at_pc(r, 2).start, 11u);
+  EXPECT_EQ(at_pc(r, 3).start, 21u);
+  EXPECT_EQ(at_pc(r, 4).start, 31u);
+  EXPECT_EQ(r.total_cycles, 56u);
 }
 
-// One read port: the input stream and the weight loader contend. MM0 (M = 16) holds the port
-// 8 .. 23; LW1 (ready 8) is granted after it, e = 24 (stall 16, ub_port), completes 32;
-// MM1 ready 24, tile at 32: s1 = 32, L1 = 32 + 16 + 8 + 8 - 2 = 62, total 63.
+// One read port: the input stream and the weight loader contend. LW0 reads 0 .. 7; MM0 (its
+// weights lead from 1) asks for the port at 1 and gets it at 8 (stall 7, charged to weights:
+// it waited for its own tile's UB read), holding it 8 .. 23; LW1 (ready 8) is granted after
+// it, e = 24 (stall 16, ub_port), reads 24 .. 31; MM1 (ready 24, weights from 25) asks at 25,
+// gets the port at 32 (stall 8, weights again): s1 = 32, L1 = 32 + 16 + 8 + 8 - 2 = 62,
+// total 63, as when the stream waited for the load to complete.
 TEST(CoreTiming, UbPortContention) {
   Config c = core_config();
   c.ub.read_ports = 1;
   const RunResult r = run(kTwoTiles, c);
+  EXPECT_EQ(at_pc(r, 1).start, 8u);
   EXPECT_EQ(at_pc(r, 2).start, 24u);
   EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "ub_port"), 16u);
   EXPECT_EQ(at_pc(r, 3).start, 32u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u + 8u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "ub_port"), 0u);
   EXPECT_EQ(r.total_cycles, 63u);
 }
 
@@ -342,9 +370,11 @@ halt
   EXPECT_EQ(r.total_cycles, 36u);
 }
 
-// NOP stalls issue until its semaphore: LW0 (issued 0) completes at 8 and signals; the NOP
-// (reached at 1) waits 7 cycles (sem:done) and takes the issue slot of cycle 8; LW1 issues at 9,
-// e = 9, completes 17; HALT issues at 10; total 17.
+// NOP stalls issue until its semaphore: LW0 (issued 0, e = 0) completes when its UB reads
+// end, at e + K_t = 0 + 8 = 8, and signals; the NOP (reached at 1) waits 8 - 1 = 7 cycles
+// (sem:done) and takes the issue slot of cycle 8; LW1 issues at 9, e = 9 (the loader is free
+// since 8), completes 9 + 8 = 17; HALT issues at 10; total max(17, 10 + 1) = 17. (With
+// completion at e + K_t + N_t - 1 = 15: stall 14, LW1 issued 16, done 31, total 31.)
 TEST(CoreTiming, NopStallsIssue) {
   const RunResult r = run(R"(
 .sem 1 done
@@ -354,14 +384,16 @@ load.weights ub=8 rows=8 cols=8
 halt
 )");
   EXPECT_EQ(stall(unit(r, Unit::kSequencer), "sem:done"), 7u);
+  EXPECT_EQ(at_pc(r, 0).done, 8u);
   EXPECT_EQ(at_pc(r, 2).issued, 9u);
+  EXPECT_EQ(at_pc(r, 2).start, 9u);
   EXPECT_EQ(at_pc(r, 2).done, 17u);
   EXPECT_EQ(r.total_cycles, 17u);
 }
 
 // Issue width 2: cycle 0 issues both loads (the loader takes the first), cycle 1 the matmul and
-// HALT. LW0 e = 0, completes 8; LW1 e = 8, completes 16; MM (tile 1, M = 4) s = 16,
-// L = 16 + 4 + 8 + 8 - 2 = 34, total 35.
+// HALT. LW0 e = 0, loader free at 8; LW1 e = 8, completes 8 + 8 = 16; MM (tile 1,
+// M = 4, ready 1) s = 9 (one cycle behind its weights), L = 9 + 4 + 8 + 8 - 2 = 27, total 28.
 TEST(CoreTiming, IssueWidthTwo) {
   Config c = core_config();
   c.sequencer.issue_width = 2;
@@ -375,8 +407,9 @@ halt
   EXPECT_EQ(at_pc(r, 1).issued, 0u);
   EXPECT_EQ(at_pc(r, 2).issued, 1u);
   EXPECT_EQ(at_pc(r, 1).start, 8u);
-  EXPECT_EQ(at_pc(r, 2).start, 16u);
-  EXPECT_EQ(r.total_cycles, 35u);
+  EXPECT_EQ(at_pc(r, 1).done, 16u);
+  EXPECT_EQ(at_pc(r, 2).start, 9u);
+  EXPECT_EQ(r.total_cycles, 28u);
 }
 
 // HALT alone: issued at 0, nothing else runs: total = 0 + 1.

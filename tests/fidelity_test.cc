@@ -44,7 +44,8 @@ std::string summarize(const RunResult& r) {
 }
 
 std::string simulate_in_child(const Config& config, const Program& program,
-                              const SimOptions& options) {
+                              const SimOptions& options,
+                              std::string (*describe)(const RunResult&, const Program&) = nullptr) {
   int fds[2];
   if (pipe(fds) != 0) return "error: pipe";
   std::fflush(nullptr);
@@ -55,7 +56,7 @@ std::string simulate_in_child(const Config& config, const Program& program,
     try {
       RunResult r = simulate(config, program, options);
       if (options.timing_only) r.hbm_final.clear();
-      line = summarize(r);
+      line = describe ? describe(r, program) : summarize(r);
     } catch (const std::exception& e) {
       line = std::string("error: ") + e.what();
     }
@@ -249,8 +250,8 @@ RandomCase random_case(std::mt19937& rng) {
 }
 
 // Back-to-back weight tiles of random K_t <= R and N_t <= C, each multiplied by one or two
-// MATMULs with M = 1, M < K_t or M >= K_t + N_t - 1 rows, so that the wavefront release (an
-// earlier tile of either width), the loader and the input stream each bind somewhere. Every
+// MATMULs with M = 1, M < K_t, M >= K_t + N_t - 1 or 2R <= M <= 3R rows, so that the wavefront
+// release, the loader and the input stream each bind somewhere. Every
 // MATMUL has accumulators and a completion semaphore of its own (streams may finish out of
 // order), is activated into its own UB rows, and all of them are stored at the end.
 RandomCase back_to_back_case(std::mt19937& rng) {
@@ -290,10 +291,13 @@ RandomCase back_to_back_case(std::mt19937& rng) {
     t.k = pick(1, r);
     t.n = pick(1, cols);
     for (std::uint32_t i = pick(1, 2); i > 0 && matmuls < kMaxMatmuls; --i, ++matmuls) {
-      switch (pick(0, 2)) {
+      switch (pick(0, 3)) {
         case 0: t.m.push_back(1); break;
         case 1: t.m.push_back(pick(1, std::max(1u, t.k - 1))); break;
-        default: t.m.push_back(pick(t.k + t.n - 1, t.k + t.n + 3)); break;
+        case 2: t.m.push_back(pick(t.k + t.n - 1, t.k + t.n + 3)); break;
+        // Long enough that the next tile has loaded long before: the reload after it waits
+        // for its release.
+        default: t.m.push_back(pick(2 * r, 3 * r)); break;
       }
     }
   }
@@ -375,6 +379,34 @@ RandomCase back_to_back_case(std::mt19937& rng) {
   return rc;
 }
 
+// From a traced run of a double-buffered program: "a b", a = MATMULs whose stream started
+// right behind their weights (s = e + 1, e the start of their tile's LOAD_WEIGHTS), b = loads
+// that reused a buffer right at the release of the last earlier MATMUL on it (e = s + M).
+std::string boundary_hits(const RunResult& r, const Program& p) {
+  std::vector<Cycle> start(p.instructions.size(), 0);
+  for (const InstructionTrace& t : r.trace) start[t.pc] = t.start;
+  std::size_t behind_weights = 0, at_release = 0, loads = 0;
+  Cycle tile_start = 0;
+  const Instruction* last_mm[2] = {nullptr, nullptr};
+  Cycle last_mm_start[2] = {0, 0};
+  int buffer = 0;
+  for (std::size_t pc = 0; pc < p.instructions.size(); ++pc) {
+    const Instruction& i = p.instructions[pc];
+    if (i.op == Opcode::kLoadWeights) {
+      buffer = int(loads++ % 2);
+      tile_start = start[pc];
+      if (last_mm[buffer] && start[pc] == last_mm_start[buffer] + last_mm[buffer]->rows) {
+        ++at_release;
+      }
+    } else if (i.op == Opcode::kMatmul) {
+      if (start[pc] == tile_start + 1) ++behind_weights;
+      last_mm[buffer] = &i;
+      last_mm_start[buffer] = start[pc];
+    }
+  }
+  return std::to_string(behind_weights) + " " + std::to_string(at_release);
+}
+
 TEST(Fidelity, RandomTiledMatmuls) {
   std::mt19937 rng(2024);
   for (int i = 0; i < 5; ++i) {
@@ -387,9 +419,14 @@ TEST(Fidelity, RandomTiledMatmuls) {
   }
 }
 
+// Also counts, over the double-buffered cases, the MATMULs that start right behind their
+// weights (e + 1) and the loads that reuse a buffer right at its release (s + M): both limits of
+// the diagonal wave must be exercised, where pe would throw or compute wrong sums if its
+// per-PE writes did not follow the wave.
 TEST(Fidelity, RandomBackToBackTiles) {
   std::mt19937 rng(6);
-  for (int i = 0; i < 12; ++i) {
+  std::size_t behind_weights = 0, at_release = 0;
+  for (int i = 0; i < 30; ++i) {
     const RandomCase rc = back_to_back_case(rng);
     SCOPED_TRACE(::testing::Message()
                  << "case " << i << ": " << rc.config.array.rows << "x" << rc.config.array.cols
@@ -397,7 +434,19 @@ TEST(Fidelity, RandomBackToBackTiles) {
                  << rc.config.mxu.double_buffer_weights << "\n"
                  << to_assembly(rc.program));
     check_agreement(rc.config, rc.program);
+    if (rc.config.mxu.double_buffer_weights) {
+      SimOptions traced;
+      traced.trace = true;
+      std::istringstream hits(simulate_in_child(rc.config, rc.program, traced, boundary_hits));
+      std::size_t a = 0, b = 0;
+      ASSERT_TRUE(hits >> a >> b);
+      behind_weights += a;
+      at_release += b;
+    }
   }
+  EXPECT_GE(behind_weights, 10u);
+  EXPECT_GE(at_release, 3u);
+  std::printf("MATMULs at e + 1: %zu, loads at s + M: %zu\n", behind_weights, at_release);
 }
 
 // Compiled models (conv, pooling, dense) on random array shapes.

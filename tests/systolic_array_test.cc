@@ -194,11 +194,16 @@ TEST_P(SystolicArrayTest, OutOfOrderFinishAndIdleGaps) {
   EXPECT_EQ(got3.at(i3).finished_at, 118u);
 }
 
-// The wavefront rule: stream A (M rows, tile N_a wide, buffer 0, s = K_a) uses PE row j for the
-// last time in s + M - 1 + j + N_a - 1, and a load from e writes row j in e + j, so tile B may
-// be loaded into the same buffer from e = s + M + N_a - 1 (released there), whatever R, K_a,
-// K_b or N_b; one cycle earlier, row 0 would lose its weight before A's last input used it and
-// the array throws. Shapes include M = 1, M < K_a, and a narrower and a wider tile B.
+// The wavefront rule with diagonal weight loads: stream A (M rows, buffer 0, loaded from
+// cycle 0) starts at s = 1, right behind its weights (input row 0 meets PE (k, n) in
+// 1 + k + n, one cycle after the weight written in 0 + k + n). Its last input uses PE (j, n)
+// in s + M - 1 + j + n, and a load from e writes PE (j, n) in e + j + n: the same skew, so
+// tile B may be loaded into the same buffer from e = s + M (released there), whatever R, C,
+// K_a, N_a, K_b or N_b. B's stream starts right behind its weights, at e + 1, while A's last
+// inputs and B's first inputs share the array (A's in the PEs below and right of B's
+// wave). One cycle earlier, e = s + M - 1, PE (0, 0) would lose A's weight in the cycle A's
+// last input uses it: the array throws. Shapes include M = 1, M < K_a, M < K_a + N_a - 1,
+// and a narrower and a wider tile B.
 TEST_P(SystolicArrayTest, ReloadFollowsTheWavefront) {
   const DataType dtype = GetParam();
   std::mt19937 rng(3);
@@ -207,30 +212,116 @@ TEST_P(SystolicArrayTest, ReloadFollowsTheWavefront) {
   };
   const Shape shapes[] = {{8, 8, 4, 8, 8, 5, 8, 8},   {8, 8, 1, 8, 3, 2, 2, 8},
                           {8, 8, 3, 6, 8, 1, 8, 2},   {5, 12, 7, 2, 12, 3, 5, 1},
-                          {16, 4, 2, 11, 3, 4, 16, 4}, {3, 9, 1, 1, 9, 1, 3, 9}};
+                          {16, 4, 2, 11, 3, 4, 16, 4}, {3, 9, 1, 1, 9, 1, 3, 9},
+                          {8, 8, 20, 8, 8, 20, 8, 8}};
   for (const Shape& sh : shapes) {
     SCOPED_TRACE(::testing::Message() << sh.r << "x" << sh.c << " M=" << sh.m << " K_a="
                                       << sh.ka << " N_a=" << sh.na << " K_b=" << sh.kb
                                       << " N_b=" << sh.nb);
     Tile ta = random_tile(dtype, sh.m, sh.ka, sh.na, rng);
     Tile tb = random_tile(dtype, sh.mb, sh.kb, sh.nb, rng);
-    const Cycle s = sh.ka, e = s + sh.m + sh.na - 1;
+    const Cycle s = 1, e = s + sh.m;
     {
       SystolicArray a(sh.r, sh.c, dtype);
       a.load_weights(0, ta.w, 0);
       const std::uint64_t ia = add(a, 0, ta, s);
       a.load_weights(0, tb.w, e);
-      const std::uint64_t ib = add(a, 0, tb, e + sh.kb);
+      const std::uint64_t ib = add(a, 0, tb, e + 1);
       auto got = run(a, {{ia, &ta}, {ib, &tb}}, dtype);
       EXPECT_EQ(got.at(ia).released_from, e);
+      EXPECT_EQ(got.at(ib).released_from, e + 1 + sh.mb);
       EXPECT_EQ(got.at(ia).acc, reference(dtype, sh.r, sh.c, ta));
       EXPECT_EQ(got.at(ib).acc, reference(dtype, sh.r, sh.c, tb));
+      // L = s + M + N_t + R - 2 for each stream.
+      EXPECT_EQ(got.at(ia).finished_at, s + sh.m + sh.na + sh.r - 2);
+      EXPECT_EQ(got.at(ib).finished_at, e + 1 + sh.mb + sh.nb + sh.r - 2);
     }
     SystolicArray a(sh.r, sh.c, dtype);
     a.load_weights(0, ta.w, 0);
     const std::uint64_t ia = add(a, 0, ta, s);
     a.load_weights(0, tb.w, e - 1);
     EXPECT_THROW(run(a, {{ia, &ta}}, dtype), std::logic_error);
+  }
+}
+
+// Several streams on one tile: the reload waits for the last of them. Tile A (8 x 8 array,
+// K_a = 5, N_a = 7) loaded from 0 streams M_1 = 6 rows from s_1 = 1 (released 7), then
+// M_2 = 2 rows from s_2 = 7 (released 9); tile C sits in buffer 1 (loaded from 3, streamed
+// from 9 .. 11, released 12); tile B reloads buffer 0 from e = s_2 + M_2 = 9 and streams from
+// 12 (the left edge is free again). Loading B from 8 (after stream 1's release but one cycle
+// before stream 2's) throws.
+TEST_P(SystolicArrayTest, ReloadWaitsForTheLastStreamOfItsTile) {
+  const DataType dtype = GetParam();
+  std::mt19937 rng(17);
+  const std::uint32_t r = 8, c = 8;
+  Tile a1 = random_tile(dtype, 6, 5, 7, rng);
+  Tile a2 = random_tile(dtype, 2, 5, 7, rng);
+  a2.w = a1.w;  // the same tile
+  Tile tc = random_tile(dtype, 3, 8, 2, rng);
+  Tile tb = random_tile(dtype, 4, 3, 8, rng);
+  for (const Cycle e : {Cycle(9), Cycle(8)}) {
+    SCOPED_TRACE(::testing::Message() << "B loaded from " << e);
+    SystolicArray a(r, c, dtype);
+    a.load_weights(0, a1.w, 0);
+    const std::uint64_t i1 = add(a, 0, a1, 1);
+    a.load_weights(1, tc.w, 3);
+    const std::uint64_t i2 = add(a, 0, a2, 7);
+    a.load_weights(0, tb.w, e);
+    const std::uint64_t ic = add(a, 1, tc, 9);
+    const std::uint64_t ib = add(a, 0, tb, 12);
+    if (e == 8) {
+      EXPECT_THROW(run(a, {{i1, &a1}, {i2, &a2}, {ic, &tc}, {ib, &tb}}, dtype),
+                   std::logic_error);
+      continue;
+    }
+    auto got = run(a, {{i1, &a1}, {i2, &a2}, {ic, &tc}, {ib, &tb}}, dtype);
+    EXPECT_EQ(got.at(i1).released_from, 7u);
+    EXPECT_EQ(got.at(i2).released_from, 9u);
+    EXPECT_EQ(got.at(ic).released_from, 12u);
+    EXPECT_EQ(got.at(i1).acc, reference(dtype, r, c, a1));
+    EXPECT_EQ(got.at(i2).acc, reference(dtype, r, c, a2));
+    EXPECT_EQ(got.at(ic).acc, reference(dtype, r, c, tc));
+    EXPECT_EQ(got.at(ib).acc, reference(dtype, r, c, tb));
+  }
+}
+
+// Weights lead inputs: a stream may start one cycle after its tile's load started, not in
+// the same cycle (its first input would meet PE (0, 0) together with the weight).
+TEST_P(SystolicArrayTest, StreamMustTrailItsWeights) {
+  const DataType dtype = GetParam();
+  std::mt19937 rng(23);
+  Tile t = random_tile(dtype, 3, 4, 4, rng);
+  SystolicArray a(4, 4, dtype);
+  a.load_weights(1, t.w, 5);
+  EXPECT_THROW(add(a, 1, t, 5), std::logic_error);
+  const std::uint64_t id = add(a, 1, t, 6);
+  auto got = run(a, {{id, &t}}, dtype);
+  EXPECT_EQ(got.at(id).acc, reference(dtype, 4, 4, t));
+  EXPECT_EQ(got.at(id).finished_at, 6u + 3 + 4 + 4 - 2);
+}
+
+// Row feed (single buffering): PE row j is written in e + j, all columns at once; a stream
+// of an earlier tile that still has to use a column < N_t of a row makes the write throw.
+// Stream A (M = 3, N_a = 4) on an 8 x 8 array from s = 8 uses row j for the last time in
+// s + M - 1 + j + N_a - 1 = 13 + j: a reload from 14 is safe, from 13 throws.
+TEST_P(SystolicArrayTest, RowFeedReloadChecksEveryRow) {
+  const DataType dtype = GetParam();
+  std::mt19937 rng(29);
+  Tile ta = random_tile(dtype, 3, 8, 4, rng);
+  Tile tb = random_tile(dtype, 2, 6, 8, rng);
+  for (const Cycle e : {Cycle(14), Cycle(13)}) {
+    SystolicArray a(8, 8, dtype, SystolicArray::WeightFeed::kRows);
+    a.load_weights(0, ta.w, 0);
+    const std::uint64_t ia = add(a, 0, ta, 8);
+    a.load_weights(0, tb.w, e);
+    if (e == 13) {
+      EXPECT_THROW(run(a, {{ia, &ta}}, dtype), std::logic_error);
+      continue;
+    }
+    const std::uint64_t ib = add(a, 0, tb, e + 6);
+    auto got = run(a, {{ia, &ta}, {ib, &tb}}, dtype);
+    EXPECT_EQ(got.at(ia).acc, reference(dtype, 8, 8, ta));
+    EXPECT_EQ(got.at(ib).acc, reference(dtype, 8, 8, tb));
   }
 }
 
