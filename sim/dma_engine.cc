@@ -238,6 +238,15 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
   Result res;
   res.done = start + 1;
 
+  // `dma.load weights`: rows go to a new weight FIFO entry on the FIFO's own write port, one
+  // row per cycle (no UB access); the entry's bytes are written as the responses arrive.
+  const bool fifo = load && (inst.flags & kFlagWeights);
+  std::uint8_t* entry = nullptr;
+  if (fifo && has_data) {
+    entry = state_->weight_fifo.emplace_back(state_->fifo_entry_bytes(), 0).data();
+  }
+  Cycle fifo_port_free = start;  // first cycle the FIFO's write port is free
+
   if (load) {
     Gather gather(d, state_->elem_bytes, config_.hbm.burst_bytes, has_data);
     // Requests stay alive until granted; granted ones leave from the front.
@@ -282,6 +291,22 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
       rq.handled = true;
       rq.pieces = {};
       std::sort(completed.begin(), completed.end());
+      if (fifo) {
+        // One row per cycle on the FIFO's write port, from the response cycle, in row order.
+        for (const std::uint64_t q : completed) {
+          const Cycle w = std::max(r, fifo_port_free);
+          fifo_port_free = w + 1;
+          res.done = std::max(res.done, w + 1);
+          Gather::Row& row = gather.row(q);
+          if (entry) {
+            dma_write_fifo(*state_, entry, d, gather.group_of(q), gather.stream_offset(q),
+                           row.data.data(), row.data.size());
+          }
+          row.written = true;
+        }
+        gather.retire();
+        return;
+      }
       // Rows completed by this response: one spread write burst per run of consecutive UB rows.
       for (std::size_t a = 0; a < completed.size();) {
         std::size_t e = a + 1;

@@ -34,6 +34,12 @@
 //   per group, or groups back to back), else one burst per group in group order; row k is read
 //   in that burst's access_cycle(k). ready_i = 1 + the read cycle of the last row write i
 //   needs. The store completes at max_i(r_i) + 1.
+// - Load with the `weights` flag (weight FIFO): the same requests, but each row a response
+//   completes is written into the FIFO entry on the FIFO's own write port, one row per cycle:
+//   row writes take cycles max(r_i, previous row write + 1), in row order within a response;
+//   no UB access. The load completes one past the last row write. The entry (pushed onto
+//   MachineState::weight_fifo at `start` in functional runs) receives each row's bytes at the
+//   response that completes it; nothing can read it before the load completes.
 // - A transfer with nothing to move completes at start + 1.
 // - Data moves as it arrives, never at `start`: the HBM channel reads storage into a read
 //   payload, or writes a write payload into storage, when it serves the request (see

@@ -6,13 +6,14 @@
 namespace tpu {
 
 MatrixUnit::MatrixUnit(sc_core::sc_module_name name, const Config& config, Sequencer& sequencer,
-                       UnifiedBuffer& ub, MachineState& state, bool functional,
-                       Fidelity fidelity)
+                       UnifiedBuffer& ub, MachineState& state, WeightFifo& fifo,
+                       bool functional, Fidelity fidelity)
     : sc_module(name),
       config_(config),
       seq_(sequencer),
       ub_(ub),
       state_(state),
+      fifo_(fifo),
       functional_(functional),
       wavefront_(config.mxu.double_buffer_weights) {
   SC_THREAD(weight_loader);
@@ -71,16 +72,37 @@ void MatrixUnit::weight_loader() {
       tracker.satisfied("weight_buffer", wait_buffer_free(is));
 
       const std::size_t b = std::size_t(is.buffer);
-      UbRequest req;
-      req.client = UbClient::kWeightLoad;
-      req.first_row = inst.ub_row;
-      req.count = inst.rows;
-      req.earliest = seq_.clock().now();
-      if (functional_) req.on_grant = [&] { exec_load_weights(state_, inst, tiles_[b]); };
-      ub_.request(req);
-      seq_.set_waiting(Unit::kWeightLoad, "ub_port");
-      wait(req.done);
-      seq_.set_waiting(Unit::kWeightLoad, "");
+      Cycle e = 0;
+      if (inst.flags & kFlagFifo) {
+        // Read number i takes FIFO entry i once its fill (dma.load weights number i) completed.
+        const std::uint64_t i = fifo_reads_++;
+        while (fifo_.filled.size() <= i) {
+          seq_.set_waiting(Unit::kWeightLoad, "weights (weight FIFO fill " + std::to_string(i) +
+                                                  " to complete)");
+          wait(fifo_.changed);
+        }
+        seq_.set_waiting(Unit::kWeightLoad, "");
+        const Cycle filled = fifo_.filled[i];
+        if (filled > seq_.clock().now()) seq_.wait_until(filled);
+        tracker.satisfied("weights", filled);
+        e = seq_.clock().now();
+        if (functional_) exec_load_weights(state_, inst, tiles_[b]);
+        // Completes (and frees the entry) at e + K_t.
+        fifo_.freed.push_back(e + inst.rows);
+        fifo_.changed.notify();
+      } else {
+        UbRequest req;
+        req.client = UbClient::kWeightLoad;
+        req.first_row = inst.ub_row;
+        req.count = inst.rows;
+        req.earliest = seq_.clock().now();
+        if (functional_) req.on_grant = [&] { exec_load_weights(state_, inst, tiles_[b]); };
+        ub_.request(req);
+        seq_.set_waiting(Unit::kWeightLoad, "ub_port");
+        wait(req.done);
+        seq_.set_waiting(Unit::kWeightLoad, "");
+        e = req.start;
+      }
       // The loader reads one UB row per cycle, e .. e + K_t - 1, and is free at e + K_t.
       // The load completes then too, in both feeds: its UB reads are done. Diagonal feed: the
       // tile's last weight still reaches PE (K_t - 1, N_t - 1) only in e + K_t + N_t - 2, but
@@ -88,13 +110,14 @@ void MatrixUnit::weight_loader() {
       // may start its stream from e + 1 (its inputs trail the weights by one cycle in every
       // PE). Row feed (single buffering): row K_t - 1 is written in e + K_t - 1; the MATMUL
       // starts at e + K_t.
-      const Cycle e = req.start, free = e + inst.rows;
+      const Cycle free = e + inst.rows;
       const Cycle ready = wavefront_ ? e + 1 : free;
       seq_.started(Unit::kWeightLoad, is, tracker, e);
       seq_.wait_until(e);
 
       shapes_[b] = Shape{inst.rows, inst.cols};
-      load_ready_.push_back(LoadReady{ready, free});
+      // A FIFO load holds no UB port: no MATMUL's UB wait is a wait for it.
+      load_ready_.push_back(LoadReady{ready, (inst.flags & kFlagFifo) ? 0 : free});
       load_granted_.notify();
       if (array_) {
         array_->load_weights(is.buffer, tiles_[b], e);
@@ -102,7 +125,7 @@ void MatrixUnit::weight_loader() {
       }
       seq_.add_compute(is.layer, e, e);
       seq_.add_weight_tile(is.layer, std::uint64_t(inst.rows) * inst.cols);
-      seq_.add_traffic(is.layer, 0, 0, inst.rows, 0);
+      seq_.add_traffic(is.layer, 0, 0, (inst.flags & kFlagFifo) ? 0 : inst.rows, 0);
       seq_.complete(Unit::kWeightLoad, is, e, free, inst.rows);
       seq_.wait_until(free);
     }

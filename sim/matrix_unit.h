@@ -23,6 +23,10 @@
 //   free); the grant is its stream start s. A stall that ends with a grant no later than e + K_t
 //   after asking while its own tile's load still read the UB is charged to "weights". Last
 //   result L = s + M + N_t + R - 2, completion L + 1; the unit is free again at s + M.
+// - LOAD_WEIGHTS with the `fifo` flag (read number i, program order): instead of a UB burst it
+//   waits until fill i of the weight FIFO (the i-th `dma.load weights`) has completed (cause
+//   "weights") and starts then, at e; it reads one FIFO row per cycle, e .. e + K_t - 1, no UB
+//   port, and everything else is as above (completion e + K_t, which frees the entry).
 // - Requests are made at whole-cycle instants with earliest = that cycle.
 // - fast: release and completions scheduled at the cycles above. pe: every PE's shadow weight is
 //   written in its own cycle; the release is the cycle after the stream's last input passed
@@ -52,6 +56,7 @@
 #include "sim/systolic_array.h"
 #include "sim/tpu_core.h"
 #include "sim/unified_buffer.h"
+#include "sim/weight_fifo.h"
 
 namespace tpu {
 
@@ -60,7 +65,8 @@ class MatrixUnit : public sc_core::sc_module {
   SC_HAS_PROCESS(MatrixUnit);
   // `functional` false: timing only, `state` holds sizes but no data (fidelity is then fast).
   MatrixUnit(sc_core::sc_module_name name, const Config& config, Sequencer& sequencer,
-             UnifiedBuffer& ub, MachineState& state, bool functional, Fidelity fidelity);
+             UnifiedBuffer& ub, MachineState& state, WeightFifo& fifo, bool functional,
+             Fidelity fidelity);
 
  private:
   struct Shape {
@@ -82,6 +88,8 @@ class MatrixUnit : public sc_core::sc_module {
   Sequencer& seq_;
   UnifiedBuffer& ub_;
   MachineState& state_;
+  WeightFifo& fifo_;
+  std::uint64_t fifo_reads_ = 0;  // `load.weights fifo` started so far
   const bool functional_;
   // Double buffering: a MATMUL releases its buffer on the wavefront rule; single: on completion.
   const bool wavefront_;
@@ -92,7 +100,7 @@ class MatrixUnit : public sc_core::sc_module {
   // load_ready_base_ + 1, ...: e + 1 (diagonal feed) or e + K_t (single buffering).
   struct LoadReady {
     Cycle ready;     // a MATMUL on the tile may start its stream from here
-    Cycle read_end;  // e + K_t: the load's UB reads have ended, the loader is free
+    Cycle read_end;  // e + K_t, when its UB reads end (0 for a FIFO load: none)
   };
   std::deque<LoadReady> load_ready_;
   std::uint64_t load_ready_base_ = 0;

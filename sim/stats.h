@@ -19,7 +19,9 @@ namespace tpu {
 //   "sem:<name>"    waiting on a semaphore (named in the program, else "s<N>")
 //   "ub_port"       unified-buffer ports or banks taken by another unit
 //   "weight_buffer" MXU weight registers still in use by an earlier tile
-//   "weights"       a MATMUL waiting for its weight tile to finish loading
+//   "weights"       a MATMUL waiting for its weight tile to finish loading, or a
+//                   `load.weights fifo` waiting for its FIFO entry's transfer to complete
+//   "weight_fifo"   a `dma.load weights` waiting for a free weight FIFO entry
 //   "queue"         the sequencer could not issue (another unit's queue full)
 using StallMap = std::map<std::string, Cycle>;
 

@@ -15,6 +15,7 @@
 #include "sim/sequencer.h"
 #include "sim/unified_buffer.h"
 #include "sim/vector_unit.h"
+#include "sim/weight_fifo.h"
 
 namespace tpu {
 namespace {
@@ -24,8 +25,8 @@ class DmaUnit : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(DmaUnit);
   DmaUnit(sc_core::sc_module_name name, Sequencer& sequencer, DmaEngine& engine,
-          const MachineState& state)
-      : sc_module(name), seq_(sequencer), engine_(engine), state_(state) {
+          const MachineState& state, WeightFifo& fifo)
+      : sc_module(name), seq_(sequencer), engine_(engine), state_(state), fifo_(fifo) {
     SC_THREAD(run);
   }
 
@@ -36,6 +37,24 @@ class DmaUnit : public sc_core::sc_module {
         Sequencer::Dispatch d = seq_.next(Unit::kDma, state_);
         const Issued& is = d.is;
         StartTracker& tracker = d.tracker;
+        const bool to_fifo =
+            is.inst->op == Opcode::kDmaLoad && (is.inst->flags & kFlagWeights);
+        if (to_fifo) {
+          // Fill number f needs entry f % depth free: read number f - depth has completed.
+          const std::uint64_t f = fills_++;
+          if (f >= fifo_.depth) {
+            const std::uint64_t read = f - fifo_.depth;
+            while (fifo_.freed.size() <= read) {
+              seq_.set_waiting(Unit::kDma, "weight_fifo (entry of load.weights fifo " +
+                                               std::to_string(read) + " to be read)");
+              wait(fifo_.changed);
+            }
+            seq_.set_waiting(Unit::kDma, "");
+            const Cycle free = fifo_.freed[read];
+            if (free > seq_.clock().now()) seq_.wait_until(free);
+            tracker.satisfied("weight_fifo", free);
+          }
+        }
         const Cycle start = seq_.clock().now();
         seq_.started(Unit::kDma, is, tracker, start);
         seq_.set_waiting(Unit::kDma, "hbm");
@@ -46,6 +65,10 @@ class DmaUnit : public sc_core::sc_module {
                          load ? 0 : r.ub_accesses, load ? r.ub_accesses : 0);
         seq_.complete(Unit::kDma, is, start, r.done, r.done - start);
         seq_.wait_until(r.done);
+        if (to_fifo) {
+          fifo_.filled.push_back(r.done);
+          fifo_.changed.notify();
+        }
       }
     } catch (...) {
       seq_.fail(std::current_exception());
@@ -55,6 +78,8 @@ class DmaUnit : public sc_core::sc_module {
   Sequencer& seq_;
   DmaEngine& engine_;
   const MachineState& state_;
+  WeightFifo& fifo_;
+  std::uint64_t fills_ = 0;  // `dma.load weights` started so far
 };
 
 struct TpuCore : sc_core::sc_module {
@@ -65,9 +90,11 @@ struct TpuCore : sc_core::sc_module {
         sequencer("sequencer", config, program, clock),
         ub("ub", config, program.dtype),
         hbm("hbm", config, options.timing_only ? nullptr : &state.hbm),
+        weight_fifo(config.mxu.weight_fifo_tiles),
         dma("dma", config, clock, ub, &state),
-        dma_unit("dma_unit", sequencer, dma, state),
-        mxu("mxu", config, sequencer, ub, state, !options.timing_only, options.fidelity),
+        dma_unit("dma_unit", sequencer, dma, state, weight_fifo),
+        mxu("mxu", config, sequencer, ub, state, weight_fifo, !options.timing_only,
+            options.fidelity),
         vector("vector", config, sequencer, ub, state, !options.timing_only) {
     dma.hbm_socket.bind(hbm.socket);
     if (options.trace) sequencer.enable_trace();
@@ -78,6 +105,7 @@ struct TpuCore : sc_core::sc_module {
   Sequencer sequencer;
   UnifiedBuffer ub;
   HbmChannel hbm;
+  WeightFifo weight_fifo;
   DmaEngine dma;
   DmaUnit dma_unit;
   MatrixUnit mxu;

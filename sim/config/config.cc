@@ -46,6 +46,10 @@ std::vector<ConfigKey> make_keys() {
                "Two weight registers per PE: the next tile shifts in while the current one "
                "computes. Off: load, stream and drain one tile before the next load starts.",
                [](Config& c) -> F { return &c.mxu.double_buffer_weights; }});
+  k.push_back({"mxu.weight_fifo_tiles", "tiles",
+               "Weight FIFO depth: DMA loads fill it from HBM and LOAD_WEIGHTS reads it, "
+               "bypassing the unified buffer. 0 = no FIFO (weights staged in the UB), else >= 2.",
+               [](Config& c) -> F { return &c.mxu.weight_fifo_tiles; }, 0, false, 65535});
   k.push_back({"ub.capacity_bytes", "bytes",
                "Unified buffer size; it must hold at least one bf16 row of "
                "max(array.rows, array.cols) elements.",
@@ -283,6 +287,10 @@ json override_value(const std::string& path, const std::string& text) {
 // Constraints that involve more than one key.
 void validate(const Config& c, const std::string& source) {
   auto fail = [&](const std::string& message) { throw ConfigError(source + ": " + message); };
+  if (c.mxu.weight_fifo_tiles == 1) {
+    fail("mxu.weight_fifo_tiles = 1 is out of range (allowed 0 = no weight FIFO, or 2..65535: "
+         "a one-tile FIFO cannot fill while the matrix unit reads it)");
+  }
   const std::uint64_t bf16_row_bytes =
       std::uint64_t(c.ub_row_elems()) * element_bytes(DataType::kBf16);
   if (c.ub.capacity_bytes < bf16_row_bytes) {

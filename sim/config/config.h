@@ -32,6 +32,10 @@ struct MxuConfig {
   // Two weight registers per PE: the next tile shifts in while the current one computes.
   // Off: each tile loads, streams and drains before the next tile's load starts.
   bool double_buffer_weights = true;
+  // Weight FIFO between the DMA and the matrix unit (TPU v1: 4 tiles deep): `dma.load weights`
+  // fills it straight from HBM and `load.weights fifo` reads it, bypassing the unified buffer.
+  // 0 = no FIFO (weights staged through the UB); otherwise at least 2 tiles.
+  std::uint32_t weight_fifo_tiles = 4;
 };
 
 struct UnifiedBufferConfig {

@@ -44,6 +44,12 @@ enum class Activation : std::uint8_t { kNone = 0, kRelu = 1, kRelu6 = 2 };
 constexpr std::uint8_t kFlagAccumulate = 0x01;
 // POOL flag: average instead of maximum.
 constexpr std::uint8_t kFlagAverage = 0x02;
+// DMA_LOAD flag: the destination is the MXU's weight FIFO (its next entry, rows packed as they
+// would be into UB rows from row 0), not the unified buffer; `ub` must be 0.
+constexpr std::uint8_t kFlagWeights = 0x04;
+// LOAD_WEIGHTS flag: read the K_t rows from the weight FIFO's oldest entry, not UB rows; `ub`
+// must be 0.
+constexpr std::uint8_t kFlagFifo = 0x08;
 
 // Strided copy between HBM (bytes) and the unified buffer (rows of Config::ub_row_elems()).
 // Gather (load): for g in [0, groups): the segs x elems elements read from

@@ -46,7 +46,14 @@ std::uint64_t dma_rows_per_group(const DmaFields& d) {
   return ceil_div(std::uint64_t(d.segs) * d.elems, d.pack);
 }
 
-void check_dma(const MachineState& s, const DmaFields& d, const char* op) {
+void require_fifo(const MachineState& s, const char* op) {
+  if (s.weight_fifo_tiles < 2) {
+    fail(op, "the config has no weight FIFO (mxu.weight_fifo_tiles = " +
+                 std::to_string(s.weight_fifo_tiles) + ")");
+  }
+}
+
+void check_dma(const MachineState& s, const DmaFields& d, const char* op, bool fifo = false) {
   require_range(op, "elems", d.elems, 1, 0xffff, "elements per segment");
   require_range(op, "segs", d.segs, 1, 0xffff, "segments per group");
   require_range(op, "groups", d.groups, 1, 0xffff, "groups");
@@ -64,6 +71,16 @@ void check_dma(const MachineState& s, const DmaFields& d, const char* op) {
                  std::to_string(s.hbm_bytes) + " bytes");
   }
   const std::uint64_t ub_end = d.ub_row + std::uint64_t(d.groups - 1) * d.ub_stride + rows;
+  if (fifo) {
+    require_fifo(s, "dma.load weights");
+    require_range("dma.load weights", "ub", d.ub_row, 0, 0, "a FIFO entry starts at row 0");
+    if (ub_end > s.array_rows) {
+      fail("dma.load weights", "rows [0, " + std::to_string(ub_end) +
+                                   ") outside a weight FIFO entry of " +
+                                   std::to_string(s.array_rows) + " rows");
+    }
+    return;
+  }
   require_ub_rows(s, op, "ub", d.ub_row, ub_end);
 }
 
@@ -71,6 +88,11 @@ void check_load_weights(const MachineState& s, const Instruction& inst) {
   const char* op = "load.weights";
   require_range(op, "rows", inst.rows, 1, s.array_rows, "weight rows K <= array rows");
   require_range(op, "cols", inst.cols, 1, s.array_cols, "weight columns N <= array columns");
+  if (inst.flags & kFlagFifo) {
+    require_fifo(s, "load.weights fifo");
+    require_range("load.weights fifo", "ub", inst.ub_row, 0, 0, "the FIFO, not UB rows");
+    return;
+  }
   require_ub_rows(s, op, "ub", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
 }
 
@@ -91,6 +113,11 @@ void check_activate(const MachineState& s, const Instruction& inst) {
     fail(op, "func relu6 needs a bf16 program (int8 carries no output scale)");
   }
   require_acc_rows(s, op, inst.acc_row, std::uint64_t(inst.acc_row) + inst.rows);
+  if (inst.flags & kFlagFifo) {
+    require_fifo(s, "load.weights fifo");
+    require_range("load.weights fifo", "ub", inst.ub_row, 0, 0, "the FIFO, not UB rows");
+    return;
+  }
   require_ub_rows(s, op, "ub", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
 }
 
@@ -202,7 +229,8 @@ MachineState::MachineState(const Config& config, const Program& program, bool al
       elem_bytes(element_bytes(program.dtype)),
       ub_rows(config.ub_rows(program.dtype)),
       acc_rows(config.acc_rows()),
-      hbm_bytes(program.hbm_bytes) {
+      hbm_bytes(program.hbm_bytes),
+      weight_fifo_tiles(config.mxu.weight_fifo_tiles) {
   if ((program.array_rows != 0 || program.array_cols != 0) &&
       (program.array_rows != array_rows || program.array_cols != array_cols)) {
     throw std::invalid_argument("program was compiled for a " + std::to_string(program.array_rows) +
@@ -235,13 +263,14 @@ MachineState::MachineState(const Config& config, const Program& program, bool al
   }
 }
 
-void dma_write_ub(MachineState& s, const DmaFields& d, std::uint32_t group, std::uint64_t offset,
-                  const std::uint8_t* bytes, std::uint64_t len) {
-  const std::uint64_t eb = s.elem_bytes;
-  const std::uint64_t row_bytes = std::uint64_t(s.row_elems) * eb;
+namespace {
+
+// Writes `len` bytes of a group's packed stream into its rows (`rows` = the group's first row).
+void write_packed(std::uint8_t* rows, std::uint64_t row_bytes, std::uint64_t eb,
+                  const DmaFields& d, std::uint64_t offset, const std::uint8_t* bytes,
+                  std::uint64_t len) {
   const std::uint64_t data_bytes = std::uint64_t(d.pack) * eb;  // per row
   const std::uint64_t stream_bytes = std::uint64_t(d.segs) * d.elems * eb;
-  std::uint8_t* rows = s.ub_row(d.ub_row + std::uint64_t(group) * d.ub_stride);
   while (len > 0) {
     const std::uint64_t in_row = offset % data_bytes;
     const std::uint64_t n = std::min(len, data_bytes - in_row);
@@ -253,6 +282,22 @@ void dma_write_ub(MachineState& s, const DmaFields& d, std::uint32_t group, std:
     offset += n;
     len -= n;
   }
+}
+
+}  // namespace
+
+void dma_write_ub(MachineState& s, const DmaFields& d, std::uint32_t group, std::uint64_t offset,
+                  const std::uint8_t* bytes, std::uint64_t len) {
+  write_packed(s.ub_row(d.ub_row + std::uint64_t(group) * d.ub_stride),
+               std::uint64_t(s.row_elems) * s.elem_bytes, s.elem_bytes, d, offset, bytes, len);
+}
+
+void dma_write_fifo(const MachineState& s, std::uint8_t* entry, const DmaFields& d,
+                    std::uint32_t group, std::uint64_t offset, const std::uint8_t* bytes,
+                    std::uint64_t len) {
+  const std::uint64_t row_bytes = std::uint64_t(s.row_elems) * s.elem_bytes;
+  write_packed(entry + std::uint64_t(group) * d.ub_stride * row_bytes, row_bytes, s.elem_bytes,
+               d, offset, bytes, len);
 }
 
 void dma_read_ub(const MachineState& s, const DmaFields& d, std::uint32_t group,
@@ -283,6 +328,20 @@ void exec_dma_load(MachineState& s, const DmaFields& d) {
   }
 }
 
+void exec_dma_load_fifo(MachineState& s, const DmaFields& d) {
+  check_dma(s, d, "dma.load", true);
+  std::vector<std::uint8_t>& entry = s.weight_fifo.emplace_back(s.fifo_entry_bytes(), 0);
+  const std::uint64_t seg_bytes = std::uint64_t(d.elems) * s.elem_bytes;
+  for (std::uint32_t g = 0; g < d.groups; ++g) {
+    for (std::uint32_t seg = 0; seg < d.segs; ++seg) {
+      dma_write_fifo(s, entry.data(), d, g, seg * seg_bytes,
+                     s.hbm.data() + d.hbm_addr + std::uint64_t(g) * d.group_stride +
+                         std::uint64_t(seg) * d.seg_stride,
+                     seg_bytes);
+    }
+  }
+}
+
 void exec_dma_store(MachineState& s, const DmaFields& d) {
   check_dma(s, d, "dma.store");
   const std::uint64_t seg_bytes = std::uint64_t(d.elems) * s.elem_bytes;
@@ -298,6 +357,12 @@ void exec_dma_store(MachineState& s, const DmaFields& d) {
 
 void exec_load_weights(MachineState& s, const Instruction& inst, WeightTile& tile) {
   check_load_weights(s, inst);
+  const bool fifo = inst.flags & kFlagFifo;
+  if (fifo && s.weight_fifo.empty()) fail("load.weights fifo", "the weight FIFO is empty");
+  const std::uint64_t row_bytes = std::uint64_t(s.row_elems) * s.elem_bytes;
+  const auto row = [&](std::uint32_t k) -> const std::uint8_t* {
+    return fifo ? s.weight_fifo.front().data() + k * row_bytes : s.ub_row(inst.ub_row + k);
+  };
   const std::uint32_t rows = inst.rows, cols = inst.cols;
   tile.rows = rows;
   tile.cols = cols;
@@ -305,15 +370,16 @@ void exec_load_weights(MachineState& s, const Instruction& inst, WeightTile& til
     tile.bf16.clear();
     tile.int8.resize(std::size_t(rows) * cols);
     for (std::uint32_t k = 0; k < rows; ++k) {
-      std::memcpy(tile.int8.data() + std::size_t(k) * cols, s.ub_row(inst.ub_row + k), cols);
+      std::memcpy(tile.int8.data() + std::size_t(k) * cols, row(k), cols);
     }
   } else {
     tile.int8.clear();
     tile.bf16.resize(std::size_t(rows) * cols);
     for (std::uint32_t k = 0; k < rows; ++k) {
-      std::memcpy(tile.bf16.data() + std::size_t(k) * cols, s.ub_row(inst.ub_row + k), cols * 2);
+      std::memcpy(tile.bf16.data() + std::size_t(k) * cols, row(k), cols * 2);
     }
   }
+  if (fifo) s.weight_fifo.pop_front();
 }
 
 WeightTile exec_load_weights(MachineState& s, const Instruction& inst) {
@@ -519,7 +585,7 @@ void check_bounds(const MachineState& s, const Instruction& inst) {
     case Opcode::kLayer:
       return;
     case Opcode::kDmaLoad:
-      check_dma(s, inst.dma, "dma.load");
+      check_dma(s, inst.dma, "dma.load", inst.flags & kFlagWeights);
       return;
     case Opcode::kDmaStore:
       check_dma(s, inst.dma, "dma.store");
@@ -554,7 +620,11 @@ MachineState interpret(const Config& config, const Program& program) {
       case Opcode::kHalt:
         return s;
       case Opcode::kDmaLoad:
-        exec_dma_load(s, inst.dma);
+        if (inst.flags & kFlagWeights) {
+          exec_dma_load_fifo(s, inst.dma);
+        } else {
+          exec_dma_load(s, inst.dma);
+        }
         break;
       case Opcode::kDmaStore:
         exec_dma_store(s, inst.dma);
