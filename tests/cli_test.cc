@@ -121,10 +121,11 @@ TEST(CliErrors, ZeroLayerSize) {
 }
 
 TEST(CliErrors, LayerTooLargeForBuffersSaysWhatWouldFit) {
-  // One im2col patch of this conv needs 3*3*512 = 4608 elements = 36 UB rows of 128, plus weight
-  // staging; a 16 KiB unified buffer holds 128 rows, so no tiling fits.
+  // One im2col patch of this conv needs 3*3*1024 = 9216 elements = 72 UB rows of 128, double-
+  // buffered (weights go through the weight FIFO); a 16 KiB unified buffer holds 128 rows, so no
+  // tiling fits.
   std::string path = write_temp(
-      "big.json", R"({"name": "big", "input": [8, 8, 512],
+      "big.json", R"({"name": "big", "input": [8, 8, 1024],
                       "layers": [{"name": "wide", "type": "conv2d", "out_channels": 64,
                                   "kernel": 3, "padding": 1}]})");
   Outcome o = tpusim("run --model " + path + " --set ub.capacity_bytes=16384");

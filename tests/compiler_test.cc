@@ -127,6 +127,10 @@ std::vector<std::uint8_t> run_interleaved(const Config& config, const Program& p
   }
   std::vector<bool> loaded(loads, false);
   WeightTile buffer[2];
+  // The weight FIFO: `dma.load weights` fills run at most weight_fifo_tiles ahead of the
+  // completed `load.weights fifo` reads, and a read needs its fill (both in program order).
+  std::uint64_t fills = 0, reads = 0;
+  const std::uint64_t fifo_depth = config.mxu.weight_fifo_tiles;
   int count[kNumSemaphores] = {};
   std::size_t next = 0;
   // Relative speeds of the sequencer and each unit: skewed so some units run far ahead.
@@ -153,6 +157,12 @@ std::vector<std::uint8_t> run_interleaved(const Config& config, const Program& p
         if (inst.wait >> b & 1) ready = ready && count[b] > 0;
       }
       if (inst.op == Opcode::kMatmul) ready = ready && loaded[tile_of[i]];
+      if (inst.op == Opcode::kDmaLoad && (inst.flags & kFlagWeights)) {
+        ready = ready && fills < reads + fifo_depth;
+      }
+      if (inst.op == Opcode::kLoadWeights && (inst.flags & kFlagFifo)) {
+        ready = ready && reads < fills;
+      }
       if (inst.op == Opcode::kLoadWeights && tile_of[i] >= 2) {
         ready = ready && pending_mm[tile_of[i] - 2] == 0;
       }
@@ -182,11 +192,19 @@ std::vector<std::uint8_t> run_interleaved(const Config& config, const Program& p
     const Instruction& inst = p.instructions[i];
     for (std::uint32_t b = 0; b < kNumSemaphores; ++b) count[b] -= inst.wait >> b & 1;
     switch (inst.op) {
-      case Opcode::kDmaLoad: exec_dma_load(s, inst.dma); break;
+      case Opcode::kDmaLoad:
+        if (inst.flags & kFlagWeights) {
+          exec_dma_load_fifo(s, inst.dma);
+          ++fills;
+        } else {
+          exec_dma_load(s, inst.dma);
+        }
+        break;
       case Opcode::kDmaStore: exec_dma_store(s, inst.dma); break;
       case Opcode::kLoadWeights:
         buffer[tile_of[i] % 2] = exec_load_weights(s, inst);
         loaded[tile_of[i]] = true;
+        if (inst.flags & kFlagFifo) ++reads;
         break;
       case Opcode::kMatmul:
         matmul_tile(s, inst, buffer[tile_of[i] % 2]);
@@ -235,6 +253,44 @@ TEST(CompilerTest, ManyMTilesRotateTheDoubleBuffers) {
   CompileOptions options;
   options.max_m_tile = 8;  // 37 rows -> 5 M tiles
   expect_correct(gemm_model(37, 40, 20), array_config(16, 8), options, 16);
+}
+
+// The default config has a weight FIFO: weight tiles go HBM -> FIFO -> MXU with no semaphores
+// and no UB staging rows; with weight_fifo_tiles = 0 they are staged in two UB slots behind
+// w_ready / w_free. Both are bit exact under every interleaving, the FIFO at its smallest depth.
+TEST(CompilerTest, WeightTilesThroughTheFifoOrStagedInTheUb) {
+  CompileOptions options;
+  options.max_m_tile = 8;
+  const Graph model = gemm_model(37, 40, 20);
+  for (const std::uint32_t depth : {0u, 2u, 4u}) {
+    SCOPED_TRACE("weight_fifo_tiles = " + std::to_string(depth));
+    Config config = array_config(16, 8);
+    config.mxu.weight_fifo_tiles = depth;
+    const Program p = compile(model, config, options);
+    const std::uint64_t w_ready = std::uint64_t(1) << kSemWReady;
+    std::size_t fills = 0, fifo_reads = 0, loads = 0, staged = 0;
+    for (const Instruction& inst : p.instructions) {
+      if (inst.op == Opcode::kDmaLoad && (inst.flags & kFlagWeights)) {
+        ++fills;
+        EXPECT_EQ(inst.dma.ub_row, 0u);
+        EXPECT_EQ(inst.wait | inst.signal, 0u);
+      }
+      if (inst.op == Opcode::kDmaLoad && (inst.signal & w_ready)) ++staged;
+      if (inst.op == Opcode::kLoadWeights) {
+        ++loads;
+        if (inst.flags & kFlagFifo) {
+          ++fifo_reads;
+          EXPECT_EQ(inst.wait & w_ready, 0u);
+        }
+      }
+    }
+    // ceil(40 / 16) = 3 K tiles x ceil(20 / 8) = 3 N tiles x 5 M tiles = 45 weight tiles.
+    EXPECT_EQ(loads, 45u);
+    EXPECT_EQ(fills, depth ? 45u : 0u);
+    EXPECT_EQ(fifo_reads, depth ? 45u : 0u);
+    EXPECT_EQ(staged, depth ? 0u : 45u);
+    expect_correct(model, config, options, 16);
+  }
 }
 
 TEST(CompilerTest, StridedPaddedConvWithPartialRowTiles) {
@@ -719,6 +775,7 @@ TEST(CompilerTest, SeedMakesTheDataDeterministic) {
 TEST(CompilerTest, TinyUnifiedBufferSaysWhatWouldFit) {
   Graph model = load_model(kModels + "convnet.json");
   Config config = array_config(16, 16);
+  config.mxu.weight_fifo_tiles = 0;  // weights staged in the UB
   // conv1: K = 3 * 3 * 3 = 27 -> 2 UB rows per patch. Smallest tile: 2 x 2 (patches)
   // + 2 x 16 (weight staging) + 8 (bank spacing) + 2 x 1 (output staging) = 46 rows of 16
   // bytes = 736 bytes.

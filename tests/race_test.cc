@@ -25,6 +25,8 @@ Config race_config(const char* hbm_preset) {
   c.vector.lanes = 8;
   c.hbm.preset = hbm_preset;
   c.hbm.latency_ns = 40;
+  // Weights staged in the UB, behind w_ready / w_free (the weight FIFO needs no semaphores).
+  c.mxu.weight_fifo_tiles = 0;
   return c;
 }
 

@@ -71,7 +71,8 @@ class Lowerer {
         C_(config.array.cols),
         cw_(std::min(config.array.rows, config.array.cols)),
         ub_rows_(std::min<std::uint64_t>(config.ub_rows(graph.dtype), kMaxUbRow + 1)),
-        acc_rows_(std::min<std::uint64_t>(config.acc_rows(), kMaxAccRow + 1)) {}
+        acc_rows_(std::min<std::uint64_t>(config.acc_rows(), kMaxAccRow + 1)),
+        fifo_(config.mxu.weight_fifo_tiles >= 2) {}
 
   Program run();
 
@@ -351,8 +352,8 @@ class Lowerer {
     return (in_res ? 0 : 2 * in_h * layer.in.w) + (out_res ? 0 : 2 * ob * layer.out.w);
   }
   // UB rows below a GEMM node's input slots: the two weight slots of R rows and half a slot
-  // of spacing (see tile_gemm).
-  std::uint64_t weight_rows() const { return 2 * std::uint64_t(R_) + R_ / 2; }
+  // of spacing (see tile_gemm); none when weight tiles go through the MXU's weight FIFO.
+  std::uint64_t weight_rows() const { return fifo_ ? 0 : 2 * std::uint64_t(R_) + R_ / 2; }
   // The memory planner's question: the fewest staging rows node i needs with its inputs and
   // output resident or not (see memory_plan.h).
   std::uint64_t min_staging(std::size_t i, const std::vector<bool>& in_res, bool out_res) const {
@@ -397,6 +398,8 @@ class Lowerer {
   const std::uint32_t R_, C_;
   const std::uint32_t cw_;  // channels per UB row of a resident tensor
   const std::uint64_t ub_rows_, acc_rows_;
+  // Weight tiles go HBM -> weight FIFO -> MXU (mxu.weight_fifo_tiles >= 2), not through the UB.
+  const bool fifo_;
 
   MemoryPlan plan_;
   Program program_;
@@ -673,9 +676,11 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   const std::uint64_t min_need = gemm_staging(layer, path, in_res, out_res, 1);
   if (min_need > limit) {
     fail("needs 2 x " + std::to_string(KR) + " rows (one input vector of K = " +
-         std::to_string(K) + ", double-buffered) + 2 x " + std::to_string(R_) +
-         " (weight staging) + " + std::to_string(R_ / 2) +
-         " (bank spacing) + 2 x 1 (output staging) = " + std::to_string(min_need) +
+         std::to_string(K) + ", double-buffered) + " +
+         (fifo_ ? std::string()
+                : "2 x " + std::to_string(R_) + " (weight staging) + " +
+                      std::to_string(R_ / 2) + " (bank spacing) + ") +
+         "2 x 1 (output staging) = " + std::to_string(min_need) +
          " unified-buffer rows for the smallest tile (M_t = 1), but the unified buffer holds " +
          std::to_string(config_.ub_rows(model_.dtype)) + " rows of " +
          std::to_string(row_bytes) + " bytes (ub.capacity_bytes = " +
@@ -964,10 +969,15 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         if (kt == 0) emit_store(t - 2, stores, 0, stores.size());
         Instruction lw;
         lw.op = Opcode::kLoadWeights;
-        lw.ub_row = std::uint32_t(weight_slot(load_weights_at_.size()));
         lw.rows = std::uint32_t(ktiles[kt].kts);
         lw.cols = std::uint16_t(nts);
-        lw.wait = bit(kSemWReady);
+        if (fifo_) {
+          // The FIFO orders it behind its tile's DMA: no semaphore.
+          lw.flags = kFlagFifo;
+        } else {
+          lw.ub_row = std::uint32_t(weight_slot(load_weights_at_.size()));
+          lw.wait = bit(kSemWReady);
+        }
         emit(lw);
         std::vector<Pass> passes;
         if (taps) {
@@ -1047,13 +1057,22 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
 // blocks (full width nw) and earlier K tiles of this one. Weight tiles form one stream over the
 // whole program, alternating between the two weight slots: the load of tile g waits until the
 // LOAD_WEIGHTS of tile g - 2 has read that slot, which then signals w_free (set here, so every
-// signal has its wait).
+// signal has its wait). With the weight FIFO the load fills the FIFO's next entry instead: the
+// hardware orders it (a fill waits for a free entry, a read for its fill), and the stream runs
+// at most two tiles ahead of the reads (one tile ahead plus the next node's first), within any
+// FIFO of at least 2 entries.
 void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std::uint64_t j) {
   const std::uint64_t g = weight_dmas_++;
   const std::uint64_t nt = (j / tl.KT) % tl.NT;
   const KTile& kt = tl.ktiles[j % tl.KT];
   const std::uint64_t n0 = nt * tl.nw, nts = std::min(tl.nw, tl.N - n0);
   const std::uint64_t addr = weights + (n0 * tl.K + kt.k0 * nts) * eb_;
+  if (fifo_) {
+    Instruction load = dma(Opcode::kDmaLoad, block(addr, 0, 1, 0, kt.kts, nts * eb_, nts), 0, 0);
+    load.flags = kFlagWeights;
+    emit(load);
+    return;
+  }
   std::uint64_t wait = 0;
   if (g >= 2) {
     wait = bit(kSemWFree);
