@@ -906,6 +906,30 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       emit(dma(Opcode::kDmaStore, pieces[i], wait, signal));
     }
   };
+  const std::size_t next = layer_index_ + 1;
+  const bool prefetch = next < model_.nodes.size() && is_gemm(model_.nodes[next].kind);
+  // The weight tile stream runs `ahead` tiles ahead of the LOAD_WEIGHTS: before LOAD_WEIGHTS j
+  // the loads of tiles up to j + ahead have been emitted, this node's and then the next GEMM
+  // node's first. UB staging: one ahead (two slots). Weight FIFO: depth - 1 ahead, so fill
+  // j + ahead waits (in the hardware) for read j + ahead - depth, which comes before read j.
+  const std::uint64_t ahead = fifo_ ? config_.mxu.weight_fifo_tiles - 1 : 1;
+  const std::uint64_t first_tile = load_weights_at_.size();  // this node's tile 0, globally
+  auto top_up_weights = [&](std::uint64_t j) {
+    const std::uint64_t target = first_tile + j + ahead + 1;
+    while (weight_dmas_ < std::min(target, first_tile + J)) {
+      emit_weight_tile(tl, weights, weight_dmas_ - first_tile);
+    }
+    if (!prefetch) return;
+    const GemmTiling& nxt = tilings_[next];
+    const std::uint64_t next_j = nxt.MT * nxt.NT * nxt.KT;
+    while (weight_dmas_ < target && weight_dmas_ - first_tile - J < next_j) {
+      emit_weight_tile(nxt, plan_.weights[next], weight_dmas_ - first_tile - J);
+    }
+  };
+  // With the FIFO the node's first tiles load before its input: the first LOAD_WEIGHTS waits
+  // for the input anyway (below), and the tiles queued ahead let the stream absorb the output
+  // stores the DMA runs between weight tiles.
+  if (fifo_) top_up_weights(0);
   if (x_dma) {
     const std::vector<DmaFields> first = input_pieces(0);
     emit_input(0, first, 0, first.size());
@@ -915,9 +939,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     hand_off(kSemFirstInput, Unit::kWeightLoad);
   }
   // The first weight tile, unless the node before loaded it.
-  if (weight_dmas_ == load_weights_at_.size()) emit_weight_tile(tl, weights, 0);
-  const std::size_t next = layer_index_ + 1;
-  const bool prefetch = next < model_.nodes.size() && is_gemm(model_.nodes[next].kind);
+  if (weight_dmas_ == first_tile) emit_weight_tile(tl, weights, 0);
   struct Pass {
     std::uint64_t ub_row, ub_stride, rows, acc_row;
   };
@@ -956,13 +978,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           t >= 2 && !out_res ? store_pieces(t - 2) : std::vector<DmaFields>();
       for (std::uint64_t kt = 0; kt < KT; ++kt) {
         const std::uint64_t j = t * KT + kt;
-        // One tile ahead, so the weight stream never waits behind this tile's MATMULs; from
-        // the last tile on, the next GEMM node's first.
-        if (j + 1 < J) {
-          emit_weight_tile(tl, weights, j + 1);
-        } else if (prefetch) {
-          emit_weight_tile(tilings_[next], plan_.weights[next], 0);
-        }
+        // Tiles ahead, so the weight stream never waits behind this tile's MATMULs; near the
+        // last tile, the next GEMM node's first.
+        top_up_weights(j);
         const std::uint64_t share = nt * KT + kt;
         emit_input(mt + 1, next_input, next_input.size() * share / (NT * KT),
                    next_input.size() * (share + 1) / (NT * KT));
