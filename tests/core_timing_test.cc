@@ -242,6 +242,116 @@ halt
   EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 0u);
 }
 
+// Weight FIFO (sim/README.md, "Weight FIFO", "LOAD_WEIGHTS fifo"), the default 4 entries.
+// Issue (width 1): layer 0, dma.load weights 1, load.weights fifo 2, matmul 3, halt 4.
+// The fill (8 x 8 int8 = 64 bytes, one request of the 256-byte burst) starts at 1; ideal
+// memory answers in 1 and the response completes all 8 rows, written into the FIFO one per
+// cycle on its own port, 1 .. 8: the fill completes at 9, with no UB write.
+// The load (ready 2) waits for its fill: e = 9 (stall 7, weights), reads the FIFO 9 .. 16, no
+// UB read, completes e + K_t = 17. The matmul (ready 3) streams from e + 1 = 10 (stall 7,
+// weights): L = 10 + 16 + 8 + 8 - 2 = 40, total 41. The layer's UB traffic is the matmul's 16
+// input rows and nothing else.
+TEST(CoreTiming, WeightFifoLoadBypassesTheUnifiedBuffer) {
+  const RunResult r = run(R"(
+.hbm 64
+.layer 0 fc matmul 1024
+layer id=0
+dma.load hbm=0 ub=0 elems=64 pack=8 weights
+load.weights ub=0 rows=8 cols=8 fifo
+matmul ub=8 rows=16 acc=0
+halt
+)");
+  EXPECT_EQ(at_pc(r, 1).start, 1u);
+  EXPECT_EQ(at_pc(r, 1).done, 9u);
+  EXPECT_EQ(at_pc(r, 2).start, 9u);
+  EXPECT_EQ(at_pc(r, 2).done, 17u);
+  EXPECT_EQ(at_pc(r, 3).start, 10u);
+  EXPECT_EQ(at_pc(r, 3).done, 41u);
+  EXPECT_EQ(r.total_cycles, 41u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weights"), 7u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 7u);
+  ASSERT_EQ(r.layers.size(), 1u);
+  EXPECT_EQ(r.layers[0].ub_writes, 0u);
+  EXPECT_EQ(r.layers[0].ub_reads, 16u);
+  EXPECT_EQ(r.layers[0].hbm_read_bytes, 64u);
+  EXPECT_EQ(r.layers[0].weight_tiles, 1u);
+}
+
+// A full FIFO (2 entries) stalls the DMA, cause weight_fifo. Issue: fills f0..f4 at 0..4,
+// then r0 5, MM0 6, r1 7, MM1 8, r2 9, MM2 10, r3 11, MM3 12, r4 13, MM4 14, halt 15. Every
+// fill is 8 rows (8 cycles on the FIFO port, as above); MATMULs of M = 32.
+// f0 0 .. 7, done 8. f1 (f < 2 entries) 8, done 16.
+// r0 (ready 5) e0 = 8 when f0 is done (stall 3, weights), done 16. MM0 s0 = 9 (stall 3,
+// weights), released s0 + M = 41, unit free 41.
+// f2 needs r0 done (16) and the DMA (16): 16, done 24. r1 (loader free 16, f1 done 16) e1 = 16,
+// done 24. f3 needs r1 done (24): 24, done 32.
+// r2 (loader free 24, f2 done 24) waits for buffer 0, released by MM0 at 41: e2 = 41 (stall 17,
+// weight_buffer), done 49. f4 (ready 32) needs r2 done: 49 (stall 17, weight_fifo), done 57.
+// MM1 (weights from 17, unit free 41) s1 = 41, released 73. r3 (loader free 49, f3 done 32)
+// waits for buffer 1: e3 = 73 (stall 24), done 81. MM2 (weights from 42) s2 = 73, released 105.
+// r4 (loader free 81, f4 done 57) waits for buffer 0: e4 = 105 (stall 24). MM3 s3 = 105,
+// released 137; MM4 (weights from 106) s4 = 137, L4 = 137 + 32 + 8 + 8 - 2 = 183, total 184.
+TEST(CoreTiming, FullWeightFifoStallsTheDma) {
+  Config c = core_config();
+  c.mxu.weight_fifo_tiles = 2;
+  std::string text = ".hbm 320\n";
+  for (int f = 0; f < 5; ++f) {
+    text += "dma.load hbm=" + std::to_string(64 * f) + " ub=0 elems=64 pack=8 weights\n";
+  }
+  for (int i = 0; i < 5; ++i) {
+    text += "load.weights ub=0 rows=8 cols=8 fifo\nmatmul ub=8 rows=32 acc=" +
+            std::to_string(32 * i) + "\n";
+  }
+  const RunResult r = run(text + "halt\n", c);
+  EXPECT_EQ(at_pc(r, 0).done, 8u);
+  EXPECT_EQ(at_pc(r, 1).done, 16u);
+  EXPECT_EQ(at_pc(r, 2).start, 16u);
+  EXPECT_EQ(at_pc(r, 3).start, 24u);
+  EXPECT_EQ(at_pc(r, 4).start, 49u);
+  EXPECT_EQ(at_pc(r, 4).done, 57u);
+  EXPECT_EQ(at_pc(r, 5).start, 8u);
+  EXPECT_EQ(at_pc(r, 6).start, 9u);
+  EXPECT_EQ(at_pc(r, 7).start, 16u);
+  EXPECT_EQ(at_pc(r, 9).start, 41u);
+  EXPECT_EQ(at_pc(r, 11).start, 73u);
+  EXPECT_EQ(at_pc(r, 13).start, 105u);
+  EXPECT_EQ(at_pc(r, 14).start, 137u);
+  EXPECT_EQ(r.total_cycles, 184u);
+  EXPECT_EQ(stall(unit(r, Unit::kDma), "weight_fifo"), 17u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weights"), 3u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 17u + 24u + 24u);
+}
+
+// Short streams through the FIFO: M = K_t = N_t = 8, four tiles, fills first. Issue: f0..f3 at
+// 0..3, then r_i at 4 + 2i, MM_i at 5 + 2i. Fills complete at 8, 16, 24, 32 (8 rows each on
+// the FIFO port). r0 e0 = 8 (done 16); MM0 s0 = 9, released and unit free at 17. r1 (loader
+// free 16, f1 done 16) e1 = 16; MM1 (weights from 17) s1 = 17, released 25. r2 (f2 done 24,
+// buffer 0 released 17) e2 = 24; MM2 s2 = 25. r3 e3 = 32; MM3 s3 = 33,
+// L3 = 33 + 8 + 8 + 8 - 2 = 55, total 56: streams every 8 = max(M, K_t) cycles, with no UB
+// write port in the weights' path.
+TEST(CoreTiming, ShortStreamsThroughTheWeightFifoRunOneTilePerMaxMKt) {
+  std::string text = ".hbm 256\n";
+  for (int f = 0; f < 4; ++f) {
+    text += "dma.load hbm=" + std::to_string(64 * f) + " ub=0 elems=64 pack=8 weights\n";
+  }
+  for (int i = 0; i < 4; ++i) {
+    text += "load.weights ub=0 rows=8 cols=8 fifo\nmatmul ub=8 rows=8 acc=" +
+            std::to_string(8 * i) + "\n";
+  }
+  const RunResult r = run(text + "halt\n");
+  EXPECT_EQ(at_pc(r, 3).done, 32u);
+  EXPECT_EQ(at_pc(r, 4).start, 8u);
+  EXPECT_EQ(at_pc(r, 5).start, 9u);
+  EXPECT_EQ(at_pc(r, 6).start, 16u);
+  EXPECT_EQ(at_pc(r, 7).start, 17u);
+  EXPECT_EQ(at_pc(r, 8).start, 24u);
+  EXPECT_EQ(at_pc(r, 9).start, 25u);
+  EXPECT_EQ(at_pc(r, 10).start, 32u);
+  EXPECT_EQ(at_pc(r, 11).start, 33u);
+  EXPECT_EQ(r.total_cycles, 56u);
+  EXPECT_EQ(stall(unit(r, Unit::kDma), "weight_fifo"), 0u);
+}
+
 // K = 13 split into K_t = 8 and 5, N_t = 6, M = 4, second pass accumulating.
 // LW0 e = 0, loader free and LW0 complete at 0 + 8 = 8 (its reads ended; the wave reaches
 // PE (7, 5) in 0 + 7 + 5 = 12). MM0 s0 = 1, L0 = 1 + 4 + 6 + 8 - 2 = 17, completes 18, free

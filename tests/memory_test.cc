@@ -316,6 +316,34 @@ TEST(Dma, IdealLoadOfNOneRowBurstsTakesNCycles) {
   EXPECT_EQ(b.hbm.stats().read_bytes, 48u);
 }
 
+// A `dma.load weights` fills a weight FIFO entry on the FIFO's own write port, one row per
+// cycle, and touches no UB port or bank. 8 rows of 8 int8 from address 64 with 32-byte bursts:
+// two requests, in cycles 3 and 4, answered there. Response 3 completes rows 0..3, written in
+// 3..6; response 4 completes rows 4..7, written from max(4, 6 + 1) = 7: 7..10. Done = 10 + 1.
+// (Into the UB, one spread write per row through its single write port, the same transfer
+// also ends at 11, but holds that port 8 cycles.)
+TEST(Dma, WeightFifoLoadWritesOneRowPerCycleOnItsOwnPort) {
+  Config c = tiny_config("ideal");
+  c.hbm.burst_bytes = 32;
+  DmaBench b("bench", c, tiny_program(256));
+  Instruction load = dma(Opcode::kDmaLoad, 64, 0, 64);
+  load.flags = kFlagWeights;
+  DmaEngine::Result r;
+  b.script = [&] { r = b.transfer_at(load, 3); };
+  sc_core::sc_start();
+  EXPECT_EQ(b.error, "");
+  EXPECT_EQ(r.done, 11u);
+  EXPECT_EQ(r.hbm_read_bytes, 64u);
+  EXPECT_EQ(r.ub_accesses, 0u);
+  EXPECT_EQ(b.ub.writes(), 0u);
+  EXPECT_EQ(b.hbm.stats().requests, 2u);
+  ASSERT_EQ(b.state.weight_fifo.size(), 1u);
+  const std::vector<std::uint8_t>& entry = b.state.weight_fifo.front();
+  for (std::uint64_t i = 0; i < 64; ++i) {
+    EXPECT_EQ(entry[i], std::uint8_t((64 + i) * 7 + 3)) << i;
+  }
+}
+
 TEST(Dma, IdealStoreReadsThenWritesOneBurstPerCycle) {
   DmaBench b("bench", tiny_config("ideal"), tiny_program(256));
   DmaEngine::Result r;
