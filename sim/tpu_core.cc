@@ -123,6 +123,8 @@ void validate(const Config& config, const Program& program) {
                    std::to_string(config.array.cols));
   }
   bool loaded = false, halt = false;
+  const std::uint64_t depth = config.mxu.weight_fifo_tiles;
+  std::uint64_t fills = 0, reads = 0;  // weight FIFO fills and reads so far (program order)
   for (std::size_t pc = 0; pc < program.instructions.size() && !halt; ++pc) {
     const Instruction& inst = program.instructions[pc];
     const auto where = [&] {
@@ -138,8 +140,37 @@ void validate(const Config& config, const Program& program) {
       case Opcode::kHalt:
         halt = true;
         break;
+      case Opcode::kDmaLoad:
+        if (inst.flags & kFlagWeights) {
+          if (depth < 2) {
+            throw SimError(where() + ": the config '" + config.name +
+                           "' has no weight FIFO (mxu.weight_fifo_tiles = " +
+                           std::to_string(depth) + ")");
+          }
+          // Fill f waits for read f - depth: a read later in program order could deadlock.
+          if (fills >= depth + reads) {
+            throw SimError(where() + ": weight FIFO fill " + std::to_string(fills) +
+                           " waits for 'load.weights fifo' " + std::to_string(fills - depth) +
+                           ", which must come before it (at most mxu.weight_fifo_tiles = " +
+                           std::to_string(depth) + " fills ahead)");
+          }
+          ++fills;
+        }
+        break;
       case Opcode::kLoadWeights:
         loaded = true;
+        if (inst.flags & kFlagFifo) {
+          if (depth < 2) {
+            throw SimError(where() + ": the config '" + config.name +
+                           "' has no weight FIFO (mxu.weight_fifo_tiles = " +
+                           std::to_string(depth) + ")");
+          }
+          if (reads >= fills) {
+            throw SimError(where() + ": weight FIFO read " + std::to_string(reads) +
+                           " has no 'dma.load weights' before it");
+          }
+          ++reads;
+        }
         break;
       case Opcode::kMatmul:
         if (!loaded) throw SimError(where() + ": no LOAD_WEIGHTS before it");

@@ -49,6 +49,17 @@ TEST(Config, EmptyDocumentGivesStructDefaults) {
   EXPECT_EQ(c.hbm.preset, "hbm2");
 }
 
+// A one-entry weight FIFO could not fill while the MXU reads it: 0 (none) or >= 2.
+TEST(Config, WeightFifoOfOneTileIsRejected) {
+  EXPECT_EQ(error_of({{"mxu", {{"weight_fifo_tiles", 1}}}}),
+            "configs/x.json: mxu.weight_fifo_tiles = 1 is out of range (allowed 0 = no weight "
+            "FIFO, or 2..65535: a one-tile FIFO cannot fill while the matrix unit reads it)");
+  EXPECT_EQ(error_of({{"mxu", {{"weight_fifo_tiles", 0}}}}), "");
+  EXPECT_EQ(error_of({{"mxu", {{"weight_fifo_tiles", 2}}}}), "");
+  EXPECT_EQ(parse_config(json::object(), "x").mxu.weight_fifo_tiles, 4u);
+  EXPECT_EQ(load_config(kSourceDir + "/configs/tpu_v1.json").mxu.weight_fifo_tiles, 0u);
+}
+
 TEST(Config, EmbeddedDefaultMatchesStructDefaults) {
   Config c = default_config();
   EXPECT_EQ(c.source, "<embedded default>");

@@ -277,12 +277,13 @@ halt
   EXPECT_EQ(r.layers[0].weight_tiles, 1u);
 }
 
-// A full FIFO (2 entries) stalls the DMA, cause weight_fifo. Issue: fills f0..f4 at 0..4,
-// then r0 5, MM0 6, r1 7, MM1 8, r2 9, MM2 10, r3 11, MM3 12, r4 13, MM4 14, halt 15. Every
+// A full FIFO (2 entries) stalls the DMA, cause weight_fifo. Fill f must follow read f - 2 in
+// program order (ISA.md, "Ordering"). Issue (one a cycle, pc = cycle): f0 0, f1 1, r0 2, MM0 3,
+// f2 4, r1 5, MM1 6, f3 7, r2 8, MM2 9, f4 10, r3 11, MM3 12, r4 13, MM4 14, halt 15. Every
 // fill is 8 rows (8 cycles on the FIFO port, as above); MATMULs of M = 32.
-// f0 0 .. 7, done 8. f1 (f < 2 entries) 8, done 16.
-// r0 (ready 5) e0 = 8 when f0 is done (stall 3, weights), done 16. MM0 s0 = 9 (stall 3,
-// weights), released s0 + M = 41, unit free 41.
+// f0 0 .. 7, done 8. f1 (a free entry) 8, done 16.
+// r0 (ready 2) e0 = 8 when f0 is done (stall 6, weights), done 16. MM0 s0 = 9, released
+// s0 + M = 41, unit free 41.
 // f2 needs r0 done (16) and the DMA (16): 16, done 24. r1 (loader free 16, f1 done 16) e1 = 16,
 // done 24. f3 needs r1 done (24): 24, done 32.
 // r2 (loader free 24, f2 done 24) waits for buffer 0, released by MM0 at 41: e2 = 41 (stall 17,
@@ -294,32 +295,47 @@ halt
 TEST(CoreTiming, FullWeightFifoStallsTheDma) {
   Config c = core_config();
   c.mxu.weight_fifo_tiles = 2;
-  std::string text = ".hbm 320\n";
-  for (int f = 0; f < 5; ++f) {
-    text += "dma.load hbm=" + std::to_string(64 * f) + " ub=0 elems=64 pack=8 weights\n";
-  }
-  for (int i = 0; i < 5; ++i) {
-    text += "load.weights ub=0 rows=8 cols=8 fifo\nmatmul ub=8 rows=32 acc=" +
-            std::to_string(32 * i) + "\n";
-  }
-  const RunResult r = run(text + "halt\n", c);
+  const auto fill = [](int f) {
+    return "dma.load hbm=" + std::to_string(64 * f) + " ub=0 elems=64 pack=8 weights\n";
+  };
+  const auto tile = [](int i) {
+    return "load.weights ub=0 rows=8 cols=8 fifo\nmatmul ub=8 rows=32 acc=" +
+           std::to_string(32 * i) + "\n";
+  };
+  const std::string text = ".hbm 320\n" + fill(0) + fill(1) + tile(0) + fill(2) + tile(1) +
+                           fill(3) + tile(2) + fill(4) + tile(3) + tile(4) + "halt\n";
+  const RunResult r = run(text, c);
   EXPECT_EQ(at_pc(r, 0).done, 8u);
   EXPECT_EQ(at_pc(r, 1).done, 16u);
-  EXPECT_EQ(at_pc(r, 2).start, 16u);
-  EXPECT_EQ(at_pc(r, 3).start, 24u);
-  EXPECT_EQ(at_pc(r, 4).start, 49u);
-  EXPECT_EQ(at_pc(r, 4).done, 57u);
-  EXPECT_EQ(at_pc(r, 5).start, 8u);
-  EXPECT_EQ(at_pc(r, 6).start, 9u);
-  EXPECT_EQ(at_pc(r, 7).start, 16u);
-  EXPECT_EQ(at_pc(r, 9).start, 41u);
+  EXPECT_EQ(at_pc(r, 2).start, 8u);
+  EXPECT_EQ(at_pc(r, 3).start, 9u);
+  EXPECT_EQ(at_pc(r, 4).start, 16u);
+  EXPECT_EQ(at_pc(r, 5).start, 16u);
+  EXPECT_EQ(at_pc(r, 7).start, 24u);
+  EXPECT_EQ(at_pc(r, 8).start, 41u);
+  EXPECT_EQ(at_pc(r, 10).start, 49u);
+  EXPECT_EQ(at_pc(r, 10).done, 57u);
   EXPECT_EQ(at_pc(r, 11).start, 73u);
   EXPECT_EQ(at_pc(r, 13).start, 105u);
   EXPECT_EQ(at_pc(r, 14).start, 137u);
   EXPECT_EQ(r.total_cycles, 184u);
   EXPECT_EQ(stall(unit(r, Unit::kDma), "weight_fifo"), 17u);
-  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weights"), 3u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weights"), 6u);
   EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 17u + 24u + 24u);
+}
+
+// Without a FIFO (weight_fifo_tiles = 0) a FIFO load is rejected before the run, in one line.
+TEST(CoreTiming, WeightFifoLoadWithoutAFifoIsRejected) {
+  Config c = core_config();
+  c.mxu.weight_fifo_tiles = 0;
+  try {
+    run("load.weights ub=0 rows=8 cols=8 fifo\nhalt\n", c);
+    FAIL() << "expected an error";
+  } catch (const SimError& e) {
+    EXPECT_EQ(std::string(e.what()),
+              "instruction 0 'load.weights ub=0 rows=8 cols=8 fifo': the config 'test8x8' has "
+              "no weight FIFO (mxu.weight_fifo_tiles = 0)");
+  }
 }
 
 // Short streams through the FIFO: M = K_t = N_t = 8, four tiles, fills first. Issue: f0..f3 at

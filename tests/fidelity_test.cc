@@ -161,6 +161,9 @@ RandomCase random_case(std::mt19937& rng) {
   c.hbm.max_outstanding = pick(1, 8);
   c.sequencer.issue_width = pick(1, 2);
   c.sequencer.queue_depth = pick(1, 6);
+  // Weight tiles through the weight FIFO (2..4 entries) or staged in the UB.
+  c.mxu.weight_fifo_tiles = pick(0, 1) ? pick(2, 4) : 0;
+  const bool fifo = c.mxu.weight_fifo_tiles > 0;
 
   Program& p = rc.program;
   p.dtype = pick(0, 1) ? DataType::kInt8 : DataType::kBf16;
@@ -203,19 +206,40 @@ RandomCase random_case(std::mt19937& rng) {
   for (std::uint32_t kc = 0; kc < nk; ++kc) {
     code.push_back(dma(Opcode::kDmaLoad, x_addr[kc], kc * m, m, e));
   }
-  for (std::uint32_t t = 0; t < nk * nn; ++t) {
-    code.push_back(dma(Opcode::kDmaLoad, w_addr[t], w_base + t * r, k_t(t % nk), e));
+  // Weight FIFO fill t (waits for a free entry, i.e. read t - depth, which must come before it
+  // in program order): the first `depth` before the loop, then fill t + depth - 1 before read t.
+  const std::uint32_t depth = c.mxu.weight_fifo_tiles;
+  const auto fill = [&](std::uint32_t t) {
+    if (t >= nk * nn) return;
+    code.push_back(dma(Opcode::kDmaLoad, w_addr[t], 0, k_t(t % nk), e));
+    code.back().flags = kFlagWeights;
+  };
+  if (fifo) {
+    // The FIFO orders every weight tile: a LOAD_WEIGHTS waits for its fill, so only the inputs
+    // need a semaphore.
+    code.back().signal = 0b10;  // s1: inputs staged
+    for (std::uint32_t t = 0; t < depth; ++t) fill(t);
+  } else {
+    for (std::uint32_t t = 0; t < nk * nn; ++t) {
+      code.push_back(dma(Opcode::kDmaLoad, w_addr[t], w_base + t * r, k_t(t % nk), e));
+    }
+    code.back().signal = 0b11;  // s0: weights staged, s1: inputs staged
   }
-  code.back().signal = 0b11;  // s0: weights staged, s1: inputs staged
   layer(1);
   for (std::uint32_t nc = 0; nc < nn; ++nc) {
     for (std::uint32_t kc = 0; kc < nk; ++kc) {
       Instruction lw;
       lw.op = Opcode::kLoadWeights;
-      lw.ub_row = w_base + (nc * nk + kc) * r;
       lw.rows = k_t(kc);
       lw.cols = std::uint16_t(n_t(nc));
-      if (nc == 0 && kc == 0) lw.wait = 0b01;
+      if (fifo) {
+        const std::uint32_t t = nc * nk + kc;
+        if (t > 0) fill(t + depth - 1);
+        lw.flags = kFlagFifo;
+      } else {
+        lw.ub_row = w_base + (nc * nk + kc) * r;
+        if (nc == 0 && kc == 0) lw.wait = 0b01;
+      }
       code.push_back(lw);
       Instruction mm;
       mm.op = Opcode::kMatmul;
@@ -409,14 +433,19 @@ std::string boundary_hits(const RunResult& r, const Program& p) {
 
 TEST(Fidelity, RandomTiledMatmuls) {
   std::mt19937 rng(2024);
-  for (int i = 0; i < 5; ++i) {
+  int fifo_cases = 0;
+  for (int i = 0; i < 8; ++i) {
     const RandomCase rc = random_case(rng);
+    fifo_cases += rc.config.mxu.weight_fifo_tiles > 0;
     SCOPED_TRACE(::testing::Message()
                  << "case " << i << ": " << rc.config.array.rows << "x" << rc.config.array.cols
-                 << " " << to_string(rc.program.dtype) << "\n"
+                 << " " << to_string(rc.program.dtype) << " weight_fifo_tiles "
+                 << rc.config.mxu.weight_fifo_tiles << "\n"
                  << to_assembly(rc.program));
     check_agreement(rc.config, rc.program);
   }
+  EXPECT_GE(fifo_cases, 2);
+  EXPECT_LE(fifo_cases, 6);
 }
 
 // Also counts, over the double-buffered cases, the MATMULs that start right behind their
@@ -460,6 +489,7 @@ TEST(Fidelity, RandomCompiledModels) {
     config.array.rows = pick(4, 16);
     config.array.cols = pick(4, 16);
     config.mxu.double_buffer_weights = pick(0, 1) == 1;
+    config.mxu.weight_fifo_tiles = i % 2 ? 0 : 2 + i / 2;  // the FIFO (2, 3, 4 entries) or none
     config.ub.capacity_bytes = 256 << 10;
     config.acc.capacity_bytes = 64 << 10;
     config.hbm.preset = pick(0, 1) ? "ideal" : "simple";

@@ -142,6 +142,49 @@ TEST(DmaSemantics, LoadGathersSegmentsAndGroupsIntoPackedRows) {
   EXPECT_EQ(s.ub_row(13)[0], 0xee);
 }
 
+// A `dma.load weights` fills a FIFO entry exactly as it would fill UB rows from row 0, and
+// `load.weights fifo` reads the oldest entry and removes it; the UB is untouched.
+TEST(DmaSemantics, WeightFifoEntriesAreFilledAndReadInOrder) {
+  Program p = empty_program(DataType::kInt8, 64);
+  MachineState s(small_config(), p);
+  for (std::uint32_t i = 0; i < 64; ++i) s.hbm[i] = std::uint8_t(i + 1);
+  DmaFields d;
+  d.elems = 6;  // 3 rows of 2 elements (the rest of each 4-element row zero)
+  d.pack = 2;
+  exec_dma_load_fifo(s, d);
+  d.hbm_addr = 32;
+  exec_dma_load_fifo(s, d);
+  ASSERT_EQ(s.weight_fifo.size(), 2u);
+  Instruction lw;
+  lw.op = Opcode::kLoadWeights;
+  lw.flags = kFlagFifo;
+  lw.rows = 3;
+  lw.cols = 2;
+  const WeightTile first = exec_load_weights(s, lw);
+  EXPECT_EQ(first.int8, (std::vector<std::int8_t>{1, 2, 3, 4, 5, 6}));
+  lw.cols = 3;  // the column past the packed data is zero
+  const WeightTile second = exec_load_weights(s, lw);
+  EXPECT_EQ(second.int8, (std::vector<std::int8_t>{33, 34, 0, 35, 36, 0, 37, 38, 0}));
+  EXPECT_TRUE(s.weight_fifo.empty());
+  EXPECT_TRUE(std::all_of(s.ub.begin(), s.ub.end(), [](std::uint8_t b) { return b == 0; }));
+  EXPECT_THROW(exec_load_weights(s, lw), std::out_of_range);
+  // No FIFO in the config: both flags are rejected, in one line.
+  Config none = small_config();
+  none.mxu.weight_fifo_tiles = 0;
+  const MachineState n(none, p);
+  EXPECT_EQ(out_of_range_message(n, lw),
+            "load.weights fifo: the config has no weight FIFO (mxu.weight_fifo_tiles = 0)");
+  Instruction fill;
+  fill.op = Opcode::kDmaLoad;
+  fill.flags = kFlagWeights;
+  fill.dma = d;
+  EXPECT_EQ(out_of_range_message(n, fill),
+            "dma.load weights: the config has no weight FIFO (mxu.weight_fifo_tiles = 0)");
+  fill.dma.ub_row = 1;
+  EXPECT_NE(out_of_range_message(s, fill).find("dma.load weights: ub 1 not in [0, 0]"),
+            std::string::npos);
+}
+
 TEST(DmaSemantics, StoreIsTheExactInverseOfLoad) {
   MachineState s = dma_state(DataType::kInt8);
   DmaFields d;
