@@ -910,9 +910,12 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const bool prefetch = next < model_.nodes.size() && is_gemm(model_.nodes[next].kind);
   // The weight tile stream runs `ahead` tiles ahead of the LOAD_WEIGHTS: before LOAD_WEIGHTS j
   // the loads of tiles up to j + ahead have been emitted, this node's and then the next GEMM
-  // node's first. UB staging: one ahead (two slots). Weight FIFO: depth - 1 ahead, so fill
-  // j + ahead waits (in the hardware) for read j + ahead - depth, which comes before read j.
-  const std::uint64_t ahead = fifo_ ? config_.mxu.weight_fifo_tiles - 1 : 1;
+  // node's first. UB staging: one ahead (two slots). Weight FIFO: two ahead (at most
+  // depth - 1, so fill j + ahead waits, in the hardware, for read j + ahead - depth, which
+  // comes before read j). Two measured best: one ahead leaves short streams waiting for their
+  // weights behind the output stores, three hold back the next M tile's input.
+  const std::uint64_t ahead =
+      fifo_ ? std::min<std::uint64_t>(config_.mxu.weight_fifo_tiles - 1, 2) : 1;
   const std::uint64_t first_tile = load_weights_at_.size();  // this node's tile 0, globally
   auto top_up_weights = [&](std::uint64_t j) {
     const std::uint64_t target = first_tile + j + ahead + 1;
@@ -927,8 +930,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     }
   };
   // With the FIFO the node's first tiles load before its input: the first LOAD_WEIGHTS waits
-  // for the input anyway (below), and the tiles queued ahead let the stream absorb the output
-  // stores the DMA runs between weight tiles.
+  // for the input anyway (below), so the layer's compute span opens with tiles queued, which
+  // absorb the output stores the DMA runs between weight tiles.
   if (fifo_) top_up_weights(0);
   if (x_dma) {
     const std::vector<DmaFields> first = input_pieces(0);
@@ -1076,9 +1079,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
 // whole program, alternating between the two weight slots: the load of tile g waits until the
 // LOAD_WEIGHTS of tile g - 2 has read that slot, which then signals w_free (set here, so every
 // signal has its wait). With the weight FIFO the load fills the FIFO's next entry instead: the
-// hardware orders it (a fill waits for a free entry, a read for its fill), and the stream runs
-// at most two tiles ahead of the reads (one tile ahead plus the next node's first), within any
-// FIFO of at least 2 entries.
+// hardware orders it (a fill waits for a free entry, a read for its fill); lower_gemm keeps the
+// stream at most depth - 1 tiles ahead of the reads in program order, as the ISA requires.
 void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std::uint64_t j) {
   const std::uint64_t g = weight_dmas_++;
   const std::uint64_t nt = (j / tl.KT) % tl.NT;
