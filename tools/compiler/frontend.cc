@@ -464,13 +464,17 @@ void parse_graph(const Where& where, const json& doc, Graph& g) {
     Where nw = where.node(i, names[i]);
     const std::string op = as_string(nw, "op", nj["op"]);
     const bool relu = op == "relu";
+    // relu has no spec: it takes only its input.
     const OpSpec* spec = find_op(op);
     if (!spec && !relu) {
       nw.fail_key("op", "unknown op \"" + op + "\" (expected " + op_list(true) + ")");
     }
-    std::set<std::string> allowed = relu ? std::set<std::string>{} : spec->keys;
+    std::set<std::string> allowed, required;
+    if (spec) {
+      allowed = spec->keys;
+      required = spec->required;
+    }
     allowed.insert({"op", "name"});
-    std::set<std::string> required = relu ? std::set<std::string>{} : spec->required;
     if (!spec || spec->kind != OpKind::kMatmul) {
       allowed.insert("inputs");
       required.insert("inputs");
