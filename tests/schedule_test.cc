@@ -301,11 +301,12 @@ TEST(ScheduleClassic, NeverBehindScaleSimsFoldsWithDoubleBuffering) {
 // The stems above (see dma_bound_stem). The DMA now fetches each burst once per transfer, so
 // the stems gather im2col patches at a fraction of a request per pixel and AlexNet's stem passes
 // on 128 and 256; ResNet-50's Conv1 (ideal memory, weights through the weight FIFO) is still at
-// 32992 compute cycles against 24526 on 128x128 and 26743 against 12647 on 256x256. What
-// bounds it is the unified buffer's write side: per output pixel the gather writes
-// ceil(147 / R) rows and ACTIVATE one more through the single write port, and the DMA's spread
-// writes take banks the MATMUL's contiguous input streams need (2 write ports: 28806 and 18208;
-// 3: 24770 and 15775). Needs more UB write bandwidth or a bank-aware input layout to turn on.
+// 32992 compute cycles against 24526 on 128x128 and 26743 against 12647 on 256x256. It is bound
+// by the one DMA engine moving rows through the unified buffer's ports, one transfer at a time:
+// the gather writes ceil(147 / R) UB rows per output pixel through the single write port (which
+// ACTIVATE shares), and the stores read one row per output pixel (on 128x128: 40.9k busy DMA
+// cycles for 11881 pixels). More write ports help (2: 28806 and 18208; 3: 24770 and 15775); a
+// second DMA engine, which multi-unit cores will bring, would overlap stores with the gather.
 TEST(ScheduleClassic, DISABLED_StemsNeverBehindScaleSimsFolds) {
   for (const char* model : {"scalesim_resnet50.csv", "scalesim_alexnet.csv"}) {
     for (std::uint32_t n : {128u, 256u}) expect_never_behind_classic(model, n, true);
