@@ -493,7 +493,7 @@ TEST(CompilerTest, ResidentConvPoolChainsAreBitExact) {
     Config config = array_config(array, array);
     Graph model = chain_model("[10, 10, 12]");
     Program resident = compile(model, config);
-    // a, b and p stay in the UB (arena 0 is reused by a's and p's outputs, so stale rows in
+    // a, b and p stay in the UB (p reuses the rows a had, so stale rows in
     // p's zero border would show); only c's output reaches HBM.
     EXPECT_EQ(checked_layers(resident), 1u);
     expect_correct(model, config, {}, 6);

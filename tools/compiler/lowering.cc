@@ -310,7 +310,7 @@ class Lowerer {
     }
     return out;
   }
-  // Staging rows below the arenas a GEMM layer needs with M tiles of m_tile rows.
+  // Staging rows (below any resident tensors) a GEMM node needs with M tiles of m_tile rows.
   std::uint64_t gemm_staging(const Node& layer, GemmPath path, bool in_res, bool out_res,
                              std::uint64_t m_tile) const {
     std::uint64_t rows = weight_rows() + (out_res ? 0 : 2 * m_tile);

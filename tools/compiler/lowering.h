@@ -67,7 +67,7 @@ namespace tpu {
 struct CompileOptions {
   // No data: no memory image, no expected outputs (for sweeps over very large layers).
   bool timing_only = false;
-  // Replaces Model::seed for the generated inputs and weights.
+  // Replaces Graph::seed for the generated inputs and weights.
   std::optional<std::uint64_t> seed;
   // Upper bound on the rows of one M tile; 0 = as many as fit the UB and accumulators.
   std::uint32_t max_m_tile = 0;

@@ -93,7 +93,7 @@ struct ModelOptions : ConfigOptions {
 
   void add_to(CLI::App& cmd) {
     cmd.add_option("--model,-m", model_path,
-                   "Model: our JSON format or a SCALE-Sim topology CSV (default: the bundled "
+                   "Model: our JSON format (graph or chain) or a SCALE-Sim topology CSV (default: the bundled "
                    "ConvNet, models/convnet.json)");
     ConfigOptions::add_to(cmd);
     cmd.add_flag("--timing-only", timing_only,
