@@ -310,5 +310,24 @@ TEST(Config, ReadmeDocumentsEveryKey) {
   }
 }
 
+// A key given twice is an error naming its path, not a silent "last one wins".
+TEST(Config, DuplicateKeysAreErrors) {
+  const std::string path = write_temp("dup.json", R"({"hbm": {"preset": "ideal", "preset": "hbm2"}})");
+  try {
+    load_config(path);
+    ADD_FAILURE() << "no ConfigError";
+  } catch (const ConfigError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find(path), std::string::npos) << msg;
+    EXPECT_NE(msg.find("duplicate key 'hbm.preset'"), std::string::npos) << msg;
+    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
+  }
+  // The same name in two different objects is fine.
+  const Config ok = load_config(write_temp(
+      "ok.json", R"({"ub": {"capacity_bytes": 1048576}, "acc": {"capacity_bytes": 65536}})"));
+  EXPECT_EQ(ok.ub.capacity_bytes, 1048576u);
+  EXPECT_EQ(ok.acc.capacity_bytes, 65536u);
+}
+
 }  // namespace
 }  // namespace tpu

@@ -146,6 +146,10 @@ TEST(FrontendTest, JsonErrorsNameFileLayerAndKey) {
   const std::string conv = R"("type": "conv2d", "name": "c", "out_channels": 4, "kernel": 3)";
   expect_json_error("{\"layers\": [", {"m.json", "invalid JSON"});
   expect_json_error("[1]", {"m.json", "object"});
+  expect_json_error(R"({"batch": 1, "batch": 2, "layers": [{"type": "matmul", "m": 1, "k": 1, "n": 1}]})",
+                    {"m.json", "invalid JSON", "duplicate key 'batch'"});
+  expect_json_error(R"({"layers": [{"type": "matmul", "m": 1, "m": 2, "k": 1, "n": 1}]})",
+                    {"duplicate key 'layers.m'"});
   expect_json_error(R"({"input": [4,4,1]})", {"m.json", "missing required key 'layers'"});
   expect_json_error(R"({"layers": [], "input": [4,4,1]})", {"m.json", "'layers'"});
   expect_json_error(R"({"layerz": [], "layers": [{"type": "matmul", "m": 1, "k": 1, "n": 1}]})",
@@ -178,7 +182,8 @@ TEST(FrontendTest, JsonErrorsNameFileLayerAndKey) {
                     {"layer 0 'c'", "'activation'", "gelu"});
   expect_json_error(R"({"input": [4,4,1], "layers": [{)" + conv + R"(, "padding": -1}]})",
                     {"layer 0 'c'", "'padding'"});
-  expect_json_error(R"({"input": [4,4,1], "layers": [{)" + conv + R"(, "kernel": [3]}]})",
+  expect_json_error(R"({"input": [4,4,1], "layers": [{"type": "conv2d", "name": "c",
+                                                      "out_channels": 4, "kernel": [3]}]})",
                     {"layer 0 'c'", "'kernel'"});
   expect_json_error(R"({"input": [4,4,1], "layers": [{)" + conv + "}, {" + conv + "}]}",
                     {"layer 1 'c'", "duplicate"});

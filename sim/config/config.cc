@@ -421,9 +421,9 @@ Config load_config(const std::string& path, const std::vector<std::string>& over
   if (!text) throw ConfigError(path + ": cannot open config file (" + std::strerror(errno) + ")");
   json doc;
   try {
-    doc = json::parse(*text);
-  } catch (const json::parse_error& e) {
-    throw ConfigError(path + ": malformed JSON: " + json_error_text(e.what()));
+    doc = parse_json(*text);
+  } catch (const JsonSyntaxError& e) {
+    throw ConfigError(path + ": malformed JSON: " + e.what());
   }
   return parse_config(doc, path, overrides);
 }
@@ -432,9 +432,9 @@ Config default_config(const std::vector<std::string>& overrides) {
   const std::string source = "<embedded default>";
   json doc;
   try {
-    doc = json::parse(kEmbeddedConfigJson);
-  } catch (const json::parse_error& e) {
-    throw ConfigError(source + ": malformed JSON: " + json_error_text(e.what()));
+    doc = parse_json(kEmbeddedConfigJson);
+  } catch (const JsonSyntaxError& e) {
+    throw ConfigError(source + ": malformed JSON: " + e.what());
   }
   return parse_config(doc, source, overrides);
 }

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <set>
 #include <sstream>
 
 namespace tpu {
@@ -20,6 +21,33 @@ std::string json_error_text(const std::string& what) {
     if (close != std::string::npos) return what.substr(close + 2);
   }
   return what;
+}
+
+nlohmann::json parse_json(const std::string& text) {
+  using nlohmann::json;
+  std::vector<std::set<std::string>> keys;  // per open object
+  std::vector<std::string> path;            // keys leading to the current value
+  const json::parser_callback_t check = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) {
+      keys.emplace_back();
+    } else if (event == json::parse_event_t::object_end) {
+      keys.pop_back();
+    } else if (event == json::parse_event_t::key) {
+      path.resize(keys.size() - 1);
+      path.push_back(parsed.get<std::string>());
+      if (!keys.back().insert(path.back()).second) {
+        std::string dotted;
+        for (const std::string& k : path) dotted += (dotted.empty() ? "" : ".") + k;
+        throw JsonSyntaxError("duplicate key '" + dotted + "'");
+      }
+    }
+    return true;
+  };
+  try {
+    return json::parse(text, check);
+  } catch (const json::parse_error& e) {
+    throw JsonSyntaxError(json_error_text(e.what()));
+  }
 }
 
 namespace {

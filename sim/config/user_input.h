@@ -5,7 +5,10 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <stdexcept>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 namespace tpu {
 
@@ -14,6 +17,17 @@ std::optional<std::string> read_file(const std::string& path);
 
 // An nlohmann::json exception's message without its "[json.exception.parse_error.101] " tag.
 std::string json_error_text(const std::string& what);
+
+// Raised by parse_json: one line, without nlohmann's tag.
+class JsonSyntaxError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Parses JSON input strictly: besides syntax errors, a key given twice in one object is an
+// error ("duplicate key 'hbm.preset'", the dotted path of object keys), where nlohmann would
+// keep the last value and a typo'd override would pass unseen.
+nlohmann::json parse_json(const std::string& text);
 
 // The candidate closest to `word` in edit distance (insertions, deletions, substitutions and
 // swaps of adjacent characters, so "hmb" is one edit from "hbm"), or "" when none is within

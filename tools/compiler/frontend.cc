@@ -559,9 +559,9 @@ Graph parse_model_json(const std::string& text, const std::string& source) {
   Where where(source);
   json doc;
   try {
-    doc = json::parse(text);
-  } catch (const json::parse_error& e) {
-    where.fail("invalid JSON: " + json_error_text(e.what()));
+    doc = parse_json(text);
+  } catch (const JsonSyntaxError& e) {
+    where.fail("invalid JSON: " + std::string(e.what()));
   }
   if (!doc.is_object()) where.fail("expected a JSON object at the top level");
   const bool graph_form = doc.contains("nodes");
