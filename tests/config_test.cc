@@ -3,8 +3,10 @@
 #include "sim/config/config.h"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
@@ -327,6 +329,20 @@ TEST(Config, DuplicateKeysAreErrors) {
       "ok.json", R"({"ub": {"capacity_bytes": 1048576}, "acc": {"capacity_bytes": 65536}})"));
   EXPECT_EQ(ok.ub.capacity_bytes, 1048576u);
   EXPECT_EQ(ok.acc.capacity_bytes, 65536u);
+}
+
+TEST(Config, OnlyRegularFilesAreRead) {
+  const std::string fifo = ::testing::TempDir() + "config.fifo";
+  std::remove(fifo.c_str());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (const std::string& path : {fifo, ::testing::TempDir()}) {
+    try {
+      load_config(path);
+      ADD_FAILURE() << "no ConfigError for " << path;
+    } catch (const ConfigError& e) {
+      EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 // Graph front ends: our JSON and SCALE-Sim topology CSV, shape inference and every error.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include <cstdio>
 #include <fstream>
@@ -245,6 +246,12 @@ TEST(FrontendTest, LoadModelDispatchesOnContent) {
                {"junk.txt", "not a model"});
   expect_error([&] { load_model(dir + "does_not_exist.json"); },
                {"does_not_exist.json", "cannot open"});
+  // Only regular files: a directory is not an empty model, a FIFO does not block.
+  expect_error([&] { load_model(dir); }, {"cannot open model file", "not a regular file: a directory"});
+  const std::string fifo = dir + "model.fifo";
+  std::remove(fifo.c_str());
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  expect_error([&] { load_model(fifo); }, {"model.fifo", "not a regular file: a FIFO"});
 }
 
 

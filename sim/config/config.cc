@@ -417,8 +417,9 @@ Config parse_config(const nlohmann::json& doc, const std::string& source,
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
-  const std::optional<std::string> text = read_file(path);
-  if (!text) throw ConfigError(path + ": cannot open config file (" + std::strerror(errno) + ")");
+  std::string why;
+  const std::optional<std::string> text = read_file(path, &why);
+  if (!text) throw ConfigError(path + ": cannot open config file (" + why + ")");
   json doc;
   try {
     doc = parse_json(*text);

@@ -12,8 +12,10 @@
 
 namespace tpu {
 
-// The whole file, or nothing when it cannot be opened.
-std::optional<std::string> read_file(const std::string& path);
+// The whole file, or nothing when it cannot be read; `why` then says why ("No such file or
+// directory", "not a regular file: a directory", ...). Only regular files are read, so a FIFO
+// never blocks and a directory is never taken for an empty file.
+std::optional<std::string> read_file(const std::string& path, std::string* why = nullptr);
 
 // An nlohmann::json exception's message without its "[json.exception.parse_error.101] " tag.
 std::string json_error_text(const std::string& what);

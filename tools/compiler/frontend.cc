@@ -659,8 +659,9 @@ Graph parse_scalesim_csv(const std::string& text, const std::string& source) {
 }
 
 Graph load_model(const std::string& path) {
-  const std::optional<std::string> file = read_file(path);
-  if (!file) throw CompileError(path + ": cannot open model file");
+  std::string why;
+  const std::optional<std::string> file = read_file(path, &why);
+  if (!file) throw CompileError(path + ": cannot open model file (" + why + ")");
   const std::string& text = *file;
   std::string head = trim(text);
   if (!head.empty() && head[0] == '{') return parse_model_json(text, path);

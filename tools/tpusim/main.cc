@@ -36,8 +36,9 @@ class UsageError : public std::runtime_error {
 };
 
 std::string read_text(const std::string& path) {
-  std::optional<std::string> text = tpu::read_file(path);
-  if (!text) throw UsageError(path + ": cannot open file");
+  std::string why;
+  std::optional<std::string> text = tpu::read_file(path, &why);
+  if (!text) throw UsageError(path + ": cannot open file (" + why + ")");
   return std::move(*text);
 }
 
