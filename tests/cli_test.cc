@@ -13,6 +13,11 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sim/config/config.h"
+#include "sim/isa/program.h"
+#include "tools/compiler/frontend.h"
+#include "tools/compiler/lowering.h"
+
 namespace {
 
 const std::string kSource = TPUSIM_SOURCE_DIR;
@@ -299,8 +304,55 @@ TEST(CliMemtest, StreamPrintsAndWritesJson) {
 
 TEST(CliErrors, MemtestUnknownPattern) {
   Outcome o = tpusim("memtest --pattern zigzag");
-  EXPECT_NE(o.exit_code, 0);
-  EXPECT_NE(o.err.find("zigzag"), std::string::npos) << o.err;
+  expect_one_line_error(o, {"tpusim: error:", "zigzag"});
+  EXPECT_EQ(o.exit_code, 1);
+}
+
+// Command-line mistakes are one prefixed line and exit 1, like every other error.
+TEST(CliErrors, CommandLineErrorsAreOnePrefixedLine) {
+  for (const char* args : {"run --bogus", "memtest --bytes -1", "memtest --bytes 0", "frobnicate"}) {
+    Outcome o = tpusim(args);
+    expect_one_line_error(o, {"tpusim: error:"});
+    EXPECT_EQ(o.exit_code, 1) << args;
+  }
+  EXPECT_EQ(tpusim("run --help").exit_code, 0);
+}
+
+// No output may overwrite an input of the same run; refused before any work, input untouched.
+TEST(CliErrors, OutputOverAnInputIsRefused) {
+  const std::string m = write_temp("m.json", R"({"layers": [{"type": "matmul", "m": 2, "k": 3, "n": 4}]})");
+  const std::string before = slurp(m);
+  expect_one_line_error(tpusim("run --model " + m + " --json " + m), {"--json", "is an input"});
+  expect_one_line_error(tpusim("run --model " + m + " --csv " + m), {"--csv"});
+  expect_one_line_error(tpusim("compile --model " + m + " -o " + m), {"--output"});
+  expect_one_line_error(tpusim("asm " + m + " -o " + m), {"--output"});
+  EXPECT_EQ(slurp(m), before);
+}
+
+// A failed check with -q still says so, in one line on stderr, and exits 2.
+TEST(CliCheck, QuietFailedCheckPrintsOneLine) {
+  tpu::Program p = tpu::compile(
+      tpu::parse_model_json(
+          R"({"layers": [{"name": "g", "type": "matmul", "m": 4, "k": 8, "n": 8}]})", "g.json"),
+      tpu::default_config());
+  p.layers.back().expected_int8[0] ^= 1;  // the reference now disagrees with the machine
+  const std::string bin = temp_path("wrong.tpuprog");
+  const std::vector<std::uint8_t> bytes = tpu::serialize(p);
+  std::ofstream(bin, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()),
+                                             std::streamsize(bytes.size()));
+  Outcome o = tpusim("run -q --check --program " + bin);
+  EXPECT_EQ(o.exit_code, 2);
+  EXPECT_TRUE(o.out.empty()) << o.out;
+  EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << o.err;
+  EXPECT_NE(o.err.find("check failed: 1 of 32"), std::string::npos) << o.err;
+}
+
+TEST(CliErrors, AssemblyWithoutHaltIsRefused) {
+  expect_one_line_error(tpusim("asm " + write_temp("empty.asm", "") + " -o " + temp_path("e.bin")),
+                        {"empty.asm", "does not end with halt"});
+  expect_one_line_error(
+      tpusim("asm " + write_temp("nohalt.asm", "nop\n") + " -o " + temp_path("e.bin")),
+      {"does not end with halt"});
 }
 
 // TPU v1's central result: a large dense layer at small batch starves on weight bandwidth.

@@ -1,6 +1,7 @@
 // The `tpusim` command line: run, compile, memtest, asm, disasm, isa.
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <optional>
 #include <iostream>
@@ -40,6 +41,22 @@ std::string read_text(const std::string& path) {
   std::optional<std::string> text = tpu::read_file(path, &why);
   if (!text) throw UsageError(path + ": cannot open file (" + why + ")");
   return std::move(*text);
+}
+
+// Refuses, before any work, to write an output over one of the run's inputs.
+void check_outputs_differ(const std::vector<std::string>& inputs,
+                          const std::vector<std::pair<const char*, std::string>>& outputs) {
+  namespace fs = std::filesystem;
+  for (const auto& [flag, out] : outputs) {
+    if (out.empty()) continue;
+    for (const std::string& in : inputs) {
+      std::error_code ec1, ec2;
+      if (!in.empty() && fs::weakly_canonical(out, ec1) == fs::weakly_canonical(in, ec2)) {
+        throw UsageError(std::string(flag) + " " + out + " is an input of this run; write the " +
+                         "output elsewhere");
+      }
+    }
+  }
 }
 
 std::vector<std::uint8_t> read_bytes(const std::string& path) {
@@ -131,6 +148,8 @@ int run_command(const ModelOptions& opts, const std::string& program_path,
                 const std::string& csv_path, const std::string& trace_path, bool quiet) {
   if (check && opts.timing_only)
     throw UsageError("--check compares data values, which --timing-only skips; drop one");
+  check_outputs_differ({opts.model_path, opts.config_path, program_path},
+                       {{"--json", json_path}, {"--csv", csv_path}, {"--trace", trace_path}});
   tpu::Config config = opts.config();
   tpu::Program program;
   std::string name, source;
@@ -183,6 +202,15 @@ int run_command(const ModelOptions& opts, const std::string& program_path,
   if (!csv_path.empty()) write_text(csv_path, tpu::report_csv(config, result));
   if (!trace_path.empty())
     write_text(trace_path, tpu::timeline_json(config, program, result).dump() + "\n");
+  if (check && !check_result.passed && quiet) {
+    // Even quiet, a failed check says so (the table would have).
+    std::cerr << "tpusim: check failed: " << check_result.mismatches << " of "
+              << check_result.compared << " output values wrong"
+              << (check_result.first_mismatches.empty()
+                      ? std::string()
+                      : ", first " + check_result.first_mismatches[0])
+              << "\n";
+  }
   return check && !check_result.passed ? 2 : 0;
 }
 
@@ -305,7 +333,9 @@ int sc_main(int argc, char* argv[]) {
   memtest->add_option("--pattern", mem.pattern, "Address pattern")
       ->check(CLI::IsMember({"stream", "random", "strided"}))
       ->capture_default_str();
-  memtest->add_option("--bytes", mem.bytes, "Total bytes requested")->capture_default_str();
+  memtest->add_option("--bytes", mem.bytes, "Total bytes requested")
+      ->check(CLI::Range(std::uint64_t(1), std::uint64_t(1) << 40))
+      ->capture_default_str();
   memtest->add_option("--read-fraction", mem.read_fraction, "Share of requests that are reads")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
@@ -322,13 +352,18 @@ int sc_main(int argc, char* argv[]) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // --help and --version print and succeed; every command-line error is one line and exit 1.
+    if (e.get_exit_code() == 0) return app.exit(e);
+    std::cerr << "tpusim: error: " << e.what() << " (see --help)\n";
+    return 1;
   }
 
   try {
     if (*run) return run_command(run_opts, program_path, fidelity, check, json_path, csv_path,
                                  trace_path, quiet);
     if (*compile) {
+      check_outputs_differ({compile_opts.model_path, compile_opts.config_path},
+                           {{"--output", asm_out}, {"--binary", bin_out}});
       tpu::CompileOptions copts;
       copts.timing_only = compile_opts.timing_only;
       tpu::Program program = tpu::compile(compile_opts.model(), compile_opts.config(), copts);
@@ -338,6 +373,7 @@ int sc_main(int argc, char* argv[]) {
       return 0;
     }
     if (*memtest) {
+      check_outputs_differ({mem_config.config_path}, {{"--json", mem_json}});
       tpu::Config config = mem_config.config();
       tpu::MemtestResult r = tpu::run_memtest(config, mem);
       std::cout << memtest_table(r);
@@ -345,12 +381,18 @@ int sc_main(int argc, char* argv[]) {
       return 0;
     }
     if (*assemble) {
-      write_bytes(asm_bin_out, tpu::serialize(in_file(asm_in, [&] {
-                    return tpu::parse_assembly(read_text(asm_in));
-                  })));
+      check_outputs_differ({asm_in}, {{"--output", asm_bin_out}});
+      const tpu::Program program =
+          in_file(asm_in, [&] { return tpu::parse_assembly(read_text(asm_in)); });
+      // A program that never halts would run until it deadlocks.
+      if (program.instructions.empty() || program.instructions.back().op != tpu::Opcode::kHalt) {
+        throw UsageError(asm_in + ": the program does not end with halt");
+      }
+      write_bytes(asm_bin_out, tpu::serialize(program));
       return 0;
     }
     if (*disassemble) {
+      check_outputs_differ({disasm_in}, {{"--output", disasm_out}});
       std::string text = tpu::to_assembly(
           in_file(disasm_in, [&] { return tpu::deserialize(read_bytes(disasm_in)); }));
       if (disasm_out.empty()) std::cout << text; else write_text(disasm_out, text);
