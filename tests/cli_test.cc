@@ -347,6 +347,15 @@ TEST(CliCheck, QuietFailedCheckPrintsOneLine) {
   EXPECT_NE(o.err.find("check failed: 1 of 32"), std::string::npos) << o.err;
 }
 
+// A report that cannot reach stdout (a full disk, a closed pipe) is an error, not exit 0.
+TEST(CliErrors, StandardOutputThatCannotBeWrittenIsAnError) {
+  for (const char* args : {"run", "isa"}) {
+    const int status = std::system((kBinary + " " + args + " >/dev/full 2>/dev/null").c_str());
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 1) << args;
+  }
+}
+
 TEST(CliErrors, AssemblyWithoutHaltIsRefused) {
   expect_one_line_error(tpusim("asm " + write_temp("empty.asm", "") + " -o " + temp_path("e.bin")),
                         {"empty.asm", "does not end with halt"});

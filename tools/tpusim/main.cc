@@ -358,55 +358,63 @@ int sc_main(int argc, char* argv[]) {
     return 1;
   }
 
-  try {
-    if (*run) return run_command(run_opts, program_path, fidelity, check, json_path, csv_path,
-                                 trace_path, quiet);
-    if (*compile) {
-      check_outputs_differ({compile_opts.model_path, compile_opts.config_path},
-                           {{"--output", asm_out}, {"--binary", bin_out}});
-      tpu::CompileOptions copts;
-      copts.timing_only = compile_opts.timing_only;
-      tpu::Program program = tpu::compile(compile_opts.model(), compile_opts.config(), copts);
-      std::string text = tpu::to_assembly(program);
-      if (asm_out.empty()) std::cout << text; else write_text(asm_out, text);
-      if (!bin_out.empty()) write_bytes(bin_out, tpu::serialize(program));
-      return 0;
-    }
-    if (*memtest) {
-      check_outputs_differ({mem_config.config_path}, {{"--json", mem_json}});
-      tpu::Config config = mem_config.config();
-      tpu::MemtestResult r = tpu::run_memtest(config, mem);
-      std::cout << memtest_table(r);
-      if (!mem_json.empty()) write_text(mem_json, memtest_json(config, mem, r).dump(2) + "\n");
-      return 0;
-    }
-    if (*assemble) {
-      check_outputs_differ({asm_in}, {{"--output", asm_bin_out}});
-      const tpu::Program program =
-          in_file(asm_in, [&] { return tpu::parse_assembly(read_text(asm_in)); });
-      // A program that never halts would run until it deadlocks.
-      if (program.instructions.empty() || program.instructions.back().op != tpu::Opcode::kHalt) {
-        throw UsageError(asm_in + ": the program does not end with halt");
+  // Reports go to stdout too: a full disk or closed pipe there is an error, not a silent loss.
+  const int status = [&] {
+    try {
+      if (*run) return run_command(run_opts, program_path, fidelity, check, json_path, csv_path,
+                                   trace_path, quiet);
+      if (*compile) {
+        check_outputs_differ({compile_opts.model_path, compile_opts.config_path},
+                             {{"--output", asm_out}, {"--binary", bin_out}});
+        tpu::CompileOptions copts;
+        copts.timing_only = compile_opts.timing_only;
+        tpu::Program program = tpu::compile(compile_opts.model(), compile_opts.config(), copts);
+        std::string text = tpu::to_assembly(program);
+        if (asm_out.empty()) std::cout << text; else write_text(asm_out, text);
+        if (!bin_out.empty()) write_bytes(bin_out, tpu::serialize(program));
+        return 0;
       }
-      write_bytes(asm_bin_out, tpu::serialize(program));
-      return 0;
+      if (*memtest) {
+        check_outputs_differ({mem_config.config_path}, {{"--json", mem_json}});
+        tpu::Config config = mem_config.config();
+        tpu::MemtestResult r = tpu::run_memtest(config, mem);
+        std::cout << memtest_table(r);
+        if (!mem_json.empty()) write_text(mem_json, memtest_json(config, mem, r).dump(2) + "\n");
+        return 0;
+      }
+      if (*assemble) {
+        check_outputs_differ({asm_in}, {{"--output", asm_bin_out}});
+        const tpu::Program program =
+            in_file(asm_in, [&] { return tpu::parse_assembly(read_text(asm_in)); });
+        // A program that never halts would run until it deadlocks.
+        if (program.instructions.empty() || program.instructions.back().op != tpu::Opcode::kHalt) {
+          throw UsageError(asm_in + ": the program does not end with halt");
+        }
+        write_bytes(asm_bin_out, tpu::serialize(program));
+        return 0;
+      }
+      if (*disassemble) {
+        check_outputs_differ({disasm_in}, {{"--output", disasm_out}});
+        std::string text = tpu::to_assembly(
+            in_file(disasm_in, [&] { return tpu::deserialize(read_bytes(disasm_in)); }));
+        if (disasm_out.empty()) std::cout << text; else write_text(disasm_out, text);
+        return 0;
+      }
+      if (*isa) {
+        std::cout << tpu::isa_markdown();
+        return 0;
+      }
+    } catch (const std::exception& e) {
+      std::cerr << "tpusim: error: " << e.what() << "\n";
+      return 1;
     }
-    if (*disassemble) {
-      check_outputs_differ({disasm_in}, {{"--output", disasm_out}});
-      std::string text = tpu::to_assembly(
-          in_file(disasm_in, [&] { return tpu::deserialize(read_bytes(disasm_in)); }));
-      if (disasm_out.empty()) std::cout << text; else write_text(disasm_out, text);
-      return 0;
-    }
-    if (*isa) {
-      std::cout << tpu::isa_markdown();
-      return 0;
-    }
-  } catch (const std::exception& e) {
-    std::cerr << "tpusim: error: " << e.what() << "\n";
+    return 0;
+  }();
+  if (!std::cout.flush()) {
+    std::cerr << "tpusim: error: cannot write standard output\n";
     return 1;
   }
-  return 0;
+  return status;
 }
 
 int main(int argc, char* argv[]) { return tpu::run_sc_main(argc, argv); }
