@@ -104,20 +104,20 @@ void check_matmul(const MachineState& s, const Instruction& inst) {
   require_acc_rows(s, op, inst.acc_row, std::uint64_t(inst.acc_row) + inst.rows);
 }
 
-void check_activate(const MachineState& s, const Instruction& inst) {
-  const char* op = "activate";
-  require_range(op, "rows", inst.rows, 1, 0xffffff, "rows");
-  require_range(op, "cols", inst.cols, 1, s.array_cols, "columns <= array columns");
+// The requantiser and activation ACTIVATE and ADD share.
+void check_requantiser(const MachineState& s, const char* op, const Instruction& inst) {
   require_range(op, "shift", inst.shift, 0, 62, "requantiser right shift");
   if (s.dtype == DataType::kInt8 && inst.func == Activation::kRelu6) {
     fail(op, "func relu6 needs a bf16 program (int8 carries no output scale)");
   }
+}
+
+void check_activate(const MachineState& s, const Instruction& inst) {
+  const char* op = "activate";
+  require_range(op, "rows", inst.rows, 1, 0xffffff, "rows");
+  require_range(op, "cols", inst.cols, 1, s.array_cols, "columns <= array columns");
+  check_requantiser(s, op, inst);
   require_acc_rows(s, op, inst.acc_row, std::uint64_t(inst.acc_row) + inst.rows);
-  if (inst.flags & kFlagFifo) {
-    require_fifo(s, "load.weights fifo");
-    require_range("load.weights fifo", "ub", inst.ub_row, 0, 0, "the FIFO, not UB rows");
-    return;
-  }
   require_ub_rows(s, op, "ub", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
 }
 
@@ -145,10 +145,7 @@ void check_add(const MachineState& s, const Instruction& inst) {
   const char* op = "add";
   require_range(op, "rows", inst.rows, 1, 0xffffffff, "rows");
   require_range(op, "cols", inst.cols, 1, s.row_elems, "elements <= UB row elements");
-  require_range(op, "shift", inst.shift, 0, 62, "requantiser right shift");
-  if (s.dtype == DataType::kInt8 && inst.func == Activation::kRelu6) {
-    fail(op, "func relu6 needs a bf16 program (int8 carries no output scale)");
-  }
+  check_requantiser(s, op, inst);
   require_ub_rows(s, op, "ub_a", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
   require_ub_rows(s, op, "ub_b", inst.src_row, std::uint64_t(inst.src_row) + inst.rows);
   require_ub_rows(s, op, "dst", inst.dst_row, std::uint64_t(inst.dst_row) + inst.rows);
