@@ -87,7 +87,7 @@ class Gather {
         len_(std::uint64_t(d.elems) * eb),
         stream_(std::uint64_t(d.segs) * d.elems * eb),
         row_data_(std::uint64_t(d.pack) * eb),
-        rows_per_group_(ceil_div(std::uint64_t(d.segs) * d.elems, d.pack)) {}
+        rows_per_group_(dma_rows_per_group(d)) {}
 
   // Makes request i (numbered in order of first use) complete; false when there are fewer.
   bool has(std::size_t i) {
@@ -360,7 +360,7 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
       bursts.push_back(b);
     }
     for (const Burst& b : bursts) res.hbm_write_bytes += b.bytes;
-    const std::uint64_t rows_per_group = ceil_div(std::uint64_t(d.segs) * d.elems, d.pack);
+    const std::uint64_t rows_per_group = dma_rows_per_group(d);
     const bool one_burst = d.groups == 1 || rows_per_group == 1 || d.ub_stride == rows_per_group;
     // The packed stream of every group (see dma_read_ub), read from the UB at the grants.
     const std::uint64_t group_bytes = std::uint64_t(d.segs) * d.elems * state_->elem_bytes;

@@ -3,6 +3,8 @@
 // allocation.
 #include "sim/isa/semantics.h"
 
+#include "sim/cycles.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -38,12 +40,6 @@ void require_acc_rows(const MachineState& s, const char* op, std::uint64_t first
     fail(op, "acc rows [" + std::to_string(first) + ", " + std::to_string(end) +
                  ") outside the accumulators of " + std::to_string(s.acc_rows) + " rows");
   }
-}
-
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
-
-std::uint64_t dma_rows_per_group(const DmaFields& d) {
-  return ceil_div(std::uint64_t(d.segs) * d.elems, d.pack);
 }
 
 void require_fifo(const MachineState& s, const char* op) {
@@ -202,6 +198,10 @@ void fp32_row_times_tile(const float* __restrict x, const float* __restrict w,
 }
 
 }  // namespace
+
+std::uint64_t dma_rows_per_group(const DmaFields& d) {
+  return ceil_div(std::uint64_t(d.segs) * d.elems, d.pack);
+}
 
 std::uint16_t fp32_to_bf16(float f) {
   std::uint32_t bits;

@@ -60,6 +60,9 @@ struct MachineState {
 
 // Each raises SimError-compatible std::out_of_range with a one-line message naming the
 // instruction field when an address falls outside HBM, the UB or the accumulators.
+// UB rows one group of a DMA transfer fills: ceil(segs * elems / pack).
+std::uint64_t dma_rows_per_group(const DmaFields& d);
+
 void exec_dma_load(MachineState& s, const DmaFields& d);
 void exec_dma_store(MachineState& s, const DmaFields& d);
 // One piece of a DMA transfer, for engines that move a transfer burst by burst. A group's

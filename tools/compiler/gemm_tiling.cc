@@ -2,13 +2,9 @@
 
 #include <algorithm>
 
+#include "sim/cycles.h"
+
 namespace tpu {
-
-namespace {
-
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
-
-}  // namespace
 
 std::vector<RowSeg> row_segments(std::uint64_t m0, std::uint64_t m1, std::uint64_t oh,
                                  std::uint64_t ow) {

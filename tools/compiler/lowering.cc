@@ -1,13 +1,13 @@
 #include "tools/compiler/lowering.h"
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
 #include <string>
 
+#include "sim/cycles.h"
 #include "sim/isa/isa_table.h"
 #include "sim/isa/semantics.h"
 #include "tools/compiler/data.h"
@@ -19,7 +19,6 @@ namespace tpu {
 
 namespace {
 
-constexpr std::uint64_t kHbmAlign = 64;
 // The instruction fields the emitted program must fit, from the ISA table.
 // DMA elems, segs, groups, ub_stride and pack share one width.
 const std::uint64_t kMaxCount = field_max(Opcode::kDmaLoad, "elems");
@@ -34,7 +33,6 @@ const std::uint64_t kMaxPoolStride = field_max(Opcode::kPool, "stride");
 // More rows than any unified buffer: a layout a node cannot take.
 constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max() / 4;
 
-std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 std::uint64_t bit(std::uint32_t sem) { return std::uint64_t(1) << sem; }
 // MATMULs of different widths complete out of order (ISA.md), so each accumulator slot of an
 // output tile t has its own completion semaphore: a narrow tile t + 1 finishing first cannot
