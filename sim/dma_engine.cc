@@ -33,7 +33,6 @@ std::vector<DmaEngine::Burst> DmaEngine::split(const DmaFields& d) const {
   const std::uint64_t len = std::uint64_t(d.elems) * eb;
   std::vector<Burst> bursts;
   for (std::uint32_t g = 0; g < d.groups; ++g) {
-    const std::uint64_t group_row = d.ub_row + std::uint64_t(g) * d.ub_stride;
     for (std::uint32_t seg = 0; seg < d.segs; ++seg) {
       const std::uint64_t base =
           d.hbm_addr + std::uint64_t(g) * d.group_stride + std::uint64_t(seg) * d.seg_stride;
@@ -41,10 +40,8 @@ std::vector<DmaEngine::Burst> DmaEngine::split(const DmaFields& d) const {
       for (std::uint64_t off = 0; off < len;) {
         const std::uint64_t addr = base + off;
         const std::uint64_t n = std::min(len - off, (addr / burst + 1) * burst - addr);
-        const std::uint64_t first_k = (first_elem + off / eb) / d.pack;
         const std::uint64_t last_k = (first_elem + (off + n - 1) / eb) / d.pack;
-        bursts.push_back(Burst{addr, std::uint32_t(n), group_row + first_k, group_row + last_k,
-                               g, last_k, g, first_elem * eb + off});
+        bursts.push_back(Burst{addr, std::uint32_t(n), g, last_k, g, first_elem * eb + off});
         off += n;
       }
     }
@@ -62,7 +59,6 @@ class Gather {
   struct Piece {
     std::uint64_t addr = 0;
     std::uint32_t bytes = 0;
-    std::uint32_t group = 0;
     std::uint64_t offset = 0;  // byte position in the group's packed stream
     std::uint64_t q0 = 0, q1 = 0;  // its rows, numbered group * rows_per_group + k
   };
@@ -145,7 +141,6 @@ class Gather {
     Piece p;
     p.addr = addr(g_, s_, off_);
     p.bytes = std::uint32_t(std::min(len_ - off_, (p.addr / burst_ + 1) * burst_ - p.addr));
-    p.group = g_;
     p.offset = s_ * len_ + off_;
     p.q0 = g_ * rows_per_group_ + p.offset / row_data_;
     p.q1 = g_ * rows_per_group_ + (p.offset + p.bytes - 1) / row_data_;
@@ -353,7 +348,6 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
           last.bytes += b.bytes;
           last.group = b.group;
           last.last_in_group = b.last_in_group;
-          last.last_row = b.last_row;
           continue;
         }
       }

@@ -91,9 +91,7 @@ class DmaEngine : public sc_core::sc_module {
   struct Burst {
     std::uint64_t addr = 0;
     std::uint32_t bytes = 0;
-    std::uint64_t first_row = 0;  // UB rows first_row .. last_row
-    std::uint64_t last_row = 0;
-    std::uint32_t group = 0;      // group and the group-relative index of last_row
+    std::uint32_t group = 0;      // group and the group-relative index of its last UB row
     std::uint64_t last_in_group = 0;
     std::uint32_t first_group = 0;  // group of the first byte, and its byte position in that
     std::uint64_t offset = 0;       // group's packed stream (dma_read_ub)
@@ -128,7 +126,6 @@ class DmaEngine : public sc_core::sc_module {
   std::vector<std::size_t> burst_of_;   // burst index of each pool payload in flight
   std::vector<std::size_t> free_;       // free pool indices
   Payload* awaiting_end_req_ = nullptr;
-  sc_core::sc_time accepted_at_;
   std::vector<Response> responses_;     // arrived, not yet handled
   sc_core::sc_event wake_;              // END_REQ or a response arrived
 };
