@@ -33,7 +33,7 @@
 //   earliest = start as one spread read burst when they are evenly spaced (one group, one row
 //   per group, or groups back to back), else one burst per group in group order; row k is read
 //   in that burst's access_cycle(k). ready_i = 1 + the read cycle of the last row write i
-//   needs. The store completes at max_i(r_i) + 1.
+//   reads. The store completes at max_i(r_i) + 1.
 // - Load with the `weights` flag (weight FIFO): the same requests, but each row a response
 //   completes is written into the FIFO entry on the FIFO's own write port, one row per cycle:
 //   row writes take cycles max(r_i, previous row write + 1), in row order within a response;

@@ -1,6 +1,5 @@
 // Data-path semantics of every instruction (see sim/isa/ISA.md, "Semantics"). The exec_*
-// functions check the ranges they touch before their loops, which then run free of checks and
-// allocation.
+// functions check the ranges they touch before their loops, which then run free of checks.
 #include "sim/isa/semantics.h"
 
 #include "sim/cycles.h"

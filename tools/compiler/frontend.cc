@@ -195,7 +195,7 @@ namespace {
 // Builds a Graph while front ends read their input; tensor names are unique.
 class Builder {
  public:
-  Builder(Graph& g, const Where& where) : g_(g), where_(where) {}
+  explicit Builder(Graph& g) : g_(g) {}
 
   TensorId add_input(const Where& where, const std::string& name, std::uint32_t samples,
                      Shape3 shape) {
@@ -230,7 +230,6 @@ class Builder {
   }
 
   Graph& g_;
-  Where where_;
   std::map<std::string, TensorId> ids_;
 };
 
@@ -345,7 +344,7 @@ Header parse_header(const Where& where, const json& doc, const std::string& sour
 // Chain form: "layers", each reading the previous layer's output unless it brings its own
 // "input" (or is a matmul); every output nobody reads becomes a graph output.
 void parse_chain(const Where& where, const json& doc, Graph& g) {
-  Builder b(g, where);
+  Builder b(g);
   const json& layers = doc["layers"];
   if (!layers.is_array() || layers.empty()) {
     where.fail_key("layers", "expected a non-empty array of layer objects");
@@ -414,7 +413,7 @@ void parse_chain(const Where& where, const json& doc, Graph& g) {
 // Graph form: "inputs" [{"name", "shape"}], "nodes" in execution order, each naming its
 // "inputs", and "outputs".
 void parse_graph(const Where& where, const json& doc, Graph& g) {
-  Builder b(g, where);
+  Builder b(g);
   const json& inputs = doc["inputs"];
   if (!inputs.is_array() || inputs.empty()) {
     where.fail_key("inputs", "expected a non-empty array of {\"name\", \"shape\"} objects");
@@ -593,7 +592,7 @@ Graph parse_scalesim_csv(const std::string& text, const std::string& source) {
   Graph g;
   g.source = source;
   g.name = stem_of(source);
-  Builder b(g, Where(source));
+  Builder b(g);
   std::vector<std::string> lines = split_lines(text);
   CsvKind kind = CsvKind::kNone;
   for (std::size_t li = 0; li < lines.size(); ++li) {
