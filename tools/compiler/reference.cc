@@ -113,14 +113,23 @@ std::vector<float> reference_conv2d(const std::vector<float>& x, const std::vect
   return conv2d<float, float>(x, w, s);
 }
 
-std::int8_t reference_requantize(std::int32_t acc, std::int32_t multiplier, std::uint8_t shift,
-                                 std::int8_t zero_point, Activation func) {
-  std::int64_t v = std::int64_t(acc) * multiplier;
+namespace {
+
+// The rounding shift, zero point, clamp and ReLU of every int8 requantiser.
+std::int8_t requantize_scaled(std::int64_t v, std::uint8_t shift, std::int8_t zero_point,
+                              Activation func) {
   if (shift > 0) v = (v + (std::int64_t(1) << (shift - 1))) >> shift;
   v += zero_point;
   v = std::clamp<std::int64_t>(v, -128, 127);
   if (func == Activation::kRelu) v = std::max<std::int64_t>(v, zero_point);
   return std::int8_t(v);
+}
+
+}  // namespace
+
+std::int8_t reference_requantize(std::int32_t acc, std::int32_t multiplier, std::uint8_t shift,
+                                 std::int8_t zero_point, Activation func) {
+  return requantize_scaled(std::int64_t(acc) * multiplier, shift, zero_point, func);
 }
 
 float reference_activate(float acc, Activation func) {
@@ -168,12 +177,8 @@ std::vector<float> reference_avgpool(const std::vector<float>& x, const PoolShap
 std::int8_t reference_add(std::int8_t a, std::int8_t b, std::int32_t multiplier_a,
                           std::int32_t multiplier_b, std::uint8_t shift, std::int8_t zero_point,
                           Activation func) {
-  std::int64_t v = std::int64_t(a) * multiplier_a + std::int64_t(b) * multiplier_b;
-  if (shift > 0) v = (v + (std::int64_t(1) << (shift - 1))) >> shift;
-  v += zero_point;
-  v = std::clamp<std::int64_t>(v, -128, 127);
-  if (func == Activation::kRelu) v = std::max<std::int64_t>(v, zero_point);
-  return std::int8_t(v);
+  return requantize_scaled(std::int64_t(a) * multiplier_a + std::int64_t(b) * multiplier_b, shift,
+                           zero_point, func);
 }
 
 }  // namespace tpu
