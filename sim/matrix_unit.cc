@@ -69,7 +69,10 @@ void MatrixUnit::weight_loader() {
       const Issued& is = d.is;
       const Instruction& inst = *is.inst;
       StartTracker& tracker = d.tracker;
-      tracker.satisfied("weight_buffer", wait_buffer_free(is));
+      // A release may be known before its cycle (fast mode records it at the stream's start).
+      const Cycle freed = wait_buffer_free(is);
+      if (freed > seq_.clock().now()) seq_.wait_until(freed);
+      tracker.satisfied("weight_buffer", freed);
 
       const std::size_t b = std::size_t(is.buffer);
       Cycle e = 0;
@@ -226,9 +229,9 @@ void MatrixUnit::matmul() {
         }
         if (wavefront_) {
           // The last input (m = M - 1) passes PE (0, 0) in s + M - 1, and every PE (j, n)
-          // j + n cycles later, exactly as a load's weights travel.
-          const Cycle from = s + m_rows;
-          seq_.at(from, [this, is, from] { release_buffer(is.buffer, from); });
+          // j + n cycles later, exactly as a load's weights travel: the buffer is free from
+          // s + M, known now, so no timed event is needed.
+          release_buffer(is.buffer, s + m_rows);
         }
         seq_.at(last + 1, [this, is, s, last] { matmul_finished(is, s, last); });
       }
