@@ -3,6 +3,7 @@
 #include "sim/isa/semantics.h"
 
 #include "sim/cycles.h"
+#include "sim/isa/isa_table.h"
 
 #include <algorithm>
 #include <cmath>
@@ -93,7 +94,8 @@ void check_load_weights(const MachineState& s, const Instruction& inst) {
 
 void check_matmul(const MachineState& s, const Instruction& inst) {
   const char* op = "matmul";
-  require_range(op, "rows", inst.rows, 1, 0xffffff, "input rows M");
+  static const std::uint64_t max_rows = field_max(Opcode::kMatmul, "rows");
+  require_range(op, "rows", inst.rows, 1, max_rows, "input rows M");
   const std::uint64_t last = inst.ub_row + std::uint64_t(inst.rows - 1) * inst.ub_stride;
   require_ub_rows(s, op, "ub", inst.ub_row, last + 1);
   require_acc_rows(s, op, inst.acc_row, std::uint64_t(inst.acc_row) + inst.rows);
@@ -109,7 +111,8 @@ void check_requantiser(const MachineState& s, const char* op, const Instruction&
 
 void check_activate(const MachineState& s, const Instruction& inst) {
   const char* op = "activate";
-  require_range(op, "rows", inst.rows, 1, 0xffffff, "rows");
+  static const std::uint64_t max_rows = field_max(Opcode::kActivate, "rows");
+  require_range(op, "rows", inst.rows, 1, max_rows, "rows");
   require_range(op, "cols", inst.cols, 1, s.array_cols, "columns <= array columns");
   check_requantiser(s, op, inst);
   require_acc_rows(s, op, inst.acc_row, std::uint64_t(inst.acc_row) + inst.rows);
