@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sim/config/config_keys.h"
+#include "sim/config/user_input.h"
 
 namespace tpu {
 namespace {
@@ -168,19 +170,27 @@ TEST(Config, InvalidValuesNameKeyAndAllowedRange) {
       {{{"array", {{"rows", 0}}}}, {"array.rows = 0", "1..4096"}},
       {{{"array", {{"cols", 4097}}}}, {"array.cols = 4097", "1..4096"}},
       {{{"array", {{"cols", -1}}}}, {"array.cols = -1", "1..4096"}},
-      {{{"clock_mhz", 0}}, {"clock_mhz = 0", "> 0"}},
-      {{{"clock_mhz", -5.5}}, {"clock_mhz = -5.5", "> 0"}},
+      {{{"clock_mhz", 0}}, {"clock_mhz = 0", "1..100000"}},
+      {{{"clock_mhz", -5.5}}, {"clock_mhz = -5.5", "1..100000"}},
+      // Slower clocks overflow simulated time (64-bit picoseconds) within a few cycles.
+      {{{"clock_mhz", 1e-9}}, {"clock_mhz = 1e-09", "1..100000"}},
       {{{"hbm", {{"preset", "hbm4"}}}},
        {"hbm.preset = \"hbm4\"", "ideal, simple, hbm2, hbm2e, hbm3, ddr3"}},
-      {{{"hbm", {{"bandwidth_gbs", 0}}}}, {"hbm.bandwidth_gbs = 0", "> 0"}},
+      {{{"hbm", {{"bandwidth_gbs", 0}}}}, {"hbm.bandwidth_gbs = 0", "0.001..1000000"}},
+      // The simple preset's extremes once overflowed simulated time into endless recursion.
+      {{{"hbm", {{"bandwidth_gbs", 1e-300}}}}, {"hbm.bandwidth_gbs = 1e-300", "0.001..1000000"}},
+      {{{"hbm", {{"latency_ns", 1e300}}}}, {"hbm.latency_ns = 1e+300", "0..1000000"}},
+      {{{"ub", {{"capacity_bytes", 1ull << 31}}}}, {"ub.capacity_bytes = 2147483648", "1..1073741824"}},
+      {{{"hbm", {{"capacity_bytes", 1ull << 41}}}}, {"hbm.capacity_bytes = 2199023255552", "1..1099511627776"}},
+      {{{"sequencer", {{"issue_width", 4096}}}}, {"sequencer.issue_width = 4096", "1..1024"}},
       {{{"hbm", {{"burst_bytes", 48}}}}, {"hbm.burst_bytes = 48", "power of two"}},
       {{{"hbm", {{"burst_bytes", 0}}}}, {"hbm.burst_bytes = 0", "power of two"}},
-      {{{"hbm", {{"max_outstanding", 0}}}}, {"hbm.max_outstanding = 0", ">= 1"}},
-      {{{"ub", {{"read_ports", 0}}}}, {"ub.read_ports = 0", ">= 1"}},
-      {{{"ub", {{"write_ports", 0}}}}, {"ub.write_ports = 0", ">= 1"}},
-      {{{"ub", {{"banks", 0}}}}, {"ub.banks = 0", ">= 1"}},
-      {{{"vector", {{"lanes", 0}}}}, {"vector.lanes = 0", ">= 1"}},
-      {{{"sequencer", {{"queue_depth", 0}}}}, {"sequencer.queue_depth = 0", ">= 1"}},
+      {{{"hbm", {{"max_outstanding", 0}}}}, {"hbm.max_outstanding = 0", "1..65536"}},
+      {{{"ub", {{"read_ports", 0}}}}, {"ub.read_ports = 0", "1..1024"}},
+      {{{"ub", {{"write_ports", 0}}}}, {"ub.write_ports = 0", "1..1024"}},
+      {{{"ub", {{"banks", 0}}}}, {"ub.banks = 0", "1..65536"}},
+      {{{"vector", {{"lanes", 0}}}}, {"vector.lanes = 0", "1..65536"}},
+      {{{"sequencer", {{"queue_depth", 0}}}}, {"sequencer.queue_depth = 0", "1..65536"}},
       {{{"array", {{"rows", 4294967296ull}}}}, {"array.rows", "1..4096"}},
       // One bf16 row of max(rows, cols) = 128 elements needs 256 bytes.
       {{{"ub", {{"capacity_bytes", 255}}}}, {"ub.capacity_bytes = 255", ">= 256"}},
@@ -300,15 +310,48 @@ TEST(Config, KeyTableDescribesEveryKey) {
   EXPECT_EQ(rows->default_value(), json(128));
 }
 
+// The README's key table states each key's type and allowed values as the parser checks them.
 TEST(Config, ReadmeDocumentsEveryKey) {
   std::ifstream in(kSourceDir + "/configs/README.md");
   ASSERT_TRUE(in);
-  std::stringstream text;
-  text << in.rdbuf();
+  std::map<std::string, std::vector<std::string>> rows;  // key -> cells after the key
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("| `", 0) != 0) continue;
+    std::vector<std::string> cells;
+    std::stringstream cells_in(line.substr(1));
+    for (std::string cell; std::getline(cells_in, cell, '|');) {
+      cells.push_back(cell.substr(1, cell.size() - 2));  // drop the padding spaces
+    }
+    rows[cells[0].substr(1, cells[0].size() - 2)] = cells;  // the key without backquotes
+  }
   for (const ConfigKey& key : config_keys()) {
-    // Each key has a table row starting with its path.
-    EXPECT_NE(text.str().find("| `" + std::string(key.path) + "` |"), std::string::npos)
-        << key.path;
+    SCOPED_TRACE(key.path);
+    ASSERT_EQ(rows.count(key.path), 1u);
+    const std::vector<std::string>& cells = rows[key.path];
+    ASSERT_GE(cells.size(), 5u);
+    EXPECT_EQ(cells[1], key.type_name());
+    if (std::string(key.type_name()) != "string" || !key.choices.empty()) {
+      EXPECT_NE(cells[4].find(key.allowed()), std::string::npos) << cells[4];
+    }
+  }
+}
+
+// No numeric key is unbounded: extreme values must be refused at load, not overflow
+// simulated time or host memory mid-run.
+TEST(Config, EveryNumericKeyHasAFiniteUpperBound) {
+  for (const ConfigKey& key : config_keys()) {
+    const std::string type = key.type_name();
+    if (type != "number" && type != "unsigned integer") continue;
+    SCOPED_TRACE(key.path);
+    EXPECT_TRUE(std::isfinite(key.max));
+    EXPECT_LE(key.min, key.max);
+    if (type == "unsigned integer") {
+      EXPECT_LE(key.max, double(1ull << 40));
+    }
+    // The default lies inside the range.
+    const double def = key.default_value().get<double>();
+    EXPECT_GE(def, key.min);
+    EXPECT_LE(def, key.max);
   }
 }
 
@@ -343,6 +386,60 @@ TEST(Config, OnlyRegularFilesAreRead) {
       EXPECT_NE(std::string(e.what()).find("not a regular file"), std::string::npos) << e.what();
     }
   }
+}
+
+// The message of the ConfigError load_config raises for a file holding `text`.
+std::string load_error(const std::string& name, const std::string& text) {
+  const std::string path = write_temp(name, text);
+  try {
+    load_config(path);
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// Deep nesting once crashed an error path that dumped the value recursively.
+TEST(ConfigInput, DeepNestingIsOneLineError) {
+  const std::string deep = "{\"array\": " + std::string(100000, '[') + std::string(100000, ']') + "}";
+  const std::string e = load_error("deep.json", deep);
+  EXPECT_NE(e.find("malformed JSON: nesting deeper than 64 levels under key 'array'"),
+            std::string::npos) << e.substr(0, 200);
+  EXPECT_EQ(e.find('\n'), std::string::npos);
+  // 64 levels are fine as JSON (and then an ordinary type error).
+  const std::string ok = "{\"array\": " + std::string(63, '[') + std::string(63, ']') + "}";
+  EXPECT_NE(load_error("ok.json", ok).find("'array' expects an object"), std::string::npos);
+}
+
+TEST(ConfigInput, NumberOverflowNamesLineAndKey) {
+  const std::string e = load_error("ovf.json", "{\n  \"hbm\": {\n    \"latency_ns\": 1e999}}");
+  EXPECT_NE(e.find("ovf.json: malformed JSON: line 3, key 'hbm.latency_ns': number 1e999 is out "
+                   "of range of a double"),
+            std::string::npos) << e;
+  EXPECT_EQ(e.find("json.exception"), std::string::npos) << e;
+}
+
+// A huge misspelt key is neither echoed whole nor compared at quadratic memory.
+TEST(ConfigInput, HugeValuesAreNotEchoed) {
+  std::string e = load_error("key.json", "{\"" + std::string(1000000, 'k') + "\": 1}");
+  EXPECT_LT(e.size(), 200u) << e.substr(0, 200);
+  EXPECT_NE(e.find("unknown key 'kkkk"), std::string::npos) << e.substr(0, 200);
+  e = load_error("value.json", "{\"name\": [" + std::string(100000, '1') + "]}");
+  EXPECT_LT(e.size(), 200u) << e.substr(0, 200);
+  EXPECT_NE(e.find("..."), std::string::npos) << e;
+}
+
+TEST(ConfigInput, FilesLargerThanTheLimitAreRefusedUnread) {
+  const std::string e = load_error("big.json", std::string(kMaxTextInputBytes + 1, ' '));
+  EXPECT_NE(e.find("too large: 16777217 bytes, at most 16777216 allowed"), std::string::npos) << e;
+}
+
+// Editors on Windows may start a file with a UTF-8 byte order mark.
+TEST(ConfigInput, ByteOrderMarkIsAccepted) {
+  const std::string path = write_temp("bom.json", "\xEF\xBB\xBF{\"array\": {\"rows\": 64}}");
+  EXPECT_EQ(load_config(path).array.rows, 64u);
+  std::string why;
+  EXPECT_EQ(*read_file(path, kMaxTextInputBytes, &why), "{\"array\": {\"rows\": 64}}");
 }
 
 }  // namespace

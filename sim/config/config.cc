@@ -22,10 +22,21 @@ namespace {
 
 using nlohmann::json;
 
-constexpr double kInf = std::numeric_limits<double>::infinity();
+// Every numeric key is bounded: generous for any real design, small enough that simulated time
+// (64-bit picoseconds) cannot overflow and host memory stays within a workstation's.
 constexpr double kMaxArrayDim = 4096;
 constexpr double kMaxBurstBytes = 1 << 20;
+constexpr double kMinClockMhz = 1;  // 2^64 ps then still hold 1.8e13 cycles
 constexpr double kMaxClockMhz = 100000;
+constexpr double kMaxOnChipBytes = 1 << 30;  // functional runs hold the UB and accumulators whole
+constexpr double kMaxHbmBytes = double(1ull << 40);
+constexpr double kMaxPorts = 1024;
+constexpr double kMaxDepth = 65536;  // banks, lanes, queue entries, requests in flight
+constexpr double kMaxPipelineCycles = 65535;
+constexpr double kMinBandwidthGbs = 0.001;  // a 1 MiB burst then takes 1 s
+constexpr double kMaxBandwidthGbs = 1e6;
+constexpr double kMaxLatencyNs = 1e6;
+constexpr double kMaxChannels = 1024;
 
 std::vector<ConfigKey> make_keys() {
   using F = ConfigField;
@@ -34,14 +45,15 @@ std::vector<ConfigKey> make_keys() {
                [](Config& c) -> F { return &c.name; }});
   k.push_back({"description", "", "Free text: what the design point approximates.",
                [](Config& c) -> F { return &c.description; }});
-  k.push_back({"clock_mhz", "MHz", "Core clock; every cycle count converts to time with it.",
-               [](Config& c) -> F { return &c.clock_mhz; }, 0, true, kMaxClockMhz});
+  k.push_back({"clock_mhz", "MHz", "Core clock; every cycle count converts to time with it. At least 1 MHz, so simulated "
+               "time (64-bit picoseconds) holds 1.8e13 cycles.",
+               [](Config& c) -> F { return &c.clock_mhz; }, kMinClockMhz, kMaxClockMhz});
   k.push_back({"array.rows", "PEs",
                "R: PEs down a column, the reduction (K) depth of one weight tile.",
-               [](Config& c) -> F { return &c.array.rows; }, 1, false, kMaxArrayDim});
+               [](Config& c) -> F { return &c.array.rows; }, 1, kMaxArrayDim});
   k.push_back({"array.cols", "PEs",
                "C: PEs across a row, the output columns (N) of one weight tile.",
-               [](Config& c) -> F { return &c.array.cols; }, 1, false, kMaxArrayDim});
+               [](Config& c) -> F { return &c.array.cols; }, 1, kMaxArrayDim});
   k.push_back({"mxu.double_buffer_weights", "",
                "Two weight registers per PE: the next tile shifts in while the current one "
                "computes. Off: load, stream and drain one tile before the next load starts.",
@@ -49,82 +61,67 @@ std::vector<ConfigKey> make_keys() {
   k.push_back({"mxu.weight_fifo_tiles", "tiles",
                "Weight FIFO depth: DMA loads fill it from HBM and LOAD_WEIGHTS reads it, "
                "bypassing the unified buffer. 0 = no FIFO (weights staged in the UB), else >= 2.",
-               [](Config& c) -> F { return &c.mxu.weight_fifo_tiles; }, 0, false, 65535});
+               [](Config& c) -> F { return &c.mxu.weight_fifo_tiles; }, 0, 65535});
   k.push_back({"ub.capacity_bytes", "bytes",
                "Unified buffer size; it must hold at least one bf16 row of "
-               "max(array.rows, array.cols) elements.",
-               [](Config& c) -> F { return &c.ub.capacity_bytes; }, 1});
+               "max(array.rows, array.cols) elements. At most 1 GiB: functional runs hold it whole.",
+               [](Config& c) -> F { return &c.ub.capacity_bytes; }, 1, kMaxOnChipBytes});
   k.push_back({"ub.banks", "", "Banks; row r lives in bank r % banks, one access per bank a cycle.",
-               [](Config& c) -> F { return &c.ub.banks; }, 1});
+               [](Config& c) -> F { return &c.ub.banks; }, 1, kMaxDepth});
   k.push_back({"ub.read_ports", "rows/cycle", "Row reads the unified buffer serves per cycle.",
-               [](Config& c) -> F { return &c.ub.read_ports; }, 1});
+               [](Config& c) -> F { return &c.ub.read_ports; }, 1, kMaxPorts});
   k.push_back({"ub.write_ports", "rows/cycle", "Row writes the unified buffer serves per cycle.",
-               [](Config& c) -> F { return &c.ub.write_ports; }, 1});
+               [](Config& c) -> F { return &c.ub.write_ports; }, 1, kMaxPorts});
   k.push_back({"acc.capacity_bytes", "bytes",
-               "Accumulator storage: rows of array.cols 32-bit words; at least one row.",
-               [](Config& c) -> F { return &c.acc.capacity_bytes; }, 1});
+               "Accumulator storage: rows of array.cols 32-bit words; at least one row, at most 1 GiB.",
+               [](Config& c) -> F { return &c.acc.capacity_bytes; }, 1, kMaxOnChipBytes});
   k.push_back({"vector.lanes", "elements/cycle", "Elements the vector unit processes per cycle.",
-               [](Config& c) -> F { return &c.vector.lanes; }, 1});
+               [](Config& c) -> F { return &c.vector.lanes; }, 1, kMaxDepth});
   k.push_back({"vector.activate_latency", "cycles", "Pipeline depth of requantise + activation.",
-               [](Config& c) -> F { return &c.vector.activate_latency; }, 0});
+               [](Config& c) -> F { return &c.vector.activate_latency; }, 0,
+               kMaxPipelineCycles});
   k.push_back({"vector.pool_latency", "cycles", "Pipeline depth of the pooling comparator tree.",
-               [](Config& c) -> F { return &c.vector.pool_latency; }, 0});
+               [](Config& c) -> F { return &c.vector.pool_latency; }, 0,
+               kMaxPipelineCycles});
   k.push_back({"hbm.preset", "",
                "Memory timing model: ideal (no latency, unlimited bandwidth), simple "
                "(one bus at the peak bandwidth plus a fixed latency), or a DRAM device: "
                "hbm2, hbm2e, hbm3 (one stack), ddr3 (two DDR3-2133 channels).",
                [](Config& c) -> F { return &c.hbm.preset; }});
   k.back().choices = {"ideal", "simple", "hbm2", "hbm2e", "hbm3", "ddr3"};
-  k.push_back({"hbm.bandwidth_gbs", "GB/s", "Peak bandwidth of the simple model (bytes per ns).",
-               [](Config& c) -> F { return &c.hbm.bandwidth_gbs; }, 0, true});
+  k.push_back({"hbm.bandwidth_gbs", "GB/s", "Peak bandwidth of the simple model (bytes per ns); at least 1 MB/s, so a transfer's "
+               "time cannot overflow simulated time.",
+               [](Config& c) -> F { return &c.hbm.bandwidth_gbs; }, kMinBandwidthGbs,
+               kMaxBandwidthGbs});
   k.push_back({"hbm.latency_ns", "ns",
                "Simple model: fixed access latency added after a burst's transfer time.",
-               [](Config& c) -> F { return &c.hbm.latency_ns; }, 0});
+               [](Config& c) -> F { return &c.hbm.latency_ns; }, 0, kMaxLatencyNs});
   k.push_back({"hbm.burst_bytes", "bytes",
                "The DMA splits transfers into aligned bursts of this size, one request each.",
-               [](Config& c) -> F { return &c.hbm.burst_bytes; }, 1, false, kMaxBurstBytes});
+               [](Config& c) -> F { return &c.hbm.burst_bytes; }, 1, kMaxBurstBytes});
   k.back().power_of_two = true;
   k.push_back({"hbm.max_outstanding", "requests",
                "Requests in flight before the channel back-pressures the DMA.",
-               [](Config& c) -> F { return &c.hbm.max_outstanding; }, 1});
+               [](Config& c) -> F { return &c.hbm.max_outstanding; }, 1, kMaxDepth});
   k.push_back({"hbm.capacity_bytes", "bytes",
                "Addressable HBM; a program's footprint must fit. At least one burst.",
-               [](Config& c) -> F { return &c.hbm.capacity_bytes; }, 1});
+               [](Config& c) -> F { return &c.hbm.capacity_bytes; }, 1, kMaxHbmBytes});
   k.push_back({"hbm.channels", "channels",
                "DRAM presets: channels modelled (0 = the preset's full count).",
-               [](Config& c) -> F { return &c.hbm.channels; }, 0});
+               [](Config& c) -> F { return &c.hbm.channels; }, 0, kMaxChannels});
   k.push_back({"hbm.queue_depth", "accesses",
                "DRAM presets: column accesses queued per pseudo-channel before back-pressure.",
-               [](Config& c) -> F { return &c.hbm.queue_depth; }, 1});
+               [](Config& c) -> F { return &c.hbm.queue_depth; }, 1, kMaxDepth});
   k.push_back({"hbm.address_mapping", "",
                "DRAM presets: address bits to row, bank, bank group, pseudo-channel, channel "
                "and column, most significant first (see configs/README.md).",
                [](Config& c) -> F { return &c.hbm.address_mapping; }});
   k.push_back({"sequencer.issue_width", "instructions/cycle",
                "Instructions the sequencer issues per cycle, in program order.",
-               [](Config& c) -> F { return &c.sequencer.issue_width; }, 1});
+               [](Config& c) -> F { return &c.sequencer.issue_width; }, 1, kMaxPorts});
   k.push_back({"sequencer.queue_depth", "instructions", "Entries in each unit's instruction queue.",
-               [](Config& c) -> F { return &c.sequencer.queue_depth; }, 1});
+               [](Config& c) -> F { return &c.sequencer.queue_depth; }, 1, kMaxDepth});
   return k;
-}
-
-// Upper bound of a numeric key, including the range of its field's type.
-double effective_max(const ConfigKey& key) {
-  Config probe;
-  double type_max = std::visit(
-      [](auto* p) -> double {
-        using T = std::remove_pointer_t<decltype(p)>;
-        if constexpr (std::is_same_v<T, std::uint32_t>) {
-          return static_cast<double>(std::numeric_limits<T>::max());
-        } else if constexpr (std::is_same_v<T, std::uint64_t>) {
-          // 2^63: exactly representable as a double, so any value passing the check converts.
-          return static_cast<double>(std::numeric_limits<std::int64_t>::max());
-        } else {
-          return kInf;
-        }
-      },
-      key.field(probe));
-  return std::min(key.max, type_max);
 }
 
 std::string format_number(double v) {
@@ -164,12 +161,14 @@ std::vector<std::string> valid_paths() {
   return paths;
 }
 
-std::string nearest_path(const std::string& path) { return nearest(path, valid_paths()); }
+// "" when no key is within half the path's length in edits: a suggestion further off is noise,
+// and the bound keeps a huge misspelt key cheap.
+std::string nearest_path(const std::string& path) {
+  return nearest(path, valid_paths(), std::max<std::size_t>(2, path.size() / 2));
+}
 
 std::string describe_value(const json& value) {
-  std::string text = value.dump();
-  if (text.size() > 40) text.replace(37, std::string::npos, "...");
-  return std::string(value.type_name()) + " " + text;
+  return std::string(value.type_name()) + " " + excerpt(value.dump());
 }
 
 // Writes JSON values into a Config through the key table; every error names `source_`.
@@ -184,7 +183,9 @@ class Parser {
       return;
     }
     if (!is_group(path)) {
-      fail("unknown key '" + path + "' (did you mean '" + nearest_path(path) + "'?)");
+      const std::string suggestion = nearest_path(path);
+      fail("unknown key '" + excerpt(path) + "'" +
+           (suggestion.empty() ? "" : " (did you mean '" + suggestion + "'?)"));
     }
     if (!value.is_object()) {
       fail(path.empty() ? "expected a JSON object at the top level, got " + describe_value(value)
@@ -207,14 +208,13 @@ class Parser {
   }
 
   void check_range(const ConfigKey& key, double v, const json& value) const {
-    bool ok = std::isfinite(v) && (key.min_exclusive ? v > key.min : v >= key.min) &&
-              v <= effective_max(key);
+    bool ok = std::isfinite(v) && v >= key.min && v <= key.max;
     if (ok && key.power_of_two) {
       auto u = static_cast<std::uint64_t>(v);
       ok = u != 0 && (u & (u - 1)) == 0;
     }
     if (!ok) {
-      fail(std::string(key.path) + " = " + value.dump() + " is out of range (allowed " +
+      fail(std::string(key.path) + " = " + excerpt(value.dump()) + " is out of range (allowed " +
            key.allowed() + ")");
     }
   }
@@ -250,7 +250,7 @@ class Parser {
             auto s = value.get<std::string>();
             if (!key.choices.empty() &&
                 std::find(key.choices.begin(), key.choices.end(), s) == key.choices.end()) {
-              fail(std::string(key.path) + " = " + value.dump() +
+              fail(std::string(key.path) + " = " + excerpt(value.dump()) +
                    " is not allowed (allowed: " + key.allowed() + ")");
             }
             *field = s;
@@ -276,10 +276,10 @@ json override_value(const std::string& path, const std::string& text) {
   Config probe;
   const bool string_key = key && std::holds_alternative<std::string*>(key->field(probe));
   try {
-    json value = json::parse(text);
+    json value = parse_json(text);
     if (string_key && !value.is_string()) return json(text);
     return value;
-  } catch (const json::parse_error&) {
+  } catch (const JsonSyntaxError&) {
     return json(text);
   }
 }
@@ -357,15 +357,7 @@ std::string ConfigKey::allowed() const {
     for (const std::string& choice : choices) text += (text.empty() ? "" : ", ") + choice;
     return text;
   }
-  const double hi = effective_max(*this);
-  std::string range;
-  if (min_exclusive) {
-    range = "> " + format_number(min) + (std::isinf(hi) ? "" : " and <= " + format_number(hi));
-  } else if (std::isinf(max)) {  // bounded only by the field's type
-    range = ">= " + format_number(min);
-  } else {
-    range = format_number(min) + ".." + format_number(hi);
-  }
+  const std::string range = format_number(min) + ".." + format_number(max);
   return power_of_two ? "a power of two, " + range : range;
 }
 
@@ -407,7 +399,8 @@ Config parse_config(const nlohmann::json& doc, const std::string& source,
   for (const std::string& item : overrides) {
     std::size_t eq = item.find('=');
     if (eq == std::string::npos || eq == 0) {
-      throw ConfigError("--set: expected KEY=VALUE (e.g. array.rows=64), got '" + item + "'");
+      throw ConfigError("--set: expected KEY=VALUE (e.g. array.rows=64), got '" + excerpt(item) +
+                        "'");
     }
     const std::string path = item.substr(0, eq);
     from_overrides.apply(path, override_value(path, item.substr(eq + 1)));
@@ -418,7 +411,7 @@ Config parse_config(const nlohmann::json& doc, const std::string& source,
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {
   std::string why;
-  const std::optional<std::string> text = read_file(path, &why);
+  const std::optional<std::string> text = read_file(path, kMaxTextInputBytes, &why);
   if (!text) throw ConfigError(path + ": cannot open config file (" + why + ")");
   json doc;
   try {

@@ -3,7 +3,6 @@
 // to_json() and the key documentation all read this one table; the default of each key is the
 // initialiser of its field in config.h, read through `field` from a default-constructed Config.
 #include <cstdint>
-#include <limits>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <variant>
@@ -21,17 +20,17 @@ struct ConfigKey {
   const char* unit;         // "" when unitless
   const char* description;  // one sentence
   ConfigField (*field)(Config&);
-  // Numeric keys: value in [min, max], or (min, max] when min_exclusive.
+  // Numeric keys: value in [min, max]. Every numeric key has a finite max (a value the field's
+  // type holds), so no value can overflow simulated time or host memory.
   double min = 0;
-  bool min_exclusive = false;
-  double max = std::numeric_limits<double>::infinity();
+  double max = 0;
   bool power_of_two = false;
   // String keys: the allowed values; empty means any string.
   std::vector<std::string> choices = {};
 
   // "boolean", "unsigned integer", "number" or "string".
   const char* type_name() const;
-  // Human description of the allowed values, e.g. "1..4096", "> 0", "ideal, simple".
+  // Human description of the allowed values, e.g. "1..4096", "a power of two, 1..1048576", "ideal, simple".
   std::string allowed() const;
   nlohmann::json default_value() const;
 };

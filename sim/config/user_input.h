@@ -2,6 +2,7 @@
 // Input users hand the tools (config, model and program files), shared so every front end
 // reports an unreadable file, a JSON syntax error and a misspelt name the same way.
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <optional>
 #include <string>
@@ -12,13 +13,22 @@
 
 namespace tpu {
 
-// The whole file, or nothing when it cannot be read; `why` then says why ("No such file or
-// directory", "not a regular file: a directory", ...). Only regular files are read, so a FIFO
-// never blocks and a directory is never taken for an empty file.
-std::optional<std::string> read_file(const std::string& path, std::string* why = nullptr);
+// Limits on what users hand the tools, so a small or hostile file cannot exhaust the host:
+// configs and models are hand-written text far below 16 MiB; JSON nests a handful of levels.
+constexpr std::uint64_t kMaxTextInputBytes = 16ull << 20;
+constexpr std::size_t kMaxJsonDepth = 64;
 
-// An nlohmann::json exception's message without its "[json.exception.parse_error.101] " tag.
-std::string json_error_text(const std::string& what);
+// The whole file, or nothing when it cannot be read; `why` then says why ("No such file or
+// directory", "not a regular file: a directory", "too large: ..."). Only regular files of at
+// most `max_bytes` are read, so a FIFO never blocks, a directory is never taken for an empty
+// file and a huge file is refused before it is read. A leading UTF-8 byte order mark (some
+// Windows editors write one) is dropped, so every format accepts it alike.
+std::optional<std::string> read_file(const std::string& path, std::uint64_t max_bytes,
+                                     std::string* why = nullptr);
+
+// `text` for an error message: at most about 60 characters, longer text cut with "...", so a
+// message never echoes a huge value.
+std::string excerpt(const std::string& text);
 
 // Raised by parse_json: one line, without nlohmann's tag.
 class JsonSyntaxError : public std::runtime_error {
@@ -26,9 +36,11 @@ class JsonSyntaxError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
-// Parses JSON input strictly: besides syntax errors, a key given twice in one object is an
-// error ("duplicate key 'hbm.preset'", the dotted path of object keys), where nlohmann would
-// keep the last value and a typo'd override would pass unseen.
+// Parses JSON input strictly: besides syntax errors ("line 2, column 20: ..."), a key given
+// twice in one object ("duplicate key 'hbm.preset'", the dotted path of object keys, where
+// nlohmann would keep the last value and a typo'd override would pass unseen), nesting deeper
+// than kMaxJsonDepth and a number too large for a double ("line 3, key 'hbm.latency_ns':
+// number 1e999 is out of range") are errors.
 nlohmann::json parse_json(const std::string& text);
 
 // The candidate closest to `word` in edit distance (insertions, deletions, substitutions and

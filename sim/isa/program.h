@@ -40,6 +40,9 @@ struct LayerInfo {
   std::vector<float> expected_fp32;
 };
 
+// A binary program file carries its memory image and expected outputs.
+constexpr std::uint64_t kMaxProgramFileBytes = std::uint64_t(1) << 30;
+
 struct Program {
   // 2: 64-byte instructions (64 semaphores, unit instances, wider fields).
   static constexpr std::uint32_t kFormatVersion = 2;

@@ -659,7 +659,7 @@ Graph parse_scalesim_csv(const std::string& text, const std::string& source) {
 
 Graph load_model(const std::string& path) {
   std::string why;
-  const std::optional<std::string> file = read_file(path, &why);
+  const std::optional<std::string> file = read_file(path, kMaxTextInputBytes, &why);
   if (!file) throw CompileError(path + ": cannot open model file (" + why + ")");
   const std::string& text = *file;
   std::string head = trim(text);

@@ -38,7 +38,7 @@ class UsageError : public std::runtime_error {
 
 std::string read_text(const std::string& path) {
   std::string why;
-  std::optional<std::string> text = tpu::read_file(path, &why);
+  std::optional<std::string> text = tpu::read_file(path, tpu::kMaxProgramFileBytes, &why);
   if (!text) throw UsageError(path + ": cannot open file (" + why + ")");
   return std::move(*text);
 }
