@@ -348,5 +348,71 @@ TEST(FrontendTest, BadGraphsNameTheNode) {
                     {"layer 0", "graph form"});
 }
 
+// Limits on model values and input: one-line errors, no crash, no huge echo.
+TEST(FrontendLimits, DeepNestingIsOneLineError) {
+  expect_json_error("{\"layers\": " + std::string(100000, '[') + std::string(100000, ']') + "}",
+                    {"m.json", "nesting deeper than 64 levels under key 'layers'"});
+}
+
+TEST(FrontendLimits, NumberOverflowNamesLineAndKey) {
+  expect_json_error("{\"layers\": [\n{\"type\": \"matmul\", \"m\": 1e999, \"k\": 1, \"n\": 1}]}",
+                    {"m.json", "line 2, key 'layers.m': number 1e999 is out of range"});
+}
+
+// The docs reject fractional numbers for integers, not integral ones written with a point.
+TEST(FrontendLimits, IntegralNumbersAreIntegers) {
+  const Graph g = parse_model_json(
+      R"({"batch": 2.0, "layers": [{"type": "matmul", "m": 8.0, "k": 1e2, "n": 16}]})", "m.json");
+  EXPECT_EQ(g.batch, 2u);
+  EXPECT_EQ(g.nodes[0].gemm_k(), 100u);
+  EXPECT_EQ(g.nodes[0].gemm_m(), 8u);
+  expect_json_error(R"({"layers": [{"type": "matmul", "m": 1e300, "k": 1, "n": 1}]})",
+                    {"key 'm'", "[1, 16777216]"});
+}
+
+TEST(FrontendLimits, PaddingAtMostTheKernel) {
+  const std::string conv = R"({"input": [8, 8, 8], "layers": [{"type": "conv2d", "name": "c",
+                               "out_channels": 8, "kernel": 3, "padding": )";
+  EXPECT_EQ(parse_model_json(conv + "3}]}", "m.json").nodes[0].out, (Shape3{12, 12, 8}));
+  // A huge padding once ran timing-only compiles into bad_alloc after a minute and a half.
+  expect_json_error(conv + "16000000}]}",
+                    {"node 0 'c'", "key 'padding': 16000000 is out of range (allowed 0..3"});
+}
+
+TEST(FrontendLimits, TensorsHaveAtMost4GElements) {
+  expect_json_error(R"({"input": [65536, 65536, 2], "layers": [{"type": "flatten"}]})",
+                    {"m.json: graph input: tensor 'input' of 1 x 65536x65536x2 has more than "
+                     "4294967296 elements"});
+  expect_json_error(R"({"input": [16384, 16384, 1], "layers": [{"type": "conv2d", "name": "c",
+                        "out_channels": 32, "kernel": 1}]})",
+                    {"node 0 'c'", "tensor 'c' of 1 x 16384x16384x32 has more than"});
+}
+
+TEST(FrontendLimits, LongNamesAreNotEchoedWhole) {
+  const std::string name(100000, 'n');
+  try {
+    parse_model_json(R"({"layers": [{"type": "matmul", "name": ")" + name + R"(", "m": 0, "k": 1, "n": 1}]})",
+                     "m.json");
+    ADD_FAILURE() << "no CompileError";
+  } catch (const CompileError& e) {
+    EXPECT_LT(std::string(e.what()).size(), 200u);
+  }
+}
+
+TEST(FrontendLimits, ByteOrderMarkIsAcceptedInJsonAndCsv) {
+  const std::string dir = ::testing::TempDir();
+  std::ofstream(dir + "bom.json") << "\xEF\xBB\xBF{\"layers\": [{\"type\": \"matmul\", \"m\": 1, "
+                                     "\"k\": 2, \"n\": 3}]}";
+  EXPECT_EQ(load_model(dir + "bom.json").nodes[0].gemm_n(), 3u);
+  std::ofstream(dir + "bom.csv") << "\xEF\xBB\xBFLayer, M, N, K,\nG, 4, 5, 6,\n";
+  EXPECT_EQ(load_model(dir + "bom.csv").nodes[0].gemm_k(), 6u);
+}
+
+TEST(FrontendLimits, FilesLargerThan16MiBAreRefused) {
+  const std::string path = ::testing::TempDir() + "big.json";
+  std::ofstream(path) << std::string((16 << 20) + 1, ' ');
+  expect_error([&] { load_model(path); }, {"big.json", "too large: 16777217 bytes"});
+}
+
 }  // namespace
 }  // namespace tpu

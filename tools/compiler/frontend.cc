@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <functional>
 #include <tuple>
 #include <limits>
@@ -32,7 +33,7 @@ std::string json_type_name(const json& v) {
   if (v.is_boolean()) return "a boolean";
   if (v.is_number_integer()) return "the integer " + v.dump();
   if (v.is_number()) return "the number " + v.dump();
-  if (v.is_string()) return "the string " + v.dump();
+  if (v.is_string()) return "the string " + excerpt(v.dump());
   if (v.is_array()) return "an array";
   if (v.is_object()) return "an object";
   return "null";
@@ -43,10 +44,10 @@ class Where {
  public:
   explicit Where(std::string source) : prefix_(std::move(source) + ": ") {}
   Where layer(std::size_t index, const std::string& name) const {
-    return nested("layer " + std::to_string(index) + " '" + name + "'");
+    return nested("layer " + std::to_string(index) + " '" + excerpt(name) + "'");
   }
   Where node(std::size_t index, const std::string& name) const {
-    return nested("node " + std::to_string(index) + " '" + name + "'");
+    return nested("node " + std::to_string(index) + " '" + excerpt(name) + "'");
   }
   Where input(std::size_t index) const { return nested("input " + std::to_string(index)); }
   [[noreturn]] void fail(const std::string& what) const { throw CompileError(prefix_ + what); }
@@ -63,14 +64,20 @@ class Where {
   std::string prefix_;
 };
 
+// An integer, written as one or as an integral number (8.0, 1e3), in [min, kMaxSize].
 std::uint32_t as_size(const Where& where, const std::string& key, const json& v,
                       std::int64_t min) {
-  if (!v.is_number_integer()) {
+  double x = 0;
+  if (v.is_number_unsigned()) {
+    x = double(v.get<std::uint64_t>());
+  } else if (v.is_number_integer()) {
+    x = double(v.get<std::int64_t>());
+  } else if (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>()) {
+    x = v.get<double>();
+  } else {
     where.fail_key(key, "expected an integer, got " + json_type_name(v));
   }
-  std::int64_t x = v.get<std::int64_t>();
-  if (v.is_number_unsigned() && v.get<std::uint64_t>() > std::uint64_t(kMaxSize)) x = kMaxSize + 1;
-  if (x < min || x > kMaxSize) {
+  if (x < double(min) || x > double(kMaxSize)) {
     where.fail_key(key, "expected an integer in [" + std::to_string(min) + ", " +
                             std::to_string(kMaxSize) + "], got " + v.dump());
   }
@@ -81,7 +88,9 @@ std::uint32_t as_size(const Where& where, const std::string& key, const json& v,
 std::pair<std::uint32_t, std::uint32_t> as_pair(const Where& where, const std::string& key,
                                                 const json& v) {
   if (v.is_array()) {
-    if (v.size() != 2) where.fail_key(key, "expected an integer or [h, w], got " + v.dump());
+    if (v.size() != 2) {
+      where.fail_key(key, "expected an integer or [h, w], got " + excerpt(v.dump()));
+    }
     return {as_size(where, key, v[0], 1), as_size(where, key, v[1], 1)};
   }
   std::uint32_t x = as_size(where, key, v, 1);
@@ -90,7 +99,7 @@ std::pair<std::uint32_t, std::uint32_t> as_pair(const Where& where, const std::s
 
 Shape3 as_shape(const Where& where, const std::string& key, const json& v) {
   if (!v.is_array() || v.size() != 3) {
-    where.fail_key(key, "expected [height, width, channels], got " + v.dump());
+    where.fail_key(key, "expected [height, width, channels], got " + excerpt(v.dump()));
   }
   return {as_size(where, key, v[0], 1), as_size(where, key, v[1], 1),
           as_size(where, key, v[2], 1)};
@@ -108,7 +117,7 @@ void check_keys(const Where& where, const json& obj, const std::set<std::string>
     if (!allowed.count(key)) {
       std::string list;
       for (const auto& a : allowed) list += (list.empty() ? "" : ", ") + a;
-      where.fail("unknown key '" + key + "' in " + what + " (allowed: " + list + ")");
+      where.fail("unknown key '" + excerpt(key) + "' in " + what + " (allowed: " + list + ")");
     }
   }
   for (const auto& key : required) {
@@ -120,7 +129,7 @@ Activation parse_activation(const Where& where, const json& v) {
   std::string s = as_string(where, "activation", v);
   if (s == "none") return Activation::kNone;
   if (s == "relu") return Activation::kRelu;
-  where.fail_key("activation", "expected \"none\" or \"relu\", got \"" + s + "\"");
+  where.fail_key("activation", "expected \"none\" or \"relu\", got \"" + excerpt(s) + "\"");
 }
 
 std::string trim(const std::string& s) {
@@ -219,7 +228,7 @@ class Builder {
 
  private:
   TensorId add_tensor(const Where& where, const std::string& name, std::int64_t producer) {
-    if (ids_.count(name)) where.fail_key("name", "duplicate name '" + name + "'");
+    if (ids_.count(name)) where.fail_key("name", "duplicate name '" + excerpt(name) + "'");
     Tensor t;
     t.name = name;
     t.producer = producer;
@@ -327,7 +336,9 @@ Header parse_header(const Where& where, const json& doc, const std::string& sour
   if (doc.contains("dtype")) {
     const std::string t = as_string(where, "dtype", doc["dtype"]);
     const std::optional<DataType> dtype = parse_data_type(t);
-    if (!dtype) where.fail_key("dtype", "expected \"int8\" or \"bf16\", got \"" + t + "\"");
+    if (!dtype) {
+      where.fail_key("dtype", "expected \"int8\" or \"bf16\", got \"" + excerpt(t) + "\"");
+    }
     h.dtype = *dtype;
   }
   if (doc.contains("batch")) h.batch = as_size(where, "batch", doc["batch"], 1);
@@ -381,7 +392,7 @@ void parse_chain(const Where& where, const json& doc, Graph& g) {
     }
     const OpSpec* spec = find_op(type);
     if (!spec || spec->kind == OpKind::kAdd || spec->kind == OpKind::kConcat) {
-      lw.fail_key("type", "unknown layer type \"" + type + "\" (expected " + op_list(false) +
+      lw.fail_key("type", "unknown layer type \"" + excerpt(type) + "\" (expected " + op_list(false) +
                               "; add and concat need the graph form)");
     }
     std::set<std::string> allowed = spec->keys;
@@ -466,7 +477,7 @@ void parse_graph(const Where& where, const json& doc, Graph& g) {
     // relu has no spec: it takes only its input.
     const OpSpec* spec = find_op(op);
     if (!spec && !relu) {
-      nw.fail_key("op", "unknown op \"" + op + "\" (expected " + op_list(true) + ")");
+      nw.fail_key("op", "unknown op \"" + excerpt(op) + "\" (expected " + op_list(true) + ")");
     }
     std::set<std::string> allowed, required;
     if (spec) {
@@ -492,7 +503,8 @@ void parse_graph(const Where& where, const json& doc, Graph& g) {
         }
         auto it = later.find(tn);
         if (it == later.end()) {
-          nw.fail_key("inputs", "missing input '" + tn + "': no graph input or node has that name");
+          nw.fail_key("inputs", "missing input '" + excerpt(tn) +
+                                    "': no graph input or node has that name");
         }
         std::set<std::size_t> seen;
         if (reaches(it->second, i, seen)) {
@@ -544,7 +556,7 @@ void parse_graph(const Where& where, const json& doc, Graph& g) {
   for (const json& o : outputs) {
     const std::string tn = as_string(where, "outputs", o);
     const std::int64_t id = b.find(tn);
-    if (id < 0) where.fail_key("outputs", "no node or graph input is named '" + tn + "'");
+    if (id < 0) where.fail_key("outputs", "no node or graph input is named '" + excerpt(tn) + "'");
     for (TensorId x : g.outputs) {
       if (x == TensorId(id)) where.fail_key("outputs", "'" + tn + "' is listed twice");
     }
@@ -621,7 +633,8 @@ Graph parse_scalesim_csv(const std::string& text, const std::string& source) {
         return std::isdigit(static_cast<unsigned char>(ch));
       });
       if (!digits || f.size() > 9 || std::stoll(f) < 1 || std::stoll(f) > kMaxSize) {
-        where.fail("column '" + columns[c] + "': expected a positive integer, got '" + f + "'");
+        where.fail("column '" + columns[c] + "': expected a positive integer, got '" + excerpt(f) +
+                   "'");
       }
       v[c] = std::uint32_t(std::stoll(f));
     }
@@ -629,7 +642,7 @@ Graph parse_scalesim_csv(const std::string& text, const std::string& source) {
     node.name = fields[0];
     if (node.name.empty()) where.fail("column '" + columns[0] + "': empty layer name");
     if (b.find(node.name) >= 0) {
-      where.fail("column '" + columns[0] + "': duplicate layer name '" + node.name + "'");
+      where.fail("column '" + columns[0] + "': duplicate layer name '" + excerpt(node.name) + "'");
     }
     Where lw = where.layer(g.nodes.size(), node.name);
     // Each row is an independent layer with its own generated input.

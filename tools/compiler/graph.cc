@@ -1,11 +1,26 @@
 #include "tools/compiler/graph.h"
 
+#include <algorithm>
+
+#include "sim/config/user_input.h"
+
 namespace tpu {
 
 namespace {
 
 // Sizes beyond this are certainly typos and would overflow address arithmetic.
 constexpr std::uint64_t kMaxSize = std::uint64_t(1) << 24;
+// Elements of one tensor, all samples: 4 GiB of int8, beyond any real layer; with it no size
+// computation overflows and timing-only programs stay small enough to hold.
+constexpr double kMaxTensorElements = double(std::uint64_t(1) << 32);
+
+// "" when `t` is within kMaxTensorElements, else why not.
+std::string too_large(const Tensor& t) {
+  const double elements = double(t.samples) * t.shape.h * t.shape.w * t.shape.c;
+  if (elements <= kMaxTensorElements) return "";
+  return "tensor '" + excerpt(t.name) + "' of " + std::to_string(t.samples) + " x " + to_string(t.shape) +
+         " has more than " + std::to_string(std::uint64_t(kMaxTensorElements)) + " elements";
+}
 
 [[noreturn]] void fail(const Graph& g, const Node& n, std::size_t index, const std::string& what) {
   throw CompileError(g.source + ": node " + std::to_string(index) + " '" + n.name + "' (" +
@@ -69,6 +84,11 @@ std::int64_t Graph::find_tensor(const std::string& name) const {
 }
 
 void infer_shapes(Graph& g) {
+  for (TensorId id : g.inputs) {
+    if (const std::string why = too_large(g.tensors[id]); !why.empty()) {
+      throw CompileError(g.source + ": graph input: " + why);
+    }
+  }
   for (Tensor& t : g.tensors) t.consumers.clear();
   for (std::size_t i = 0; i < g.nodes.size(); ++i) {
     Node& n = g.nodes[i];
@@ -101,6 +121,14 @@ void infer_shapes(Graph& g) {
         n.out = {1, 1, n.units};
         break;
       case OpKind::kConv2d: {
+        // Padding wider than the kernel only adds outputs that see nothing but zeros (as wide
+        // as a 1x1 kernel restores the size a pooling took, as in an inception block).
+        if (n.padding > std::max(n.kernel_h, n.kernel_w)) {
+          fail(g, n, i, "key 'padding': " + std::to_string(n.padding) +
+                            " is out of range (allowed 0.." +
+                            std::to_string(std::max(n.kernel_h, n.kernel_w)) +
+                            ", at most the kernel size)");
+        }
         const std::uint64_t ph = std::uint64_t(in.h) + 2 * n.padding;
         const std::uint64_t pw = std::uint64_t(in.w) + 2 * n.padding;
         if (n.kernel_h > ph || n.kernel_w > pw) {
@@ -172,6 +200,7 @@ void infer_shapes(Graph& g) {
     Tensor& out = g.tensors.at(n.output);
     out.samples = n.samples;
     out.shape = n.out;
+    if (const std::string why = too_large(out); !why.empty()) fail(g, n, i, why);
   }
   for (TensorId id : g.outputs) {
     if (g.tensors.at(id).producer < 0) {
