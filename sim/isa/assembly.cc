@@ -129,6 +129,9 @@ class Parser {
       if (words[0][0] == '.') {
         directive(words);
       } else {
+        if (program_.instructions.size() >= kMaxInstructions) {
+          error("more than " + std::to_string(kMaxInstructions) + " instructions");
+        }
         program_.instructions.push_back(instruction(words));
       }
     }

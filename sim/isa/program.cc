@@ -163,6 +163,10 @@ Program deserialize(const std::vector<std::uint8_t>& bytes) {
   p.array_cols = r.u32();
   p.hbm_bytes = r.u64();
   const std::uint64_t n_inst = r.count(r.u32(), kInstructionBytes);
+  if (n_inst > kMaxInstructions) {
+    throw IsaError(std::to_string(n_inst) + " instructions, more than the " +
+                   std::to_string(kMaxInstructions) + " allowed");
+  }
   p.instructions.reserve(n_inst);
   for (std::uint64_t i = 0; i < n_inst; ++i) {
     EncodedInstruction e;

@@ -3,6 +3,7 @@
 // image it starts from and, for checking, where each layer's output lands and what it should be.
 // This is what the compiler emits and the sequencer executes; it serialises to a versioned
 // binary file and to assembly text.
+#include <cstddef>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -40,7 +41,9 @@ struct LayerInfo {
   std::vector<float> expected_fp32;
 };
 
-// A binary program file carries its memory image and expected outputs.
+// Limits of what a program may be: a run holds every instruction in host memory (about 120
+// bytes each), and a binary program file carries its memory image and expected outputs.
+constexpr std::size_t kMaxInstructions = std::size_t(1) << 24;
 constexpr std::uint64_t kMaxProgramFileBytes = std::uint64_t(1) << 30;
 
 struct Program {

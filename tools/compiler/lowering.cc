@@ -98,6 +98,10 @@ class Lowerer {
   // Appends `inst`; the first instruction of a unit with a pending hand-off waits on it, and
   // only then does the producer signal (so every signal has exactly one wait).
   void emit(Instruction inst) {
+    if (program_.instructions.size() >= kMaxInstructions) {
+      fail("the program would exceed " + std::to_string(kMaxInstructions) +
+           " instructions, the most a run holds in memory");
+    }
     const Unit unit = unit_of(inst.op);
     for (auto it = handoffs_.begin(); it != handoffs_.end();) {
       if (it->waiter == unit) {
