@@ -575,5 +575,22 @@ TEST(ProgramContainer, CorruptInputGivesOneLineErrors) {
   EXPECT_EQ(isa_error([&] { deserialize(bad); }), "instruction 0: unknown opcode byte 0xee");
 }
 
+// A hand-made or damaged program is refused when loaded, not when checked after a long run.
+TEST(ProgramContainer, OutputViewsMustLieInsideTheProgramsHbm) {
+  Program p = full_program();
+  p.layers[0].output.base = p.hbm_bytes - 8;  // 8 rows of 8 bytes from 8 bytes before the end
+  EXPECT_EQ(isa_error([&] { deserialize(serialize(p)); }),
+            "layer 0 'fc1': output view ends past the program's " +
+                std::to_string(p.hbm_bytes) + " bytes of HBM");
+  p.layers[0].output.base = 0;
+  p.layers[0].output.stride1 = ~std::uint64_t(0) / 4;  // the end overflows 64 bits
+  EXPECT_NE(isa_error([&] { deserialize(serialize(p)); }).find("output view ends past"),
+            std::string::npos);
+  p = full_program();
+  p.layers[0].expected_int8.pop_back();
+  EXPECT_EQ(isa_error([&] { deserialize(serialize(p)); }),
+            "layer 0 'fc1': 63 expected values but the output view has 64 elements");
+}
+
 }  // namespace
 }  // namespace tpu

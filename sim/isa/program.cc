@@ -104,6 +104,19 @@ TensorView read_view(Reader& r) {
 
 }  // namespace
 
+std::optional<std::uint64_t> view_end(const TensorView& v, DataType dtype) {
+  if (v.elements() == 0) return 0;
+  std::uint64_t last2, last1, row, end;
+  if (__builtin_mul_overflow(std::uint64_t(v.count2 - 1), v.stride2, &last2) ||
+      __builtin_mul_overflow(std::uint64_t(v.count1 - 1), v.stride1, &last1) ||
+      __builtin_mul_overflow(std::uint64_t(v.count0), element_bytes(dtype), &row) ||
+      __builtin_add_overflow(v.base, last2, &end) || __builtin_add_overflow(end, last1, &end) ||
+      __builtin_add_overflow(end, row, &end)) {
+    return std::nullopt;
+  }
+  return end;
+}
+
 std::vector<std::uint8_t> serialize(const Program& p) {
   Writer w;
   w.bytes(reinterpret_cast<const std::uint8_t*>(kMagic), sizeof kMagic);
@@ -191,6 +204,22 @@ Program deserialize(const std::vector<std::uint8_t>& bytes) {
     l.expected_fp32.resize(n32);
     for (float& f : l.expected_fp32) f = r.f32();
     p.layers.push_back(std::move(l));
+  }
+  for (std::size_t i = 0; i < p.layers.size(); ++i) {
+    const LayerInfo& l = p.layers[i];
+    const std::uint64_t expected =
+        p.dtype == DataType::kInt8 ? l.expected_int8.size() : l.expected_fp32.size();
+    if (expected == 0) continue;
+    const std::string where = "layer " + std::to_string(i) + " '" + l.name + "': ";
+    if (expected != l.output.elements()) {
+      throw IsaError(where + std::to_string(expected) + " expected values but the output view has " +
+                     std::to_string(l.output.elements()) + " elements");
+    }
+    const std::optional<std::uint64_t> end = view_end(l.output, p.dtype);
+    if (!end || *end > p.hbm_bytes) {
+      throw IsaError(where + "output view ends past the program's " + std::to_string(p.hbm_bytes) +
+                     " bytes of HBM");
+    }
   }
   const std::uint64_t n_sems = r.count(r.u32(), 4);
   for (std::uint64_t i = 0; i < n_sems; ++i) p.semaphore_names.push_back(r.str());

@@ -5,6 +5,7 @@
 // binary file and to assembly text.
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -23,6 +24,10 @@ struct TensorView {
   std::uint64_t stride2 = 0;     // bytes
   std::uint64_t elements() const { return std::uint64_t(count0) * count1 * count2; }
 };
+
+// The byte just past the last element of `view` in elements of `dtype` (0 for an empty view),
+// or nothing when that exceeds 64 bits.
+std::optional<std::uint64_t> view_end(const TensorView& view, DataType dtype);
 
 struct HbmSegment {
   std::string name;
@@ -68,6 +73,8 @@ Program parse_assembly(const std::string& text);
 std::string to_assembly(const Instruction& inst, const Program* names = nullptr);
 
 // Versioned binary container with everything, memory image and expected outputs included.
+// deserialize rejects a layer whose expected values do not match its output view or whose
+// view reaches past the program's HBM footprint.
 std::vector<std::uint8_t> serialize(const Program& program);
 Program deserialize(const std::vector<std::uint8_t>& bytes);
 // Whether `bytes` start like a serialized program (rather than, say, assembly text).

@@ -40,16 +40,12 @@ void check_layer(const LayerInfo& layer, DataType dtype, const std::vector<std::
                      " elements");
     return;
   }
-  const std::uint64_t eb = element_bytes(dtype);
-  if (v.elements() > 0) {
-    const std::uint64_t last = v.base + (v.count2 - 1) * v.stride2 + (v.count1 - 1) * v.stride1 +
-                               std::uint64_t(v.count0) * eb;
-    if (last > hbm.size()) {
-      result.mismatches += expected_count;
-      note(result, layer.name + ": output view ends at byte " + std::to_string(last) +
-                       ", past the " + std::to_string(hbm.size()) + " bytes of HBM");
-      return;
-    }
+  const std::optional<std::uint64_t> end = view_end(v, dtype);
+  if (!end || *end > hbm.size()) {
+    result.mismatches += expected_count;
+    note(result, layer.name + ": output view ends past the " + std::to_string(hbm.size()) +
+                     " bytes of HBM");
+    return;
   }
   float max_abs_ref = 0;
   for (float ref : layer.expected_fp32) max_abs_ref = std::max(max_abs_ref, std::fabs(ref));
