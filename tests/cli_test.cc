@@ -460,4 +460,33 @@ TEST(CliTpuV1, LargeConvolutionIsComputeBound) {
   EXPECT_LT(weights, 0.1 * conv["cycles"].get<double>()) << conv["stall_cycles"];
 }
 
+// A functional run estimated far beyond the host's means is refused before any data exists,
+// with the estimate and the way out; it used to compute silently for ten minutes.
+TEST(CliLimits, FunctionalRunOverTheLimitIsRefusedAtOnce) {
+  const std::string m = write_temp(
+      "mm.json", R"({"name": "mm", "layers": [{"type": "matmul", "m": 4096, "k": 4096, "n": 4096}]})");
+  for (const char* command : {"run -q --model ", "compile -o /dev/null --model "}) {
+    const Outcome o = tpusim(command + m);
+    EXPECT_EQ(o.exit_code, 1);
+    expect_one_line_error(o, {"tpusim: error: " + m + ": a functional run would take about",
+                              "--timing-only", "--force"});
+  }
+}
+
+// A 21-byte program declaring 4 GiB of HBM took 4.2 GB of host memory.
+TEST(CliLimits, ProgramDeclaringHugeHbmIsRefusedUnlessTimingOnly) {
+  const std::string prog = write_temp("big.asm", ".hbm 4294967296\nhalt\n");
+  const Outcome o = tpusim("run -q --program " + prog);
+  EXPECT_EQ(o.exit_code, 1);
+  expect_one_line_error(o, {prog + ": a functional run needs about 4.04 GiB of host memory"});
+  EXPECT_EQ(tpusim("run -q --timing-only --program " + prog).exit_code, 0);
+}
+
+// Assembly takes a UTF-8 byte order mark like configs and models do.
+TEST(CliLimits, AssemblyWithByteOrderMarkRuns) {
+  const std::string prog = write_temp("bom.asm", "\xEF\xBB\xBF.hbm 256\nhalt\n");
+  const Outcome o = tpusim("run -q --program " + prog);
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+}
+
 }  // namespace

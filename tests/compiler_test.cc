@@ -11,6 +11,7 @@
 #include <string>
 
 #include "sim/isa/semantics.h"
+#include "tools/compiler/estimate.h"
 #include "tools/compiler/gemm_tiling.h"
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/frontend.h"
@@ -810,6 +811,35 @@ TEST(CompilerTest, TooLittleHbmOrAccumulatorIsAnError) {
     EXPECT_NE(std::string(e.what()).find("acc.capacity_bytes >= 64"), std::string::npos)
         << e.what();
   }
+}
+
+// The functional-run estimate refuses, from shapes alone, what would run for many minutes or
+// exhaust the host; measured runs stay below it (tools/compiler/estimate.cc).
+TEST(RunEstimate, HugeMatmulExceedsTheTimeLimitSmallOnesDoNot) {
+  const Config config;
+  // 4096^3 int8 ran for ten minutes with no word before the estimate existed.
+  const RunEstimate huge = estimate_functional_run(gemm_model(4096, 4096, 4096), config, false);
+  EXPECT_GT(huge.seconds, kMaxFunctionalRunSeconds);
+  EXPECT_EQ(exceeds_functional_limits(huge), "would take about 6 min (limit 5 min)");
+  // 1024^3 runs in about 1.5 s using 38 MB; the estimate errs above both.
+  const RunEstimate small = estimate_functional_run(gemm_model(1024, 1024, 1024), config, false);
+  EXPECT_GT(small.seconds, 1.5);
+  EXPECT_LT(small.seconds, 30);
+  EXPECT_GT(small.host_bytes, 38e6);
+  EXPECT_LT(small.host_bytes, 100e6);
+  EXPECT_EQ(exceeds_functional_limits(small), "");
+  // The PE model is slower than the fast one.
+  EXPECT_GT(estimate_functional_run(gemm_model(1024, 1024, 1024), config, true).seconds,
+            small.seconds);
+}
+
+TEST(RunEstimate, ProgramsCountTheirDeclaredHbm) {
+  Program p;
+  p.hbm_bytes = std::uint64_t(4) << 30;  // a 21-byte assembly file can declare this
+  const std::string why = exceeds_functional_limits(estimate_functional_run(p, Config{}, false));
+  EXPECT_EQ(why, "needs about 4.04 GiB of host memory (limit 4.00 GiB)");
+  p.hbm_bytes = std::uint64_t(1) << 30;
+  EXPECT_EQ(exceeds_functional_limits(estimate_functional_run(p, Config{}, false)), "");
 }
 
 }  // namespace

@@ -22,8 +22,9 @@
 #include "sim/isa/program.h"
 #include "sim/memtest.h"
 #include "sim/tpu_core.h"
-#include "tools/compiler/lowering.h"
+#include "tools/compiler/estimate.h"
 #include "tools/compiler/frontend.h"
+#include "tools/compiler/lowering.h"
 #include "tools/report/check.h"
 #include "tools/report/report.h"
 #include "tools/report/timeline.h"
@@ -85,6 +86,15 @@ tpu::Program in_file(const std::string& path, Parse parse) {
   }
 }
 
+// Refuses, before any data exists, a functional run estimated beyond the host's limits.
+void check_run_size(const tpu::RunEstimate& estimate, const std::string& source) {
+  const std::string why = tpu::exceeds_functional_limits(estimate);
+  if (!why.empty()) {
+    throw UsageError(source + ": a functional run " + why + "; --timing-only gives its cycles " +
+                     "without data, --force runs it anyway");
+  }
+}
+
 // --config and --set, for every subcommand that needs an architecture.
 struct ConfigOptions {
   std::string config_path;
@@ -108,6 +118,7 @@ struct ConfigOptions {
 struct ModelOptions : ConfigOptions {
   std::string model_path;
   bool timing_only = false;
+  bool force = false;
 
   void add_to(CLI::App& cmd) {
     cmd.add_option("--model,-m", model_path,
@@ -116,6 +127,8 @@ struct ModelOptions : ConfigOptions {
     ConfigOptions::add_to(cmd);
     cmd.add_flag("--timing-only", timing_only,
                  "Skip data values: no tensors are allocated or computed; cycles are unchanged");
+    cmd.add_flag("--force", force,
+                 "Run with data even when the estimate exceeds 4 GiB of host memory or 5 minutes");
   }
 
   tpu::Graph model() const {
@@ -155,6 +168,8 @@ int run_command(const ModelOptions& opts, const std::string& program_path,
   std::string name, source;
   if (program_path.empty()) {
     tpu::Graph model = opts.model();
+    if (!opts.timing_only && !opts.force)
+      check_run_size(tpu::estimate_functional_run(model, config, fidelity == "pe"), opts.model_source());
     tpu::CompileOptions copts;
     copts.timing_only = opts.timing_only;
     program = tpu::compile(model, config, copts);
@@ -163,6 +178,8 @@ int run_command(const ModelOptions& opts, const std::string& program_path,
   } else {
     program = load_program(program_path);
     name = source = program_path;
+    if (!opts.timing_only && !opts.force)
+      check_run_size(tpu::estimate_functional_run(program, config, fidelity == "pe"), program_path);
     if (check && !has_expected_outputs(program))
       throw UsageError(program_path + ": --check needs expected outputs, which only a compiled "
                        "binary program carries (tpusim compile --binary)");
@@ -368,7 +385,12 @@ int sc_main(int argc, char* argv[]) {
                              {{"--output", asm_out}, {"--binary", bin_out}});
         tpu::CompileOptions copts;
         copts.timing_only = compile_opts.timing_only;
-        tpu::Program program = tpu::compile(compile_opts.model(), compile_opts.config(), copts);
+        const tpu::Graph model = compile_opts.model();
+        const tpu::Config config = compile_opts.config();
+        if (!copts.timing_only && !compile_opts.force)
+          check_run_size(tpu::estimate_functional_run(model, config, false),
+                         compile_opts.model_source());
+        tpu::Program program = tpu::compile(model, config, copts);
         std::string text = tpu::to_assembly(program);
         if (asm_out.empty()) std::cout << text; else write_text(asm_out, text);
         if (!bin_out.empty()) write_bytes(bin_out, tpu::serialize(program));
