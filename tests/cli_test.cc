@@ -46,9 +46,10 @@ std::string write_temp(const std::string& name, const std::string& text) {
   return path;
 }
 
-Outcome tpusim(const std::string& args) {
+// `shell_prefix` runs first in the same shell, e.g. "ulimit -v 1000000;".
+Outcome tpusim(const std::string& args, const std::string& shell_prefix = "") {
   std::string out = temp_path("stdout"), err = temp_path("stderr");
-  std::string cmd = kBinary + " " + args + " >" + out + " 2>" + err;
+  std::string cmd = shell_prefix + kBinary + " " + args + " >" + out + " 2>" + err;
   int status = std::system(cmd.c_str());
   Outcome o;
   o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
@@ -487,6 +488,26 @@ TEST(CliLimits, AssemblyWithByteOrderMarkRuns) {
   const std::string prog = write_temp("bom.asm", "\xEF\xBB\xBF.hbm 256\nhalt\n");
   const Outcome o = tpusim("run -q --program " + prog);
   EXPECT_EQ(o.exit_code, 0) << o.err;
+}
+
+// An allocation the host refuses is reported with the buffer and its size, not as a bare
+// std::bad_alloc. (AddressSanitizer reserves terabytes of address space: no ulimit -v there.)
+TEST(CliLimits, AllocationFailureNamesTheBufferAndSize) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "ulimit -v cannot coexist with AddressSanitizer's shadow memory";
+#endif
+  const std::string limit = "ulimit -v 1000000;";  // about 1 GB of address space
+  const std::string prog = write_temp("h3.asm", ".hbm 3221225472\nhalt\n");
+  Outcome o = tpusim("run -q --program " + prog, limit);
+  EXPECT_EQ(o.exit_code, 1);
+  expect_one_line_error(o, {"tpusim: error: cannot allocate 3.00 GiB of host memory for the "
+                            "simulated HBM"});
+  const std::string m = write_temp(
+      "m.json", R"({"name": "m", "layers": [{"type": "matmul", "m": 32768, "k": 32768, "n": 1}]})");
+  o = tpusim("run -q --model " + m, limit);
+  EXPECT_EQ(o.exit_code, 1);
+  expect_one_line_error(o, {"tpusim: error: cannot allocate 1.00 GiB of host memory for input "
+                            "'matmul_0.input'"});
 }
 
 }  // namespace

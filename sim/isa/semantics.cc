@@ -3,6 +3,7 @@
 #include "sim/isa/semantics.h"
 
 #include "sim/cycles.h"
+#include "sim/host_memory.h"
 #include "sim/isa/isa_table.h"
 
 #include <algorithm>
@@ -250,16 +251,19 @@ MachineState::MachineState(const Config& config, const Program& program, bool al
     }
   }
   if (!allocate) return;
-  hbm.assign(hbm_bytes, 0);
+  allocating("the simulated HBM", double(hbm_bytes), [&] { hbm.assign(hbm_bytes, 0); });
   for (const HbmSegment& seg : program.hbm_image) {
     std::copy(seg.bytes.begin(), seg.bytes.end(), hbm.begin() + std::ptrdiff_t(seg.address));
   }
-  ub.assign(ub_rows * row_elems * elem_bytes, 0);
-  if (dtype == DataType::kInt8) {
-    acc_i32.assign(acc_rows * array_cols, 0);
-  } else {
-    acc_f32.assign(acc_rows * array_cols, 0.0f);
-  }
+  const std::uint64_t ub_bytes = ub_rows * row_elems * elem_bytes;
+  allocating("the unified buffer", double(ub_bytes), [&] { ub.assign(ub_bytes, 0); });
+  allocating("the accumulators", 4.0 * double(acc_rows) * array_cols, [&] {
+    if (dtype == DataType::kInt8) {
+      acc_i32.assign(acc_rows * array_cols, 0);
+    } else {
+      acc_f32.assign(acc_rows * array_cols, 0.0f);
+    }
+  });
 }
 
 namespace {

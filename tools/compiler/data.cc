@@ -1,5 +1,7 @@
 #include "tools/compiler/data.h"
 
+#include "sim/host_memory.h"
+
 namespace tpu {
 
 namespace {
@@ -40,16 +42,21 @@ Values random_values(DataType dtype, std::uint64_t count, std::uint64_t seed,
 
 GraphData generate_data(const Graph& graph, std::uint64_t seed) {
   GraphData d;
+  const double value_bytes = graph.dtype == DataType::kInt8 ? 1 : 4;  // int8 or fp32 values
   d.inputs.resize(graph.tensors.size());
   d.weights.resize(graph.nodes.size());
   for (TensorId id : graph.inputs) {
     const Tensor& t = graph.tensors[id];
-    d.inputs[id] = random_values(graph.dtype, t.elements(), seed, 2 * t.consumers.at(0), false);
+    d.inputs[id] = allocating("input '" + t.name + "'", double(t.elements()) * value_bytes, [&] {
+      return random_values(graph.dtype, t.elements(), seed, 2 * t.consumers.at(0), false);
+    });
   }
   for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& n = graph.nodes[i];
     if (!is_gemm(n.kind)) continue;
-    d.weights[i] = random_values(graph.dtype, n.gemm_k() * n.gemm_n(), seed, 2 * i + 1, true);
+    const std::uint64_t count = n.gemm_k() * n.gemm_n();
+    d.weights[i] = allocating("the weights of node '" + n.name + "'", double(count) * value_bytes,
+                              [&] { return random_values(graph.dtype, count, seed, 2 * i + 1, true); });
   }
   return d;
 }

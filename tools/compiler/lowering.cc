@@ -8,6 +8,7 @@
 #include <string>
 
 #include "sim/cycles.h"
+#include "sim/host_memory.h"
 #include "sim/isa/isa_table.h"
 #include "sim/isa/semantics.h"
 #include "tools/compiler/data.h"
@@ -583,7 +584,8 @@ void Lowerer::write_inputs(const GraphData& data) {
     const HbmTensor& h = plan_.tensors[id].hbm;
     const HbmTensor& root = plan_.tensors[r].hbm;
     std::vector<std::uint8_t>& image = images[r];
-    image.resize(root.bytes(), 0);
+    allocating("the memory image of '" + model_.tensors[r].name + "'", double(root.bytes()),
+               [&] { image.resize(root.bytes(), 0); });
     const Values& v = data.inputs[id];
     std::uint64_t i = 0;
     for (std::uint64_t b = 0; b < h.samples; ++b) {

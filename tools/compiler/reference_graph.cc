@@ -5,6 +5,7 @@
 #include <cstdlib>
 #include <limits>
 
+#include "sim/host_memory.h"
 #include "tools/compiler/reference.h"
 
 namespace tpu {
@@ -47,7 +48,13 @@ class Interpreter {
     ev_.requant.resize(g.nodes.size());
     scale_.assign(g.tensors.size(), kDataScale);
     for (TensorId id : g.inputs) ev_.tensors[id] = data.inputs[id];
-    for (std::size_t i = 0; i < g.nodes.size(); ++i) run(i, data.weights[i]);
+    for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+      const Node& n = g.nodes[i];
+      // The output, and int32 accumulators for a GEMM.
+      const double bytes = double(g.tensors[n.output].elements()) * (is_gemm(n.kind) ? 5 : 4);
+      allocating("the reference output of node '" + n.name + "'", bytes,
+                 [&] { run(i, data.weights[i]); });
+    }
   }
   Evaluation take() { return std::move(ev_); }
 
