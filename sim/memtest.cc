@@ -269,10 +269,8 @@ std::vector<MemtestResult> run_memtest_sweep(const Config& config,
   try {
     bench = std::make_unique<MemtestBench>("memtest", effective, runs);
     sc_core::sc_start();
-  } catch (const SimError&) {
-    throw;
-  } catch (const std::exception& e) {
-    throw SimError(std::string("memtest: ") + e.what());
+  } catch (...) {
+    throw as_sim_error(std::current_exception());
   }
   if (bench->generator.error) std::rethrow_exception(bench->generator.error);
   return bench->generator.results;

@@ -2,6 +2,7 @@
 #include "sim/tpu_core.h"
 
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <string>
 
@@ -189,19 +190,24 @@ void validate(const Config& config, const Program& program) {
   if (!halt) throw SimError("program has no HALT");
 }
 
+}  // namespace
+
 SimError as_sim_error(std::exception_ptr error) {
   try {
     std::rethrow_exception(error);
   } catch (const SimError& e) {
     return e;
   } catch (const sc_core::sc_report& e) {
-    return SimError(std::string("SystemC: ") + e.what());
+    // SystemC wraps an exception escaping a process in report E549, whose what() adds lines
+    // naming SystemC's source file and the process: keep the original message alone.
+    if (std::strcmp(e.get_msg_type(), sc_core::SC_ID_SIMULATION_UNCAUGHT_EXCEPTION_) == 0) {
+      return SimError(e.get_msg());
+    }
+    return SimError(std::string("SystemC: ") + e.get_msg_type() + ": " + e.get_msg());
   } catch (const std::exception& e) {
     return SimError(e.what());
   }
 }
-
-}  // namespace
 
 int run_sc_main(int argc, char* argv[]) {
   setenv("SC_COPYRIGHT_MESSAGE", "DISABLE", 1);

@@ -3,6 +3,7 @@
 // HALT and returns its counters. SystemC elaborates once per process, so call simulate() at
 // most once per process.
 #include <cstddef>
+#include <exception>
 #include <functional>
 #include <stdexcept>
 #include <string>
@@ -34,6 +35,10 @@ class SimError : public std::runtime_error {
 };
 
 RunResult simulate(const Config& config, const Program& program, const SimOptions& options);
+
+// Any exception escaping sc_start() or a SystemC process as a one-line SimError: SystemC's
+// multi-line report for an uncaught exception (E549) becomes the original message.
+SimError as_sim_error(std::exception_ptr error);
 
 // What every executable's main() returns: switches off the banner libsystemc would print from
 // sc_elab_and_sim() (its own main() cannot), then runs sc_main through it.

@@ -510,4 +510,17 @@ TEST(CliLimits, AllocationFailureNamesTheBufferAndSize) {
                             "'matmul_0.input'"});
 }
 
+// An error raised inside the simulation (here the DMA unit's process, on an address past the
+// program's HBM) is one line on stderr in every fidelity.
+TEST(CliLimits, ErrorInsideTheSimulationIsOneLine) {
+  const std::string prog = write_temp(
+      "bad.asm", ".array 128 128\n.hbm 256\ndma.load hbm=0x10000 ub=0 elems=8 pack=8 groups=1\nhalt\n");
+  for (const char* mode : {"--fidelity fast", "--fidelity pe", "--timing-only"}) {
+    const Outcome o = tpusim(std::string("run -q ") + mode + " --program " + prog);
+    EXPECT_EQ(o.exit_code, 1);
+    expect_one_line_error(o, {"tpusim: error: instruction 0 'dma.load hbm=0x10000",
+                              "outside HBM of 256 bytes"});
+  }
+}
+
 }  // namespace

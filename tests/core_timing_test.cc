@@ -2,7 +2,10 @@
 // timing contract (sim/README.md). SystemC elaborates once per process: one simulate() per test.
 #include <gtest/gtest.h>
 
+#include <stdexcept>
 #include <string>
+
+#include <systemc>
 
 #include "sim/isa/program.h"
 #include "sim/tpu_core.h"
@@ -591,6 +594,34 @@ TEST(CoreTiming, ArrayShapeMismatch) {
   } catch (const SimError& e) {
     EXPECT_NE(std::string(e.what()).find("16x16"), std::string::npos) << std::string(e.what());
     EXPECT_NE(std::string(e.what()).find("8x8"), std::string::npos) << std::string(e.what());
+  }
+}
+
+// A module whose method throws as soon as the simulation starts, as a unit would on a bad
+// address.
+class Thrower : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(Thrower);
+  explicit Thrower(sc_core::sc_module_name name) : sc_module(name) { SC_METHOD(fire); }
+  void fire() { throw std::out_of_range("hbm range [0x10, 0x20) outside HBM of 16 bytes"); }
+};
+
+// SystemC reports an exception escaping a process as E549 over several lines; the user sees
+// the original one-line message.
+TEST(CoreErrors, ExceptionFromAProcessKeepsItsOneLineMessage) {
+  Thrower thrower("thrower");
+  try {
+    sc_core::sc_start();
+    ADD_FAILURE() << "no exception";
+  } catch (...) {
+    try {
+      throw;
+    } catch (const sc_core::sc_report& raw) {  // what the user saw before
+      EXPECT_NE(std::string(raw.what()).find("(E549) uncaught exception"), std::string::npos);
+      EXPECT_NE(std::string(raw.what()).find('\n'), std::string::npos);
+    }
+    const SimError e = as_sim_error(std::current_exception());
+    EXPECT_STREQ(e.what(), "hbm range [0x10, 0x20) outside HBM of 16 bytes");
   }
 }
 
