@@ -6,8 +6,9 @@
 #include <cstdio>
 #include <iterator>
 #include <limits>
-#include <set>
+#include <map>
 #include <sstream>
+#include <stdexcept>
 #include <vector>
 
 #include "sim/dram/dram_spec.h"
@@ -441,11 +442,6 @@ std::string report_csv(const Config& config, const RunResult& run,
   std::vector<Row> rows = layer_rows(config, run);
   if (include_total) rows.push_back(total_row(config, run, rows));
 
-  std::set<std::string> causes;
-  for (const Row& row : rows) {
-    for (const auto& [cause, cycles] : row.stalls()) causes.insert(cause);
-  }
-
   std::ostringstream out;
   out << "name,kind,macs,cycles,compute_cycles,utilization,mapping_efficiency,weight_tiles,"
          "used_pes,hbm_read_bytes,hbm_write_bytes,achieved_hbm_gbs,ub_reads,ub_writes,latency_us";
@@ -453,7 +449,7 @@ std::string report_csv(const Config& config, const RunResult& run,
     const std::string unit = to_string(Unit(u));
     out << ',' << unit << "_busy_cycles," << unit << "_stall_cycles";
   }
-  for (const std::string& cause : causes) out << ',' << csv_field("stall_" + cause);
+  for (const char* cause : kStallCauses) out << ",stall_" << cause;
   out << '\n';
 
   for (const Row& row : rows) {
@@ -467,10 +463,17 @@ std::string report_csv(const Config& config, const RunResult& run,
       for (const auto& [cause, cycles] : unit.stalls) stalled += cycles;
       out << ',' << unit.busy_cycles << ',' << stalled;
     }
-    for (const std::string& cause : causes) {
-      auto it = row.stalls().find(cause);
-      out << ',' << (it == row.stalls().end() ? 0 : it->second);
+    std::map<std::string, Cycle> by_column;
+    for (const auto& [cause, cycles] : row.stalls()) {
+      by_column[cause.rfind("sem:", 0) == 0 ? "sem" : cause] += cycles;
     }
+    for (const char* cause : kStallCauses) {
+      out << ',' << by_column[cause];
+      by_column.erase(cause);
+    }
+    // A cause missing from kStallCauses would silently drop cycles.
+    if (!by_column.empty()) throw std::logic_error("stall cause '" + by_column.begin()->first +
+                                                   "' has no CSV column (sim/stats.h)");
     out << '\n';
   }
   return out.str();

@@ -60,8 +60,10 @@ nlohmann::json report_json(const Config& config, const Program& program, const R
 std::string report_table(const Config& config, const Program& program, const RunResult& run,
                          const CheckResult* check, const RunInfo& info);
 
-// Header row, one row per layer and, with include_total, a last row named "total". Stall
-// columns are stall_<cause> over the union of the layers' MXU stall causes.
+// Header row, one row per layer and, with include_total, a last row named "total". The
+// columns are the same for every run: the MXU's stall cycles are stall_<cause> for every cause
+// of kStallCauses (sim/stats.h), whether it happened or not, all semaphore waits summed in
+// stall_sem (the JSON report has them per semaphore).
 std::string report_csv(const Config& config, const RunResult& run,
                        bool include_total = true);
 
