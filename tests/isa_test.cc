@@ -592,5 +592,12 @@ TEST(ProgramContainer, OutputViewsMustLieInsideTheProgramsHbm) {
             "layer 0 'fc1': 63 expected values but the output view has 64 elements");
 }
 
+// A damaged file's megabyte-long word is not echoed whole.
+TEST(Assembly, ErrorsCutHugeWords) {
+  const std::string e = isa_error([] { parse_assembly(std::string(1000000, 'x') + "\n"); });
+  EXPECT_EQ(e.rfind("line 1: unknown mnemonic 'xxx", 0), 0u) << e.substr(0, 100);
+  EXPECT_LE(e.size(), 210u);
+}
+
 }  // namespace
 }  // namespace tpu

@@ -35,10 +35,9 @@ std::optional<std::string> read_file(const std::string& path, std::uint64_t max_
   return content;
 }
 
-std::string excerpt(const std::string& text) {
-  constexpr std::size_t kMax = 60;
-  if (text.size() <= kMax) return text;
-  std::size_t cut = kMax - 3;
+std::string excerpt(const std::string& text, std::size_t max_chars) {
+  if (text.size() <= max_chars) return text;
+  std::size_t cut = max_chars - 3;
   // Never split a UTF-8 sequence: back up over continuation bytes.
   while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
   return text.substr(0, cut) + "...";

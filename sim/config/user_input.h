@@ -26,9 +26,9 @@ constexpr std::size_t kMaxJsonDepth = 64;
 std::optional<std::string> read_file(const std::string& path, std::uint64_t max_bytes,
                                      std::string* why = nullptr);
 
-// `text` for an error message: at most about 60 characters, longer text cut with "...", so a
-// message never echoes a huge value.
-std::string excerpt(const std::string& text);
+// `text` for an error message: at most about `max_chars` characters, longer text cut with
+// "...", so a message never echoes a huge value.
+std::string excerpt(const std::string& text, std::size_t max_chars = 60);
 
 // Raised by parse_json: one line, without nlohmann's tag.
 class JsonSyntaxError : public std::runtime_error {

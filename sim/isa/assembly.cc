@@ -140,7 +140,8 @@ class Parser {
 
  private:
   [[noreturn]] void error(const std::string& what) const {
-    throw IsaError("line " + std::to_string(line_) + ": " + what);
+    // A message quotes the line's words, which a damaged file may make megabytes long.
+    throw IsaError("line " + std::to_string(line_) + ": " + excerpt(what, 200));
   }
 
   std::vector<std::string> split(const std::string& raw) const {
