@@ -1,0 +1,173 @@
+// tpusim explain: what the recording shows of a tiny run, against values worked out by hand
+// from the timing contract (sim/README.md, "Matrix unit") and a plain matmul of the operands
+// the compiler's data generator gives (not the simulator's).
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sim/config/config.h"
+#include "tools/compiler/data.h"
+#include "tools/compiler/frontend.h"
+#include "tools/compiler/lowering.h"
+#include "tools/teach/explain.h"
+
+namespace tpu {
+namespace {
+
+// One M x K by K x N int8 matmul on an R x C array, explained, with its operands.
+struct Case {
+  std::uint32_t r, c, m, k, n;
+  Config config;
+  Program program;
+  std::vector<std::int32_t> x, w;  // X (M x K), W (K x N), row-major
+
+  Case(std::uint32_t rows, std::uint32_t cols, std::uint32_t m_, std::uint32_t k_,
+       std::uint32_t n_)
+      : r(rows), c(cols), m(m_), k(k_), n(n_) {
+    config = default_config({"array.rows=" + std::to_string(r), "array.cols=" + std::to_string(c)});
+    const Graph g = parse_model_json(matmul_model_json(m, k, n, 1), "<test>");
+    program = compile(g, config, CompileOptions{});
+    const GraphData d = generate_data(g, g.seed);
+    x.assign(d.inputs[g.inputs[0]].i8.begin(), d.inputs[g.inputs[0]].i8.end());
+    w.assign(d.weights[0].i8.begin(), d.weights[0].i8.end());
+  }
+  std::int32_t X(std::uint32_t mi, std::uint32_t ki) const { return x[mi * k + ki]; }
+  std::int32_t W(std::uint32_t ki, std::uint32_t ni) const { return w[ki * n + ni]; }
+  // Partial sum of row mi through PE rows 0 .. kr, column ni.
+  std::int32_t psum(std::uint32_t mi, std::uint32_t kr, std::uint32_t ni) const {
+    std::int32_t s = 0;
+    for (std::uint32_t j = 0; j <= kr && j < k; ++j) s += X(mi, j) * W(j, ni);
+    return s;
+  }
+};
+
+const ArrayCycle& step_at(const Explained& run, Cycle t) {
+  for (const ArrayCycle& c : run.steps) {
+    if (c.cycle == t) return c;
+  }
+  throw std::runtime_error("cycle " + std::to_string(t) + " was not stepped");
+}
+
+Cycle load_start(const Explained& run) {
+  for (const InstructionEvent& e : run.events) {
+    if (e.kind == InstructionEvent::Kind::kStarted && e.unit == Unit::kWeightLoad) return e.cycle;
+  }
+  throw std::runtime_error("no weight load started");
+}
+
+// 2 x 2 array, X 3 x 2 by W 2 x 2: every register of every PE in every cycle of the stream.
+TEST(Explain, TinyArrayEveryRegisterByHand) {
+  const Case t(2, 2, 3, 2, 2);
+  const Explained run = explain(t.config, t.program);
+  ASSERT_EQ(run.streams.size(), 1u);
+  const Cycle s = run.streams[0].start;
+  const Cycle e = load_start(run);
+  // Double buffering: the stream may start from e + 1, and weight (j, n) reaches its PE in
+  // e + j + n; the first input meets PE (j, n) in s + j + n, after it.
+  EXPECT_GE(s, e + 1);
+  // The stream lasts M + N_t + R - 1 = 3 + 2 + 2 - 1 = 6 cycles: s .. s + 5 land results at
+  // s + m + n + R, the first at s + 2 and the last at L = s + M + N_t + R - 2 = s + 5.
+  for (Cycle d = 0; d < 6; ++d) {
+    const ArrayCycle& a = step_at(run, s + d);
+    for (std::uint32_t j = 0; j < 2; ++j) {
+      for (std::uint32_t n = 0; n < 2; ++n) {
+        const PeView& v = a.pes[j * 2 + n];
+        const std::string where = "cycle s+" + std::to_string(d) + " PE (" + std::to_string(j) +
+                                  "," + std::to_string(n) + ")";
+        EXPECT_EQ(v.weight, e + j + n <= s + d ? t.W(j, n) : 0) << where;
+        // PE (j, n) multiplies X[m][j] in s + m + j + n.
+        const long mi = long(d) - long(j) - long(n);
+        ASSERT_EQ(v.has_input, mi >= 0 && mi < 3) << where;
+        ASSERT_EQ(v.has_psum, v.has_input) << where;
+        if (!v.has_input) continue;
+        EXPECT_EQ(v.m, std::uint32_t(mi)) << where;
+        EXPECT_EQ(v.input, t.X(std::uint32_t(mi), j)) << where;
+        EXPECT_EQ(v.psum, t.psum(std::uint32_t(mi), j, n)) << where;
+      }
+    }
+    // Y[m][n] lands in s + m + n + R, into accumulator row m (the compiled MATMUL's acc=0);
+    // one result per column, left to right.
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> expected;
+    for (std::uint32_t n = 0; n < 2; ++n) {
+      const long mi = long(d) - long(n) - 2;
+      if (mi >= 0 && mi < 3) expected.push_back({std::uint32_t(mi), n});
+    }
+    ASSERT_EQ(a.landed.size(), expected.size()) << "cycle s+" << d;
+    for (std::size_t i = 0; i < expected.size(); ++i) {
+      const auto [mi, n] = expected[i];
+      EXPECT_EQ(a.landed[i].out.m, mi);
+      EXPECT_EQ(a.landed[i].out.n, n);
+      EXPECT_EQ(a.landed[i].acc_row, mi);
+      EXPECT_EQ(a.landed[i].out.i32, t.psum(mi, 1, n)) << "Y[" << mi << "][" << n << "]";
+    }
+  }
+  // Fill R + min(M, N_t) - 1 = 3, full rate |M - N_t| + 1 = 2 cycles of 2 results, drain 1.
+  EXPECT_EQ(run.streams[0].first_landed, s + 2);
+  EXPECT_EQ(run.streams[0].last_landed, s + 5);
+  EXPECT_EQ(run.streams[0].results, 6u);
+  EXPECT_EQ(run.streams[0].peak_cycles, 2u);
+}
+
+// Weights travel the diagonal wave: PE (j, n) holds W[j][n] from e + j + n on, zero before.
+TEST(Explain, WeightsArriveOnTheDiagonal) {
+  const Case t(4, 4, 6, 4, 4);
+  const Explained run = explain(t.config, t.program);
+  const Cycle e = load_start(run);
+  for (Cycle d = 0; d < 7; ++d) {
+    const ArrayCycle& a = step_at(run, e + d);
+    for (std::uint32_t j = 0; j < 4; ++j) {
+      for (std::uint32_t n = 0; n < 4; ++n) {
+        EXPECT_EQ(a.pes[j * 4 + n].weight, j + n <= d ? t.W(j, n) : 0)
+            << "cycle e+" << d << " PE (" << j << "," << n << ")";
+      }
+    }
+  }
+}
+
+// The acceptance case, 4 x 4 array, X 6 x 4 by W 4 x 4, in the printed trace: the
+// first activation entering, the first and the last result leaving, and the summary.
+TEST(Explain, TextShowsEntriesAndResultsAtTheirCycles) {
+  const Case t(4, 4, 6, 4, 4);
+  const Explained run = explain(t.config, t.program);
+  const Cycle s = run.streams.at(0).start;
+  const std::string text = explain_text(run, false);
+  const auto block = [&](Cycle c) {
+    const std::string head = "\ncycle " + std::to_string(c) + "\n";
+    const std::size_t at = text.find(head);
+    EXPECT_NE(at, std::string::npos) << head;
+    return text.substr(at + 1, text.find("\ncycle ", at + 1) - at);
+  };
+  const auto has = [](const std::string& b, const std::string& line) {
+    EXPECT_NE(b.find(line), std::string::npos) << "missing '" << line << "' in\n" << b;
+  };
+  // Row k receives X[m][k] in s + m + k: at s only X[0][0] enters.
+  has(block(s), "  enter   row 0: X[0][0]=" + std::to_string(t.X(0, 0)) + "\n");
+  // At s + 3: X[3][0], X[2][1], X[1][2], X[0][3].
+  has(block(s + 3), "  enter   row 0: X[3][0]=" + std::to_string(t.X(3, 0)) + ", row 1: X[2][1]=" +
+                        std::to_string(t.X(2, 1)) + ", row 2: X[1][2]=" +
+                        std::to_string(t.X(1, 2)) + ", row 3: X[0][3]=" +
+                        std::to_string(t.X(0, 3)) + "\n");
+  // Y[0][0] leaves in s + R = s + 4, Y[5][3] (the last) in s + 6 + 4 + 4 - 2 = s + 12.
+  has(block(s + 4), "  leave   col 0: Y[0][0]=" + std::to_string(t.psum(0, 3, 0)) + " -> acc[0][0]\n");
+  has(block(s + 12), "  leave   col 3: Y[5][3]=" + std::to_string(t.psum(5, 3, 3)) + " -> acc[5][3]\n");
+  EXPECT_EQ(block(s + 3).find("leave"), std::string::npos);
+  // Every cycle is printed; --changes prints fewer, but still every one where data moves.
+  const std::string changes = explain_text(run, true);
+  EXPECT_LT(changes.size(), text.size());
+  for (Cycle c = s; c <= s + 12; ++c) {
+    EXPECT_NE(changes.find("\ncycle " + std::to_string(c) + "\n"), std::string::npos) << c;
+  }
+  const std::string summary = explain_summary(run);
+  const auto n = [](Cycle v) { return std::to_string(v); };
+  has(summary, "L = s + M + N_t + R - 2     = " + std::string(6 - n(s + 12).size(), ' ') +
+                   n(s + 12) + "   seen " + n(s + 12));
+  has(summary, "|M - N_t| + 1               =      3 cycles");
+  has(summary, "4 results a cycle; seen 3");
+  // 96 MACs in 6 + 4 + 4 - 1 = 13 cycles of 16 PEs.
+  has(summary, "= 96 / 208 = 46.2 %");
+}
+
+}  // namespace
+}  // namespace tpu
