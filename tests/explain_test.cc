@@ -3,7 +3,11 @@
 // the compiler's data generator gives (not the simulator's).
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdint>
+#include <fstream>
+#include <map>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -12,6 +16,7 @@
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 #include "tools/teach/explain.h"
+#include "tools/teach/vcd.h"
 
 namespace tpu {
 namespace {
@@ -167,6 +172,88 @@ TEST(Explain, TextShowsEntriesAndResultsAtTheirCycles) {
   has(summary, "4 results a cycle; seen 3");
   // 96 MACs in 6 + 4 + 4 - 1 = 13 cycles of 16 PEs.
   has(summary, "= 96 / 208 = 46.2 %");
+}
+
+// A VCD file read back: each signal's value changes, (time in ps, value), by name.
+std::map<std::string, std::vector<std::pair<long long, long long>>> read_vcd(
+    const std::string& path) {
+  std::ifstream in(path);
+  std::map<std::string, std::string> name_of;  // VCD id -> signal name
+  std::map<std::string, std::vector<std::pair<long long, long long>>> changes;
+  std::string line;
+  long long time = 0;
+  while (std::getline(in, line)) {
+    std::istringstream words(line);
+    std::string first;
+    words >> first;
+    if (first == "$var") {
+      std::string type, id, name;
+      int width = 0;
+      words >> type >> width >> id >> name;
+      name_of[id] = name;
+    } else if (!first.empty() && first[0] == '#') {
+      time = std::stoll(first.substr(1));
+    } else if (!first.empty() && first[0] == 'b') {
+      std::string id;
+      words >> id;
+      // Two's complement: SystemC drops leading zeros, so a negative value has all 32 bits.
+      const std::string bits = first.substr(1);
+      long long v = std::stoll(bits, nullptr, 2);
+      if (bits.size() == 32 && bits[0] == '1') v -= 1LL << 32;
+      changes[name_of.at(id)].push_back({time, v});
+    } else if (first.size() > 1 && (first[0] == '0' || first[0] == '1')) {
+      changes[name_of.at(first.substr(1))].push_back({time, first[0] - '0'});
+    }
+  }
+  return changes;
+}
+
+// The value a signal has at time t (the last change at or before t).
+long long value_at(const std::vector<std::pair<long long, long long>>& changes, long long t) {
+  long long v = 0;
+  for (const auto& [at, value] : changes) {
+    if (at > t) break;
+    v = value;
+  }
+  return v;
+}
+
+// The 2 x 2 run's waveforms: every PE and unit signal is declared, and the PE registers change
+// when the array steps, at c + 3/4 of cycle c, to the values the contract gives.
+TEST(Explain, VcdHoldsThePeRegistersAndUnitStates) {
+  const Case t(2, 2, 3, 2, 2);
+  const std::string path = ::testing::TempDir() + "tpusim_explain_test.vcd";
+  VcdWriter vcd(path, t.config, t.program);
+  const Explained run = explain(t.config, t.program, {&vcd});
+  vcd.close();
+  const auto changes = read_vcd(path);
+  for (const char* name : {"pe_0_0_w", "pe_0_0_x", "pe_0_0_p", "pe_0_0_xv", "pe_1_1_w",
+                           "pe_1_1_p", "matmul_busy", "matmul_waiting", "matmul_pc",
+                           "weight_load_busy", "dma_busy", "vector_busy"}) {
+    EXPECT_TRUE(changes.count(name)) << name << " never changes (or is missing)";
+  }
+  // Picoseconds, as SystemC rounds the period to its 1 ps resolution.
+  const long long p = std::llround(t.config.period_ns() * 1000), q = std::llround(0.75 * p);
+  const Cycle s = run.streams.at(0).start;
+  const long long step = (long long)s * p + q;  // the array's step of cycle s
+  // X[0][0] meets PE (0, 0) in s; X[0][1] meets PE (1, 0) in s + 1, whose psum is then
+  // X[0][0] W[0][0] + X[0][1] W[1][0]; Y[0][1] leaves PE (1, 1) in s + 2.
+  EXPECT_EQ(value_at(changes.at("pe_0_0_xv"), step - 1), 0);
+  EXPECT_EQ(value_at(changes.at("pe_0_0_xv"), step), 1);
+  EXPECT_EQ(value_at(changes.at("pe_0_0_x"), step), t.X(0, 0));
+  EXPECT_EQ(value_at(changes.at("pe_0_0_p"), step), t.psum(0, 0, 0));
+  EXPECT_EQ(value_at(changes.at("pe_1_0_p"), step + p), t.psum(0, 1, 0));
+  EXPECT_EQ(value_at(changes.at("pe_1_1_p"), step + 2 * p), t.psum(0, 1, 1));
+  EXPECT_EQ(value_at(changes.at("pe_1_1_w"), step + 2 * p), t.W(1, 1));
+  // The MATMUL is busy from its start (at s, or at the UB grant half a cycle into s) until its
+  // completion at L + 1 = s + M + N_t + R - 1 = s + 6.
+  const auto& busy = changes.at("matmul_busy");
+  EXPECT_EQ(value_at(busy, (long long)s * p - 1), 0);
+  EXPECT_EQ(value_at(busy, (long long)s * p + p / 2), 1);
+  EXPECT_EQ(value_at(busy, (long long)(s + 6) * p - 1), 1);
+  EXPECT_EQ(value_at(busy, (long long)(s + 6) * p), 0);
+  EXPECT_EQ(value_at(changes.at("matmul_pc"), (long long)s * p + p / 2),
+            (long long)run.streams[0].pc);
 }
 
 }  // namespace

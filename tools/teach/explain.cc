@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstdio>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <stdexcept>
 
@@ -11,6 +12,7 @@
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 #include "tools/report/check.h"
+#include "tools/teach/vcd.h"
 
 namespace tpu {
 namespace {
@@ -19,81 +21,38 @@ namespace {
 class Recorder : public Observer {
  public:
   Recorder(const Config& config, const Program& program, Explained& out)
-      : program_(program), double_buffer_(config.mxu.double_buffer_weights), out_(out) {
-    // A MATMUL multiplies by the tile of the last LOAD_WEIGHTS before it (program order).
-    const Instruction* load = nullptr;
-    for (const Instruction& inst : program.instructions) {
-      if (inst.op == Opcode::kLoadWeights) load = &inst;
-      if (inst.op == Opcode::kMatmul && load) tile_of_.push_back({load->rows, load->cols});
-    }
-  }
+      : viewer_(config, program), out_(out) {}
 
   void instruction(const InstructionEvent& e) override {
     out_.events.push_back(e);
-    if (e.kind != InstructionEvent::Kind::kStarted) return;
-    const Instruction& inst = program_.instructions[e.pc];
-    if (inst.op == Opcode::kLoadWeights) load_starts_.push_back(e.cycle);
-    if (inst.op == Opcode::kMatmul) {
-      // Streams get ids 1, 2, ... as MATMULs start, in program order.
-      StreamView s;
-      s.pc = e.pc;
-      s.start = e.cycle;
-      s.m_rows = inst.rows;
-      s.k_rows = tile_of_[out_.streams.size()].first;
-      s.n_cols = tile_of_[out_.streams.size()].second;
-      out_.streams.push_back(s);
-    }
+    viewer_.instruction(e);
   }
-
   void array_step(Cycle t, const SystolicArray& a,
                   const std::vector<AccumulatorWrite>& landed) override {
-    // Load j writes buffer j % 2 when double buffering (sim/README.md, "Matrix unit").
-    const std::size_t loads = std::size_t(
-        std::upper_bound(load_starts_.begin(), load_starts_.end(), t) - load_starts_.begin());
-    const int last_buffer = double_buffer_ && loads > 0 ? int((loads - 1) % 2) : 0;
-    ArrayCycle c;
-    c.cycle = t;
-    c.landed = landed;
-    c.pes.resize(std::size_t(a.rows()) * a.cols());
-    for (std::uint32_t k = 0; k < a.rows(); ++k) {
-      for (std::uint32_t n = 0; n < a.cols(); ++n) {
-        PeView& v = c.pes[std::size_t(k) * a.cols() + n];
-        const std::uint64_t id = a.input_stream(k, n);
-        v.weight = a.weight(id ? a.input_buffer(k, n) : last_buffer, k, n);
-        if (id == 0) continue;
-        const StreamView& s = out_.streams[id - 1];
-        if (k < s.k_rows) {
-          // PE (k, n) multiplies X[m][k] in cycle s + m + k + n.
-          v.has_input = true;
-          v.input = a.input(k, n);
-          v.m = std::uint32_t(t - s.start - k - n);
-        }
-        if (n < s.n_cols) {
-          v.has_psum = true;
-          v.psum = a.psum(k, n);
-        }
+    out_.steps.push_back(viewer_.view(t, a, landed));
+  }
+  // The streams with what was seen of them.
+  std::vector<StreamView> streams() const {
+    std::vector<StreamView> streams = viewer_.streams();
+    for (const ArrayCycle& c : out_.steps) {
+      std::map<std::uint64_t, std::uint32_t> per_stream;
+      for (const AccumulatorWrite& w : c.landed) {
+        StreamView& s = streams[w.out.stream - 1];
+        if (s.results++ == 0) s.first_landed = c.cycle;
+        s.last_landed = c.cycle;
+        ++per_stream[w.out.stream];
+      }
+      for (const auto& [id, count] : per_stream) {
+        StreamView& s = streams[id - 1];
+        if (count == std::min(s.m_rows, s.n_cols)) ++s.peak_cycles;
       }
     }
-    std::map<std::uint64_t, std::uint32_t> per_stream;
-    for (const AccumulatorWrite& w : landed) {
-      StreamView& s = out_.streams[w.out.stream - 1];
-      if (s.results++ == 0) s.first_landed = t;
-      s.last_landed = t;
-      ++per_stream[w.out.stream];
-    }
-    for (const auto& [id, count] : per_stream) {
-      StreamView& s = out_.streams[id - 1];
-      if (count == std::min(s.m_rows, s.n_cols)) ++s.peak_cycles;
-    }
-    out_.steps.push_back(std::move(c));
+    return streams;
   }
 
  private:
-  const Program& program_;
-  const bool double_buffer_;
+  PeViewer viewer_;
   Explained& out_;
-  std::vector<std::pair<std::uint32_t, std::uint32_t>> tile_of_;  // (K_t, N_t) per MATMUL
-  std::vector<Cycle> load_starts_;                                // LOAD_WEIGHTS starts e
 };
 
 // Integers as integers (int8 runs), other values to six significant digits (bf16 runs).
@@ -162,6 +121,64 @@ Widths widths(const Explained& run) {
 
 }  // namespace
 
+PeViewer::PeViewer(const Config& config, const Program& program)
+    : program_(program), double_buffer_(config.mxu.double_buffer_weights) {
+  // A MATMUL multiplies by the tile of the last LOAD_WEIGHTS before it (program order).
+  const Instruction* load = nullptr;
+  for (const Instruction& inst : program.instructions) {
+    if (inst.op == Opcode::kLoadWeights) load = &inst;
+    if (inst.op == Opcode::kMatmul && load) tile_of_.push_back({load->rows, load->cols});
+  }
+}
+
+void PeViewer::instruction(const InstructionEvent& e) {
+  if (e.kind != InstructionEvent::Kind::kStarted) return;
+  const Instruction& inst = program_.instructions[e.pc];
+  if (inst.op == Opcode::kLoadWeights) load_starts_.push_back(e.cycle);
+  if (inst.op == Opcode::kMatmul) {
+    // The array numbers streams 1, 2, ... as MATMULs start, in program order.
+    StreamView s;
+    s.pc = e.pc;
+    s.start = e.cycle;
+    s.m_rows = inst.rows;
+    s.k_rows = tile_of_[streams_.size()].first;
+    s.n_cols = tile_of_[streams_.size()].second;
+    streams_.push_back(s);
+  }
+}
+
+ArrayCycle PeViewer::view(Cycle t, const SystolicArray& a,
+                          const std::vector<AccumulatorWrite>& landed) const {
+  // Load j writes buffer j % 2 when double buffering (sim/README.md, "Matrix unit").
+  const std::size_t loads = std::size_t(
+      std::upper_bound(load_starts_.begin(), load_starts_.end(), t) - load_starts_.begin());
+  const int last_buffer = double_buffer_ && loads > 0 ? int((loads - 1) % 2) : 0;
+  ArrayCycle c;
+  c.cycle = t;
+  c.landed = landed;
+  c.pes.resize(std::size_t(a.rows()) * a.cols());
+  for (std::uint32_t k = 0; k < a.rows(); ++k) {
+    for (std::uint32_t n = 0; n < a.cols(); ++n) {
+      PeView& v = c.pes[std::size_t(k) * a.cols() + n];
+      const std::uint64_t id = a.input_stream(k, n);
+      v.weight = a.weight(id ? a.input_buffer(k, n) : last_buffer, k, n);
+      if (id == 0) continue;
+      const StreamView& s = streams_[id - 1];
+      if (k < s.k_rows) {
+        // PE (k, n) multiplies X[m][k] in cycle s + m + k + n.
+        v.has_input = true;
+        v.input = a.input(k, n);
+        v.m = std::uint32_t(t - s.start - k - n);
+      }
+      if (n < s.n_cols) {
+        v.has_psum = true;
+        v.psum = a.psum(k, n);
+      }
+    }
+  }
+  return c;
+}
+
 std::string matmul_model_json(std::uint32_t m, std::uint32_t k, std::uint32_t n,
                               std::uint64_t seed) {
   nlohmann::json model = {
@@ -184,6 +201,7 @@ Explained explain(const Config& config, const Program& program,
   options.observers = also;
   options.observers.push_back(&recorder);
   run.result = simulate(run.config, run.program, options);
+  run.streams = recorder.streams();
   return run;
 }
 
@@ -390,7 +408,14 @@ void explain_command(const ExplainOptions& o, std::ostream& out) {
                           ? parse_model_json(matmul_model_json(o.m, o.k, o.n, o.seed), "<explain>")
                           : load_model(o.model_path);
   const Program program = compile(model, config, CompileOptions{});
-  const Explained run = explain(config, program);
+  std::unique_ptr<VcdWriter> vcd;
+  std::vector<Observer*> also;
+  if (!o.vcd_path.empty()) {
+    vcd = std::make_unique<VcdWriter>(o.vcd_path, config, program);
+    also.push_back(vcd.get());
+  }
+  const Explained run = explain(config, program, also);
+  if (vcd) vcd->close();
   out << explain_text(run, o.changes_only) << "\n" << explain_summary(run);
   const CheckResult check = check_outputs(run.program, run.result.hbm_final);
   out << "check: " << check.compared << " output values, " << check.mismatches

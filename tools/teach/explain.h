@@ -3,7 +3,7 @@
 // observation hooks (sim/observer.h), for teaching. What it shows is what was simulated: the
 // PE registers after each array step, the results as they enter the accumulators, and every
 // instruction's issue, waits, start and completion. The text view, the summary and the JSON
-// all read the same recording.
+// read the same recording; the VCD (tools/teach/vcd.h) views the run through the same PeViewer.
 #include <cstddef>
 #include <cstdint>
 #include <ostream>
@@ -47,6 +47,26 @@ struct StreamView {
   Cycle peak_cycles = 0;  // seen: cycles in which min(M, N_t) results landed
 };
 
+// Reads the array's raw registers as the views show them: which stream (MATMUL) an input
+// belongs to, its row m, which weight buffer a PE is seen to hold. Fed every instruction event
+// of the run (it follows weight loads and MATMUL starts) before each step it views.
+class PeViewer {
+ public:
+  PeViewer(const Config& config, const Program& program);
+  void instruction(const InstructionEvent& e);
+  ArrayCycle view(Cycle t, const SystolicArray& array,
+                  const std::vector<AccumulatorWrite>& landed) const;
+  // The streams started so far, shapes only (nothing seen yet).
+  const std::vector<StreamView>& streams() const { return streams_; }
+
+ private:
+  const Program& program_;
+  const bool double_buffer_;
+  std::vector<std::pair<std::uint32_t, std::uint32_t>> tile_of_;  // (K_t, N_t) per MATMUL
+  std::vector<Cycle> load_starts_;                                // LOAD_WEIGHTS starts e
+  std::vector<StreamView> streams_;  // stream id i + 1 is streams_[i]
+};
+
 struct Explained {
   Config config;
   Program program;
@@ -82,9 +102,11 @@ struct ExplainOptions {
   std::uint32_t m = 6, k = 4, n = 4;
   std::uint64_t seed = 1;
   bool changes_only = false;
+  std::string vcd_path;  // non-empty: also write waveforms (tools/teach/vcd.h)
 };
 
-// The `tpusim explain` command: prints the trace and summary to `out`. Throws on bad input.
+// The `tpusim explain` command: prints the trace and summary to `out` and writes the files
+// asked for. Throws on bad input.
 void explain_command(const ExplainOptions& options, std::ostream& out);
 
 }  // namespace tpu

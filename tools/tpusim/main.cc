@@ -377,6 +377,9 @@ int sc_main(int argc, char* argv[]) {
   explain->add_option("--seed", ex.seed, "Seed of the generated X and W")->capture_default_str();
   explain->add_flag("--changes", ex.changes_only,
                     "Print only the cycles in which something happens or changes");
+  explain->add_option("--vcd", ex.vcd_path,
+                      "Also write the PE registers and each unit's busy and waiting state as a "
+                      "VCD waveform (GTKWave)");
 
   try {
     app.parse(argc, argv);
@@ -430,6 +433,7 @@ int sc_main(int argc, char* argv[]) {
         return 0;
       }
       if (*explain) {
+        check_outputs_differ({ex.model_path, ex.config_path}, {{"--vcd", ex.vcd_path}});
         tpu::explain_command(ex, std::cout);
         return 0;
       }
