@@ -16,6 +16,7 @@
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 #include "tools/teach/explain.h"
+#include "tools/teach/html.h"
 #include "tools/teach/vcd.h"
 
 namespace tpu {
@@ -254,6 +255,51 @@ TEST(Explain, VcdHoldsThePeRegistersAndUnitStates) {
   EXPECT_EQ(value_at(busy, (long long)(s + 6) * p), 0);
   EXPECT_EQ(value_at(changes.at("matmul_pc"), (long long)s * p + p / 2),
             (long long)run.streams[0].pc);
+}
+
+// The page carries everything inline (no http(s) source or link, no external script or style)
+// and its embedded data is the run: every stepped cycle's registers and results.
+TEST(Explain, HtmlIsSelfContainedAndCarriesTheRun) {
+  const Case t(2, 2, 3, 2, 2);
+  const Explained run = explain(t.config, t.program);
+  const std::string html = explain_html(explain_json(run));
+  for (const char* banned : {"http://", "https://", "src=", "href=", "<link", "@import"}) {
+    EXPECT_EQ(html.find(banned), std::string::npos) << banned;
+  }
+  const std::string open = "<script type=\"application/json\" id=\"data\">";
+  const std::size_t from = html.find(open);
+  ASSERT_NE(from, std::string::npos);
+  const std::size_t begin = from + open.size(), end = html.find("</script>", begin);
+  const nlohmann::json data = nlohmann::json::parse(html.substr(begin, end - begin));
+  EXPECT_EQ(data["rows"], 2);
+  EXPECT_EQ(data["cols"], 2);
+  EXPECT_EQ(data["total_cycles"], run.result.total_cycles);
+  ASSERT_EQ(data["cycles"].size(), run.steps.size());
+  const Cycle s = run.streams.at(0).start;
+  for (const nlohmann::json& c : data["cycles"]) {
+    const Cycle cycle = c["t"];
+    if (cycle == s) {
+      // X[0][0] meets PE (0, 0) in s; nothing else has an input yet.
+      EXPECT_EQ(c["x"], nlohmann::json::parse("[" + std::to_string(t.X(0, 0)) +
+                                              ", null, null, null]"));
+      EXPECT_EQ(c["m"], nlohmann::json::parse("[0, null, null, null]"));
+    }
+    if (cycle == s + 2) {
+      // Y[0][0] lands in s + R = s + 2, alone.
+      ASSERT_EQ(c["out"].size(), 1u);
+      EXPECT_EQ(c["out"][0]["m"], 0);
+      EXPECT_EQ(c["out"][0]["n"], 0);
+      EXPECT_EQ(c["out"][0]["value"], t.psum(0, 1, 0));
+    }
+  }
+  // Every instruction the run reported, with its cycles.
+  std::size_t started = 0;
+  for (const InstructionEvent& e : run.events) {
+    started += e.kind == InstructionEvent::Kind::kStarted;
+  }
+  std::size_t with_start = 0;
+  for (const nlohmann::json& i : data["instructions"]) with_start += i.contains("start");
+  EXPECT_EQ(with_start, started);
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -12,6 +13,7 @@
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 #include "tools/report/check.h"
+#include "tools/teach/html.h"
 #include "tools/teach/vcd.h"
 
 namespace tpu {
@@ -420,6 +422,12 @@ void explain_command(const ExplainOptions& o, std::ostream& out) {
   const CheckResult check = check_outputs(run.program, run.result.hbm_final);
   out << "check: " << check.compared << " output values, " << check.mismatches
       << " differ from the plain C++ reference\n";
+  if (!o.html_path.empty()) {
+    std::ofstream html(o.html_path, std::ios::binary);
+    if (!html || !(html << explain_html(explain_json(run)))) {
+      throw std::runtime_error(o.html_path + ": cannot write file");
+    }
+  }
 }
 
 }  // namespace tpu

@@ -3,7 +3,8 @@
 // observation hooks (sim/observer.h), for teaching. What it shows is what was simulated: the
 // PE registers after each array step, the results as they enter the accumulators, and every
 // instruction's issue, waits, start and completion. The text view, the summary and the JSON
-// read the same recording; the VCD (tools/teach/vcd.h) views the run through the same PeViewer.
+// and the HTML page (tools/teach/html.h) read the same recording; the VCD (tools/teach/vcd.h)
+// views the run through the same PeViewer.
 #include <cstddef>
 #include <cstdint>
 #include <ostream>
@@ -102,7 +103,8 @@ struct ExplainOptions {
   std::uint32_t m = 6, k = 4, n = 4;
   std::uint64_t seed = 1;
   bool changes_only = false;
-  std::string vcd_path;  // non-empty: also write waveforms (tools/teach/vcd.h)
+  std::string vcd_path;   // non-empty: also write waveforms (tools/teach/vcd.h)
+  std::string html_path;  // non-empty: also write the animated page (tools/teach/html.h)
 };
 
 // The `tpusim explain` command: prints the trace and summary to `out` and writes the files

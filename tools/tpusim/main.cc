@@ -380,6 +380,9 @@ int sc_main(int argc, char* argv[]) {
   explain->add_option("--vcd", ex.vcd_path,
                       "Also write the PE registers and each unit's busy and waiting state as a "
                       "VCD waveform (GTKWave)");
+  explain->add_option("--html", ex.html_path,
+                      "Also write one self-contained HTML page that animates the run: step, "
+                      "play, pause, scrub to a cycle");
 
   try {
     app.parse(argc, argv);
@@ -433,7 +436,7 @@ int sc_main(int argc, char* argv[]) {
         return 0;
       }
       if (*explain) {
-        check_outputs_differ({ex.model_path, ex.config_path}, {{"--vcd", ex.vcd_path}});
+        check_outputs_differ({ex.model_path, ex.config_path}, {{"--vcd", ex.vcd_path}, {"--html", ex.html_path}});
         tpu::explain_command(ex, std::cout);
         return 0;
       }
