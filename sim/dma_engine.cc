@@ -452,8 +452,8 @@ void DmaEngine::run_requests(Source& source, bool write, Cycle start, OnResponse
       free_.push_back(slot);
       --in_flight;
       if (probe_.on()) {
-        probe_.memory(MemoryEvent{write ? MemoryEvent::Kind::kHbmWrite : MemoryEvent::Kind::kHbmRead,
-                                  Unit::kDma, r.trans->get_address(),
+        const auto kind = write ? MemoryEvent::Kind::kHbmWrite : MemoryEvent::Kind::kHbmRead;
+        probe_.memory(MemoryEvent{kind, Unit::kDma, r.trans->get_address(),
                                   r.trans->get_data_length(), sent_at_[slot], cycle});
       }
       on_response(i, cycle, r.trans->get_data_ptr());

@@ -6,46 +6,27 @@
 
 #include <cctype>
 #include <cstdio>
-#include <cstdlib>
-#include <fstream>
 #include <regex>
-#include <sstream>
 #include <string>
+
+#include "tests/cli_helpers.h"
 
 namespace {
 
-const std::string kBinary = TPUSIM_BINARY;
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string temp_path(const std::string& name) {
-  return ::testing::TempDir() + "tpusim_browser_" + name;
-}
-
-// Runs a shell command, returning its standard output (stderr discarded) and exit status.
-std::string run(const std::string& cmd, int* status) {
-  const std::string out = temp_path("stdout");
-  *status = std::system((cmd + " >" + out + " 2>/dev/null").c_str());
-  return slurp(out);
-}
+using tpu::test_shell::shell;
+using tpu::test_shell::slurp;
+using tpu::test_shell::temp_path;
+using tpu::test_shell::tpusim;
 
 const char* kChromium =
     "chromium --headless --no-sandbox --disable-gpu --window-size=1400,1100 ";
 
 // The page's DOM after its script ran, opened at cycle t.
 std::string dom_at(const std::string& page, unsigned long long t) {
-  int status = 0;
-  const std::string dom =
-      run(std::string(kChromium) + "--dump-dom 'file://" + page + "#t=" + std::to_string(t) +
-              "'",
-          &status);
-  EXPECT_EQ(status, 0);
-  return dom;
+  const tpu::test_shell::Outcome o = shell(std::string(kChromium) + "--dump-dom 'file://" +
+                                            page + "#t=" + std::to_string(t) + "'");
+  EXPECT_EQ(o.exit_code, 0) << o.err;
+  return o.out;
 }
 
 // The value of attribute `attr` of the element with id `id`.
@@ -74,13 +55,12 @@ std::string after(const std::string& text, const std::string& prefix) {
 // The acceptance run, 4 x 4 array, X 6 x 4 by W 4 x 4: the page at the first input's
 // cycle, the first result's and the last result's shows what the printed trace says then.
 TEST(Browser, PageShowsTheRunAtChosenCycles) {
-  int status = 0;
-  run("command -v chromium", &status);
-  if (status != 0) GTEST_SKIP() << "chromium is not installed";
+  if (shell("command -v chromium").exit_code != 0) GTEST_SKIP() << "chromium is not installed";
   const std::string page = temp_path("explain.html");
-  const std::string text =
-      run(kBinary + " explain --rows 4 --cols 4 --m 6 --k 4 --n 4 --html " + page, &status);
-  ASSERT_EQ(status, 0);
+  const tpu::test_shell::Outcome run =
+      tpusim("explain --rows 4 --cols 4 --m 6 --k 4 --n 4 --html " + page);
+  ASSERT_EQ(run.exit_code, 0) << run.err;
+  const std::string& text = run.out;
   const unsigned long long s = std::stoull(after(text, "stream start s = "));
   const std::string matmul_pc = after(text, "matmul pc ");  // the summary's line
 
@@ -107,10 +87,10 @@ TEST(Browser, PageShowsTheRunAtChosenCycles) {
   EXPECT_EQ(attr(dom_at(page, s + 13), "inst-" + matmul_pc, "data-state"), "done");
 
   const std::string shot = temp_path("explain.png");
-  run(std::string(kChromium) + "--screenshot=" + shot + " 'file://" + page + "#t=" +
-          std::to_string(s + 5) + "'",
-      &status);
-  EXPECT_EQ(status, 0);
+  EXPECT_EQ(shell(std::string(kChromium) + "--screenshot=" + shot + " 'file://" + page + "#t=" +
+                  std::to_string(s + 5) + "'")
+                .exit_code,
+            0);
   EXPECT_GT(slurp(shot).size(), 10000u) << shot;
   std::printf("screenshot of cycle %llu: %s\n", s + 5, shot.c_str());
 }

@@ -15,46 +15,24 @@
 
 #include "sim/config/config.h"
 #include "sim/isa/program.h"
+#include "tests/cli_helpers.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 
 namespace {
 
+using tpu::test_shell::Outcome;
+using tpu::test_shell::slurp;
+using tpu::test_shell::temp_path;
+using tpu::test_shell::tpusim;
+
 const std::string kSource = TPUSIM_SOURCE_DIR;
 const std::string kBinary = TPUSIM_BINARY;
-
-struct Outcome {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string temp_path(const std::string& name) {
-  const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
-  return ::testing::TempDir() + "tpusim_" + t->name() + "_" + name;
-}
 
 std::string write_temp(const std::string& name, const std::string& text) {
   std::string path = temp_path(name);
   std::ofstream(path) << text;
   return path;
-}
-
-Outcome tpusim(const std::string& args) {
-  std::string out = temp_path("stdout"), err = temp_path("stderr");
-  std::string cmd = kBinary + " " + args + " >" + out + " 2>" + err;
-  int status = std::system(cmd.c_str());
-  Outcome o;
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  o.out = slurp(out);
-  o.err = slurp(err);
-  return o;
 }
 
 nlohmann::json run_json(const std::string& args) {

@@ -156,8 +156,10 @@ TEST(Explain, TextShowsEntriesAndResultsAtTheirCycles) {
                         std::to_string(t.X(1, 2)) + ", row 3: X[0][3]=" +
                         std::to_string(t.X(0, 3)) + "\n");
   // Y[0][0] leaves in s + R = s + 4, Y[5][3] (the last) in s + 6 + 4 + 4 - 2 = s + 12.
-  has(block(s + 4), "  leave   col 0: Y[0][0]=" + std::to_string(t.psum(0, 3, 0)) + " -> acc[0][0]\n");
-  has(block(s + 12), "  leave   col 3: Y[5][3]=" + std::to_string(t.psum(5, 3, 3)) + " -> acc[5][3]\n");
+  has(block(s + 4),
+      "  leave   col 0: Y[0][0]=" + std::to_string(t.psum(0, 3, 0)) + " -> acc[0][0]\n");
+  has(block(s + 12),
+      "  leave   col 3: Y[5][3]=" + std::to_string(t.psum(5, 3, 3)) + " -> acc[5][3]\n");
   EXPECT_EQ(block(s + 3).find("leave"), std::string::npos);
   // Every cycle is printed; --changes prints fewer, but still every one where data moves.
   const std::string changes = explain_text(run, true);

@@ -25,7 +25,8 @@ table.array td { vertical-align: middle; }
 .pe .w { color: #8a4b00; }
 .pe .x { color: #0b6e2e; }
 .pe .p { color: #6a1b9a; }
-.feed { font: 12px ui-monospace, monospace; color: #0b6e2e; text-align: right; white-space: nowrap; }
+.feed { font: 12px ui-monospace, monospace; color: #0b6e2e; text-align: right;
+        white-space: nowrap; }
 .feed .next { font-weight: bold; }
 .leave { font: 12px ui-monospace, monospace; color: #6a1b9a; text-align: center; height: 34px; }
 .leave.on { font-weight: bold; background: #f3e5f5; border-radius: 4px; }
@@ -41,8 +42,8 @@ table.acc td.fresh { background: #f3e5f5; font-weight: bold; }
 #program tr.waiting td { background: #fff3cd; }
 #program tr.busy td { background: #d2e3fc; }
 #program tr.done td { color: #999; }
-#summary { font: 12px ui-monospace, monospace; white-space: pre; background: #fff; border: 1px solid #ddd;
-           padding: 6px; }
+#summary { font: 12px ui-monospace, monospace; white-space: pre; background: #fff;
+           border: 1px solid #ddd; padding: 6px; }
 .legend { color: #555; font-size: 12px; margin: 4px 0 8px; }
 </style>
 </head>
@@ -57,11 +58,13 @@ left edge; results leave the bottom into the accumulators.</div>
 <button id="prev" title="previous cycle (left arrow)">&#x25C0; step</button>
 <button id="play" title="play / pause (space)">&#x25B6; play</button>
 <button id="next" title="next cycle (right arrow)">step &#x25B6;</button>
-<button id="nextchange" title="next cycle where something happens">next event &#x25B6;&#x25B6;</button>
+<button id="nextchange" title="next cycle where something happens">
+next event &#x25B6;&#x25B6;</button>
 <input type="range" id="scrub" min="0" value="0">
 <span id="cycle">cycle 0</span>
-<label>speed <select id="speed"><option value="1000">1/s</option><option value="400" selected>2.5/s</option>
-<option value="150">7/s</option><option value="40">25/s</option></select></label>
+<label>speed <select id="speed"><option value="1000">1/s</option>
+<option value="400" selected>2.5/s</option><option value="150">7/s</option>
+<option value="40">25/s</option></select></label>
 <span id="phase"></span>
 </div>
 <div id="main">
@@ -152,7 +155,8 @@ function render() {
     for (let n = 0; n < C; n++) {
       const at = k * C + n, pe = el("pe-" + k + "-" + n);
       const w = weights ? weights[at] : 0;
-      const x = step ? step.x[at] : null, m = step ? step.m[at] : null, p = step ? step.p[at] : null;
+      const x = step ? step.x[at] : null, m = step ? step.m[at] : null;
+      const p = step ? step.p[at] : null;
       pe.dataset.w = fmt(w);
       pe.dataset.x = fmt(x);
       pe.dataset.m = fmt(m);
@@ -221,7 +225,8 @@ function renderAcc(si, step) {
   let rows = 0;
   for (let i = 0; i <= si; i++) {
     for (const r of steps[i].out) {
-      acc.set(r.acc_row + "," + r.n, r.added ? (acc.get(r.acc_row + "," + r.n) || 0) + r.value : r.value);
+      const key = r.acc_row + "," + r.n;
+      acc.set(key, r.added ? (acc.get(key) || 0) + r.value : r.value);
       rows = Math.max(rows, r.acc_row + 1);
     }
   }
@@ -233,7 +238,8 @@ function renderAcc(si, step) {
     for (let n = 0; n < C; n++) {
       const fresh = step && step.out.some((r) => r.acc_row === a && r.n === n);
       const v = acc.get(a + "," + n);
-      html += "<td" + (fresh ? " class='fresh'" : "") + ">" + (v === undefined ? "" : fmt(v)) + "</td>";
+      html += "<td" + (fresh ? " class='fresh'" : "") + ">" +
+              (v === undefined ? "" : fmt(v)) + "</td>";
     }
     html += "</tr>";
   }
@@ -241,7 +247,12 @@ function renderAcc(si, step) {
 }
 
 function go(c) { t = Math.max(0, Math.min(T - 1, c)); render(); }
-function pause() { if (timer) { clearInterval(timer); timer = null; el("play").innerHTML = "&#x25B6; play"; } }
+function pause() {
+  if (!timer) return;
+  clearInterval(timer);
+  timer = null;
+  el("play").innerHTML = "&#x25B6; play";
+}
 function play() {
   if (timer) return pause();
   el("play").innerHTML = "&#x2016; pause";
@@ -251,7 +262,9 @@ function play() {
 function nextChange() {
   let best = T - 1;
   for (const i of D.instructions) {
-    for (const c of [i.issue, i.take, i.start, i.finish]) if (c !== undefined && c > t && c < best) best = c;
+    for (const c of [i.issue, i.take, i.start, i.finish]) {
+      if (c !== undefined && c > t && c < best) best = c;
+    }
   }
   const s = steps[lastStep(t) + 1];
   if (s && s.t < best) best = s.t;

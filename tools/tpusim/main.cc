@@ -436,7 +436,8 @@ int sc_main(int argc, char* argv[]) {
         return 0;
       }
       if (*explain) {
-        check_outputs_differ({ex.model_path, ex.config_path}, {{"--vcd", ex.vcd_path}, {"--html", ex.html_path}});
+        check_outputs_differ({ex.model_path, ex.config_path},
+                             {{"--vcd", ex.vcd_path}, {"--html", ex.html_path}});
         tpu::explain_command(ex, std::cout);
         return 0;
       }
