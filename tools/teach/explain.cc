@@ -299,6 +299,12 @@ std::string explain_summary(const Explained& run) {
       out << line;
     };
     const auto seen = [](unsigned long long v) { return "   seen " + std::to_string(v); };
+    std::snprintf(line, sizeof line,
+                  "  %-20s K_t x N_t of R x C = %llu of %llu (%.1f %%): rows >= K_t multiply "
+                  "zeros, columns >= N_t carry no result\n",
+                  "PEs holding weights", (unsigned long long)(k * n), (unsigned long long)(r * c),
+                  100.0 * double(k * n) / double(r * c));
+    out << line;
     row("first input enters", "s", s.start, "");
     row("first result lands", "Y[0][0]: s + 0 + 0 + R", s.start + r, seen(s.first_landed));
     row("last result lands", "L = s + M + N_t + R - 2", last, seen(s.last_landed));
@@ -418,7 +424,8 @@ void explain_command(const ExplainOptions& o, std::ostream& out) {
   }
   const Explained run = explain(config, program, also);
   if (vcd) vcd->close();
-  out << explain_text(run, o.changes_only) << "\n" << explain_summary(run);
+  if (!o.summary_only) out << explain_text(run, o.changes_only) << "\n";
+  out << explain_summary(run);
   const CheckResult check = check_outputs(run.program, run.result.hbm_final);
   out << "check: " << check.compared << " output values, " << check.mismatches
       << " differ from the plain C++ reference\n";

@@ -103,6 +103,7 @@ struct ExplainOptions {
   std::uint32_t m = 6, k = 4, n = 4;
   std::uint64_t seed = 1;
   bool changes_only = false;
+  bool summary_only = false;  // no cycle-by-cycle trace
   std::string vcd_path;   // non-empty: also write waveforms (tools/teach/vcd.h)
   std::string html_path;  // non-empty: also write the animated page (tools/teach/html.h)
 };

@@ -377,6 +377,8 @@ int sc_main(int argc, char* argv[]) {
   explain->add_option("--seed", ex.seed, "Seed of the generated X and W")->capture_default_str();
   explain->add_flag("--changes", ex.changes_only,
                     "Print only the cycles in which something happens or changes");
+  explain->add_flag("--summary", ex.summary_only,
+                    "Print only the summary (fill, full rate, drain, utilisation), no trace");
   explain->add_option("--vcd", ex.vcd_path,
                       "Also write the PE registers and each unit's busy and waiting state as a "
                       "VCD waveform (GTKWave)");
