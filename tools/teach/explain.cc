@@ -98,7 +98,8 @@ std::string event_line(const Explained& run, const InstructionEvent& e) {
 }
 
 bool same(const PeView& a, const PeView& b) {
-  return a.weight == b.weight && a.has_input == b.has_input && a.input == b.input &&
+  return a.stream == b.stream && a.weight == b.weight && a.has_input == b.has_input &&
+         a.input == b.input &&
          a.m == b.m && a.has_psum == b.has_psum && a.psum == b.psum;
 }
 
@@ -165,6 +166,7 @@ ArrayCycle PeViewer::view(Cycle t, const SystolicArray& a,
       const std::uint64_t id = a.input_stream(k, n);
       v.weight = a.weight(id ? a.input_buffer(k, n) : last_buffer, k, n);
       if (id == 0) continue;
+      v.stream = id;
       const StreamView& s = streams_[id - 1];
       if (k < s.k_rows) {
         // PE (k, n) multiplies X[m][k] in cycle s + m + k + n.
@@ -233,7 +235,10 @@ std::string explain_text(const Explained& run, bool changes_only) {
       now = c->pes;
     } else {
       // An unstepped cycle: nothing in flight, the weights stay.
-      for (std::size_t i = 0; i < now.size(); ++i) now[i] = PeView{previous[i].weight};
+      for (std::size_t i = 0; i < now.size(); ++i) {
+        now[i] = PeView();
+        now[i].weight = previous[i].weight;
+      }
     }
     const auto [first, last] = events.equal_range(t);
     const bool changed = first != last || (c && !c->landed.empty()) ||
@@ -362,8 +367,9 @@ nlohmann::json explain_json(const Explained& run) {
   for (const ArrayCycle& c : run.steps) {
     nlohmann::json w = nlohmann::json::array(), x = nlohmann::json::array(),
                    m = nlohmann::json::array(), p = nlohmann::json::array(),
-                   out = nlohmann::json::array();
+                   stream = nlohmann::json::array(), out = nlohmann::json::array();
     for (const PeView& v : c.pes) {
+      stream.push_back(v.stream);
       w.push_back(v.weight);
       x.push_back(v.has_input ? nlohmann::json(v.input) : nlohmann::json());
       m.push_back(v.has_input ? nlohmann::json(v.m) : nlohmann::json());
@@ -376,7 +382,8 @@ nlohmann::json explain_json(const Explained& run) {
                      {"acc_row", a.acc_row},
                      {"added", a.accumulate}});
     }
-    cycles.push_back({{"t", c.cycle}, {"w", w}, {"x", x}, {"m", m}, {"p", p}, {"out", out}});
+    cycles.push_back(
+        {{"t", c.cycle}, {"s", stream}, {"w", w}, {"x", x}, {"m", m}, {"p", p}, {"out", out}});
   }
   nlohmann::json streams = nlohmann::json::array();
   for (const StreamView& s : run.streams) {

@@ -22,6 +22,7 @@ namespace tpu {
 
 // One PE in one cycle, after that cycle's step.
 struct PeView {
+  std::uint64_t stream = 0;  // the stream whose data passes (1 = the first MATMUL), 0 = none
   double weight = 0;       // the weight it multiplies by: the buffer its input meets, or when
                            // no input passes, the buffer loaded last
   bool has_input = false;  // an element X[m][k] of a stream passes (not a bubble; rows >= K_t

@@ -22,6 +22,8 @@ table.array td { vertical-align: middle; }
 .pe { width: 92px; height: 62px; border: 2px solid #999; border-radius: 6px; background: #fff;
       font: 12px/1.35 ui-monospace, monospace; padding: 3px 5px; box-sizing: border-box; }
 .pe.active { border-color: #1a73e8; background: #e8f0fe; }
+.pe.idle { border-style: dashed; border-color: #ccc; color: #aaa; background: #f0f0f0; }
+.pe.idle div { color: #aaa; }
 .pe .w { color: #8a4b00; }
 .pe .x { color: #0b6e2e; }
 .pe .p { color: #6a1b9a; }
@@ -52,7 +54,8 @@ table.acc td.fresh { background: #f3e5f5; font-weight: bold; }
 <div class="legend">Each PE shows <span style="color:#8a4b00">w</span> the weight it multiplies by,
 <span style="color:#0b6e2e">x</span> the activation passing right (with its row m of X) and
 <span style="color:#6a1b9a">p</span> the partial sum it passes down. Inputs wait skewed at the
-left edge; results leave the bottom into the accumulators.</div>
+left edge; results leave the bottom into the accumulators. Dashed PEs lie outside the weight tile
+of the stream passing (rows &ge; K<sub>t</sub> or columns &ge; N<sub>t</sub>): they hold zeros.</div>
 <div id="controls">
 <button id="first" title="cycle 0">&#x25C0;&#x25C0; 0</button>
 <button id="prev" title="previous cycle (left arrow)">&#x25C0; step</button>
@@ -151,6 +154,9 @@ function render() {
   const si = lastStep(t);
   const step = si >= 0 && steps[si].t === t ? steps[si] : null;
   const weights = si >= 0 ? steps[si].w : null;
+  // A PE works for the stream passing through it, else for the last one started by now.
+  const started = D.streams.filter((s) => s.start <= t);
+  const latest = started.length ? started[started.length - 1] : D.streams[0];
   for (let k = 0; k < R; k++) {
     for (let n = 0; n < C; n++) {
       const at = k * C + n, pe = el("pe-" + k + "-" + n);
@@ -165,6 +171,8 @@ function render() {
       pe.children[1].textContent = x === null ? "x ." : "x " + fmt(x) + " (m" + m + ")";
       pe.children[2].textContent = p === null ? "p ." : "p " + fmt(p);
       pe.classList.toggle("active", x !== null);
+      const tile = step && step.s[at] ? D.streams[step.s[at] - 1] : latest;
+      pe.classList.toggle("idle", !!tile && (k >= tile.k || n >= tile.n));
     }
     // The skew: what enters row k in this cycle and the next ones, read ahead in the steps.
     let feed = [];
@@ -208,7 +216,7 @@ function render() {
 
 // Fill, full rate or drain of the stream whose results land now (sim/README.md formulas).
 function phase() {
-  for (const s of D.streams) {
+  for (const s of [...D.streams].reverse()) {
     const lo = Math.min(s.m, s.n), hi = Math.max(s.m, s.n), r = R;
     const last = s.start + s.m + s.n + r - 2;
     if (t < s.start || t > last) continue;
