@@ -409,6 +409,13 @@ TEST(CliErrors, ProgramWithoutExpectedOutputsCannotBeChecked) {
   expect_one_line_error(tpusim("run --check --program " + asm_path), {asm_path, "--check"});
 }
 
+// explain prints every PE: the bundled config's own 128 x 128 array is refused, not shrunk.
+TEST(CliErrors, ExplainRefusesALargeArray) {
+  expect_one_line_error(tpusim("explain" + config("default.json")), {"at most 64 x 64", "128"});
+  EXPECT_EQ(tpusim("explain --summary" + config("default.json") + " --rows 8 --cols 8").exit_code,
+            0);
+}
+
 TEST(CliErrors, ProgramAndModelTogetherAreRefused) {
   Outcome o = tpusim("run --program x.asm" + model("mlp.json"));
   EXPECT_NE(o.exit_code, 0);

@@ -100,7 +100,8 @@ struct ExplainOptions {
   std::string model_path;  // empty: matmul_model_json(m, k, n, seed)
   std::string config_path;  // empty: the bundled default config
   std::vector<std::string> overrides;
-  std::uint32_t rows = 4, cols = 4;  // the array, applied over the config
+  // The array, applied over the config; 0: the config's, or 4 without --config.
+  std::uint32_t rows = 0, cols = 0;
   std::uint32_t m = 6, k = 4, n = 4;
   std::uint64_t seed = 1;
   bool changes_only = false;
