@@ -15,6 +15,7 @@
 #include "tools/compiler/data.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
+#include "tools/teach/annotate.h"
 #include "tools/teach/explain.h"
 #include "tools/teach/html.h"
 #include "tools/teach/vcd.h"
@@ -302,6 +303,28 @@ TEST(Explain, HtmlIsSelfContainedAndCarriesTheRun) {
   std::size_t with_start = 0;
   for (const nlohmann::json& i : data["instructions"]) with_start += i.contains("start");
   EXPECT_EQ(with_start, started);
+}
+
+// The compiled 6 x 4 by 4 x 4 program on a 4 x 4 array, read by hand: X (6 rows of 4) is
+// gathered into UB rows 0..5, W (16 elements) into weight FIFO entry 0; the activate writes
+// UB rows 12..17, which the store sends to HBM; each wait pairs with the one signal before it.
+TEST(Explain, AnnotatedAssemblySaysWhatEachInstructionDoes) {
+  const Case t(4, 4, 6, 4, 4);
+  const std::string a = annotated_assembly(t.program, t.config);
+  for (const char* line : {
+           "# layer 0 'gemm' (matmul, 96 MACs)",
+           "# HBM 0x40 -> weight FIFO entry 0: 1 group(s) of 1 segment(s) of 16 elements\n",
+           "# HBM 0x0 -> UB rows 0..5: 6 group(s) of 1 segment(s) of 4 elements\n",
+           "# weight tile 0 (K_t = 4 x N_t = 4) from weight FIFO entry 0 into weight buffer 0; "
+           "waits on first_input: signalled by pc 2 (dma.load)\n",
+           "# 6 input rows (UB rows 0..5) through weight tile 0 -> accumulator rows 0..5, "
+           "overwritten; waits on x_ready: signalled by pc 2 (dma.load)\n",
+           "# accumulator rows 0..5, 4 columns, requantised and activated -> UB rows 12..17; "
+           "waits on acc_ready: signalled by pc 4 (matmul)\n",
+           "# UB rows 12..17 -> HBM 0x80: 6 group(s) of 1 segment(s) of 4 elements; waits on "
+           "out_ready: signalled by pc 5 (activate)\n"}) {
+    EXPECT_NE(a.find(line), std::string::npos) << "missing: " << line << "\nin\n" << a;
+  }
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 #include "tools/report/check.h"
+#include "tools/teach/annotate.h"
 #include "tools/teach/html.h"
 #include "tools/teach/vcd.h"
 
@@ -221,7 +222,9 @@ std::string explain_text(const Explained& run, bool changes_only) {
       << "Each cycle: instruction events; `enter` the activations X[m][k] entering PE row k at "
          "the left edge; per PE row the weight w each PE multiplies by, the activation x (with "
          "its row m of X) and the partial sum p it passes down ('.' = none); `leave` the "
-         "results Y[m][n] leaving the bottom of column n into the accumulators.\n";
+         "results Y[m][n] leaving the bottom of column n into the accumulators.\n\n"
+      << "The program, each instruction with what it does:\n"
+      << annotated_assembly(run.program, run.config) << "\n";
 
   std::vector<PeView> previous(std::size_t(rows) * cols);
   std::vector<PeView> now(previous.size());
