@@ -11,17 +11,19 @@
 namespace tpu {
 
 DmaEngine::DmaEngine(sc_core::sc_module_name name, const Config& config, const Clock& clock,
-                     UnifiedBuffer& ub, MachineState* state)
+                     UnifiedBuffer& ub, MachineState* state, const Probe& probe)
     : sc_module(name),
       hbm_socket("hbm_socket"),
       config_(config),
       clock_(clock),
       ub_(ub),
       state_(state),
+      probe_(probe),
       max_outstanding_(std::max<std::uint32_t>(config.hbm.max_outstanding, 1)),
       pool_(std::make_unique<Payload[]>(max_outstanding_)),
       staging_(std::size_t(max_outstanding_) * config.hbm.burst_bytes),
-      burst_of_(max_outstanding_, 0) {
+      burst_of_(max_outstanding_, 0),
+      sent_at_(max_outstanding_, 0) {
   if (!state_) throw SimError("dma engine needs the machine state (sizes at least)");
   hbm_socket.register_nb_transport_bw(this, &DmaEngine::nb_transport_bw);
   for (std::size_t i = max_outstanding_; i > 0; --i) free_.push_back(i - 1);
@@ -449,6 +451,11 @@ void DmaEngine::run_requests(Source& source, bool write, Cycle start, OnResponse
       }
       free_.push_back(slot);
       --in_flight;
+      if (probe_.on()) {
+        const auto kind = write ? MemoryEvent::Kind::kHbmWrite : MemoryEvent::Kind::kHbmRead;
+        probe_.memory(MemoryEvent{kind, Unit::kDma, r.trans->get_address(),
+                                  r.trans->get_data_length(), sent_at_[slot], cycle});
+      }
       on_response(i, cycle, r.trans->get_data_ptr());
     }
     const bool more = source.has(next);
@@ -473,6 +480,7 @@ void DmaEngine::run_requests(Source& source, bool write, Cycle start, OnResponse
       p.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
       source.sent(next);
       burst_of_[slot] = next;
+      sent_at_[slot] = cycle;
       ++next;
       ++in_flight;
       earliest = cycle + 1;

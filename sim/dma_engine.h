@@ -61,6 +61,7 @@
 #include "sim/config/config.h"
 #include "sim/isa/isa.h"
 #include "sim/isa/semantics.h"
+#include "sim/observer.h"
 #include "sim/unified_buffer.h"
 
 namespace tpu {
@@ -71,9 +72,10 @@ class DmaEngine : public sc_core::sc_module {
 
   // `state` holds the UB data, or only the sizes in timing-only runs
   // (MachineState(config, program, false): then nothing is copied). It must not be null.
-  // HBM is whatever the channel behind hbm_socket holds (in the core, state->hbm).
+  // HBM is whatever the channel behind hbm_socket holds (in the core, state->hbm). Every HBM
+  // request is reported to `probe` at its response (MemoryEvent kHbmRead/kHbmWrite).
   DmaEngine(sc_core::sc_module_name name, const Config& config, const Clock& clock,
-            UnifiedBuffer& ub, MachineState* state);
+            UnifiedBuffer& ub, MachineState* state, const Probe& probe);
 
   struct Result {
     Cycle done = 0;                   // completion cycle (first cycle after its last access)
@@ -119,11 +121,13 @@ class DmaEngine : public sc_core::sc_module {
   const Clock& clock_;
   UnifiedBuffer& ub_;
   MachineState* state_;
+  const Probe& probe_;
   std::uint32_t max_outstanding_;
   // Payload pool: one per request that can be in flight, each with its slice of staging_.
   std::unique_ptr<Payload[]> pool_;
   std::vector<std::uint8_t> staging_;
   std::vector<std::size_t> burst_of_;   // burst index of each pool payload in flight
+  std::vector<Cycle> sent_at_;          // and the cycle it was sent
   std::vector<std::size_t> free_;       // free pool indices
   Payload* awaiting_end_req_ = nullptr;
   std::vector<Response> responses_;     // arrived, not yet handled

@@ -279,15 +279,19 @@ void MatrixUnit::step_array() {
     const std::uint64_t cols = state_.array_cols;
     // A step's outputs come from one stream or two (a drain overlapping the next fill).
     std::uint64_t stream_id = ~std::uint64_t(0);
-    const Instruction* stream_inst = nullptr;
+    const Issued* stream = nullptr;
+    const bool observed = seq_.probe().on();
+    landed_.clear();
     for (const SystolicArray::Output& o : array_->outputs()) {
       if (o.stream != stream_id) {
         stream_id = o.stream;
-        stream_inst = pe_streams_.at(o.stream).is.inst;
+        stream = &pe_streams_.at(o.stream).is;
       }
-      const Instruction& inst = *stream_inst;
+      const Instruction& inst = *stream->inst;
       const bool accumulate = inst.flags & kFlagAccumulate;
-      const std::uint64_t at = (inst.acc_row + std::uint64_t(o.m)) * cols + o.n;
+      const std::uint64_t acc_row = inst.acc_row + std::uint64_t(o.m);
+      const std::uint64_t at = acc_row * cols + o.n;
+      if (observed) landed_.push_back(AccumulatorWrite{stream->pc, acc_row, accumulate, o});
       if (state_.dtype == DataType::kInt8) {
         std::int32_t& a = state_.acc_i32[at];
         // Accumulators wrap modulo 2^32 like 32-bit hardware registers.
@@ -297,6 +301,7 @@ void MatrixUnit::step_array() {
         a = accumulate ? a + o.f32 : o.f32;
       }
     }
+    if (observed) seq_.probe().array_step(t, *array_, landed_);
     if (wavefront_) {
       for (const SystolicArray::Released& rel : array_->released()) {
         const int buffer = pe_streams_.at(rel.stream).is.buffer;

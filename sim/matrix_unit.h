@@ -128,6 +128,7 @@ class MatrixUnit : public sc_core::sc_module {
     Cycle start;
   };
   std::unordered_map<std::uint64_t, PeStream> pe_streams_;
+  std::vector<AccumulatorWrite> landed_;  // observed runs: the results of the current step
 };
 
 }  // namespace tpu

@@ -62,8 +62,13 @@ std::string StartTracker::cause(Cycle start) const {
 }
 
 Sequencer::Sequencer(sc_core::sc_module_name name, const Config& config, const Program& program,
-                     const Clock& clock)
-    : sc_module(name), config_(config), program_(program), clock_(clock), sems_(program) {
+                     const Clock& clock, const Probe& probe)
+    : sc_module(name),
+      config_(config),
+      program_(program),
+      clock_(clock),
+      probe_(probe),
+      sems_(program) {
   layers_.resize(program.layers.size());
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     layers_[i].name = program.layers[i].name;
@@ -115,7 +120,7 @@ std::string Sequencer::wait_semaphores(std::uint64_t mask, std::string& waiting)
 Cycle Sequencer::acquire_in_sequencer(const Issued& is, Cycle now) {
   const std::string cause = wait_semaphores(is.inst->wait, sequencer_waiting_);
   const Cycle at = clock_.now();
-  if (!cause.empty()) charge_stall(Unit::kSequencer, is.layer, cause, at - now);
+  if (!cause.empty()) charge_stall(is.pc, is.layer, cause, at - now);
   return at;
 }
 
@@ -170,12 +175,13 @@ void Sequencer::issue() {
           } while (queue_full(unit, clock_.now()));
           sequencer_waiting_.clear();
           now = clock_.now();
-          charge_stall(Unit::kSequencer, layer_, "queue", now - from);
+          charge_stall(pc_, layer_, "queue", now - from);
           slots = width;
         }
         if (progress_ && pc_ % progress_step == 0) progress_(pc_, insts.size());
         UnitQueue& q = queues_[std::size_t(unit)];
         q.entries.push_back(tag(inst, pc_, now));
+        if (probe_.on()) report(InstructionEvent::Kind::kIssued, unit, q.entries.back(), now);
         ++outstanding_;
         q.pushed.notify();
       }
@@ -211,6 +217,7 @@ Issued Sequencer::take(Unit unit, Cycle& ready) {
   ++q.taken_in_cycle;
   taken_.notify();
   ready = std::max(q.current.issued, now);
+  if (probe_.on()) report(InstructionEvent::Kind::kTaken, unit, q.current, ready);
   return q.current;
 }
 
@@ -223,10 +230,22 @@ void Sequencer::set_waiting(Unit unit, std::string what) {
   queues_[std::size_t(unit)].waiting = std::move(what);
 }
 
-void Sequencer::charge_stall(Unit unit, int layer_index, const std::string& cause, Cycle cycles) {
+void Sequencer::charge_stall(std::size_t pc, int layer_index, const std::string& cause,
+                             Cycle cycles) {
   if (cycles == 0) return;
-  units_[std::size_t(unit)].stalls[cause] += cycles;
-  if (LayerStats* l = layer(layer_index)) l->units[std::size_t(unit)].stalls[cause] += cycles;
+  const std::size_t u = std::size_t(Unit::kSequencer);
+  units_[u].stalls[cause] += cycles;
+  if (LayerStats* l = layer(layer_index)) l->units[u].stalls[cause] += cycles;
+  if (probe_.on()) {
+    const Cycle now = clock_.now();
+    probe_.instruction(InstructionEvent{InstructionEvent::Kind::kWaited, Unit::kSequencer, pc,
+                                        layer_index, now, now - cycles, cause});
+  }
+}
+
+void Sequencer::report(InstructionEvent::Kind kind, Unit unit, const Issued& is,
+                       Cycle cycle) const {
+  probe_.instruction(InstructionEvent{kind, unit, is.pc, is.layer, cycle, 0, ""});
 }
 
 void Sequencer::started(Unit unit, const Issued& is, const StartTracker& tracker, Cycle start) {
@@ -240,6 +259,13 @@ void Sequencer::started(Unit unit, const Issued& is, const StartTracker& tracker
     l->first_cycle = std::min(l->first_cycle, start);
   }
   const std::string cause = tracker.cause(start);
+  if (probe_.on()) {
+    if (!cause.empty()) {
+      probe_.instruction(InstructionEvent{InstructionEvent::Kind::kWaited, unit, is.pc, is.layer,
+                                          start, tracker.ready(), cause});
+    }
+    report(InstructionEvent::Kind::kStarted, unit, is, start);
+  }
   if (cause.empty()) return;
   units_[std::size_t(unit)].stalls[cause] += start - tracker.ready();
   // A layer is charged only the part of a stall inside its own span: an instruction issued
@@ -264,7 +290,7 @@ void Sequencer::complete(Unit unit, const Issued& is, Cycle start, Cycle done, C
     ++lu.instructions;
     l->last_cycle = std::max(l->last_cycle, done > start ? done - 1 : start);
   }
-  if (tracing_) trace_.push_back(InstructionTrace{is.pc, unit, is.layer, is.issued, start, done});
+  if (probe_.on()) report(InstructionEvent::Kind::kFinished, unit, is, done);
   if (--outstanding_ == 0) all_done_.notify();
 }
 

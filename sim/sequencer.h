@@ -30,6 +30,7 @@
 #include "sim/config/config.h"
 #include "sim/isa/program.h"
 #include "sim/isa/semantics.h"
+#include "sim/observer.h"
 #include "sim/stats.h"
 
 namespace tpu {
@@ -86,9 +87,12 @@ class Sequencer : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(Sequencer);
   Sequencer(sc_core::sc_module_name name, const Config& config, const Program& program,
-            const Clock& clock);
+            const Clock& clock, const Probe& probe);
 
   const Clock& clock() const { return clock_; }
+  // The run's observers: the sequencer reports every instruction's events, the units their
+  // memory accesses and array steps.
+  const Probe& probe() const { return probe_; }
 
   // --- for the units' threads ---
   // The front of every unit's loop: blocks until `unit` has an instruction and takes it (its
@@ -128,13 +132,10 @@ class Sequencer : public sc_core::sc_module {
   Cycle total_cycles() const;
   const std::vector<LayerStats>& layers() const { return layers_; }
   const std::array<UnitStats, kNumUnits>& units() const { return units_; }
-  // Per-instruction records (see InstructionTrace), kept only after enable_trace().
-  void enable_trace() { tracing_ = true; }
   // Reports issue progress each hundredth of the program (see SimOptions::progress).
   void set_progress(std::function<void(std::size_t, std::size_t)> progress) {
     progress_ = std::move(progress);
   }
-  std::vector<InstructionTrace>& trace() { return trace_; }
 
  private:
   struct UnitQueue {
@@ -165,12 +166,15 @@ class Sequencer : public sc_core::sc_module {
   // Blocks until every semaphore in `mask` is acquired, describing the wait in `waiting`
   // meanwhile; returns the cause of the wait, or "" when there was none.
   std::string wait_semaphores(std::uint64_t mask, std::string& waiting);
-  void charge_stall(Unit unit, int layer, const std::string& cause, Cycle cycles);
+  // Charges the sequencer's own wait on instruction `pc`, which ended now.
+  void charge_stall(std::size_t pc, int layer, const std::string& cause, Cycle cycles);
+  void report(InstructionEvent::Kind kind, Unit unit, const Issued& is, Cycle cycle) const;
   Issued tag(const Instruction& inst, std::size_t pc, Cycle now);
 
   const Config& config_;
   const Program& program_;
   const Clock& clock_;
+  const Probe& probe_;
   Semaphores sems_;
   std::array<UnitQueue, kNumUnits> queues_;
   sc_core::sc_event taken_;
@@ -193,9 +197,7 @@ class Sequencer : public sc_core::sc_module {
   std::size_t pc_ = 0;
   std::string sequencer_waiting_;
   std::exception_ptr error_;
-  bool tracing_ = false;
   std::function<void(std::size_t, std::size_t)> progress_;
-  std::vector<InstructionTrace> trace_;
 };
 
 }  // namespace tpu

@@ -52,6 +52,7 @@ class SystolicArray {
   SystolicArray(std::uint32_t rows, std::uint32_t cols, DataType dtype,
                 WeightFeed feed = WeightFeed::kDiagonal);
 
+  std::uint32_t rows() const { return rows_; }
   std::uint32_t cols() const { return cols_; }
 
   // Writes `tile` into weight buffer `buffer` from cycle `start`: PE (j, n) in start + j + n
@@ -93,6 +94,28 @@ class SystolicArray {
   const std::vector<Output>& outputs() const { return outputs_; }
   const std::vector<Finished>& finished() const { return finished_; }
   const std::vector<Released>& released() const { return released_; }
+
+  // PE (k, n)'s registers after the last step, for observers (sim/observer.h): its weight in
+  // buffer b, the input it multiplied in that cycle (stream 0: a bubble), the buffer that input
+  // met, and the psum it passed down. Values are exact: int32 for int8 arrays, fp32 for bf16.
+  double weight(int b, std::uint32_t k, std::uint32_t n) const {
+    const std::size_t at = std::size_t(k) * cols_ + n;
+    return dtype_ == DataType::kInt8 ? double(wi_[b][at]) : double(wf_[b][at]);
+  }
+  double input(std::uint32_t k, std::uint32_t n) const {
+    const std::size_t at = std::size_t(k) * cols_ + n;
+    return dtype_ == DataType::kInt8 ? double(xi_[at]) : double(xf_[at]);
+  }
+  std::uint64_t input_stream(std::uint32_t k, std::uint32_t n) const {
+    return xid_[std::size_t(k) * cols_ + n];
+  }
+  int input_buffer(std::uint32_t k, std::uint32_t n) const {
+    return xbuf_[std::size_t(k) * cols_ + n];
+  }
+  double psum(std::uint32_t k, std::uint32_t n) const {
+    const std::size_t at = std::size_t(k) * cols_ + n;
+    return dtype_ == DataType::kInt8 ? double(pi_[at]) : double(pf_[at]);
+  }
 
   // The next cycle that must be stepped: the next one while data or a weight load is in
   // flight, else the start of the earliest registered stream or load; none when idle.

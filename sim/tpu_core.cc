@@ -5,6 +5,8 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include <systemc>
 
@@ -85,20 +87,19 @@ class DmaUnit : public sc_core::sc_module {
 
 struct TpuCore : sc_core::sc_module {
   TpuCore(sc_core::sc_module_name name, const Config& config, const Program& program,
-          MachineState& state, const SimOptions& options)
+          MachineState& state, const SimOptions& options, const Probe& probe)
       : sc_module(name),
         clock(config.period_ns()),
-        sequencer("sequencer", config, program, clock),
-        ub("ub", config, program.dtype),
+        sequencer("sequencer", config, program, clock, probe),
+        ub("ub", config, program.dtype, probe),
         hbm("hbm", config, options.timing_only ? nullptr : &state.hbm),
         weight_fifo(config.mxu.weight_fifo_tiles),
-        dma("dma", config, clock, ub, &state),
+        dma("dma", config, clock, ub, &state, probe),
         dma_unit("dma_unit", sequencer, dma, state, weight_fifo),
         mxu("mxu", config, sequencer, ub, state, weight_fifo, !options.timing_only,
             options.fidelity),
         vector("vector", config, sequencer, ub, state, !options.timing_only) {
     dma.hbm_socket.bind(hbm.socket);
-    if (options.trace) sequencer.enable_trace();
     sequencer.set_progress(options.progress);
   }
 
@@ -190,6 +191,33 @@ void validate(const Config& config, const Program& program) {
   if (!halt) throw SimError("program has no HALT");
 }
 
+// SimOptions::trace: the InstructionTrace of every unit instruction, in completion order.
+class InstructionRecorder : public Observer {
+ public:
+  explicit InstructionRecorder(std::size_t instructions) : begun_(instructions) {}
+  void instruction(const InstructionEvent& e) override {
+    InstructionTrace& t = begun_[e.pc];
+    switch (e.kind) {
+      case InstructionEvent::Kind::kIssued:
+        t = InstructionTrace{e.pc, e.unit, e.layer, e.cycle, 0, 0};
+        break;
+      case InstructionEvent::Kind::kStarted:
+        t.start = e.cycle;
+        break;
+      case InstructionEvent::Kind::kFinished:
+        t.done = e.cycle;
+        trace_.push_back(t);
+        break;
+      default:
+        break;
+    }
+  }
+  std::vector<InstructionTrace> take() { return std::move(trace_); }
+
+ private:
+  std::vector<InstructionTrace> begun_;  // indexed by pc
+  std::vector<InstructionTrace> trace_;
+};
 }  // namespace
 
 SimError as_sim_error(std::exception_ptr error) {
@@ -236,9 +264,13 @@ RunResult simulate(const Config& config, const Program& program, const SimOption
   } catch (const std::exception& e) {
     throw SimError(e.what());
   }
+  InstructionRecorder recorder(options.trace ? program.instructions.size() : 0);
+  std::vector<Observer*> observers = options.observers;
+  if (options.trace) observers.push_back(&recorder);
+  const Probe probe(std::move(observers));
   std::unique_ptr<TpuCore> core;
   try {
-    core = std::make_unique<TpuCore>("tpu", config, program, *state, options);
+    core = std::make_unique<TpuCore>("tpu", config, program, *state, options, probe);
     sc_core::sc_start();
   } catch (...) {
     throw as_sim_error(std::current_exception());
@@ -254,7 +286,7 @@ RunResult simulate(const Config& config, const Program& program, const SimOption
   result.units = seq.units();
   core->hbm.settle_refresh();  // count the refreshes an idle device did up to the end
   result.hbm = core->hbm.stats();
-  result.trace = std::move(seq.trace());
+  result.trace = recorder.take();
   if (!options.timing_only) result.hbm_final = std::move(state->hbm);
   return result;
 }

@@ -7,9 +7,11 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
 #include "sim/config/config.h"
 #include "sim/isa/program.h"
+#include "sim/observer.h"
 #include "sim/stats.h"
 
 namespace tpu {
@@ -22,6 +24,8 @@ struct SimOptions {
   bool timing_only = false;
   // Record every unit instruction's issue, start and completion cycle in RunResult::trace.
   bool trace = false;
+  // Told everything the units do (sim/observer.h); none by default, which costs nothing.
+  std::vector<Observer*> observers;
   // Called as issue passes each hundredth of the program: (instructions issued, total).
   std::function<void(std::size_t, std::size_t)> progress;
 };

@@ -23,9 +23,11 @@ const char* client_name(UbClient c) {
 
 }  // namespace
 
-UnifiedBuffer::UnifiedBuffer(sc_core::sc_module_name name, const Config& config, DataType dtype)
+UnifiedBuffer::UnifiedBuffer(sc_core::sc_module_name name, const Config& config, DataType dtype,
+                             const Probe& probe)
     : sc_module(name),
       config_(config),
+      probe_(probe),
       clock_(config.period_ns()),
       rows_(config.ub_rows(dtype)),
       banks_(std::max<std::uint32_t>(config.ub.banks, 1)),
@@ -107,6 +109,14 @@ void UnifiedBuffer::arbitrate() {
 void UnifiedBuffer::grant(UbRequest& r) {
   r.granted = true;
   (r.write ? writes_ : reads_) += r.count;
+  if (probe_.on()) {
+    // UbClient and Unit name the same units.
+    static constexpr Unit kUnitOf[] = {Unit::kMatmul, Unit::kWeightLoad, Unit::kVector,
+                                       Unit::kDma};
+    probe_.memory(MemoryEvent{r.write ? MemoryEvent::Kind::kUbWrite : MemoryEvent::Kind::kUbRead,
+                              kUnitOf[std::size_t(r.client)], r.first_row, r.count, r.start,
+                              r.end});
+  }
   if (r.on_grant) r.on_grant();
   r.done.notify();
 }

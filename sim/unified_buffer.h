@@ -42,6 +42,7 @@
 #include "sim/clock.h"
 #include "sim/config/config.h"
 #include "sim/cycles.h"
+#include "sim/observer.h"
 
 namespace tpu {
 
@@ -75,7 +76,9 @@ struct UbRequest {
 
 class UnifiedBuffer : public sc_core::sc_module {
  public:
-  UnifiedBuffer(sc_core::sc_module_name name, const Config& config, DataType dtype);
+  // Every grant is reported to `probe` (MemoryEvent kUbRead/kUbWrite).
+  UnifiedBuffer(sc_core::sc_module_name name, const Config& config, DataType dtype,
+                const Probe& probe);
 
   // Queue a burst for arbitration at the end of the current cycle; the caller keeps `req`
   // alive and waits on req.done (or polls req.granted after that instant).
@@ -101,6 +104,7 @@ class UnifiedBuffer : public sc_core::sc_module {
   std::size_t slot_index(Cycle c) const { return (head_ + (c - base_)) & (capacity_ - 1); }
 
   const Config& config_;
+  const Probe& probe_;
   Clock clock_;
   std::uint64_t rows_;
   std::uint32_t banks_, bank_words_;

@@ -16,70 +16,24 @@
 
 #include "sim/config/config.h"
 #include "sim/isa/program.h"
+#include "tests/cli_helpers.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 
 namespace {
 
+using tpu::test_shell::Outcome;
+using tpu::test_shell::slurp;
+using tpu::test_shell::temp_path;
+using tpu::test_shell::tpusim;
+
 const std::string kSource = TPUSIM_SOURCE_DIR;
 const std::string kBinary = TPUSIM_BINARY;
-
-struct Outcome {
-  int exit_code = -1;
-  std::string out, err;
-};
-
-std::string slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string temp_path(const std::string& name) {
-  const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
-  return ::testing::TempDir() + "tpusim_" + t->name() + "_" + name;
-}
 
 std::string write_temp(const std::string& name, const std::string& text) {
   std::string path = temp_path(name);
   std::ofstream(path) << text;
   return path;
-}
-
-#if defined(__SANITIZE_ADDRESS__)
-// A binary that throws after a simulation meets the same false report as the test binaries
-// (tests/asan.supp), which test_main.cc suppresses for them but nothing does for tpusim.
-const std::string kSanitizerEnv = "ASAN_OPTIONS=suppressions=" + kSource + "/tests/asan.supp ";
-// The three-line warning ASan prints before that report, even when it is suppressed.
-std::string without_sanitizer_warning(const std::string& err) {
-  std::istringstream in(err);
-  std::string kept;
-  for (std::string line; std::getline(in, line);) {
-    if (line.find("ASan is ignoring requested __asan_handle_no_return") != std::string::npos ||
-        line == "False positive error reports may follow" ||
-        line == "For details see https://github.com/google/sanitizers/issues/189") {
-      continue;
-    }
-    kept += line + "\n";
-  }
-  return kept;
-}
-#else
-const std::string kSanitizerEnv;
-std::string without_sanitizer_warning(const std::string& err) { return err; }
-#endif
-
-// `shell_prefix` runs first in the same shell, e.g. "ulimit -v 1000000;".
-Outcome tpusim(const std::string& args, const std::string& shell_prefix = "") {
-  std::string out = temp_path("stdout"), err = temp_path("stderr");
-  std::string cmd = shell_prefix + kSanitizerEnv + kBinary + " " + args + " >" + out + " 2>" + err;
-  int status = std::system(cmd.c_str());
-  Outcome o;
-  o.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  o.out = slurp(out);
-  o.err = without_sanitizer_warning(slurp(err));
-  return o;
 }
 
 nlohmann::json run_json(const std::string& args) {
@@ -454,6 +408,13 @@ TEST(CliErrors, ProgramWithoutExpectedOutputsCannotBeChecked) {
   std::string asm_path = temp_path("mlp.asm");
   ASSERT_EQ(tpusim("compile" + model("mlp.json") + " -o " + asm_path).exit_code, 0);
   expect_one_line_error(tpusim("run --check --program " + asm_path), {asm_path, "--check"});
+}
+
+// explain prints every PE: the bundled config's own 128 x 128 array is refused, not shrunk.
+TEST(CliErrors, ExplainRefusesALargeArray) {
+  expect_one_line_error(tpusim("explain" + config("default.json")), {"at most 64 x 64", "128"});
+  EXPECT_EQ(tpusim("explain --summary" + config("default.json") + " --rows 8 --cols 8").exit_code,
+            0);
 }
 
 TEST(CliErrors, ProgramAndModelTogetherAreRefused) {

@@ -75,7 +75,7 @@ void wait_cycle(const Clock& clock, Cycle c) { sc_core::wait(clock.until(c)); }
 // A UB alone, driven by one scripted thread.
 struct UbBench : sc_core::sc_module {
   UbBench(sc_core::sc_module_name name, const Config& c)
-      : sc_module(name), config(c), clock(c.period_ns()), ub("ub", config, DataType::kInt8) {
+      : sc_module(name), config(c), clock(c.period_ns()), ub("ub", config, DataType::kInt8, probe) {
     SC_HAS_PROCESS(UbBench);
     SC_THREAD(run);
   }
@@ -83,6 +83,7 @@ struct UbBench : sc_core::sc_module {
 
   Config config;
   Clock clock;
+  Probe probe{{}};
   UnifiedBuffer ub;
   std::function<void()> script;
 };
@@ -97,10 +98,10 @@ struct DmaBench : sc_core::sc_module {
         config(c),
         clock(c.period_ns()),
         state(config, program, functional),
-        ub("ub", config, DataType::kInt8),
+        ub("ub", config, DataType::kInt8, probe),
         hbm("hbm", hbm_config ? *hbm_config : config,
             hbm_storage ? hbm_storage : (functional ? &state.hbm : nullptr)),
-        engine("dma", config, clock, ub, &state) {
+        engine("dma", config, clock, ub, &state, probe) {
     engine.hbm_socket.bind(hbm.socket);
     SC_HAS_PROCESS(DmaBench);
     SC_THREAD(run);
@@ -120,6 +121,7 @@ struct DmaBench : sc_core::sc_module {
   Config config;
   Clock clock;
   MachineState state;
+  Probe probe{{}};
   UnifiedBuffer ub;
   HbmChannel hbm;
   DmaEngine engine;

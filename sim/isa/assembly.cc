@@ -75,12 +75,16 @@ std::string quote(const std::string& s) {
   return out + "\"";
 }
 
+}  // namespace
+
 std::string semaphore_name(unsigned i, const Program* names) {
   if (names && i < names->semaphore_names.size() && !names->semaphore_names[i].empty()) {
     return names->semaphore_names[i];
   }
   return "s" + std::to_string(i);
 }
+
+namespace {
 
 std::string format_mask(std::uint64_t mask, const Program* names) {
   std::string out;

@@ -71,6 +71,8 @@ struct Program {
 std::string to_assembly(const Program& program);
 Program parse_assembly(const std::string& text);
 std::string to_assembly(const Instruction& inst, const Program* names = nullptr);
+// Semaphore i's name: its `.sem` name in `names`, else "s<i>".
+std::string semaphore_name(unsigned i, const Program* names);
 
 // Versioned binary container with everything, memory image and expected outputs included.
 // deserialize rejects a layer whose expected values do not match its output view or whose

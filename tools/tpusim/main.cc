@@ -1,4 +1,4 @@
-// The `tpusim` command line: run, compile, memtest, asm, disasm, isa.
+// The `tpusim` command line: run, compile, memtest, asm, disasm, isa, explain.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -7,6 +7,7 @@
 #include <iostream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <unistd.h>
@@ -28,6 +29,7 @@
 #include "tools/report/check.h"
 #include "tools/report/report.h"
 #include "tools/report/timeline.h"
+#include "tools/teach/explain.h"
 
 namespace {
 
@@ -366,6 +368,41 @@ int sc_main(int argc, char* argv[]) {
       ->capture_default_str();
   memtest->add_option("--json", mem_json, "Write the result as JSON to this file");
 
+  tpu::ExplainOptions ex;
+  CLI::App* explain = app.add_subcommand(
+      "explain", "Watch a small array work cycle by cycle (pe fidelity): the weight in each PE, "
+                 "activations and partial sums passing, results leaving into the accumulators, "
+                 "and a summary tied to the timing contract");
+  explain->add_option("--model,-m", ex.model_path,
+                      "Model to run instead of the --m x --k by --k x --n matmul");
+  explain->add_option("--config,-c", ex.config_path,
+                      "Architecture config JSON (default: the bundled one, with a 4 x 4 array)");
+  explain->add_option("--set,-s", ex.overrides, "Override a config key by dotted path (repeatable)")
+      ->take_all();
+  explain->add_option("--rows", ex.rows, "Array rows R (default 4, or the --config's)")
+      ->check(CLI::Range(1, 64));
+  explain->add_option("--cols", ex.cols, "Array columns C (default 4, or the --config's)")
+      ->check(CLI::Range(1, 64));
+  for (auto [flag, field, what] : {std::tuple{"--m", &ex.m, "Rows M of the input X"},
+                                   std::tuple{"--k", &ex.k, "Inner dimension K"},
+                                   std::tuple{"--n", &ex.n, "Columns N of the weights W"}}) {
+    explain->add_option(flag, *field, what)
+        ->check(CLI::Range(1, 4096))
+        ->excludes("--model")
+        ->capture_default_str();
+  }
+  explain->add_option("--seed", ex.seed, "Seed of the generated X and W")->capture_default_str();
+  explain->add_flag("--changes", ex.changes_only,
+                    "Print only the cycles in which something happens or changes");
+  explain->add_flag("--summary", ex.summary_only,
+                    "Print only the summary (fill, full rate, drain, utilisation), no trace");
+  explain->add_option("--vcd", ex.vcd_path,
+                      "Also write the PE registers and each unit's busy and waiting state as a "
+                      "VCD waveform (GTKWave)");
+  explain->add_option("--html", ex.html_path,
+                      "Also write one self-contained HTML page that animates the run: step, "
+                      "play, pause, scrub to a cycle");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -420,6 +457,12 @@ int sc_main(int argc, char* argv[]) {
         std::string text = tpu::to_assembly(
             in_file(disasm_in, [&] { return tpu::deserialize(read_bytes(disasm_in)); }));
         if (disasm_out.empty()) std::cout << text; else write_text(disasm_out, text);
+        return 0;
+      }
+      if (*explain) {
+        check_outputs_differ({ex.model_path, ex.config_path},
+                             {{"--vcd", ex.vcd_path}, {"--html", ex.html_path}});
+        tpu::explain_command(ex, std::cout);
         return 0;
       }
       if (*isa) {
