@@ -214,8 +214,8 @@ int run_sc_main(int argc, char* argv[]) {
 // run_sc_main: after a simulation LeakSanitizer may take a SystemC thread's stack for the main
 // thread's and crash on its guard page while scanning it ("Tracer caught signal 11", about half
 // the runs). Heap and globals are still scanned; leaks held only by a stack variable at exit
-// go unseen.
-extern "C" const char* __lsan_default_options() { return "use_stacks=0"; }
+// go unseen. Weak, so an executable that never simulates in its own process can scan stacks.
+extern "C" __attribute__((weak)) const char* __lsan_default_options() { return "use_stacks=0"; }
 
 namespace tpu {
 
