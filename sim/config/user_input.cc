@@ -61,6 +61,8 @@ nlohmann::json parse_json(const std::string& text) {
     return json::parse(text, check);
   } catch (const json::parse_error& e) {
     throw JsonSyntaxError(json_error_text(e.what()));
+  } catch (const json::out_of_range& e) {  // a number beyond double, e.g. 1e999
+    throw JsonSyntaxError(json_error_text(e.what()));
   }
 }
 
