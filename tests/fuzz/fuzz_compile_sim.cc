@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <string>
 
@@ -54,15 +55,36 @@ bool small_enough(const tpu::Graph& graph) {
   return true;
 }
 
-// Runs the simulation in a child and aborts unless it exits 0 within the timeout.
-void simulate_in_child(const tpu::Program& program) {
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid < 0) {
-    std::perror("fuzz_compile_sim: fork");
+// The child's stderr, shown only when it fails: under ASan, every SystemC run warns that it
+// ignores a no-return call on a thread stack of SystemC's own.
+int child_log() {
+  static std::FILE* const file = std::tmpfile();
+  if (file == nullptr) {
+    std::perror("fuzz_compile_sim: tmpfile");
     std::abort();
   }
+  return fileno(file);
+}
+
+[[noreturn]] void fail(const std::string& why, int log) {
+  char buffer[4096];
+  lseek(log, 0, SEEK_SET);
+  for (ssize_t n; (n = read(log, buffer, sizeof buffer)) > 0;) {
+    if (write(STDERR_FILENO, buffer, std::size_t(n)) != n) break;
+  }
+  std::fprintf(stderr, "fuzz_compile_sim: %s\n", why.c_str());
+  std::abort();
+}
+
+// Runs the simulation in a child and aborts unless it exits 0 within the timeout.
+void simulate_in_child(const tpu::Program& program) {
+  const int log = child_log();
+  if (ftruncate(log, 0) != 0 || lseek(log, 0, SEEK_SET) != 0) fail("cannot reset the log", log);
+  std::fflush(nullptr);
+  const pid_t pid = fork();
+  if (pid < 0) fail("fork failed", log);
   if (pid == 0) {
+    dup2(log, STDERR_FILENO);
     child_program = &program;
     char name[] = "fuzz_compile_sim";
     char* argv[] = {name, nullptr};
@@ -74,17 +96,14 @@ void simulate_in_child(const tpu::Program& program) {
     if (std::time(nullptr) > deadline) {
       kill(pid, SIGKILL);
       waitpid(pid, &status, 0);
-      std::fprintf(stderr, "fuzz_compile_sim: simulation still running after %d s\n",
-                   kTimeoutSeconds);
-      std::abort();
+      fail("simulation still running after " + std::to_string(kTimeoutSeconds) + " s", log);
     }
     usleep(200);
   }
-  if (WIFEXITED(status) && WEXITSTATUS(status) == 0) return;
   if (WIFSIGNALED(status)) {
-    std::fprintf(stderr, "fuzz_compile_sim: simulation killed by signal %d\n", WTERMSIG(status));
+    fail(std::string("simulation killed: ") + strsignal(WTERMSIG(status)), log);
   }
-  std::abort();
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) fail("simulation failed", log);
 }
 
 }  // namespace
