@@ -248,8 +248,8 @@ int run_sc_main(int argc, char* argv[]) {
 // run_sc_main: after a simulation LeakSanitizer may take a SystemC thread's stack for the main
 // thread's and crash on its guard page while scanning it ("Tracer caught signal 11", about half
 // the runs). Heap and globals are still scanned; leaks held only by a stack variable at exit
-// go unseen.
-extern "C" const char* __lsan_default_options() { return "use_stacks=0"; }
+// go unseen. Weak, so an executable that never simulates in its own process can scan stacks.
+extern "C" __attribute__((weak)) const char* __lsan_default_options() { return "use_stacks=0"; }
 
 namespace tpu {
 
@@ -271,12 +271,20 @@ RunResult simulate(const Config& config, const Program& program, const SimOption
   std::unique_ptr<TpuCore> core;
   try {
     core = std::make_unique<TpuCore>("tpu", config, program, *state, options, probe);
-    sc_core::sc_start();
+    if (options.max_cycles == 0) {
+      sc_core::sc_start();
+    } else {
+      // sc_start(t) stops before the events at t: run through cycle max_cycles.
+      sc_core::sc_start(core->clock.at(options.max_cycles + 1), sc_core::SC_EXIT_ON_STARVATION);
+    }
   } catch (...) {
     throw as_sim_error(std::current_exception());
   }
   Sequencer& seq = core->sequencer;
   if (seq.error()) throw as_sim_error(seq.error());
+  if (!seq.halted() && sc_core::sc_pending_activity()) {
+    throw SimError("no HALT within the cap of " + std::to_string(options.max_cycles) + " cycles");
+  }
   if (!seq.halted()) throw SimError(seq.deadlock_report());
 
   RunResult result;

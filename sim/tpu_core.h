@@ -3,6 +3,7 @@
 // HALT and returns its counters. SystemC elaborates once per process, so call simulate() at
 // most once per process.
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <stdexcept>
@@ -28,11 +29,13 @@ struct SimOptions {
   std::vector<Observer*> observers;
   // Called as issue passes each hundredth of the program: (instructions issued, total).
   std::function<void(std::size_t, std::size_t)> progress;
+  // Stop with a SimError when the program has not halted after this many cycles; 0 = no cap.
+  std::uint64_t max_cycles = 0;
 };
 
 // Raised for a program the core cannot run: deadlock (names each blocked unit, its
 // instruction and what it waits on), out-of-range addresses, a program compiled for another
-// array shape. what() is one line.
+// array shape, no HALT within SimOptions::max_cycles. what() is one line.
 class SimError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;

@@ -243,6 +243,12 @@ TEST(Config, BadOverridesNameTheSetFlag) {
   EXPECT_NE(e.find("--set: key 'array.rows' expects an unsigned integer"), std::string::npos) << e;
   e = error_of(json::object(), {"array.rows=0"});
   EXPECT_NE(e.find("--set: array.rows = 0 is out of range"), std::string::npos) << e;
+  // Found by fuzzing (tests/fuzz/regressions/config): these escaped as nlohmann exceptions.
+  EXPECT_EQ(error_of(json::object(), {"clock_mhz=1e999"}),
+            "--set: clock_mhz: number 1e999 is out of range of a double");
+  EXPECT_EQ(error_of(json::object(), {"name=\xff"}), "--set: name: the value is not valid UTF-8");
+  EXPECT_EQ(error_of(json::object(), {"mxu.double_buffer_weights=fal\x9b"}),
+            "--set: mxu.double_buffer_weights: the value is not valid UTF-8");
   // A cross-field violation created by an override still names the file and the overrides.
   e = error_of(json::object(), {"ub.capacity_bytes=8"});
   EXPECT_NE(e.find("configs/x.json with --set overrides: ub.capacity_bytes"), std::string::npos)

@@ -563,6 +563,30 @@ halt
   }
 }
 
+// The NOP program of NopStallsIssue takes 17 cycles: a cap of 17 lets it finish, 16 stops it.
+RunResult run_capped(std::uint64_t max_cycles) {
+  SimOptions options;
+  options.max_cycles = max_cycles;
+  return simulate(core_config(),
+                  parse_assembly(".array 8 8\n.sem 1 done\n"
+                                 "load.weights ub=0 rows=8 cols=8 signal=done\nnop wait=done\n"
+                                 "load.weights ub=8 rows=8 cols=8\nhalt\n"),
+                  options);
+}
+
+TEST(CoreTiming, CycleCapStopsARunThatHasNotHalted) {
+  try {
+    run_capped(16);
+    FAIL() << "expected the cycle cap";
+  } catch (const SimError& e) {
+    EXPECT_EQ(std::string(e.what()), "no HALT within the cap of 16 cycles");
+  }
+}
+
+TEST(CoreTiming, CycleCapOfTheRunsLengthLetsItFinish) {
+  EXPECT_EQ(run_capped(17).total_cycles, 17u);
+}
+
 // The default 4 MiB of accumulators hold 4 MiB / (8 columns * 4 bytes) = 131072 rows.
 TEST(CoreTiming, OutOfRangeAddressNamesInstruction) {
   try {

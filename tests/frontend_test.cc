@@ -147,6 +147,9 @@ TEST(FrontendTest, JsonErrorsNameFileLayerAndKey) {
   const std::string conv = R"("type": "conv2d", "name": "c", "out_channels": 4, "kernel": 3)";
   expect_json_error("{\"layers\": [", {"m.json", "invalid JSON"});
   expect_json_error("[1]", {"m.json", "object"});
+  // Found by fuzzing (tests/fuzz/regressions/model): escaped as an nlohmann exception.
+  expect_json_error(R"({"seed": 1e999, "layers": []})",
+                    {"m.json", "key 'seed'", "number 1e999 is out of range of a double"});
   expect_json_error(R"({"batch": 1, "batch": 2, "layers": [{"type": "matmul", "m": 1, "k": 1, "n": 1}]})",
                     {"m.json", "invalid JSON", "duplicate key 'batch'"});
   expect_json_error(R"({"layers": [{"type": "matmul", "m": 1, "m": 2, "k": 1, "n": 1}]})",

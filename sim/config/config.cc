@@ -271,16 +271,29 @@ class Parser {
 
 // Value text of a --set override: JSON when it parses, else the raw text as a string. String
 // keys take the raw text unless it is a quoted JSON string, so `name=123` names the config "123".
+// Every config value is written out as JSON, so a string taken as it stands must be UTF-8.
+json override_string(const std::string& path, const std::string& text) {
+  json value = text;
+  try {
+    value.dump();
+  } catch (const json::type_error&) {
+    throw ConfigError("--set: " + path + ": the value is not valid UTF-8");
+  }
+  return value;
+}
+
 json override_value(const std::string& path, const std::string& text) {
   const ConfigKey* key = find_key(path);
   Config probe;
   const bool string_key = key && std::holds_alternative<std::string*>(key->field(probe));
   try {
     json value = parse_json(text);
-    if (string_key && !value.is_string()) return json(text);
+    if (string_key && !value.is_string()) return override_string(path, text);
     return value;
+  } catch (const JsonNumberOverflow&) {
+    throw ConfigError("--set: " + path + ": number " + text + " is out of range of a double");
   } catch (const JsonSyntaxError&) {
-    return json(text);
+    return override_string(path, text);
   }
 }
 

@@ -99,7 +99,7 @@ class StrictSax : public json::json_sax_t {
     if (e.id != 406) throw JsonSyntaxError(excerpt_message(json_error_text(e.what())));
     const std::size_t end = std::min(position, text_.size());
     const auto line = 1 + std::count(text_.begin(), text_.begin() + std::ptrdiff_t(end), '\n');
-    throw JsonSyntaxError("line " + std::to_string(line) +
+    throw JsonNumberOverflow("line " + std::to_string(line) +
                           (keys_.empty() ? std::string() : ", key '" + path() + "'") +
                           ": number " + excerpt(token) + " is out of range of a double");
   }

@@ -35,6 +35,11 @@ class JsonSyntaxError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+// A number beyond a double's range (1e999): well-formed JSON that cannot be represented.
+class JsonNumberOverflow : public JsonSyntaxError {
+ public:
+  using JsonSyntaxError::JsonSyntaxError;
+};
 
 // Parses JSON input strictly: besides syntax errors ("line 2, column 20: ..."), a key given
 // twice in one object ("duplicate key 'hbm.preset'", the dotted path of object keys, where
