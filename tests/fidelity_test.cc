@@ -1,10 +1,8 @@
 // `pe` (cycle-by-cycle systolic array) and `fast` (tile loop + computed timing) must agree on
 // every cycle count and every output bit, over randomised program shapes and array sizes; both
 // must also match the time-free interpreter's memory. SystemC elaborates once per process, so
-// every simulation runs in a forked child that reports back over a pipe.
+// every simulation runs in a child process (tools/run/child.h).
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <cstdio>
 #include <random>
@@ -17,6 +15,7 @@
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/frontend.h"
 #include "tools/report/check.h"
+#include "tools/run/child.h"
 
 namespace tpu {
 namespace {
@@ -46,39 +45,12 @@ std::string summarize(const RunResult& r) {
 std::string simulate_in_child(const Config& config, const Program& program,
                               const SimOptions& options,
                               std::string (*describe)(const RunResult&, const Program&) = nullptr) {
-  int fds[2];
-  if (pipe(fds) != 0) return "error: pipe";
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    std::string line;
-    try {
-      RunResult r = simulate(config, program, options);
-      if (options.timing_only) r.hbm_final.clear();
-      line = describe ? describe(r, program) : summarize(r);
-    } catch (const std::exception& e) {
-      line = std::string("error: ") + e.what();
-    }
-    const char* p = line.data();
-    std::size_t left = line.size();
-    while (left > 0) {
-      const ssize_t n = write(fds[1], p, left);
-      if (n <= 0) break;
-      p += n;
-      left -= std::size_t(n);
-    }
-    _exit(0);
-  }
-  close(fds[1]);
-  std::string line;
-  char buf[4096];
-  for (ssize_t n; (n = read(fds[0], buf, sizeof buf)) > 0;) line.append(buf, std::size_t(n));
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) return "error: child crashed";
-  return line;
+  const ChildOutcome out = run_in_child([&] {
+    RunResult r = simulate(config, program, options);
+    if (options.timing_only) r.hbm_final.clear();
+    return describe ? describe(r, program) : summarize(r);
+  });
+  return out.ok ? out.output : "error: " + out.error;
 }
 
 // Runs pe, fast and timing-only; checks they agree with each other and with interpret().

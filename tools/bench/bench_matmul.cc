@@ -3,20 +3,15 @@
 //
 //   tpusim_bench [--size N] [--repeat R] [--config FILE] [--modes fast,pe,timing]
 //
-// SystemC elaborates once per process, so every simulation runs in a forked child; the parent
-// collects the child's simulate() wall time through a pipe and its peak RSS from wait4().
+// SystemC elaborates once per process, so every simulation runs in a child process
+// (tools/run/child.h), which reports its simulate() wall time and its peak RSS.
 // Figures are medians over R repetitions, measured in one run so ratios are comparable on a
 // noisy shared machine.
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <random>
 #include <sstream>
 #include <string>
@@ -25,9 +20,9 @@
 #include <systemc>
 
 #include "sim/config/config.h"
-#include "sim/tpu_core.h"
-#include "tools/compiler/lowering.h"
 #include "tools/compiler/frontend.h"
+#include "tools/run/child.h"
+#include "tools/run/run.h"
 
 namespace {
 
@@ -67,43 +62,27 @@ double plain_gemm_seconds(int n) {
 
 // Runs one simulation in a child process; returns its simulate() time, cycles and peak RSS.
 Sample simulate_in_child(const std::string& mode, int n, const std::string& config_path) {
-  int fds[2];
-  if (pipe(fds) != 0) { std::perror("pipe"); std::exit(1); }
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
+  const tpu::ChildOutcome out = tpu::run_in_child([&] {
     tpu::Config config = config_path.empty() ? tpu::default_config() : tpu::load_config(config_path);
     std::ostringstream model;
     model << R"({"name": "bench", "dtype": "int8", "layers": [{"name": "gemm", "type": "matmul", )"
           << "\"m\": " << n << ", \"k\": " << n << ", \"n\": " << n << "}]}";
-    tpu::CompileOptions copts;
-    copts.timing_only = mode == "timing";
-    tpu::Program program = tpu::compile(tpu::parse_model_json(model.str(), "<bench>"), config, copts);
-    tpu::SimOptions sim;
-    sim.timing_only = mode == "timing";
-    sim.fidelity = mode == "pe" ? tpu::Fidelity::kPe : tpu::Fidelity::kFast;
-    auto t0 = std::chrono::steady_clock::now();
-    tpu::RunResult r = tpu::simulate(config, program, sim);
-    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    std::uint64_t cycles = r.total_cycles;
-    if (write(fds[1], &s, sizeof s) != sizeof s || write(fds[1], &cycles, sizeof cycles) != sizeof cycles)
-      _exit(1);
-    _exit(0);
-  }
-  close(fds[1]);
-  Sample out;
-  bool ok = read(fds[0], &out.seconds, sizeof out.seconds) == sizeof out.seconds &&
-            read(fds[0], &out.cycles, sizeof out.cycles) == sizeof out.cycles;
-  close(fds[0]);
-  int status = 0;
-  rusage usage{};
-  wait4(pid, &status, 0, &usage);
-  if (!ok || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-    std::fprintf(stderr, "tpusim_bench: the %s simulation failed\n", mode.c_str());
+    tpu::RunOptions options;
+    options.timing_only = mode == "timing";
+    options.fidelity = mode == "pe" ? tpu::Fidelity::kPe : tpu::Fidelity::kFast;
+    const tpu::Run run =
+        tpu::run_model(config, tpu::parse_model_json(model.str(), "<bench>"), "<bench>", options);
+    return std::to_string(run.info.host_seconds) + " " + std::to_string(run.result.total_cycles);
+  });
+  if (!out.ok) {
+    std::fprintf(stderr, "tpusim_bench: the %s simulation failed: %s\n", mode.c_str(),
+                 out.error.c_str());
     std::exit(1);
   }
-  out.peak_mib = usage.ru_maxrss / 1024.0;  // ru_maxrss is in KiB on Linux
-  return out;
+  Sample sample;
+  std::istringstream(out.output) >> sample.seconds >> sample.cycles;
+  sample.peak_mib = out.max_rss_mib;
+  return sample;
 }
 
 }  // namespace

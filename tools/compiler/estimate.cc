@@ -1,5 +1,7 @@
 #include "tools/compiler/estimate.h"
 
+#include <stdexcept>
+
 #include <algorithm>
 #include <cstdio>
 
@@ -97,6 +99,14 @@ std::string exceeds_functional_limits(const RunEstimate& e) {
            " (limit " + duration(kMaxFunctionalRunSeconds) + ")";
   }
   return why;
+}
+
+void refuse_oversized_functional_run(const RunEstimate& e, const std::string& source) {
+  const std::string why = exceeds_functional_limits(e);
+  if (!why.empty()) {
+    throw std::runtime_error(source + ": a functional run " + why + "; --timing-only gives its " +
+                             "cycles without data, --force runs it anyway");
+  }
 }
 
 }  // namespace tpu

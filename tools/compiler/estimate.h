@@ -31,4 +31,8 @@ RunEstimate estimate_functional_run(const Program& program, const Config& config
 // memory (limit 4 GiB) and about 12 min (limit 5 min)".
 std::string exceeds_functional_limits(const RunEstimate& e);
 
+// Throws a one-line error naming `source` when `e` exceeds the limits, pointing to
+// --timing-only and --force.
+void refuse_oversized_functional_run(const RunEstimate& e, const std::string& source);
+
 }  // namespace tpu

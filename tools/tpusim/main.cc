@@ -1,5 +1,4 @@
 // The `tpusim` command line: run, compile, memtest, asm, disasm, isa, explain.
-#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -26,9 +25,7 @@
 #include "tools/compiler/estimate.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
-#include "tools/report/check.h"
-#include "tools/report/report.h"
-#include "tools/report/timeline.h"
+#include "tools/run/run.h"
 #include "tools/teach/explain.h"
 
 namespace {
@@ -88,15 +85,6 @@ tpu::Program in_file(const std::string& path, Parse parse) {
   }
 }
 
-// Refuses, before any data exists, a functional run estimated beyond the host's limits.
-void check_run_size(const tpu::RunEstimate& estimate, const std::string& source) {
-  const std::string why = tpu::exceeds_functional_limits(estimate);
-  if (!why.empty()) {
-    throw UsageError(source + ": a functional run " + why + "; --timing-only gives its cycles " +
-                     "without data, --force runs it anyway");
-  }
-}
-
 // --config and --set, for every subcommand that needs an architecture.
 struct ConfigOptions {
   std::string config_path;
@@ -152,85 +140,45 @@ tpu::Program load_program(const std::string& path) {
   });
 }
 
-bool has_expected_outputs(const tpu::Program& program) {
-  for (const tpu::LayerInfo& l : program.layers)
-    if (!l.expected_int8.empty() || !l.expected_fp32.empty()) return true;
-  return false;
-}
-
 int run_command(const ModelOptions& opts, const std::string& program_path,
                 const std::string& fidelity, bool check, const std::string& json_path,
                 const std::string& csv_path, const std::string& trace_path, bool quiet) {
-  if (check && opts.timing_only)
-    throw UsageError("--check compares data values, which --timing-only skips; drop one");
   check_outputs_differ({opts.model_path, opts.config_path, program_path},
                        {{"--json", json_path}, {"--csv", csv_path}, {"--trace", trace_path}});
-  tpu::Config config = opts.config();
-  tpu::Program program;
-  std::string name, source;
-  if (program_path.empty()) {
-    tpu::Graph model = opts.model();
-    if (!opts.timing_only && !opts.force)
-      check_run_size(tpu::estimate_functional_run(model, config, fidelity == "pe"), opts.model_source());
-    tpu::CompileOptions copts;
-    copts.timing_only = opts.timing_only;
-    program = tpu::compile(model, config, copts);
-    name = model.name;
-    source = opts.model_source();
-  } else {
-    program = load_program(program_path);
-    name = source = program_path;
-    if (!opts.timing_only && !opts.force)
-      check_run_size(tpu::estimate_functional_run(program, config, fidelity == "pe"), program_path);
-    if (check && !has_expected_outputs(program))
-      throw UsageError(program_path + ": --check needs expected outputs, which only a compiled "
-                       "binary program carries (tpusim compile --binary)");
-  }
-
-  tpu::SimOptions sim;
-  sim.fidelity = fidelity == "pe" ? tpu::Fidelity::kPe : tpu::Fidelity::kFast;
-  sim.timing_only = opts.timing_only;
-  sim.trace = !trace_path.empty();
+  tpu::RunOptions options;
+  options.fidelity = fidelity == "pe" ? tpu::Fidelity::kPe : tpu::Fidelity::kFast;
+  options.timing_only = opts.timing_only;
+  options.check = check;
+  options.trace = !trace_path.empty();
+  options.force = opts.force;
   // Long runs show how far issue has got, on a terminal only (logs and pipes stay clean).
   const bool show_progress = !quiet && isatty(STDERR_FILENO);
   if (show_progress) {
-    sim.progress = [](std::size_t issued, std::size_t total) {
+    options.progress = [](std::size_t issued, std::size_t total) {
       std::fprintf(stderr, "\rsimulating: %3zu%% of %zu instructions issued", issued * 100 / total,
                    total);
     };
   }
-  auto t0 = std::chrono::steady_clock::now();
-  tpu::RunResult result = tpu::simulate(config, program, sim);
-  double host_seconds =
-      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  const tpu::Config config = opts.config();
+  const tpu::Run run = program_path.empty()
+                           ? tpu::run_model(config, opts.model(), opts.model_source(), options)
+                           : tpu::run_program(config, load_program(program_path), program_path,
+                                              options);
   if (show_progress) std::fprintf(stderr, "\r%60s\r", "");
 
-  tpu::CheckResult check_result;
-  if (check) check_result = tpu::check_outputs(program, result.hbm_final);
-
-  tpu::RunInfo info;
-  info.model = name;
-  info.model_source = source;
-  info.fidelity = fidelity;
-  info.timing_only = opts.timing_only;
-  info.host_seconds = host_seconds;
-  const tpu::CheckResult* checked = check ? &check_result : nullptr;
-  if (!quiet) std::cout << tpu::report_table(config, program, result, checked, info);
-  if (!json_path.empty())
-    write_text(json_path, tpu::report_json(config, program, result, checked, info).dump(2) + "\n");
-  if (!csv_path.empty()) write_text(csv_path, tpu::report_csv(config, result));
-  if (!trace_path.empty())
-    write_text(trace_path, tpu::timeline_json(config, program, result).dump() + "\n");
-  if (check && !check_result.passed && quiet) {
+  if (!quiet) std::cout << run.report_table();
+  if (!json_path.empty()) write_text(json_path, run.report_json().dump(2) + "\n");
+  if (!csv_path.empty()) write_text(csv_path, run.report_csv());
+  if (!trace_path.empty()) write_text(trace_path, run.timeline_json().dump() + "\n");
+  if (run.check_failed() && quiet) {
     // Even quiet, a failed check says so (the table would have).
-    std::cerr << "tpusim: check failed: " << check_result.mismatches << " of "
-              << check_result.compared << " output values wrong"
-              << (check_result.first_mismatches.empty()
-                      ? std::string()
-                      : ", first " + check_result.first_mismatches[0])
+    const tpu::CheckResult& c = *run.check;
+    std::cerr << "tpusim: check failed: " << c.mismatches << " of " << c.compared
+              << " output values wrong"
+              << (c.first_mismatches.empty() ? std::string() : ", first " + c.first_mismatches[0])
               << "\n";
   }
-  return check && !check_result.passed ? 2 : 0;
+  return run.check_failed() ? 2 : 0;
 }
 
 nlohmann::json memtest_json(const tpu::Config& config, const tpu::MemtestOptions& o,
@@ -425,8 +373,8 @@ int sc_main(int argc, char* argv[]) {
         const tpu::Graph model = compile_opts.model();
         const tpu::Config config = compile_opts.config();
         if (!copts.timing_only && !compile_opts.force)
-          check_run_size(tpu::estimate_functional_run(model, config, false),
-                         compile_opts.model_source());
+          tpu::refuse_oversized_functional_run(tpu::estimate_functional_run(model, config, false),
+                                               compile_opts.model_source());
         tpu::Program program = tpu::compile(model, config, copts);
         std::string text = tpu::to_assembly(program);
         if (asm_out.empty()) std::cout << text; else write_text(asm_out, text);

@@ -1,0 +1,47 @@
+#pragma once
+// Running work in a forked child process. SystemC elaborates once per process, so every
+// simulation after a process's first needs its own child; the sweep runner also uses children
+// to run points in parallel and to survive a point that crashes.
+#include <functional>
+#include <string>
+
+#include <sys/types.h>
+
+namespace tpu {
+
+struct ChildOutcome {
+  bool ok = false;       // work() returned normally
+  std::string output;    // what work() returned (when ok)
+  std::string error;     // when not ok, one line: work()'s exception, or how the child ended
+  double max_rss_mib = 0;  // the child's peak resident memory
+};
+
+// One child running `work`. For several children at once, poll() their fd()s and call
+// read_available() when one is readable; finish() once it returns true.
+class ChildProcess {
+ public:
+  explicit ChildProcess(const std::function<std::string()>& work);
+  ChildProcess(ChildProcess&& other) noexcept;
+  ChildProcess& operator=(ChildProcess&&) = delete;
+  ChildProcess(const ChildProcess&) = delete;
+  ~ChildProcess();  // a child still running is killed and reaped
+
+  int fd() const { return fd_; }
+  pid_t pid() const { return pid_; }
+  // Reads what the child has written so far; true once it has closed its end.
+  bool read_available();
+  // Reads to the end, waits for the child and says how it ended.
+  ChildOutcome finish();
+  void kill();
+
+ private:
+  pid_t pid_ = -1;
+  int fd_ = -1;
+  std::string data_;
+};
+
+// Runs `work` in a child and waits for it; with timeout_seconds > 0 the child is killed when
+// it takes longer (the outcome's error says so).
+ChildOutcome run_in_child(const std::function<std::string()>& work, double timeout_seconds = 0);
+
+}  // namespace tpu
