@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -571,3 +572,85 @@ TEST(CliDocs, EveryReadmeExampleRuns) {
 }
 
 }  // namespace
+
+namespace no_lost_output {
+
+// Files in `dir` (the temporary files of an interrupted or failed write must not remain).
+std::vector<std::string> files_in(const std::string& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+std::string fresh_dir(const std::string& name) {
+  const std::string dir = temp_path(name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+// Every flag that writes a file, given /dev/full: one line, exit 1 (it used to exit 0).
+TEST(CliOutput, EveryOutputFlagReportsAFullDisk) {
+  const std::string prog = temp_path("p.tpuprog"), text = temp_path("p.asm");
+  ASSERT_EQ(tpusim("compile --timing-only" + model("matmul.json") + " -o " + text + " -b " + prog)
+                .exit_code, 0);
+  for (const std::string& args : std::vector<std::string>{
+           "run -q --timing-only --json /dev/full", "run -q --timing-only --csv /dev/full",
+        "run -q --timing-only --trace /dev/full",
+        "compile --timing-only" + model("matmul.json") + " -o /dev/full",
+        "compile --timing-only" + model("matmul.json") + " -o " + temp_path("x.asm") +
+            " -b /dev/full",
+        "asm " + text + " -o /dev/full", "disasm " + prog + " -o /dev/full",
+        "memtest --bytes 4096 --json /dev/full", "explain --summary --html /dev/full",
+        "explain --summary --vcd /dev/full"}) {
+    SCOPED_TRACE(args);
+    expect_one_line_error(tpusim(args), {"/dev/full"});
+  }
+}
+
+// An output that cannot be created is refused before the run, naming the flag.
+TEST(CliOutput, UnwritableOutputPathIsRefusedBeforeTheRun) {
+  const std::string dir = fresh_dir("out");
+  for (const std::string flag : {"--json", "--csv", "--trace"}) {
+    expect_one_line_error(tpusim("run -q " + flag + " " + dir + "/missing/r.out"),
+                          {flag, "missing", "does not exist"});
+    expect_one_line_error(tpusim("run -q " + flag + " " + dir), {flag, "is a directory"});
+  }
+  EXPECT_TRUE(files_in(dir).empty());
+}
+
+// A report replaces an existing file whole and leaves no temporary file behind.
+TEST(CliOutput, ReportsReplaceFilesWhole) {
+  const std::string dir = fresh_dir("out");
+  std::ofstream(dir + "/r.json") << "old";
+  ASSERT_EQ(tpusim("run -q --timing-only --json " + dir + "/r.json").exit_code, 0);
+  EXPECT_EQ(files_in(dir), std::vector<std::string>{"r.json"});
+  EXPECT_TRUE(nlohmann::json::accept(slurp(dir + "/r.json")));
+}
+
+// SIGINT and SIGTERM mid-run: a prompt stop, a message, 128 + signal, and no output file.
+TEST(CliOutput, InterruptedRunStopsPromptlyAndLeavesNoFile) {
+  // A GPT-3 FFN layer: tens of seconds of simulation, far longer than the wait below.
+  const std::string big = write_temp(
+      "big.json", R"({"name": "big", "layers": [{"name": "ffn", "type": "matmul", "m": 2048, )"
+                  R"("k": 12288, "n": 49152}]})");
+  for (const auto& [sig, code] : {std::pair{"INT", 130}, std::pair{"TERM", 143}}) {
+    const std::string dir = fresh_dir(std::string("out") + sig);
+    const auto t0 = std::chrono::steady_clock::now();
+    const Outcome o = tpu::test_shell::shell(
+        "(" + tpu::test_shell::kSanitizerEnv + kBinary + " run --timing-only --model " + big +
+        " --json " + dir + "/r.json --csv " + dir + "/r.csv & pid=$!; sleep 1; kill -" + sig +
+        " $pid; wait $pid)");
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    EXPECT_EQ(o.exit_code, code) << sig << ": " << o.err;
+    EXPECT_NE(o.err.find(std::string("tpusim: ") + (code == 130 ? "interrupted" : "terminated")),
+              std::string::npos) << o.err;
+    EXPECT_LT(seconds, 10.0) << sig;
+    EXPECT_TRUE(files_in(dir).empty()) << sig;
+  }
+}
+
+}  // namespace no_lost_output

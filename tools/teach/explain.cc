@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 #include <map>
 #include <memory>
 #include <sstream>
@@ -13,6 +12,7 @@
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 #include "tools/report/check.h"
+#include "tools/run/output_file.h"
 #include "tools/teach/annotate.h"
 #include "tools/teach/html.h"
 #include "tools/teach/vcd.h"
@@ -426,25 +426,26 @@ void explain_command(const ExplainOptions& o, std::ostream& out) {
                           ? parse_model_json(matmul_model_json(o.m, o.k, o.n, o.seed), "<explain>")
                           : load_model(o.model_path);
   const Program program = compile(model, config, CompileOptions{});
+  // SystemC writes the VCD as the run goes: staged, so a failed run leaves no partial file.
+  std::unique_ptr<StagedOutput> vcd_file;
   std::unique_ptr<VcdWriter> vcd;
   std::vector<Observer*> also;
   if (!o.vcd_path.empty()) {
-    vcd = std::make_unique<VcdWriter>(o.vcd_path, config, program);
+    vcd_file = std::make_unique<StagedOutput>(o.vcd_path, ".vcd");
+    vcd = std::make_unique<VcdWriter>(vcd_file->staging_path(), config, program);
     also.push_back(vcd.get());
   }
   const Explained run = explain(config, program, also);
-  if (vcd) vcd->close();
+  if (vcd) {
+    vcd->close();
+    vcd_file->commit();
+  }
   if (!o.summary_only) out << explain_text(run, o.changes_only) << "\n";
   out << explain_summary(run);
   const CheckResult check = check_outputs(run.program, run.result.hbm_final);
   out << "check: " << check.compared << " output values, " << check.mismatches
       << " differ from the plain C++ reference\n";
-  if (!o.html_path.empty()) {
-    std::ofstream html(o.html_path, std::ios::binary);
-    if (!html || !(html << explain_html(explain_json(run)))) {
-      throw std::runtime_error(o.html_path + ": cannot write file");
-    }
-  }
+  if (!o.html_path.empty()) write_output_file(o.html_path, explain_html(explain_json(run)));
 }
 
 }  // namespace tpu

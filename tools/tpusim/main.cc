@@ -1,7 +1,6 @@
 // The `tpusim` command line: run, compile, memtest, asm, disasm, isa, explain.
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <optional>
 #include <iostream>
 #include <sstream>
@@ -25,6 +24,7 @@
 #include "tools/compiler/estimate.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
+#include "tools/run/output_file.h"
 #include "tools/run/run.h"
 #include "tools/teach/explain.h"
 
@@ -43,12 +43,14 @@ std::string read_text(const std::string& path) {
   return std::move(*text);
 }
 
-// Refuses, before any work, to write an output over one of the run's inputs.
-void check_outputs_differ(const std::vector<std::string>& inputs,
+// Refuses, before any work, an output that cannot be written or would overwrite one of the
+// run's inputs.
+void check_outputs(const std::vector<std::string>& inputs,
                           const std::vector<std::pair<const char*, std::string>>& outputs) {
   namespace fs = std::filesystem;
   for (const auto& [flag, out] : outputs) {
     if (out.empty()) continue;
+    tpu::check_output_path(flag, out);
     for (const std::string& in : inputs) {
       std::error_code ec1, ec2;
       if (!in.empty() && fs::weakly_canonical(out, ec1) == fs::weakly_canonical(in, ec2)) {
@@ -65,14 +67,12 @@ std::vector<std::uint8_t> read_bytes(const std::string& path) {
 }
 
 void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary);
-  if (!out || !(out << text)) throw UsageError(path + ": cannot write file");
+  tpu::write_output_file(path, text);
 }
 
 void write_bytes(const std::string& path, const std::vector<std::uint8_t>& bytes) {
-  std::ofstream out(path, std::ios::binary);
-  if (!out || !out.write(reinterpret_cast<const char*>(bytes.data()), bytes.size()))
-    throw UsageError(path + ": cannot write file");
+  tpu::write_output_file(path, std::string_view(reinterpret_cast<const char*>(bytes.data()),
+                                                bytes.size()));
 }
 
 // Runs `parse` on a program file, prefixing ISA errors ("line 3: ...") with the file's path.
@@ -143,7 +143,7 @@ tpu::Program load_program(const std::string& path) {
 int run_command(const ModelOptions& opts, const std::string& program_path,
                 const std::string& fidelity, bool check, const std::string& json_path,
                 const std::string& csv_path, const std::string& trace_path, bool quiet) {
-  check_outputs_differ({opts.model_path, opts.config_path, program_path},
+  check_outputs({opts.model_path, opts.config_path, program_path},
                        {{"--json", json_path}, {"--csv", csv_path}, {"--trace", trace_path}});
   tpu::RunOptions options;
   options.fidelity = fidelity == "pe" ? tpu::Fidelity::kPe : tpu::Fidelity::kFast;
@@ -351,6 +351,7 @@ int sc_main(int argc, char* argv[]) {
                       "Also write one self-contained HTML page that animates the run: step, "
                       "play, pause, scrub to a cycle");
 
+  tpu::install_interrupt_handlers();
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -366,7 +367,7 @@ int sc_main(int argc, char* argv[]) {
       if (*run) return run_command(run_opts, program_path, fidelity, check, json_path, csv_path,
                                    trace_path, quiet);
       if (*compile) {
-        check_outputs_differ({compile_opts.model_path, compile_opts.config_path},
+        check_outputs({compile_opts.model_path, compile_opts.config_path},
                              {{"--output", asm_out}, {"--binary", bin_out}});
         tpu::CompileOptions copts;
         copts.timing_only = compile_opts.timing_only;
@@ -382,7 +383,7 @@ int sc_main(int argc, char* argv[]) {
         return 0;
       }
       if (*memtest) {
-        check_outputs_differ({mem_config.config_path}, {{"--json", mem_json}});
+        check_outputs({mem_config.config_path}, {{"--json", mem_json}});
         tpu::Config config = mem_config.config();
         tpu::MemtestResult r = tpu::run_memtest(config, mem);
         std::cout << memtest_table(r);
@@ -390,7 +391,7 @@ int sc_main(int argc, char* argv[]) {
         return 0;
       }
       if (*assemble) {
-        check_outputs_differ({asm_in}, {{"--output", asm_bin_out}});
+        check_outputs({asm_in}, {{"--output", asm_bin_out}});
         const tpu::Program program =
             in_file(asm_in, [&] { return tpu::parse_assembly(read_text(asm_in)); });
         // A program that never halts would run until it deadlocks.
@@ -401,14 +402,14 @@ int sc_main(int argc, char* argv[]) {
         return 0;
       }
       if (*disassemble) {
-        check_outputs_differ({disasm_in}, {{"--output", disasm_out}});
+        check_outputs({disasm_in}, {{"--output", disasm_out}});
         std::string text = tpu::to_assembly(
             in_file(disasm_in, [&] { return tpu::deserialize(read_bytes(disasm_in)); }));
         if (disasm_out.empty()) std::cout << text; else write_text(disasm_out, text);
         return 0;
       }
       if (*explain) {
-        check_outputs_differ({ex.model_path, ex.config_path},
+        check_outputs({ex.model_path, ex.config_path},
                              {{"--vcd", ex.vcd_path}, {"--html", ex.html_path}});
         tpu::explain_command(ex, std::cout);
         return 0;
