@@ -654,3 +654,29 @@ TEST(CliOutput, InterruptedRunStopsPromptlyAndLeavesNoFile) {
 }
 
 }  // namespace no_lost_output
+
+// compile --annotate: every instruction of the plain assembly, each with its comment.
+TEST(CliTeaching, CompileAnnotateExplainsEveryInstruction) {
+  const Outcome plain = tpusim("compile --timing-only" + model("conv.json"));
+  const Outcome annotated = tpusim("compile --timing-only --annotate" + model("conv.json"));
+  ASSERT_EQ(plain.exit_code, 0) << plain.err;
+  ASSERT_EQ(annotated.exit_code, 0) << annotated.err;
+  std::istringstream in(annotated.out);
+  std::size_t instructions = 0, comments = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("pc ", 0) == 0) {
+      ++instructions;
+      // The instruction text is the plain assembly's, word for word.
+      const std::string text = line.substr(line.find("  ") + 2);
+      EXPECT_NE(plain.out.find(text), std::string::npos) << text;
+    } else if (line.find("# ") != std::string::npos) {
+      ++comments;
+    }
+  }
+  tpu::CompileOptions timing_only;
+  timing_only.timing_only = true;
+  const tpu::Program program =
+      tpu::compile(tpu::load_model(kSource + "/models/conv.json"), tpu::default_config(), timing_only);
+  EXPECT_EQ(instructions, program.instructions.size());
+  EXPECT_EQ(comments, instructions);
+}

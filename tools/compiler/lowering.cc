@@ -448,8 +448,13 @@ Program Lowerer::run() {
   GraphData data;
   Evaluation reference;
   std::vector<Requant> requant;
+  const auto progress = [&](const std::string& what) {
+    if (options_.progress) options_.progress(what);
+  };
   if (data_) {
+    progress("generating data");
     data = generate_data(model_, options_.seed.value_or(model_.seed));
+    progress("computing the reference outputs");
     reference = evaluate(model_, data);
     requant = reference.requant;
   } else {
@@ -477,6 +482,8 @@ Program Lowerer::run() {
   for (layer_index_ = 0; layer_index_ < model_.nodes.size(); ++layer_index_) {
     const Node& layer = model_.nodes[layer_index_];
     layer_ = &layer;
+    progress("emitting node " + std::to_string(layer_index_ + 1) + " of " +
+             std::to_string(model_.nodes.size()));
     Instruction tag;
     tag.op = Opcode::kLayer;
     tag.layer = std::uint16_t(layer_index_);

@@ -56,7 +56,9 @@
 //   fields (multipliers, shift), which functional programs take from the reference
 //   interpreter's calibration and timing-only programs derive from the shapes.
 #include <cstdint>
+#include <functional>
 #include <optional>
+#include <string>
 
 #include "sim/config/config.h"
 #include "sim/isa/program.h"
@@ -74,6 +76,9 @@ struct CompileOptions {
   // Keep a layer's output in the unified buffer as the next layer's input when it fits (see
   // above); false sends every activation through HBM.
   bool resident_activations = true;
+  // Told what the compiler is doing as it goes ("generating data", "computing the reference",
+  // "emitting node 3 of 53"), for a progress line on long compiles.
+  std::function<void(const std::string&)> progress;
 };
 
 // Names of the semaphores the compiler uses (Program::semaphore_names holds them by index).

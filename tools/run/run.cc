@@ -83,6 +83,7 @@ Run run_model(const Config& config, const Graph& model, const std::string& sourc
         estimate_functional_run(model, config, options.fidelity == Fidelity::kPe), source);
   CompileOptions copts;
   copts.timing_only = options.timing_only;
+  copts.progress = options.compile_progress;
   Run run = simulate_run(config, compile(model, config, copts), source, options);
   run.info.model = model.name;
   return run;

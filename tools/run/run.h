@@ -31,6 +31,8 @@ struct RunOptions {
   bool force = false;
   // Called as issue passes each hundredth of the program: (instructions issued, total).
   std::function<void(std::size_t, std::size_t)> progress;
+  // Called as compiling moves on (CompileOptions::progress).
+  std::function<void(const std::string&)> compile_progress;
 };
 
 struct Run {

@@ -26,6 +26,7 @@
 #include "tools/compiler/lowering.h"
 #include "tools/run/output_file.h"
 #include "tools/run/run.h"
+#include "tools/teach/annotate.h"
 #include "tools/teach/explain.h"
 
 namespace {
@@ -155,8 +156,11 @@ int run_command(const ModelOptions& opts, const std::string& program_path,
   const bool show_progress = !quiet && isatty(STDERR_FILENO);
   if (show_progress) {
     options.progress = [](std::size_t issued, std::size_t total) {
-      std::fprintf(stderr, "\rsimulating: %3zu%% of %zu instructions issued", issued * 100 / total,
-                   total);
+      std::fprintf(stderr, "\r%-60s\rsimulating: %3zu%% of %zu instructions issued", "",
+                   issued * 100 / total, total);
+    };
+    options.compile_progress = [](const std::string& what) {
+      std::fprintf(stderr, "\r%-60s\rcompiling: %s", "", what.c_str());
     };
   }
   const tpu::Config config = opts.config();
@@ -268,10 +272,16 @@ int sc_main(int argc, char* argv[]) {
 
   ModelOptions compile_opts;
   std::string asm_out, bin_out;
+  bool annotate = false;
   CLI::App* compile = app.add_subcommand(
       "compile", "Compile a model for a config and write its assembly (and binary program)");
   compile_opts.add_to(*compile);
   compile->add_option("--output,-o", asm_out, "Assembly output file (default: standard output)");
+  compile->add_flag("--annotate", annotate,
+                    "Write a listing instead: each instruction numbered, with a comment saying "
+                    "which layer and tile it serves, what it moves or computes, and which "
+                    "instruction's signal each of its waits needs (for reading; asm takes the "
+                    "plain assembly)");
   compile->add_option("--binary,-b", bin_out,
                       "Also write the binary program with its memory image and expected outputs");
 
@@ -377,7 +387,8 @@ int sc_main(int argc, char* argv[]) {
           tpu::refuse_oversized_functional_run(tpu::estimate_functional_run(model, config, false),
                                                compile_opts.model_source());
         tpu::Program program = tpu::compile(model, config, copts);
-        std::string text = tpu::to_assembly(program);
+        const std::string text =
+            annotate ? tpu::annotated_assembly(program, config) : tpu::to_assembly(program);
         if (asm_out.empty()) std::cout << text; else write_text(asm_out, text);
         if (!bin_out.empty()) write_bytes(bin_out, tpu::serialize(program));
         return 0;
