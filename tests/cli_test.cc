@@ -13,6 +13,8 @@
 #include <string>
 #include <vector>
 
+#include <sys/stat.h>
+
 #include <nlohmann/json.hpp>
 
 #include "sim/config/config.h"
@@ -679,4 +681,24 @@ TEST(CliTeaching, CompileAnnotateExplainsEveryInstruction) {
       tpu::compile(tpu::load_model(kSource + "/models/conv.json"), tpu::default_config(), timing_only);
   EXPECT_EQ(instructions, program.instructions.size());
   EXPECT_EQ(comments, instructions);
+}
+
+// Inputs must be regular files: a FIFO would block the read forever, a directory would read as
+// empty. Both are one line at once, for every kind of input.
+TEST(CliErrors, FifoAndDirectoryInputsAreRefusedAtOnce) {
+  const std::string fifo = temp_path("input.fifo"), dir = temp_path("input.dir");
+  std::filesystem::remove(fifo);
+  std::filesystem::create_directories(dir);
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  for (const auto& [path, kind] : {std::pair{fifo, "a FIFO"}, std::pair{dir, "a directory"}}) {
+    for (const std::string& args :
+         {"run --config " + path, "run --model " + path, "run --program " + path,
+          "asm " + path + " -o " + temp_path("x.bin"), "disasm " + path}) {
+      SCOPED_TRACE(args);
+      // `timeout` turns a blocked read into exit 124 instead of a hung test.
+      const Outcome o = tpusim(args, "timeout 20 env ");
+      expect_one_line_error(o, {path, std::string("not a regular file: ") + kind});
+      EXPECT_NE(o.exit_code, 124);
+    }
+  }
 }
