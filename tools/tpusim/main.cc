@@ -1,4 +1,4 @@
-// The `tpusim` command line: run, compile, memtest, asm, disasm, isa, explain.
+// The `tpusim` command line: run, compile, sweep, merge, memtest, asm, disasm, isa, explain.
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -26,6 +26,7 @@
 #include "tools/compiler/lowering.h"
 #include "tools/run/output_file.h"
 #include "tools/run/run.h"
+#include "tools/sweep/sweep.h"
 #include "tools/teach/annotate.h"
 #include "tools/teach/explain.h"
 
@@ -326,6 +327,28 @@ int sc_main(int argc, char* argv[]) {
       ->capture_default_str();
   memtest->add_option("--json", mem_json, "Write the result as JSON to this file");
 
+  std::string sweep_file, sweep_out, shard = "0/1";
+  tpu::SweepRunOptions sweep_opts;
+  CLI::App* sweep = app.add_subcommand(
+      "sweep", "Run a sweep file (configs/README.md, \"Sweeps\"): every point of its axes with "
+               "every model, each in its own process; results.jsonl and summary.csv in --out");
+  sweep->add_option("file", sweep_file, "Sweep file (JSON)")->required();
+  sweep->add_option("--out,-o", sweep_out, "Output directory")->required();
+  sweep->add_option("--jobs,-j", sweep_opts.jobs, "Simulations at once")
+      ->check(CLI::Range(1u, 1024u))
+      ->capture_default_str();
+  sweep->add_option("--shard", shard, "Run only shard I of N (items with index % N == I), as I/N")
+      ->capture_default_str();
+  sweep->add_flag("--resume", sweep_opts.resume,
+                  "Continue a sweep in --out: skip the items results.jsonl already records");
+
+  std::vector<std::string> merge_in;
+  std::string merge_out;
+  CLI::App* merge = app.add_subcommand(
+      "merge", "Join the output directories of sweep shards into one, as an unsharded run");
+  merge->add_option("dirs", merge_in, "Shard output directories")->required();
+  merge->add_option("--out,-o", merge_out, "Output directory")->required();
+
   tpu::ExplainOptions ex;
   CLI::App* explain = app.add_subcommand(
       "explain", "Watch a small array work cycle by cycle (pe fidelity): the weight in each PE, "
@@ -391,6 +414,33 @@ int sc_main(int argc, char* argv[]) {
             annotate ? tpu::annotated_assembly(program, config) : tpu::to_assembly(program);
         if (asm_out.empty()) std::cout << text; else write_text(asm_out, text);
         if (!bin_out.empty()) write_bytes(bin_out, tpu::serialize(program));
+        return 0;
+      }
+      if (*sweep) {
+        unsigned i = 0, n = 0;
+        char rest = 0;
+        if (std::sscanf(shard.c_str(), "%u/%u%c", &i, &n, &rest) != 2 || n == 0 || i >= n)
+          throw UsageError("--shard expects I/N with 0 <= I < N, got '" + shard + "'");
+        sweep_opts.shard = i;
+        sweep_opts.shards = n;
+        sweep_opts.out_dir = sweep_out;
+        const tpu::Sweep plan = tpu::load_sweep(sweep_file);
+        const bool tty = isatty(STDERR_FILENO);
+        sweep_opts.progress = [tty](const tpu::SweepProgress& p) {
+          const double rate = p.seconds > 0 ? p.done / p.seconds : 0;
+          const double left = rate > 0 ? (p.total - p.done) / rate : 0;
+          std::fprintf(stderr, tty ? "\rsweep: %zu/%zu done, %zu failed, %.2f/s, %.0f s left   "
+                                   : "sweep: %zu/%zu done, %zu failed, %.2f/s, %.0f s left\n",
+                       p.done, p.total, p.failed, rate, left);
+        };
+        const std::size_t failed = tpu::run_sweep(plan, sweep_opts);
+        if (tty) std::fprintf(stderr, "\n");
+        std::cout << "sweep: " << plan.items.size() << " items (" << failed << " failed); "
+                  << sweep_out << "/summary.csv\n";
+        return failed ? 3 : 0;
+      }
+      if (*merge) {
+        tpu::merge_sweeps(merge_in, merge_out);
         return 0;
       }
       if (*memtest) {
