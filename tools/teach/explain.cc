@@ -445,7 +445,11 @@ void explain_command(const ExplainOptions& o, std::ostream& out) {
   const CheckResult check = check_outputs(run.program, run.result.hbm_final);
   out << "check: " << check.compared << " output values, " << check.mismatches
       << " differ from the plain C++ reference\n";
-  if (!o.html_path.empty()) write_output_file(o.html_path, explain_html(explain_json(run)));
+  if (!o.html_path.empty()) {
+    // Made before it is written, as in tpusim run.
+    const std::string html = explain_html(explain_json(run));
+    write_output_file(o.html_path, html);
+  }
 }
 
 }  // namespace tpu
