@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -53,6 +54,14 @@ inline std::string without_sanitizer_warning(const std::string& err) {
 inline const std::string kSanitizerEnv;
 inline std::string without_sanitizer_warning(const std::string& err) { return err; }
 #endif
+
+// An empty directory of the running test's own.
+inline std::string fresh_dir(const std::string& name) {
+  const std::string dir = temp_path(name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
 
 inline Outcome shell(const std::string& command) {
   const std::string out = temp_path("stdout"), err = temp_path("stderr");

@@ -25,6 +25,7 @@
 
 namespace {
 
+using tpu::test_shell::fresh_dir;
 using tpu::test_shell::Outcome;
 using tpu::test_shell::slurp;
 using tpu::test_shell::temp_path;
@@ -584,13 +585,6 @@ std::vector<std::string> files_in(const std::string& dir) {
     names.push_back(e.path().filename().string());
   std::sort(names.begin(), names.end());
   return names;
-}
-
-std::string fresh_dir(const std::string& name) {
-  const std::string dir = temp_path(name);
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
 }
 
 // Every flag that writes a file, given /dev/full: one line, exit 1 (it used to exit 0).

@@ -18,6 +18,7 @@
 
 namespace {
 
+using tpu::test_shell::fresh_dir;
 using tpu::test_shell::Outcome;
 using tpu::test_shell::slurp;
 using tpu::test_shell::temp_path;
@@ -36,12 +37,6 @@ std::string sweep_file(const std::string& name, const std::string& axes,
   std::ofstream(path) << R"({"base": ")" << kSource << R"(/configs/default.json", "models": )" << m
                       << R"(, "axes": )" << axes << R"(, "combine": ")" << combine << R"("})";
   return path;
-}
-
-std::string fresh_dir(const std::string& name) {
-  const std::string dir = temp_path(name);
-  std::filesystem::remove_all(dir);
-  return dir;
 }
 
 std::vector<nlohmann::json> results(const std::string& dir) {

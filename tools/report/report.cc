@@ -273,6 +273,8 @@ std::string memory_description(const Config& config) {
   return hbm.preset + " (unlimited bandwidth, no latency)";
 }
 
+}  // namespace
+
 std::string csv_field(const std::string& text) {
   if (text.find_first_of(",\"\n") == std::string::npos) return text;
   std::string quoted = "\"";
@@ -282,6 +284,8 @@ std::string csv_field(const std::string& text) {
   }
   return quoted + "\"";
 }
+
+namespace {
 
 std::string csv_number(double v) { return format("%.9g", v); }
 

@@ -67,6 +67,9 @@ std::string report_table(const Config& config, const Program& program, const Run
 std::string report_csv(const Config& config, const RunResult& run,
                        bool include_total = true);
 
+// A CSV field: quoted (with doubled quotes) when it holds a comma, quote or newline.
+std::string csv_field(const std::string& text);
+
 // "1.50 MiB"-style binary units for byte counts.
 std::string human_bytes(double bytes);
 

@@ -19,6 +19,7 @@
 
 #include "sim/config/user_input.h"
 #include "tools/compiler/frontend.h"
+#include "tools/report/report.h"
 #include "tools/run/child.h"
 #include "tools/run/output_file.h"
 #include "tools/run/run.h"
@@ -28,8 +29,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-constexpr std::uint64_t kMaxSweepFileBytes = 16 << 20;
 
 [[noreturn]] void fail(const std::string& source, const std::string& what) {
   throw std::runtime_error(source + ": " + what);
@@ -42,7 +41,7 @@ std::uint64_t fnv1a(const std::string& bytes, std::uint64_t h = 1469598103934665
 
 std::string read_or_fail(const std::string& path, const std::string& what) {
   std::string why;
-  std::optional<std::string> text = read_file(path, kMaxSweepFileBytes, &why);
+  std::optional<std::string> text = read_file(path, kMaxTextInputBytes, &why);
   if (!text) fail(path, "cannot open " + what + " (" + why + ")");
   return std::move(*text);
 }
@@ -87,13 +86,6 @@ std::string axes_text(const std::vector<std::pair<std::string, json>>& axes) {
   std::string text;
   for (const auto& [k, v] : axes) text += (text.empty() ? "" : ", ") + k + "=" + v.dump();
   return text;
-}
-
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
 }
 
 std::string csv_value(const json& v) {
