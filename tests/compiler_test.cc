@@ -683,6 +683,52 @@ TEST(CompilerTest, AveragePoolingAndGlobalAveragePooling) {
   }
 }
 
+// Padded pooling (ResNet's 3x3 stride-2 max pool with padding 1) reads its input's zero border:
+// resident when the border is the pool's own, from HBM when a reader needs a wider one.
+TEST(CompilerTest, PaddedPoolingResidentAndFromHbm) {
+  for (const char* dtype : {"int8", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    Graph stem = parse_model_json(std::string(R"({"dtype": ")") + dtype + R"(", "batch": 2,
+      "inputs": [{"name": "x", "shape": [23, 21, 3]}],
+      "nodes": [
+        {"name": "c1", "op": "conv2d", "inputs": ["x"], "out_channels": 20, "kernel": 3,
+         "stride": 2, "padding": 1, "activation": "relu"},
+        {"name": "mp", "op": "maxpool2d", "inputs": ["c1"], "kernel": 3, "stride": 2,
+         "padding": 1},
+        {"name": "ap", "op": "avgpool2d", "inputs": ["mp"], "kernel": 3, "stride": 1,
+         "padding": 1},
+        {"name": "c2", "op": "conv2d", "inputs": ["ap"], "out_channels": 8, "kernel": 1}],
+      "outputs": ["c2"]})",
+                                  "stem.json");
+    // 23x21 -> conv s2 p1 -> 12x11 -> pool 3 s2 p1 -> 6x6 -> pool 3 s1 p1 -> 6x6.
+    EXPECT_EQ(stem.nodes[1].out, (Shape3{6, 6, 20}));
+    EXPECT_EQ(stem.nodes[2].out, (Shape3{6, 6, 20}));
+    const Config config = array_config(8, 8);
+    EXPECT_EQ(checked_layers(compile(stem, config)), 1u);  // c1, mp and ap stay on chip
+    expect_correct(stem, config, {}, 3);
+    CompileOptions round_trip;
+    round_trip.resident_activations = false;
+    expect_correct(stem, config, round_trip, 2);
+
+    // c1 carries the border of the 5x5 conv (2), wider than the pool's (1): the pool loads its
+    // grid from HBM at (-1, -1).
+    Graph mixed = parse_model_json(std::string(R"({"dtype": ")") + dtype + R"(", "batch": 1,
+      "inputs": [{"name": "x", "shape": [17, 19, 12]}],
+      "nodes": [
+        {"name": "c1", "op": "conv2d", "inputs": ["x"], "out_channels": 24, "kernel": 3,
+         "padding": 1, "activation": "relu"},
+        {"name": "mp", "op": "maxpool2d", "inputs": ["c1"], "kernel": 3, "stride": 2,
+         "padding": 1},
+        {"name": "c2", "op": "conv2d", "inputs": ["c1"], "out_channels": 24, "kernel": 5,
+         "stride": 2, "padding": 2},
+        {"name": "s", "op": "add", "inputs": ["mp", "c2"]}],
+      "outputs": ["s"]})",
+                                   "mixed.json");
+    expect_correct(mixed, array_config(8, 8), {}, 2);
+    expect_correct(mixed, array_config(16, 16), {}, 2);
+  }
+}
+
 TEST(CompilerTest, ResidentProgramsMoveFewerHbmBytes) {
   Graph model = load_model(kModels + "convnet.json");
   Config config = array_config(16, 16);

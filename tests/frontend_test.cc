@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <string>
 
@@ -76,18 +77,52 @@ TEST(FrontendTest, ConvNetShapesAreInferredLayerByLayer) {
 }
 
 TEST(FrontendTest, EveryBundledModelLoads) {
-  for (const char* f : {"convnet.json", "matmul.json", "matmul_bf16.json", "conv.json",
-                        "mlp.json", "scalesim_convnet.csv", "scalesim_gemm.csv"}) {
-    SCOPED_TRACE(f);
-    Graph m = load_model(kModels + f);
+  int models = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(kModels)) {
+    const std::string ext = e.path().extension().string();
+    if (ext != ".json" && ext != ".csv") continue;
+    SCOPED_TRACE(e.path().string());
+    Graph m = load_model(e.path().string());
     EXPECT_FALSE(m.nodes.empty());
+    ++models;
   }
+  EXPECT_GE(models, 16);
   Graph conv = load_model(kModels + "conv.json");
   EXPECT_EQ(conv.nodes[0].out, (Shape3{28, 28, 128}));  // (56 + 2 - 3) / 2 + 1 = 28
   EXPECT_EQ(load_model(kModels + "matmul_bf16.json").dtype, DataType::kBf16);
   Graph mlp = load_model(kModels + "mlp.json");
   EXPECT_EQ(mlp.nodes[0].gemm_m(), 16u);
   EXPECT_EQ(mlp.nodes[0].gemm_k(), 784u);
+}
+
+// ResNet-50 v1.5 counted by hand from its stage table: the 7x7 stem, then per stage
+// (width w, blocks, stride) bottlenecks of 1x1 (C -> w), 3x3 (w -> w, the stride), 1x1
+// (w -> 4w), the first block's 1x1 projection (C -> 4w, the stride), and the classifier.
+TEST(FrontendTest, ResNet50HasItsPublishedShapeAndMacs) {
+  const Graph g = load_model(kModels + "resnet50.json");
+  std::uint64_t expected = 112ull * 112 * 7 * 7 * 3 * 64;
+  std::uint64_t hw = 56, c = 64;
+  const std::uint64_t stages[4][3] = {{64, 3, 1}, {128, 4, 2}, {256, 6, 2}, {512, 3, 2}};
+  for (const auto& [w, blocks, stride] : stages) {
+    for (std::uint64_t b = 0; b < blocks; ++b) {
+      const std::uint64_t out = b == 0 ? hw / stride : hw;
+      expected += hw * hw * c * w + out * out * 9 * w * w + out * out * w * 4 * w;
+      if (b == 0) expected += out * out * c * 4 * w;
+      c = 4 * w;
+      hw = out;
+    }
+  }
+  expected += 2048ull * 1000;
+  std::uint64_t macs = 0, adds = 0;
+  for (const Node& n : g.nodes) {
+    macs += n.macs();
+    adds += n.kind == OpKind::kAdd;
+  }
+  EXPECT_EQ(macs, expected);
+  EXPECT_NEAR(double(macs), 4.09e9, 0.01 * 4.09e9);  // torchvision's published 4.09 GFLOPs
+  EXPECT_EQ(adds, 16u);                               // one residual add per bottleneck
+  EXPECT_EQ(g.nodes[1].out, (Shape3{56, 56, 64}));   // max pool 3x3 / 2, padding 1
+  EXPECT_EQ(g.nodes[g.nodes.size() - 4].out, (Shape3{7, 7, 2048}));
 }
 
 TEST(FrontendTest, DefaultsNamesAndIndependentInputs) {
@@ -380,6 +415,24 @@ TEST(FrontendLimits, PaddingAtMostTheKernel) {
   // A huge padding once ran timing-only compiles into bad_alloc after a minute and a half.
   expect_json_error(conv + "16000000}]}",
                     {"node 0 'c'", "key 'padding': 16000000 is out of range (allowed 0..3"});
+}
+
+TEST(FrontendLimits, PoolPaddingAtMostHalfTheWindowAndMaxOverNonNegativeInputs) {
+  const std::string pool = R"({"input": [8, 8, 4], "layers": [
+      {"type": "conv2d", "name": "c", "out_channels": 4, "kernel": 1, "activation": "relu"},
+      {"type": "maxpool2d", "name": "p", "kernel": 3, "stride": 2, "padding": )";
+  EXPECT_EQ(parse_model_json(pool + "1}]}", "m.json").nodes[1].out, (Shape3{4, 4, 4}));
+  expect_json_error(pool + "2}]}",
+                    {"node 1 'p'", "key 'padding': 2 is out of range (allowed 0..1"});
+  // Zeros stand in for -inf only when nothing is negative: not after a plain conv.
+  const std::string signed_pool = R"({"input": [8, 8, 4], "layers": [
+      {"type": "conv2d", "name": "c", "out_channels": 4, "kernel": 1},
+      {"type": "maxpool2d", "name": "p", "kernel": 3, "stride": 2, "padding": 1}]})";
+  expect_json_error(signed_pool, {"node 1 'p'", "must be non-negative", "'c'"});
+  // Average pooling counts the zeros (count_include_pad), whatever the input's sign.
+  const std::string avg = R"({"input": [8, 8, 4], "layers": [
+      {"type": "avgpool2d", "name": "p", "kernel": 3, "stride": 1, "padding": 1}]})";
+  EXPECT_EQ(parse_model_json(avg, "m.json").nodes[0].out, (Shape3{8, 8, 4}));
 }
 
 TEST(FrontendLimits, TensorsHaveAtMost4GElements) {

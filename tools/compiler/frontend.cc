@@ -257,8 +257,8 @@ const std::vector<OpSpec>& op_specs() {
       {"dense", OpKind::kDense, {"units", "activation"}, {"units"}},
       {"conv2d", OpKind::kConv2d,
        {"out_channels", "kernel", "stride", "padding", "activation"}, {"out_channels", "kernel"}},
-      {"maxpool2d", OpKind::kMaxPool2d, {"kernel", "stride"}, {"kernel"}},
-      {"avgpool2d", OpKind::kAvgPool2d, {"kernel", "stride"}, {"kernel"}},
+      {"maxpool2d", OpKind::kMaxPool2d, {"kernel", "stride", "padding"}, {"kernel"}},
+      {"avgpool2d", OpKind::kAvgPool2d, {"kernel", "stride", "padding"}, {"kernel"}},
       {"global_avgpool2d", OpKind::kGlobalAvgPool2d, {}, {}},
       {"add", OpKind::kAdd, {"activation"}, {}},
       {"concat", OpKind::kConcat, {}, {}},
@@ -302,6 +302,7 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
       std::tie(n.kernel_h, n.kernel_w) = as_pair(w, "kernel", j["kernel"]);
       if (n.kernel_h != n.kernel_w) w.fail_key("kernel", "pooling windows must be square");
       n.stride = j.contains("stride") ? as_size(w, "stride", j["stride"], 1) : n.kernel_h;
+      if (j.contains("padding")) n.padding = as_size(w, "padding", j["padding"], 0);
       break;
     case OpKind::kReshape:
       // flatten leaves the target 0 x 0 x 0: shape inference makes it 1 x 1 x H*W*C.

@@ -27,6 +27,28 @@ std::string too_large(const Tensor& t) {
                      to_string(n.kind) + "): " + what);
 }
 
+// Whether no element of tensor t can be negative: it comes out of a relu or relu6 activation,
+// or from pooling, concatenating or reshaping such tensors (generated inputs are signed).
+bool non_negative(const Graph& g, TensorId t) {
+  const Tensor& x = g.tensors[t];
+  if (x.producer < 0) return false;
+  const Node& p = g.nodes[std::size_t(x.producer)];
+  if (p.activation == Activation::kRelu || p.activation == Activation::kRelu6) return true;
+  switch (p.kind) {
+    case OpKind::kMaxPool2d:
+    case OpKind::kAvgPool2d:
+    case OpKind::kGlobalAvgPool2d:
+    case OpKind::kReshape:
+    case OpKind::kConcat:
+      for (TensorId in : p.inputs) {
+        if (!non_negative(g, in)) return false;
+      }
+      return true;
+    default:
+      return false;
+  }
+}
+
 std::size_t input_count(OpKind kind) {
   switch (kind) {
     case OpKind::kAdd: return 2;
@@ -146,14 +168,31 @@ void infer_shapes(Graph& g) {
         n.stride = 1;
         [[fallthrough]];
       case OpKind::kMaxPool2d:
-      case OpKind::kAvgPool2d:
-        if (n.kernel_h > in.h || n.kernel_w > in.w) {
+      case OpKind::kAvgPool2d: {
+        // As in PyTorch: every window keeps at least one input element.
+        if (n.padding > n.kernel_h / 2) {
+          fail(g, n, i, "key 'padding': " + std::to_string(n.padding) +
+                            " is out of range (allowed 0.." + std::to_string(n.kernel_h / 2) +
+                            ", at most half the window)");
+        }
+        // Padding is a zero border in memory: exact for a maximum only when no input is
+        // negative, and counted in the window of an average (count_include_pad).
+        if (n.padding > 0 && n.kind == OpKind::kMaxPool2d && !non_negative(g, n.inputs[0])) {
+          fail(g, n, i, "key 'padding': max pooling pads with zeros, so its input '" + x.name +
+                            "' must be non-negative: the output of a relu or relu6 activation "
+                            "(or of pooling, concat or reshape of such outputs)");
+        }
+        const std::uint64_t ph = std::uint64_t(in.h) + 2 * n.padding;
+        const std::uint64_t pw = std::uint64_t(in.w) + 2 * n.padding;
+        if (n.kernel_h > ph || n.kernel_w > pw) {
           fail(g, n, i, "key 'kernel': " + std::to_string(n.kernel_h) + "x" +
                             std::to_string(n.kernel_w) + " is larger than the input " +
-                            std::to_string(in.h) + "x" + std::to_string(in.w));
+                            std::to_string(ph) + "x" + std::to_string(pw));
         }
-        n.out = {(in.h - n.kernel_h) / n.stride + 1, (in.w - n.kernel_w) / n.stride + 1, in.c};
+        n.out = {std::uint32_t((ph - n.kernel_h) / n.stride + 1),
+                 std::uint32_t((pw - n.kernel_w) / n.stride + 1), in.c};
         break;
+      }
       case OpKind::kAdd: {
         const Tensor& y = g.tensors[n.inputs[1]];
         if (y.samples != x.samples || y.shape != x.shape) {

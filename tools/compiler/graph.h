@@ -40,8 +40,8 @@ enum class OpKind {
   kMatmul,     // standalone GEMM: its own M x K operand (a graph input) times K x N weights
   kDense,      // fully connected on the flattened input (NHWC order)
   kConv2d,     // 2-D convolution, symmetric zero padding
-  kMaxPool2d,  // max pooling, no padding
-  kAvgPool2d,  // average pooling, no padding
+  kMaxPool2d,  // max pooling; padding only over a non-negative input (zeros then act as -inf)
+  kAvgPool2d,  // average pooling; padded zeros count in the window (count_include_pad)
   kGlobalAvgPool2d,  // average over the whole H x W plane: output 1 x 1 x C
   kAdd,        // element-wise sum of two tensors of one shape (residuals)
   kConcat,     // concatenation along channels
@@ -74,7 +74,7 @@ struct Node {
   TensorId output = 0;
 
   // Attributes. kMatmul/kDense: `units` output features (N). kConv2d: out_channels filters of
-  // kernel_h x kernel_w. Conv and pooling: kernel, stride, padding (conv only).
+  // kernel_h x kernel_w. Conv and pooling: kernel, stride, padding.
   // kReshape: the per-sample output shape `target`.
   std::uint32_t units = 0;
   std::uint32_t out_channels = 0;

@@ -352,7 +352,8 @@ class Lowerer {
   std::uint64_t pool_staging(const Node& layer, bool in_res, bool out_res,
                              std::uint64_t ob) const {
     const std::uint64_t in_h = (ob - 1) * layer.stride + layer.kernel_h;
-    return (in_res ? 0 : 2 * in_h * layer.in.w) + (out_res ? 0 : 2 * ob * layer.out.w);
+    const std::uint64_t in_w = layer.in.w + 2 * std::uint64_t(layer.padding);
+    return (in_res ? 0 : 2 * in_h * in_w) + (out_res ? 0 : 2 * ob * layer.out.w);
   }
   // UB rows below a GEMM node's input slots: the two weight slots of R rows and half a slot
   // of spacing (see tile_gemm); none when weight tiles go through the MXU's weight FIFO.
@@ -1117,10 +1118,14 @@ void Lowerer::lower_pool(const Node& layer, const Placement& in, const Placement
                          std::uint64_t limit, const Requant& q) {
   const bool average = layer.kind != OpKind::kMaxPool2d;
   const bool in_res = in.resident, out_res = out.resident;
-  const std::uint64_t W = layer.in.w, C = layer.in.c, OH = layer.out.h, OW = layer.out.w;
+  // The pool reads a grid of the padded input, W columns wide including the zero border (its
+  // input has that border in HBM and, when resident, in the UB: see the memory plan).
+  const std::int64_t pad = layer.padding;
+  const std::uint64_t W = layer.in.w + 2 * std::uint64_t(pad), C = layer.in.c;
+  const std::uint64_t OH = layer.out.h, OW = layer.out.w;
   const std::uint64_t k = layer.kernel_h, s = layer.stride;
   const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
-  check_width(W, kMaxPoolGrid, "input width (POOL in_w)");
+  check_width(W, kMaxPoolGrid, "padded input width (POOL in_w)");
   check_width(k, kMaxPoolGrid, "window height (POOL kernel_h)");
   check_width(layer.kernel_w, kMaxPoolGrid, "window width (POOL kernel_w)");
   check_width(s, kMaxPoolStride, "stride (POOL stride)");
@@ -1163,7 +1168,7 @@ void Lowerer::lower_pool(const Node& layer, const Placement& in, const Placement
   const std::uint64_t J = bands.size();
   auto emit_load = [&](std::uint64_t j) {
     const PoolBand& band = bands[j];
-    DmaFields d = block(in.hbm.addr(band.b, std::int64_t(band.oy0 * s), 0) + band.c0 * eb_,
+    DmaFields d = block(in.hbm.addr(band.b, std::int64_t(band.oy0 * s) - pad, -pad) + band.c0 * eb_,
                         in_slot[j % 2], in_h(band.rows), in.hbm.row_bytes(), W,
                         in.hbm.pixel_bytes(), band.cc);
     emit(dma(Opcode::kDmaLoad, d, j >= 2 ? bit(kSemPoolFree) : 0, bit(kSemPoolReady)));
@@ -1183,7 +1188,7 @@ void Lowerer::lower_pool(const Node& layer, const Placement& in, const Placement
     const PoolBand& band = bands[j];
     const std::uint64_t cc = band.c0 / cw_;
     const std::uint64_t src =
-        in_res ? in.ub.row(cc, band.b, std::int64_t(band.oy0 * s), 0) : in_slot[j % 2];
+        in_res ? in.ub.row(cc, band.b, std::int64_t(band.oy0 * s) - pad, -pad) : in_slot[j % 2];
     const std::uint64_t pools = per_row ? band.rows : 1;
     for (std::uint64_t r = 0; r < pools; ++r) {
       Instruction pool;

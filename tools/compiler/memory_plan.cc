@@ -116,7 +116,7 @@ class Planner {
     for (TensorId r = 0; r < g_.tensors.size(); ++r) {
       for (const Reader& rd : readers_[r]) {
         const Node& n = g_.nodes[rd.node];
-        if (n.kind == OpKind::kConv2d) pad_[r] = std::max(pad_[r], n.padding);
+        pad_[r] = std::max(pad_[r], n.padding);  // convs and pools: a zero border
       }
     }
   }
@@ -179,7 +179,8 @@ class Planner {
         case OpKind::kMaxPool2d:
         case OpKind::kAvgPool2d:
         case OpKind::kGlobalAvgPool2d:
-          if (pad_[r] > 0) return false;
+          // A pool reads its padded grid as consecutive rows: the border must be its own.
+          if (pad_[r] != n.padding) return false;
           break;
         case OpKind::kDense:
           if (pad_[r] > 0 || t.shape.h != 1 || t.shape.w != 1) return false;

@@ -52,7 +52,8 @@ std::vector<Acc> conv2d(const std::vector<T>& x, const std::vector<T>& w, const 
   return y;
 }
 
-// fn(output index, input index) for every element of every window, in row-major window order.
+// fn(output index, input index) for every element of every window inside the input, in
+// row-major window order (padding positions are skipped).
 template <typename Fn>
 void for_each_window_element(const PoolShape& s, Fn fn) {
   const Shape3 in = s.in, out = s.out();
@@ -63,8 +64,12 @@ void for_each_window_element(const PoolShape& s, Fn fn) {
           const std::uint64_t o = ((b * out.h + oy) * out.w + ox) * in.c + c;
           for (std::uint64_t ky = 0; ky < s.kernel_h; ++ky) {
             for (std::uint64_t kx = 0; kx < s.kernel_w; ++kx) {
-              const std::uint64_t iy = oy * s.stride + ky, ix = ox * s.stride + kx;
-              fn(o, ((b * in.h + iy) * in.w + ix) * in.c + c);
+              const std::int64_t iy = std::int64_t(oy * s.stride + ky) - s.padding;
+              const std::int64_t ix = std::int64_t(ox * s.stride + kx) - s.padding;
+              if (iy < 0 || ix < 0 || iy >= std::int64_t(in.h) || ix >= std::int64_t(in.w)) {
+                continue;
+              }
+              fn(o, ((b * in.h + std::uint64_t(iy)) * in.w + std::uint64_t(ix)) * in.c + c);
             }
           }
         }
@@ -148,7 +153,8 @@ float reference_round_bf16(float f) {
 }
 
 Shape3 PoolShape::out() const {
-  return {(in.h - kernel_h) / stride + 1, (in.w - kernel_w) / stride + 1, in.c};
+  return {(in.h + 2 * padding - kernel_h) / stride + 1,
+          (in.w + 2 * padding - kernel_w) / stride + 1, in.c};
 }
 
 std::vector<std::int8_t> reference_maxpool(const std::vector<std::int8_t>& x, const PoolShape& s) {

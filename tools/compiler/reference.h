@@ -46,11 +46,13 @@ float reference_activate(float acc, Activation func);
 // (the generated data never overflows).
 float reference_round_bf16(float f);
 
-// Pooling windows of kernel_h x kernel_w, `stride` both ways, no padding. Output NHWC.
+// Pooling windows of kernel_h x kernel_w, `stride` both ways, over the input with `padding`
+// zeros around it. Output NHWC.
 struct PoolShape {
   std::uint32_t samples;
   Shape3 in;
   std::uint32_t kernel_h, kernel_w, stride;
+  std::uint32_t padding = 0;  // zeros around the input; max skips them, sums count them
   Shape3 out() const;
 };
 std::vector<std::int8_t> reference_maxpool(const std::vector<std::int8_t>& x, const PoolShape& s);

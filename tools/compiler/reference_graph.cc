@@ -38,7 +38,9 @@ Requant requant_for(double ratio_a, double ratio_b = 0) {
 
 double gain(const Requant& q) { return double(q.multiplier) / std::ldexp(1.0, q.shift); }
 
-PoolShape pool_shape(const Node& n) { return {n.samples, n.in, n.kernel_h, n.kernel_w, n.stride}; }
+PoolShape pool_shape(const Node& n) {
+  return {n.samples, n.in, n.kernel_h, n.kernel_w, n.stride, n.padding};
+}
 
 class Interpreter {
  public:
