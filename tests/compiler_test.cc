@@ -594,6 +594,20 @@ TEST(CompilerTest, ConcatBranchesWriteTheirSlicesInPlace) {
 
 // Without the graph input in the concat, aligned slices stay in the UB: only the outputs reach
 // HBM.
+// A conv whose input is a channel slice of a concat may pack taps, but the taps of one kernel
+// row are no longer one contiguous run: each is its own segment (found by a random graph).
+TEST(CompilerTest, PackedTapsOfAConcatSliceAreSeparateSegments) {
+  Graph g = parse_model_json(R"({"batch": 2, "seed": 7, "inputs": [{"name": "x", "shape": [6, 5, 4]}],
+    "nodes": [
+      {"name": "a", "op": "conv2d", "inputs": ["x"], "out_channels": 2, "kernel": 1},
+      {"name": "cat", "op": "concat", "inputs": ["a", "x"]},
+      {"name": "b", "op": "conv2d", "inputs": ["a"], "out_channels": 2, "kernel": 3, "padding": 1}],
+    "outputs": ["cat", "b"]})",
+                             "slice.json");
+  expect_correct(g, Config{}, {}, 2);
+  expect_correct(g, array_config(8, 8), {}, 2);
+}
+
 TEST(CompilerTest, AlignedConcatStaysOnChip) {
   Graph g = parse_model_json(R"({"batch": 1, "inputs": [{"name": "x", "shape": [6, 6, 8]}],
     "nodes": [

@@ -483,8 +483,8 @@ TEST(Fidelity, RandomCompiledModels) {
 }
 
 // A random graph over one input: convolutions (some strided), residual adds of
-// shape-preserving branches, channel concats, max and average pools, then a global average
-// pool, flatten and dense head. Every tensor nobody reads is an output.
+// shape-preserving branches, channel concats, max and average pools (padded ones too), then a
+// global average pool, flatten and dense head. Every tensor nobody reads is an output.
 std::string random_graph_json(std::mt19937& rng, int seed, const char* dtype) {
   const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
     return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
@@ -493,6 +493,7 @@ std::string random_graph_json(std::mt19937& rng, int seed, const char* dtype) {
     std::string name;
     std::uint32_t h, w, c;
     bool read = false;
+    bool non_negative = false;  // after a relu: a max pool may pad it
   };
   std::vector<T> ts = {{"x", pick(5, 9), pick(5, 9), pick(2, 9)}};
   std::ostringstream nodes;
@@ -518,7 +519,7 @@ std::string random_graph_json(std::mt19937& rng, int seed, const char* dtype) {
         node(R"("op": "conv2d", )" + src + R"(, "out_channels": )" + std::to_string(c) +
                  R"(, "kernel": )" + std::to_string(k) + R"(, "stride": )" + std::to_string(s) +
                  R"(, "padding": )" + std::to_string(pad) + R"(, "activation": "relu")",
-             {name(), oh, ow, c});
+             {name(), oh, ow, c, false, true});
         break;
       }
       case 1: {  // residual: conv 3x3 same shape, added to its input
@@ -528,7 +529,7 @@ std::string random_graph_json(std::mt19937& rng, int seed, const char* dtype) {
              {branch, in.h, in.w, in.c, true});
         node(R"("op": "add", "inputs": [")" + branch + R"(", ")" + in.name +
                  R"("], "activation": "relu")",
-             {name(), in.h, in.w, in.c});
+             {name(), in.h, in.w, in.c, false, true});
         break;
       }
       case 2: {  // two-branch concat
@@ -542,16 +543,23 @@ std::string random_graph_json(std::mt19937& rng, int seed, const char* dtype) {
         break;
       }
       case 3:
-        if (in.h >= 2 && in.w >= 2) {
-          node(R"("op": "maxpool2d", )" + src + R"(, "kernel": 2)", {name(), in.h / 2, in.w / 2, in.c});
+        if (in.non_negative && pick(0, 1)) {  // ResNet's 3x3 / 2 pool with padding 1
+          node(R"("op": "maxpool2d", )" + src + R"(, "kernel": 3, "stride": 2, "padding": 1)",
+               {name(), (in.h - 1) / 2 + 1, (in.w - 1) / 2 + 1, in.c, false, true});
+        } else if (in.h >= 2 && in.w >= 2) {
+          node(R"("op": "maxpool2d", )" + src + R"(, "kernel": 2)",
+               {name(), in.h / 2, in.w / 2, in.c, false, in.non_negative});
         }
         break;
-      default:
-        if (in.h >= 3 && in.w >= 3) {
-          node(R"("op": "avgpool2d", )" + src + R"(, "kernel": 3, "stride": 1)",
-               {name(), in.h - 2, in.w - 2, in.c});
+      default: {
+        const std::uint32_t pad = pick(0, 1);
+        if (in.h + 2 * pad >= 3 && in.w + 2 * pad >= 3) {
+          node(R"("op": "avgpool2d", )" + src + R"(, "kernel": 3, "stride": 1, "padding": )" +
+                   std::to_string(pad),
+               {name(), in.h + 2 * pad - 2, in.w + 2 * pad - 2, in.c, false, in.non_negative});
         }
         break;
+      }
     }
     if (id != before) ts[from].read = true;
   }

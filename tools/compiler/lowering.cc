@@ -233,7 +233,9 @@ class Lowerer {
   // pixel grid, Wp rows per input row). A plain band is one segment per input row; a packed
   // image writes only the anchors its tiles read, one UB row each, gathering its taps as
   // segments: a run along a kernel row is one segment of taps * C elements per anchor (one DMA
-  // per part), a pair crossing kernel rows two segments (one DMA per anchor row).
+  // per part) when the tensor's pixels hold just those C channels, otherwise (a channel slice
+  // of a concat) and for a pair crossing kernel rows, one segment per tap (one DMA per anchor
+  // row).
   void band_image_loads(const HbmTensor& t, const Taps& g, const BandImage& im,
                         const BandPart& part, std::uint64_t ub,
                         std::vector<DmaFields>& pieces) const {
@@ -255,7 +257,7 @@ class Lowerer {
     auto hbm = [&](std::uint64_t iy) {
       return t.addr(part.b, std::int64_t(iy) - pad, std::int64_t(x0) - pad);
     };
-    if (im.dy == 0 && im.dx == 1) {
+    if (im.dy == 0 && im.dx == 1 && t.ctot == im.chans) {
       DmaFields d;
       d.hbm_addr = hbm(y0);
       d.ub_row = std::uint32_t(ub_row(y0));
