@@ -215,6 +215,22 @@ TEST(Energy, EachKeyChangesExactlyItsComponent) {
   }
 }
 
+// configs/README.md, "Energy": tpu_v1 takes the 45 nm defaults scaled by 28 / 45, 1.95 nJ per
+// 64-bit DDR3 access, and the paper's 28 W idle power as static power.
+TEST(Energy, TpuV1FiguresAreTheDefaultsScaledTo28nm) {
+  const EnergyConfig v1 =
+      load_config(std::string(TPUSIM_SOURCE_DIR) + "/configs/tpu_v1.json").energy;
+  const EnergyConfig d;
+  const double scale = 28.0 / 45.0;
+  EXPECT_NEAR(v1.mac_int8_pj, d.mac_int8_pj * scale, 0.005 * v1.mac_int8_pj);
+  EXPECT_NEAR(v1.mac_bf16_pj, d.mac_bf16_pj * scale, 0.005 * v1.mac_bf16_pj);
+  EXPECT_NEAR(v1.ub_pj_per_byte, d.ub_pj_per_byte * scale, 0.005 * v1.ub_pj_per_byte);
+  EXPECT_NEAR(v1.acc_pj_per_byte, d.acc_pj_per_byte * scale, 0.005 * v1.acc_pj_per_byte);
+  EXPECT_NEAR(v1.vector_pj_per_elem, d.vector_pj_per_elem * scale, 0.005 * v1.vector_pj_per_elem);
+  EXPECT_DOUBLE_EQ(v1.hbm_pj_per_byte, 1950.0 / 8);
+  EXPECT_DOUBLE_EQ(v1.static_w, 28.0);
+}
+
 void expect_one_line_error(const std::vector<std::string>& overrides,
                            const std::vector<std::string>& says) {
   try {
