@@ -209,6 +209,11 @@ void MatrixUnit::matmul() {
       const Cycle last = s + m_rows + shape.n + r - 2;
       seq_.add_compute(is.layer, s, last);
       seq_.add_traffic(is.layer, 0, 0, m_rows, 0);
+      // Every streamed row passes all K_t x N_t loaded PEs and lands N_t 32-bit sums, which an
+      // accumulating MATMUL first reads.
+      const std::uint64_t sum_bytes = std::uint64_t(m_rows) * shape.n * 4;
+      seq_.add_array_work(is.layer, std::uint64_t(m_rows) * shape.k * shape.n,
+                          (inst.flags & kFlagAccumulate) ? sum_bytes : 0, sum_bytes);
       if (array_) {
         std::uint64_t id;
         if (state_.dtype == DataType::kInt8) {

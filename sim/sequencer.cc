@@ -364,6 +364,23 @@ void Sequencer::add_traffic(int layer_index, std::uint64_t hbm_read, std::uint64
   }
 }
 
+void Sequencer::add_array_work(int layer_index, std::uint64_t macs, std::uint64_t acc_read_bytes,
+                               std::uint64_t acc_write_bytes) {
+  if (LayerStats* l = layer(layer_index)) {
+    l->array_macs += macs;
+    l->acc_read_bytes += acc_read_bytes;
+    l->acc_write_bytes += acc_write_bytes;
+  }
+}
+
+void Sequencer::add_vector_work(int layer_index, std::uint64_t acc_read_bytes,
+                                std::uint64_t elems) {
+  if (LayerStats* l = layer(layer_index)) {
+    l->acc_read_bytes += acc_read_bytes;
+    l->vector_elems += elems;
+  }
+}
+
 std::string Sequencer::deadlock_report() const {
   std::string out = "deadlock at cycle " + std::to_string(clock_.now()) + ":";
   bool first = true;

@@ -123,6 +123,9 @@ class Sequencer : public sc_core::sc_module {
   void add_weight_tile(int layer, std::uint64_t pes);
   void add_traffic(int layer, std::uint64_t hbm_read, std::uint64_t hbm_write,
                    std::uint64_t ub_reads, std::uint64_t ub_writes);
+  void add_array_work(int layer, std::uint64_t macs, std::uint64_t acc_read_bytes,
+                      std::uint64_t acc_write_bytes);
+  void add_vector_work(int layer, std::uint64_t acc_read_bytes, std::uint64_t elems);
 
   // --- after sc_start returns ---
   bool halted() const { return halted_; }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "sim/config/config.h"
 #include "sim/cycles.h"
 #include "sim/isa/isa.h"
 
@@ -52,6 +53,11 @@ struct LayerStats {
   std::uint64_t hbm_write_bytes = 0;
   std::uint64_t ub_reads = 0;        // row accesses
   std::uint64_t ub_writes = 0;
+  // Work the units did, which the energy model charges (tools/report/report.h):
+  std::uint64_t array_macs = 0;       // per MATMUL: rows streamed x K_t x N_t of its tile
+  std::uint64_t acc_read_bytes = 0;   // MATMUL with accumulate (read-modify-write), ACTIVATE
+  std::uint64_t acc_write_bytes = 0;  // MATMUL results, 4 bytes each
+  std::uint64_t vector_elems = 0;     // elements through the vector unit (VectorUnit::count)
   Cycle cycles() const { return started ? last_cycle - first_cycle + 1 : 0; }
   Cycle compute_cycles() const {
     return compute_seen ? compute_last - compute_first + 1 : 0;
@@ -138,6 +144,7 @@ struct InstructionTrace {
 
 struct RunResult {
   Cycle total_cycles = 0;            // program start to HALT retiring
+  DataType dtype = DataType::kInt8;  // the program's: sizes UB rows and prices MACs
   double simulated_ns = 0;
   std::vector<LayerStats> layers;    // indexed like Program::layers
   std::array<UnitStats, kNumUnits> units{};

@@ -289,6 +289,7 @@ RunResult simulate(const Config& config, const Program& program, const SimOption
 
   RunResult result;
   result.total_cycles = seq.total_cycles();
+  result.dtype = program.dtype;
   result.simulated_ns = double(result.total_cycles) * config.period_ns();
   result.layers = seq.layers();
   result.units = seq.units();

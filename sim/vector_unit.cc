@@ -77,6 +77,10 @@ VectorUnit::Span VectorUnit::burst(bool write, std::uint64_t first_row, std::uin
   return {req.start, req.end};
 }
 
+void VectorUnit::count(const Issued& is, std::uint64_t elems, std::uint64_t acc_read_bytes) {
+  seq_.add_vector_work(is.layer, acc_read_bytes, elems);
+}
+
 void VectorUnit::run() {
   try {
     const std::uint64_t lanes = config_.vector.lanes;
@@ -101,6 +105,7 @@ void VectorUnit::run() {
                      v + config_.vector.activate_latency + m * (c - 1), write)
                    .end;
         seq_.add_traffic(is.layer, 0, 0, 0, m);
+        count(is, m * inst.cols, m * inst.cols * 4);  // int32 or fp32 sums in
       } else if (inst.op == Opcode::kAdd) {
         // Reads of a, then of b (requested once a's are granted; both operands are taken at
         // that second grant), then the writes, which follow every read.
@@ -112,6 +117,7 @@ void VectorUnit::run() {
                      read_end + config_.vector.activate_latency + m * (c - 1), write)
                    .end;
         seq_.add_traffic(is.layer, 0, 0, 2 * m, m);
+        count(is, m * inst.cols);
       } else {
         const std::uint64_t window = std::uint64_t(inst.kernel_h) * inst.kernel_w;
         const std::uint64_t c = ceil_div(inst.cols, lanes);
@@ -123,6 +129,7 @@ void VectorUnit::run() {
                      write)
                    .end;
         seq_.add_traffic(is.layer, 0, 0, in, out);
+        count(is, out * window * inst.cols);  // every window element through the comparators
       }
       seq_.complete(Unit::kVector, is, v, done, done - v);
       seq_.wait_until(done);

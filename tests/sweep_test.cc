@@ -105,7 +105,28 @@ TEST(SweepRun, ImpossiblePointIsRecordedAsFailed) {
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 5);
   EXPECT_EQ(csv.substr(0, csv.find('\n')),
             "item,point,ub.capacity_bytes,model,status,error,cycles,latency_us,tops,utilization,"
-            "hbm_bytes");
+            "hbm_bytes,energy_uj,power_w");
+}
+
+// An energy key is an axis like any other: the points' cycles agree, and their energies differ
+// by exactly the HBM bytes times the difference in pJ per byte.
+TEST(SweepRun, EnergyKeysAreAxes) {
+  const std::string file = sweep_file("e.json", R"({"energy.hbm_pj_per_byte": [10, 40]})",
+                                      "product", R"(["MODELS/mlp.json"])");
+  const std::string out = fresh_dir("energy");
+  ASSERT_EQ(tpusim("sweep " + file + " --out " + out).exit_code, 0);
+  std::vector<nlohmann::json> lines = results(out);
+  ASSERT_EQ(lines.size(), 2u);
+  std::sort(lines.begin(), lines.end(),
+            [](const nlohmann::json& a, const nlohmann::json& b) { return a["item"] < b["item"]; });
+  const nlohmann::json& low = lines[0]["totals"];
+  const nlohmann::json& high = lines[1]["totals"];
+  EXPECT_EQ(low["cycles"], high["cycles"]);
+  const double hbm_bytes = low["hbm_bytes"].get<double>();
+  ASSERT_GT(hbm_bytes, 0);
+  const double delta_uj = hbm_bytes * (40 - 10) * 1e-6;
+  EXPECT_NEAR(high["energy_uj"].get<double>() - low["energy_uj"].get<double>(), delta_uj,
+              1e-9 * delta_uj);
 }
 
 // SIGKILL at random moments, several times, then --resume: every item exactly once, no torn

@@ -37,6 +37,10 @@ constexpr double kMinBandwidthGbs = 0.001;  // a 1 MiB burst then takes 1 s
 constexpr double kMaxBandwidthGbs = 1e6;
 constexpr double kMaxLatencyNs = 1e6;
 constexpr double kMaxChannels = 1024;
+// Energy figures: 0 switches a component off; the bounds are far above any real device (a
+// DRAM activation is a few nJ, a chip a few hundred watts) and keep every sum finite.
+constexpr double kMaxEventPj = 1e6;
+constexpr double kMaxStaticW = 1e6;
 
 std::vector<ConfigKey> make_keys() {
   using F = ConfigField;
@@ -121,6 +125,31 @@ std::vector<ConfigKey> make_keys() {
                [](Config& c) -> F { return &c.sequencer.issue_width; }, 1, kMaxPorts});
   k.push_back({"sequencer.queue_depth", "instructions", "Entries in each unit's instruction queue.",
                [](Config& c) -> F { return &c.sequencer.queue_depth; }, 1, kMaxDepth});
+  k.push_back({"energy.mac_int8_pj", "pJ",
+               "One int8 multiply-accumulate in the array, the PE's register traffic included.",
+               [](Config& c) -> F { return &c.energy.mac_int8_pj; }, 0, kMaxEventPj});
+  k.push_back({"energy.mac_bf16_pj", "pJ",
+               "One bf16 multiply with fp32 accumulate in the array, the PE's register traffic "
+               "included.",
+               [](Config& c) -> F { return &c.energy.mac_bf16_pj; }, 0, kMaxEventPj});
+  k.push_back({"energy.ub_pj_per_byte", "pJ/byte",
+               "Unified buffer: per byte of a row read or written (whole rows).",
+               [](Config& c) -> F { return &c.energy.ub_pj_per_byte; }, 0, kMaxEventPj});
+  k.push_back({"energy.acc_pj_per_byte", "pJ/byte", "Accumulators: per byte read or written.",
+               [](Config& c) -> F { return &c.energy.acc_pj_per_byte; }, 0, kMaxEventPj});
+  k.push_back({"energy.vector_pj_per_elem", "pJ/element",
+               "One element through the vector unit (activation, pooling or add).",
+               [](Config& c) -> F { return &c.energy.vector_pj_per_elem; }, 0, kMaxEventPj});
+  k.push_back({"energy.hbm_pj_per_byte", "pJ/byte",
+               "Off-chip memory: per byte read or written, I/O included.",
+               [](Config& c) -> F { return &c.energy.hbm_pj_per_byte; }, 0, kMaxEventPj});
+  k.push_back({"energy.dram_activate_pj", "pJ",
+               "DRAM presets: per row activation, on top of the per-byte energy.",
+               [](Config& c) -> F { return &c.energy.dram_activate_pj; }, 0, kMaxEventPj});
+  k.push_back({"energy.static_w", "W",
+               "Static power of the whole core at clock_mhz (leakage and clock), charged for "
+               "the run's whole latency.",
+               [](Config& c) -> F { return &c.energy.static_w; }, 0, kMaxStaticW});
   return k;
 }
 

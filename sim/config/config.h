@@ -75,6 +75,19 @@ struct SequencerConfig {
   std::uint32_t queue_depth = 16;  // entries in each unit's instruction queue
 };
 
+// Energy per event and static power, charged at report time to the counts the units record
+// (tools/report/report.h). Defaults and their published sources: configs/README.md.
+struct EnergyConfig {
+  double mac_int8_pj = 0.3;         // one int8 MAC in the array, PE registers included
+  double mac_bf16_pj = 2.0;         // one bf16 multiply with fp32 accumulate
+  double ub_pj_per_byte = 12.5;     // unified buffer, per byte of a row read or written
+  double acc_pj_per_byte = 2.5;     // accumulators, per byte read or written
+  double vector_pj_per_elem = 3.2;  // one element through the vector unit
+  double hbm_pj_per_byte = 31.2;    // off-chip memory, per byte read or written, I/O included
+  double dram_activate_pj = 0;      // DRAM presets: per row activation, beyond the bytes
+  double static_w = 0;              // leakage and clock of the whole core at clock_mhz
+};
+
 struct Config {
   std::string name = "default";
   std::string description;
@@ -87,6 +100,7 @@ struct Config {
   VectorConfig vector;
   HbmConfig hbm;
   SequencerConfig sequencer;
+  EnergyConfig energy;
 
   // Derived figures.
   double period_ns() const { return 1000.0 / clock_mhz; }

@@ -18,6 +18,12 @@ namespace {
 
 using nlohmann::json;
 
+// Energy by component, in pJ (report.h gives the formulas).
+struct Energy {
+  double mac = 0, ub = 0, acc = 0, vector = 0, hbm = 0, static_ = 0;
+  double total() const { return mac + ub + acc + vector + hbm + static_; }
+};
+
 // The figures one row of the report shows: a layer, or the whole run.
 struct Row {
   std::string name;
@@ -35,6 +41,15 @@ struct Row {
   std::uint64_t ub_writes = 0;
   std::uint64_t weight_tiles = 0;
   std::uint64_t used_pes = 0;
+  std::uint64_t array_macs = 0;
+  std::uint64_t acc_read_bytes = 0;
+  std::uint64_t acc_write_bytes = 0;
+  std::uint64_t vector_elems = 0;
+  std::uint64_t dram_activates = 0;  // the total row only: DRAM counts no layers
+  Energy energy;
+  double power_w = 0;
+  double core_power_w = 0;  // without the off-chip memory: comparable to a die's power
+  double tops_per_w = 0;
   std::array<UnitStats, kNumUnits> units{};
   // The MXU's stalls by cause: what the report calls the row's stall cycles.
   const StallMap& stalls() const { return units[std::size_t(Unit::kMatmul)].stalls; }
@@ -43,7 +58,7 @@ struct Row {
 double ratio(double num, double den) { return den > 0 ? num / den : 0; }
 
 // Fills the figures derived from the counters already in `row`.
-void derive(const Config& config, Row& row) {
+void derive(const Config& config, DataType dtype, Row& row) {
   const double pes = double(config.array.rows) * config.array.cols;
   row.utilization = ratio(double(row.macs), double(row.cycles) * pes);
   row.mapping_efficiency = ratio(double(row.used_pes), double(row.weight_tiles) * pes);
@@ -51,6 +66,21 @@ void derive(const Config& config, Row& row) {
   // GB/s = bytes per ns.
   row.hbm_gbs = ratio(double(row.hbm_read_bytes + row.hbm_write_bytes),
                       double(row.cycles) * config.period_ns());
+
+  const EnergyConfig& e = config.energy;
+  const double ub_row_bytes = double(config.ub_row_elems()) * element_bytes(dtype);
+  row.energy.mac =
+      double(row.array_macs) * (dtype == DataType::kInt8 ? e.mac_int8_pj : e.mac_bf16_pj);
+  row.energy.ub = double(row.ub_reads + row.ub_writes) * ub_row_bytes * e.ub_pj_per_byte;
+  row.energy.acc = double(row.acc_read_bytes + row.acc_write_bytes) * e.acc_pj_per_byte;
+  row.energy.vector = double(row.vector_elems) * e.vector_pj_per_elem;
+  row.energy.hbm = double(row.hbm_read_bytes + row.hbm_write_bytes) * e.hbm_pj_per_byte +
+                   double(row.dram_activates) * e.dram_activate_pj;
+  row.energy.static_ = e.static_w * row.latency_us * 1e6;  // W x us = uJ = 1e6 pJ
+  // uJ / us = W; 2 ops per useful MAC per pJ = TOPS/W.
+  row.power_w = ratio(row.energy.total() * 1e-6, row.latency_us);
+  row.core_power_w = ratio((row.energy.total() - row.energy.hbm) * 1e-6, row.latency_us);
+  row.tops_per_w = ratio(2.0 * double(row.macs), row.energy.total());
 }
 
 std::vector<Row> layer_rows(const Config& config, const RunResult& run) {
@@ -69,8 +99,12 @@ std::vector<Row> layer_rows(const Config& config, const RunResult& run) {
     row.ub_writes = s.ub_writes;
     row.weight_tiles = s.weight_tiles;
     row.used_pes = s.used_pes;
+    row.array_macs = s.array_macs;
+    row.acc_read_bytes = s.acc_read_bytes;
+    row.acc_write_bytes = s.acc_write_bytes;
+    row.vector_elems = s.vector_elems;
     row.units = s.units;
-    derive(config, row);
+    derive(config, run.dtype, row);
     rows.push_back(std::move(row));
   }
   return rows;
@@ -89,6 +123,10 @@ Row total_row(const Config& config, const RunResult& run, const std::vector<Row>
     total.ub_writes += layers[i].ub_writes;
     total.weight_tiles += layers[i].weight_tiles;
     total.used_pes += layers[i].used_pes;
+    total.array_macs += layers[i].array_macs;
+    total.acc_read_bytes += layers[i].acc_read_bytes;
+    total.acc_write_bytes += layers[i].acc_write_bytes;
+    total.vector_elems += layers[i].vector_elems;
     const LayerStats& s = run.layers[i];
     if (s.compute_seen) {
       compute_seen = true;
@@ -99,8 +137,9 @@ Row total_row(const Config& config, const RunResult& run, const std::vector<Row>
   total.compute_cycles = compute_seen ? compute_last - compute_first + 1 : 0;
   total.hbm_read_bytes = run.hbm.read_bytes;
   total.hbm_write_bytes = run.hbm.write_bytes;
+  total.dram_activates = run.hbm.total().activates;
   total.units = run.units;
-  derive(config, total);
+  derive(config, run.dtype, total);
   return total;
 }
 
@@ -112,6 +151,21 @@ json units_json(const std::array<UnitStats, kNumUnits>& units) {
                           {"stalls", units[u].stalls}};
   }
   return out;
+}
+
+double uj(double pj) { return pj * 1e-6; }
+
+json energy_json(const Row& row) {
+  return {{"mac_uj", uj(row.energy.mac)},
+          {"ub_uj", uj(row.energy.ub)},
+          {"acc_uj", uj(row.energy.acc)},
+          {"vector_uj", uj(row.energy.vector)},
+          {"hbm_uj", uj(row.energy.hbm)},
+          {"static_uj", uj(row.energy.static_)},
+          {"total_uj", uj(row.energy.total())},
+          {"power_w", row.power_w},
+          {"core_power_w", row.core_power_w},
+          {"tops_per_w", row.tops_per_w}};
 }
 
 json row_json(const Row& row) {
@@ -130,7 +184,12 @@ json row_json(const Row& row) {
           {"achieved_hbm_gbs", row.hbm_gbs},
           {"ub_reads", row.ub_reads},
           {"ub_writes", row.ub_writes},
+          {"array_macs", row.array_macs},
+          {"acc_read_bytes", row.acc_read_bytes},
+          {"acc_write_bytes", row.acc_write_bytes},
+          {"vector_elems", row.vector_elems},
           {"latency_us", row.latency_us},
+          {"energy", energy_json(row)},
           {"units", units_json(row.units)}};
 }
 
@@ -243,6 +302,18 @@ std::string human_count(double v) {
   if (i == 0) return format("%.0f", v);
   const char* fmt = std::fabs(v) < 9.995 ? "%.2f" : std::fabs(v) < 99.95 ? "%.1f" : "%.0f";
   return format(fmt, v) + kSuffixes[i];
+}
+
+// Three significant digits in pJ, nJ, uJ, mJ or J: 812 pJ, 5.21 mJ.
+std::string human_energy(double pj) {
+  static const char* const kUnits[] = {"pJ", "nJ", "uJ", "mJ", "J"};
+  std::size_t i = 0;
+  while (std::fabs(pj) >= 999.5 && i + 1 < std::size(kUnits)) {
+    pj /= 1000;
+    ++i;
+  }
+  const char* fmt = std::fabs(pj) < 9.995 ? "%.2f" : std::fabs(pj) < 99.95 ? "%.1f" : "%.0f";
+  return format(fmt, pj) + " " + kUnits[i];
 }
 
 std::string top_stall(const StallMap& stalls) {
@@ -372,17 +443,18 @@ std::string report_table(const Config& config, const Program& program, const Run
 
   const std::vector<std::string> header = {"layer",  "kind",   "MACs",      "cycles",
                                            "lat us", "util %", "map eff %", "top MXU stall",
-                                           "HBM rd", "HBM wr"};
+                                           "HBM rd", "HBM wr", "energy", "W"};
   // Name, kind and stall cause read left-aligned; numbers right-aligned.
-  const std::vector<bool> left = {true,  true,  false, false, false,
-                                  false, false, true,  false, false};
+  const std::vector<bool> left = {true,  true,  false, false, false, false,
+                                  false, true,  false, false, false, false};
   std::vector<std::vector<std::string>> cells = {header};
   auto add = [&](const Row& row) {
     cells.push_back({row.name, row.kind, human_count(double(row.macs)), std::to_string(row.cycles),
                      format("%.3f", row.latency_us), format("%.1f", 100 * row.utilization),
                      format("%.1f", 100 * row.mapping_efficiency), top_stall(row.stalls()),
                      human_bytes(double(row.hbm_read_bytes)),
-                     human_bytes(double(row.hbm_write_bytes))});
+                     human_bytes(double(row.hbm_write_bytes)),
+                     human_energy(row.energy.total()), format("%.1f", row.power_w)});
   };
   for (const Row& row : layers) add(row);
   add(total);
@@ -435,6 +507,13 @@ std::string report_table(const Config& config, const Program& program, const Run
         << " conflicts), refresh " << format("%.1f", 100 * memory.refresh_fraction)
         << " % of bank time\n";
   }
+  const Energy& e = total.energy;
+  out << "energy " << human_energy(e.total()) << " (mac " << human_energy(e.mac) << ", ub "
+      << human_energy(e.ub) << ", acc " << human_energy(e.acc) << ", vector "
+      << human_energy(e.vector) << ", hbm " << human_energy(e.hbm) << ", static "
+      << human_energy(e.static_) << "), average power " << format("%.3g", total.power_w)
+      << " W (" << format("%.3g", total.core_power_w) << " W without HBM), "
+      << format("%.3g", total.tops_per_w) << " TOPS/W\n";
   out << "host " << format("%.3f", info.host_seconds) << " s, "
       << human_count(ratio(double(run.total_cycles), info.host_seconds)) << " simulated cycles/s\n";
   out << check_summary(check, info) << "\n";
@@ -448,7 +527,10 @@ std::string report_csv(const Config& config, const RunResult& run,
 
   std::ostringstream out;
   out << "name,kind,macs,cycles,compute_cycles,utilization,mapping_efficiency,weight_tiles,"
-         "used_pes,hbm_read_bytes,hbm_write_bytes,achieved_hbm_gbs,ub_reads,ub_writes,latency_us";
+         "used_pes,hbm_read_bytes,hbm_write_bytes,achieved_hbm_gbs,ub_reads,ub_writes,latency_us,"
+         "array_macs,acc_read_bytes,acc_write_bytes,vector_elems,energy_mac_uj,energy_ub_uj,"
+         "energy_acc_uj,energy_vector_uj,energy_hbm_uj,energy_static_uj,energy_uj,power_w,"
+         "core_power_w,tops_per_w";
   for (std::size_t u = 0; u < kNumUnits; ++u) {
     const std::string unit = to_string(Unit(u));
     out << ',' << unit << "_busy_cycles," << unit << "_stall_cycles";
@@ -461,7 +543,15 @@ std::string report_csv(const Config& config, const RunResult& run,
         << ',' << row.compute_cycles << ',' << csv_number(row.utilization) << ','
         << csv_number(row.mapping_efficiency) << ',' << row.weight_tiles << ',' << row.used_pes
         << ',' << row.hbm_read_bytes << ',' << row.hbm_write_bytes << ',' << csv_number(row.hbm_gbs)
-        << ',' << row.ub_reads << ',' << row.ub_writes << ',' << csv_number(row.latency_us);
+        << ',' << row.ub_reads << ',' << row.ub_writes << ',' << csv_number(row.latency_us)
+        << ',' << row.array_macs << ',' << row.acc_read_bytes << ',' << row.acc_write_bytes << ','
+        << row.vector_elems;
+    for (double pj : {row.energy.mac, row.energy.ub, row.energy.acc, row.energy.vector,
+                      row.energy.hbm, row.energy.static_, row.energy.total()}) {
+      out << ',' << csv_number(uj(pj));
+    }
+    out << ',' << csv_number(row.power_w) << ',' << csv_number(row.core_power_w) << ','
+        << csv_number(row.tops_per_w);
     for (const UnitStats& unit : row.units) {
       Cycle stalled = 0;
       for (const auto& [cause, cycles] : unit.stalls) stalled += cycles;

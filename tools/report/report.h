@@ -11,6 +11,24 @@
 //   achieved_hbm_gbs    (HBM bytes read + written) / total latency in ns
 //   roofline_cycles     max(ceil(macs / (rows * cols)), HBM bytes / peak bytes per cycle)
 //   hbm_peak_gbs        Config::hbm_peak_bytes_per_cycle() * clock_mhz / 1000 (null for ideal)
+//   array_macs, acc_read_bytes, acc_write_bytes, vector_elems   the units' work counters
+//                       (sim/stats.h LayerStats): MACs the array performed, accumulator bytes
+//                       read and written, elements through the vector unit
+// Energy, per layer and in total ("energy" object of each row; the config's energy.* keys,
+// configs/README.md), each component in uJ:
+//   mac_uj              array_macs * energy.mac_int8_pj (or mac_bf16_pj for a bf16 program)
+//   ub_uj               (ub_reads + ub_writes) rows * max(rows, cols) * element bytes
+//                       * energy.ub_pj_per_byte (an access moves a whole UB row)
+//   acc_uj              (acc_read_bytes + acc_write_bytes) * energy.acc_pj_per_byte
+//   vector_uj           vector_elems * energy.vector_pj_per_elem
+//   hbm_uj              (hbm_read_bytes + hbm_write_bytes) * energy.hbm_pj_per_byte; the total
+//                       adds the DRAM activates * energy.dram_activate_pj (DRAM counts no layers)
+//   static_uj           energy.static_w * latency_us (layers may overlap, so layers' static
+//                       energies can sum to more than the total's)
+//   total_uj            the sum of the six
+//   power_w             total_uj / latency_us; core_power_w the same without hbm_uj (on-chip)
+//   tops_per_w          2 * macs / total energy in pJ (useful MACs, as tops)
+// The CSV carries them as energy_<component>_uj, energy_uj, power_w, core_power_w, tops_per_w.
 // The top-level "hbm" object describes the memory over the whole run:
 //   preset, peak_gbs    as above (peak_gbs null for ideal)
 //   requests, read_bytes, write_bytes   requests accepted, bytes answered without error

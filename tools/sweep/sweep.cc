@@ -96,8 +96,9 @@ std::string csv_value(const json& v) {
 
 // The report totals a summary row carries, in column order.
 const std::vector<std::string>& total_columns() {
-  static const std::vector<std::string> columns = {"cycles", "latency_us", "tops", "utilization",
-                                                   "hbm_bytes"};
+  static const std::vector<std::string> columns = {"cycles",    "latency_us", "tops",
+                                                   "utilization", "hbm_bytes", "energy_uj",
+                                                   "power_w"};
   return columns;
 }
 
@@ -107,7 +108,9 @@ json totals_of(const json& report) {
           {"latency_us", t.at("latency_us")},
           {"tops", t.at("tops")},
           {"utilization", t.at("utilization")},
-          {"hbm_bytes", t.at("hbm_read_bytes").get<double>() + t.at("hbm_write_bytes").get<double>()}};
+          {"hbm_bytes", t.at("hbm_read_bytes").get<double>() + t.at("hbm_write_bytes").get<double>()},
+          {"energy_uj", t.at("energy").at("total_uj")},
+          {"power_w", t.at("energy").at("power_w")}};
 }
 
 // Whole lines of a results file; a torn last line (a kill mid-write) is dropped, and with
