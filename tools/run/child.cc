@@ -5,12 +5,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
+#include <vector>
 
 namespace tpu {
 namespace {
@@ -140,6 +143,36 @@ ChildOutcome run_in_child(const std::function<std::string()>& work, double timeo
     }
   }
   return child.finish();
+}
+
+void run_in_children(std::size_t count, unsigned jobs,
+                     const std::function<std::string(std::size_t)>& work,
+                     const std::function<void(std::size_t, const ChildOutcome&)>& done) {
+  struct Running {
+    std::size_t index;
+    std::unique_ptr<ChildProcess> child;
+  };
+  std::vector<Running> running;
+  std::size_t next = 0;
+  while (next < count || !running.empty()) {
+    while (running.size() < std::max(jobs, 1u) && next < count) {
+      const std::size_t i = next++;
+      running.push_back({i, std::make_unique<ChildProcess>([&work, i] { return work(i); })});
+    }
+    std::vector<pollfd> fds;
+    for (const Running& r : running) fds.push_back({r.child->fd(), POLLIN, 0});
+    if (poll(fds.data(), fds.size(), -1) < 0) {
+      if (errno == EINTR) continue;
+      throw std::runtime_error(std::string("poll: ") + std::strerror(errno));
+    }
+    for (std::size_t k = running.size(); k-- > 0;) {
+      if (fds[k].revents == 0 || !running[k].child->read_available()) continue;
+      const ChildOutcome out = running[k].child->finish();
+      const std::size_t index = running[k].index;
+      running.erase(running.begin() + std::ptrdiff_t(k));
+      done(index, out);
+    }
+  }
 }
 
 }  // namespace tpu

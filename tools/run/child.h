@@ -2,8 +2,10 @@
 // Running work in a forked child process. SystemC elaborates once per process, so every
 // simulation after a process's first needs its own child; the sweep runner also uses children
 // to run points in parallel and to survive a point that crashes.
+#include <cstddef>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -43,5 +45,11 @@ class ChildProcess {
 // Runs `work` in a child and waits for it; with timeout_seconds > 0 the child is killed when
 // it takes longer (the outcome's error says so).
 ChildOutcome run_in_child(const std::function<std::string()>& work, double timeout_seconds = 0);
+
+// Runs work(i) for i in [0, count) in child processes, at most `jobs` at once, and calls
+// done(i, outcome) in this process as each one ends (in completion order).
+void run_in_children(std::size_t count, unsigned jobs,
+                     const std::function<std::string(std::size_t)>& work,
+                     const std::function<void(std::size_t, const ChildOutcome&)>& done);
 
 }  // namespace tpu

@@ -7,7 +7,6 @@
 // Each GEMM runs in its own child process (SystemC elaborates once per process), N at a time.
 // The measured op is C[M,N] = A[M,K] x B[K,N]; here it is a bf16 `matmul` layer with
 // m = M, k = K, n = N (the measurement is f16, which the simulator does not model).
-#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,7 +14,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <fstream>
-#include <memory>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -110,37 +108,19 @@ std::string simulate(const tpu::Config& config, const Measurement& g) {
 
 // Runs every GEMM in a child process, `jobs` at a time.
 void run_all(const tpu::Config& config, std::vector<Measurement>& rows, unsigned jobs) {
-  struct Running {
-    std::size_t row;
-    std::unique_ptr<tpu::ChildProcess> child;
-  };
-  std::vector<Running> running;
-  std::size_t next = 0, done = 0;
-  while (done < rows.size()) {
-    while (running.size() < jobs && next < rows.size()) {
-      const Measurement g = rows[next];
-      running.push_back({next++, std::make_unique<tpu::ChildProcess>(
-                                     [&config, g] { return simulate(config, g); })});
-    }
-    std::vector<pollfd> fds;
-    for (const Running& r : running) fds.push_back({r.child->fd(), POLLIN, 0});
-    if (poll(fds.data(), fds.size(), -1) < 0) continue;  // EINTR: poll again
-    for (std::size_t i = running.size(); i-- > 0;) {
-      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      if (!running[i].child->read_available()) continue;
-      const tpu::ChildOutcome out = running[i].child->finish();
-      Measurement& row = rows[running[i].row];
-      if (out.ok) {
-        row.predicted_us = std::stod(out.output);
-      } else {
-        row.error = out.error;
-      }
-      running.erase(running.begin() + std::ptrdiff_t(i));
-      ++done;
-      if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\r%zu of %zu GEMMs simulated", done, rows.size());
-    }
-  }
-  if (isatty(STDERR_FILENO)) std::fprintf(stderr, "\n");
+  std::size_t done = 0;
+  const bool tty = isatty(STDERR_FILENO);
+  tpu::run_in_children(
+      rows.size(), jobs, [&](std::size_t i) { return simulate(config, rows[i]); },
+      [&](std::size_t i, const tpu::ChildOutcome& out) {
+        if (out.ok) {
+          rows[i].predicted_us = std::stod(out.output);
+        } else {
+          rows[i].error = out.error;
+        }
+        if (tty) std::fprintf(stderr, "\r%zu of %zu GEMMs simulated", ++done, rows.size());
+      });
+  if (tty) std::fprintf(stderr, "\n");
 }
 
 }  // namespace
