@@ -842,5 +842,140 @@ TEST(RunEstimate, ProgramsCountTheirDeclaredHbm) {
   EXPECT_EQ(exceeds_functional_limits(estimate_functional_run(p, Config{}, false)), "");
 }
 
+// A grouped conv's mapping: groups per weight tile are min(cw / cg, cw / ng) whole groups.
+TEST(CompilerTest, GroupMapPacksWholeGroupsIntoATile) {
+  // 3x3 depthwise on 128 x 128: all 128 groups in one block, the dense paths with zeros (9
+  // tiles of 128 x 128, one tap each), stored with their zeros: 9 x 128 x 128 elements.
+  GroupMap dw = group_map(128, 128, 128, 128);
+  EXPECT_EQ(dw.per_block, 128u);
+  EXPECT_EQ(dw.blocks, 1u);
+  EXPECT_EQ(stored_weights(dw, 9), 9u * 128 * 128);
+  // 20 channels on 8 x 8: blocks of 8, 8 and 4 groups.
+  GroupMap small = group_map(20, 20, 20, 8);
+  EXPECT_EQ(small.per_block, 8u);
+  EXPECT_EQ(small.blocks, 3u);
+  EXPECT_EQ(small.block_in(2), 4u);
+  EXPECT_EQ(stored_weights(small, 9), 9u * (64 + 64 + 16));
+  // Multiplier 2 (12 -> 24): the columns bind, 4 groups (4 rows, 8 columns) per tile.
+  EXPECT_EQ(group_map(12, 24, 12, 8).per_block, 4u);
+  // Groups wider than the array: one group per block, split into dense tiles. cg = 10 on 8
+  // rows: chunks of 8 and 2; ng = 9 on 8 columns: N tiles of 8 and 1; 9 taps x 2 chunks each.
+  GroupMap wide = group_map(20, 18, 2, 8);
+  EXPECT_EQ(wide.per_block, 1u);
+  EXPECT_EQ(wide.blocks, 2u);
+  const Taps g{3, 3, 1, 1, 5, 20, 5, 5, 7};
+  const GroupedPlan gp = grouped_plan(g, wide, 8, 8);
+  ASSERT_EQ(gp.ntiles.size(), 4u);
+  EXPECT_EQ(gp.KT, 18u);
+  ASSERT_EQ(gp.plan.ktiles.size(), 4u * 18);
+  EXPECT_EQ(gp.plan.images.size(), 4u);  // channels 0-7, 8-9, 10-17, 18-19
+  EXPECT_EQ(gp.plan.images[3].c0, 18u);
+  EXPECT_EQ(gp.ntiles[3].n0, 9u + 8);
+  EXPECT_EQ(gp.ntiles[3].nts, 1u);
+  // N tile 2 (group 1) starts with tap (0, 0) of channels 10-17: dense K row 10.
+  EXPECT_EQ(gp.plan.ktiles[2 * 18].k0, 10u);
+  EXPECT_EQ(gp.plan.ktiles[2 * 18 + 1].kts, 2u);
+}
+
+// Dilated, grouped and depthwise convs, strided and padded, and conv1d, on arrays they do not
+// divide: bit-exact in int8, within tolerance in bf16; the weight tiles per M tile are counted
+// by hand and their used PEs (rows x cols / blocks) are exactly K x N per M tile, the
+// non-zero weights, however the tiles pack the groups.
+TEST(CompilerTest, GroupedAndDilatedConvsAreBitExact) {
+  struct Case {
+    std::uint32_t array, batch, h, w, c, n, k, s, p, d, groups, tiles;
+    const char* dtype;
+    bool one_d;
+  };
+  const Case cases[] = {
+      // Depthwise, 20 channels on 8: blocks of 8, 8 and 4 groups x 9 taps.
+      {8, 2, 7, 9, 20, 20, 3, 1, 1, 1, 20, 27, "int8", false},
+      {8, 1, 7, 9, 20, 20, 3, 1, 1, 1, 20, 27, "bf16", false},
+      // Multiplier 2, strided: 3 blocks of 4 groups x 9 taps.
+      {8, 1, 8, 8, 12, 24, 3, 2, 1, 1, 12, 27, "bf16", false},
+      {8, 1, 8, 8, 12, 24, 3, 2, 1, 1, 12, 27, "int8", false},
+      // Groups of 6 in, 4 out: one group per tile (6 rows, 4 cols), 4 blocks x 9 taps.
+      {8, 1, 6, 7, 24, 16, 3, 1, 1, 1, 4, 36, "int8", false},
+      // Groups wider than the array (10 in, 9 out): 2 blocks x 2 N tiles x 9 taps x 2 chunks.
+      {8, 1, 5, 5, 20, 18, 3, 1, 1, 1, 2, 72, "int8", false},
+      // Dilated dense conv, strided and padded: 9 taps of one chunk x N tiles of 8 and 2.
+      {8, 2, 11, 12, 6, 10, 3, 2, 2, 2, 1, 18, "int8", false},
+      {8, 1, 11, 12, 6, 10, 3, 2, 2, 2, 1, 18, "bf16", false},
+      // Dilated depthwise on 32: blocks of 32 and 8 groups x 9 taps.
+      {32, 1, 12, 12, 40, 40, 3, 1, 2, 2, 40, 18, "int8", false},
+      // Depthwise of exactly 32 on 32: one block, the dense taps path (9 tiles).
+      {32, 1, 9, 9, 32, 32, 3, 1, 1, 1, 32, 9, "bf16", false},
+      // 128 on 128: one block, 9 tiles of 128 x 128 with 128 used PEs each.
+      {128, 1, 10, 10, 128, 128, 3, 2, 1, 1, 128, 9, "int8", false},
+      // 24 on 128: one block; im2col's 2 tiles of K = 216 beat 3 packed kernel-row tiles.
+      {128, 1, 9, 9, 24, 24, 3, 1, 1, 1, 24, 2, "bf16", false},
+      // 256 on 128: blocks of 128 x 9 taps.
+      {128, 1, 6, 6, 256, 256, 3, 1, 1, 1, 256, 18, "int8", false},
+      // conv1d, kernel 5, dilation 2, groups of 4 in and out: 2 blocks (2 and 1 groups) x 5.
+      {8, 2, 1, 30, 12, 12, 5, 1, 2, 2, 3, 10, "int8", true},
+      {8, 1, 1, 30, 12, 12, 5, 2, 2, 2, 3, 10, "bf16", true},
+  };
+  for (const Case& c : cases) {
+    const std::string json =
+        std::string(R"({"dtype": ")") + c.dtype + R"(", "batch": )" + std::to_string(c.batch) +
+        R"(, "input": [)" + std::to_string(c.h) + ", " + std::to_string(c.w) + ", " +
+        std::to_string(c.c) + R"(], "seed": 3, "layers": [{"name": "c", "type": ")" +
+        (c.one_d ? "conv1d" : "conv2d") + R"(", "out_channels": )" + std::to_string(c.n) +
+        R"(, "kernel": )" + std::to_string(c.k) + R"(, "stride": )" + std::to_string(c.s) +
+        R"(, "padding": )" + std::to_string(c.p) + R"(, "dilation": )" + std::to_string(c.d) +
+        R"(, "groups": )" + std::to_string(c.groups) + R"(, "activation": "relu"}]})";
+    SCOPED_TRACE(std::to_string(c.array) + "x" + std::to_string(c.array) + ": " + json);
+    const Graph model = parse_model_json(json, "grouped.json");
+    const Config config = array_config(c.array, c.array);
+    Program p = compile(model, config);
+    std::uint64_t loads = 0, used = 0;
+    for (const Instruction& inst : p.instructions) {
+      if (inst.op != Opcode::kLoadWeights) continue;
+      ++loads;
+      used += std::uint64_t(inst.rows) * inst.cols / inst.ub_stride;
+    }
+    ASSERT_EQ(loads % c.tiles, 0u);
+    const std::uint64_t m_tiles = loads / c.tiles;
+    EXPECT_EQ(used, m_tiles * model.nodes[0].gemm_k() * c.n);
+    expect_correct(model, config, {}, 2);
+    CompileOptions options;
+    options.max_m_tile = 13;  // tiles cross output rows and images
+    expect_correct(model, config, options, 2);
+  }
+}
+
+// A MobileNet-like chain: the depthwise layers read and write the resident layout when their
+// blocks are whole chunks of min(R, C) channels (multiplier 1) and go through HBM otherwise.
+TEST(CompilerTest, ResidentDepthwiseChainsAreBitExact) {
+  for (const char* dtype : {"int8", "bf16"}) {
+    const Graph model = parse_model_json(std::string(R"({"dtype": ")") + dtype +
+                                             R"(", "batch": 2, "input": [9, 9, 3], "seed": 4,
+        "layers": [
+      {"name": "stem", "type": "conv2d", "out_channels": 16, "kernel": 3, "padding": 1,
+       "activation": "relu"},
+      {"name": "dw1", "type": "conv2d", "out_channels": 16, "kernel": 3, "padding": 1,
+       "groups": 16, "activation": "relu"},
+      {"name": "pw1", "type": "conv2d", "out_channels": 24, "kernel": 1},
+      {"name": "dw2", "type": "conv2d", "out_channels": 48, "kernel": 3, "stride": 2,
+       "padding": 1, "groups": 24, "activation": "relu"},
+      {"name": "dil", "type": "conv2d", "out_channels": 8, "kernel": 3, "dilation": 2,
+       "padding": 2}]})",
+                                         "mobile.json");
+    for (std::uint32_t array : {8u, 16u}) {
+      SCOPED_TRACE(std::string(dtype) + " on " + std::to_string(array));
+      const Config config = array_config(array, array);
+      const Program resident = compile(model, config);
+      CompileOptions round_trip;
+      round_trip.resident_activations = false;
+      const Program hbm = compile(model, config, round_trip);
+      EXPECT_EQ(checked_layers(hbm), 5u);
+      EXPECT_LT(checked_layers(resident), 5u);
+      EXPECT_LT(hbm_bytes_moved(resident), hbm_bytes_moved(hbm));
+      expect_correct(model, config, {}, 4);
+      expect_correct(model, config, round_trip, 2);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tpu
