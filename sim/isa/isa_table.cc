@@ -110,7 +110,8 @@ std::vector<OpcodeSpec> build_table() {
            Field("blocks", 16, TPU_FIELD(ub_stride),
                  "block-diagonal blocks: each weight row feeds cols / blocks columns (a grouped "
                  "conv's group); statistics count rows * cols / blocks PEs as used")
-               .fallback(1),
+               .fallback(1)
+               .quiet(),
        }},
       {Opcode::kMatmul, "matmul", Unit::kMatmul, "UB rows through the MXU into accumulators",
        {{kFlagAccumulate, "accumulate", "add into the accumulators instead of overwriting"}},
