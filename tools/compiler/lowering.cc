@@ -257,6 +257,19 @@ class Lowerer {
     }
     return tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer), R_);
   }
+  // A grouped conv of one block with few channels per tap: read from HBM its taps pack into
+  // fuller tiles, resident it streams every output pixel once per tap (a 3x3 depthwise conv
+  // over 32 channels on 128 rows: 3 passes against 9), which costs far more than the tensor's
+  // round trip through HBM. (im2col's full tiles do not pay: its gather of kernel_h segments
+  // per pixel binds instead, as MobileNetV2's 96-channel stride-2 depthwise conv showed.)
+  bool prefers_hbm_input(const Node& layer) const {
+    if (layer.kind != OpKind::kConv2d || layer.groups == 1 || taps_per_tile(layer) < 2) {
+      return false;
+    }
+    const Taps g = taps_of(layer);
+    return tap_plan(g, cw_, taps_per_tile(layer), R_).ktiles.size() <
+           tap_plan(g, cw_, 1, R_).ktiles.size();
+  }
   // Whether a grouped conv's channel chunks (input) or N tiles (output) are whole chunks of the
   // resident layout (min(R, C) channels per UB row).
   bool resident_ok(const Node& layer, bool in_res, bool out_res) const {
@@ -409,7 +422,7 @@ class Lowerer {
     const Node& layer = model_.nodes[i];
     if (is_gemm(layer.kind)) {
       if ((in_res[0] && layer.kind != OpKind::kConv2d && (layer.in.h != 1 || layer.in.w != 1)) ||
-          !resident_ok(layer, in_res[0], out_res)) {
+          !resident_ok(layer, in_res[0], out_res) || (in_res[0] && prefers_hbm_input(layer))) {
         return kNever;
       }
       return gemm_staging(layer, gemm_path(layer, in_res[0], out_res, kNever), in_res[0],
