@@ -977,5 +977,39 @@ TEST(CompilerTest, ResidentDepthwiseChainsAreBitExact) {
   }
 }
 
+// A depthwise conv over few channels reads its input from HBM, where its taps pack into full
+// tiles, rather than resident, one tap per tile: 8 channels on 32 rows take runs of 3 taps
+// (24 rows) per tile, 3 tiles per M tile instead of 9.
+TEST(CompilerTest, FewChannelDepthwiseReadsItsInputPackedFromHbm) {
+  for (const char* dtype : {"int8", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    const Graph model = parse_model_json(std::string(R"({"dtype": ")") + dtype +
+                                             R"(", "input": [12, 12, 3], "layers": [
+      {"name": "stem", "type": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1},
+      {"name": "dw", "type": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1,
+       "groups": 8, "activation": "relu"},
+      {"name": "pw", "type": "conv2d", "out_channels": 16, "kernel": 1}]})",
+                                         "dw.json");
+    const Config config = array_config(32, 32);
+    const Program p = compile(model, config);
+    ASSERT_EQ(p.layers.size(), 3u);
+    EXPECT_GT(p.layers[0].expected_int8.size() + p.layers[0].expected_fp32.size(), 0u);
+    std::uint64_t layer = 0, dw_loads = 0, activates = 0;
+    for (const Instruction& inst : p.instructions) {
+      if (inst.op == Opcode::kLayer) layer = inst.layer;
+      if (layer != 1) continue;
+      if (inst.op == Opcode::kLoadWeights) {
+        ++dw_loads;
+        EXPECT_EQ(inst.rows, 24u);
+        EXPECT_EQ(inst.ub_stride, 8u);
+      }
+      activates += inst.op == Opcode::kActivate;
+    }
+    ASSERT_GT(activates, 0u);
+    EXPECT_EQ(dw_loads, 3 * activates);  // one ACTIVATE per M tile: pw reads no border
+    expect_correct(model, config, {}, 4);
+  }
+}
+
 }  // namespace
 }  // namespace tpu
