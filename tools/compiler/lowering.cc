@@ -737,8 +737,8 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // conv of several blocks has its own plan, K tiles per N tile.
   const GroupMap gm = conv ? groups_of(layer) : GroupMap();
   const bool per_n = conv && gm.blocks > 1;
-  GroupedPlan grouped = per_n ? grouped_plan(g, gm, cw_, nw) : GroupedPlan();
-  const TapPlan plan = per_n  ? grouped.plan
+  const GroupedPlan grouped = per_n ? grouped_plan(g, gm, cw_, nw) : GroupedPlan();
+  const TapPlan plan = per_n ? grouped.plan
                        : taps ? tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer), R_)
                               : TapPlan();
   std::vector<KTile> ktiles = plan.ktiles;
