@@ -1011,5 +1011,33 @@ TEST(CompilerTest, FewChannelDepthwiseReadsItsInputPackedFromHbm) {
   }
 }
 
+// The program core_timing_test's DepthwiseTapsStreamOneTilePerKtCycles times by hand: a 3x3
+// depthwise conv over 8 channels of a 3 x 10 image on 8 x 8 is, per tap (ky, kx), one 8 x 8
+// weight tile of 8 blocks and one MATMUL of the 8 output pixels from band row 10 ky + kx.
+TEST(CompilerTest, DepthwiseOn8x8IsOneBlockDiagonalTilePerTap) {
+  const Graph model = parse_model_json(R"({"input": [3, 10, 8], "layers": [
+      {"name": "dw", "type": "conv2d", "out_channels": 8, "kernel": 3, "groups": 8}]})",
+                                       "dw.json");
+  const Program p = compile(model, array_config(8, 8));
+  std::vector<std::uint32_t> rows, matmul_rows;
+  for (const Instruction& inst : p.instructions) {
+    if (inst.op == Opcode::kLoadWeights) {
+      EXPECT_EQ(inst.rows, 8u);
+      EXPECT_EQ(inst.cols, 8u);
+      EXPECT_EQ(inst.ub_stride, 8u);  // blocks
+      rows.push_back(inst.rows);
+    }
+    if (inst.op == Opcode::kMatmul) {
+      EXPECT_EQ(inst.rows, 8u);
+      EXPECT_EQ(inst.ub_stride, 1u);
+      EXPECT_EQ(inst.flags & kFlagAccumulate, matmul_rows.empty() ? 0 : kFlagAccumulate);
+      matmul_rows.push_back(inst.ub_row);
+    }
+  }
+  EXPECT_EQ(rows.size(), 9u);
+  EXPECT_EQ(matmul_rows, (std::vector<std::uint32_t>{0, 1, 2, 10, 11, 12, 20, 21, 22}));
+  expect_correct(model, array_config(8, 8), {}, 2);
+}
+
 }  // namespace
 }  // namespace tpu

@@ -394,7 +394,8 @@ halt
 }
 
 // A 3x3 depthwise conv over 8 channels as the compiler maps it on 8 x 8 (one block of 8
-// groups): per tap one block-diagonal weight tile (K_t = N_t = 8, blocks = 8, one weight per
+// groups; compiler_test's DepthwiseOn8x8IsOneBlockDiagonalTilePerTap), here with the weights
+// staged in two UB slots: per tap one block-diagonal weight tile (K_t = N_t = 8, blocks = 8, one weight per
 // column) and one MATMUL of the output row's M = 8 pixels from a 3 x 10 input (UB rows 16 +
 // 10 ky + kx onwards), accumulating over the taps. Issue: layer at pc 0, then LW_i at pc and
 // cycle 1 + 2i and MM_i at 2 + 2i, always before they can start. LW_i is granted when the loader frees,
