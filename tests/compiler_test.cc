@@ -798,6 +798,35 @@ TEST(CompilerTest, TinyUnifiedBufferSaysWhatWouldFit) {
   expect_correct(conv1, config, {}, 1);
 }
 
+// A dilated depthwise conv takes the taps path whatever the UB: its smallest tile needs the
+// band of one output row of pixels. 3x3 with dilation 2 spans 5 input rows of 40 + 2 x 2
+// padded pixels, in 2 images (blocks of 8 of the 16 channels on 8 x 8): 5 x 44 x 2 = 440 rows,
+// double-buffered, + 2 x 8 + 4 (weight staging and bank spacing) + 2 x 1 (output staging) =
+// 902 rows of 8 bytes.
+TEST(CompilerTest, TapByTapConvInATinyUnifiedBufferSaysWhatWouldFit) {
+  const Graph model = parse_model_json(R"({"input": [10, 40, 16], "layers": [
+      {"name": "dw", "type": "conv2d", "out_channels": 16, "kernel": 3, "dilation": 2,
+       "padding": 2, "groups": 16}]})",
+                                       "dw.json");
+  Config config = array_config(8, 8);
+  config.mxu.weight_fifo_tiles = 0;
+  config.ub.capacity_bytes = 901 * 8;
+  try {
+    compile(model, config);
+    ADD_FAILURE() << "no CompileError";
+  } catch (const CompileError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("node 0 'dw'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("needs 2 x 440 rows (the input band of one output pixel"),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("= 902 unified-buffer rows"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("ub.capacity_bytes >= 7216"), std::string::npos) << msg;
+  }
+  config.ub.capacity_bytes = 902 * 8;
+  expect_correct(model, config, {}, 1);
+}
+
 TEST(CompilerTest, TooLittleHbmOrAccumulatorIsAnError) {
   Config config = array_config(8, 8);
   config.hbm.capacity_bytes = 1000;

@@ -759,8 +759,13 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
 
   const std::uint64_t min_need = gemm_staging(layer, path, in_res, out_res, 1);
   if (min_need > limit) {
-    fail("needs 2 x " + std::to_string(KR) + " rows (one input vector of K = " +
-         std::to_string(K) + ", double-buffered) + " +
+    const std::string input =
+        !taps    ? "2 x " + std::to_string(KR) + " rows (one input vector of K = " +
+                       std::to_string(K) + ", double-buffered)"
+        : in_res ? std::string("no input rows (resident input)")
+                 : "2 x " + std::to_string(band_slot_rows(layer, 1)) +
+                       " rows (the input band of one output pixel, double-buffered)";
+    fail("needs " + input + " + " +
          (fifo_ ? std::string()
                 : "2 x " + std::to_string(R_) + " (weight staging) + " +
                       std::to_string(R_ / 2) + " (bank spacing) + ") +
