@@ -395,13 +395,13 @@ halt
 
 // A 3x3 depthwise conv over 8 channels as the compiler maps it on 8 x 8 (one block of 8
 // groups; compiler_test's DepthwiseOn8x8IsOneBlockDiagonalTilePerTap), here with the weights
-// staged in two UB slots: per tap one block-diagonal weight tile (K_t = N_t = 8, blocks = 8, one weight per
-// column) and one MATMUL of the output row's M = 8 pixels from a 3 x 10 input (UB rows 16 +
-// 10 ky + kx onwards), accumulating over the taps. Issue: layer at pc 0, then LW_i at pc and
-// cycle 1 + 2i and MM_i at 2 + 2i, always before they can start. LW_i is granted when the loader frees,
-// e_i = 1 + K_t i = 1 + 8i (its buffer's last MATMUL, MM_{i-2}, released at s + M = 8i - 5,
-// earlier); MM_i starts when both its weights lead (e_i + 1) and the stream is free
-// (s_{i-1} + M): s_i = 2 + 8i. The last, s_8 = 66, completes at
+// staged in two UB slots: per tap one block-diagonal weight tile (K_t = N_t = 8, blocks = 8,
+// one weight per column) and one MATMUL of the output row's M = 8 pixels from a 3 x 10 input
+// (UB rows 16 + 10 ky + kx onwards), accumulating over the taps. Issue: layer at pc and cycle
+// 0, LW_i at 1 + 2i, MM_i at 2 + 2i, always before they can start. LW_i is granted when the
+// loader frees, e_i = 1 + K_t i = 1 + 8i (its buffer's last MATMUL, MM_{i-2}, released at
+// s + M = 8i - 5, earlier); MM_i starts when both its weights lead (e_i + 1) and the stream is
+// free (s_{i-1} + M): s_i = 2 + 8i. The last, s_8 = 66, completes at
 // s_8 + M + N_t + R - 2 + 1 = 66 + 8 + 8 + 8 - 2 + 1 = 89. Blocks change no timing, only the
 // used PEs: 9 tiles x 8 x 8 / 8 = 72 of 9 x 64, a mapping efficiency of 1/8.
 TEST(CoreTiming, DepthwiseTapsStreamOneTilePerKtCycles) {

@@ -631,8 +631,9 @@ TEST(Fidelity, RandomGroupedAndDilatedConvs) {
       while (k > std::min(h, w) + 2 * pad) --k;
       const std::uint32_t e = (k - 1) * d + 1;
       pad = std::min(pad, e);
-      layers << (l ? "," : "") << R"({"name": "c)" << l << R"(", "type": "conv2d", "out_channels": )"
-             << n << R"(, "kernel": )" << k << R"(, "stride": )" << s << R"(, "padding": )" << pad
+      layers << (l ? "," : "") << R"({"name": "c)" << l
+             << R"(", "type": "conv2d", "out_channels": )" << n << R"(, "kernel": )" << k
+             << R"(, "stride": )" << s << R"(, "padding": )" << pad
              << R"(, "dilation": )" << d << R"(, "groups": )" << groups
              << R"(, "activation": "relu"})";
       h = (h + 2 * pad - e) / s + 1;

@@ -288,7 +288,8 @@ class Planner {
       // A grouped conv stores its weight tiles with the zeros off its diagonal blocks.
       if (n.kind == OpKind::kConv2d) {
         const GroupMap gm = group_map(n.in.c, n.out_channels, n.groups, cw_);
-        plan_.weights[i] = allocate(stored_weights(gm, std::uint64_t(n.kernel_h) * n.kernel_w) * eb_);
+        const std::uint64_t taps = std::uint64_t(n.kernel_h) * n.kernel_w;
+        plan_.weights[i] = allocate(stored_weights(gm, taps) * eb_);
       } else if (is_gemm(n.kind)) {
         plan_.weights[i] = allocate(n.gemm_k() * n.gemm_n() * eb_);
       }
