@@ -127,7 +127,7 @@ void MatrixUnit::weight_loader() {
         arm_array();
       }
       seq_.add_compute(is.layer, e, e);
-      seq_.add_weight_tile(is.layer, std::uint64_t(inst.rows) * inst.cols);
+      seq_.add_weight_tile(is.layer, std::uint64_t(inst.rows) * inst.cols / inst.ub_stride);
       seq_.add_traffic(is.layer, 0, 0, (inst.flags & kFlagFifo) ? 0 : inst.rows, 0);
       seq_.complete(Unit::kWeightLoad, is, e, free, inst.rows);
       seq_.wait_until(free);

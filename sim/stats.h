@@ -48,7 +48,7 @@ struct LayerStats {
   Cycle compute_last = 0;    // last result of the layer entering the accumulators
   std::array<UnitStats, kNumUnits> units{};  // indexed by Unit
   std::uint64_t weight_tiles = 0;
-  std::uint64_t used_pes = 0;        // sum over weight tiles of K_t * N_t
+  std::uint64_t used_pes = 0;        // sum over weight tiles of K_t * N_t / blocks
   std::uint64_t hbm_read_bytes = 0;
   std::uint64_t hbm_write_bytes = 0;
   std::uint64_t ub_reads = 0;        // row accesses

@@ -231,6 +231,44 @@ TEST(CliTimingOnly, SameCyclesAsFunctional) {
   EXPECT_EQ(functional["total"]["cycles"], timing["total"]["cycles"]);
 }
 
+// MobileNetV2 (models/mobilenet_v2.json) runs timing-only; its MACs, counted here from the
+// paper's table, are the published 300.8 M. Per output pixel: the 3x3/2 stem 27 x 32; a block
+// with input c_in, expansion t, output c and stride s: 1x1 expand c_in x t c_in (none when
+// t = 1) at the input's size, 3x3 depthwise 9 x t c_in and 1x1 projection t c_in x c at the
+// output's; the 1x1 head 320 x 1280 at 7 x 7; the classifier 1280 x 1000.
+TEST(CliModels, MobileNetV2RunsTimingOnlyWithItsPublishedMacs) {
+  struct Row {
+    std::uint64_t t, c, n, s;
+  };
+  const Row table[] = {{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2},
+                       {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
+  std::uint64_t hw = 112, c_in = 32, macs = hw * hw * 27 * 32;
+  for (const Row& r : table) {
+    for (std::uint64_t i = 0; i < r.n; ++i) {
+      const std::uint64_t hidden = r.t * c_in, out = i == 0 && r.s == 2 ? hw / 2 : hw;
+      if (r.t != 1) macs += hw * hw * c_in * hidden;
+      macs += out * out * (9 * hidden + hidden * r.c);
+      hw = out;
+      c_in = r.c;
+    }
+  }
+  macs += 7 * 7 * 320 * 1280 + 1280 * 1000;
+  EXPECT_EQ(macs, 300774272u);
+  nlohmann::json r = run_json("--timing-only" + model("mobilenet_v2.json"));
+  EXPECT_EQ(r["total"]["macs"].get<std::uint64_t>(), macs);
+  // A depthwise weight tile feeds one column per weight row: at most R of R x C PEs work, so
+  // the depthwise layers' mapping efficiency is at most 1 / C = 1 / 128 on the default array.
+  int depthwise = 0;
+  for (const auto& l : r["layers"]) {
+    const std::string name = l["name"];
+    if (name.size() < 3 || name.substr(name.size() - 3) != "_dw") continue;
+    ++depthwise;
+    EXPECT_LE(l["mapping_efficiency"].get<double>(), 1.0 / 128) << name;
+    EXPECT_GT(l["mapping_efficiency"].get<double>(), 0.0) << name;
+  }
+  EXPECT_EQ(depthwise, 17);
+}
+
 // cycles >= max(MACs / (rows x cols), HBM bytes / peak bytes per cycle), per layer and in total.
 // The peak is the preset's (total.hbm_peak_gbs, null when unlimited): a DRAM preset's device
 // peak, not hbm.bandwidth_gbs, which only the simple model uses.

@@ -858,6 +858,35 @@ TEST(CompilerTest, TinyUnifiedBufferSaysWhatWouldFit) {
   expect_correct(conv1, config, {}, 1);
 }
 
+// A dilated depthwise conv takes the taps path whatever the UB: its smallest tile needs the
+// band of one output row of pixels. 3x3 with dilation 2 spans 5 input rows of 40 + 2 x 2
+// padded pixels, in 2 images (blocks of 8 of the 16 channels on 8 x 8): 5 x 44 x 2 = 440 rows,
+// double-buffered, + 2 x 8 + 4 (weight staging and bank spacing) + 2 x 1 (output staging) =
+// 902 rows of 8 bytes.
+TEST(CompilerTest, TapByTapConvInATinyUnifiedBufferSaysWhatWouldFit) {
+  const Graph model = parse_model_json(R"({"input": [10, 40, 16], "layers": [
+      {"name": "dw", "type": "conv2d", "out_channels": 16, "kernel": 3, "dilation": 2,
+       "padding": 2, "groups": 16}]})",
+                                       "dw.json");
+  Config config = array_config(8, 8);
+  config.mxu.weight_fifo_tiles = 0;
+  config.ub.capacity_bytes = 901 * 8;
+  try {
+    compile(model, config);
+    ADD_FAILURE() << "no CompileError";
+  } catch (const CompileError& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("node 0 'dw'"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("needs 2 x 440 rows (the input band of one output pixel"),
+              std::string::npos)
+        << msg;
+    EXPECT_NE(msg.find("= 902 unified-buffer rows"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("ub.capacity_bytes >= 7216"), std::string::npos) << msg;
+  }
+  config.ub.capacity_bytes = 902 * 8;
+  expect_correct(model, config, {}, 1);
+}
+
 TEST(CompilerTest, TooLittleHbmOrAccumulatorIsAnError) {
   Config config = array_config(8, 8);
   config.hbm.capacity_bytes = 1000;
@@ -900,6 +929,203 @@ TEST(RunEstimate, ProgramsCountTheirDeclaredHbm) {
   EXPECT_EQ(why, "needs about 4.04 GiB of host memory (limit 4.00 GiB)");
   p.hbm_bytes = std::uint64_t(1) << 30;
   EXPECT_EQ(exceeds_functional_limits(estimate_functional_run(p, Config{}, false)), "");
+}
+
+// A grouped conv's mapping: groups per weight tile are min(cw / cg, cw / ng) whole groups.
+TEST(CompilerTest, GroupMapPacksWholeGroupsIntoATile) {
+  // 3x3 depthwise on 128 x 128: all 128 groups in one block, the dense paths with zeros (9
+  // tiles of 128 x 128, one tap each), stored with their zeros: 9 x 128 x 128 elements.
+  GroupMap dw = group_map(128, 128, 128, 128);
+  EXPECT_EQ(dw.per_block, 128u);
+  EXPECT_EQ(dw.blocks, 1u);
+  EXPECT_EQ(stored_weights(dw, 9), 9u * 128 * 128);
+  // 20 channels on 8 x 8: blocks of 8, 8 and 4 groups.
+  GroupMap small = group_map(20, 20, 20, 8);
+  EXPECT_EQ(small.per_block, 8u);
+  EXPECT_EQ(small.blocks, 3u);
+  EXPECT_EQ(small.block_in(2), 4u);
+  EXPECT_EQ(stored_weights(small, 9), 9u * (64 + 64 + 16));
+  // Multiplier 2 (12 -> 24): the columns bind, 4 groups (4 rows, 8 columns) per tile.
+  EXPECT_EQ(group_map(12, 24, 12, 8).per_block, 4u);
+  // Groups wider than the array: one group per block, split into dense tiles. cg = 10 on 8
+  // rows: chunks of 8 and 2; ng = 9 on 8 columns: N tiles of 8 and 1; 9 taps x 2 chunks each.
+  GroupMap wide = group_map(20, 18, 2, 8);
+  EXPECT_EQ(wide.per_block, 1u);
+  EXPECT_EQ(wide.blocks, 2u);
+  const Taps g{3, 3, 1, 1, 5, 20, 5, 5, 7};
+  const GroupedPlan gp = grouped_plan(g, wide, 8, 8);
+  ASSERT_EQ(gp.ntiles.size(), 4u);
+  EXPECT_EQ(gp.KT, 18u);
+  ASSERT_EQ(gp.plan.ktiles.size(), 4u * 18);
+  EXPECT_EQ(gp.plan.images.size(), 4u);  // channels 0-7, 8-9, 10-17, 18-19
+  EXPECT_EQ(gp.plan.images[3].c0, 18u);
+  EXPECT_EQ(gp.ntiles[3].n0, 9u + 8);
+  EXPECT_EQ(gp.ntiles[3].nts, 1u);
+  // N tile 2 (group 1) starts with tap (0, 0) of channels 10-17: dense K row 10.
+  EXPECT_EQ(gp.plan.ktiles[2 * 18].k0, 10u);
+  EXPECT_EQ(gp.plan.ktiles[2 * 18 + 1].kts, 2u);
+}
+
+// Dilated, grouped and depthwise convs, strided and padded, and conv1d, on arrays they do not
+// divide: bit-exact in int8, within tolerance in bf16; the weight tiles per M tile are counted
+// by hand and their used PEs (rows x cols / blocks) are exactly K x N per M tile, the
+// non-zero weights, however the tiles pack the groups.
+TEST(CompilerTest, GroupedAndDilatedConvsAreBitExact) {
+  struct Case {
+    std::uint32_t array, batch, h, w, c, n, k, s, p, d, groups, tiles;
+    const char* dtype;
+    bool one_d;
+  };
+  const Case cases[] = {
+      // Depthwise, 20 channels on 8: blocks of 8, 8 and 4 groups x 9 taps.
+      {8, 2, 7, 9, 20, 20, 3, 1, 1, 1, 20, 27, "int8", false},
+      {8, 1, 7, 9, 20, 20, 3, 1, 1, 1, 20, 27, "bf16", false},
+      // Multiplier 2, strided: 3 blocks of 4 groups x 9 taps.
+      {8, 1, 8, 8, 12, 24, 3, 2, 1, 1, 12, 27, "bf16", false},
+      {8, 1, 8, 8, 12, 24, 3, 2, 1, 1, 12, 27, "int8", false},
+      // Groups of 6 in, 4 out: one group per tile (6 rows, 4 cols), 4 blocks x 9 taps.
+      {8, 1, 6, 7, 24, 16, 3, 1, 1, 1, 4, 36, "int8", false},
+      // Groups wider than the array (10 in, 9 out): 2 blocks x 2 N tiles x 9 taps x 2 chunks.
+      {8, 1, 5, 5, 20, 18, 3, 1, 1, 1, 2, 72, "int8", false},
+      // Dilated dense conv, strided and padded: 9 taps of one chunk x N tiles of 8 and 2.
+      {8, 2, 11, 12, 6, 10, 3, 2, 2, 2, 1, 18, "int8", false},
+      {8, 1, 11, 12, 6, 10, 3, 2, 2, 2, 1, 18, "bf16", false},
+      // Dilated depthwise on 32: blocks of 32 and 8 groups x 9 taps.
+      {32, 1, 12, 12, 40, 40, 3, 1, 2, 2, 40, 18, "int8", false},
+      // Depthwise of exactly 32 on 32: one block, the dense taps path (9 tiles).
+      {32, 1, 9, 9, 32, 32, 3, 1, 1, 1, 32, 9, "bf16", false},
+      // 128 on 128: one block, 9 tiles of 128 x 128 with 128 used PEs each.
+      {128, 1, 10, 10, 128, 128, 3, 2, 1, 1, 128, 9, "int8", false},
+      // 24 on 128: one block; im2col's 2 tiles of K = 216 beat 3 packed kernel-row tiles.
+      {128, 1, 9, 9, 24, 24, 3, 1, 1, 1, 24, 2, "bf16", false},
+      // 256 on 128: blocks of 128 x 9 taps.
+      {128, 1, 6, 6, 256, 256, 3, 1, 1, 1, 256, 18, "int8", false},
+      // conv1d, kernel 5, dilation 2, groups of 4 in and out: 2 blocks (2 and 1 groups) x 5.
+      {8, 2, 1, 30, 12, 12, 5, 1, 2, 2, 3, 10, "int8", true},
+      {8, 1, 1, 30, 12, 12, 5, 2, 2, 2, 3, 10, "bf16", true},
+  };
+  for (const Case& c : cases) {
+    const std::string json =
+        std::string(R"({"dtype": ")") + c.dtype + R"(", "batch": )" + std::to_string(c.batch) +
+        R"(, "input": [)" + std::to_string(c.h) + ", " + std::to_string(c.w) + ", " +
+        std::to_string(c.c) + R"(], "seed": 3, "layers": [{"name": "c", "type": ")" +
+        (c.one_d ? "conv1d" : "conv2d") + R"(", "out_channels": )" + std::to_string(c.n) +
+        R"(, "kernel": )" + std::to_string(c.k) + R"(, "stride": )" + std::to_string(c.s) +
+        R"(, "padding": )" + std::to_string(c.p) + R"(, "dilation": )" + std::to_string(c.d) +
+        R"(, "groups": )" + std::to_string(c.groups) + R"(, "activation": "relu"}]})";
+    SCOPED_TRACE(std::to_string(c.array) + "x" + std::to_string(c.array) + ": " + json);
+    const Graph model = parse_model_json(json, "grouped.json");
+    const Config config = array_config(c.array, c.array);
+    Program p = compile(model, config);
+    std::uint64_t loads = 0, used = 0;
+    for (const Instruction& inst : p.instructions) {
+      if (inst.op != Opcode::kLoadWeights) continue;
+      ++loads;
+      used += std::uint64_t(inst.rows) * inst.cols / inst.ub_stride;
+    }
+    ASSERT_EQ(loads % c.tiles, 0u);
+    const std::uint64_t m_tiles = loads / c.tiles;
+    EXPECT_EQ(used, m_tiles * model.nodes[0].gemm_k() * c.n);
+    expect_correct(model, config, {}, 2);
+    CompileOptions options;
+    options.max_m_tile = 13;  // tiles cross output rows and images
+    expect_correct(model, config, options, 2);
+  }
+}
+
+// A MobileNet-like chain: the depthwise layers read and write the resident layout when their
+// blocks are whole chunks of min(R, C) channels (multiplier 1) and go through HBM otherwise.
+TEST(CompilerTest, ResidentDepthwiseChainsAreBitExact) {
+  for (const char* dtype : {"int8", "bf16"}) {
+    const Graph model = parse_model_json(std::string(R"({"dtype": ")") + dtype +
+                                             R"(", "batch": 2, "input": [9, 9, 3], "seed": 4,
+        "layers": [
+      {"name": "stem", "type": "conv2d", "out_channels": 16, "kernel": 3, "padding": 1,
+       "activation": "relu"},
+      {"name": "dw1", "type": "conv2d", "out_channels": 16, "kernel": 3, "padding": 1,
+       "groups": 16, "activation": "relu"},
+      {"name": "pw1", "type": "conv2d", "out_channels": 24, "kernel": 1},
+      {"name": "dw2", "type": "conv2d", "out_channels": 48, "kernel": 3, "stride": 2,
+       "padding": 1, "groups": 24, "activation": "relu"},
+      {"name": "dil", "type": "conv2d", "out_channels": 8, "kernel": 3, "dilation": 2,
+       "padding": 2}]})",
+                                         "mobile.json");
+    for (std::uint32_t array : {8u, 16u}) {
+      SCOPED_TRACE(std::string(dtype) + " on " + std::to_string(array));
+      const Config config = array_config(array, array);
+      const Program resident = compile(model, config);
+      CompileOptions round_trip;
+      round_trip.resident_activations = false;
+      const Program hbm = compile(model, config, round_trip);
+      EXPECT_EQ(checked_layers(hbm), 5u);
+      EXPECT_LT(checked_layers(resident), 5u);
+      EXPECT_LT(hbm_bytes_moved(resident), hbm_bytes_moved(hbm));
+      expect_correct(model, config, {}, 4);
+      expect_correct(model, config, round_trip, 2);
+    }
+  }
+}
+
+// A depthwise conv over few channels reads its input from HBM, where its taps pack into full
+// tiles, rather than resident, one tap per tile: 8 channels on 32 rows take runs of 3 taps
+// (24 rows) per tile, 3 tiles per M tile instead of 9.
+TEST(CompilerTest, FewChannelDepthwiseReadsItsInputPackedFromHbm) {
+  for (const char* dtype : {"int8", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    const Graph model = parse_model_json(std::string(R"({"dtype": ")") + dtype +
+                                             R"(", "input": [12, 12, 3], "layers": [
+      {"name": "stem", "type": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1},
+      {"name": "dw", "type": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1,
+       "groups": 8, "activation": "relu"},
+      {"name": "pw", "type": "conv2d", "out_channels": 16, "kernel": 1}]})",
+                                         "dw.json");
+    const Config config = array_config(32, 32);
+    const Program p = compile(model, config);
+    ASSERT_EQ(p.layers.size(), 3u);
+    EXPECT_GT(p.layers[0].expected_int8.size() + p.layers[0].expected_fp32.size(), 0u);
+    std::uint64_t layer = 0, dw_loads = 0, activates = 0;
+    for (const Instruction& inst : p.instructions) {
+      if (inst.op == Opcode::kLayer) layer = inst.layer;
+      if (layer != 1) continue;
+      if (inst.op == Opcode::kLoadWeights) {
+        ++dw_loads;
+        EXPECT_EQ(inst.rows, 24u);
+        EXPECT_EQ(inst.ub_stride, 8u);
+      }
+      activates += inst.op == Opcode::kActivate;
+    }
+    ASSERT_GT(activates, 0u);
+    EXPECT_EQ(dw_loads, 3 * activates);  // one ACTIVATE per M tile: pw reads no border
+    expect_correct(model, config, {}, 4);
+  }
+}
+
+// The program core_timing_test's DepthwiseTapsStreamOneTilePerKtCycles times by hand: a 3x3
+// depthwise conv over 8 channels of a 3 x 10 image on 8 x 8 is, per tap (ky, kx), one 8 x 8
+// weight tile of 8 blocks and one MATMUL of the 8 output pixels from band row 10 ky + kx.
+TEST(CompilerTest, DepthwiseOn8x8IsOneBlockDiagonalTilePerTap) {
+  const Graph model = parse_model_json(R"({"input": [3, 10, 8], "layers": [
+      {"name": "dw", "type": "conv2d", "out_channels": 8, "kernel": 3, "groups": 8}]})",
+                                       "dw.json");
+  const Program p = compile(model, array_config(8, 8));
+  std::vector<std::uint32_t> rows, matmul_rows;
+  for (const Instruction& inst : p.instructions) {
+    if (inst.op == Opcode::kLoadWeights) {
+      EXPECT_EQ(inst.rows, 8u);
+      EXPECT_EQ(inst.cols, 8u);
+      EXPECT_EQ(inst.ub_stride, 8u);  // blocks
+      rows.push_back(inst.rows);
+    }
+    if (inst.op == Opcode::kMatmul) {
+      EXPECT_EQ(inst.rows, 8u);
+      EXPECT_EQ(inst.ub_stride, 1u);
+      EXPECT_EQ(inst.flags & kFlagAccumulate, matmul_rows.empty() ? 0 : kFlagAccumulate);
+      matmul_rows.push_back(inst.ub_row);
+    }
+  }
+  EXPECT_EQ(rows.size(), 9u);
+  EXPECT_EQ(matmul_rows, (std::vector<std::uint32_t>{0, 1, 2, 10, 11, 12, 20, 21, 22}));
+  expect_correct(model, array_config(8, 8), {}, 2);
 }
 
 }  // namespace

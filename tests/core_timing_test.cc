@@ -393,6 +393,39 @@ halt
   EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 4u);
 }
 
+// A 3x3 depthwise conv over 8 channels as the compiler maps it on 8 x 8 (one block of 8
+// groups; compiler_test's DepthwiseOn8x8IsOneBlockDiagonalTilePerTap), here with the weights
+// staged in two UB slots: per tap one block-diagonal weight tile (K_t = N_t = 8, blocks = 8,
+// one weight per column) and one MATMUL of the output row's M = 8 pixels from a 3 x 10 input
+// (UB rows 16 + 10 ky + kx onwards), accumulating over the taps. Issue: layer at pc and cycle
+// 0, LW_i at 1 + 2i, MM_i at 2 + 2i, always before they can start. LW_i is granted when the
+// loader frees, e_i = 1 + K_t i = 1 + 8i (its buffer's last MATMUL, MM_{i-2}, released at
+// s + M = 8i - 5, earlier); MM_i starts when both its weights lead (e_i + 1) and the stream is
+// free (s_{i-1} + M): s_i = 2 + 8i. The last, s_8 = 66, completes at
+// s_8 + M + N_t + R - 2 + 1 = 66 + 8 + 8 + 8 - 2 + 1 = 89. Blocks change no timing, only the
+// used PEs: 9 tiles x 8 x 8 / 8 = 72 of 9 x 64, a mapping efficiency of 1/8.
+TEST(CoreTiming, DepthwiseTapsStreamOneTilePerKtCycles) {
+  std::string text = ".layer 0 dw conv2d 576\nlayer id=0\n";
+  for (int ky = 0, i = 0; ky < 3; ++ky) {
+    for (int kx = 0; kx < 3; ++kx, ++i) {
+      text += "load.weights ub=" + std::to_string(i % 2 ? 8 : 0) + " rows=8 cols=8 blocks=8\n";
+      text += "matmul ub=" + std::to_string(16 + 10 * ky + kx) + " rows=8 acc=0" +
+              (i > 0 ? " accumulate\n" : "\n");
+    }
+  }
+  const RunResult r = run(text + "halt\n");
+  for (std::size_t i = 0; i < 9; ++i) {
+    EXPECT_EQ(at_pc(r, 1 + 2 * i).start, 1 + 8 * i);
+    EXPECT_EQ(at_pc(r, 2 + 2 * i).start, 2 + 8 * i);
+  }
+  EXPECT_EQ(at_pc(r, 18).done, 89u);
+  EXPECT_EQ(r.total_cycles, 89u);
+  EXPECT_EQ(stall(unit(r, Unit::kWeightLoad), "weight_buffer"), 0u);
+  ASSERT_EQ(r.layers.size(), 1u);
+  EXPECT_EQ(r.layers[0].weight_tiles, 9u);
+  EXPECT_EQ(r.layers[0].used_pes, 9u * 8 * 8 / 8);
+}
+
 // MM (M = 4): s = 1, L = 1 + 4 + 8 + 8 - 2 = 19, completes 20 and signals acc_ready.
 // activate (issued 2) stalls 18 cycles on sem:acc_ready, v = 20; c = ceil(8 / 8) = 1, write
 // burst no earlier than v + 4 + M * (c - 1) = 24, granted 24, completes 28 = total.

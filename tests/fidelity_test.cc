@@ -607,5 +607,63 @@ TEST(Fidelity, RandomCompiledGraphs) {
   }
 }
 
+// pe == fast == interpret() on random chains of grouped, depthwise and dilated convs (strided,
+// padded) on arrays of any shape, matching the reference.
+TEST(Fidelity, RandomGroupedAndDilatedConvs) {
+  std::mt19937 rng(21);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  std::uint64_t block_diagonal = 0;  // weight tiles of several groups, over all programs
+  for (int i = 0; i < 6; ++i) {
+    Config config;
+    config.array.rows = pick(4, 12);
+    config.array.cols = pick(4, 12);
+    config.mxu.double_buffer_weights = pick(0, 3) != 0;
+    config.mxu.weight_fifo_tiles = i % 2 ? 0 : 2 + i / 2;
+    config.ub.capacity_bytes = 256 << 10;
+    config.acc.capacity_bytes = 64 << 10;
+    config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+    const std::uint32_t h0 = pick(6, 10), w0 = pick(6, 10), c0 = 2 * pick(1, 6);
+    std::uint32_t h = h0, w = w0, c = c0;
+    std::ostringstream layers;
+    for (int l = 0; l < 3; ++l) {
+      // Groups: all channels (depthwise), a divisor, or none; the output a multiple of them.
+      const std::uint32_t groups = l == 1 ? c : (c % 2 == 0 && pick(0, 1) ? 2 : 1);
+      const std::uint32_t n = groups * pick(1, 3);
+      const std::uint32_t s = pick(1, 2);
+      std::uint32_t k = pick(1, 3), d = pick(1, 3), pad = pick(0, 2);
+      // Shrink the dilation, then the kernel, until the window fits the padded input; padding
+      // at most the window.
+      while (d > 1 && (k - 1) * d + 1 > std::min(h, w) + 2 * pad) --d;
+      while (k > std::min(h, w) + 2 * pad) --k;
+      const std::uint32_t e = (k - 1) * d + 1;
+      pad = std::min(pad, e);
+      layers << (l ? "," : "") << R"({"name": "c)" << l
+             << R"(", "type": "conv2d", "out_channels": )" << n << R"(, "kernel": )" << k
+             << R"(, "stride": )" << s << R"(, "padding": )" << pad
+             << R"(, "dilation": )" << d << R"(, "groups": )" << groups
+             << R"(, "activation": "relu"})";
+      h = (h + 2 * pad - e) / s + 1;
+      w = (w + 2 * pad - e) / s + 1;
+      c = n;
+    }
+    std::ostringstream json;
+    json << R"({"name": "grouped", "dtype": ")" << (pick(0, 1) ? "int8" : "bf16")
+         << R"(", "batch": )" << pick(1, 2) << R"(, "input": [)" << h0 << ", " << w0 << ", "
+         << c0 << R"(], "seed": )" << i << R"(, "layers": [)" << layers.str() << "]}";
+    SCOPED_TRACE(::testing::Message() << config.array.rows << "x" << config.array.cols << " "
+                                      << json.str());
+    const Program program = compile(parse_model_json(json.str(), "grouped"), config);
+    for (const Instruction& inst : program.instructions) {
+      block_diagonal += inst.op == Opcode::kLoadWeights && inst.ub_stride > 1;
+    }
+    check_agreement(config, program);
+    const CheckResult r = check_outputs(program, interpret(config, program).hbm);
+    EXPECT_TRUE(r.passed) << (r.first_mismatches.empty() ? "" : r.first_mismatches[0]);
+  }
+  EXPECT_GT(block_diagonal, 0u);
+}
+
 }  // namespace
 }  // namespace tpu

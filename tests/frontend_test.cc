@@ -471,4 +471,59 @@ TEST(FrontendLimits, FilesLargerThan16MiBAreRefused) {
 }
 
 }  // namespace
+// Dilation spreads the taps: extent (k - 1) * d + 1. Groups split the channels: K per output
+// is kh * kw * C / groups, so MACs count only the block-diagonal weights.
+TEST(FrontendTest, DilationGroupsAndConv1dShapes) {
+  const Graph g = parse_model_json(R"({"batch": 2, "input": [16, 15, 12], "layers": [
+      {"name": "dil", "type": "conv2d", "out_channels": 12, "kernel": 3, "dilation": [2, 3],
+       "padding": 1},
+      {"name": "dw", "type": "conv2d", "out_channels": 24, "kernel": 3, "stride": 2,
+       "groups": 12},
+      {"name": "grp", "type": "conv2d", "out_channels": 8, "kernel": 1, "groups": 4}]})",
+                                   "m.json");
+  // dil: extent 5 x 7; OH = (16 + 2 - 5) / 1 + 1 = 14, OW = (15 + 2 - 7) / 1 + 1 = 11.
+  EXPECT_EQ(g.nodes[0].out, (Shape3{14, 11, 12}));
+  EXPECT_EQ(g.nodes[0].gemm_k(), 3u * 3 * 12);
+  // dw: depthwise with multiplier 2: OH = (14 - 3) / 2 + 1 = 6, OW = (11 - 3) / 2 + 1 = 5.
+  EXPECT_EQ(g.nodes[1].out, (Shape3{6, 5, 24}));
+  EXPECT_EQ(g.nodes[1].gemm_k(), 9u);
+  EXPECT_EQ(g.nodes[1].macs(), 2u * 6 * 5 * 9 * 24);
+  EXPECT_EQ(g.nodes[2].gemm_k(), 24u / 4);
+  // conv1d: a 1 x k kernel over 1 x L x C, padded along L only: L_out = (50 + 2 * 2 - 9) / 1 + 1
+  // = 46 with dilation 2 (extent 9).
+  const Graph s = parse_model_json(R"({"input": [1, 50, 8], "layers": [
+      {"name": "c1", "type": "conv1d", "out_channels": 16, "kernel": 5, "dilation": 2,
+       "padding": 2, "groups": 2}]})",
+                                   "s.json");
+  EXPECT_EQ(s.nodes[0].kind, OpKind::kConv2d);
+  EXPECT_EQ(s.nodes[0].kernel_h, 1u);
+  EXPECT_EQ(s.nodes[0].kernel_w, 5u);
+  EXPECT_EQ(s.nodes[0].padding_h, 0u);
+  EXPECT_EQ(s.nodes[0].out, (Shape3{1, 46, 16}));
+  EXPECT_EQ(s.nodes[0].gemm_k(), 5u * 4);
+}
+
+TEST(FrontendTest, BadConvAttributesNameTheNode) {
+  const std::string conv = R"({"input": [6, 6, 12], "layers": [{"type": "conv2d", "name": "c",
+                               "out_channels": 8, "kernel": 3, )";
+  expect_json_error(conv + R"("dilation": 0}]})", {"m.json", "'c'", "key 'dilation'", "got 0"});
+  expect_json_error(conv + R"("dilation": [1, 2, 3]}]})", {"'c'", "key 'dilation'", "[h, w]"});
+  expect_json_error(conv + R"("groups": 0}]})", {"'c'", "key 'groups'", "got 0"});
+  expect_json_error(conv + R"("groups": 5}]})",
+                    {"node 0 'c' (conv2d)", "key 'groups': 5 does not divide the 12 input "
+                     "channels and the 8 output channels"});
+  expect_json_error(conv + R"("groups": 3}]})", {"node 0 'c'", "key 'groups': 3 does not divide"});
+  // Extent (3 - 1) * 3 + 1 = 7 > 6 + 2 * 0.
+  expect_json_error(conv + R"("dilation": 3}]})",
+                    {"node 0 'c'", "key 'kernel': 3x3 dilated to 7x7 is larger than the padded "
+                     "input 6x6"});
+  expect_json_error(R"({"input": [1, 6, 4], "layers": [{"type": "conv1d", "name": "s",
+                        "out_channels": 4, "kernel": [1, 3]}]})",
+                    {"'s'", "key 'kernel'", "expected an integer"});
+  // Graph form: the same checks in shape inference.
+  expect_json_error(graph_with(R"({"name": "y", "op": "conv2d", "out_channels": 6, "kernel": 3,
+                                   "groups": 4, "inputs": ["x"]})"),
+                    {"node 0 'y' (conv2d)", "key 'groups': 4 does not divide"});
+}
+
 }  // namespace tpu

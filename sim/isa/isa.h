@@ -84,7 +84,9 @@ struct Instruction {
   std::uint16_t layer = 0;
   // kDmaLoad / kDmaStore
   DmaFields dma;
-  // kLoadWeights: `rows` (<= R) UB rows from ub_row, `cols` (<= C) elements each.
+  // kLoadWeights: `rows` (<= R) UB rows from ub_row, `cols` (<= C) elements each; ub_stride
+  //               holds `blocks`: the tile is block-diagonal in that many blocks (zeros
+  //               elsewhere), so only rows * cols / blocks of its PEs do useful work.
   // kMatmul: `rows` input vectors from ub_row, ub_row + ub_stride, ...; each feeds the K rows
   //          of the loaded weight tile; results for columns [0, N) land in acc rows
   //          acc_row .. acc_row + rows - 1.

@@ -107,6 +107,11 @@ std::vector<OpcodeSpec> build_table() {
            Field("ub", 32, TPU_FIELD(ub_row), "first UB row"),
            Field("rows", 32, TPU_FIELD(rows), "tile rows K_t"),
            Field("cols", 16, TPU_FIELD(cols), "tile columns N_t"),
+           Field("blocks", 16, TPU_FIELD(ub_stride),
+                 "block-diagonal blocks: each weight row feeds cols / blocks columns (a grouped "
+                 "conv's group); statistics count rows * cols / blocks PEs as used")
+               .fallback(1)
+               .quiet(),
        }},
       {Opcode::kMatmul, "matmul", Unit::kMatmul, "UB rows through the MXU into accumulators",
        {{kFlagAccumulate, "accumulate", "add into the accumulators instead of overwriting"}},

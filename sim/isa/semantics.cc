@@ -85,6 +85,11 @@ void check_load_weights(const MachineState& s, const Instruction& inst) {
   const char* op = "load.weights";
   require_range(op, "rows", inst.rows, 1, s.array_rows, "weight rows K <= array rows");
   require_range(op, "cols", inst.cols, 1, s.array_cols, "weight columns N <= array columns");
+  require_range(op, "blocks", inst.ub_stride, 1, inst.cols, "block-diagonal blocks <= cols");
+  if (inst.cols % inst.ub_stride != 0) {
+    fail(op, "blocks = " + std::to_string(inst.ub_stride) + " must divide cols = " +
+                 std::to_string(inst.cols));
+  }
   if (inst.flags & kFlagFifo) {
     require_fifo(s, "load.weights fifo");
     require_range("load.weights fifo", "ub", inst.ub_row, 0, 0, "the FIFO, not UB rows");

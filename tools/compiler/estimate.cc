@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <cstdio>
 
+#include "tools/compiler/gemm_tiling.h"
+
 namespace tpu {
 namespace {
 
@@ -54,8 +56,14 @@ RunEstimate estimate_functional_run(const Graph& graph, const Config& config, bo
   for (const Node& n : graph.nodes) {
     const double out = double(graph.tensors[n.output].elements());
     outputs += out;
-    if (is_gemm(n.kind)) {
+    if (n.kind == OpKind::kConv2d) {  // a grouped conv's image holds its zeros too
+      const GroupMap gm = group_map(n.in.c, n.out_channels, n.groups,
+                                    std::min(config.array.rows, config.array.cols));
+      weights += double(stored_weights(gm, std::uint64_t(n.kernel_h) * n.kernel_w)) * eb;
+    } else if (is_gemm(n.kind)) {
       weights += double(n.gemm_k()) * double(n.gemm_n()) * eb;
+    }
+    if (is_gemm(n.kind)) {
       widest_gemm = std::max(widest_gemm, out);
     }
     macs += double(n.macs());

@@ -256,7 +256,12 @@ const std::vector<OpSpec>& op_specs() {
       {"matmul", OpKind::kMatmul, {"m", "k", "n", "activation"}, {"m", "k", "n"}},
       {"dense", OpKind::kDense, {"units", "activation"}, {"units"}},
       {"conv2d", OpKind::kConv2d,
-       {"out_channels", "kernel", "stride", "padding", "activation"}, {"out_channels", "kernel"}},
+       {"out_channels", "kernel", "stride", "padding", "dilation", "groups", "activation"},
+       {"out_channels", "kernel"}},
+      // A conv2d with a 1 x k kernel, padded along W only: a 1-D conv over 1 x L x C sequences.
+      {"conv1d", OpKind::kConv2d,
+       {"out_channels", "kernel", "stride", "padding", "dilation", "groups", "activation"},
+       {"out_channels", "kernel"}},
       {"maxpool2d", OpKind::kMaxPool2d, {"kernel", "stride", "padding"}, {"kernel"}},
       {"avgpool2d", OpKind::kAvgPool2d, {"kernel", "stride", "padding"}, {"kernel"}},
       {"global_avgpool2d", OpKind::kGlobalAvgPool2d, {}, {}},
@@ -291,10 +296,25 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
       n.units = as_size(w, "units", j["units"], 1);
       break;
     case OpKind::kConv2d: {
+      const bool one_d = std::string(spec.name) == "conv1d";
       n.out_channels = as_size(w, "out_channels", j["out_channels"], 1);
-      std::tie(n.kernel_h, n.kernel_w) = as_pair(w, "kernel", j["kernel"]);
+      if (one_d) {
+        n.kernel_h = 1;
+        n.kernel_w = as_size(w, "kernel", j["kernel"], 1);
+      } else {
+        std::tie(n.kernel_h, n.kernel_w) = as_pair(w, "kernel", j["kernel"]);
+      }
       if (j.contains("stride")) n.stride = as_size(w, "stride", j["stride"], 1);
       if (j.contains("padding")) n.padding = as_size(w, "padding", j["padding"], 0);
+      n.padding_h = one_d ? 0 : n.padding;
+      if (j.contains("dilation")) {
+        if (one_d) {
+          n.dilation_w = as_size(w, "dilation", j["dilation"], 1);
+        } else {
+          std::tie(n.dilation_h, n.dilation_w) = as_pair(w, "dilation", j["dilation"]);
+        }
+      }
+      if (j.contains("groups")) n.groups = as_size(w, "groups", j["groups"], 1);
       break;
     }
     case OpKind::kMaxPool2d:

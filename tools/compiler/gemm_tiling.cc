@@ -21,7 +21,7 @@ std::vector<RowSeg> row_segments(std::uint64_t m0, std::uint64_t m1, std::uint64
 Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1) {
   Band band;
   for (const RowSeg& seg : row_segments(m0, m1, g.OH, g.OW)) {
-    const std::uint64_t end = seg.oy * g.s + g.kh;  // one past the last input row it reads
+    const std::uint64_t end = seg.oy * g.s + g.extent_h();  // one past the last row it reads
     if (!band.parts.empty() && band.parts.back().b == seg.b) {
       band.parts.back().rows = end - band.parts.back().iy0;
     } else {
@@ -118,6 +118,62 @@ TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint6
     a += n;
   }
   return plan;
+}
+
+std::uint64_t GroupMap::block_in(std::uint64_t b) const {
+  return std::min(per_block, groups - b * per_block) * cg;
+}
+
+std::uint64_t GroupMap::block_out(std::uint64_t b) const {
+  return std::min(per_block, groups - b * per_block) * ng;
+}
+
+GroupMap group_map(std::uint64_t C, std::uint64_t N, std::uint64_t groups, std::uint64_t cw) {
+  GroupMap gm;
+  gm.groups = groups;
+  gm.cg = C / groups;
+  gm.ng = N / groups;
+  gm.per_block = std::clamp<std::uint64_t>(std::min(cw / gm.cg, cw / gm.ng), 1, groups);
+  gm.blocks = ceil_div(groups, gm.per_block);
+  return gm;
+}
+
+std::uint64_t stored_weights(const GroupMap& gm, std::uint64_t taps) {
+  std::uint64_t elements = 0;
+  for (std::uint64_t b = 0; b < gm.blocks; ++b) elements += gm.block_in(b) * gm.block_out(b);
+  return taps * elements;
+}
+
+GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, std::uint64_t nw) {
+  GroupedPlan gp;
+  // Every block has as many chunks: one when it holds several groups, else the group's.
+  const std::uint64_t chunks = ceil_div(gm.block_in(0), cw);
+  for (std::uint64_t b = 0; b < gm.blocks; ++b) {
+    const std::uint64_t c0 = b * gm.per_block * gm.cg, n0 = b * gm.per_block * gm.ng;
+    const std::uint64_t in = gm.block_in(b), out = gm.block_out(b);
+    const std::uint64_t first_image = gp.plan.images.size();
+    for (std::uint64_t lc = 0; lc < chunks; ++lc) {
+      gp.plan.images.push_back(
+          {1, 0, c0 + lc * cw, std::min(cw, in - lc * cw), 0, 0, g.kh - 1, 0, g.kw - 1});
+    }
+    // A block of several groups is one N tile of block-diagonal weights; a group wider than
+    // the array is a dense conv of its own.
+    const std::uint64_t blocks = std::min(gm.per_block, gm.groups - b * gm.per_block);
+    for (std::uint64_t o = 0; o < out; o += nw) {
+      gp.ntiles.push_back({n0 + o, std::min(nw, out - o), blocks});
+      for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
+        for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
+          for (std::uint64_t lc = 0; lc < chunks; ++lc) {
+            const BandImage& im = gp.plan.images[first_image + lc];
+            gp.plan.ktiles.push_back(
+                {(ky * g.kw + kx) * g.C + im.c0, im.chans, ky, kx, first_image + lc});
+          }
+        }
+      }
+    }
+  }
+  gp.KT = g.kh * g.kw * chunks;
+  return gp;
 }
 
 }  // namespace tpu

@@ -11,8 +11,12 @@ namespace tpu {
 // Convolution geometry of a tap-based GEMM (a dense layer on 1 x 1 inputs is a 1 x 1 conv).
 // A band loaded from HBM for a strided 1 x 1 conv holds only the pixels it reads: band pixel
 // (iy, ix) is padded input pixel (iy * sub, ix * sub), and the conv over the band has stride 1.
+// Tap (ky, kx) of output pixel (oy, ox) reads padded input pixel (oy * s + ky * dh,
+// ox * s + kx * dw); `pad` pixels pad each side of a row, `pad_h` rows the top and bottom.
 struct Taps {
-  std::uint64_t kh, kw, s, pad, W, C, OH, OW, Wp, sub = 1;
+  std::uint64_t kh, kw, s, pad, W, C, OH, OW, Wp, sub = 1, dh = 1, dw = 1, pad_h = 0;
+  // Input rows one output row's window spans.
+  std::uint64_t extent_h() const { return (kh - 1) * dh + 1; }
 };
 
 // Output pixels [m, m + ox1 - ox0) of image b, output row oy, columns ox0 .. ox1 - 1.
@@ -60,6 +64,43 @@ struct TapPlan {
   std::vector<KTile> ktiles;
   std::vector<BandImage> images;
 };
+
+// How a grouped conv (C input and N output channels in `groups` groups of cg and ng) maps onto
+// the array: its weight matrix (K = taps x C rows, N columns) is block-diagonal, so a weight tile
+// holds the taps of `per_block` whole groups, rows their input channels and columns their output
+// channels, zeros elsewhere: min(cw / cg, cw / ng) groups (at least 1, a group of more channels
+// than the array being split into dense tiles), cw = min(array rows, cols). When every group fits
+// one block (per_block == groups: C <= cw and N <= cw, and every dense conv) the conv takes
+// the paths of a dense one with the zeros stored, each weight row feeding ng of its N columns.
+// With several blocks, each N tile lies in one block and runs only the K tiles of its block's
+// channels, one kernel tap each (tap-major: a 3x3 depthwise conv on 128 x 128 takes 9 tiles of
+// 128 channels, not 10 of 9 taps x 14 channels, and its band is loaded once).
+struct GroupMap {
+  std::uint64_t groups = 1, cg = 0, ng = 0, per_block = 1, blocks = 1;
+  // Input and output channels of block b (the last may hold fewer groups).
+  std::uint64_t block_in(std::uint64_t b) const;
+  std::uint64_t block_out(std::uint64_t b) const;
+};
+GroupMap group_map(std::uint64_t C, std::uint64_t N, std::uint64_t groups, std::uint64_t cw);
+// Elements of the weight tiles stored in HBM: taps x each block's input x output channels.
+std::uint64_t stored_weights(const GroupMap& gm, std::uint64_t taps);
+
+// One N tile: output channels n0 .. n0 + nts - 1; each weight row of its tiles feeds
+// nts / blocks of them (LOAD_WEIGHTS `blocks`, for the used-PE count).
+struct NTile {
+  std::uint64_t n0, nts, blocks;
+};
+
+// A grouped conv with several blocks on the taps path: N tiles of at most nw channels within
+// one block; band images, one per channel chunk (at most cw) of each block; and K tiles N tile
+// by N tile, KT each: (ky, kx, chunk) of the N tile's block, K indices in the dense
+// (ky, kx, c) order over all C channels.
+struct GroupedPlan {
+  TapPlan plan;
+  std::vector<NTile> ntiles;
+  std::uint64_t KT = 0;
+};
+GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, std::uint64_t nw);
 
 // Kernel rows per tile when whole kernel rows are packed (several kernel_w * C runs per UB
 // row, one DMA segment each), or 0 when that does not beat im2col. Per output pixel the array

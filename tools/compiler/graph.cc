@@ -90,7 +90,7 @@ std::uint64_t Node::gemm_m() const {
 }
 
 std::uint64_t Node::gemm_k() const {
-  if (kind == OpKind::kConv2d) return std::uint64_t(kernel_h) * kernel_w * in.c;
+  if (kind == OpKind::kConv2d) return std::uint64_t(kernel_h) * kernel_w * (in.c / groups);
   return in.elements();
 }
 
@@ -143,23 +143,38 @@ void infer_shapes(Graph& g) {
         n.out = {1, 1, n.units};
         break;
       case OpKind::kConv2d: {
+        if (n.dilation_h == 0 || n.dilation_w == 0) {
+          fail(g, n, i, "key 'dilation': " + std::to_string(n.dilation_h) + "x" +
+                            std::to_string(n.dilation_w) + " is out of range (allowed >= 1)");
+        }
+        if (n.groups == 0 || in.c % n.groups != 0 || n.out_channels % n.groups != 0) {
+          fail(g, n, i, "key 'groups': " + std::to_string(n.groups) + " does not divide the " +
+                            std::to_string(in.c) + " input channels and the " +
+                            std::to_string(n.out_channels) + " output channels");
+        }
+        // The kernel's extent with its dilation.
+        const std::uint64_t kh = (std::uint64_t(n.kernel_h) - 1) * n.dilation_h + 1;
+        const std::uint64_t kw = (std::uint64_t(n.kernel_w) - 1) * n.dilation_w + 1;
         // Padding wider than the kernel only adds outputs that see nothing but zeros (as wide
         // as a 1x1 kernel restores the size a pooling took, as in an inception block).
-        if (n.padding > std::max(n.kernel_h, n.kernel_w)) {
-          fail(g, n, i, "key 'padding': " + std::to_string(n.padding) +
-                            " is out of range (allowed 0.." +
-                            std::to_string(std::max(n.kernel_h, n.kernel_w)) +
-                            ", at most the kernel size)");
+        if (std::max(n.padding, n.padding_h) > std::max(kh, kw)) {
+          fail(g, n, i, "key 'padding': " + std::to_string(std::max(n.padding, n.padding_h)) +
+                            " is out of range (allowed 0.." + std::to_string(std::max(kh, kw)) +
+                            ", at most the dilated kernel size)");
         }
-        const std::uint64_t ph = std::uint64_t(in.h) + 2 * n.padding;
+        const std::uint64_t ph = std::uint64_t(in.h) + 2 * n.padding_h;
         const std::uint64_t pw = std::uint64_t(in.w) + 2 * n.padding;
-        if (n.kernel_h > ph || n.kernel_w > pw) {
+        if (kh > ph || kw > pw) {
           fail(g, n, i, "key 'kernel': " + std::to_string(n.kernel_h) + "x" +
-                            std::to_string(n.kernel_w) + " is larger than the padded input " +
-                            std::to_string(ph) + "x" + std::to_string(pw));
+                            std::to_string(n.kernel_w) +
+                            (kh != n.kernel_h || kw != n.kernel_w
+                                 ? " dilated to " + std::to_string(kh) + "x" + std::to_string(kw)
+                                 : std::string()) +
+                            " is larger than the padded input " + std::to_string(ph) + "x" +
+                            std::to_string(pw));
         }
-        n.out = {std::uint32_t((ph - n.kernel_h) / n.stride + 1),
-                 std::uint32_t((pw - n.kernel_w) / n.stride + 1), n.out_channels};
+        n.out = {std::uint32_t((ph - kh) / n.stride + 1), std::uint32_t((pw - kw) / n.stride + 1),
+                 n.out_channels};
         break;
       }
       case OpKind::kGlobalAvgPool2d:

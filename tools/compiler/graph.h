@@ -39,7 +39,8 @@ std::string to_string(const Shape3& s);  // "HxWxC"
 enum class OpKind {
   kMatmul,     // standalone GEMM: its own M x K operand (a graph input) times K x N weights
   kDense,      // fully connected on the flattened input (NHWC order)
-  kConv2d,     // 2-D convolution, symmetric zero padding
+  kConv2d,     // 2-D convolution (dilated, grouped), symmetric zero padding; conv1d is one on 1 x L
+               // inputs with kernel 1 x k and no padding along H
   kMaxPool2d,  // max pooling; padding only over a non-negative input (zeros then act as -inf)
   kAvgPool2d,  // average pooling; padded zeros count in the window (count_include_pad)
   kGlobalAvgPool2d,  // average over the whole H x W plane: output 1 x 1 x C
@@ -74,20 +75,26 @@ struct Node {
   TensorId output = 0;
 
   // Attributes. kMatmul/kDense: `units` output features (N). kConv2d: out_channels filters of
-  // kernel_h x kernel_w. Conv and pooling: kernel, stride, padding.
-  // kReshape: the per-sample output shape `target`.
+  // kernel_h x kernel_w taps spaced dilation_h x dilation_w pixels apart, each filter reading
+  // the in.c / groups channels of its group (filter n is in group n / (out_channels / groups)).
+  // Conv and pooling: kernel, stride; conv: `padding` zero pixels left and right, `padding_h`
+  // above and below (equal for conv2d, 0 for conv1d); pooling: `padding` on every side. kReshape: the per-sample output shape
+  // `target`.
   std::uint32_t units = 0;
   std::uint32_t out_channels = 0;
   std::uint32_t kernel_h = 0, kernel_w = 0;
   std::uint32_t stride = 1;
-  std::uint32_t padding = 0;
+  std::uint32_t padding = 0, padding_h = 0;
+  std::uint32_t dilation_h = 1, dilation_w = 1;
+  std::uint32_t groups = 1;
   Shape3 target;
 
   // Inferred: the shape of inputs[0] and of the output, per sample.
   std::uint32_t samples = 0;
   Shape3 in, out;
 
-  // GEMM view of matmul/dense/conv2d: M x K times K x N.
+  // GEMM view of matmul/dense/conv2d: M x K times K x N, K per output (kernel taps x the
+  // channels of one group for a grouped conv).
   std::uint64_t gemm_m() const;
   std::uint64_t gemm_k() const;
   std::uint64_t gemm_n() const;

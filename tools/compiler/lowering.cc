@@ -50,12 +50,22 @@ struct GemmTiling {
   GemmPath path = GemmPath::kRows;
   Taps g{};
   TapPlan plan;                 // taps path: weight tiles and band images
-  std::vector<KTile> ktiles;    // K tiles in K's order
-  std::uint64_t M = 0, K = 0, N = 0;
-  std::uint64_t nw = 0, NT = 0;  // N tile width and count
-  std::uint64_t KR = 0, KT = 0;  // UB rows per input vector (rows path), K tiles
+  // K tiles in K's order: KT shared by every N tile, or (per_n, a grouped conv of several
+  // blocks) KT per N tile, N tile by N tile.
+  std::vector<KTile> ktiles;
+  bool per_n = false;
+  std::vector<NTile> ntiles;
+  std::vector<std::uint64_t> w_off;  // elements before weight tile (nt, kt) in HBM
+  std::uint64_t w_elems = 0;         // elements of all weight tiles
+  std::uint64_t M = 0, K = 0, N = 0;  // K over all input channels (dense, for a grouped conv)
+  std::uint64_t NT = 0;  // N tiles
+  std::uint64_t KR = 0, KT = 0;  // UB rows per input vector (rows path), K tiles per N tile
   std::uint64_t m_tile = 0, MT = 0;
   std::uint64_t x_slot[2] = {0, 0}, o_slot[2] = {0, 0};  // UB rows of the double buffers
+
+  const KTile& ktile(std::uint64_t nt, std::uint64_t kt) const {
+    return ktiles[(per_n ? nt * KT : 0) + kt];
+  }
 };
 
 class Lowerer {
@@ -193,6 +203,9 @@ class Lowerer {
     g.kw = conv ? layer.kernel_w : 1;
     g.s = conv ? layer.stride : 1;
     g.pad = conv ? layer.padding : 0;
+    g.pad_h = conv ? layer.padding_h : 0;
+    g.dh = conv ? layer.dilation_h : 1;
+    g.dw = conv ? layer.dilation_w : 1;
     g.W = layer.in.w;
     g.C = layer.in.c;
     g.OH = layer.out.h;
@@ -212,12 +225,59 @@ class Lowerer {
     }
     return m_tile;
   }
+  // K of a GEMM over all its input channels: a grouped conv's weight matrix is block-diagonal
+  // over them (GroupMap), stored with its zeros.
+  std::uint64_t dense_k(const Node& layer) const {
+    return layer.kind == OpKind::kConv2d
+               ? std::uint64_t(layer.kernel_h) * layer.kernel_w * layer.in.c
+               : layer.gemm_k();
+  }
+  GroupMap groups_of(const Node& layer) const {
+    return group_map(layer.in.c, layer.out_channels, layer.groups, cw_);
+  }
+  // A conv that takes the taps path one tap per tile: dilated taps are no contiguous run of an
+  // im2col segment or of a packed UB row, and a grouped conv of several blocks gives each N
+  // tile the K tiles of its own block.
+  bool tap_by_tap(const Node& layer) const {
+    return layer.kind == OpKind::kConv2d &&
+           (layer.dilation_h > 1 || layer.dilation_w > 1 || groups_of(layer).blocks > 1);
+  }
   // Kernel taps one weight tile holds when a tap-based conv reads its input from HBM: all C
   // channels of several taps when they fit the array's rows (the DMA packs them into one UB
   // row), else 1 (a tile is one tap's channel chunk). A resident input has one pixel per UB row
   // and is never packed.
   std::uint64_t taps_per_tile(const Node& layer) const {
-    return layer.kind == OpKind::kConv2d ? cw_ / layer.in.c : 1;
+    return layer.kind == OpKind::kConv2d && !tap_by_tap(layer) ? cw_ / layer.in.c : 1;
+  }
+  // The weight tiles and band images of a tap-based conv (the images do not depend on the N
+  // tile width).
+  TapPlan taps_plan(const Node& layer, const Taps& g, bool in_res) const {
+    if (layer.kind == OpKind::kConv2d && groups_of(layer).blocks > 1) {
+      return grouped_plan(g, groups_of(layer), cw_, C_).plan;
+    }
+    return tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer), R_);
+  }
+  // A grouped conv of one block with few channels per tap: read from HBM its taps pack into
+  // fuller tiles, resident it streams every output pixel once per tap (a 3x3 depthwise conv
+  // over 32 channels on 128 rows: 3 passes against 9), which costs far more than the tensor's
+  // round trip through HBM. (im2col's full tiles do not pay: its gather of kernel_h segments
+  // per pixel binds instead, as MobileNetV2's 96-channel stride-2 depthwise conv showed.)
+  bool prefers_hbm_input(const Node& layer) const {
+    if (layer.kind != OpKind::kConv2d || layer.groups == 1 || taps_per_tile(layer) < 2) {
+      return false;
+    }
+    const Taps g = taps_of(layer);
+    return tap_plan(g, cw_, taps_per_tile(layer), R_).ktiles.size() <
+           tap_plan(g, cw_, 1, R_).ktiles.size();
+  }
+  // Whether a grouped conv's channel chunks (input) or N tiles (output) are whole chunks of the
+  // resident layout (min(R, C) channels per UB row).
+  bool resident_ok(const Node& layer, bool in_res, bool out_res) const {
+    if (layer.kind != OpKind::kConv2d) return true;
+    const GroupMap gm = groups_of(layer);
+    if (gm.blocks == 1) return true;
+    return (!in_res || gm.per_block * gm.cg % cw_ == 0) &&
+           (!out_res || gm.per_block * gm.ng % cw_ == 0);
   }
   // UB rows of one input slot of a tap-based conv reading its input bands from HBM.
   std::uint64_t band_slot_rows(const Node& layer, std::uint64_t m_tile) const {
@@ -227,7 +287,7 @@ class Lowerer {
     for (std::uint64_t m0 = 0; m0 < M; m0 += m_tile) {
       rows = std::max(rows, band_of(g, m0, std::min(M, m0 + m_tile)).rows);
     }
-    return rows * g.Wp * tap_plan(g, cw_, taps_per_tile(layer), R_).images.size();
+    return rows * g.Wp * taps_plan(layer, g, false).images.size();
   }
   // DMA loads of band image `im` for one band part into UB rows from `ub` (the part's padded
   // pixel grid, Wp rows per input row). A plain band is one segment per input row; a packed
@@ -242,7 +302,7 @@ class Lowerer {
     const std::int64_t pad = std::int64_t(g.pad);
     if (im.taps == 1) {
       check_width(part.rows, kMaxCount, "input band rows (DMA groups)");
-      pieces.push_back(block(t.addr(part.b, std::int64_t(part.iy0 * g.sub) - pad, -pad) +
+      pieces.push_back(block(t.addr(part.b, std::int64_t(part.iy0 * g.sub - g.pad_h), -pad) +
                                  im.c0 * eb_,
                              ub, part.rows, g.sub * t.row_bytes(), g.Wp,
                              g.sub * t.pixel_bytes(), im.chans));
@@ -255,7 +315,7 @@ class Lowerer {
     check_width(cols, kMaxCount, "packed band anchors per row (DMA segs)");
     auto ub_row = [&](std::uint64_t iy) { return ub + (iy - part.iy0) * g.Wp + x0; };
     auto hbm = [&](std::uint64_t iy) {
-      return t.addr(part.b, std::int64_t(iy) - pad, std::int64_t(x0) - pad);
+      return t.addr(part.b, std::int64_t(iy - g.pad_h), std::int64_t(x0) - pad);
     };
     if (im.dy == 0 && im.dx == 1 && t.ctot == im.chans) {
       DmaFields d;
@@ -320,14 +380,14 @@ class Lowerer {
                              std::uint64_t m_tile) const {
     std::uint64_t rows = weight_rows() + (out_res ? 0 : 2 * m_tile);
     if (path == GemmPath::kRows) {
-      rows += 2 * m_tile * ceil_div(layer.gemm_k(), R_);
+      rows += 2 * m_tile * ceil_div(dense_k(layer), R_);
     } else if (!in_res) {
       rows += 2 * band_slot_rows(layer, m_tile);
     }
     return rows;
   }
   GemmPath gemm_path(const Node& layer, bool in_res, bool out_res, std::uint64_t limit) const {
-    if (in_res) return GemmPath::kTaps;
+    if (in_res || tap_by_tap(layer)) return GemmPath::kTaps;
     // On-chip windows read each input element once from HBM instead of kh * kw times (or, with
     // packed taps, once per band image); they pay off when a channel chunk fills at least half
     // the array's rows, when packed taps need no more weight tiles than im2col's full ones, or
@@ -335,8 +395,7 @@ class Lowerer {
     const Taps g = taps_of(layer);
     const bool fills =
         2 * std::uint64_t(layer.in.c) >= R_ ||
-        tap_plan(g, cw_, taps_per_tile(layer), R_).ktiles.size() <=
-            ceil_div(layer.gemm_k(), R_) ||
+        tap_plan(g, cw_, taps_per_tile(layer), R_).ktiles.size() <= ceil_div(dense_k(layer), R_) ||
         (taps_per_tile(layer) >= 2 && kernel_rows_per_tile(g, cw_, R_) > 0);
     if (layer.kind == OpKind::kConv2d && fills &&
         layer.in.w + 2 * std::uint64_t(layer.padding) <= kMaxCount &&
@@ -365,8 +424,8 @@ class Lowerer {
   std::uint64_t min_staging(std::size_t i, const std::vector<bool>& in_res, bool out_res) const {
     const Node& layer = model_.nodes[i];
     if (is_gemm(layer.kind)) {
-      if (in_res[0] && layer.kind != OpKind::kConv2d &&
-          (layer.in.h != 1 || layer.in.w != 1)) {
+      if ((in_res[0] && layer.kind != OpKind::kConv2d && (layer.in.h != 1 || layer.in.w != 1)) ||
+          !resident_ok(layer, in_res[0], out_res) || (in_res[0] && prefers_hbm_input(layer))) {
         return kNever;
       }
       return gemm_staging(layer, gemm_path(layer, in_res[0], out_res, kNever), in_res[0],
@@ -667,16 +726,24 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
          "no tiling of this layer fits the unified buffer on the tap path");
   }
   const Taps g = taps_of(layer, !in_res);
-  const std::uint64_t M = layer.gemm_m(), K = layer.gemm_k(), N = layer.gemm_n();
+  const std::uint64_t M = layer.gemm_m(), K = dense_k(layer), N = layer.gemm_n();
   // A resident output is written one channel chunk (N tile) per UB row.
   const std::uint64_t nw = out_res ? cw_ : C_;
-  const std::uint64_t NT = ceil_div(N, nw);
   const std::uint64_t KR = ceil_div(K, R_);  // UB rows per input vector (rows path)
   const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
+  if (!resident_ok(layer, in_res, out_res)) {
+    fail("a grouped conv's channel blocks do not align with the resident chunks of " +
+         std::to_string(cw_) + " channels");
+  }
 
-  // K tiles: R-row slices of K, or the tap plan's tiles in K's (ky, kx, c) order.
-  const TapPlan plan =
-      taps ? tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer), R_) : TapPlan();
+  // K tiles: R-row slices of K, or the tap plan's tiles in K's (ky, kx, c) order; a grouped
+  // conv of several blocks has its own plan, K tiles per N tile.
+  const GroupMap gm = conv ? groups_of(layer) : GroupMap();
+  const bool per_n = conv && gm.blocks > 1;
+  const GroupedPlan grouped = per_n ? grouped_plan(g, gm, cw_, nw) : GroupedPlan();
+  const TapPlan plan = per_n ? grouped.plan
+                       : taps ? tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer), R_)
+                              : TapPlan();
   std::vector<KTile> ktiles = plan.ktiles;
   if (!taps) {
     check_width(KR, kMaxMatmulStride,
@@ -685,12 +752,23 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
       ktiles.push_back({k0, std::min<std::uint64_t>(R_, K - k0), 0, 0, 0});
     }
   }
-  const std::uint64_t KT = ktiles.size();
+  const std::uint64_t KT = per_n ? grouped.KT : ktiles.size();
+  // Every weight row of a one-block grouped conv feeds the ng columns of its group.
+  std::vector<NTile> ntiles = grouped.ntiles;
+  for (std::uint64_t n0 = 0; !per_n && n0 < N; n0 += nw) {
+    ntiles.push_back({n0, std::min(nw, N - n0), gm.groups});
+  }
+  const std::uint64_t NT = ntiles.size();
 
   const std::uint64_t min_need = gemm_staging(layer, path, in_res, out_res, 1);
   if (min_need > limit) {
-    fail("needs 2 x " + std::to_string(KR) + " rows (one input vector of K = " +
-         std::to_string(K) + ", double-buffered) + " +
+    const std::string input =
+        !taps    ? "2 x " + std::to_string(KR) + " rows (one input vector of K = " +
+                       std::to_string(K) + ", double-buffered)"
+        : in_res ? std::string("no input rows (resident input)")
+                 : "2 x " + std::to_string(band_slot_rows(layer, 1)) +
+                       " rows (the input band of one output pixel, double-buffered)";
+    fail("needs " + input + " + " +
          (fifo_ ? std::string()
                 : "2 x " + std::to_string(R_) + " (weight staging) + " +
                       std::to_string(R_ / 2) + " (bank spacing) + ") +
@@ -781,15 +859,24 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   tl.g = g;
   tl.plan = plan;
   tl.ktiles = ktiles;
+  tl.per_n = per_n;
+  tl.ntiles = ntiles;
   tl.M = M;
   tl.K = K;
   tl.N = N;
-  tl.nw = nw;
   tl.NT = NT;
   tl.KR = KR;
   tl.KT = KT;
   tl.m_tile = m_tile;
   tl.MT = MT;
+  std::uint64_t at = 0;
+  for (std::uint64_t nt = 0; nt < NT; ++nt) {
+    for (std::uint64_t kt = 0; kt < KT; ++kt) {
+      tl.w_off.push_back(at);
+      at += tl.ktile(nt, kt).kts * ntiles[nt].nts;
+    }
+  }
+  tl.w_elems = at;
   const std::uint64_t base = weight_rows();
   tl.x_slot[0] = base;
   tl.x_slot[1] = base + xs;
@@ -807,25 +894,33 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const bool x_dma = !in_res;  // the input arrives in UB slots by DMA
   const Taps& g = tl.g;
   const TapPlan& plan = tl.plan;
-  const std::vector<KTile>& ktiles = tl.ktiles;
-  const std::uint64_t M = tl.M, K = tl.K, N = tl.N, nw = tl.nw, NT = tl.NT, KR = tl.KR;
+  const std::uint64_t M = tl.M, K = tl.K, N = tl.N, NT = tl.NT, KR = tl.KR;
   const std::uint64_t KT = tl.KT, m_tile = tl.m_tile, MT = tl.MT;
   const std::uint64_t(&x_slot)[2] = tl.x_slot;
   const std::uint64_t(&o_slot)[2] = tl.o_slot;
   const std::uint64_t acc_slot[2] = {0, m_tile};
 
   // Weights K x N, stored tile by tile (column block, then K tile, each K_t x N_t row-major).
+  // A grouped conv's K row (tap, c) holds weight row tap * cg + c % cg of the columns of c's
+  // group and zeros elsewhere.
   if (w) {
-    std::vector<std::uint8_t> image(K * N * eb_);
+    const std::uint64_t C = layer.in.c, cg = conv ? C / layer.groups : C;
+    const std::uint64_t ng = N / (conv ? layer.groups : 1);
+    std::vector<std::uint8_t> image(tl.w_elems * eb_);
     std::uint64_t at = 0;
-    for (std::uint64_t n0 = 0; n0 < N; n0 += nw) {
-      for (const KTile& kt : ktiles) {
-        for (std::uint64_t k = kt.k0; k < kt.k0 + kt.kts; ++k) {
-          for (std::uint64_t n = n0; n < std::min(N, n0 + nw); ++n, at += eb_) {
+    for (std::uint64_t nt = 0; nt < NT; ++nt) {
+      const NTile& ntl = tl.ntiles[nt];
+      for (std::uint64_t kt = 0; kt < KT; ++kt) {
+        const KTile& kti = tl.ktile(nt, kt);
+        for (std::uint64_t k = kti.k0; k < kti.k0 + kti.kts; ++k) {
+          for (std::uint64_t n = ntl.n0; n < ntl.n0 + ntl.nts; ++n, at += eb_) {
+            const std::uint64_t c = conv ? k % C : 0;
+            if (conv && c / cg != n / ng) continue;  // off the diagonal blocks: zero
+            const std::uint64_t wk = conv ? k / C * cg + c % cg : k;
             if (eb_ == 1) {
-              image[at] = std::uint8_t(w->i8[k * N + n]);
+              image[at] = std::uint8_t(w->i8[wk * N + n]);
             } else {
-              std::uint16_t b = fp32_to_bf16(w->f32[k * N + n]);
+              std::uint16_t b = fp32_to_bf16(w->f32[wk * N + n]);
               std::memcpy(&image[at], &b, 2);
             }
           }
@@ -858,7 +953,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         const std::uint64_t b = m / ohw, oy = (m % ohw) / layer.out.w, ox = m % layer.out.w;
         const std::uint64_t n = std::min({layer.out.w - ox, m1 - m, kMaxCount});
         DmaFields d;
-        d.hbm_addr = t.addr(b, std::int64_t(oy * layer.stride) - layer.padding,
+        d.hbm_addr = t.addr(b, std::int64_t(oy * layer.stride) - layer.padding_h,
                             std::int64_t(ox * layer.stride) - layer.padding);
         d.ub_row = std::uint32_t(x_slot[mt % 2] + (m - m0) * KR);
         d.elems = std::uint16_t(layer.kernel_w * layer.in.c);
@@ -898,7 +993,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   auto store_pieces = [&](std::uint64_t t) {
     const std::uint64_t mt = t / NT, nt = t % NT;
     const std::uint64_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile);
-    const std::uint64_t n0 = nt * nw, nts = std::min(nw, N - n0);
+    const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
     std::vector<DmaFields> pieces;
     pixel_blocks(m0, m1, out.hbm,
                  [&](std::uint64_t first, std::uint64_t b, std::uint64_t py, std::uint64_t px,
@@ -975,7 +1070,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
     auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
-        return in.ub.row(img, b, std::int64_t(iy) - std::int64_t(g.pad),
+        return in.ub.row(plan.images[img].c0 / cw_, b, std::int64_t(iy) - std::int64_t(g.pad_h),
                          std::int64_t(ix) - std::int64_t(g.pad));
       }
       const BandPart* part = &band.parts[0];
@@ -986,7 +1081,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     };
     for (std::uint64_t nt = 0; nt < NT; ++nt) {
       const std::uint64_t t = mt * NT + nt;
-      const std::uint64_t n0 = nt * nw, nts = std::min(nw, N - n0);
+      const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
       // Output tile t - 2 is stored behind tile t's first weight load: by then the vector unit
       // has long written it, so no weight load waits behind a store that waits for the vector
       // unit (as one queued right after tile t - 1 would), and it frees its slot before tile
@@ -1004,8 +1099,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         if (kt == 0) emit_store(t - 2, stores, 0, stores.size());
         Instruction lw;
         lw.op = Opcode::kLoadWeights;
-        lw.rows = std::uint32_t(ktiles[kt].kts);
+        lw.rows = std::uint32_t(tl.ktile(nt, kt).kts);
         lw.cols = std::uint16_t(nts);
+        lw.ub_stride = std::uint16_t(tl.ntiles[nt].blocks);
         if (fifo_) {
           // The FIFO orders it behind its tile's DMA: no semaphore.
           lw.flags = kFlagFifo;
@@ -1017,9 +1113,10 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         std::vector<Pass> passes;
         if (taps) {
           // One pass per output row segment (merged when the input rows continue the stride).
-          const KTile& k = ktiles[kt];
+          const KTile& k = tl.ktile(nt, kt);
           for (const RowSeg& seg : segs) {
-            Pass p{in_row(k.img, seg.b, seg.oy * g.s + k.ky, seg.ox0 * g.s + k.kx), g.s,
+            Pass p{in_row(k.img, seg.b, seg.oy * g.s + k.ky * g.dh, seg.ox0 * g.s + k.kx * g.dw),
+                   g.s,
                    seg.ox1 - seg.ox0, acc_slot[t % 2] + (seg.m - m0)};
             if (!passes.empty()) {
               Pass& q = passes.back();
@@ -1056,10 +1153,11 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       if (!out_res) {
         acts.push_back({o_slot[t % 2], 1, rows, acc_slot[t % 2]});
       } else if (out.ub.pad == 0) {
-        acts.push_back({out.ub.row(nt, 0, 0, 0) + m0, 1, rows, acc_slot[t % 2]});
+        acts.push_back({out.ub.row(n0 / cw_, 0, 0, 0) + m0, 1, rows, acc_slot[t % 2]});
       } else {
         for (const RowSeg& seg : row_segments(m0, m1, layer.out.h, layer.out.w)) {
-          acts.push_back({out.ub.row(nt, seg.b, std::int64_t(seg.oy), std::int64_t(seg.ox0)), 1,
+          acts.push_back({out.ub.row(n0 / cw_, seg.b, std::int64_t(seg.oy), std::int64_t(seg.ox0)),
+                          1,
                           seg.ox1 - seg.ox0, acc_slot[t % 2] + (seg.m - m0)});
         }
       }
@@ -1098,9 +1196,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
 void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std::uint64_t j) {
   const std::uint64_t g = weight_dmas_++;
   const std::uint64_t nt = (j / tl.KT) % tl.NT;
-  const KTile& kt = tl.ktiles[j % tl.KT];
-  const std::uint64_t n0 = nt * tl.nw, nts = std::min(tl.nw, tl.N - n0);
-  const std::uint64_t addr = weights + (n0 * tl.K + kt.k0 * nts) * eb_;
+  const KTile& kt = tl.ktile(nt, j % tl.KT);
+  const std::uint64_t nts = tl.ntiles[nt].nts;
+  const std::uint64_t addr = weights + tl.w_off[nt * tl.KT + j % tl.KT] * eb_;
   if (fifo_) {
     Instruction load = dma(Opcode::kDmaLoad, block(addr, 0, 1, 0, kt.kts, nts * eb_, nts), 0, 0);
     load.flags = kFlagWeights;

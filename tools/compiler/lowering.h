@@ -37,7 +37,12 @@
 //   image anchored at (oy * s + ky0, ox * s), loaded only at the anchors they read. A
 //   strided 1 x 1 conv's band holds only the pixels it reads (every s-th of every s-th row), so
 //   its MATMULs stream consecutive rows. Otherwise "rows": im2col patches gathered from HBM
-//   (kernel_w * C per segment), packed R per UB row.
+//   (kernel_w * C per segment), packed R per UB row. A dilated conv takes the taps path, one
+//   tap per tile, tap (ky, kx) reading (oy * s + ky * dh, ox * s + kx * dw). A grouped conv
+//   stores block-diagonal weight tiles of whole groups (GroupMap, gemm_tiling.h): one block
+//   takes the paths above; several take the taps path with K tiles per N tile (its block's taps
+//   and channel chunks), and `load.weights blocks` carries the groups per tile for the used-PE
+//   count.
 // - DMA order (one transfer runs at a time): the next M tile's input is queued in shares, one
 //   behind each weight-tile load of the current M tile; output tile t is stored behind the
 //   first weight load of tile t + 2, when the vector unit has long written it, so a weight load

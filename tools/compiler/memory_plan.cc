@@ -4,6 +4,8 @@
 #include <set>
 #include <string>
 
+#include "tools/compiler/gemm_tiling.h"
+
 namespace tpu {
 
 namespace {
@@ -116,7 +118,8 @@ class Planner {
     for (TensorId r = 0; r < g_.tensors.size(); ++r) {
       for (const Reader& rd : readers_[r]) {
         const Node& n = g_.nodes[rd.node];
-        pad_[r] = std::max(pad_[r], n.padding);  // convs and pools: a zero border
+        // convs and pools: a zero border
+        pad_[r] = std::max({pad_[r], n.padding, n.padding_h});
       }
     }
   }
@@ -284,7 +287,14 @@ class Planner {
     for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
       const Node& n = g_.nodes[i];
       for (TensorId id : n.inputs) allocate_root(plan_.root[id]);
-      if (is_gemm(n.kind)) plan_.weights[i] = allocate(n.gemm_k() * n.gemm_n() * eb_);
+      // A grouped conv stores its weight tiles with the zeros off its diagonal blocks.
+      if (n.kind == OpKind::kConv2d) {
+        const GroupMap gm = group_map(n.in.c, n.out_channels, n.groups, cw_);
+        const std::uint64_t taps = std::uint64_t(n.kernel_h) * n.kernel_w;
+        plan_.weights[i] = allocate(stored_weights(gm, taps) * eb_);
+      } else if (is_gemm(n.kind)) {
+        plan_.weights[i] = allocate(n.gemm_k() * n.gemm_n() * eb_);
+      }
       allocate_root(plan_.root[n.output]);
     }
     // One zero region serves every resident border (see the lowering's zero-border loads).

@@ -26,20 +26,24 @@ std::vector<Acc> conv2d(const std::vector<T>& x, const std::vector<T>& w, const 
   const Shape3 in = s.in;
   const Shape3 out = s.out();
   const std::uint32_t n_out = s.out_channels;
+  const std::uint32_t cg = in.c / s.groups, ng = n_out / s.groups;  // per group
   std::vector<Acc> y(std::uint64_t(s.samples) * out.elements(), Acc(0));
   for (std::uint32_t b = 0; b < s.samples; ++b) {
     for (std::uint32_t oy = 0; oy < out.h; ++oy) {
       for (std::uint32_t ox = 0; ox < out.w; ++ox) {
         for (std::uint32_t n = 0; n < n_out; ++n) {
+          const std::uint32_t c0 = n / ng * cg;  // first input channel of n's group
           Acc sum = 0;
           for (std::uint32_t ky = 0; ky < s.kernel_h; ++ky) {
             for (std::uint32_t kx = 0; kx < s.kernel_w; ++kx) {
-              for (std::uint32_t c = 0; c < in.c; ++c) {
-                std::int64_t iy = std::int64_t(oy) * s.stride + ky - s.padding;
-                std::int64_t ix = std::int64_t(ox) * s.stride + kx - s.padding;
+              for (std::uint32_t c = 0; c < cg; ++c) {
+                std::int64_t iy = std::int64_t(oy) * s.stride + std::int64_t(ky) * s.dilation_h -
+                                  s.padding_h;
+                std::int64_t ix = std::int64_t(ox) * s.stride + std::int64_t(kx) * s.dilation_w -
+                                  s.padding;
                 if (iy < 0 || ix < 0 || iy >= in.h || ix >= in.w) continue;  // zero padding
-                T xv = x[((std::uint64_t(b) * in.h + iy) * in.w + ix) * in.c + c];
-                T wv = w[((std::uint64_t(ky) * s.kernel_w + kx) * in.c + c) * n_out + n];
+                T xv = x[((std::uint64_t(b) * in.h + iy) * in.w + ix) * in.c + c0 + c];
+                T wv = w[((std::uint64_t(ky) * s.kernel_w + kx) * cg + c) * n_out + n];
                 sum += Acc(xv) * Acc(wv);
               }
             }
@@ -92,7 +96,8 @@ std::vector<T> maxpool(const std::vector<T>& x, const PoolShape& s) {
 }  // namespace
 
 Shape3 ConvShape::out() const {
-  return {(in.h + 2 * padding - kernel_h) / stride + 1, (in.w + 2 * padding - kernel_w) / stride + 1,
+  const std::uint32_t kh = (kernel_h - 1) * dilation_h + 1, kw = (kernel_w - 1) * dilation_w + 1;
+  return {(in.h + 2 * padding_h - kh) / stride + 1, (in.w + 2 * padding - kw) / stride + 1,
           out_channels};
 }
 

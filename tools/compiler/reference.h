@@ -22,11 +22,15 @@ std::vector<float> reference_matmul(const std::vector<float>& x, const std::vect
                                     std::uint64_t m, std::uint64_t k, std::uint64_t n);
 
 // Direct convolution of `samples` NHWC images of shape `in` with out_channels filters of
-// kh x kw x in.c (weights K x N as above), stride, symmetric zero padding. Output NHWC.
+// kh x kw x (in.c / groups), stride, zero padding `padding_h` above and below and `padding`
+// left and right, taps dilation_h x dilation_w pixels apart. Filter n reads the channels of
+// its group g = n / (out_channels / groups), in.c / groups from channel g * (in.c / groups).
+// Weights are K x N as above with K = kh * kw * (in.c / groups). Output NHWC.
 struct ConvShape {
   std::uint32_t samples;
   Shape3 in;
   std::uint32_t kernel_h, kernel_w, stride, padding, out_channels;
+  std::uint32_t padding_h = 0, dilation_h = 1, dilation_w = 1, groups = 1;
   Shape3 out() const;
 };
 std::vector<std::int32_t> reference_conv2d(const std::vector<std::int8_t>& x,

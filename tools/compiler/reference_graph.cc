@@ -72,8 +72,9 @@ class Interpreter {
       case OpKind::kMatmul:
       case OpKind::kDense:
       case OpKind::kConv2d: {
-        const ConvShape cs{n.samples, n.in, n.kernel_h, n.kernel_w, n.stride, n.padding,
-                           n.out_channels};
+        const ConvShape cs{n.samples,  n.in,         n.kernel_h,   n.kernel_w, n.stride,
+                           n.padding,  n.out_channels, n.padding_h, n.dilation_h,
+                           n.dilation_w, n.groups};
         const bool conv = n.kind == OpKind::kConv2d;
         const std::uint64_t M = n.gemm_m(), K = n.gemm_k(), N = n.gemm_n();
         if (int8_) {
