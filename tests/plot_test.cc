@@ -96,6 +96,11 @@ TEST(PlotSweep, ByAnAxisSplitsFurtherByWhateverElseVaries) {
   EXPECT_EQ(by_preset.series[1].title, "hbm.preset=ideal, m.json");
   EXPECT_EQ(by_preset.series[1].points, (Points{{64, 80}, {128, 40}}));
   EXPECT_EQ(by_preset.series[2].title, "hbm.preset=hbm2, n.json");
+  // A colour per preset, a shape per model.
+  EXPECT_EQ(by_preset.series[0].color, by_preset.series[2].color);
+  EXPECT_NE(by_preset.series[0].color, by_preset.series[1].color);
+  EXPECT_EQ(by_preset.series[0].shape, by_preset.series[1].shape);
+  EXPECT_NE(by_preset.series[0].shape, by_preset.series[2].shape);
 
   // Names on the x axis: categories in order of appearance, ticked by name.
   const Plot by_name = sweep_plot(table, axes("hbm.preset", "cycles", "array.rows"), nullptr);
@@ -294,6 +299,12 @@ TEST(PlotCli, ErrorsAreOneLineAndNoImageIsLeft) {
   o = tpusim("plot sweep " + dir + " --x array.rows --y cycles --out " + dir + "/p.pdf");
   EXPECT_EQ(o.exit_code, 1);
   EXPECT_NE(o.err.find("allowed: .svg, .png"), std::string::npos) << o.err;
+  // Without gnuplot on the PATH: said so, with the package to install.
+  o = tpusim("plot sweep " + dir + " --x array.rows --y cycles --out " + dir + "/p.svg",
+             "PATH=/nonexistent ");
+  EXPECT_EQ(o.exit_code, 1);
+  EXPECT_NE(o.err.find("cannot run gnuplot"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("gnuplot-nox"), std::string::npos) << o.err;
   EXPECT_FALSE(std::filesystem::exists(dir + "/p.svg"));
   EXPECT_FALSE(std::filesystem::exists(dir + "/p.pdf"));
 }

@@ -356,6 +356,8 @@ Plot sweep_plot(const SweepTable& table, const SweepPlotOptions& options,
     }
   }
   std::map<std::vector<std::string>, std::size_t> series_of;  // key values -> index
+  std::map<std::string, int> colors;                          // --by value -> colour
+  std::map<std::vector<std::string>, int> shapes;             // the other values -> shape
   for (const auto* row : ok) {
     const std::vector<std::string> key = key_of(*row);
     auto [it, added] = series_of.emplace(key, plot.series.size());
@@ -363,6 +365,10 @@ Plot sweep_plot(const SweepTable& table, const SweepPlotOptions& options,
       PlotSeries s;
       for (std::size_t i = 0; i < split.size(); ++i)
         s.title += (i ? ", " : "") + series_part(header[split[i]], key[i]);
+      s.color = colors.emplace(key[0], int(colors.size())).first->second;
+      s.shape = shapes.emplace(std::vector<std::string>(key.begin() + 1, key.end()),
+                               int(shapes.size()))
+                    .first->second;
       plot.series.push_back(std::move(s));
     }
     const double xv =
@@ -577,9 +583,16 @@ std::string gnuplot_script(const Plot& plot, const std::string& output) {
     const std::string data = " $s" + std::to_string(i);
     s += i ? ", \\\n    " : "";
     switch (series.style) {
-      case PlotSeries::Style::kLinesPoints:
-        s += data + " using 1:2 with linespoints lw 2 pt 7 title " + quoted(series.title);
+      case PlotSeries::Style::kLinesPoints: {
+        // Filled circle, square, triangles, diamond, pentagon.
+        static const int kPoints[] = {7, 5, 9, 11, 13, 15};
+        const int color = series.color >= 0 ? series.color : int(i);
+        const int shape = series.shape >= 0 ? series.shape : 0;
+        s += data + " using 1:2 with linespoints lw 2 lc " + std::to_string(color + 1) + " pt " +
+             std::to_string(kPoints[shape % 6]) + " dt " + std::to_string(shape % 5 + 1) +
+             " title " + quoted(series.title);
         break;
+      }
       case PlotSeries::Style::kLine:
         s += data + " using 1:2 with lines lw 3 title " + quoted(series.title);
         break;

@@ -22,6 +22,9 @@ struct PlotSeries {
   enum class Style { kLinesPoints, kLabelledPoints, kLine };
   std::string title;
   Style style = Style::kLinesPoints;
+  // kLinesPoints: series with the same colour share the --by value; the same shape (point and
+  // dash pattern), the other values that split lines. -1: by position.
+  int color = -1, shape = -1;
   std::vector<std::pair<double, double>> points;  // (x, y), in drawing order
   // kLabelledPoints: one per point, right and left of it; "" for none.
   std::vector<std::string> labels, left_labels;
