@@ -274,8 +274,8 @@ int sc_main(int argc, char* argv[]) {
   run->add_option("--json", json_path, "Write the report as JSON to this file");
   run->add_option("--csv", csv_path, "Write one CSV row per layer to this file");
   run->add_option("--trace", trace_path,
-                  "Write a timeline of every instruction on every unit (Chrome trace JSON, "
-                  "opens in Perfetto)");
+                  "Write a timeline of every instruction and wait on every unit, with HBM and "
+                  "UB bandwidth counters (Chrome trace JSON, opens in Perfetto)");
   run->add_flag("--quiet,-q", quiet, "Do not print the report table");
 
   ModelOptions compile_opts;
