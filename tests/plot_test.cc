@@ -147,6 +147,10 @@ TEST(PlotSweep, ErrorsNameTheFileTheColumnAndTheAllowedOnes) {
             std::string::npos)
       << bad_by;
   EXPECT_NE(error_of(table, axes("status", "cycles")).find("--x status"), std::string::npos);
+  const SweepTable failed = read_sweep_summary(write_summary(
+      "item,point,array.rows,model,status,error,cycles\n0,0,32,m.json,failed,boom,\n"));
+  EXPECT_NE(error_of(failed, axes("array.rows", "cycles")).find("no successful items"),
+            std::string::npos);
 }
 
 TEST(PlotSweep, NotASummaryIsRefusedNamingTheFile) {

@@ -310,12 +310,13 @@ Plot sweep_plot(const SweepTable& table, const SweepPlotOptions& options,
                              "; allowed: " + joined(allowed));
   };
   check_column("--x", options.x, drawable);
-  check_column("--y", options.y, numeric_columns);
   std::vector<std::string> by_allowed;
   for (const std::string& k : keys)
     if (k != options.x) by_allowed.push_back(k);
   check_column("--by", options.by, by_allowed);
+  // Which columns hold numbers is known from the successful items only.
   if (ok.empty()) fail(table.source, "no successful items to plot");
+  check_column("--y", options.y, numeric_columns);
 
   Plot plot;
   plot.x_label = column_label(options.x);
