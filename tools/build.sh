@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Installs the build dependencies when missing (Debian/Ubuntu), then configures and builds
-# tpusim in ./build (Release). Extra arguments are passed to the CMake configure step.
+# Installs the build dependencies (and gnuplot, which `tpusim plot` runs) when missing
+# (Debian/Ubuntu), then configures and builds tpusim in ./build (Release). Extra arguments are
+# passed to the CMake configure step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(cmake g++ make pkg-config libsystemc-dev nlohmann-json3-dev libcli11-dev libgtest-dev)
+packages=(cmake g++ make pkg-config libsystemc-dev nlohmann-json3-dev libcli11-dev libgtest-dev
+          gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

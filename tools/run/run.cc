@@ -6,7 +6,6 @@
 
 #include "tools/compiler/estimate.h"
 #include "tools/compiler/lowering.h"
-#include "tools/report/timeline.h"
 
 namespace tpu {
 namespace {
@@ -34,7 +33,9 @@ std::string Run::report_table() const {
   return tpu::report_table(config, program, result, check ? &*check : nullptr, info);
 }
 std::string Run::report_csv() const { return tpu::report_csv(config, result); }
-nlohmann::json Run::timeline_json() const { return tpu::timeline_json(config, program, result); }
+nlohmann::json Run::timeline_json() const {
+  return tpu::timeline_json(config, program, result, timeline);
+}
 
 namespace {
 
@@ -55,11 +56,14 @@ Run simulate_run(const Config& config, Program program, const std::string& sourc
   sim.fidelity = options.fidelity;
   sim.timing_only = options.timing_only;
   sim.trace = options.trace;
+  TimelineRecorder timeline;
+  if (options.trace) sim.observers.push_back(&timeline);
   sim.progress = options.progress;
   const auto t0 = std::chrono::steady_clock::now();
   run.result = simulate(run.config, run.program, sim);
   run.info.host_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  run.timeline = timeline.take();
   if (options.check) run.check = check_outputs(run.program, run.result.hbm_final);
   return run;
 }

@@ -18,6 +18,7 @@
 #include "tools/compiler/graph.h"
 #include "tools/report/check.h"
 #include "tools/report/report.h"
+#include "tools/report/timeline.h"
 
 namespace tpu {
 
@@ -25,7 +26,8 @@ struct RunOptions {
   Fidelity fidelity = Fidelity::kFast;
   bool timing_only = false;  // no data values; cycles unchanged
   bool check = false;        // compare outputs with the reference (needs data values)
-  bool trace = false;        // record every instruction for the timeline
+  // Record every instruction, wait and memory burst for the timeline (tools/report/timeline.h).
+  bool trace = false;
   // A functional run estimated beyond the host's limits (tools/compiler/estimate.h) is
   // refused before any data exists, unless forced.
   bool force = false;
@@ -40,6 +42,7 @@ struct Run {
   Program program;
   RunResult result;
   std::optional<CheckResult> check;  // set when RunOptions::check
+  TimelineCounters timeline;         // filled when RunOptions::trace
   RunInfo info;
 
   bool check_failed() const { return check && !check->passed; }

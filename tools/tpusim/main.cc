@@ -1,4 +1,5 @@
-// The `tpusim` command line: run, compile, sweep, merge, memtest, asm, disasm, isa, explain.
+// The `tpusim` command line: run, compile, sweep, merge, plot, memtest, asm, disasm, isa,
+// explain.
 #include <cstdio>
 #include <filesystem>
 #include <optional>
@@ -24,6 +25,7 @@
 #include "tools/compiler/estimate.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
+#include "tools/plot/plot.h"
 #include "tools/run/output_file.h"
 #include "tools/run/run.h"
 #include "tools/sweep/sweep.h"
@@ -272,8 +274,8 @@ int sc_main(int argc, char* argv[]) {
   run->add_option("--json", json_path, "Write the report as JSON to this file");
   run->add_option("--csv", csv_path, "Write one CSV row per layer to this file");
   run->add_option("--trace", trace_path,
-                  "Write a timeline of every instruction on every unit (Chrome trace JSON, "
-                  "opens in Perfetto)");
+                  "Write a timeline of every instruction and wait on every unit, with HBM and "
+                  "UB bandwidth counters (Chrome trace JSON, opens in Perfetto)");
   run->add_flag("--quiet,-q", quiet, "Do not print the report table");
 
   ModelOptions compile_opts;
@@ -353,6 +355,31 @@ int sc_main(int argc, char* argv[]) {
       "merge", "Join the output directories of sweep shards into one, as an unsharded run");
   merge->add_option("dirs", merge_in, "Shard output directories")->required();
   merge->add_option("--out,-o", merge_out, "Output directory")->required();
+
+  std::string plot_in, plot_out;
+  tpu::SweepPlotOptions plot_opts;
+  CLI::App* plot = app.add_subcommand(
+      "plot", "Draw a sweep's summary or a run report's roofline as SVG or PNG (runs gnuplot)");
+  plot->require_subcommand(1);
+  CLI::App* plot_sweep = plot->add_subcommand(
+      "sweep", "One metric against one axis of a sweep, one line per model or per --by value");
+  plot_sweep->add_option("summary", plot_in, "Sweep output directory or its summary.csv")
+      ->required();
+  plot_sweep->add_option("--x", plot_opts.x, "Column on the x axis: an axis of the sweep or a "
+                                              "metric")->required();
+  plot_sweep->add_option("--y", plot_opts.y, "Numeric column on the y axis, e.g. cycles, "
+                                              "latency_us, tops, utilization, hbm_bytes")
+      ->required();
+  plot_sweep->add_option("--by", plot_opts.by, "One line per value of this column: model or an "
+                                                "axis")->capture_default_str();
+  plot_sweep->add_flag("--log-x", plot_opts.log_x, "Logarithmic x axis");
+  plot_sweep->add_flag("--log-y", plot_opts.log_y, "Logarithmic y axis");
+  CLI::App* plot_roofline = plot->add_subcommand(
+      "roofline", "Each layer's operational intensity against its attained TOPS, under the "
+                  "compute and bandwidth roofs of the report's config");
+  plot_roofline->add_option("report", plot_in, "Run report (tpusim run --json)")->required();
+  for (CLI::App* sub : {plot_sweep, plot_roofline})
+    sub->add_option("--out,-o", plot_out, "Image to write: .svg or .png")->required();
 
   tpu::ExplainOptions ex;
   CLI::App* explain = app.add_subcommand(
@@ -443,6 +470,17 @@ int sc_main(int argc, char* argv[]) {
         std::cout << "sweep: " << plan.items.size() << " items (" << failed << " failed); "
                   << sweep_out << "/summary.csv\n";
         return failed ? 3 : 0;
+      }
+      if (*plot) {
+        check_outputs({plot_in}, {{"--out", plot_out}});
+        tpu::check_plot_format(plot_out);
+        std::vector<std::string> notes;
+        const tpu::Plot figure =
+            *plot_sweep ? tpu::sweep_plot(tpu::read_sweep_summary(plot_in), plot_opts, &notes)
+                        : tpu::roofline_plot(tpu::read_run_report(plot_in), plot_in, &notes);
+        for (const std::string& note : notes) std::cerr << "tpusim: note: " << note << "\n";
+        tpu::render_plot(figure, plot_out);
+        return 0;
       }
       if (*merge) {
         tpu::merge_sweeps(merge_in, merge_out);
