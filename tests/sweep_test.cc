@@ -200,8 +200,8 @@ TEST(SweepSlurm, ScriptsRunTheShardsAndMergeIntoTheLocalResult) {
 
   const std::string env = "cd / && " + tpu::test_shell::kSanitizerEnv;
   for (int task = 0; task < 3; ++task) {
-    const Outcome t = tpu::test_shell::shell(env + "SLURM_ARRAY_TASK_ID=" +
-                                             std::to_string(task) + " bash " + tpu::shell_quote(array));
+    const Outcome t = tpu::test_shell::shell(env + "SLURM_ARRAY_TASK_ID=" + std::to_string(task) +
+                                             " bash " + tpu::shell_quote(array));
     ASSERT_EQ(t.exit_code, 0) << t.err;
   }
   // Items 0..3 by index % 3: shard 0 has items 0 and 3, shards 1 and 2 one each.
@@ -209,8 +209,8 @@ TEST(SweepSlurm, ScriptsRunTheShardsAndMergeIntoTheLocalResult) {
   EXPECT_EQ(results(out + "/shard-1").size(), 1u);
   EXPECT_EQ(results(out + "/shard-2").size(), 1u);
   // A resubmitted task resumes: nothing is run or recorded twice.
-  ASSERT_EQ(tpu::test_shell::shell(env + "SLURM_ARRAY_TASK_ID=0 bash " + tpu::shell_quote(array)).exit_code,
-            0);
+  const std::string task0 = env + "SLURM_ARRAY_TASK_ID=0 bash " + tpu::shell_quote(array);
+  ASSERT_EQ(tpu::test_shell::shell(task0).exit_code, 0);
   EXPECT_EQ(results(out + "/shard-0").size(), 2u);
   const Outcome m = tpu::test_shell::shell(env + "bash " + tpu::shell_quote(merge));
   ASSERT_EQ(m.exit_code, 0) << m.err;
@@ -227,7 +227,8 @@ std::string fake_sbatch(const std::string& log, int fail_at = 0) {
       << "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done >> '" << log << "'\n"
       << "echo -- >> '" << log << "'\nn=$(grep -c '^--$' '" << log << "')\n"
       << "if [ \"$n\" -eq " << fail_at << " ]; then\n"
-      << "  echo 'sbatch: error: Batch job submission failed: Invalid partition name specified' >&2\n"
+      << "  echo 'sbatch: error: Batch job submission failed: Invalid partition name "
+         "specified' >&2\n"
       << "  exit 1\nfi\n"
       << "if [ \"$n\" -eq 1 ]; then echo '4242;cluster'; else echo 4243; fi\n";
   std::filesystem::permissions(dir + "/sbatch", std::filesystem::perms::owner_all);
@@ -276,6 +277,7 @@ TEST(SweepSlurm, ErrorsAreOneLine) {
            {"--slurm --shards 2 --submit", fake_sbatch(log, 2),
             {"merge.sbatch failed", "array job 4242 was submitted", "scancel 4242"}},
            {"--slurm --shards 0", "", {"--shards expects N >= 1", "got 0"}},
+           {"--slurm --shards -1", "", {"--shards expects N >= 1", "got -1"}},
            {"--slurm --shards 3", "", {"--shards 3 is more than the 2 items"}},
            {"--slurm", "", {"--shards"}},
            {"--shards 2", "", {"--slurm"}},

@@ -33,7 +33,8 @@ missing_programs() {
   for p in "${programs[@]}"; do command -v "$p" >/dev/null || { echo "$p"; return; }; done
 }
 if [ -n "$(missing_programs)" ]; then
-  [ "${TPUSIM_REQUIRE_SLURM:-}" = 1 ] || unavailable "Slurm is not installed ($(missing_programs) missing)"
+  [ "${TPUSIM_REQUIRE_SLURM:-}" = 1 ] ||
+    unavailable "Slurm is not installed ($(missing_programs) missing)"
   sudo=""
   if [ "$(id -u)" -ne 0 ]; then
     sudo -n true 2>/dev/null || unavailable "installing Slurm needs root or sudo"
@@ -161,7 +162,9 @@ for i in $(seq 600); do
     PENDING|CONFIGURING|RUNNING|COMPLETING) ;;
     *) say "FAILED: merge job $merge_id ended as '$state'"; squeue || true; exit 1 ;;
   esac
-  [ "$i" -eq 600 ] && { say "FAILED: merge job $merge_id not done in 60 s"; squeue || true; exit 1; }
+  if [ "$i" -eq 600 ]; then
+    say "FAILED: merge job $merge_id not done in 60 s"; squeue || true; exit 1
+  fi
   sleep 0.1
 done
 

@@ -150,8 +150,7 @@ std::string shell_quote(const std::string& word) {
 }
 
 SlurmScripts write_slurm_scripts(const SlurmSweepOptions& options) {
-  if (options.shards < 1)
-    fail("--shards expects N >= 1 array tasks, got " + std::to_string(options.shards));
+  if (options.shards < 1) fail("a Slurm sweep needs at least 1 array task");
   const fs::path out(options.out_dir);
   const std::string logs = (out / "logs").string();
   std::error_code ec;

@@ -248,12 +248,15 @@ std::string memtest_table(const tpu::MemtestResult& r) {
 // `tpusim sweep --slurm`: the scripts (every path absolute, this binary's own path in them),
 // then either their submission or the commands that submit them.
 int slurm_command(const tpu::Sweep& plan, const std::string& out_dir, unsigned jobs,
-                  tpu::SlurmSweepOptions options, bool submit) {
+                  long long shards, tpu::SlurmSweepOptions options, bool submit) {
   namespace fs = std::filesystem;
-  if (options.shards > plan.items.size())
-    throw UsageError("--shards " + std::to_string(options.shards) + " is more than the " +
+  if (shards < 1)
+    throw UsageError("--shards expects N >= 1 array tasks, got " + std::to_string(shards));
+  if (static_cast<unsigned long long>(shards) > plan.items.size())
+    throw UsageError("--shards " + std::to_string(shards) + " is more than the " +
                      std::to_string(plan.items.size()) + " items of " + plan.path +
                      ": some array tasks would have nothing to run");
+  options.shards = static_cast<unsigned>(shards);
   std::error_code ec;
   options.tpusim = fs::read_symlink("/proc/self/exe", ec).string();
   if (ec) throw UsageError("cannot find the path of this tpusim binary (" + ec.message() + ")");
@@ -385,8 +388,9 @@ int sc_main(int argc, char* argv[]) {
                   "Continue a sweep in --out: skip the items results.jsonl already records");
   tpu::SlurmSweepOptions slurm_opts;
   bool submit = false;
+  long long slurm_shards = 0;  // signed, so that a negative N gets the same error as 0
   CLI::Option* shards =
-      sweep->add_option("--shards", slurm_opts.shards, "With --slurm: array tasks N (shards)");
+      sweep->add_option("--shards", slurm_shards, "With --slurm: array tasks N (shards)");
   CLI::Option* slurm =
       sweep->add_flag("--slurm",
                       "Run on Slurm instead (configs/README.md, \"Sweeps on Slurm\"): write into "
@@ -489,7 +493,8 @@ int sc_main(int argc, char* argv[]) {
         sweep_opts.shards = n;
         sweep_opts.out_dir = sweep_out;
         const tpu::Sweep plan = tpu::load_sweep(sweep_file);
-        if (*slurm) return slurm_command(plan, sweep_out, sweep_opts.jobs, slurm_opts, submit);
+        if (*slurm)
+          return slurm_command(plan, sweep_out, sweep_opts.jobs, slurm_shards, slurm_opts, submit);
         const bool tty = isatty(STDERR_FILENO);
         sweep_opts.progress = [tty](const tpu::SweepProgress& p) {
           const double rate = p.seconds > 0 ? p.done / p.seconds : 0;
