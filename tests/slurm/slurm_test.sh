@@ -13,8 +13,10 @@
 # - slurmctld and slurmd daemonise themselves, with pid and log files in the directory, as root
 #   (slurmd starts each job as its owner), on free ports above 20000 (a system Slurm keeps
 #   6817/6818); the node is this host (`hostname -s`, NodeAddr 127.0.0.1, CPUs from nproc).
-# - No cgroups (a container has no delegated cgroup tree): ProctrackType=proctrack/linuxproc,
-#   TaskPlugin=task/none, JobAcctGatherType=jobacct_gather/none; no accounting daemon.
+# - No cgroups: ProctrackType=proctrack/linuxproc, TaskPlugin=task/none,
+#   JobAcctGatherType=jobacct_gather/none; no accounting daemon. With proctrack/cgroup and
+#   task/cgroup slurmd starts, but each job step fails ("cgroup namespace 'freezer' not
+#   mounted") and the job is still reported COMPLETED, without having run.
 # - SelectType=select/cons_tres with CR_CPU, so array tasks of one CPU share the node.
 set -euo pipefail
 
@@ -66,6 +68,7 @@ stop_pid_file() {  # TERM, then KILL after 10 s
 }
 cleanup() {
   local status=$? i
+  trap '' INT TERM  # a second signal must not cut the cleanup short
   if [ -s "$tmp/slurmctld.pid" ]; then
     # Jobs first, so that no slurmstepd outlives its slurmd.
     scancel --quiet --full $(squeue -h -o %A 2>/dev/null) 2>/dev/null || true
@@ -153,7 +156,8 @@ out="$tmp/out dir's"
 merge_id=$(sed -n 's/.* merge job \([0-9]*\) .*/\1/p' "$tmp/submitted.txt")
 [ -n "$merge_id" ] || { say "FAILED: no merge job id in the output above"; exit 1; }
 
-"$tpusim" sweep "$tmp/sweep.json" --out "$tmp/local" --jobs 2 >/dev/null
+"$tpusim" sweep "$tmp/sweep.json" --out "$tmp/local" --jobs 2 >"$tmp/local.log" 2>&1 ||
+  { cat "$tmp/local.log"; say "FAILED: the local sweep"; exit 1; }
 
 for i in $(seq 600); do
   state=$(scontrol show job "$merge_id" 2>/dev/null | sed -n 's/.*JobState=\([A-Z_]*\).*/\1/p')
