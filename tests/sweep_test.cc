@@ -9,11 +9,13 @@
 #include <set>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "tests/cli_helpers.h"
+#include "tools/sweep/slurm.h"
 #include "tools/sweep/sweep.h"
 
 namespace {
@@ -185,6 +187,131 @@ TEST(SweepRun, MergedShardsEqualTheUnshardedRun) {
   ASSERT_EQ(tpusim("merge " + s0 + " " + s1 + " --out " + merged).exit_code, 0);
   EXPECT_EQ(slurp(merged + "/summary.csv"), slurp(whole + "/summary.csv"));
   EXPECT_EQ(results(merged).size(), 12u);
+}
+
+// --slurm writes an array script and a merge script. Run by bash as Slurm would (task i with
+// SLURM_ARRAY_TASK_ID=i, from another directory), they give the local run's results, through
+// an output path with a space, a quote and a % given relative to the directory tpusim ran in.
+TEST(SweepSlurm, ScriptsRunTheShardsAndMergeIntoTheLocalResult) {
+  const std::string file = sweep_file(
+      "sl.json", R"({"array.rows": [32, 64], "hbm.preset": ["ideal", "hbm2"]})", "product",
+      R"(["MODELS/mlp.json"])");
+  const std::string whole = fresh_dir("whole"), work = fresh_dir("work");
+  ASSERT_EQ(tpusim("sweep " + file + " --out " + whole + " --jobs 2").exit_code, 0);
+  const Outcome o = tpu::test_shell::shell(
+      "cd '" + work + "' && " + tpu::test_shell::kSanitizerEnv + TPUSIM_BINARY + " sweep " +
+      file + " --out \"out 100% it's\" --slurm --shards 3 --jobs 2");
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  const std::string out = work + "/out 100% it's";
+  const std::string array = out + "/sweep.sbatch", merge = out + "/merge.sbatch";
+  EXPECT_NE(o.out.find("sbatch --parsable " + tpu::shell_quote(array)), std::string::npos)
+      << o.out;
+  EXPECT_NE(o.out.find("--dependency=afterok:${array%%;*} " + tpu::shell_quote(merge)),
+            std::string::npos) << o.out;
+  const std::string script = slurp(array);
+  // Three tasks 0..2 of two CPUs each; Slurm reads %% in --output as a plain %.
+  for (const std::string& line : std::vector<std::string>{
+           "#SBATCH --array=0-2\n", "#SBATCH --cpus-per-task=2\n",
+        "#SBATCH \"--output=" + work + "/out 100%% it's/logs/shard-%a.log\"\n",
+           " --shard \"$SLURM_ARRAY_TASK_ID\"/3 --jobs 2 --resume\n"})
+    EXPECT_NE(script.find(line), std::string::npos) << line << "\nin\n" << script;
+  EXPECT_NE(slurp(merge).find("#SBATCH \"--output=" + work + "/out 100%% it's/logs/merge.log\"\n"),
+            std::string::npos) << slurp(merge);
+  EXPECT_TRUE(std::filesystem::is_directory(out + "/logs"));
+
+  const std::string env = "cd / && " + tpu::test_shell::kSanitizerEnv;
+  for (int task = 0; task < 3; ++task) {
+    const Outcome t = tpu::test_shell::shell(env + "SLURM_ARRAY_TASK_ID=" + std::to_string(task) +
+                                             " bash " + tpu::shell_quote(array));
+    ASSERT_EQ(t.exit_code, 0) << t.err;
+  }
+  // Items 0..3 by index % 3: shard 0 has items 0 and 3, shards 1 and 2 one each.
+  EXPECT_EQ(results(out + "/shard-0").size(), 2u);
+  EXPECT_EQ(results(out + "/shard-1").size(), 1u);
+  EXPECT_EQ(results(out + "/shard-2").size(), 1u);
+  // A resubmitted task resumes: nothing is run or recorded twice.
+  const std::string task0 = env + "SLURM_ARRAY_TASK_ID=0 bash " + tpu::shell_quote(array);
+  ASSERT_EQ(tpu::test_shell::shell(task0).exit_code, 0);
+  EXPECT_EQ(results(out + "/shard-0").size(), 2u);
+  const Outcome m = tpu::test_shell::shell(env + "bash " + tpu::shell_quote(merge));
+  ASSERT_EQ(m.exit_code, 0) << m.err;
+  EXPECT_EQ(slurp(out + "/summary.csv"), slurp(whole + "/summary.csv"));
+  EXPECT_EQ(results(out).size(), 4u);
+}
+
+// A stand-in sbatch on PATH: records each call's arguments (one a line, then "--") and prints
+// a job id, 4242;cluster for the first call (the --parsable form with a cluster) and 4243 for
+// the second; the call numbered FAIL_AT fails as sbatch does.
+std::string fake_sbatch(const std::string& log, int fail_at = 0) {
+  const std::string dir = fresh_dir("bin" + std::to_string(fail_at));
+  std::ofstream(dir + "/sbatch")
+      << "#!/bin/sh\nfor a in \"$@\"; do printf '%s\\n' \"$a\"; done >> '" << log << "'\n"
+      << "echo -- >> '" << log << "'\nn=$(grep -c '^--$' '" << log << "')\n"
+      << "if [ \"$n\" -eq " << fail_at << " ]; then\n"
+      << "  echo 'sbatch: error: Batch job submission failed: Invalid partition name "
+         "specified' >&2\n"
+      << "  exit 1\nfi\n"
+      << "if [ \"$n\" -eq 1 ]; then echo '4242;cluster'; else echo 4243; fi\n";
+  std::filesystem::permissions(dir + "/sbatch", std::filesystem::perms::owner_all);
+  return "PATH='" + dir + "':\"$PATH\" ";
+}
+
+std::string slurm_sweep_file() {
+  return sweep_file("sb.json", R"({"array.rows": [32, 64]})", "product",
+                    R"(["MODELS/mlp.json"])");
+}
+
+// --submit: the array with --parsable, then the merge depending on the array's id (the cluster
+// name cut off); both scripts carry the --sbatch-option values as single #SBATCH words.
+TEST(SweepSlurm, SubmitWiresTheMergeAfterTheArray) {
+  const std::string out = fresh_dir("out"), log = temp_path("sbatch.log");
+  std::filesystem::remove(log);
+  const Outcome o = tpusim("sweep " + slurm_sweep_file() + " --out " + out +
+                               " --slurm --shards 2 --submit --sbatch-option=--partition=long "
+                               "'--sbatch-option=--comment=a b'",
+                           fake_sbatch(log));
+  ASSERT_EQ(o.exit_code, 0) << o.err;
+  EXPECT_EQ(slurp(log), "--parsable\n" + out + "/sweep.sbatch\n--\n--parsable\n"
+                        "--dependency=afterok:4242\n" + out + "/merge.sbatch\n--\n");
+  EXPECT_NE(o.out.find("array job 4242 (2 tasks) and merge job 4243"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("squeue -j 4242,4243"), std::string::npos) << o.out;
+  for (const std::string& script : {out + "/sweep.sbatch", out + "/merge.sbatch"}) {
+    const std::string text = slurp(script);
+    EXPECT_NE(text.find("#SBATCH \"--partition=long\"\n#SBATCH \"--comment=a b\"\n"),
+              std::string::npos) << text;
+  }
+  EXPECT_NE(slurp(out + "/merge.sbatch").find(" merge '" + out + "'/shard-{0..1} --out '" + out +
+                                              "'\n"),
+            std::string::npos);
+}
+
+// sbatch missing or failing, and bad --slurm arguments: one line, exit 1.
+TEST(SweepSlurm, ErrorsAreOneLine) {
+  const std::string out = fresh_dir("out"), log = temp_path("sbatch.log"),
+                    empty = fresh_dir("empty");
+  const std::string sweep = "sweep " + slurm_sweep_file() + " --out " + out + " ";
+  for (const auto& [args, prefix, needles] :
+       std::vector<std::tuple<std::string, std::string, std::vector<std::string>>>{
+           {"--slurm --shards 2 --submit", "PATH='" + empty + "' ", {"sbatch", "not on PATH"}},
+           {"--slurm --shards 2 --submit", fake_sbatch(log, 1),
+            {"sweep.sbatch failed (exit status 1)", "Invalid partition name specified"}},
+           {"--slurm --shards 2 --submit", fake_sbatch(log, 2),
+            {"merge.sbatch failed", "array job 4242 was submitted", "scancel 4242"}},
+           {"--slurm --shards 0", "", {"--shards expects N >= 1", "got 0"}},
+           {"--slurm --shards -1", "", {"--shards expects N >= 1", "got -1"}},
+           {"--slurm --shards 3", "", {"--shards 3 is more than the 2 items"}},
+           {"--slurm", "", {"--shards"}},
+           {"--shards 2", "", {"--slurm"}},
+           {"--submit", "", {"--slurm"}},
+           {"--slurm --shards 2 --shard 0/2", "", {"--shard"}},
+           {"--slurm --shards 2 \"--sbatch-option=--comment=it's \\\"x\\\"\"", "",
+            {"--sbatch-option", "both quote characters"}}}) {
+    std::filesystem::remove(log);
+    const Outcome o = tpusim(sweep + args, prefix);
+    EXPECT_EQ(o.exit_code, 1) << args << "\n" << o.out;
+    EXPECT_EQ(std::count(o.err.begin(), o.err.end(), '\n'), 1) << args << "\n" << o.err;
+    for (const std::string& n : needles) EXPECT_NE(o.err.find(n), std::string::npos) << o.err;
+  }
 }
 
 }  // namespace

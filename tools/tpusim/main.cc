@@ -28,6 +28,7 @@
 #include "tools/plot/plot.h"
 #include "tools/run/output_file.h"
 #include "tools/run/run.h"
+#include "tools/sweep/slurm.h"
 #include "tools/sweep/sweep.h"
 #include "tools/teach/annotate.h"
 #include "tools/teach/explain.h"
@@ -246,6 +247,45 @@ std::string memtest_table(const tpu::MemtestResult& r) {
   return out.str();
 }
 
+// `tpusim sweep --slurm`: the scripts (every path absolute, this binary's own path in them),
+// then either their submission or the commands that submit them.
+int slurm_command(const tpu::Sweep& plan, const std::string& out_dir, unsigned jobs,
+                  long long shards, tpu::SlurmSweepOptions options, bool submit) {
+  namespace fs = std::filesystem;
+  if (shards < 1)
+    throw UsageError("--shards expects N >= 1 array tasks, got " + std::to_string(shards));
+  if (static_cast<unsigned long long>(shards) > plan.items.size())
+    throw UsageError("--shards " + std::to_string(shards) + " is more than the " +
+                     std::to_string(plan.items.size()) + " items of " + plan.path +
+                     ": some array tasks would have nothing to run");
+  options.shards = static_cast<unsigned>(shards);
+  std::error_code ec;
+  options.tpusim = fs::read_symlink("/proc/self/exe", ec).string();
+  if (ec) throw UsageError("cannot find the path of this tpusim binary (" + ec.message() + ")");
+  options.sweep_file = fs::absolute(plan.path).lexically_normal().string();
+  options.out_dir = fs::absolute(out_dir).lexically_normal().string();
+  options.jobs = jobs;
+  const tpu::SlurmScripts scripts = tpu::write_slurm_scripts(options);
+  const std::string array_q = tpu::shell_quote(scripts.array);
+  const std::string merge_q = tpu::shell_quote(scripts.merge);
+  const std::string logs = tpu::shell_quote(options.out_dir + "/logs");
+  if (!submit) {
+    std::cout << "wrote " << scripts.array << " (" << options.shards << " array tasks) and "
+              << scripts.merge << "; submit them with:\n"
+              << "  array=$(sbatch --parsable " << array_q << ") && sbatch --dependency=afterok:"
+              << "${array%%;*} " << merge_q << "\n";
+    return 0;
+  }
+  const tpu::SlurmJobs ids = tpu::submit_slurm_scripts(scripts);
+  std::cout << "submitted array job " << ids.array_id << " (" << options.shards
+            << " tasks) and merge job " << ids.merge_id << " (after every task succeeds)\n"
+            << "watch:   squeue -j " << ids.array_id << "," << ids.merge_id << "\n"
+            << "logs:    " << logs << "\n"
+            << "results: " << tpu::shell_quote(options.out_dir + "/summary.csv")
+            << " once the merge has run; resubmitting redoes only unfinished items\n";
+  return 0;
+}
+
 }  // namespace
 
 int sc_main(int argc, char* argv[]) {
@@ -348,6 +388,29 @@ int sc_main(int argc, char* argv[]) {
       ->capture_default_str();
   sweep->add_flag("--resume", sweep_opts.resume,
                   "Continue a sweep in --out: skip the items results.jsonl already records");
+  tpu::SlurmSweepOptions slurm_opts;
+  bool submit = false;
+  long long slurm_shards = 0;  // signed, so that a negative N gets the same error as 0
+  CLI::Option* shards =
+      sweep->add_option("--shards", slurm_shards, "With --slurm: array tasks N (shards)");
+  CLI::Option* slurm =
+      sweep->add_flag("--slurm",
+                      "Run on Slurm instead (configs/README.md, \"Sweeps on Slurm\"): write into "
+                      "--out an sbatch job array whose task i runs shard i/N into --out/shard-i "
+                      "with --jobs CPUs and --resume, and a merge script that joins the shards "
+                      "into --out; print the commands that submit them")
+          ->excludes("--shard")
+          ->excludes("--resume")
+          ->needs(shards);
+  shards->needs(slurm);
+  sweep->add_option("--sbatch-option", slurm_opts.sbatch_options,
+                    "With --slurm: an sbatch option for both jobs, e.g. --sbatch-option="
+                    "--partition=long (repeatable)")
+      ->needs(slurm);
+  sweep->add_flag("--submit", submit,
+                  "With --slurm: submit the array (sbatch --parsable) and the merge "
+                  "(--dependency=afterok on the array) and print their job ids")
+      ->needs(slurm);
 
   std::vector<std::string> merge_in;
   std::string merge_out;
@@ -457,6 +520,8 @@ int sc_main(int argc, char* argv[]) {
         sweep_opts.shards = n;
         sweep_opts.out_dir = sweep_out;
         const tpu::Sweep plan = tpu::load_sweep(sweep_file);
+        if (*slurm)
+          return slurm_command(plan, sweep_out, sweep_opts.jobs, slurm_shards, slurm_opts, submit);
         const bool tty = isatty(STDERR_FILENO);
         sweep_opts.progress = [tty](const tpu::SweepProgress& p) {
           const double rate = p.seconds > 0 ? p.done / p.seconds : 0;
