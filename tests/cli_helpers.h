@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -26,9 +27,12 @@ inline std::string slurp(const std::string& path) {
 }
 
 // A file name of the running test's own.
+// Named after the test and the build tree, so test runs of two checkouts at once (worktrees)
+// never share a path, while reruns of one reuse theirs.
 inline std::string temp_path(const std::string& name) {
   const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
-  return ::testing::TempDir() + "tpusim_" + t->name() + "_" + name;
+  static const std::string build = std::to_string(std::hash<std::string>{}(TPUSIM_BINARY) % 100000);
+  return ::testing::TempDir() + "tpusim" + build + "_" + t->name() + "_" + name;
 }
 
 #if defined(__SANITIZE_ADDRESS__)

@@ -595,8 +595,7 @@ std::vector<std::string> readme_commands() {
 // models and configs and build/tpusim.
 TEST(CliDocs, EveryReadmeExampleRuns) {
   namespace fs = std::filesystem;
-  const fs::path dir = fs::path(::testing::TempDir()) / "tpusim_readme_examples";
-  fs::remove_all(dir);
+  const fs::path dir = fresh_dir("readme_examples");
   fs::create_directories(dir / "build");
   fs::create_directory_symlink(fs::path(kSource) / "models", dir / "models");
   fs::create_directory_symlink(fs::path(kSource) / "configs", dir / "configs");
