@@ -77,6 +77,13 @@ std::string what(const Instruction& inst, const Program& program, const Config& 
     case Opcode::kAdd:
       return "UB " + rows(inst.ub_row, inst.rows) + " + UB " + rows(inst.src_row, inst.rows) +
              " -> UB " + rows(inst.dst_row, inst.rows);
+    case Opcode::kVop:
+      return std::string(inst.kind == VopKind::kMul ? "UB " + rows(inst.ub_row, inst.rows) +
+                                                         " x UB " + rows(inst.src_row, inst.rows)
+                                                   : "UB " + rows(inst.ub_row, inst.rows)) +
+             (inst.kind == VopKind::kSoftmax ? ", softmax of each row" : "") +
+             (inst.func != Activation::kNone ? std::string(", ") + to_string(inst.func) : "") +
+             " -> UB " + rows(inst.dst_row, inst.rows);
     case Opcode::kNop:
       return "synchronises only";
     case Opcode::kHalt:
