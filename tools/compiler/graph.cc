@@ -27,15 +27,16 @@ std::string too_large(const Tensor& t) {
                      to_string(n.kind) + "): " + what);
 }
 
+}  // namespace
+
 std::size_t input_count(OpKind kind) {
   switch (kind) {
     case OpKind::kAdd: return 2;
+    case OpKind::kMul: return 2;
     case OpKind::kConcat: return 0;  // two or more
     default: return 1;
   }
 }
-
-}  // namespace
 
 std::string to_string(const Shape3& s) {
   return std::to_string(s.h) + "x" + std::to_string(s.w) + "x" + std::to_string(s.c);
@@ -50,6 +51,9 @@ const char* to_string(OpKind kind) {
     case OpKind::kAvgPool2d: return "avgpool2d";
     case OpKind::kGlobalAvgPool2d: return "global_avgpool2d";
     case OpKind::kAdd: return "add";
+    case OpKind::kMul: return "mul";
+    case OpKind::kActivation: return "activation";
+    case OpKind::kSoftmax: return "softmax";
     case OpKind::kConcat: return "concat";
     case OpKind::kReshape: return "reshape";
   }
@@ -61,6 +65,11 @@ bool is_gemm(OpKind kind) {
 }
 
 bool is_view(OpKind kind) { return kind == OpKind::kConcat || kind == OpKind::kReshape; }
+
+bool is_eltwise(OpKind kind) {
+  return kind == OpKind::kAdd || kind == OpKind::kMul || kind == OpKind::kActivation ||
+         kind == OpKind::kSoftmax;
+}
 
 std::uint64_t Node::gemm_m() const {
   if (kind == OpKind::kConv2d) return std::uint64_t(samples) * out.h * out.w;
@@ -154,7 +163,18 @@ void infer_shapes(Graph& g) {
         }
         n.out = {(in.h - n.kernel_h) / n.stride + 1, (in.w - n.kernel_w) / n.stride + 1, in.c};
         break;
-      case OpKind::kAdd: {
+      case OpKind::kActivation:
+      case OpKind::kSoftmax:
+        n.out = in;
+        break;
+      case OpKind::kAdd:
+      case OpKind::kMul: {
+        if (n.kind == OpKind::kAdd && g.dtype == DataType::kInt8 &&
+            n.activation > Activation::kRelu) {
+          fail(g, n, i, std::string("key 'activation': ") + to_string(n.activation) +
+                            " on an int8 add is not supported (its integer requantiser has none; "
+                            "add a separate " + to_string(n.activation) + " node)");
+        }
         const Tensor& y = g.tensors[n.inputs[1]];
         if (y.samples != x.samples || y.shape != x.shape) {
           fail(g, n, i, "shape mismatch: '" + x.name + "' is " + std::to_string(x.samples) +

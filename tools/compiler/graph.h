@@ -44,15 +44,23 @@ enum class OpKind {
   kAvgPool2d,  // average pooling, no padding
   kGlobalAvgPool2d,  // average over the whole H x W plane: output 1 x 1 x C
   kAdd,        // element-wise sum of two tensors of one shape (residuals)
+  kMul,        // element-wise product of two tensors of one shape
+  kActivation, // `activation` applied element-wise (sigmoid, tanh, gelu, silu, relu6)
+  kSoftmax,    // softmax along channels (the last axis), optionally causally masked
   kConcat,     // concatenation along channels
   kReshape,    // a new H x W x C view of the same elements in NHWC order (flatten: 1 x 1 x HWC)
 };
 const char* to_string(OpKind kind);  // the model JSON `op`/`type` name
 
+// The inputs a node of this kind takes (0: two or more).
+std::size_t input_count(OpKind kind);
 // Whether the node runs on the matrix unit (matmul, dense, conv2d).
 bool is_gemm(OpKind kind);
 // Whether the node only changes how existing data is viewed (no instructions of its own).
 bool is_view(OpKind kind);
+// Whether the vector unit computes the node pixel by pixel from UB rows of its inputs' shape
+// (add, mul, standalone activations, softmax).
+bool is_eltwise(OpKind kind);
 
 using TensorId = std::uint32_t;
 
@@ -82,6 +90,9 @@ struct Node {
   std::uint32_t stride = 1;
   std::uint32_t padding = 0;
   Shape3 target;
+  // kSoftmax: pixel i (y * W + x within a sample) keeps channels j <= i + mask_offset.
+  bool causal = false;
+  std::int32_t mask_offset = 0;
 
   // Inferred: the shape of inputs[0] and of the output, per sample.
   std::uint32_t samples = 0;

@@ -174,6 +174,9 @@ class Planner {
       switch (n.kind) {
         case OpKind::kConv2d:
         case OpKind::kAdd:
+        case OpKind::kMul:
+        case OpKind::kActivation:
+        case OpKind::kSoftmax:
         case OpKind::kConcat:  // a copy: DMA stores of the resident rows
           break;
         case OpKind::kMaxPool2d:
