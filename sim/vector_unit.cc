@@ -106,15 +106,16 @@ void VectorUnit::run() {
                    .end;
         seq_.add_traffic(is.layer, 0, 0, 0, w.rows);
       } else if (inst.op == Opcode::kVop) {
-        // Like ADD: reads of a (and of b for mul), then the writes, which follow every read.
+        // Like ADD: reads of a, then of b (mul) or the parameters (norms), then the writes,
+        // which follow every read.
         const VectorWork w = vector_work(vop_ops(inst), inst.rows, inst.cols, config_.vector);
-        const bool mul = inst.kind == VopKind::kMul;
-        Span r = burst(false, inst.ub_row, inst.rows, v, mul ? nullptr : read);
-        if (mul) r.end = std::max(r.end, burst(false, inst.src_row, inst.rows, v, read).end);
+        const std::uint32_t b_rows = vop_b_rows(inst.kind, inst.rows);
+        Span r = burst(false, inst.ub_row, inst.rows, v, b_rows ? nullptr : read);
+        if (b_rows) r.end = std::max(r.end, burst(false, inst.src_row, b_rows, v, read).end);
         done = burst(true, inst.dst_row, inst.rows, r.end + w.latency + w.cycles() - w.rows,
                      write)
                    .end;
-        seq_.add_traffic(is.layer, 0, 0, (mul ? 2 : 1) * w.rows, w.rows);
+        seq_.add_traffic(is.layer, 0, 0, w.rows + b_rows, w.rows);
       } else if (inst.op == Opcode::kAdd) {
         // Reads of a, then of b (requested once a's are granted; both operands are taken at
         // that second grant), then the writes, which follow every read.

@@ -1,7 +1,7 @@
 #pragma once
 // Vector unit: requantise + activation (ACTIVATE), max or average pooling (POOL),
-// element-wise add (ADD) and the fp32 map, multiply and softmax (VOP), one instruction at a
-// time, writing back to the unified buffer.
+// element-wise add (ADD) and the fp32 map, multiply, softmax and norms (VOP), one instruction
+// at a time, writing back to the unified buffer.
 //
 // Timing contract (sim/README.md, "Vector unit"), starting in cycle v (semaphores acquired,
 // unit free). W and L are the lane cycles and latency of vector_work() (sim/isa/vector_cost.h):
@@ -23,9 +23,10 @@
 //   rows no earlier than v; as soon as those are granted, M spread writes no earlier than
 //   r_end + L + W - M, r_end one past the last read of either; completes the cycle after the
 //   last write.
-// - VOP of M rows: M spread reads of the a rows no earlier than v (then, for mul, M of the b
-//   rows, as for ADD); as soon as the last are granted, M spread writes no earlier than
-//   r_end + L + W - M; completes the cycle after the last write.
+// - VOP of M rows: M spread reads of the a rows no earlier than v (then, as for ADD's b, M of
+//   the b rows for mul, 2 parameter rows for layernorm, 1 for rmsnorm); as soon as the last
+//   are granted, M spread writes no earlier than r_end + L + W - M; completes the cycle after
+//   the last write.
 // - The unit is free again at the completion; busy cycles = completion - v.
 // - Data (none in timing-only runs): ACTIVATE reads its accumulator rows at v, POOL its UB
 //   rows at the grant of its read burst, ADD both operands at the grant of its b reads, VOP

@@ -710,8 +710,10 @@ TEST(CompilerTest, VectorOpsMatchTheReference) {
         {"name": "att", "op": "softmax", "inputs": ["s"], "causal": true},
         {"name": "att1", "op": "softmax", "inputs": ["s"], "causal": true, "mask_offset": -3},
         {"name": "cg", "op": "conv2d", "inputs": ["ge"], "out_channels": 5, "kernel": 1,
-         "activation": "sigmoid"}],
-      "outputs": ["r6", "si", "ma", "sm", "att", "att1", "cg"]})",
+         "activation": "sigmoid"},
+        {"name": "ln", "op": "layernorm", "inputs": ["c"]},
+        {"name": "rms", "op": "rmsnorm", "inputs": ["ln"], "epsilon": 0.01}],
+      "outputs": ["r6", "si", "ma", "sm", "att", "att1", "cg", "rms"]})",
                                "vector_ops.json");
     for (const Config& config : {array_config(8, 8), array_config(8, 16)}) {
       const Program p = compile(g, config);

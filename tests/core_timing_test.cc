@@ -500,7 +500,8 @@ halt
 }
 
 // The fp32 operation classes of the vector tests below (latency / cycles per group): alu 2 / 1,
-// exp 8 / 2, reciprocal 6 / 2, reduce_max and reduce_sum 3 / 1; 4 lanes, activate_latency 4.
+// exp 8 / 2, reciprocal and rsqrt 6 / 2, reduce_max and reduce_sum 3 / 1; 4 lanes,
+// activate_latency 4.
 Config fp32_config() {
   Config c = core_config();
   c.vector.lanes = 4;
@@ -514,6 +515,8 @@ Config fp32_config() {
   c.vector.reduce_max_cycles = 1;
   c.vector.reduce_sum_latency = 3;
   c.vector.reduce_sum_cycles = 1;
+  c.vector.rsqrt_latency = 6;
+  c.vector.rsqrt_cycles = 2;
   return c;
 }
 
@@ -567,6 +570,20 @@ halt
                           fp32_config());
   EXPECT_EQ(at_pc(r, 0).done, 106u);
   EXPECT_EQ(r.total_cycles, 106u);
+}
+
+// Layer norm 4 x 8 (v = 0): a reads 0..3 (end 4); gamma and beta, requested once those are
+// granted, on the second port at 1..2 (end 3); r_end = 4. Per group 1 + sum 2 + alu 5 = 8, per
+// row 2 * 8 + alu 3 + rsqrt 2 = 21, W = 84; L = 4 + 2 * 3 + 5 * 2 + 3 * 2 + 6 = 32; writes no
+// earlier than 4 + 32 + 84 - 4 = 116, at 116..119, completes 120.
+TEST(CoreTiming, VectorLayerNorm) {
+  const RunResult r = run(R"(
+vop kind=layernorm ub_a=0 ub_b=8 dst=50 rows=4 cols=8
+halt
+)",
+                          fp32_config());
+  EXPECT_EQ(at_pc(r, 0).done, 120u);
+  EXPECT_EQ(r.total_cycles, 120u);
 }
 
 // NOP stalls issue until its semaphore: LW0 (issued 0, e = 0) completes when its UB reads

@@ -600,7 +600,8 @@ TEST(Fidelity, RandomCompiledGraphs) {
 }
 
 // A random chain over the vector ops: convolutions with any fused activation, standalone
-// activations, a gated product (x * sigmoid(x)) and softmax along channels, causal or not;
+// activations, a gated product (x * sigmoid(x)), layer and RMS norms, and softmax along
+// channels, causal or not;
 // channels stay <= 4 so a softmax row fits any array here. Every unread tensor is an output.
 std::string random_vector_graph_json(std::mt19937& rng, int seed, const char* dtype) {
   const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
@@ -618,7 +619,7 @@ std::string random_vector_graph_json(std::mt19937& rng, int seed, const char* dt
   };
   for (int step = 0, steps = int(pick(3, 6)); step < steps; ++step) {
     const std::string src = R"("inputs": [")" + last + R"("])";
-    switch (pick(0, 3)) {
+    switch (pick(0, 4)) {
       case 0: {
         const std::uint32_t k = pick(0, 1) ? 3 : 1;
         last = node(R"("op": "conv2d", )" + src + R"(, "out_channels": )" +
@@ -635,6 +636,10 @@ std::string random_vector_graph_json(std::mt19937& rng, int seed, const char* dt
         last = node(R"("op": "mul", "inputs": [")" + last + R"(", ")" + gate + R"("])");
         break;
       }
+      case 3:
+        last = node(R"("op": ")" + std::string(pick(0, 1) ? "layernorm" : "rmsnorm") + R"(", )" +
+                    src);
+        break;
       default: {
         std::string mask;
         if (pick(0, 1)) mask = R"(, "causal": true, "mask_offset": )" + std::to_string(int(pick(0, 4)) - 2);

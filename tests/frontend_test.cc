@@ -417,6 +417,11 @@ TEST(FrontendTest, BadVectorOpAttributesNameTheNode) {
                {"m.json: node 0 'y' (softmax)", "softmax over 8 channels", "at most 4"});
   expect_json_error(R"({"input": [4, 4, 8], "layers": [{"type": "mul"}]})",
                     {"layer 0", "graph form"});
+  for (const char* eps : {"0", "-1e-5", "2", "\"small\"", "1e-50"}) {
+    expect_json_error(graph_with(std::string(R"({"name": "y", "op": "layernorm", "inputs": ["x"],
+                                                 "epsilon": )") + eps + "}"),
+                      {"node 0 'y'", "'epsilon'"});
+  }
 }
 
 // Limits on model values and input: one-line errors, no crash, no huge echo.

@@ -916,6 +916,40 @@ TEST(ActivateSemantics, Int8ActivationsBeyondReluTakeTheFp32Path) {
   EXPECT_EQ(ub8(s, 5, 0), 60);
 }
 
+// Layer norm of 1, 2, 3, 4: mean 2.5, variance (2.25 + 0.25 + 0.25 + 2.25) / 4 = 1.25,
+// r = 1 / sqrt(1.25 + 1e-5) = 0.894424; gamma 64 / 64 = 1, beta 32 / 64 = 0.5:
+// (-1.5, -0.5, 0.5, 1.5) * r + 0.5 = -0.8416, 0.0528, 0.9472, 1.8416, times 50: -42, 3, 47, 92.
+// RMS norm of 3, 4: mean square 12.5, r = 0.282843, gamma 1: 0.8485, 1.1314, times 100: 85, 113
+// -> clamped 113 stays (<= 127).
+TEST(VopSemantics, Int8NormsByHand) {
+  MachineState s(small_config(), empty_program(DataType::kInt8, 0));
+  for (std::uint32_t n = 0; n < 4; ++n) {
+    s.ub_row(0)[n] = std::uint8_t(n + 1);
+    s.ub_row(10)[n] = 64;  // gamma
+    s.ub_row(11)[n] = 32;  // beta
+  }
+  Instruction ln = vop(VopKind::kLayerNorm, 1, 4);
+  ln.scale_b = bits(1 / 64.0f);
+  ln.scale_out = bits(50.0f);
+  exec_vop(s, ln);
+  const int want[4] = {-42, 3, 47, 92};
+  for (std::uint32_t n = 0; n < 4; ++n) EXPECT_EQ(ub8(s, 20, n), want[n]) << n;
+  s.ub_row(1)[0] = 3;
+  s.ub_row(1)[1] = 4;
+  Instruction rms = vop(VopKind::kRmsNorm, 1, 2);
+  rms.ub_row = 1;
+  rms.scale_b = bits(1 / 64.0f);
+  rms.scale_out = bits(100.0f);
+  exec_vop(s, rms);
+  EXPECT_EQ(ub8(s, 20, 0), 85);
+  EXPECT_EQ(ub8(s, 20, 1), 113);
+  // eps joins the mean square: 1 / sqrt(12.5 + 12.5) = 0.2, so 3 and 4 become 60 and 80.
+  rms.eps = bits(12.5f);
+  exec_vop(s, rms);
+  EXPECT_EQ(ub8(s, 20, 0), 60);
+  EXPECT_EQ(ub8(s, 20, 1), 80);
+}
+
 TEST(VopSemantics, ChecksItsRows) {
   const MachineState s(small_config(), empty_program(DataType::kInt8, 0), false);
   Instruction v = vop(VopKind::kMap, 4, 5);
@@ -926,6 +960,12 @@ TEST(VopSemantics, ChecksItsRows) {
   v.kind = VopKind::kMul;
   EXPECT_EQ(out_of_range_message(s, v),
             "vop: ub_b rows [62, 66) outside the unified buffer of 64 rows");
+  v.kind = VopKind::kLayerNorm;  // gamma and beta: 2 rows whatever `rows`
+  v.src_row = 63;
+  EXPECT_EQ(out_of_range_message(s, v),
+            "vop: ub_b rows [63, 65) outside the unified buffer of 64 rows");
+  v.kind = VopKind::kRmsNorm;
+  EXPECT_EQ(out_of_range_message(s, v), "");
   v.kind = VopKind::kSoftmax;
   v.dst_row = 61;
   EXPECT_EQ(out_of_range_message(s, v),
@@ -949,6 +989,8 @@ VectorConfig cost_config() {
   c.reduce_max_cycles = 1;
   c.reduce_sum_latency = 3;
   c.reduce_sum_cycles = 1;
+  c.rsqrt_latency = 6;
+  c.rsqrt_cycles = 2;
   return c;
 }
 
@@ -981,6 +1023,18 @@ TEST(VectorCost, WorkAndLatencyFromTheOperationTable) {
   w = vector_work(vop_ops(soft), 1, 9, cost_config());
   EXPECT_EQ(w.cycles(), 23u);
   EXPECT_EQ(w.latency, 28u);
+  // Layer norm of 9 columns, c = 3: per group 1 + sum 2 + alu 5 = 8, per row alu 3 + rsqrt 2:
+  // 3 * 8 + 5 = 29; latency 4 + 2 * 3 + 5 * 2 + 3 * 2 + 6 = 32. RMS norm: per group 1 + sum 1 +
+  // alu 3 = 5, per row alu 2 + rsqrt 2: 3 * 5 + 4 = 19; latency 4 + 3 + 3 * 2 + 2 * 2 + 6 = 23.
+  Instruction norm = soft;
+  norm.kind = VopKind::kLayerNorm;
+  w = vector_work(vop_ops(norm), 1, 9, cost_config());
+  EXPECT_EQ(w.cycles(), 29u);
+  EXPECT_EQ(w.latency, 32u);
+  norm.kind = VopKind::kRmsNorm;
+  w = vector_work(vop_ops(norm), 1, 9, cost_config());
+  EXPECT_EQ(w.cycles(), 19u);
+  EXPECT_EQ(w.latency, 23u);
   // mul with a tanh: alu 1 + 3, exp, reciprocal: 1 + 4 + 2 + 2 = 9 per group.
   Instruction mul = soft;
   mul.kind = VopKind::kMul;

@@ -29,7 +29,7 @@ enum class Opcode : std::uint8_t {
   kActivate = 7,     // accumulators -> requantise + activation -> unified buffer (vector unit)
   kPool = 8,         // unified buffer -> max or average pooling -> unified buffer (vector unit)
   kAdd = 9,          // two UB row ranges -> element-wise add -> unified buffer (vector unit)
-  kVop = 10,         // UB rows -> fp32 map, multiply or softmax -> unified buffer (vector unit)
+  kVop = 10,         // UB rows -> fp32 map, mul, softmax or norm -> unified buffer (vector unit)
 };
 
 // The kind of execution unit an instruction is queued to (Instruction::instance says which
@@ -59,7 +59,15 @@ enum class VopKind : std::uint8_t {
   kMap = 0,      // y = x (the activation alone)
   kMul = 1,      // y = a * b, element-wise
   kSoftmax = 2,  // y = softmax of the row (columns [0, cols)), optionally causally masked
+  kLayerNorm = 3,  // y = (x - mean) / sqrt(variance + eps) * gamma + beta over the row
+  kRmsNorm = 4,    // y = x / sqrt(mean of x^2 + eps) * gamma over the row
 };
+// UB rows a VOP reads from src_row: every row's b operand (mul), or the row ops' parameters,
+// shared by every row: gamma (layernorm, rmsnorm), then beta (layernorm).
+inline std::uint32_t vop_b_rows(VopKind kind, std::uint32_t rows) {
+  if (kind == VopKind::kMul) return rows;
+  return kind == VopKind::kLayerNorm ? 2 : kind == VopKind::kRmsNorm ? 1 : 0;
+}
 
 // MATMUL flag: add into the accumulators instead of overwriting (K-split accumulation).
 constexpr std::uint8_t kFlagAccumulate = 0x01;
@@ -134,11 +142,13 @@ struct Instruction {
   std::uint32_t scale_a = 0x3f800000;  // 1.0f
   std::uint32_t scale_b = 0x3f800000;
   std::uint32_t scale_out = 0x3f800000;
-  // kVop: `kind` over rows x cols of UB rows ub_row.. (and src_row.. for kMul) into dst_row..;
-  // the causal mask (kFlagCausal) numbers the first row mask_row.
+  // kVop: `kind` over rows x cols of UB rows ub_row.. (and vop_b_rows() rows from src_row)
+  // into dst_row..; the causal mask (kFlagCausal) numbers the first row mask_row; the norms
+  // add eps (fp32 bits) to the variance or mean square.
   VopKind kind = VopKind::kMap;
   std::uint32_t mask_row = 0;
   std::int32_t mask_offset = 0;
+  std::uint32_t eps = 0x3727c5ac;  // 1e-5f
   // kPool: max (or average) pool over an in_h x in_w grid of UB rows (pixel-major, `cols`
   // channels each) starting at ub_row; out rows written from dst_row, kernel_h x kernel_w
   // window, stride `stride`.

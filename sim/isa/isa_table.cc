@@ -69,7 +69,7 @@ class Field {
 const char* const kActivationNames[] = {"none",    "relu", "relu6", "sigmoid",
                                         "tanh",    "gelu", "silu"};
 static_assert(sizeof kActivationNames / sizeof *kActivationNames == kNumActivations);
-const char* const kVopKindNames[] = {"map", "mul", "softmax"};
+const char* const kVopKindNames[] = {"map", "mul", "softmax", "layernorm", "rmsnorm"};
 constexpr std::int64_t kOne = 0x3f800000;  // 1.0f, the default of every fp32 scale
 
 std::vector<FieldSpec> dma_fields() {
@@ -185,7 +185,7 @@ std::vector<OpcodeSpec> build_table() {
                .fallback(0),
        }},
       {Opcode::kVop, "vop", Unit::kVector,
-       "UB rows -> fp32 map, multiply or softmax, then activation -> UB rows",
+       "UB rows -> fp32 map, multiply, softmax or norm, then activation -> UB rows",
        {{kFlagCausal, "causal",
          "softmax: row i keeps columns j <= mask_row + i + mask_offset, the rest are 0"}},
        {
@@ -193,7 +193,9 @@ std::vector<OpcodeSpec> build_table() {
                .one_of(kVopKindNames)
                .fallback(0),
            Field("ub_a", 32, TPU_FIELD(ub_row), "first UB row of input a"),
-           Field("ub_b", 32, TPU_FIELD(src_row), "first UB row of input b (mul)").fallback(0),
+           Field("ub_b", 32, TPU_FIELD(src_row),
+                 "first UB row of input b (mul), or of gamma then beta (the norms)")
+               .fallback(0),
            Field("dst", 32, TPU_FIELD(dst_row), "first output UB row"),
            Field("rows", 32, TPU_FIELD(rows), "rows"),
            Field("cols", 16, TPU_FIELD(cols), "elements per row"),
@@ -216,6 +218,10 @@ std::vector<OpcodeSpec> build_table() {
            Field("mask_offset", 32, TPU_FIELD(mask_offset), "causal: columns kept past the row")
                .sign()
                .fallback(0)
+               .quiet(),
+           Field("eps", 32, TPU_FIELD(eps), "norms: added to the variance (fp32 bits)")
+               .hex()
+               .fallback(0x3727c5ac)
                .quiet(),
        }},
   };

@@ -128,8 +128,9 @@ void check_vop(const MachineState& s, const Instruction& inst) {
   require_range(op, "rows", inst.rows, 1, 0xffffffff, "rows");
   require_range(op, "cols", inst.cols, 1, s.row_elems, "elements <= UB row elements");
   require_ub_rows(s, op, "ub_a", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
-  if (inst.kind == VopKind::kMul) {
-    require_ub_rows(s, op, "ub_b", inst.src_row, std::uint64_t(inst.src_row) + inst.rows);
+  const std::uint32_t b_rows = vop_b_rows(inst.kind, inst.rows);
+  if (b_rows > 0) {
+    require_ub_rows(s, op, "ub_b", inst.src_row, std::uint64_t(inst.src_row) + b_rows);
   }
   require_ub_rows(s, op, "dst", inst.dst_row, std::uint64_t(inst.dst_row) + inst.rows);
 }
@@ -263,6 +264,25 @@ void softmax_fp32(float* x, std::uint32_t n, const bool* keep) {
   }
   const float r = any ? 1.0f / sum : 0.0f;
   for (std::uint32_t j = 0; j < n; ++j) x[j] = keep && !keep[j] ? 0.0f : x[j] * r;
+}
+
+void norm_fp32(float* x, std::uint32_t n, const float* gamma, const float* beta, float eps) {
+  const float inv_n = 1.0f / float(n);
+  float mean = 0.0f;
+  if (beta) {
+    float sum = 0.0f;
+    for (std::uint32_t j = 0; j < n; ++j) sum += x[j];
+    mean = sum * inv_n;
+  }
+  float sq = 0.0f;
+  for (std::uint32_t j = 0; j < n; ++j) {
+    const float d = x[j] - mean;
+    sq += d * d;
+  }
+  const float r = 1.0f / std::sqrt(sq * inv_n + eps);
+  for (std::uint32_t j = 0; j < n; ++j) {
+    x[j] = beta ? (x[j] - mean) * r * gamma[j] + beta[j] : x[j] * r * gamma[j];
+  }
 }
 
 std::uint64_t dma_rows_per_group(const DmaFields& d) {
@@ -671,6 +691,14 @@ void exec_vop(MachineState& s, const Instruction& inst) {
   std::vector<float> y(cols);
   std::unique_ptr<bool[]> keep(new bool[cols]);
   const bool causal = inst.kind == VopKind::kSoftmax && (inst.flags & kFlagCausal);
+  const bool norm = inst.kind == VopKind::kLayerNorm || inst.kind == VopKind::kRmsNorm;
+  std::vector<float> gamma(norm ? cols : 0), beta(inst.kind == VopKind::kLayerNorm ? cols : 0);
+  for (std::uint32_t n = 0; n < gamma.size(); ++n) {
+    gamma[n] = load(s.ub_row(inst.src_row), n, scale_b);
+  }
+  for (std::uint32_t n = 0; n < beta.size(); ++n) {
+    beta[n] = load(s.ub_row(inst.src_row + 1), n, scale_b);
+  }
   for (std::uint32_t m = 0; m < rows; ++m) {
     const std::uint8_t* a = s.ub_row(inst.ub_row + std::uint64_t(m));
     for (std::uint32_t n = 0; n < cols; ++n) y[n] = load(a, n, scale_a);
@@ -681,6 +709,9 @@ void exec_vop(MachineState& s, const Instruction& inst) {
       const std::int64_t last = std::int64_t(inst.mask_row) + m + inst.mask_offset;
       for (std::uint32_t n = 0; n < cols; ++n) keep[n] = std::int64_t(n) <= last;
       softmax_fp32(y.data(), cols, causal ? keep.get() : nullptr);
+    } else if (norm) {
+      norm_fp32(y.data(), cols, gamma.data(), beta.empty() ? nullptr : beta.data(),
+                fp32(inst.eps));
     }
     std::uint8_t* out = result.data() + m * row_bytes;
     for (std::uint32_t n = 0; n < cols; ++n) {

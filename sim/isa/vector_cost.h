@@ -15,16 +15,9 @@ namespace tpu {
 
 // The operation classes, each with a latency and an issue cost per element
 // group in the config (vector.<class>_latency, vector.<class>_cycles).
-enum class VectorOp : std::uint8_t {
-  kAlu,
-  kExp,
-  kReciprocal,
-  kRsqrt,
-  kReduceMax,
-  kReduceSum
-};
+enum class VectorOp : std::uint8_t { kAlu, kExp, kReciprocal, kRsqrt, kReduceMax, kReduceSum };
 constexpr std::size_t kNumVectorOps = 6;
-const char *to_string(VectorOp op);
+const char* to_string(VectorOp op);
 
 // Operations of one class per element group (`lanes` elements of a row) and
 // once per row.
@@ -36,7 +29,7 @@ struct OpCounts {
 OpCounts activation_ops(Activation func);
 // A VOP's operations: its kind's (softmax: one more compare per group with the
 // causal mask) plus its activation's.
-OpCounts vop_ops(const Instruction &inst);
+OpCounts vop_ops(const Instruction& inst);
 
 // The lanes' work on `rows` rows of `cols` elements, c = ceil(cols / lanes)
 // groups per row: cycles_per_row = c * (1 + sum of per_group counts x class
@@ -45,11 +38,11 @@ OpCounts vop_ops(const Instruction &inst);
 // every counted operation (per group and per row, once each) of its class
 // latency: the dependent chain one row's last element goes through.
 struct VectorWork {
-  std::uint64_t rows = 0, elements = 0; // elements = rows * cols
+  std::uint64_t rows = 0, elements = 0;  // elements = rows * cols
   std::uint64_t cycles_per_row = 0, latency = 0;
   std::uint64_t cycles() const { return rows * cycles_per_row; }
 };
-VectorWork vector_work(const OpCounts &ops, std::uint64_t rows,
-                       std::uint64_t cols, const VectorConfig &config);
+VectorWork vector_work(const OpCounts& ops, std::uint64_t rows, std::uint64_t cols,
+                       const VectorConfig& config);
 
-} // namespace tpu
+}  // namespace tpu

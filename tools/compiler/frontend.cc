@@ -276,6 +276,8 @@ const std::vector<OpSpec>& op_specs() {
       {"gelu", OpKind::kActivation, {}, {}},
       {"silu", OpKind::kActivation, {}, {}},
       {"softmax", OpKind::kSoftmax, {"causal", "mask_offset"}, {}},
+      {"layernorm", OpKind::kLayerNorm, {"epsilon"}, {}},
+      {"rmsnorm", OpKind::kRmsNorm, {"epsilon"}, {}},
       {"concat", OpKind::kConcat, {}, {}},
       {"reshape", OpKind::kReshape, {"shape"}, {"shape"}},
       {"flatten", OpKind::kReshape, {}, {}},
@@ -336,6 +338,17 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
         if (!n.causal) w.fail_key("mask_offset", "needs \"causal\": true");
         n.mask_offset = std::int32_t(
             as_integer(w, "mask_offset", j["mask_offset"], -std::int64_t(kMaxSize), kMaxSize));
+      }
+      break;
+    case OpKind::kLayerNorm:
+    case OpKind::kRmsNorm:
+      if (j.contains("epsilon")) {
+        const json& e = j["epsilon"];
+        if (!e.is_number() || !(e.get<double>() > 0 && e.get<double>() <= 1)) {
+          w.fail_key("epsilon", "expected a number in (0, 1], got " + excerpt(e.dump()));
+        }
+        n.epsilon = float(e.get<double>());
+        if (!(n.epsilon > 0)) w.fail_key("epsilon", "underflows fp32: " + excerpt(e.dump()));
       }
       break;
     case OpKind::kGlobalAvgPool2d:

@@ -54,6 +54,8 @@ const char* to_string(OpKind kind) {
     case OpKind::kMul: return "mul";
     case OpKind::kActivation: return "activation";
     case OpKind::kSoftmax: return "softmax";
+    case OpKind::kLayerNorm: return "layernorm";
+    case OpKind::kRmsNorm: return "rmsnorm";
     case OpKind::kConcat: return "concat";
     case OpKind::kReshape: return "reshape";
   }
@@ -68,7 +70,14 @@ bool is_view(OpKind kind) { return kind == OpKind::kConcat || kind == OpKind::kR
 
 bool is_eltwise(OpKind kind) {
   return kind == OpKind::kAdd || kind == OpKind::kMul || kind == OpKind::kActivation ||
-         kind == OpKind::kSoftmax;
+         kind == OpKind::kSoftmax || kind == OpKind::kLayerNorm || kind == OpKind::kRmsNorm;
+}
+
+std::uint64_t Node::weight_count() const {
+  if (is_gemm(kind)) return gemm_k() * gemm_n();
+  if (kind == OpKind::kLayerNorm) return 2 * std::uint64_t(in.c);
+  if (kind == OpKind::kRmsNorm) return in.c;
+  return 0;
 }
 
 std::uint64_t Node::gemm_m() const {
@@ -165,6 +174,8 @@ void infer_shapes(Graph& g) {
         break;
       case OpKind::kActivation:
       case OpKind::kSoftmax:
+      case OpKind::kLayerNorm:
+      case OpKind::kRmsNorm:
         n.out = in;
         break;
       case OpKind::kAdd:

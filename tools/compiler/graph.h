@@ -47,6 +47,8 @@ enum class OpKind {
   kMul,        // element-wise product of two tensors of one shape
   kActivation, // `activation` applied element-wise (sigmoid, tanh, gelu, silu, relu6)
   kSoftmax,    // softmax along channels (the last axis), optionally causally masked
+  kLayerNorm,  // layer norm along channels with per-channel gamma and beta
+  kRmsNorm,    // RMS norm along channels with per-channel gamma
   kConcat,     // concatenation along channels
   kReshape,    // a new H x W x C view of the same elements in NHWC order (flatten: 1 x 1 x HWC)
 };
@@ -59,7 +61,7 @@ bool is_gemm(OpKind kind);
 // Whether the node only changes how existing data is viewed (no instructions of its own).
 bool is_view(OpKind kind);
 // Whether the vector unit computes the node pixel by pixel from UB rows of its inputs' shape
-// (add, mul, standalone activations, softmax).
+// (add, mul, standalone activations, softmax, the norms).
 bool is_eltwise(OpKind kind);
 
 using TensorId = std::uint32_t;
@@ -93,6 +95,7 @@ struct Node {
   // kSoftmax: pixel i (y * W + x within a sample) keeps channels j <= i + mask_offset.
   bool causal = false;
   std::int32_t mask_offset = 0;
+  float epsilon = 1e-5f;  // kLayerNorm, kRmsNorm: added to the variance or mean square
 
   // Inferred: the shape of inputs[0] and of the output, per sample.
   std::uint32_t samples = 0;
@@ -104,6 +107,8 @@ struct Node {
   std::uint64_t gemm_n() const;
   // Useful multiply-accumulates (0 for everything that is not a GEMM).
   std::uint64_t macs() const;
+  // Generated parameters: a GEMM's K x N weights, a norm's gamma (and beta) per channel.
+  std::uint64_t weight_count() const;
 };
 
 struct Graph {

@@ -348,11 +348,12 @@ class Lowerer {
     }
     return GemmPath::kRows;
   }
-  // Two slots of `rows` image rows for each operand (inputs and output) in HBM.
+  // Two slots of `rows` image rows for each operand (inputs and output) in HBM, and a norm's
+  // parameter rows.
   std::uint64_t eltwise_staging(const Node& layer, const std::vector<bool>& in_res, bool out_res,
                                 std::uint64_t rows) const {
     const std::uint64_t slot = 2 * rows * layer.out.w;
-    std::uint64_t need = out_res ? 0 : slot;
+    std::uint64_t need = (out_res ? 0 : slot) + param_rows(layer);
     for (bool r : in_res) need += r ? 0 : slot;
     return need;
   }
@@ -391,7 +392,25 @@ class Lowerer {
   void lower_pool(const Node& layer, const Placement& in, const Placement& out,
                   std::uint64_t limit, const Requant& q);
   void lower_eltwise(const Node& layer, const std::vector<const Placement*>& in,
-                     const Placement& out, std::uint64_t limit, const Requant& q);
+                     const Placement& out, std::uint64_t limit, const Requant& q, const Values* w);
+  // UB rows of a norm's gamma (and beta): one row each.
+  static std::uint64_t param_rows(const Node& layer) {
+    return layer.kind == OpKind::kLayerNorm ? 2 : layer.kind == OpKind::kRmsNorm ? 1 : 0;
+  }
+  static VopKind vop_kind(OpKind kind) {
+    switch (kind) {
+      case OpKind::kMul:
+        return VopKind::kMul;
+      case OpKind::kSoftmax:
+        return VopKind::kSoftmax;
+      case OpKind::kLayerNorm:
+        return VopKind::kLayerNorm;
+      case OpKind::kRmsNorm:
+        return VopKind::kRmsNorm;
+      default:
+        return VopKind::kMap;
+    }
+  }
   void lower_copy(const Placement& from, const HbmTensor& to, std::uint64_t limit);
 
   struct Handoff {
@@ -539,10 +558,12 @@ Program Lowerer::run() {
       case OpKind::kAdd:
       case OpKind::kMul:
       case OpKind::kActivation:
-      case OpKind::kSoftmax: {
+      case OpKind::kSoftmax:
+      case OpKind::kLayerNorm:
+      case OpKind::kRmsNorm: {
         std::vector<const Placement*> ins;
         for (TensorId id : layer.inputs) ins.push_back(&plan_.tensors[id]);
-        lower_eltwise(layer, ins, out, limit, q);
+        lower_eltwise(layer, ins, out, limit, q, data_ ? &data.weights[layer_index_] : nullptr);
         break;
       }
       case OpKind::kConcat:
@@ -1238,15 +1259,17 @@ void Lowerer::lower_pool(const Node& layer, const Placement& in, const Placement
 // one of two output slots that a store drains. Resident operands with a zero border are read
 // (or written) one image row per instruction, since their rows break apart at the border.
 void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement*>& in,
-                            const Placement& out, std::uint64_t limit, const Requant& q) {
+                            const Placement& out, std::uint64_t limit, const Requant& q,
+                            const Values* w) {
   const std::size_t inputs = in.size();
   const std::uint64_t H = layer.out.h, W = layer.out.w, C = layer.out.c;
   std::vector<bool> res;
   for (const Placement* p : in) res.push_back(p->resident);
   const bool loads = std::find(res.begin(), res.end(), false) != res.end();
   check_width(W, kMaxCount, "image width (DMA pixels)");
-  if (layer.kind == OpKind::kSoftmax && C > cw_) {
-    fail("softmax over " + std::to_string(C) + " channels: a row of a resident or staged "
+  if ((layer.kind == OpKind::kSoftmax || param_rows(layer) > 0) && C > cw_) {
+    fail(std::string(to_string(layer.kind)) + " over " + std::to_string(C) +
+         " channels: a row of a resident or staged "
          "tensor holds at most " + std::to_string(cw_) + " (min(array.rows, array.cols))");
   }
   auto need = [&](std::uint64_t rows) { return eltwise_staging(layer, res, out.resident, rows); };
@@ -1267,6 +1290,26 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
     for (int j = 0; j < 2; ++j) in_slot[k][j] = res[k] ? 0 : (next_slot += P) - P;
   }
   for (int j = 0; j < 2; ++j) out_slot[j] = out.resident ? 0 : (next_slot += P) - P;
+  // A norm's gamma (and beta), one row each, loaded once before the first band.
+  const std::uint64_t params = next_slot, norm_rows = param_rows(layer);
+  if (norm_rows > 0) {
+    const std::uint64_t hbm = plan_.weights[layer_index_];
+    if (w) {
+      std::vector<std::uint8_t> image(norm_rows * C * eb_);
+      for (std::uint64_t e = 0; e < norm_rows * C; ++e) {
+        if (eb_ == 1) {
+          image[e] = std::uint8_t(w->i8[e]);
+        } else {
+          const std::uint16_t b = fp32_to_bf16(w->f32[e]);
+          std::memcpy(&image[2 * e], &b, 2);
+        }
+      }
+      add_segment(layer.name + ".params", hbm, std::move(image));
+    }
+    // Ahead of the band loads in DMA order; with no loads the first VOP waits for it.
+    emit(dma(Opcode::kDmaLoad, block(hbm, params, norm_rows, C * eb_, 1, C * eb_, C), 0,
+             loads ? 0 : bit(kSemPoolReady)));
+  }
   bool per_row = out.resident && out.ub.pad > 0;
   for (const Placement* p : in) per_row = per_row || (p->resident && p->ub.pad > 0);
 
@@ -1333,9 +1376,9 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
         add.multiplier_b = q.multiplier_b;
         add.shift = q.shift;
       } else {
-        add.kind = layer.kind == OpKind::kMul       ? VopKind::kMul
-                   : layer.kind == OpKind::kSoftmax ? VopKind::kSoftmax
-                                                    : VopKind::kMap;
+        add.kind = vop_kind(layer.kind);
+        if (norm_rows > 0) add.src_row = std::uint32_t(params);
+        add.eps = fp32_bits(layer.epsilon);
         add.scale_a = fp32_bits(q.scale_a);
         add.scale_b = fp32_bits(q.scale_b);
         add.scale_out = fp32_bits(q.scale_out);
@@ -1346,7 +1389,7 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
         }
       }
       if (r == 0) {
-        add.wait = (loads ? bit(kSemPoolReady) : 0) |
+        add.wait = (loads || (norm_rows > 0 && j == 0) ? bit(kSemPoolReady) : 0) |
                    (!out.resident && j >= 2 ? bit(kSemOutFree) : 0);
       }
       if (r + 1 == n) {

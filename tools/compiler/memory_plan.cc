@@ -177,6 +177,8 @@ class Planner {
         case OpKind::kMul:
         case OpKind::kActivation:
         case OpKind::kSoftmax:
+        case OpKind::kLayerNorm:
+        case OpKind::kRmsNorm:
         case OpKind::kConcat:  // a copy: DMA stores of the resident rows
           break;
         case OpKind::kMaxPool2d:
@@ -286,7 +288,7 @@ class Planner {
     for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
       const Node& n = g_.nodes[i];
       for (TensorId id : n.inputs) allocate_root(plan_.root[id]);
-      if (is_gemm(n.kind)) plan_.weights[i] = allocate(n.gemm_k() * n.gemm_n() * eb_);
+      if (n.weight_count() > 0) plan_.weights[i] = allocate(n.weight_count() * eb_);
       allocate_root(plan_.root[n.output]);
     }
     // One zero region serves every resident border (see the lowering's zero-border loads).

@@ -160,6 +160,29 @@ std::int8_t reference_requantize_fp32(float y, float inv_scale) {
   return std::int8_t(r < -128.0f ? -128 : (r > 127.0f ? 127 : int(r)));
 }
 
+std::vector<float> reference_norm(const std::vector<float>& x, std::uint32_t n,
+                                  const std::vector<float>& gamma, const std::vector<float>& beta,
+                                  float eps, bool rms) {
+  std::vector<float> y(x.size());
+  const float inv_n = 1.0f / float(n);
+  for (std::uint64_t r = 0; r * n < x.size(); ++r) {
+    const float* in = x.data() + r * n;
+    float mean = 0.0f;
+    if (!rms) {
+      float sum = 0.0f;
+      for (std::uint32_t j = 0; j < n; ++j) sum += in[j];
+      mean = sum * inv_n;
+    }
+    float sq = 0.0f;
+    for (std::uint32_t j = 0; j < n; ++j) sq += (in[j] - mean) * (in[j] - mean);
+    const float scale = 1.0f / std::sqrt(sq * inv_n + eps);
+    for (std::uint32_t j = 0; j < n; ++j) {
+      y[r * n + j] = rms ? in[j] * scale * gamma[j] : (in[j] - mean) * scale * gamma[j] + beta[j];
+    }
+  }
+  return y;
+}
+
 std::vector<float> reference_softmax(const std::vector<float>& x, std::uint32_t n, bool causal,
                                      std::int64_t offset, std::uint64_t rows_per_sample) {
   std::vector<float> y(x.size(), 0.0f);

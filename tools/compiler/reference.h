@@ -50,6 +50,12 @@ std::int8_t reference_requantize_fp32(float y, float inv_scale);
 // Softmax along rows of n values (rows x n, row-major): max, then e^(x - max) summed in column
 // order, then each times 1 / sum. causal: row r keeps columns j <= (r % rows_per_sample) +
 // offset, the rest (and every column of a row that keeps none) are 0.
+// Layer norm along rows of n values: mean and variance summed in column order, each times
+// 1 / n, then (x - mean) * (1 / sqrt(var + eps)) * gamma + beta. rms: no mean, no beta:
+// x * (1 / sqrt(mean of x^2 + eps)) * gamma.
+std::vector<float> reference_norm(const std::vector<float>& x, std::uint32_t n,
+                                  const std::vector<float>& gamma, const std::vector<float>& beta,
+                                  float eps, bool rms);
 std::vector<float> reference_softmax(const std::vector<float>& x, std::uint32_t n, bool causal,
                                      std::int64_t offset, std::uint64_t rows_per_sample);
 // fp32 -> nearest bf16 (ties to even), returned as the float it represents. Finite inputs only

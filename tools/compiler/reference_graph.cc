@@ -151,7 +151,9 @@ class Interpreter {
       }
       case OpKind::kMul:
       case OpKind::kActivation:
-      case OpKind::kSoftmax: {
+      case OpKind::kSoftmax:
+      case OpKind::kLayerNorm:
+      case OpKind::kRmsNorm: {
         // fp32 inputs: dequantised (int8) or as stored (bf16).
         std::vector<float> f;
         const auto load = [&](std::size_t k, float s) {
@@ -172,6 +174,19 @@ class Interpreter {
         } else if (n.kind == OpKind::kSoftmax) {
           f = reference_softmax(f, n.in.c, n.causal, n.mask_offset,
                                 std::uint64_t(n.in.h) * n.in.w);
+        } else if (n.kind == OpKind::kLayerNorm || n.kind == OpKind::kRmsNorm) {
+          // gamma then beta, at the generated weights' scale.
+          q.scale_b = float(kDataScale);
+          std::vector<float> p;
+          if (int8_) {
+            for (std::int8_t e : w.i8) p.push_back(float(e) * q.scale_b);
+          } else {
+            // The machine holds the parameters as bf16.
+            for (float e : w.f32) p.push_back(reference_round_bf16(e));
+          }
+          const std::vector<float> gamma(p.begin(), p.begin() + n.in.c);
+          const std::vector<float> beta(p.begin() + n.in.c, p.end());
+          f = reference_norm(f, n.in.c, gamma, beta, n.epsilon, n.kind == OpKind::kRmsNorm);
         }
         for (float& v : f) v = reference_activate(v, n.activation);
         if (int8_) {
@@ -253,8 +268,8 @@ std::vector<Requant> requant_from_shapes(const Graph& graph) {
       q[i] = requant_for(0.5, 0.5);
     }
     // The fp32 path: data-scale inputs, outputs of about unit size.
-    if (n.kind == OpKind::kMul || n.kind == OpKind::kActivation ||
-        n.kind == OpKind::kSoftmax || (is_gemm(n.kind) && n.activation > Activation::kRelu)) {
+    if ((is_eltwise(n.kind) && n.kind != OpKind::kAdd) ||
+        (is_gemm(n.kind) && n.activation > Activation::kRelu)) {
       q[i].scale_a = q[i].scale_b = float(kDataScale);
       q[i].scale_out = float(kTarget);
     }
