@@ -62,6 +62,7 @@ enum class VopKind : std::uint8_t {
   kLayerNorm = 3,  // y = (x - mean) / sqrt(variance + eps) * gamma + beta over the row
   kRmsNorm = 4,    // y = x / sqrt(mean of x^2 + eps) * gamma over the row
 };
+const char* to_string(VopKind kind);  // "map", "mul", ..., as in assembly
 // UB rows a VOP reads from src_row: every row's b operand (mul), or the row ops' parameters,
 // shared by every row: gamma (layernorm, rmsnorm), then beta (layernorm).
 inline std::uint32_t vop_b_rows(VopKind kind, std::uint32_t rows) {

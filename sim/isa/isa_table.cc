@@ -3,6 +3,7 @@
 // unit instance 16 bits of which 0..kMaxUnitInstances-1 are valid today.
 #include "sim/isa/isa_table.h"
 
+#include <iterator>
 #include <limits>
 #include <stdexcept>
 
@@ -343,6 +344,10 @@ const char* mnemonic(Opcode op) { return opcode_spec(op).mnemonic; }
 
 const char* to_string(Activation func) {
   return std::uint8_t(func) < kNumActivations ? kActivationNames[std::uint8_t(func)] : "?";
+}
+
+const char* to_string(VopKind kind) {
+  return std::uint8_t(kind) < std::size(kVopKindNames) ? kVopKindNames[std::uint8_t(kind)] : "?";
 }
 
 const char* to_string(Unit u) {

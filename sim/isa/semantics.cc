@@ -689,7 +689,7 @@ void exec_vop(MachineState& s, const Instruction& inst) {
   // Every input is read before any output is written, so the ranges may overlap.
   std::vector<std::uint8_t> result(rows * row_bytes);
   std::vector<float> y(cols);
-  std::unique_ptr<bool[]> keep(new bool[cols]);
+  const std::unique_ptr<bool[]> keep = std::make_unique<bool[]>(cols);
   const bool causal = inst.kind == VopKind::kSoftmax && (inst.flags & kFlagCausal);
   const bool norm = inst.kind == VopKind::kLayerNorm || inst.kind == VopKind::kRmsNorm;
   std::vector<float> gamma(norm ? cols : 0), beta(inst.kind == VopKind::kLayerNorm ? cols : 0);

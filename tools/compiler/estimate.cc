@@ -54,10 +54,8 @@ RunEstimate estimate_functional_run(const Graph& graph, const Config& config, bo
   for (const Node& n : graph.nodes) {
     const double out = double(graph.tensors[n.output].elements());
     outputs += out;
-    if (is_gemm(n.kind)) {
-      weights += double(n.gemm_k()) * double(n.gemm_n()) * eb;
-      widest_gemm = std::max(widest_gemm, out);
-    }
+    weights += double(n.weight_count()) * eb;
+    if (is_gemm(n.kind)) widest_gemm = std::max(widest_gemm, out);
     macs += double(n.macs());
   }
   const double data = inputs + weights;  // generated, then copied into the memory image

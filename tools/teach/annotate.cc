@@ -78,11 +78,17 @@ std::string what(const Instruction& inst, const Program& program, const Config& 
       return "UB " + rows(inst.ub_row, inst.rows) + " + UB " + rows(inst.src_row, inst.rows) +
              " -> UB " + rows(inst.dst_row, inst.rows);
     case Opcode::kVop:
-      return std::string(inst.kind == VopKind::kMul ? "UB " + rows(inst.ub_row, inst.rows) +
-                                                         " x UB " + rows(inst.src_row, inst.rows)
-                                                   : "UB " + rows(inst.ub_row, inst.rows)) +
-             (inst.kind == VopKind::kSoftmax ? ", softmax of each row" : "") +
-             (inst.func != Activation::kNone ? std::string(", ") + to_string(inst.func) : "") +
+      return "UB " + rows(inst.ub_row, inst.rows) +
+             (inst.kind == VopKind::kMul ? " x UB " + rows(inst.src_row, inst.rows)
+              : inst.kind == VopKind::kMap
+                  ? ""
+                  : ", " + std::string(to_string(inst.kind)) + " of each row") +
+             (inst.kind == VopKind::kLayerNorm || inst.kind == VopKind::kRmsNorm
+                  ? " (parameters UB " +
+                        rows(inst.src_row, vop_b_rows(inst.kind, inst.rows)) + ")"
+                  : "") +
+             (inst.func != Activation::kNone ? std::string(", then ") + to_string(inst.func)
+                                             : "") +
              " -> UB " + rows(inst.dst_row, inst.rows);
     case Opcode::kNop:
       return "synchronises only";
