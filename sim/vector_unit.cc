@@ -4,6 +4,8 @@
 #include <cstring>
 #include <utility>
 
+#include "sim/isa/vector_cost.h"
+
 namespace tpu {
 
 VectorUnit::VectorUnit(sc_core::sc_module_name name, const Config& config, Sequencer& sequencer,
@@ -22,7 +24,7 @@ VectorUnit::Held VectorUnit::compute_held(const Instruction& inst) {
   if (inst.op == Opcode::kActivate) {
     held.first_row = inst.ub_row;
     held.rows = inst.rows;
-  } else if (inst.op == Opcode::kAdd) {
+  } else if (inst.op == Opcode::kAdd || inst.op == Opcode::kVop) {
     held.first_row = inst.dst_row;
     held.rows = inst.rows;
   } else {
@@ -36,6 +38,8 @@ VectorUnit::Held VectorUnit::compute_held(const Instruction& inst) {
     exec_activate(state_, inst);
   } else if (inst.op == Opcode::kAdd) {
     exec_add(state_, inst);
+  } else if (inst.op == Opcode::kVop) {
+    exec_vop(state_, inst);
   } else {
     exec_pool(state_, inst);
   }
@@ -100,24 +104,37 @@ void VectorUnit::run() {
       }
       if (inst.op == Opcode::kActivate) {
         if (read) read();  // ACTIVATE reads the accumulators at its start
-        const std::uint64_t m = inst.rows, c = ceil_div(inst.cols, lanes);
-        done = burst(true, inst.ub_row, inst.rows,
-                     v + config_.vector.activate_latency + m * (c - 1), write)
+        const VectorWork w =
+            vector_work(activation_ops(inst.func), inst.rows, inst.cols, config_.vector);
+        done = burst(true, inst.ub_row, inst.rows, v + w.latency + w.cycles() - w.rows, write)
                    .end;
-        seq_.add_traffic(is.layer, 0, 0, 0, m);
-        count(is, m * inst.cols, m * inst.cols * 4);  // int32 or fp32 sums in
+        seq_.add_traffic(is.layer, 0, 0, 0, w.rows);
+        count(is, std::uint64_t(w.rows) * inst.cols, std::uint64_t(w.rows) * inst.cols * 4);  // sums in
+      } else if (inst.op == Opcode::kVop) {
+        // Like ADD: reads of a, then of b (mul) or the parameters (norms), then the writes,
+        // which follow every read.
+        const VectorWork w = vector_work(vop_ops(inst), inst.rows, inst.cols, config_.vector);
+        const std::uint32_t b_rows = vop_b_rows(inst.kind, inst.rows);
+        Span r = burst(false, inst.ub_row, inst.rows, v, b_rows ? nullptr : read);
+        if (b_rows) r.end = std::max(r.end, burst(false, inst.src_row, b_rows, v, read).end);
+        done = burst(true, inst.dst_row, inst.rows, r.end + w.latency + w.cycles() - w.rows,
+                     write)
+                   .end;
+        seq_.add_traffic(is.layer, 0, 0, w.rows + b_rows, w.rows);
+        count(is, std::uint64_t(w.rows) * inst.cols);
       } else if (inst.op == Opcode::kAdd) {
         // Reads of a, then of b (requested once a's are granted; both operands are taken at
         // that second grant), then the writes, which follow every read.
-        const std::uint64_t m = inst.rows, c = ceil_div(inst.cols, lanes);
+        const VectorWork w =
+            vector_work(activation_ops(inst.func), inst.rows, inst.cols, config_.vector);
         const Span a = burst(false, inst.ub_row, inst.rows, v, nullptr);
         const Span b = burst(false, inst.src_row, inst.rows, v, read);
         const Cycle read_end = std::max(a.end, b.end);
-        done = burst(true, inst.dst_row, inst.rows,
-                     read_end + config_.vector.activate_latency + m * (c - 1), write)
+        done = burst(true, inst.dst_row, inst.rows, read_end + w.latency + w.cycles() - w.rows,
+                     write)
                    .end;
-        seq_.add_traffic(is.layer, 0, 0, 2 * m, m);
-        count(is, m * inst.cols);
+        seq_.add_traffic(is.layer, 0, 0, 2 * w.rows, w.rows);
+        count(is, std::uint64_t(w.rows) * inst.cols);
       } else {
         const std::uint64_t window = std::uint64_t(inst.kernel_h) * inst.kernel_w;
         const std::uint64_t c = ceil_div(inst.cols, lanes);

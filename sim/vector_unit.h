@@ -1,12 +1,16 @@
 #pragma once
-// Vector unit: requantise + activation (ACTIVATE), max or average pooling (POOL) and
-// element-wise add (ADD), one instruction at a time, writing back to the unified buffer.
+// Vector unit: requantise + activation (ACTIVATE), max or average pooling (POOL),
+// element-wise add (ADD) and the fp32 map, multiply, softmax and norms (VOP), one instruction
+// at a time, writing back to the unified buffer.
 //
 // Timing contract (sim/README.md, "Vector unit"), starting in cycle v (semaphores acquired,
-// unit free):
-// - ACTIVATE of M rows x N columns, c = ceil(N / vector.lanes): in cycle v it requests M UB
-//   row writes (spread: each at the first free port and bank) no earlier than
-//   v + vector.activate_latency + M * (c - 1); completes the cycle after the last write
+// unit free). W and L are the lane cycles and latency of vector_work() (sim/isa/vector_cost.h):
+// for M rows of N elements, c = ceil(N / vector.lanes),
+// W = M * (c * (1 + per-group op cycles) + per-row op cycles) and L = vector.activate_latency +
+// the latencies of every operation of one row; W = M * c and L = activate_latency for
+// instructions without fp32 operations (activations none, relu, relu6).
+// - ACTIVATE of M rows: in cycle v it requests M UB row writes (spread: each at the first free
+//   port and bank) no earlier than v + L + W - M; completes the cycle after the last write
 //   (w + M when nothing conflicts, w the first write).
 // - POOL (max or average) over H x W input rows, OH x OW outputs, kh x kw window,
 //   c = ceil(channels / lanes): in cycle v H * W spread row reads no earlier than v, the first
@@ -17,12 +21,17 @@
 // - ADD of M rows x N columns, c = ceil(N / lanes): in cycle v M spread reads of the a rows no
 //   earlier than v; as soon as they are granted (joining cycle v + 1) M spread reads of the b
 //   rows no earlier than v; as soon as those are granted, M spread writes no earlier than
-//   r_end + vector.activate_latency + M * (c - 1), r_end one past the last read of either;
-//   completes the cycle after the last write.
+//   r_end + L + W - M, r_end one past the last read of either; completes the cycle after the
+//   last write.
+// - VOP of M rows: M spread reads of the a rows no earlier than v (then, as for ADD's b, M of
+//   the b rows for mul, 2 parameter rows for layernorm, 1 for rmsnorm); as soon as the last
+//   are granted, M spread writes no earlier than r_end + L + W - M; completes the cycle after
+//   the last write.
 // - The unit is free again at the completion; busy cycles = completion - v.
 // - Data (none in timing-only runs): ACTIVATE reads its accumulator rows at v, POOL its UB
-//   rows at the grant of its read burst, ADD both operands at the grant of its b reads; each
-//   computes its output then (exec_activate / exec_pool / exec_add) and holds it, and the UB
+//   rows at the grant of its read burst, ADD both operands at the grant of its b reads, VOP
+//   its operands at the grant of its last reads; each computes its output then (exec_*) and
+//   holds it, and the UB
 //   rows change at the grant of the write burst (elements [0, cols) of each destination row).
 #include <cstddef>
 #include <cstdint>

@@ -8,6 +8,7 @@
 #include <cstring>
 #include <deque>
 #include <random>
+#include <set>
 #include <string>
 
 #include "sim/isa/semantics.h"
@@ -15,6 +16,7 @@
 #include "tools/compiler/gemm_tiling.h"
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/frontend.h"
+#include "tools/compiler/reference.h"
 
 namespace tpu {
 namespace {
@@ -214,6 +216,7 @@ std::vector<std::uint8_t> run_interleaved(const Config& config, const Program& p
       case Opcode::kActivate: exec_activate(s, inst); break;
       case Opcode::kPool: exec_pool(s, inst); break;
       case Opcode::kAdd: exec_add(s, inst); break;
+      case Opcode::kVop: exec_vop(s, inst); break;
       default: break;
     }
     for (std::uint32_t b = 0; b < kNumSemaphores; ++b) count[b] += inst.signal >> b & 1;
@@ -741,6 +744,71 @@ TEST(CompilerTest, PaddedPoolingResidentAndFromHbm) {
     expect_correct(mixed, array_config(8, 8), {}, 2);
     expect_correct(mixed, array_config(16, 16), {}, 2);
   }
+}
+
+// Every vector op as an output (through HBM) and as a resident input of the next, int8 and
+// bf16: bit-exact against the reference in int8 (the reference repeats the fp32 definitions),
+// within the bf16 tolerance. Each output must also vary (a stuck or zero output fails).
+TEST(CompilerTest, VectorOpsMatchTheReference) {
+  for (const char* dtype : {"int8", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    Graph g = parse_model_json(std::string(R"({"dtype": ")") + dtype + R"(", "batch": 2,
+      "inputs": [{"name": "x", "shape": [5, 6, 7]}, {"name": "s", "shape": [1, 6, 8]}],
+      "nodes": [
+        {"name": "c", "op": "conv2d", "inputs": ["x"], "out_channels": 7, "kernel": 3,
+         "padding": 1, "activation": "gelu"},
+        {"name": "d", "op": "conv2d", "inputs": ["x"], "out_channels": 7, "kernel": 1,
+         "activation": "silu"},
+        {"name": "r6", "op": "relu6", "inputs": ["x"]},
+        {"name": "sg", "op": "sigmoid", "inputs": ["c"]},
+        {"name": "th", "op": "tanh", "inputs": ["d"]},
+        {"name": "ge", "op": "gelu", "inputs": ["x"]},
+        {"name": "si", "op": "silu", "inputs": ["x"]},
+        {"name": "m", "op": "mul", "inputs": ["sg", "th"]},
+        {"name": "ma", "op": "mul", "inputs": ["r6", "x"], "activation": "tanh"},
+        {"name": "sm", "op": "softmax", "inputs": ["m"]},
+        {"name": "att", "op": "softmax", "inputs": ["s"], "causal": true},
+        {"name": "att1", "op": "softmax", "inputs": ["s"], "causal": true, "mask_offset": -3},
+        {"name": "cg", "op": "conv2d", "inputs": ["ge"], "out_channels": 5, "kernel": 1,
+         "activation": "sigmoid"},
+        {"name": "ln", "op": "layernorm", "inputs": ["c"]},
+        {"name": "rms", "op": "rmsnorm", "inputs": ["ln"], "epsilon": 0.01}],
+      "outputs": ["r6", "si", "ma", "sm", "att", "att1", "cg", "rms"]})",
+                               "vector_ops.json");
+    for (const Config& config : {array_config(8, 8), array_config(8, 16)}) {
+      const Program p = compile(g, config);
+      for (const LayerInfo& l : p.layers) {
+        std::set<float> values(l.expected_fp32.begin(), l.expected_fp32.end());
+        for (std::int8_t v : l.expected_int8) values.insert(v);
+        if (!l.expected_int8.empty() || !l.expected_fp32.empty()) {
+          EXPECT_GT(values.size(), 8u) << l.name;
+        }
+      }
+      expect_correct(g, config, {}, 2);
+      CompileOptions hbm_only;
+      hbm_only.resident_activations = false;
+      expect_correct(g, config, hbm_only, 1);
+    }
+  }
+}
+
+// The causal mask by hand: softmax of a 1 x 4 x 4 tensor of equal values keeps columns
+// j <= i + offset of row i, each kept column 1 / (kept count); int8 output scale maps the
+// largest (1.0) to 100, so rows hold 100, 50 50, 33 33 33, 25 25 25 25 with offset 0.
+TEST(CompilerTest, CausalSoftmaxOfEqualValuesByHand) {
+  // The kernel by hand, then the machine against it on generated data.
+  const std::vector<float> y = reference_softmax(std::vector<float>(16, 0.5f), 4, true, 0, 4);
+  const std::vector<float> want = {1,        0,        0,        0,    0.5f, 0.5f, 0,    0,
+                                   1 / 3.0f, 1 / 3.0f, 1 / 3.0f, 0,    0.25f, 0.25f, 0.25f, 0.25f};
+  for (std::size_t i = 0; i < 16; ++i) EXPECT_FLOAT_EQ(y[i], want[i]) << i;
+  const std::vector<float> shifted = reference_softmax(std::vector<float>(16, 0.5f), 4, true, -1, 4);
+  for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(shifted[i], 0.0f);  // row 0 keeps nothing
+  EXPECT_EQ(shifted[4], 1.0f);
+  expect_correct(parse_model_json(R"({"inputs": [{"name": "s", "shape": [1, 4, 4]}],
+      "nodes": [{"name": "sm", "op": "softmax", "inputs": ["s"], "causal": true}],
+      "outputs": ["sm"]})",
+                                  "causal.json"),
+                 array_config(8, 8), {}, 1);
 }
 
 TEST(CompilerTest, ResidentProgramsMoveFewerHbmBytes) {

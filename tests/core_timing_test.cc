@@ -532,6 +532,93 @@ halt
   EXPECT_EQ(r.total_cycles, 36u);
 }
 
+// The fp32 operation classes of the vector tests below (latency / cycles per group): alu 2 / 1,
+// exp 8 / 2, reciprocal and rsqrt 6 / 2, reduce_max and reduce_sum 3 / 1; 4 lanes,
+// activate_latency 4.
+Config fp32_config() {
+  Config c = core_config();
+  c.vector.lanes = 4;
+  c.vector.alu_latency = 2;
+  c.vector.alu_cycles = 1;
+  c.vector.exp_latency = 8;
+  c.vector.exp_cycles = 2;
+  c.vector.reciprocal_latency = 6;
+  c.vector.reciprocal_cycles = 2;
+  c.vector.reduce_max_latency = 3;
+  c.vector.reduce_max_cycles = 1;
+  c.vector.reduce_sum_latency = 3;
+  c.vector.reduce_sum_cycles = 1;
+  c.vector.rsqrt_latency = 6;
+  c.vector.rsqrt_cycles = 2;
+  return c;
+}
+
+// ACTIVATE gelu, 4 rows x 8 columns (issued 0, v = 0), c = 2: per group 1 + 11 alu + exp 2 +
+// reciprocal 2 = 16 cycles, W = 4 * 2 * 16 = 128; L = 4 + 11 * 2 + 8 + 6 = 40; writes no
+// earlier than 0 + 40 + 128 - 4 = 164, at 164..167, completes 168.
+// VOP map sigmoid, 4 x 8 (issued 1), v = 168: reads 168..171 (end 172); per group 1 + 1 alu +
+// exp 2 + reciprocal 2 = 6, W = 4 * 2 * 6 = 48; L = 4 + 2 + 8 + 6 = 20; writes no earlier than
+// 172 + 20 + 48 - 4 = 236, at 236..239, completes 240.
+TEST(CoreTiming, VectorGeluThenSigmoid) {
+  const RunResult r = run(R"(
+activate acc=0 rows=4 cols=8 ub=40 func=gelu
+vop kind=map ub_a=40 dst=50 rows=4 cols=8 func=sigmoid
+halt
+)",
+                          fp32_config());
+  EXPECT_EQ(at_pc(r, 0).done, 168u);
+  EXPECT_EQ(at_pc(r, 1).start, 168u);
+  EXPECT_EQ(at_pc(r, 1).done, 240u);
+  EXPECT_EQ(unit(r, Unit::kVector).busy_cycles, 240u);
+  EXPECT_EQ(r.total_cycles, 240u);
+}
+
+// VOP mul 4 x 8 (issued 0, v = 0): a reads 0..3 (end 4), b reads 1..4 (end 5, as ADD's);
+// per group 1 + 1 alu = 2, W = 4 * 2 * 2 = 16; L = 4 + 2 = 6; writes no earlier than
+// 5 + 6 + 16 - 4 = 23, at 23..26, completes 27.
+// VOP softmax 4 x 8 (issued 1), v = 27: reads 27..30 (end 31); per group 1 + max 1 + alu 2 +
+// exp 2 + sum 1 = 7, per row 2 * 7 + reciprocal 2 = 16, W = 64; L = 4 + 3 + 2 * 2 + 8 + 3 + 6
+// = 28; writes no earlier than 31 + 28 + 64 - 4 = 119, at 119..122, completes 123.
+TEST(CoreTiming, VectorMulThenSoftmax) {
+  const RunResult r = run(R"(
+vop kind=mul ub_a=0 ub_b=8 dst=40 rows=4 cols=8
+vop kind=softmax ub_a=40 dst=50 rows=4 cols=8
+halt
+)",
+                          fp32_config());
+  EXPECT_EQ(at_pc(r, 0).done, 27u);
+  EXPECT_EQ(at_pc(r, 1).start, 27u);
+  EXPECT_EQ(at_pc(r, 1).done, 123u);
+  EXPECT_EQ(r.total_cycles, 123u);
+}
+
+// Causal softmax 4 x 8: one compare-and-select more per group: 8, per row 2 * 8 + 2 = 18,
+// W = 72; L = 28 + 2 = 30. Reads 0..3 (end 4); writes no earlier than 4 + 30 + 72 - 4 = 102,
+// at 102..105, completes 106.
+TEST(CoreTiming, VectorCausalSoftmax) {
+  const RunResult r = run(R"(
+vop kind=softmax ub_a=0 dst=50 rows=4 cols=8 causal
+halt
+)",
+                          fp32_config());
+  EXPECT_EQ(at_pc(r, 0).done, 106u);
+  EXPECT_EQ(r.total_cycles, 106u);
+}
+
+// Layer norm 4 x 8 (v = 0): a reads 0..3 (end 4); gamma and beta, requested once those are
+// granted, on the second port at 1..2 (end 3); r_end = 4. Per group 1 + sum 2 + alu 5 = 8, per
+// row 2 * 8 + alu 3 + rsqrt 2 = 21, W = 84; L = 4 + 2 * 3 + 5 * 2 + 3 * 2 + 6 = 32; writes no
+// earlier than 4 + 32 + 84 - 4 = 116, at 116..119, completes 120.
+TEST(CoreTiming, VectorLayerNorm) {
+  const RunResult r = run(R"(
+vop kind=layernorm ub_a=0 ub_b=8 dst=50 rows=4 cols=8
+halt
+)",
+                          fp32_config());
+  EXPECT_EQ(at_pc(r, 0).done, 120u);
+  EXPECT_EQ(r.total_cycles, 120u);
+}
+
 // NOP stalls issue until its semaphore: LW0 (issued 0, e = 0) completes when its UB reads
 // end, at e + K_t = 0 + 8 = 8, and signals; the NOP (reached at 1) waits 8 - 1 = 7 cycles
 // (sem:done) and takes the issue slot of cycle 8; LW1 issues at 9, e = 9 (the loader is free

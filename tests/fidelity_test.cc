@@ -663,6 +663,90 @@ TEST(Fidelity, RandomGroupedAndDilatedConvs) {
     EXPECT_TRUE(r.passed) << (r.first_mismatches.empty() ? "" : r.first_mismatches[0]);
   }
   EXPECT_GT(block_diagonal, 0u);
+// A random chain over the vector ops: convolutions with any fused activation, standalone
+// activations, a gated product (x * sigmoid(x)), layer and RMS norms, and softmax along
+// channels, causal or not;
+// channels stay <= 4 so a softmax row fits any array here. Every unread tensor is an output.
+std::string random_vector_graph_json(std::mt19937& rng, int seed, const char* dtype) {
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  const char* activations[] = {"none", "relu", "relu6", "sigmoid", "tanh", "gelu", "silu"};
+  const std::uint32_t h = pick(2, 6), w = pick(2, 6);
+  std::string last = "x", outputs, nodes;
+  int id = 0;
+  const auto node = [&](const std::string& body) {
+    const std::string name = "n" + std::to_string(id++);
+    nodes += std::string(nodes.empty() ? "" : ",\n") + R"({"name": ")" + name + R"(", )" + body +
+             "}";
+    return name;
+  };
+  for (int step = 0, steps = int(pick(3, 6)); step < steps; ++step) {
+    const std::string src = R"("inputs": [")" + last + R"("])";
+    switch (pick(0, 4)) {
+      case 0: {
+        const std::uint32_t k = pick(0, 1) ? 3 : 1;
+        last = node(R"("op": "conv2d", )" + src + R"(, "out_channels": )" +
+                    std::to_string(pick(1, 4)) + R"(, "kernel": )" + std::to_string(k) +
+                    R"(, "padding": )" + std::to_string(k / 2) + R"(, "activation": ")" +
+                    activations[pick(0, 6)] + '"');
+        break;
+      }
+      case 1:
+        last = node(R"("op": ")" + std::string(activations[pick(2, 6)]) + R"(", )" + src);
+        break;
+      case 2: {
+        const std::string gate = node(R"("op": "sigmoid", )" + src);
+        last = node(R"("op": "mul", "inputs": [")" + last + R"(", ")" + gate + R"("])");
+        break;
+      }
+      case 3:
+        last = node(R"("op": ")" + std::string(pick(0, 1) ? "layernorm" : "rmsnorm") + R"(", )" +
+                    src);
+        break;
+      default: {
+        std::string mask;
+        if (pick(0, 1)) mask = R"(, "causal": true, "mask_offset": )" + std::to_string(int(pick(0, 4)) - 2);
+        if (last != "x") outputs += std::string(outputs.empty() ? "" : ", ") + '"' + last + '"';
+        last = node(R"("op": "softmax", )" + src + mask);
+        break;
+      }
+    }
+  }
+  outputs += std::string(outputs.empty() ? "" : ", ") + '"' + last + '"';
+  std::ostringstream json;
+  json << R"({"dtype": ")" << dtype << R"(", "batch": )" << pick(1, 2) << R"(, "seed": )" << seed
+       << R"(, "inputs": [{"name": "x", "shape": [)" << h << ", " << w << ", " << pick(1, 4)
+       << "]}],\n\"nodes\": [" << nodes << "],\n\"outputs\": [" << outputs << "]}";
+  return json.str();
+}
+
+// pe == fast == timing-only == interpret() on random graphs of vector ops, and the outputs
+// match the reference (int8 bit-exact, bf16 within tolerance).
+TEST(Fidelity, RandomCompiledVectorGraphs) {
+  std::mt19937 rng(11);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  for (int i = 0; i < 8; ++i) {
+    Config config;
+    config.array.rows = pick(4, 8);
+    config.array.cols = pick(4, 8);
+    config.vector.lanes = pick(1, 8);
+    config.vector.exp_cycles = pick(1, 4);
+    config.vector.reduce_sum_latency = pick(0, 9);
+    config.ub.capacity_bytes = pick(0, 1) ? 256 << 10 : 24 << 10;
+    config.acc.capacity_bytes = 64 << 10;
+    config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+    const std::string json = random_vector_graph_json(rng, i, pick(0, 1) ? "int8" : "bf16");
+    SCOPED_TRACE(::testing::Message() << config.array.rows << "x" << config.array.cols << "\n"
+                                      << json);
+    const Program program = compile(parse_model_json(json, "random_vector_graph"), config);
+    check_agreement(config, program);
+    const CheckResult c = check_outputs(program, interpret(config, program).hbm);
+    EXPECT_TRUE(c.passed) << (c.first_mismatches.empty() ? "" : c.first_mismatches[0]);
+    EXPECT_GT(c.compared, 0u);
+  }
 }
 
 }  // namespace

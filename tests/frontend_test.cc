@@ -8,6 +8,7 @@
 #include <string>
 
 #include "tools/compiler/frontend.h"
+#include "tools/compiler/lowering.h"
 
 namespace tpu {
 namespace {
@@ -215,10 +216,10 @@ TEST(FrontendTest, JsonErrorsNameFileLayerAndKey) {
                     {"key 'm'", "got 0"});
   expect_json_error(R"({"layers": [{"type": "matmul", "name": "x", "m": -3, "k": 1, "n": 1}]})",
                     {"key 'm'", "got -3"});
-  expect_json_error(R"({"layers": [{"type": "softmax"}]})", {"layer 0", "softmax"});
+  expect_json_error(R"({"layers": [{"type": "lstm"}]})", {"layer 0", "lstm"});
   expect_json_error(R"({"layers": [{"name": "a"}]})", {"layer 0", "'type'"});
-  expect_json_error(R"({"input": [4,4,1], "layers": [{)" + conv + R"(, "activation": "gelu"}]})",
-                    {"layer 0 'c'", "'activation'", "gelu"});
+  expect_json_error(R"({"input": [4,4,1], "layers": [{)" + conv + R"(, "activation": "swish"}]})",
+                    {"layer 0 'c'", "'activation'", "swish"});
   expect_json_error(R"({"input": [4,4,1], "layers": [{)" + conv + R"(, "padding": -1}]})",
                     {"layer 0 'c'", "'padding'"});
   expect_json_error(R"({"input": [4,4,1], "layers": [{"type": "conv2d", "name": "c",
@@ -340,8 +341,8 @@ std::string graph_with(const std::string& nodes, const std::string& outputs = R"
 
 TEST(FrontendTest, BadGraphsNameTheNode) {
   const std::string conv = R"("op": "conv2d", "out_channels": 8, "kernel": 1)";
-  expect_json_error(graph_with(R"({"name": "y", "op": "softmax", "inputs": ["x"]})"),
-                    {"m.json", "node 0 'y'", "unknown op", "softmax", "concat"});
+  expect_json_error(graph_with(R"({"name": "y", "op": "lstm", "inputs": ["x"]})"),
+                    {"m.json", "node 0 'y'", "unknown op", "lstm", "concat", "softmax"});
   expect_json_error(graph_with(R"({"name": "y", )" + conv + R"(, "inputs": ["z"]},
                                   {"name": "z", )" + conv + R"(, "inputs": ["x"]})",
                                R"(["y"])"),
@@ -384,6 +385,78 @@ TEST(FrontendTest, BadGraphsNameTheNode) {
   // add and concat need names to refer to, so the chain form does not take them.
   expect_json_error(R"({"input": [4, 4, 8], "layers": [{"type": "add"}]})",
                     {"layer 0", "graph form"});
+}
+
+// The vector ops parse in both forms: standalone activations set the node's activation, every
+// activation fuses into GEMMs, softmax takes its mask.
+TEST(FrontendTest, VectorOps) {
+  const Graph g = parse_model_json(
+      graph_with(R"({"name": "c", "op": "conv2d", "out_channels": 8, "kernel": 1,
+                     "inputs": ["x"], "activation": "gelu"},
+                    {"name": "s", "op": "sigmoid", "inputs": ["c"]},
+                    {"name": "m", "op": "mul", "inputs": ["s", "x"], "activation": "tanh"},
+                    {"name": "y", "op": "softmax", "inputs": ["m"], "causal": true,
+                     "mask_offset": -2})"),
+      "m.json");
+  ASSERT_EQ(g.nodes.size(), 4u);
+  EXPECT_EQ(g.nodes[0].activation, Activation::kGelu);
+  EXPECT_EQ(g.nodes[1].kind, OpKind::kActivation);
+  EXPECT_EQ(g.nodes[1].activation, Activation::kSigmoid);
+  EXPECT_EQ(g.nodes[2].kind, OpKind::kMul);
+  EXPECT_EQ(g.nodes[2].activation, Activation::kTanh);
+  EXPECT_EQ(g.nodes[3].kind, OpKind::kSoftmax);
+  EXPECT_TRUE(g.nodes[3].causal);
+  EXPECT_EQ(g.nodes[3].mask_offset, -2);
+  EXPECT_EQ(g.nodes[3].out, (Shape3{4, 4, 8}));
+  const Graph chain = parse_model_json(R"({"input": [1, 1, 16], "layers": [
+      {"type": "dense", "units": 10, "activation": "silu"}, {"type": "relu6"},
+      {"type": "softmax", "name": "p"}]})",
+                                       "m.json");
+  ASSERT_EQ(chain.nodes.size(), 3u);
+  EXPECT_EQ(chain.nodes[0].activation, Activation::kSilu);
+  EXPECT_EQ(chain.nodes[1].activation, Activation::kRelu6);
+  EXPECT_EQ(chain.nodes[2].kind, OpKind::kSoftmax);
+  EXPECT_FALSE(chain.nodes[2].causal);
+}
+
+TEST(FrontendTest, BadVectorOpAttributesNameTheNode) {
+  expect_json_error(graph_with(R"({"name": "y", "op": "softmax", "inputs": ["x"], "causal": 1})"),
+                    {"m.json", "node 0 'y'", "'causal'", "true or false"});
+  expect_json_error(graph_with(R"({"name": "y", "op": "softmax", "inputs": ["x"],
+                                   "mask_offset": 1})"),
+                    {"node 0 'y'", "'mask_offset'", "needs \"causal\": true"});
+  expect_json_error(graph_with(R"({"name": "y", "op": "softmax", "inputs": ["x"],
+                                   "causal": true, "mask_offset": 0.5})"),
+                    {"node 0 'y'", "'mask_offset'", "integer"});
+  expect_json_error(graph_with(R"({"name": "y", "op": "softmax", "inputs": ["x"], "axis": 1})"),
+                    {"node 0 'y'", "unknown key 'axis'", "causal, inputs, mask_offset"});
+  expect_json_error(graph_with(R"({"name": "y", "op": "gelu", "inputs": ["x"],
+                                   "activation": "relu"})"),
+                    {"node 0 'y'", "unknown key 'activation'"});
+  expect_json_error(graph_with(R"({"name": "y", "op": "mul", "inputs": ["x"]})"),
+                    {"node 0 'y' (mul)", "takes 2 inputs, got 1"});
+  expect_json_error(graph_with(R"({"name": "a", "op": "maxpool2d", "kernel": 2, "inputs": ["x"]},
+                                  {"name": "y", "op": "mul", "inputs": ["a", "x"]})"),
+                    {"node 1 'y' (mul)", "shape mismatch"});
+  expect_json_error(graph_with(R"({"name": "y", "op": "add", "inputs": ["x", "x"],
+                                   "activation": "sigmoid"})"),
+                    {"node 0 'y' (add)", "'activation'", "sigmoid on an int8 add"});
+  // A softmax row must fit one UB row of a resident or staged tensor: min(R, C) channels.
+  Config config;
+  config.array.rows = config.array.cols = 4;
+  expect_error([&] {
+    compile(parse_model_json(graph_with(R"({"name": "y", "op": "softmax", "inputs": ["x"]})"),
+                             "m.json"),
+            config);
+  },
+               {"m.json: node 0 'y' (softmax)", "softmax over 8 channels", "at most 4"});
+  expect_json_error(R"({"input": [4, 4, 8], "layers": [{"type": "mul"}]})",
+                    {"layer 0", "graph form"});
+  for (const char* eps : {"0", "-1e-5", "2", "\"small\"", "1e-50"}) {
+    expect_json_error(graph_with(std::string(R"({"name": "y", "op": "layernorm", "inputs": ["x"],
+                                                 "epsilon": )") + eps + "}"),
+                      {"node 0 'y'", "'epsilon'"});
+  }
 }
 
 // Limits on model values and input: one-line errors, no crash, no huge echo.

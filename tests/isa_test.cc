@@ -292,8 +292,8 @@ TEST(Encoding, MalformedBytesAreRejected) {
   Instruction a;
   a.op = Opcode::kActivate;
   e = encode(a);
-  e[34] = 3;
-  EXPECT_EQ(isa_error([&] { decode(e); }), "activate: func = 3 out of range 0..2");
+  e[34] = 7;
+  EXPECT_EQ(isa_error([&] { decode(e); }), "activate: func = 7 out of range 0..6");
   e = encode(Instruction{});
   e[1] = 1;
   EXPECT_EQ(isa_error([&] { decode(e); }), "nop: flags 0x1 not valid");
@@ -317,10 +317,10 @@ TEST(Encoding, EqualityComparesOnlyTheOpcodesFields) {
 
 TEST(Encoding, MnemonicsAndUnits) {
   const char* names[] = {"nop",    "halt",     "layer", "dma.load", "dma.store", "load.weights",
-                         "matmul", "activate", "pool",  "add"};
+                         "matmul", "activate", "pool",  "add",      "vop"};
   const Unit units[] = {Unit::kSequencer, Unit::kSequencer, Unit::kSequencer, Unit::kDma,
                         Unit::kDma,       Unit::kWeightLoad, Unit::kMatmul,   Unit::kVector,
-                        Unit::kVector,    Unit::kVector};
+                        Unit::kVector,    Unit::kVector,     Unit::kVector};
   ASSERT_EQ(isa_table().size(), std::size(names));
   for (std::size_t i = 0; i < std::size(names); ++i) {
     EXPECT_STREQ(mnemonic(Opcode(i)), names[i]);
@@ -491,8 +491,9 @@ TEST(Assembly, ErrorsNameTheLineAndTheProblem) {
             "line 1: matmul: key 'rows' given twice");
   EXPECT_EQ(parse_error("nop wait=s1 wait=s2"), "line 1: nop: key 'wait' given twice");
   EXPECT_EQ(parse_error("nop wait=s1,s1"), "line 1: wait: semaphore 's1' listed twice");
-  EXPECT_EQ(parse_error("activate acc=0 rows=1 cols=1 ub=0 func=gelu"),
-            "line 1: bad value 'gelu' for activate func (expected none, relu or relu6)");
+  EXPECT_EQ(parse_error("activate acc=0 rows=1 cols=1 ub=0 func=swish"),
+            "line 1: bad value 'swish' for activate func (expected none, relu, relu6, sigmoid, "
+            "tanh, gelu or silu)");
   EXPECT_EQ(parse_error("pool ub=0 dst=0 in_h=1 in_w=1 kernel_h=1 kernel_w=1 stride=1 cols=1 "
                         "accumulate")
                 .substr(0, 29),

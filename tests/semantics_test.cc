@@ -1,6 +1,7 @@
 // Data-path semantics of each instruction and the time-free interpreter, checked against
 // expectations written out by hand or computed by naive loops.
 #include "sim/isa/semantics.h"
+#include "sim/isa/vector_cost.h"
 
 #include <gtest/gtest.h>
 
@@ -625,9 +626,8 @@ TEST(CheckBounds, RejectsEveryOutOfRangeFieldWithOneLine) {
   a.op = Opcode::kActivate;
   a.rows = 1;
   a.cols = 4;
-  a.func = Activation::kRelu6;
-  EXPECT_EQ(out_of_range_message(s, a),
-            "activate: func relu6 needs a bf16 program (int8 carries no output scale)");
+  a.func = Activation::kRelu6;  // int8 computes it on the fp32 path
+  EXPECT_EQ(out_of_range_message(s, a), "");
   a.func = Activation::kRelu;
   a.shift = 63;
   EXPECT_EQ(out_of_range_message(s, a),
@@ -747,6 +747,299 @@ TEST(Interpret, OutOfRangeInstructionStopsTheRun) {
   } catch (const std::out_of_range& e) {
     EXPECT_STREQ(e.what(), "dma.load: hbm range [0x4, 0xc) outside HBM of 8 bytes");
   }
+}
+
+}  // namespace
+}  // namespace tpu
+
+namespace tpu {
+namespace {
+
+// The fp32 definitions against the mathematical functions they stand for (evaluated in double
+// here), and exactly where the arithmetic makes them exact.
+TEST(VectorSemantics, ActivationsAgreeWithTheirMathematicalValues) {
+  EXPECT_EQ(activation_fp32(0.0f, Activation::kSigmoid), 0.5f);  // 1 / (1 + 1)
+  EXPECT_EQ(activation_fp32(0.0f, Activation::kTanh), 0.0f);     // 1 - 2 / 2
+  EXPECT_EQ(activation_fp32(0.0f, Activation::kGelu), 0.0f);
+  EXPECT_EQ(activation_fp32(0.0f, Activation::kSilu), 0.0f);
+  EXPECT_NEAR(activation_fp32(2.0f, Activation::kSigmoid), 1 / (1 + std::exp(-2.0)), 1e-7);
+  EXPECT_NEAR(activation_fp32(0.5f, Activation::kTanh), std::tanh(0.5), 1e-7);
+  EXPECT_NEAR(activation_fp32(-1.0f, Activation::kSilu), -1 / (1 + std::exp(1.0)), 1e-7);
+  // GELU's tanh approximation at 1: 0.5 (1 + tanh(sqrt(2 / pi) (1 + 0.044715))).
+  EXPECT_NEAR(activation_fp32(1.0f, Activation::kGelu),
+              0.5 * (1 + std::tanh(std::sqrt(2 / M_PI) * 1.044715)), 1e-6);
+  // Saturation where e^x overflows or vanishes.
+  EXPECT_EQ(activation_fp32(50.0f, Activation::kTanh), 1.0f);
+  EXPECT_EQ(activation_fp32(-50.0f, Activation::kTanh), -1.0f);
+  EXPECT_EQ(activation_fp32(-100.0f, Activation::kSigmoid), 0.0f);
+  EXPECT_EQ(activation_fp32(100.0f, Activation::kSilu), 100.0f);
+  EXPECT_EQ(activation_fp32(7.0f, Activation::kRelu6), 6.0f);
+  EXPECT_EQ(activation_fp32(-1.0f, Activation::kRelu6), 0.0f);
+  EXPECT_TRUE(std::isnan(activation_fp32(NAN, Activation::kRelu6)));
+}
+
+TEST(VectorSemantics, Int8FpPathRoundsHalvesAwayFromZeroAndClamps) {
+  EXPECT_EQ(requantise_fp32(2.5f, 1.0f, 0), 3);
+  EXPECT_EQ(requantise_fp32(-2.5f, 1.0f, 0), -3);
+  EXPECT_EQ(requantise_fp32(0.3f, 10.0f, 0), 3);
+  EXPECT_EQ(requantise_fp32(1.0f, 1.0f, 5), 6);
+  EXPECT_EQ(requantise_fp32(200.0f, 1.0f, 0), 127);
+  EXPECT_EQ(requantise_fp32(-1e30f, 1.0f, 0), -128);
+  EXPECT_EQ(requantise_fp32(NAN, 1.0f, -4), -4);
+}
+
+std::uint32_t bits(float f) {
+  std::uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return b;
+}
+
+Instruction vop(VopKind kind, std::uint32_t rows, std::uint32_t cols) {
+  Instruction v;
+  v.op = Opcode::kVop;
+  v.kind = kind;
+  v.ub_row = 0;
+  v.src_row = 10;
+  v.dst_row = 20;
+  v.rows = rows;
+  v.cols = cols;
+  return v;
+}
+
+// Hand values: sigmoid(0) = 0.5 and sigmoid(64 / 64) = 0.7310586 times 100; 10 * 0.5 x
+// -3 * 0.25 = -3.75, times 4 = -15; 1.5 x 1.5 = 2.25, times 2 = 4.5, rounded away to 5;
+// softmax of equal values is 1 / (kept columns), times 100.
+TEST(VopSemantics, Int8MapMulAndSoftmaxByHand) {
+  MachineState s(small_config(), empty_program(DataType::kInt8, 0));
+  Instruction map = vop(VopKind::kMap, 1, 2);
+  map.func = Activation::kSigmoid;
+  s.ub_row(0)[1] = 64;
+  map.scale_a = bits(1 / 64.0f);
+  map.scale_out = bits(100.0f);
+  exec_vop(s, map);
+  EXPECT_EQ(ub8(s, 20, 0), 50);
+  EXPECT_EQ(ub8(s, 20, 1), 73);
+
+  Instruction mul = vop(VopKind::kMul, 2, 1);
+  s.ub_row(0)[0] = 10;
+  s.ub_row(10)[0] = std::uint8_t(std::int8_t(-3));
+  s.ub_row(1)[0] = 3;
+  s.ub_row(11)[0] = 3;
+  mul.scale_a = bits(0.5f);
+  mul.scale_b = bits(0.25f);
+  mul.scale_out = bits(4.0f);
+  exec_vop(s, mul);
+  EXPECT_EQ(ub8(s, 20, 0), -15);
+  mul.scale_b = bits(0.5f);
+  mul.scale_out = bits(2.0f);
+  exec_vop(s, mul);
+  EXPECT_EQ(ub8(s, 21, 0), 5);
+
+  for (std::uint32_t m = 0; m < 3; ++m) std::fill(s.ub_row(m), s.ub_row(m) + 4, 9);
+  Instruction soft = vop(VopKind::kSoftmax, 3, 4);
+  soft.scale_out = bits(100.0f);
+  exec_vop(s, soft);
+  for (std::uint32_t n = 0; n < 4; ++n) EXPECT_EQ(ub8(s, 22, n), 25);
+  // Causal from mask row 1: row m keeps columns j <= 1 + m.
+  soft.flags = kFlagCausal;
+  soft.mask_row = 1;
+  exec_vop(s, soft);
+  const int want[3][4] = {{50, 50, 0, 0}, {33, 33, 33, 0}, {25, 25, 25, 25}};
+  for (std::uint32_t m = 0; m < 3; ++m) {
+    for (std::uint32_t n = 0; n < 4; ++n) EXPECT_EQ(ub8(s, 20 + m, n), want[m][n]) << m << n;
+  }
+  // Offset -1: row 0 keeps column 0 alone; -2 masks row 0 whole, which stays 0.
+  soft.mask_offset = -1;
+  exec_vop(s, soft);
+  for (std::uint32_t n = 0; n < 4; ++n) EXPECT_EQ(ub8(s, 20, n), n == 0 ? 100 : 0);
+  soft.mask_offset = -2;
+  exec_vop(s, soft);
+  for (std::uint32_t n = 0; n < 4; ++n) EXPECT_EQ(ub8(s, 20, n), 0);
+  for (std::uint32_t n = 0; n < 4; ++n) EXPECT_EQ(ub8(s, 21, n), n == 0 ? 100 : 0);
+}
+
+// bf16 computes in fp32 and rounds the result once; the scales are ignored.
+TEST(VopSemantics, Bf16RoundsTheFp32ResultOnce) {
+  MachineState s(small_config(DataType::kBf16), empty_program(DataType::kBf16, 0));
+  const auto put = [&](std::uint64_t row, std::uint32_t n, float v) {
+    const std::uint16_t b = fp32_to_bf16(v);
+    std::memcpy(s.ub_row(row) + 2 * n, &b, 2);
+  };
+  const auto get = [&](std::uint64_t row, std::uint32_t n) {
+    std::uint16_t b;
+    std::memcpy(&b, s.ub_row(row) + 2 * n, 2);
+    return b;
+  };
+  put(0, 0, 1.5f);
+  put(10, 0, 1.5f);
+  put(0, 1, 3.0f);
+  put(10, 1, 1.0f / 3);
+  Instruction mul = vop(VopKind::kMul, 1, 2);
+  mul.scale_out = bits(100.0f);
+  exec_vop(s, mul);
+  EXPECT_EQ(get(20, 0), fp32_to_bf16(2.25f));
+  EXPECT_EQ(get(20, 1), fp32_to_bf16(3.0f * bf16_to_fp32(fp32_to_bf16(1.0f / 3))));
+  put(0, 0, 0.0f);
+  put(0, 1, 0.0f);
+  Instruction soft = vop(VopKind::kSoftmax, 1, 2);
+  soft.func = Activation::kSigmoid;
+  exec_vop(s, soft);
+  EXPECT_EQ(get(20, 0), fp32_to_bf16(1.0f / (1.0f + std::exp(-0.5f))));
+}
+
+// int8 ACTIVATE beyond relu: x = acc * scale_in, requantised by scale_out. gelu(1) =
+// 0.841192 and gelu(-1) = -0.158808, times 100: 84 and -16 (100 * 0.01f rounds to 1.0f);
+// relu6(7) = 6, times 10: 60. The integer multiplier and shift play no part.
+TEST(ActivateSemantics, Int8ActivationsBeyondReluTakeTheFp32Path) {
+  MachineState s(small_config(), empty_program(DataType::kInt8, 0));
+  s.acc_i32[0] = 100;
+  s.acc_i32[1] = -100;
+  s.acc_i32[4] = 700;
+  Instruction a;
+  a.op = Opcode::kActivate;
+  a.rows = 1;
+  a.cols = 2;
+  a.ub_row = 5;
+  a.func = Activation::kGelu;
+  a.multiplier = 12345;
+  a.shift = 3;
+  a.scale_a = bits(0.01f);
+  a.scale_out = bits(100.0f);
+  exec_activate(s, a);
+  EXPECT_EQ(ub8(s, 5, 0), 84);
+  EXPECT_EQ(ub8(s, 5, 1), -16);
+  a.acc_row = 1;
+  a.cols = 1;
+  a.func = Activation::kRelu6;
+  a.scale_out = bits(10.0f);
+  exec_activate(s, a);
+  EXPECT_EQ(ub8(s, 5, 0), 60);
+}
+
+// Layer norm of 1, 2, 3, 4: mean 2.5, variance (2.25 + 0.25 + 0.25 + 2.25) / 4 = 1.25,
+// r = 1 / sqrt(1.25 + 1e-5) = 0.894424; gamma 64 / 64 = 1, beta 32 / 64 = 0.5:
+// (-1.5, -0.5, 0.5, 1.5) * r + 0.5 = -0.8416, 0.0528, 0.9472, 1.8416, times 50: -42, 3, 47, 92.
+// RMS norm of 3, 4: mean square 12.5, r = 0.282843, gamma 1: 0.8485, 1.1314, times 100: 85, 113
+// -> clamped 113 stays (<= 127).
+TEST(VopSemantics, Int8NormsByHand) {
+  MachineState s(small_config(), empty_program(DataType::kInt8, 0));
+  for (std::uint32_t n = 0; n < 4; ++n) {
+    s.ub_row(0)[n] = std::uint8_t(n + 1);
+    s.ub_row(10)[n] = 64;  // gamma
+    s.ub_row(11)[n] = 32;  // beta
+  }
+  Instruction ln = vop(VopKind::kLayerNorm, 1, 4);
+  ln.scale_b = bits(1 / 64.0f);
+  ln.scale_out = bits(50.0f);
+  exec_vop(s, ln);
+  const int want[4] = {-42, 3, 47, 92};
+  for (std::uint32_t n = 0; n < 4; ++n) EXPECT_EQ(ub8(s, 20, n), want[n]) << n;
+  s.ub_row(1)[0] = 3;
+  s.ub_row(1)[1] = 4;
+  Instruction rms = vop(VopKind::kRmsNorm, 1, 2);
+  rms.ub_row = 1;
+  rms.scale_b = bits(1 / 64.0f);
+  rms.scale_out = bits(100.0f);
+  exec_vop(s, rms);
+  EXPECT_EQ(ub8(s, 20, 0), 85);
+  EXPECT_EQ(ub8(s, 20, 1), 113);
+  // eps joins the mean square: 1 / sqrt(12.5 + 12.5) = 0.2, so 3 and 4 become 60 and 80.
+  rms.eps = bits(12.5f);
+  exec_vop(s, rms);
+  EXPECT_EQ(ub8(s, 20, 0), 60);
+  EXPECT_EQ(ub8(s, 20, 1), 80);
+}
+
+TEST(VopSemantics, ChecksItsRows) {
+  const MachineState s(small_config(), empty_program(DataType::kInt8, 0), false);
+  Instruction v = vop(VopKind::kMap, 4, 5);
+  EXPECT_EQ(out_of_range_message(s, v), "vop: cols 5 not in [1, 4] (elements <= UB row elements)");
+  v.cols = 4;
+  v.src_row = 62;  // b is read only by mul
+  EXPECT_EQ(out_of_range_message(s, v), "");
+  v.kind = VopKind::kMul;
+  EXPECT_EQ(out_of_range_message(s, v),
+            "vop: ub_b rows [62, 66) outside the unified buffer of 64 rows");
+  v.kind = VopKind::kLayerNorm;  // gamma and beta: 2 rows whatever `rows`
+  v.src_row = 63;
+  EXPECT_EQ(out_of_range_message(s, v),
+            "vop: ub_b rows [63, 65) outside the unified buffer of 64 rows");
+  v.kind = VopKind::kRmsNorm;
+  EXPECT_EQ(out_of_range_message(s, v), "");
+  v.kind = VopKind::kSoftmax;
+  v.dst_row = 61;
+  EXPECT_EQ(out_of_range_message(s, v),
+            "vop: dst rows [61, 65) outside the unified buffer of 64 rows");
+}
+
+// Work and latency from the operation table (sim/README.md, "Vector unit"), with 4 lanes,
+// activate_latency 4, alu 2 / 1, exp 8 / 2, reciprocal 6 / 2, reduce_max and reduce_sum 3 / 1
+// (latency / cycles per group).
+VectorConfig cost_config() {
+  VectorConfig c;
+  c.lanes = 4;
+  c.activate_latency = 4;
+  c.alu_latency = 2;
+  c.alu_cycles = 1;
+  c.exp_latency = 8;
+  c.exp_cycles = 2;
+  c.reciprocal_latency = 6;
+  c.reciprocal_cycles = 2;
+  c.reduce_max_latency = 3;
+  c.reduce_max_cycles = 1;
+  c.reduce_sum_latency = 3;
+  c.reduce_sum_cycles = 1;
+  c.rsqrt_latency = 6;
+  c.rsqrt_cycles = 2;
+  return c;
+}
+
+TEST(VectorCost, WorkAndLatencyFromTheOperationTable) {
+  // relu: the requantise pass alone, c = ceil(8 / 4) = 2 cycles per row.
+  VectorWork w = vector_work(activation_ops(Activation::kRelu), 4, 8, cost_config());
+  EXPECT_EQ(w.cycles(), 8u);
+  EXPECT_EQ(w.latency, 4u);
+  EXPECT_EQ(w.elements, 32u);
+  // gelu: per group 1 + 11 alu x 1 + exp 2 + reciprocal 2 = 16, 2 groups a row, 4 rows = 128;
+  // latency 4 + 11 x 2 + 8 + 6 = 40.
+  w = vector_work(activation_ops(Activation::kGelu), 4, 8, cost_config());
+  EXPECT_EQ(w.cycles(), 128u);
+  EXPECT_EQ(w.latency, 40u);
+  // sigmoid and silu: 1 + 1 + 2 + 2 = 6 per group; latency 4 + 2 + 8 + 6 = 20. tanh: 3 alu.
+  EXPECT_EQ(vector_work(activation_ops(Activation::kSilu), 1, 4, cost_config()).cycles(), 6u);
+  EXPECT_EQ(vector_work(activation_ops(Activation::kSigmoid), 1, 4, cost_config()).latency, 20u);
+  EXPECT_EQ(vector_work(activation_ops(Activation::kTanh), 1, 4, cost_config()).cycles(), 8u);
+  // Causal softmax of 9 columns, c = 3: per group 1 + max 1 + alu 3 + exp 2 + sum 1 = 8, plus
+  // one reciprocal (2) per row: 26; latency 4 + 3 + 3 x 2 + 8 + 3 + 6 = 30. Without the mask
+  // one alu fewer per group: 23, latency 28.
+  Instruction soft;
+  soft.op = Opcode::kVop;
+  soft.kind = VopKind::kSoftmax;
+  soft.flags = kFlagCausal;
+  w = vector_work(vop_ops(soft), 1, 9, cost_config());
+  EXPECT_EQ(w.cycles(), 26u);
+  EXPECT_EQ(w.latency, 30u);
+  soft.flags = 0;
+  w = vector_work(vop_ops(soft), 1, 9, cost_config());
+  EXPECT_EQ(w.cycles(), 23u);
+  EXPECT_EQ(w.latency, 28u);
+  // Layer norm of 9 columns, c = 3: per group 1 + sum 2 + alu 5 = 8, per row alu 3 + rsqrt 2:
+  // 3 * 8 + 5 = 29; latency 4 + 2 * 3 + 5 * 2 + 3 * 2 + 6 = 32. RMS norm: per group 1 + sum 1 +
+  // alu 3 = 5, per row alu 2 + rsqrt 2: 3 * 5 + 4 = 19; latency 4 + 3 + 3 * 2 + 2 * 2 + 6 = 23.
+  Instruction norm = soft;
+  norm.kind = VopKind::kLayerNorm;
+  w = vector_work(vop_ops(norm), 1, 9, cost_config());
+  EXPECT_EQ(w.cycles(), 29u);
+  EXPECT_EQ(w.latency, 32u);
+  norm.kind = VopKind::kRmsNorm;
+  w = vector_work(vop_ops(norm), 1, 9, cost_config());
+  EXPECT_EQ(w.cycles(), 19u);
+  EXPECT_EQ(w.latency, 23u);
+  // mul with a tanh: alu 1 + 3, exp, reciprocal: 1 + 4 + 2 + 2 = 9 per group.
+  Instruction mul = soft;
+  mul.kind = VopKind::kMul;
+  mul.func = Activation::kTanh;
+  EXPECT_EQ(vector_work(vop_ops(mul), 2, 5, cost_config()).cycles(), 2u * 2 * 9);
 }
 
 }  // namespace

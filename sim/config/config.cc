@@ -87,6 +87,42 @@ std::vector<ConfigKey> make_keys() {
   k.push_back({"vector.pool_latency", "cycles", "Pipeline depth of the pooling comparator tree.",
                [](Config& c) -> F { return &c.vector.pool_latency; }, 0,
                kMaxPipelineCycles});
+  k.push_back({"vector.alu_latency", "cycles",
+               "fp32 add, multiply or compare: cycles from operands to result.",
+               [](Config& c) -> F { return &c.vector.alu_latency; }, 0, kMaxPipelineCycles});
+  k.push_back({"vector.alu_cycles", "cycles/group",
+               "fp32 add, multiply or compare: lane cycles per vector.lanes elements.",
+               [](Config& c) -> F { return &c.vector.alu_cycles; }, 1, kMaxPipelineCycles});
+  k.push_back({"vector.exp_latency", "cycles",
+               "fp32 exponential e^x: cycles from operands to result.",
+               [](Config& c) -> F { return &c.vector.exp_latency; }, 0, kMaxPipelineCycles});
+  k.push_back({"vector.exp_cycles", "cycles/group",
+               "fp32 exponential e^x: lane cycles per vector.lanes elements.",
+               [](Config& c) -> F { return &c.vector.exp_cycles; }, 1, kMaxPipelineCycles});
+  k.push_back({"vector.reciprocal_latency", "cycles",
+               "fp32 reciprocal (division): cycles from operands to result.",
+               [](Config& c) -> F { return &c.vector.reciprocal_latency; }, 0, kMaxPipelineCycles});
+  k.push_back({"vector.reciprocal_cycles", "cycles/group",
+               "fp32 reciprocal (division): lane cycles per vector.lanes elements.",
+               [](Config& c) -> F { return &c.vector.reciprocal_cycles; }, 1, kMaxPipelineCycles});
+  k.push_back({"vector.rsqrt_latency", "cycles",
+               "fp32 reciprocal square root: cycles from operands to result.",
+               [](Config& c) -> F { return &c.vector.rsqrt_latency; }, 0, kMaxPipelineCycles});
+  k.push_back({"vector.rsqrt_cycles", "cycles/group",
+               "fp32 reciprocal square root: lane cycles per vector.lanes elements.",
+               [](Config& c) -> F { return &c.vector.rsqrt_cycles; }, 1, kMaxPipelineCycles});
+  k.push_back({"vector.reduce_max_latency", "cycles",
+               "Cross-lane maximum of a group: cycles from operands to result.",
+               [](Config& c) -> F { return &c.vector.reduce_max_latency; }, 0, kMaxPipelineCycles});
+  k.push_back({"vector.reduce_max_cycles", "cycles/group",
+               "Cross-lane maximum of a group: lane cycles per vector.lanes elements.",
+               [](Config& c) -> F { return &c.vector.reduce_max_cycles; }, 1, kMaxPipelineCycles});
+  k.push_back({"vector.reduce_sum_latency", "cycles",
+               "Cross-lane sum of a group: cycles from operands to result.",
+               [](Config& c) -> F { return &c.vector.reduce_sum_latency; }, 0, kMaxPipelineCycles});
+  k.push_back({"vector.reduce_sum_cycles", "cycles/group",
+               "Cross-lane sum of a group: lane cycles per vector.lanes elements.",
+               [](Config& c) -> F { return &c.vector.reduce_sum_cycles; }, 1, kMaxPipelineCycles});
   k.push_back({"hbm.preset", "",
                "Memory timing model: ideal (no latency, unlimited bandwidth), simple "
                "(one bus at the peak bandwidth plus a fixed latency), or a DRAM device: "

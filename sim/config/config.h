@@ -53,6 +53,16 @@ struct VectorConfig {
   std::uint32_t lanes = 128;             // elements processed per cycle
   std::uint32_t activate_latency = 4;    // pipeline depth of requantise + activation, cycles
   std::uint32_t pool_latency = 2;        // pipeline depth of the pooling comparator tree, cycles
+  // The fp32 operation classes of VOP and of ACTIVATE's activations beyond relu
+  // (sim/isa/vector_cost.h): each has a latency (cycles from operands to result) and an issue
+  // cost (cycles the lanes are busy per group of `lanes` elements).
+  std::uint32_t alu_latency = 2, alu_cycles = 1;           // add, subtract, multiply, compare
+  std::uint32_t exp_latency = 8, exp_cycles = 2;           // e^x
+  std::uint32_t reciprocal_latency = 6, reciprocal_cycles = 2;  // 1 / x (division)
+  std::uint32_t rsqrt_latency = 6, rsqrt_cycles = 2;       // 1 / sqrt(x)
+  // Cross-lane reductions of one group to one value, folded into a running per-row result.
+  std::uint32_t reduce_max_latency = 7, reduce_max_cycles = 1;
+  std::uint32_t reduce_sum_latency = 7, reduce_sum_cycles = 1;
 };
 
 struct HbmConfig {

@@ -29,6 +29,7 @@ enum class Opcode : std::uint8_t {
   kActivate = 7,     // accumulators -> requantise + activation -> unified buffer (vector unit)
   kPool = 8,         // unified buffer -> max or average pooling -> unified buffer (vector unit)
   kAdd = 9,          // two UB row ranges -> element-wise add -> unified buffer (vector unit)
+  kVop = 10,         // UB rows -> fp32 map, mul, softmax or norm -> unified buffer (vector unit)
 };
 
 // The kind of execution unit an instruction is queued to (Instruction::instance says which
@@ -38,7 +39,36 @@ constexpr std::size_t kNumUnits = 5;
 Unit unit_of(Opcode op);
 const char* to_string(Unit u);
 
-enum class Activation : std::uint8_t { kNone = 0, kRelu = 1, kRelu6 = 2 };
+// The activations ACTIVATE, ADD and VOP apply; their fp32 definitions are in semantics.h
+// (activation_fp32) and their vector-unit costs in sim/vector_cost.h. Beyond relu, int8 programs
+// compute them in fp32 between a dequantise and a requantise (sim/isa/ISA.md, "Semantics").
+enum class Activation : std::uint8_t {
+  kNone = 0,
+  kRelu = 1,
+  kRelu6 = 2,
+  kSigmoid = 3,
+  kTanh = 4,
+  kGelu = 5,  // tanh approximation
+  kSilu = 6,
+};
+constexpr std::uint8_t kNumActivations = 7;
+const char* to_string(Activation func);  // "none", "relu", ..., as in assembly and model JSON
+
+// What a VOP computes per row, before its activation.
+enum class VopKind : std::uint8_t {
+  kMap = 0,      // y = x (the activation alone)
+  kMul = 1,      // y = a * b, element-wise
+  kSoftmax = 2,  // y = softmax of the row (columns [0, cols)), optionally causally masked
+  kLayerNorm = 3,  // y = (x - mean) / sqrt(variance + eps) * gamma + beta over the row
+  kRmsNorm = 4,    // y = x / sqrt(mean of x^2 + eps) * gamma over the row
+};
+const char* to_string(VopKind kind);  // "map", "mul", ..., as in assembly
+// UB rows a VOP reads from src_row: every row's b operand (mul), or the row ops' parameters,
+// shared by every row: gamma (layernorm, rmsnorm), then beta (layernorm).
+inline std::uint32_t vop_b_rows(VopKind kind, std::uint32_t rows) {
+  if (kind == VopKind::kMul) return rows;
+  return kind == VopKind::kLayerNorm ? 2 : kind == VopKind::kRmsNorm ? 1 : 0;
+}
 
 // MATMUL flag: add into the accumulators instead of overwriting (K-split accumulation).
 constexpr std::uint8_t kFlagAccumulate = 0x01;
@@ -50,6 +80,9 @@ constexpr std::uint8_t kFlagWeights = 0x04;
 // LOAD_WEIGHTS flag: read the K_t rows from the weight FIFO's oldest entry, not UB rows; `ub`
 // must be 0.
 constexpr std::uint8_t kFlagFifo = 0x08;
+// VOP flag (softmax): causal mask, row i of the instruction keeps columns
+// j <= mask_row + i + mask_offset; masked elements are 0 and take no part in the max and sum.
+constexpr std::uint8_t kFlagCausal = 0x10;
 
 // Strided copy between HBM (bytes) and the unified buffer (rows of Config::ub_row_elems()).
 // Gather (load): for g in [0, groups): the segs x elems elements read from
@@ -106,6 +139,19 @@ struct Instruction {
   std::int32_t multiplier_b = 1;
   std::uint8_t shift = 0;
   std::int8_t zero_point = 0;
+  // The fp32 path (int8 ACTIVATE with an activation beyond relu, every int8 VOP): x =
+  // float(q) * scale_a (and float(b) * scale_b), y = f(x) in fp32, q = clamp(round(y *
+  // scale_out)). fp32 bit patterns; ACTIVATE's scale_a applies to the int32 accumulator.
+  std::uint32_t scale_a = 0x3f800000;  // 1.0f
+  std::uint32_t scale_b = 0x3f800000;
+  std::uint32_t scale_out = 0x3f800000;
+  // kVop: `kind` over rows x cols of UB rows ub_row.. (and vop_b_rows() rows from src_row)
+  // into dst_row..; the causal mask (kFlagCausal) numbers the first row mask_row; the norms
+  // add eps (fp32 bits) to the variance or mean square.
+  VopKind kind = VopKind::kMap;
+  std::uint32_t mask_row = 0;
+  std::int32_t mask_offset = 0;
+  std::uint32_t eps = 0x3727c5ac;  // 1e-5f
   // kPool: max (or average) pool over an in_h x in_w grid of UB rows (pixel-major, `cols`
   // channels each) starting at ub_row; out rows written from dst_row, kernel_h x kernel_w
   // window, stride `stride`.

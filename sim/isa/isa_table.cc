@@ -3,6 +3,7 @@
 // unit instance 16 bits of which 0..kMaxUnitInstances-1 are valid today.
 #include "sim/isa/isa_table.h"
 
+#include <iterator>
 #include <limits>
 #include <stdexcept>
 
@@ -66,7 +67,11 @@ class Field {
   FieldSpec s_;
 };
 
-const char* const kActivationNames[] = {"none", "relu", "relu6"};
+const char* const kActivationNames[] = {"none",    "relu", "relu6", "sigmoid",
+                                        "tanh",    "gelu", "silu"};
+static_assert(sizeof kActivationNames / sizeof *kActivationNames == kNumActivations);
+const char* const kVopKindNames[] = {"map", "mul", "softmax", "layernorm", "rmsnorm"};
+constexpr std::int64_t kOne = 0x3f800000;  // 1.0f, the default of every fp32 scale
 
 std::vector<FieldSpec> dma_fields() {
   return {
@@ -137,6 +142,16 @@ std::vector<OpcodeSpec> build_table() {
            Field("zero_point", 8, TPU_FIELD(zero_point), "int8 output zero point")
                .sign()
                .fallback(0),
+           Field("scale_in", 32, TPU_FIELD(scale_a),
+                 "int8 fp32 path: accumulator scale (fp32 bits)")
+               .hex()
+               .fallback(kOne)
+               .quiet(),
+           Field("scale_out", 32, TPU_FIELD(scale_out),
+                 "int8 fp32 path: 1 / output scale (fp32 bits)")
+               .hex()
+               .fallback(kOne)
+               .quiet(),
        }},
       {Opcode::kPool, "pool", Unit::kVector, "UB rows -> max or average pooling -> UB rows",
        {{kFlagAverage, "average", "average instead of maximum"}},
@@ -174,6 +189,46 @@ std::vector<OpcodeSpec> build_table() {
            Field("zero_point", 8, TPU_FIELD(zero_point), "int8 output zero point")
                .sign()
                .fallback(0),
+       }},
+      {Opcode::kVop, "vop", Unit::kVector,
+       "UB rows -> fp32 map, multiply, softmax or norm, then activation -> UB rows",
+       {{kFlagCausal, "causal",
+         "softmax: row i keeps columns j <= mask_row + i + mask_offset, the rest are 0"}},
+       {
+           Field("kind", 8, TPU_FIELD(kind), "what each row computes")
+               .one_of(kVopKindNames)
+               .fallback(0),
+           Field("ub_a", 32, TPU_FIELD(ub_row), "first UB row of input a"),
+           Field("ub_b", 32, TPU_FIELD(src_row),
+                 "first UB row of input b (mul), or of gamma then beta (the norms)")
+               .fallback(0),
+           Field("dst", 32, TPU_FIELD(dst_row), "first output UB row"),
+           Field("rows", 32, TPU_FIELD(rows), "rows"),
+           Field("cols", 16, TPU_FIELD(cols), "elements per row"),
+           Field("func", 8, TPU_FIELD(func), "activation").one_of(kActivationNames).fallback(0),
+           Field("scale_a", 32, TPU_FIELD(scale_a), "int8: scale of input a (fp32 bits)")
+               .hex()
+               .fallback(kOne)
+               .quiet(),
+           Field("scale_b", 32, TPU_FIELD(scale_b), "int8: scale of input b (fp32 bits)")
+               .hex()
+               .fallback(kOne)
+               .quiet(),
+           Field("scale_out", 32, TPU_FIELD(scale_out), "int8: 1 / output scale (fp32 bits)")
+               .hex()
+               .fallback(kOne)
+               .quiet(),
+           Field("mask_row", 32, TPU_FIELD(mask_row), "causal: mask row of the first row")
+               .fallback(0)
+               .quiet(),
+           Field("mask_offset", 32, TPU_FIELD(mask_offset), "causal: columns kept past the row")
+               .sign()
+               .fallback(0)
+               .quiet(),
+           Field("eps", 32, TPU_FIELD(eps), "norms: added to the variance (fp32 bits)")
+               .hex()
+               .fallback(0x3727c5ac)
+               .quiet(),
        }},
   };
 }
@@ -223,6 +278,7 @@ std::string default_text(const FieldSpec& f) {
   if (f.required) return "-";
   if (f.format == FieldFormat::kSemaphores) return "none";
   if (f.format == FieldFormat::kEnum) return f.names[f.fallback];
+  if (f.format == FieldFormat::kHex) return hex(std::uint64_t(f.fallback));
   return std::to_string(f.fallback);
 }
 
@@ -290,6 +346,14 @@ std::uint64_t field_max(Opcode op, const std::string& name) {
 Unit unit_of(Opcode op) { return opcode_spec(op).unit; }
 
 const char* mnemonic(Opcode op) { return opcode_spec(op).mnemonic; }
+
+const char* to_string(Activation func) {
+  return std::uint8_t(func) < kNumActivations ? kActivationNames[std::uint8_t(func)] : "?";
+}
+
+const char* to_string(VopKind kind) {
+  return std::uint8_t(kind) < std::size(kVopKindNames) ? kVopKindNames[std::uint8_t(kind)] : "?";
+}
 
 const char* to_string(Unit u) {
   switch (u) {

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -107,11 +108,13 @@ void check_matmul(const MachineState& s, const Instruction& inst) {
   require_acc_rows(s, op, inst.acc_row, std::uint64_t(inst.acc_row) + inst.rows);
 }
 
-// The requantiser and activation ACTIVATE and ADD share.
+// The requantiser and activation ACTIVATE and ADD share. int8 ACTIVATE computes activations
+// beyond relu on the fp32 path (its scale fields); ADD has no scales for it.
 void check_requantiser(const MachineState& s, const char* op, const Instruction& inst) {
   require_range(op, "shift", inst.shift, 0, 62, "requantiser right shift");
-  if (s.dtype == DataType::kInt8 && inst.func == Activation::kRelu6) {
-    fail(op, "func relu6 needs a bf16 program (int8 carries no output scale)");
+  if (s.dtype == DataType::kInt8 && inst.op == Opcode::kAdd && inst.func > Activation::kRelu) {
+    fail(op, std::string("func ") + to_string(inst.func) +
+                 " needs a bf16 program (int8 carries no output scale)");
   }
 }
 
@@ -123,6 +126,18 @@ void check_activate(const MachineState& s, const Instruction& inst) {
   check_requantiser(s, op, inst);
   require_acc_rows(s, op, inst.acc_row, std::uint64_t(inst.acc_row) + inst.rows);
   require_ub_rows(s, op, "ub", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
+}
+
+void check_vop(const MachineState& s, const Instruction& inst) {
+  const char* op = "vop";
+  require_range(op, "rows", inst.rows, 1, 0xffffffff, "rows");
+  require_range(op, "cols", inst.cols, 1, s.row_elems, "elements <= UB row elements");
+  require_ub_rows(s, op, "ub_a", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
+  const std::uint32_t b_rows = vop_b_rows(inst.kind, inst.rows);
+  if (b_rows > 0) {
+    require_ub_rows(s, op, "ub_b", inst.src_row, std::uint64_t(inst.src_row) + b_rows);
+  }
+  require_ub_rows(s, op, "dst", inst.dst_row, std::uint64_t(inst.dst_row) + inst.rows);
 }
 
 void check_pool(const MachineState& s, const Instruction& inst) {
@@ -163,12 +178,14 @@ std::int8_t requantise(std::int64_t v, unsigned shift, std::int64_t zero_point, 
   return std::int8_t(std::min<std::int64_t>(std::max(v, lo), 127));
 }
 
-// ACTIVATE's bf16 activation; NaN passes through.
-float activate_fp32(float r, Activation func) {
-  if (func != Activation::kNone && r < 0.0f) r = 0.0f;
-  if (func == Activation::kRelu6 && r > 6.0f) r = 6.0f;
-  return r;
+float fp32(std::uint32_t bits) {
+  float f;
+  std::memcpy(&f, &bits, sizeof f);
+  return f;
 }
+
+// 1 - 2 / (e^2x + 1): saturates to +-1 where e^2x overflows or vanishes.
+float tanh_fp32(float x) { return 1.0f - 2.0f / (std::exp(2.0f * x) + 1.0f); }
 
 template <typename T>
 T load_elem(const std::uint8_t* p) {
@@ -206,6 +223,72 @@ void fp32_row_times_tile(const float* __restrict x, const float* __restrict w,
 }
 
 }  // namespace
+
+float activation_fp32(float x, Activation func) {
+  switch (func) {
+    case Activation::kNone:
+      return x;
+    case Activation::kRelu:
+      return x < 0.0f ? 0.0f : x;
+    case Activation::kRelu6:
+      return x < 0.0f ? 0.0f : x > 6.0f ? 6.0f : x;
+    case Activation::kSigmoid:
+      return 1.0f / (1.0f + std::exp(-x));
+    case Activation::kTanh:
+      return tanh_fp32(x);
+    case Activation::kGelu: {
+      const float inner = 0.7978845608f * (x + 0.044715f * (x * x * x));  // sqrt(2 / pi)
+      return 0.5f * x * (1.0f + tanh_fp32(inner));
+    }
+    case Activation::kSilu:
+      return x / (1.0f + std::exp(-x));
+  }
+  return x;
+}
+
+std::int8_t requantise_fp32(float y, float scale_out, std::int8_t zero_point) {
+  const float r = std::round(y * scale_out);
+  if (std::isnan(r)) return zero_point;
+  const float clamped = std::min(std::max(r, -1024.0f), 1024.0f);
+  return std::int8_t(std::clamp(std::int32_t(clamped) + zero_point, -128, 127));
+}
+
+void softmax_fp32(float* x, std::uint32_t n, const bool* keep) {
+  float m = -INFINITY;
+  bool any = false;
+  for (std::uint32_t j = 0; j < n; ++j) {
+    if (keep && !keep[j]) continue;
+    any = true;
+    m = std::max(m, x[j]);
+  }
+  float sum = 0.0f;
+  for (std::uint32_t j = 0; j < n; ++j) {
+    if (keep && !keep[j]) continue;
+    x[j] = std::exp(x[j] - m);
+    sum += x[j];
+  }
+  const float r = any ? 1.0f / sum : 0.0f;
+  for (std::uint32_t j = 0; j < n; ++j) x[j] = keep && !keep[j] ? 0.0f : x[j] * r;
+}
+
+void norm_fp32(float* x, std::uint32_t n, const float* gamma, const float* beta, float eps) {
+  const float inv_n = 1.0f / float(n);
+  float mean = 0.0f;
+  if (beta) {
+    float sum = 0.0f;
+    for (std::uint32_t j = 0; j < n; ++j) sum += x[j];
+    mean = sum * inv_n;
+  }
+  float sq = 0.0f;
+  for (std::uint32_t j = 0; j < n; ++j) {
+    const float d = x[j] - mean;
+    sq += d * d;
+  }
+  const float r = 1.0f / std::sqrt(sq * inv_n + eps);
+  for (std::uint32_t j = 0; j < n; ++j) {
+    x[j] = beta ? (x[j] - mean) * r * gamma[j] + beta[j] : x[j] * r * gamma[j];
+  }
+}
 
 std::uint64_t dma_rows_per_group(const DmaFields& d) {
   return ceil_div(std::uint64_t(d.segs) * d.elems, d.pack);
@@ -470,7 +553,18 @@ void exec_activate(MachineState& s, const Instruction& inst) {
   check_activate(s, inst);
   const std::uint32_t rows = inst.rows, cols = inst.cols;
   const std::uint64_t acc_stride = s.array_cols;
-  if (s.dtype == DataType::kInt8) {
+  if (s.dtype == DataType::kInt8 && inst.func > Activation::kRelu) {
+    // The fp32 path: dequantise, activate, requantise.
+    const float scale_in = fp32(inst.scale_a), scale_out = fp32(inst.scale_out);
+    for (std::uint32_t m = 0; m < rows; ++m) {
+      const std::int32_t* a = s.acc_i32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
+      auto* out = reinterpret_cast<std::int8_t*>(s.ub_row(inst.ub_row + std::uint64_t(m)));
+      for (std::uint32_t n = 0; n < cols; ++n) {
+        out[n] = requantise_fp32(activation_fp32(float(a[n]) * scale_in, inst.func), scale_out,
+                                 inst.zero_point);
+      }
+    }
+  } else if (s.dtype == DataType::kInt8) {
     const std::int64_t mult = inst.multiplier;
     const std::int64_t zp = inst.zero_point;
     const std::int64_t lo = inst.func == Activation::kRelu ? zp : -128;
@@ -484,7 +578,7 @@ void exec_activate(MachineState& s, const Instruction& inst) {
       const float* a = s.acc_f32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
       std::uint8_t* out = s.ub_row(inst.ub_row + std::uint64_t(m));
       for (std::uint32_t n = 0; n < cols; ++n) {
-        const std::uint16_t b = fp32_to_bf16(activate_fp32(a[n], inst.func));
+        const std::uint16_t b = fp32_to_bf16(activation_fp32(a[n], inst.func));
         std::memcpy(out + 2 * n, &b, 2);
       }
     }
@@ -575,8 +669,63 @@ void exec_add(MachineState& s, const Instruction& inst) {
         const float sum = bf16_to_fp32(load_elem<std::uint16_t>(a + 2 * n)) +
                           bf16_to_fp32(load_elem<std::uint16_t>(b + 2 * n));
         const float r = bf16_to_fp32(fp32_to_bf16(sum));
-        const std::uint16_t v = fp32_to_bf16(activate_fp32(r, inst.func));
+        const std::uint16_t v = fp32_to_bf16(activation_fp32(r, inst.func));
         std::memcpy(out + 2 * n, &v, 2);
+      }
+    }
+  }
+  for (std::uint32_t m = 0; m < rows; ++m) {
+    std::memcpy(s.ub_row(inst.dst_row + std::uint64_t(m)), result.data() + m * row_bytes,
+                row_bytes);
+  }
+}
+
+void exec_vop(MachineState& s, const Instruction& inst) {
+  check_vop(s, inst);
+  const std::uint32_t rows = inst.rows, cols = inst.cols;
+  const bool int8 = s.dtype == DataType::kInt8;
+  const float scale_a = fp32(inst.scale_a), scale_b = fp32(inst.scale_b);
+  const float scale_out = fp32(inst.scale_out);
+  const auto load = [&](const std::uint8_t* row, std::uint32_t n, float scale) {
+    return int8 ? float(std::int8_t(row[n])) * scale
+                : bf16_to_fp32(load_elem<std::uint16_t>(row + 2 * n));
+  };
+  const std::uint64_t row_bytes = std::uint64_t(cols) * s.elem_bytes;
+  // Every input is read before any output is written, so the ranges may overlap.
+  std::vector<std::uint8_t> result(rows * row_bytes);
+  std::vector<float> y(cols);
+  const std::unique_ptr<bool[]> keep = std::make_unique<bool[]>(cols);
+  const bool causal = inst.kind == VopKind::kSoftmax && (inst.flags & kFlagCausal);
+  const bool norm = inst.kind == VopKind::kLayerNorm || inst.kind == VopKind::kRmsNorm;
+  std::vector<float> gamma(norm ? cols : 0), beta(inst.kind == VopKind::kLayerNorm ? cols : 0);
+  for (std::uint32_t n = 0; n < gamma.size(); ++n) {
+    gamma[n] = load(s.ub_row(inst.src_row), n, scale_b);
+  }
+  for (std::uint32_t n = 0; n < beta.size(); ++n) {
+    beta[n] = load(s.ub_row(inst.src_row + 1), n, scale_b);
+  }
+  for (std::uint32_t m = 0; m < rows; ++m) {
+    const std::uint8_t* a = s.ub_row(inst.ub_row + std::uint64_t(m));
+    for (std::uint32_t n = 0; n < cols; ++n) y[n] = load(a, n, scale_a);
+    if (inst.kind == VopKind::kMul) {
+      const std::uint8_t* b = s.ub_row(inst.src_row + std::uint64_t(m));
+      for (std::uint32_t n = 0; n < cols; ++n) y[n] = y[n] * load(b, n, scale_b);
+    } else if (inst.kind == VopKind::kSoftmax) {
+      const std::int64_t last = std::int64_t(inst.mask_row) + m + inst.mask_offset;
+      for (std::uint32_t n = 0; n < cols; ++n) keep[n] = std::int64_t(n) <= last;
+      softmax_fp32(y.data(), cols, causal ? keep.get() : nullptr);
+    } else if (norm) {
+      norm_fp32(y.data(), cols, gamma.data(), beta.empty() ? nullptr : beta.data(),
+                fp32(inst.eps));
+    }
+    std::uint8_t* out = result.data() + m * row_bytes;
+    for (std::uint32_t n = 0; n < cols; ++n) {
+      const float v = activation_fp32(y[n], inst.func);
+      if (int8) {
+        out[n] = std::uint8_t(requantise_fp32(v, scale_out, 0));
+      } else {
+        const std::uint16_t b = fp32_to_bf16(v);
+        std::memcpy(out + 2 * n, &b, 2);
       }
     }
   }
@@ -612,6 +761,9 @@ void check_bounds(const MachineState& s, const Instruction& inst) {
       return;
     case Opcode::kAdd:
       check_add(s, inst);
+      return;
+    case Opcode::kVop:
+      check_vop(s, inst);
       return;
   }
 }
@@ -651,6 +803,9 @@ MachineState interpret(const Config& config, const Program& program) {
         break;
       case Opcode::kAdd:
         exec_add(s, inst);
+        break;
+      case Opcode::kVop:
+        exec_vop(s, inst);
         break;
     }
   }

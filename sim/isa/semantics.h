@@ -104,6 +104,24 @@ void matmul_commit(MachineState& s, const Instruction& inst, const TileSums& sum
 void exec_activate(MachineState& s, const Instruction& inst);
 void exec_pool(MachineState& s, const Instruction& inst);
 void exec_add(MachineState& s, const Instruction& inst);
+void exec_vop(MachineState& s, const Instruction& inst);
+
+// The fp32 definitions of the vector unit (sim/isa/ISA.md, "Semantics"): float operations in
+// this order, std::exp the only library call, so any implementation repeating them agrees bit
+// for bit. NaN passes through relu and relu6.
+float activation_fp32(float x, Activation func);
+// The int8 end of the fp32 path: round(y * scale_out) half away from zero, plus zero_point,
+// clamped to [-128, 127]; NaN gives zero_point.
+std::int8_t requantise_fp32(float y, float scale_out, std::int8_t zero_point);
+// Softmax of one row of n values in place: the maximum m and the sum s of e^(x - m) over the
+// kept columns (keep == nullptr keeps all), each taken in increasing column order; kept columns
+// become e^(x - m) * (1 / s), the others 0 (all 0 when none is kept).
+void softmax_fp32(float* x, std::uint32_t n, const bool* keep);
+// Layer norm of one row in place: mean = (sum of x in increasing column order) * (1 / n),
+// var = (sum of (x - mean)^2, likewise) * (1 / n), r = 1 / sqrt(var + eps), then
+// x = (x - mean) * r * gamma + beta. beta == nullptr: RMS norm, r = 1 / sqrt((sum of x^2) *
+// (1 / n) + eps), x = x * r * gamma.
+void norm_fp32(float* x, std::uint32_t n, const float* gamma, const float* beta, float eps);
 
 // Checks every address an instruction touches against the machine's sizes; throws
 // std::out_of_range naming the field. Timing-only runs call this instead of executing.

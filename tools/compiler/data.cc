@@ -53,8 +53,8 @@ GraphData generate_data(const Graph& graph, std::uint64_t seed) {
   }
   for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& n = graph.nodes[i];
-    if (!is_gemm(n.kind)) continue;
-    const std::uint64_t count = n.gemm_k() * n.gemm_n();
+    const std::uint64_t count = n.weight_count();
+    if (count == 0) continue;
     d.weights[i] = allocating("the weights of node '" + n.name + "'", double(count) * value_bytes,
                               [&] { return random_values(graph.dtype, count, seed, 2 * i + 1, true); });
   }

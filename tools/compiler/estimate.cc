@@ -60,12 +60,10 @@ RunEstimate estimate_functional_run(const Graph& graph, const Config& config, bo
       const GroupMap gm = group_map(n.in.c, n.out_channels, n.groups,
                                     std::min(config.array.rows, config.array.cols));
       weights += double(stored_weights(gm, std::uint64_t(n.kernel_h) * n.kernel_w)) * eb;
-    } else if (is_gemm(n.kind)) {
-      weights += double(n.gemm_k()) * double(n.gemm_n()) * eb;
+    } else {
+      weights += double(n.weight_count()) * eb;
     }
-    if (is_gemm(n.kind)) {
-      widest_gemm = std::max(widest_gemm, out);
-    }
+    if (is_gemm(n.kind)) widest_gemm = std::max(widest_gemm, out);
     macs += double(n.macs());
   }
   const double data = inputs + weights;  // generated, then copied into the memory image

@@ -64,9 +64,9 @@ class Where {
   std::string prefix_;
 };
 
-// An integer, written as one or as an integral number (8.0, 1e3), in [min, kMaxSize].
-std::uint32_t as_size(const Where& where, const std::string& key, const json& v,
-                      std::int64_t min) {
+// An integer, written as one or as an integral number (8.0, 1e3), in [min, max].
+std::int64_t as_integer(const Where& where, const std::string& key, const json& v,
+                        std::int64_t min, std::int64_t max) {
   double x = 0;
   if (v.is_number_unsigned()) {
     x = double(v.get<std::uint64_t>());
@@ -77,11 +77,16 @@ std::uint32_t as_size(const Where& where, const std::string& key, const json& v,
   } else {
     where.fail_key(key, "expected an integer, got " + json_type_name(v));
   }
-  if (x < double(min) || x > double(kMaxSize)) {
+  if (x < double(min) || x > double(max)) {
     where.fail_key(key, "expected an integer in [" + std::to_string(min) + ", " +
-                            std::to_string(kMaxSize) + "], got " + v.dump());
+                            std::to_string(max) + "], got " + v.dump());
   }
-  return std::uint32_t(x);
+  return std::int64_t(x);
+}
+
+std::uint32_t as_size(const Where& where, const std::string& key, const json& v,
+                      std::int64_t min) {
+  return std::uint32_t(as_integer(where, key, v, min, kMaxSize));
 }
 
 // An int (square) or a [h, w] pair.
@@ -126,10 +131,13 @@ void check_keys(const Where& where, const json& obj, const std::set<std::string>
 }
 
 Activation parse_activation(const Where& where, const json& v) {
-  std::string s = as_string(where, "activation", v);
-  if (s == "none") return Activation::kNone;
-  if (s == "relu") return Activation::kRelu;
-  where.fail_key("activation", "expected \"none\" or \"relu\", got \"" + excerpt(s) + "\"");
+  const std::string s = as_string(where, "activation", v);
+  std::string names;
+  for (std::uint8_t a = 0; a < kNumActivations; ++a) {
+    if (s == to_string(Activation(a))) return Activation(a);
+    names += std::string(a == 0 ? "" : ", ") + "\"" + to_string(Activation(a)) + "\"";
+  }
+  where.fail_key("activation", "expected one of " + names + ", got \"" + excerpt(s) + "\"");
 }
 
 std::string trim(const std::string& s) {
@@ -266,6 +274,15 @@ const std::vector<OpSpec>& op_specs() {
       {"avgpool2d", OpKind::kAvgPool2d, {"kernel", "stride", "padding"}, {"kernel"}},
       {"global_avgpool2d", OpKind::kGlobalAvgPool2d, {}, {}},
       {"add", OpKind::kAdd, {"activation"}, {}},
+      {"mul", OpKind::kMul, {"activation"}, {}},
+      {"relu6", OpKind::kActivation, {}, {}},
+      {"sigmoid", OpKind::kActivation, {}, {}},
+      {"tanh", OpKind::kActivation, {}, {}},
+      {"gelu", OpKind::kActivation, {}, {}},
+      {"silu", OpKind::kActivation, {}, {}},
+      {"softmax", OpKind::kSoftmax, {"causal", "mask_offset"}, {}},
+      {"layernorm", OpKind::kLayerNorm, {"epsilon"}, {}},
+      {"rmsnorm", OpKind::kRmsNorm, {"epsilon"}, {}},
       {"concat", OpKind::kConcat, {}, {}},
       {"reshape", OpKind::kReshape, {"shape"}, {"shape"}},
       {"flatten", OpKind::kReshape, {}, {}},
@@ -276,7 +293,7 @@ const std::vector<OpSpec>& op_specs() {
 std::string op_list(bool graph_form) {
   std::string list;
   for (const OpSpec& s : op_specs()) {
-    if (!graph_form && (s.kind == OpKind::kAdd || s.kind == OpKind::kConcat)) continue;
+    if (!graph_form && input_count(s.kind) != 1) continue;
     list += std::string(list.empty() ? "" : ", ") + s.name;
   }
   return list + " or relu";
@@ -328,8 +345,36 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
       // flatten leaves the target 0 x 0 x 0: shape inference makes it 1 x 1 x H*W*C.
       n.target = j.contains("shape") ? as_shape(w, "shape", j["shape"]) : Shape3{0, 0, 0};
       break;
+    case OpKind::kActivation:
+      n.activation = parse_activation(w, json(spec.name));
+      break;
+    case OpKind::kSoftmax:
+      if (j.contains("causal")) {
+        if (!j["causal"].is_boolean()) {
+          w.fail_key("causal", "expected true or false, got " + json_type_name(j["causal"]));
+        }
+        n.causal = j["causal"].get<bool>();
+      }
+      if (j.contains("mask_offset")) {
+        if (!n.causal) w.fail_key("mask_offset", "needs \"causal\": true");
+        n.mask_offset = std::int32_t(
+            as_integer(w, "mask_offset", j["mask_offset"], -std::int64_t(kMaxSize), kMaxSize));
+      }
+      break;
+    case OpKind::kLayerNorm:
+    case OpKind::kRmsNorm:
+      if (j.contains("epsilon")) {
+        const json& e = j["epsilon"];
+        if (!e.is_number() || !(e.get<double>() > 0 && e.get<double>() <= 1)) {
+          w.fail_key("epsilon", "expected a number in (0, 1], got " + excerpt(e.dump()));
+        }
+        n.epsilon = float(e.get<double>());
+        if (!(n.epsilon > 0)) w.fail_key("epsilon", "underflows fp32: " + excerpt(e.dump()));
+      }
+      break;
     case OpKind::kGlobalAvgPool2d:
     case OpKind::kAdd:
+    case OpKind::kMul:
     case OpKind::kConcat:
       break;
   }
@@ -412,9 +457,9 @@ void parse_chain(const Where& where, const json& doc, Graph& g) {
       continue;
     }
     const OpSpec* spec = find_op(type);
-    if (!spec || spec->kind == OpKind::kAdd || spec->kind == OpKind::kConcat) {
+    if (!spec || input_count(spec->kind) != 1) {
       lw.fail_key("type", "unknown layer type \"" + excerpt(type) + "\" (expected " + op_list(false) +
-                              "; add and concat need the graph form)");
+                              "; add, mul and concat need the graph form)");
     }
     std::set<std::string> allowed = spec->keys;
     allowed.insert({"type", "name"});

@@ -27,14 +27,20 @@ std::string too_large(const Tensor& t) {
                      to_string(n.kind) + "): " + what);
 }
 
-// Whether no element of tensor t can be negative: it comes out of a relu or relu6 activation,
-// or from pooling, concatenating or reshaping such tensors (generated inputs are signed).
+// Whether no element of tensor t can be negative: it comes out of a relu, relu6 or sigmoid
+// activation or a softmax, or from pooling, concatenating or reshaping such tensors (generated
+// inputs are signed).
 bool non_negative(const Graph& g, TensorId t) {
   const Tensor& x = g.tensors[t];
   if (x.producer < 0) return false;
   const Node& p = g.nodes[std::size_t(x.producer)];
-  if (p.activation == Activation::kRelu || p.activation == Activation::kRelu6) return true;
+  if (p.activation == Activation::kRelu || p.activation == Activation::kRelu6 ||
+      p.activation == Activation::kSigmoid) {
+    return true;
+  }
   switch (p.kind) {
+    case OpKind::kSoftmax:
+      return true;
     case OpKind::kMaxPool2d:
     case OpKind::kAvgPool2d:
     case OpKind::kGlobalAvgPool2d:
@@ -48,16 +54,16 @@ bool non_negative(const Graph& g, TensorId t) {
       return false;
   }
 }
+}  // namespace
 
 std::size_t input_count(OpKind kind) {
   switch (kind) {
     case OpKind::kAdd: return 2;
+    case OpKind::kMul: return 2;
     case OpKind::kConcat: return 0;  // two or more
     default: return 1;
   }
 }
-
-}  // namespace
 
 std::string to_string(const Shape3& s) {
   return std::to_string(s.h) + "x" + std::to_string(s.w) + "x" + std::to_string(s.c);
@@ -72,6 +78,11 @@ const char* to_string(OpKind kind) {
     case OpKind::kAvgPool2d: return "avgpool2d";
     case OpKind::kGlobalAvgPool2d: return "global_avgpool2d";
     case OpKind::kAdd: return "add";
+    case OpKind::kMul: return "mul";
+    case OpKind::kActivation: return "activation";
+    case OpKind::kSoftmax: return "softmax";
+    case OpKind::kLayerNorm: return "layernorm";
+    case OpKind::kRmsNorm: return "rmsnorm";
     case OpKind::kConcat: return "concat";
     case OpKind::kReshape: return "reshape";
   }
@@ -83,6 +94,18 @@ bool is_gemm(OpKind kind) {
 }
 
 bool is_view(OpKind kind) { return kind == OpKind::kConcat || kind == OpKind::kReshape; }
+
+bool is_eltwise(OpKind kind) {
+  return kind == OpKind::kAdd || kind == OpKind::kMul || kind == OpKind::kActivation ||
+         kind == OpKind::kSoftmax || kind == OpKind::kLayerNorm || kind == OpKind::kRmsNorm;
+}
+
+std::uint64_t Node::weight_count() const {
+  if (is_gemm(kind)) return gemm_k() * gemm_n();
+  if (kind == OpKind::kLayerNorm) return 2 * std::uint64_t(in.c);
+  if (kind == OpKind::kRmsNorm) return in.c;
+  return 0;
+}
 
 std::uint64_t Node::gemm_m() const {
   if (kind == OpKind::kConv2d) return std::uint64_t(samples) * out.h * out.w;
@@ -208,7 +231,20 @@ void infer_shapes(Graph& g) {
                  std::uint32_t((pw - n.kernel_w) / n.stride + 1), in.c};
         break;
       }
-      case OpKind::kAdd: {
+      case OpKind::kActivation:
+      case OpKind::kSoftmax:
+      case OpKind::kLayerNorm:
+      case OpKind::kRmsNorm:
+        n.out = in;
+        break;
+      case OpKind::kAdd:
+      case OpKind::kMul: {
+        if (n.kind == OpKind::kAdd && g.dtype == DataType::kInt8 &&
+            n.activation > Activation::kRelu) {
+          fail(g, n, i, std::string("key 'activation': ") + to_string(n.activation) +
+                            " on an int8 add is not supported (its integer requantiser has none; "
+                            "add a separate " + to_string(n.activation) + " node)");
+        }
         const Tensor& y = g.tensors[n.inputs[1]];
         if (y.samples != x.samples || y.shape != x.shape) {
           fail(g, n, i, "shape mismatch: '" + x.name + "' is " + std::to_string(x.samples) +

@@ -45,15 +45,25 @@ enum class OpKind {
   kAvgPool2d,  // average pooling; padded zeros count in the window (count_include_pad)
   kGlobalAvgPool2d,  // average over the whole H x W plane: output 1 x 1 x C
   kAdd,        // element-wise sum of two tensors of one shape (residuals)
+  kMul,        // element-wise product of two tensors of one shape
+  kActivation, // `activation` applied element-wise (sigmoid, tanh, gelu, silu, relu6)
+  kSoftmax,    // softmax along channels (the last axis), optionally causally masked
+  kLayerNorm,  // layer norm along channels with per-channel gamma and beta
+  kRmsNorm,    // RMS norm along channels with per-channel gamma
   kConcat,     // concatenation along channels
   kReshape,    // a new H x W x C view of the same elements in NHWC order (flatten: 1 x 1 x HWC)
 };
 const char* to_string(OpKind kind);  // the model JSON `op`/`type` name
 
+// The inputs a node of this kind takes (0: two or more).
+std::size_t input_count(OpKind kind);
 // Whether the node runs on the matrix unit (matmul, dense, conv2d).
 bool is_gemm(OpKind kind);
 // Whether the node only changes how existing data is viewed (no instructions of its own).
 bool is_view(OpKind kind);
+// Whether the vector unit computes the node pixel by pixel from UB rows of its inputs' shape
+// (add, mul, standalone activations, softmax, the norms).
+bool is_eltwise(OpKind kind);
 
 using TensorId = std::uint32_t;
 
@@ -88,6 +98,10 @@ struct Node {
   std::uint32_t dilation_h = 1, dilation_w = 1;
   std::uint32_t groups = 1;
   Shape3 target;
+  // kSoftmax: pixel i (y * W + x within a sample) keeps channels j <= i + mask_offset.
+  bool causal = false;
+  std::int32_t mask_offset = 0;
+  float epsilon = 1e-5f;  // kLayerNorm, kRmsNorm: added to the variance or mean square
 
   // Inferred: the shape of inputs[0] and of the output, per sample.
   std::uint32_t samples = 0;
@@ -100,6 +114,8 @@ struct Node {
   std::uint64_t gemm_n() const;
   // Useful multiply-accumulates (0 for everything that is not a GEMM).
   std::uint64_t macs() const;
+  // Generated parameters: a GEMM's K x N weights, a norm's gamma (and beta) per channel.
+  std::uint64_t weight_count() const;
 };
 
 struct Graph {

@@ -35,6 +35,11 @@ const std::uint64_t kMaxPoolStride = field_max(Opcode::kPool, "stride");
 constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max() / 4;
 
 std::uint64_t bit(std::uint32_t sem) { return std::uint64_t(1) << sem; }
+std::uint32_t fp32_bits(float f) {
+  std::uint32_t b;
+  std::memcpy(&b, &f, sizeof b);
+  return b;
+}
 // MATMULs of different widths complete out of order (ISA.md), so each accumulator slot of an
 // output tile t has its own completion semaphore: a narrow tile t + 1 finishing first cannot
 // stand in for tile t.
@@ -404,11 +409,14 @@ class Lowerer {
     }
     return GemmPath::kRows;
   }
-  // Two slots of `rows` image rows for each operand (inputs and output) in HBM.
-  std::uint64_t add_staging(const Node& layer, const std::vector<bool>& in_res, bool out_res,
-                            std::uint64_t rows) const {
+  // Two slots of `rows` image rows for each operand (inputs and output) in HBM, and a norm's
+  // parameter rows.
+  std::uint64_t eltwise_staging(const Node& layer, const std::vector<bool>& in_res, bool out_res,
+                                std::uint64_t rows) const {
     const std::uint64_t slot = 2 * rows * layer.out.w;
-    return (in_res[0] ? 0 : slot) + (in_res[1] ? 0 : slot) + (out_res ? 0 : slot);
+    std::uint64_t need = (out_res ? 0 : slot) + param_rows(layer);
+    for (bool r : in_res) need += r ? 0 : slot;
+    return need;
   }
   std::uint64_t pool_staging(const Node& layer, bool in_res, bool out_res,
                              std::uint64_t ob) const {
@@ -431,7 +439,7 @@ class Lowerer {
       return gemm_staging(layer, gemm_path(layer, in_res[0], out_res, kNever), in_res[0],
                           out_res, 1);
     }
-    if (layer.kind == OpKind::kAdd) return add_staging(layer, in_res, out_res, 1);
+    if (is_eltwise(layer.kind)) return eltwise_staging(layer, in_res, out_res, 1);
     return pool_staging(layer, in_res[0], out_res, 1);
   }
   void emit_zero_border(const UbTensor& t);
@@ -445,8 +453,26 @@ class Lowerer {
   std::uint64_t weight_slot(std::uint64_t g) const { return g % 2 ? R_ : 0; }
   void lower_pool(const Node& layer, const Placement& in, const Placement& out,
                   std::uint64_t limit, const Requant& q);
-  void lower_add(const Node& layer, const Placement& a, const Placement& b,
-                 const Placement& out, std::uint64_t limit, const Requant& q);
+  void lower_eltwise(const Node& layer, const std::vector<const Placement*>& in,
+                     const Placement& out, std::uint64_t limit, const Requant& q, const Values* w);
+  // UB rows of a norm's gamma (and beta): one row each.
+  static std::uint64_t param_rows(const Node& layer) {
+    return layer.kind == OpKind::kLayerNorm ? 2 : layer.kind == OpKind::kRmsNorm ? 1 : 0;
+  }
+  static VopKind vop_kind(OpKind kind) {
+    switch (kind) {
+      case OpKind::kMul:
+        return VopKind::kMul;
+      case OpKind::kSoftmax:
+        return VopKind::kSoftmax;
+      case OpKind::kLayerNorm:
+        return VopKind::kLayerNorm;
+      case OpKind::kRmsNorm:
+        return VopKind::kRmsNorm;
+      default:
+        return VopKind::kMap;
+    }
+  }
   void lower_copy(const Placement& from, const HbmTensor& to, std::uint64_t limit);
 
   struct Handoff {
@@ -592,8 +618,16 @@ Program Lowerer::run() {
         lower_pool(layer, in, out, limit, q);
         break;
       case OpKind::kAdd:
-        lower_add(layer, in, plan_.tensors[layer.inputs[1]], out, limit, q);
+      case OpKind::kMul:
+      case OpKind::kActivation:
+      case OpKind::kSoftmax:
+      case OpKind::kLayerNorm:
+      case OpKind::kRmsNorm: {
+        std::vector<const Placement*> ins;
+        for (TensorId id : layer.inputs) ins.push_back(&plan_.tensors[id]);
+        lower_eltwise(layer, ins, out, limit, q, data_ ? &data.weights[layer_index_] : nullptr);
         break;
+      }
       case OpKind::kConcat:
         for (const Copy& c : plan_.copies[layer_index_]) lower_copy(plan_.tensors[c.from], c.to, limit);
         break;  // otherwise a view: producers and readers address the storage directly
@@ -1172,6 +1206,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         act.multiplier = multiplier;
         act.shift = shift;
         act.zero_point = 0;
+        act.scale_a = fp32_bits(q.scale_a);
+        act.scale_out = fp32_bits(q.scale_out);
         if (i == 0) act.wait = bit(acc_ready(t)) | (t >= 2 && !out_res ? bit(kSemOutFree) : 0);
         if (i + 1 == acts.size()) {
           act.signal = (out_res ? 0 : bit(kSemOutReady)) | (t + 2 < T ? bit(kSemAccFree) : 0);
@@ -1322,18 +1358,26 @@ void Lowerer::lower_pool(const Node& layer, const Placement& in, const Placement
 
 }
 
-// Bands of image rows per (channel chunk, sample): each input from HBM is loaded into one of two
-// slots, the ADDs write the output straight into its resident layout or into one of two output
-// slots that a store drains. Resident operands with a zero border are read (or written) one
-// image row per ADD, since their rows break apart at the border.
-void Lowerer::lower_add(const Node& layer, const Placement& a, const Placement& b,
-                        const Placement& out, std::uint64_t limit, const Requant& q) {
-  const Placement* in[2] = {&a, &b};
+// Element-wise nodes (add, mul, activations, softmax along channels), one ADD or VOP per band:
+// bands of image rows per (channel chunk, sample): each input from HBM is loaded into one of two
+// slots, the vector instructions write the output straight into its resident layout or into
+// one of two output slots that a store drains. Resident operands with a zero border are read
+// (or written) one image row per instruction, since their rows break apart at the border.
+void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement*>& in,
+                            const Placement& out, std::uint64_t limit, const Requant& q,
+                            const Values* w) {
+  const std::size_t inputs = in.size();
   const std::uint64_t H = layer.out.h, W = layer.out.w, C = layer.out.c;
-  const std::vector<bool> res = {a.resident, b.resident};
-  const bool loads = !a.resident || !b.resident;
+  std::vector<bool> res;
+  for (const Placement* p : in) res.push_back(p->resident);
+  const bool loads = std::find(res.begin(), res.end(), false) != res.end();
   check_width(W, kMaxCount, "image width (DMA pixels)");
-  auto need = [&](std::uint64_t rows) { return add_staging(layer, res, out.resident, rows); };
+  if ((layer.kind == OpKind::kSoftmax || param_rows(layer) > 0) && C > cw_) {
+    fail(std::string(to_string(layer.kind)) + " over " + std::to_string(C) +
+         " channels: a row of a resident or staged "
+         "tensor holds at most " + std::to_string(cw_) + " (min(array.rows, array.cols))");
+  }
+  auto need = [&](std::uint64_t rows) { return eltwise_staging(layer, res, out.resident, rows); };
   if (need(1) > limit) {
     const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
     fail("needs " + std::to_string(need(1)) + " unified-buffer rows to stage one image row of " +
@@ -1347,12 +1391,32 @@ void Lowerer::lower_add(const Node& layer, const Placement& a, const Placement& 
   const std::uint64_t P = band_rows * W;  // staging rows per slot
   std::uint64_t next_slot = 0;
   std::uint64_t in_slot[2][2], out_slot[2];
-  for (int k = 0; k < 2; ++k) {
+  for (std::size_t k = 0; k < inputs; ++k) {
     for (int j = 0; j < 2; ++j) in_slot[k][j] = res[k] ? 0 : (next_slot += P) - P;
   }
   for (int j = 0; j < 2; ++j) out_slot[j] = out.resident ? 0 : (next_slot += P) - P;
-  const bool per_row = (a.resident && a.ub.pad > 0) || (b.resident && b.ub.pad > 0) ||
-                       (out.resident && out.ub.pad > 0);
+  // A norm's gamma (and beta), one row each, loaded once before the first band.
+  const std::uint64_t params = next_slot, norm_rows = param_rows(layer);
+  if (norm_rows > 0) {
+    const std::uint64_t hbm = plan_.weights[layer_index_];
+    if (w) {
+      std::vector<std::uint8_t> image(norm_rows * C * eb_);
+      for (std::uint64_t e = 0; e < norm_rows * C; ++e) {
+        if (eb_ == 1) {
+          image[e] = std::uint8_t(w->i8[e]);
+        } else {
+          const std::uint16_t b = fp32_to_bf16(w->f32[e]);
+          std::memcpy(&image[2 * e], &b, 2);
+        }
+      }
+      add_segment(layer.name + ".params", hbm, std::move(image));
+    }
+    // Ahead of the band loads in DMA order; with no loads the first VOP waits for it.
+    emit(dma(Opcode::kDmaLoad, block(hbm, params, norm_rows, C * eb_, 1, C * eb_, C), 0,
+             loads ? 0 : bit(kSemPoolReady)));
+  }
+  bool per_row = out.resident && out.ub.pad > 0;
+  for (const Placement* p : in) per_row = per_row || (p->resident && p->ub.pad > 0);
 
   struct AddBand {
     std::uint64_t cc, c0, chans, s, y0, rows;
@@ -1370,7 +1434,7 @@ void Lowerer::lower_add(const Node& layer, const Placement& a, const Placement& 
   auto emit_loads = [&](std::uint64_t j) {
     const AddBand& band = bands[j];
     std::vector<DmaFields> pieces;
-    for (int k = 0; k < 2; ++k) {
+    for (std::size_t k = 0; k < inputs; ++k) {
       if (res[k]) continue;
       const HbmTensor& t = in[k]->hbm;
       pieces.push_back(block(t.addr(band.s, std::int64_t(band.y0), 0) + band.c0 * eb_,
@@ -1389,11 +1453,11 @@ void Lowerer::lower_add(const Node& layer, const Placement& a, const Placement& 
                         out_slot[j % 2], band.rows, t.row_bytes(), W, t.pixel_bytes(), band.chans);
     emit(dma(Opcode::kDmaStore, d, bit(kSemOutReady), j + 2 < J ? bit(kSemOutFree) : 0));
   };
-  // UB row of pixel (y, 0) of the band's image in operand k (2 = the output).
-  auto row_of = [&](int k, const AddBand& band, std::uint64_t j, std::uint64_t y) {
-    const Placement& p = k < 2 ? *in[k] : out;
+  // UB row of pixel (y, 0) of the band's image in input k (k == inputs: the output).
+  auto row_of = [&](std::size_t k, const AddBand& band, std::uint64_t j, std::uint64_t y) {
+    const Placement& p = k < inputs ? *in[k] : out;
     if (p.resident) return p.ub.row(band.cc, band.s, std::int64_t(y), 0);
-    return (k < 2 ? in_slot[k][j % 2] : out_slot[j % 2]) + (y - band.y0) * W;
+    return (k < inputs ? in_slot[k][j % 2] : out_slot[j % 2]) + (y - band.y0) * W;
   };
 
   if (loads) emit_loads(0);
@@ -1405,18 +1469,32 @@ void Lowerer::lower_add(const Node& layer, const Placement& a, const Placement& 
     for (std::uint64_t r = 0; r < n; ++r) {
       const std::uint64_t y = band.y0 + r;
       Instruction add;
-      add.op = Opcode::kAdd;
+      add.op = layer.kind == OpKind::kAdd ? Opcode::kAdd : Opcode::kVop;
       add.ub_row = std::uint32_t(row_of(0, band, j, y));
-      add.src_row = std::uint32_t(row_of(1, band, j, y));
-      add.dst_row = std::uint32_t(row_of(2, band, j, y));
+      if (inputs == 2) add.src_row = std::uint32_t(row_of(1, band, j, y));
+      add.dst_row = std::uint32_t(row_of(inputs, band, j, y));
       add.rows = std::uint32_t(per_row ? W : band.rows * W);
       add.cols = std::uint16_t(band.chans);
       add.func = layer.activation;
-      add.multiplier = q.multiplier;
-      add.multiplier_b = q.multiplier_b;
-      add.shift = q.shift;
+      if (add.op == Opcode::kAdd) {
+        add.multiplier = q.multiplier;
+        add.multiplier_b = q.multiplier_b;
+        add.shift = q.shift;
+      } else {
+        add.kind = vop_kind(layer.kind);
+        if (norm_rows > 0) add.src_row = std::uint32_t(params);
+        add.eps = fp32_bits(layer.epsilon);
+        add.scale_a = fp32_bits(q.scale_a);
+        add.scale_b = fp32_bits(q.scale_b);
+        add.scale_out = fp32_bits(q.scale_out);
+        if (layer.causal) {
+          add.flags = kFlagCausal;
+          add.mask_row = std::uint32_t(y * W);  // pixels count the rows of each sample
+          add.mask_offset = layer.mask_offset;
+        }
+      }
       if (r == 0) {
-        add.wait = (loads ? bit(kSemPoolReady) : 0) |
+        add.wait = (loads || (norm_rows > 0 && j == 0) ? bit(kSemPoolReady) : 0) |
                    (!out.resident && j >= 2 ? bit(kSemOutFree) : 0);
       }
       if (r + 1 == n) {

@@ -177,6 +177,11 @@ class Planner {
       switch (n.kind) {
         case OpKind::kConv2d:
         case OpKind::kAdd:
+        case OpKind::kMul:
+        case OpKind::kActivation:
+        case OpKind::kSoftmax:
+        case OpKind::kLayerNorm:
+        case OpKind::kRmsNorm:
         case OpKind::kConcat:  // a copy: DMA stores of the resident rows
           break;
         case OpKind::kMaxPool2d:
@@ -292,8 +297,8 @@ class Planner {
         const GroupMap gm = group_map(n.in.c, n.out_channels, n.groups, cw_);
         const std::uint64_t taps = std::uint64_t(n.kernel_h) * n.kernel_w;
         plan_.weights[i] = allocate(stored_weights(gm, taps) * eb_);
-      } else if (is_gemm(n.kind)) {
-        plan_.weights[i] = allocate(n.gemm_k() * n.gemm_n() * eb_);
+      } else if (n.weight_count() > 0) {
+        plan_.weights[i] = allocate(n.weight_count() * eb_);
       }
       allocate_root(plan_.root[n.output]);
     }

@@ -94,7 +94,7 @@ struct MemoryPlan {
   std::vector<std::vector<Copy>> copies; // per node (concats)
   std::vector<TensorId> root;            // per tensor: the tensor owning its storage
   std::vector<std::uint64_t> staging_limit;  // per node: UB rows [0, limit) for staging
-  std::vector<std::uint64_t> weights;    // per node: HBM address of its weights (GEMMs)
+  std::vector<std::uint64_t> weights;    // per node: HBM address of its weights (GEMMs, norms)
   std::uint64_t zeros = 0;               // HBM address of a zero region (resident borders)
   std::uint64_t hbm_bytes = 0;           // HBM footprint
   std::uint64_t ub_rows = 0;             // rows the plan used (the UB, capped by the ISA)

@@ -1,6 +1,7 @@
 #include "tools/compiler/reference.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 namespace tpu {
@@ -142,9 +143,77 @@ std::int8_t reference_requantize(std::int32_t acc, std::int32_t multiplier, std:
   return requantize_scaled(std::int64_t(acc) * multiplier, shift, zero_point, func);
 }
 
-float reference_activate(float acc, Activation func) {
-  if (func == Activation::kRelu) return std::max(acc, 0.0f);
-  return acc;
+float reference_activate(float x, Activation func) {
+  const auto tanh_approx = [](float u) { return 1.0f - 2.0f / (std::exp(2.0f * u) + 1.0f); };
+  switch (func) {
+    case Activation::kNone:
+      return x;
+    case Activation::kRelu:
+      return x < 0.0f ? 0.0f : x;
+    case Activation::kRelu6:
+      return x < 0.0f ? 0.0f : (x > 6.0f ? 6.0f : x);
+    case Activation::kSigmoid:
+      return 1.0f / (1.0f + std::exp(-x));
+    case Activation::kTanh:
+      return tanh_approx(x);
+    case Activation::kGelu:
+      return 0.5f * x * (1.0f + tanh_approx(0.7978845608f * (x + 0.044715f * (x * x * x))));
+    case Activation::kSilu:
+      return x / (1.0f + std::exp(-x));
+  }
+  return x;
+}
+
+std::int8_t reference_requantize_fp32(float y, float inv_scale) {
+  const float r = std::round(y * inv_scale);
+  if (std::isnan(r)) return 0;
+  return std::int8_t(r < -128.0f ? -128 : (r > 127.0f ? 127 : int(r)));
+}
+
+std::vector<float> reference_norm(const std::vector<float>& x, std::uint32_t n,
+                                  const std::vector<float>& gamma, const std::vector<float>& beta,
+                                  float eps, bool rms) {
+  std::vector<float> y(x.size());
+  const float inv_n = 1.0f / float(n);
+  for (std::uint64_t r = 0; r * n < x.size(); ++r) {
+    const float* in = x.data() + r * n;
+    float mean = 0.0f;
+    if (!rms) {
+      float sum = 0.0f;
+      for (std::uint32_t j = 0; j < n; ++j) sum += in[j];
+      mean = sum * inv_n;
+    }
+    float sq = 0.0f;
+    for (std::uint32_t j = 0; j < n; ++j) sq += (in[j] - mean) * (in[j] - mean);
+    const float scale = 1.0f / std::sqrt(sq * inv_n + eps);
+    for (std::uint32_t j = 0; j < n; ++j) {
+      y[r * n + j] = rms ? in[j] * scale * gamma[j] : (in[j] - mean) * scale * gamma[j] + beta[j];
+    }
+  }
+  return y;
+}
+
+std::vector<float> reference_softmax(const std::vector<float>& x, std::uint32_t n, bool causal,
+                                     std::int64_t offset, std::uint64_t rows_per_sample) {
+  std::vector<float> y(x.size(), 0.0f);
+  for (std::uint64_t r = 0; r * n < x.size(); ++r) {
+    const std::int64_t last =
+        causal ? std::int64_t(r % rows_per_sample) + offset : std::int64_t(n) - 1;
+    const std::uint64_t kept = std::uint64_t(std::clamp<std::int64_t>(last + 1, 0, n));
+    if (kept == 0) continue;
+    const float* in = x.data() + r * n;
+    float* out = y.data() + r * n;
+    float mx = in[0];
+    for (std::uint64_t j = 1; j < kept; ++j) mx = std::max(mx, in[j]);
+    float sum = 0.0f;
+    for (std::uint64_t j = 0; j < kept; ++j) {
+      out[j] = std::exp(in[j] - mx);
+      sum += out[j];
+    }
+    const float inv = 1.0f / sum;
+    for (std::uint64_t j = 0; j < kept; ++j) out[j] = out[j] * inv;
+  }
+  return y;
 }
 
 float reference_round_bf16(float f) {

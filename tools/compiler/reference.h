@@ -44,8 +44,24 @@ std::vector<float> reference_conv2d(const std::vector<float>& x, const std::vect
 // v += zero_point; clamp to [-128, 127]; ReLU then keeps max(v, zero_point).
 std::int8_t reference_requantize(std::int32_t acc, std::int32_t multiplier, std::uint8_t shift,
                                  std::int8_t zero_point, Activation func);
-// fp32 activation (bf16 programs skip the requantiser).
-float reference_activate(float acc, Activation func);
+// fp32 activation, float operations in this order (models/README.md, "Vector arithmetic"):
+// relu6 clamps to [0, 6]; sigmoid 1 / (1 + e^-x); tanh 1 - 2 / (e^2x + 1); gelu (tanh
+// approximation) 0.5 x (1 + tanh(0.7978845608 (x + 0.044715 x^3))); silu x / (1 + e^-x).
+float reference_activate(float x, Activation func);
+// The int8 end of the fp32 path: round(y * inv_scale), halves away from zero, clamped to
+// [-128, 127].
+std::int8_t reference_requantize_fp32(float y, float inv_scale);
+// Softmax along rows of n values (rows x n, row-major): max, then e^(x - max) summed in column
+// order, then each times 1 / sum. causal: row r keeps columns j <= (r % rows_per_sample) +
+// offset, the rest (and every column of a row that keeps none) are 0.
+// Layer norm along rows of n values: mean and variance summed in column order, each times
+// 1 / n, then (x - mean) * (1 / sqrt(var + eps)) * gamma + beta. rms: no mean, no beta:
+// x * (1 / sqrt(mean of x^2 + eps)) * gamma.
+std::vector<float> reference_norm(const std::vector<float>& x, std::uint32_t n,
+                                  const std::vector<float>& gamma, const std::vector<float>& beta,
+                                  float eps, bool rms);
+std::vector<float> reference_softmax(const std::vector<float>& x, std::uint32_t n, bool causal,
+                                     std::int64_t offset, std::uint64_t rows_per_sample);
 // fp32 -> nearest bf16 (ties to even), returned as the float it represents. Finite inputs only
 // (the generated data never overflows).
 float reference_round_bf16(float f);

@@ -80,6 +80,15 @@ class Interpreter {
         if (int8_) {
           const std::vector<std::int32_t> acc = conv ? reference_conv2d(in(n, 0).i8, w.i8, cs)
                                                      : reference_matmul(in(n, 0).i8, w.i8, M, K, N);
+          if (n.activation > Activation::kRelu) {
+            q.scale_a = float(scale * kDataScale);
+            std::vector<float> f(acc.size());
+            for (std::size_t e = 0; e < acc.size(); ++e) {
+              f[e] = reference_activate(float(acc[e]) * q.scale_a, n.activation);
+            }
+            scale = requantize_fp32(f, q, y);
+            break;
+          }
           std::uint64_t max_abs = 0;
           for (std::int32_t a : acc) max_abs = std::max<std::uint64_t>(max_abs, std::llabs(a));
           q = requant_for(max_abs == 0 ? 1.0 : kTarget / double(max_abs));
@@ -143,6 +152,53 @@ class Interpreter {
         }
         break;
       }
+      case OpKind::kMul:
+      case OpKind::kActivation:
+      case OpKind::kSoftmax:
+      case OpKind::kLayerNorm:
+      case OpKind::kRmsNorm: {
+        // fp32 inputs: dequantised (int8) or as stored (bf16).
+        std::vector<float> f;
+        const auto load = [&](std::size_t k, float s) {
+          std::vector<float> v;
+          if (int8_) {
+            for (std::int8_t e : in(n, k).i8) v.push_back(float(e) * s);
+          } else {
+            v = in(n, k).f32;
+          }
+          return v;
+        };
+        q.scale_a = float(scale_[n.inputs[0]]);
+        f = load(0, q.scale_a);
+        if (n.kind == OpKind::kMul) {
+          q.scale_b = float(scale_[n.inputs[1]]);
+          const std::vector<float> b = load(1, q.scale_b);
+          for (std::size_t e = 0; e < f.size(); ++e) f[e] = f[e] * b[e];
+        } else if (n.kind == OpKind::kSoftmax) {
+          f = reference_softmax(f, n.in.c, n.causal, n.mask_offset,
+                                std::uint64_t(n.in.h) * n.in.w);
+        } else if (n.kind == OpKind::kLayerNorm || n.kind == OpKind::kRmsNorm) {
+          // gamma then beta, at the generated weights' scale.
+          q.scale_b = float(kDataScale);
+          std::vector<float> p;
+          if (int8_) {
+            for (std::int8_t e : w.i8) p.push_back(float(e) * q.scale_b);
+          } else {
+            // The machine holds the parameters as bf16.
+            for (float e : w.f32) p.push_back(reference_round_bf16(e));
+          }
+          const std::vector<float> gamma(p.begin(), p.begin() + n.in.c);
+          const std::vector<float> beta(p.begin() + n.in.c, p.end());
+          f = reference_norm(f, n.in.c, gamma, beta, n.epsilon, n.kind == OpKind::kRmsNorm);
+        }
+        for (float& v : f) v = reference_activate(v, n.activation);
+        if (int8_) {
+          scale = requantize_fp32(f, q, y);
+        } else {
+          y.f32 = std::move(f);
+        }
+        break;
+      }
       case OpKind::kConcat: {
         // Channel c of input k lands at channel offset(k) + c of every pixel.
         const std::uint64_t pixels = std::uint64_t(n.samples) * n.out.h * n.out.w;
@@ -175,6 +231,19 @@ class Interpreter {
     ev_.tensors[n.output] = std::move(y);
   }
 
+  // The fp32 path's requantiser: the output scale maps the largest |f| to about kTarget; sets
+  // q.scale_out, fills y.i8 and returns the output scale.
+  static double requantize_fp32(const std::vector<float>& f, Requant& q, Values& y) {
+    double max_abs = 0;
+    for (float v : f) max_abs = std::max(max_abs, std::fabs(double(v)));
+    q.scale_out = float(max_abs == 0 ? 1.0 : kTarget / max_abs);
+    y.i8.resize(f.size());
+    for (std::size_t e = 0; e < f.size(); ++e) {
+      y.i8[e] = reference_requantize_fp32(f[e], q.scale_out);
+    }
+    return 1.0 / double(q.scale_out);
+  }
+
   const Graph& g_;
   const bool int8_;
   Evaluation ev_;
@@ -200,6 +269,12 @@ std::vector<Requant> requant_from_shapes(const Graph& graph) {
       q[i] = requant_for(1.0 / (double(n.kernel_h) * n.kernel_w));
     } else if (n.kind == OpKind::kAdd) {
       q[i] = requant_for(0.5, 0.5);
+    }
+    // The fp32 path: data-scale inputs, outputs of about unit size.
+    if ((is_eltwise(n.kind) && n.kind != OpKind::kAdd) ||
+        (is_gemm(n.kind) && n.activation > Activation::kRelu)) {
+      q[i].scale_a = q[i].scale_b = float(kDataScale);
+      q[i].scale_out = float(kTarget);
     }
   }
   return q;

@@ -10,7 +10,10 @@
 // s_x * s_w * 2^shift / multiplier. An average pool requantises its int32 window sum by about
 // 1 / (kernel_h * kernel_w). An add brings both inputs to one output scale, chosen so the
 // largest |a * s_a + b * s_b| maps to about 100: q = (a * m_a + b * m_b) >> shift, rounded.
-// Max pooling, concat and reshape keep values (and scales) as they are.
+// Max pooling, concat and reshape keep values (and scales) as they are. The fp32 path
+// (activations beyond relu, mul, softmax) dequantises with the inputs' scales (as floats),
+// computes in fp32 and requantises with 1 / output scale, the output scale chosen so the
+// largest |y| maps to about 100.
 // bf16: GEMMs accumulate in fp32 and round outputs to bf16; pooling and add work in fp32 and
 // round the result to bf16.
 #include <cstdint>
@@ -27,6 +30,9 @@ struct Requant {
   std::int32_t multiplier = 1;
   std::int32_t multiplier_b = 0;
   std::uint8_t shift = 0;
+  // The fp32 path (a GEMM with an activation beyond relu, mul, standalone activations,
+  // softmax): input scales and 1 / output scale.
+  float scale_a = 1.0f, scale_b = 1.0f, scale_out = 1.0f;
 };
 
 struct Evaluation {

@@ -77,6 +77,19 @@ std::string what(const Instruction& inst, const Program& program, const Config& 
     case Opcode::kAdd:
       return "UB " + rows(inst.ub_row, inst.rows) + " + UB " + rows(inst.src_row, inst.rows) +
              " -> UB " + rows(inst.dst_row, inst.rows);
+    case Opcode::kVop:
+      return "UB " + rows(inst.ub_row, inst.rows) +
+             (inst.kind == VopKind::kMul ? " x UB " + rows(inst.src_row, inst.rows)
+              : inst.kind == VopKind::kMap
+                  ? ""
+                  : ", " + std::string(to_string(inst.kind)) + " of each row") +
+             (inst.kind == VopKind::kLayerNorm || inst.kind == VopKind::kRmsNorm
+                  ? " (parameters UB " +
+                        rows(inst.src_row, vop_b_rows(inst.kind, inst.rows)) + ")"
+                  : "") +
+             (inst.func != Activation::kNone ? std::string(", then ") + to_string(inst.func)
+                                             : "") +
+             " -> UB " + rows(inst.dst_row, inst.rows);
     case Opcode::kNop:
       return "synchronises only";
     case Opcode::kHalt:
