@@ -663,6 +663,8 @@ TEST(Fidelity, RandomGroupedAndDilatedConvs) {
     EXPECT_TRUE(r.passed) << (r.first_mismatches.empty() ? "" : r.first_mismatches[0]);
   }
   EXPECT_GT(block_diagonal, 0u);
+}
+
 // A random chain over the vector ops: convolutions with any fused activation, standalone
 // activations, a gated product (x * sigmoid(x)), layer and RMS norms, and softmax along
 // channels, causal or not;
