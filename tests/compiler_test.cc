@@ -414,9 +414,12 @@ TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
       {16, 3, 5, 2, 2, 5, "int8"},   // 5 runs of 5 taps (15 rows), like a small stem
       {16, 3, 5, 1, 0, 5, "bf16"},   // unpadded
       {16, 8, 3, 1, 1, 5, "int8"},   // pairs, two crossing kernel rows, and a single tap
-      {16, 8, 3, 2, 0, 5, "bf16"},   // the same, strided, unpadded
       {128, 64, 3, 1, 1, 5, "int8"}, // ResNet-50's 3x3 convs with 64 channels
-      {128, 64, 3, 2, 1, 5, "bf16"},
+      // Strided pairs stay one tap per tile: each of the three packed images would load every
+      // input pixel again (about 4 UB rows per output pixel each, 12 in all, through the one
+      // write port) to save 4 of 9 passes over the output pixels.
+      {16, 8, 3, 2, 0, 9, "bf16"},
+      {128, 64, 3, 2, 1, 9, "bf16"},
       {128, 48, 3, 1, 1, 5, "int8"}, // 2 taps x 48 rows: 5 > ceil(432 / 128) = 4, so im2col
       {128, 96, 3, 2, 1, 9, "int8"}, // one tap per tile (96 > 64)
       // A first layer's few channels: whole kernel rows per tile would need as many tiles as
@@ -449,7 +452,11 @@ TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
     EXPECT_EQ(loads, tiles_mn * tiles);
     const bool im2col = c.c == 48 || c.c == 2 || c.k == 7;  // see the cases above
     if (2 * c.c <= c.array && !im2col) {
-      EXPECT_GT(packed, 0u);
+      if (c.tiles < c.k * c.k) {
+        EXPECT_GT(packed, 0u);
+      } else {
+        EXPECT_EQ(packed, 0u);
+      }
     }
     expect_correct(model, config, options, 4);
   }

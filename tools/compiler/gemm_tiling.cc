@@ -176,4 +176,32 @@ GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, st
   return gp;
 }
 
+AnchorGrid anchor_grid(const Taps& g, const BandImage& im, const BandPart& part) {
+  AnchorGrid a;
+  a.y0 = part.iy0 + im.ky_lo;
+  a.y1 = part.iy0 + part.rows - g.kh + im.ky_hi;
+  a.x0 = im.kx_lo;
+  a.x1 = (g.OW - 1) * g.s + im.kx_hi;
+  a.rows = (a.y1 - a.y0) / im.ystep + 1;
+  a.cols = (a.x1 - a.x0) / im.xstep + 1;
+  return a;
+}
+
+std::uint64_t band_rows_written(const Taps& g, const TapPlan& plan, std::uint64_t m0,
+                                std::uint64_t m1) {
+  const Band band = band_of(g, m0, m1);
+  std::uint64_t rows = 0;
+  for (const BandImage& im : plan.images) {
+    for (const BandPart& part : band.parts) {
+      if (im.taps == 1) {
+        rows += part.rows * g.Wp;
+      } else {
+        const AnchorGrid a = anchor_grid(g, im, part);
+        rows += a.rows * a.cols;
+      }
+    }
+  }
+  return rows;
+}
+
 }  // namespace tpu

@@ -250,9 +250,20 @@ class Lowerer {
   // Kernel taps one weight tile holds when a tap-based conv reads its input from HBM: all C
   // channels of several taps when they fit the array's rows (the DMA packs them into one UB
   // row), else 1 (a tile is one tap's channel chunk). A resident input has one pixel per UB row
-  // and is never packed.
+  // and is never packed. Packing trades weight tiles (each a pass over every output pixel) for
+  // UB rows the DMA writes (each packed image loads the input again, through the UB's write
+  // port): it is kept only where it lowers the larger of the two.
   std::uint64_t taps_per_tile(const Node& layer) const {
-    return layer.kind == OpKind::kConv2d && !tap_by_tap(layer) ? cw_ / layer.in.c : 1;
+    if (layer.kind != OpKind::kConv2d || tap_by_tap(layer)) return 1;
+    const std::uint64_t pack = cw_ / layer.in.c;
+    if (pack < 2) return 1;
+    const Taps g = taps_of(layer, true);
+    const std::uint64_t M = layer.gemm_m();
+    auto cost = [&](std::uint64_t p) {
+      const TapPlan plan = tap_plan(g, cw_, p, R_);
+      return std::max<std::uint64_t>(plan.ktiles.size() * M, band_rows_written(g, plan, 0, M));
+    };
+    return cost(pack) < cost(1) ? pack : 1;
   }
   // The weight tiles and band images of a tap-based conv (the images do not depend on the N
   // tile width).
@@ -313,9 +324,10 @@ class Lowerer {
                              g.sub * t.pixel_bytes(), im.chans));
       return;
     }
-    const std::uint64_t y0 = part.iy0 + im.ky_lo, y1 = part.iy0 + part.rows - g.kh + im.ky_hi;
-    const std::uint64_t x0 = im.kx_lo, x1 = (g.OW - 1) * g.s + im.kx_hi;
-    const std::uint64_t rows = y1 - y0 + 1, cols = x1 - x0 + 1, row_elems = im.taps * im.chans;
+    const AnchorGrid grid = anchor_grid(g, im, part);
+    const std::uint64_t y0 = grid.y0, y1 = grid.y1, x0 = grid.x0;
+    const std::uint64_t rows = y1 - y0 + 1, cols = grid.x1 - x0 + 1;
+    const std::uint64_t row_elems = im.taps * im.chans;
     check_width(rows, kMaxCount, "packed band rows (DMA groups)");
     check_width(cols, kMaxCount, "packed band anchors per row (DMA segs)");
     auto ub_row = [&](std::uint64_t iy) { return ub + (iy - part.iy0) * g.Wp + x0; };
@@ -340,7 +352,7 @@ class Lowerer {
     // (the tiles anchored there read no further), so no DMA reads past the image.
     const std::int64_t step = std::int64_t(im.dy * t.row_bytes()) +
                               im.dx * std::int64_t(t.pixel_bytes());
-    const std::uint64_t anchors = (cols - 1) / im.xstep + 1;
+    const std::uint64_t anchors = grid.cols;
     for (std::uint64_t iy = y0; iy <= y1; iy += im.ystep) {
       const std::uint64_t segs =
           im.dx == 0 ? std::min(im.taps, part.iy0 + part.rows - iy) : im.taps;
