@@ -242,7 +242,7 @@ void print_case(const BenchCase& c, const Medians& m) {
   // Simulated cycles per second of simulation time, or of wall time when the case has no
   // separate simulation time (a sweep).
   const double sim_s = m.simulate > 0 ? m.simulate : m.wall;
-  std::printf("%-21s %8.3f %15s %9s %8s %11s %12llu %9.1f\n", c.name.c_str(), m.wall,
+  std::printf("%-21s %8.3f %17s %9s %8s %11s %12llu %9.1f\n", c.name.c_str(), m.wall,
               (format("%.3f", m.wall_min) + "-" + format("%.3f", m.wall_max)).c_str(),
               seconds_or_dash(m.compile).c_str(), seconds_or_dash(m.simulate).c_str(),
               human(double(m.cycles) / sim_s).c_str(), static_cast<unsigned long long>(m.cycles),
@@ -412,7 +412,7 @@ std::vector<const BenchCase*> select_cases(const std::vector<BenchCase>& cases,
 
 bool run_bench(const std::vector<const BenchCase*>& cases, int repeat) {
   std::printf("medians of %d runs; wall = the child process, from fork to exit\n", repeat);
-  std::printf("%-21s %8s %15s %9s %8s %11s %12s %9s\n", "case", "wall s", "min-max s",
+  std::printf("%-21s %8s %17s %9s %8s %11s %12s %9s\n", "case", "wall s", "min-max s",
               "compile s", "sim s", "sim cyc/s", "cycles", "peak MiB");
   bool ok = true;
   for (const BenchCase* c : cases) {
