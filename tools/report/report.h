@@ -64,6 +64,9 @@ struct RunInfo {
   std::string fidelity = "fast";  // "fast" or "pe"
   bool timing_only = false;
   double host_seconds = 0;  // wall time of the simulation itself
+  // Wall time of compiling the model (data and reference outputs included unless timing-only);
+  // 0 when a compiled program was given. Not in the reports, which describe the simulation.
+  double compile_seconds = 0;
 };
 
 // Version of the report's JSON layout; bumped when a field changes meaning or disappears.

@@ -88,8 +88,13 @@ Run run_model(const Config& config, const Graph& model, const std::string& sourc
   CompileOptions copts;
   copts.timing_only = options.timing_only;
   copts.progress = options.compile_progress;
-  Run run = simulate_run(config, compile(model, config, copts), source, options);
+  const auto t0 = std::chrono::steady_clock::now();
+  Program program = compile(model, config, copts);
+  const double compile_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  Run run = simulate_run(config, std::move(program), source, options);
   run.info.model = model.name;
+  run.info.compile_seconds = compile_seconds;
   return run;
 }
 
