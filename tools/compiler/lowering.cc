@@ -38,7 +38,16 @@ std::uint64_t bit(std::uint32_t sem) { return std::uint64_t(1) << sem; }
 // MATMULs of different widths complete out of order (ISA.md), so each accumulator slot of an
 // output tile t has its own completion semaphore: a narrow tile t + 1 finishing first cannot
 // stand in for tile t.
-std::uint32_t acc_ready(std::uint64_t t) { return t % 2 ? kSemAccReadyOdd : kSemAccReady; }
+std::uint32_t mxu_sem(std::uint64_t u, MxuSemaphore s) {
+  static constexpr std::uint32_t kFirst[] = {kSemXReady, kSemXFree, kSemAccReady, kSemAccReadyOdd,
+                                             kSemAccFree};
+  if (u == 0) return kFirst[s];  // no kMxuGo: MXU 0 starts the node, it waits for nobody
+  return kSemFirstInput + 1 + std::uint32_t(u - 1) * kMxuSemaphores + s;
+}
+// Output tile l of one MXU (its l-th of the node): one semaphore per accumulator slot.
+std::uint32_t acc_ready(std::uint64_t u, std::uint64_t l) {
+  return mxu_sem(u, l % 2 ? kMxuAccReadyOdd : kMxuAccReady);
+}
 
 enum class GemmPath {
   kRows,  // input vectors of K elements packed R per UB row: matmul, dense, im2col conv
@@ -59,6 +68,7 @@ struct GemmTiling {
   std::uint64_t w_elems = 0;         // elements of all weight tiles
   std::uint64_t M = 0, K = 0, N = 0;  // K over all input channels (dense, for a grouped conv)
   std::uint64_t NT = 0;  // N tiles
+  std::uint64_t mxus = 1;  // U: N tile nt runs on MXU nt % U
   std::uint64_t KR = 0, KT = 0;  // UB rows per input vector (rows path), K tiles per N tile
   std::uint64_t m_tile = 0, MT = 0;
   std::uint64_t x_slot[2] = {0, 0}, o_slot[2] = {0, 0};  // UB rows of the double buffers
@@ -115,7 +125,7 @@ class Lowerer {
     }
     const Unit unit = unit_of(inst.op);
     for (auto it = handoffs_.begin(); it != handoffs_.end();) {
-      if (it->waiter == unit) {
+      if (it->waiter == unit && inst.instance == 0) {
         inst.wait |= bit(it->sem);
         program_.instructions[it->producer].signal |= bit(it->sem);
         it = handoffs_.erase(it);
@@ -128,7 +138,8 @@ class Lowerer {
     if (inst.op == Opcode::kLoadWeights) load_weights_at_.push_back(program_.instructions.size());
     program_.instructions.push_back(inst);
   }
-  // The last emitted instruction signals `sem` to the next instruction of unit `waiter`.
+  // The last emitted instruction signals `sem` to the next instruction of unit `waiter`
+  // (instance 0: MXU 0 starts every GEMM node and passes the wait on, kMxuGo).
   void hand_off(std::uint32_t sem, Unit waiter) {
     handoffs_.erase(std::remove_if(handoffs_.begin(), handoffs_.end(),
                                    [&](const Handoff& h) { return h.sem == sem; }),
@@ -500,6 +511,15 @@ Program Lowerer::run() {
   program_.semaphore_names[kSemPoolReady] = "pool_ready";
   program_.semaphore_names[kSemPoolFree] = "pool_free";
   program_.semaphore_names[kSemLayerDone] = "layer_done";
+  const std::uint64_t mxus = std::min<std::uint64_t>(config_.core.mxus, kMaxCompilerMxus);
+  for (std::uint64_t u = 1; u < mxus && fifo_; ++u) {
+    static constexpr const char* kNames[] = {"x_ready",       "x_free",   "acc_ready",
+                                             "acc_ready_odd", "acc_free", "go"};
+    for (std::uint32_t s = 0; s < kMxuSemaphores; ++s) {
+      program_.semaphore_names[mxu_sem(u, MxuSemaphore(s))] =
+          std::string(kNames[s]) + "." + std::to_string(u);
+    }
+  }
   if (model_.nodes.size() > kMaxLayer + 1) {
     throw CompileError(model_.source + ": " + std::to_string(model_.nodes.size()) +
                        " nodes exceed the LAYER instruction's limit of " +
@@ -786,7 +806,11 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
          "); it would fit with acc.capacity_bytes >= " +
          std::to_string(2 * std::uint64_t(C_) * 4));
   }
-  std::uint64_t cap = std::min({M, acc_rows_ / 2, kMaxCount});
+  // Every MXU has two accumulator slots of m_tile rows.
+  const std::uint64_t U =
+      fifo_ ? std::min<std::uint64_t>({config_.core.mxus, NT, kMaxCompilerMxus, acc_rows_ / 2})
+            : 1;
+  std::uint64_t cap = std::min({M, acc_rows_ / (2 * U), kMaxCount});
   if (options_.max_m_tile > 0) cap = std::min<std::uint64_t>(cap, options_.max_m_tile);
   std::uint64_t m_tile = 1;
   if (!taps) {
@@ -865,6 +889,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   tl.K = K;
   tl.N = N;
   tl.NT = NT;
+  tl.mxus = U;
   tl.KR = KR;
   tl.KT = KT;
   tl.m_tile = m_tile;
@@ -898,7 +923,23 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const std::uint64_t KT = tl.KT, m_tile = tl.m_tile, MT = tl.MT;
   const std::uint64_t(&x_slot)[2] = tl.x_slot;
   const std::uint64_t(&o_slot)[2] = tl.o_slot;
-  const std::uint64_t acc_slot[2] = {0, m_tile};
+  // N tile nt runs on MXU nt % U. Output tile t = (mt, nt) is its MXU's tile number local(t)
+  // of the node (of tiles(u)), in the MXU's own pair of accumulator slots: every MXU runs the
+  // one-MXU schedule on its share of the N tiles.
+  const std::uint64_t U = tl.mxus;
+  const auto mxu = [&](std::uint64_t t) { return t % NT % U; };
+  const auto per_m_tile = [&](std::uint64_t u) { return ceil_div(NT - u, U); };
+  const auto local = [&](std::uint64_t t) {
+    return t / NT * per_m_tile(mxu(t)) + t % NT / U;
+  };
+  const auto tiles = [&](std::uint64_t u) { return MT * per_m_tile(u); };
+  const auto acc_slot = [&](std::uint64_t t) { return (2 * mxu(t) + local(t) % 2) * m_tile; };
+  // The semaphore `s` of every MXU (not kMxuGo, which MXU 0 has not).
+  const auto every_mxu = [&](MxuSemaphore s) {
+    std::uint64_t mask = 0;
+    for (std::uint64_t u = 0; u < U; ++u) mask |= bit(mxu_sem(u, s));
+    return mask;
+  };
 
   // Weights K x N, stored tile by tile (column block, then K tile, each K_t x N_t row-major).
   // A grouped conv's K row (tap, c) holds weight row tap * cg + c % cg of the columns of c's
@@ -983,8 +1024,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   auto emit_input = [&](std::uint64_t mt, const std::vector<DmaFields>& pieces, std::size_t from,
                         std::size_t to) {
     for (std::size_t i = from; i < to; ++i) {
-      std::uint64_t wait = i == 0 && mt >= 2 ? bit(kSemXFree) : 0;
-      std::uint64_t signal = i + 1 == pieces.size() ? bit(kSemXReady) : 0;
+      std::uint64_t wait = i == 0 && mt >= 2 ? every_mxu(kMxuXFree) : 0;
+      std::uint64_t signal = i + 1 == pieces.size() ? every_mxu(kMxuXReady) : 0;
       emit(dma(Opcode::kDmaLoad, pieces[i], wait, signal));
     }
   };
@@ -1081,6 +1122,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     };
     for (std::uint64_t nt = 0; nt < NT; ++nt) {
       const std::uint64_t t = mt * NT + nt;
+      const std::uint64_t u = mxu(t), l = local(t);
       const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
       // Output tile t - 2 is stored behind tile t's first weight load: by then the vector unit
       // has long written it, so no weight load waits behind a store that waits for the vector
@@ -1099,6 +1141,16 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         if (kt == 0) emit_store(t - 2, stores, 0, stores.size());
         Instruction lw;
         lw.op = Opcode::kLoadWeights;
+        lw.instance = std::uint8_t(u);
+        // MXU 0's first tile takes the node's hand-offs (resident input, border, first input)
+        // and passes them on: every other MXU's first tile starts after it.
+        if (mt == 0 && kt == 0 && nt < U) {
+          if (u == 0) {
+            for (std::uint64_t v = 1; v < U; ++v) lw.signal |= bit(mxu_sem(v, kMxuGo));
+          } else {
+            lw.wait = bit(mxu_sem(u, kMxuGo));
+          }
+        }
         lw.rows = std::uint32_t(tl.ktile(nt, kt).kts);
         lw.cols = std::uint16_t(nts);
         lw.ub_stride = std::uint16_t(tl.ntiles[nt].blocks);
@@ -1107,7 +1159,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           lw.flags = kFlagFifo;
         } else {
           lw.ub_row = std::uint32_t(weight_slot(load_weights_at_.size()));
-          lw.wait = bit(kSemWReady);
+          lw.wait |= bit(kSemWReady);
         }
         emit(lw);
         std::vector<Pass> passes;
@@ -1117,7 +1169,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           for (const RowSeg& seg : segs) {
             Pass p{in_row(k.img, seg.b, seg.oy * g.s + k.ky * g.dh, seg.ox0 * g.s + k.kx * g.dw),
                    g.s,
-                   seg.ox1 - seg.ox0, acc_slot[t % 2] + (seg.m - m0)};
+                   seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)};
             if (!passes.empty()) {
               Pass& q = passes.back();
               if (q.ub_row + q.rows * g.s == p.ub_row && q.acc_row + q.rows == p.acc_row) {
@@ -1128,7 +1180,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
             passes.push_back(p);
           }
         } else {
-          passes.push_back({x_slot[mt % 2] + kt, KR, rows, acc_slot[t % 2]});
+          passes.push_back({x_slot[mt % 2] + kt, KR, rows, acc_slot(t)});
         }
         for (std::size_t i = 0; i < passes.size(); ++i) {
           Instruction mm;
@@ -1138,11 +1190,12 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           mm.ub_stride = std::uint16_t(passes[i].ub_stride);
           mm.rows = std::uint32_t(passes[i].rows);
           mm.acc_row = std::uint32_t(passes[i].acc_row);
-          if (i == 0 && x_dma && nt == 0 && kt == 0) mm.wait |= bit(kSemXReady);
-          if (i == 0 && kt == 0 && t >= 2) mm.wait |= bit(kSemAccFree);
+          mm.instance = std::uint8_t(u);
+          if (i == 0 && x_dma && nt < U && kt == 0) mm.wait |= bit(mxu_sem(u, kMxuXReady));
+          if (i == 0 && kt == 0 && l >= 2) mm.wait |= bit(mxu_sem(u, kMxuAccFree));
           if (i + 1 == passes.size() && kt + 1 == KT) {
-            mm.signal |= bit(acc_ready(t));
-            if (x_dma && nt + 1 == NT && mt + 2 < MT) mm.signal |= bit(kSemXFree);
+            mm.signal |= bit(acc_ready(u, l));
+            if (x_dma && nt + U >= NT && mt + 2 < MT) mm.signal |= bit(mxu_sem(u, kMxuXFree));
           }
           emit(mm);
         }
@@ -1151,14 +1204,14 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       // consumer's zero border breaks the rows apart.
       std::vector<Pass> acts;
       if (!out_res) {
-        acts.push_back({o_slot[t % 2], 1, rows, acc_slot[t % 2]});
+        acts.push_back({o_slot[t % 2], 1, rows, acc_slot(t)});
       } else if (out.ub.pad == 0) {
-        acts.push_back({out.ub.row(n0 / cw_, 0, 0, 0) + m0, 1, rows, acc_slot[t % 2]});
+        acts.push_back({out.ub.row(n0 / cw_, 0, 0, 0) + m0, 1, rows, acc_slot(t)});
       } else {
         for (const RowSeg& seg : row_segments(m0, m1, layer.out.h, layer.out.w)) {
           acts.push_back({out.ub.row(n0 / cw_, seg.b, std::int64_t(seg.oy), std::int64_t(seg.ox0)),
                           1,
-                          seg.ox1 - seg.ox0, acc_slot[t % 2] + (seg.m - m0)});
+                          seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)});
         }
       }
       for (std::size_t i = 0; i < acts.size(); ++i) {
@@ -1172,9 +1225,12 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         act.multiplier = multiplier;
         act.shift = shift;
         act.zero_point = 0;
-        if (i == 0) act.wait = bit(acc_ready(t)) | (t >= 2 && !out_res ? bit(kSemOutFree) : 0);
+        if (i == 0) {
+          act.wait = bit(acc_ready(u, l)) | (t >= 2 && !out_res ? bit(kSemOutFree) : 0);
+        }
         if (i + 1 == acts.size()) {
-          act.signal = (out_res ? 0 : bit(kSemOutReady)) | (t + 2 < T ? bit(kSemAccFree) : 0);
+          act.signal = (out_res ? 0 : bit(kSemOutReady)) |
+                       (l + 2 < tiles(u) ? bit(mxu_sem(u, kMxuAccFree)) : 0);
         }
         emit(act);
       }
@@ -1202,6 +1258,7 @@ void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std:
   if (fifo_) {
     Instruction load = dma(Opcode::kDmaLoad, block(addr, 0, 1, 0, kt.kts, nts * eb_, nts), 0, 0);
     load.flags = kFlagWeights;
+    load.dma.fifo = std::uint8_t(nt % tl.mxus);  // the FIFO of the MXU that runs N tile nt
     emit(load);
     return;
   }
