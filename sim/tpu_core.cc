@@ -167,11 +167,14 @@ void validate(const Config& config, const Program& program) {
     const bool mxu = kind == Unit::kWeightLoad || kind == Unit::kMatmul;
     const std::uint32_t units = mxu ? config.core.mxus : 1;
     if (inst.instance >= units) {
+      const std::string mxus = mxu ? ", core.mxus = " + std::to_string(units) : "";
       throw SimError(where() + ": unit instance " + std::to_string(inst.instance) +
-                     ", but the core has " + std::to_string(units) + " " + to_string(kind) +
-                     (units == 1 ? " unit (instance 0)"
-                                 : " units (instances 0.." + std::to_string(units - 1) + ")") +
-                     (mxu ? ", core.mxus = " + std::to_string(config.core.mxus) : ""));
+                     ", but the core has " +
+                     (units == 1 ? "one " + std::string(to_string(kind)) + " unit (instance 0" +
+                                       mxus + ")"
+                                 : std::to_string(units) + " " + to_string(kind) +
+                                       " units (instances 0.." + std::to_string(units - 1) +
+                                       mxus + ")"));
     }
     switch (inst.op) {
       case Opcode::kHalt:

@@ -1,11 +1,13 @@
 #include "tools/compiler/lowering.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "sim/cycles.h"
 #include "sim/host_memory.h"
@@ -71,11 +73,24 @@ struct GemmTiling {
   std::uint64_t mxus = 1;  // U: N tile nt runs on MXU nt % U
   std::uint64_t KR = 0, KT = 0;  // UB rows per input vector (rows path), K tiles per N tile
   std::uint64_t m_tile = 0, MT = 0;
-  std::uint64_t x_slot[2] = {0, 0}, o_slot[2] = {0, 0};  // UB rows of the double buffers
+  std::uint64_t x_slot[2] = {0, 0};  // UB rows of the double-buffered input
+  std::uint64_t o_slot = 0;          // first UB row of the 2 x mxus output slots of m_tile rows
 
   const KTile& ktile(std::uint64_t nt, std::uint64_t kt) const {
     return ktiles[(per_n ? nt * KT : 0) + kt];
   }
+  // Weight tile j of the node in emission order: its output tile t = mt * NT + nt and K tile.
+  // Per M tile the N tiles go in groups of `mxus`, one per MXU, K step by K step over the
+  // group, so every MXU's weight stream advances with the others'; the group's n-th N tile
+  // takes its K tiles from first_k on, cyclically (lower_gemm). One MXU: (t, kt) order.
+  std::pair<std::uint64_t, std::uint64_t> weight_tile(std::uint64_t j) const {
+    const std::uint64_t mt = j / (NT * KT), r = j % (NT * KT);
+    const std::uint64_t g0 = r / (mxus * KT) * mxus;  // the group's first N tile
+    const std::uint64_t size = std::min(mxus, NT - g0), in = r - g0 * KT;
+    return {mt * NT + g0 + in % size, (first_k(in % size, size) + in / size) % KT};
+  }
+  // The K tile the n-th of a group of `size` N tiles starts from.
+  std::uint64_t first_k(std::uint64_t n, std::uint64_t size) const { return n * KT / size; }
 };
 
 class Lowerer {
@@ -136,6 +151,7 @@ class Lowerer {
     if (unit == Unit::kDma) last_dma_ = program_.instructions.size();
     if (unit == Unit::kVector) last_vector_ = program_.instructions.size();
     if (inst.op == Opcode::kLoadWeights) load_weights_at_.push_back(program_.instructions.size());
+    if (inst.op == Opcode::kLoadWeights && (inst.flags & kFlagFifo)) ++fifo_reads_[inst.instance];
     program_.instructions.push_back(inst);
   }
   // The last emitted instruction signals `sem` to the next instruction of unit `waiter`
@@ -387,9 +403,10 @@ class Lowerer {
     return out;
   }
   // Staging rows (below any resident tensors) a GEMM node needs with M tiles of m_tile rows.
+  // `mxus` MXUs have two output slots each.
   std::uint64_t gemm_staging(const Node& layer, GemmPath path, bool in_res, bool out_res,
-                             std::uint64_t m_tile) const {
-    std::uint64_t rows = weight_rows() + (out_res ? 0 : 2 * m_tile);
+                             std::uint64_t m_tile, std::uint64_t mxus = 1) const {
+    std::uint64_t rows = weight_rows() + (out_res ? 0 : 2 * mxus * m_tile);
     if (path == GemmPath::kRows) {
       rows += 2 * m_tile * ceil_div(dense_k(layer), R_);
     } else if (!in_res) {
@@ -484,6 +501,8 @@ class Lowerer {
   std::optional<std::size_t> last_dma_, last_vector_, barrier_dma_;
   // The weight tile stream: tiles whose load was emitted, and each LOAD_WEIGHTS's index.
   std::uint64_t weight_dmas_ = 0;
+  // Weight FIFO fills and reads emitted so far, per MXU.
+  std::array<std::uint64_t, kMaxCompilerMxus> fifo_fills_{}, fifo_reads_{};
   std::vector<std::size_t> load_weights_at_;
   std::vector<GemmTiling> tilings_;  // per node, from the tiling pass
   std::size_t layer_index_ = 0;
@@ -806,20 +825,22 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
          "); it would fit with acc.capacity_bytes >= " +
          std::to_string(2 * std::uint64_t(C_) * 4));
   }
-  // Every MXU has two accumulator slots of m_tile rows.
-  const std::uint64_t U =
+  // Every MXU has two accumulator slots and two output slots of m_tile rows; fewer MXUs when
+  // the smallest tile's slots do not fit.
+  std::uint64_t U =
       fifo_ ? std::min<std::uint64_t>({config_.core.mxus, NT, kMaxCompilerMxus, acc_rows_ / 2})
             : 1;
+  while (U > 1 && gemm_staging(layer, path, in_res, out_res, 1, U) > limit) --U;
   std::uint64_t cap = std::min({M, acc_rows_ / (2 * U), kMaxCount});
   if (options_.max_m_tile > 0) cap = std::min<std::uint64_t>(cap, options_.max_m_tile);
   std::uint64_t m_tile = 1;
   if (!taps) {
-    const std::uint64_t per_m = 2 * KR + (out_res ? 0 : 2);
+    const std::uint64_t per_m = 2 * KR + (out_res ? 0 : 2 * U);
     m_tile = round_tile(layer, std::min(cap, (limit - weight_rows()) / per_m));
   } else {
     // The band a tile reads grows with the tile: take the largest tile that fits.
     auto fits = [&](std::uint64_t m) {
-      return gemm_staging(layer, path, in_res, out_res, round_tile(layer, m)) <= limit;
+      return gemm_staging(layer, path, in_res, out_res, round_tile(layer, m), U) <= limit;
     };
     std::uint64_t lo = 1, hi = cap;
     while (lo < hi) {
@@ -905,8 +926,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   const std::uint64_t base = weight_rows();
   tl.x_slot[0] = base;
   tl.x_slot[1] = base + xs;
-  tl.o_slot[0] = base + 2 * xs;
-  tl.o_slot[1] = base + 2 * xs + m_tile;
+  tl.o_slot = base + 2 * xs;
   return tl;
 }
 
@@ -922,7 +942,6 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const std::uint64_t M = tl.M, K = tl.K, N = tl.N, NT = tl.NT, KR = tl.KR;
   const std::uint64_t KT = tl.KT, m_tile = tl.m_tile, MT = tl.MT;
   const std::uint64_t(&x_slot)[2] = tl.x_slot;
-  const std::uint64_t(&o_slot)[2] = tl.o_slot;
   // N tile nt runs on MXU nt % U. Output tile t = (mt, nt) is its MXU's tile number local(t)
   // of the node (of tiles(u)), in the MXU's own pair of accumulator slots: every MXU runs the
   // one-MXU schedule on its share of the N tiles.
@@ -934,6 +953,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   };
   const auto tiles = [&](std::uint64_t u) { return MT * per_m_tile(u); };
   const auto acc_slot = [&](std::uint64_t t) { return (2 * mxu(t) + local(t) % 2) * m_tile; };
+  // 2U output staging slots, used in turn: ACTIVATEs run in order on the one vector unit.
+  const auto o_slot = [&](std::uint64_t t) { return tl.o_slot + t % (2 * U) * m_tile; };
   // The semaphore `s` of every MXU (not kMxuGo, which MXU 0 has not).
   const auto every_mxu = [&](MxuSemaphore s) {
     std::uint64_t mask = 0;
@@ -1041,7 +1062,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
                      std::uint64_t pixels, std::uint64_t rows, std::uint64_t row_stride) {
                    pieces.push_back(block(out.hbm.addr(b, std::int64_t(py), std::int64_t(px)) +
                                               n0 * eb_,
-                                          o_slot[t % 2] + (first - m0), rows, row_stride, pixels,
+                                          o_slot(t) + (first - m0), rows, row_stride, pixels,
                                           out.hbm.pixel_bytes(), nts));
                  });
     return pieces;
@@ -1052,7 +1073,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
                         std::size_t to) {
     for (std::size_t i = from; i < to; ++i) {
       std::uint64_t wait = i == 0 ? bit(kSemOutReady) : 0;
-      std::uint64_t signal = i + 1 == pieces.size() && t + 2 < T ? bit(kSemOutFree) : 0;
+      std::uint64_t signal = i + 1 == pieces.size() && t + 2 * U < T ? bit(kSemOutFree) : 0;
       emit(dma(Opcode::kDmaStore, pieces[i], wait, signal));
     }
   };
@@ -1062,20 +1083,27 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // the loads of tiles up to j + ahead have been emitted, this node's and then the next GEMM
   // node's first. UB staging: one ahead (two slots). Weight FIFO: two ahead (at most
   // depth - 1, so fill j + ahead waits, in the hardware, for read j + ahead - depth, which
-  // comes before read j). Two measured best: one ahead leaves short streams waiting for their
-  // weights behind the output stores, three hold back the next M tile's input.
+  // comes before read j), counted per MXU's FIFO: a fill is emitted while its FIFO has at most
+  // `ahead` fills more than reads. Two measured best: one ahead leaves short streams waiting
+  // for their weights behind the output stores, three hold back the next M tile's input.
   const std::uint64_t ahead =
       fifo_ ? std::min<std::uint64_t>(config_.mxu.weight_fifo_tiles - 1, 2) : 1;
   const std::uint64_t first_tile = load_weights_at_.size();  // this node's tile 0, globally
+  const auto fifo_has_room = [&](const GemmTiling& tiling, std::uint64_t j) {
+    const std::uint64_t f = tiling.weight_tile(j).first % tiling.NT % tiling.mxus;
+    return fifo_fills_[f] - fifo_reads_[f] <= ahead;
+  };
   auto top_up_weights = [&](std::uint64_t j) {
-    const std::uint64_t target = first_tile + j + ahead + 1;
-    while (weight_dmas_ < std::min(target, first_tile + J)) {
+    const std::uint64_t target = fifo_ ? kNever : first_tile + j + ahead + 1;
+    while (weight_dmas_ < std::min(target, first_tile + J) &&
+           (!fifo_ || fifo_has_room(tl, weight_dmas_ - first_tile))) {
       emit_weight_tile(tl, weights, weight_dmas_ - first_tile);
     }
     if (!prefetch) return;
     const GemmTiling& nxt = tilings_[next];
     const std::uint64_t next_j = nxt.MT * nxt.NT * nxt.KT;
-    while (weight_dmas_ < target && weight_dmas_ - first_tile - J < next_j) {
+    while (weight_dmas_ < target && weight_dmas_ - first_tile - J < next_j &&
+           (!fifo_ || fifo_has_room(nxt, weight_dmas_ - first_tile - J))) {
       emit_weight_tile(nxt, plan_.weights[next], weight_dmas_ - first_tile - J);
     }
   };
@@ -1120,25 +1148,36 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       }
       return x_slot[mt % 2] + img * band.rows * g.Wp + part->off + (iy - part->iy0) * g.Wp + ix;
     };
-    for (std::uint64_t nt = 0; nt < NT; ++nt) {
-      const std::uint64_t t = mt * NT + nt;
-      const std::uint64_t u = mxu(t), l = local(t);
-      const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
-      // Output tile t - 2 is stored behind tile t's first weight load: by then the vector unit
-      // has long written it, so no weight load waits behind a store that waits for the vector
-      // unit (as one queued right after tile t - 1 would), and it frees its slot before tile
-      // t's ACTIVATE needs it.
-      const std::vector<DmaFields> stores =
-          t >= 2 && !out_res ? store_pieces(t - 2) : std::vector<DmaFields>();
-      for (std::uint64_t kt = 0; kt < KT; ++kt) {
-        const std::uint64_t j = t * KT + kt;
+    // The N tiles in groups of U, one per MXU, K tile by K tile over the group (one MXU: N tile
+    // by N tile), then the group's ACTIVATEs.
+    for (std::uint64_t g0 = 0; g0 < NT; g0 += U) {
+     const std::uint64_t size = std::min(U, NT - g0);
+     for (std::uint64_t kt = 0; kt < KT; ++kt) {
+      for (std::uint64_t nt = g0; nt < g0 + size; ++nt) {
+        const std::uint64_t t = mt * NT + nt;
+        const std::uint64_t u = mxu(t), l = local(t);
+        const std::uint64_t nts = tl.ntiles[nt].nts;
+        // Weight tile j of the node in emission order (GemmTiling::weight_tile).
+        const std::uint64_t share = g0 * KT + kt * size + (nt - g0);
+        // The group's MXUs take the K tiles in turn, each from its own start spread evenly over
+        // the K tiles (GemmTiling::weight_tile), so streams running side by side, even a few K
+        // steps apart, read different UB rows: K tile k sits in rows x + k + m * KR, so when KR
+        // divides ub.banks, in different banks.
+        const std::uint64_t k = (tl.first_k(nt - g0, size) + kt) % KT;
+        const std::uint64_t j = mt * NT * KT + share;
         // Tiles ahead, so the weight stream never waits behind this tile's MATMULs; near the
         // last tile, the next GEMM node's first.
         top_up_weights(j);
-        const std::uint64_t share = nt * KT + kt;
         emit_input(mt + 1, next_input, next_input.size() * share / (NT * KT),
                    next_input.size() * (share + 1) / (NT * KT));
-        if (kt == 0) emit_store(t - 2, stores, 0, stores.size());
+        // Output tile t - 2U (its MXU's tile before last) is stored behind tile t's first
+        // weight load: by then the vector unit has long written it, so no weight load waits
+        // behind a store that waits for the vector unit (as one queued right after tile t - 1
+        // would), and it frees its slot before tile t's ACTIVATE needs it.
+        if (kt == 0 && t >= 2 * U && !out_res) {
+          const std::vector<DmaFields> stores = store_pieces(t - 2 * U);
+          emit_store(t - 2 * U, stores, 0, stores.size());
+        }
         Instruction lw;
         lw.op = Opcode::kLoadWeights;
         lw.instance = std::uint8_t(u);
@@ -1151,7 +1190,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
             lw.wait = bit(mxu_sem(u, kMxuGo));
           }
         }
-        lw.rows = std::uint32_t(tl.ktile(nt, kt).kts);
+        lw.rows = std::uint32_t(tl.ktile(nt, k).kts);
         lw.cols = std::uint16_t(nts);
         lw.ub_stride = std::uint16_t(tl.ntiles[nt].blocks);
         if (fifo_) {
@@ -1165,9 +1204,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         std::vector<Pass> passes;
         if (taps) {
           // One pass per output row segment (merged when the input rows continue the stride).
-          const KTile& k = tl.ktile(nt, kt);
+          const KTile& kti = tl.ktile(nt, k);
           for (const RowSeg& seg : segs) {
-            Pass p{in_row(k.img, seg.b, seg.oy * g.s + k.ky * g.dh, seg.ox0 * g.s + k.kx * g.dw),
+            Pass p{in_row(kti.img, seg.b, seg.oy * g.s + kti.ky * g.dh, seg.ox0 * g.s + kti.kx * g.dw),
                    g.s,
                    seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)};
             if (!passes.empty()) {
@@ -1180,7 +1219,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
             passes.push_back(p);
           }
         } else {
-          passes.push_back({x_slot[mt % 2] + kt, KR, rows, acc_slot(t)});
+          passes.push_back({x_slot[mt % 2] + k, KR, rows, acc_slot(t)});
         }
         for (std::size_t i = 0; i < passes.size(); ++i) {
           Instruction mm;
@@ -1200,11 +1239,16 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           emit(mm);
         }
       }
+     }
+     for (std::uint64_t nt = g0; nt < g0 + size; ++nt) {
+      const std::uint64_t t = mt * NT + nt;
+      const std::uint64_t u = mxu(t), l = local(t);
+      const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
       // Straight into the resident layout: one ACTIVATE per output row segment when the
       // consumer's zero border breaks the rows apart.
       std::vector<Pass> acts;
       if (!out_res) {
-        acts.push_back({o_slot[t % 2], 1, rows, acc_slot(t)});
+        acts.push_back({o_slot(t), 1, rows, acc_slot(t)});
       } else if (out.ub.pad == 0) {
         acts.push_back({out.ub.row(n0 / cw_, 0, 0, 0) + m0, 1, rows, acc_slot(t)});
       } else {
@@ -1226,7 +1270,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         act.shift = shift;
         act.zero_point = 0;
         if (i == 0) {
-          act.wait = bit(acc_ready(u, l)) | (t >= 2 && !out_res ? bit(kSemOutFree) : 0);
+          act.wait = bit(acc_ready(u, l)) | (t >= 2 * U && !out_res ? bit(kSemOutFree) : 0);
         }
         if (i + 1 == acts.size()) {
           act.signal = (out_res ? 0 : bit(kSemOutReady)) |
@@ -1234,9 +1278,10 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         }
         emit(act);
       }
+     }
     }
   }
-  for (std::uint64_t t = T >= 2 ? T - 2 : 0; t < T && !out_res; ++t) {
+  for (std::uint64_t t = T >= 2 * U ? T - 2 * U : 0; t < T && !out_res; ++t) {
     const std::vector<DmaFields> pieces = store_pieces(t);
     emit_store(t, pieces, 0, pieces.size());
   }
@@ -1251,14 +1296,16 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
 // stream at most depth - 1 tiles ahead of the reads in program order, as the ISA requires.
 void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std::uint64_t j) {
   const std::uint64_t g = weight_dmas_++;
-  const std::uint64_t nt = (j / tl.KT) % tl.NT;
-  const KTile& kt = tl.ktile(nt, j % tl.KT);
+  const auto [t, k] = tl.weight_tile(j);
+  const std::uint64_t nt = t % tl.NT;
+  const KTile& kt = tl.ktile(nt, k);
   const std::uint64_t nts = tl.ntiles[nt].nts;
-  const std::uint64_t addr = weights + tl.w_off[nt * tl.KT + j % tl.KT] * eb_;
+  const std::uint64_t addr = weights + tl.w_off[nt * tl.KT + k] * eb_;
   if (fifo_) {
     Instruction load = dma(Opcode::kDmaLoad, block(addr, 0, 1, 0, kt.kts, nts * eb_, nts), 0, 0);
     load.flags = kFlagWeights;
     load.dma.fifo = std::uint8_t(nt % tl.mxus);  // the FIFO of the MXU that runs N tile nt
+    ++fifo_fills_[load.dma.fifo];
     emit(load);
     return;
   }
