@@ -659,14 +659,16 @@ TEST(CoreTiming, UnitInstanceOfAnMxuTheCoreLacksIsRejected) {
     return std::string("no error");
   };
   EXPECT_EQ(error("matmul ub=0 rows=1 acc=0 unit=2\nhalt\n"),
-            "instruction 0 'matmul ub=0 rows=1 acc=0 unit=2': unit instance 2, but the core has "
-            "2 matmul units (instances 0..1, core.mxus = 2)");
+            "instruction 0 'matmul ub=0 stride=1 rows=1 acc=0 unit=2': unit instance 2, but the "
+            "core has 2 matmul units (instances 0..1, core.mxus = 2)");
   EXPECT_EQ(error("dma.load hbm=0 ub=0 elems=8 pack=8 unit=1\nhalt\n"),
-            "instruction 0 'dma.load hbm=0 ub=0 elems=8 pack=8 unit=1': unit instance 1, but the "
-            "core has one dma unit (instance 0)");
+            "instruction 0 'dma.load hbm=0x0 ub=0 elems=8 pack=8 segs=1 seg_stride=0 groups=1 "
+            "group_stride=0 ub_stride=1 unit=1': unit instance 1, but the core has one dma unit "
+            "(instance 0)");
   EXPECT_EQ(error(".hbm 64\ndma.load hbm=0 ub=0 elems=64 pack=8 weights fifo=2\nhalt\n"),
-            "instruction 0 'dma.load hbm=0 ub=0 elems=64 pack=8 fifo=2 weights': weight FIFO 2, "
-            "but the core has 2 (one per MXU, core.mxus)");
+            "instruction 0 'dma.load hbm=0x0 ub=0 elems=64 pack=8 segs=1 seg_stride=0 groups=1 "
+            "group_stride=0 ub_stride=1 fifo=2 weights': weight FIFO 2, but the core has 2 (one "
+            "per MXU, core.mxus)");
 }
 
 TEST(CoreTiming, ArrayShapeMismatch) {

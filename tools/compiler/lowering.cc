@@ -1151,134 +1151,134 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     // The N tiles in groups of U, one per MXU, K tile by K tile over the group (one MXU: N tile
     // by N tile), then the group's ACTIVATEs.
     for (std::uint64_t g0 = 0; g0 < NT; g0 += U) {
-     const std::uint64_t size = std::min(U, NT - g0);
-     for (std::uint64_t kt = 0; kt < KT; ++kt) {
+      const std::uint64_t size = std::min(U, NT - g0);
+      for (std::uint64_t kt = 0; kt < KT; ++kt) {
+        for (std::uint64_t nt = g0; nt < g0 + size; ++nt) {
+          const std::uint64_t t = mt * NT + nt;
+          const std::uint64_t u = mxu(t), l = local(t);
+          const std::uint64_t nts = tl.ntiles[nt].nts;
+          // Weight tile j of the node in emission order (GemmTiling::weight_tile).
+          const std::uint64_t share = g0 * KT + kt * size + (nt - g0);
+          const std::uint64_t j = mt * NT * KT + share;
+          // The group's MXUs take the K tiles in turn, each from its own start spread evenly over
+          // the K tiles (GemmTiling::weight_tile), so streams running side by side, even a few K
+          // steps apart, read different UB rows: K tile k sits in rows x + k + m * KR, so when KR
+          // divides ub.banks, in different banks.
+          const std::uint64_t k = (tl.first_k(nt - g0, size) + kt) % KT;
+          // Tiles ahead, so the weight stream never waits behind this tile's MATMULs; near the
+          // last tile, the next GEMM node's first.
+          top_up_weights(j);
+          emit_input(mt + 1, next_input, next_input.size() * share / (NT * KT),
+                     next_input.size() * (share + 1) / (NT * KT));
+          // Output tile t - 2U (its MXU's tile before last) is stored behind tile t's first
+          // weight load: by then the vector unit has long written it, so no weight load waits
+          // behind a store that waits for the vector unit (as one queued right after tile t - 1
+          // would), and it frees its slot before tile t's ACTIVATE needs it.
+          if (kt == 0 && t >= 2 * U && !out_res) {
+            const std::vector<DmaFields> stores = store_pieces(t - 2 * U);
+            emit_store(t - 2 * U, stores, 0, stores.size());
+          }
+          Instruction lw;
+          lw.op = Opcode::kLoadWeights;
+          lw.instance = std::uint8_t(u);
+          // MXU 0's first tile takes the node's hand-offs (resident input, border, first input)
+          // and passes them on: every other MXU's first tile starts after it.
+          if (mt == 0 && kt == 0 && nt < U) {
+            if (u == 0) {
+              for (std::uint64_t v = 1; v < U; ++v) lw.signal |= bit(mxu_sem(v, kMxuGo));
+            } else {
+              lw.wait = bit(mxu_sem(u, kMxuGo));
+            }
+          }
+          lw.rows = std::uint32_t(tl.ktile(nt, k).kts);
+          lw.cols = std::uint16_t(nts);
+          lw.ub_stride = std::uint16_t(tl.ntiles[nt].blocks);
+          if (fifo_) {
+            // The FIFO orders it behind its tile's DMA: no semaphore.
+            lw.flags = kFlagFifo;
+          } else {
+            lw.ub_row = std::uint32_t(weight_slot(load_weights_at_.size()));
+            lw.wait |= bit(kSemWReady);
+          }
+          emit(lw);
+          std::vector<Pass> passes;
+          if (taps) {
+            // One pass per output row segment (merged when the input rows continue the stride).
+            const KTile& kti = tl.ktile(nt, k);
+            for (const RowSeg& seg : segs) {
+              Pass p{in_row(kti.img, seg.b, seg.oy * g.s + kti.ky * g.dh,
+                            seg.ox0 * g.s + kti.kx * g.dw),
+                     g.s, seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)};
+              if (!passes.empty()) {
+                Pass& q = passes.back();
+                if (q.ub_row + q.rows * g.s == p.ub_row && q.acc_row + q.rows == p.acc_row) {
+                  q.rows += p.rows;
+                  continue;
+                }
+              }
+              passes.push_back(p);
+            }
+          } else {
+            passes.push_back({x_slot[mt % 2] + k, KR, rows, acc_slot(t)});
+          }
+          for (std::size_t i = 0; i < passes.size(); ++i) {
+            Instruction mm;
+            mm.op = Opcode::kMatmul;
+            mm.flags = kt > 0 ? kFlagAccumulate : 0;
+            mm.ub_row = std::uint32_t(passes[i].ub_row);
+            mm.ub_stride = std::uint16_t(passes[i].ub_stride);
+            mm.rows = std::uint32_t(passes[i].rows);
+            mm.acc_row = std::uint32_t(passes[i].acc_row);
+            mm.instance = std::uint8_t(u);
+            if (i == 0 && x_dma && nt < U && kt == 0) mm.wait |= bit(mxu_sem(u, kMxuXReady));
+            if (i == 0 && kt == 0 && l >= 2) mm.wait |= bit(mxu_sem(u, kMxuAccFree));
+            if (i + 1 == passes.size() && kt + 1 == KT) {
+              mm.signal |= bit(acc_ready(u, l));
+              if (x_dma && nt + U >= NT && mt + 2 < MT) mm.signal |= bit(mxu_sem(u, kMxuXFree));
+            }
+            emit(mm);
+          }
+        }
+      }
       for (std::uint64_t nt = g0; nt < g0 + size; ++nt) {
         const std::uint64_t t = mt * NT + nt;
         const std::uint64_t u = mxu(t), l = local(t);
-        const std::uint64_t nts = tl.ntiles[nt].nts;
-        // Weight tile j of the node in emission order (GemmTiling::weight_tile).
-        const std::uint64_t share = g0 * KT + kt * size + (nt - g0);
-        // The group's MXUs take the K tiles in turn, each from its own start spread evenly over
-        // the K tiles (GemmTiling::weight_tile), so streams running side by side, even a few K
-        // steps apart, read different UB rows: K tile k sits in rows x + k + m * KR, so when KR
-        // divides ub.banks, in different banks.
-        const std::uint64_t k = (tl.first_k(nt - g0, size) + kt) % KT;
-        const std::uint64_t j = mt * NT * KT + share;
-        // Tiles ahead, so the weight stream never waits behind this tile's MATMULs; near the
-        // last tile, the next GEMM node's first.
-        top_up_weights(j);
-        emit_input(mt + 1, next_input, next_input.size() * share / (NT * KT),
-                   next_input.size() * (share + 1) / (NT * KT));
-        // Output tile t - 2U (its MXU's tile before last) is stored behind tile t's first
-        // weight load: by then the vector unit has long written it, so no weight load waits
-        // behind a store that waits for the vector unit (as one queued right after tile t - 1
-        // would), and it frees its slot before tile t's ACTIVATE needs it.
-        if (kt == 0 && t >= 2 * U && !out_res) {
-          const std::vector<DmaFields> stores = store_pieces(t - 2 * U);
-          emit_store(t - 2 * U, stores, 0, stores.size());
-        }
-        Instruction lw;
-        lw.op = Opcode::kLoadWeights;
-        lw.instance = std::uint8_t(u);
-        // MXU 0's first tile takes the node's hand-offs (resident input, border, first input)
-        // and passes them on: every other MXU's first tile starts after it.
-        if (mt == 0 && kt == 0 && nt < U) {
-          if (u == 0) {
-            for (std::uint64_t v = 1; v < U; ++v) lw.signal |= bit(mxu_sem(v, kMxuGo));
-          } else {
-            lw.wait = bit(mxu_sem(u, kMxuGo));
-          }
-        }
-        lw.rows = std::uint32_t(tl.ktile(nt, k).kts);
-        lw.cols = std::uint16_t(nts);
-        lw.ub_stride = std::uint16_t(tl.ntiles[nt].blocks);
-        if (fifo_) {
-          // The FIFO orders it behind its tile's DMA: no semaphore.
-          lw.flags = kFlagFifo;
+        const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
+        // Straight into the resident layout: one ACTIVATE per output row segment when the
+        // consumer's zero border breaks the rows apart.
+        std::vector<Pass> acts;
+        if (!out_res) {
+          acts.push_back({o_slot(t), 1, rows, acc_slot(t)});
+        } else if (out.ub.pad == 0) {
+          acts.push_back({out.ub.row(n0 / cw_, 0, 0, 0) + m0, 1, rows, acc_slot(t)});
         } else {
-          lw.ub_row = std::uint32_t(weight_slot(load_weights_at_.size()));
-          lw.wait |= bit(kSemWReady);
-        }
-        emit(lw);
-        std::vector<Pass> passes;
-        if (taps) {
-          // One pass per output row segment (merged when the input rows continue the stride).
-          const KTile& kti = tl.ktile(nt, k);
-          for (const RowSeg& seg : segs) {
-            Pass p{in_row(kti.img, seg.b, seg.oy * g.s + kti.ky * g.dh, seg.ox0 * g.s + kti.kx * g.dw),
-                   g.s,
-                   seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)};
-            if (!passes.empty()) {
-              Pass& q = passes.back();
-              if (q.ub_row + q.rows * g.s == p.ub_row && q.acc_row + q.rows == p.acc_row) {
-                q.rows += p.rows;
-                continue;
-              }
-            }
-            passes.push_back(p);
+          for (const RowSeg& seg : row_segments(m0, m1, layer.out.h, layer.out.w)) {
+            acts.push_back(
+                {out.ub.row(n0 / cw_, seg.b, std::int64_t(seg.oy), std::int64_t(seg.ox0)), 1,
+                 seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)});
           }
-        } else {
-          passes.push_back({x_slot[mt % 2] + k, KR, rows, acc_slot(t)});
         }
-        for (std::size_t i = 0; i < passes.size(); ++i) {
-          Instruction mm;
-          mm.op = Opcode::kMatmul;
-          mm.flags = kt > 0 ? kFlagAccumulate : 0;
-          mm.ub_row = std::uint32_t(passes[i].ub_row);
-          mm.ub_stride = std::uint16_t(passes[i].ub_stride);
-          mm.rows = std::uint32_t(passes[i].rows);
-          mm.acc_row = std::uint32_t(passes[i].acc_row);
-          mm.instance = std::uint8_t(u);
-          if (i == 0 && x_dma && nt < U && kt == 0) mm.wait |= bit(mxu_sem(u, kMxuXReady));
-          if (i == 0 && kt == 0 && l >= 2) mm.wait |= bit(mxu_sem(u, kMxuAccFree));
-          if (i + 1 == passes.size() && kt + 1 == KT) {
-            mm.signal |= bit(acc_ready(u, l));
-            if (x_dma && nt + U >= NT && mt + 2 < MT) mm.signal |= bit(mxu_sem(u, kMxuXFree));
+        for (std::size_t i = 0; i < acts.size(); ++i) {
+          Instruction act;
+          act.op = Opcode::kActivate;
+          act.acc_row = std::uint32_t(acts[i].acc_row);
+          act.rows = std::uint32_t(acts[i].rows);
+          act.cols = std::uint16_t(nts);
+          act.ub_row = std::uint32_t(acts[i].ub_row);
+          act.func = layer.activation;
+          act.multiplier = multiplier;
+          act.shift = shift;
+          act.zero_point = 0;
+          if (i == 0) {
+            act.wait = bit(acc_ready(u, l)) | (t >= 2 * U && !out_res ? bit(kSemOutFree) : 0);
           }
-          emit(mm);
+          if (i + 1 == acts.size()) {
+            act.signal = (out_res ? 0 : bit(kSemOutReady)) |
+                         (l + 2 < tiles(u) ? bit(mxu_sem(u, kMxuAccFree)) : 0);
+          }
+          emit(act);
         }
       }
-     }
-     for (std::uint64_t nt = g0; nt < g0 + size; ++nt) {
-      const std::uint64_t t = mt * NT + nt;
-      const std::uint64_t u = mxu(t), l = local(t);
-      const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
-      // Straight into the resident layout: one ACTIVATE per output row segment when the
-      // consumer's zero border breaks the rows apart.
-      std::vector<Pass> acts;
-      if (!out_res) {
-        acts.push_back({o_slot(t), 1, rows, acc_slot(t)});
-      } else if (out.ub.pad == 0) {
-        acts.push_back({out.ub.row(n0 / cw_, 0, 0, 0) + m0, 1, rows, acc_slot(t)});
-      } else {
-        for (const RowSeg& seg : row_segments(m0, m1, layer.out.h, layer.out.w)) {
-          acts.push_back({out.ub.row(n0 / cw_, seg.b, std::int64_t(seg.oy), std::int64_t(seg.ox0)),
-                          1,
-                          seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)});
-        }
-      }
-      for (std::size_t i = 0; i < acts.size(); ++i) {
-        Instruction act;
-        act.op = Opcode::kActivate;
-        act.acc_row = std::uint32_t(acts[i].acc_row);
-        act.rows = std::uint32_t(acts[i].rows);
-        act.cols = std::uint16_t(nts);
-        act.ub_row = std::uint32_t(acts[i].ub_row);
-        act.func = layer.activation;
-        act.multiplier = multiplier;
-        act.shift = shift;
-        act.zero_point = 0;
-        if (i == 0) {
-          act.wait = bit(acc_ready(u, l)) | (t >= 2 * U && !out_res ? bit(kSemOutFree) : 0);
-        }
-        if (i + 1 == acts.size()) {
-          act.signal = (out_res ? 0 : bit(kSemOutReady)) |
-                       (l + 2 < tiles(u) ? bit(mxu_sem(u, kMxuAccFree)) : 0);
-        }
-        emit(act);
-      }
-     }
     }
   }
   for (std::uint64_t t = T >= 2 * U ? T - 2 * U : 0; t < T && !out_res; ++t) {
