@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
@@ -825,64 +826,98 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
          "); it would fit with acc.capacity_bytes >= " +
          std::to_string(2 * std::uint64_t(C_) * 4));
   }
-  // Every MXU has two accumulator slots and two output slots of m_tile rows; fewer MXUs when
-  // the smallest tile's slots do not fit.
-  std::uint64_t U =
-      fifo_ ? std::min<std::uint64_t>({config_.core.mxus, NT, kMaxCompilerMxus, acc_rows_ / 2})
-            : 1;
-  while (U > 1 && gemm_staging(layer, path, in_res, out_res, 1, U) > limit) --U;
-  std::uint64_t cap = std::min({M, acc_rows_ / (2 * U), kMaxCount});
-  if (options_.max_m_tile > 0) cap = std::min<std::uint64_t>(cap, options_.max_m_tile);
-  std::uint64_t m_tile = 1;
-  if (!taps) {
-    const std::uint64_t per_m = 2 * KR + (out_res ? 0 : 2 * U);
-    m_tile = round_tile(layer, std::min(cap, (limit - weight_rows()) / per_m));
-  } else {
-    // The band a tile reads grows with the tile: take the largest tile that fits.
-    auto fits = [&](std::uint64_t m) {
-      return gemm_staging(layer, path, in_res, out_res, round_tile(layer, m), U) <= limit;
-    };
-    std::uint64_t lo = 1, hi = cap;
-    while (lo < hi) {
-      const std::uint64_t mid = lo + (hi - lo + 1) / 2;
-      if (fits(mid)) {
-        lo = mid;
-      } else {
-        hi = mid - 1;
+  // The M tile with U MXUs: each has two accumulator slots and two output slots of m_tile
+  // rows.
+  const auto m_tile_for = [&](std::uint64_t U) {
+    std::uint64_t cap = std::min({M, acc_rows_ / (2 * U), kMaxCount});
+    if (options_.max_m_tile > 0) cap = std::min<std::uint64_t>(cap, options_.max_m_tile);
+    std::uint64_t m_tile = 1;
+    if (!taps) {
+      const std::uint64_t per_m = 2 * KR + (out_res ? 0 : 2 * U);
+      m_tile = round_tile(layer, std::min(cap, (limit - weight_rows()) / per_m));
+    } else {
+      // The band a tile reads grows with the tile: take the largest tile that fits.
+      auto fits = [&](std::uint64_t m) {
+        return gemm_staging(layer, path, in_res, out_res, round_tile(layer, m), U) <= limit;
+      };
+      std::uint64_t lo = 1, hi = cap;
+      while (lo < hi) {
+        const std::uint64_t mid = lo + (hi - lo + 1) / 2;
+        if (fits(mid)) {
+          lo = mid;
+        } else {
+          hi = mid - 1;
+        }
+      }
+      m_tile = round_tile(layer, lo);
+    }
+    // Only the first M tile's input load is not overlapped with the array. When one M tile fits,
+    // two still pay if loading the second half of the input and reloading every weight tile (the
+    // DMA engine's work under the first tile, one UB row or one im2col segment per cycle, plus a
+    // quarter for contention) takes less than the first tile's array time, and each tile streams
+    // enough rows to hide a weight load and the previous tile's drain. Otherwise the array would
+    // wait for the DMA inside the layer: with the default single UB write port, layers that
+    // load about as many rows as they stream stay one tile. Only with one N tile: the ACTIVATEs
+    // of earlier N tiles would take that write port for whole tiles while the weights load.
+    // Without weight double buffering each M tile pays every fold's load and drain again.
+    if (x_dma && config_.mxu.double_buffer_weights && NT == 1 && ceil_div(M, m_tile) == 1) {
+      std::uint64_t longest = 0, reloads = 0;
+      for (const KTile& k : ktiles) {
+        longest = std::max(longest, k.kts);
+        reloads += k.kts;
+      }
+      const std::uint64_t shortest = longest + std::min<std::uint64_t>(N, C_) + R_ - 1;
+      const std::uint64_t in = taps ? band_slot_rows(layer, M)
+                                    : M * (conv ? std::max<std::uint64_t>(KR, layer.kernel_h) : KR);
+      // Whole output rows per tile for a conv (few, long stores), rounding up.
+      std::uint64_t half = ceil_div(M, 2);
+      if (conv && half > layer.out.w) half = ceil_div(half, layer.out.w) * layer.out.w;
+      if (half < M && M - half >= shortest && 5 * (in / 2 + reloads) <= 4 * (KT * M / 2)) {
+        m_tile = half;
       }
     }
-    m_tile = round_tile(layer, lo);
-  }
-  // Only the first M tile's input load is not overlapped with the array. When one M tile fits,
-  // two still pay if loading the second half of the input and reloading every weight tile (the
-  // DMA engine's work under the first tile, one UB row or one im2col segment per cycle, plus a
-  // quarter for contention) takes less than the first tile's array time, and each tile streams
-  // enough rows to hide a weight load and the previous tile's drain. Otherwise the array would
-  // wait for the DMA inside the layer: with the default single UB write port, layers that
-  // load about as many rows as they stream stay one tile. Only with one N tile: the ACTIVATEs
-  // of earlier N tiles would take that write port for whole tiles while the weights load.
-  // Without weight double buffering each M tile pays every fold's load and drain again.
-  if (x_dma && config_.mxu.double_buffer_weights && NT == 1 && ceil_div(M, m_tile) == 1) {
-    std::uint64_t longest = 0, reloads = 0;
-    for (const KTile& k : ktiles) {
-      longest = std::max(longest, k.kts);
-      reloads += k.kts;
+    // Even M tiles: a short last tile would leave the array idle behind its weight tiles.
+    {
+      const std::uint64_t even = ceil_div(M, ceil_div(M, m_tile));
+      const std::uint64_t ow = layer.out.w;
+      m_tile = conv && m_tile % ow == 0 ? ceil_div(even, ow) * ow : even;
     }
-    const std::uint64_t shortest = longest + std::min<std::uint64_t>(N, C_) + R_ - 1;
-    const std::uint64_t in = taps ? band_slot_rows(layer, M)
-                                  : M * (conv ? std::max<std::uint64_t>(KR, layer.kernel_h) : KR);
-    // Whole output rows per tile for a conv (few, long stores), rounding up.
-    std::uint64_t half = ceil_div(M, 2);
-    if (conv && half > layer.out.w) half = ceil_div(half, layer.out.w) * layer.out.w;
-    if (half < M && M - half >= shortest && 5 * (in / 2 + reloads) <= 4 * (KT * M / 2)) {
-      m_tile = half;
+    return m_tile;
+  };
+  // How many MXUs share the node's N tiles, at most one per UB read port (more could not
+  // stream at once). More MXUs mean smaller M tiles (the slots are per MXU); a count is taken
+  // when its M tiles are no more than with one MXU, else when it has fewer estimated cycles:
+  // each MXU's streams (max(M_t, R) per weight tile) against the one DMA engine, which moves
+  // one transfer at a time: per M tile every weight tile (reloaded once per M tile), the input
+  // and the stores, each costing its rows (one a cycle) or its bytes at the memory's peak,
+  // whichever is more, plus hbm.latency_ns to start.
+  std::uint64_t U = 1, m_tile = m_tile_for(1);
+  const std::uint64_t most =
+      fifo_ ? std::min<std::uint64_t>({config_.core.mxus, NT, kMaxCompilerMxus, acc_rows_ / 2,
+                                       config_.ub.read_ports})
+            : 1;
+  const double peak = config_.hbm_peak_bytes_per_cycle();
+  const double start = config_.hbm.preset == "ideal" ? 0 : config_.hbm.latency_ns /
+                                                              config_.period_ns();
+  const auto transfer = [&](double rows, double bytes) {
+    return std::max(rows, std::isinf(peak) ? 0 : bytes / peak) + start;
+  };
+  const auto estimate = [&](std::uint64_t u, std::uint64_t m) {
+    const double mt = double(ceil_div(M, m)), row_bytes = double(config_.ub_row_elems() * eb_);
+    const double streams = mt * double(ceil_div(NT, u) * KT * std::max<std::uint64_t>(m, R_));
+    const double in_rows = x_dma ? double(taps ? band_slot_rows(layer, m) : m * KR) : 0;
+    const double dma = mt * (double(NT * KT) * transfer(R_, double(R_) * C_ * eb_) +
+                             (x_dma ? transfer(in_rows, in_rows * row_bytes) : 0) +
+                             (out_res ? 0 : double(NT) * transfer(m, double(m) * C_ * eb_)));
+    return std::max(streams, dma);
+  };
+  for (std::uint64_t u = 2; u <= most; ++u) {
+    if (gemm_staging(layer, path, in_res, out_res, 1, u) > limit) break;
+    const std::uint64_t m = m_tile_for(u);
+    if (ceil_div(M, m) <= ceil_div(M, m_tile_for(1)) || estimate(u, m) < estimate(U, m_tile)) {
+      U = u;
+      m_tile = m;
     }
-  }
-  // Even M tiles: a short last tile would leave the array idle behind its weight tiles.
-  {
-    const std::uint64_t even = ceil_div(M, ceil_div(M, m_tile));
-    const std::uint64_t ow = layer.out.w;
-    m_tile = conv && m_tile % ow == 0 ? ceil_div(even, ow) * ow : even;
   }
   const std::uint64_t MT = ceil_div(M, m_tile);
   const std::uint64_t xs =

@@ -106,7 +106,8 @@ enum CompilerSemaphore : std::uint32_t {
   kSemFirstInput = 15,   // dma -> weight_load: a GEMM node's first input tile is in the UB
 };
 // With several MXUs (core.mxus) a GEMM node spreads its N tiles over them, N tile nt on MXU
-// nt % U (U = min(core.mxus, N tiles, kMaxCompilerMxus); 1 without a weight FIFO). MXU 0 uses
+// nt % U (U <= core.mxus, N tiles, kMaxCompilerMxus, ub.read_ports, chosen in tile_gemm; 1
+// without a weight FIFO). MXU 0 uses
 // the semaphores above; MXU u >= 1 its own block of these, named "<name>.<u>" (x_ready.1, ...),
 // so every MXU is a copy of the one-MXU schedule with its own weight stream (its FIFO) and
 // its own two accumulator slots:
