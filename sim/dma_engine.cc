@@ -240,7 +240,7 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
   const bool fifo = load && (inst.flags & kFlagWeights);
   std::uint8_t* entry = nullptr;
   if (fifo && has_data) {
-    entry = state_->weight_fifo.emplace_back(state_->fifo_entry_bytes(), 0).data();
+    entry = state_->weight_fifos[d.fifo].emplace_back(state_->fifo_entry_bytes(), 0).data();
   }
   Cycle fifo_port_free = start;  // first cycle the FIFO's write port is free
 
@@ -453,7 +453,7 @@ void DmaEngine::run_requests(Source& source, bool write, Cycle start, OnResponse
       --in_flight;
       if (probe_.on()) {
         const auto kind = write ? MemoryEvent::Kind::kHbmWrite : MemoryEvent::Kind::kHbmRead;
-        probe_.memory(MemoryEvent{kind, Unit::kDma, r.trans->get_address(),
+        probe_.memory(MemoryEvent{kind, Unit::kDma, 0, r.trans->get_address(),
                                   r.trans->get_data_length(), sent_at_[slot], cycle});
       }
       on_response(i, cycle, r.trans->get_data_ptr());

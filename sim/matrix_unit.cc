@@ -5,10 +5,13 @@
 
 namespace tpu {
 
-MatrixUnit::MatrixUnit(sc_core::sc_module_name name, const Config& config, Sequencer& sequencer,
-                       UnifiedBuffer& ub, MachineState& state, WeightFifo& fifo,
-                       bool functional, Fidelity fidelity)
+MatrixUnit::MatrixUnit(sc_core::sc_module_name name, std::uint8_t instance, const Config& config,
+                       Sequencer& sequencer, UnifiedBuffer& ub, MachineState& state,
+                       WeightFifo& fifo, bool functional, Fidelity fidelity)
     : sc_module(name),
+      instance_(instance),
+      loader_(Unit::kWeightLoad, instance),
+      matmul_(Unit::kMatmul, instance),
       config_(config),
       seq_(sequencer),
       ub_(ub),
@@ -38,12 +41,12 @@ Cycle MatrixUnit::wait_buffer_free(const Issued& is) {
   const std::uint64_t need = is.buffer_users;
   if (need == 0) return 0;
   while (buffer_released_[b] < need) {
-    seq_.set_waiting(Unit::kWeightLoad,
+    seq_.set_waiting(loader_,
                      "weight_buffer (" + std::to_string(need - buffer_released_[b]) +
                          " earlier matmul(s) on buffer " + std::to_string(b) + " to release it)");
     wait(buffer_released_event_);
   }
-  seq_.set_waiting(Unit::kWeightLoad, "");
+  seq_.set_waiting(loader_, "");
   // Releases arrive in time order; the need-th one freed the buffer. Later loads of this
   // buffer need at least as many, so earlier entries can go.
   std::deque<Cycle>& at = released_at_[b];
@@ -65,7 +68,7 @@ void MatrixUnit::release_buffer(int buffer, Cycle at) {
 void MatrixUnit::weight_loader() {
   try {
     for (;;) {
-      Sequencer::Dispatch d = seq_.next(Unit::kWeightLoad, state_);
+      Sequencer::Dispatch d = seq_.next(loader_, state_);
       const Issued& is = d.is;
       const Instruction& inst = *is.inst;
       StartTracker& tracker = d.tracker;
@@ -80,11 +83,11 @@ void MatrixUnit::weight_loader() {
         // Read number i takes FIFO entry i once its fill (dma.load weights number i) completed.
         const std::uint64_t i = fifo_reads_++;
         while (fifo_.filled.size() <= i) {
-          seq_.set_waiting(Unit::kWeightLoad, "weights (weight FIFO fill " + std::to_string(i) +
+          seq_.set_waiting(loader_, "weights (weight FIFO fill " + std::to_string(i) +
                                                   " to complete)");
           wait(fifo_.changed);
         }
-        seq_.set_waiting(Unit::kWeightLoad, "");
+        seq_.set_waiting(loader_, "");
         const Cycle filled = fifo_.filled[i];
         if (filled > seq_.clock().now()) seq_.wait_until(filled);
         tracker.satisfied("weights", filled);
@@ -96,14 +99,15 @@ void MatrixUnit::weight_loader() {
       } else {
         UbRequest req;
         req.client = UbClient::kWeightLoad;
+        req.instance = instance_;
         req.first_row = inst.ub_row;
         req.count = inst.rows;
         req.earliest = seq_.clock().now();
         if (functional_) req.on_grant = [&] { exec_load_weights(state_, inst, tiles_[b]); };
         ub_.request(req);
-        seq_.set_waiting(Unit::kWeightLoad, "ub_port");
+        seq_.set_waiting(loader_, "ub_port");
         wait(req.done);
-        seq_.set_waiting(Unit::kWeightLoad, "");
+        seq_.set_waiting(loader_, "");
         e = req.start;
       }
       // The loader reads one UB row per cycle, e .. e + K_t - 1, and is free at e + K_t.
@@ -141,13 +145,13 @@ void MatrixUnit::matmul() {
   try {
     const Cycle r = config_.array.rows;
     for (;;) {
-      Sequencer::Dispatch d = seq_.next(Unit::kMatmul, state_);
+      Sequencer::Dispatch d = seq_.next(matmul_, state_);
       const Issued& is = d.is;
       const Instruction& inst = *is.inst;
       StartTracker& tracker = d.tracker;
 
       const auto waiting_for_tile = [&] {
-        seq_.set_waiting(Unit::kMatmul, "weights (tile " + std::to_string(is.tile) +
+        seq_.set_waiting(matmul_, "weights (tile " + std::to_string(is.tile) +
                                             (wavefront_ ? " load started)" : " loaded)"));
       };
       while (load_ready_base_ + load_ready_.size() <= is.tile) {
@@ -175,6 +179,7 @@ void MatrixUnit::matmul() {
       TileSums sums;
       UbRequest req;
       req.client = UbClient::kMatmul;
+      req.instance = instance_;
       req.first_row = inst.ub_row;
       req.stride = inst.ub_stride;
       req.count = m_rows;
@@ -193,9 +198,9 @@ void MatrixUnit::matmul() {
         req.on_grant = [&] { matmul_compute(state_, inst, tiles_[b], sums); };
       }
       ub_.request(req);
-      seq_.set_waiting(Unit::kMatmul, "ub_port");
+      seq_.set_waiting(matmul_, "ub_port");
       wait(req.done);
-      seq_.set_waiting(Unit::kMatmul, "");
+      seq_.set_waiting(matmul_, "");
       const Cycle s = req.start;
       // A stream that asked for the UB while its own tile's load was still reading it, and
       // was granted no later than that read ended, waited for its weights to be read: charge
@@ -212,7 +217,7 @@ void MatrixUnit::matmul() {
       // Every streamed row passes all K_t x N_t loaded PEs and lands N_t 32-bit sums, which an
       // accumulating MATMUL first reads.
       const std::uint64_t sum_bytes = std::uint64_t(m_rows) * shape.n * 4;
-      seq_.add_array_work(is.layer, std::uint64_t(m_rows) * shape.k * shape.n,
+      seq_.add_array_work(is.layer, instance_, std::uint64_t(m_rows) * shape.k * shape.n,
                           (inst.flags & kFlagAccumulate) ? sum_bytes : 0, sum_bytes);
       if (array_) {
         std::uint64_t id;

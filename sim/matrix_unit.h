@@ -1,5 +1,9 @@
 #pragma once
-// Matrix unit: the weight loader and matmul front ends of the R x C weight-stationary MXU.
+// Matrix unit: the weight loader and matmul front ends of one R x C weight-stationary MXU.
+// A core has core.mxus of them; MXU i runs the `load.weights unit=i` and `matmul unit=i` of
+// the program, with its own weight registers and weight FIFO; all of them write the one
+// accumulator memory. The rules below are per MXU: "LOAD_WEIGHTS j" counts its own loads, "the
+// previous MATMUL" is its own.
 //
 // Timing contract (sim/README.md, "Matrix unit"):
 // - LOAD_WEIGHTS j writes buffer j % 2 (double_buffer_weights) or 0. It requests its UB read
@@ -64,9 +68,9 @@ class MatrixUnit : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(MatrixUnit);
   // `functional` false: timing only, `state` holds sizes but no data (fidelity is then fast).
-  MatrixUnit(sc_core::sc_module_name name, const Config& config, Sequencer& sequencer,
-             UnifiedBuffer& ub, MachineState& state, WeightFifo& fifo, bool functional,
-             Fidelity fidelity);
+  MatrixUnit(sc_core::sc_module_name name, std::uint8_t instance, const Config& config,
+             Sequencer& sequencer, UnifiedBuffer& ub, MachineState& state, WeightFifo& fifo,
+             bool functional, Fidelity fidelity);
 
  private:
   struct Shape {
@@ -84,6 +88,8 @@ class MatrixUnit : public sc_core::sc_module {
   void arm_array();
   void matmul_finished(const Issued& is, Cycle start, Cycle last);
 
+  const std::uint8_t instance_;
+  const UnitId loader_, matmul_;
   const Config& config_;
   Sequencer& seq_;
   UnifiedBuffer& ub_;

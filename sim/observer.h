@@ -30,6 +30,7 @@ struct InstructionEvent {
   enum class Kind { kIssued, kTaken, kWaited, kStarted, kFinished };
   Kind kind = Kind::kIssued;
   Unit unit = Unit::kSequencer;
+  std::uint8_t instance = 0;  // which unit of its kind (Instruction::instance)
   std::size_t pc = 0;  // index into Program::instructions
   int layer = -1;      // -1 before the first LAYER
   Cycle cycle = 0;     // when it happens (kWaited: when the wait ended)
@@ -45,6 +46,7 @@ struct MemoryEvent {
   enum class Kind { kUbRead, kUbWrite, kHbmRead, kHbmWrite };
   Kind kind = Kind::kUbRead;
   Unit unit = Unit::kDma;
+  std::uint8_t instance = 0;  // which unit of its kind (an MXU's number)
   std::uint64_t address = 0;  // UB: first row; HBM: byte address
   std::uint64_t count = 0;    // UB: rows; HBM: bytes
   Cycle start = 0, end = 0;

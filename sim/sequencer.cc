@@ -8,6 +8,12 @@
 
 namespace tpu {
 
+std::string to_string(UnitId unit) {
+  std::string name = to_string(unit.kind);
+  if (unit.instance != 0) name += "." + std::to_string(unit.instance);
+  return name;
+}
+
 Semaphores::Semaphores(const Program& program) : names_(program.semaphore_names) {}
 
 bool Semaphores::try_acquire(std::uint64_t mask) {
@@ -68,12 +74,14 @@ Sequencer::Sequencer(sc_core::sc_module_name name, const Config& config, const P
       program_(program),
       clock_(clock),
       probe_(probe),
-      sems_(program) {
+      sems_(program),
+      mxus_(config.core.mxus) {
   layers_.resize(program.layers.size());
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     layers_[i].name = program.layers[i].name;
     layers_[i].kind = program.layers[i].kind;
     layers_[i].macs = program.layers[i].macs;
+    layers_[i].mxus.resize(config.core.mxus);
   }
   SC_THREAD(issue);
   SC_METHOD(fire_timed);
@@ -87,20 +95,21 @@ Issued Sequencer::tag(const Instruction& inst, std::size_t pc, Cycle now) {
   is.pc = pc;
   is.layer = layer_;
   is.issued = now;
+  const std::size_t mxu = inst.instance;
   if (inst.op == Opcode::kLoadWeights) {
-    is.tile = loads_issued_++;
+    is.tile = loads_issued_[mxu]++;
     is.buffer = config_.mxu.double_buffer_weights ? int(is.tile % 2) : 0;
-    is.buffer_users = matmuls_on_buffer_[std::size_t(is.buffer)];
+    is.buffer_users = matmuls_on_buffer_[mxu][std::size_t(is.buffer)];
   } else if (inst.op == Opcode::kMatmul) {
-    is.tile = loads_issued_ - 1;  // the program was checked to load a tile first
+    is.tile = loads_issued_[mxu] - 1;  // the program was checked to load a tile first
     is.buffer = config_.mxu.double_buffer_weights ? int(is.tile % 2) : 0;
-    ++matmuls_on_buffer_[std::size_t(is.buffer)];
+    ++matmuls_on_buffer_[mxu][std::size_t(is.buffer)];
   }
   return is;
 }
 
-bool Sequencer::queue_full(Unit unit, Cycle now) const {
-  const UnitQueue& q = queues_[std::size_t(unit)];
+bool Sequencer::queue_full(UnitId unit, Cycle now) const {
+  const UnitQueue& q = queues_[index(unit)];
   const std::size_t taken_now = q.taken_cycle == now ? q.taken_in_cycle : 0;
   return q.entries.size() + taken_now >= config_.sequencer.queue_depth;
 }
@@ -133,13 +142,13 @@ void Sequencer::issue() {
     for (;;) {
       for (std::uint32_t slots = width; slots > 0; --slots, ++pc_) {
         const Instruction& inst = insts[pc_];
-        const Unit unit = unit_of(inst.op);
+        const UnitId unit(unit_of(inst.op), inst.instance);
         if (inst.op == Opcode::kLayer) {
           layer_ = inst.layer;
           ++units_[std::size_t(Unit::kSequencer)].instructions;
           continue;
         }
-        if (unit == Unit::kSequencer) {
+        if (unit.kind == Unit::kSequencer) {
           const Issued is = tag(inst, pc_, now);
           const Cycle at = acquire_in_sequencer(is, now);
           if (at != now) {
@@ -168,7 +177,7 @@ void Sequencer::issue() {
           sequencer_waiting_ = std::string("a free entry in the ") + to_string(unit) + " queue";
           // Entries taken this cycle free their slots next cycle; otherwise wait for a take.
           do {
-            if (queues_[std::size_t(unit)].entries.size() >= config_.sequencer.queue_depth) {
+            if (queue(unit).entries.size() >= config_.sequencer.queue_depth) {
               wait(taken_);
             }
             wait_until(clock_.now() + 1);
@@ -179,9 +188,9 @@ void Sequencer::issue() {
           slots = width;
         }
         if (progress_ && pc_ % progress_step == 0) progress_(pc_, insts.size());
-        UnitQueue& q = queues_[std::size_t(unit)];
+        UnitQueue& q = queue(unit);
         q.entries.push_back(tag(inst, pc_, now));
-        if (probe_.on()) report(InstructionEvent::Kind::kIssued, unit, q.entries.back(), now);
+        if (probe_.on()) report(InstructionEvent::Kind::kIssued, unit.kind, q.entries.back(), now);
         ++outstanding_;
         q.pushed.notify();
       }
@@ -193,7 +202,7 @@ void Sequencer::issue() {
   }
 }
 
-Sequencer::Dispatch Sequencer::next(Unit unit, const MachineState& state) {
+Sequencer::Dispatch Sequencer::next(UnitId unit, const MachineState& state) {
   Cycle ready = 0;
   Dispatch d{take(unit, ready), StartTracker(ready)};
   acquire(unit, d.is, d.tracker);
@@ -201,8 +210,8 @@ Sequencer::Dispatch Sequencer::next(Unit unit, const MachineState& state) {
   return d;
 }
 
-Issued Sequencer::take(Unit unit, Cycle& ready) {
-  UnitQueue& q = queues_[std::size_t(unit)];
+Issued Sequencer::take(UnitId unit, Cycle& ready) {
+  UnitQueue& q = queue(unit);
   q.has_current = false;
   q.waiting.clear();
   while (q.entries.empty()) wait(q.pushed);
@@ -217,17 +226,25 @@ Issued Sequencer::take(Unit unit, Cycle& ready) {
   ++q.taken_in_cycle;
   taken_.notify();
   ready = std::max(q.current.issued, now);
-  if (probe_.on()) report(InstructionEvent::Kind::kTaken, unit, q.current, ready);
+  if (probe_.on()) report(InstructionEvent::Kind::kTaken, unit.kind, q.current, ready);
   return q.current;
 }
 
-void Sequencer::acquire(Unit unit, const Issued& is, StartTracker& tracker) {
-  const std::string cause = wait_semaphores(is.inst->wait, queues_[std::size_t(unit)].waiting);
+void Sequencer::acquire(UnitId unit, const Issued& is, StartTracker& tracker) {
+  const std::string cause = wait_semaphores(is.inst->wait, queue(unit).waiting);
   if (!cause.empty()) tracker.satisfied(cause, clock_.now());
 }
 
-void Sequencer::set_waiting(Unit unit, std::string what) {
-  queues_[std::size_t(unit)].waiting = std::move(what);
+void Sequencer::set_waiting(UnitId unit, std::string what) {
+  queue(unit).waiting = std::move(what);
+}
+
+template <typename F>
+void Sequencer::count(std::array<UnitStats, kNumUnits>& units, std::vector<MxuStats>& mxus,
+                      Unit unit, const Issued& is, F&& f) {
+  f(units[std::size_t(unit)]);
+  if (unit == Unit::kWeightLoad) f(mxus[is.inst->instance].weight_load);
+  if (unit == Unit::kMatmul) f(mxus[is.inst->instance].matmul);
 }
 
 void Sequencer::charge_stall(std::size_t pc, int layer_index, const std::string& cause,
@@ -238,14 +255,15 @@ void Sequencer::charge_stall(std::size_t pc, int layer_index, const std::string&
   if (LayerStats* l = layer(layer_index)) l->units[u].stalls[cause] += cycles;
   if (probe_.on()) {
     const Cycle now = clock_.now();
-    probe_.instruction(InstructionEvent{InstructionEvent::Kind::kWaited, Unit::kSequencer, pc,
-                                        layer_index, now, now - cycles, cause});
+    probe_.instruction(InstructionEvent{InstructionEvent::Kind::kWaited, Unit::kSequencer, 0,
+                                        pc, layer_index, now, now - cycles, cause});
   }
 }
 
 void Sequencer::report(InstructionEvent::Kind kind, Unit unit, const Issued& is,
                        Cycle cycle) const {
-  probe_.instruction(InstructionEvent{kind, unit, is.pc, is.layer, cycle, 0, ""});
+  probe_.instruction(
+      InstructionEvent{kind, unit, is.inst->instance, is.pc, is.layer, cycle, 0, ""});
 }
 
 void Sequencer::started(Unit unit, const Issued& is, const StartTracker& tracker, Cycle start) {
@@ -261,17 +279,21 @@ void Sequencer::started(Unit unit, const Issued& is, const StartTracker& tracker
   const std::string cause = tracker.cause(start);
   if (probe_.on()) {
     if (!cause.empty()) {
-      probe_.instruction(InstructionEvent{InstructionEvent::Kind::kWaited, unit, is.pc, is.layer,
-                                          start, tracker.ready(), cause});
+      probe_.instruction(InstructionEvent{InstructionEvent::Kind::kWaited, unit,
+                                          is.inst->instance, is.pc, is.layer, start,
+                                          tracker.ready(), cause});
     }
     report(InstructionEvent::Kind::kStarted, unit, is, start);
   }
   if (cause.empty()) return;
-  units_[std::size_t(unit)].stalls[cause] += start - tracker.ready();
+  count(units_, mxus_, unit, is,
+        [&](UnitStats& u) { u.stalls[cause] += start - tracker.ready(); });
   // A layer is charged only the part of a stall inside its own span: an instruction issued
   // ahead may wait while the previous layer still runs, and that time is not this layer's.
   const Cycle from = l ? std::max(tracker.ready(), l->first_cycle) : tracker.ready();
-  if (l && start > from) l->units[std::size_t(unit)].stalls[cause] += start - from;
+  if (l && start > from) {
+    count(l->units, l->mxus, unit, is, [&](UnitStats& u) { u.stalls[cause] += start - from; });
+  }
 }
 
 void Sequencer::complete(Unit unit, const Issued& is, Cycle start, Cycle done, Cycle busy) {
@@ -281,13 +303,13 @@ void Sequencer::complete(Unit unit, const Issued& is, Cycle start, Cycle done, C
   }
   sems_.signal(is.inst->signal);
   last_completion_ = std::max(last_completion_, done);
-  UnitStats& u = units_[std::size_t(unit)];
-  u.busy_cycles += busy;
-  ++u.instructions;
+  const auto add = [busy](UnitStats& u) {
+    u.busy_cycles += busy;
+    ++u.instructions;
+  };
+  count(units_, mxus_, unit, is, add);
   if (LayerStats* l = layer(is.layer)) {
-    UnitStats& lu = l->units[std::size_t(unit)];
-    lu.busy_cycles += busy;
-    ++lu.instructions;
+    count(l->units, l->mxus, unit, is, add);
     l->last_cycle = std::max(l->last_cycle, done > start ? done - 1 : start);
   }
   if (probe_.on()) report(InstructionEvent::Kind::kFinished, unit, is, done);
@@ -364,10 +386,12 @@ void Sequencer::add_traffic(int layer_index, std::uint64_t hbm_read, std::uint64
   }
 }
 
-void Sequencer::add_array_work(int layer_index, std::uint64_t macs, std::uint64_t acc_read_bytes,
-                               std::uint64_t acc_write_bytes) {
+void Sequencer::add_array_work(int layer_index, std::uint32_t mxu, std::uint64_t macs,
+                               std::uint64_t acc_read_bytes, std::uint64_t acc_write_bytes) {
+  mxus_[mxu].array_macs += macs;
   if (LayerStats* l = layer(layer_index)) {
     l->array_macs += macs;
+    l->mxus[mxu].array_macs += macs;
     l->acc_read_bytes += acc_read_bytes;
     l->acc_write_bytes += acc_write_bytes;
   }
@@ -392,11 +416,12 @@ std::string Sequencer::deadlock_report() const {
     add(std::string("sequencer at '") + to_assembly(program_.instructions[pc_], &program_) +
         "' waits on " + (sequencer_waiting_.empty() ? "nothing" : sequencer_waiting_));
   }
-  for (std::size_t u = 0; u < kNumUnits; ++u) {
+  for (std::size_t u = 0; u < queues_.size(); ++u) {
     const UnitQueue& q = queues_[u];
     if (!q.has_current && q.entries.empty()) continue;
     const Issued& head = q.has_current ? q.current : q.entries.front();
-    add(std::string(to_string(Unit(u))) + " at '" + to_assembly(*head.inst, &program_) +
+    const UnitId id(Unit(u / kMaxUnitInstances), std::uint8_t(u % kMaxUnitInstances));
+    add(to_string(id) + " at '" + to_assembly(*head.inst, &program_) +
         "' waits on " + (q.waiting.empty() ? "its unit" : q.waiting) +
         (q.entries.empty() ? "" : " (" + std::to_string(q.entries.size()) + " queued)"));
   }

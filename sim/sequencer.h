@@ -4,7 +4,8 @@
 //
 // Timing contract (sim/README.md, "Sequencer"):
 // - From cycle 0 the sequencer issues up to sequencer.issue_width instructions per cycle in
-//   program order into their unit's queue (sequencer.queue_depth entries). An entry leaves the
+//   program order into their unit's queue (sequencer.queue_depth entries), one queue per unit
+//   instance (kind and Instruction::instance: each MXU's weight loader and matmul unit). An entry leaves the
 //   queue when its unit takes it; issue sees the freed slot from the next cycle on, so the
 //   outcome never depends on process order within a cycle. A full queue stalls issue (cause
 //   "queue", charged to the sequencer).
@@ -35,15 +36,25 @@
 
 namespace tpu {
 
+// One unit: its kind and which one of that kind (Instruction::instance). A bare Unit names
+// instance 0, the only one of every kind but the MXU's.
+struct UnitId {
+  UnitId(Unit kind, std::uint8_t instance = 0) : kind(kind), instance(instance) {}  // NOLINT
+  Unit kind;
+  std::uint8_t instance;
+};
+// "matmul", or "matmul.1" for instance 1: the name in messages.
+std::string to_string(UnitId unit);
+
 // An instruction as issued, with the bookkeeping its unit needs.
 struct Issued {
   const Instruction* inst = nullptr;
   std::size_t pc = 0;
   int layer = -1;  // index into Program::layers; -1 before the first LAYER
   Cycle issued = 0;
-  // LOAD_WEIGHTS: its number j in program order and the buffer it writes, plus how many
-  // MATMULs earlier in program order used that buffer. MATMUL: the tile (LOAD_WEIGHTS
-  // number) it multiplies by and that tile's buffer.
+  // LOAD_WEIGHTS: its number j in program order among its MXU's loads and the buffer it
+  // writes, plus how many of that MXU's MATMULs earlier in program order used that buffer.
+  // MATMUL: the tile (its MXU's LOAD_WEIGHTS number) it multiplies by and that tile's buffer.
   std::uint64_t tile = 0;
   int buffer = 0;
   std::uint64_t buffer_users = 0;
@@ -102,10 +113,10 @@ class Sequencer : public sc_core::sc_module {
     Issued is;
     StartTracker tracker;
   };
-  Dispatch next(Unit unit, const MachineState& state);
+  Dispatch next(UnitId unit, const MachineState& state);
   // Describes what `unit` is blocked on, for deadlock reports ("" when it is running).
-  void set_waiting(Unit unit, std::string what);
-  // Records the start of an instruction (stall charge) on `unit`.
+  void set_waiting(UnitId unit, std::string what);
+  // Records the start of an instruction (stall charge) on `unit` (instance: the instruction's).
   void started(Unit unit, const Issued& is, const StartTracker& tracker, Cycle start);
   // Retires an instruction at cycle `done` (now or later): signals its semaphores, records
   // busy cycles and the layer span [start, done - 1].
@@ -123,8 +134,8 @@ class Sequencer : public sc_core::sc_module {
   void add_weight_tile(int layer, std::uint64_t pes);
   void add_traffic(int layer, std::uint64_t hbm_read, std::uint64_t hbm_write,
                    std::uint64_t ub_reads, std::uint64_t ub_writes);
-  void add_array_work(int layer, std::uint64_t macs, std::uint64_t acc_read_bytes,
-                      std::uint64_t acc_write_bytes);
+  void add_array_work(int layer, std::uint32_t mxu, std::uint64_t macs,
+                      std::uint64_t acc_read_bytes, std::uint64_t acc_write_bytes);
   void add_vector_work(int layer, std::uint64_t acc_read_bytes, std::uint64_t elems);
 
   // --- after sc_start returns ---
@@ -135,6 +146,7 @@ class Sequencer : public sc_core::sc_module {
   Cycle total_cycles() const;
   const std::vector<LayerStats>& layers() const { return layers_; }
   const std::array<UnitStats, kNumUnits>& units() const { return units_; }
+  const std::vector<MxuStats>& mxus() const { return mxus_; }
   // Reports issue progress each hundredth of the program (see SimOptions::progress).
   void set_progress(std::function<void(std::size_t, std::size_t)> progress) {
     progress_ = std::move(progress);
@@ -157,13 +169,21 @@ class Sequencer : public sc_core::sc_module {
     bool operator>(const Timed& o) const { return at != o.at ? at > o.at : seq > o.seq; }
   };
 
-  Issued take(Unit unit, Cycle& ready);
-  void acquire(Unit unit, const Issued& is, StartTracker& tracker);
+  static std::size_t index(UnitId unit) {
+    return std::size_t(unit.kind) * kMaxUnitInstances + unit.instance;
+  }
+  UnitQueue& queue(UnitId unit) { return queues_[index(unit)]; }
+  // The per-kind counters of `unit` and, for an MXU's units, its instance's in `mxus`.
+  template <typename F>
+  void count(std::array<UnitStats, kNumUnits>& units, std::vector<MxuStats>& mxus, Unit unit,
+             const Issued& is, F&& f);
+  Issued take(UnitId unit, Cycle& ready);
+  void acquire(UnitId unit, const Issued& is, StartTracker& tracker);
   // check_bounds(), raising SimError that names the instruction.
   void check(const MachineState& state, const Issued& is) const;
   void issue();        // SC_THREAD
   void fire_timed();   // SC_METHOD on timed_event_
-  bool queue_full(Unit unit, Cycle now) const;
+  bool queue_full(UnitId unit, Cycle now) const;
   // Blocks the sequencer until the semaphores of `inst` are acquired; returns the cycle.
   Cycle acquire_in_sequencer(const Issued& is, Cycle now);
   // Blocks until every semaphore in `mask` is acquired, describing the wait in `waiting`
@@ -179,7 +199,7 @@ class Sequencer : public sc_core::sc_module {
   const Clock& clock_;
   const Probe& probe_;
   Semaphores sems_;
-  std::array<UnitQueue, kNumUnits> queues_;
+  std::array<UnitQueue, kNumUnits * kMaxUnitInstances> queues_;
   sc_core::sc_event taken_;
   sc_core::sc_event all_done_;
   std::uint64_t outstanding_ = 0;
@@ -187,13 +207,14 @@ class Sequencer : public sc_core::sc_module {
   std::vector<Timed> timed_;
   std::uint64_t timed_seq_ = 0;
   sc_core::sc_event timed_event_;
-  // Issue-time bookkeeping of weight tiles.
+  // Issue-time bookkeeping of weight tiles, per MXU.
   int layer_ = -1;
-  std::uint64_t loads_issued_ = 0;
-  std::array<std::uint64_t, 2> matmuls_on_buffer_{};
+  std::array<std::uint64_t, kMaxUnitInstances> loads_issued_{};
+  std::array<std::array<std::uint64_t, 2>, kMaxUnitInstances> matmuls_on_buffer_{};
   // Results.
   std::vector<LayerStats> layers_;
   std::array<UnitStats, kNumUnits> units_{};
+  std::vector<MxuStats> mxus_;
   Cycle last_completion_ = 0;
   Cycle halt_cycle_ = 0;
   bool halted_ = false;

@@ -36,6 +36,15 @@ struct UnitStats {
   std::uint64_t instructions = 0;
 };
 
+// One matrix unit (core.mxus of them, indexed by unit instance): its weight loader, its
+// matmul front end and the MACs its MATMULs performed (rows streamed x K_t x N_t). The
+// per-kind UnitStats of the weight_load and matmul units are the sums over these.
+struct MxuStats {
+  UnitStats weight_load;
+  UnitStats matmul;
+  std::uint64_t array_macs = 0;
+};
+
 struct LayerStats {
   std::string name;
   std::string kind;
@@ -46,7 +55,8 @@ struct LayerStats {
   bool compute_seen = false;
   Cycle compute_first = 0;   // first MXU activity: a weight row shifted in or an input row
   Cycle compute_last = 0;    // last result of the layer entering the accumulators
-  std::array<UnitStats, kNumUnits> units{};  // indexed by Unit
+  std::array<UnitStats, kNumUnits> units{};  // indexed by Unit, summed over instances
+  std::vector<MxuStats> mxus;                // indexed by MXU (core.mxus entries)
   std::uint64_t weight_tiles = 0;
   std::uint64_t used_pes = 0;        // sum over weight tiles of K_t * N_t / blocks
   std::uint64_t hbm_read_bytes = 0;
@@ -136,6 +146,7 @@ struct HbmStats {
 struct InstructionTrace {
   std::size_t pc = 0;  // index into Program::instructions
   Unit unit = Unit::kSequencer;
+  std::uint8_t instance = 0;  // which unit of its kind
   int layer = -1;      // -1 before the first LAYER
   Cycle issued = 0;
   Cycle start = 0;
@@ -147,7 +158,8 @@ struct RunResult {
   DataType dtype = DataType::kInt8;  // the program's: sizes UB rows and prices MACs
   double simulated_ns = 0;
   std::vector<LayerStats> layers;    // indexed like Program::layers
-  std::array<UnitStats, kNumUnits> units{};
+  std::array<UnitStats, kNumUnits> units{};  // summed over instances
+  std::vector<MxuStats> mxus;                // per MXU (core.mxus entries)
   HbmStats hbm;
   std::vector<std::uint8_t> hbm_final;  // final HBM contents (functional runs only)
   std::vector<InstructionTrace> trace;  // in completion order (SimOptions::trace only)

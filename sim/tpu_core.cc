@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <deque>
 #include <memory>
 #include <string>
 #include <utility>
@@ -28,8 +29,13 @@ class DmaUnit : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(DmaUnit);
   DmaUnit(sc_core::sc_module_name name, Sequencer& sequencer, DmaEngine& engine,
-          const MachineState& state, WeightFifo& fifo)
-      : sc_module(name), seq_(sequencer), engine_(engine), state_(state), fifo_(fifo) {
+          const MachineState& state, std::deque<WeightFifo>& fifos)
+      : sc_module(name),
+        seq_(sequencer),
+        engine_(engine),
+        state_(state),
+        fifos_(fifos),
+        fills_(fifos.size(), 0) {
     SC_THREAD(run);
   }
 
@@ -42,18 +48,21 @@ class DmaUnit : public sc_core::sc_module {
         StartTracker& tracker = d.tracker;
         const bool to_fifo =
             is.inst->op == Opcode::kDmaLoad && (is.inst->flags & kFlagWeights);
-        if (to_fifo) {
-          // Fill number f needs entry f % depth free: read number f - depth has completed.
-          const std::uint64_t f = fills_++;
-          if (f >= fifo_.depth) {
-            const std::uint64_t read = f - fifo_.depth;
-            while (fifo_.freed.size() <= read) {
+        WeightFifo* fifo = to_fifo ? &fifos_[is.inst->dma.fifo] : nullptr;
+        if (fifo) {
+          // Fill number f of this FIFO needs entry f % depth free: its read number f - depth
+          // has completed.
+          const std::uint64_t f = fills_[is.inst->dma.fifo]++;
+          if (f >= fifo->depth) {
+            const std::uint64_t read = f - fifo->depth;
+            while (fifo->freed.size() <= read) {
               seq_.set_waiting(Unit::kDma, "weight_fifo (entry of load.weights fifo " +
-                                               std::to_string(read) + " to be read)");
-              wait(fifo_.changed);
+                                               std::to_string(read) + " of MXU " +
+                                               std::to_string(is.inst->dma.fifo) + " to be read)");
+              wait(fifo->changed);
             }
             seq_.set_waiting(Unit::kDma, "");
-            const Cycle free = fifo_.freed[read];
+            const Cycle free = fifo->freed[read];
             if (free > seq_.clock().now()) seq_.wait_until(free);
             tracker.satisfied("weight_fifo", free);
           }
@@ -68,9 +77,9 @@ class DmaUnit : public sc_core::sc_module {
                          load ? 0 : r.ub_accesses, load ? r.ub_accesses : 0);
         seq_.complete(Unit::kDma, is, start, r.done, r.done - start);
         seq_.wait_until(r.done);
-        if (to_fifo) {
-          fifo_.filled.push_back(r.done);
-          fifo_.changed.notify();
+        if (fifo) {
+          fifo->filled.push_back(r.done);
+          fifo->changed.notify();
         }
       }
     } catch (...) {
@@ -81,8 +90,8 @@ class DmaUnit : public sc_core::sc_module {
   Sequencer& seq_;
   DmaEngine& engine_;
   const MachineState& state_;
-  WeightFifo& fifo_;
-  std::uint64_t fills_ = 0;  // `dma.load weights` started so far
+  std::deque<WeightFifo>& fifos_;
+  std::vector<std::uint64_t> fills_;  // per FIFO: `dma.load weights` started so far
 };
 
 struct TpuCore : sc_core::sc_module {
@@ -93,24 +102,43 @@ struct TpuCore : sc_core::sc_module {
         sequencer("sequencer", config, program, clock, probe),
         ub("ub", config, program.dtype, probe),
         hbm("hbm", config, options.timing_only ? nullptr : &state.hbm),
-        weight_fifo(config.mxu.weight_fifo_tiles),
+        weight_fifos(make_fifos(config)),
         dma("dma", config, clock, ub, &state, probe),
-        dma_unit("dma_unit", sequencer, dma, state, weight_fifo),
-        mxu("mxu", config, sequencer, ub, state, weight_fifo, !options.timing_only,
-            options.fidelity),
+        dma_unit("dma_unit", sequencer, dma, state, weight_fifos),
+        mxus(make_mxus(config, state, options)),
         vector("vector", config, sequencer, ub, state, !options.timing_only) {
     dma.hbm_socket.bind(hbm.socket);
     sequencer.set_progress(options.progress);
+  }
+
+  static std::deque<WeightFifo> make_fifos(const Config& config) {
+    std::deque<WeightFifo> fifos;
+    for (std::uint32_t i = 0; i < config.core.mxus; ++i) {
+      fifos.emplace_back(config.mxu.weight_fifo_tiles);
+    }
+    return fifos;
+  }
+  std::vector<std::unique_ptr<MatrixUnit>> make_mxus(const Config& config, MachineState& state,
+                                                     const SimOptions& options) {
+    std::vector<std::unique_ptr<MatrixUnit>> units;
+    for (std::uint32_t i = 0; i < config.core.mxus; ++i) {
+      // One MXU keeps the module name it always had.
+      const std::string name = config.core.mxus == 1 ? "mxu" : "mxu" + std::to_string(i);
+      units.push_back(std::make_unique<MatrixUnit>(name.c_str(), std::uint8_t(i), config,
+                                                   sequencer, ub, state, weight_fifos[i],
+                                                   !options.timing_only, options.fidelity));
+    }
+    return units;
   }
 
   Clock clock;
   Sequencer sequencer;
   UnifiedBuffer ub;
   HbmChannel hbm;
-  WeightFifo weight_fifo;
+  std::deque<WeightFifo> weight_fifos;  // one per MXU
   DmaEngine dma;
   DmaUnit dma_unit;
-  MatrixUnit mxu;
+  std::vector<std::unique_ptr<MatrixUnit>> mxus;
   VectorUnit vector;
 };
 
@@ -124,19 +152,29 @@ void validate(const Config& config, const Program& program) {
                    "' has " + std::to_string(config.array.rows) + "x" +
                    std::to_string(config.array.cols));
   }
-  bool loaded = false, halt = false;
+  bool halt = false;
   const std::uint64_t depth = config.mxu.weight_fifo_tiles;
-  std::uint64_t fills = 0, reads = 0;  // weight FIFO fills and reads so far (program order)
+  // Per MXU: a tile loaded yet, weight FIFO fills and reads so far (program order).
+  std::vector<bool> loaded(config.core.mxus, false);
+  std::vector<std::uint64_t> fills(config.core.mxus, 0), reads(config.core.mxus, 0);
   for (std::size_t pc = 0; pc < program.instructions.size() && !halt; ++pc) {
     const Instruction& inst = program.instructions[pc];
     const auto where = [&] {
       return "instruction " + std::to_string(pc) + " '" + to_assembly(inst, &program) + "'";
     };
-    // One unit of each kind until the config can describe more.
-    if (inst.instance != 0) {
+    // core.mxus weight-load and matmul units (one per MXU), one unit of every other kind.
+    const Unit kind = unit_of(inst.op);
+    const bool mxu = kind == Unit::kWeightLoad || kind == Unit::kMatmul;
+    const std::uint32_t units = mxu ? config.core.mxus : 1;
+    if (inst.instance >= units) {
+      const std::string mxus = mxu ? ", core.mxus = " + std::to_string(units) : "";
       throw SimError(where() + ": unit instance " + std::to_string(inst.instance) +
-                     ", but the core has one " + to_string(unit_of(inst.op)) +
-                     " unit (instance 0)");
+                     ", but the core has " +
+                     (units == 1 ? "one " + std::string(to_string(kind)) + " unit (instance 0" +
+                                       mxus + ")"
+                                 : std::to_string(units) + " " + to_string(kind) +
+                                       " units (instances 0.." + std::to_string(units - 1) +
+                                       mxus + ")"));
     }
     switch (inst.op) {
       case Opcode::kHalt:
@@ -144,38 +182,43 @@ void validate(const Config& config, const Program& program) {
         break;
       case Opcode::kDmaLoad:
         if (inst.flags & kFlagWeights) {
+          const std::uint32_t f = inst.dma.fifo;
+          if (f >= config.core.mxus) {
+            throw SimError(where() + ": weight FIFO " + std::to_string(f) + ", but the core has " +
+                           std::to_string(config.core.mxus) + " (one per MXU, core.mxus)");
+          }
           if (depth < 2) {
             throw SimError(where() + ": the config '" + config.name +
                            "' has no weight FIFO (mxu.weight_fifo_tiles = " +
                            std::to_string(depth) + ")");
           }
           // Fill f waits for read f - depth: a read later in program order could deadlock.
-          if (fills >= depth + reads) {
-            throw SimError(where() + ": weight FIFO fill " + std::to_string(fills) +
-                           " waits for 'load.weights fifo' " + std::to_string(fills - depth) +
+          if (fills[f] >= depth + reads[f]) {
+            throw SimError(where() + ": weight FIFO fill " + std::to_string(fills[f]) +
+                           " waits for 'load.weights fifo' " + std::to_string(fills[f] - depth) +
                            ", which must come before it (at most mxu.weight_fifo_tiles = " +
                            std::to_string(depth) + " fills ahead)");
           }
-          ++fills;
+          ++fills[f];
         }
         break;
       case Opcode::kLoadWeights:
-        loaded = true;
+        loaded[inst.instance] = true;
         if (inst.flags & kFlagFifo) {
           if (depth < 2) {
             throw SimError(where() + ": the config '" + config.name +
                            "' has no weight FIFO (mxu.weight_fifo_tiles = " +
                            std::to_string(depth) + ")");
           }
-          if (reads >= fills) {
-            throw SimError(where() + ": weight FIFO read " + std::to_string(reads) +
+          if (reads[inst.instance] >= fills[inst.instance]) {
+            throw SimError(where() + ": weight FIFO read " + std::to_string(reads[inst.instance]) +
                            " has no 'dma.load weights' before it");
           }
-          ++reads;
+          ++reads[inst.instance];
         }
         break;
       case Opcode::kMatmul:
-        if (!loaded) throw SimError(where() + ": no LOAD_WEIGHTS before it");
+        if (!loaded[inst.instance]) throw SimError(where() + ": no LOAD_WEIGHTS before it");
         break;
       case Opcode::kLayer:
         if (inst.layer >= program.layers.size()) {
@@ -199,7 +242,7 @@ class InstructionRecorder : public Observer {
     InstructionTrace& t = begun_[e.pc];
     switch (e.kind) {
       case InstructionEvent::Kind::kIssued:
-        t = InstructionTrace{e.pc, e.unit, e.layer, e.cycle, 0, 0};
+        t = InstructionTrace{e.pc, e.unit, e.instance, e.layer, e.cycle, 0, 0};
         break;
       case InstructionEvent::Kind::kStarted:
         t.start = e.cycle;
@@ -293,6 +336,7 @@ RunResult simulate(const Config& config, const Program& program, const SimOption
   result.simulated_ns = double(result.total_cycles) * config.period_ns();
   result.layers = seq.layers();
   result.units = seq.units();
+  result.mxus = seq.mxus();
   core->hbm.settle_refresh();  // count the refreshes an idle device did up to the end
   result.hbm = core->hbm.stats();
   result.trace = recorder.take();

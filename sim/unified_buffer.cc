@@ -75,7 +75,7 @@ void UnifiedBuffer::arbitrate() {
   }
   pending_ = std::move(later);
   std::stable_sort(batch.begin(), batch.end(), [](const UbRequest* a, const UbRequest* b) {
-    return a->client < b->client;
+    return a->client != b->client ? a->client < b->client : a->instance < b->instance;
   });
 
   for (UbRequest* r : batch) {
@@ -114,8 +114,8 @@ void UnifiedBuffer::grant(UbRequest& r) {
     static constexpr Unit kUnitOf[] = {Unit::kMatmul, Unit::kWeightLoad, Unit::kVector,
                                        Unit::kDma};
     probe_.memory(MemoryEvent{r.write ? MemoryEvent::Kind::kUbWrite : MemoryEvent::Kind::kUbRead,
-                              kUnitOf[std::size_t(r.client)], r.first_row, r.count, r.start,
-                              r.end});
+                              kUnitOf[std::size_t(r.client)], r.instance, r.first_row, r.count,
+                              r.start, r.end});
   }
   if (r.on_grant) r.on_grant();
   r.done.notify();

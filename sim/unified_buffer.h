@@ -9,13 +9,14 @@
 // readers and writers: the DMA engine and the vector unit). Requests made during cycle t are arbitrated together at t + 1/2 cycle in fixed
 // priority (MXU input stream, weight loader, vector unit, DMA; then request order), so the
 // outcome never depends on the order SystemC happens to run processes within a cycle. Later
-// requests cannot move an earlier grant.
+// requests cannot move an earlier grant. Several MXUs' requests of one client kind go in MXU order.
 //
 // Exact rules as implemented:
 // - A request made at time T is arbitrated at the first instant c + 1/2 strictly after T, so
 //   one made at a whole-cycle instant t (the normal case) is arbitrated at t + 1/2 and one made
 //   at or after t + 1/2 joins the arbitration of cycle t + 1. Its start is >= that cycle.
-// - Within one arbitration, requests are granted in UbClient order, then in request order.
+// - Within one arbitration, requests are granted in UbClient order, then in instance (MXU)
+//   order, then in request order.
 // - Access j (0 <= j < count) is to row first_row + j * stride, bank
 //   (first_row + j * stride) % ub.banks. It needs one of its cycle's ub.read_ports (or
 //   ub.write_ports) and its bank, which serves one access per cycle whether read or write.
@@ -50,6 +51,7 @@ enum class UbClient : std::uint8_t { kMatmul = 0, kWeightLoad = 1, kVector = 2, 
 
 struct UbRequest {
   UbClient client = UbClient::kDma;
+  std::uint8_t instance = 0;  // which MXU, for the MXU clients
   bool write = false;
   std::uint64_t first_row = 0;
   std::uint64_t stride = 1;

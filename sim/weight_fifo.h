@@ -1,8 +1,8 @@
 #pragma once
-// The MXU's weight FIFO (mxu.weight_fifo_tiles entries): the timing state shared by the DMA
-// unit, which fills entries in `dma.load weights` program order, and the weight loader, which
-// reads them in `load.weights fifo` program order (sim/README.md, "Weight FIFO"). The entries'
-// bytes live in MachineState::weight_fifo.
+// One MXU's weight FIFO (mxu.weight_fifo_tiles entries): the timing state shared by the DMA
+// unit, which fills entries in `dma.load weights fifo=i` program order, and MXU i's weight
+// loader, which reads them in `load.weights fifo unit=i` program order (sim/README.md, "Weight
+// FIFO"). The entries' bytes live in MachineState::weight_fifos[i].
 #include <cstdint>
 #include <vector>
 

@@ -719,7 +719,8 @@ TEST(CoreTiming, OutOfRangeAddressNamesInstruction) {
   }
 }
 
-// The core has one unit of each kind: naming another instance is an error before the run.
+// A one-MXU core has one unit of each kind: naming another instance is an error before the
+// run.
 TEST(CoreTiming, UnitInstanceBeyondTheCoreIsRejected) {
   try {
     run("load.weights ub=0 rows=8 cols=8 unit=1\nhalt\n");
@@ -727,8 +728,34 @@ TEST(CoreTiming, UnitInstanceBeyondTheCoreIsRejected) {
   } catch (const SimError& e) {
     EXPECT_EQ(std::string(e.what()),
               "instruction 0 'load.weights ub=0 rows=8 cols=8 unit=1': unit instance 1, but the "
-              "core has one weight_load unit (instance 0)");
+              "core has one weight_load unit (instance 0, core.mxus = 1)");
   }
+}
+
+// Two MXUs have two weight-load and matmul units, but still one DMA unit; a weight FIFO fill
+// names an MXU the core has.
+TEST(CoreTiming, UnitInstanceOfAnMxuTheCoreLacksIsRejected) {
+  Config c = core_config();
+  c.core.mxus = 2;
+  const auto error = [&](const std::string& text) {
+    try {
+      run(text, c);
+    } catch (const SimError& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  EXPECT_EQ(error("matmul ub=0 rows=1 acc=0 unit=2\nhalt\n"),
+            "instruction 0 'matmul ub=0 stride=1 rows=1 acc=0 unit=2': unit instance 2, but the "
+            "core has 2 matmul units (instances 0..1, core.mxus = 2)");
+  EXPECT_EQ(error("dma.load hbm=0 ub=0 elems=8 pack=8 unit=1\nhalt\n"),
+            "instruction 0 'dma.load hbm=0x0 ub=0 elems=8 pack=8 segs=1 seg_stride=0 groups=1 "
+            "group_stride=0 ub_stride=1 unit=1': unit instance 1, but the core has one dma unit "
+            "(instance 0)");
+  EXPECT_EQ(error(".hbm 64\ndma.load hbm=0 ub=0 elems=64 pack=8 weights fifo=2\nhalt\n"),
+            "instruction 0 'dma.load hbm=0x0 ub=0 elems=64 pack=8 segs=1 seg_stride=0 groups=1 "
+            "group_stride=0 ub_stride=1 fifo=2 weights': weight FIFO 2, but the core has 2 (one "
+            "per MXU, core.mxus)");
 }
 
 TEST(CoreTiming, ArrayShapeMismatch) {

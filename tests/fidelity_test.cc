@@ -607,6 +607,59 @@ TEST(Fidelity, RandomCompiledGraphs) {
   }
 }
 
+// pe == fast == interpret() with 2..4 MXUs (core.mxus), each GEMM's N tiles spread over them:
+// random graphs and wide conv + dense chains on small arrays (several N tiles per layer), int8
+// and bf16, the outputs matching the reference (what --check compares).
+TEST(Fidelity, RandomCompiledModelsOnSeveralMxus) {
+  std::mt19937 rng(11);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  int spread = 0;  // cases with a MATMUL on an MXU other than 0
+  for (int i = 0; i < 8; ++i) {
+    Config config;
+    config.core.mxus = pick(2, 4);
+    config.array.rows = pick(4, 8);
+    config.array.cols = pick(4, 8);
+    config.vector.lanes = pick(2, 8);
+    config.mxu.double_buffer_weights = pick(0, 3) != 0;
+    config.mxu.weight_fifo_tiles = pick(2, 4);
+    config.ub.banks = 1u << pick(0, 4);
+    config.ub.read_ports = pick(2, 4);  // the compiler spreads a GEMM over at most one per port
+    config.ub.capacity_bytes = 256 << 10;
+    config.acc.capacity_bytes = 64 << 10;
+    config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+    const char* dtype = pick(0, 2) ? "int8" : "bf16";
+    std::string json;
+    if (i % 2) {
+      json = random_graph_json(rng, i, dtype);
+    } else {
+      const std::uint32_t hw = pick(4, 8);
+      std::ostringstream chain;
+      chain << R"({"name": "wide", "dtype": ")" << dtype << R"(", "input": [)" << hw << ", "
+            << hw << ", " << pick(1, 12) << R"(], "seed": )" << i << R"(, "layers": [)"
+            << R"({"name": "conv", "type": "conv2d", "out_channels": )" << pick(9, 40)
+            << R"(, "kernel": )" << pick(1, 3) << R"(, "stride": 1, "padding": 1},)"
+            << R"({"type": "relu"},)"
+            << R"({"name": "fc", "type": "dense", "units": )" << pick(9, 40) << "}]}";
+      json = chain.str();
+    }
+    SCOPED_TRACE(::testing::Message() << config.core.mxus << " MXUs " << config.array.rows << "x"
+                                      << config.array.cols << "\n" << json);
+    const Program program = compile(parse_model_json(json, "random"), config);
+    for (const Instruction& inst : program.instructions) {
+      if (inst.op == Opcode::kMatmul && inst.instance > 0) {
+        ++spread;
+        break;
+      }
+    }
+    check_agreement(config, program);
+    const CheckResult c = check_outputs(program, interpret(config, program).hbm);
+    EXPECT_TRUE(c.passed) << (c.first_mismatches.empty() ? "" : c.first_mismatches[0]);
+  }
+  EXPECT_GE(spread, 6);
+}
+
 // pe == fast == interpret() on random chains of grouped, depthwise and dilated convs (strided,
 // padded) on arrays of any shape, matching the reference.
 TEST(Fidelity, RandomGroupedAndDilatedConvs) {

@@ -339,8 +339,8 @@ TEST(Dma, WeightFifoLoadWritesOneRowPerCycleOnItsOwnPort) {
   EXPECT_EQ(r.ub_accesses, 0u);
   EXPECT_EQ(b.ub.writes(), 0u);
   EXPECT_EQ(b.hbm.stats().requests, 2u);
-  ASSERT_EQ(b.state.weight_fifo.size(), 1u);
-  const std::vector<std::uint8_t>& entry = b.state.weight_fifo.front();
+  ASSERT_EQ(b.state.weight_fifos[0].size(), 1u);
+  const std::vector<std::uint8_t>& entry = b.state.weight_fifos[0].front();
   for (std::uint64_t i = 0; i < 64; ++i) {
     EXPECT_EQ(entry[i], std::uint8_t((64 + i) * 7 + 3)) << i;
   }

@@ -155,7 +155,7 @@ TEST(DmaSemantics, WeightFifoEntriesAreFilledAndReadInOrder) {
   exec_dma_load_fifo(s, d);
   d.hbm_addr = 32;
   exec_dma_load_fifo(s, d);
-  ASSERT_EQ(s.weight_fifo.size(), 2u);
+  ASSERT_EQ(s.weight_fifos[0].size(), 2u);
   Instruction lw;
   lw.op = Opcode::kLoadWeights;
   lw.flags = kFlagFifo;
@@ -166,7 +166,7 @@ TEST(DmaSemantics, WeightFifoEntriesAreFilledAndReadInOrder) {
   lw.cols = 3;  // the column past the packed data is zero
   const WeightTile second = exec_load_weights(s, lw);
   EXPECT_EQ(second.int8, (std::vector<std::int8_t>{33, 34, 0, 35, 36, 0, 37, 38, 0}));
-  EXPECT_TRUE(s.weight_fifo.empty());
+  EXPECT_TRUE(s.weight_fifos[0].empty());
   EXPECT_TRUE(std::all_of(s.ub.begin(), s.ub.end(), [](std::uint8_t b) { return b == 0; }));
   EXPECT_THROW(exec_load_weights(s, lw), std::out_of_range);
   // No FIFO in the config: both flags are rejected, in one line.

@@ -52,6 +52,11 @@ std::vector<ConfigKey> make_keys() {
   k.push_back({"clock_mhz", "MHz", "Core clock; every cycle count converts to time with it. At least 1 MHz, so simulated "
                "time (64-bit picoseconds) holds 1.8e13 cycles.",
                [](Config& c) -> F { return &c.clock_mhz; }, kMinClockMhz, kMaxClockMhz});
+  k.push_back({"core.mxus", "MXUs",
+               "Matrix units in the core, each with its own array, weight registers, "
+               "weight-load unit and weight FIFO; they share the accumulator memory and the "
+               "unified buffer's read ports (at most 4 per ub.read_ports).",
+               [](Config& c) -> F { return &c.core.mxus; }, 1, 16});
   k.push_back({"array.rows", "PEs",
                "R: PEs down a column, the reduction (K) depth of one weight tile.",
                [](Config& c) -> F { return &c.array.rows; }, 1, kMaxArrayDim});
@@ -368,6 +373,11 @@ void validate(const Config& c, const std::string& source) {
   if (c.mxu.weight_fifo_tiles == 1) {
     fail("mxu.weight_fifo_tiles = 1 is out of range (allowed 0 = no weight FIFO, or 2..65535: "
          "a one-tile FIFO cannot fill while the matrix unit reads it)");
+  }
+  if (c.core.mxus > kMxusPerUbReadPort * c.ub.read_ports) {
+    fail("core.mxus = " + std::to_string(c.core.mxus) + " is more than the unified buffer can " +
+         "feed (allowed <= " + std::to_string(kMxusPerUbReadPort) + " x ub.read_ports = " +
+         std::to_string(kMxusPerUbReadPort * c.ub.read_ports) + ")");
   }
   const std::uint64_t bf16_row_bytes =
       std::uint64_t(c.ub_row_elems()) * element_bytes(DataType::kBf16);

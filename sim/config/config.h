@@ -28,6 +28,20 @@ struct ArrayConfig {
   std::uint32_t cols = 128;  // C: PEs across a row = output columns (N) of one weight tile
 };
 
+// What one core holds. Each of its `mxus` matrix units owns its R x C array, its weight
+// registers (double-buffered per mxu.double_buffer_weights), its weight-load unit and its own
+// weight FIFO (mxu.weight_fifo_tiles deep); the accumulator memory (acc.capacity_bytes, rows
+// addressed globally) is one, written by every MXU and read by the vector unit; every MXU
+// reads its inputs through the unified buffer's read ports.
+struct CoreConfig {
+  std::uint32_t mxus = 1;
+};
+// A UB read port streams one input row per cycle, all an MXU takes while it streams; an MXU
+// streams for M of the max(M, K_t) cycles of a tile and not during its R + N_t - 1 cycles of
+// drain, so one port can keep a few MXUs partly busy. Beyond this many per read port each
+// could stream at most a quarter of the time: the config is rejected as unfed.
+constexpr std::uint32_t kMxusPerUbReadPort = 4;
+
 struct MxuConfig {
   // Two weight registers per PE: the next tile shifts in while the current one computes.
   // Off: each tile loads, streams and drains before the next tile's load starts.
@@ -103,6 +117,7 @@ struct Config {
   std::string description;
   std::string source;  // file the config came from, or "<embedded default>"
   double clock_mhz = 940.0;
+  CoreConfig core;
   ArrayConfig array;
   MxuConfig mxu;
   UnifiedBufferConfig ub;

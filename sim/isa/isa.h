@@ -74,11 +74,11 @@ inline std::uint32_t vop_b_rows(VopKind kind, std::uint32_t rows) {
 constexpr std::uint8_t kFlagAccumulate = 0x01;
 // POOL flag: average instead of maximum.
 constexpr std::uint8_t kFlagAverage = 0x02;
-// DMA_LOAD flag: the destination is the MXU's weight FIFO (its next entry, rows packed as they
-// would be into UB rows from row 0), not the unified buffer; `ub` must be 0.
+// DMA_LOAD flag: the destination is the weight FIFO of MXU `dma.fifo` (its next entry, rows
+// packed as they would be into UB rows from row 0), not the unified buffer; `ub` must be 0.
 constexpr std::uint8_t kFlagWeights = 0x04;
-// LOAD_WEIGHTS flag: read the K_t rows from the weight FIFO's oldest entry, not UB rows; `ub`
-// must be 0.
+// LOAD_WEIGHTS flag: read the K_t rows from the oldest entry of its own MXU's weight FIFO (the
+// instruction's unit instance), not UB rows; `ub` must be 0.
 constexpr std::uint8_t kFlagFifo = 0x08;
 // VOP flag (softmax): causal mask, row i of the instruction keeps columns
 // j <= mask_row + i + mask_offset; masked elements are 0 and take no part in the max and sum.
@@ -101,6 +101,7 @@ struct DmaFields {
   std::uint32_t group_stride = 0;  // bytes between groups in HBM
   std::uint16_t ub_stride = 1;     // UB rows between groups
   std::uint16_t pack = 0;          // elements per UB row (<= Config::ub_row_elems())
+  std::uint8_t fifo = 0;           // load with kFlagWeights: the MXU whose weight FIFO it fills
 };
 
 // The union of every opcode's fields; which of them an opcode has (and their widths) is the

@@ -73,8 +73,8 @@ static_assert(sizeof kActivationNames / sizeof *kActivationNames == kNumActivati
 const char* const kVopKindNames[] = {"map", "mul", "softmax", "layernorm", "rmsnorm"};
 constexpr std::int64_t kOne = 0x3f800000;  // 1.0f, the default of every fp32 scale
 
-std::vector<FieldSpec> dma_fields() {
-  return {
+std::vector<FieldSpec> dma_fields(bool load) {
+  std::vector<FieldSpec> fields = {
       Field("hbm", 48, TPU_FIELD(dma.hbm_addr), "first HBM byte").hex(),
       Field("ub", 32, TPU_FIELD(dma.ub_row), "first UB row"),
       Field("elems", 16, TPU_FIELD(dma.elems), "elements per contiguous segment"),
@@ -87,6 +87,14 @@ std::vector<FieldSpec> dma_fields() {
           .fallback(0),
       Field("ub_stride", 16, TPU_FIELD(dma.ub_stride), "UB rows between groups").fallback(1),
   };
+  if (load) {
+    fields.push_back(Field("fifo", 8, TPU_FIELD(dma.fifo),
+                           "with `weights`: the MXU (unit instance) whose weight FIFO it fills")
+                         .range(0, kMaxUnitInstances - 1)
+                         .fallback(0)
+                         .quiet());
+  }
+  return fields;
 }
 
 std::vector<OpcodeSpec> build_table() {
@@ -101,9 +109,9 @@ std::vector<OpcodeSpec> build_table() {
        {{kFlagWeights, "weights",
          "fill the next weight FIFO entry instead of UB rows (rows packed as from `ub` = 0, "
          "which it must be)"}},
-       dma_fields()},
+       dma_fields(true)},
       {Opcode::kDmaStore, "dma.store", Unit::kDma, "UB rows -> HBM, strided scatter", {},
-       dma_fields()},
+       dma_fields(false)},
       {Opcode::kLoadWeights, "load.weights", Unit::kWeightLoad,
        "UB rows -> the MXU's weight tile",
        {{kFlagFifo, "fifo",

@@ -53,7 +53,7 @@ constexpr std::uint64_t kMaxProgramFileBytes = std::uint64_t(1) << 30;
 
 struct Program {
   // 2: 64-byte instructions (64 semaphores, unit instances, wider fields).
-  static constexpr std::uint32_t kFormatVersion = 3;
+  static constexpr std::uint32_t kFormatVersion = 4;
 
   DataType dtype = DataType::kInt8;
   // Array shape the program was compiled for; the simulator rejects a mismatching config.

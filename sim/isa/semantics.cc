@@ -71,6 +71,7 @@ void check_dma(const MachineState& s, const DmaFields& d, const char* op, bool f
   const std::uint64_t ub_end = d.ub_row + std::uint64_t(d.groups - 1) * d.ub_stride + rows;
   if (fifo) {
     require_fifo(s, "dma.load weights");
+    require_range("dma.load weights", "fifo", d.fifo, 0, s.mxus - 1, "an MXU of core.mxus");
     require_range("dma.load weights", "ub", d.ub_row, 0, 0, "a FIFO entry starts at row 0");
     if (ub_end > s.array_rows) {
       fail("dma.load weights", "rows [0, " + std::to_string(ub_end) +
@@ -84,6 +85,7 @@ void check_dma(const MachineState& s, const DmaFields& d, const char* op, bool f
 
 void check_load_weights(const MachineState& s, const Instruction& inst) {
   const char* op = "load.weights";
+  require_range(op, "unit", inst.instance, 0, s.mxus - 1, "an MXU of core.mxus");
   require_range(op, "rows", inst.rows, 1, s.array_rows, "weight rows K <= array rows");
   require_range(op, "cols", inst.cols, 1, s.array_cols, "weight columns N <= array columns");
   require_range(op, "blocks", inst.ub_stride, 1, inst.cols, "block-diagonal blocks <= cols");
@@ -101,6 +103,7 @@ void check_load_weights(const MachineState& s, const Instruction& inst) {
 
 void check_matmul(const MachineState& s, const Instruction& inst) {
   const char* op = "matmul";
+  require_range(op, "unit", inst.instance, 0, s.mxus - 1, "an MXU of core.mxus");
   static const std::uint64_t max_rows = field_max(Opcode::kMatmul, "rows");
   require_range(op, "rows", inst.rows, 1, max_rows, "input rows M");
   const std::uint64_t last = inst.ub_row + std::uint64_t(inst.rows - 1) * inst.ub_stride;
@@ -318,7 +321,9 @@ MachineState::MachineState(const Config& config, const Program& program, bool al
       ub_rows(config.ub_rows(program.dtype)),
       acc_rows(config.acc_rows()),
       hbm_bytes(program.hbm_bytes),
-      weight_fifo_tiles(config.mxu.weight_fifo_tiles) {
+      mxus(config.core.mxus),
+      weight_fifo_tiles(config.mxu.weight_fifo_tiles),
+      weight_fifos(config.core.mxus) {
   if ((program.array_rows != 0 || program.array_cols != 0) &&
       (program.array_rows != array_rows || program.array_cols != array_cols)) {
     throw std::invalid_argument("program was compiled for a " + std::to_string(program.array_rows) +
@@ -421,7 +426,7 @@ void exec_dma_load(MachineState& s, const DmaFields& d) {
 
 void exec_dma_load_fifo(MachineState& s, const DmaFields& d) {
   check_dma(s, d, "dma.load", true);
-  std::vector<std::uint8_t>& entry = s.weight_fifo.emplace_back(s.fifo_entry_bytes(), 0);
+  std::vector<std::uint8_t>& entry = s.weight_fifos[d.fifo].emplace_back(s.fifo_entry_bytes(), 0);
   const std::uint64_t seg_bytes = std::uint64_t(d.elems) * s.elem_bytes;
   for (std::uint32_t g = 0; g < d.groups; ++g) {
     for (std::uint32_t seg = 0; seg < d.segs; ++seg) {
@@ -449,10 +454,14 @@ void exec_dma_store(MachineState& s, const DmaFields& d) {
 void exec_load_weights(MachineState& s, const Instruction& inst, WeightTile& tile) {
   check_load_weights(s, inst);
   const bool fifo = inst.flags & kFlagFifo;
-  if (fifo && s.weight_fifo.empty()) fail("load.weights fifo", "the weight FIFO is empty");
+  std::deque<std::vector<std::uint8_t>>& queue = s.weight_fifos[inst.instance];
+  if (fifo && queue.empty()) {
+    fail("load.weights fifo", "the weight FIFO of MXU " + std::to_string(inst.instance) +
+                                  " is empty");
+  }
   const std::uint64_t row_bytes = std::uint64_t(s.row_elems) * s.elem_bytes;
   const auto row = [&](std::uint32_t k) -> const std::uint8_t* {
-    return fifo ? s.weight_fifo.front().data() + k * row_bytes : s.ub_row(inst.ub_row + k);
+    return fifo ? queue.front().data() + k * row_bytes : s.ub_row(inst.ub_row + k);
   };
   const std::uint32_t rows = inst.rows, cols = inst.cols;
   tile.rows = rows;
@@ -470,7 +479,7 @@ void exec_load_weights(MachineState& s, const Instruction& inst, WeightTile& til
       std::memcpy(tile.bf16.data() + std::size_t(k) * cols, row(k), cols * 2);
     }
   }
-  if (fifo) s.weight_fifo.pop_front();
+  if (fifo) queue.pop_front();
 }
 
 WeightTile exec_load_weights(MachineState& s, const Instruction& inst) {
@@ -770,7 +779,7 @@ void check_bounds(const MachineState& s, const Instruction& inst) {
 
 MachineState interpret(const Config& config, const Program& program) {
   MachineState s(config, program);
-  WeightTile tile;
+  std::vector<WeightTile> tiles(s.mxus);  // the tile each MXU last loaded
   for (const Instruction& inst : program.instructions) {
     check_bounds(s, inst);
     switch (inst.op) {
@@ -790,10 +799,10 @@ MachineState interpret(const Config& config, const Program& program) {
         exec_dma_store(s, inst.dma);
         break;
       case Opcode::kLoadWeights:
-        exec_load_weights(s, inst, tile);
+        exec_load_weights(s, inst, tiles[inst.instance]);
         break;
       case Opcode::kMatmul:
-        matmul_tile(s, inst, tile);
+        matmul_tile(s, inst, tiles[inst.instance]);
         break;
       case Opcode::kActivate:
         exec_activate(s, inst);

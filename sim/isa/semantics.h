@@ -42,12 +42,14 @@ struct MachineState {
   std::vector<std::uint8_t> ub;       // ub_rows * row_elems * elem_bytes
   std::vector<std::int32_t> acc_i32;  // acc_rows * array_cols (int8 programs)
   std::vector<float> acc_f32;         // acc_rows * array_cols (bf16 programs)
-  // The MXU's weight FIFO (mxu.weight_fifo_tiles entries, 0 = none): the entries filled by
-  // `dma.load weights` and not yet read by `load.weights fifo`, oldest first. Each entry is
+  std::uint32_t mxus;  // core.mxus
+  // Each MXU's weight FIFO (mxu.weight_fifo_tiles entries, 0 = none), indexed by MXU: the
+  // entries filled by `dma.load weights fifo=i` and not yet read by `load.weights fifo unit=i`,
+  // oldest first. Each entry is
   // array_rows rows of row_elems elements, laid out like UB rows (so a transfer packs into it
   // exactly as into UB rows from row 0). Not bounded here: the hardware's bound is timing.
   std::uint32_t weight_fifo_tiles = 0;
-  std::deque<std::vector<std::uint8_t>> weight_fifo;
+  std::vector<std::deque<std::vector<std::uint8_t>>> weight_fifos;
   std::uint64_t fifo_entry_bytes() const {
     return std::uint64_t(array_rows) * row_elems * elem_bytes;
   }
@@ -75,14 +77,14 @@ void dma_write_ub(MachineState& s, const DmaFields& d, std::uint32_t group, std:
                   const std::uint8_t* bytes, std::uint64_t len);
 void dma_read_ub(const MachineState& s, const DmaFields& d, std::uint32_t group,
                  std::uint64_t offset, std::uint8_t* bytes, std::uint64_t len);
-// `dma.load weights`: a new FIFO entry (zero-filled) at the back, filled from HBM.
+// `dma.load weights`: a new entry (zero-filled) at the back of FIFO d.fifo, filled from HBM.
 void exec_dma_load_fifo(MachineState& s, const DmaFields& d);
 // dma_write_ub for a FIFO entry (`entry` is fifo_entry_bytes() long; d.ub_row is 0).
 void dma_write_fifo(const MachineState& s, std::uint8_t* entry, const DmaFields& d,
                     std::uint32_t group, std::uint64_t offset, const std::uint8_t* bytes,
                     std::uint64_t len);
-// LOAD_WEIGHTS: the tile from UB rows, or, with the `fifo` flag, from the FIFO's oldest entry,
-// which it removes (std::out_of_range when the FIFO is empty).
+// LOAD_WEIGHTS: the tile from UB rows, or, with the `fifo` flag, from the oldest entry of its
+// MXU's FIFO, which it removes (std::out_of_range when the FIFO is empty).
 WeightTile exec_load_weights(MachineState& s, const Instruction& inst);
 // The same, reusing `tile`'s storage (no allocation once it has grown to the array size).
 void exec_load_weights(MachineState& s, const Instruction& inst, WeightTile& tile);

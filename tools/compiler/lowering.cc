@@ -1,11 +1,14 @@
 #include "tools/compiler/lowering.h"
 
 #include <algorithm>
+#include <array>
+#include <cmath>
 #include <cstring>
 #include <functional>
 #include <limits>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "sim/cycles.h"
 #include "sim/host_memory.h"
@@ -43,7 +46,16 @@ std::uint32_t fp32_bits(float f) {
 // MATMULs of different widths complete out of order (ISA.md), so each accumulator slot of an
 // output tile t has its own completion semaphore: a narrow tile t + 1 finishing first cannot
 // stand in for tile t.
-std::uint32_t acc_ready(std::uint64_t t) { return t % 2 ? kSemAccReadyOdd : kSemAccReady; }
+std::uint32_t mxu_sem(std::uint64_t u, MxuSemaphore s) {
+  static constexpr std::uint32_t kFirst[] = {kSemXReady, kSemXFree, kSemAccReady, kSemAccReadyOdd,
+                                             kSemAccFree};
+  if (u == 0) return kFirst[s];  // no kMxuGo: MXU 0 starts the node, it waits for nobody
+  return kSemFirstInput + 1 + std::uint32_t(u - 1) * kMxuSemaphores + s;
+}
+// Output tile l of one MXU (its l-th of the node): one semaphore per accumulator slot.
+std::uint32_t acc_ready(std::uint64_t u, std::uint64_t l) {
+  return mxu_sem(u, l % 2 ? kMxuAccReadyOdd : kMxuAccReady);
+}
 
 enum class GemmPath {
   kRows,  // input vectors of K elements packed R per UB row: matmul, dense, im2col conv
@@ -64,13 +76,27 @@ struct GemmTiling {
   std::uint64_t w_elems = 0;         // elements of all weight tiles
   std::uint64_t M = 0, K = 0, N = 0;  // K over all input channels (dense, for a grouped conv)
   std::uint64_t NT = 0;  // N tiles
+  std::uint64_t mxus = 1;  // U: N tile nt runs on MXU nt % U
   std::uint64_t KR = 0, KT = 0;  // UB rows per input vector (rows path), K tiles per N tile
   std::uint64_t m_tile = 0, MT = 0;
-  std::uint64_t x_slot[2] = {0, 0}, o_slot[2] = {0, 0};  // UB rows of the double buffers
+  std::uint64_t x_slot[2] = {0, 0};  // UB rows of the double-buffered input
+  std::uint64_t o_slot = 0;          // first UB row of the 2 x mxus output slots of m_tile rows
 
   const KTile& ktile(std::uint64_t nt, std::uint64_t kt) const {
     return ktiles[(per_n ? nt * KT : 0) + kt];
   }
+  // Weight tile j of the node in emission order: its output tile t = mt * NT + nt and K tile.
+  // Per M tile the N tiles go in groups of `mxus`, one per MXU, K step by K step over the
+  // group, so every MXU's weight stream advances with the others'; the group's n-th N tile
+  // takes its K tiles from first_k on, cyclically (lower_gemm). One MXU: (t, kt) order.
+  std::pair<std::uint64_t, std::uint64_t> weight_tile(std::uint64_t j) const {
+    const std::uint64_t mt = j / (NT * KT), r = j % (NT * KT);
+    const std::uint64_t g0 = r / (mxus * KT) * mxus;  // the group's first N tile
+    const std::uint64_t size = std::min(mxus, NT - g0), in = r - g0 * KT;
+    return {mt * NT + g0 + in % size, (first_k(in % size, size) + in / size) % KT};
+  }
+  // The K tile the n-th of a group of `size` N tiles starts from.
+  std::uint64_t first_k(std::uint64_t n, std::uint64_t size) const { return n * KT / size; }
 };
 
 class Lowerer {
@@ -120,7 +146,7 @@ class Lowerer {
     }
     const Unit unit = unit_of(inst.op);
     for (auto it = handoffs_.begin(); it != handoffs_.end();) {
-      if (it->waiter == unit) {
+      if (it->waiter == unit && inst.instance == 0) {
         inst.wait |= bit(it->sem);
         program_.instructions[it->producer].signal |= bit(it->sem);
         it = handoffs_.erase(it);
@@ -131,9 +157,11 @@ class Lowerer {
     if (unit == Unit::kDma) last_dma_ = program_.instructions.size();
     if (unit == Unit::kVector) last_vector_ = program_.instructions.size();
     if (inst.op == Opcode::kLoadWeights) load_weights_at_.push_back(program_.instructions.size());
+    if (inst.op == Opcode::kLoadWeights && (inst.flags & kFlagFifo)) ++fifo_reads_[inst.instance];
     program_.instructions.push_back(inst);
   }
-  // The last emitted instruction signals `sem` to the next instruction of unit `waiter`.
+  // The last emitted instruction signals `sem` to the next instruction of unit `waiter`
+  // (instance 0: MXU 0 starts every GEMM node and passes the wait on, kMxuGo).
   void hand_off(std::uint32_t sem, Unit waiter) {
     handoffs_.erase(std::remove_if(handoffs_.begin(), handoffs_.end(),
                                    [&](const Handoff& h) { return h.sem == sem; }),
@@ -393,9 +421,10 @@ class Lowerer {
     return out;
   }
   // Staging rows (below any resident tensors) a GEMM node needs with M tiles of m_tile rows.
+  // `mxus` MXUs have two output slots each.
   std::uint64_t gemm_staging(const Node& layer, GemmPath path, bool in_res, bool out_res,
-                             std::uint64_t m_tile) const {
-    std::uint64_t rows = weight_rows() + (out_res ? 0 : 2 * m_tile);
+                             std::uint64_t m_tile, std::uint64_t mxus = 1) const {
+    std::uint64_t rows = weight_rows() + (out_res ? 0 : 2 * mxus * m_tile);
     if (path == GemmPath::kRows) {
       rows += 2 * m_tile * ceil_div(dense_k(layer), R_);
     } else if (!in_res) {
@@ -511,6 +540,8 @@ class Lowerer {
   std::optional<std::size_t> last_dma_, last_vector_, barrier_dma_;
   // The weight tile stream: tiles whose load was emitted, and each LOAD_WEIGHTS's index.
   std::uint64_t weight_dmas_ = 0;
+  // Weight FIFO fills and reads emitted so far, per MXU.
+  std::array<std::uint64_t, kMaxCompilerMxus> fifo_fills_{}, fifo_reads_{};
   std::vector<std::size_t> load_weights_at_;
   std::vector<GemmTiling> tilings_;  // per node, from the tiling pass
   std::size_t layer_index_ = 0;
@@ -538,6 +569,15 @@ Program Lowerer::run() {
   program_.semaphore_names[kSemPoolReady] = "pool_ready";
   program_.semaphore_names[kSemPoolFree] = "pool_free";
   program_.semaphore_names[kSemLayerDone] = "layer_done";
+  const std::uint64_t mxus = std::min<std::uint64_t>(config_.core.mxus, kMaxCompilerMxus);
+  for (std::uint64_t u = 1; u < mxus && fifo_; ++u) {
+    static constexpr const char* kNames[] = {"x_ready",       "x_free",   "acc_ready",
+                                             "acc_ready_odd", "acc_free", "go"};
+    for (std::uint32_t s = 0; s < kMxuSemaphores; ++s) {
+      program_.semaphore_names[mxu_sem(u, MxuSemaphore(s))] =
+          std::string(kNames[s]) + "." + std::to_string(u);
+    }
+  }
   if (model_.nodes.size() > kMaxLayer + 1) {
     throw CompileError(model_.source + ": " + std::to_string(model_.nodes.size()) +
                        " nodes exceed the LAYER instruction's limit of " +
@@ -832,58 +872,98 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
          "); it would fit with acc.capacity_bytes >= " +
          std::to_string(2 * std::uint64_t(C_) * 4));
   }
-  std::uint64_t cap = std::min({M, acc_rows_ / 2, kMaxCount});
-  if (options_.max_m_tile > 0) cap = std::min<std::uint64_t>(cap, options_.max_m_tile);
-  std::uint64_t m_tile = 1;
-  if (!taps) {
-    const std::uint64_t per_m = 2 * KR + (out_res ? 0 : 2);
-    m_tile = round_tile(layer, std::min(cap, (limit - weight_rows()) / per_m));
-  } else {
-    // The band a tile reads grows with the tile: take the largest tile that fits.
-    auto fits = [&](std::uint64_t m) {
-      return gemm_staging(layer, path, in_res, out_res, round_tile(layer, m)) <= limit;
-    };
-    std::uint64_t lo = 1, hi = cap;
-    while (lo < hi) {
-      const std::uint64_t mid = lo + (hi - lo + 1) / 2;
-      if (fits(mid)) {
-        lo = mid;
-      } else {
-        hi = mid - 1;
+  // The M tile with U MXUs: each has two accumulator slots and two output slots of m_tile
+  // rows.
+  const auto m_tile_for = [&](std::uint64_t U) {
+    std::uint64_t cap = std::min({M, acc_rows_ / (2 * U), kMaxCount});
+    if (options_.max_m_tile > 0) cap = std::min<std::uint64_t>(cap, options_.max_m_tile);
+    std::uint64_t m_tile = 1;
+    if (!taps) {
+      const std::uint64_t per_m = 2 * KR + (out_res ? 0 : 2 * U);
+      m_tile = round_tile(layer, std::min(cap, (limit - weight_rows()) / per_m));
+    } else {
+      // The band a tile reads grows with the tile: take the largest tile that fits.
+      auto fits = [&](std::uint64_t m) {
+        return gemm_staging(layer, path, in_res, out_res, round_tile(layer, m), U) <= limit;
+      };
+      std::uint64_t lo = 1, hi = cap;
+      while (lo < hi) {
+        const std::uint64_t mid = lo + (hi - lo + 1) / 2;
+        if (fits(mid)) {
+          lo = mid;
+        } else {
+          hi = mid - 1;
+        }
+      }
+      m_tile = round_tile(layer, lo);
+    }
+    // Only the first M tile's input load is not overlapped with the array. When one M tile fits,
+    // two still pay if loading the second half of the input and reloading every weight tile (the
+    // DMA engine's work under the first tile, one UB row or one im2col segment per cycle, plus a
+    // quarter for contention) takes less than the first tile's array time, and each tile streams
+    // enough rows to hide a weight load and the previous tile's drain. Otherwise the array would
+    // wait for the DMA inside the layer: with the default single UB write port, layers that
+    // load about as many rows as they stream stay one tile. Only with one N tile: the ACTIVATEs
+    // of earlier N tiles would take that write port for whole tiles while the weights load.
+    // Without weight double buffering each M tile pays every fold's load and drain again.
+    if (x_dma && config_.mxu.double_buffer_weights && NT == 1 && ceil_div(M, m_tile) == 1) {
+      std::uint64_t longest = 0, reloads = 0;
+      for (const KTile& k : ktiles) {
+        longest = std::max(longest, k.kts);
+        reloads += k.kts;
+      }
+      const std::uint64_t shortest = longest + std::min<std::uint64_t>(N, C_) + R_ - 1;
+      const std::uint64_t in = taps ? band_slot_rows(layer, M)
+                                    : M * (conv ? std::max<std::uint64_t>(KR, layer.kernel_h) : KR);
+      // Whole output rows per tile for a conv (few, long stores), rounding up.
+      std::uint64_t half = ceil_div(M, 2);
+      if (conv && half > layer.out.w) half = ceil_div(half, layer.out.w) * layer.out.w;
+      if (half < M && M - half >= shortest && 5 * (in / 2 + reloads) <= 4 * (KT * M / 2)) {
+        m_tile = half;
       }
     }
-    m_tile = round_tile(layer, lo);
-  }
-  // Only the first M tile's input load is not overlapped with the array. When one M tile fits,
-  // two still pay if loading the second half of the input and reloading every weight tile (the
-  // DMA engine's work under the first tile, one UB row or one im2col segment per cycle, plus a
-  // quarter for contention) takes less than the first tile's array time, and each tile streams
-  // enough rows to hide a weight load and the previous tile's drain. Otherwise the array would
-  // wait for the DMA inside the layer: with the default single UB write port, layers that
-  // load about as many rows as they stream stay one tile. Only with one N tile: the ACTIVATEs
-  // of earlier N tiles would take that write port for whole tiles while the weights load.
-  // Without weight double buffering each M tile pays every fold's load and drain again.
-  if (x_dma && config_.mxu.double_buffer_weights && NT == 1 && ceil_div(M, m_tile) == 1) {
-    std::uint64_t longest = 0, reloads = 0;
-    for (const KTile& k : ktiles) {
-      longest = std::max(longest, k.kts);
-      reloads += k.kts;
+    // Even M tiles: a short last tile would leave the array idle behind its weight tiles.
+    {
+      const std::uint64_t even = ceil_div(M, ceil_div(M, m_tile));
+      const std::uint64_t ow = layer.out.w;
+      m_tile = conv && m_tile % ow == 0 ? ceil_div(even, ow) * ow : even;
     }
-    const std::uint64_t shortest = longest + std::min<std::uint64_t>(N, C_) + R_ - 1;
-    const std::uint64_t in = taps ? band_slot_rows(layer, M)
-                                  : M * (conv ? std::max<std::uint64_t>(KR, layer.kernel_h) : KR);
-    // Whole output rows per tile for a conv (few, long stores), rounding up.
-    std::uint64_t half = ceil_div(M, 2);
-    if (conv && half > layer.out.w) half = ceil_div(half, layer.out.w) * layer.out.w;
-    if (half < M && M - half >= shortest && 5 * (in / 2 + reloads) <= 4 * (KT * M / 2)) {
-      m_tile = half;
+    return m_tile;
+  };
+  // How many MXUs share the node's N tiles, at most one per UB read port (more could not
+  // stream at once). More MXUs mean smaller M tiles (the slots are per MXU); a count is taken
+  // when its M tiles are no more than with one MXU, else when it has fewer estimated cycles:
+  // each MXU's streams (max(M_t, R) per weight tile) against the one DMA engine, which moves
+  // one transfer at a time: per M tile every weight tile (reloaded once per M tile), the input
+  // and the stores, each costing its rows (one a cycle) or its bytes at the memory's peak,
+  // whichever is more, plus hbm.latency_ns to start.
+  std::uint64_t U = 1, m_tile = m_tile_for(1);
+  const std::uint64_t most =
+      fifo_ ? std::min<std::uint64_t>({config_.core.mxus, NT, kMaxCompilerMxus, acc_rows_ / 2,
+                                       config_.ub.read_ports})
+            : 1;
+  const double peak = config_.hbm_peak_bytes_per_cycle();
+  const double start = config_.hbm.preset == "ideal" ? 0 : config_.hbm.latency_ns /
+                                                              config_.period_ns();
+  const auto transfer = [&](double rows, double bytes) {
+    return std::max(rows, std::isinf(peak) ? 0 : bytes / peak) + start;
+  };
+  const auto estimate = [&](std::uint64_t u, std::uint64_t m) {
+    const double mt = double(ceil_div(M, m)), row_bytes = double(config_.ub_row_elems() * eb_);
+    const double streams = mt * double(ceil_div(NT, u) * KT * std::max<std::uint64_t>(m, R_));
+    const double in_rows = x_dma ? double(taps ? band_slot_rows(layer, m) : m * KR) : 0;
+    const double dma = mt * (double(NT * KT) * transfer(R_, double(R_) * C_ * eb_) +
+                             (x_dma ? transfer(in_rows, in_rows * row_bytes) : 0) +
+                             (out_res ? 0 : double(NT) * transfer(m, double(m) * C_ * eb_)));
+    return std::max(streams, dma);
+  };
+  for (std::uint64_t u = 2; u <= most; ++u) {
+    if (gemm_staging(layer, path, in_res, out_res, 1, u) > limit) break;
+    const std::uint64_t m = m_tile_for(u);
+    if (ceil_div(M, m) <= ceil_div(M, m_tile_for(1)) || estimate(u, m) < estimate(U, m_tile)) {
+      U = u;
+      m_tile = m;
     }
-  }
-  // Even M tiles: a short last tile would leave the array idle behind its weight tiles.
-  {
-    const std::uint64_t even = ceil_div(M, ceil_div(M, m_tile));
-    const std::uint64_t ow = layer.out.w;
-    m_tile = conv && m_tile % ow == 0 ? ceil_div(even, ow) * ow : even;
   }
   const std::uint64_t MT = ceil_div(M, m_tile);
   const std::uint64_t xs =
@@ -911,6 +991,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   tl.K = K;
   tl.N = N;
   tl.NT = NT;
+  tl.mxus = U;
   tl.KR = KR;
   tl.KT = KT;
   tl.m_tile = m_tile;
@@ -926,8 +1007,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   const std::uint64_t base = weight_rows();
   tl.x_slot[0] = base;
   tl.x_slot[1] = base + xs;
-  tl.o_slot[0] = base + 2 * xs;
-  tl.o_slot[1] = base + 2 * xs + m_tile;
+  tl.o_slot = base + 2 * xs;
   return tl;
 }
 
@@ -943,8 +1023,25 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const std::uint64_t M = tl.M, K = tl.K, N = tl.N, NT = tl.NT, KR = tl.KR;
   const std::uint64_t KT = tl.KT, m_tile = tl.m_tile, MT = tl.MT;
   const std::uint64_t(&x_slot)[2] = tl.x_slot;
-  const std::uint64_t(&o_slot)[2] = tl.o_slot;
-  const std::uint64_t acc_slot[2] = {0, m_tile};
+  // N tile nt runs on MXU nt % U. Output tile t = (mt, nt) is its MXU's tile number local(t)
+  // of the node (of tiles(u)), in the MXU's own pair of accumulator slots: every MXU runs the
+  // one-MXU schedule on its share of the N tiles.
+  const std::uint64_t U = tl.mxus;
+  const auto mxu = [&](std::uint64_t t) { return t % NT % U; };
+  const auto per_m_tile = [&](std::uint64_t u) { return ceil_div(NT - u, U); };
+  const auto local = [&](std::uint64_t t) {
+    return t / NT * per_m_tile(mxu(t)) + t % NT / U;
+  };
+  const auto tiles = [&](std::uint64_t u) { return MT * per_m_tile(u); };
+  const auto acc_slot = [&](std::uint64_t t) { return (2 * mxu(t) + local(t) % 2) * m_tile; };
+  // 2U output staging slots, used in turn: ACTIVATEs run in order on the one vector unit.
+  const auto o_slot = [&](std::uint64_t t) { return tl.o_slot + t % (2 * U) * m_tile; };
+  // The semaphore `s` of every MXU (not kMxuGo, which MXU 0 has not).
+  const auto every_mxu = [&](MxuSemaphore s) {
+    std::uint64_t mask = 0;
+    for (std::uint64_t u = 0; u < U; ++u) mask |= bit(mxu_sem(u, s));
+    return mask;
+  };
 
   // Weights K x N, stored tile by tile (column block, then K tile, each K_t x N_t row-major).
   // A grouped conv's K row (tap, c) holds weight row tap * cg + c % cg of the columns of c's
@@ -1029,8 +1126,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   auto emit_input = [&](std::uint64_t mt, const std::vector<DmaFields>& pieces, std::size_t from,
                         std::size_t to) {
     for (std::size_t i = from; i < to; ++i) {
-      std::uint64_t wait = i == 0 && mt >= 2 ? bit(kSemXFree) : 0;
-      std::uint64_t signal = i + 1 == pieces.size() ? bit(kSemXReady) : 0;
+      std::uint64_t wait = i == 0 && mt >= 2 ? every_mxu(kMxuXFree) : 0;
+      std::uint64_t signal = i + 1 == pieces.size() ? every_mxu(kMxuXReady) : 0;
       emit(dma(Opcode::kDmaLoad, pieces[i], wait, signal));
     }
   };
@@ -1046,7 +1143,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
                      std::uint64_t pixels, std::uint64_t rows, std::uint64_t row_stride) {
                    pieces.push_back(block(out.hbm.addr(b, std::int64_t(py), std::int64_t(px)) +
                                               n0 * eb_,
-                                          o_slot[t % 2] + (first - m0), rows, row_stride, pixels,
+                                          o_slot(t) + (first - m0), rows, row_stride, pixels,
                                           out.hbm.pixel_bytes(), nts));
                  });
     return pieces;
@@ -1057,7 +1154,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
                         std::size_t to) {
     for (std::size_t i = from; i < to; ++i) {
       std::uint64_t wait = i == 0 ? bit(kSemOutReady) : 0;
-      std::uint64_t signal = i + 1 == pieces.size() && t + 2 < T ? bit(kSemOutFree) : 0;
+      std::uint64_t signal = i + 1 == pieces.size() && t + 2 * U < T ? bit(kSemOutFree) : 0;
       emit(dma(Opcode::kDmaStore, pieces[i], wait, signal));
     }
   };
@@ -1067,20 +1164,27 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // the loads of tiles up to j + ahead have been emitted, this node's and then the next GEMM
   // node's first. UB staging: one ahead (two slots). Weight FIFO: two ahead (at most
   // depth - 1, so fill j + ahead waits, in the hardware, for read j + ahead - depth, which
-  // comes before read j). Two measured best: one ahead leaves short streams waiting for their
-  // weights behind the output stores, three hold back the next M tile's input.
+  // comes before read j), counted per MXU's FIFO: a fill is emitted while its FIFO has at most
+  // `ahead` fills more than reads. Two measured best: one ahead leaves short streams waiting
+  // for their weights behind the output stores, three hold back the next M tile's input.
   const std::uint64_t ahead =
       fifo_ ? std::min<std::uint64_t>(config_.mxu.weight_fifo_tiles - 1, 2) : 1;
   const std::uint64_t first_tile = load_weights_at_.size();  // this node's tile 0, globally
+  const auto fifo_has_room = [&](const GemmTiling& tiling, std::uint64_t j) {
+    const std::uint64_t f = tiling.weight_tile(j).first % tiling.NT % tiling.mxus;
+    return fifo_fills_[f] - fifo_reads_[f] <= ahead;
+  };
   auto top_up_weights = [&](std::uint64_t j) {
-    const std::uint64_t target = first_tile + j + ahead + 1;
-    while (weight_dmas_ < std::min(target, first_tile + J)) {
+    const std::uint64_t target = fifo_ ? kNever : first_tile + j + ahead + 1;
+    while (weight_dmas_ < std::min(target, first_tile + J) &&
+           (!fifo_ || fifo_has_room(tl, weight_dmas_ - first_tile))) {
       emit_weight_tile(tl, weights, weight_dmas_ - first_tile);
     }
     if (!prefetch) return;
     const GemmTiling& nxt = tilings_[next];
     const std::uint64_t next_j = nxt.MT * nxt.NT * nxt.KT;
-    while (weight_dmas_ < target && weight_dmas_ - first_tile - J < next_j) {
+    while (weight_dmas_ < target && weight_dmas_ - first_tile - J < next_j &&
+           (!fifo_ || fifo_has_room(nxt, weight_dmas_ - first_tile - J))) {
       emit_weight_tile(nxt, plan_.weights[next], weight_dmas_ - first_tile - J);
     }
   };
@@ -1125,110 +1229,142 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       }
       return x_slot[mt % 2] + img * band.rows * g.Wp + part->off + (iy - part->iy0) * g.Wp + ix;
     };
-    for (std::uint64_t nt = 0; nt < NT; ++nt) {
-      const std::uint64_t t = mt * NT + nt;
-      const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
-      // Output tile t - 2 is stored behind tile t's first weight load: by then the vector unit
-      // has long written it, so no weight load waits behind a store that waits for the vector
-      // unit (as one queued right after tile t - 1 would), and it frees its slot before tile
-      // t's ACTIVATE needs it.
-      const std::vector<DmaFields> stores =
-          t >= 2 && !out_res ? store_pieces(t - 2) : std::vector<DmaFields>();
+    // The N tiles in groups of U, one per MXU, K tile by K tile over the group (one MXU: N tile
+    // by N tile), then the group's ACTIVATEs.
+    for (std::uint64_t g0 = 0; g0 < NT; g0 += U) {
+      const std::uint64_t size = std::min(U, NT - g0);
       for (std::uint64_t kt = 0; kt < KT; ++kt) {
-        const std::uint64_t j = t * KT + kt;
-        // Tiles ahead, so the weight stream never waits behind this tile's MATMULs; near the
-        // last tile, the next GEMM node's first.
-        top_up_weights(j);
-        const std::uint64_t share = nt * KT + kt;
-        emit_input(mt + 1, next_input, next_input.size() * share / (NT * KT),
-                   next_input.size() * (share + 1) / (NT * KT));
-        if (kt == 0) emit_store(t - 2, stores, 0, stores.size());
-        Instruction lw;
-        lw.op = Opcode::kLoadWeights;
-        lw.rows = std::uint32_t(tl.ktile(nt, kt).kts);
-        lw.cols = std::uint16_t(nts);
-        lw.ub_stride = std::uint16_t(tl.ntiles[nt].blocks);
-        if (fifo_) {
-          // The FIFO orders it behind its tile's DMA: no semaphore.
-          lw.flags = kFlagFifo;
-        } else {
-          lw.ub_row = std::uint32_t(weight_slot(load_weights_at_.size()));
-          lw.wait = bit(kSemWReady);
-        }
-        emit(lw);
-        std::vector<Pass> passes;
-        if (taps) {
-          // One pass per output row segment (merged when the input rows continue the stride).
-          const KTile& k = tl.ktile(nt, kt);
-          for (const RowSeg& seg : segs) {
-            Pass p{in_row(k.img, seg.b, seg.oy * g.s + k.ky * g.dh, seg.ox0 * g.s + k.kx * g.dw),
-                   g.s,
-                   seg.ox1 - seg.ox0, acc_slot[t % 2] + (seg.m - m0)};
-            if (!passes.empty()) {
-              Pass& q = passes.back();
-              if (q.ub_row + q.rows * g.s == p.ub_row && q.acc_row + q.rows == p.acc_row) {
-                q.rows += p.rows;
-                continue;
-              }
+        for (std::uint64_t nt = g0; nt < g0 + size; ++nt) {
+          const std::uint64_t t = mt * NT + nt;
+          const std::uint64_t u = mxu(t), l = local(t);
+          const std::uint64_t nts = tl.ntiles[nt].nts;
+          // Weight tile j of the node in emission order (GemmTiling::weight_tile).
+          const std::uint64_t share = g0 * KT + kt * size + (nt - g0);
+          const std::uint64_t j = mt * NT * KT + share;
+          // The group's MXUs take the K tiles in turn, each from its own start spread evenly over
+          // the K tiles (GemmTiling::weight_tile), so streams running side by side, even a few K
+          // steps apart, read different UB rows: K tile k sits in rows x + k + m * KR, so when KR
+          // divides ub.banks, in different banks.
+          const std::uint64_t k = (tl.first_k(nt - g0, size) + kt) % KT;
+          // Tiles ahead, so the weight stream never waits behind this tile's MATMULs; near the
+          // last tile, the next GEMM node's first.
+          top_up_weights(j);
+          emit_input(mt + 1, next_input, next_input.size() * share / (NT * KT),
+                     next_input.size() * (share + 1) / (NT * KT));
+          // Output tile t - 2U (its MXU's tile before last) is stored behind tile t's first
+          // weight load: by then the vector unit has long written it, so no weight load waits
+          // behind a store that waits for the vector unit (as one queued right after tile t - 1
+          // would), and it frees its slot before tile t's ACTIVATE needs it.
+          if (kt == 0 && t >= 2 * U && !out_res) {
+            const std::vector<DmaFields> stores = store_pieces(t - 2 * U);
+            emit_store(t - 2 * U, stores, 0, stores.size());
+          }
+          Instruction lw;
+          lw.op = Opcode::kLoadWeights;
+          lw.instance = std::uint8_t(u);
+          // MXU 0's first tile takes the node's hand-offs (resident input, border, first input)
+          // and passes them on: every other MXU's first tile starts after it.
+          if (mt == 0 && kt == 0 && nt < U) {
+            if (u == 0) {
+              for (std::uint64_t v = 1; v < U; ++v) lw.signal |= bit(mxu_sem(v, kMxuGo));
+            } else {
+              lw.wait = bit(mxu_sem(u, kMxuGo));
             }
-            passes.push_back(p);
           }
+          lw.rows = std::uint32_t(tl.ktile(nt, k).kts);
+          lw.cols = std::uint16_t(nts);
+          lw.ub_stride = std::uint16_t(tl.ntiles[nt].blocks);
+          if (fifo_) {
+            // The FIFO orders it behind its tile's DMA: no semaphore.
+            lw.flags = kFlagFifo;
+          } else {
+            lw.ub_row = std::uint32_t(weight_slot(load_weights_at_.size()));
+            lw.wait |= bit(kSemWReady);
+          }
+          emit(lw);
+          std::vector<Pass> passes;
+          if (taps) {
+            // One pass per output row segment (merged when the input rows continue the stride).
+            const KTile& kti = tl.ktile(nt, k);
+            for (const RowSeg& seg : segs) {
+              Pass p{in_row(kti.img, seg.b, seg.oy * g.s + kti.ky * g.dh,
+                            seg.ox0 * g.s + kti.kx * g.dw),
+                     g.s, seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)};
+              if (!passes.empty()) {
+                Pass& q = passes.back();
+                if (q.ub_row + q.rows * g.s == p.ub_row && q.acc_row + q.rows == p.acc_row) {
+                  q.rows += p.rows;
+                  continue;
+                }
+              }
+              passes.push_back(p);
+            }
+          } else {
+            passes.push_back({x_slot[mt % 2] + k, KR, rows, acc_slot(t)});
+          }
+          for (std::size_t i = 0; i < passes.size(); ++i) {
+            Instruction mm;
+            mm.op = Opcode::kMatmul;
+            mm.flags = kt > 0 ? kFlagAccumulate : 0;
+            mm.ub_row = std::uint32_t(passes[i].ub_row);
+            mm.ub_stride = std::uint16_t(passes[i].ub_stride);
+            mm.rows = std::uint32_t(passes[i].rows);
+            mm.acc_row = std::uint32_t(passes[i].acc_row);
+            mm.instance = std::uint8_t(u);
+            if (i == 0 && x_dma && nt < U && kt == 0) mm.wait |= bit(mxu_sem(u, kMxuXReady));
+            if (i == 0 && kt == 0 && l >= 2) mm.wait |= bit(mxu_sem(u, kMxuAccFree));
+            if (i + 1 == passes.size() && kt + 1 == KT) {
+              mm.signal |= bit(acc_ready(u, l));
+              if (x_dma && nt + U >= NT && mt + 2 < MT) mm.signal |= bit(mxu_sem(u, kMxuXFree));
+            }
+            emit(mm);
+          }
+        }
+      }
+      for (std::uint64_t nt = g0; nt < g0 + size; ++nt) {
+        const std::uint64_t t = mt * NT + nt;
+        const std::uint64_t u = mxu(t), l = local(t);
+        const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
+        // Straight into the resident layout: one ACTIVATE per output row segment when the
+        // consumer's zero border breaks the rows apart.
+        std::vector<Pass> acts;
+        if (!out_res) {
+          acts.push_back({o_slot(t), 1, rows, acc_slot(t)});
+        } else if (out.ub.pad == 0) {
+          acts.push_back({out.ub.row(n0 / cw_, 0, 0, 0) + m0, 1, rows, acc_slot(t)});
         } else {
-          passes.push_back({x_slot[mt % 2] + kt, KR, rows, acc_slot[t % 2]});
-        }
-        for (std::size_t i = 0; i < passes.size(); ++i) {
-          Instruction mm;
-          mm.op = Opcode::kMatmul;
-          mm.flags = kt > 0 ? kFlagAccumulate : 0;
-          mm.ub_row = std::uint32_t(passes[i].ub_row);
-          mm.ub_stride = std::uint16_t(passes[i].ub_stride);
-          mm.rows = std::uint32_t(passes[i].rows);
-          mm.acc_row = std::uint32_t(passes[i].acc_row);
-          if (i == 0 && x_dma && nt == 0 && kt == 0) mm.wait |= bit(kSemXReady);
-          if (i == 0 && kt == 0 && t >= 2) mm.wait |= bit(kSemAccFree);
-          if (i + 1 == passes.size() && kt + 1 == KT) {
-            mm.signal |= bit(acc_ready(t));
-            if (x_dma && nt + 1 == NT && mt + 2 < MT) mm.signal |= bit(kSemXFree);
+          for (const RowSeg& seg : row_segments(m0, m1, layer.out.h, layer.out.w)) {
+            acts.push_back(
+                {out.ub.row(n0 / cw_, seg.b, std::int64_t(seg.oy), std::int64_t(seg.ox0)), 1,
+                 seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)});
           }
-          emit(mm);
         }
-      }
-      // Straight into the resident layout: one ACTIVATE per output row segment when the
-      // consumer's zero border breaks the rows apart.
-      std::vector<Pass> acts;
-      if (!out_res) {
-        acts.push_back({o_slot[t % 2], 1, rows, acc_slot[t % 2]});
-      } else if (out.ub.pad == 0) {
-        acts.push_back({out.ub.row(n0 / cw_, 0, 0, 0) + m0, 1, rows, acc_slot[t % 2]});
-      } else {
-        for (const RowSeg& seg : row_segments(m0, m1, layer.out.h, layer.out.w)) {
-          acts.push_back({out.ub.row(n0 / cw_, seg.b, std::int64_t(seg.oy), std::int64_t(seg.ox0)),
-                          1,
-                          seg.ox1 - seg.ox0, acc_slot[t % 2] + (seg.m - m0)});
+        for (std::size_t i = 0; i < acts.size(); ++i) {
+          Instruction act;
+          act.op = Opcode::kActivate;
+          act.acc_row = std::uint32_t(acts[i].acc_row);
+          act.rows = std::uint32_t(acts[i].rows);
+          act.cols = std::uint16_t(nts);
+          act.ub_row = std::uint32_t(acts[i].ub_row);
+          act.func = layer.activation;
+          act.multiplier = multiplier;
+          act.shift = shift;
+          act.zero_point = 0;
+          act.scale_a = fp32_bits(q.scale_a);
+          act.scale_out = fp32_bits(q.scale_out);
+          if (i == 0) {
+            act.wait = bit(acc_ready(u, l)) | (t >= 2 * U && !out_res ? bit(kSemOutFree) : 0);
+          }
+          if (i + 1 == acts.size()) {
+            act.signal = (out_res ? 0 : bit(kSemOutReady)) |
+                         (l + 2 < tiles(u) ? bit(mxu_sem(u, kMxuAccFree)) : 0);
+          }
+          emit(act);
         }
-      }
-      for (std::size_t i = 0; i < acts.size(); ++i) {
-        Instruction act;
-        act.op = Opcode::kActivate;
-        act.acc_row = std::uint32_t(acts[i].acc_row);
-        act.rows = std::uint32_t(acts[i].rows);
-        act.cols = std::uint16_t(nts);
-        act.ub_row = std::uint32_t(acts[i].ub_row);
-        act.func = layer.activation;
-        act.multiplier = multiplier;
-        act.shift = shift;
-        act.zero_point = 0;
-        act.scale_a = fp32_bits(q.scale_a);
-        act.scale_out = fp32_bits(q.scale_out);
-        if (i == 0) act.wait = bit(acc_ready(t)) | (t >= 2 && !out_res ? bit(kSemOutFree) : 0);
-        if (i + 1 == acts.size()) {
-          act.signal = (out_res ? 0 : bit(kSemOutReady)) | (t + 2 < T ? bit(kSemAccFree) : 0);
-        }
-        emit(act);
       }
     }
   }
-  for (std::uint64_t t = T >= 2 ? T - 2 : 0; t < T && !out_res; ++t) {
+  for (std::uint64_t t = T >= 2 * U ? T - 2 * U : 0; t < T && !out_res; ++t) {
     const std::vector<DmaFields> pieces = store_pieces(t);
     emit_store(t, pieces, 0, pieces.size());
   }
@@ -1243,13 +1379,16 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
 // stream at most depth - 1 tiles ahead of the reads in program order, as the ISA requires.
 void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std::uint64_t j) {
   const std::uint64_t g = weight_dmas_++;
-  const std::uint64_t nt = (j / tl.KT) % tl.NT;
-  const KTile& kt = tl.ktile(nt, j % tl.KT);
+  const auto [t, k] = tl.weight_tile(j);
+  const std::uint64_t nt = t % tl.NT;
+  const KTile& kt = tl.ktile(nt, k);
   const std::uint64_t nts = tl.ntiles[nt].nts;
-  const std::uint64_t addr = weights + tl.w_off[nt * tl.KT + j % tl.KT] * eb_;
+  const std::uint64_t addr = weights + tl.w_off[nt * tl.KT + k] * eb_;
   if (fifo_) {
     Instruction load = dma(Opcode::kDmaLoad, block(addr, 0, 1, 0, kt.kts, nts * eb_, nts), 0, 0);
     load.flags = kFlagWeights;
+    load.dma.fifo = std::uint8_t(nt % tl.mxus);  // the FIFO of the MXU that runs N tile nt
+    ++fifo_fills_[load.dma.fifo];
     emit(load);
     return;
   }

@@ -105,6 +105,24 @@ enum CompilerSemaphore : std::uint32_t {
   kSemBorderReady = 14,  // dma -> weight_load: a resident input's zero border is written
   kSemFirstInput = 15,   // dma -> weight_load: a GEMM node's first input tile is in the UB
 };
+// With several MXUs (core.mxus) a GEMM node spreads its N tiles over them, N tile nt on MXU
+// nt % U (U <= core.mxus, N tiles, kMaxCompilerMxus, ub.read_ports, chosen in tile_gemm; 1
+// without a weight FIFO). MXU 0 uses
+// the semaphores above; MXU u >= 1 its own block of these, named "<name>.<u>" (x_ready.1, ...),
+// so every MXU is a copy of the one-MXU schedule with its own weight stream (its FIFO) and
+// its own two accumulator slots:
+enum MxuSemaphore : std::uint32_t {
+  kMxuXReady = 0,     // dma -> matmul: an input tile is in the UB
+  kMxuXFree,          // matmul -> dma: this MXU is done with an input slot
+  kMxuAccReady,       // matmul -> vector: an even output tile of this MXU is complete
+  kMxuAccReadyOdd,    // matmul -> vector: an odd one
+  kMxuAccFree,        // vector -> matmul: this MXU's accumulator slot may be overwritten
+  kMxuGo,             // weight_load 0 -> weight_load u: MXU 0's first tile of the node started
+                      // (its waits on the node's resident input and border, first input)
+  kMxuSemaphores,
+};
+// Semaphore blocks after kSemFirstInput: 16 + 6 x 7 = 58 of the 64.
+constexpr std::uint32_t kMaxCompilerMxus = 8;
 
 // Throws CompileError when a layer cannot fit (saying why and what would fit), when HBM is too
 // small, or when a field would overflow its instruction width.

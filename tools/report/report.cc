@@ -51,6 +51,8 @@ struct Row {
   double core_power_w = 0;  // without the off-chip memory: comparable to a die's power
   double tops_per_w = 0;
   std::array<UnitStats, kNumUnits> units{};
+  std::vector<MxuStats> mxus;
+  std::vector<double> mxu_utilization;  // per MXU: its array_macs / (cycles * rows * cols)
   // The MXU's stalls by cause: what the report calls the row's stall cycles.
   const StallMap& stalls() const { return units[std::size_t(Unit::kMatmul)].stalls; }
 };
@@ -60,7 +62,11 @@ double ratio(double num, double den) { return den > 0 ? num / den : 0; }
 // Fills the figures derived from the counters already in `row`.
 void derive(const Config& config, DataType dtype, Row& row) {
   const double pes = double(config.array.rows) * config.array.cols;
-  row.utilization = ratio(double(row.macs), double(row.cycles) * pes);
+  row.utilization = ratio(double(row.macs), double(row.cycles) * pes * config.core.mxus);
+  row.mxu_utilization.clear();
+  for (const MxuStats& m : row.mxus) {
+    row.mxu_utilization.push_back(ratio(double(m.array_macs), double(row.cycles) * pes));
+  }
   row.mapping_efficiency = ratio(double(row.used_pes), double(row.weight_tiles) * pes);
   row.latency_us = double(row.cycles) / config.clock_mhz;
   // GB/s = bytes per ns.
@@ -104,6 +110,7 @@ std::vector<Row> layer_rows(const Config& config, const RunResult& run) {
     row.acc_write_bytes = s.acc_write_bytes;
     row.vector_elems = s.vector_elems;
     row.units = s.units;
+    row.mxus = s.mxus;
     derive(config, run.dtype, row);
     rows.push_back(std::move(row));
   }
@@ -139,6 +146,7 @@ Row total_row(const Config& config, const RunResult& run, const std::vector<Row>
   total.hbm_write_bytes = run.hbm.write_bytes;
   total.dram_activates = run.hbm.total().activates;
   total.units = run.units;
+  total.mxus = run.mxus;
   derive(config, run.dtype, total);
   return total;
 }
@@ -149,6 +157,18 @@ json units_json(const std::array<UnitStats, kNumUnits>& units) {
     out[to_string(Unit(u))] = {{"busy_cycles", units[u].busy_cycles},
                           {"instructions", units[u].instructions},
                           {"stalls", units[u].stalls}};
+  }
+  return out;
+}
+
+json mxus_json(const Row& row) {
+  json out = json::array();
+  for (std::size_t i = 0; i < row.mxus.size(); ++i) {
+    const MxuStats& m = row.mxus[i];
+    out.push_back({{"busy_cycles", m.matmul.busy_cycles},
+                   {"weight_load_busy_cycles", m.weight_load.busy_cycles},
+                   {"array_macs", m.array_macs},
+                   {"utilization", row.mxu_utilization[i]}});
   }
   return out;
 }
@@ -190,17 +210,19 @@ json row_json(const Row& row) {
           {"vector_elems", row.vector_elems},
           {"latency_us", row.latency_us},
           {"energy", energy_json(row)},
-          {"units", units_json(row.units)}};
+          {"units", units_json(row.units)},
+          {"mxus", mxus_json(row)}};
 }
 
 double tops(const Row& total) {
   return ratio(2.0 * double(total.macs), total.latency_us * 1e-6) / 1e12;
 }
 
-// Cycles no schedule can beat: every MAC on a PE, every HBM byte at peak bandwidth.
+// Cycles no schedule can beat: every MAC on a PE of some MXU, every HBM byte at peak bandwidth.
 double roofline_cycles(const Config& config, const Row& total) {
   const double compute =
-      std::ceil(ratio(double(total.macs), double(config.array.rows) * config.array.cols));
+      std::ceil(ratio(double(total.macs),
+                      double(config.array.rows) * config.array.cols * config.core.mxus));
   const double peak = config.hbm_peak_bytes_per_cycle();
   const double memory =
       std::isinf(peak) ? 0 : double(total.hbm_read_bytes + total.hbm_write_bytes) / peak;
@@ -436,17 +458,31 @@ nlohmann::json report_json(const Config& config, const Program& program, const R
   return out;
 }
 
+// "min-max" of the MXUs' utilisations in percent.
+std::string mxu_range(const Row& row) {
+  if (row.mxu_utilization.empty()) return "-";
+  const auto [lo, hi] =
+      std::minmax_element(row.mxu_utilization.begin(), row.mxu_utilization.end());
+  return format("%.1f", 100 * *lo) + "-" + format("%.1f", 100 * *hi);
+}
+
 std::string report_table(const Config& config, const Program& program, const RunResult& run,
                          const CheckResult* check, const RunInfo& info) {
   const std::vector<Row> layers = layer_rows(config, run);
   const Row total = total_row(config, run, layers);
 
-  const std::vector<std::string> header = {"layer",  "kind",   "MACs",      "cycles",
-                                           "lat us", "util %", "map eff %", "top MXU stall",
-                                           "HBM rd", "HBM wr", "energy", "W"};
+  std::vector<std::string> header = {"layer",  "kind",   "MACs",      "cycles",
+                                     "lat us", "util %", "map eff %", "top MXU stall",
+                                     "HBM rd", "HBM wr", "energy", "W"};
   // Name, kind and stall cause read left-aligned; numbers right-aligned.
-  const std::vector<bool> left = {true,  true,  false, false, false, false,
-                                  false, true,  false, false, false, false};
+  std::vector<bool> left = {true,  true,  false, false, false, false,
+                            false, true,  false, false, false, false};
+  // Several MXUs: the range of their own utilisations, after the core's.
+  const bool several = config.core.mxus > 1;
+  if (several) {
+    header.insert(header.begin() + 6, "MXU util %");
+    left.insert(left.begin() + 6, false);
+  }
   std::vector<std::vector<std::string>> cells = {header};
   auto add = [&](const Row& row) {
     cells.push_back({row.name, row.kind, human_count(double(row.macs)), std::to_string(row.cycles),
@@ -455,6 +491,7 @@ std::string report_table(const Config& config, const Program& program, const Run
                      human_bytes(double(row.hbm_read_bytes)),
                      human_bytes(double(row.hbm_write_bytes)),
                      human_energy(row.energy.total()), format("%.1f", row.power_w)});
+    if (several) cells.back().insert(cells.back().begin() + 6, mxu_range(row));
   };
   for (const Row& row : layers) add(row);
   add(total);
@@ -480,7 +517,9 @@ std::string report_table(const Config& config, const Program& program, const Run
   std::ostringstream out;
   out << "model " << info.model << " (" << to_string(program.dtype) << ", " << layers.size()
       << " layers) on config " << config.name << " (" << config.source << ")\n";
-  out << "array " << config.array.rows << "x" << config.array.cols << " @ " << config.clock_mhz
+  out << "array " << config.array.rows << "x" << config.array.cols
+      << (several ? " x " + std::to_string(config.core.mxus) + " MXUs" : "") << " @ "
+      << config.clock_mhz
       << " MHz, memory " << memory_description(config) << ", fidelity " << info.fidelity
       << (info.timing_only ? " (timing only)" : "") << "\n\n";
   out << render(cells[0]) << rule << "\n";
@@ -489,7 +528,15 @@ std::string report_table(const Config& config, const Program& program, const Run
 
   out << total.cycles << " cycles = " << format("%.3f", total.latency_us) << " us, "
       << format("%.3g", tops(total)) << " TOPS, MXU utilization "
-      << format("%.1f", 100 * total.utilization) << " %, roofline "
+      << format("%.1f", 100 * total.utilization) << " %";
+  if (several) {
+    out << " (per MXU";
+    for (std::size_t i = 0; i < total.mxu_utilization.size(); ++i) {
+      out << (i ? ", " : " ") << format("%.1f", 100 * total.mxu_utilization[i]);
+    }
+    out << " %)";
+  }
+  out << ", roofline "
       << format("%.0f", roofline_cycles(config, total)) << " cycles\n";
   const MemoryFigures memory = memory_figures(config, run);
   out << "HBM " << human_bytes(double(total.hbm_read_bytes)) << " read, "

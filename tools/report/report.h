@@ -2,14 +2,19 @@
 // The run report: per-layer and total figures derived from a run's counters and the config, as
 // JSON, an aligned terminal table and CSV. Every figure is computed here, at report time:
 //   layer cycles        LayerStats::cycles() (first instruction start to last busy cycle)
-//   utilization         macs / (cycles * rows * cols)
+//   utilization         macs / (cycles * rows * cols * core.mxus)
+//   mxus                per MXU (core.mxus entries): busy_cycles (its matmul unit's),
+//                       weight_load_busy_cycles, array_macs (its MATMULs' rows x K_t x N_t)
+//                       and utilization = array_macs / (cycles * rows * cols); the table adds
+//                       a column of the lowest and highest when core.mxus > 1
 //   mapping_efficiency  used_pes / (weight_tiles * rows * cols), 0 without weight tiles
 //   latency_us          cycles / clock_mhz
 //   stall_cycles        the MXU's stalls by cause (LayerStats::units[Unit::kMatmul].stalls)
 //   total cycles        RunResult::total_cycles; total macs = sum of layer macs
 //   tops                2 * macs / total latency in seconds / 1e12 (TOPS for int8, TFLOPS for bf16)
 //   achieved_hbm_gbs    (HBM bytes read + written) / total latency in ns
-//   roofline_cycles     max(ceil(macs / (rows * cols)), HBM bytes / peak bytes per cycle)
+//   roofline_cycles     max(ceil(macs / (rows * cols * core.mxus)), HBM bytes / peak bytes per
+//                       cycle)
 //   hbm_peak_gbs        Config::hbm_peak_bytes_per_cycle() * clock_mhz / 1000 (null for ideal)
 //   array_macs, acc_read_bytes, acc_write_bytes, vector_elems   the units' work counters
 //                       (sim/stats.h LayerStats): MACs the array performed, accumulator bytes

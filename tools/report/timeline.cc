@@ -1,12 +1,14 @@
 #include "tools/report/timeline.h"
 
 #include <algorithm>
+#include <string>
+#include <vector>
 
 namespace tpu {
 
 void TimelineRecorder::instruction(const InstructionEvent& e) {
   if (e.kind == InstructionEvent::Kind::kWaited)
-    counters_.waits.push_back(TimelineWait{e.unit, e.pc, e.from, e.cycle, e.cause});
+    counters_.waits.push_back(TimelineWait{e.unit, e.instance, e.pc, e.from, e.cycle, e.cause});
 }
 
 void TimelineRecorder::memory(const MemoryEvent& e) {
@@ -63,23 +65,40 @@ void TimelineRecorder::add(std::uint64_t TimelineWindow::*field, Cycle start, Cy
   }
 }
 
+namespace {
+
+// Track of a unit's instructions (its waits: the next one). Instance 0 of each kind keeps the
+// tracks it had before units had instances; other instances (MXUs 1..) come after all kinds.
+std::size_t track(Unit unit, std::uint8_t instance, bool waits) {
+  const std::size_t u = std::size_t(unit);
+  if (instance == 0) return waits ? kNumUnits + u : u;
+  return 2 * kNumUnits + 2 * (u * kMaxUnitInstances + instance) + (waits ? 1 : 0);
+}
+
+}  // namespace
+
 nlohmann::json timeline_json(const Config& config, const Program& program, const RunResult& run,
                              const TimelineCounters& counters) {
   nlohmann::json events = nlohmann::json::array();
   // Each unit's waits sit right beneath its instructions.
-  std::vector<bool> waits_on(kNumUnits, false);
-  for (const TimelineWait& w : counters.waits) waits_on[std::size_t(w.unit)] = true;
+  std::vector<bool> used(2 * kNumUnits * (kMaxUnitInstances + 1), false);
+  for (std::size_t u = 0; u < kNumUnits; ++u) used[track(Unit(u), 0, false)] = true;
+  for (const InstructionTrace& t : run.trace) used[track(t.unit, t.instance, false)] = true;
+  for (const TimelineWait& w : counters.waits) used[track(w.unit, w.instance, true)] = true;
   for (std::size_t u = 0; u < kNumUnits; ++u) {
-    const std::string name = to_string(Unit(u));
-    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", u},
-                      {"args", {{"name", name}}}});
-    events.push_back({{"name", "thread_sort_index"}, {"ph", "M"}, {"pid", 0}, {"tid", u},
-                      {"args", {{"sort_index", 2 * u}}}});
-    if (!waits_on[u]) continue;
-    events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", kNumUnits + u},
-                      {"args", {{"name", name + " waits"}}}});
-    events.push_back({{"name", "thread_sort_index"}, {"ph", "M"}, {"pid", 0},
-                      {"tid", kNumUnits + u}, {"args", {{"sort_index", 2 * u + 1}}}});
+    for (std::uint8_t i = 0; i < kMaxUnitInstances; ++i) {
+      const std::string name =
+          to_string(Unit(u)) + (i == 0 ? std::string() : "." + std::to_string(i));
+      for (const bool waits : {false, true}) {
+        const std::size_t tid = track(Unit(u), i, waits);
+        if (!used[tid]) continue;
+        events.push_back({{"name", "thread_name"}, {"ph", "M"}, {"pid", 0}, {"tid", tid},
+                          {"args", {{"name", waits ? name + " waits" : name}}}});
+        const std::size_t sort = i == 0 ? 2 * u + (waits ? 1 : 0) : tid;
+        events.push_back({{"name", "thread_sort_index"}, {"ph", "M"}, {"pid", 0}, {"tid", tid},
+                          {"args", {{"sort_index", sort}}}});
+      }
+    }
   }
   // Trace timestamps are microseconds; a cycle is period_ns / 1000 of one.
   const double us_per_cycle = config.period_ns() / 1000.0;
@@ -95,7 +114,7 @@ nlohmann::json timeline_json(const Config& config, const Program& program, const
                       {"cat", layer},
                       {"ph", "X"},
                       {"pid", 0},
-                      {"tid", std::size_t(t.unit)},
+                      {"tid", track(t.unit, t.instance, false)},
                       {"ts", double(t.start) * us_per_cycle},
                       {"dur", double(t.done - t.start) * us_per_cycle},
                       {"args",
@@ -111,7 +130,7 @@ nlohmann::json timeline_json(const Config& config, const Program& program, const
                       {"cat", "wait"},
                       {"ph", "X"},
                       {"pid", 0},
-                      {"tid", kNumUnits + std::size_t(w.unit)},
+                      {"tid", track(w.unit, w.instance, true)},
                       {"ts", double(w.from) * us_per_cycle},
                       {"dur", double(w.to - w.from) * us_per_cycle},
                       {"args",

@@ -33,6 +33,7 @@ struct TimelineWindow {
 
 struct TimelineWait {
   Unit unit = Unit::kSequencer;
+  std::uint8_t instance = 0;  // which unit of its kind (an MXU's number)
   std::size_t pc = 0;
   Cycle from = 0, to = 0;  // stalled in cycles from .. to - 1
   std::string cause;
