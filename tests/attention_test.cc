@@ -159,7 +159,7 @@ std::string functional_run(const Config& config, const std::string& json, Fideli
     RunOptions o;
     o.fidelity = fidelity;
     o.check = true;
-    const Run r = run_model(config, parse(json), "attention.json", o);
+    const tpu::Run r = run_model(config, parse(json), "attention.json", o);
     return std::to_string(r.result.total_cycles) + " cycles, check " +
            (r.check->passed ? "PASS " : "FAIL ") + std::to_string(r.check->compared) + " " +
            (r.check->first_mismatches.empty() ? "" : r.check->first_mismatches[0]);
@@ -296,6 +296,45 @@ TEST(Attention, PrefillIsComputeBoundAndDecodeMemoryBound) {
   EXPECT_GT(decode.memory_cycles, 50 * decode.compute_cycles);
   EXPECT_LT(decode.utilization, 0.01);
   EXPECT_GT(decode.weight_stall_share, 0.8);
+}
+
+std::uint64_t model_macs(const std::string& file) {
+  const Graph g = load_model(std::string(TPUSIM_SOURCE_DIR) + "/models/" + file);
+  std::uint64_t macs = 0;
+  for (const Node& n : g.nodes) macs += n.macs();
+  return macs;
+}
+
+// MACs of the attention models by hand. Per layer of S tokens, d_model D, H heads of D / H,
+// a cache (or the tokens themselves) of T keys and an FFN of F: projections q, k, v, o
+// 4 * S * D * D (decode against a cache: q and o only, 2 * D * D), scores and context
+// 2 * S * T * (D / H) * H = 2 * S * T * D, FFN 2 * S * D * F.
+TEST(AttentionModels, MacsCountedByHand) {
+  // Classifier: S = T = 32, D = 64, no FFN, dense 64 -> 10: 524288 + 131072 + 640.
+  EXPECT_EQ(model_macs("attention_classifier.json"),
+            4u * 32 * 64 * 64 + 2u * 32 * 32 * 64 + 64u * 10);
+  EXPECT_EQ(model_macs("attention_classifier.json"), 656000u);
+  // BERT-Tiny layer and the GPT-style layer: S = T = 128, D = 128, F = 512:
+  // 8388608 + 4194304 + 16777216 = 29360128.
+  EXPECT_EQ(model_macs("bert_tiny_encoder_layer.json"), 29360128u);
+  EXPECT_EQ(model_macs("gpt_tiny_decoder_layer.json"), 29360128u);
+  // Decode: S = 1, T = 128: 2 * 128 * 128 + 2 * 128 * 128 + 2 * 128 * 512 = 196608.
+  EXPECT_EQ(model_macs("gpt_tiny_decode_step.json"), 196608u);
+}
+
+// The attention models pass --check on the default config (128 x 128).
+TEST(AttentionModels, PassTheirCheckOnTheDefaultConfig) {
+  for (const char* file : {"attention_classifier.json", "bert_tiny_encoder_layer.json",
+                           "gpt_tiny_decoder_layer.json", "gpt_tiny_decode_step.json"}) {
+    const ChildOutcome out = run_in_child([&] {
+      RunOptions o;
+      o.check = true;
+      const std::string path = std::string(TPUSIM_SOURCE_DIR) + "/models/" + file;
+      const tpu::Run r = run_model(Config(), load_model(path), path, o);
+      return std::string(r.check->passed ? "PASS" : "FAIL");
+    });
+    EXPECT_EQ(out.ok ? out.output : out.error, "PASS") << file;
+  }
 }
 
 }  // namespace
