@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <random>
 #include <string>
 #include <utility>
 #include <vector>
@@ -320,6 +321,46 @@ TEST(AttentionModels, MacsCountedByHand) {
   EXPECT_EQ(model_macs("gpt_tiny_decoder_layer.json"), 29360128u);
   // Decode: S = 1, T = 128: 2 * 128 * 128 + 2 * 128 * 128 + 2 * 128 * 512 = 196608.
   EXPECT_EQ(model_macs("gpt_tiny_decode_step.json"), 196608u);
+}
+
+// Random tensor matmuls on small arrays, so K, N and M span several tiles and several M tiles
+// per part: a and b computed from generated inputs by 1-wide conv1d layers (b right before the
+// matmul, the race above), either orientation, 1 to 3 heads, int8 and bf16, a scaled product
+// and an activation sometimes, several samples; pe agrees with fast and the check passes.
+TEST(TensorMatmul, RandomShapesMatchTheReferenceInBothFidelities) {
+  std::mt19937 rng(7);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  for (int i = 0; i < 10; ++i) {
+    Config c;
+    c.array.rows = pick(4, 8);
+    c.array.cols = pick(4, 8);
+    c.vector.lanes = pick(1, 8);
+    c.ub.capacity_bytes = pick(0, 1) ? 256 << 10 : 16 << 10;
+    c.acc.capacity_bytes = pick(0, 1) ? 64 << 10 : 1 << 10;
+    c.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+    c.mxu.weight_fifo_tiles = pick(0, 1) ? 4 : 0;
+    const std::uint32_t heads = pick(1, 3), k = pick(1, 12), n = pick(1, 12), m = pick(1, 20);
+    const bool transpose = pick(0, 1);
+    const std::string dtype = pick(0, 1) ? "int8" : "bf16";
+    const std::string act = pick(0, 2) == 0 ? R"(, "activation": "relu")" : "";
+    // a: m pixels x heads * k; b: k x heads * n, or transposed n x heads * k.
+    const std::uint32_t bp = transpose ? n : k, bc = heads * (transpose ? k : n);
+    const std::string json =
+        R"({"dtype": ")" + dtype + R"(", "batch": )" + std::to_string(pick(1, 2)) +
+        R"(, "inputs": [{"name": "x", "shape": [1, )" + std::to_string(m) +
+        R"(, 3]}, {"name": "y", "shape": [1, )" + std::to_string(bp) +
+        R"(, 2]}], "nodes": [{"name": "a", "op": "conv1d", "inputs": ["x"], "kernel": 1, )" +
+        R"("out_channels": )" + std::to_string(heads * k) +
+        R"(}, {"name": "b", "op": "conv1d", "inputs": ["y"], "kernel": 1, "out_channels": )" +
+        std::to_string(bc) + R"(}, {"name": "mm", "op": "matmul", "inputs": ["a", "b"], )" +
+        R"("transpose_b": )" + (transpose ? "true" : "false") + R"(, "heads": )" +
+        std::to_string(heads) + R"(, "scale": 0.375)" + act + R"(}], "outputs": ["mm"]})";
+    SCOPED_TRACE(::testing::Message() << c.array.rows << "x" << c.array.cols << " fifo "
+                                      << c.mxu.weight_fifo_tiles);
+    expect_functional(c, json);
+  }
 }
 
 // The attention models pass --check on the default config (128 x 128).
