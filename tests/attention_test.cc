@@ -201,18 +201,35 @@ TEST(Attention, CausalPrefillMasksEachHeadsFutureKeys) {
   expect_functional(array64(), attention_json(16, 32, 2, "bf16", 0, true));
 }
 
-// The causal mask over interleaved heads: pixel i of the reshaped scores is query i / H, one
-// VOP per pixel whose mask starts at its query.
+// The causal mask over interleaved heads: pixel i of the reshaped scores is query i / H. The
+// DMA gathers each head's pixels into consecutive UB rows, so one VOP per head masks from the
+// band's first query: S = 4 tokens, H = 2 heads in one band of 8 pixels: two VOPs of 4 rows,
+// both from query 0, the second 4 rows after the first.
 TEST(Attention, CausalSoftmaxOverHeadsMasksByQuery) {
   const Program p = compile(parse(attention_json(4, 8, 2, "int8", 0, true)), array64());
-  std::vector<std::uint32_t> masks;
+  std::vector<const Instruction*> vops;
   for (const Instruction& i : p.instructions) {
-    if (i.op == Opcode::kVop && (i.flags & kFlagCausal)) {
-      EXPECT_EQ(i.rows, 1u);
-      masks.push_back(i.mask_row);
-    }
+    if (i.op == Opcode::kVop && (i.flags & kFlagCausal)) vops.push_back(&i);
   }
-  EXPECT_EQ(masks, (std::vector<std::uint32_t>{0, 0, 1, 1, 2, 2, 3, 3}));
+  ASSERT_EQ(vops.size(), 2u);
+  for (const Instruction* v : vops) {
+    EXPECT_EQ(v->rows, 4u);
+    EXPECT_EQ(v->mask_row, 0u);
+  }
+  EXPECT_EQ(vops[1]->ub_row, vops[0]->ub_row + 4);
+}
+
+// Scores laid out as S x H x T (one query per image row): a UB of 8 KiB holds bands of a few
+// rows, so the per-head blocks and their masks start mid-sequence, over two samples.
+TEST(Attention, CausalSoftmaxOverHeadsInBands) {
+  for (const char* dtype : {"int8", "bf16"}) {
+    Config c = array64();
+    c.ub.capacity_bytes = 16 << 10;
+    expect_functional(c, std::string(R"({"dtype": ")") + dtype + R"(", "batch": 2,
+        "inputs": [{"name": "s", "shape": [24, 3, 24]}],
+        "nodes": [{"name": "p", "op": "softmax", "inputs": ["s"], "causal": true, "heads": 3}],
+        "outputs": ["p"]})");
+  }
 }
 
 // HBM bytes [first, last) a DMA touches.

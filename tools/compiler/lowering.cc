@@ -464,7 +464,11 @@ class Lowerer {
       return gemm_staging(layer, gemm_path(layer, in_res[0], out_res, kNever), in_res[0],
                           out_res, 1);
     }
-    if (is_eltwise(layer.kind)) return eltwise_staging(layer, in_res, out_res, 1);
+    if (is_eltwise(layer.kind)) {
+      // Interleaved heads are gathered into per-head blocks by DMA (lower_eltwise).
+      if (layer.causal && layer.heads > 1 && (in_res[0] || out_res)) return kNever;
+      return eltwise_staging(layer, in_res, out_res, 1);
+    }
     return pool_staging(layer, in_res[0], out_res, 1);
   }
   void emit_zero_border(const UbTensor& t);
@@ -1513,9 +1517,16 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
   }
   bool per_row = out.resident && out.ub.pad > 0;
   for (const Placement* p : in) per_row = per_row || (p->resident && p->ub.pad > 0);
-  // A causal mask over interleaved heads moves to the next query every `heads` pixels, a
-  // VOP's mask every row: then one VOP per pixel.
-  const bool per_pixel = layer.causal && layer.heads > 1;
+  // A causal mask over hq interleaved heads moves to the next query every hq pixels, a VOP's
+  // mask every row: the DMAs gather (and scatter) each head's pixels into consecutive UB rows,
+  // hq blocks of band.rows * W / hq rows per slot, one VOP per head (min_staging keeps such
+  // a softmax's operands in HBM).
+  const std::uint64_t hq = layer.causal ? layer.heads : 1;
+  if (W % hq != 0) {
+    fail("key 'heads': " + std::to_string(hq) + " does not divide the image width " +
+         std::to_string(W) + " (an image row must hold whole queries)");
+  }
+  const std::uint64_t qw = W / hq;  // queries per image row
 
   struct AddBand {
     std::uint64_t cc, c0, chans, s, y0, rows;
@@ -1536,9 +1547,12 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
     for (std::size_t k = 0; k < inputs; ++k) {
       if (res[k]) continue;
       const HbmTensor& t = in[k]->hbm;
-      pieces.push_back(block(t.addr(band.s, std::int64_t(band.y0), 0) + band.c0 * eb_,
-                             in_slot[k][j % 2], band.rows, t.row_bytes(), W, t.pixel_bytes(),
-                             band.chans));
+      for (std::uint64_t h = 0; h < hq; ++h) {
+        pieces.push_back(block(t.addr(band.s, std::int64_t(band.y0), std::int64_t(h)) +
+                                   band.c0 * eb_,
+                               in_slot[k][j % 2] + h * band.rows * qw, band.rows, t.row_bytes(),
+                               qw, hq * t.pixel_bytes(), band.chans));
+      }
     }
     for (std::size_t i = 0; i < pieces.size(); ++i) {
       emit(dma(Opcode::kDmaLoad, pieces[i], i == 0 && j >= 2 ? bit(kSemPoolFree) : 0,
@@ -1548,9 +1562,13 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
   auto emit_store = [&](std::uint64_t j) {
     const AddBand& band = bands[j];
     const HbmTensor& t = out.hbm;
-    DmaFields d = block(t.addr(band.s, std::int64_t(band.y0), 0) + band.c0 * eb_,
-                        out_slot[j % 2], band.rows, t.row_bytes(), W, t.pixel_bytes(), band.chans);
-    emit(dma(Opcode::kDmaStore, d, bit(kSemOutReady), j + 2 < J ? bit(kSemOutFree) : 0));
+    for (std::uint64_t h = 0; h < hq; ++h) {
+      DmaFields d = block(t.addr(band.s, std::int64_t(band.y0), std::int64_t(h)) + band.c0 * eb_,
+                          out_slot[j % 2] + h * band.rows * qw, band.rows, t.row_bytes(), qw,
+                          hq * t.pixel_bytes(), band.chans);
+      emit(dma(Opcode::kDmaStore, d, h == 0 ? bit(kSemOutReady) : 0,
+               h + 1 == hq && j + 2 < J ? bit(kSemOutFree) : 0));
+    }
   };
   // UB row of pixel (y, 0) of the band's image in input k (k == inputs: the output).
   auto row_of = [&](std::size_t k, const AddBand& band, std::uint64_t j, std::uint64_t y) {
@@ -1564,17 +1582,17 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
     if (loads && j + 1 < J) emit_loads(j + 1);
     if (!out.resident && j > 0) emit_store(j - 1);
     const AddBand& band = bands[j];
-    // Pixels per instruction: the band, an image row, or one pixel.
-    const std::uint64_t step = per_pixel ? 1 : per_row ? W : band.rows * W;
-    const std::uint64_t n = band.rows * W / step;
+    // One instruction per image row (per_row), else per head block of the band.
+    const std::uint64_t n = per_row ? band.rows : hq;
     for (std::uint64_t r = 0; r < n; ++r) {
-      const std::uint64_t y = band.y0 + r * step / W, x = r * step % W;
+      const std::uint64_t y = per_row ? band.y0 + r : band.y0;
+      const std::uint64_t off = per_row ? 0 : r * band.rows * qw;
       Instruction add;
       add.op = layer.kind == OpKind::kAdd ? Opcode::kAdd : Opcode::kVop;
-      add.ub_row = std::uint32_t(row_of(0, band, j, y) + x);
-      if (inputs == 2) add.src_row = std::uint32_t(row_of(1, band, j, y) + x);
-      add.dst_row = std::uint32_t(row_of(inputs, band, j, y) + x);
-      add.rows = std::uint32_t(step);
+      add.ub_row = std::uint32_t(row_of(0, band, j, y) + off);
+      if (inputs == 2) add.src_row = std::uint32_t(row_of(1, band, j, y) + off);
+      add.dst_row = std::uint32_t(row_of(inputs, band, j, y) + off);
+      add.rows = std::uint32_t(per_row ? W : band.rows * qw);
       add.cols = std::uint16_t(band.chans);
       add.func = layer.activation;
       if (add.op == Opcode::kAdd) {
@@ -1590,8 +1608,8 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
         add.scale_out = fp32_bits(q.scale_out);
         if (layer.causal) {
           add.flags = kFlagCausal;
-          // Pixels count the rows of each sample; `heads` of them share a query.
-          add.mask_row = std::uint32_t((y * W + x) / layer.heads);
+          // The query of the first row: pixels count the rows of each sample, hq per query.
+          add.mask_row = std::uint32_t(y * qw);
           add.mask_offset = layer.mask_offset;
         }
       }
