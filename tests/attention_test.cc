@@ -232,6 +232,23 @@ TEST(Attention, CausalSoftmaxOverHeadsInBands) {
   }
 }
 
+// A KV cache longer than HBM holds is a one-line error naming it: 1 x 4096 x 512 int8 is
+// 2 MiB per cache, 4 MiB with both, in 1 MiB of HBM.
+TEST(Attention, KvCacheLargerThanHbmIsNamed) {
+  Config c;
+  c.hbm.capacity_bytes = 1 << 20;
+  CompileOptions timing;
+  timing.timing_only = true;
+  try {
+    compile(parse(attention_json(1, 512, 4, "int8", 4096)), c, timing);
+    ADD_FAILURE() << "compiled";
+  } catch (const CompileError& e) {
+    const std::string what = e.what();
+    EXPECT_NE(what.find("but hbm.capacity_bytes = 1048576"), std::string::npos) << what;
+    EXPECT_NE(what.find("(largest tensor 'k_cache', 2097152 bytes)"), std::string::npos) << what;
+  }
+}
+
 // HBM bytes [first, last) a DMA touches.
 std::pair<std::uint64_t, std::uint64_t> dma_range(const DmaFields& d, std::uint32_t eb) {
   return {d.hbm_addr, d.hbm_addr + std::uint64_t(d.groups - 1) * d.group_stride +

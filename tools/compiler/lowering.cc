@@ -586,6 +586,24 @@ Program Lowerer::run() {
                       [&](std::size_t i, const std::vector<bool>& in_res, bool out_res) {
                         return min_staging(i, in_res, out_res);
                       });
+  program_.hbm_bytes = plan_.hbm_bytes;
+  if (program_.hbm_bytes > config_.hbm.capacity_bytes || program_.hbm_bytes > kMaxHbmAddress + 1) {
+    // The largest tensor in HBM, so an oversized input (a KV cache) is named.
+    TensorId largest = 0;
+    for (TensorId t = 0; t < model_.tensors.size(); ++t) {
+      if (plan_.root[t] == t && !plan_.tensors[t].resident &&
+          plan_.tensors[t].hbm.bytes() > plan_.tensors[largest].hbm.bytes()) {
+        largest = t;
+      }
+    }
+    throw CompileError(model_.source + ": model needs " + std::to_string(program_.hbm_bytes) +
+                       " bytes of HBM but hbm.capacity_bytes = " +
+                       std::to_string(config_.hbm.capacity_bytes) +
+                       "; it would fit with hbm.capacity_bytes >= " +
+                       std::to_string(program_.hbm_bytes) + " (largest tensor '" +
+                       model_.tensors[largest].name + "', " +
+                       std::to_string(plan_.tensors[largest].hbm.bytes()) + " bytes)");
+  }
   if (data_) write_inputs(data);
 
   // Tiling pass: every GEMM node's mapping, before any is emitted (a node prefetches the next
@@ -704,14 +722,6 @@ Program Lowerer::run() {
   halt.op = Opcode::kHalt;
   emit(halt);
 
-  program_.hbm_bytes = plan_.hbm_bytes;
-  if (program_.hbm_bytes > config_.hbm.capacity_bytes || program_.hbm_bytes > kMaxHbmAddress + 1) {
-    throw CompileError(model_.source + ": model needs " + std::to_string(program_.hbm_bytes) +
-                       " bytes of HBM but hbm.capacity_bytes = " +
-                       std::to_string(config_.hbm.capacity_bytes) +
-                       "; it would fit with hbm.capacity_bytes >= " +
-                       std::to_string(program_.hbm_bytes));
-  }
   return std::move(program_);
 }
 
