@@ -78,6 +78,10 @@ void MatrixUnit::weight_loader() {
       tracker.satisfied("weight_buffer", freed);
 
       const std::size_t b = std::size_t(is.buffer);
+      // A transposed tile stages N_t rows, all read before its first weight row leaves the
+      // transpose unit.
+      const bool transpose = inst.flags & kFlagTranspose;
+      const std::uint32_t staged = transpose ? inst.cols : inst.rows;
       Cycle e = 0;
       if (inst.flags & kFlagFifo) {
         // Read number i takes FIFO entry i once its fill (dma.load weights number i) completed.
@@ -93,15 +97,15 @@ void MatrixUnit::weight_loader() {
         tracker.satisfied("weights", filled);
         e = seq_.clock().now();
         if (functional_) exec_load_weights(state_, inst, tiles_[b]);
-        // Completes (and frees the entry) at e + K_t.
-        fifo_.freed.push_back(e + inst.rows);
+        // Completes (and frees the entry) at e + K_t (transposed: e + N_t + K_t).
+        fifo_.freed.push_back(e + (transpose ? staged : 0) + inst.rows);
         fifo_.changed.notify();
       } else {
         UbRequest req;
         req.client = UbClient::kWeightLoad;
         req.instance = instance_;
         req.first_row = inst.ub_row;
-        req.count = inst.rows;
+        req.count = staged;
         req.earliest = seq_.clock().now();
         if (functional_) req.on_grant = [&] { exec_load_weights(state_, inst, tiles_[b]); };
         ub_.request(req);
@@ -117,23 +121,28 @@ void MatrixUnit::weight_loader() {
       // may start its stream from e + 1 (its inputs trail the weights by one cycle in every
       // PE). Row feed (single buffering): row K_t - 1 is written in e + K_t - 1; the MATMUL
       // starts at e + K_t.
+      // Transposed: the staged rows are read e .. e + N_t - 1, then the tile's rows leave the
+      // transpose unit from w = e + N_t as an untransposed load's would from e.
+      const Cycle read_end = e + staged;
+      const Cycle start = e;
+      if (transpose) e += staged;
       const Cycle free = e + inst.rows;
       const Cycle ready = wavefront_ ? e + 1 : free;
-      seq_.started(Unit::kWeightLoad, is, tracker, e);
-      seq_.wait_until(e);
+      seq_.started(Unit::kWeightLoad, is, tracker, start);
+      seq_.wait_until(start);
 
       shapes_[b] = Shape{inst.rows, inst.cols};
       // A FIFO load holds no UB port: no MATMUL's UB wait is a wait for it.
-      load_ready_.push_back(LoadReady{ready, (inst.flags & kFlagFifo) ? 0 : free});
+      load_ready_.push_back(LoadReady{ready, (inst.flags & kFlagFifo) ? 0 : read_end});
       load_granted_.notify();
       if (array_) {
         array_->load_weights(is.buffer, tiles_[b], e);
         arm_array();
       }
-      seq_.add_compute(is.layer, e, e);
+      seq_.add_compute(is.layer, start, start);
       seq_.add_weight_tile(is.layer, std::uint64_t(inst.rows) * inst.cols / inst.ub_stride);
-      seq_.add_traffic(is.layer, 0, 0, (inst.flags & kFlagFifo) ? 0 : inst.rows, 0);
-      seq_.complete(Unit::kWeightLoad, is, e, free, inst.rows);
+      seq_.add_traffic(is.layer, 0, 0, (inst.flags & kFlagFifo) ? 0 : staged, 0);
+      seq_.complete(Unit::kWeightLoad, is, start, free, free - start);
       seq_.wait_until(free);
     }
   } catch (...) {

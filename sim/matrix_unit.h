@@ -31,6 +31,10 @@
 //   waits until fill i of the weight FIFO (the i-th `dma.load weights`) has completed (cause
 //   "weights") and starts then, at e; it reads one FIFO row per cycle, e .. e + K_t - 1, no UB
 //   port, and everything else is as above (completion e + K_t, which frees the entry).
+// - LOAD_WEIGHTS with the `transpose` flag reads the N_t staged rows (UB burst or FIFO entry)
+//   from its start e, e .. e + N_t - 1; the tile then leaves the transpose unit from
+//   w = e + N_t, and every rule above holds with w for e: MATMUL from w + 1 (w + K_t single-
+//   buffered), completion (and a FIFO entry's release) at w + K_t = e + N_t + K_t.
 // - Requests are made at whole-cycle instants with earliest = that cycle.
 // - fast: release and completions scheduled at the cycles above. pe: every PE's shadow weight is
 //   written in its own cycle; the release is the cycle after the stream's last input passed

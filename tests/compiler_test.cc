@@ -253,6 +253,46 @@ TEST(CompilerTest, MatmulNotAMultipleOfTheArrayIsBitExact) {
   expect_correct(model, config);
 }
 
+// Attention (the model of tests/attention_test.cc, small): q, v and k projections, scores
+// q k^T per head reading k as transposed weight tiles right after k's node, a causal softmax
+// over the interleaved heads, p v and an output projection; and a decode step against a KV
+// cache. Bit exact under every interleaving, weights through the FIFO and through the UB.
+TEST(CompilerTest, AttentionIsBitExactUnderEveryInterleaving) {
+  const Graph prefill = parse_model_json(R"({"inputs": [{"name": "x", "shape": [1, 8, 16]}],
+    "nodes": [
+      {"name": "q", "op": "conv1d", "inputs": ["x"], "out_channels": 16, "kernel": 1},
+      {"name": "v", "op": "conv1d", "inputs": ["x"], "out_channels": 16, "kernel": 1},
+      {"name": "k", "op": "conv1d", "inputs": ["x"], "out_channels": 16, "kernel": 1},
+      {"name": "s", "op": "matmul", "inputs": ["q", "k"], "transpose_b": true, "heads": 2,
+       "scale": 0.35},
+      {"name": "sr", "op": "reshape", "inputs": ["s"], "shape": [1, 16, 8]},
+      {"name": "p", "op": "softmax", "inputs": ["sr"], "causal": true, "heads": 2},
+      {"name": "pr", "op": "reshape", "inputs": ["p"], "shape": [1, 8, 16]},
+      {"name": "c", "op": "matmul", "inputs": ["pr", "v"], "heads": 2},
+      {"name": "o", "op": "conv1d", "inputs": ["c"], "out_channels": 16, "kernel": 1}],
+    "outputs": ["o"]})",
+                                         "prefill.json");
+  const Graph decode = parse_model_json(R"({"inputs": [{"name": "x", "shape": [1, 1, 16]},
+      {"name": "kc", "shape": [1, 8, 16]}, {"name": "vc", "shape": [1, 8, 16]}],
+    "nodes": [
+      {"name": "q", "op": "conv1d", "inputs": ["x"], "out_channels": 16, "kernel": 1},
+      {"name": "s", "op": "matmul", "inputs": ["q", "kc"], "transpose_b": true, "heads": 2},
+      {"name": "sr", "op": "reshape", "inputs": ["s"], "shape": [1, 2, 8]},
+      {"name": "p", "op": "softmax", "inputs": ["sr"]},
+      {"name": "pr", "op": "reshape", "inputs": ["p"], "shape": [1, 1, 16]},
+      {"name": "c", "op": "matmul", "inputs": ["pr", "vc"], "heads": 2},
+      {"name": "o", "op": "conv1d", "inputs": ["c"], "out_channels": 16, "kernel": 1}],
+    "outputs": ["o"]})",
+                                        "decode.json");
+  for (std::uint32_t fifo : {4u, 0u}) {
+    Config config = array_config(8, 8);
+    config.mxu.weight_fifo_tiles = fifo;
+    SCOPED_TRACE("weight_fifo_tiles " + std::to_string(fifo));
+    expect_correct(prefill, config);
+    expect_correct(decode, config);
+  }
+}
+
 TEST(CompilerTest, ManyMTilesRotateTheDoubleBuffers) {
   CompileOptions options;
   options.max_m_tile = 8;  // 37 rows -> 5 M tiles

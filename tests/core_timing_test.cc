@@ -86,6 +86,51 @@ halt
   EXPECT_DOUBLE_EQ(r.simulated_ns, 33 * core_config().period_ns());
 }
 
+// A transposed tile of K_t = 4, N_t = 8: the loader reads the N_t = 8 staged rows from e = 1,
+// 1 .. 8; the tile's rows leave the transpose unit from w = e + N_t = 9 and the load completes
+// at w + K_t = 13 (busy N_t + K_t = 12). The matmul (issued 2) may stream from w + 1 = 10:
+// stall 8, cause weights; L = 10 + M + N_t + R - 2 = 10 + 16 + 8 + 8 - 2 = 40, completes 41.
+TEST(CoreTiming, TransposedLoadReadsNtRowsThenFeedsKtRows) {
+  const RunResult r = run(R"(
+.layer 0 scores matmul 512
+layer id=0
+load.weights ub=0 rows=4 cols=8 transpose
+matmul ub=8 rows=16 acc=0
+halt
+)");
+  EXPECT_EQ(at_pc(r, 1).start, 1u);
+  EXPECT_EQ(at_pc(r, 1).done, 13u);
+  EXPECT_EQ(at_pc(r, 2).start, 10u);
+  EXPECT_EQ(at_pc(r, 2).done, 41u);
+  EXPECT_EQ(r.total_cycles, 41u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "weights"), 8u);
+  EXPECT_EQ(unit(r, Unit::kWeightLoad).busy_cycles, 12u);
+  EXPECT_EQ(r.layers[0].ub_reads, 8u + 16u);
+}
+
+// Through the weight FIFO: the fill of 8 rows of 4 (one row per cycle) runs 1 .. 8 and
+// completes at 9; the transposed read starts then, e = 9, w = 17, completes w + K_t = 21; the
+// matmul streams from w + 1 = 18, L = 18 + 16 + 8 + 8 - 2 = 48, total 49.
+TEST(CoreTiming, TransposedLoadFromTheWeightFifo) {
+  Config c = core_config();
+  c.mxu.weight_fifo_tiles = 2;
+  const RunResult r = run(R"(
+.hbm 64
+.layer 0 scores matmul 512
+layer id=0
+dma.load hbm=0 ub=0 elems=32 pack=4 weights
+load.weights ub=0 rows=4 cols=8 fifo transpose
+matmul ub=8 rows=16 acc=0
+halt
+)", c);
+  EXPECT_EQ(at_pc(r, 1).done, 9u);
+  EXPECT_EQ(at_pc(r, 2).start, 9u);
+  EXPECT_EQ(at_pc(r, 2).done, 21u);
+  EXPECT_EQ(at_pc(r, 3).start, 18u);
+  EXPECT_EQ(r.total_cycles, 49u);
+  EXPECT_EQ(r.layers[0].ub_reads, 16u);
+}
+
 // Two 8 x 8 tiles, M = 16 each: load.weights (issued 0), matmul (1), load.weights (2),
 // matmul (3), halt (4).
 const char* kTwoTiles = R"(

@@ -429,7 +429,7 @@ TEST(FrontendTest, BadVectorOpAttributesNameTheNode) {
                                    "causal": true, "mask_offset": 0.5})"),
                     {"node 0 'y'", "'mask_offset'", "integer"});
   expect_json_error(graph_with(R"({"name": "y", "op": "softmax", "inputs": ["x"], "axis": 1})"),
-                    {"node 0 'y'", "unknown key 'axis'", "causal, inputs, mask_offset"});
+                    {"node 0 'y'", "unknown key 'axis'", "causal, heads, inputs, mask_offset"});
   expect_json_error(graph_with(R"({"name": "y", "op": "gelu", "inputs": ["x"],
                                    "activation": "relu"})"),
                     {"node 0 'y'", "unknown key 'activation'"});

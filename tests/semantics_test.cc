@@ -186,6 +186,38 @@ TEST(DmaSemantics, WeightFifoEntriesAreFilledAndReadInOrder) {
             std::string::npos);
 }
 
+// `load.weights transpose` reads N_t staged rows of K_t elements: W[k][n] = row n, element k,
+// from the UB or a FIFO entry; the rows it needs are N_t, not K_t.
+TEST(DmaSemantics, TransposedLoadTurnsStagedRowsIntoColumns) {
+  Program p = empty_program(DataType::kInt8, 64);
+  MachineState s(small_config(), p);
+  // Staged N_t = 3 rows of K_t = 2: rows 10 .. 12 hold (1 2), (3 4), (5 6).
+  for (std::uint32_t n = 0; n < 3; ++n) {
+    s.ub_row(10 + n)[0] = std::uint8_t(2 * n + 1);
+    s.ub_row(10 + n)[1] = std::uint8_t(2 * n + 2);
+  }
+  Instruction lw;
+  lw.op = Opcode::kLoadWeights;
+  lw.flags = kFlagTranspose;
+  lw.ub_row = 10;
+  lw.rows = 2;  // K_t
+  lw.cols = 3;  // N_t
+  EXPECT_EQ(exec_load_weights(s, lw).int8, (std::vector<std::int8_t>{1, 3, 5, 2, 4, 6}));
+  // Through the FIFO: the entry's first N_t rows.
+  for (std::uint32_t i = 0; i < 64; ++i) s.hbm[i] = std::uint8_t(i + 1);
+  DmaFields d;
+  d.elems = 6;  // 3 rows of 2
+  d.pack = 2;
+  exec_dma_load_fifo(s, d);
+  lw.flags = kFlagTranspose | kFlagFifo;
+  lw.ub_row = 0;
+  EXPECT_EQ(exec_load_weights(s, lw).int8, (std::vector<std::int8_t>{1, 3, 5, 2, 4, 6}));
+  // N_t = 3 staged rows from UB row 62 run past the 64 rows; K_t = 2 would not.
+  lw.flags = kFlagTranspose;
+  lw.ub_row = 62;
+  EXPECT_NE(out_of_range_message(s, lw).find("load.weights"), std::string::npos);
+}
+
 TEST(DmaSemantics, StoreIsTheExactInverseOfLoad) {
   MachineState s = dma_state(DataType::kInt8);
   DmaFields d;
@@ -396,6 +428,12 @@ TEST(ActivateSemantics, Bf16RoundsTheAccumulatorAndAppliesRelu) {
   a.func = Activation::kRelu6;
   exec_activate(s, a);
   EXPECT_EQ(out(2), fp32_to_bf16(6.0f));
+  // scale_in multiplies the accumulator first (a scaled matmul): 7.5 * 0.25 = 1.875.
+  a.func = Activation::kNone;
+  a.scale_a = 0x3e800000;  // 0.25f
+  exec_activate(s, a);
+  EXPECT_EQ(out(2), fp32_to_bf16(1.875f));
+  EXPECT_EQ(out(0), fp32_to_bf16(-0.75f));
 }
 
 TEST(PoolSemantics, MaxOverWindowsWithStrideComparesSigned) {

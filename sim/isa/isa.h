@@ -80,6 +80,9 @@ constexpr std::uint8_t kFlagWeights = 0x04;
 // LOAD_WEIGHTS flag: read the K_t rows from the oldest entry of its own MXU's weight FIFO (the
 // instruction's unit instance), not UB rows; `ub` must be 0.
 constexpr std::uint8_t kFlagFifo = 0x08;
+// LOAD_WEIGHTS flag: the staged tile is N_t rows of K_t elements (cols rows from `ub` or the
+// FIFO entry), loaded transposed through the MXU's transpose unit: W[k][n] = row n, element k.
+constexpr std::uint8_t kFlagTranspose = 0x20;
 // VOP flag (softmax): causal mask, row i of the instruction keeps columns
 // j <= mask_row + i + mask_offset; masked elements are 0 and take no part in the max and sum.
 constexpr std::uint8_t kFlagCausal = 0x10;
@@ -118,7 +121,8 @@ struct Instruction {
   std::uint16_t layer = 0;
   // kDmaLoad / kDmaStore
   DmaFields dma;
-  // kLoadWeights: `rows` (<= R) UB rows from ub_row, `cols` (<= C) elements each; ub_stride
+  // kLoadWeights: `rows` (<= R) UB rows from ub_row, `cols` (<= C) elements each (transpose:
+  //               `cols` rows of `rows` elements); ub_stride
   //               holds `blocks`: the tile is block-diagonal in that many blocks (zeros
   //               elsewhere), so only rows * cols / blocks of its PEs do useful work.
   // kMatmul: `rows` input vectors from ub_row, ub_row + ub_stride, ...; each feeds the K rows

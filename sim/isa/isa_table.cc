@@ -115,7 +115,10 @@ std::vector<OpcodeSpec> build_table() {
       {Opcode::kLoadWeights, "load.weights", Unit::kWeightLoad,
        "UB rows -> the MXU's weight tile",
        {{kFlagFifo, "fifo",
-         "read the rows from the weight FIFO's oldest entry instead of the UB (`ub` must be 0)"}},
+         "read the rows from the weight FIFO's oldest entry instead of the UB (`ub` must be 0)"},
+        {kFlagTranspose, "transpose",
+         "the staged tile is N_t rows of K_t elements, loaded transposed (W[k][n] = row n, "
+         "element k)"}},
        {
            Field("ub", 32, TPU_FIELD(ub_row), "first UB row"),
            Field("rows", 32, TPU_FIELD(rows), "tile rows K_t"),
@@ -151,7 +154,7 @@ std::vector<OpcodeSpec> build_table() {
                .sign()
                .fallback(0),
            Field("scale_in", 32, TPU_FIELD(scale_a),
-                 "int8 fp32 path: accumulator scale (fp32 bits)")
+                 "accumulator scale, int8 fp32 path and bf16 (fp32 bits)")
                .hex()
                .fallback(kOne)
                .quiet(),

@@ -93,12 +93,16 @@ void check_load_weights(const MachineState& s, const Instruction& inst) {
     fail(op, "blocks = " + std::to_string(inst.ub_stride) + " must divide cols = " +
                  std::to_string(inst.cols));
   }
+  // Rows staged: K_t, or N_t of a transposed tile.
+  const std::uint32_t staged = (inst.flags & kFlagTranspose) ? inst.cols : inst.rows;
   if (inst.flags & kFlagFifo) {
     require_fifo(s, "load.weights fifo");
     require_range("load.weights fifo", "ub", inst.ub_row, 0, 0, "the FIFO, not UB rows");
+    require_range("load.weights fifo transpose", "cols", staged, 1, s.array_rows,
+                  "staged rows <= a FIFO entry's array rows");
     return;
   }
-  require_ub_rows(s, op, "ub", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
+  require_ub_rows(s, op, "ub", inst.ub_row, std::uint64_t(inst.ub_row) + staged);
 }
 
 void check_matmul(const MachineState& s, const Instruction& inst) {
@@ -466,18 +470,29 @@ void exec_load_weights(MachineState& s, const Instruction& inst, WeightTile& til
   const std::uint32_t rows = inst.rows, cols = inst.cols;
   tile.rows = rows;
   tile.cols = cols;
+  const std::uint32_t eb = s.elem_bytes;
+  std::vector<std::uint8_t> bytes(std::size_t(rows) * cols * eb);
+  if (inst.flags & kFlagTranspose) {
+    // Staged row n holds column n of the tile: W[k][n] = element k of row n.
+    for (std::uint32_t n = 0; n < cols; ++n) {
+      const std::uint8_t* r = row(n);
+      for (std::uint32_t k = 0; k < rows; ++k) {
+        std::memcpy(&bytes[(std::size_t(k) * cols + n) * eb], r + std::size_t(k) * eb, eb);
+      }
+    }
+  } else {
+    for (std::uint32_t k = 0; k < rows; ++k) {
+      std::memcpy(&bytes[std::size_t(k) * cols * eb], row(k), std::size_t(cols) * eb);
+    }
+  }
   if (s.dtype == DataType::kInt8) {
     tile.bf16.clear();
     tile.int8.resize(std::size_t(rows) * cols);
-    for (std::uint32_t k = 0; k < rows; ++k) {
-      std::memcpy(tile.int8.data() + std::size_t(k) * cols, row(k), cols);
-    }
+    std::memcpy(tile.int8.data(), bytes.data(), bytes.size());
   } else {
     tile.int8.clear();
     tile.bf16.resize(std::size_t(rows) * cols);
-    for (std::uint32_t k = 0; k < rows; ++k) {
-      std::memcpy(tile.bf16.data() + std::size_t(k) * cols, row(k), cols * 2);
-    }
+    std::memcpy(tile.bf16.data(), bytes.data(), bytes.size());
   }
   if (fifo) queue.pop_front();
 }
@@ -583,11 +598,12 @@ void exec_activate(MachineState& s, const Instruction& inst) {
       for (std::uint32_t n = 0; n < cols; ++n) out[n] = requantise(a[n] * mult, inst.shift, zp, lo);
     }
   } else {
+    const float scale = fp32(inst.scale_a);
     for (std::uint32_t m = 0; m < rows; ++m) {
       const float* a = s.acc_f32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
       std::uint8_t* out = s.ub_row(inst.ub_row + std::uint64_t(m));
       for (std::uint32_t n = 0; n < cols; ++n) {
-        const std::uint16_t b = fp32_to_bf16(activation_fp32(a[n], inst.func));
+        const std::uint16_t b = fp32_to_bf16(activation_fp32(a[n] * scale, inst.func));
         std::memcpy(out + 2 * n, &b, 2);
       }
     }

@@ -280,7 +280,7 @@ const std::vector<OpSpec>& op_specs() {
       {"tanh", OpKind::kActivation, {}, {}},
       {"gelu", OpKind::kActivation, {}, {}},
       {"silu", OpKind::kActivation, {}, {}},
-      {"softmax", OpKind::kSoftmax, {"causal", "mask_offset"}, {}},
+      {"softmax", OpKind::kSoftmax, {"causal", "mask_offset", "heads"}, {}},
       {"layernorm", OpKind::kLayerNorm, {"epsilon"}, {}},
       {"rmsnorm", OpKind::kRmsNorm, {"epsilon"}, {}},
       {"concat", OpKind::kConcat, {}, {}},
@@ -360,6 +360,10 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
         n.mask_offset = std::int32_t(
             as_integer(w, "mask_offset", j["mask_offset"], -std::int64_t(kMaxSize), kMaxSize));
       }
+      if (j.contains("heads")) {
+        if (!n.causal) w.fail_key("heads", "needs \"causal\": true");
+        n.heads = as_size(w, "heads", j["heads"], 1);
+      }
       break;
     case OpKind::kLayerNorm:
     case OpKind::kRmsNorm:
@@ -372,6 +376,24 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
         if (!(n.epsilon > 0)) w.fail_key("epsilon", "underflows fp32: " + excerpt(e.dump()));
       }
       break;
+    case OpKind::kTensorMatmul:
+      if (j.contains("heads")) n.heads = as_size(w, "heads", j["heads"], 1);
+      if (j.contains("transpose_b")) {
+        if (!j["transpose_b"].is_boolean()) {
+          w.fail_key("transpose_b",
+                     "expected true or false, got " + json_type_name(j["transpose_b"]));
+        }
+        n.transpose_b = j["transpose_b"].get<bool>();
+      }
+      if (j.contains("scale")) {
+        const json& e = j["scale"];
+        if (!e.is_number() || !(e.get<double>() > 0 && e.get<double>() <= 1e6)) {
+          w.fail_key("scale", "expected a number in (0, 1e6], got " + excerpt(e.dump()));
+        }
+        n.scale = float(e.get<double>());
+        if (!(n.scale > 0)) w.fail_key("scale", "underflows fp32: " + excerpt(e.dump()));
+      }
+      break;
     case OpKind::kGlobalAvgPool2d:
     case OpKind::kAdd:
     case OpKind::kMul:
@@ -379,6 +401,13 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
       break;
   }
   return n;
+}
+
+// A matmul node with "inputs" multiplies two computed tensors (graph form only).
+const OpSpec& tensor_matmul_spec() {
+  static const OpSpec spec = {
+      "matmul", OpKind::kTensorMatmul, {"transpose_b", "heads", "scale", "activation"}, {}};
+  return spec;
 }
 
 const OpSpec* find_op(const std::string& op) {
@@ -544,6 +573,9 @@ void parse_graph(const Where& where, const json& doc, Graph& g) {
     const OpSpec* spec = find_op(op);
     if (!spec && !relu) {
       nw.fail_key("op", "unknown op \"" + excerpt(op) + "\" (expected " + op_list(true) + ")");
+    }
+    if (spec && spec->kind == OpKind::kMatmul && nj.contains("inputs")) {
+      spec = &tensor_matmul_spec();
     }
     std::set<std::string> allowed, required;
     if (spec) {

@@ -60,6 +60,7 @@ std::size_t input_count(OpKind kind) {
   switch (kind) {
     case OpKind::kAdd: return 2;
     case OpKind::kMul: return 2;
+    case OpKind::kTensorMatmul: return 2;
     case OpKind::kConcat: return 0;  // two or more
     default: return 1;
   }
@@ -72,6 +73,7 @@ std::string to_string(const Shape3& s) {
 const char* to_string(OpKind kind) {
   switch (kind) {
     case OpKind::kMatmul: return "matmul";
+    case OpKind::kTensorMatmul: return "matmul";
     case OpKind::kDense: return "dense";
     case OpKind::kConv2d: return "conv2d";
     case OpKind::kMaxPool2d: return "maxpool2d";
@@ -90,7 +92,8 @@ const char* to_string(OpKind kind) {
 }
 
 bool is_gemm(OpKind kind) {
-  return kind == OpKind::kMatmul || kind == OpKind::kDense || kind == OpKind::kConv2d;
+  return kind == OpKind::kMatmul || kind == OpKind::kTensorMatmul || kind == OpKind::kDense ||
+         kind == OpKind::kConv2d;
 }
 
 bool is_view(OpKind kind) { return kind == OpKind::kConcat || kind == OpKind::kReshape; }
@@ -101,6 +104,7 @@ bool is_eltwise(OpKind kind) {
 }
 
 std::uint64_t Node::weight_count() const {
+  if (kind == OpKind::kTensorMatmul) return 0;  // b is a computed tensor
   if (is_gemm(kind)) return gemm_k() * gemm_n();
   if (kind == OpKind::kLayerNorm) return 2 * std::uint64_t(in.c);
   if (kind == OpKind::kRmsNorm) return in.c;
@@ -108,12 +112,15 @@ std::uint64_t Node::weight_count() const {
 }
 
 std::uint64_t Node::gemm_m() const {
-  if (kind == OpKind::kConv2d) return std::uint64_t(samples) * out.h * out.w;
+  if (kind == OpKind::kConv2d || kind == OpKind::kTensorMatmul) {
+    return std::uint64_t(samples) * out.h * out.w;
+  }
   return samples;
 }
 
 std::uint64_t Node::gemm_k() const {
   if (kind == OpKind::kConv2d) return std::uint64_t(kernel_h) * kernel_w * (in.c / groups);
+  if (kind == OpKind::kTensorMatmul) return in.c / heads;
   return in.elements();
 }
 
@@ -165,6 +172,37 @@ void infer_shapes(Graph& g) {
         }
         n.out = {1, 1, n.units};
         break;
+      case OpKind::kTensorMatmul: {
+        const Tensor& y = g.tensors[n.inputs[1]];
+        const Shape3 b = y.shape;
+        const std::uint64_t pb = std::uint64_t(b.h) * b.w;
+        if (n.heads == 0 || in.c % n.heads != 0 || b.c % n.heads != 0) {
+          fail(g, n, i, "key 'heads': " + std::to_string(n.heads) + " does not divide the " +
+                            std::to_string(in.c) + " channels of '" + x.name + "' and the " +
+                            std::to_string(b.c) + " channels of '" + y.name + "'");
+        }
+        if (y.samples != x.samples) {
+          fail(g, n, i, "shape mismatch: '" + x.name + "' has " + std::to_string(x.samples) +
+                            " samples but '" + y.name + "' has " + std::to_string(y.samples));
+        }
+        const std::uint64_t k = in.c / n.heads;
+        // b per head: K pixels x N channels, or transposed N pixels x K channels.
+        const std::uint64_t bk = n.transpose_b ? b.c / n.heads : pb;
+        if (bk != k) {
+          fail(g, n, i, "shape mismatch: '" + x.name + "' (" + to_string(in) + ", " +
+                            std::to_string(n.heads) + " head(s)) has K = " + std::to_string(k) +
+                            " channels per head but '" + y.name + "' (" + to_string(b) +
+                            (n.transpose_b ? ", transposed) has " : ") has ") +
+                            std::to_string(bk) +
+                            (n.transpose_b ? " channels per head" : " pixels (rows)"));
+        }
+        const std::uint64_t nb = n.transpose_b ? pb : b.c / n.heads;
+        if (nb * n.heads > kMaxSize) {
+          fail(g, n, i, "output channels exceed " + std::to_string(kMaxSize));
+        }
+        n.out = {in.h, in.w, std::uint32_t(nb * n.heads)};
+        break;
+      }
       case OpKind::kConv2d: {
         if (n.dilation_h == 0 || n.dilation_w == 0) {
           fail(g, n, i, "key 'dilation': " + std::to_string(n.dilation_h) + "x" +

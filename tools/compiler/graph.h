@@ -38,6 +38,8 @@ std::string to_string(const Shape3& s);  // "HxWxC"
 
 enum class OpKind {
   kMatmul,     // standalone GEMM: its own M x K operand (a graph input) times K x N weights
+  kTensorMatmul,  // per sample and head, a (M pixels x K channels) times b (K x N), both
+                  // computed tensors: b's pixels are K rows (or, transpose_b, N rows of K)
   kDense,      // fully connected on the flattened input (NHWC order)
   kConv2d,     // 2-D convolution (dilated, grouped), symmetric zero padding; conv1d is one on 1 x L
                // inputs with kernel 1 x k and no padding along H
@@ -57,7 +59,7 @@ const char* to_string(OpKind kind);  // the model JSON `op`/`type` name
 
 // The inputs a node of this kind takes (0: two or more).
 std::size_t input_count(OpKind kind);
-// Whether the node runs on the matrix unit (matmul, dense, conv2d).
+// Whether the node runs on the matrix unit (matmul of either form, dense, conv2d).
 bool is_gemm(OpKind kind);
 // Whether the node only changes how existing data is viewed (no instructions of its own).
 bool is_view(OpKind kind);
@@ -98,17 +100,26 @@ struct Node {
   std::uint32_t dilation_h = 1, dilation_w = 1;
   std::uint32_t groups = 1;
   Shape3 target;
-  // kSoftmax: pixel i (y * W + x within a sample) keeps channels j <= i + mask_offset.
+  // kSoftmax: pixel i (y * W + x within a sample) keeps channels j <= i / heads + mask_offset
+  // (`heads` interleaved rows per query: attention's scores reshaped to one head per pixel).
   bool causal = false;
   std::int32_t mask_offset = 0;
   float epsilon = 1e-5f;  // kLayerNorm, kRmsNorm: added to the variance or mean square
+  // kTensorMatmul: a's and b's channels split into `heads` groups, head h multiplying group h
+  // of a by group h of b, heads concatenated along the output channels; b read transposed
+  // (N pixels x K channels per head); the product scaled by `scale` (1 / sqrt(d) of attention,
+  // folded into the int8 requantiser's output scale).
+  std::uint32_t heads = 1;
+  bool transpose_b = false;
+  float scale = 1.0f;
 
   // Inferred: the shape of inputs[0] and of the output, per sample.
   std::uint32_t samples = 0;
   Shape3 in, out;
 
   // GEMM view of matmul/dense/conv2d: M x K times K x N, K per output (kernel taps x the
-  // channels of one group for a grouped conv).
+  // channels of one group for a grouped conv). A tensor matmul: M = samples x a's pixels,
+  // K = a's channels per head, N = the output channels of all heads.
   std::uint64_t gemm_m() const;
   std::uint64_t gemm_k() const;
   std::uint64_t gemm_n() const;

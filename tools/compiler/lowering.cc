@@ -81,6 +81,14 @@ struct GemmTiling {
   std::uint64_t m_tile = 0, MT = 0;
   std::uint64_t x_slot[2] = {0, 0};  // UB rows of the double-buffered input
   std::uint64_t o_slot = 0;          // first UB row of the 2 x mxus output slots of m_tile rows
+  // Weight source. A tensor matmul runs `parts` = samples x heads GEMMs of M x K x N one after
+  // another (M tiles counted over all of them, part by part): part p multiplies head p % heads
+  // of sample p / heads of a (from HBM) by the tiles of b read in place from HBM (`b`, staged
+  // N_t x K_t and loaded transposed with transpose_b). Otherwise the node's generated weights,
+  // stored tile by tile (w_off).
+  bool b_tensor = false, transpose = false;
+  HbmTensor a, b;
+  std::uint64_t parts = 1, heads = 1;
 
   const KTile& ktile(std::uint64_t nt, std::uint64_t kt) const {
     return ktiles[(per_n ? nt * KT : 0) + kt];
@@ -472,6 +480,11 @@ class Lowerer {
   // output resident or not (see memory_plan.h).
   std::uint64_t min_staging(std::size_t i, const std::vector<bool>& in_res, bool out_res) const {
     const Node& layer = model_.nodes[i];
+    if (layer.kind == OpKind::kTensorMatmul) {
+      // Both operands and the output in HBM: per head, a channel slice of a and of b.
+      if (in_res[0] || in_res[1] || out_res) return kNever;
+      return gemm_staging(layer, GemmPath::kRows, false, false, 1);
+    }
     if (is_gemm(layer.kind)) {
       if ((in_res[0] && layer.kind != OpKind::kConv2d && (layer.in.h != 1 || layer.in.w != 1)) ||
           !resident_ok(layer, in_res[0], out_res) || (in_res[0] && prefers_hbm_input(layer))) {
@@ -480,7 +493,11 @@ class Lowerer {
       return gemm_staging(layer, gemm_path(layer, in_res[0], out_res, kNever), in_res[0],
                           out_res, 1);
     }
-    if (is_eltwise(layer.kind)) return eltwise_staging(layer, in_res, out_res, 1);
+    if (is_eltwise(layer.kind)) {
+      // Interleaved heads are gathered into per-head blocks by DMA (lower_eltwise).
+      if (layer.causal && layer.heads > 1 && (in_res[0] || out_res)) return kNever;
+      return eltwise_staging(layer, in_res, out_res, 1);
+    }
     return pool_staging(layer, in_res[0], out_res, 1);
   }
   void emit_zero_border(const UbTensor& t);
@@ -490,6 +507,11 @@ class Lowerer {
   void lower_gemm(const Node& layer, const Placement& in, const Placement& out,
                   const GemmTiling& tl, std::uint64_t weights, const Values* w, const Requant& q);
   void emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std::uint64_t j);
+  // The DMA staging weight tile (t, k) of a node at UB row `ub` (0 for a weight FIFO's next
+  // entry): K_t rows of N_t elements from its stored tiles, or from a tensor matmul's b in
+  // place (K_t pixels of its head's N_t channels, or transposed N_t pixels of K_t channels).
+  DmaFields weight_source(const GemmTiling& tl, std::uint64_t weights, std::uint64_t t,
+                          std::uint64_t k, std::uint64_t ub) const;
   // UB row of the weight slot of weight tile g (counted over the program).
   std::uint64_t weight_slot(std::uint64_t g) const { return g % 2 ? R_ : 0; }
   void lower_pool(const Node& layer, const Placement& in, const Placement& out,
@@ -604,6 +626,24 @@ Program Lowerer::run() {
                       [&](std::size_t i, const std::vector<bool>& in_res, bool out_res) {
                         return min_staging(i, in_res, out_res);
                       });
+  program_.hbm_bytes = plan_.hbm_bytes;
+  if (program_.hbm_bytes > config_.hbm.capacity_bytes || program_.hbm_bytes > kMaxHbmAddress + 1) {
+    // The largest tensor in HBM, so an oversized input (a KV cache) is named.
+    TensorId largest = 0;
+    for (TensorId t = 0; t < model_.tensors.size(); ++t) {
+      if (plan_.root[t] == t && !plan_.tensors[t].resident &&
+          plan_.tensors[t].hbm.bytes() > plan_.tensors[largest].hbm.bytes()) {
+        largest = t;
+      }
+    }
+    throw CompileError(model_.source + ": model needs " + std::to_string(program_.hbm_bytes) +
+                       " bytes of HBM but hbm.capacity_bytes = " +
+                       std::to_string(config_.hbm.capacity_bytes) +
+                       "; it would fit with hbm.capacity_bytes >= " +
+                       std::to_string(program_.hbm_bytes) + " (largest tensor '" +
+                       model_.tensors[largest].name + "', " +
+                       std::to_string(plan_.tensors[largest].hbm.bytes()) + " bytes)");
+  }
   if (data_) write_inputs(data);
 
   // Tiling pass: every GEMM node's mapping, before any is emitted (a node prefetches the next
@@ -659,6 +699,7 @@ Program Lowerer::run() {
     const Requant& q = requant[layer_index_];
     switch (layer.kind) {
       case OpKind::kMatmul:
+      case OpKind::kTensorMatmul:
       case OpKind::kDense:
       case OpKind::kConv2d:
         lower_gemm(layer, in, out, tilings_[layer_index_], plan_.weights[layer_index_],
@@ -721,14 +762,6 @@ Program Lowerer::run() {
   halt.op = Opcode::kHalt;
   emit(halt);
 
-  program_.hbm_bytes = plan_.hbm_bytes;
-  if (program_.hbm_bytes > config_.hbm.capacity_bytes || program_.hbm_bytes > kMaxHbmAddress + 1) {
-    throw CompileError(model_.source + ": model needs " + std::to_string(program_.hbm_bytes) +
-                       " bytes of HBM but hbm.capacity_bytes = " +
-                       std::to_string(config_.hbm.capacity_bytes) +
-                       "; it would fit with hbm.capacity_bytes >= " +
-                       std::to_string(program_.hbm_bytes));
-  }
   return std::move(program_);
 }
 
@@ -812,9 +845,13 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
          "no tiling of this layer fits the unified buffer on the tap path");
   }
   const Taps g = taps_of(layer, !in_res);
-  const std::uint64_t M = layer.gemm_m(), K = dense_k(layer), N = layer.gemm_n();
-  // A resident output is written one channel chunk (N tile) per UB row.
-  const std::uint64_t nw = out_res ? cw_ : C_;
+  const bool tensor = layer.kind == OpKind::kTensorMatmul;
+  // A tensor matmul's M and N are those of one part (one sample, one head).
+  const std::uint64_t M = tensor ? std::uint64_t(layer.in.h) * layer.in.w : layer.gemm_m();
+  const std::uint64_t K = dense_k(layer), N = layer.gemm_n() / layer.heads;
+  // A resident output is written one channel chunk (N tile) per UB row; a transposed tile is
+  // staged as N_t rows, at most a weight slot's (or FIFO entry's) R.
+  const std::uint64_t nw = out_res || layer.transpose_b ? cw_ : C_;
   const std::uint64_t KR = ceil_div(K, R_);  // UB rows per input vector (rows path)
   const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
   if (!resident_ok(layer, in_res, out_res)) {
@@ -1004,6 +1041,21 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     }
   }
   tl.w_elems = at;
+  if (tensor) {
+    const HbmTensor& a = in.hbm;
+    const HbmTensor& b = plan_.tensors[layer.inputs[1]].hbm;
+    if (a.pad > 0 || b.pad > 0) {
+      fail("reads '" + model_.tensors[layer.inputs[a.pad > 0 ? 0 : 1]].name +
+           "' as rows of whole pixels, but it carries a zero border (it also feeds a padded "
+           "convolution)");
+    }
+    tl.b_tensor = true;
+    tl.transpose = layer.transpose_b;
+    tl.a = a;
+    tl.b = b;
+    tl.heads = layer.heads;
+    tl.parts = std::uint64_t(layer.samples) * layer.heads;
+  }
   const std::uint64_t base = weight_rows();
   tl.x_slot[0] = base;
   tl.x_slot[1] = base + xs;
@@ -1021,7 +1073,11 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const Taps& g = tl.g;
   const TapPlan& plan = tl.plan;
   const std::uint64_t M = tl.M, K = tl.K, N = tl.N, NT = tl.NT, KR = tl.KR;
-  const std::uint64_t KT = tl.KT, m_tile = tl.m_tile, MT = tl.MT;
+  // M tiles over all parts (one part but for a tensor matmul): tile mt covers rows
+  // [m_lo(mt), m_hi(mt)) of part mt / tl.MT.
+  const std::uint64_t KT = tl.KT, m_tile = tl.m_tile, MT = tl.MT * tl.parts;
+  auto m_lo = [&](std::uint64_t mt) { return mt % tl.MT * m_tile; };
+  auto m_hi = [&](std::uint64_t mt) { return std::min(M, m_lo(mt) + m_tile); };
   const std::uint64_t(&x_slot)[2] = tl.x_slot;
   // N tile nt runs on MXU nt % U. Output tile t = (mt, nt) is its MXU's tile number local(t)
   // of the node (of tiles(u)), in the MXU's own pair of accumulator slots: every MXU runs the
@@ -1046,7 +1102,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // Weights K x N, stored tile by tile (column block, then K tile, each K_t x N_t row-major).
   // A grouped conv's K row (tap, c) holds weight row tap * cg + c % cg of the columns of c's
   // group and zeros elsewhere.
-  if (w) {
+  if (w && !tl.b_tensor) {
     const std::uint64_t C = layer.in.c, cg = conv ? C / layer.groups : C;
     const std::uint64_t ng = N / (conv ? layer.groups : 1);
     std::vector<std::uint8_t> image(tl.w_elems * eb_);
@@ -1076,9 +1132,23 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const std::uint8_t shift = q.shift;
 
   auto input_pieces = [&](std::uint64_t mt) {
-    const std::uint64_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile);
+    const std::uint64_t m0 = m_lo(mt), m1 = m_hi(mt);
     std::vector<DmaFields> pieces;
-    if (taps) {
+    if (tl.b_tensor) {
+      // Rows m0 .. m1 - 1 of the part's sample, its head's K channels, packed R per UB row.
+      const std::uint64_t part = mt / tl.MT, head = part % tl.heads;
+      const HbmTensor& a = tl.a;
+      DmaFields d;
+      d.hbm_addr = a.addr(part / tl.heads, std::int64_t(m0 / a.shape.w),
+                          std::int64_t(m0 % a.shape.w)) + head * K * eb_;
+      d.ub_row = std::uint32_t(x_slot[mt % 2]);
+      d.elems = std::uint16_t(K);
+      d.groups = std::uint16_t(m1 - m0);
+      d.group_stride = std::uint32_t(m1 - m0 > 1 ? a.pixel_bytes() : 0);
+      d.ub_stride = std::uint16_t(KR);
+      d.pack = std::uint16_t(R_);
+      pieces.push_back(d);
+    } else if (taps) {
       // The padded input rows the tile's windows cover, once per band image.
       const Band band = band_of(g, m0, m1);
       for (std::uint64_t i = 0; i < plan.images.size(); ++i) {
@@ -1135,15 +1205,19 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const std::uint64_t T = MT * NT, J = T * KT;
   auto store_pieces = [&](std::uint64_t t) {
     const std::uint64_t mt = t / NT, nt = t % NT;
-    const std::uint64_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile);
-    const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
+    const std::uint64_t m0 = m_lo(mt), m1 = m_hi(mt);
+    // A tensor matmul's part: its sample's pixels, its head's N channels.
+    const std::uint64_t part = mt / tl.MT;
+    const std::uint64_t p0 = part / tl.heads * M, c0 = part % tl.heads * N;
+    const std::uint64_t n0 = c0 + tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
     std::vector<DmaFields> pieces;
-    pixel_blocks(m0, m1, out.hbm,
+    pixel_blocks(p0 + m0, p0 + m1, out.hbm,
                  [&](std::uint64_t first, std::uint64_t b, std::uint64_t py, std::uint64_t px,
                      std::uint64_t pixels, std::uint64_t rows, std::uint64_t row_stride) {
                    pieces.push_back(block(out.hbm.addr(b, std::int64_t(py), std::int64_t(px)) +
                                               n0 * eb_,
-                                          o_slot(t) + (first - m0), rows, row_stride, pixels,
+                                          o_slot(t) + (first - p0 - m0), rows, row_stride,
+                                          pixels,
                                           out.hbm.pixel_bytes(), nts));
                  });
     return pieces;
@@ -1159,7 +1233,12 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     }
   };
   const std::size_t next = layer_index_ + 1;
-  const bool prefetch = next < model_.nodes.size() && is_gemm(model_.nodes[next].kind);
+  // The next node's b may be this node's output, which its stores (queued behind this node's
+  // weight loads in the DMA's order) have not written yet: no prefetch across that boundary.
+  const bool prefetch =
+      next < model_.nodes.size() && is_gemm(model_.nodes[next].kind) &&
+      !(model_.nodes[next].kind == OpKind::kTensorMatmul &&
+        plan_.root[model_.nodes[next].inputs[1]] == plan_.root[layer.output]);
   // The weight tile stream runs `ahead` tiles ahead of the LOAD_WEIGHTS: before LOAD_WEIGHTS j
   // the loads of tiles up to j + ahead have been emitted, this node's and then the next GEMM
   // node's first. UB staging: one ahead (two slots). Weight FIFO: two ahead (at most
@@ -1206,7 +1285,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     std::uint64_t ub_row, ub_stride, rows, acc_row;
   };
   for (std::uint64_t mt = 0; mt < MT; ++mt) {
-    const std::uint64_t m0 = mt * m_tile, m1 = std::min(M, m0 + m_tile), rows = m1 - m0;
+    const std::uint64_t m0 = m_lo(mt), m1 = m_hi(mt), rows = m1 - m0;
     const std::vector<RowSeg> segs = taps ? row_segments(m0, m1, g.OH, g.OW)
                                           : std::vector<RowSeg>();
     const Band band = taps && !in_res ? band_of(g, m0, m1) : Band();
@@ -1274,9 +1353,10 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           lw.rows = std::uint32_t(tl.ktile(nt, k).kts);
           lw.cols = std::uint16_t(nts);
           lw.ub_stride = std::uint16_t(tl.ntiles[nt].blocks);
+          if (tl.transpose) lw.flags |= kFlagTranspose;
           if (fifo_) {
             // The FIFO orders it behind its tile's DMA: no semaphore.
-            lw.flags = kFlagFifo;
+            lw.flags |= kFlagFifo;
           } else {
             lw.ub_row = std::uint32_t(weight_slot(load_weights_at_.size()));
             lw.wait |= bit(kSemWReady);
@@ -1381,11 +1461,8 @@ void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std:
   const std::uint64_t g = weight_dmas_++;
   const auto [t, k] = tl.weight_tile(j);
   const std::uint64_t nt = t % tl.NT;
-  const KTile& kt = tl.ktile(nt, k);
-  const std::uint64_t nts = tl.ntiles[nt].nts;
-  const std::uint64_t addr = weights + tl.w_off[nt * tl.KT + k] * eb_;
   if (fifo_) {
-    Instruction load = dma(Opcode::kDmaLoad, block(addr, 0, 1, 0, kt.kts, nts * eb_, nts), 0, 0);
+    Instruction load = dma(Opcode::kDmaLoad, weight_source(tl, weights, t, k, 0), 0, 0);
     load.flags = kFlagWeights;
     load.dma.fifo = std::uint8_t(nt % tl.mxus);  // the FIFO of the MXU that runs N tile nt
     ++fifo_fills_[load.dma.fifo];
@@ -1397,8 +1474,29 @@ void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std:
     wait = bit(kSemWFree);
     program_.instructions[load_weights_at_.at(g - 2)].signal |= bit(kSemWFree);
   }
-  emit(dma(Opcode::kDmaLoad, block(addr, weight_slot(g), 1, 0, kt.kts, nts * eb_, nts), wait,
+  emit(dma(Opcode::kDmaLoad, weight_source(tl, weights, t, k, weight_slot(g)), wait,
            bit(kSemWReady)));
+}
+
+DmaFields Lowerer::weight_source(const GemmTiling& tl, std::uint64_t weights, std::uint64_t t,
+                                 std::uint64_t k, std::uint64_t ub) const {
+  const std::uint64_t nt = t % tl.NT;
+  const KTile& kt = tl.ktile(nt, k);
+  const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
+  if (!tl.b_tensor) {
+    return block(weights + tl.w_off[nt * tl.KT + k] * eb_, ub, 1, 0, kt.kts, nts * eb_, nts);
+  }
+  const std::uint64_t part = t / tl.NT / tl.MT, head = part % tl.heads;
+  const HbmTensor& b = tl.b;
+  // Pixel p of the part's sample, from channel c (pixels are contiguous: b has no border).
+  auto at = [&](std::uint64_t p, std::uint64_t c) {
+    return b.addr(part / tl.heads, std::int64_t(p / b.shape.w), std::int64_t(p % b.shape.w)) +
+           c * eb_;
+  };
+  if (tl.transpose) {
+    return block(at(n0, head * tl.K + kt.k0), ub, 1, 0, nts, b.pixel_bytes(), kt.kts);
+  }
+  return block(at(kt.k0, head * tl.N + n0), ub, 1, 0, kt.kts, b.pixel_bytes(), nts);
 }
 
 void Lowerer::lower_pool(const Node& layer, const Placement& in, const Placement& out,
@@ -1568,6 +1666,16 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
   }
   bool per_row = out.resident && out.ub.pad > 0;
   for (const Placement* p : in) per_row = per_row || (p->resident && p->ub.pad > 0);
+  // A causal mask over hq interleaved heads moves to the next query every hq pixels, a VOP's
+  // mask every row: the DMAs gather (and scatter) each head's pixels into consecutive UB rows,
+  // hq blocks of band.rows * W / hq rows per slot, one VOP per head (min_staging keeps such
+  // a softmax's operands in HBM).
+  const std::uint64_t hq = layer.causal ? layer.heads : 1;
+  if (W % hq != 0) {
+    fail("key 'heads': " + std::to_string(hq) + " does not divide the image width " +
+         std::to_string(W) + " (an image row must hold whole queries)");
+  }
+  const std::uint64_t qw = W / hq;  // queries per image row
 
   struct AddBand {
     std::uint64_t cc, c0, chans, s, y0, rows;
@@ -1588,9 +1696,12 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
     for (std::size_t k = 0; k < inputs; ++k) {
       if (res[k]) continue;
       const HbmTensor& t = in[k]->hbm;
-      pieces.push_back(block(t.addr(band.s, std::int64_t(band.y0), 0) + band.c0 * eb_,
-                             in_slot[k][j % 2], band.rows, t.row_bytes(), W, t.pixel_bytes(),
-                             band.chans));
+      for (std::uint64_t h = 0; h < hq; ++h) {
+        pieces.push_back(block(t.addr(band.s, std::int64_t(band.y0), std::int64_t(h)) +
+                                   band.c0 * eb_,
+                               in_slot[k][j % 2] + h * band.rows * qw, band.rows, t.row_bytes(),
+                               qw, hq * t.pixel_bytes(), band.chans));
+      }
     }
     for (std::size_t i = 0; i < pieces.size(); ++i) {
       emit(dma(Opcode::kDmaLoad, pieces[i], i == 0 && j >= 2 ? bit(kSemPoolFree) : 0,
@@ -1600,9 +1711,13 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
   auto emit_store = [&](std::uint64_t j) {
     const AddBand& band = bands[j];
     const HbmTensor& t = out.hbm;
-    DmaFields d = block(t.addr(band.s, std::int64_t(band.y0), 0) + band.c0 * eb_,
-                        out_slot[j % 2], band.rows, t.row_bytes(), W, t.pixel_bytes(), band.chans);
-    emit(dma(Opcode::kDmaStore, d, bit(kSemOutReady), j + 2 < J ? bit(kSemOutFree) : 0));
+    for (std::uint64_t h = 0; h < hq; ++h) {
+      DmaFields d = block(t.addr(band.s, std::int64_t(band.y0), std::int64_t(h)) + band.c0 * eb_,
+                          out_slot[j % 2] + h * band.rows * qw, band.rows, t.row_bytes(), qw,
+                          hq * t.pixel_bytes(), band.chans);
+      emit(dma(Opcode::kDmaStore, d, h == 0 ? bit(kSemOutReady) : 0,
+               h + 1 == hq && j + 2 < J ? bit(kSemOutFree) : 0));
+    }
   };
   // UB row of pixel (y, 0) of the band's image in input k (k == inputs: the output).
   auto row_of = [&](std::size_t k, const AddBand& band, std::uint64_t j, std::uint64_t y) {
@@ -1616,15 +1731,17 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
     if (loads && j + 1 < J) emit_loads(j + 1);
     if (!out.resident && j > 0) emit_store(j - 1);
     const AddBand& band = bands[j];
-    const std::uint64_t n = per_row ? band.rows : 1;
+    // One instruction per image row (per_row), else per head block of the band.
+    const std::uint64_t n = per_row ? band.rows : hq;
     for (std::uint64_t r = 0; r < n; ++r) {
-      const std::uint64_t y = band.y0 + r;
+      const std::uint64_t y = per_row ? band.y0 + r : band.y0;
+      const std::uint64_t off = per_row ? 0 : r * band.rows * qw;
       Instruction add;
       add.op = layer.kind == OpKind::kAdd ? Opcode::kAdd : Opcode::kVop;
-      add.ub_row = std::uint32_t(row_of(0, band, j, y));
-      if (inputs == 2) add.src_row = std::uint32_t(row_of(1, band, j, y));
-      add.dst_row = std::uint32_t(row_of(inputs, band, j, y));
-      add.rows = std::uint32_t(per_row ? W : band.rows * W);
+      add.ub_row = std::uint32_t(row_of(0, band, j, y) + off);
+      if (inputs == 2) add.src_row = std::uint32_t(row_of(1, band, j, y) + off);
+      add.dst_row = std::uint32_t(row_of(inputs, band, j, y) + off);
+      add.rows = std::uint32_t(per_row ? W : band.rows * qw);
       add.cols = std::uint16_t(band.chans);
       add.func = layer.activation;
       if (add.op == Opcode::kAdd) {
@@ -1640,7 +1757,8 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
         add.scale_out = fp32_bits(q.scale_out);
         if (layer.causal) {
           add.flags = kFlagCausal;
-          add.mask_row = std::uint32_t(y * W);  // pixels count the rows of each sample
+          // The query of the first row: pixels count the rows of each sample, hq per query.
+          add.mask_row = std::uint32_t(y * qw);
           add.mask_offset = layer.mask_offset;
         }
       }

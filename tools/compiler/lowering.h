@@ -57,6 +57,9 @@
 //   pooling or add node's first vector instruction waits (staging_free) for the last DMA
 //   before it: its first writes to staging rows may come before any DMA of its own, while an
 //   earlier node's stores or copies still use those rows.
+// - Weight stream: a GEMM node's first weight tiles are loaded while the node before it runs,
+//   except when the node is a matmul of two tensors whose b that node computes: its weight
+//   loads then follow that node's last store in DMA order.
 // - Timing-only programs have the same instructions as functional ones except the requantiser
 //   fields (multipliers, shift), which functional programs take from the reference
 //   interpreter's calibration and timing-only programs derive from the shapes.

@@ -94,6 +94,30 @@ std::vector<T> maxpool(const std::vector<T>& x, const PoolShape& s) {
   return y;
 }
 
+template <typename T, typename Acc>
+std::vector<Acc> tensor_matmul(const std::vector<T>& a, const std::vector<T>& b,
+                               const TensorMatmulShape& s) {
+  const std::uint64_t ac = s.heads * s.k, yc = s.heads * s.n;
+  std::vector<Acc> y(s.samples * s.m * yc, Acc(0));
+  for (std::uint64_t smp = 0; smp < s.samples; ++smp) {
+    const T* as = a.data() + smp * s.m * ac;
+    const T* bs = b.data() + smp * s.k * s.n * s.heads;
+    for (std::uint64_t h = 0; h < s.heads; ++h) {
+      for (std::uint64_t m = 0; m < s.m; ++m) {
+        for (std::uint64_t j = 0; j < s.n; ++j) {
+          Acc sum = 0;
+          for (std::uint64_t i = 0; i < s.k; ++i) {
+            const T bij = s.transpose_b ? bs[j * ac + h * s.k + i] : bs[i * yc + h * s.n + j];
+            sum += Acc(as[m * ac + h * s.k + i]) * Acc(bij);
+          }
+          y[(smp * s.m + m) * yc + h * s.n + j] = sum;
+        }
+      }
+    }
+  }
+  return y;
+}
+
 }  // namespace
 
 Shape3 ConvShape::out() const {
@@ -111,6 +135,18 @@ std::vector<std::int32_t> reference_matmul(const std::vector<std::int8_t>& x,
 std::vector<float> reference_matmul(const std::vector<float>& x, const std::vector<float>& w,
                                     std::uint64_t m, std::uint64_t k, std::uint64_t n) {
   return matmul<float, float>(x, w, m, k, n);
+}
+
+std::vector<std::int32_t> reference_tensor_matmul(const std::vector<std::int8_t>& a,
+                                                  const std::vector<std::int8_t>& b,
+                                                  const TensorMatmulShape& s) {
+  return tensor_matmul<std::int8_t, std::int32_t>(a, b, s);
+}
+
+std::vector<float> reference_tensor_matmul(const std::vector<float>& a,
+                                           const std::vector<float>& b,
+                                           const TensorMatmulShape& s) {
+  return tensor_matmul<float, float>(a, b, s);
 }
 
 std::vector<std::int32_t> reference_conv2d(const std::vector<std::int8_t>& x,
@@ -194,11 +230,12 @@ std::vector<float> reference_norm(const std::vector<float>& x, std::uint32_t n,
 }
 
 std::vector<float> reference_softmax(const std::vector<float>& x, std::uint32_t n, bool causal,
-                                     std::int64_t offset, std::uint64_t rows_per_sample) {
+                                     std::int64_t offset, std::uint64_t rows_per_sample,
+                                     std::uint64_t heads) {
   std::vector<float> y(x.size(), 0.0f);
   for (std::uint64_t r = 0; r * n < x.size(); ++r) {
     const std::int64_t last =
-        causal ? std::int64_t(r % rows_per_sample) + offset : std::int64_t(n) - 1;
+        causal ? std::int64_t(r % rows_per_sample / heads) + offset : std::int64_t(n) - 1;
     const std::uint64_t kept = std::uint64_t(std::clamp<std::int64_t>(last + 1, 0, n));
     if (kept == 0) continue;
     const float* in = x.data() + r * n;

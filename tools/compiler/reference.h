@@ -21,6 +21,21 @@ std::vector<std::int32_t> reference_matmul(const std::vector<std::int8_t>& x,
 std::vector<float> reference_matmul(const std::vector<float>& x, const std::vector<float>& w,
                                     std::uint64_t m, std::uint64_t k, std::uint64_t n);
 
+// A matmul of two computed tensors (graph.h, kTensorMatmul), per sample s and head h:
+// y[s][m][h * n + j] = sum_i a[s][m][h * k + i] * B(i, j), where a is samples x m x (heads * k)
+// and B(i, j) = b[s][i][h * n + j] (b: samples x k x (heads * n)) or, transposed,
+// b[s][j][h * k + i] (b: samples x n x (heads * k)). Output samples x m x (heads * n).
+struct TensorMatmulShape {
+  std::uint64_t samples, m, k, n, heads;
+  bool transpose_b;
+};
+std::vector<std::int32_t> reference_tensor_matmul(const std::vector<std::int8_t>& a,
+                                                  const std::vector<std::int8_t>& b,
+                                                  const TensorMatmulShape& s);
+std::vector<float> reference_tensor_matmul(const std::vector<float>& a,
+                                           const std::vector<float>& b,
+                                           const TensorMatmulShape& s);
+
 // Direct convolution of `samples` NHWC images of shape `in` with out_channels filters of
 // kh x kw x (in.c / groups), stride, zero padding `padding_h` above and below and `padding`
 // left and right, taps dilation_h x dilation_w pixels apart. Filter n reads the channels of
@@ -60,8 +75,11 @@ std::int8_t reference_requantize_fp32(float y, float inv_scale);
 std::vector<float> reference_norm(const std::vector<float>& x, std::uint32_t n,
                                   const std::vector<float>& gamma, const std::vector<float>& beta,
                                   float eps, bool rms);
+// Softmax along rows of n values; causal: row r of a sample keeps columns
+// j <= r / heads + offset (the rows of `heads` heads interleaved), the rest 0.
 std::vector<float> reference_softmax(const std::vector<float>& x, std::uint32_t n, bool causal,
-                                     std::int64_t offset, std::uint64_t rows_per_sample);
+                                     std::int64_t offset, std::uint64_t rows_per_sample,
+                                     std::uint64_t heads = 1);
 // fp32 -> nearest bf16 (ties to even), returned as the float it represents. Finite inputs only
 // (the generated data never overflows).
 float reference_round_bf16(float f);

@@ -70,18 +70,27 @@ class Interpreter {
     Requant& q = ev_.requant[i];
     switch (n.kind) {
       case OpKind::kMatmul:
+      case OpKind::kTensorMatmul:
       case OpKind::kDense:
       case OpKind::kConv2d: {
         const ConvShape cs{n.samples,  n.in,         n.kernel_h,   n.kernel_w, n.stride,
                            n.padding,  n.out_channels, n.padding_h, n.dilation_h,
                            n.dilation_w, n.groups};
         const bool conv = n.kind == OpKind::kConv2d;
+        const bool tensor = n.kind == OpKind::kTensorMatmul;
         const std::uint64_t M = n.gemm_m(), K = n.gemm_k(), N = n.gemm_n();
+        const TensorMatmulShape ts{n.samples, std::uint64_t(n.in.h) * n.in.w, K, N / n.heads,
+                                   n.heads, n.transpose_b};
+        // The real value of one accumulator unit: the operands' scales (b's, for a tensor
+        // matmul, else the generated weights') and a tensor matmul's `scale`.
+        const double acc_scale = scale * (tensor ? scale_[n.inputs[1]] * n.scale : kDataScale);
         if (int8_) {
-          const std::vector<std::int32_t> acc = conv ? reference_conv2d(in(n, 0).i8, w.i8, cs)
-                                                     : reference_matmul(in(n, 0).i8, w.i8, M, K, N);
+          const std::vector<std::int32_t> acc =
+              tensor ? reference_tensor_matmul(in(n, 0).i8, in(n, 1).i8, ts)
+              : conv ? reference_conv2d(in(n, 0).i8, w.i8, cs)
+                     : reference_matmul(in(n, 0).i8, w.i8, M, K, N);
           if (n.activation > Activation::kRelu) {
-            q.scale_a = float(scale * kDataScale);
+            q.scale_a = float(acc_scale);
             std::vector<float> f(acc.size());
             for (std::size_t e = 0; e < acc.size(); ++e) {
               f[e] = reference_activate(float(acc[e]) * q.scale_a, n.activation);
@@ -96,11 +105,14 @@ class Interpreter {
           for (std::size_t e = 0; e < acc.size(); ++e) {
             y.i8[e] = reference_requantize(acc[e], q.multiplier, q.shift, 0, n.activation);
           }
-          scale = scale * kDataScale / gain(q);
+          scale = acc_scale / gain(q);
         } else {
-          y.f32 = conv ? reference_conv2d(in(n, 0).f32, w.f32, cs)
-                       : reference_matmul(in(n, 0).f32, w.f32, M, K, N);
-          for (float& v : y.f32) v = reference_activate(v, n.activation);
+          y.f32 = tensor ? reference_tensor_matmul(in(n, 0).f32, in(n, 1).f32, ts)
+                  : conv ? reference_conv2d(in(n, 0).f32, w.f32, cs)
+                         : reference_matmul(in(n, 0).f32, w.f32, M, K, N);
+          // ACTIVATE scales the fp32 accumulator by scale_a (1 but for a tensor matmul's).
+          q.scale_a = tensor ? n.scale : 1.0f;
+          for (float& v : y.f32) v = reference_activate(v * q.scale_a, n.activation);
         }
         break;
       }
@@ -176,7 +188,7 @@ class Interpreter {
           for (std::size_t e = 0; e < f.size(); ++e) f[e] = f[e] * b[e];
         } else if (n.kind == OpKind::kSoftmax) {
           f = reference_softmax(f, n.in.c, n.causal, n.mask_offset,
-                                std::uint64_t(n.in.h) * n.in.w);
+                                std::uint64_t(n.in.h) * n.in.w, n.heads);
         } else if (n.kind == OpKind::kLayerNorm || n.kind == OpKind::kRmsNorm) {
           // gamma then beta, at the generated weights' scale.
           q.scale_b = float(kDataScale);
@@ -276,6 +288,7 @@ std::vector<Requant> requant_from_shapes(const Graph& graph) {
       q[i].scale_a = q[i].scale_b = float(kDataScale);
       q[i].scale_out = float(kTarget);
     }
+    if (n.kind == OpKind::kTensorMatmul && graph.dtype == DataType::kBf16) q[i].scale_a = n.scale;
   }
   return q;
 }

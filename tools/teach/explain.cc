@@ -138,7 +138,10 @@ PeViewer::PeViewer(const Config& config, const Program& program)
 void PeViewer::instruction(const InstructionEvent& e) {
   if (e.kind != InstructionEvent::Kind::kStarted) return;
   const Instruction& inst = program_.instructions[e.pc];
-  if (inst.op == Opcode::kLoadWeights) load_starts_.push_back(e.cycle);
+  // A transposed load's rows reach the array only after its N_t staged rows (sim/README.md).
+  if (inst.op == Opcode::kLoadWeights) {
+    load_starts_.push_back(e.cycle + ((inst.flags & kFlagTranspose) ? inst.cols : 0));
+  }
   if (inst.op == Opcode::kMatmul) {
     // The array numbers streams 1, 2, ... as MATMULs start, in program order.
     StreamView s;

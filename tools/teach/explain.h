@@ -65,7 +65,7 @@ class PeViewer {
   const Program& program_;
   const bool double_buffer_;
   std::vector<std::pair<std::uint32_t, std::uint32_t>> tile_of_;  // (K_t, N_t) per MATMUL
-  std::vector<Cycle> load_starts_;                                // LOAD_WEIGHTS starts e
+  std::vector<Cycle> load_starts_;  // LOAD_WEIGHTS feed starts e (transposed: e + N_t)
   std::vector<StreamView> streams_;  // stream id i + 1 is streams_[i]
 };
 
