@@ -52,8 +52,9 @@ constexpr std::size_t kMaxInstructions = std::size_t(1) << 24;
 constexpr std::uint64_t kMaxProgramFileBytes = std::uint64_t(1) << 30;
 
 struct Program {
-  // 2: 64-byte instructions (64 semaphores, unit instances, wider fields).
-  static constexpr std::uint32_t kFormatVersion = 3;
+  // 2: 64-byte instructions (64 semaphores, unit instances, wider fields). 4: 128-byte
+  // instructions (a VOP row op's row spanning several UB rows).
+  static constexpr std::uint32_t kFormatVersion = 4;
 
   DataType dtype = DataType::kInt8;
   // Array shape the program was compiled for; the simulator rejects a mismatching config.
