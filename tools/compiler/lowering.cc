@@ -421,11 +421,11 @@ class Lowerer {
     }
     return GemmPath::kRows;
   }
-  // Two slots of `rows` image rows (all their chunks, for a row op) for each operand (inputs
-  // and output) in HBM, and a norm's parameter rows.
+  // Two slots of `pixels` pixels (all their chunks, for a row op) for each operand (inputs and
+  // output) in HBM, and a norm's parameter rows.
   std::uint64_t eltwise_staging(const Node& layer, const std::vector<bool>& in_res, bool out_res,
-                                std::uint64_t rows) const {
-    const std::uint64_t slot = 2 * rows * layer.out.w * row_chunks(layer);
+                                std::uint64_t pixels) const {
+    const std::uint64_t slot = 2 * pixels * row_chunks(layer);
     std::uint64_t need = (out_res ? 0 : slot) + param_rows(layer) * row_chunks(layer);
     for (bool r : in_res) need += r ? 0 : slot;
     return need;
@@ -1396,22 +1396,29 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
   // all, chunk after chunk, and one VOP reads them (vop chunk_cols).
   const std::uint64_t chunks = row_chunks(layer);
   if (chunks > 1) check_width(C, field_max(Opcode::kVop, "cols"), "channels (vop cols)");
-  auto need = [&](std::uint64_t rows) { return eltwise_staging(layer, res, out.resident, rows); };
+  auto need = [&](std::uint64_t pixels) {
+    return eltwise_staging(layer, res, out.resident, pixels);
+  };
   if (need(1) > limit) {
     const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
-    fail("needs " + std::to_string(need(1)) + " unified-buffer rows to stage one image row of " +
-         std::to_string(W) + " pixels" +
+    fail("needs " + std::to_string(need(1)) + " unified-buffer rows to stage one pixel" +
          (chunks > 1 ? " (" + std::to_string(chunks) + " rows of " + std::to_string(cw_) +
-                           " channels each)"
+                           " channels)"
                      : "") +
          " per input and output (double-buffered), but only " +
          std::to_string(limit) + " rows are free (ub.capacity_bytes = " +
          std::to_string(config_.ub.capacity_bytes) + "); it would fit with ub.capacity_bytes >= " +
          std::to_string((ub_rows_ - limit + need(1)) * row_bytes));
   }
-  std::uint64_t band_rows = H;
-  while (band_rows > 1 && (need(band_rows) > limit || band_rows > kMaxCount)) --band_rows;
-  const std::uint64_t P = band_rows * W;  // staging rows per chunk of a slot
+  // Bands of whole image rows, or of `px` pixels of one image row when one row does not fit.
+  std::uint64_t band_rows = H, px = W;
+  if (need(W) > limit) {
+    const std::uint64_t per_pixel = need(2) - need(1);  // > 0: some operand is staged
+    band_rows = 1;
+    px = std::min(W - 1, (limit - (need(1) - per_pixel)) / per_pixel);
+  }
+  while (band_rows > 1 && (need(band_rows * W) > limit || band_rows > kMaxCount)) --band_rows;
+  const std::uint64_t P = band_rows * px;  // staging rows per chunk of a slot
   std::uint64_t next_slot = 0;
   std::uint64_t in_slot[2][2], out_slot[2];
   const std::uint64_t slot_rows = P * chunks;
@@ -1450,15 +1457,17 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
   for (const Placement* p : in) per_row = per_row || (p->resident && p->ub.pad > 0);
 
   struct AddBand {
-    std::uint64_t cc, c0, chans, s, y0, rows;
+    std::uint64_t cc, c0, chans, s, y0, rows, x0, px;
   };
   std::vector<AddBand> bands;
   const std::uint64_t band_chans = chunks > 1 ? C : cw_;  // channels per band
   for (std::uint64_t c0 = 0; c0 < C; c0 += band_chans) {
     for (std::uint64_t s = 0; s < layer.samples; ++s) {
       for (std::uint64_t y0 = 0; y0 < H; y0 += band_rows) {
-        bands.push_back({c0 / cw_, c0, std::min<std::uint64_t>(band_chans, C - c0), s, y0,
-                         std::min(band_rows, H - y0)});
+        for (std::uint64_t x0 = 0; x0 < W; x0 += px) {
+          bands.push_back({c0 / cw_, c0, std::min<std::uint64_t>(band_chans, C - c0), s, y0,
+                           std::min(band_rows, H - y0), x0, std::min(px, W - x0)});
+        }
       }
     }
   }
@@ -1478,9 +1487,10 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
       if (res[k]) continue;
       const HbmTensor& t = in[k]->hbm;
       for (const auto& [c, chans] : pieces_of(band)) {
-        pieces.push_back(block(t.addr(band.s, std::int64_t(band.y0), 0) + (band.c0 + c) * eb_,
-                               in_slot[k][j % 2] + c / cw_ * P, band.rows, t.row_bytes(), W,
-                               t.pixel_bytes(), chans));
+        pieces.push_back(block(t.addr(band.s, std::int64_t(band.y0), std::int64_t(band.x0)) +
+                                   (band.c0 + c) * eb_,
+                               in_slot[k][j % 2] + c / cw_ * P, band.rows, t.row_bytes(),
+                               band.px, t.pixel_bytes(), chans));
       }
     }
     for (std::size_t i = 0; i < pieces.size(); ++i) {
@@ -1494,8 +1504,9 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
     const auto pieces = pieces_of(band);
     for (std::size_t i = 0; i < pieces.size(); ++i) {
       const auto [c, chans] = pieces[i];
-      DmaFields d = block(t.addr(band.s, std::int64_t(band.y0), 0) + (band.c0 + c) * eb_,
-                          out_slot[j % 2] + c / cw_ * P, band.rows, t.row_bytes(), W,
+      DmaFields d = block(t.addr(band.s, std::int64_t(band.y0), std::int64_t(band.x0)) +
+                              (band.c0 + c) * eb_,
+                          out_slot[j % 2] + c / cw_ * P, band.rows, t.row_bytes(), band.px,
                           t.pixel_bytes(), chans);
       emit(dma(Opcode::kDmaStore, d, i == 0 ? bit(kSemOutReady) : 0,
                i + 1 == pieces.size() && j + 2 < J ? bit(kSemOutFree) : 0));
@@ -1506,11 +1517,11 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
     const Placement& p = k < inputs ? *in[k] : out;
     return p.resident ? std::uint64_t(p.ub.samples) * p.ub.image_rows() : P;
   };
-  // UB row of pixel (y, 0) of the band's image in input k (k == inputs: the output).
+  // UB row of pixel (y, x0) of the band's image in input k (k == inputs: the output).
   auto row_of = [&](std::size_t k, const AddBand& band, std::uint64_t j, std::uint64_t y) {
     const Placement& p = k < inputs ? *in[k] : out;
-    if (p.resident) return p.ub.row(band.cc, band.s, std::int64_t(y), 0);
-    return (k < inputs ? in_slot[k][j % 2] : out_slot[j % 2]) + (y - band.y0) * W;
+    if (p.resident) return p.ub.row(band.cc, band.s, std::int64_t(y), std::int64_t(band.x0));
+    return (k < inputs ? in_slot[k][j % 2] : out_slot[j % 2]) + (y - band.y0) * band.px;
   };
 
   if (loads) emit_loads(0);
@@ -1526,7 +1537,7 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
       add.ub_row = std::uint32_t(row_of(0, band, j, y));
       if (inputs == 2) add.src_row = std::uint32_t(row_of(1, band, j, y));
       add.dst_row = std::uint32_t(row_of(inputs, band, j, y));
-      add.rows = std::uint32_t(per_row ? W : band.rows * W);
+      add.rows = std::uint32_t(per_row ? band.px : band.rows * band.px);
       add.cols = std::uint16_t(band.chans);
       add.func = layer.activation;
       if (add.op == Opcode::kAdd) {
@@ -1547,7 +1558,7 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
         }
         if (layer.causal) {
           add.flags = kFlagCausal;
-          add.mask_row = std::uint32_t(y * W);  // pixels count the rows of each sample
+          add.mask_row = std::uint32_t(y * W + band.x0);  // pixels count the rows of a sample
           add.mask_offset = layer.mask_offset;
         }
       }
