@@ -46,7 +46,7 @@ struct LayerInfo {
   std::vector<float> expected_fp32;
 };
 
-// Limits of what a program may be: a run holds every instruction in host memory (about 120
+// Limits of what a program may be: a run holds every instruction in host memory (about 160
 // bytes each), and a binary program file carries its memory image and expected outputs.
 constexpr std::size_t kMaxInstructions = std::size_t(1) << 24;
 constexpr std::uint64_t kMaxProgramFileBytes = std::uint64_t(1) << 30;
