@@ -89,8 +89,9 @@ std::string what(const Instruction& inst, const Program& program, const Config& 
                   : "") +
              (vop_chunks(inst) > 1 ? ", each row over " + std::to_string(vop_chunks(inst)) +
                                          " UB rows (chunks " +
-                                         std::to_string(inst.chunk_stride_a) + " and " +
-                                         std::to_string(inst.chunk_stride_dst) + " rows apart)"
+                                         std::to_string(inst.chunk_stride_a) +
+                                         " rows apart in a, " +
+                                         std::to_string(inst.chunk_stride_dst) + " in dst)"
                                    : "") +
              (inst.func != Activation::kNone ? std::string(", then ") + to_string(inst.func)
                                              : "") +
