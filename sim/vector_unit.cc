@@ -21,19 +21,25 @@ VectorUnit::VectorUnit(sc_core::sc_module_name name, const Config& config, Seque
 
 VectorUnit::Held VectorUnit::compute_held(const Instruction& inst) {
   Held held;
+  const std::size_t eb = state_.elem_bytes;
   if (inst.op == Opcode::kActivate) {
-    held.first_row = inst.ub_row;
-    held.rows = inst.rows;
-  } else if (inst.op == Opcode::kAdd || inst.op == Opcode::kVop) {
-    held.first_row = inst.dst_row;
-    held.rows = inst.rows;
+    held.push_back({inst.ub_row, inst.rows, inst.cols * eb, {}});
+  } else if (inst.op == Opcode::kAdd) {
+    held.push_back({inst.dst_row, inst.rows, inst.cols * eb, {}});
+  } else if (inst.op == Opcode::kVop) {
+    const std::uint32_t width = vop_chunk_cols(inst);
+    for (std::uint32_t k = 0; k < vop_chunks(inst); ++k) {
+      const std::uint32_t len = std::min(width, inst.cols - k * width);
+      held.push_back({inst.dst_row + std::uint64_t(k) * inst.chunk_stride_dst, inst.rows,
+                      len * eb, {}});
+    }
   } else {
-    held.first_row = inst.dst_row;
-    held.rows = std::uint64_t(pool_out_h(inst)) * pool_out_w(inst);
+    held.push_back(
+        {inst.dst_row, std::uint64_t(pool_out_h(inst)) * pool_out_w(inst), inst.cols * eb, {}});
   }
-  held.row_bytes = std::size_t(inst.cols) * state_.elem_bytes;
   // The data path writes the machine at once: take its output out and put the old rows back.
-  const std::vector<std::uint8_t> old = read_rows(held);
+  std::vector<std::vector<std::uint8_t>> old;
+  for (const Segment& seg : held) old.push_back(read_rows(seg));
   if (inst.op == Opcode::kActivate) {
     exec_activate(state_, inst);
   } else if (inst.op == Opcode::kAdd) {
@@ -43,12 +49,12 @@ VectorUnit::Held VectorUnit::compute_held(const Instruction& inst) {
   } else {
     exec_pool(state_, inst);
   }
-  held.bytes = read_rows(held);
-  write_rows(held, old);
+  for (Segment& seg : held) seg.bytes = read_rows(seg);
+  for (std::size_t k = 0; k < held.size(); ++k) write_rows(held[k], old[k]);
   return held;
 }
 
-std::vector<std::uint8_t> VectorUnit::read_rows(const Held& rows) const {
+std::vector<std::uint8_t> VectorUnit::read_rows(const Segment& rows) const {
   std::vector<std::uint8_t> bytes(rows.rows * rows.row_bytes);
   for (std::uint64_t i = 0; i < rows.rows; ++i) {
     std::memcpy(bytes.data() + i * rows.row_bytes, state_.ub_row(rows.first_row + i),
@@ -57,7 +63,7 @@ std::vector<std::uint8_t> VectorUnit::read_rows(const Held& rows) const {
   return bytes;
 }
 
-void VectorUnit::write_rows(const Held& rows, const std::vector<std::uint8_t>& bytes) {
+void VectorUnit::write_rows(const Segment& rows, const std::vector<std::uint8_t>& bytes) {
   for (std::uint64_t i = 0; i < rows.rows; ++i) {
     std::memcpy(state_.ub_row(rows.first_row + i), bytes.data() + i * rows.row_bytes,
                 rows.row_bytes);
@@ -98,9 +104,14 @@ void VectorUnit::run() {
       Cycle done = v;
       Held held;
       std::function<void()> read, write;  // the data moves at the UB grants
+      // Write burst k's data (a chunked VOP writes one burst per chunk, the rest one).
+      auto write_chunk = [&](std::size_t k) -> std::function<void()> {
+        if (!functional_) return nullptr;
+        return [this, &held, k] { write_rows(held[k], held[k].bytes); };
+      };
       if (functional_) {
         read = [&] { held = compute_held(inst); };
-        write = [&] { write_rows(held, held.bytes); };
+        write = write_chunk(0);
       }
       if (inst.op == Opcode::kActivate) {
         if (read) read();  // ACTIVATE reads the accumulators at its start
@@ -112,15 +123,28 @@ void VectorUnit::run() {
         count(is, std::uint64_t(w.rows) * inst.cols, std::uint64_t(w.rows) * inst.cols * 4);  // sums in
       } else if (inst.op == Opcode::kVop) {
         // Like ADD: reads of a, then of b (mul) or the parameters (norms), then the writes,
-        // which follow every read.
-        const VectorWork w = vector_work(vop_ops(inst), inst.rows, inst.cols, config_.vector);
-        const std::uint32_t b_rows = vop_b_rows(inst.kind, inst.rows);
-        Span r = burst(false, inst.ub_row, inst.rows, v, b_rows ? nullptr : read);
-        if (b_rows) r.end = std::max(r.end, burst(false, inst.src_row, b_rows, v, read).end);
-        done = burst(true, inst.dst_row, inst.rows, r.end + w.latency + w.cycles() - w.rows,
-                     write)
-                   .end;
-        seq_.add_traffic(is.layer, 0, 0, w.rows + b_rows, w.rows);
+        // which follow every read; a chunked row op reads and writes one burst per chunk.
+        const std::uint32_t chunks = vop_chunks(inst);
+        const VectorWork w =
+            vector_work(vop_ops(inst), inst.rows, inst.cols, config_.vector, inst.chunk_cols);
+        const std::uint32_t b_rows = vop_b_rows(inst);
+        Cycle r_end = v;
+        for (std::uint32_t k = 0; k < chunks; ++k) {
+          const bool last = k + 1 == chunks && !b_rows;
+          r_end = std::max(r_end, burst(false, inst.ub_row + std::uint64_t(k) * inst.chunk_stride_a,
+                                        inst.rows, v, last ? read : nullptr)
+                                      .end);
+        }
+        if (b_rows) r_end = std::max(r_end, burst(false, inst.src_row, b_rows, v, read).end);
+        const std::uint64_t row_accesses = std::uint64_t(inst.rows) * chunks;
+        const Cycle first_write = r_end + w.latency + w.cycles() - row_accesses;
+        for (std::uint32_t k = 0; k < chunks; ++k) {
+          done = std::max(
+              done, burst(true, inst.dst_row + std::uint64_t(k) * inst.chunk_stride_dst,
+                          inst.rows, first_write, write_chunk(k))
+                        .end);
+        }
+        seq_.add_traffic(is.layer, 0, 0, row_accesses + b_rows, row_accesses);
         count(is, std::uint64_t(w.rows) * inst.cols);
       } else if (inst.op == Opcode::kAdd) {
         // Reads of a, then of b (requested once a's are granted; both operands are taken at

@@ -23,16 +23,20 @@
 //   rows no earlier than v; as soon as those are granted, M spread writes no earlier than
 //   r_end + L + W - M, r_end one past the last read of either; completes the cycle after the
 //   last write.
-// - VOP of M rows: M spread reads of the a rows no earlier than v (then, as for ADD's b, M of
-//   the b rows for mul, 2 parameter rows for layernorm, 1 for rmsnorm); as soon as the last
-//   are granted, M spread writes no earlier than r_end + L + W - M; completes the cycle after
-//   the last write.
+// - VOP of M rows, each over k = vop_chunks() UB rows (k = 1 unless chunk_cols is set): k
+//   bursts of M spread reads of the a rows, one per chunk, each requested as soon as the one
+//   before is granted, all no earlier than v (then, as for ADD's b, M of the b rows for mul,
+//   2k parameter rows for layernorm, k for rmsnorm); as soon as the last are granted, k bursts
+//   of M spread writes, one per chunk, each requested at the grant of the one before, all no
+//   earlier than r_end + L + W - k * M; completes the cycle after the last write. W counts the
+//   element groups of every chunk (vector_work), so with one write port and nothing in the way
+//   the last write ends at r_end + L + W.
 // - The unit is free again at the completion; busy cycles = completion - v.
 // - Data (none in timing-only runs): ACTIVATE reads its accumulator rows at v, POOL its UB
 //   rows at the grant of its read burst, ADD both operands at the grant of its b reads, VOP
 //   its operands at the grant of its last reads; each computes its output then (exec_*) and
-//   holds it, and the UB
-//   rows change at the grant of the write burst (elements [0, cols) of each destination row).
+//   holds it, and the UB rows change at the grant of the write burst that writes them
+//   (elements [0, cols) of each destination row; a chunked VOP's last chunk: its elements).
 #include <cstddef>
 #include <cstdint>
 #include <functional>
@@ -64,17 +68,19 @@ class VectorUnit : public sc_core::sc_module {
   // grant.
   Span burst(bool write, std::uint64_t first_row, std::uint32_t count, Cycle earliest,
              std::function<void()> on_grant);
-  // What an instruction writes to the UB, computed ahead of its write grant: elements
-  // [0, cols) of `rows` rows from first_row, row_bytes each.
-  struct Held {
+  // What one write burst of an instruction puts in the UB, computed ahead of its grant: the
+  // first row_bytes of `rows` rows from first_row.
+  struct Segment {
     std::uint64_t first_row = 0, rows = 0;
     std::size_t row_bytes = 0;
     std::vector<std::uint8_t> bytes;
   };
+  // One segment per write burst (a chunked VOP has one per chunk).
+  using Held = std::vector<Segment>;
   // Reads the instruction's inputs and computes its output now; the UB keeps its old rows.
   Held compute_held(const Instruction& inst);
-  std::vector<std::uint8_t> read_rows(const Held& rows) const;
-  void write_rows(const Held& rows, const std::vector<std::uint8_t>& bytes);
+  std::vector<std::uint8_t> read_rows(const Segment& rows) const;
+  void write_rows(const Segment& rows, const std::vector<std::uint8_t>& bytes);
 
   const Config& config_;
   Sequencer& seq_;

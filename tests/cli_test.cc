@@ -206,21 +206,25 @@ TEST(CliCheck, BundledGraphsInBothFidelities) {
   }
 }
 
-// The Keras-style CNNs end in dense + softmax and check out in both fidelities. MACs by hand:
+// The Keras-style CNNs end in dense + softmax and check out in both fidelities, also on the
+// 8 x 8 teaching array, where the softmax over 10 classes spans two UB rows. MACs by hand:
 // MNIST conv1 26 * 26 * 9 * 32 = 194688, conv2 11 * 11 * 9 * 32 * 64 = 2230272, fc1 1600 * 64
 // = 102400, fc2 64 * 10 = 640; CIFAR conv1 30 * 30 * 27 * 32 = 777600, fc 7200 * 10 = 72000.
 TEST(CliCheck, KerasCnnsWithSoftmax) {
   const std::pair<const char*, std::uint64_t> models[] = {
       {"mnist_cnn.json", 194688u + 2230272 + 102400 + 640}, {"cifar_cnn.json", 777600u + 72000}};
-  for (const auto& [m, macs] : models) {
-    const std::string args = model(m) + config("edge_32x32.json") + " --check";
-    nlohmann::json fast = run_json(args);
-    nlohmann::json pe = run_json(args + " --fidelity pe");
-    EXPECT_TRUE(fast["check"]["passed"].get<bool>()) << m;
-    EXPECT_TRUE(pe["check"]["passed"].get<bool>()) << m;
-    EXPECT_EQ(fast["total"]["cycles"], pe["total"]["cycles"]) << m;
-    EXPECT_EQ(fast["total"]["macs"].get<std::uint64_t>(), macs) << m;
-    EXPECT_EQ(fast["layers"].back()["kind"], "softmax") << m;
+  for (const char* c : {"edge_32x32.json", "teach_8x8.json"}) {
+    for (const auto& [m, macs] : models) {
+      SCOPED_TRACE(c);
+      const std::string args = model(m) + config(c) + " --check";
+      nlohmann::json fast = run_json(args);
+      nlohmann::json pe = run_json(args + " --fidelity pe");
+      EXPECT_TRUE(fast["check"]["passed"].get<bool>()) << m;
+      EXPECT_TRUE(pe["check"]["passed"].get<bool>()) << m;
+      EXPECT_EQ(fast["total"]["cycles"], pe["total"]["cycles"]) << m;
+      EXPECT_EQ(fast["total"]["macs"].get<std::uint64_t>(), macs) << m;
+      EXPECT_EQ(fast["layers"].back()["kind"], "softmax") << m;
+    }
   }
 }
 

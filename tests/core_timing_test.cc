@@ -664,6 +664,67 @@ halt
   EXPECT_EQ(r.total_cycles, 120u);
 }
 
+// Row ops over rows longer than a UB row (E = 8 here): one burst of reads per chunk, each
+// requested at the grant of the one before (2 read ports, so a chunk's reads overlap the
+// previous chunk's), the element groups of every chunk, and one write burst per chunk on the
+// single write port, all no earlier than r_end + L + W - chunks * M.
+
+// Softmax, 4 rows of 12 in chunks of 8 and 4 (a rows 0..3 and 4..7, dst 50..53 and 54..57):
+// reads 0..3 (port A), then 1..4 (port B): r_end = 5. Groups per row 2 + 1 = 3, per group 7
+// (as above), per row reciprocal 2: 3 * 7 + 2 = 23, W = 92; L = 28. Writes no earlier than
+// 5 + 28 + 92 - 8 = 117: 117..120, then 121..124; completes 125 (= r_end + L + W).
+TEST(CoreTiming, VectorSoftmaxOverTwoChunks) {
+  const RunResult r = run(R"(
+vop kind=softmax ub_a=0 dst=50 rows=4 cols=12 chunk_cols=8 chunk_stride_a=4 chunk_stride_dst=4
+halt
+)",
+                          fp32_config());
+  EXPECT_EQ(at_pc(r, 0).done, 125u);
+  EXPECT_EQ(r.total_cycles, 125u);
+}
+
+// Softmax, 4 rows of 20 in chunks of 8, 8, 4 (a rows 0..11): reads 0..3 (A), 1..4 (B), then
+// the third chunk, arbitrated in cycle 2, finds both ports busy in 2..4 but port A free at 4:
+// 4..7, r_end = 8. Groups 2 + 2 + 1 = 5: 5 * 7 + 2 = 37 per row, W = 148; L = 28. Writes no
+// earlier than 8 + 28 + 148 - 12 = 172: 172..175, 176..179, 180..183; completes 184.
+TEST(CoreTiming, VectorSoftmaxOverThreeChunks) {
+  const RunResult r = run(R"(
+vop kind=softmax ub_a=0 dst=50 rows=4 cols=20 chunk_cols=8 chunk_stride_a=4 chunk_stride_dst=4
+halt
+)",
+                          fp32_config());
+  EXPECT_EQ(at_pc(r, 0).done, 184u);
+  EXPECT_EQ(r.total_cycles, 184u);
+}
+
+// Layer norm, 4 rows of 12 in chunks of 8 and 4: a reads 0..3 and 1..4; the 4 parameter rows
+// (gamma 40, 41, beta 42, 43), arbitrated in cycle 2, wait for a free port until 4: 4..7,
+// r_end = 8. Groups 3: per group 8, per row alu 3 + rsqrt 2: 3 * 8 + 5 = 29, W = 116; L = 32.
+// Writes no earlier than 8 + 32 + 116 - 8 = 148: 148..151, 152..155; completes 156.
+TEST(CoreTiming, VectorLayerNormOverTwoChunks) {
+  const RunResult r = run(R"(
+vop kind=layernorm ub_a=0 ub_b=40 dst=50 rows=4 cols=12 chunk_cols=8 chunk_stride_a=4 chunk_stride_dst=4
+halt
+)",
+                          fp32_config());
+  EXPECT_EQ(at_pc(r, 0).done, 156u);
+  EXPECT_EQ(r.total_cycles, 156u);
+}
+
+// Layer norm, 4 rows of 20 in chunks of 8, 8, 4: a reads 0..3, 1..4, 4..7; the 6 parameter
+// rows (40..45), arbitrated in cycle 3, find both ports busy in 3 and 4, one free in 5..7 and
+// both from 8: 5..10, r_end = 11. Groups 5: 5 * 8 + 5 = 45 per row, W = 180; L = 32. Writes no
+// earlier than 11 + 32 + 180 - 12 = 211: 211..214, 215..218, 219..222; completes 223.
+TEST(CoreTiming, VectorLayerNormOverThreeChunks) {
+  const RunResult r = run(R"(
+vop kind=layernorm ub_a=0 ub_b=40 dst=50 rows=4 cols=20 chunk_cols=8 chunk_stride_a=4 chunk_stride_dst=4
+halt
+)",
+                          fp32_config());
+  EXPECT_EQ(at_pc(r, 0).done, 223u);
+  EXPECT_EQ(r.total_cycles, 223u);
+}
+
 // NOP stalls issue until its semaphore: LW0 (issued 0, e = 0) completes when its UB reads
 // end, at e + K_t = 0 + 8 = 8, and signals; the NOP (reached at 1) waits 8 - 1 = 7 cycles
 // (sem:done) and takes the issue slot of cycle 8; LW1 issues at 9, e = 9 (the loader is free

@@ -720,9 +720,10 @@ TEST(Fidelity, RandomGroupedAndDilatedConvs) {
 
 // A random chain over the vector ops: convolutions with any fused activation, standalone
 // activations, a gated product (x * sigmoid(x)), layer and RMS norms, and softmax along
-// channels, causal or not;
-// channels stay <= 4 so a softmax row fits any array here. Every unread tensor is an output.
-std::string random_vector_graph_json(std::mt19937& rng, int seed, const char* dtype) {
+// channels, causal or not, with at most max_c channels (more than min(R, C) spreads a softmax
+// or norm row over several UB rows). Every unread tensor is an output.
+std::string random_vector_graph_json(std::mt19937& rng, int seed, const char* dtype,
+                                     std::uint32_t max_c) {
   const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
     return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
   };
@@ -742,7 +743,7 @@ std::string random_vector_graph_json(std::mt19937& rng, int seed, const char* dt
       case 0: {
         const std::uint32_t k = pick(0, 1) ? 3 : 1;
         last = node(R"("op": "conv2d", )" + src + R"(, "out_channels": )" +
-                    std::to_string(pick(1, 4)) + R"(, "kernel": )" + std::to_string(k) +
+                    std::to_string(pick(1, max_c)) + R"(, "kernel": )" + std::to_string(k) +
                     R"(, "padding": )" + std::to_string(k / 2) + R"(, "activation": ")" +
                     activations[pick(0, 6)] + '"');
         break;
@@ -761,7 +762,9 @@ std::string random_vector_graph_json(std::mt19937& rng, int seed, const char* dt
         break;
       default: {
         std::string mask;
-        if (pick(0, 1)) mask = R"(, "causal": true, "mask_offset": )" + std::to_string(int(pick(0, 4)) - 2);
+        if (pick(0, 1)) {
+          mask = R"(, "causal": true, "mask_offset": )" + std::to_string(int(pick(0, max_c)) - 2);
+        }
         if (last != "x") outputs += std::string(outputs.empty() ? "" : ", ") + '"' + last + '"';
         last = node(R"("op": "softmax", )" + src + mask);
         break;
@@ -771,7 +774,7 @@ std::string random_vector_graph_json(std::mt19937& rng, int seed, const char* dt
   outputs += std::string(outputs.empty() ? "" : ", ") + '"' + last + '"';
   std::ostringstream json;
   json << R"({"dtype": ")" << dtype << R"(", "batch": )" << pick(1, 2) << R"(, "seed": )" << seed
-       << R"(, "inputs": [{"name": "x", "shape": [)" << h << ", " << w << ", " << pick(1, 4)
+       << R"(, "inputs": [{"name": "x", "shape": [)" << h << ", " << w << ", " << pick(1, max_c)
        << "]}],\n\"nodes\": [" << nodes << "],\n\"outputs\": [" << outputs << "]}";
   return json.str();
 }
@@ -793,7 +796,7 @@ TEST(Fidelity, RandomCompiledVectorGraphs) {
     config.ub.capacity_bytes = pick(0, 1) ? 256 << 10 : 24 << 10;
     config.acc.capacity_bytes = 64 << 10;
     config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
-    const std::string json = random_vector_graph_json(rng, i, pick(0, 1) ? "int8" : "bf16");
+    const std::string json = random_vector_graph_json(rng, i, pick(0, 1) ? "int8" : "bf16", 4);
     SCOPED_TRACE(::testing::Message() << config.array.rows << "x" << config.array.cols << "\n"
                                       << json);
     const Program program = compile(parse_model_json(json, "random_vector_graph"), config);
@@ -802,6 +805,38 @@ TEST(Fidelity, RandomCompiledVectorGraphs) {
     EXPECT_TRUE(c.passed) << (c.first_mismatches.empty() ? "" : c.first_mismatches[0]);
     EXPECT_GT(c.compared, 0u);
   }
+}
+
+// The same with up to 20 channels on 4..8-wide arrays: softmax and norm rows over two to five
+// UB rows (chunk_cols), resident and staged, causal masks crossing chunks.
+TEST(Fidelity, RandomCompiledWideRowGraphs) {
+  std::mt19937 rng(23);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  std::uint64_t chunked = 0;
+  for (int i = 0; i < 8; ++i) {
+    Config config;
+    config.array.rows = pick(4, 8);
+    config.array.cols = pick(4, 8);
+    config.vector.lanes = pick(1, 8);
+    config.vector.reduce_max_cycles = pick(1, 3);
+    config.ub.capacity_bytes = pick(0, 1) ? 256 << 10 : 24 << 10;
+    config.acc.capacity_bytes = 64 << 10;
+    config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+    const std::string json = random_vector_graph_json(rng, i, pick(0, 1) ? "int8" : "bf16", 20);
+    SCOPED_TRACE(::testing::Message() << config.array.rows << "x" << config.array.cols << "\n"
+                                      << json);
+    const Program program = compile(parse_model_json(json, "random_wide_graph"), config);
+    for (const Instruction& inst : program.instructions) {
+      chunked += inst.op == Opcode::kVop && vop_chunks(inst) > 1;
+    }
+    check_agreement(config, program);
+    const CheckResult c = check_outputs(program, interpret(config, program).hbm);
+    EXPECT_TRUE(c.passed) << (c.first_mismatches.empty() ? "" : c.first_mismatches[0]);
+    EXPECT_GT(c.compared, 0u);
+  }
+  EXPECT_GT(chunked, 0u);
 }
 
 }  // namespace

@@ -441,15 +441,19 @@ TEST(FrontendTest, BadVectorOpAttributesNameTheNode) {
   expect_json_error(graph_with(R"({"name": "y", "op": "add", "inputs": ["x", "x"],
                                    "activation": "sigmoid"})"),
                     {"node 0 'y' (add)", "'activation'", "sigmoid on an int8 add"});
-  // A softmax row must fit one UB row of a resident or staged tensor: min(R, C) channels.
+  // A softmax over 8 channels on a 4 x 4 array takes 2 UB rows per pixel: staging one pixel
+  // takes 2 slots x 2 rows = 4 rows for the input and as many for the output, 8 > the 4 rows
+  // of 4 int8 elements in 16 bytes.
   Config config;
   config.array.rows = config.array.cols = 4;
+  config.ub.capacity_bytes = 16;
   expect_error([&] {
     compile(parse_model_json(graph_with(R"({"name": "y", "op": "softmax", "inputs": ["x"]})"),
                              "m.json"),
             config);
   },
-               {"m.json: node 0 'y' (softmax)", "softmax over 8 channels", "at most 4"});
+               {"m.json: node 0 'y' (softmax)", "needs 8 unified-buffer rows to stage one pixel",
+                "(2 rows of 4 channels)", "ub.capacity_bytes >= 32"});
   expect_json_error(R"({"input": [4, 4, 8], "layers": [{"type": "mul"}]})",
                     {"layer 0", "graph form"});
   for (const char* eps : {"0", "-1e-5", "2", "\"small\"", "1e-50"}) {

@@ -557,10 +557,10 @@ TEST(ProgramContainer, CorruptInputGivesOneLineErrors) {
   bad = good;
   bad[8] = 7;
   EXPECT_EQ(isa_error([&] { deserialize(bad); }),
-            "program format version 7, this build reads 4; recompile the program");
-  bad[8] = 3;  // a program written before dma.load had fifo (it would decode as 0)
+            "program format version 7, this build reads 5; recompile the program");
+  bad[8] = 4;  // a program of 64-byte instructions, before the VOP's chunk fields
   EXPECT_EQ(isa_error([&] { deserialize(bad); }),
-            "program format version 3, this build reads 4; recompile the program");
+            "program format version 4, this build reads 5; recompile the program");
   // Every strict prefix past the magic is truncated somewhere; none may crash or succeed.
   for (std::size_t n = 8; n < good.size(); ++n) {
     const std::vector<std::uint8_t> prefix(good.begin(), good.begin() + std::ptrdiff_t(n));

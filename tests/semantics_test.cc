@@ -1010,6 +1010,108 @@ TEST(VopSemantics, ChecksItsRows) {
             "vop: dst rows [61, 65) outside the unified buffer of 64 rows");
 }
 
+// A row op over rows longer than a UB row (4 elements here): 2 rows of 10 in chunks of 4, 4, 2,
+// a's chunks 2 rows apart, dst's 3. All inputs 9: softmax gives 100 / 10 = 10 everywhere;
+// causal from mask row 4 (columns counted across chunks), row 0 keeps columns 0..4 (100 / 5 =
+// 20) and row 1 keeps 0..5 (100 / 6 = 16.7 -> 17). Rows between dst's chunks and the last
+// chunk's elements past the row stay untouched (7).
+TEST(VopSemantics, Int8SoftmaxAcrossChunksByHand) {
+  MachineState s(small_config(), empty_program(DataType::kInt8, 0));
+  for (std::uint64_t r = 0; r < 6; ++r) std::fill(s.ub_row(r), s.ub_row(r) + 4, 9);
+  for (std::uint64_t r = 20; r < 28; ++r) std::fill(s.ub_row(r), s.ub_row(r) + 4, 7);
+  Instruction soft = vop(VopKind::kSoftmax, 2, 10);
+  soft.chunk_cols = 4;
+  soft.chunk_stride_a = 2;
+  soft.chunk_stride_dst = 3;
+  soft.scale_out = bits(100.0f);
+  const auto at = [&](std::uint32_t m, std::uint32_t n) {
+    return ub8(s, 20 + (n / 4) * 3 + m, n % 4);
+  };
+  exec_vop(s, soft);
+  for (std::uint32_t m = 0; m < 2; ++m) {
+    for (std::uint32_t n = 0; n < 10; ++n) EXPECT_EQ(at(m, n), 10) << m << " " << n;
+  }
+  soft.flags = kFlagCausal;
+  soft.mask_row = 4;
+  exec_vop(s, soft);
+  for (std::uint32_t n = 0; n < 10; ++n) {
+    EXPECT_EQ(at(0, n), n <= 4 ? 20 : 0) << n;
+    EXPECT_EQ(at(1, n), n <= 5 ? 17 : 0) << n;
+  }
+  for (std::uint32_t n = 0; n < 4; ++n) {
+    EXPECT_EQ(ub8(s, 22, n), 7);
+    EXPECT_EQ(ub8(s, 25, n), 7);
+  }
+  for (std::uint64_t r : {26, 27}) {
+    EXPECT_EQ(ub8(s, r, 2), 7);
+    EXPECT_EQ(ub8(s, r, 3), 7);
+  }
+}
+
+// Chunks change where elements live, not the arithmetic: a bf16 layer norm (and RMS norm) of
+// 10 elements in chunks of 4 equals norm_fp32 over the flat row, rounded once, bit for bit.
+TEST(VopSemantics, Bf16NormsAcrossChunksMatchTheFlatRow) {
+  MachineState s(small_config(DataType::kBf16), empty_program(DataType::kBf16, 0));
+  std::vector<float> x(10), gamma(10), beta(10);
+  const auto put = [&](std::uint64_t row, std::uint32_t n, float v) {
+    const std::uint16_t b = fp32_to_bf16(v);
+    std::memcpy(s.ub_row(row) + 2 * n, &b, 2);
+    return bf16_to_fp32(b);
+  };
+  for (std::uint32_t n = 0; n < 10; ++n) {
+    x[n] = put(n / 4 * 2, n % 4, 0.37f * float(n) - 1.3f);      // a: chunks 2 rows apart
+    gamma[n] = put(10 + n / 4, n % 4, 1.0f + 0.11f * float(n));  // gamma: rows 10..12
+    beta[n] = put(13 + n / 4, n % 4, 0.05f * float(n) - 0.2f);   // beta: rows 13..15
+  }
+  for (VopKind kind : {VopKind::kLayerNorm, VopKind::kRmsNorm}) {
+    SCOPED_TRACE(to_string(kind));
+    Instruction norm = vop(kind, 1, 10);
+    norm.chunk_cols = 4;
+    norm.chunk_stride_a = 2;
+    norm.chunk_stride_dst = 1;
+    exec_vop(s, norm);
+    std::vector<float> want = x;
+    float eps;
+    std::memcpy(&eps, &norm.eps, sizeof eps);
+    norm_fp32(want.data(), 10, gamma.data(), kind == VopKind::kLayerNorm ? beta.data() : nullptr,
+              eps);
+    for (std::uint32_t n = 0; n < 10; ++n) {
+      std::uint16_t got;
+      std::memcpy(&got, s.ub_row(20 + n / 4) + 2 * (n % 4), 2);
+      EXPECT_EQ(got, fp32_to_bf16(want[n])) << n;
+    }
+  }
+}
+
+TEST(VopSemantics, ChecksItsChunks) {
+  const MachineState s(small_config(), empty_program(DataType::kInt8, 0), false);
+  Instruction v = vop(VopKind::kSoftmax, 2, 10);
+  v.chunk_cols = 4;
+  v.chunk_stride_a = 2;
+  v.chunk_stride_dst = 1;
+  EXPECT_EQ(out_of_range_message(s, v),
+            "vop: chunk_stride_dst 1 not in [2, 4294967295] (UB rows between chunks >= rows)");
+  v.chunk_stride_dst = 20;  // chunks at 20, 40, 60: rows [20, 62)
+  EXPECT_EQ(out_of_range_message(s, v), "");
+  v.chunk_stride_dst = 21;  // rows [20, 64)
+  EXPECT_EQ(out_of_range_message(s, v), "");
+  v.chunk_stride_dst = 22;
+  EXPECT_EQ(out_of_range_message(s, v),
+            "vop: dst rows [20, 66) outside the unified buffer of 64 rows");
+  v.chunk_stride_dst = 2;
+  v.kind = VopKind::kLayerNorm;  // gamma and beta: 3 rows each from ub_b
+  v.src_row = 59;
+  EXPECT_EQ(out_of_range_message(s, v),
+            "vop: ub_b rows [59, 65) outside the unified buffer of 64 rows");
+  v.chunk_cols = 5;
+  EXPECT_EQ(out_of_range_message(s, v),
+            "vop: chunk_cols 5 not in [1, 4] (elements per UB row <= UB row elements)");
+  v.chunk_cols = 4;
+  v.kind = VopKind::kMul;
+  EXPECT_EQ(out_of_range_message(s, v),
+            "vop: chunk_cols needs a row op (softmax, layernorm, rmsnorm), not mul");
+}
+
 // Work and latency from the operation table (sim/README.md, "Vector unit"), with 4 lanes,
 // activate_latency 4, alu 2 / 1, exp 8 / 2, reciprocal 6 / 2, reduce_max and reduce_sum 3 / 1
 // (latency / cycles per group).
@@ -1078,6 +1180,14 @@ TEST(VectorCost, WorkAndLatencyFromTheOperationTable) {
   mul.kind = VopKind::kMul;
   mul.func = Activation::kTanh;
   EXPECT_EQ(vector_work(vop_ops(mul), 2, 5, cost_config()).cycles(), 2u * 2 * 9);
+  // Softmax of 10 columns in chunks of 5: groups never span two UB rows, so 2 + 2 = 4 groups
+  // where one row would take ceil(10 / 4) = 3: 4 * 7 + 2 = 30 per row; the latency is one
+  // row's chain, 28, either way.
+  w = vector_work(vop_ops(soft), 2, 10, cost_config(), 5);
+  EXPECT_EQ(w.groups_per_row, 4u);
+  EXPECT_EQ(w.cycles(), 2u * 30);
+  EXPECT_EQ(w.latency, 28u);
+  EXPECT_EQ(vector_work(vop_ops(soft), 2, 10, cost_config()).groups_per_row, 3u);
 }
 
 }  // namespace

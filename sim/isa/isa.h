@@ -14,7 +14,7 @@
 
 namespace tpu {
 
-constexpr std::size_t kInstructionBytes = 64;
+constexpr std::size_t kInstructionBytes = 128;
 constexpr std::uint32_t kNumSemaphores = 64;     // one bit each in a 64-bit mask
 constexpr std::uint32_t kMaxUnitInstances = 16;  // instance indices 0..15 per unit kind
 
@@ -63,11 +63,9 @@ enum class VopKind : std::uint8_t {
   kRmsNorm = 4,    // y = x / sqrt(mean of x^2 + eps) * gamma over the row
 };
 const char* to_string(VopKind kind);  // "map", "mul", ..., as in assembly
-// UB rows a VOP reads from src_row: every row's b operand (mul), or the row ops' parameters,
-// shared by every row: gamma (layernorm, rmsnorm), then beta (layernorm).
-inline std::uint32_t vop_b_rows(VopKind kind, std::uint32_t rows) {
-  if (kind == VopKind::kMul) return rows;
-  return kind == VopKind::kLayerNorm ? 2 : kind == VopKind::kRmsNorm ? 1 : 0;
+// The row ops (softmax and the norms) reduce over a whole row, which may span several UB rows.
+inline bool vop_reduces(VopKind kind) {
+  return kind == VopKind::kSoftmax || kind == VopKind::kLayerNorm || kind == VopKind::kRmsNorm;
 }
 
 // MATMUL flag: add into the accumulators instead of overwriting (K-split accumulation).
@@ -152,11 +150,17 @@ struct Instruction {
   std::uint32_t scale_out = 0x3f800000;
   // kVop: `kind` over rows x cols of UB rows ub_row.. (and vop_b_rows() rows from src_row)
   // into dst_row..; the causal mask (kFlagCausal) numbers the first row mask_row; the norms
-  // add eps (fp32 bits) to the variance or mean square.
+  // add eps (fp32 bits) to the variance or mean square. A row op's row of `cols` elements may
+  // span vop_chunks() UB rows of chunk_cols elements (the last holds the rest): chunk k of row
+  // m is UB row ub_row + k * chunk_stride_a + m (dst_row + k * chunk_stride_dst + m), and the
+  // parameters' chunk k rows src_row + k (gamma) and src_row + chunks + k (beta).
   VopKind kind = VopKind::kMap;
   std::uint32_t mask_row = 0;
   std::int32_t mask_offset = 0;
   std::uint32_t eps = 0x3727c5ac;  // 1e-5f
+  std::uint16_t chunk_cols = 0;    // 0: one UB row per row
+  std::uint32_t chunk_stride_a = 0;
+  std::uint32_t chunk_stride_dst = 0;
   // kPool: max (or average) pool over an in_h x in_w grid of UB rows (pixel-major, `cols`
   // channels each) starting at ub_row; out rows written from dst_row, kernel_h x kernel_w
   // window, stride `stride`.
@@ -173,6 +177,22 @@ struct Instruction {
   bool operator==(const Instruction& o) const;
   bool operator!=(const Instruction& o) const { return !(*this == o); }
 };
+
+// A VOP's elements per UB row and UB rows per row (sim/isa/ISA.md, "vop").
+inline std::uint32_t vop_chunk_cols(const Instruction& i) {
+  return i.chunk_cols ? i.chunk_cols : i.cols;
+}
+inline std::uint32_t vop_chunks(const Instruction& i) {
+  const std::uint32_t c = vop_chunk_cols(i);
+  return c ? (i.cols + c - 1) / c : 1;
+}
+// UB rows a VOP reads from src_row: every row's b operand (mul), or the row ops' parameters,
+// shared by every row: gamma (layernorm, rmsnorm), then beta (layernorm), one row per chunk.
+inline std::uint32_t vop_b_rows(const Instruction& i) {
+  if (i.kind == VopKind::kMul) return i.rows;
+  return (i.kind == VopKind::kLayerNorm ? 2 : i.kind == VopKind::kRmsNorm ? 1 : 0) *
+         vop_chunks(i);
+}
 
 // Output grid of a kPool (no padding): ((in - kernel) / stride + 1) each way.
 inline std::uint32_t pool_out_h(const Instruction& i) {

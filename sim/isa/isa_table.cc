@@ -240,6 +240,18 @@ std::vector<OpcodeSpec> build_table() {
                .hex()
                .fallback(0x3727c5ac)
                .quiet(),
+           Field("chunk_cols", 16, TPU_FIELD(chunk_cols),
+                 "row ops: elements per UB row of a row spanning several (0: one UB row)")
+               .fallback(0)
+               .quiet(),
+           Field("chunk_stride_a", 32, TPU_FIELD(chunk_stride_a),
+                 "row ops: UB rows between a row's chunks in a")
+               .fallback(0)
+               .quiet(),
+           Field("chunk_stride_dst", 32, TPU_FIELD(chunk_stride_dst),
+                 "row ops: UB rows between a row's chunks in dst")
+               .fallback(0)
+               .quiet(),
        }},
   };
 }

@@ -46,14 +46,16 @@ struct LayerInfo {
   std::vector<float> expected_fp32;
 };
 
-// Limits of what a program may be: a run holds every instruction in host memory (about 120
+// Limits of what a program may be: a run holds every instruction in host memory (about 160
 // bytes each), and a binary program file carries its memory image and expected outputs.
 constexpr std::size_t kMaxInstructions = std::size_t(1) << 24;
 constexpr std::uint64_t kMaxProgramFileBytes = std::uint64_t(1) << 30;
 
 struct Program {
-  // 2: 64-byte instructions (64 semaphores, unit instances, wider fields).
-  static constexpr std::uint32_t kFormatVersion = 4;
+  // 2: 64-byte instructions (64 semaphores, unit instances, wider fields). 3: grouped convs'
+  // load.weights blocks. 4: dma.load fifo (several MXUs). 5: 128-byte instructions (a VOP row
+  // op's row spanning several UB rows).
+  static constexpr std::uint32_t kFormatVersion = 5;
 
   DataType dtype = DataType::kInt8;
   // Array shape the program was compiled for; the simulator rejects a mismatching config.

@@ -138,13 +138,33 @@ void check_activate(const MachineState& s, const Instruction& inst) {
 void check_vop(const MachineState& s, const Instruction& inst) {
   const char* op = "vop";
   require_range(op, "rows", inst.rows, 1, 0xffffffff, "rows");
-  require_range(op, "cols", inst.cols, 1, s.row_elems, "elements <= UB row elements");
-  require_ub_rows(s, op, "ub_a", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
-  const std::uint32_t b_rows = vop_b_rows(inst.kind, inst.rows);
+  const std::uint32_t chunks = vop_chunks(inst);
+  if (inst.chunk_cols == 0) {
+    require_range(op, "cols", inst.cols, 1, s.row_elems, "elements <= UB row elements");
+  } else {
+    if (!vop_reduces(inst.kind)) {
+      fail(op, std::string("chunk_cols needs a row op (softmax, layernorm, rmsnorm), not ") +
+                   to_string(inst.kind));
+    }
+    require_range(op, "cols", inst.cols, 1, 0xffff, "elements per row");
+    require_range(op, "chunk_cols", inst.chunk_cols, 1, s.row_elems,
+                  "elements per UB row <= UB row elements");
+    if (chunks > 1) {
+      // A row's chunks and the other rows never share a UB row.
+      require_range(op, "chunk_stride_a", inst.chunk_stride_a, inst.rows, 0xffffffff,
+                    "UB rows between chunks >= rows");
+      require_range(op, "chunk_stride_dst", inst.chunk_stride_dst, inst.rows, 0xffffffff,
+                    "UB rows between chunks >= rows");
+    }
+  }
+  const std::uint64_t span_a = std::uint64_t(chunks - 1) * inst.chunk_stride_a + inst.rows;
+  const std::uint64_t span_dst = std::uint64_t(chunks - 1) * inst.chunk_stride_dst + inst.rows;
+  require_ub_rows(s, op, "ub_a", inst.ub_row, inst.ub_row + span_a);
+  const std::uint32_t b_rows = vop_b_rows(inst);
   if (b_rows > 0) {
     require_ub_rows(s, op, "ub_b", inst.src_row, std::uint64_t(inst.src_row) + b_rows);
   }
-  require_ub_rows(s, op, "dst", inst.dst_row, std::uint64_t(inst.dst_row) + inst.rows);
+  require_ub_rows(s, op, "dst", inst.dst_row, inst.dst_row + span_dst);
 }
 
 void check_pool(const MachineState& s, const Instruction& inst) {
@@ -708,33 +728,38 @@ void exec_add(MachineState& s, const Instruction& inst) {
 void exec_vop(MachineState& s, const Instruction& inst) {
   check_vop(s, inst);
   const std::uint32_t rows = inst.rows, cols = inst.cols;
+  const std::uint32_t width = vop_chunk_cols(inst), chunks = vop_chunks(inst);
   const bool int8 = s.dtype == DataType::kInt8;
   const float scale_a = fp32(inst.scale_a), scale_b = fp32(inst.scale_b);
   const float scale_out = fp32(inst.scale_out);
-  const auto load = [&](const std::uint8_t* row, std::uint32_t n, float scale) {
-    return int8 ? float(std::int8_t(row[n])) * scale
-                : bf16_to_fp32(load_elem<std::uint16_t>(row + 2 * n));
+  // Element n of a row lives in its chunk n / width, at n % width.
+  const auto load = [&](std::uint64_t first_row, std::uint64_t stride, std::uint32_t n,
+                        float scale) {
+    const std::uint8_t* row = s.ub_row(first_row + (n / width) * stride);
+    const std::uint32_t i = n % width;
+    return int8 ? float(std::int8_t(row[i])) * scale
+                : bf16_to_fp32(load_elem<std::uint16_t>(row + 2 * i));
   };
-  const std::uint64_t row_bytes = std::uint64_t(cols) * s.elem_bytes;
+  const std::uint64_t eb = s.elem_bytes;
   // Every input is read before any output is written, so the ranges may overlap.
-  std::vector<std::uint8_t> result(rows * row_bytes);
+  std::vector<std::uint8_t> result(std::uint64_t(rows) * cols * eb);
   std::vector<float> y(cols);
   const std::unique_ptr<bool[]> keep = std::make_unique<bool[]>(cols);
   const bool causal = inst.kind == VopKind::kSoftmax && (inst.flags & kFlagCausal);
   const bool norm = inst.kind == VopKind::kLayerNorm || inst.kind == VopKind::kRmsNorm;
   std::vector<float> gamma(norm ? cols : 0), beta(inst.kind == VopKind::kLayerNorm ? cols : 0);
-  for (std::uint32_t n = 0; n < gamma.size(); ++n) {
-    gamma[n] = load(s.ub_row(inst.src_row), n, scale_b);
-  }
+  for (std::uint32_t n = 0; n < gamma.size(); ++n) gamma[n] = load(inst.src_row, 1, n, scale_b);
   for (std::uint32_t n = 0; n < beta.size(); ++n) {
-    beta[n] = load(s.ub_row(inst.src_row + 1), n, scale_b);
+    beta[n] = load(inst.src_row + chunks, 1, n, scale_b);
   }
   for (std::uint32_t m = 0; m < rows; ++m) {
-    const std::uint8_t* a = s.ub_row(inst.ub_row + std::uint64_t(m));
-    for (std::uint32_t n = 0; n < cols; ++n) y[n] = load(a, n, scale_a);
+    for (std::uint32_t n = 0; n < cols; ++n) {
+      y[n] = load(inst.ub_row + std::uint64_t(m), inst.chunk_stride_a, n, scale_a);
+    }
     if (inst.kind == VopKind::kMul) {
-      const std::uint8_t* b = s.ub_row(inst.src_row + std::uint64_t(m));
-      for (std::uint32_t n = 0; n < cols; ++n) y[n] = y[n] * load(b, n, scale_b);
+      for (std::uint32_t n = 0; n < cols; ++n) {
+        y[n] = y[n] * load(inst.src_row + std::uint64_t(m), 0, n, scale_b);
+      }
     } else if (inst.kind == VopKind::kSoftmax) {
       const std::int64_t last = std::int64_t(inst.mask_row) + m + inst.mask_offset;
       for (std::uint32_t n = 0; n < cols; ++n) keep[n] = std::int64_t(n) <= last;
@@ -743,7 +768,7 @@ void exec_vop(MachineState& s, const Instruction& inst) {
       norm_fp32(y.data(), cols, gamma.data(), beta.empty() ? nullptr : beta.data(),
                 fp32(inst.eps));
     }
-    std::uint8_t* out = result.data() + m * row_bytes;
+    std::uint8_t* out = result.data() + std::uint64_t(m) * cols * eb;
     for (std::uint32_t n = 0; n < cols; ++n) {
       const float v = activation_fp32(y[n], inst.func);
       if (int8) {
@@ -755,8 +780,11 @@ void exec_vop(MachineState& s, const Instruction& inst) {
     }
   }
   for (std::uint32_t m = 0; m < rows; ++m) {
-    std::memcpy(s.ub_row(inst.dst_row + std::uint64_t(m)), result.data() + m * row_bytes,
-                row_bytes);
+    for (std::uint32_t k = 0; k < chunks; ++k) {
+      const std::uint32_t n0 = k * width, len = std::min(width, cols - n0);
+      std::memcpy(s.ub_row(inst.dst_row + std::uint64_t(k) * inst.chunk_stride_dst + m),
+                  result.data() + (std::uint64_t(m) * cols + n0) * eb, len * eb);
+    }
   }
 }
 

@@ -1,5 +1,7 @@
 #include "sim/isa/vector_cost.h"
 
+#include <algorithm>
+
 #include "sim/cycles.h"
 
 namespace tpu {
@@ -119,7 +121,7 @@ OpCounts vop_ops(const Instruction& inst) {
 }
 
 VectorWork vector_work(const OpCounts& ops, std::uint64_t rows, std::uint64_t cols,
-                       const VectorConfig& config) {
+                       const VectorConfig& config, std::uint64_t chunk_cols) {
   VectorWork w;
   w.rows = rows;
   w.elements = rows * cols;
@@ -131,7 +133,11 @@ VectorWork vector_work(const OpCounts& ops, std::uint64_t rows, std::uint64_t co
     row += ops.per_row[k] * t.cycles;
     w.latency += (ops.per_group[k] + ops.per_row[k]) * t.latency;
   }
-  w.cycles_per_row = ceil_div(cols, std::uint64_t(config.lanes)) * group + row;
+  const std::uint64_t lanes = config.lanes;
+  const std::uint64_t width = chunk_cols ? chunk_cols : std::max<std::uint64_t>(cols, 1);
+  const std::uint64_t full = cols / width, rest = cols % width;
+  w.groups_per_row = full * ceil_div(width, lanes) + ceil_div(rest, lanes);
+  w.cycles_per_row = w.groups_per_row * group + row;
   return w;
 }
 

@@ -31,18 +31,23 @@ OpCounts activation_ops(Activation func);
 // causal mask) plus its activation's.
 OpCounts vop_ops(const Instruction& inst);
 
-// The lanes' work on `rows` rows of `cols` elements, c = ceil(cols / lanes)
-// groups per row: cycles_per_row = c * (1 + sum of per_group counts x class
-// cycles) + sum of per_row counts x class cycles (the 1 is the requantise pass
-// every instruction makes), and latency = vector.activate_latency + sum over
-// every counted operation (per group and per row, once each) of its class
-// latency: the dependent chain one row's last element goes through.
+// The lanes' work on `rows` rows of `cols` elements, c element groups per row:
+// cycles_per_row = c * (1 + sum of per_group counts x class cycles) + sum of
+// per_row counts x class cycles (the 1 is the requantise pass every instruction
+// makes), and latency = vector.activate_latency + sum over every counted
+// operation (per group and per row, once each) of its class latency: the
+// dependent chain one row's last element goes through. A row in one UB row has
+// c = ceil(cols / lanes); one spread over UB rows of chunk_cols elements (a VOP
+// row op, chunk_cols > 0) has the groups of each chunk, c = (chunks - 1) *
+// ceil(chunk_cols / lanes) + ceil(last chunk's elements / lanes): the lanes
+// never mix two UB rows in one group, and the per-group reductions (running max
+// and sum) carry from chunk to chunk.
 struct VectorWork {
   std::uint64_t rows = 0, elements = 0;  // elements = rows * cols
-  std::uint64_t cycles_per_row = 0, latency = 0;
+  std::uint64_t groups_per_row = 0, cycles_per_row = 0, latency = 0;
   std::uint64_t cycles() const { return rows * cycles_per_row; }
 };
 VectorWork vector_work(const OpCounts& ops, std::uint64_t rows, std::uint64_t cols,
-                       const VectorConfig& config);
+                       const VectorConfig& config, std::uint64_t chunk_cols = 0);
 
 }  // namespace tpu

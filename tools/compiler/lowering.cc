@@ -458,12 +458,12 @@ class Lowerer {
     }
     return GemmPath::kRows;
   }
-  // Two slots of `rows` image rows for each operand (inputs and output) in HBM, and a norm's
-  // parameter rows.
+  // Two slots of `pixels` pixels (all their chunks, for a row op) for each operand (inputs and
+  // output) in HBM, and a norm's parameter rows.
   std::uint64_t eltwise_staging(const Node& layer, const std::vector<bool>& in_res, bool out_res,
-                                std::uint64_t rows) const {
-    const std::uint64_t slot = 2 * rows * layer.out.w;
-    std::uint64_t need = (out_res ? 0 : slot) + param_rows(layer);
+                                std::uint64_t pixels) const {
+    const std::uint64_t slot = 2 * pixels * row_chunks(layer);
+    std::uint64_t need = (out_res ? 0 : slot) + param_rows(layer) * row_chunks(layer);
     for (bool r : in_res) need += r ? 0 : slot;
     return need;
   }
@@ -518,9 +518,14 @@ class Lowerer {
                   std::uint64_t limit, const Requant& q);
   void lower_eltwise(const Node& layer, const std::vector<const Placement*>& in,
                      const Placement& out, std::uint64_t limit, const Requant& q, const Values* w);
-  // UB rows of a norm's gamma (and beta): one row each.
+  // A norm's parameters: gamma (and beta), each in row_chunks() UB rows.
   static std::uint64_t param_rows(const Node& layer) {
     return layer.kind == OpKind::kLayerNorm ? 2 : layer.kind == OpKind::kRmsNorm ? 1 : 0;
+  }
+  // UB rows per pixel a VOP row op (softmax, the norms) reduces over: its channel chunks, all
+  // in one instruction; element-wise nodes take one chunk per instruction.
+  std::uint64_t row_chunks(const Node& layer) const {
+    return vop_reduces(vop_kind(layer.kind)) ? ceil_div(layer.out.c, cw_) : 1;
   }
   static VopKind vop_kind(OpKind kind) {
     switch (kind) {
@@ -1608,7 +1613,10 @@ void Lowerer::lower_pool(const Node& layer, const Placement& in, const Placement
 }
 
 // Element-wise nodes (add, mul, activations, softmax along channels), one ADD or VOP per band:
-// bands of image rows per (channel chunk, sample): each input from HBM is loaded into one of two
+// bands of image rows per (channel chunk, sample), or per sample with every chunk for a row op
+// (softmax, the norms) over more than cw channels: its VOP reduces over a pixel's chunks, which
+// lie chunk_stride rows apart (a resident tensor's chunk grid, or P rows of a staging slot);
+// each input from HBM is loaded into one of two
 // slots, the vector instructions write the output straight into its resident layout or into
 // one of two output slots that a store drains. Resident operands with a zero border are read
 // (or written) one image row per instruction, since their rows break apart at the border.
@@ -1621,30 +1629,56 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
   for (const Placement* p : in) res.push_back(p->resident);
   const bool loads = std::find(res.begin(), res.end(), false) != res.end();
   check_width(W, kMaxCount, "image width (DMA pixels)");
-  if ((layer.kind == OpKind::kSoftmax || param_rows(layer) > 0) && C > cw_) {
-    fail(std::string(to_string(layer.kind)) + " over " + std::to_string(C) +
-         " channels: a row of a resident or staged "
-         "tensor holds at most " + std::to_string(cw_) + " (min(array.rows, array.cols))");
-  }
-  auto need = [&](std::uint64_t rows) { return eltwise_staging(layer, res, out.resident, rows); };
+  // A row op's pixel spans `chunks` UB rows: one band of each input and the output holds them
+  // all, chunk after chunk, and one VOP reads them (vop chunk_cols).
+  const std::uint64_t chunks = row_chunks(layer);
+  if (chunks > 1) check_width(C, field_max(Opcode::kVop, "cols"), "channels (vop cols)");
+  auto need = [&](std::uint64_t pixels) {
+    return eltwise_staging(layer, res, out.resident, pixels);
+  };
   if (need(1) > limit) {
     const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
-    fail("needs " + std::to_string(need(1)) + " unified-buffer rows to stage one image row of " +
-         std::to_string(W) + " pixels per input and output (double-buffered), but only " +
+    fail("needs " + std::to_string(need(1)) + " unified-buffer rows to stage one pixel" +
+         (chunks > 1 ? " (" + std::to_string(chunks) + " rows of " + std::to_string(cw_) +
+                           " channels)"
+                     : "") +
+         " per input and output (double-buffered), but only " +
          std::to_string(limit) + " rows are free (ub.capacity_bytes = " +
          std::to_string(config_.ub.capacity_bytes) + "); it would fit with ub.capacity_bytes >= " +
          std::to_string((ub_rows_ - limit + need(1)) * row_bytes));
   }
-  std::uint64_t band_rows = H;
-  while (band_rows > 1 && (need(band_rows) > limit || band_rows > kMaxCount)) --band_rows;
-  const std::uint64_t P = band_rows * W;  // staging rows per slot
+  // A causal mask over hq interleaved heads moves to the next query every hq pixels, a VOP's
+  // mask every row: the DMAs gather (and scatter) each head's pixels into consecutive UB rows,
+  // hq blocks of band.rows * px / hq rows per chunk of a slot, one VOP per head (min_staging
+  // keeps such a softmax's operands in HBM). Bands hold whole queries: px a multiple of hq.
+  const std::uint64_t hq = layer.causal ? layer.heads : 1;
+  if (W % hq != 0) {
+    fail("key 'heads': " + std::to_string(hq) + " does not divide the image width " +
+         std::to_string(W) + " (an image row must hold whole queries)");
+  }
+  const std::uint64_t qw = W / hq;  // queries per image row
+  // Bands of whole image rows, or of `px` pixels of one image row when one row does not fit.
+  std::uint64_t band_rows = H, px = W;
+  if (need(W) > limit) {
+    const std::uint64_t per_pixel = need(2) - need(1);  // > 0: some operand is staged
+    band_rows = 1;
+    px = std::min(W - 1, (limit - (need(1) - per_pixel)) / per_pixel);
+    px -= px % hq;
+    if (px == 0) {
+      fail("needs the " + std::to_string(hq) + " heads of one query staged at once, but only " +
+           std::to_string(limit) + " unified-buffer rows are free");
+    }
+  }
+  while (band_rows > 1 && (need(band_rows * W) > limit || band_rows > kMaxCount)) --band_rows;
+  const std::uint64_t P = band_rows * px;  // staging rows per chunk of a slot
   std::uint64_t next_slot = 0;
   std::uint64_t in_slot[2][2], out_slot[2];
+  const std::uint64_t slot_rows = P * chunks;
   for (std::size_t k = 0; k < inputs; ++k) {
-    for (int j = 0; j < 2; ++j) in_slot[k][j] = res[k] ? 0 : (next_slot += P) - P;
+    for (int j = 0; j < 2; ++j) in_slot[k][j] = res[k] ? 0 : (next_slot += slot_rows) - slot_rows;
   }
-  for (int j = 0; j < 2; ++j) out_slot[j] = out.resident ? 0 : (next_slot += P) - P;
-  // A norm's gamma (and beta), one row each, loaded once before the first band.
+  for (int j = 0; j < 2; ++j) out_slot[j] = out.resident ? 0 : (next_slot += slot_rows) - slot_rows;
+  // A norm's gamma (and beta), `chunks` rows each, loaded once before the first band.
   const std::uint64_t params = next_slot, norm_rows = param_rows(layer);
   if (norm_rows > 0) {
     const std::uint64_t hbm = plan_.weights[layer_index_];
@@ -1661,34 +1695,42 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
       add_segment(layer.name + ".params", hbm, std::move(image));
     }
     // Ahead of the band loads in DMA order; with no loads the first VOP waits for it.
-    emit(dma(Opcode::kDmaLoad, block(hbm, params, norm_rows, C * eb_, 1, C * eb_, C), 0,
-             loads ? 0 : bit(kSemPoolReady)));
+    DmaFields d;
+    d.hbm_addr = hbm;
+    d.ub_row = std::uint32_t(params);
+    d.elems = std::uint16_t(C);
+    d.groups = std::uint16_t(norm_rows);
+    d.group_stride = std::uint32_t(norm_rows > 1 ? C * eb_ : 0);
+    d.pack = std::uint16_t(std::min<std::uint64_t>(C, cw_));
+    d.ub_stride = std::uint16_t(chunks);
+    emit(dma(Opcode::kDmaLoad, d, 0, loads ? 0 : bit(kSemPoolReady)));
   }
   bool per_row = out.resident && out.ub.pad > 0;
   for (const Placement* p : in) per_row = per_row || (p->resident && p->ub.pad > 0);
-  // A causal mask over hq interleaved heads moves to the next query every hq pixels, a VOP's
-  // mask every row: the DMAs gather (and scatter) each head's pixels into consecutive UB rows,
-  // hq blocks of band.rows * W / hq rows per slot, one VOP per head (min_staging keeps such
-  // a softmax's operands in HBM).
-  const std::uint64_t hq = layer.causal ? layer.heads : 1;
-  if (W % hq != 0) {
-    fail("key 'heads': " + std::to_string(hq) + " does not divide the image width " +
-         std::to_string(W) + " (an image row must hold whole queries)");
-  }
-  const std::uint64_t qw = W / hq;  // queries per image row
 
   struct AddBand {
-    std::uint64_t cc, c0, chans, s, y0, rows;
+    std::uint64_t cc, c0, chans, s, y0, rows, x0, px;
   };
   std::vector<AddBand> bands;
-  for (std::uint64_t c0 = 0; c0 < C; c0 += cw_) {
+  const std::uint64_t band_chans = chunks > 1 ? C : cw_;  // channels per band
+  for (std::uint64_t c0 = 0; c0 < C; c0 += band_chans) {
     for (std::uint64_t s = 0; s < layer.samples; ++s) {
       for (std::uint64_t y0 = 0; y0 < H; y0 += band_rows) {
-        bands.push_back({c0 / cw_, c0, std::min<std::uint64_t>(cw_, C - c0), s, y0,
-                         std::min(band_rows, H - y0)});
+        for (std::uint64_t x0 = 0; x0 < W; x0 += px) {
+          bands.push_back({c0 / cw_, c0, std::min<std::uint64_t>(band_chans, C - c0), s, y0,
+                           std::min(band_rows, H - y0), x0, std::min(px, W - x0)});
+        }
       }
     }
   }
+  // The `chans` of band channels c0.. in pieces of at most cw: (channel offset, channels).
+  auto pieces_of = [&](const AddBand& band) {
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> out_pieces;
+    for (std::uint64_t c = 0; c < band.chans; c += cw_) {
+      out_pieces.push_back({c, std::min<std::uint64_t>(cw_, band.chans - c)});
+    }
+    return out_pieces;
+  };
   const std::uint64_t J = bands.size();
   auto emit_loads = [&](std::uint64_t j) {
     const AddBand& band = bands[j];
@@ -1696,11 +1738,15 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
     for (std::size_t k = 0; k < inputs; ++k) {
       if (res[k]) continue;
       const HbmTensor& t = in[k]->hbm;
-      for (std::uint64_t h = 0; h < hq; ++h) {
-        pieces.push_back(block(t.addr(band.s, std::int64_t(band.y0), std::int64_t(h)) +
-                                   band.c0 * eb_,
-                               in_slot[k][j % 2] + h * band.rows * qw, band.rows, t.row_bytes(),
-                               qw, hq * t.pixel_bytes(), band.chans));
+      for (const auto& [c, chans] : pieces_of(band)) {
+        for (std::uint64_t h = 0; h < hq; ++h) {
+          pieces.push_back(block(t.addr(band.s, std::int64_t(band.y0),
+                                        std::int64_t(band.x0 + h)) +
+                                     (band.c0 + c) * eb_,
+                                 in_slot[k][j % 2] + c / cw_ * P + h * band.rows * band.px / hq,
+                                 band.rows, t.row_bytes(), band.px / hq, hq * t.pixel_bytes(),
+                                 chans));
+        }
       }
     }
     for (std::size_t i = 0; i < pieces.size(); ++i) {
@@ -1711,19 +1757,30 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
   auto emit_store = [&](std::uint64_t j) {
     const AddBand& band = bands[j];
     const HbmTensor& t = out.hbm;
-    for (std::uint64_t h = 0; h < hq; ++h) {
-      DmaFields d = block(t.addr(band.s, std::int64_t(band.y0), std::int64_t(h)) + band.c0 * eb_,
-                          out_slot[j % 2] + h * band.rows * qw, band.rows, t.row_bytes(), qw,
-                          hq * t.pixel_bytes(), band.chans);
-      emit(dma(Opcode::kDmaStore, d, h == 0 ? bit(kSemOutReady) : 0,
-               h + 1 == hq && j + 2 < J ? bit(kSemOutFree) : 0));
+    const auto pieces = pieces_of(band);
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      const auto [c, chans] = pieces[i];
+      for (std::uint64_t h = 0; h < hq; ++h) {
+        DmaFields d = block(t.addr(band.s, std::int64_t(band.y0), std::int64_t(band.x0 + h)) +
+                                (band.c0 + c) * eb_,
+                            out_slot[j % 2] + c / cw_ * P + h * band.rows * band.px / hq,
+                            band.rows, t.row_bytes(), band.px / hq, hq * t.pixel_bytes(), chans);
+        const bool first = i == 0 && h == 0, last = i + 1 == pieces.size() && h + 1 == hq;
+        emit(dma(Opcode::kDmaStore, d, first ? bit(kSemOutReady) : 0,
+                 last && j + 2 < J ? bit(kSemOutFree) : 0));
+      }
     }
   };
-  // UB row of pixel (y, 0) of the band's image in input k (k == inputs: the output).
+  // UB rows between a pixel's chunks in input k (k == inputs: the output).
+  auto chunk_stride = [&](std::size_t k) {
+    const Placement& p = k < inputs ? *in[k] : out;
+    return p.resident ? std::uint64_t(p.ub.samples) * p.ub.image_rows() : P;
+  };
+  // UB row of pixel (y, x0) of the band's image in input k (k == inputs: the output).
   auto row_of = [&](std::size_t k, const AddBand& band, std::uint64_t j, std::uint64_t y) {
     const Placement& p = k < inputs ? *in[k] : out;
-    if (p.resident) return p.ub.row(band.cc, band.s, std::int64_t(y), 0);
-    return (k < inputs ? in_slot[k][j % 2] : out_slot[j % 2]) + (y - band.y0) * W;
+    if (p.resident) return p.ub.row(band.cc, band.s, std::int64_t(y), std::int64_t(band.x0));
+    return (k < inputs ? in_slot[k][j % 2] : out_slot[j % 2]) + (y - band.y0) * band.px;
   };
 
   if (loads) emit_loads(0);
@@ -1735,13 +1792,13 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
     const std::uint64_t n = per_row ? band.rows : hq;
     for (std::uint64_t r = 0; r < n; ++r) {
       const std::uint64_t y = per_row ? band.y0 + r : band.y0;
-      const std::uint64_t off = per_row ? 0 : r * band.rows * qw;
+      const std::uint64_t off = per_row ? 0 : r * band.rows * band.px / hq;
       Instruction add;
       add.op = layer.kind == OpKind::kAdd ? Opcode::kAdd : Opcode::kVop;
       add.ub_row = std::uint32_t(row_of(0, band, j, y) + off);
       if (inputs == 2) add.src_row = std::uint32_t(row_of(1, band, j, y) + off);
       add.dst_row = std::uint32_t(row_of(inputs, band, j, y) + off);
-      add.rows = std::uint32_t(per_row ? W : band.rows * qw);
+      add.rows = std::uint32_t(per_row ? band.px : band.rows * band.px / hq);
       add.cols = std::uint16_t(band.chans);
       add.func = layer.activation;
       if (add.op == Opcode::kAdd) {
@@ -1755,10 +1812,15 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
         add.scale_a = fp32_bits(q.scale_a);
         add.scale_b = fp32_bits(q.scale_b);
         add.scale_out = fp32_bits(q.scale_out);
+        if (chunks > 1) {
+          add.chunk_cols = std::uint16_t(cw_);
+          add.chunk_stride_a = std::uint32_t(chunk_stride(0));
+          add.chunk_stride_dst = std::uint32_t(chunk_stride(inputs));
+        }
         if (layer.causal) {
           add.flags = kFlagCausal;
-          // The query of the first row: pixels count the rows of each sample, hq per query.
-          add.mask_row = std::uint32_t(y * qw);
+          // The query of the first row: pixels count the rows of a sample, hq per query.
+          add.mask_row = std::uint32_t(y * qw + band.x0 / hq);
           add.mask_offset = layer.mask_offset;
         }
       }

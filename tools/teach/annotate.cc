@@ -85,8 +85,14 @@ std::string what(const Instruction& inst, const Program& program, const Config& 
                   : ", " + std::string(to_string(inst.kind)) + " of each row") +
              (inst.kind == VopKind::kLayerNorm || inst.kind == VopKind::kRmsNorm
                   ? " (parameters UB " +
-                        rows(inst.src_row, vop_b_rows(inst.kind, inst.rows)) + ")"
+                        rows(inst.src_row, vop_b_rows(inst)) + ")"
                   : "") +
+             (vop_chunks(inst) > 1 ? ", each row over " + std::to_string(vop_chunks(inst)) +
+                                         " UB rows (chunks " +
+                                         std::to_string(inst.chunk_stride_a) +
+                                         " rows apart in a, " +
+                                         std::to_string(inst.chunk_stride_dst) + " in dst)"
+                                   : "") +
              (inst.func != Activation::kNone ? std::string(", then ") + to_string(inst.func)
                                              : "") +
              " -> UB " + rows(inst.dst_row, inst.rows);
