@@ -645,6 +645,17 @@ Program Lowerer::run() {
         break;  // otherwise a view: producers and readers address the storage directly
       case OpKind::kReshape:
         break;
+      case OpKind::kSlice: {
+        // The input (never resident) at the slice's first pixel and channel, with the input's
+        // own row and image strides.
+        Placement from = in;
+        from.hbm.base += std::uint64_t(layer.x0) * in.hbm.pixel_bytes() +
+                         std::uint64_t(layer.c0) * eb_;
+        lower_copy(from, out.hbm, limit);
+        break;
+      }
+      case OpKind::kLstm:
+        fail("lstm was not expanded");
     }
     if (out.resident && !is_view(layer.kind)) {
       // The next DMA waits for this node's last vector instruction: only then may it overwrite

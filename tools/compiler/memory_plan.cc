@@ -62,8 +62,9 @@ class Planner {
         for (std::size_t k = 0; k < n.inputs.size(); ++k) {
           const TensorId id = n.inputs[k];
           const Tensor& t = g_.tensors[id];
-          if (parent_[id] >= 0 || id == n.output) {
-            // Already a view (of a reshape or of another concat): copied into its slice.
+          if (parent_[id] >= 0 || id == n.output || read_whole(id)) {
+            // Already a view (of a reshape or of another concat), or read as whole pixels by
+            // another node (an LSTM step's h): copied into its slice.
             copied_[i].push_back({k, c0});
             c0 += t.shape.c;
             continue;
@@ -125,6 +126,13 @@ class Planner {
   }
 
   bool is_slice(TensorId t) const { return slice_[t]; }
+  bool read_whole(TensorId t) const {
+    for (std::uint32_t c : g_.tensors[t].consumers) {
+      const OpKind k = g_.nodes[c].kind;
+      if (k == OpKind::kDense || k == OpKind::kMatmul || k == OpKind::kReshape) return true;
+    }
+    return false;
+  }
   bool is_copied(std::size_t node, std::size_t k) const {
     for (const Slot& c : copied_[node]) {
       if (c.input == k) return true;
@@ -166,6 +174,9 @@ class Planner {
       if (!written && !viewed) return false;
       if (c0_[t] % cw_ != 0) return false;
     }
+    // A slice is a DMA copy into HBM.
+    const Tensor& rt = g_.tensors[r];
+    if (rt.producer >= 0 && g_.nodes[std::size_t(rt.producer)].kind == OpKind::kSlice) return false;
     if (readers_[r].empty()) return false;
     // Copies land in HBM only.
     for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
@@ -297,6 +308,8 @@ class Planner {
         const GroupMap gm = group_map(n.in.c, n.out_channels, n.groups, cw_);
         const std::uint64_t taps = std::uint64_t(n.kernel_h) * n.kernel_w;
         plan_.weights[i] = allocate(stored_weights(gm, taps) * eb_);
+      } else if (n.shares_weights >= 0) {
+        plan_.weights[i] = plan_.weights[std::size_t(n.shares_weights)];
       } else if (n.weight_count() > 0) {
         plan_.weights[i] = allocate(n.weight_count() * eb_);
       }
