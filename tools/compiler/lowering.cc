@@ -452,6 +452,7 @@ class Lowerer {
                           out_res, 1);
     }
     if (is_eltwise(layer.kind)) return eltwise_staging(layer, in_res, out_res, 1);
+    if (layer.kind == OpKind::kSlice) return layer.out.w;  // one image row of its copy
     return pool_staging(layer, in_res[0], out_res, 1);
   }
   void emit_zero_border(const UbTensor& t);
@@ -1556,6 +1557,26 @@ void Lowerer::lower_copy(const Placement& from, const HbmTensor& to, std::uint64
   }
   const HbmTensor& h = from.hbm;
   if (W > limit) fail("needs " + std::to_string(W) + " staging rows to copy one image row");
+  if (H == 1 && to.samples > 1 &&
+      std::max(h.image_bytes(), to.image_bytes()) <= kMaxStride) {
+    // One-row images (an LSTM step's slices): the samples are the rows of each transfer.
+    const std::uint64_t band = std::min<std::uint64_t>({to.samples, limit / W, kMaxCount});
+    for (std::uint64_t cc = 0; cc * cw_ < C; ++cc) {
+      const std::uint64_t chans = std::min<std::uint64_t>(cw_, C - cc * cw_);
+      for (std::uint64_t b = 0; b < to.samples; b += band) {
+        const std::uint64_t rows = std::min<std::uint64_t>(band, to.samples - b);
+        emit(dma(Opcode::kDmaLoad,
+                 block(h.addr(b, 0, 0) + cc * cw_ * eb_, 0, rows, h.image_bytes(), W,
+                       h.pixel_bytes(), chans),
+                 0, 0));
+        emit(dma(Opcode::kDmaStore,
+                 block(to.addr(b, 0, 0) + cc * cw_ * eb_, 0, rows, to.image_bytes(), W,
+                       to.pixel_bytes(), chans),
+                 0, 0));
+      }
+    }
+    return;
+  }
   const std::uint64_t band = std::min({H, limit / W, kMaxCount});
   for (std::uint64_t cc = 0; cc * cw_ < C; ++cc) {
     const std::uint64_t chans = std::min<std::uint64_t>(cw_, C - cc * cw_);
