@@ -100,6 +100,22 @@ TEST(Lstm, ExpandsIntoPerStepNodesSharingTheRecurrentWeights) {
   EXPECT_EQ(macs, 1680u + 1152 + 1440 + 1152);
 }
 
+// The bundled LSTM models by hand. lstm_classifier: lstm1 x W 28 x 28 x 256 = 200,704 and
+// h U for 27 steps 27 x 64 x 256 = 442,368; lstm2 28 x 64 x 256 = 458,752 + 442,368; dense
+// 64 x 10 = 640; 1,544,832 in all. tpu_v1_lstm0: six layers of W 1040 x 4160 and U 1040 x 4160
+// (stored once, shared by the steps): 6 x 8 x 1040^2 = 51,916,800 weights.
+TEST(Lstm, ClassifierMacsByHand) {
+  const std::string dir = std::string(TPUSIM_SOURCE_DIR) + "/models/";
+  std::uint64_t macs = 0;
+  for (const Node& n : load_model(dir + "lstm_classifier.json").nodes) macs += n.macs();
+  EXPECT_EQ(macs, 1544832u);
+  std::uint64_t weights = 0;
+  for (const Node& n : load_model(dir + "tpu_v1_lstm0.json").nodes) {
+    if (n.shares_weights < 0) weights += n.weight_count();
+  }
+  EXPECT_EQ(weights, 51916800u);
+}
+
 // The expansion against the plain-loop LSTM on the same generated data (bf16: every
 // intermediate tensor is rounded to bf16, about 2^-9 relative per node, |h| < 1).
 TEST(Lstm, ExpansionMatchesAPlainLoopLstm) {
