@@ -452,7 +452,7 @@ class Lowerer {
                           out_res, 1);
     }
     if (is_eltwise(layer.kind)) return eltwise_staging(layer, in_res, out_res, 1);
-    if (layer.kind == OpKind::kSlice) return layer.out.w;  // one image row of its copy
+    if (layer.kind == OpKind::kSlice) return out_res ? 0 : layer.out.w;  // an image row's copy
     return pool_staging(layer, in_res[0], out_res, 1);
   }
   void emit_zero_border(const UbTensor& t);
@@ -487,6 +487,7 @@ class Lowerer {
     }
   }
   void lower_copy(const Placement& from, const HbmTensor& to, std::uint64_t limit);
+  void lower_slice_to_ub(const HbmTensor& from, const UbTensor& to);
 
   struct Handoff {
     std::size_t producer;
@@ -605,6 +606,11 @@ Program Lowerer::run() {
     // of its own: it waits until earlier nodes' transfers are done with them (a GEMM's vector
     // work waits for its own weight loads, which come after those transfers in DMA order).
     if (!is_view(layer.kind) && last_dma_ && last_dma_ != barrier_dma_) {
+      // A node without vector work (a slice) leaves its hand-off pending: the later DMA
+      // replaces it (transfers finish in order), so each signal keeps exactly one wait.
+      handoffs_.erase(std::remove_if(handoffs_.begin(), handoffs_.end(),
+                                     [](const Handoff& h) { return h.sem == kSemStagingFree; }),
+                      handoffs_.end());
       handoffs_.push_back({*last_dma_, kSemStagingFree, Unit::kVector});
       barrier_dma_ = last_dma_;
     }
@@ -649,10 +655,13 @@ Program Lowerer::run() {
       case OpKind::kSlice: {
         // The input (never resident) at the slice's first pixel and channel, with the input's
         // own row and image strides.
-        Placement from = in;
-        from.hbm.base += std::uint64_t(layer.x0) * in.hbm.pixel_bytes() +
-                         std::uint64_t(layer.c0) * eb_;
-        lower_copy(from, out.hbm, limit);
+        HbmTensor from = in.hbm;
+        from.base += std::uint64_t(layer.x0) * in.hbm.pixel_bytes() + std::uint64_t(layer.c0) * eb_;
+        if (out.resident) {
+          lower_slice_to_ub(from, out.ub);
+        } else {
+          lower_copy(Placement{false, from, {}}, out.hbm, limit);
+        }
         break;
       }
       case OpKind::kLstm:
@@ -1590,6 +1599,30 @@ void Lowerer::lower_copy(const Placement& from, const HbmTensor& to, std::uint64
         emit(dma(Opcode::kDmaStore,
                  block(to.addr(b, std::int64_t(y), 0) + cc * cw_ * eb_, 0, rows, to.row_bytes(), W,
                        to.pixel_bytes(), chans),
+                 0, 0));
+      }
+    }
+  }
+}
+
+// Loads a slice (`from`: the input at the slice's first pixel and channel, with the input's
+// strides) straight into its resident rows: per channel chunk, the samples' one-row images of
+// an unpadded output in one transfer each (they are consecutive grids), else one per image row.
+void Lowerer::lower_slice_to_ub(const HbmTensor& from, const UbTensor& to) {
+  const std::uint64_t H = to.shape.h, W = to.shape.w, C = to.shape.c;
+  check_width(W, kMaxCount, "image width (DMA pixels)");
+  const bool by_samples = H == 1 && to.pad == 0 && from.image_bytes() <= kMaxStride;
+  const std::uint64_t band = by_samples ? std::min<std::uint64_t>(to.samples, kMaxCount) : 1;
+  for (std::uint64_t cc = 0; cc * cw_ < C; ++cc) {
+    const std::uint64_t chans = std::min<std::uint64_t>(cw_, C - cc * cw_);
+    for (std::uint64_t b = 0; b < to.samples; b += band) {
+      const std::uint64_t rows = std::min(band, to.samples - b);
+      for (std::uint64_t y = 0; y < H; ++y) {
+        emit(dma(Opcode::kDmaLoad,
+                 block(from.addr(b, std::int64_t(y), 0) + cc * cw_ * eb_,
+                       to.row(cc, b, std::int64_t(y), 0), rows,
+                       by_samples ? from.image_bytes() : from.row_bytes(), W, from.pixel_bytes(),
+                       chans),
                  0, 0));
       }
     }

@@ -174,10 +174,15 @@ class Planner {
       if (!written && !viewed) return false;
       if (c0_[t] % cw_ != 0) return false;
     }
-    // A slice is a DMA copy into HBM.
-    const Tensor& rt = g_.tensors[r];
-    if (rt.producer >= 0 && g_.nodes[std::size_t(rt.producer)].kind == OpKind::kSlice) return false;
     if (readers_[r].empty()) return false;
+    // A slice's DMA loads write it: vector readers wait for the DMA before them, but a GEMM's
+    // weight tiles may be loaded (and its MATMULs start) before the slice's loads.
+    const Tensor& rt = g_.tensors[r];
+    if (rt.producer >= 0 && g_.nodes[std::size_t(rt.producer)].kind == OpKind::kSlice) {
+      for (const Reader& rd : readers_[r]) {
+        if (is_gemm(g_.nodes[rd.node].kind)) return false;
+      }
+    }
     // Copies land in HBM only.
     for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
       if (!copied_[i].empty() && plan_.root[g_.nodes[i].output] == r) return false;

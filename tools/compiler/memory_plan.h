@@ -7,8 +7,8 @@
 //   reshape's output aliases its input's bytes (NHWC order is unchanged). Views need no
 //   instructions: producers write the slice directly, consumers read it in place. A tensor that
 //   already is a view when a concat takes it, or that a dense or reshape also reads as whole
-//   pixels, is copied into its slice instead (`copies`). A `slice` is no view: a DMA copy into a
-//   root of its own that is never resident, from an input that is never resident.
+//   pixels, is copied into its slice instead (`copies`). A `slice` is no view: a DMA copy from an
+//   input in HBM into a root of its own, resident when no GEMM reads it (DMA loads write it).
 // - HBM roots are bump-allocated (a checked output must survive to the end of the run): NHWC
 //   with the zero border of `pad` pixels the padded convolutions reading it need, so a padded
 //   convolution is a plain strided gather. HBM outside the memory image is zero.
