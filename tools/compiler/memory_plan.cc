@@ -125,7 +125,6 @@ class Planner {
     }
   }
 
-  bool is_slice(TensorId t) const { return slice_[t]; }
   bool read_whole(TensorId t) const {
     for (std::uint32_t c : g_.tensors[t].consumers) {
       const OpKind k = g_.nodes[c].kind;
@@ -151,11 +150,6 @@ class Planner {
         fail(rd.node, "reads '" + t.name + "' flattened, but that tensor also feeds a convolution "
                       "with padding " + std::to_string(pad_[r]) +
                       " and so carries a zero border; flatten it through another layer");
-      }
-      if ((n.kind == OpKind::kReshape || n.kind == OpKind::kDense ||
-           n.kind == OpKind::kMatmul) && is_slice(rd.tensor)) {
-        fail(rd.node, "reads '" + t.name + "', a channel slice of concat output '" +
-                          g_.tensors[r].name + "', as whole pixels; read the concat's output");
       }
     }
   }

@@ -108,7 +108,8 @@ using StagingQuery = std::function<std::uint64_t(std::size_t node,
                                                  const std::vector<bool>& in_res, bool out_res)>;
 
 // Throws CompileError (one line, naming the node) for layouts the machine cannot serve: a
-// reshape of a padded or sliced tensor, a dense layer reading a padded or sliced tensor.
+// reshape of a padded tensor, a dense layer flattening a padded tensor. (A concat input that a
+// reshape or dense also reads is copied, so neither ever reads a channel slice.)
 MemoryPlan plan_memory(const Graph& graph, const Config& config, std::uint64_t ub_rows,
                        bool resident_activations, const StagingQuery& staging);
 
