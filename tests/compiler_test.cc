@@ -1324,5 +1324,26 @@ TEST(CompilerTest, DepthwiseOn8x8IsOneBlockDiagonalTilePerTap) {
   expect_correct(model, array_config(8, 8), {}, 2);
 }
 
+// LSTM steps (slices, recurrent denses, gate vector ops, the sequence's concat copies) in
+// program order and in random interleavings: the semaphores order every step's hand-offs.
+TEST(CompilerTest, LstmStepsAreBitExactInAnyInterleaving) {
+  for (const char* dtype : {"int8", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    const Graph g = parse_model_json(std::string(R"({"dtype": ")") + dtype + R"(", "batch": 3,
+      "inputs": [{"name": "seq", "shape": [1, 4, 7]}],
+      "nodes": [
+        {"name": "l1", "op": "lstm", "inputs": ["seq"], "units": 6, "return_sequences": true},
+        {"name": "l2", "op": "lstm", "inputs": ["l1"], "units": 9}],
+      "outputs": ["l2"]})",
+                                     "lstm.json");
+    for (const Config& config : {array_config(8, 8), array_config(4, 4)}) {
+      expect_correct(g, config, {}, 4);
+      CompileOptions hbm_only;
+      hbm_only.resident_activations = false;
+      expect_correct(g, config, hbm_only, 1);
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tpu

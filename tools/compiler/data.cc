@@ -55,6 +55,10 @@ GraphData generate_data(const Graph& graph, std::uint64_t seed) {
     const Node& n = graph.nodes[i];
     const std::uint64_t count = n.weight_count();
     if (count == 0) continue;
+    if (n.shares_weights >= 0) {
+      d.weights[i] = d.weights[std::size_t(n.shares_weights)];
+      continue;
+    }
     d.weights[i] = allocating("the weights of node '" + n.name + "'", double(count) * value_bytes,
                               [&] { return random_values(graph.dtype, count, seed, 2 * i + 1, true); });
   }

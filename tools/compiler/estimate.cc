@@ -60,7 +60,7 @@ RunEstimate estimate_functional_run(const Graph& graph, const Config& config, bo
       const GroupMap gm = group_map(n.in.c, n.out_channels, n.groups,
                                     std::min(config.array.rows, config.array.cols));
       weights += double(stored_weights(gm, std::uint64_t(n.kernel_h) * n.kernel_w)) * eb;
-    } else {
+    } else if (n.shares_weights < 0) {  // shared weights are generated and stored once
       weights += double(n.weight_count()) * eb;
     }
     if (is_gemm(n.kind)) widest_gemm = std::max(widest_gemm, out);

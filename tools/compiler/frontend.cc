@@ -13,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sim/config/user_input.h"
+#include "tools/compiler/lstm.h"
 
 namespace tpu {
 
@@ -286,6 +287,8 @@ const std::vector<OpSpec>& op_specs() {
       {"concat", OpKind::kConcat, {}, {}},
       {"reshape", OpKind::kReshape, {"shape"}, {"shape"}},
       {"flatten", OpKind::kReshape, {}, {}},
+      {"slice", OpKind::kSlice, {"width", "channels"}, {}},
+      {"lstm", OpKind::kLstm, {"units", "return_sequences"}, {"units"}},
   };
   return specs;
 }
@@ -392,6 +395,35 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
         }
         n.scale = float(e.get<double>());
         if (!(n.scale > 0)) w.fail_key("scale", "underflows fp32: " + excerpt(e.dump()));
+      }
+      break;
+    case OpKind::kSlice: {
+      // A half-open [begin, end) range; its end is checked against the input by infer_shapes.
+      const auto range = [&](const char* key, std::uint32_t& begin, std::uint32_t& end) {
+        if (!j.contains(key)) return;
+        const json& v = j[key];
+        if (!v.is_array() || v.size() != 2) {
+          w.fail_key(key, "expected [begin, end], got " + excerpt(v.dump()));
+        }
+        begin = as_size(w, key, v[0], 0);
+        end = as_size(w, key, v[1], 1);
+        if (end <= begin) {
+          w.fail_key(key, "[" + std::to_string(begin) + ", " + std::to_string(end) +
+                              ") is empty (end must exceed begin)");
+        }
+      };
+      range("width", n.x0, n.x1);
+      range("channels", n.c0, n.c1);
+      break;
+    }
+    case OpKind::kLstm:
+      n.units = as_size(w, "units", j["units"], 1);
+      if (j.contains("return_sequences")) {
+        const json& r = j["return_sequences"];
+        if (!r.is_boolean()) {
+          w.fail_key("return_sequences", "expected true or false, got " + json_type_name(r));
+        }
+        n.return_sequences = r.get<bool>();
       }
       break;
     case OpKind::kGlobalAvgPool2d:
@@ -695,6 +727,7 @@ Graph parse_model_json(const std::string& text, const std::string& source) {
     parse_chain(where, doc, g);
   }
   infer_shapes(g);
+  expand_lstms(g);
   return g;
 }
 

@@ -87,6 +87,8 @@ const char* to_string(OpKind kind) {
     case OpKind::kRmsNorm: return "rmsnorm";
     case OpKind::kConcat: return "concat";
     case OpKind::kReshape: return "reshape";
+    case OpKind::kSlice: return "slice";
+    case OpKind::kLstm: return "lstm";
   }
   return "?";
 }
@@ -158,6 +160,14 @@ void infer_shapes(Graph& g) {
         fail(g, n, i, "input '" + t.name + "' is used before it is produced");
       }
       t.consumers.push_back(std::uint32_t(i));
+    }
+    if (n.shares_weights >= 0) {
+      const std::size_t from = std::size_t(n.shares_weights);
+      if (from >= i || g.nodes[from].kind != n.kind || !is_gemm(n.kind) ||
+          g.nodes[from].in != g.tensors[n.inputs.at(0)].shape || g.nodes[from].units != n.units) {
+        fail(g, n, i, "shares the weights of node " + std::to_string(from) +
+                          ", which is not an earlier GEMM of the same kind and shape");
+      }
     }
     const Tensor& x = g.tensors[n.inputs.at(0)];
     n.samples = x.samples;
@@ -323,6 +333,29 @@ void infer_shapes(Graph& g) {
                             ")");
         }
         n.out = n.target;
+        break;
+      case OpKind::kSlice: {
+        if (n.x1 == 0) n.x1 = in.w;
+        if (n.c1 == 0) n.c1 = in.c;
+        if (n.x0 >= n.x1 || n.x1 > in.w) {
+          fail(g, n, i, "key 'width': [" + std::to_string(n.x0) + ", " + std::to_string(n.x1) +
+                            ") is not a non-empty range of the input's " + std::to_string(in.w) +
+                            " columns");
+        }
+        if (n.c0 >= n.c1 || n.c1 > in.c) {
+          fail(g, n, i, "key 'channels': [" + std::to_string(n.c0) + ", " + std::to_string(n.c1) +
+                            ") is not a non-empty range of the input's " + std::to_string(in.c) +
+                            " channels");
+        }
+        n.out = {in.h, n.x1 - n.x0, n.c1 - n.c0};
+        break;
+      }
+      case OpKind::kLstm:
+        if (in.h != 1) {
+          fail(g, n, i, "input '" + x.name + "' is " + to_string(in) +
+                            "; an lstm reads a sequence of shape 1 x T x F (T steps of F features)");
+        }
+        n.out = {1, n.return_sequences ? in.w : 1, n.units};
         break;
     }
     Tensor& out = g.tensors.at(n.output);

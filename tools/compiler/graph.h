@@ -54,6 +54,8 @@ enum class OpKind {
   kRmsNorm,    // RMS norm along channels with per-channel gamma
   kConcat,     // concatenation along channels
   kReshape,    // a new H x W x C view of the same elements in NHWC order (flatten: 1 x 1 x HWC)
+  kSlice,      // columns [x0, x1) and channels [c0, c1) of every row, copied by the DMA engine
+  kLstm,       // an LSTM over a 1 x T x F sequence; only before expand_lstms (tools/compiler/lstm.h)
 };
 const char* to_string(OpKind kind);  // the model JSON `op`/`type` name
 
@@ -112,6 +114,14 @@ struct Node {
   std::uint32_t heads = 1;
   bool transpose_b = false;
   float scale = 1.0f;
+  // kSlice: columns [x0, x1) and channels [c0, c1); 0 as x1 or c1 means up to the end (set by
+  // infer_shapes).
+  std::uint32_t x0 = 0, x1 = 0, c0 = 0, c1 = 0;
+  // kLstm: `units` hidden units; the whole sequence h_0..h_{T-1} (1 x T x units) or only h_{T-1}.
+  bool return_sequences = false;
+  // A GEMM that uses the weights of the earlier GEMM node with this index (same data, same HBM
+  // address) instead of its own: an LSTM's recurrent dense at every step after the first.
+  std::int64_t shares_weights = -1;
 
   // Inferred: the shape of inputs[0] and of the output, per sample.
   std::uint32_t samples = 0;

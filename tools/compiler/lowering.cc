@@ -498,6 +498,7 @@ class Lowerer {
       if (layer.causal && layer.heads > 1 && (in_res[0] || out_res)) return kNever;
       return eltwise_staging(layer, in_res, out_res, 1);
     }
+    if (layer.kind == OpKind::kSlice) return out_res ? 0 : layer.out.w;  // an image row's copy
     return pool_staging(layer, in_res[0], out_res, 1);
   }
   void emit_zero_border(const UbTensor& t);
@@ -542,6 +543,7 @@ class Lowerer {
     }
   }
   void lower_copy(const Placement& from, const HbmTensor& to, std::uint64_t limit);
+  void lower_slice_to_ub(const HbmTensor& from, const UbTensor& to);
 
   struct Handoff {
     std::size_t producer;
@@ -689,6 +691,11 @@ Program Lowerer::run() {
     // of its own: it waits until earlier nodes' transfers are done with them (a GEMM's vector
     // work waits for its own weight loads, which come after those transfers in DMA order).
     if (!is_view(layer.kind) && last_dma_ && last_dma_ != barrier_dma_) {
+      // A node without vector work (a slice) leaves its hand-off pending: the later DMA
+      // replaces it (transfers finish in order), so each signal keeps exactly one wait.
+      handoffs_.erase(std::remove_if(handoffs_.begin(), handoffs_.end(),
+                                     [](const Handoff& h) { return h.sem == kSemStagingFree; }),
+                      handoffs_.end());
       handoffs_.push_back({*last_dma_, kSemStagingFree, Unit::kVector});
       barrier_dma_ = last_dma_;
     }
@@ -731,6 +738,20 @@ Program Lowerer::run() {
         break;  // otherwise a view: producers and readers address the storage directly
       case OpKind::kReshape:
         break;
+      case OpKind::kSlice: {
+        // The input (never resident) at the slice's first pixel and channel, with the input's
+        // own row and image strides.
+        HbmTensor from = in.hbm;
+        from.base += std::uint64_t(layer.x0) * in.hbm.pixel_bytes() + std::uint64_t(layer.c0) * eb_;
+        if (out.resident) {
+          lower_slice_to_ub(from, out.ub);
+        } else {
+          lower_copy(Placement{false, from, {}}, out.hbm, limit);
+        }
+        break;
+      }
+      case OpKind::kLstm:
+        fail("lstm was not expanded");
     }
     if (out.resident && !is_view(layer.kind)) {
       // The next DMA waits for this node's last vector instruction: only then may it overwrite
@@ -1864,6 +1885,26 @@ void Lowerer::lower_copy(const Placement& from, const HbmTensor& to, std::uint64
   }
   const HbmTensor& h = from.hbm;
   if (W > limit) fail("needs " + std::to_string(W) + " staging rows to copy one image row");
+  if (H == 1 && to.samples > 1 &&
+      std::max(h.image_bytes(), to.image_bytes()) <= kMaxStride) {
+    // One-row images (an LSTM step's slices): the samples are the rows of each transfer.
+    const std::uint64_t band = std::min<std::uint64_t>({to.samples, limit / W, kMaxCount});
+    for (std::uint64_t cc = 0; cc * cw_ < C; ++cc) {
+      const std::uint64_t chans = std::min<std::uint64_t>(cw_, C - cc * cw_);
+      for (std::uint64_t b = 0; b < to.samples; b += band) {
+        const std::uint64_t rows = std::min<std::uint64_t>(band, to.samples - b);
+        emit(dma(Opcode::kDmaLoad,
+                 block(h.addr(b, 0, 0) + cc * cw_ * eb_, 0, rows, h.image_bytes(), W,
+                       h.pixel_bytes(), chans),
+                 0, 0));
+        emit(dma(Opcode::kDmaStore,
+                 block(to.addr(b, 0, 0) + cc * cw_ * eb_, 0, rows, to.image_bytes(), W,
+                       to.pixel_bytes(), chans),
+                 0, 0));
+      }
+    }
+    return;
+  }
   const std::uint64_t band = std::min({H, limit / W, kMaxCount});
   for (std::uint64_t cc = 0; cc * cw_ < C; ++cc) {
     const std::uint64_t chans = std::min<std::uint64_t>(cw_, C - cc * cw_);
@@ -1877,6 +1918,30 @@ void Lowerer::lower_copy(const Placement& from, const HbmTensor& to, std::uint64
         emit(dma(Opcode::kDmaStore,
                  block(to.addr(b, std::int64_t(y), 0) + cc * cw_ * eb_, 0, rows, to.row_bytes(), W,
                        to.pixel_bytes(), chans),
+                 0, 0));
+      }
+    }
+  }
+}
+
+// Loads a slice (`from`: the input at the slice's first pixel and channel, with the input's
+// strides) straight into its resident rows: per channel chunk, the samples' one-row images of
+// an unpadded output in one transfer each (they are consecutive grids), else one per image row.
+void Lowerer::lower_slice_to_ub(const HbmTensor& from, const UbTensor& to) {
+  const std::uint64_t H = to.shape.h, W = to.shape.w, C = to.shape.c;
+  check_width(W, kMaxCount, "image width (DMA pixels)");
+  const bool by_samples = H == 1 && to.pad == 0 && from.image_bytes() <= kMaxStride;
+  const std::uint64_t band = by_samples ? std::min<std::uint64_t>(to.samples, kMaxCount) : 1;
+  for (std::uint64_t cc = 0; cc * cw_ < C; ++cc) {
+    const std::uint64_t chans = std::min<std::uint64_t>(cw_, C - cc * cw_);
+    for (std::uint64_t b = 0; b < to.samples; b += band) {
+      const std::uint64_t rows = std::min(band, to.samples - b);
+      for (std::uint64_t y = 0; y < H; ++y) {
+        emit(dma(Opcode::kDmaLoad,
+                 block(from.addr(b, std::int64_t(y), 0) + cc * cw_ * eb_,
+                       to.row(cc, b, std::int64_t(y), 0), rows,
+                       by_samples ? from.image_bytes() : from.row_bytes(), W, from.pixel_bytes(),
+                       chans),
                  0, 0));
       }
     }

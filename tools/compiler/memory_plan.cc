@@ -62,8 +62,9 @@ class Planner {
         for (std::size_t k = 0; k < n.inputs.size(); ++k) {
           const TensorId id = n.inputs[k];
           const Tensor& t = g_.tensors[id];
-          if (parent_[id] >= 0 || id == n.output) {
-            // Already a view (of a reshape or of another concat): copied into its slice.
+          if (parent_[id] >= 0 || id == n.output || read_whole(id)) {
+            // Already a view (of a reshape or of another concat), or read as whole pixels by
+            // another node (an LSTM step's h): copied into its slice.
             copied_[i].push_back({k, c0});
             c0 += t.shape.c;
             continue;
@@ -124,7 +125,13 @@ class Planner {
     }
   }
 
-  bool is_slice(TensorId t) const { return slice_[t]; }
+  bool read_whole(TensorId t) const {
+    for (std::uint32_t c : g_.tensors[t].consumers) {
+      const OpKind k = g_.nodes[c].kind;
+      if (k == OpKind::kDense || k == OpKind::kMatmul || k == OpKind::kReshape) return true;
+    }
+    return false;
+  }
   bool is_copied(std::size_t node, std::size_t k) const {
     for (const Slot& c : copied_[node]) {
       if (c.input == k) return true;
@@ -144,11 +151,6 @@ class Planner {
                       "with padding " + std::to_string(pad_[r]) +
                       " and so carries a zero border; flatten it through another layer");
       }
-      if ((n.kind == OpKind::kReshape || n.kind == OpKind::kDense ||
-           n.kind == OpKind::kMatmul) && is_slice(rd.tensor)) {
-        fail(rd.node, "reads '" + t.name + "', a channel slice of concat output '" +
-                          g_.tensors[r].name + "', as whole pixels; read the concat's output");
-      }
     }
   }
 
@@ -167,6 +169,14 @@ class Planner {
       if (c0_[t] % cw_ != 0) return false;
     }
     if (readers_[r].empty()) return false;
+    // A slice's DMA loads write it: vector readers wait for the DMA before them, but a GEMM's
+    // weight tiles may be loaded (and its MATMULs start) before the slice's loads.
+    const Tensor& rt = g_.tensors[r];
+    if (rt.producer >= 0 && g_.nodes[std::size_t(rt.producer)].kind == OpKind::kSlice) {
+      for (const Reader& rd : readers_[r]) {
+        if (is_gemm(g_.nodes[rd.node].kind)) return false;
+      }
+    }
     // Copies land in HBM only.
     for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
       if (!copied_[i].empty() && plan_.root[g_.nodes[i].output] == r) return false;
@@ -297,6 +307,8 @@ class Planner {
         const GroupMap gm = group_map(n.in.c, n.out_channels, n.groups, cw_);
         const std::uint64_t taps = std::uint64_t(n.kernel_h) * n.kernel_w;
         plan_.weights[i] = allocate(stored_weights(gm, taps) * eb_);
+      } else if (n.shares_weights >= 0) {
+        plan_.weights[i] = plan_.weights[std::size_t(n.shares_weights)];
       } else if (n.weight_count() > 0) {
         plan_.weights[i] = allocate(n.weight_count() * eb_);
       }

@@ -6,7 +6,9 @@
 //   storage: a concat input is the channel slice [c0, c0 + C) of the concat's output, a
 //   reshape's output aliases its input's bytes (NHWC order is unchanged). Views need no
 //   instructions: producers write the slice directly, consumers read it in place. A tensor that
-//   already is a view when a concat takes it is copied into its slice instead (`copies`).
+//   already is a view when a concat takes it, or that a dense or reshape also reads as whole
+//   pixels, is copied into its slice instead (`copies`). A `slice` is no view: a DMA copy from an
+//   input in HBM into a root of its own, resident when no GEMM reads it (DMA loads write it).
 // - HBM roots are bump-allocated (a checked output must survive to the end of the run): NHWC
 //   with the zero border of `pad` pixels the padded convolutions reading it need, so a padded
 //   convolution is a plain strided gather. HBM outside the memory image is zero.
@@ -106,7 +108,8 @@ using StagingQuery = std::function<std::uint64_t(std::size_t node,
                                                  const std::vector<bool>& in_res, bool out_res)>;
 
 // Throws CompileError (one line, naming the node) for layouts the machine cannot serve: a
-// reshape of a padded or sliced tensor, a dense layer reading a padded or sliced tensor.
+// reshape of a padded tensor, a dense layer flattening a padded tensor. (A concat input that a
+// reshape or dense also reads is copied, so neither ever reads a channel slice.)
 MemoryPlan plan_memory(const Graph& graph, const Config& config, std::uint64_t ub_rows,
                        bool resident_activations, const StagingQuery& staging);
 

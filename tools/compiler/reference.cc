@@ -298,4 +298,34 @@ std::int8_t reference_add(std::int8_t a, std::int8_t b, std::int32_t multiplier_
                            zero_point, func);
 }
 
+std::vector<float> reference_lstm(const std::vector<float>& x, const std::vector<float>& w,
+                                  const std::vector<float>& u, std::uint32_t samples,
+                                  std::uint32_t steps, std::uint32_t features,
+                                  std::uint32_t units, bool return_sequences) {
+  const std::uint64_t U = units, G = 4 * U;
+  std::vector<float> out;
+  for (std::uint64_t b = 0; b < samples; ++b) {
+    std::vector<float> h(U, 0.0f), c(U, 0.0f);
+    for (std::uint64_t t = 0; t < steps; ++t) {
+      std::vector<float> z(G, 0.0f);
+      for (std::uint64_t j = 0; j < G; ++j) {
+        for (std::uint64_t f = 0; f < features; ++f) {
+          z[j] += x[(b * steps + t) * features + f] * w[f * G + j];
+        }
+        for (std::uint64_t k = 0; k < U; ++k) z[j] += h[k] * u[k * G + j];
+      }
+      for (std::uint64_t k = 0; k < U; ++k) {
+        const float i = reference_activate(z[k], Activation::kSigmoid);
+        const float f = reference_activate(z[U + k], Activation::kSigmoid);
+        const float g = reference_activate(z[2 * U + k], Activation::kTanh);
+        const float o = reference_activate(z[3 * U + k], Activation::kSigmoid);
+        c[k] = f * c[k] + i * g;
+        h[k] = o * reference_activate(c[k], Activation::kTanh);
+      }
+      if (return_sequences || t + 1 == steps) out.insert(out.end(), h.begin(), h.end());
+    }
+  }
+  return out;
+}
+
 }  // namespace tpu

@@ -235,6 +235,25 @@ class Interpreter {
       case OpKind::kReshape:
         y = in(n, 0);
         break;
+      case OpKind::kSlice: {
+        // Values (and the int8 scale) unchanged: pixel (y, x0 + x), channels c0 + c.
+        const Values& v = in(n, 0);
+        for (std::uint64_t b = 0; b < n.samples; ++b) {
+          for (std::uint64_t r = 0; r < n.in.h; ++r) {
+            for (std::uint64_t x = n.x0; x < n.x1; ++x) {
+              const std::uint64_t at = ((b * n.in.h + r) * n.in.w + x) * n.in.c;
+              if (int8_) {
+                y.i8.insert(y.i8.end(), v.i8.begin() + at + n.c0, v.i8.begin() + at + n.c1);
+              } else {
+                y.f32.insert(y.f32.end(), v.f32.begin() + at + n.c0, v.f32.begin() + at + n.c1);
+              }
+            }
+          }
+        }
+        break;
+      }
+      case OpKind::kLstm:
+        throw CompileError(g_.source + ": lstm node '" + n.name + "' was not expanded");
     }
     scale_[n.output] = scale;
     ev_.expected[i] = y;
