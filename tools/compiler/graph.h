@@ -102,6 +102,9 @@ struct Node {
   bool causal = false;
   std::int32_t mask_offset = 0;
   float epsilon = 1e-5f;  // kLayerNorm, kRmsNorm: added to the variance or mean square
+  // Given parameter values (an imported model's initializers), in the order of
+  // weight_count(): a GEMM's K x N row-major, a norm's gamma then beta. Empty: generated.
+  std::vector<float> weights;
 
   // Inferred: the shape of inputs[0] and of the output, per sample.
   std::uint32_t samples = 0;
