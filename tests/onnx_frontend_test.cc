@@ -219,6 +219,23 @@ TEST(OnnxFrontend, ErrorsAreOneLine) {
   {
     Model md;
     md.input("x", {1, 1, 4, 4});
+    md.init("w", {1, 1, 3, 3}, std::vector<float>(9, 1));
+    auto& conv = md.node("Conv", {"x", "w"}, "conv");
+    Model::ints(conv, "strides", {0, 0});
+    md.output("conv");
+    expect_error(md, {"node 'conv' (Conv)", "attribute 'strides': 0 is out of range (allowed 1.."});
+  }
+  {
+    Model md;  // axis 1 of N x C x H x W with H x W > 1: not our channel softmax
+    md.input("x", {1, 3, 2, 2});
+    auto& sm = md.node("Softmax", {"x"}, "sm");
+    Model::integer(sm, "axis", 1);
+    md.output("sm");
+    expect_error(md, {"node 'sm' (Softmax)", "axis 1 of N x C x 1 x 1"});
+  }
+  {
+    Model md;
+    md.input("x", {1, 1, 4, 4});
     md.node("Relu", {"x"}, "r");
     md.node("Softplus", {"r"}, "s");
     md.output("s");

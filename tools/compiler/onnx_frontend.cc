@@ -11,6 +11,8 @@ namespace tpu {
 
 namespace {
 
+constexpr std::int64_t kMaxSize = std::int64_t(1) << 24;  // as the model JSON's sizes
+
 constexpr const char* kSupported =
     "Conv, Gemm, MatMul (constant second operand), Add, Mul, Relu, Clip (0..6 or 0..inf), "
     "Sigmoid, Tanh, Gelu, Softmax, LayerNormalization, MaxPool, AveragePool, "
@@ -69,6 +71,10 @@ class Importer {
   const Act& act_input(const onnx::NodeProto& n, int i);
   std::vector<std::int64_t> ints(const onnx::NodeProto& n, const std::string& key,
                                  std::vector<std::int64_t> dflt) const;
+  // Attribute `key` (or `dflt`): `count` sizes, each in [min, 2^24].
+  std::vector<std::uint32_t> sizes(const onnx::NodeProto& n, const std::string& key,
+                                   std::vector<std::int64_t> dflt, std::size_t count,
+                                   std::int64_t min) const;
   const onnx::AttributeProto* attr(const onnx::NodeProto& n, const std::string& key) const;
   std::int64_t int_attr(const onnx::NodeProto& n, const std::string& key, std::int64_t d) const;
   float float_attr(const onnx::NodeProto& n, const std::string& key, float d) const;
@@ -97,7 +103,10 @@ class Importer {
 Const Importer::tensor_const(const onnx::TensorProto& t) const {
   Const c;
   for (std::int64_t d : t.dims()) {
-    if (d < 0) fail("initializer '" + t.name() + "': negative dimension");
+    if (d < 0 || d > kMaxSize) {
+      fail("initializer '" + t.name() + "': dimension " + std::to_string(d) +
+           " is out of range (allowed 0.." + std::to_string(kMaxSize) + ")");
+    }
     c.dims.push_back(d);
   }
   if (t.data_location() == onnx::TensorProto::EXTERNAL) {
@@ -210,6 +219,25 @@ std::vector<std::int64_t> Importer::ints(const onnx::NodeProto& n, const std::st
   return a ? std::vector<std::int64_t>(a->ints().begin(), a->ints().end()) : dflt;
 }
 
+std::vector<std::uint32_t> Importer::sizes(const onnx::NodeProto& n, const std::string& key,
+                                           std::vector<std::int64_t> dflt, std::size_t count,
+                                           std::int64_t min) const {
+  const std::vector<std::int64_t> v = ints(n, key, std::move(dflt));
+  if (v.size() != count) {
+    fail(n, "attribute '" + key + "': expected " + std::to_string(count) + " values, got " +
+            std::to_string(v.size()));
+  }
+  std::vector<std::uint32_t> out;
+  for (std::int64_t x : v) {
+    if (x < min || x > kMaxSize) {
+      fail(n, "attribute '" + key + "': " + std::to_string(x) + " is out of range (allowed " +
+              std::to_string(min) + ".." + std::to_string(kMaxSize) + ")");
+    }
+    out.push_back(std::uint32_t(x));
+  }
+  return out;
+}
+
 std::int64_t Importer::int_attr(const onnx::NodeProto& n, const std::string& key,
                                 std::int64_t d) const {
   const onnx::AttributeProto* a = attr(n, key);
@@ -240,10 +268,6 @@ void Importer::add(const onnx::NodeProto& n, Node node, std::vector<TensorId> in
   g_.nodes.push_back(std::move(node));
 }
 
-std::uint32_t checked(const std::vector<std::int64_t>& v, std::size_t i) {
-  return std::uint32_t(v.at(i));
-}
-
 void Importer::conv(const onnx::NodeProto& n) {
   const Act x = act_input(n, 0);
   const Const& w = const_input(n, 1);
@@ -255,26 +279,27 @@ void Importer::conv(const onnx::NodeProto& n) {
     fail(n, "auto_pad '" + pad_mode + "' is not supported (allowed NOTSET with explicit pads, "
             "VALID)");
   }
-  const auto pads = ints(n, "pads", {0, 0, 0, 0});
-  const auto strides = ints(n, "strides", {1, 1});
-  const auto dil = ints(n, "dilations", {1, 1});
-  if (pads.size() != 4 || pads[0] != pads[2] || pads[1] != pads[3] || pads[0] != pads[1]) {
-    fail(n, "pads must be symmetric and equal on all sides (got [" +
-            std::to_string(pads.at(0)) + ", " + std::to_string(pads.at(1)) + ", " +
-            std::to_string(pads.at(2)) + ", " + std::to_string(pads.at(3)) + "])");
+  for (std::int64_t d : w.dims) {
+    if (d < 1) fail(n, "the weights have an empty dimension");
   }
-  if (strides.size() != 2 || strides[0] != strides[1]) {
-    fail(n, "strides must be equal along H and W");
+  const auto pads = sizes(n, "pads", {0, 0, 0, 0}, 4, 0);
+  const auto strides = sizes(n, "strides", {1, 1}, 2, 1);
+  const auto dil = sizes(n, "dilations", {1, 1}, 2, 1);
+  if (pads[0] != pads[2] || pads[1] != pads[3] || pads[0] != pads[1]) {
+    fail(n, "pads must be symmetric and equal on all sides (got [" + std::to_string(pads[0]) +
+            ", " + std::to_string(pads[1]) + ", " + std::to_string(pads[2]) + ", " +
+            std::to_string(pads[3]) + "])");
   }
+  if (strides[0] != strides[1]) fail(n, "strides must be equal along H and W");
   Node node;
   node.kind = OpKind::kConv2d;
   node.out_channels = std::uint32_t(w.dims[0]);
   node.kernel_h = std::uint32_t(w.dims[2]);
   node.kernel_w = std::uint32_t(w.dims[3]);
-  node.stride = checked(strides, 0);
-  node.padding = node.padding_h = checked(pads, 0);
-  node.dilation_h = checked(dil, 0);
-  node.dilation_w = checked(dil, 1);
+  node.stride = strides[0];
+  node.padding = node.padding_h = pads[0];
+  node.dilation_h = dil[0];
+  node.dilation_w = dil[1];
   node.groups = std::uint32_t(int_attr(n, "group", 1));
   const std::uint64_t cg = std::uint64_t(w.dims[1]);
   if (node.groups == 0 || cg * node.groups != std::uint64_t(x.dims[1])) {
@@ -298,8 +323,7 @@ void Importer::conv(const onnx::NodeProto& n) {
     return padded < span ? 0 : (padded - span) / std::int64_t(node.stride) + 1;
   };
   add(n, std::move(node), {x.id},
-      {x.dims[0], w.dims[0], out(x.dims[2], w.dims[2], dil.at(0)),
-       out(x.dims[3], w.dims[3], dil.at(1))});
+      {x.dims[0], w.dims[0], out(x.dims[2], w.dims[2], dil[0]), out(x.dims[3], w.dims[3], dil[1])});
 }
 
 void Importer::pool(const onnx::NodeProto& n, OpKind kind) {
@@ -311,16 +335,13 @@ void Importer::pool(const onnx::NodeProto& n, OpKind kind) {
     add(n, std::move(node), {x.id}, {x.dims[0], x.dims[1], 1, 1});
     return;
   }
-  const auto k = ints(n, "kernel_shape", {});
-  const auto pads = ints(n, "pads", {0, 0, 0, 0});
-  const auto strides = ints(n, "strides", {1, 1});
-  if (k.size() != 2) fail(n, "kernel_shape must have 2 entries");
-  if (pads.size() != 4 || pads[0] != pads[1] || pads[0] != pads[2] || pads[0] != pads[3]) {
+  const auto k = sizes(n, "kernel_shape", {}, 2, 1);
+  const auto pads = sizes(n, "pads", {0, 0, 0, 0}, 4, 0);
+  const auto strides = sizes(n, "strides", {1, 1}, 2, 1);
+  if (pads[0] != pads[1] || pads[0] != pads[2] || pads[0] != pads[3]) {
     fail(n, "pads must be symmetric and equal on all sides");
   }
-  if (strides.size() != 2 || strides[0] != strides[1]) {
-    fail(n, "strides must be equal along H and W");
-  }
+  if (strides[0] != strides[1]) fail(n, "strides must be equal along H and W");
   if (int_attr(n, "ceil_mode", 0) != 0) fail(n, "ceil_mode 1 is not supported");
   for (std::int64_t d : ints(n, "dilations", {1, 1})) {
     if (d != 1) fail(n, "dilated pooling is not supported");
@@ -328,12 +349,14 @@ void Importer::pool(const onnx::NodeProto& n, OpKind kind) {
   if (kind == OpKind::kAvgPool2d && pads[0] > 0 && int_attr(n, "count_include_pad", 0) == 0) {
     fail(n, "padded average pooling must count the padding (count_include_pad 1)");
   }
-  node.kernel_h = checked(k, 0);
-  node.kernel_w = checked(k, 1);
-  node.stride = checked(strides, 0);
-  node.padding = checked(pads, 0);
+  node.kernel_h = k[0];
+  node.kernel_w = k[1];
+  node.stride = strides[0];
+  node.padding = pads[0];
+  // A window larger than the padded input is infer_shapes' error; 0 here keeps the dims sane.
   auto out = [&](std::int64_t in, std::int64_t kk) {
-    return (in + 2 * pads[0] - kk) / strides[0] + 1;
+    const std::int64_t padded = in + 2 * std::int64_t(pads[0]);
+    return padded < kk ? 0 : (padded - kk) / std::int64_t(strides[0]) + 1;
   };
   add(n, std::move(node), {x.id}, {x.dims[0], x.dims[1], out(x.dims[2], k[0]), out(x.dims[3], k[1])});
 }
@@ -411,6 +434,10 @@ void Importer::batch_norm(const onnx::NodeProto& n) {
   }
   const Const& scale = const_input(n, 1);
   const Const& var = const_input(n, 4);
+  if (scale.count() != conv->out_channels || var.count() != conv->out_channels) {
+    fail(n, "scale and var must have one value per channel (" +
+            std::to_string(conv->out_channels) + ")");
+  }
   // Fold: W' = W * scale / sqrt(var + eps) per output channel; the shift is a bias, which the
   // IR's GEMMs do not have (dropped, as Conv biases are).
   if (!conv->weights.empty() && scale.given() && var.given()) {
@@ -580,12 +607,14 @@ void Importer::import_node(const onnx::NodeProto& n) {
     activation(n, Activation::kGelu);
   } else if (op == "Softmax") {
     const Act x = act_input(n, 0);
-    const std::int64_t axis = int_attr(n, "axis", -1);
-    if (axis != -1 && axis != std::int64_t(x.dims.size()) - 1) {
-      fail(n, "softmax must be along the last axis");
-    }
-    if (x.dims.size() == 4 && x.dims[2] * x.dims[3] > 1) {
-      fail(n, "softmax over W of an N x C x H x W tensor is not supported");
+    // Ours is along channels: ONNX's last axis of N x F or N x S x D, axis 1 of N x C x 1 x 1.
+    const std::int64_t rank = std::int64_t(x.dims.size());
+    std::int64_t axis = int_attr(n, "axis", -1);
+    if (axis < 0) axis += rank;
+    const bool channels = rank == 4 ? axis == 1 && x.dims[2] * x.dims[3] == 1 : axis == rank - 1;
+    if (!channels) {
+      fail(n, "softmax is supported along the last axis of N x F or N x S x D, or axis 1 of "
+              "N x C x 1 x 1");
     }
     Node node;
     node.kind = OpKind::kSoftmax;
@@ -600,11 +629,15 @@ void Importer::import_node(const onnx::NodeProto& n) {
     node.kind = OpKind::kLayerNorm;
     node.epsilon = float_attr(n, "epsilon", 1e-5f);
     const Const& gamma = const_input(n, 1);
-    const Const* beta = n.input_size() > 2 ? &const_input(n, 2) : nullptr;
+    const Const* beta = n.input_size() > 2 && !n.input(2).empty() ? &const_input(n, 2) : nullptr;
+    const std::uint64_t c = std::uint64_t(x.dims.back());
+    if (gamma.count() != c || (beta && beta->count() != c)) {
+      fail(n, "scale and bias must have one value per channel (" + std::to_string(c) + ")");
+    }
     if (gamma.given() && (!beta || beta->given())) {
       for (double v : gamma.values) node.weights.push_back(float(v));
-      for (std::int64_t c = 0; c < x.dims.back(); ++c) {
-        node.weights.push_back(beta ? float(beta->values[std::size_t(c)]) : 0.0f);
+      for (std::uint64_t i = 0; i < c; ++i) {
+        node.weights.push_back(beta ? float(beta->values[i]) : 0.0f);
       }
     }
     add(n, std::move(node), {x.id}, x.dims);
@@ -662,9 +695,9 @@ void Importer::run(const onnx::GraphProto& graph) {
     std::vector<std::int64_t> dims;
     if (!vi.type().has_tensor_type()) fail("graph input '" + vi.name() + "': not a tensor");
     for (const auto& d : vi.type().tensor_type().shape().dim()) {
-      if (!d.has_dim_value() || d.dim_value() < 1) {
-        fail("graph input '" + vi.name() + "': every dimension must be a fixed positive size "
-             "(export with a fixed batch, without dynamic_axes)");
+      if (!d.has_dim_value() || d.dim_value() < 1 || d.dim_value() > kMaxSize) {
+        fail("graph input '" + vi.name() + "': every dimension must be a fixed size in 1.." +
+             std::to_string(kMaxSize) + " (export with a fixed batch, without dynamic_axes)");
       }
       dims.push_back(d.dim_value());
     }
