@@ -15,7 +15,7 @@ constexpr std::int64_t kMaxSize = std::int64_t(1) << 24;  // as the model JSON's
 
 constexpr const char* kSupported =
     "Conv, Gemm, MatMul (constant second operand), Add, Mul, Relu, Clip (0..6 or 0..inf), "
-    "Sigmoid, Tanh, Gelu, Softmax, LayerNormalization, MaxPool, AveragePool, "
+    "Sigmoid, Tanh, Gelu (or its Erf form), Softmax, LayerNormalization, MaxPool, AveragePool, "
     "GlobalAveragePool, Flatten, Reshape (constant shape), Concat, BatchNormalization (after a "
     "Conv), Identity, Dropout, Constant, Shape, Gather, Unsqueeze, Cast";
 
@@ -90,6 +90,9 @@ class Importer {
   void batch_norm(const onnx::NodeProto& n);
   void flatten(const onnx::NodeProto& n, const Act& a);
   bool fold_constants(const onnx::NodeProto& n);
+  bool fold_gelu(const onnx::NodeProto& div);
+  int sole_reader(const std::string& name, const std::string& op, int inputs) const;
+  bool is_scalar(const std::string& name, double v) const;
 
   const std::string& source_;
   Graph& g_;
@@ -98,6 +101,9 @@ class Importer {
   std::map<std::string, std::vector<std::int64_t>> graph_inputs_;  // declared, not initializers
   std::map<std::string, int> uses_;  // node inputs and graph outputs reading each name
   std::set<std::string> outputs_;
+  const onnx::GraphProto* graph_ = nullptr;
+  std::map<std::string, std::vector<int>> readers_;  // node indices reading each name
+  std::set<int> folded_;  // nodes already imported as part of a pattern
 };
 
 Const Importer::tensor_const(const onnx::TensorProto& t) const {
@@ -537,6 +543,52 @@ bool Importer::fold_constants(const onnx::NodeProto& n) {
   return true;
 }
 
+// The index of the one node reading `name` (not a graph output), when it is an `op` with
+// `inputs` inputs; else -1.
+int Importer::sole_reader(const std::string& name, const std::string& op, int inputs) const {
+  auto it = readers_.find(name);
+  if (it == readers_.end() || it->second.size() != 1 || outputs_.count(name)) return -1;
+  const onnx::NodeProto& r = graph_->node(it->second[0]);
+  return r.op_type() == op && r.input_size() == inputs ? it->second[0] : -1;
+}
+
+bool Importer::is_scalar(const std::string& name, double v) const {
+  const Const* c = find_const(name);
+  return c && c->given() && c->count() == 1 && std::fabs(c->values[0] - v) < 1e-5;
+}
+
+// PyTorch's exact GELU before opset 20: x * 0.5 * (1 + erf(x / sqrt 2)), exported as
+// Div(x, sqrt 2) -> Erf -> Add(1) -> Mul(x) -> Mul(0.5) (each read only by the next): one gelu.
+bool Importer::fold_gelu(const onnx::NodeProto& div) {
+  const std::string& x = div.input(0);
+  if (div.input_size() != 2 || !acts_.count(x) || !is_scalar(div.input(1), std::sqrt(2.0))) {
+    return false;
+  }
+  auto other = [](const onnx::NodeProto& n, const std::string& one) {
+    return n.input(0) == one ? n.input(1) : n.input(0);
+  };
+  const int erf = sole_reader(div.output(0), "Erf", 1);
+  if (erf < 0) return false;
+  const std::string& erf_out = graph_->node(erf).output(0);
+  const int add = sole_reader(erf_out, "Add", 2);
+  if (add < 0 || !is_scalar(other(graph_->node(add), erf_out), 1.0)) return false;
+  const std::string& add_out = graph_->node(add).output(0);
+  const int mul = sole_reader(add_out, "Mul", 2);
+  if (mul < 0 || other(graph_->node(mul), add_out) != x) return false;
+  const std::string& mul_out = graph_->node(mul).output(0);
+  const int half = sole_reader(mul_out, "Mul", 2);
+  if (half < 0 || !is_scalar(other(graph_->node(half), mul_out), 0.5)) return false;
+  folded_.insert({erf, add, mul, half});
+  onnx::NodeProto gelu;
+  gelu.set_name(label(graph_->node(half)));
+  gelu.set_op_type("Gelu");
+  gelu.add_input(x);
+  gelu.add_output(graph_->node(half).output(0));
+  --uses_[x];  // the Div and the Mul reading x become one gelu
+  activation(gelu, Activation::kGelu);
+  return true;
+}
+
 void Importer::import_node(const onnx::NodeProto& n) {
   const std::string& op = n.op_type();
   if (n.output_size() < 1) fail(n, "no output");
@@ -544,6 +596,7 @@ void Importer::import_node(const onnx::NodeProto& n) {
     fail(n, "operator domain '" + n.domain() + "' is not supported (only the default domain)");
   }
   if (fold_constants(n)) return;
+  if (op == "Div" && fold_gelu(n)) return;
   if (op == "Conv") {
     conv(n);
   } else if (op == "MaxPool") {
@@ -710,7 +763,20 @@ void Importer::run(const onnx::GraphProto& graph) {
     ++uses_[o.name()];
     outputs_.insert(o.name());
   }
-  for (const auto& n : graph.node()) import_node(n);
+  graph_ = &graph;
+  for (int i = 0; i < graph.node_size(); ++i) {
+    for (const auto& in : graph.node(i).input()) readers_[in].push_back(i);
+  }
+  // Constants first: a pattern (fold_gelu) may read one that PyTorch places after its start.
+  for (int i = 0; i < graph.node_size(); ++i) {
+    if (graph.node(i).op_type() == "Constant") {
+      import_node(graph.node(i));
+      folded_.insert(i);
+    }
+  }
+  for (int i = 0; i < graph.node_size(); ++i) {
+    if (!folded_.count(i)) import_node(graph.node(i));
+  }
   for (const auto& o : graph.output()) {
     auto it = acts_.find(o.name());
     if (it == acts_.end()) fail("graph output '" + o.name() + "' is not computed by any node");
