@@ -1,6 +1,10 @@
 #include "tools/compiler/data.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include "sim/host_memory.h"
+#include "tools/compiler/reference.h"
 
 namespace tpu {
 
@@ -38,6 +42,27 @@ Values random_values(DataType dtype, std::uint64_t count, std::uint64_t seed,
   return v;
 }
 
+// A node's given weights on the machine: bf16-rounded floats, or int8 with a symmetric
+// per-tensor scale (max |w| -> 127) for a GEMM and at the generated scale 1/64 (clamped) for a
+// norm's gamma and beta, which the vector unit reads at that fixed scale.
+Values given_values(DataType dtype, const Node& n) {
+  Values v;
+  if (dtype != DataType::kInt8) {
+    for (float w : n.weights) v.f32.push_back(reference_round_bf16(w));
+    return v;
+  }
+  float scale = 1.0f / 64;
+  if (is_gemm(n.kind)) {
+    float max_abs = 0;
+    for (float w : n.weights) max_abs = std::max(max_abs, std::fabs(w));
+    scale = max_abs > 0 ? max_abs / 127 : 1.0f;
+  }
+  for (float w : n.weights) {
+    v.i8.push_back(std::int8_t(std::clamp(std::lround(w / scale), -128l, 127l)));
+  }
+  return v;
+}
+
 }  // namespace
 
 GraphData generate_data(const Graph& graph, std::uint64_t seed) {
@@ -59,8 +84,15 @@ GraphData generate_data(const Graph& graph, std::uint64_t seed) {
       d.weights[i] = d.weights[std::size_t(n.shares_weights)];
       continue;
     }
-    d.weights[i] = allocating("the weights of node '" + n.name + "'", double(count) * value_bytes,
-                              [&] { return random_values(graph.dtype, count, seed, 2 * i + 1, true); });
+    if (!n.weights.empty() && n.weights.size() != count) {
+      throw CompileError(graph.source + ": node '" + n.name + "': " +
+                         std::to_string(n.weights.size()) + " given weights, expected " +
+                         std::to_string(count));
+    }
+    d.weights[i] = allocating("the weights of node '" + n.name + "'", double(count) * value_bytes, [&] {
+      return n.weights.empty() ? random_values(graph.dtype, count, seed, 2 * i + 1, true)
+                               : given_values(graph.dtype, n);
+    });
   }
   return d;
 }

@@ -1,6 +1,7 @@
 #pragma once
-// The data a functional compile runs on: every graph input and every GEMM node's weights,
-// generated deterministically from the model seed (the same on every platform).
+// The data a functional compile runs on: every graph input and every GEMM or norm node's
+// weights, generated deterministically from the model seed (the same on every platform), or
+// the node's given weights (an imported model's) converted to the data type.
 #include <cstdint>
 #include <vector>
 
@@ -20,7 +21,8 @@ struct GraphData {
 };
 
 // int8 values in [-64, 63]; bf16 multiples of 2^-6 in [-2, 2) for inputs and of 2^-10 for
-// weights. Graph input t uses stream 2 * (its first consumer's index), node i's weights
+// weights. Given weights: bf16-rounded, or int8 with a symmetric per-tensor scale
+// (max |w| -> 127; norms at the fixed 1/64). Graph input t uses stream 2 * (its first consumer's index), node i's weights
 // stream 2 * i + 1.
 GraphData generate_data(const Graph& graph, std::uint64_t seed);
 

@@ -14,6 +14,7 @@
 
 #include "sim/config/user_input.h"
 #include "tools/compiler/lstm.h"
+#include "tools/compiler/onnx_frontend.h"
 
 namespace tpu {
 
@@ -801,18 +802,30 @@ Graph parse_scalesim_csv(const std::string& text, const std::string& source) {
   return g;
 }
 
+// protobuf's own limit on one message.
+constexpr std::uint64_t kMaxOnnxBytes = 2ull << 30;
+
 Graph load_model(const std::string& path) {
   std::string why;
-  const std::optional<std::string> file = read_file(path, kMaxTextInputBytes, &why);
+  const std::optional<std::string> file = read_file(path, kMaxOnnxBytes, &why);
   if (!file) throw CompileError(path + ": cannot open model file (" + why + ")");
   const std::string& text = *file;
+  // ONNX is a protobuf: dispatch on its first byte, or on the extension for a corrupt one.
+  const bool onnx_name = path.size() > 5 && path.compare(path.size() - 5, 5, ".onnx") == 0;
+  if (looks_like_onnx(text) || onnx_name) return parse_onnx(text, path);
+  if (text.size() > kMaxTextInputBytes) {
+    throw CompileError(path + ": cannot open model file (too large: " +
+                       std::to_string(text.size()) + " bytes, at most " +
+                       std::to_string(kMaxTextInputBytes) + " allowed)");
+  }
   std::string head = trim(text);
   if (!head.empty() && head[0] == '{') return parse_model_json(text, path);
   std::string first_line = head.substr(0, head.find('\n'));
   if (csv_kind_of_header(trim(first_line)) != CsvKind::kNone) return parse_scalesim_csv(text, path);
   throw CompileError(path +
-                     ": not a model: expected model JSON (starting with '{') or a SCALE-Sim "
-                     "topology CSV (header 'Layer name, IFMAP Height, ...' or 'Layer, M, N, K')");
+                     ": not a model: expected model JSON (starting with '{'), a SCALE-Sim "
+                     "topology CSV (header 'Layer name, IFMAP Height, ...' or 'Layer, M, N, K') "
+                     "or an ONNX model (.onnx)");
 }
 
 }  // namespace tpu

@@ -5,6 +5,7 @@
 //   "outputs") or in chain form ("layers": each layer reads the previous one's output; every
 //   output nobody reads becomes a graph output).
 // - SCALE-Sim topology CSV (conv rows or GEMM M, N, K rows): one independent layer per row.
+// - ONNX (tools/compiler/onnx_frontend.h).
 //
 // Every error is one line naming the file, the layer or node, and the key.
 #include <string>
@@ -14,7 +15,8 @@
 namespace tpu {
 
 // Reads `path` and dispatches on content: '{' starts model JSON, a SCALE-Sim header line starts
-// a topology CSV. The model name defaults to the file's stem.
+// a topology CSV, ONNX's first protobuf byte (or the name *.onnx) an ONNX model
+// (tools/compiler/onnx_frontend.h). The model name defaults to the file's stem.
 Graph load_model(const std::string& path);
 // `source` names the text in error messages and provides the default model name.
 Graph parse_model_json(const std::string& text, const std::string& source);

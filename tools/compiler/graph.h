@@ -122,6 +122,9 @@ struct Node {
   // A GEMM that uses the weights of the earlier GEMM node with this index (same data, same HBM
   // address) instead of its own: an LSTM's recurrent dense at every step after the first.
   std::int64_t shares_weights = -1;
+  // Given parameter values (an imported model's initializers), in the order of
+  // weight_count(): a GEMM's K x N row-major, a norm's gamma then beta. Empty: generated.
+  std::vector<float> weights;
 
   // Inferred: the shape of inputs[0] and of the output, per sample.
   std::uint32_t samples = 0;

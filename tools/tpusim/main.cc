@@ -117,8 +117,8 @@ struct ModelOptions : ConfigOptions {
 
   void add_to(CLI::App& cmd) {
     cmd.add_option("--model,-m", model_path,
-                   "Model: our JSON format (graph or chain) or a SCALE-Sim topology CSV (default: the bundled "
-                   "ConvNet, models/convnet.json)");
+                   "Model: our JSON format (graph or chain), a SCALE-Sim topology CSV or an ONNX "
+                   "model (default: the bundled ConvNet, models/convnet.json)");
     ConfigOptions::add_to(cmd);
     cmd.add_flag("--timing-only", timing_only,
                  "Skip data values: no tensors are allocated or computed; cycles are unchanged");

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Re-exports models/onnx/ with tools/onnx/export_models.py into a temporary directory and runs
+# the fresh exports: the structure-only ResNet-50 and MobileNetV2 compile, the tiny CNN with
+# its (new random) weights passes --check. Skipped (exit 77) without Debian's python3-torch,
+# python3-torchvision and python3-onnx. Usage: export_test.sh <tpusim binary>
+set -euo pipefail
+tpusim="$1"
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+if ! /usr/bin/python3 -c "import torch, torchvision, onnx" 2>/dev/null; then
+  echo "skipped: /usr/bin/python3 lacks torch, torchvision or onnx"
+  exit 77
+fi
+out="$(mktemp -d)"
+trap 'rm -rf "$out"' EXIT
+/usr/bin/python3 "$root/tools/onnx/export_models.py" "$out"
+for m in resnet50 mobilenet_v2; do
+  "$tpusim" compile --model "$out/$m.onnx" -o "$out/$m.s" >/dev/null
+done
+"$tpusim" run -q --check --model "$out/tiny_cnn.onnx"

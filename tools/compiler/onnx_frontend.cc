@@ -1,0 +1,807 @@
+#include "tools/compiler/onnx_frontend.h"
+
+#include <onnx/onnx_pb.h>
+
+#include <cmath>
+#include <cstring>
+#include <map>
+#include <set>
+
+namespace tpu {
+
+namespace {
+
+constexpr std::int64_t kMaxSize = std::int64_t(1) << 24;  // as the model JSON's sizes
+
+constexpr const char* kSupported =
+    "Conv, Gemm, MatMul (constant second operand), Add, Mul, Relu, Clip (0..6 or 0..inf), "
+    "Sigmoid, Tanh, Gelu (or its Erf form), Softmax, LayerNormalization, MaxPool, AveragePool, "
+    "GlobalAveragePool, Flatten, Reshape (constant shape), Concat, BatchNormalization (after a "
+    "Conv), Identity, Dropout, Constant, Shape, Gather, Unsqueeze, Cast";
+
+// A constant: an initializer, a Constant node or folded shape arithmetic. `values` is empty
+// when the file gives only the shape (a structure-only export).
+struct Const {
+  std::vector<std::int64_t> dims;
+  std::vector<double> values;
+  std::uint64_t count() const {
+    std::uint64_t n = 1;
+    for (std::int64_t d : dims) n *= std::uint64_t(d);
+    return n;
+  }
+  bool given() const { return values.size() == count(); }
+};
+
+// An activation: a tensor of the Graph with its ONNX dims (N, C, H, W / N, F / N, S, D).
+struct Act {
+  TensorId id = 0;
+  std::vector<std::int64_t> dims;
+  // Set for an [N, F] tensor flattened from N x C x H x W with H * W > 1: our flatten keeps
+  // NHWC order, ONNX's is CHW, so a following Gemm's weight rows are permuted.
+  bool chw_flattened = false;
+  Shape3 flat_from;
+};
+
+Shape3 nhwc_of(const std::vector<std::int64_t>& d) {
+  if (d.size() == 4) return {std::uint32_t(d[2]), std::uint32_t(d[3]), std::uint32_t(d[1])};
+  if (d.size() == 3) return {1, std::uint32_t(d[1]), std::uint32_t(d[2])};
+  return {1, 1, std::uint32_t(d[1])};
+}
+
+class Importer {
+ public:
+  Importer(const std::string& source, Graph& g) : source_(source), g_(g) {}
+
+  void run(const onnx::GraphProto& graph);
+
+ private:
+  [[noreturn]] void fail(const std::string& what) const {
+    throw CompileError(source_ + ": " + what);
+  }
+  [[noreturn]] void fail(const onnx::NodeProto& n, const std::string& what) const {
+    throw CompileError(source_ + ": node '" + label(n) + "' (" + n.op_type() + "): " + what);
+  }
+  static std::string label(const onnx::NodeProto& n) {
+    return n.name().empty() ? (n.output_size() ? n.output(0) : std::string("?")) : n.name();
+  }
+
+  Const tensor_const(const onnx::TensorProto& t) const;
+  const Const* find_const(const std::string& name) const;
+  const Const& const_input(const onnx::NodeProto& n, int i);
+  const Act& act_input(const onnx::NodeProto& n, int i);
+  std::vector<std::int64_t> ints(const onnx::NodeProto& n, const std::string& key,
+                                 std::vector<std::int64_t> dflt) const;
+  // Attribute `key` (or `dflt`): `count` sizes, each in [min, 2^24].
+  std::vector<std::uint32_t> sizes(const onnx::NodeProto& n, const std::string& key,
+                                   std::vector<std::int64_t> dflt, std::size_t count,
+                                   std::int64_t min) const;
+  const onnx::AttributeProto* attr(const onnx::NodeProto& n, const std::string& key) const;
+  std::int64_t int_attr(const onnx::NodeProto& n, const std::string& key, std::int64_t d) const;
+  float float_attr(const onnx::NodeProto& n, const std::string& key, float d) const;
+
+  // Appends `node` reading `inputs`; its output, named after the ONNX node, is `dims`.
+  void add(const onnx::NodeProto& n, Node node, std::vector<TensorId> inputs,
+           std::vector<std::int64_t> dims);
+  void import_node(const onnx::NodeProto& n);
+  void conv(const onnx::NodeProto& n);
+  void pool(const onnx::NodeProto& n, OpKind kind);
+  void gemm(const onnx::NodeProto& n, const Act& a, const Const& b, bool trans_b, float alpha);
+  void activation(const onnx::NodeProto& n, Activation func);
+  void batch_norm(const onnx::NodeProto& n);
+  void flatten(const onnx::NodeProto& n, const Act& a);
+  bool fold_constants(const onnx::NodeProto& n);
+  bool fold_gelu(const onnx::NodeProto& div);
+  int sole_reader(const std::string& name, const std::string& op, int inputs) const;
+  bool is_scalar(const std::string& name, double v) const;
+
+  const std::string& source_;
+  Graph& g_;
+  std::map<std::string, Const> consts_;
+  std::map<std::string, Act> acts_;
+  std::map<std::string, std::vector<std::int64_t>> graph_inputs_;  // declared, not initializers
+  std::map<std::string, int> uses_;  // node inputs and graph outputs reading each name
+  std::set<std::string> outputs_;
+  const onnx::GraphProto* graph_ = nullptr;
+  std::map<std::string, std::vector<int>> readers_;  // node indices reading each name
+  std::set<int> folded_;  // nodes already imported as part of a pattern
+};
+
+Const Importer::tensor_const(const onnx::TensorProto& t) const {
+  Const c;
+  for (std::int64_t d : t.dims()) {
+    if (d < 0 || d > kMaxSize) {
+      fail("initializer '" + t.name() + "': dimension " + std::to_string(d) +
+           " is out of range (allowed 0.." + std::to_string(kMaxSize) + ")");
+    }
+    c.dims.push_back(d);
+  }
+  if (t.data_location() == onnx::TensorProto::EXTERNAL) {
+    fail("initializer '" + t.name() + "': external data is not supported (save the model with "
+         "its weights inside, or without them)");
+  }
+  const std::uint64_t n = c.count();
+  const std::string& raw = t.raw_data();
+  auto from_raw = [&](auto zero) {
+    using T = decltype(zero);
+    if (raw.size() != n * sizeof(T)) {
+      fail("initializer '" + t.name() + "': raw_data holds " + std::to_string(raw.size()) +
+           " bytes, expected " + std::to_string(n * sizeof(T)));
+    }
+    for (std::uint64_t i = 0; i < n; ++i) {
+      T v;
+      std::memcpy(&v, raw.data() + i * sizeof(T), sizeof(T));  // little-endian, as ONNX stores
+      c.values.push_back(double(v));
+    }
+  };
+  switch (t.data_type()) {
+    case onnx::TensorProto::FLOAT:
+      if (!raw.empty()) from_raw(float());
+      for (float v : t.float_data()) c.values.push_back(v);
+      break;
+    case onnx::TensorProto::DOUBLE:
+      if (!raw.empty()) from_raw(double());
+      for (double v : t.double_data()) c.values.push_back(v);
+      break;
+    case onnx::TensorProto::INT64:
+      if (!raw.empty()) from_raw(std::int64_t());
+      for (std::int64_t v : t.int64_data()) c.values.push_back(double(v));
+      break;
+    case onnx::TensorProto::INT32:
+      if (!raw.empty()) from_raw(std::int32_t());
+      for (std::int32_t v : t.int32_data()) c.values.push_back(v);
+      break;
+    default:
+      fail("initializer '" + t.name() + "': data type " + std::to_string(t.data_type()) +
+           " is not supported (allowed float, double, int32, int64)");
+  }
+  if (!c.values.empty() && !c.given()) {
+    fail("initializer '" + t.name() + "': holds " + std::to_string(c.values.size()) +
+         " values, its dims need " + std::to_string(n));
+  }
+  return c;
+}
+
+const Const* Importer::find_const(const std::string& name) const {
+  auto it = consts_.find(name);
+  return it == consts_.end() ? nullptr : &it->second;
+}
+
+const Const& Importer::const_input(const onnx::NodeProto& n, int i) {
+  if (i >= n.input_size() || n.input(i).empty()) {
+    fail(n, "missing input " + std::to_string(i));
+  }
+  if (const Const* c = find_const(n.input(i))) return *c;
+  // A declared graph input read as weights (an export_params=False export): shape only.
+  auto gi = graph_inputs_.find(n.input(i));
+  if (gi != graph_inputs_.end() && !acts_.count(n.input(i))) {
+    Const& c = consts_[n.input(i)];
+    c.dims = gi->second;
+    return c;
+  }
+  fail(n, "input '" + n.input(i) + "' must be a constant (an initializer or folded shape "
+          "arithmetic)");
+}
+
+const Act& Importer::act_input(const onnx::NodeProto& n, int i) {
+  if (i >= n.input_size() || n.input(i).empty()) fail(n, "missing input " + std::to_string(i));
+  const std::string& name = n.input(i);
+  auto it = acts_.find(name);
+  if (it != acts_.end()) return it->second;
+  auto gi = graph_inputs_.find(name);
+  if (gi == graph_inputs_.end()) {
+    fail(n, "input '" + name + "' is a constant or unknown, expected a tensor computed at run "
+            "time");
+  }
+  // A graph input becomes one of ours the first time a node reads it as data.
+  const std::vector<std::int64_t>& d = gi->second;
+  if (d.size() < 2 || d.size() > 4) {
+    fail("graph input '" + name + "': rank " + std::to_string(d.size()) +
+         " is not supported (allowed N x C x H x W, N x S x D, N x F)");
+  }
+  Act a;
+  a.dims = d;
+  a.id = TensorId(g_.tensors.size());
+  Tensor t;
+  t.name = name;
+  t.samples = std::uint32_t(d[0]);
+  t.shape = nhwc_of(d);
+  g_.tensors.push_back(t);
+  g_.inputs.push_back(a.id);
+  if (g_.inputs.size() == 1) g_.batch = t.samples;
+  return acts_[name] = a;
+}
+
+const onnx::AttributeProto* Importer::attr(const onnx::NodeProto& n,
+                                           const std::string& key) const {
+  for (const auto& a : n.attribute()) {
+    if (a.name() == key) return &a;
+  }
+  return nullptr;
+}
+
+std::vector<std::int64_t> Importer::ints(const onnx::NodeProto& n, const std::string& key,
+                                         std::vector<std::int64_t> dflt) const {
+  const onnx::AttributeProto* a = attr(n, key);
+  return a ? std::vector<std::int64_t>(a->ints().begin(), a->ints().end()) : dflt;
+}
+
+std::vector<std::uint32_t> Importer::sizes(const onnx::NodeProto& n, const std::string& key,
+                                           std::vector<std::int64_t> dflt, std::size_t count,
+                                           std::int64_t min) const {
+  const std::vector<std::int64_t> v = ints(n, key, std::move(dflt));
+  if (v.size() != count) {
+    fail(n, "attribute '" + key + "': expected " + std::to_string(count) + " values, got " +
+            std::to_string(v.size()));
+  }
+  std::vector<std::uint32_t> out;
+  for (std::int64_t x : v) {
+    if (x < min || x > kMaxSize) {
+      fail(n, "attribute '" + key + "': " + std::to_string(x) + " is out of range (allowed " +
+              std::to_string(min) + ".." + std::to_string(kMaxSize) + ")");
+    }
+    out.push_back(std::uint32_t(x));
+  }
+  return out;
+}
+
+std::int64_t Importer::int_attr(const onnx::NodeProto& n, const std::string& key,
+                                std::int64_t d) const {
+  const onnx::AttributeProto* a = attr(n, key);
+  return a ? a->i() : d;
+}
+
+float Importer::float_attr(const onnx::NodeProto& n, const std::string& key, float d) const {
+  const onnx::AttributeProto* a = attr(n, key);
+  return a ? a->f() : d;
+}
+
+void Importer::add(const onnx::NodeProto& n, Node node, std::vector<TensorId> inputs,
+                   std::vector<std::int64_t> dims) {
+  node.name = label(n);
+  for (const Tensor& t : g_.tensors) {
+    if (t.name == node.name) fail(n, "duplicate name '" + node.name + "'");
+  }
+  node.inputs = std::move(inputs);
+  node.output = TensorId(g_.tensors.size());
+  Tensor t;
+  t.name = node.name;
+  t.producer = std::int64_t(g_.nodes.size());
+  g_.tensors.push_back(t);
+  Act a;
+  a.id = node.output;
+  a.dims = std::move(dims);
+  acts_[n.output(0)] = a;
+  g_.nodes.push_back(std::move(node));
+}
+
+void Importer::conv(const onnx::NodeProto& n) {
+  const Act x = act_input(n, 0);
+  const Const& w = const_input(n, 1);
+  if (x.dims.size() != 4 || w.dims.size() != 4) {
+    fail(n, "only 2-D convolutions (N x C x H x W input, 4-D weights) are supported");
+  }
+  const std::string pad_mode = attr(n, "auto_pad") ? attr(n, "auto_pad")->s() : "NOTSET";
+  if (pad_mode != "NOTSET" && pad_mode != "VALID") {
+    fail(n, "auto_pad '" + pad_mode + "' is not supported (allowed NOTSET with explicit pads, "
+            "VALID)");
+  }
+  for (std::int64_t d : w.dims) {
+    if (d < 1) fail(n, "the weights have an empty dimension");
+  }
+  const auto pads = sizes(n, "pads", {0, 0, 0, 0}, 4, 0);
+  const auto strides = sizes(n, "strides", {1, 1}, 2, 1);
+  const auto dil = sizes(n, "dilations", {1, 1}, 2, 1);
+  if (pads[0] != pads[2] || pads[1] != pads[3] || pads[0] != pads[1]) {
+    fail(n, "pads must be symmetric and equal on all sides (got [" + std::to_string(pads[0]) +
+            ", " + std::to_string(pads[1]) + ", " + std::to_string(pads[2]) + ", " +
+            std::to_string(pads[3]) + "])");
+  }
+  if (strides[0] != strides[1]) fail(n, "strides must be equal along H and W");
+  Node node;
+  node.kind = OpKind::kConv2d;
+  node.out_channels = std::uint32_t(w.dims[0]);
+  node.kernel_h = std::uint32_t(w.dims[2]);
+  node.kernel_w = std::uint32_t(w.dims[3]);
+  node.stride = strides[0];
+  node.padding = node.padding_h = pads[0];
+  node.dilation_h = dil[0];
+  node.dilation_w = dil[1];
+  node.groups = std::uint32_t(int_attr(n, "group", 1));
+  const std::uint64_t cg = std::uint64_t(w.dims[1]);
+  if (node.groups == 0 || cg * node.groups != std::uint64_t(x.dims[1])) {
+    fail(n, "weights of " + std::to_string(cg) + " channels per group x " +
+            std::to_string(node.groups) + " groups do not match the input's " +
+            std::to_string(x.dims[1]) + " channels");
+  }
+  if (w.given()) {
+    // ONNX W[m][c][ky][kx] -> our K x N with K in (ky, kx, c) order.
+    const std::uint64_t m = node.out_channels, kh = node.kernel_h, kw = node.kernel_w;
+    node.weights.resize(m * cg * kh * kw);
+    for (std::uint64_t o = 0; o < m; ++o)
+      for (std::uint64_t c = 0; c < cg; ++c)
+        for (std::uint64_t ky = 0; ky < kh; ++ky)
+          for (std::uint64_t kx = 0; kx < kw; ++kx)
+            node.weights[((ky * kw + kx) * cg + c) * m + o] =
+                float(w.values[((o * cg + c) * kh + ky) * kw + kx]);
+  }
+  auto out = [&](std::int64_t in, std::int64_t k, std::int64_t d) {
+    const std::int64_t span = d * (k - 1) + 1, padded = in + 2 * std::int64_t(node.padding);
+    return padded < span ? 0 : (padded - span) / std::int64_t(node.stride) + 1;
+  };
+  add(n, std::move(node), {x.id},
+      {x.dims[0], w.dims[0], out(x.dims[2], w.dims[2], dil[0]), out(x.dims[3], w.dims[3], dil[1])});
+}
+
+void Importer::pool(const onnx::NodeProto& n, OpKind kind) {
+  const Act x = act_input(n, 0);
+  if (x.dims.size() != 4) fail(n, "expected an N x C x H x W input");
+  Node node;
+  node.kind = kind;
+  if (kind == OpKind::kGlobalAvgPool2d) {
+    add(n, std::move(node), {x.id}, {x.dims[0], x.dims[1], 1, 1});
+    return;
+  }
+  const auto k = sizes(n, "kernel_shape", {}, 2, 1);
+  const auto pads = sizes(n, "pads", {0, 0, 0, 0}, 4, 0);
+  const auto strides = sizes(n, "strides", {1, 1}, 2, 1);
+  if (pads[0] != pads[1] || pads[0] != pads[2] || pads[0] != pads[3]) {
+    fail(n, "pads must be symmetric and equal on all sides");
+  }
+  if (strides[0] != strides[1]) fail(n, "strides must be equal along H and W");
+  if (int_attr(n, "ceil_mode", 0) != 0) fail(n, "ceil_mode 1 is not supported");
+  for (std::int64_t d : ints(n, "dilations", {1, 1})) {
+    if (d != 1) fail(n, "dilated pooling is not supported");
+  }
+  if (kind == OpKind::kAvgPool2d && pads[0] > 0 && int_attr(n, "count_include_pad", 0) == 0) {
+    fail(n, "padded average pooling must count the padding (count_include_pad 1)");
+  }
+  node.kernel_h = k[0];
+  node.kernel_w = k[1];
+  node.stride = strides[0];
+  node.padding = pads[0];
+  // A window larger than the padded input is infer_shapes' error; 0 here keeps the dims sane.
+  auto out = [&](std::int64_t in, std::int64_t kk) {
+    const std::int64_t padded = in + 2 * std::int64_t(pads[0]);
+    return padded < kk ? 0 : (padded - kk) / std::int64_t(strides[0]) + 1;
+  };
+  add(n, std::move(node), {x.id}, {x.dims[0], x.dims[1], out(x.dims[2], k[0]), out(x.dims[3], k[1])});
+}
+
+void Importer::gemm(const onnx::NodeProto& n, const Act& a, const Const& b, bool trans_b,
+                    float alpha) {
+  if (b.dims.size() != 2) fail(n, "the constant operand must be 2-D");
+  const std::uint64_t k = std::uint64_t(trans_b ? b.dims[1] : b.dims[0]);
+  const std::uint64_t units = std::uint64_t(trans_b ? b.dims[0] : b.dims[1]);
+  if (k != std::uint64_t(a.dims.back()) || (a.dims.size() != 2 && a.dims.size() != 3)) {
+    fail(n, "the data operand's last dimension must equal the weights' K = " +
+            std::to_string(k));
+  }
+  Node node;
+  node.units = node.out_channels = std::uint32_t(units);
+  if (a.dims.size() == 3) {
+    // Per token: a 1x1 convolution over the 1 x S x D tensor.
+    node.kind = OpKind::kConv2d;
+    node.kernel_h = node.kernel_w = 1;
+  } else {
+    node.kind = OpKind::kDense;
+  }
+  if (b.given()) {
+    node.weights.resize(k * units);
+    const Shape3 f = a.flat_from;
+    for (std::uint64_t r = 0; r < k; ++r) {
+      // Row r of our K (NHWC order) is row `src` of ONNX's (CHW order after a flatten).
+      std::uint64_t src = r;
+      if (a.chw_flattened) {
+        const std::uint64_t c = r % f.c, pixel = r / f.c;
+        src = c * f.h * f.w + pixel;
+      }
+      for (std::uint64_t u = 0; u < units; ++u) {
+        node.weights[r * units + u] =
+            alpha * float(trans_b ? b.values[u * k + src] : b.values[src * units + u]);
+      }
+    }
+  }
+  std::vector<std::int64_t> dims = a.dims;
+  dims.back() = std::int64_t(units);
+  add(n, std::move(node), {a.id}, dims);
+}
+
+void Importer::activation(const onnx::NodeProto& n, Activation func) {
+  const Act x = act_input(n, 0);
+  const Tensor& t = g_.tensors[x.id];
+  // Fuse into the producer when nothing else reads its output (as the model JSON's relu).
+  if (t.producer >= 0 && uses_[n.input(0)] == 1 && !outputs_.count(n.input(0))) {
+    Node& p = g_.nodes[std::size_t(t.producer)];
+    // PyTorch exports relu6 as Relu then Clip(0, 6): together one relu6.
+    const bool clamps_relu = func == Activation::kRelu6 && p.activation == Activation::kRelu;
+    const bool fusable = (p.activation == Activation::kNone || clamps_relu) &&
+                         (is_gemm(p.kind) || (p.kind == OpKind::kAdd &&
+                                              func == Activation::kRelu));
+    if (fusable) {
+      p.activation = func;
+      acts_[n.output(0)] = x;
+      return;
+    }
+  }
+  Node node;
+  node.kind = OpKind::kActivation;
+  node.activation = func;
+  add(n, std::move(node), {x.id}, x.dims);
+}
+
+void Importer::batch_norm(const onnx::NodeProto& n) {
+  const Act x = act_input(n, 0);
+  const Tensor& t = g_.tensors[x.id];
+  Node* conv = t.producer >= 0 ? &g_.nodes[std::size_t(t.producer)] : nullptr;
+  if (!conv || conv->kind != OpKind::kConv2d || conv->activation != Activation::kNone ||
+      uses_[n.input(0)] != 1) {
+    fail(n, "BatchNormalization is supported only right after a Conv whose output nothing "
+            "else reads (it folds into the Conv)");
+  }
+  const Const& scale = const_input(n, 1);
+  const Const& var = const_input(n, 4);
+  if (scale.count() != conv->out_channels || var.count() != conv->out_channels) {
+    fail(n, "scale and var must have one value per channel (" +
+            std::to_string(conv->out_channels) + ")");
+  }
+  // Fold: W' = W * scale / sqrt(var + eps) per output channel; the shift is a bias, which the
+  // IR's GEMMs do not have (dropped, as Conv biases are).
+  if (!conv->weights.empty() && scale.given() && var.given()) {
+    const double eps = float_attr(n, "epsilon", 1e-5f);
+    const std::size_t m = conv->out_channels;
+    for (std::size_t i = 0; i < conv->weights.size(); ++i) {
+      const std::size_t o = i % m;
+      conv->weights[i] = float(conv->weights[i] * scale.values[o] / std::sqrt(var.values[o] + eps));
+    }
+  } else {
+    conv->weights.clear();
+  }
+  acts_[n.output(0)] = x;
+}
+
+void Importer::flatten(const onnx::NodeProto& n, const Act& a) {
+  std::int64_t feat = 1;
+  for (std::size_t i = 1; i < a.dims.size(); ++i) feat *= a.dims[i];
+  if (a.dims.size() == 2) {
+    acts_[n.output(0)] = a;
+    return;
+  }
+  // A view node (no instructions), as the model JSON's flatten. It keeps NHWC order; ONNX
+  // flattens in CHW order, which differs when H * W > 1.
+  Node node;
+  node.kind = OpKind::kReshape;
+  node.target = {1, 1, std::uint32_t(feat)};
+  add(n, std::move(node), {a.id}, {a.dims[0], feat});
+  if (a.dims.size() == 4 && a.dims[2] * a.dims[3] > 1) {
+    Act& f = acts_[n.output(0)];
+    f.chw_flattened = true;
+    f.flat_from = nhwc_of(a.dims);
+  }
+}
+
+// Shape arithmetic on constants (PyTorch's flatten and reshape exports).
+bool Importer::fold_constants(const onnx::NodeProto& n) {
+  const std::string& op = n.op_type();
+  Const r;
+  if (op == "Constant") {
+    const onnx::AttributeProto* v = attr(n, "value");
+    if (!v) fail(n, "only the 'value' form of Constant is supported");
+    r = tensor_const(v->t());
+  } else if (op == "Shape") {
+    auto it = acts_.find(n.input(0));
+    if (it != acts_.end()) {
+      r.dims = {std::int64_t(it->second.dims.size())};
+      for (std::int64_t d : it->second.dims) r.values.push_back(double(d));
+    } else {
+      const Const& c = const_input(n, 0);
+      r.dims = {std::int64_t(c.dims.size())};
+      for (std::int64_t d : c.dims) r.values.push_back(double(d));
+    }
+  } else if (op == "Cast" || op == "Identity" || op == "Dropout") {
+    const Const* c = find_const(n.input(0));
+    auto gi = graph_inputs_.find(n.input(0));
+    if (!c && gi != graph_inputs_.end() && !acts_.count(n.input(0))) {
+      // A copy of a declared input (PyTorch shares weights this way): declared under both names.
+      graph_inputs_[n.output(0)] = gi->second;
+      return true;
+    }
+    if (!c) return false;
+    r = *c;
+  } else if (op == "Gather") {
+    const Const& data = const_input(n, 0);
+    const Const& idx = const_input(n, 1);
+    if (data.dims.size() != 1 || int_attr(n, "axis", 0) != 0 || !data.given() || !idx.given()) {
+      fail(n, "only gathering from a 1-D constant along axis 0 is supported");
+    }
+    r.dims = idx.dims;
+    for (double i : idx.values) {
+      std::int64_t k = std::int64_t(i);
+      if (k < 0) k += data.dims[0];
+      if (k < 0 || k >= data.dims[0]) fail(n, "index out of range");
+      r.values.push_back(data.values[std::size_t(k)]);
+    }
+  } else if (op == "Unsqueeze") {
+    const Const& c = const_input(n, 0);
+    if (c.dims.size() > 1) fail(n, "only scalars and 1-D constants can be unsqueezed");
+    r = c;
+    r.dims = {std::int64_t(c.count())};
+  } else if (op == "Concat") {
+    for (int i = 0; i < n.input_size(); ++i) {
+      if (!find_const(n.input(i))) return false;
+    }
+    r.dims = {0};
+    for (int i = 0; i < n.input_size(); ++i) {
+      const Const& c = const_input(n, i);
+      if (c.dims.size() != 1 || !c.given()) fail(n, "only 1-D constants can be concatenated");
+      r.values.insert(r.values.end(), c.values.begin(), c.values.end());
+      r.dims[0] += c.dims[0];
+    }
+  } else {
+    return false;
+  }
+  consts_[n.output(0)] = std::move(r);
+  return true;
+}
+
+// The index of the one node reading `name` (not a graph output), when it is an `op` with
+// `inputs` inputs; else -1.
+int Importer::sole_reader(const std::string& name, const std::string& op, int inputs) const {
+  auto it = readers_.find(name);
+  if (it == readers_.end() || it->second.size() != 1 || outputs_.count(name)) return -1;
+  const onnx::NodeProto& r = graph_->node(it->second[0]);
+  return r.op_type() == op && r.input_size() == inputs ? it->second[0] : -1;
+}
+
+bool Importer::is_scalar(const std::string& name, double v) const {
+  const Const* c = find_const(name);
+  return c && c->given() && c->count() == 1 && std::fabs(c->values[0] - v) < 1e-5;
+}
+
+// PyTorch's exact GELU before opset 20: x * 0.5 * (1 + erf(x / sqrt 2)), exported as
+// Div(x, sqrt 2) -> Erf -> Add(1) -> Mul(x) -> Mul(0.5) (each read only by the next): one gelu.
+bool Importer::fold_gelu(const onnx::NodeProto& div) {
+  const std::string& x = div.input(0);
+  if (div.input_size() != 2 || !acts_.count(x) || !is_scalar(div.input(1), std::sqrt(2.0))) {
+    return false;
+  }
+  auto other = [](const onnx::NodeProto& n, const std::string& one) {
+    return n.input(0) == one ? n.input(1) : n.input(0);
+  };
+  const int erf = sole_reader(div.output(0), "Erf", 1);
+  if (erf < 0) return false;
+  const std::string& erf_out = graph_->node(erf).output(0);
+  const int add = sole_reader(erf_out, "Add", 2);
+  if (add < 0 || !is_scalar(other(graph_->node(add), erf_out), 1.0)) return false;
+  const std::string& add_out = graph_->node(add).output(0);
+  const int mul = sole_reader(add_out, "Mul", 2);
+  if (mul < 0 || other(graph_->node(mul), add_out) != x) return false;
+  const std::string& mul_out = graph_->node(mul).output(0);
+  const int half = sole_reader(mul_out, "Mul", 2);
+  if (half < 0 || !is_scalar(other(graph_->node(half), mul_out), 0.5)) return false;
+  folded_.insert({erf, add, mul, half});
+  onnx::NodeProto gelu;
+  gelu.set_name(label(graph_->node(half)));
+  gelu.set_op_type("Gelu");
+  gelu.add_input(x);
+  gelu.add_output(graph_->node(half).output(0));
+  --uses_[x];  // the Div and the Mul reading x become one gelu
+  activation(gelu, Activation::kGelu);
+  return true;
+}
+
+void Importer::import_node(const onnx::NodeProto& n) {
+  const std::string& op = n.op_type();
+  if (n.output_size() < 1) fail(n, "no output");
+  if (!n.domain().empty() && n.domain() != "ai.onnx") {
+    fail(n, "operator domain '" + n.domain() + "' is not supported (only the default domain)");
+  }
+  if (fold_constants(n)) return;
+  if (op == "Div" && fold_gelu(n)) return;
+  if (op == "Conv") {
+    conv(n);
+  } else if (op == "MaxPool") {
+    pool(n, OpKind::kMaxPool2d);
+  } else if (op == "AveragePool") {
+    pool(n, OpKind::kAvgPool2d);
+  } else if (op == "GlobalAveragePool") {
+    pool(n, OpKind::kGlobalAvgPool2d);
+  } else if (op == "Gemm") {
+    if (int_attr(n, "transA", 0) != 0) fail(n, "transA 1 is not supported");
+    gemm(n, act_input(n, 0), const_input(n, 1), int_attr(n, "transB", 0) != 0,
+         float_attr(n, "alpha", 1.0f));
+  } else if (op == "MatMul") {
+    gemm(n, act_input(n, 0), const_input(n, 1), false, 1.0f);
+  } else if (op == "Add" || op == "Mul") {
+    const Const* c0 = find_const(n.input(0));
+    const Const* c1 = n.input_size() > 1 ? find_const(n.input(1)) : nullptr;
+    if (op == "Add" && (c0 || c1)) {
+      // A bias after a GEMM (MatMul + Add exports of Linear): dropped, as Conv biases are.
+      const Act& a = act_input(n, c0 ? 1 : 0);
+      const Tensor& t = g_.tensors[a.id];
+      if (t.producer < 0 || !is_gemm(g_.nodes[std::size_t(t.producer)].kind) ||
+          g_.nodes[std::size_t(t.producer)].activation != Activation::kNone) {
+        fail(n, "adding a constant is supported only as the bias of a Conv, Gemm or MatMul");
+      }
+      acts_[n.output(0)] = a;
+      return;
+    }
+    if (c0 || c1) fail(n, "multiplying by a constant is not supported");
+    const Act a = act_input(n, 0);
+    const Act b = act_input(n, 1);
+    if (a.dims != b.dims) fail(n, "broadcasting is not supported: the operands' shapes differ");
+    Node node;
+    node.kind = op == "Add" ? OpKind::kAdd : OpKind::kMul;
+    add(n, std::move(node), {a.id, b.id}, a.dims);
+  } else if (op == "Relu") {
+    activation(n, Activation::kRelu);
+  } else if (op == "Clip") {
+    double lo = float_attr(n, "min", -INFINITY), hi = float_attr(n, "max", INFINITY);
+    auto bound = [&](int i, double& v) {
+      if (n.input_size() > i && !n.input(i).empty()) {
+        const Const& c = const_input(n, i);
+        if (!c.given() || c.count() != 1) fail(n, "min and max must be scalar constants");
+        v = c.values[0];
+      }
+    };
+    bound(1, lo);
+    bound(2, hi);
+    if (lo == 0 && hi == 6) {
+      activation(n, Activation::kRelu6);
+    } else if (lo == 0 && std::isinf(hi)) {
+      activation(n, Activation::kRelu);
+    } else {
+      fail(n, "only Clip to [0, 6] (relu6) or [0, inf) (relu) is supported");
+    }
+  } else if (op == "Sigmoid") {
+    activation(n, Activation::kSigmoid);
+  } else if (op == "Tanh") {
+    activation(n, Activation::kTanh);
+  } else if (op == "Gelu") {
+    activation(n, Activation::kGelu);
+  } else if (op == "Softmax") {
+    const Act x = act_input(n, 0);
+    // Ours is along channels: ONNX's last axis of N x F or N x S x D, axis 1 of N x C x 1 x 1.
+    const std::int64_t rank = std::int64_t(x.dims.size());
+    std::int64_t axis = int_attr(n, "axis", -1);
+    if (axis < 0) axis += rank;
+    const bool channels = rank == 4 ? axis == 1 && x.dims[2] * x.dims[3] == 1 : axis == rank - 1;
+    if (!channels) {
+      fail(n, "softmax is supported along the last axis of N x F or N x S x D, or axis 1 of "
+              "N x C x 1 x 1");
+    }
+    Node node;
+    node.kind = OpKind::kSoftmax;
+    add(n, std::move(node), {x.id}, x.dims);
+  } else if (op == "LayerNormalization") {
+    const Act x = act_input(n, 0);
+    const std::int64_t axis = int_attr(n, "axis", -1);
+    if ((axis != -1 && axis != std::int64_t(x.dims.size()) - 1) || x.dims.size() == 4) {
+      fail(n, "layer norm must be along the last axis of an N x F or N x S x D tensor");
+    }
+    Node node;
+    node.kind = OpKind::kLayerNorm;
+    node.epsilon = float_attr(n, "epsilon", 1e-5f);
+    const Const& gamma = const_input(n, 1);
+    const Const* beta = n.input_size() > 2 && !n.input(2).empty() ? &const_input(n, 2) : nullptr;
+    const std::uint64_t c = std::uint64_t(x.dims.back());
+    if (gamma.count() != c || (beta && beta->count() != c)) {
+      fail(n, "scale and bias must have one value per channel (" + std::to_string(c) + ")");
+    }
+    if (gamma.given() && (!beta || beta->given())) {
+      for (double v : gamma.values) node.weights.push_back(float(v));
+      for (std::uint64_t i = 0; i < c; ++i) {
+        node.weights.push_back(beta ? float(beta->values[i]) : 0.0f);
+      }
+    }
+    add(n, std::move(node), {x.id}, x.dims);
+  } else if (op == "BatchNormalization") {
+    batch_norm(n);
+  } else if (op == "Flatten") {
+    const Act a = act_input(n, 0);
+    if (int_attr(n, "axis", 1) != 1) fail(n, "only axis 1 is supported");
+    flatten(n, a);
+  } else if (op == "Reshape") {
+    const Act a = act_input(n, 0);
+    const Const& shape = const_input(n, 1);
+    if (!shape.given()) fail(n, "the shape must be a constant with values");
+    // Only a flatten: [N, ...] -> [N, -1] or [N, C*H*W].
+    std::int64_t feat = 1;
+    for (std::size_t i = 1; i < a.dims.size(); ++i) feat *= a.dims[i];
+    const auto& s = shape.values;
+    const bool is_flatten = s.size() == 2 && (s[0] == double(a.dims[0]) || s[0] == 0) &&
+                            (s[1] == -1 || s[1] == double(feat));
+    if (!is_flatten) fail(n, "only reshaping to [N, -1] (a flatten) is supported");
+    flatten(n, a);
+  } else if (op == "Concat") {
+    std::vector<TensorId> ins;
+    std::vector<std::int64_t> dims;
+    for (int i = 0; i < n.input_size(); ++i) {
+      const Act a = act_input(n, i);
+      if (i == 0) {
+        dims = a.dims;
+        dims[1] = 0;
+      }
+      if (a.dims.size() != 4) fail(n, "only N x C x H x W tensors can be concatenated");
+      dims[1] += a.dims[1];
+      ins.push_back(a.id);
+    }
+    const std::int64_t axis = int_attr(n, "axis", 1);
+    if (axis != 1 && axis != -3) fail(n, "only concatenation along channels (axis 1) is supported");
+    Node node;
+    node.kind = OpKind::kConcat;
+    add(n, std::move(node), ins, dims);
+  } else if (op == "Identity" || op == "Dropout") {
+    acts_[n.output(0)] = act_input(n, 0);
+  } else {
+    fail(n, "unsupported operator; supported: " + std::string(kSupported));
+  }
+}
+
+void Importer::run(const onnx::GraphProto& graph) {
+  std::set<std::string> initializers;
+  for (const auto& t : graph.initializer()) {
+    consts_[t.name()] = tensor_const(t);
+    initializers.insert(t.name());
+  }
+  for (const auto& vi : graph.input()) {
+    if (initializers.count(vi.name())) continue;
+    std::vector<std::int64_t> dims;
+    if (!vi.type().has_tensor_type()) fail("graph input '" + vi.name() + "': not a tensor");
+    for (const auto& d : vi.type().tensor_type().shape().dim()) {
+      if (!d.has_dim_value() || d.dim_value() < 1 || d.dim_value() > kMaxSize) {
+        fail("graph input '" + vi.name() + "': every dimension must be a fixed size in 1.." +
+             std::to_string(kMaxSize) + " (export with a fixed batch, without dynamic_axes)");
+      }
+      dims.push_back(d.dim_value());
+    }
+    graph_inputs_[vi.name()] = dims;
+  }
+  for (const auto& n : graph.node()) {
+    for (const auto& i : n.input()) ++uses_[i];
+  }
+  for (const auto& o : graph.output()) {
+    ++uses_[o.name()];
+    outputs_.insert(o.name());
+  }
+  graph_ = &graph;
+  for (int i = 0; i < graph.node_size(); ++i) {
+    for (const auto& in : graph.node(i).input()) readers_[in].push_back(i);
+  }
+  // Constants first: a pattern (fold_gelu) may read one that PyTorch places after its start.
+  for (int i = 0; i < graph.node_size(); ++i) {
+    if (graph.node(i).op_type() == "Constant") {
+      import_node(graph.node(i));
+      folded_.insert(i);
+    }
+  }
+  for (int i = 0; i < graph.node_size(); ++i) {
+    if (!folded_.count(i)) import_node(graph.node(i));
+  }
+  for (const auto& o : graph.output()) {
+    auto it = acts_.find(o.name());
+    if (it == acts_.end()) fail("graph output '" + o.name() + "' is not computed by any node");
+    g_.outputs.push_back(it->second.id);
+  }
+  if (g_.nodes.empty()) fail("the graph has no operators to run");
+}
+
+}  // namespace
+
+bool looks_like_onnx(const std::string& bytes) { return !bytes.empty() && bytes[0] == 0x08; }
+
+Graph parse_onnx(const std::string& bytes, const std::string& source) {
+  onnx::ModelProto model;
+  if (!model.ParseFromString(bytes) || !model.has_graph()) {
+    throw CompileError(source + ": not a valid ONNX model (the protobuf does not parse: a "
+                                "truncated or corrupt file?)");
+  }
+  Graph g;
+  g.source = source;
+  std::string stem = source.substr(source.find_last_of('/') + 1);
+  g.name = stem.substr(0, stem.rfind('.'));
+  Importer(source, g).run(model.graph());
+  infer_shapes(g);
+  return g;
+}
+
+}  // namespace tpu
