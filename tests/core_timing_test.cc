@@ -9,6 +9,7 @@
 
 #include "sim/isa/program.h"
 #include "sim/tpu_core.h"
+#include "tests/assembly_run.h"
 
 namespace tpu {
 namespace {
@@ -32,21 +33,7 @@ Config core_config() {
 }
 
 RunResult run(const std::string& text, const Config& config = core_config()) {
-  SimOptions options;
-  options.trace = true;
-  return simulate(config, parse_assembly(".array 8 8\n" + text), options);
-}
-
-const InstructionTrace& at_pc(const RunResult& r, std::size_t pc) {
-  for (const InstructionTrace& t : r.trace) {
-    if (t.pc == pc) return t;
-  }
-  throw std::runtime_error("pc " + std::to_string(pc) + " not traced");
-}
-
-Cycle stall(const UnitStats& u, const std::string& cause) {
-  const auto it = u.stalls.find(cause);
-  return it == u.stalls.end() ? 0 : it->second;
+  return run_assembly(text, config);
 }
 
 const UnitStats& unit(const RunResult& r, Unit u) { return r.units[std::size_t(u)]; }

@@ -12,6 +12,7 @@
 #include "sim/config/config.h"
 #include "sim/isa/program.h"
 #include "sim/tpu_core.h"
+#include "tests/assembly_run.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 #include "tools/run/child.h"
@@ -35,23 +36,7 @@ Config two_mxus(std::uint32_t read_ports) {
   return c;
 }
 
-RunResult run(const std::string& text, const Config& config) {
-  SimOptions options;
-  options.trace = true;
-  return simulate(config, parse_assembly(".array 8 8\n" + text), options);
-}
-
-const InstructionTrace& at_pc(const RunResult& r, std::size_t pc) {
-  for (const InstructionTrace& t : r.trace) {
-    if (t.pc == pc) return t;
-  }
-  throw std::runtime_error("pc " + std::to_string(pc) + " not traced");
-}
-
-Cycle stall(const UnitStats& u, const std::string& cause) {
-  const auto it = u.stalls.find(cause);
-  return it == u.stalls.end() ? 0 : it->second;
-}
+RunResult run(const std::string& text, const Config& config) { return run_assembly(text, config); }
 
 // Y = X W for X: 16 x 8, W: 8 x 16 split by N: MXU 0 computes columns 0..7 into accumulator
 // rows 0..15, MXU 1 columns 8..15 into rows 16..31, both streaming the same 16 input rows.
