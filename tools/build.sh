@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(cmake g++ make pkg-config libsystemc-dev nlohmann-json3-dev libcli11-dev libgtest-dev
-          libonnx-dev gnuplot-nox)
+          libonnx-dev libprotobuf-dev gnuplot-nox)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
