@@ -18,6 +18,7 @@
 
 #include "sim/config/config.h"
 #include "sim/config/user_input.h"
+#include "tools/report/report.h"
 #include "tools/run/output_file.h"
 
 extern char** environ;
@@ -416,9 +417,8 @@ Plot roofline_plot(const nlohmann::json& report, const std::string& source,
   if (!report.is_object() || !report.contains("config") || !report.contains("layers"))
     fail(source, "not a run report (tpusim run --json F writes one): no 'config' or 'layers'");
   const Config config = parse_config(report.at("config"), source + ": config", {});
-  const double peak_tops = 2.0 * config.array.rows * config.array.cols * config.clock_mhz / 1e6;
-  const double bytes_per_cycle = config.hbm_peak_bytes_per_cycle();
-  const double peak_gbs = bytes_per_cycle * config.clock_mhz / 1000.0;  // infinite for ideal
+  const double roof_tops = peak_tops(config);
+  const double roof_gbs = peak_gbs(config);  // infinite for ideal
 
   Plot plot;
   plot.log_x = plot.log_y = true;
@@ -470,27 +470,27 @@ Plot roofline_plot(const nlohmann::json& report, const std::string& source,
   hi *= 4;
   double bottom = layers.points[0].second;
   for (const auto& p : layers.points) bottom = std::min(bottom, p.second);
-  plot.y_range = {bottom / 3, peak_tops * 3};
+  plot.y_range = {bottom / 3, roof_tops * 3};
   PlotSeries compute;
-  compute.title = "compute roof " + format("%.4g", peak_tops) + " TOPS";
+  compute.title = "compute roof " + format("%.4g", roof_tops) + " TOPS";
   compute.style = PlotSeries::Style::kLine;
-  if (std::isinf(peak_gbs)) {
+  if (std::isinf(roof_gbs)) {
     compute.title += " (ideal memory: no bandwidth roof)";
-    compute.points = {{lo, peak_tops}, {hi, peak_tops}};
+    compute.points = {{lo, roof_tops}, {hi, roof_tops}};
     plot.x_range = {lo, hi};
     note_crowding(place_labels(layers, names, plot.x_range, plot.y_range));
     plot.series = {compute, layers};
     return plot;
   }
-  // The roof is min(peak_tops, intensity * peak_gbs / 1000): bytes/ns * ops/byte = Gops/s.
-  const double ridge = peak_tops * 1000.0 / peak_gbs;
+  // The roof is min(roof_tops, intensity * roof_gbs / 1000): bytes/ns * ops/byte = Gops/s.
+  const double ridge = roof_tops * 1000.0 / roof_gbs;
   lo = std::min(lo, ridge / 4);
   hi = std::max(hi, ridge * 4);
   PlotSeries bandwidth;
-  bandwidth.title = "bandwidth roof " + format("%.4g", peak_gbs) + " GB/s";
+  bandwidth.title = "bandwidth roof " + format("%.4g", roof_gbs) + " GB/s";
   bandwidth.style = PlotSeries::Style::kLine;
-  bandwidth.points = {{lo, lo * peak_gbs / 1000.0}, {ridge, peak_tops}};
-  compute.points = {{ridge, peak_tops}, {hi, peak_tops}};
+  bandwidth.points = {{lo, lo * roof_gbs / 1000.0}, {ridge, roof_tops}};
+  compute.points = {{ridge, roof_tops}, {hi, roof_tops}};
   plot.x_range = {lo, hi};
   note_crowding(place_labels(layers, names, plot.x_range, plot.y_range));
   plot.series = {compute, bandwidth, layers};

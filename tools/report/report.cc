@@ -229,11 +229,6 @@ double roofline_cycles(const Config& config, const Row& total) {
   return std::max(compute, memory);
 }
 
-// Peak memory bandwidth in GB/s (bytes per ns); infinite for the ideal preset.
-double peak_gbs(const Config& config) {
-  return config.hbm_peak_bytes_per_cycle() * config.clock_mhz / 1000.0;
-}
-
 json finite_or_null(double v) { return std::isinf(v) ? json(nullptr) : json(v); }
 
 // The memory over the whole run, as documented in report.h.
@@ -376,6 +371,14 @@ std::string csv_field(const std::string& text) {
     quoted += c;
   }
   return quoted + "\"";
+}
+
+double peak_gbs(const Config& config) {
+  return config.hbm_peak_bytes_per_cycle() * config.clock_mhz / 1000.0;
+}
+
+double peak_tops(const Config& config) {
+  return 2.0 * config.array.rows * config.array.cols * config.core.mxus * config.clock_mhz / 1e6;
 }
 
 namespace {

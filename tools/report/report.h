@@ -96,6 +96,11 @@ std::string report_csv(const Config& config, const RunResult& run,
 // A CSV field: quoted (with doubled quotes) when it holds a comma, quote or newline.
 std::string csv_field(const std::string& text);
 
+// The config's roofs: peak memory bandwidth in GB/s (infinite for the ideal preset) and peak
+// throughput in TOPS (2 ops per MAC on every PE of every MXU).
+double peak_gbs(const Config& config);
+double peak_tops(const Config& config);
+
 // "1.50 MiB"-style binary units for byte counts.
 std::string human_bytes(double bytes);
 
