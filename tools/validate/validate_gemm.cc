@@ -146,9 +146,16 @@ int sc_main(int argc, char* argv[]) {
     std::printf("%s on %s (%s)\n", data.c_str(), config.name.c_str(), config.source.c_str());
     std::printf("%6s %6s %6s %12s %12s %8s\n", "M", "N", "K", "measured us", "predicted us",
                 "error %");
-    double abs_pct = 0, mean = 0;
+    // R^2 over the GEMMs that ran: their measured mean.
+    double abs_pct = 0, mean = 0, ran = 0;
     std::vector<double> errors;
-    for (const Measurement& r : rows) mean += r.measured_us / double(rows.size());
+    for (const Measurement& r : rows) {
+      if (r.error.empty()) {
+        mean += r.measured_us;
+        ++ran;
+      }
+    }
+    mean /= std::max(ran, 1.0);
     double ss_res = 0, ss_tot = 0;
     int failed = 0;
     for (const Measurement& r : rows) {
