@@ -491,28 +491,29 @@ void exec_load_weights(MachineState& s, const Instruction& inst, WeightTile& til
   tile.rows = rows;
   tile.cols = cols;
   const std::uint32_t eb = s.elem_bytes;
-  std::vector<std::uint8_t> bytes(std::size_t(rows) * cols * eb);
+  // Straight into the tile's own storage (reused across loads: no allocation once grown).
+  std::uint8_t* dst;
+  if (s.dtype == DataType::kInt8) {
+    tile.bf16.clear();
+    tile.int8.resize(std::size_t(rows) * cols);
+    dst = reinterpret_cast<std::uint8_t*>(tile.int8.data());
+  } else {
+    tile.int8.clear();
+    tile.bf16.resize(std::size_t(rows) * cols);
+    dst = reinterpret_cast<std::uint8_t*>(tile.bf16.data());
+  }
   if (inst.flags & kFlagTranspose) {
     // Staged row n holds column n of the tile: W[k][n] = element k of row n.
     for (std::uint32_t n = 0; n < cols; ++n) {
       const std::uint8_t* r = row(n);
       for (std::uint32_t k = 0; k < rows; ++k) {
-        std::memcpy(&bytes[(std::size_t(k) * cols + n) * eb], r + std::size_t(k) * eb, eb);
+        std::memcpy(dst + (std::size_t(k) * cols + n) * eb, r + std::size_t(k) * eb, eb);
       }
     }
   } else {
     for (std::uint32_t k = 0; k < rows; ++k) {
-      std::memcpy(&bytes[std::size_t(k) * cols * eb], row(k), std::size_t(cols) * eb);
+      std::memcpy(dst + std::size_t(k) * cols * eb, row(k), std::size_t(cols) * eb);
     }
-  }
-  if (s.dtype == DataType::kInt8) {
-    tile.bf16.clear();
-    tile.int8.resize(std::size_t(rows) * cols);
-    std::memcpy(tile.int8.data(), bytes.data(), bytes.size());
-  } else {
-    tile.int8.clear();
-    tile.bf16.resize(std::size_t(rows) * cols);
-    std::memcpy(tile.bf16.data(), bytes.data(), bytes.size());
   }
   if (fifo) queue.pop_front();
 }
