@@ -9,6 +9,7 @@
 #include <string>
 
 #include "sim/config/config.h"
+#include "tests/cli_helpers.h"
 #include "tools/compiler/data.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/onnx_frontend.h"
@@ -284,7 +285,8 @@ TEST(OnnxFrontend, TruncatedAndGarbageFilesAreOneLineErrors) {
   std::ifstream in(kModels + "onnx/tiny_cnn.onnx", std::ios::binary);
   const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   ASSERT_GT(bytes.size(), 1000u);
-  const auto dir = std::filesystem::temp_directory_path();
+  // A directory of this build tree's own, so checkouts testing at once never share the files.
+  const std::filesystem::path dir = test_shell::fresh_dir("onnx");
   const std::string truncated = (dir / "tpusim_truncated.onnx").string();
   const std::string garbage = (dir / "tpusim_garbage.onnx").string();
   std::ofstream(truncated, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
@@ -304,7 +306,7 @@ TEST(OnnxFrontend, TruncatedAndGarbageFilesAreOneLineErrors) {
 }
 
 TEST(OnnxFrontend, LoadModelDispatchesOnContent) {
-  const auto dir = std::filesystem::temp_directory_path();
+  const std::filesystem::path dir = test_shell::fresh_dir("onnx");
   const std::string path = (dir / "tpusim_tiny_cnn.bin").string();
   std::filesystem::copy_file(kModels + "onnx/tiny_cnn.onnx", path,
                              std::filesystem::copy_options::overwrite_existing);
