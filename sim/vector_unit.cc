@@ -87,10 +87,6 @@ VectorUnit::Span VectorUnit::burst(bool write, std::uint64_t first_row, std::uin
   return {req.start, req.end};
 }
 
-void VectorUnit::count(const Issued& is, std::uint64_t elems, std::uint64_t acc_read_bytes) {
-  seq_.add_vector_work(is.layer, acc_read_bytes, elems);
-}
-
 void VectorUnit::run() {
   try {
     const std::uint64_t lanes = config_.vector.lanes;
@@ -120,7 +116,9 @@ void VectorUnit::run() {
         done = burst(true, inst.ub_row, inst.rows, v + w.latency + w.cycles() - w.rows, write)
                    .end;
         seq_.add_traffic(is.layer, 0, 0, 0, w.rows);
-        count(is, std::uint64_t(w.rows) * inst.cols, std::uint64_t(w.rows) * inst.cols * 4);  // sums in
+        // For the energy model: the accumulator bytes read (int32 sums) and the elements.
+        seq_.add_vector_work(is.layer, std::uint64_t(w.rows) * inst.cols * 4,
+                             std::uint64_t(w.rows) * inst.cols);
       } else if (inst.op == Opcode::kVop) {
         // Like ADD: reads of a, then of b (mul) or the parameters (norms), then the writes,
         // which follow every read; a chunked row op reads and writes one burst per chunk.
@@ -145,7 +143,7 @@ void VectorUnit::run() {
                         .end);
         }
         seq_.add_traffic(is.layer, 0, 0, row_accesses + b_rows, row_accesses);
-        count(is, std::uint64_t(w.rows) * inst.cols);
+        seq_.add_vector_work(is.layer, 0, std::uint64_t(w.rows) * inst.cols);
       } else if (inst.op == Opcode::kAdd) {
         // Reads of a, then of b (requested once a's are granted; both operands are taken at
         // that second grant), then the writes, which follow every read.
@@ -158,7 +156,7 @@ void VectorUnit::run() {
                      write)
                    .end;
         seq_.add_traffic(is.layer, 0, 0, 2 * w.rows, w.rows);
-        count(is, std::uint64_t(w.rows) * inst.cols);
+        seq_.add_vector_work(is.layer, 0, std::uint64_t(w.rows) * inst.cols);
       } else {
         const std::uint64_t window = std::uint64_t(inst.kernel_h) * inst.kernel_w;
         const std::uint64_t c = ceil_div(inst.cols, lanes);
@@ -170,7 +168,8 @@ void VectorUnit::run() {
                      write)
                    .end;
         seq_.add_traffic(is.layer, 0, 0, in, out);
-        count(is, out * window * inst.cols);  // every window element through the comparators
+        // Every window element goes through the comparators.
+        seq_.add_vector_work(is.layer, 0, out * window * inst.cols);
       }
       seq_.complete(Unit::kVector, is, v, done, done - v);
       seq_.wait_until(done);

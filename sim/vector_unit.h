@@ -58,9 +58,6 @@ class VectorUnit : public sc_core::sc_module {
 
  private:
   void run();  // SC_THREAD
-  // Records the work of one instruction for the energy model: the elements it put through the
-  // unit and the accumulator bytes it read. Every opcode calls it once.
-  void count(const Issued& is, std::uint64_t elems, std::uint64_t acc_read_bytes = 0);
   struct Span {
     Cycle start, end;  // first access, one past the last
   };

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
-#include <memory>
 #include <stdexcept>
 #include <string>
 
@@ -280,22 +279,18 @@ std::int8_t requantise_fp32(float y, float scale_out, std::int8_t zero_point) {
   return std::int8_t(std::clamp(std::int32_t(clamped) + zero_point, -128, 127));
 }
 
-void softmax_fp32(float* x, std::uint32_t n, const bool* keep) {
+void softmax_fp32(float* x, std::uint32_t n, std::uint32_t kept) {
+  kept = std::min(kept, n);
   float m = -INFINITY;
-  bool any = false;
-  for (std::uint32_t j = 0; j < n; ++j) {
-    if (keep && !keep[j]) continue;
-    any = true;
-    m = std::max(m, x[j]);
-  }
+  for (std::uint32_t j = 0; j < kept; ++j) m = std::max(m, x[j]);
   float sum = 0.0f;
-  for (std::uint32_t j = 0; j < n; ++j) {
-    if (keep && !keep[j]) continue;
+  for (std::uint32_t j = 0; j < kept; ++j) {
     x[j] = std::exp(x[j] - m);
     sum += x[j];
   }
-  const float r = any ? 1.0f / sum : 0.0f;
-  for (std::uint32_t j = 0; j < n; ++j) x[j] = keep && !keep[j] ? 0.0f : x[j] * r;
+  const float r = kept ? 1.0f / sum : 0.0f;
+  for (std::uint32_t j = 0; j < kept; ++j) x[j] *= r;
+  std::fill(x + kept, x + n, 0.0f);
 }
 
 void norm_fp32(float* x, std::uint32_t n, const float* gamma, const float* beta, float eps) {
@@ -745,7 +740,6 @@ void exec_vop(MachineState& s, const Instruction& inst) {
   // Every input is read before any output is written, so the ranges may overlap.
   std::vector<std::uint8_t> result(std::uint64_t(rows) * cols * eb);
   std::vector<float> y(cols);
-  const std::unique_ptr<bool[]> keep = std::make_unique<bool[]>(cols);
   const bool causal = inst.kind == VopKind::kSoftmax && (inst.flags & kFlagCausal);
   const bool norm = inst.kind == VopKind::kLayerNorm || inst.kind == VopKind::kRmsNorm;
   std::vector<float> gamma(norm ? cols : 0), beta(inst.kind == VopKind::kLayerNorm ? cols : 0);
@@ -762,9 +756,11 @@ void exec_vop(MachineState& s, const Instruction& inst) {
         y[n] = y[n] * load(inst.src_row + std::uint64_t(m), 0, n, scale_b);
       }
     } else if (inst.kind == VopKind::kSoftmax) {
+      // Causal: row m keeps the columns up to mask_row + m + mask_offset.
       const std::int64_t last = std::int64_t(inst.mask_row) + m + inst.mask_offset;
-      for (std::uint32_t n = 0; n < cols; ++n) keep[n] = std::int64_t(n) <= last;
-      softmax_fp32(y.data(), cols, causal ? keep.get() : nullptr);
+      const std::uint32_t kept =
+          causal ? std::uint32_t(std::clamp<std::int64_t>(last + 1, 0, cols)) : cols;
+      softmax_fp32(y.data(), cols, kept);
     } else if (norm) {
       norm_fp32(y.data(), cols, gamma.data(), beta.empty() ? nullptr : beta.data(),
                 fp32(inst.eps));

@@ -115,10 +115,11 @@ float activation_fp32(float x, Activation func);
 // The int8 end of the fp32 path: round(y * scale_out) half away from zero, plus zero_point,
 // clamped to [-128, 127]; NaN gives zero_point.
 std::int8_t requantise_fp32(float y, float scale_out, std::int8_t zero_point);
-// Softmax of one row of n values in place: the maximum m and the sum s of e^(x - m) over the
-// kept columns (keep == nullptr keeps all), each taken in increasing column order; kept columns
-// become e^(x - m) * (1 / s), the others 0 (all 0 when none is kept).
-void softmax_fp32(float* x, std::uint32_t n, const bool* keep);
+// Softmax of one row of n values in place over its first `kept` columns (a causal mask keeps a
+// prefix; kept >= n keeps all): the maximum m and the sum s of e^(x - m) over them, each taken
+// in increasing column order; they become e^(x - m) * (1 / s), the others 0 (all 0 when
+// kept == 0).
+void softmax_fp32(float* x, std::uint32_t n, std::uint32_t kept);
 // Layer norm of one row in place: mean = (sum of x in increasing column order) * (1 / n),
 // var = (sum of (x - mean)^2, likewise) * (1 / n), r = 1 / sqrt(var + eps), then
 // x = (x - mean) * r * gamma + beta. beta == nullptr: RMS norm, r = 1 / sqrt((sum of x^2) *

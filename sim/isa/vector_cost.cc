@@ -124,7 +124,6 @@ VectorWork vector_work(const OpCounts& ops, std::uint64_t rows, std::uint64_t co
                        const VectorConfig& config, std::uint64_t chunk_cols) {
   VectorWork w;
   w.rows = rows;
-  w.elements = rows * cols;
   std::uint64_t group = 1, row = 0;
   w.latency = config.activate_latency;
   for (std::size_t k = 0; k < kNumVectorOps; ++k) {

@@ -43,7 +43,7 @@ OpCounts vop_ops(const Instruction& inst);
 // never mix two UB rows in one group, and the per-group reductions (running max
 // and sum) carry from chunk to chunk.
 struct VectorWork {
-  std::uint64_t rows = 0, elements = 0;  // elements = rows * cols
+  std::uint64_t rows = 0;
   std::uint64_t groups_per_row = 0, cycles_per_row = 0, latency = 0;
   std::uint64_t cycles() const { return rows * cycles_per_row; }
 };
