@@ -168,13 +168,18 @@ class Lowerer {
     if (inst.op == Opcode::kLoadWeights && (inst.flags & kFlagFifo)) ++fifo_reads_[inst.instance];
     program_.instructions.push_back(inst);
   }
-  // The last emitted instruction signals `sem` to the next instruction of unit `waiter`
-  // (instance 0: MXU 0 starts every GEMM node and passes the wait on, kMxuGo).
+  // Instruction `producer` (by default the last emitted) signals `sem` to the next instruction
+  // of unit `waiter` (instance 0: MXU 0 starts every GEMM node and passes the wait on,
+  // kMxuGo). A pending hand-off of the same semaphore is replaced, so each signal keeps exactly
+  // one wait.
   void hand_off(std::uint32_t sem, Unit waiter) {
+    hand_off(program_.instructions.size() - 1, sem, waiter);
+  }
+  void hand_off(std::size_t producer, std::uint32_t sem, Unit waiter) {
     handoffs_.erase(std::remove_if(handoffs_.begin(), handoffs_.end(),
                                    [&](const Handoff& h) { return h.sem == sem; }),
                     handoffs_.end());
-    handoffs_.push_back({program_.instructions.size() - 1, sem, waiter});
+    handoffs_.push_back({producer, sem, waiter});
   }
   Instruction dma(Opcode op, const DmaFields& d, std::uint64_t wait, std::uint64_t signal) {
     check_width(d.group_stride, kMaxStride, "DMA group_stride (bytes)");
@@ -692,11 +697,8 @@ Program Lowerer::run() {
     // work waits for its own weight loads, which come after those transfers in DMA order).
     if (!is_view(layer.kind) && last_dma_ && last_dma_ != barrier_dma_) {
       // A node without vector work (a slice) leaves its hand-off pending: the later DMA
-      // replaces it (transfers finish in order), so each signal keeps exactly one wait.
-      handoffs_.erase(std::remove_if(handoffs_.begin(), handoffs_.end(),
-                                     [](const Handoff& h) { return h.sem == kSemStagingFree; }),
-                      handoffs_.end());
-      handoffs_.push_back({*last_dma_, kSemStagingFree, Unit::kVector});
+      // replaces it (transfers finish in order).
+      hand_off(*last_dma_, kSemStagingFree, Unit::kVector);
       barrier_dma_ = last_dma_;
     }
     const Placement& in = plan_.tensors[layer.inputs[0]];
@@ -705,7 +707,7 @@ Program Lowerer::run() {
     // until the vector unit, in order, has written it, since the weights may have reached the
     // UB before this node began.
     if (is_gemm(layer.kind) && in.resident && last_vector_) {
-      handoffs_.push_back({*last_vector_, kSemInputReady, Unit::kWeightLoad});
+      hand_off(*last_vector_, kSemInputReady, Unit::kWeightLoad);
     }
     const std::uint64_t limit = plan_.staging_limit[layer_index_];
     const Requant& q = requant[layer_index_];
