@@ -8,7 +8,6 @@
 #include <limits>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -149,15 +148,19 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b);
 }
 
-// Splits a CSV line; a single trailing empty field (SCALE-Sim ends rows with ',') is dropped.
-std::vector<std::string> split_csv(const std::string& line) {
-  std::vector<std::string> fields;
-  std::stringstream ss(line);
-  std::string f;
-  while (std::getline(ss, f, ',')) fields.push_back(trim(f));
-  if (!line.empty() && line.back() == ',') fields.push_back("");
+// A record's fields less a single trailing empty one: SCALE-Sim ends rows with ','.
+std::vector<std::string> scalesim_fields(std::vector<std::string> fields) {
   if (!fields.empty() && fields.back().empty()) fields.pop_back();
   return fields;
+}
+
+// The records of a SCALE-Sim CSV; its syntax errors are compile errors.
+std::vector<CsvRecord> scalesim_records(const std::string& text, const std::string& source) {
+  try {
+    return parse_csv(text, source);
+  } catch (const CsvSyntaxError& e) {
+    throw CompileError(e.what());
+  }
 }
 
 std::string normalize_header(const std::string& s) {
@@ -183,8 +186,7 @@ const std::vector<std::string> kGemmColumns = {"Layer", "M", "N", "K"};
 
 enum class CsvKind { kNone, kConv, kGemm };
 
-CsvKind csv_kind_of_header(const std::string& line) {
-  std::vector<std::string> fields = split_csv(line);
+CsvKind csv_kind_of_header(const std::vector<std::string>& fields) {
   std::vector<std::string> norm;
   for (const auto& f : fields) norm.push_back(normalize_header(f));
   if (norm == kGemmHeader) return CsvKind::kGemm;
@@ -194,17 +196,6 @@ CsvKind csv_kind_of_header(const std::string& line) {
     if ((norm[0] == "layer name" || norm[0] == "layer") && tail == want) return CsvKind::kConv;
   }
   return CsvKind::kNone;
-}
-
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::stringstream ss(text);
-  std::string line;
-  while (std::getline(ss, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(line);
-  }
-  return lines;
 }
 
 }  // namespace
@@ -737,14 +728,12 @@ Graph parse_scalesim_csv(const std::string& text, const std::string& source) {
   g.source = source;
   g.name = stem_of(source);
   Builder b(g);
-  std::vector<std::string> lines = split_lines(text);
   CsvKind kind = CsvKind::kNone;
-  for (std::size_t li = 0; li < lines.size(); ++li) {
-    std::string line = trim(lines[li]);
-    if (line.empty()) continue;
-    Where where(source + ":" + std::to_string(li + 1));
+  for (const CsvRecord& record : scalesim_records(text, source)) {
+    Where where(source + ":" + std::to_string(record.line));
+    const std::vector<std::string> fields = scalesim_fields(record.fields);
     if (kind == CsvKind::kNone) {
-      kind = csv_kind_of_header(line);
+      kind = csv_kind_of_header(fields);
       if (kind == CsvKind::kNone) {
         where.fail("not a SCALE-Sim topology header (expected 'Layer name, IFMAP Height, "
                    "IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,' "
@@ -753,7 +742,6 @@ Graph parse_scalesim_csv(const std::string& text, const std::string& source) {
       continue;
     }
     const std::vector<std::string>& columns = kind == CsvKind::kConv ? kConvColumns : kGemmColumns;
-    std::vector<std::string> fields = split_csv(line);
     if (fields.size() != columns.size()) {
       where.fail("expected " + std::to_string(columns.size()) + " columns, got " +
                  std::to_string(fields.size()));
@@ -820,8 +808,15 @@ Graph load_model(const std::string& path) {
   }
   std::string head = trim(text);
   if (!head.empty() && head[0] == '{') return parse_model_json(text, path);
-  std::string first_line = head.substr(0, head.find('\n'));
-  if (csv_kind_of_header(trim(first_line)) != CsvKind::kNone) return parse_scalesim_csv(text, path);
+  // The first line alone: a quote it leaves open makes it no SCALE-Sim header.
+  std::vector<CsvRecord> first;
+  try {
+    first = parse_csv(head.substr(0, head.find('\n')), path);
+  } catch (const CsvSyntaxError&) {
+  }
+  if (!first.empty() && csv_kind_of_header(scalesim_fields(first[0].fields)) != CsvKind::kNone) {
+    return parse_scalesim_csv(text, path);
+  }
   throw CompileError(path +
                      ": not a model: expected model JSON (starting with '{'), a SCALE-Sim "
                      "topology CSV (header 'Layer name, IFMAP Height, ...' or 'Layer, M, N, K') "

@@ -48,50 +48,6 @@ std::string format(const char* fmt, double v) {
   return buf;
 }
 
-// RFC 4180 fields, as csv_field (tools/report/report.h) writes them.
-std::vector<std::vector<std::string>> parse_csv(const std::string& text,
-                                                const std::string& source) {
-  std::vector<std::vector<std::string>> lines;
-  std::vector<std::string> fields;
-  std::string field;
-  bool quoted = false, any = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quoted) {
-      if (c != '"') {
-        field += c;
-      } else if (i + 1 < text.size() && text[i + 1] == '"') {
-        field += '"';
-        ++i;
-      } else {
-        quoted = false;
-      }
-      continue;
-    }
-    any = true;
-    if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.push_back(std::move(field));
-      field.clear();
-    } else if (c == '\n') {
-      fields.push_back(std::move(field));
-      field.clear();
-      lines.push_back(std::move(fields));
-      fields.clear();
-      any = false;
-    } else if (c != '\r') {
-      field += c;
-    }
-  }
-  if (quoted) fail(source, "unterminated quoted field at the end of the file");
-  if (any) {
-    fields.push_back(std::move(field));
-    lines.push_back(std::move(fields));
-  }
-  return lines;
-}
-
 std::optional<double> number(const std::string& text) {
   if (text.empty()) return std::nullopt;
   char* end = nullptr;
@@ -242,20 +198,21 @@ SweepTable read_sweep_summary(const std::string& path) {
   std::string why;
   std::optional<std::string> text = read_file(file, kMaxPlotInputBytes, &why);
   if (!text) fail(file, "cannot open file (" + why + ")");
-  std::vector<std::vector<std::string>> lines = parse_csv(*text, file);
+  std::vector<CsvRecord> lines = parse_csv(*text, file);
   if (lines.empty()) fail(file, "empty file; expected a sweep summary (tpusim sweep --out DIR)");
   SweepTable table;
   table.source = file;
-  table.header = std::move(lines[0]);
+  table.header = std::move(lines[0].fields);
   for (const char* required : {"model", "status"}) {
     if (std::find(table.header.begin(), table.header.end(), required) == table.header.end())
       fail(file, std::string("no column '") + required +
                      "': not a sweep summary (tpusim sweep --out DIR writes DIR/summary.csv)");
   }
   for (std::size_t i = 1; i < lines.size(); ++i) {
-    if (lines[i].size() != table.header.size())
-      fail(file, "line " + std::to_string(i + 1) + " has " + std::to_string(lines[i].size()) +
-                     " fields, the header " + std::to_string(table.header.size()));
+    if (lines[i].fields.size() != table.header.size())
+      fail(file, "line " + std::to_string(lines[i].line) + " has " +
+                     std::to_string(lines[i].fields.size()) + " fields, the header " +
+                     std::to_string(table.header.size()));
     table.rows.push_back(std::move(lines[i]));
   }
   return table;
@@ -279,15 +236,15 @@ Plot sweep_plot(const SweepTable& table, const SweepPlotOptions& options,
     drawable.insert(drawable.end(), header.begin() + long(error) + 1, header.end());
 
   std::vector<const std::vector<std::string>*> ok;
-  for (std::size_t r = 0; r < table.rows.size(); ++r) {
-    const std::vector<std::string>& row = table.rows[r];
+  for (const CsvRecord& record : table.rows) {
+    const std::vector<std::string>& row = record.fields;
     if (row[status] == "ok") {
       ok.push_back(&row);
     } else if (notes) {
       std::string axes;
       for (std::size_t k = first_axis; k < model; ++k)
         axes += (axes.empty() ? "" : ", ") + header[k] + "=" + row[k];
-      notes->push_back(table.source + ": skipping line " + std::to_string(r + 2) + " (" +
+      notes->push_back(table.source + ": skipping line " + std::to_string(record.line) + " (" +
                        row[model] + (axes.empty() ? "" : ", " + axes) + "): " + row[status] +
                        (error < header.size() && !row[error].empty() ? ": " + row[error] : ""));
     }

@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sim/config/user_input.h"
+
 namespace tpu {
 
 struct PlotSeries {
@@ -47,7 +49,7 @@ struct Plot {
 struct SweepTable {
   std::string source;  // the file, for messages
   std::vector<std::string> header;
-  std::vector<std::vector<std::string>> rows;
+  std::vector<CsvRecord> rows;  // each with its line, for messages
 };
 
 // `path` is a sweep output directory or its summary.csv. Errors name the file.

@@ -364,7 +364,10 @@ std::string memory_description(const Config& config) {
 }  // namespace
 
 std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  // parse_csv drops blanks outside quotes.
+  const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+  const bool blank_ends = !text.empty() && (blank(text.front()) || blank(text.back()));
+  if (text.find_first_of(",\"\n") == std::string::npos && !blank_ends) return text;
   std::string quoted = "\"";
   for (char c : text) {
     if (c == '"') quoted += '"';

@@ -93,7 +93,8 @@ std::string report_table(const Config& config, const Program& program, const Run
 std::string report_csv(const Config& config, const RunResult& run,
                        bool include_total = true);
 
-// A CSV field: quoted (with doubled quotes) when it holds a comma, quote or newline.
+// A CSV field: quoted (with doubled quotes) when it holds a comma, quote or newline, or begins
+// or ends with a blank, so parse_csv (sim/config/user_input.h) reads back the same text.
 std::string csv_field(const std::string& text);
 
 // The config's roofs: peak memory bandwidth in GB/s (infinite for the ideal preset) and peak
