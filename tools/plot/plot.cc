@@ -5,23 +5,17 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
 #include <set>
 #include <stdexcept>
 
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include "sim/config/config.h"
 #include "sim/config/user_input.h"
 #include "tools/report/report.h"
+#include "tools/run/child.h"
 #include "tools/run/output_file.h"
-
-extern char** environ;
 
 namespace tpu {
 namespace {
@@ -575,21 +569,20 @@ void render_plot(const Plot& plot, const std::string& output) {
   StagedOutput script_file(output + ".gp", ".gp");
   write_output_file(script_file.staging_path(), script);
 
-  const std::string script_path = script_file.staging_path();
-  char* argv[] = {const_cast<char*>("gnuplot"), const_cast<char*>(script_path.c_str()), nullptr};
-  pid_t pid = -1;
-  const int spawned = posix_spawnp(&pid, "gnuplot", nullptr, nullptr, argv, environ);
-  if (spawned != 0)
-    throw std::runtime_error("cannot run gnuplot (" + std::string(std::strerror(spawned)) +
-                             "): install it, e.g. apt-get install gnuplot-nox");
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw std::runtime_error("waiting for gnuplot failed");
+  const std::optional<ProgramOutcome> gnuplot =
+      run_program({"gnuplot", script_file.staging_path()});
+  if (!gnuplot)
+    throw std::runtime_error(
+        "cannot run gnuplot (not on PATH): install it, e.g. apt-get install gnuplot-nox");
+  if (gnuplot->status != 0) {
+    const std::string why = last_line(gnuplot->err);
+    throw std::runtime_error("gnuplot failed drawing " + output + " (" +
+                             (gnuplot->status < 0 ? std::string("killed by a signal")
+                                                  : "exit " + std::to_string(gnuplot->status)) +
+                             ")" + (why.empty() ? "" : ": " + why));
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error("gnuplot failed drawing " + output +
-                             (WIFEXITED(status) ? " (exit " + std::to_string(WEXITSTATUS(status)) + ")"
-                                                : std::string(" (killed by a signal)")));
+  // Its warnings reach the terminal, as when it wrote there itself.
+  std::fputs(gnuplot->err.c_str(), stderr);
   image.commit();
 }
 

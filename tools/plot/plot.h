@@ -82,7 +82,9 @@ std::string gnuplot_script(const Plot& plot, const std::string& output);
 void check_plot_format(const std::string& output);
 
 // Runs gnuplot on the script for `output` and moves the image into place atomically
-// (tools/run/output_file.h). Throws a one-line error when gnuplot is missing or fails.
+// (tools/run/output_file.h). Throws a one-line error when gnuplot is missing or fails (ending
+// with the last line gnuplot printed to stderr, its reason); on success its warnings go to
+// stderr.
 void render_plot(const Plot& plot, const std::string& output);
 
 }  // namespace tpu
