@@ -19,6 +19,7 @@
 #include "sim/config/config.h"
 #include "sim/memtest.h"
 #include "tools/compiler/frontend.h"
+#include "tools/report/report.h"
 #include "tools/run/child.h"
 #include "tools/run/run.h"
 #include "tools/sweep/sweep.h"
@@ -193,12 +194,6 @@ BenchSample sweep_once(const std::string& source_dir) {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
-}
-
-std::string format(const char* fmt, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, fmt, v);
-  return buf;
 }
 
 // 2.32M, 715k: for simulated cycles per second.

@@ -102,6 +102,9 @@ std::string csv_field(const std::string& text);
 double peak_gbs(const Config& config);
 double peak_tops(const Config& config);
 
+// printf into a std::string, for figures in reports, plots and benchmark tables.
+std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
+
 // "1.50 MiB"-style binary units for byte counts.
 std::string human_bytes(double bytes);
 
