@@ -3,7 +3,6 @@
 #include <stdlib.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -98,15 +97,8 @@ std::function<Graph()> model_file(const std::string& path) {
   return [path] { return load_model(path); };
 }
 
-std::function<Graph()> gemms(const std::string& name,
-                             const std::vector<std::array<std::uint64_t, 3>>& mkn) {
-  std::ostringstream text;
-  text << R"({"name": ")" << name << R"(", "dtype": "int8", "layers": [)";
-  for (std::size_t i = 0; i < mkn.size(); ++i)
-    text << (i ? ", " : "") << R"({"name": "gemm)" << i << R"(", "type": "matmul", "m": )"
-         << mkn[i][0] << ", \"k\": " << mkn[i][1] << ", \"n\": " << mkn[i][2] << "}";
-  text << "]}";
-  return [name, json_text = text.str()] { return parse_model_json(json_text, "<" + name + ">"); };
+std::function<Graph()> gemms(const std::string& name, const std::vector<GemmShape>& shapes) {
+  return [name, shapes] { return gemm_model(name, DataType::kInt8, shapes); };
 }
 
 // The host's ceiling the functional run is compared with: an i-k-j int8 GEMM with int32 sums,

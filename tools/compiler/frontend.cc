@@ -723,6 +723,19 @@ Graph parse_model_json(const std::string& text, const std::string& source) {
   return g;
 }
 
+Graph gemm_model(const std::string& name, DataType dtype, const std::vector<GemmShape>& gemms) {
+  json layers = json::array();
+  for (std::size_t i = 0; i < gemms.size(); ++i) {
+    layers.push_back({{"name", "gemm" + std::to_string(i)},
+                      {"type", "matmul"},
+                      {"m", gemms[i].m},
+                      {"k", gemms[i].k},
+                      {"n", gemms[i].n}});
+  }
+  const json doc = {{"name", name}, {"dtype", to_string(dtype)}, {"layers", layers}};
+  return parse_model_json(doc.dump(), "<" + name + ">");
+}
+
 Graph parse_scalesim_csv(const std::string& text, const std::string& source) {
   Graph g;
   g.source = source;

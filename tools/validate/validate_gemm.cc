@@ -14,7 +14,6 @@
 #include <cstdint>
 #include <cstdio>
 #include <optional>
-#include <sstream>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -85,13 +84,10 @@ std::vector<Measurement> read_measurements(const std::string& path) {
 
 // One GEMM's simulated time in microseconds, in this process.
 std::string simulate(const tpu::Config& config, const Measurement& g) {
-  std::ostringstream model;
-  model << R"({"name": "gemm", "dtype": "bf16", "layers": [{"name": "gemm", "type": "matmul", )"
-        << "\"m\": " << g.m << ", \"k\": " << g.k << ", \"n\": " << g.n << "}]}";
   tpu::RunOptions options;
   options.timing_only = true;
-  const tpu::Run run =
-      tpu::run_model(config, tpu::parse_model_json(model.str(), "<gemm>"), "<gemm>", options);
+  const tpu::Run run = tpu::run_model(
+      config, tpu::gemm_model("gemm", tpu::DataType::kBf16, {{g.m, g.k, g.n}}), "<gemm>", options);
   return std::to_string(double(run.result.total_cycles) * config.period_ns() / 1000.0);
 }
 
