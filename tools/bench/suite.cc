@@ -20,6 +20,7 @@
 #include "tools/compiler/frontend.h"
 #include "tools/report/report.h"
 #include "tools/run/child.h"
+#include "tools/run/output_file.h"
 #include "tools/run/run.h"
 #include "tools/sweep/sweep.h"
 
@@ -157,10 +158,10 @@ BenchSample sweep_once(const std::string& source_dir) {
   const json sweep = {{"models", {source_dir + "/models/convnet.json"}},
                       {"axes", {{"clock_mhz", clocks}}},
                       {"timing_only", true}};
-  std::ofstream(dir / "sweep.json") << sweep.dump();
   json r;
   BenchSample sample;
   try {
+    write_output_file((dir / "sweep.json").string(), sweep.dump());
     sample = in_child("sweep-100", [&] {
       SweepRunOptions options;
       options.out_dir = (dir / "out").string();
