@@ -624,4 +624,19 @@ TEST(FrontendTest, BadConvAttributesNameTheNode) {
                     {"node 0 'y' (conv2d)", "key 'groups': 4 does not divide"});
 }
 
+// Every boolean and positive-number attribute is read alike: the range in the message, and a
+// value fp32 rounds to 0 refused.
+TEST(FrontendTest, BooleanAndPositiveNumberAttributesShareTheirChecks) {
+  const std::string matmul = R"({"name": "y", "op": "matmul", "inputs": ["x", "x"], )";
+  expect_json_error(graph_with(matmul + R"("transpose_b": "yes"})"),
+                    {"node 0 'y'", "key 'transpose_b': expected true or false, got the string"});
+  expect_json_error(graph_with(matmul + R"("scale": 2e6})"),
+                    {"node 0 'y'", "key 'scale': expected a number in (0, 1000000], got"});
+  expect_json_error(graph_with(matmul + R"("scale": 1e-50})"),
+                    {"node 0 'y'", "key 'scale': underflows fp32: 1e-50"});
+  expect_json_error(
+      graph_with(R"({"name": "y", "op": "rmsnorm", "inputs": ["x"], "epsilon": 1.5})"),
+      {"node 0 'y'", "key 'epsilon': expected a number in (0, 1], got 1.5"});
+}
+
 }  // namespace tpu

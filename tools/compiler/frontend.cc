@@ -116,6 +116,23 @@ std::string as_string(const Where& where, const std::string& key, const json& v)
   return v.get<std::string>();
 }
 
+bool as_bool(const Where& where, const std::string& key, const json& v) {
+  if (!v.is_boolean()) where.fail_key(key, "expected true or false, got " + json_type_name(v));
+  return v.get<bool>();
+}
+
+// A number in (0, max], as a float that must not underflow to 0.
+float as_positive_float(const Where& where, const std::string& key, const json& v,
+                        std::uint64_t max) {
+  if (!v.is_number() || !(v.get<double>() > 0 && v.get<double>() <= double(max))) {
+    where.fail_key(key, "expected a number in (0, " + std::to_string(max) + "], got " +
+                            excerpt(v.dump()));
+  }
+  const float f = float(v.get<double>());
+  if (!(f > 0)) where.fail_key(key, "underflows fp32: " + excerpt(v.dump()));
+  return f;
+}
+
 void check_keys(const Where& where, const json& obj, const std::set<std::string>& allowed,
                 const std::set<std::string>& required, const std::string& what) {
   for (const auto& [key, value] : obj.items()) {
@@ -344,12 +361,7 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
       n.activation = parse_activation(w, json(spec.name));
       break;
     case OpKind::kSoftmax:
-      if (j.contains("causal")) {
-        if (!j["causal"].is_boolean()) {
-          w.fail_key("causal", "expected true or false, got " + json_type_name(j["causal"]));
-        }
-        n.causal = j["causal"].get<bool>();
-      }
+      if (j.contains("causal")) n.causal = as_bool(w, "causal", j["causal"]);
       if (j.contains("mask_offset")) {
         if (!n.causal) w.fail_key("mask_offset", "needs \"causal\": true");
         n.mask_offset = std::int32_t(
@@ -362,32 +374,12 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
       break;
     case OpKind::kLayerNorm:
     case OpKind::kRmsNorm:
-      if (j.contains("epsilon")) {
-        const json& e = j["epsilon"];
-        if (!e.is_number() || !(e.get<double>() > 0 && e.get<double>() <= 1)) {
-          w.fail_key("epsilon", "expected a number in (0, 1], got " + excerpt(e.dump()));
-        }
-        n.epsilon = float(e.get<double>());
-        if (!(n.epsilon > 0)) w.fail_key("epsilon", "underflows fp32: " + excerpt(e.dump()));
-      }
+      if (j.contains("epsilon")) n.epsilon = as_positive_float(w, "epsilon", j["epsilon"], 1);
       break;
     case OpKind::kTensorMatmul:
       if (j.contains("heads")) n.heads = as_size(w, "heads", j["heads"], 1);
-      if (j.contains("transpose_b")) {
-        if (!j["transpose_b"].is_boolean()) {
-          w.fail_key("transpose_b",
-                     "expected true or false, got " + json_type_name(j["transpose_b"]));
-        }
-        n.transpose_b = j["transpose_b"].get<bool>();
-      }
-      if (j.contains("scale")) {
-        const json& e = j["scale"];
-        if (!e.is_number() || !(e.get<double>() > 0 && e.get<double>() <= 1e6)) {
-          w.fail_key("scale", "expected a number in (0, 1e6], got " + excerpt(e.dump()));
-        }
-        n.scale = float(e.get<double>());
-        if (!(n.scale > 0)) w.fail_key("scale", "underflows fp32: " + excerpt(e.dump()));
-      }
+      if (j.contains("transpose_b")) n.transpose_b = as_bool(w, "transpose_b", j["transpose_b"]);
+      if (j.contains("scale")) n.scale = as_positive_float(w, "scale", j["scale"], 1000000);
       break;
     case OpKind::kSlice: {
       // A half-open [begin, end) range; its end is checked against the input by infer_shapes.
@@ -411,11 +403,7 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
     case OpKind::kLstm:
       n.units = as_size(w, "units", j["units"], 1);
       if (j.contains("return_sequences")) {
-        const json& r = j["return_sequences"];
-        if (!r.is_boolean()) {
-          w.fail_key("return_sequences", "expected true or false, got " + json_type_name(r));
-        }
-        n.return_sequences = r.get<bool>();
+        n.return_sequences = as_bool(w, "return_sequences", j["return_sequences"]);
       }
       break;
     case OpKind::kGlobalAvgPool2d:
