@@ -19,6 +19,7 @@
 
 #include "sim/config/config_keys.h"
 #include "sim/config/user_input.h"
+#include "tools/report/report.h"
 
 namespace tpu {
 namespace {
@@ -446,6 +447,51 @@ TEST(ConfigInput, ByteOrderMarkIsAccepted) {
   EXPECT_EQ(load_config(path).array.rows, 64u);
   std::string why;
   EXPECT_EQ(*read_file(path, kMaxTextInputBytes, &why), "{\"array\": {\"rows\": 64}}");
+}
+
+// The one CSV reader of SCALE-Sim topologies, validation data and sweep summaries.
+TEST(CsvInput, QuotedFieldsHoldCommasQuotesAndNewlines) {
+  const std::vector<CsvRecord> r =
+      parse_csv("a,\"b, \"\"c\"\"\",\"two\nlines\"\nlast,row", "t.csv");
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].fields, (std::vector<std::string>{"a", "b, \"c\"", "two\nlines"}));
+  EXPECT_EQ(r[0].line, 1u);
+  // The quoted newline ends line 1 but not the record: the next one starts on line 3.
+  EXPECT_EQ(r[1].fields, (std::vector<std::string>{"last", "row"}));
+  EXPECT_EQ(r[1].line, 3u);
+}
+
+TEST(CsvInput, BlanksOutsideQuotesCrAndBlankLinesAreDropped) {
+  const std::vector<CsvRecord> r =
+      parse_csv("M, N ,\tK\r\n\r\n  \n 1,\" 2 \" , ,\r\n", "t.csv");
+  ASSERT_EQ(r.size(), 2u);
+  EXPECT_EQ(r[0].fields, (std::vector<std::string>{"M", "N", "K"}));
+  EXPECT_EQ(r[1].fields, (std::vector<std::string>{"1", " 2 ", "", ""}));
+  EXPECT_EQ(r[1].line, 4u);  // lines 2 and 3 are blank
+  EXPECT_TRUE(parse_csv("", "t.csv").empty());
+  EXPECT_TRUE(parse_csv("\n \r\n", "t.csv").empty());
+}
+
+TEST(CsvInput, UnclosedQuoteNamesFileAndLine) {
+  try {
+    parse_csv("a,b\nc,\"d\ne,f\n", "data.csv");
+    FAIL() << "expected CsvSyntaxError";
+  } catch (const CsvSyntaxError& e) {
+    EXPECT_STREQ(e.what(), "data.csv: line 2: quoted field not closed (a '\"' is missing)");
+  }
+}
+
+// csv_field quotes what parse_csv would otherwise change.
+TEST(CsvInput, ReadsBackWhatCsvFieldWrites) {
+  const std::vector<std::string> fields = {"plain", "a,b", "say \"hi\"", "two\nlines",
+                                           " leading", "trailing\t", "", "in side"};
+  std::string line;
+  for (const std::string& f : fields) line += (line.empty() ? "" : ",") + csv_field(f);
+  const std::vector<CsvRecord> r = parse_csv(line + "\n", "t.csv");
+  ASSERT_EQ(r.size(), 1u);
+  EXPECT_EQ(r[0].fields, fields);
+  EXPECT_EQ(csv_field("plain"), "plain");
+  EXPECT_EQ(csv_field(" x"), "\" x\"");
 }
 
 }  // namespace

@@ -126,6 +126,27 @@ TEST(FrontendTest, ResNet50HasItsPublishedShapeAndMacs) {
   EXPECT_EQ(g.nodes[g.nodes.size() - 4].out, (Shape3{7, 7, 2048}));
 }
 
+// The GEMM lists of the benchmarks and the hardware validation: independent matmul layers.
+TEST(FrontendTest, GemmModelIsIndependentMatmulLayers) {
+  const Graph g = gemm_model("pair", DataType::kBf16, {{5, 7, 3}, {2, 4, 6}});
+  EXPECT_EQ(g.name, "pair");
+  EXPECT_EQ(g.dtype, DataType::kBf16);
+  ASSERT_EQ(g.nodes.size(), 2u);
+  EXPECT_EQ(g.nodes[1].name, "gemm1");
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(g.nodes[i].kind, OpKind::kMatmul);
+    EXPECT_TRUE(reads_graph_input(g, i));
+  }
+  EXPECT_EQ(g.nodes[0].gemm_m(), 5u);
+  EXPECT_EQ(g.nodes[0].gemm_k(), 7u);
+  EXPECT_EQ(g.nodes[0].gemm_n(), 3u);
+  EXPECT_EQ(g.nodes[1].gemm_m(), 2u);
+  EXPECT_EQ(g.nodes[1].gemm_k(), 4u);
+  EXPECT_EQ(g.nodes[1].gemm_n(), 6u);
+  expect_error([] { gemm_model("big", DataType::kInt8, {{1, std::uint64_t(1) << 30, 1}}); },
+               {"<big>", "layer 0 'gemm0'", "key 'k'"});
+}
+
 TEST(FrontendTest, DefaultsNamesAndIndependentInputs) {
   Graph m = parse_model_json(
       R"({"layers": [{"type": "matmul", "m": 5, "k": 7, "n": 3},
@@ -601,6 +622,21 @@ TEST(FrontendTest, BadConvAttributesNameTheNode) {
   expect_json_error(graph_with(R"({"name": "y", "op": "conv2d", "out_channels": 6, "kernel": 3,
                                    "groups": 4, "inputs": ["x"]})"),
                     {"node 0 'y' (conv2d)", "key 'groups': 4 does not divide"});
+}
+
+// Every boolean and positive-number attribute is read alike: the range in the message, and a
+// value fp32 rounds to 0 refused.
+TEST(FrontendTest, BooleanAndPositiveNumberAttributesShareTheirChecks) {
+  const std::string matmul = R"({"name": "y", "op": "matmul", "inputs": ["x", "x"], )";
+  expect_json_error(graph_with(matmul + R"("transpose_b": "yes"})"),
+                    {"node 0 'y'", "key 'transpose_b': expected true or false, got the string"});
+  expect_json_error(graph_with(matmul + R"("scale": 2e6})"),
+                    {"node 0 'y'", "key 'scale': expected a number in (0, 1000000], got"});
+  expect_json_error(graph_with(matmul + R"("scale": 1e-50})"),
+                    {"node 0 'y'", "key 'scale': underflows fp32: 1e-50"});
+  expect_json_error(
+      graph_with(R"({"name": "y", "op": "rmsnorm", "inputs": ["x"], "epsilon": 1.5})"),
+      {"node 0 'y'", "key 'epsilon': expected a number in (0, 1], got 1.5"});
 }
 
 }  // namespace tpu

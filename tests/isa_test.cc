@@ -600,5 +600,22 @@ TEST(Assembly, ErrorsCutHugeWords) {
   EXPECT_LE(e.size(), 210u);
 }
 
+// One formula for every sliding window: conv and pooling shapes, the ISA's pooling grid.
+TEST(Windows, OutputsFollowTheSlidingWindowFormula) {
+  EXPECT_EQ(window_outputs(224, 7, 2, 3), 112u);    // (224 + 2*3 - 7) / 2 + 1: ResNet's stem
+  EXPECT_EQ(window_outputs(112, 3, 2, 1), 56u);     // (112 + 2 - 3) / 2 + 1 = 56 (floor)
+  EXPECT_EQ(window_outputs(10, 3, 1, 0, 2), 6u);    // span 2*(3-1)+1 = 5: 10 - 5 + 1
+  EXPECT_EQ(window_outputs(10, 3, 3, 0, 2), 2u);    // (10 - 5) / 3 + 1
+  EXPECT_EQ(window_outputs(2, 3, 1), 0u);           // fits nowhere
+  EXPECT_EQ(window_outputs(2, 3, 1, 1), 2u);        // padded to 4
+  Instruction pool;
+  pool.in_h = 7;
+  pool.in_w = 6;
+  pool.kernel_h = pool.kernel_w = 2;
+  pool.stride = 2;
+  EXPECT_EQ(pool_out_h(pool), 3u);  // (7 - 2) / 2 + 1
+  EXPECT_EQ(pool_out_w(pool), 3u);  // (6 - 2) / 2 + 1
+}
+
 }  // namespace
 }  // namespace tpu

@@ -171,5 +171,24 @@ TEST(MemoryPlan, LayoutsTheMachineCannotServeAreOneLineErrors) {
   }
 }
 
+// The HBM image stores a grouped conv's weight tiles with their zeros, and every other node's
+// weights as they are.
+TEST(MemoryPlan, StoredWeightsOfAGroupedConvHoldItsBlocksZeros) {
+  const Graph g = parse_model_json(
+      R"({"batch": 1, "inputs": [{"name": "x", "shape": [4, 4, 16]}], "nodes": [
+        {"name": "dw", "op": "conv2d", "inputs": ["x"], "out_channels": 16, "kernel": 3,
+         "padding": 1, "groups": 16},
+        {"name": "pw", "op": "conv2d", "inputs": ["dw"], "out_channels": 8, "kernel": 1},
+        {"name": "fc", "op": "dense", "inputs": ["pw"], "units": 5}],
+        "outputs": ["fc"]})",
+      "grouped.json");
+  // Depthwise on an 8-wide array: 8 groups of 1 channel per 8 x 8 block, 2 blocks, 9 taps.
+  EXPECT_EQ(stored_weight_elems(g.nodes[0], 8), 9u * 2 * 8 * 8);
+  EXPECT_EQ(g.nodes[0].weight_count(), 9u * 16);
+  // Dense convs and other GEMMs store exactly their weights: K x N.
+  EXPECT_EQ(stored_weight_elems(g.nodes[1], 8), 16u * 8);
+  EXPECT_EQ(stored_weight_elems(g.nodes[2], 8), 4u * 4 * 8 * 5);
+}
+
 }  // namespace
 }  // namespace tpu

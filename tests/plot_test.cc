@@ -313,5 +313,33 @@ TEST(PlotCli, ErrorsAreOneLineAndNoImageIsLeft) {
   EXPECT_FALSE(std::filesystem::exists(dir + "/p.pdf"));
 }
 
+// gnuplot's own reason reaches the user: a stand-in first on the PATH fails as gnuplot does,
+// the source line and a caret, then the file, line and message.
+TEST(PlotCli, GnuplotFailurePrintsGnuplotsErrorLine) {
+  const std::string dir = write_summary(kZipped);
+  const std::string bin = fresh_dir("fake_gnuplot");
+  {
+    std::ofstream fake(bin + "/gnuplot");
+    fake << "#!/bin/sh\n"
+            "echo 'set terminal svg' >&2\n"
+            "echo '             ^' >&2\n"
+            "echo \"\\\"$1\\\" line 1: unknown or ambiguous terminal type\" >&2\n"
+            "exit 1\n";
+  }
+  std::filesystem::permissions(bin + "/gnuplot", std::filesystem::perms::owner_all);
+  const test_shell::Outcome o =
+      tpusim("plot sweep " + dir + " --x array.rows --y cycles --out " + dir + "/p.svg",
+             "PATH=" + bin + ":\"$PATH\" ");
+  EXPECT_EQ(o.exit_code, 1);
+  // The error is the last line, after the note on the failed item.
+  const std::string error = o.err.substr(std::min(o.err.find("tpusim: error: "), o.err.size()));
+  EXPECT_EQ(std::count(error.begin(), error.end(), '\n'), 1) << o.err;
+  EXPECT_NE(error.find("gnuplot failed drawing " + dir + "/p.svg (exit 1): \""), std::string::npos)
+      << o.err;
+  EXPECT_NE(error.find(".gp\" line 1: unknown or ambiguous terminal type\n"), std::string::npos)
+      << o.err;
+  EXPECT_FALSE(std::filesystem::exists(dir + "/p.svg"));
+}
+
 }  // namespace
 }  // namespace tpu

@@ -43,6 +43,63 @@ std::string excerpt(const std::string& text, std::size_t max_chars) {
   return text.substr(0, cut) + "...";
 }
 
+std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& source) {
+  std::vector<CsvRecord> records;
+  CsvRecord record;
+  std::string field;
+  std::size_t line = 1, quote_line = 0;
+  bool quoted = false;
+  bool has_quotes = false;  // the current field had a quoted part
+  std::size_t kept = 0;     // the field's length after its last quoted character
+  auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+  auto end_field = [&] {
+    while (field.size() > kept && blank(field.back())) field.pop_back();
+    record.fields.push_back(std::move(field));
+    field.clear();
+    has_quotes = false;
+    kept = 0;
+  };
+  auto end_record = [&] {
+    const bool blank_line = record.fields.empty() && field.empty() && !has_quotes;
+    end_field();
+    if (!blank_line) records.push_back(std::move(record));
+    record = CsvRecord{};
+  };
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    if (record.fields.empty() && field.empty() && !has_quotes) record.line = line;
+    if (c == '\n') ++line;
+    if (quoted) {
+      if (c != '"') {
+        field += c;
+      } else if (i + 1 < text.size() && text[i + 1] == '"') {
+        field += '"';
+        ++i;
+      } else {
+        quoted = false;
+        kept = field.size();
+      }
+      continue;
+    }
+    if (c == '"') {
+      quoted = has_quotes = true;
+      quote_line = line;
+    } else if (c == ',') {
+      end_field();
+    } else if (c == '\n') {
+      end_record();
+    } else if (!(blank(c) && field.empty() && !has_quotes)) {  // leading blanks are dropped
+      field += c;
+    }
+  }
+  if (quoted) {
+    throw CsvSyntaxError(source + ": line " + std::to_string(quote_line) +
+                         ": quoted field not closed (a '\"' is missing)");
+  }
+  if (!field.empty() || has_quotes || !record.fields.empty()) end_record();
+  return records;
+}
+
 namespace {
 
 using nlohmann::json;

@@ -30,6 +30,24 @@ std::optional<std::string> read_file(const std::string& path, std::uint64_t max_
 // "...", so a message never echoes a huge value.
 std::string excerpt(const std::string& text, std::size_t max_chars = 60);
 
+// Raised by parse_csv: one line naming the source and the line.
+class CsvSyntaxError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// One record of a CSV file and the line it starts on (from 1), for messages.
+struct CsvRecord {
+  std::size_t line = 0;
+  std::vector<std::string> fields;
+};
+
+// The records of CSV text, as csv_field (tools/report/report.h) writes them: RFC 4180 fields,
+// a field in double quotes holding commas, newlines and doubled quotes. Blanks around a field
+// outside its quotes (hand-written "M, N, K"), a CR before each newline and blank lines are
+// dropped. An unterminated quoted field is a CsvSyntaxError naming `source` and its line.
+std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& source);
+
 // Raised by parse_json: one line, without nlohmann's tag.
 class JsonSyntaxError : public std::runtime_error {
  public:

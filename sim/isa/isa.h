@@ -194,12 +194,22 @@ inline std::uint32_t vop_b_rows(const Instruction& i) {
          vop_chunks(i);
 }
 
-// Output grid of a kPool (no padding): ((in - kernel) / stride + 1) each way.
+// Outputs of a window sliding along one axis (convolution, pooling): `kernel` taps
+// `dilation` apart, moved `stride` at a time over `in` elements with `padding` zeros on each
+// side: (in + 2 padding - dilation (kernel - 1) - 1) / stride + 1, or 0 when it fits nowhere.
+constexpr std::uint64_t window_outputs(std::uint64_t in, std::uint64_t kernel,
+                                       std::uint64_t stride, std::uint64_t padding = 0,
+                                       std::uint64_t dilation = 1) {
+  const std::uint64_t span = dilation * (kernel - 1) + 1, padded = in + 2 * padding;
+  return padded < span ? 0 : (padded - span) / stride + 1;
+}
+
+// Output grid of a kPool (no padding).
 inline std::uint32_t pool_out_h(const Instruction& i) {
-  return (i.in_h - i.kernel_h) / i.stride + 1;
+  return std::uint32_t(window_outputs(i.in_h, i.kernel_h, i.stride));
 }
 inline std::uint32_t pool_out_w(const Instruction& i) {
-  return (i.in_w - i.kernel_w) / i.stride + 1;
+  return std::uint32_t(window_outputs(i.in_w, i.kernel_w, i.stride));
 }
 
 using EncodedInstruction = std::array<std::uint8_t, kInstructionBytes>;

@@ -2,8 +2,8 @@
 # A real one-node Slurm cluster on this machine runs `tpusim sweep --slurm --submit`; the merged
 # result must equal a local `tpusim sweep` of the same file.
 #   tests/slurm/slurm_test.sh TPUSIM_BINARY
-# Without Slurm installed it skips (exit 77) unless TPUSIM_REQUIRE_SLURM=1, which installs
-# Debian's slurm-wlm and munge (apt-get as root, sudo otherwise) and fails when it cannot.
+# Without Slurm installed (Debian's slurm-wlm and munge; .ci/run installs them) it skips
+# (exit 77), or fails when TPUSIM_REQUIRE_SLURM=1.
 #
 # The cluster, everything in one temporary directory and found by SLURM_CONF (tried in a Debian
 # 12 container, Slurm 22.05, as root):
@@ -25,7 +25,7 @@ source_dir=$(cd "$(dirname "$0")/../.." && pwd)
 say() { echo "slurm_test: $*"; }
 unavailable() {  # skip, or fail when Slurm is required
   if [ "${TPUSIM_REQUIRE_SLURM:-}" = 1 ]; then say "FAILED: $*"; exit 1; fi
-  say "skipped: $* (TPUSIM_REQUIRE_SLURM=1 installs Slurm and makes this a failure)"
+  say "skipped: $* (TPUSIM_REQUIRE_SLURM=1 makes this a failure)"
   exit 77
 }
 
@@ -35,17 +35,7 @@ missing_programs() {
   for p in "${programs[@]}"; do command -v "$p" >/dev/null || { echo "$p"; return; }; done
 }
 if [ -n "$(missing_programs)" ]; then
-  [ "${TPUSIM_REQUIRE_SLURM:-}" = 1 ] ||
-    unavailable "Slurm is not installed ($(missing_programs) missing)"
-  sudo=""
-  if [ "$(id -u)" -ne 0 ]; then
-    sudo -n true 2>/dev/null || unavailable "installing Slurm needs root or sudo"
-    sudo="sudo -n"
-  fi
-  say "installing slurm-wlm and munge"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends \
-    slurm-wlm munge >/dev/null
+  unavailable "Slurm is not installed ($(missing_programs) missing; apt-get install slurm-wlm munge)"
 fi
 # The daemons run as root; a user with sudo runs the whole test so.
 if [ "$(id -u)" -ne 0 ]; then

@@ -3,7 +3,6 @@
 #include <stdlib.h>
 
 #include <algorithm>
-#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -19,7 +18,9 @@
 #include "sim/config/config.h"
 #include "sim/memtest.h"
 #include "tools/compiler/frontend.h"
+#include "tools/report/report.h"
 #include "tools/run/child.h"
+#include "tools/run/output_file.h"
 #include "tools/run/run.h"
 #include "tools/sweep/sweep.h"
 
@@ -97,15 +98,8 @@ std::function<Graph()> model_file(const std::string& path) {
   return [path] { return load_model(path); };
 }
 
-std::function<Graph()> gemms(const std::string& name,
-                             const std::vector<std::array<std::uint64_t, 3>>& mkn) {
-  std::ostringstream text;
-  text << R"({"name": ")" << name << R"(", "dtype": "int8", "layers": [)";
-  for (std::size_t i = 0; i < mkn.size(); ++i)
-    text << (i ? ", " : "") << R"({"name": "gemm)" << i << R"(", "type": "matmul", "m": )"
-         << mkn[i][0] << ", \"k\": " << mkn[i][1] << ", \"n\": " << mkn[i][2] << "}";
-  text << "]}";
-  return [name, json_text = text.str()] { return parse_model_json(json_text, "<" + name + ">"); };
+std::function<Graph()> gemms(const std::string& name, const std::vector<GemmShape>& shapes) {
+  return [name, shapes] { return gemm_model(name, DataType::kInt8, shapes); };
 }
 
 // The host's ceiling the functional run is compared with: an i-k-j int8 GEMM with int32 sums,
@@ -164,10 +158,10 @@ BenchSample sweep_once(const std::string& source_dir) {
   const json sweep = {{"models", {source_dir + "/models/convnet.json"}},
                       {"axes", {{"clock_mhz", clocks}}},
                       {"timing_only", true}};
-  std::ofstream(dir / "sweep.json") << sweep.dump();
   json r;
   BenchSample sample;
   try {
+    write_output_file((dir / "sweep.json").string(), sweep.dump());
     sample = in_child("sweep-100", [&] {
       SweepRunOptions options;
       options.out_dir = (dir / "out").string();
@@ -193,12 +187,6 @@ BenchSample sweep_once(const std::string& source_dir) {
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v.empty() ? 0 : v[v.size() / 2];
-}
-
-std::string format(const char* fmt, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, fmt, v);
-  return buf;
 }
 
 // 2.32M, 715k: for simulated cycles per second.

@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <cstdio>
 
-#include "tools/compiler/gemm_tiling.h"
+#include "tools/compiler/memory_plan.h"
 
 namespace tpu {
 namespace {
@@ -51,18 +51,14 @@ RunEstimate estimate_functional_run(const Graph& graph, const Config& config, bo
   const double eb = element_bytes(graph.dtype);
   // The reference keeps bf16 values and expected outputs as fp32.
   const double value_bytes = graph.dtype == DataType::kInt8 ? 1 : 4;
+  const std::uint64_t cw = std::min(config.array.rows, config.array.cols);
   double inputs = 0, weights = 0, outputs = 0, widest_gemm = 0, macs = 0;
   for (TensorId id : graph.inputs) inputs += double(graph.tensors[id].elements()) * eb;
   for (const Node& n : graph.nodes) {
     const double out = double(graph.tensors[n.output].elements());
     outputs += out;
-    if (n.kind == OpKind::kConv2d) {  // a grouped conv's image holds its zeros too
-      const GroupMap gm = group_map(n.in.c, n.out_channels, n.groups,
-                                    std::min(config.array.rows, config.array.cols));
-      weights += double(stored_weights(gm, std::uint64_t(n.kernel_h) * n.kernel_w)) * eb;
-    } else if (n.shares_weights < 0) {  // shared weights are generated and stored once
-      weights += double(n.weight_count()) * eb;
-    }
+    // Shared weights are generated and stored once; a grouped conv's image holds its zeros.
+    if (n.shares_weights < 0) weights += double(stored_weight_elems(n, cw)) * eb;
     if (is_gemm(n.kind)) widest_gemm = std::max(widest_gemm, out);
     macs += double(n.macs());
   }

@@ -8,7 +8,6 @@
 #include <limits>
 #include <map>
 #include <set>
-#include <sstream>
 
 #include <nlohmann/json.hpp>
 
@@ -117,6 +116,23 @@ std::string as_string(const Where& where, const std::string& key, const json& v)
   return v.get<std::string>();
 }
 
+bool as_bool(const Where& where, const std::string& key, const json& v) {
+  if (!v.is_boolean()) where.fail_key(key, "expected true or false, got " + json_type_name(v));
+  return v.get<bool>();
+}
+
+// A number in (0, max], as a float that must not underflow to 0.
+float as_positive_float(const Where& where, const std::string& key, const json& v,
+                        std::uint64_t max) {
+  if (!v.is_number() || !(v.get<double>() > 0 && v.get<double>() <= double(max))) {
+    where.fail_key(key, "expected a number in (0, " + std::to_string(max) + "], got " +
+                            excerpt(v.dump()));
+  }
+  const float f = float(v.get<double>());
+  if (!(f > 0)) where.fail_key(key, "underflows fp32: " + excerpt(v.dump()));
+  return f;
+}
+
 void check_keys(const Where& where, const json& obj, const std::set<std::string>& allowed,
                 const std::set<std::string>& required, const std::string& what) {
   for (const auto& [key, value] : obj.items()) {
@@ -149,15 +165,19 @@ std::string trim(const std::string& s) {
   return s.substr(b, e - b);
 }
 
-// Splits a CSV line; a single trailing empty field (SCALE-Sim ends rows with ',') is dropped.
-std::vector<std::string> split_csv(const std::string& line) {
-  std::vector<std::string> fields;
-  std::stringstream ss(line);
-  std::string f;
-  while (std::getline(ss, f, ',')) fields.push_back(trim(f));
-  if (!line.empty() && line.back() == ',') fields.push_back("");
+// A record's fields less a single trailing empty one: SCALE-Sim ends rows with ','.
+std::vector<std::string> scalesim_fields(std::vector<std::string> fields) {
   if (!fields.empty() && fields.back().empty()) fields.pop_back();
   return fields;
+}
+
+// The records of a SCALE-Sim CSV; its syntax errors are compile errors.
+std::vector<CsvRecord> scalesim_records(const std::string& text, const std::string& source) {
+  try {
+    return parse_csv(text, source);
+  } catch (const CsvSyntaxError& e) {
+    throw CompileError(e.what());
+  }
 }
 
 std::string normalize_header(const std::string& s) {
@@ -183,8 +203,7 @@ const std::vector<std::string> kGemmColumns = {"Layer", "M", "N", "K"};
 
 enum class CsvKind { kNone, kConv, kGemm };
 
-CsvKind csv_kind_of_header(const std::string& line) {
-  std::vector<std::string> fields = split_csv(line);
+CsvKind csv_kind_of_header(const std::vector<std::string>& fields) {
   std::vector<std::string> norm;
   for (const auto& f : fields) norm.push_back(normalize_header(f));
   if (norm == kGemmHeader) return CsvKind::kGemm;
@@ -194,17 +213,6 @@ CsvKind csv_kind_of_header(const std::string& line) {
     if ((norm[0] == "layer name" || norm[0] == "layer") && tail == want) return CsvKind::kConv;
   }
   return CsvKind::kNone;
-}
-
-std::vector<std::string> split_lines(const std::string& text) {
-  std::vector<std::string> lines;
-  std::stringstream ss(text);
-  std::string line;
-  while (std::getline(ss, line)) {
-    if (!line.empty() && line.back() == '\r') line.pop_back();
-    lines.push_back(line);
-  }
-  return lines;
 }
 
 }  // namespace
@@ -353,12 +361,7 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
       n.activation = parse_activation(w, json(spec.name));
       break;
     case OpKind::kSoftmax:
-      if (j.contains("causal")) {
-        if (!j["causal"].is_boolean()) {
-          w.fail_key("causal", "expected true or false, got " + json_type_name(j["causal"]));
-        }
-        n.causal = j["causal"].get<bool>();
-      }
+      if (j.contains("causal")) n.causal = as_bool(w, "causal", j["causal"]);
       if (j.contains("mask_offset")) {
         if (!n.causal) w.fail_key("mask_offset", "needs \"causal\": true");
         n.mask_offset = std::int32_t(
@@ -371,32 +374,12 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
       break;
     case OpKind::kLayerNorm:
     case OpKind::kRmsNorm:
-      if (j.contains("epsilon")) {
-        const json& e = j["epsilon"];
-        if (!e.is_number() || !(e.get<double>() > 0 && e.get<double>() <= 1)) {
-          w.fail_key("epsilon", "expected a number in (0, 1], got " + excerpt(e.dump()));
-        }
-        n.epsilon = float(e.get<double>());
-        if (!(n.epsilon > 0)) w.fail_key("epsilon", "underflows fp32: " + excerpt(e.dump()));
-      }
+      if (j.contains("epsilon")) n.epsilon = as_positive_float(w, "epsilon", j["epsilon"], 1);
       break;
     case OpKind::kTensorMatmul:
       if (j.contains("heads")) n.heads = as_size(w, "heads", j["heads"], 1);
-      if (j.contains("transpose_b")) {
-        if (!j["transpose_b"].is_boolean()) {
-          w.fail_key("transpose_b",
-                     "expected true or false, got " + json_type_name(j["transpose_b"]));
-        }
-        n.transpose_b = j["transpose_b"].get<bool>();
-      }
-      if (j.contains("scale")) {
-        const json& e = j["scale"];
-        if (!e.is_number() || !(e.get<double>() > 0 && e.get<double>() <= 1e6)) {
-          w.fail_key("scale", "expected a number in (0, 1e6], got " + excerpt(e.dump()));
-        }
-        n.scale = float(e.get<double>());
-        if (!(n.scale > 0)) w.fail_key("scale", "underflows fp32: " + excerpt(e.dump()));
-      }
+      if (j.contains("transpose_b")) n.transpose_b = as_bool(w, "transpose_b", j["transpose_b"]);
+      if (j.contains("scale")) n.scale = as_positive_float(w, "scale", j["scale"], 1000000);
       break;
     case OpKind::kSlice: {
       // A half-open [begin, end) range; its end is checked against the input by infer_shapes.
@@ -420,11 +403,7 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
     case OpKind::kLstm:
       n.units = as_size(w, "units", j["units"], 1);
       if (j.contains("return_sequences")) {
-        const json& r = j["return_sequences"];
-        if (!r.is_boolean()) {
-          w.fail_key("return_sequences", "expected true or false, got " + json_type_name(r));
-        }
-        n.return_sequences = r.get<bool>();
+        n.return_sequences = as_bool(w, "return_sequences", j["return_sequences"]);
       }
       break;
     case OpKind::kGlobalAvgPool2d:
@@ -732,19 +711,30 @@ Graph parse_model_json(const std::string& text, const std::string& source) {
   return g;
 }
 
+Graph gemm_model(const std::string& name, DataType dtype, const std::vector<GemmShape>& gemms) {
+  json layers = json::array();
+  for (std::size_t i = 0; i < gemms.size(); ++i) {
+    layers.push_back({{"name", "gemm" + std::to_string(i)},
+                      {"type", "matmul"},
+                      {"m", gemms[i].m},
+                      {"k", gemms[i].k},
+                      {"n", gemms[i].n}});
+  }
+  const json doc = {{"name", name}, {"dtype", to_string(dtype)}, {"layers", layers}};
+  return parse_model_json(doc.dump(), "<" + name + ">");
+}
+
 Graph parse_scalesim_csv(const std::string& text, const std::string& source) {
   Graph g;
   g.source = source;
   g.name = stem_of(source);
   Builder b(g);
-  std::vector<std::string> lines = split_lines(text);
   CsvKind kind = CsvKind::kNone;
-  for (std::size_t li = 0; li < lines.size(); ++li) {
-    std::string line = trim(lines[li]);
-    if (line.empty()) continue;
-    Where where(source + ":" + std::to_string(li + 1));
+  for (const CsvRecord& record : scalesim_records(text, source)) {
+    Where where(source + ":" + std::to_string(record.line));
+    const std::vector<std::string> fields = scalesim_fields(record.fields);
     if (kind == CsvKind::kNone) {
-      kind = csv_kind_of_header(line);
+      kind = csv_kind_of_header(fields);
       if (kind == CsvKind::kNone) {
         where.fail("not a SCALE-Sim topology header (expected 'Layer name, IFMAP Height, "
                    "IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, Strides,' "
@@ -753,7 +743,6 @@ Graph parse_scalesim_csv(const std::string& text, const std::string& source) {
       continue;
     }
     const std::vector<std::string>& columns = kind == CsvKind::kConv ? kConvColumns : kGemmColumns;
-    std::vector<std::string> fields = split_csv(line);
     if (fields.size() != columns.size()) {
       where.fail("expected " + std::to_string(columns.size()) + " columns, got " +
                  std::to_string(fields.size()));
@@ -820,8 +809,15 @@ Graph load_model(const std::string& path) {
   }
   std::string head = trim(text);
   if (!head.empty() && head[0] == '{') return parse_model_json(text, path);
-  std::string first_line = head.substr(0, head.find('\n'));
-  if (csv_kind_of_header(trim(first_line)) != CsvKind::kNone) return parse_scalesim_csv(text, path);
+  // The first line alone: a quote it leaves open makes it no SCALE-Sim header.
+  std::vector<CsvRecord> first;
+  try {
+    first = parse_csv(head.substr(0, head.find('\n')), path);
+  } catch (const CsvSyntaxError&) {
+  }
+  if (!first.empty() && csv_kind_of_header(scalesim_fields(first[0].fields)) != CsvKind::kNone) {
+    return parse_scalesim_csv(text, path);
+  }
   throw CompileError(path +
                      ": not a model: expected model JSON (starting with '{'), a SCALE-Sim "
                      "topology CSV (header 'Layer name, IFMAP Height, ...' or 'Layer, M, N, K') "

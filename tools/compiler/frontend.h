@@ -8,7 +8,9 @@
 // - ONNX (tools/compiler/onnx_frontend.h).
 //
 // Every error is one line naming the file, the layer or node, and the key.
+#include <cstdint>
 #include <string>
+#include <vector>
 
 #include "tools/compiler/graph.h"
 
@@ -21,5 +23,14 @@ Graph load_model(const std::string& path);
 // `source` names the text in error messages and provides the default model name.
 Graph parse_model_json(const std::string& text, const std::string& source);
 Graph parse_scalesim_csv(const std::string& text, const std::string& source);
+
+// One standalone GEMM C[m,n] = A[m,k] x B[k,n]: a matmul layer.
+struct GemmShape {
+  std::uint64_t m = 0, k = 0, n = 0;
+};
+// A model named `name` of matmul layers gemm0, gemm1, ..., each on its own generated input, as
+// the benchmarks and the hardware validation run GEMMs. Errors (a size out of range) name
+// "<name>".
+Graph gemm_model(const std::string& name, DataType dtype, const std::vector<GemmShape>& gemms);
 
 }  // namespace tpu

@@ -244,7 +244,10 @@ void infer_shapes(Graph& g) {
                             " is larger than the padded input " + std::to_string(ph) + "x" +
                             std::to_string(pw));
         }
-        n.out = {std::uint32_t((ph - kh) / n.stride + 1), std::uint32_t((pw - kw) / n.stride + 1),
+        n.out = {std::uint32_t(window_outputs(in.h, n.kernel_h, n.stride, n.padding_h,
+                                              n.dilation_h)),
+                 std::uint32_t(window_outputs(in.w, n.kernel_w, n.stride, n.padding,
+                                              n.dilation_w)),
                  n.out_channels};
         break;
       }
@@ -275,8 +278,8 @@ void infer_shapes(Graph& g) {
                             std::to_string(n.kernel_w) + " is larger than the input " +
                             std::to_string(ph) + "x" + std::to_string(pw));
         }
-        n.out = {std::uint32_t((ph - n.kernel_h) / n.stride + 1),
-                 std::uint32_t((pw - n.kernel_w) / n.stride + 1), in.c};
+        n.out = {std::uint32_t(window_outputs(in.h, n.kernel_h, n.stride, n.padding)),
+                 std::uint32_t(window_outputs(in.w, n.kernel_w, n.stride, n.padding)), in.c};
         break;
       }
       case OpKind::kActivation:

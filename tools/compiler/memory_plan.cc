@@ -302,15 +302,10 @@ class Planner {
     for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
       const Node& n = g_.nodes[i];
       for (TensorId id : n.inputs) allocate_root(plan_.root[id]);
-      // A grouped conv stores its weight tiles with the zeros off its diagonal blocks.
-      if (n.kind == OpKind::kConv2d) {
-        const GroupMap gm = group_map(n.in.c, n.out_channels, n.groups, cw_);
-        const std::uint64_t taps = std::uint64_t(n.kernel_h) * n.kernel_w;
-        plan_.weights[i] = allocate(stored_weights(gm, taps) * eb_);
-      } else if (n.shares_weights >= 0) {
+      if (n.shares_weights >= 0) {
         plan_.weights[i] = plan_.weights[std::size_t(n.shares_weights)];
-      } else if (n.weight_count() > 0) {
-        plan_.weights[i] = allocate(n.weight_count() * eb_);
+      } else if (const std::uint64_t elems = stored_weight_elems(n, cw_); elems > 0) {
+        plan_.weights[i] = allocate(elems * eb_);
       }
       allocate_root(plan_.root[n.output]);
     }
@@ -401,6 +396,12 @@ class Planner {
 MemoryPlan plan_memory(const Graph& graph, const Config& config, std::uint64_t ub_rows,
                        bool resident_activations, const StagingQuery& staging) {
   return Planner(graph, config, ub_rows, resident_activations, staging).run();
+}
+
+std::uint64_t stored_weight_elems(const Node& n, std::uint64_t cw) {
+  if (n.kind != OpKind::kConv2d) return n.weight_count();
+  return stored_weights(group_map(n.in.c, n.out_channels, n.groups, cw),
+                        std::uint64_t(n.kernel_h) * n.kernel_w);
 }
 
 }  // namespace tpu

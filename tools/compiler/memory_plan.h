@@ -113,4 +113,10 @@ using StagingQuery = std::function<std::uint64_t(std::size_t node,
 MemoryPlan plan_memory(const Graph& graph, const Config& config, std::uint64_t ub_rows,
                        bool resident_activations, const StagingQuery& staging);
 
+// Elements of node n's weights as stored in HBM: a convolution's weight tiles, a grouped one's
+// with the zeros off its diagonal blocks (stored_weights, tools/compiler/gemm_tiling.h; cw =
+// min(array rows, cols)), else weight_count(). A node sharing another's weights
+// (shares_weights >= 0) stores none of its own: callers skip it.
+std::uint64_t stored_weight_elems(const Node& n, std::uint64_t cw);
+
 }  // namespace tpu

@@ -325,8 +325,8 @@ void Importer::conv(const onnx::NodeProto& n) {
                 float(w.values[((o * cg + c) * kh + ky) * kw + kx]);
   }
   auto out = [&](std::int64_t in, std::int64_t k, std::int64_t d) {
-    const std::int64_t span = d * (k - 1) + 1, padded = in + 2 * std::int64_t(node.padding);
-    return padded < span ? 0 : (padded - span) / std::int64_t(node.stride) + 1;
+    return std::int64_t(window_outputs(std::uint64_t(in), std::uint64_t(k), node.stride,
+                                       node.padding, std::uint64_t(d)));
   };
   add(n, std::move(node), {x.id},
       {x.dims[0], w.dims[0], out(x.dims[2], w.dims[2], dil[0]), out(x.dims[3], w.dims[3], dil[1])});
@@ -361,8 +361,7 @@ void Importer::pool(const onnx::NodeProto& n, OpKind kind) {
   node.padding = pads[0];
   // A window larger than the padded input is infer_shapes' error; 0 here keeps the dims sane.
   auto out = [&](std::int64_t in, std::int64_t kk) {
-    const std::int64_t padded = in + 2 * std::int64_t(pads[0]);
-    return padded < kk ? 0 : (padded - kk) / std::int64_t(strides[0]) + 1;
+    return std::int64_t(window_outputs(std::uint64_t(in), std::uint64_t(kk), strides[0], pads[0]));
   };
   add(n, std::move(node), {x.id}, {x.dims[0], x.dims[1], out(x.dims[2], k[0]), out(x.dims[3], k[1])});
 }

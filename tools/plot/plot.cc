@@ -5,23 +5,17 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
-#include <cstring>
 #include <filesystem>
 #include <map>
 #include <optional>
 #include <set>
 #include <stdexcept>
 
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
 #include "sim/config/config.h"
 #include "sim/config/user_input.h"
 #include "tools/report/report.h"
+#include "tools/run/child.h"
 #include "tools/run/output_file.h"
-
-extern char** environ;
 
 namespace tpu {
 namespace {
@@ -40,56 +34,6 @@ std::string joined(const std::vector<std::string>& items) {
   std::string text;
   for (const std::string& s : items) text += (text.empty() ? "" : ", ") + s;
   return text;
-}
-
-std::string format(const char* fmt, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, fmt, v);
-  return buf;
-}
-
-// RFC 4180 fields, as csv_field (tools/report/report.h) writes them.
-std::vector<std::vector<std::string>> parse_csv(const std::string& text,
-                                                const std::string& source) {
-  std::vector<std::vector<std::string>> lines;
-  std::vector<std::string> fields;
-  std::string field;
-  bool quoted = false, any = false;
-  for (std::size_t i = 0; i < text.size(); ++i) {
-    const char c = text[i];
-    if (quoted) {
-      if (c != '"') {
-        field += c;
-      } else if (i + 1 < text.size() && text[i + 1] == '"') {
-        field += '"';
-        ++i;
-      } else {
-        quoted = false;
-      }
-      continue;
-    }
-    any = true;
-    if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      fields.push_back(std::move(field));
-      field.clear();
-    } else if (c == '\n') {
-      fields.push_back(std::move(field));
-      field.clear();
-      lines.push_back(std::move(fields));
-      fields.clear();
-      any = false;
-    } else if (c != '\r') {
-      field += c;
-    }
-  }
-  if (quoted) fail(source, "unterminated quoted field at the end of the file");
-  if (any) {
-    fields.push_back(std::move(field));
-    lines.push_back(std::move(fields));
-  }
-  return lines;
 }
 
 std::optional<double> number(const std::string& text) {
@@ -242,20 +186,21 @@ SweepTable read_sweep_summary(const std::string& path) {
   std::string why;
   std::optional<std::string> text = read_file(file, kMaxPlotInputBytes, &why);
   if (!text) fail(file, "cannot open file (" + why + ")");
-  std::vector<std::vector<std::string>> lines = parse_csv(*text, file);
+  std::vector<CsvRecord> lines = parse_csv(*text, file);
   if (lines.empty()) fail(file, "empty file; expected a sweep summary (tpusim sweep --out DIR)");
   SweepTable table;
   table.source = file;
-  table.header = std::move(lines[0]);
+  table.header = std::move(lines[0].fields);
   for (const char* required : {"model", "status"}) {
     if (std::find(table.header.begin(), table.header.end(), required) == table.header.end())
       fail(file, std::string("no column '") + required +
                      "': not a sweep summary (tpusim sweep --out DIR writes DIR/summary.csv)");
   }
   for (std::size_t i = 1; i < lines.size(); ++i) {
-    if (lines[i].size() != table.header.size())
-      fail(file, "line " + std::to_string(i + 1) + " has " + std::to_string(lines[i].size()) +
-                     " fields, the header " + std::to_string(table.header.size()));
+    if (lines[i].fields.size() != table.header.size())
+      fail(file, "line " + std::to_string(lines[i].line) + " has " +
+                     std::to_string(lines[i].fields.size()) + " fields, the header " +
+                     std::to_string(table.header.size()));
     table.rows.push_back(std::move(lines[i]));
   }
   return table;
@@ -279,15 +224,15 @@ Plot sweep_plot(const SweepTable& table, const SweepPlotOptions& options,
     drawable.insert(drawable.end(), header.begin() + long(error) + 1, header.end());
 
   std::vector<const std::vector<std::string>*> ok;
-  for (std::size_t r = 0; r < table.rows.size(); ++r) {
-    const std::vector<std::string>& row = table.rows[r];
+  for (const CsvRecord& record : table.rows) {
+    const std::vector<std::string>& row = record.fields;
     if (row[status] == "ok") {
       ok.push_back(&row);
     } else if (notes) {
       std::string axes;
       for (std::size_t k = first_axis; k < model; ++k)
         axes += (axes.empty() ? "" : ", ") + header[k] + "=" + row[k];
-      notes->push_back(table.source + ": skipping line " + std::to_string(r + 2) + " (" +
+      notes->push_back(table.source + ": skipping line " + std::to_string(record.line) + " (" +
                        row[model] + (axes.empty() ? "" : ", " + axes) + "): " + row[status] +
                        (error < header.size() && !row[error].empty() ? ": " + row[error] : ""));
     }
@@ -618,21 +563,20 @@ void render_plot(const Plot& plot, const std::string& output) {
   StagedOutput script_file(output + ".gp", ".gp");
   write_output_file(script_file.staging_path(), script);
 
-  const std::string script_path = script_file.staging_path();
-  char* argv[] = {const_cast<char*>("gnuplot"), const_cast<char*>(script_path.c_str()), nullptr};
-  pid_t pid = -1;
-  const int spawned = posix_spawnp(&pid, "gnuplot", nullptr, nullptr, argv, environ);
-  if (spawned != 0)
-    throw std::runtime_error("cannot run gnuplot (" + std::string(std::strerror(spawned)) +
-                             "): install it, e.g. apt-get install gnuplot-nox");
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0) {
-    if (errno != EINTR) throw std::runtime_error("waiting for gnuplot failed");
+  const std::optional<ProgramOutcome> gnuplot =
+      run_program({"gnuplot", script_file.staging_path()});
+  if (!gnuplot)
+    throw std::runtime_error(
+        "cannot run gnuplot (not on PATH): install it, e.g. apt-get install gnuplot-nox");
+  if (gnuplot->status != 0) {
+    const std::string why = last_line(gnuplot->err);
+    throw std::runtime_error("gnuplot failed drawing " + output + " (" +
+                             (gnuplot->status < 0 ? std::string("killed by a signal")
+                                                  : "exit " + std::to_string(gnuplot->status)) +
+                             ")" + (why.empty() ? "" : ": " + why));
   }
-  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
-    throw std::runtime_error("gnuplot failed drawing " + output +
-                             (WIFEXITED(status) ? " (exit " + std::to_string(WEXITSTATUS(status)) + ")"
-                                                : std::string(" (killed by a signal)")));
+  // Its warnings reach the terminal, as when it wrote there itself.
+  std::fputs(gnuplot->err.c_str(), stderr);
   image.commit();
 }
 

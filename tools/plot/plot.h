@@ -16,6 +16,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "sim/config/user_input.h"
+
 namespace tpu {
 
 struct PlotSeries {
@@ -47,7 +49,7 @@ struct Plot {
 struct SweepTable {
   std::string source;  // the file, for messages
   std::vector<std::string> header;
-  std::vector<std::vector<std::string>> rows;
+  std::vector<CsvRecord> rows;  // each with its line, for messages
 };
 
 // `path` is a sweep output directory or its summary.csv. Errors name the file.
@@ -80,7 +82,9 @@ std::string gnuplot_script(const Plot& plot, const std::string& output);
 void check_plot_format(const std::string& output);
 
 // Runs gnuplot on the script for `output` and moves the image into place atomically
-// (tools/run/output_file.h). Throws a one-line error when gnuplot is missing or fails.
+// (tools/run/output_file.h). Throws a one-line error when gnuplot is missing or fails (ending
+// with the last line gnuplot printed to stderr, its reason); on success its warnings go to
+// stderr.
 void render_plot(const Plot& plot, const std::string& output);
 
 }  // namespace tpu

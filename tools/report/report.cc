@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <cstdarg>
 #include <cstdio>
 #include <iterator>
 #include <limits>
@@ -302,12 +303,6 @@ json hbm_json(const Config& config, const RunResult& run, const MemoryFigures& m
   return out;
 }
 
-std::string format(const char* fmt, double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, fmt, v);
-  return buf;
-}
-
 // Three significant digits with an SI suffix: 512, 1.50k, 118M.
 std::string human_count(double v) {
   static const char* const kSuffixes[] = {"", "k", "M", "G", "T", "P", "E"};
@@ -363,8 +358,23 @@ std::string memory_description(const Config& config) {
 
 }  // namespace
 
+std::string format(const char* fmt, ...) {
+  va_list args, again;
+  va_start(args, fmt);
+  va_copy(again, args);
+  const int n = std::vsnprintf(nullptr, 0, fmt, args);
+  va_end(args);
+  std::string text(std::size_t(std::max(n, 0)), '\0');
+  if (n > 0) std::vsnprintf(text.data(), text.size() + 1, fmt, again);
+  va_end(again);
+  return text;
+}
+
 std::string csv_field(const std::string& text) {
-  if (text.find_first_of(",\"\n") == std::string::npos) return text;
+  // parse_csv drops blanks outside quotes.
+  const auto blank = [](char c) { return c == ' ' || c == '\t' || c == '\r'; };
+  const bool blank_ends = !text.empty() && (blank(text.front()) || blank(text.back()));
+  if (text.find_first_of(",\"\n") == std::string::npos && !blank_ends) return text;
   std::string quoted = "\"";
   for (char c : text) {
     if (c == '"') quoted += '"';

@@ -93,13 +93,17 @@ std::string report_table(const Config& config, const Program& program, const Run
 std::string report_csv(const Config& config, const RunResult& run,
                        bool include_total = true);
 
-// A CSV field: quoted (with doubled quotes) when it holds a comma, quote or newline.
+// A CSV field: quoted (with doubled quotes) when it holds a comma, quote or newline, or begins
+// or ends with a blank, so parse_csv (sim/config/user_input.h) reads back the same text.
 std::string csv_field(const std::string& text);
 
 // The config's roofs: peak memory bandwidth in GB/s (infinite for the ideal preset) and peak
 // throughput in TOPS (2 ops per MAC on every PE of every MXU).
 double peak_gbs(const Config& config);
 double peak_tops(const Config& config);
+
+// printf into a std::string, for figures in reports, plots and benchmark tables.
+std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // "1.50 MiB"-style binary units for byte counts.
 std::string human_bytes(double bytes);

@@ -1,9 +1,11 @@
 #pragma once
 // Running work in a forked child process. SystemC elaborates once per process, so every
 // simulation after a process's first needs its own child; the sweep runner also uses children
-// to run points in parallel and to survive a point that crashes.
+// to run points in parallel and to survive a point that crashes. And running another program
+// (gnuplot, sbatch) to its end.
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,5 +53,20 @@ ChildOutcome run_in_child(const std::function<std::string()>& work, double timeo
 void run_in_children(std::size_t count, unsigned jobs,
                      const std::function<std::string(std::size_t)>& work,
                      const std::function<void(std::size_t, const ChildOutcome&)>& done);
+
+// A program run to its end: how it ended and what it printed.
+struct ProgramOutcome {
+  int status = -1;  // exit status, or -1 when a signal killed it
+  std::string out, err;
+};
+
+// The last non-blank line of a program's output: in its stderr, a failing program's own
+// reason, for a one-line error.
+std::string last_line(const std::string& text);
+
+// Runs argv (argv[0] found on PATH, with this process's environment and stdin), collects its
+// stdout and stderr and waits for it; nullopt when there is no such program. Other failures to
+// start it throw a one-line error.
+std::optional<ProgramOutcome> run_program(const std::vector<std::string>& argv);
 
 }  // namespace tpu

@@ -1,19 +1,11 @@
 #include "tools/sweep/slurm.h"
 
-#include <poll.h>
-#include <spawn.h>
-#include <sys/wait.h>
-#include <unistd.h>
-
-#include <cerrno>
-#include <cstring>
 #include <filesystem>
 #include <optional>
 #include <stdexcept>
 
+#include "tools/run/child.h"
 #include "tools/run/output_file.h"
-
-extern char** environ;
 
 namespace tpu {
 namespace {
@@ -50,84 +42,16 @@ std::string header(const std::string& job_name, const std::vector<std::string>& 
   return text;
 }
 
-struct Finished {
-  int status = -1;  // exit status, or -1 when killed by a signal
-  std::string out, err;
-};
-
-// Runs argv (found on PATH) and collects what it prints; nullopt when there is no such program.
-std::optional<Finished> run_program(const std::vector<std::string>& argv) {
-  int out_pipe[2], err_pipe[2];
-  if (pipe(out_pipe) != 0 || pipe(err_pipe) != 0)
-    fail(std::string("cannot create a pipe (") + std::strerror(errno) + ")");
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], STDOUT_FILENO);
-  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], STDERR_FILENO);
-  for (int fd : {out_pipe[0], out_pipe[1], err_pipe[0], err_pipe[1]})
-    posix_spawn_file_actions_addclose(&actions, fd);
-  std::vector<char*> args;
-  for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  pid_t pid = -1;
-  const int error = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  close(out_pipe[1]);
-  close(err_pipe[1]);
-  if (error != 0) {
-    close(out_pipe[0]);
-    close(err_pipe[0]);
-    if (error == ENOENT) return std::nullopt;
-    fail(argv[0] + ": cannot run (" + std::strerror(error) + ")");
-  }
-  Finished result;
-  // Both pipes at once: a program filling one while we wait on the other would block.
-  pollfd fds[2] = {{out_pipe[0], POLLIN, 0}, {err_pipe[0], POLLIN, 0}};
-  std::string* sinks[2] = {&result.out, &result.err};
-  for (int open_pipes = 2; open_pipes > 0;) {
-    if (poll(fds, 2, -1) < 0) {
-      if (errno == EINTR) continue;
-      fail(std::string("poll failed (") + std::strerror(errno) + ")");
-    }
-    for (int i = 0; i < 2; ++i) {
-      if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      char buffer[4096];
-      const ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
-      if (n < 0 && errno == EINTR) continue;
-      if (n > 0) {
-        sinks[i]->append(buffer, std::size_t(n));
-        continue;
-      }
-      close(fds[i].fd);
-      fds[i].fd = -1;
-      --open_pipes;
-    }
-  }
-  int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-  }
-  result.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return result;
-}
-
-std::string last_line(const std::string& text) {
-  const std::size_t end = text.find_last_not_of("\n\r ");
-  if (end == std::string::npos) return "";
-  const std::size_t newline = text.rfind('\n', end);
-  const std::size_t begin = newline == std::string::npos ? 0 : newline + 1;
-  return text.substr(begin, end + 1 - begin);
-}
-
 // `sbatch --parsable ARGS SCRIPT` and the job id it prints ("id" or "id;cluster").
 std::string sbatch(const std::vector<std::string>& args, const std::string& script) {
   std::vector<std::string> argv = {"sbatch", "--parsable"};
   argv.insert(argv.end(), args.begin(), args.end());
   argv.push_back(script);
-  const std::optional<Finished> finished = run_program(argv);
+  const std::optional<ProgramOutcome> finished = run_program(argv);
   if (!finished)
     fail("--submit needs sbatch, which is not on PATH (is Slurm installed here? without "
          "--submit the scripts are written and the commands to submit them printed)");
-  const Finished& f = *finished;
+  const ProgramOutcome& f = *finished;
   if (f.status != 0) {
     const std::string why = last_line(f.err);
     fail("sbatch " + script + " failed (" +

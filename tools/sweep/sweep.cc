@@ -1,7 +1,6 @@
 #include "tools/sweep/sweep.h"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -9,10 +8,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
-#include <deque>
 #include <filesystem>
 #include <map>
-#include <memory>
 #include <set>
 #include <sstream>
 #include <stdexcept>
@@ -278,7 +275,7 @@ std::size_t run_sweep(const Sweep& sweep, const SweepRunOptions& options) {
       fail(results_path, "already holds results: --resume continues it, or choose another --out");
     for (const json& r : read_results(results_path, true)) done.insert(r.value("key", ""));
   }
-  std::deque<const SweepItem*> todo;
+  std::vector<const SweepItem*> todo;
   for (const SweepItem& item : sweep.items)
     if (item.index % options.shards == options.shard && !done.count(item.key))
       todo.push_back(&item);
@@ -288,58 +285,40 @@ std::size_t run_sweep(const Sweep& sweep, const SweepRunOptions& options) {
   SweepProgress progress;
   progress.total = todo.size();
   const auto t0 = std::chrono::steady_clock::now();
-  struct Running {
-    const SweepItem* item;
-    std::unique_ptr<ChildProcess> child;
-  };
-  std::vector<Running> running;
-  const unsigned jobs = std::max(1u, options.jobs);
-  while (!todo.empty() || !running.empty()) {
-    while (!todo.empty() && running.size() < jobs) {
-      const SweepItem* item = todo.front();
-      todo.pop_front();
-      const bool timing_only = sweep.timing_only;
-      running.push_back({item, std::make_unique<ChildProcess>([item, timing_only] {
-                           RunOptions o;
-                           o.timing_only = timing_only;
-                           const Run run = run_model(item->config, load_model(item->model_path),
-                                                     item->model, o);
-                           return totals_of(run.report_json()).dump();
-                         })});
-    }
-    std::vector<pollfd> fds;
-    for (const Running& r : running) fds.push_back({r.child->fd(), POLLIN, 0});
-    if (poll(fds.data(), fds.size(), 1000) < 0 && errno != EINTR)
-      fail(results_path, std::string("poll failed (") + std::strerror(errno) + ")");
-    for (std::size_t i = running.size(); i-- > 0;) {
-      if (!(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-      if (!running[i].child->read_available()) continue;
-      const ChildOutcome out = running[i].child->finish();
-      const SweepItem& item = *running[i].item;
-      json axes = json::array();
-      for (const auto& [k, v] : item.axes) axes.push_back({k, v});
-      json line = {{"key", item.key}, {"item", item.index}, {"point", item.point},
-                   {"model", item.model}, {"axes", axes}};
-      if (out.ok) {
-        line["status"] = "ok";
-        line["totals"] = json::parse(out.output);
-      } else {
-        line["status"] = "failed";
-        line["error"] = out.error;
-        ++progress.failed;
-      }
-      // One write of one whole line: a kill leaves the file ending on a line boundary, or a
-      // torn tail that --resume cuts off.
-      const std::string text = line.dump() + "\n";
-      if (write(fd, text.data(), text.size()) != ssize_t(text.size()))
-        fail(results_path, std::string("cannot append (") + std::strerror(errno) + ")");
-      running.erase(running.begin() + std::ptrdiff_t(i));
-      ++progress.done;
-      progress.seconds =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-      if (options.progress) options.progress(progress);
-    }
-  }
+  const bool timing_only = sweep.timing_only;
+  run_in_children(
+      todo.size(), options.jobs,
+      [&](std::size_t i) {
+        RunOptions o;
+        o.timing_only = timing_only;
+        const SweepItem& item = *todo[i];
+        const Run run = run_model(item.config, load_model(item.model_path), item.model, o);
+        return totals_of(run.report_json()).dump();
+      },
+      [&](std::size_t i, const ChildOutcome& out) {
+        const SweepItem& item = *todo[i];
+        json axes = json::array();
+        for (const auto& [k, v] : item.axes) axes.push_back({k, v});
+        json line = {{"key", item.key}, {"item", item.index}, {"point", item.point},
+                     {"model", item.model}, {"axes", axes}};
+        if (out.ok) {
+          line["status"] = "ok";
+          line["totals"] = json::parse(out.output);
+        } else {
+          line["status"] = "failed";
+          line["error"] = out.error;
+          ++progress.failed;
+        }
+        // One write of one whole line: a kill leaves the file ending on a line boundary, or a
+        // torn tail that --resume cuts off.
+        const std::string text = line.dump() + "\n";
+        if (write(fd, text.data(), text.size()) != ssize_t(text.size()))
+          fail(results_path, std::string("cannot append (") + std::strerror(errno) + ")");
+        ++progress.done;
+        progress.seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (options.progress) options.progress(progress);
+      });
   if (close(fd) != 0) fail(results_path, std::string("cannot close (") + std::strerror(errno) + ")");
   write_summary(options.out_dir, read_results(results_path, false));
   return progress.failed;

@@ -13,8 +13,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -23,6 +22,7 @@
 #include <systemc>
 
 #include "sim/config/config.h"
+#include "sim/config/user_input.h"
 #include "tools/compiler/frontend.h"
 #include "tools/run/child.h"
 #include "tools/run/run.h"
@@ -36,40 +36,28 @@ struct Measurement {
   std::string error;  // the run's one-line error, when it failed
 };
 
-std::vector<std::string> split_csv(const std::string& line) {
-  std::vector<std::string> fields;
-  std::stringstream s(line);
-  std::string f;
-  while (std::getline(s, f, ',')) {
-    f.erase(0, f.find_first_not_of(" \t\r"));
-    f.erase(f.find_last_not_of(" \t\r") + 1);
-    fields.push_back(f);
-  }
-  return fields;
-}
-
 // Reads the columns M, N, K and measured_us (any order, others ignored).
 std::vector<Measurement> read_measurements(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) throw std::runtime_error(path + ": cannot open");
-  std::string line;
-  if (!std::getline(in, line)) throw std::runtime_error(path + ": empty file");
-  const std::vector<std::string> header = split_csv(line);
+  std::string why;
+  const std::optional<std::string> text = tpu::read_file(path, tpu::kMaxTextInputBytes, &why);
+  if (!text) throw std::runtime_error(path + ": cannot open (" + why + ")");
+  const std::vector<tpu::CsvRecord> records = tpu::parse_csv(*text, path);
+  if (records.empty()) throw std::runtime_error(path + ": empty file");
+  const std::vector<std::string>& header = records[0].fields;
   auto column = [&](const std::string& name) {
     const auto it = std::find(header.begin(), header.end(), name);
     if (it == header.end()) {
-      throw std::runtime_error(path + ": line 1: no column '" + name +
-                               "' (needs M, N, K and measured_us)");
+      throw std::runtime_error(path + ": line " + std::to_string(records[0].line) +
+                               ": no column '" + name + "' (needs M, N, K and measured_us)");
     }
     return std::size_t(it - header.begin());
   };
   const std::size_t cm = column("M"), cn = column("N"), ck = column("K");
   const std::size_t ct = column("measured_us");
   std::vector<Measurement> rows;
-  for (int number = 2; std::getline(in, line); ++number) {
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    const std::vector<std::string> f = split_csv(line);
-    const std::string where = path + ": line " + std::to_string(number) + ": ";
+  for (std::size_t i = 1; i < records.size(); ++i) {
+    const std::vector<std::string>& f = records[i].fields;
+    const std::string where = path + ": line " + std::to_string(records[i].line) + ": ";
     if (f.size() < header.size()) throw std::runtime_error(where + "too few fields");
     Measurement r;
     try {
@@ -96,13 +84,10 @@ std::vector<Measurement> read_measurements(const std::string& path) {
 
 // One GEMM's simulated time in microseconds, in this process.
 std::string simulate(const tpu::Config& config, const Measurement& g) {
-  std::ostringstream model;
-  model << R"({"name": "gemm", "dtype": "bf16", "layers": [{"name": "gemm", "type": "matmul", )"
-        << "\"m\": " << g.m << ", \"k\": " << g.k << ", \"n\": " << g.n << "}]}";
   tpu::RunOptions options;
   options.timing_only = true;
-  const tpu::Run run =
-      tpu::run_model(config, tpu::parse_model_json(model.str(), "<gemm>"), "<gemm>", options);
+  const tpu::Run run = tpu::run_model(
+      config, tpu::gemm_model("gemm", tpu::DataType::kBf16, {{g.m, g.k, g.n}}), "<gemm>", options);
   return std::to_string(double(run.result.total_cycles) * config.period_ns() / 1000.0);
 }
 
