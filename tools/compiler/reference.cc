@@ -8,16 +8,21 @@ namespace tpu {
 
 namespace {
 
+// The kernels run row times row (i-k-j): each input value scales one contiguous weight row into
+// one contiguous output row, which the compiler vectorises. Every output still sums its products
+// in increasing k (conv: ky, kx, c) order, starting from zero, so fp32 results are the same as
+// a dot product per output.
+template <typename T, typename Acc>
+void add_scaled_row(Acc* y, Acc x, const T* w, std::uint64_t n) {
+  for (std::uint64_t j = 0; j < n; ++j) y[j] += x * Acc(w[j]);
+}
+
 template <typename T, typename Acc>
 std::vector<Acc> matmul(const std::vector<T>& x, const std::vector<T>& w, std::uint64_t m,
                         std::uint64_t k, std::uint64_t n) {
   std::vector<Acc> y(m * n, Acc(0));
   for (std::uint64_t i = 0; i < m; ++i) {
-    for (std::uint64_t j = 0; j < n; ++j) {
-      Acc sum = 0;
-      for (std::uint64_t p = 0; p < k; ++p) sum += Acc(x[i * k + p]) * Acc(w[p * n + j]);
-      y[i * n + j] = sum;
-    }
+    for (std::uint64_t p = 0; p < k; ++p) add_scaled_row(&y[i * n], Acc(x[i * k + p]), &w[p * n], n);
   }
   return y;
 }
@@ -32,24 +37,24 @@ std::vector<Acc> conv2d(const std::vector<T>& x, const std::vector<T>& w, const 
   for (std::uint32_t b = 0; b < s.samples; ++b) {
     for (std::uint32_t oy = 0; oy < out.h; ++oy) {
       for (std::uint32_t ox = 0; ox < out.w; ++ox) {
-        for (std::uint32_t n = 0; n < n_out; ++n) {
-          const std::uint32_t c0 = n / ng * cg;  // first input channel of n's group
-          Acc sum = 0;
-          for (std::uint32_t ky = 0; ky < s.kernel_h; ++ky) {
-            for (std::uint32_t kx = 0; kx < s.kernel_w; ++kx) {
+        Acc* yp = &y[((std::uint64_t(b) * out.h + oy) * out.w + ox) * n_out];
+        for (std::uint32_t ky = 0; ky < s.kernel_h; ++ky) {
+          const std::int64_t iy =
+              std::int64_t(oy) * s.stride + std::int64_t(ky) * s.dilation_h - s.padding_h;
+          if (iy < 0 || iy >= in.h) continue;  // zero padding
+          for (std::uint32_t kx = 0; kx < s.kernel_w; ++kx) {
+            const std::int64_t ix =
+                std::int64_t(ox) * s.stride + std::int64_t(kx) * s.dilation_w - s.padding;
+            if (ix < 0 || ix >= in.w) continue;
+            const T* xp = &x[((std::uint64_t(b) * in.h + iy) * in.w + ix) * in.c];
+            const T* wp = &w[(std::uint64_t(ky) * s.kernel_w + kx) * cg * n_out];
+            // Filter n reads channel n / ng * cg + c of the pixel and weight row (tap, c).
+            for (std::uint32_t g = 0; g < s.groups; ++g) {
               for (std::uint32_t c = 0; c < cg; ++c) {
-                std::int64_t iy = std::int64_t(oy) * s.stride + std::int64_t(ky) * s.dilation_h -
-                                  s.padding_h;
-                std::int64_t ix = std::int64_t(ox) * s.stride + std::int64_t(kx) * s.dilation_w -
-                                  s.padding;
-                if (iy < 0 || ix < 0 || iy >= in.h || ix >= in.w) continue;  // zero padding
-                T xv = x[((std::uint64_t(b) * in.h + iy) * in.w + ix) * in.c + c0 + c];
-                T wv = w[((std::uint64_t(ky) * s.kernel_w + kx) * cg + c) * n_out + n];
-                sum += Acc(xv) * Acc(wv);
+                add_scaled_row(yp + g * ng, Acc(xp[g * cg + c]), wp + c * n_out + g * ng, ng);
               }
             }
           }
-          y[((std::uint64_t(b) * out.h + oy) * out.w + ox) * n_out + n] = sum;
         }
       }
     }
@@ -104,13 +109,20 @@ std::vector<Acc> tensor_matmul(const std::vector<T>& a, const std::vector<T>& b,
     const T* bs = b.data() + smp * s.k * s.n * s.heads;
     for (std::uint64_t h = 0; h < s.heads; ++h) {
       for (std::uint64_t m = 0; m < s.m; ++m) {
-        for (std::uint64_t j = 0; j < s.n; ++j) {
-          Acc sum = 0;
-          for (std::uint64_t i = 0; i < s.k; ++i) {
-            const T bij = s.transpose_b ? bs[j * ac + h * s.k + i] : bs[i * yc + h * s.n + j];
-            sum += Acc(as[m * ac + h * s.k + i]) * Acc(bij);
+        const T* am = as + m * ac + h * s.k;
+        Acc* ym = &y[(smp * s.m + m) * yc + h * s.n];
+        if (s.transpose_b) {
+          // B(i, j) = b[j][h * k + i]: a dot product of two contiguous rows per output.
+          for (std::uint64_t j = 0; j < s.n; ++j) {
+            const T* bj = bs + j * ac + h * s.k;
+            Acc sum = 0;
+            for (std::uint64_t i = 0; i < s.k; ++i) sum += Acc(am[i]) * Acc(bj[i]);
+            ym[j] = sum;
           }
-          y[(smp * s.m + m) * yc + h * s.n + j] = sum;
+        } else {
+          for (std::uint64_t i = 0; i < s.k; ++i) {
+            add_scaled_row(ym, Acc(am[i]), bs + i * yc + h * s.n, s.n);
+          }
         }
       }
     }
