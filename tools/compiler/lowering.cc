@@ -1144,13 +1144,14 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           const std::uint64_t n0 = conv ? std::max(ntl.n0, c / cg * ng) : ntl.n0;
           const std::uint64_t n1 =
               conv ? std::min(ntl.n0 + ntl.nts, (c / cg + 1) * ng) : ntl.n0 + ntl.nts;
-          for (std::uint64_t n = n0; n < n1; ++n) {
-            const std::uint64_t e = at + (n - ntl.n0) * eb_;
-            if (eb_ == 1) {
-              image[e] = std::uint8_t(w->i8[wk * N + n]);
-            } else {
-              std::uint16_t b = fp32_to_bf16(w->f32[wk * N + n]);
-              std::memcpy(&image[e], &b, 2);
+          if (n1 <= n0) continue;
+          std::uint8_t* dst = &image[at + (n0 - ntl.n0) * eb_];
+          if (eb_ == 1) {
+            std::memcpy(dst, &w->i8[wk * N + n0], n1 - n0);
+          } else {
+            for (std::uint64_t n = n0; n < n1; ++n, dst += 2) {
+              const std::uint16_t b = fp32_to_bf16(w->f32[wk * N + n]);
+              std::memcpy(dst, &b, 2);
             }
           }
         }
