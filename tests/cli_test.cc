@@ -514,7 +514,7 @@ TEST(CliTpuV1, LargeConvolutionIsComputeBound) {
 // with the estimate and the way out; it used to compute silently for ten minutes.
 TEST(CliLimits, FunctionalRunOverTheLimitIsRefusedAtOnce) {
   const std::string m = write_temp(
-      "mm.json", R"({"name": "mm", "layers": [{"type": "matmul", "m": 4096, "k": 4096, "n": 4096}]})");
+      "mm.json", R"({"name": "mm", "layers": [{"type": "matmul", "m": 8192, "k": 8192, "n": 8192}]})");
   for (const char* command : {"run -q --model ", "compile -o /dev/null --model "}) {
     const Outcome o = tpusim(command + m);
     EXPECT_EQ(o.exit_code, 1);

@@ -4,6 +4,7 @@
 
 #include "sim/cycles.h"
 #include "sim/host_memory.h"
+#include "sim/isa/int8_dot.h"
 #include "sim/isa/isa_table.h"
 
 #include <algorithm>
@@ -220,21 +221,9 @@ T load_elem(const std::uint8_t* p) {
   return v;
 }
 
-// sum[n] = sum over k < K of x[k] * w[k][n] (w row-major K x N). The k-then-n order makes the
-// inner loop a contiguous multiply-add of one weight row into the row of sums, which the
-// compiler vectorises; restrict because int8 pointers may alias anything.
-void int8_row_times_tile(const std::int8_t* __restrict x, const std::int16_t* __restrict w,
-                         std::int32_t* __restrict sum, std::uint32_t k_rows, std::uint32_t n_cols) {
-  std::fill(sum, sum + n_cols, 0);
-  for (std::uint32_t k = 0; k < k_rows; ++k) {
-    const std::int16_t xk = x[k];
-    const std::int16_t* __restrict wrow = w + std::size_t(k) * n_cols;
-    for (std::uint32_t n = 0; n < n_cols; ++n) sum[n] += std::int32_t(xk * wrow[n]);
-  }
-}
-
-// The fp32 version: each sum[n] starts at +0.0 and adds its products in increasing k, one
-// rounding per product and per addition, as the partial sums flow down the array.
+// sum[n] = sum over k < K of x[k] * w[k][n] (w row-major K x N) in fp32: each sum[n] starts at
+// +0.0 and adds its products in increasing k, one rounding per product and per addition, as the
+// partial sums flow down the array. The k-then-n order vectorises the inner loop.
 void fp32_row_times_tile(const float* __restrict x, const float* __restrict w,
                          float* __restrict sum, std::uint32_t k_rows, std::uint32_t n_cols) {
   std::fill(sum, sum + n_cols, 0.0f);
@@ -529,14 +518,15 @@ void matmul_compute(const MachineState& s, const Instruction& inst, const Weight
   if (s.dtype == DataType::kInt8) {
     sums.f32.clear();
     sums.i32.resize(std::size_t(m_rows) * n_cols);
-    // Weights widened once per tile: int16 x int16 -> int32 vectorises best on plain x86-64.
-    std::vector<std::int16_t> wide(w.int8.begin(), w.int8.end());
+    // The tile transposed and the input rows widened once per instruction, for int8_dot.h.
+    std::vector<std::int16_t> wt(std::size_t(n_cols) * k_rows), x(std::size_t(m_rows) * k_rows);
+    transpose_to_int16(w.int8.data(), k_rows, n_cols, n_cols, wt.data());
     for (std::uint32_t m = 0; m < m_rows; ++m) {
-      const auto* x = reinterpret_cast<const std::int8_t*>(
+      const auto* row = reinterpret_cast<const std::int8_t*>(
           s.ub_row(inst.ub_row + std::uint64_t(m) * inst.ub_stride));
-      int8_row_times_tile(x, wide.data(), sums.i32.data() + std::size_t(m) * n_cols, k_rows,
-                          n_cols);
+      std::copy(row, row + k_rows, x.begin() + std::size_t(m) * k_rows);
     }
+    int16_dot_rows(x.data(), m_rows, wt.data(), n_cols, k_rows, sums.i32.data(), n_cols);
   } else {
     sums.i32.clear();
     sums.f32.resize(std::size_t(m_rows) * n_cols);

@@ -236,8 +236,9 @@ void print_case(const BenchCase& c, const Medians& m) {
               human(double(m.cycles) / sim_s).c_str(), static_cast<unsigned long long>(m.cycles),
               m.peak_mib);
   if (m.plain > 0)
-    std::printf("  plain int8 GEMM loop of the same MACs: %.3f s (%.3f-%.3f); run / loop %.1fx\n",
-                m.plain, m.plain_min, m.plain_max, m.wall / m.plain);
+    std::printf("  plain int8 GEMM loop of the same MACs: %.3f s (%.3f-%.3f); run / loop %.1fx, "
+                "compile / loop %.1fx\n",
+                m.plain, m.plain_min, m.plain_max, m.wall / m.plain, m.compile / m.plain);
   if (c.reference) {
     const BenchReference& r = *c.reference;
     std::printf("  vs %s: %s", r.what.c_str(), times(r.seconds / m.wall, "faster", "slower").c_str());
@@ -314,21 +315,32 @@ std::vector<BenchCase> bench_cases(const std::string& source_dir) {
       "GPT-3 175B FFN layer: 2048 x 12288 x 49152 then 2048 x 49152 x 12288, timing-only", false,
       std::nullopt, {0, 200, 0},
       {gemms("gpt3_ffn", {{2048, 12288, 49152}, {2048, 49152, 12288}})}));
-  {
-    ModelRun check{model_file(models + "resnet50.json")};
-    check.timing_only = false;
-    check.check = true;
-    BenchCase c{"resnet50-check",
-                "resnet50-graph with data, fast fidelity, --check (compile makes the data and "
-                "reference outputs), beside a plain int8 GEMM loop of the same MACs",
-                false, std::nullopt, {0, 0, 3}, {}};
-    c.run = [check] {
+  // A run with data and --check, beside the plain int8 GEMM loop of its MACs.
+  auto check_case = [](std::string name, std::string description, ModelRun spec,
+                       BenchTarget target) {
+    spec.timing_only = false;
+    spec.check = true;
+    BenchCase c{name, std::move(description), false, std::nullopt, target, {}};
+    c.run = [name, spec] {
       std::uint64_t macs = 0;
-      BenchSample sample = run_model_once("resnet50-check", check, &macs);
+      BenchSample sample = run_model_once(name, spec, &macs);
       sample.plain_seconds = plain_gemm_seconds(macs);
       return sample;
     };
-    cases.push_back(std::move(c));
+    return c;
+  };
+  cases.push_back(check_case("resnet50-check",
+                             "resnet50-graph with data, fast fidelity, --check (compile makes the "
+                             "data and reference outputs), beside a plain int8 GEMM loop of the "
+                             "same MACs",
+                             {model_file(models + "resnet50.json")}, {0, 0, 3}));
+  // Issue 13 found a functional 4096^3 matmul compiling for ten minutes before a 12 s simulation.
+  for (const char* n : {"1024", "2048"}) {
+    const std::uint64_t size = std::stoull(n);
+    cases.push_back(check_case(std::string("matmul") + n + "-check",
+                               std::string(n) + "^3 int8 matmul with data, fast fidelity, --check, "
+                                                "beside a plain int8 GEMM loop of the same MACs",
+                               {gemms(std::string("matmul") + n, {{size, size, size}})}, {}));
   }
   for (const char* fidelity : {"pe", "fast"}) {
     ModelRun spec{gemms("matmul128", {{128, 128, 128}})};

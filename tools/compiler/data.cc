@@ -73,7 +73,7 @@ GraphData generate_data(const Graph& graph, std::uint64_t seed) {
   for (TensorId id : graph.inputs) {
     const Tensor& t = graph.tensors[id];
     d.inputs[id] = allocating("input '" + t.name + "'", double(t.elements()) * value_bytes, [&] {
-      return random_values(graph.dtype, t.elements(), seed, 2 * t.consumers.at(0), false);
+      return random_values(graph.dtype, t.elements(), seed, 2 * id, false);
     });
   }
   for (std::size_t i = 0; i < graph.nodes.size(); ++i) {

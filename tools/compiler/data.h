@@ -22,8 +22,8 @@ struct GraphData {
 
 // int8 values in [-64, 63]; bf16 multiples of 2^-6 in [-2, 2) for inputs and of 2^-10 for
 // weights. Given weights: bf16-rounded, or int8 with a symmetric per-tensor scale
-// (max |w| -> 127; norms at the fixed 1/64). Graph input t uses stream 2 * (its first consumer's index), node i's weights
-// stream 2 * i + 1.
+// (max |w| -> 127; norms at the fixed 1/64). Graph input tensor t uses stream 2 * t (every
+// input its own values), node i's weights stream 2 * i + 1.
 GraphData generate_data(const Graph& graph, std::uint64_t seed);
 
 }  // namespace tpu

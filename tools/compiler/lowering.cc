@@ -1139,16 +1139,21 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       const NTile& ntl = tl.ntiles[nt];
       for (std::uint64_t kt = 0; kt < KT; ++kt) {
         const KTile& kti = tl.ktile(nt, kt);
-        for (std::uint64_t k = kti.k0; k < kti.k0 + kti.kts; ++k) {
-          for (std::uint64_t n = ntl.n0; n < ntl.n0 + ntl.nts; ++n, at += eb_) {
-            const std::uint64_t c = conv ? k % C : 0;
-            if (conv && c / cg != n / ng) continue;  // off the diagonal blocks: zero
-            const std::uint64_t wk = conv ? k / C * cg + c % cg : k;
-            if (eb_ == 1) {
-              image[at] = std::uint8_t(w->i8[wk * N + n]);
-            } else {
-              std::uint16_t b = fp32_to_bf16(w->f32[wk * N + n]);
-              std::memcpy(&image[at], &b, 2);
+        for (std::uint64_t k = kti.k0; k < kti.k0 + kti.kts; ++k, at += ntl.nts * eb_) {
+          const std::uint64_t c = conv ? k % C : 0;
+          const std::uint64_t wk = conv ? k / C * cg + c % cg : k;
+          // The columns of c's group; off the diagonal blocks the image stays zero.
+          const std::uint64_t n0 = conv ? std::max(ntl.n0, c / cg * ng) : ntl.n0;
+          const std::uint64_t n1 =
+              conv ? std::min(ntl.n0 + ntl.nts, (c / cg + 1) * ng) : ntl.n0 + ntl.nts;
+          if (n1 <= n0) continue;
+          std::uint8_t* dst = &image[at + (n0 - ntl.n0) * eb_];
+          if (eb_ == 1) {
+            std::memcpy(dst, &w->i8[wk * N + n0], n1 - n0);
+          } else {
+            for (std::uint64_t n = n0; n < n1; ++n, dst += 2) {
+              const std::uint16_t b = fp32_to_bf16(w->f32[wk * N + n]);
+              std::memcpy(dst, &b, 2);
             }
           }
         }

@@ -4,52 +4,57 @@
 #include <cmath>
 #include <cstring>
 
+#include "sim/isa/int8_dot.h"
+
 namespace tpu {
 
 namespace {
 
-template <typename T, typename Acc>
-std::vector<Acc> matmul(const std::vector<T>& x, const std::vector<T>& w, std::uint64_t m,
-                        std::uint64_t k, std::uint64_t n) {
-  std::vector<Acc> y(m * n, Acc(0));
+// The fp32 kernels run row times row (i-k-j): each input value scales one contiguous weight row
+// into one contiguous output row, which the compiler vectorises. Every output still sums its
+// products in increasing k (conv: ky, kx, c) order, starting from zero, so the results are the
+// same as a dot product per output.
+void add_scaled_row(float* y, float x, const float* w, std::uint64_t n) {
+  for (std::uint64_t j = 0; j < n; ++j) y[j] += x * w[j];
+}
+
+std::vector<float> matmul(const std::vector<float>& x, const std::vector<float>& w,
+                          std::uint64_t m, std::uint64_t k, std::uint64_t n) {
+  std::vector<float> y(m * n, 0.0f);
   for (std::uint64_t i = 0; i < m; ++i) {
-    for (std::uint64_t j = 0; j < n; ++j) {
-      Acc sum = 0;
-      for (std::uint64_t p = 0; p < k; ++p) sum += Acc(x[i * k + p]) * Acc(w[p * n + j]);
-      y[i * n + j] = sum;
-    }
+    for (std::uint64_t p = 0; p < k; ++p) add_scaled_row(&y[i * n], x[i * k + p], &w[p * n], n);
   }
   return y;
 }
 
-template <typename T, typename Acc>
-std::vector<Acc> conv2d(const std::vector<T>& x, const std::vector<T>& w, const ConvShape& s) {
+std::vector<float> conv2d(const std::vector<float>& x, const std::vector<float>& w,
+                          const ConvShape& s) {
   const Shape3 in = s.in;
   const Shape3 out = s.out();
   const std::uint32_t n_out = s.out_channels;
   const std::uint32_t cg = in.c / s.groups, ng = n_out / s.groups;  // per group
-  std::vector<Acc> y(std::uint64_t(s.samples) * out.elements(), Acc(0));
+  std::vector<float> y(std::uint64_t(s.samples) * out.elements(), 0.0f);
   for (std::uint32_t b = 0; b < s.samples; ++b) {
     for (std::uint32_t oy = 0; oy < out.h; ++oy) {
       for (std::uint32_t ox = 0; ox < out.w; ++ox) {
-        for (std::uint32_t n = 0; n < n_out; ++n) {
-          const std::uint32_t c0 = n / ng * cg;  // first input channel of n's group
-          Acc sum = 0;
-          for (std::uint32_t ky = 0; ky < s.kernel_h; ++ky) {
-            for (std::uint32_t kx = 0; kx < s.kernel_w; ++kx) {
+        float* yp = &y[((std::uint64_t(b) * out.h + oy) * out.w + ox) * n_out];
+        for (std::uint32_t ky = 0; ky < s.kernel_h; ++ky) {
+          const std::int64_t iy =
+              std::int64_t(oy) * s.stride + std::int64_t(ky) * s.dilation_h - s.padding_h;
+          if (iy < 0 || iy >= in.h) continue;  // zero padding
+          for (std::uint32_t kx = 0; kx < s.kernel_w; ++kx) {
+            const std::int64_t ix =
+                std::int64_t(ox) * s.stride + std::int64_t(kx) * s.dilation_w - s.padding;
+            if (ix < 0 || ix >= in.w) continue;
+            const float* xp = &x[((std::uint64_t(b) * in.h + iy) * in.w + ix) * in.c];
+            const float* wp = &w[(std::uint64_t(ky) * s.kernel_w + kx) * cg * n_out];
+            // Filter n reads channel n / ng * cg + c of the pixel and weight row (tap, c).
+            for (std::uint32_t g = 0; g < s.groups; ++g) {
               for (std::uint32_t c = 0; c < cg; ++c) {
-                std::int64_t iy = std::int64_t(oy) * s.stride + std::int64_t(ky) * s.dilation_h -
-                                  s.padding_h;
-                std::int64_t ix = std::int64_t(ox) * s.stride + std::int64_t(kx) * s.dilation_w -
-                                  s.padding;
-                if (iy < 0 || ix < 0 || iy >= in.h || ix >= in.w) continue;  // zero padding
-                T xv = x[((std::uint64_t(b) * in.h + iy) * in.w + ix) * in.c + c0 + c];
-                T wv = w[((std::uint64_t(ky) * s.kernel_w + kx) * cg + c) * n_out + n];
-                sum += Acc(xv) * Acc(wv);
+                add_scaled_row(yp + g * ng, xp[g * cg + c], wp + c * n_out + g * ng, ng);
               }
             }
           }
-          y[((std::uint64_t(b) * out.h + oy) * out.w + ox) * n_out + n] = sum;
         }
       }
     }
@@ -94,28 +99,42 @@ std::vector<T> maxpool(const std::vector<T>& x, const PoolShape& s) {
   return y;
 }
 
-template <typename T, typename Acc>
-std::vector<Acc> tensor_matmul(const std::vector<T>& a, const std::vector<T>& b,
-                               const TensorMatmulShape& s) {
+std::vector<float> tensor_matmul(const std::vector<float>& a, const std::vector<float>& b,
+                                 const TensorMatmulShape& s) {
   const std::uint64_t ac = s.heads * s.k, yc = s.heads * s.n;
-  std::vector<Acc> y(s.samples * s.m * yc, Acc(0));
+  std::vector<float> y(s.samples * s.m * yc, 0.0f);
   for (std::uint64_t smp = 0; smp < s.samples; ++smp) {
-    const T* as = a.data() + smp * s.m * ac;
-    const T* bs = b.data() + smp * s.k * s.n * s.heads;
+    const float* as = a.data() + smp * s.m * ac;
+    const float* bs = b.data() + smp * s.k * s.n * s.heads;
     for (std::uint64_t h = 0; h < s.heads; ++h) {
       for (std::uint64_t m = 0; m < s.m; ++m) {
-        for (std::uint64_t j = 0; j < s.n; ++j) {
-          Acc sum = 0;
-          for (std::uint64_t i = 0; i < s.k; ++i) {
-            const T bij = s.transpose_b ? bs[j * ac + h * s.k + i] : bs[i * yc + h * s.n + j];
-            sum += Acc(as[m * ac + h * s.k + i]) * Acc(bij);
+        const float* am = as + m * ac + h * s.k;
+        float* ym = &y[(smp * s.m + m) * yc + h * s.n];
+        if (s.transpose_b) {
+          // B(i, j) = b[j][h * k + i]: a dot product of two contiguous rows per output.
+          for (std::uint64_t j = 0; j < s.n; ++j) {
+            const float* bj = bs + j * ac + h * s.k;
+            float sum = 0;
+            for (std::uint64_t i = 0; i < s.k; ++i) sum += am[i] * bj[i];
+            ym[j] = sum;
           }
-          y[(smp * s.m + m) * yc + h * s.n + j] = sum;
+        } else {
+          for (std::uint64_t i = 0; i < s.k; ++i) add_scaled_row(ym, am[i], bs + i * yc + h * s.n, s.n);
         }
       }
     }
   }
   return y;
+}
+
+// The int8 kernels widen their operands and run sim/isa/int8_dot.h's dot products on blocks of
+// kBlockRows rows, which share each pass over the transposed right operand.
+constexpr std::uint64_t kBlockRows = 16;
+
+// dst[r * k + i] = src[r * ld + i] for r < rows, i < k.
+void widen_rows(const std::int8_t* src, std::uint64_t rows, std::uint64_t k, std::uint64_t ld,
+                std::int16_t* dst) {
+  for (std::uint64_t r = 0; r < rows; ++r) std::copy(src + r * ld, src + r * ld + k, dst + r * k);
 }
 
 }  // namespace
@@ -129,35 +148,96 @@ Shape3 ConvShape::out() const {
 std::vector<std::int32_t> reference_matmul(const std::vector<std::int8_t>& x,
                                            const std::vector<std::int8_t>& w, std::uint64_t m,
                                            std::uint64_t k, std::uint64_t n) {
-  return matmul<std::int8_t, std::int32_t>(x, w, m, k, n);
+  std::vector<std::int16_t> wt(n * k);
+  transpose_to_int16(w.data(), k, n, n, wt.data());
+  std::vector<std::int32_t> y(m * n);
+  std::vector<std::int16_t> a(kBlockRows * k);
+  for (std::uint64_t i = 0; i < m; i += kBlockRows) {
+    const std::uint64_t rows = std::min(kBlockRows, m - i);
+    widen_rows(x.data() + i * k, rows, k, k, a.data());
+    int16_dot_rows(a.data(), rows, wt.data(), n, k, y.data() + i * n, n);
+  }
+  return y;
 }
 
 std::vector<float> reference_matmul(const std::vector<float>& x, const std::vector<float>& w,
                                     std::uint64_t m, std::uint64_t k, std::uint64_t n) {
-  return matmul<float, float>(x, w, m, k, n);
+  return matmul(x, w, m, k, n);
 }
 
 std::vector<std::int32_t> reference_tensor_matmul(const std::vector<std::int8_t>& a,
                                                   const std::vector<std::int8_t>& b,
                                                   const TensorMatmulShape& s) {
-  return tensor_matmul<std::int8_t, std::int32_t>(a, b, s);
+  const std::uint64_t ac = s.heads * s.k, yc = s.heads * s.n;
+  std::vector<std::int32_t> y(s.samples * s.m * yc);
+  std::vector<std::int16_t> rows16(kBlockRows * s.k), bt(s.n * s.k);
+  for (std::uint64_t smp = 0; smp < s.samples; ++smp) {
+    const std::int8_t* as = a.data() + smp * s.m * ac;
+    const std::int8_t* bs = b.data() + smp * s.k * s.n * s.heads;
+    for (std::uint64_t h = 0; h < s.heads; ++h) {
+      // B's columns of head h as rows: b[j][h * k + i] (transposed) or b[i][h * n + j].
+      if (s.transpose_b) {
+        widen_rows(bs + h * s.k, s.n, s.k, ac, bt.data());
+      } else {
+        transpose_to_int16(bs + h * s.n, s.k, s.n, yc, bt.data());
+      }
+      for (std::uint64_t m = 0; m < s.m; m += kBlockRows) {
+        const std::uint64_t rows = std::min(kBlockRows, s.m - m);
+        widen_rows(as + m * ac + h * s.k, rows, s.k, ac, rows16.data());
+        int16_dot_rows(rows16.data(), rows, bt.data(), s.n, s.k,
+                       &y[(smp * s.m + m) * yc + h * s.n], yc);
+      }
+    }
+  }
+  return y;
 }
 
 std::vector<float> reference_tensor_matmul(const std::vector<float>& a,
                                            const std::vector<float>& b,
                                            const TensorMatmulShape& s) {
-  return tensor_matmul<float, float>(a, b, s);
+  return tensor_matmul(a, b, s);
 }
 
 std::vector<std::int32_t> reference_conv2d(const std::vector<std::int8_t>& x,
                                            const std::vector<std::int8_t>& w,
                                            const ConvShape& s) {
-  return conv2d<std::int8_t, std::int32_t>(x, w, s);
+  const Shape3 in = s.in, out = s.out();
+  const std::uint64_t n_out = s.out_channels, cg = in.c / s.groups, ng = n_out / s.groups;
+  const std::uint64_t k = std::uint64_t(s.kernel_h) * s.kernel_w * cg;  // per group
+  const std::uint64_t pixels = std::uint64_t(s.samples) * out.h * out.w;
+  std::vector<std::int32_t> y(pixels * n_out);
+  std::vector<std::int16_t> patches(kBlockRows * k), wt(ng * k);
+  for (std::uint64_t g = 0; g < s.groups; ++g) {
+    // Filter n of group g reads weight rows (tap, c), channels g * cg + c of the window.
+    transpose_to_int16(w.data() + g * ng, k, ng, n_out, wt.data());
+    for (std::uint64_t p0 = 0; p0 < pixels; p0 += kBlockRows) {
+      const std::uint64_t rows = std::min(kBlockRows, pixels - p0);
+      for (std::uint64_t r = 0; r < rows; ++r) {
+        const std::uint64_t p = p0 + r, b = p / (out.h * out.w);
+        const std::uint64_t oy = p / out.w % out.h, ox = p % out.w;
+        std::int16_t* patch = &patches[r * k];
+        for (std::uint64_t ky = 0; ky < s.kernel_h; ++ky) {
+          for (std::uint64_t kx = 0; kx < s.kernel_w; ++kx, patch += cg) {
+            const std::int64_t iy = std::int64_t(oy * s.stride + ky * s.dilation_h) - s.padding_h;
+            const std::int64_t ix = std::int64_t(ox * s.stride + kx * s.dilation_w) - s.padding;
+            if (iy < 0 || ix < 0 || iy >= in.h || ix >= in.w) {
+              std::fill(patch, patch + cg, 0);  // zero padding
+            } else {
+              widen_rows(&x[((b * in.h + std::uint64_t(iy)) * in.w + std::uint64_t(ix)) * in.c + g * cg],
+                         1, cg, cg, patch);
+            }
+          }
+        }
+      }
+      int16_dot_rows(patches.data(), rows, wt.data(), ng, k, &y[p0 * n_out + g * ng], n_out);
+    }
+  }
+  return y;
 }
 
 std::vector<float> reference_conv2d(const std::vector<float>& x, const std::vector<float>& w,
                                     const ConvShape& s) {
-  return conv2d<float, float>(x, w, s);
+  return conv2d(x, w, s);
 }
 
 namespace {
