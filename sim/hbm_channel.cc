@@ -70,8 +70,7 @@ HbmChannel::HbmChannel(sc_core::sc_module_name name, const Config& config,
       socket("socket"),
       storage_(storage),
       capacity_(storage ? storage->size() : config.hbm.capacity_bytes),
-      timing_(make_timing(config.hbm)),
-      ready_queue_("ready_queue") {
+      timing_(make_timing(config.hbm)) {
   if (timing_) {
     max_outstanding_ = timing_->max_outstanding();
   } else {
@@ -90,7 +89,7 @@ HbmChannel::HbmChannel(sc_core::sc_module_name name, const Config& config,
   socket.register_nb_transport_fw(this, &HbmChannel::nb_transport_fw);
   SC_HAS_PROCESS(HbmChannel);
   SC_METHOD(on_ready);
-  sensitive << ready_queue_.get_event();
+  sensitive << ready_event_;
   dont_initialize();
   if (dram_) {
     SC_METHOD(step_dram);
@@ -149,11 +148,18 @@ void HbmChannel::accept_dram(Payload& trans, const sc_core::sc_time& arrival) {
     return;
   }
   ++held_;
-  arrival_[&trans] = arrival;
+  std::uint32_t tag;
+  if (free_tags_.empty()) {
+    tag = std::uint32_t(in_dram_.size());
+    in_dram_.emplace_back();
+  } else {
+    tag = free_tags_.back();
+    free_tags_.pop_back();
+  }
+  in_dram_[tag] = {&trans, arrival};
   const sc_core::sc_time now = sc_core::sc_time_stamp();
   const dram::DramCycle cycle = dram_cycle_at_or_after(std::max(arrival, now));
-  dram_->enqueue(reinterpret_cast<std::uintptr_t>(&trans), trans.get_address(), len,
-                 trans.is_write(), cycle);
+  dram_->enqueue(tag, trans.get_address(), len, trans.is_write(), cycle);
   const sc_core::sc_time at = dram_time(cycle);
   step_event_.notify(at > now ? at - now : sc_core::SC_ZERO_TIME);
 }
@@ -197,18 +203,28 @@ tlm::tlm_sync_enum HbmChannel::nb_transport_fw(Payload& trans, tlm::tlm_phase& p
 
 void HbmChannel::hold(Payload& trans, const sc_core::sc_time& arrival,
                       const sc_core::sc_time& ready) {
-  const sc_core::sc_time now = sc_core::sc_time_stamp();
   ++held_;
-  arrival_[&trans] = arrival;
-  ready_queue_.notify(trans, ready > now ? ready - now : sc_core::SC_ZERO_TIME);
+  schedule({&trans, arrival}, ready);
+}
+
+void HbmChannel::schedule(const Held& h, const sc_core::sc_time& ready) {
+  const sc_core::sc_time now = sc_core::sc_time_stamp();
+  ready_.push_back({std::max(ready, now), ready_seq_++, h});
+  std::push_heap(ready_.begin(), ready_.end(), Ready::Later());
+  ready_event_.notify(ready > now ? ready - now : sc_core::SC_ZERO_TIME);  // earlier one wins
 }
 
 void HbmChannel::on_ready() {
-  while (Payload* trans = ready_queue_.get_next_transaction()) {
-    execute(*trans);
+  const sc_core::sc_time now = sc_core::sc_time_stamp();
+  while (!ready_.empty() && ready_.front().at <= now) {
+    std::pop_heap(ready_.begin(), ready_.end(), Ready::Later());
+    const Held h = ready_.back().held;
+    ready_.pop_back();
+    execute(*h.trans);
     --held_;
-    responses_.push_back(trans);
+    responses_.push_back(h);
   }
+  if (!ready_.empty()) ready_event_.notify(ready_.front().at - now);
   send_responses();
   accept_waiting();
 }
@@ -237,9 +253,8 @@ void HbmChannel::step_dram() {
   completions_.clear();
   dram_->step(dram_cycle_at_or_after(now), completions_);
   for (const dram::Completion& c : completions_) {
-    Payload& trans = *reinterpret_cast<Payload*>(c.tag);
-    const sc_core::sc_time ready = dram_time(c.done);
-    ready_queue_.notify(trans, ready > now ? ready - now : sc_core::SC_ZERO_TIME);
+    free_tags_.push_back(std::uint32_t(c.tag));
+    schedule(in_dram_[c.tag], dram_time(c.done));
   }
   accept_waiting();
   const dram::DramCycle next = dram_->next_event();
@@ -274,9 +289,10 @@ void HbmChannel::execute(Payload& trans) {
 
 void HbmChannel::send_responses() {
   while (!responding_ && !responses_.empty()) {
-    Payload* trans = responses_.front();
+    const Held h = responses_.front();
     responses_.pop_front();
-    finish_response(*trans);
+    finish_response(h);
+    Payload* trans = h.trans;
     tlm::tlm_phase phase = tlm::BEGIN_RESP;
     sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
     responding_ = trans;
@@ -287,11 +303,9 @@ void HbmChannel::send_responses() {
   }
 }
 
-void HbmChannel::finish_response(Payload& trans) {
-  const auto it = arrival_.find(&trans);
+void HbmChannel::finish_response(const Held& h) {
   const double latency_ns =
-      (sc_core::sc_time_stamp() - it->second) / sc_core::sc_time(1, sc_core::SC_NS);
-  arrival_.erase(it);
+      (sc_core::sc_time_stamp() - h.arrival) / sc_core::sc_time(1, sc_core::SC_NS);
   stats_.total_latency_ns += latency_ns;
   stats_.max_latency_ns = std::max(stats_.max_latency_ns, latency_ns);
   stats_.record_latency(latency_ns);

@@ -41,13 +41,11 @@
 //   controller.
 #include <cstdint>
 #include <deque>
-#include <map>
 #include <memory>
 #include <vector>
 
 #include <systemc>
 #include <tlm>
-#include <tlm_utils/peq_with_get.h>
 #include <tlm_utils/simple_target_socket.h>
 
 #include "sim/config/config.h"
@@ -93,16 +91,36 @@ class HbmChannel : public sc_core::sc_module {
   bool can_accept(const Payload& trans) const;
   // Accepts `trans` into the DRAM controller's queue (DRAM presets).
   void accept_dram(Payload& trans, const sc_core::sc_time& arrival);
+  // An accepted request and its arrival (latency is counted from it).
+  struct Held {
+    Payload* trans;
+    sc_core::sc_time arrival;
+  };
+  // A request whose response is ready at `at`; ready_ is a heap on (at, seq), so requests
+  // ready at one instant are answered in the order they were scheduled.
+  struct Ready {
+    sc_core::sc_time at;
+    std::uint64_t seq;
+    Held held;
+    struct Later {  // heap order: the top is the earliest, first scheduled
+      bool operator()(const Ready& a, const Ready& b) const {
+        return a.at != b.at ? a.at > b.at : a.seq > b.seq;
+      }
+    };
+  };
+
   // Counts `trans` against the limit until its response is ready at `ready`.
   void hold(Payload& trans, const sc_core::sc_time& arrival, const sc_core::sc_time& ready);
+  // Queues `h` for on_ready() at `ready` (now, if that has passed).
+  void schedule(const Held& h, const sc_core::sc_time& ready);
   void accept_waiting();  // accepts the held-back BEGIN_REQ if it fits now
-  void on_ready();  // SC_METHOD on ready_queue_'s event
+  void on_ready();  // SC_METHOD on ready_event_
   void step_dram();  // SC_METHOD on step_event_: one controller step at a DRAM clock edge
   dram::DramCycle dram_cycle_at_or_after(const sc_core::sc_time& t) const;
   sc_core::sc_time dram_time(dram::DramCycle c) const;
   void execute(Payload& trans);
   void send_responses();
-  void finish_response(Payload& trans);
+  void finish_response(const Held& h);
 
   mutable HbmStats stats_;  // per-channel DRAM counters are copied in by stats()
   std::vector<std::uint8_t>* storage_;
@@ -117,10 +135,14 @@ class HbmChannel : public sc_core::sc_module {
   std::uint32_t held_ = 0;
   Payload* waiting_ = nullptr;  // BEGIN_REQ not yet accepted (back-pressure)
   sc_core::sc_time waiting_since_;
-  std::map<const Payload*, sc_core::sc_time> arrival_;  // accepted, not yet answered
-  tlm_utils::peq_with_get<Payload> ready_queue_;
-  std::deque<Payload*> responses_;   // ready, BEGIN_RESP not yet sent
-  Payload* responding_ = nullptr;    // BEGIN_RESP sent, END_RESP not yet received
+  // Requests in the DRAM controller, by the tag it knows them by, and the free tags.
+  std::vector<Held> in_dram_;
+  std::vector<std::uint32_t> free_tags_;
+  std::vector<Ready> ready_;  // response time known, not yet reached
+  std::uint64_t ready_seq_ = 0;
+  sc_core::sc_event ready_event_;  // at the earliest of ready_
+  std::deque<Held> responses_;     // ready, BEGIN_RESP not yet sent
+  Payload* responding_ = nullptr;  // BEGIN_RESP sent, END_RESP not yet received
 };
 
 }  // namespace tpu

@@ -148,20 +148,40 @@ std::uint32_t UnifiedBuffer::first_conflict(const UbRequest& r, Cycle s, bool& p
 void UnifiedBuffer::reserve(const UbRequest& r, Cycle s) {
   if (r.count == 0) return;
   extend_to(s + r.count);
-  std::vector<std::uint32_t>& used = r.write ? writes_used_ : reads_used_;
   const std::uint64_t step = r.stride % banks_;
   std::uint64_t bank = r.first_row % banks_;
   for (std::uint32_t j = 0; j < r.count; ++j) {
-    const std::size_t i = slot_index(s + j);
-    ++used[i];
-    bank_busy_[i * bank_words_ + bank / 64] |= std::uint64_t(1) << (bank % 64);
+    take(r.write, s + j, bank);
     bank += step;
     if (bank >= banks_) bank -= banks_;
   }
 }
 
+void UnifiedBuffer::take(bool write, Cycle c, std::uint64_t bank) {
+  const std::size_t i = slot_index(c);
+  std::uint32_t& used = (write ? writes_used_ : reads_used_)[i];
+  if (++used == (write ? config_.ub.write_ports : config_.ub.read_ports)) {
+    (write ? writes_full_until_ : reads_full_until_)[i] = c + 1;
+  }
+  bank_busy_[i * bank_words_ + bank / 64] |= std::uint64_t(1) << (bank % 64);
+}
+
+Cycle UnifiedBuffer::first_port_free(bool write, Cycle c) {
+  const std::uint32_t ports = write ? config_.ub.write_ports : config_.ub.read_ports;
+  const std::vector<std::uint32_t>& used = write ? writes_used_ : reads_used_;
+  std::vector<Cycle>& until = write ? writes_full_until_ : reads_full_until_;
+  const Cycle end = base_ + used_;
+  Cycle free = c;
+  while (free < end && used[slot_index(free)] >= ports) free = until[slot_index(free)];
+  while (c < free) {  // path compression: every full cycle on the way points at `free`
+    const std::size_t i = slot_index(c);
+    c = until[i];
+    until[i] = free;
+  }
+  return free;
+}
+
 void UnifiedBuffer::place_spread(UbRequest& r, Cycle from) {
-  const std::uint32_t ports = r.write ? config_.ub.write_ports : config_.ub.read_ports;
   const std::uint64_t step = r.stride % banks_;
   std::uint64_t bank = r.first_row % banks_;
   if (r.record_cycles) r.cycles.resize(r.count);
@@ -169,14 +189,10 @@ void UnifiedBuffer::place_spread(UbRequest& r, Cycle from) {
   r.start = from;
   for (std::uint32_t j = 0; j < r.count; ++j, ++c) {
     for (;; ++c) {
+      c = first_port_free(r.write, c);
       extend_to(c + 1);  // may reallocate the calendar: index it only after this
-      const std::size_t i = slot_index(c);
-      std::uint32_t& used = (r.write ? writes_used_ : reads_used_)[i];
-      std::uint64_t& word = bank_busy_[i * bank_words_ + bank / 64];
-      const std::uint64_t bit = std::uint64_t(1) << (bank % 64);
-      if (used < ports && !(word & bit)) {
-        ++used;
-        word |= bit;
+      if (!(bank_busy_[slot_index(c) * bank_words_ + bank / 64] >> (bank % 64) & 1)) {
+        take(r.write, c, bank);
         break;
       }
     }
@@ -210,16 +226,21 @@ void UnifiedBuffer::extend_to(Cycle end) {
     while (capacity < needed) capacity *= 2;
     std::vector<std::uint32_t> reads(capacity, 0), writes(capacity, 0);
     std::vector<std::uint64_t> banks(capacity * bank_words_, 0);
+    std::vector<Cycle> reads_until(capacity, 0), writes_until(capacity, 0);
     for (std::size_t k = 0; k < used_; ++k) {
       const std::size_t i = (head_ + k) & (capacity_ - 1);
       reads[k] = reads_used_[i];
       writes[k] = writes_used_[i];
+      reads_until[k] = reads_full_until_[i];
+      writes_until[k] = writes_full_until_[i];
       std::copy_n(bank_busy_.begin() + std::ptrdiff_t(i * bank_words_), bank_words_,
                   banks.begin() + std::ptrdiff_t(k * bank_words_));
     }
     reads_used_ = std::move(reads);
     writes_used_ = std::move(writes);
     bank_busy_ = std::move(banks);
+    reads_full_until_ = std::move(reads_until);
+    writes_full_until_ = std::move(writes_until);
     capacity_ = capacity;
     head_ = 0;
   }

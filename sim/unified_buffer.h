@@ -96,6 +96,10 @@ class UnifiedBuffer : public sc_core::sc_module {
   // when the burst fits); `port_full` tells which.
   std::uint32_t first_conflict(const UbRequest& r, Cycle s, bool& port_full) const;
   void reserve(const UbRequest& r, Cycle s);
+  // Takes a port of `write`'s kind and `bank` in reserved cycle `c`.
+  void take(bool write, Cycle c, std::uint64_t bank);
+  // The first cycle >= c whose `write`-kind port is not full.
+  Cycle first_port_free(bool write, Cycle c);
   // Marks `r` granted (start/end already set), moves its data and wakes its owner.
   void grant(UbRequest& r);
   // Places the accesses of a !contiguous request one by one from cycle `from`.
@@ -120,6 +124,13 @@ class UnifiedBuffer : public sc_core::sc_module {
   std::size_t head_ = 0, used_ = 0, capacity_ = 0;  // capacity_ is a power of two
   std::vector<std::uint32_t> reads_used_, writes_used_;
   std::vector<std::uint64_t> bank_busy_;
+  // Skip lists over full ports, so a spread burst behind a long reservation (a vector unit's
+  // 1024-row write ahead of the DMA's) jumps it in a few steps instead of cycle by cycle: for a
+  // cycle c whose read (write) ports are all taken, reads_full_until_[i] (writes_...) is a cycle
+  // > c such that every cycle in [c, it) is full too; i = slot_index(c). Ports are never
+  // released before their cycle is dropped, so the claim stays true (an entry is read only
+  // while its cycle is full, so dropped slots need no reset); lookups compress paths.
+  std::vector<Cycle> reads_full_until_, writes_full_until_;
   std::uint64_t reads_ = 0, writes_ = 0;
 };
 

@@ -41,13 +41,23 @@ DramController::DramController(const DramSpec& spec, const AddressMapping& mappi
   }
 }
 
-bool DramController::can_accept(std::uint64_t addr, std::uint64_t bytes) const {
+const std::vector<DramAddress>& DramController::map_bursts(std::uint64_t addr,
+                                                          std::uint64_t bytes) const {
+  if (addr == mapped_addr_ && bytes == mapped_bytes_) return mapped_;
   const std::uint64_t burst = spec_.burst_bytes();
   const std::uint64_t first = addr / burst, last = (addr + bytes - 1) / burst;
+  mapped_.clear();
+  for (std::uint64_t b = first; b <= last; ++b) mapped_.push_back(mapping_.map(b * burst));
+  mapped_addr_ = addr;
+  mapped_bytes_ = bytes;
+  return mapped_;
+}
+
+bool DramController::can_accept(std::uint64_t addr, std::uint64_t bytes) const {
   std::vector<std::uint32_t>& touched = scratch_touched_;
   touched.clear();
-  for (std::uint64_t b = first; b <= last; ++b) {
-    const std::uint32_t pc = pc_of(mapping_.map(b * burst));
+  for (const DramAddress& a : map_bursts(addr, bytes)) {
+    const std::uint32_t pc = pc_of(a);
     if (scratch_counts_[pc]++ == 0) touched.push_back(pc);
   }
   bool ok = true;
@@ -72,8 +82,9 @@ void DramController::enqueue(std::uint64_t tag, std::uint64_t addr, std::uint64_
     free_requests_.pop_back();
   }
   requests_[id] = {tag, std::uint32_t(last - first + 1), 0};
+  const std::vector<DramAddress>& mapped = map_bursts(addr, bytes);
   for (std::uint64_t b = first; b <= last; ++b) {
-    const DramAddress a = mapping_.map(b * burst);
+    const DramAddress& a = mapped[b - first];
     const std::uint32_t index = pc_of(a);
     PseudoChannel& pc = pcs_[index];
     if (pc.queue.empty()) catch_up_pc(index, arrival);
@@ -82,6 +93,7 @@ void DramController::enqueue(std::uint64_t tag, std::uint64_t addr, std::uint64_
     const std::uint64_t hi = std::min(addr + bytes, (b + 1) * burst);
     pc.queue.push_back(
         {id, std::uint32_t(hi - lo), bank, a.bank_group, write, Outcome::kHit, a.row, arrival});
+    if (pc.banks[bank].open_row != a.row) ++pc.non_hits;
     pc.next_event = std::min(pc.next_event, arrival);
   }
 }
@@ -114,11 +126,12 @@ DramCycle DramController::act_ready(const PseudoChannel& pc, const Access& a) co
   return ready;
 }
 
-DramCycle DramController::column_ready(const PseudoChannel& pc, const Access& a) const {
+DramCycle DramController::column_ready(const PseudoChannel& pc, const Access& a,
+                                       DramCycle pc_rd, DramCycle pc_wr) const {
   const Bank& b = pc.banks[a.bank];
   const BankGroup& g = pc.groups[a.bank_group];
-  return a.write ? std::max({b.next_wr, g.next_wr, pc.next_wr, pc.column_bus})
-                 : std::max({b.next_rd, g.next_rd, pc.next_rd, pc.column_bus});
+  return a.write ? std::max({b.next_wr, g.next_wr, pc_wr})
+                 : std::max({b.next_rd, g.next_rd, pc_rd});
 }
 
 void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Completion>& done) {
@@ -129,37 +142,52 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
     return;
   }
 
-  std::fill(pc.hit_pending.begin(), pc.hit_pending.end(), 0);
-  for (const Access& a : pc.queue) {
-    if (pc.banks[a.bank].open_row == a.row) pc.hit_pending[a.bank] = 1;
-  }
-  // FR-FCFS: the oldest ready column command, and the oldest ready row command.
+  // FR-FCFS: the oldest ready column command, and the oldest ready row command. Once either is
+  // found the PC steps again next cycle, so later accesses of that kind need no look, and the
+  // scan stops when nothing more can issue this cycle.
+  const bool dual = spec_.org.dual_command_bus;
+  const DramCycle pc_rd = std::max(pc.next_rd, pc.column_bus);
+  const DramCycle pc_wr = std::max(pc.next_wr, pc.column_bus);
+  const DramCycle column_floor = std::min(pc_rd, pc_wr);  // no column command is ready earlier
   int column_pick = -1, row_pick = -1;
   Command row_command = Command::kActivate;
   DramCycle next = pc.next_refresh;
   auto consider = [&](DramCycle ready, int i, int& pick) {
-    if (ready <= now && pick < 0) {
+    if (ready <= now) {
       pick = i;
     } else {
-      next = std::min(next, std::max(ready, now + 1));
+      next = std::min(next, ready);
     }
   };
+  bool hits_known = false;  // hit_pending is filled only when a conflict needs it
   for (int i = 0; i < int(pc.queue.size()); ++i) {
     const Access& a = pc.queue[i];
     const Bank& b = pc.banks[a.bank];
     if (b.open_row == a.row) {
-      consider(column_ready(pc, a), i, column_pick);
-    } else if (b.open_row == Bank::kClosed) {
-      const int before = row_pick;
-      consider(act_ready(pc, a), i, row_pick);
-      if (row_pick != before) row_command = Command::kActivate;
-    } else if (!pc.hit_pending[a.bank]) {
-      const int before = row_pick;
-      consider(std::max(b.next_pre, pc.row_bus), i, row_pick);
-      if (row_pick != before) row_command = Command::kPrecharge;
+      if (column_pick >= 0) continue;
+      consider(column_ready(pc, a, pc_rd, pc_wr), i, column_pick);
+      if (pc.non_hits == 0 && (column_pick >= 0 || next <= column_floor)) break;
+      if (column_pick >= 0 && (row_pick >= 0 || !dual)) break;
+    } else if (row_pick < 0) {
+      if (b.open_row == Bank::kClosed) {
+        consider(act_ready(pc, a), i, row_pick);
+        row_command = Command::kActivate;
+      } else {
+        if (!hits_known) {
+          std::fill(pc.hit_pending.begin(), pc.hit_pending.end(), 0);
+          for (const Access& q : pc.queue) {
+            if (pc.banks[q.bank].open_row == q.row) pc.hit_pending[q.bank] = 1;
+          }
+          hits_known = true;
+        }
+        if (pc.hit_pending[a.bank]) continue;
+        consider(std::max(b.next_pre, pc.row_bus), i, row_pick);
+        row_command = Command::kPrecharge;
+      }
+      if (row_pick >= 0 && column_pick >= 0) break;
     }
   }
-  if (!spec_.org.dual_command_bus && column_pick >= 0 && row_pick >= 0) row_pick = -1;
+  if (!dual && column_pick >= 0 && row_pick >= 0) row_pick = -1;
   if (row_pick >= 0) {
     Access& a = pc.queue[row_pick];
     if (row_command == Command::kActivate) {
@@ -232,6 +260,7 @@ void DramController::activate(std::uint32_t index, std::uint32_t bank, std::uint
   Bank& b = pc.banks[bank];
   BankGroup& g = pc.groups[bank / spec_.org.banks_per_group];
   b.open_row = row;
+  for (const Access& a : pc.queue) pc.non_hits -= a.bank == bank && a.row == row;
   b.next_rd = std::max(b.next_rd, t + t_.rcd);
   b.next_wr = std::max(b.next_wr, t + t_.rcd);
   b.next_pre = std::max(b.next_pre, t + t_.ras);
@@ -255,6 +284,7 @@ void DramController::precharge(std::uint32_t index, std::uint32_t bank, DramCycl
   Bank& b = pc.banks[bank];
   const std::uint64_t row = b.open_row;
   b.open_row = Bank::kClosed;
+  for (const Access& a : pc.queue) pc.non_hits += a.bank == bank && a.row == row;
   b.next_act = std::max(b.next_act, t + t_.rp);
   pc.row_bus = t + 1;
   if (!spec_.org.dual_command_bus) pc.column_bus = t + 1;

@@ -131,6 +131,7 @@ class DramController {
     DramCycle next_refresh = 0;
     bool refreshing = false;  // a refresh is due: draining to REF
     std::vector<Access> queue;  // arrival order
+    std::uint32_t non_hits = 0;  // queued accesses whose row is not open (need ACT or PRE)
     std::vector<std::uint8_t> hit_pending;  // per bank, scratch for step()
     DramCycle next_event = kNever;
     PseudoChannelStats stats;
@@ -142,7 +143,9 @@ class DramController {
   };
 
   DramCycle act_ready(const PseudoChannel& pc, const Access& a) const;
-  DramCycle column_ready(const PseudoChannel& pc, const Access& a) const;
+  // pc_rd / pc_wr: the PC-wide earliest read / write cycle (its own and the column bus's).
+  DramCycle column_ready(const PseudoChannel& pc, const Access& a, DramCycle pc_rd,
+                         DramCycle pc_wr) const;
   void step_pc(std::uint32_t index, DramCycle now, std::vector<Completion>& done);
   // Refresh drain at `now`: issues a PRE or the REF when legal; returns the next cycle it
   // could act.
@@ -165,6 +168,11 @@ class DramController {
   std::vector<PseudoChannel> pcs_;
   std::vector<Request> requests_;
   std::vector<std::uint32_t> free_requests_;
+  // The bursts of the last request asked about, mapped once for can_accept()'s retries under
+  // back-pressure and the enqueue() that follows.
+  const std::vector<DramAddress>& map_bursts(std::uint64_t addr, std::uint64_t bytes) const;
+  mutable std::uint64_t mapped_addr_ = 0, mapped_bytes_ = 0;
+  mutable std::vector<DramAddress> mapped_;
   mutable std::vector<std::uint32_t> scratch_counts_;  // per PC, for can_accept
   mutable std::vector<std::uint32_t> scratch_touched_;  // PCs can_accept counted in
   std::vector<CommandRecord>* trace_ = nullptr;
