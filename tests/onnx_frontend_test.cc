@@ -373,6 +373,59 @@ TEST(OnnxFrontend, TinyCnnWithItsWeightsPassesTheCheck) {
   EXPECT_TRUE(run.check->passed);
 }
 
+// PyTorch 1.13's nn.LayerNorm at its default opset 14: ReduceMean, Sub, Pow(2), ReduceMean,
+// Add(eps), Sqrt, Div, Mul(gamma), Add(beta).
+Model layer_norm_model(float exponent) {
+  Model md;
+  md.input("x", {1, 2, 3});
+  auto mean = [&](const std::string& in, const std::string& out) {
+    Model::ints(md.node("ReduceMean", {in}, out), "axes", {-1});
+  };
+  mean("x", "mean");
+  md.node("Sub", {"x", "mean"}, "d");
+  md.init("two", {}, {exponent});
+  md.node("Pow", {"d", "two"}, "sq");
+  mean("sq", "var");
+  md.init("eps", {}, {1e-5f});
+  md.node("Add", {"var", "eps"}, "ve");
+  md.node("Sqrt", {"ve"}, "sd");
+  md.node("Div", {"d", "sd"}, "n");
+  md.init("gamma", {3}, {1, 2, 3});
+  md.node("Mul", {"n", "gamma"}, "g");
+  md.init("beta", {3}, {4, 5, 6});
+  md.node("Add", {"g", "beta"}, "y");
+  md.output("y");
+  return md;
+}
+
+TEST(OnnxFrontend, DecomposedLayerNormFusesIntoOne) {
+  const Graph g = layer_norm_model(2).parse();
+  ASSERT_EQ(g.nodes.size(), 1u);
+  EXPECT_EQ(g.nodes[0].kind, OpKind::kLayerNorm);
+  EXPECT_EQ(g.nodes[0].name, "y");
+  EXPECT_FLOAT_EQ(g.nodes[0].epsilon, 1e-5f);
+  EXPECT_EQ(g.nodes[0].weights, (std::vector<float>{1, 2, 3, 4, 5, 6}));  // gamma, beta
+  // Another exponent is no variance: the pattern stays unfolded and ReduceMean is unsupported.
+  expect_error(layer_norm_model(3), {"node 'mean' (ReduceMean)", "unsupported operator"});
+}
+
+TEST(OnnxFrontend, OldOpsetsAndUnboundDimensionsAreOneLineErrors) {
+  Model old;
+  old.m.mutable_opset_import(0)->set_version(11);
+  old.input("x", {1, 4});
+  old.node("Relu", {"x"}, "r");
+  old.output("r");
+  expect_error(old, {"t.onnx", "opset 11 is too old", "opset_version >= 13"});
+  Model dynamic;
+  dynamic.input("x", {1, 4});
+  auto* dim = dynamic.g().mutable_input(0)->mutable_type()->mutable_tensor_type()
+                  ->mutable_shape()->mutable_dim(0);
+  dim->set_dim_param("batch");  // export with dynamic_axes: a name, no size
+  dynamic.node("Relu", {"x"}, "r");
+  dynamic.output("r");
+  expect_error(dynamic, {"graph input 'x'", "fixed size", "without dynamic_axes"});
+}
+
 // A batch-first LSTM as PyTorch exports it: Transpose to T x 1 x F, LSTM with zero initial
 // state from Expand, Squeeze, Transpose back, Gather of the last step, Gemm.
 Model lstm_model(bool read_cell_state) {

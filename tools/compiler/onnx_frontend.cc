@@ -14,10 +14,12 @@ namespace tpu {
 namespace {
 
 constexpr std::int64_t kMaxSize = std::int64_t(1) << 24;  // as the model JSON's sizes
+constexpr std::int64_t kMinOpset = 13;  // of the default domain (parse_onnx says why)
 
 constexpr const char* kSupported =
     "Conv, Gemm, MatMul (constant second operand), Add, Mul, Relu, Clip (0..6 or 0..inf), "
-    "Sigmoid, Tanh, Gelu (or its Erf form), Softmax, LayerNormalization, MaxPool, AveragePool, "
+    "Sigmoid, Tanh, Gelu (or its Erf form), Softmax, LayerNormalization (or its ReduceMean "
+    "form), MaxPool, AveragePool, "
     "GlobalAveragePool, Flatten, Reshape (constant shape), Concat, BatchNormalization (after a "
     "Conv), LSTM (forward, batch 1), Transpose and Squeeze (views: size-1 axes), Gather (one "
     "step of a sequence), Identity, Dropout, Constant, Shape, Gather, Unsqueeze, Cast, Expand";
@@ -99,6 +101,7 @@ class Importer {
   void flatten(const onnx::NodeProto& n, const Act& a);
   bool fold_constants(const onnx::NodeProto& n);
   bool fold_gelu(const onnx::NodeProto& div);
+  bool fold_layer_norm(const onnx::NodeProto& mean);
   int sole_reader(const std::string& name, const std::string& op, int inputs) const;
   bool is_scalar(const std::string& name, double v) const;
 
@@ -750,6 +753,71 @@ bool Importer::fold_gelu(const onnx::NodeProto& div) {
   return true;
 }
 
+// PyTorch's layer norm before opset 17, along the last axis: ReduceMean(x) -> Sub(x, mean) ->
+// Pow(d, 2) -> ReduceMean -> Add(eps) -> Sqrt -> Div(d, sqrt) -> Mul(gamma) -> Add(beta), each
+// step read only by the next (d by the Pow and the Div): one LayerNormalization.
+bool Importer::fold_layer_norm(const onnx::NodeProto& mean) {
+  const std::string& x = mean.input(0);
+  if (!acts_.count(x) && !graph_inputs_.count(x)) return false;
+  const std::int64_t last = std::int64_t(act_input(mean, 0).dims.size()) - 1;
+  const auto along_last = [&](const onnx::NodeProto& n) {
+    const std::vector<std::int64_t> axes = ints(n, "axes", {});
+    return axes.size() == 1 && (axes[0] == -1 || axes[0] == last) && int_attr(n, "keepdims", 1);
+  };
+  auto other = [](const onnx::NodeProto& n, const std::string& one) {
+    return n.input(0) == one ? n.input(1) : n.input(0);
+  };
+  const auto scalar = [&](const std::string& name) {
+    const Const* c = find_const(name);
+    return c && c->given() && c->count() == 1 ? c->values[0] : std::nan("");
+  };
+  if (!along_last(mean)) return false;
+  const int sub = sole_reader(mean.output(0), "Sub", 2);
+  if (sub < 0 || graph_->node(sub).input(0) != x) return false;
+  const std::string& d = graph_->node(sub).output(0);
+  auto rd = readers_.find(d);
+  if (rd == readers_.end() || rd->second.size() != 2 || outputs_.count(d)) return false;
+  int pow = -1, div = -1;
+  for (int r : rd->second) {
+    const onnx::NodeProto& q = graph_->node(r);
+    if (q.op_type() == "Pow" && q.input(0) == d && scalar(q.input(1)) == 2.0) pow = r;
+    if (q.op_type() == "Div" && q.input(0) == d) div = r;
+  }
+  if (pow < 0 || div < 0) return false;
+  const int var = sole_reader(graph_->node(pow).output(0), "ReduceMean", 1);
+  if (var < 0 || !along_last(graph_->node(var))) return false;
+  const std::string& v = graph_->node(var).output(0);
+  const int add_eps = sole_reader(v, "Add", 2);
+  if (add_eps < 0) return false;
+  const double eps = scalar(other(graph_->node(add_eps), v));
+  const int sqrt = sole_reader(graph_->node(add_eps).output(0), "Sqrt", 1);
+  if (!(eps > 0) || sqrt < 0 || sole_reader(graph_->node(sqrt).output(0), "Div", 2) != div ||
+      graph_->node(div).input(1) != graph_->node(sqrt).output(0)) {
+    return false;
+  }
+  const std::string& normed = graph_->node(div).output(0);
+  const int mul = sole_reader(normed, "Mul", 2);
+  if (mul < 0 || !find_const(other(graph_->node(mul), normed))) return false;
+  const std::string& scaled = graph_->node(mul).output(0);
+  const int shift = sole_reader(scaled, "Add", 2);
+  if (shift < 0 || !find_const(other(graph_->node(shift), scaled))) return false;
+  folded_.insert({sub, pow, var, add_eps, sqrt, div, mul, shift});
+  onnx::NodeProto ln;
+  ln.set_name(label(graph_->node(shift)));
+  ln.set_op_type("LayerNormalization");
+  ln.add_input(x);
+  ln.add_input(other(graph_->node(mul), normed));
+  ln.add_input(other(graph_->node(shift), scaled));
+  ln.add_output(graph_->node(shift).output(0));
+  auto* e = ln.add_attribute();
+  e->set_name("epsilon");
+  e->set_type(onnx::AttributeProto::FLOAT);
+  e->set_f(float(eps));
+  --uses_[x];  // the two ReduceMean and Sub reads become one layer norm
+  import_node(ln);
+  return true;
+}
+
 void Importer::import_node(const onnx::NodeProto& n) {
   const std::string& op = n.op_type();
   if (n.output_size() < 1) fail(n, "no output");
@@ -758,6 +826,7 @@ void Importer::import_node(const onnx::NodeProto& n) {
   }
   if (fold_constants(n)) return;
   if (op == "Div" && fold_gelu(n)) return;
+  if (op == "ReduceMean" && fold_layer_norm(n)) return;
   if (op == "Conv") {
     conv(n);
   } else if (op == "MaxPool") {
@@ -1008,6 +1077,18 @@ Graph parse_onnx(const std::string& bytes, const std::string& source) {
   if (!model.ParseFromString(bytes) || !model.has_graph()) {
     throw CompileError(source + ": not a valid ONNX model (the protobuf does not parse: a "
                                 "truncated or corrupt file?)");
+  }
+  // Opset 13 moved Squeeze's axes to an input and made Softmax act along one axis (before, it
+  // flattened from `axis`, by default 1): older graphs would import with other meanings.
+  std::int64_t opset = 0;
+  for (const auto& o : model.opset_import()) {
+    if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
+  }
+  if (opset < kMinOpset) {
+    throw CompileError(source + ": opset " + std::to_string(opset) +
+                       " is too old (the importer reads opset " + std::to_string(kMinOpset) +
+                       " and later: export with opset_version >= " + std::to_string(kMinOpset) +
+                       ", PyTorch 1.13's default is 14)");
   }
   Graph g;
   g.source = source;
