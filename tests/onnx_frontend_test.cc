@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <cstdint>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -426,6 +427,45 @@ TEST(OnnxFrontend, OldOpsetsAndUnboundDimensionsAreOneLineErrors) {
   expect_error(dynamic, {"graph input 'x'", "fixed size", "without dynamic_axes"});
 }
 
+// One attention head as PyTorch exports it: Split of q, k, v along channels, k transposed
+// into the scores' MatMul (transpose_b), Softmax, MatMul by v, a Slice of channels.
+TEST(OnnxFrontend, SplitSliceAndTwoTensorMatmulsMapOntoOurOps) {
+  Model md;
+  md.input("x", {1, 4, 6});
+  md.init64("parts", {2, 2, 2});
+  auto& split = md.node("Split", {"x", "parts"}, "q");
+  split.add_output("k");
+  split.add_output("v");
+  Model::integer(split, "axis", -1);
+  auto& tr = md.node("Transpose", {"k"}, "kt");
+  Model::ints(tr, "perm", {0, 2, 1});
+  md.node("MatMul", {"q", "kt"}, "s");
+  md.node("Softmax", {"s"}, "p");
+  md.node("MatMul", {"p", "v"}, "c");
+  md.init64("start", {1});
+  md.init64("end", {INT64_MAX});  // PyTorch's c[:, :, 1:]
+  md.init64("axis", {2});
+  md.node("Slice", {"c", "start", "end", "axis"}, "y");
+  md.output("y");
+  const Graph g = md.parse();
+  ASSERT_EQ(g.nodes.size(), 7u);  // three slices, scores, softmax, context, slice
+  EXPECT_EQ(g.nodes[1].name, "q/1");
+  EXPECT_EQ(g.nodes[1].c0, 2u);
+  EXPECT_EQ(g.nodes[1].c1, 4u);
+  EXPECT_EQ(g.nodes[3].kind, OpKind::kTensorMatmul);
+  EXPECT_TRUE(g.nodes[3].transpose_b);
+  EXPECT_EQ(g.nodes[3].out, (Shape3{1, 4, 4}));  // 4 queries x 4 keys
+  EXPECT_FALSE(g.nodes[5].transpose_b);
+  EXPECT_EQ(g.nodes[5].out, (Shape3{1, 4, 2}));
+  EXPECT_EQ(g.nodes[6].kind, OpKind::kSlice);
+  EXPECT_EQ(g.nodes[6].out, (Shape3{1, 4, 1}));  // channels [1, 2)
+  // The transposed k read by anything but a MatMul's second operand moves data: an error.
+  Model bad = md;
+  bad.node("Relu", {"kt"}, "r");
+  bad.output("r");
+  expect_error(bad, {"node 'r' (Relu)", "Transpose that moves data"});
+}
+
 // A batch-first LSTM as PyTorch exports it: Transpose to T x 1 x F, LSTM with zero initial
 // state from Expand, Squeeze, Transpose back, Gather of the last step, Gemm.
 Model lstm_model(bool read_cell_state) {
@@ -499,29 +539,40 @@ TEST(OnnxFrontend, LstmBecomesOurLstmWithGatesReorderedAndBiasesSummed) {
 
 TEST(OnnxFrontend, TransposeThatMovesDataIsAnError) {
   Model md;
-  md.input("x", {1, 3, 4});
+  md.input("x", {1, 2, 3, 4});
   auto& tr = md.node("Transpose", {"x"}, "t");
-  Model::ints(tr, "perm", {0, 2, 1});
-  md.output("t");
+  Model::ints(tr, "perm", {0, 2, 3, 1});  // NCHW -> NHWC
+  md.node("Relu", {"t"}, "r");
+  md.output("r");
   expect_error(md, {"node 't' (Transpose)", "axes of size 1"});
+  // A transpose of the last two axes is left for a MatMul: as a graph output, an error.
+  Model out;
+  out.input("x", {1, 3, 4});
+  Model::ints(out.node("Transpose", {"x"}, "t"), "perm", {0, 2, 1});
+  out.node("Relu", {"x"}, "r");
+  out.output("r");
+  out.output("t");
+  expect_error(out, {"graph output 't'", "Transpose that moves data"});
 }
 
-// PyTorch's nn.LSTM classifier with its weights (tools/onnx/export_models.py): bit exact in
-// int8, within the bf16 tolerance in bf16.
-TEST(OnnxFrontend, LstmClassifierWithItsWeightsPassesTheCheck) {
-  for (DataType t : {DataType::kInt8, DataType::kBf16}) {
-    const ChildOutcome out = run_in_child([&] {
-      Graph g = load_model(kModels + "onnx/lstm_classifier.onnx");
-      g.dtype = t;
-      RunOptions options;
-      options.check = true;
-      const tpu::Run run = run_model(default_config(), g, "lstm_classifier", options);
-      return std::string(run.check && run.check->passed ? "pass " : "FAIL ") +
-             std::to_string(run.check ? run.check->compared : 0);
-    });
-    // Every node's output that reaches HBM, the 4 logits among them.
-    EXPECT_TRUE(out.ok && out.output.rfind("pass ", 0) == 0) << to_string(t) << ": " << out.output
-                                                              << out.error;
+// PyTorch's exports with their weights (tools/onnx/export_models.py), an nn.LSTM classifier
+// and an attention head: bit exact in int8, within the bf16 tolerance in bf16.
+TEST(OnnxFrontend, LstmAndAttentionExportsWithTheirWeightsPassTheCheck) {
+  for (const char* model : {"lstm_classifier", "attention_head"}) {
+    for (DataType t : {DataType::kInt8, DataType::kBf16}) {
+      const ChildOutcome out = run_in_child([&] {
+        Graph g = load_model(kModels + "onnx/" + model + ".onnx");
+        g.dtype = t;
+        RunOptions options;
+        options.check = true;
+        const tpu::Run run = run_model(default_config(), g, model, options);
+        return std::string(run.check && run.check->passed ? "pass " : "FAIL ") +
+               std::to_string(run.check ? run.check->compared : 0);
+      });
+      // Every node's output that reaches HBM, the model's output among them.
+      EXPECT_TRUE(out.ok && out.output.rfind("pass ", 0) == 0)
+          << model << ", " << to_string(t) << ": " << out.output << out.error;
+    }
   }
 }
 

@@ -2,6 +2,7 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
@@ -22,7 +23,9 @@ constexpr const char* kSupported =
     "form), MaxPool, AveragePool, "
     "GlobalAveragePool, Flatten, Reshape (constant shape), Concat, BatchNormalization (after a "
     "Conv), LSTM (forward, batch 1), Transpose and Squeeze (views: size-1 axes), Gather (one "
-    "step of a sequence), Identity, Dropout, Constant, Shape, Gather, Unsqueeze, Cast, Expand";
+    "step of a sequence), Slice and Split (channels or width), MatMul of two tensors (1 x M x K "
+    "by 1 x K x N or a transposed 1 x N x K), Identity, Dropout, Constant, Shape, Gather, "
+    "Unsqueeze, Cast, Expand";
 
 // A constant: an initializer, a Constant node or folded shape arithmetic. `values` is empty
 // when the file gives only the shape (a structure-only export).
@@ -45,6 +48,9 @@ struct Act {
   // NHWC order, ONNX's is CHW, so a following Gemm's weight rows are permuted.
   bool chw_flattened = false;
   Shape3 flat_from;
+  // A Transpose of a 1 x X x Y tensor `id` to 1 x Y x X: no data moves; only a MatMul reading
+  // it as its second operand may (transpose_b).
+  bool transposed = false;
 };
 
 Shape3 nhwc_of(const std::vector<std::int64_t>& d) {
@@ -94,6 +100,11 @@ class Importer {
   void activation(const onnx::NodeProto& n, Activation func);
   void batch_norm(const onnx::NodeProto& n);
   void lstm(const onnx::NodeProto& n);
+  void tensor_matmul(const onnx::NodeProto& n);
+  // A `slice` of `a` along ONNX axis `axis` (channels or width), [begin, end), named `name`,
+  // producing the ONNX tensor `out`.
+  void slice(const onnx::NodeProto& n, const Act& a, std::int64_t axis, std::int64_t begin,
+             std::int64_t end, const std::string& name, const std::string& out);
   // Transpose and Squeeze that only move or drop size-1 axes: the same tensor, new dims.
   void view(const onnx::NodeProto& n, const std::vector<std::int64_t>& dims);
   // Adds `scale` x the constant `b` (one value per output channel) to the GEMM's bias.
@@ -197,6 +208,10 @@ const Act& Importer::act_input(const onnx::NodeProto& n, int i) {
   if (i >= n.input_size() || n.input(i).empty()) fail(n, "missing input " + std::to_string(i));
   const std::string& name = n.input(i);
   auto it = acts_.find(name);
+  if (it != acts_.end() && it->second.transposed && !(n.op_type() == "MatMul" && i == 1)) {
+    fail(n, "input '" + name + "' is a Transpose that moves data, supported only as a MatMul's "
+            "second operand");
+  }
   if (it != acts_.end()) return it->second;
   auto gi = graph_inputs_.find(name);
   if (gi == graph_inputs_.end()) {
@@ -381,12 +396,68 @@ void Importer::view(const onnx::NodeProto& n, const std::vector<std::int64_t>& d
     ordered = ordered && p > last;
     last = p;
   }
-  if (from != to || !ordered || a.chw_flattened) {
+  const bool swap_last = perm == std::vector<std::int64_t>{0, 2, 1} && a.dims.size() == 3 &&
+                         a.dims[0] == 1 && !a.transposed;
+  if (!ordered && swap_last) {
+    a.transposed = true;  // act_input lets only a MatMul's second operand read it
+  } else if (from != to || !ordered || a.chw_flattened) {
     fail(n, "only transposes and squeezes that move or drop axes of size 1 (views of the same "
-            "elements) are supported");
+            "elements) are supported, and a transpose of the last two axes as a MatMul's "
+            "second operand");
   }
   a.dims = dims;
   acts_[n.output(0)] = a;
+}
+
+void Importer::tensor_matmul(const onnx::NodeProto& n) {
+  const Act a = act_input(n, 0);
+  const Act b = act_input(n, 1);
+  if (a.dims.size() != 3 || b.dims.size() != 3 || a.dims[0] != 1 || b.dims[0] != 1 ||
+      a.dims[2] != b.dims[1]) {
+    fail(n, "a MatMul of two computed tensors is supported for 1 x M x K by 1 x K x N (or by "
+            "a Transpose of 1 x N x K)");
+  }
+  Node node;
+  node.kind = OpKind::kTensorMatmul;
+  node.transpose_b = b.transposed;
+  add(n, std::move(node), {a.id, b.id}, {1, a.dims[1], b.dims[2]});
+}
+
+void Importer::slice(const onnx::NodeProto& n, const Act& a, std::int64_t axis,
+                     std::int64_t begin, std::int64_t end, const std::string& name,
+                     const std::string& out) {
+  const std::int64_t rank = std::int64_t(a.dims.size());
+  if (axis < 0) axis += rank;
+  // Our slice takes channels and columns: axis 1 (C) or 3 (W) of N x C x H x W, 1 (S) or 2
+  // (D) of N x S x D, 1 (F) of N x F.
+  const bool channels = rank == 2 ? axis == 1 : rank == 3 ? axis == 2 : axis == 1;
+  const bool width = (rank == 3 && axis == 1) || (rank == 4 && axis == 3);
+  if (a.chw_flattened || (!channels && !width) || (rank == 3 && a.dims[0] != 1)) {
+    fail(n, "slicing is supported along channels or the width (axis 1 or 3 of N x C x H x W, "
+            "1 or 2 of 1 x S x D, 1 of N x F)");
+  }
+  const std::int64_t size = a.dims[std::size_t(axis)];
+  if (begin < 0) begin += size;
+  if (end < 0) end += size;
+  begin = std::clamp<std::int64_t>(begin, 0, size);
+  end = std::clamp<std::int64_t>(end, 0, size);
+  if (begin >= end) fail(n, "the slice [" + std::to_string(begin) + ", " + std::to_string(end) +
+                            ") of axis " + std::to_string(axis) + " is empty");
+  Node node;
+  node.kind = OpKind::kSlice;
+  if (channels) {
+    node.c0 = std::uint32_t(begin);
+    node.c1 = std::uint32_t(end);
+  } else {
+    node.x0 = std::uint32_t(begin);
+    node.x1 = std::uint32_t(end);
+  }
+  std::vector<std::int64_t> dims = a.dims;
+  dims[std::size_t(axis)] = end - begin;
+  onnx::NodeProto named;
+  named.set_name(name);
+  named.add_output(out);
+  add(named, std::move(node), {a.id}, dims);
 }
 
 void Importer::lstm(const onnx::NodeProto& n) {
@@ -839,6 +910,10 @@ void Importer::import_node(const onnx::NodeProto& n) {
     if (int_attr(n, "transA", 0) != 0) fail(n, "transA 1 is not supported");
     gemm(n, act_input(n, 0), const_input(n, 1), int_attr(n, "transB", 0) != 0,
          float_attr(n, "alpha", 1.0f));
+  } else if (op == "MatMul" && n.input_size() == 2 && acts_.count(n.input(1))) {
+    // Both computed (a declared graph input as the second operand is a structure-only
+    // export's weights).
+    tensor_matmul(n);
   } else if (op == "MatMul") {
     gemm(n, act_input(n, 0), const_input(n, 1), false, 1.0f);
   } else if (op == "Add" || op == "Mul") {
@@ -968,6 +1043,54 @@ void Importer::import_node(const onnx::NodeProto& n) {
     acts_[n.output(0)] = act_input(n, 0);
   } else if (op == "LSTM") {
     lstm(n);
+  } else if (op == "Slice") {
+    const Act a = act_input(n, 0);
+    const auto values = [&](int i) {
+      std::vector<std::int64_t> v;
+      if (n.input_size() <= i || n.input(i).empty()) return v;
+      const Const& c = const_input(n, i);
+      if (!c.given()) fail(n, "starts, ends, axes and steps must be constants with values");
+      for (double x : c.values) v.push_back(x >= 9.2e18 ? kMaxSize : std::int64_t(x));
+      return v;
+    };
+    const std::vector<std::int64_t> starts = values(1), ends = values(2), steps = values(4);
+    std::vector<std::int64_t> axes = values(3);
+    if (axes.empty()) {
+      for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(std::int64_t(i));
+    }
+    for (std::int64_t st : steps) {
+      if (st != 1) fail(n, "only steps of 1 are supported");
+    }
+    if (starts.size() != 1 || ends.size() != 1 || axes.size() != 1) {
+      fail(n, "only slicing along one axis is supported");
+    }
+    slice(n, a, axes[0], starts[0], ends[0], label(n), n.output(0));
+  } else if (op == "Split") {
+    const Act a = act_input(n, 0);
+    const std::int64_t axis = int_attr(n, "axis", 0);
+    const std::int64_t size = a.dims[std::size_t(axis < 0 ? axis + std::int64_t(a.dims.size())
+                                                          : axis)];
+    std::vector<std::int64_t> parts = ints(n, "split", {});
+    if (n.input_size() > 1 && !n.input(1).empty()) {
+      const Const& c = const_input(n, 1);
+      if (!c.given()) fail(n, "the split sizes must be a constant with values");
+      for (double x : c.values) parts.push_back(std::int64_t(x));
+    }
+    if (parts.empty()) {
+      if (size % n.output_size() != 0) fail(n, "the axis does not split into equal parts");
+      parts.assign(std::size_t(n.output_size()), size / n.output_size());
+    }
+    if (std::int64_t(parts.size()) != n.output_size()) {
+      fail(n, "split sizes and outputs differ in number");
+    }
+    std::int64_t at = 0;
+    for (int i = 0; i < n.output_size(); ++i) {
+      if (!n.output(i).empty() && uses_[n.output(i)] > 0) {
+        slice(n, a, axis, at, at + parts[std::size_t(i)], label(n) + "/" + std::to_string(i),
+              n.output(i));
+      }
+      at += parts[std::size_t(i)];
+    }
   } else if (op == "Transpose") {
     const Act& a = act_input(n, 0);
     std::vector<std::int64_t> perm = ints(n, "perm", {});
@@ -1063,6 +1186,10 @@ void Importer::run(const onnx::GraphProto& graph) {
   for (const auto& o : graph.output()) {
     auto it = acts_.find(o.name());
     if (it == acts_.end()) fail("graph output '" + o.name() + "' is not computed by any node");
+    if (it->second.transposed) {
+      fail("graph output '" + o.name() + "' is a Transpose that moves data, supported only as a "
+           "MatMul's second operand");
+    }
     g_.outputs.push_back(it->second.id);
   }
   if (g_.nodes.empty()) fail("the graph has no operators to run");
