@@ -3,13 +3,17 @@
 #include <gtest/gtest.h>
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <string>
 
 #include "sim/config/config.h"
+#include "sim/isa/semantics.h"
 #include "tests/cli_helpers.h"
 #include "tools/compiler/data.h"
 #include "tools/compiler/frontend.h"
@@ -574,6 +578,63 @@ TEST(OnnxFrontend, LstmAndAttentionExportsWithTheirWeightsPassTheCheck) {
           << model << ", " << to_string(t) << ": " << out.output << out.error;
     }
   }
+}
+
+// The float graph's bf16 run against an fp32 evaluation of the graph: the LSTM classifier
+// computed here in plain fp32 loops from the export's unrounded weights and biases, on the
+// run's generated input (exact in bf16). The machine rounds weights and every tensor to bf16
+// (2^-9 relative each); over 6 recurrent steps and the head the logits stay within the
+// documented tolerance of 2^-5 of the largest |logit| (models/README.md, "ONNX").
+TEST(OnnxFrontend, LstmClassifierInBf16MatchesAnFp32EvaluationWithinTolerance) {
+  const ChildOutcome out = run_in_child([&] {
+    Graph g = load_model(kModels + "onnx/lstm_classifier.onnx");
+    g.dtype = DataType::kBf16;
+    const auto node = [&](const std::string& name) -> const Node& {
+      for (const Node& n : g.nodes) {
+        if (n.name == name) return n;
+      }
+      throw std::runtime_error("no node " + name);
+    };
+    const Node& xw = node("/lstm/LSTM/xw");
+    const std::vector<float>& W = xw.weights;  // F x 4U
+    const std::vector<float>& U = node("/lstm/LSTM/t1/hw").weights;  // U x 4U
+    const Node& head = g.nodes.back();
+    const std::size_t T = 6, F = 8, H = 16, K = 4;
+    const std::vector<float> x = generate_data(g, g.seed).inputs[g.inputs[0]].f32;
+    auto sigmoid = [](float v) { return 1 / (1 + std::exp(-v)); };
+    std::vector<float> h(H, 0), c(H, 0);
+    for (std::size_t t = 0; t < T; ++t) {
+      std::vector<float> z(xw.bias_values);
+      for (std::size_t j = 0; j < 4 * H; ++j) {
+        for (std::size_t f = 0; f < F; ++f) z[j] += x[t * F + f] * W[f * 4 * H + j];
+        for (std::size_t u = 0; u < H; ++u) z[j] += h[u] * U[u * 4 * H + j];
+      }
+      for (std::size_t u = 0; u < H; ++u) {  // gates i, f, g, o
+        c[u] = sigmoid(z[H + u]) * c[u] + sigmoid(z[u]) * std::tanh(z[2 * H + u]);
+        h[u] = sigmoid(z[3 * H + u]) * std::tanh(c[u]);
+      }
+    }
+    RunOptions options;
+    options.check = true;
+    const tpu::Run run = run_model(default_config(), g, "lstm_classifier", options);
+    const TensorView& v = run.program.layers.back().output;
+    float largest = 0, worst = 0;
+    for (std::size_t k = 0; k < K; ++k) {
+      float want = head.bias_values[k];
+      for (std::size_t u = 0; u < H; ++u) want += h[u] * head.weights[u * K + k];
+      std::uint16_t bits;
+      std::memcpy(&bits, run.result.hbm_final.data() + v.base + 2 * k, 2);
+      largest = std::max(largest, std::fabs(want));
+      worst = std::max(worst, std::fabs(bf16_to_fp32(bits) - want));
+    }
+    return std::string(run.check && run.check->passed ? "pass" : "FAIL") + " " +
+           std::to_string(worst / largest);
+  });
+  ASSERT_TRUE(out.ok) << out.error;
+  EXPECT_EQ(out.output.substr(0, 4), "pass") << out.output;
+  EXPECT_LE(std::stod(out.output.substr(5)), 1.0 / 32) << out.output;
+  std::printf("lstm_classifier bf16 vs fp32: worst error %s of the largest |logit|\n",
+              out.output.substr(5).c_str());
 }
 
 // Total MACs and simulated cycles (timing only, default config) of `path`, in a child.
