@@ -110,12 +110,23 @@ void VectorUnit::run() {
         write = write_chunk(0);
       }
       if (inst.op == Opcode::kActivate) {
-        if (read) read();  // ACTIVATE reads the accumulators at its start
+        // ACTIVATE reads the accumulators at its start, and a bias first from the UB: one
+        // burst of the rows its words span, after which the rows stream as without.
+        Cycle start = v;
+        std::uint64_t bias_rows = 0;
+        if (inst.flags & kFlagBias) {
+          const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * state_.elem_bytes;
+          const auto [first, last] = activate_bias_rows(inst, row_bytes);
+          bias_rows = last - first;
+          start = burst(false, first, std::uint32_t(bias_rows), v, read).end;
+        } else if (read) {
+          read();
+        }
         const VectorWork w =
             vector_work(activation_ops(inst.func), inst.rows, inst.cols, config_.vector);
-        done = burst(true, inst.ub_row, inst.rows, v + w.latency + w.cycles() - w.rows, write)
+        done = burst(true, inst.ub_row, inst.rows, start + w.latency + w.cycles() - w.rows, write)
                    .end;
-        seq_.add_traffic(is.layer, 0, 0, 0, w.rows);
+        seq_.add_traffic(is.layer, 0, 0, bias_rows, w.rows);
         // For the energy model: the accumulator bytes read (int32 sums) and the elements.
         seq_.add_vector_work(is.layer, std::uint64_t(w.rows) * inst.cols * 4,
                              std::uint64_t(w.rows) * inst.cols);

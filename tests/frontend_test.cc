@@ -227,6 +227,12 @@ TEST(FrontendTest, JsonErrorsNameFileLayerAndKey) {
                                    {"type": "matmul", "name": "x", "m": 1, "k": 2}]})",
                     {"m.json", "layer 1 'x'", "missing required key 'n'"});
   expect_json_error(R"({"layers": [{"type": "matmul", "name": "x", "m": 1, "k": 1, "n": 1,
+                                    "padding": 1}]})",
+                    {"layer 0 'x'", "unknown key 'padding'"});
+  expect_json_error(R"({"layers": [{"type": "matmul", "name": "x", "m": 1, "k": 1, "n": 1,
+                                    "bias": 1}]})",
+                    {"layer 0 'x'", "key 'bias'", "expected true or false"});
+  expect_json_error(R"({"layers": [{"type": "maxpool2d", "name": "x", "kernel": 2,
                                     "bias": true}]})",
                     {"layer 0 'x'", "unknown key 'bias'"});
   expect_json_error(R"({"layers": [{"type": "matmul", "name": "x", "m": "8", "k": 1, "n": 1}]})",

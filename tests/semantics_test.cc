@@ -436,6 +436,59 @@ TEST(ActivateSemantics, Bf16RoundsTheAccumulatorAndAppliesRelu) {
   EXPECT_EQ(out(0), fp32_to_bf16(-0.75f));
 }
 
+TEST(ActivateSemantics, BiasWordsAddToTheAccumulatorsFirst) {
+  // int8: UB rows of 4 bytes, so the 3 bias words from word 9 (byte 36) start at UB row 9 and
+  // span rows 9..11. acc + bias, then the requantiser (multiplier 1, shift 1):
+  // (10 + 6 + 1) >> 1 = 8; (-3 + 40 + 1) >> 1 = 19; INT32_MAX + 1 wraps to INT32_MIN -> -128.
+  MachineState s(small_config(), empty_program(DataType::kInt8, 0));
+  const std::int32_t acc[] = {10, -3, 2147483647};
+  const std::int32_t bias[] = {6, 40, 1};
+  std::copy(acc, acc + 3, s.acc_i32.begin());
+  std::memcpy(s.ub.data() + 36, bias, sizeof bias);
+  Instruction a;
+  a.op = Opcode::kActivate;
+  a.rows = 1;
+  a.cols = 3;
+  a.ub_row = 30;
+  a.shift = 1;
+  a.flags = kFlagBias;
+  a.src_row = 9;
+  exec_activate(s, a);
+  EXPECT_EQ(ub8(s, 30, 0), 8);
+  EXPECT_EQ(ub8(s, 30, 1), 19);
+  EXPECT_EQ(ub8(s, 30, 2), -128);
+  EXPECT_EQ(activate_bias_rows(a, 4), (std::pair<std::uint64_t, std::uint64_t>{9, 12}));
+  // The fp32 path dequantises the biased sum: (10 + 6) * 0.25 = 4, sigmoid(4) * 100 = 98.2.
+  a.func = Activation::kSigmoid;
+  a.scale_a = 0x3e800000;       // 0.25f
+  a.scale_out = 0x42c80000;     // 100.0f
+  exec_activate(s, a);
+  EXPECT_EQ(ub8(s, 30, 0), 98);
+  // Words past the UB are an error naming the field.
+  a.src_row = 64 * 4 / 4 - 2;
+  EXPECT_NE(out_of_range_message(s, a).find("bias rows"), std::string::npos);
+
+  // bf16: fp32 words; (acc + bias) * scale_in: (1.5 + 2.25) * 2 = 7.5, (-1 + 0.5) * 2 = -1.
+  MachineState b(small_config(DataType::kBf16), empty_program(DataType::kBf16, 0));
+  b.acc_f32[0] = 1.5f;
+  b.acc_f32[1] = -1.0f;
+  const float fbias[] = {2.25f, 0.5f};
+  std::memcpy(b.ub.data() + 8, fbias, sizeof fbias);  // word 2: UB row 0, bytes 8..15
+  Instruction f;
+  f.op = Opcode::kActivate;
+  f.rows = 1;
+  f.cols = 2;
+  f.ub_row = 4;
+  f.flags = kFlagBias;
+  f.src_row = 2;
+  f.scale_a = 0x40000000;  // 2.0f
+  exec_activate(b, f);
+  std::uint16_t out[2];
+  std::memcpy(out, b.ub_row(4), 4);
+  EXPECT_EQ(out[0], fp32_to_bf16(7.5f));
+  EXPECT_EQ(out[1], fp32_to_bf16(-1.0f));
+}
+
 TEST(PoolSemantics, MaxOverWindowsWithStrideComparesSigned) {
   MachineState s(small_config(), empty_program(DataType::kInt8, 0));
   // 4 x 4 grid, 2 channels: channel 0 = 10 * y + x - 20 (negative at the top), channel 1 its

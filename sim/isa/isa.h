@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace tpu {
@@ -84,6 +85,11 @@ constexpr std::uint8_t kFlagTranspose = 0x20;
 // VOP flag (softmax): causal mask, row i of the instruction keeps columns
 // j <= mask_row + i + mask_offset; masked elements are 0 and take no part in the max and sum.
 constexpr std::uint8_t kFlagCausal = 0x10;
+// ACTIVATE flag: add a per-column bias to the accumulators before the requantiser: `cols`
+// 32-bit words (int32 for int8, fp32 for bf16: the accumulators' type) from word `bias` of the
+// unified buffer, which the vector unit reads as one little-endian byte string (row r at byte
+// r * row_bytes), so a bias need not start a UB row.
+constexpr std::uint8_t kFlagBias = 0x40;
 
 // Strided copy between HBM (bytes) and the unified buffer (rows of Config::ub_row_elems()).
 // Gather (load): for g in [0, groups): the segs x elems elements read from
@@ -127,6 +133,7 @@ struct Instruction {
   //          of the loaded weight tile; results for columns [0, N) land in acc rows
   //          acc_row .. acc_row + rows - 1.
   // kActivate: acc rows acc_row .. + rows - 1, columns [0, cols), written to UB rows ub_row ..
+  //            (with kFlagBias, src_row holds the bias's first UB word)
   std::uint32_t ub_row = 0;
   std::uint16_t ub_stride = 1;
   std::uint32_t rows = 0;
@@ -202,6 +209,14 @@ constexpr std::uint64_t window_outputs(std::uint64_t in, std::uint64_t kernel,
                                        std::uint64_t dilation = 1) {
   const std::uint64_t span = dilation * (kernel - 1) + 1, padded = in + 2 * padding;
   return padded < span ? 0 : (padded - span) / stride + 1;
+}
+
+// UB rows [first, last) an ACTIVATE with kFlagBias reads its `cols` bias words from, with UB
+// rows of row_bytes bytes.
+inline std::pair<std::uint64_t, std::uint64_t> activate_bias_rows(const Instruction& i,
+                                                                  std::uint64_t row_bytes) {
+  const std::uint64_t first = 4 * std::uint64_t(i.src_row);
+  return {first / row_bytes, (first + 4 * std::uint64_t(i.cols) + row_bytes - 1) / row_bytes};
 }
 
 // Output grid of a kPool (no padding).

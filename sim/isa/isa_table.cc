@@ -138,7 +138,9 @@ std::vector<OpcodeSpec> build_table() {
            Field("acc", 32, TPU_FIELD(acc_row), "first accumulator row"),
        }},
       {Opcode::kActivate, "activate", Unit::kVector,
-       "accumulators -> requantise + activation -> UB rows", {},
+       "accumulators -> requantise + activation -> UB rows",
+       {{kFlagBias, "bias",
+         "add the 32-bit per-column bias from UB word `bias` on to the accumulators first"}},
        {
            Field("acc", 32, TPU_FIELD(acc_row), "first accumulator row"),
            Field("rows", 32, TPU_FIELD(rows), "rows"),
@@ -162,6 +164,10 @@ std::vector<OpcodeSpec> build_table() {
                  "int8 fp32 path: 1 / output scale (fp32 bits)")
                .hex()
                .fallback(kOne)
+               .quiet(),
+           Field("bias", 32, TPU_FIELD(src_row),
+                 "with `bias`: first UB word (4 bytes) of the cols biases")
+               .fallback(0)
                .quiet(),
        }},
       {Opcode::kPool, "pool", Unit::kVector, "UB rows -> max or average pooling -> UB rows",

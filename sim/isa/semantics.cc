@@ -133,6 +133,10 @@ void check_activate(const MachineState& s, const Instruction& inst) {
   check_requantiser(s, op, inst);
   require_acc_rows(s, op, inst.acc_row, std::uint64_t(inst.acc_row) + inst.rows);
   require_ub_rows(s, op, "ub", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
+  if (inst.flags & kFlagBias) {
+    const auto [first, last] = activate_bias_rows(inst, std::uint64_t(s.row_elems) * s.elem_bytes);
+    require_ub_rows(s, op, "bias", first, last);
+  }
 }
 
 void check_vop(const MachineState& s, const Instruction& inst) {
@@ -583,6 +587,15 @@ void exec_activate(MachineState& s, const Instruction& inst) {
   check_activate(s, inst);
   const std::uint32_t rows = inst.rows, cols = inst.cols;
   const std::uint64_t acc_stride = s.array_cols;
+  // The bias words, 0 without the flag: int32 or fp32 bits, as the accumulators hold them.
+  std::vector<std::uint32_t> bias(cols, 0);
+  if (inst.flags & kFlagBias) {
+    std::memcpy(bias.data(), s.ub.data() + 4 * std::uint64_t(inst.src_row), 4 * std::size_t(cols));
+  }
+  // int32 sums wrap, as the accumulators' own do.
+  const auto acc_i32 = [&](const std::int32_t* a, std::uint32_t n) {
+    return std::int32_t(std::uint32_t(a[n]) + bias[n]);
+  };
   if (s.dtype == DataType::kInt8 && inst.func > Activation::kRelu) {
     // The fp32 path: dequantise, activate, requantise.
     const float scale_in = fp32(inst.scale_a), scale_out = fp32(inst.scale_out);
@@ -590,8 +603,8 @@ void exec_activate(MachineState& s, const Instruction& inst) {
       const std::int32_t* a = s.acc_i32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
       auto* out = reinterpret_cast<std::int8_t*>(s.ub_row(inst.ub_row + std::uint64_t(m)));
       for (std::uint32_t n = 0; n < cols; ++n) {
-        out[n] = requantise_fp32(activation_fp32(float(a[n]) * scale_in, inst.func), scale_out,
-                                 inst.zero_point);
+        out[n] = requantise_fp32(activation_fp32(float(acc_i32(a, n)) * scale_in, inst.func),
+                                 scale_out, inst.zero_point);
       }
     }
   } else if (s.dtype == DataType::kInt8) {
@@ -601,7 +614,9 @@ void exec_activate(MachineState& s, const Instruction& inst) {
     for (std::uint32_t m = 0; m < rows; ++m) {
       const std::int32_t* a = s.acc_i32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
       auto* out = reinterpret_cast<std::int8_t*>(s.ub_row(inst.ub_row + std::uint64_t(m)));
-      for (std::uint32_t n = 0; n < cols; ++n) out[n] = requantise(a[n] * mult, inst.shift, zp, lo);
+      for (std::uint32_t n = 0; n < cols; ++n) {
+        out[n] = requantise(acc_i32(a, n) * mult, inst.shift, zp, lo);
+      }
     }
   } else {
     const float scale = fp32(inst.scale_a);
@@ -609,7 +624,8 @@ void exec_activate(MachineState& s, const Instruction& inst) {
       const float* a = s.acc_f32.data() + (inst.acc_row + std::uint64_t(m)) * acc_stride;
       std::uint8_t* out = s.ub_row(inst.ub_row + std::uint64_t(m));
       for (std::uint32_t n = 0; n < cols; ++n) {
-        const std::uint16_t b = fp32_to_bf16(activation_fp32(a[n] * scale, inst.func));
+        const float x = (inst.flags & kFlagBias) ? (a[n] + fp32(bias[n])) * scale : a[n] * scale;
+        const std::uint16_t b = fp32_to_bf16(activation_fp32(x, inst.func));
         std::memcpy(out + 2 * n, &b, 2);
       }
     }

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Re-exports models/onnx/ with tools/onnx/export_models.py into a temporary directory and runs
-# the fresh exports: the structure-only ResNet-50 and MobileNetV2 compile, the tiny CNN with
-# its (new random) weights passes --check. Skipped (exit 77) without Debian's python3-torch,
-# python3-torchvision and python3-onnx. Usage: export_test.sh <tpusim binary>
+# the fresh exports: the structure-only ResNet-50 and MobileNetV2 compile, the tiny CNN, the
+# LSTM classifier and the attention head with their (new random) weights pass --check.
+# Skipped (exit 77) without Debian's python3-torch, python3-torchvision and python3-onnx.
+# Usage: export_test.sh <tpusim binary>
 set -euo pipefail
 tpusim="$1"
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -16,4 +17,6 @@ trap 'rm -rf "$out"' EXIT
 for m in resnet50 mobilenet_v2; do
   "$tpusim" compile --model "$out/$m.onnx" -o "$out/$m.s" >/dev/null
 done
-"$tpusim" run -q --check --model "$out/tiny_cnn.onnx"
+for m in tiny_cnn lstm_classifier attention_head; do
+  "$tpusim" run -q --check --model "$out/$m.onnx"
+done

@@ -42,6 +42,15 @@ Values random_values(DataType dtype, std::uint64_t count, std::uint64_t seed,
   return v;
 }
 
+// The int8 scale of a node's given weights: max |w| / 127 for a GEMM, the fixed 1/64 for a
+// norm's parameters.
+float given_scale(const Node& n) {
+  if (!is_gemm(n.kind)) return 1.0f / 64;
+  float max_abs = 0;
+  for (float w : n.weights) max_abs = std::max(max_abs, std::fabs(w));
+  return max_abs > 0 ? max_abs / 127 : 1.0f;
+}
+
 // A node's given weights on the machine: bf16-rounded floats, or int8 with a symmetric
 // per-tensor scale (max |w| -> 127) for a GEMM and at the generated scale 1/64 (clamped) for a
 // norm's gamma and beta, which the vector unit reads at that fixed scale.
@@ -51,12 +60,7 @@ Values given_values(DataType dtype, const Node& n) {
     for (float w : n.weights) v.f32.push_back(reference_round_bf16(w));
     return v;
   }
-  float scale = 1.0f / 64;
-  if (is_gemm(n.kind)) {
-    float max_abs = 0;
-    for (float w : n.weights) max_abs = std::max(max_abs, std::fabs(w));
-    scale = max_abs > 0 ? max_abs / 127 : 1.0f;
-  }
+  const float scale = given_scale(n);
   for (float w : n.weights) {
     v.i8.push_back(std::int8_t(std::clamp(std::lround(w / scale), -128l, 127l)));
   }
@@ -70,6 +74,7 @@ GraphData generate_data(const Graph& graph, std::uint64_t seed) {
   const double value_bytes = graph.dtype == DataType::kInt8 ? 1 : 4;  // int8 or fp32 values
   d.inputs.resize(graph.tensors.size());
   d.weights.resize(graph.nodes.size());
+  d.biases.resize(graph.nodes.size());
   for (TensorId id : graph.inputs) {
     const Tensor& t = graph.tensors[id];
     d.inputs[id] = allocating("input '" + t.name + "'", double(t.elements()) * value_bytes, [&] {
@@ -78,6 +83,17 @@ GraphData generate_data(const Graph& graph, std::uint64_t seed) {
   }
   for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& n = graph.nodes[i];
+    if (n.bias && n.bias_values.empty()) {
+      d.biases[i] =
+          random_values(DataType::kBf16, n.out.c, seed, 2 * (graph.nodes.size() + i) + 1, false)
+              .f32;
+    } else if (n.bias) {
+      // The int8 reference takes every GEMM's weights at the generated scale 1/64: a given
+      // bias is rescaled to match weights held at given_scale.
+      const float to_generated =
+          graph.dtype == DataType::kInt8 && !n.weights.empty() ? 1.0f / 64 / given_scale(n) : 1.0f;
+      for (float b : n.bias_values) d.biases[i].push_back(b * to_generated);
+    }
     const std::uint64_t count = n.weight_count();
     if (count == 0) continue;
     if (n.shares_weights >= 0) {

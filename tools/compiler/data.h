@@ -18,6 +18,9 @@ struct Values {
 struct GraphData {
   std::vector<Values> inputs;   // per tensor id; filled for graph inputs only
   std::vector<Values> weights;  // per node; GEMM nodes only: K x N row-major, K in (ky, kx, c)
+  // Per node with a bias: its N real values, given or generated (multiples of 2^-6 in [-2, 2),
+  // stream 2 * (nodes + i) + 1); the reference quantises them for int8 (reference_graph.h).
+  std::vector<std::vector<float>> biases;
 };
 
 // int8 values in [-64, 63]; bf16 multiples of 2^-6 in [-2, 2) for inputs and of 2^-10 for

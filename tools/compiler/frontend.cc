@@ -271,14 +271,14 @@ struct OpSpec {
 // (a reshape to 1 x 1 x H*W*C).
 const std::vector<OpSpec>& op_specs() {
   static const std::vector<OpSpec> specs = {
-      {"matmul", OpKind::kMatmul, {"m", "k", "n", "activation"}, {"m", "k", "n"}},
-      {"dense", OpKind::kDense, {"units", "activation"}, {"units"}},
+      {"matmul", OpKind::kMatmul, {"m", "k", "n", "activation", "bias"}, {"m", "k", "n"}},
+      {"dense", OpKind::kDense, {"units", "activation", "bias"}, {"units"}},
       {"conv2d", OpKind::kConv2d,
-       {"out_channels", "kernel", "stride", "padding", "dilation", "groups", "activation"},
+       {"out_channels", "kernel", "stride", "padding", "dilation", "groups", "activation", "bias"},
        {"out_channels", "kernel"}},
       // A conv2d with a 1 x k kernel, padded along W only: a 1-D conv over 1 x L x C sequences.
       {"conv1d", OpKind::kConv2d,
-       {"out_channels", "kernel", "stride", "padding", "dilation", "groups", "activation"},
+       {"out_channels", "kernel", "stride", "padding", "dilation", "groups", "activation", "bias"},
        {"out_channels", "kernel"}},
       {"maxpool2d", OpKind::kMaxPool2d, {"kernel", "stride", "padding"}, {"kernel"}},
       {"avgpool2d", OpKind::kAvgPool2d, {"kernel", "stride", "padding"}, {"kernel"}},
@@ -297,7 +297,7 @@ const std::vector<OpSpec>& op_specs() {
       {"reshape", OpKind::kReshape, {"shape"}, {"shape"}},
       {"flatten", OpKind::kReshape, {}, {}},
       {"slice", OpKind::kSlice, {"width", "channels"}, {}},
-      {"lstm", OpKind::kLstm, {"units", "return_sequences"}, {"units"}},
+      {"lstm", OpKind::kLstm, {"units", "return_sequences", "bias"}, {"units"}},
   };
   return specs;
 }
@@ -317,6 +317,12 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
   n.name = std::move(name);
   n.kind = spec.kind;
   if (j.contains("activation")) n.activation = parse_activation(w, j["activation"]);
+  if (j.contains("bias")) {
+    if (!j["bias"].is_boolean()) {
+      w.fail_key("bias", "expected true or false, got " + json_type_name(j["bias"]));
+    }
+    n.bias = j["bias"].get<bool>();
+  }
   switch (spec.kind) {
     case OpKind::kMatmul:
       n.units = as_size(w, "n", j["n"], 1);

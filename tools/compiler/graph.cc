@@ -361,6 +361,17 @@ void infer_shapes(Graph& g) {
         n.out = {1, n.return_sequences ? in.w : 1, n.units};
         break;
     }
+    if (n.bias && ((!is_gemm(n.kind) && n.kind != OpKind::kLstm) ||
+                   n.kind == OpKind::kTensorMatmul)) {
+      fail(g, n, i, "key 'bias': only conv2d, conv1d, dense, matmul (with weights) and lstm take "
+                    "a bias");
+    }
+    // One per output channel; an lstm's per gate pre-activation (4 x units).
+    const std::uint64_t biases = n.kind == OpKind::kLstm ? 4 * std::uint64_t(n.units) : n.out.c;
+    if (!n.bias_values.empty() && (!n.bias || n.bias_values.size() != biases)) {
+      fail(g, n, i, "key 'bias': " + std::to_string(n.bias_values.size()) +
+                        " given values, expected " + std::to_string(biases));
+    }
     Tensor& out = g.tensors.at(n.output);
     out.samples = n.samples;
     out.shape = n.out;

@@ -125,6 +125,10 @@ struct Node {
   // Given parameter values (an imported model's initializers), in the order of
   // weight_count(): a GEMM's K x N row-major, a norm's gamma then beta. Empty: generated.
   std::vector<float> weights;
+  // kMatmul, kDense, kConv2d: a per-output-channel bias added to the accumulators (ACTIVATE's
+  // `bias`), its N values given (an import's) or, when empty, generated.
+  bool bias = false;
+  std::vector<float> bias_values;
 
   // Inferred: the shape of inputs[0] and of the output, per sample.
   std::uint32_t samples = 0;

@@ -81,6 +81,7 @@ struct GemmTiling {
   std::uint64_t m_tile = 0, MT = 0;
   std::uint64_t x_slot[2] = {0, 0};  // UB rows of the double-buffered input
   std::uint64_t o_slot = 0;          // first UB row of the 2 x mxus output slots of m_tile rows
+  std::uint64_t bias_slot = 0;       // first UB row of the bias (bias_rows()), above them
   // Weight source. A tensor matmul runs `parts` = samples x heads GEMMs of M x K x N one after
   // another (M tiles counted over all of them, part by part): part p multiplies head p % heads
   // of sample p / heads of a (from HBM) by the tiles of b read in place from HBM (`b`, staged
@@ -437,7 +438,8 @@ class Lowerer {
   // `mxus` MXUs have two output slots each.
   std::uint64_t gemm_staging(const Node& layer, GemmPath path, bool in_res, bool out_res,
                              std::uint64_t m_tile, std::uint64_t mxus = 1) const {
-    std::uint64_t rows = weight_rows() + (out_res ? 0 : 2 * mxus * m_tile);
+    std::uint64_t rows = weight_rows() + bias_rows(layer, config_, model_.dtype) +
+                         (out_res ? 0 : 2 * mxus * m_tile);
     if (path == GemmPath::kRows) {
       rows += 2 * m_tile * ceil_div(dense_k(layer), R_);
     } else if (!in_res) {
@@ -511,7 +513,8 @@ class Lowerer {
   GemmTiling tile_gemm(const Node& layer, const Placement& in, const Placement& out,
                        std::uint64_t limit) const;
   void lower_gemm(const Node& layer, const Placement& in, const Placement& out,
-                  const GemmTiling& tl, std::uint64_t weights, const Values* w, const Requant& q);
+                  const GemmTiling& tl, std::uint64_t weights, const Values* w, const Requant& q,
+                  const std::vector<std::uint32_t>* bias);
   void emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std::uint64_t j);
   // The DMA staging weight tile (t, k) of a node at UB row `ub` (0 for a weight FIFO's next
   // entry): K_t rows of N_t elements from its stored tiles, or from a tensor matmul's b in
@@ -717,7 +720,8 @@ Program Lowerer::run() {
       case OpKind::kDense:
       case OpKind::kConv2d:
         lower_gemm(layer, in, out, tilings_[layer_index_], plan_.weights[layer_index_],
-                   data_ ? &data.weights[layer_index_] : nullptr, q);
+                   data_ ? &data.weights[layer_index_] : nullptr, q,
+                   data_ ? &reference.bias_words[layer_index_] : nullptr);
         break;
       case OpKind::kMaxPool2d:
       case OpKind::kAvgPool2d:
@@ -945,7 +949,8 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     std::uint64_t m_tile = 1;
     if (!taps) {
       const std::uint64_t per_m = 2 * KR + (out_res ? 0 : 2 * U);
-      m_tile = round_tile(layer, std::min(cap, (limit - weight_rows()) / per_m));
+      const std::uint64_t fixed = weight_rows() + bias_rows(layer, config_, model_.dtype);
+      m_tile = round_tile(layer, std::min(cap, (limit - fixed) / per_m));
     } else {
       // The band a tile reads grows with the tile: take the largest tile that fits.
       auto fits = [&](std::uint64_t m) {
@@ -1088,12 +1093,17 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   tl.x_slot[0] = base;
   tl.x_slot[1] = base + xs;
   tl.o_slot = base + 2 * xs;
+  tl.bias_slot = tl.o_slot + (out_res ? 0 : 2 * U * m_tile);
+  if (layer.bias && row_bytes % 4 != 0) {
+    fail("a bias needs UB rows of a multiple of 4 bytes (its 32-bit words), but they hold " +
+         std::to_string(row_bytes));
+  }
   return tl;
 }
 
 void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement& out,
                          const GemmTiling& tl, std::uint64_t weights, const Values* w,
-                         const Requant& q) {
+                         const Requant& q, const std::vector<std::uint32_t>* bias) {
   const bool conv = layer.kind == OpKind::kConv2d;
   const bool in_res = in.resident, out_res = out.resident;
   const bool taps = tl.path == GemmPath::kTaps;
@@ -1303,6 +1313,29 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // With the FIFO the node's first tiles load before its input: the first LOAD_WEIGHTS waits
   // for the input anyway (below), so the layer's compute span opens with tiles queued, which
   // absorb the output stores the DMA runs between weight tiles.
+  // The bias, loaded once ahead of the node's other transfers; the first ACTIVATE waits for it.
+  const std::uint64_t b_rows = bias_rows(layer, config_, model_.dtype);
+  const std::uint64_t row_elems = config_.ub_row_elems();
+  if (b_rows > 0) {
+    const std::uint64_t hbm = plan_.biases[layer_index_];
+    if (bias) {
+      std::vector<std::uint8_t> image(b_rows * row_elems * eb_);
+      std::memcpy(image.data(), bias->data(), 4 * bias->size());
+      add_segment(layer.name + ".bias", hbm, std::move(image));
+    }
+    check_width(b_rows, kMaxCount, "bias rows (DMA groups)");
+    check_width(tl.bias_slot * row_elems * eb_ / 4 + N, field_max(Opcode::kActivate, "bias"),
+                "bias UB word (ACTIVATE bias)");
+    DmaFields d;
+    d.hbm_addr = hbm;
+    d.ub_row = std::uint32_t(tl.bias_slot);
+    d.elems = std::uint16_t(row_elems);
+    d.pack = std::uint16_t(row_elems);
+    d.groups = std::uint16_t(b_rows);
+    d.group_stride = std::uint32_t(row_elems * eb_);
+    emit(dma(Opcode::kDmaLoad, d, 0, 0));
+    hand_off(kSemPoolReady, Unit::kVector);
+  }
   if (fifo_) top_up_weights(0);
   if (x_dma) {
     const std::vector<DmaFields> first = input_pieces(0);
@@ -1465,6 +1498,10 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           act.zero_point = 0;
           act.scale_a = fp32_bits(q.scale_a);
           act.scale_out = fp32_bits(q.scale_out);
+          if (b_rows > 0) {
+            act.flags = kFlagBias;
+            act.src_row = std::uint32_t(tl.bias_slot * row_elems * eb_ / 4 + n0);
+          }
           if (i == 0) {
             act.wait = bit(acc_ready(u, l)) | (t >= 2 * U && !out_res ? bit(kSemOutFree) : 0);
           }

@@ -99,7 +99,7 @@ enum CompilerSemaphore : std::uint32_t {
   kSemAccFree = 5,   // vector -> matmul: an accumulator slot may be overwritten
   kSemOutReady = 6,  // vector -> dma: an output tile is staged in the UB
   kSemOutFree = 7,   // dma -> vector: an output staging slot may be overwritten
-  kSemPoolReady = 8, // dma -> vector: a pooling (or add) input band is in the UB
+  kSemPoolReady = 8, // dma -> vector: a pooling (or add) input band (or a GEMM's bias) is in the UB
   kSemPoolFree = 9,  // vector -> dma: a pooling (or add) input slot may be overwritten
   kSemLayerDone = 10, // vector -> dma: a layer with a resident output is done with the UB
   kSemAccReadyOdd = 11,  // matmul -> vector: an odd output tile's accumulators are complete

@@ -86,9 +86,21 @@ class Expander {
     lstm_ = l.name;
     const std::string p = l.name + "/";
     const std::uint32_t T = l.in.w, U = l.units;
+    const std::uint32_t F = l.in.c;
     Node xw = node(p + "xw", OpKind::kConv2d, {l.inputs[0]});
     xw.out_channels = 4 * U;
     xw.kernel_h = xw.kernel_w = 1;
+    // Given weights: W (F x 4U) then U (U x 4U); the bias of every step's gates is xw's.
+    const bool given = !l.weights.empty();
+    if (given && l.weights.size() != std::uint64_t(F + U) * 4 * U) {
+      throw CompileError(g_.source + ": node '" + l.name + "': " +
+                         std::to_string(l.weights.size()) +
+                         " given weights, expected (F + U) x 4U = " +
+                         std::to_string(std::uint64_t(F + U) * 4 * U));
+    }
+    if (given) xw.weights.assign(l.weights.begin(), l.weights.begin() + std::uint64_t(F) * 4 * U);
+    xw.bias = l.bias;
+    xw.bias_values = l.bias_values;
     const TensorId xwt = add(std::move(xw));
     TensorId h = 0, c = 0;
     std::int64_t recurrent = -1;  // step 1's dense, whose weights later steps share
@@ -103,7 +115,12 @@ class Expander {
         Node hw = node(s + "hw", OpKind::kDense, {h});
         hw.units = 4 * U;
         hw.shares_weights = recurrent;
-        if (recurrent < 0) recurrent = std::int64_t(g_.nodes.size());
+        if (recurrent < 0) {
+          recurrent = std::int64_t(g_.nodes.size());
+          if (given) {
+            hw.weights.assign(l.weights.begin() + std::uint64_t(F) * 4 * U, l.weights.end());
+          }
+        }
         z = add(node(s + "z", OpKind::kAdd, {x, add(std::move(hw))}));
       }
       const auto gate = [&](const char* name, std::uint32_t k, Activation a) {

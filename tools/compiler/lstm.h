@@ -5,7 +5,7 @@
 // writes) and every per-step cost shows in the report.
 //
 // For an lstm node L over x of shape 1 x T x F per sample, with U units (gate order i, f, g, o
-// as in Keras and PyTorch; zero initial state; no bias):
+// as in Keras and PyTorch; zero initial state; the lstm's bias, if any, on L/xw):
 //   L/xw        conv2d 1x1, 4U filters: x_t W for all T steps in one GEMM (x does not depend
 //               on h), 1 x T x 4U
 //   L/t<t>/x    slice: column t of L/xw, 1 x 1 x 4U                      (t > 0)

@@ -21,6 +21,7 @@ class Planner {
       : g_(g),
         staging_(staging),
         allow_resident_(resident),
+        config_(config),
         eb_(element_bytes(g.dtype)),
         cw_(std::min(config.array.rows, config.array.cols)) {
     plan_.ub_rows = ub_rows;
@@ -299,6 +300,7 @@ class Planner {
   // In node order: a node's graph inputs, its weights, then its output.
   void allocate_hbm() {
     plan_.weights.assign(g_.nodes.size(), 0);
+    plan_.biases.assign(g_.nodes.size(), 0);
     for (std::size_t i = 0; i < g_.nodes.size(); ++i) {
       const Node& n = g_.nodes[i];
       for (TensorId id : n.inputs) allocate_root(plan_.root[id]);
@@ -306,6 +308,9 @@ class Planner {
         plan_.weights[i] = plan_.weights[std::size_t(n.shares_weights)];
       } else if (const std::uint64_t elems = stored_weight_elems(n, cw_); elems > 0) {
         plan_.weights[i] = allocate(elems * eb_);
+      }
+      if (n.bias) {
+        plan_.biases[i] = allocate(bias_rows(n, config_, g_.dtype) * config_.ub_row_elems() * eb_);
       }
       allocate_root(plan_.root[n.output]);
     }
@@ -371,6 +376,7 @@ class Planner {
   const Graph& g_;
   const StagingQuery& staging_;
   const bool allow_resident_;
+  const Config& config_;
   const std::uint32_t eb_;
   const std::uint32_t cw_;
   std::uint64_t region_start_ = 0;

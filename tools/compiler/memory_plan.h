@@ -97,10 +97,18 @@ struct MemoryPlan {
   std::vector<TensorId> root;            // per tensor: the tensor owning its storage
   std::vector<std::uint64_t> staging_limit;  // per node: UB rows [0, limit) for staging
   std::vector<std::uint64_t> weights;    // per node: HBM address of its weights (GEMMs, norms)
+  std::vector<std::uint64_t> biases;     // per node with a bias: HBM address of its bias rows
   std::uint64_t zeros = 0;               // HBM address of a zero region (resident borders)
   std::uint64_t hbm_bytes = 0;           // HBM footprint
   std::uint64_t ub_rows = 0;             // rows the plan used (the UB, capped by the ISA)
 };
+
+// UB rows a GEMM node's bias takes: its N 32-bit words, whole rows (0 without a bias). In HBM
+// it is stored as these rows, zero-padded, so one DMA loads it.
+inline std::uint64_t bias_rows(const Node& n, const Config& config, DataType dtype) {
+  const std::uint64_t row_bytes = std::uint64_t(config.ub_row_elems()) * element_bytes(dtype);
+  return n.bias ? (4 * std::uint64_t(n.out.c) + row_bytes - 1) / row_bytes : 0;
+}
 
 // The smallest number of staging rows node `node` needs with each of its inputs and its output
 // resident or not; larger than any UB when that node cannot take that combination.

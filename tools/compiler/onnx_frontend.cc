@@ -2,22 +2,30 @@
 
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <map>
 #include <set>
+
+#include "tools/compiler/lstm.h"
 
 namespace tpu {
 
 namespace {
 
 constexpr std::int64_t kMaxSize = std::int64_t(1) << 24;  // as the model JSON's sizes
+constexpr std::int64_t kMinOpset = 13;  // of the default domain (parse_onnx says why)
 
 constexpr const char* kSupported =
     "Conv, Gemm, MatMul (constant second operand), Add, Mul, Relu, Clip (0..6 or 0..inf), "
-    "Sigmoid, Tanh, Gelu (or its Erf form), Softmax, LayerNormalization, MaxPool, AveragePool, "
+    "Sigmoid, Tanh, Gelu (or its Erf form), Softmax, LayerNormalization (or its ReduceMean "
+    "form), MaxPool, AveragePool, "
     "GlobalAveragePool, Flatten, Reshape (constant shape), Concat, BatchNormalization (after a "
-    "Conv), Identity, Dropout, Constant, Shape, Gather, Unsqueeze, Cast";
+    "Conv), LSTM (forward, batch 1), Transpose and Squeeze (views: size-1 axes), Gather (one "
+    "step of a sequence), Slice and Split (channels or width), MatMul of two tensors (1 x M x K "
+    "by 1 x K x N or a transposed 1 x N x K), Identity, Dropout, Constant, Shape, Gather, "
+    "Unsqueeze, Cast, Expand";
 
 // A constant: an initializer, a Constant node or folded shape arithmetic. `values` is empty
 // when the file gives only the shape (a structure-only export).
@@ -40,6 +48,9 @@ struct Act {
   // NHWC order, ONNX's is CHW, so a following Gemm's weight rows are permuted.
   bool chw_flattened = false;
   Shape3 flat_from;
+  // A Transpose of a 1 x X x Y tensor `id` to 1 x Y x X: no data moves; only a MatMul reading
+  // it as its second operand may (transpose_b).
+  bool transposed = false;
 };
 
 Shape3 nhwc_of(const std::vector<std::int64_t>& d) {
@@ -88,9 +99,20 @@ class Importer {
   void gemm(const onnx::NodeProto& n, const Act& a, const Const& b, bool trans_b, float alpha);
   void activation(const onnx::NodeProto& n, Activation func);
   void batch_norm(const onnx::NodeProto& n);
+  void lstm(const onnx::NodeProto& n);
+  void tensor_matmul(const onnx::NodeProto& n);
+  // A `slice` of `a` along ONNX axis `axis` (channels or width), [begin, end), named `name`,
+  // producing the ONNX tensor `out`.
+  void slice(const onnx::NodeProto& n, const Act& a, std::int64_t axis, std::int64_t begin,
+             std::int64_t end, const std::string& name, const std::string& out);
+  // Transpose and Squeeze that only move or drop size-1 axes: the same tensor, new dims.
+  void view(const onnx::NodeProto& n, const std::vector<std::int64_t>& dims);
+  // Adds `scale` x the constant `b` (one value per output channel) to the GEMM's bias.
+  void add_bias(const onnx::NodeProto& n, Node& gemm, const Const& b, double scale = 1);
   void flatten(const onnx::NodeProto& n, const Act& a);
   bool fold_constants(const onnx::NodeProto& n);
   bool fold_gelu(const onnx::NodeProto& div);
+  bool fold_layer_norm(const onnx::NodeProto& mean);
   int sole_reader(const std::string& name, const std::string& op, int inputs) const;
   bool is_scalar(const std::string& name, double v) const;
 
@@ -186,6 +208,10 @@ const Act& Importer::act_input(const onnx::NodeProto& n, int i) {
   if (i >= n.input_size() || n.input(i).empty()) fail(n, "missing input " + std::to_string(i));
   const std::string& name = n.input(i);
   auto it = acts_.find(name);
+  if (it != acts_.end() && it->second.transposed && !(n.op_type() == "MatMul" && i == 1)) {
+    fail(n, "input '" + name + "' is a Transpose that moves data, supported only as a MatMul's "
+            "second operand");
+  }
   if (it != acts_.end()) return it->second;
   auto gi = graph_inputs_.find(name);
   if (gi == graph_inputs_.end()) {
@@ -324,12 +350,192 @@ void Importer::conv(const onnx::NodeProto& n) {
             node.weights[((ky * kw + kx) * cg + c) * m + o] =
                 float(w.values[((o * cg + c) * kh + ky) * kw + kx]);
   }
+  if (n.input_size() > 2 && !n.input(2).empty()) add_bias(n, node, const_input(n, 2));
   auto out = [&](std::int64_t in, std::int64_t k, std::int64_t d) {
     return std::int64_t(window_outputs(std::uint64_t(in), std::uint64_t(k), node.stride,
                                        node.padding, std::uint64_t(d)));
   };
   add(n, std::move(node), {x.id},
       {x.dims[0], w.dims[0], out(x.dims[2], w.dims[2], dil[0]), out(x.dims[3], w.dims[3], dil[1])});
+}
+
+void Importer::add_bias(const onnx::NodeProto& n, Node& gemm, const Const& b, double scale) {
+  const std::uint64_t channels = gemm.out_channels;
+  if (b.count() != channels) {
+    fail(n, "the bias must have one value per output channel (" + std::to_string(channels) +
+            "), got " + std::to_string(b.count()));
+  }
+  // Values only while every part is given (a structure-only export's are generated).
+  if (!b.given()) {
+    gemm.bias_values.clear();
+  } else if (!gemm.bias) {
+    for (double v : b.values) gemm.bias_values.push_back(float(v * scale));
+  } else if (!gemm.bias_values.empty()) {
+    for (std::uint64_t o = 0; o < channels; ++o) {
+      gemm.bias_values[o] = float(gemm.bias_values[o] + b.values[o] * scale);
+    }
+  }
+  gemm.bias = true;
+}
+
+void Importer::view(const onnx::NodeProto& n, const std::vector<std::int64_t>& dims) {
+  Act a = act_input(n, 0);
+  // The element order is unchanged when the axes longer than 1 keep their order.
+  std::vector<std::int64_t> from, to;
+  for (std::int64_t d : a.dims) {
+    if (d != 1) from.push_back(d);
+  }
+  for (std::int64_t d : dims) {
+    if (d != 1) to.push_back(d);
+  }
+  std::vector<std::int64_t> perm = ints(n, "perm", {});
+  std::int64_t last = -1;
+  bool ordered = true;
+  for (std::int64_t p : perm) {
+    if (a.dims[std::size_t(p)] == 1) continue;
+    ordered = ordered && p > last;
+    last = p;
+  }
+  const bool swap_last = perm == std::vector<std::int64_t>{0, 2, 1} && a.dims.size() == 3 &&
+                         a.dims[0] == 1 && !a.transposed;
+  if (!ordered && swap_last) {
+    a.transposed = true;  // act_input lets only a MatMul's second operand read it
+  } else if (from != to || !ordered || a.chw_flattened) {
+    fail(n, "only transposes and squeezes that move or drop axes of size 1 (views of the same "
+            "elements) are supported, and a transpose of the last two axes as a MatMul's "
+            "second operand");
+  }
+  a.dims = dims;
+  acts_[n.output(0)] = a;
+}
+
+void Importer::tensor_matmul(const onnx::NodeProto& n) {
+  const Act a = act_input(n, 0);
+  const Act b = act_input(n, 1);
+  if (a.dims.size() != 3 || b.dims.size() != 3 || a.dims[0] != 1 || b.dims[0] != 1 ||
+      a.dims[2] != b.dims[1]) {
+    fail(n, "a MatMul of two computed tensors is supported for 1 x M x K by 1 x K x N (or by "
+            "a Transpose of 1 x N x K)");
+  }
+  Node node;
+  node.kind = OpKind::kTensorMatmul;
+  node.transpose_b = b.transposed;
+  add(n, std::move(node), {a.id, b.id}, {1, a.dims[1], b.dims[2]});
+}
+
+void Importer::slice(const onnx::NodeProto& n, const Act& a, std::int64_t axis,
+                     std::int64_t begin, std::int64_t end, const std::string& name,
+                     const std::string& out) {
+  const std::int64_t rank = std::int64_t(a.dims.size());
+  if (axis < 0) axis += rank;
+  // Our slice takes channels and columns: axis 1 (C) or 3 (W) of N x C x H x W, 1 (S) or 2
+  // (D) of N x S x D, 1 (F) of N x F.
+  const bool channels = rank == 2 ? axis == 1 : rank == 3 ? axis == 2 : axis == 1;
+  const bool width = (rank == 3 && axis == 1) || (rank == 4 && axis == 3);
+  if (a.chw_flattened || (!channels && !width) || (rank == 3 && a.dims[0] != 1)) {
+    fail(n, "slicing is supported along channels or the width (axis 1 or 3 of N x C x H x W, "
+            "1 or 2 of 1 x S x D, 1 of N x F)");
+  }
+  const std::int64_t size = a.dims[std::size_t(axis)];
+  if (begin < 0) begin += size;
+  if (end < 0) end += size;
+  begin = std::clamp<std::int64_t>(begin, 0, size);
+  end = std::clamp<std::int64_t>(end, 0, size);
+  if (begin >= end) fail(n, "the slice [" + std::to_string(begin) + ", " + std::to_string(end) +
+                            ") of axis " + std::to_string(axis) + " is empty");
+  Node node;
+  node.kind = OpKind::kSlice;
+  if (channels) {
+    node.c0 = std::uint32_t(begin);
+    node.c1 = std::uint32_t(end);
+  } else {
+    node.x0 = std::uint32_t(begin);
+    node.x1 = std::uint32_t(end);
+  }
+  std::vector<std::int64_t> dims = a.dims;
+  dims[std::size_t(axis)] = end - begin;
+  onnx::NodeProto named;
+  named.set_name(name);
+  named.add_output(out);
+  add(named, std::move(node), {a.id}, dims);
+}
+
+void Importer::lstm(const onnx::NodeProto& n) {
+  const Act x = act_input(n, 0);
+  const std::int64_t H = int_attr(n, "hidden_size", 0);
+  if (H < 1 || H > kMaxSize) fail(n, "hidden_size must be in 1.." + std::to_string(kMaxSize));
+  const onnx::AttributeProto* dir = attr(n, "direction");
+  if ((dir && dir->s() != "forward") || attr(n, "activations") || attr(n, "clip") ||
+      int_attr(n, "input_forget", 0) != 0 || int_attr(n, "layout", 0) != 0) {
+    fail(n, "only a forward LSTM with the default activations, no clip, input_forget 0 and "
+            "layout 0 is supported");
+  }
+  const Tensor& xt = g_.tensors[x.id];
+  if (x.dims.size() != 3 || x.dims[1] != 1 || xt.samples != 1 || xt.shape.h != 1) {
+    fail(n, "X must be one sequence, T x 1 x F, stored as 1 x T x F (a batch-first model of "
+            "batch 1, transposed by the exporter)");
+  }
+  const std::int64_t T = x.dims[0], F = x.dims[2];
+  const Const& w = const_input(n, 1);
+  const Const& r = const_input(n, 2);
+  if (w.dims != std::vector<std::int64_t>{1, 4 * H, F} ||
+      r.dims != std::vector<std::int64_t>{1, 4 * H, H}) {
+    fail(n, "W must be 1 x 4H x F and R 1 x 4H x H");
+  }
+  auto given_input = [&](int i) { return n.input_size() > i && !n.input(i).empty(); };
+  if (given_input(4)) fail(n, "sequence_lens is not supported (every sequence has T steps)");
+  for (int i : {5, 6}) {
+    if (!given_input(i)) continue;
+    const Const& s0 = const_input(n, i);
+    bool zero = s0.given();
+    for (double v : s0.values) zero = zero && v == 0;
+    if (!zero) fail(n, "the initial state must be zero");
+  }
+  Node node;
+  node.kind = OpKind::kLstm;
+  node.units = std::uint32_t(H);
+  // ONNX's gates are i, o, f, c; ours i, f, g (= c), o: our gate k is ONNX's kFrom[k].
+  static constexpr std::int64_t kFrom[4] = {0, 2, 3, 1};
+  if (w.given() && r.given()) {
+    node.weights.resize(std::size_t((F + H) * 4 * H));
+    for (std::int64_t k = 0; k < 4; ++k) {
+      for (std::int64_t u = 0; u < H; ++u) {
+        const std::int64_t row = kFrom[k] * H + u, col = k * H + u;
+        for (std::int64_t f = 0; f < F; ++f) {
+          node.weights[std::size_t(f * 4 * H + col)] = float(w.values[std::size_t(row * F + f)]);
+        }
+        for (std::int64_t j = 0; j < H; ++j) {
+          node.weights[std::size_t((F + j) * 4 * H + col)] =
+              float(r.values[std::size_t(row * H + j)]);
+        }
+      }
+    }
+  }
+  if (given_input(3)) {
+    const Const& b = const_input(n, 3);
+    if (b.count() != std::uint64_t(8 * H)) fail(n, "B must have 8H values");
+    node.bias = true;
+    for (std::int64_t k = 0; k < 4 && b.given(); ++k) {
+      for (std::int64_t u = 0; u < H; ++u) {
+        const std::size_t at = std::size_t(kFrom[k] * H + u);
+        node.bias_values.push_back(float(b.values[at] + b.values[at + std::size_t(4 * H)]));
+      }
+    }
+  }
+  const auto read = [&](int i) {
+    return n.output_size() > i && !n.output(i).empty() && uses_[n.output(i)] > 0;
+  };
+  if (read(2)) fail(n, "the cell state output Y_c is not supported");
+  if (read(0) && read(1)) fail(n, "reading both Y and Y_h is not supported");
+  node.return_sequences = read(0);
+  add(n, std::move(node), {x.id}, {T, 1, 1, H});
+  if (read(1)) {
+    // Only the last step's h: Y_h (1 x 1 x H) is the node's tensor.
+    Act a = acts_[n.output(0)];
+    acts_.erase(n.output(0));
+    a.dims = {1, 1, H};
+    acts_[n.output(1)] = a;
+  }
 }
 
 void Importer::pool(const onnx::NodeProto& n, OpKind kind) {
@@ -400,6 +606,9 @@ void Importer::gemm(const onnx::NodeProto& n, const Act& a, const Const& b, bool
       }
     }
   }
+  if (n.op_type() == "Gemm" && n.input_size() > 2 && !n.input(2).empty()) {
+    add_bias(n, node, const_input(n, 2), float_attr(n, "beta", 1.0f));
+  }
   std::vector<std::int64_t> dims = a.dims;
   dims.back() = std::int64_t(units);
   add(n, std::move(node), {a.id}, dims);
@@ -438,23 +647,34 @@ void Importer::batch_norm(const onnx::NodeProto& n) {
             "else reads (it folds into the Conv)");
   }
   const Const& scale = const_input(n, 1);
+  const Const& shift = const_input(n, 2);
+  const Const& mean = const_input(n, 3);
   const Const& var = const_input(n, 4);
-  if (scale.count() != conv->out_channels || var.count() != conv->out_channels) {
-    fail(n, "scale and var must have one value per channel (" +
-            std::to_string(conv->out_channels) + ")");
+  const std::size_t m = conv->out_channels;
+  if (scale.count() != m || shift.count() != m || mean.count() != m || var.count() != m) {
+    fail(n, "scale, B, mean and var must have one value per channel (" + std::to_string(m) + ")");
   }
-  // Fold: W' = W * scale / sqrt(var + eps) per output channel; the shift is a bias, which the
-  // IR's GEMMs do not have (dropped, as Conv biases are).
-  if (!conv->weights.empty() && scale.given() && var.given()) {
+  // Fold, with s = scale / sqrt(var + eps) per output channel: W' = W * s, and the bias
+  // b' = (b - mean) * s + B (b: the Conv's own bias, or 0).
+  Const folded;  // -mean * s + B
+  folded.dims = {std::int64_t(m)};
+  if (scale.given() && var.given() && shift.given() && mean.given()) {
     const double eps = float_attr(n, "epsilon", 1e-5f);
-    const std::size_t m = conv->out_channels;
+    std::vector<double> s(m);
+    for (std::size_t o = 0; o < m; ++o) {
+      s[o] = scale.values[o] / std::sqrt(var.values[o] + eps);
+      folded.values.push_back(shift.values[o] - mean.values[o] * s[o]);
+    }
     for (std::size_t i = 0; i < conv->weights.size(); ++i) {
-      const std::size_t o = i % m;
-      conv->weights[i] = float(conv->weights[i] * scale.values[o] / std::sqrt(var.values[o] + eps));
+      conv->weights[i] = float(conv->weights[i] * s[i % m]);
+    }
+    for (std::size_t o = 0; o < conv->bias_values.size(); ++o) {
+      conv->bias_values[o] = float(conv->bias_values[o] * s[o]);
     }
   } else {
     conv->weights.clear();
   }
+  add_bias(n, *conv, folded);
   acts_[n.output(0)] = x;
 }
 
@@ -507,6 +727,7 @@ bool Importer::fold_constants(const onnx::NodeProto& n) {
     if (!c) return false;
     r = *c;
   } else if (op == "Gather") {
+    if (acts_.count(n.input(0))) return false;  // one step of a sequence (import_node)
     const Const& data = const_input(n, 0);
     const Const& idx = const_input(n, 1);
     if (data.dims.size() != 1 || int_attr(n, "axis", 0) != 0 || !data.given() || !idx.given()) {
@@ -518,6 +739,20 @@ bool Importer::fold_constants(const onnx::NodeProto& n) {
       if (k < 0) k += data.dims[0];
       if (k < 0 || k >= data.dims[0]) fail(n, "index out of range");
       r.values.push_back(data.values[std::size_t(k)]);
+    }
+  } else if (op == "Expand") {
+    // PyTorch's zero initial LSTM state: a constant broadcast to a constant shape, from a
+    // scalar or to as many elements (a shape it already has).
+    const Const& c = const_input(n, 0);
+    const Const& shape = const_input(n, 1);
+    if (!shape.given()) fail(n, "the shape must be a constant with values");
+    for (double d : shape.values) r.dims.push_back(std::int64_t(d));
+    if (c.count() != 1 && c.count() != r.count()) {
+      fail(n, "only expanding a scalar, or a constant to a shape of as many elements, is "
+              "supported");
+    }
+    if (c.given()) {
+      r.values = c.count() == 1 ? std::vector<double>(r.count(), c.values[0]) : c.values;
     }
   } else if (op == "Unsqueeze") {
     const Const& c = const_input(n, 0);
@@ -588,6 +823,71 @@ bool Importer::fold_gelu(const onnx::NodeProto& div) {
   return true;
 }
 
+// PyTorch's layer norm before opset 17, along the last axis: ReduceMean(x) -> Sub(x, mean) ->
+// Pow(d, 2) -> ReduceMean -> Add(eps) -> Sqrt -> Div(d, sqrt) -> Mul(gamma) -> Add(beta), each
+// step read only by the next (d by the Pow and the Div): one LayerNormalization.
+bool Importer::fold_layer_norm(const onnx::NodeProto& mean) {
+  const std::string& x = mean.input(0);
+  if (!acts_.count(x) && !graph_inputs_.count(x)) return false;
+  const std::int64_t last = std::int64_t(act_input(mean, 0).dims.size()) - 1;
+  const auto along_last = [&](const onnx::NodeProto& n) {
+    const std::vector<std::int64_t> axes = ints(n, "axes", {});
+    return axes.size() == 1 && (axes[0] == -1 || axes[0] == last) && int_attr(n, "keepdims", 1);
+  };
+  auto other = [](const onnx::NodeProto& n, const std::string& one) {
+    return n.input(0) == one ? n.input(1) : n.input(0);
+  };
+  const auto scalar = [&](const std::string& name) {
+    const Const* c = find_const(name);
+    return c && c->given() && c->count() == 1 ? c->values[0] : std::nan("");
+  };
+  if (!along_last(mean)) return false;
+  const int sub = sole_reader(mean.output(0), "Sub", 2);
+  if (sub < 0 || graph_->node(sub).input(0) != x) return false;
+  const std::string& d = graph_->node(sub).output(0);
+  auto rd = readers_.find(d);
+  if (rd == readers_.end() || rd->second.size() != 2 || outputs_.count(d)) return false;
+  int pow = -1, div = -1;
+  for (int r : rd->second) {
+    const onnx::NodeProto& q = graph_->node(r);
+    if (q.op_type() == "Pow" && q.input(0) == d && scalar(q.input(1)) == 2.0) pow = r;
+    if (q.op_type() == "Div" && q.input(0) == d) div = r;
+  }
+  if (pow < 0 || div < 0) return false;
+  const int var = sole_reader(graph_->node(pow).output(0), "ReduceMean", 1);
+  if (var < 0 || !along_last(graph_->node(var))) return false;
+  const std::string& v = graph_->node(var).output(0);
+  const int add_eps = sole_reader(v, "Add", 2);
+  if (add_eps < 0) return false;
+  const double eps = scalar(other(graph_->node(add_eps), v));
+  const int sqrt = sole_reader(graph_->node(add_eps).output(0), "Sqrt", 1);
+  if (!(eps > 0) || sqrt < 0 || sole_reader(graph_->node(sqrt).output(0), "Div", 2) != div ||
+      graph_->node(div).input(1) != graph_->node(sqrt).output(0)) {
+    return false;
+  }
+  const std::string& normed = graph_->node(div).output(0);
+  const int mul = sole_reader(normed, "Mul", 2);
+  if (mul < 0 || !find_const(other(graph_->node(mul), normed))) return false;
+  const std::string& scaled = graph_->node(mul).output(0);
+  const int shift = sole_reader(scaled, "Add", 2);
+  if (shift < 0 || !find_const(other(graph_->node(shift), scaled))) return false;
+  folded_.insert({sub, pow, var, add_eps, sqrt, div, mul, shift});
+  onnx::NodeProto ln;
+  ln.set_name(label(graph_->node(shift)));
+  ln.set_op_type("LayerNormalization");
+  ln.add_input(x);
+  ln.add_input(other(graph_->node(mul), normed));
+  ln.add_input(other(graph_->node(shift), scaled));
+  ln.add_output(graph_->node(shift).output(0));
+  auto* e = ln.add_attribute();
+  e->set_name("epsilon");
+  e->set_type(onnx::AttributeProto::FLOAT);
+  e->set_f(float(eps));
+  --uses_[x];  // the two ReduceMean and Sub reads become one layer norm
+  import_node(ln);
+  return true;
+}
+
 void Importer::import_node(const onnx::NodeProto& n) {
   const std::string& op = n.op_type();
   if (n.output_size() < 1) fail(n, "no output");
@@ -596,6 +896,7 @@ void Importer::import_node(const onnx::NodeProto& n) {
   }
   if (fold_constants(n)) return;
   if (op == "Div" && fold_gelu(n)) return;
+  if (op == "ReduceMean" && fold_layer_norm(n)) return;
   if (op == "Conv") {
     conv(n);
   } else if (op == "MaxPool") {
@@ -608,19 +909,27 @@ void Importer::import_node(const onnx::NodeProto& n) {
     if (int_attr(n, "transA", 0) != 0) fail(n, "transA 1 is not supported");
     gemm(n, act_input(n, 0), const_input(n, 1), int_attr(n, "transB", 0) != 0,
          float_attr(n, "alpha", 1.0f));
+  } else if (op == "MatMul" && n.input_size() == 2 && acts_.count(n.input(1))) {
+    // Both computed (a declared graph input as the second operand is a structure-only
+    // export's weights).
+    tensor_matmul(n);
   } else if (op == "MatMul") {
     gemm(n, act_input(n, 0), const_input(n, 1), false, 1.0f);
   } else if (op == "Add" || op == "Mul") {
     const Const* c0 = find_const(n.input(0));
     const Const* c1 = n.input_size() > 1 ? find_const(n.input(1)) : nullptr;
     if (op == "Add" && (c0 || c1)) {
-      // A bias after a GEMM (MatMul + Add exports of Linear): dropped, as Conv biases are.
-      const Act& a = act_input(n, c0 ? 1 : 0);
+      // A bias after a GEMM (MatMul + Add exports of Linear) whose output only it reads.
+      const int ci = c0 ? 0 : 1;
+      const Act& a = act_input(n, 1 - ci);
       const Tensor& t = g_.tensors[a.id];
-      if (t.producer < 0 || !is_gemm(g_.nodes[std::size_t(t.producer)].kind) ||
-          g_.nodes[std::size_t(t.producer)].activation != Activation::kNone) {
-        fail(n, "adding a constant is supported only as the bias of a Conv, Gemm or MatMul");
+      Node* p = t.producer >= 0 ? &g_.nodes[std::size_t(t.producer)] : nullptr;
+      if (!p || !is_gemm(p->kind) || p->kind == OpKind::kTensorMatmul ||
+          p->activation != Activation::kNone || uses_[n.input(1 - ci)] != 1) {
+        fail(n, "adding a constant is supported only as the bias of a Conv, Gemm or MatMul "
+                "whose output nothing else reads");
       }
+      add_bias(n, *p, const_input(n, ci));
       acts_[n.output(0)] = a;
       return;
     }
@@ -731,6 +1040,103 @@ void Importer::import_node(const onnx::NodeProto& n) {
     add(n, std::move(node), ins, dims);
   } else if (op == "Identity" || op == "Dropout") {
     acts_[n.output(0)] = act_input(n, 0);
+  } else if (op == "LSTM") {
+    lstm(n);
+  } else if (op == "Slice") {
+    const Act a = act_input(n, 0);
+    const auto values = [&](int i) {
+      std::vector<std::int64_t> v;
+      if (n.input_size() <= i || n.input(i).empty()) return v;
+      const Const& c = const_input(n, i);
+      if (!c.given()) fail(n, "starts, ends, axes and steps must be constants with values");
+      for (double x : c.values) v.push_back(x >= 9.2e18 ? kMaxSize : std::int64_t(x));
+      return v;
+    };
+    const std::vector<std::int64_t> starts = values(1), ends = values(2), steps = values(4);
+    std::vector<std::int64_t> axes = values(3);
+    if (axes.empty()) {
+      for (std::size_t i = 0; i < starts.size(); ++i) axes.push_back(std::int64_t(i));
+    }
+    for (std::int64_t st : steps) {
+      if (st != 1) fail(n, "only steps of 1 are supported");
+    }
+    if (starts.size() != 1 || ends.size() != 1 || axes.size() != 1) {
+      fail(n, "only slicing along one axis is supported");
+    }
+    slice(n, a, axes[0], starts[0], ends[0], label(n), n.output(0));
+  } else if (op == "Split") {
+    const Act a = act_input(n, 0);
+    const std::int64_t axis = int_attr(n, "axis", 0);
+    const std::int64_t size = a.dims[std::size_t(axis < 0 ? axis + std::int64_t(a.dims.size())
+                                                          : axis)];
+    std::vector<std::int64_t> parts = ints(n, "split", {});
+    if (n.input_size() > 1 && !n.input(1).empty()) {
+      const Const& c = const_input(n, 1);
+      if (!c.given()) fail(n, "the split sizes must be a constant with values");
+      for (double x : c.values) parts.push_back(std::int64_t(x));
+    }
+    if (parts.empty()) {
+      if (size % n.output_size() != 0) fail(n, "the axis does not split into equal parts");
+      parts.assign(std::size_t(n.output_size()), size / n.output_size());
+    }
+    if (std::int64_t(parts.size()) != n.output_size()) {
+      fail(n, "split sizes and outputs differ in number");
+    }
+    std::int64_t at = 0;
+    for (int i = 0; i < n.output_size(); ++i) {
+      if (!n.output(i).empty() && uses_[n.output(i)] > 0) {
+        slice(n, a, axis, at, at + parts[std::size_t(i)], label(n) + "/" + std::to_string(i),
+              n.output(i));
+      }
+      at += parts[std::size_t(i)];
+    }
+  } else if (op == "Transpose") {
+    const Act& a = act_input(n, 0);
+    std::vector<std::int64_t> perm = ints(n, "perm", {});
+    if (perm.empty()) {
+      for (std::size_t i = a.dims.size(); i-- > 0;) perm.push_back(std::int64_t(i));
+    }
+    std::vector<std::int64_t> dims;
+    for (std::int64_t p : perm) {
+      if (p < 0 || p >= std::int64_t(a.dims.size())) fail(n, "perm out of range");
+      dims.push_back(a.dims[std::size_t(p)]);
+    }
+    view(n, dims);
+  } else if (op == "Squeeze") {
+    const Act& a = act_input(n, 0);
+    std::vector<std::int64_t> axes = ints(n, "axes", {});
+    if (n.input_size() > 1 && !n.input(1).empty()) {
+      const Const& c = const_input(n, 1);
+      if (!c.given()) fail(n, "the axes must be a constant with values");
+      for (double v : c.values) axes.push_back(std::int64_t(v));
+    }
+    std::vector<std::int64_t> dims;
+    for (std::size_t i = 0; i < a.dims.size(); ++i) {
+      const std::int64_t rank = std::int64_t(a.dims.size()), at = std::int64_t(i);
+      bool drop = axes.empty() && a.dims[i] == 1;
+      for (std::int64_t x : axes) drop |= x == at || x + rank == at;
+      if (!drop) dims.push_back(a.dims[i]);
+    }
+    view(n, dims);
+  } else if (op == "Gather") {
+    // One step of a 1 x T x D sequence (PyTorch's y[:, t, :]): a slice of column t.
+    const Act a = act_input(n, 0);
+    const Const& idx = const_input(n, 1);
+    std::int64_t axis = int_attr(n, "axis", 0);
+    if (axis < 0) axis += std::int64_t(a.dims.size());
+    if (a.dims.size() != 3 || a.dims[0] != 1 || axis != 1 || !idx.given() || idx.count() != 1 ||
+        !idx.dims.empty()) {
+      fail(n, "gathering from a tensor is supported only as one step t (a scalar constant) "
+              "along axis 1 of a 1 x T x D sequence");
+    }
+    std::int64_t t = std::int64_t(idx.values[0]);
+    if (t < 0) t += a.dims[1];
+    if (t < 0 || t >= a.dims[1]) fail(n, "index out of range");
+    Node node;
+    node.kind = OpKind::kSlice;
+    node.x0 = std::uint32_t(t);
+    node.x1 = std::uint32_t(t + 1);
+    add(n, std::move(node), {a.id}, {1, a.dims[2]});
   } else {
     fail(n, "unsupported operator; supported: " + std::string(kSupported));
   }
@@ -779,6 +1185,10 @@ void Importer::run(const onnx::GraphProto& graph) {
   for (const auto& o : graph.output()) {
     auto it = acts_.find(o.name());
     if (it == acts_.end()) fail("graph output '" + o.name() + "' is not computed by any node");
+    if (it->second.transposed) {
+      fail("graph output '" + o.name() + "' is a Transpose that moves data, supported only as a "
+           "MatMul's second operand");
+    }
     g_.outputs.push_back(it->second.id);
   }
   if (g_.nodes.empty()) fail("the graph has no operators to run");
@@ -794,12 +1204,25 @@ Graph parse_onnx(const std::string& bytes, const std::string& source) {
     throw CompileError(source + ": not a valid ONNX model (the protobuf does not parse: a "
                                 "truncated or corrupt file?)");
   }
+  // Opset 13 moved Squeeze's axes to an input and made Softmax act along one axis (before, it
+  // flattened from `axis`, by default 1): older graphs would import with other meanings.
+  std::int64_t opset = 0;
+  for (const auto& o : model.opset_import()) {
+    if (o.domain().empty() || o.domain() == "ai.onnx") opset = o.version();
+  }
+  if (opset < kMinOpset) {
+    throw CompileError(source + ": opset " + std::to_string(opset) +
+                       " is too old (the importer reads opset " + std::to_string(kMinOpset) +
+                       " and later: export with opset_version >= " + std::to_string(kMinOpset) +
+                       ", PyTorch 1.13's default is 14)");
+  }
   Graph g;
   g.source = source;
   std::string stem = source.substr(source.find_last_of('/') + 1);
   g.name = stem.substr(0, stem.rfind('.'));
   Importer(source, g).run(model.graph());
   infer_shapes(g);
+  expand_lstms(g);
   return g;
 }
 

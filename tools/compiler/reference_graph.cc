@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 
 #include "sim/host_memory.h"
@@ -48,6 +49,7 @@ class Interpreter {
     ev_.tensors.resize(g.tensors.size());
     ev_.expected.resize(g.nodes.size());
     ev_.requant.resize(g.nodes.size());
+    ev_.bias_words.resize(g.nodes.size());
     scale_.assign(g.tensors.size(), kDataScale);
     for (TensorId id : g.inputs) ev_.tensors[id] = data.inputs[id];
     for (std::size_t i = 0; i < g.nodes.size(); ++i) {
@@ -55,7 +57,7 @@ class Interpreter {
       // The output, and int32 accumulators for a GEMM.
       const double bytes = double(g.tensors[n.output].elements()) * (is_gemm(n.kind) ? 5 : 4);
       allocating("the reference output of node '" + n.name + "'", bytes,
-                 [&] { run(i, data.weights[i]); });
+                 [&] { run(i, data.weights[i], data.biases[i]); });
     }
   }
   Evaluation take() { return std::move(ev_); }
@@ -63,7 +65,7 @@ class Interpreter {
  private:
   const Values& in(const Node& n, std::size_t k) const { return ev_.tensors[n.inputs[k]]; }
 
-  void run(std::size_t i, const Values& w) {
+  void run(std::size_t i, const Values& w, const std::vector<float>& bias) {
     const Node& n = g_.nodes[i];
     Values y;
     double scale = scale_[n.inputs[0]];
@@ -84,11 +86,19 @@ class Interpreter {
         // The real value of one accumulator unit: the operands' scales (b's, for a tensor
         // matmul, else the generated weights') and a tensor matmul's `scale`.
         const double acc_scale = scale * (tensor ? scale_[n.inputs[1]] * n.scale : kDataScale);
+        std::vector<std::uint32_t>& words = ev_.bias_words[i];
         if (int8_) {
-          const std::vector<std::int32_t> acc =
+          std::vector<std::int32_t> acc =
               tensor ? reference_tensor_matmul(in(n, 0).i8, in(n, 1).i8, ts)
               : conv ? reference_conv2d(in(n, 0).i8, w.i8, cs)
                      : reference_matmul(in(n, 0).i8, w.i8, M, K, N);
+          for (float b : bias) {
+            const double q = std::clamp(std::round(b / acc_scale), -2147483648.0, 2147483647.0);
+            words.push_back(std::uint32_t(std::int32_t(q)));
+          }
+          for (std::size_t e = 0; !bias.empty() && e < acc.size(); ++e) {
+            acc[e] = std::int32_t(std::uint32_t(acc[e]) + words[e % N]);
+          }
           if (n.activation > Activation::kRelu) {
             q.scale_a = float(acc_scale);
             std::vector<float> f(acc.size());
@@ -110,9 +120,18 @@ class Interpreter {
           y.f32 = tensor ? reference_tensor_matmul(in(n, 0).f32, in(n, 1).f32, ts)
                   : conv ? reference_conv2d(in(n, 0).f32, w.f32, cs)
                          : reference_matmul(in(n, 0).f32, w.f32, M, K, N);
-          // ACTIVATE scales the fp32 accumulator by scale_a (1 but for a tensor matmul's).
+          // ACTIVATE adds the bias and scales the fp32 accumulator by scale_a (1 but for a
+          // tensor matmul's, which has no bias).
           q.scale_a = tensor ? n.scale : 1.0f;
-          for (float& v : y.f32) v = reference_activate(v * q.scale_a, n.activation);
+          for (float b : bias) {
+            std::uint32_t bits;
+            std::memcpy(&bits, &b, 4);
+            words.push_back(bits);
+          }
+          for (std::size_t e = 0; e < y.f32.size(); ++e) {
+            const float v = bias.empty() ? y.f32[e] : y.f32[e] + bias[e % N];
+            y.f32[e] = reference_activate(v * q.scale_a, n.activation);
+          }
         }
         break;
       }

@@ -39,6 +39,10 @@ struct Evaluation {
   std::vector<Values> tensors;   // every tensor as the machine holds it (bf16-rounded)
   std::vector<Values> expected;  // per node: its output as checked (fp32 before the rounding)
   std::vector<Requant> requant;  // per node
+  // Per node with a bias: the words ACTIVATE adds to the accumulators. int8: the bias in
+  // accumulator units, round(b / (s_x * s_w)) clamped to int32 (the int32 sum wraps); bf16:
+  // its fp32 bits.
+  std::vector<std::vector<std::uint32_t>> bias_words;
 };
 
 Evaluation evaluate(const Graph& graph, const GraphData& data);

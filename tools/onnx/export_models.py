@@ -10,6 +10,11 @@ python3-onnx`:  /usr/bin/python3 tools/onnx/export_models.py [output directory]
 - tiny_cnn.onnx: a small CNN with its weights (a few KB) for functional `--check` runs: conv +
   batch norm + relu, max pool, a depthwise conv + relu6, a residual add, a flatten of a 4x4 map
   and a linear layer.
+- lstm_classifier.onnx: an nn.LSTM (8 features -> 16 units, batch first) over 6 steps, its last
+  step's output into a linear layer of 4, with its weights (a few KB).
+- attention_head.onnx: one self-attention head over 8 tokens of 16 features with its weights:
+  a linear q, k, v projection split in three, softmax(q k^T) v, an output projection and a
+  slice of its channels.
 """
 import os
 import sys
@@ -36,6 +41,29 @@ class TinyCnn(torch.nn.Module):
         return self.head(torch.flatten(x, 1))
 
 
+class LstmClassifier(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lstm = torch.nn.LSTM(8, 16, batch_first=True)
+        self.head = torch.nn.Linear(16, 4)
+
+    def forward(self, x):
+        y, _ = self.lstm(x)
+        return self.head(y[:, -1, :])
+
+
+class AttentionHead(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.qkv = torch.nn.Linear(16, 48)
+        self.out = torch.nn.Linear(16, 16)
+
+    def forward(self, x):
+        q, k, v = torch.split(self.qkv(x), 16, dim=-1)
+        p = torch.softmax(q @ k.transpose(1, 2), dim=-1)
+        return self.out(p @ v)[:, :, 4:12]
+
+
 def export(model, shape, path, params):
     model.eval()
     torch.onnx.export(model, torch.randn(*shape), path, export_params=params,
@@ -58,6 +86,8 @@ def main():
         tiny.bn1.running_var.uniform_(0.5, 2.0)
         tiny.bn1.weight.uniform_(0.5, 1.5)
     export(tiny, (1, 3, 16, 16), os.path.join(out, "tiny_cnn.onnx"), True)
+    export(LstmClassifier(), (1, 6, 8), os.path.join(out, "lstm_classifier.onnx"), True)
+    export(AttentionHead(), (1, 8, 16), os.path.join(out, "attention_head.onnx"), True)
 
 
 if __name__ == "__main__":
