@@ -315,7 +315,8 @@ TEST(ScheduleClassic, NeverBehindScaleSimsFoldsWithDoubleBuffering) {
 // MXU's contiguous input stream meets the gather's spread writes in its banks (64 banks: 24618),
 // and 13294 on 256x256, where the two accumulator slots of 4 MiB (1697-row M tiles) make each M
 // tile after the second wait N_t + R - 1 + the ACTIVATE latency for its slot (16 MiB: 12201,
-// within the folds). Packing 4 kernel rows per tile instead of im2col (1 UB row per pixel
+// within the folds; a third slot in 4 MiB instead makes the M tiles smaller, and their
+// gathers and weight reloads cost more: 13708). Packing 4 kernel rows per tile instead of im2col (1 UB row per pixel
 // instead of 2) is slower today, 40122 on 128x128 with one write port: its anchors are every
 // second UB row and the stream stalls 11.8k cycles on ub_port.
 TEST(ScheduleClassic, DISABLED_StemsNeverBehindScaleSimsFolds) {
