@@ -11,9 +11,11 @@
 namespace tpu {
 
 DmaEngine::DmaEngine(sc_core::sc_module_name name, const Config& config, const Clock& clock,
-                     UnifiedBuffer& ub, MachineState* state, const Probe& probe)
+                     UnifiedBuffer& ub, MachineState* state, const Probe& probe,
+                     std::uint8_t instance)
     : sc_module(name),
       hbm_socket("hbm_socket"),
+      instance_(instance),
       config_(config),
       clock_(clock),
       ub_(ub),
@@ -313,6 +315,7 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
         }
         UbRequest& w = writes.emplace_back();
         w.client = UbClient::kDma;
+        w.instance = instance_;
         w.write = true;
         w.contiguous = false;
         w.first_row = gather.ub_row(completed[a]);
@@ -365,6 +368,7 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
     for (std::uint32_t g = 0; g < (one_burst ? 1u : d.groups); ++g) {
       UbRequest& r = reads.emplace_back();
       r.client = UbClient::kDma;
+      r.instance = instance_;
       r.write = false;
       r.contiguous = false;
       r.record_cycles = true;  // each write burst waits for the rows it carries
@@ -453,7 +457,7 @@ void DmaEngine::run_requests(Source& source, bool write, Cycle start, OnResponse
       --in_flight;
       if (probe_.on()) {
         const auto kind = write ? MemoryEvent::Kind::kHbmWrite : MemoryEvent::Kind::kHbmRead;
-        probe_.memory(MemoryEvent{kind, Unit::kDma, 0, r.trans->get_address(),
+        probe_.memory(MemoryEvent{kind, Unit::kDma, instance_, r.trans->get_address(),
                                   r.trans->get_data_length(), sent_at_[slot], cycle});
       }
       on_response(i, cycle, r.trans->get_data_ptr());

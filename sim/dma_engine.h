@@ -74,8 +74,12 @@ class DmaEngine : public sc_core::sc_module {
   // (MachineState(config, program, false): then nothing is copied). It must not be null.
   // HBM is whatever the channel behind hbm_socket holds (in the core, state->hbm). Every HBM
   // request is reported to `probe` at its response (MemoryEvent kHbmRead/kHbmWrite).
+  // `instance` is the engine's number in the core (core.dma_engines): its UB requests and
+  // memory events carry it, and the UB grants several engines' same-cycle requests in
+  // instance order.
   DmaEngine(sc_core::sc_module_name name, const Config& config, const Clock& clock,
-            UnifiedBuffer& ub, MachineState* state, const Probe& probe);
+            UnifiedBuffer& ub, MachineState* state, const Probe& probe,
+            std::uint8_t instance = 0);
 
   struct Result {
     Cycle done = 0;                   // completion cycle (first cycle after its last access)
@@ -117,6 +121,7 @@ class DmaEngine : public sc_core::sc_module {
   tlm::tlm_sync_enum nb_transport_bw(Payload& trans, tlm::tlm_phase& phase,
                                      sc_core::sc_time& delay);
 
+  std::uint8_t instance_;
   const Config& config_;
   const Clock& clock_;
   UnifiedBuffer& ub_;

@@ -5,7 +5,8 @@
 // Timing contract (sim/README.md, "Sequencer"):
 // - From cycle 0 the sequencer issues up to sequencer.issue_width instructions per cycle in
 //   program order into their unit's queue (sequencer.queue_depth entries), one queue per unit
-//   instance (kind and Instruction::instance: each MXU's weight loader and matmul unit). An entry leaves the
+//   instance (kind and Instruction::instance: each MXU's weight loader and matmul unit, each
+//   DMA engine). An entry leaves the
 //   queue when its unit takes it; issue sees the freed slot from the next cycle on, so the
 //   outcome never depends on process order within a cycle. A full queue stalls issue (cause
 //   "queue", charged to the sequencer).
@@ -37,7 +38,7 @@
 namespace tpu {
 
 // One unit: its kind and which one of that kind (Instruction::instance). A bare Unit names
-// instance 0, the only one of every kind but the MXU's.
+// instance 0, the only one of every kind but the MXU's and the DMA engine's.
 struct UnitId {
   UnitId(Unit kind, std::uint8_t instance = 0) : kind(kind), instance(instance) {}  // NOLINT
   Unit kind;

@@ -14,6 +14,7 @@
 #include "sim/clock.h"
 #include "sim/dma_engine.h"
 #include "sim/hbm_channel.h"
+#include "sim/hbm_mux.h"
 #include "sim/isa/semantics.h"
 #include "sim/matrix_unit.h"
 #include "sim/sequencer.h"
@@ -24,13 +25,14 @@
 namespace tpu {
 namespace {
 
-// The DMA front end: executes the DMA queue in order, one transfer at a time, on the engine.
+// The DMA front end of engine `instance`: executes its queue in order, one transfer at a time.
 class DmaUnit : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(DmaUnit);
-  DmaUnit(sc_core::sc_module_name name, Sequencer& sequencer, DmaEngine& engine,
-          const MachineState& state, std::deque<WeightFifo>& fifos)
+  DmaUnit(sc_core::sc_module_name name, std::uint8_t instance, Sequencer& sequencer,
+          DmaEngine& engine, const MachineState& state, std::deque<WeightFifo>& fifos)
       : sc_module(name),
+        id_(Unit::kDma, instance),
         seq_(sequencer),
         engine_(engine),
         state_(state),
@@ -43,25 +45,25 @@ class DmaUnit : public sc_core::sc_module {
   void run() {
     try {
       for (;;) {
-        Sequencer::Dispatch d = seq_.next(Unit::kDma, state_);
+        Sequencer::Dispatch d = seq_.next(id_, state_);
         const Issued& is = d.is;
         StartTracker& tracker = d.tracker;
         const bool to_fifo =
             is.inst->op == Opcode::kDmaLoad && (is.inst->flags & kFlagWeights);
         WeightFifo* fifo = to_fifo ? &fifos_[is.inst->dma.fifo] : nullptr;
         if (fifo) {
-          // Fill number f of this FIFO needs entry f % depth free: its read number f - depth
-          // has completed.
+          // Fill number f of this FIFO (every fill of a FIFO is on one engine, validate())
+          // needs entry f % depth free: its read number f - depth has completed.
           const std::uint64_t f = fills_[is.inst->dma.fifo]++;
           if (f >= fifo->depth) {
             const std::uint64_t read = f - fifo->depth;
             while (fifo->freed.size() <= read) {
-              seq_.set_waiting(Unit::kDma, "weight_fifo (entry of load.weights fifo " +
-                                               std::to_string(read) + " of MXU " +
-                                               std::to_string(is.inst->dma.fifo) + " to be read)");
+              seq_.set_waiting(id_, "weight_fifo (entry of load.weights fifo " +
+                                        std::to_string(read) + " of MXU " +
+                                        std::to_string(is.inst->dma.fifo) + " to be read)");
               wait(fifo->changed);
             }
-            seq_.set_waiting(Unit::kDma, "");
+            seq_.set_waiting(id_, "");
             const Cycle free = fifo->freed[read];
             if (free > seq_.clock().now()) seq_.wait_until(free);
             tracker.satisfied("weight_fifo", free);
@@ -69,9 +71,9 @@ class DmaUnit : public sc_core::sc_module {
         }
         const Cycle start = seq_.clock().now();
         seq_.started(Unit::kDma, is, tracker, start);
-        seq_.set_waiting(Unit::kDma, "hbm");
+        seq_.set_waiting(id_, "hbm");
         const DmaEngine::Result r = engine_.transfer(*is.inst, start);
-        seq_.set_waiting(Unit::kDma, "");
+        seq_.set_waiting(id_, "");
         const bool load = is.inst->op == Opcode::kDmaLoad;
         seq_.add_traffic(is.layer, r.hbm_read_bytes, r.hbm_write_bytes,
                          load ? 0 : r.ub_accesses, load ? r.ub_accesses : 0);
@@ -87,6 +89,7 @@ class DmaUnit : public sc_core::sc_module {
     }
   }
 
+  const UnitId id_;
   Sequencer& seq_;
   DmaEngine& engine_;
   const MachineState& state_;
@@ -103,14 +106,46 @@ struct TpuCore : sc_core::sc_module {
         ub("ub", config, program.dtype, probe),
         hbm("hbm", config, options.timing_only ? nullptr : &state.hbm),
         weight_fifos(make_fifos(config)),
-        dma("dma", config, clock, ub, &state, probe),
-        dma_unit("dma_unit", sequencer, dma, state, weight_fifos),
+        hbm_mux(config.core.dma_engines > 1 ? std::make_unique<HbmMux>("hbm_port") : nullptr),
+        dmas(make_dmas(config, state, probe)),
+        dma_units(make_dma_units(state)),
         mxus(make_mxus(config, state, options)),
         vector("vector", config, sequencer, ub, state, !options.timing_only) {
-    dma.hbm_socket.bind(hbm.socket);
+    // One engine talks to the memory directly; several share its socket through the port.
+    if (hbm_mux) hbm_mux->memory.bind(hbm.socket);
+    for (auto& dma : dmas) {
+      if (hbm_mux) {
+        dma->hbm_socket.bind(hbm_mux->engines);
+      } else {
+        dma->hbm_socket.bind(hbm.socket);
+      }
+    }
     sequencer.set_progress(options.progress);
   }
 
+  // One engine keeps the module names it always had ("dma", "dma_unit").
+  static std::string numbered(const char* name, std::size_t i, std::size_t n) {
+    return n == 1 ? name : name + std::to_string(i);
+  }
+  std::vector<std::unique_ptr<DmaEngine>> make_dmas(const Config& config, MachineState& state,
+                                                    const Probe& probe) {
+    std::vector<std::unique_ptr<DmaEngine>> engines;
+    for (std::uint32_t i = 0; i < config.core.dma_engines; ++i) {
+      engines.push_back(std::make_unique<DmaEngine>(
+          numbered("dma", i, config.core.dma_engines).c_str(), config, clock, ub, &state, probe,
+          std::uint8_t(i)));
+    }
+    return engines;
+  }
+  std::vector<std::unique_ptr<DmaUnit>> make_dma_units(const MachineState& state) {
+    std::vector<std::unique_ptr<DmaUnit>> units;
+    for (std::size_t i = 0; i < dmas.size(); ++i) {
+      units.push_back(std::make_unique<DmaUnit>(numbered("dma_unit", i, dmas.size()).c_str(),
+                                                std::uint8_t(i), sequencer, *dmas[i], state,
+                                                weight_fifos));
+    }
+    return units;
+  }
   static std::deque<WeightFifo> make_fifos(const Config& config) {
     std::deque<WeightFifo> fifos;
     for (std::uint32_t i = 0; i < config.core.mxus; ++i) {
@@ -122,11 +157,9 @@ struct TpuCore : sc_core::sc_module {
                                                      const SimOptions& options) {
     std::vector<std::unique_ptr<MatrixUnit>> units;
     for (std::uint32_t i = 0; i < config.core.mxus; ++i) {
-      // One MXU keeps the module name it always had.
-      const std::string name = config.core.mxus == 1 ? "mxu" : "mxu" + std::to_string(i);
-      units.push_back(std::make_unique<MatrixUnit>(name.c_str(), std::uint8_t(i), config,
-                                                   sequencer, ub, state, weight_fifos[i],
-                                                   !options.timing_only, options.fidelity));
+      units.push_back(std::make_unique<MatrixUnit>(
+          numbered("mxu", i, config.core.mxus).c_str(), std::uint8_t(i), config, sequencer, ub,
+          state, weight_fifos[i], !options.timing_only, options.fidelity));
     }
     return units;
   }
@@ -136,14 +169,16 @@ struct TpuCore : sc_core::sc_module {
   UnifiedBuffer ub;
   HbmChannel hbm;
   std::deque<WeightFifo> weight_fifos;  // one per MXU
-  DmaEngine dma;
-  DmaUnit dma_unit;
+  std::unique_ptr<HbmMux> hbm_mux;      // several DMA engines share the memory through it
+  std::vector<std::unique_ptr<DmaEngine>> dmas;
+  std::vector<std::unique_ptr<DmaUnit>> dma_units;
   std::vector<std::unique_ptr<MatrixUnit>> mxus;
   VectorUnit vector;
 };
 
 // Rejects programs the core cannot start: another array shape, no HALT, a unit instance the
-// core lacks, a MATMUL with no tile loaded before it, a LAYER naming no layer.
+// core lacks, a weight FIFO filled from two DMA engines, a MATMUL with no tile loaded before
+// it, a LAYER naming no layer.
 void validate(const Config& config, const Program& program) {
   if ((program.array_rows != 0 || program.array_cols != 0) &&
       (program.array_rows != config.array.rows || program.array_cols != config.array.cols)) {
@@ -157,24 +192,30 @@ void validate(const Config& config, const Program& program) {
   // Per MXU: a tile loaded yet, weight FIFO fills and reads so far (program order).
   std::vector<bool> loaded(config.core.mxus, false);
   std::vector<std::uint64_t> fills(config.core.mxus, 0), reads(config.core.mxus, 0);
+  std::vector<std::uint8_t> filler(config.core.mxus, 0);  // the DMA engine filling each FIFO
   for (std::size_t pc = 0; pc < program.instructions.size() && !halt; ++pc) {
     const Instruction& inst = program.instructions[pc];
     const auto where = [&] {
       return "instruction " + std::to_string(pc) + " '" + to_assembly(inst, &program) + "'";
     };
-    // core.mxus weight-load and matmul units (one per MXU), one unit of every other kind.
+    // core.mxus weight-load and matmul units (one per MXU), core.dma_engines DMA units, one
+    // unit of every other kind.
     const Unit kind = unit_of(inst.op);
     const bool mxu = kind == Unit::kWeightLoad || kind == Unit::kMatmul;
-    const std::uint32_t units = mxu ? config.core.mxus : 1;
+    const std::uint32_t units = mxu                    ? config.core.mxus
+                                : kind == Unit::kDma ? config.core.dma_engines
+                                                     : 1;
     if (inst.instance >= units) {
-      const std::string mxus = mxu ? ", core.mxus = " + std::to_string(units) : "";
+      const std::string key = mxu                    ? ", core.mxus = " + std::to_string(units)
+                              : kind == Unit::kDma ? ", core.dma_engines = " + std::to_string(units)
+                                                   : "";
       throw SimError(where() + ": unit instance " + std::to_string(inst.instance) +
                      ", but the core has " +
                      (units == 1 ? "one " + std::string(to_string(kind)) + " unit (instance 0" +
-                                       mxus + ")"
+                                       key + ")"
                                  : std::to_string(units) + " " + to_string(kind) +
                                        " units (instances 0.." + std::to_string(units - 1) +
-                                       mxus + ")"));
+                                       key + ")"));
     }
     switch (inst.op) {
       case Opcode::kHalt:
@@ -198,6 +239,14 @@ void validate(const Config& config, const Program& program) {
                            " waits for 'load.weights fifo' " + std::to_string(fills[f] - depth) +
                            ", which must come before it (at most mxu.weight_fifo_tiles = " +
                            std::to_string(depth) + " fills ahead)");
+          }
+          // The FIFO fills in order: one engine's queue keeps its fills in program order.
+          if (fills[f] == 0) {
+            filler[f] = inst.instance;
+          } else if (filler[f] != inst.instance) {
+            throw SimError(where() + ": weight FIFO " + std::to_string(f) + " is filled by DMA " +
+                           "engine " + std::to_string(filler[f]) + " before; every fill of a " +
+                           "FIFO must be on one engine (unit=" + std::to_string(filler[f]) + ")");
           }
           ++fills[f];
         }

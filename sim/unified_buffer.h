@@ -9,7 +9,8 @@
 // readers and writers: the DMA engine and the vector unit). Requests made during cycle t are arbitrated together at t + 1/2 cycle in fixed
 // priority (MXU input stream, weight loader, vector unit, DMA; then request order), so the
 // outcome never depends on the order SystemC happens to run processes within a cycle. Later
-// requests cannot move an earlier grant. Several MXUs' requests of one client kind go in MXU order.
+// requests cannot move an earlier grant. Several MXUs' (or DMA engines') requests of one client
+// kind go in instance order.
 //
 // Exact rules as implemented:
 // - A request made at time T is arbitrated at the first instant c + 1/2 strictly after T, so
@@ -51,7 +52,7 @@ enum class UbClient : std::uint8_t { kMatmul = 0, kWeightLoad = 1, kVector = 2, 
 
 struct UbRequest {
   UbClient client = UbClient::kDma;
-  std::uint8_t instance = 0;  // which MXU, for the MXU clients
+  std::uint8_t instance = 0;  // which MXU or DMA engine
   bool write = false;
   std::uint64_t first_row = 0;
   std::uint64_t stride = 1;

@@ -825,7 +825,7 @@ TEST(CoreTiming, UnitInstanceBeyondTheCoreIsRejected) {
   }
 }
 
-// Two MXUs have two weight-load and matmul units, but still one DMA unit; a weight FIFO fill
+// Two MXUs have two weight-load and matmul units, but still one DMA engine; a weight FIFO fill
 // names an MXU the core has.
 TEST(CoreTiming, UnitInstanceOfAnMxuTheCoreLacksIsRejected) {
   Config c = core_config();
@@ -844,7 +844,7 @@ TEST(CoreTiming, UnitInstanceOfAnMxuTheCoreLacksIsRejected) {
   EXPECT_EQ(error("dma.load hbm=0 ub=0 elems=8 pack=8 unit=1\nhalt\n"),
             "instruction 0 'dma.load hbm=0x0 ub=0 elems=8 pack=8 segs=1 seg_stride=0 groups=1 "
             "group_stride=0 ub_stride=1 unit=1': unit instance 1, but the core has one dma unit "
-            "(instance 0)");
+            "(instance 0, core.dma_engines = 1)");
   EXPECT_EQ(error(".hbm 64\ndma.load hbm=0 ub=0 elems=64 pack=8 weights fifo=2\nhalt\n"),
             "instruction 0 'dma.load hbm=0x0 ub=0 elems=64 pack=8 segs=1 seg_stride=0 groups=1 "
             "group_stride=0 ub_stride=1 fifo=2 weights': weight FIFO 2, but the core has 2 (one "

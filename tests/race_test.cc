@@ -108,6 +108,51 @@ TEST(Race, LoadWeightsWithoutWeightWait) {
   expect_race("simple", kSemWReady, 0, Fidelity::kFast);
 }
 
+// Two DMA engines: the compiler's stores run on engine 1, ordered against the rest only by
+// semaphores. The third tile's store reads its UB rows before the ACTIVATE writes them.
+TEST(Race, StoreOnTheSecondEngineWithoutOutputWait) {
+  Config config = race_config("ideal");
+  config.core.dma_engines = 2;
+  const Program racy = drop_sync(race_program(config), kSemStoreReady, 2);
+  EXPECT_TRUE(check_outputs(racy, interpret(config, racy).hbm).passed);
+  const CheckResult c = simulate_and_check(config, racy, Fidelity::kFast);
+  EXPECT_FALSE(c.passed);
+  EXPECT_GE(c.mismatches, 48u);
+  EXPECT_LE(c.mismatches, 64u);
+}
+
+// Two layers through HBM on two engines: the pool's input load on engine 0 must wait for the
+// conv's last store on engine 1 (stores_done). A 1x1 conv over 4 x 6 pixels in three M tiles of
+// 8, then a 2x2 max pool that loads the whole 4 x 6 output in one band: synchronised, the
+// program passes; without that wait engine 0, idle by then, loads the conv's output as soon as
+// the load is issued, before the last M tile's store, and the pool reads stale HBM.
+Program two_layer_program(const Config& config) {
+  const Graph model = parse_model_json(
+      R"({"seed": 3, "input": [4, 6, 8], "layers": [
+          {"name": "a", "type": "conv2d", "out_channels": 8, "kernel": 1},
+          {"name": "p", "type": "maxpool2d", "kernel": 2}]})",
+      "two_layers.json");
+  CompileOptions options;
+  options.max_m_tile = 8;
+  options.resident_activations = false;
+  return compile(model, config, options);
+}
+
+TEST(Race, SecondEngineStoresHandOffToTheNextLayersLoads) {
+  Config config = race_config("ideal");
+  config.core.dma_engines = 2;
+  const Program program = two_layer_program(config);
+  EXPECT_TRUE(simulate_and_check(config, program, Fidelity::kFast).passed);
+}
+
+TEST(Race, NextLayerLoadWithoutStoresDone) {
+  Config config = race_config("ideal");
+  config.core.dma_engines = 2;
+  const Program racy = drop_sync(two_layer_program(config), kSemStoresDone, 0);
+  EXPECT_TRUE(check_outputs(racy, interpret(config, racy).hbm).passed);
+  EXPECT_FALSE(simulate_and_check(config, racy, Fidelity::kFast).passed);
+}
+
 // A narrow N tile after a wide one completes first (ISA.md, "Ordering"): N = 9 on 8 columns is
 // an 8-wide tile then a 1-wide one, 8 + 8 - 1 vs 1 + 1 - 1 cycles from stream start to last
 // result. With one acc_ready for both, the first ACTIVATE ran on the second tile's completion

@@ -307,11 +307,18 @@ TEST(ScheduleClassic, NeverBehindScaleSimsFoldsWithDoubleBuffering) {
 // the stems gather im2col patches at a fraction of a request per pixel and AlexNet's stem passes
 // on 128 and 256; ResNet-50's Conv1 (ideal memory, weights through the weight FIFO) is still at
 // 32992 compute cycles against 24526 on 128x128 and 26743 against 12647 on 256x256. It is bound
-// by the one DMA engine moving rows through the unified buffer's ports, one transfer at a time:
-// the gather writes ceil(147 / R) UB rows per output pixel through the single write port (which
-// ACTIVATE shares), and the stores read one row per output pixel (on 128x128: 40.9k busy DMA
-// cycles for 11881 pixels). More write ports help (2: 28806 and 18208; 3: 24770 and 15775); a
-// second DMA engine, which multi-unit cores will bring, would overlap stores with the gather.
+// by the unified buffer's one write port: the gather writes ceil(147 / R) UB rows per output
+// pixel and ACTIVATE one more, 3 x 11881 = 35643 row writes on 128x128 and 2 x 11881 = 23762 on
+// 256x256, both above the folds. A second DMA engine (core.dma_engines = 2, the compiler's
+// stores on engine 1) takes the stores off the gather's engine: 28959 and 23563. With two write
+// ports as well: 24770 on 128x128, 1 % over, of which 721 cycles are ub_port stalls where the
+// MXU's contiguous input stream meets the gather's spread writes in its banks (64 banks: 24618),
+// and 13294 on 256x256, where the two accumulator slots of 4 MiB (1697-row M tiles) make each M
+// tile after the second wait N_t + R - 1 + the ACTIVATE latency for its slot (16 MiB: 12201,
+// within the folds; a third slot in 4 MiB instead makes the M tiles smaller, and their
+// gathers and weight reloads cost more: 13708). Packing 4 kernel rows per tile instead of im2col (1 UB row per pixel
+// instead of 2) is slower today, 40122 on 128x128 with one write port: its anchors are every
+// second UB row and the stream stalls 11.8k cycles on ub_port.
 TEST(ScheduleClassic, DISABLED_StemsNeverBehindScaleSimsFolds) {
   for (const char* model : {"scalesim_resnet50.csv", "scalesim_alexnet.csv"}) {
     for (std::uint32_t n : {128u, 256u}) expect_never_behind_classic(model, n, true);

@@ -57,6 +57,11 @@ std::vector<ConfigKey> make_keys() {
                "weight-load unit and weight FIFO; they share the accumulator memory and the "
                "unified buffer's read ports (at most 4 per ub.read_ports).",
                [](Config& c) -> F { return &c.core.mxus; }, 1, 16});
+  k.push_back({"core.dma_engines", "engines",
+               "DMA engines in the core, each running its own queue of transfers one at a "
+               "time (dma.load/dma.store unit=i); they share the unified buffer's ports and "
+               "the core's HBM port.",
+               [](Config& c) -> F { return &c.core.dma_engines; }, 1, 16});
   k.push_back({"array.rows", "PEs",
                "R: PEs down a column, the reduction (K) depth of one weight tile.",
                [](Config& c) -> F { return &c.array.rows; }, 1, kMaxArrayDim});

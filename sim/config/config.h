@@ -32,9 +32,12 @@ struct ArrayConfig {
 // registers (double-buffered per mxu.double_buffer_weights), its weight-load unit and its own
 // weight FIFO (mxu.weight_fifo_tiles deep); the accumulator memory (acc.capacity_bytes, rows
 // addressed globally) is one, written by every MXU and read by the vector unit; every MXU
-// reads its inputs through the unified buffer's read ports.
+// reads its inputs through the unified buffer's read ports. Each of its `dma_engines` DMA
+// engines runs its own queue of transfers, one at a time; they share the unified buffer's
+// ports and the HBM behind one port of the core.
 struct CoreConfig {
   std::uint32_t mxus = 1;
+  std::uint32_t dma_engines = 1;
 };
 // A UB read port streams one input row per cycle, all an MXU takes while it streams; an MXU
 // streams for M of the max(M, K_t) cycles of a tile and not during its R + N_t - 1 cycles of

@@ -121,7 +121,8 @@ class Lowerer {
         cw_(std::min(config.array.rows, config.array.cols)),
         ub_rows_(std::min<std::uint64_t>(config.ub_rows(graph.dtype), kMaxUbRow + 1)),
         acc_rows_(std::min<std::uint64_t>(config.acc_rows(), kMaxAccRow + 1)),
-        fifo_(config.mxu.weight_fifo_tiles >= 2) {}
+        fifo_(config.mxu.weight_fifo_tiles >= 2),
+        store_engine_(config.core.dma_engines >= 2) {}
 
   Program run();
 
@@ -163,24 +164,23 @@ class Lowerer {
         ++it;
       }
     }
-    if (unit == Unit::kDma) last_dma_ = program_.instructions.size();
+    if (unit == Unit::kDma) {
+      (inst.instance == 0 ? last_dma_ : last_store_dma_) = program_.instructions.size();
+    }
     if (unit == Unit::kVector) last_vector_ = program_.instructions.size();
     if (inst.op == Opcode::kLoadWeights) load_weights_at_.push_back(program_.instructions.size());
     if (inst.op == Opcode::kLoadWeights && (inst.flags & kFlagFifo)) ++fifo_reads_[inst.instance];
     program_.instructions.push_back(inst);
   }
-  // Instruction `producer` (by default the last emitted) signals `sem` to the next instruction
+  // Instruction `producer` (default: the last emitted) signals `sem` to the next instruction
   // of unit `waiter` (instance 0: MXU 0 starts every GEMM node and passes the wait on,
-  // kMxuGo). A pending hand-off of the same semaphore is replaced, so each signal keeps exactly
-  // one wait.
-  void hand_off(std::uint32_t sem, Unit waiter) {
-    hand_off(program_.instructions.size() - 1, sem, waiter);
-  }
-  void hand_off(std::size_t producer, std::uint32_t sem, Unit waiter) {
+  // kMxuGo; DMA engine 0). It replaces a pending hand-off of `sem`, whose producer, earlier
+  // on the same unit, completes first: each signal keeps exactly one wait.
+  void hand_off(std::uint32_t sem, Unit waiter, std::optional<std::size_t> producer = {}) {
     handoffs_.erase(std::remove_if(handoffs_.begin(), handoffs_.end(),
                                    [&](const Handoff& h) { return h.sem == sem; }),
                     handoffs_.end());
-    handoffs_.push_back({producer, sem, waiter});
+    handoffs_.push_back({producer.value_or(program_.instructions.size() - 1), sem, waiter});
   }
   Instruction dma(Opcode op, const DmaFields& d, std::uint64_t wait, std::uint64_t signal) {
     check_width(d.group_stride, kMaxStride, "DMA group_stride (bytes)");
@@ -569,12 +569,16 @@ class Lowerer {
   const std::uint64_t ub_rows_, acc_rows_;
   // Weight tiles go HBM -> weight FIFO -> MXU (mxu.weight_fifo_tiles >= 2), not through the UB.
   const bool fifo_;
+  // GEMM output stores on DMA engine kStoreEngine (core.dma_engines >= 2), not engine 0.
+  const bool store_engine_;
 
   MemoryPlan plan_;
   Program program_;
   std::vector<Handoff> handoffs_;
-  // The last DMA and vector instructions, and the DMA the last staging barrier waited for.
-  std::optional<std::size_t> last_dma_, last_vector_, barrier_dma_;
+  // The last DMA (engine 0), store (engine kStoreEngine) and vector instructions, and the DMA
+  // and store the last staging barrier waited for.
+  std::optional<std::size_t> last_dma_, last_store_dma_, last_vector_, barrier_dma_,
+      barrier_store_dma_;
   // The weight tile stream: tiles whose load was emitted, and each LOAD_WEIGHTS's index.
   std::uint64_t weight_dmas_ = 0;
   // Weight FIFO fills and reads emitted so far, per MXU.
@@ -606,6 +610,12 @@ Program Lowerer::run() {
   program_.semaphore_names[kSemPoolReady] = "pool_ready";
   program_.semaphore_names[kSemPoolFree] = "pool_free";
   program_.semaphore_names[kSemLayerDone] = "layer_done";
+  if (store_engine_) {
+    program_.semaphore_names[kSemStoreReady] = "store_ready";
+    program_.semaphore_names[kSemStoreFree] = "store_free";
+    program_.semaphore_names[kSemStoresDone] = "stores_done";
+    program_.semaphore_names[kSemStagingFreeStores] = "staging_free.1";
+  }
   const std::uint64_t mxus = std::min<std::uint64_t>(config_.core.mxus, kMaxCompilerMxus);
   for (std::uint64_t u = 1; u < mxus && fifo_; ++u) {
     static constexpr const char* kNames[] = {"x_ready",       "x_free",   "acc_ready",
@@ -697,12 +707,16 @@ Program Lowerer::run() {
 
     // A pooling or add node's first vector instruction may write staging rows before any DMA
     // of its own: it waits until earlier nodes' transfers are done with them (a GEMM's vector
-    // work waits for its own weight loads, which come after those transfers in DMA order).
+    // work waits for its own weight loads, which come after those transfers in DMA order),
+    // those of each DMA engine the compiler uses. A node without vector work (a slice) leaves
+    // its hand-off pending: the later DMA replaces it (one engine's transfers finish in order).
     if (!is_view(layer.kind) && last_dma_ && last_dma_ != barrier_dma_) {
-      // A node without vector work (a slice) leaves its hand-off pending: the later DMA
-      // replaces it (transfers finish in order).
-      hand_off(*last_dma_, kSemStagingFree, Unit::kVector);
+      hand_off(kSemStagingFree, Unit::kVector, last_dma_);
       barrier_dma_ = last_dma_;
+    }
+    if (!is_view(layer.kind) && last_store_dma_ && last_store_dma_ != barrier_store_dma_) {
+      hand_off(kSemStagingFreeStores, Unit::kVector, last_store_dma_);
+      barrier_store_dma_ = last_store_dma_;
     }
     const Placement& in = plan_.tensors[layer.inputs[0]];
     const Placement& out = plan_.tensors[layer.output];
@@ -710,7 +724,7 @@ Program Lowerer::run() {
     // until the vector unit, in order, has written it, since the weights may have reached the
     // UB before this node began.
     if (is_gemm(layer.kind) && in.resident && last_vector_) {
-      hand_off(*last_vector_, kSemInputReady, Unit::kWeightLoad);
+      hand_off(kSemInputReady, Unit::kWeightLoad, last_vector_);
     }
     const std::uint64_t limit = plan_.staging_limit[layer_index_];
     const Requant& q = requant[layer_index_];
@@ -1265,14 +1279,19 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
                  });
     return pieces;
   };
+  // The output tiles' semaphores: their own on the store engine.
+  const std::uint32_t out_ready = store_engine_ ? kSemStoreReady : kSemOutReady;
+  const std::uint32_t out_free = store_engine_ ? kSemStoreFree : kSemOutFree;
   // Store pieces [from, to) of output tile t; the first waits for the tile, the last frees its
   // slot.
   auto emit_store = [&](std::uint64_t t, const std::vector<DmaFields>& pieces, std::size_t from,
                         std::size_t to) {
     for (std::size_t i = from; i < to; ++i) {
-      std::uint64_t wait = i == 0 ? bit(kSemOutReady) : 0;
-      std::uint64_t signal = i + 1 == pieces.size() && t + 2 * U < T ? bit(kSemOutFree) : 0;
-      emit(dma(Opcode::kDmaStore, pieces[i], wait, signal));
+      std::uint64_t wait = i == 0 ? bit(out_ready) : 0;
+      std::uint64_t signal = i + 1 == pieces.size() && t + 2 * U < T ? bit(out_free) : 0;
+      Instruction store = dma(Opcode::kDmaStore, pieces[i], wait, signal);
+      store.instance = store_engine_ ? kStoreEngine : 0;
+      emit(store);
     }
   };
   const std::size_t next = layer_index_ + 1;
@@ -1503,10 +1522,10 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
             act.src_row = std::uint32_t(tl.bias_slot * row_elems * eb_ / 4 + n0);
           }
           if (i == 0) {
-            act.wait = bit(acc_ready(u, l)) | (t >= 2 * U && !out_res ? bit(kSemOutFree) : 0);
+            act.wait = bit(acc_ready(u, l)) | (t >= 2 * U && !out_res ? bit(out_free) : 0);
           }
           if (i + 1 == acts.size()) {
-            act.signal = (out_res ? 0 : bit(kSemOutReady)) |
+            act.signal = (out_res ? 0 : bit(out_ready)) |
                          (l + 2 < tiles(u) ? bit(mxu_sem(u, kMxuAccFree)) : 0);
           }
           emit(act);
@@ -1514,10 +1533,13 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       }
     }
   }
-  for (std::uint64_t t = T >= 2 * U ? T - 2 * U : 0; t < T && !out_res; ++t) {
+  if (out_res) return;
+  for (std::uint64_t t = T >= 2 * U ? T - 2 * U : 0; t < T; ++t) {
     const std::vector<DmaFields> pieces = store_pieces(t);
     emit_store(t, pieces, 0, pieces.size());
   }
+  // On the store engine: engine 0's next transfer (the next node's) waits for the last store.
+  if (store_engine_) hand_off(kSemStoresDone, Unit::kDma, last_store_dma_);
 }
 
 // Weight tile j = (t, kt) of a node: K_t x N_t row-major after all tiles of earlier column

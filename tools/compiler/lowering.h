@@ -46,7 +46,11 @@
 // - DMA order (one transfer runs at a time): the next M tile's input is queued in shares, one
 //   behind each weight-tile load of the current M tile; output tile t is stored behind the
 //   first weight load of tile t + 2, when the vector unit has long written it, so a weight load
-//   never waits behind a store that waits for the vector unit.
+//   never waits behind a store that waits for the vector unit. With two or more DMA engines a
+//   GEMM node's stores run on engine 1 (kStoreEngine), queued in the same places, so they
+//   overlap the loads; everything else stays on engine 0. Engine 1's last store of a node hands
+//   stores_done to engine 0's next transfer and staging_free.1 to the next node's first vector
+//   instruction, so the one-engine orderings below hold across the split.
 // - Cross-layer order: the last vector instruction of a node with a resident output signals
 //   layer_done, which the next DMA waits on (its signal bit is set only once that DMA is
 //   emitted, so counts balance). Only then may DMAs overwrite the staging rows or a resident
@@ -126,6 +130,16 @@ enum MxuSemaphore : std::uint32_t {
 };
 // Semaphore blocks after kSemFirstInput: 16 + 6 x 7 = 58 of the 64.
 constexpr std::uint32_t kMaxCompilerMxus = 8;
+// With two or more DMA engines (core.dma_engines) a GEMM node's output stores run on engine 1,
+// beside the loads on engine 0, with their own semaphores (so a pooling node's stores on
+// engine 0 never take a GEMM tile's signal), after the MXU blocks:
+constexpr std::uint32_t kSemStoreReady = 58;  // vector -> dma.1: an output tile is staged
+constexpr std::uint32_t kSemStoreFree = 59;   // dma.1 -> vector: an output slot may be reused
+// dma.1 -> dma: a node's stores are done; engine 0's next transfer waits, so every later
+// transfer sees (and may reuse) what they touched.
+constexpr std::uint32_t kSemStoresDone = 60;
+constexpr std::uint32_t kSemStagingFreeStores = 61;  // dma.1 -> vector: staging_free, engine 1
+constexpr std::uint32_t kStoreEngine = 1;
 
 // Throws CompileError when a layer cannot fit (saying why and what would fit), when HBM is too
 // small, or when a field would overflow its instruction width.

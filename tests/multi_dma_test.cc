@@ -1,0 +1,211 @@
+// Several DMA engines per core (core.dma_engines): hand-derived cycles of engines overlapping
+// transfers, the UB write port and the memory they share, and the limits on configs and
+// programs. SystemC elaborates once per process: one simulate() per test.
+#include <gtest/gtest.h>
+
+#include <cstdint>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <systemc>
+
+#include "sim/config/config.h"
+#include "sim/isa/program.h"
+#include "sim/tpu_core.h"
+#include "tests/assembly_run.h"
+
+namespace tpu {
+namespace {
+
+// The 8 x 8 core of core_timing_test (ideal memory, 64 banks, two read ports, one write port,
+// issue width 1, 256-byte bursts) with two DMA engines.
+Config two_engines() {
+  Config c;
+  c.name = "test8x8dma2";
+  c.core.dma_engines = 2;
+  c.array.rows = 8;
+  c.array.cols = 8;
+  c.hbm.preset = "ideal";
+  c.ub.banks = 64;
+  c.ub.read_ports = 2;
+  c.ub.write_ports = 1;
+  c.vector.lanes = 8;
+  return c;
+}
+
+const UnitStats& dma_stats(const RunResult& r) { return r.units[std::size_t(Unit::kDma)]; }
+
+// A load of UB rows 0..7 and a store of rows 16..23 (different banks), the store on engine
+// `store_unit`.
+std::string load_and_store(int store_unit) {
+  return ".hbm 1024\n"
+         "dma.load hbm=0 ub=0 elems=64 pack=8\n"
+         "dma.store hbm=512 ub=16 elems=64 pack=8 unit=" +
+         std::to_string(store_unit) + "\nhalt\n";
+}
+
+// Issue one a cycle: load 0, store 1, halt 2. The load (engine 0, start 0) sends its one
+// 64-byte request in cycle 0, answered there (ideal); the response completes rows 0..7, one
+// spread write burst through the one write port, cycles 0..7: done 8. The store (engine 1,
+// issued and started 1) reads rows 16..23 in 1..8 (a spread read, second read port free);
+// its one write request needs all of them, so it goes out in 8 + 1 = 9 and is answered
+// there: done 9 + 1 = 10 = total (halt issued 2).
+TEST(MultiDma, TwoEnginesOverlapALoadAndAStore) {
+  const RunResult r = run_assembly(load_and_store(1), two_engines());
+  EXPECT_EQ(at_pc(r, 0).start, 0u);
+  EXPECT_EQ(at_pc(r, 0).done, 8u);
+  EXPECT_EQ(at_pc(r, 1).instance, 1u);
+  EXPECT_EQ(at_pc(r, 1).start, 1u);
+  EXPECT_EQ(at_pc(r, 1).done, 10u);
+  EXPECT_EQ(r.total_cycles, 10u);
+  // The kind's counters sum the engines': busy 8 + 9 cycles, no stall.
+  EXPECT_EQ(dma_stats(r).busy_cycles, 17u);
+  EXPECT_EQ(dma_stats(r).instructions, 2u);
+  EXPECT_TRUE(dma_stats(r).stalls.empty());
+}
+
+// The same transfers on one engine: the store starts when the load completes, 8 (ready
+// max(issue 1, 8)), reads 8..15, writes in 16, done 17 = total.
+TEST(MultiDma, OneEngineRunsTheSameTransfersOneAfterTheOther) {
+  const RunResult r = run_assembly(load_and_store(0), two_engines());
+  EXPECT_EQ(at_pc(r, 0).done, 8u);
+  EXPECT_EQ(at_pc(r, 1).start, 8u);
+  EXPECT_EQ(at_pc(r, 1).done, 17u);
+  EXPECT_EQ(r.total_cycles, 17u);
+}
+
+// Two loads of 8 rows on two engines: A (engine 0, start 0) writes its rows in 0..7, granted
+// at 0 + 1/2. B (engine 1, start 1) is answered in 1, but the one write port is A's until 8,
+// so B writes 8..15: done 16, no faster than one engine (A done 8, B from 8, done 16). Two
+// write ports: B writes 1..8, done 9.
+std::string two_loads() {
+  return ".hbm 1024\n"
+         "dma.load hbm=0 ub=0 elems=64 pack=8\n"
+         "dma.load hbm=512 ub=16 elems=64 pack=8 unit=1\n"
+         "halt\n";
+}
+
+TEST(MultiDma, TwoLoadsShareTheOneUbWritePort) {
+  const RunResult r = run_assembly(two_loads(), two_engines());
+  EXPECT_EQ(at_pc(r, 0).done, 8u);
+  EXPECT_EQ(at_pc(r, 1).start, 1u);
+  EXPECT_EQ(at_pc(r, 1).done, 16u);
+  EXPECT_EQ(r.total_cycles, 16u);
+}
+
+TEST(MultiDma, TwoLoadsWithTwoUbWritePortsOverlap) {
+  Config c = two_engines();
+  c.ub.write_ports = 2;
+  const RunResult r = run_assembly(two_loads(), c);
+  EXPECT_EQ(at_pc(r, 0).done, 8u);
+  EXPECT_EQ(at_pc(r, 1).done, 9u);
+  EXPECT_EQ(r.total_cycles, 9u);
+}
+
+// `simple` memory, 1 ns cycles, 8 bytes per ns, 10 ns latency, 8-byte bursts, one request
+// held at a time: the memory withholds END_REQ, and the shared port holds the other engine's
+// request back. A: engine 0 loads rows 0..1 from 0 (two requests); B: engine 1 rows 8..9 from
+// 64 (issued 1). A0 sent 0, accepted 0, bus 0..1, answered 11. B0 sent 1, held back; accepted
+// when A0 is answered, 11: bus 11..12, answered 22. A1 sent 11 (after A0's response), held;
+// accepted 22, answered 33: A writes its rows in 11 and 33, done 34. B1 sent 22, accepted 33,
+// answered 44: B done 45. (One engine: A's requests answered 11 and 22, B's 33 and 44, done
+// 46.) Then engine 0 stores rows 0..9 to 512 once B has signalled: the bytes land as loaded,
+// rows 2..7 zero.
+TEST(MultiDma, SimpleMemoryHoldsBackTheOtherEnginesRequest) {
+  Config c = two_engines();
+  c.clock_mhz = 1000.0;
+  c.hbm.preset = "simple";
+  c.hbm.bandwidth_gbs = 8.0;
+  c.hbm.latency_ns = 10.0;
+  c.hbm.burst_bytes = 8;
+  c.hbm.max_outstanding = 1;
+  Program p = parse_assembly(R"(.array 8 8
+.hbm 1024
+.sem 0 b_done
+dma.load hbm=0 ub=0 elems=16 pack=8
+dma.load hbm=64 ub=8 elems=16 pack=8 unit=1 signal=b_done
+dma.store hbm=512 ub=0 elems=80 pack=8 wait=b_done
+halt
+)");
+  HbmSegment a{"a", 0, {}}, b{"b", 64, {}};
+  for (int i = 0; i < 16; ++i) {
+    a.bytes.push_back(std::uint8_t(1 + i));
+    b.bytes.push_back(std::uint8_t(101 + i));
+  }
+  p.hbm_image = {a, b};
+  SimOptions options;
+  options.trace = true;
+  const RunResult r = simulate(c, p, options);
+  EXPECT_EQ(at_pc(r, 0).done, 34u);
+  EXPECT_EQ(at_pc(r, 1).done, 45u);
+  EXPECT_EQ(at_pc(r, 2).start, 45u);
+  ASSERT_EQ(r.hbm_final.size(), 1024u);
+  for (int i = 0; i < 80; ++i) {
+    const int expected = i < 16 ? 1 + i : i >= 64 ? 101 + (i - 64) : 0;
+    EXPECT_EQ(int(r.hbm_final[std::size_t(512 + i)]), expected) << i;
+  }
+}
+
+// A transfer on engine 1 waiting for a semaphore nobody signals: the deadlock names dma.1.
+TEST(MultiDma, DeadlockNamesTheEngine) {
+  try {
+    run_assembly(".hbm 64\n.sem 0 never\ndma.load hbm=0 ub=0 elems=8 pack=8 unit=1 wait=never\n"
+                 "halt\n",
+                 two_engines());
+    FAIL() << "expected a deadlock";
+  } catch (const SimError& e) {
+    EXPECT_NE(std::string(e.what()).find("dma.1 at 'dma.load"), std::string::npos) << e.what();
+  }
+}
+
+std::string program_error(const std::string& text, const Config& config) {
+  try {
+    run_assembly(text, config);
+  } catch (const SimError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+TEST(MultiDma, EngineTheCoreLacksIsRejected) {
+  EXPECT_EQ(program_error(".hbm 64\ndma.store hbm=0 ub=0 elems=8 pack=8 unit=2\nhalt\n",
+                          two_engines()),
+            "instruction 0 'dma.store hbm=0x0 ub=0 elems=8 pack=8 segs=1 seg_stride=0 groups=1 "
+            "group_stride=0 ub_stride=1 unit=2': unit instance 2, but the core has 2 dma units "
+            "(instances 0..1, core.dma_engines = 2)");
+}
+
+// A weight FIFO fills in order, which one engine's queue keeps and two engines' would not.
+TEST(MultiDma, WeightFifoFilledFromTwoEnginesIsRejected) {
+  Config c = two_engines();
+  c.mxu.weight_fifo_tiles = 2;
+  EXPECT_EQ(program_error(".hbm 128\n"
+                          "dma.load hbm=0 ub=0 elems=64 pack=8 weights\n"
+                          "dma.load hbm=64 ub=0 elems=64 pack=8 weights unit=1\n"
+                          "halt\n",
+                          c),
+            "instruction 1 'dma.load hbm=0x40 ub=0 elems=64 pack=8 segs=1 seg_stride=0 groups=1 "
+            "group_stride=0 ub_stride=1 weights unit=1': weight FIFO 0 is filled by DMA engine "
+            "0 before; every fill of a FIFO must be on one engine (unit=0)");
+}
+
+std::string config_error(const nlohmann::json& doc) {
+  try {
+    parse_config(doc, "configs/x.json");
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(MultiDmaConfig, EngineCountOutsideItsRangeIsOneLine) {
+  EXPECT_EQ(config_error({{"core", {{"dma_engines", 0}}}}),
+            "configs/x.json: core.dma_engines = 0 is out of range (allowed 1..16)");
+  EXPECT_EQ(config_error({{"core", {{"dma_engines", 17}}}}),
+            "configs/x.json: core.dma_engines = 17 is out of range (allowed 1..16)");
+  EXPECT_EQ(config_error({{"core", {{"dma_engines", 16}}}}), "");
+  EXPECT_EQ(parse_config(nlohmann::json::object(), "x").core.dma_engines, 1u);
+}
+
+}  // namespace
+}  // namespace tpu
