@@ -68,14 +68,21 @@ std::string StartTracker::cause(Cycle start) const {
 }
 
 Sequencer::Sequencer(sc_core::sc_module_name name, const Config& config, const Program& program,
-                     const Clock& clock, const Probe& probe)
+                     const Clock& clock, const Probe& probe, std::size_t core)
     : sc_module(name),
       config_(config),
       program_(program),
       clock_(clock),
       probe_(probe),
+      core_(core),
+      begin_(core_stream(program, core).first),
+      end_(core_stream(program, core).second),
       sems_(program),
-      mxus_(config.core.mxus) {
+      mxus_(config.core.mxus),
+      pc_(begin_) {
+  for (const Instruction& inst : program.instructions) {
+    if (inst.op == Opcode::kSignalCore && inst.core == core) remote_sems_ |= inst.signal;
+  }
   layers_.resize(program.layers.size());
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     layers_[i].name = program.layers[i].name;
@@ -116,14 +123,22 @@ bool Sequencer::queue_full(UnitId unit, Cycle now) const {
 
 std::string Sequencer::wait_semaphores(std::uint64_t mask, std::string& waiting) {
   if (sems_.try_acquire(mask)) return "";
+  const Cycle from = clock_.now();
   std::string cause;
+  bool remote = false;  // some wait was on a semaphore another core signals
   do {
     cause = sems_.cause(mask);
     waiting = sems_.zero_names(mask);
+    remote = remote || sems_.cause(mask & remote_sems_) == cause;
     wait(sems_.changed());
   } while (!sems_.try_acquire(mask));
   waiting.clear();
+  if (remote) sync_wait_ += clock_.now() - from;
   return cause;
+}
+
+void Sequencer::signal_at(std::uint64_t mask, Cycle cycle) {
+  at(cycle, [this, mask] { sems_.signal(mask); });
 }
 
 Cycle Sequencer::acquire_in_sequencer(const Issued& is, Cycle now) {
@@ -137,7 +152,7 @@ void Sequencer::issue() {
   try {
     const std::uint32_t width = config_.sequencer.issue_width;
     const auto& insts = program_.instructions;
-    const std::size_t progress_step = std::max<std::size_t>(1, insts.size() / 100);
+    const std::size_t progress_step = std::max<std::size_t>(1, (end_ - begin_) / 100);
     Cycle now = 0;
     for (;;) {
       for (std::uint32_t slots = width; slots > 0; --slots, ++pc_) {
@@ -159,7 +174,16 @@ void Sequencer::issue() {
           if (LayerStats* l = layer(is.layer)) {
             ++l->units[std::size_t(Unit::kSequencer)].instructions;
           }
-          sems_.signal(inst.signal);
+          if (inst.op == Opcode::kSignalCore) {
+            const Cycle arrive = now + config_.chip.interconnect_latency_cycles;
+            if (remote_ && inst.core != core_) {
+              remote_(inst.core, inst.signal, arrive);
+            } else {
+              signal_at(inst.signal, arrive);
+            }
+          } else {
+            sems_.signal(inst.signal);
+          }
           if (inst.op == Opcode::kHalt) {
             halt_cycle_ = now;
             while (outstanding_ > 0) {
@@ -187,7 +211,7 @@ void Sequencer::issue() {
           charge_stall(pc_, layer_, "queue", now - from);
           slots = width;
         }
-        if (progress_ && pc_ % progress_step == 0) progress_(pc_, insts.size());
+        if (progress_ && (pc_ - begin_) % progress_step == 0) progress_(pc_ - begin_, end_ - begin_);
         UnitQueue& q = queue(unit);
         q.entries.push_back(tag(inst, pc_, now));
         if (probe_.on()) report(InstructionEvent::Kind::kIssued, unit.kind, q.entries.back(), now);
@@ -412,7 +436,7 @@ std::string Sequencer::deadlock_report() const {
     out += (first ? " " : "; ") + part;
     first = false;
   };
-  if (!halted_ && pc_ < program_.instructions.size()) {
+  if (!halted_ && pc_ < end_) {
     add(std::string("sequencer at '") + to_assembly(program_.instructions[pc_], &program_) +
         "' waits on " + (sequencer_waiting_.empty() ? "nothing" : sequencer_waiting_));
   }

@@ -98,8 +98,15 @@ class StartTracker {
 class Sequencer : public sc_core::sc_module {
  public:
   SC_HAS_PROCESS(Sequencer);
+  // Runs core `core`'s instruction stream of `program` (core_stream()).
   Sequencer(sc_core::sc_module_name name, const Config& config, const Program& program,
-            const Clock& clock, const Probe& probe);
+            const Clock& clock, const Probe& probe, std::size_t core = 0);
+  // Delivers a signal.core to another core: (target core, semaphore mask, arrival cycle).
+  // The chip sets it; a signal.core to this core itself arrives through signal_at().
+  using RemoteSignal = std::function<void(std::size_t, std::uint64_t, Cycle)>;
+  void set_remote_signal(RemoteSignal remote) { remote_ = std::move(remote); }
+  // Increments the semaphores in `mask` at the start of cycle `at` (a signal.core arriving).
+  void signal_at(std::uint64_t mask, Cycle at);
 
   const Clock& clock() const { return clock_; }
   // The run's observers: the sequencer reports every instruction's events, the units their
@@ -148,6 +155,9 @@ class Sequencer : public sc_core::sc_module {
   const std::vector<LayerStats>& layers() const { return layers_; }
   const std::array<UnitStats, kNumUnits>& units() const { return units_; }
   const std::vector<MxuStats>& mxus() const { return mxus_; }
+  // Cycles units and issue spent waiting on semaphores another core signals (cross-core
+  // synchronisation), summed over the waits.
+  Cycle sync_wait_cycles() const { return sync_wait_; }
   // Reports issue progress each hundredth of the program (see SimOptions::progress).
   void set_progress(std::function<void(std::size_t, std::size_t)> progress) {
     progress_ = std::move(progress);
@@ -199,6 +209,11 @@ class Sequencer : public sc_core::sc_module {
   const Program& program_;
   const Clock& clock_;
   const Probe& probe_;
+  const std::size_t core_;
+  const std::size_t begin_, end_;  // this core's stream [begin_, end_) of the program
+  std::uint64_t remote_sems_ = 0;  // semaphores another core's signal.core signals here
+  RemoteSignal remote_;
+  Cycle sync_wait_ = 0;
   Semaphores sems_;
   std::array<UnitQueue, kNumUnits * kMaxUnitInstances> queues_;
   sc_core::sc_event taken_;

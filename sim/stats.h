@@ -34,6 +34,12 @@ struct UnitStats {
   Cycle busy_cycles = 0;
   StallMap stalls;
   std::uint64_t instructions = 0;
+  UnitStats& operator+=(const UnitStats& o) {
+    busy_cycles += o.busy_cycles;
+    for (const auto& [cause, cycles] : o.stalls) stalls[cause] += cycles;
+    instructions += o.instructions;
+    return *this;
+  }
 };
 
 // One matrix unit (core.mxus of them, indexed by unit instance): its weight loader, its
@@ -43,6 +49,12 @@ struct MxuStats {
   UnitStats weight_load;
   UnitStats matmul;
   std::uint64_t array_macs = 0;
+  MxuStats& operator+=(const MxuStats& o) {
+    weight_load += o.weight_load;
+    matmul += o.matmul;
+    array_macs += o.array_macs;
+    return *this;
+  }
 };
 
 struct LayerStats {
@@ -71,6 +83,32 @@ struct LayerStats {
   Cycle cycles() const { return started ? last_cycle - first_cycle + 1 : 0; }
   Cycle compute_cycles() const {
     return compute_seen ? compute_last - compute_first + 1 : 0;
+  }
+  // Adds another core's share of the same layer: spans widen, counters add.
+  LayerStats& operator+=(const LayerStats& o) {
+    if (o.started) {
+      first_cycle = started ? std::min(first_cycle, o.first_cycle) : o.first_cycle;
+      last_cycle = started ? std::max(last_cycle, o.last_cycle) : o.last_cycle;
+      started = true;
+    }
+    if (o.compute_seen) {
+      compute_first = compute_seen ? std::min(compute_first, o.compute_first) : o.compute_first;
+      compute_last = compute_seen ? std::max(compute_last, o.compute_last) : o.compute_last;
+      compute_seen = true;
+    }
+    for (std::size_t u = 0; u < kNumUnits; ++u) units[u] += o.units[u];
+    for (std::size_t m = 0; m < mxus.size() && m < o.mxus.size(); ++m) mxus[m] += o.mxus[m];
+    weight_tiles += o.weight_tiles;
+    used_pes += o.used_pes;
+    hbm_read_bytes += o.hbm_read_bytes;
+    hbm_write_bytes += o.hbm_write_bytes;
+    ub_reads += o.ub_reads;
+    ub_writes += o.ub_writes;
+    array_macs += o.array_macs;
+    acc_read_bytes += o.acc_read_bytes;
+    acc_write_bytes += o.acc_write_bytes;
+    vector_elems += o.vector_elems;
+    return *this;
   }
 };
 
@@ -153,13 +191,29 @@ struct InstructionTrace {
   Cycle done = 0;
 };
 
+// One core of the chip (one entry per instruction stream of the program).
+struct CoreStats {
+  Cycle total_cycles = 0;                    // its start to its HALT retiring
+  std::array<UnitStats, kNumUnits> units{};  // summed over instances
+  std::vector<MxuStats> mxus;                // per MXU
+  Cycle sync_wait_cycles = 0;  // its units and issue waiting on semaphores other cores signal
+  std::uint64_t interconnect_read_bytes = 0;  // HBM bytes through the interconnect (0 on a
+  std::uint64_t interconnect_write_bytes = 0;  // one-core chip, which has none)
+  std::uint64_t array_macs() const {
+    std::uint64_t macs = 0;
+    for (const MxuStats& m : mxus) macs += m.array_macs;
+    return macs;
+  }
+};
+
 struct RunResult {
-  Cycle total_cycles = 0;            // program start to HALT retiring
+  Cycle total_cycles = 0;            // program start to the last core's HALT retiring
   DataType dtype = DataType::kInt8;  // the program's: sizes UB rows and prices MACs
   double simulated_ns = 0;
-  std::vector<LayerStats> layers;    // indexed like Program::layers
-  std::array<UnitStats, kNumUnits> units{};  // summed over instances
-  std::vector<MxuStats> mxus;                // per MXU (core.mxus entries)
+  std::vector<LayerStats> layers;    // indexed like Program::layers, summed over cores
+  std::array<UnitStats, kNumUnits> units{};  // summed over instances and cores
+  std::vector<MxuStats> mxus;                // per MXU (core.mxus entries), summed over cores
+  std::vector<CoreStats> cores;              // per core that ran a stream
   HbmStats hbm;
   std::vector<std::uint8_t> hbm_final;  // final HBM contents (functional runs only)
   std::vector<InstructionTrace> trace;  // in completion order (SimOptions::trace only)

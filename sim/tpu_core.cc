@@ -1,6 +1,8 @@
-// The top module: one TPU core wired from its blocks, and simulate(), the entry point.
+// The top modules: a TPU core wired from its blocks, the chip of chip.cores cores sharing the
+// HBM, and simulate(), the entry point.
 #include "sim/tpu_core.h"
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -15,6 +17,7 @@
 #include "sim/dma_engine.h"
 #include "sim/hbm_channel.h"
 #include "sim/hbm_mux.h"
+#include "sim/interconnect.h"
 #include "sim/isa/semantics.h"
 #include "sim/matrix_unit.h"
 #include "sim/sequencer.h"
@@ -97,30 +100,35 @@ class DmaUnit : public sc_core::sc_module {
   std::vector<std::uint64_t> fills_;  // per FIFO: `dma.load weights` started so far
 };
 
+// One core running stream `core` of the program; the chip binds its memory side (bind_memory).
 struct TpuCore : sc_core::sc_module {
   TpuCore(sc_core::sc_module_name name, const Config& config, const Program& program,
-          MachineState& state, const SimOptions& options, const Probe& probe)
+          MachineState& state, const SimOptions& options, const Probe& probe, std::size_t core)
       : sc_module(name),
         clock(config.period_ns()),
-        sequencer("sequencer", config, program, clock, probe),
+        sequencer("sequencer", config, program, clock, probe, core),
         ub("ub", config, program.dtype, probe),
-        hbm("hbm", config, options.timing_only ? nullptr : &state.hbm),
         weight_fifos(make_fifos(config)),
         hbm_mux(config.core.dma_engines > 1 ? std::make_unique<HbmMux>("hbm_port") : nullptr),
         dmas(make_dmas(config, state, probe)),
         dma_units(make_dma_units(state)),
         mxus(make_mxus(config, state, options)),
         vector("vector", config, sequencer, ub, state, !options.timing_only) {
-    // One engine talks to the memory directly; several share its socket through the port.
-    if (hbm_mux) hbm_mux->memory.bind(hbm.socket);
-    for (auto& dma : dmas) {
-      if (hbm_mux) {
-        dma->hbm_socket.bind(hbm_mux->engines);
-      } else {
-        dma->hbm_socket.bind(hbm.socket);
-      }
+    // One engine talks to the memory directly; several share the core's port through the mux.
+    if (hbm_mux) {
+      for (auto& dma : dmas) dma->hbm_socket.bind(hbm_mux->engines);
     }
-    sequencer.set_progress(options.progress);
+  }
+
+  // Binds the core's memory side (its one DMA engine, or the mux of several) to `memory`: the
+  // HBM, or the chip's interconnect.
+  template <typename Target>
+  void bind_memory(Target& memory) {
+    if (hbm_mux) {
+      hbm_mux->memory.bind(memory);
+    } else {
+      dmas[0]->hbm_socket.bind(memory);
+    }
   }
 
   // One engine keeps the module names it always had ("dma", "dma_unit").
@@ -167,7 +175,6 @@ struct TpuCore : sc_core::sc_module {
   Clock clock;
   Sequencer sequencer;
   UnifiedBuffer ub;
-  HbmChannel hbm;
   std::deque<WeightFifo> weight_fifos;  // one per MXU
   std::unique_ptr<HbmMux> hbm_mux;      // several DMA engines share the memory through it
   std::vector<std::unique_ptr<DmaEngine>> dmas;
@@ -176,24 +183,55 @@ struct TpuCore : sc_core::sc_module {
   VectorUnit vector;
 };
 
-// Rejects programs the core cannot start: another array shape, no HALT, a unit instance the
-// core lacks, a weight FIFO filled from two DMA engines, a MATMUL with no tile loaded before
-// it, a LAYER naming no layer.
-void validate(const Config& config, const Program& program) {
-  if ((program.array_rows != 0 || program.array_cols != 0) &&
-      (program.array_rows != config.array.rows || program.array_cols != config.array.cols)) {
-    throw SimError("program was compiled for a " + std::to_string(program.array_rows) + "x" +
-                   std::to_string(program.array_cols) + " array, the config '" + config.name +
-                   "' has " + std::to_string(config.array.rows) + "x" +
-                   std::to_string(config.array.cols));
+// The chip: the HBM and one core per stream of the program (states[c] is core c's data; core
+// 0's holds the HBM). Several cores reach the HBM through the interconnect and signal each
+// other's semaphores; a one-core chip binds its DMA engine straight to the HBM.
+struct Chip : sc_core::sc_module {
+  Chip(sc_core::sc_module_name name, const Config& config, const Program& program,
+       std::vector<std::unique_ptr<MachineState>>& states, const SimOptions& options,
+       const Probe& probe)
+      : sc_module(name),
+        clock(config.period_ns()),
+        hbm("hbm", config, options.timing_only ? nullptr : &states[0]->hbm) {
+    if (config.chip.cores > 1) {
+      interconnect = std::make_unique<Interconnect>("interconnect", config, clock, states.size());
+      interconnect->hbm_socket.bind(hbm.socket);
+    }
+    for (std::size_t c = 0; c < states.size(); ++c) {
+      const std::string core = "core" + std::to_string(c);
+      cores.push_back(std::make_unique<TpuCore>(core.c_str(), config, program, *states[c],
+                                                options, probe, c));
+      if (interconnect) {
+        cores[c]->bind_memory(*interconnect->core_sockets[c]);
+      } else {
+        cores[c]->bind_memory(hbm.socket);
+      }
+      cores[c]->sequencer.set_remote_signal([this](std::size_t target, std::uint64_t mask,
+                                                   Cycle at) {
+        cores[target]->sequencer.signal_at(mask, at);
+      });
+    }
+    cores[0]->sequencer.set_progress(options.progress);
   }
+
+  Clock clock;
+  HbmChannel hbm;
+  std::unique_ptr<Interconnect> interconnect;  // chip.cores > 1 only
+  std::vector<std::unique_ptr<TpuCore>> cores;
+};
+
+// validate() for one core's stream.
+void validate_stream(const Config& config, const Program& program, std::size_t core) {
+  const std::string of_core =
+      program_cores(program) > 1 ? " of core " + std::to_string(core) : "";
   bool halt = false;
   const std::uint64_t depth = config.mxu.weight_fifo_tiles;
   // Per MXU: a tile loaded yet, weight FIFO fills and reads so far (program order).
   std::vector<bool> loaded(config.core.mxus, false);
   std::vector<std::uint64_t> fills(config.core.mxus, 0), reads(config.core.mxus, 0);
   std::vector<std::uint8_t> filler(config.core.mxus, 0);  // the DMA engine filling each FIFO
-  for (std::size_t pc = 0; pc < program.instructions.size() && !halt; ++pc) {
+  const auto [begin, end] = core_stream(program, core);
+  for (std::size_t pc = begin; pc < end && !halt; ++pc) {
     const Instruction& inst = program.instructions[pc];
     const auto where = [&] {
       return "instruction " + std::to_string(pc) + " '" + to_assembly(inst, &program) + "'";
@@ -269,6 +307,13 @@ void validate(const Config& config, const Program& program) {
       case Opcode::kMatmul:
         if (!loaded[inst.instance]) throw SimError(where() + ": no LOAD_WEIGHTS before it");
         break;
+      case Opcode::kSignalCore:
+        if (inst.core >= program_cores(program)) {
+          throw SimError(where() + ": core " + std::to_string(inst.core) +
+                         " has no instruction stream (the program has " +
+                         std::to_string(program_cores(program)) + ")");
+        }
+        break;
       case Opcode::kLayer:
         if (inst.layer >= program.layers.size()) {
           throw SimError(where() + ": layer " + std::to_string(inst.layer) +
@@ -280,7 +325,28 @@ void validate(const Config& config, const Program& program) {
         break;
     }
   }
-  if (!halt) throw SimError("program has no HALT");
+  if (!halt) throw SimError("program" + of_core + " has no HALT");
+}
+
+// Rejects programs the chip cannot start: another array shape, more streams than cores, a
+// stream without HALT, a unit instance the core lacks, a MATMUL with no tile loaded before
+// it, a LAYER naming no layer, a signal.core to a core without a stream.
+void validate(const Config& config, const Program& program) {
+  if ((program.array_rows != 0 || program.array_cols != 0) &&
+      (program.array_rows != config.array.rows || program.array_cols != config.array.cols)) {
+    throw SimError("program was compiled for a " + std::to_string(program.array_rows) + "x" +
+                   std::to_string(program.array_cols) + " array, the config '" + config.name +
+                   "' has " + std::to_string(config.array.rows) + "x" +
+                   std::to_string(config.array.cols));
+  }
+  const std::size_t streams = program_cores(program);
+  if (streams > config.chip.cores) {
+    throw SimError("program has " + std::to_string(streams) + " core streams, the config '" +
+                   config.name + "' has chip.cores = " + std::to_string(config.chip.cores));
+  }
+  for (std::size_t core = 0; core < streams; ++core) {
+    validate_stream(config, program, core);
+  }
 }
 
 // SimOptions::trace: the InstructionTrace of every unit instruction, in completion order.
@@ -350,9 +416,13 @@ RunResult simulate(const Config& config, const Program& program, const SimOption
   // set SC_COPYRIGHT_MESSAGE=DISABLE to hide it.)
   sc_core::sc_report_handler::set_actions(sc_core::SC_INFO, sc_core::SC_DO_NOTHING);
   validate(config, program);
-  std::unique_ptr<MachineState> state;
+  // One state per core: its UB, accumulators and weight FIFOs; core 0's holds the HBM.
+  std::vector<std::unique_ptr<MachineState>> states;
   try {
-    state = std::make_unique<MachineState>(config, program, !options.timing_only);
+    for (std::size_t c = 0; c < program_cores(program); ++c) {
+      states.push_back(
+          std::make_unique<MachineState>(config, program, !options.timing_only, c == 0));
+    }
   } catch (const std::exception& e) {
     throw SimError(e.what());
   }
@@ -360,36 +430,67 @@ RunResult simulate(const Config& config, const Program& program, const SimOption
   std::vector<Observer*> observers = options.observers;
   if (options.trace) observers.push_back(&recorder);
   const Probe probe(std::move(observers));
-  std::unique_ptr<TpuCore> core;
+  std::unique_ptr<Chip> chip;
   try {
-    core = std::make_unique<TpuCore>("tpu", config, program, *state, options, probe);
+    chip = std::make_unique<Chip>("tpu", config, program, states, options, probe);
     if (options.max_cycles == 0) {
       sc_core::sc_start();
     } else {
       // sc_start(t) stops before the events at t: run through cycle max_cycles.
-      sc_core::sc_start(core->clock.at(options.max_cycles + 1), sc_core::SC_EXIT_ON_STARVATION);
+      sc_core::sc_start(chip->clock.at(options.max_cycles + 1), sc_core::SC_EXIT_ON_STARVATION);
     }
   } catch (...) {
     throw as_sim_error(std::current_exception());
   }
-  Sequencer& seq = core->sequencer;
-  if (seq.error()) throw as_sim_error(seq.error());
-  if (!seq.halted() && sc_core::sc_pending_activity()) {
+  const auto& cores = chip->cores;
+  bool halted = true;
+  for (const auto& core : cores) {
+    if (core->sequencer.error()) throw as_sim_error(core->sequencer.error());
+    halted = halted && core->sequencer.halted();
+  }
+  if (!halted && sc_core::sc_pending_activity()) {
     throw SimError("no HALT within the cap of " + std::to_string(options.max_cycles) + " cycles");
   }
-  if (!seq.halted()) throw SimError(seq.deadlock_report());
+  if (!halted) {
+    if (cores.size() == 1) throw SimError(cores[0]->sequencer.deadlock_report());
+    std::string report;
+    for (std::size_t c = 0; c < cores.size(); ++c) {
+      if (cores[c]->sequencer.halted()) continue;
+      report += (report.empty() ? "core " : " | core ") + std::to_string(c) + ": " +
+                cores[c]->sequencer.deadlock_report();
+    }
+    throw SimError(report);
+  }
 
   RunResult result;
-  result.total_cycles = seq.total_cycles();
   result.dtype = program.dtype;
+  result.layers = cores[0]->sequencer.layers();
+  result.units = cores[0]->sequencer.units();
+  result.mxus = cores[0]->sequencer.mxus();
+  for (std::size_t c = 0; c < cores.size(); ++c) {
+    const Sequencer& seq = cores[c]->sequencer;
+    if (c > 0) {
+      for (std::size_t l = 0; l < result.layers.size(); ++l) result.layers[l] += seq.layers()[l];
+      for (std::size_t u = 0; u < kNumUnits; ++u) result.units[u] += seq.units()[u];
+      for (std::size_t m = 0; m < result.mxus.size(); ++m) result.mxus[m] += seq.mxus()[m];
+    }
+    CoreStats core;
+    core.total_cycles = seq.total_cycles();
+    core.units = seq.units();
+    core.mxus = seq.mxus();
+    core.sync_wait_cycles = seq.sync_wait_cycles();
+    if (chip->interconnect) {
+      core.interconnect_read_bytes = chip->interconnect->traffic()[c].read_bytes;
+      core.interconnect_write_bytes = chip->interconnect->traffic()[c].write_bytes;
+    }
+    result.total_cycles = std::max(result.total_cycles, core.total_cycles);
+    result.cores.push_back(std::move(core));
+  }
   result.simulated_ns = double(result.total_cycles) * config.period_ns();
-  result.layers = seq.layers();
-  result.units = seq.units();
-  result.mxus = seq.mxus();
-  core->hbm.settle_refresh();  // count the refreshes an idle device did up to the end
-  result.hbm = core->hbm.stats();
+  chip->hbm.settle_refresh();  // count the refreshes an idle device did up to the end
+  result.hbm = chip->hbm.stats();
   result.trace = recorder.take();
-  if (!options.timing_only) result.hbm_final = std::move(state->hbm);
+  if (!options.timing_only) result.hbm_final = std::move(states[0]->hbm);
   return result;
 }
 

@@ -27,7 +27,8 @@ namespace {
 using nlohmann::json;
 
 const std::string kSourceDir = TPUSIM_SOURCE_DIR;
-const std::vector<std::string> kBundled = {"default", "tpu_v1", "tpu_v4_core", "edge_32x32",
+const std::vector<std::string> kBundled = {"default", "tpu_v1",  "tpu_v2",     "tpu_v3",
+                                           "tpu_v4",  "tpu_v4_core", "tpu_v5e", "edge_32x32",
                                            "teach_8x8"};
 
 // The ConfigError message parse_config raises for `doc`, or "" if it parses.

@@ -724,6 +724,57 @@ TEST(Fidelity, RandomCompiledModelsOnTwoDmaEngines) {
   EXPECT_GE(split, 7);
 }
 
+// pe == fast == interpret() on chips of 2..4 cores (chip.cores), the compiler splitting the
+// batch over them (compiler.parallelism = data): conv + dense chains and dense-only chains of
+// random batch, int8 and bf16, 1..2 MXUs per core, the outputs of every core matching its
+// reference (what --check compares).
+TEST(Fidelity, RandomCompiledModelsOnSeveralCores) {
+  std::mt19937 rng(23);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  for (int i = 0; i < 6; ++i) {
+    Config config;
+    config.chip.cores = pick(2, 4);
+    config.chip.interconnect_gbs = pick(0, 1) ? 1e6 : double(pick(4, 64));
+    config.chip.interconnect_latency_cycles = pick(1, 30);
+    config.core.mxus = pick(1, 2);
+    config.compiler.parallelism = "data";
+    config.array.rows = pick(4, 8);
+    config.array.cols = pick(4, 8);
+    config.vector.lanes = pick(2, 8);
+    config.mxu.weight_fifo_tiles = pick(2, 4);
+    config.ub.banks = 1u << pick(0, 4);
+    config.ub.read_ports = 2;
+    config.ub.capacity_bytes = 256 << 10;
+    config.acc.capacity_bytes = 64 << 10;
+    config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+    const char* dtype = pick(0, 2) ? "int8" : "bf16";
+    const std::uint32_t batch = config.chip.cores + pick(0, 3);
+    std::ostringstream chain;
+    chain << R"({"name": "chain", "dtype": ")" << dtype << R"(", "batch": )" << batch
+          << R"(, "seed": )" << i << ", ";
+    if (i % 2) {
+      const std::uint32_t hw = pick(4, 6);
+      chain << R"("input": [)" << hw << ", " << hw << ", " << pick(1, 8) << R"(], "layers": [)"
+            << R"({"name": "conv", "type": "conv2d", "out_channels": )" << pick(3, 20)
+            << R"(, "kernel": 3, "stride": 1, "padding": 1},)"
+            << R"({"type": "relu"},)";
+    } else {
+      chain << R"("input": [1, 1, )" << pick(3, 30) << R"(], "layers": [)";
+    }
+    chain << R"({"name": "fc", "type": "dense", "units": )" << pick(3, 30) << "}]}";
+    SCOPED_TRACE(::testing::Message() << config.chip.cores << " cores x " << config.core.mxus
+                                      << " MXUs " << config.array.rows << "x"
+                                      << config.array.cols << "\n" << chain.str());
+    const Program program = compile(parse_model_json(chain.str(), "random"), config);
+    EXPECT_EQ(program_cores(program), config.chip.cores);
+    check_agreement(config, program);
+    const CheckResult c = check_outputs(program, interpret(config, program).hbm);
+    EXPECT_TRUE(c.passed) << (c.first_mismatches.empty() ? "" : c.first_mismatches[0]);
+  }
+}
+
 // pe == fast == interpret() on random chains of grouped, depthwise and dilated convs (strided,
 // padded) on arrays of any shape, matching the reference.
 TEST(Fidelity, RandomGroupedAndDilatedConvs) {

@@ -317,10 +317,11 @@ TEST(Encoding, EqualityComparesOnlyTheOpcodesFields) {
 
 TEST(Encoding, MnemonicsAndUnits) {
   const char* names[] = {"nop",    "halt",     "layer", "dma.load", "dma.store", "load.weights",
-                         "matmul", "activate", "pool",  "add",      "vop"};
+                         "matmul", "activate", "pool",  "add",      "vop",       "signal.core"};
   const Unit units[] = {Unit::kSequencer, Unit::kSequencer, Unit::kSequencer, Unit::kDma,
                         Unit::kDma,       Unit::kWeightLoad, Unit::kMatmul,   Unit::kVector,
-                        Unit::kVector,    Unit::kVector,     Unit::kVector};
+                        Unit::kVector,    Unit::kVector,     Unit::kVector,
+                        Unit::kSequencer};
   ASSERT_EQ(isa_table().size(), std::size(names));
   for (std::size_t i = 0; i < std::size(names); ++i) {
     EXPECT_STREQ(mnemonic(Opcode(i)), names[i]);
@@ -557,10 +558,10 @@ TEST(ProgramContainer, CorruptInputGivesOneLineErrors) {
   bad = good;
   bad[8] = 7;
   EXPECT_EQ(isa_error([&] { deserialize(bad); }),
-            "program format version 7, this build reads 5; recompile the program");
-  bad[8] = 4;  // a program of 64-byte instructions, before the VOP's chunk fields
+            "program format version 7, this build reads 6; recompile the program");
+  bad[8] = 5;  // a program of one instruction stream, before several cores
   EXPECT_EQ(isa_error([&] { deserialize(bad); }),
-            "program format version 4, this build reads 5; recompile the program");
+            "program format version 5, this build reads 6; recompile the program");
   // Every strict prefix past the magic is truncated somewhere; none may crash or succeed.
   for (std::size_t n = 8; n < good.size(); ++n) {
     const std::vector<std::uint8_t> prefix(good.begin(), good.begin() + std::ptrdiff_t(n));

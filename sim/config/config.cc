@@ -52,6 +52,21 @@ std::vector<ConfigKey> make_keys() {
   k.push_back({"clock_mhz", "MHz", "Core clock; every cycle count converts to time with it. At least 1 MHz, so simulated "
                "time (64-bit picoseconds) holds 1.8e13 cycles.",
                [](Config& c) -> F { return &c.clock_mhz; }, kMinClockMhz, kMaxClockMhz});
+  k.push_back({"chip.cores", "cores",
+               "Cores on the chip, each with its own sequencer, unified buffer, MXUs, vector "
+               "unit and DMA; they share the HBM through the interconnect.",
+               [](Config& c) -> F { return &c.chip.cores; }, 1, 16});
+  k.push_back({"chip.interconnect_gbs", "GB/s",
+               "Bandwidth of the on-chip interconnect's shared port to the HBM, crossed by every "
+               "HBM request of every core when chip.cores > 1.",
+               [](Config& c) -> F { return &c.chip.interconnect_gbs; }, kMinBandwidthGbs,
+               kMaxBandwidthGbs});
+  k.push_back({"chip.interconnect_latency_cycles", "cycles",
+               "Cycles to cross the interconnect each way (request to the HBM, response back) "
+               "and for a signal.core to reach another core, when chip.cores > 1; at least 1, "
+               "so requests arriving together are ordered by core.",
+               [](Config& c) -> F { return &c.chip.interconnect_latency_cycles; }, 1,
+               kMaxPipelineCycles});
   k.push_back({"core.mxus", "MXUs",
                "Matrix units in the core, each with its own array, weight registers, "
                "weight-load unit and weight FIFO; they share the accumulator memory and the "
@@ -196,6 +211,11 @@ std::vector<ConfigKey> make_keys() {
                "Static power of the whole core at clock_mhz (leakage and clock), charged for "
                "the run's whole latency.",
                [](Config& c) -> F { return &c.energy.static_w; }, 0, kMaxStaticW});
+  k.push_back({"compiler.parallelism", "",
+               "How the compiler spreads a graph over chip.cores: auto (by its estimate), "
+               "single (core 0 alone) or data (the samples split over the cores).",
+               [](Config& c) -> F { return &c.compiler.parallelism; }});
+  k.back().choices = {"auto", "single", "data"};
   return k;
 }
 

@@ -39,6 +39,19 @@ struct CoreConfig {
   std::uint32_t mxus = 1;
   std::uint32_t dma_engines = 1;
 };
+
+// The chip: `cores` cores, each a whole core as above (sequencer, UB, MXUs, vector unit, DMA),
+// sharing the HBM through an on-chip interconnect. With one core the DMA reaches the HBM
+// directly and the interconnect does not exist (sim/interconnect.h).
+struct ChipConfig {
+  std::uint32_t cores = 1;
+  // Every HBM request of every core crosses the interconnect's one shared port at this rate
+  // (GB/s = bytes per ns), in arrival order.
+  double interconnect_gbs = 1200.0;
+  // Cycles a request takes to cross to the memory, and a response back; a `signal.core`
+  // reaches the other core's semaphores after this many cycles.
+  std::uint32_t interconnect_latency_cycles = 20;
+};
 // A UB read port streams one input row per cycle, all an MXU takes while it streams; an MXU
 // streams for M of the max(M, K_t) cycles of a tile and not during its R + N_t - 1 cycles of
 // drain, so one port can keep a few MXUs partly busy. Beyond this many per read port each
@@ -115,11 +128,19 @@ struct EnergyConfig {
   double static_w = 0;              // leakage and clock of the whole core at clock_mhz
 };
 
+// What the compiler does with the config (tools/compiler/README.md, "Several cores").
+struct CompilerConfig {
+  // How a graph spreads over chip.cores: "auto" (by the compiler's estimate), "single" (core 0
+  // alone) or "data" (the samples split over the cores).
+  std::string parallelism = "auto";
+};
+
 struct Config {
   std::string name = "default";
   std::string description;
   std::string source;  // file the config came from, or "<embedded default>"
   double clock_mhz = 940.0;
+  ChipConfig chip;
   CoreConfig core;
   ArrayConfig array;
   MxuConfig mxu;
@@ -129,9 +150,11 @@ struct Config {
   HbmConfig hbm;
   SequencerConfig sequencer;
   EnergyConfig energy;
+  CompilerConfig compiler;
 
   // Derived figures.
   double period_ns() const { return 1000.0 / clock_mhz; }
+  std::uint32_t chip_mxus() const { return chip.cores * core.mxus; }  // every core's MXUs
   // Elements in one unified-buffer row: one MXU input vector or one output row.
   std::uint32_t ub_row_elems() const { return array.rows > array.cols ? array.rows : array.cols; }
   std::uint64_t ub_rows(DataType t) const {

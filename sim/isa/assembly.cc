@@ -31,7 +31,7 @@ const OpcodeSpec* find_mnemonic(const std::string& word) {
   return nullptr;
 }
 
-const char* const kDirectives[] = {".dtype", ".array", ".hbm", ".sem", ".layer"};
+const char* const kDirectives[] = {".dtype", ".array", ".hbm", ".sem", ".layer", ".core"};
 
 // " (did you mean 'x'?)" for the closest candidate within two edits, else "".
 std::string suggestion(const std::string& word, const std::vector<std::string>& candidates) {
@@ -139,6 +139,8 @@ class Parser {
         program_.instructions.push_back(instruction(words));
       }
     }
+    if (program_.core_begin.size() == 1) program_.core_begin.clear();  // one stream: plain form
+    check_core_begin(program_);
     return std::move(program_);
   }
 
@@ -384,6 +386,22 @@ class Parser {
       l.kind = words[3];
       l.macs = std::uint64_t(number(".layer macs", words[4], false));
       program_.layers.push_back(std::move(l));
+    } else if (d == ".core") {
+      expect_args(words, 1, "INDEX");
+      // Instructions before the first .core are core 0's.
+      if (program_.core_begin.empty() && !program_.instructions.empty()) {
+        program_.core_begin.push_back(0);
+      }
+      const std::size_t next = program_.core_begin.size();
+      const auto c = std::size_t(bounded(".core index", words[1], kMaxUnitInstances - 1));
+      if (c != next) {
+        error(".core " + words[1] + ": expected core " + std::to_string(next) +
+              " (each core's stream follows the previous core's)");
+      }
+      if (c > 0 && program_.core_begin.back() == program_.instructions.size()) {
+        error(".core " + words[1] + ": core " + std::to_string(c - 1) + " has no instructions");
+      }
+      program_.core_begin.push_back(program_.instructions.size());
     } else {
       std::vector<std::string> names(std::begin(kDirectives), std::end(kDirectives));
       error("unknown directive '" + d + "'" + suggestion(d, names));
@@ -443,7 +461,12 @@ std::string to_assembly(const Program& p) {
     out += ".layer " + std::to_string(i) + " " + quote(l.name) + " " + quote(l.kind) + " " +
            std::to_string(l.macs) + "\n";
   }
-  for (const Instruction& inst : p.instructions) {
+  std::size_t core = 0;
+  for (std::size_t pc = 0; pc < p.instructions.size(); ++pc) {
+    if (core < p.core_begin.size() && p.core_begin[core] == pc) {
+      out += ".core " + std::to_string(core++) + "\n";
+    }
+    const Instruction& inst = p.instructions[pc];
     out += (inst.op == Opcode::kLayer ? "" : "  ") + to_assembly(inst, &p) + "\n";
   }
   return out;

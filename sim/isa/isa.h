@@ -31,6 +31,7 @@ enum class Opcode : std::uint8_t {
   kPool = 8,         // unified buffer -> max or average pooling -> unified buffer (vector unit)
   kAdd = 9,          // two UB row ranges -> element-wise add -> unified buffer (vector unit)
   kVop = 10,         // UB rows -> fp32 map, mul, softmax or norm -> unified buffer (vector unit)
+  kSignalCore = 11,  // signals semaphores of another core over the interconnect (sequencer)
 };
 
 // The kind of execution unit an instruction is queued to (Instruction::instance says which
@@ -123,6 +124,8 @@ struct Instruction {
 
   // kLayer
   std::uint16_t layer = 0;
+  // kSignalCore: the core whose semaphores `signal` increments (not this core's)
+  std::uint8_t core = 0;
   // kDmaLoad / kDmaStore
   DmaFields dma;
   // kLoadWeights: `rows` (<= R) UB rows from ub_row, `cols` (<= C) elements each (transpose:

@@ -259,6 +259,12 @@ std::vector<OpcodeSpec> build_table() {
                .fallback(0)
                .quiet(),
        }},
+      {Opcode::kSignalCore, "signal.core", Unit::kSequencer,
+       "waits like nop, then signals its `signal` semaphores on core `core`, "
+       "chip.interconnect_latency_cycles later",
+       {},
+       {Field("core", 8, TPU_FIELD(core), "the core whose semaphores are signalled")
+            .range(0, kMaxUnitInstances - 1)}},
   };
 }
 

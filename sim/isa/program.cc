@@ -117,6 +117,30 @@ std::optional<std::uint64_t> view_end(const TensorView& v, DataType dtype) {
   return end;
 }
 
+std::size_t program_cores(const Program& program) {
+  return std::max<std::size_t>(1, program.core_begin.size());
+}
+
+std::pair<std::size_t, std::size_t> core_stream(const Program& p, std::size_t core) {
+  if (p.core_begin.empty()) return {0, p.instructions.size()};
+  const std::size_t end =
+      core + 1 < p.core_begin.size() ? p.core_begin[core + 1] : p.instructions.size();
+  return {p.core_begin[core], end};
+}
+
+void check_core_begin(const Program& p) {
+  for (std::size_t c = 0; c < p.core_begin.size(); ++c) {
+    const std::size_t first = c == 0 ? 0 : p.core_begin[c - 1] + 1;
+    if (p.core_begin[c] < first || p.core_begin[c] >= p.instructions.size() ||
+        (c == 0 && p.core_begin[c] != 0)) {
+      throw IsaError("core " + std::to_string(c) + "'s stream starts at instruction " +
+                     std::to_string(p.core_begin[c]) + ": streams must start at 0, each after " +
+                     "the previous one, within the " + std::to_string(p.instructions.size()) +
+                     " instructions");
+    }
+  }
+}
+
 std::vector<std::uint8_t> serialize(const Program& p) {
   Writer w;
   w.bytes(reinterpret_cast<const std::uint8_t*>(kMagic), sizeof kMagic);
@@ -130,6 +154,8 @@ std::vector<std::uint8_t> serialize(const Program& p) {
     const EncodedInstruction e = encode(inst);
     w.bytes(e.data(), e.size());
   }
+  w.u32(std::uint32_t(p.core_begin.size()));
+  for (std::size_t b : p.core_begin) w.u64(b);
   w.u32(std::uint32_t(p.layers.size()));
   for (const LayerInfo& l : p.layers) {
     w.str(l.name);
@@ -190,6 +216,9 @@ Program deserialize(const std::vector<std::uint8_t>& bytes) {
       throw IsaError("instruction " + std::to_string(i) + ": " + err.what());
     }
   }
+  const std::uint64_t n_cores = r.count(r.u32(), 8);
+  for (std::uint64_t i = 0; i < n_cores; ++i) p.core_begin.push_back(std::size_t(r.u64()));
+  check_core_begin(p);
   const std::uint64_t n_layers = r.count(r.u32(), 1);
   for (std::uint64_t i = 0; i < n_layers; ++i) {
     LayerInfo l;

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sim/config/config.h"
@@ -54,19 +55,30 @@ constexpr std::uint64_t kMaxProgramFileBytes = std::uint64_t(1) << 30;
 struct Program {
   // 2: 64-byte instructions (64 semaphores, unit instances, wider fields). 3: grouped convs'
   // load.weights blocks. 4: dma.load fifo (several MXUs). 5: 128-byte instructions (a VOP row
-  // op's row spanning several UB rows).
-  static constexpr std::uint32_t kFormatVersion = 5;
+  // op's row spanning several UB rows). 6: one instruction stream per core (core_begin),
+  // signal.core.
+  static constexpr std::uint32_t kFormatVersion = 6;
 
   DataType dtype = DataType::kInt8;
   // Array shape the program was compiled for; the simulator rejects a mismatching config.
   std::uint32_t array_rows = 0;
   std::uint32_t array_cols = 0;
   std::vector<Instruction> instructions;
+  // Several cores: core c runs instructions [core_begin[c], core_begin[c + 1]) (the last one
+  // to the end), each stream ending in its HALT; core_begin[0] = 0. Empty: one stream, core
+  // 0's. Cores of the chip beyond the streams stay idle.
+  std::vector<std::size_t> core_begin;
   std::vector<LayerInfo> layers;                // indexed by kLayer's `layer`
   std::vector<std::string> semaphore_names;     // kNumSemaphores entries; "" = unnamed
   std::vector<HbmSegment> hbm_image;            // initial HBM contents (empty if timing-only)
   std::uint64_t hbm_bytes = 0;                  // HBM footprint the program addresses
 };
+
+// Instruction streams in `program` (at least 1), and core c's [first pc, end pc).
+std::size_t program_cores(const Program& program);
+std::pair<std::size_t, std::size_t> core_stream(const Program& program, std::size_t core);
+// Raises IsaError unless core_begin starts at 0, rises strictly and stays within the program.
+void check_core_begin(const Program& program);
 
 // Assembly text: directives (.dtype, .array, .layer, .sem) then one instruction per line,
 // '#' or ';' comments. Does not carry the memory image. Errors raise IsaError "line N: ...".

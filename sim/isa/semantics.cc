@@ -8,10 +8,12 @@
 #include "sim/isa/isa_table.h"
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 namespace tpu {
 namespace {
@@ -324,7 +326,8 @@ float bf16_to_fp32(std::uint16_t b) {
   return f;
 }
 
-MachineState::MachineState(const Config& config, const Program& program, bool allocate)
+MachineState::MachineState(const Config& config, const Program& program, bool allocate,
+                           bool with_hbm)
     : dtype(program.dtype),
       array_rows(config.array.rows),
       array_cols(config.array.cols),
@@ -356,9 +359,11 @@ MachineState::MachineState(const Config& config, const Program& program, bool al
     }
   }
   if (!allocate) return;
-  allocating("the simulated HBM", double(hbm_bytes), [&] { hbm.assign(hbm_bytes, 0); });
-  for (const HbmSegment& seg : program.hbm_image) {
-    std::copy(seg.bytes.begin(), seg.bytes.end(), hbm.begin() + std::ptrdiff_t(seg.address));
+  if (with_hbm) {
+    allocating("the simulated HBM", double(hbm_bytes), [&] { hbm.assign(hbm_bytes, 0); });
+    for (const HbmSegment& seg : program.hbm_image) {
+      std::copy(seg.bytes.begin(), seg.bytes.end(), hbm.begin() + std::ptrdiff_t(seg.address));
+    }
   }
   const std::uint64_t ub_bytes = ub_rows * row_elems * elem_bytes;
   allocating("the unified buffer", double(ub_bytes), [&] { ub.assign(ub_bytes, 0); });
@@ -796,6 +801,7 @@ void check_bounds(const MachineState& s, const Instruction& inst) {
     case Opcode::kNop:
     case Opcode::kHalt:
     case Opcode::kLayer:
+    case Opcode::kSignalCore:
       return;
     case Opcode::kDmaLoad:
       check_dma(s, inst.dma, "dma.load", inst.flags & kFlagWeights);
@@ -824,48 +830,107 @@ void check_bounds(const MachineState& s, const Instruction& inst) {
   }
 }
 
+namespace {
+
+// Executes one instruction on core state `s` (its tiles: the one each MXU last loaded).
+void execute(MachineState& s, const Instruction& inst, std::vector<WeightTile>& tiles) {
+  check_bounds(s, inst);
+  switch (inst.op) {
+    case Opcode::kNop:
+    case Opcode::kLayer:
+    case Opcode::kHalt:
+    case Opcode::kSignalCore:
+      break;
+    case Opcode::kDmaLoad:
+      if (inst.flags & kFlagWeights) {
+        exec_dma_load_fifo(s, inst.dma);
+      } else {
+        exec_dma_load(s, inst.dma);
+      }
+      break;
+    case Opcode::kDmaStore:
+      exec_dma_store(s, inst.dma);
+      break;
+    case Opcode::kLoadWeights:
+      exec_load_weights(s, inst, tiles[inst.instance]);
+      break;
+    case Opcode::kMatmul:
+      matmul_tile(s, inst, tiles[inst.instance]);
+      break;
+    case Opcode::kActivate:
+      exec_activate(s, inst);
+      break;
+    case Opcode::kPool:
+      exec_pool(s, inst);
+      break;
+    case Opcode::kAdd:
+      exec_add(s, inst);
+      break;
+    case Opcode::kVop:
+      exec_vop(s, inst);
+      break;
+  }
+}
+
+}  // namespace
+
 MachineState interpret(const Config& config, const Program& program) {
-  MachineState s(config, program);
-  std::vector<WeightTile> tiles(s.mxus);  // the tile each MXU last loaded
+  const std::size_t cores = program_cores(program);
+  std::vector<MachineState> states;
+  states.reserve(cores);
+  for (std::size_t c = 0; c < cores; ++c) states.emplace_back(config, program, true, c == 0);
+  std::vector<std::vector<WeightTile>> tiles(cores, std::vector<WeightTile>(states[0].mxus));
+  // Per core: the semaphores some signal.core signals on it, and their counts so far.
+  std::vector<std::uint64_t> remote(cores, 0);
   for (const Instruction& inst : program.instructions) {
-    check_bounds(s, inst);
-    switch (inst.op) {
-      case Opcode::kNop:
-      case Opcode::kLayer:
-        break;
-      case Opcode::kHalt:
-        return s;
-      case Opcode::kDmaLoad:
-        if (inst.flags & kFlagWeights) {
-          exec_dma_load_fifo(s, inst.dma);
-        } else {
-          exec_dma_load(s, inst.dma);
+    if (inst.op == Opcode::kSignalCore && inst.core < cores) remote[inst.core] |= inst.signal;
+  }
+  std::vector<std::array<std::uint64_t, kNumSemaphores>> counts(cores);
+  std::vector<std::size_t> pc(cores);
+  std::vector<bool> halted(cores, false);
+  for (std::size_t c = 0; c < cores; ++c) pc[c] = core_stream(program, c).first;
+  std::size_t running = cores;
+  while (running > 0) {
+    bool progressed = false;
+    for (std::size_t c = 0; c < cores; ++c) {
+      const std::size_t end = core_stream(program, c).second;
+      std::swap(states[0].hbm, states[c].hbm);  // core c holds the HBM while it runs
+      while (!halted[c] && pc[c] < end) {
+        const Instruction& inst = program.instructions[pc[c]];
+        const std::uint64_t need = inst.wait & remote[c];
+        bool ready = true;
+        for (std::uint32_t i = 0; i < kNumSemaphores; ++i) {
+          if ((need >> i & 1) && counts[c][i] == 0) ready = false;
         }
-        break;
-      case Opcode::kDmaStore:
-        exec_dma_store(s, inst.dma);
-        break;
-      case Opcode::kLoadWeights:
-        exec_load_weights(s, inst, tiles[inst.instance]);
-        break;
-      case Opcode::kMatmul:
-        matmul_tile(s, inst, tiles[inst.instance]);
-        break;
-      case Opcode::kActivate:
-        exec_activate(s, inst);
-        break;
-      case Opcode::kPool:
-        exec_pool(s, inst);
-        break;
-      case Opcode::kAdd:
-        exec_add(s, inst);
-        break;
-      case Opcode::kVop:
-        exec_vop(s, inst);
-        break;
+        if (!ready) break;
+        for (std::uint32_t i = 0; i < kNumSemaphores; ++i) counts[c][i] -= need >> i & 1;
+        execute(states[c], inst, tiles[c]);
+        if (inst.op == Opcode::kSignalCore) {
+          if (inst.core >= cores) {
+            throw std::out_of_range("instruction " + std::to_string(pc[c]) +
+                                    ": signal.core core=" + std::to_string(inst.core) +
+                                    ", but the program has " + std::to_string(cores) +
+                                    " core streams");
+          }
+          for (std::uint32_t i = 0; i < kNumSemaphores; ++i) {
+            counts[inst.core][i] += inst.signal >> i & 1;
+          }
+        }
+        ++pc[c];
+        progressed = true;
+        if (inst.op == Opcode::kHalt || pc[c] == end) {
+          halted[c] = true;
+          --running;
+        }
+      }
+      std::swap(states[0].hbm, states[c].hbm);
+    }
+    if (running > 0 && !progressed) {
+      throw std::runtime_error("cross-core deadlock: every running core waits on a semaphore "
+                               "no other core signals");
     }
   }
-  return s;
+  return std::move(states[0]);
 }
 
 }  // namespace tpu

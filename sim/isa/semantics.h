@@ -32,7 +32,9 @@ struct MachineState {
   // Throws std::invalid_argument when the program was compiled for another array shape and
   // std::out_of_range when its HBM footprint exceeds the config's HBM or an image segment
   // lies outside the footprint.
-  MachineState(const Config& config, const Program& program, bool allocate = true);
+  // with_hbm=false leaves `hbm` empty: another core's state holds the chip's shared HBM.
+  MachineState(const Config& config, const Program& program, bool allocate = true,
+               bool with_hbm = true);
 
   DataType dtype;
   std::uint32_t array_rows, array_cols, row_elems, elem_bytes;
@@ -131,7 +133,11 @@ void norm_fp32(float* x, std::uint32_t n, const float* gamma, const float* beta,
 void check_bounds(const MachineState& s, const Instruction& inst);
 
 // Runs the program in order with no timing (semaphores ignored: program order is a valid
-// serialisation of any correctly synchronised program). Returns the final state.
+// serialisation of any correctly synchronised program). Returns the final state. Several
+// cores run their streams in turn, each on its own UB and accumulators and the one HBM: a core
+// runs until it waits on a semaphore another core's signal.core has not yet signalled, then the
+// next core runs (a cross-core deadlock raises std::runtime_error). The state returned is core
+// 0's, holding the HBM.
 MachineState interpret(const Config& config, const Program& program);
 
 }  // namespace tpu

@@ -1,4 +1,5 @@
 #include "tools/compiler/lowering.h"
+#include "tools/compiler/parallel.h"
 
 #include <algorithm>
 #include <array>
@@ -2016,8 +2017,13 @@ void Lowerer::lower_slice_to_ub(const HbmTensor& from, const UbTensor& to) {
 
 }  // namespace
 
-Program compile(const Graph& graph, const Config& config, const CompileOptions& options) {
+Program compile_core(const Graph& graph, const Config& config, const CompileOptions& options) {
   return Lowerer(graph, config, options).run();
+}
+
+Program compile(const Graph& graph, const Config& config, const CompileOptions& options) {
+  if (std::optional<Program> p = compile_parallel(graph, config, options)) return std::move(*p);
+  return compile_core(graph, config, options);
 }
 
 }  // namespace tpu

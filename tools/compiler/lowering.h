@@ -142,7 +142,10 @@ constexpr std::uint32_t kSemStagingFreeStores = 61;  // dma.1 -> vector: staging
 constexpr std::uint32_t kStoreEngine = 1;
 
 // Throws CompileError when a layer cannot fit (saying why and what would fit), when HBM is too
-// small, or when a field would overflow its instruction width.
+// small, or when a field would overflow its instruction width. On a chip of several cores the
+// graph is spread over them as compiler.parallelism says (tools/compiler/parallel.h).
 Program compile(const Graph& graph, const Config& config, const CompileOptions& options = {});
+// The program of `graph` for one core (stream 0), whatever chip.cores says.
+Program compile_core(const Graph& graph, const Config& config, const CompileOptions& options);
 
 }  // namespace tpu

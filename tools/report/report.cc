@@ -63,10 +63,11 @@ double ratio(double num, double den) { return den > 0 ? num / den : 0; }
 // Fills the figures derived from the counters already in `row`.
 void derive(const Config& config, DataType dtype, Row& row) {
   const double pes = double(config.array.rows) * config.array.cols;
-  row.utilization = ratio(double(row.macs), double(row.cycles) * pes * config.core.mxus);
+  row.utilization = ratio(double(row.macs), double(row.cycles) * pes * config.chip_mxus());
   row.mxu_utilization.clear();
-  for (const MxuStats& m : row.mxus) {
-    row.mxu_utilization.push_back(ratio(double(m.array_macs), double(row.cycles) * pes));
+  for (const MxuStats& m : row.mxus) {  // MXU i of every core
+    row.mxu_utilization.push_back(
+        ratio(double(m.array_macs), double(row.cycles) * pes * config.chip.cores));
   }
   row.mapping_efficiency = ratio(double(row.used_pes), double(row.weight_tiles) * pes);
   row.latency_us = double(row.cycles) / config.clock_mhz;
@@ -223,7 +224,7 @@ double tops(const Row& total) {
 double roofline_cycles(const Config& config, const Row& total) {
   const double compute =
       std::ceil(ratio(double(total.macs),
-                      double(config.array.rows) * config.array.cols * config.core.mxus));
+                      double(config.array.rows) * config.array.cols * config.chip_mxus()));
   const double peak = config.hbm_peak_bytes_per_cycle();
   const double memory =
       std::isinf(peak) ? 0 : double(total.hbm_read_bytes + total.hbm_write_bytes) / peak;
@@ -231,6 +232,27 @@ double roofline_cycles(const Config& config, const Row& total) {
 }
 
 json finite_or_null(double v) { return std::isinf(v) ? json(nullptr) : json(v); }
+
+// Core c's MXU utilisation over the whole run: its array MACs / (run cycles * its PEs).
+double core_utilization(const Config& config, const RunResult& run, const CoreStats& core) {
+  return ratio(double(core.array_macs()), double(run.total_cycles) * config.array.rows *
+                                              config.array.cols * config.core.mxus);
+}
+
+json cores_json(const Config& config, const RunResult& run) {
+  json cores = json::array();
+  for (std::size_t c = 0; c < run.cores.size(); ++c) {
+    const CoreStats& core = run.cores[c];
+    cores.push_back({{"core", c},
+                     {"cycles", core.total_cycles},
+                     {"array_macs", core.array_macs()},
+                     {"utilization", core_utilization(config, run, core)},
+                     {"sync_wait_cycles", core.sync_wait_cycles},
+                     {"interconnect_read_bytes", core.interconnect_read_bytes},
+                     {"interconnect_write_bytes", core.interconnect_write_bytes}});
+  }
+  return cores;
+}
 
 // The memory over the whole run, as documented in report.h.
 struct MemoryFigures {
@@ -388,7 +410,7 @@ double peak_gbs(const Config& config) {
 }
 
 double peak_tops(const Config& config) {
-  return 2.0 * config.array.rows * config.array.cols * config.core.mxus * config.clock_mhz / 1e6;
+  return 2.0 * config.array.rows * config.array.cols * config.chip_mxus() * config.clock_mhz / 1e6;
 }
 
 namespace {
@@ -462,6 +484,7 @@ nlohmann::json report_json(const Config& config, const Program& program, const R
       {"total", total_json},
       {"hbm", hbm_json(config, run, memory)},
   };
+  if (config.chip.cores > 1) out["cores"] = cores_json(config, run);
   if (check != nullptr) {
     out["check"] = {{"passed", check->passed},
                     {"compared", check->compared},
@@ -491,7 +514,7 @@ std::string report_table(const Config& config, const Program& program, const Run
   std::vector<bool> left = {true,  true,  false, false, false, false,
                             false, true,  false, false, false, false};
   // Several MXUs: the range of their own utilisations, after the core's.
-  const bool several = config.core.mxus > 1;
+  const bool several = config.chip_mxus() > 1;
   if (several) {
     header.insert(header.begin() + 6, "MXU util %");
     left.insert(left.begin() + 6, false);
@@ -531,7 +554,9 @@ std::string report_table(const Config& config, const Program& program, const Run
   out << "model " << info.model << " (" << to_string(program.dtype) << ", " << layers.size()
       << " layers) on config " << config.name << " (" << config.source << ")\n";
   out << "array " << config.array.rows << "x" << config.array.cols
-      << (several ? " x " + std::to_string(config.core.mxus) + " MXUs" : "") << " @ "
+      << (config.chip.cores > 1 ? " x " + std::to_string(config.chip.cores) + " cores" : "")
+      << (config.core.mxus > 1 ? " x " + std::to_string(config.core.mxus) + " MXUs" : "")
+      << " @ "
       << config.clock_mhz
       << " MHz, memory " << memory_description(config) << ", fidelity " << info.fidelity
       << (info.timing_only ? " (timing only)" : "") << "\n\n";
@@ -551,6 +576,14 @@ std::string report_table(const Config& config, const Program& program, const Run
   }
   out << ", roofline "
       << format("%.0f", roofline_cycles(config, total)) << " cycles\n";
+  for (std::size_t c = 0; config.chip.cores > 1 && c < run.cores.size(); ++c) {
+    const CoreStats& core = run.cores[c];
+    out << "core " << c << ": " << core.total_cycles << " cycles, MXU utilization "
+        << format("%.1f", 100 * core_utilization(config, run, core)) << " %, sync wait "
+        << core.sync_wait_cycles << " cycles, interconnect "
+        << human_bytes(double(core.interconnect_read_bytes)) << " read, "
+        << human_bytes(double(core.interconnect_write_bytes)) << " written\n";
+  }
   const MemoryFigures memory = memory_figures(config, run);
   out << "HBM " << human_bytes(double(total.hbm_read_bytes)) << " read, "
       << human_bytes(double(total.hbm_write_bytes)) << " written, "

@@ -2,19 +2,20 @@
 // The run report: per-layer and total figures derived from a run's counters and the config, as
 // JSON, an aligned terminal table and CSV. Every figure is computed here, at report time:
 //   layer cycles        LayerStats::cycles() (first instruction start to last busy cycle)
-//   utilization         macs / (cycles * rows * cols * core.mxus)
-//   mxus                per MXU (core.mxus entries): busy_cycles (its matmul unit's),
-//                       weight_load_busy_cycles, array_macs (its MATMULs' rows x K_t x N_t)
-//                       and utilization = array_macs / (cycles * rows * cols); the table adds
-//                       a column of the lowest and highest when core.mxus > 1
+//   utilization         macs / (cycles * rows * cols * core.mxus * chip.cores)
+//   mxus                per MXU (core.mxus entries, MXU i of every core summed): busy_cycles
+//                       (its matmul unit's), weight_load_busy_cycles, array_macs (its MATMULs'
+//                       rows x K_t x N_t) and utilization = array_macs / (cycles * rows * cols
+//                       * chip.cores); the table adds a column of the lowest and highest when
+//                       the chip has several MXUs
 //   mapping_efficiency  used_pes / (weight_tiles * rows * cols), 0 without weight tiles
 //   latency_us          cycles / clock_mhz
 //   stall_cycles        the MXU's stalls by cause (LayerStats::units[Unit::kMatmul].stalls)
 //   total cycles        RunResult::total_cycles; total macs = sum of layer macs
 //   tops                2 * macs / total latency in seconds / 1e12 (TOPS for int8, TFLOPS for bf16)
 //   achieved_hbm_gbs    (HBM bytes read + written) / total latency in ns
-//   roofline_cycles     max(ceil(macs / (rows * cols * core.mxus)), HBM bytes / peak bytes per
-//                       cycle)
+//   roofline_cycles     max(ceil(macs / (rows * cols * core.mxus * chip.cores)), HBM bytes /
+//                       peak bytes per cycle)
 //   hbm_peak_gbs        Config::hbm_peak_bytes_per_cycle() * clock_mhz / 1000 (null for ideal)
 //   array_macs, acc_read_bytes, acc_write_bytes, vector_elems   the units' work counters
 //                       (sim/stats.h LayerStats): MACs the array performed, accumulator bytes
@@ -34,6 +35,12 @@
 //   power_w             total_uj / latency_us; core_power_w the same without hbm_uj (on-chip)
 //   tops_per_w          2 * macs / total energy in pJ (useful MACs, as tops)
 // The CSV carries them as energy_<component>_uj, energy_uj, power_w, core_power_w, tops_per_w.
+// chip.cores > 1 adds a top-level "cores" array (and a line per core under the table), one
+// entry per core that ran a stream (RunResult::cores):
+//   cycles              its start to its HALT retiring
+//   array_macs, utilization   its MATMULs' MACs, / (total cycles * rows * cols * core.mxus)
+//   sync_wait_cycles    its units and issue waiting on semaphores other cores signal
+//   interconnect_read_bytes, interconnect_write_bytes   its HBM traffic through the interconnect
 // The top-level "hbm" object describes the memory over the whole run:
 //   preset, peak_gbs    as above (peak_gbs null for ideal)
 //   requests, read_bytes, write_bytes   requests accepted, bytes answered without error

@@ -98,6 +98,9 @@ std::string what(const Instruction& inst, const Program& program, const Config& 
              " -> UB " + rows(inst.dst_row, inst.rows);
     case Opcode::kNop:
       return "synchronises only";
+    case Opcode::kSignalCore:
+      return "signals semaphores of core " + std::to_string(inst.core) +
+             " across the interconnect";
     case Opcode::kHalt:
       return "ends the program once every unit has finished";
   }

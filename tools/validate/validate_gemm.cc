@@ -113,7 +113,7 @@ void run_all(const tpu::Config& config, std::vector<Measurement>& rows, unsigned
 int sc_main(int argc, char* argv[]) {
   CLI::App app{"tpusim_validate: simulated against measured GEMM times (timing-only runs)"};
   std::string data = TPUSIM_VALIDATION_DATA;
-  std::string config_path = std::string(TPUSIM_SOURCE_DIR) + "/configs/tpu_v4_core.json";
+  std::string config_path = std::string(TPUSIM_SOURCE_DIR) + "/configs/tpu_v4.json";
   std::vector<std::string> overrides;
   unsigned jobs = 2;
   app.add_option("--data", data, "measurements: CSV with columns M, N, K, measured_us")

@@ -1,0 +1,393 @@
+// Several cores per chip (chip.cores): hand-derived cycles of cores sharing the HBM through
+// the interconnect and synchronising with signal.core, per-core statistics, and the limits.
+// SystemC elaborates once per process: one simulate() per test.
+#include <gtest/gtest.h>
+
+#include <random>
+#include <string>
+#include <vector>
+
+#include <systemc>
+
+#include "sim/config/config.h"
+#include "sim/isa/program.h"
+#include "sim/isa/semantics.h"
+#include "sim/tpu_core.h"
+#include "tests/assembly_run.h"
+#include "tools/compiler/frontend.h"
+#include "tools/compiler/graph.h"
+#include "tools/compiler/lowering.h"
+
+namespace tpu {
+namespace {
+
+// Two 8 x 8 cores (as in core_timing_test: 64 banks, two read ports, 8 lanes) at 1 GHz, so a
+// cycle is 1 ns, with ideal memory behind an interconnect of L = 4 cycles each way and
+// 8 GB/s = 8 bytes a cycle: a 64-byte request holds the shared port for 8 cycles.
+Config two_cores() {
+  Config c;
+  c.name = "test8x8x2cores";
+  c.clock_mhz = 1000;
+  c.chip.cores = 2;
+  c.chip.interconnect_gbs = 8;
+  c.chip.interconnect_latency_cycles = 4;
+  c.array.rows = 8;
+  c.array.cols = 8;
+  c.hbm.preset = "ideal";
+  c.ub.banks = 64;
+  c.ub.read_ports = 2;
+  c.vector.lanes = 8;
+  c.mxu.weight_fifo_tiles = 2;
+  return c;
+}
+
+// Y = X W with X: 16 x 8 split by rows (the batch) over two cores: core c multiplies its 8
+// rows X_c (HBM 64 c) by the same W (HBM 128), each core reading W from the shared HBM.
+const char* const kBatchSplit = R"(
+.hbm 192
+.sem 0 x
+.layer 0 fc matmul 1024
+.core 0
+layer id=0
+dma.load hbm=128 ub=0 elems=64 pack=8 weights
+dma.load hbm=0 ub=0 elems=64 pack=8 signal=x
+load.weights ub=0 rows=8 cols=8 fifo
+matmul ub=0 rows=8 acc=0 wait=x
+halt
+.core 1
+layer id=0
+dma.load hbm=128 ub=0 elems=64 pack=8 weights
+dma.load hbm=64 ub=0 elems=64 pack=8 signal=x
+load.weights ub=0 rows=8 cols=8 fifo
+matmul ub=0 rows=8 acc=0 wait=x
+halt
+)";
+
+// Each core issues one a cycle from 0: layer 0, W fill 1, X load 2, load.weights 3, matmul 4,
+// halt 5 (core 1's pcs are core 0's + 6). Every transfer is one 64-byte request.
+// W fills: both cores send at cycle 1; same instant, so core 0 crosses first: s = 1 + L = 5,
+// port busy to 5 + 64 / 8 = 13; core 1's s = 13, port to 21. Ideal memory answers at once,
+// the response crosses back in L: core 0 at 9, core 1 at 17. A fill writes its FIFO a row a
+// cycle from the response: core 0 rows 9..16, done 17; core 1 17..24, done 25.
+// X loads start when the fills are done (one transfer at a time): core 0 sends at 17,
+// s = max(17 + 4, 21) = 21, port to 29, response 25, UB rows 25..32, done 33; core 1 sends at
+// 25, s = max(29, 29) = 29, response 33, rows 33..40, done 41.
+// load.weights (ready 3) starts when its fill is done: e = 17 (core 0), 25 (core 1).
+// matmul M = 8 waits for x (its X load's completion): s = 33 (core 0), 41 (core 1), and
+// completes s + M + N_t + R - 1 = s + 23: 56 and 64 = total.
+TEST(MultiCore, TwoCoresSplitTheBatchAndShareTheInterconnect) {
+  const RunResult r = run_assembly(kBatchSplit, two_cores());
+  EXPECT_EQ(at_pc(r, 1).done, 17u);
+  EXPECT_EQ(at_pc(r, 7).done, 25u);
+  EXPECT_EQ(at_pc(r, 2).start, 17u);
+  EXPECT_EQ(at_pc(r, 2).done, 33u);
+  EXPECT_EQ(at_pc(r, 8).done, 41u);
+  EXPECT_EQ(at_pc(r, 3).start, 17u);
+  EXPECT_EQ(at_pc(r, 9).start, 25u);
+  EXPECT_EQ(at_pc(r, 4).start, 33u);
+  EXPECT_EQ(at_pc(r, 4).done, 56u);
+  EXPECT_EQ(at_pc(r, 10).start, 41u);
+  EXPECT_EQ(at_pc(r, 10).done, 64u);
+  EXPECT_EQ(r.total_cycles, 64u);
+  ASSERT_EQ(r.cores.size(), 2u);
+  EXPECT_EQ(r.cores[0].total_cycles, 56u);
+  EXPECT_EQ(r.cores[1].total_cycles, 64u);
+  for (const CoreStats& core : r.cores) {
+    EXPECT_EQ(core.interconnect_read_bytes, 128u);  // W and its X
+    EXPECT_EQ(core.interconnect_write_bytes, 0u);
+    EXPECT_EQ(core.sync_wait_cycles, 0u);  // no semaphore another core signals
+    EXPECT_EQ(core.array_macs(), 8u * 8 * 8);
+  }
+  // The layer's counters and span add over the cores: busy 8 stream cycles each.
+  ASSERT_EQ(r.layers.size(), 1u);
+  EXPECT_EQ(r.layers[0].array_macs, 1024u);
+  EXPECT_EQ(r.layers[0].units[std::size_t(Unit::kMatmul)].busy_cycles, 16u);
+  EXPECT_EQ(r.layers[0].last_cycle, 63u);
+  EXPECT_EQ(r.hbm.read_bytes, 256u);
+}
+
+// signal.core reaches the other core L cycles after it issues: core 0 issues it at 0, so core
+// 1's nop (issued at 0) waits until 0 + L = 4 (sync wait 4 cycles, charged to sem:ready), and
+// core 1's halt issues at 5: total 6.
+TEST(MultiCore, SignalCoreCostsTheInterconnectLatency) {
+  const RunResult r = run_assembly(R"(
+.sem 0 ready
+.core 0
+signal.core core=1 signal=ready
+halt
+.core 1
+nop wait=ready
+halt
+)",
+                                   two_cores());
+  EXPECT_EQ(r.total_cycles, 6u);
+  ASSERT_EQ(r.cores.size(), 2u);
+  EXPECT_EQ(r.cores[0].total_cycles, 2u);
+  EXPECT_EQ(r.cores[1].total_cycles, 6u);
+  EXPECT_EQ(r.cores[0].sync_wait_cycles, 0u);
+  EXPECT_EQ(r.cores[1].sync_wait_cycles, 4u);
+  EXPECT_EQ(stall(r.units[std::size_t(Unit::kSequencer)], "sem:ready"), 4u);
+}
+
+Program parse(const std::string& text) { return parse_assembly(".array 8 8\n" + text); }
+
+// Y = X W with X: 8 x 16, W: 16 x 8 (bf16) split by K over two cores, the partial sums
+// reduced through the HBM: core 1 multiplies X[:, 8:16] by W[8:16, :], stores its partial sum
+// P1 and signals core 0, which multiplies X[:, 0:8] by W[0:8, :], loads P1 and adds.
+const char* const kKSplit = R"(
+.dtype bf16
+.hbm 768
+.sem 0 x
+.sem 1 mm
+.sem 2 act
+.sem 3 st
+.sem 4 p1
+.sem 5 p
+.sem 6 a
+.layer 0 fc matmul 1024
+.core 0
+layer id=0
+dma.load hbm=256 ub=0 elems=64 pack=8 weights
+dma.load hbm=0 ub=0 elems=8 pack=8 groups=8 group_stride=32 signal=x
+load.weights ub=0 rows=8 cols=8 fifo
+matmul ub=0 rows=8 acc=0 wait=x signal=mm
+activate acc=0 rows=8 cols=8 ub=8 wait=mm signal=act
+dma.load hbm=512 ub=16 elems=64 pack=8 wait=p1 signal=p
+add ub_a=8 ub_b=16 dst=24 rows=8 cols=8 wait=act,p signal=a
+dma.store hbm=640 ub=24 elems=64 pack=8 wait=a
+halt
+.core 1
+layer id=0
+dma.load hbm=384 ub=0 elems=64 pack=8 weights
+dma.load hbm=16 ub=0 elems=8 pack=8 groups=8 group_stride=32 signal=x
+load.weights ub=0 rows=8 cols=8 fifo
+matmul ub=0 rows=8 acc=0 wait=x signal=mm
+activate acc=0 rows=8 cols=8 ub=8 wait=mm signal=act
+dma.store hbm=512 ub=8 elems=64 pack=8 wait=act signal=st
+signal.core core=0 wait=st signal=p1
+halt
+)";
+
+// Issue one a cycle: core 0 pcs 0..9 (layer, W0 fill 1, X0 load 2, load.weights 3, matmul 4,
+// activate 5, P1 load 6, add 7, store 8, halt 9), core 1 pcs 10..18 (the same to activate at
+// 15, store 16, signal.core 17, halt 18). The interconnect is L = 4 cycles each way with
+// unlimited bandwidth; every transfer is one request (X's 8 segments of 16 bytes share one
+// 256-byte burst), answered at once by the ideal memory: response = send + 2L.
+// Both cores alike up to the activate: fills sent at 1, response 9, FIFO rows 9..16, done 17;
+// X loads sent at 17, response 25, UB rows 25..32, done 33; load.weights e = 17; matmul waits
+// for x: s = 33, done s + M + N_t + R - 1 = 33 + 23 = 56; activate v = 56, M = 8 rows of
+// c = 1 group, W = 8, latency 4: done v + 4 + 8 = 68.
+// Core 1: its store (waits act) reads UB rows 8..15 in 68..75, sends its write at 76, response
+// 84, done 85 = st; signal.core (issue waits for st) at 85 reaches core 0 at 85 + L = 89;
+// halt issues at 86: core 1 takes 87 cycles.
+// Core 0: the P1 load waits for p1: sent at 89, response 97, UB rows 16..23 in 97..104, done
+// 105 = p. The add waits for act and p: v = 105, reads a (rows 8..15) 105..112 on one read
+// port and b (rows 16..23) 106..113 on the other, r_end = 114; writes from r_end + 4 + 8 - 8 =
+// 118, 118..125, done 126. The store of Y reads 126..133, sends at 134, response 142, done 143
+// = total. (On one core the same K = 16 would be two K tiles into one accumulator, no store,
+// load or add between them.)
+TEST(MultiCore, KSplitReducedAcrossCoresThroughTheHbm) {
+  Config c = two_cores();
+  c.chip.interconnect_gbs = 1e6;  // a request's bytes cross in under a picosecond
+  Program p = parse(kKSplit);
+  // Small integers, exact in bf16 and in every partial sum: Y must be X W exactly.
+  std::mt19937 rng(5);
+  std::vector<float> x(8 * 16), w(16 * 8);
+  for (float& v : x) v = float(int(rng() % 5) - 2);
+  for (float& v : w) v = float(int(rng() % 5) - 2);
+  HbmSegment xs{"x", 0, {}}, ws{"w", 256, {}};
+  for (float v : x) {
+    const std::uint16_t b = fp32_to_bf16(v);
+    xs.bytes.push_back(std::uint8_t(b));
+    xs.bytes.push_back(std::uint8_t(b >> 8));
+  }
+  for (float v : w) {
+    const std::uint16_t b = fp32_to_bf16(v);
+    ws.bytes.push_back(std::uint8_t(b));
+    ws.bytes.push_back(std::uint8_t(b >> 8));
+  }
+  p.hbm_image = {xs, ws};
+  const RunResult r = simulate(c, p, [] {
+    SimOptions o;
+    o.trace = true;
+    return o;
+  }());
+  EXPECT_EQ(at_pc(r, 4).start, 33u);
+  EXPECT_EQ(at_pc(r, 4).done, 56u);
+  EXPECT_EQ(at_pc(r, 5).done, 68u);
+  EXPECT_EQ(at_pc(r, 16).start, 68u);
+  EXPECT_EQ(at_pc(r, 16).done, 85u);
+  EXPECT_EQ(at_pc(r, 6).start, 89u);
+  EXPECT_EQ(at_pc(r, 6).done, 105u);
+  EXPECT_EQ(at_pc(r, 7).start, 105u);
+  EXPECT_EQ(at_pc(r, 7).done, 126u);
+  EXPECT_EQ(at_pc(r, 8).start, 126u);
+  EXPECT_EQ(at_pc(r, 8).done, 143u);
+  EXPECT_EQ(r.total_cycles, 143u);
+  ASSERT_EQ(r.cores.size(), 2u);
+  EXPECT_EQ(r.cores[1].total_cycles, 87u);
+  // Core 0's DMA waited for p1 from 33 (its X load done) to 89; core 1's issue for nothing
+  // remote.
+  EXPECT_EQ(r.cores[0].sync_wait_cycles, 89u - 33u);
+  EXPECT_EQ(r.cores[1].sync_wait_cycles, 0u);
+  EXPECT_EQ(r.cores[1].interconnect_write_bytes, 128u);
+  EXPECT_EQ(r.cores[0].interconnect_read_bytes, 128u + 240u + 128u);  // W0, X0's hull, P1
+  for (std::uint32_t m = 0; m < 8; ++m) {
+    for (std::uint32_t n = 0; n < 8; ++n) {
+      float y = 0;
+      for (std::uint32_t k = 0; k < 16; ++k) y += x[m * 16 + k] * w[k * 8 + n];
+      const std::size_t at = 640 + 2 * (m * 8 + n);
+      const std::uint16_t got = std::uint16_t(r.hbm_final[at] | r.hbm_final[at + 1] << 8);
+      EXPECT_EQ(bf16_to_fp32(got), y) << m << "," << n;
+    }
+  }
+}
+
+TEST(MultiCore, ProgramsAndConfigsItCannotRun) {
+  // More streams than cores.
+  Config one = two_cores();
+  one.chip.cores = 1;
+  EXPECT_THROW(
+      {
+        try {
+          simulate(one, parse(kBatchSplit), SimOptions{});
+        } catch (const SimError& e) {
+          EXPECT_STREQ(e.what(),
+                       "program has 2 core streams, the config 'test8x8x2cores' has "
+                       "chip.cores = 1");
+          throw;
+        }
+      },
+      SimError);
+  // A signal to a core without a stream.
+  try {
+    simulate(two_cores(), parse("signal.core core=1 signal=s1\nhalt\n"), SimOptions{});
+    ADD_FAILURE() << "no error";
+  } catch (const SimError& e) {
+    EXPECT_STREQ(e.what(),
+                 "instruction 0 'signal.core core=1 signal=s1': core 1 has no instruction "
+                 "stream (the program has 1)");
+  }
+  // A stream without HALT names its core.
+  try {
+    simulate(two_cores(), parse(".core 0\nhalt\n.core 1\nnop\n"), SimOptions{});
+    ADD_FAILURE() << "no error";
+  } catch (const SimError& e) {
+    EXPECT_STREQ(e.what(), "program of core 1 has no HALT");
+  }
+  // Zero cores or an interconnect without bandwidth: one-line config errors.
+  try {
+    default_config({"chip.cores=0"});
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(), "--set: chip.cores = 0 is out of range (allowed 1..16)");
+  }
+  try {
+    default_config({"chip.interconnect_gbs=0"});
+    ADD_FAILURE() << "no error";
+  } catch (const ConfigError& e) {
+    EXPECT_STREQ(e.what(),
+                 "--set: chip.interconnect_gbs = 0 is out of range (allowed 0.001..1000000)");
+  }
+}
+
+// Assembly: .core starts each core's stream, in order; the canonical text round-trips.
+TEST(MultiCore, CoreStreamsInAssembly) {
+  const Program p = parse(kBatchSplit);
+  ASSERT_EQ(p.core_begin.size(), 2u);
+  EXPECT_EQ(p.core_begin[1], 6u);
+  EXPECT_EQ(core_stream(p, 1), std::make_pair(std::size_t(6), std::size_t(12)));
+  const Program back = parse_assembly(to_assembly(p));
+  EXPECT_EQ(back.core_begin, p.core_begin);
+  EXPECT_EQ(to_assembly(back), to_assembly(p));
+  EXPECT_EQ(deserialize(serialize(p)).core_begin, p.core_begin);
+  try {
+    parse(".core 1\nhalt\n");
+    ADD_FAILURE() << "no error";
+  } catch (const IsaError& e) {
+    EXPECT_STREQ(e.what(),
+                 "line 2: .core 1: expected core 0 (each core's stream follows the previous "
+                 "core's)");
+  }
+  // interpret() runs the streams in turn: core 0 waits for core 1's signal, so core 1 runs
+  // first; two cores waiting for each other are a deadlock.
+  const Program sync = parse(R"(
+.hbm 64
+.sem 0 ready
+.core 0
+nop wait=ready
+dma.store hbm=0 ub=0 elems=8 pack=8
+halt
+.core 1
+signal.core core=0 signal=ready
+halt
+)");
+  EXPECT_NO_THROW(interpret(two_cores(), sync));
+  const Program deadlock = parse(R"(
+.sem 0 a
+.sem 1 b
+.core 0
+nop wait=a
+signal.core core=1 signal=b
+halt
+.core 1
+nop wait=b
+signal.core core=0 signal=a
+halt
+)");
+  EXPECT_THROW(interpret(two_cores(), deadlock), std::runtime_error);
+}
+
+// compiler.parallelism: data splits the samples of a batch-256 dense layer 128 + 128 over two
+// cores, each in its own 4 KiB-aligned HBM region; auto takes it when the estimate says so
+// (here the streaming halves, 16 x 16 tiles x 128 rows per core against 256 on one);
+// single, or a batch smaller than the cores, keeps one stream.
+TEST(MultiCore, CompilerSplitsTheBatchOverTheCores) {
+  Config c;
+  c.chip.cores = 2;
+  const auto dense = [](std::uint32_t m) {
+    return parse_model_json(R"({"name": "fc", "layers": [{"name": "fc", "type": "matmul", "m": )" +
+                                std::to_string(m) + R"(, "k": 2048, "n": 2048}]})",
+                            "fc");
+  };
+  CompileOptions timing;
+  timing.timing_only = true;
+  const Program one = compile_core(dense(128), c, timing);
+  for (const char* choice : {"auto", "data"}) {
+    c.compiler.parallelism = choice;
+    const Program p = compile(dense(256), c, timing);
+    ASSERT_EQ(p.core_begin.size(), 2u) << choice;
+    // Each stream is the one-core program of 128 rows, the second one's HBM moved up.
+    EXPECT_EQ(p.instructions.size(), 2 * one.instructions.size());
+    EXPECT_EQ(p.core_begin[1], one.instructions.size());
+    const std::uint64_t region = (one.hbm_bytes + 4095) / 4096 * 4096;
+    EXPECT_EQ(p.hbm_bytes, 2 * region);
+    for (std::size_t pc = 0; pc < one.instructions.size(); ++pc) {
+      Instruction moved = one.instructions[pc];
+      if (moved.op == Opcode::kDmaLoad || moved.op == Opcode::kDmaStore) {
+        moved.dma.hbm_addr += region;
+      }
+      if (moved.op == Opcode::kLayer) moved.layer = std::uint16_t(moved.layer + 1);
+      EXPECT_EQ(p.instructions[p.core_begin[1] + pc], moved) << pc;
+    }
+    ASSERT_EQ(p.layers.size(), 2u);
+    EXPECT_EQ(p.layers[0].name, "fc@c0");
+    EXPECT_EQ(p.layers[1].name, "fc@c1");
+  }
+  c.compiler.parallelism = "single";
+  EXPECT_TRUE(compile(dense(256), c, timing).core_begin.empty());
+  c.compiler.parallelism = "auto";
+  EXPECT_TRUE(compile(dense(1), c, timing).core_begin.empty());
+  c.compiler.parallelism = "data";
+  try {
+    compile(dense(1), c, timing);
+    ADD_FAILURE() << "no error";
+  } catch (const CompileError& e) {
+    EXPECT_STREQ(e.what(),
+                 "fc: compiler.parallelism = data needs at least 2 samples in every graph input "
+                 "(chip.cores), the fewest is 1");
+  }
+}
+
+}  // namespace
+}  // namespace tpu

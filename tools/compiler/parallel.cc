@@ -1,0 +1,103 @@
+#include "tools/compiler/parallel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+namespace tpu {
+namespace {
+
+std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
+
+// The estimate of tools/compiler/parallel.h with the samples split over `cores_used` cores,
+// each reading every weight.
+double estimate_cycles(const Graph& graph, const Config& config, std::uint32_t cores_used) {
+  const double hbm_per_cycle = config.hbm_peak_bytes_per_cycle();
+  const std::uint64_t R = config.array.rows, C = config.array.cols;
+  double cycles = 0;
+  for (const Node& n : graph.nodes) {
+    if (!is_gemm(n.kind)) continue;
+    const std::uint64_t m = ceil_div(n.gemm_m(), cores_used);
+    const double compute = double(ceil_div(n.gemm_k(), R) * ceil_div(n.gemm_n(), C) *
+                                  std::max(m, R)) /
+                           config.core.mxus;
+    const double weight_bytes =
+        double(n.gemm_k() * n.gemm_n() * element_bytes(graph.dtype)) * cores_used;
+    const double memory = std::isinf(hbm_per_cycle) ? 0 : weight_bytes / hbm_per_cycle;
+    cycles += std::max(compute, memory);
+  }
+  return cycles;
+}
+
+// `graph` with every input's samples cut to core `core`'s share of `cores`.
+Graph share_of(const Graph& graph, std::uint32_t core, std::uint32_t cores) {
+  Graph part = graph;
+  for (TensorId id : part.inputs) {
+    Tensor& t = part.tensors[id];
+    t.samples = t.samples / cores + (core < t.samples % cores ? 1 : 0);
+  }
+  infer_shapes(part);
+  return part;
+}
+
+// The per-core programs as one program of several streams, each in its own HBM region.
+Program merge(std::vector<Program> parts, const Config& config) {
+  Program out;
+  out.dtype = parts[0].dtype;
+  out.array_rows = parts[0].array_rows;
+  out.array_cols = parts[0].array_cols;
+  out.semaphore_names = parts[0].semaphore_names;
+  const std::uint64_t align = std::max<std::uint64_t>(4096, config.hbm.burst_bytes);
+  std::uint64_t base = 0;
+  for (std::size_t c = 0; c < parts.size(); ++c) {
+    Program& p = parts[c];
+    const auto layer_base = std::uint16_t(out.layers.size());
+    out.core_begin.push_back(out.instructions.size());
+    for (Instruction inst : p.instructions) {
+      if (inst.op == Opcode::kDmaLoad || inst.op == Opcode::kDmaStore) inst.dma.hbm_addr += base;
+      if (inst.op == Opcode::kLayer) inst.layer = std::uint16_t(inst.layer + layer_base);
+      out.instructions.push_back(inst);
+    }
+    for (LayerInfo& l : p.layers) {
+      l.name += "@c" + std::to_string(c);
+      if (l.output.elements() > 0) l.output.base += base;
+      out.layers.push_back(std::move(l));
+    }
+    for (HbmSegment& seg : p.hbm_image) {
+      seg.address += base;
+      out.hbm_image.push_back(std::move(seg));
+    }
+    base += ceil_div(p.hbm_bytes, align) * align;
+  }
+  out.hbm_bytes = base;
+  return out;
+}
+
+}  // namespace
+
+std::optional<Program> compile_parallel(const Graph& graph, const Config& config,
+                                        const CompileOptions& options) {
+  const std::uint32_t cores = config.chip.cores;
+  const std::string& choice = config.compiler.parallelism;
+  if (cores == 1 || choice == "single") return std::nullopt;
+  std::uint32_t fewest = ~0u;
+  for (TensorId id : graph.inputs) fewest = std::min(fewest, graph.tensors[id].samples);
+  if (fewest < cores) {
+    if (choice == "auto") return std::nullopt;
+    throw CompileError(graph.source + ": compiler.parallelism = data needs at least " +
+                       std::to_string(cores) + " samples in every graph input (chip.cores), " +
+                       "the fewest is " + std::to_string(fewest));
+  }
+  if (choice == "auto" && estimate_cycles(graph, config, cores) >= estimate_cycles(graph, config, 1)) {
+    return std::nullopt;
+  }
+  std::vector<Program> parts;
+  for (std::uint32_t c = 0; c < cores; ++c) {
+    if (options.progress) options.progress("compiling core " + std::to_string(c));
+    parts.push_back(compile_core(share_of(graph, c, cores), config, options));
+  }
+  return merge(std::move(parts), config);
+}
+
+}  // namespace tpu
