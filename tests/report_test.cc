@@ -185,6 +185,31 @@ TEST(Report, TotalFiguresFromHandArithmetic) {
   EXPECT_DOUBLE_EQ(r["run"]["simulated_cycles_per_second"].get<double>(), 100.0);
 }
 
+TEST(Report, ShareOfTimeFromHandArithmetic) {
+  Fixture f;
+  f.run.layers[0].units[std::size_t(Unit::kVector)].busy_cycles = 6;
+  f.run.units[std::size_t(Unit::kMatmul)].busy_cycles = 14;
+  f.run.units[std::size_t(Unit::kVector)].busy_cycles = 16;
+  json r = report_json(f.config, f.program, f.run, nullptr, info());
+  const json& conv = r["layers"][0];
+  EXPECT_DOUBLE_EQ(conv["matmul_share"].get<double>(), 0.7);   // 14 busy / 20 cycles
+  EXPECT_DOUBLE_EQ(conv["waiting_share"].get<double>(), 0.4);  // (3 + 5) stalled / 20
+  EXPECT_DOUBLE_EQ(conv["vector_share"].get<double>(), 0.3);   // 6 / 20
+  const json& t = r["total"];
+  EXPECT_DOUBLE_EQ(t["matmul_share"].get<double>(), 0.28);  // 14 / 50
+  EXPECT_DOUBLE_EQ(t["waiting_share"].get<double>(), 0.2);  // (3 + 5 + 2) / 50
+  EXPECT_DOUBLE_EQ(t["vector_share"].get<double>(), 0.32);  // 16 / 50
+  EXPECT_NE(report_table(f.config, f.program, f.run, nullptr, info())
+                .find("time: MXU multiplying 28.0 %, MXU waiting 20.0 %, vector unit busy 32.0 %"),
+            std::string::npos);
+  // Two MXUs: the matmul unit's busy and stall cycles are sums over both, per MXU-cycle.
+  f.config.core.mxus = 2;
+  r = report_json(f.config, f.program, f.run, nullptr, info());
+  EXPECT_DOUBLE_EQ(r["total"]["matmul_share"].get<double>(), 0.14);  // 14 / (50 * 2)
+  EXPECT_DOUBLE_EQ(r["total"]["waiting_share"].get<double>(), 0.1);
+  EXPECT_DOUBLE_EQ(r["total"]["vector_share"].get<double>(), 0.32);
+}
+
 TEST(Report, JsonHasTheDocumentedKeys) {
   Fixture f;
   CheckResult check;

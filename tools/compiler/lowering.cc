@@ -662,13 +662,20 @@ Program Lowerer::run() {
         largest = t;
       }
     }
+    // A graph input (a KV cache) is named with the first node that reads it.
+    const Tensor& t = model_.tensors[largest];
+    const std::string reader =
+        t.producer < 0 && !t.consumers.empty()
+            ? ", read by node " + std::to_string(t.consumers[0]) + " '" +
+                  model_.nodes[t.consumers[0]].name + "'"
+            : "";
     throw CompileError(model_.source + ": model needs " + std::to_string(program_.hbm_bytes) +
                        " bytes of HBM but hbm.capacity_bytes = " +
                        std::to_string(config_.hbm.capacity_bytes) +
                        "; it would fit with hbm.capacity_bytes >= " +
-                       std::to_string(program_.hbm_bytes) + " (largest tensor '" +
-                       model_.tensors[largest].name + "', " +
-                       std::to_string(plan_.tensors[largest].hbm.bytes()) + " bytes)");
+                       std::to_string(program_.hbm_bytes) + " (largest tensor '" + t.name +
+                       "', " + std::to_string(plan_.tensors[largest].hbm.bytes()) + " bytes" +
+                       reader + ")");
   }
   if (data_) write_inputs(data);
 

@@ -51,6 +51,7 @@ struct Row {
   double power_w = 0;
   double core_power_w = 0;  // without the off-chip memory: comparable to a die's power
   double tops_per_w = 0;
+  double matmul_share = 0, vector_share = 0, waiting_share = 0;  // report.h
   std::array<UnitStats, kNumUnits> units{};
   std::vector<MxuStats> mxus;
   std::vector<double> mxu_utilization;  // per MXU: its array_macs / (cycles * rows * cols)
@@ -70,6 +71,14 @@ void derive(const Config& config, DataType dtype, Row& row) {
         ratio(double(m.array_macs), double(row.cycles) * pes * config.chip.cores));
   }
   row.mapping_efficiency = ratio(double(row.used_pes), double(row.weight_tiles) * pes);
+  const double mxu_cycles = double(row.cycles) * config.chip_mxus();
+  Cycle waiting = 0;
+  for (const auto& [cause, cycles] : row.stalls()) waiting += cycles;
+  row.matmul_share =
+      ratio(double(row.units[std::size_t(Unit::kMatmul)].busy_cycles), mxu_cycles);
+  row.vector_share = ratio(double(row.units[std::size_t(Unit::kVector)].busy_cycles),
+                           double(row.cycles) * config.chip.cores);
+  row.waiting_share = ratio(double(waiting), mxu_cycles);
   row.latency_us = double(row.cycles) / config.clock_mhz;
   // GB/s = bytes per ns.
   row.hbm_gbs = ratio(double(row.hbm_read_bytes + row.hbm_write_bytes),
@@ -198,6 +207,9 @@ json row_json(const Row& row) {
           {"compute_cycles", row.compute_cycles},
           {"stall_cycles", row.stalls()},
           {"utilization", row.utilization},
+          {"matmul_share", row.matmul_share},
+          {"vector_share", row.vector_share},
+          {"waiting_share", row.waiting_share},
           {"mapping_efficiency", row.mapping_efficiency},
           {"weight_tiles", row.weight_tiles},
           {"used_pes", row.used_pes},
@@ -325,6 +337,8 @@ json hbm_json(const Config& config, const RunResult& run, const MemoryFigures& m
   return out;
 }
 
+}  // namespace
+
 // Three significant digits with an SI suffix: 512, 1.50k, 118M.
 std::string human_count(double v) {
   static const char* const kSuffixes[] = {"", "k", "M", "G", "T", "P", "E"};
@@ -337,6 +351,8 @@ std::string human_count(double v) {
   const char* fmt = std::fabs(v) < 9.995 ? "%.2f" : std::fabs(v) < 99.95 ? "%.1f" : "%.0f";
   return format(fmt, v) + kSuffixes[i];
 }
+
+namespace {
 
 // Three significant digits in pJ, nJ, uJ, mJ or J: 812 pJ, 5.21 mJ.
 std::string human_energy(double pj) {
@@ -584,6 +600,9 @@ std::string report_table(const Config& config, const Program& program, const Run
         << human_bytes(double(core.interconnect_read_bytes)) << " read, "
         << human_bytes(double(core.interconnect_write_bytes)) << " written\n";
   }
+  out << "time: MXU multiplying " << format("%.1f", 100 * total.matmul_share)
+      << " %, MXU waiting " << format("%.1f", 100 * total.waiting_share)
+      << " %, vector unit busy " << format("%.1f", 100 * total.vector_share) << " %\n";
   const MemoryFigures memory = memory_figures(config, run);
   out << "HBM " << human_bytes(double(total.hbm_read_bytes)) << " read, "
       << human_bytes(double(total.hbm_write_bytes)) << " written, "

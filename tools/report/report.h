@@ -8,6 +8,15 @@
 //                       rows x K_t x N_t) and utilization = array_macs / (cycles * rows * cols
 //                       * chip.cores); the table adds a column of the lowest and highest when
 //                       the chip has several MXUs
+//   matmul_share        MXU busy cycles / (cycles * core.mxus * chip.cores): the share of time
+//                       multiplying
+//   waiting_share       MXU stall cycles, all causes / (cycles * core.mxus * chip.cores): the
+//                       share of time the MXU had an instruction it could not start (waiting for weights,
+//                       inputs, free accumulators or ports; stall_cycles says which); the rest
+//                       of its time, 1 - matmul_share - waiting_share, it had none (vector work,
+//                       DMA alone)
+//   vector_share        vector units' busy cycles / (cycles * chip.cores); it overlaps the
+//                       MXU's time, so the three shares need not sum to 1
 //   mapping_efficiency  used_pes / (weight_tiles * rows * cols), 0 without weight tiles
 //   latency_us          cycles / clock_mhz
 //   stall_cycles        the MXU's stalls by cause (LayerStats::units[Unit::kMatmul].stalls)
@@ -114,5 +123,7 @@ std::string format(const char* fmt, ...) __attribute__((format(printf, 1, 2)));
 
 // "1.50 MiB"-style binary units for byte counts.
 std::string human_bytes(double bytes);
+// Three significant digits with an SI suffix: 512, 1.50k, 118M.
+std::string human_count(double v);
 
 }  // namespace tpu

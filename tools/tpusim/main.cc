@@ -28,6 +28,7 @@
 #include "tools/plot/plot.h"
 #include "tools/run/output_file.h"
 #include "tools/run/run.h"
+#include "tools/run/zoo_table.h"
 #include "tools/sweep/slurm.h"
 #include "tools/sweep/sweep.h"
 #include "tools/teach/annotate.h"
@@ -479,6 +480,26 @@ int sc_main(int argc, char* argv[]) {
                       "Also write one self-contained HTML page that animates the run: step, "
                       "play, pause, scrub to a cycle");
 
+  tpu::ZooTableOptions zoo;
+  CLI::App* table = app.add_subcommand(
+      "table", "Run every model on every config timing-only, each in its own process, and "
+               "print the markdown table of models/README.md: MACs, cycles, latency, "
+               "utilisation and the shares of time the MXU multiplies and waits and the vector "
+               "unit is busy");
+  table->add_option("--models", zoo.models, "Model files, one row per config each")
+      ->required()
+      ->check(CLI::ExistingFile);
+  table->add_option("--configs", zoo.configs, "Config files")
+      ->required()
+      ->check(CLI::ExistingFile);
+  table->add_option("--jobs,-j", zoo.jobs, "Simulations at once")
+      ->check(CLI::Range(1u, 1024u))
+      ->capture_default_str();
+  table->add_option("--max-bound-cycles", zoo.max_bound_cycles,
+                    "Skip pairs whose MACs / PEs exceed this many cycles")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
+
   tpu::install_interrupt_handlers();
   try {
     app.parse(argc, argv);
@@ -583,6 +604,10 @@ int sc_main(int argc, char* argv[]) {
         check_outputs({ex.model_path, ex.config_path},
                              {{"--vcd", ex.vcd_path}, {"--html", ex.html_path}});
         tpu::explain_command(ex, std::cout);
+        return 0;
+      }
+      if (*table) {
+        std::cout << tpu::zoo_table(zoo);
         return 0;
       }
       if (*isa) {
