@@ -149,6 +149,9 @@ TEST(ZooCycles, EveryBundledModelOnEveryConfigKeepsItsCycles) {
 }
 
 TEST(ZooCycles, FullSizeTransformersKeepTheirCycles) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "every full-size pair is above the sanitized build's kMostBoundCycles";
+#endif
   const std::vector<Pair> all = pairs(true);
   ASSERT_GE(all.size(), 9u);  // BERT-base, GPT-2 prefill and decode on the large arrays
   expect_golden_cycles(all);
