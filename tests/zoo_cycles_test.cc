@@ -157,5 +157,50 @@ TEST(ZooCycles, FullSizeTransformersKeepTheirCycles) {
   expect_golden_cycles(all);
 }
 
+// Every bundled model small enough for a functional run in moments (at most kMostCheckMacs
+// MACs, the full-size transformers excluded) passes --check on the default config: its
+// simulated outputs equal the reference interpreter's (int8 bit-exact, bf16 within tolerance).
+// Pairs the golden file records as errors (a model the config cannot hold) are left out.
+TEST(ZooCheck, EverySmallBundledModelPassesCheckOnTheDefaultConfig) {
+#if defined(__SANITIZE_ADDRESS__)
+  constexpr double kMostCheckMacs = 5e7;
+#else
+  constexpr double kMostCheckMacs = 5e9;  // ResNet-50 (4.09 G) and the TPU v1 workloads
+#endif
+  const std::string config = "configs/default.json";
+  std::ifstream in(kGolden);
+  ASSERT_TRUE(in) << kGolden;
+  const nlohmann::json golden = nlohmann::json::parse(in).at(config);
+  std::vector<std::string> models;
+  for (const std::string& m : files_under(kSource / "models", true)) {
+    const Graph model = load_model((kSource / m).string());
+    double macs = 0, weight_bytes = 0;
+    for (const Node& n : model.nodes) {
+      macs += double(n.macs());
+      weight_bytes += double(n.weight_count()) * element_bytes(model.dtype);
+    }
+    const bool runs = golden.contains(m) && golden.at(m).is_number();
+    if (runs && macs <= kMostCheckMacs && weight_bytes <= kFullSizeWeightBytes) models.push_back(m);
+  }
+  ASSERT_GE(models.size(), 20u);
+  std::vector<std::string> got(models.size());
+  run_in_children(
+      models.size(), 2,
+      [&](std::size_t i) {
+        RunOptions options;
+        options.check = true;
+        const tpu::Run run = run_model(load_config((kSource / config).string()),
+                                       load_model((kSource / models[i]).string()), models[i],
+                                       options);
+        const CheckResult& c = *run.check;
+        return c.passed ? std::string("passed")
+                        : c.first_mismatches.empty() ? "failed" : c.first_mismatches[0];
+      },
+      [&](std::size_t i, const ChildOutcome& out) {
+        got[i] = out.ok ? out.output : "error: " + without_source_dir(out.error);
+      });
+  for (std::size_t i = 0; i < models.size(); ++i) EXPECT_EQ(got[i], "passed") << models[i];
+}
+
 }  // namespace
 }  // namespace tpu
