@@ -17,15 +17,7 @@ namespace {
 // 8 x 8 array (R = C = 8), ideal memory, 64 banks and two read ports so that the weight loader
 // and the input stream never contend unless a test says so; 8 vector lanes.
 Config core_config() {
-  Config c;
-  c.name = "test8x8";
-  c.array.rows = 8;
-  c.array.cols = 8;
-  c.hbm.preset = "ideal";
-  c.ub.banks = 64;
-  c.ub.read_ports = 2;
-  c.ub.write_ports = 1;
-  c.vector.lanes = 8;
+  Config c = timing_core("test8x8");
   c.vector.activate_latency = 4;
   c.sequencer.issue_width = 1;
   c.sequencer.queue_depth = 16;

@@ -25,18 +25,11 @@ namespace {
 // cycle is 1 ns, with ideal memory behind an interconnect of L = 4 cycles each way and
 // 8 GB/s = 8 bytes a cycle: a 64-byte request holds the shared port for 8 cycles.
 Config two_cores() {
-  Config c;
-  c.name = "test8x8x2cores";
+  Config c = timing_core("test8x8x2cores");
   c.clock_mhz = 1000;
   c.chip.cores = 2;
   c.chip.interconnect_gbs = 8;
   c.chip.interconnect_latency_cycles = 4;
-  c.array.rows = 8;
-  c.array.cols = 8;
-  c.hbm.preset = "ideal";
-  c.ub.banks = 64;
-  c.ub.read_ports = 2;
-  c.vector.lanes = 8;
   c.mxu.weight_fifo_tiles = 2;
   return c;
 }

@@ -20,16 +20,8 @@ namespace {
 // The 8 x 8 core of core_timing_test (ideal memory, 64 banks, two read ports, one write port,
 // issue width 1, 256-byte bursts) with two DMA engines.
 Config two_engines() {
-  Config c;
-  c.name = "test8x8dma2";
+  Config c = timing_core("test8x8dma2");
   c.core.dma_engines = 2;
-  c.array.rows = 8;
-  c.array.cols = 8;
-  c.hbm.preset = "ideal";
-  c.ub.banks = 64;
-  c.ub.read_ports = 2;
-  c.ub.write_ports = 1;
-  c.vector.lanes = 8;
   return c;
 }
 
@@ -187,15 +179,6 @@ TEST(MultiDma, WeightFifoFilledFromTwoEnginesIsRejected) {
             "instruction 1 'dma.load hbm=0x40 ub=0 elems=64 pack=8 segs=1 seg_stride=0 groups=1 "
             "group_stride=0 ub_stride=1 weights unit=1': weight FIFO 0 is filled by DMA engine "
             "0 before; every fill of a FIFO must be on one engine (unit=0)");
-}
-
-std::string config_error(const nlohmann::json& doc) {
-  try {
-    parse_config(doc, "configs/x.json");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(MultiDmaConfig, EngineCountOutsideItsRangeIsOneLine) {

@@ -23,15 +23,9 @@ namespace {
 // The 8 x 8 core of core_timing_test (ideal memory, 64 banks, issue width 1) with two MXUs,
 // each with a weight FIFO of two tiles.
 Config two_mxus(std::uint32_t read_ports) {
-  Config c;
-  c.name = "test8x8x2";
+  Config c = timing_core("test8x8x2");
   c.core.mxus = 2;
-  c.array.rows = 8;
-  c.array.cols = 8;
-  c.hbm.preset = "ideal";
-  c.ub.banks = 64;
   c.ub.read_ports = read_ports;
-  c.vector.lanes = 8;
   c.mxu.weight_fifo_tiles = 2;
   return c;
 }
@@ -147,15 +141,6 @@ TEST(MultiMxu, FourMxusOnAComputeBoundGemmRunNearlyFourTimesFaster) {
   EXPECT_GT(four, (Cycle(1) << 21) / 4);
   EXPECT_GT(speedup, 3.3) << one << " vs " << four;
   EXPECT_LT(speedup, 4.0) << one << " vs " << four;
-}
-
-std::string config_error(const nlohmann::json& doc) {
-  try {
-    parse_config(doc, "configs/x.json");
-  } catch (const ConfigError& e) {
-    return e.what();
-  }
-  return "";
 }
 
 TEST(MultiMxuConfig, MxuCountOutsideItsRangeOrBeyondTheUbPortsIsOneLine) {
