@@ -129,7 +129,8 @@ std::string Sequencer::wait_semaphores(std::uint64_t mask, std::string& waiting)
   do {
     cause = sems_.cause(mask);
     waiting = sems_.zero_names(mask);
-    remote = remote || sems_.cause(mask & remote_sems_) == cause;
+    // Only a stream another core signals pays for the second lookup.
+    remote = remote || ((mask & remote_sems_) && sems_.cause(mask & remote_sems_) == cause);
     wait(sems_.changed());
   } while (!sems_.try_acquire(mask));
   waiting.clear();

@@ -1,6 +1,5 @@
 #include "tools/run/zoo_table.h"
 
-#include <cstdio>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -16,20 +15,10 @@
 namespace tpu {
 namespace {
 
-std::string percent(double share) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.1f", 100 * share);
-  return text;
-}
+std::string percent(double share) { return format("%.1f", 100 * share); }
 
 std::string latency(double us) {
-  char text[32];
-  if (us < 1000) {
-    std::snprintf(text, sizeof text, "%.1f us", us);
-  } else {
-    std::snprintf(text, sizeof text, "%.2f ms", us / 1000);
-  }
-  return text;
+  return us < 1000 ? format("%.1f us", us) : format("%.2f ms", us / 1000);
 }
 
 // A table cell: no pipes, and no leading "<model path>: " (the row names the model).
