@@ -78,7 +78,15 @@ async function main() {
   fs.writeFileSync(screenshot, Buffer.from(shot.data, "base64"));
 }
 
-// The profile goes once chromium has exited and stopped writing to it.
-chrome.on("exit", () => fs.rmSync(profile, { recursive: true, force: true }));
+// The profile goes once chromium has exited. Its helper processes can still be writing for a
+// moment after the main one exits (ENOTEMPTY seen in CI), so removal retries, and a profile
+// left in the temporary directory is a warning, not a failed run.
+chrome.on("exit", () => {
+  try {
+    fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
+  } catch (e) {
+    console.error("warning: could not remove " + profile + ": " + e.code);
+  }
+});
 main().then(() => chrome.kill(),
             (e) => { console.error(String(e)); process.exitCode = 1; chrome.kill(); });
