@@ -478,7 +478,7 @@ TEST(CsvInput, UnclosedQuoteNamesFileAndLine) {
     parse_csv("a,b\nc,\"d\ne,f\n", "data.csv");
     FAIL() << "expected CsvSyntaxError";
   } catch (const CsvSyntaxError& e) {
-    EXPECT_STREQ(e.what(), "data.csv: line 2: quoted field not closed (a '\"' is missing)");
+    EXPECT_STREQ(e.what(), "data.csv:2: quoted field not closed (a '\"' is missing)");
   }
 }
 

@@ -93,7 +93,7 @@ std::vector<CsvRecord> parse_csv(const std::string& text, const std::string& sou
     }
   }
   if (quoted) {
-    throw CsvSyntaxError(source + ": line " + std::to_string(quote_line) +
+    throw CsvSyntaxError(source + ":" + std::to_string(quote_line) +
                          ": quoted field not closed (a '\"' is missing)");
   }
   if (!field.empty() || has_quotes || !record.fields.empty()) end_record();

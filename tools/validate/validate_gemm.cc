@@ -47,7 +47,7 @@ std::vector<Measurement> read_measurements(const std::string& path) {
   auto column = [&](const std::string& name) {
     const auto it = std::find(header.begin(), header.end(), name);
     if (it == header.end()) {
-      throw std::runtime_error(path + ": line " + std::to_string(records[0].line) +
+      throw std::runtime_error(path + ":" + std::to_string(records[0].line) +
                                ": no column '" + name + "' (needs M, N, K and measured_us)");
     }
     return std::size_t(it - header.begin());
@@ -57,7 +57,7 @@ std::vector<Measurement> read_measurements(const std::string& path) {
   std::vector<Measurement> rows;
   for (std::size_t i = 1; i < records.size(); ++i) {
     const std::vector<std::string>& f = records[i].fields;
-    const std::string where = path + ": line " + std::to_string(records[i].line) + ": ";
+    const std::string where = path + ":" + std::to_string(records[i].line) + ": ";
     if (f.size() < header.size()) throw std::runtime_error(where + "too few fields");
     Measurement r;
     try {
