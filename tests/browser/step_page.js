@@ -78,9 +78,10 @@ async function main() {
   fs.writeFileSync(screenshot, Buffer.from(shot.data, "base64"));
 }
 
-// The profile goes once chromium has exited. Its helper processes can still be writing for a
-// moment after the main one exits (ENOTEMPTY seen in CI), so removal retries, and a profile
-// left in the temporary directory is a warning, not a failed run.
+// Chromium is asked to close (Browser.close) so that it shuts its helper processes down before it
+// exits; a kill after 5 s is the fallback. The profile goes once it has exited; removal retries
+// in case a helper still writes (ENOTEMPTY seen in CI), and a profile left behind is a warning,
+// not a failed run.
 chrome.on("exit", () => {
   try {
     fs.rmSync(profile, { recursive: true, force: true, maxRetries: 20, retryDelay: 100 });
@@ -88,5 +89,8 @@ chrome.on("exit", () => {
     console.error("warning: could not remove " + profile + ": " + e.code);
   }
 });
-main().then(() => chrome.kill(),
-            (e) => { console.error(String(e)); process.exitCode = 1; chrome.kill(); });
+function close() {
+  setTimeout(() => chrome.kill(), 5000).unref();
+  send("Browser.close").catch(() => chrome.kill());
+}
+main().then(close, (e) => { console.error(String(e)); process.exitCode = 1; close(); });
