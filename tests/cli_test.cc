@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 #include <sstream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "sim/config/config.h"
+#include "sim/config/user_input.h"
 #include "sim/isa/program.h"
 #include "tests/cli_helpers.h"
 #include "tools/compiler/frontend.h"
@@ -161,6 +163,24 @@ TEST(CliRun, CsvHasOneRowPerLayer) {
   // header + one row per layer (+ an optional total row)
   EXPECT_GE(lines, r["layers"].size() + 1);
   EXPECT_LE(lines, r["layers"].size() + 2);
+  // Each layer's row carries what the JSON says of it, the time shares included.
+  const std::vector<tpu::CsvRecord> records = tpu::parse_csv(text, csv);
+  ASSERT_GE(records.size(), r["layers"].size() + 1);
+  const std::vector<std::string>& header = records[0].fields;
+  auto column = [&](const std::string& name) {
+    const auto it = std::find(header.begin(), header.end(), name);
+    if (it == header.end()) throw std::runtime_error("the CSV has no column " + name);
+    return std::size_t(it - header.begin());
+  };
+  for (std::size_t i = 0; i < r["layers"].size(); ++i) {
+    const nlohmann::json& layer = r["layers"][i];
+    const std::vector<std::string>& row = records[i + 1].fields;
+    EXPECT_EQ(row[column("name")], layer["name"].get<std::string>());
+    EXPECT_EQ(std::stoull(row[column("cycles")]), layer["cycles"].get<std::uint64_t>());
+    for (const char* share : {"matmul_share", "waiting_share", "vector_share"}) {
+      EXPECT_NEAR(std::stod(row[column(share)]), layer[share].get<double>(), 1e-8) << share;
+    }
+  }
 }
 
 // Bit-exact int8 on shapes that are not multiples of the array.

@@ -642,7 +642,7 @@ std::string report_csv(const Config& config, const RunResult& run,
          "used_pes,hbm_read_bytes,hbm_write_bytes,achieved_hbm_gbs,ub_reads,ub_writes,latency_us,"
          "array_macs,acc_read_bytes,acc_write_bytes,vector_elems,energy_mac_uj,energy_ub_uj,"
          "energy_acc_uj,energy_vector_uj,energy_hbm_uj,energy_static_uj,energy_uj,power_w,"
-         "core_power_w,tops_per_w";
+         "core_power_w,tops_per_w,matmul_share,waiting_share,vector_share";
   for (std::size_t u = 0; u < kNumUnits; ++u) {
     const std::string unit = to_string(Unit(u));
     out << ',' << unit << "_busy_cycles," << unit << "_stall_cycles";
@@ -663,7 +663,8 @@ std::string report_csv(const Config& config, const RunResult& run,
       out << ',' << csv_number(uj(pj));
     }
     out << ',' << csv_number(row.power_w) << ',' << csv_number(row.core_power_w) << ','
-        << csv_number(row.tops_per_w);
+        << csv_number(row.tops_per_w) << ',' << csv_number(row.matmul_share) << ','
+        << csv_number(row.waiting_share) << ',' << csv_number(row.vector_share);
     for (const UnitStats& unit : row.units) {
       Cycle stalled = 0;
       for (const auto& [cause, cycles] : unit.stalls) stalled += cycles;

@@ -43,7 +43,8 @@
 //   total_uj            the sum of the six
 //   power_w             total_uj / latency_us; core_power_w the same without hbm_uj (on-chip)
 //   tops_per_w          2 * macs / total energy in pJ (useful MACs, as tops)
-// The CSV carries them as energy_<component>_uj, energy_uj, power_w, core_power_w, tops_per_w.
+// The CSV carries them as energy_<component>_uj, energy_uj, power_w, core_power_w, tops_per_w,
+// and the time shares as matmul_share, waiting_share, vector_share.
 // chip.cores > 1 adds a top-level "cores" array (and a line per core under the table), one
 // entry per core that ran a stream (RunResult::cores):
 //   cycles              its start to its HALT retiring
