@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <utility>
 
 #include "tools/compiler/lstm.h"
 
@@ -52,7 +53,7 @@ struct Act {
   // NHWC order, ONNX's is CHW, so a following Gemm's weight rows are permuted.
   bool chw_flattened = false;
   Shape3 flat_from;
-  // Batch 1 views of rank 2 or 3 (the attention ops, attention.cc-style below): `ours` is
+  // Batch 1 views of rank 2 or 3 ("Multi-head attention" below): `ours` is
   // our tensor's per-sample shape when it is not 1 x (d[0] * .. * d[r-2]) x d[r-1] of `dims`
   // (a Reshape or Transpose left it as its input's); a reader that needs that shape gets a
   // reshape view first (act_input). `order`: a Transpose that moved data, dims[i] being axis
