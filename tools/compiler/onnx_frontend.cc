@@ -6,7 +6,9 @@
 #include <cmath>
 #include <cstring>
 #include <map>
+#include <optional>
 #include <set>
+#include <utility>
 
 #include "tools/compiler/lstm.h"
 
@@ -22,16 +24,19 @@ constexpr const char* kSupported =
     "Sigmoid, Tanh, Gelu (or its Erf form), Softmax, LayerNormalization (or its ReduceMean "
     "form), MaxPool, AveragePool, "
     "GlobalAveragePool, Flatten, Reshape (constant shape), Concat, BatchNormalization (after a "
-    "Conv), LSTM (forward, batch 1), Transpose and Squeeze (views: size-1 axes), Gather (one "
-    "step of a sequence), Slice and Split (channels or width), MatMul of two tensors (1 x M x K "
-    "by 1 x K x N or a transposed 1 x N x K), Identity, Dropout, Constant, Shape, Gather, "
-    "Unsqueeze, Cast, Expand";
+    "Conv), LSTM (forward, batch 1), Transpose and Squeeze (views: size-1 axes; at batch 1 "
+    "any Transpose of N x S x D into a MatMul or Softmax), Gather (one step of a sequence), "
+    "Slice and Split (channels or width), MatMul of two tensors (H x M x K by H x K x N or a "
+    "transposed H x N x K: H heads), Div and Mul by a scalar (into a MatMul of two tensors), "
+    "Identity, Dropout (eval mode), Constant, Shape, Gather, Unsqueeze, Cast, Expand, and Add, "
+    "Sub, Mul, Div of constants";
 
 // A constant: an initializer, a Constant node or folded shape arithmetic. `values` is empty
 // when the file gives only the shape (a structure-only export).
 struct Const {
   std::vector<std::int64_t> dims;
   std::vector<double> values;
+  bool integer = false;  // int32/int64 (shape arithmetic): Div truncates
   std::uint64_t count() const {
     std::uint64_t n = 1;
     for (std::int64_t d : dims) n *= std::uint64_t(d);
@@ -48,10 +53,23 @@ struct Act {
   // NHWC order, ONNX's is CHW, so a following Gemm's weight rows are permuted.
   bool chw_flattened = false;
   Shape3 flat_from;
-  // A Transpose of a 1 x X x Y tensor `id` to 1 x Y x X: no data moves; only a MatMul reading
-  // it as its second operand may (transpose_b).
-  bool transposed = false;
+  // Batch 1 views of rank 2 or 3 ("Multi-head attention" below): `ours` is
+  // our tensor's per-sample shape when it is not 1 x (d[0] * .. * d[r-2]) x d[r-1] of `dims`
+  // (a Reshape or Transpose left it as its input's); a reader that needs that shape gets a
+  // reshape view first (act_input). `order`: a Transpose that moved data, dims[i] being axis
+  // order[i] of the row-major array `stored` of our elements; only a MatMul or a Softmax reads
+  // it. `scale`: a Div or Mul by a scalar constant not yet applied, the reading MatMul's scale.
+  std::optional<Shape3> ours;
+  std::vector<std::int64_t> stored, order;
+  double scale = 1;
 };
+
+// A batch-1 tensor of rank 2 or 3 as ours: 1 x (d[0] * .. * d[r-2]) x d[r-1].
+Shape3 rows_of(const std::vector<std::int64_t>& d) {
+  std::int64_t rows = 1;
+  for (std::size_t i = 0; i + 1 < d.size(); ++i) rows *= d[i];
+  return {1, std::uint32_t(rows), std::uint32_t(d.back())};
+}
 
 Shape3 nhwc_of(const std::vector<std::int64_t>& d) {
   if (d.size() == 4) return {std::uint32_t(d[2]), std::uint32_t(d[3]), std::uint32_t(d[1])};
@@ -79,7 +97,9 @@ class Importer {
   Const tensor_const(const onnx::TensorProto& t) const;
   const Const* find_const(const std::string& name) const;
   const Const& const_input(const onnx::NodeProto& n, int i);
-  const Act& act_input(const onnx::NodeProto& n, int i);
+  // `views`: the reader takes a permuted, reshaped or scaled view as it is (the attention
+  // handlers); any other reader gets our tensor in the shape its dims say, or an error.
+  const Act& act_input(const onnx::NodeProto& n, int i, bool views = false);
   std::vector<std::int64_t> ints(const onnx::NodeProto& n, const std::string& key,
                                  std::vector<std::int64_t> dflt) const;
   // Attribute `key` (or `dflt`): `count` sizes, each in [min, 2^24].
@@ -100,7 +120,18 @@ class Importer {
   void activation(const onnx::NodeProto& n, Activation func);
   void batch_norm(const onnx::NodeProto& n);
   void lstm(const onnx::NodeProto& n);
+  // Multi-head attention as PyTorch exports it (Reshape to heads, Transpose, Div by a
+  // scalar, batched MatMul, Softmax): views, scales and per-head matmuls (batch 1).
   void tensor_matmul(const onnx::NodeProto& n);
+  std::pair<TensorId, bool> matmul_operand(const onnx::NodeProto& n, const Act& a,
+                                           const std::string& which);
+  void permute(const onnx::NodeProto& n, Act a, const std::vector<std::int64_t>& perm);
+  void reshape(const onnx::NodeProto& n, const Act& a, const Const& shape);
+  void softmax_of_view(const onnx::NodeProto& n, const Act& x);
+  bool scale_by_constant(const onnx::NodeProto& n);
+  // A reshape view (no instructions) of tensor `id` as `shape`, named `name`.
+  TensorId reshape_view(const std::string& name, TensorId id, Shape3 shape);
+  void materialise(const std::string& name);
   // A `slice` of `a` along ONNX axis `axis` (channels or width), [begin, end), named `name`,
   // producing the ONNX tensor `out`.
   void slice(const onnx::NodeProto& n, const Act& a, std::int64_t axis, std::int64_t begin,
@@ -165,16 +196,23 @@ Const Importer::tensor_const(const onnx::TensorProto& t) const {
       for (double v : t.double_data()) c.values.push_back(v);
       break;
     case onnx::TensorProto::INT64:
+      c.integer = true;
       if (!raw.empty()) from_raw(std::int64_t());
       for (std::int64_t v : t.int64_data()) c.values.push_back(double(v));
       break;
     case onnx::TensorProto::INT32:
+      c.integer = true;
       if (!raw.empty()) from_raw(std::int32_t());
+      for (std::int32_t v : t.int32_data()) c.values.push_back(v);
+      break;
+    case onnx::TensorProto::BOOL:  // Dropout's training_mode
+      c.integer = true;
+      if (!raw.empty()) from_raw(std::uint8_t());
       for (std::int32_t v : t.int32_data()) c.values.push_back(v);
       break;
     default:
       fail("initializer '" + t.name() + "': data type " + std::to_string(t.data_type()) +
-           " is not supported (allowed float, double, int32, int64)");
+           " is not supported (allowed float, double, int32, int64, bool)");
   }
   if (!c.values.empty() && !c.given()) {
     fail("initializer '" + t.name() + "': holds " + std::to_string(c.values.size()) +
@@ -204,13 +242,21 @@ const Const& Importer::const_input(const onnx::NodeProto& n, int i) {
           "arithmetic)");
 }
 
-const Act& Importer::act_input(const onnx::NodeProto& n, int i) {
+const Act& Importer::act_input(const onnx::NodeProto& n, int i, bool views) {
   if (i >= n.input_size() || n.input(i).empty()) fail(n, "missing input " + std::to_string(i));
   const std::string& name = n.input(i);
   auto it = acts_.find(name);
-  if (it != acts_.end() && it->second.transposed && !(n.op_type() == "MatMul" && i == 1)) {
-    fail(n, "input '" + name + "' is a Transpose that moves data, supported only as a MatMul's "
-            "second operand");
+  if (it != acts_.end() && !views) {
+    Act& a = it->second;
+    if (!a.order.empty()) {
+      fail(n, "input '" + name + "' is a Transpose that moves data, supported only into a "
+              "MatMul of two tensors or a Softmax along its last axis");
+    }
+    if (a.scale != 1) {
+      fail(n, "input '" + name + "' is scaled by a constant (Div or Mul), supported only as an "
+              "operand of a MatMul of two tensors (its scale)");
+    }
+    if (a.ours) materialise(name);
   }
   if (it != acts_.end()) return it->second;
   auto gi = graph_inputs_.find(name);
@@ -379,7 +425,7 @@ void Importer::add_bias(const onnx::NodeProto& n, Node& gemm, const Const& b, do
 }
 
 void Importer::view(const onnx::NodeProto& n, const std::vector<std::int64_t>& dims) {
-  Act a = act_input(n, 0);
+  Act a = act_input(n, 0, true);
   // The element order is unchanged when the axes longer than 1 keep their order.
   std::vector<std::int64_t> from, to;
   for (std::int64_t d : a.dims) {
@@ -389,6 +435,9 @@ void Importer::view(const onnx::NodeProto& n, const std::vector<std::int64_t>& d
     if (d != 1) to.push_back(d);
   }
   std::vector<std::int64_t> perm = ints(n, "perm", {});
+  if (perm.empty() && n.op_type() == "Transpose") {
+    for (std::size_t i = a.dims.size(); i-- > 0;) perm.push_back(std::int64_t(i));
+  }
   std::int64_t last = -1;
   bool ordered = true;
   for (std::int64_t p : perm) {
@@ -396,32 +445,237 @@ void Importer::view(const onnx::NodeProto& n, const std::vector<std::int64_t>& d
     ordered = ordered && p > last;
     last = p;
   }
-  const bool swap_last = perm == std::vector<std::int64_t>{0, 2, 1} && a.dims.size() == 3 &&
-                         a.dims[0] == 1 && !a.transposed;
-  if (!ordered && swap_last) {
-    a.transposed = true;  // act_input lets only a MatMul's second operand read it
-  } else if (from != to || !ordered || a.chw_flattened) {
+  if (a.dims.size() == 3 && dims.size() == 3 && !perm.empty() && !a.chw_flattened &&
+      (!ordered || !a.order.empty())) {
+    permute(n, a, perm);
+    return;
+  }
+  if (from != to || !ordered || a.chw_flattened || !a.order.empty() || a.scale != 1) {
     fail(n, "only transposes and squeezes that move or drop axes of size 1 (views of the same "
-            "elements) are supported, and a transpose of the last two axes as a MatMul's "
-            "second operand");
+            "elements) are supported, and transposes of N x S x D tensors read by a MatMul of "
+            "two tensors or a Softmax");
   }
   a.dims = dims;
   acts_[n.output(0)] = a;
 }
 
-void Importer::tensor_matmul(const onnx::NodeProto& n) {
-  const Act a = act_input(n, 0);
-  const Act b = act_input(n, 1);
-  if (a.dims.size() != 3 || b.dims.size() != 3 || a.dims[0] != 1 || b.dims[0] != 1 ||
-      a.dims[2] != b.dims[1]) {
-    fail(n, "a MatMul of two computed tensors is supported for 1 x M x K by 1 x K x N (or by "
-            "a Transpose of 1 x N x K)");
+// --- Multi-head attention as PyTorch exports it ----------------------------------------------
+// nn.MultiheadAttention (batch 1) splits q, k and v into heads with Reshape [S, 1, D] ->
+// [S, H, D / H] and Transposes them to [H, S, D / H] (k to [H, D / H, S]), divides q by
+// sqrt(D / H), multiplies per head (batched MatMul), softmaxes, multiplies by v and merges the
+// heads back. None of it moves data here: a head split is our 1 x S x D tensor with head h in
+// channel group h, which is what our `matmul` with `heads` reads; a Transpose is a permuted
+// view; the Div is the matmul's scale. Only the softmax needs the scores as one head per row
+// and the P V matmul them back as heads side by side: two reshape views (no instructions).
+
+TensorId Importer::reshape_view(const std::string& name, TensorId id, Shape3 shape) {
+  Node node;
+  node.kind = OpKind::kReshape;
+  node.target = shape;
+  onnx::NodeProto named;
+  named.set_name(name);
+  named.add_output(name);
+  add(named, std::move(node), {id}, {1, shape.w, shape.c});
+  const TensorId out = acts_[name].id;
+  acts_.erase(name);
+  return out;
+}
+
+// A plain view whose tensor has another shape than its dims say: a reshape view, named after
+// the ONNX tensor, for readers that take the dims as they are.
+void Importer::materialise(const std::string& name) {
+  Act& a = acts_.at(name);
+  const Shape3 want = rows_of(a.dims);
+  if (*a.ours != want) a.id = reshape_view(name, a.id, want);
+  a.ours.reset();
+}
+
+void Importer::permute(const onnx::NodeProto& n, Act a, const std::vector<std::int64_t>& perm) {
+  if (g_.batch != 1) {
+    fail(n, "transposes that move data are supported for batch 1 (the graph's batch is " +
+            std::to_string(g_.batch) + ")");
   }
+  if (!a.ours) a.ours = rows_of(a.dims);
+  if (a.order.empty()) {
+    a.stored = a.dims;
+    a.order = {0, 1, 2};
+  }
+  std::vector<std::int64_t> order, dims;
+  for (std::int64_t p : perm) {
+    order.push_back(a.order[std::size_t(p)]);
+    dims.push_back(a.dims[std::size_t(p)]);
+  }
+  a.order = order;
+  a.dims = dims;
+  // Back in stored order (ignoring axes of size 1): a plain view again.
+  std::int64_t last = -1;
+  bool plain = true;
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (a.dims[i] == 1) continue;
+    plain = plain && a.order[i] > last;
+    last = a.order[i];
+  }
+  if (plain) {
+    a.order.clear();
+    a.stored.clear();
+  }
+  acts_[n.output(0)] = a;
+}
+
+void Importer::reshape(const onnx::NodeProto& n, const Act& a, const Const& shape) {
+  if (!a.order.empty() || a.scale != 1 || a.chw_flattened) {
+    fail(n, "reshaping a tensor that a Transpose moved, a Div or Mul scaled, or a Flatten of "
+            "N x C x H x W made is not supported");
+  }
+  std::int64_t elements = 1, known = 1;
+  for (std::int64_t d : a.dims) elements *= d;
+  std::vector<std::int64_t> dims;
+  std::size_t infer = shape.values.size();
+  for (std::size_t i = 0; i < shape.values.size(); ++i) {
+    std::int64_t d = std::int64_t(shape.values[i]);
+    if (d == 0 && int_attr(n, "allowzero", 0) == 0 && i < a.dims.size()) d = a.dims[i];
+    if (d == -1 && infer == shape.values.size()) {
+      infer = i;
+    } else if (d < 1 || d > kMaxSize) {
+      fail(n, "shape value " + std::to_string(d) + " is not supported (allowed 1.." +
+              std::to_string(kMaxSize) + ", one -1, 0 to copy)");
+    } else {
+      known *= d;
+    }
+    dims.push_back(d);
+  }
+  if (infer < dims.size()) dims[infer] = elements / known;
+  std::int64_t count = 1;
+  for (std::int64_t d : dims) count *= d;
+  if (count != elements || dims.size() < 2 || dims.size() > 3) {
+    fail(n, "only reshapes of the same number of elements to 2 or 3 dimensions are supported "
+            "(batch 1)");
+  }
+  Act out = a;
+  out.dims = dims;
+  out.ours = a.ours ? *a.ours : rows_of(a.dims);
+  acts_[n.output(0)] = out;
+}
+
+// A MatMul operand of dims [H, R, C] (H heads of R x C) as ours: 1 x R x (H * C), each row
+// holding the heads side by side, or transposed: 1 x C x (H * R) (transpose_b). A reshape
+// view when our tensor has another shape of those elements; other layouts are an error.
+std::pair<TensorId, bool> Importer::matmul_operand(const onnx::NodeProto& n, const Act& a,
+                                                   const std::string& which) {
+  const std::vector<std::int64_t> order =
+      a.order.empty() ? std::vector<std::int64_t>{0, 1, 2} : a.order;
+  // The ONNX axes longer than 1 (0 heads, 1 rows, 2 columns), outermost in memory first.
+  std::vector<std::int64_t> in_memory;
+  for (std::int64_t at = 0; at < 3; ++at) {
+    for (std::size_t i = 0; i < 3; ++i) {
+      if (order[i] == at && a.dims[i] > 1) in_memory.push_back(std::int64_t(i));
+    }
+  }
+  const auto laid_out = [&](std::vector<std::int64_t> axes) {
+    std::vector<std::int64_t> longer;
+    for (std::int64_t i : axes) {
+      if (a.dims[std::size_t(i)] > 1) longer.push_back(i);
+    }
+    return longer == in_memory;
+  };
+  bool transposed = false;
+  if (!laid_out({1, 0, 2})) {
+    transposed = laid_out({2, 0, 1});
+    if (!transposed || which == "a") {
+      fail(n, "operand '" + n.input(which == "a" ? 0 : 1) + "' is laid out in a way a MatMul "
+              "of two tensors cannot read (supported: rows of heads side by side, as "
+              "Reshape [S, H, D / H] then Transpose [H, S, D / H] gives, and for the second "
+              "operand its transpose [H, D / H, S])");
+    }
+  }
+  const std::uint32_t H = std::uint32_t(a.dims[0]), R = std::uint32_t(a.dims[1]),
+                      C = std::uint32_t(a.dims[2]);
+  const Shape3 want = transposed ? Shape3{1, C, H * R} : Shape3{1, R, H * C};
+  if (!a.ours || *a.ours == want) return {a.id, transposed};
+  return {reshape_view(label(n) + "/" + which, a.id, want), transposed};
+}
+
+void Importer::tensor_matmul(const onnx::NodeProto& n) {
+  const Act a = act_input(n, 0, true);
+  const Act b = act_input(n, 1, true);
+  if (a.dims.size() != 3 || b.dims.size() != 3 || a.dims[0] != b.dims[0] ||
+      a.dims[2] != b.dims[1]) {
+    fail(n, "a MatMul of two computed tensors is supported for H x M x K by H x K x N (H "
+            "heads of batch 1, or one matrix)");
+  }
+  const std::int64_t H = a.dims[0], M = a.dims[1], N = b.dims[2];
+  if (H > 1 && g_.batch != 1) {
+    fail(n, "a batched MatMul of two tensors is supported for batch 1 (its batch axis as "
+            "attention heads; the graph's batch is " + std::to_string(g_.batch) + ")");
+  }
+  const auto [ia, ta] = matmul_operand(n, a, "a");
+  const auto [ib, tb] = matmul_operand(n, b, "b");
   Node node;
   node.kind = OpKind::kTensorMatmul;
-  node.transpose_b = b.transposed;
-  add(n, std::move(node), {a.id, b.id}, {1, a.dims[1], b.dims[2]});
+  node.heads = std::uint32_t(H);
+  node.transpose_b = tb;
+  node.scale = float(a.scale * b.scale);
+  add(n, std::move(node), {ia, ib}, {H, M, N});
+  if (H > 1) {  // ours: 1 x M x (H * N), head h in channel group h
+    Act& out = acts_[n.output(0)];
+    out.stored = {M, H, N};
+    out.order = {1, 0, 2};
+    out.ours = Shape3{1, std::uint32_t(M), std::uint32_t(H * N)};
+  }
 }
+
+// Softmax along the last axis of a permuted view (the per-head scores): ours as one row per
+// (query, head), the same order of elements.
+void Importer::softmax_of_view(const onnx::NodeProto& n, const Act& x) {
+  std::int64_t axis = int_attr(n, "axis", -1);
+  if (axis < 0) axis += std::int64_t(x.dims.size());
+  if (axis != std::int64_t(x.dims.size()) - 1 || x.order.back() != 2 || x.scale != 1) {
+    fail(n, "softmax of a transposed tensor is supported along its last axis when that axis is "
+            "also last in memory (attention's scores), unscaled");
+  }
+  const Shape3 rows = rows_of(x.stored);
+  const TensorId id = *x.ours == rows ? x.id : reshape_view(label(n) + "/rows", x.id, rows);
+  const std::vector<std::int64_t> stored = x.stored, order = x.order;
+  Node node;
+  node.kind = OpKind::kSoftmax;
+  add(n, std::move(node), {id}, x.dims);
+  Act& out = acts_[n.output(0)];
+  out.stored = stored;
+  out.order = order;
+  out.ours = rows;
+}
+
+// Div or Mul of a computed tensor by a scalar constant (attention's 1 / sqrt(d)): folded into
+// the MatMul of two tensors that produced it (when only this node reads it) or, pending, into
+// the one that reads it; false for other operands.
+bool Importer::scale_by_constant(const onnx::NodeProto& n) {
+  if (n.input_size() != 2) return false;
+  const bool div = n.op_type() == "Div";
+  const int ci = !div && find_const(n.input(0)) ? 0 : 1;
+  const Const* c = find_const(n.input(ci));
+  const std::string& data = n.input(1 - ci);
+  if (!c || !c->given() || c->count() != 1 || (!acts_.count(data) && !graph_inputs_.count(data))) {
+    return false;
+  }
+  const double v = c->values[0];
+  if (!(std::isfinite(v) && v > 0)) {
+    fail(n, "scaling by " + std::to_string(v) + " is not supported (a positive finite constant "
+            "becomes the scale of a MatMul of two tensors)");
+  }
+  Act a = act_input(n, 1 - ci, true);
+  const double f = div ? 1 / v : v;
+  const Tensor& t = g_.tensors[a.id];
+  Node* p = t.producer >= 0 ? &g_.nodes[std::size_t(t.producer)] : nullptr;
+  if (p && p->kind == OpKind::kTensorMatmul && p->activation == Activation::kNone &&
+      uses_[data] == 1 && !outputs_.count(data) && a.scale == 1) {
+    p->scale = float(p->scale * f);
+  } else {
+    a.scale *= f;
+  }
+  acts_[n.output(0)] = a;
+  return true;
+}
+// --- end of multi-head attention -------------------------------------------------------------
 
 void Importer::slice(const onnx::NodeProto& n, const Act& a, std::int64_t axis,
                      std::int64_t begin, std::int64_t end, const std::string& name,
@@ -432,7 +686,7 @@ void Importer::slice(const onnx::NodeProto& n, const Act& a, std::int64_t axis,
   // (D) of N x S x D, 1 (F) of N x F.
   const bool channels = rank == 2 ? axis == 1 : rank == 3 ? axis == 2 : axis == 1;
   const bool width = (rank == 3 && axis == 1) || (rank == 4 && axis == 3);
-  if (a.chw_flattened || (!channels && !width) || (rank == 3 && a.dims[0] != 1)) {
+  if (a.chw_flattened || (!channels && !width) || (rank == 3 && width && a.dims[0] != 1)) {
     fail(n, "slicing is supported along channels or the width (axis 1 or 3 of N x C x H x W, "
             "1 or 2 of 1 x S x D, 1 of N x F)");
   }
@@ -583,8 +837,8 @@ void Importer::gemm(const onnx::NodeProto& n, const Act& a, const Const& b, bool
   }
   Node node;
   node.units = node.out_channels = std::uint32_t(units);
-  if (a.dims.size() == 3) {
-    // Per token: a 1x1 convolution over the 1 x S x D tensor.
+  if (a.dims.size() == 3 || (a.dims.size() == 2 && a.dims[0] > 1 && g_.batch == 1)) {
+    // Per token: a 1x1 convolution over the 1 x S x D tensor (or its [S, D] view).
     node.kind = OpKind::kConv2d;
     node.kernel_h = node.kernel_w = 1;
   } else {
@@ -707,6 +961,7 @@ bool Importer::fold_constants(const onnx::NodeProto& n) {
     if (!v) fail(n, "only the 'value' form of Constant is supported");
     r = tensor_const(v->t());
   } else if (op == "Shape") {
+    r.integer = true;
     auto it = acts_.find(n.input(0));
     if (it != acts_.end()) {
       r.dims = {std::int64_t(it->second.dims.size())};
@@ -734,6 +989,7 @@ bool Importer::fold_constants(const onnx::NodeProto& n) {
       fail(n, "only gathering from a 1-D constant along axis 0 is supported");
     }
     r.dims = idx.dims;
+    r.integer = data.integer;
     for (double i : idx.values) {
       std::int64_t k = std::int64_t(i);
       if (k < 0) k += data.dims[0];
@@ -747,12 +1003,31 @@ bool Importer::fold_constants(const onnx::NodeProto& n) {
     const Const& shape = const_input(n, 1);
     if (!shape.given()) fail(n, "the shape must be a constant with values");
     for (double d : shape.values) r.dims.push_back(std::int64_t(d));
+    r.integer = c.integer;
     if (c.count() != 1 && c.count() != r.count()) {
       fail(n, "only expanding a scalar, or a constant to a shape of as many elements, is "
               "supported");
     }
     if (c.given()) {
       r.values = c.count() == 1 ? std::vector<double>(r.count(), c.values[0]) : c.values;
+    }
+  } else if (op == "Add" || op == "Sub" || op == "Mul" || op == "Div") {
+    // nn.MultiheadAttention's chunk of q, k, v: (Shape[-1] + 2) / 3 x 1, 2, 3.
+    const Const* a = find_const(n.input(0));
+    const Const* b = n.input_size() == 2 ? find_const(n.input(1)) : nullptr;
+    if (!a || !b) return false;
+    if (!a->given() || !b->given() ||
+        (a->count() != 1 && b->count() != 1 && a->dims != b->dims)) {
+      fail(n, "arithmetic on constants is supported for given values of one shape, or with a "
+              "scalar");
+    }
+    r.dims = a->count() == 1 && b->dims.size() > a->dims.size() ? b->dims : a->dims;
+    r.integer = a->integer && b->integer;
+    for (std::uint64_t i = 0; i < r.count(); ++i) {
+      const double x = a->values[a->count() == 1 ? 0 : i], y = b->values[b->count() == 1 ? 0 : i];
+      if (op == "Div" && y == 0) fail(n, "division by zero");
+      const double v = op == "Add" ? x + y : op == "Sub" ? x - y : op == "Mul" ? x * y : x / y;
+      r.values.push_back(r.integer ? std::trunc(v) : v);
     }
   } else if (op == "Unsqueeze") {
     const Const& c = const_input(n, 0);
@@ -764,8 +1039,10 @@ bool Importer::fold_constants(const onnx::NodeProto& n) {
       if (!find_const(n.input(i))) return false;
     }
     r.dims = {0};
+    r.integer = true;
     for (int i = 0; i < n.input_size(); ++i) {
       const Const& c = const_input(n, i);
+      r.integer = r.integer && c.integer;
       if (c.dims.size() != 1 || !c.given()) fail(n, "only 1-D constants can be concatenated");
       r.values.insert(r.values.end(), c.values.begin(), c.values.end());
       r.dims[0] += c.dims[0];
@@ -897,6 +1174,13 @@ void Importer::import_node(const onnx::NodeProto& n) {
   if (fold_constants(n)) return;
   if (op == "Div" && fold_gelu(n)) return;
   if (op == "ReduceMean" && fold_layer_norm(n)) return;
+  if ((op == "Div" || op == "Mul") && scale_by_constant(n)) return;
+  if (op == "Dropout" && n.input_size() > 2 && !n.input(2).empty()) {
+    const Const& training = const_input(n, 2);
+    if (!training.given() || training.count() != 1 || training.values[0] != 0) {
+      fail(n, "dropout in training mode is not supported (export the model in eval mode)");
+    }
+  }
   if (op == "Conv") {
     conv(n);
   } else if (op == "MaxPool") {
@@ -921,6 +1205,13 @@ void Importer::import_node(const onnx::NodeProto& n) {
     if (op == "Add" && (c0 || c1)) {
       // A bias after a GEMM (MatMul + Add exports of Linear) whose output only it reads.
       const int ci = c0 ? 0 : 1;
+      const auto scores = acts_.find(n.input(1 - ci));
+      if (scores != acts_.end() && g_.tensors[scores->second.id].producer >= 0 &&
+          g_.nodes[std::size_t(g_.tensors[scores->second.id].producer)].kind ==
+              OpKind::kTensorMatmul) {
+        fail(n, "adding a constant to a MatMul of two tensors (an attention mask) is not "
+                "supported");
+      }
       const Act& a = act_input(n, 1 - ci);
       const Tensor& t = g_.tensors[a.id];
       Node* p = t.producer >= 0 ? &g_.nodes[std::size_t(t.producer)] : nullptr;
@@ -966,6 +1257,8 @@ void Importer::import_node(const onnx::NodeProto& n) {
     activation(n, Activation::kTanh);
   } else if (op == "Gelu") {
     activation(n, Activation::kGelu);
+  } else if (op == "Softmax" && !act_input(n, 0, true).order.empty()) {
+    softmax_of_view(n, act_input(n, 0, true));
   } else if (op == "Softmax") {
     const Act x = act_input(n, 0);
     // Ours is along channels: ONNX's last axis of N x F or N x S x D, axis 1 of N x C x 1 x 1.
@@ -1008,6 +1301,10 @@ void Importer::import_node(const onnx::NodeProto& n) {
     const Act a = act_input(n, 0);
     if (int_attr(n, "axis", 1) != 1) fail(n, "only axis 1 is supported");
     flatten(n, a);
+  } else if (op == "Reshape" && g_.batch == 1 && act_input(n, 0, true).dims.size() <= 3) {
+    const Const& shape = const_input(n, 1);
+    if (!shape.given()) fail(n, "the shape must be a constant with values");
+    reshape(n, act_input(n, 0, true), shape);
   } else if (op == "Reshape") {
     const Act a = act_input(n, 0);
     const Const& shape = const_input(n, 1);
@@ -1091,19 +1388,22 @@ void Importer::import_node(const onnx::NodeProto& n) {
       at += parts[std::size_t(i)];
     }
   } else if (op == "Transpose") {
-    const Act& a = act_input(n, 0);
+    const Act& a = act_input(n, 0, true);
     std::vector<std::int64_t> perm = ints(n, "perm", {});
     if (perm.empty()) {
       for (std::size_t i = a.dims.size(); i-- > 0;) perm.push_back(std::int64_t(i));
     }
-    std::vector<std::int64_t> dims;
-    for (std::int64_t p : perm) {
-      if (p < 0 || p >= std::int64_t(a.dims.size())) fail(n, "perm out of range");
-      dims.push_back(a.dims[std::size_t(p)]);
+    std::vector<std::int64_t> dims, sorted = perm;
+    std::sort(sorted.begin(), sorted.end());
+    for (std::size_t i = 0; i < sorted.size(); ++i) {
+      if (sorted[i] != std::int64_t(i) || sorted.size() != a.dims.size()) {
+        fail(n, "perm is not a permutation of the input's axes");
+      }
     }
+    for (std::int64_t p : perm) dims.push_back(a.dims[std::size_t(p)]);
     view(n, dims);
   } else if (op == "Squeeze") {
-    const Act& a = act_input(n, 0);
+    const Act& a = act_input(n, 0, true);
     std::vector<std::int64_t> axes = ints(n, "axes", {});
     if (n.input_size() > 1 && !n.input(1).empty()) {
       const Const& c = const_input(n, 1);
@@ -1159,6 +1459,11 @@ void Importer::run(const onnx::GraphProto& graph) {
       }
       dims.push_back(d.dim_value());
     }
+    if (dims.size() == 1) {
+      // A structure-only export's bias or norm weights (data is never 1-D): shape only.
+      consts_[vi.name()].dims = dims;
+      continue;
+    }
     graph_inputs_[vi.name()] = dims;
   }
   for (const auto& n : graph.node()) {
@@ -1185,10 +1490,11 @@ void Importer::run(const onnx::GraphProto& graph) {
   for (const auto& o : graph.output()) {
     auto it = acts_.find(o.name());
     if (it == acts_.end()) fail("graph output '" + o.name() + "' is not computed by any node");
-    if (it->second.transposed) {
-      fail("graph output '" + o.name() + "' is a Transpose that moves data, supported only as a "
-           "MatMul's second operand");
+    if (!it->second.order.empty() || it->second.scale != 1) {
+      fail("graph output '" + o.name() + "' is a Transpose that moves data or a scaled view, "
+           "supported only into a MatMul of two tensors or a Softmax");
     }
+    if (it->second.ours) materialise(o.name());
     g_.outputs.push_back(it->second.id);
   }
   if (g_.nodes.empty()) fail("the graph has no operators to run");

@@ -15,6 +15,14 @@ python3-onnx`:  /usr/bin/python3 tools/onnx/export_models.py [output directory]
 - attention_head.onnx: one self-attention head over 8 tokens of 16 features with its weights:
   a linear q, k, v projection split in three, softmax(q k^T) v, an output projection and a
   slice of its channels.
+- transformer_encoder.onnx: torch.nn.TransformerEncoder of 2 nn.TransformerEncoderLayer
+  (d_model 32, 4 heads, feed-forward 64, ReLU, post-norm, batch first) over 16 tokens, batch 1,
+  with its weights (random, every layer its own, biases and norms non-trivial).
+- bert_base_encoder.onnx: the same layer at BERT-base's sizes (12 layers, d_model 768, 12 heads,
+  feed-forward 3072, GELU) over 128 tokens, structure only, as models/bert_base.json.
+- unsupported/: small encoder layers the importer rejects with a one-line error naming the
+  node: an additive attention mask (encoder_mask.onnx), dropout exported in training mode
+  (encoder_training.onnx) and batch 2 (encoder_batch2.onnx).
 """
 import os
 import sys
@@ -64,9 +72,38 @@ class AttentionHead(torch.nn.Module):
         return self.out(p @ v)[:, :, 4:12]
 
 
-def export(model, shape, path, params):
-    model.eval()
-    torch.onnx.export(model, torch.randn(*shape), path, export_params=params,
+class MaskedEncoderLayer(torch.nn.Module):
+    def __init__(self, layer, tokens):
+        super().__init__()
+        self.layer = layer
+        self.register_buffer("mask", torch.nn.Transformer.generate_square_subsequent_mask(tokens))
+
+    def forward(self, x):
+        return self.layer(x, src_mask=self.mask)
+
+
+def encoder(d_model, heads, ff, layers, activation="relu"):
+    layer = torch.nn.TransformerEncoderLayer(d_model, heads, dim_feedforward=ff,
+                                             activation=activation, batch_first=True)
+    # Nested tensors are a fast path for padded batches that the exporter does not take.
+    return torch.nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
+
+
+def randomise(model):
+    # TransformerEncoder deep-copies one layer: give every layer its own weights, and the
+    # biases and norms values other than 0 and 1 (else the exporter shares equal initializers).
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "norm" in name and name.endswith("weight"):
+                p.uniform_(0.5, 1.5)
+            else:
+                p.uniform_(-0.3, 0.3) if p.dim() > 1 else p.uniform_(-0.2, 0.2)
+
+
+def export(model, shape, path, params, training=False):
+    model.train(training)
+    mode = torch.onnx.TrainingMode.TRAINING if training else torch.onnx.TrainingMode.EVAL
+    torch.onnx.export(model, torch.randn(*shape), path, export_params=params, training=mode,
                       input_names=["image"], output_names=["logits"])
     print(f"{path}: {os.path.getsize(path)} bytes")
 
@@ -88,6 +125,17 @@ def main():
     export(tiny, (1, 3, 16, 16), os.path.join(out, "tiny_cnn.onnx"), True)
     export(LstmClassifier(), (1, 6, 8), os.path.join(out, "lstm_classifier.onnx"), True)
     export(AttentionHead(), (1, 8, 16), os.path.join(out, "attention_head.onnx"), True)
+    small = encoder(32, 4, 64, 2)
+    randomise(small)
+    export(small, (1, 16, 32), os.path.join(out, "transformer_encoder.onnx"), True)
+    export(encoder(768, 12, 3072, 12, "gelu"), (1, 128, 768),
+           os.path.join(out, "bert_base_encoder.onnx"), False)
+    bad = os.path.join(out, "unsupported")
+    os.makedirs(bad, exist_ok=True)
+    layer = encoder(16, 2, 32, 1).layers[0]
+    export(MaskedEncoderLayer(layer, 8), (1, 8, 16), os.path.join(bad, "encoder_mask.onnx"), True)
+    export(layer, (1, 8, 16), os.path.join(bad, "encoder_training.onnx"), True, training=True)
+    export(layer, (2, 8, 16), os.path.join(bad, "encoder_batch2.onnx"), True)
 
 
 if __name__ == "__main__":
