@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Re-exports models/onnx/ with tools/onnx/export_models.py into a temporary directory and runs
 # the fresh exports: the structure-only ResNet-50 and MobileNetV2 compile, the tiny CNN, the
-# LSTM classifier and the attention head with their (new random) weights pass --check.
+# LSTM classifier and the attention head with their (new random) weights pass --check in bf16
+# and int8; tools/onnx/quantize_models.py's QDQ and QOperator graphs pass --check.
 # Skipped (exit 77) without Debian's python3-torch, python3-torchvision and python3-onnx.
 # Usage: export_test.sh <tpusim binary>
 set -euo pipefail
@@ -18,5 +19,10 @@ for m in resnet50 mobilenet_v2; do
   "$tpusim" compile --model "$out/$m.onnx" -o "$out/$m.s" >/dev/null
 done
 for m in tiny_cnn lstm_classifier attention_head; do
+  "$tpusim" run -q --check --model "$out/$m.onnx"
+  "$tpusim" run -q --check --dtype int8 --model "$out/$m.onnx"
+done
+/usr/bin/python3 "$root/tools/onnx/quantize_models.py" "$out"
+for m in qdq_cnn qop_cnn; do
   "$tpusim" run -q --check --model "$out/$m.onnx"
 done
