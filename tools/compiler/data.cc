@@ -90,8 +90,8 @@ GraphData generate_data(const Graph& graph, std::uint64_t seed) {
               .f32;
     } else if (n.bias) {
       // The int8 reference takes every GEMM's weights at the generated scale 1/64: a given
-      // bias is rescaled to match weights held at given_scale.
-      // A quantised graph's bias is in accumulator units already (reference_graph.h).
+      // bias is rescaled to match weights held at given_scale (a quantised graph's is in
+      // accumulator units already, reference_graph.h).
       const float to_generated = graph.dtype == DataType::kInt8 && !n.weights.empty() &&
                                          !n.quant.given()
                                      ? 1.0f / 64 / given_scale(n)

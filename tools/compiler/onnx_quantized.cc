@@ -1,5 +1,6 @@
 #include "tools/compiler/onnx_quantized.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <set>
@@ -196,6 +197,7 @@ void Dequantiser::quantize(const onnx::NodeProto& n) {
     }
   } else if (gemm != pending_.end()) {
     Node::Quant& q = quant_[gemm->second];
+    if (q.out_scale != 0) fail(n, "the output of '" + gemm->second + "' is quantised twice");
     q.out_scale = p.scale;
     q.out_zero = p.zero;
     int8_[x] = p;
@@ -267,8 +269,7 @@ void Dequantiser::qdq_gemm(const onnx::NodeProto& n) {
 void Dequantiser::qlinear(const onnx::NodeProto& n) {
   const bool conv = n.op_type() == "QLinearConv";
   const auto [x, in] = int8_input(n, 0);
-  bool in_uint8 = false;
-  if (!(params(n, 1, 2, "the input", &in_uint8) == in)) {
+  if (!(params(n, 1, 2, "the input") == in)) {
     fail(n, "the input's scale or zero point differs from the QuantizeLinear's that made it");
   }
   Dequantised w;
