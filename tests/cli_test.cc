@@ -208,6 +208,26 @@ TEST(CliCheck, StridedPaddedConv) {
   EXPECT_EQ(r["layers"][0]["macs"].get<long>(), 10L * 9 * 45 * 21);
 }
 
+// --dtype over the model's own choice: an ONNX float graph runs bf16 by default, int8 when
+// chosen; a quantised graph runs int8 only.
+TEST(CliCheck, DtypeChoosesTheDataType) {
+  const std::string tiny = model("onnx/tiny_cnn.onnx");
+  nlohmann::json r = run_json("--check" + tiny);
+  EXPECT_EQ(r["model"]["dtype"], "bf16");
+  EXPECT_TRUE(r["check"]["passed"].get<bool>());
+  r = run_json("--check --dtype int8" + tiny);
+  EXPECT_EQ(r["model"]["dtype"], "int8");
+  EXPECT_TRUE(r["check"]["passed"].get<bool>());
+  r = run_json("--check --dtype bf16" + model("convnet.json"));  // over the JSON's "dtype"
+  EXPECT_EQ(r["model"]["dtype"], "bf16");
+  r = run_json("--check" + model("onnx/qdq_cnn.onnx"));
+  EXPECT_EQ(r["model"]["dtype"], "int8");
+  EXPECT_TRUE(r["check"]["passed"].get<bool>());
+  expect_one_line_error(tpusim("run --dtype bf16" + model("onnx/qdq_cnn.onnx")),
+                        {"qdq_cnn.onnx", "a quantised ONNX graph runs int8 only"});
+  expect_one_line_error(tpusim("run --dtype fp8" + tiny), {"--dtype", "fp8"});
+}
+
 TEST(CliCheck, ConvNetBundled) {
   nlohmann::json r = run_json("--check" + model("convnet.json"));
   EXPECT_TRUE(r["check"]["passed"].get<bool>());

@@ -2,8 +2,9 @@
 # Re-exports models/onnx/ with tools/onnx/export_models.py into a temporary directory and runs
 # the fresh exports: the structure-only ResNet-50, MobileNetV2 and BERT-base encoder compile,
 # the tiny CNN, the LSTM classifier, the attention head and the transformer encoder with their
-# (new random) weights pass --check, and the unsupported encoder variants fail with one line
-# naming the node.
+# (new random) weights pass --check in bf16 and int8, tools/onnx/quantize_models.py's QDQ and
+# QOperator graphs pass --check, and the unsupported encoder variants fail with one line naming
+# the node.
 # Skipped (exit 77) without Debian's python3-torch, python3-torchvision and python3-onnx.
 # Usage: export_test.sh <tpusim binary>
 set -euo pipefail
@@ -20,6 +21,11 @@ for m in resnet50 mobilenet_v2 bert_base_encoder; do
   "$tpusim" compile --model "$out/$m.onnx" -o "$out/$m.s" >/dev/null
 done
 for m in tiny_cnn lstm_classifier attention_head transformer_encoder; do
+  "$tpusim" run -q --check --model "$out/$m.onnx"
+  "$tpusim" run -q --check --dtype int8 --model "$out/$m.onnx"
+done
+/usr/bin/python3 "$root/tools/onnx/quantize_models.py" "$out"
+for m in qdq_cnn qop_cnn; do
   "$tpusim" run -q --check --model "$out/$m.onnx"
 done
 # The unsupported encoder variants fail with one line naming the node.

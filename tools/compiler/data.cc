@@ -60,7 +60,8 @@ Values given_values(DataType dtype, const Node& n) {
     for (float w : n.weights) v.f32.push_back(reference_round_bf16(w));
     return v;
   }
-  const float scale = given_scale(n);
+  // A quantised graph's weights are int8 values already.
+  const float scale = n.quant.given() ? 1.0f : given_scale(n);
   for (float w : n.weights) {
     v.i8.push_back(std::int8_t(std::clamp(std::lround(w / scale), -128l, 127l)));
   }
@@ -89,9 +90,12 @@ GraphData generate_data(const Graph& graph, std::uint64_t seed) {
               .f32;
     } else if (n.bias) {
       // The int8 reference takes every GEMM's weights at the generated scale 1/64: a given
-      // bias is rescaled to match weights held at given_scale.
-      const float to_generated =
-          graph.dtype == DataType::kInt8 && !n.weights.empty() ? 1.0f / 64 / given_scale(n) : 1.0f;
+      // bias is rescaled to match weights held at given_scale (a quantised graph's is in
+      // accumulator units already, reference_graph.h).
+      const float to_generated = graph.dtype == DataType::kInt8 && !n.weights.empty() &&
+                                         !n.quant.given()
+                                     ? 1.0f / 64 / given_scale(n)
+                                     : 1.0f;
       for (float b : n.bias_values) d.biases[i].push_back(b * to_generated);
     }
     const std::uint64_t count = n.weight_count();

@@ -830,4 +830,14 @@ Graph load_model(const std::string& path) {
                      "or an ONNX model (.onnx)");
 }
 
+void set_dtype(Graph& graph, DataType dtype) {
+  for (const Node& n : graph.nodes) {
+    if (n.quant.given() && dtype != DataType::kInt8) {
+      throw CompileError(graph.source + ": a quantised ONNX graph runs int8 only (its own scales "
+                         "and zero points), not " + to_string(dtype));
+    }
+  }
+  graph.dtype = dtype;
+}
+
 }  // namespace tpu

@@ -24,6 +24,11 @@ Graph load_model(const std::string& path);
 Graph parse_model_json(const std::string& text, const std::string& source);
 Graph parse_scalesim_csv(const std::string& text, const std::string& source);
 
+// Runs `graph` in `dtype` (the CLI's --dtype), over the model's own choice: the model JSON's
+// "dtype", bf16 for an ONNX float graph. A quantised ONNX graph runs only int8 (its own
+// scales): bf16 is an error naming the file.
+void set_dtype(Graph& graph, DataType dtype);
+
 // One standalone GEMM C[m,n] = A[m,k] x B[k,n]: a matmul layer.
 struct GemmShape {
   std::uint64_t m = 0, k = 0, n = 0;

@@ -129,6 +129,15 @@ struct Node {
   // `bias`), its N values given (an import's) or, when empty, generated.
   bool bias = false;
   std::vector<float> bias_values;
+  // kMatmul, kDense, kConv2d of a quantised ONNX graph: the graph's own int8 scales and zero
+  // points (real = (q - zero) * scale) instead of calibration. `weights` then hold the int8
+  // values and `bias_values` int32 accumulator units (s_in x s_weight), the input zero point
+  // already folded in (models/README.md, "Quantised ONNX graphs").
+  struct Quant {
+    float in_scale = 0, weight_scale = 0, out_scale = 0;
+    std::int32_t out_zero = 0;
+    bool given() const { return in_scale > 0; }
+  } quant;
 
   // Inferred: the shape of inputs[0] and of the output, per sample.
   std::uint32_t samples = 0;

@@ -1522,7 +1522,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           act.func = layer.activation;
           act.multiplier = multiplier;
           act.shift = shift;
-          act.zero_point = 0;
+          act.zero_point = q.zero_point;
           act.scale_a = fp32_bits(q.scale_a);
           act.scale_out = fp32_bits(q.scale_out);
           if (b_rows > 0) {

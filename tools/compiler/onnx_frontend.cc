@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "tools/compiler/lstm.h"
+#include "tools/compiler/onnx_quantized.h"
 
 namespace tpu {
 
@@ -1526,7 +1527,21 @@ Graph parse_onnx(const std::string& bytes, const std::string& source) {
   g.source = source;
   std::string stem = source.substr(source.find_last_of('/') + 1);
   g.name = stem.substr(0, stem.rfind('.'));
-  Importer(source, g).run(model.graph());
+  // A quantised graph imports as its float graph of int8-valued GEMMs, then takes its scales;
+  // it runs int8, a float graph bf16 unless the user chooses int8 (set_dtype).
+  std::map<std::string, Node::Quant> quant;
+  const bool quantised = is_quantised_onnx(model.graph());
+  if (quantised) {
+    const onnx::GraphProto float_graph = dequantise_onnx(model.graph(), source, quant);
+    Importer(source, g).run(float_graph);
+    for (Node& n : g.nodes) {
+      auto it = quant.find(n.name);
+      if (it != quant.end()) n.quant = it->second;
+    }
+  } else {
+    Importer(source, g).run(model.graph());
+  }
+  g.dtype = quantised ? DataType::kInt8 : DataType::kBf16;
   infer_shapes(g);
   expand_lstms(g);
   return g;

@@ -4,7 +4,9 @@
 // NCHW activations become NHWC tensors; initializers become the GEMM and norm weights (their
 // values when the file holds them, else generated); shape arithmetic on constants (Shape,
 // Gather, Unsqueeze, Concat, Cast) is folded at import. Every error is one line naming the file
-// and the node; an unsupported operator fails the whole import.
+// and the node; an unsupported operator fails the whole import. A float graph runs bf16 (the
+// user may choose int8: set_dtype); a quantised graph (tools/compiler/onnx_quantized.h) int8
+// with its own scales.
 #include <string>
 
 #include "tools/compiler/graph.h"

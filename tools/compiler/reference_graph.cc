@@ -39,6 +39,14 @@ Requant requant_for(double ratio_a, double ratio_b = 0) {
 
 double gain(const Requant& q) { return double(q.multiplier) / std::ldexp(1.0, q.shift); }
 
+// A quantised graph's GEMM: its own scales give the ratio s_in * s_weight / s_out, its output
+// zero point the requantiser's.
+Requant given_requant(const Node& n) {
+  Requant q = requant_for(double(n.quant.in_scale) * n.quant.weight_scale / n.quant.out_scale);
+  q.zero_point = std::int8_t(n.quant.out_zero);
+  return q;
+}
+
 PoolShape pool_shape(const Node& n) {
   return {n.samples, n.in, n.kernel_h, n.kernel_w, n.stride, n.padding};
 }
@@ -92,8 +100,10 @@ class Interpreter {
               tensor ? reference_tensor_matmul(in(n, 0).i8, in(n, 1).i8, ts)
               : conv ? reference_conv2d(in(n, 0).i8, w.i8, cs)
                      : reference_matmul(in(n, 0).i8, w.i8, M, K, N);
+          // A quantised graph's bias is already in accumulator units.
+          const double bias_unit = n.quant.given() ? 1.0 : acc_scale;
           for (float b : bias) {
-            const double q = std::clamp(std::round(b / acc_scale), -2147483648.0, 2147483647.0);
+            const double q = std::clamp(std::round(b / bias_unit), -2147483648.0, 2147483647.0);
             words.push_back(std::uint32_t(std::int32_t(q)));
           }
           for (std::size_t e = 0; !bias.empty() && e < acc.size(); ++e) {
@@ -108,14 +118,20 @@ class Interpreter {
             scale = requantize_fp32(f, q, y);
             break;
           }
-          std::uint64_t max_abs = 0;
-          for (std::int32_t a : acc) max_abs = std::max<std::uint64_t>(max_abs, std::llabs(a));
-          q = requant_for(max_abs == 0 ? 1.0 : kTarget / double(max_abs));
+          if (n.quant.given()) {
+            q = given_requant(n);
+            scale = n.quant.out_scale;
+          } else {
+            std::uint64_t max_abs = 0;
+            for (std::int32_t a : acc) max_abs = std::max<std::uint64_t>(max_abs, std::llabs(a));
+            q = requant_for(max_abs == 0 ? 1.0 : kTarget / double(max_abs));
+            scale = acc_scale / gain(q);
+          }
           y.i8.resize(acc.size());
           for (std::size_t e = 0; e < acc.size(); ++e) {
-            y.i8[e] = reference_requantize(acc[e], q.multiplier, q.shift, 0, n.activation);
+            y.i8[e] = reference_requantize(acc[e], q.multiplier, q.shift, q.zero_point,
+                                           n.activation);
           }
-          scale = acc_scale / gain(q);
         } else {
           y.f32 = tensor ? reference_tensor_matmul(in(n, 0).f32, in(n, 1).f32, ts)
                   : conv ? reference_conv2d(in(n, 0).f32, w.f32, cs)
@@ -310,7 +326,9 @@ std::vector<Requant> requant_from_shapes(const Graph& graph) {
   std::vector<Requant> q(graph.nodes.size());
   for (std::size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& n = graph.nodes[i];
-    if (is_gemm(n.kind)) {
+    if (n.quant.given()) {
+      q[i] = given_requant(n);
+    } else if (is_gemm(n.kind)) {
       // Full-scale inputs and weights bound |acc| by 64 * 64 * K.
       const double bound = std::min<double>(4096.0 * double(n.gemm_k()),
                                             std::numeric_limits<std::int32_t>::max());

@@ -7,7 +7,9 @@
 // int8 arithmetic. Every int8 tensor carries a real-valued scale (value = q * scale): generated
 // inputs and weights 1/64. A GEMM's accumulator has scale s_x * s_w; its requantiser
 // (multiplier, shift) maps the largest |accumulator| to about 100, so the output scale is
-// s_x * s_w * 2^shift / multiplier. An average pool requantises its int32 window sum by about
+// s_x * s_w * 2^shift / multiplier. A quantised ONNX graph's GEMM (Node::quant) instead takes
+// the graph's scales: multiplier / 2^shift ~= s_x * s_w / s_y (the largest shift whose
+// multiplier stays below 2^15), plus its output zero point. An average pool requantises its int32 window sum by about
 // 1 / (kernel_h * kernel_w). An add brings both inputs to one output scale, chosen so the
 // largest |a * s_a + b * s_b| maps to about 100: q = (a * m_a + b * m_b) >> shift, rounded.
 // Max pooling, concat and reshape keep values (and scales) as they are. The fp32 path
@@ -30,6 +32,7 @@ struct Requant {
   std::int32_t multiplier = 1;
   std::int32_t multiplier_b = 0;
   std::uint8_t shift = 0;
+  std::int8_t zero_point = 0;  // int8 output zero point (a quantised graph's GEMMs)
   // The fp32 path (a GEMM with an activation beyond relu, mul, standalone activations,
   // softmax): input scales and 1 / output scale.
   float scale_a = 1.0f, scale_b = 1.0f, scale_out = 1.0f;

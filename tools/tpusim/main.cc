@@ -113,6 +113,7 @@ struct ConfigOptions {
 // Options shared by every subcommand that compiles a model for a config.
 struct ModelOptions : ConfigOptions {
   std::string model_path;
+  std::string dtype;  // empty: the model's own
   bool timing_only = false;
   bool force = false;
 
@@ -121,6 +122,10 @@ struct ModelOptions : ConfigOptions {
                    "Model: our JSON format (graph or chain), a SCALE-Sim topology CSV or an ONNX "
                    "model (default: the bundled ConvNet, models/convnet.json)");
     ConfigOptions::add_to(cmd);
+    cmd.add_option("--dtype", dtype,
+                   "Data type to run the model in, over its own choice (the model JSON's "
+                   "\"dtype\"; bf16 for an ONNX float graph, int8 for a quantised one)")
+        ->check(CLI::IsMember({"int8", "bf16"}));
     cmd.add_flag("--timing-only", timing_only,
                  "Skip data values: no tensors are allocated or computed; cycles are unchanged");
     cmd.add_flag("--force", force,
@@ -128,9 +133,11 @@ struct ModelOptions : ConfigOptions {
   }
 
   tpu::Graph model() const {
-    return model_path.empty() ? tpu::parse_model_json(tpu::kEmbeddedModelJson,
-                                                      "<embedded default model>")
-                              : tpu::load_model(model_path);
+    tpu::Graph g = model_path.empty() ? tpu::parse_model_json(tpu::kEmbeddedModelJson,
+                                                              "<embedded default model>")
+                                      : tpu::load_model(model_path);
+    if (!dtype.empty()) tpu::set_dtype(g, *tpu::parse_data_type(dtype));
+    return g;
   }
   std::string model_source() const {
     return model_path.empty() ? "<embedded default model>" : model_path;
