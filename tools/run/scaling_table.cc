@@ -83,8 +83,8 @@ std::string scaling_table(const ScalingTableOptions& options) {
       for (const Point& p : points) {
         if (p.model != m || p.ideal != ideal) continue;
         const Config& c = configs[p.config];
-        const std::string memory =
-            ideal ? "ideal" : c.hbm.preset + " " + format("%.0f GB/s", c.hbm_peak_bytes_per_cycle() / c.period_ns());
+        const double gbs = c.hbm_peak_bytes_per_cycle() / c.period_ns();
+        const std::string memory = ideal ? "ideal" : c.hbm.preset + format(" %.0f GB/s", gbs);
         table << "| " << models[m].name << " | " << memory << " | " << p.cores << " | "
               << p.mxus << " | ";
         if (!p.error.empty()) {
