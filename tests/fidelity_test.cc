@@ -660,9 +660,10 @@ TEST(Fidelity, RandomCompiledModelsOnSeveralMxus) {
   EXPECT_GE(spread, 6);
 }
 
-// pe == fast == interpret() with 2..3 DMA engines (core.dma_engines): the compiler runs each
-// GEMM's output stores on engine 1 beside the loads on engine 0, ordered only by semaphores,
-// and since data moves as it arrives a missing one shows as a wrong result here. Random graphs
+// pe == fast == interpret() with 2..4 DMA engines (core.dma_engines): the compiler runs each
+// GEMM's output stores on engine 1 beside the loads on engine 0 and, from three engines, the
+// weight FIFO fills on engines 2 and up, ordered only by semaphores, and since data moves as
+// it arrives a missing one shows as a wrong result here. Random graphs
 // and conv + pool + dense chains, one or two MXUs, with and without the weight FIFO, on ideal,
 // simple and DRAM memory, int8 and bf16, the outputs matching the reference.
 TEST(Fidelity, RandomCompiledModelsOnTwoDmaEngines) {
@@ -673,7 +674,7 @@ TEST(Fidelity, RandomCompiledModelsOnTwoDmaEngines) {
   int split = 0;  // cases with a store on engine 1
   for (int i = 0; i < 10; ++i) {
     Config config;
-    config.core.dma_engines = pick(2, 3);
+    config.core.dma_engines = pick(2, 4);
     config.core.mxus = pick(1, 2);
     config.array.rows = pick(4, 12);
     config.array.cols = pick(4, 12);

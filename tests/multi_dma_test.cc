@@ -13,6 +13,8 @@
 #include "sim/isa/program.h"
 #include "sim/tpu_core.h"
 #include "tests/assembly_run.h"
+#include "tools/compiler/frontend.h"
+#include "tools/compiler/lowering.h"
 
 namespace tpu {
 namespace {
@@ -179,6 +181,62 @@ TEST(MultiDma, WeightFifoFilledFromTwoEnginesIsRejected) {
             "instruction 1 'dma.load hbm=0x40 ub=0 elems=64 pack=8 segs=1 seg_stride=0 groups=1 "
             "group_stride=0 ub_stride=1 weights unit=1': weight FIFO 0 is filled by DMA engine "
             "0 before; every fill of a FIFO must be on one engine (unit=0)");
+}
+
+// With three or more engines the compiler puts MXU u's weight FIFO fills on engine
+// 2 + u % (engines - 2), every fill of one FIFO on one engine, and the stores on engine 1; a
+// GEMM reading a resident input has MXU 0's first load.weights wait (first_input) for engine
+// 0's last transfer before it (or, reading it from HBM, for its input). With two engines the
+// fills stay on engine 0.
+TEST(MultiDmaCompiler, WeightFillsRunOnEnginesOfTheirOwn) {
+  Config c = timing_core("test8x8dma5");
+  c.core.mxus = 4;
+  c.core.dma_engines = 5;
+  const Graph g = parse_model_json(
+      R"({"name": "two", "batch": 16, "input": [1, 1, 64], "layers": [
+          {"name": "a", "type": "dense", "units": 64}, {"name": "b", "type": "dense", "units": 64}]})",
+      "two");
+  CompileOptions options;
+  options.timing_only = true;
+  const Program p = compile(g, c, options);
+  int fills = 0, stores = 0, first_waits = 0;
+  for (const Instruction& inst : p.instructions) {
+    if (inst.op == Opcode::kLoadWeights && (inst.wait & (1ull << kSemFirstInput))) ++first_waits;
+    if (inst.op == Opcode::kDmaLoad && (inst.flags & kFlagWeights)) {
+      EXPECT_EQ(inst.instance, 2 + inst.dma.fifo % 3);
+      ++fills;
+    } else if (inst.op == Opcode::kDmaStore) {
+      EXPECT_EQ(inst.instance, 1);
+      ++stores;
+    } else if (inst.op == Opcode::kDmaLoad) {
+      EXPECT_EQ(inst.instance, 0);
+    }
+  }
+  // 64 x 64 weights on 8 x 8 tiles: 8 N tiles x 8 K tiles per layer.
+  EXPECT_EQ(fills, 2 * 64);
+  EXPECT_GT(stores, 0);
+  // Node a's on its input load; node b reads a's resident output, and engine 0 has moved
+  // nothing since that load (a's output stays on chip), so b's waits behind a's in MXU 0's order.
+  EXPECT_EQ(first_waits, 1);
+  // Padded convs: b's resident input gets its zero border from engine 0 after a's input load,
+  // so b's first load.weights waits (first_input) for that transfer too.
+  const Graph convs = parse_model_json(
+      R"({"name": "convs", "input": [8, 8, 4], "layers": [
+          {"name": "a", "type": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1},
+          {"name": "b", "type": "conv2d", "out_channels": 8, "kernel": 3, "padding": 1}]})",
+      "convs");
+  first_waits = 0;
+  for (const Instruction& inst : compile(convs, c, options).instructions) {
+    if (inst.op == Opcode::kLoadWeights && (inst.wait & (1ull << kSemFirstInput))) ++first_waits;
+  }
+  EXPECT_EQ(first_waits, 2);
+
+  c.core.dma_engines = 2;
+  for (const Instruction& inst : compile(g, c, options).instructions) {
+    if (inst.op == Opcode::kDmaLoad) {
+      EXPECT_EQ(inst.instance, 0);
+    }
+  }
 }
 
 TEST(MultiDmaConfig, EngineCountOutsideItsRangeIsOneLine) {

@@ -123,7 +123,14 @@ class Lowerer {
         ub_rows_(std::min<std::uint64_t>(config.ub_rows(graph.dtype), kMaxUbRow + 1)),
         acc_rows_(std::min<std::uint64_t>(config.acc_rows(), kMaxAccRow + 1)),
         fifo_(config.mxu.weight_fifo_tiles >= 2),
-        store_engine_(config.core.dma_engines >= 2) {}
+        store_engine_(config.core.dma_engines >= 2),
+        weight_engines_(fifo_ && config.core.dma_engines > kFirstWeightEngine &&
+                                std::none_of(graph.nodes.begin(), graph.nodes.end(),
+                                             [](const Node& n) {
+                                               return n.kind == OpKind::kTensorMatmul;
+                                             })
+                            ? config.core.dma_engines - kFirstWeightEngine
+                            : 0) {}
 
   Program run();
 
@@ -165,7 +172,7 @@ class Lowerer {
         ++it;
       }
     }
-    if (unit == Unit::kDma) {
+    if (unit == Unit::kDma && inst.instance < kFirstWeightEngine) {
       (inst.instance == 0 ? last_dma_ : last_store_dma_) = program_.instructions.size();
     }
     if (unit == Unit::kVector) last_vector_ = program_.instructions.size();
@@ -572,6 +579,8 @@ class Lowerer {
   const bool fifo_;
   // GEMM output stores on DMA engine kStoreEngine (core.dma_engines >= 2), not engine 0.
   const bool store_engine_;
+  // DMA engines that run the weight FIFO fills (kFirstWeightEngine on), 0: engine 0 runs them.
+  const std::uint32_t weight_engines_;
 
   MemoryPlan plan_;
   Program program_;
@@ -580,6 +589,8 @@ class Lowerer {
   // and store the last staging barrier waited for.
   std::optional<std::size_t> last_dma_, last_store_dma_, last_vector_, barrier_dma_,
       barrier_store_dma_;
+  // The engine-0 transfer a GEMM node's first weight load last waited for (weight engines).
+  std::optional<std::size_t> weights_after_dma_;
   // The weight tile stream: tiles whose load was emitted, and each LOAD_WEIGHTS's index.
   std::uint64_t weight_dmas_ = 0;
   // Weight FIFO fills and reads emitted so far, per MXU.
@@ -1371,6 +1382,12 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     // behind the input: its early arrival hides the DMA, and the layer's compute span still
     // opens when its data is ready.
     hand_off(kSemFirstInput, Unit::kWeightLoad);
+    weights_after_dma_ = last_dma_;
+  } else if (weight_engines_ > 0 && last_dma_ && last_dma_ != weights_after_dma_) {
+    // The fills no longer follow engine 0's transfers (the zeroed border, earlier stores). A
+    // transfer signals once: a later node behind the same one waits behind this node's wait.
+    hand_off(kSemFirstInput, Unit::kWeightLoad, last_dma_);
+    weights_after_dma_ = last_dma_;
   }
   // The first weight tile, unless the node before loaded it.
   if (weight_dmas_ == first_tile) emit_weight_tile(tl, weights, 0);
@@ -1386,9 +1403,12 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     // queued between their weight loads: one DMA at a time runs, so a whole input tile queued
     // at once would hold back the next weight tiles, and queued late it would hold back the
     // next M tile's first MATMUL.
+    // With the weight fills on engines of their own, engine 0 has nothing to interleave: the
+    // whole input goes first, each transfer paying the memory latency once.
     const std::vector<DmaFields> next_input =
-        x_dma && mt + 1 < MT ? split_groups(input_pieces(mt + 1), NT * KT)
-                             : std::vector<DmaFields>();
+        !x_dma || mt + 1 >= MT ? std::vector<DmaFields>()
+        : weight_engines_ > 0  ? input_pieces(mt + 1)
+                               : split_groups(input_pieces(mt + 1), NT * KT);
     // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
     auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
@@ -1421,8 +1441,12 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           // Tiles ahead, so the weight stream never waits behind this tile's MATMULs; near the
           // last tile, the next GEMM node's first.
           top_up_weights(j);
-          emit_input(mt + 1, next_input, next_input.size() * share / (NT * KT),
-                     next_input.size() * (share + 1) / (NT * KT));
+          if (weight_engines_ == 0) {
+            emit_input(mt + 1, next_input, next_input.size() * share / (NT * KT),
+                       next_input.size() * (share + 1) / (NT * KT));
+          } else if (share == 0) {
+            emit_input(mt + 1, next_input, 0, next_input.size());
+          }
           // Output tile t - 2U (its MXU's tile before last) is stored behind tile t's first
           // weight load: by then the vector unit has long written it, so no weight load waits
           // behind a store that waits for the vector unit (as one queued right after tile t - 1
@@ -1565,6 +1589,9 @@ void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std:
     Instruction load = dma(Opcode::kDmaLoad, weight_source(tl, weights, t, k, 0), 0, 0);
     load.flags = kFlagWeights;
     load.dma.fifo = std::uint8_t(nt % tl.mxus);  // the FIFO of the MXU that runs N tile nt
+    if (weight_engines_ > 0) {
+      load.instance = std::uint8_t(kFirstWeightEngine + load.dma.fifo % weight_engines_);
+    }
     ++fifo_fills_[load.dma.fifo];
     emit(load);
     return;

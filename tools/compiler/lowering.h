@@ -48,9 +48,10 @@
 //   first weight load of tile t + 2, when the vector unit has long written it, so a weight load
 //   never waits behind a store that waits for the vector unit. With two or more DMA engines a
 //   GEMM node's stores run on engine 1 (kStoreEngine), queued in the same places, so they
-//   overlap the loads; everything else stays on engine 0. Engine 1's last store of a node hands
-//   stores_done to engine 0's next transfer and staging_free.1 to the next node's first vector
-//   instruction, so the one-engine orderings below hold across the split.
+//   overlap the loads; with three or more the weight FIFO fills run on engines 2 and up
+//   (kFirstWeightEngine); everything else stays on engine 0. Engine 1's last store of a node
+//   hands stores_done to engine 0's next transfer and staging_free.1 to the next node's first
+//   vector instruction, so the one-engine orderings below hold across the split.
 // - Cross-layer order: the last vector instruction of a node with a resident output signals
 //   layer_done, which the next DMA waits on (its signal bit is set only once that DMA is
 //   emitted, so counts balance). Only then may DMAs overwrite the staging rows or a resident
@@ -140,6 +141,15 @@ constexpr std::uint32_t kSemStoreFree = 59;   // dma.1 -> vector: an output slot
 constexpr std::uint32_t kSemStoresDone = 60;
 constexpr std::uint32_t kSemStagingFreeStores = 61;  // dma.1 -> vector: staging_free, engine 1
 constexpr std::uint32_t kStoreEngine = 1;
+// With three or more DMA engines the weight FIFO fills run on engines 2 .. dma_engines - 1, MXU
+// u's on engine 2 + u % (dma_engines - 2), so the MXUs' weight streams (each a transfer at a
+// time, its memory latency exposed) overlap one another and the loads on engine 0, as the
+// hardware's separate weight paths do. Fills touch no UB row and read weights no instruction
+// writes, so they need no ordering but their FIFO's (one engine each) and, for a GEMM node
+// with a resident input, MXU 0's first LOAD_WEIGHTS waiting for engine 0's last transfer
+// (first_input), which a later engine-0 weight fill gave before. A tensor matmul reads its
+// weights from a tensor that stores write: in a model with one, the fills stay on engine 0.
+constexpr std::uint32_t kFirstWeightEngine = 2;
 
 // Throws CompileError when a layer cannot fit (saying why and what would fit), when HBM is too
 // small, or when a field would overflow its instruction width. On a chip of several cores the

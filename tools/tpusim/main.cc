@@ -28,6 +28,7 @@
 #include "tools/plot/plot.h"
 #include "tools/run/output_file.h"
 #include "tools/run/run.h"
+#include "tools/run/scaling_table.h"
 #include "tools/run/zoo_table.h"
 #include "tools/sweep/slurm.h"
 #include "tools/sweep/sweep.h"
@@ -507,6 +508,22 @@ int sc_main(int argc, char* argv[]) {
       ->check(CLI::PositiveNumber)
       ->capture_default_str();
 
+  tpu::ScalingTableOptions scale;
+  CLI::App* scaling = app.add_subcommand(
+      "scaling", "Run every model on one config with core.mxus 1, 2, 4, 8 and chip.cores 1, 2, "
+                 "with the config's memory and with hbm.preset=ideal, timing-only, each point "
+                 "in its own process, and print a markdown table of cycles, speed-up against "
+                 "one core of one MXU on the same memory, and MXU utilisation");
+  scaling->add_option("--models", scale.models, "Model files")
+      ->required()
+      ->check(CLI::ExistingFile);
+  scaling->add_option("--config", scale.config, "The base config")
+      ->required()
+      ->check(CLI::ExistingFile);
+  scaling->add_option("--jobs,-j", scale.jobs, "Simulations at once")
+      ->check(CLI::Range(1u, 1024u))
+      ->capture_default_str();
+
   tpu::install_interrupt_handlers();
   try {
     app.parse(argc, argv);
@@ -615,6 +632,10 @@ int sc_main(int argc, char* argv[]) {
       }
       if (*table) {
         std::cout << tpu::zoo_table(zoo);
+        return 0;
+      }
+      if (*scaling) {
+        std::cout << tpu::scaling_table(scale);
         return 0;
       }
       if (*isa) {
