@@ -659,8 +659,8 @@ std::string macs_and_cycles(const std::string& path, bool biased = false) {
 
 // torchvision's exports match our hand-written JSON layer for layer: the exporter folds batch
 // norm into the convs as our JSON does, and Flatten becomes the JSON's flatten; the exports'
-// biases cost their loads and ACTIVATE reads (ResNet-50: 684,381 cycles against the JSON's
-// 679,949 without biases). MobileNetV2 differs only in relu6 (torchvision) where the JSON has
+// biases cost their loads and ACTIVATE reads (ResNet-50: 677,051 cycles against the JSON's
+// 672,034 without biases). MobileNetV2 differs only in relu6 (torchvision) where the JSON has
 // relu: same cycles.
 TEST(OnnxFrontend, TorchvisionResNet50MatchesOurJson) {
   const std::string onnx = macs_and_cycles(kModels + "onnx/resnet50.onnx");
