@@ -462,13 +462,16 @@ TEST(CompilerTest, TapPlansGroupTapsIntoFullTiles) {
   EXPECT_EQ(p.ktiles[4].kts, 64u);
   EXPECT_EQ(p.ktiles[1].ky * 3 + p.ktiles[1].kx, 2u);  // taps (0, 2) and (1, 0)
   EXPECT_EQ(p.ktiles[0].img, p.ktiles[2].img);
-  // The 7x7 stride-2 RGB stem on 128 rows: im2col takes 2 tiles and writes 2 UB rows per output
-  // pixel (the DMA fetches the overlapping windows' bursts once, so its 7 segments no longer
-  // count); 2 kernel rows per tile take 4 tiles (1 row), 4 or 6 rows 2 tiles (1 row): nothing
-  // beats im2col's 2, so the stem gathers im2col patches.
-  EXPECT_EQ(kernel_rows_per_tile(taps(7, 2, 3, 230), 128, 128), 0u);
-  // On 256 rows im2col is one tile; 11x11 stride-4 (AlexNet) on 128: im2col 3 tiles, 3 kernel
-  // rows per tile 4.
+  // The 7x7 stride-2 RGB stem on 128 rows: im2col takes 2 tiles and the UB's write port takes
+  // 2 gathered rows + 1 output row per output pixel (the DMA fetches the overlapping windows'
+  // bursts once, so its 7 segments no longer count): max(2, 3) = 3; 4 kernel rows per tile
+  // (ky0 = 0, 4, both even: one anchor per output pixel) take 2 tiles and 1 + 1 rows:
+  // max(2, 2) = 2 (2 rows: 4 tiles; 6 rows: 2 tiles too, not strictly cheaper than 4).
+  EXPECT_EQ(kernel_rows_per_tile(taps(7, 2, 3, 230), 128, 128), 4u);
+  // On 256 rows im2col is one tile (max(1, 2)) and so are 7 kernel rows: no gain. 11x11
+  // stride-4 (AlexNet) on 128: im2col max(3, 4) = 4; 3 kernel rows per tile take 4 tiles and,
+  // their first rows 0, 3, 6, 9 differing modulo 4, anchors every input row (4 per output
+  // pixel): max(4, 5).
   EXPECT_EQ(kernel_rows_per_tile(taps(7, 2, 3, 230), 256, 256), 0u);
   EXPECT_EQ(kernel_rows_per_tile(taps(11, 4, 3, 227), 128, 128), 0u);
   // On 32 rows a kernel row of 21 elements leaves no room for a second one.
@@ -498,9 +501,10 @@ TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
       {128, 64, 3, 2, 1, 9, "bf16"},
       {128, 48, 3, 1, 1, 5, "int8"}, // 2 taps x 48 rows: 5 > ceil(432 / 128) = 4, so im2col
       {128, 96, 3, 2, 1, 9, "int8"}, // one tap per tile (96 > 64)
-      // A first layer's few channels: whole kernel rows per tile would need as many tiles as
-      // im2col (2 of K = 18 on 16 rows; 3 and 2 of the 7x7 stem's 147 on 64 and 128 rows), so
-      // these gather im2col patches (the DMA coalesces their overlapping windows per burst).
+      // A first layer's few channels: whole kernel rows per tile take as many tiles as im2col
+      // (2 of K = 18 on 16 rows; 3 and 2 of the 7x7 stem's 147 on 64 and 128 rows) and fewer
+      // UB rows per output pixel (one anchor, or s of them on 64 rows, whose 3-row tiles start
+      // at rows 0, 3, 6 of differing parity), so they pack kernel rows (kernel_rows_per_tile).
       {16, 2, 3, 1, 1, 2, "int8"},
       {16, 2, 3, 1, 0, 2, "bf16"},
       {64, 3, 7, 2, 3, 3, "int8"},
@@ -526,7 +530,7 @@ TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
     }
     const std::uint64_t tiles = c.c == 48 ? (K + c.array - 1) / c.array : c.tiles;
     EXPECT_EQ(loads, tiles_mn * tiles);
-    const bool im2col = c.c == 48 || c.c == 2 || c.k == 7;  // see the cases above
+    const bool im2col = c.c == 48;  // see the cases above
     if (2 * c.c <= c.array && !im2col) {
       if (c.tiles < c.k * c.k) {
         EXPECT_GT(packed, 0u);

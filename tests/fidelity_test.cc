@@ -834,6 +834,50 @@ TEST(Fidelity, RandomGroupedAndDilatedConvs) {
   EXPECT_GT(block_diagonal, 0u);
 }
 
+// Small-channel strided convolutions (stems): whole kernel rows packed per weight tile,
+// their anchors stored densely (space-to-depth) and, over several M tiles, one input slot per
+// M tile. pe == fast and the outputs match the reference.
+TEST(Fidelity, RandomSmallChannelStridedConvs) {
+  std::mt19937 rng(31);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  std::uint64_t packed = 0;  // programs with kernel rows packed per tile
+  for (int i = 0; i < 8; ++i) {
+    Config config;
+    config.array.rows = pick(16, 32);
+    config.array.cols = pick(8, 16);
+    config.mxu.double_buffer_weights = pick(0, 3) != 0;
+    config.mxu.weight_fifo_tiles = i % 2 ? 0 : 4;
+    config.ub.capacity_bytes = 512 << 10;
+    config.acc.capacity_bytes = 64 << 10;
+    config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+    const std::uint32_t c = pick(1, 3), k = pick(3, 7), s = pick(2, 3), pad = pick(0, k / 2);
+    const std::uint32_t h = pick(k + 4, 20), w = pick(k + 4, 20);
+    std::ostringstream json;
+    json << R"({"name": "stem", "dtype": ")" << (pick(0, 1) ? "int8" : "bf16")
+         << R"(", "batch": )" << pick(1, 2) << R"(, "input": [)" << h << ", " << w << ", " << c
+         << R"(], "seed": )" << i << R"(, "layers": [{"name": "stem", "type": "conv2d", )"
+         << R"("out_channels": )" << pick(4, 20) << R"(, "kernel": )" << k << R"(, "stride": )"
+         << s << R"(, "padding": )" << pad << R"(, "activation": "relu"}]})";
+    CompileOptions options;
+    options.max_m_tile = pick(5, 30);
+    SCOPED_TRACE(::testing::Message() << config.array.rows << "x" << config.array.cols
+                                      << " m_tile " << options.max_m_tile << " " << json.str());
+    const Program program = compile(parse_model_json(json.str(), "stem"), config, options);
+    bool rows_packed = false;
+    for (const Instruction& inst : program.instructions) {
+      rows_packed = rows_packed || (inst.op == Opcode::kLoadWeights && inst.rows > k * c &&
+                                    inst.rows % (k * c) == 0);
+    }
+    packed += rows_packed;
+    check_agreement(config, program);
+    const CheckResult r = check_outputs(program, interpret(config, program).hbm);
+    EXPECT_TRUE(r.passed) << (r.first_mismatches.empty() ? "" : r.first_mismatches[0]);
+  }
+  EXPECT_GE(packed, 3u);  // 4 of the 8 with this seed
+}
+
 // A random chain over the vector ops: convolutions with any fused activation, standalone
 // activations, a gated product (x * sigmoid(x)), layer and RMS norms, and softmax along
 // channels, causal or not, with at most max_c channels (more than min(R, C) spreads a softmax

@@ -29,12 +29,12 @@ void lab(const std::string& command, const std::vector<std::string>& says) {
   }
 }
 
-// Conv1: K = 7 x 7 x 3 = 147 rows in folds of 128 and 19, N = 64 of 128 columns:
-// 147 x 64 / (2 x 128 x 128) = 28.7 %.
+// Conv1: K = 7 x 7 x 3 = 147 rows in folds of 84 and 63 (4 and 3 kernel rows), N = 64 of 128
+// columns: 147 x 64 / (2 x 128 x 128) = 28.7 %.
 TEST(Labs, FirstConvolutionLeavesTheArrayIdle) {
   lab("build/tpusim run --model models/scalesim/scalesim_resnet50.csv --timing-only",
-      {"Conv1   conv2d   112M   52437   55.784    13.0       28.7",
-       "CB2a_2  conv2d   107M   23082   24.555    28.4       45.0"});
+      {"Conv1   conv2d   112M   37454   39.845    18.2       28.7",
+       "CB2a_2  conv2d   107M   23159   24.637    28.3       45.0"});
   // K = 27 = 8 + 8 + 8 + 3 rows of an 8 x 8 array, N = 4 columns: 32 and 12 of 64 PEs.
   lab("build/tpusim explain --model models/lab_rgb_conv.json --rows 8 --cols 8 --summary",
       {"K_t x N_t of R x C = 32 of 64 (50.0 %)", "K_t x N_t of R x C = 12 of 64 (18.8 %)",

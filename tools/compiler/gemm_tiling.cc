@@ -37,11 +37,10 @@ Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1) {
 
 std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R) {
   const std::uint64_t run = g.kw * g.C, most = std::min(cw / run, g.kh);
-  // Per output pixel: array cycles (one per weight tile) against the UB rows the gather writes
-  // (the DMA fetches each burst once per transfer and writes each UB row once, and the
-  // overlapping windows of a few channels share bursts, so rows, not segments or bursts, are
-  // its cost). im2col has ceil(K / R) tiles and as many rows per pixel.
-  auto cost = [](std::uint64_t tiles, std::uint64_t rows) { return std::max(tiles, rows); };
+  // Per output pixel: array cycles (one per weight tile) against the UB rows written: the
+  // gather's and the output's (see gemm_tiling.h). im2col has ceil(K / R) tiles and as many
+  // gathered rows per pixel.
+  auto cost = [](std::uint64_t tiles, std::uint64_t rows) { return std::max(tiles, rows + 1); };
   const std::uint64_t im2col = ceil_div(g.kh * run, R);
   std::uint64_t best = 0, best_cost = cost(im2col, im2col);
   for (std::uint64_t n = 2; n <= most; ++n) {
@@ -69,6 +68,7 @@ TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint6
       same_residue = same_residue && ky0 % g.s == 0;
     }
     im.ystep = same_residue ? g.s : 1;
+    im.compact = true;
     plan.images.push_back(im);
     return plan;
   }

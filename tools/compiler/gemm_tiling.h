@@ -57,6 +57,10 @@ struct BandImage {
   std::uint64_t ky_lo, ky_hi, kx_lo, kx_hi;
   // Anchors loaded: every ystep-th row and xstep-th column from the first one used.
   std::uint64_t ystep = 1, xstep = 1;
+  // Anchors stored densely, one UB row each in the order of the anchor grid (AnchorGrid), not
+  // at their pixel's row of the padded grid: a strided conv's packed kernel rows then stream
+  // consecutive UB rows (the space-to-depth layout), not every s-th.
+  bool compact = false;
 };
 
 // The K tiles and band images of a tap-based conv.
@@ -104,15 +108,17 @@ GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, st
 
 // Kernel rows per tile when whole kernel rows are packed (several kernel_w * C runs per UB
 // row, one DMA segment each), or 0 when that does not beat im2col. Per output pixel the array
-// takes a cycle per weight tile and the DMA one per UB row it writes (it fetches each HBM burst
-// once per transfer, so the overlapping windows of a few channels cost bursts far below their
-// segments; the rows remain), so the cost of a choice is the larger of the two:
-// ceil(kernel_h / n) tiles against the anchors per output pixel (1, or s when the tiles' first
-// rows ky0 differ modulo s and every input row is an anchor row), and im2col's ceil(K / R) tiles
-// against its ceil(K / R) rows. Packing must be strictly cheaper (im2col streams one long
-// MATMUL per tile from dense rows; packed anchors are every s-th UB row, one MATMUL per output
-// row). With these costs packing never wins on a full array (ceil(kh / n) >= ceil(K / R) when
-// n * kw * C <= R), so every stem gathers im2col; the path stays for cheaper cost models.
+// takes a cycle per weight tile, and the UB's write port one per UB row the gather writes plus
+// one for the output row the vector unit writes (the DMA fetches each HBM burst once per
+// transfer, so the overlapping windows of a few channels cost bursts far below their segments;
+// the rows remain), so the cost of a choice is the larger of the two: ceil(kernel_h / n) tiles
+// against 1 + the anchors per output pixel (1, or s when the tiles' first rows ky0 differ
+// modulo s and every input row is an anchor row), and im2col's ceil(K / R) tiles against
+// 1 + its ceil(K / R) rows. Packing must be strictly cheaper. Packed anchors are stored densely
+// (BandImage::compact), so with every s-th anchor row a tile streams consecutive UB rows, as
+// im2col's do: the 7x7 stride-2 RGB stem on 128 rows packs 4 kernel rows per tile (2 tiles, as
+// im2col, against 1 + 1 rows per pixel instead of 1 + 2); on 256 rows both take 1 tile and
+// im2col stays.
 std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R);
 
 // Without packing: one K tile per (ky, kx, channel chunk of cw), one plain band per chunk.

@@ -80,7 +80,9 @@ struct GemmTiling {
   std::uint64_t mxus = 1;  // U: N tile nt runs on MXU nt % U
   std::uint64_t KR = 0, KT = 0;  // UB rows per input vector (rows path), K tiles per N tile
   std::uint64_t m_tile = 0, MT = 0;
-  std::uint64_t x_slot[2] = {0, 0};  // UB rows of the double-buffered input
+  // UB rows of the input slots, used in turn by the M tiles: two (double buffering), or one
+  // per M tile for packed anchors (see tile_gemm).
+  std::vector<std::uint64_t> x_slot;
   std::uint64_t o_slot = 0;          // first UB row of the 2 x mxus output slots of m_tile rows
   std::uint64_t bias_slot = 0;       // first UB row of the bias (bias_rows()), above them
   // Weight source. A tensor matmul runs `parts` = samples x heads GEMMs of M x K x N one after
@@ -380,7 +382,9 @@ class Lowerer {
     const std::uint64_t row_elems = im.taps * im.chans;
     check_width(rows, kMaxCount, "packed band rows (DMA groups)");
     check_width(cols, kMaxCount, "packed band anchors per row (DMA segs)");
-    auto ub_row = [&](std::uint64_t iy) { return ub + (iy - part.iy0) * g.Wp + x0; };
+    auto ub_row = [&](std::uint64_t iy) {
+      return im.compact ? ub + (iy - y0) / im.ystep * grid.cols : ub + (iy - part.iy0) * g.Wp + x0;
+    };
     auto hbm = [&](std::uint64_t iy) {
       return t.addr(part.b, std::int64_t(iy - g.pad_h), std::int64_t(x0) - pad);
     };
@@ -411,7 +415,7 @@ class Lowerer {
       d.ub_row = std::uint32_t(ub_row(iy));
       d.groups = std::uint16_t(anchors);
       d.group_stride = std::uint32_t(anchors > 1 ? im.xstep * t.pixel_bytes() : 0);
-      d.ub_stride = std::uint16_t(anchors > 1 ? im.xstep : 1);
+      d.ub_stride = std::uint16_t(anchors > 1 && !im.compact ? im.xstep : 1);
       d.segs = std::uint16_t(segs);
       d.seg_stride = std::uint32_t(segs > 1 ? step : 0);
       d.elems = std::uint16_t(im.chans);
@@ -1122,10 +1126,21 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     tl.heads = layer.heads;
     tl.parts = std::uint64_t(layer.samples) * layer.heads;
   }
+  // Packed anchors (a strided stem, BandImage::compact) gather a UB row per output pixel
+  // through the UB's write port, which the ACTIVATEs take for whole tiles: with two slots the
+  // gather of M tile mt + 2 could start only when M tile mt's MATMULs end, the moment its
+  // ACTIVATE takes the port. With a slot per M tile (when the UB has room) every gather may
+  // run as early as the DMA gets to it, while the port is free.
+  bool compact = false;
+  for (const BandImage& im : plan.images) compact = compact || im.compact;
+  const std::uint64_t slots =
+      compact && !in_res && MT > 2 &&
+              gemm_staging(layer, path, in_res, out_res, m_tile, U) + (MT - 2) * xs <= limit
+          ? MT
+          : 2;
   const std::uint64_t base = weight_rows();
-  tl.x_slot[0] = base;
-  tl.x_slot[1] = base + xs;
-  tl.o_slot = base + 2 * xs;
+  for (std::uint64_t i = 0; i < slots; ++i) tl.x_slot.push_back(base + i * xs);
+  tl.o_slot = base + slots * xs;
   tl.bias_slot = tl.o_slot + (out_res ? 0 : 2 * U * m_tile);
   if (layer.bias && row_bytes % 4 != 0) {
     fail("a bias needs UB rows of a multiple of 4 bytes (its 32-bit words), but they hold " +
@@ -1149,7 +1164,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const std::uint64_t KT = tl.KT, m_tile = tl.m_tile, MT = tl.MT * tl.parts;
   auto m_lo = [&](std::uint64_t mt) { return mt % tl.MT * m_tile; };
   auto m_hi = [&](std::uint64_t mt) { return std::min(M, m_lo(mt) + m_tile); };
-  const std::uint64_t(&x_slot)[2] = tl.x_slot;
+  const std::uint64_t S = tl.x_slot.size();
+  auto x_slot = [&](std::uint64_t mt) { return tl.x_slot[mt % S]; };
   // N tile nt runs on MXU nt % U. Output tile t = (mt, nt) is its MXU's tile number local(t)
   // of the node (of tiles(u)), in the MXU's own pair of accumulator slots: every MXU runs the
   // one-MXU schedule on its share of the N tiles.
@@ -1217,7 +1233,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       DmaFields d;
       d.hbm_addr = a.addr(part / tl.heads, std::int64_t(m0 / a.shape.w),
                           std::int64_t(m0 % a.shape.w)) + head * K * eb_;
-      d.ub_row = std::uint32_t(x_slot[mt % 2]);
+      d.ub_row = std::uint32_t(x_slot(mt));
       d.elems = std::uint16_t(K);
       d.groups = std::uint16_t(m1 - m0);
       d.group_stride = std::uint32_t(m1 - m0 > 1 ? a.pixel_bytes() : 0);
@@ -1230,7 +1246,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       for (std::uint64_t i = 0; i < plan.images.size(); ++i) {
         for (const BandPart& part : band.parts) {
           band_image_loads(in.hbm, g, plan.images[i], part,
-                           x_slot[mt % 2] + i * band.rows * g.Wp + part.off, pieces);
+                           x_slot(mt) + i * band.rows * g.Wp + part.off, pieces);
         }
       }
     } else if (conv) {
@@ -1244,7 +1260,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         DmaFields d;
         d.hbm_addr = t.addr(b, std::int64_t(oy * layer.stride) - layer.padding_h,
                             std::int64_t(ox * layer.stride) - layer.padding);
-        d.ub_row = std::uint32_t(x_slot[mt % 2] + (m - m0) * KR);
+        d.ub_row = std::uint32_t(x_slot(mt) + (m - m0) * KR);
         d.elems = std::uint16_t(layer.kernel_w * layer.in.c);
         d.segs = std::uint16_t(layer.kernel_h);
         d.seg_stride = std::uint32_t(layer.kernel_h > 1 ? t.row_bytes() : 0);
@@ -1258,7 +1274,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     } else {
       DmaFields d;
       d.hbm_addr = in.hbm.addr(m0, 0, 0);
-      d.ub_row = std::uint32_t(x_slot[mt % 2]);
+      d.ub_row = std::uint32_t(x_slot(mt));
       d.elems = std::uint16_t(K);
       d.groups = std::uint16_t(m1 - m0);
       d.group_stride = std::uint32_t(m1 - m0 > 1 ? in.hbm.image_bytes() : 0);
@@ -1272,7 +1288,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   auto emit_input = [&](std::uint64_t mt, const std::vector<DmaFields>& pieces, std::size_t from,
                         std::size_t to) {
     for (std::size_t i = from; i < to; ++i) {
-      std::uint64_t wait = i == 0 && mt >= 2 ? every_mxu(kMxuXFree) : 0;
+      std::uint64_t wait = i == 0 && mt >= S ? every_mxu(kMxuXFree) : 0;
       std::uint64_t signal = i + 1 == pieces.size() ? every_mxu(kMxuXReady) : 0;
       emit(dma(Opcode::kDmaLoad, pieces[i], wait, signal));
     }
@@ -1419,7 +1435,13 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       for (const BandPart& p : band.parts) {
         if (p.b == b) part = &p;
       }
-      return x_slot[mt % 2] + img * band.rows * g.Wp + part->off + (iy - part->iy0) * g.Wp + ix;
+      const std::uint64_t base = x_slot(mt) + img * band.rows * g.Wp + part->off;
+      const BandImage& im = plan.images[img];
+      if (im.compact) {
+        const AnchorGrid a = anchor_grid(g, im, *part);
+        return base + (iy - a.y0) / im.ystep * a.cols + (ix - a.x0) / im.xstep;
+      }
+      return base + (iy - part->iy0) * g.Wp + ix;
     };
     // The N tiles in groups of U, one per MXU, K tile by K tile over the group (one MXU: N tile
     // by N tile), then the group's ACTIVATEs.
@@ -1482,14 +1504,17 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           std::vector<Pass> passes;
           if (taps) {
             // One pass per output row segment (merged when the input rows continue the stride).
+            // A compact image holds every xstep-th anchor of a row in consecutive UB rows.
             const KTile& kti = tl.ktile(nt, k);
+            const BandImage& im = plan.images[kti.img];
+            const std::uint64_t stride = im.compact ? g.s / im.xstep : g.s;
             for (const RowSeg& seg : segs) {
               Pass p{in_row(kti.img, seg.b, seg.oy * g.s + kti.ky * g.dh,
                             seg.ox0 * g.s + kti.kx * g.dw),
-                     g.s, seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)};
+                     stride, seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)};
               if (!passes.empty()) {
                 Pass& q = passes.back();
-                if (q.ub_row + q.rows * g.s == p.ub_row && q.acc_row + q.rows == p.acc_row) {
+                if (q.ub_row + q.rows * stride == p.ub_row && q.acc_row + q.rows == p.acc_row) {
                   q.rows += p.rows;
                   continue;
                 }
@@ -1497,7 +1522,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
               passes.push_back(p);
             }
           } else {
-            passes.push_back({x_slot[mt % 2] + k, KR, rows, acc_slot(t)});
+            passes.push_back({x_slot(mt) + k, KR, rows, acc_slot(t)});
           }
           for (std::size_t i = 0; i < passes.size(); ++i) {
             Instruction mm;
@@ -1512,7 +1537,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
             if (i == 0 && kt == 0 && l >= 2) mm.wait |= bit(mxu_sem(u, kMxuAccFree));
             if (i + 1 == passes.size() && kt + 1 == KT) {
               mm.signal |= bit(acc_ready(u, l));
-              if (x_dma && nt + U >= NT && mt + 2 < MT) mm.signal |= bit(mxu_sem(u, kMxuXFree));
+              if (x_dma && nt + U >= NT && mt + S < MT) mm.signal |= bit(mxu_sem(u, kMxuXFree));
             }
             emit(mm);
           }

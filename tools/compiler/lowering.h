@@ -31,10 +31,12 @@
 //   of one shape share a band image whose UB row per anchor pixel holds those taps' channels,
 //   gathered by the DMA (K_t = taps * C). With very few channels (a first RGB layer), a tile
 //   may pack whole kernel rows instead (one kernel_w * C segment each) when that is strictly
-//   cheaper than im2col (max(weight tiles, UB rows the gather writes) per output pixel; the DMA
-//   fetches each burst once per transfer, so overlapping windows cost rows, not segments; with
-//   today's costs every stem takes im2col): all tiles share one
-//   image anchored at (oy * s + ky0, ox * s), loaded only at the anchors they read. A
+//   cheaper than im2col (max(weight tiles, 1 + UB rows the gather writes) per output pixel, the
+//   1 being the output row; the DMA fetches each burst once per transfer, so overlapping
+//   windows cost rows, not segments): all tiles share one image anchored at
+//   (oy * s + ky0, ox * s), loaded only at the anchors they read and stored densely in anchor
+//   order (space-to-depth: with every s-th anchor row, consecutive output pixels read
+//   consecutive UB rows). The 7x7 stride-2 RGB stem takes it on 128 rows. A
 //   strided 1 x 1 conv's band holds only the pixels it reads (every s-th of every s-th row), so
 //   its MATMULs stream consecutive rows. Otherwise "rows": im2col patches gathered from HBM
 //   (kernel_w * C per segment), packed R per UB row. A dilated conv takes the taps path, one
