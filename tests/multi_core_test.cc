@@ -387,6 +387,34 @@ TEST(MultiCore, CompilerSplitsTheBatchOverTheCores) {
   }
 }
 
+// auto and model_n: a dense layer of 2048 x 2048 weights then a softmax. At batch 1 the batch
+// cannot split and model_n's estimate (each core half the N tiles, 16 x 8 x 128 cycles, against
+// 16 x 16 x 128) wins: two streams, Y in HBM. At batch 2 data costs what single does (each core
+// still streams 128 rows a tile, and reads every weight), and model_n is not considered: its
+// estimate leaves out the softmax's activations in HBM, so one stream.
+TEST(MultiCore, AutoTakesModelNOnlyWhereItsEstimateHolds) {
+  Config c;
+  c.chip.cores = 2;
+  const auto model = [](std::uint32_t batch) {
+    return parse_model_json(R"({"name": "sm", "batch": )" + std::to_string(batch) +
+                                R"(, "input": [1, 1, 2048], "layers": [
+        {"name": "fc", "type": "dense", "units": 2048}, {"name": "sm", "type": "softmax"}]})",
+                            "sm");
+  };
+  CompileOptions timing;
+  timing.timing_only = true;
+  const Program split = compile(model(1), c, timing);
+  ASSERT_EQ(split.core_begin.size(), 2u);
+  ASSERT_EQ(split.layers.size(), 4u);
+  EXPECT_EQ(split.layers[0].name, "fc@c0");
+  EXPECT_EQ(split.layers[0].macs + split.layers[2].macs, 2048u * 2048);
+  EXPECT_EQ(split.layers[3].macs, 0u);  // the softmax runs on core 0
+  EXPECT_GT(split.layers[0].output.elements(), 0u);  // Y goes through HBM, checked on core 0
+  EXPECT_TRUE(compile(model(2), c, timing).core_begin.empty());
+  c.compiler.parallelism = "model_n";
+  EXPECT_EQ(compile(model(2), c, timing).core_begin.size(), 2u);
+}
+
 // compiler.parallelism = model_n on two 8 x 8 cores (two_cores(), the interconnect's bandwidth
 // unlimited): Y1 = X W1 (8 x 8 x 16), Y2 = Y1 W2 (dense, 8 x 16 x 16), each node's two N tiles
 // one per core, each core reading only its columns' weight tiles and the whole input.

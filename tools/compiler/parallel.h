@@ -18,7 +18,9 @@
 //           others' signals (peers_done). One memory plan serves every core; the layers are
 //           named "<name>@c<c>", their output checks on core 0's. CoreShare, lowering.h.
 //   auto    the choice of lowest estimate (a tie keeps single, then data), data only when every
-//           graph input has at least chip.cores samples. One choice per graph, not per layer.
+//           graph input has at least chip.cores samples, model_n only when every node is a
+//           GEMM or a view or the samples cannot split (its estimate does not see what the
+//           other nodes lose with their activations in HBM). One choice per graph.
 // Estimates (cycles, per GEMM node, summed): single and data: max(compute, memory) with
 // compute = ceil(K / R) * ceil(N / C) * max(m, R) / core.mxus for the m samples' rows of the
 // busiest core (a tile streams its m rows, or at least R cycles to load its weights), and
