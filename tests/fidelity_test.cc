@@ -776,6 +776,62 @@ TEST(Fidelity, RandomCompiledModelsOnSeveralCores) {
   }
 }
 
+// pe == fast == interpret() on chips of 2..4 cores with compiler.parallelism = model_n: every
+// GEMM node's N tiles split over the cores, a maxpool (core 0 alone) between conv and dense
+// in some, int8 and bf16, 1..2 MXUs and 1..2 DMA engines per core; every output, the
+// intermediate ones (through HBM) included, matching the reference (bit-exact int8, bf16 within
+// --check's tolerance).
+TEST(Fidelity, RandomModelParallelModelsOnSeveralCores) {
+  std::mt19937 rng(29);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  for (int i = 0; i < 6; ++i) {
+    Config config;
+    config.chip.cores = pick(2, 4);
+    config.chip.interconnect_gbs = pick(0, 1) ? 1e6 : double(pick(4, 64));
+    config.chip.interconnect_latency_cycles = pick(1, 30);
+    config.core.mxus = pick(1, 2);
+    config.core.dma_engines = pick(1, 2);
+    config.compiler.parallelism = "model_n";
+    config.array.rows = pick(4, 8);
+    config.array.cols = pick(4, 8);
+    config.vector.lanes = pick(2, 8);
+    config.mxu.weight_fifo_tiles = pick(2, 4);
+    config.ub.banks = 1u << pick(0, 4);
+    config.ub.read_ports = 2;
+    config.ub.capacity_bytes = 256 << 10;
+    config.acc.capacity_bytes = 64 << 10;
+    config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+    const char* dtype = pick(0, 2) ? "int8" : "bf16";
+    std::ostringstream chain;
+    chain << R"({"name": "chain", "dtype": ")" << dtype << R"(", "batch": )" << pick(1, 3)
+          << R"(, "seed": )" << i << ", ";
+    if (i % 2) {
+      const std::uint32_t hw = 2 * pick(2, 3);
+      chain << R"("input": [)" << hw << ", " << hw << ", " << pick(1, 8) << R"(], "layers": [)"
+            << R"({"name": "conv", "type": "conv2d", "out_channels": )" << pick(6, 24)
+            << R"(, "kernel": 3, "stride": 1, "padding": 1},)"
+            << R"({"type": "relu"},)" << R"({"name": "pool", "type": "maxpool2d", "kernel": 2},)";
+    } else {
+      chain << R"("input": [1, 1, )" << pick(3, 30) << R"(], "layers": [)"
+            << R"({"name": "fc0", "type": "dense", "units": )" << pick(8, 40) << "},";
+    }
+    chain << R"({"name": "fc", "type": "dense", "units": )" << pick(9, 40) << "}]}";
+    SCOPED_TRACE(::testing::Message() << config.chip.cores << " cores x " << config.core.mxus
+                                      << " MXUs x " << config.core.dma_engines << " DMA "
+                                      << config.array.rows << "x" << config.array.cols << "\n"
+                                      << chain.str());
+    const Program program = compile(parse_model_json(chain.str(), "random"), config);
+    EXPECT_EQ(program_cores(program), config.chip.cores);
+    // The last dense layer has at least two N tiles: core 1 computes some of its columns.
+    EXPECT_GT(program.layers[program.layers.size() / config.chip.cores * 2 - 1].macs, 0u);
+    check_agreement(config, program);
+    const CheckResult c = check_outputs(program, interpret(config, program).hbm);
+    EXPECT_TRUE(c.passed) << (c.first_mismatches.empty() ? "" : c.first_mismatches[0]);
+  }
+}
+
 // pe == fast == interpret() on random chains of grouped, depthwise and dilated convs (strided,
 // padded) on arrays of any shape, matching the reference.
 TEST(Fidelity, RandomGroupedAndDilatedConvs) {

@@ -14,6 +14,7 @@
 #include "sim/isa/semantics.h"
 #include "sim/tpu_core.h"
 #include "tests/assembly_run.h"
+#include "tools/report/check.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/graph.h"
 #include "tools/compiler/lowering.h"
@@ -369,8 +370,12 @@ TEST(MultiCore, CompilerSplitsTheBatchOverTheCores) {
   }
   c.compiler.parallelism = "single";
   EXPECT_TRUE(compile(dense(256), c, timing).core_begin.empty());
+  // One sample cannot split: auto takes model_n (each core reads half the weights of this
+  // weight-bound layer, 2048 x 2048 bytes against 16 x 8 tiles of 128 rows each).
   c.compiler.parallelism = "auto";
-  EXPECT_TRUE(compile(dense(1), c, timing).core_begin.empty());
+  const Program one_sample = compile(dense(1), c, timing);
+  ASSERT_EQ(one_sample.core_begin.size(), 2u);
+  EXPECT_EQ(one_sample.hbm_bytes, compile_core(dense(1), c, timing).hbm_bytes);
   c.compiler.parallelism = "data";
   try {
     compile(dense(1), c, timing);
@@ -380,6 +385,121 @@ TEST(MultiCore, CompilerSplitsTheBatchOverTheCores) {
                  "fc: compiler.parallelism = data needs at least 2 samples in every graph input "
                  "(chip.cores), the fewest is 1");
   }
+}
+
+// auto and model_n: a dense layer of 2048 x 2048 weights then a softmax. At batch 1 the batch
+// cannot split and model_n's estimate (each core half the N tiles, 16 x 8 x 128 cycles, against
+// 16 x 16 x 128) wins: two streams, Y in HBM. At batch 2 data costs what single does (each core
+// still streams 128 rows a tile, and reads every weight), and model_n is not considered: its
+// estimate leaves out the softmax's activations in HBM, so one stream.
+TEST(MultiCore, AutoTakesModelNOnlyWhereItsEstimateHolds) {
+  Config c;
+  c.chip.cores = 2;
+  const auto model = [](std::uint32_t batch) {
+    return parse_model_json(R"({"name": "sm", "batch": )" + std::to_string(batch) +
+                                R"(, "input": [1, 1, 2048], "layers": [
+        {"name": "fc", "type": "dense", "units": 2048}, {"name": "sm", "type": "softmax"}]})",
+                            "sm");
+  };
+  CompileOptions timing;
+  timing.timing_only = true;
+  const Program split = compile(model(1), c, timing);
+  ASSERT_EQ(split.core_begin.size(), 2u);
+  ASSERT_EQ(split.layers.size(), 4u);
+  EXPECT_EQ(split.layers[0].name, "fc@c0");
+  EXPECT_EQ(split.layers[0].macs + split.layers[2].macs, 2048u * 2048);
+  EXPECT_EQ(split.layers[3].macs, 0u);  // the softmax runs on core 0
+  EXPECT_GT(split.layers[0].output.elements(), 0u);  // Y goes through HBM, checked on core 0
+  EXPECT_TRUE(compile(model(2), c, timing).core_begin.empty());
+  c.compiler.parallelism = "model_n";
+  EXPECT_EQ(compile(model(2), c, timing).core_begin.size(), 2u);
+}
+
+// compiler.parallelism = model_n on two 8 x 8 cores (two_cores(), the interconnect's bandwidth
+// unlimited): Y1 = X W1 (8 x 8 x 16), Y2 = Y1 W2 (dense, 8 x 16 x 16), each node's two N tiles
+// one per core, each core reading only its columns' weight tiles and the whole input.
+TEST(MultiCore, ModelParallelSplitsNAndMeetsAtABarrier) {
+  Config c = two_cores();
+  c.chip.interconnect_gbs = 1e6;
+  c.compiler.parallelism = "model_n";
+  const Program p = compile(parse_model_json(R"({"name": "fc2", "layers": [
+      {"name": "fc1", "type": "matmul", "m": 8, "k": 8, "n": 16},
+      {"name": "fc2", "type": "dense", "units": 16}]})",
+                                             "fc2"),
+                            c);
+  ASSERT_EQ(p.core_begin.size(), 2u);
+  // Core 0's stream; core 1's is the same with its own tiles and output columns.
+  const std::vector<Opcode> stream = {
+      Opcode::kLayer,      Opcode::kDmaLoad,  Opcode::kDmaLoad,     Opcode::kDmaLoad,
+      Opcode::kLoadWeights, Opcode::kMatmul,  Opcode::kActivate,    Opcode::kDmaStore,
+      Opcode::kSignalCore, Opcode::kNop,      Opcode::kLayer,       Opcode::kDmaLoad,
+      Opcode::kDmaLoad,    Opcode::kLoadWeights, Opcode::kMatmul,   Opcode::kLoadWeights,
+      Opcode::kMatmul,     Opcode::kActivate, Opcode::kDmaStore,    Opcode::kHalt};
+  ASSERT_EQ(p.instructions.size(), 2 * stream.size());
+  ASSERT_EQ(p.core_begin[1], stream.size());
+  for (std::size_t pc = 0; pc < p.instructions.size(); ++pc) {
+    EXPECT_EQ(p.instructions[pc].op, stream[pc % stream.size()]) << pc;
+  }
+  // Weights are stored N tile by N tile, K tile by K tile (64 bytes each): W1 then W2, each
+  // core filling its FIFO from its own tiles only (core 1 from one N tile further on).
+  const std::size_t c1 = stream.size();
+  const std::uint64_t w1 = p.instructions[1].dma.hbm_addr, w2 = p.instructions[2].dma.hbm_addr;
+  EXPECT_EQ(p.instructions[c1 + 1].dma.hbm_addr, w1 + 64);
+  EXPECT_EQ(p.instructions[c1 + 2].dma.hbm_addr, w2 + 128);
+  EXPECT_EQ(p.instructions[11].dma.hbm_addr, w2 + 64);
+  EXPECT_EQ(p.instructions[c1 + 11].dma.hbm_addr, w2 + 192);
+  // Both read all of Y1 (8 rows of 16 bytes), written 8 columns each.
+  EXPECT_EQ(p.instructions[12].dma.hbm_addr, p.instructions[c1 + 12].dma.hbm_addr);
+  EXPECT_EQ(p.instructions[c1 + 7].dma.hbm_addr, p.instructions[7].dma.hbm_addr + 8);
+  EXPECT_EQ(p.instructions[8].core, 1u);
+  EXPECT_EQ(p.instructions[c1 + 8].core, 0u);
+
+  SimOptions options;
+  options.trace = true;
+  const RunResult r = simulate(c, p, options);
+  // The cores run alike (same-instant requests cross in core order, in under a picosecond).
+  // Issue one a cycle from 0; ideal memory behind L = 4 each way: response = send + 8.
+  // Node fc1: W1 fill (pc 1) sent at 1, response 9, FIFO rows 9..16, done 17; the prefetched
+  // W2 tile (pc 2) 17 -> 25, rows 25..32, done 33; X (64 bytes, pc 3) 33 -> 41, UB rows 41..48,
+  // done 49 (x_ready, first_input). load.weights (pc 4) waits first_input: e = 49. matmul
+  // (pc 5): s = max(x_ready 49, e + 1) = 50, done s + M + N_t + R - 1 = 50 + 23 = 73.
+  // activate (pc 6): v = 73, + latency 4 + W = 8 rows x 1 group: 85. Store (pc 7, 8 rows of
+  // 8 bytes 16 apart: 8 writes): UB reads 85..92, write i sent at 86 + i, last response 101,
+  // done 102 = node_stored.
+  EXPECT_EQ(at_pc(r, 3).done, 49u);
+  EXPECT_EQ(at_pc(r, 5).start, 50u);
+  EXPECT_EQ(at_pc(r, 5).done, 73u);
+  EXPECT_EQ(at_pc(r, 7).done, 102u);
+  // Barrier: signal.core (pc 8) issues at 102 and reaches the other core at 106; the nop
+  // (pc 9, issued 103) waits for the other core's, 106: 3 cycles of sync wait per core.
+  EXPECT_EQ(at_pc(r, 11).issued, 108u);
+  EXPECT_EQ(at_pc(r, 11).start, 108u);
+  // Node fc2 issues from 107 (layer), its second W2 tile (pc 11) at 108: sent 108 (its FIFO
+  // entry, read by pc 4, long free), response 116, rows 116..123, done 124. Y1 (pc 12, 128
+  // bytes: one request) 124 -> 132, 16 UB rows 132..147, done 148. load.weights (pc 13)
+  // e = 148; matmul (pc 14) s = 149, stream 149..156, done 149 + 23 = 172; load.weights
+  // (pc 15, the loader free at 148 + K_t = 156) e = 156; matmul (pc 16) s = max(e + 1, the
+  // stream's end 157) = 157, done 180; activate 180 + 12 = 192; store reads 192..199, writes
+  // 193..200, last response 208, done 209 = total.
+  EXPECT_EQ(at_pc(r, 12).done, 148u);
+  EXPECT_EQ(at_pc(r, 14).start, 149u);
+  EXPECT_EQ(at_pc(r, 16).start, 157u);
+  EXPECT_EQ(at_pc(r, 16).done, 180u);
+  EXPECT_EQ(at_pc(r, 18).done, 209u);
+  EXPECT_EQ(at_pc(r, c1 + 18).done, 209u);
+  EXPECT_EQ(r.total_cycles, 209u);
+  ASSERT_EQ(r.cores.size(), 2u);
+  for (const CoreStats& core : r.cores) {
+    EXPECT_EQ(core.sync_wait_cycles, 3u);
+    // Its weight tiles (64 + 128 bytes), X (64) and all of Y1 (128); its 8 columns of Y1, Y2.
+    EXPECT_EQ(core.interconnect_read_bytes, 384u);
+    EXPECT_EQ(core.interconnect_write_bytes, 128u);
+    EXPECT_EQ(core.array_macs(), 8u * 8 * 8 + 8u * 16 * 8);
+  }
+  // Bit-exact against the reference, both layers (Y1 too: it went through HBM).
+  const CheckResult check = check_outputs(p, r.hbm_final);
+  EXPECT_TRUE(check.passed) << (check.first_mismatches.empty() ? "" : check.first_mismatches[0]);
+  EXPECT_EQ(check.compared, 8u * 16 * 2);
 }
 
 }  // namespace

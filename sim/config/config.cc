@@ -213,9 +213,10 @@ std::vector<ConfigKey> make_keys() {
                [](Config& c) -> F { return &c.energy.static_w; }, 0, kMaxStaticW});
   k.push_back({"compiler.parallelism", "",
                "How the compiler spreads a graph over chip.cores: auto (by its estimate), "
-               "single (core 0 alone) or data (the samples split over the cores).",
+               "single (core 0 alone), data (the samples split over the cores) or model_n "
+               "(every GEMM node's output columns split over the cores).",
                [](Config& c) -> F { return &c.compiler.parallelism; }});
-  k.back().choices = {"auto", "single", "data"};
+  k.back().choices = {"auto", "single", "data", "model_n"};
   return k;
 }
 

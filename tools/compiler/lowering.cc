@@ -113,7 +113,8 @@ struct GemmTiling {
 
 class Lowerer {
  public:
-  Lowerer(const Graph& graph, const Config& config, const CompileOptions& options)
+  Lowerer(const Graph& graph, const Config& config, const CompileOptions& options,
+          CoreShare share)
       : model_(graph),
         config_(config),
         options_(options),
@@ -132,7 +133,8 @@ class Lowerer {
                                                return n.kind == OpKind::kTensorMatmul;
                                              })
                             ? config.core.dma_engines - kFirstWeightEngine
-                            : 0) {}
+                            : 0),
+        share_(share) {}
 
   Program run();
 
@@ -528,6 +530,10 @@ class Lowerer {
                   const GemmTiling& tl, std::uint64_t weights, const Values* w, const Requant& q,
                   const std::vector<std::uint32_t>* bias);
   void emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std::uint64_t j);
+  // Model parallelism (CoreShare): this core's N tiles of a node's tiling, and the barrier
+  // after a node whose instructions begin at `node_begin`.
+  GemmTiling n_share(const GemmTiling& tl) const;
+  void emit_barrier(std::size_t node_begin);
   // The DMA staging weight tile (t, k) of a node at UB row `ub` (0 for a weight FIFO's next
   // entry): K_t rows of N_t elements from its stored tiles, or from a tensor matmul's b in
   // place (K_t pixels of its head's N_t channels, or transposed N_t pixels of K_t channels).
@@ -585,6 +591,7 @@ class Lowerer {
   const bool store_engine_;
   // DMA engines that run the weight FIFO fills (kFirstWeightEngine on), 0: engine 0 runs them.
   const std::uint32_t weight_engines_;
+  const CoreShare share_;
 
   MemoryPlan plan_;
   Program program_;
@@ -601,6 +608,7 @@ class Lowerer {
   std::array<std::uint64_t, kMaxCompilerMxus> fifo_fills_{}, fifo_reads_{};
   std::vector<std::size_t> load_weights_at_;
   std::vector<GemmTiling> tilings_;  // per node, from the tiling pass
+  std::vector<std::uint64_t> share_macs_;  // per GEMM node, this core's MACs (CoreShare)
   std::size_t layer_index_ = 0;
   const Node* layer_ = nullptr;
 };
@@ -631,6 +639,10 @@ Program Lowerer::run() {
     program_.semaphore_names[kSemStoreFree] = "store_free";
     program_.semaphore_names[kSemStoresDone] = "stores_done";
     program_.semaphore_names[kSemStagingFreeStores] = "staging_free.1";
+  }
+  if (share_.cores > 1) {
+    program_.semaphore_names[kSemNodeStored] = "node_stored";
+    program_.semaphore_names[kSemPeersDone] = "peers_done";
   }
   const std::uint64_t mxus = std::min<std::uint64_t>(config_.core.mxus, kMaxCompilerMxus);
   for (std::uint64_t u = 1; u < mxus && fifo_; ++u) {
@@ -663,7 +675,9 @@ Program Lowerer::run() {
   } else {
     requant = requant_from_shapes(model_);
   }
-  plan_ = plan_memory(model_, config_, ub_rows_, options_.resident_activations,
+  // Split cores read each other's activations: all of them go through HBM.
+  plan_ = plan_memory(model_, config_, ub_rows_,
+                      options_.resident_activations && share_.cores == 1,
                       [&](std::size_t i, const std::vector<bool>& in_res, bool out_res) {
                         return min_staging(i, in_res, out_res);
                       });
@@ -697,6 +711,7 @@ Program Lowerer::run() {
   // Tiling pass: every GEMM node's mapping, before any is emitted (a node prefetches the next
   // one's first weight tile).
   tilings_.assign(model_.nodes.size(), GemmTiling());
+  share_macs_.assign(model_.nodes.size(), 0);
   for (layer_index_ = 0; layer_index_ < model_.nodes.size(); ++layer_index_) {
     const Node& layer = model_.nodes[layer_index_];
     layer_ = &layer;
@@ -704,6 +719,24 @@ Program Lowerer::run() {
     tilings_[layer_index_] = tile_gemm(layer, plan_.tensors[layer.inputs[0]],
                                       plan_.tensors[layer.output],
                                       plan_.staging_limit[layer_index_]);
+    if (share_.cores > 1) {
+      // This core's useful MACs: the node's in proportion to its columns, rounded so that the
+      // cores' shares add up to the node's.
+      const GemmTiling& whole = tilings_[layer_index_];
+      std::uint64_t before = 0, all = 0;
+      for (const NTile& t : whole.ntiles) all += t.nts;
+      tilings_[layer_index_] = n_share(whole);
+      const GemmTiling& part = tilings_[layer_index_];
+      if (part.NT > 0) {
+        for (const NTile* t = whole.ntiles.data(); t->n0 != part.ntiles[0].n0; ++t) {
+          before += t->nts;
+        }
+      }
+      std::uint64_t mine = before;
+      for (const NTile& t : part.ntiles) mine += t.nts;
+      const std::uint64_t macs = layer.macs();
+      share_macs_[layer_index_] = macs * mine / all - macs * before / all;
+    }
   }
 
   std::vector<bool> border_zeroed(model_.tensors.size(), false);
@@ -715,6 +748,7 @@ Program Lowerer::run() {
     Instruction tag;
     tag.op = Opcode::kLayer;
     tag.layer = std::uint16_t(layer_index_);
+    const std::size_t node_begin = program_.instructions.size();
     emit(tag);
     // A resident input's zero border is cleared before its first reader.
     for (TensorId id : layer.inputs) {
@@ -728,6 +762,18 @@ Program Lowerer::run() {
       if (is_gemm(layer.kind)) hand_off(kSemBorderReady, Unit::kWeightLoad);
     }
 
+    // Split over cores: a GEMM node without N tiles here, or any other node but on core 0,
+    // only takes part in the barrier
+    // (Core 0 has N tiles of every GEMM node: n_share rounds its share up.)
+    if (share_.core != 0 && (!is_gemm(layer.kind) || tilings_[layer_index_].NT == 0)) {
+      emit_barrier(node_begin);
+      LayerInfo info;
+      info.name = layer.name;
+      info.kind = to_string(layer.kind);
+      info.macs = share_macs_[layer_index_];
+      program_.layers.push_back(std::move(info));
+      continue;
+    }
     // A pooling or add node's first vector instruction may write staging rows before any DMA
     // of its own: it waits until earlier nodes' transfers are done with them (a GEMM's vector
     // work waits for its own weight loads, which come after those transfers in DMA order),
@@ -803,10 +849,12 @@ Program Lowerer::run() {
       hand_off(kSemLayerDone, Unit::kDma);
     }
 
+    emit_barrier(node_begin);
+
     LayerInfo info;
     info.name = layer.name;
     info.kind = to_string(layer.kind);
-    info.macs = layer.macs();
+    info.macs = share_.cores > 1 && is_gemm(layer.kind) ? share_macs_[layer_index_] : layer.macs();
     // Checked: every output that reaches HBM as whole pixels (a concat slice is checked as part
     // of the concat's output).
     if (!out.resident && out.hbm.ctot == layer.out.c) {
@@ -1218,7 +1266,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         }
       }
     }
-    add_segment(layer.name + ".weights", weights, std::move(image));
+    // (A model-parallel share's tiles start at its first tile's offset.)
+    add_segment(layer.name + ".weights", weights + tl.w_off[0] * eb_, std::move(image));
   }
   const std::int32_t multiplier = q.multiplier;
   const std::uint8_t shift = q.shift;
@@ -1628,6 +1677,52 @@ void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std:
   }
   emit(dma(Opcode::kDmaLoad, weight_source(tl, weights, t, k, weight_slot(g)), wait,
            bit(kSemWReady)));
+}
+
+GemmTiling Lowerer::n_share(const GemmTiling& tl) const {
+  const std::uint64_t P = share_.cores, c = share_.core, KT = tl.KT;
+  const std::uint64_t nt0 = ceil_div(c * tl.NT, P), nt1 = ceil_div((c + 1) * tl.NT, P);
+  GemmTiling s = tl;
+  s.ntiles.assign(tl.ntiles.begin() + nt0, tl.ntiles.begin() + nt1);
+  if (tl.per_n) s.ktiles.assign(tl.ktiles.begin() + nt0 * KT, tl.ktiles.begin() + nt1 * KT);
+  s.NT = nt1 - nt0;
+  // Tiles are stored N tile by N tile: this share's are one contiguous run of the weights.
+  s.w_off.assign(tl.w_off.begin() + nt0 * KT, tl.w_off.begin() + nt1 * KT);
+  if (!s.w_off.empty()) {
+    s.w_elems = (nt1 < tl.NT ? tl.w_off[nt1 * KT] : tl.w_elems) - s.w_off[0];
+  }
+  // The M tile and slots stay those chosen for the whole node's MXUs.
+  s.mxus = std::max<std::uint64_t>(1, std::min(tl.mxus, s.NT));
+  return s;
+}
+
+void Lowerer::emit_barrier(std::size_t node_begin) {
+  if (share_.cores == 1 || layer_index_ + 1 == model_.nodes.size()) return;
+  // This node's last HBM write on each DMA engine (each engine completes in order).
+  std::uint64_t stored = 0;
+  std::array<bool, 2> seen{};
+  for (std::size_t pc = program_.instructions.size(); pc-- > node_begin;) {
+    Instruction& inst = program_.instructions[pc];
+    if (inst.op != Opcode::kDmaStore || seen[inst.instance]) continue;
+    seen[inst.instance] = true;
+    inst.signal |= bit(kSemNodeStored);
+    ++stored;
+  }
+  Instruction nop;
+  nop.op = Opcode::kNop;
+  nop.wait = bit(kSemNodeStored);
+  for (; stored > 1; --stored) emit(nop);
+  for (std::uint32_t d = 0; d < share_.cores; ++d) {
+    if (d == share_.core) continue;
+    Instruction sig;
+    sig.op = Opcode::kSignalCore;
+    sig.core = std::uint8_t(d);
+    sig.signal = bit(kSemPeersDone);
+    sig.wait = std::exchange(stored, 0) ? bit(kSemNodeStored) : 0;
+    emit(sig);
+  }
+  nop.wait = bit(kSemPeersDone);
+  for (std::uint32_t d = 1; d < share_.cores; ++d) emit(nop);
 }
 
 DmaFields Lowerer::weight_source(const GemmTiling& tl, std::uint64_t weights, std::uint64_t t,
@@ -2076,8 +2171,9 @@ void Lowerer::lower_slice_to_ub(const HbmTensor& from, const UbTensor& to) {
 
 }  // namespace
 
-Program compile_core(const Graph& graph, const Config& config, const CompileOptions& options) {
-  return Lowerer(graph, config, options).run();
+Program compile_core(const Graph& graph, const Config& config, const CompileOptions& options,
+                     CoreShare share) {
+  return Lowerer(graph, config, options, share).run();
 }
 
 Program compile(const Graph& graph, const Config& config, const CompileOptions& options) {

@@ -152,12 +152,31 @@ constexpr std::uint32_t kStoreEngine = 1;
 // (first_input), which a later engine-0 weight fill gave before. A tensor matmul reads its
 // weights from a tensor that stores write: in a model with one, the fills stay on engine 0.
 constexpr std::uint32_t kFirstWeightEngine = 2;
+// Model parallelism (CoreShare, below): the two semaphores left. A node's last HBM write (per
+// DMA engine) signals node_stored, which the sequencer's first signal.core to the other cores
+// waits for; their signal.cores count peers_done, which the sequencer waits for cores - 1 times
+// before the next node issues.
+constexpr std::uint32_t kSemNodeStored = 62;  // dma -> sequencer (signal.core)
+constexpr std::uint32_t kSemPeersDone = 63;   // other cores' signal.core -> sequencer (nop)
+
+// Core `core`'s share of a graph split by N over `cores` cores (tools/compiler/parallel.h,
+// model_n): every GEMM node runs only its N tiles [NT c / cores, NT (c + 1) / cores) with only
+// those columns' weights (one copy in HBM, each core's slice in its own segment), every input
+// read whole; the other nodes run on core 0 only. Every activation goes through HBM, and after
+// every node but the last the cores meet at a barrier (kSemNodeStored, kSemPeersDone). The
+// memory plan, and so every HBM address, is the same for every share. cores = 1 is the one-core
+// program.
+struct CoreShare {
+  std::uint32_t core = 0, cores = 1;
+};
 
 // Throws CompileError when a layer cannot fit (saying why and what would fit), when HBM is too
 // small, or when a field would overflow its instruction width. On a chip of several cores the
 // graph is spread over them as compiler.parallelism says (tools/compiler/parallel.h).
 Program compile(const Graph& graph, const Config& config, const CompileOptions& options = {});
-// The program of `graph` for one core (stream 0), whatever chip.cores says.
-Program compile_core(const Graph& graph, const Config& config, const CompileOptions& options);
+// The program of `graph` for one core (stream 0), whatever chip.cores says, or that core's
+// share of a model-parallel program.
+Program compile_core(const Graph& graph, const Config& config, const CompileOptions& options,
+                     CoreShare share = {});
 
 }  // namespace tpu

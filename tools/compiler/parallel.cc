@@ -30,6 +30,25 @@ double estimate_cycles(const Graph& graph, const Config& config, std::uint32_t c
   return cycles;
 }
 
+// The estimate of tools/compiler/parallel.h for model_n over `cores` cores.
+double estimate_model_n_cycles(const Graph& graph, const Config& config, std::uint32_t cores) {
+  const double hbm_per_cycle = config.hbm_peak_bytes_per_cycle();
+  const std::uint64_t R = config.array.rows, C = config.array.cols;
+  const double latency = config.hbm.preset == "ideal" ? 0 : config.hbm.latency_ns / config.period_ns();
+  const double barrier = 2.0 * config.chip.interconnect_latency_cycles + latency + double(R + C);
+  double cycles = double(graph.nodes.size() - 1) * barrier;
+  for (const Node& n : graph.nodes) {
+    if (!is_gemm(n.kind)) continue;
+    const std::uint64_t m = n.gemm_m(), kt = ceil_div(n.gemm_k(), R);
+    const std::uint64_t nt = ceil_div(ceil_div(n.gemm_n(), C), cores);
+    const double compute = double(kt * nt * std::max(m, R)) / config.core.mxus;
+    const double weight_bytes = double(n.gemm_k() * n.gemm_n() * element_bytes(graph.dtype));
+    const double memory = std::isinf(hbm_per_cycle) ? 0 : weight_bytes / hbm_per_cycle;
+    cycles += std::max(compute, memory) + double(m * (kt + nt));
+  }
+  return cycles;
+}
+
 // `graph` with every input's samples cut to core `core`'s share of `cores`.
 Graph share_of(const Graph& graph, std::uint32_t core, std::uint32_t cores) {
   Graph part = graph;
@@ -74,30 +93,95 @@ Program merge(std::vector<Program> parts, const Config& config) {
   return out;
 }
 
+// The model-parallel shares as one program of several streams over one HBM: core 0's memory
+// image and output checks (its share's plan is every share's), each other core's weight slices.
+Program merge_shares(std::vector<Program> parts) {
+  Program out;
+  out.dtype = parts[0].dtype;
+  out.array_rows = parts[0].array_rows;
+  out.array_cols = parts[0].array_cols;
+  out.semaphore_names = parts[0].semaphore_names;
+  out.hbm_bytes = parts[0].hbm_bytes;
+  for (std::size_t c = 0; c < parts.size(); ++c) {
+    Program& p = parts[c];
+    const auto layer_base = std::uint16_t(out.layers.size());
+    out.core_begin.push_back(out.instructions.size());
+    for (Instruction inst : p.instructions) {
+      if (inst.op == Opcode::kLayer) inst.layer = std::uint16_t(inst.layer + layer_base);
+      out.instructions.push_back(inst);
+    }
+    const std::string suffix = "@c" + std::to_string(c);
+    for (LayerInfo& l : p.layers) {
+      l.name += suffix;
+      if (c > 0) {
+        l.output = TensorView();
+        l.expected_int8.clear();
+        l.expected_fp32.clear();
+      }
+      out.layers.push_back(std::move(l));
+    }
+    const std::string weights = ".weights";
+    for (HbmSegment& seg : p.hbm_image) {
+      const bool weight_slice = seg.name.size() > weights.size() &&
+                                seg.name.compare(seg.name.size() - weights.size(),
+                                                 weights.size(), weights) == 0;
+      if (c > 0 && !weight_slice) continue;
+      if (weight_slice) seg.name += suffix;
+      out.hbm_image.push_back(std::move(seg));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::optional<Program> compile_parallel(const Graph& graph, const Config& config,
                                         const CompileOptions& options) {
   const std::uint32_t cores = config.chip.cores;
-  const std::string& choice = config.compiler.parallelism;
+  std::string choice = config.compiler.parallelism;
   if (cores == 1 || choice == "single") return std::nullopt;
   std::uint32_t fewest = ~0u;
   for (TensorId id : graph.inputs) fewest = std::min(fewest, graph.tensors[id].samples);
-  if (fewest < cores) {
-    if (choice == "auto") return std::nullopt;
+  if (choice == "data" && fewest < cores) {
     throw CompileError(graph.source + ": compiler.parallelism = data needs at least " +
                        std::to_string(cores) + " samples in every graph input (chip.cores), " +
                        "the fewest is " + std::to_string(fewest));
   }
-  if (choice == "auto" && estimate_cycles(graph, config, cores) >= estimate_cycles(graph, config, 1)) {
-    return std::nullopt;
+  if (choice == "auto") {
+    // The cheapest estimate; a tie keeps the earlier of single, data, model_n.
+    double best = estimate_cycles(graph, config, 1);
+    choice = "single";
+    if (fewest >= cores && estimate_cycles(graph, config, cores) < best) {
+      best = estimate_cycles(graph, config, cores);
+      choice = "data";
+    }
+    // model_n's estimate leaves out what its other nodes cost once their inputs and outputs
+    // leave the UB (TPU v1's LSTM0, 700 element-wise nodes at batch 64, ran 8x slower on
+    // tpu_v2 than data): it is taken only for graphs of GEMMs and views, or when the samples
+    // cannot split.
+    bool gemms_only = true;
+    for (const Node& n : graph.nodes) gemms_only &= is_gemm(n.kind) || is_view(n.kind);
+    if ((gemms_only || fewest < cores) && estimate_model_n_cycles(graph, config, cores) < best) {
+      choice = "model_n";
+    }
+    if (choice == "single") return std::nullopt;
   }
   std::vector<Program> parts;
   for (std::uint32_t c = 0; c < cores; ++c) {
     if (options.progress) options.progress("compiling core " + std::to_string(c));
-    parts.push_back(compile_core(share_of(graph, c, cores), config, options));
+    if (choice == "data") {
+      parts.push_back(compile_core(share_of(graph, c, cores), config, options));
+    } else {
+      parts.push_back(compile_core(graph, config, options, CoreShare{c, cores}));
+    }
   }
-  return merge(std::move(parts), config);
+  if (choice == "data") return merge(std::move(parts), config);
+  for (const Program& p : parts) {
+    if (p.hbm_bytes != parts[0].hbm_bytes) {
+      throw CompileError(graph.source + ": internal: the model_n shares planned HBM differently");
+    }
+  }
+  return merge_shares(std::move(parts));
 }
 
 }  // namespace tpu

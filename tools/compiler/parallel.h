@@ -7,13 +7,30 @@
 //           graph for its share; the samples never meet, so the cores need no
 //           synchronisation. Each core's program gets its own region of the one HBM (its
 //           inputs, weights, activations and outputs) and its layers are named "<name>@c<c>".
-//   auto    data when every graph input has at least chip.cores samples and the estimate
-//           below is lower than single's, else single.
-// Estimate of a choice (cycles, per GEMM node, summed): max(compute, memory) with compute =
-// ceil(K / R) * ceil(N / C) * max(m, R) / core.mxus for the m samples' rows of the busiest
-// core (a tile streams its m rows, or at least R cycles to load its weights), and memory =
-// the weight bytes every core reads from the one HBM / its peak bytes per cycle (each core
-// reads every weight). Activations are left out: they are the same bytes either way.
+//   model_n model parallelism, N split: every GEMM node's N tiles split into chip.cores
+//           contiguous shares (core c: [ceil(NT c / P), ceil(NT (c + 1) / P)), so core 0 always
+//           has one), each core reading the node's whole input and only its columns' weights
+//           (one copy in HBM); the other nodes (pooling, element-wise, copies) run on core 0.
+//           Every activation goes through HBM (no residency: the next node's readers are on
+//           other cores), and after every node but the last the cores meet at a barrier: each
+//           core's last store of the node (per DMA engine) signals node_stored, its sequencer's
+//           signal.core to every other core waits for it, then cores - 1 nops wait for the
+//           others' signals (peers_done). One memory plan serves every core; the layers are
+//           named "<name>@c<c>", their output checks on core 0's. CoreShare, lowering.h.
+//   auto    the choice of lowest estimate (a tie keeps single, then data), data only when every
+//           graph input has at least chip.cores samples, model_n only when every node is a
+//           GEMM or a view or the samples cannot split (its estimate does not see what the
+//           other nodes lose with their activations in HBM). One choice per graph.
+// Estimates (cycles, per GEMM node, summed): single and data: max(compute, memory) with
+// compute = ceil(K / R) * ceil(N / C) * max(m, R) / core.mxus for the m samples' rows of the
+// busiest core (a tile streams its m rows, or at least R cycles to load its weights), and
+// memory = the weight bytes every core reads from the one HBM / its peak bytes per cycle (each
+// core reads every weight). Activations are left out: they stay on chip or are the same bytes
+// either way. model_n: compute over the busiest core's ceil(ceil(N / C) / cores) N tiles of all
+// M rows, memory = the weight bytes read once, plus what the split gives up: the node's input
+// and output through HBM, one UB row a cycle each (M (ceil(K / R) + its N tiles) rows, not
+// hidden), and a barrier per node boundary of 2 x interconnect latency + the HBM latency +
+// R + C (the last store's round trip, the signal, the next node's pipeline fill).
 #include <optional>
 
 #include "sim/config/config.h"
