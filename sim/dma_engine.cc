@@ -539,8 +539,11 @@ tlm::tlm_sync_enum DmaEngine::nb_transport_bw(Payload& trans, tlm::tlm_phase& ph
                                               sc_core::sc_time& delay) {
   if (phase == tlm::END_REQ || phase == tlm::BEGIN_RESP) {
     if (&trans == awaiting_end_req_) awaiting_end_req_ = nullptr;
-    if (phase == tlm::BEGIN_RESP) responses_.push_back({&trans, sc_core::sc_time_stamp() + delay});
-    wake_.notify(delay);
+    const sc_core::sc_time at = sc_core::sc_time_stamp() + delay;
+    if (phase == tlm::BEGIN_RESP) responses_.push_back({&trans, at});
+    // run_requests sees it at the first cycle boundary at or after `at`: wake there, not at
+    // `at` and then again at the boundary.
+    wake_.notify(clock_.until(clock_.ceil_cycle(at)));
     return phase == tlm::END_REQ ? tlm::TLM_ACCEPTED : tlm::TLM_COMPLETED;
   }
   throw SimError("dma engine: unexpected phase " + std::string(phase.get_name()) +

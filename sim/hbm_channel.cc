@@ -209,24 +209,48 @@ void HbmChannel::hold(Payload& trans, const sc_core::sc_time& arrival,
 
 void HbmChannel::schedule(const Held& h, const sc_core::sc_time& ready) {
   const sc_core::sc_time now = sc_core::sc_time_stamp();
-  ready_.push_back({std::max(ready, now), ready_seq_++, h});
-  std::push_heap(ready_.begin(), ready_.end(), Ready::Later());
+  const Ready r{std::max(ready, now), ready_seq_++, h};
+  if (ready_in_order_.empty() || ready_in_order_.back().at <= r.at) {
+    ready_in_order_.push_back(r);  // (at, seq) still ascending: seq grows
+  } else {
+    ready_out_of_order_.push_back(r);
+    std::push_heap(ready_out_of_order_.begin(), ready_out_of_order_.end(), Ready::Later());
+  }
   ready_event_.notify(ready > now ? ready - now : sc_core::SC_ZERO_TIME);  // earlier one wins
 }
 
 void HbmChannel::on_ready() {
   const sc_core::sc_time now = sc_core::sc_time_stamp();
-  while (!ready_.empty() && ready_.front().at <= now) {
-    std::pop_heap(ready_.begin(), ready_.end(), Ready::Later());
-    const Held h = ready_.back().held;
-    ready_.pop_back();
+  for (const Ready* r = earliest_ready(); r && r->at <= now; r = earliest_ready()) {
+    const Held h = r->held;
+    pop_earliest_ready();
     execute(*h.trans);
     --held_;
     responses_.push_back(h);
   }
-  if (!ready_.empty()) ready_event_.notify(ready_.front().at - now);
+  if (const Ready* r = earliest_ready()) ready_event_.notify(r->at - now);
   send_responses();
   accept_waiting();
+}
+
+const HbmChannel::Ready* HbmChannel::earliest_ready() const {
+  if (ready_out_of_order_.empty()) {
+    return ready_in_order_.empty() ? nullptr : &ready_in_order_.front();
+  }
+  const Ready& heap_top = ready_out_of_order_.front();
+  if (ready_in_order_.empty() || Ready::Later()(ready_in_order_.front(), heap_top)) {
+    return &heap_top;
+  }
+  return &ready_in_order_.front();
+}
+
+void HbmChannel::pop_earliest_ready() {
+  if (!ready_out_of_order_.empty() && earliest_ready() == &ready_out_of_order_.front()) {
+    std::pop_heap(ready_out_of_order_.begin(), ready_out_of_order_.end(), Ready::Later());
+    ready_out_of_order_.pop_back();
+  } else {
+    ready_in_order_.pop_front();
+  }
 }
 
 void HbmChannel::accept_waiting() {
@@ -304,8 +328,8 @@ void HbmChannel::send_responses() {
 }
 
 void HbmChannel::finish_response(const Held& h) {
-  const double latency_ns =
-      (sc_core::sc_time_stamp() - h.arrival) / sc_core::sc_time(1, sc_core::SC_NS);
+  static const sc_core::sc_time kNs(1, sc_core::SC_NS);  // built once: sc_time(double) is slow
+  const double latency_ns = (sc_core::sc_time_stamp() - h.arrival) / kNs;
   stats_.total_latency_ns += latency_ns;
   stats_.max_latency_ns = std::max(stats_.max_latency_ns, latency_ns);
   stats_.record_latency(latency_ns);

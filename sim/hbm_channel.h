@@ -96,8 +96,8 @@ class HbmChannel : public sc_core::sc_module {
     Payload* trans;
     sc_core::sc_time arrival;
   };
-  // A request whose response is ready at `at`; ready_ is a heap on (at, seq), so requests
-  // ready at one instant are answered in the order they were scheduled.
+  // A request whose response is ready at `at`. Responses are answered in (at, seq) order, so
+  // requests ready at one instant go in the order they were scheduled.
   struct Ready {
     sc_core::sc_time at;
     std::uint64_t seq;
@@ -138,9 +138,15 @@ class HbmChannel : public sc_core::sc_module {
   // Requests in the DRAM controller, by the tag it knows them by, and the free tags.
   std::vector<Held> in_dram_;
   std::vector<std::uint32_t> free_tags_;
-  std::vector<Ready> ready_;  // response time known, not yet reached
+  // Response time known, not yet reached. Most are scheduled in time order (a stream's
+  // completions) and queue in ready_in_order_ at O(1); the others wait in the heap
+  // ready_out_of_order_. The next to answer is the earlier of the two fronts.
+  std::deque<Ready> ready_in_order_;
+  std::vector<Ready> ready_out_of_order_;
+  const Ready* earliest_ready() const;  // nullptr when none
+  void pop_earliest_ready();
   std::uint64_t ready_seq_ = 0;
-  sc_core::sc_event ready_event_;  // at the earliest of ready_
+  sc_core::sc_event ready_event_;  // at the earliest ready
   std::deque<Held> responses_;     // ready, BEGIN_RESP not yet sent
   Payload* responding_ = nullptr;  // BEGIN_RESP sent, END_RESP not yet received
 };

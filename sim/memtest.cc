@@ -110,6 +110,7 @@ class TrafficGenerator : public sc_core::sc_module {
     const HbmStats before = channel_.stats();
     const sc_core::sc_time start = sc_core::sc_time_stamp();
     latencies_.clear();
+    latencies_.reserve(ceil_div(o.bytes, o.request_bytes));
     bytes_ = 0;
     last_response_ = start;
 
