@@ -7,11 +7,14 @@
 #include <fstream>
 #include <string>
 
+#include "tests/cli_helpers.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 
 namespace tpu {
 namespace {
+
+using test_shell::temp_path;
 
 const std::string kModels = std::string(TPUSIM_SOURCE_DIR) + "/models/";
 
@@ -296,7 +299,8 @@ TEST(FrontendTest, CsvErrorsNameFileAndLine) {
 }
 
 TEST(FrontendTest, LoadModelDispatchesOnContent) {
-  std::string dir = ::testing::TempDir();
+  const std::string dir = temp_path("files") + "/";  // this test's own directory
+  std::filesystem::create_directories(dir);
   auto write = [&](const std::string& name, const std::string& text) {
     std::ofstream(dir + name) << text;
     return dir + name;
@@ -560,7 +564,8 @@ TEST(FrontendLimits, LongNamesAreNotEchoedWhole) {
 }
 
 TEST(FrontendLimits, ByteOrderMarkIsAcceptedInJsonAndCsv) {
-  const std::string dir = ::testing::TempDir();
+  const std::string dir = temp_path("files") + "/";  // this test's own directory
+  std::filesystem::create_directories(dir);
   std::ofstream(dir + "bom.json") << "\xEF\xBB\xBF{\"layers\": [{\"type\": \"matmul\", \"m\": 1, "
                                      "\"k\": 2, \"n\": 3}]}";
   EXPECT_EQ(load_model(dir + "bom.json").nodes[0].gemm_n(), 3u);
@@ -569,7 +574,7 @@ TEST(FrontendLimits, ByteOrderMarkIsAcceptedInJsonAndCsv) {
 }
 
 TEST(FrontendLimits, FilesLargerThan16MiBAreRefused) {
-  const std::string path = ::testing::TempDir() + "big.json";
+  const std::string path = temp_path("big.json");
   std::ofstream(path) << std::string((16 << 20) + 1, ' ');
   expect_error([&] { load_model(path); }, {"big.json", "too large: 16777217 bytes"});
 }

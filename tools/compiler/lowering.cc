@@ -1700,7 +1700,7 @@ void Lowerer::emit_barrier(std::size_t node_begin) {
   if (share_.cores == 1 || layer_index_ + 1 == model_.nodes.size()) return;
   // This node's last HBM write on each DMA engine (each engine completes in order).
   std::uint64_t stored = 0;
-  std::array<bool, 2> seen{};
+  std::vector<bool> seen(config_.core.dma_engines, false);
   for (std::size_t pc = program_.instructions.size(); pc-- > node_begin;) {
     Instruction& inst = program_.instructions[pc];
     if (inst.op != Opcode::kDmaStore || seen[inst.instance]) continue;
