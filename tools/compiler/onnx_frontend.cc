@@ -30,7 +30,8 @@ constexpr const char* kSupported =
     "Slice and Split (channels or width), MatMul of two tensors (H x M x K by H x K x N or a "
     "transposed H x N x K: H heads), Div and Mul by a scalar (into a MatMul of two tensors), "
     "Identity, Dropout (eval mode), Constant, Shape, Gather, Unsqueeze, Cast, Expand, and Add, "
-    "Sub, Mul, Div of constants";
+    "Sub, Mul, Div of constants; int8-quantised graphs: QuantizeLinear/DequantizeLinear pairs "
+    "and QLinearConv, QLinearMatMul (per-tensor scales)";
 
 // A constant: an initializer, a Constant node or folded shape arithmetic. `values` is empty
 // when the file gives only the shape (a structure-only export).
