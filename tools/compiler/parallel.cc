@@ -10,29 +10,51 @@ namespace {
 
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
+// Cycles one core's weight engines spend on `tiles` weight tiles (parallel.h): each tile is one
+// transfer of an engine, its memory latency exposed, then R FIFO rows at one a cycle.
+double weight_fetch_cycles(const Config& config, std::uint64_t tiles) {
+  const double latency =
+      (config.hbm.preset == "ideal" ? 0 : config.hbm.latency_ns / config.period_ns()) +
+      (config.chip.cores > 1 ? 2.0 * config.chip.interconnect_latency_cycles : 0);
+  const std::uint32_t engines = config.core.dma_engines > kFirstWeightEngine
+                                    ? config.core.dma_engines - kFirstWeightEngine
+                                    : 1;
+  return double(tiles) * (latency + double(config.array.rows)) / engines;
+}
+
+// `tiles` weight tiles whose fetches (memory, in all) overlap the multiplications of the tile
+// before (compute, in all): a two-stage pipeline, the longer stage every tile plus the shorter
+// one once (the first fetch or the last multiplication).
+double pipelined(double compute, double memory, std::uint64_t tiles) {
+  return std::max(compute, memory) + std::min(compute, memory) / double(std::max<std::uint64_t>(tiles, 1));
+}
+
+// Cycles to move `weight_bytes` through the one HBM, every core's reads together.
+double hbm_cycles(const Config& config, double weight_bytes) {
+  const double per_cycle = config.hbm_peak_bytes_per_cycle();
+  return std::isinf(per_cycle) ? 0 : weight_bytes / per_cycle;
+}
+
 // The estimate of tools/compiler/parallel.h with the samples split over `cores_used` cores,
 // each reading every weight.
 double estimate_cycles(const Graph& graph, const Config& config, std::uint32_t cores_used) {
-  const double hbm_per_cycle = config.hbm_peak_bytes_per_cycle();
   const std::uint64_t R = config.array.rows, C = config.array.cols;
   double cycles = 0;
   for (const Node& n : graph.nodes) {
     if (!is_gemm(n.kind)) continue;
     const std::uint64_t m = ceil_div(n.gemm_m(), cores_used);
-    const double compute = double(ceil_div(n.gemm_k(), R) * ceil_div(n.gemm_n(), C) *
-                                  std::max(m, R)) /
-                           config.core.mxus;
-    const double weight_bytes =
-        double(n.gemm_k() * n.gemm_n() * element_bytes(graph.dtype)) * cores_used;
-    const double memory = std::isinf(hbm_per_cycle) ? 0 : weight_bytes / hbm_per_cycle;
-    cycles += std::max(compute, memory);
+    const std::uint64_t tiles = ceil_div(n.gemm_k(), R) * ceil_div(n.gemm_n(), C);
+    const double compute = double(tiles * std::max(m, R)) / config.core.mxus;
+    const double weight_bytes = double(n.gemm_k() * n.gemm_n() * element_bytes(graph.dtype));
+    const double memory = std::max(hbm_cycles(config, weight_bytes * cores_used),
+                                   weight_fetch_cycles(config, tiles));
+    cycles += pipelined(compute, memory, tiles);
   }
   return cycles;
 }
 
 // The estimate of tools/compiler/parallel.h for model_n over `cores` cores.
 double estimate_model_n_cycles(const Graph& graph, const Config& config, std::uint32_t cores) {
-  const double hbm_per_cycle = config.hbm_peak_bytes_per_cycle();
   const std::uint64_t R = config.array.rows, C = config.array.cols;
   const double latency = config.hbm.preset == "ideal" ? 0 : config.hbm.latency_ns / config.period_ns();
   const double barrier = 2.0 * config.chip.interconnect_latency_cycles + latency + double(R + C);
@@ -43,8 +65,9 @@ double estimate_model_n_cycles(const Graph& graph, const Config& config, std::ui
     const std::uint64_t nt = ceil_div(ceil_div(n.gemm_n(), C), cores);
     const double compute = double(kt * nt * std::max(m, R)) / config.core.mxus;
     const double weight_bytes = double(n.gemm_k() * n.gemm_n() * element_bytes(graph.dtype));
-    const double memory = std::isinf(hbm_per_cycle) ? 0 : weight_bytes / hbm_per_cycle;
-    cycles += std::max(compute, memory) + double(m * (kt + nt));
+    const double memory = std::max(hbm_cycles(config, weight_bytes),
+                                   weight_fetch_cycles(config, kt * nt));
+    cycles += pipelined(compute, memory, kt * nt) + double(m * (kt + nt));
   }
   return cycles;
 }

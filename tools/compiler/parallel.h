@@ -21,16 +21,25 @@
 //           graph input has at least chip.cores samples, model_n only when every node is a
 //           GEMM or a view or the samples cannot split (its estimate does not see what the
 //           other nodes lose with their activations in HBM). One choice per graph.
-// Estimates (cycles, per GEMM node, summed): single and data: max(compute, memory) with
-// compute = ceil(K / R) * ceil(N / C) * max(m, R) / core.mxus for the m samples' rows of the
-// busiest core (a tile streams its m rows, or at least R cycles to load its weights), and
-// memory = the weight bytes every core reads from the one HBM / its peak bytes per cycle (each
-// core reads every weight). Activations are left out: they stay on chip or are the same bytes
-// either way. model_n: compute over the busiest core's ceil(ceil(N / C) / cores) N tiles of all
-// M rows, memory = the weight bytes read once, plus what the split gives up: the node's input
-// and output through HBM, one UB row a cycle each (M (ceil(K / R) + its N tiles) rows, not
-// hidden), and a barrier per node boundary of 2 x interconnect latency + the HBM latency +
-// R + C (the last store's round trip, the signal, the next node's pipeline fill).
+// Estimates (cycles, per GEMM node, summed): a two-stage pipeline over the node's weight tiles,
+// fetch then multiply, max(compute, memory) + min(compute, memory) / tiles (the longer stage
+// every tile, the shorter once). single and data: compute = ceil(K / R) * ceil(N / C) *
+// max(m, R) / core.mxus for the m samples' rows of the busiest core (a tile streams its m rows,
+// or at least R cycles to load its weights); memory = the larger of the weight bytes every core
+// reads from the one HBM / its peak bytes per cycle (each core reads every weight) and one
+// core's weight engines fetching every tile, each tile one transfer of (HBM latency + 2 x
+// interconnect latency + R FIFO rows) on one of max(1, core.dma_engines - 2) engines (weight
+// fetches are latency-bound long before the HBM's bandwidth runs out: TPU v1's MLP0 on tpu_v4
+// is 1.4x faster split by N, which a bandwidth-only estimate missed). Activations are left out:
+// they stay on chip or are the same bytes either way. model_n: compute and the tile fetches
+// over the busiest core's ceil(ceil(N / C) / cores) N tiles of all M rows, the weight bytes read
+// once, plus what the split gives up: the node's input and output through HBM, one UB row a
+// cycle each (M (ceil(K / R) + its N tiles) rows, not hidden), and a barrier per node boundary
+// of 2 x interconnect latency + the HBM latency + R + C (the last store's round trip, the
+// signal, the next node's pipeline fill). Over the bundled models on tpu_v2..v4 (81 model and
+// config pairs) auto picks the fastest of single, data and model_n in 71; the misses are at
+// most 1.40x (SCALE-Sim's conv lists on tpu_v2, where model_n hides the input and output rows
+// the estimate counts in full).
 #include <optional>
 
 #include "sim/config/config.h"
