@@ -725,6 +725,37 @@ TEST(Fidelity, RandomCompiledModelsOnTwoDmaEngines) {
   EXPECT_GE(split, 7);
 }
 
+// A random chip of 2..4 small cores for the multi-core cases below, spreading graphs by
+// `parallelism` (model_n also draws 1..2 DMA engines per core).
+template <typename Pick>
+Config random_chip(Pick& pick, const std::string& parallelism) {
+  Config config;
+  config.chip.cores = pick(2, 4);
+  config.chip.interconnect_gbs = pick(0, 1) ? 1e6 : double(pick(4, 64));
+  config.chip.interconnect_latency_cycles = pick(1, 30);
+  config.core.mxus = pick(1, 2);
+  if (parallelism == "model_n") config.core.dma_engines = pick(1, 2);
+  config.compiler.parallelism = parallelism;
+  config.array.rows = pick(4, 8);
+  config.array.cols = pick(4, 8);
+  config.vector.lanes = pick(2, 8);
+  config.mxu.weight_fifo_tiles = pick(2, 4);
+  config.ub.banks = 1u << pick(0, 4);
+  config.ub.read_ports = 2;
+  config.ub.capacity_bytes = 256 << 10;
+  config.acc.capacity_bytes = 64 << 10;
+  config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+  return config;
+}
+
+// One stream per core; pe == fast == interpret(), and every output matches its reference.
+void check_on_cores(const Config& config, const Program& program) {
+  EXPECT_EQ(program_cores(program), config.chip.cores);
+  check_agreement(config, program);
+  const CheckResult c = check_outputs(program, interpret(config, program).hbm);
+  EXPECT_TRUE(c.passed) << (c.first_mismatches.empty() ? "" : c.first_mismatches[0]);
+}
+
 // pe == fast == interpret() on chips of 2..4 cores (chip.cores), the compiler splitting the
 // batch over them (compiler.parallelism = data): conv + dense chains and dense-only chains of
 // random batch, int8 and bf16, 1..2 MXUs per core, the outputs of every core matching its
@@ -735,21 +766,7 @@ TEST(Fidelity, RandomCompiledModelsOnSeveralCores) {
     return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
   };
   for (int i = 0; i < 6; ++i) {
-    Config config;
-    config.chip.cores = pick(2, 4);
-    config.chip.interconnect_gbs = pick(0, 1) ? 1e6 : double(pick(4, 64));
-    config.chip.interconnect_latency_cycles = pick(1, 30);
-    config.core.mxus = pick(1, 2);
-    config.compiler.parallelism = "data";
-    config.array.rows = pick(4, 8);
-    config.array.cols = pick(4, 8);
-    config.vector.lanes = pick(2, 8);
-    config.mxu.weight_fifo_tiles = pick(2, 4);
-    config.ub.banks = 1u << pick(0, 4);
-    config.ub.read_ports = 2;
-    config.ub.capacity_bytes = 256 << 10;
-    config.acc.capacity_bytes = 64 << 10;
-    config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+    const Config config = random_chip(pick, "data");
     const char* dtype = pick(0, 2) ? "int8" : "bf16";
     const std::uint32_t batch = config.chip.cores + pick(0, 3);
     std::ostringstream chain;
@@ -768,11 +785,7 @@ TEST(Fidelity, RandomCompiledModelsOnSeveralCores) {
     SCOPED_TRACE(::testing::Message() << config.chip.cores << " cores x " << config.core.mxus
                                       << " MXUs " << config.array.rows << "x"
                                       << config.array.cols << "\n" << chain.str());
-    const Program program = compile(parse_model_json(chain.str(), "random"), config);
-    EXPECT_EQ(program_cores(program), config.chip.cores);
-    check_agreement(config, program);
-    const CheckResult c = check_outputs(program, interpret(config, program).hbm);
-    EXPECT_TRUE(c.passed) << (c.first_mismatches.empty() ? "" : c.first_mismatches[0]);
+    check_on_cores(config, compile(parse_model_json(chain.str(), "random"), config));
   }
 }
 
@@ -787,22 +800,7 @@ TEST(Fidelity, RandomModelParallelModelsOnSeveralCores) {
     return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
   };
   for (int i = 0; i < 6; ++i) {
-    Config config;
-    config.chip.cores = pick(2, 4);
-    config.chip.interconnect_gbs = pick(0, 1) ? 1e6 : double(pick(4, 64));
-    config.chip.interconnect_latency_cycles = pick(1, 30);
-    config.core.mxus = pick(1, 2);
-    config.core.dma_engines = pick(1, 2);
-    config.compiler.parallelism = "model_n";
-    config.array.rows = pick(4, 8);
-    config.array.cols = pick(4, 8);
-    config.vector.lanes = pick(2, 8);
-    config.mxu.weight_fifo_tiles = pick(2, 4);
-    config.ub.banks = 1u << pick(0, 4);
-    config.ub.read_ports = 2;
-    config.ub.capacity_bytes = 256 << 10;
-    config.acc.capacity_bytes = 64 << 10;
-    config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+    const Config config = random_chip(pick, "model_n");
     const char* dtype = pick(0, 2) ? "int8" : "bf16";
     std::ostringstream chain;
     chain << R"({"name": "chain", "dtype": ")" << dtype << R"(", "batch": )" << pick(1, 3)
@@ -823,12 +821,9 @@ TEST(Fidelity, RandomModelParallelModelsOnSeveralCores) {
                                       << config.array.rows << "x" << config.array.cols << "\n"
                                       << chain.str());
     const Program program = compile(parse_model_json(chain.str(), "random"), config);
-    EXPECT_EQ(program_cores(program), config.chip.cores);
     // The last dense layer has at least two N tiles: core 1 computes some of its columns.
     EXPECT_GT(program.layers[program.layers.size() / config.chip.cores * 2 - 1].macs, 0u);
-    check_agreement(config, program);
-    const CheckResult c = check_outputs(program, interpret(config, program).hbm);
-    EXPECT_TRUE(c.passed) << (c.first_mismatches.empty() ? "" : c.first_mismatches[0]);
+    check_on_cores(config, program);
   }
 }
 
