@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/onnx_model.h"
 #include "tools/compiler/data.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/onnx_frontend.h"
@@ -344,17 +345,12 @@ TEST(OnnxQuantized, QdqExportImportsAsInt8GemmsWithItsScales) {
 
 // x (1 x 1 x 4 x 4) -> QuantizeLinear -> DequantizeLinear -> Conv (weights: DequantizeLinear of
 // 2 x 1 x 3 x 3 int8) -> QuantizeLinear -> DequantizeLinear -> y; every tensor int8.
-struct Qdq {
-  onnx::ModelProto m;
-  onnx::GraphProto& g() { return *m.mutable_graph(); }
+struct Qdq : test_onnx::Model {
+  using Model::init;
+  using Model::node;
   Qdq() {
-    m.set_ir_version(7);
-    m.add_opset_import()->set_version(14);
-    auto* vi = g().add_input();
-    vi->set_name("x");
-    auto* tt = vi->mutable_type()->mutable_tensor_type();
-    tt->set_elem_type(onnx::TensorProto::FLOAT);
-    for (int d : {1, 1, 4, 4}) tt->mutable_shape()->add_dim()->set_dim_value(d);
+    source = "q.onnx";
+    input("x", {1, 1, 4, 4});
     scale("xs", 0.5f);
     zero("xz", 0);
     scale("ws", 0.25f);
@@ -372,7 +368,7 @@ struct Qdq {
     node("Conv", {"xd", "wd"}, "c");
     node("QuantizeLinear", {"c", "ys", "yz"}, "cq");
     node("DequantizeLinear", {"cq", "ys", "yz"}, "y");
-    g().add_output()->set_name("y");
+    output("y");
   }
   void scale(const std::string& name, float v) {
     auto* t = g().add_initializer();
@@ -398,26 +394,9 @@ struct Qdq {
     }
     throw std::runtime_error("no node " + name);
   }
-  void node(const std::string& op, std::vector<std::string> in, const std::string& out) {
-    auto* n = g().add_node();
-    n->set_op_type(op);
-    n->set_name(out);
-    for (auto& i : in) n->add_input(i);
-    n->add_output(out);
-  }
-  Graph parse() const { return parse_onnx(m.SerializeAsString(), "q.onnx"); }
 };
 
-void expect_error(const Qdq& model, const std::vector<std::string>& fragments) {
-  try {
-    model.parse();
-    ADD_FAILURE() << "no CompileError";
-  } catch (const CompileError& e) {
-    const std::string msg = e.what();
-    EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
-    for (const auto& f : fragments) EXPECT_NE(msg.find(f), std::string::npos) << msg << " / " << f;
-  }
-}
+using test_onnx::expect_error;
 
 TEST(OnnxQuantized, InputZeroPointFoldsIntoTheBiasAndOutputsTakeTheirZeroPoint) {
   Qdq md;
