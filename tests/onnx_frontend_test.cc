@@ -532,6 +532,54 @@ TEST(OnnxFrontend, LstmAndAttentionExportsWithTheirWeightsPassTheCheck) {
   }
 }
 
+const Node& node_named(const Graph& g, const std::string& name) {
+  for (const Node& n : g.nodes) {
+    if (n.name == name) return n;
+  }
+  throw std::runtime_error("no node " + name);
+}
+
+// The last layer's bf16 output in the run's final HBM image, in the element order of its view.
+std::vector<float> last_output_bf16(const tpu::Run& run) {
+  const TensorView& v = run.program.layers.back().output;
+  std::vector<float> out;
+  for (std::uint32_t i2 = 0; i2 < v.count2; ++i2) {
+    for (std::uint32_t i1 = 0; i1 < v.count1; ++i1) {
+      for (std::uint32_t i0 = 0; i0 < v.count0; ++i0) {
+        std::uint16_t bits;
+        std::memcpy(&bits, run.result.hbm_final.data() + v.base + i2 * v.stride2 + i1 * v.stride1 +
+                               2 * i0, 2);
+        out.push_back(bf16_to_fp32(bits));
+      }
+    }
+  }
+  return out;
+}
+
+// "pass" or "FAIL" (the run's --check), the worst |got - want| over the largest |want|, and
+// how many values were compared (the last layer's view, which must hold want.size()).
+std::string check_and_fp32_error(const tpu::Run& run, const std::vector<float>& want) {
+  const std::vector<float> got = last_output_bf16(run);
+  float largest = 0, worst = 0;
+  for (std::size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
+    largest = std::max(largest, std::fabs(want[i]));
+    worst = std::max(worst, std::fabs(got[i] - want[i]));
+  }
+  return std::string(run.check && run.check->passed ? "pass" : "FAIL") + " " +
+         std::to_string(worst / largest) + " " + std::to_string(got.size());
+}
+
+// x W + b per row of x (K values each), W the import's K x N.
+std::vector<std::vector<float>> linear_fp32(const std::vector<std::vector<float>>& x,
+                                            const Node& n) {
+  const std::size_t N = n.bias_values.size();
+  std::vector<std::vector<float>> y(x.size(), n.bias_values);
+  for (std::size_t r = 0; r < x.size(); ++r)
+    for (std::size_t k = 0; k < x[r].size(); ++k)
+      for (std::size_t j = 0; j < N; ++j) y[r][j] += x[r][k] * n.weights[k * N + j];
+  return y;
+}
+
 // The float graph's bf16 run against an fp32 evaluation of the graph: the LSTM classifier
 // computed here in plain fp32 loops from the export's unrounded weights and biases, on the
 // run's generated input (exact in bf16). The machine rounds weights and every tensor to bf16
@@ -541,17 +589,10 @@ TEST(OnnxFrontend, LstmClassifierInBf16MatchesAnFp32EvaluationWithinTolerance) {
   const ChildOutcome out = run_in_child([&] {
     Graph g = load_model(kModels + "onnx/lstm_classifier.onnx");
     g.dtype = DataType::kBf16;
-    const auto node = [&](const std::string& name) -> const Node& {
-      for (const Node& n : g.nodes) {
-        if (n.name == name) return n;
-      }
-      throw std::runtime_error("no node " + name);
-    };
-    const Node& xw = node("/lstm/LSTM/xw");
+    const Node& xw = node_named(g, "/lstm/LSTM/xw");
     const std::vector<float>& W = xw.weights;  // F x 4U
-    const std::vector<float>& U = node("/lstm/LSTM/t1/hw").weights;  // U x 4U
-    const Node& head = g.nodes.back();
-    const std::size_t T = 6, F = 8, H = 16, K = 4;
+    const std::vector<float>& U = node_named(g, "/lstm/LSTM/t1/hw").weights;  // U x 4U
+    const std::size_t T = 6, F = 8, H = 16;
     const std::vector<float> x = generate_data(g, g.seed).inputs[g.inputs[0]].f32;
     auto sigmoid = [](float v) { return 1 / (1 + std::exp(-v)); };
     std::vector<float> h(H, 0), c(H, 0);
@@ -568,32 +609,16 @@ TEST(OnnxFrontend, LstmClassifierInBf16MatchesAnFp32EvaluationWithinTolerance) {
     }
     RunOptions options;
     options.check = true;
-    const tpu::Run run = run_model(default_config(), g, "lstm_classifier", options);
-    const TensorView& v = run.program.layers.back().output;
-    float largest = 0, worst = 0;
-    for (std::size_t k = 0; k < K; ++k) {
-      float want = head.bias_values[k];
-      for (std::size_t u = 0; u < H; ++u) want += h[u] * head.weights[u * K + k];
-      std::uint16_t bits;
-      std::memcpy(&bits, run.result.hbm_final.data() + v.base + 2 * k, 2);
-      largest = std::max(largest, std::fabs(want));
-      worst = std::max(worst, std::fabs(bf16_to_fp32(bits) - want));
-    }
-    return std::string(run.check && run.check->passed ? "pass" : "FAIL") + " " +
-           std::to_string(worst / largest);
+    const std::vector<float> logits = linear_fp32({h}, g.nodes.back())[0];
+    return check_and_fp32_error(run_model(default_config(), g, "lstm_classifier", options),
+                                logits);
   });
   ASSERT_TRUE(out.ok) << out.error;
   EXPECT_EQ(out.output.substr(0, 4), "pass") << out.output;
+  EXPECT_EQ(out.output.substr(out.output.rfind(' ')), " 4") << out.output;
   EXPECT_LE(std::stod(out.output.substr(5)), 1.0 / 32) << out.output;
-  std::printf("lstm_classifier bf16 vs fp32: worst error %s of the largest |logit|\n",
-              out.output.substr(5).c_str());
-}
-
-const Node& node_named(const Graph& g, const std::string& name) {
-  for (const Node& n : g.nodes) {
-    if (n.name == name) return n;
-  }
-  throw std::runtime_error("no node " + name);
+  std::printf("lstm_classifier bf16 vs fp32 (worst error / largest |logit|, logits): %s\n",
+              out.output.c_str());
 }
 
 // nn.TransformerEncoder (2 post-norm layers, d_model D = 32, H = 4 heads of d = 8, feed-forward
@@ -649,14 +674,6 @@ TEST(OnnxFrontend, TransformerEncoderInBf16MatchesAnFp32EvaluationWithinToleranc
     g.dtype = DataType::kBf16;
     const std::size_t S = 16, D = 32, H = 4, d = D / H;
     using Rows = std::vector<std::vector<float>>;
-    const auto linear = [&](const Rows& x, const Node& n) {  // x W + b, W: K x N row-major
-      const std::size_t K = x[0].size(), N = n.bias_values.size();
-      Rows y(x.size(), std::vector<float>(n.bias_values));
-      for (std::size_t s = 0; s < x.size(); ++s)
-        for (std::size_t k = 0; k < K; ++k)
-          for (std::size_t j = 0; j < N; ++j) y[s][j] += x[s][k] * n.weights[k * N + j];
-      return y;
-    };
     const auto add_norm = [&](const Rows& x, const Rows& y, const Node& ln) {
       Rows z(x.size());
       for (std::size_t s = 0; s < x.size(); ++s) {
@@ -676,7 +693,7 @@ TEST(OnnxFrontend, TransformerEncoderInBf16MatchesAnFp32EvaluationWithinToleranc
     Rows x(S);
     for (std::size_t s = 0; s < S; ++s) x[s].assign(in.begin() + s * D, in.begin() + (s + 1) * D);
     for (const std::string l : {"/layers.0", "/layers.1"}) {
-      const Rows qkv = linear(x, node_named(g, l + "/self_attn/MatMul"));  // q | k | v
+      const Rows qkv = linear_fp32(x, node_named(g, l + "/self_attn/MatMul"));  // q | k | v
       Rows ctx(S, std::vector<float>(D, 0));
       for (std::size_t h = 0; h < H; ++h) {
         for (std::size_t i = 0; i < S; ++i) {
@@ -693,35 +710,148 @@ TEST(OnnxFrontend, TransformerEncoderInBf16MatchesAnFp32EvaluationWithinToleranc
             for (std::size_t e = 0; e < d; ++e) ctx[i][h * d + e] += p[j] / sum * qkv[j][2 * D + h * d + e];
         }
       }
-      x = add_norm(x, linear(ctx, node_named(g, l + "/self_attn/Gemm")), node_named(g, l + "/norm1/Add_1"));
-      Rows f = linear(x, node_named(g, l + "/linear1/MatMul"));
+      x = add_norm(x, linear_fp32(ctx, node_named(g, l + "/self_attn/Gemm")),
+                   node_named(g, l + "/norm1/Add_1"));
+      Rows f = linear_fp32(x, node_named(g, l + "/linear1/MatMul"));
       for (auto& r : f)
         for (float& v : r) v = std::max(v, 0.0f);
-      x = add_norm(x, linear(f, node_named(g, l + "/linear2/MatMul")), node_named(g, l + "/norm2/Add_1"));
+      x = add_norm(x, linear_fp32(f, node_named(g, l + "/linear2/MatMul")),
+                   node_named(g, l + "/norm2/Add_1"));
     }
     RunOptions options;
     options.check = true;
-    const tpu::Run run = run_model(default_config(), g, "transformer_encoder", options);
-    const TensorView& v = run.program.layers.back().output;
-    float largest = 0, worst = 0;
-    for (std::size_t s = 0; s < S; ++s) {
-      for (std::size_t c = 0; c < D; ++c) {
-        std::uint16_t bits;
-        std::memcpy(&bits, run.result.hbm_final.data() + v.base + 2 * (s * D + c), 2);
-        largest = std::max(largest, std::fabs(x[s][c]));
-        worst = std::max(worst, std::fabs(bf16_to_fp32(bits) - x[s][c]));
-      }
-    }
-    return std::string(run.check && run.check->passed ? "pass" : "FAIL") + " " +
-           std::to_string(worst / largest) + " " + std::to_string(v.count0) + "x" +
-           std::to_string(v.count1) + "x" + std::to_string(v.count2);
+    std::vector<float> want;
+    for (const auto& row : x) want.insert(want.end(), row.begin(), row.end());
+    return check_and_fp32_error(run_model(default_config(), g, "transformer_encoder", options),
+                                want);
   });
   ASSERT_TRUE(out.ok) << out.error;
   EXPECT_EQ(out.output.substr(0, 4), "pass") << out.output;
-  EXPECT_NE(out.output.find(" 512x1x1"), std::string::npos) << out.output;  // 16 x 32, dense
+  EXPECT_EQ(out.output.substr(out.output.rfind(' ')), " 512") << out.output;  // 16 x 32
   EXPECT_LE(std::stod(out.output.substr(5)), 1.0 / 32) << out.output;
-  std::printf("transformer_encoder bf16 vs fp32 (worst error / largest |output|, output "
-              "view): %s\n", out.output.c_str());
+  std::printf("transformer_encoder bf16 vs fp32 (worst error / largest |output|, outputs): "
+              "%s\n", out.output.c_str());
+}
+
+// An H x W x C map, channels fastest (our activations' order; ONNX's NCHW transposed).
+struct Hwc {
+  std::uint32_t h, w, c;
+  std::vector<float> v;
+  float at(std::uint32_t y, std::uint32_t x, std::uint32_t ch) const {
+    return v[(y * w + x) * c + ch];
+  }
+};
+
+// ONNX Conv with zero padding, its weights in the import's K x N layout (row (ky, kx, c) with
+// c the channel within the filter's group) and its bias; no activation.
+Hwc conv_fp32(const Hwc& x, const Node& n) {
+  const std::uint32_t N = std::uint32_t(n.bias_values.size()), kh = n.kernel_h, kw = n.kernel_w;
+  const std::uint32_t cg = x.c / n.groups, per_group = N / n.groups, p = n.padding, s = n.stride;
+  Hwc y{(x.h + 2 * p - kh) / s + 1, (x.w + 2 * p - kw) / s + 1, N, {}};
+  for (std::uint32_t oy = 0; oy < y.h; ++oy) {
+    for (std::uint32_t ox = 0; ox < y.w; ++ox) {
+      for (std::uint32_t o = 0; o < N; ++o) {
+        float acc = n.bias_values[o];
+        for (std::uint32_t ky = 0; ky < kh; ++ky) {
+          for (std::uint32_t kx = 0; kx < kw; ++kx) {
+            const std::int64_t iy = std::int64_t(oy * s + ky) - p;
+            const std::int64_t ix = std::int64_t(ox * s + kx) - p;
+            if (iy < 0 || ix < 0 || iy >= x.h || ix >= x.w) continue;
+            for (std::uint32_t c = 0; c < cg; ++c) {
+              acc += x.at(std::uint32_t(iy), std::uint32_t(ix), o / per_group * cg + c) *
+                     n.weights[((ky * kw + kx) * cg + c) * N + o];
+            }
+          }
+        }
+        y.v.push_back(acc);
+      }
+    }
+  }
+  return y;
+}
+
+// ONNX MaxPool, kernel 2, stride 2, no padding.
+Hwc max_pool2_fp32(const Hwc& x) {
+  Hwc y{x.h / 2, x.w / 2, x.c, {}};
+  for (std::uint32_t oy = 0; oy < y.h; ++oy)
+    for (std::uint32_t ox = 0; ox < y.w; ++ox)
+      for (std::uint32_t c = 0; c < x.c; ++c)
+        y.v.push_back(std::max({x.at(2 * oy, 2 * ox, c), x.at(2 * oy, 2 * ox + 1, c),
+                                x.at(2 * oy + 1, 2 * ox, c), x.at(2 * oy + 1, 2 * ox + 1, c)}));
+  return y;
+}
+
+// tiny_cnn.onnx in fp32, node by node as the export reads (the exporter folded the batch norm
+// into conv1's weights and bias): Conv 3x3 + Relu, MaxPool 2, depthwise Conv 3x3 + Relu +
+// Clip(0, 6), Conv 1x1, Add of the pool's output, Relu, MaxPool 2, Flatten, Gemm 10. Weights
+// unrounded from the import; our maps are HWC, so the Flatten reads HWC and the Gemm's rows are
+// the import's (permuted from ONNX's CHW: GemmAfterFlattenPermutesRowsFromChwToHwc). On this
+// input the clip at 6 does not bind (without it the error is the same).
+TEST(OnnxFrontend, TinyCnnInBf16MatchesAnFp32EvaluationWithinTolerance) {
+  const ChildOutcome out = run_in_child([&] {
+    Graph g = load_model(kModels + "onnx/tiny_cnn.onnx");
+    g.dtype = DataType::kBf16;
+    const auto relu = [](Hwc m, float top) {
+      for (float& v : m.v) v = std::min(std::max(v, 0.0f), top);
+      return m;
+    };
+    const Hwc image{16, 16, 3, generate_data(g, g.seed).inputs[g.inputs[0]].f32};
+    const Hwc conv1 = relu(conv_fp32(image, node_named(g, "/conv1/Conv")), INFINITY);
+    const Hwc pooled = max_pool2_fp32(conv1);
+    const Hwc dw = relu(conv_fp32(pooled, node_named(g, "/dw/Conv")), 6);
+    Hwc sum = conv_fp32(dw, node_named(g, "/pw/Conv"));
+    for (std::size_t i = 0; i < sum.v.size(); ++i) sum.v[i] += pooled.v[i];
+    const Hwc flat = max_pool2_fp32(relu(sum, INFINITY));  // 4 x 4 x 8
+    const std::vector<float> logits = linear_fp32({flat.v}, node_named(g, "/head/Gemm"))[0];
+    RunOptions options;
+    options.check = true;
+    return check_and_fp32_error(run_model(default_config(), g, "tiny_cnn", options), logits);
+  });
+  ASSERT_TRUE(out.ok) << out.error;
+  EXPECT_EQ(out.output.substr(0, 4), "pass") << out.output;
+  EXPECT_EQ(out.output.substr(out.output.rfind(' ')), " 10") << out.output;
+  EXPECT_LE(std::stod(out.output.substr(5)), 1.0 / 32) << out.output;
+  std::printf("tiny_cnn bf16 vs fp32 (worst error / largest |logit|, logits): %s\n",
+              out.output.c_str());
+}
+
+// attention_head.onnx in fp32 as the export reads: MatMul + Add (qkv, 8 tokens x 48), Split
+// into q, k, v of 16 channels, softmax(q k^T) over the keys (no 1/sqrt(d): the module has
+// none), times v, MatMul + Add (out), Slice of channels [4, 12).
+TEST(OnnxFrontend, AttentionHeadInBf16MatchesAnFp32EvaluationWithinTolerance) {
+  const ChildOutcome out = run_in_child([&] {
+    Graph g = load_model(kModels + "onnx/attention_head.onnx");
+    g.dtype = DataType::kBf16;
+    const std::size_t S = 8, D = 16;
+    const std::vector<float> in = generate_data(g, g.seed).inputs[g.inputs[0]].f32;
+    std::vector<std::vector<float>> x(S);
+    for (std::size_t s = 0; s < S; ++s) x[s].assign(in.begin() + s * D, in.begin() + (s + 1) * D);
+    const auto qkv = linear_fp32(x, node_named(g, "/qkv/MatMul"));  // q | k | v
+    std::vector<std::vector<float>> ctx(S, std::vector<float>(D, 0));
+    for (std::size_t i = 0; i < S; ++i) {
+      std::vector<float> p(S, 0);
+      float top = -INFINITY, sum = 0;
+      for (std::size_t j = 0; j < S; ++j) {
+        for (std::size_t e = 0; e < D; ++e) p[j] += qkv[i][e] * qkv[j][D + e];
+        top = std::max(top, p[j]);
+      }
+      for (float& v : p) sum += (v = std::exp(v - top));
+      for (std::size_t j = 0; j < S; ++j)
+        for (std::size_t e = 0; e < D; ++e) ctx[i][e] += p[j] / sum * qkv[j][2 * D + e];
+    }
+    std::vector<float> want;
+    for (const auto& row : linear_fp32(ctx, node_named(g, "/out/MatMul")))
+      want.insert(want.end(), row.begin() + 4, row.begin() + 12);
+    RunOptions options;
+    options.check = true;
+    return check_and_fp32_error(run_model(default_config(), g, "attention_head", options), want);
+  });
+  ASSERT_TRUE(out.ok) << out.error;
+  EXPECT_EQ(out.output.substr(0, 4), "pass") << out.output;
+  EXPECT_EQ(out.output.substr(out.output.rfind(' ')), " 64") << out.output;  // 8 tokens x 8
+  EXPECT_LE(std::stod(out.output.substr(5)), 1.0 / 32) << out.output;
+  std::printf("attention_head bf16 vs fp32 (worst error / largest |output|, outputs): %s\n",
+              out.output.c_str());
 }
 
 // What the importer does not map, each exported by PyTorch (tools/onnx/export_models.py): one
