@@ -580,6 +580,18 @@ std::vector<std::vector<float>> linear_fp32(const std::vector<std::vector<float>
   return y;
 }
 
+// A child's check_and_fp32_error line ("pass <worst error / largest |output|> <values>"): the
+// check passed, `values` outputs were compared, and the error is within the documented 2^-5.
+void expect_within_fp32_tolerance(const ChildOutcome& out, const char* model, const char* what,
+                                  std::size_t values) {
+  ASSERT_TRUE(out.ok) << out.error;
+  EXPECT_EQ(out.output.substr(0, 4), "pass") << out.output;
+  EXPECT_EQ(out.output.substr(out.output.rfind(' ') + 1), std::to_string(values)) << out.output;
+  EXPECT_LE(std::stod(out.output.substr(5)), 1.0 / 32) << out.output;
+  std::printf("%s bf16 vs fp32 (worst error / largest |%s|, values): %s\n", model, what,
+              out.output.c_str());
+}
+
 // The float graph's bf16 run against an fp32 evaluation of the graph: the LSTM classifier
 // computed here in plain fp32 loops from the export's unrounded weights and biases, on the
 // run's generated input (exact in bf16). The machine rounds weights and every tensor to bf16
@@ -613,12 +625,7 @@ TEST(OnnxFrontend, LstmClassifierInBf16MatchesAnFp32EvaluationWithinTolerance) {
     return check_and_fp32_error(run_model(default_config(), g, "lstm_classifier", options),
                                 logits);
   });
-  ASSERT_TRUE(out.ok) << out.error;
-  EXPECT_EQ(out.output.substr(0, 4), "pass") << out.output;
-  EXPECT_EQ(out.output.substr(out.output.rfind(' ')), " 4") << out.output;
-  EXPECT_LE(std::stod(out.output.substr(5)), 1.0 / 32) << out.output;
-  std::printf("lstm_classifier bf16 vs fp32 (worst error / largest |logit|, logits): %s\n",
-              out.output.c_str());
+  expect_within_fp32_tolerance(out, "lstm_classifier", "logit", 4);
 }
 
 // nn.TransformerEncoder (2 post-norm layers, d_model D = 32, H = 4 heads of d = 8, feed-forward
@@ -725,12 +732,7 @@ TEST(OnnxFrontend, TransformerEncoderInBf16MatchesAnFp32EvaluationWithinToleranc
     return check_and_fp32_error(run_model(default_config(), g, "transformer_encoder", options),
                                 want);
   });
-  ASSERT_TRUE(out.ok) << out.error;
-  EXPECT_EQ(out.output.substr(0, 4), "pass") << out.output;
-  EXPECT_EQ(out.output.substr(out.output.rfind(' ')), " 512") << out.output;  // 16 x 32
-  EXPECT_LE(std::stod(out.output.substr(5)), 1.0 / 32) << out.output;
-  std::printf("transformer_encoder bf16 vs fp32 (worst error / largest |output|, outputs): "
-              "%s\n", out.output.c_str());
+  expect_within_fp32_tolerance(out, "transformer_encoder", "output", 512);  // 16 x 32
 }
 
 // An H x W x C map, channels fastest (our activations' order; ONNX's NCHW transposed).
@@ -807,12 +809,7 @@ TEST(OnnxFrontend, TinyCnnInBf16MatchesAnFp32EvaluationWithinTolerance) {
     options.check = true;
     return check_and_fp32_error(run_model(default_config(), g, "tiny_cnn", options), logits);
   });
-  ASSERT_TRUE(out.ok) << out.error;
-  EXPECT_EQ(out.output.substr(0, 4), "pass") << out.output;
-  EXPECT_EQ(out.output.substr(out.output.rfind(' ')), " 10") << out.output;
-  EXPECT_LE(std::stod(out.output.substr(5)), 1.0 / 32) << out.output;
-  std::printf("tiny_cnn bf16 vs fp32 (worst error / largest |logit|, logits): %s\n",
-              out.output.c_str());
+  expect_within_fp32_tolerance(out, "tiny_cnn", "logit", 10);
 }
 
 // attention_head.onnx in fp32 as the export reads: MatMul + Add (qkv, 8 tokens x 48), Split
@@ -846,12 +843,7 @@ TEST(OnnxFrontend, AttentionHeadInBf16MatchesAnFp32EvaluationWithinTolerance) {
     options.check = true;
     return check_and_fp32_error(run_model(default_config(), g, "attention_head", options), want);
   });
-  ASSERT_TRUE(out.ok) << out.error;
-  EXPECT_EQ(out.output.substr(0, 4), "pass") << out.output;
-  EXPECT_EQ(out.output.substr(out.output.rfind(' ')), " 64") << out.output;  // 8 tokens x 8
-  EXPECT_LE(std::stod(out.output.substr(5)), 1.0 / 32) << out.output;
-  std::printf("attention_head bf16 vs fp32 (worst error / largest |output|, outputs): %s\n",
-              out.output.c_str());
+  expect_within_fp32_tolerance(out, "attention_head", "output", 64);  // 8 tokens x 8
 }
 
 // What the importer does not map, each exported by PyTorch (tools/onnx/export_models.py): one
