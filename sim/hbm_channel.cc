@@ -223,7 +223,7 @@ void HbmChannel::on_ready() {
   const sc_core::sc_time now = sc_core::sc_time_stamp();
   for (const Ready* r = earliest_ready(); r && r->at <= now; r = earliest_ready()) {
     const Held h = r->held;
-    pop_earliest_ready();
+    pop_ready(r);
     execute(*h.trans);
     --held_;
     responses_.push_back(h);
@@ -244,8 +244,8 @@ const HbmChannel::Ready* HbmChannel::earliest_ready() const {
   return &ready_in_order_.front();
 }
 
-void HbmChannel::pop_earliest_ready() {
-  if (!ready_out_of_order_.empty() && earliest_ready() == &ready_out_of_order_.front()) {
+void HbmChannel::pop_ready(const Ready* earliest) {
+  if (!ready_out_of_order_.empty() && earliest == &ready_out_of_order_.front()) {
     std::pop_heap(ready_out_of_order_.begin(), ready_out_of_order_.end(), Ready::Later());
     ready_out_of_order_.pop_back();
   } else {

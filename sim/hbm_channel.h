@@ -144,7 +144,7 @@ class HbmChannel : public sc_core::sc_module {
   std::deque<Ready> ready_in_order_;
   std::vector<Ready> ready_out_of_order_;
   const Ready* earliest_ready() const;  // nullptr when none
-  void pop_earliest_ready();
+  void pop_ready(const Ready* earliest);  // removes what earliest_ready() returned
   std::uint64_t ready_seq_ = 0;
   sc_core::sc_event ready_event_;  // at the earliest ready
   std::deque<Held> responses_;     // ready, BEGIN_RESP not yet sent
