@@ -533,6 +533,7 @@ class Lowerer {
   // Model parallelism (CoreShare): this core's N tiles of a node's tiling, and the barrier
   // after a node whose instructions begin at `node_begin`.
   GemmTiling n_share(const GemmTiling& tl) const;
+  std::pair<std::uint64_t, std::uint64_t> n_range(std::uint64_t NT) const;  // [nt0, nt1)
   void emit_barrier(std::size_t node_begin);
   // The DMA staging weight tile (t, k) of a node at UB row `ub` (0 for a weight FIFO's next
   // entry): K_t rows of N_t elements from its stored tiles, or from a tensor matmul's b in
@@ -720,22 +721,19 @@ Program Lowerer::run() {
                                       plan_.tensors[layer.output],
                                       plan_.staging_limit[layer_index_]);
     if (share_.cores > 1) {
-      // This core's useful MACs: the node's in proportion to its columns, rounded so that the
-      // cores' shares add up to the node's.
+      // This core's useful MACs: the node's in proportion to its columns (the columns before
+      // its share and through it, so that the cores' shares add up to the node's).
       const GemmTiling& whole = tilings_[layer_index_];
-      std::uint64_t before = 0, all = 0;
-      for (const NTile& t : whole.ntiles) all += t.nts;
-      tilings_[layer_index_] = n_share(whole);
-      const GemmTiling& part = tilings_[layer_index_];
-      if (part.NT > 0) {
-        for (const NTile* t = whole.ntiles.data(); t->n0 != part.ntiles[0].n0; ++t) {
-          before += t->nts;
-        }
+      const auto [nt0, nt1] = n_range(whole.NT);
+      std::uint64_t before = 0, through = 0, all = 0;
+      for (std::uint64_t nt = 0; nt < whole.NT; ++nt) {
+        all += whole.ntiles[nt].nts;
+        if (nt < nt0) before = all;
+        if (nt < nt1) through = all;
       }
-      std::uint64_t mine = before;
-      for (const NTile& t : part.ntiles) mine += t.nts;
       const std::uint64_t macs = layer.macs();
-      share_macs_[layer_index_] = macs * mine / all - macs * before / all;
+      share_macs_[layer_index_] = macs * through / all - macs * before / all;
+      tilings_[layer_index_] = n_share(whole);
     }
   }
 
@@ -1679,9 +1677,13 @@ void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std:
            bit(kSemWReady)));
 }
 
+std::pair<std::uint64_t, std::uint64_t> Lowerer::n_range(std::uint64_t NT) const {
+  return {ceil_div(share_.core * NT, share_.cores), ceil_div((share_.core + 1) * NT, share_.cores)};
+}
+
 GemmTiling Lowerer::n_share(const GemmTiling& tl) const {
-  const std::uint64_t P = share_.cores, c = share_.core, KT = tl.KT;
-  const std::uint64_t nt0 = ceil_div(c * tl.NT, P), nt1 = ceil_div((c + 1) * tl.NT, P);
+  const std::uint64_t KT = tl.KT;
+  const auto [nt0, nt1] = n_range(tl.NT);
   GemmTiling s = tl;
   s.ntiles.assign(tl.ntiles.begin() + nt0, tl.ntiles.begin() + nt1);
   if (tl.per_n) s.ktiles.assign(tl.ktiles.begin() + nt0 * KT, tl.ktiles.begin() + nt1 * KT);
