@@ -95,6 +95,8 @@ TEST(RunInfo, CompileTimeIsSetWhenTheRunCompiles) {
                                       "<m>", options);
   EXPECT_GT(run.info.compile_seconds, 0);
   EXPECT_GT(run.info.host_seconds, 0);
+  // The process holds at least this test binary's code and the run's result.
+  EXPECT_GT(run.info.host_peak_mib, 1.0);
 }
 
 TEST(RunInfo, CompileTimeIsZeroForAGivenProgram) {

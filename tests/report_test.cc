@@ -220,7 +220,7 @@ TEST(Report, JsonHasTheDocumentedKeys) {
   EXPECT_EQ(r["model"]["source"], "models/tiny.json");
   EXPECT_EQ(r["config"], to_json(f.config));
   for (const char* key :
-       {"fidelity", "timing_only", "host_seconds", "simulated_cycles_per_second"}) {
+       {"fidelity", "timing_only", "host_seconds", "host_peak_mib", "simulated_cycles_per_second"}) {
     EXPECT_TRUE(r["run"].contains(key)) << key;
   }
   EXPECT_EQ(r["run"]["fidelity"], "pe");

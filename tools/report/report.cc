@@ -494,6 +494,7 @@ nlohmann::json report_json(const Config& config, const Program& program, const R
         {"fidelity", info.fidelity},
         {"timing_only", info.timing_only},
         {"host_seconds", info.host_seconds},
+        {"host_peak_mib", info.host_peak_mib},
         {"simulated_cycles_per_second", ratio(double(run.total_cycles), info.host_seconds)},
         {"layers_per_second", ratio(double(layers.size()), info.host_seconds)}}},
       {"layers", layer_list},
@@ -627,7 +628,8 @@ std::string report_table(const Config& config, const Program& program, const Run
       << " W (" << format("%.3g", total.core_power_w) << " W without HBM), "
       << format("%.3g", total.tops_per_w) << " TOPS/W\n";
   out << "host " << format("%.3f", info.host_seconds) << " s, "
-      << human_count(ratio(double(run.total_cycles), info.host_seconds)) << " simulated cycles/s\n";
+      << human_count(ratio(double(run.total_cycles), info.host_seconds))
+      << " simulated cycles/s, peak memory " << format("%.0f", info.host_peak_mib) << " MiB\n";
   out << check_summary(check, info) << "\n";
   return out.str();
 }

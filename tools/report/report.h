@@ -86,6 +86,9 @@ struct RunInfo {
   std::string fidelity = "fast";  // "fast" or "pe"
   bool timing_only = false;
   double host_seconds = 0;  // wall time of the simulation itself
+  // The host process's peak resident memory when the simulation ended (compile included; in a
+  // process that runs several models, the peak so far).
+  double host_peak_mib = 0;
   // Wall time of compiling the model (data and reference outputs included unless timing-only);
   // 0 when a compiled program was given. Not in the reports, which describe the simulation.
   double compile_seconds = 0;

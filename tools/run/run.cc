@@ -1,5 +1,6 @@
 #include "tools/run/run.h"
 
+#include <sys/resource.h>
 #include <chrono>
 #include <stdexcept>
 #include <utility>
@@ -63,6 +64,8 @@ Run simulate_run(const Config& config, Program program, const std::string& sourc
   run.result = simulate(run.config, run.program, sim);
   run.info.host_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  rusage usage{};
+  if (getrusage(RUSAGE_SELF, &usage) == 0) run.info.host_peak_mib = usage.ru_maxrss / 1024.0;  // KiB
   run.timeline = timeline.take();
   if (options.check) run.check = check_outputs(run.program, run.result.hbm_final);
   return run;
