@@ -325,7 +325,7 @@ TEST(ScheduleClassic, NeverBehindScaleSimsFoldsWithDoubleBuffering) {
 // the array starts after M tile 0's gather, and before M tile 6 can stream, the one write port
 // must take the gathers of M tiles 1-6 (10137 rows; a dma.load writes whole 256-byte rows,
 // zeros past the 147 data bytes) and the ACTIVATEs of M tiles 0-4, whose slots M tiles 2-6
-// reuse (8720 rows of 64 bytes): >= 18857 cycles, then 1417 + 256 + 64 - 2 more (26743
+// reuse (8720 rows of 64 bytes): about 18857 cycles, then 1417 + 256 + 64 - 2 more (26743
 // measured). Even a port that took four 64-byte rows to distinct banks in one cycle would need
 // 10137 + 2180 = 12317 cycles before M tile 6 streams, 14052 in all, since a whole row and a
 // narrow one never share a 256-byte port; so no rule for sharing one write port reaches the
