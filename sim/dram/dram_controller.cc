@@ -201,7 +201,7 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
   }
   if (column_pick >= 0) {
     const Access a = pc.queue[column_pick];
-    pc.queue.erase(pc.queue.begin() + column_pick);
+    pc.queue.erase(std::size_t(column_pick));
     column(index, a, now, done);
     next = now + 1;
   }
