@@ -202,6 +202,13 @@ class DramController {
   Timing t_;  // with tCCD_S >= burst and tCCD_L >= tCCD_S applied
   DramCycle burst_;
   std::vector<PseudoChannel> pcs_;
+  // Per PC: its next_event while it holds work, kNever while its queue is empty. step() and
+  // next_event() scan this small array instead of touching every PC's state each step.
+  std::vector<DramCycle> due_;
+  void set_next_event(std::uint32_t index, DramCycle next) {
+    pcs_[index].next_event = next;
+    due_[index] = pcs_[index].queue.empty() ? kNever : next;
+  }
   std::vector<Request> requests_;
   std::vector<std::uint32_t> free_requests_;
   // The bursts of the last request asked about, mapped once for can_accept()'s retries under
