@@ -156,9 +156,13 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
     }
   };
   bool hits_known = false;  // hit_pending is filled only when a conflict needs it
-  for (int i = 0; i < int(pc.queue.size()); ++i) {
-    const Access& a = pc.queue[i];
-    const Bank& b = pc.banks[a.bank];
+  // The scan reads nothing it writes: its bounds and arrays are loaded once.
+  const Access* queue = pc.queue.begin();
+  const int queued = int(pc.queue.size());
+  const Bank* banks = pc.banks.data();
+  for (int i = 0; i < queued; ++i) {
+    const Access& a = queue[i];
+    const Bank& b = banks[a.bank];
     if (b.open_row == a.row) {
       if (column_pick >= 0) continue;
       consider(column_ready(pc, a, pc_rd, pc_wr), i, column_pick);
