@@ -83,6 +83,8 @@ HbmChannel::HbmChannel(sc_core::sc_module_name name, const Config& config,
     }
     dram_ = std::make_unique<dram::DramController>(*dram_spec_, *mapping_,
                                                    config.hbm.queue_depth);
+    cycle_of_time_.fill({~std::uint64_t(0), 0});  // no instant has that value
+    time_of_cycle_.fill({dram::kNever, sc_core::SC_ZERO_TIME});
     stats_.channels.resize(dram_spec_->org.channels);
     stats_.pseudo_channels = dram_spec_->pseudo_channel_count();
   }
@@ -127,12 +129,20 @@ void HbmChannel::settle_refresh() {
 }
 
 dram::DramCycle HbmChannel::dram_cycle_at_or_after(const sc_core::sc_time& t) const {
-  return dram::DramCycle(
-      std::ceil(t.to_seconds() * 1e9 / dram_spec_->timing.tck_ns - 1e-3));
+  std::pair<std::uint64_t, dram::DramCycle>& memo = cycle_of_time_[t.value() % kConversions];
+  if (memo.first != t.value()) {
+    memo = {t.value(), dram::DramCycle(std::ceil(t.to_seconds() * 1e9 /
+                                                  dram_spec_->timing.tck_ns - 1e-3))};
+  }
+  return memo.second;
 }
 
 sc_core::sc_time HbmChannel::dram_time(dram::DramCycle c) const {
-  return sc_core::sc_time(double(c) * dram_spec_->timing.tck_ns, sc_core::SC_NS);
+  std::pair<dram::DramCycle, sc_core::sc_time>& memo = time_of_cycle_[c % kConversions];
+  if (memo.first != c) {
+    memo = {c, sc_core::sc_time(double(c) * dram_spec_->timing.tck_ns, sc_core::SC_NS)};
+  }
+  return memo.second;
 }
 
 bool HbmChannel::can_accept(const Payload& trans) const {

@@ -39,9 +39,12 @@
 //   error; latency is BEGIN_RESP time minus arrival T, so it includes back-pressure. DRAM
 //   presets add per-channel counters (row hits, misses, conflicts, refreshes) from the
 //   controller.
+#include <array>
+#include <cstddef>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <utility>
 #include <vector>
 
 #include <systemc>
@@ -118,6 +121,12 @@ class HbmChannel : public sc_core::sc_module {
   void step_dram();  // SC_METHOD on step_event_: one controller step at a DRAM clock edge
   dram::DramCycle dram_cycle_at_or_after(const sc_core::sc_time& t) const;
   sc_core::sc_time dram_time(dram::DramCycle c) const;
+  // The two conversions go through doubles and SystemC's library (a few percent of a
+  // DRAM-bound run); a stream asks about the same few instants and cycles again and again, so
+  // the last answers are kept, direct-mapped by value. Exact: a hit returns what was computed.
+  static constexpr std::size_t kConversions = 64;
+  mutable std::array<std::pair<std::uint64_t, dram::DramCycle>, kConversions> cycle_of_time_;
+  mutable std::array<std::pair<dram::DramCycle, sc_core::sc_time>, kConversions> time_of_cycle_;
   void execute(Payload& trans);
   void send_responses();
   void finish_response(const Held& h);

@@ -1,5 +1,6 @@
 #include "sim/dram/address_mapping.h"
 
+#include <algorithm>
 #include <array>
 #include <cctype>
 #include <stdexcept>
@@ -103,9 +104,36 @@ AddressMapping::AddressMapping(const DramSpec& spec, const std::string& order) {
   }
   if (shift >= 64) fail("uses more than 64 address bits");
   slices_.push_back({kRow, shift, 64 - shift, 0});
+  row_shift_ = shift;
+
+  const unsigned low_bits = row_shift_ - offset_bits_;
+  for (unsigned at = 0; at < low_bits; at += kChunkBits) {
+    const unsigned width = std::min(kChunkBits, low_bits - at);
+    for (std::uint64_t v = 0; v < (std::uint64_t(1) << kChunkBits); ++v) {
+      // Values wider than the last chunk never occur; their entries stay zero.
+      const DramAddress a = v >> width ? DramAddress{}
+                                       : map_slices(v << (offset_bits_ + at));
+      low_.push_back({a.channel, a.pseudo_channel, a.bank_group, a.bank, a.column});
+    }
+  }
 }
 
 DramAddress AddressMapping::map(std::uint64_t addr) const {
+  DramAddress a;
+  a.row = addr >> row_shift_;
+  std::uint64_t low = (addr & ((std::uint64_t(1) << row_shift_) - 1)) >> offset_bits_;
+  for (const LowFields* table = low_.data(); low != 0; low >>= kChunkBits, table += 1 << kChunkBits) {
+    const LowFields& f = table[low & ((1 << kChunkBits) - 1)];
+    a.channel |= f.channel;
+    a.pseudo_channel |= f.pseudo_channel;
+    a.bank_group |= f.bank_group;
+    a.bank |= f.bank;
+    a.column |= f.column;
+  }
+  return a;
+}
+
+DramAddress AddressMapping::map_slices(std::uint64_t addr) const {
   std::array<std::uint64_t, kNumFields> v{};
   for (const Slice& s : slices_) {
     const std::uint64_t mask = s.bits >= 64 ? ~std::uint64_t(0) : (std::uint64_t(1) << s.bits) - 1;

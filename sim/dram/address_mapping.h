@@ -50,8 +50,21 @@ class AddressMapping {
     unsigned field_pos;  // position of the slice's lowest bit in the field's value
   };
 
+  // map() walking the slices one at a time (builds the tables below).
+  DramAddress map_slices(std::uint64_t addr) const;
+
+  // map() is a fixed bit permutation, so the fields below the row are the OR of one table
+  // entry per 8 bits of the burst index below the row bits: two lookups instead of a walk
+  // over every slice for each burst.
+  struct LowFields {
+    std::uint32_t channel, pseudo_channel, bank_group, bank, column;
+  };
+  static constexpr unsigned kChunkBits = 8;
+
   unsigned offset_bits_ = 0;
+  unsigned row_shift_ = 0;  // the row is every address bit from here up
   std::vector<Slice> slices_;  // least significant first
+  std::vector<LowFields> low_;  // chunk k's entries at [k << kChunkBits, (k + 1) << kChunkBits)
 };
 
 }  // namespace tpu::dram

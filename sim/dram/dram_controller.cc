@@ -28,6 +28,7 @@ DramController::DramController(const DramSpec& spec, const AddressMapping& mappi
       t_(spec.timing),
       burst_(spec.burst_cycles()),
       pcs_(spec.pseudo_channel_count()),
+      due_(spec.pseudo_channel_count(), kNever),
       scratch_counts_(spec.pseudo_channel_count(), 0) {
   // The data bus allows one burst at a time whatever the device's tCCD says.
   t_.ccd_s = std::max<std::uint32_t>(t_.ccd_s, std::uint32_t(burst_));
@@ -94,23 +95,18 @@ void DramController::enqueue(std::uint64_t tag, std::uint64_t addr, std::uint64_
     pc.queue.push_back(
         {id, std::uint32_t(hi - lo), bank, a.bank_group, write, Outcome::kHit, a.row, arrival});
     if (pc.banks[bank].open_row != a.row) ++pc.non_hits;
-    pc.next_event = std::min(pc.next_event, arrival);
+    set_next_event(index, std::min(pc.next_event, arrival));
   }
 }
 
 void DramController::step(DramCycle now, std::vector<Completion>& done) {
-  for (std::uint32_t i = 0; i < pcs_.size(); ++i) {
-    const PseudoChannel& pc = pcs_[i];
-    if (!pc.queue.empty() && pc.next_event <= now) step_pc(i, now, done);
+  for (std::uint32_t i = 0; i < due_.size(); ++i) {
+    if (due_[i] <= now) step_pc(i, now, done);
   }
 }
 
 DramCycle DramController::next_event() const {
-  DramCycle next = kNever;
-  for (const PseudoChannel& pc : pcs_) {
-    if (!pc.queue.empty()) next = std::min(next, pc.next_event);
-  }
-  return next;
+  return *std::min_element(due_.begin(), due_.end());
 }
 
 void DramController::catch_up(DramCycle now) {
@@ -138,7 +134,7 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
   PseudoChannel& pc = pcs_[index];
   if (!pc.refreshing && pc.next_refresh <= now) pc.refreshing = true;
   if (pc.refreshing) {
-    pc.next_event = step_refresh(index, now);
+    set_next_event(index, step_refresh(index, now));
     return;
   }
 
@@ -160,9 +156,13 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
     }
   };
   bool hits_known = false;  // hit_pending is filled only when a conflict needs it
-  for (int i = 0; i < int(pc.queue.size()); ++i) {
-    const Access& a = pc.queue[i];
-    const Bank& b = pc.banks[a.bank];
+  // The scan reads nothing it writes: its bounds and arrays are loaded once.
+  const Access* queue = pc.queue.begin();
+  const int queued = int(pc.queue.size());
+  const Bank* banks = pc.banks.data();
+  for (int i = 0; i < queued; ++i) {
+    const Access& a = queue[i];
+    const Bank& b = banks[a.bank];
     if (b.open_row == a.row) {
       if (column_pick >= 0) continue;
       consider(column_ready(pc, a, pc_rd, pc_wr), i, column_pick);
@@ -201,11 +201,11 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
   }
   if (column_pick >= 0) {
     const Access a = pc.queue[column_pick];
-    pc.queue.erase(pc.queue.begin() + column_pick);
+    pc.queue.erase(std::size_t(column_pick));
     column(index, a, now, done);
     next = now + 1;
   }
-  pc.next_event = next;
+  set_next_event(index, next);
 }
 
 DramCycle DramController::step_refresh(std::uint32_t index, DramCycle now) {

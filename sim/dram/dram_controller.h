@@ -36,6 +36,7 @@
 //   command was issued on its behalf, a miss when an ACT was (bank closed), a conflict when a
 //   PRE was (another row open).
 #include <array>
+#include <cstddef>
 #include <cstdint>
 #include <limits>
 #include <vector>
@@ -113,6 +114,41 @@ class DramController {
     std::uint64_t row;
     DramCycle arrival;
   };
+  // A PC's queue in arrival order. FR-FCFS mostly issues the oldest access, so the queue
+  // starts at `head_` and removing the front moves nothing; the storage is compacted when
+  // the dead prefix is at least as long as what is queued (amortised one move per access).
+  class AccessQueue {
+   public:
+    void reserve(std::size_t n) { v_.reserve(2 * n); }
+    bool empty() const { return head_ == v_.size(); }
+    std::size_t size() const { return v_.size() - head_; }
+    Access& operator[](std::size_t i) { return v_[head_ + i]; }
+    const Access& operator[](std::size_t i) const { return v_[head_ + i]; }
+    const Access* begin() const { return v_.data() + head_; }
+    const Access* end() const { return v_.data() + v_.size(); }
+    void push_back(const Access& a) {
+      if (head_ != 0 && head_ >= size()) {
+        v_.erase(v_.begin(), v_.begin() + std::ptrdiff_t(head_));
+        head_ = 0;
+      }
+      v_.push_back(a);
+    }
+    void erase(std::size_t i) {
+      if (i == 0) {
+        if (++head_ == v_.size()) clear();
+      } else {
+        v_.erase(v_.begin() + std::ptrdiff_t(head_ + i));
+      }
+    }
+
+   private:
+    void clear() {
+      v_.clear();
+      head_ = 0;
+    }
+    std::vector<Access> v_;
+    std::size_t head_ = 0;
+  };
   struct Bank {
     static constexpr std::uint64_t kClosed = std::numeric_limits<std::uint64_t>::max();
     std::uint64_t open_row = kClosed;
@@ -130,7 +166,7 @@ class DramController {
     std::uint32_t acts_count = 0, acts_head = 0;
     DramCycle next_refresh = 0;
     bool refreshing = false;  // a refresh is due: draining to REF
-    std::vector<Access> queue;  // arrival order
+    AccessQueue queue;
     std::uint32_t non_hits = 0;  // queued accesses whose row is not open (need ACT or PRE)
     std::vector<std::uint8_t> hit_pending;  // per bank, scratch for step()
     DramCycle next_event = kNever;
@@ -166,6 +202,13 @@ class DramController {
   Timing t_;  // with tCCD_S >= burst and tCCD_L >= tCCD_S applied
   DramCycle burst_;
   std::vector<PseudoChannel> pcs_;
+  // Per PC: its next_event while it holds work, kNever while its queue is empty. step() and
+  // next_event() scan this small array instead of touching every PC's state each step.
+  std::vector<DramCycle> due_;
+  void set_next_event(std::uint32_t index, DramCycle next) {
+    pcs_[index].next_event = next;
+    due_[index] = pcs_[index].queue.empty() ? kNever : next;
+  }
   std::vector<Request> requests_;
   std::vector<std::uint32_t> free_requests_;
   // The bursts of the last request asked about, mapped once for can_accept()'s retries under
