@@ -162,6 +162,15 @@ void Sequencer::issue() {
         if (inst.op == Opcode::kLayer) {
           layer_ = inst.layer;
           ++units_[std::size_t(Unit::kSequencer)].instructions;
+          if (const Cycle start = config_.sequencer.op_start_cycles) {
+            // The op's start cost: the rest of this cycle's slots and `start` more cycles pass
+            // before the layer's first instruction issues. Charged to the sequencer's totals,
+            // not the layer, whose span opens at its first instruction's start.
+            now += start;
+            wait_until(now);
+            charge_stall(pc_ + 1, -1, "op_start", start);
+            slots = 1;
+          }
           continue;
         }
         if (unit.kind == Unit::kSequencer) {

@@ -24,11 +24,12 @@ namespace tpu {
 //                   `load.weights fifo` waiting for its FIFO entry's transfer to complete
 //   "weight_fifo"   a `dma.load weights` waiting for a free weight FIFO entry
 //   "queue"         the sequencer could not issue (another unit's queue full)
+//   "op_start"      the sequencer paused after a layer marker (sequencer.op_start_cycles)
 using StallMap = std::map<std::string, Cycle>;
 // The causes above with every semaphore as "sem": the fixed stall columns of the CSV report,
 // so runs that stall for different reasons still line up. A new cause must be added here.
-inline constexpr const char* kStallCauses[] = {"sem",     "ub_port",     "weight_buffer",
-                                               "weights", "weight_fifo", "queue"};
+inline constexpr const char* kStallCauses[] = {"sem",         "ub_port", "weight_buffer", "weights",
+                                               "weight_fifo", "queue",   "op_start"};
 
 struct UnitStats {
   Cycle busy_cycles = 0;

@@ -65,6 +65,35 @@ halt
   EXPECT_DOUBLE_EQ(r.simulated_ns, 33 * core_config().period_ns());
 }
 
+// SingleTile with sequencer.op_start_cycles = S = 100 and a second, empty layer. Issue (width
+// 1): layer 0 at 0 ends its cycle's issue, so load.weights issues at 0 + 1 + S = 101 and every
+// cycle of SingleTile moves by S: load.weights 101 .. 109, matmul issued and started 102,
+// done 33 + S = 133. layer 1 issues at 103, halt at 103 + 1 + S = 204: total = max(133,
+// 204 + 1) = 205, and the sequencer stalled 2 S = 200 cycles for cause op_start.
+TEST(CoreTiming, OpStartCyclesDelayEachLayersFirstIssue) {
+  Config c = core_config();
+  c.sequencer.op_start_cycles = 100;
+  const RunResult r = run(R"(
+.layer 0 fc matmul 1024
+.layer 1 tail matmul 0
+layer id=0
+load.weights ub=0 rows=8 cols=8
+matmul ub=8 rows=16 acc=0
+layer id=1
+halt
+)",
+                          c);
+  EXPECT_EQ(at_pc(r, 1).issued, 101u);
+  EXPECT_EQ(at_pc(r, 1).start, 101u);
+  EXPECT_EQ(at_pc(r, 1).done, 109u);
+  EXPECT_EQ(at_pc(r, 2).start, 102u);
+  EXPECT_EQ(at_pc(r, 2).done, 133u);
+  EXPECT_EQ(stall(unit(r, Unit::kSequencer), "op_start"), 200u);
+  EXPECT_EQ(r.layers[0].first_cycle, 101u);
+  EXPECT_EQ(r.layers[0].last_cycle, 132u);
+  EXPECT_EQ(r.total_cycles, 205u);
+}
+
 // A transposed tile of K_t = 4, N_t = 8: the loader reads the N_t = 8 staged rows from e = 1,
 // 1 .. 8; the tile's rows leave the transpose unit from w = e + N_t = 9 and the load completes
 // at w + K_t = 13 (busy N_t + K_t = 12). The matmul (issued 2) may stream from w + 1 = 10:

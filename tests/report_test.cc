@@ -327,11 +327,12 @@ TEST(Report, CsvHasOneRowPerLayerAndEveryStallColumn) {
   EXPECT_EQ(lines_of(report_csv(f.config, f.run, false)).size(), 3u);
   EXPECT_EQ(with_total[0].rfind("name,kind,macs,cycles,", 0), 0u);
   const std::string tail =
-      ",stall_sem,stall_ub_port,stall_weight_buffer,stall_weights,stall_weight_fifo,stall_queue";
+      ",stall_sem,stall_ub_port,stall_weight_buffer,stall_weights,stall_weight_fifo,stall_queue,"
+      "stall_op_start";
   EXPECT_EQ(with_total[0].substr(with_total[0].size() - tail.size()), tail);
   EXPECT_EQ(with_total[1].rfind("conv1,conv2d,96,20,14,0.3,0.75,", 0), 0u) << with_total[1];
-  EXPECT_EQ(with_total[1].substr(with_total[1].size() - 12), ",5,0,0,3,0,0");
-  EXPECT_EQ(with_total[2].substr(with_total[2].size() - 12), ",0,2,0,0,0,0");
+  EXPECT_EQ(with_total[1].substr(with_total[1].size() - 14), ",5,0,0,3,0,0,0");
+  EXPECT_EQ(with_total[2].substr(with_total[2].size() - 14), ",0,2,0,0,0,0,0");
   EXPECT_EQ(with_total[3].rfind("total,,160,50,", 0), 0u) << with_total[3];
   // Every row has as many fields as the header.
   auto fields = [](const std::string& line) { return std::count(line.begin(), line.end(), ','); };
@@ -353,7 +354,7 @@ TEST(Report, CsvColumnsDoNotDependOnTheStallsThatHappened) {
   EXPECT_EQ(lines_of(report_csv(f.config, calm))[0], header);
   const auto other_lines = lines_of(report_csv(f.config, other));
   EXPECT_EQ(other_lines[0], header);
-  EXPECT_EQ(other_lines[1].substr(other_lines[1].size() - 12), ",7,0,1,0,0,0");
+  EXPECT_EQ(other_lines[1].substr(other_lines[1].size() - 14), ",7,0,1,0,0,0,0");
 }
 
 TEST(Report, TableShowsLayersTotalAndCheck) {

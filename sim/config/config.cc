@@ -33,6 +33,7 @@ constexpr double kMaxHbmBytes = double(1ull << 40);
 constexpr double kMaxPorts = 1024;
 constexpr double kMaxDepth = 65536;  // banks, lanes, queue entries, requests in flight
 constexpr double kMaxPipelineCycles = 65535;
+constexpr double kMaxOpStartCycles = 1e7;  // 10 ms at 1 GHz, far above any launch cost
 constexpr double kMinBandwidthGbs = 0.001;  // a 1 MiB burst then takes 1 s
 constexpr double kMaxBandwidthGbs = 1e6;
 constexpr double kMaxLatencyNs = 1e6;
@@ -186,6 +187,10 @@ std::vector<ConfigKey> make_keys() {
                [](Config& c) -> F { return &c.sequencer.issue_width; }, 1, kMaxPorts});
   k.push_back({"sequencer.queue_depth", "instructions", "Entries in each unit's instruction queue.",
                [](Config& c) -> F { return &c.sequencer.queue_depth; }, 1, kMaxDepth});
+  k.push_back({"sequencer.op_start_cycles", "cycles",
+               "Cycles issue pauses after each layer marker before the layer's first "
+               "instruction: a device op's fixed start cost (0 = none).",
+               [](Config& c) -> F { return &c.sequencer.op_start_cycles; }, 0, kMaxOpStartCycles});
   k.push_back({"energy.mac_int8_pj", "pJ",
                "One int8 multiply-accumulate in the array, the PE's register traffic included.",
                [](Config& c) -> F { return &c.energy.mac_int8_pj; }, 0, kMaxEventPj});

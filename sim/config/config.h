@@ -113,6 +113,9 @@ struct HbmConfig {
 struct SequencerConfig {
   std::uint32_t issue_width = 1;   // instructions issued per cycle
   std::uint32_t queue_depth = 16;  // entries in each unit's instruction queue
+  // Cycles issue pauses after each `layer` marker: a device op's fixed start cost (fitted on
+  // tpu_v4, configs/README.md).
+  std::uint32_t op_start_cycles = 0;
 };
 
 // Energy per event and static power, charged at report time to the counts the units record

@@ -2,7 +2,10 @@
 // 24 TPU v4 GEMMs in tools/validate/tpu_v4_gemm.csv) on a config, timing-only, and prints
 // predicted beside measured time per GEMM, the mean absolute percentage error and R^2.
 //
-//   tpusim_validate [--data FILE] [--config FILE] [--set key=value]... [--jobs N]
+//   tpusim_validate [--data FILE] [--config FILE] [--set key=value]... [--jobs N] [--fit-op-start]
+//
+// --fit-op-start runs with sequencer.op_start_cycles = 0, fits that key (the one fitted key of
+// configs/tpu_v4.json) and prints the fit and its leave-one-out errors.
 //
 // Each GEMM runs in its own child process (SystemC elaborates once per process), N at a time.
 // The measured op is C[M,N] = A[M,K] x B[K,N]; here it is a bf16 `matmul` layer with
@@ -108,6 +111,74 @@ void run_all(const tpu::Config& config, std::vector<Measurement>& rows, unsigned
   if (tty) std::fprintf(stderr, "\n");
 }
 
+struct Summary {
+  double mape = 0, median = 0, r2 = 0;  // fractions
+};
+
+// MAPE, median signed error and R^2 (1 - residual / total sum of squares) of `predicted`.
+Summary summarize(const std::vector<double>& predicted, const std::vector<double>& measured) {
+  Summary s;
+  double mean = 0;
+  for (double t : measured) mean += t;
+  mean /= double(measured.size());
+  std::vector<double> errors;
+  double ss_res = 0, ss_tot = 0;
+  for (std::size_t i = 0; i < measured.size(); ++i) {
+    const double e = (predicted[i] - measured[i]) / measured[i];
+    errors.push_back(e);
+    s.mape += std::fabs(e);
+    ss_res += (predicted[i] - measured[i]) * (predicted[i] - measured[i]);
+    ss_tot += (measured[i] - mean) * (measured[i] - mean);
+  }
+  s.mape /= double(errors.size());
+  std::sort(errors.begin(), errors.end());
+  s.median = errors[errors.size() / 2];
+  s.r2 = ss_tot > 0 ? 1 - ss_res / ss_tot : 0.0;
+  return s;
+}
+
+void print_summary(const char* label, const Summary& s, std::size_t n) {
+  std::printf("%sMAPE %.1f %%, median error %+.1f %%, R^2 %.3f over %zu GEMMs\n", label,
+              100 * s.mape, 100 * s.median, s.r2, n);
+}
+
+// The per-op time c (us) added to every prediction that minimises the sum of squared relative
+// errors sum(((p_i + c - t_i) / t_i)^2), skipping GEMM `skip`: c = sum((t_i - p_i) / t_i^2) /
+// sum(1 / t_i^2).
+double fit_offset(const std::vector<double>& predicted, const std::vector<double>& measured,
+                  std::size_t skip) {
+  double num = 0, den = 0;
+  for (std::size_t i = 0; i < measured.size(); ++i) {
+    if (i == skip) continue;
+    num += (measured[i] - predicted[i]) / (measured[i] * measured[i]);
+    den += 1 / (measured[i] * measured[i]);
+  }
+  return num / den;
+}
+
+// Fits sequencer.op_start_cycles on predictions made with it at 0, and checks the fit by
+// leave-one-out: each GEMM predicted with the offset fitted on the other ones.
+void fit_op_start(const tpu::Config& config, const std::vector<double>& predicted,
+                  const std::vector<double>& measured) {
+  const std::size_t n = measured.size();
+  const double c_us = fit_offset(predicted, measured, n);
+  const double cycles = std::round(c_us * 1000.0 / config.period_ns());
+  std::vector<double> fitted, loo;
+  double lo = c_us, hi = c_us;
+  for (std::size_t i = 0; i < n; ++i) {
+    fitted.push_back(predicted[i] + cycles * config.period_ns() / 1000.0);
+    const double ci = fit_offset(predicted, measured, i);
+    lo = std::min(lo, ci);
+    hi = std::max(hi, ci);
+    loo.push_back(predicted[i] + ci);
+  }
+  std::printf("fitted sequencer.op_start_cycles = %.0f (%.2f us at %.0f MHz; least squares on "
+              "relative errors)\n", cycles, c_us, config.clock_mhz);
+  print_summary("with it:       ", summarize(fitted, measured), n);
+  std::printf("leave-one-out: offsets %.2f .. %.2f us\n", lo, hi);
+  print_summary("leave-one-out: ", summarize(loo, measured), n);
+}
+
 }  // namespace
 
 int sc_main(int argc, char* argv[]) {
@@ -116,14 +187,19 @@ int sc_main(int argc, char* argv[]) {
   std::string config_path = std::string(TPUSIM_SOURCE_DIR) + "/configs/tpu_v4.json";
   std::vector<std::string> overrides;
   unsigned jobs = 2;
+  bool fit = false;
   app.add_option("--data", data, "measurements: CSV with columns M, N, K, measured_us")
       ->capture_default_str();
   app.add_option("--config", config_path, "architecture config")->capture_default_str();
   app.add_option("--set", overrides, "config override key=value (repeatable)");
   app.add_option("--jobs", jobs, "simulations at once")->check(CLI::Range(1u, 256u))
       ->capture_default_str();
+  app.add_flag("--fit-op-start", fit,
+               "run with sequencer.op_start_cycles = 0, then fit it and print its leave-one-out "
+               "errors");
   CLI11_PARSE(app, argc, argv);
   try {
+    if (fit) overrides.push_back("sequencer.op_start_cycles=0");
     const tpu::Config config = tpu::load_config(config_path, overrides);
     std::vector<Measurement> rows = read_measurements(data);
     run_all(config, rows, jobs);
@@ -131,17 +207,7 @@ int sc_main(int argc, char* argv[]) {
     std::printf("%s on %s (%s)\n", data.c_str(), config.name.c_str(), config.source.c_str());
     std::printf("%6s %6s %6s %12s %12s %8s\n", "M", "N", "K", "measured us", "predicted us",
                 "error %");
-    // R^2 over the GEMMs that ran: their measured mean.
-    double abs_pct = 0, mean = 0, ran = 0;
-    std::vector<double> errors;
-    for (const Measurement& r : rows) {
-      if (r.error.empty()) {
-        mean += r.measured_us;
-        ++ran;
-      }
-    }
-    mean /= std::max(ran, 1.0);
-    double ss_res = 0, ss_tot = 0;
+    std::vector<double> predicted, measured;
     int failed = 0;
     for (const Measurement& r : rows) {
       if (!r.error.empty()) {
@@ -151,20 +217,15 @@ int sc_main(int argc, char* argv[]) {
         ++failed;
         continue;
       }
-      const double e = (r.predicted_us - r.measured_us) / r.measured_us;
-      errors.push_back(e);
-      abs_pct += std::fabs(e);
-      ss_res += (r.predicted_us - r.measured_us) * (r.predicted_us - r.measured_us);
-      ss_tot += (r.measured_us - mean) * (r.measured_us - mean);
+      predicted.push_back(r.predicted_us);
+      measured.push_back(r.measured_us);
       std::printf("%6llu %6llu %6llu %12.3f %12.3f %+8.1f\n", (unsigned long long)r.m,
                   (unsigned long long)r.n, (unsigned long long)r.k, r.measured_us,
-                  r.predicted_us, 100 * e);
+                  r.predicted_us, 100 * (r.predicted_us - r.measured_us) / r.measured_us);
     }
-    if (errors.empty()) return 1;
-    std::sort(errors.begin(), errors.end());
-    std::printf("MAPE %.1f %%, median error %+.1f %%, R^2 %.3f over %zu GEMMs\n",
-                100 * abs_pct / double(errors.size()), 100 * errors[errors.size() / 2],
-                ss_tot > 0 ? 1 - ss_res / ss_tot : 0.0, errors.size());
+    if (measured.empty()) return 1;
+    print_summary("", summarize(predicted, measured), measured.size());
+    if (fit && measured.size() > 1) fit_op_start(config, predicted, measured);
     return failed ? 1 : 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "tpusim_validate: error: %s\n", e.what());
