@@ -520,6 +520,31 @@ TEST(OnnxFrontend, TransposeOfFourAxesThatMovesDataIsAnError) {
   EXPECT_EQ(g.nodes[std::size_t(t.producer)].kind, OpKind::kTensorMatmul);
 }
 
+// A data-moving Transpose read by a Relu and a Reshape, and as a graph output: `transpose`
+// nodes that pass --check in bf16 and int8.
+TEST(OnnxFrontend, TransposeThatMovesDataPassesTheCheck) {
+  Model md;
+  md.input("x", {1, 5, 12});
+  Model::ints(md.node("Transpose", {"x"}, "t"), "perm", {0, 2, 1});  // 1 x 12 x 5
+  md.node("Relu", {"t"}, "r");
+  md.init64("shape", {1, 60});
+  md.node("Reshape", {"t", "shape"}, "f");
+  md.output("r");
+  md.output("f");
+  md.output("t");
+  for (DataType type : {DataType::kBf16, DataType::kInt8}) {
+    const ChildOutcome out = run_in_child([&] {
+      Graph g = md.parse();
+      set_dtype(g, type);
+      RunOptions options;
+      options.check = true;
+      const tpu::Run run = run_model(default_config(), g, "t.onnx", options);
+      return std::string(run.check && run.check->passed ? "pass" : "FAIL");
+    });
+    EXPECT_EQ(out.output, "pass") << to_string(type) << ": " << out.error;
+  }
+}
+
 // PyTorch's exports with their weights (tools/onnx/export_models.py), an nn.LSTM classifier,
 // an attention head and a TransformerEncoder: bit exact in int8, within the bf16 tolerance in
 // bf16.

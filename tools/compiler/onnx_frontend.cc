@@ -60,8 +60,9 @@ struct Act {
   // our tensor's per-sample shape when it is not 1 x (d[0] * .. * d[r-2]) x d[r-1] of `dims`
   // (a Reshape or Transpose left it as its input's); a reader that needs that shape gets a
   // reshape view first (act_input). `order`: a Transpose that moved data, dims[i] being axis
-  // order[i] of the row-major array `stored` of our elements; only a MatMul or a Softmax reads
-  // it. `scale`: a Div or Mul by a scalar constant not yet applied, the reading MatMul's scale.
+  // order[i] of the row-major array `stored` of our elements; a MatMul or a Softmax reads it as
+  // it is, any other reader after a `transpose` node (transpose_data). `scale`: a Div or Mul
+  // by a scalar constant not yet applied, the reading MatMul's scale.
   std::optional<Shape3> ours;
   std::vector<std::int64_t> stored, order;
   double scale = 1;
@@ -548,7 +549,7 @@ void Importer::permute(const onnx::NodeProto& n, Act a, const std::vector<std::i
 
 void Importer::reshape(const onnx::NodeProto& n, const Act& a, const Const& shape) {
   if (!a.order.empty() || a.scale != 1 || a.chw_flattened) {
-    fail(n, "reshaping a tensor that a Transpose moved, a Div or Mul scaled, or a Flatten of "
+    fail(n, "reshaping a tensor that a Div or Mul scaled, or a Flatten of "
             "N x C x H x W made is not supported");
   }
   std::int64_t elements = 1, known = 1;
@@ -1328,6 +1329,7 @@ void Importer::import_node(const onnx::NodeProto& n) {
   } else if (op == "Reshape" && g_.batch == 1 && act_input(n, 0, true).dims.size() <= 3) {
     const Const& shape = const_input(n, 1);
     if (!shape.given()) fail(n, "the shape must be a constant with values");
+    if (!act_input(n, 0, true).order.empty()) transpose_data(n.input(0));
     reshape(n, act_input(n, 0, true), shape);
   } else if (op == "Reshape") {
     const Act a = act_input(n, 0);
