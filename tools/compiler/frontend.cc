@@ -13,8 +13,8 @@
 
 #include "sim/config/user_input.h"
 #include "tools/compiler/lstm.h"
-#include "tools/compiler/transpose.h"
 #include "tools/compiler/onnx_frontend.h"
+#include "tools/compiler/transpose.h"
 
 namespace tpu {
 

@@ -11,8 +11,8 @@
 #include <utility>
 
 #include "tools/compiler/lstm.h"
-#include "tools/compiler/transpose.h"
 #include "tools/compiler/onnx_quantized.h"
+#include "tools/compiler/transpose.h"
 
 namespace tpu {
 
