@@ -23,16 +23,17 @@ namespace {
 
 // Two stacked LSTMs over 2 samples of T = 5 steps of F = 7 features, U = 6 units: the first
 // returns its sequence (the second's input), the second its last state.
-Graph two_lstms(const std::string& dtype, bool first_sequences, bool second_sequences) {
+Graph two_lstms(const std::string& dtype, bool first_sequences, bool second_sequences,
+                bool bias = false) {
   const auto b = [](bool v) { return v ? "true" : "false"; };
   return parse_model_json(
       R"({"dtype": ")" + dtype + R"(", "batch": 2,
       "inputs": [{"name": "seq", "shape": [1, 5, 7]}],
       "nodes": [
-        {"name": "l1", "op": "lstm", "inputs": ["seq"], "units": 6, "return_sequences": )" +
-          b(first_sequences) + R"(},
-        {"name": "l2", "op": "lstm", "inputs": ["l1"], "units": 6, "return_sequences": )" +
-          b(second_sequences) + R"(}],
+        {"name": "l1", "op": "lstm", "inputs": ["seq"], "units": 6, "bias": )" + b(bias) +
+          R"(, "return_sequences": )" + b(first_sequences) + R"(},
+        {"name": "l2", "op": "lstm", "inputs": ["l1"], "units": 6, "bias": )" + b(bias) +
+          R"(, "return_sequences": )" + b(second_sequences) + R"(}],
       "outputs": ["l2"]})",
       "lstm.json");
 }
@@ -118,29 +119,47 @@ TEST(Lstm, ClassifierMacsByHand) {
 
 // The expansion against the plain-loop LSTM on the same generated data (bf16: every
 // intermediate tensor is rounded to bf16, about 2^-9 relative per node, |h| < 1).
+// With "bias": the generated b (4U, on l/xw) is added to every step's gates.
 TEST(Lstm, ExpansionMatchesAPlainLoopLstm) {
   for (bool sequences : {true, false}) {
-    SCOPED_TRACE(sequences);
-    const Graph g = parse_model_json(std::string(R"({"dtype": "bf16", "batch": 3,
-        "inputs": [{"name": "seq", "shape": [1, 5, 7]}],
-        "nodes": [{"name": "l", "op": "lstm", "inputs": ["seq"], "units": 6,
-                   "return_sequences": )") + (sequences ? "true" : "false") + R"(}],
-        "outputs": ["l"]})",
-                                     "lstm.json");
-    const GraphData data = generate_data(g, g.seed);
-    const Evaluation ev = evaluate(g, data);
-    const std::vector<float> want = reference_lstm(
-        data.inputs[g.inputs[0]].f32, data.weights[index_of(g, "l/xw")].f32,
-        data.weights[index_of(g, "l/t1/hw")].f32, 3, 5, 7, 6, sequences);
-    const std::vector<float>& got = ev.tensors[g.outputs[0]].f32;
-    ASSERT_EQ(got.size(), want.size());
-    ASSERT_EQ(want.size(), sequences ? 3u * 5 * 6 : 3u * 6);
-    float max_abs = 0;
-    for (std::size_t e = 0; e < want.size(); ++e) {
-      EXPECT_NEAR(got[e], want[e], 0.02f) << e;
-      max_abs = std::max(max_abs, std::fabs(want[e]));
+    for (bool bias : {false, true}) {
+      SCOPED_TRACE(::testing::Message() << sequences << " bias " << bias);
+      const Graph g = parse_model_json(std::string(R"({"dtype": "bf16", "batch": 3,
+          "inputs": [{"name": "seq", "shape": [1, 5, 7]}],
+          "nodes": [{"name": "l", "op": "lstm", "inputs": ["seq"], "units": 6, "bias": )") +
+                                           (bias ? "true" : "false") + R"(,
+                     "return_sequences": )" + (sequences ? "true" : "false") + R"(}],
+          "outputs": ["l"]})",
+                                       "lstm.json");
+      const GraphData data = generate_data(g, g.seed);
+      const Evaluation ev = evaluate(g, data);
+      const std::vector<float>& b = data.biases[index_of(g, "l/xw")];
+      EXPECT_EQ(b.size(), bias ? 24u : 0u);
+      const std::vector<float> want = reference_lstm(
+          data.inputs[g.inputs[0]].f32, data.weights[index_of(g, "l/xw")].f32,
+          data.weights[index_of(g, "l/t1/hw")].f32, 3, 5, 7, 6, sequences, b);
+      const std::vector<float>& got = ev.tensors[g.outputs[0]].f32;
+      ASSERT_EQ(got.size(), want.size());
+      ASSERT_EQ(want.size(), sequences ? 3u * 5 * 6 : 3u * 6);
+      float max_abs = 0;
+      for (std::size_t e = 0; e < want.size(); ++e) {
+        EXPECT_NEAR(got[e], want[e], 0.02f) << e;
+        max_abs = std::max(max_abs, std::fabs(want[e]));
+      }
+      EXPECT_GT(max_abs, 0.05f);  // not a vanishing state
     }
-    EXPECT_GT(max_abs, 0.05f);  // not a vanishing state
+  }
+}
+
+// With biases (ACTIVATE's bias on l/xw): int8 bit-exact and bf16 within tolerance, pe == fast.
+TEST(Lstm, BiasedLstmMatchesTheReferenceAndPeEqualsFast) {
+  for (const char* dtype : {"int8", "bf16"}) {
+    SCOPED_TRACE(dtype);
+    const Graph g = two_lstms(dtype, true, false, true);
+    const Config config = default_config({"array.rows=16", "array.cols=16"});
+    const std::string fast = run_checked(config, g, Fidelity::kFast);
+    EXPECT_EQ(fast.substr(0, 5), "pass ") << fast;
+    EXPECT_EQ(run_checked(config, g, Fidelity::kPe), fast);
   }
 }
 

@@ -414,11 +414,18 @@ TEST(OnnxFrontend, SplitSliceAndTwoTensorMatmulsMapOntoOurOps) {
   EXPECT_EQ(g.nodes[5].out, (Shape3{1, 4, 2}));
   EXPECT_EQ(g.nodes[6].kind, OpKind::kSlice);
   EXPECT_EQ(g.nodes[6].out, (Shape3{1, 4, 1}));  // channels [1, 2)
-  // The transposed k read by anything but a MatMul's second operand moves data: an error.
-  Model bad = md;
-  bad.node("Relu", {"kt"}, "r");
-  bad.output("r");
-  expect_error(bad, {"node 'r' (Relu)", "Transpose that moves data"});
+  // The transposed k read by anything but a MatMul's second operand moves data: a `transpose`
+  // node, which the MXU path (an identity matmul reading k transposed) carries out.
+  Model other = md;
+  other.node("Relu", {"kt"}, "r");
+  other.output("r");
+  const Graph t = other.parse();
+  const std::int64_t moved = t.find_tensor("kt/transpose");
+  ASSERT_GE(moved, 0);
+  const Node& m = t.nodes[std::size_t(t.tensors[std::size_t(moved)].producer)];
+  EXPECT_EQ(m.kind, OpKind::kTensorMatmul);
+  EXPECT_TRUE(m.identity_a);
+  EXPECT_EQ(m.out, (Shape3{1, 2, 4}));  // k (4 x 2) transposed
 }
 
 // A batch-first LSTM as PyTorch exports it: Transpose to T x 1 x F, LSTM with zero initial
@@ -492,7 +499,7 @@ TEST(OnnxFrontend, LstmBecomesOurLstmWithGatesReorderedAndBiasesSummed) {
   expect_error(lstm_model(true), {"node 'y' (LSTM)", "Y_c is not supported"});
 }
 
-TEST(OnnxFrontend, TransposeThatMovesDataIsAnError) {
+TEST(OnnxFrontend, TransposeOfFourAxesThatMovesDataIsAnError) {
   Model md;
   md.input("x", {1, 2, 3, 4});
   auto& tr = md.node("Transpose", {"x"}, "t");
@@ -500,14 +507,42 @@ TEST(OnnxFrontend, TransposeThatMovesDataIsAnError) {
   md.node("Relu", {"t"}, "r");
   md.output("r");
   expect_error(md, {"node 't' (Transpose)", "axes of size 1"});
-  // A transpose of the last two axes is left for a MatMul: as a graph output, an error.
+  // A transpose of the last two axes as a graph output: a `transpose` node of 1 x 3 x 4.
   Model out;
   out.input("x", {1, 3, 4});
   Model::ints(out.node("Transpose", {"x"}, "t"), "perm", {0, 2, 1});
   out.node("Relu", {"x"}, "r");
   out.output("r");
   out.output("t");
-  expect_error(out, {"graph output 't'", "Transpose that moves data"});
+  const Graph g = out.parse();
+  const Tensor& t = g.tensors[g.outputs[1]];
+  EXPECT_EQ(t.shape, (Shape3{1, 4, 3}));
+  EXPECT_EQ(g.nodes[std::size_t(t.producer)].kind, OpKind::kTensorMatmul);
+}
+
+// A data-moving Transpose read by a Relu and a Reshape, and as a graph output: `transpose`
+// nodes that pass --check in bf16 and int8.
+TEST(OnnxFrontend, TransposeThatMovesDataPassesTheCheck) {
+  Model md;
+  md.input("x", {1, 5, 12});
+  Model::ints(md.node("Transpose", {"x"}, "t"), "perm", {0, 2, 1});  // 1 x 12 x 5
+  md.node("Relu", {"t"}, "r");
+  md.init64("shape", {1, 60});
+  md.node("Reshape", {"t", "shape"}, "f");
+  md.output("r");
+  md.output("f");
+  md.output("t");
+  for (DataType type : {DataType::kBf16, DataType::kInt8}) {
+    const ChildOutcome out = run_in_child([&] {
+      Graph g = md.parse();
+      set_dtype(g, type);
+      RunOptions options;
+      options.check = true;
+      const tpu::Run run = run_model(default_config(), g, "t.onnx", options);
+      return std::string(run.check && run.check->passed ? "pass" : "FAIL");
+    });
+    EXPECT_EQ(out.output, "pass") << to_string(type) << ": " << out.error;
+  }
 }
 
 // PyTorch's exports with their weights (tools/onnx/export_models.py), an nn.LSTM classifier,

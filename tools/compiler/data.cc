@@ -68,6 +68,22 @@ Values given_values(DataType dtype, const Node& n) {
   return v;
 }
 
+// A graph input's given values, the same for every sample: bf16-rounded, or int8 at the
+// generated inputs' scale 1/64 (clamped).
+Values given_input(DataType dtype, const Tensor& t) {
+  Values v;
+  for (std::uint32_t b = 0; b < t.samples; ++b) {
+    for (float x : t.values) {
+      if (dtype == DataType::kInt8) {
+        v.i8.push_back(std::int8_t(std::clamp(std::lround(x * 64), -128l, 127l)));
+      } else {
+        v.f32.push_back(reference_round_bf16(x));
+      }
+    }
+  }
+  return v;
+}
+
 }  // namespace
 
 GraphData generate_data(const Graph& graph, std::uint64_t seed) {
@@ -79,7 +95,8 @@ GraphData generate_data(const Graph& graph, std::uint64_t seed) {
   for (TensorId id : graph.inputs) {
     const Tensor& t = graph.tensors[id];
     d.inputs[id] = allocating("input '" + t.name + "'", double(t.elements()) * value_bytes, [&] {
-      return random_values(graph.dtype, t.elements(), seed, 2 * id, false);
+      return t.values.empty() ? random_values(graph.dtype, t.elements(), seed, 2 * id, false)
+                              : given_input(graph.dtype, t);
     });
   }
   for (std::size_t i = 0; i < graph.nodes.size(); ++i) {

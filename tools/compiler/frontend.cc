@@ -14,6 +14,7 @@
 #include "sim/config/user_input.h"
 #include "tools/compiler/lstm.h"
 #include "tools/compiler/onnx_frontend.h"
+#include "tools/compiler/transpose.h"
 
 namespace tpu {
 
@@ -297,6 +298,7 @@ const std::vector<OpSpec>& op_specs() {
       {"reshape", OpKind::kReshape, {"shape"}, {"shape"}},
       {"flatten", OpKind::kReshape, {}, {}},
       {"slice", OpKind::kSlice, {"width", "channels"}, {}},
+      {"transpose", OpKind::kTranspose, {"perm"}, {"perm"}},
       {"lstm", OpKind::kLstm, {"units", "return_sequences", "bias"}, {"units"}},
   };
   return specs;
@@ -308,7 +310,7 @@ std::string op_list(bool graph_form) {
     if (!graph_form && input_count(s.kind) != 1) continue;
     list += std::string(list.empty() ? "" : ", ") + s.name;
   }
-  return list + " or relu";
+  return list + (graph_form ? ", split" : "") + " or relu";
 }
 
 // The op's attributes from `j` (keys already checked).
@@ -404,6 +406,23 @@ Node parse_attributes(const Where& w, const json& j, const OpSpec& spec, std::st
       };
       range("width", n.x0, n.x1);
       range("channels", n.c0, n.c1);
+      break;
+    }
+    case OpKind::kTranspose: {
+      const json& v = j["perm"];
+      const auto bad = [&] {
+        w.fail_key("perm", "expected a permutation of [0, 1, 2] (the H, W, C axes, e.g. [0, 2, 1] "
+                           "for 1 x S x D -> 1 x D x S), got " + excerpt(v.dump()));
+      };
+      if (!v.is_array() || v.size() != 3) bad();
+      bool seen[3] = {false, false, false};
+      for (std::size_t a = 0; a < 3; ++a) {
+        if (!v[a].is_number_integer()) bad();
+        const std::int64_t x = v[a].get<std::int64_t>();
+        if (x < 0 || x > 2 || seen[x]) bad();
+        seen[x] = true;
+        n.perm[a] = std::uint32_t(x);
+      }
       break;
     }
     case OpKind::kLstm:
@@ -506,7 +525,7 @@ void parse_chain(const Where& where, const json& doc, Graph& g) {
     const OpSpec* spec = find_op(type);
     if (!spec || input_count(spec->kind) != 1) {
       lw.fail_key("type", "unknown layer type \"" + excerpt(type) + "\" (expected " + op_list(false) +
-                              "; add, mul and concat need the graph form)");
+                              "; add, mul, concat and split need the graph form)");
     }
     std::set<std::string> allowed = spec->keys;
     allowed.insert({"type", "name"});
@@ -531,6 +550,38 @@ void parse_chain(const Where& where, const json& doc, Graph& g) {
   }
   for (const Node& n : g.nodes) {
     if (!read[n.output]) g.outputs.push_back(n.output);
+  }
+}
+
+// A split node: one slice per name in "outputs", part k of the axis ("channels" or "width")
+// in "sizes" or equal parts; infer_shapes sets each range (Node::split, split_ranges), so the
+// ONNX importer's Split and this share one definition.
+void add_split(Builder& b, const Where& w, const json& j, const std::string& name, TensorId in) {
+  const std::string axis = as_string(w, "axis", j["axis"]);
+  if (axis != "channels" && axis != "width") {
+    w.fail_key("axis", "expected \"channels\" or \"width\", got \"" + excerpt(axis) + "\"");
+  }
+  const json& outs = j["outputs"];
+  if (!outs.is_array() || outs.empty()) {
+    w.fail_key("outputs", "expected a non-empty array of tensor names");
+  }
+  std::vector<std::uint64_t> sizes;
+  if (j.contains("sizes")) {
+    const json& v = j["sizes"];
+    if (!v.is_array() || v.size() != outs.size()) {
+      w.fail_key("sizes", "expected an array of " + std::to_string(outs.size()) +
+                              " sizes (one per output), got " + excerpt(v.dump()));
+    }
+    for (const json& x : v) sizes.push_back(as_size(w, "sizes", x, 1));
+  }
+  for (std::size_t k = 0; k < outs.size(); ++k) {
+    Node n;
+    n.name = as_string(w, "outputs", outs[k]);
+    if (n.name.empty()) w.fail_key("outputs", "names must not be empty");
+    n.kind = OpKind::kSlice;
+    n.inputs = {in};
+    n.split = {name, std::uint32_t(k), std::uint32_t(outs.size()), axis == "width", sizes};
+    b.add_node(w, std::move(n));
   }
 }
 
@@ -567,6 +618,11 @@ void parse_graph(const Where& where, const json& doc, Graph& g) {
     names[i] = nj.contains("name") ? as_string(nw, "name", nj["name"]) : op + "_" + std::to_string(i);
     if (names[i].empty()) nw.fail_key("name", "must not be empty");
     later.emplace(names[i], i);
+    if (op == "split" && nj.contains("outputs") && nj["outputs"].is_array()) {
+      for (const json& o : nj["outputs"]) {
+        if (o.is_string()) later.emplace(o.get<std::string>(), i);
+      }
+    }
   }
   // Whether node `from` reads, directly or not, the output of node `target`.
   std::function<bool(std::size_t, std::size_t, std::set<std::size_t>&)> reaches =
@@ -586,10 +642,10 @@ void parse_graph(const Where& where, const json& doc, Graph& g) {
     const json& nj = nodes[i];
     Where nw = where.node(i, names[i]);
     const std::string op = as_string(nw, "op", nj["op"]);
-    const bool relu = op == "relu";
-    // relu has no spec: it takes only its input.
+    const bool relu = op == "relu", split = op == "split";
+    // relu and split have no spec: relu takes only its input, split names its outputs.
     const OpSpec* spec = find_op(op);
-    if (!spec && !relu) {
+    if (!spec && !relu && !split) {
       nw.fail_key("op", "unknown op \"" + excerpt(op) + "\" (expected " + op_list(true) + ")");
     }
     if (spec && spec->kind == OpKind::kMatmul && nj.contains("inputs")) {
@@ -599,6 +655,10 @@ void parse_graph(const Where& where, const json& doc, Graph& g) {
     if (spec) {
       allowed = spec->keys;
       required = spec->required;
+    }
+    if (split) {
+      allowed = {"outputs", "axis", "sizes"};
+      required = {"outputs", "axis"};
     }
     allowed.insert({"op", "name"});
     if (!spec || spec->kind != OpKind::kMatmul) {
@@ -655,6 +715,11 @@ void parse_graph(const Where& where, const json& doc, Graph& g) {
       prev->activation = Activation::kRelu;
       if (b.find(names[i]) >= 0) nw.fail_key("name", "duplicate name '" + names[i] + "'");
       b.alias(names[i], ins[0]);
+      continue;
+    }
+    if (split) {
+      if (ins.size() != 1) nw.fail("takes 1 input, got " + std::to_string(ins.size()));
+      add_split(b, nw, nj, names[i], ins[0]);
       continue;
     }
     Node node = parse_attributes(nw, nj, *spec, names[i]);
@@ -714,6 +779,7 @@ Graph parse_model_json(const std::string& text, const std::string& source) {
   }
   infer_shapes(g);
   expand_lstms(g);
+  expand_transposes(g);
   return g;
 }
 

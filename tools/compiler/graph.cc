@@ -46,6 +46,8 @@ bool non_negative(const Graph& g, TensorId t) {
     case OpKind::kGlobalAvgPool2d:
     case OpKind::kReshape:
     case OpKind::kConcat:
+    case OpKind::kSlice:
+    case OpKind::kTranspose:
       for (TensorId in : p.inputs) {
         if (!non_negative(g, in)) return false;
       }
@@ -88,6 +90,7 @@ const char* to_string(OpKind kind) {
     case OpKind::kConcat: return "concat";
     case OpKind::kReshape: return "reshape";
     case OpKind::kSlice: return "slice";
+    case OpKind::kTranspose: return "transpose";
     case OpKind::kLstm: return "lstm";
   }
   return "?";
@@ -135,6 +138,54 @@ std::int64_t Graph::find_tensor(const std::string& name) const {
     if (tensors[i].name == name) return std::int64_t(i);
   }
   return -1;
+}
+
+std::vector<std::pair<std::uint64_t, std::uint64_t>> split_ranges(
+    std::uint64_t size, std::uint64_t count, const std::vector<std::uint64_t>& sizes,
+    std::string& error) {
+  const auto list = [&] {
+    std::string s;
+    for (std::uint64_t x : sizes) s += (s.empty() ? "" : ", ") + std::to_string(x);
+    return "[" + s + "]";
+  };
+  std::vector<std::uint64_t> parts = sizes;
+  if (count == 0) {
+    error = "no outputs";
+    return {};
+  }
+  if (parts.empty()) {
+    if (size % count != 0) {
+      error = "the axis of " + std::to_string(size) + " does not split into " +
+              std::to_string(count) + " equal parts (give \"sizes\")";
+      return {};
+    }
+    parts.assign(count, size / count);
+  }
+  if (parts.size() != count) {
+    error = "sizes " + list() + " name " + std::to_string(parts.size()) + " parts for " +
+            std::to_string(count) + " outputs";
+    return {};
+  }
+  std::uint64_t sum = 0;
+  for (std::uint64_t x : parts) {
+    if (x == 0) {
+      error = "sizes " + list() + " has an empty part";
+      return {};
+    }
+    sum += x;
+  }
+  if (sum != size) {
+    error = "sizes " + list() + " sum to " + std::to_string(sum) + ", but the axis has " +
+            std::to_string(size);
+    return {};
+  }
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> ranges;
+  std::uint64_t at = 0;
+  for (std::uint64_t x : parts) {
+    ranges.push_back({at, at + x});
+    at += x;
+  }
+  return ranges;
 }
 
 void infer_shapes(Graph& g) {
@@ -338,6 +389,18 @@ void infer_shapes(Graph& g) {
         n.out = n.target;
         break;
       case OpKind::kSlice: {
+        if (n.split.count > 0) {
+          std::string error;
+          const auto ranges =
+              split_ranges(n.split.width ? in.w : in.c, n.split.count, n.split.sizes, error);
+          if (ranges.empty()) {
+            fail(g, n, i, "part of split '" + n.split.node + "' along " +
+                              (n.split.width ? "width" : "channels") + ": " + error);
+          }
+          const auto [begin, end] = ranges[n.split.index];
+          (n.split.width ? n.x0 : n.c0) = std::uint32_t(begin);
+          (n.split.width ? n.x1 : n.c1) = std::uint32_t(end);
+        }
         if (n.x1 == 0) n.x1 = in.w;
         if (n.c1 == 0) n.c1 = in.c;
         if (n.x0 >= n.x1 || n.x1 > in.w) {
@@ -351,6 +414,20 @@ void infer_shapes(Graph& g) {
                             " channels");
         }
         n.out = {in.h, n.x1 - n.x0, n.c1 - n.c0};
+        break;
+      }
+      case OpKind::kTranspose: {
+        bool seen[3] = {false, false, false};
+        for (std::uint32_t a : n.perm) {
+          if (a > 2 || seen[a]) {
+            fail(g, n, i, "key 'perm': [" + std::to_string(n.perm[0]) + ", " +
+                              std::to_string(n.perm[1]) + ", " + std::to_string(n.perm[2]) +
+                              "] is not a permutation of the axes [0, 1, 2] (H, W, C)");
+          }
+          seen[a] = true;
+        }
+        const std::uint32_t dims[3] = {in.h, in.w, in.c};
+        n.out = {dims[n.perm[0]], dims[n.perm[1]], dims[n.perm[2]]};
         break;
       }
       case OpKind::kLstm:

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sim/config/config.h"
@@ -55,6 +56,8 @@ enum class OpKind {
   kConcat,     // concatenation along channels
   kReshape,    // a new H x W x C view of the same elements in NHWC order (flatten: 1 x 1 x HWC)
   kSlice,      // columns [x0, x1) and channels [c0, c1) of every row, copied by the DMA engine
+  kTranspose,  // a permutation `perm` of the (H, W, C) axes of every sample; perms that move C
+               // exist only until expand_transposes (tools/compiler/transpose.h)
   kLstm,       // an LSTM over a 1 x T x F sequence; only before expand_lstms (tools/compiler/lstm.h)
 };
 const char* to_string(OpKind kind);  // the model JSON `op`/`type` name
@@ -73,6 +76,8 @@ using TensorId = std::uint32_t;
 
 struct Tensor {
   std::string name;
+  // A graph input's given values (per sample, NHWC, repeated for every sample), else generated.
+  std::vector<float> values;
   std::int64_t producer = -1;          // node index; -1 for a graph input
   std::vector<std::uint32_t> consumers;  // node indices, in order (filled by infer_shapes)
   // Inferred (given for graph inputs).
@@ -117,6 +122,21 @@ struct Node {
   // kSlice: columns [x0, x1) and channels [c0, c1); 0 as x1 or c1 means up to the end (set by
   // infer_shapes).
   std::uint32_t x0 = 0, x1 = 0, c0 = 0, c1 = 0;
+  // A kSlice that is part `index` of a split node's `count` parts along width or channels:
+  // infer_shapes sets its range from the input's shape (split_ranges). `node` names the split
+  // for messages.
+  struct SplitPart {
+    std::string node;
+    std::uint32_t index = 0, count = 0;
+    bool width = false;
+    std::vector<std::uint64_t> sizes;  // empty: equal parts
+  } split;
+  // kTranspose: output axis i is input axis perm[i] of (0 = H, 1 = W, 2 = C).
+  std::uint32_t perm[3] = {0, 1, 2};
+  // kTensorMatmul of a transpose's expansion: `a` is the identity (ones at int8 value 64, the
+  // generated scale's 1.0), so the int8 requantiser is exactly 1 / 64 and the output keeps b's
+  // values and scale.
+  bool identity_a = false;
   // kLstm: `units` hidden units; the whole sequence h_0..h_{T-1} (1 x T x units) or only h_{T-1}.
   bool return_sequences = false;
   // A GEMM that uses the weights of the earlier GEMM node with this index (same data, same HBM
@@ -169,6 +189,13 @@ struct Graph {
   // Index of the tensor named `name`, or -1.
   std::int64_t find_tensor(const std::string& name) const;
 };
+
+// The [begin, end) ranges of `count` consecutive parts of an axis of `size`: `sizes` (each
+// positive, summing to `size`) or, when empty, equal parts. On a bad split returns no ranges and
+// sets `error` (one phrase, e.g. "sizes [2, 3] sum to 5, but the axis has 6").
+std::vector<std::pair<std::uint64_t, std::uint64_t>> split_ranges(
+    std::uint64_t size, std::uint64_t count, const std::vector<std::uint64_t>& sizes,
+    std::string& error);
 
 // Shape inference and validation: fills every tensor's consumers and shape and every node's
 // samples/in/out, in node order. Throws a one-line CompileError naming the node for an input

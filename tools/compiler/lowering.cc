@@ -520,6 +520,8 @@ class Lowerer {
       return eltwise_staging(layer, in_res, out_res, 1);
     }
     if (layer.kind == OpKind::kSlice) return out_res ? 0 : layer.out.w;  // an image row's copy
+    // A transpose copies HBM to HBM through staging: one output row (an input column) at least.
+    if (layer.kind == OpKind::kTranspose) return out_res ? kNever : layer.out.w;
     return pool_staging(layer, in_res[0], out_res, 1);
   }
   void emit_zero_border(const UbTensor& t);
@@ -570,6 +572,8 @@ class Lowerer {
     }
   }
   void lower_copy(const Placement& from, const HbmTensor& to, std::uint64_t limit);
+  void lower_transpose(const Node& layer, const HbmTensor& from, const HbmTensor& to,
+                       std::uint64_t limit);
   void lower_slice_to_ub(const HbmTensor& from, const UbTensor& to);
 
   struct Handoff {
@@ -837,6 +841,9 @@ Program Lowerer::run() {
         }
         break;
       }
+      case OpKind::kTranspose:
+        lower_transpose(layer, in.hbm, out.hbm, limit);
+        break;
       case OpKind::kLstm:
         fail("lstm was not expanded");
     }
@@ -2140,6 +2147,39 @@ void Lowerer::lower_copy(const Placement& from, const HbmTensor& to, std::uint64
                  0, 0));
         emit(dma(Opcode::kDmaStore,
                  block(to.addr(b, std::int64_t(y), 0) + cc * cw_ * eb_, 0, rows, to.row_bytes(), W,
+                       to.pixel_bytes(), chans),
+                 0, 0));
+      }
+    }
+  }
+}
+
+// A transpose that keeps C last (expand_transposes leaves no other): whole pixels change
+// place, HBM to HBM through staging row 0 onwards. [1, 0, 2] per channel chunk and sample: a
+// band of input columns loads with strided transfers (a group per column, a segment per pixel,
+// row_bytes apart) into consecutive UB rows, which are the output's rows, stored as one block.
+// The identity perm is a copy. Each store follows its load on the one engine, as in lower_copy.
+void Lowerer::lower_transpose(const Node& layer, const HbmTensor& from, const HbmTensor& to,
+                              std::uint64_t limit) {
+  if (layer.perm[0] == 0) {
+    lower_copy(Placement{false, from, {}}, to, limit);
+    return;
+  }
+  const std::uint64_t H = from.shape.h, W = from.shape.w, C = from.shape.c;
+  check_width(H, kMaxCount, "image height (DMA pixels of a transposed row)");
+  if (H > limit) fail("needs " + std::to_string(H) + " staging rows to transpose one image column");
+  const std::uint64_t band = std::min({W, limit / H, kMaxCount});
+  for (std::uint64_t cc = 0; cc * cw_ < C; ++cc) {
+    const std::uint64_t chans = std::min<std::uint64_t>(cw_, C - cc * cw_);
+    for (std::uint64_t b = 0; b < to.samples; ++b) {
+      for (std::uint64_t x = 0; x < W; x += band) {
+        const std::uint64_t cols = std::min(band, W - x);
+        emit(dma(Opcode::kDmaLoad,
+                 block(from.addr(b, 0, std::int64_t(x)) + cc * cw_ * eb_, 0, cols,
+                       from.pixel_bytes(), H, from.row_bytes(), chans),
+                 0, 0));
+        emit(dma(Opcode::kDmaStore,
+                 block(to.addr(b, std::int64_t(x), 0) + cc * cw_ * eb_, 0, cols, to.row_bytes(), H,
                        to.pixel_bytes(), chans),
                  0, 0));
       }

@@ -167,6 +167,10 @@ class Planner {
       const bool written = x.producer >= 0 && !is_view(g_.nodes[std::size_t(x.producer)].kind);
       const bool viewed = x.producer >= 0 && is_view(g_.nodes[std::size_t(x.producer)].kind);
       if (!written && !viewed) return false;
+      // A transpose writes HBM only (lower_transpose).
+      if (x.producer >= 0 && g_.nodes[std::size_t(x.producer)].kind == OpKind::kTranspose) {
+        return false;
+      }
       if (c0_[t] % cw_ != 0) return false;
     }
     if (readers_[r].empty()) return false;

@@ -12,6 +12,7 @@
 
 #include "tools/compiler/lstm.h"
 #include "tools/compiler/onnx_quantized.h"
+#include "tools/compiler/transpose.h"
 
 namespace tpu {
 
@@ -59,8 +60,9 @@ struct Act {
   // our tensor's per-sample shape when it is not 1 x (d[0] * .. * d[r-2]) x d[r-1] of `dims`
   // (a Reshape or Transpose left it as its input's); a reader that needs that shape gets a
   // reshape view first (act_input). `order`: a Transpose that moved data, dims[i] being axis
-  // order[i] of the row-major array `stored` of our elements; only a MatMul or a Softmax reads
-  // it. `scale`: a Div or Mul by a scalar constant not yet applied, the reading MatMul's scale.
+  // order[i] of the row-major array `stored` of our elements; a MatMul or a Softmax reads it as
+  // it is, any other reader after a `transpose` node (transpose_data). `scale`: a Div or Mul
+  // by a scalar constant not yet applied, the reading MatMul's scale.
   std::optional<Shape3> ours;
   std::vector<std::int64_t> stored, order;
   double scale = 1;
@@ -134,6 +136,9 @@ class Importer {
   // A reshape view (no instructions) of tensor `id` as `shape`, named `name`.
   TensorId reshape_view(const std::string& name, TensorId id, Shape3 shape);
   void materialise(const std::string& name);
+  // A Transpose that moved data (Act::order), read by an op other than a MatMul of two tensors or
+  // a Softmax: a `transpose` node of the stored elements (expand_transposes lowers it).
+  void transpose_data(const std::string& name);
   // A `slice` of `a` along ONNX axis `axis` (channels or width), [begin, end), named `name`,
   // producing the ONNX tensor `out`.
   void slice(const onnx::NodeProto& n, const Act& a, std::int64_t axis, std::int64_t begin,
@@ -250,14 +255,11 @@ const Act& Importer::act_input(const onnx::NodeProto& n, int i, bool views) {
   auto it = acts_.find(name);
   if (it != acts_.end() && !views) {
     Act& a = it->second;
-    if (!a.order.empty()) {
-      fail(n, "input '" + name + "' is a Transpose that moves data, supported only into a "
-              "MatMul of two tensors or a Softmax along its last axis");
-    }
     if (a.scale != 1) {
       fail(n, "input '" + name + "' is scaled by a constant (Div or Mul), supported only as an "
               "operand of a MatMul of two tensors (its scale)");
     }
+    if (!a.order.empty()) transpose_data(name);
     if (a.ours) materialise(name);
   }
   if (it != acts_.end()) return it->second;
@@ -492,6 +494,27 @@ void Importer::materialise(const std::string& name) {
   a.ours.reset();
 }
 
+void Importer::transpose_data(const std::string& name) {
+  Act& a = acts_.at(name);
+  // The stored elements are a row-major d0 x d1 x d2 array: our H x W x C of one sample.
+  const Shape3 stored{std::uint32_t(a.stored[0]), std::uint32_t(a.stored[1]),
+                      std::uint32_t(a.stored[2])};
+  const TensorId from =
+      a.ours && *a.ours != stored ? reshape_view(name + "/stored", a.id, stored) : a.id;
+  Node node;
+  node.kind = OpKind::kTranspose;
+  for (std::size_t i = 0; i < 3; ++i) node.perm[i] = std::uint32_t(a.order[i]);
+  onnx::NodeProto named;
+  named.set_name(name + "/transpose");
+  named.add_output(name + "/transpose");
+  const std::vector<std::int64_t> dims = a.dims;
+  add(named, std::move(node), {from}, dims);
+  Act t = acts_.at(name + "/transpose");
+  acts_.erase(name + "/transpose");
+  t.ours = Shape3{std::uint32_t(dims[0]), std::uint32_t(dims[1]), std::uint32_t(dims[2])};
+  acts_[name] = t;
+}
+
 void Importer::permute(const onnx::NodeProto& n, Act a, const std::vector<std::int64_t>& perm) {
   if (g_.batch != 1) {
     fail(n, "transposes that move data are supported for batch 1 (the graph's batch is " +
@@ -526,7 +549,7 @@ void Importer::permute(const onnx::NodeProto& n, Act a, const std::vector<std::i
 
 void Importer::reshape(const onnx::NodeProto& n, const Act& a, const Const& shape) {
   if (!a.order.empty() || a.scale != 1 || a.chw_flattened) {
-    fail(n, "reshaping a tensor that a Transpose moved, a Div or Mul scaled, or a Flatten of "
+    fail(n, "reshaping a tensor that a Div or Mul scaled, or a Flatten of "
             "N x C x H x W made is not supported");
   }
   std::int64_t elements = 1, known = 1;
@@ -1306,6 +1329,7 @@ void Importer::import_node(const onnx::NodeProto& n) {
   } else if (op == "Reshape" && g_.batch == 1 && act_input(n, 0, true).dims.size() <= 3) {
     const Const& shape = const_input(n, 1);
     if (!shape.given()) fail(n, "the shape must be a constant with values");
+    if (!act_input(n, 0, true).order.empty()) transpose_data(n.input(0));
     reshape(n, act_input(n, 0, true), shape);
   } else if (op == "Reshape") {
     const Act a = act_input(n, 0);
@@ -1368,26 +1392,28 @@ void Importer::import_node(const onnx::NodeProto& n) {
     const std::int64_t axis = int_attr(n, "axis", 0);
     const std::int64_t size = a.dims[std::size_t(axis < 0 ? axis + std::int64_t(a.dims.size())
                                                           : axis)];
-    std::vector<std::int64_t> parts = ints(n, "split", {});
+    std::vector<std::int64_t> given = ints(n, "split", {});
     if (n.input_size() > 1 && !n.input(1).empty()) {
       const Const& c = const_input(n, 1);
       if (!c.given()) fail(n, "the split sizes must be a constant with values");
-      for (double x : c.values) parts.push_back(std::int64_t(x));
+      for (double x : c.values) given.push_back(std::int64_t(x));
     }
-    if (parts.empty()) {
-      if (size % n.output_size() != 0) fail(n, "the axis does not split into equal parts");
-      parts.assign(std::size_t(n.output_size()), size / n.output_size());
+    std::vector<std::uint64_t> sizes;
+    for (std::int64_t x : given) {
+      if (x < 0) fail(n, "split size " + std::to_string(x) + " is negative");
+      sizes.push_back(std::uint64_t(x));
     }
-    if (std::int64_t(parts.size()) != n.output_size()) {
-      fail(n, "split sizes and outputs differ in number");
-    }
-    std::int64_t at = 0;
+    // The JSON `split` node's definition (graph.h, split_ranges).
+    std::string error;
+    const auto ranges =
+        split_ranges(std::uint64_t(size), std::uint64_t(n.output_size()), sizes, error);
+    if (ranges.empty()) fail(n, error);
     for (int i = 0; i < n.output_size(); ++i) {
       if (!n.output(i).empty() && uses_[n.output(i)] > 0) {
-        slice(n, a, axis, at, at + parts[std::size_t(i)], label(n) + "/" + std::to_string(i),
-              n.output(i));
+        const auto [begin, end] = ranges[std::size_t(i)];
+        slice(n, a, axis, std::int64_t(begin), std::int64_t(end),
+              label(n) + "/" + std::to_string(i), n.output(i));
       }
-      at += parts[std::size_t(i)];
     }
   } else if (op == "Transpose") {
     const Act& a = act_input(n, 0, true);
@@ -1492,10 +1518,11 @@ void Importer::run(const onnx::GraphProto& graph) {
   for (const auto& o : graph.output()) {
     auto it = acts_.find(o.name());
     if (it == acts_.end()) fail("graph output '" + o.name() + "' is not computed by any node");
-    if (!it->second.order.empty() || it->second.scale != 1) {
-      fail("graph output '" + o.name() + "' is a Transpose that moves data or a scaled view, "
-           "supported only into a MatMul of two tensors or a Softmax");
+    if (it->second.scale != 1) {
+      fail("graph output '" + o.name() + "' is a scaled view, supported only into a MatMul of "
+           "two tensors");
     }
+    if (!it->second.order.empty()) transpose_data(o.name());
     if (it->second.ours) materialise(o.name());
     g_.outputs.push_back(it->second.id);
   }
@@ -1545,6 +1572,7 @@ Graph parse_onnx(const std::string& bytes, const std::string& source) {
   g.dtype = quantised ? DataType::kInt8 : DataType::kBf16;
   infer_shapes(g);
   expand_lstms(g);
+  expand_transposes(g);
   return g;
 }
 

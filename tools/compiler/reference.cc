@@ -381,13 +381,14 @@ std::int8_t reference_add(std::int8_t a, std::int8_t b, std::int32_t multiplier_
 std::vector<float> reference_lstm(const std::vector<float>& x, const std::vector<float>& w,
                                   const std::vector<float>& u, std::uint32_t samples,
                                   std::uint32_t steps, std::uint32_t features,
-                                  std::uint32_t units, bool return_sequences) {
+                                  std::uint32_t units, bool return_sequences,
+                                  const std::vector<float>& bias) {
   const std::uint64_t U = units, G = 4 * U;
   std::vector<float> out;
   for (std::uint64_t b = 0; b < samples; ++b) {
     std::vector<float> h(U, 0.0f), c(U, 0.0f);
     for (std::uint64_t t = 0; t < steps; ++t) {
-      std::vector<float> z(G, 0.0f);
+      std::vector<float> z = bias.empty() ? std::vector<float>(G, 0.0f) : bias;
       for (std::uint64_t j = 0; j < G; ++j) {
         for (std::uint64_t f = 0; f < features; ++f) {
           z[j] += x[(b * steps + t) * features + f] * w[f * G + j];

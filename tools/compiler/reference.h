@@ -82,12 +82,14 @@ std::vector<float> reference_softmax(const std::vector<float>& x, std::uint32_t 
                                      std::uint64_t heads = 1);
 // An LSTM in plain fp32 loops, the oracle for the graph expansion (tools/compiler/lstm.h):
 // x is samples x T x F, w F x 4U and u U x 4U row-major, gate columns i, f, g, o; zero initial
-// state, no bias; c_t = f * c_{t-1} + i * g, h_t = o * tanh(c_t) with this file's sigmoid and
-// tanh. Returns h_0..h_{T-1} (samples x T x U) or h_{T-1} (samples x U).
+// state; `bias` (4U, or empty for none) added to every step's gate pre-activations;
+// c_t = f * c_{t-1} + i * g, h_t = o * tanh(c_t) with this file's sigmoid and tanh. Returns
+// h_0..h_{T-1} (samples x T x U) or h_{T-1} (samples x U).
 std::vector<float> reference_lstm(const std::vector<float>& x, const std::vector<float>& w,
                                   const std::vector<float>& u, std::uint32_t samples,
                                   std::uint32_t steps, std::uint32_t features,
-                                  std::uint32_t units, bool return_sequences);
+                                  std::uint32_t units, bool return_sequences,
+                                  const std::vector<float>& bias = {});
 // fp32 -> nearest bf16 (ties to even), returned as the float it represents. Finite inputs only
 // (the generated data never overflows).
 float reference_round_bf16(float f);

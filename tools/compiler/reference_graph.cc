@@ -121,6 +121,9 @@ class Interpreter {
           if (n.quant.given()) {
             q = given_requant(n);
             scale = n.quant.out_scale;
+          } else if (n.identity_a) {
+            q = requant_for(kDataScale);  // exactly 1 / 64: b's values back
+            scale = acc_scale / gain(q);
           } else {
             std::uint64_t max_abs = 0;
             for (std::int32_t a : acc) max_abs = std::max<std::uint64_t>(max_abs, std::llabs(a));
@@ -287,6 +290,33 @@ class Interpreter {
         }
         break;
       }
+      case OpKind::kTranspose: {
+        // Values (and the int8 scale) unchanged: output (i0, i1, i2) is input (j0, j1, j2) with
+        // j[perm[a]] = i[a].
+        const std::uint64_t dims[3] = {n.in.h, n.in.w, n.in.c};
+        const std::uint64_t per = n.in.elements();
+        const Values& v = in(n, 0);
+        if (int8_) y.i8.resize(v.i8.size());
+        if (!int8_) y.f32.resize(v.f32.size());
+        for (std::uint64_t b = 0; b < n.samples; ++b) {
+          std::uint64_t o = b * per, i[3];
+          for (i[0] = 0; i[0] < dims[n.perm[0]]; ++i[0]) {
+            for (i[1] = 0; i[1] < dims[n.perm[1]]; ++i[1]) {
+              for (i[2] = 0; i[2] < dims[n.perm[2]]; ++i[2], ++o) {
+                std::uint64_t j[3];
+                for (int a = 0; a < 3; ++a) j[n.perm[a]] = i[a];
+                const std::uint64_t at = b * per + (j[0] * dims[1] + j[1]) * dims[2] + j[2];
+                if (int8_) {
+                  y.i8[o] = v.i8[at];
+                } else {
+                  y.f32[o] = v.f32[at];
+                }
+              }
+            }
+          }
+        }
+        break;
+      }
       case OpKind::kLstm:
         throw CompileError(g_.source + ": lstm node '" + n.name + "' was not expanded");
     }
@@ -328,6 +358,8 @@ std::vector<Requant> requant_from_shapes(const Graph& graph) {
     const Node& n = graph.nodes[i];
     if (n.quant.given()) {
       q[i] = given_requant(n);
+    } else if (n.identity_a) {
+      q[i] = requant_for(kDataScale);
     } else if (is_gemm(n.kind)) {
       // Full-scale inputs and weights bound |acc| by 64 * 64 * K.
       const double bound = std::min<double>(4096.0 * double(n.gemm_k()),

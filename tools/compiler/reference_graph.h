@@ -9,10 +9,12 @@
 // (multiplier, shift) maps the largest |accumulator| to about 100, so the output scale is
 // s_x * s_w * 2^shift / multiplier. A quantised ONNX graph's GEMM (Node::quant) instead takes
 // the graph's scales: multiplier / 2^shift ~= s_x * s_w / s_y (the largest shift whose
-// multiplier stays below 2^15), plus its output zero point. An average pool requantises its int32 window sum by about
-// 1 / (kernel_h * kernel_w). An add brings both inputs to one output scale, chosen so the
-// largest |a * s_a + b * s_b| maps to about 100: q = (a * m_a + b * m_b) >> shift, rounded.
-// Max pooling, concat and reshape keep values (and scales) as they are. The fp32 path
+// multiplier stays below 2^15), plus its output zero point. A transpose's identity matmul
+// (Node::identity_a) requantises by exactly 1 / 64, so it keeps b's values. An average pool
+// requantises its int32 window sum by about 1 / (kernel_h * kernel_w). An add brings both
+// inputs to one output scale, chosen so the largest |a * s_a + b * s_b| maps to about 100:
+// q = (a * m_a + b * m_b) >> shift, rounded. Max pooling, concat, reshape, slice and transpose
+// keep values (and scales) as they are. The fp32 path
 // (activations beyond relu, mul, softmax) dequantises with the inputs' scales (as floats),
 // computes in fp32 and requantises with 1 / output scale, the output scale chosen so the
 // largest |y| maps to about 100.
