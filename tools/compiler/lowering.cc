@@ -167,11 +167,7 @@ class Lowerer {
     // that is not a weight FIFO fill (weights never depend on another core: they overlap it).
     if (stage_wait_ && inst.op != Opcode::kLayer &&
         !(inst.op == Opcode::kDmaLoad && (inst.flags & kFlagWeights))) {
-      stage_wait_ = false;
-      Instruction nop;
-      nop.op = Opcode::kNop;
-      nop.wait = bit(kSemPeersDone);
-      emit(nop);
+      emit_stage_wait();
     }
     if (program_.instructions.size() >= kMaxInstructions) {
       fail("the program would exceed " + std::to_string(kMaxInstructions) +
@@ -557,6 +553,13 @@ class Lowerer {
     return i;
   }
   void emit_stage_handover(std::size_t run_begin);
+  void emit_stage_wait() {
+    stage_wait_ = false;
+    Instruction nop;
+    nop.op = Opcode::kNop;
+    nop.wait = bit(kSemPeersDone);
+    emit(nop);
+  }
   // The DMA staging weight tile (t, k) of a node at UB row `ub` (0 for a weight FIFO's next
   // entry): K_t rows of N_t elements from its stored tiles, or from a tensor matmul's b in
   // place (K_t pixels of its head's N_t channels, or transposed N_t pixels of K_t channels).
@@ -780,7 +783,10 @@ Program Lowerer::run() {
     const bool run_starts = !stage_.stage_of.empty() &&
                             (layer_index_ == 0 || !runs_here(layer_index_ - 1));
     if (run_starts) run_begin = node_begin;
-    stage_wait_ = run_starts && stage_.core > 0;
+    if (run_starts && stage_.core > 0) {
+      if (stage_wait_) emit_stage_wait();  // the run before emitted nothing that waited
+      stage_wait_ = true;
+    }
     // A resident input's zero border is cleared before its first reader.
     for (TensorId id : layer.inputs) {
       const TensorId r = plan_.root[id];
