@@ -827,6 +827,58 @@ TEST(Fidelity, RandomModelParallelModelsOnSeveralCores) {
   }
 }
 
+// pe == fast == interpret() on chips of 2..4 cores with compiler.parallelism = pipeline: the
+// nodes cut into one stage per core, 1..batch micro-batches (compiler.micro_batches) streaming
+// through them, int8 and bf16, 1..2 MXUs and 1..3 DMA engines per core; a residual block whose
+// skip tensor crosses stages, or a chain of dense layers; every output, the intermediate ones
+// (through HBM) included, matching its micro-batch's reference.
+TEST(Fidelity, RandomPipelinedModelsOnSeveralCores) {
+  std::mt19937 rng(31);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  for (int i = 0; i < 6; ++i) {
+    Config config = random_chip(pick, "pipeline");
+    config.core.dma_engines = pick(1, 3);
+    const std::uint32_t batch = pick(1, 4);
+    config.compiler.micro_batches = pick(1, batch);
+    const char* dtype = pick(0, 2) ? "int8" : "bf16";
+    std::ostringstream graph;
+    graph << R"({"name": "g", "dtype": ")" << dtype << R"(", "batch": )" << batch
+          << R"(, "seed": )" << i << ", ";
+    if (i % 2) {
+      const std::uint32_t hw = pick(3, 5), c = pick(2, 12);
+      graph << R"("inputs": [{"name": "x", "shape": [)" << hw << ", " << hw << ", " << pick(1, 8)
+            << R"(]}], "nodes": [)"
+            << R"({"name": "stem", "op": "conv2d", "inputs": ["x"], "out_channels": )" << c
+            << R"(, "kernel": 3, "padding": 1, "activation": "relu"},)"
+            << R"({"name": "a", "op": "conv2d", "inputs": ["stem"], "out_channels": )" << c
+            << R"(, "kernel": 3, "padding": 1, "activation": "relu"},)"
+            << R"({"name": "b", "op": "conv2d", "inputs": ["a"], "out_channels": )" << c
+            << R"(, "kernel": 3, "padding": 1},)"
+            << R"({"name": "sum", "op": "add", "inputs": ["b", "stem"]},)"
+            << R"({"name": "out", "op": "relu", "inputs": ["sum"]}], "outputs": ["out"]})";
+    } else {
+      graph << R"("input": [1, 1, )" << pick(3, 30) << R"(], "layers": [)";
+      for (int l = 0; l < 4; ++l) {
+        graph << (l ? "," : "") << R"({"name": "fc)" << l << R"(", "type": "dense", "units": )"
+              << pick(3, 30) << "}";
+      }
+      graph << "]}";
+    }
+    SCOPED_TRACE(::testing::Message() << config.chip.cores << " cores x " << config.core.mxus
+                                      << " MXUs x " << config.core.dma_engines << " DMA "
+                                      << config.array.rows << "x" << config.array.cols << ", "
+                                      << config.compiler.micro_batches << " micro-batches\n"
+                                      << graph.str());
+    const Graph g = parse_model_json(graph.str(), "random");
+    const Program program = compile(g, config);
+    // Every micro-batch's every node runs once, on one core.
+    EXPECT_EQ(program.layers.size(), config.compiler.micro_batches * g.nodes.size());
+    check_on_cores(config, program);
+  }
+}
+
 // pe == fast == interpret() on random chains of grouped, depthwise and dilated convs (strided,
 // padded) on arrays of any shape, matching the reference.
 TEST(Fidelity, RandomGroupedAndDilatedConvs) {

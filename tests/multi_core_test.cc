@@ -510,5 +510,95 @@ TEST(MultiCore, ModelParallelSplitsNAndMeetsAtABarrier) {
   EXPECT_EQ(check.compared, 8u * 16 * 2);
 }
 
+// compiler.parallelism = pipeline on two 8 x 8 cores (two_cores(), the interconnect's bandwidth
+// unlimited): Y1 = X W1 (16 x 8 x 8), Y2 = Y1 W2 (dense, 16 x 8 x 8), the 16 rows in two
+// micro-batches of 8; stage 0 (fc1) on core 0, stage 1 (fc2) on core 1, Y1 through HBM.
+TEST(MultiCore, PipelineStreamsMicroBatchesThroughTwoStages) {
+  Config c = two_cores();
+  c.chip.interconnect_gbs = 1e6;
+  c.compiler.parallelism = "pipeline";
+  c.compiler.micro_batches = 2;
+  const Program p = compile(parse_model_json(R"({"name": "fc2", "layers": [
+      {"name": "fc1", "type": "matmul", "m": 16, "k": 8, "n": 8},
+      {"name": "fc2", "type": "dense", "units": 8}]})",
+                                             "fc2"),
+                            c);
+  ASSERT_EQ(p.core_begin.size(), 2u);
+  // Core 0 runs fc1 for micro-batch 0 then 1, handing each over with a signal.core once its
+  // store is done; core 1 runs fc2, its weight fills ahead of the wait for that signal. Both
+  // micro-batches' GEMMs use the one copy of their weights (the second fill is micro-batch 1's
+  // tile, prefetched while micro-batch 0's runs).
+  const std::vector<Opcode> stream = {
+      Opcode::kLayer,      Opcode::kDmaLoad,     Opcode::kDmaLoad,  Opcode::kDmaLoad,
+      Opcode::kLoadWeights, Opcode::kMatmul,     Opcode::kActivate, Opcode::kDmaStore,
+      Opcode::kSignalCore, Opcode::kLayer,       Opcode::kDmaLoad,  Opcode::kLoadWeights,
+      Opcode::kMatmul,     Opcode::kActivate,    Opcode::kDmaStore, Opcode::kSignalCore,
+      Opcode::kHalt,
+      Opcode::kLayer,      Opcode::kDmaLoad,     Opcode::kDmaLoad,  Opcode::kNop,
+      Opcode::kDmaLoad,    Opcode::kLoadWeights, Opcode::kMatmul,   Opcode::kActivate,
+      Opcode::kDmaStore,   Opcode::kLayer,       Opcode::kNop,      Opcode::kDmaLoad,
+      Opcode::kLoadWeights, Opcode::kMatmul,     Opcode::kActivate, Opcode::kDmaStore,
+      Opcode::kHalt};
+  ASSERT_EQ(p.instructions.size(), stream.size());
+  ASSERT_EQ(p.core_begin[1], 17u);
+  for (std::size_t pc = 0; pc < p.instructions.size(); ++pc) {
+    EXPECT_EQ(p.instructions[pc].op, stream[pc]) << pc;
+  }
+  EXPECT_EQ(p.instructions[1].dma.hbm_addr, p.instructions[2].dma.hbm_addr);
+  EXPECT_EQ(p.instructions[18].dma.hbm_addr, p.instructions[19].dma.hbm_addr);
+  // Core 1 reads each micro-batch's Y1 where core 0 stored it.
+  EXPECT_EQ(p.instructions[21].dma.hbm_addr, p.instructions[7].dma.hbm_addr);
+  EXPECT_EQ(p.instructions[28].dma.hbm_addr, p.instructions[14].dma.hbm_addr);
+  EXPECT_EQ(p.instructions[8].core, 1u);
+  EXPECT_EQ(p.instructions[15].core, 1u);
+
+  SimOptions options;
+  options.trace = true;
+  const RunResult r = simulate(c, p, options);
+  // Issue one a cycle per core from 0; ideal memory behind L = 4 each way: response = send + 8.
+  // Core 0, micro-batch 0 (as in ModelParallelSplitsNAndMeetsAtABarrier): W1 fill (pc 1) 1 ->
+  // 9, FIFO rows 9..16, done 17; micro-batch 1's W1 fill (pc 2) done 33; X0 (pc 3) 33 -> 41,
+  // rows 41..48, done 49; load.weights e = 49; matmul (pc 5) 50, done 50 + 23 = 73; activate
+  // 73 + 4 + 8 = 85; store (pc 7, 8 writes sent 86..93) done 102. signal.core (pc 8) issues at
+  // 102 and reaches core 1 at 106.
+  EXPECT_EQ(at_pc(r, 3).done, 49u);
+  EXPECT_EQ(at_pc(r, 5).done, 73u);
+  EXPECT_EQ(at_pc(r, 7).done, 102u);
+  // Core 0, micro-batch 1: X1 (pc 10) issued 104 (after pc 8 at 102 and the layer at 103),
+  // response 112, rows 112..119, done 120; load.weights e = 120; matmul 121 -> 144; activate
+  // 156; store done 173; signal.core (pc 15) at 173, at core 1 at 177.
+  EXPECT_EQ(at_pc(r, 10).issued, 104u);
+  EXPECT_EQ(at_pc(r, 10).done, 120u);
+  EXPECT_EQ(at_pc(r, 12).start, 121u);
+  EXPECT_EQ(at_pc(r, 14).done, 173u);
+  // Core 1, micro-batch 0: W2 fills (pcs 18, 19) done 17 and 33 while the nop (pc 20, issued
+  // at 3) waits for core 0's signal, 106; Y1 of micro-batch 0 (pc 21) issued 107, response
+  // 115, rows 115..122, done 123; load.weights e = 123; matmul 124 -> 147; activate 159; store
+  // done 176. It overlaps core 0's micro-batch 1 (104..173): the pipeline's steady state.
+  EXPECT_EQ(at_pc(r, 18).done, 17u);
+  EXPECT_EQ(at_pc(r, 19).done, 33u);
+  EXPECT_EQ(at_pc(r, 21).issued, 107u);
+  EXPECT_EQ(at_pc(r, 21).done, 123u);
+  EXPECT_EQ(at_pc(r, 23).start, 124u);
+  EXPECT_EQ(at_pc(r, 25).done, 176u);
+  // Core 1, micro-batch 1 (the drain): the nop (pc 27, issued 113) waits for 177; Y1 (pc 28)
+  // issued 178, done 194; matmul 195 -> 218; activate 230; store done 247 = total.
+  EXPECT_EQ(at_pc(r, 28).issued, 178u);
+  EXPECT_EQ(at_pc(r, 28).done, 194u);
+  EXPECT_EQ(at_pc(r, 30).start, 195u);
+  EXPECT_EQ(at_pc(r, 32).done, 247u);
+  EXPECT_EQ(r.total_cycles, 247u);
+  ASSERT_EQ(r.cores.size(), 2u);
+  // Core 0 never waits; core 1 waits (fill) 106 - 3 = 103 cycles for micro-batch 0 and
+  // 177 - 113 = 64 for micro-batch 1.
+  EXPECT_EQ(r.cores[0].sync_wait_cycles, 0u);
+  EXPECT_EQ(r.cores[1].sync_wait_cycles, 103u + 64u);
+  for (const CoreStats& core : r.cores) EXPECT_EQ(core.array_macs(), 16u * 8 * 8);
+  // Bit-exact against the reference: both micro-batches' Y1 (through HBM) and Y2.
+  const CheckResult check = check_outputs(p, r.hbm_final);
+  EXPECT_TRUE(check.passed) << (check.first_mismatches.empty() ? "" : check.first_mismatches[0]);
+  EXPECT_EQ(check.compared, 16u * 8 * 2);
+}
+
 }  // namespace
 }  // namespace tpu

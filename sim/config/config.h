@@ -136,6 +136,8 @@ struct CompilerConfig {
   // How a graph spreads over chip.cores: "auto" (by the compiler's estimate), "single" (core 0
   // alone) or "data" (the samples split over the cores).
   std::string parallelism = "auto";
+  // A pipeline's micro-batches; 0: chosen by the compiler's estimate.
+  std::uint32_t micro_batches = 0;
 };
 
 struct Config {

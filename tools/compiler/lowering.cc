@@ -114,7 +114,7 @@ struct GemmTiling {
 class Lowerer {
  public:
   Lowerer(const Graph& graph, const Config& config, const CompileOptions& options,
-          CoreShare share)
+          CoreShare share, const PipelineStage& stage)
       : model_(graph),
         config_(config),
         options_(options),
@@ -134,7 +134,8 @@ class Lowerer {
                                              })
                             ? config.core.dma_engines - kFirstWeightEngine
                             : 0),
-        share_(share) {}
+        share_(share),
+        stage_(stage) {}
 
   Program run();
 
@@ -162,6 +163,12 @@ class Lowerer {
   // Appends `inst`; the first instruction of a unit with a pending hand-off waits on it, and
   // only then does the producer signal (so every signal has exactly one wait).
   void emit(Instruction inst) {
+    // A pipeline stage's run waits for the stage before just ahead of its first instruction
+    // that is not a weight FIFO fill (weights never depend on another core: they overlap it).
+    if (stage_wait_ && inst.op != Opcode::kLayer &&
+        !(inst.op == Opcode::kDmaLoad && (inst.flags & kFlagWeights))) {
+      emit_stage_wait();
+    }
     if (program_.instructions.size() >= kMaxInstructions) {
       fail("the program would exceed " + std::to_string(kMaxInstructions) +
            " instructions, the most a run holds in memory");
@@ -537,6 +544,24 @@ class Lowerer {
   GemmTiling n_share(const GemmTiling& tl) const;
   std::pair<std::uint64_t, std::uint64_t> n_range(std::uint64_t NT) const;  // [nt0, nt1)
   void emit_barrier(std::size_t node_begin);
+  // Pipeline (PipelineStage): whether node i runs on this core, the next node that does after
+  // i (nodes.size() if none), and the hand-over to the next stage after a run of this core's
+  // nodes whose instructions begin at `run_begin`.
+  bool runs_here(std::size_t i) const {
+    return stage_.stage_of.empty() || stage_.stage_of[i] == stage_.core;
+  }
+  std::size_t next_here(std::size_t i) const {
+    while (++i < model_.nodes.size() && !runs_here(i)) {}
+    return i;
+  }
+  void emit_stage_handover(std::size_t run_begin);
+  void emit_stage_wait() {
+    stage_wait_ = false;
+    Instruction nop;
+    nop.op = Opcode::kNop;
+    nop.wait = bit(kSemPeersDone);
+    emit(nop);
+  }
   // The DMA staging weight tile (t, k) of a node at UB row `ub` (0 for a weight FIFO's next
   // entry): K_t rows of N_t elements from its stored tiles, or from a tensor matmul's b in
   // place (K_t pixels of its head's N_t channels, or transposed N_t pixels of K_t channels).
@@ -597,6 +622,8 @@ class Lowerer {
   // DMA engines that run the weight FIFO fills (kFirstWeightEngine on), 0: engine 0 runs them.
   const std::uint32_t weight_engines_;
   const CoreShare share_;
+  const PipelineStage& stage_;
+  bool stage_wait_ = false;  // the next instruction but a weight fill waits (peers_done)
 
   MemoryPlan plan_;
   Program program_;
@@ -645,7 +672,7 @@ Program Lowerer::run() {
     program_.semaphore_names[kSemStoresDone] = "stores_done";
     program_.semaphore_names[kSemStagingFreeStores] = "staging_free.1";
   }
-  if (share_.cores > 1) {
+  if (share_.cores > 1 || !stage_.stage_of.empty()) {
     program_.semaphore_names[kSemNodeStored] = "node_stored";
     program_.semaphore_names[kSemPeersDone] = "peers_done";
   }
@@ -682,7 +709,8 @@ Program Lowerer::run() {
   }
   // Split cores read each other's activations: all of them go through HBM.
   plan_ = plan_memory(model_, config_, ub_rows_,
-                      options_.resident_activations && share_.cores == 1,
+                      options_.resident_activations && share_.cores == 1 &&
+                          stage_.stage_of.empty(),
                       [&](std::size_t i, const std::vector<bool>& in_res, bool out_res) {
                         return min_staging(i, in_res, out_res);
                       });
@@ -742,16 +770,27 @@ Program Lowerer::run() {
   }
 
   std::vector<bool> border_zeroed(model_.tensors.size(), false);
+  std::size_t run_begin = 0;  // pipeline: the instruction opening this core's run of nodes
   for (layer_index_ = 0; layer_index_ < model_.nodes.size(); ++layer_index_) {
     const Node& layer = model_.nodes[layer_index_];
     layer_ = &layer;
+    if (!runs_here(layer_index_)) continue;
     progress("emitting node " + std::to_string(layer_index_ + 1) + " of " +
              std::to_string(model_.nodes.size()));
     Instruction tag;
     tag.op = Opcode::kLayer;
-    tag.layer = std::uint16_t(layer_index_);
+    tag.layer = std::uint16_t(program_.layers.size());
     const std::size_t node_begin = program_.instructions.size();
     emit(tag);
+    // A pipeline stage's run of nodes (one micro-batch) starts once the stage before has
+    // stored what it reads.
+    const bool run_starts = !stage_.stage_of.empty() &&
+                            (layer_index_ == 0 || !runs_here(layer_index_ - 1));
+    if (run_starts) run_begin = node_begin;
+    if (run_starts && stage_.core > 0) {
+      if (stage_wait_) emit_stage_wait();  // the run before emitted nothing that waited
+      stage_wait_ = true;
+    }
     // A resident input's zero border is cleared before its first reader.
     for (TensorId id : layer.inputs) {
       const TensorId r = plan_.root[id];
@@ -767,7 +806,8 @@ Program Lowerer::run() {
     // Split over cores: a GEMM node without N tiles here, or any other node but on core 0,
     // only takes part in the barrier
     // (Core 0 has N tiles of every GEMM node: n_share rounds its share up.)
-    if (share_.core != 0 && (!is_gemm(layer.kind) || tilings_[layer_index_].NT == 0)) {
+    if (share_.cores > 1 && share_.core != 0 &&
+        (!is_gemm(layer.kind) || tilings_[layer_index_].NT == 0)) {
       emit_barrier(node_begin);
       LayerInfo info;
       info.name = layer.name;
@@ -855,6 +895,9 @@ Program Lowerer::run() {
     }
 
     emit_barrier(node_begin);
+    if (!stage_.stage_of.empty() && next_here(layer_index_) != layer_index_ + 1) {
+      emit_stage_handover(run_begin);
+    }
 
     LayerInfo info;
     info.name = layer.name;
@@ -1383,7 +1426,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       emit(store);
     }
   };
-  const std::size_t next = layer_index_ + 1;
+  const std::size_t next = next_here(layer_index_);
   // The next node's b may be this node's output, which its stores (queued behind this node's
   // weight loads in the DMA's order) have not written yet: no prefetch across that boundary.
   const bool prefetch =
@@ -1732,6 +1775,35 @@ void Lowerer::emit_barrier(std::size_t node_begin) {
   }
   nop.wait = bit(kSemPeersDone);
   for (std::uint32_t d = 1; d < share_.cores; ++d) emit(nop);
+}
+
+void Lowerer::emit_stage_handover(std::size_t run_begin) {
+  const std::uint32_t next_core = stage_.core + 1;
+  if (std::find(stage_.stage_of.begin(), stage_.stage_of.end(), next_core) ==
+      stage_.stage_of.end()) {
+    return;  // the last stage
+  }
+  // The run's last HBM write on each DMA engine (each engine completes in order): the signal
+  // waits for all of them.
+  std::uint64_t stored = 0;
+  std::vector<bool> seen(config_.core.dma_engines, false);
+  for (std::size_t pc = program_.instructions.size(); pc-- > run_begin;) {
+    Instruction& inst = program_.instructions[pc];
+    if (inst.op != Opcode::kDmaStore || seen[inst.instance]) continue;
+    seen[inst.instance] = true;
+    inst.signal |= bit(kSemNodeStored);
+    ++stored;
+  }
+  Instruction nop;
+  nop.op = Opcode::kNop;
+  nop.wait = bit(kSemNodeStored);
+  for (; stored > 1; --stored) emit(nop);
+  Instruction sig;
+  sig.op = Opcode::kSignalCore;
+  sig.core = std::uint8_t(next_core);
+  sig.signal = bit(kSemPeersDone);
+  sig.wait = stored ? bit(kSemNodeStored) : 0;
+  emit(sig);
 }
 
 DmaFields Lowerer::weight_source(const GemmTiling& tl, std::uint64_t weights, std::uint64_t t,
@@ -2214,8 +2286,8 @@ void Lowerer::lower_slice_to_ub(const HbmTensor& from, const UbTensor& to) {
 }  // namespace
 
 Program compile_core(const Graph& graph, const Config& config, const CompileOptions& options,
-                     CoreShare share) {
-  return Lowerer(graph, config, options, share).run();
+                     CoreShare share, const PipelineStage& stage) {
+  return Lowerer(graph, config, options, share, stage).run();
 }
 
 Program compile(const Graph& graph, const Config& config, const CompileOptions& options) {

@@ -74,6 +74,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "sim/config/config.h"
 #include "sim/isa/program.h"
@@ -170,13 +171,24 @@ struct CoreShare {
   std::uint32_t core = 0, cores = 1;
 };
 
+// Core `core`'s stage of a layer pipeline (tools/compiler/parallel.h, pipeline): `stage_of`
+// gives every node's stage (the core running it), contiguous runs in node order; this core
+// emits only its own nodes. A run of its nodes waits first (s > 0) for the stage before's
+// signal (peers_done) and ends (unless last) with its stores signalling node_stored, then a
+// signal.core to the next stage's core. No activation is resident (a stage reads what another
+// core wrote). Empty stage_of: not pipelined.
+struct PipelineStage {
+  std::uint32_t core = 0;
+  std::vector<std::uint32_t> stage_of;
+};
+
 // Throws CompileError when a layer cannot fit (saying why and what would fit), when HBM is too
 // small, or when a field would overflow its instruction width. On a chip of several cores the
 // graph is spread over them as compiler.parallelism says (tools/compiler/parallel.h).
 Program compile(const Graph& graph, const Config& config, const CompileOptions& options = {});
 // The program of `graph` for one core (stream 0), whatever chip.cores says, or that core's
-// share of a model-parallel program.
+// share of a model-parallel program, or its stage of a pipeline.
 Program compile_core(const Graph& graph, const Config& config, const CompileOptions& options,
-                     CoreShare share = {});
+                     CoreShare share = {}, const PipelineStage& stage = {});
 
 }  // namespace tpu

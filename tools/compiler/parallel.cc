@@ -2,8 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
+#include <set>
 #include <string>
 #include <vector>
+
+#include "sim/isa/isa_table.h"
 
 namespace tpu {
 namespace {
@@ -35,20 +39,25 @@ double hbm_cycles(const Config& config, double weight_bytes) {
   return std::isinf(per_cycle) ? 0 : weight_bytes / per_cycle;
 }
 
-// The estimate of tools/compiler/parallel.h with the samples split over `cores_used` cores,
-// each reading every weight.
-double estimate_cycles(const Graph& graph, const Config& config, std::uint32_t cores_used) {
+// The estimate of tools/compiler/parallel.h for GEMM node `n` with its samples split over
+// `cores_used` cores, each reading every weight.
+double gemm_cycles(const Graph& graph, const Config& config, const Node& n,
+                   std::uint32_t cores_used) {
   const std::uint64_t R = config.array.rows, C = config.array.cols;
+  const std::uint64_t m = ceil_div(n.gemm_m(), cores_used);
+  const std::uint64_t tiles = ceil_div(n.gemm_k(), R) * ceil_div(n.gemm_n(), C);
+  const double compute = double(tiles * std::max(m, R)) / config.core.mxus;
+  const double weight_bytes = double(n.gemm_k() * n.gemm_n() * element_bytes(graph.dtype));
+  const double memory = std::max(hbm_cycles(config, weight_bytes * cores_used),
+                                 weight_fetch_cycles(config, tiles));
+  return pipelined(compute, memory, tiles);
+}
+
+// The estimate of tools/compiler/parallel.h with the samples split over `cores_used` cores.
+double estimate_cycles(const Graph& graph, const Config& config, std::uint32_t cores_used) {
   double cycles = 0;
   for (const Node& n : graph.nodes) {
-    if (!is_gemm(n.kind)) continue;
-    const std::uint64_t m = ceil_div(n.gemm_m(), cores_used);
-    const std::uint64_t tiles = ceil_div(n.gemm_k(), R) * ceil_div(n.gemm_n(), C);
-    const double compute = double(tiles * std::max(m, R)) / config.core.mxus;
-    const double weight_bytes = double(n.gemm_k() * n.gemm_n() * element_bytes(graph.dtype));
-    const double memory = std::max(hbm_cycles(config, weight_bytes * cores_used),
-                                   weight_fetch_cycles(config, tiles));
-    cycles += pipelined(compute, memory, tiles);
+    if (is_gemm(n.kind)) cycles += gemm_cycles(graph, config, n, cores_used);
   }
   return cycles;
 }
@@ -156,6 +165,172 @@ Program merge_shares(std::vector<Program> parts) {
   return out;
 }
 
+
+// Pipeline (parallel.h): `micro` copies of the graph, copy b with every input cut to micro-batch
+// b's share (share_of), its tensors and nodes named "<name>#b<b>", in copy-major node order.
+// Every copy's GEMMs use copy 0's weights (one copy in HBM, the same values).
+Graph micro_batched(const Graph& graph, std::uint32_t micro) {
+  Graph out = graph;
+  out.tensors.clear();
+  out.nodes.clear();
+  out.inputs.clear();
+  out.outputs.clear();
+  for (std::uint32_t b = 0; b < micro; ++b) {
+    const Graph part = share_of(graph, b, micro);
+    const std::string suffix = "#b" + std::to_string(b);
+    const auto t0 = TensorId(out.tensors.size());
+    const auto n0 = std::int64_t(out.nodes.size());
+    for (Tensor t : part.tensors) {
+      t.name += suffix;
+      if (t.producer >= 0) t.producer += n0;
+      t.consumers.clear();
+      out.tensors.push_back(std::move(t));
+    }
+    for (std::size_t i = 0; i < part.nodes.size(); ++i) {
+      Node n = part.nodes[i];
+      n.name += suffix;
+      for (TensorId& id : n.inputs) id += t0;
+      n.output += t0;
+      if (n.shares_weights < 0 && b > 0 && n.kind != OpKind::kTensorMatmul &&
+          is_gemm(n.kind)) {
+        n.shares_weights = std::int64_t(i);  // copy 0's node: the index is the same
+      }
+      out.nodes.push_back(std::move(n));
+    }
+    for (TensorId id : part.inputs) out.inputs.push_back(id + t0);
+    for (TensorId id : part.outputs) out.outputs.push_back(id + t0);
+  }
+  infer_shapes(out);
+  return out;
+}
+
+// Estimated cycles of each node of `graph` (one micro-batch) alone on a core, activations in
+// HBM (parallel.h, pipeline).
+std::vector<double> node_cycles(const Graph& graph, const Config& config) {
+  const std::uint64_t R = config.array.rows, C = config.array.cols;
+  const std::uint64_t cw = std::min(R, C);
+  std::vector<double> cycles;
+  for (const Node& n : graph.nodes) {
+    if (is_view(n.kind)) {
+      cycles.push_back(0);
+    } else if (is_gemm(n.kind)) {
+      const std::uint64_t m = n.gemm_m();
+      const double rows = double(m * (ceil_div(n.gemm_k(), R) + ceil_div(n.gemm_n(), C)));
+      cycles.push_back(gemm_cycles(graph, config, n, 1) + rows);
+    } else {
+      const double rows =
+          double(n.samples) * n.out.h * n.out.w * double(ceil_div(n.out.c, cw));
+      cycles.push_back(rows * double(n.inputs.size() + 1));
+    }
+  }
+  return cycles;
+}
+
+// Node i's stage: the nodes cut into min(cores, nodes) contiguous stages of least largest
+// estimated cost (dynamic programming over the cut points).
+std::vector<std::uint32_t> cut_stages(const std::vector<double>& cost, std::uint32_t cores) {
+  const std::size_t n = cost.size();
+  const std::size_t stages = std::min<std::size_t>(cores, n);
+  std::vector<double> prefix(n + 1, 0);
+  for (std::size_t i = 0; i < n; ++i) prefix[i + 1] = prefix[i] + cost[i];
+  // best[s][i]: the least largest stage of nodes [0, i) in s + 1 stages; from[s][i] its cut.
+  const double kInf = std::numeric_limits<double>::infinity();
+  std::vector<std::vector<double>> best(stages, std::vector<double>(n + 1, kInf));
+  std::vector<std::vector<std::size_t>> from(stages, std::vector<std::size_t>(n + 1, 0));
+  for (std::size_t i = 1; i <= n; ++i) best[0][i] = prefix[i];
+  for (std::size_t s = 1; s < stages; ++s) {
+    for (std::size_t i = s + 1; i <= n; ++i) {
+      for (std::size_t j = s; j < i; ++j) {
+        const double worst = std::max(best[s - 1][j], prefix[i] - prefix[j]);
+        if (worst < best[s][i]) {
+          best[s][i] = worst;
+          from[s][i] = j;
+        }
+      }
+    }
+  }
+  std::vector<std::uint32_t> stage_of(n, 0);
+  std::size_t end = n;
+  for (std::size_t s = stages; s-- > 0;) {
+    const std::size_t begin = s == 0 ? 0 : from[s][end];
+    for (std::size_t i = begin; i < end; ++i) stage_of[i] = std::uint32_t(s);
+    end = begin;
+  }
+  return stage_of;
+}
+
+// A pipeline's plan: micro-batches, every node's stage, and its estimated cycles.
+struct PipelinePlan {
+  std::uint32_t micro = 1;
+  std::vector<std::uint32_t> stage_of;  // per node of the original graph
+  double cycles = 0;
+};
+
+// The pipeline of least estimate over 1 .. min(fewest, 4 x cores) micro-batches: per
+// micro-batch, the sum of the stages once (fill and drain) plus the slowest stage for every
+// further micro-batch, each stage paying a hand-over per micro-batch (its last store's round
+// trip and the signal, as a model_n barrier).
+PipelinePlan plan_pipeline(const Graph& graph, const Config& config, std::uint32_t fewest) {
+  const std::uint32_t cores = config.chip.cores;
+  const double latency =
+      config.hbm.preset == "ideal" ? 0 : config.hbm.latency_ns / config.period_ns();
+  const double handover = 2.0 * config.chip.interconnect_latency_cycles + latency +
+                          double(config.array.rows + config.array.cols);
+  PipelinePlan best;
+  best.cycles = std::numeric_limits<double>::infinity();
+  const std::uint32_t given = config.compiler.micro_batches;
+  const std::uint32_t least = given > 0 ? given : 1;
+  const std::uint32_t most = given > 0 ? given : std::max<std::uint32_t>(1, std::min(fewest, 4 * cores));
+  // The LAYER instruction numbers every copy's nodes.
+  const std::uint64_t max_nodes = field_max(Opcode::kLayer, "id") + 1;
+  for (std::uint32_t micro = least; micro <= most; ++micro) {
+    if (std::uint64_t(micro) * graph.nodes.size() > max_nodes) break;
+    const std::vector<double> cost = node_cycles(share_of(graph, 0, micro), config);
+    const std::vector<std::uint32_t> stage_of = cut_stages(cost, cores);
+    std::vector<double> stage(cores, 0);
+    for (std::size_t i = 0; i < cost.size(); ++i) stage[stage_of[i]] += cost[i];
+    double sum = 0, slowest = 0;
+    for (std::uint32_t s = 0; s <= stage_of.back(); ++s) {
+      const double t = stage[s] + (s < stage_of.back() ? handover : 0);
+      sum += t;
+      slowest = std::max(slowest, t);
+    }
+    const double cycles = sum + double(micro - 1) * slowest;
+    if (cycles < best.cycles) best = {micro, stage_of, cycles};
+  }
+  return best;
+}
+
+// The pipeline's stages as one program of one stream per core over one HBM: every core compiled
+// the same micro-batched graph with the same memory plan and data; the memory image is the union
+// of theirs (the inputs each wrote, the weights of its own nodes).
+Program merge_stages(std::vector<Program> parts) {
+  Program out;
+  out.dtype = parts[0].dtype;
+  out.array_rows = parts[0].array_rows;
+  out.array_cols = parts[0].array_cols;
+  out.semaphore_names = parts[0].semaphore_names;
+  out.hbm_bytes = parts[0].hbm_bytes;
+  std::set<std::uint64_t> placed;
+  for (std::size_t c = 0; c < parts.size(); ++c) {
+    Program& p = parts[c];
+    const auto layer_base = std::uint16_t(out.layers.size());
+    out.core_begin.push_back(out.instructions.size());
+    for (Instruction inst : p.instructions) {
+      if (inst.op == Opcode::kLayer) inst.layer = std::uint16_t(inst.layer + layer_base);
+      out.instructions.push_back(inst);
+    }
+    for (LayerInfo& l : p.layers) {
+      l.name += "@c" + std::to_string(c);
+      out.layers.push_back(std::move(l));
+    }
+    for (HbmSegment& seg : p.hbm_image) {
+      if (placed.insert(seg.address).second) out.hbm_image.push_back(std::move(seg));
+    }
+  }
+  return out;
+}
+
 }  // namespace
 
 std::optional<Program> compile_parallel(const Graph& graph, const Config& config,
@@ -185,9 +360,42 @@ std::optional<Program> compile_parallel(const Graph& graph, const Config& config
     bool gemms_only = true;
     for (const Node& n : graph.nodes) gemms_only &= is_gemm(n.kind) || is_view(n.kind);
     if ((gemms_only || fewest < cores) && estimate_model_n_cycles(graph, config, cores) < best) {
+      best = estimate_model_n_cycles(graph, config, cores);
       choice = "model_n";
     }
+    // A pipeline of one micro-batch runs its stages one after another: never better than one core.
+    if (fewest >= cores && config.compiler.micro_batches <= fewest) {
+      const PipelinePlan plan = plan_pipeline(graph, config, fewest);
+      if (plan.micro > 1 && plan.cycles < best) choice = "pipeline";
+    }
     if (choice == "single") return std::nullopt;
+  }
+  if (choice == "pipeline") {
+    const std::uint32_t given = config.compiler.micro_batches;
+    if (given > fewest) {
+      throw CompileError(graph.source + ": compiler.micro_batches = " + std::to_string(given) +
+                         " exceeds the fewest samples of a graph input, " +
+                         std::to_string(fewest));
+    }
+    const PipelinePlan plan = plan_pipeline(graph, config, fewest);
+    if (plan.stage_of.empty()) {
+      throw CompileError(graph.source + ": compiler.micro_batches = " + std::to_string(given) +
+                         " copies of " + std::to_string(graph.nodes.size()) +
+                         " nodes exceed the LAYER instruction's limit of " +
+                         std::to_string(field_max(Opcode::kLayer, "id") + 1));
+    }
+    const Graph micro = micro_batched(graph, plan.micro);
+    PipelineStage stage;
+    for (std::uint32_t b = 0; b < plan.micro; ++b) {
+      stage.stage_of.insert(stage.stage_of.end(), plan.stage_of.begin(), plan.stage_of.end());
+    }
+    std::vector<Program> parts;
+    for (std::uint32_t c = 0; c < cores; ++c) {
+      if (options.progress) options.progress("compiling core " + std::to_string(c));
+      stage.core = c;
+      parts.push_back(compile_core(micro, config, options, CoreShare{}, stage));
+    }
+    return merge_stages(std::move(parts));
   }
   std::vector<Program> parts;
   for (std::uint32_t c = 0; c < cores; ++c) {

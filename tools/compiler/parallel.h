@@ -17,6 +17,21 @@
 //           signal.core to every other core waits for it, then cores - 1 nops wait for the
 //           others' signals (peers_done). One memory plan serves every core; the layers are
 //           named "<name>@c<c>", their output checks on core 0's. CoreShare, lowering.h.
+//   pipeline layer pipelining: the nodes cut into min(chip.cores, nodes) contiguous stages of
+//           least largest estimated cost (node_cycles below, dynamic programming over the cuts),
+//           stage s on core s, and the samples cut into compiler.micro_batches micro-batches
+//           (0: the count of least estimate, 1 .. 4 x cores): the graph is copied once per
+//           micro-batch ("<name>#b<b>", every copy's GEMMs reading copy 0's weights, one copy
+//           in HBM), every core compiles the copies with one memory plan and emits only its own
+//           stage's nodes (PipelineStage, lowering.h), micro-batch by micro-batch, so core s
+//           works on micro-batch b while core s + 1 works on b - 1. Every activation goes
+//           through HBM (a residual crossing a cut included: every tensor live across it is
+//           there); a stage's run hands over with its last stores signalling node_stored and
+//           a signal.core to the next core (peers_done), which the next stage's first
+//           instruction but its weight fills waits for. Weights are re-streamed from HBM per
+//           micro-batch (the weight FIFO holds a tile or two, and the compiler keeps no weights
+//           in the UB), so on one chip pipelining saves no weight traffic: each core reads only
+//           its stage's weights, but once per micro-batch.
 //   auto    the choice of lowest estimate (a tie keeps single, then data), data only when every
 //           graph input has at least chip.cores samples, model_n only when every node is a
 //           GEMM or a view or the samples cannot split (its estimate does not see what the
@@ -39,7 +54,13 @@
 // signal, the next node's pipeline fill). Over the bundled models on tpu_v2..v4 (81 model and
 // config pairs) auto picks the fastest of single, data and model_n in 71; the misses are at
 // most 1.40x (SCALE-Sim's conv lists on tpu_v2, where model_n hides the input and output rows
-// the estimate counts in full).
+// the estimate counts in full). pipeline (taken by auto only with at least chip.cores samples
+// and two or more micro-batches): per micro-batch, each node's cost alone on a core with its
+// activations in HBM (a GEMM as single's plus model_n's input and output rows, any other node
+// one UB row a cycle per input and output row, views free), each stage its nodes' sum plus a
+// hand-over (as model_n's barrier); the sum of the stages once (fill and drain) plus the slowest
+// for every further micro-batch. Over the bundled models and configs auto never takes it: data
+// or model_n is cheaper wherever the samples split (README, "Scaling over MXUs and cores").
 #include <optional>
 
 #include "sim/config/config.h"
