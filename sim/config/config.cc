@@ -213,10 +213,11 @@ std::vector<ConfigKey> make_keys() {
                [](Config& c) -> F { return &c.energy.static_w; }, 0, kMaxStaticW});
   k.push_back({"compiler.parallelism", "",
                "How the compiler spreads a graph over chip.cores: auto (by its estimate), "
-               "single (core 0 alone), data (the samples split over the cores) or model_n "
-               "(every GEMM node's output columns split over the cores).",
+               "single (core 0 alone), data (the samples split over the cores), model_n "
+               "(every GEMM node's output columns split over the cores) or model_k (every "
+               "dense or matmul node's K split over the cores, partial sums reduced).",
                [](Config& c) -> F { return &c.compiler.parallelism; }});
-  k.back().choices = {"auto", "single", "data", "model_n"};
+  k.back().choices = {"auto", "single", "data", "model_n", "model_k"};
   return k;
 }
 
