@@ -423,6 +423,37 @@ TEST(MultiCore, AutoTakesModelNOnlyWhereItsEstimateHolds) {
   EXPECT_EQ(compile(model(2), c, timing).core_begin.size(), 2u);
 }
 
+// auto and model_k: a decode GEMV, 1 x 8192 x 128, on two 128 x 128 cores. Its one N tile
+// cannot split by N (model_n leaves core 1 idle: estimate = single's) and one sample cannot
+// split, but its 64 K tiles can: each core fetches and multiplies 32 of them (the weight fetches,
+// one latency-bound transfer a tile, dominate), then one barrier and a reduction of one raw row
+// per core. At 256 rows the batch splits instead (data: each core streams half the rows, no
+// partials to move). Simulated (tpusim run, default config with chip.cores = 2, timing-only):
+// batch 1 single 12860 cycles, model_k 7872; batch 256 single 34236, model_k 32907, data 24880.
+TEST(MultiCore, AutoTakesModelKForALongKGemv) {
+  Config c;
+  c.chip.cores = 2;
+  const auto model = [](std::uint32_t batch) {
+    return parse_model_json(R"({"name": "gemv", "batch": )" + std::to_string(batch) +
+                                R"(, "input": [1, 1, 8192], "layers": [
+        {"name": "proj", "type": "dense", "units": 128}]})",
+                            "gemv");
+  };
+  CompileOptions timing;
+  timing.timing_only = true;
+  const auto reductions = [](const Program& p) {
+    std::size_t n = 0;
+    for (const Instruction& inst : p.instructions) n += inst.op == Opcode::kAccLoad;
+    return n;
+  };
+  const Program split = compile(model(1), c, timing);
+  ASSERT_EQ(split.core_begin.size(), 2u);
+  EXPECT_EQ(reductions(split), 2u);  // core 0 adds both cores' partials of the one N tile
+  EXPECT_EQ(split.layers[0].macs + split.layers[1].macs, 8192u * 128);
+  EXPECT_EQ(split.layers[0].macs, 4096u * 128);
+  EXPECT_EQ(reductions(compile(model(256), c, timing)), 0u);
+}
+
 // compiler.parallelism = model_n on two 8 x 8 cores (two_cores(), the interconnect's bandwidth
 // unlimited): Y1 = X W1 (8 x 8 x 16), Y2 = Y1 W2 (dense, 8 x 16 x 16), each node's two N tiles
 // one per core, each core reading only its columns' weight tiles and the whole input.
