@@ -22,8 +22,14 @@ VectorUnit::VectorUnit(sc_core::sc_module_name name, const Config& config, Seque
 VectorUnit::Held VectorUnit::compute_held(const Instruction& inst) {
   Held held;
   const std::size_t eb = state_.elem_bytes;
-  if (inst.op == Opcode::kActivate) {
+  if (inst.op == Opcode::kActivate && (inst.flags & kFlagRaw)) {
+    const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb;
+    held.push_back(
+        {inst.ub_row, inst.rows * raw_rows_per_acc_row(inst.cols, row_bytes), row_bytes, {}});
+  } else if (inst.op == Opcode::kActivate) {
     held.push_back({inst.ub_row, inst.rows, inst.cols * eb, {}});
+  } else if (inst.op == Opcode::kAccLoad) {
+    // Writes the accumulators only, at its read.
   } else if (inst.op == Opcode::kAdd) {
     held.push_back({inst.dst_row, inst.rows, inst.cols * eb, {}});
   } else if (inst.op == Opcode::kVop) {
@@ -42,6 +48,8 @@ VectorUnit::Held VectorUnit::compute_held(const Instruction& inst) {
   for (const Segment& seg : held) old.push_back(read_rows(seg));
   if (inst.op == Opcode::kActivate) {
     exec_activate(state_, inst);
+  } else if (inst.op == Opcode::kAccLoad) {
+    exec_acc_load(state_, inst);
   } else if (inst.op == Opcode::kAdd) {
     exec_add(state_, inst);
   } else if (inst.op == Opcode::kVop) {
@@ -122,12 +130,35 @@ void VectorUnit::run() {
         } else if (read) {
           read();
         }
-        const VectorWork w =
-            vector_work(activation_ops(inst.func), inst.rows, inst.cols, config_.vector);
-        done = burst(true, inst.ub_row, inst.rows, start + w.latency + w.cycles() - w.rows, write)
+        // Raw words: no activation, and each accumulator row takes raw_rows_per_acc_row UB
+        // rows through the write port.
+        const bool raw = inst.flags & kFlagRaw;
+        const std::uint64_t written =
+            raw ? inst.rows * raw_rows_per_acc_row(inst.cols, std::uint64_t(config_.ub_row_elems()) *
+                                                                  state_.elem_bytes)
+                : inst.rows;
+        const VectorWork w = vector_work(activation_ops(raw ? Activation::kNone : inst.func),
+                                         inst.rows, inst.cols, config_.vector);
+        done = burst(true, inst.ub_row, std::uint32_t(written),
+                     start + w.latency + w.cycles() - w.rows, write)
                    .end;
-        seq_.add_traffic(is.layer, 0, 0, bias_rows, w.rows);
+        seq_.add_traffic(is.layer, 0, 0, bias_rows, written);
         // For the energy model: the accumulator bytes read (int32 sums) and the elements.
+        seq_.add_vector_work(is.layer, std::uint64_t(w.rows) * inst.cols * 4,
+                             std::uint64_t(w.rows) * inst.cols);
+      } else if (inst.op == Opcode::kAccLoad) {
+        // Reads the raw rows; the lanes set or add each row's element groups as its rows
+        // arrive (one ALU operation per group to add), and the last result reaches the
+        // accumulators the pipeline latency after the later of the reads and the lanes' work.
+        const std::uint64_t read_rows =
+            inst.rows * raw_rows_per_acc_row(inst.cols, std::uint64_t(config_.ub_row_elems()) *
+                                                            state_.elem_bytes);
+        OpCounts ops;
+        if (inst.flags & kFlagAccumulate) ops.per_group[std::size_t(VectorOp::kAlu)] = 1;
+        const VectorWork w = vector_work(ops, inst.rows, inst.cols, config_.vector);
+        const Span r = burst(false, inst.ub_row, std::uint32_t(read_rows), v, read);
+        done = std::max(r.end, r.start + w.cycles()) + w.latency;
+        seq_.add_traffic(is.layer, 0, 0, read_rows, 0);
         seq_.add_vector_work(is.layer, std::uint64_t(w.rows) * inst.cols * 4,
                              std::uint64_t(w.rows) * inst.cols);
       } else if (inst.op == Opcode::kVop) {

@@ -726,7 +726,7 @@ TEST(Fidelity, RandomCompiledModelsOnTwoDmaEngines) {
 }
 
 // A random chip of 2..4 small cores for the multi-core cases below, spreading graphs by
-// `parallelism` (model_n also draws 1..2 DMA engines per core).
+// `parallelism` (model_n and model_k also draw 1..2 DMA engines per core).
 template <typename Pick>
 Config random_chip(Pick& pick, const std::string& parallelism) {
   Config config;
@@ -734,7 +734,7 @@ Config random_chip(Pick& pick, const std::string& parallelism) {
   config.chip.interconnect_gbs = pick(0, 1) ? 1e6 : double(pick(4, 64));
   config.chip.interconnect_latency_cycles = pick(1, 30);
   config.core.mxus = pick(1, 2);
-  if (parallelism == "model_n") config.core.dma_engines = pick(1, 2);
+  if (parallelism == "model_n" || parallelism == "model_k") config.core.dma_engines = pick(1, 2);
   config.compiler.parallelism = parallelism;
   config.array.rows = pick(4, 8);
   config.array.cols = pick(4, 8);
@@ -823,6 +823,53 @@ TEST(Fidelity, RandomModelParallelModelsOnSeveralCores) {
     const Program program = compile(parse_model_json(chain.str(), "random"), config);
     // The last dense layer has at least two N tiles: core 1 computes some of its columns.
     EXPECT_GT(program.layers[program.layers.size() / config.chip.cores * 2 - 1].macs, 0u);
+    check_on_cores(config, program);
+  }
+}
+
+// pe == fast == interpret() on chips of 2..4 cores with compiler.parallelism = model_k: every
+// dense layer's K tiles split over the cores, its raw partial sums (activate raw) reduced by
+// the core owning each N tile (acc.load, then one requantisation with the bias); a conv and
+// maxpool (core 0 alone) before the dense layers in some; K of 3..90 elements, so some cores
+// have no K tile on small K; int8 and bf16, biases and activations. Every output matches the
+// reference (bit-exact int8: int32 partials add exactly; bf16 within --check's tolerance).
+TEST(Fidelity, RandomKSplitModelsOnSeveralCores) {
+  std::mt19937 rng(31);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  for (int i = 0; i < 6; ++i) {
+    Config config = random_chip(pick, "model_k");
+    // Biases need UB rows of whole 32-bit words.
+    config.array.rows = 4 * pick(1, 2);
+    config.array.cols = 4 * pick(1, 2);
+    const char* dtype = pick(0, 2) ? "int8" : "bf16";
+    std::ostringstream chain;
+    chain << R"({"name": "chain", "dtype": ")" << dtype << R"(", "batch": )" << pick(1, 3)
+          << R"(, "seed": )" << i << ", ";
+    if (i % 3 == 2) {
+      const std::uint32_t hw = 2 * pick(2, 3);
+      chain << R"("input": [)" << hw << ", " << hw << ", " << pick(1, 8) << R"(], "layers": [)"
+            << R"({"name": "conv", "type": "conv2d", "out_channels": )" << pick(6, 24)
+            << R"(, "kernel": 3, "stride": 1, "padding": 1},)"
+            << R"({"name": "pool", "type": "maxpool2d", "kernel": 2},)";
+    } else {
+      chain << R"("input": [1, 1, )" << pick(3, 90) << R"(], "layers": [)";
+    }
+    chain << R"({"name": "fc0", "type": "dense", "units": )" << pick(8, 40)
+          << R"(, "bias": true, "activation": "relu"},)"
+          << R"({"name": "fc", "type": "dense", "units": )" << pick(3, 40)
+          << (pick(0, 1) ? R"(, "bias": true)" : "") << "}]}";
+    SCOPED_TRACE(::testing::Message() << config.chip.cores << " cores x " << config.core.mxus
+                                      << " MXUs x " << config.core.dma_engines << " DMA "
+                                      << config.array.rows << "x" << config.array.cols << "\n"
+                                      << chain.str());
+    const Program program = compile(parse_model_json(chain.str(), "random"), config);
+    std::size_t accumulated = 0;
+    for (const Instruction& inst : program.instructions) {
+      accumulated += inst.op == Opcode::kAccLoad && (inst.flags & kFlagAccumulate);
+    }
+    EXPECT_GT(accumulated, 0u);  // some partials were reduced across cores
     check_on_cores(config, program);
   }
 }

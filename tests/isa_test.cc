@@ -317,11 +317,12 @@ TEST(Encoding, EqualityComparesOnlyTheOpcodesFields) {
 
 TEST(Encoding, MnemonicsAndUnits) {
   const char* names[] = {"nop",    "halt",     "layer", "dma.load", "dma.store", "load.weights",
-                         "matmul", "activate", "pool",  "add",      "vop",       "signal.core"};
+                         "matmul", "activate", "pool",  "add",      "vop",       "signal.core",
+                         "acc.load"};
   const Unit units[] = {Unit::kSequencer, Unit::kSequencer, Unit::kSequencer, Unit::kDma,
                         Unit::kDma,       Unit::kWeightLoad, Unit::kMatmul,   Unit::kVector,
                         Unit::kVector,    Unit::kVector,     Unit::kVector,
-                        Unit::kSequencer};
+                        Unit::kSequencer, Unit::kVector};
   ASSERT_EQ(isa_table().size(), std::size(names));
   for (std::size_t i = 0; i < std::size(names); ++i) {
     EXPECT_STREQ(mnemonic(Opcode(i)), names[i]);
@@ -556,12 +557,12 @@ TEST(ProgramContainer, CorruptInputGivesOneLineErrors) {
   bad[0] = 'X';
   EXPECT_EQ(isa_error([&] { deserialize(bad); }), "not a tpusim program");
   bad = good;
-  bad[8] = 7;
+  bad[8] = 8;
   EXPECT_EQ(isa_error([&] { deserialize(bad); }),
-            "program format version 7, this build reads 6; recompile the program");
-  bad[8] = 5;  // a program of one instruction stream, before several cores
+            "program format version 8, this build reads 7; recompile the program");
+  bad[8] = 6;  // a program before acc.load and activate raw
   EXPECT_EQ(isa_error([&] { deserialize(bad); }),
-            "program format version 5, this build reads 6; recompile the program");
+            "program format version 6, this build reads 7; recompile the program");
   // Every strict prefix past the magic is truncated somewhere; none may crash or succeed.
   for (std::size_t n = 8; n < good.size(); ++n) {
     const std::vector<std::uint8_t> prefix(good.begin(), good.begin() + std::ptrdiff_t(n));

@@ -423,6 +423,37 @@ TEST(MultiCore, AutoTakesModelNOnlyWhereItsEstimateHolds) {
   EXPECT_EQ(compile(model(2), c, timing).core_begin.size(), 2u);
 }
 
+// auto and model_k: a decode GEMV, 1 x 8192 x 128, on two 128 x 128 cores. Its one N tile
+// cannot split by N (model_n leaves core 1 idle: estimate = single's) and one sample cannot
+// split, but its 64 K tiles can: each core fetches and multiplies 32 of them (the weight fetches,
+// one latency-bound transfer a tile, dominate), then one barrier and a reduction of one raw row
+// per core. At 256 rows the batch splits instead (data: each core streams half the rows, no
+// partials to move). Simulated (tpusim run, default config with chip.cores = 2, timing-only):
+// batch 1 single 12860 cycles, model_k 7872; batch 256 single 34236, model_k 32907, data 24880.
+TEST(MultiCore, AutoTakesModelKForALongKGemv) {
+  Config c;
+  c.chip.cores = 2;
+  const auto model = [](std::uint32_t batch) {
+    return parse_model_json(R"({"name": "gemv", "batch": )" + std::to_string(batch) +
+                                R"(, "input": [1, 1, 8192], "layers": [
+        {"name": "proj", "type": "dense", "units": 128}]})",
+                            "gemv");
+  };
+  CompileOptions timing;
+  timing.timing_only = true;
+  const auto reductions = [](const Program& p) {
+    std::size_t n = 0;
+    for (const Instruction& inst : p.instructions) n += inst.op == Opcode::kAccLoad;
+    return n;
+  };
+  const Program split = compile(model(1), c, timing);
+  ASSERT_EQ(split.core_begin.size(), 2u);
+  EXPECT_EQ(reductions(split), 2u);  // core 0 adds both cores' partials of the one N tile
+  EXPECT_EQ(split.layers[0].macs + split.layers[1].macs, 8192u * 128);
+  EXPECT_EQ(split.layers[0].macs, 4096u * 128);
+  EXPECT_EQ(reductions(compile(model(256), c, timing)), 0u);
+}
+
 // compiler.parallelism = model_n on two 8 x 8 cores (two_cores(), the interconnect's bandwidth
 // unlimited): Y1 = X W1 (8 x 8 x 16), Y2 = Y1 W2 (dense, 8 x 16 x 16), each node's two N tiles
 // one per core, each core reading only its columns' weight tiles and the whole input.
@@ -508,6 +539,110 @@ TEST(MultiCore, ModelParallelSplitsNAndMeetsAtABarrier) {
   const CheckResult check = check_outputs(p, r.hbm_final);
   EXPECT_TRUE(check.passed) << (check.first_mismatches.empty() ? "" : check.first_mismatches[0]);
   EXPECT_EQ(check.compared, 8u * 16 * 2);
+}
+
+// compiler.parallelism = model_k on two 8 x 8 cores (two_cores(), the interconnect's bandwidth
+// unlimited): Y = X W, 8 x 16 x 16, two K tiles and two N tiles. Core c computes K tile c of
+// both N tiles, stores the raw int32 partials (activate raw: each accumulator row of 8 words
+// takes 4 UB rows of 8 bytes), the cores meet, then core c adds both cores' partials of N
+// tile c into its accumulators (acc.load), requantises them once and stores its 8 columns.
+TEST(MultiCore, ModelParallelSplitsKAndReducesThePartialsAcrossTheCores) {
+  Config c = two_cores();
+  c.chip.interconnect_gbs = 1e6;
+  c.compiler.parallelism = "model_k";
+  const Program p = compile(parse_model_json(R"({"name": "fc", "layers": [
+      {"name": "fc", "type": "matmul", "m": 8, "k": 16, "n": 16}]})",
+                                             "fc"),
+                            c);
+  ASSERT_EQ(p.core_begin.size(), 2u);
+  // Core 0's stream; core 1's is the same with its own K tile and N tile.
+  const std::vector<Opcode> stream = {
+      Opcode::kLayer,      Opcode::kDmaLoad,     Opcode::kDmaLoad,  Opcode::kDmaLoad,
+      Opcode::kLoadWeights, Opcode::kMatmul,     Opcode::kActivate, Opcode::kLoadWeights,
+      Opcode::kMatmul,     Opcode::kActivate,    Opcode::kDmaStore, Opcode::kDmaStore,
+      Opcode::kSignalCore, Opcode::kNop,         Opcode::kDmaLoad,  Opcode::kAccLoad,
+      Opcode::kDmaLoad,    Opcode::kAccLoad,     Opcode::kActivate, Opcode::kDmaStore,
+      Opcode::kHalt};
+  ASSERT_EQ(p.instructions.size(), 2 * stream.size());
+  ASSERT_EQ(p.core_begin[1], stream.size());
+  for (std::size_t pc = 0; pc < p.instructions.size(); ++pc) {
+    EXPECT_EQ(p.instructions[pc].op, stream[pc % stream.size()]) << pc;
+  }
+  const std::size_t c1 = stream.size();
+  // Weights are stored N tile by N tile, K tile by K tile (64 bytes each): core 0 fills tiles
+  // (0, 0) and (1, 0), core 1 (0, 1) and (1, 1); each reads all of X but multiplies its K
+  // half (UB row 0 or 1 of each sample's two).
+  const std::uint64_t w = p.instructions[1].dma.hbm_addr;
+  EXPECT_EQ(p.instructions[2].dma.hbm_addr, w + 128);
+  EXPECT_EQ(p.instructions[c1 + 1].dma.hbm_addr, w + 64);
+  EXPECT_EQ(p.instructions[c1 + 2].dma.hbm_addr, w + 192);
+  EXPECT_EQ(p.instructions[5].ub_row + 1, p.instructions[c1 + 5].ub_row);
+  EXPECT_TRUE(p.instructions[6].flags & kFlagRaw);
+  // The partials: core c's 8 x 16 words at P + 512 c; core 0 reduces columns 0..7 (its own,
+  // then core 1's), core 1 columns 8..15 (32 bytes on), overwrite then accumulate.
+  const std::uint64_t partials = p.instructions[10].dma.hbm_addr;
+  EXPECT_EQ(p.instructions[c1 + 10].dma.hbm_addr, partials + 512);
+  EXPECT_EQ(p.instructions[14].dma.hbm_addr, partials);
+  EXPECT_EQ(p.instructions[16].dma.hbm_addr, partials + 512);
+  EXPECT_EQ(p.instructions[c1 + 14].dma.hbm_addr, partials + 32);
+  EXPECT_EQ(p.instructions[c1 + 16].dma.hbm_addr, partials + 512 + 32);
+  EXPECT_FALSE(p.instructions[15].flags & kFlagAccumulate);
+  EXPECT_TRUE(p.instructions[17].flags & kFlagAccumulate);
+  EXPECT_EQ(p.instructions[c1 + 19].dma.hbm_addr, p.instructions[19].dma.hbm_addr + 8);
+
+  SimOptions options;
+  options.trace = true;
+  const RunResult r = simulate(c, p, options);
+  // The cores run alike (same-instant requests cross in core order, in under a picosecond).
+  // Issue one a cycle from 0; ideal memory behind L = 4 each way: response = send + 8.
+  // Fills (pc 1, 2) 1 -> 9, FIFO rows 9..16, done 17; 17 -> 25, done 33. X (pc 3, 128 bytes,
+  // 16 UB rows) 33 -> 41, rows 41..56, done 57. load.weights (pc 4) e = 57 (first_input),
+  // done 65; matmul (pc 5) s = 58, done 58 + M + N_t + R - 1 = 81. activate raw (pc 6): v = 81,
+  // latency 4 + 8 rows x 1 group, its 8 x 4 = 32 UB rows written 85..116, done 117.
+  // load.weights (pc 7) e = 65; matmul (pc 8) s = 66 (the stream before ends at 65), done 89;
+  // activate raw (pc 9): the vector unit free at 117, rows 121..152, done 153.
+  // Stores (pc 10, 11): 8 groups of 4 UB rows (32 bytes) 64 bytes apart: UB reads 117..148,
+  // group i's write sent once its 4th row is read (121 + 4i), the last at 149, response 157,
+  // done 158; then 158..189, last write 190, response 198, done 199 = node_stored.
+  EXPECT_EQ(at_pc(r, 3).done, 57u);
+  EXPECT_EQ(at_pc(r, 5).start, 58u);
+  EXPECT_EQ(at_pc(r, 5).done, 81u);
+  EXPECT_EQ(at_pc(r, 6).done, 117u);
+  EXPECT_EQ(at_pc(r, 8).done, 89u);
+  EXPECT_EQ(at_pc(r, 9).done, 153u);
+  EXPECT_EQ(at_pc(r, 10).done, 158u);
+  EXPECT_EQ(at_pc(r, 11).done, 199u);
+  // Barrier: signal.core (pc 12) at 199 reaches the other core at 203; the nop (pc 13, issued
+  // 200) waits 3 cycles; the reduction issues from 204.
+  // Partial loads (pc 14, 16): 8 segments of 32 bytes, two requests (one per 256-byte burst)
+  // sent 204 and 205, responses 212 and 213, the 32 UB rows 212..243, done 244. acc.load (pc 15): reads the 32 rows 244..275, + latency 4:
+  // 280. The peer's partial (pc 16, waits pool_free) 280 -> 320; acc.load accumulate (pc 17)
+  // reads 320..351, + latency 4 + one ALU add's 2: 358. activate (pc 18): 358 + 4 + 8 rows:
+  // UB rows 362..369, done 370. Store (pc 19, 8 rows of 8 bytes 16 apart): reads 370..377,
+  // write i sent at 371 + i, the last response 386, done 387 = total.
+  EXPECT_EQ(at_pc(r, 14).start, 204u);
+  EXPECT_EQ(at_pc(r, 14).done, 244u);
+  EXPECT_EQ(at_pc(r, 15).done, 280u);
+  EXPECT_EQ(at_pc(r, 16).done, 320u);
+  EXPECT_EQ(at_pc(r, 17).done, 358u);
+  EXPECT_EQ(at_pc(r, 18).done, 370u);
+  EXPECT_EQ(at_pc(r, 19).done, 387u);
+  EXPECT_EQ(at_pc(r, c1 + 19).done, 387u);
+  EXPECT_EQ(r.total_cycles, 387u);
+  ASSERT_EQ(r.cores.size(), 2u);
+  for (const CoreStats& core : r.cores) {
+    EXPECT_EQ(core.sync_wait_cycles, 3u);
+    // Its weight tiles (128 bytes), X (128), and two partials of 8 rows of 32 bytes 64 apart,
+    // each a request per 256-byte burst reading its pieces' hull (4 rows: 3 x 64 + 32 = 224
+    // bytes), 448 each; out: its partials (512) and its 8 output columns (64).
+    EXPECT_EQ(core.interconnect_read_bytes, 128u + 128 + 2 * 448);
+    EXPECT_EQ(core.interconnect_write_bytes, 576u);
+    EXPECT_EQ(core.array_macs(), 2u * 8 * 8 * 8);
+  }
+  // Bit-exact against the reference: int32 partial sums add exactly.
+  const CheckResult check = check_outputs(p, r.hbm_final);
+  EXPECT_TRUE(check.passed) << (check.first_mismatches.empty() ? "" : check.first_mismatches[0]);
+  EXPECT_EQ(check.compared, 8u * 16);
 }
 
 // compiler.parallelism = pipeline on two 8 x 8 cores (two_cores(), the interconnect's bandwidth

@@ -346,6 +346,83 @@ TEST(MatmulTile, Bf16SumsProductsInFp32InIncreasingK) {
   EXPECT_EQ(s.acc_f32[2 * 4 + 1], 1.0f);
 }
 
+// activate raw writes the accumulator words (after the bias) to UB rows, an accumulator row
+// of 4 int32 words taking 4 UB rows of 4 bytes; acc.load sets or adds them back, int32 wrapping
+// modulo 2^32 as the MXU's accumulation does, so a sum of partials is exact in any order.
+TEST(ActivateSemantics, RawWordsRoundTripThroughAccLoadAndAddExactly) {
+  MachineState s(small_config(), empty_program(DataType::kInt8, 0));
+  const std::int32_t row0[] = {5, -5, 2147483647, -2147483647 - 1};
+  const std::int32_t row1[] = {1, 2, 3, 4};
+  std::copy(row0, row0 + 4, s.acc_i32.begin());
+  std::copy(row1, row1 + 4, s.acc_i32.begin() + 4);
+  // The bias words 10, 20, 30, 40 at UB word 4 (UB row 4).
+  const std::int32_t bias[] = {10, 20, 30, 40};
+  std::memcpy(s.ub.data() + 16, bias, 16);
+  Instruction raw;
+  raw.op = Opcode::kActivate;
+  raw.flags = kFlagRaw | kFlagBias;
+  raw.src_row = 4;
+  raw.acc_row = 0;
+  raw.rows = 2;
+  raw.cols = 4;
+  raw.ub_row = 8;
+  raw.multiplier = 3;  // ignored
+  exec_activate(s, raw);
+  std::int32_t words[8];
+  std::memcpy(words, s.ub_row(8), 16);       // acc row 0: UB rows 8..11
+  std::memcpy(words + 4, s.ub_row(12), 16);  // acc row 1: UB rows 12..15
+  const std::int32_t expected[] = {15, 15, -2147483647 - 1 + 29, -2147483647 - 1 + 40,
+                                   11, 22, 33, 44};
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(words[i], expected[i]) << i;
+
+  Instruction load;
+  load.op = Opcode::kAccLoad;
+  load.ub_row = 8;
+  load.rows = 2;
+  load.cols = 4;
+  load.acc_row = 4;
+  exec_acc_load(s, load);
+  EXPECT_EQ(s.acc_i32[4 * 4 + 0], 15);
+  EXPECT_EQ(s.acc_i32[4 * 4 + 3], expected[3]);
+  EXPECT_EQ(s.acc_i32[5 * 4 + 2], 33);
+  load.flags = kFlagAccumulate;
+  exec_acc_load(s, load);
+  EXPECT_EQ(s.acc_i32[4 * 4 + 0], 30);
+  EXPECT_EQ(s.acc_i32[4 * 4 + 2], std::int32_t(2u * std::uint32_t(expected[2])));  // wraps
+  EXPECT_EQ(s.acc_i32[5 * 4 + 1], 44);
+  // Bounds: an accumulator row's words take 4 UB rows, so 16 rows from row 60 overrun 64.
+  load.ub_row = 60;
+  EXPECT_NE(out_of_range_message(s, load), "");
+  raw.ub_row = 57;
+  EXPECT_NE(out_of_range_message(s, raw), "");
+}
+
+// bf16: the raw words are fp32 bits, and acc.load accumulate is one fp32 addition.
+TEST(ActivateSemantics, Bf16RawWordsAreFp32AndAccLoadAddsInFp32) {
+  MachineState s(small_config(DataType::kBf16), empty_program(DataType::kBf16, 0));
+  s.acc_f32[0] = 1.0f;
+  s.acc_f32[1] = 1e8f;
+  Instruction raw;
+  raw.op = Opcode::kActivate;
+  raw.flags = kFlagRaw;
+  raw.rows = 1;
+  raw.cols = 2;
+  raw.ub_row = 4;  // UB rows of 8 bytes: the 2 words fill row 4
+  exec_activate(s, raw);
+  s.acc_f32[4 * 4 + 0] = 0.5f;
+  s.acc_f32[4 * 4 + 1] = 1.0f;
+  Instruction load;
+  load.op = Opcode::kAccLoad;
+  load.flags = kFlagAccumulate;
+  load.ub_row = 4;
+  load.rows = 1;
+  load.cols = 2;
+  load.acc_row = 4;
+  exec_acc_load(s, load);
+  EXPECT_EQ(s.acc_f32[4 * 4 + 0], 1.5f);
+  EXPECT_EQ(s.acc_f32[4 * 4 + 1], 1e8f + 1.0f);  // rounded as one fp32 addition: 1e8
+}
+
 TEST(ActivateSemantics, Int8RequantisesWithRoundHalfUpThenClamps) {
   MachineState s(small_config(), empty_program(DataType::kInt8, 0));
   // acc row 0: with multiplier 3, shift 2 (divide by 4), zero point 0:

@@ -219,10 +219,12 @@ std::vector<ConfigKey> make_keys() {
   k.push_back({"compiler.parallelism", "",
                "How the compiler spreads a graph over chip.cores: auto (by its estimate), "
                "single (core 0 alone), data (the samples split over the cores), model_n "
-               "(every GEMM node's output columns split over the cores) or pipeline (the "
-               "nodes cut into one stage per core, micro-batches streaming through them).",
+               "(every GEMM node's output columns split over the cores), model_k (every "
+               "dense or matmul node's K split over the cores, partial sums reduced) or "
+               "pipeline (the nodes cut into one stage per core, micro-batches streaming "
+               "through them).",
                [](Config& c) -> F { return &c.compiler.parallelism; }});
-  k.back().choices = {"auto", "single", "data", "model_n", "pipeline"};
+  k.back().choices = {"auto", "single", "data", "model_n", "model_k", "pipeline"};
   k.push_back({"compiler.micro_batches", "micro-batches",
                "With compiler.parallelism = pipeline: how many micro-batches the samples are cut "
                "into (at most the fewest samples of a graph input); 0 = the compiler's choice "

@@ -32,6 +32,7 @@ enum class Opcode : std::uint8_t {
   kAdd = 9,          // two UB row ranges -> element-wise add -> unified buffer (vector unit)
   kVop = 10,         // UB rows -> fp32 map, mul, softmax or norm -> unified buffer (vector unit)
   kSignalCore = 11,  // signals semaphores of another core over the interconnect (sequencer)
+  kAccLoad = 12,     // raw 32-bit words in UB rows -> accumulators, set or added (vector unit)
 };
 
 // The kind of execution unit an instruction is queued to (Instruction::instance says which
@@ -91,6 +92,11 @@ constexpr std::uint8_t kFlagCausal = 0x10;
 // unified buffer, which the vector unit reads as one little-endian byte string (row r at byte
 // r * row_bytes), so a bias need not start a UB row.
 constexpr std::uint8_t kFlagBias = 0x40;
+// ACTIVATE flag: write the raw 32-bit accumulator words (after the bias, if any) instead of
+// requantised elements: row m's `cols` words, little endian, from the start of UB row
+// ub_row + m * raw_rows_per_acc_row(); the requantiser and activation are ignored. With
+// ACC_LOAD it moves exact partial sums between cores (a K split's reduction).
+constexpr std::uint8_t kFlagRaw = 0x80;
 
 // Strided copy between HBM (bytes) and the unified buffer (rows of Config::ub_row_elems()).
 // Gather (load): for g in [0, groups): the segs x elems elements read from
@@ -137,6 +143,8 @@ struct Instruction {
   //          acc_row .. acc_row + rows - 1.
   // kActivate: acc rows acc_row .. + rows - 1, columns [0, cols), written to UB rows ub_row ..
   //            (with kFlagBias, src_row holds the bias's first UB word)
+  // kAccLoad: acc rows acc_row .. + rows - 1, columns [0, cols), set (or with kFlagAccumulate
+  //           added) from the raw words of UB rows ub_row .. laid out as kFlagRaw writes them
   std::uint32_t ub_row = 0;
   std::uint16_t ub_stride = 1;
   std::uint32_t rows = 0;
@@ -220,6 +228,12 @@ inline std::pair<std::uint64_t, std::uint64_t> activate_bias_rows(const Instruct
                                                                   std::uint64_t row_bytes) {
   const std::uint64_t first = 4 * std::uint64_t(i.src_row);
   return {first / row_bytes, (first + 4 * std::uint64_t(i.cols) + row_bytes - 1) / row_bytes};
+}
+
+// UB rows one accumulator row of `cols` raw 32-bit words takes (ACTIVATE raw, ACC_LOAD), with
+// UB rows of row_bytes bytes: every accumulator row starts a UB row.
+inline std::uint64_t raw_rows_per_acc_row(std::uint64_t cols, std::uint64_t row_bytes) {
+  return (4 * cols + row_bytes - 1) / row_bytes;
 }
 
 // Output grid of a kPool (no padding).

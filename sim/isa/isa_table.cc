@@ -140,7 +140,10 @@ std::vector<OpcodeSpec> build_table() {
       {Opcode::kActivate, "activate", Unit::kVector,
        "accumulators -> requantise + activation -> UB rows",
        {{kFlagBias, "bias",
-         "add the 32-bit per-column bias from UB word `bias` on to the accumulators first"}},
+         "add the 32-bit per-column bias from UB word `bias` on to the accumulators first"},
+        {kFlagRaw, "raw",
+         "write the raw 32-bit accumulator words, each row from the start of its own UB rows, "
+         "not requantised elements"}},
        {
            Field("acc", 32, TPU_FIELD(acc_row), "first accumulator row"),
            Field("rows", 32, TPU_FIELD(rows), "rows"),
@@ -265,6 +268,16 @@ std::vector<OpcodeSpec> build_table() {
        {},
        {Field("core", 8, TPU_FIELD(core), "the core whose semaphores are signalled")
             .range(0, kMaxUnitInstances - 1)}},
+      {Opcode::kAccLoad, "acc.load", Unit::kVector,
+       "raw 32-bit words in UB rows (as `activate raw` writes them) -> accumulators",
+       {{kFlagAccumulate, "accumulate",
+         "add to the accumulators (int32 wrapping, or one fp32 addition) instead of overwriting"}},
+       {
+           Field("ub", 32, TPU_FIELD(ub_row), "first source UB row"),
+           Field("rows", 32, TPU_FIELD(rows), "accumulator rows"),
+           Field("cols", 16, TPU_FIELD(cols), "columns (32-bit words per accumulator row)"),
+           Field("acc", 32, TPU_FIELD(acc_row), "first accumulator row"),
+       }},
   };
 }
 

@@ -57,7 +57,7 @@ struct Program {
   // load.weights blocks. 4: dma.load fifo (several MXUs). 5: 128-byte instructions (a VOP row
   // op's row spanning several UB rows). 6: one instruction stream per core (core_begin),
   // signal.core.
-  static constexpr std::uint32_t kFormatVersion = 6;
+  static constexpr std::uint32_t kFormatVersion = 7;
 
   DataType dtype = DataType::kInt8;
   // Array shape the program was compiled for; the simulator rejects a mismatching config.

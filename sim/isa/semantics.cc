@@ -134,11 +134,24 @@ void check_activate(const MachineState& s, const Instruction& inst) {
   require_range(op, "cols", inst.cols, 1, s.array_cols, "columns <= array columns");
   check_requantiser(s, op, inst);
   require_acc_rows(s, op, inst.acc_row, std::uint64_t(inst.acc_row) + inst.rows);
-  require_ub_rows(s, op, "ub", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows);
+  const std::uint64_t row_bytes = std::uint64_t(s.row_elems) * s.elem_bytes;
+  const std::uint64_t per_row = inst.flags & kFlagRaw ? raw_rows_per_acc_row(inst.cols, row_bytes) : 1;
+  require_ub_rows(s, op, "ub", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows * per_row);
   if (inst.flags & kFlagBias) {
     const auto [first, last] = activate_bias_rows(inst, std::uint64_t(s.row_elems) * s.elem_bytes);
     require_ub_rows(s, op, "bias", first, last);
   }
+}
+
+void check_acc_load(const MachineState& s, const Instruction& inst) {
+  const char* op = "acc.load";
+  static const std::uint64_t max_rows = field_max(Opcode::kAccLoad, "rows");
+  require_range(op, "rows", inst.rows, 1, max_rows, "rows");
+  require_range(op, "cols", inst.cols, 1, s.array_cols, "columns <= array columns");
+  require_acc_rows(s, op, inst.acc_row, std::uint64_t(inst.acc_row) + inst.rows);
+  const std::uint64_t per_row =
+      raw_rows_per_acc_row(inst.cols, std::uint64_t(s.row_elems) * s.elem_bytes);
+  require_ub_rows(s, op, "ub", inst.ub_row, std::uint64_t(inst.ub_row) + inst.rows * per_row);
 }
 
 void check_vop(const MachineState& s, const Instruction& inst) {
@@ -601,7 +614,26 @@ void exec_activate(MachineState& s, const Instruction& inst) {
   const auto acc_i32 = [&](const std::int32_t* a, std::uint32_t n) {
     return std::int32_t(std::uint32_t(a[n]) + bias[n]);
   };
-  if (s.dtype == DataType::kInt8 && inst.func > Activation::kRelu) {
+  if (inst.flags & kFlagRaw) {
+    // The words as the accumulators hold them (after the bias): int32 or fp32 bits.
+    const std::uint64_t per_row =
+        raw_rows_per_acc_row(cols, std::uint64_t(s.row_elems) * s.elem_bytes);
+    for (std::uint32_t m = 0; m < rows; ++m) {
+      const std::uint64_t at = (inst.acc_row + std::uint64_t(m)) * acc_stride;
+      std::uint8_t* out = s.ub_row(inst.ub_row + m * per_row);
+      for (std::uint32_t n = 0; n < cols; ++n) {
+        std::uint32_t word;
+        if (s.dtype == DataType::kInt8) {
+          word = std::uint32_t(acc_i32(s.acc_i32.data() + at, n));
+        } else {
+          const float* a = s.acc_f32.data() + at;
+          const float x = (inst.flags & kFlagBias) ? a[n] + fp32(bias[n]) : a[n];
+          std::memcpy(&word, &x, 4);
+        }
+        std::memcpy(out + 4 * std::uint64_t(n), &word, 4);
+      }
+    }
+  } else if (s.dtype == DataType::kInt8 && inst.func > Activation::kRelu) {
     // The fp32 path: dequantise, activate, requantise.
     const float scale_in = fp32(inst.scale_a), scale_out = fp32(inst.scale_out);
     for (std::uint32_t m = 0; m < rows; ++m) {
@@ -632,6 +664,30 @@ void exec_activate(MachineState& s, const Instruction& inst) {
         const float x = (inst.flags & kFlagBias) ? (a[n] + fp32(bias[n])) * scale : a[n] * scale;
         const std::uint16_t b = fp32_to_bf16(activation_fp32(x, inst.func));
         std::memcpy(out + 2 * n, &b, 2);
+      }
+    }
+  }
+}
+
+void exec_acc_load(MachineState& s, const Instruction& inst) {
+  check_acc_load(s, inst);
+  const std::uint64_t acc_stride = s.array_cols;
+  const std::uint64_t per_row =
+      raw_rows_per_acc_row(inst.cols, std::uint64_t(s.row_elems) * s.elem_bytes);
+  const bool add = inst.flags & kFlagAccumulate;
+  for (std::uint32_t m = 0; m < inst.rows; ++m) {
+    const std::uint8_t* in = s.ub_row(inst.ub_row + m * per_row);
+    const std::uint64_t at = (inst.acc_row + std::uint64_t(m)) * acc_stride;
+    for (std::uint32_t n = 0; n < inst.cols; ++n) {
+      std::uint32_t word;
+      std::memcpy(&word, in + 4 * std::uint64_t(n), 4);
+      if (s.dtype == DataType::kInt8) {
+        // int32 sums wrap, as the accumulators' own do.
+        std::int32_t& a = s.acc_i32[at + n];
+        a = std::int32_t((add ? std::uint32_t(a) : 0u) + word);
+      } else {
+        float& a = s.acc_f32[at + n];
+        a = add ? a + fp32(word) : fp32(word);
       }
     }
   }
@@ -827,6 +883,9 @@ void check_bounds(const MachineState& s, const Instruction& inst) {
     case Opcode::kVop:
       check_vop(s, inst);
       return;
+    case Opcode::kAccLoad:
+      check_acc_load(s, inst);
+      return;
   }
 }
 
@@ -868,6 +927,9 @@ void execute(MachineState& s, const Instruction& inst, std::vector<WeightTile>& 
       break;
     case Opcode::kVop:
       exec_vop(s, inst);
+      break;
+    case Opcode::kAccLoad:
+      exec_acc_load(s, inst);
       break;
   }
 }

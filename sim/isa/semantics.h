@@ -106,6 +106,7 @@ void matmul_compute(const MachineState& s, const Instruction& inst, const Weight
 // Overwrites the accumulators with `sums`, or adds them with the accumulate flag (int32 wraps).
 void matmul_commit(MachineState& s, const Instruction& inst, const TileSums& sums);
 void exec_activate(MachineState& s, const Instruction& inst);
+void exec_acc_load(MachineState& s, const Instruction& inst);
 void exec_pool(MachineState& s, const Instruction& inst);
 void exec_add(MachineState& s, const Instruction& inst);
 void exec_vop(MachineState& s, const Instruction& inst);

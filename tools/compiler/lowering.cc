@@ -93,6 +93,12 @@ struct GemmTiling {
   bool b_tensor = false, transpose = false;
   HbmTensor a, b;
   std::uint64_t parts = 1, heads = 1;
+  // Model parallelism by K (CoreShare::k_split, k_share): this core's K tiles are the whole
+  // node's from k_first on; its output tiles are raw partial sums (ACTIVATE raw), each
+  // accumulator row raw_w UB rows of an output slot, stored to `partials` (the node's
+  // M x N int32 or fp32 words, this core's copy).
+  bool raw = false;
+  std::uint64_t k_first = 0, raw_w = 1, partials = 0;
 
   const KTile& ktile(std::uint64_t nt, std::uint64_t kt) const {
     return ktiles[(per_n ? nt * KT : 0) + kt];
@@ -543,7 +549,18 @@ class Lowerer {
   // after a node whose instructions begin at `node_begin`.
   GemmTiling n_share(const GemmTiling& tl) const;
   std::pair<std::uint64_t, std::uint64_t> n_range(std::uint64_t NT) const;  // [nt0, nt1)
-  void emit_barrier(std::size_t node_begin);
+  // `always`: also after the last node (a K split's partials meet before its reduction).
+  void emit_barrier(std::size_t node_begin, bool always = false);
+  // Model parallelism by K (CoreShare::k_split): whether node i splits K over the cores (a
+  // dense layer or matmul with stored weights), this core's K tiles [kt0, kt1) of KT, its share
+  // of a node's tiling, and the reduction after the partial sums: the cores meet, then core c
+  // sums every core's raw partials of its N tiles (n_range) and requantises them.
+  bool k_split_node(std::size_t i) const;
+  std::pair<std::uint64_t, std::uint64_t> k_range(std::uint64_t KT, std::uint32_t core) const;
+  GemmTiling k_share(const GemmTiling& tl, std::uint64_t limit) const;
+  // Returns where the reduction's instructions begin (after the cores meet).
+  std::size_t emit_k_reduction(const Node& layer, const Placement& out, const Requant& q,
+                               const std::vector<std::uint32_t>* bias, std::size_t node_begin);
   // Pipeline (PipelineStage): whether node i runs on this core, the next node that does after
   // i (nodes.size() if none), and the hand-over to the next stage after a run of this core's
   // nodes whose instructions begin at `run_begin`.
@@ -641,6 +658,8 @@ class Lowerer {
   std::vector<std::size_t> load_weights_at_;
   std::vector<GemmTiling> tilings_;  // per node, from the tiling pass
   std::vector<std::uint64_t> share_macs_;  // per GEMM node, this core's MACs (CoreShare)
+  std::vector<GemmTiling> whole_;          // per node split by K, the whole node's tiling
+  std::vector<std::uint64_t> partials_;    // per node split by K, HBM of core 0's partials
   std::size_t layer_index_ = 0;
   const Node* layer_ = nullptr;
 };
@@ -715,6 +734,15 @@ Program Lowerer::run() {
                         return min_staging(i, in_res, out_res);
                       });
   program_.hbm_bytes = plan_.hbm_bytes;
+  // A K split's raw partial sums: per node, every core's M x N words, after the plan (the
+  // same addresses on every core).
+  partials_.assign(model_.nodes.size(), 0);
+  for (std::size_t i = 0; i < model_.nodes.size(); ++i) {
+    if (!k_split_node(i)) continue;
+    partials_[i] = ceil_div(program_.hbm_bytes, 64) * 64;
+    program_.hbm_bytes = partials_[i] + std::uint64_t(share_.cores) * model_.nodes[i].gemm_m() *
+                                            model_.nodes[i].gemm_n() * 4;
+  }
   if (program_.hbm_bytes > config_.hbm.capacity_bytes || program_.hbm_bytes > kMaxHbmAddress + 1) {
     // The largest tensor in HBM, so an oversized input (a KV cache) is named.
     TensorId largest = 0;
@@ -745,6 +773,7 @@ Program Lowerer::run() {
   // one's first weight tile).
   tilings_.assign(model_.nodes.size(), GemmTiling());
   share_macs_.assign(model_.nodes.size(), 0);
+  whole_.assign(model_.nodes.size(), GemmTiling());
   for (layer_index_ = 0; layer_index_ < model_.nodes.size(); ++layer_index_) {
     const Node& layer = model_.nodes[layer_index_];
     layer_ = &layer;
@@ -752,7 +781,21 @@ Program Lowerer::run() {
     tilings_[layer_index_] = tile_gemm(layer, plan_.tensors[layer.inputs[0]],
                                       plan_.tensors[layer.output],
                                       plan_.staging_limit[layer_index_]);
-    if (share_.cores > 1) {
+    if (share_.k_split) {
+      // This core's useful MACs: the node's in proportion to its K tiles' rows; a node not
+      // split by K runs on core 0.
+      const GemmTiling& whole = tilings_[layer_index_];
+      const std::uint64_t macs = layer.macs();
+      if (!k_split_node(layer_index_)) {
+        share_macs_[layer_index_] = share_.core == 0 ? macs : 0;
+        continue;
+      }
+      const auto [kt0, kt1] = k_range(whole.KT, share_.core);
+      share_macs_[layer_index_] = macs * kt1 / whole.KT - macs * kt0 / whole.KT;
+      whole_[layer_index_] = whole;
+      tilings_[layer_index_] = k_share(whole, plan_.staging_limit[layer_index_]);
+      tilings_[layer_index_].partials = partials_[layer_index_];
+    } else if (share_.cores > 1) {
       // This core's useful MACs: the node's in proportion to its columns (the columns before
       // its share and through it, so that the cores' shares add up to the node's).
       const GemmTiling& whole = tilings_[layer_index_];
@@ -780,7 +823,7 @@ Program Lowerer::run() {
     Instruction tag;
     tag.op = Opcode::kLayer;
     tag.layer = std::uint16_t(program_.layers.size());
-    const std::size_t node_begin = program_.instructions.size();
+    std::size_t node_begin = program_.instructions.size();
     emit(tag);
     // A pipeline stage's run of nodes (one micro-batch) starts once the stage before has
     // stored what it reads.
@@ -807,7 +850,8 @@ Program Lowerer::run() {
     // only takes part in the barrier
     // (Core 0 has N tiles of every GEMM node: n_share rounds its share up.)
     if (share_.cores > 1 && share_.core != 0 &&
-        (!is_gemm(layer.kind) || tilings_[layer_index_].NT == 0)) {
+        (!is_gemm(layer.kind) || tilings_[layer_index_].NT == 0 ||
+         (share_.k_split && !k_split_node(layer_index_)))) {
       emit_barrier(node_begin);
       LayerInfo info;
       info.name = layer.name;
@@ -844,9 +888,17 @@ Program Lowerer::run() {
       case OpKind::kTensorMatmul:
       case OpKind::kDense:
       case OpKind::kConv2d:
-        lower_gemm(layer, in, out, tilings_[layer_index_], plan_.weights[layer_index_],
-                   data_ ? &data.weights[layer_index_] : nullptr, q,
-                   data_ ? &reference.bias_words[layer_index_] : nullptr);
+        // A K split whose share has no K tiles only takes part in the reduction.
+        if (tilings_[layer_index_].KT > 0) {
+          lower_gemm(layer, in, out, tilings_[layer_index_], plan_.weights[layer_index_],
+                     data_ ? &data.weights[layer_index_] : nullptr, q,
+                     data_ ? &reference.bias_words[layer_index_] : nullptr);
+        }
+        if (k_split_node(layer_index_)) {
+          node_begin = emit_k_reduction(layer, out, q,
+                                        data_ ? &reference.bias_words[layer_index_] : nullptr,
+                                        node_begin);
+        }
         break;
       case OpKind::kMaxPool2d:
       case OpKind::kAvgPool2d:
@@ -1274,7 +1326,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const auto tiles = [&](std::uint64_t u) { return MT * per_m_tile(u); };
   const auto acc_slot = [&](std::uint64_t t) { return (2 * mxu(t) + local(t) % 2) * m_tile; };
   // 2U output staging slots, used in turn: ACTIVATEs run in order on the one vector unit.
-  const auto o_slot = [&](std::uint64_t t) { return tl.o_slot + t % (2 * U) * m_tile; };
+  const auto o_slot = [&](std::uint64_t t) {
+    return tl.o_slot + t % (2 * U) * m_tile * tl.raw_w;
+  };
   // The semaphore `s` of every MXU (not kMxuGo, which MXU 0 has not).
   const auto every_mxu = [&](MxuSemaphore s) {
     std::uint64_t mask = 0;
@@ -1285,15 +1339,18 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // Weights K x N, stored tile by tile (column block, then K tile, each K_t x N_t row-major).
   // A grouped conv's K row (tap, c) holds weight row tap * cg + c % cg of the columns of c's
   // group and zeros elsewhere.
-  if (w && !tl.b_tensor) {
+  // A K split's image is the whole node's, written by core 0 (one copy in HBM).
+  if (w && !tl.b_tensor && !(tl.raw && share_.core != 0)) {
+    const GemmTiling& wt = tl.raw ? whole_[layer_index_] : tl;
+    const std::uint64_t NT = wt.NT, KT = wt.KT;
     const std::uint64_t C = layer.in.c, cg = conv ? C / layer.groups : C;
     const std::uint64_t ng = N / (conv ? layer.groups : 1);
-    std::vector<std::uint8_t> image(tl.w_elems * eb_);
+    std::vector<std::uint8_t> image(wt.w_elems * eb_);
     std::uint64_t at = 0;
     for (std::uint64_t nt = 0; nt < NT; ++nt) {
-      const NTile& ntl = tl.ntiles[nt];
+      const NTile& ntl = wt.ntiles[nt];
       for (std::uint64_t kt = 0; kt < KT; ++kt) {
-        const KTile& kti = tl.ktile(nt, kt);
+        const KTile& kti = wt.ktile(nt, kt);
         for (std::uint64_t k = kti.k0; k < kti.k0 + kti.kts; ++k, at += ntl.nts * eb_) {
           const std::uint64_t c = conv ? k % C : 0;
           const std::uint64_t wk = conv ? k / C * cg + c % cg : k;
@@ -1315,7 +1372,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       }
     }
     // (A model-parallel share's tiles start at its first tile's offset.)
-    add_segment(layer.name + ".weights", weights + tl.w_off[0] * eb_, std::move(image));
+    add_segment(layer.name + ".weights", weights + wt.w_off[0] * eb_, std::move(image));
   }
   const std::int32_t multiplier = q.multiplier;
   const std::uint8_t shift = q.shift;
@@ -1400,6 +1457,21 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     const std::uint64_t p0 = part / tl.heads * M, c0 = part % tl.heads * N;
     const std::uint64_t n0 = c0 + tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
     std::vector<DmaFields> pieces;
+    if (tl.raw) {
+      // This core's raw partials of the tile, row-major M x N words: a row's nts words from
+      // the start of its raw_w UB rows.
+      DmaFields d;
+      d.hbm_addr = tl.partials + (std::uint64_t(share_.core) * M * N + m0 * N + n0) * 4;
+      d.ub_row = std::uint32_t(o_slot(t));
+      d.elems = std::uint16_t(nts * 4 / eb_);
+      d.pack = std::uint16_t(config_.ub_row_elems());
+      d.groups = std::uint16_t(m1 - m0);
+      d.group_stride = std::uint32_t(m1 - m0 > 1 ? N * 4 : 0);
+      d.ub_stride = std::uint16_t(
+          raw_rows_per_acc_row(nts, std::uint64_t(config_.ub_row_elems()) * eb_));
+      pieces.push_back(d);
+      return pieces;
+    }
     pixel_blocks(p0 + m0, p0 + m1, out.hbm,
                  [&](std::uint64_t first, std::uint64_t b, std::uint64_t py, std::uint64_t px,
                      std::uint64_t pixels, std::uint64_t rows, std::uint64_t row_stride) {
@@ -1465,7 +1537,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // for the input anyway (below), so the layer's compute span opens with tiles queued, which
   // absorb the output stores the DMA runs between weight tiles.
   // The bias, loaded once ahead of the node's other transfers; the first ACTIVATE waits for it.
-  const std::uint64_t b_rows = bias_rows(layer, config_, model_.dtype);
+  const std::uint64_t b_rows = tl.raw ? 0 : bias_rows(layer, config_, model_.dtype);
   const std::uint64_t row_elems = config_.ub_row_elems();
   if (b_rows > 0) {
     const std::uint64_t hbm = plan_.biases[layer_index_];
@@ -1619,7 +1691,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
               passes.push_back(p);
             }
           } else {
-            passes.push_back({x_slot(mt) + k, KR, rows, acc_slot(t)});
+            passes.push_back({x_slot(mt) + tl.k_first + k, KR, rows, acc_slot(t)});
           }
           for (std::size_t i = 0; i < passes.size(); ++i) {
             Instruction mm;
@@ -1675,6 +1747,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
             act.flags = kFlagBias;
             act.src_row = std::uint32_t(tl.bias_slot * row_elems * eb_ / 4 + n0);
           }
+          if (tl.raw) act.flags = kFlagRaw;
           if (i == 0) {
             act.wait = bit(acc_ready(u, l)) | (t >= 2 * U && !out_res ? bit(out_free) : 0);
           }
@@ -1748,8 +1821,159 @@ GemmTiling Lowerer::n_share(const GemmTiling& tl) const {
   return s;
 }
 
-void Lowerer::emit_barrier(std::size_t node_begin) {
-  if (share_.cores == 1 || layer_index_ + 1 == model_.nodes.size()) return;
+bool Lowerer::k_split_node(std::size_t i) const {
+  const OpKind kind = model_.nodes[i].kind;
+  return share_.k_split && share_.cores > 1 && (kind == OpKind::kDense || kind == OpKind::kMatmul);
+}
+
+std::pair<std::uint64_t, std::uint64_t> Lowerer::k_range(std::uint64_t KT,
+                                                         std::uint32_t core) const {
+  return {ceil_div(core * KT, share_.cores), ceil_div((core + 1) * KT, share_.cores)};
+}
+
+GemmTiling Lowerer::k_share(const GemmTiling& tl, std::uint64_t limit) const {
+  const auto [kt0, kt1] = k_range(tl.KT, share_.core);
+  GemmTiling s = tl;
+  s.raw = true;
+  s.k_first = kt0;
+  s.KT = kt1 - kt0;
+  s.ktiles.assign(tl.ktiles.begin() + kt0, tl.ktiles.begin() + kt1);
+  s.w_off.clear();
+  for (std::uint64_t nt = 0; nt < tl.NT; ++nt) {
+    for (std::uint64_t kt = kt0; kt < kt1; ++kt) s.w_off.push_back(tl.w_off[nt * tl.KT + kt]);
+  }
+  // The output slots hold raw rows (raw_w UB rows per accumulator row), where the bias was:
+  // smaller M tiles when they do not fit.
+  s.raw_w = raw_rows_per_acc_row(C_, std::uint64_t(config_.ub_row_elems()) * eb_);
+  while (s.m_tile > 1 && s.o_slot + 2 * s.mxus * s.m_tile * s.raw_w > limit) {
+    s.m_tile = ceil_div(s.m_tile, 2);
+  }
+  if (s.o_slot + 2 * s.mxus * s.m_tile * s.raw_w > limit) {
+    fail("compiler.parallelism = model_k: the raw partial sums of one row (" +
+         std::to_string(s.raw_w) + " UB rows per output slot) do not fit the UB's staging rows");
+  }
+  s.MT = ceil_div(s.M, s.m_tile);
+  return s;
+}
+
+std::size_t Lowerer::emit_k_reduction(const Node& layer, const Placement& out, const Requant& q,
+                                      const std::vector<std::uint32_t>* bias,
+                                      std::size_t node_begin) {
+  // Every core's partials are in HBM once the cores meet.
+  emit_barrier(node_begin, true);
+  const std::size_t begin = program_.instructions.size();
+  const GemmTiling& tl = whole_[layer_index_];
+  const std::uint64_t M = tl.M, N = tl.N, KT = tl.KT;
+  const std::uint64_t row_elems = config_.ub_row_elems(), row_bytes = row_elems * eb_;
+  const std::uint64_t W = raw_rows_per_acc_row(C_, row_bytes);
+  // UB above the weight slots (the next node's prefetched tiles): the bias, one buffer of raw
+  // rows, one output staging slot; accumulator rows from 0.
+  const std::uint64_t b_rows = bias_rows(layer, config_, model_.dtype);
+  const std::uint64_t bias_slot = weight_rows(), buf = bias_slot + b_rows;
+  const std::uint64_t limit = plan_.staging_limit[layer_index_];
+  const std::uint64_t mr =
+      std::min({M, limit > buf ? (limit - buf) / (W + 1) : 0, acc_rows_, kMaxCount});
+  if (mr == 0) {
+    fail("compiler.parallelism = model_k: no UB rows left for the reduction of the partial sums");
+  }
+  const std::uint64_t stage = buf + mr * W;
+  if (b_rows > 0) {
+    const std::uint64_t hbm = plan_.biases[layer_index_];
+    if (bias) {
+      std::vector<std::uint8_t> image(b_rows * row_elems * eb_);
+      std::memcpy(image.data(), bias->data(), 4 * bias->size());
+      add_segment(layer.name + ".bias", hbm, std::move(image));
+    }
+    DmaFields d;
+    d.hbm_addr = hbm;
+    d.ub_row = std::uint32_t(bias_slot);
+    d.elems = std::uint16_t(row_elems);
+    d.pack = std::uint16_t(row_elems);
+    d.groups = std::uint16_t(b_rows);
+    d.group_stride = std::uint32_t(row_elems * eb_);
+    // The first partial's load signals for it: one engine completes in order.
+    emit(dma(Opcode::kDmaLoad, d, 0, 0));
+  }
+  std::vector<std::uint32_t> from;  // the cores with K tiles, in core order
+  for (std::uint32_t d = 0; d < share_.cores; ++d) {
+    const auto [kt0, kt1] = k_range(KT, d);
+    if (kt1 > kt0) from.push_back(d);
+  }
+  struct Piece {
+    std::uint64_t m0, rows, nt;
+  };
+  std::vector<Piece> pieces;
+  const auto [nt0, nt1] = n_range(tl.NT);
+  for (std::uint64_t m0 = 0; m0 < M; m0 += mr) {
+    for (std::uint64_t nt = nt0; nt < nt1; ++nt) pieces.push_back({m0, std::min(mr, M - m0), nt});
+  }
+  // One buffer each way, in turn: partial load -> acc.load (pool_ready, pool_free), then
+  // activate -> store (out_ready, out_free). The sums go in core order: fp32 adds
+  // ((p_0 + p_1) + p_2) ..., each p_d summed over core d's K tiles in order.
+  for (std::size_t i = 0; i < pieces.size(); ++i) {
+    const Piece& p = pieces[i];
+    const std::uint64_t n0 = tl.ntiles[p.nt].n0, nts = tl.ntiles[p.nt].nts;
+    for (std::size_t j = 0; j < from.size(); ++j) {
+      const bool first = i == 0 && j == 0, last = i + 1 == pieces.size() && j + 1 == from.size();
+      DmaFields d;
+      d.hbm_addr = partials_[layer_index_] + (std::uint64_t(from[j]) * M * N + p.m0 * N + n0) * 4;
+      d.ub_row = std::uint32_t(buf);
+      d.elems = std::uint16_t(nts * 4 / eb_);
+      d.pack = std::uint16_t(row_elems);
+      d.groups = std::uint16_t(p.rows);
+      d.group_stride = std::uint32_t(p.rows > 1 ? N * 4 : 0);
+      d.ub_stride = std::uint16_t(raw_rows_per_acc_row(nts, row_bytes));
+      emit(dma(Opcode::kDmaLoad, d, first ? 0 : bit(kSemPoolFree), bit(kSemPoolReady)));
+      Instruction add;
+      add.op = Opcode::kAccLoad;
+      add.flags = j > 0 ? kFlagAccumulate : 0;
+      add.ub_row = std::uint32_t(buf);
+      add.rows = std::uint32_t(p.rows);
+      add.cols = std::uint16_t(nts);
+      add.acc_row = 0;
+      add.wait = bit(kSemPoolReady);
+      add.signal = last ? 0 : bit(kSemPoolFree);
+      emit(add);
+    }
+    Instruction act;
+    act.op = Opcode::kActivate;
+    act.acc_row = 0;
+    act.rows = std::uint32_t(p.rows);
+    act.cols = std::uint16_t(nts);
+    act.ub_row = std::uint32_t(stage);
+    act.func = layer.activation;
+    act.multiplier = q.multiplier;
+    act.shift = q.shift;
+    act.zero_point = q.zero_point;
+    act.scale_a = fp32_bits(q.scale_a);
+    act.scale_out = fp32_bits(q.scale_out);
+    if (b_rows > 0) {
+      act.flags = kFlagBias;
+      act.src_row = std::uint32_t(bias_slot * row_elems * eb_ / 4 + n0);
+    }
+    act.wait = i > 0 ? bit(kSemOutFree) : 0;
+    act.signal = bit(kSemOutReady);
+    emit(act);
+    std::vector<DmaFields> stores;
+    pixel_blocks(p.m0, p.m0 + p.rows, out.hbm,
+                 [&](std::uint64_t first, std::uint64_t b, std::uint64_t py, std::uint64_t px,
+                     std::uint64_t pixels, std::uint64_t rows, std::uint64_t row_stride) {
+                   stores.push_back(block(out.hbm.addr(b, std::int64_t(py), std::int64_t(px)) +
+                                              n0 * eb_,
+                                          stage + (first - p.m0), rows, row_stride, pixels,
+                                          out.hbm.pixel_bytes(), nts));
+                 });
+    for (std::size_t k = 0; k < stores.size(); ++k) {
+      const bool last = k + 1 == stores.size();
+      emit(dma(Opcode::kDmaStore, stores[k], k == 0 ? bit(kSemOutReady) : 0,
+               last && i + 1 < pieces.size() ? bit(kSemOutFree) : 0));
+    }
+  }
+  return begin;
+}
+
+void Lowerer::emit_barrier(std::size_t node_begin, bool always) {
+  if (share_.cores == 1 || (layer_index_ + 1 == model_.nodes.size() && !always)) return;
   // This node's last HBM write on each DMA engine (each engine completes in order).
   std::uint64_t stored = 0;
   std::vector<bool> seen(config_.core.dma_engines, false);

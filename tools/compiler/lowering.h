@@ -169,6 +169,12 @@ constexpr std::uint32_t kSemPeersDone = 63;   // other cores' signal.core -> seq
 // program.
 struct CoreShare {
   std::uint32_t core = 0, cores = 1;
+  // Model parallelism by K instead (tools/compiler/parallel.h, model_k): every dense or
+  // matmul node runs only the K tiles [KT c / cores, KT (c + 1) / cores) of every output tile
+  // and stores their raw partial sums (ACTIVATE raw) to HBM; after a barrier core c loads every
+  // core's partials of its N tiles (as model_n's), sums them into the accumulators (ACC_LOAD)
+  // and requantises them once, with the bias. Other nodes run on core 0.
+  bool k_split = false;
 };
 
 // Core `core`'s stage of a layer pipeline (tools/compiler/parallel.h, pipeline): `stage_of`

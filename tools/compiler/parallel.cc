@@ -81,6 +81,43 @@ double estimate_model_n_cycles(const Graph& graph, const Config& config, std::ui
   return cycles;
 }
 
+// The estimate of tools/compiler/parallel.h for model_k over `cores` cores.
+double estimate_model_k_cycles(const Graph& graph, const Config& config, std::uint32_t cores) {
+  const std::uint64_t R = config.array.rows, C = config.array.cols;
+  const double latency = config.hbm.preset == "ideal" ? 0 : config.hbm.latency_ns / config.period_ns();
+  const double barrier = 2.0 * config.chip.interconnect_latency_cycles + latency + double(R + C);
+  const std::uint64_t row_bytes = std::uint64_t(config.ub_row_elems()) * element_bytes(graph.dtype);
+  const double raw_w = double((4 * C + row_bytes - 1) / row_bytes);
+  double cycles = double(graph.nodes.size() - 1) * barrier;
+  for (const Node& n : graph.nodes) {
+    if (!is_gemm(n.kind)) continue;
+    const std::uint64_t m = n.gemm_m(), kt = ceil_div(n.gemm_k(), R), nt = ceil_div(n.gemm_n(), C);
+    if (n.kind != OpKind::kDense && n.kind != OpKind::kMatmul) {
+      // On core 0 alone, its input and output through HBM.
+      const double compute = double(kt * nt * std::max(m, R)) / config.core.mxus;
+      const double weight_bytes = double(n.gemm_k() * n.gemm_n() * element_bytes(graph.dtype));
+      const double memory =
+          std::max(hbm_cycles(config, weight_bytes), weight_fetch_cycles(config, kt * nt));
+      cycles += pipelined(compute, memory, kt * nt) + double(m * (kt + nt));
+      continue;
+    }
+    const std::uint64_t kc = ceil_div(kt, cores), owned = ceil_div(nt, cores);
+    const double compute = double(kc * nt * std::max(m, R)) / config.core.mxus;
+    const double weight_bytes = double(n.gemm_k() * n.gemm_n() * element_bytes(graph.dtype));
+    const double memory =
+        std::max(hbm_cycles(config, weight_bytes), weight_fetch_cycles(config, kc * nt));
+    // The input in, every raw partial row out, then the owned tiles' partials of every core in
+    // and their outputs out (one UB row a cycle each, serialised), and the barrier before.
+    const double reduction = double(m) * (double(nt) * raw_w +
+                                          double(owned) * (double(cores) * raw_w + 1)) +
+                             double(cores) * double(owned) * (latency + 2.0 *
+                                                              config.chip.interconnect_latency_cycles) +
+                             barrier;
+    cycles += pipelined(compute, memory, kc * nt) + double(m * kt) + reduction;
+  }
+  return cycles;
+}
+
 // `graph` with every input's samples cut to core `core`'s share of `cores`.
 Graph share_of(const Graph& graph, std::uint32_t core, std::uint32_t cores) {
   Graph part = graph;
@@ -346,7 +383,7 @@ std::optional<Program> compile_parallel(const Graph& graph, const Config& config
                        "the fewest is " + std::to_string(fewest));
   }
   if (choice == "auto") {
-    // The cheapest estimate; a tie keeps the earlier of single, data, model_n.
+    // The cheapest estimate; a tie keeps the earlier of single, data, model_n, model_k.
     double best = estimate_cycles(graph, config, 1);
     choice = "single";
     if (fewest >= cores && estimate_cycles(graph, config, cores) < best) {
@@ -362,6 +399,11 @@ std::optional<Program> compile_parallel(const Graph& graph, const Config& config
     if ((gemms_only || fewest < cores) && estimate_model_n_cycles(graph, config, cores) < best) {
       best = estimate_model_n_cycles(graph, config, cores);
       choice = "model_n";
+    }
+    // model_k likewise (its other nodes run on core 0 as model_n's do).
+    if ((gemms_only || fewest < cores) && estimate_model_k_cycles(graph, config, cores) < best) {
+      best = estimate_model_k_cycles(graph, config, cores);
+      choice = "model_k";
     }
     // A pipeline of one micro-batch runs its stages one after another: never better than one core.
     if (fewest >= cores && config.compiler.micro_batches <= fewest) {
@@ -403,13 +445,14 @@ std::optional<Program> compile_parallel(const Graph& graph, const Config& config
     if (choice == "data") {
       parts.push_back(compile_core(share_of(graph, c, cores), config, options));
     } else {
-      parts.push_back(compile_core(graph, config, options, CoreShare{c, cores}));
+      parts.push_back(compile_core(graph, config, options, CoreShare{c, cores, choice == "model_k"}));
     }
   }
   if (choice == "data") return merge(std::move(parts), config);
   for (const Program& p : parts) {
     if (p.hbm_bytes != parts[0].hbm_bytes) {
-      throw CompileError(graph.source + ": internal: the model_n shares planned HBM differently");
+      throw CompileError(graph.source + ": internal: the " + choice +
+                         " shares planned HBM differently");
     }
   }
   return merge_shares(std::move(parts));

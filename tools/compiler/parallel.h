@@ -17,6 +17,12 @@
 //           signal.core to every other core waits for it, then cores - 1 nops wait for the
 //           others' signals (peers_done). One memory plan serves every core; the layers are
 //           named "<name>@c<c>", their output checks on core 0's. CoreShare, lowering.h.
+//   model_k model parallelism, K split: every dense or matmul node's K tiles split into
+//           chip.cores contiguous shares, each core multiplying its K range of every output
+//           tile and storing the raw 32-bit partial sums (activate raw) to HBM; after a barrier
+//           core c sums every core's partials of its model_n share of the N tiles (acc.load,
+//           in core order) and requantises them once (bias, activation), then the cores meet
+//           again. Other nodes run on core 0, as under model_n. CoreShare::k_split, lowering.h.
 //   pipeline layer pipelining: the nodes cut into min(chip.cores, nodes) contiguous stages of
 //           least largest estimated cost (node_cycles below, dynamic programming over the cuts),
 //           stage s on core s, and the samples cut into compiler.micro_batches micro-batches
@@ -32,10 +38,12 @@
 //           micro-batch (the weight FIFO holds a tile or two, and the compiler keeps no weights
 //           in the UB), so on one chip pipelining saves no weight traffic: each core reads only
 //           its stage's weights, but once per micro-batch.
-//   auto    the choice of lowest estimate (a tie keeps single, then data), data only when every
-//           graph input has at least chip.cores samples, model_n only when every node is a
-//           GEMM or a view or the samples cannot split (its estimate does not see what the
-//           other nodes lose with their activations in HBM). One choice per graph.
+//   auto    the choice of lowest estimate (a tie keeps single, then data, then model_n), data
+//           only when every graph input has at least chip.cores samples, model_n and model_k
+//           only when every node is a GEMM or a view or the samples cannot split (their
+//           estimates do not see what the other nodes lose with their activations in HBM),
+//           pipeline only with at least chip.cores samples and two or more micro-batches.
+//           One choice per graph.
 // Estimates (cycles, per GEMM node, summed): a two-stage pipeline over the node's weight tiles,
 // fetch then multiply, max(compute, memory) + min(compute, memory) / tiles (the longer stage
 // every tile, the shorter once). single and data: compute = ceil(K / R) * ceil(N / C) *
@@ -54,13 +62,21 @@
 // signal, the next node's pipeline fill). Over the bundled models on tpu_v2..v4 (81 model and
 // config pairs) auto picks the fastest of single, data and model_n in 71; the misses are at
 // most 1.40x (SCALE-Sim's conv lists on tpu_v2, where model_n hides the input and output rows
-// the estimate counts in full). pipeline (taken by auto only with at least chip.cores samples
-// and two or more micro-batches): per micro-batch, each node's cost alone on a core with its
-// activations in HBM (a GEMM as single's plus model_n's input and output rows, any other node
-// one UB row a cycle per input and output row, views free), each stage its nodes' sum plus a
-// hand-over (as model_n's barrier); the sum of the stages once (fill and drain) plus the slowest
-// for every further micro-batch. Over the bundled models and configs auto never takes it: data
-// or model_n is cheaper wherever the samples split (README, "Scaling over MXUs and cores").
+// the estimate counts in full). model_k: a dense or matmul node as single's with the busiest
+// core's ceil(ceil(K / R) / cores) K tiles of all N tiles, the input in (M ceil(K / R) rows),
+// plus its reduction, serialised, one UB row a cycle: every raw partial row out (M x N tiles x
+// W, W = ceil(4 C / UB row bytes)), the core's ceil(N tiles / cores) tiles of every core's
+// partials in (x cores x W) and its outputs out, a memory round trip per partial load and a
+// barrier; other GEMM nodes as single's plus their input and output rows. It wins where the
+// weight fetches dominate and M x N is small: a 1 x 8192 x 128 decode GEMV (one N tile: model_n
+// cannot split it), CIFAR's CNN at batch 1 on tpu_v2.
+// pipeline (taken by auto only with at least chip.cores samples and two or more micro-batches):
+// per micro-batch, each node's cost alone on a core with its activations in HBM (a GEMM as
+// single's plus model_n's input and output rows, any other node one UB row a cycle per input and
+// output row, views free), each stage its nodes' sum plus a hand-over (as model_n's barrier); the
+// sum of the stages once (fill and drain) plus the slowest for every further micro-batch. Over the
+// bundled models and configs auto never takes it: data or model_n is cheaper wherever the samples
+// split (README, "Scaling over MXUs and cores").
 #include <optional>
 
 #include "sim/config/config.h"

@@ -68,7 +68,13 @@ std::string what(const Instruction& inst, const Program& program, const Config& 
              ((inst.flags & kFlagAccumulate) ? ", added (split K)" : ", overwritten");
     case Opcode::kActivate:
       return "accumulator " + rows(inst.acc_row, inst.rows) + ", " + std::to_string(inst.cols) +
-             " columns, requantised and activated -> UB " + rows(inst.ub_row, inst.rows);
+             ((inst.flags & kFlagRaw) ? " columns, raw 32-bit words -> UB from row " +
+                                            std::to_string(inst.ub_row)
+                                      : " columns, requantised and activated -> UB " +
+                                            rows(inst.ub_row, inst.rows));
+    case Opcode::kAccLoad:
+      return "raw 32-bit words from UB row " + std::to_string(inst.ub_row) + " -> accumulator " +
+             rows(inst.acc_row, inst.rows) + ((inst.flags & kFlagAccumulate) ? ", added" : ", set");
     case Opcode::kPool:
       return std::string((inst.flags & kFlagAverage) ? "average" : "max") + " pool " +
              std::to_string(inst.kernel_h) + "x" + std::to_string(inst.kernel_w) + " over UB " +
