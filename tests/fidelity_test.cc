@@ -829,7 +829,8 @@ TEST(Fidelity, RandomModelParallelModelsOnSeveralCores) {
 
 // The same with graphs of vector work between the GEMMs (model_n splits an element-wise node's
 // pixels, a pooling node's output rows and a copy's rows over the cores): conv, a residual add,
-// a concat of the sum with itself (the second slice a copy), average pooling, softmax (some causal) or a norm, a
+// a concat of the sum with itself (the second slice a copy), average pooling, softmax (some
+// causal, some over two interleaved heads, split in whole queries) or a norm, a column
 // slice, a sigmoid gate (mul), over 1..3 samples; pe == fast == interpret(), every output
 // (the intermediate ones through HBM) matching the reference.
 TEST(Fidelity, RandomModelParallelVectorGraphsOnSeveralCores) {
@@ -837,23 +838,26 @@ TEST(Fidelity, RandomModelParallelVectorGraphsOnSeveralCores) {
   const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
     return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
   };
-  std::uint64_t split_vector_work = 0;
+  std::uint64_t split_vector_work = 0, heads = 0;
   for (int i = 0; i < 8; ++i) {
     const Config config = random_chip(pick, "model_n");
     const std::uint32_t h = 2 * pick(1, 3), w = 2 * pick(1, 3), c = pick(1, 12);
     const std::uint32_t k = pick(0, 1) ? 3 : 1;
     const char* norms[] = {R"("op": "softmax")", R"("op": "softmax", "causal": true)",
+                           R"("op": "softmax", "causal": true, "heads": 2)",
                            R"("op": "layernorm")", R"("op": "rmsnorm")"};
+    const std::uint32_t norm = pick(0, 4);
+    heads += norm == 2;
     std::ostringstream json;
     json << R"({"dtype": ")" << (pick(0, 2) ? "int8" : "bf16") << R"(", "batch": )"
          << pick(1, 3) << R"(, "seed": )" << i << R"(, "inputs": [{"name": "x", "shape": [)"
-         << h << ", " << w << ", " << c << R"(]}], "nodes": [
+         << h << ", " << 2 * w << ", " << c << R"(]}], "nodes": [
       {"name": "conv", "op": "conv2d", "inputs": ["x"], "out_channels": )" << c
          << R"(, "kernel": )" << k << R"(, "padding": )" << k / 2 << R"(},
       {"name": "sum", "op": "add", "inputs": ["conv", "x"]},
       {"name": "cat", "op": "concat", "inputs": ["sum", "sum"]},
       {"name": "pool", "op": "avgpool2d", "inputs": ["cat"], "kernel": 2},
-      {"name": "norm", )" << norms[pick(0, 3)] << R"(, "inputs": ["pool"]},
+      {"name": "norm", )" << norms[norm] << R"(, "inputs": ["pool"]},
       {"name": "part", "op": "slice", "inputs": ["norm"], "width": [0, )" << pick(1, w / 2)
          << R"(]},
       {"name": "gate", "op": "sigmoid", "inputs": ["part"]},
@@ -871,6 +875,7 @@ TEST(Fidelity, RandomModelParallelVectorGraphsOnSeveralCores) {
     check_on_cores(config, program);
   }
   EXPECT_GT(split_vector_work, 0u);  // cores other than 0 ran element-wise and pooling work
+  EXPECT_GT(heads, 0u);
 }
 
 // pe == fast == interpret() on random chains of grouped, depthwise and dilated convs (strided,
