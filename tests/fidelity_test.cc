@@ -827,11 +827,62 @@ TEST(Fidelity, RandomModelParallelModelsOnSeveralCores) {
   }
 }
 
+// The same with graphs of vector work between the GEMMs (model_n splits an element-wise node's
+// pixels, a pooling node's output rows and a copy's rows over the cores): conv, a residual add,
+// a concat of the sum with itself (the second slice a copy), average pooling, softmax (some
+// causal, some over two interleaved heads, split in whole queries) or a norm, a column
+// slice, a sigmoid gate (mul), over 1..3 samples; pe == fast == interpret(), every output
+// (the intermediate ones through HBM) matching the reference.
+TEST(Fidelity, RandomModelParallelVectorGraphsOnSeveralCores) {
+  std::mt19937 rng(31);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  std::uint64_t split_vector_work = 0, heads = 0;
+  for (int i = 0; i < 8; ++i) {
+    const Config config = random_chip(pick, "model_n");
+    const std::uint32_t h = 2 * pick(1, 3), w = 2 * pick(1, 3), c = pick(1, 12);
+    const std::uint32_t k = pick(0, 1) ? 3 : 1;
+    const char* norms[] = {R"("op": "softmax")", R"("op": "softmax", "causal": true)",
+                           R"("op": "softmax", "causal": true, "heads": 2)",
+                           R"("op": "layernorm")", R"("op": "rmsnorm")"};
+    const std::uint32_t norm = pick(0, 4);
+    heads += norm == 2;
+    std::ostringstream json;
+    json << R"({"dtype": ")" << (pick(0, 2) ? "int8" : "bf16") << R"(", "batch": )"
+         << pick(1, 3) << R"(, "seed": )" << i << R"(, "inputs": [{"name": "x", "shape": [)"
+         << h << ", " << 2 * w << ", " << c << R"(]}], "nodes": [
+      {"name": "conv", "op": "conv2d", "inputs": ["x"], "out_channels": )" << c
+         << R"(, "kernel": )" << k << R"(, "padding": )" << k / 2 << R"(},
+      {"name": "sum", "op": "add", "inputs": ["conv", "x"]},
+      {"name": "cat", "op": "concat", "inputs": ["sum", "sum"]},
+      {"name": "pool", "op": "avgpool2d", "inputs": ["cat"], "kernel": 2},
+      {"name": "norm", )" << norms[norm] << R"(, "inputs": ["pool"]},
+      {"name": "part", "op": "slice", "inputs": ["norm"], "width": [0, )" << pick(1, w / 2)
+         << R"(]},
+      {"name": "gate", "op": "sigmoid", "inputs": ["part"]},
+      {"name": "y", "op": "mul", "inputs": ["part", "gate"]}],
+      "outputs": ["y"]})";
+    SCOPED_TRACE(::testing::Message() << config.chip.cores << " cores x " << config.core.mxus
+                                      << " MXUs x " << config.core.dma_engines << " DMA "
+                                      << config.array.rows << "x" << config.array.cols << " "
+                                      << config.hbm.preset << "\n" << json.str());
+    const Program program = compile(parse_model_json(json.str(), "random"), config);
+    for (std::size_t pc = program.core_begin[1]; pc < program.instructions.size(); ++pc) {
+      const Opcode op = program.instructions[pc].op;
+      split_vector_work += op == Opcode::kAdd || op == Opcode::kVop || op == Opcode::kPool;
+    }
+    check_on_cores(config, program);
+  }
+  EXPECT_GT(split_vector_work, 0u);  // cores other than 0 ran element-wise and pooling work
+  EXPECT_GT(heads, 0u);
+}
+
 // pe == fast == interpret() on chips of 2..4 cores with compiler.parallelism = model_k: every
 // dense layer's K tiles split over the cores, its raw partial sums (activate raw) reduced by
-// the core owning each N tile (acc.load, then one requantisation with the bias); a conv and
-// maxpool (core 0 alone) before the dense layers in some; K of 3..90 elements, so some cores
-// have no K tile on small K; int8 and bf16, biases and activations. Every output matches the
+// the core owning each N tile (acc.load, then one requantisation with the bias); a conv (core
+// 0 alone) and a maxpool (its rows split) before the dense layers in some; K of 3..90
+// elements, so some cores have no K tile on small K; int8 and bf16, biases and activations. Every output matches the
 // reference (bit-exact int8: int32 partials add exactly; bf16 within --check's tolerance).
 TEST(Fidelity, RandomKSplitModelsOnSeveralCores) {
   std::mt19937 rng(31);

@@ -416,7 +416,7 @@ TEST(MultiCore, AutoTakesModelNOnlyWhereItsEstimateHolds) {
   ASSERT_EQ(split.layers.size(), 4u);
   EXPECT_EQ(split.layers[0].name, "fc@c0");
   EXPECT_EQ(split.layers[0].macs + split.layers[2].macs, 2048u * 2048);
-  EXPECT_EQ(split.layers[3].macs, 0u);  // the softmax runs on core 0
+  EXPECT_EQ(split.layers[3].macs, 0u);  // the softmax (split by pixels) has no MACs
   EXPECT_GT(split.layers[0].output.elements(), 0u);  // Y goes through HBM, checked on core 0
   EXPECT_TRUE(compile(model(2), c, timing).core_begin.empty());
   c.compiler.parallelism = "model_n";
@@ -539,6 +539,78 @@ TEST(MultiCore, ModelParallelSplitsNAndMeetsAtABarrier) {
   const CheckResult check = check_outputs(p, r.hbm_final);
   EXPECT_TRUE(check.passed) << (check.first_mismatches.empty() ? "" : check.first_mismatches[0]);
   EXPECT_EQ(check.compared, 8u * 16 * 2);
+}
+
+// model_n splits element-wise nodes by pixels: S = A + B, then Y = S * B (vop mul), over 1 x 4
+// pixels of 8 int8 channels on two_cores() (interconnect bandwidth unlimited): core c loads,
+// computes and stores pixels [2c, 2c + 2) of each node (16 contiguous bytes of each tensor), and
+// the cores meet at the barrier between the nodes.
+TEST(MultiCore, ModelParallelSplitsElementWisePixels) {
+  Config c = two_cores();
+  c.chip.interconnect_gbs = 1e6;
+  c.compiler.parallelism = "model_n";
+  const Program p = compile(parse_model_json(R"({"name": "addmul",
+      "inputs": [{"name": "a", "shape": [1, 4, 8]}, {"name": "b", "shape": [1, 4, 8]}],
+      "nodes": [{"name": "s", "op": "add", "inputs": ["a", "b"]},
+                {"name": "y", "op": "mul", "inputs": ["s", "b"]}],
+      "outputs": ["y"]})",
+                                             "addmul"),
+                            c);
+  ASSERT_EQ(p.core_begin.size(), 2u);
+  const std::vector<Opcode> stream = {
+      Opcode::kLayer,    Opcode::kDmaLoad, Opcode::kDmaLoad,    Opcode::kAdd, Opcode::kDmaStore,
+      Opcode::kSignalCore, Opcode::kNop,   Opcode::kLayer,      Opcode::kDmaLoad,
+      Opcode::kDmaLoad,  Opcode::kVop,     Opcode::kDmaStore,   Opcode::kHalt};
+  ASSERT_EQ(p.instructions.size(), 2 * stream.size());
+  ASSERT_EQ(p.core_begin[1], stream.size());
+  for (std::size_t pc = 0; pc < p.instructions.size(); ++pc) {
+    EXPECT_EQ(p.instructions[pc].op, stream[pc % stream.size()]) << pc;
+  }
+  // Core 1's transfers are core 0's 16 bytes (two pixels) further on, B's too.
+  const std::size_t c1 = stream.size();
+  for (std::size_t pc : {1, 2, 4, 8, 9, 11}) {
+    EXPECT_EQ(p.instructions[c1 + pc].dma.hbm_addr, p.instructions[pc].dma.hbm_addr + 16) << pc;
+    EXPECT_EQ(p.instructions[pc].dma.elems, 16u) << pc;
+  }
+  EXPECT_EQ(p.instructions[3].rows, 2u);
+  EXPECT_EQ(p.instructions[10].rows, 2u);
+
+  SimOptions options;
+  options.trace = true;
+  const RunResult r = simulate(c, p, options);
+  // The cores run alike. Issue one a cycle from 0; ideal memory behind L = 4 each way: a
+  // request's response comes at send + 8. Node s: A's 16 bytes (pc 1) sent at 1, response 9,
+  // UB rows 9..10, done 11; B's (pc 2) 11 -> 19, rows 19..20, done 21 (pool_ready). The add
+  // (pc 3, M = 2 rows, c = 1 group, so W = 2, L = activate_latency 4): v = 21, reads a 21..22
+  // and b 22..23, r_end = 24, writes from r_end + L + W - M = 28, 28..29, done 30. The store
+  // (pc 4) reads rows 30..31, sends its write at 32, response 40, done 41 = node_stored.
+  EXPECT_EQ(at_pc(r, 1).done, 11u);
+  EXPECT_EQ(at_pc(r, 2).done, 21u);
+  EXPECT_EQ(at_pc(r, 3).done, 30u);
+  EXPECT_EQ(at_pc(r, 4).done, 41u);
+  // Barrier: signal.core (pc 5) issues at 41 and reaches the other core at 45; the nop (pc 6,
+  // issued 42) waits until 45: 3 cycles of sync wait per core. Node y: layer 46, S's share
+  // (pc 8) sent at 47, done 57; B's (pc 9) 57 -> 67. vop mul (pc 10): W = M c (1 + alu 1) = 4,
+  // L = 4 + alu_latency 2 = 6; v = 67, reads s 67..68 and b 68..69, r_end = 70, writes from
+  // 70 + 6 + 4 - 2 = 78, 78..79, done 80. Store (pc 11): reads 80..81, sends at 82, response
+  // 90, done 91 = total.
+  EXPECT_EQ(at_pc(r, 8).issued, 47u);
+  EXPECT_EQ(at_pc(r, 8).done, 57u);
+  EXPECT_EQ(at_pc(r, 9).done, 67u);
+  EXPECT_EQ(at_pc(r, 10).done, 80u);
+  EXPECT_EQ(at_pc(r, 11).done, 91u);
+  EXPECT_EQ(at_pc(r, c1 + 11).done, 91u);
+  EXPECT_EQ(r.total_cycles, 91u);
+  ASSERT_EQ(r.cores.size(), 2u);
+  for (const CoreStats& core : r.cores) {
+    EXPECT_EQ(core.sync_wait_cycles, 3u);
+    EXPECT_EQ(core.interconnect_read_bytes, 4u * 16);  // its shares of A, B, S and B
+    EXPECT_EQ(core.interconnect_write_bytes, 2u * 16);  // of S and Y
+  }
+  // Bit-exact against the reference, both nodes (S too: it went through HBM).
+  const CheckResult check = check_outputs(p, r.hbm_final);
+  EXPECT_TRUE(check.passed) << (check.first_mismatches.empty() ? "" : check.first_mismatches[0]);
+  EXPECT_EQ(check.compared, 2u * 4 * 8);
 }
 
 // compiler.parallelism = model_k on two 8 x 8 cores (two_cores(), the interconnect's bandwidth

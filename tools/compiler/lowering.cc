@@ -548,13 +548,12 @@ class Lowerer {
   // Model parallelism (CoreShare): this core's N tiles of a node's tiling, and the barrier
   // after a node whose instructions begin at `node_begin`.
   GemmTiling n_share(const GemmTiling& tl) const;
-  std::pair<std::uint64_t, std::uint64_t> n_range(std::uint64_t NT) const;  // [nt0, nt1)
   // `always`: also after the last node (a K split's partials meet before its reduction).
   void emit_barrier(std::size_t node_begin, bool always = false);
   // Model parallelism by K (CoreShare::k_split): whether node i splits K over the cores (a
   // dense layer or matmul with stored weights), this core's K tiles [kt0, kt1) of KT, its share
   // of a node's tiling, and the reduction after the partial sums: the cores meet, then core c
-  // sums every core's raw partials of its N tiles (n_range) and requantises them.
+  // sums every core's raw partials of its N tiles (CoreShare::part) and requantises them.
   bool k_split_node(std::size_t i) const;
   std::pair<std::uint64_t, std::uint64_t> k_range(std::uint64_t KT, std::uint32_t core) const;
   GemmTiling k_share(const GemmTiling& tl, std::uint64_t limit) const;
@@ -799,7 +798,7 @@ Program Lowerer::run() {
       // This core's useful MACs: the node's in proportion to its columns (the columns before
       // its share and through it, so that the cores' shares add up to the node's).
       const GemmTiling& whole = tilings_[layer_index_];
-      const auto [nt0, nt1] = n_range(whole.NT);
+      const auto [nt0, nt1] = share_.part(whole.NT);
       std::uint64_t before = 0, through = 0, all = 0;
       for (std::uint64_t nt = 0; nt < whole.NT; ++nt) {
         all += whole.ntiles[nt].nts;
@@ -846,12 +845,12 @@ Program Lowerer::run() {
       if (is_gemm(layer.kind)) hand_off(kSemBorderReady, Unit::kWeightLoad);
     }
 
-    // Split over cores: a GEMM node without N tiles here, or any other node but on core 0,
-    // only takes part in the barrier
-    // (Core 0 has N tiles of every GEMM node: n_share rounds its share up.)
-    if (share_.cores > 1 && share_.core != 0 &&
-        (!is_gemm(layer.kind) || tilings_[layer_index_].NT == 0 ||
-         (share_.k_split && !k_split_node(layer_index_)))) {
+    // Split over cores (CoreShare): a GEMM node without N tiles here (or, under a K split, a
+    // GEMM node that does not split K: core 0 runs it) only takes part in the barrier; every
+    // other node runs its share, which may be empty.
+    // (Core 0 has N tiles of every GEMM node: CoreShare::part rounds its share up.)
+    if (share_.cores > 1 && share_.core != 0 && is_gemm(layer.kind) &&
+        (tilings_[layer_index_].NT == 0 || (share_.k_split && !k_split_node(layer_index_)))) {
       emit_barrier(node_begin);
       LayerInfo info;
       info.name = layer.name;
@@ -1800,13 +1799,9 @@ void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std:
            bit(kSemWReady)));
 }
 
-std::pair<std::uint64_t, std::uint64_t> Lowerer::n_range(std::uint64_t NT) const {
-  return {ceil_div(share_.core * NT, share_.cores), ceil_div((share_.core + 1) * NT, share_.cores)};
-}
-
 GemmTiling Lowerer::n_share(const GemmTiling& tl) const {
   const std::uint64_t KT = tl.KT;
-  const auto [nt0, nt1] = n_range(tl.NT);
+  const auto [nt0, nt1] = share_.part(tl.NT);
   GemmTiling s = tl;
   s.ntiles.assign(tl.ntiles.begin() + nt0, tl.ntiles.begin() + nt1);
   if (tl.per_n) s.ktiles.assign(tl.ktiles.begin() + nt0 * KT, tl.ktiles.begin() + nt1 * KT);
@@ -1903,7 +1898,7 @@ std::size_t Lowerer::emit_k_reduction(const Node& layer, const Placement& out, c
     std::uint64_t m0, rows, nt;
   };
   std::vector<Piece> pieces;
-  const auto [nt0, nt1] = n_range(tl.NT);
+  const auto [nt0, nt1] = share_.part(tl.NT);
   for (std::uint64_t m0 = 0; m0 < M; m0 += mr) {
     for (std::uint64_t nt = nt0; nt < nt1; ++nt) pieces.push_back({m0, std::min(mr, M - m0), nt});
   }
@@ -2094,15 +2089,19 @@ void Lowerer::lower_pool(const Node& layer, const Placement& in, const Placement
   struct PoolBand {
     std::uint64_t b, c0, cc, oy0, rows;
   };
+  // This core's output rows [r0, r1) of samples x OH (CoreShare), per sample and channel chunk.
   std::vector<PoolBand> bands;
-  for (std::uint64_t b = 0; b < layer.samples; ++b) {
+  const auto [r0, r1] = share_.part(layer.samples * OH);
+  for (std::uint64_t b = r0 / OH; b * OH < r1; ++b) {
+    const std::uint64_t ya = std::max(r0, b * OH) - b * OH, yb = std::min(r1, b * OH + OH) - b * OH;
     for (std::uint64_t c0 = 0; c0 < C; c0 += cw_) {
-      for (std::uint64_t oy0 = 0; oy0 < OH; oy0 += ob) {
-        bands.push_back({b, c0, std::min<std::uint64_t>(cw_, C - c0), oy0, std::min(ob, OH - oy0)});
+      for (std::uint64_t oy0 = ya; oy0 < yb; oy0 += ob) {
+        bands.push_back({b, c0, std::min<std::uint64_t>(cw_, C - c0), oy0, std::min(ob, yb - oy0)});
       }
     }
   }
   const std::uint64_t J = bands.size();
+  if (J == 0) return;  // another core's share holds every row
   auto emit_load = [&](std::uint64_t j) {
     const PoolBand& band = bands[j];
     DmaFields d = block(in.hbm.addr(band.b, std::int64_t(band.oy0 * s) - pad, -pad) + band.c0 * eb_,
@@ -2167,6 +2166,7 @@ void Lowerer::lower_pool(const Node& layer, const Placement& in, const Placement
 // slots, the vector instructions write the output straight into its resident layout or into
 // one of two output slots that a store drains. Resident operands with a zero border are read
 // (or written) one image row per instruction, since their rows break apart at the border.
+// Split over cores, only this core's pixels (CoreShare).
 void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement*>& in,
                             const Placement& out, std::uint64_t limit, const Requant& q,
                             const Values* w) {
@@ -2218,6 +2218,36 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
   }
   while (band_rows > 1 && (need(band_rows * W) > limit || band_rows > kMaxCount)) --band_rows;
   const std::uint64_t P = band_rows * px;  // staging rows per chunk of a slot
+  // Bands of this core's pixels [p0, p1) of samples x H x W (CoreShare, whole queries): runs
+  // of up to band_rows whole image rows of a sample, else pieces of up to px pixels of a row.
+  struct AddBand {
+    std::uint64_t cc, c0, chans, s, y0, rows, x0, px;
+  };
+  std::vector<AddBand> bands;
+  const auto [q0, q1] = share_.part(layer.samples * H * qw);
+  const std::uint64_t p0 = q0 * hq, p1 = q1 * hq;
+  const std::uint64_t band_chans = chunks > 1 ? C : cw_;  // channels per band
+  for (std::uint64_t c0 = 0; c0 < C; c0 += band_chans) {
+    const std::uint64_t chans = std::min<std::uint64_t>(band_chans, C - c0);
+    for (std::uint64_t row = p0 / W; row * W < p1;) {  // row: s * H + y
+      const std::uint64_t s = row / H, y = row % H;
+      const std::uint64_t xa = std::max(p0, row * W) - row * W;
+      const std::uint64_t xb = std::min(p1, row * W + W) - row * W;
+      if (xa == 0 && xb == W && px == W) {
+        std::uint64_t rows = 1;
+        while (rows < band_rows && y + rows < H && (row + rows + 1) * W <= p1) ++rows;
+        bands.push_back({c0 / cw_, c0, chans, s, y, rows, 0, W});
+        row += rows;
+        continue;
+      }
+      for (std::uint64_t x0 = xa; x0 < xb; x0 += px) {
+        bands.push_back({c0 / cw_, c0, chans, s, y, 1, x0, std::min(px, xb - x0)});
+      }
+      ++row;
+    }
+  }
+  const std::uint64_t J = bands.size();
+  if (J == 0) return;  // another core's share holds every pixel
   std::uint64_t next_slot = 0;
   std::uint64_t in_slot[2][2], out_slot[2];
   const std::uint64_t slot_rows = P * chunks;
@@ -2255,21 +2285,6 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
   bool per_row = out.resident && out.ub.pad > 0;
   for (const Placement* p : in) per_row = per_row || (p->resident && p->ub.pad > 0);
 
-  struct AddBand {
-    std::uint64_t cc, c0, chans, s, y0, rows, x0, px;
-  };
-  std::vector<AddBand> bands;
-  const std::uint64_t band_chans = chunks > 1 ? C : cw_;  // channels per band
-  for (std::uint64_t c0 = 0; c0 < C; c0 += band_chans) {
-    for (std::uint64_t s = 0; s < layer.samples; ++s) {
-      for (std::uint64_t y0 = 0; y0 < H; y0 += band_rows) {
-        for (std::uint64_t x0 = 0; x0 < W; x0 += px) {
-          bands.push_back({c0 / cw_, c0, std::min<std::uint64_t>(band_chans, C - c0), s, y0,
-                           std::min(band_rows, H - y0), x0, std::min(px, W - x0)});
-        }
-      }
-    }
-  }
   // The `chans` of band channels c0.. in pieces of at most cw: (channel offset, channels).
   auto pieces_of = [&](const AddBand& band) {
     std::vector<std::pair<std::uint64_t, std::uint64_t>> out_pieces;
@@ -2278,7 +2293,6 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
     }
     return out_pieces;
   };
-  const std::uint64_t J = bands.size();
   auto emit_loads = [&](std::uint64_t j) {
     const AddBand& band = bands[j];
     std::vector<DmaFields> pieces;
@@ -2388,7 +2402,8 @@ void Lowerer::lower_eltwise(const Node& layer, const std::vector<const Placement
 // Copies a tensor into a concat slice in HBM. From the UB (resident), one DMA store per
 // channel chunk and image (per image row around a zero border); from HBM, bands of image rows
 // through staging row 0 onwards, each a load then a store: the DMA engine runs one transfer at
-// a time, so the store sees the load's data and the next load waits for the store.
+// a time, so the store sees the load's data and the next load waits for the store. From HBM
+// only this core's rows (CoreShare); a split program has no resident tensors.
 void Lowerer::lower_copy(const Placement& from, const HbmTensor& to, std::uint64_t limit) {
   const std::uint64_t H = to.shape.h, W = to.shape.w, C = to.shape.c;
   check_width(W, kMaxCount, "image width (DMA pixels)");
@@ -2415,10 +2430,11 @@ void Lowerer::lower_copy(const Placement& from, const HbmTensor& to, std::uint64
       std::max(h.image_bytes(), to.image_bytes()) <= kMaxStride) {
     // One-row images (an LSTM step's slices): the samples are the rows of each transfer.
     const std::uint64_t band = std::min<std::uint64_t>({to.samples, limit / W, kMaxCount});
+    const auto [b0, b1] = share_.part(to.samples);
     for (std::uint64_t cc = 0; cc * cw_ < C; ++cc) {
       const std::uint64_t chans = std::min<std::uint64_t>(cw_, C - cc * cw_);
-      for (std::uint64_t b = 0; b < to.samples; b += band) {
-        const std::uint64_t rows = std::min<std::uint64_t>(band, to.samples - b);
+      for (std::uint64_t b = b0; b < b1; b += band) {
+        const std::uint64_t rows = std::min<std::uint64_t>(band, b1 - b);
         emit(dma(Opcode::kDmaLoad,
                  block(h.addr(b, 0, 0) + cc * cw_ * eb_, 0, rows, h.image_bytes(), W,
                        h.pixel_bytes(), chans),
@@ -2432,11 +2448,13 @@ void Lowerer::lower_copy(const Placement& from, const HbmTensor& to, std::uint64
     return;
   }
   const std::uint64_t band = std::min({H, limit / W, kMaxCount});
+  const auto [r0, r1] = share_.part(to.samples * H);  // this core's rows of samples x H
   for (std::uint64_t cc = 0; cc * cw_ < C; ++cc) {
     const std::uint64_t chans = std::min<std::uint64_t>(cw_, C - cc * cw_);
-    for (std::uint64_t b = 0; b < to.samples; ++b) {
-      for (std::uint64_t y = 0; y < H; y += band) {
-        const std::uint64_t rows = std::min(band, H - y);
+    for (std::uint64_t b = r0 / H; b * H < r1; ++b) {
+      const std::uint64_t yb = std::min(r1, b * H + H) - b * H;
+      for (std::uint64_t y = std::max(r0, b * H) - b * H; y < yb; y += band) {
+        const std::uint64_t rows = std::min(band, yb - y);
         emit(dma(Opcode::kDmaLoad,
                  block(h.addr(b, std::int64_t(y), 0) + cc * cw_ * eb_, 0, rows, h.row_bytes(), W,
                        h.pixel_bytes(), chans),

@@ -74,6 +74,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "sim/config/config.h"
@@ -161,20 +162,27 @@ constexpr std::uint32_t kSemNodeStored = 62;  // dma -> sequencer (signal.core)
 constexpr std::uint32_t kSemPeersDone = 63;   // other cores' signal.core -> sequencer (nop)
 
 // Core `core`'s share of a graph split by N over `cores` cores (tools/compiler/parallel.h,
-// model_n): every GEMM node runs only its N tiles [NT c / cores, NT (c + 1) / cores) with only
-// those columns' weights (one copy in HBM, each core's slice in its own segment), every input
-// read whole; the other nodes run on core 0 only. Every activation goes through HBM, and after
-// every node but the last the cores meet at a barrier (kSemNodeStored, kSemPeersDone). The
-// memory plan, and so every HBM address, is the same for every share. cores = 1 is the one-core
-// program.
+// model_n): every GEMM node runs only its N tiles part(NT) with only those columns' weights (one
+// copy in HBM, each core's slice in its own segment), every input read whole. Element-wise nodes
+// run only their pixels part(samples x H x W) (in whole queries of a causal mask over
+// interleaved heads), pooling its output rows part(samples x OH), and copies (concat, slice)
+// their rows part(samples x H). Every activation goes through HBM, and after every node but the
+// last the cores meet at a barrier (kSemNodeStored, kSemPeersDone). The memory plan, and so every
+// HBM address, is the same for every share. cores = 1 is the one-core program.
 struct CoreShare {
   std::uint32_t core = 0, cores = 1;
   // Model parallelism by K instead (tools/compiler/parallel.h, model_k): every dense or
   // matmul node runs only the K tiles [KT c / cores, KT (c + 1) / cores) of every output tile
   // and stores their raw partial sums (ACTIVATE raw) to HBM; after a barrier core c loads every
   // core's partials of its N tiles (as model_n's), sums them into the accumulators (ACC_LOAD)
-  // and requantises them once, with the bias. Other nodes run on core 0.
+  // and requantises them once, with the bias. Other GEMM nodes run on core 0; element-wise,
+  // pooling and copy nodes split their rows as under model_n.
   bool k_split = false;
+  // This core's contiguous share [begin, end) of `units` (N tiles, pixels, rows): core c takes
+  // [ceil(units c / cores), ceil(units (c + 1) / cores)), so core 0 always has one.
+  std::pair<std::uint64_t, std::uint64_t> part(std::uint64_t units) const {
+    return {(units * core + cores - 1) / cores, (units * (core + 1) + cores - 1) / cores};
+  }
 };
 
 // Core `core`'s stage of a layer pipeline (tools/compiler/parallel.h, pipeline): `stage_of`

@@ -10,7 +10,11 @@
 //   model_n model parallelism, N split: every GEMM node's N tiles split into chip.cores
 //           contiguous shares (core c: [ceil(NT c / P), ceil(NT (c + 1) / P)), so core 0 always
 //           has one), each core reading the node's whole input and only its columns' weights
-//           (one copy in HBM); the other nodes (pooling, element-wise, copies) run on core 0.
+//           (one copy in HBM); the other nodes split their work the same way (CoreShare::part):
+//           element-wise nodes their pixels (samples x H x W; softmax and the norms reduce
+//           along channels, so whole pixels stay exact), pooling its output rows (samples x
+//           OH), copies (concat, slice) their rows (samples x H), each core reading and
+//           writing its share in HBM.
 //           Every activation goes through HBM (no residency: the next node's readers are on
 //           other cores), and after every node but the last the cores meet at a barrier: each
 //           core's last store of the node (per DMA engine) signals node_stored, its sequencer's
