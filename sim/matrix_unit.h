@@ -124,7 +124,7 @@ class MatrixUnit : public sc_core::sc_module {
 
   // fast: sums computed at their input grant, in program order, until they land.
   struct PendingSums {
-    const Instruction* inst;
+    Instruction inst;
     Cycle last;  // L
     TileSums sums;
   };
