@@ -186,6 +186,10 @@ void MatrixUnit::matmul() {
       // fast model's sums, which wait in pending_ until they land.
       std::vector<std::uint8_t> x;
       TileSums sums;
+      if (functional_ && !spare_sums_.empty()) {
+        sums = std::move(spare_sums_.back());
+        spare_sums_.pop_back();
+      }
       UbRequest req;
       req.client = UbClient::kMatmul;
       req.instance = instance_;
@@ -270,6 +274,7 @@ void MatrixUnit::commit_sums() {
     }
     for (; landed > 0; --landed) {
       matmul_commit(state_, pending_.front().inst, pending_.front().sums);
+      spare_sums_.push_back(std::move(pending_.front().sums));
       pending_.pop_front();
     }
   } catch (...) {

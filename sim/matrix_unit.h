@@ -129,6 +129,7 @@ class MatrixUnit : public sc_core::sc_module {
     TileSums sums;
   };
   std::deque<PendingSums> pending_;
+  std::vector<TileSums> spare_sums_;  // committed sums' storage, reused by the next MATMULs
   sc_core::sc_event_queue commit_queue_;  // one notification per MATMUL, at its L + 3/4
 
   std::unique_ptr<SystolicArray> array_;
