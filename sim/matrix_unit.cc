@@ -70,7 +70,7 @@ void MatrixUnit::weight_loader() {
     for (;;) {
       Sequencer::Dispatch d = seq_.next(loader_, state_);
       const Issued& is = d.is;
-      const Instruction& inst = *is.inst;
+      const Instruction& inst = is.inst;
       StartTracker& tracker = d.tracker;
       // A release may be known before its cycle (fast mode records it at the stream's start).
       const Cycle freed = wait_buffer_free(is);
@@ -156,7 +156,7 @@ void MatrixUnit::matmul() {
     for (;;) {
       Sequencer::Dispatch d = seq_.next(matmul_, state_);
       const Issued& is = d.is;
-      const Instruction& inst = *is.inst;
+      const Instruction& inst = is.inst;
       StartTracker& tracker = d.tracker;
 
       const auto waiting_for_tile = [&] {
@@ -186,6 +186,10 @@ void MatrixUnit::matmul() {
       // fast model's sums, which wait in pending_ until they land.
       std::vector<std::uint8_t> x;
       TileSums sums;
+      if (functional_ && !spare_sums_.empty()) {
+        sums = std::move(spare_sums_.back());
+        spare_sums_.pop_back();
+      }
       UbRequest req;
       req.client = UbClient::kMatmul;
       req.instance = instance_;
@@ -242,7 +246,7 @@ void MatrixUnit::matmul() {
         arm_array();
       } else {
         if (functional_) {
-          pending_.push_back(PendingSums{&inst, last, std::move(sums)});
+          pending_.push_back(PendingSums{inst, last, std::move(sums)});
           const Clock& clock = seq_.clock();
           commit_queue_.notify(clock.at(last) + clock.period() * 0.75 - sc_core::sc_time_stamp());
         }
@@ -269,7 +273,8 @@ void MatrixUnit::commit_sums() {
       if (pending_[i].last <= now) landed = i + 1;
     }
     for (; landed > 0; --landed) {
-      matmul_commit(state_, *pending_.front().inst, pending_.front().sums);
+      matmul_commit(state_, pending_.front().inst, pending_.front().sums);
+      spare_sums_.push_back(std::move(pending_.front().sums));
       pending_.pop_front();
     }
   } catch (...) {
@@ -279,7 +284,7 @@ void MatrixUnit::commit_sums() {
 
 void MatrixUnit::matmul_finished(const Issued& is, Cycle start, Cycle last) {
   if (!wavefront_) release_buffer(is.buffer, last + 1);
-  seq_.complete(Unit::kMatmul, is, start, last + 1, is.inst->rows);
+  seq_.complete(Unit::kMatmul, is, start, last + 1, is.inst.rows);
 }
 
 void MatrixUnit::arm_array() {
@@ -306,7 +311,7 @@ void MatrixUnit::step_array() {
         stream_id = o.stream;
         stream = &pe_streams_.at(o.stream).is;
       }
-      const Instruction& inst = *stream->inst;
+      const Instruction& inst = stream->inst;
       const bool accumulate = inst.flags & kFlagAccumulate;
       const std::uint64_t acc_row = inst.acc_row + std::uint64_t(o.m);
       const std::uint64_t at = acc_row * cols + o.n;

@@ -124,11 +124,12 @@ class MatrixUnit : public sc_core::sc_module {
 
   // fast: sums computed at their input grant, in program order, until they land.
   struct PendingSums {
-    const Instruction* inst;
+    Instruction inst;
     Cycle last;  // L
     TileSums sums;
   };
   std::deque<PendingSums> pending_;
+  std::vector<TileSums> spare_sums_;  // committed sums' storage, reused by the next MATMULs
   sc_core::sc_event_queue commit_queue_;  // one notification per MATMUL, at its L + 3/4
 
   std::unique_ptr<SystolicArray> array_;

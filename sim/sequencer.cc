@@ -98,7 +98,7 @@ Sequencer::Sequencer(sc_core::sc_module_name name, const Config& config, const P
 
 Issued Sequencer::tag(const Instruction& inst, std::size_t pc, Cycle now) {
   Issued is;
-  is.inst = &inst;
+  is.inst = inst;
   is.pc = pc;
   is.layer = layer_;
   is.issued = now;
@@ -143,7 +143,7 @@ void Sequencer::signal_at(std::uint64_t mask, Cycle cycle) {
 }
 
 Cycle Sequencer::acquire_in_sequencer(const Issued& is, Cycle now) {
-  const std::string cause = wait_semaphores(is.inst->wait, sequencer_waiting_);
+  const std::string cause = wait_semaphores(is.inst.wait, sequencer_waiting_);
   const Cycle at = clock_.now();
   if (!cause.empty()) charge_stall(is.pc, is.layer, cause, at - now);
   return at;
@@ -157,7 +157,7 @@ void Sequencer::issue() {
     Cycle now = 0;
     for (;;) {
       for (std::uint32_t slots = width; slots > 0; --slots, ++pc_) {
-        const Instruction& inst = insts[pc_];
+        const Instruction inst = insts[pc_];
         const UnitId unit(unit_of(inst.op), inst.instance);
         if (inst.op == Opcode::kLayer) {
           layer_ = inst.layer;
@@ -265,7 +265,7 @@ Issued Sequencer::take(UnitId unit, Cycle& ready) {
 }
 
 void Sequencer::acquire(UnitId unit, const Issued& is, StartTracker& tracker) {
-  const std::string cause = wait_semaphores(is.inst->wait, queue(unit).waiting);
+  const std::string cause = wait_semaphores(is.inst.wait, queue(unit).waiting);
   if (!cause.empty()) tracker.satisfied(cause, clock_.now());
 }
 
@@ -277,8 +277,8 @@ template <typename F>
 void Sequencer::count(std::array<UnitStats, kNumUnits>& units, std::vector<MxuStats>& mxus,
                       Unit unit, const Issued& is, F&& f) {
   f(units[std::size_t(unit)]);
-  if (unit == Unit::kWeightLoad) f(mxus[is.inst->instance].weight_load);
-  if (unit == Unit::kMatmul) f(mxus[is.inst->instance].matmul);
+  if (unit == Unit::kWeightLoad) f(mxus[is.inst.instance].weight_load);
+  if (unit == Unit::kMatmul) f(mxus[is.inst.instance].matmul);
 }
 
 void Sequencer::charge_stall(std::size_t pc, int layer_index, const std::string& cause,
@@ -297,7 +297,7 @@ void Sequencer::charge_stall(std::size_t pc, int layer_index, const std::string&
 void Sequencer::report(InstructionEvent::Kind kind, Unit unit, const Issued& is,
                        Cycle cycle) const {
   probe_.instruction(
-      InstructionEvent{kind, unit, is.inst->instance, is.pc, is.layer, cycle, 0, ""});
+      InstructionEvent{kind, unit, is.inst.instance, is.pc, is.layer, cycle, 0, ""});
 }
 
 void Sequencer::started(Unit unit, const Issued& is, const StartTracker& tracker, Cycle start) {
@@ -314,7 +314,7 @@ void Sequencer::started(Unit unit, const Issued& is, const StartTracker& tracker
   if (probe_.on()) {
     if (!cause.empty()) {
       probe_.instruction(InstructionEvent{InstructionEvent::Kind::kWaited, unit,
-                                          is.inst->instance, is.pc, is.layer, start,
+                                          is.inst.instance, is.pc, is.layer, start,
                                           tracker.ready(), cause});
     }
     report(InstructionEvent::Kind::kStarted, unit, is, start);
@@ -335,7 +335,7 @@ void Sequencer::complete(Unit unit, const Issued& is, Cycle start, Cycle done, C
     at(done, [this, unit, is, start, done, busy] { complete(unit, is, start, done, busy); });
     return;
   }
-  sems_.signal(is.inst->signal);
+  sems_.signal(is.inst.signal);
   last_completion_ = std::max(last_completion_, done);
   const auto add = [busy](UnitStats& u) {
     u.busy_cycles += busy;
@@ -378,10 +378,10 @@ void Sequencer::wait_until(Cycle c) {
 
 void Sequencer::check(const MachineState& state, const Issued& is) const {
   try {
-    check_bounds(state, *is.inst);
+    check_bounds(state, is.inst);
   } catch (const std::out_of_range& e) {
     throw SimError("instruction " + std::to_string(is.pc) + " '" +
-                   to_assembly(*is.inst, &program_) + "': " + e.what());
+                   to_assembly(is.inst, &program_) + "': " + e.what());
   }
 }
 
@@ -455,7 +455,7 @@ std::string Sequencer::deadlock_report() const {
     if (!q.has_current && q.entries.empty()) continue;
     const Issued& head = q.has_current ? q.current : q.entries.front();
     const UnitId id(Unit(u / kMaxUnitInstances), std::uint8_t(u % kMaxUnitInstances));
-    add(to_string(id) + " at '" + to_assembly(*head.inst, &program_) +
+    add(to_string(id) + " at '" + to_assembly(head.inst, &program_) +
         "' waits on " + (q.waiting.empty() ? "its unit" : q.waiting) +
         (q.entries.empty() ? "" : " (" + std::to_string(q.entries.size()) + " queued)"));
   }

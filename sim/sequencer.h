@@ -49,7 +49,7 @@ std::string to_string(UnitId unit);
 
 // An instruction as issued, with the bookkeeping its unit needs.
 struct Issued {
-  const Instruction* inst = nullptr;
+  Instruction inst;
   std::size_t pc = 0;
   int layer = -1;  // index into Program::layers; -1 before the first LAYER
   Cycle issued = 0;

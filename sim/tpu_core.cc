@@ -52,18 +52,18 @@ class DmaUnit : public sc_core::sc_module {
         const Issued& is = d.is;
         StartTracker& tracker = d.tracker;
         const bool to_fifo =
-            is.inst->op == Opcode::kDmaLoad && (is.inst->flags & kFlagWeights);
-        WeightFifo* fifo = to_fifo ? &fifos_[is.inst->dma.fifo] : nullptr;
+            is.inst.op == Opcode::kDmaLoad && (is.inst.flags & kFlagWeights);
+        WeightFifo* fifo = to_fifo ? &fifos_[is.inst.dma.fifo] : nullptr;
         if (fifo) {
           // Fill number f of this FIFO (every fill of a FIFO is on one engine, validate())
           // needs entry f % depth free: its read number f - depth has completed.
-          const std::uint64_t f = fills_[is.inst->dma.fifo]++;
+          const std::uint64_t f = fills_[is.inst.dma.fifo]++;
           if (f >= fifo->depth) {
             const std::uint64_t read = f - fifo->depth;
             while (fifo->freed.size() <= read) {
               seq_.set_waiting(id_, "weight_fifo (entry of load.weights fifo " +
                                         std::to_string(read) + " of MXU " +
-                                        std::to_string(is.inst->dma.fifo) + " to be read)");
+                                        std::to_string(is.inst.dma.fifo) + " to be read)");
               wait(fifo->changed);
             }
             seq_.set_waiting(id_, "");
@@ -75,9 +75,9 @@ class DmaUnit : public sc_core::sc_module {
         const Cycle start = seq_.clock().now();
         seq_.started(Unit::kDma, is, tracker, start);
         seq_.set_waiting(id_, "hbm");
-        const DmaEngine::Result r = engine_.transfer(*is.inst, start);
+        const DmaEngine::Result r = engine_.transfer(is.inst, start);
         seq_.set_waiting(id_, "");
-        const bool load = is.inst->op == Opcode::kDmaLoad;
+        const bool load = is.inst.op == Opcode::kDmaLoad;
         seq_.add_traffic(is.layer, r.hbm_read_bytes, r.hbm_write_bytes,
                          load ? 0 : r.ub_accesses, load ? r.ub_accesses : 0);
         seq_.complete(Unit::kDma, is, start, r.done, r.done - start);

@@ -101,7 +101,7 @@ void VectorUnit::run() {
     for (;;) {
       Sequencer::Dispatch d = seq_.next(Unit::kVector, state_);
       const Issued& is = d.is;
-      const Instruction& inst = *is.inst;
+      const Instruction& inst = is.inst;
       StartTracker& tracker = d.tracker;
       const Cycle v = seq_.clock().now();
       seq_.started(Unit::kVector, is, tracker, v);

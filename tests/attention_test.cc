@@ -207,16 +207,16 @@ TEST(Attention, CausalPrefillMasksEachHeadsFutureKeys) {
 // both from query 0, the second 4 rows after the first.
 TEST(Attention, CausalSoftmaxOverHeadsMasksByQuery) {
   const Program p = compile(parse(attention_json(4, 8, 2, "int8", 0, true)), array64());
-  std::vector<const Instruction*> vops;
+  std::vector<Instruction> vops;
   for (const Instruction& i : p.instructions) {
-    if (i.op == Opcode::kVop && (i.flags & kFlagCausal)) vops.push_back(&i);
+    if (i.op == Opcode::kVop && (i.flags & kFlagCausal)) vops.push_back(i);
   }
   ASSERT_EQ(vops.size(), 2u);
-  for (const Instruction* v : vops) {
-    EXPECT_EQ(v->rows, 4u);
-    EXPECT_EQ(v->mask_row, 0u);
+  for (const Instruction& v : vops) {
+    EXPECT_EQ(v.rows, 4u);
+    EXPECT_EQ(v.mask_row, 0u);
   }
-  EXPECT_EQ(vops[1]->ub_row, vops[0]->ub_row + 4);
+  EXPECT_EQ(vops[1].ub_row, vops[0].ub_row + 4);
 }
 
 // Scores laid out as S x H x T (one query per image row): a UB of 8 KiB holds bands of a few

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <optional>
 #include <random>
 #include <sstream>
 #include <string>
@@ -171,7 +172,7 @@ RandomCase random_case(std::mt19937& rng) {
 
   // UB: X chunks, weight tiles, output rows.
   const std::uint32_t w_base = nk * m, o_base = w_base + nk * nn * r;
-  std::vector<Instruction>& code = p.instructions;
+  std::vector<Instruction> code;  // moved into p.instructions at the end
   const auto layer = [&code](std::uint16_t id) { code.push_back(layer_instruction(id)); };
   const auto dma = dma_instruction;
   layer(0);
@@ -242,6 +243,7 @@ RandomCase random_case(std::mt19937& rng) {
   Instruction halt;
   halt.op = Opcode::kHalt;
   code.push_back(halt);
+  for (const Instruction& i : code) p.instructions.push_back(i);
   return rc;
 }
 
@@ -302,7 +304,7 @@ RandomCase back_to_back_case(std::mt19937& rng) {
   // HBM: each MATMUL's X (M rows of E elements, K_t valid), each tile (K_t rows, N_t valid),
   // then the outputs. UB: the same order, then the output rows.
   std::vector<std::uint8_t> image;
-  std::vector<Instruction>& code = p.instructions;
+  std::vector<Instruction> code;  // moved into p.instructions at the end
   code.push_back(layer_instruction(0));
   std::uint32_t ub_row = 0;
   std::vector<std::uint32_t> x_row, w_row;
@@ -371,6 +373,7 @@ RandomCase back_to_back_case(std::mt19937& rng) {
   Instruction halt;
   halt.op = Opcode::kHalt;
   code.push_back(halt);
+  for (const Instruction& i : code) p.instructions.push_back(i);
   p.hbm_bytes = out_addr + std::uint64_t(acc_row) * e * eb;
   return rc;
 }
@@ -383,7 +386,7 @@ std::string boundary_hits(const RunResult& r, const Program& p) {
   for (const InstructionTrace& t : r.trace) start[t.pc] = t.start;
   std::size_t behind_weights = 0, at_release = 0, loads = 0;
   Cycle tile_start = 0;
-  const Instruction* last_mm[2] = {nullptr, nullptr};
+  std::optional<Instruction> last_mm[2];
   Cycle last_mm_start[2] = {0, 0};
   int buffer = 0;
   for (std::size_t pc = 0; pc < p.instructions.size(); ++pc) {
@@ -396,7 +399,7 @@ std::string boundary_hits(const RunResult& r, const Program& p) {
       }
     } else if (i.op == Opcode::kMatmul) {
       if (start[pc] == tile_start + 1) ++behind_weights;
-      last_mm[buffer] = &i;
+      last_mm[buffer] = i;
       last_mm_start[buffer] = start[pc];
     }
   }

@@ -136,6 +136,59 @@ TEST(Encoding, EveryOpcodeRoundTripsThroughBinaryAndText) {
   }
 }
 
+// InstructionList keeps each instruction as a compact record: every opcode's random
+// instructions come back equal (fields the opcode does not list are not kept), set() replaces
+// one in place or at the end without touching its neighbours, and add_signal patches a mask.
+TEST(InstructionList, KeepsEveryOpcodeAndReplacesInPlaceOrAtTheEnd) {
+  std::mt19937_64 rng(99);
+  std::vector<Instruction> want;
+  InstructionList list;
+  for (const OpcodeSpec& op : isa_table()) {
+    for (int n = 0; n < 200; ++n) {
+      want.push_back(random_instruction(op, rng));
+      list.push_back(want.back());
+    }
+  }
+  ASSERT_EQ(list.size(), want.size());
+  std::size_t pc = 0;
+  for (const Instruction& inst : list) {
+    EXPECT_EQ(inst, want[pc]) << to_assembly(want[pc]);
+    ++pc;
+  }
+
+  Instruction m = matmul(1, 2, 3);
+  m.dma.hbm_addr = 77;  // not a MATMUL field: not kept
+  InstructionList one{m};
+  EXPECT_EQ(one[0].dma.hbm_addr, 0u);
+  EXPECT_EQ(one[0].rows, 2u);
+
+  // Same length: in place. Longer: moved to the end. Both leave their neighbours alone.
+  const std::size_t bytes = list.bytes();
+  list.set(5, matmul(2, 3, 4));
+  want[5] = matmul(2, 3, 4);
+  Instruction wide = matmul(1u << 30, 1u << 30, 1u << 30);
+  wide.wait = ~std::uint64_t(0);
+  list.set(6, wide);
+  want[6] = wide;
+  list.add_signal(7, std::uint64_t(1) << 63);
+  want[7].signal |= std::uint64_t(1) << 63;
+  for (std::size_t i = 0; i < want.size(); ++i) EXPECT_EQ(list[i], want[i]) << i;
+  EXPECT_GT(list.bytes(), bytes);
+  list.set(6, wide);  // its record at the end now keeps its length: in place
+  const std::size_t after = list.bytes();
+  list.set(6, wide);
+  EXPECT_EQ(list.bytes(), after);
+}
+
+// A MATMUL with small fields takes its opcode, flags and two 8-byte masks, a byte per other
+// field (the unit and the table's MATMUL fields) and its 4-byte index entry.
+TEST(InstructionList, SmallFieldsTakeOneByteEach) {
+  InstructionList list;
+  for (int i = 0; i < 1000; ++i) list.push_back(matmul(std::uint32_t(i % 60), 8, 3));
+  const std::size_t record = 2 + 16 + 1 + opcode_spec(Opcode::kMatmul).fields.size();
+  EXPECT_EQ(list.bytes(), 1000 * (record + 4));
+}
+
 // Proves no field is ignored: changing any one field of any opcode changes the encoding and
 // breaks equality.
 TEST(Encoding, EveryFieldChangesTheEncodingAndEquality) {

@@ -46,9 +46,11 @@ Program race_program(const Config& config) {
 Program drop_sync(Program p, std::uint32_t sem, int nth) {
   const std::uint64_t bit = std::uint64_t(1) << sem;
   int waits = nth, signals = nth;
-  for (Instruction& inst : p.instructions) {
+  for (std::size_t pc = 0; pc < p.instructions.size(); ++pc) {
+    Instruction inst = p.instructions[pc];
     if ((inst.wait & bit) && waits-- == 0) inst.wait &= ~bit;
     if ((inst.signal & bit) && signals-- == 0) inst.signal &= ~bit;
+    p.instructions.set(pc, inst);
   }
   EXPECT_LT(waits, 0) << "fewer than " << nth + 1 << " waits";
   EXPECT_LT(signals, 0) << "fewer than " << nth + 1 << " signals";

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "sim/config/config.h"
+#include "sim/isa/instruction_list.h"
 #include "sim/isa/isa.h"
 
 namespace tpu {
@@ -47,8 +48,8 @@ struct LayerInfo {
   std::vector<float> expected_fp32;
 };
 
-// Limits of what a program may be: a run holds every instruction in host memory (about 160
-// bytes each), and a binary program file carries its memory image and expected outputs.
+// Limits of what a program may be: a run holds every instruction in host memory (an
+// InstructionList record, about 25 bytes each), and a binary program file carries its memory image and expected outputs.
 constexpr std::size_t kMaxInstructions = std::size_t(1) << 24;
 constexpr std::uint64_t kMaxProgramFileBytes = std::uint64_t(1) << 30;
 
@@ -63,7 +64,7 @@ struct Program {
   // Array shape the program was compiled for; the simulator rejects a mismatching config.
   std::uint32_t array_rows = 0;
   std::uint32_t array_cols = 0;
-  std::vector<Instruction> instructions;
+  InstructionList instructions;
   // Several cores: core c runs instructions [core_begin[c], core_begin[c + 1]) (the last one
   // to the end), each stream ending in its HALT; core_begin[0] = 0. Empty: one stream, core
   // 0's. Cores of the chip beyond the streams stay idle.

@@ -11,6 +11,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -521,6 +522,12 @@ void exec_load_weights(MachineState& s, const Instruction& inst, WeightTile& til
       std::memcpy(dst + std::size_t(k) * cols * eb, row(k), std::size_t(cols) * eb);
     }
   }
+  if (s.dtype == DataType::kInt8) {
+    tile.int16_nk.resize(std::size_t(rows) * cols);
+    transpose_to_int16(tile.int8.data(), rows, cols, cols, tile.int16_nk.data());
+  } else {
+    tile.int16_nk.clear();
+  }
   if (fifo) queue.pop_front();
 }
 
@@ -539,16 +546,24 @@ void matmul_compute(const MachineState& s, const Instruction& inst, const Weight
   sums.cols = n_cols;
   if (s.dtype == DataType::kInt8) {
     sums.f32.clear();
-    sums.i32.resize(std::size_t(m_rows) * n_cols);
-    // The tile transposed and the input rows widened once per instruction, for int8_dot.h.
-    std::vector<std::int16_t> wt(std::size_t(n_cols) * k_rows), x(std::size_t(m_rows) * k_rows);
-    transpose_to_int16(w.int8.data(), k_rows, n_cols, n_cols, wt.data());
-    for (std::uint32_t m = 0; m < m_rows; ++m) {
-      const auto* row = reinterpret_cast<const std::int8_t*>(
-          s.ub_row(inst.ub_row + std::uint64_t(m) * inst.ub_stride));
-      std::copy(row, row + k_rows, x.begin() + std::size_t(m) * k_rows);
+    if (w.int16_nk.size() != std::size_t(k_rows) * n_cols) {
+      throw std::logic_error("matmul: the weight tile was not made by exec_load_weights");
     }
-    int16_dot_rows(x.data(), m_rows, wt.data(), n_cols, k_rows, sums.i32.data(), n_cols);
+    sums.i32.resize(std::size_t(m_rows) * n_cols);
+    // The input rows widened for int8_dot.h a block at a time, into a buffer small enough to
+    // stay in cache (and off the page-faulting path of large allocations).
+    constexpr std::uint32_t kBlockRows = 64;
+    const std::unique_ptr<std::int16_t[]> x(new std::int16_t[std::size_t(kBlockRows) * k_rows]);
+    for (std::uint32_t m0 = 0; m0 < m_rows; m0 += kBlockRows) {
+      const std::uint32_t block = std::min(kBlockRows, m_rows - m0);
+      for (std::uint32_t m = 0; m < block; ++m) {
+        const auto* row = reinterpret_cast<const std::int8_t*>(
+            s.ub_row(inst.ub_row + std::uint64_t(m0 + m) * inst.ub_stride));
+        std::copy(row, row + k_rows, x.get() + std::size_t(m) * k_rows);
+      }
+      int16_dot_rows(x.get(), block, w.int16_nk.data(), n_cols, k_rows,
+                     sums.i32.data() + std::size_t(m0) * n_cols, n_cols);
+    }
   } else {
     sums.i32.clear();
     sums.f32.resize(std::size_t(m_rows) * n_cols);

@@ -24,6 +24,9 @@ struct WeightTile {
   // for bf16 programs; the other vector is empty.
   std::vector<std::int8_t> int8;
   std::vector<std::uint16_t> bf16;
+  // int8 programs: the tile transposed (N_t rows of K_t) and widened for int8_dot.h, made once
+  // at the load for every MATMUL of the tile.
+  std::vector<std::int16_t> int16_nk;
 };
 
 // Data state of one core plus its HBM. Sizes come from the config and the program.

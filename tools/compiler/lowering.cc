@@ -183,7 +183,7 @@ class Lowerer {
     for (auto it = handoffs_.begin(); it != handoffs_.end();) {
       if (it->waiter == unit && inst.instance == 0) {
         inst.wait |= bit(it->sem);
-        program_.instructions[it->producer].signal |= bit(it->sem);
+        program_.instructions.add_signal(it->producer, bit(it->sem));
         it = handoffs_.erase(it);
       } else {
         ++it;
@@ -1793,7 +1793,7 @@ void Lowerer::emit_weight_tile(const GemmTiling& tl, std::uint64_t weights, std:
   std::uint64_t wait = 0;
   if (g >= 2) {
     wait = bit(kSemWFree);
-    program_.instructions[load_weights_at_.at(g - 2)].signal |= bit(kSemWFree);
+    program_.instructions.add_signal(load_weights_at_.at(g - 2), bit(kSemWFree));
   }
   emit(dma(Opcode::kDmaLoad, weight_source(tl, weights, t, k, weight_slot(g)), wait,
            bit(kSemWReady)));
@@ -1973,10 +1973,10 @@ void Lowerer::emit_barrier(std::size_t node_begin, bool always) {
   std::uint64_t stored = 0;
   std::vector<bool> seen(config_.core.dma_engines, false);
   for (std::size_t pc = program_.instructions.size(); pc-- > node_begin;) {
-    Instruction& inst = program_.instructions[pc];
+    const Instruction inst = program_.instructions[pc];
     if (inst.op != Opcode::kDmaStore || seen[inst.instance]) continue;
     seen[inst.instance] = true;
-    inst.signal |= bit(kSemNodeStored);
+    program_.instructions.add_signal(pc, bit(kSemNodeStored));
     ++stored;
   }
   Instruction nop;

@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 
@@ -128,9 +129,9 @@ Widths widths(const Explained& run) {
 PeViewer::PeViewer(const Config& config, const Program& program)
     : program_(program), double_buffer_(config.mxu.double_buffer_weights) {
   // A MATMUL multiplies by the tile of the last LOAD_WEIGHTS before it (program order).
-  const Instruction* load = nullptr;
+  std::optional<Instruction> load;
   for (const Instruction& inst : program.instructions) {
-    if (inst.op == Opcode::kLoadWeights) load = &inst;
+    if (inst.op == Opcode::kLoadWeights) load = inst;
     if (inst.op == Opcode::kMatmul && load) tile_of_.push_back({load->rows, load->cols});
   }
 }

@@ -1,0 +1,80 @@
+#pragma once
+// A program's instruction stream as it is held in host memory. An Instruction struct is about
+// 170 bytes and a GPT-3 layer has millions of them, so the list keeps each one as a compact
+// record and decodes it on access: the opcode and flags bytes, the wait and signal masks as
+// 8 bytes each, then every other field the ISA table lists for the opcode as a LEB128 varint
+// (signed fields zigzagged), about 25 bytes for a MATMUL or DMA. Fields the opcode does not
+// list are not part of the instruction (isa.h) and are not kept. Any value of a field's C++
+// type round-trips; range checks stay with the binary encoding and the simulator.
+#include <cstddef>
+#include <cstdint>
+#include <initializer_list>
+#include <iterator>
+#include <vector>
+
+#include "sim/isa/isa.h"
+
+namespace tpu {
+
+class InstructionList {
+ public:
+  // Reads instructions by value, in program order.
+  class const_iterator {
+   public:
+    using iterator_category = std::input_iterator_tag;
+    using value_type = Instruction;
+    using difference_type = std::ptrdiff_t;
+    using pointer = void;
+    using reference = Instruction;
+    const_iterator(const InstructionList* list, std::size_t pc) : list_(list), pc_(pc) {}
+    Instruction operator*() const { return (*list_)[pc_]; }
+    const_iterator& operator++() {
+      ++pc_;
+      return *this;
+    }
+    bool operator==(const const_iterator& o) const { return pc_ == o.pc_; }
+    bool operator!=(const const_iterator& o) const { return pc_ != o.pc_; }
+
+   private:
+    const InstructionList* list_;
+    std::size_t pc_;
+  };
+  using value_type = Instruction;
+  using iterator = const_iterator;
+
+  InstructionList() = default;
+  InstructionList(std::initializer_list<Instruction> insts);
+
+  std::size_t size() const { return offsets_.size(); }
+  bool empty() const { return offsets_.empty(); }
+  Instruction operator[](std::size_t pc) const;
+  Instruction back() const { return (*this)[size() - 1]; }
+  const_iterator begin() const { return {this, 0}; }
+  const_iterator end() const { return {this, size()}; }
+
+  void push_back(const Instruction& inst);
+  // Replaces instruction `pc` (in place when its record keeps its length, else the new record
+  // goes to the end of the store).
+  void set(std::size_t pc, const Instruction& inst);
+  // Or-s `mask` into instruction pc's signal mask (the compiler's back-patching), in place.
+  void add_signal(std::size_t pc, std::uint64_t mask);
+  void reserve(std::size_t instructions) { offsets_.reserve(instructions); }
+  void clear();
+  // Bytes the records and their index take (without the vectors' spare capacity).
+  std::size_t bytes() const { return bytes_.size() + offsets_.size() * sizeof(std::uint32_t); }
+
+  // Element-wise Instruction::operator==.
+  bool operator==(const InstructionList& o) const;
+  bool operator!=(const InstructionList& o) const { return !(*this == o); }
+
+ private:
+  // Appends inst's record to bytes_ and returns its offset.
+  std::uint32_t append(const Instruction& inst);
+  // Bytes of the record at `offset`.
+  std::size_t record_length(std::size_t offset) const;
+
+  std::vector<std::uint8_t> bytes_;
+  std::vector<std::uint32_t> offsets_;  // record of instruction pc starts at bytes_[offsets_[pc]]
+};
+
+}  // namespace tpu
