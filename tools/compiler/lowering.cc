@@ -2007,10 +2007,10 @@ void Lowerer::emit_stage_handover(std::size_t run_begin) {
   std::uint64_t stored = 0;
   std::vector<bool> seen(config_.core.dma_engines, false);
   for (std::size_t pc = program_.instructions.size(); pc-- > run_begin;) {
-    Instruction& inst = program_.instructions[pc];
+    const Instruction inst = program_.instructions[pc];
     if (inst.op != Opcode::kDmaStore || seen[inst.instance]) continue;
     seen[inst.instance] = true;
-    inst.signal |= bit(kSemNodeStored);
+    program_.instructions.add_signal(pc, bit(kSemNodeStored));
     ++stored;
   }
   Instruction nop;
