@@ -36,6 +36,7 @@ Tile random_tile(DataType dtype, std::uint32_t m, std::uint32_t k, std::uint32_t
     for (std::uint32_t i = 0; i < k * n; ++i) t.w.bf16.push_back(fp32_to_bf16(real(rng)));
     for (std::uint32_t i = 0; i < m * k; ++i) t.x16.push_back(fp32_to_bf16(real(rng)));
   }
+  widen_for_dot(t.w);
   return t;
 }
 

@@ -522,13 +522,17 @@ void exec_load_weights(MachineState& s, const Instruction& inst, WeightTile& til
       std::memcpy(dst + std::size_t(k) * cols * eb, row(k), std::size_t(cols) * eb);
     }
   }
-  if (s.dtype == DataType::kInt8) {
-    tile.int16_nk.resize(std::size_t(rows) * cols);
-    transpose_to_int16(tile.int8.data(), rows, cols, cols, tile.int16_nk.data());
-  } else {
-    tile.int16_nk.clear();
-  }
+  widen_for_dot(tile);
   if (fifo) queue.pop_front();
+}
+
+void widen_for_dot(WeightTile& tile) {
+  if (tile.int8.empty()) {
+    tile.int16_nk.clear();
+    return;
+  }
+  tile.int16_nk.resize(std::size_t(tile.rows) * tile.cols);
+  transpose_to_int16(tile.int8.data(), tile.rows, tile.cols, tile.cols, tile.int16_nk.data());
 }
 
 WeightTile exec_load_weights(MachineState& s, const Instruction& inst) {
@@ -547,7 +551,7 @@ void matmul_compute(const MachineState& s, const Instruction& inst, const Weight
   if (s.dtype == DataType::kInt8) {
     sums.f32.clear();
     if (w.int16_nk.size() != std::size_t(k_rows) * n_cols) {
-      throw std::logic_error("matmul: the weight tile was not made by exec_load_weights");
+      throw std::logic_error("matmul: the weight tile was not widened (widen_for_dot)");
     }
     sums.i32.resize(std::size_t(m_rows) * n_cols);
     // The input rows widened for int8_dot.h a block at a time, into a buffer small enough to

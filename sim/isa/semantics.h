@@ -28,6 +28,9 @@ struct WeightTile {
   // at the load for every MATMUL of the tile.
   std::vector<std::int16_t> int16_nk;
 };
+// Makes `int16_nk` from `int8` (clears it for a bf16 tile): exec_load_weights does it, and so
+// must anything else that builds a tile for matmul_compute.
+void widen_for_dot(WeightTile& tile);
 
 // Data state of one core plus its HBM. Sizes come from the config and the program.
 struct MachineState {
