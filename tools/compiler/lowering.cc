@@ -550,6 +550,10 @@ class Lowerer {
   GemmTiling n_share(const GemmTiling& tl) const;
   // `always`: also after the last node (a K split's partials meet before its reduction).
   void emit_barrier(std::size_t node_begin, bool always = false);
+  // Marks the last HBM store on each DMA engine since `begin` to signal node_stored and emits
+  // nops waiting for all but one of those signals; returns whether one is left for the
+  // caller's next instruction to wait on.
+  bool await_last_stores(std::size_t begin);
   // Model parallelism by K (CoreShare::k_split): whether node i splits K over the cores (a
   // dense layer or matmul with stored weights), this core's K tiles [kt0, kt1) of KT, its share
   // of a node's tiling, and the reduction after the partial sums: the cores meet, then core c
@@ -1969,10 +1973,27 @@ std::size_t Lowerer::emit_k_reduction(const Node& layer, const Placement& out, c
 
 void Lowerer::emit_barrier(std::size_t node_begin, bool always) {
   if (share_.cores == 1 || (layer_index_ + 1 == model_.nodes.size() && !always)) return;
-  // This node's last HBM write on each DMA engine (each engine completes in order).
+  bool stored = await_last_stores(node_begin);
+  for (std::uint32_t d = 0; d < share_.cores; ++d) {
+    if (d == share_.core) continue;
+    Instruction sig;
+    sig.op = Opcode::kSignalCore;
+    sig.core = std::uint8_t(d);
+    sig.signal = bit(kSemPeersDone);
+    sig.wait = std::exchange(stored, false) ? bit(kSemNodeStored) : 0;
+    emit(sig);
+  }
+  Instruction nop;
+  nop.op = Opcode::kNop;
+  nop.wait = bit(kSemPeersDone);
+  for (std::uint32_t d = 1; d < share_.cores; ++d) emit(nop);
+}
+
+bool Lowerer::await_last_stores(std::size_t begin) {
+  // The last HBM write on each DMA engine since `begin` (each engine completes in order).
   std::uint64_t stored = 0;
   std::vector<bool> seen(config_.core.dma_engines, false);
-  for (std::size_t pc = program_.instructions.size(); pc-- > node_begin;) {
+  for (std::size_t pc = program_.instructions.size(); pc-- > begin;) {
     const Instruction inst = program_.instructions[pc];
     if (inst.op != Opcode::kDmaStore || seen[inst.instance]) continue;
     seen[inst.instance] = true;
@@ -1983,17 +2004,7 @@ void Lowerer::emit_barrier(std::size_t node_begin, bool always) {
   nop.op = Opcode::kNop;
   nop.wait = bit(kSemNodeStored);
   for (; stored > 1; --stored) emit(nop);
-  for (std::uint32_t d = 0; d < share_.cores; ++d) {
-    if (d == share_.core) continue;
-    Instruction sig;
-    sig.op = Opcode::kSignalCore;
-    sig.core = std::uint8_t(d);
-    sig.signal = bit(kSemPeersDone);
-    sig.wait = std::exchange(stored, 0) ? bit(kSemNodeStored) : 0;
-    emit(sig);
-  }
-  nop.wait = bit(kSemPeersDone);
-  for (std::uint32_t d = 1; d < share_.cores; ++d) emit(nop);
+  return stored == 1;
 }
 
 void Lowerer::emit_stage_handover(std::size_t run_begin) {
@@ -2002,21 +2013,8 @@ void Lowerer::emit_stage_handover(std::size_t run_begin) {
       stage_.stage_of.end()) {
     return;  // the last stage
   }
-  // The run's last HBM write on each DMA engine (each engine completes in order): the signal
-  // waits for all of them.
-  std::uint64_t stored = 0;
-  std::vector<bool> seen(config_.core.dma_engines, false);
-  for (std::size_t pc = program_.instructions.size(); pc-- > run_begin;) {
-    const Instruction inst = program_.instructions[pc];
-    if (inst.op != Opcode::kDmaStore || seen[inst.instance]) continue;
-    seen[inst.instance] = true;
-    program_.instructions.add_signal(pc, bit(kSemNodeStored));
-    ++stored;
-  }
-  Instruction nop;
-  nop.op = Opcode::kNop;
-  nop.wait = bit(kSemNodeStored);
-  for (; stored > 1; --stored) emit(nop);
+  // The signal waits for the run's last HBM write on every DMA engine.
+  const bool stored = await_last_stores(run_begin);
   Instruction sig;
   sig.op = Opcode::kSignalCore;
   sig.core = std::uint8_t(next_core);
