@@ -698,6 +698,19 @@ TEST(CompilerTest, PackedTapsOfAConcatSliceAreSeparateSegments) {
   expect_correct(g, array_config(8, 8), {}, 2);
 }
 
+// Whole kernel rows packed into one tile read kw x C contiguous elements per anchor: a
+// 1-channel input that is also a slice of a concat (its pixels 2 elements apart) must not take
+// that path. On 6..8 rows the 3x3 conv packed its kernel rows and read the concat's other
+// channel (16 of 32 outputs wrong; found by a random model-parallel graph).
+TEST(CompilerTest, KernelRowsOfAConcatSliceAreNotPackedWhole) {
+  const Graph g = parse_model_json(R"({"dtype": "int8", "seed": 2,
+    "inputs": [{"name": "x", "shape": [4, 4, 1]}], "nodes": [
+      {"name": "conv", "op": "conv2d", "inputs": ["x"], "out_channels": 1, "kernel": 3, "padding": 1},
+      {"name": "cat", "op": "concat", "inputs": ["conv", "x"]}], "outputs": ["cat"]})",
+                                   "rows.json");
+  for (std::uint32_t rows : {6u, 8u}) expect_correct(g, array_config(rows, 8), {}, 2);
+}
+
 TEST(CompilerTest, AlignedConcatStaysOnChip) {
   Graph g = parse_model_json(R"({"batch": 1, "inputs": [{"name": "x", "shape": [6, 6, 8]}],
     "nodes": [

@@ -1084,9 +1084,13 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   const GroupMap gm = conv ? groups_of(layer) : GroupMap();
   const bool per_n = conv && gm.blocks > 1;
   const GroupedPlan grouped = per_n ? grouped_plan(g, gm, cw_, nw) : GroupedPlan();
-  const TapPlan plan = per_n ? grouped.plan
-                       : taps ? tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer), R_)
-                              : TapPlan();
+  TapPlan plan = per_n ? grouped.plan
+                 : taps ? tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer), R_)
+                        : TapPlan();
+  // Whole kernel rows are read as one run of kw x C elements per anchor, which a concat
+  // slice's pixels (ctot elements apart) are not: its taps are not packed.
+  const bool whole_rows = !plan.images.empty() && plan.images[0].compact;
+  if (taps && !per_n && whole_rows && in.hbm.ctot != layer.in.c) plan = tap_plan(g, cw_, 1, R_);
   std::vector<KTile> ktiles = plan.ktiles;
   if (!taps) {
     check_width(KR, kMaxMatmulStride,
