@@ -260,7 +260,8 @@ const Act& Importer::act_input(const onnx::NodeProto& n, int i, bool views) {
               "operand of a MatMul of two tensors (its scale)");
     }
     if (!a.order.empty()) transpose_data(name);
-    if (a.ours) materialise(name);
+    if (acts_.at(name).ours) materialise(name);
+    it = acts_.find(name);  // both replace the entry
   }
   if (it != acts_.end()) return it->second;
   auto gi = graph_inputs_.find(name);
@@ -488,10 +489,13 @@ TensorId Importer::reshape_view(const std::string& name, TensorId id, Shape3 sha
 // A plain view whose tensor has another shape than its dims say: a reshape view, named after
 // the ONNX tensor, for readers that take the dims as they are.
 void Importer::materialise(const std::string& name) {
-  Act& a = acts_.at(name);
+  // A copy: reshape_view registers its output under this same name and then erases it, so the
+  // entry is replaced (callers look it up again).
+  Act a = acts_.at(name);
   const Shape3 want = rows_of(a.dims);
   if (*a.ours != want) a.id = reshape_view(name, a.id, want);
   a.ours.reset();
+  acts_[name] = std::move(a);
 }
 
 void Importer::transpose_data(const std::string& name) {
@@ -1523,8 +1527,8 @@ void Importer::run(const onnx::GraphProto& graph) {
            "two tensors");
     }
     if (!it->second.order.empty()) transpose_data(o.name());
-    if (it->second.ours) materialise(o.name());
-    g_.outputs.push_back(it->second.id);
+    if (acts_.at(o.name()).ours) materialise(o.name());
+    g_.outputs.push_back(acts_.at(o.name()).id);  // both replace the entry
   }
   if (g_.nodes.empty()) fail("the graph has no operators to run");
 }
