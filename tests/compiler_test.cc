@@ -468,6 +468,12 @@ TEST(CompilerTest, TapPlansGroupTapsIntoFullTiles) {
   // (ky0 = 0, 4, both even: one anchor per output pixel) take 2 tiles and 1 + 1 rows:
   // max(2, 2) = 2 (2 rows: 4 tiles; 6 rows: 2 tiles too, not strictly cheaper than 4).
   EXPECT_EQ(kernel_rows_per_tile(taps(7, 2, 3, 230), 128, 128), 4u);
+  // The same stem reading a concat's channel slice: a kernel row is no run of elements, so
+  // whole rows are never packed (tap_plan packs runs of taps, a segment per tap, instead).
+  Taps slice = taps(7, 2, 3, 230);
+  slice.contiguous = false;
+  EXPECT_EQ(kernel_rows_per_tile(slice, 128, 128), 0u);
+  for (const BandImage& im : tap_plan(slice, 128, 128 / 3, 128).images) EXPECT_FALSE(im.compact);
   // On 256 rows im2col is one tile (max(1, 2)) and so are 7 kernel rows: no gain. 11x11
   // stride-4 (AlexNet) on 128: im2col max(3, 4) = 4; 3 kernel rows per tile take 4 tiles and,
   // their first rows 0, 3, 6, 9 differing modulo 4, anchors every input row (4 per output

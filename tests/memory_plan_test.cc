@@ -19,7 +19,9 @@ Config array_config(std::uint32_t n) {
 
 // Every node needs `rows` staging rows whatever is resident.
 StagingQuery flat(std::uint64_t rows) {
-  return [rows](std::size_t, const std::vector<bool>&, bool) { return rows; };
+  return [rows](std::size_t, const std::vector<bool>&, const std::vector<bool>&, bool) {
+    return rows;
+  };
 }
 
 TensorId id(const Graph& g, const std::string& name) {
@@ -58,7 +60,8 @@ TEST(MemoryPlan, ResidencyYieldsWhenStagingWouldNotFit) {
   const Graph g = parse_model_json(kChain, "chain.json");
   // Node 2 needs more staging than the rows below the region: b and c, live at node 2, go to
   // HBM; a (nodes 0-1) still fits.
-  StagingQuery q = [](std::size_t node, const std::vector<bool>&, bool) {
+  StagingQuery q = [](std::size_t node, const std::vector<bool>&, const std::vector<bool>&,
+                      bool) {
     return node == 2 ? std::uint64_t(600) : std::uint64_t(10);
   };
   const MemoryPlan p = plan_memory(g, array_config(8), 1000, true, q);
@@ -134,6 +137,40 @@ TEST(MemoryPlan, ConcatInputsAreSlicesAndReshapesAliases) {
   EXPECT_EQ(p.copies[again][1].to.c0, 5u);
   EXPECT_EQ(p.copies[again][1].to.ctot, 13u);
   EXPECT_EQ(p.copies[again][1].to.base, p.tensors[id(g, "again")].hbm.base);
+}
+
+// The lowering's staging estimate learns from the query what its tiling reads from the
+// placement: an input's pixels in HBM are contiguous exactly when their ctot is its own
+// channel count (not a concat's channel slice), so both choose one tap plan.
+TEST(MemoryPlan, TheStagingQueryKnowsWhichInputsAreChannelSlices) {
+  // s may stay on chip from node 0 to the add: every node is asked its staging.
+  const Graph g = parse_model_json(R"({"inputs": [{"name": "x", "shape": [4, 4, 2]}], "nodes": [
+      {"name": "s", "op": "conv2d", "inputs": ["x"], "out_channels": 2, "kernel": 1},
+      {"name": "a", "op": "conv2d", "inputs": ["x"], "out_channels": 3, "kernel": 1},
+      {"name": "cat", "op": "concat", "inputs": ["a", "x"]},
+      {"name": "ra", "op": "conv2d", "inputs": ["a"], "out_channels": 2, "kernel": 3},
+      {"name": "rc", "op": "conv2d", "inputs": ["cat"], "out_channels": 2, "kernel": 3,
+       "padding": 1},
+      {"name": "sum", "op": "add", "inputs": ["rc", "s"]}],
+    "outputs": ["cat", "ra", "sum"]})",
+                                   "slices.json");
+  std::vector<std::vector<bool>> told(g.nodes.size());
+  const StagingQuery q = [&](std::size_t node, const std::vector<bool>&,
+                             const std::vector<bool>& in_contiguous, bool) {
+    told[node] = in_contiguous;
+    return std::uint64_t(10);
+  };
+  const MemoryPlan p = plan_memory(g, array_config(8), 1000, true, q);
+  // s and a read x, ra reads a: slices of cat (the concat is a view, never asked).
+  const std::vector<std::vector<bool>> expected = {{false}, {false}, {}, {false}, {true},
+                                                   {true, true}};
+  for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+    EXPECT_EQ(told[i], expected[i]) << g.nodes[i].name;
+    for (std::size_t k = 0; k < told[i].size(); ++k) {
+      const HbmTensor& t = p.tensors[g.nodes[i].inputs[k]].hbm;
+      EXPECT_EQ(told[i][k], t.ctot == t.shape.c) << g.nodes[i].name;
+    }
+  }
 }
 
 TEST(MemoryPlan, AlignedSlicesStayOnChipAsWholeChunks) {

@@ -36,6 +36,7 @@ Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1) {
 }
 
 std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R) {
+  if (!g.contiguous) return 0;
   const std::uint64_t run = g.kw * g.C, most = std::min(cw / run, g.kh);
   // Per output pixel: array cycles (one per weight tile) against the UB rows written: the
   // gather's and the output's (see gemm_tiling.h). im2col has ceil(K / R) tiles and as many

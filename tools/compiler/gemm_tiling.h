@@ -13,8 +13,11 @@ namespace tpu {
 // (iy, ix) is padded input pixel (iy * sub, ix * sub), and the conv over the band has stride 1.
 // Tap (ky, kx) of output pixel (oy, ox) reads padded input pixel (oy * s + ky * dh,
 // ox * s + kx * dw); `pad` pixels pad each side of a row, `pad_h` rows the top and bottom.
+// `contiguous`: the input's pixels in HBM hold just its C channels, so a run of pixels is one
+// run of elements; a channel slice of a concat has its pixels ctot > C elements apart.
 struct Taps {
   std::uint64_t kh, kw, s, pad, W, C, OH, OW, Wp, sub = 1, dh = 1, dw = 1, pad_h = 0;
+  bool contiguous = true;
   // Input rows one output row's window spans.
   std::uint64_t extent_h() const { return (kh - 1) * dh + 1; }
 };
@@ -98,7 +101,8 @@ struct NTile {
 // A grouped conv with several blocks on the taps path: N tiles of at most nw channels within
 // one block; band images, one per channel chunk (at most cw) of each block; and K tiles N tile
 // by N tile, KT each: (ky, kx, chunk) of the N tile's block, K indices in the dense
-// (ky, kx, c) order over all C channels.
+// (ky, kx, c) order over all C channels. Any other tap-based conv's plan has no N tiles of its
+// own and KT = its K tiles, shared by every N tile.
 struct GroupedPlan {
   TapPlan plan;
   std::vector<NTile> ntiles;
@@ -107,7 +111,8 @@ struct GroupedPlan {
 GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, std::uint64_t nw);
 
 // Kernel rows per tile when whole kernel rows are packed (several kernel_w * C runs per UB
-// row, one DMA segment each), or 0 when that does not beat im2col. Per output pixel the array
+// row, one DMA segment each), or 0 when that does not beat im2col or the input's pixels are
+// not contiguous (Taps::contiguous: a kernel row is then no run). Per output pixel the array
 // takes a cycle per weight tile, and the UB's write port one per UB row the gather writes plus
 // one for the output row the vector unit writes (the DMA fetches each HBM burst once per
 // transfer, so the overlapping windows of a few channels cost bursts far below their segments;

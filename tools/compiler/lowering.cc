@@ -264,13 +264,16 @@ class Lowerer {
     }
   }
 
-  // hbm_band: the geometry of the bands a conv loads from HBM (see Taps::sub). Subsampling a
-  // strided 1 x 1 conv's input loads only the pixels it reads, and its MATMULs stream
-  // consecutive UB rows: one pass per tile instead of one per output row, whose stride-s reads
-  // would also drift across the UB banks the vector unit and the DMA are writing.
-  Taps taps_of(const Node& layer, bool hbm_band = false) const {
+  // The geometry of a GEMM's input as it reads it: resident, or the bands it loads from HBM
+  // (see Taps::sub), whose pixels are `contiguous` or those of a concat's channel slice.
+  // Subsampling a strided 1 x 1 conv's input loads only the pixels it reads, and its MATMULs
+  // stream consecutive UB rows: one pass per tile instead of one per output row, whose stride-s
+  // reads would also drift across the UB banks the vector unit and the DMA are writing.
+  Taps taps_of(const Node& layer, bool in_res, bool contiguous) const {
     const bool conv = layer.kind == OpKind::kConv2d;
+    const bool hbm_band = !in_res;
     Taps g;
+    g.contiguous = contiguous;
     g.kh = conv ? layer.kernel_h : 1;
     g.kw = conv ? layer.kernel_w : 1;
     g.s = conv ? layer.stride : 1;
@@ -314,17 +317,17 @@ class Lowerer {
     return layer.kind == OpKind::kConv2d &&
            (layer.dilation_h > 1 || layer.dilation_w > 1 || groups_of(layer).blocks > 1);
   }
-  // Kernel taps one weight tile holds when a tap-based conv reads its input from HBM: all C
-  // channels of several taps when they fit the array's rows (the DMA packs them into one UB
-  // row), else 1 (a tile is one tap's channel chunk). A resident input has one pixel per UB row
-  // and is never packed. Packing trades weight tiles (each a pass over every output pixel) for
-  // UB rows the DMA writes (each packed image loads the input again, through the UB's write
-  // port): it is kept only where it lowers the larger of the two.
-  std::uint64_t taps_per_tile(const Node& layer) const {
+  // Kernel taps one weight tile holds when a tap-based conv reads its input from HBM (g, its
+  // bands: taps_of(layer, false, contiguous)): all C channels of several taps when they fit the
+  // array's rows (the DMA packs them into one UB row), else 1 (a tile is one tap's channel
+  // chunk). A resident input has one pixel per UB row and is never packed. Packing trades
+  // weight tiles (each a pass over every output pixel) for UB rows the DMA writes (each packed
+  // image loads the input again, through the UB's write port): it is kept only where it lowers
+  // the larger of the two.
+  std::uint64_t taps_per_tile(const Node& layer, const Taps& g) const {
     if (layer.kind != OpKind::kConv2d || tap_by_tap(layer)) return 1;
     const std::uint64_t pack = cw_ / layer.in.c;
     if (pack < 2) return 1;
-    const Taps g = taps_of(layer, true);
     const std::uint64_t M = layer.gemm_m();
     auto cost = [&](std::uint64_t p) {
       const TapPlan plan = tap_plan(g, cw_, p, R_);
@@ -332,26 +335,29 @@ class Lowerer {
     };
     return cost(pack) < cost(1) ? pack : 1;
   }
-  // The weight tiles and band images of a tap-based conv (the images do not depend on the N
-  // tile width).
-  TapPlan taps_plan(const Node& layer, const Taps& g, bool in_res) const {
+  // The weight tiles and band images of a tap-based conv over input geometry g
+  // (taps_of(layer, in_res, contiguous)), with N tiles of at most nw channels: the one plan
+  // the staging estimate (band_slot_rows) and the tiling (tile_gemm) both take. A grouped conv
+  // of several blocks has its own N tiles and K tiles per N tile (GroupedPlan); any other
+  // leaves `ntiles` empty, its K tiles shared by every N tile. The images do not depend on nw.
+  GroupedPlan taps_plan(const Node& layer, const Taps& g, bool in_res, std::uint64_t nw) const {
     if (layer.kind == OpKind::kConv2d && groups_of(layer).blocks > 1) {
-      return grouped_plan(g, groups_of(layer), cw_, C_).plan;
+      return grouped_plan(g, groups_of(layer), cw_, nw);
     }
-    return tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer), R_);
+    GroupedPlan p;
+    p.plan = tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer, g), R_);
+    p.KT = p.plan.ktiles.size();
+    return p;
   }
   // A grouped conv of one block with few channels per tap: read from HBM its taps pack into
   // fuller tiles, resident it streams every output pixel once per tap (a 3x3 depthwise conv
   // over 32 channels on 128 rows: 3 passes against 9), which costs far more than the tensor's
   // round trip through HBM. (im2col's full tiles do not pay: its gather of kernel_h segments
   // per pixel binds instead, as MobileNetV2's 96-channel stride-2 depthwise conv showed.)
-  bool prefers_hbm_input(const Node& layer) const {
-    if (layer.kind != OpKind::kConv2d || layer.groups == 1 || taps_per_tile(layer) < 2) {
-      return false;
-    }
-    const Taps g = taps_of(layer);
-    return tap_plan(g, cw_, taps_per_tile(layer), R_).ktiles.size() <
-           tap_plan(g, cw_, 1, R_).ktiles.size();
+  bool prefers_hbm_input(const Node& layer, bool contiguous) const {
+    if (layer.kind != OpKind::kConv2d || layer.groups == 1) return false;
+    return taps_plan(layer, taps_of(layer, false, contiguous), false, C_).KT <
+           taps_plan(layer, taps_of(layer, true, contiguous), true, C_).KT;
   }
   // Whether a grouped conv's channel chunks (input) or N tiles (output) are whole chunks of the
   // resident layout (min(R, C) channels per UB row).
@@ -362,15 +368,16 @@ class Lowerer {
     return (!in_res || gm.per_block * gm.cg % cw_ == 0) &&
            (!out_res || gm.per_block * gm.ng % cw_ == 0);
   }
-  // UB rows of one input slot of a tap-based conv reading its input bands from HBM.
-  std::uint64_t band_slot_rows(const Node& layer, std::uint64_t m_tile) const {
-    const Taps g = taps_of(layer, true);
+  // UB rows of one input slot of a tap-based conv reading its input bands from HBM, whose
+  // pixels are `contiguous` or not.
+  std::uint64_t band_slot_rows(const Node& layer, std::uint64_t m_tile, bool contiguous) const {
+    const Taps g = taps_of(layer, false, contiguous);
     const std::uint64_t M = layer.gemm_m();
     std::uint64_t rows = 0;
     for (std::uint64_t m0 = 0; m0 < M; m0 += m_tile) {
       rows = std::max(rows, band_of(g, m0, std::min(M, m0 + m_tile)).rows);
     }
-    return rows * g.Wp * taps_plan(layer, g, false).images.size();
+    return rows * g.Wp * taps_plan(layer, g, false, C_).plan.images.size();
   }
   // DMA loads of band image `im` for one band part into UB rows from `ub` (the part's padded
   // pixel grid, Wp rows per input row). A plain band is one segment per input row; a packed
@@ -463,31 +470,35 @@ class Lowerer {
   }
   // Staging rows (below any resident tensors) a GEMM node needs with M tiles of m_tile rows.
   // `mxus` MXUs have two output slots each.
-  std::uint64_t gemm_staging(const Node& layer, GemmPath path, bool in_res, bool out_res,
-                             std::uint64_t m_tile, std::uint64_t mxus = 1) const {
+  // `contiguous`: an input read from HBM has pixels of just its channels (Taps::contiguous).
+  std::uint64_t gemm_staging(const Node& layer, GemmPath path, bool in_res, bool contiguous,
+                             bool out_res, std::uint64_t m_tile, std::uint64_t mxus = 1) const {
     std::uint64_t rows = weight_rows() + bias_rows(layer, config_, model_.dtype) +
                          (out_res ? 0 : 2 * mxus * m_tile);
     if (path == GemmPath::kRows) {
       rows += 2 * m_tile * ceil_div(dense_k(layer), R_);
     } else if (!in_res) {
-      rows += 2 * band_slot_rows(layer, m_tile);
+      rows += 2 * band_slot_rows(layer, m_tile, contiguous);
     }
     return rows;
   }
-  GemmPath gemm_path(const Node& layer, bool in_res, bool out_res, std::uint64_t limit) const {
+  GemmPath gemm_path(const Node& layer, bool in_res, bool contiguous, bool out_res,
+                     std::uint64_t limit) const {
     if (in_res || tap_by_tap(layer)) return GemmPath::kTaps;
+    if (layer.kind != OpKind::kConv2d) return GemmPath::kRows;
+    // The rows path reads whole pixels (im2col segments) as contiguous runs, which a concat
+    // slice's are not: only the tap path reads it.
+    if (!contiguous) return GemmPath::kTaps;
     // On-chip windows read each input element once from HBM instead of kh * kw times (or, with
     // packed taps, once per band image); they pay off when a channel chunk fills at least half
     // the array's rows, when packed taps need no more weight tiles than im2col's full ones, or
     // when packing whole kernel rows is cheaper than im2col (kernel_rows_per_tile).
-    const Taps g = taps_of(layer);
-    const bool fills =
-        2 * std::uint64_t(layer.in.c) >= R_ ||
-        tap_plan(g, cw_, taps_per_tile(layer), R_).ktiles.size() <= ceil_div(dense_k(layer), R_) ||
-        (taps_per_tile(layer) >= 2 && kernel_rows_per_tile(g, cw_, R_) > 0);
-    if (layer.kind == OpKind::kConv2d && fills &&
-        layer.in.w + 2 * std::uint64_t(layer.padding) <= kMaxCount &&
-        gemm_staging(layer, GemmPath::kTaps, false, out_res, 1) <= limit) {
+    const TapPlan plan = taps_plan(layer, taps_of(layer, false, contiguous), false, C_).plan;
+    const bool whole_rows = !plan.images.empty() && plan.images[0].compact;
+    const bool fills = 2 * std::uint64_t(layer.in.c) >= R_ ||
+                       plan.ktiles.size() <= ceil_div(dense_k(layer), R_) || whole_rows;
+    if (fills && layer.in.w + 2 * std::uint64_t(layer.padding) <= kMaxCount &&
+        gemm_staging(layer, GemmPath::kTaps, false, contiguous, out_res, 1) <= limit) {
       return GemmPath::kTaps;
     }
     return GemmPath::kRows;
@@ -511,21 +522,24 @@ class Lowerer {
   // of spacing (see tile_gemm); none when weight tiles go through the MXU's weight FIFO.
   std::uint64_t weight_rows() const { return fifo_ ? 0 : 2 * std::uint64_t(R_) + R_ / 2; }
   // The memory planner's question: the fewest staging rows node i needs with its inputs and
-  // output resident or not (see memory_plan.h).
-  std::uint64_t min_staging(std::size_t i, const std::vector<bool>& in_res, bool out_res) const {
+  // output resident or not, its inputs' pixels in HBM contiguous or not (see memory_plan.h).
+  std::uint64_t min_staging(std::size_t i, const std::vector<bool>& in_res,
+                            const std::vector<bool>& in_contiguous, bool out_res) const {
     const Node& layer = model_.nodes[i];
     if (layer.kind == OpKind::kTensorMatmul) {
       // Both operands and the output in HBM: per head, a channel slice of a and of b.
       if (in_res[0] || in_res[1] || out_res) return kNever;
-      return gemm_staging(layer, GemmPath::kRows, false, false, 1);
+      return gemm_staging(layer, GemmPath::kRows, false, in_contiguous[0], false, 1);
     }
     if (is_gemm(layer.kind)) {
+      const bool contiguous = in_contiguous[0];
       if ((in_res[0] && layer.kind != OpKind::kConv2d && (layer.in.h != 1 || layer.in.w != 1)) ||
-          !resident_ok(layer, in_res[0], out_res) || (in_res[0] && prefers_hbm_input(layer))) {
+          !resident_ok(layer, in_res[0], out_res) ||
+          (in_res[0] && prefers_hbm_input(layer, contiguous))) {
         return kNever;
       }
-      return gemm_staging(layer, gemm_path(layer, in_res[0], out_res, kNever), in_res[0],
-                          out_res, 1);
+      return gemm_staging(layer, gemm_path(layer, in_res[0], contiguous, out_res, kNever),
+                          in_res[0], contiguous, out_res, 1);
     }
     if (is_eltwise(layer.kind)) {
       // Interleaved heads are gathered into per-head blocks by DMA (lower_eltwise).
@@ -733,8 +747,9 @@ Program Lowerer::run() {
   plan_ = plan_memory(model_, config_, ub_rows_,
                       options_.resident_activations && share_.cores == 1 &&
                           stage_.stage_of.empty(),
-                      [&](std::size_t i, const std::vector<bool>& in_res, bool out_res) {
-                        return min_staging(i, in_res, out_res);
+                      [&](std::size_t i, const std::vector<bool>& in_res,
+                          const std::vector<bool>& in_contiguous, bool out_res) {
+                        return min_staging(i, in_res, in_contiguous, out_res);
                       });
   program_.hbm_bytes = plan_.hbm_bytes;
   // A K split's raw partial sums: per node, every core's M x N words, after the plan (the
@@ -1053,18 +1068,19 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
                               std::uint64_t limit) const {
   const bool conv = layer.kind == OpKind::kConv2d;
   const bool in_res = in.resident, out_res = out.resident;
-  GemmPath path = gemm_path(layer, in_res, out_res, limit);
-  // A concat slice's pixels are not contiguous runs: only the tap path reads it.
-  if (conv && !in_res && in.hbm.ctot != layer.in.c) path = GemmPath::kTaps;
+  // Whether the input's pixels in HBM hold just its channels (not a concat's channel slice),
+  // as the memory planner told min_staging (StagingQuery's in_contiguous).
+  const bool contiguous = in_res || in.hbm.ctot == layer.in.c;
+  const GemmPath path = gemm_path(layer, in_res, contiguous, out_res, limit);
   const bool taps = path == GemmPath::kTaps;
   const bool x_dma = !in_res;  // the input arrives in UB slots by DMA
   // The rows path reads whole pixels (im2col segments, flattened vectors) as contiguous runs.
-  if (!taps && (in.hbm.ctot != layer.in.c || (!conv && in.hbm.pad > 0))) {
+  if (!taps && (!contiguous || (!conv && in.hbm.pad > 0))) {
     fail("reads '" + model_.tensors[layer.inputs[0]].name +
          "' from HBM as contiguous pixels, but it is a channel slice or carries a zero border; "
          "no tiling of this layer fits the unified buffer on the tap path");
   }
-  const Taps g = taps_of(layer, !in_res);
+  const Taps g = taps_of(layer, in_res, contiguous);
   const bool tensor = layer.kind == OpKind::kTensorMatmul;
   // A tensor matmul's M and N are those of one part (one sample, one head).
   const std::uint64_t M = tensor ? std::uint64_t(layer.in.h) * layer.in.w : layer.gemm_m();
@@ -1083,14 +1099,8 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // conv of several blocks has its own plan, K tiles per N tile.
   const GroupMap gm = conv ? groups_of(layer) : GroupMap();
   const bool per_n = conv && gm.blocks > 1;
-  const GroupedPlan grouped = per_n ? grouped_plan(g, gm, cw_, nw) : GroupedPlan();
-  TapPlan plan = per_n ? grouped.plan
-                 : taps ? tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer), R_)
-                        : TapPlan();
-  // Whole kernel rows are read as one run of kw x C elements per anchor, which a concat
-  // slice's pixels (ctot elements apart) are not: its taps are not packed.
-  const bool whole_rows = !plan.images.empty() && plan.images[0].compact;
-  if (taps && !per_n && whole_rows && in.hbm.ctot != layer.in.c) plan = tap_plan(g, cw_, 1, R_);
+  const GroupedPlan tap_tiles = taps ? taps_plan(layer, g, in_res, nw) : GroupedPlan();
+  const TapPlan& plan = tap_tiles.plan;
   std::vector<KTile> ktiles = plan.ktiles;
   if (!taps) {
     check_width(KR, kMaxMatmulStride,
@@ -1099,21 +1109,21 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
       ktiles.push_back({k0, std::min<std::uint64_t>(R_, K - k0), 0, 0, 0});
     }
   }
-  const std::uint64_t KT = per_n ? grouped.KT : ktiles.size();
+  const std::uint64_t KT = per_n ? tap_tiles.KT : ktiles.size();
   // Every weight row of a one-block grouped conv feeds the ng columns of its group.
-  std::vector<NTile> ntiles = grouped.ntiles;
+  std::vector<NTile> ntiles = tap_tiles.ntiles;
   for (std::uint64_t n0 = 0; !per_n && n0 < N; n0 += nw) {
     ntiles.push_back({n0, std::min(nw, N - n0), gm.groups});
   }
   const std::uint64_t NT = ntiles.size();
 
-  const std::uint64_t min_need = gemm_staging(layer, path, in_res, out_res, 1);
+  const std::uint64_t min_need = gemm_staging(layer, path, in_res, contiguous, out_res, 1);
   if (min_need > limit) {
     const std::string input =
         !taps    ? "2 x " + std::to_string(KR) + " rows (one input vector of K = " +
                        std::to_string(K) + ", double-buffered)"
         : in_res ? std::string("no input rows (resident input)")
-                 : "2 x " + std::to_string(band_slot_rows(layer, 1)) +
+                 : "2 x " + std::to_string(band_slot_rows(layer, 1, contiguous)) +
                        " rows (the input band of one output pixel, double-buffered)";
     fail("needs " + input + " + " +
          (fifo_ ? std::string()
@@ -1146,7 +1156,8 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     } else {
       // The band a tile reads grows with the tile: take the largest tile that fits.
       auto fits = [&](std::uint64_t m) {
-        return gemm_staging(layer, path, in_res, out_res, round_tile(layer, m), U) <= limit;
+        return gemm_staging(layer, path, in_res, contiguous, out_res, round_tile(layer, m), U) <=
+               limit;
       };
       std::uint64_t lo = 1, hi = cap;
       while (lo < hi) {
@@ -1175,7 +1186,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
         reloads += k.kts;
       }
       const std::uint64_t shortest = longest + std::min<std::uint64_t>(N, C_) + R_ - 1;
-      const std::uint64_t in = taps ? band_slot_rows(layer, M)
+      const std::uint64_t in = taps ? band_slot_rows(layer, M, contiguous)
                                     : M * (conv ? std::max<std::uint64_t>(KR, layer.kernel_h) : KR);
       // Whole output rows per tile for a conv (few, long stores), rounding up.
       std::uint64_t half = ceil_div(M, 2);
@@ -1213,14 +1224,14 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   const auto estimate = [&](std::uint64_t u, std::uint64_t m) {
     const double mt = double(ceil_div(M, m)), row_bytes = double(config_.ub_row_elems() * eb_);
     const double streams = mt * double(ceil_div(NT, u) * KT * std::max<std::uint64_t>(m, R_));
-    const double in_rows = x_dma ? double(taps ? band_slot_rows(layer, m) : m * KR) : 0;
+    const double in_rows = x_dma ? double(taps ? band_slot_rows(layer, m, contiguous) : m * KR) : 0;
     const double dma = mt * (double(NT * KT) * transfer(R_, double(R_) * C_ * eb_) +
                              (x_dma ? transfer(in_rows, in_rows * row_bytes) : 0) +
                              (out_res ? 0 : double(NT) * transfer(m, double(m) * C_ * eb_)));
     return std::max(streams, dma);
   };
   for (std::uint64_t u = 2; u <= most; ++u) {
-    if (gemm_staging(layer, path, in_res, out_res, 1, u) > limit) break;
+    if (gemm_staging(layer, path, in_res, contiguous, out_res, 1, u) > limit) break;
     const std::uint64_t m = m_tile_for(u);
     if (ceil_div(M, m) <= ceil_div(M, m_tile_for(1)) || estimate(u, m) < estimate(U, m_tile)) {
       U = u;
@@ -1229,7 +1240,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   }
   const std::uint64_t MT = ceil_div(M, m_tile);
   const std::uint64_t xs =
-      taps ? (in_res ? 0 : band_slot_rows(layer, m_tile)) : m_tile * KR;
+      taps ? (in_res ? 0 : band_slot_rows(layer, m_tile, contiguous)) : m_tile * KR;
 
   if (conv && !taps) {
     check_width(std::uint64_t(layer.kernel_w) * layer.in.c, kMaxCount,
@@ -1290,7 +1301,8 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   for (const BandImage& im : plan.images) compact = compact || im.compact;
   const std::uint64_t slots =
       compact && !in_res && MT > 2 &&
-              gemm_staging(layer, path, in_res, out_res, m_tile, U) + (MT - 2) * xs <= limit
+              gemm_staging(layer, path, in_res, contiguous, out_res, m_tile, U) + (MT - 2) * xs <=
+                  limit
           ? MT
           : 2;
   const std::uint64_t base = weight_rows();

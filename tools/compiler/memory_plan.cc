@@ -217,14 +217,23 @@ class Planner {
 
   bool is_resident(TensorId t) const { return resident_[plan_.root[t]]; }
 
+  // Elements per pixel of t's storage in HBM (HbmTensor::ctot): the concat's channels for a
+  // channel slice of it, else t's own (a reshape's output: the same bytes, another pixel size).
+  std::uint32_t pixel_elems(TensorId t) const {
+    return slice_[t] ? g_.tensors[plan_.root[t]].shape.c : g_.tensors[t].shape.c;
+  }
+
   // Whether every node in [first, last] still fits its smallest staging below the region.
   bool staging_fits(std::uint64_t first, std::uint64_t last) const {
     for (std::uint64_t i = first; i <= last; ++i) {
       const Node& n = g_.nodes[i];
       if (is_view(n.kind)) continue;
-      std::vector<bool> in_res;
-      for (TensorId id : n.inputs) in_res.push_back(is_resident(id));
-      if (staging_(i, in_res, is_resident(n.output)) > region_start_) {
+      std::vector<bool> in_res, in_contiguous;
+      for (TensorId id : n.inputs) {
+        in_res.push_back(is_resident(id));
+        in_contiguous.push_back(pixel_elems(id) == g_.tensors[id].shape.c);
+      }
+      if (staging_(i, in_res, in_contiguous, is_resident(n.output)) > region_start_) {
         return false;
       }
     }
@@ -343,7 +352,7 @@ class Planner {
         p.hbm.samples = x.samples;
         p.hbm.shape = x.shape;
         p.hbm.c0 = c0_[t];
-        if (!slice_[t]) p.hbm.ctot = x.shape.c;  // a reshape: the same bytes, another pixel size
+        p.hbm.ctot = pixel_elems(t);
       }
       plan_.tensors[t] = p;
     }

@@ -112,8 +112,12 @@ inline std::uint64_t bias_rows(const Node& n, const Config& config, DataType dty
 
 // The smallest number of staging rows node `node` needs with each of its inputs and its output
 // resident or not; larger than any UB when that node cannot take that combination.
-using StagingQuery = std::function<std::uint64_t(std::size_t node,
-                                                 const std::vector<bool>& in_res, bool out_res)>;
+// in_contiguous[k]: input k's pixels in HBM hold just its channels (HbmTensor::ctot ==
+// shape.c), not those of a concat it is a channel slice of, so a run of its pixels is one run
+// of elements; the lowering's tiling reads the same from the placement's ctot.
+using StagingQuery = std::function<std::uint64_t(
+    std::size_t node, const std::vector<bool>& in_res, const std::vector<bool>& in_contiguous,
+    bool out_res)>;
 
 // Throws CompileError (one line, naming the node) for layouts the machine cannot serve: a
 // reshape of a padded tensor, a dense layer flattening a padded tensor. (A concat input that a
