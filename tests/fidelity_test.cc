@@ -15,6 +15,7 @@
 #include "sim/tpu_core.h"
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/frontend.h"
+#include "tools/compiler/gemm_tiling.h"
 #include "tools/report/check.h"
 #include "tools/run/child.h"
 
@@ -1080,6 +1081,61 @@ TEST(Fidelity, RandomSmallChannelStridedConvs) {
     EXPECT_TRUE(r.passed) << (r.first_mismatches.empty() ? "" : r.first_mismatches[0]);
   }
   EXPECT_GE(packed, 3u);  // 4 of the 8 with this seed
+}
+
+// Concat slices feeding small-channel convs: x (1..2 channels) and a 1x1 conv of it (1..2
+// channels) are the two slices of a concat (a graph output, so in HBM), and each is also read
+// by a k x k conv. A slice's pixels lie ctot elements apart, so the convs must not pack whole
+// kernel rows (read as kw x C contiguous elements per anchor), which most of them would on
+// these arrays were their inputs contiguous (KernelRowsOfAConcatSliceAreNotPackedWhole is one
+// such graph).
+TEST(Fidelity, RandomConcatSlicesFeedingSmallChannelConvs) {
+  std::mt19937 rng(37);
+  const auto pick = [&rng](std::uint32_t lo, std::uint32_t hi) {
+    return std::uniform_int_distribution<std::uint32_t>(lo, hi)(rng);
+  };
+  std::uint64_t would_pack = 0;  // convs whose input, were it contiguous, packs kernel rows
+  for (int i = 0; i < 10; ++i) {
+    Config config;
+    config.array.rows = pick(6, 16);
+    config.array.cols = pick(6, 16);
+    config.mxu.double_buffer_weights = pick(0, 3) != 0;
+    config.ub.capacity_bytes = 256 << 10;
+    config.acc.capacity_bytes = 64 << 10;
+    config.hbm.preset = pick(0, 1) ? "ideal" : "simple";
+    const std::uint32_t cx = pick(1, 2), cp = pick(1, 2);
+    const std::uint32_t k = pick(3, 5), s = pick(1, 2), pad = pick(0, k / 2);
+    const std::uint32_t h = pick(std::max(k, 3u), 9), w = pick(std::max(k, 3u), 9);
+    const auto conv = [&](const std::string& name, const std::string& in) {
+      return R"({"name": ")" + name + R"(", "op": "conv2d", "inputs": [")" + in +
+             R"("], "out_channels": )" + std::to_string(pick(1, 8)) + R"(, "kernel": )" +
+             std::to_string(k) + R"(, "stride": )" + std::to_string(s) + R"(, "padding": )" +
+             std::to_string(pad) + "}";
+    };
+    const bool p_first = pick(0, 1);
+    std::ostringstream json;
+    json << R"({"dtype": ")" << (pick(0, 2) ? "int8" : "bf16") << R"(", "batch": )" << pick(1, 2)
+         << R"(, "seed": )" << i << R"(, "inputs": [{"name": "x", "shape": [)" << h << ", " << w
+         << ", " << cx << R"(]}], "nodes": [
+      {"name": "p", "op": "conv2d", "inputs": ["x"], "out_channels": )" << cp
+         << R"(, "kernel": 1},
+      {"name": "cat", "op": "concat", "inputs": [)" << (p_first ? R"("p", "x")" : R"("x", "p")")
+         << "]},\n" << conv("cx", "x") << ",\n" << conv("cp", "p")
+         << R"(], "outputs": ["cat", "cx", "cp"]})";
+    const std::uint64_t cw = std::min(config.array.rows, config.array.cols);
+    const std::uint64_t ow = (w + 2 * pad - k) / s + 1, oh = (h + 2 * pad - k) / s + 1;
+    for (std::uint64_t c : {cx, cp}) {
+      would_pack += kernel_rows_per_tile(Taps{k, k, s, pad, w, c, oh, ow, w + 2 * pad}, cw,
+                                         config.array.rows) > 0;
+    }
+    SCOPED_TRACE(::testing::Message() << config.array.rows << "x" << config.array.cols << "\n"
+                                      << json.str());
+    const Program program = compile(parse_model_json(json.str(), "slices"), config);
+    check_agreement(config, program);
+    const CheckResult r = check_outputs(program, interpret(config, program).hbm);
+    EXPECT_TRUE(r.passed) << (r.first_mismatches.empty() ? "" : r.first_mismatches[0]);
+  }
+  EXPECT_GE(would_pack, 3u);  // 4 of the 20 convs with this seed
 }
 
 // A random chain over the vector ops: convolutions with any fused activation, standalone
