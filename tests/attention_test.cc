@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "tests/functional_run.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/memory_plan.h"
@@ -154,51 +155,28 @@ TEST(TensorMatmul, ReferenceIsThePerHeadProduct) {
   EXPECT_EQ(reference_tensor_matmul(a, bt, {1, 1, 2, 2, 2, true}), want);
 }
 
-// A functional run in a child process: its cycles, the check's verdict and values compared.
-std::string functional_run(const Config& config, const std::string& json, Fidelity fidelity) {
-  const ChildOutcome out = run_in_child([&] {
-    RunOptions o;
-    o.fidelity = fidelity;
-    o.check = true;
-    const tpu::Run r = run_model(config, parse(json), "attention.json", o);
-    return std::to_string(r.result.total_cycles) + " cycles, check " +
-           (r.check->passed ? "PASS " : "FAIL ") + std::to_string(r.check->compared) + " " +
-           (r.check->first_mismatches.empty() ? "" : r.check->first_mismatches[0]);
-  });
-  return out.ok ? out.output : "error: " + out.error;
-}
-
-// Every output that reaches HBM (the scores, the softmax, the context and the output) matches
-// the reference (int8 bit-exact, bf16 within tolerance), and pe agrees with fast cycle for cycle.
-void expect_functional(const Config& config, const std::string& json) {
-  SCOPED_TRACE(json);
-  const std::string fast = functional_run(config, json, Fidelity::kFast);
-  EXPECT_NE(fast.find("check PASS"), std::string::npos) << fast;
-  EXPECT_EQ(functional_run(config, json, Fidelity::kPe), fast);
-}
-
 TEST(Attention, PrefillInt8MatchesTheReference) {
-  expect_functional(array64(), attention_json(64, 64, 4, "int8"));
+  expect_functional(array64(), attention_json(64, 64, 4, "int8"), "attention.json");
 }
 
 TEST(Attention, PrefillBf16MatchesTheReference) {
-  expect_functional(array64(), attention_json(64, 64, 4, "bf16"));
+  expect_functional(array64(), attention_json(64, 64, 4, "bf16"), "attention.json");
 }
 
 TEST(Attention, DecodeAgainstAKvCacheMatchesTheReference) {
-  expect_functional(array64(), attention_json(1, 64, 4, "int8", 64));
-  expect_functional(array64(), attention_json(1, 64, 2, "bf16", 48));
+  expect_functional(array64(), attention_json(1, 64, 4, "int8", 64), "attention.json");
+  expect_functional(array64(), attention_json(1, 64, 2, "bf16", 48), "attention.json");
 }
 
 TEST(Attention, WeightsThroughTheUnifiedBufferMatchTheReference) {
   Config c = array64();
   c.mxu.weight_fifo_tiles = 0;  // two UB weight slots instead of the FIFO
-  expect_functional(c, attention_json(32, 64, 2, "int8"));
+  expect_functional(c, attention_json(32, 64, 2, "int8"), "attention.json");
 }
 
 TEST(Attention, CausalPrefillMasksEachHeadsFutureKeys) {
-  expect_functional(array64(), attention_json(64, 64, 4, "int8", 0, true));
-  expect_functional(array64(), attention_json(16, 32, 2, "bf16", 0, true));
+  expect_functional(array64(), attention_json(64, 64, 4, "int8", 0, true), "attention.json");
+  expect_functional(array64(), attention_json(16, 32, 2, "bf16", 0, true), "attention.json");
 }
 
 // The causal mask over interleaved heads: pixel i of the reshaped scores is query i / H. The
@@ -228,7 +206,7 @@ TEST(Attention, CausalSoftmaxOverHeadsInBands) {
     expect_functional(c, std::string(R"({"dtype": ")") + dtype + R"(", "batch": 2,
         "inputs": [{"name": "s", "shape": [24, 3, 24]}],
         "nodes": [{"name": "p", "op": "softmax", "inputs": ["s"], "causal": true, "heads": 3}],
-        "outputs": ["p"]})");
+        "outputs": ["p"]})", "attention.json");
   }
 }
 
@@ -291,7 +269,7 @@ TEST(Attention, WeightLoadsOfAComputedOperandWaitForItsStores) {
     // 64 keys x 16 channels per head as one transposed weight tile each: 4 loads.
     EXPECT_EQ(loads, 4u);
     EXPECT_GT(first_load, last_store) << "weight_fifo_tiles " << fifo;
-    expect_functional(c, json);
+    expect_functional(c, json, "attention.json");
   }
 }
 
@@ -395,7 +373,7 @@ TEST(TensorMatmul, RandomShapesMatchTheReferenceInBothFidelities) {
         std::to_string(heads) + R"(, "scale": 0.375)" + act + R"(}], "outputs": ["mm"]})";
     SCOPED_TRACE(::testing::Message() << c.array.rows << "x" << c.array.cols << " fifo "
                                       << c.mxu.weight_fifo_tiles);
-    expect_functional(c, json);
+    expect_functional(c, json, "attention.json");
   }
 }
 
