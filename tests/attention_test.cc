@@ -11,7 +11,7 @@
 #include <utility>
 #include <vector>
 
-#include "tests/functional_run.h"
+#include "tests/model_json.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/memory_plan.h"
@@ -79,15 +79,6 @@ const Node& node(const Graph& g, const std::string& name) {
   throw std::runtime_error("no node " + name);
 }
 
-std::string compile_error(const std::string& json) {
-  try {
-    parse(json);
-  } catch (const CompileError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 Config array64() {
   Config c;
   c.array.rows = 64;
@@ -123,22 +114,25 @@ TEST(TensorMatmul, BadOperandsAreOneLineErrorsNamingTheNode) {
            R"(}], "nodes": [{"name": "mm", "op": "matmul", "inputs": ["a", "b"])" + attrs +
            R"(}], "outputs": ["mm"]})";
   };
-  EXPECT_EQ(compile_error(graph("[1, 8, 5]", "")), "");  // K = 8 pixels of b
-  EXPECT_EQ(compile_error(graph("[1, 6, 8]", R"(, "transpose_b": true)")), "");
-  EXPECT_EQ(compile_error(graph("[1, 7, 5]", "")),
+  EXPECT_EQ(compile_error(graph("[1, 8, 5]", ""), "attention.json"), "");  // K = 8 pixels of b
+  EXPECT_EQ(compile_error(graph("[1, 6, 8]", R"(, "transpose_b": true)"), "attention.json"), "");
+  EXPECT_EQ(compile_error(graph("[1, 7, 5]", ""), "attention.json"),
             "attention.json: node 0 'mm' (matmul): shape mismatch: 'a' (1x4x8, 1 head(s)) has "
             "K = 8 channels per head but 'b' (1x7x5) has 7 pixels (rows)");
-  EXPECT_EQ(compile_error(graph("[1, 6, 4]", R"(, "transpose_b": true, "heads": 2)")),
-            "attention.json: node 0 'mm' (matmul): shape mismatch: 'a' (1x4x8, 2 head(s)) has "
-            "K = 4 channels per head but 'b' (1x6x4, transposed) has 2 channels per head");
-  EXPECT_EQ(compile_error(graph("[1, 8, 6]", R"(, "heads": 3)")),
+  EXPECT_EQ(
+      compile_error(graph("[1, 6, 4]", R"(, "transpose_b": true, "heads": 2)"), "attention.json"),
+      "attention.json: node 0 'mm' (matmul): shape mismatch: 'a' (1x4x8, 2 head(s)) has "
+      "K = 4 channels per head but 'b' (1x6x4, transposed) has 2 channels per head");
+  EXPECT_EQ(compile_error(graph("[1, 8, 6]", R"(, "heads": 3)"), "attention.json"),
             "attention.json: node 0 'mm' (matmul): key 'heads': 3 does not divide the 8 "
             "channels of 'a' and the 6 channels of 'b'");
-  EXPECT_NE(compile_error(graph("[1, 8, 5]", R"(, "transpose_b": 1)")).find("key 'transpose_b'"),
+  EXPECT_NE(compile_error(graph("[1, 8, 5]", R"(, "transpose_b": 1)"), "attention.json")
+                .find("key 'transpose_b'"),
             std::string::npos);
-  EXPECT_NE(compile_error(graph("[1, 8, 5]", R"(, "scale": 0)")).find("key 'scale'"),
-            std::string::npos);
-  EXPECT_NE(compile_error(graph("[1, 8, 5]", R"(, "units": 3)")).find("units"),
+  EXPECT_NE(
+      compile_error(graph("[1, 8, 5]", R"(, "scale": 0)"), "attention.json").find("key 'scale'"),
+      std::string::npos);
+  EXPECT_NE(compile_error(graph("[1, 8, 5]", R"(, "units": 3)"), "attention.json").find("units"),
             std::string::npos);
 }
 

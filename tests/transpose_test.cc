@@ -8,7 +8,7 @@
 #include <vector>
 
 #include "tests/assembly_run.h"
-#include "tests/functional_run.h"
+#include "tests/model_json.h"
 #include "tools/compiler/data.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
@@ -18,15 +18,6 @@ namespace tpu {
 namespace {
 
 Graph parse(const std::string& json) { return parse_model_json(json, "t.json"); }
-
-std::string compile_error(const std::string& json) {
-  try {
-    parse(json);
-  } catch (const CompileError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::string shape_json(const Shape3& s) {
   return "[" + std::to_string(s.h) + ", " + std::to_string(s.w) + ", " + std::to_string(s.c) + "]";
@@ -110,7 +101,7 @@ TEST(Transpose, BadPermsAreOneLineErrorsNamingTheNode) {
     const std::string json = R"({"inputs": [{"name": "x", "shape": [2, 3, 4]}], "nodes": [)"
                              R"({"name": "t", "op": "transpose", "inputs": ["x"], "perm": )" +
                              std::string(perm) + R"(}], "outputs": ["t"]})";
-    const std::string e = compile_error(json);
+    const std::string e = compile_error(json, "t.json");
     EXPECT_NE(e.find("t.json: node 0 't': key 'perm': expected a permutation of [0, 1, 2]"),
               std::string::npos)
         << e;
@@ -118,7 +109,7 @@ TEST(Transpose, BadPermsAreOneLineErrorsNamingTheNode) {
   }
   const std::string missing = compile_error(
       R"({"inputs": [{"name": "x", "shape": [2, 3, 4]}], "nodes": [)"
-      R"({"name": "t", "op": "transpose", "inputs": ["x"]}], "outputs": ["t"]})");
+      R"({"name": "t", "op": "transpose", "inputs": ["x"]}], "outputs": ["t"]})", "t.json");
   EXPECT_NE(missing.find("'perm'"), std::string::npos) << missing;
 }
 
@@ -210,7 +201,7 @@ TEST(Split, BadSplitsAreOneLineErrorsNamingTheNode) {
   const auto split = [](const std::string& attrs) {
     return compile_error(R"({"inputs": [{"name": "x", "shape": [2, 6, 9]}], "nodes": [
         {"name": "s", "op": "split", "inputs": ["x"], "outputs": ["a", "b"])" + attrs +
-                         R"(}], "outputs": ["a", "b"]})");
+                         R"(}], "outputs": ["a", "b"]})", "t.json");
   };
   struct Case {
     std::string attrs, want;
@@ -235,9 +226,9 @@ TEST(Split, BadSplitsAreOneLineErrorsNamingTheNode) {
   }
   const std::string dup = compile_error(R"({"inputs": [{"name": "x", "shape": [2, 6, 8]}],
       "nodes": [{"name": "s", "op": "split", "inputs": ["x"], "outputs": ["x", "b"],
-                 "axis": "channels"}], "outputs": ["b"]})");
+                 "axis": "channels"}], "outputs": ["b"]})", "t.json");
   EXPECT_NE(dup.find("duplicate name 'x'"), std::string::npos) << dup;
-  EXPECT_NE(compile_error(R"({"layers": [{"type": "split"}], "input": [1, 1, 4]})")
+  EXPECT_NE(compile_error(R"({"layers": [{"type": "split"}], "input": [1, 1, 4]})", "t.json")
                 .find("split need the graph form"),
             std::string::npos);
 }

@@ -1,20 +1,31 @@
 #pragma once
-// What the functional tests of graph ops share: a model JSON run with data in a child process
-// (SystemC elaborates once per process) and checked against the plain reference, in both
-// fidelities.
+// What the tests of graph ops written as model JSON share: the one-line error of reading it, and
+// a run with data in a child process (SystemC elaborates once per process) checked against the
+// plain reference, in both fidelities. `source` is the file name the JSON is read as.
 #include <string>
 
 #include <gtest/gtest.h>
 
 #include "sim/config/config.h"
 #include "tools/compiler/frontend.h"
+#include "tools/compiler/graph.h"
 #include "tools/run/child.h"
 #include "tools/run/run.h"
 
 namespace tpu {
 
-// A functional run of `json` (read as the file `source`) in a child process: its cycles, the
-// check's verdict and values compared.
+// The one-line error of reading `json`, "" when it reads.
+inline std::string compile_error(const std::string& json, const std::string& source) {
+  try {
+    parse_model_json(json, source);
+  } catch (const CompileError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+// A functional run of `json` in a child process: its cycles, the check's verdict and values
+// compared.
 inline std::string functional_run(const Config& config, const std::string& json,
                                   const std::string& source, Fidelity fidelity) {
   const ChildOutcome out = run_in_child([&] {
