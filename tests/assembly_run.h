@@ -1,8 +1,8 @@
 #pragma once
-// What the timing tests share: the 8 x 8 core they derive cycles for, run hand-written
-// assembly on it with the instruction trace on, read a traced instruction or a unit's stall by
-// cause, and the one-line error of a config. SystemC elaborates once per process, so each test
-// calls run_assembly() at most once.
+// What the timing tests share: the 8 x 8 core they derive cycles for, run a program or
+// hand-written assembly on it with the instruction trace on, read a traced instruction or a
+// unit's stall by cause, and the one-line error of a config. SystemC elaborates once per
+// process, so each test runs one simulation.
 #include <stdexcept>
 #include <string>
 
@@ -39,11 +39,16 @@ inline std::string config_error(const nlohmann::json& doc) {
   return "";
 }
 
-// `text` follows an `.array 8 8` directive: the timing tests use 8x8 arrays.
-inline RunResult run_assembly(const std::string& text, const Config& config) {
+// `program` simulated on `config` with the instruction trace on (for at_pc).
+inline RunResult run_traced(const Program& program, const Config& config) {
   SimOptions options;
   options.trace = true;
-  return simulate(config, parse_assembly(".array 8 8\n" + text), options);
+  return simulate(config, program, options);
+}
+
+// `text` follows an `.array 8 8` directive: the timing tests use 8x8 arrays.
+inline RunResult run_assembly(const std::string& text, const Config& config) {
+  return run_traced(parse_assembly(".array 8 8\n" + text), config);
 }
 
 inline const InstructionTrace& at_pc(const RunResult& r, std::size_t pc) {

@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "tests/model_json.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/memory_plan.h"
@@ -78,15 +79,6 @@ const Node& node(const Graph& g, const std::string& name) {
   throw std::runtime_error("no node " + name);
 }
 
-std::string compile_error(const std::string& json) {
-  try {
-    parse(json);
-  } catch (const CompileError& e) {
-    return e.what();
-  }
-  return "";
-}
-
 Config array64() {
   Config c;
   c.array.rows = 64;
@@ -122,22 +114,25 @@ TEST(TensorMatmul, BadOperandsAreOneLineErrorsNamingTheNode) {
            R"(}], "nodes": [{"name": "mm", "op": "matmul", "inputs": ["a", "b"])" + attrs +
            R"(}], "outputs": ["mm"]})";
   };
-  EXPECT_EQ(compile_error(graph("[1, 8, 5]", "")), "");  // K = 8 pixels of b
-  EXPECT_EQ(compile_error(graph("[1, 6, 8]", R"(, "transpose_b": true)")), "");
-  EXPECT_EQ(compile_error(graph("[1, 7, 5]", "")),
+  EXPECT_EQ(compile_error(graph("[1, 8, 5]", ""), "attention.json"), "");  // K = 8 pixels of b
+  EXPECT_EQ(compile_error(graph("[1, 6, 8]", R"(, "transpose_b": true)"), "attention.json"), "");
+  EXPECT_EQ(compile_error(graph("[1, 7, 5]", ""), "attention.json"),
             "attention.json: node 0 'mm' (matmul): shape mismatch: 'a' (1x4x8, 1 head(s)) has "
             "K = 8 channels per head but 'b' (1x7x5) has 7 pixels (rows)");
-  EXPECT_EQ(compile_error(graph("[1, 6, 4]", R"(, "transpose_b": true, "heads": 2)")),
-            "attention.json: node 0 'mm' (matmul): shape mismatch: 'a' (1x4x8, 2 head(s)) has "
-            "K = 4 channels per head but 'b' (1x6x4, transposed) has 2 channels per head");
-  EXPECT_EQ(compile_error(graph("[1, 8, 6]", R"(, "heads": 3)")),
+  EXPECT_EQ(
+      compile_error(graph("[1, 6, 4]", R"(, "transpose_b": true, "heads": 2)"), "attention.json"),
+      "attention.json: node 0 'mm' (matmul): shape mismatch: 'a' (1x4x8, 2 head(s)) has "
+      "K = 4 channels per head but 'b' (1x6x4, transposed) has 2 channels per head");
+  EXPECT_EQ(compile_error(graph("[1, 8, 6]", R"(, "heads": 3)"), "attention.json"),
             "attention.json: node 0 'mm' (matmul): key 'heads': 3 does not divide the 8 "
             "channels of 'a' and the 6 channels of 'b'");
-  EXPECT_NE(compile_error(graph("[1, 8, 5]", R"(, "transpose_b": 1)")).find("key 'transpose_b'"),
+  EXPECT_NE(compile_error(graph("[1, 8, 5]", R"(, "transpose_b": 1)"), "attention.json")
+                .find("key 'transpose_b'"),
             std::string::npos);
-  EXPECT_NE(compile_error(graph("[1, 8, 5]", R"(, "scale": 0)")).find("key 'scale'"),
-            std::string::npos);
-  EXPECT_NE(compile_error(graph("[1, 8, 5]", R"(, "units": 3)")).find("units"),
+  EXPECT_NE(
+      compile_error(graph("[1, 8, 5]", R"(, "scale": 0)"), "attention.json").find("key 'scale'"),
+      std::string::npos);
+  EXPECT_NE(compile_error(graph("[1, 8, 5]", R"(, "units": 3)"), "attention.json").find("units"),
             std::string::npos);
 }
 
@@ -154,51 +149,28 @@ TEST(TensorMatmul, ReferenceIsThePerHeadProduct) {
   EXPECT_EQ(reference_tensor_matmul(a, bt, {1, 1, 2, 2, 2, true}), want);
 }
 
-// A functional run in a child process: its cycles, the check's verdict and values compared.
-std::string functional_run(const Config& config, const std::string& json, Fidelity fidelity) {
-  const ChildOutcome out = run_in_child([&] {
-    RunOptions o;
-    o.fidelity = fidelity;
-    o.check = true;
-    const tpu::Run r = run_model(config, parse(json), "attention.json", o);
-    return std::to_string(r.result.total_cycles) + " cycles, check " +
-           (r.check->passed ? "PASS " : "FAIL ") + std::to_string(r.check->compared) + " " +
-           (r.check->first_mismatches.empty() ? "" : r.check->first_mismatches[0]);
-  });
-  return out.ok ? out.output : "error: " + out.error;
-}
-
-// Every output that reaches HBM (the scores, the softmax, the context and the output) matches
-// the reference (int8 bit-exact, bf16 within tolerance), and pe agrees with fast cycle for cycle.
-void expect_functional(const Config& config, const std::string& json) {
-  SCOPED_TRACE(json);
-  const std::string fast = functional_run(config, json, Fidelity::kFast);
-  EXPECT_NE(fast.find("check PASS"), std::string::npos) << fast;
-  EXPECT_EQ(functional_run(config, json, Fidelity::kPe), fast);
-}
-
 TEST(Attention, PrefillInt8MatchesTheReference) {
-  expect_functional(array64(), attention_json(64, 64, 4, "int8"));
+  expect_functional(array64(), attention_json(64, 64, 4, "int8"), "attention.json");
 }
 
 TEST(Attention, PrefillBf16MatchesTheReference) {
-  expect_functional(array64(), attention_json(64, 64, 4, "bf16"));
+  expect_functional(array64(), attention_json(64, 64, 4, "bf16"), "attention.json");
 }
 
 TEST(Attention, DecodeAgainstAKvCacheMatchesTheReference) {
-  expect_functional(array64(), attention_json(1, 64, 4, "int8", 64));
-  expect_functional(array64(), attention_json(1, 64, 2, "bf16", 48));
+  expect_functional(array64(), attention_json(1, 64, 4, "int8", 64), "attention.json");
+  expect_functional(array64(), attention_json(1, 64, 2, "bf16", 48), "attention.json");
 }
 
 TEST(Attention, WeightsThroughTheUnifiedBufferMatchTheReference) {
   Config c = array64();
   c.mxu.weight_fifo_tiles = 0;  // two UB weight slots instead of the FIFO
-  expect_functional(c, attention_json(32, 64, 2, "int8"));
+  expect_functional(c, attention_json(32, 64, 2, "int8"), "attention.json");
 }
 
 TEST(Attention, CausalPrefillMasksEachHeadsFutureKeys) {
-  expect_functional(array64(), attention_json(64, 64, 4, "int8", 0, true));
-  expect_functional(array64(), attention_json(16, 32, 2, "bf16", 0, true));
+  expect_functional(array64(), attention_json(64, 64, 4, "int8", 0, true), "attention.json");
+  expect_functional(array64(), attention_json(16, 32, 2, "bf16", 0, true), "attention.json");
 }
 
 // The causal mask over interleaved heads: pixel i of the reshaped scores is query i / H. The
@@ -228,7 +200,7 @@ TEST(Attention, CausalSoftmaxOverHeadsInBands) {
     expect_functional(c, std::string(R"({"dtype": ")") + dtype + R"(", "batch": 2,
         "inputs": [{"name": "s", "shape": [24, 3, 24]}],
         "nodes": [{"name": "p", "op": "softmax", "inputs": ["s"], "causal": true, "heads": 3}],
-        "outputs": ["p"]})");
+        "outputs": ["p"]})", "attention.json");
   }
 }
 
@@ -291,7 +263,7 @@ TEST(Attention, WeightLoadsOfAComputedOperandWaitForItsStores) {
     // 64 keys x 16 channels per head as one transposed weight tile each: 4 loads.
     EXPECT_EQ(loads, 4u);
     EXPECT_GT(first_load, last_store) << "weight_fifo_tiles " << fifo;
-    expect_functional(c, json);
+    expect_functional(c, json, "attention.json");
   }
 }
 
@@ -395,7 +367,7 @@ TEST(TensorMatmul, RandomShapesMatchTheReferenceInBothFidelities) {
         std::to_string(heads) + R"(, "scale": 0.375)" + act + R"(}], "outputs": ["mm"]})";
     SCOPED_TRACE(::testing::Message() << c.array.rows << "x" << c.array.cols << " fifo "
                                       << c.mxu.weight_fifo_tiles);
-    expect_functional(c, json);
+    expect_functional(c, json, "attention.json");
   }
 }
 

@@ -35,6 +35,38 @@ Config two_cores() {
   return c;
 }
 
+// two_cores() with the interconnect's bandwidth unlimited (a request's bytes cross in under a
+// picosecond), compiling with compiler.parallelism = `parallelism`.
+Config two_cores_compiling(const std::string& parallelism) {
+  Config c = two_cores();
+  c.chip.interconnect_gbs = 1e6;
+  c.compiler.parallelism = parallelism;
+  return c;
+}
+
+// `p` has one stream per core of `streams`, each with these opcodes in order.
+void expect_streams(const Program& p, const std::vector<std::vector<Opcode>>& streams) {
+  ASSERT_EQ(p.core_begin.size(), streams.size());
+  std::size_t size = 0;
+  for (const std::vector<Opcode>& stream : streams) size += stream.size();
+  ASSERT_EQ(p.instructions.size(), size);
+  std::size_t pc = 0;
+  for (std::size_t core = 0; core < streams.size(); ++core) {
+    ASSERT_EQ(p.core_begin[core], pc);
+    for (Opcode op : streams[core]) {
+      EXPECT_EQ(p.instructions[pc].op, op) << pc;
+      ++pc;
+    }
+  }
+}
+
+// The run's outputs in HBM match the reference bit for bit, `compared` values in all.
+void expect_outputs_exact(const Program& p, const RunResult& r, std::uint64_t compared) {
+  const CheckResult check = check_outputs(p, r.hbm_final);
+  EXPECT_TRUE(check.passed) << (check.first_mismatches.empty() ? "" : check.first_mismatches[0]);
+  EXPECT_EQ(check.compared, compared);
+}
+
 // Y = X W with X: 16 x 8 split by rows (the batch) over two cores: core c multiplies its 8
 // rows X_c (HBM 64 c) by the same W (HBM 128), each core reading W from the shared HBM.
 const char* const kBatchSplit = R"(
@@ -201,11 +233,7 @@ TEST(MultiCore, KSplitReducedAcrossCoresThroughTheHbm) {
     ws.bytes.push_back(std::uint8_t(b >> 8));
   }
   p.hbm_image = {xs, ws};
-  const RunResult r = simulate(c, p, [] {
-    SimOptions o;
-    o.trace = true;
-    return o;
-  }());
+  const RunResult r = run_traced(p, c);
   EXPECT_EQ(at_pc(r, 4).start, 33u);
   EXPECT_EQ(at_pc(r, 4).done, 56u);
   EXPECT_EQ(at_pc(r, 5).done, 68u);
@@ -454,19 +482,16 @@ TEST(MultiCore, AutoTakesModelKForALongKGemv) {
   EXPECT_EQ(reductions(compile(model(256), c, timing)), 0u);
 }
 
-// compiler.parallelism = model_n on two 8 x 8 cores (two_cores(), the interconnect's bandwidth
-// unlimited): Y1 = X W1 (8 x 8 x 16), Y2 = Y1 W2 (dense, 8 x 16 x 16), each node's two N tiles
-// one per core, each core reading only its columns' weight tiles and the whole input.
+// compiler.parallelism = model_n on two 8 x 8 cores (two_cores_compiling(), the interconnect's
+// bandwidth unlimited): Y1 = X W1 (8 x 8 x 16), Y2 = Y1 W2 (dense, 8 x 16 x 16), each node's two
+// N tiles one per core, each core reading only its columns' weight tiles and the whole input.
 TEST(MultiCore, ModelParallelSplitsNAndMeetsAtABarrier) {
-  Config c = two_cores();
-  c.chip.interconnect_gbs = 1e6;
-  c.compiler.parallelism = "model_n";
+  const Config c = two_cores_compiling("model_n");
   const Program p = compile(parse_model_json(R"({"name": "fc2", "layers": [
       {"name": "fc1", "type": "matmul", "m": 8, "k": 8, "n": 16},
       {"name": "fc2", "type": "dense", "units": 16}]})",
                                              "fc2"),
                             c);
-  ASSERT_EQ(p.core_begin.size(), 2u);
   // Core 0's stream; core 1's is the same with its own tiles and output columns.
   const std::vector<Opcode> stream = {
       Opcode::kLayer,      Opcode::kDmaLoad,  Opcode::kDmaLoad,     Opcode::kDmaLoad,
@@ -474,11 +499,7 @@ TEST(MultiCore, ModelParallelSplitsNAndMeetsAtABarrier) {
       Opcode::kSignalCore, Opcode::kNop,      Opcode::kLayer,       Opcode::kDmaLoad,
       Opcode::kDmaLoad,    Opcode::kLoadWeights, Opcode::kMatmul,   Opcode::kLoadWeights,
       Opcode::kMatmul,     Opcode::kActivate, Opcode::kDmaStore,    Opcode::kHalt};
-  ASSERT_EQ(p.instructions.size(), 2 * stream.size());
-  ASSERT_EQ(p.core_begin[1], stream.size());
-  for (std::size_t pc = 0; pc < p.instructions.size(); ++pc) {
-    EXPECT_EQ(p.instructions[pc].op, stream[pc % stream.size()]) << pc;
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_streams(p, {stream, stream}));
   // Weights are stored N tile by N tile, K tile by K tile (64 bytes each): W1 then W2, each
   // core filling its FIFO from its own tiles only (core 1 from one N tile further on).
   const std::size_t c1 = stream.size();
@@ -493,9 +514,7 @@ TEST(MultiCore, ModelParallelSplitsNAndMeetsAtABarrier) {
   EXPECT_EQ(p.instructions[8].core, 1u);
   EXPECT_EQ(p.instructions[c1 + 8].core, 0u);
 
-  SimOptions options;
-  options.trace = true;
-  const RunResult r = simulate(c, p, options);
+  const RunResult r = run_traced(p, c);
   // The cores run alike (same-instant requests cross in core order, in under a picosecond).
   // Issue one a cycle from 0; ideal memory behind L = 4 each way: response = send + 8.
   // Node fc1: W1 fill (pc 1) sent at 1, response 9, FIFO rows 9..16, done 17; the prefetched
@@ -536,9 +555,7 @@ TEST(MultiCore, ModelParallelSplitsNAndMeetsAtABarrier) {
     EXPECT_EQ(core.array_macs(), 8u * 8 * 8 + 8u * 16 * 8);
   }
   // Bit-exact against the reference, both layers (Y1 too: it went through HBM).
-  const CheckResult check = check_outputs(p, r.hbm_final);
-  EXPECT_TRUE(check.passed) << (check.first_mismatches.empty() ? "" : check.first_mismatches[0]);
-  EXPECT_EQ(check.compared, 8u * 16 * 2);
+  expect_outputs_exact(p, r, 8u * 16 * 2);
 }
 
 // model_n splits element-wise nodes by pixels: S = A + B, then Y = S * B (vop mul), over 1 x 4
@@ -546,9 +563,7 @@ TEST(MultiCore, ModelParallelSplitsNAndMeetsAtABarrier) {
 // computes and stores pixels [2c, 2c + 2) of each node (16 contiguous bytes of each tensor), and
 // the cores meet at the barrier between the nodes.
 TEST(MultiCore, ModelParallelSplitsElementWisePixels) {
-  Config c = two_cores();
-  c.chip.interconnect_gbs = 1e6;
-  c.compiler.parallelism = "model_n";
+  const Config c = two_cores_compiling("model_n");
   const Program p = compile(parse_model_json(R"({"name": "addmul",
       "inputs": [{"name": "a", "shape": [1, 4, 8]}, {"name": "b", "shape": [1, 4, 8]}],
       "nodes": [{"name": "s", "op": "add", "inputs": ["a", "b"]},
@@ -556,16 +571,11 @@ TEST(MultiCore, ModelParallelSplitsElementWisePixels) {
       "outputs": ["y"]})",
                                              "addmul"),
                             c);
-  ASSERT_EQ(p.core_begin.size(), 2u);
   const std::vector<Opcode> stream = {
       Opcode::kLayer,    Opcode::kDmaLoad, Opcode::kDmaLoad,    Opcode::kAdd, Opcode::kDmaStore,
       Opcode::kSignalCore, Opcode::kNop,   Opcode::kLayer,      Opcode::kDmaLoad,
       Opcode::kDmaLoad,  Opcode::kVop,     Opcode::kDmaStore,   Opcode::kHalt};
-  ASSERT_EQ(p.instructions.size(), 2 * stream.size());
-  ASSERT_EQ(p.core_begin[1], stream.size());
-  for (std::size_t pc = 0; pc < p.instructions.size(); ++pc) {
-    EXPECT_EQ(p.instructions[pc].op, stream[pc % stream.size()]) << pc;
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_streams(p, {stream, stream}));
   // Core 1's transfers are core 0's 16 bytes (two pixels) further on, B's too.
   const std::size_t c1 = stream.size();
   for (std::size_t pc : {1, 2, 4, 8, 9, 11}) {
@@ -575,9 +585,7 @@ TEST(MultiCore, ModelParallelSplitsElementWisePixels) {
   EXPECT_EQ(p.instructions[3].rows, 2u);
   EXPECT_EQ(p.instructions[10].rows, 2u);
 
-  SimOptions options;
-  options.trace = true;
-  const RunResult r = simulate(c, p, options);
+  const RunResult r = run_traced(p, c);
   // The cores run alike. Issue one a cycle from 0; ideal memory behind L = 4 each way: a
   // request's response comes at send + 8. Node s: A's 16 bytes (pc 1) sent at 1, response 9,
   // UB rows 9..10, done 11; B's (pc 2) 11 -> 19, rows 19..20, done 21 (pool_ready). The add
@@ -608,25 +616,20 @@ TEST(MultiCore, ModelParallelSplitsElementWisePixels) {
     EXPECT_EQ(core.interconnect_write_bytes, 2u * 16);  // of S and Y
   }
   // Bit-exact against the reference, both nodes (S too: it went through HBM).
-  const CheckResult check = check_outputs(p, r.hbm_final);
-  EXPECT_TRUE(check.passed) << (check.first_mismatches.empty() ? "" : check.first_mismatches[0]);
-  EXPECT_EQ(check.compared, 2u * 4 * 8);
+  expect_outputs_exact(p, r, 2u * 4 * 8);
 }
 
-// compiler.parallelism = model_k on two 8 x 8 cores (two_cores(), the interconnect's bandwidth
-// unlimited): Y = X W, 8 x 16 x 16, two K tiles and two N tiles. Core c computes K tile c of
+// compiler.parallelism = model_k on two 8 x 8 cores (two_cores_compiling(), the
+// interconnect's bandwidth unlimited): Y = X W, 8 x 16 x 16, two K tiles and two N tiles. Core c computes K tile c of
 // both N tiles, stores the raw int32 partials (activate raw: each accumulator row of 8 words
 // takes 4 UB rows of 8 bytes), the cores meet, then core c adds both cores' partials of N
 // tile c into its accumulators (acc.load), requantises them once and stores its 8 columns.
 TEST(MultiCore, ModelParallelSplitsKAndReducesThePartialsAcrossTheCores) {
-  Config c = two_cores();
-  c.chip.interconnect_gbs = 1e6;
-  c.compiler.parallelism = "model_k";
+  const Config c = two_cores_compiling("model_k");
   const Program p = compile(parse_model_json(R"({"name": "fc", "layers": [
       {"name": "fc", "type": "matmul", "m": 8, "k": 16, "n": 16}]})",
                                              "fc"),
                             c);
-  ASSERT_EQ(p.core_begin.size(), 2u);
   // Core 0's stream; core 1's is the same with its own K tile and N tile.
   const std::vector<Opcode> stream = {
       Opcode::kLayer,      Opcode::kDmaLoad,     Opcode::kDmaLoad,  Opcode::kDmaLoad,
@@ -635,11 +638,7 @@ TEST(MultiCore, ModelParallelSplitsKAndReducesThePartialsAcrossTheCores) {
       Opcode::kSignalCore, Opcode::kNop,         Opcode::kDmaLoad,  Opcode::kAccLoad,
       Opcode::kDmaLoad,    Opcode::kAccLoad,     Opcode::kActivate, Opcode::kDmaStore,
       Opcode::kHalt};
-  ASSERT_EQ(p.instructions.size(), 2 * stream.size());
-  ASSERT_EQ(p.core_begin[1], stream.size());
-  for (std::size_t pc = 0; pc < p.instructions.size(); ++pc) {
-    EXPECT_EQ(p.instructions[pc].op, stream[pc % stream.size()]) << pc;
-  }
+  ASSERT_NO_FATAL_FAILURE(expect_streams(p, {stream, stream}));
   const std::size_t c1 = stream.size();
   // Weights are stored N tile by N tile, K tile by K tile (64 bytes each): core 0 fills tiles
   // (0, 0) and (1, 0), core 1 (0, 1) and (1, 1); each reads all of X but multiplies its K
@@ -662,9 +661,7 @@ TEST(MultiCore, ModelParallelSplitsKAndReducesThePartialsAcrossTheCores) {
   EXPECT_TRUE(p.instructions[17].flags & kFlagAccumulate);
   EXPECT_EQ(p.instructions[c1 + 19].dma.hbm_addr, p.instructions[19].dma.hbm_addr + 8);
 
-  SimOptions options;
-  options.trace = true;
-  const RunResult r = simulate(c, p, options);
+  const RunResult r = run_traced(p, c);
   // The cores run alike (same-instant requests cross in core order, in under a picosecond).
   // Issue one a cycle from 0; ideal memory behind L = 4 each way: response = send + 8.
   // Fills (pc 1, 2) 1 -> 9, FIFO rows 9..16, done 17; 17 -> 25, done 33. X (pc 3, 128 bytes,
@@ -712,45 +709,35 @@ TEST(MultiCore, ModelParallelSplitsKAndReducesThePartialsAcrossTheCores) {
     EXPECT_EQ(core.array_macs(), 2u * 8 * 8 * 8);
   }
   // Bit-exact against the reference: int32 partial sums add exactly.
-  const CheckResult check = check_outputs(p, r.hbm_final);
-  EXPECT_TRUE(check.passed) << (check.first_mismatches.empty() ? "" : check.first_mismatches[0]);
-  EXPECT_EQ(check.compared, 8u * 16);
+  expect_outputs_exact(p, r, 8u * 16);
 }
 
-// compiler.parallelism = pipeline on two 8 x 8 cores (two_cores(), the interconnect's bandwidth
-// unlimited): Y1 = X W1 (16 x 8 x 8), Y2 = Y1 W2 (dense, 16 x 8 x 8), the 16 rows in two
-// micro-batches of 8; stage 0 (fc1) on core 0, stage 1 (fc2) on core 1, Y1 through HBM.
+// compiler.parallelism = pipeline on two 8 x 8 cores (two_cores_compiling(), the interconnect's
+// bandwidth unlimited): Y1 = X W1 (16 x 8 x 8), Y2 = Y1 W2 (dense, 16 x 8 x 8), the 16 rows in
+// two micro-batches of 8; stage 0 (fc1) on core 0, stage 1 (fc2) on core 1, Y1 through HBM.
 TEST(MultiCore, PipelineStreamsMicroBatchesThroughTwoStages) {
-  Config c = two_cores();
-  c.chip.interconnect_gbs = 1e6;
-  c.compiler.parallelism = "pipeline";
+  Config c = two_cores_compiling("pipeline");
   c.compiler.micro_batches = 2;
   const Program p = compile(parse_model_json(R"({"name": "fc2", "layers": [
       {"name": "fc1", "type": "matmul", "m": 16, "k": 8, "n": 8},
       {"name": "fc2", "type": "dense", "units": 8}]})",
                                              "fc2"),
                             c);
-  ASSERT_EQ(p.core_begin.size(), 2u);
   // Core 0 runs fc1 for micro-batch 0 then 1, handing each over with a signal.core once its
   // store is done; core 1 runs fc2, its weight fills ahead of the wait for that signal. Both
   // micro-batches' GEMMs use the one copy of their weights (the second fill is micro-batch 1's
   // tile, prefetched while micro-batch 0's runs).
-  const std::vector<Opcode> stream = {
-      Opcode::kLayer,      Opcode::kDmaLoad,     Opcode::kDmaLoad,  Opcode::kDmaLoad,
-      Opcode::kLoadWeights, Opcode::kMatmul,     Opcode::kActivate, Opcode::kDmaStore,
-      Opcode::kSignalCore, Opcode::kLayer,       Opcode::kDmaLoad,  Opcode::kLoadWeights,
-      Opcode::kMatmul,     Opcode::kActivate,    Opcode::kDmaStore, Opcode::kSignalCore,
-      Opcode::kHalt,
-      Opcode::kLayer,      Opcode::kDmaLoad,     Opcode::kDmaLoad,  Opcode::kNop,
-      Opcode::kDmaLoad,    Opcode::kLoadWeights, Opcode::kMatmul,   Opcode::kActivate,
-      Opcode::kDmaStore,   Opcode::kLayer,       Opcode::kNop,      Opcode::kDmaLoad,
-      Opcode::kLoadWeights, Opcode::kMatmul,     Opcode::kActivate, Opcode::kDmaStore,
-      Opcode::kHalt};
-  ASSERT_EQ(p.instructions.size(), stream.size());
+  ASSERT_NO_FATAL_FAILURE(expect_streams(
+      p, {{Opcode::kLayer, Opcode::kDmaLoad, Opcode::kDmaLoad, Opcode::kDmaLoad,
+           Opcode::kLoadWeights, Opcode::kMatmul, Opcode::kActivate, Opcode::kDmaStore,
+           Opcode::kSignalCore, Opcode::kLayer, Opcode::kDmaLoad, Opcode::kLoadWeights,
+           Opcode::kMatmul, Opcode::kActivate, Opcode::kDmaStore, Opcode::kSignalCore,
+           Opcode::kHalt},
+          {Opcode::kLayer, Opcode::kDmaLoad, Opcode::kDmaLoad, Opcode::kNop, Opcode::kDmaLoad,
+           Opcode::kLoadWeights, Opcode::kMatmul, Opcode::kActivate, Opcode::kDmaStore,
+           Opcode::kLayer, Opcode::kNop, Opcode::kDmaLoad, Opcode::kLoadWeights, Opcode::kMatmul,
+           Opcode::kActivate, Opcode::kDmaStore, Opcode::kHalt}}));
   ASSERT_EQ(p.core_begin[1], 17u);
-  for (std::size_t pc = 0; pc < p.instructions.size(); ++pc) {
-    EXPECT_EQ(p.instructions[pc].op, stream[pc]) << pc;
-  }
   EXPECT_EQ(p.instructions[1].dma.hbm_addr, p.instructions[2].dma.hbm_addr);
   EXPECT_EQ(p.instructions[18].dma.hbm_addr, p.instructions[19].dma.hbm_addr);
   // Core 1 reads each micro-batch's Y1 where core 0 stored it.
@@ -759,9 +746,7 @@ TEST(MultiCore, PipelineStreamsMicroBatchesThroughTwoStages) {
   EXPECT_EQ(p.instructions[8].core, 1u);
   EXPECT_EQ(p.instructions[15].core, 1u);
 
-  SimOptions options;
-  options.trace = true;
-  const RunResult r = simulate(c, p, options);
+  const RunResult r = run_traced(p, c);
   // Issue one a cycle per core from 0; ideal memory behind L = 4 each way: response = send + 8.
   // Core 0, micro-batch 0 (as in ModelParallelSplitsNAndMeetsAtABarrier): W1 fill (pc 1) 1 ->
   // 9, FIFO rows 9..16, done 17; micro-batch 1's W1 fill (pc 2) done 33; X0 (pc 3) 33 -> 41,
@@ -802,9 +787,7 @@ TEST(MultiCore, PipelineStreamsMicroBatchesThroughTwoStages) {
   EXPECT_EQ(r.cores[1].sync_wait_cycles, 103u + 64u);
   for (const CoreStats& core : r.cores) EXPECT_EQ(core.array_macs(), 16u * 8 * 8);
   // Bit-exact against the reference: both micro-batches' Y1 (through HBM) and Y2.
-  const CheckResult check = check_outputs(p, r.hbm_final);
-  EXPECT_TRUE(check.passed) << (check.first_mismatches.empty() ? "" : check.first_mismatches[0]);
-  EXPECT_EQ(check.compared, 16u * 8 * 2);
+  expect_outputs_exact(p, r, 16u * 8 * 2);
 }
 
 }  // namespace

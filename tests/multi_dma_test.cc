@@ -127,9 +127,7 @@ halt
     b.bytes.push_back(std::uint8_t(101 + i));
   }
   p.hbm_image = {a, b};
-  SimOptions options;
-  options.trace = true;
-  const RunResult r = simulate(c, p, options);
+  const RunResult r = run_traced(p, c);
   EXPECT_EQ(at_pc(r, 0).done, 34u);
   EXPECT_EQ(at_pc(r, 1).done, 45u);
   EXPECT_EQ(at_pc(r, 2).start, 45u);

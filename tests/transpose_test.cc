@@ -8,26 +8,16 @@
 #include <vector>
 
 #include "tests/assembly_run.h"
+#include "tests/model_json.h"
 #include "tools/compiler/data.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/reference_graph.h"
-#include "tools/run/child.h"
-#include "tools/run/run.h"
 
 namespace tpu {
 namespace {
 
 Graph parse(const std::string& json) { return parse_model_json(json, "t.json"); }
-
-std::string compile_error(const std::string& json) {
-  try {
-    parse(json);
-  } catch (const CompileError& e) {
-    return e.what();
-  }
-  return "";
-}
 
 std::string shape_json(const Shape3& s) {
   return "[" + std::to_string(s.h) + ", " + std::to_string(s.w) + ", " + std::to_string(s.c) + "]";
@@ -111,7 +101,7 @@ TEST(Transpose, BadPermsAreOneLineErrorsNamingTheNode) {
     const std::string json = R"({"inputs": [{"name": "x", "shape": [2, 3, 4]}], "nodes": [)"
                              R"({"name": "t", "op": "transpose", "inputs": ["x"], "perm": )" +
                              std::string(perm) + R"(}], "outputs": ["t"]})";
-    const std::string e = compile_error(json);
+    const std::string e = compile_error(json, "t.json");
     EXPECT_NE(e.find("t.json: node 0 't': key 'perm': expected a permutation of [0, 1, 2]"),
               std::string::npos)
         << e;
@@ -119,7 +109,7 @@ TEST(Transpose, BadPermsAreOneLineErrorsNamingTheNode) {
   }
   const std::string missing = compile_error(
       R"({"inputs": [{"name": "x", "shape": [2, 3, 4]}], "nodes": [)"
-      R"({"name": "t", "op": "transpose", "inputs": ["x"]}], "outputs": ["t"]})");
+      R"({"name": "t", "op": "transpose", "inputs": ["x"]}], "outputs": ["t"]})", "t.json");
   EXPECT_NE(missing.find("'perm'"), std::string::npos) << missing;
 }
 
@@ -162,29 +152,6 @@ TEST(Transpose, ReferenceIsThePlainPermutation) {
   }
 }
 
-// A functional run in a child process: its cycles, the check's verdict and values compared.
-std::string functional_run(const Config& config, const std::string& json, Fidelity fidelity) {
-  const ChildOutcome out = run_in_child([&] {
-    RunOptions o;
-    o.fidelity = fidelity;
-    o.check = true;
-    const tpu::Run r = run_model(config, parse(json), "t.json", o);
-    return std::to_string(r.result.total_cycles) + " cycles, check " +
-           (r.check->passed ? "PASS " : "FAIL ") + std::to_string(r.check->compared) + " " +
-           (r.check->first_mismatches.empty() ? "" : r.check->first_mismatches[0]);
-  });
-  return out.ok ? out.output : "error: " + out.error;
-}
-
-// Every output that reaches HBM matches the reference (int8 bit-exact, bf16 within tolerance),
-// and pe agrees with fast cycle for cycle.
-void expect_functional(const Config& config, const std::string& json) {
-  SCOPED_TRACE(json);
-  const std::string fast = functional_run(config, json, Fidelity::kFast);
-  EXPECT_NE(fast.find("check PASS"), std::string::npos) << fast;
-  EXPECT_EQ(functional_run(config, json, Fidelity::kPe), fast);
-}
-
 Config array8() {
   Config c;
   c.array.rows = 8;
@@ -199,12 +166,12 @@ TEST(Transpose, EveryPermMatchesTheReferenceInBothFidelities) {
   for (const char* dtype : {"int8", "bf16"}) {
     for (const std::vector<int>& perm :
          std::vector<std::vector<int>>{{1, 0, 2}, {2, 0, 1}, {0, 2, 1}, {2, 1, 0}, {1, 2, 0}}) {
-      expect_functional(array8(), transpose_json({3, 11, 13}, perm, dtype, 2));
+      expect_functional(array8(), transpose_json({3, 11, 13}, perm, dtype, 2), "t.json");
     }
   }
   // A sequence's 1 x S x D -> 1 x D x S on the default 128 x 128 array: D = 200 and S = 130
   // each take two tiles.
-  expect_functional(Config(), transpose_json({1, 130, 200}, {0, 2, 1}, "int8"));
+  expect_functional(Config(), transpose_json({1, 130, 200}, {0, 2, 1}, "int8"), "t.json");
 }
 
 // The split node: one slice per output, equal parts or the given sizes, along channels or width.
@@ -234,7 +201,7 @@ TEST(Split, BadSplitsAreOneLineErrorsNamingTheNode) {
   const auto split = [](const std::string& attrs) {
     return compile_error(R"({"inputs": [{"name": "x", "shape": [2, 6, 9]}], "nodes": [
         {"name": "s", "op": "split", "inputs": ["x"], "outputs": ["a", "b"])" + attrs +
-                         R"(}], "outputs": ["a", "b"]})");
+                         R"(}], "outputs": ["a", "b"]})", "t.json");
   };
   struct Case {
     std::string attrs, want;
@@ -259,9 +226,9 @@ TEST(Split, BadSplitsAreOneLineErrorsNamingTheNode) {
   }
   const std::string dup = compile_error(R"({"inputs": [{"name": "x", "shape": [2, 6, 8]}],
       "nodes": [{"name": "s", "op": "split", "inputs": ["x"], "outputs": ["x", "b"],
-                 "axis": "channels"}], "outputs": ["b"]})");
+                 "axis": "channels"}], "outputs": ["b"]})", "t.json");
   EXPECT_NE(dup.find("duplicate name 'x'"), std::string::npos) << dup;
-  EXPECT_NE(compile_error(R"({"layers": [{"type": "split"}], "input": [1, 1, 4]})")
+  EXPECT_NE(compile_error(R"({"layers": [{"type": "split"}], "input": [1, 1, 4]})", "t.json")
                 .find("split need the graph form"),
             std::string::npos);
 }
@@ -317,7 +284,7 @@ TEST(Transpose, RandomGraphsWithSplitsMatchTheReferenceInBothFidelities) {
         R"("], "kernel": 1, "out_channels": 5}], )" +
         R"("outputs": ["o", "t"]})";
     SCOPED_TRACE(::testing::Message() << c.array.rows << "x" << c.array.cols);
-    expect_functional(c, json);
+    expect_functional(c, json, "t.json");
   }
 }
 
@@ -332,9 +299,7 @@ TEST(Transpose, RandomGraphsWithSplitsMatchTheReferenceInBothFidelities) {
 TEST(Transpose, PixelSwapCyclesByHand) {
   Config c = load_config(std::string(TPUSIM_SOURCE_DIR) + "/configs/teach_8x8.json");
   const Program p = compile(parse(transpose_json({2, 3, 8}, {1, 0, 2})), c);
-  SimOptions o;
-  o.trace = true;
-  const RunResult r = simulate(c, p, o);
+  const RunResult r = run_traced(p, c);
   EXPECT_EQ(at_pc(r, 1).start, 1u);
   EXPECT_EQ(at_pc(r, 1).done, 7u);
   EXPECT_EQ(at_pc(r, 2).start, 7u);

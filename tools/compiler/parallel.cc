@@ -129,18 +129,39 @@ Graph share_of(const Graph& graph, std::uint32_t core, std::uint32_t cores) {
   return part;
 }
 
-// The per-core programs as one program of several streams, each in its own HBM region.
-Program merge(std::vector<Program> parts, const Config& config) {
+// How merge() lays the per-core programs' memory images into the one HBM (parallel.h).
+enum class MemoryImage {
+  kRegions,  // data: each core's own plan in a region of its own (its addresses moved up), every
+             // image and output check kept
+  kShares,   // model_n, model_k: one plan; core 0's image and output checks (its share's plan is
+             // every share's), each other core's weight slices
+  kUnion,    // pipeline: one plan and data; the union of the images (the inputs each wrote, the
+             // weights of its own nodes)
+};
+
+// A model-parallel share's slice of a node's weights, "<name>.weights": each core has its own.
+bool is_weight_slice(const std::string& name) {
+  const std::string weights = ".weights";
+  return name.size() > weights.size() &&
+         name.compare(name.size() - weights.size(), weights.size(), weights) == 0;
+}
+
+// The per-core programs as one program of one stream per core, their layers named
+// "<name>@c<c>" and numbered on, their memory images laid out as `image` says.
+Program merge(std::vector<Program> parts, MemoryImage image, const Config& config) {
   Program out;
   out.dtype = parts[0].dtype;
   out.array_rows = parts[0].array_rows;
   out.array_cols = parts[0].array_cols;
   out.semaphore_names = parts[0].semaphore_names;
+  out.hbm_bytes = parts[0].hbm_bytes;
   const std::uint64_t align = std::max<std::uint64_t>(4096, config.hbm.burst_bytes);
-  std::uint64_t base = 0;
+  std::uint64_t base = 0;          // where core c's plan starts: 0 but for kRegions
+  std::set<std::uint64_t> placed;  // kUnion: the segments' addresses so far
   for (std::size_t c = 0; c < parts.size(); ++c) {
     Program& p = parts[c];
     const auto layer_base = std::uint16_t(out.layers.size());
+    const std::string suffix = "@c" + std::to_string(c);
     out.core_begin.push_back(out.instructions.size());
     for (Instruction inst : p.instructions) {
       if (inst.op == Opcode::kDmaLoad || inst.op == Opcode::kDmaStore) inst.dma.hbm_addr += base;
@@ -148,60 +169,30 @@ Program merge(std::vector<Program> parts, const Config& config) {
       out.instructions.push_back(inst);
     }
     for (LayerInfo& l : p.layers) {
-      l.name += "@c" + std::to_string(c);
-      if (l.output.elements() > 0) l.output.base += base;
-      out.layers.push_back(std::move(l));
-    }
-    for (HbmSegment& seg : p.hbm_image) {
-      seg.address += base;
-      out.hbm_image.push_back(std::move(seg));
-    }
-    base += ceil_div(p.hbm_bytes, align) * align;
-  }
-  out.hbm_bytes = base;
-  return out;
-}
-
-// The model-parallel shares as one program of several streams over one HBM: core 0's memory
-// image and output checks (its share's plan is every share's), each other core's weight slices.
-Program merge_shares(std::vector<Program> parts) {
-  Program out;
-  out.dtype = parts[0].dtype;
-  out.array_rows = parts[0].array_rows;
-  out.array_cols = parts[0].array_cols;
-  out.semaphore_names = parts[0].semaphore_names;
-  out.hbm_bytes = parts[0].hbm_bytes;
-  for (std::size_t c = 0; c < parts.size(); ++c) {
-    Program& p = parts[c];
-    const auto layer_base = std::uint16_t(out.layers.size());
-    out.core_begin.push_back(out.instructions.size());
-    for (Instruction inst : p.instructions) {
-      if (inst.op == Opcode::kLayer) inst.layer = std::uint16_t(inst.layer + layer_base);
-      out.instructions.push_back(inst);
-    }
-    const std::string suffix = "@c" + std::to_string(c);
-    for (LayerInfo& l : p.layers) {
       l.name += suffix;
-      if (c > 0) {
+      if (l.output.elements() > 0) l.output.base += base;
+      if (image == MemoryImage::kShares && c > 0) {
         l.output = TensorView();
         l.expected_int8.clear();
         l.expected_fp32.clear();
       }
       out.layers.push_back(std::move(l));
     }
-    const std::string weights = ".weights";
     for (HbmSegment& seg : p.hbm_image) {
-      const bool weight_slice = seg.name.size() > weights.size() &&
-                                seg.name.compare(seg.name.size() - weights.size(),
-                                                 weights.size(), weights) == 0;
-      if (c > 0 && !weight_slice) continue;
-      if (weight_slice) seg.name += suffix;
+      if (image == MemoryImage::kShares) {
+        const bool weight_slice = is_weight_slice(seg.name);
+        if (c > 0 && !weight_slice) continue;
+        if (weight_slice) seg.name += suffix;
+      }
+      if (image == MemoryImage::kUnion && !placed.insert(seg.address).second) continue;
+      seg.address += base;
       out.hbm_image.push_back(std::move(seg));
     }
+    if (image == MemoryImage::kRegions) base += ceil_div(p.hbm_bytes, align) * align;
   }
+  if (image == MemoryImage::kRegions) out.hbm_bytes = base;
   return out;
 }
-
 
 // Pipeline (parallel.h): `micro` copies of the graph, copy b with every input cut to micro-batch
 // b's share (share_of), its tensors and nodes named "<name>#b<b>", in copy-major node order.
@@ -338,36 +329,6 @@ PipelinePlan plan_pipeline(const Graph& graph, const Config& config, std::uint32
   return best;
 }
 
-// The pipeline's stages as one program of one stream per core over one HBM: every core compiled
-// the same micro-batched graph with the same memory plan and data; the memory image is the union
-// of theirs (the inputs each wrote, the weights of its own nodes).
-Program merge_stages(std::vector<Program> parts) {
-  Program out;
-  out.dtype = parts[0].dtype;
-  out.array_rows = parts[0].array_rows;
-  out.array_cols = parts[0].array_cols;
-  out.semaphore_names = parts[0].semaphore_names;
-  out.hbm_bytes = parts[0].hbm_bytes;
-  std::set<std::uint64_t> placed;
-  for (std::size_t c = 0; c < parts.size(); ++c) {
-    Program& p = parts[c];
-    const auto layer_base = std::uint16_t(out.layers.size());
-    out.core_begin.push_back(out.instructions.size());
-    for (Instruction inst : p.instructions) {
-      if (inst.op == Opcode::kLayer) inst.layer = std::uint16_t(inst.layer + layer_base);
-      out.instructions.push_back(inst);
-    }
-    for (LayerInfo& l : p.layers) {
-      l.name += "@c" + std::to_string(c);
-      out.layers.push_back(std::move(l));
-    }
-    for (HbmSegment& seg : p.hbm_image) {
-      if (placed.insert(seg.address).second) out.hbm_image.push_back(std::move(seg));
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 std::optional<Program> compile_parallel(const Graph& graph, const Config& config,
@@ -437,7 +398,7 @@ std::optional<Program> compile_parallel(const Graph& graph, const Config& config
       stage.core = c;
       parts.push_back(compile_core(micro, config, options, CoreShare{}, stage));
     }
-    return merge_stages(std::move(parts));
+    return merge(std::move(parts), MemoryImage::kUnion, config);
   }
   std::vector<Program> parts;
   for (std::uint32_t c = 0; c < cores; ++c) {
@@ -448,14 +409,14 @@ std::optional<Program> compile_parallel(const Graph& graph, const Config& config
       parts.push_back(compile_core(graph, config, options, CoreShare{c, cores, choice == "model_k"}));
     }
   }
-  if (choice == "data") return merge(std::move(parts), config);
+  if (choice == "data") return merge(std::move(parts), MemoryImage::kRegions, config);
   for (const Program& p : parts) {
     if (p.hbm_bytes != parts[0].hbm_bytes) {
       throw CompileError(graph.source + ": internal: the " + choice +
                          " shares planned HBM differently");
     }
   }
-  return merge_shares(std::move(parts));
+  return merge(std::move(parts), MemoryImage::kShares, config);
 }
 
 }  // namespace tpu
