@@ -9,8 +9,6 @@ namespace tpu {
 
 namespace {
 
-// Sizes beyond this are certainly typos and would overflow address arithmetic.
-constexpr std::uint64_t kMaxSize = std::uint64_t(1) << 24;
 // Elements of one tensor, all samples: 4 GiB of int8, beyond any real layer; with it no size
 // computation overflows and timing-only programs stay small enough to hold.
 constexpr double kMaxTensorElements = double(std::uint64_t(1) << 32);

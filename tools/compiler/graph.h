@@ -30,6 +30,10 @@ class CompileError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The largest size a model may give (a dimension, a channel or feature count): larger ones are
+// certainly typos and would overflow address arithmetic. Every front end and infer_shapes check it.
+constexpr std::int64_t kMaxSize = std::int64_t(1) << 24;
+
 struct Shape3 {
   std::uint32_t h = 1, w = 1, c = 1;
   std::uint64_t elements() const { return std::uint64_t(h) * w * c; }

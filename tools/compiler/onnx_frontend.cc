@@ -10,6 +10,7 @@
 #include <set>
 #include <utility>
 
+#include "tools/compiler/frontend.h"
 #include "tools/compiler/lstm.h"
 #include "tools/compiler/onnx_quantized.h"
 #include "tools/compiler/transpose.h"
@@ -18,7 +19,6 @@ namespace tpu {
 
 namespace {
 
-constexpr std::int64_t kMaxSize = std::int64_t(1) << 24;  // as the model JSON's sizes
 constexpr std::int64_t kMinOpset = 13;  // of the default domain (parse_onnx says why)
 
 constexpr const char* kSupported =
@@ -1556,8 +1556,7 @@ Graph parse_onnx(const std::string& bytes, const std::string& source) {
   }
   Graph g;
   g.source = source;
-  std::string stem = source.substr(source.find_last_of('/') + 1);
-  g.name = stem.substr(0, stem.rfind('.'));
+  g.name = stem_of(source);
   // A quantised graph imports as its float graph of int8-valued GEMMs, then takes its scales;
   // it runs int8, a float graph bf16 unless the user chooses int8 (set_dtype).
   std::map<std::string, Node::Quant> quant;
