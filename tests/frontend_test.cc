@@ -365,6 +365,51 @@ TEST(FrontendTest, GraphFormNamesTensorsAndInfersShapes) {
   EXPECT_EQ(macs, 2u * 64 * (144 * 16 * 2 + 16 * 8) + 2u * 24 * 10);
 }
 
+// rewrite_nodes, the scaffold of the LSTM and transpose expansions: a replaced node's last new
+// node takes its name and tensor, so readers and outputs need no rewiring; only the other new
+// names may clash with a tensor.
+TEST(GraphRewrite, LastNewNodeTakesTheReplacedNodesNameAndTensor) {
+  const std::string text = R"({"inputs": [{"name": "x", "shape": [2, 4, 8]}], "nodes": [
+      {"name": "a", "op": "sigmoid", "inputs": ["x"]},
+      {"name": "b", "op": "tanh", "inputs": ["a"]}], "outputs": ["a", "b"]})";
+  const auto act = [](const std::string& name, Activation f, TensorId in) {
+    Node n;
+    n.name = name;
+    n.kind = OpKind::kActivation;
+    n.activation = f;
+    n.inputs = {in};
+    return n;
+  };
+  // a = sigmoid(x) becomes a/one = relu6(x), then a = gelu(a/one) under the temporary name `b`.
+  const auto rewrite = [&](Graph& g, const std::string& first) {
+    rewrite_nodes(
+        g, [](const Node& n) { return n.name == "a"; },
+        [&](const Node& n, GraphRewrite& rw) {
+          EXPECT_EQ(rw.next_node(), 0u);
+          rw.add(act("b", Activation::kGelu, rw.add(act(first, Activation::kRelu6, n.inputs[0]))));
+        });
+  };
+  Graph g = parse_model_json(text, "m.json");
+  const TensorId a = g.nodes[0].output;
+  rewrite(g, "a/one");
+  ASSERT_EQ(g.nodes.size(), 3u);
+  EXPECT_EQ(g.nodes[0].name, "a/one");
+  EXPECT_EQ(g.nodes[1].name, "a");
+  EXPECT_EQ(g.nodes[1].activation, Activation::kGelu);
+  EXPECT_EQ(g.nodes[1].output, a);
+  EXPECT_EQ(g.tensors[a].producer, 1);
+  EXPECT_EQ(g.tensors[a].consumers, std::vector<std::uint32_t>{2});
+  EXPECT_EQ(g.nodes[2].inputs, std::vector<TensorId>{a});
+  EXPECT_EQ(g.tensors[g.nodes[2].output].producer, 2);
+  EXPECT_EQ(g.tensors.size(), 4u);  // x, a, b and a/one
+  EXPECT_EQ(g.tensors[g.nodes[0].output].name, "a/one");
+  EXPECT_EQ(g.nodes[0].out, (Shape3{2, 4, 8}));  // inferred again
+  EXPECT_EQ(g.outputs, (std::vector<TensorId>{a, g.nodes[2].output}));
+  Graph clash = parse_model_json(text, "m.json");
+  expect_error([&] { rewrite(clash, "x"); },
+               {"m.json: node 0 'a' (activation): its step 'x' clashes with a tensor of that name"});
+}
+
 std::string graph_with(const std::string& nodes, const std::string& outputs = R"(["y"])") {
   return R"({"inputs": [{"name": "x", "shape": [4, 4, 8]}], "nodes": [)" + nodes +
          R"(], "outputs": )" + outputs + "}";

@@ -1,11 +1,10 @@
 #include "tools/compiler/estimate.h"
 
+#include <algorithm>
 #include <stdexcept>
 
-#include <algorithm>
-#include <cstdio>
-
 #include "tools/compiler/memory_plan.h"
+#include "tools/report/report.h"
 
 namespace tpu {
 namespace {
@@ -30,20 +29,8 @@ double on_chip_bytes(const Config& config, DataType dtype) {
          double(config.acc_rows()) * config.array.cols * 4;
 }
 
-std::string gib(double bytes) {
-  char text[32];
-  std::snprintf(text, sizeof text, "%.2f GiB", bytes / double(1 << 30));
-  return text;
-}
-
 std::string duration(double seconds) {
-  char text[32];
-  if (seconds < 120) {
-    std::snprintf(text, sizeof text, "%.0f s", seconds);
-  } else {
-    std::snprintf(text, sizeof text, "%.0f min", seconds / 60);
-  }
-  return text;
+  return seconds < 120 ? format("%.0f s", seconds) : format("%.0f min", seconds / 60);
 }
 
 }  // namespace
@@ -94,8 +81,8 @@ RunEstimate estimate_functional_run(const Program& program, const Config& config
 std::string exceeds_functional_limits(const RunEstimate& e) {
   std::string why;
   if (e.host_bytes > kMaxFunctionalRunBytes) {
-    why = "needs about " + gib(e.host_bytes) + " of host memory (limit " +
-          gib(kMaxFunctionalRunBytes) + ")";
+    why = "needs about " + human_bytes(e.host_bytes) + " of host memory (limit " +
+          human_bytes(kMaxFunctionalRunBytes) + ")";
   }
   if (e.seconds > kMaxFunctionalRunSeconds) {
     why += (why.empty() ? "" : " and ") + std::string("would take about ") + duration(e.seconds) +

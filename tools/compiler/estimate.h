@@ -27,8 +27,8 @@ RunEstimate estimate_functional_run(const Graph& graph, const Config& config, bo
 // Simulating a loaded program with data: its memory image, expected outputs and HBM footprint.
 RunEstimate estimate_functional_run(const Program& program, const Config& config, bool pe);
 
-// "" when `e` is within both limits, else what exceeds them, e.g. "needs about 6.2 GiB of host
-// memory (limit 4 GiB) and about 12 min (limit 5 min)".
+// "" when `e` is within both limits, else what exceeds them, e.g. "needs about 6.20 GiB of host
+// memory (limit 4.00 GiB) and would take about 12 min (limit 5 min)" (human_bytes, report.h).
 std::string exceeds_functional_limits(const RunEstimate& e);
 
 // Throws a one-line error naming `source` when `e` exceeds the limits, pointing to

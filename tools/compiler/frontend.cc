@@ -22,15 +22,6 @@ namespace {
 
 using nlohmann::json;
 
-// Sizes beyond this are certainly typos and would overflow address arithmetic.
-constexpr std::int64_t kMaxSize = std::int64_t(1) << 24;
-
-std::string stem_of(const std::string& path) {
-  std::string base = path.substr(path.find_last_of('/') + 1);
-  std::size_t dot = base.find_last_of('.');
-  return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
-}
-
 std::string json_type_name(const json& v) {
   if (v.is_boolean()) return "a boolean";
   if (v.is_number_integer()) return "the integer " + v.dump();
@@ -894,6 +885,12 @@ Graph load_model(const std::string& path) {
                      ": not a model: expected model JSON (starting with '{'), a SCALE-Sim "
                      "topology CSV (header 'Layer name, IFMAP Height, ...' or 'Layer, M, N, K') "
                      "or an ONNX model (.onnx)");
+}
+
+std::string stem_of(const std::string& path) {
+  std::string base = path.substr(path.find_last_of('/') + 1);
+  std::size_t dot = base.find_last_of('.');
+  return dot == std::string::npos || dot == 0 ? base : base.substr(0, dot);
 }
 
 void set_dtype(Graph& graph, DataType dtype) {

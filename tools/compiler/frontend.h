@@ -24,6 +24,10 @@ Graph load_model(const std::string& path);
 Graph parse_model_json(const std::string& text, const std::string& source);
 Graph parse_scalesim_csv(const std::string& text, const std::string& source);
 
+// The file name in `path` without its extension (kept when the name starts with its only dot): a
+// model's default name.
+std::string stem_of(const std::string& path);
+
 // Runs `graph` in `dtype` (the CLI's --dtype), over the model's own choice: the model JSON's
 // "dtype", bf16 for an ONNX float graph. A quantised ONNX graph runs only int8 (its own
 // scales): bf16 is an error naming the file.

@@ -1,6 +1,7 @@
 #include "tools/compiler/graph.h"
 
 #include <algorithm>
+#include <set>
 
 #include "sim/config/user_input.h"
 
@@ -8,8 +9,6 @@ namespace tpu {
 
 namespace {
 
-// Sizes beyond this are certainly typos and would overflow address arithmetic.
-constexpr std::uint64_t kMaxSize = std::uint64_t(1) << 24;
 // Elements of one tensor, all samples: 4 GiB of int8, beyond any real layer; with it no size
 // computation overflows and timing-only programs stay small enough to hold.
 constexpr double kMaxTensorElements = double(std::uint64_t(1) << 32);
@@ -471,6 +470,64 @@ void infer_shapes(Graph& g) {
     const std::size_t p = std::size_t(t.producer);
     fail(g, g.nodes[p], p, "output is never used (no node reads it and it is not in 'outputs')");
   }
+}
+
+TensorId GraphRewrite::add(Node n) {
+  Tensor t;
+  t.name = n.name;
+  t.producer = std::int64_t(graph_.nodes.size());
+  graph_.tensors.push_back(std::move(t));
+  n.output = TensorId(graph_.tensors.size() - 1);
+  graph_.nodes.push_back(std::move(n));
+  return graph_.nodes.back().output;
+}
+
+TensorId GraphRewrite::add_input(Tensor t) {
+  t.producer = -1;
+  graph_.tensors.push_back(std::move(t));
+  const TensorId id = TensorId(graph_.tensors.size() - 1);
+  graph_.inputs.push_back(id);
+  return id;
+}
+
+void rewrite_nodes(Graph& g, const std::function<bool(const Node&)>& replace,
+                   const std::function<void(const Node&, GraphRewrite&)>& expand) {
+  std::set<std::string> names;
+  for (const Tensor& t : g.tensors) names.insert(t.name);
+  std::vector<Node> old = std::move(g.nodes);
+  g.nodes.clear();
+  GraphRewrite rewrite(g);
+  bool any = false;
+  for (std::size_t i = 0; i < old.size(); ++i) {
+    const Node& n = old[i];
+    if (!replace(n)) {
+      g.tensors[n.output].producer = std::int64_t(g.nodes.size());
+      g.nodes.push_back(std::move(old[i]));
+      continue;
+    }
+    any = true;
+    const std::size_t first_node = g.nodes.size(), first_tensor = g.tensors.size();
+    expand(n, rewrite);
+    if (g.nodes.size() == first_node || g.nodes.back().output + 1 != g.tensors.size()) {
+      throw std::logic_error("rewrite_nodes: the expansion of '" + n.name +
+                             "' does not end with a node it added");
+    }
+    // The last node becomes the replaced one; the tensor it was given goes unused, so its name
+    // clashes with nothing.
+    g.tensors.pop_back();
+    Node& last = g.nodes.back();
+    last.name = n.name;
+    last.output = n.output;
+    g.tensors[n.output].producer = std::int64_t(g.nodes.size() - 1);
+    for (std::size_t id = first_tensor; id < g.tensors.size(); ++id) {
+      if (!names.insert(g.tensors[id].name).second) {
+        throw CompileError(g.source + ": node " + std::to_string(i) + " '" + n.name + "' (" +
+                           to_string(n.kind) + "): its step '" + g.tensors[id].name +
+                           "' clashes with a tensor of that name");
+      }
+    }
+  }
+  if (any) infer_shapes(g);
 }
 
 }  // namespace tpu

@@ -11,6 +11,7 @@
 // A tensor is `samples` independent items of shape H x W x C (NHWC): `samples` is the model
 // batch, or M for a standalone matmul, whose operand is an M x 1 x 1 x K tensor.
 #include <cstdint>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -28,6 +29,10 @@ class CompileError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
 };
+
+// The largest size a model may give (a dimension, a channel or feature count): larger ones are
+// certainly typos and would overflow address arithmetic. Every front end and infer_shapes check it.
+constexpr std::int64_t kMaxSize = std::int64_t(1) << 24;
 
 struct Shape3 {
   std::uint32_t h = 1, w = 1, c = 1;
@@ -202,5 +207,32 @@ std::vector<std::pair<std::uint64_t, std::uint64_t>> split_ranges(
 // count an op does not take, mismatching shapes, attributes out of range, a tensor that is
 // never used (neither consumed nor a graph output), or nodes out of execution order.
 void infer_shapes(Graph& graph);
+
+// What a rewrite pass (rewrite_nodes) builds a replaced node's expansion with.
+class GraphRewrite {
+ public:
+  // Appends `n` producing a new tensor named after it; returns that tensor.
+  TensorId add(Node n);
+  // Adds a graph input of given values (its name, samples, shape and values); returns it.
+  TensorId add_input(Tensor t);
+  // The index the next added node takes (Node::shares_weights of a later one).
+  std::size_t next_node() const { return graph_.nodes.size(); }
+
+ private:
+  friend void rewrite_nodes(Graph&, const std::function<bool(const Node&)>&,
+                            const std::function<void(const Node&, GraphRewrite&)>&);
+  explicit GraphRewrite(Graph& graph) : graph_(graph) {}
+  Graph& graph_;
+};
+
+// The scaffold of the passes that replace nodes by subgraphs (expand_lstms, expand_transposes):
+// rebuilds `graph`'s nodes in order, keeping every node `replace` rejects and handing each
+// other one to `expand`, which adds its expansion through the GraphRewrite in execution order.
+// The last node added takes the replaced node's name and tensor, so its consumers and the
+// graph outputs read the expansion unchanged; shapes are inferred again when any node was
+// replaced. Throws a one-line CompileError naming the replaced node when another new name is
+// already a tensor's.
+void rewrite_nodes(Graph& graph, const std::function<bool(const Node&)>& replace,
+                   const std::function<void(const Node&, GraphRewrite&)>& expand);
 
 }  // namespace tpu

@@ -10,6 +10,7 @@
 #include <set>
 #include <utility>
 
+#include "tools/compiler/frontend.h"
 #include "tools/compiler/lstm.h"
 #include "tools/compiler/onnx_quantized.h"
 #include "tools/compiler/transpose.h"
@@ -18,7 +19,6 @@ namespace tpu {
 
 namespace {
 
-constexpr std::int64_t kMaxSize = std::int64_t(1) << 24;  // as the model JSON's sizes
 constexpr std::int64_t kMinOpset = 13;  // of the default domain (parse_onnx says why)
 
 constexpr const char* kSupported =
@@ -117,6 +117,10 @@ class Importer {
   // Appends `node` reading `inputs`; its output, named after the ONNX node, is `dims`.
   void add(const onnx::NodeProto& n, Node node, std::vector<TensorId> inputs,
            std::vector<std::int64_t> dims);
+  // Appends `node` named `name` (`op` for messages) reading `inputs`, and its tensor of that
+  // name; registers no ONNX tensor.
+  TensorId append(const std::string& name, const std::string& op, Node node,
+                  std::vector<TensorId> inputs);
   void import_node(const onnx::NodeProto& n);
   void conv(const onnx::NodeProto& n);
   void pool(const onnx::NodeProto& n, OpKind kind);
@@ -135,10 +139,12 @@ class Importer {
   bool scale_by_constant(const onnx::NodeProto& n);
   // A reshape view (no instructions) of tensor `id` as `shape`, named `name`.
   TensorId reshape_view(const std::string& name, TensorId id, Shape3 shape);
-  void materialise(const std::string& name);
+  // ONNX tensor `name`, whose Act is `a`, as the plain tensor its dims say (`a` updated).
+  void materialise(const std::string& name, Act& a);
   // A Transpose that moved data (Act::order), read by an op other than a MatMul of two tensors or
-  // a Softmax: a `transpose` node of the stored elements (expand_transposes lowers it).
-  void transpose_data(const std::string& name);
+  // a Softmax: a `transpose` node of the stored elements (expand_transposes lowers it); `a`, the
+  // Act of ONNX tensor `name`, becomes its output.
+  void transpose_data(const std::string& name, Act& a);
   // A `slice` of `a` along ONNX axis `axis` (channels or width), [begin, end), named `name`,
   // producing the ONNX tensor `out`.
   void slice(const onnx::NodeProto& n, const Act& a, std::int64_t axis, std::int64_t begin,
@@ -157,6 +163,7 @@ class Importer {
   const std::string& source_;
   Graph& g_;
   std::map<std::string, Const> consts_;
+  // Entries are replaced in place, never erased, so a reference to one stays valid.
   std::map<std::string, Act> acts_;
   std::map<std::string, std::vector<std::int64_t>> graph_inputs_;  // declared, not initializers
   std::map<std::string, int> uses_;  // node inputs and graph outputs reading each name
@@ -259,9 +266,8 @@ const Act& Importer::act_input(const onnx::NodeProto& n, int i, bool views) {
       fail(n, "input '" + name + "' is scaled by a constant (Div or Mul), supported only as an "
               "operand of a MatMul of two tensors (its scale)");
     }
-    if (!a.order.empty()) transpose_data(name);
-    if (acts_.at(name).ours) materialise(name);
-    it = acts_.find(name);  // both replace the entry
+    if (!a.order.empty()) transpose_data(name, a);
+    if (a.ours) materialise(name, a);
   }
   if (it != acts_.end()) return it->second;
   auto gi = graph_inputs_.find(name);
@@ -334,21 +340,26 @@ float Importer::float_attr(const onnx::NodeProto& n, const std::string& key, flo
 
 void Importer::add(const onnx::NodeProto& n, Node node, std::vector<TensorId> inputs,
                    std::vector<std::int64_t> dims) {
-  node.name = label(n);
+  Act a;
+  a.id = append(label(n), n.op_type(), std::move(node), std::move(inputs));
+  a.dims = std::move(dims);
+  acts_[n.output(0)] = a;
+}
+
+TensorId Importer::append(const std::string& name, const std::string& op, Node node,
+                          std::vector<TensorId> inputs) {
   for (const Tensor& t : g_.tensors) {
-    if (t.name == node.name) fail(n, "duplicate name '" + node.name + "'");
+    if (t.name == name) fail("node '" + name + "' (" + op + "): duplicate name '" + name + "'");
   }
+  node.name = name;
   node.inputs = std::move(inputs);
   node.output = TensorId(g_.tensors.size());
   Tensor t;
-  t.name = node.name;
+  t.name = name;
   t.producer = std::int64_t(g_.nodes.size());
   g_.tensors.push_back(t);
-  Act a;
-  a.id = node.output;
-  a.dims = std::move(dims);
-  acts_[n.output(0)] = a;
   g_.nodes.push_back(std::move(node));
+  return TensorId(g_.tensors.size() - 1);
 }
 
 void Importer::conv(const onnx::NodeProto& n) {
@@ -477,29 +488,18 @@ TensorId Importer::reshape_view(const std::string& name, TensorId id, Shape3 sha
   Node node;
   node.kind = OpKind::kReshape;
   node.target = shape;
-  onnx::NodeProto named;
-  named.set_name(name);
-  named.add_output(name);
-  add(named, std::move(node), {id}, {1, shape.w, shape.c});
-  const TensorId out = acts_[name].id;
-  acts_.erase(name);
-  return out;
+  return append(name, "reshape view", std::move(node), {id});
 }
 
 // A plain view whose tensor has another shape than its dims say: a reshape view, named after
 // the ONNX tensor, for readers that take the dims as they are.
-void Importer::materialise(const std::string& name) {
-  // A copy: reshape_view registers its output under this same name and then erases it, so the
-  // entry is replaced (callers look it up again).
-  Act a = acts_.at(name);
+void Importer::materialise(const std::string& name, Act& a) {
   const Shape3 want = rows_of(a.dims);
   if (*a.ours != want) a.id = reshape_view(name, a.id, want);
   a.ours.reset();
-  acts_[name] = std::move(a);
 }
 
-void Importer::transpose_data(const std::string& name) {
-  Act& a = acts_.at(name);
+void Importer::transpose_data(const std::string& name, Act& a) {
   // The stored elements are a row-major d0 x d1 x d2 array: our H x W x C of one sample.
   const Shape3 stored{std::uint32_t(a.stored[0]), std::uint32_t(a.stored[1]),
                       std::uint32_t(a.stored[2])};
@@ -508,15 +508,11 @@ void Importer::transpose_data(const std::string& name) {
   Node node;
   node.kind = OpKind::kTranspose;
   for (std::size_t i = 0; i < 3; ++i) node.perm[i] = std::uint32_t(a.order[i]);
-  onnx::NodeProto named;
-  named.set_name(name + "/transpose");
-  named.add_output(name + "/transpose");
-  const std::vector<std::int64_t> dims = a.dims;
-  add(named, std::move(node), {from}, dims);
-  Act t = acts_.at(name + "/transpose");
-  acts_.erase(name + "/transpose");
-  t.ours = Shape3{std::uint32_t(dims[0]), std::uint32_t(dims[1]), std::uint32_t(dims[2])};
-  acts_[name] = t;
+  Act t;
+  t.id = append(name + "/transpose", "transpose", std::move(node), {from});
+  t.dims = a.dims;
+  t.ours = Shape3{std::uint32_t(t.dims[0]), std::uint32_t(t.dims[1]), std::uint32_t(t.dims[2])};
+  a = std::move(t);
 }
 
 void Importer::permute(const onnx::NodeProto& n, Act a, const std::vector<std::int64_t>& perm) {
@@ -811,14 +807,15 @@ void Importer::lstm(const onnx::NodeProto& n) {
   if (read(2)) fail(n, "the cell state output Y_c is not supported");
   if (read(0) && read(1)) fail(n, "reading both Y and Y_h is not supported");
   node.return_sequences = read(0);
-  add(n, std::move(node), {x.id}, {T, 1, 1, H});
-  if (read(1)) {
-    // Only the last step's h: Y_h (1 x 1 x H) is the node's tensor.
-    Act a = acts_[n.output(0)];
-    acts_.erase(n.output(0));
-    a.dims = {1, 1, H};
-    acts_[n.output(1)] = a;
+  if (!read(1)) {
+    add(n, std::move(node), {x.id}, {T, 1, 1, H});
+    return;
   }
+  // Only the last step's h: Y_h (1 x 1 x H) is the node's tensor.
+  Act a;
+  a.id = append(label(n), n.op_type(), std::move(node), {x.id});
+  a.dims = {1, 1, H};
+  acts_[n.output(1)] = a;
 }
 
 void Importer::pool(const onnx::NodeProto& n, OpKind kind) {
@@ -1333,8 +1330,9 @@ void Importer::import_node(const onnx::NodeProto& n) {
   } else if (op == "Reshape" && g_.batch == 1 && act_input(n, 0, true).dims.size() <= 3) {
     const Const& shape = const_input(n, 1);
     if (!shape.given()) fail(n, "the shape must be a constant with values");
-    if (!act_input(n, 0, true).order.empty()) transpose_data(n.input(0));
-    reshape(n, act_input(n, 0, true), shape);
+    Act& x = acts_.at(n.input(0));  // act_input made it ours
+    if (!x.order.empty()) transpose_data(n.input(0), x);
+    reshape(n, x, shape);
   } else if (op == "Reshape") {
     const Act a = act_input(n, 0);
     const Const& shape = const_input(n, 1);
@@ -1526,9 +1524,10 @@ void Importer::run(const onnx::GraphProto& graph) {
       fail("graph output '" + o.name() + "' is a scaled view, supported only into a MatMul of "
            "two tensors");
     }
-    if (!it->second.order.empty()) transpose_data(o.name());
-    if (acts_.at(o.name()).ours) materialise(o.name());
-    g_.outputs.push_back(acts_.at(o.name()).id);  // both replace the entry
+    Act& a = it->second;
+    if (!a.order.empty()) transpose_data(o.name(), a);
+    if (a.ours) materialise(o.name(), a);
+    g_.outputs.push_back(a.id);
   }
   if (g_.nodes.empty()) fail("the graph has no operators to run");
 }
@@ -1557,8 +1556,7 @@ Graph parse_onnx(const std::string& bytes, const std::string& source) {
   }
   Graph g;
   g.source = source;
-  std::string stem = source.substr(source.find_last_of('/') + 1);
-  g.name = stem.substr(0, stem.rfind('.'));
+  g.name = stem_of(source);
   // A quantised graph imports as its float graph of int8-valued GEMMs, then takes its scales;
   // it runs int8, a float graph bf16 unless the user chooses int8 (set_dtype).
   std::map<std::string, Node::Quant> quant;

@@ -1,7 +1,6 @@
 #include "tools/compiler/transpose.h"
 
 #include <map>
-#include <set>
 #include <string>
 
 namespace tpu {
@@ -19,51 +18,31 @@ bool keeps_order(const Shape3& shape, const std::uint32_t perm[3]) {
 
 namespace {
 
-class Expander {
+// One transpose's steps. `cur_` is the tensor the next step reads, `cur_shape_` its shape and
+// `logical_` the (A, B, X) order of its elements that the steps have reached.
+class Expansion {
  public:
-  explicit Expander(Graph& g) : g_(g) {
-    for (const Tensor& t : g.tensors) names_.insert(t.name);
-  }
+  Expansion(const Node& t, GraphRewrite& rewrite, std::map<std::uint32_t, TensorId>& identities)
+      : t_(t), rewrite_(rewrite), identities_(identities), name_(t.name), cur_(t.inputs[0]),
+        cur_shape_(t.in), logical_(t.in) {}
 
+  // [2, 0, 1] = M; [0, 2, 1] = M, S; [2, 1, 0] = S, M; [1, 2, 0] = S, M, S.
   void run() {
-    std::vector<Node> old = std::move(g_.nodes);
-    g_.nodes.clear();
-    bool any = false;
-    for (std::size_t i = 0; i < old.size(); ++i) {
-      if (old[i].kind == OpKind::kTranspose && old[i].perm[2] != 2) {
-        expand(old[i], i);
-        any = true;
-      } else {
-        const TensorId out = old[i].output;
-        push(std::move(old[i]), out);
-      }
+    const std::uint32_t* perm = t_.perm;
+    if (!keeps_order(t_.in, perm)) {
+      if (perm[2] == 0) swap(name_ + "/s0");
+      to_channels_first(t_.samples);
+      if (perm[1] == 2) swap(name_ + "/s1");
     }
-    if (any) infer_shapes(g_);
+    // Nothing moved (only axes of size 1): a plain view. The last step takes the transpose's
+    // name and tensor (rewrite_nodes).
+    if (cur_ == t_.inputs[0] || cur_shape_ != t_.out) view(t_.out, name_ + "/view");
   }
 
  private:
-  TensorId push(Node n, TensorId out) {
-    n.output = out;
-    g_.tensors[out].producer = std::int64_t(g_.nodes.size());
-    g_.nodes.push_back(std::move(n));
-    return out;
-  }
-
-  std::string fresh(const std::string& name) {
-    if (!names_.insert(name).second) {
-      throw CompileError(g_.source + ": node " + std::to_string(index_) + " '" + name_ +
-                         "' (transpose): its step '" + name +
-                         "' clashes with a tensor of that name");
-    }
-    return name;
-  }
-
-  // Appends `n` producing a new tensor named after it; it becomes the current tensor.
+  // Appends `n`; its tensor, of `shape`, becomes the current one.
   void add(Node n, Shape3 shape) {
-    Tensor t;
-    t.name = fresh(n.name);
-    g_.tensors.push_back(t);
-    cur_ = push(std::move(n), TensorId(g_.tensors.size() - 1));
+    cur_ = rewrite_.add(std::move(n));
     cur_shape_ = shape;
   }
 
@@ -72,16 +51,12 @@ class Expander {
     auto it = identities_.find(c);
     if (it != identities_.end()) return it->second;
     Tensor t;
-    t.name = fresh(name_ + "/identity");
+    t.name = name_ + "/identity";
     t.samples = samples;
     t.shape = {1, c, c};
     t.values.assign(std::uint64_t(c) * c, 0.0f);
     for (std::uint64_t k = 0; k < c; ++k) t.values[k * c + k] = 1.0f;
-    g_.tensors.push_back(t);
-    const TensorId id = TensorId(g_.tensors.size() - 1);
-    g_.inputs.push_back(id);
-    identities_[c] = id;
-    return id;
+    return identities_[c] = rewrite_.add_input(std::move(t));
   }
 
   // The current tensor viewed as `shape` (the same elements in the same order).
@@ -127,41 +102,23 @@ class Expander {
     add(std::move(m), {1, from.c, from.h * from.w});
   }
 
-  void expand(const Node& t, std::size_t index) {
-    index_ = index;
-    name_ = t.name;
-    cur_ = t.inputs[0];
-    cur_shape_ = logical_ = t.in;
-    const std::size_t first = g_.nodes.size();
-    const std::uint32_t* perm = t.perm;
-    // [2, 0, 1] = M; [0, 2, 1] = M, S; [2, 1, 0] = S, M; [1, 2, 0] = S, M, S.
-    if (!keeps_order(t.in, perm)) {
-      if (perm[2] == 0) swap(name_ + "/s0");
-      to_channels_first(t.samples);
-      if (perm[1] == 2) swap(name_ + "/s1");
-    }
-    // Nothing moved (only axes of size 1): a plain view.
-    if (g_.nodes.size() == first || cur_shape_ != t.out) view(t.out, name_ + "/view");
-    // The last node produces the transpose's own tensor and takes its name.
-    Node& last = g_.nodes.back();
-    names_.erase(g_.tensors.back().name);
-    g_.tensors.pop_back();
-    last.name = name_;
-    last.output = t.output;
-    g_.tensors[t.output].producer = std::int64_t(g_.nodes.size() - 1);
-  }
-
-  Graph& g_;
-  std::set<std::string> names_;
-  std::map<std::uint32_t, TensorId> identities_;
-  std::size_t index_ = 0;
-  std::string name_;
-  TensorId cur_ = 0;
+  const Node& t_;
+  GraphRewrite& rewrite_;
+  std::map<std::uint32_t, TensorId>& identities_;
+  const std::string& name_;
+  TensorId cur_;
   Shape3 cur_shape_, logical_;
 };
 
 }  // namespace
 
-void expand_transposes(Graph& graph) { Expander(graph).run(); }
+void expand_transposes(Graph& graph) {
+  std::map<std::uint32_t, TensorId> identities;
+  rewrite_nodes(
+      graph, [](const Node& n) { return n.kind == OpKind::kTranspose && n.perm[2] != 2; },
+      [&identities](const Node& t, GraphRewrite& rewrite) {
+        Expansion(t, rewrite, identities).run();
+      });
+}
 
 }  // namespace tpu

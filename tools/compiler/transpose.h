@@ -14,9 +14,10 @@
 //      Node::identity_a) and in bf16 (products by 1 summed with zeros in fp32).
 // [2, 0, 1] = M; [0, 2, 1] = M, S; [2, 1, 0] = S, M; [1, 2, 0] = S, M, S. A step whose permuted
 // axes of size > 1 keep their order is a reshape (a view), so 1 x S x D -> 1 x D x S is M alone.
-// For transpose T the nodes are T/s0, T/rows, T/mxu, T/cols, T/s1 (those needed); the last takes
-// T's name and tensor. M multiplies every K tile of the identity, zero blocks included: ceil(C /
-// array rows) times the useful work when C exceeds one tile, which the report's MACs show.
+// For transpose T the nodes are T/s0/view, T/s0, T/rows, T/mxu, T/s1/view, T/s1, T/view (those
+// needed); the last takes T's name and tensor (rewrite_nodes, graph.h). M multiplies every K
+// tile of the identity, zero blocks included: ceil(C / array rows) times the useful work when C
+// exceeds one tile, which the report's MACs show.
 #include "tools/compiler/graph.h"
 
 namespace tpu {
