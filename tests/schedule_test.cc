@@ -326,9 +326,11 @@ TEST(ScheduleClassic, NeverBehindScaleSimsFoldsWithDoubleBuffering) {
 // tiles 0-3 (4 x 1744 UB row reads, one a cycle) before M tile 6 can stream. Measured with
 // more hardware: a second engine for the stores (--set core.dma_engines=2) 13357, a third
 // 13170: then each M tile after the second waits for the ACTIVATE that frees its accumulator
-// slot (it completes M + N_t + R - 1 + M + L cycles after the tile two back started); a MATMUL
+// slot (it completes M + N_t + R - 1 + M + L cycles after the tile two back started). A MATMUL
 // that may overwrite a slot row as soon as the ACTIVATE has read it (measured by dropping that
-// semaphore, with the write ports doubled) 12201.
+// semaphore) would give 12692 with three engines: the one DMA write port then gathers at the
+// stream's own rate, a row a cycle, and falls 45 cycles behind; with two engines and two DMA
+// write ports, 12201.
 TEST(ScheduleClassic, StemsNeverBehindScaleSimsFolds) {
   expect_never_behind_classic("scalesim_resnet50.csv", 128, true);
   for (std::uint32_t n : {128u, 256u}) expect_never_behind_classic("scalesim_alexnet.csv", n, true);
