@@ -1,6 +1,7 @@
 #include "sim/unified_buffer.h"
 
 #include <algorithm>
+#include <array>
 #include <string>
 
 #include "sim/tpu_core.h"
@@ -31,7 +32,8 @@ UnifiedBuffer::UnifiedBuffer(sc_core::sc_module_name name, const Config& config,
       clock_(config.period_ns()),
       rows_(config.ub_rows(dtype)),
       banks_(std::max<std::uint32_t>(config.ub.banks, 1)),
-      bank_words_(std::uint32_t(ceil_div(banks_, 64))) {
+      bank_words_(std::uint32_t(ceil_div(banks_, 64))),
+      ports_{config.ub.read_ports, config.ub.write_ports, 1} {
   SC_HAS_PROCESS(UnifiedBuffer);
   SC_METHOD(arbitrate);
   sensitive << arbitrate_event_;
@@ -122,8 +124,9 @@ void UnifiedBuffer::grant(UbRequest& r) {
 }
 
 std::uint32_t UnifiedBuffer::first_conflict(const UbRequest& r, Cycle s, bool& port_full) const {
-  const std::uint32_t ports = r.write ? config_.ub.write_ports : config_.ub.read_ports;
-  const std::vector<std::uint32_t>& used = r.write ? writes_used_ : reads_used_;
+  const Port port = port_of(r);
+  const std::uint32_t ports = ports_[port];
+  const std::vector<std::uint32_t>& used = port_used_[port];
   const Cycle end = base_ + used_;
   const std::uint64_t step = r.stride % banks_;
   std::uint64_t bank = r.first_row % banks_;
@@ -151,25 +154,22 @@ void UnifiedBuffer::reserve(const UbRequest& r, Cycle s) {
   const std::uint64_t step = r.stride % banks_;
   std::uint64_t bank = r.first_row % banks_;
   for (std::uint32_t j = 0; j < r.count; ++j) {
-    take(r.write, s + j, bank);
+    take(port_of(r), s + j, bank);
     bank += step;
     if (bank >= banks_) bank -= banks_;
   }
 }
 
-void UnifiedBuffer::take(bool write, Cycle c, std::uint64_t bank) {
+void UnifiedBuffer::take(Port port, Cycle c, std::uint64_t bank) {
   const std::size_t i = slot_index(c);
-  std::uint32_t& used = (write ? writes_used_ : reads_used_)[i];
-  if (++used == (write ? config_.ub.write_ports : config_.ub.read_ports)) {
-    (write ? writes_full_until_ : reads_full_until_)[i] = c + 1;
-  }
+  if (++port_used_[port][i] == ports_[port]) full_until_[port][i] = c + 1;
   bank_busy_[i * bank_words_ + bank / 64] |= std::uint64_t(1) << (bank % 64);
 }
 
-Cycle UnifiedBuffer::first_port_free(bool write, Cycle c) {
-  const std::uint32_t ports = write ? config_.ub.write_ports : config_.ub.read_ports;
-  const std::vector<std::uint32_t>& used = write ? writes_used_ : reads_used_;
-  std::vector<Cycle>& until = write ? writes_full_until_ : reads_full_until_;
+Cycle UnifiedBuffer::first_port_free(Port port, Cycle c) {
+  const std::uint32_t ports = ports_[port];
+  const std::vector<std::uint32_t>& used = port_used_[port];
+  std::vector<Cycle>& until = full_until_[port];
   const Cycle end = base_ + used_;
   Cycle free = c;
   while (free < end && used[slot_index(free)] >= ports) free = until[slot_index(free)];
@@ -185,14 +185,15 @@ void UnifiedBuffer::place_spread(UbRequest& r, Cycle from) {
   const std::uint64_t step = r.stride % banks_;
   std::uint64_t bank = r.first_row % banks_;
   if (r.record_cycles) r.cycles.resize(r.count);
+  const Port port = port_of(r);
   Cycle c = from;
   r.start = from;
   for (std::uint32_t j = 0; j < r.count; ++j, ++c) {
     for (;; ++c) {
-      c = first_port_free(r.write, c);
+      c = first_port_free(port, c);
       extend_to(c + 1);  // may reallocate the calendar: index it only after this
       if (!(bank_busy_[slot_index(c) * bank_words_ + bank / 64] >> (bank % 64) & 1)) {
-        take(r.write, c, bank);
+        take(port, c, bank);
         break;
       }
     }
@@ -210,7 +211,7 @@ void UnifiedBuffer::advance_to(Cycle c) {
   for (std::size_t k = 0; k < drop; ++k) {
     // Slots past the used range are kept zero so extend_to can hand them out as they are.
     const std::size_t i = (head_ + k) & (capacity_ - 1);
-    reads_used_[i] = writes_used_[i] = 0;
+    for (std::vector<std::uint32_t>& used : port_used_) used[i] = 0;
     std::fill_n(bank_busy_.begin() + std::ptrdiff_t(i * bank_words_), bank_words_, 0);
   }
   if (drop > 0) head_ = (head_ + drop) & (capacity_ - 1);
@@ -224,23 +225,25 @@ void UnifiedBuffer::extend_to(Cycle end) {
   if (needed > capacity_) {
     std::size_t capacity = std::max(capacity_, kInitialCalendarCycles);
     while (capacity < needed) capacity *= 2;
-    std::vector<std::uint32_t> reads(capacity, 0), writes(capacity, 0);
+    std::array<std::vector<std::uint32_t>, kPorts> used;
+    std::array<std::vector<Cycle>, kPorts> until;
+    for (std::size_t p = 0; p < kPorts; ++p) {
+      used[p].assign(capacity, 0);
+      until[p].assign(capacity, 0);
+    }
     std::vector<std::uint64_t> banks(capacity * bank_words_, 0);
-    std::vector<Cycle> reads_until(capacity, 0), writes_until(capacity, 0);
     for (std::size_t k = 0; k < used_; ++k) {
       const std::size_t i = (head_ + k) & (capacity_ - 1);
-      reads[k] = reads_used_[i];
-      writes[k] = writes_used_[i];
-      reads_until[k] = reads_full_until_[i];
-      writes_until[k] = writes_full_until_[i];
+      for (std::size_t p = 0; p < kPorts; ++p) {
+        used[p][k] = port_used_[p][i];
+        until[p][k] = full_until_[p][i];
+      }
       std::copy_n(bank_busy_.begin() + std::ptrdiff_t(i * bank_words_), bank_words_,
                   banks.begin() + std::ptrdiff_t(k * bank_words_));
     }
-    reads_used_ = std::move(reads);
-    writes_used_ = std::move(writes);
+    port_used_ = std::move(used);
+    full_until_ = std::move(until);
     bank_busy_ = std::move(banks);
-    reads_full_until_ = std::move(reads_until);
-    writes_full_until_ = std::move(writes_until);
     capacity_ = capacity;
     head_ = 0;
   }

@@ -1,7 +1,8 @@
 #pragma once
 // Unified buffer: on-chip SRAM of rows (Config::ub_row_elems() elements each), with
-// `ub.read_ports` row reads and `ub.write_ports` row writes per cycle, and `ub.banks` banks
-// (row r in bank r % banks) each serving one access per cycle.
+// `ub.read_ports` row reads and `ub.write_ports` DMA row writes per cycle, one more row write
+// per cycle on the vector unit's own write port, and `ub.banks` banks (row r in bank
+// r % banks) each serving one access per cycle.
 //
 // Timing contract. Units ask for a burst: `count` accesses of one kind to rows
 // first_row, first_row + stride, ..., starting no earlier than cycle `earliest`, either in
@@ -19,8 +20,14 @@
 // - Within one arbitration, requests are granted in UbClient order, then in instance (MXU)
 //   order, then in request order.
 // - Access j (0 <= j < count) is to row first_row + j * stride, bank
-//   (first_row + j * stride) % ub.banks. It needs one of its cycle's ub.read_ports (or
-//   ub.write_ports) and its bank, which serves one access per cycle whether read or write.
+//   (first_row + j * stride) % ub.banks. It needs one of its cycle's ports of its kind and its
+//   bank, which serves one access per cycle whether read or write. The kinds: reads (any
+//   client, ub.read_ports), the vector unit's writes (its own port, one per cycle: the
+//   activation pipeline's path back into the buffer, a whole row per cycle, beside the host
+//   interface's in TPU v1, Jouppi et al., ISCA 2017, figure 1) and the DMA's writes
+//   (ub.write_ports). The vector unit never makes more than one write per cycle (one
+//   instruction at a time, spread), so its port only orders it against nobody: it waits
+//   only for banks.
 // - Contiguous bursts: access j happens in cycle s + j for the earliest start s that fits
 //   them all. Spread bursts (contiguous = false): access 0 takes the first cycle >=
 //   max(earliest, t) that fits it, access j the first cycle after access j - 1 that fits it;
@@ -34,6 +41,7 @@
 //   the same row sees the old contents) and the outcome of a racing program never depends on
 //   the order SystemC runs processes. Timing-only runs set no on_grant.
 // - A row outside the buffer raises SimError from request().
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <utility>
@@ -92,15 +100,21 @@ class UnifiedBuffer : public sc_core::sc_module {
   std::uint64_t writes() const { return writes_; }
 
  private:
+  // Port kinds, each with its own count per cycle (see the contract above).
+  enum Port : std::size_t { kRead = 0, kDmaWrite = 1, kVectorWrite = 2, kPorts = 3 };
+  static Port port_of(const UbRequest& r) {
+    return !r.write ? kRead : r.client == UbClient::kVector ? kVectorWrite : kDmaWrite;
+  }
+
   void arbitrate();
   // Index of the first access of `r` started at `s` that finds no free port or bank (r.count
   // when the burst fits); `port_full` tells which.
   std::uint32_t first_conflict(const UbRequest& r, Cycle s, bool& port_full) const;
   void reserve(const UbRequest& r, Cycle s);
-  // Takes a port of `write`'s kind and `bank` in reserved cycle `c`.
-  void take(bool write, Cycle c, std::uint64_t bank);
-  // The first cycle >= c whose `write`-kind port is not full.
-  Cycle first_port_free(bool write, Cycle c);
+  // Takes a port of kind `port` and `bank` in reserved cycle `c`.
+  void take(Port port, Cycle c, std::uint64_t bank);
+  // The first cycle >= c whose ports of kind `port` are not all taken.
+  Cycle first_port_free(Port port, Cycle c);
   // Marks `r` granted (start/end already set), moves its data and wakes its owner.
   void grant(UbRequest& r);
   // Places the accesses of a !contiguous request one by one from cycle `from`.
@@ -115,23 +129,24 @@ class UnifiedBuffer : public sc_core::sc_module {
   Clock clock_;
   std::uint64_t rows_;
   std::uint32_t banks_, bank_words_;
+  std::array<std::uint32_t, kPorts> ports_;  // ports of each kind per cycle
   // Requests waiting for arbitration, each with the instant it will be arbitrated at.
   std::vector<std::pair<UbRequest*, sc_core::sc_time>> pending_;
   sc_core::sc_event arbitrate_event_;
   // Reservation calendar: a ring of per-cycle slots for cycles base_ .. base_ + used_ - 1.
-  // Cycle c uses reads_used_[i], writes_used_[i] and bank bits
+  // Cycle c uses port_used_[p][i] (ports of kind p taken) and bank bits
   // bank_busy_[i * bank_words_ .. (i + 1) * bank_words_ - 1], i = slot_index(c).
   Cycle base_ = 0;
   std::size_t head_ = 0, used_ = 0, capacity_ = 0;  // capacity_ is a power of two
-  std::vector<std::uint32_t> reads_used_, writes_used_;
+  std::array<std::vector<std::uint32_t>, kPorts> port_used_;
   std::vector<std::uint64_t> bank_busy_;
-  // Skip lists over full ports, so a spread burst behind a long reservation (a vector unit's
-  // 1024-row write ahead of the DMA's) jumps it in a few steps instead of cycle by cycle: for a
-  // cycle c whose read (write) ports are all taken, reads_full_until_[i] (writes_...) is a cycle
-  // > c such that every cycle in [c, it) is full too; i = slot_index(c). Ports are never
-  // released before their cycle is dropped, so the claim stays true (an entry is read only
-  // while its cycle is full, so dropped slots need no reset); lookups compress paths.
-  std::vector<Cycle> reads_full_until_, writes_full_until_;
+  // Skip lists over full ports, so a spread burst behind a long reservation (the DMA's 1024
+  // reads behind a store's) jumps it in a few steps instead of cycle by cycle: for a cycle c
+  // whose ports of kind p are all taken, full_until_[p][i] is a cycle > c such that every
+  // cycle in [c, it) is full too; i = slot_index(c). Ports are never released before their
+  // cycle is dropped, so the claim stays true (an entry is read only while its cycle is full,
+  // so dropped slots need no reset); lookups compress paths.
+  std::array<std::vector<Cycle>, kPorts> full_until_;
   std::uint64_t reads_ = 0, writes_ = 0;
 };
 

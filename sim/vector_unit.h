@@ -29,7 +29,7 @@
 //   2k parameter rows for layernorm, k for rmsnorm); as soon as the last are granted, k bursts
 //   of M spread writes, one per chunk, each requested at the grant of the one before, all no
 //   earlier than r_end + L + W - k * M; completes the cycle after the last write. W counts the
-//   element groups of every chunk (vector_work), so with one write port and nothing in the way
+//   element groups of every chunk (vector_work), so on its own write port with no bank conflict
 //   the last write ends at r_end + L + W.
 // - The unit is free again at the completion; busy cycles = completion - v.
 // - Data (none in timing-only runs): ACTIVATE reads its accumulator rows at v, POOL its UB

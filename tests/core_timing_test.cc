@@ -541,6 +541,28 @@ TEST(CoreTiming, UbPortContention) {
   EXPECT_EQ(r.total_cycles, 63u);
 }
 
+// The vector unit writes the UB through its own port, so an ACTIVATE's output rows and a DMA
+// load's rows land in the same cycles with one DMA write port (banks apart: UB rows 100..107
+// in banks 36..43, rows 0..7 in banks 0..7). ACTIVATE 8 x 8 (issued 0, 8 lanes, c = 1): v = 0,
+// writes no earlier than v + L + W - M = 0 + 4 + 8 - 8 = 4, at 4..11, completes 12. dma.load of
+// 8 rows of 8 bytes (issued 1): one 64-byte request at 1, answered at 1 (ideal), its 8 rows
+// written at 1..8, completes 9. Were the port shared, the ACTIVATE's burst (arbitrated first,
+// at 1/2) would hold it 4..11 and the load's rows would go 1, 2, 3, 12..16: completion 17.
+// halt (issued 2) retires at the last completion: total 12.
+TEST(CoreTiming, VectorWritesDoNotWaitForDmaWrites) {
+  const RunResult r = run(R"(
+.hbm 64
+activate acc=0 rows=8 cols=8 ub=100
+dma.load hbm=0 ub=0 elems=64 pack=8
+halt
+)");
+  EXPECT_EQ(at_pc(r, 0).start, 0u);
+  EXPECT_EQ(at_pc(r, 0).done, 12u);
+  EXPECT_EQ(at_pc(r, 1).start, 1u);
+  EXPECT_EQ(at_pc(r, 1).done, 9u);
+  EXPECT_EQ(r.total_cycles, 12u);
+}
+
 // 4 lanes. ACTIVATE 4 x 8 (issued 0): c = ceil(8 / 4) = 2, v = 0, write burst no earlier than
 // 0 + 4 + 4 * (2 - 1) = 8, completes 8 + 4 = 12. POOL 4 x 4, 2 x 2 window, stride 2, 8
 // channels (issued 1) starts when the unit is free: v = 12, read burst r = 12; OH = OW = 2,

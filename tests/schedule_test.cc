@@ -305,34 +305,32 @@ TEST(ScheduleClassic, NeverBehindScaleSimsFoldsWithDoubleBuffering) {
   }
 }
 
-// The stems above (see dma_bound_stem), where the UB's one write port binds: per output pixel
-// it takes the rows the input gather writes and the one row the ACTIVATE writes. ResNet-50's
-// Conv1 (M = 109 x 109 = 11881, K = 147, N = 64) on 128 x 128: the folds are
+// The stems above (see dma_bound_stem), where the DMA's UB write port and its one engine bind:
+// per output pixel the gather writes its rows (the vector unit writes the output row on its own
+// port). ResNet-50's Conv1 (M = 109 x 109 = 11881, K = 147, N = 64) on 128 x 128: the folds are
 // 2 x (2 x 128 + 128 + 11881 - 2) = 24526. im2col gathered ceil(147 / 128) = 2 rows per pixel
-// (3 writes against 2 array cycles: 32992). Packing 4 kernel rows per weight tile (84 + 63
+// (2 writes against 2 array cycles, no slack). Packing 4 kernel rows per weight tile (84 + 63
 // rows, still 2 tiles) with the anchors stored densely in anchor order (space-to-depth: tile
 // ky0 = 4 reads anchor row oy + 2, so each M tile streams consecutive UB rows in one MATMUL
 // per tile) writes one row per anchor: 109 per output row plus 2 halo rows per M tile. The
 // 4 MiB accumulators give three M tiles of 4033, 4033 and 3815 rows (two slots of 4096), and
-// with an input slot per M tile the gathers of M tiles 1 and 2 (4251 + 4033 rows) and the
-// ACTIVATEs of M tiles 0 and 1 (8066 rows) share the port with the array's
-// 2 x 11881 = 23762-cycle stream without holding it: 23954 compute cycles (the last tile's
-// drain of 64 + 128 on top). AlexNet's 11x11 stride-4 stem keeps im2col (its 3 kernel rows
-// per tile would start at rows 0, 3, 6, 9, an anchor per input row) and passes on 128 and 256.
+// with an input slot per M tile the gathers of M tiles 1 and 2 run within the array's
+// 2 x 11881 = 23762-cycle stream: 23954 compute cycles (the last tile's drain of 64 + 128 on
+// top). AlexNet's 11x11 stride-4 stem keeps im2col (its 3 kernel rows per tile would start at
+// rows 0, 3, 6, 9, an anchor per input row) and passes on 128 and 256.
 // ResNet-50's Conv1 on 256 x 256 (folds 1 x (512 + 256 + 11881 - 2) = 12647) is checked only
 // with accumulators that leave no M tile waiting for an ACTIVATE (next test). With the default
-// 4 MiB (4096 rows of 256 words, two slots) it runs 7 im2col M tiles (6 x 1744 + 1417 rows);
-// the array starts after M tile 0's gather, and before M tile 6 can stream, the one write port
-// must take the gathers of M tiles 1-6 (10137 rows; a dma.load writes whole 256-byte rows,
-// zeros past the 147 data bytes) and the ACTIVATEs of M tiles 0-4, whose slots M tiles 2-6
-// reuse (8720 rows of 64 bytes): about 18857 cycles, then 1417 + 256 + 64 - 2 more (26743
-// measured). Even a port that took four 64-byte rows to distinct banks in one cycle would need
-// 10137 + 2180 = 12317 cycles before M tile 6 streams, 14052 in all, since a whole row and a
-// narrow one never share a 256-byte port; so no rule for sharing one write port reaches the
-// folds. Measured, relaxing the rest too: two write ports 18208, plus two DMA engines 13294
-// (loads and stores no longer share one engine), then unlimited ports, engines and banks 13170:
-// each M tile after the second still waits for the ACTIVATE that frees its slot (one row a
-// cycle).
+// 4 MiB (4096 rows of 256 words, two slots) it runs 7 im2col M tiles (6 x 1744 + 1417 rows),
+// one gathered UB row per pixel, and takes 18509 compute cycles: the one DMA engine takes, in
+// program order, the gathers of M tiles 1-6 (10137 rows, one a cycle) and the stores of M
+// tiles 0-3 (4 x 1744 UB row reads, one a cycle) before M tile 6 can stream. Measured with
+// more hardware: a second engine for the stores (--set core.dma_engines=2) 13357, a third
+// 13170: then each M tile after the second waits for the ACTIVATE that frees its accumulator
+// slot (it completes M + N_t + R - 1 + M + L cycles after the tile two back started). A MATMUL
+// that may overwrite a slot row as soon as the ACTIVATE has read it (measured by dropping that
+// semaphore) would give 12692 with three engines: the one DMA write port then gathers at the
+// stream's own rate, a row a cycle, and falls 45 cycles behind; with two engines and two DMA
+// write ports, 12201.
 TEST(ScheduleClassic, StemsNeverBehindScaleSimsFolds) {
   expect_never_behind_classic("scalesim_resnet50.csv", 128, true);
   for (std::uint32_t n : {128u, 256u}) expect_never_behind_classic("scalesim_alexnet.csv", n, true);
@@ -340,9 +338,9 @@ TEST(ScheduleClassic, StemsNeverBehindScaleSimsFolds) {
 
 // The input side of ResNet-50's Conv1 on 256 x 256 keeps pace with the array: with 16 MiB of
 // accumulators (16384 rows of 256 words) its two M tiles (5995 and 5886 rows) never wait for
-// an ACTIVATE, and the gather of M tile 1 and M tile 0's ACTIVATE (5886 + 5995 = 11881 row
-// writes) share the write port within the stream, so the layer is within its 12647-cycle folds
-// (12201). What the default 4 MiB costs is above.
+// an ACTIVATE, and the gather of M tile 1 (5886 rows) runs within M tile 0's stream, its store
+// after the last stream, so the layer is within its 12647-cycle folds (12201). What the
+// default 4 MiB costs is above.
 TEST(ScheduleClassic, WideStemWithinFoldsWhenNoMTileWaitsForAnActivate) {
   expect_never_behind_classic("scalesim_resnet50.csv", 256, true,
                               " --set acc.capacity_bytes=16777216");

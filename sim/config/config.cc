@@ -100,7 +100,7 @@ std::vector<ConfigKey> make_keys() {
                [](Config& c) -> F { return &c.ub.banks; }, 1, kMaxDepth});
   k.push_back({"ub.read_ports", "rows/cycle", "Row reads the unified buffer serves per cycle.",
                [](Config& c) -> F { return &c.ub.read_ports; }, 1, kMaxPorts});
-  k.push_back({"ub.write_ports", "rows/cycle", "Row writes the unified buffer serves per cycle.",
+  k.push_back({"ub.write_ports", "rows/cycle", "DMA row writes the unified buffer serves per cycle (the vector unit has its own port).",
                [](Config& c) -> F { return &c.ub.write_ports; }, 1, kMaxPorts});
   k.push_back({"acc.capacity_bytes", "bytes",
                "Accumulator storage: rows of array.cols 32-bit words; at least one row, at most 1 GiB.",

@@ -1,6 +1,7 @@
 #include "tools/compiler/gemm_tiling.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "sim/cycles.h"
 
@@ -38,17 +39,20 @@ Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1) {
 std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R) {
   if (!g.contiguous) return 0;
   const std::uint64_t run = g.kw * g.C, most = std::min(cw / run, g.kh);
-  // Per output pixel: array cycles (one per weight tile) against the UB rows written: the
-  // gather's and the output's (see gemm_tiling.h). im2col has ceil(K / R) tiles and as many
-  // gathered rows per pixel.
-  auto cost = [](std::uint64_t tiles, std::uint64_t rows) { return std::max(tiles, rows + 1); };
+  // Per output pixel: array cycles (one per weight tile) against the UB rows the gather writes
+  // (see gemm_tiling.h); at a tie, fewer rows (the DMA's slack). im2col has ceil(K / R) tiles
+  // and as many gathered rows per pixel.
+  auto cost = [](std::uint64_t tiles, std::uint64_t rows) {
+    return std::pair(std::max(tiles, rows), rows);
+  };
   const std::uint64_t im2col = ceil_div(g.kh * run, R);
-  std::uint64_t best = 0, best_cost = cost(im2col, im2col);
+  std::uint64_t best = 0;
+  auto best_cost = cost(im2col, im2col);
   for (std::uint64_t n = 2; n <= most; ++n) {
     bool same_residue = true;
     for (std::uint64_t ky0 = 0; ky0 < g.kh; ky0 += n) same_residue = same_residue && ky0 % g.s == 0;
     // Anchors every s-th column; every s-th row only when all tiles' first rows agree modulo s.
-    const std::uint64_t c = cost(ceil_div(g.kh, n), same_residue ? 1 : g.s);
+    const auto c = cost(ceil_div(g.kh, n), same_residue ? 1 : g.s);
     if (c < best_cost) {
       best = n;
       best_cost = c;

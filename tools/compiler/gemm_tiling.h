@@ -113,17 +113,17 @@ GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, st
 // Kernel rows per tile when whole kernel rows are packed (several kernel_w * C runs per UB
 // row, one DMA segment each), or 0 when that does not beat im2col or the input's pixels are
 // not contiguous (Taps::contiguous: a kernel row is then no run). Per output pixel the array
-// takes a cycle per weight tile, and the UB's write port one per UB row the gather writes plus
-// one for the output row the vector unit writes (the DMA fetches each HBM burst once per
-// transfer, so the overlapping windows of a few channels cost bursts far below their segments;
-// the rows remain), so the cost of a choice is the larger of the two: ceil(kernel_h / n) tiles
-// against 1 + the anchors per output pixel (1, or s when the tiles' first rows ky0 differ
-// modulo s and every input row is an anchor row), and im2col's ceil(K / R) tiles against
-// 1 + its ceil(K / R) rows. Packing must be strictly cheaper. Packed anchors are stored densely
-// (BandImage::compact), so with every s-th anchor row a tile streams consecutive UB rows, as
-// im2col's do: the 7x7 stride-2 RGB stem on 128 rows packs 4 kernel rows per tile (2 tiles, as
-// im2col, against 1 + 1 rows per pixel instead of 1 + 2); on 256 rows both take 1 tile and
-// im2col stays.
+// takes a cycle per weight tile, and the UB's DMA write port one per UB row the gather writes
+// (the DMA fetches each HBM burst once per transfer, so the overlapping windows of a few
+// channels cost bursts far below their segments; the rows remain; the vector unit writes the
+// output rows on its own port), so the cost of a choice is the larger of the two, then the rows:
+// ceil(kernel_h / n) tiles against the anchors per output pixel (1, or s when the tiles' first
+// rows ky0 differ modulo s and every input row is an anchor row), and im2col's ceil(K / R)
+// tiles against its ceil(K / R) rows. Packing must be strictly cheaper. Packed anchors are
+// stored densely (BandImage::compact), so with every s-th anchor row a tile streams
+// consecutive UB rows, as im2col's do: the 7x7 stride-2 RGB stem on 128 rows packs 4 kernel
+// rows per tile (2 tiles, as im2col, against 1 row per pixel instead of 2); on 256 rows both
+// take 1 tile and 1 row, and im2col stays.
 std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R);
 
 // Without packing: one K tile per (ky, kx, channel chunk of cw), one plain band per chunk.

@@ -1175,9 +1175,10 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     // DMA engine's work under the first tile, one UB row or one im2col segment per cycle, plus a
     // quarter for contention) takes less than the first tile's array time, and each tile streams
     // enough rows to hide a weight load and the previous tile's drain. Otherwise the array would
-    // wait for the DMA inside the layer: with the default single UB write port, layers that
-    // load about as many rows as they stream stay one tile. Only with one N tile: the ACTIVATEs
-    // of earlier N tiles would take that write port for whole tiles while the weights load.
+    // wait for the DMA inside the layer: with the default single DMA write port, layers that
+    // load about as many rows as they stream stay one tile. Only with one N tile, as tuned when
+    // the ACTIVATEs of earlier N tiles took that write port for whole tiles (the vector unit
+    // has its own port now; the rule was not re-tuned).
     // Without weight double buffering each M tile pays every fold's load and drain again.
     if (x_dma && config_.mxu.double_buffer_weights && NT == 1 && ceil_div(M, m_tile) == 1) {
       std::uint64_t longest = 0, reloads = 0;
@@ -1292,15 +1293,12 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     tl.heads = layer.heads;
     tl.parts = std::uint64_t(layer.samples) * layer.heads;
   }
-  // Packed anchors (a strided stem, BandImage::compact) gather a UB row per output pixel
-  // through the UB's write port, which the ACTIVATEs take for whole tiles: with two slots the
-  // gather of M tile mt + 2 could start only when M tile mt's MATMULs end, the moment its
-  // ACTIVATE takes the port. With a slot per M tile (when the UB has room) every gather may
-  // run as early as the DMA gets to it, while the port is free.
-  bool compact = false;
-  for (const BandImage& im : plan.images) compact = compact || im.compact;
+  // With two input slots the load of M tile mt + 2 can start only when M tile mt's MATMULs
+  // end; a layer whose loads take about as long as its streams (a stem gathering a UB row per
+  // output pixel) then falls behind the array by the tail of every tile. With a slot per M
+  // tile (when the UB has room) every load runs as early as the DMA gets to it.
   const std::uint64_t slots =
-      compact && !in_res && MT > 2 &&
+      !in_res && MT > 2 &&
               gemm_staging(layer, path, in_res, contiguous, out_res, m_tile, U) + (MT - 2) * xs <=
                   limit
           ? MT
