@@ -208,11 +208,16 @@ void UnifiedBuffer::place_spread(UbRequest& r, Cycle from) {
 void UnifiedBuffer::advance_to(Cycle c) {
   if (c <= base_) return;
   const std::size_t drop = std::size_t(std::min<Cycle>(c - base_, used_));
-  for (std::size_t k = 0; k < drop; ++k) {
-    // Slots past the used range are kept zero so extend_to can hand them out as they are.
+  // Slots past the used range are kept zero so extend_to can hand them out as they are. The
+  // dropped slots are at most two runs of the ring: clear each run at once.
+  for (std::size_t k = 0; k < drop;) {
     const std::size_t i = (head_ + k) & (capacity_ - 1);
-    for (std::vector<std::uint32_t>& used : port_used_) used[i] = 0;
-    std::fill_n(bank_busy_.begin() + std::ptrdiff_t(i * bank_words_), bank_words_, 0);
+    const std::size_t run = std::min(drop - k, capacity_ - i);
+    for (std::vector<std::uint32_t>& used : port_used_) {
+      std::fill_n(used.begin() + std::ptrdiff_t(i), run, 0);
+    }
+    std::fill_n(bank_busy_.begin() + std::ptrdiff_t(i * bank_words_), run * bank_words_, 0);
+    k += run;
   }
   if (drop > 0) head_ = (head_ + drop) & (capacity_ - 1);
   used_ -= drop;
