@@ -31,7 +31,12 @@ tlm::tlm_sync_enum Interconnect::nb_transport_fw(int core, Payload& trans, tlm::
                    " from core " + std::to_string(core));
   }
   const std::size_t c = std::size_t(core);
-  owner_[&trans] = c;
+  SourceCore* source = trans.get_extension<SourceCore>();
+  if (!source) {
+    source = new SourceCore;
+    trans.set_extension(source);
+  }
+  source->core = c;
   const std::uint64_t bytes = trans.get_data_length();
   (trans.is_write() ? traffic_[c].write_bytes : traffic_[c].read_bytes) += bytes;
   const sc_core::sc_time arrival = sc_core::sc_time_stamp() + delay;
@@ -96,9 +101,7 @@ tlm::tlm_sync_enum Interconnect::nb_transport_bw(Payload& trans, tlm::tlm_phase&
 }
 
 void Interconnect::respond(Payload& trans, const sc_core::sc_time& delay) {
-  const auto it = owner_.find(&trans);
-  const std::size_t core = it->second;
-  owner_.erase(it);
+  const std::size_t core = trans.get_extension<SourceCore>()->core;
   tlm::tlm_phase phase = tlm::BEGIN_RESP;
   sc_core::sc_time at = delay + latency_;
   if ((*core_sockets[core])->nb_transport_bw(trans, phase, at) != tlm::TLM_COMPLETED) {

@@ -18,7 +18,6 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include <systemc>
@@ -50,6 +49,16 @@ class Interconnect : public sc_core::sc_module {
 
  private:
   using Payload = tlm::tlm_generic_payload;
+  // The core a request came from, on its payload: a sticky extension, attached the first time
+  // a payload passes and freed with it (the DMA engines reuse their payloads), so a response
+  // finds its core without a lookup.
+  struct SourceCore : tlm::tlm_extension<SourceCore> {
+    std::size_t core = 0;
+    tlm::tlm_extension_base* clone() const override { return new SourceCore(*this); }
+    void copy_from(const tlm::tlm_extension_base& other) override {
+      core = static_cast<const SourceCore&>(other).core;
+    }
+  };
   struct Pending {
     Payload* trans;
     sc_core::sc_time arrival;
@@ -70,7 +79,6 @@ class Interconnect : public sc_core::sc_module {
   sc_core::sc_event queued_;
   Payload* awaiting_end_req_ = nullptr;
   sc_core::sc_event end_req_;
-  std::unordered_map<const Payload*, std::size_t> owner_;  // in flight: the core it came from
   std::vector<InterconnectTraffic> traffic_;
 };
 

@@ -77,12 +77,10 @@ Sequencer::Sequencer(sc_core::sc_module_name name, const Config& config, const P
       core_(core),
       begin_(core_stream(program, core).first),
       end_(core_stream(program, core).second),
+      remote_sems_(core_signalled_semaphores(program, core)),
       sems_(program),
       mxus_(config.core.mxus),
       pc_(begin_) {
-  for (const Instruction& inst : program.instructions) {
-    if (inst.op == Opcode::kSignalCore && inst.core == core) remote_sems_ |= inst.signal;
-  }
   layers_.resize(program.layers.size());
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     layers_[i].name = program.layers[i].name;

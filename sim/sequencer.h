@@ -211,7 +211,7 @@ class Sequencer : public sc_core::sc_module {
   const Probe& probe_;
   const std::size_t core_;
   const std::size_t begin_, end_;  // this core's stream [begin_, end_) of the program
-  std::uint64_t remote_sems_ = 0;  // semaphores another core's signal.core signals here
+  const std::uint64_t remote_sems_;  // semaphores a signal.core signals here
   RemoteSignal remote_;
   Cycle sync_wait_ = 0;
   Semaphores sems_;

@@ -230,24 +230,27 @@ void validate_stream(const Config& config, const Program& program, std::size_t c
   std::vector<bool> loaded(config.core.mxus, false);
   std::vector<std::uint64_t> fills(config.core.mxus, 0), reads(config.core.mxus, 0);
   std::vector<std::uint8_t> filler(config.core.mxus, 0);  // the DMA engine filling each FIFO
+  const InstructionList& insts = program.instructions;
   const auto [begin, end] = core_stream(program, core);
   for (std::size_t pc = begin; pc < end && !halt; ++pc) {
-    const Instruction& inst = program.instructions[pc];
+    // Reads the record's opcode, flags and instance; only the checks of other fields decode.
+    const Opcode op = insts.op(pc);
+    const std::uint8_t instance = insts.instance(pc);
     const auto where = [&] {
-      return "instruction " + std::to_string(pc) + " '" + to_assembly(inst, &program) + "'";
+      return "instruction " + std::to_string(pc) + " '" + to_assembly(insts[pc], &program) + "'";
     };
     // core.mxus weight-load and matmul units (one per MXU), core.dma_engines DMA units, one
     // unit of every other kind.
-    const Unit kind = unit_of(inst.op);
+    const Unit kind = unit_of(op);
     const bool mxu = kind == Unit::kWeightLoad || kind == Unit::kMatmul;
     const std::uint32_t units = mxu                    ? config.core.mxus
                                 : kind == Unit::kDma ? config.core.dma_engines
                                                      : 1;
-    if (inst.instance >= units) {
+    if (instance >= units) {
       const std::string key = mxu                    ? ", core.mxus = " + std::to_string(units)
                               : kind == Unit::kDma ? ", core.dma_engines = " + std::to_string(units)
                                                    : "";
-      throw SimError(where() + ": unit instance " + std::to_string(inst.instance) +
+      throw SimError(where() + ": unit instance " + std::to_string(instance) +
                      ", but the core has " +
                      (units == 1 ? "one " + std::string(to_string(kind)) + " unit (instance 0" +
                                        key + ")"
@@ -255,13 +258,13 @@ void validate_stream(const Config& config, const Program& program, std::size_t c
                                        " units (instances 0.." + std::to_string(units - 1) +
                                        key + ")"));
     }
-    switch (inst.op) {
+    switch (op) {
       case Opcode::kHalt:
         halt = true;
         break;
       case Opcode::kDmaLoad:
-        if (inst.flags & kFlagWeights) {
-          const std::uint32_t f = inst.dma.fifo;
+        if (insts.flags(pc) & kFlagWeights) {
+          const std::uint32_t f = insts[pc].dma.fifo;
           if (f >= config.core.mxus) {
             throw SimError(where() + ": weight FIFO " + std::to_string(f) + ", but the core has " +
                            std::to_string(config.core.mxus) + " (one per MXU, core.mxus)");
@@ -280,8 +283,8 @@ void validate_stream(const Config& config, const Program& program, std::size_t c
           }
           // The FIFO fills in order: one engine's queue keeps its fills in program order.
           if (fills[f] == 0) {
-            filler[f] = inst.instance;
-          } else if (filler[f] != inst.instance) {
+            filler[f] = instance;
+          } else if (filler[f] != instance) {
             throw SimError(where() + ": weight FIFO " + std::to_string(f) + " is filled by DMA " +
                            "engine " + std::to_string(filler[f]) + " before; every fill of a " +
                            "FIFO must be on one engine (unit=" + std::to_string(filler[f]) + ")");
@@ -290,33 +293,33 @@ void validate_stream(const Config& config, const Program& program, std::size_t c
         }
         break;
       case Opcode::kLoadWeights:
-        loaded[inst.instance] = true;
-        if (inst.flags & kFlagFifo) {
+        loaded[instance] = true;
+        if (insts.flags(pc) & kFlagFifo) {
           if (depth < 2) {
             throw SimError(where() + ": the config '" + config.name +
                            "' has no weight FIFO (mxu.weight_fifo_tiles = " +
                            std::to_string(depth) + ")");
           }
-          if (reads[inst.instance] >= fills[inst.instance]) {
-            throw SimError(where() + ": weight FIFO read " + std::to_string(reads[inst.instance]) +
+          if (reads[instance] >= fills[instance]) {
+            throw SimError(where() + ": weight FIFO read " + std::to_string(reads[instance]) +
                            " has no 'dma.load weights' before it");
           }
-          ++reads[inst.instance];
+          ++reads[instance];
         }
         break;
       case Opcode::kMatmul:
-        if (!loaded[inst.instance]) throw SimError(where() + ": no LOAD_WEIGHTS before it");
+        if (!loaded[instance]) throw SimError(where() + ": no LOAD_WEIGHTS before it");
         break;
       case Opcode::kSignalCore:
-        if (inst.core >= program_cores(program)) {
-          throw SimError(where() + ": core " + std::to_string(inst.core) +
+        if (const std::uint8_t target = insts[pc].core; target >= program_cores(program)) {
+          throw SimError(where() + ": core " + std::to_string(target) +
                          " has no instruction stream (the program has " +
                          std::to_string(program_cores(program)) + ")");
         }
         break;
       case Opcode::kLayer:
-        if (inst.layer >= program.layers.size()) {
-          throw SimError(where() + ": layer " + std::to_string(inst.layer) +
+        if (const std::uint16_t layer = insts[pc].layer; layer >= program.layers.size()) {
+          throw SimError(where() + ": layer " + std::to_string(layer) +
                          " not declared (the program has " +
                          std::to_string(program.layers.size()) + ")");
         }

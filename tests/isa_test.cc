@@ -137,8 +137,9 @@ TEST(Encoding, EveryOpcodeRoundTripsThroughBinaryAndText) {
 }
 
 // InstructionList keeps each instruction as a compact record: every opcode's random
-// instructions come back equal (fields the opcode does not list are not kept), set() replaces
-// one in place or at the end without touching its neighbours, and add_signal patches a mask.
+// instructions come back equal (fields the opcode does not list are not kept), their opcode,
+// flags, instance and signal read without a decode agree, set() replaces one in place or at
+// the end without touching its neighbours, and add_signal patches a mask.
 TEST(InstructionList, KeepsEveryOpcodeAndReplacesInPlaceOrAtTheEnd) {
   std::mt19937_64 rng(99);
   std::vector<Instruction> want;
@@ -153,6 +154,10 @@ TEST(InstructionList, KeepsEveryOpcodeAndReplacesInPlaceOrAtTheEnd) {
   std::size_t pc = 0;
   for (const Instruction& inst : list) {
     EXPECT_EQ(inst, want[pc]) << to_assembly(want[pc]);
+    EXPECT_EQ(list.op(pc), want[pc].op);
+    EXPECT_EQ(list.flags(pc), want[pc].flags);
+    EXPECT_EQ(list.instance(pc), want[pc].instance);
+    EXPECT_EQ(list.signal(pc), want[pc].signal);
     ++pc;
   }
 

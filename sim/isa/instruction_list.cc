@@ -9,22 +9,16 @@
 namespace tpu {
 namespace {
 
-// Record layout: opcode, flags, wait (8 bytes), signal (8 bytes), then the remaining fields
-// in table order, each a zigzagged LEB128 varint (zigzag for every field, so any 64-bit value
-// of any field type round-trips in few bytes when small).
-constexpr std::size_t kWaitAt = 2, kSignalAt = kWaitAt + 8, kFieldsAt = kSignalAt + 8;
-
-bool is_mask(const FieldSpec& f) { return f.format == FieldFormat::kSemaphores; }
-
-// Calls f(field) for every field of `op` but the wait and signal masks, in table order.
+// Calls f(field) for every field of `op` after the header, in table order: the varints
+// (zigzag for every field, so any 64-bit value of any field type round-trips in few bytes
+// when small).
 template <typename F>
 void for_each_varint_field(Opcode op, F&& f) {
-  for (const FieldSpec& field : header_fields()) {
-    if (!is_mask(field)) f(field);
-  }
   if (std::size_t(op) >= isa_table().size()) return;  // an unknown opcode has the header only
   for (const FieldSpec& field : opcode_spec(op).fields) {
-    if (is_mask(field)) throw std::logic_error("InstructionList: a mask outside the header");
+    if (field.format == FieldFormat::kSemaphores) {
+      throw std::logic_error("InstructionList: a mask outside the header");
+    }
     f(field);
   }
 }
@@ -53,6 +47,7 @@ std::uint32_t InstructionList::append(const Instruction& inst) {
   }
   bytes_.push_back(std::uint8_t(inst.op));
   bytes_.push_back(inst.flags);
+  bytes_.push_back(inst.instance);
   put_u64(bytes_, inst.wait);
   put_u64(bytes_, inst.signal);
   for_each_varint_field(inst.op, [&](const FieldSpec& f) {
@@ -72,8 +67,9 @@ void InstructionList::push_back(const Instruction& inst) { offsets_.push_back(ap
 Instruction InstructionList::operator[](std::size_t pc) const {
   const std::uint8_t* p = bytes_.data() + offsets_[pc];
   Instruction inst;
-  inst.op = Opcode(p[0]);
-  inst.flags = p[1];
+  inst.op = Opcode(p[kOpAt]);
+  inst.flags = p[kFlagsAt];
+  inst.instance = p[kInstanceAt];
   inst.wait = get_u64(p + kWaitAt);
   inst.signal = get_u64(p + kSignalAt);
   p += kFieldsAt;
@@ -87,6 +83,10 @@ Instruction InstructionList::operator[](std::size_t pc) const {
     f.set(inst, std::int64_t((zz >> 1) ^ (0 - (zz & 1))));
   });
   return inst;
+}
+
+std::uint64_t InstructionList::signal(std::size_t pc) const {
+  return get_u64(bytes_.data() + offsets_[pc] + kSignalAt);
 }
 
 void InstructionList::set(std::size_t pc, const Instruction& inst) {
@@ -104,7 +104,7 @@ void InstructionList::set(std::size_t pc, const Instruction& inst) {
 
 std::size_t InstructionList::record_length(std::size_t offset) const {
   const std::uint8_t* p = bytes_.data() + offset + kFieldsAt;
-  for_each_varint_field(Opcode(bytes_[offset]), [&](const FieldSpec&) {
+  for_each_varint_field(Opcode(bytes_[offset + kOpAt]), [&](const FieldSpec&) {
     while (*p++ & 0x80) {
     }
   });

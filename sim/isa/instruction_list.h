@@ -1,11 +1,12 @@
 #pragma once
 // A program's instruction stream as it is held in host memory. An Instruction struct is about
 // 170 bytes and a GPT-3 layer has millions of them, so the list keeps each one as a compact
-// record and decodes it on access: the opcode and flags bytes, the wait and signal masks as
-// 8 bytes each, then every other field the ISA table lists for the opcode as a LEB128 varint
-// (signed fields zigzagged), about 25 bytes for a MATMUL or DMA. Fields the opcode does not
-// list are not part of the instruction (isa.h) and are not kept. Any value of a field's C++
-// type round-trips; range checks stay with the binary encoding and the simulator.
+// record and decodes it on access: the opcode, flags and unit instance bytes, the wait and
+// signal masks as 8 bytes each, then every field the ISA table lists for the opcode as a
+// LEB128 varint (zigzagged), about 25 bytes for a MATMUL or DMA. The fixed part reads without
+// a decode (op(), flags(), instance()), for scans over the whole program. Fields the opcode
+// does not list are not part of the instruction (isa.h) and are not kept. Any value of a
+// field's C++ type round-trips; range checks stay with the binary encoding and the simulator.
 #include <cstddef>
 #include <cstdint>
 #include <initializer_list>
@@ -47,7 +48,13 @@ class InstructionList {
 
   std::size_t size() const { return offsets_.size(); }
   bool empty() const { return offsets_.empty(); }
+  // Decodes instruction pc.
   Instruction operator[](std::size_t pc) const;
+  // Instruction pc's opcode, flags, unit instance and signal mask, without decoding its fields.
+  Opcode op(std::size_t pc) const { return Opcode(bytes_[offsets_[pc] + kOpAt]); }
+  std::uint8_t flags(std::size_t pc) const { return bytes_[offsets_[pc] + kFlagsAt]; }
+  std::uint8_t instance(std::size_t pc) const { return bytes_[offsets_[pc] + kInstanceAt]; }
+  std::uint64_t signal(std::size_t pc) const;
   Instruction back() const { return (*this)[size() - 1]; }
   const_iterator begin() const { return {this, 0}; }
   const_iterator end() const { return {this, size()}; }
@@ -68,6 +75,12 @@ class InstructionList {
   bool operator!=(const InstructionList& o) const { return !(*this == o); }
 
  private:
+  // Record layout: opcode, flags, unit instance (the header fields of isa_table.cc: `unit`,
+  // `wait`, `signal`, at fixed places), wait and signal (8 bytes each, little endian), then
+  // the opcode's fields in table order as zigzagged LEB128 varints.
+  static constexpr std::size_t kOpAt = 0, kFlagsAt = 1, kInstanceAt = 2, kWaitAt = 3,
+                               kSignalAt = kWaitAt + 8, kFieldsAt = kSignalAt + 8;
+
   // Appends inst's record to bytes_ and returns its offset.
   std::uint32_t append(const Instruction& inst);
   // Bytes of the record at `offset`.

@@ -141,6 +141,16 @@ void check_core_begin(const Program& p) {
   }
 }
 
+std::uint64_t core_signalled_semaphores(const Program& p, std::size_t core) {
+  std::uint64_t mask = 0;
+  for (std::size_t pc = 0; pc < p.instructions.size(); ++pc) {
+    if (p.instructions.op(pc) != Opcode::kSignalCore) continue;  // decode only these
+    const Instruction inst = p.instructions[pc];
+    if (inst.core == core) mask |= inst.signal;
+  }
+  return mask;
+}
+
 std::vector<std::uint8_t> serialize(const Program& p) {
   Writer w;
   w.bytes(reinterpret_cast<const std::uint8_t*>(kMagic), sizeof kMagic);

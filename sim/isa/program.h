@@ -80,6 +80,8 @@ std::size_t program_cores(const Program& program);
 std::pair<std::size_t, std::size_t> core_stream(const Program& program, std::size_t core);
 // Raises IsaError unless core_begin starts at 0, rises strictly and stays within the program.
 void check_core_begin(const Program& program);
+// The semaphores the program's signal.core instructions (of any stream) signal on `core`.
+std::uint64_t core_signalled_semaphores(const Program& program, std::size_t core);
 
 // Assembly text: directives (.dtype, .array, .layer, .sem) then one instruction per line,
 // '#' or ';' comments. Does not carry the memory image. Errors raise IsaError "line N: ...".

@@ -962,10 +962,8 @@ MachineState interpret(const Config& config, const Program& program) {
   for (std::size_t c = 0; c < cores; ++c) states.emplace_back(config, program, true, c == 0);
   std::vector<std::vector<WeightTile>> tiles(cores, std::vector<WeightTile>(states[0].mxus));
   // Per core: the semaphores some signal.core signals on it, and their counts so far.
-  std::vector<std::uint64_t> remote(cores, 0);
-  for (const Instruction& inst : program.instructions) {
-    if (inst.op == Opcode::kSignalCore && inst.core < cores) remote[inst.core] |= inst.signal;
-  }
+  std::vector<std::uint64_t> remote(cores);
+  for (std::size_t c = 0; c < cores; ++c) remote[c] = core_signalled_semaphores(program, c);
   std::vector<std::array<std::uint64_t, kNumSemaphores>> counts(cores);
   std::vector<std::size_t> pc(cores);
   std::vector<bool> halted(cores, false);

@@ -2007,10 +2007,10 @@ bool Lowerer::await_last_stores(std::size_t begin) {
   // The last HBM write on each DMA engine since `begin` (each engine completes in order).
   std::uint64_t stored = 0;
   std::vector<bool> seen(config_.core.dma_engines, false);
-  for (std::size_t pc = program_.instructions.size(); pc-- > begin;) {
-    const Instruction inst = program_.instructions[pc];
-    if (inst.op != Opcode::kDmaStore || seen[inst.instance]) continue;
-    seen[inst.instance] = true;
+  const InstructionList& insts = program_.instructions;
+  for (std::size_t pc = insts.size(); pc-- > begin;) {
+    if (insts.op(pc) != Opcode::kDmaStore || seen[insts.instance(pc)]) continue;
+    seen[insts.instance(pc)] = true;
     program_.instructions.add_signal(pc, bit(kSemNodeStored));
     ++stored;
   }

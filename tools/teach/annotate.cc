@@ -121,7 +121,7 @@ std::string annotated_assembly(const Program& program, const Config& config) {
   std::map<unsigned, std::deque<std::size_t>> signals;
   for (std::size_t pc = 0; pc < insts.size(); ++pc) {
     for (unsigned s = 0; s < kNumSemaphores; ++s) {
-      if (insts[pc].signal >> s & 1) signals[s].push_back(pc);
+      if (insts.signal(pc) >> s & 1) signals[s].push_back(pc);
     }
   }
   std::string out;
