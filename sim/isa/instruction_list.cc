@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <limits>
+#include <string>
 #include <stdexcept>
 
 #include "sim/isa/isa_table.h"
@@ -9,10 +10,13 @@
 namespace tpu {
 namespace {
 
-// Record layout: opcode, flags, wait (8 bytes), signal (8 bytes), then the remaining fields
-// in table order, each a zigzagged LEB128 varint (zigzag for every field, so any 64-bit value
-// of any field type round-trips in few bytes when small).
-constexpr std::size_t kWaitAt = 2, kSignalAt = kWaitAt + 8, kFieldsAt = kSignalAt + 8;
+// Record layout: opcode, flags, the index of its (wait, signal) pair in the list's mask table
+// (3 bytes: a list holds at most 2^24 distinct pairs), then the remaining fields in table
+// order, each a zigzagged LEB128 varint (zigzag for every field, so any 64-bit value of any
+// field type round-trips in few bytes when small). The index has a fixed width so add_signal
+// patches it in place.
+constexpr std::size_t kMasksAt = 2, kMaskIndexBytes = 3, kFieldsAt = kMasksAt + kMaskIndexBytes;
+constexpr std::uint32_t kMaxMaskPairs = std::uint32_t(1) << (8 * kMaskIndexBytes);
 
 bool is_mask(const FieldSpec& f) { return f.format == FieldFormat::kSemaphores; }
 
@@ -29,13 +33,13 @@ void for_each_varint_field(Opcode op, F&& f) {
   }
 }
 
-void put_u64(std::vector<std::uint8_t>& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(std::uint8_t(v >> (8 * i)));
+void put_mask_index(std::uint8_t* p, std::uint32_t index) {
+  for (std::size_t i = 0; i < kMaskIndexBytes; ++i) p[i] = std::uint8_t(index >> (8 * i));
 }
 
-std::uint64_t get_u64(const std::uint8_t* p) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= std::uint64_t(p[i]) << (8 * i);
+std::uint32_t get_mask_index(const std::uint8_t* p) {
+  std::uint32_t v = 0;
+  for (std::size_t i = 0; i < kMaskIndexBytes; ++i) v |= std::uint32_t(p[i]) << (8 * i);
   return v;
 }
 
@@ -46,15 +50,34 @@ InstructionList::InstructionList(std::initializer_list<Instruction> insts) {
   for (const Instruction& inst : insts) push_back(inst);
 }
 
+void InstructionList::reserve(std::size_t instructions, std::size_t record_bytes) {
+  offsets_.reserve(instructions);
+  bytes_.reserve(record_bytes);
+}
+
+std::uint32_t InstructionList::mask_index(const MaskPair& masks) {
+  const auto [it, added] = mask_index_.emplace(masks, std::uint32_t(mask_pairs_.size()));
+  if (added) {
+    if (mask_pairs_.size() == kMaxMaskPairs) {
+      mask_index_.erase(it);
+      throw IsaError("program too large: more than " + std::to_string(kMaxMaskPairs) +
+                     " distinct (wait, signal) semaphore mask pairs");
+    }
+    mask_pairs_.push_back(masks);
+  }
+  return it->second;
+}
+
 std::uint32_t InstructionList::append(const Instruction& inst) {
   const std::size_t at = bytes_.size();
   if (at > std::numeric_limits<std::uint32_t>::max()) {
     throw IsaError("program too large: its instructions exceed 4 GiB in host memory");
   }
+  const std::uint32_t masks = mask_index({inst.wait, inst.signal});
   bytes_.push_back(std::uint8_t(inst.op));
   bytes_.push_back(inst.flags);
-  put_u64(bytes_, inst.wait);
-  put_u64(bytes_, inst.signal);
+  bytes_.resize(at + kFieldsAt);
+  put_mask_index(bytes_.data() + at + kMasksAt, masks);
   for_each_varint_field(inst.op, [&](const FieldSpec& f) {
     const std::uint64_t raw = std::uint64_t(f.get(inst));
     std::uint64_t zz = (raw << 1) ^ (0 - (raw >> 63));
@@ -74,8 +97,9 @@ Instruction InstructionList::operator[](std::size_t pc) const {
   Instruction inst;
   inst.op = Opcode(p[0]);
   inst.flags = p[1];
-  inst.wait = get_u64(p + kWaitAt);
-  inst.signal = get_u64(p + kSignalAt);
+  const MaskPair& masks = mask_pairs_[get_mask_index(p + kMasksAt)];
+  inst.wait = masks[0];
+  inst.signal = masks[1];
   p += kFieldsAt;
   for_each_varint_field(inst.op, [&](const FieldSpec& f) {
     std::uint64_t zz = 0;
@@ -112,14 +136,17 @@ std::size_t InstructionList::record_length(std::size_t offset) const {
 }
 
 void InstructionList::add_signal(std::size_t pc, std::uint64_t mask) {
-  std::uint8_t* p = bytes_.data() + offsets_[pc] + kSignalAt;
-  const std::uint64_t signal = get_u64(p) | mask;
-  for (int i = 0; i < 8; ++i) p[i] = std::uint8_t(signal >> (8 * i));
+  std::uint8_t* p = bytes_.data() + offsets_[pc] + kMasksAt;
+  MaskPair masks = mask_pairs_[get_mask_index(p)];
+  masks[1] |= mask;
+  put_mask_index(p, mask_index(masks));
 }
 
 void InstructionList::clear() {
   bytes_.clear();
   offsets_.clear();
+  mask_pairs_.clear();
+  mask_index_.clear();
 }
 
 bool InstructionList::operator==(const InstructionList& o) const {
