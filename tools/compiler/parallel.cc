@@ -129,6 +129,18 @@ Graph share_of(const Graph& graph, std::uint32_t core, std::uint32_t cores) {
   return part;
 }
 
+// Makes room in `out` for every part's instructions (their records may grow by a byte or two
+// where a merge rebases an address or a layer), so the copy never reallocates; a merge frees
+// each part's instructions once they are copied, so it holds at most one part beside `out`.
+void reserve_instructions(Program& out, const std::vector<Program>& parts) {
+  std::size_t instructions = 0, bytes = 0;
+  for (const Program& p : parts) {
+    instructions += p.instructions.size();
+    bytes += p.instructions.record_bytes();
+  }
+  out.instructions.reserve(instructions, bytes + bytes / 8);
+}
+
 // The per-core programs as one program of several streams, each in its own HBM region.
 Program merge(std::vector<Program> parts, const Config& config) {
   Program out;
@@ -136,6 +148,7 @@ Program merge(std::vector<Program> parts, const Config& config) {
   out.array_rows = parts[0].array_rows;
   out.array_cols = parts[0].array_cols;
   out.semaphore_names = parts[0].semaphore_names;
+  reserve_instructions(out, parts);
   const std::uint64_t align = std::max<std::uint64_t>(4096, config.hbm.burst_bytes);
   std::uint64_t base = 0;
   for (std::size_t c = 0; c < parts.size(); ++c) {
@@ -147,6 +160,7 @@ Program merge(std::vector<Program> parts, const Config& config) {
       if (inst.op == Opcode::kLayer) inst.layer = std::uint16_t(inst.layer + layer_base);
       out.instructions.push_back(inst);
     }
+    p.instructions = InstructionList();
     for (LayerInfo& l : p.layers) {
       l.name += "@c" + std::to_string(c);
       if (l.output.elements() > 0) l.output.base += base;
@@ -170,6 +184,7 @@ Program merge_shares(std::vector<Program> parts) {
   out.array_rows = parts[0].array_rows;
   out.array_cols = parts[0].array_cols;
   out.semaphore_names = parts[0].semaphore_names;
+  reserve_instructions(out, parts);
   out.hbm_bytes = parts[0].hbm_bytes;
   for (std::size_t c = 0; c < parts.size(); ++c) {
     Program& p = parts[c];
@@ -179,6 +194,7 @@ Program merge_shares(std::vector<Program> parts) {
       if (inst.op == Opcode::kLayer) inst.layer = std::uint16_t(inst.layer + layer_base);
       out.instructions.push_back(inst);
     }
+    p.instructions = InstructionList();
     const std::string suffix = "@c" + std::to_string(c);
     for (LayerInfo& l : p.layers) {
       l.name += suffix;
@@ -347,6 +363,7 @@ Program merge_stages(std::vector<Program> parts) {
   out.array_rows = parts[0].array_rows;
   out.array_cols = parts[0].array_cols;
   out.semaphore_names = parts[0].semaphore_names;
+  reserve_instructions(out, parts);
   out.hbm_bytes = parts[0].hbm_bytes;
   std::set<std::uint64_t> placed;
   for (std::size_t c = 0; c < parts.size(); ++c) {
@@ -357,6 +374,7 @@ Program merge_stages(std::vector<Program> parts) {
       if (inst.op == Opcode::kLayer) inst.layer = std::uint16_t(inst.layer + layer_base);
       out.instructions.push_back(inst);
     }
+    p.instructions = InstructionList();
     for (LayerInfo& l : p.layers) {
       l.name += "@c" + std::to_string(c);
       out.layers.push_back(std::move(l));
