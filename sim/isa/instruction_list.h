@@ -4,7 +4,7 @@
 // record and decodes it on access: the opcode and flags bytes, a 3-byte index into the list's
 // table of distinct (wait, signal) mask pairs (a program uses a few hundred of them, and the
 // two 8-byte masks were half of every record), then every other field the ISA table lists for
-// the opcode as a LEB128 varint (signed fields zigzagged), about 12 bytes for a MATMUL or DMA.
+// the opcode as a LEB128 varint (signed fields zigzagged), about 17 bytes on average in GPT-3.
 // Fields the opcode does not list are not part of the instruction (isa.h) and are not kept.
 // Any value of a field's C++ type round-trips; range checks stay with the binary encoding and
 // the simulator.
