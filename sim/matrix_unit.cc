@@ -86,19 +86,19 @@ void MatrixUnit::weight_loader() {
       if (inst.flags & kFlagFifo) {
         // Read number i takes FIFO entry i once its fill (dma.load weights number i) completed.
         const std::uint64_t i = fifo_reads_++;
-        while (fifo_.filled.size() <= i) {
+        while (!fifo_.filled.has(i)) {
           seq_.set_waiting(loader_, "weights (weight FIFO fill " + std::to_string(i) +
                                                   " to complete)");
           wait(fifo_.changed);
         }
         seq_.set_waiting(loader_, "");
-        const Cycle filled = fifo_.filled[i];
+        const Cycle filled = fifo_.filled.take(i);
         if (filled > seq_.clock().now()) seq_.wait_until(filled);
         tracker.satisfied("weights", filled);
         e = seq_.clock().now();
         if (functional_) exec_load_weights(state_, inst, tiles_[b]);
         // Completes (and frees the entry) at e + K_t (transposed: e + N_t + K_t).
-        fifo_.freed.push_back(e + (transpose ? staged : 0) + inst.rows);
+        fifo_.freed.push(e + (transpose ? staged : 0) + inst.rows);
         fifo_.changed.notify();
       } else {
         UbRequest req;

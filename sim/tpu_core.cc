@@ -60,14 +60,14 @@ class DmaUnit : public sc_core::sc_module {
           const std::uint64_t f = fills_[is.inst.dma.fifo]++;
           if (f >= fifo->depth) {
             const std::uint64_t read = f - fifo->depth;
-            while (fifo->freed.size() <= read) {
+            while (!fifo->freed.has(read)) {
               seq_.set_waiting(id_, "weight_fifo (entry of load.weights fifo " +
                                         std::to_string(read) + " of MXU " +
                                         std::to_string(is.inst.dma.fifo) + " to be read)");
               wait(fifo->changed);
             }
             seq_.set_waiting(id_, "");
-            const Cycle free = fifo->freed[read];
+            const Cycle free = fifo->freed.take(read);
             if (free > seq_.clock().now()) seq_.wait_until(free);
             tracker.satisfied("weight_fifo", free);
           }
@@ -83,7 +83,7 @@ class DmaUnit : public sc_core::sc_module {
         seq_.complete(Unit::kDma, is, start, r.done, r.done - start);
         seq_.wait_until(r.done);
         if (fifo) {
-          fifo->filled.push_back(r.done);
+          fifo->filled.push(r.done);
           fifo->changed.notify();
         }
       }

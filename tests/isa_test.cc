@@ -185,13 +185,39 @@ TEST(InstructionList, KeepsEveryOpcodeAndReplacesInPlaceOrAtTheEnd) {
   EXPECT_EQ(list.bytes(), after);
 }
 
-// A MATMUL with small fields takes its opcode, flags and two 8-byte masks, a byte per other
-// field (the unit and the table's MATMUL fields) and its 4-byte index entry.
+// A MATMUL with small fields takes its opcode, flags, a 3-byte mask-pair index, a byte per
+// other field (the unit and the table's MATMUL fields) and its 4-byte index entry; the one
+// (wait, signal) pair they share is kept once (16 bytes).
 TEST(InstructionList, SmallFieldsTakeOneByteEach) {
   InstructionList list;
   for (int i = 0; i < 1000; ++i) list.push_back(matmul(std::uint32_t(i % 60), 8, 3));
-  const std::size_t record = 2 + 16 + 1 + opcode_spec(Opcode::kMatmul).fields.size();
-  EXPECT_EQ(list.bytes(), 1000 * (record + 4));
+  const std::size_t record = 2 + 3 + 1 + opcode_spec(Opcode::kMatmul).fields.size();
+  EXPECT_EQ(list.record_bytes(), 1000 * record);
+  EXPECT_EQ(list.bytes(), 1000 * (record + 4) + 16);
+}
+
+// Instructions share their (wait, signal) pair: each distinct pair is kept once, and
+// add_signal patches a record's pair index in place (its record keeps its length) without
+// touching another instruction that had the same masks.
+TEST(InstructionList, MaskPairsAreKeptOnceAndPatchedInPlace) {
+  InstructionList list;
+  Instruction a = matmul(1, 8, 3);
+  a.wait = 1;
+  a.signal = 2;
+  Instruction b = a;
+  b.signal = 4;
+  for (int i = 0; i < 100; ++i) list.push_back(i % 2 ? b : a);
+  const std::size_t records = list.record_bytes();
+  EXPECT_EQ(list.bytes(), records + 100 * 4 + 2 * 16);
+  list.add_signal(0, 4);   // a's pair becomes (1, 6): a third pair
+  list.add_signal(1, 2);   // b's pair becomes (1, 6) too: no new pair
+  EXPECT_EQ(list.record_bytes(), records);
+  EXPECT_EQ(list.bytes(), records + 100 * 4 + 3 * 16);
+  EXPECT_EQ(list[0].signal, 6u);
+  EXPECT_EQ(list[1].signal, 6u);
+  EXPECT_EQ(list[2], a);
+  EXPECT_EQ(list[3], b);
+  EXPECT_EQ(list[0].wait, 1u);
 }
 
 // Proves no field is ignored: changing any one field of any opcode changes the encoding and

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <cstdint>
+#include <stdexcept>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -12,6 +13,7 @@
 #include "sim/config/config.h"
 #include "sim/isa/program.h"
 #include "sim/tpu_core.h"
+#include "sim/weight_fifo.h"
 #include "tests/assembly_run.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
@@ -186,6 +188,27 @@ TEST(MultiDma, WeightFifoFilledFromTwoEnginesIsRejected) {
 // GEMM reading a resident input has MXU 0's first load.weights wait (first_input) for engine
 // 0's last transfer before it (or, reading it from HBM, for its input). With two engines the
 // fills stay on engine 0.
+// A weight FIFO's fill and read cycles are each taken once, in number order, and dropped, so
+// a run of millions of weight tiles holds only the ones not yet taken; taking one out of order
+// is a logic error, not a wrong cycle.
+TEST(WeightFifo, CyclesAreTakenOnceInOrder) {
+  CycleQueue q;
+  EXPECT_FALSE(q.has(0));
+  q.push(10);
+  q.push(12);
+  EXPECT_TRUE(q.has(1));
+  EXPECT_FALSE(q.has(2));
+  EXPECT_THROW(q.take(1), std::logic_error);
+  EXPECT_EQ(q.take(0), 10u);
+  EXPECT_TRUE(q.has(1));
+  EXPECT_THROW(q.take(0), std::logic_error);
+  EXPECT_EQ(q.take(1), 12u);
+  EXPECT_THROW(q.take(2), std::logic_error);
+  q.push(15);
+  EXPECT_TRUE(q.has(2));
+  EXPECT_EQ(q.take(2), 15u);
+}
+
 TEST(MultiDmaCompiler, WeightFillsRunOnEnginesOfTheirOwn) {
   Config c = timing_core("test8x8dma5");
   c.core.mxus = 4;

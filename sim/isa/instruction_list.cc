@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <limits>
+#include <string>
 #include <stdexcept>
 
 #include "sim/isa/isa_table.h"
@@ -9,9 +10,17 @@
 namespace tpu {
 namespace {
 
-// Calls f(field) for every field of `op` after the header, in table order: the varints
-// (zigzag for every field, so any 64-bit value of any field type round-trips in few bytes
-// when small).
+// Record layout: opcode, flags and unit instance bytes (the header fields of isa_table.cc,
+// `unit`, `wait`, `signal`, at fixed places), the index of its (wait, signal) pair in the list's
+// mask table (3 bytes: a list holds at most 2^24 distinct pairs), then the opcode's fields in
+// table order, each a zigzagged LEB128 varint (zigzag for every field, so any 64-bit value of
+// any field type round-trips in few bytes when small). The index has a fixed width so
+// add_signal patches it in place.
+constexpr std::size_t kOpAt = 0, kFlagsAt = 1, kInstanceAt = 2, kMasksAt = 3, kMaskIndexBytes = 3,
+                      kFieldsAt = kMasksAt + kMaskIndexBytes;
+constexpr std::uint32_t kMaxMaskPairs = std::uint32_t(1) << (8 * kMaskIndexBytes);
+
+// Calls f(field) for every field of `op` after the header, in table order.
 template <typename F>
 void for_each_varint_field(Opcode op, F&& f) {
   if (std::size_t(op) >= isa_table().size()) return;  // an unknown opcode has the header only
@@ -23,13 +32,13 @@ void for_each_varint_field(Opcode op, F&& f) {
   }
 }
 
-void put_u64(std::vector<std::uint8_t>& out, std::uint64_t v) {
-  for (int i = 0; i < 8; ++i) out.push_back(std::uint8_t(v >> (8 * i)));
+void put_mask_index(std::uint8_t* p, std::uint32_t index) {
+  for (std::size_t i = 0; i < kMaskIndexBytes; ++i) p[i] = std::uint8_t(index >> (8 * i));
 }
 
-std::uint64_t get_u64(const std::uint8_t* p) {
-  std::uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v |= std::uint64_t(p[i]) << (8 * i);
+std::uint32_t get_mask_index(const std::uint8_t* p) {
+  std::uint32_t v = 0;
+  for (std::size_t i = 0; i < kMaskIndexBytes; ++i) v |= std::uint32_t(p[i]) << (8 * i);
   return v;
 }
 
@@ -40,16 +49,35 @@ InstructionList::InstructionList(std::initializer_list<Instruction> insts) {
   for (const Instruction& inst : insts) push_back(inst);
 }
 
+void InstructionList::reserve(std::size_t instructions, std::size_t record_bytes) {
+  offsets_.reserve(instructions);
+  bytes_.reserve(record_bytes);
+}
+
+std::uint32_t InstructionList::mask_index(const MaskPair& masks) {
+  const auto [it, added] = mask_index_.emplace(masks, std::uint32_t(mask_pairs_.size()));
+  if (added) {
+    if (mask_pairs_.size() == kMaxMaskPairs) {
+      mask_index_.erase(it);
+      throw IsaError("program too large: more than " + std::to_string(kMaxMaskPairs) +
+                     " distinct (wait, signal) semaphore mask pairs");
+    }
+    mask_pairs_.push_back(masks);
+  }
+  return it->second;
+}
+
 std::uint32_t InstructionList::append(const Instruction& inst) {
   const std::size_t at = bytes_.size();
   if (at > std::numeric_limits<std::uint32_t>::max()) {
     throw IsaError("program too large: its instructions exceed 4 GiB in host memory");
   }
+  const std::uint32_t masks = mask_index({inst.wait, inst.signal});
   bytes_.push_back(std::uint8_t(inst.op));
   bytes_.push_back(inst.flags);
   bytes_.push_back(inst.instance);
-  put_u64(bytes_, inst.wait);
-  put_u64(bytes_, inst.signal);
+  bytes_.resize(at + kFieldsAt);
+  put_mask_index(bytes_.data() + at + kMasksAt, masks);
   for_each_varint_field(inst.op, [&](const FieldSpec& f) {
     const std::uint64_t raw = std::uint64_t(f.get(inst));
     std::uint64_t zz = (raw << 1) ^ (0 - (raw >> 63));
@@ -70,8 +98,9 @@ Instruction InstructionList::operator[](std::size_t pc) const {
   inst.op = Opcode(p[kOpAt]);
   inst.flags = p[kFlagsAt];
   inst.instance = p[kInstanceAt];
-  inst.wait = get_u64(p + kWaitAt);
-  inst.signal = get_u64(p + kSignalAt);
+  const MaskPair& masks = mask_pairs_[get_mask_index(p + kMasksAt)];
+  inst.wait = masks[0];
+  inst.signal = masks[1];
   p += kFieldsAt;
   for_each_varint_field(inst.op, [&](const FieldSpec& f) {
     std::uint64_t zz = 0;
@@ -85,8 +114,18 @@ Instruction InstructionList::operator[](std::size_t pc) const {
   return inst;
 }
 
+Opcode InstructionList::op(std::size_t pc) const { return Opcode(bytes_[offsets_[pc] + kOpAt]); }
+
+std::uint8_t InstructionList::flags(std::size_t pc) const {
+  return bytes_[offsets_[pc] + kFlagsAt];
+}
+
+std::uint8_t InstructionList::instance(std::size_t pc) const {
+  return bytes_[offsets_[pc] + kInstanceAt];
+}
+
 std::uint64_t InstructionList::signal(std::size_t pc) const {
-  return get_u64(bytes_.data() + offsets_[pc] + kSignalAt);
+  return mask_pairs_[get_mask_index(bytes_.data() + offsets_[pc] + kMasksAt)][1];
 }
 
 void InstructionList::set(std::size_t pc, const Instruction& inst) {
@@ -112,14 +151,17 @@ std::size_t InstructionList::record_length(std::size_t offset) const {
 }
 
 void InstructionList::add_signal(std::size_t pc, std::uint64_t mask) {
-  std::uint8_t* p = bytes_.data() + offsets_[pc] + kSignalAt;
-  const std::uint64_t signal = get_u64(p) | mask;
-  for (int i = 0; i < 8; ++i) p[i] = std::uint8_t(signal >> (8 * i));
+  std::uint8_t* p = bytes_.data() + offsets_[pc] + kMasksAt;
+  MaskPair masks = mask_pairs_[get_mask_index(p)];
+  masks[1] |= mask;
+  put_mask_index(p, mask_index(masks));
 }
 
 void InstructionList::clear() {
   bytes_.clear();
   offsets_.clear();
+  mask_pairs_.clear();
+  mask_index_.clear();
 }
 
 bool InstructionList::operator==(const InstructionList& o) const {

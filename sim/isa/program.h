@@ -49,7 +49,8 @@ struct LayerInfo {
 };
 
 // Limits of what a program may be: a run holds every instruction in host memory (an
-// InstructionList record, about 25 bytes each), and a binary program file carries its memory image and expected outputs.
+// InstructionList record, about 17 bytes each, and a 4-byte index entry), and a binary program
+// file carries its memory image and expected outputs.
 constexpr std::size_t kMaxInstructions = std::size_t(1) << 24;
 constexpr std::uint64_t kMaxProgramFileBytes = std::uint64_t(1) << 30;
 

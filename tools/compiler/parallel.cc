@@ -129,6 +129,18 @@ Graph share_of(const Graph& graph, std::uint32_t core, std::uint32_t cores) {
   return part;
 }
 
+// Makes room in `out` for every part's instructions (their records may grow by a byte or two
+// where a merge rebases an address or a layer), so the copy never reallocates; a merge frees
+// each part's instructions once they are copied, so it holds at most one part beside `out`.
+void reserve_instructions(Program& out, const std::vector<Program>& parts) {
+  std::size_t instructions = 0, bytes = 0;
+  for (const Program& p : parts) {
+    instructions += p.instructions.size();
+    bytes += p.instructions.record_bytes();
+  }
+  out.instructions.reserve(instructions, bytes + bytes / 8);
+}
+
 // How merge() lays the per-core programs' memory images into the one HBM (parallel.h).
 enum class MemoryImage {
   kRegions,  // data: each core's own plan in a region of its own (its addresses moved up), every
@@ -155,6 +167,7 @@ Program merge(std::vector<Program> parts, MemoryImage image, const Config& confi
   out.array_cols = parts[0].array_cols;
   out.semaphore_names = parts[0].semaphore_names;
   out.hbm_bytes = parts[0].hbm_bytes;
+  reserve_instructions(out, parts);
   const std::uint64_t align = std::max<std::uint64_t>(4096, config.hbm.burst_bytes);
   std::uint64_t base = 0;          // where core c's plan starts: 0 but for kRegions
   std::set<std::uint64_t> placed;  // kUnion: the segments' addresses so far
@@ -168,6 +181,7 @@ Program merge(std::vector<Program> parts, MemoryImage image, const Config& confi
       if (inst.op == Opcode::kLayer) inst.layer = std::uint16_t(inst.layer + layer_base);
       out.instructions.push_back(inst);
     }
+    p.instructions = InstructionList();
     for (LayerInfo& l : p.layers) {
       l.name += suffix;
       if (l.output.elements() > 0) l.output.base += base;
