@@ -18,6 +18,7 @@
 #include "tools/compiler/reference.h"
 #include "tools/run/child.h"
 #include "tools/run/run.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
@@ -308,7 +309,7 @@ TEST(Attention, PrefillIsComputeBoundAndDecodeMemoryBound) {
 }
 
 std::uint64_t model_macs(const std::string& file) {
-  const Graph g = load_model(std::string(TPUSIM_SOURCE_DIR) + "/models/" + file);
+  const Graph g = load_model(tpu::test_paths::source_dir() + "/models/" + file);
   std::uint64_t macs = 0;
   for (const Node& n : g.nodes) macs += n.macs();
   return macs;
@@ -378,7 +379,7 @@ TEST(AttentionModels, PassTheirCheckOnTheDefaultConfig) {
     const ChildOutcome out = run_in_child([&] {
       RunOptions o;
       o.check = true;
-      const std::string path = std::string(TPUSIM_SOURCE_DIR) + "/models/" + file;
+      const std::string path = tpu::test_paths::source_dir() + "/models/" + file;
       const tpu::Run r = run_model(Config(), load_model(path), path, o);
       return std::string(r.check->passed ? "PASS" : "FAIL");
     });

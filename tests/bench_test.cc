@@ -11,10 +11,11 @@
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 #include "tools/run/run.h"
+#include "tests/test_paths.h"
 
 namespace {
 
-const std::vector<tpu::BenchCase> kCases = tpu::bench_cases(TPUSIM_SOURCE_DIR);
+const std::vector<tpu::BenchCase> kCases = tpu::bench_cases(tpu::test_paths::source_dir());
 
 std::vector<std::string> names(const std::vector<const tpu::BenchCase*>& cases) {
   std::vector<std::string> out;

@@ -15,6 +15,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/cli_helpers.h"
+#include "tests/test_paths.h"
 
 namespace {
 
@@ -56,7 +57,7 @@ TEST(Browser, PageStepsThroughTheRun) {
   presses += ",prev";
   const std::string shot = temp_path("explain.png");
   const tpu::test_shell::Outcome driven =
-      shell("node " TPUSIM_SOURCE_DIR "/tests/browser/step_page.js " + page + " " +
+      shell("node " + tpu::test_paths::source_dir() + "/tests/browser/step_page.js " + page + " " +
             std::to_string(s - 1) + " " + presses + " " + shot);
   ASSERT_EQ(driven.exit_code, 0) << driven.err;
   std::vector<nlohmann::json> seen;  // seen[i]: after i presses

@@ -12,6 +12,8 @@
 
 #include <sys/wait.h>
 
+#include "tests/test_paths.h"
+
 namespace tpu::test_shell {
 
 struct Outcome {
@@ -31,7 +33,7 @@ inline std::string slurp(const std::string& path) {
 // never share a path, while reruns of one reuse theirs.
 inline std::string temp_path(const std::string& name) {
   const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
-  static const std::string build = std::to_string(std::hash<std::string>{}(TPUSIM_BINARY) % 100000);
+  static const std::string build = std::to_string(std::hash<std::string>{}(tpu::test_paths::binary()) % 100000);
   return ::testing::TempDir() + "tpusim" + build + "_" + t->name() + "_" + name;
 }
 
@@ -39,7 +41,7 @@ inline std::string temp_path(const std::string& name) {
 // A binary that throws after a simulation meets the same false report as the test binaries
 // (tests/asan.supp), which test_main.cc suppresses for them but nothing does for tpusim.
 inline const std::string kSanitizerEnv =
-    std::string("ASAN_OPTIONS=suppressions=") + TPUSIM_SOURCE_DIR + "/tests/asan.supp ";
+    std::string("ASAN_OPTIONS=suppressions=") + tpu::test_paths::source_dir() + "/tests/asan.supp ";
 // The three-line warning ASan prints before that report, even when it is suppressed.
 inline std::string without_sanitizer_warning(const std::string& err) {
   std::istringstream in(err);
@@ -80,7 +82,7 @@ inline Outcome shell(const std::string& command) {
 // `tpusim ARGS`, the binary under test; `shell_prefix` runs first in the same shell, e.g.
 // "ulimit -v 1000000;".
 inline Outcome tpusim(const std::string& args, const std::string& shell_prefix = "") {
-  return shell(shell_prefix + kSanitizerEnv + TPUSIM_BINARY + " " + args);
+  return shell(shell_prefix + kSanitizerEnv + tpu::test_paths::binary() + " " + args);
 }
 
 }  // namespace tpu::test_shell

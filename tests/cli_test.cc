@@ -24,6 +24,7 @@
 #include "tests/cli_helpers.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
+#include "tests/test_paths.h"
 
 namespace {
 
@@ -33,8 +34,8 @@ using tpu::test_shell::slurp;
 using tpu::test_shell::temp_path;
 using tpu::test_shell::tpusim;
 
-const std::string kSource = TPUSIM_SOURCE_DIR;
-const std::string kBinary = TPUSIM_BINARY;
+const std::string kSource = tpu::test_paths::source_dir();
+const std::string kBinary = tpu::test_paths::binary();
 
 std::string write_temp(const std::string& name, const std::string& text) {
   std::string path = temp_path(name);

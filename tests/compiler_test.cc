@@ -17,11 +17,12 @@
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/reference.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
 
-const std::string kModels = std::string(TPUSIM_SOURCE_DIR) + "/models/";
+const std::string kModels = tpu::test_paths::source_dir() + "/models/";
 
 Config array_config(std::uint32_t rows, std::uint32_t cols) {
   Config c;

@@ -20,13 +20,14 @@
 #include "sim/config/config_keys.h"
 #include "sim/config/user_input.h"
 #include "tools/report/report.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
 
 using nlohmann::json;
 
-const std::string kSourceDir = TPUSIM_SOURCE_DIR;
+const std::string kSourceDir = tpu::test_paths::source_dir();
 const std::vector<std::string> kBundled = {"default", "tpu_v1",  "tpu_v2",     "tpu_v3",
                                            "tpu_v4",  "tpu_v4_core", "tpu_v5e", "edge_32x32",
                                            "teach_8x8"};

@@ -15,6 +15,7 @@
 #include "tools/compiler/frontend.h"
 #include "tools/report/report.h"
 #include "tools/run/run.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
@@ -219,7 +220,7 @@ TEST(Energy, EachKeyChangesExactlyItsComponent) {
 // 64-bit DDR3 access, and the paper's 28 W idle power as static power.
 TEST(Energy, TpuV1FiguresAreTheDefaultsScaledTo28nm) {
   const EnergyConfig v1 =
-      load_config(std::string(TPUSIM_SOURCE_DIR) + "/configs/tpu_v1.json").energy;
+      load_config(tpu::test_paths::source_dir() + "/configs/tpu_v1.json").energy;
   const EnergyConfig d;
   const double scale = 28.0 / 45.0;
   EXPECT_NEAR(v1.mac_int8_pj, d.mac_int8_pj * scale, 0.005 * v1.mac_int8_pj);

@@ -10,13 +10,14 @@
 #include "tests/cli_helpers.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
 
 using test_shell::temp_path;
 
-const std::string kModels = std::string(TPUSIM_SOURCE_DIR) + "/models/";
+const std::string kModels = tpu::test_paths::source_dir() + "/models/";
 
 // Expects parse to throw CompileError whose message contains every fragment.
 template <typename F>

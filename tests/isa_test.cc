@@ -11,6 +11,7 @@
 
 #include "sim/isa/isa_table.h"
 #include "sim/isa/program.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
@@ -419,7 +420,7 @@ TEST(Encoding, MnemonicsAndUnits) {
 // ISA.md's opcode and field tables are isa_markdown() pasted between its markers; regenerate
 // them with `tpusim isa` after changing the table.
 TEST(Encoding, IsaMdFieldTablesMatchTheTable) {
-  std::ifstream in(TPUSIM_SOURCE_DIR "/sim/isa/ISA.md");
+  std::ifstream in(tpu::test_paths::source_dir() + "/sim/isa/ISA.md");
   ASSERT_TRUE(in) << "sim/isa/ISA.md";
   std::stringstream text;
   text << in.rdbuf();

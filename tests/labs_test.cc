@@ -6,13 +6,14 @@
 #include <vector>
 
 #include "tests/cli_helpers.h"
+#include "tests/test_paths.h"
 
 namespace {
 
 using tpu::test_shell::shell;
 using tpu::test_shell::slurp;
 
-const std::string kSource = TPUSIM_SOURCE_DIR;
+const std::string kSource = tpu::test_paths::source_dir();
 
 // Runs `command` ("build/tpusim ARGS", as README.md writes it) from the source tree with the
 // binary under test, after checking README.md still shows it; expects every line in `says`.
@@ -22,7 +23,7 @@ void lab(const std::string& command, const std::vector<std::string>& says) {
       << "README.md no longer shows: " << command;
   const std::string args = command.substr(std::string("build/tpusim ").size());
   const tpu::test_shell::Outcome o =
-      shell("cd " + kSource + " && " + TPUSIM_BINARY + " " + args);
+      shell("cd " + kSource + " && " + tpu::test_paths::binary() + " " + args);
   ASSERT_EQ(o.exit_code, 0) << o.err;
   for (const std::string& s : says) {
     EXPECT_NE(o.out.find(s), std::string::npos) << command << "\ndoes not print: " << s;

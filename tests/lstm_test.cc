@@ -17,6 +17,7 @@
 #include "tools/compiler/reference_graph.h"
 #include "tools/run/child.h"
 #include "tools/run/run.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
@@ -106,7 +107,7 @@ TEST(Lstm, ExpandsIntoPerStepNodesSharingTheRecurrentWeights) {
 // 64 x 10 = 640; 1,544,832 in all. tpu_v1_lstm0: six layers of W 1040 x 4160 and U 1040 x 4160
 // (stored once, shared by the steps): 6 x 8 x 1040^2 = 51,916,800 weights.
 TEST(Lstm, ClassifierMacsByHand) {
-  const std::string dir = std::string(TPUSIM_SOURCE_DIR) + "/models/";
+  const std::string dir = tpu::test_paths::source_dir() + "/models/";
   std::uint64_t macs = 0;
   for (const Node& n : load_model(dir + "lstm_classifier.json").nodes) macs += n.macs();
   EXPECT_EQ(macs, 1544832u);

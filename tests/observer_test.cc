@@ -13,6 +13,7 @@
 #include "sim/tpu_core.h"
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
@@ -56,7 +57,7 @@ struct Counting : Observer {
 };
 
 Program compiled(const Config& config, const std::string& model) {
-  return compile(load_model(std::string(TPUSIM_SOURCE_DIR) + "/models/" + model), config,
+  return compile(load_model(tpu::test_paths::source_dir() + "/models/" + model), config,
                  CompileOptions{});
 }
 

@@ -22,11 +22,12 @@
 #include "tools/compiler/onnx_frontend.h"
 #include "tools/run/child.h"
 #include "tools/run/run.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
 
-const std::string kModels = std::string(TPUSIM_SOURCE_DIR) + "/models/";
+const std::string kModels = tpu::test_paths::source_dir() + "/models/";
 
 using test_onnx::expect_error;
 using test_onnx::Model;

@@ -21,11 +21,12 @@
 #include "tools/compiler/onnx_frontend.h"
 #include "tools/run/child.h"
 #include "tools/run/run.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
 
-const std::string kModels = std::string(TPUSIM_SOURCE_DIR) + "/models/onnx/";
+const std::string kModels = tpu::test_paths::source_dir() + "/models/onnx/";
 
 // ---- An int8 evaluation of a quantised ONNX graph, straight from its nodes (NCHW) ----
 

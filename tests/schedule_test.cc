@@ -17,10 +17,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/test_paths.h"
+
 namespace {
 
-const std::string kSource = TPUSIM_SOURCE_DIR;
-const std::string kBinary = TPUSIM_BINARY;
+const std::string kSource = tpu::test_paths::source_dir();
+const std::string kBinary = tpu::test_paths::binary();
 
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 

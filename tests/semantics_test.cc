@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include "tests/test_paths.h"
+
 namespace tpu {
 namespace {
 
@@ -878,7 +880,7 @@ TEST(Interpret, SmallProgramMatchesNaiveReference) {
 
 // The example of ISA.md runs and computes Y = relu((X W * 3 + 8) >> 4).
 TEST(Interpret, IsaDocumentationExampleComputesItsComment) {
-  std::ifstream in(std::string(TPUSIM_SOURCE_DIR) + "/sim/isa/ISA.md");
+  std::ifstream in(tpu::test_paths::source_dir() + "/sim/isa/ISA.md");
   ASSERT_TRUE(in) << "cannot read ISA.md";
   const std::string doc((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   const std::size_t begin = doc.find("```asm\n");

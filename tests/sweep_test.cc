@@ -17,6 +17,7 @@
 #include "tests/cli_helpers.h"
 #include "tools/sweep/slurm.h"
 #include "tools/sweep/sweep.h"
+#include "tests/test_paths.h"
 
 namespace {
 
@@ -26,7 +27,7 @@ using tpu::test_shell::slurp;
 using tpu::test_shell::temp_path;
 using tpu::test_shell::tpusim;
 
-const std::string kSource = TPUSIM_SOURCE_DIR;
+const std::string kSource = tpu::test_paths::source_dir();
 
 // A sweep file in the test's temporary directory, models and base from the repo.
 std::string sweep_file(const std::string& name, const std::string& axes,
@@ -146,7 +147,7 @@ TEST(SweepRun, KilledAndResumedEndsWithEveryItemOnce) {
       const std::string text = slurp(out + "/results.jsonl");
       EXPECT_LT(std::count(text.begin(), text.end(), '\n'), 24);
     }
-    tpu::test_shell::shell("(" + tpu::test_shell::kSanitizerEnv + TPUSIM_BINARY + " sweep " +
+    tpu::test_shell::shell("(" + tpu::test_shell::kSanitizerEnv + tpu::test_paths::binary() + " sweep " +
                            file + " --out " + out + " --jobs 2 --resume & pid=$!; sleep " +
                            std::to_string((kill == 0 ? 20 : ms(rng)) / 1000.0) + "; kill -KILL $pid; wait $pid)");
   }
@@ -199,7 +200,7 @@ TEST(SweepSlurm, ScriptsRunTheShardsAndMergeIntoTheLocalResult) {
   const std::string whole = fresh_dir("whole"), work = fresh_dir("work");
   ASSERT_EQ(tpusim("sweep " + file + " --out " + whole + " --jobs 2").exit_code, 0);
   const Outcome o = tpu::test_shell::shell(
-      "cd '" + work + "' && " + tpu::test_shell::kSanitizerEnv + TPUSIM_BINARY + " sweep " +
+      "cd '" + work + "' && " + tpu::test_shell::kSanitizerEnv + tpu::test_paths::binary() + " sweep " +
       file + " --out \"out 100% it's\" --slurm --shards 3 --jobs 2");
   ASSERT_EQ(o.exit_code, 0) << o.err;
   const std::string out = work + "/out 100% it's";

@@ -5,6 +5,18 @@
 #include <systemc>
 
 #include "sim/tpu_core.h"
+#include "tests/test_paths.h"
+
+namespace tpu::test_paths {
+const std::string& source_dir() {
+  static const std::string dir = TPUSIM_SOURCE_DIR;
+  return dir;
+}
+const std::string& binary() {
+  static const std::string path = TPUSIM_BINARY;
+  return path;
+}
+}  // namespace tpu::test_paths
 
 int sc_main(int argc, char* argv[]) {
   ::testing::InitGoogleTest(&argc, argv);

@@ -15,6 +15,7 @@
 
 #include "tools/compiler/frontend.h"
 #include "tools/run/run.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
@@ -100,9 +101,9 @@ Run traced(const std::string& preset) {
   RunOptions options;
   options.trace = true;
   options.timing_only = true;
-  const Config config = load_config(std::string(TPUSIM_SOURCE_DIR) + "/configs/default.json",
+  const Config config = load_config(tpu::test_paths::source_dir() + "/configs/default.json",
                                     {"hbm.preset=" + preset});
-  const std::string model = std::string(TPUSIM_SOURCE_DIR) + "/models/convnet.json";
+  const std::string model = tpu::test_paths::source_dir() + "/models/convnet.json";
   return run_model(config, load_model(model), model, options);
 }
 

@@ -13,6 +13,7 @@
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/lowering.h"
 #include "tools/compiler/reference_graph.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
@@ -297,7 +298,7 @@ TEST(Transpose, RandomGraphsWithSplitsMatchTheReferenceInBothFidelities) {
 //     the 48 output bytes are one contiguous run in one burst: one write at 13, answered at 13;
 //     done 14 = the run's total.
 TEST(Transpose, PixelSwapCyclesByHand) {
-  Config c = load_config(std::string(TPUSIM_SOURCE_DIR) + "/configs/teach_8x8.json");
+  Config c = load_config(tpu::test_paths::source_dir() + "/configs/teach_8x8.json");
   const Program p = compile(parse(transpose_json({2, 3, 8}, {1, 0, 2})), c);
   const RunResult r = run_traced(p, c);
   EXPECT_EQ(at_pc(r, 1).start, 1u);

@@ -23,12 +23,13 @@
 #include "tools/compiler/frontend.h"
 #include "tools/run/child.h"
 #include "tools/run/run.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
 
 namespace fs = std::filesystem;
-const fs::path kSource = TPUSIM_SOURCE_DIR;
+const fs::path kSource = tpu::test_paths::source_dir();
 const fs::path kGolden = kSource / "tests/golden/zoo_cycles.json";
 
 #if defined(__SANITIZE_ADDRESS__)

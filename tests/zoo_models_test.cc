@@ -25,12 +25,13 @@
 #include "tools/run/child.h"
 #include "tools/run/run.h"
 #include "tools/run/zoo_table.h"
+#include "tests/test_paths.h"
 
 namespace tpu {
 namespace {
 
 using nlohmann::ordered_json;
-const std::string kModels = std::string(TPUSIM_SOURCE_DIR) + "/models/";
+const std::string kModels = tpu::test_paths::source_dir() + "/models/";
 
 // A stack of transformer layers over 1 x S x D tokens, int8. Encoder: BERT's post-norm layer
 // (attention, add & layer norm, GELU FFN, add & layer norm, epsilon 1e-12). Decoder: GPT's
@@ -288,7 +289,7 @@ TEST(TransformerZoo, KvCacheLongerThanHbmHoldsIsOneLineNamingIt) {
   timing.timing_only = true;
   try {
     compile(graph_of({"long_cache", "", true, 1, 768, 12, 3072, 1, 1000000}),
-            load_config(std::string(TPUSIM_SOURCE_DIR) + "/configs/edge_32x32.json"), timing);
+            load_config(tpu::test_paths::source_dir() + "/configs/edge_32x32.json"), timing);
     ADD_FAILURE() << "compiled";
   } catch (const CompileError& e) {
     const std::string what = e.what();
@@ -314,7 +315,7 @@ std::vector<std::string> lines_of(const std::string& text) {
 // of 3 x 3 x 64 taps = 57.8 M MACs, 903 k cycles on 8 x 8 PEs; mlp.json: 16 x (784 x 256 +
 // 256 x 128 + 128 x 10) = 3.76 M MACs.
 TEST(ZooTable, OneRowPerModelAndConfigWithTheRunsCycles) {
-  const std::string src = TPUSIM_SOURCE_DIR;
+  const std::string src = tpu::test_paths::source_dir();
   ZooTableOptions o;
   o.models = {src + "/models/mlp.json", src + "/models/conv.json"};
   o.configs = {src + "/configs/default.json", src + "/configs/teach_8x8.json"};
