@@ -1,44 +1,93 @@
 #include "sim/hbm_mux.h"
 
+#include <algorithm>
 #include <string>
 
 #include "sim/tpu_core.h"
 
 namespace tpu {
 
-HbmMux::HbmMux(sc_core::sc_module_name name)
-    : sc_module(name), engines("engines"), memory("memory") {
-  engines.register_nb_transport_fw(this, &HbmMux::nb_transport_fw);
-  memory.register_nb_transport_bw(this, &HbmMux::nb_transport_bw);
+InstantEnd::InstantEnd(sc_core::sc_module_name name) : sc_module(name) {
+  SC_METHOD(at_end);
+  sensitive << again_;
+  dont_initialize();
 }
 
-tlm::tlm_sync_enum HbmMux::send(int engine, Payload& trans, tlm::tlm_phase& phase,
-                                sc_core::sc_time& delay) {
-  owner_[&trans] = engine;
-  const tlm::tlm_sync_enum status = memory->nb_transport_fw(trans, phase, delay);
-  if (status == tlm::TLM_ACCEPTED) {
-    blocked_ = &trans;
-  } else if (status == tlm::TLM_COMPLETED) {
-    owner_.erase(&trans);
+void InstantEnd::request() {
+  if (armed_) return;
+  armed_ = true;
+  again_.notify(sc_core::SC_ZERO_TIME);
+}
+
+void InstantEnd::at_end() {
+  if (sc_core::sc_pending_activity_at_current_time()) {
+    again_.notify(sc_core::SC_ZERO_TIME);
+    return;
   }
-  return status;
+  armed_ = false;  // what the ports' sends bring at this instant asks again
+  for (HbmMux* port : ports_) port->send_arrived();
+}
+
+HbmMux::HbmMux(sc_core::sc_module_name name, InstantEnd& instant_end)
+    : sc_module(name), engines("engines"), memory("memory"), instant_end_(instant_end) {
+  engines.register_nb_transport_fw(this, &HbmMux::nb_transport_fw);
+  memory.register_nb_transport_bw(this, &HbmMux::nb_transport_bw);
+  instant_end_.add(*this);
 }
 
 tlm::tlm_sync_enum HbmMux::nb_transport_fw(int engine, Payload& trans, tlm::tlm_phase& phase,
                                            sc_core::sc_time& delay) {
   if (phase == tlm::BEGIN_REQ) {
-    if (blocked_ || !waiting_.empty()) {
-      waiting_.emplace_back(engine, &trans);
-      return tlm::TLM_ACCEPTED;
-    }
-    return send(engine, trans, phase, delay);
+    if (arrived_.empty()) instant_end_.request();
+    arrived_.push_back({engine, &trans, delay});
+    return tlm::TLM_ACCEPTED;
   }
   if (phase == tlm::END_RESP) {
-    owner_.erase(&trans);
+    // The memory waits for END_RESP only if it answered with BEGIN_RESP and not TLM_COMPLETED.
+    if (owner_.erase(&trans) == 0) return tlm::TLM_COMPLETED;
     return memory->nb_transport_fw(trans, phase, delay);
   }
   throw SimError("hbm port: unexpected phase " + std::string(phase.get_name()) +
                  " on the forward path");
+}
+
+void HbmMux::send_arrived() {
+  if (arrived_.empty()) return;
+  std::stable_sort(arrived_.begin(), arrived_.end(), [](const Request& a, const Request& b) {
+    return a.delay != b.delay ? a.delay < b.delay : a.engine < b.engine;
+  });
+  waiting_.insert(waiting_.end(), arrived_.begin(), arrived_.end());
+  arrived_.clear();
+  send_waiting();
+}
+
+void HbmMux::send_waiting() {
+  while (!blocked_ && !waiting_.empty()) {
+    Request r = waiting_.front();
+    waiting_.pop_front();
+    Payload& trans = *r.trans;
+    owner_[&trans] = r.engine;
+    tlm::tlm_phase phase = tlm::BEGIN_REQ;
+    const tlm::tlm_sync_enum status = memory->nb_transport_fw(trans, phase, r.delay);
+    if (status == tlm::TLM_ACCEPTED) {
+      blocked_ = &trans;  // END_REQ comes on the backward path
+    } else if (status == tlm::TLM_COMPLETED) {
+      owner_.erase(&trans);
+      respond(r.engine, trans, r.delay);
+    } else if (phase == tlm::END_REQ) {
+      engines[r.engine]->nb_transport_bw(trans, phase, r.delay);
+    } else if (respond(r.engine, trans, r.delay)) {  // BEGIN_RESP on the return path
+      owner_.erase(&trans);
+      phase = tlm::END_RESP;
+      memory->nb_transport_fw(trans, phase, r.delay);
+    }
+  }
+}
+
+bool HbmMux::respond(int engine, Payload& trans, sc_core::sc_time& delay) {
+  tlm::tlm_phase phase = tlm::BEGIN_RESP;
+  const tlm::tlm_sync_enum status = engines[engine]->nb_transport_bw(trans, phase, delay);
+  return status == tlm::TLM_COMPLETED || (status == tlm::TLM_UPDATED && phase == tlm::END_RESP);
 }
 
 tlm::tlm_sync_enum HbmMux::nb_transport_bw(Payload& trans, tlm::tlm_phase& phase,
@@ -46,31 +95,20 @@ tlm::tlm_sync_enum HbmMux::nb_transport_bw(Payload& trans, tlm::tlm_phase& phase
   const auto it = owner_.find(&trans);
   if (it == owner_.end()) throw SimError("hbm port: a response for no request in flight");
   const int engine = it->second;
+  if (&trans == blocked_) blocked_ = nullptr;  // BEGIN_RESP ends the request phase too
   if (phase == tlm::END_REQ) {
-    if (&trans == blocked_) blocked_ = nullptr;
     engines[engine]->nb_transport_bw(trans, phase, delay);
     send_waiting();
     return tlm::TLM_ACCEPTED;
   }
-  const tlm::tlm_sync_enum status = engines[engine]->nb_transport_bw(trans, phase, delay);
-  if (status == tlm::TLM_COMPLETED || (status == tlm::TLM_UPDATED && phase == tlm::END_RESP)) {
-    owner_.erase(&trans);
+  if (phase != tlm::BEGIN_RESP) {
+    throw SimError("hbm port: unexpected phase " + std::string(phase.get_name()) +
+                   " on the backward path");
   }
-  return status;
-}
-
-void HbmMux::send_waiting() {
-  while (!blocked_ && !waiting_.empty()) {
-    const auto [engine, trans] = waiting_.front();
-    waiting_.pop_front();
-    tlm::tlm_phase phase = tlm::BEGIN_REQ;
-    sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
-    const tlm::tlm_sync_enum status = send(engine, *trans, phase, delay);
-    if (status == tlm::TLM_ACCEPTED) continue;  // blocked again: END_REQ comes later
-    // The engine holds TLM_ACCEPTED for this request: tell it what the memory answered.
-    if (status == tlm::TLM_COMPLETED) phase = tlm::BEGIN_RESP;
-    engines[engine]->nb_transport_bw(*trans, phase, delay);
-  }
+  const bool completed = respond(engine, trans, delay);
+  if (completed) owner_.erase(it);
+  send_waiting();  // if this BEGIN_RESP ended the request phase of the blocking request
+  return completed ? tlm::TLM_COMPLETED : tlm::TLM_ACCEPTED;
 }
 
 }  // namespace tpu

@@ -1,16 +1,21 @@
 #pragma once
 // The core's HBM port when it has several DMA engines (core.dma_engines > 1): one TLM-2.0
-// base-protocol connection to the memory, shared by the engines. It adds no time: a request
-// goes to the memory in the call that brings it, unless the memory still withholds END_REQ
-// for an earlier one (back-pressure, which the base protocol lets a connection have only one
-// of); then it waits, and requests go on in arrival order as END_REQs come back. Responses go
-// back to the engine that sent the request. Requests of several engines in one cycle reach
-// the memory in the order SystemC runs the engines; with `ideal` memory every request is
-// answered on arrival, so that order changes nothing. One engine is bound to the memory
-// directly.
+// base-protocol connection to the memory, shared by the engines. It adds no time, and the
+// order in which the memory takes requests does not depend on the order SystemC runs the
+// engines' threads:
+// - A BEGIN_REQ is taken at once (TLM_ACCEPTED) and held until the end of its instant, when
+//   nothing else is left to run at that time (InstantEnd). Then the instant's requests go to
+//   the memory in engine order, lowest instance first, at that same time.
+// - A request the memory holds back (END_REQ withheld; the base protocol lets a connection
+//   have only one) holds back every later one; they go on in order as END_REQs come back.
+// - The engine hears what the memory answered: END_REQ, or BEGIN_RESP (which ends the request
+//   phase too, IEEE 1666-2011 15.2.4). Responses go back to the engine that sent the request.
+// With `ideal` memory every request is answered on arrival, so the order changes nothing.
+// One engine is bound to the memory directly: no mux, no end-of-instant step.
+#include <cstddef>
 #include <deque>
 #include <map>
-#include <utility>
+#include <vector>
 
 #include <systemc>
 #include <tlm>
@@ -19,28 +24,57 @@
 
 namespace tpu {
 
+class HbmMux;
+
+// The end of an instant, for every HBM port of a chip: one process that runs when nothing
+// else is left to run at the current time (re-arming itself a delta later while something
+// is), then lets each port that asked send what the instant brought, in port order. One for
+// all ports, so that no two such processes wait for each other.
+class InstantEnd : public sc_core::sc_module {
+ public:
+  SC_HAS_PROCESS(InstantEnd);
+  explicit InstantEnd(sc_core::sc_module_name name);
+  void add(HbmMux& port) { ports_.push_back(&port); }
+  void request();  // the current instant brought a request to some port
+
+ private:
+  void at_end();  // SC_METHOD on again_
+  std::vector<HbmMux*> ports_;
+  sc_core::sc_event again_;
+  bool armed_ = false;
+};
+
 class HbmMux : public sc_core::sc_module {
  public:
   tlm_utils::multi_passthrough_target_socket<HbmMux> engines;  // bound once per engine
   tlm_utils::simple_initiator_socket<HbmMux> memory;
 
-  explicit HbmMux(sc_core::sc_module_name name);
+  HbmMux(sc_core::sc_module_name name, InstantEnd& instant_end);
+
+  // At the end of the instant: its requests join the waiting ones in engine order and go on.
+  void send_arrived();
 
  private:
   using Payload = tlm::tlm_generic_payload;
+  struct Request {
+    int engine;
+    Payload* trans;
+    sc_core::sc_time delay;  // annotated by the engine
+  };
 
   tlm::tlm_sync_enum nb_transport_fw(int engine, Payload& trans, tlm::tlm_phase& phase,
                                      sc_core::sc_time& delay);
   tlm::tlm_sync_enum nb_transport_bw(Payload& trans, tlm::tlm_phase& phase,
                                      sc_core::sc_time& delay);
-  // Sends BEGIN_REQ of `trans` to the memory on behalf of `engine`.
-  tlm::tlm_sync_enum send(int engine, Payload& trans, tlm::tlm_phase& phase,
-                          sc_core::sc_time& delay);
-  void send_waiting();  // while the memory accepts, the requests that waited, oldest first
+  void send_waiting();  // while the memory accepts, the waiting requests, oldest first
+  // Passes the memory's BEGIN_RESP to `engine`; true if the engine completed it.
+  bool respond(int engine, Payload& trans, sc_core::sc_time& delay);
 
-  std::map<const Payload*, int> owner_;           // sent to the memory, not yet completed
-  std::deque<std::pair<int, Payload*>> waiting_;  // BEGIN_REQ not yet sent to the memory
-  const Payload* blocked_ = nullptr;              // sent, END_REQ not yet back
+  InstantEnd& instant_end_;
+  std::vector<Request> arrived_;       // BEGIN_REQs of the current instant
+  std::deque<Request> waiting_;        // to send, in order
+  std::map<const Payload*, int> owner_;  // sent to the memory, response not yet ended there
+  const Payload* blocked_ = nullptr;   // sent, END_REQ not yet back
 };
 
 }  // namespace tpu

@@ -101,15 +101,17 @@ class DmaUnit : public sc_core::sc_module {
 };
 
 // One core running stream `core` of the program; the chip binds its memory side (bind_memory).
+// `instant_end` is null with one DMA engine, else the chip's, for the core's HBM port.
 struct TpuCore : sc_core::sc_module {
   TpuCore(sc_core::sc_module_name name, const Config& config, const Program& program,
-          MachineState& state, const SimOptions& options, const Probe& probe, std::size_t core)
+          MachineState& state, const SimOptions& options, const Probe& probe, std::size_t core,
+          InstantEnd* instant_end)
       : sc_module(name),
         clock(config.period_ns()),
         sequencer("sequencer", config, program, clock, probe, core),
         ub("ub", config, program.dtype, probe),
         weight_fifos(make_fifos(config)),
-        hbm_mux(config.core.dma_engines > 1 ? std::make_unique<HbmMux>("hbm_port") : nullptr),
+        hbm_mux(instant_end ? std::make_unique<HbmMux>("hbm_port", *instant_end) : nullptr),
         dmas(make_dmas(config, state, probe)),
         dma_units(make_dma_units(state)),
         mxus(make_mxus(config, state, options)),
@@ -193,6 +195,7 @@ struct Chip : sc_core::sc_module {
       : sc_module(name),
         clock(config.period_ns()),
         hbm("hbm", config, options.timing_only ? nullptr : &states[0]->hbm) {
+    if (config.core.dma_engines > 1) instant_end = std::make_unique<InstantEnd>("instant_end");
     if (config.chip.cores > 1) {
       interconnect = std::make_unique<Interconnect>("interconnect", config, clock, states.size());
       interconnect->hbm_socket.bind(hbm.socket);
@@ -200,7 +203,7 @@ struct Chip : sc_core::sc_module {
     for (std::size_t c = 0; c < states.size(); ++c) {
       const std::string core = "core" + std::to_string(c);
       cores.push_back(std::make_unique<TpuCore>(core.c_str(), config, program, *states[c],
-                                                options, probe, c));
+                                                options, probe, c, instant_end.get()));
       if (interconnect) {
         cores[c]->bind_memory(*interconnect->core_sockets[c]);
       } else {
@@ -216,6 +219,7 @@ struct Chip : sc_core::sc_module {
 
   Clock clock;
   HbmChannel hbm;
+  std::unique_ptr<InstantEnd> instant_end;     // core.dma_engines > 1 only: for the HBM ports
   std::unique_ptr<Interconnect> interconnect;  // chip.cores > 1 only
   std::vector<std::unique_ptr<TpuCore>> cores;
 };

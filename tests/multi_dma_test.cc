@@ -3,14 +3,22 @@
 // programs. SystemC elaborates once per process: one simulate() per test.
 #include <gtest/gtest.h>
 
+#include <array>
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
 #include <nlohmann/json.hpp>
 #include <systemc>
+#include <tlm>
+#include <tlm_utils/simple_initiator_socket.h>
+#include <tlm_utils/simple_target_socket.h>
 
 #include "sim/config/config.h"
+#include "sim/hbm_channel.h"
+#include "sim/hbm_mux.h"
 #include "sim/isa/program.h"
 #include "sim/tpu_core.h"
 #include "sim/weight_fifo.h"
@@ -138,6 +146,168 @@ halt
     const int expected = i < 16 ? 1 + i : i >= 64 ? 101 + (i - 64) : 0;
     EXPECT_EQ(int(r.hbm_final[std::size_t(512 + i)]), expected) << i;
   }
+}
+
+// One DMA engine's side of the shared HBM port, reduced to one request: sent at `send_at`
+// after `deltas` delta cycles (so engines can send in any delta of an instant, and any
+// process order), recording when END_REQ and the response came.
+struct PortClient : sc_core::sc_module {
+  tlm_utils::simple_initiator_socket<PortClient> socket;
+  PortClient(sc_core::sc_module_name name, sc_core::sc_time send_at, int deltas,
+             std::uint64_t address)
+      : sc_module(name), socket("socket"), send_at(send_at), deltas(deltas) {
+    socket.register_nb_transport_bw(this, &PortClient::nb_transport_bw);
+    trans.set_command(tlm::TLM_READ_COMMAND);
+    trans.set_address(address);
+    trans.set_data_ptr(data);
+    trans.set_data_length(8);
+    trans.set_streaming_width(8);
+    trans.set_response_status(tlm::TLM_INCOMPLETE_RESPONSE);
+    SC_HAS_PROCESS(PortClient);
+    SC_THREAD(run);
+  }
+  void run() {
+    sc_core::wait(send_at);
+    for (int i = 0; i < deltas; ++i) sc_core::wait(sc_core::SC_ZERO_TIME);
+    tlm::tlm_phase phase = tlm::BEGIN_REQ;
+    sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
+    status = socket->nb_transport_fw(trans, phase, delay);
+  }
+  tlm::tlm_sync_enum nb_transport_bw(tlm::tlm_generic_payload&, tlm::tlm_phase& phase,
+                                     sc_core::sc_time& delay) {
+    const sc_core::sc_time at = sc_core::sc_time_stamp() + delay;
+    if (phase == tlm::END_REQ) {
+      end_req = at;
+      return tlm::TLM_ACCEPTED;
+    }
+    EXPECT_EQ(phase, tlm::BEGIN_RESP);
+    answered = at;
+    if (end_req == kNever) end_req = at;  // BEGIN_RESP ends the request phase too
+    return tlm::TLM_COMPLETED;
+  }
+  static constexpr double kNeverNs = 1e9;
+  const sc_core::sc_time kNever{kNeverNs, sc_core::SC_NS};
+  tlm::tlm_generic_payload trans;
+  unsigned char data[8] = {};
+  sc_core::sc_time send_at;
+  int deltas;
+  std::optional<tlm::tlm_sync_enum> status;  // of the BEGIN_REQ call
+  sc_core::sc_time end_req = kNever, answered = kNever;
+};
+
+// A `simple` HBM behind a shared port with three clients, created (so their threads
+// registered) in `creation` order; client i sends at 5 ns after deltas[i] delta cycles.
+struct PortRig : sc_core::sc_module {
+  PortRig(sc_core::sc_module_name name, const Config& config, InstantEnd& instant_end,
+          const std::array<int, 3>& creation, const std::array<int, 3>& deltas)
+      : sc_module(name), hbm("hbm", config, nullptr), port("port", instant_end) {
+    for (int i : creation) {
+      clients[std::size_t(i)] = std::make_unique<PortClient>(
+          ("client" + std::to_string(i)).c_str(), sc_core::sc_time(5, sc_core::SC_NS),
+          deltas[std::size_t(i)], std::uint64_t(64 * i));
+    }
+    for (auto& c : clients) c->socket.bind(port.engines);  // client i is engine i
+    port.memory.bind(hbm.socket);
+  }
+  HbmChannel hbm;
+  HbmMux port;
+  std::array<std::unique_ptr<PortClient>, 3> clients;
+};
+
+// Same-instant requests reach the memory in engine order, whatever the order SystemC runs
+// the engines and whichever delta cycle they send in. `simple` memory, 8 bytes per ns, 10 ns
+// latency, at most 2 held: engine 0 is accepted at 5, bus 5..6, answered 16; engine 1
+// accepted at 5, bus 6..7, answered 17; engine 2 is held back (2 held) until engine 0's
+// answer at 16, bus 16..17, answered 27. Rig `forward` creates the engines 0, 1, 2, all
+// sending in the instant's first delta; rig `reverse` creates them 2, 1, 0 and engine 2 sends
+// first, engine 0 two deltas later (today's main answers it last there). Both rigs share one
+// InstantEnd, as a chip's cores do.
+TEST(MultiDma, SameInstantRequestsGoInEngineOrderWhateverTheProcessOrder) {
+  Config c = two_engines();
+  c.hbm.preset = "simple";
+  c.hbm.bandwidth_gbs = 8.0;
+  c.hbm.latency_ns = 10.0;
+  c.hbm.max_outstanding = 2;
+  InstantEnd instant_end("instant_end");
+  PortRig forward("forward", c, instant_end, {0, 1, 2}, {0, 0, 0});
+  PortRig reverse("reverse", c, instant_end, {2, 1, 0}, {2, 1, 0});
+  sc_core::sc_start();
+  const double end_req[] = {5, 5, 16};
+  const double answered[] = {16, 17, 27};
+  for (const PortRig* rig : {&forward, &reverse}) {
+    for (std::size_t i = 0; i < 3; ++i) {
+      const PortClient& client = *rig->clients[i];
+      EXPECT_EQ(client.status, tlm::TLM_ACCEPTED) << rig->name() << " engine " << i;
+      EXPECT_EQ(client.end_req, sc_core::sc_time(end_req[i], sc_core::SC_NS))
+          << rig->name() << " engine " << i;
+      EXPECT_EQ(client.answered, sc_core::sc_time(answered[i], sc_core::SC_NS))
+          << rig->name() << " engine " << i;
+    }
+    EXPECT_EQ(rig->hbm.stats().requests, 3u);
+  }
+}
+
+// A memory that holds back its first request (END_REQ at 1 ns, BEGIN_RESP at 2 ns) and
+// answers every later one on the forward call's return path (TLM_UPDATED, BEGIN_RESP), so it
+// waits for END_RESP, which it counts.
+struct ReturnPathMemory : sc_core::sc_module {
+  tlm_utils::simple_target_socket<ReturnPathMemory> socket;
+  explicit ReturnPathMemory(sc_core::sc_module_name name) : sc_module(name), socket("socket") {
+    socket.register_nb_transport_fw(this, &ReturnPathMemory::nb_transport_fw);
+    SC_HAS_PROCESS(ReturnPathMemory);
+    SC_THREAD(answer_first);
+  }
+  tlm::tlm_sync_enum nb_transport_fw(tlm::tlm_generic_payload& trans, tlm::tlm_phase& phase,
+                                     sc_core::sc_time&) {
+    if (phase == tlm::END_RESP) {
+      ++end_resps;
+      return tlm::TLM_COMPLETED;
+    }
+    trans.set_response_status(tlm::TLM_OK_RESPONSE);
+    if (!first) {
+      first = &trans;
+      first_arrived.notify();
+      return tlm::TLM_ACCEPTED;
+    }
+    phase = tlm::BEGIN_RESP;
+    return tlm::TLM_UPDATED;
+  }
+  void answer_first() {
+    sc_core::wait(first_arrived);
+    sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
+    sc_core::wait(1, sc_core::SC_NS);
+    tlm::tlm_phase phase = tlm::END_REQ;
+    socket->nb_transport_bw(*first, phase, delay);
+    sc_core::wait(1, sc_core::SC_NS);
+    phase = tlm::BEGIN_RESP;
+    first_status = socket->nb_transport_bw(*first, phase, delay);
+  }
+  tlm::tlm_generic_payload* first = nullptr;
+  sc_core::sc_event first_arrived;
+  int end_resps = 0;
+  std::optional<tlm::tlm_sync_enum> first_status;  // of its BEGIN_RESP call
+};
+
+// Engine 1's request waits behind engine 0's, which the memory holds back until 1 ns; it is
+// then answered on the return path, so the port passes BEGIN_RESP to engine 1 (ending its
+// request phase too) and, engine 1 having completed it, END_RESP to the memory.
+TEST(MultiDma, HeldBackRequestAnsweredOnTheReturnPathIsEndedAtTheMemory) {
+  InstantEnd instant_end("instant_end");
+  HbmMux port("port", instant_end);
+  ReturnPathMemory memory("memory");
+  PortClient engine0("engine0", sc_core::SC_ZERO_TIME, 0, 0);
+  PortClient engine1("engine1", sc_core::SC_ZERO_TIME, 0, 64);
+  engine0.socket.bind(port.engines);
+  engine1.socket.bind(port.engines);
+  port.memory.bind(memory.socket);
+  sc_core::sc_start();
+  EXPECT_EQ(memory.first, &engine0.trans);
+  EXPECT_EQ(engine0.end_req, sc_core::sc_time(1, sc_core::SC_NS));
+  EXPECT_EQ(engine0.answered, sc_core::sc_time(2, sc_core::SC_NS));
+  EXPECT_EQ(memory.first_status, tlm::TLM_COMPLETED);
+  EXPECT_EQ(engine1.end_req, sc_core::sc_time(1, sc_core::SC_NS));
+  EXPECT_EQ(engine1.answered, sc_core::sc_time(1, sc_core::SC_NS));
+  EXPECT_EQ(memory.end_resps, 1);
 }
 
 // A transfer on engine 1 waiting for a semaphore nobody signals: the deadlock names dma.1.
