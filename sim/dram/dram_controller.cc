@@ -88,20 +88,26 @@ void DramController::enqueue(std::uint64_t tag, std::uint64_t addr, std::uint64_
     const DramAddress& a = mapped[b - first];
     const std::uint32_t index = pc_of(a);
     PseudoChannel& pc = pcs_[index];
-    if (pc.queue.empty()) catch_up_pc(index, arrival);
+    const bool idle = pc.queue.empty();
+    if (idle) catch_up_pc(index, arrival);
     const std::uint32_t bank = a.bank_group * spec_.org.banks_per_group + a.bank;
     const std::uint64_t lo = std::max(addr, b * burst);
     const std::uint64_t hi = std::min(addr + bytes, (b + 1) * burst);
     pc.queue.push_back(
         {id, std::uint32_t(hi - lo), bank, a.bank_group, write, Outcome::kHit, a.row, arrival});
     if (pc.banks[bank].open_row != a.row) ++pc.non_hits;
-    set_next_event(index, std::min(pc.next_event, arrival));
+    // A busy PC is already stepped where its older accesses may issue; the newcomer adds the
+    // first cycle its own next command could (constraints only grow until a step issues a
+    // command, and that step's scan sees it). An idle or refreshing PC steps at the arrival.
+    const DramCycle ready =
+        idle || pc.refreshing ? arrival : std::max(arrival, earliest(pc, pc.queue[pc.queue.size() - 1]));
+    set_next_event(index, std::min(pc.next_event, ready));
   }
 }
 
 void DramController::step(DramCycle now, std::vector<Completion>& done) {
   for (std::uint32_t i = 0; i < due_.size(); ++i) {
-    if (due_[i] <= now) step_pc(i, now, done);
+    if (due_[i] <= now || (every_cycle_ && due_[i] != kNever)) step_pc(i, now, done);
   }
 }
 
@@ -120,6 +126,16 @@ DramCycle DramController::act_ready(const PseudoChannel& pc, const Access& a) co
                               pc.next_act, pc.row_bus});
   if (pc.acts_count == 4) ready = std::max(ready, pc.acts[pc.acts_head] + t_.faw);
   return ready;
+}
+
+DramCycle DramController::earliest(const PseudoChannel& pc, const Access& a) const {
+  const Bank& b = pc.banks[a.bank];
+  if (b.open_row == a.row) {
+    return column_ready(pc, a, std::max(pc.next_rd, pc.column_bus),
+                        std::max(pc.next_wr, pc.column_bus));
+  }
+  if (b.open_row == Bank::kClosed) return act_ready(pc, a);
+  return std::max(b.next_pre, pc.row_bus);
 }
 
 DramCycle DramController::column_ready(const PseudoChannel& pc, const Access& a,
@@ -164,7 +180,9 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
     const Access& a = queue[i];
     const Bank& b = banks[a.bank];
     if (b.open_row == a.row) {
-      if (column_pick >= 0) continue;
+      // Every hit is ready at column_floor or later, and next > now: once next is down to
+      // column_floor no later hit can issue now or lower next.
+      if (column_pick >= 0 || next <= column_floor) continue;
       consider(column_ready(pc, a, pc_rd, pc_wr), i, column_pick);
       if (pc.non_hits == 0 && (column_pick >= 0 || next <= column_floor)) break;
       if (column_pick >= 0 && (row_pick >= 0 || !dual)) break;
@@ -187,6 +205,9 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
       if (row_pick >= 0 && column_pick >= 0) break;
     }
   }
+  // With one command bus a ready row command loses to the column command; it may issue
+  // next cycle.
+  const bool row_ready = row_pick >= 0;
   if (!dual && column_pick >= 0 && row_pick >= 0) row_pick = -1;
   if (row_pick >= 0) {
     Access& a = pc.queue[row_pick];
@@ -203,7 +224,17 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
     const Access a = pc.queue[column_pick];
     pc.queue.erase(std::size_t(column_pick));
     column(index, a, now, done);
-    next = now + 1;
+    if (row_ready || (!dual && pc.non_hits != 0)) {
+      next = now + 1;  // a row command is ready, or the scan stopped before the row candidates
+    } else {
+      // The scan saw every row candidate (their bounds are in next; a column command delays
+      // none of them), every hit is ready at the new column floor or later, and the issued
+      // bank's conflicts may precharge once its last hit is gone.
+      next = std::min(next, std::min(std::max(pc.next_rd, pc.column_bus),
+                                     std::max(pc.next_wr, pc.column_bus)));
+      if (pc.non_hits != 0) next = std::min(next, std::max(pc.banks[a.bank].next_pre, pc.row_bus));
+      next = std::max(next, now + 1);
+    }
   }
   set_next_event(index, next);
 }

@@ -101,6 +101,10 @@ class DramController {
   const PseudoChannelStats& stats(std::uint32_t pc) const { return pcs_[pc].stats; }
   // Records every issued command into `trace` (nullptr: off).
   void set_trace(std::vector<CommandRecord>* trace) { trace_ = trace; }
+  // The reference the event-driven stepping is tested against: every step() steps each
+  // pseudo-channel holding work, as if any cycle could issue. Commands come out identical
+  // either way (a PC is skipped only at cycles where it could issue nothing).
+  void set_step_every_cycle(bool on) { every_cycle_ = on; }
 
  private:
   enum class Outcome : std::uint8_t { kHit, kMiss, kConflict };
@@ -182,6 +186,9 @@ class DramController {
   // pc_rd / pc_wr: the PC-wide earliest read / write cycle (its own and the column bus's).
   DramCycle column_ready(const PseudoChannel& pc, const Access& a, DramCycle pc_rd,
                          DramCycle pc_wr) const;
+  // The first cycle `a`'s next command could issue in the PC's present state: a lower bound
+  // until the PC issues a command, as every constraint only grows.
+  DramCycle earliest(const PseudoChannel& pc, const Access& a) const;
   void step_pc(std::uint32_t index, DramCycle now, std::vector<Completion>& done);
   // Refresh drain at `now`: issues a PRE or the REF when legal; returns the next cycle it
   // could act.
@@ -219,6 +226,7 @@ class DramController {
   mutable std::vector<std::uint32_t> scratch_counts_;  // per PC, for can_accept
   mutable std::vector<std::uint32_t> scratch_touched_;  // PCs can_accept counted in
   std::vector<CommandRecord>* trace_ = nullptr;
+  bool every_cycle_ = false;
 };
 
 }  // namespace tpu::dram
