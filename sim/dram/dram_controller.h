@@ -104,6 +104,8 @@ class DramController {
   // The reference the event-driven stepping is tested against: every step() steps each
   // pseudo-channel holding work, as if any cycle could issue. Commands come out identical
   // either way (a PC is skipped only at cycles where it could issue nothing).
+  // It also looks at every row candidate at every step and checks the queued hit counts
+  // against the queue (std::logic_error).
   void set_step_every_cycle(bool on) { every_cycle_ = on; }
 
  private:
@@ -156,6 +158,7 @@ class DramController {
   struct Bank {
     static constexpr std::uint64_t kClosed = std::numeric_limits<std::uint64_t>::max();
     std::uint64_t open_row = kClosed;
+    std::uint32_t queued_hits = 0;  // queued accesses to the open row
     DramCycle next_act = 0, next_pre = 0, next_rd = 0, next_wr = 0;
   };
   struct BankGroup {
@@ -172,7 +175,10 @@ class DramController {
     bool refreshing = false;  // a refresh is due: draining to REF
     AccessQueue queue;
     std::uint32_t non_hits = 0;  // queued accesses whose row is not open (need ACT or PRE)
-    std::vector<std::uint8_t> hit_pending;  // per bank, scratch for step()
+    // No row command (ACT or PRE for a queued access) can issue before this cycle. Set by a
+    // scan that looked at every row candidate, lowered by what may add one (an arrival, a
+    // bank's last hit issuing), 0 (look again) when a bank opens or closes.
+    DramCycle row_floor = 0;
     DramCycle next_event = kNever;
     PseudoChannelStats stats;
   };
@@ -189,6 +195,7 @@ class DramController {
   // The first cycle `a`'s next command could issue in the PC's present state: a lower bound
   // until the PC issues a command, as every constraint only grows.
   DramCycle earliest(const PseudoChannel& pc, const Access& a) const;
+  void check_counts(const PseudoChannel& pc) const;
   void step_pc(std::uint32_t index, DramCycle now, std::vector<Completion>& done);
   // Refresh drain at `now`: issues a PRE or the REF when legal; returns the next cycle it
   // could act.
