@@ -32,6 +32,11 @@
 //   times as above, one per cycle) and issues REF once every bank may be activated; its banks
 //   then stay blocked for tRFC. A PC with nothing queued is not stepped: its refreshes are
 //   replayed at their due times when work next arrives (catch_up).
+// - Stepping: a PC is stepped only at cycles where a command may issue: bounds from its last
+//   scan, the column floor after a column command, each newcomer's own earliest command, the
+//   row candidates' row_floor and the refresh due time (every constraint only grows until a
+//   command issues). A step in between would issue nothing, so the commands are those of
+//   stepping every cycle (set_step_every_cycle, the reference the tests compare against).
 // - Row-buffer outcome of an access, decided when its column command issues: a hit when no
 //   command was issued on its behalf, a miss when an ACT was (bank closed), a conflict when a
 //   PRE was (another row open).
