@@ -2,10 +2,13 @@
 // rule of the controller. Expected cycles are derived from the preset's fields in comments;
 // each test is built so that dropping the rule it names changes the observed cycle.
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <random>
 #include <set>
 #include <stdexcept>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -404,6 +407,125 @@ TEST(DramQueue, RequestLargerThanTheQueueStillGoesThroughAnEmptyQueue) {
   EXPECT_TRUE(b.controller.can_accept(0, 8 * kBurst));
   const auto done = b.run({{0, 8 * kBurst, false, 0}});
   EXPECT_GT(done[0], 0u);
+}
+
+// Random request streams for the stepping test: runs of consecutive bursts (row hits), jumps
+// to random rows and banks (misses and conflicts), reads and writes, 1..4 bursts each, with
+// arrival gaps from none to idle periods longer than a refresh interval.
+std::vector<Request> random_stream(std::mt19937_64& rng, std::uint64_t capacity, int n) {
+  std::vector<Request> requests;
+  std::uint64_t addr = 0;
+  DramCycle arrival = 0;
+  for (int i = 0; i < n; ++i) {
+    const std::uint64_t jump = rng() % 8;
+    if (jump == 0) addr = (rng() % (capacity / kBurst)) * kBurst;        // anywhere
+    if (jump == 1) addr = (addr + (rng() % 64) * 1024 * kBurst) % capacity;  // another row
+    const std::uint64_t bytes = kBurst * (1 + rng() % 4) - (rng() % 2) * (rng() % kBurst);
+    if (addr + bytes > capacity) addr = 0;
+    const bool write = rng() % 4 == 0;
+    const std::uint64_t gap = rng() % 16;
+    arrival += gap < 8 ? 0 : gap < 15 ? gap : 2000 + rng() % 6000;
+    requests.push_back({addr, bytes, write, arrival});
+    addr += bytes;
+  }
+  return requests;
+}
+
+// What a run produced, in order: every completion with the cycle it was reported at, every
+// command, and the per-PC counters.
+struct RunLog {
+  std::vector<std::array<DramCycle, 3>> completions;  // step cycle, tag, done
+  std::vector<CommandRecord> trace;
+  std::vector<PseudoChannelStats> stats;
+};
+
+// Drives the controller as the HBM channel does: requests join in arrival order, a refused
+// one holds back the rest and is retried after each step. The reference visits every cycle
+// and steps again whenever a request joins; the event-driven run visits only cycles where
+// next_event() or an arrival falls, and steps again only when next_event() says so.
+RunLog run_stream(const DramSpec& spec, const std::vector<Request>& requests,
+                   std::uint32_t queue_depth, bool every_cycle) {
+  AddressMapping mapping(spec, "ro_ba_co_bg_pc_ch");
+  DramController controller(spec, mapping, queue_depth);
+  RunLog out;
+  controller.set_trace(&out.trace);
+  controller.set_step_every_cycle(every_cycle);
+  std::size_t next = 0, finished = 0;
+  std::vector<Completion> done;
+  auto admit = [&](DramCycle now) {
+    bool any = false;
+    for (; next < requests.size() && requests[next].arrival <= now; ++next) {
+      const Request& r = requests[next];
+      if (!controller.can_accept(r.addr, r.bytes)) break;
+      controller.enqueue(next, r.addr, r.bytes, r.write, now);
+      any = true;
+    }
+    return any;
+  };
+  DramCycle now = 0;
+  while (finished < requests.size()) {
+    admit(now);
+    do {
+      done.clear();
+      controller.step(now, done);
+      for (const Completion& c : done) out.completions.push_back({now, c.tag, c.done});
+      finished += done.size();
+    } while (admit(now) && (every_cycle || controller.next_event() <= now));
+    if (finished == requests.size()) break;
+    DramCycle then = controller.next_event();
+    if (next < requests.size()) then = std::min(then, std::max(requests[next].arrival, now + 1));
+    if (then == kNever) throw std::logic_error("controller stuck");
+    now = every_cycle ? now + 1 : std::max(then, now + 1);
+  }
+  controller.catch_up(now);
+  for (std::uint32_t pc = 0; pc < spec.pseudo_channel_count(); ++pc)
+    out.stats.push_back(controller.stats(pc));
+  return out;
+}
+
+// The event-driven stepping skips only cycles where nothing can issue: over random streams on
+// every DRAM preset, with queues that back-pressure and queues that do not, every request
+// completes at the same cycle, reported at the same step, behind the same commands, with the
+// same counters, as when every pseudo-channel is stepped and fully scanned every cycle.
+TEST(DramStepping, SkippingIdleCyclesMovesNoCommandOnRandomStreams) {
+  std::mt19937_64 rng(13);
+  int compared = 0;
+  for (const char* preset : {"hbm2", "hbm2e", "hbm3", "ddr3"}) {
+    for (std::uint32_t channels : {1u, 2u}) {
+      DramSpec spec = *find_dram_spec(preset);
+      spec.org.channels = channels;
+      for (std::uint32_t queue_depth : {4u, 32u}) {
+        const auto requests =
+            random_stream(rng, std::min<std::uint64_t>(spec.capacity_bytes(), 1ull << 30), 3000);
+        const RunLog stepped = run_stream(spec, requests, queue_depth, true);
+        const RunLog fast = run_stream(spec, requests, queue_depth, false);
+        SCOPED_TRACE(std::string(preset) + ", " + std::to_string(channels) + " channels, queue " +
+                     std::to_string(queue_depth));
+        ASSERT_EQ(stepped.completions.size(), requests.size());
+        ASSERT_EQ(fast.completions, stepped.completions);
+        ASSERT_EQ(fast.trace.size(), stepped.trace.size());
+        for (std::size_t i = 0; i < fast.trace.size(); ++i) {
+          const CommandRecord& f = fast.trace[i];
+          const CommandRecord& s = stepped.trace[i];
+          ASSERT_TRUE(f.command == s.command && f.cycle == s.cycle &&
+                      f.pseudo_channel == s.pseudo_channel && f.bank == s.bank && f.row == s.row)
+              << "command " << i << ": " << to_string(f.command) << " at " << f.cycle
+              << " vs " << to_string(s.command) << " at " << s.cycle;
+        }
+        for (std::size_t pc = 0; pc < fast.stats.size(); ++pc) {
+          const PseudoChannelStats& f = fast.stats[pc];
+          const PseudoChannelStats& s = stepped.stats[pc];
+          EXPECT_EQ(f.row_hits, s.row_hits);
+          EXPECT_EQ(f.row_misses, s.row_misses);
+          EXPECT_EQ(f.row_conflicts, s.row_conflicts);
+          EXPECT_EQ(f.refreshes, s.refreshes);
+          EXPECT_EQ(f.access_latency_cycles, s.access_latency_cycles);
+        }
+        ++compared;
+      }
+    }
+  }
+  EXPECT_EQ(compared, 16);
 }
 
 }  // namespace

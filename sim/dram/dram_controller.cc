@@ -1,6 +1,7 @@
 #include "sim/dram/dram_controller.h"
 
 #include <algorithm>
+#include <stdexcept>
 
 namespace tpu::dram {
 
@@ -36,7 +37,6 @@ DramController::DramController(const DramSpec& spec, const AddressMapping& mappi
   for (PseudoChannel& pc : pcs_) {
     pc.banks.resize(spec.banks());
     pc.groups.resize(spec.org.bank_groups);
-    pc.hit_pending.resize(spec.banks());
     pc.next_refresh = t_.refi;
     pc.queue.reserve(queue_depth_);
   }
@@ -88,20 +88,32 @@ void DramController::enqueue(std::uint64_t tag, std::uint64_t addr, std::uint64_
     const DramAddress& a = mapped[b - first];
     const std::uint32_t index = pc_of(a);
     PseudoChannel& pc = pcs_[index];
-    if (pc.queue.empty()) catch_up_pc(index, arrival);
+    const bool idle = pc.queue.empty();
+    if (idle) catch_up_pc(index, arrival);
     const std::uint32_t bank = a.bank_group * spec_.org.banks_per_group + a.bank;
     const std::uint64_t lo = std::max(addr, b * burst);
     const std::uint64_t hi = std::min(addr + bytes, (b + 1) * burst);
     pc.queue.push_back(
         {id, std::uint32_t(hi - lo), bank, a.bank_group, write, Outcome::kHit, a.row, arrival});
-    if (pc.banks[bank].open_row != a.row) ++pc.non_hits;
-    set_next_event(index, std::min(pc.next_event, arrival));
+    const Access& access = pc.queue[pc.queue.size() - 1];
+    if (pc.banks[bank].open_row == a.row) {
+      ++pc.banks[bank].queued_hits;
+    } else {
+      ++pc.non_hits;
+      pc.row_floor = std::min(pc.row_floor, earliest(pc, access));
+    }
+    // A busy PC is already stepped where its older accesses may issue; the newcomer adds the
+    // first cycle its own next command could (constraints only grow until a step issues a
+    // command, and that step's scan sees it). An idle or refreshing PC steps at the arrival.
+    const DramCycle ready =
+        idle || pc.refreshing ? arrival : std::max(arrival, earliest(pc, access));
+    set_next_event(index, std::min(pc.next_event, ready));
   }
 }
 
 void DramController::step(DramCycle now, std::vector<Completion>& done) {
   for (std::uint32_t i = 0; i < due_.size(); ++i) {
-    if (due_[i] <= now) step_pc(i, now, done);
+    if (due_[i] <= now || (every_cycle_ && due_[i] != kNever)) step_pc(i, now, done);
   }
 }
 
@@ -122,6 +134,16 @@ DramCycle DramController::act_ready(const PseudoChannel& pc, const Access& a) co
   return ready;
 }
 
+DramCycle DramController::earliest(const PseudoChannel& pc, const Access& a) const {
+  const Bank& b = pc.banks[a.bank];
+  if (b.open_row == a.row) {
+    return column_ready(pc, a, std::max(pc.next_rd, pc.column_bus),
+                        std::max(pc.next_wr, pc.column_bus));
+  }
+  if (b.open_row == Bank::kClosed) return act_ready(pc, a);
+  return std::max(b.next_pre, pc.row_bus);
+}
+
 DramCycle DramController::column_ready(const PseudoChannel& pc, const Access& a,
                                        DramCycle pc_rd, DramCycle pc_wr) const {
   const Bank& b = pc.banks[a.bank];
@@ -140,22 +162,26 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
 
   // FR-FCFS: the oldest ready column command, and the oldest ready row command. Once either is
   // found the PC steps again next cycle, so later accesses of that kind need no look, and the
-  // scan stops when nothing more can issue this cycle.
+  // scan stops when nothing more can issue this cycle. Row candidates are looked at only
+  // from row_floor on.
   const bool dual = spec_.org.dual_command_bus;
   const DramCycle pc_rd = std::max(pc.next_rd, pc.column_bus);
   const DramCycle pc_wr = std::max(pc.next_wr, pc.column_bus);
   const DramCycle column_floor = std::min(pc_rd, pc_wr);  // no column command is ready earlier
+  if (every_cycle_) check_counts(pc);
+  const bool rows = pc.non_hits != 0 && (pc.row_floor <= now || every_cycle_);
   int column_pick = -1, row_pick = -1;
   Command row_command = Command::kActivate;
-  DramCycle next = pc.next_refresh;
-  auto consider = [&](DramCycle ready, int i, int& pick) {
+  DramCycle next = pc.next_refresh;  // hits and refresh
+  DramCycle row_next = kNever;       // the row candidates looked at
+  bool rows_seen = true;             // the scan looked at every row candidate
+  auto consider = [now](DramCycle ready, int i, int& pick, DramCycle& bound) {
     if (ready <= now) {
       pick = i;
     } else {
-      next = std::min(next, ready);
+      bound = std::min(bound, ready);
     }
   };
-  bool hits_known = false;  // hit_pending is filled only when a conflict needs it
   // The scan reads nothing it writes: its bounds and arrays are loaded once.
   const Access* queue = pc.queue.begin();
   const int queued = int(pc.queue.size());
@@ -164,29 +190,32 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
     const Access& a = queue[i];
     const Bank& b = banks[a.bank];
     if (b.open_row == a.row) {
-      if (column_pick >= 0) continue;
-      consider(column_ready(pc, a, pc_rd, pc_wr), i, column_pick);
-      if (pc.non_hits == 0 && (column_pick >= 0 || next <= column_floor)) break;
-      if (column_pick >= 0 && (row_pick >= 0 || !dual)) break;
-    } else if (row_pick < 0) {
+      // Every hit is ready at column_floor or later, and next > now: once next is down to
+      // column_floor no later hit can issue now or lower next.
+      if (column_pick >= 0 || next <= column_floor) continue;
+      consider(column_ready(pc, a, pc_rd, pc_wr), i, column_pick, next);
+      if (!rows && (column_pick >= 0 || next <= column_floor)) break;
+      if (column_pick >= 0 && (row_pick >= 0 || !dual)) {
+        rows_seen = false;
+        break;
+      }
+    } else if (rows && row_pick < 0) {
       if (b.open_row == Bank::kClosed) {
-        consider(act_ready(pc, a), i, row_pick);
+        consider(act_ready(pc, a), i, row_pick, row_next);
         row_command = Command::kActivate;
       } else {
-        if (!hits_known) {
-          std::fill(pc.hit_pending.begin(), pc.hit_pending.end(), 0);
-          for (const Access& q : pc.queue) {
-            if (pc.banks[q.bank].open_row == q.row) pc.hit_pending[q.bank] = 1;
-          }
-          hits_known = true;
-        }
-        if (pc.hit_pending[a.bank]) continue;
-        consider(std::max(b.next_pre, pc.row_bus), i, row_pick);
+        // A row with queued hits is not closed: no candidate until its last hit issues.
+        if (b.queued_hits != 0) continue;
+        consider(std::max(b.next_pre, pc.row_bus), i, row_pick, row_next);
         row_command = Command::kPrecharge;
       }
       if (row_pick >= 0 && column_pick >= 0) break;
     }
   }
+  if (rows && rows_seen && row_pick < 0) pc.row_floor = row_next;
+  // With one command bus a ready row command loses to the column command; it may issue
+  // next cycle.
+  const bool row_ready = row_pick >= 0;
   if (!dual && column_pick >= 0 && row_pick >= 0) row_pick = -1;
   if (row_pick >= 0) {
     Access& a = pc.queue[row_pick];
@@ -203,9 +232,40 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
     const Access a = pc.queue[column_pick];
     pc.queue.erase(std::size_t(column_pick));
     column(index, a, now, done);
-    next = now + 1;
+    // The bank's last hit lets its conflicting accesses precharge.
+    const Bank& b = pc.banks[a.bank];
+    if (b.queued_hits == 0 && pc.non_hits != 0) {
+      pc.row_floor = std::min(pc.row_floor, std::max(b.next_pre, pc.row_bus));
+    }
+    if (row_ready || !rows_seen) {
+      next = now + 1;  // a row command is ready, or the scan stopped before the row candidates
+    } else {
+      // Every hit is ready at the new column floor or later; row candidates from row_floor
+      // (a column command delays none of them).
+      next = std::min(next, std::min(std::max(pc.next_rd, pc.column_bus),
+                                     std::max(pc.next_wr, pc.column_bus)));
+    }
   }
+  // Row commands are not ready before row_floor; after an issue the next step is not before
+  // the next cycle.
+  if (pc.non_hits != 0) next = std::min(next, pc.row_floor);
+  if (row_pick >= 0 || column_pick >= 0) next = std::max(next, now + 1);
   set_next_event(index, next);
+}
+
+void DramController::check_counts(const PseudoChannel& pc) const {
+  std::uint32_t non_hits = 0;
+  std::vector<std::uint32_t> hits(pc.banks.size(), 0);
+  for (const Access& a : pc.queue) {
+    if (pc.banks[a.bank].open_row == a.row) {
+      ++hits[a.bank];
+    } else {
+      ++non_hits;
+    }
+  }
+  bool ok = non_hits == pc.non_hits;
+  for (std::size_t b = 0; b < hits.size(); ++b) ok = ok && hits[b] == pc.banks[b].queued_hits;
+  if (!ok) throw std::logic_error("dram controller: queued hit counts out of step with the queue");
 }
 
 DramCycle DramController::step_refresh(std::uint32_t index, DramCycle now) {
@@ -260,7 +320,13 @@ void DramController::activate(std::uint32_t index, std::uint32_t bank, std::uint
   Bank& b = pc.banks[bank];
   BankGroup& g = pc.groups[bank / spec_.org.banks_per_group];
   b.open_row = row;
-  for (const Access& a : pc.queue) pc.non_hits -= a.bank == bank && a.row == row;
+  pc.row_floor = 0;  // the bank's accesses to other rows now need a PRE: look again
+  for (const Access& a : pc.queue) {
+    if (a.bank == bank && a.row == row) {
+      --pc.non_hits;
+      ++b.queued_hits;
+    }
+  }
   b.next_rd = std::max(b.next_rd, t + t_.rcd);
   b.next_wr = std::max(b.next_wr, t + t_.rcd);
   b.next_pre = std::max(b.next_pre, t + t_.ras);
@@ -284,7 +350,9 @@ void DramController::precharge(std::uint32_t index, std::uint32_t bank, DramCycl
   Bank& b = pc.banks[bank];
   const std::uint64_t row = b.open_row;
   b.open_row = Bank::kClosed;
-  for (const Access& a : pc.queue) pc.non_hits += a.bank == bank && a.row == row;
+  pc.row_floor = 0;  // the bank's accesses now need an ACT: look again
+  pc.non_hits += b.queued_hits;
+  b.queued_hits = 0;
   b.next_act = std::max(b.next_act, t + t_.rp);
   pc.row_bus = t + 1;
   if (!spec_.org.dual_command_bus) pc.column_bus = t + 1;
@@ -308,6 +376,7 @@ void DramController::column(std::uint32_t index, const Access& a, DramCycle t,
   PseudoChannel& pc = pcs_[index];
   Bank& b = pc.banks[a.bank];
   BankGroup& g = pc.groups[a.bank_group];
+  --b.queued_hits;
   DramCycle data_done;
   if (a.write) {
     data_done = t + t_.cwl + burst_;

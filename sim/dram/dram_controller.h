@@ -32,6 +32,11 @@
 //   times as above, one per cycle) and issues REF once every bank may be activated; its banks
 //   then stay blocked for tRFC. A PC with nothing queued is not stepped: its refreshes are
 //   replayed at their due times when work next arrives (catch_up).
+// - Stepping: a PC is stepped only at cycles where a command may issue: bounds from its last
+//   scan, the column floor after a column command, each newcomer's own earliest command, the
+//   row candidates' row_floor and the refresh due time (every constraint only grows until a
+//   command issues). A step in between would issue nothing, so the commands are those of
+//   stepping every cycle (set_step_every_cycle, the reference the tests compare against).
 // - Row-buffer outcome of an access, decided when its column command issues: a hit when no
 //   command was issued on its behalf, a miss when an ACT was (bank closed), a conflict when a
 //   PRE was (another row open).
@@ -101,6 +106,12 @@ class DramController {
   const PseudoChannelStats& stats(std::uint32_t pc) const { return pcs_[pc].stats; }
   // Records every issued command into `trace` (nullptr: off).
   void set_trace(std::vector<CommandRecord>* trace) { trace_ = trace; }
+  // The reference the event-driven stepping is tested against: every step() steps each
+  // pseudo-channel holding work, as if any cycle could issue. Commands come out identical
+  // either way (a PC is skipped only at cycles where it could issue nothing).
+  // It also looks at every row candidate at every step and checks the queued hit counts
+  // against the queue (std::logic_error).
+  void set_step_every_cycle(bool on) { every_cycle_ = on; }
 
  private:
   enum class Outcome : std::uint8_t { kHit, kMiss, kConflict };
@@ -152,6 +163,7 @@ class DramController {
   struct Bank {
     static constexpr std::uint64_t kClosed = std::numeric_limits<std::uint64_t>::max();
     std::uint64_t open_row = kClosed;
+    std::uint32_t queued_hits = 0;  // queued accesses to the open row
     DramCycle next_act = 0, next_pre = 0, next_rd = 0, next_wr = 0;
   };
   struct BankGroup {
@@ -168,7 +180,10 @@ class DramController {
     bool refreshing = false;  // a refresh is due: draining to REF
     AccessQueue queue;
     std::uint32_t non_hits = 0;  // queued accesses whose row is not open (need ACT or PRE)
-    std::vector<std::uint8_t> hit_pending;  // per bank, scratch for step()
+    // No row command (ACT or PRE for a queued access) can issue before this cycle. Set by a
+    // scan that looked at every row candidate, lowered by what may add one (an arrival, a
+    // bank's last hit issuing), 0 (look again) when a bank opens or closes.
+    DramCycle row_floor = 0;
     DramCycle next_event = kNever;
     PseudoChannelStats stats;
   };
@@ -182,6 +197,10 @@ class DramController {
   // pc_rd / pc_wr: the PC-wide earliest read / write cycle (its own and the column bus's).
   DramCycle column_ready(const PseudoChannel& pc, const Access& a, DramCycle pc_rd,
                          DramCycle pc_wr) const;
+  // The first cycle `a`'s next command could issue in the PC's present state: a lower bound
+  // until the PC issues a command, as every constraint only grows.
+  DramCycle earliest(const PseudoChannel& pc, const Access& a) const;
+  void check_counts(const PseudoChannel& pc) const;
   void step_pc(std::uint32_t index, DramCycle now, std::vector<Completion>& done);
   // Refresh drain at `now`: issues a PRE or the REF when legal; returns the next cycle it
   // could act.
@@ -219,6 +238,7 @@ class DramController {
   mutable std::vector<std::uint32_t> scratch_counts_;  // per PC, for can_accept
   mutable std::vector<std::uint32_t> scratch_touched_;  // PCs can_accept counted in
   std::vector<CommandRecord>* trace_ = nullptr;
+  bool every_cycle_ = false;
 };
 
 }  // namespace tpu::dram
