@@ -25,6 +25,9 @@ Config race_config(const char* hbm_preset) {
   c.vector.lanes = 8;
   c.hbm.preset = hbm_preset;
   c.hbm.latency_ns = 40;
+  // One DMA engine (the default has 2 + mxus): the stores wait on out_ready; the tests on a
+  // second engine say so.
+  c.core.dma_engines = 1;
   // Weights staged in the UB, behind w_ready / w_free (the weight FIFO needs no semaphores).
   c.mxu.weight_fifo_tiles = 0;
   return c;
