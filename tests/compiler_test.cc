@@ -1148,12 +1148,13 @@ TEST(CompilerTest, TooLittleHbmOrAccumulatorIsAnError) {
   config.hbm.capacity_bytes = 1000;
   EXPECT_THROW(compile(gemm_model(64, 64, 64), config), CompileError);
   config = array_config(8, 8);
-  config.acc.capacity_bytes = 8 * 4;  // one accumulator row
+  config.acc.capacity_bytes = 2 * 8 * 4;  // two accumulator rows
   try {
+    // One K tile per output tile: three accumulator slots of at least one row.
     compile(gemm_model(4, 4, 4), config);
     ADD_FAILURE() << "no CompileError";
   } catch (const CompileError& e) {
-    EXPECT_NE(std::string(e.what()).find("acc.capacity_bytes >= 64"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("acc.capacity_bytes >= 96"), std::string::npos)
         << e.what();
   }
 }

@@ -436,7 +436,7 @@ TEST(MultiDmaConfig, EngineCountOutsideItsRangeIsOneLine) {
   EXPECT_EQ(config_error({{"core", {{"dma_engines", 17}}}}),
             "configs/x.json: core.dma_engines = 17 is out of range (allowed 1..16)");
   EXPECT_EQ(config_error({{"core", {{"dma_engines", 16}}}}), "");
-  EXPECT_EQ(parse_config(nlohmann::json::object(), "x").core.dma_engines, 1u);
+  EXPECT_EQ(parse_config(nlohmann::json::object(), "x").core.dma_engines, 3u);
 }
 
 }  // namespace

@@ -37,7 +37,7 @@ struct ArrayConfig {
 // ports and the HBM behind one port of the core.
 struct CoreConfig {
   std::uint32_t mxus = 1;
-  std::uint32_t dma_engines = 1;
+  std::uint32_t dma_engines = 3;
 };
 
 // The chip: `cores` cores, each a whole core as above (sequencer, UB, MXUs, vector unit, DMA),

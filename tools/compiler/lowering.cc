@@ -80,6 +80,9 @@ struct GemmTiling {
   std::uint64_t mxus = 1;  // U: N tile nt runs on MXU nt % U
   std::uint64_t KR = 0, KT = 0;  // UB rows per input vector (rows path), K tiles per N tile
   std::uint64_t m_tile = 0, MT = 0;
+  // Accumulator slots of m_tile rows per MXU, used in turn by its output tiles: two, or three
+  // when each output tile is one K tile (see tile_gemm).
+  std::uint64_t acc_slots = 2;
   // UB rows of the input slots, used in turn by the M tiles: two (double buffering), or one
   // per M tile for packed anchors (see tile_gemm).
   std::vector<std::uint64_t> x_slot;
@@ -1136,17 +1139,24 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
          std::to_string(config_.ub.capacity_bytes) +
          "); it would fit with ub.capacity_bytes >= " + std::to_string(min_need * row_bytes));
   }
-  if (acc_rows_ < 2) {
-    fail("needs 2 accumulator rows (one output row, double-buffered) but the accumulators hold " +
+  // With one K tile per output tile, tile l + 2 of an MXU would stream about when tile l's
+  // results leave the array, and with two accumulator slots it would wait for tile l's
+  // ACTIVATE, N_t + R - 1 + M_t + (vector latency) cycles after tile l's stream ends, once per
+  // two tiles. A third slot is free by then when M_t exceeds that drain: the array streams
+  // back to back.
+  const std::uint64_t acc_slots = KT == 1 ? 3 : 2;
+  if (acc_rows_ < acc_slots) {
+    fail("needs " + std::to_string(acc_slots) + " accumulator rows (one output row per slot) "
+         "but the accumulators hold " +
          std::to_string(config_.acc_rows()) + " (acc.capacity_bytes = " +
          std::to_string(config_.acc.capacity_bytes) +
          "); it would fit with acc.capacity_bytes >= " +
-         std::to_string(2 * std::uint64_t(C_) * 4));
+         std::to_string(acc_slots * std::uint64_t(C_) * 4));
   }
-  // The M tile with U MXUs: each has two accumulator slots and two output slots of m_tile
-  // rows.
+  // The M tile with U MXUs: each has acc_slots accumulator slots and two output slots of
+  // m_tile rows.
   const auto m_tile_for = [&](std::uint64_t U) {
-    std::uint64_t cap = std::min({M, acc_rows_ / (2 * U), kMaxCount});
+    std::uint64_t cap = std::min({M, acc_rows_ / (acc_slots * U), kMaxCount});
     if (options_.max_m_tile > 0) cap = std::min<std::uint64_t>(cap, options_.max_m_tile);
     std::uint64_t m_tile = 1;
     if (!taps) {
@@ -1213,7 +1223,8 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // whichever is more, plus hbm.latency_ns to start.
   std::uint64_t U = 1, m_tile = m_tile_for(1);
   const std::uint64_t most =
-      fifo_ ? std::min<std::uint64_t>({config_.core.mxus, NT, kMaxCompilerMxus, acc_rows_ / 2,
+      fifo_ ? std::min<std::uint64_t>({config_.core.mxus, NT, kMaxCompilerMxus,
+                                       acc_rows_ / acc_slots,
                                        config_.ub.read_ports})
             : 1;
   const double peak = config_.hbm_peak_bytes_per_cycle();
@@ -1270,6 +1281,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   tl.KT = KT;
   tl.m_tile = m_tile;
   tl.MT = MT;
+  tl.acc_slots = acc_slots;
   std::uint64_t at = 0;
   for (std::uint64_t nt = 0; nt < NT; ++nt) {
     for (std::uint64_t kt = 0; kt < KT; ++kt) {
@@ -1327,12 +1339,21 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // M tiles over all parts (one part but for a tensor matmul): tile mt covers rows
   // [m_lo(mt), m_hi(mt)) of part mt / tl.MT.
   const std::uint64_t KT = tl.KT, m_tile = tl.m_tile, MT = tl.MT * tl.parts;
+  // On the rows path with one K tile and one N tile per MXU the DMA writes an M tile's UB rows
+  // at about the rate the array streams them (a row per input vector both ways; an engine
+  // pays a few cycles per transfer on top). Waiting for a whole M tile, each stream would
+  // start a tile's gather behind, falling further back tile by tile; so after the first M tile
+  // (which the layer's first weights wait for) each input transfer signals, and every MXU's
+  // MATMUL is one per transfer, each waiting only for its own rows. (With KR rows per vector
+  // a stream reads every KR-th row: it meets the vector unit's row-by-row writes in some bank
+  // within 32 rows, so short streams beside an ACTIVATE wait for it whole.)
+  const bool chunked = x_dma && !taps && KT == 1 && ceil_div(NT, tl.mxus) == 1;
   auto m_lo = [&](std::uint64_t mt) { return mt % tl.MT * m_tile; };
   auto m_hi = [&](std::uint64_t mt) { return std::min(M, m_lo(mt) + m_tile); };
   const std::uint64_t S = tl.x_slot.size();
   auto x_slot = [&](std::uint64_t mt) { return tl.x_slot[mt % S]; };
   // N tile nt runs on MXU nt % U. Output tile t = (mt, nt) is its MXU's tile number local(t)
-  // of the node (of tiles(u)), in the MXU's own pair of accumulator slots: every MXU runs the
+  // of the node (of tiles(u)), in the MXU's own A accumulator slots: every MXU runs the
   // one-MXU schedule on its share of the N tiles.
   const std::uint64_t U = tl.mxus;
   const auto mxu = [&](std::uint64_t t) { return t % NT % U; };
@@ -1341,7 +1362,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     return t / NT * per_m_tile(mxu(t)) + t % NT / U;
   };
   const auto tiles = [&](std::uint64_t u) { return MT * per_m_tile(u); };
-  const auto acc_slot = [&](std::uint64_t t) { return (2 * mxu(t) + local(t) % 2) * m_tile; };
+  const std::uint64_t A = tl.acc_slots;
+  const auto acc_slot = [&](std::uint64_t t) { return (A * mxu(t) + local(t) % A) * m_tile; };
   // 2U output staging slots, used in turn: ACTIVATEs run in order on the one vector unit.
   const auto o_slot = [&](std::uint64_t t) {
     return tl.o_slot + t % (2 * U) * m_tile * tl.raw_w;
@@ -1460,7 +1482,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
                         std::size_t to) {
     for (std::size_t i = from; i < to; ++i) {
       std::uint64_t wait = i == 0 && mt >= S ? every_mxu(kMxuXFree) : 0;
-      std::uint64_t signal = i + 1 == pieces.size() ? every_mxu(kMxuXReady) : 0;
+      std::uint64_t signal =
+          i + 1 == pieces.size() || (chunked && mt > 0) ? every_mxu(kMxuXReady) : 0;
       emit(dma(Opcode::kDmaLoad, pieces[i], wait, signal));
     }
   };
@@ -1577,6 +1600,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     hand_off(kSemPoolReady, Unit::kVector);
   }
   if (fifo_) top_up_weights(0);
+  // The input transfers of the M tile being emitted (chunked: its MATMULs follow them).
+  std::vector<DmaFields> input;
   if (x_dma) {
     const std::vector<DmaFields> first = input_pieces(0);
     emit_input(0, first, 0, first.size());
@@ -1707,6 +1732,11 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
               }
               passes.push_back(p);
             }
+          } else if (chunked && mt > 0 && nt < U) {
+            for (const DmaFields& d : input) {
+              const std::uint64_t m = (d.ub_row - x_slot(mt)) / KR;
+              passes.push_back({d.ub_row + tl.k_first + k, KR, d.groups, acc_slot(t) + m});
+            }
           } else {
             passes.push_back({x_slot(mt) + tl.k_first + k, KR, rows, acc_slot(t)});
           }
@@ -1719,8 +1749,10 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
             mm.rows = std::uint32_t(passes[i].rows);
             mm.acc_row = std::uint32_t(passes[i].acc_row);
             mm.instance = std::uint8_t(u);
-            if (i == 0 && x_dma && nt < U && kt == 0) mm.wait |= bit(mxu_sem(u, kMxuXReady));
-            if (i == 0 && kt == 0 && l >= 2) mm.wait |= bit(mxu_sem(u, kMxuAccFree));
+            if ((i == 0 || chunked) && x_dma && nt < U && kt == 0) {
+              mm.wait |= bit(mxu_sem(u, kMxuXReady));
+            }
+            if (i == 0 && kt == 0 && l >= A) mm.wait |= bit(mxu_sem(u, kMxuAccFree));
             if (i + 1 == passes.size() && kt + 1 == KT) {
               mm.signal |= bit(acc_ready(u, l));
               if (x_dma && nt + U >= NT && mt + S < MT) mm.signal |= bit(mxu_sem(u, kMxuXFree));
@@ -1770,12 +1802,13 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           }
           if (i + 1 == acts.size()) {
             act.signal = (out_res ? 0 : bit(out_ready)) |
-                         (l + 2 < tiles(u) ? bit(mxu_sem(u, kMxuAccFree)) : 0);
+                         (l + A < tiles(u) ? bit(mxu_sem(u, kMxuAccFree)) : 0);
           }
           emit(act);
         }
       }
     }
+    input = next_input;
   }
   if (out_res) return;
   for (std::uint64_t t = T >= 2 * U ? T - 2 * U : 0; t < T; ++t) {
