@@ -70,7 +70,22 @@ class Gather {
     std::uint64_t burst = 0;  // address / burst_bytes
     std::uint64_t lo = 0, hi = 0;  // bytes [lo, hi): the hull of its pieces
     std::uint64_t last_group = 0;
-    std::vector<Piece> pieces;
+    // Its pieces: nearly every request has one, kept inline so that it allocates nothing.
+    Piece first;
+    std::uint32_t piece_count = 0;
+    std::vector<Piece> more;
+    void add(const Piece& p) {
+      if (piece_count++ == 0) {
+        first = p;
+      } else {
+        more.push_back(p);
+      }
+    }
+    template <typename F>
+    void for_each_piece(F&& f) const {
+      if (piece_count > 0) f(first);
+      for (const Piece& p : more) f(p);
+    }
     bool handled = false;
   };
   struct Row {
@@ -164,7 +179,7 @@ class Gather {
     // The current group's bursts so far, and the previous group's: the only ones a piece joins.
     if (g_ != cur_group_) {
       if (cur_group_ + 1 == g_) {
-        prev_ = std::move(cur_);
+        prev_.swap(cur_);  // keeps both capacities: no allocation per group
       } else {
         prev_.clear();
       }
@@ -191,7 +206,7 @@ class Gather {
     r.lo = std::min(r.lo, p.addr);
     r.hi = std::max(r.hi, p.addr + p.bytes);
     r.last_group = g_;
-    r.pieces.push_back(p);
+    r.add(p);
 
     off_ += p.bytes;
     if (off_ == len_) {
@@ -274,7 +289,7 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
       retire_granted();
       Gather::Request& rq = gather.request(i);
       completed.clear();
-      for (const Gather::Piece& p : rq.pieces) {
+      rq.for_each_piece([&](const Gather::Piece& p) {
         for (std::uint64_t q = p.q0; q <= p.q1; ++q) {
           Gather::Row& row = gather.row(q);
           if (data) {
@@ -286,9 +301,9 @@ DmaEngine::Result DmaEngine::transfer(const Instruction& inst, Cycle start) {
           }
           if (--row.pending == 0 && row.generated) completed.push_back(q);
         }
-      }
+      });
       rq.handled = true;
-      rq.pieces = {};
+      rq.more = {};
       std::sort(completed.begin(), completed.end());
       if (fifo) {
         // One row per cycle on the FIFO's write port, from the response cycle, in row order.
