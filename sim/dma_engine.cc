@@ -506,6 +506,7 @@ void DmaEngine::run_requests(Source& source, bool write, Cycle start, OnResponse
       tlm::tlm_phase phase = tlm::BEGIN_REQ;
       sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
       awaiting_end_req_ = &p;  // before the call: END_REQ may come back inside it
+      next_send_ = earliest;
       const tlm::tlm_sync_enum status = hbm_socket->nb_transport_fw(p, phase, delay);
       if (status == tlm::TLM_COMPLETED) {
         awaiting_end_req_ = nullptr;
@@ -555,10 +556,16 @@ tlm::tlm_sync_enum DmaEngine::nb_transport_bw(Payload& trans, tlm::tlm_phase& ph
   if (phase == tlm::END_REQ || phase == tlm::BEGIN_RESP) {
     if (&trans == awaiting_end_req_) awaiting_end_req_ = nullptr;
     const sc_core::sc_time at = sc_core::sc_time_stamp() + delay;
-    if (phase == tlm::BEGIN_RESP) responses_.push_back({&trans, at});
     // run_requests sees it at the first cycle boundary at or after `at`: wake there, not at
-    // `at` and then again at the boundary.
-    wake_.notify(clock_.until(clock_.ceil_cycle(at)));
+    // `at` and then again at the boundary. An END_REQ alone lets the next request go, which
+    // is never before next_send_: wake then, not first at the END_REQ's own boundary.
+    Cycle wake = clock_.ceil_cycle(at);
+    if (phase == tlm::BEGIN_RESP) {
+      responses_.push_back({&trans, at});
+    } else {
+      wake = std::max(wake, next_send_);
+    }
+    wake_.notify(clock_.until(wake));
     return phase == tlm::END_REQ ? tlm::TLM_ACCEPTED : tlm::TLM_COMPLETED;
   }
   throw SimError("dma engine: unexpected phase " + std::string(phase.get_name()) +

@@ -135,6 +135,7 @@ class DmaEngine : public sc_core::sc_module {
   std::vector<Cycle> sent_at_;          // and the cycle it was sent
   std::vector<std::size_t> free_;       // free pool indices
   Payload* awaiting_end_req_ = nullptr;
+  Cycle next_send_ = 0;                 // the first cycle the request awaiting END_REQ's successor may go
   std::vector<Response> responses_;     // arrived, not yet handled
   sc_core::sc_event wake_;              // END_REQ or a response arrived
 };

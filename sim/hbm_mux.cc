@@ -1,7 +1,7 @@
 #include "sim/hbm_mux.h"
 
-#include <algorithm>
 #include <string>
+#include <utility>
 
 #include "sim/tpu_core.h"
 
@@ -44,7 +44,7 @@ tlm::tlm_sync_enum HbmMux::nb_transport_fw(int engine, Payload& trans, tlm::tlm_
   }
   if (phase == tlm::END_RESP) {
     // The memory waits for END_RESP only if it answered with BEGIN_RESP and not TLM_COMPLETED.
-    if (owner_.erase(&trans) == 0) return tlm::TLM_COMPLETED;
+    if (!release(trans)) return tlm::TLM_COMPLETED;
     return memory->nb_transport_fw(trans, phase, delay);
   }
   throw SimError("hbm port: unexpected phase " + std::string(phase.get_name()) +
@@ -52,36 +52,68 @@ tlm::tlm_sync_enum HbmMux::nb_transport_fw(int engine, Payload& trans, tlm::tlm_
 }
 
 void HbmMux::send_arrived() {
-  if (arrived_.empty()) return;
-  std::stable_sort(arrived_.begin(), arrived_.end(), [](const Request& a, const Request& b) {
-    return a.delay != b.delay ? a.delay < b.delay : a.engine < b.engine;
-  });
-  waiting_.insert(waiting_.end(), arrived_.begin(), arrived_.end());
+  // Usually one request, never many: an insertion sort allocates nothing.
+  for (std::size_t i = 1; i < arrived_.size(); ++i) {
+    for (std::size_t j = i; j > 0 && before(arrived_[j], arrived_[j - 1]); --j) {
+      std::swap(arrived_[j], arrived_[j - 1]);
+    }
+  }
+  for (const Request& r : arrived_) {
+    if (blocked_ || !waiting_.empty()) {
+      waiting_.push_back(r);
+    } else {
+      send(r);
+    }
+  }
   arrived_.clear();
-  send_waiting();
+}
+
+bool HbmMux::before(const Request& a, const Request& b) {
+  return a.delay != b.delay ? a.delay < b.delay : a.engine < b.engine;
 }
 
 void HbmMux::send_waiting() {
   while (!blocked_ && !waiting_.empty()) {
-    Request r = waiting_.front();
+    const Request r = waiting_.front();
     waiting_.pop_front();
-    Payload& trans = *r.trans;
-    owner_[&trans] = r.engine;
-    tlm::tlm_phase phase = tlm::BEGIN_REQ;
-    const tlm::tlm_sync_enum status = memory->nb_transport_fw(trans, phase, r.delay);
-    if (status == tlm::TLM_ACCEPTED) {
-      blocked_ = &trans;  // END_REQ comes on the backward path
-    } else if (status == tlm::TLM_COMPLETED) {
-      owner_.erase(&trans);
-      respond(r.engine, trans, r.delay);
-    } else if (phase == tlm::END_REQ) {
-      engines[r.engine]->nb_transport_bw(trans, phase, r.delay);
-    } else if (respond(r.engine, trans, r.delay)) {  // BEGIN_RESP on the return path
-      owner_.erase(&trans);
-      phase = tlm::END_RESP;
-      memory->nb_transport_fw(trans, phase, r.delay);
-    }
+    send(r);
   }
+}
+
+void HbmMux::send(Request r) {
+  Payload& trans = *r.trans;
+  claim(trans, r.engine);
+  tlm::tlm_phase phase = tlm::BEGIN_REQ;
+  const tlm::tlm_sync_enum status = memory->nb_transport_fw(trans, phase, r.delay);
+  if (status == tlm::TLM_ACCEPTED) {
+    blocked_ = &trans;  // END_REQ comes on the backward path
+  } else if (status == tlm::TLM_COMPLETED) {
+    release(trans);
+    respond(r.engine, trans, r.delay);
+  } else if (phase == tlm::END_REQ) {
+    engines[r.engine]->nb_transport_bw(trans, phase, r.delay);
+  } else if (respond(r.engine, trans, r.delay)) {  // BEGIN_RESP on the return path
+    release(trans);
+    phase = tlm::END_RESP;
+    memory->nb_transport_fw(trans, phase, r.delay);
+  }
+}
+
+void HbmMux::claim(Payload& trans, int engine) {
+  Owner* owner = trans.get_extension<Owner>();
+  if (!owner) {
+    owner = new Owner;
+    trans.set_extension(owner);  // kept: the engines' payloads are pooled and reused
+  }
+  owner->engine = engine;
+  owner->at_memory = true;
+}
+
+bool HbmMux::release(Payload& trans) {
+  Owner* owner = trans.get_extension<Owner>();
+  if (!owner || !owner->at_memory) return false;
+  owner->at_memory = false;
+  return true;
 }
 
 bool HbmMux::respond(int engine, Payload& trans, sc_core::sc_time& delay) {
@@ -92,9 +124,9 @@ bool HbmMux::respond(int engine, Payload& trans, sc_core::sc_time& delay) {
 
 tlm::tlm_sync_enum HbmMux::nb_transport_bw(Payload& trans, tlm::tlm_phase& phase,
                                            sc_core::sc_time& delay) {
-  const auto it = owner_.find(&trans);
-  if (it == owner_.end()) throw SimError("hbm port: a response for no request in flight");
-  const int engine = it->second;
+  const Owner* owner = trans.get_extension<Owner>();
+  if (!owner || !owner->at_memory) throw SimError("hbm port: a response for no request in flight");
+  const int engine = owner->engine;
   if (&trans == blocked_) blocked_ = nullptr;  // BEGIN_RESP ends the request phase too
   if (phase == tlm::END_REQ) {
     engines[engine]->nb_transport_bw(trans, phase, delay);
@@ -106,7 +138,7 @@ tlm::tlm_sync_enum HbmMux::nb_transport_bw(Payload& trans, tlm::tlm_phase& phase
                    " on the backward path");
   }
   const bool completed = respond(engine, trans, delay);
-  if (completed) owner_.erase(it);
+  if (completed) release(trans);
   send_waiting();  // if this BEGIN_RESP ended the request phase of the blocking request
   return completed ? tlm::TLM_COMPLETED : tlm::TLM_ACCEPTED;
 }

@@ -14,7 +14,6 @@
 // One engine is bound to the memory directly: no mux, no end-of-instant step.
 #include <cstddef>
 #include <deque>
-#include <map>
 #include <vector>
 
 #include <systemc>
@@ -66,14 +65,28 @@ class HbmMux : public sc_core::sc_module {
                                      sc_core::sc_time& delay);
   tlm::tlm_sync_enum nb_transport_bw(Payload& trans, tlm::tlm_phase& phase,
                                      sc_core::sc_time& delay);
+  // The engine of a request sent to the memory, kept on the payload (no lookup per request);
+  // at_memory until the memory's side of its response has ended.
+  struct Owner : tlm::tlm_extension<Owner> {
+    int engine = 0;
+    bool at_memory = false;
+    tlm::tlm_extension_base* clone() const override { return new Owner(*this); }
+    void copy_from(const tlm::tlm_extension_base& other) override {
+      *this = static_cast<const Owner&>(other);
+    }
+  };
+  void claim(Payload& trans, int engine);
+  bool release(Payload& trans);  // false if it was not at the memory
+
+  static bool before(const Request& a, const Request& b);  // sooner, then lower engine
   void send_waiting();  // while the memory accepts, the waiting requests, oldest first
+  void send(Request r);  // to the memory; the caller checked nothing is blocked or waiting
   // Passes the memory's BEGIN_RESP to `engine`; true if the engine completed it.
   bool respond(int engine, Payload& trans, sc_core::sc_time& delay);
 
   InstantEnd& instant_end_;
   std::vector<Request> arrived_;       // BEGIN_REQs of the current instant
   std::deque<Request> waiting_;        // to send, in order
-  std::map<const Payload*, int> owner_;  // sent to the memory, response not yet ended there
   const Payload* blocked_ = nullptr;   // sent, END_REQ not yet back
 };
 
