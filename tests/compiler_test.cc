@@ -463,6 +463,29 @@ TEST(CompilerTest, TapPlansGroupTapsIntoFullTiles) {
   EXPECT_EQ(p.ktiles[4].kts, 64u);
   EXPECT_EQ(p.ktiles[1].ky * 3 + p.ktiles[1].kx, 2u);  // taps (0, 2) and (1, 0)
   EXPECT_EQ(p.ktiles[0].img, p.ktiles[2].img);
+  // Stride 2, C = 64 on 128 rows (ResNet's downsampling 3x3 convs, models/conv.json): pairs
+  // along each kernel row and the third tap alone, 6 tiles (9 unpacked; im2col 5). Tile (ky, kx)
+  // reads anchors (2 oy + ky, 2 ox + kx), so an image holds the taps of one residue
+  // (ky mod 2, kx mod 2), every second row and column of the 57 x 57 input, densely: pairs and
+  // single taps at ky = 0, 2 share two images of 29 x 28 anchors, those at ky = 1 two of
+  // 28 x 28. 3192 UB rows in all, where one plain band (unpacked) writes 57 x 57 = 3249 for 9
+  // passes over the 784 output pixels instead of 6.
+  const Taps strided = taps(3, 2, 64, 57);
+  p = tap_plan(strided, 128, 2, 128);
+  ASSERT_EQ(p.ktiles.size(), 6u);
+  ASSERT_EQ(p.images.size(), 4u);
+  for (std::size_t i = 0; i < 6; ++i) EXPECT_EQ(p.ktiles[i].kts, i % 2 == 0 ? 128u : 64u);
+  EXPECT_EQ(p.ktiles[0].img, p.ktiles[4].img);  // taps (0, 0)-(0, 1) and (2, 0)-(2, 1)
+  EXPECT_EQ(p.ktiles[1].img, p.ktiles[5].img);  // taps (0, 2) and (2, 2)
+  for (const BandImage& im : p.images) {
+    EXPECT_TRUE(im.compact);
+    EXPECT_EQ(im.ystep, 2u);
+    EXPECT_EQ(im.xstep, 2u);
+    EXPECT_TRUE(one_transfer(strided, im));
+  }
+  EXPECT_EQ(band_rows_written(strided, p, 0, 784), 2u * 29 * 28 + 2u * 28 * 28);
+  EXPECT_EQ(band_rows_written(strided, tap_plan(strided, 128, 1, 128), 0, 784), 57u * 57);
+  EXPECT_EQ(band_transfers(strided, p, 0, 784), 4u);
   // The 7x7 stride-2 RGB stem on 128 rows: im2col takes 2 tiles and the UB's write port takes
   // 2 gathered rows + 1 output row per output pixel (the DMA fetches the overlapping windows'
   // bursts once, so its 7 segments no longer count): max(2, 3) = 3; 4 kernel rows per tile
@@ -474,7 +497,9 @@ TEST(CompilerTest, TapPlansGroupTapsIntoFullTiles) {
   Taps slice = taps(7, 2, 3, 230);
   slice.contiguous = false;
   EXPECT_EQ(kernel_rows_per_tile(slice, 128, 128), 0u);
-  for (const BandImage& im : tap_plan(slice, 128, 128 / 3, 128).images) EXPECT_FALSE(im.compact);
+  for (const BandImage& im : tap_plan(slice, 128, 128 / 3, 128).images) {
+    EXPECT_EQ(im.chans, slice.C);
+  }
   // On 256 rows im2col is one tile (max(1, 2)) and so are 7 kernel rows: no gain. 11x11
   // stride-4 (AlexNet) on 128: im2col max(3, 4) = 4; 3 kernel rows per tile take 4 tiles and,
   // their first rows 0, 3, 6, 9 differing modulo 4, anchors every input row (4 per output
@@ -501,11 +526,12 @@ TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
       {16, 3, 5, 1, 0, 5, "bf16"},   // unpadded
       {16, 8, 3, 1, 1, 5, "int8"},   // pairs, two crossing kernel rows, and a single tap
       {128, 64, 3, 1, 1, 5, "int8"}, // ResNet-50's 3x3 convs with 64 channels
-      // Strided pairs stay one tap per tile: each of the three packed images would load every
-      // input pixel again (about 4 UB rows per output pixel each, 12 in all, through the one
-      // write port) to save 4 of 9 passes over the output pixels.
-      {16, 8, 3, 2, 0, 9, "bf16"},
-      {128, 64, 3, 2, 1, 9, "bf16"},
+      // Strided pairs along each kernel row, the third tap alone: 6 tiles. Each image loads
+      // only the anchors of its taps' residue (ky mod 2, kx mod 2), every second row and
+      // column, stored densely (about one UB row per output pixel each, 4 images) where the
+      // plain band of 9 unpacked tiles would hold every input pixel (about 4 per output pixel).
+      {16, 8, 3, 2, 0, 6, "bf16"},
+      {128, 64, 3, 2, 1, 6, "bf16"},
       {128, 48, 3, 1, 1, 5, "int8"}, // 2 taps x 48 rows: 5 > ceil(432 / 128) = 4, so im2col
       {128, 96, 3, 2, 1, 9, "int8"}, // one tap per tile (96 > 64)
       // A first layer's few channels: whole kernel rows per tile take as many tiles as im2col

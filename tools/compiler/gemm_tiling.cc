@@ -92,12 +92,19 @@ TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint6
     }
     return plan;
   }
-  const std::uint64_t taps = g.kh * g.kw;
+  // A strided conv's tile (ky, kx) reads anchors (oy * s + ky, ox * s + kx): every s-th row and
+  // column from (ky mod s, kx mod s). A packed image loads only those, stored densely, so it
+  // writes about one UB row per output pixel (not one per input pixel) and a tile streams
+  // consecutive UB rows; tiles share an image only when their taps agree modulo s (a single
+  // tap's image too: the plain band would load every input pixel). Strided taps pack only along a
+  // kernel row (one transfer per band part, one_transfer): a pair crossing kernel rows would
+  // take a transfer per anchor row, each waiting for the memory.
+  const std::uint64_t taps = g.kh * g.kw, s = g.s;
   for (std::uint64_t a = 0; a < taps;) {
     const std::uint64_t ky = a / g.kw, kx = a % g.kw;
     std::uint64_t n = 1, dy = 0;
     std::int64_t dx = 0;
-    if (a + 1 < taps && pack >= 2) {
+    if (a + 1 < taps && pack >= 2 && (s == 1 || (a + 1) % g.kw != 0)) {
       dy = (a + 1) / g.kw - ky;
       dx = std::int64_t((a + 1) % g.kw) - std::int64_t(kx);
       n = 2;
@@ -110,10 +117,17 @@ TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint6
     std::uint64_t img = 0;
     while (img < plan.images.size() &&
            !(plan.images[img].taps == n && plan.images[img].dy == dy &&
-             plan.images[img].dx == dx)) {
+             plan.images[img].dx == dx && plan.images[img].ky_lo % s == ky % s &&
+             plan.images[img].kx_lo % s == kx % s)) {
       ++img;
     }
-    if (img == plan.images.size()) plan.images.push_back({n, dy, 0, g.C, dx, ky, ky, kx, kx});
+    if (img == plan.images.size()) {
+      plan.images.push_back({n, dy, 0, g.C, dx, ky, ky, kx, kx});
+      if (s > 1) {
+        plan.images.back().ystep = plan.images.back().xstep = s;
+        plan.images.back().compact = true;
+      }
+    }
     BandImage& im = plan.images[img];
     im.ky_lo = std::min(im.ky_lo, ky);
     im.ky_hi = std::max(im.ky_hi, ky);
@@ -192,13 +206,30 @@ AnchorGrid anchor_grid(const Taps& g, const BandImage& im, const BandPart& part)
   return a;
 }
 
+bool one_transfer(const Taps& g, const BandImage& im) {
+  return (im.taps == 1 && !im.compact) ||
+         (im.dy == 0 && (im.dx == 1 || im.taps == 1) && g.contiguous);
+}
+
+std::uint64_t band_transfers(const Taps& g, const TapPlan& plan, std::uint64_t m0,
+                             std::uint64_t m1) {
+  const Band band = band_of(g, m0, m1);
+  std::uint64_t transfers = 0;
+  for (const BandImage& im : plan.images) {
+    for (const BandPart& part : band.parts) {
+      transfers += one_transfer(g, im) ? 1 : anchor_grid(g, im, part).rows;
+    }
+  }
+  return transfers;
+}
+
 std::uint64_t band_rows_written(const Taps& g, const TapPlan& plan, std::uint64_t m0,
                                 std::uint64_t m1) {
   const Band band = band_of(g, m0, m1);
   std::uint64_t rows = 0;
   for (const BandImage& im : plan.images) {
     for (const BandPart& part : band.parts) {
-      if (im.taps == 1) {
+      if (im.taps == 1 && !im.compact) {
         rows += part.rows * g.Wp;
       } else {
         const AnchorGrid a = anchor_grid(g, im, part);

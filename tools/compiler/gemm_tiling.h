@@ -134,13 +134,23 @@ std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_
 // fixed stride; tiles with the same shape of taps share a band image.
 TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R);
 
-// The anchor pixels a packed band image (taps > 1) loads for one band part: rows y0 .. y1 (every
+// The anchor pixels a packed or compact band image loads for one band part: rows y0 .. y1 (every
 // ystep-th) and columns x0 .. x1 (every xstep-th) of the padded input, one UB row each.
 struct AnchorGrid {
   std::uint64_t y0, y1, x0, x1;
   std::uint64_t rows, cols;  // anchor rows and anchors per row loaded
 };
 AnchorGrid anchor_grid(const Taps& g, const BandImage& im, const BandPart& part);
+
+// Whether the DMA loads band image `im` of one band part in one transfer: a plain band, or a
+// run of taps along a kernel row (or one tap's anchors) from a tensor whose pixels hold just its
+// channels (one segment of taps x C elements per anchor); otherwise one transfer per anchor row
+// (a segment per tap).
+bool one_transfer(const Taps& g, const BandImage& im);
+// The DMA transfers that load every band image of `plan` for output pixels [m0, m1) (each pays
+// the memory's latency: an engine runs one transfer at a time).
+std::uint64_t band_transfers(const Taps& g, const TapPlan& plan, std::uint64_t m0,
+                             std::uint64_t m1);
 
 // UB rows the DMA writes to load every band image of `plan` for output pixels [m0, m1): a plain
 // image the band's whole padded rows, a packed one its anchors (each image loads the input

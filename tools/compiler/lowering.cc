@@ -320,21 +320,26 @@ class Lowerer {
     return layer.kind == OpKind::kConv2d &&
            (layer.dilation_h > 1 || layer.dilation_w > 1 || groups_of(layer).blocks > 1);
   }
+  // Cycles a DMA transfer waits for the memory before its first response (an engine runs one
+  // transfer at a time): hbm.latency_ns, none with ideal memory.
+  double transfer_start() const {
+    return config_.hbm.preset == "ideal" ? 0 : config_.hbm.latency_ns / config_.period_ns();
+  }
   // Kernel taps one weight tile holds when a tap-based conv reads its input from HBM (g, its
   // bands: taps_of(layer, false, contiguous)): all C channels of several taps when they fit the
   // array's rows (the DMA packs them into one UB row), else 1 (a tile is one tap's channel
   // chunk). A resident input has one pixel per UB row and is never packed. Packing trades
-  // weight tiles (each a pass over every output pixel) for UB rows the DMA writes (each packed
-  // image loads the input again, through the UB's write port): it is kept only where it lowers
-  // the larger of the two.
+  // weight tiles (each a pass over every output pixel, per N tile) for UB rows the DMA writes
+  // (each packed image loads the input again, through the UB's write port): it is kept only
+  // where it lowers the larger of the two.
   std::uint64_t taps_per_tile(const Node& layer, const Taps& g) const {
     if (layer.kind != OpKind::kConv2d || tap_by_tap(layer)) return 1;
     const std::uint64_t pack = cw_ / layer.in.c;
     if (pack < 2) return 1;
-    const std::uint64_t M = layer.gemm_m();
+    const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
     auto cost = [&](std::uint64_t p) {
       const TapPlan plan = tap_plan(g, cw_, p, R_);
-      return std::max<std::uint64_t>(plan.ktiles.size() * M, band_rows_written(g, plan, 0, M));
+      return std::max(plan.ktiles.size() * NT * M, band_rows_written(g, plan, 0, M));
     };
     return cost(pack) < cost(1) ? pack : 1;
   }
@@ -356,11 +361,35 @@ class Lowerer {
   // fuller tiles, resident it streams every output pixel once per tap (a 3x3 depthwise conv
   // over 32 channels on 128 rows: 3 passes against 9), which costs far more than the tensor's
   // round trip through HBM. (im2col's full tiles do not pay: its gather of kernel_h segments
-  // per pixel binds instead, as MobileNetV2's 96-channel stride-2 depthwise conv showed.)
+  // per pixel binds instead, as MobileNetV2's 96-channel stride-2 depthwise conv showed.) The
+  // packed tiles must also outrun the DMA loading their band images (band_dma_cycles): a
+  // strided conv's images each load a share of the input again.
   bool prefers_hbm_input(const Node& layer, bool contiguous) const {
     if (layer.kind != OpKind::kConv2d || layer.groups == 1) return false;
-    return taps_plan(layer, taps_of(layer, false, contiguous), false, C_).KT <
-           taps_plan(layer, taps_of(layer, true, contiguous), true, C_).KT;
+    const Taps g = taps_of(layer, false, contiguous);
+    const TapPlan hbm = taps_plan(layer, g, false, C_).plan;
+    const std::uint64_t resident = taps_plan(layer, taps_of(layer, true, contiguous), true, C_).KT;
+    const double M = double(layer.gemm_m());
+    return std::max(double(hbm.ktiles.size()) * M, band_dma_cycles(g, hbm, 0, layer.gemm_m())) <
+           double(resident) * M;
+  }
+  // The DMA's cycles loading the band images of `plan` for output pixels [m0, m1): a UB row
+  // written a cycle, or the bytes at the memory's peak (the rows' elements, an upper bound: a
+  // transfer fetches each burst once), whichever is more, and each transfer waiting for the
+  // memory (transfer_start).
+  double band_dma_cycles(const Taps& g, const TapPlan& plan, std::uint64_t m0,
+                         std::uint64_t m1) const {
+    double rows = 0, bytes = 0;
+    for (const BandImage& im : plan.images) {
+      TapPlan one;
+      one.images.push_back(im);
+      const double r = double(band_rows_written(g, one, m0, m1));
+      rows += r;
+      bytes += r * double(im.taps * im.chans * eb_);
+    }
+    const double peak = config_.hbm_peak_bytes_per_cycle();
+    return std::max(rows, std::isinf(peak) ? 0 : bytes / peak) +
+           double(band_transfers(g, plan, m0, m1)) * transfer_start();
   }
   // Whether a grouped conv's channel chunks (input) or N tiles (output) are whole chunks of the
   // resident layout (min(R, C) channels per UB row).
@@ -393,7 +422,7 @@ class Lowerer {
                         const BandPart& part, std::uint64_t ub,
                         std::vector<DmaFields>& pieces) const {
     const std::int64_t pad = std::int64_t(g.pad);
-    if (im.taps == 1) {
+    if (im.taps == 1 && !im.compact) {
       check_width(part.rows, kMaxCount, "input band rows (DMA groups)");
       pieces.push_back(block(t.addr(part.b, std::int64_t(part.iy0 * g.sub - g.pad_h), -pad) +
                                  im.c0 * eb_,
@@ -403,25 +432,24 @@ class Lowerer {
     }
     const AnchorGrid grid = anchor_grid(g, im, part);
     const std::uint64_t y0 = grid.y0, y1 = grid.y1, x0 = grid.x0;
-    const std::uint64_t rows = y1 - y0 + 1, cols = grid.x1 - x0 + 1;
     const std::uint64_t row_elems = im.taps * im.chans;
-    check_width(rows, kMaxCount, "packed band rows (DMA groups)");
-    check_width(cols, kMaxCount, "packed band anchors per row (DMA segs)");
+    check_width(grid.rows, kMaxCount, "packed band rows (DMA groups)");
+    check_width(grid.cols, kMaxCount, "packed band anchors per row (DMA segs)");
     auto ub_row = [&](std::uint64_t iy) {
       return im.compact ? ub + (iy - y0) / im.ystep * grid.cols : ub + (iy - part.iy0) * g.Wp + x0;
     };
     auto hbm = [&](std::uint64_t iy) {
       return t.addr(part.b, std::int64_t(iy - g.pad_h), std::int64_t(x0) - pad);
     };
-    if (im.dy == 0 && im.dx == 1 && t.ctot == im.chans) {
+    if (one_transfer(g, im)) {
       DmaFields d;
       d.hbm_addr = hbm(y0);
       d.ub_row = std::uint32_t(ub_row(y0));
-      d.groups = std::uint16_t(rows);
-      d.group_stride = std::uint32_t(rows > 1 ? t.row_bytes() : 0);
-      d.ub_stride = std::uint16_t(rows > 1 ? g.Wp : 1);
-      d.segs = std::uint16_t(cols);
-      d.seg_stride = std::uint32_t(cols > 1 ? t.pixel_bytes() : 0);
+      d.groups = std::uint16_t(grid.rows);
+      d.group_stride = std::uint32_t(grid.rows > 1 ? im.ystep * t.row_bytes() : 0);
+      d.ub_stride = std::uint16_t(grid.rows > 1 ? (im.compact ? grid.cols : g.Wp) : 1);
+      d.segs = std::uint16_t(grid.cols);
+      d.seg_stride = std::uint32_t(grid.cols > 1 ? im.xstep * t.pixel_bytes() : 0);
       d.elems = std::uint16_t(row_elems);
       d.pack = std::uint16_t(row_elems);
       pieces.push_back(d);
@@ -485,6 +513,31 @@ class Lowerer {
     }
     return rows;
   }
+  // The cycles a conv reading its input from HBM is estimated to take on `path` (the one place
+  // gemm_path's choice is costed): the array streams every output pixel once per weight tile
+  // (K tiles x N tiles x M), while the DMA writes the UB rows of the gather (im2col: ceil(K / R)
+  // per pixel; taps: the band images' rows, band_rows_written), one a cycle, and its transfers
+  // each wait for the memory (transfer_start; im2col: one per output row, taps: band_transfers).
+  // The first M tile's gather comes before any stream (the node's first weight load waits for
+  // all of it), the rest overlaps the streams. An M tile is at most an accumulator slot
+  // (tile_gemm). im2col's HBM bytes do not enter: the DMA fetches each burst once per
+  // transfer, so its kh x kw reads of an input element cost about kh bursts, well within the
+  // peak bandwidth at one UB row a cycle (band images: band_dma_cycles). Ideal memory leaves
+  // the UB rows and the first tile's exposed gather.
+  double path_cycles(const Node& layer, GemmPath path, bool contiguous) const {
+    const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
+    const Taps g = taps_of(layer, false, contiguous);
+    const TapPlan plan = path == GemmPath::kTaps ? taps_plan(layer, g, false, C_).plan : TapPlan();
+    const std::uint64_t KT = path == GemmPath::kTaps ? plan.ktiles.size()
+                                                      : ceil_div(dense_k(layer), R_);
+    const std::uint64_t first_m = std::min({M, acc_rows_ / (KT == 1 ? 3 : 2), kMaxCount});
+    auto gather = [&](std::uint64_t m) {
+      if (path == GemmPath::kTaps) return band_dma_cycles(g, plan, 0, m);
+      return double(m * KT) + double(ceil_div(m, g.OW)) * transfer_start();
+    };
+    const double first = gather(first_m);
+    return first + std::max(double(KT * NT * M), gather(M) - first);
+  }
   GemmPath gemm_path(const Node& layer, bool in_res, bool contiguous, bool out_res,
                      std::uint64_t limit) const {
     if (in_res || tap_by_tap(layer)) return GemmPath::kTaps;
@@ -492,14 +545,19 @@ class Lowerer {
     // The rows path reads whole pixels (im2col segments) as contiguous runs, which a concat
     // slice's are not: only the tap path reads it.
     if (!contiguous) return GemmPath::kTaps;
-    // On-chip windows read each input element once from HBM instead of kh * kw times (or, with
-    // packed taps, once per band image); they pay off when a channel chunk fills at least half
-    // the array's rows, when packed taps need no more weight tiles than im2col's full ones, or
-    // when packing whole kernel rows is cheaper than im2col (kernel_rows_per_tile).
+    // On-chip windows read each input element once from HBM instead of about kh times (or, with
+    // packed taps, once per band image). They are taken when their tiles are no more than
+    // im2col's full ones, when packing whole kernel rows is cheaper than im2col
+    // (kernel_rows_per_tile), or, when a channel chunk fills at least half the array's rows, when
+    // they are estimated no slower (path_cycles): C a little over a multiple of the rows (130 on
+    // 128: 18 tiles against 10) or taps that do not pack (80 on 128: 9 against 6) are not.
+    // Fewer channels keep im2col, whose tiles then are far fewer.
     const TapPlan plan = taps_plan(layer, taps_of(layer, false, contiguous), false, C_).plan;
-    const bool whole_rows = !plan.images.empty() && plan.images[0].compact;
-    const bool fills = 2 * std::uint64_t(layer.in.c) >= R_ ||
-                       plan.ktiles.size() <= ceil_div(dense_k(layer), R_) || whole_rows;
+    const bool whole_rows = !plan.images.empty() && plan.images[0].chans > layer.in.c;
+    const bool fills = plan.ktiles.size() <= ceil_div(dense_k(layer), R_) || whole_rows ||
+                       (2 * std::uint64_t(layer.in.c) >= R_ &&
+                        path_cycles(layer, GemmPath::kTaps, contiguous) <=
+                            path_cycles(layer, GemmPath::kRows, contiguous));
     if (fills && layer.in.w + 2 * std::uint64_t(layer.padding) <= kMaxCount &&
         gemm_staging(layer, GemmPath::kTaps, false, contiguous, out_res, 1) <= limit) {
       return GemmPath::kTaps;
@@ -1228,8 +1286,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
                                        config_.ub.read_ports})
             : 1;
   const double peak = config_.hbm_peak_bytes_per_cycle();
-  const double start = config_.hbm.preset == "ideal" ? 0 : config_.hbm.latency_ns /
-                                                              config_.period_ns();
+  const double start = transfer_start();
   const auto transfer = [&](double rows, double bytes) {
     return std::max(rows, std::isinf(peak) ? 0 : bytes / peak) + start;
   };
