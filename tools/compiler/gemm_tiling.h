@@ -129,9 +129,11 @@ std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_
 // Without packing: one K tile per (ky, kx, channel chunk of cw), one plain band per chunk.
 // Packing (pack > 1 taps fit a tile, all C channels each): whole kernel rows when that pays
 // (kernel_rows_per_tile, for first layers with very few channels), else consecutive taps in
-// (ky, kx) order share a tile while they are evenly spaced in HBM (a run along a kernel row, or
-// a pair that crosses to the next kernel row), because a DMA gathers them as segments at a
-// fixed stride; tiles with the same shape of taps share a band image.
+// (ky, kx) order share a tile while they are evenly spaced in HBM (a run along a kernel row, or,
+// at stride 1, a pair that crosses to the next kernel row), because a DMA gathers them as
+// segments at a fixed stride; tiles with the same shape of taps share a band image, at stride
+// s > 1 only those whose taps agree modulo s, each image then holding only its anchors
+// (every s-th row and column, BandImage::compact).
 TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R);
 
 // The anchor pixels a packed or compact band image loads for one band part: rows y0 .. y1 (every
