@@ -383,6 +383,29 @@ TEST(ScheduleClassic, UnpublishedConvsNeverBehindScaleSimsFolds) {
   for (std::uint32_t n : {32u, 128u, 256u}) expect_never_behind_classic(path, n, false);
 }
 
+// One K tile per output tile with pixels that are not whole HBM bursts: 112x112x1, 7x7 -> 257
+// on 256 x 256 (im2col, K = 49; N tiles of 256 and 1 columns). Each N tile streams the
+// 11236 output pixels once and its store reads as many UB rows, sending one request per
+// 256-byte burst a pixel's segment touches: the full tile's 256 bytes at a pixel stride of
+// 257 straddle two bursts, the tail's one byte takes one, so one store engine needed three
+// request cycles per pixel against the array's two and paced it (31089 cycles against folds
+// of 2 x (3 x 256 + 11236 - 2) = 24004; 22773 with 4096-byte bursts). The odd output tiles
+// (here the tails) are stored on engine 0 beside its gather of one UB row per pixel, and four
+// output slots let a full tile's store (two requests a pixel) run under the next two
+// ACTIVATEs.
+TEST(ScheduleClassic, OneKTileLayersWithUnalignedPixelsSplitTheirStores) {
+  const std::vector<Shape> shapes = {conv(112, 112, 1, 7, 1, 0, 257)};
+  const std::string path = temp_path("unaligned.json");
+  std::ofstream(path) << model_json(shapes);
+  const std::uint64_t n = 256;
+  const nlohmann::json r = run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+  ASSERT_EQ(r["layers"].size(), 1u);
+  const Shape& sh = shapes[0];
+  const Topology::Layer l{"", sh.M(), sh.K(), sh.n, sh.c};
+  EXPECT_EQ(classic(l, n, n), 24004u);
+  EXPECT_LE(r["layers"][0]["compute_cycles"].get<std::uint64_t>(), classic(l, n, n));
+}
+
 // Without weight double buffering, with ideal memory and enough UB ports and banks that the
 // input stream never waits, a layer that fills the array (K a multiple of R, N of C, one M tile)
 // runs its folds back to back: load R weight rows, stream M rows, drain C + R - 1; the next

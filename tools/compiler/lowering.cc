@@ -86,7 +86,11 @@ struct GemmTiling {
   // UB rows of the input slots, used in turn by the M tiles: two (double buffering), or one
   // per M tile for packed anchors (see tile_gemm).
   std::vector<std::uint64_t> x_slot;
-  std::uint64_t o_slot = 0;          // first UB row of the 2 x mxus output slots of m_tile rows
+  std::uint64_t o_slot = 0;          // first UB row of the out_slots output slots of m_tile rows
+  // Output slots, used in turn by the output tiles: 2 x mxus, or four when the stores are split
+  // over two DMA engines (see tile_gemm).
+  std::uint64_t out_slots = 2;
+  bool split_stores = false;
   std::uint64_t bias_slot = 0;       // first UB row of the bias (bias_rows()), above them
   // Weight source. A tensor matmul runs `parts` = samples x heads GEMMs of M x K x N one after
   // another (M tiles counted over all of them, part by part): part p multiplies head p % heads
@@ -1211,14 +1215,24 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
          "); it would fit with acc.capacity_bytes >= " +
          std::to_string(acc_slots * std::uint64_t(C_) * 4));
   }
-  // The M tile with U MXUs: each has acc_slots accumulator slots and two output slots of
-  // m_tile rows.
+  // With one K tile per output tile each N tile's store reads as many UB rows as its stream,
+  // and sends one request per HBM burst a pixel's segment touches: when the output's pixels
+  // are not whole bursts (N = 257 int8), a full tile's segment straddles two, so the stores
+  // (three requests a pixel for N tiles of 256 + 1, against two stream cycles) would pace the
+  // array. Then lower_gemm stores the odd output tiles on engine 0 (whose gather writes one
+  // UB row a pixel), and four output slots let a full tile's store (two requests a pixel)
+  // overlap the next two ACTIVATEs: each engine is then about as busy as the array.
+  const bool split = store_engine_ && weight_engines_ > 0 && !taps && KT == 1 && NT > 1 &&
+                     !out_res && !tensor && out.hbm.pixel_bytes() % config_.hbm.burst_bytes != 0;
+  const auto out_slots = [&](std::uint64_t U) { return split && U == 1 ? 4 : 2 * U; };
+  // The M tile with U MXUs: each has acc_slots accumulator slots, and the node out_slots(U)
+  // output slots of m_tile rows.
   const auto m_tile_for = [&](std::uint64_t U) {
     std::uint64_t cap = std::min({M, acc_rows_ / (acc_slots * U), kMaxCount});
     if (options_.max_m_tile > 0) cap = std::min<std::uint64_t>(cap, options_.max_m_tile);
     std::uint64_t m_tile = 1;
     if (!taps) {
-      const std::uint64_t per_m = 2 * KR + (out_res ? 0 : 2 * U);
+      const std::uint64_t per_m = 2 * KR + (out_res ? 0 : out_slots(U));
       const std::uint64_t fixed = weight_rows() + bias_rows(layer, config_, model_.dtype);
       m_tile = round_tile(layer, std::min(cap, (limit - fixed) / per_m));
     } else {
@@ -1339,6 +1353,8 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   tl.m_tile = m_tile;
   tl.MT = MT;
   tl.acc_slots = acc_slots;
+  tl.out_slots = out_slots(U);
+  tl.split_stores = split && U == 1;
   std::uint64_t at = 0;
   for (std::uint64_t nt = 0; nt < NT; ++nt) {
     for (std::uint64_t kt = 0; kt < KT; ++kt) {
@@ -1368,14 +1384,15 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // tile (when the UB has room) every load runs as early as the DMA gets to it.
   const std::uint64_t slots =
       !in_res && MT > 2 &&
-              gemm_staging(layer, path, in_res, contiguous, out_res, m_tile, U) + (MT - 2) * xs <=
+              gemm_staging(layer, path, in_res, contiguous, out_res, m_tile, U) +
+                      (tl.out_slots - 2 * U) * m_tile + (MT - 2) * xs <=
                   limit
           ? MT
           : 2;
   const std::uint64_t base = weight_rows();
   for (std::uint64_t i = 0; i < slots; ++i) tl.x_slot.push_back(base + i * xs);
   tl.o_slot = base + slots * xs;
-  tl.bias_slot = tl.o_slot + (out_res ? 0 : 2 * U * m_tile);
+  tl.bias_slot = tl.o_slot + (out_res ? 0 : tl.out_slots * m_tile);
   if (layer.bias && row_bytes % 4 != 0) {
     fail("a bias needs UB rows of a multiple of 4 bytes (its 32-bit words), but they hold " +
          std::to_string(row_bytes));
@@ -1421,9 +1438,10 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const auto tiles = [&](std::uint64_t u) { return MT * per_m_tile(u); };
   const std::uint64_t A = tl.acc_slots;
   const auto acc_slot = [&](std::uint64_t t) { return (A * mxu(t) + local(t) % A) * m_tile; };
-  // 2U output staging slots, used in turn: ACTIVATEs run in order on the one vector unit.
+  // O output staging slots, used in turn: ACTIVATEs run in order on the one vector unit.
+  const std::uint64_t O = tl.out_slots;
   const auto o_slot = [&](std::uint64_t t) {
-    return tl.o_slot + t % (2 * U) * m_tile * tl.raw_w;
+    return tl.o_slot + t % O * m_tile * tl.raw_w;
   };
   // The semaphore `s` of every MXU (not kMxuGo, which MXU 0 has not).
   const auto every_mxu = [&](MxuSemaphore s) {
@@ -1580,18 +1598,27 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
                  });
     return pieces;
   };
-  // The output tiles' semaphores: their own on the store engine.
-  const std::uint32_t out_ready = store_engine_ ? kSemStoreReady : kSemOutReady;
-  const std::uint32_t out_free = store_engine_ ? kSemStoreFree : kSemOutFree;
+  // Tile t's store engine and semaphores: their own on the store engine; split stores
+  // (tile_gemm) put the odd tiles on engine 0 with the one-engine pair, which engine 0 and the
+  // vector unit use in program order.
+  const auto on_store_engine = [&](std::uint64_t t) {
+    return store_engine_ && !(tl.split_stores && !tl.raw && t % 2 == 1);
+  };
+  const auto out_ready = [&](std::uint64_t t) {
+    return on_store_engine(t) ? kSemStoreReady : kSemOutReady;
+  };
+  const auto out_free = [&](std::uint64_t t) {
+    return on_store_engine(t) ? kSemStoreFree : kSemOutFree;
+  };
   // Store pieces [from, to) of output tile t; the first waits for the tile, the last frees its
   // slot.
   auto emit_store = [&](std::uint64_t t, const std::vector<DmaFields>& pieces, std::size_t from,
                         std::size_t to) {
     for (std::size_t i = from; i < to; ++i) {
-      std::uint64_t wait = i == 0 ? bit(out_ready) : 0;
-      std::uint64_t signal = i + 1 == pieces.size() && t + 2 * U < T ? bit(out_free) : 0;
+      std::uint64_t wait = i == 0 ? bit(out_ready(t)) : 0;
+      std::uint64_t signal = i + 1 == pieces.size() && t + O < T ? bit(out_free(t)) : 0;
       Instruction store = dma(Opcode::kDmaStore, pieces[i], wait, signal);
-      store.instance = store_engine_ ? kStoreEngine : 0;
+      store.instance = on_store_engine(t) ? kStoreEngine : 0;
       emit(store);
     }
   };
@@ -1855,10 +1882,10 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           }
           if (tl.raw) act.flags = kFlagRaw;
           if (i == 0) {
-            act.wait = bit(acc_ready(u, l)) | (t >= 2 * U && !out_res ? bit(out_free) : 0);
+            act.wait = bit(acc_ready(u, l)) | (t >= O && !out_res ? bit(out_free(t)) : 0);
           }
           if (i + 1 == acts.size()) {
-            act.signal = (out_res ? 0 : bit(out_ready)) |
+            act.signal = (out_res ? 0 : bit(out_ready(t))) |
                          (l + A < tiles(u) ? bit(mxu_sem(u, kMxuAccFree)) : 0);
           }
           emit(act);
@@ -1948,6 +1975,8 @@ GemmTiling Lowerer::k_share(const GemmTiling& tl, std::uint64_t limit) const {
   // The output slots hold raw rows (raw_w UB rows per accumulator row), where the bias was:
   // smaller M tiles when they do not fit.
   s.raw_w = raw_rows_per_acc_row(C_, std::uint64_t(config_.ub_row_elems()) * eb_);
+  s.out_slots = 2 * s.mxus;
+  s.split_stores = false;
   while (s.m_tile > 1 && s.o_slot + 2 * s.mxus * s.m_tile * s.raw_w > limit) {
     s.m_tile = ceil_div(s.m_tile, 2);
   }
