@@ -66,21 +66,31 @@ void UnifiedBuffer::arbitrate() {
   const Cycle cycle = clock_.now();
   advance_to(cycle);
 
-  std::vector<UbRequest*> batch;
-  std::vector<std::pair<UbRequest*, sc_core::sc_time>> later;
-  for (const auto& [req, at] : pending_) {
-    if (at <= now) {
-      batch.push_back(req);
+  // The requests due now move to batch_ (the others keep their order in pending_); both
+  // vectors keep their storage, so an arbitration allocates nothing.
+  batch_.clear();
+  auto kept = pending_.begin();
+  for (const auto& p : pending_) {
+    if (p.second <= now) {
+      batch_.push_back(p.first);
     } else {
-      later.emplace_back(req, at);
+      *kept++ = p;
     }
   }
-  pending_ = std::move(later);
-  std::stable_sort(batch.begin(), batch.end(), [](const UbRequest* a, const UbRequest* b) {
-    return a->client != b->client ? a->client < b->client : a->instance < b->instance;
-  });
+  pending_.erase(kept, pending_.end());
+  // Stable insertion sort by client, then instance: an instant has a few requests.
+  for (std::size_t i = 1; i < batch_.size(); ++i) {
+    UbRequest* const r = batch_[i];
+    std::size_t j = i;
+    for (; j > 0 && std::pair(r->client, r->instance) <
+                        std::pair(batch_[j - 1]->client, batch_[j - 1]->instance);
+         --j) {
+      batch_[j] = batch_[j - 1];
+    }
+    batch_[j] = r;
+  }
 
-  for (UbRequest* r : batch) {
+  for (UbRequest* r : batch_) {
     Cycle s = std::max(r->earliest, cycle);
     if (!r->contiguous) {
       place_spread(*r, s);
@@ -151,12 +161,23 @@ std::uint32_t UnifiedBuffer::first_conflict(const UbRequest& r, Cycle s, bool& p
 void UnifiedBuffer::reserve(const UbRequest& r, Cycle s) {
   if (r.count == 0) return;
   extend_to(s + r.count);
-  const std::uint64_t step = r.stride % banks_;
-  std::uint64_t bank = r.first_row % banks_;
+  // take() for every access, with the calendar's fields in locals: the stores below are of
+  // the same integer types as those members, so the compiler would reload them each access.
+  const Port port = port_of(r);
+  const std::uint32_t ports = ports_[port];
+  std::uint32_t* const used = port_used_[port].data();
+  Cycle* const until = full_until_[port].data();
+  std::uint64_t* const banks = bank_busy_.data();
+  const std::size_t mask = capacity_ - 1, words = bank_words_;
+  const std::uint64_t nbanks = banks_, step = r.stride % nbanks;
+  std::uint64_t bank = r.first_row % nbanks;
+  std::size_t i = slot_index(s);
   for (std::uint32_t j = 0; j < r.count; ++j) {
-    take(port_of(r), s + j, bank);
+    if (++used[i] == ports) until[i] = s + j + 1;
+    banks[i * words + bank / 64] |= std::uint64_t(1) << (bank % 64);
+    i = (i + 1) & mask;
     bank += step;
-    if (bank >= banks_) bank -= banks_;
+    if (bank >= nbanks) bank -= nbanks;
   }
 }
 

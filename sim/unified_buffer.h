@@ -132,6 +132,7 @@ class UnifiedBuffer : public sc_core::sc_module {
   std::array<std::uint32_t, kPorts> ports_;  // ports of each kind per cycle
   // Requests waiting for arbitration, each with the instant it will be arbitrated at.
   std::vector<std::pair<UbRequest*, sc_core::sc_time>> pending_;
+  std::vector<UbRequest*> batch_;  // arbitrate()'s requests of this instant, in grant order
   sc_core::sc_event arbitrate_event_;
   // Reservation calendar: a ring of per-cycle slots for cycles base_ .. base_ + used_ - 1.
   // Cycle c uses port_used_[p][i] (ports of kind p taken) and bank bits
