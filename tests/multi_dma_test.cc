@@ -341,6 +341,30 @@ TEST(MultiDma, HeldBackRequestAnsweredOnTheReturnPathIsEndedAtTheMemory) {
 }
 
 // A transfer on engine 1 waiting for a semaphore nobody signals: the deadlock names dma.1.
+// The same memory behind an order-free port: engine 0 sends first (engine 1 a delta later, so
+// process order cannot swap them) and is held back; engine 1's request waits in the port
+// (TLM_ACCEPTED) until engine 0's END_REQ at 1 ns, then goes on and is answered on the
+// return path: the times of the test above, and the memory still gets its END_RESP.
+TEST(MultiDma, OrderFreePortHoldsRequestsBehindOneTheMemoryHoldsBack) {
+  HbmMux port("port", nullptr);
+  ReturnPathMemory memory("memory");
+  PortClient engine0("engine0", sc_core::SC_ZERO_TIME, 0, 0);
+  PortClient engine1("engine1", sc_core::SC_ZERO_TIME, 1, 64);
+  engine0.socket.bind(port.engines);
+  engine1.socket.bind(port.engines);
+  port.memory.bind(memory.socket);
+  sc_core::sc_start();
+  EXPECT_EQ(memory.first, &engine0.trans);
+  EXPECT_EQ(engine0.status, tlm::TLM_ACCEPTED);
+  EXPECT_EQ(engine0.end_req, sc_core::sc_time(1, sc_core::SC_NS));
+  EXPECT_EQ(engine0.answered, sc_core::sc_time(2, sc_core::SC_NS));
+  EXPECT_EQ(memory.first_status, tlm::TLM_COMPLETED);
+  EXPECT_EQ(engine1.status, tlm::TLM_ACCEPTED);
+  EXPECT_EQ(engine1.end_req, sc_core::sc_time(1, sc_core::SC_NS));
+  EXPECT_EQ(engine1.answered, sc_core::sc_time(1, sc_core::SC_NS));
+  EXPECT_EQ(memory.end_resps, 1);
+}
+
 TEST(MultiDma, DeadlockNamesTheEngine) {
   try {
     run_assembly(".hbm 64\n.sem 0 never\ndma.load hbm=0 ub=0 elems=8 pack=8 unit=1 wait=never\n"
