@@ -38,12 +38,13 @@ HbmMux::HbmMux(sc_core::sc_module_name name, InstantEnd* instant_end)
 tlm::tlm_sync_enum HbmMux::nb_transport_fw(int engine, Payload& trans, tlm::tlm_phase& phase,
                                            sc_core::sc_time& delay) {
   if (phase == tlm::BEGIN_REQ) {
-    if (!instant_end_ && !blocked_ && waiting_.empty()) return pass(engine, trans, phase, delay);
-    if (!instant_end_) {
-      waiting_.push_back({engine, &trans, delay});
-    } else {
+    if (instant_end_) {
       if (arrived_.empty()) instant_end_->request();
       arrived_.push_back({engine, &trans, delay});
+    } else if (!blocked_ && waiting_.empty()) {
+      return pass(engine, trans, phase, delay);
+    } else {
+      waiting_.push_back({engine, &trans, delay});  // behind the one the memory holds back
     }
     return tlm::TLM_ACCEPTED;
   }
