@@ -55,6 +55,33 @@ std::vector<DmaEngine::Burst> DmaEngine::split(const DmaFields& d) const {
 
 namespace {
 
+// Items numbered 0, 1, 2, ... in order, of which only a sliding window is kept: added at the
+// back, dropped from the front. A vector with a moving front: indexing is one addition (a
+// deque's costs a few divisions, and the gather indexes on every piece).
+template <typename T>
+class Window {
+ public:
+  std::uint64_t first() const { return first_; }  // number of the front item
+  std::uint64_t end() const { return first_ + (items_.size() - head_); }  // one past the back
+  bool empty() const { return head_ == items_.size(); }
+  T& operator[](std::uint64_t n) { return items_[head_ + std::size_t(n - first_)]; }
+  T& front() { return items_[head_]; }
+  T& emplace_back() { return items_.emplace_back(); }  // invalidates references
+  void pop_front() {
+    ++head_;
+    ++first_;
+    if (head_ >= 64 && 2 * head_ >= items_.size()) {  // amortised: moves at most head_ items
+      items_.erase(items_.begin(), items_.begin() + std::ptrdiff_t(head_));
+      head_ = 0;
+    }
+  }
+
+ private:
+  std::vector<T> items_;
+  std::size_t head_ = 0;  // index of the front item in items_
+  std::uint64_t first_ = 0;
+};
+
 // The pieces of a load in gather order, coalesced into one request per burst (see the header's
 // contract). Streams: it generates pieces only until the request asked for is closed (no later
 // piece can join it), and it keeps only the requests and rows not yet retired.
@@ -106,13 +133,14 @@ class Gather {
 
   // Makes request i (numbered in order of first use) complete; false when there are fewer.
   bool has(std::size_t i) {
-    while (i >= req_base_ + reqs_.size() || !closed(reqs_[i - req_base_])) {
+    while (i >= reqs_.end() || !closed(reqs_[i])) {
       if (!generate()) break;
     }
-    return i < req_base_ + reqs_.size();
+    return i < reqs_.end();
   }
-  Request& request(std::size_t i) { return reqs_[i - req_base_]; }
-  Row& row(std::uint64_t q) { return rows_[q - row_base_]; }
+  // References stay valid until the next has() or retire().
+  Request& request(std::size_t i) { return reqs_[i]; }
+  Row& row(std::uint64_t q) { return rows_[q]; }
   std::uint64_t ub_row(std::uint64_t q) const {
     return d_.ub_row + (q / rows_per_group_) * d_.ub_stride + q % rows_per_group_;
   }
@@ -121,14 +149,8 @@ class Gather {
   std::uint64_t row_data_bytes() const { return row_data_; }
   // Drops handled requests and written rows from the front.
   void retire() {
-    while (!reqs_.empty() && reqs_.front().handled) {
-      reqs_.pop_front();
-      ++req_base_;
-    }
-    while (!rows_.empty() && rows_.front().written) {
-      rows_.pop_front();
-      ++row_base_;
-    }
+    while (!reqs_.empty() && reqs_.front().handled) reqs_.pop_front();
+    while (!rows_.empty() && rows_.front().written) rows_.pop_front();
   }
 
  private:
@@ -163,10 +185,11 @@ class Gather {
     p.offset = s_ * len_ + off_;
     p.q0 = g_ * rows_per_group_ + p.offset / row_data_;
     p.q1 = g_ * rows_per_group_ + (p.offset + p.bytes - 1) / row_data_;
-    while (row_base_ + rows_.size() <= p.q1) {
+    while (rows_.end() <= p.q1) {
+      const std::uint64_t q = rows_.end();
       Row& r = rows_.emplace_back();
       if (has_data_) {
-        const std::uint64_t k = (row_base_ + rows_.size() - 1) % rows_per_group_;
+        const std::uint64_t k = q % rows_per_group_;
         r.data.assign(std::min(row_data_, stream_ - k * row_data_), 0);
       }
     }
@@ -194,14 +217,14 @@ class Gather {
       id = *in_prev;
       insert(cur_, b, id);
     } else {
-      id = req_base_ + reqs_.size();
+      id = reqs_.end();
       Request& r = reqs_.emplace_back();
       r.burst = b;
       r.lo = p.addr;
       r.hi = p.addr + p.bytes;
       insert(cur_, b, id);
     }
-    if (id < req_base_) throw SimError("dma engine: a piece joined a retired burst request");
+    if (id < reqs_.first()) throw SimError("dma engine: a piece joined a retired burst request");
     Request& r = request(id);
     r.lo = std::min(r.lo, p.addr);
     r.hi = std::max(r.hi, p.addr + p.bytes);
@@ -227,10 +250,8 @@ class Gather {
   bool done_ = false;
   std::uint64_t cur_group_ = ~std::uint64_t(0);
   Index cur_, prev_;
-  std::deque<Request> reqs_;
-  std::size_t req_base_ = 0;
-  std::deque<Row> rows_;
-  std::uint64_t row_base_ = 0;
+  Window<Request> reqs_;
+  Window<Row> rows_;
 };
 
 }  // namespace
@@ -535,8 +556,14 @@ void DmaEngine::run_requests(Source& source, bool write, Cycle start, OnResponse
       if (!timed || c < wake_at) wake_at = c;
       timed = true;
     }
-    if (timed) {
+    // wake_ fires only while the memory owes an answer; a plain timed wait is cheaper (no
+    // dynamic sensitivity to set up and tear down), and with `ideal` memory, which answers
+    // on the forward call, it is the wait of every cycle a transfer sends in.
+    const bool answer_owed = in_flight > responses_.size();
+    if (timed && answer_owed) {
       sc_core::wait(clock_.until(wake_at), wake_);
+    } else if (timed) {
+      sc_core::wait(clock_.until(wake_at));
     } else {
       sc_core::wait(wake_);
     }

@@ -28,18 +28,24 @@ void InstantEnd::at_end() {
   for (HbmMux* port : ports_) port->send_arrived();
 }
 
-HbmMux::HbmMux(sc_core::sc_module_name name, InstantEnd& instant_end)
+HbmMux::HbmMux(sc_core::sc_module_name name, InstantEnd* instant_end)
     : sc_module(name), engines("engines"), memory("memory"), instant_end_(instant_end) {
   engines.register_nb_transport_fw(this, &HbmMux::nb_transport_fw);
   memory.register_nb_transport_bw(this, &HbmMux::nb_transport_bw);
-  instant_end_.add(*this);
+  if (instant_end_) instant_end_->add(*this);
 }
 
 tlm::tlm_sync_enum HbmMux::nb_transport_fw(int engine, Payload& trans, tlm::tlm_phase& phase,
                                            sc_core::sc_time& delay) {
   if (phase == tlm::BEGIN_REQ) {
-    if (arrived_.empty()) instant_end_.request();
-    arrived_.push_back({engine, &trans, delay});
+    if (instant_end_) {
+      if (arrived_.empty()) instant_end_->request();
+      arrived_.push_back({engine, &trans, delay});
+    } else if (!blocked_ && waiting_.empty()) {
+      return pass(engine, trans, phase, delay);
+    } else {
+      waiting_.push_back({engine, &trans, delay});  // behind the one the memory holds back
+    }
     return tlm::TLM_ACCEPTED;
   }
   if (phase == tlm::END_RESP) {
@@ -99,14 +105,22 @@ void HbmMux::send(Request r) {
   }
 }
 
+tlm::tlm_sync_enum HbmMux::pass(int engine, Payload& trans, tlm::tlm_phase& phase,
+                                sc_core::sc_time& delay) {
+  claim(trans, engine);
+  const tlm::tlm_sync_enum status = memory->nb_transport_fw(trans, phase, delay);
+  if (status == tlm::TLM_ACCEPTED) {
+    blocked_ = &trans;  // END_REQ comes on the backward path
+  } else if (status == tlm::TLM_COMPLETED) {
+    release(trans);
+  }  // BEGIN_RESP on the return path: at the memory until the engine's END_RESP passes
+  return status;
+}
+
 void HbmMux::claim(Payload& trans, int engine) {
-  Owner* owner = trans.get_extension<Owner>();
-  if (!owner) {
-    owner = new Owner;
-    trans.set_extension(owner);  // kept: the engines' payloads are pooled and reused
-  }
-  owner->engine = engine;
-  owner->at_memory = true;
+  Owner& owner = sticky_extension<Owner>(trans);
+  owner.engine = engine;
+  owner.at_memory = true;
 }
 
 bool HbmMux::release(Payload& trans) {

@@ -10,7 +10,11 @@
 //   have only one) holds back every later one; they go on in order as END_REQs come back.
 // - The engine hears what the memory answered: END_REQ, or BEGIN_RESP (which ends the request
 //   phase too, IEEE 1666-2011 15.2.4). Responses go back to the engine that sent the request.
-// With `ideal` memory every request is answered on arrival, so the order changes nothing.
+// - Order-free memory (no InstantEnd: `ideal` HBM bound straight to the port, which answers
+//   every request on arrival whatever the order): a BEGIN_REQ goes straight on to the memory
+//   and the engine gets its answer on the forward call, as if bound directly; the end of the
+//   instant is not waited for. Same-instant requests then reach the memory in process order,
+//   which changes no time; only data racing between engines at one instant could see it.
 // One engine is bound to the memory directly: no mux, no end-of-instant step.
 #include <cstddef>
 #include <deque>
@@ -20,6 +24,8 @@
 #include <tlm>
 #include <tlm_utils/multi_passthrough_target_socket.h>
 #include <tlm_utils/simple_initiator_socket.h>
+
+#include "sim/sticky_extension.h"
 
 namespace tpu {
 
@@ -48,7 +54,8 @@ class HbmMux : public sc_core::sc_module {
   tlm_utils::multi_passthrough_target_socket<HbmMux> engines;  // bound once per engine
   tlm_utils::simple_initiator_socket<HbmMux> memory;
 
-  HbmMux(sc_core::sc_module_name name, InstantEnd& instant_end);
+  // `instant_end` null: order-free memory (above).
+  HbmMux(sc_core::sc_module_name name, InstantEnd* instant_end);
 
   // At the end of the instant: its requests join the waiting ones in engine order and go on.
   void send_arrived();
@@ -67,13 +74,9 @@ class HbmMux : public sc_core::sc_module {
                                      sc_core::sc_time& delay);
   // The engine of a request sent to the memory, kept on the payload (no lookup per request);
   // at_memory until the memory's side of its response has ended.
-  struct Owner : tlm::tlm_extension<Owner> {
+  struct Owner : StickyExtension<Owner> {
     int engine = 0;
     bool at_memory = false;
-    tlm::tlm_extension_base* clone() const override { return new Owner(*this); }
-    void copy_from(const tlm::tlm_extension_base& other) override {
-      *this = static_cast<const Owner&>(other);
-    }
   };
   void claim(Payload& trans, int engine);
   bool release(Payload& trans);  // false if it was not at the memory
@@ -81,10 +84,13 @@ class HbmMux : public sc_core::sc_module {
   static bool before(const Request& a, const Request& b);  // sooner, then lower engine
   void send_waiting();  // while the memory accepts, the waiting requests, oldest first
   void send(Request r);  // to the memory; the caller checked nothing is blocked or waiting
+  // Order-free memory: sends the engine's BEGIN_REQ on and returns the memory's answer to it.
+  tlm::tlm_sync_enum pass(int engine, Payload& trans, tlm::tlm_phase& phase,
+                          sc_core::sc_time& delay);
   // Passes the memory's BEGIN_RESP to `engine`; true if the engine completed it.
   bool respond(int engine, Payload& trans, sc_core::sc_time& delay);
 
-  InstantEnd& instant_end_;
+  InstantEnd* instant_end_;  // null: order-free memory
   std::vector<Request> arrived_;       // BEGIN_REQs of the current instant
   std::deque<Request> waiting_;        // to send, in order
   const Payload* blocked_ = nullptr;   // sent, END_REQ not yet back

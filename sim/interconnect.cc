@@ -31,12 +31,7 @@ tlm::tlm_sync_enum Interconnect::nb_transport_fw(int core, Payload& trans, tlm::
                    " from core " + std::to_string(core));
   }
   const std::size_t c = std::size_t(core);
-  SourceCore* source = trans.get_extension<SourceCore>();
-  if (!source) {
-    source = new SourceCore;
-    trans.set_extension(source);
-  }
-  source->core = c;
+  sticky_extension<SourceCore>(trans).core = c;
   const std::uint64_t bytes = trans.get_data_length();
   (trans.is_write() ? traffic_[c].write_bytes : traffic_[c].read_bytes) += bytes;
   const sc_core::sc_time arrival = sc_core::sc_time_stamp() + delay;

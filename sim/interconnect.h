@@ -27,6 +27,7 @@
 
 #include "sim/clock.h"
 #include "sim/config/config.h"
+#include "sim/sticky_extension.h"
 
 namespace tpu {
 
@@ -49,15 +50,9 @@ class Interconnect : public sc_core::sc_module {
 
  private:
   using Payload = tlm::tlm_generic_payload;
-  // The core a request came from, on its payload: a sticky extension, attached the first time
-  // a payload passes and freed with it (the DMA engines reuse their payloads), so a response
-  // finds its core without a lookup.
-  struct SourceCore : tlm::tlm_extension<SourceCore> {
+  // The core a request came from, on its payload, so a response finds its core.
+  struct SourceCore : StickyExtension<SourceCore> {
     std::size_t core = 0;
-    tlm::tlm_extension_base* clone() const override { return new SourceCore(*this); }
-    void copy_from(const tlm::tlm_extension_base& other) override {
-      core = static_cast<const SourceCore&>(other).core;
-    }
   };
   struct Pending {
     Payload* trans;

@@ -101,7 +101,8 @@ class DmaUnit : public sc_core::sc_module {
 };
 
 // One core running stream `core` of the program; the chip binds its memory side (bind_memory).
-// `instant_end` is null with one DMA engine, else the chip's, for the core's HBM port.
+// `instant_end` is the chip's, for the core's HBM port with several DMA engines; null with one
+// engine or when the memory is order-free (hbm_mux.h).
 struct TpuCore : sc_core::sc_module {
   TpuCore(sc_core::sc_module_name name, const Config& config, const Program& program,
           MachineState& state, const SimOptions& options, const Probe& probe, std::size_t core,
@@ -111,7 +112,8 @@ struct TpuCore : sc_core::sc_module {
         sequencer("sequencer", config, program, clock, probe, core),
         ub("ub", config, program.dtype, probe),
         weight_fifos(make_fifos(config)),
-        hbm_mux(instant_end ? std::make_unique<HbmMux>("hbm_port", *instant_end) : nullptr),
+        hbm_mux(config.core.dma_engines > 1 ? std::make_unique<HbmMux>("hbm_port", instant_end)
+                                            : nullptr),
         dmas(make_dmas(config, state, probe)),
         dma_units(make_dma_units(state)),
         mxus(make_mxus(config, state, options)),
@@ -195,7 +197,11 @@ struct Chip : sc_core::sc_module {
       : sc_module(name),
         clock(config.period_ns()),
         hbm("hbm", config, options.timing_only ? nullptr : &states[0]->hbm) {
-    if (config.core.dma_engines > 1) instant_end = std::make_unique<InstantEnd>("instant_end");
+    // The HBM ports order same-instant requests unless the memory's answers cannot depend on
+    // it: `ideal` HBM bound straight to the ports (an interconnect serialises what it passes).
+    if (config.core.dma_engines > 1 && (config.hbm.preset != "ideal" || config.chip.cores > 1)) {
+      instant_end = std::make_unique<InstantEnd>("instant_end");
+    }
     if (config.chip.cores > 1) {
       interconnect = std::make_unique<Interconnect>("interconnect", config, clock, states.size());
       interconnect->hbm_socket.bind(hbm.socket);
@@ -219,7 +225,7 @@ struct Chip : sc_core::sc_module {
 
   Clock clock;
   HbmChannel hbm;
-  std::unique_ptr<InstantEnd> instant_end;     // core.dma_engines > 1 only: for the HBM ports
+  std::unique_ptr<InstantEnd> instant_end;     // ordered HBM ports only (see above)
   std::unique_ptr<Interconnect> interconnect;  // chip.cores > 1 only
   std::vector<std::unique_ptr<TpuCore>> cores;
 };

@@ -150,7 +150,8 @@ halt
 
 // One DMA engine's side of the shared HBM port, reduced to one request: sent at `send_at`
 // after `deltas` delta cycles (so engines can send in any delta of an instant, and any
-// process order), recording when END_REQ and the response came.
+// process order), recording when END_REQ and the response came (on the backward path, or
+// on the forward call when it completes there).
 struct PortClient : sc_core::sc_module {
   tlm_utils::simple_initiator_socket<PortClient> socket;
   PortClient(sc_core::sc_module_name name, sc_core::sc_time send_at, int deltas,
@@ -172,6 +173,7 @@ struct PortClient : sc_core::sc_module {
     tlm::tlm_phase phase = tlm::BEGIN_REQ;
     sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
     status = socket->nb_transport_fw(trans, phase, delay);
+    if (status == tlm::TLM_COMPLETED) answered = sc_core::sc_time_stamp() + delay;
   }
   tlm::tlm_sync_enum nb_transport_bw(tlm::tlm_generic_payload&, tlm::tlm_phase& phase,
                                      sc_core::sc_time& delay) {
@@ -198,7 +200,7 @@ struct PortClient : sc_core::sc_module {
 // A `simple` HBM behind a shared port with three clients, created (so their threads
 // registered) in `creation` order; client i sends at 5 ns after deltas[i] delta cycles.
 struct PortRig : sc_core::sc_module {
-  PortRig(sc_core::sc_module_name name, const Config& config, InstantEnd& instant_end,
+  PortRig(sc_core::sc_module_name name, const Config& config, InstantEnd* instant_end,
           const std::array<int, 3>& creation, const std::array<int, 3>& deltas)
       : sc_module(name), hbm("hbm", config, nullptr), port("port", instant_end) {
     for (int i : creation) {
@@ -229,8 +231,8 @@ TEST(MultiDma, SameInstantRequestsGoInEngineOrderWhateverTheProcessOrder) {
   c.hbm.latency_ns = 10.0;
   c.hbm.max_outstanding = 2;
   InstantEnd instant_end("instant_end");
-  PortRig forward("forward", c, instant_end, {0, 1, 2}, {0, 0, 0});
-  PortRig reverse("reverse", c, instant_end, {2, 1, 0}, {2, 1, 0});
+  PortRig forward("forward", c, &instant_end, {0, 1, 2}, {0, 0, 0});
+  PortRig reverse("reverse", c, &instant_end, {2, 1, 0}, {2, 1, 0});
   sc_core::sc_start();
   const double end_req[] = {5, 5, 16};
   const double answered[] = {16, 17, 27};
@@ -245,6 +247,34 @@ TEST(MultiDma, SameInstantRequestsGoInEngineOrderWhateverTheProcessOrder) {
     }
     EXPECT_EQ(rig->hbm.stats().requests, 3u);
   }
+}
+
+// `ideal` memory answers every request on arrival whatever the order, so the chip's port
+// passes requests straight on (no InstantEnd) and each engine gets its answer on its own
+// forward call (TLM_COMPLETED) at 5 ns, the time the ordered port gives it at the end of the
+// instant (END_REQ and BEGIN_RESP on the backward path, same instant). Both rigs run with the
+// reverse process order of the test above.
+TEST(MultiDma, OrderFreeMemoryAnswersOnTheForwardCall) {
+  Config c = two_engines();
+  ASSERT_EQ(c.hbm.preset, "ideal");
+  InstantEnd instant_end("instant_end");
+  PortRig ordered("ordered", c, &instant_end, {2, 1, 0}, {2, 1, 0});
+  PortRig order_free("order_free", c, nullptr, {2, 1, 0}, {2, 1, 0});
+  sc_core::sc_start();
+  const sc_core::sc_time at(5, sc_core::SC_NS);
+  for (std::size_t i = 0; i < 3; ++i) {
+    const PortClient& o = *ordered.clients[i];
+    EXPECT_EQ(o.status, tlm::TLM_ACCEPTED) << "engine " << i;
+    EXPECT_EQ(o.end_req, at) << "engine " << i;
+    EXPECT_EQ(o.answered, at) << "engine " << i;
+    const PortClient& f = *order_free.clients[i];
+    EXPECT_EQ(f.status, tlm::TLM_COMPLETED) << "engine " << i;
+    EXPECT_EQ(f.end_req, f.kNever) << "engine " << i;  // nothing on the backward path
+    EXPECT_EQ(f.answered, at) << "engine " << i;
+    EXPECT_TRUE(f.trans.is_response_ok()) << "engine " << i;
+  }
+  EXPECT_EQ(ordered.hbm.stats().requests, 3u);
+  EXPECT_EQ(order_free.hbm.stats().requests, 3u);
 }
 
 // A memory that holds back its first request (END_REQ at 1 ns, BEGIN_RESP at 2 ns) and
@@ -293,7 +323,7 @@ struct ReturnPathMemory : sc_core::sc_module {
 // request phase too) and, engine 1 having completed it, END_RESP to the memory.
 TEST(MultiDma, HeldBackRequestAnsweredOnTheReturnPathIsEndedAtTheMemory) {
   InstantEnd instant_end("instant_end");
-  HbmMux port("port", instant_end);
+  HbmMux port("port", &instant_end);
   ReturnPathMemory memory("memory");
   PortClient engine0("engine0", sc_core::SC_ZERO_TIME, 0, 0);
   PortClient engine1("engine1", sc_core::SC_ZERO_TIME, 0, 64);
@@ -311,6 +341,30 @@ TEST(MultiDma, HeldBackRequestAnsweredOnTheReturnPathIsEndedAtTheMemory) {
 }
 
 // A transfer on engine 1 waiting for a semaphore nobody signals: the deadlock names dma.1.
+// The same memory behind an order-free port: engine 0 sends first (engine 1 a delta later, so
+// process order cannot swap them) and is held back; engine 1's request waits in the port
+// (TLM_ACCEPTED) until engine 0's END_REQ at 1 ns, then goes on and is answered on the
+// return path: the times of the test above, and the memory still gets its END_RESP.
+TEST(MultiDma, OrderFreePortHoldsRequestsBehindOneTheMemoryHoldsBack) {
+  HbmMux port("port", nullptr);
+  ReturnPathMemory memory("memory");
+  PortClient engine0("engine0", sc_core::SC_ZERO_TIME, 0, 0);
+  PortClient engine1("engine1", sc_core::SC_ZERO_TIME, 1, 64);
+  engine0.socket.bind(port.engines);
+  engine1.socket.bind(port.engines);
+  port.memory.bind(memory.socket);
+  sc_core::sc_start();
+  EXPECT_EQ(memory.first, &engine0.trans);
+  EXPECT_EQ(engine0.status, tlm::TLM_ACCEPTED);
+  EXPECT_EQ(engine0.end_req, sc_core::sc_time(1, sc_core::SC_NS));
+  EXPECT_EQ(engine0.answered, sc_core::sc_time(2, sc_core::SC_NS));
+  EXPECT_EQ(memory.first_status, tlm::TLM_COMPLETED);
+  EXPECT_EQ(engine1.status, tlm::TLM_ACCEPTED);
+  EXPECT_EQ(engine1.end_req, sc_core::sc_time(1, sc_core::SC_NS));
+  EXPECT_EQ(engine1.answered, sc_core::sc_time(1, sc_core::SC_NS));
+  EXPECT_EQ(memory.end_resps, 1);
+}
+
 TEST(MultiDma, DeadlockNamesTheEngine) {
   try {
     run_assembly(".hbm 64\n.sem 0 never\ndma.load hbm=0 ub=0 elems=8 pack=8 unit=1 wait=never\n"
