@@ -82,6 +82,7 @@ Sequencer::Sequencer(sc_core::sc_module_name name, const Config& config, const P
       mxus_(config.core.mxus),
       pc_(begin_) {
   layers_.resize(program.layers.size());
+  entered_.resize(program.layers.size(), false);
   for (std::size_t i = 0; i < layers_.size(); ++i) {
     layers_[i].name = program.layers[i].name;
     layers_[i].kind = program.layers[i].kind;
@@ -159,11 +160,15 @@ void Sequencer::issue() {
         const UnitId unit(unit_of(inst.op), inst.instance);
         if (inst.op == Opcode::kLayer) {
           layer_ = inst.layer;
+          if (!entered_[std::size_t(layer_)]) {
+            entered_[std::size_t(layer_)] = true;
+            layer_order_.push_back(std::size_t(layer_));
+          }
           ++units_[std::size_t(Unit::kSequencer)].instructions;
           if (const Cycle start = config_.sequencer.op_start_cycles) {
             // The op's start cost: the rest of this cycle's slots and `start` more cycles pass
             // before the layer's first instruction issues. Charged to the sequencer's totals,
-            // not the layer, whose span opens at its first instruction's start.
+            // not the layer, whose activity opens at its first instruction's start.
             now += start;
             wait_until(now);
             charge_stall(pc_ + 1, -1, "op_start", start);
@@ -200,6 +205,7 @@ void Sequencer::issue() {
             }
             sequencer_waiting_.clear();
             halted_ = true;
+            partition_layer_cycles(layers_, layer_order_, total_cycles());
             return;
           }
           continue;
@@ -301,7 +307,7 @@ void Sequencer::report(InstructionEvent::Kind kind, Unit unit, const Issued& is,
 void Sequencer::started(Unit unit, const Issued& is, const StartTracker& tracker, Cycle start) {
   LayerStats* l = layer(is.layer);
   if (l) {
-    // Every instruction starts before it completes, so the layer's span opens here.
+    // Every instruction starts before it completes, so the layer's activity opens here.
     if (!l->started) {
       l->started = true;
       l->first_cycle = start;
@@ -320,8 +326,8 @@ void Sequencer::started(Unit unit, const Issued& is, const StartTracker& tracker
   if (cause.empty()) return;
   count(units_, mxus_, unit, is,
         [&](UnitStats& u) { u.stalls[cause] += start - tracker.ready(); });
-  // A layer is charged only the part of a stall inside its own span: an instruction issued
-  // ahead may wait while the previous layer still runs, and that time is not this layer's.
+  // A layer is charged only the part of a stall inside its own activity: an instruction issued
+  // ahead may wait before any instruction of its layer started, time that is not the layer's.
   const Cycle from = l ? std::max(tracker.ready(), l->first_cycle) : tracker.ready();
   if (l && start > from) {
     count(l->units, l->mxus, unit, is, [&](UnitStats& u) { u.stalls[cause] += start - from; });

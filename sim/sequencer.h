@@ -127,7 +127,7 @@ class Sequencer : public sc_core::sc_module {
   // Records the start of an instruction (stall charge) on `unit` (instance: the instruction's).
   void started(Unit unit, const Issued& is, const StartTracker& tracker, Cycle start);
   // Retires an instruction at cycle `done` (now or later): signals its semaphores, records
-  // busy cycles and the layer span [start, done - 1].
+  // busy cycles and the layer's activity [start, done - 1].
   void complete(Unit unit, const Issued& is, Cycle start, Cycle done, Cycle busy);
   // Runs `action` at the start of cycle `at` (now if `at` has begun).
   void at(Cycle at, std::function<void()> action);
@@ -229,6 +229,8 @@ class Sequencer : public sc_core::sc_module {
   std::array<std::array<std::uint64_t, 2>, kMaxUnitInstances> matmuls_on_buffer_{};
   // Results.
   std::vector<LayerStats> layers_;
+  std::vector<bool> entered_;             // per layer: a LAYER marker of it has issued
+  std::vector<std::size_t> layer_order_;  // this stream's layers, in order of first marker
   std::array<UnitStats, kNumUnits> units_{};
   std::vector<MxuStats> mxus_;
   Cycle last_completion_ = 0;

@@ -65,6 +65,10 @@ struct LayerStats {
   bool started = false;      // any instruction of the layer started (views start none)
   Cycle first_cycle = 0;     // first cycle any of the layer's instructions started
   Cycle last_cycle = 0;      // last cycle any of them was busy (inclusive)
+  // Its share of its core's run and the part of its own work that ran before that share
+  // opened, under earlier layers' shares (partition_layer_cycles below).
+  Cycle cycles = 0;
+  Cycle overlap_cycles = 0;
   bool compute_seen = false;
   Cycle compute_first = 0;   // first MXU activity: a weight row shifted in or an input row
   Cycle compute_last = 0;    // last result of the layer entering the accumulators
@@ -81,12 +85,15 @@ struct LayerStats {
   std::uint64_t acc_read_bytes = 0;   // MATMUL with accumulate (read-modify-write), ACTIVATE
   std::uint64_t acc_write_bytes = 0;  // MATMUL results, 4 bytes each
   std::uint64_t vector_elems = 0;     // elements through the vector unit (VectorUnit::count)
-  Cycle cycles() const { return started ? last_cycle - first_cycle + 1 : 0; }
+  // Its activity: first instruction start to last busy cycle, overlap_cycles included.
+  Cycle active_cycles() const { return started ? last_cycle - first_cycle + 1 : 0; }
   Cycle compute_cycles() const {
     return compute_seen ? compute_last - compute_first + 1 : 0;
   }
-  // Adds another core's share of the same layer: spans widen, counters add.
+  // Adds another core's share of the same layer: spans widen, counters (cycles too) add.
   LayerStats& operator+=(const LayerStats& o) {
+    cycles += o.cycles;
+    overlap_cycles += o.overlap_cycles;
     if (o.started) {
       first_cycle = started ? std::min(first_cycle, o.first_cycle) : o.first_cycle;
       last_cycle = started ? std::max(last_cycle, o.last_cycle) : o.last_cycle;
@@ -112,6 +119,33 @@ struct LayerStats {
     return *this;
   }
 };
+
+// Divides one core's run, cycles [0, total), among the layers of its instruction stream, so
+// that every cycle belongs to exactly one layer and their `cycles` sum to `total`. `order`
+// lists the stream's layers in program order of their first instructions (their first LAYER
+// markers). A layer owns the cycles from the end of the layers before it (the latest last
+// busy cycle + 1 among them; 0 for the first) to its own end, or none when it ended earlier
+// (a branch of a graph) or started no instruction; the last layer owns the cycles to `total`.
+// Its overlap_cycles are those of its activity [first_cycle, last_cycle] before its share
+// began: work issued ahead, such as weight fills on a second DMA engine, under the layers
+// before it.
+inline void partition_layer_cycles(std::vector<LayerStats>& layers,
+                                   const std::vector<std::size_t>& order, Cycle total) {
+  Cycle end = 0;  // where the next layer's share opens
+  for (std::size_t i : order) {
+    LayerStats& l = layers[i];
+    const Cycle begin = end;
+    if (l.started) {
+      // An instruction that completes in its start cycle marks that cycle busy, which may be
+      // the cycle `total` (its completion) excludes.
+      const Cycle own_end = std::min(l.last_cycle + 1, total);
+      end = std::max(end, own_end);
+      l.overlap_cycles = std::min(begin, own_end) - std::min(begin, l.first_cycle);
+    }
+    l.cycles = end - begin;
+  }
+  if (!order.empty()) layers[order.back()].cycles += total - end;
+}
 
 // One memory channel of a DRAM preset (both pseudo-channels of an HBM channel). Column
 // accesses are bursts; a request larger than a burst makes several.

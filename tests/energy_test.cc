@@ -111,7 +111,7 @@ TEST(Energy, ReportChargesEveryCounterAtItsConfiguredEnergy) {
   for (std::size_t i = 0; i < r.layers.size(); ++i) {
     const LayerStats& l = r.layers[i];
     SCOPED_TRACE(l.name);
-    const double latency_us = double(l.cycles()) / config.clock_mhz;
+    const double latency_us = double(l.cycles) / config.clock_mhz;
     expect_energy(report["layers"][i]["energy"],
                   by_hand(config, l.array_macs, l.ub_reads + l.ub_writes,
                           l.acc_read_bytes + l.acc_write_bytes, l.vector_elems,

@@ -106,6 +106,45 @@ TEST(MultiDma, TwoLoadsWithTwoUbWritePortsOverlap) {
   EXPECT_EQ(r.total_cycles, 9u);
 }
 
+// Three layers whose transfers run ahead on engine 1 (issue one a cycle, marks included).
+// a: the load of TwoEnginesOverlapALoadAndAStore, issued and started 1, rows written 1..8,
+// done 9. b: a one-row store on engine 1, issued and started 3, reads row 16 in 3, its
+// request out and answered in 4, done 5. c: an 8-row store on engine 1, issued 5 (the engine
+// free from 5), reads 24..31 in 5..12, request in 13, done 14 = total (halt issued 6).
+// Active: a 1..8, b 3..4, c 5..13 (8 + 2 + 9 = 19 cycles of 14). Shares of the run: a from
+// the start to its end, 0..8 (9); b ended under a: none, its 2 cycles overlap; c 9..13 (5),
+// of its 9 active cycles 4 (5..8) under a: 9 + 0 + 5 = 14.
+TEST(MultiDma, LayerCyclesPartitionTheRunWhenTransfersRunAhead) {
+  const RunResult r = run_assembly(R"(
+.hbm 1024
+.layer 0 a conv2d 0
+.layer 1 b conv2d 0
+.layer 2 c conv2d 0
+layer id=0
+dma.load hbm=0 ub=0 elems=64 pack=8
+layer id=1
+dma.store hbm=512 ub=16 elems=8 pack=8 unit=1
+layer id=2
+dma.store hbm=640 ub=24 elems=64 pack=8 unit=1
+halt
+)",
+                                   two_engines());
+  EXPECT_EQ(at_pc(r, 1).start, 1u);
+  EXPECT_EQ(at_pc(r, 1).done, 9u);
+  EXPECT_EQ(at_pc(r, 3).start, 3u);
+  EXPECT_EQ(at_pc(r, 3).done, 5u);
+  EXPECT_EQ(at_pc(r, 5).start, 5u);
+  EXPECT_EQ(at_pc(r, 5).done, 14u);
+  EXPECT_EQ(r.total_cycles, 14u);
+  ASSERT_EQ(r.layers.size(), 3u);
+  const std::array<Cycle, 3> active = {8, 2, 9}, cycles = {9, 0, 5}, overlap = {0, 2, 4};
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(r.layers[i].active_cycles(), active[i]) << i;
+    EXPECT_EQ(r.layers[i].cycles, cycles[i]) << i;
+    EXPECT_EQ(r.layers[i].overlap_cycles, overlap[i]) << i;
+  }
+}
+
 // `simple` memory, 1 ns cycles, 8 bytes per ns, 10 ns latency, 8-byte bursts, one request
 // held at a time: the memory withholds END_REQ, and the shared port holds the other engine's
 // request back. A: engine 0 loads rows 0..1 from 0 (two requests); B: engine 1 rows 8..9 from

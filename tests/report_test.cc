@@ -74,6 +74,8 @@ struct Fixture {
     pool.hbm_read_bytes = 200;
     pool.hbm_write_bytes = 300;
     pool.units[std::size_t(Unit::kMatmul)].stalls = {{"ub_port", 2}};
+    // conv1 owns cycles 0 .. 29 (from the run's start), pool1 30 .. 49.
+    partition_layer_cycles(run.layers, {0, 1}, run.total_cycles);
 
     run.hbm.read_bytes = 1000;
     run.hbm.write_bytes = 500;
@@ -142,23 +144,64 @@ TEST(Report, LayerFiguresFromHandArithmetic) {
   const json r = report_json(f.config, f.program, f.run, nullptr, info());
   const json& conv = r["layers"][0];
   EXPECT_EQ(conv["name"], "conv1");
-  EXPECT_EQ(conv["cycles"], 20);          // 29 - 10 + 1
+  EXPECT_EQ(conv["cycles"], 30);          // 0 .. 29: the first layer owns the run's start
+  EXPECT_EQ(conv["active_cycles"], 20);   // 29 - 10 + 1
+  EXPECT_EQ(conv["overlap_cycles"], 0);
   EXPECT_EQ(conv["compute_cycles"], 14);  // 25 - 12 + 1
-  // 96 MACs / (20 cycles * 16 PEs) = 0.3
-  EXPECT_DOUBLE_EQ(conv["utilization"].get<double>(), 0.3);
+  // 96 MACs / (30 cycles * 16 PEs) = 0.2
+  EXPECT_DOUBLE_EQ(conv["utilization"].get<double>(), 0.2);
   // 24 used PEs / (2 tiles * 16 PEs) = 0.75
   EXPECT_DOUBLE_EQ(conv["mapping_efficiency"].get<double>(), 0.75);
-  // 20 cycles / 100 MHz = 0.2 us
-  EXPECT_DOUBLE_EQ(conv["latency_us"].get<double>(), 0.2);
-  // 1000 bytes / (20 cycles * 10 ns) = 5 GB/s
-  EXPECT_DOUBLE_EQ(conv["achieved_hbm_gbs"].get<double>(), 5.0);
+  // 30 cycles / 100 MHz = 0.3 us
+  EXPECT_DOUBLE_EQ(conv["latency_us"].get<double>(), 0.3);
+  // 1000 bytes / (30 cycles * 10 ns) = 10/3 GB/s
+  EXPECT_DOUBLE_EQ(conv["achieved_hbm_gbs"].get<double>(), 1000.0 / 300);
   EXPECT_EQ(conv["stall_cycles"], json({{"weights", 3}, {"sem:conv1_in", 5}}));
   EXPECT_EQ(conv["units"]["matmul"]["busy_cycles"], 14);
   EXPECT_EQ(conv["units"]["dma"]["busy_cycles"], 9);
 
   const json& pool = r["layers"][1];
+  EXPECT_EQ(pool["cycles"], 20);  // 30 .. 49
   EXPECT_DOUBLE_EQ(pool["utilization"].get<double>(), 0.2);         // 64 / (20 * 16)
   EXPECT_DOUBLE_EQ(pool["mapping_efficiency"].get<double>(), 0.0);  // no weight tiles
+}
+
+// Six layers in program order: A 2 .. 9; B 4 .. 15, its first transfers under A; C 6 .. 12, a
+// branch that ends before B; D a view (no instruction); E 20 .. 24 after a gap; F a view; the
+// run ends at 30. A owns 0 .. 9 (from the start: 10), B 10 .. 15 (6, overlap 10 - 4 = 6), C
+// none (overlap: all of its 7), D none, E 16 .. 24 (the gap before it and itself: 9), F, the
+// last, 25 .. 29 (5): 10 + 6 + 9 + 5 = 30.
+TEST(Report, LayerCyclesPartitionTheRun) {
+  std::vector<LayerStats> layers(6);
+  const auto active = [&](std::size_t i, Cycle first, Cycle last) {
+    layers[i].started = true;
+    layers[i].first_cycle = first;
+    layers[i].last_cycle = last;
+  };
+  active(0, 2, 9);
+  active(1, 4, 15);
+  active(2, 6, 12);
+  active(4, 20, 24);
+  partition_layer_cycles(layers, {0, 1, 2, 3, 4, 5}, 30);
+  const std::vector<Cycle> cycles = {10, 6, 0, 0, 9, 5}, overlap = {0, 6, 7, 0, 0, 0};
+  for (std::size_t i = 0; i < layers.size(); ++i) {
+    EXPECT_EQ(layers[i].cycles, cycles[i]) << i;
+    EXPECT_EQ(layers[i].overlap_cycles, overlap[i]) << i;
+  }
+
+  // Program order, not the layers' indices: Y (index 1, 0 .. 4) before X (index 0, 5 .. 9).
+  std::vector<LayerStats> two(2);
+  two[0].started = two[1].started = true;
+  two[0].first_cycle = 5;
+  two[0].last_cycle = 9;
+  two[1].last_cycle = 4;
+  partition_layer_cycles(two, {1, 0}, 10);
+  EXPECT_EQ(two[1].cycles, 5u);
+  EXPECT_EQ(two[0].cycles, 5u);
+  partition_layer_cycles(two, {0, 1}, 10);  // X first: it owns 0 .. 9, Y ran under it
+  EXPECT_EQ(two[0].cycles, 10u);
+  EXPECT_EQ(two[1].cycles, 0u);
+  EXPECT_EQ(two[1].overlap_cycles, 5u);
 }
 
 TEST(Report, TotalFiguresFromHandArithmetic) {
@@ -192,6 +235,7 @@ TEST(Report, ShareOfTimeFromHandArithmetic) {
   f.run.units[std::size_t(Unit::kVector)].busy_cycles = 16;
   json r = report_json(f.config, f.program, f.run, nullptr, info());
   const json& conv = r["layers"][0];
+  // A layer's shares are of its active cycles, 20.
   EXPECT_DOUBLE_EQ(conv["matmul_share"].get<double>(), 0.7);   // 14 busy / 20 cycles
   EXPECT_DOUBLE_EQ(conv["waiting_share"].get<double>(), 0.4);  // (3 + 5) stalled / 20
   EXPECT_DOUBLE_EQ(conv["vector_share"].get<double>(), 0.3);   // 6 / 20
@@ -225,7 +269,8 @@ TEST(Report, JsonHasTheDocumentedKeys) {
   }
   EXPECT_EQ(r["run"]["fidelity"], "pe");
   ASSERT_EQ(r["layers"].size(), 2u);
-  for (const char* key : {"name", "kind", "macs", "cycles", "compute_cycles", "stall_cycles",
+  for (const char* key : {"name", "kind", "macs", "cycles", "compute_cycles", "overlap_cycles",
+                          "active_cycles", "stall_cycles",
                           "utilization", "mapping_efficiency", "hbm_read_bytes", "hbm_write_bytes",
                           "ub_reads", "ub_writes", "latency_us", "units"}) {
     EXPECT_TRUE(r["layers"][0].contains(key)) << key;
@@ -330,10 +375,10 @@ TEST(Report, CsvHasOneRowPerLayerAndEveryStallColumn) {
       ",stall_sem,stall_ub_port,stall_weight_buffer,stall_weights,stall_weight_fifo,stall_queue,"
       "stall_op_start";
   EXPECT_EQ(with_total[0].substr(with_total[0].size() - tail.size()), tail);
-  EXPECT_EQ(with_total[1].rfind("conv1,conv2d,96,20,14,0.3,0.75,", 0), 0u) << with_total[1];
+  EXPECT_EQ(with_total[1].rfind("conv1,conv2d,96,30,14,0,20,0.2,0.75,", 0), 0u) << with_total[1];
   EXPECT_EQ(with_total[1].substr(with_total[1].size() - 14), ",5,0,0,3,0,0,0");
   EXPECT_EQ(with_total[2].substr(with_total[2].size() - 14), ",0,2,0,0,0,0,0");
-  EXPECT_EQ(with_total[3].rfind("total,,160,50,", 0), 0u) << with_total[3];
+  EXPECT_EQ(with_total[3].rfind("total,,160,50,14,0,50,", 0), 0u) << with_total[3];
   // Every row has as many fields as the header.
   auto fields = [](const std::string& line) { return std::count(line.begin(), line.end(), ','); };
   for (const std::string& line : with_total) EXPECT_EQ(fields(line), fields(with_total[0]));
@@ -366,7 +411,7 @@ TEST(Report, TableShowsLayersTotalAndCheck) {
   check.first_mismatches = {"conv1[0,1]: got 3 expected 4"};
   const std::string table = report_table(f.config, f.program, f.run, &check, info());
   for (const char* part : {"config small", "4x4", "100 MHz", "fidelity pe", "conv1", "pool1",
-                           "total", "sem:conv1_in 5", "30.0", "75.0", "800 B", "FAIL (1 of 10",
+                           "total", "sem:conv1_in 5", "20.0", "75.0", "800 B", "FAIL (1 of 10",
                            "conv1[0,1]: got 3 expected 4"}) {
     EXPECT_NE(table.find(part), std::string::npos) << part << "\n" << table;
   }

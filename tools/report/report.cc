@@ -32,6 +32,8 @@ struct Row {
   std::uint64_t macs = 0;
   Cycle cycles = 0;
   Cycle compute_cycles = 0;
+  Cycle overlap_cycles = 0;
+  Cycle active_cycles = 0;  // what the time shares divide: a layer's activity, the run's cycles
   double utilization = 0;
   double mapping_efficiency = 0;
   double latency_us = 0;
@@ -71,13 +73,13 @@ void derive(const Config& config, DataType dtype, Row& row) {
         ratio(double(m.array_macs), double(row.cycles) * pes * config.chip.cores));
   }
   row.mapping_efficiency = ratio(double(row.used_pes), double(row.weight_tiles) * pes);
-  const double mxu_cycles = double(row.cycles) * config.chip_mxus();
+  const double mxu_cycles = double(row.active_cycles) * config.chip_mxus();
   Cycle waiting = 0;
   for (const auto& [cause, cycles] : row.stalls()) waiting += cycles;
   row.matmul_share =
       ratio(double(row.units[std::size_t(Unit::kMatmul)].busy_cycles), mxu_cycles);
   row.vector_share = ratio(double(row.units[std::size_t(Unit::kVector)].busy_cycles),
-                           double(row.cycles) * config.chip.cores);
+                           double(row.active_cycles) * config.chip.cores);
   row.waiting_share = ratio(double(waiting), mxu_cycles);
   row.latency_us = double(row.cycles) / config.clock_mhz;
   // GB/s = bytes per ns.
@@ -108,8 +110,10 @@ std::vector<Row> layer_rows(const Config& config, const RunResult& run) {
     row.name = s.name;
     row.kind = s.kind;
     row.macs = s.macs;
-    row.cycles = s.cycles();
+    row.cycles = s.cycles;
     row.compute_cycles = s.compute_cycles();
+    row.overlap_cycles = s.overlap_cycles;
+    row.active_cycles = s.active_cycles();
     row.hbm_read_bytes = s.hbm_read_bytes;
     row.hbm_write_bytes = s.hbm_write_bytes;
     row.ub_reads = s.ub_reads;
@@ -132,11 +136,13 @@ Row total_row(const Config& config, const RunResult& run, const std::vector<Row>
   Row total;
   total.name = "total";
   total.cycles = run.total_cycles;
+  total.active_cycles = run.total_cycles;
   bool compute_seen = false;
   Cycle compute_first = std::numeric_limits<Cycle>::max();
   Cycle compute_last = 0;
   for (std::size_t i = 0; i < layers.size(); ++i) {
     total.macs += layers[i].macs;
+    total.overlap_cycles += layers[i].overlap_cycles;
     total.ub_reads += layers[i].ub_reads;
     total.ub_writes += layers[i].ub_writes;
     total.weight_tiles += layers[i].weight_tiles;
@@ -205,6 +211,8 @@ json row_json(const Row& row) {
           {"macs", row.macs},
           {"cycles", row.cycles},
           {"compute_cycles", row.compute_cycles},
+          {"overlap_cycles", row.overlap_cycles},
+          {"active_cycles", row.active_cycles},
           {"stall_cycles", row.stalls()},
           {"utilization", row.utilization},
           {"matmul_share", row.matmul_share},
@@ -640,11 +648,12 @@ std::string report_csv(const Config& config, const RunResult& run,
   if (include_total) rows.push_back(total_row(config, run, rows));
 
   std::ostringstream out;
-  out << "name,kind,macs,cycles,compute_cycles,utilization,mapping_efficiency,weight_tiles,"
-         "used_pes,hbm_read_bytes,hbm_write_bytes,achieved_hbm_gbs,ub_reads,ub_writes,latency_us,"
-         "array_macs,acc_read_bytes,acc_write_bytes,vector_elems,energy_mac_uj,energy_ub_uj,"
-         "energy_acc_uj,energy_vector_uj,energy_hbm_uj,energy_static_uj,energy_uj,power_w,"
-         "core_power_w,tops_per_w,matmul_share,waiting_share,vector_share";
+  out << "name,kind,macs,cycles,compute_cycles,overlap_cycles,active_cycles,utilization,"
+         "mapping_efficiency,weight_tiles,used_pes,hbm_read_bytes,hbm_write_bytes,"
+         "achieved_hbm_gbs,ub_reads,ub_writes,latency_us,array_macs,acc_read_bytes,"
+         "acc_write_bytes,vector_elems,energy_mac_uj,energy_ub_uj,energy_acc_uj,"
+         "energy_vector_uj,energy_hbm_uj,energy_static_uj,energy_uj,power_w,core_power_w,"
+         "tops_per_w,matmul_share,waiting_share,vector_share";
   for (std::size_t u = 0; u < kNumUnits; ++u) {
     const std::string unit = to_string(Unit(u));
     out << ',' << unit << "_busy_cycles," << unit << "_stall_cycles";
@@ -654,8 +663,9 @@ std::string report_csv(const Config& config, const RunResult& run,
 
   for (const Row& row : rows) {
     out << csv_field(row.name) << ',' << csv_field(row.kind) << ',' << row.macs << ',' << row.cycles
-        << ',' << row.compute_cycles << ',' << csv_number(row.utilization) << ','
-        << csv_number(row.mapping_efficiency) << ',' << row.weight_tiles << ',' << row.used_pes
+        << ',' << row.compute_cycles << ',' << row.overlap_cycles << ',' << row.active_cycles
+        << ',' << csv_number(row.utilization) << ',' << csv_number(row.mapping_efficiency)
+        << ',' << row.weight_tiles << ',' << row.used_pes
         << ',' << row.hbm_read_bytes << ',' << row.hbm_write_bytes << ',' << csv_number(row.hbm_gbs)
         << ',' << row.ub_reads << ',' << row.ub_writes << ',' << csv_number(row.latency_us)
         << ',' << row.array_macs << ',' << row.acc_read_bytes << ',' << row.acc_write_bytes << ','

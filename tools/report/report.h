@@ -1,21 +1,36 @@
 #pragma once
 // The run report: per-layer and total figures derived from a run's counters and the config, as
 // JSON, an aligned terminal table and CSV. Every figure is computed here, at report time:
-//   layer cycles        LayerStats::cycles() (first instruction start to last busy cycle)
+//   layer cycles        LayerStats::cycles: the layer's share of the run. The layers partition
+//                       it: every cycle belongs to one layer, so on one core they sum to the
+//                       total (on several, each core's layers to its cycles). In program order
+//                       of their first instructions (a graph's branches as the compiler
+//                       emitted them), a layer owns the cycles from the end of the layers before
+//                       it (0 for the first) to its own last busy cycle, none if it ended
+//                       earlier (a branch that finished under another); the last layer owns the
+//                       cycles to the run's end (sim/stats.h, partition_layer_cycles)
+//   overlap_cycles      the layer's active cycles before its share began: work issued ahead,
+//                       such as weight fills on another DMA engine, that ran under the layers
+//                       before it (the total row: the layers' sum)
+//   active_cycles       LayerStats::active_cycles(): first instruction start to last busy cycle
+//                       (the run's cycles for the total). Its counters (MACs, busy, stall and
+//                       bytes) come from this activity, so a layer's per-cycle figures over its
+//                       share (utilization, achieved_hbm_gbs, power) count work that ran under
+//                       earlier shares when overlap_cycles > 0
 //   utilization         macs / (cycles * rows * cols * core.mxus * chip.cores)
 //   mxus                per MXU (core.mxus entries, MXU i of every core summed): busy_cycles
 //                       (its matmul unit's), weight_load_busy_cycles, array_macs (its MATMULs'
 //                       rows x K_t x N_t) and utilization = array_macs / (cycles * rows * cols
 //                       * chip.cores); the table adds a column of the lowest and highest when
 //                       the chip has several MXUs
-//   matmul_share        MXU busy cycles / (cycles * core.mxus * chip.cores): the share of time
-//                       multiplying
-//   waiting_share       MXU stall cycles, all causes / (cycles * core.mxus * chip.cores): the
-//                       share of time the MXU had an instruction it could not start (waiting for weights,
-//                       inputs, free accumulators or ports; stall_cycles says which); the rest
-//                       of its time, 1 - matmul_share - waiting_share, it had none (vector work,
-//                       DMA alone)
-//   vector_share        vector units' busy cycles / (cycles * chip.cores); it overlaps the
+//   matmul_share        MXU busy cycles / (active_cycles * core.mxus * chip.cores): the share
+//                       of the layer's active time multiplying (of the run's, for the total)
+//   waiting_share       MXU stall cycles, all causes / (active_cycles * core.mxus * chip.cores):
+//                       the share of time the MXU had an instruction it could not start
+//                       (waiting for weights, inputs, free accumulators or ports; stall_cycles
+//                       says which); the rest of its time, 1 - matmul_share - waiting_share, it
+//                       had none (vector work, DMA alone)
+//   vector_share        vector units' busy cycles / (active_cycles * chip.cores); it overlaps the
 //                       MXU's time, so the three shares need not sum to 1
 //   mapping_efficiency  used_pes / (weight_tiles * rows * cols), 0 without weight tiles
 //   latency_us          cycles / clock_mhz
@@ -38,8 +53,8 @@
 //   vector_uj           vector_elems * energy.vector_pj_per_elem
 //   hbm_uj              (hbm_read_bytes + hbm_write_bytes) * energy.hbm_pj_per_byte; the total
 //                       adds the DRAM activates * energy.dram_activate_pj (DRAM counts no layers)
-//   static_uj           energy.static_w * latency_us (layers may overlap, so layers' static
-//                       energies can sum to more than the total's)
+//   static_uj           energy.static_w * latency_us (the layers' cycles partition the run, so
+//                       on one core their static energies sum to the total's)
 //   total_uj            the sum of the six
 //   power_w             total_uj / latency_us; core_power_w the same without hbm_uj (on-chip)
 //   tops_per_w          2 * macs / total energy in pJ (useful MACs, as tops)
