@@ -479,6 +479,85 @@ TEST(CoreTiming, DepthwiseTapsStreamOneTilePerKtCycles) {
   EXPECT_EQ(r.layers[0].used_pes, 9u * 8 * 8 / 8);
 }
 
+// Per-transfer waits on the rows path with K tiles > 1: M = 16 input vectors of K = 16
+// elements, KR = 2 UB rows each (K tile k of vector m in UB row 2m + k), gathered by two
+// transfers of 8 vectors (16 rows); K tile 0's MATMUL is one per transfer, each waiting for the
+// transfer that wrote its rows (x_ready counts them), and K tile 1's follows in the stream.
+// (lower_gemm emits this only at KR = 1: with 32 banks a stride-KR stream beside the DMA's
+// row writes meets them in a bank, see `paced` there; here 64 banks keep them apart.)
+// Both transfers lie in one 256-byte burst each way: one request, answered at once (ideal).
+// Issue (width 1): DMA_A 0, DMA_B 1, LW0 2, MM_A 3, MM_B 4, LW1 5, MM1 6.
+// DMA_A starts 0, writes rows 0 .. 15 at 0 .. 15, completes 16; DMA_B starts 16 (one transfer at
+// a time), writes rows 16 .. 31 at 16 .. 31, completes 32. LW0 e = 2, reads rows 64 .. 71 (banks
+// 0 .. 7, two behind the DMA's) 2 .. 9, completes 10. MM_A waits for x_ready (DMA_A, 16):
+// s = 16, reads rows 0, 2, .., 14 at 16 .. 23 (bank 2i against the DMA's 16 + i: no conflict),
+// L = s + M + N_t + R - 2 = 16 + 8 + 8 + 8 - 2 = 38, completes 39. MM_B waits for DMA_B:
+// s = 32, L = 32 + 22 = 54, completes 55. LW1 (buffer 1) e = 10 when the loader frees,
+// completes 18. MM1 (M = 16, K tile 1: rows 1, 3, .., 31) follows MM_B in the stream: s = 40,
+// L = 40 + 16 + 8 + 8 - 2 = 70, completes 71 = total. So K tile 0 streams behind the first
+// transfer: s = 16 = one transfer's 2 x 8 row writes, not the M tile's 32.
+constexpr const char* kPacedRows = R"(
+.hbm 256
+.sem 0 x_ready
+dma.load hbm=0 ub=0 elems=16 pack=8 groups=8 group_stride=16 ub_stride=2 signal=x_ready
+dma.load hbm=128 ub=16 elems=16 pack=8 groups=8 group_stride=16 ub_stride=2 signal=x_ready
+load.weights ub=64 rows=8 cols=8
+matmul ub=0 stride=2 rows=8 acc=0 wait=x_ready
+matmul ub=16 stride=2 rows=8 acc=8 wait=x_ready
+load.weights ub=72 rows=8 cols=8
+matmul ub=1 stride=2 rows=16 acc=0 accumulate
+halt
+)";
+
+void expect_paced_rows(const RunResult& r) {
+  EXPECT_EQ(at_pc(r, 0).done, 16u);
+  EXPECT_EQ(at_pc(r, 1).start, 16u);
+  EXPECT_EQ(at_pc(r, 1).done, 32u);
+  EXPECT_EQ(at_pc(r, 2).done, 10u);
+  EXPECT_EQ(at_pc(r, 3).start, 16u);
+  EXPECT_EQ(at_pc(r, 3).done, 39u);
+  EXPECT_EQ(at_pc(r, 4).start, 32u);
+  EXPECT_EQ(at_pc(r, 4).done, 55u);
+  EXPECT_EQ(at_pc(r, 5).start, 10u);
+  EXPECT_EQ(at_pc(r, 6).start, 40u);
+  EXPECT_EQ(r.total_cycles, 71u);
+  EXPECT_EQ(stall(unit(r, Unit::kMatmul), "ub_port"), 0u);
+}
+
+TEST(CoreTiming, RowsPathStreamStartsBehindItsFirstGatherTransfer) {
+  expect_paced_rows(run(kPacedRows));
+}
+
+TEST(CoreTiming, RowsPathStreamBehindItsFirstTransferPeAgrees) {
+  SimOptions options;
+  options.trace = true;
+  options.fidelity = Fidelity::kPe;
+  expect_paced_rows(simulate(core_config(), parse_assembly(std::string(".array 8 8\n") +
+                                                           kPacedRows),
+                             options));
+}
+
+// The same M tile with one MATMUL per K tile waiting for the whole gather (the schedule before
+// per-transfer waits): MM0 (M = 16) s = 32, streams 32 .. 47; MM1 s = 48,
+// L = 48 + 16 + 8 + 8 - 2 = 70, completes 79: 8 cycles (MM_A's stream, which ran beside DMA_B)
+// later than above.
+TEST(CoreTiming, RowsPathStreamWaitingForTheWholeGather) {
+  const RunResult r = run(R"(
+.hbm 256
+.sem 0 x_ready
+dma.load hbm=0 ub=0 elems=16 pack=8 groups=8 group_stride=16 ub_stride=2
+dma.load hbm=128 ub=16 elems=16 pack=8 groups=8 group_stride=16 ub_stride=2 signal=x_ready
+load.weights ub=64 rows=8 cols=8
+matmul ub=0 stride=2 rows=16 acc=0 wait=x_ready
+load.weights ub=72 rows=8 cols=8
+matmul ub=1 stride=2 rows=16 acc=0 accumulate
+halt
+)");
+  EXPECT_EQ(at_pc(r, 3).start, 32u);
+  EXPECT_EQ(at_pc(r, 5).start, 48u);
+  EXPECT_EQ(r.total_cycles, 79u);
+}
+
 // MM (M = 4): s = 1, L = 1 + 4 + 8 + 8 - 2 = 19, completes 20 and signals acc_ready.
 // activate (issued 2) stalls 18 cycles on sem:acc_ready, v = 20; c = ceil(8 / 8) = 1, write
 // burst no earlier than v + 4 + M * (c - 1) = 24, granted 24, completes 28 = total.

@@ -486,6 +486,44 @@ TEST(Fidelity, RandomCompiledModels) {
   }
 }
 
+// A conv on the rows path with one UB row per input vector (3x3 x 3 channels = 27 <= R = 32)
+// and one N tile (32 outputs), small accumulators making 9 M tiles: after the first M tile
+// each input transfer (an output row) signals x_ready, and the M tile's MATMUL is one per
+// transfer, each waiting for it. With one DMA engine too (its transfers interleaved with the
+// weight loads, one share per weight tile: here one). pe, fast and interpret() agree, outputs match the reference.
+TEST(Fidelity, RowsPathMatmulsWaitForTheirOwnTransfers) {
+  for (std::uint32_t engines : {3u, 1u}) {
+    SCOPED_TRACE(::testing::Message() << engines << " DMA engines");
+    Config config;
+    config.array.rows = 32;
+    config.array.cols = 32;
+    config.vector.lanes = 32;
+    config.acc.capacity_bytes = 16 << 10;
+    config.hbm.preset = "ideal";
+    config.core.dma_engines = engines;
+    const Program program = compile(parse_model_json(R"({"name": "rows", "dtype": "int8",
+        "input": [20, 20, 3], "seed": 3, "layers": [
+        {"name": "conv", "type": "conv2d", "out_channels": 32, "kernel": 3}]})",
+                                                     "rows"),
+                                    config);
+    std::size_t signalled = 0, waiting = 0;
+    for (const Instruction& i : program.instructions) {
+      const bool x_ready = i.signal & (std::uint64_t(1) << kSemXReady);
+      if (i.op == Opcode::kDmaLoad && x_ready) ++signalled;
+      if (i.op == Opcode::kMatmul && (i.wait & (std::uint64_t(1) << kSemXReady))) ++waiting;
+    }
+    // 18 x 18 outputs in M tiles of whole output rows within 128 accumulator rows / 3 slots:
+    // 36 pixels, 9 tiles, each gathered by two transfers of an output row. The first tile's
+    // last transfer signals its one MATMUL, each later transfer its own: 1 + 8 x 2 = 17
+    // (waiting for whole M tiles: 9).
+    EXPECT_EQ(signalled, 17u);
+    EXPECT_EQ(waiting, 17u);
+    const CheckResult c = check_outputs(program, interpret(config, program).hbm);
+    EXPECT_TRUE(c.passed) << (c.first_mismatches.empty() ? "" : c.first_mismatches[0]);
+    check_agreement(config, program);
+  }
+}
+
 // A random graph over one input: convolutions (some strided), residual adds of
 // shape-preserving branches, channel concats, max and average pools (padded ones too), then a
 // global average pool, flatten and dense head. Every tensor nobody reads is an output.
