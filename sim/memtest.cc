@@ -8,6 +8,7 @@
 
 #include <systemc>
 #include <tlm>
+#include <tlm_utils/peq_with_get.h>
 #include <tlm_utils/simple_initiator_socket.h>
 
 #include "sim/hbm_channel.h"
@@ -81,7 +82,8 @@ class TrafficGenerator : public sc_core::sc_module {
         socket("socket"),
         config_(config),
         channel_(channel),
-        runs_(runs) {
+        runs_(runs),
+        delayed_("delayed") {
     std::uint32_t slots = 1;
     for (const MemtestOptions& o : runs_) slots = std::max(slots, o.outstanding);
     payloads_.reset(new Payload[slots]);
@@ -90,6 +92,9 @@ class TrafficGenerator : public sc_core::sc_module {
     socket.register_nb_transport_bw(this, &TrafficGenerator::nb_transport_bw);
     SC_HAS_PROCESS(TrafficGenerator);
     SC_THREAD(run);
+    SC_METHOD(complete_delayed);
+    sensitive << delayed_.get_event();
+    dont_initialize();
   }
 
   std::vector<MemtestResult> results;
@@ -119,12 +124,13 @@ class TrafficGenerator : public sc_core::sc_module {
     const std::uint64_t span = slots * o.request_bytes;
     const std::uint64_t n = ceil_div(o.bytes, o.request_bytes);
     Random random(o.seed);
+    const bool stream = o.pattern == "stream", random_addresses = o.pattern == "random";
     for (std::uint64_t i = 0; i < n; ++i) {
       while (in_flight_ >= o.outstanding) sc_core::wait(response_event_);
       std::uint64_t addr;
-      if (o.pattern == "stream") {
+      if (stream) {
         addr = (i % slots) * o.request_bytes;
-      } else if (o.pattern == "random") {
+      } else if (random_addresses) {
         addr = (random.next() % slots) * o.request_bytes;
       } else {
         addr = (i * o.stride) % span;
@@ -195,23 +201,42 @@ class TrafficGenerator : public sc_core::sc_module {
     sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
     const tlm::tlm_sync_enum status = socket->nb_transport_fw(p, phase, delay);
     if (status == tlm::TLM_COMPLETED) {
-      complete(p);
+      respond(p, delay);
     } else if (status == tlm::TLM_ACCEPTED) {
       unaccepted_ = &p;
       while (unaccepted_) sc_core::wait(end_req_event_);
     }
   }
 
-  tlm::tlm_sync_enum nb_transport_bw(Payload& p, tlm::tlm_phase& phase, sc_core::sc_time&) {
+  tlm::tlm_sync_enum nb_transport_bw(Payload& p, tlm::tlm_phase& phase,
+                                     sc_core::sc_time& delay) {
     if (&p == unaccepted_) {  // END_REQ, or BEGIN_RESP which implies it
       unaccepted_ = nullptr;
-      end_req_event_.notify();
+      if (delay == sc_core::SC_ZERO_TIME) {
+        end_req_event_.notify();
+      } else {
+        end_req_event_.notify(delay);
+      }
     }
     if (phase == tlm::BEGIN_RESP) {
-      complete(p);
+      respond(p, delay);
       return tlm::TLM_COMPLETED;
     }
     return tlm::TLM_ACCEPTED;
+  }
+
+  // A response annotated with a delay completes once the delay has passed; one without, now
+  // (not a delta later, so the generator may send again at once).
+  void respond(Payload& p, const sc_core::sc_time& delay) {
+    if (delay == sc_core::SC_ZERO_TIME) {
+      complete(p);
+    } else {
+      delayed_.notify(p, delay);
+    }
+  }
+
+  void complete_delayed() {
+    while (Payload* p = delayed_.get_next_transaction()) complete(*p);
   }
 
   void complete(Payload& p) {
@@ -237,6 +262,7 @@ class TrafficGenerator : public sc_core::sc_module {
   std::vector<std::uint32_t> free_;
   std::uint32_t in_flight_ = 0;
   Payload* unaccepted_ = nullptr;  // sent, END_REQ not yet received
+  tlm_utils::peq_with_get<Payload> delayed_;  // responses that come with a delay
   sc_core::sc_event end_req_event_;
   sc_core::sc_event response_event_;
   std::vector<double> latencies_;
