@@ -126,7 +126,7 @@ class TrafficGenerator : public sc_core::sc_module {
     Random random(o.seed);
     const bool stream = o.pattern == "stream", random_addresses = o.pattern == "random";
     for (std::uint64_t i = 0; i < n; ++i) {
-      while (in_flight_ >= o.outstanding) sc_core::wait(response_event_);
+      while (in_flight_ >= o.outstanding) wait_for_response();
       std::uint64_t addr;
       if (stream) {
         addr = (i % slots) * o.request_bytes;
@@ -139,7 +139,7 @@ class TrafficGenerator : public sc_core::sc_module {
       const bool write = o.read_fraction < 1 && random.uniform() >= o.read_fraction;
       send(addr, o.request_bytes, write);
     }
-    while (in_flight_ > 0) sc_core::wait(response_event_);
+    while (in_flight_ > 0) wait_for_response();
     channel_.settle_refresh();
 
     MemtestResult r;
@@ -182,6 +182,11 @@ class TrafficGenerator : public sc_core::sc_module {
     r.wall_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     return r;
+  }
+
+  void wait_for_response() {
+    awaiting_response_ = true;
+    sc_core::wait(response_event_);
   }
 
   void send(std::uint64_t addr, std::uint32_t bytes, bool write) {
@@ -251,7 +256,10 @@ class TrafficGenerator : public sc_core::sc_module {
     last_response_ = std::max(last_response_, now);
     --in_flight_;
     free_.push_back(slot);
-    response_event_.notify();
+    if (awaiting_response_) {  // a notification nobody waits for would cost as much
+      awaiting_response_ = false;
+      response_event_.notify();
+    }
   }
 
   const Config& config_;
@@ -265,6 +273,7 @@ class TrafficGenerator : public sc_core::sc_module {
   tlm_utils::peq_with_get<Payload> delayed_;  // responses that come with a delay
   sc_core::sc_event end_req_event_;
   sc_core::sc_event response_event_;
+  bool awaiting_response_ = false;  // run() waits on response_event_
   std::vector<double> latencies_;
   std::uint64_t bytes_ = 0;
   sc_core::sc_time last_response_;
