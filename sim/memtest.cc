@@ -8,6 +8,7 @@
 
 #include <systemc>
 #include <tlm>
+#include <tlm_utils/peq_with_get.h>
 #include <tlm_utils/simple_initiator_socket.h>
 
 #include "sim/hbm_channel.h"
@@ -81,7 +82,8 @@ class TrafficGenerator : public sc_core::sc_module {
         socket("socket"),
         config_(config),
         channel_(channel),
-        runs_(runs) {
+        runs_(runs),
+        delayed_("delayed") {
     std::uint32_t slots = 1;
     for (const MemtestOptions& o : runs_) slots = std::max(slots, o.outstanding);
     payloads_.reset(new Payload[slots]);
@@ -90,6 +92,9 @@ class TrafficGenerator : public sc_core::sc_module {
     socket.register_nb_transport_bw(this, &TrafficGenerator::nb_transport_bw);
     SC_HAS_PROCESS(TrafficGenerator);
     SC_THREAD(run);
+    SC_METHOD(complete_delayed);
+    sensitive << delayed_.get_event();
+    dont_initialize();
   }
 
   std::vector<MemtestResult> results;
@@ -119,12 +124,13 @@ class TrafficGenerator : public sc_core::sc_module {
     const std::uint64_t span = slots * o.request_bytes;
     const std::uint64_t n = ceil_div(o.bytes, o.request_bytes);
     Random random(o.seed);
+    const bool stream = o.pattern == "stream", random_addresses = o.pattern == "random";
     for (std::uint64_t i = 0; i < n; ++i) {
-      while (in_flight_ >= o.outstanding) sc_core::wait(response_event_);
+      while (in_flight_ >= o.outstanding) wait_for_response();
       std::uint64_t addr;
-      if (o.pattern == "stream") {
+      if (stream) {
         addr = (i % slots) * o.request_bytes;
-      } else if (o.pattern == "random") {
+      } else if (random_addresses) {
         addr = (random.next() % slots) * o.request_bytes;
       } else {
         addr = (i * o.stride) % span;
@@ -133,7 +139,7 @@ class TrafficGenerator : public sc_core::sc_module {
       const bool write = o.read_fraction < 1 && random.uniform() >= o.read_fraction;
       send(addr, o.request_bytes, write);
     }
-    while (in_flight_ > 0) sc_core::wait(response_event_);
+    while (in_flight_ > 0) wait_for_response();
     channel_.settle_refresh();
 
     MemtestResult r;
@@ -178,6 +184,11 @@ class TrafficGenerator : public sc_core::sc_module {
     return r;
   }
 
+  void wait_for_response() {
+    awaiting_response_ = true;
+    sc_core::wait(response_event_);
+  }
+
   void send(std::uint64_t addr, std::uint32_t bytes, bool write) {
     const std::uint32_t slot = free_.back();
     free_.pop_back();
@@ -195,23 +206,42 @@ class TrafficGenerator : public sc_core::sc_module {
     sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
     const tlm::tlm_sync_enum status = socket->nb_transport_fw(p, phase, delay);
     if (status == tlm::TLM_COMPLETED) {
-      complete(p);
+      respond(p, delay);
     } else if (status == tlm::TLM_ACCEPTED) {
       unaccepted_ = &p;
       while (unaccepted_) sc_core::wait(end_req_event_);
     }
   }
 
-  tlm::tlm_sync_enum nb_transport_bw(Payload& p, tlm::tlm_phase& phase, sc_core::sc_time&) {
+  tlm::tlm_sync_enum nb_transport_bw(Payload& p, tlm::tlm_phase& phase,
+                                     sc_core::sc_time& delay) {
     if (&p == unaccepted_) {  // END_REQ, or BEGIN_RESP which implies it
       unaccepted_ = nullptr;
-      end_req_event_.notify();
+      if (delay == sc_core::SC_ZERO_TIME) {
+        end_req_event_.notify();
+      } else {
+        end_req_event_.notify(delay);
+      }
     }
     if (phase == tlm::BEGIN_RESP) {
-      complete(p);
+      respond(p, delay);
       return tlm::TLM_COMPLETED;
     }
     return tlm::TLM_ACCEPTED;
+  }
+
+  // A response annotated with a delay completes once the delay has passed; one without, now
+  // (not a delta later, so the generator may send again at once).
+  void respond(Payload& p, const sc_core::sc_time& delay) {
+    if (delay == sc_core::SC_ZERO_TIME) {
+      complete(p);
+    } else {
+      delayed_.notify(p, delay);
+    }
+  }
+
+  void complete_delayed() {
+    while (Payload* p = delayed_.get_next_transaction()) complete(*p);
   }
 
   void complete(Payload& p) {
@@ -226,7 +256,10 @@ class TrafficGenerator : public sc_core::sc_module {
     last_response_ = std::max(last_response_, now);
     --in_flight_;
     free_.push_back(slot);
-    response_event_.notify();
+    if (awaiting_response_) {  // a notification nobody waits for would cost as much
+      awaiting_response_ = false;
+      response_event_.notify();
+    }
   }
 
   const Config& config_;
@@ -237,8 +270,10 @@ class TrafficGenerator : public sc_core::sc_module {
   std::vector<std::uint32_t> free_;
   std::uint32_t in_flight_ = 0;
   Payload* unaccepted_ = nullptr;  // sent, END_REQ not yet received
+  tlm_utils::peq_with_get<Payload> delayed_;  // responses that come with a delay
   sc_core::sc_event end_req_event_;
   sc_core::sc_event response_event_;
+  bool awaiting_response_ = false;  // run() waits on response_event_
   std::vector<double> latencies_;
   std::uint64_t bytes_ = 0;
   sc_core::sc_time last_response_;

@@ -6,13 +6,13 @@
 #include <cstdint>
 #include <exception>
 #include <functional>
-#include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "sim/config/config.h"
 #include "sim/isa/program.h"
 #include "sim/observer.h"
+#include "sim/sim_error.h"
 #include "sim/stats.h"
 
 namespace tpu {
@@ -31,14 +31,6 @@ struct SimOptions {
   std::function<void(std::size_t, std::size_t)> progress;
   // Stop with a SimError when the program has not halted after this many cycles; 0 = no cap.
   std::uint64_t max_cycles = 0;
-};
-
-// Raised for a program the core cannot run: deadlock (names each blocked unit, its
-// instruction and what it waits on), out-of-range addresses, a program compiled for another
-// array shape, no HALT within SimOptions::max_cycles. what() is one line.
-class SimError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
 };
 
 RunResult simulate(const Config& config, const Program& program, const SimOptions& options);

@@ -164,6 +164,43 @@ TEST(AddressMapping, MapsRandomAddressesAsTheBitLayoutSays) {
   }
 }
 
+// The controller admits a request without mapping it while every queue has room for
+// ceil(k / 2^spread_bits) of its k bursts; check that bound by counting runs of bursts.
+TEST(AddressMapping, SpreadBitsBoundTheBurstsOfARunInOnePseudoChannel) {
+  const DramSpec spec = *find_dram_spec("hbm2");  // ch 3 bits, pc 1 bit
+  struct Case {
+    const char* order;
+    unsigned spread;  // the lowest fields that are ch or pc, in bits
+  };
+  for (const Case& c : {Case{"ro_ba_co_bg_pc_ch", 4}, Case{"ro_ba_co_bg_ch_pc", 4},
+                        Case{"ro_ba_co_pc_bg_ch", 3}, Case{"ro_ba_co_bg_ch2_pc_ch1", 4},
+                        Case{"ro_ba_co_ch2_bg_pc_ch1", 2}, Case{"ro_ba_co_bg_pc_ch_co1", 0},
+                        Case{"ro_ch_pc_ba_co_bg", 0}}) {
+    SCOPED_TRACE(c.order);
+    const AddressMapping m(spec, c.order);
+    EXPECT_EQ(m.spread_bits(), c.spread);
+    auto most_in_one_pc = [&m](std::uint64_t first, std::uint64_t k) {
+      std::array<std::uint64_t, 16> per_pc{};
+      for (std::uint64_t b = first; b < first + k; ++b) {
+        const DramAddress a = m.map(b * 32);
+        ++per_pc[a.channel * 2 + a.pseudo_channel];
+      }
+      return *std::max_element(per_pc.begin(), per_pc.end());
+    };
+    std::mt19937_64 rng(7);
+    for (int i = 0; i < 300; ++i) {
+      const std::uint64_t first = rng() % (1ull << 30);
+      const std::uint64_t k = 1 + rng() % 70;
+      EXPECT_LE(most_in_one_pc(first, k), ((k - 1) >> c.spread) + 1) << first << " + " << k;
+      // Where the low bits choose the whole pseudo-channel the bound is met: the first and
+      // last of 2^spread + 1 bursts share one. (An overstated spread fails the check above.)
+      if (c.spread == 4) {
+        EXPECT_EQ(most_in_one_pc(first, 17), 2u) << first;
+      }
+    }
+  }
+}
+
 TEST(AddressMapping, RejectsBadOrderStrings) {
   const DramSpec spec = *find_dram_spec("hbm2");
   EXPECT_THROW(AddressMapping(spec, "ba_ro_co_bg_pc_ch"), std::invalid_argument);  // ro first

@@ -105,6 +105,10 @@ AddressMapping::AddressMapping(const DramSpec& spec, const std::string& order) {
   if (shift >= 64) fail("uses more than 64 address bits");
   slices_.push_back({kRow, shift, 64 - shift, 0});
   row_shift_ = shift;
+  for (const Slice& s : slices_) {
+    if (s.field != kChannel && s.field != kPseudoChannel) break;
+    spread_bits_ += s.bits;
+  }
 
   const unsigned low_bits = row_shift_ - offset_bits_;
   for (unsigned at = 0; at < low_bits; at += kChunkBits) {
@@ -116,21 +120,6 @@ AddressMapping::AddressMapping(const DramSpec& spec, const std::string& order) {
       low_.push_back({a.channel, a.pseudo_channel, a.bank_group, a.bank, a.column});
     }
   }
-}
-
-DramAddress AddressMapping::map(std::uint64_t addr) const {
-  DramAddress a;
-  a.row = addr >> row_shift_;
-  std::uint64_t low = (addr & ((std::uint64_t(1) << row_shift_) - 1)) >> offset_bits_;
-  for (const LowFields* table = low_.data(); low != 0; low >>= kChunkBits, table += 1 << kChunkBits) {
-    const LowFields& f = table[low & ((1 << kChunkBits) - 1)];
-    a.channel |= f.channel;
-    a.pseudo_channel |= f.pseudo_channel;
-    a.bank_group |= f.bank_group;
-    a.bank |= f.bank;
-    a.column |= f.column;
-  }
-  return a;
 }
 
 DramAddress AddressMapping::map_slices(std::uint64_t addr) const {

@@ -40,6 +40,10 @@ class AddressMapping {
   DramAddress map(std::uint64_t addr) const;
   // The address of the first byte of the burst at `a` (inverse of map()).
   std::uint64_t unmap(const DramAddress& a) const;
+  // How many of the lowest burst-index bits choose only the channel or pseudo-channel. Two
+  // bursts of one pseudo-channel then lie a multiple of 2^n bursts apart, so a run of k
+  // consecutive bursts puts at most ceil(k / 2^n) into any one pseudo-channel.
+  unsigned spread_bits() const { return spread_bits_; }
 
  private:
   enum Field { kRow, kBank, kBankGroup, kPseudoChannel, kChannel, kColumn, kNumFields };
@@ -63,8 +67,25 @@ class AddressMapping {
 
   unsigned offset_bits_ = 0;
   unsigned row_shift_ = 0;  // the row is every address bit from here up
+  unsigned spread_bits_ = 0;
   std::vector<Slice> slices_;  // least significant first
   std::vector<LowFields> low_;  // chunk k's entries at [k << kChunkBits, (k + 1) << kChunkBits)
 };
+
+// Inline: the controller maps every burst of every request.
+inline DramAddress AddressMapping::map(std::uint64_t addr) const {
+  DramAddress a;
+  a.row = addr >> row_shift_;
+  std::uint64_t low = (addr & ((std::uint64_t(1) << row_shift_) - 1)) >> offset_bits_;
+  for (const LowFields* table = low_.data(); low != 0; low >>= kChunkBits, table += 1 << kChunkBits) {
+    const LowFields& f = table[low & ((1 << kChunkBits) - 1)];
+    a.channel |= f.channel;
+    a.pseudo_channel |= f.pseudo_channel;
+    a.bank_group |= f.bank_group;
+    a.bank |= f.bank;
+    a.column |= f.column;
+  }
+  return a;
+}
 
 }  // namespace tpu::dram

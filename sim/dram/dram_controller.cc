@@ -1,7 +1,9 @@
 #include "sim/dram/dram_controller.h"
 
 #include <algorithm>
-#include <stdexcept>
+#include <cassert>
+
+#include "sim/sim_error.h"
 
 namespace tpu::dram {
 
@@ -28,9 +30,13 @@ DramController::DramController(const DramSpec& spec, const AddressMapping& mappi
       queue_depth_(std::max<std::uint32_t>(queue_depth, 1)),
       t_(spec.timing),
       burst_(spec.burst_cycles()),
+      burst_shift_(0),
       pcs_(spec.pseudo_channel_count()),
       due_(spec.pseudo_channel_count(), kNever),
+      queue_sizes_(queue_depth_ + 1, 0),
       scratch_counts_(spec.pseudo_channel_count(), 0) {
+  while ((std::uint64_t(1) << burst_shift_) < spec.burst_bytes()) ++burst_shift_;
+  queue_sizes_[0] = std::uint32_t(pcs_.size());
   // The data bus allows one burst at a time whatever the device's tCCD says.
   t_.ccd_s = std::max<std::uint32_t>(t_.ccd_s, std::uint32_t(burst_));
   t_.ccd_l = std::max(t_.ccd_l, t_.ccd_s);
@@ -42,24 +48,26 @@ DramController::DramController(const DramSpec& spec, const AddressMapping& mappi
   }
 }
 
-const std::vector<DramAddress>& DramController::map_bursts(std::uint64_t addr,
-                                                          std::uint64_t bytes) const {
+const std::vector<DramController::Burst>& DramController::map_bursts(std::uint64_t addr,
+                                                                    std::uint64_t bytes) const {
   if (addr == mapped_addr_ && bytes == mapped_bytes_) return mapped_;
-  const std::uint64_t burst = spec_.burst_bytes();
-  const std::uint64_t first = addr / burst, last = (addr + bytes - 1) / burst;
+  const std::uint64_t first = addr >> burst_shift_, last = (addr + bytes - 1) >> burst_shift_;
   mapped_.clear();
-  for (std::uint64_t b = first; b <= last; ++b) mapped_.push_back(mapping_.map(b * burst));
+  for (std::uint64_t b = first; b <= last; ++b) mapped_.push_back(decode(b));
   mapped_addr_ = addr;
   mapped_bytes_ = bytes;
   return mapped_;
 }
 
 bool DramController::can_accept(std::uint64_t addr, std::uint64_t bytes) const {
+  const std::uint64_t bursts = ((addr + bytes - 1) >> burst_shift_) - (addr >> burst_shift_) + 1;
+  const std::uint64_t per_pc = ((bursts - 1) >> mapping_.spread_bits()) + 1;  // at most
+  const bool fits_anywhere = longest_queue_ + per_pc <= queue_depth_;
+  if (fits_anywhere && !every_cycle_) return true;
   std::vector<std::uint32_t>& touched = scratch_touched_;
   touched.clear();
-  for (const DramAddress& a : map_bursts(addr, bytes)) {
-    const std::uint32_t pc = pc_of(a);
-    if (scratch_counts_[pc]++ == 0) touched.push_back(pc);
+  for (const Burst& a : map_bursts(addr, bytes)) {
+    if (scratch_counts_[a.pc]++ == 0) touched.push_back(a.pc);
   }
   bool ok = true;
   for (std::uint32_t pc : touched) {
@@ -67,13 +75,14 @@ bool DramController::can_accept(std::uint64_t addr, std::uint64_t bytes) const {
     if (held != 0 && held + scratch_counts_[pc] > queue_depth_) ok = false;
     scratch_counts_[pc] = 0;
   }
+  if (fits_anywhere && !ok) throw SimError("dram controller: longest queue shorter than a queue");
   return ok;
 }
 
 void DramController::enqueue(std::uint64_t tag, std::uint64_t addr, std::uint64_t bytes,
                              bool write, DramCycle arrival) {
   const std::uint64_t burst = spec_.burst_bytes();
-  const std::uint64_t first = addr / burst, last = (addr + bytes - 1) / burst;
+  const std::uint64_t first = addr >> burst_shift_, last = (addr + bytes - 1) >> burst_shift_;
   std::uint32_t id;
   if (free_requests_.empty()) {
     id = std::uint32_t(requests_.size());
@@ -83,35 +92,42 @@ void DramController::enqueue(std::uint64_t tag, std::uint64_t addr, std::uint64_
     free_requests_.pop_back();
   }
   requests_[id] = {tag, std::uint32_t(last - first + 1), 0};
-  const std::vector<DramAddress>& mapped = map_bursts(addr, bytes);
+  // The bursts can_accept() mapped, if it had to; else each is mapped here, once.
+  const bool mapped = addr == mapped_addr_ && bytes == mapped_bytes_;
   for (std::uint64_t b = first; b <= last; ++b) {
-    const DramAddress& a = mapped[b - first];
-    const std::uint32_t index = pc_of(a);
-    PseudoChannel& pc = pcs_[index];
+    const Burst a = mapped ? mapped_[b - first] : decode(b);
+    PseudoChannel& pc = pcs_[a.pc];
     const bool idle = pc.queue.empty();
-    if (idle) catch_up_pc(index, arrival);
-    const std::uint32_t bank = a.bank_group * spec_.org.banks_per_group + a.bank;
+    if (idle) catch_up_pc(a.pc, arrival);
     const std::uint64_t lo = std::max(addr, b * burst);
     const std::uint64_t hi = std::min(addr + bytes, (b + 1) * burst);
-    pc.queue.push_back(
-        {id, std::uint32_t(hi - lo), bank, a.bank_group, write, Outcome::kHit, a.row, arrival});
-    const Access& access = pc.queue[pc.queue.size() - 1];
-    if (pc.banks[bank].open_row == a.row) {
-      ++pc.banks[bank].queued_hits;
+    const Access access{id,    std::uint32_t(hi - lo), a.bank, a.bank_group, write,
+                        Outcome::kHit, a.row,       arrival};
+    push_access(pc, access);
+    Bank& bank = pc.banks[a.bank];
+    const bool hit = bank.open_row == a.row;
+    if (hit) {
+      ++bank.queued_hits;
     } else {
       ++pc.non_hits;
-      pc.row_floor = std::min(pc.row_floor, earliest(pc, access));
     }
     // A busy PC is already stepped where its older accesses may issue; the newcomer adds the
     // first cycle its own next command could (constraints only grow until a step issues a
     // command, and that step's scan sees it). An idle or refreshing PC steps at the arrival.
-    const DramCycle ready =
-        idle || pc.refreshing ? arrival : std::max(arrival, earliest(pc, access));
-    set_next_event(index, std::min(pc.next_event, ready));
+    // earliest() only where it may lower row_floor (a row command) or the next step.
+    DramCycle ready = arrival;
+    const bool sooner = !idle && !pc.refreshing && pc.next_event > arrival;
+    if (!hit || sooner) {
+      const DramCycle e = earliest(pc, access);
+      if (!hit) pc.row_floor = std::min(pc.row_floor, e);
+      if (sooner) ready = std::max(arrival, e);
+    }
+    set_next_event(a.pc, std::min(pc.next_event, ready));
   }
 }
 
 void DramController::step(DramCycle now, std::vector<Completion>& done) {
+  if (every_cycle_) check_queue_sizes();
   for (std::uint32_t i = 0; i < due_.size(); ++i) {
     if (due_[i] <= now || (every_cycle_ && due_[i] != kNever)) step_pc(i, now, done);
   }
@@ -217,8 +233,12 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
   // next cycle.
   const bool row_ready = row_pick >= 0;
   if (!dual && column_pick >= 0 && row_pick >= 0) row_pick = -1;
+  // No access is looked at before it arrives: every caller enqueues at the cycle a request
+  // arrives (HbmChannel: the first DRAM cycle at or after the BEGIN_REQ, which every initiator
+  // sends without a delay), and steps never go back. A delayed BEGIN_REQ would break this.
   if (row_pick >= 0) {
     Access& a = pc.queue[row_pick];
+    assert(a.arrival <= now);
     if (row_command == Command::kActivate) {
       activate(index, a.bank, a.row, now);
       if (a.outcome == Outcome::kHit) a.outcome = Outcome::kMiss;
@@ -230,7 +250,8 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
   }
   if (column_pick >= 0) {
     const Access a = pc.queue[column_pick];
-    pc.queue.erase(std::size_t(column_pick));
+    assert(a.arrival <= now);
+    erase_access(pc, std::size_t(column_pick));
     column(index, a, now, done);
     // The bank's last hit lets its conflicting accesses precharge.
     const Bank& b = pc.banks[a.bank];
@@ -265,7 +286,20 @@ void DramController::check_counts(const PseudoChannel& pc) const {
   }
   bool ok = non_hits == pc.non_hits;
   for (std::size_t b = 0; b < hits.size(); ++b) ok = ok && hits[b] == pc.banks[b].queued_hits;
-  if (!ok) throw std::logic_error("dram controller: queued hit counts out of step with the queue");
+  if (!ok) throw SimError("dram controller: queued hit counts out of step with the queue");
+}
+
+void DramController::check_queue_sizes() const {
+  std::vector<std::uint32_t> sizes(queue_sizes_.size(), 0);
+  std::size_t longest = 0;
+  for (const PseudoChannel& pc : pcs_) {
+    if (pc.queue.size() >= sizes.size()) sizes.resize(pc.queue.size() + 1, 0);
+    ++sizes[pc.queue.size()];
+    longest = std::max(longest, pc.queue.size());
+  }
+  if (sizes != queue_sizes_ || longest != longest_queue_) {
+    throw SimError("dram controller: queue size counts out of step with the queues");
+  }
 }
 
 DramCycle DramController::step_refresh(std::uint32_t index, DramCycle now) {

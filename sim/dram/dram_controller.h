@@ -33,13 +33,15 @@
 //   then stay blocked for tRFC. A PC with nothing queued is not stepped: its refreshes are
 //   replayed at their due times when work next arrives (catch_up).
 // - Stepping: a PC is stepped only at cycles where a command may issue: bounds from its last
-//   scan, the column floor after a column command, each newcomer's own earliest command, the
-//   row candidates' row_floor and the refresh due time (every constraint only grows until a
+//   scan, the column floor after a column command, each newcomer's own earliest command (worked
+//   out only where it could come before the PC's next step or lower row_floor), the row
+//   candidates' row_floor and the refresh due time (every constraint only grows until a
 //   command issues). A step in between would issue nothing, so the commands are those of
 //   stepping every cycle (set_step_every_cycle, the reference the tests compare against).
 // - Row-buffer outcome of an access, decided when its column command issues: a hit when no
 //   command was issued on its behalf, a miss when an ACT was (bank closed), a conflict when a
 //   PRE was (another row open).
+#include <algorithm>
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -90,8 +92,13 @@ class DramController {
   // `mapping` must outlive the controller.
   DramController(const DramSpec& spec, const AddressMapping& mapping, std::uint32_t queue_depth);
 
+  // O(1) while every queue has room for as many of the request's bursts as the mapping may
+  // send to one pseudo-channel; otherwise maps its bursts (kept for the retries under
+  // back-pressure and for enqueue()).
   bool can_accept(std::uint64_t addr, std::uint64_t bytes) const;
-  // Queues a request arriving at cycle `arrival` (not before the last step's cycle).
+  // Queues a request arriving at cycle `arrival`: not before the last step's cycle, and no
+  // later step may come before it (its accesses are candidates from the next step on; debug
+  // builds assert that none issues before its arrival).
   // Precondition: can_accept(addr, bytes) and bytes > 0.
   void enqueue(std::uint64_t tag, std::uint64_t addr, std::uint64_t bytes, bool write,
                DramCycle arrival);
@@ -109,8 +116,9 @@ class DramController {
   // The reference the event-driven stepping is tested against: every step() steps each
   // pseudo-channel holding work, as if any cycle could issue. Commands come out identical
   // either way (a PC is skipped only at cycles where it could issue nothing).
-  // It also looks at every row candidate at every step and checks the queued hit counts
-  // against the queue (std::logic_error).
+  // It also looks at every row candidate at every step, checks the queued hit counts and
+  // queue size counts against the queues, and can_accept() counts every request's bursts
+  // (SimError where the counts disagree).
   void set_step_every_cycle(bool on) { every_cycle_ = on; }
 
  private:
@@ -193,6 +201,35 @@ class DramController {
     DramCycle done;
   };
 
+  // A burst's place: its PC (flat), bank (flat within the PC), bank group and row.
+  struct Burst {
+    std::uint64_t row;
+    std::uint32_t pc;
+    std::uint32_t bank;
+    std::uint32_t bank_group;
+  };
+  Burst decode(std::uint64_t burst_index) const {
+    const DramAddress a = mapping_.map(burst_index << burst_shift_);
+    return {a.row, a.channel * spec_.org.pseudo_channels + a.pseudo_channel,
+            a.bank_group * spec_.org.banks_per_group + a.bank, a.bank_group};
+  }
+  // Every queue change goes through these two, which keep queue_sizes_ and longest_queue_.
+  void push_access(PseudoChannel& pc, const Access& a) {
+    const std::size_t n = pc.queue.size();
+    if (n + 1 == queue_sizes_.size()) queue_sizes_.push_back(0);  // a request bigger than a queue
+    --queue_sizes_[n];
+    ++queue_sizes_[n + 1];
+    longest_queue_ = std::max(longest_queue_, n + 1);
+    pc.queue.push_back(a);
+  }
+  void erase_access(PseudoChannel& pc, std::size_t i) {
+    const std::size_t n = pc.queue.size();
+    --queue_sizes_[n];
+    ++queue_sizes_[n - 1];
+    if (queue_sizes_[longest_queue_] == 0) --longest_queue_;  // the last longest was n
+    pc.queue.erase(i);
+  }
+
   DramCycle act_ready(const PseudoChannel& pc, const Access& a) const;
   // pc_rd / pc_wr: the PC-wide earliest read / write cycle (its own and the column bus's).
   DramCycle column_ready(const PseudoChannel& pc, const Access& a, DramCycle pc_rd,
@@ -201,6 +238,7 @@ class DramController {
   // until the PC issues a command, as every constraint only grows.
   DramCycle earliest(const PseudoChannel& pc, const Access& a) const;
   void check_counts(const PseudoChannel& pc) const;
+  void check_queue_sizes() const;
   void step_pc(std::uint32_t index, DramCycle now, std::vector<Completion>& done);
   // Refresh drain at `now`: issues a PRE or the REF when legal; returns the next cycle it
   // could act.
@@ -211,15 +249,13 @@ class DramController {
   void refresh(std::uint32_t index, DramCycle t);
   void column(std::uint32_t index, const Access& a, DramCycle t, std::vector<Completion>& done);
   void record(Command c, DramCycle t, std::uint32_t pc, std::uint32_t bank, std::uint64_t row);
-  std::uint32_t pc_of(const DramAddress& a) const {
-    return a.channel * spec_.org.pseudo_channels + a.pseudo_channel;
-  }
 
   DramSpec spec_;
   const AddressMapping& mapping_;
   std::uint32_t queue_depth_;
   Timing t_;  // with tCCD_S >= burst and tCCD_L >= tCCD_S applied
   DramCycle burst_;
+  unsigned burst_shift_;  // log2 of the burst's bytes (a power of two: AddressMapping checks)
   std::vector<PseudoChannel> pcs_;
   // Per PC: its next_event while it holds work, kNever while its queue is empty. step() and
   // next_event() scan this small array instead of touching every PC's state each step.
@@ -230,11 +266,16 @@ class DramController {
   }
   std::vector<Request> requests_;
   std::vector<std::uint32_t> free_requests_;
-  // The bursts of the last request asked about, mapped once for can_accept()'s retries under
-  // back-pressure and the enqueue() that follows.
-  const std::vector<DramAddress>& map_bursts(std::uint64_t addr, std::uint64_t bytes) const;
+  // queue_sizes_[n]: how many PCs hold n accesses; longest_queue_: the largest such n. A
+  // request fits in every queue while longest_queue_ + k <= queue_depth_, where k is the most
+  // of its bursts the mapping may send to one PC (AddressMapping::spread_bits).
+  std::vector<std::uint32_t> queue_sizes_;
+  std::size_t longest_queue_ = 0;
+  // The bursts of the last request can_accept() had to map, for its retries under
+  // back-pressure and the enqueue() that follows (0 bytes: none).
+  const std::vector<Burst>& map_bursts(std::uint64_t addr, std::uint64_t bytes) const;
   mutable std::uint64_t mapped_addr_ = 0, mapped_bytes_ = 0;
-  mutable std::vector<DramAddress> mapped_;
+  mutable std::vector<Burst> mapped_;
   mutable std::vector<std::uint32_t> scratch_counts_;  // per PC, for can_accept
   mutable std::vector<std::uint32_t> scratch_touched_;  // PCs can_accept counted in
   std::vector<CommandRecord>* trace_ = nullptr;
