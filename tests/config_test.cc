@@ -20,6 +20,7 @@
 #include "sim/config/config_keys.h"
 #include "sim/config/user_input.h"
 #include "tools/report/report.h"
+#include "tests/cli_helpers.h"
 #include "tests/test_paths.h"
 
 namespace tpu {
@@ -43,9 +44,9 @@ std::string error_of(const json& doc, const std::vector<std::string>& overrides 
 }
 
 std::string write_temp(const std::string& name, const std::string& text) {
-  const auto path = std::filesystem::path(::testing::TempDir()) / name;
+  const std::string path = tpu::test_shell::temp_path(name);
   std::ofstream(path) << text;
-  return path.string();
+  return path;
 }
 
 TEST(Config, EmptyDocumentGivesStructDefaults) {
@@ -384,7 +385,7 @@ TEST(Config, DuplicateKeysAreErrors) {
 }
 
 TEST(Config, OnlyRegularFilesAreRead) {
-  const std::string fifo = ::testing::TempDir() + "config.fifo";
+  const std::string fifo = tpu::test_shell::temp_path("config.fifo");
   std::remove(fifo.c_str());
   ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
   for (const std::string& path : {fifo, ::testing::TempDir()}) {

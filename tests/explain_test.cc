@@ -19,6 +19,7 @@
 #include "tools/teach/explain.h"
 #include "tools/teach/html.h"
 #include "tools/teach/vcd.h"
+#include "tests/cli_helpers.h"
 
 namespace tpu {
 namespace {
@@ -226,7 +227,7 @@ long long value_at(const std::vector<std::pair<long long, long long>>& changes, 
 // when the array steps, at c + 3/4 of cycle c, to the values the contract gives.
 TEST(Explain, VcdHoldsThePeRegistersAndUnitStates) {
   const Case t(2, 2, 3, 2, 2);
-  const std::string path = ::testing::TempDir() + "tpusim_explain_test.vcd";
+  const std::string path = tpu::test_shell::temp_path("run.vcd");
   VcdWriter vcd(path, t.config, t.program);
   const Explained run = explain(t.config, t.program, {&vcd});
   vcd.close();

@@ -17,6 +17,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "tests/cli_helpers.h"
 #include "tests/test_paths.h"
 
 namespace {
@@ -26,10 +27,8 @@ const std::string kBinary = tpu::test_paths::binary();
 
 std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / b; }
 
-std::string temp_path(const std::string& name) {
-  const ::testing::TestInfo* t = ::testing::UnitTest::GetInstance()->current_test_info();
-  return ::testing::TempDir() + "tpusim_schedule_" + t->name() + "_" + name;
-}
+// Named per build tree: worktrees running this suite at once must not share a report file.
+using tpu::test_shell::temp_path;
 
 // Runs `tpusim run --timing-only` with `args` and returns the JSON report.
 nlohmann::json run_json(const std::string& args) {
