@@ -379,7 +379,6 @@ TEST(MultiDma, HeldBackRequestAnsweredOnTheReturnPathIsEndedAtTheMemory) {
   EXPECT_EQ(memory.end_resps, 1);
 }
 
-// A transfer on engine 1 waiting for a semaphore nobody signals: the deadlock names dma.1.
 // The same memory behind an order-free port: engine 0 sends first (engine 1 a delta later, so
 // process order cannot swap them) and is held back; engine 1's request waits in the port
 // (TLM_ACCEPTED) until engine 0's END_REQ at 1 ns, then goes on and is answered on the
@@ -404,6 +403,7 @@ TEST(MultiDma, OrderFreePortHoldsRequestsBehindOneTheMemoryHoldsBack) {
   EXPECT_EQ(memory.end_resps, 1);
 }
 
+// A transfer on engine 1 waiting for a semaphore nobody signals: the deadlock names dma.1.
 TEST(MultiDma, DeadlockNamesTheEngine) {
   try {
     run_assembly(".hbm 64\n.sem 0 never\ndma.load hbm=0 ub=0 elems=8 pack=8 unit=1 wait=never\n"
