@@ -1380,15 +1380,16 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   }
   // With two input slots the load of M tile mt + 2 can start only when M tile mt's MATMULs
   // end; a layer whose loads take about as long as its streams (a stem gathering a UB row per
-  // output pixel) then falls behind the array by the tail of every tile. With a slot per M
-  // tile (when the UB has room) every load runs as early as the DMA gets to it.
+  // output pixel, a large image's band images) then falls behind the array by the tail of
+  // every tile. Each further slot the UB has room for (up to one per M tile) lets a load run
+  // one more tile ahead.
+  const std::uint64_t staged =
+      gemm_staging(layer, path, in_res, contiguous, out_res, m_tile, U) +
+      (tl.out_slots - 2 * U) * m_tile;
   const std::uint64_t slots =
-      !in_res && MT > 2 &&
-              gemm_staging(layer, path, in_res, contiguous, out_res, m_tile, U) +
-                      (tl.out_slots - 2 * U) * m_tile + (MT - 2) * xs <=
-                  limit
-          ? MT
-          : 2;
+      in_res || MT <= 2 || xs == 0 || staged > limit
+          ? 2
+          : std::min(MT, 2 + (limit - staged) / xs);
   const std::uint64_t base = weight_rows();
   for (std::uint64_t i = 0; i < slots; ++i) tl.x_slot.push_back(base + i * xs);
   tl.o_slot = base + slots * xs;
