@@ -123,19 +123,21 @@ class DramController {
 
  private:
   enum class Outcome : std::uint8_t { kHit, kMiss, kConflict };
+  // 32 bytes: the queue's size() divides by a power of two and copies move half lines.
   struct Access {
     std::uint32_t request;
     std::uint32_t bytes;  // of the request, inside this burst
-    std::uint32_t bank;
-    std::uint32_t bank_group;
+    std::uint16_t bank;   // the constructor checks the counts fit
+    std::uint16_t bank_group;
     bool write;
     Outcome outcome;
     std::uint64_t row;
     DramCycle arrival;
   };
   // A PC's queue in arrival order. FR-FCFS mostly issues the oldest access, so the queue
-  // starts at `head_` and removing the front moves nothing; the storage is compacted when
-  // the dead prefix is at least as long as what is queued (amortised one move per access).
+  // starts at `head_` and removing the front moves nothing; the storage is compacted when it
+  // is full and the dead prefix is at least as long as what is queued (amortised at most one
+  // move per access; a short queue would otherwise move its few accesses every few pushes).
   class AccessQueue {
    public:
     void reserve(std::size_t n) { v_.reserve(2 * n); }
@@ -146,7 +148,7 @@ class DramController {
     const Access* begin() const { return v_.data() + head_; }
     const Access* end() const { return v_.data() + v_.size(); }
     void push_back(const Access& a) {
-      if (head_ != 0 && head_ >= size()) {
+      if (v_.size() == v_.capacity() && head_ != 0 && head_ >= size()) {
         v_.erase(v_.begin(), v_.begin() + std::ptrdiff_t(head_));
         head_ = 0;
       }
