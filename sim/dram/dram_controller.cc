@@ -42,6 +42,9 @@ DramController::DramController(const DramSpec& spec, const AddressMapping& mappi
   }
   while ((std::uint64_t(1) << burst_shift_) < spec.burst_bytes()) ++burst_shift_;
   queue_sizes_[0] = std::uint32_t(pcs_.size());
+  for (std::uint64_t i = 0; i < (std::uint64_t(1) << kLowBits); ++i) {
+    low_bursts_.push_back(decode_slow(i));
+  }
   // The data bus allows one burst at a time whatever the device's tCCD says.
   t_.ccd_s = std::max<std::uint32_t>(t_.ccd_s, std::uint32_t(burst_));
   t_.ccd_l = std::max(t_.ccd_l, t_.ccd_s);
