@@ -128,8 +128,8 @@ class HbmChannel : public sc_core::sc_module {
   mutable std::array<std::pair<std::uint64_t, dram::DramCycle>, kConversions> cycle_of_time_;
   mutable std::array<std::pair<dram::DramCycle, sc_core::sc_time>, kConversions> time_of_cycle_;
   void execute(Payload& trans);
-  void send_responses();
-  void finish_response(const Held& h);
+  void send_responses(const sc_core::sc_time& now);  // now: sc_time_stamp()
+  void finish_response(const Held& h, const sc_core::sc_time& now);
 
   mutable HbmStats stats_;  // per-channel DRAM counters are copied in by stats()
   std::vector<std::uint8_t>* storage_;
