@@ -151,10 +151,11 @@ bool HbmChannel::can_accept(const Payload& trans) const {
   return !dram_ || len == 0 || dram_->can_accept(trans.get_address(), len);
 }
 
-void HbmChannel::accept_dram(Payload& trans, const sc_core::sc_time& arrival) {
+void HbmChannel::accept_dram(Payload& trans, const sc_core::sc_time& arrival,
+                             const sc_core::sc_time& now) {
   const std::uint64_t len = trans.get_data_length();
   if (len == 0) {
-    hold(trans, arrival, sc_core::sc_time_stamp());
+    hold(trans, arrival, now);
     return;
   }
   ++held_;
@@ -167,11 +168,17 @@ void HbmChannel::accept_dram(Payload& trans, const sc_core::sc_time& arrival) {
     free_tags_.pop_back();
   }
   in_dram_[tag] = {&trans, arrival};
-  const sc_core::sc_time now = sc_core::sc_time_stamp();
   const dram::DramCycle cycle = dram_cycle_at_or_after(std::max(arrival, now));
   dram_->enqueue(tag, trans.get_address(), len, trans.is_write(), cycle);
-  const sc_core::sc_time at = dram_time(cycle);
-  step_event_.notify(at > now ? at - now : sc_core::SC_ZERO_TIME);
+  notify_at(step_event_, step_due_, dram_time(cycle), now);
+}
+
+void HbmChannel::notify_at(sc_core::sc_event& event, std::uint64_t& due,
+                           const sc_core::sc_time& at, const sc_core::sc_time& now) {
+  const sc_core::sc_time when = std::max(at, now);
+  if (due <= when.value()) return;
+  due = when.value();
+  event.notify(when - now);
 }
 
 tlm::tlm_sync_enum HbmChannel::nb_transport_fw(Payload& trans, tlm::tlm_phase& phase,
@@ -187,7 +194,7 @@ tlm::tlm_sync_enum HbmChannel::nb_transport_fw(Payload& trans, tlm::tlm_phase& p
     }
     ++stats_.requests;
     if (dram_) {
-      accept_dram(trans, arrival);
+      accept_dram(trans, arrival, now);
       phase = tlm::END_REQ;
       return tlm::TLM_UPDATED;
     }
@@ -204,7 +211,7 @@ tlm::tlm_sync_enum HbmChannel::nb_transport_fw(Payload& trans, tlm::tlm_phase& p
   if (phase == tlm::END_RESP) {
     if (&trans != responding_) throw SimError("hbm channel: END_RESP for no open response");
     responding_ = nullptr;
-    send_responses();
+    send_responses(sc_core::sc_time_stamp());
     return tlm::TLM_COMPLETED;
   }
   throw SimError("hbm channel: unexpected phase " + std::string(phase.get_name()) +
@@ -214,11 +221,11 @@ tlm::tlm_sync_enum HbmChannel::nb_transport_fw(Payload& trans, tlm::tlm_phase& p
 void HbmChannel::hold(Payload& trans, const sc_core::sc_time& arrival,
                       const sc_core::sc_time& ready) {
   ++held_;
-  schedule({&trans, arrival}, ready);
+  schedule({&trans, arrival}, ready, sc_core::sc_time_stamp());
 }
 
-void HbmChannel::schedule(const Held& h, const sc_core::sc_time& ready) {
-  const sc_core::sc_time now = sc_core::sc_time_stamp();
+void HbmChannel::schedule(const Held& h, const sc_core::sc_time& ready,
+                          const sc_core::sc_time& now) {
   const Ready r{std::max(ready, now), ready_seq_++, h};
   if (ready_in_order_.empty() || ready_in_order_.back().at <= r.at) {
     ready_in_order_.push_back(r);  // (at, seq) still ascending: seq grows
@@ -226,11 +233,12 @@ void HbmChannel::schedule(const Held& h, const sc_core::sc_time& ready) {
     ready_out_of_order_.push_back(r);
     std::push_heap(ready_out_of_order_.begin(), ready_out_of_order_.end(), Ready::Later());
   }
-  ready_event_.notify(ready > now ? ready - now : sc_core::SC_ZERO_TIME);  // earlier one wins
+  notify_at(ready_event_, ready_due_, ready, now);
 }
 
 void HbmChannel::on_ready() {
   const sc_core::sc_time now = sc_core::sc_time_stamp();
+  ready_due_ = kNotDue;
   for (const Ready* r = earliest_ready(); r && r->at <= now; r = earliest_ready()) {
     const Held h = r->held;
     pop_ready(r);
@@ -238,8 +246,8 @@ void HbmChannel::on_ready() {
     --held_;
     responses_.push_back(h);
   }
-  if (const Ready* r = earliest_ready()) ready_event_.notify(r->at - now);
-  send_responses();
+  if (const Ready* r = earliest_ready()) notify_at(ready_event_, ready_due_, r->at, now);
+  send_responses(now);
   accept_waiting();
 }
 
@@ -270,7 +278,7 @@ void HbmChannel::accept_waiting() {
   const sc_core::sc_time now = sc_core::sc_time_stamp();
   ++stats_.requests;
   if (dram_) {
-    accept_dram(trans, waiting_since_);  // timed from now; latency counted from its arrival
+    accept_dram(trans, waiting_since_, now);  // timed from now; latency counted from its arrival
   } else {
     hold(trans, waiting_since_,
          timing_->ready_at(now, trans.get_data_length(), trans.is_write()));
@@ -284,18 +292,16 @@ void HbmChannel::accept_waiting() {
 
 void HbmChannel::step_dram() {
   const sc_core::sc_time now = sc_core::sc_time_stamp();
+  step_due_ = kNotDue;
   completions_.clear();
   dram_->step(dram_cycle_at_or_after(now), completions_);
   for (const dram::Completion& c : completions_) {
     free_tags_.push_back(std::uint32_t(c.tag));
-    schedule(in_dram_[c.tag], dram_time(c.done));
+    schedule(in_dram_[c.tag], dram_time(c.done), now);
   }
   accept_waiting();
   const dram::DramCycle next = dram_->next_event();
-  if (next != dram::kNever) {
-    const sc_core::sc_time at = dram_time(next);
-    step_event_.notify(at > now ? at - now : sc_core::SC_ZERO_TIME);
-  }
+  if (next != dram::kNever) notify_at(step_event_, step_due_, dram_time(next), now);
 }
 
 void HbmChannel::execute(Payload& trans) {
@@ -321,11 +327,11 @@ void HbmChannel::execute(Payload& trans) {
   trans.set_response_status(tlm::TLM_OK_RESPONSE);
 }
 
-void HbmChannel::send_responses() {
+void HbmChannel::send_responses(const sc_core::sc_time& now) {
   while (!responding_ && !responses_.empty()) {
     const Held h = responses_.front();
     responses_.pop_front();
-    finish_response(h);
+    finish_response(h, now);
     Payload* trans = h.trans;
     tlm::tlm_phase phase = tlm::BEGIN_RESP;
     sc_core::sc_time delay = sc_core::SC_ZERO_TIME;
@@ -337,9 +343,9 @@ void HbmChannel::send_responses() {
   }
 }
 
-void HbmChannel::finish_response(const Held& h) {
+void HbmChannel::finish_response(const Held& h, const sc_core::sc_time& now) {
   static const sc_core::sc_time kNs(1, sc_core::SC_NS);  // built once: sc_time(double) is slow
-  const double latency_ns = (sc_core::sc_time_stamp() - h.arrival) / kNs;
+  const double latency_ns = (now - h.arrival) / kNs;
   stats_.total_latency_ns += latency_ns;
   stats_.max_latency_ns = std::max(stats_.max_latency_ns, latency_ns);
   stats_.record_latency(latency_ns);

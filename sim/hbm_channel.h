@@ -93,7 +93,7 @@ class HbmChannel : public sc_core::sc_module {
                                      sc_core::sc_time& delay);
   bool can_accept(const Payload& trans) const;
   // Accepts `trans` into the DRAM controller's queue (DRAM presets).
-  void accept_dram(Payload& trans, const sc_core::sc_time& arrival);
+  void accept_dram(Payload& trans, const sc_core::sc_time& arrival, const sc_core::sc_time& now);
   // An accepted request and its arrival (latency is counted from it).
   struct Held {
     Payload* trans;
@@ -114,8 +114,8 @@ class HbmChannel : public sc_core::sc_module {
 
   // Counts `trans` against the limit until its response is ready at `ready`.
   void hold(Payload& trans, const sc_core::sc_time& arrival, const sc_core::sc_time& ready);
-  // Queues `h` for on_ready() at `ready` (now, if that has passed).
-  void schedule(const Held& h, const sc_core::sc_time& ready);
+  // Queues `h` for on_ready() at `ready` (now, if that has passed); `now` is sc_time_stamp().
+  void schedule(const Held& h, const sc_core::sc_time& ready, const sc_core::sc_time& now);
   void accept_waiting();  // accepts the held-back BEGIN_REQ if it fits now
   void on_ready();  // SC_METHOD on ready_event_
   void step_dram();  // SC_METHOD on step_event_: one controller step at a DRAM clock edge
@@ -128,8 +128,8 @@ class HbmChannel : public sc_core::sc_module {
   mutable std::array<std::pair<std::uint64_t, dram::DramCycle>, kConversions> cycle_of_time_;
   mutable std::array<std::pair<dram::DramCycle, sc_core::sc_time>, kConversions> time_of_cycle_;
   void execute(Payload& trans);
-  void send_responses();
-  void finish_response(const Held& h);
+  void send_responses(const sc_core::sc_time& now);  // now: sc_time_stamp()
+  void finish_response(const Held& h, const sc_core::sc_time& now);
 
   mutable HbmStats stats_;  // per-channel DRAM counters are copied in by stats()
   std::vector<std::uint8_t>* storage_;
@@ -141,6 +141,15 @@ class HbmChannel : public sc_core::sc_module {
   std::unique_ptr<dram::DramController> dram_;
   std::vector<dram::Completion> completions_;  // scratch for step_dram()
   sc_core::sc_event step_event_;
+  // Notifies `event` for `at` (now, if that has passed) unless it is already due at or before
+  // then (SystemC would keep that one anyway): a stream asks for the same step and response
+  // instants once per request. `due` is the pending instant (kNotDue: none); the event's
+  // method resets it when it runs.
+  static constexpr std::uint64_t kNotDue = ~std::uint64_t(0);
+  static void notify_at(sc_core::sc_event& event, std::uint64_t& due, const sc_core::sc_time& at,
+                        const sc_core::sc_time& now);
+  std::uint64_t step_due_ = kNotDue;   // step_event_'s pending instant (sc_time value)
+  std::uint64_t ready_due_ = kNotDue;  // ready_event_'s
   std::uint32_t held_ = 0;
   Payload* waiting_ = nullptr;  // BEGIN_REQ not yet accepted (back-pressure)
   sc_core::sc_time waiting_since_;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <string>
 
 #include "sim/sim_error.h"
 
@@ -35,8 +36,15 @@ DramController::DramController(const DramSpec& spec, const AddressMapping& mappi
       due_(spec.pseudo_channel_count(), kNever),
       queue_sizes_(queue_depth_ + 1, 0),
       scratch_counts_(spec.pseudo_channel_count(), 0) {
+  if (spec.banks() > 0x10000) {
+    throw SimError("dram controller: " + std::to_string(spec.banks()) +
+                   " banks per pseudo-channel (allowed at most 65536)");
+  }
   while ((std::uint64_t(1) << burst_shift_) < spec.burst_bytes()) ++burst_shift_;
   queue_sizes_[0] = std::uint32_t(pcs_.size());
+  for (std::uint64_t i = 0; i < (std::uint64_t(1) << kLowBits); ++i) {
+    low_bursts_.push_back(decode_slow(i));
+  }
   // The data bus allows one burst at a time whatever the device's tCCD says.
   t_.ccd_s = std::max<std::uint32_t>(t_.ccd_s, std::uint32_t(burst_));
   t_.ccd_l = std::max(t_.ccd_l, t_.ccd_s);
@@ -101,8 +109,14 @@ void DramController::enqueue(std::uint64_t tag, std::uint64_t addr, std::uint64_
     if (idle) catch_up_pc(a.pc, arrival);
     const std::uint64_t lo = std::max(addr, b * burst);
     const std::uint64_t hi = std::min(addr + bytes, (b + 1) * burst);
-    const Access access{id,    std::uint32_t(hi - lo), a.bank, a.bank_group, write,
-                        Outcome::kHit, a.row,       arrival};
+    const Access access{id,
+                        std::uint32_t(hi - lo),
+                        std::uint16_t(a.bank),
+                        std::uint16_t(a.bank_group),
+                        write,
+                        Outcome::kHit,
+                        a.row,
+                        arrival};
     push_access(pc, access);
     Bank& bank = pc.banks[a.bank];
     const bool hit = bank.open_row == a.row;
@@ -208,7 +222,10 @@ void DramController::step_pc(std::uint32_t index, DramCycle now, std::vector<Com
     if (b.open_row == a.row) {
       // Every hit is ready at column_floor or later, and next > now: once next is down to
       // column_floor no later hit can issue now or lower next.
-      if (column_pick >= 0 || next <= column_floor) continue;
+      if (column_pick >= 0 || next <= column_floor) {
+        if (!rows) break;  // nothing left to find
+        continue;
+      }
       consider(column_ready(pc, a, pc_rd, pc_wr), i, column_pick, next);
       if (!rows && (column_pick >= 0 || next <= column_floor)) break;
       if (column_pick >= 0 && (row_pick >= 0 || !dual)) {

@@ -123,19 +123,21 @@ class DramController {
 
  private:
   enum class Outcome : std::uint8_t { kHit, kMiss, kConflict };
+  // 32 bytes: the queue's size() divides by a power of two and copies move half lines.
   struct Access {
     std::uint32_t request;
     std::uint32_t bytes;  // of the request, inside this burst
-    std::uint32_t bank;
-    std::uint32_t bank_group;
+    std::uint16_t bank;   // the constructor checks the counts fit
+    std::uint16_t bank_group;
     bool write;
     Outcome outcome;
     std::uint64_t row;
     DramCycle arrival;
   };
   // A PC's queue in arrival order. FR-FCFS mostly issues the oldest access, so the queue
-  // starts at `head_` and removing the front moves nothing; the storage is compacted when
-  // the dead prefix is at least as long as what is queued (amortised one move per access).
+  // starts at `head_` and removing the front moves nothing; the storage is compacted when it
+  // is full and the dead prefix is at least as long as what is queued (amortised at most one
+  // move per access; a short queue would otherwise move its few accesses every few pushes).
   class AccessQueue {
    public:
     void reserve(std::size_t n) { v_.reserve(2 * n); }
@@ -146,7 +148,7 @@ class DramController {
     const Access* begin() const { return v_.data() + head_; }
     const Access* end() const { return v_.data() + v_.size(); }
     void push_back(const Access& a) {
-      if (head_ != 0 && head_ >= size()) {
+      if (v_.size() == v_.capacity() && head_ != 0 && head_ >= size()) {
         v_.erase(v_.begin(), v_.begin() + std::ptrdiff_t(head_));
         head_ = 0;
       }
@@ -208,11 +210,29 @@ class DramController {
     std::uint32_t bank;
     std::uint32_t bank_group;
   };
-  Burst decode(std::uint64_t burst_index) const {
+  // The mapping is a bit permutation and the flat numbers concatenate power-of-two fields, so
+  // a burst's place is the OR of the places of its index's low kLowBits and of the rest.
+  // Consecutive bursts share the rest: decode() maps it once per 2^kLowBits bursts and takes
+  // the low part from a table.
+  static constexpr unsigned kLowBits = 8;
+  Burst decode_slow(std::uint64_t burst_index) const {
     const DramAddress a = mapping_.map(burst_index << burst_shift_);
     return {a.row, a.channel * spec_.org.pseudo_channels + a.pseudo_channel,
             a.bank_group * spec_.org.banks_per_group + a.bank, a.bank_group};
   }
+  Burst decode(std::uint64_t burst_index) const {
+    const std::uint64_t high = burst_index >> kLowBits;
+    if (high != decoded_high_index_) {
+      decoded_high_index_ = high;
+      decoded_high_ = decode_slow(high << kLowBits);
+    }
+    const Burst& l = low_bursts_[burst_index & ((1u << kLowBits) - 1)];
+    const Burst& h = decoded_high_;
+    return {h.row | l.row, h.pc | l.pc, h.bank | l.bank, h.bank_group | l.bank_group};
+  }
+  std::vector<Burst> low_bursts_;  // decode_slow(i) for i < 2^kLowBits
+  mutable std::uint64_t decoded_high_index_ = ~std::uint64_t(0);  // none yet
+  mutable Burst decoded_high_{};
   // Every queue change goes through these two, which keep queue_sizes_ and longest_queue_.
   void push_access(PseudoChannel& pc, const Access& a) {
     const std::size_t n = pc.queue.size();
