@@ -41,7 +41,7 @@ TEST(BenchSuite, AllRunsEveryCaseTheIssueAsksForInSuiteOrder) {
   EXPECT_EQ(selected({"--all"}),
             (std::vector<std::string>{"resnet50-graph", "resnet50-csv", "resnet50-graph-ideal",
                                       "resnet50-csv-ideal", "gpt2", "gpt3-ffn-up", "gpt3-ffn",
-                                      "resnet50-check", "matmul1024-check", "matmul2048-check",
+                                      "gpt3-prefill", "gpt3-decode", "resnet50-check", "matmul1024-check", "matmul2048-check",
                                       "matmul128-pe", "matmul128-fast",
                                       "memtest-64mib", "sweep-100"}));
 }
@@ -52,8 +52,8 @@ TEST(BenchSuite, DefaultIsTheQuickSubset) {
     if (c.quick) quick.push_back(c.name);
   EXPECT_EQ(selected({}), quick);
   EXPECT_LT(quick.size(), kCases.size());
-  for (const char* slow : {"gpt3-ffn-up", "gpt3-ffn", "resnet50-check", "matmul1024-check",
-                           "matmul2048-check", "sweep-100"})
+  for (const char* slow : {"gpt3-ffn-up", "gpt3-ffn", "gpt3-prefill", "gpt3-decode",
+                           "resnet50-check", "matmul1024-check", "matmul2048-check", "sweep-100"})
     EXPECT_EQ(std::count(quick.begin(), quick.end(), slow), 0) << slow;
 }
 

@@ -315,6 +315,14 @@ std::vector<BenchCase> bench_cases(const std::string& source_dir) {
       "GPT-3 175B FFN layer: 2048 x 12288 x 49152 then 2048 x 49152 x 12288, timing-only", false,
       std::nullopt, {0, 200, 0},
       {gemms("gpt3_ffn", {{2048, 12288, 49152}, {2048, 49152, 12288}})}));
+  for (const char* phase : {"prefill", "decode"}) {
+    cases.push_back(model_case(
+        std::string("gpt3-") + phase,
+        std::string("GPT-3 175B decoder layer, ") + phase +
+            " (models/gpt3_layer_" + phase + ".json), timing-only, default config",
+        false, std::nullopt, {0, 200, 0},
+        {model_file(models + "gpt3_layer_" + phase + ".json")}));
+  }
   // A run with data and --check, beside the plain int8 GEMM loop of its MACs.
   auto check_case = [](std::string name, std::string description, ModelRun spec,
                        BenchTarget target) {
