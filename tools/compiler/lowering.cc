@@ -5,6 +5,7 @@
 #include <array>
 #include <cmath>
 #include <cstring>
+#include <deque>
 #include <functional>
 #include <limits>
 #include <map>
@@ -1722,8 +1723,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     // queued between their weight loads: one DMA at a time runs, so a whole input tile queued
     // at once would hold back the next weight tiles, and queued late it would hold back the
     // next M tile's first MATMUL.
-    // With the weight fills on engines of their own, engine 0 has nothing to interleave: the
-    // whole input goes first, each transfer paying the memory latency once.
+    // With the weight fills on engines of their own, engine 0 has only the input (and split
+    // stores): its transfers go whole behind tile 0, then in shares between a tile's MATMULs
+    // (below).
     std::vector<DmaFields> next_input =
         !x_dma || mt + 1 >= MT ? std::vector<DmaFields>()
         : weight_engines_ > 0  ? input_pieces(mt + 1)
@@ -1745,6 +1747,79 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         return base + (iy - a.y0) / im.ystep * a.cols + (ix - a.x0) / im.xstep;
       }
       return base + (iy - part->iy0) * g.Wp + ix;
+    };
+    // The MATMUL passes of output tile (mt, nt) over K tile k (the kt-th of its MXU).
+    auto passes_of = [&](std::uint64_t nt, std::uint64_t kt, std::uint64_t k) {
+      const std::uint64_t t = mt * NT + nt;
+      std::vector<Pass> passes;
+      if (taps) {
+        // One pass per output row segment (merged when the input rows continue the stride).
+        // A compact image holds every xstep-th anchor of a row in consecutive UB rows.
+        const KTile& kti = tl.ktile(nt, k);
+        const BandImage& im = plan.images[kti.img];
+        const std::uint64_t stride = im.compact ? g.s / im.xstep : g.s;
+        for (const RowSeg& seg : segs) {
+          Pass p{in_row(kti.img, seg.b, seg.oy * g.s + kti.ky * g.dh,
+                        seg.ox0 * g.s + kti.kx * g.dw),
+                 stride, seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)};
+          if (!passes.empty()) {
+            Pass& q = passes.back();
+            if (q.ub_row + q.rows * stride == p.ub_row && q.acc_row + q.rows == p.acc_row) {
+              q.rows += p.rows;
+              continue;
+            }
+          }
+          passes.push_back(p);
+        }
+      } else if (paced && mt > 0 && kt == 0 && nt < U) {
+        for (const DmaFields& d : input) {
+          const std::uint64_t m = (d.ub_row - x_slot(mt)) / KR;
+          passes.push_back({d.ub_row + tl.k_first + k, KR, d.groups, acc_slot(t) + m});
+        }
+      } else {
+        passes.push_back({x_slot(mt) + tl.k_first + k, KR, rows, acc_slot(t)});
+      }
+      return passes;
+    };
+    // Engine 0's input transfers of the next M tile (weight fills on engines of their own): the
+    // sequencer issues in program order, so transfers queued beyond the unit queue's depth
+    // ahead of a MATMUL hold it back until the DMA has run them. Behind M tile 0 they go first,
+    // whole: the first MATMUL waits for tile 0's input anyway, and the layer's compute span
+    // opens with tile 1's mostly loaded. Later, a whole tile's worth ahead of this tile's first
+    // MATMUL (engine 0 still busy with this tile's input, or the slot freed only as an earlier
+    // tile's MATMULs end) let the array drain: they go in shares spread evenly over this tile's
+    // MATMUL passes and its end, a share half the queue at least (short transfers still go out
+    // in runs), with engine 0's stores behind them.
+    const bool spread = weight_engines_ > 0 && !next_input.empty() && mt > 0;
+    std::uint64_t positions = 1, shares = 0, at_pass = 0;
+    if (spread) {
+      // (Over all K tiles: their order does not change the count.)
+      for (std::uint64_t nt = 0; nt < NT; ++nt) {
+        for (std::uint64_t kt = 0; kt < KT; ++kt) positions += passes_of(nt, kt, kt).size();
+      }
+      const std::uint64_t half = std::max<std::uint64_t>(config_.sequencer.queue_depth / 2, 1);
+      const std::uint64_t size = std::max(half, ceil_div(next_input.size(), positions));
+      shares = ceil_div(next_input.size(), size);
+    }
+    // Before pass p (p = positions - 1: the tile's end) the shares that fall there.
+    std::uint64_t shares_sent = 0;
+    auto input_share = [&](std::uint64_t p) {
+      while (shares_sent < shares && shares_sent * positions / shares <= p) {
+        emit_input(mt + 1, next_input, next_input.size() * shares_sent / shares,
+                   next_input.size() * (shares_sent + 1) / shares);
+        ++shares_sent;
+      }
+    };
+    // Engine 0's stores held back to the tile's end; one goes earlier if an ACTIVATE of this
+    // tile needs its output slot (tile s's slot is tile s + O's), so every wait follows its
+    // signal in program order.
+    std::deque<std::uint64_t> engine0_stores;
+    auto flush_stores = [&](std::uint64_t before) {
+      while (!engine0_stores.empty() && engine0_stores.front() + O <= before) {
+        const std::vector<DmaFields> stores = store_pieces(engine0_stores.front());
+        emit_store(engine0_stores.front(), stores, 0, stores.size());
+        engine0_stores.pop_front();
+      }
     };
     // The N tiles in groups of U, one per MXU, K tile by K tile over the group (one MXU: N tile
     // by N tile), then the group's ACTIVATEs.
@@ -1769,16 +1844,21 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           if (weight_engines_ == 0) {
             emit_input(mt + 1, next_input, next_input.size() * share / (NT * KT),
                        next_input.size() * (share + 1) / (NT * KT));
-          } else if (share == 0) {
+          } else if (share == 0 && !spread) {
             emit_input(mt + 1, next_input, 0, next_input.size());
           }
           // Output tile t - 2U (its MXU's tile before last) is stored behind tile t's first
           // weight load: by then the vector unit has long written it, so no weight load waits
           // behind a store that waits for the vector unit (as one queued right after tile t - 1
           // would), and it frees its slot before tile t's ACTIVATE needs it.
+          // Spread: engine 0's stores go behind the tile's input shares (below).
           if (kt == 0 && t >= 2 * U && !out_res) {
-            const std::vector<DmaFields> stores = store_pieces(t - 2 * U);
-            emit_store(t - 2 * U, stores, 0, stores.size());
+            if (spread && !on_store_engine(t - 2 * U)) {
+              engine0_stores.push_back(t - 2 * U);
+            } else {
+              const std::vector<DmaFields> stores = store_pieces(t - 2 * U);
+              emit_store(t - 2 * U, stores, 0, stores.size());
+            }
           }
           Instruction lw;
           lw.op = Opcode::kLoadWeights;
@@ -1804,35 +1884,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
             lw.wait |= bit(kSemWReady);
           }
           emit(lw);
-          std::vector<Pass> passes;
-          if (taps) {
-            // One pass per output row segment (merged when the input rows continue the stride).
-            // A compact image holds every xstep-th anchor of a row in consecutive UB rows.
-            const KTile& kti = tl.ktile(nt, k);
-            const BandImage& im = plan.images[kti.img];
-            const std::uint64_t stride = im.compact ? g.s / im.xstep : g.s;
-            for (const RowSeg& seg : segs) {
-              Pass p{in_row(kti.img, seg.b, seg.oy * g.s + kti.ky * g.dh,
-                            seg.ox0 * g.s + kti.kx * g.dw),
-                     stride, seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)};
-              if (!passes.empty()) {
-                Pass& q = passes.back();
-                if (q.ub_row + q.rows * stride == p.ub_row && q.acc_row + q.rows == p.acc_row) {
-                  q.rows += p.rows;
-                  continue;
-                }
-              }
-              passes.push_back(p);
-            }
-          } else if (paced && mt > 0 && kt == 0 && nt < U) {
-            for (const DmaFields& d : input) {
-              const std::uint64_t m = (d.ub_row - x_slot(mt)) / KR;
-              passes.push_back({d.ub_row + tl.k_first + k, KR, d.groups, acc_slot(t) + m});
-            }
-          } else {
-            passes.push_back({x_slot(mt) + tl.k_first + k, KR, rows, acc_slot(t)});
-          }
+          const std::vector<Pass> passes = passes_of(nt, kt, k);
           for (std::size_t i = 0; i < passes.size(); ++i) {
+            if (spread) input_share(at_pass++);
             Instruction mm;
             mm.op = Opcode::kMatmul;
             mm.flags = kt > 0 ? kFlagAccumulate : 0;
@@ -1857,6 +1911,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         const std::uint64_t t = mt * NT + nt;
         const std::uint64_t u = mxu(t), l = local(t);
         const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
+        flush_stores(t);
         // Straight into the resident layout: one ACTIVATE per output row segment when the
         // consumer's zero border breaks the rows apart.
         std::vector<Pass> acts;
@@ -1900,6 +1955,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         }
       }
     }
+    if (spread) input_share(positions - 1);
+    flush_stores(kNever);
     input = std::move(next_input);
   }
   if (out_res) return;
