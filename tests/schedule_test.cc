@@ -434,6 +434,29 @@ TEST(ScheduleClassic, TapsLayersWithOneKTileAndUnalignedPixelsSplitTheirStores) 
   }
 }
 
+// HBM tensors start on a burst (MemoryPlan.HbmAllocationsStartOnABurst). Behind a layer whose
+// output (33 - 5) / 3 + 1 = 10 x 10 x 96 = 9600 bytes is no whole number of 256-byte bursts, a
+// strided 1 x 1 conv over 112x112x256 (stride 2 -> 64 on 256 x 256) found its input 128 bytes
+// past a burst (64-byte alignment): each 256-byte pixel it loads straddled two bursts, so its
+// input took two request cycles a pixel against one stream cycle (5471 compute cycles).
+// SCALE-Sim's folds: M = 56 x 56 = 3136, 1 x 1 x (3 x 256 + 3136 - 2) = 3902.
+TEST(ScheduleClassic, InputsAfterAnUnalignedTensorLoadWholeBursts) {
+  const std::string path = temp_path("unaligned_input.csv");
+  std::ofstream(path) << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
+                         "Channels, Num Filter, Strides,\n"
+                         "s6_6, 33, 33, 5, 5, 256, 96, 3,\n"
+                         "s6_7, 112, 112, 1, 1, 256, 64, 2,\n";
+  const Topology t = read_topology(path);
+  ASSERT_EQ(t.layers.size(), 2u);
+  EXPECT_EQ(classic(t.layers[1], 256, 256), 3902u);
+  const nlohmann::json r = run_json("--model " + path + array_args(256) + " --set hbm.preset=ideal");
+  ASSERT_EQ(r["layers"].size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_LE(r["layers"][i]["compute_cycles"].get<std::uint64_t>(), classic(t.layers[i], 256, 256))
+        << t.layers[i].name;
+  }
+}
+
 // A large image's M tiles each load their own input band, and the UB holds more band slots
 // than two but not one per tile. VGG-16's conv1_2 (226x226x64, 3x3 -> 64, no padding) on
 // 128 x 128: M = 224 x 224 = 50176, taps packed two to a K tile (5 K tiles), M tiles of at most
