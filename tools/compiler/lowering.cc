@@ -1225,8 +1225,10 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // overlap the next two ACTIVATEs: each engine is then about as busy as the array. The taps
   // path alike (a 1 x 1 conv, or taps packed into one K tile): 112x112x130 1x1 -> 257 on
   // 256 x 256 took 1.36x its folds with every store on engine 1.
+  // (Only where the UB holds the two extra slots of the smallest tile.)
   const bool split = store_engine_ && weight_engines_ > 0 && KT == 1 && NT > 1 &&
-                     !out_res && !tensor && out.hbm.pixel_bytes() % config_.hbm.burst_bytes != 0;
+                     !out_res && !tensor && out.hbm.pixel_bytes() % config_.hbm.burst_bytes != 0 &&
+                     min_need + 2 <= limit;
   const auto out_slots = [&](std::uint64_t U) { return split && U == 1 ? 4 : 2 * U; };
   // The M tile with U MXUs: each has acc_slots accumulator slots, and the node out_slots(U)
   // output slots of m_tile rows.
