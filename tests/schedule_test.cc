@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -404,6 +405,56 @@ TEST(ScheduleClassic, OneKTileLayersWithUnalignedPixelsSplitTheirStores) {
   const Topology::Layer l{"", sh.M(), sh.K(), sh.n, sh.c};
   EXPECT_EQ(classic(l, n, n), 24004u);
   EXPECT_LE(r["layers"][0]["compute_cycles"].get<std::uint64_t>(), classic(l, n, n));
+}
+
+// The same on the taps path, which a 1 x 1 conv takes (one tap a K tile; taps packed into one
+// K tile alike). 112x112x130, 1x1 -> 257 on 256 x 256: M = 12544 pixels, one K tile (130 rows),
+// N tiles of 256 and 1 columns; 112x112x16, 1x1 -> 130 on 128 x 128: N tiles of 128 and 2. A
+// full tile's store sends two requests a pixel (its 256 or 128 bytes at a pixel stride of 257
+// or 130 straddle two bursts), the tail's one, so with every store on engine 1 the stores took
+// three request cycles a pixel against the array's two (36170 and 27056 compute cycles).
+// SCALE-Sim's folds: 1 x 2 x (3 x 256 + 12544 - 2) = 26620 and 1 x 2 x (3 x 128 + 12544 - 2)
+// = 25852.
+TEST(ScheduleClassic, TapsLayersWithOneKTileAndUnalignedPixelsSplitTheirStores) {
+  const std::string path = temp_path("unaligned_taps.csv");
+  for (const auto& [layer, n, folds] :
+       {std::tuple<std::string, std::uint32_t, std::uint64_t>{"s5_47, 112, 112, 1, 1, 130, 257, 1",
+                                                              256, 26620},
+        {"s6_5, 112, 112, 1, 1, 16, 130, 1", 128, 25852}}) {
+    std::ofstream(path) << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
+                           "Channels, Num Filter, Strides,\n"
+                        << layer << ",\n";
+    const Topology t = read_topology(path);
+    ASSERT_EQ(t.layers.size(), 1u);
+    EXPECT_EQ(classic(t.layers[0], n, n), folds);
+    const nlohmann::json r =
+        run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+    ASSERT_EQ(r["layers"].size(), 1u);
+    EXPECT_LE(r["layers"][0]["compute_cycles"].get<std::uint64_t>(), folds) << layer;
+  }
+}
+
+// HBM tensors start on a burst (MemoryPlan.HbmAllocationsStartOnABurst). Behind a layer whose
+// output (33 - 5) / 3 + 1 = 10 x 10 x 96 = 9600 bytes is no whole number of 256-byte bursts, a
+// strided 1 x 1 conv over 112x112x256 (stride 2 -> 64 on 256 x 256) found its input 128 bytes
+// past a burst (64-byte alignment): each 256-byte pixel it loads straddled two bursts, so its
+// input took two request cycles a pixel against one stream cycle (5471 compute cycles).
+// SCALE-Sim's folds: M = 56 x 56 = 3136, 1 x 1 x (3 x 256 + 3136 - 2) = 3902.
+TEST(ScheduleClassic, InputsAfterAnUnalignedTensorLoadWholeBursts) {
+  const std::string path = temp_path("unaligned_input.csv");
+  std::ofstream(path) << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
+                         "Channels, Num Filter, Strides,\n"
+                         "s6_6, 33, 33, 5, 5, 256, 96, 3,\n"
+                         "s6_7, 112, 112, 1, 1, 256, 64, 2,\n";
+  const Topology t = read_topology(path);
+  ASSERT_EQ(t.layers.size(), 2u);
+  EXPECT_EQ(classic(t.layers[1], 256, 256), 3902u);
+  const nlohmann::json r = run_json("--model " + path + array_args(256) + " --set hbm.preset=ideal");
+  ASSERT_EQ(r["layers"].size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_LE(r["layers"][i]["compute_cycles"].get<std::uint64_t>(), classic(t.layers[i], 256, 256))
+        << t.layers[i].name;
+  }
 }
 
 // A large image's M tiles each load their own input band, and the UB holds more band slots

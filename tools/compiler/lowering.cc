@@ -1222,9 +1222,13 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // (three requests a pixel for N tiles of 256 + 1, against two stream cycles) would pace the
   // array. Then lower_gemm stores the odd output tiles on engine 0 (whose gather writes one
   // UB row a pixel), and four output slots let a full tile's store (two requests a pixel)
-  // overlap the next two ACTIVATEs: each engine is then about as busy as the array.
-  const bool split = store_engine_ && weight_engines_ > 0 && !taps && KT == 1 && NT > 1 &&
-                     !out_res && !tensor && out.hbm.pixel_bytes() % config_.hbm.burst_bytes != 0;
+  // overlap the next two ACTIVATEs: each engine is then about as busy as the array. The taps
+  // path alike (a 1 x 1 conv, or taps packed into one K tile): 112x112x130 1x1 -> 257 on
+  // 256 x 256 took 1.36x its folds with every store on engine 1.
+  // (Only where the UB holds the two extra slots of the smallest tile.)
+  const bool split = store_engine_ && weight_engines_ > 0 && KT == 1 && NT > 1 &&
+                     !out_res && !tensor && out.hbm.pixel_bytes() % config_.hbm.burst_bytes != 0 &&
+                     min_need + 2 <= limit;
   const auto out_slots = [&](std::uint64_t U) { return split && U == 1 ? 4 : 2 * U; };
   // The M tile with U MXUs: each has acc_slots accumulator slots, and the node out_slots(U)
   // output slots of m_tile rows.
@@ -1239,7 +1243,9 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     } else {
       // The band a tile reads grows with the tile: take the largest tile that fits.
       auto fits = [&](std::uint64_t m) {
-        return gemm_staging(layer, path, in_res, contiguous, out_res, round_tile(layer, m), U) <=
+        const std::uint64_t mt = round_tile(layer, m);
+        return gemm_staging(layer, path, in_res, contiguous, out_res, mt, U) +
+                   (out_res ? 0 : (out_slots(U) - 2 * U) * mt) <=
                limit;
       };
       std::uint64_t lo = 1, hi = cap;
