@@ -138,9 +138,10 @@ TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint6
   // One tap per tile for every chunk but a packed last one. Beside a packed one, at stride
   // s > 1 full chunks also load only their taps' anchors (compact images, one per residue), so
   // every tile streams consecutive UB rows: a plain band's tile reads every s-th row, one
-  // MATMUL per output row.
+  // MATMUL per output row. Not from a concat's channel slice, whose compact images would take a
+  // transfer per anchor row (one_transfer).
   const std::uint64_t chunks = ceil_div(g.C, cw) - (pack >= 2 ? 1 : 0);
-  if (pack >= 2 && g.s > 1) {
+  if (pack >= 2 && g.s > 1 && g.contiguous) {
     for (std::uint64_t cc = 0; cc < chunks; ++cc) pack_taps(g, cc * cw, cw, 1, plan);
     pack_taps(g, chunks * cw, g.C - chunks * cw, pack, plan);
     return plan;

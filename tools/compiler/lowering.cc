@@ -334,8 +334,11 @@ class Lowerer {
   // input from HBM (g, its bands: taps_of(layer, false, contiguous)): that chunk's channels (all
   // C when C <= min(R, C)) of several taps when they fit the array's rows (the DMA packs them
   // into one UB row), else 1 (a tile is one tap's channel chunk). A resident input has one
-  // pixel per UB row and is never packed. Packing trades weight tiles for band images: it is
-  // kept only where it lowers plan_cycles, and with C > min(R, C) (the remainder's taps), when
+  // pixel per UB row and is never packed. Packing trades weight tiles (each a pass over every
+  // output pixel, per N tile) for UB rows the DMA writes (each packed image loads the input
+  // again, through the UB's write port): with C <= min(R, C) it is kept only where it lowers
+  // the larger of the two. A remainder's images beside the full chunks' also take UB rows that
+  // shrink the M tiles, so with C > min(R, C) it is kept where it lowers plan_cycles, and, when
   // it takes more tiles than im2col, only where their passes over the M output pixels still fit
   // im2col's classic schedule, ceil(K / R) x (2R + C + M - 2) per N tile: gemm_path weighs
   // such taps against im2col by the whole layer's time, first gather included (path_cycles),
@@ -352,13 +355,20 @@ class Lowerer {
         packed.ktiles.size() * M > im2col * (2 * R_ + C_ + M - 2)) {
       return 1;
     }
-    return plan_cycles(layer, g, packed) < plan_cycles(layer, g, tap_plan(g, cw_, 1, R_)) ? pack
-                                                                                          : 1;
+    const TapPlan plain = tap_plan(g, cw_, 1, R_);
+    if (layer.in.c > cw_) {
+      return plan_cycles(layer, g, packed) < plan_cycles(layer, g, plain) ? pack : 1;
+    }
+    const std::uint64_t NT = ceil_div(layer.gemm_n(), C_);
+    auto cost = [&](const TapPlan& plan) {
+      return std::max(plan.ktiles.size() * NT * M, band_rows_written(g, plan, 0, M));
+    };
+    return cost(packed) < cost(plain) ? pack : 1;
   }
-  // Estimated cycles of a tap-based conv reading its input from HBM with tap plan `plan`: each
-  // weight tile is a pass over every output pixel per N tile, while the DMA writes the band
-  // images' UB rows (each packed image loads the input again, through the UB's write port);
-  // the larger of the two binds. Band images also take UB rows: with M tiles of the most
+  // Estimated cycles of a tap-based conv with more channels than min(R, C) reading its input
+  // from HBM with tap plan `plan`: each weight tile is a pass over every output pixel per N
+  // tile, while the DMA writes the band images' UB rows; the larger of the two binds. Band
+  // images also take UB rows: with M tiles of the most
   // output pixels whose images (double-buffered) and output slots fit the UB beside the weight
   // slots, each weight tile streams max(M_t, K_t) cycles (its loader reads K_t rows), so
   // images that shrink the M tiles below the weight tiles' rows cost passes too. Infinite when
