@@ -150,10 +150,11 @@ TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint6
     const std::uint64_t chans = std::min(cw, g.C - cc * cw);
     plan.images.push_back({1, 0, cc * cw, chans, 0, 0, g.kh - 1, 0, g.kw - 1});
   }
-  for (std::uint64_t ky = 0; chunks > 0 && ky < g.kh; ++ky) {
+  for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
     for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
       for (std::uint64_t cc = 0; cc < chunks; ++cc) {
-        plan.ktiles.push_back({(ky * g.kw + kx) * g.C + cc * cw, plan.images[cc].chans, ky, kx, cc});
+        plan.ktiles.push_back(
+            {(ky * g.kw + kx) * g.C + cc * cw, plan.images[cc].chans, ky, kx, cc});
       }
     }
   }

@@ -142,7 +142,9 @@ std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_
 // taps share a band image, at stride s > 1 only those whose taps agree modulo s, each image
 // then holding only its anchors (every s-th row and column, BandImage::compact). With C > cw
 // the full chunks keep one tap per tile and only the remainder's taps pack (48 channels on 32
-// rows: 25 tiles of 32 channels and 13 of two taps' 16, against 50 unpacked and 38 im2col).
+// rows: 25 tiles of 32 channels and 13 of two taps' 16, against 50 unpacked and 38 im2col); at
+// stride s > 1, with contiguous pixels, the full chunks' tiles then read compact images of
+// their residue's anchors too.
 TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R);
 // Channels of the last chunk of cw (the remainder, or cw when cw divides C): the ones a
 // packed tile of tap_plan holds per tap.
