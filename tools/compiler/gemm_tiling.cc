@@ -61,44 +61,23 @@ std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_
   return best;
 }
 
-TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R) {
-  TapPlan plan;
-  if (const std::uint64_t n = pack >= 2 ? kernel_rows_per_tile(g, cw, R) : 0; n > 0) {
-    BandImage im{n, 1, 0, g.kw * g.C, 0, 0, 0, 0, 0};
-    im.xstep = g.s;
-    bool same_residue = true;
-    for (std::uint64_t ky0 = 0; ky0 < g.kh; ky0 += n) {
-      plan.ktiles.push_back({ky0 * g.kw * g.C, std::min(n, g.kh - ky0) * g.kw * g.C, ky0, 0, 0});
-      im.ky_hi = ky0;
-      same_residue = same_residue && ky0 % g.s == 0;
-    }
-    im.ystep = same_residue ? g.s : 1;
-    im.compact = true;
-    plan.images.push_back(im);
-    return plan;
-  }
-  if (pack < 2) {
-    for (std::uint64_t cc = 0; cc * cw < g.C; ++cc) {
-      const std::uint64_t chans = std::min(cw, g.C - cc * cw);
-      plan.images.push_back({1, 0, cc * cw, chans, 0, 0, g.kh - 1, 0, g.kw - 1});
-    }
-    for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
-      for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
-        for (std::uint64_t cc = 0; cc * cw < g.C; ++cc) {
-          plan.ktiles.push_back(
-              {(ky * g.kw + kx) * g.C + cc * cw, plan.images[cc].chans, ky, kx, cc});
-        }
-      }
-    }
-    return plan;
-  }
-  // A strided conv's tile (ky, kx) reads anchors (oy * s + ky, ox * s + kx): every s-th row and
-  // column from (ky mod s, kx mod s). A packed image loads only those, stored densely, so it
-  // writes about one UB row per output pixel (not one per input pixel) and a tile streams
-  // consecutive UB rows; tiles share an image only when their taps agree modulo s (a single
-  // tap's image too: the plain band would load every input pixel). Strided taps pack only along a
-  // kernel row (one transfer per band part, one_transfer): a pair crossing kernel rows would
-  // take a transfer per anchor row, each waiting for the memory.
+std::uint64_t last_chunk(std::uint64_t C, std::uint64_t cw) {
+  return C - (ceil_div(C, cw) - 1) * cw;
+}
+
+namespace {
+
+// Tiles of up to `pack` (1: one tap each) consecutive taps' channels c0 .. c0 + chans - 1
+// (see tap_plan), and their band images.
+// A strided conv's tile (ky, kx) reads anchors (oy * s + ky, ox * s + kx): every s-th row and
+// column from (ky mod s, kx mod s). A packed image loads only those, stored densely, so it
+// writes about one UB row per output pixel (not one per input pixel) and a tile streams
+// consecutive UB rows; tiles share an image only when their taps agree modulo s (a single
+// tap's image too: the plain band would load every input pixel). Strided taps pack only along a
+// kernel row (one transfer per band part, one_transfer): a pair crossing kernel rows would
+// take a transfer per anchor row, each waiting for the memory.
+void pack_taps(const Taps& g, std::uint64_t c0, std::uint64_t chans, std::uint64_t pack,
+               TapPlan& plan) {
   const std::uint64_t taps = g.kh * g.kw, s = g.s;
   for (std::uint64_t a = 0; a < taps;) {
     const std::uint64_t ky = a / g.kw, kx = a % g.kw;
@@ -117,12 +96,12 @@ TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint6
     std::uint64_t img = 0;
     while (img < plan.images.size() &&
            !(plan.images[img].taps == n && plan.images[img].dy == dy &&
-             plan.images[img].dx == dx && plan.images[img].ky_lo % s == ky % s &&
-             plan.images[img].kx_lo % s == kx % s)) {
+             plan.images[img].dx == dx && plan.images[img].c0 == c0 &&
+             plan.images[img].ky_lo % s == ky % s && plan.images[img].kx_lo % s == kx % s)) {
       ++img;
     }
     if (img == plan.images.size()) {
-      plan.images.push_back({n, dy, 0, g.C, dx, ky, ky, kx, kx});
+      plan.images.push_back({n, dy, c0, chans, dx, ky, ky, kx, kx});
       if (s > 1) {
         plan.images.back().ystep = plan.images.back().xstep = s;
         plan.images.back().compact = true;
@@ -133,9 +112,53 @@ TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint6
     im.ky_hi = std::max(im.ky_hi, ky);
     im.kx_lo = std::min(im.kx_lo, kx);
     im.kx_hi = std::max(im.kx_hi, kx);
-    plan.ktiles.push_back({a * g.C, n * g.C, ky, kx, img});
+    plan.ktiles.push_back({a * g.C + c0, n * chans, ky, kx, img, chans < g.C ? chans : 0});
     a += n;
   }
+}
+
+}  // namespace
+
+TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R) {
+  TapPlan plan;
+  if (const std::uint64_t n = pack >= 2 ? kernel_rows_per_tile(g, cw, R) : 0; n > 0) {
+    BandImage im{n, 1, 0, g.kw * g.C, 0, 0, 0, 0, 0};
+    im.xstep = g.s;
+    bool same_residue = true;
+    for (std::uint64_t ky0 = 0; ky0 < g.kh; ky0 += n) {
+      plan.ktiles.push_back({ky0 * g.kw * g.C, std::min(n, g.kh - ky0) * g.kw * g.C, ky0, 0, 0});
+      im.ky_hi = ky0;
+      same_residue = same_residue && ky0 % g.s == 0;
+    }
+    im.ystep = same_residue ? g.s : 1;
+    im.compact = true;
+    plan.images.push_back(im);
+    return plan;
+  }
+  // One tap per tile for every chunk but a packed last one. Beside a packed one, at stride
+  // s > 1 full chunks also load only their taps' anchors (compact images, one per residue), so
+  // every tile streams consecutive UB rows: a plain band's tile reads every s-th row, one
+  // MATMUL per output row. Not from a concat's channel slice, whose compact images would take a
+  // transfer per anchor row (one_transfer).
+  const std::uint64_t chunks = ceil_div(g.C, cw) - (pack >= 2 ? 1 : 0);
+  if (pack >= 2 && g.s > 1 && g.contiguous) {
+    for (std::uint64_t cc = 0; cc < chunks; ++cc) pack_taps(g, cc * cw, cw, 1, plan);
+    pack_taps(g, chunks * cw, g.C - chunks * cw, pack, plan);
+    return plan;
+  }
+  for (std::uint64_t cc = 0; cc < chunks; ++cc) {
+    const std::uint64_t chans = std::min(cw, g.C - cc * cw);
+    plan.images.push_back({1, 0, cc * cw, chans, 0, 0, g.kh - 1, 0, g.kw - 1});
+  }
+  for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
+    for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
+      for (std::uint64_t cc = 0; cc < chunks; ++cc) {
+        plan.ktiles.push_back(
+            {(ky * g.kw + kx) * g.C + cc * cw, plan.images[cc].chans, ky, kx, cc});
+      }
+    }
+  }
+  if (pack >= 2) pack_taps(g, chunks * cw, g.C - chunks * cw, pack, plan);
   return plan;
 }
 
@@ -208,7 +231,7 @@ AnchorGrid anchor_grid(const Taps& g, const BandImage& im, const BandPart& part)
 
 bool one_transfer(const Taps& g, const BandImage& im) {
   return (im.taps == 1 && !im.compact) ||
-         (im.dy == 0 && (im.dx == 1 || im.taps == 1) && g.contiguous);
+         (im.dy == 0 && (im.taps == 1 || (im.dx == 1 && im.chans == g.C)) && g.contiguous);
 }
 
 std::uint64_t band_transfers(const Taps& g, const TapPlan& plan, std::uint64_t m0,
