@@ -12,8 +12,6 @@ namespace {
 
 constexpr std::uint64_t kHbmAlign = 64;
 
-std::uint64_t align_up(std::uint64_t x) { return (x + kHbmAlign - 1) / kHbmAlign * kHbmAlign; }
-
 class Planner {
  public:
   Planner(const Graph& g, const Config& config, std::uint64_t ub_rows, bool resident,
@@ -291,9 +289,10 @@ class Planner {
     }
   }
 
-  std::uint64_t allocate(std::uint64_t bytes) {
-    const std::uint64_t at = top_;
-    top_ = align_up(top_ + bytes);
+  // `bytes` from the next multiple of `align` on; the next allocation from a kHbmAlign one.
+  std::uint64_t allocate(std::uint64_t bytes, std::uint64_t align = kHbmAlign) {
+    const std::uint64_t at = (top_ + align - 1) / align * align;
+    top_ = (at + bytes + kHbmAlign - 1) / kHbmAlign * kHbmAlign;
     return at;
   }
 
@@ -306,7 +305,9 @@ class Planner {
     h.pad = pad_[r];
     h.ctot = h.shape.c;
     h.eb = eb_;
-    h.base = allocate(h.bytes());
+    // A tensor starts a burst: a matmul's K tiles of whole bursts then load a burst a request
+    // (Lowerer::k_tiles_load_as_fast).
+    h.base = allocate(h.bytes(), std::max<std::uint64_t>(kHbmAlign, config_.hbm.burst_bytes));
     plan_.tensors[r].hbm = h;
   }
 
