@@ -306,7 +306,7 @@ class Planner {
     h.ctot = h.shape.c;
     h.eb = eb_;
     // A tensor starts a burst: a matmul's K tiles of whole bursts then load a burst a request
-    // (Lowerer::k_tiles_load_as_fast).
+    // (Lowerer::k_tiles_keep_up).
     h.base = allocate(h.bytes(), std::max<std::uint64_t>(kHbmAlign, config_.hbm.burst_bytes));
     plan_.tensors[r].hbm = h;
   }
