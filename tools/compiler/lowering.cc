@@ -360,7 +360,11 @@ class Lowerer {
     for (std::uint64_t k0 = 0; k0 < K; k0 += R_) {
       by_tile += pixel_requests(t, M, k0 * eb_, std::min<std::uint64_t>(R_, K - k0) * eb_);
     }
-    const double peak = config_.hbm_peak_bytes_per_cycle(), start = transfer_start();
+    // On several cores each transfer's first request also crosses the interconnect both ways.
+    const double peak = config_.hbm_peak_bytes_per_cycle();
+    const double start = transfer_start() + (config_.chip.cores > 1
+                                                  ? 2.0 * config_.chip.interconnect_latency_cycles
+                                                  : 0.0);
     const auto cost = [&](std::uint64_t requests, std::uint64_t transfers) {
       const double bursts = double(requests) * config_.hbm.burst_bytes;
       return std::max({double(M * KR), double(requests), std::isinf(peak) ? 0 : bursts / peak}) +
@@ -860,11 +864,12 @@ Program Lowerer::run() {
                       });
   program_.hbm_bytes = plan_.hbm_bytes;
   // A K split's raw partial sums: per node, every core's M x N words, after the plan (the
-  // same addresses on every core).
+  // same addresses on every core), each starting a burst like the plan's tensors.
   partials_.assign(model_.nodes.size(), 0);
+  const std::uint64_t align = std::max<std::uint64_t>(64, config_.hbm.burst_bytes);
   for (std::size_t i = 0; i < model_.nodes.size(); ++i) {
     if (!k_split_node(i)) continue;
-    partials_[i] = ceil_div(program_.hbm_bytes, 64) * 64;
+    partials_[i] = ceil_div(program_.hbm_bytes, align) * align;
     program_.hbm_bytes = partials_[i] + std::uint64_t(share_.cores) * model_.nodes[i].gemm_m() *
                                             model_.nodes[i].gemm_n() * 4;
   }
