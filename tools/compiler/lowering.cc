@@ -330,6 +330,51 @@ class Lowerer {
   double transfer_start() const {
     return config_.hbm.preset == "ideal" ? 0 : config_.hbm.latency_ns / config_.period_ns();
   }
+  // HBM requests of loading bytes [k0, k0 + bytes) of each of the M pixels of `t` (pixel m at
+  // t.addr(m, 0, 0)) in one transfer: the bursts each pixel's piece touches, one shared with
+  // the pixel before counted once (dma_engine.h's coalescing).
+  std::uint64_t pixel_requests(const HbmTensor& t, std::uint64_t M, std::uint64_t k0,
+                               std::uint64_t bytes) const {
+    const std::uint64_t burst = config_.hbm.burst_bytes;
+    std::uint64_t requests = 0, last = kNever;
+    for (std::uint64_t m = 0; m < M; ++m) {
+      const std::uint64_t a = t.addr(m, 0, 0) + k0;
+      const std::uint64_t b0 = a / burst, b1 = (a + bytes - 1) / burst;
+      requests += b1 - b0 + 1 - (b0 == last ? 1 : 0);
+      last = b1;
+    }
+    return requests;
+  }
+  // Whether loading a matmul's M x K input from `t` in MT M tiles one K tile at a time (one
+  // transfer each) keeps up: it costs the DMA no more than whole rows (one transfer per M
+  // tile), or, with ideal memory, no more than the `streams` cycles the array takes over the M
+  // tiles (its extra requests cost only the engine's request cycles, under the streams; a real
+  // memory also spends its bandwidth on each burst fetched again, beside the weight and store
+  // transfers: measured up to 12 % slower on the zoo's HBM configs). Each load costs its UB rows
+  // (one a cycle), its requests (one a cycle) or their bursts at the memory's peak, whichever
+  // is more, and a wait for the memory per transfer.
+  bool k_tiles_keep_up(const HbmTensor& t, std::uint64_t M, std::uint64_t K, std::uint64_t MT,
+                       std::uint64_t streams) const {
+    const std::uint64_t KR = ceil_div(K, R_);
+    std::uint64_t by_tile = 0;
+    for (std::uint64_t k0 = 0; k0 < K; k0 += R_) {
+      by_tile += pixel_requests(t, M, k0 * eb_, std::min<std::uint64_t>(R_, K - k0) * eb_);
+    }
+    // On several cores each transfer's first request also crosses the interconnect both ways.
+    const double peak = config_.hbm_peak_bytes_per_cycle();
+    const double start = transfer_start() + (config_.chip.cores > 1
+                                                  ? 2.0 * config_.chip.interconnect_latency_cycles
+                                                  : 0.0);
+    const auto cost = [&](std::uint64_t requests, std::uint64_t transfers) {
+      const double bursts = double(requests) * config_.hbm.burst_bytes;
+      return std::max({double(M * KR), double(requests), std::isinf(peak) ? 0 : bursts / peak}) +
+             double(transfers) * start;
+    };
+    const bool ideal = start == 0 && std::isinf(peak);
+    return cost(by_tile, MT * KR) <=
+           std::max(cost(pixel_requests(t, M, 0, K * eb_), MT), ideal ? double(streams) : 0);
+  }
+
   // Kernel taps one weight tile of the last channel chunk holds when a tap-based conv reads its
   // input from HBM (g, its bands: taps_of(layer, false, contiguous)): that chunk's channels (all
   // C when C <= min(R, C)) of several taps when they fit the array's rows (the DMA packs them
@@ -866,11 +911,12 @@ Program Lowerer::run() {
                       });
   program_.hbm_bytes = plan_.hbm_bytes;
   // A K split's raw partial sums: per node, every core's M x N words, after the plan (the
-  // same addresses on every core).
+  // same addresses on every core), each starting a burst like the plan's tensors.
   partials_.assign(model_.nodes.size(), 0);
+  const std::uint64_t align = std::max<std::uint64_t>(64, config_.hbm.burst_bytes);
   for (std::size_t i = 0; i < model_.nodes.size(); ++i) {
     if (!k_split_node(i)) continue;
-    partials_[i] = ceil_div(program_.hbm_bytes, 64) * 64;
+    partials_[i] = ceil_div(program_.hbm_bytes, align) * align;
     program_.hbm_bytes = partials_[i] + std::uint64_t(share_.cores) * model_.nodes[i].gemm_m() *
                                             model_.nodes[i].gemm_n() * 4;
   }
@@ -1484,6 +1530,22 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   //   gather ends while this one still streams, and a MATMUL per transfer only adds
   //   instructions (measured: GPT-2 prefill's attention scores on tpu_v2 +1.6 % per layer).
   const bool paced = x_dma && !taps && KR == 1 && ceil_div(NT, tl.mxus) == 1;
+  // A matmul's input rows from HBM (KR > 1) sit K tile by K tile in its slot: K tile k of the
+  // M tile's row m in UB row x + k * rows + m (k_layout). Its streams then read consecutive
+  // rows, as the ACTIVATEs write and the stores read theirs, and a stream granted after their
+  // bursts finds a start beside them a cycle or two on. One reading every KR-th row meets them
+  // in some bank within ub.banks rows and waits for them to end: with many N tiles, each
+  // tile's second stream waited for the previous tile's ACTIVATE or store (M = 512, K = 256,
+  // N = 3072 at 128 with ideal memory: 30,628 compute cycles against a bound of 24,831).
+  // Each K tile loads by a transfer of its own, which writes its rows in order (one transfer
+  // for all K tiles would write each burst's rows of two K tiles together, a pattern the
+  // streams meet as well), but sends a request per burst each K tile of a pixel touches and
+  // waits for the memory once per K tile: it is taken only where the input loads no slower
+  // (with ideal memory, where the requests are no more than the UB rows written, as when the
+  // K tiles start at whole bursts; with HBM the waits alone rule it out). An im2col conv's
+  // segments span K tiles: it keeps a pixel's rows together.
+  const bool k_major = x_dma && !taps && !conv && !tl.b_tensor && KR > 1 &&
+                       k_tiles_keep_up(in.hbm, M, K, tl.MT, ceil_div(NT, tl.mxus) * KT * M);
   auto m_lo = [&](std::uint64_t mt) { return mt % tl.MT * m_tile; };
   auto m_hi = [&](std::uint64_t mt) { return std::min(M, m_lo(mt) + m_tile); };
   const std::uint64_t S = tl.x_slot.size();
@@ -1614,6 +1676,25 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       pieces.push_back(d);
     }
     return pieces;
+  };
+  // M tile mt's input `pieces` (input_pieces, or parts of them: whole rows of K elements, KR UB
+  // rows apart) as k_major lays them out: one transfer per K tile of each.
+  const auto k_layout = [&](std::vector<DmaFields> pieces, std::uint64_t mt) {
+    if (!k_major) return pieces;
+    const std::uint64_t rows = m_hi(mt) - m_lo(mt);
+    std::vector<DmaFields> out;
+    for (const DmaFields& d : pieces) {
+      const std::uint64_t first = x_slot(mt) + (d.ub_row - x_slot(mt)) / KR;
+      for (std::uint64_t k = 0; k < KR; ++k) {
+        DmaFields p = d;
+        p.hbm_addr = d.hbm_addr + k * R_ * eb_;
+        p.ub_row = std::uint32_t(first + k * rows);
+        p.elems = std::uint16_t(std::min<std::uint64_t>(R_, K - k * R_));
+        p.ub_stride = 1;
+        out.push_back(p);
+      }
+    }
+    return out;
   };
   // Input pieces [from, to) of M tile mt; the first waits for its slot, the last signals (and
   // paced, every one: its MATMUL waits for it).
@@ -1749,7 +1830,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   }
   if (fifo_) top_up_weights(0);
   // The input transfers of the M tile being emitted (paced: its first MATMULs follow them).
-  std::vector<DmaFields> input = x_dma ? input_pieces(0) : std::vector<DmaFields>();
+  std::vector<DmaFields> input = x_dma ? k_layout(input_pieces(0), 0) : std::vector<DmaFields>();
   if (x_dma) {
     emit_input(0, input, 0, input.size());
     // The first weight tile enters the array only with the input there too, as when it loaded
@@ -1782,8 +1863,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     // (below).
     std::vector<DmaFields> next_input =
         !x_dma || mt + 1 >= MT ? std::vector<DmaFields>()
-        : weight_engines_ > 0  ? input_pieces(mt + 1)
-                               : split_groups(input_pieces(mt + 1), NT * KT);
+        : weight_engines_ > 0  ? k_layout(input_pieces(mt + 1), mt + 1)
+                               : k_layout(split_groups(input_pieces(mt + 1), NT * KT), mt + 1);
     // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
     auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
@@ -1831,7 +1912,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           passes.push_back({d.ub_row + tl.k_first + k, KR, d.groups, acc_slot(t) + m});
         }
       } else {
-        passes.push_back({x_slot(mt) + tl.k_first + k, KR, rows, acc_slot(t)});
+        passes.push_back(k_major ? Pass{x_slot(mt) + (tl.k_first + k) * rows, 1, rows, acc_slot(t)}
+                                 : Pass{x_slot(mt) + tl.k_first + k, KR, rows, acc_slot(t)});
       }
       return passes;
     };
@@ -1889,8 +1971,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           const std::uint64_t j = mt * NT * KT + share;
           // The group's MXUs take the K tiles in turn, each from its own start spread evenly over
           // the K tiles (GemmTiling::weight_tile), so streams running side by side, even a few K
-          // steps apart, read different UB rows: K tile k sits in rows x + k + m * KR, so when KR
-          // divides ub.banks, in different banks.
+          // steps apart, read different UB rows: K tile k sits in rows x + k + m * KR (an im2col
+          // conv's), so when KR divides ub.banks, in different banks, or in rows x + k * rows + m
+          // (k_major), where a stream granted beside another starts a cycle or two later.
           const std::uint64_t k = (tl.first_k(nt - g0, size) + kt) % KT;
           // Tiles ahead, so the weight stream never waits behind this tile's MATMULs; near the
           // last tile, the next GEMM node's first.

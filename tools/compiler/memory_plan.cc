@@ -310,6 +310,8 @@ class Planner {
     h.pad = pad_[r];
     h.ctot = h.shape.c;
     h.eb = eb_;
+    // A tensor starts a burst: a matmul's K tiles of whole bursts then load a burst a request
+    // (Lowerer::k_tiles_keep_up).
     h.base = allocate(h.bytes());
     plan_.tensors[r].hbm = h;
   }
