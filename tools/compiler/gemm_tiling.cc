@@ -61,7 +61,8 @@ std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_
   return best;
 }
 
-TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R) {
+TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R,
+                 bool residues) {
   TapPlan plan;
   if (const std::uint64_t n = pack >= 2 ? kernel_rows_per_tile(g, cw, R) : 0; n > 0) {
     BandImage im{n, 1, 0, g.kw * g.C, 0, 0, 0, 0, 0};
@@ -78,15 +79,32 @@ TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint6
     return plan;
   }
   if (pack < 2) {
+    // Residue images per chunk: ry x rx of them (1 x 1, the plain band, unless split).
+    const bool split = residues && g.s > 1 && g.dh == 1 && g.dw == 1;
+    const std::uint64_t ry = split ? std::min(g.s, g.kh) : 1;
+    const std::uint64_t rx = split ? std::min(g.s, g.kw) : 1;
     for (std::uint64_t cc = 0; cc * cw < g.C; ++cc) {
       const std::uint64_t chans = std::min(cw, g.C - cc * cw);
-      plan.images.push_back({1, 0, cc * cw, chans, 0, 0, g.kh - 1, 0, g.kw - 1});
+      if (!split) {
+        plan.images.push_back({1, 0, cc * cw, chans, 0, 0, g.kh - 1, 0, g.kw - 1});
+        continue;
+      }
+      for (std::uint64_t y = 0; y < ry; ++y) {
+        for (std::uint64_t x = 0; x < rx; ++x) {
+          BandImage im{1, 0, cc * cw, chans, 0,
+                       y, y + (g.kh - 1 - y) / g.s * g.s, x, x + (g.kw - 1 - x) / g.s * g.s};
+          im.ystep = im.xstep = g.s;
+          im.compact = true;
+          plan.images.push_back(im);
+        }
+      }
     }
     for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
       for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
         for (std::uint64_t cc = 0; cc * cw < g.C; ++cc) {
+          const std::uint64_t img = (cc * ry + ky % ry) * rx + kx % rx;
           plan.ktiles.push_back(
-              {(ky * g.kw + kx) * g.C + cc * cw, plan.images[cc].chans, ky, kx, cc});
+              {(ky * g.kw + kx) * g.C + cc * cw, plan.images[img].chans, ky, kx, img});
         }
       }
     }
@@ -221,6 +239,24 @@ std::uint64_t band_transfers(const Taps& g, const TapPlan& plan, std::uint64_t m
     }
   }
   return transfers;
+}
+
+std::uint64_t image_rows(const Taps& g, const BandImage& im, const BandPart& part) {
+  if (!im.compact) return part.rows * g.Wp;
+  const AnchorGrid a = anchor_grid(g, im, part);
+  return a.rows * a.cols;
+}
+
+BandLayout band_layout(const Taps& g, const TapPlan& plan, const Band& band) {
+  BandLayout l;
+  l.parts = band.parts.size();
+  for (const BandImage& im : plan.images) {
+    for (const BandPart& part : band.parts) {
+      l.off.push_back(l.rows);
+      l.rows += image_rows(g, im, part);
+    }
+  }
+  return l;
 }
 
 std::uint64_t band_rows_written(const Taps& g, const TapPlan& plan, std::uint64_t m0,

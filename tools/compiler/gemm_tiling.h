@@ -126,7 +126,15 @@ GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, st
 // take 1 tile and 1 row, and im2col stays.
 std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R);
 
-// Without packing: one K tile per (ky, kx, channel chunk of cw), one plain band per chunk.
+// Without packing: one K tile per (ky, kx, channel chunk of cw), one plain band per chunk; with
+// `residues` (bands loaded from HBM) at stride s > 1 and no dilation, s x s compact residue
+// images per chunk instead: tile (ky, kx) reads anchors (oy * s + ky, ox * s + kx), every s-th
+// row and column from (ky mod s, kx mod s), so the image of that residue holds just those
+// pixels, densely, and every tile streams consecutive UB rows. A stride-s stream would cross
+// the banks of the UB rows the DMA and the vector unit write one a cycle and wait whole for a
+// window free of them (its burst needs every cycle's bank); a stride-1 stream keeps its
+// distance. Together the residue images hold the band's pixels once (a resident input is read
+// in place, strided).
 // Packing (pack > 1 taps fit a tile, all C channels each): whole kernel rows when that pays
 // (kernel_rows_per_tile, for first layers with very few channels), else consecutive taps in
 // (ky, kx) order share a tile while they are evenly spaced in HBM (a run along a kernel row, or,
@@ -134,7 +142,8 @@ std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_
 // segments at a fixed stride; tiles with the same shape of taps share a band image, at stride
 // s > 1 only those whose taps agree modulo s, each image then holding only its anchors
 // (every s-th row and column, BandImage::compact).
-TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R);
+TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R,
+                 bool residues);
 
 // The anchor pixels a packed or compact band image loads for one band part: rows y0 .. y1 (every
 // ystep-th) and columns x0 .. x1 (every xstep-th) of the padded input, one UB row each.
@@ -153,6 +162,19 @@ bool one_transfer(const Taps& g, const BandImage& im);
 // the memory's latency: an engine runs one transfer at a time).
 std::uint64_t band_transfers(const Taps& g, const TapPlan& plan, std::uint64_t m0,
                              std::uint64_t m1);
+
+// UB rows band image `im` takes for one band part: a compact image its anchors, any other the
+// part's padded rows (Wp each; a packed one writes only its anchors, at their pixels' rows).
+std::uint64_t image_rows(const Taps& g, const BandImage& im, const BandPart& part);
+
+// Where the band images of `plan` lie in an input slot for `band`: image after image, each
+// part after part, image_rows each; `rows` in all.
+struct BandLayout {
+  std::vector<std::uint64_t> off;  // image i's part p at off[i * parts + p]
+  std::uint64_t parts = 0, rows = 0;
+  std::uint64_t at(std::uint64_t img, std::uint64_t part) const { return off[img * parts + part]; }
+};
+BandLayout band_layout(const Taps& g, const TapPlan& plan, const Band& band);
 
 // UB rows the DMA writes to load every band image of `plan` for output pixels [m0, m1): a plain
 // image the band's whole padded rows, a packed one its anchors (each image loads the input

@@ -330,6 +330,23 @@ class Lowerer {
   double transfer_start() const {
     return config_.hbm.preset == "ideal" ? 0 : config_.hbm.latency_ns / config_.period_ns();
   }
+  // Whether a strided conv reading its input bands from HBM (g) loads each channel chunk's band
+  // as s x s compact residue images (tap_plan) where its tiles take one tap each. A stride-s
+  // stream through a plain band waits whole for a window free of the UB writes (the DMA's, the
+  // vector unit's) crossing its banks, up to 39 % of its cycles on long output rows (a 32 x 32
+  // array, 160 pixels per row); stride-1 streams keep their distance. The residue images take
+  // s^2 - 1 more transfers per chunk and band part, each waiting for the memory
+  // (transfer_start), which the first M tile's gather exposes: a small layer (7 x 7 outputs)
+  // lost more there than its short streams gained. Taken while those waits stay under 1/32 of
+  // the array's passes (weight tiles x M); always with ideal memory.
+  bool residue_images(const Node& layer, const Taps& g) const {
+    if (layer.kind != OpKind::kConv2d || g.s < 2) return false;
+    const std::uint64_t M = layer.gemm_m(), chunks = ceil_div(g.C, cw_);
+    const std::uint64_t tiles = g.kh * g.kw * chunks * ceil_div(layer.gemm_n(), C_);
+    const std::uint64_t extra = (std::min(g.s, g.kh) * std::min(g.s, g.kw) - 1) * chunks *
+                                band_of(g, 0, std::min(M, acc_rows_ / 2)).parts.size();
+    return double(extra) * transfer_start() * 32 <= double(tiles * M);
+  }
   // Kernel taps one weight tile holds when a tap-based conv reads its input from HBM (g, its
   // bands: taps_of(layer, false, contiguous)): all C channels of several taps when they fit the
   // array's rows (the DMA packs them into one UB row), else 1 (a tile is one tap's channel
@@ -343,7 +360,7 @@ class Lowerer {
     if (pack < 2) return 1;
     const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
     auto cost = [&](std::uint64_t p) {
-      const TapPlan plan = tap_plan(g, cw_, p, R_);
+      const TapPlan plan = tap_plan(g, cw_, p, R_, residue_images(layer, g));
       return std::max(plan.ktiles.size() * NT * M, band_rows_written(g, plan, 0, M));
     };
     return cost(pack) < cost(1) ? pack : 1;
@@ -358,7 +375,8 @@ class Lowerer {
       return grouped_plan(g, groups_of(layer), cw_, nw);
     }
     GroupedPlan p;
-    p.plan = tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer, g), R_);
+    p.plan = tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer, g), R_,
+                      !in_res && residue_images(layer, g));
     p.KT = p.plan.ktiles.size();
     return p;
   }
@@ -409,12 +427,13 @@ class Lowerer {
   // pixels are `contiguous` or not.
   std::uint64_t band_slot_rows(const Node& layer, std::uint64_t m_tile, bool contiguous) const {
     const Taps g = taps_of(layer, false, contiguous);
+    const TapPlan plan = taps_plan(layer, g, false, C_).plan;
     const std::uint64_t M = layer.gemm_m();
     std::uint64_t rows = 0;
     for (std::uint64_t m0 = 0; m0 < M; m0 += m_tile) {
-      rows = std::max(rows, band_of(g, m0, std::min(M, m0 + m_tile)).rows);
+      rows = std::max(rows, band_layout(g, plan, band_of(g, m0, std::min(M, m0 + m_tile))).rows);
     }
-    return rows * g.Wp * taps_plan(layer, g, false, C_).plan.images.size();
+    return rows;
   }
   // DMA loads of band image `im` for one band part into UB rows from `ub` (the part's padded
   // pixel grid, Wp rows per input row). A plain band is one segment per input row; a packed
@@ -444,7 +463,7 @@ class Lowerer {
       return im.compact ? ub + (iy - y0) / im.ystep * grid.cols : ub + (iy - part.iy0) * g.Wp + x0;
     };
     auto hbm = [&](std::uint64_t iy) {
-      return t.addr(part.b, std::int64_t(iy - g.pad_h), std::int64_t(x0) - pad);
+      return t.addr(part.b, std::int64_t(iy - g.pad_h), std::int64_t(x0) - pad) + im.c0 * eb_;
     };
     if (one_transfer(g, im)) {
       DmaFields d;
@@ -1520,10 +1539,11 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     } else if (taps) {
       // The padded input rows the tile's windows cover, once per band image.
       const Band band = band_of(g, m0, m1);
+      const BandLayout layout = band_layout(g, plan, band);
       for (std::uint64_t i = 0; i < plan.images.size(); ++i) {
-        for (const BandPart& part : band.parts) {
-          band_image_loads(in.hbm, g, plan.images[i], part,
-                           x_slot(mt) + i * band.rows * g.Wp + part.off, pieces);
+        for (std::uint64_t p = 0; p < band.parts.size(); ++p) {
+          band_image_loads(in.hbm, g, plan.images[i], band.parts[p], x_slot(mt) + layout.at(i, p),
+                           pieces);
         }
       }
     } else if (conv) {
@@ -1719,6 +1739,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     const std::vector<RowSeg> segs = taps ? row_segments(m0, m1, g.OH, g.OW)
                                           : std::vector<RowSeg>();
     const Band band = taps && !in_res ? band_of(g, m0, m1) : Band();
+    const BandLayout layout = taps && !in_res ? band_layout(g, plan, band) : BandLayout();
     // The next M tile's input, split into about one share per weight tile of this one and
     // queued between their weight loads: one DMA at a time runs, so a whole input tile queued
     // at once would hold back the next weight tiles, and queued late it would hold back the
@@ -1736,11 +1757,10 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         return in.ub.row(plan.images[img].c0 / cw_, b, std::int64_t(iy) - std::int64_t(g.pad_h),
                          std::int64_t(ix) - std::int64_t(g.pad));
       }
-      const BandPart* part = &band.parts[0];
-      for (const BandPart& p : band.parts) {
-        if (p.b == b) part = &p;
-      }
-      const std::uint64_t base = x_slot(mt) + img * band.rows * g.Wp + part->off;
+      std::uint64_t p = 0;
+      while (band.parts[p].b != b) ++p;
+      const BandPart* part = &band.parts[p];
+      const std::uint64_t base = x_slot(mt) + layout.at(img, p);
       const BandImage& im = plan.images[img];
       if (im.compact) {
         const AnchorGrid a = anchor_grid(g, im, *part);
