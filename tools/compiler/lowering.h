@@ -25,7 +25,9 @@
 //   channels; per weight tile, one MATMUL per output row segment reads the row's input pixels
 //   (oy * s + ky, ox * s + kx) with ub_stride s. Used when the input is resident, and for an
 //   input in HBM when C >= R / 2 or packed taps need no more tiles than im2col, with each M
-//   tile's band of padded input rows loaded into UB pixel rows. From HBM, when several taps'
+//   tile's band of padded input rows loaded into UB pixel rows (at stride s > 1, unless the
+//   extra transfers' memory waits outweigh it, as s x s compact residue images per chunk, tap
+//   (ky, kx) reading residue (ky mod s, kx mod s) with ub_stride 1). From HBM, when several taps'
 //   channels fit min(R, C) rows, a tile packs consecutive taps (in (ky, kx) order) that are
 //   evenly spaced in HBM: a run along a kernel row, or a pair crossing to the next one. Tiles
 //   of one shape share a band image whose UB row per anchor pixel holds those taps' channels,
