@@ -517,6 +517,56 @@ TEST(CompilerTest, TapPlansGroupTapsIntoFullTiles) {
   EXPECT_EQ(tap_plan(taps(3, 1, 200, 10), 128, 1, 128, true).ktiles.size(), 9u * 2);
 }
 
+// Strides 2 to 4, kernels smaller and larger than the stride, channel remainders: each chunk's
+// band loads as min(s, k) x min(s, k) compact residue images (tap_plan), and every MATMUL
+// streams consecutive UB rows.
+TEST(CompilerTest, StridedTapConvsReadResidueImagesAndAreBitExact) {
+  struct Case {
+    std::uint32_t c, k, s, p;
+    const char* dtype;
+  };
+  const Case cases[] = {
+      {24, 3, 3, 1, "int8"},  // 3 chunks, 3 x 3 residues of one tap each
+      {8, 5, 4, 2, "int8"},   // 4 x 4 residues, taps 0 and 4 of a row sharing one
+      {16, 2, 2, 0, "bf16"},  // one tap per residue
+      {20, 3, 2, 1, "bf16"},  // chunks of 8, 8 and 4; 2 x 2 residues of 4, 2, 2 and 1 taps
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("C = " + std::to_string(c.c) + ", " + std::to_string(c.k) + "x" +
+                 std::to_string(c.k) + " stride " + std::to_string(c.s) + " pad " +
+                 std::to_string(c.p) + " " + c.dtype);
+    Graph model = conv_model(2, 13, 15, c.c, c.k, c.s, c.p, 12, c.dtype);
+    Config config = array_config(8, 8);
+    config.hbm.preset = "ideal";
+    CompileOptions options;
+    options.max_m_tile = 7;
+    Program p = compile(model, config, options);
+    const Taps g{c.k, c.k, c.s, c.p, 15, c.c, model.nodes[0].out.h, model.nodes[0].out.w,
+                 15 + 2 * c.p};
+    const TapPlan plan = tap_plan(g, 8, 1, 8, true);
+    const std::uint64_t r = std::min(c.s, c.k), chunks = (c.c + 7) / 8;
+    ASSERT_EQ(plan.images.size(), r * r * chunks);
+    for (const KTile& t : plan.ktiles) {
+      const BandImage& im = plan.images[t.img];
+      EXPECT_TRUE(im.compact);
+      EXPECT_EQ(im.ky_lo, t.ky % c.s);
+      EXPECT_EQ(im.kx_lo, t.kx % c.s);
+    }
+    // M tiles keep whole output rows: 7 rounded down to a multiple of the output width.
+    const std::uint64_t ow = model.nodes[0].out.w, mt = ow <= 7 ? 7 - 7 % ow : 7;
+    const std::uint64_t M = model.nodes[0].gemm_m(), MT = (M + mt - 1) / mt;
+    std::size_t loads = 0;
+    for (const Instruction& inst : p.instructions) {
+      loads += inst.op == Opcode::kLoadWeights;
+      if (inst.op == Opcode::kMatmul) {
+        EXPECT_EQ(inst.ub_stride, 1u);
+      }
+    }
+    EXPECT_EQ(loads, MT * 2 * plan.ktiles.size());  // the taps path: 2 N tiles of 8 and 4
+    expect_correct(model, config, options, 2);
+  }
+}
+
 TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
   // Channels that leave half the array's rows idle per tap: the DMA packs several taps' channels
   // into one UB row (runs along a kernel row, pairs across kernel rows), one weight tile each.
