@@ -567,6 +567,44 @@ TEST(CompilerTest, StridedTapConvsReadResidueImagesAndAreBitExact) {
   }
 }
 
+// Grouped convs of several blocks split each block's chunks into residue images alike
+// (grouped_plan): a stride-2 depthwise conv over 20 channels on 8 x 8 (blocks of 8, 8 and 4
+// groups, one chunk each) and 2 groups of 10 channels at stride 3 (chunks of 8 and 2 each).
+TEST(CompilerTest, StridedGroupedConvsReadResidueImagesAndAreBitExact) {
+  struct Case {
+    std::uint32_t c, n, groups, k, s;
+  };
+  for (const Case& c : {Case{20, 20, 20, 3, 2}, Case{20, 18, 2, 3, 3}}) {
+    SCOPED_TRACE(std::to_string(c.groups) + " groups, stride " + std::to_string(c.s));
+    Graph model = parse_model_json(
+        R"({"batch": 2, "input": [13, 15, )" + std::to_string(c.c) +
+            R"(], "seed": 5, "layers": [{"name": "g", "type": "conv2d", "out_channels": )" +
+            std::to_string(c.n) + R"(, "groups": )" + std::to_string(c.groups) +
+            R"(, "kernel": )" + std::to_string(c.k) + R"(, "stride": )" + std::to_string(c.s) +
+            R"(, "padding": 1, "activation": "relu"}]})",
+        "grouped.json");
+    Config config = array_config(8, 8);
+    config.hbm.preset = "ideal";
+    CompileOptions options;
+    options.max_m_tile = 9;
+    Program p = compile(model, config, options);
+    const Node& node = model.nodes[0];
+    const Taps g{c.k, c.k, c.s, 1, 15, c.c, node.out.h, node.out.w, 17};
+    const GroupedPlan gp = grouped_plan(g, group_map(c.c, c.n, c.groups, 8), 8, 8, true);
+    for (const BandImage& im : gp.plan.images) EXPECT_TRUE(im.compact);
+    for (const KTile& t : gp.plan.ktiles) {
+      EXPECT_EQ(gp.plan.images[t.img].ky_lo, t.ky % c.s);
+      EXPECT_EQ(gp.plan.images[t.img].kx_lo, t.kx % c.s);
+    }
+    for (const Instruction& inst : p.instructions) {
+      if (inst.op == Opcode::kMatmul) {
+        EXPECT_EQ(inst.ub_stride, 1u);
+      }
+    }
+    expect_correct(model, config, options, 2);
+  }
+}
+
 TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
   // Channels that leave half the array's rows idle per tap: the DMA packs several taps' channels
   // into one UB row (runs along a kernel row, pairs across kernel rows), one weight tile each.
@@ -1293,7 +1331,7 @@ TEST(CompilerTest, GroupMapPacksWholeGroupsIntoATile) {
   EXPECT_EQ(wide.per_block, 1u);
   EXPECT_EQ(wide.blocks, 2u);
   const Taps g{3, 3, 1, 1, 5, 20, 5, 5, 7};
-  const GroupedPlan gp = grouped_plan(g, wide, 8, 8);
+  const GroupedPlan gp = grouped_plan(g, wide, 8, 8, false);
   ASSERT_EQ(gp.ntiles.size(), 4u);
   EXPECT_EQ(gp.KT, 18u);
   ASSERT_EQ(gp.plan.ktiles.size(), 4u * 18);

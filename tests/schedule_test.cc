@@ -393,7 +393,7 @@ TEST(ScheduleClassic, UnpublishedConvsNeverBehindScaleSimsFolds) {
 // residue images (tap (ky, kx) reads pixels (s oy + ky, s ox + kx), of residue
 // (ky mod s, kx mod s)), so every MATMUL streams consecutive rows: the array streams each
 // output pixel once per weight tile (k^2 x chunks x N tiles) and compute stays within the
-// folds and 1.10 x the bound, with next to no ub_port stall.
+// folds and 1.10 x the bound, with next to no ub_port stall. Grouped convs alike (below).
 TEST(ScheduleClassic, StridedTapConvsStreamConsecutiveRows) {
   struct Case {
     Shape sh;
@@ -431,6 +431,22 @@ TEST(ScheduleClassic, StridedTapConvsStreamConsecutiveRows) {
     const nlohmann::json& stalls = l["units"]["matmul"]["stalls"];
     EXPECT_LT(stalls.value("ub_port", 0u), busy / 100) << stalls;
   }
+  // A depthwise 3x3 stride-2 conv (MobileNetV2's 144 channels over 113 x 113) on 32 x 32:
+  // blocks of 32 groups (32, 32, 32, 32 and 16 channels), each its own N tile with 9 K tiles
+  // of one tap, each block's chunk split into residue images alike (grouped_plan). Bound:
+  // 5 x 9 tiles x max(M = 56 x 56 = 3136, K_t <= 32) + 32 + 32 - 1 = 141183 (165707 compute
+  // cycles while its streams read every second UB row: 1.174 x).
+  const std::string path = temp_path("depthwise.json");
+  std::ofstream(path) << R"({"name": "dw", "input": [113, 113, 144], "layers": [{"type": )"
+                         R"("conv2d", "out_channels": 144, "groups": 144, "kernel": 3, )"
+                         R"("stride": 2}]})";
+  const nlohmann::json r = run_json("--model " + path + array_args(32) + " --set hbm.preset=ideal");
+  ASSERT_EQ(r["layers"].size(), 1u);
+  const std::uint64_t M = 56 * 56, bound_dw = 5 * 9 * M + 32 + 32 - 1;
+  EXPECT_EQ(bound_dw, 141183u);
+  const nlohmann::json& dw = r["layers"][0];
+  EXPECT_EQ(dw["units"]["matmul"]["busy_cycles"].get<std::uint64_t>(), 5 * 9 * M);
+  EXPECT_LE(double(dw["compute_cycles"].get<std::uint64_t>()), 1.10 * double(bound_dw));
 }
 
 // One K tile per output tile with pixels that are not whole HBM bursts: 112x112x1, 7x7 -> 257

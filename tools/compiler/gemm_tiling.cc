@@ -61,6 +61,41 @@ std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_
   return best;
 }
 
+namespace {
+
+// The band images of one channel chunk when its tiles take one tap each: ry x rx of them, the
+// plain band (1 x 1) or, split at stride s > 1 without dilation, min(s, kh) x min(s, kw)
+// compact residue images, tap (ky, kx) reading the one of residue (ky mod s, kx mod s).
+struct Residues {
+  std::uint64_t ry = 1, rx = 1;
+  std::uint64_t count() const { return ry * rx; }
+  std::uint64_t of(std::uint64_t ky, std::uint64_t kx) const { return (ky % ry) * rx + kx % rx; }
+};
+
+Residues residues_of(const Taps& g, bool split) {
+  if (!split || g.s < 2 || g.dh > 1 || g.dw > 1) return {};
+  return {std::min(g.s, g.kh), std::min(g.s, g.kw)};
+}
+
+void push_chunk_images(const Taps& g, const Residues& r, std::uint64_t c0, std::uint64_t chans,
+                       std::vector<BandImage>& images) {
+  if (r.count() == 1) {
+    images.push_back({1, 0, c0, chans, 0, 0, g.kh - 1, 0, g.kw - 1});
+    return;
+  }
+  for (std::uint64_t y = 0; y < r.ry; ++y) {
+    for (std::uint64_t x = 0; x < r.rx; ++x) {
+      BandImage im{1, 0, c0, chans, 0, y, y + (g.kh - 1 - y) / g.s * g.s,
+                   x, x + (g.kw - 1 - x) / g.s * g.s};
+      im.ystep = im.xstep = g.s;
+      im.compact = true;
+      images.push_back(im);
+    }
+  }
+}
+
+}  // namespace
+
 TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R,
                  bool residues) {
   TapPlan plan;
@@ -79,30 +114,14 @@ TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint6
     return plan;
   }
   if (pack < 2) {
-    // Residue images per chunk: ry x rx of them (1 x 1, the plain band, unless split).
-    const bool split = residues && g.s > 1 && g.dh == 1 && g.dw == 1;
-    const std::uint64_t ry = split ? std::min(g.s, g.kh) : 1;
-    const std::uint64_t rx = split ? std::min(g.s, g.kw) : 1;
+    const Residues r = residues_of(g, residues);
     for (std::uint64_t cc = 0; cc * cw < g.C; ++cc) {
-      const std::uint64_t chans = std::min(cw, g.C - cc * cw);
-      if (!split) {
-        plan.images.push_back({1, 0, cc * cw, chans, 0, 0, g.kh - 1, 0, g.kw - 1});
-        continue;
-      }
-      for (std::uint64_t y = 0; y < ry; ++y) {
-        for (std::uint64_t x = 0; x < rx; ++x) {
-          BandImage im{1, 0, cc * cw, chans, 0,
-                       y, y + (g.kh - 1 - y) / g.s * g.s, x, x + (g.kw - 1 - x) / g.s * g.s};
-          im.ystep = im.xstep = g.s;
-          im.compact = true;
-          plan.images.push_back(im);
-        }
-      }
+      push_chunk_images(g, r, cc * cw, std::min(cw, g.C - cc * cw), plan.images);
     }
     for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
       for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
         for (std::uint64_t cc = 0; cc * cw < g.C; ++cc) {
-          const std::uint64_t img = (cc * ry + ky % ry) * rx + kx % rx;
+          const std::uint64_t img = cc * r.count() + r.of(ky, kx);
           plan.ktiles.push_back(
               {(ky * g.kw + kx) * g.C + cc * cw, plan.images[img].chans, ky, kx, img});
         }
@@ -181,8 +200,10 @@ std::uint64_t stored_weights(const GroupMap& gm, std::uint64_t taps) {
   return taps * elements;
 }
 
-GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, std::uint64_t nw) {
+GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, std::uint64_t nw,
+                         bool residues) {
   GroupedPlan gp;
+  const Residues r = residues_of(g, residues);
   // Every block has as many chunks: one when it holds several groups, else the group's.
   const std::uint64_t chunks = ceil_div(gm.block_in(0), cw);
   for (std::uint64_t b = 0; b < gm.blocks; ++b) {
@@ -190,8 +211,7 @@ GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, st
     const std::uint64_t in = gm.block_in(b), out = gm.block_out(b);
     const std::uint64_t first_image = gp.plan.images.size();
     for (std::uint64_t lc = 0; lc < chunks; ++lc) {
-      gp.plan.images.push_back(
-          {1, 0, c0 + lc * cw, std::min(cw, in - lc * cw), 0, 0, g.kh - 1, 0, g.kw - 1});
+      push_chunk_images(g, r, c0 + lc * cw, std::min(cw, in - lc * cw), gp.plan.images);
     }
     // A block of several groups is one N tile of block-diagonal weights; a group wider than
     // the array is a dense conv of its own.
@@ -201,9 +221,9 @@ GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, st
       for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
         for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
           for (std::uint64_t lc = 0; lc < chunks; ++lc) {
-            const BandImage& im = gp.plan.images[first_image + lc];
-            gp.plan.ktiles.push_back(
-                {(ky * g.kw + kx) * g.C + im.c0, im.chans, ky, kx, first_image + lc});
+            const std::uint64_t img = first_image + lc * r.count() + r.of(ky, kx);
+            const BandImage& im = gp.plan.images[img];
+            gp.plan.ktiles.push_back({(ky * g.kw + kx) * g.C + im.c0, im.chans, ky, kx, img});
           }
         }
       }

@@ -99,7 +99,8 @@ struct NTile {
 };
 
 // A grouped conv with several blocks on the taps path: N tiles of at most nw channels within
-// one block; band images, one per channel chunk (at most cw) of each block; and K tiles N tile
+// one block; band images, one per channel chunk (at most cw) of each block (with `residues`,
+// a strided conv's compact residue images per chunk, as tap_plan's); and K tiles N tile
 // by N tile, KT each: (ky, kx, chunk) of the N tile's block, K indices in the dense
 // (ky, kx, c) order over all C channels. Any other tap-based conv's plan has no N tiles of its
 // own and KT = its K tiles, shared by every N tile.
@@ -108,7 +109,8 @@ struct GroupedPlan {
   std::vector<NTile> ntiles;
   std::uint64_t KT = 0;
 };
-GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, std::uint64_t nw);
+GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, std::uint64_t nw,
+                         bool residues);
 
 // Kernel rows per tile when whole kernel rows are packed (several kernel_w * C runs per UB
 // row, one DMA segment each), or 0 when that does not beat im2col or the input's pixels are

@@ -341,10 +341,14 @@ class Lowerer {
   // the array's passes (weight tiles x M); always with ideal memory.
   bool residue_images(const Node& layer, const Taps& g) const {
     if (layer.kind != OpKind::kConv2d || g.s < 2) return false;
-    const std::uint64_t M = layer.gemm_m(), chunks = ceil_div(g.C, cw_);
-    const std::uint64_t tiles = g.kh * g.kw * chunks * ceil_div(layer.gemm_n(), C_);
-    const std::uint64_t extra = (std::min(g.s, g.kh) * std::min(g.s, g.kw) - 1) * chunks *
-                                band_of(g, 0, std::min(M, acc_rows_ / 2)).parts.size();
+    // A grouped conv's N tiles each take their block's chunks (GroupedPlan).
+    const GroupMap gm = groups_of(layer);
+    const std::uint64_t M = layer.gemm_m(), chunks = ceil_div(gm.block_in(0), cw_);
+    std::uint64_t ntiles = 0;
+    for (std::uint64_t b = 0; b < gm.blocks; ++b) ntiles += ceil_div(gm.block_out(b), C_);
+    const std::uint64_t tiles = g.kh * g.kw * chunks * ntiles;
+    const std::uint64_t extra = (std::min(g.s, g.kh) * std::min(g.s, g.kw) - 1) * gm.blocks *
+                                chunks * band_of(g, 0, std::min(M, acc_rows_ / 2)).parts.size();
     return double(extra) * transfer_start() * 32 <= double(tiles * M);
   }
   // Kernel taps one weight tile holds when a tap-based conv reads its input from HBM (g, its
@@ -372,7 +376,7 @@ class Lowerer {
   // leaves `ntiles` empty, its K tiles shared by every N tile. The images do not depend on nw.
   GroupedPlan taps_plan(const Node& layer, const Taps& g, bool in_res, std::uint64_t nw) const {
     if (layer.kind == OpKind::kConv2d && groups_of(layer).blocks > 1) {
-      return grouped_plan(g, groups_of(layer), cw_, nw);
+      return grouped_plan(g, groups_of(layer), cw_, nw, !in_res && residue_images(layer, g));
     }
     GroupedPlan p;
     p.plan = tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer, g), R_,
