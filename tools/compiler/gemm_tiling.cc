@@ -26,12 +26,8 @@ Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1) {
     if (!band.parts.empty() && band.parts.back().b == seg.b) {
       band.parts.back().rows = end - band.parts.back().iy0;
     } else {
-      band.parts.push_back({seg.b, seg.oy * g.s, end - seg.oy * g.s, 0});
+      band.parts.push_back({seg.b, seg.oy * g.s, end - seg.oy * g.s});
     }
-  }
-  for (BandPart& p : band.parts) {
-    p.off = band.rows * g.Wp;
-    band.rows += p.rows;
   }
   return band;
 }

@@ -30,14 +30,13 @@ struct RowSeg {
 std::vector<RowSeg> row_segments(std::uint64_t m0, std::uint64_t m1, std::uint64_t oh,
                                  std::uint64_t ow);
 
-// The padded input rows one M tile of a tap-based conv reads, one part per image, stacked in a
-// UB slot per channel chunk: part rows iy0 .. iy0 + rows - 1 (padded coordinates) at `off`.
+// The padded input rows one M tile of a tap-based conv reads, one part per image: part rows
+// iy0 .. iy0 + rows - 1 (padded coordinates), laid out in a UB slot by band_layout.
 struct BandPart {
-  std::uint64_t b, iy0, rows, off;
+  std::uint64_t b, iy0, rows;
 };
 struct Band {
   std::vector<BandPart> parts;
-  std::uint64_t rows = 0;  // per chunk
 };
 
 Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1);
@@ -129,8 +128,8 @@ GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, st
 std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R);
 
 // Without packing: one K tile per (ky, kx, channel chunk of cw), one plain band per chunk; with
-// `residues` (bands loaded from HBM) at stride s > 1 and no dilation, s x s compact residue
-// images per chunk instead: tile (ky, kx) reads anchors (oy * s + ky, ox * s + kx), every s-th
+// `residues` (bands loaded from HBM) at stride s > 1 and no dilation, min(s, kh) x min(s, kw)
+// compact residue images per chunk instead: tile (ky, kx) reads anchors (oy * s + ky, ox * s + kx), every s-th
 // row and column from (ky mod s, kx mod s), so the image of that residue holds just those
 // pixels, densely, and every tile streams consecutive UB rows. A stride-s stream would cross
 // the banks of the UB rows the DMA and the vector unit write one a cycle and wait whole for a
