@@ -335,10 +335,12 @@ class Lowerer {
   // stream through a plain band waits whole for a window free of the UB writes (the DMA's, the
   // vector unit's) crossing its banks, up to 39 % of its cycles on long output rows (a 32 x 32
   // array, 160 pixels per row); stride-1 streams keep their distance. The residue images take
-  // s^2 - 1 more transfers per chunk and band part, each waiting for the memory
-  // (transfer_start), which the first M tile's gather exposes: a small layer (7 x 7 outputs)
-  // lost more there than its short streams gained. Taken while those waits stay under 1/32 of
-  // the array's passes (weight tiles x M); always with ideal memory.
+  // s^2 - 1 more transfers per chunk, band part and M tile, each waiting for the memory
+  // (transfer_start) on an engine that also loads the weights and stores the outputs (one
+  // engine on the edge config): a small layer (7 x 7 outputs) lost more there than its short
+  // streams gained, and so did a DMA-bound depthwise one. Taken while those waits, over M tiles
+  // of half the accumulators, stay under 1/32 of the array's passes (weight tiles x M); always
+  // with ideal memory.
   bool residue_images(const Node& layer, const Taps& g) const {
     if (layer.kind != OpKind::kConv2d || g.s < 2) return false;
     // A grouped conv's N tiles each take their block's chunks (GroupedPlan).
@@ -347,8 +349,9 @@ class Lowerer {
     std::uint64_t ntiles = 0;
     for (std::uint64_t b = 0; b < gm.blocks; ++b) ntiles += ceil_div(gm.block_out(b), C_);
     const std::uint64_t tiles = g.kh * g.kw * chunks * ntiles;
+    const std::uint64_t m_tile = std::clamp<std::uint64_t>(acc_rows_ / 2, 1, M);
     const std::uint64_t extra = (std::min(g.s, g.kh) * std::min(g.s, g.kw) - 1) * gm.blocks *
-                                chunks * band_of(g, 0, std::min(M, acc_rows_ / 2)).parts.size();
+                                chunks * band_of(g, 0, m_tile).parts.size() * ceil_div(M, m_tile);
     return double(extra) * transfer_start() * 32 <= double(tiles * M);
   }
   // Kernel taps one weight tile holds when a tap-based conv reads its input from HBM (g, its
