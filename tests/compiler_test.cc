@@ -404,11 +404,12 @@ std::uint64_t hbm_bytes_moved(const Program& p) {
 }
 
 TEST(CompilerTest, TapConvFromHbmWithChannelChunks) {
-  // C = 20 >= R / 2 = 4 on an 8x8 array: on-chip windows, K tiles of (ky, kx, chunk) with
-  // chunks of 8, 8 and 4 channels; tiles of 5 pixels cross output rows and images. With ideal
-  // memory (on HBM2 the 2 x 2 residue images' transfers, 4 per chunk and image, each waiting
-  // for the memory, make im2col's 23 tiles cheaper than these 27).
-  Graph model = parse_model_json(R"({"batch": 2, "input": [9, 11, 20], "seed": 3, "layers": [
+  // C = 21 >= R / 2 = 4 on an 8x8 array: on-chip windows, K tiles of (ky, kx, chunk) with
+  // chunks of 8, 8 and 5 channels (a remainder too wide to pack two taps: 20 channels would pack
+  // their remainder of 4); tiles of 5 pixels cross output rows and images. With ideal memory
+  // (on HBM2 the 2 x 2 residue images' transfers, 4 per chunk and image, each waiting for the
+  // memory, make im2col's tiles cheaper than these 27).
+  Graph model = parse_model_json(R"({"batch": 2, "input": [9, 11, 21], "seed": 3, "layers": [
       {"name": "c", "type": "conv2d", "out_channels": 12, "kernel": 3, "stride": 2,
        "padding": 1, "activation": "relu"}]})",
                                  "tapconv.json");
@@ -432,7 +433,7 @@ TEST(CompilerTest, TapConvFromHbmWithChannelChunks) {
   EXPECT_EQ(loads, 12u * 2 * 27);
   EXPECT_GT(matmuls, loads);  // tiles crossing an output row need two passes
   // Each input band is loaded once per tile, not kh * kw times per pixel as im2col would.
-  EXPECT_LT(hbm_bytes_moved(p), 2u * 2 * 9 * 11 * 20 * 6 + 3 * 3 * 20 * 12 * 12 + 60 * 12);
+  EXPECT_LT(hbm_bytes_moved(p), 2u * 2 * 9 * 11 * 21 * 6 + 3 * 3 * 21 * 12 * 12 + 60 * 12);
   expect_correct(model, config, options, 8);
   options.max_m_tile = 0;  // whole images per tile
   expect_correct(model, config, options, 2);
@@ -529,7 +530,7 @@ TEST(CompilerTest, StridedTapConvsReadResidueImagesAndAreBitExact) {
       {24, 3, 3, 1, "int8"},  // 3 chunks, 3 x 3 residues of one tap each
       {8, 5, 4, 2, "int8"},   // 4 x 4 residues, taps 0 and 4 of a row sharing one
       {16, 2, 2, 0, "bf16"},  // one tap per residue
-      {20, 3, 2, 1, "bf16"},  // chunks of 8, 8 and 4; 2 x 2 residues of 4, 2, 2 and 1 taps
+      {21, 3, 2, 1, "bf16"},  // chunks of 8, 8 and 5; 2 x 2 residues of 4, 2, 2 and 1 taps
   };
   for (const Case& c : cases) {
     SCOPED_TRACE("C = " + std::to_string(c.c) + ", " + std::to_string(c.k) + "x" +
@@ -605,6 +606,57 @@ TEST(CompilerTest, StridedGroupedConvsReadResidueImagesAndAreBitExact) {
   }
 }
 
+TEST(CompilerTest, TapPlansPackTheTapsOfAChannelRemainder) {
+  // 48 channels on 32 rows (Inception's 5x5 branch): unpacked, each of the 25 taps takes a tile
+  // of 32 channels and one of 16, 50 tiles where im2col takes ceil(1200 / 32) = 38. Packing
+  // the remainder two taps to a tile: 25 tiles of channels 0..31 over one plain band, then 13
+  // of channels 32..47 (12 pairs and the last tap alone) over images like those of 16
+  // channels: pairs along a kernel row, pairs crossing to the next one ((0, 4)-(1, 0)), and the
+  // last tap's plain band of 16 channels: 25 + 13 = 38 tiles.
+  const Taps g = taps(5, 1, 48, 39);
+  EXPECT_EQ(last_chunk(48, 32), 16u);
+  EXPECT_EQ(last_chunk(64, 32), 32u);
+  EXPECT_EQ(tap_plan(g, 32, 1, 32, false).ktiles.size(), 50u);
+  const TapPlan p = tap_plan(g, 32, 2, 32, false);
+  ASSERT_EQ(p.ktiles.size(), 38u);
+  ASSERT_EQ(p.images.size(), 4u);
+  for (std::size_t i = 0; i < 25; ++i) {
+    EXPECT_EQ(p.ktiles[i].k0, i * 48);
+    EXPECT_EQ(p.ktiles[i].kts, 32u);
+    EXPECT_EQ(p.ktiles[i].k_row(31, 48), i * 48 + 31);  // one tap's first 32 channels
+  }
+  for (std::size_t i = 25; i < 38; ++i) {
+    const KTile& k = p.ktiles[i];
+    const std::uint64_t tap = 2 * (i - 25);
+    EXPECT_EQ(k.ky * 5 + k.kx, tap);
+    EXPECT_EQ(k.kts, i < 37 ? 32u : 16u);
+    // Row j is channel 32 + j % 16 of tap tap + j / 16.
+    EXPECT_EQ(k.k_row(0, 48), tap * 48 + 32);
+    EXPECT_EQ(k.k_row(15, 48), tap * 48 + 47);
+    if (i < 37) {
+      EXPECT_EQ(k.k_row(16, 48), (tap + 1) * 48 + 32);
+    }
+    EXPECT_EQ(p.images[k.img].c0, 32u);
+    EXPECT_EQ(p.images[k.img].chans, 16u);
+  }
+  EXPECT_EQ(p.images[p.ktiles[27].img].dy, 1u);  // taps (0, 4) and (1, 0)
+  EXPECT_EQ(p.ktiles[25].img, p.ktiles[26].img);
+  // A pair's 2 x 16 channels are no run of a pixel's 48: one DMA per anchor row, a segment
+  // per tap.
+  EXPECT_FALSE(one_transfer(g, p.images[p.ktiles[25].img]));
+  EXPECT_TRUE(one_transfer(g, p.images[p.ktiles[37].img]));  // the last tap's plain band
+  // Stride 2: every tile reads compact images of its residue's anchors, a full chunk's one tap
+  // each, so every tile streams consecutive UB rows. 5 x 5 taps: a full chunk's 25 tiles over 4
+  // images (residues (ky mod 2, kx mod 2)); the remainder's kernel rows pack as (0, 1) (2, 3)
+  // (4) each, 15 tiles over 4 images (pairs and single taps, at even and odd ky).
+  const TapPlan q = tap_plan(taps(5, 2, 48, 39), 32, 2, 32, true);
+  EXPECT_EQ(q.ktiles.size(), 25u + 15u);
+  EXPECT_EQ(q.images.size(), 4u + 4u);
+  for (const BandImage& im : q.images) EXPECT_TRUE(im.compact);
+  // Channels a multiple of the rows leave no remainder: 9 taps x 2 chunks, unpacked.
+  EXPECT_EQ(tap_plan(taps(3, 1, 64, 20), 32, 1, 32, false).ktiles.size(), 18u);
+}
+
 TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
   // Channels that leave half the array's rows idle per tap: the DMA packs several taps' channels
   // into one UB row (runs along a kernel row, pairs across kernel rows), one weight tile each.
@@ -664,6 +716,43 @@ TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
         EXPECT_EQ(packed, 0u);
       }
     }
+    expect_correct(model, config, options, 4);
+  }
+}
+
+TEST(CompilerTest, PackedChannelRemaindersAreBitExact) {
+  // More channels than the array's rows, the last chunk few enough that its taps pack: full
+  // chunks one tap per tile, the remainder's taps packed (tap_plan), K rows of a packed tile
+  // spread over its taps (KTile::k_row), gathered one segment per tap from the pixel's slice.
+  struct Case {
+    std::uint32_t array, c, k, s, p, tiles;  // tiles: weight tiles per (M tile, N tile)
+    const char* dtype;
+  };
+  const Case cases[] = {
+      // Remainder 8: pairs (one crossing kernel rows) and the last tap, ceil(216 / 16) as im2col.
+      {16, 24, 3, 1, 1, 9 + 5, "int8"},
+      {16, 20, 3, 1, 0, 9 + 3, "bf16"},  // remainder 4: runs of 3 taps along each kernel row
+      // Strided, remainder 8: each kernel row's pair, ceil(96 / 16) as im2col; every tile reads
+      // compact images of its residue's anchors.
+      {16, 24, 2, 2, 0, 4 + 2, "int8"},
+      {16, 40, 5, 1, 2, 50 + 13, "bf16"},  // two full chunks, remainder 8 (Inception's 5x5)
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("array " + std::to_string(c.array) + ", C = " + std::to_string(c.c) + ", " +
+                 std::to_string(c.k) + "x" + std::to_string(c.k) + " stride " +
+                 std::to_string(c.s) + " pad " + std::to_string(c.p) + " " + c.dtype);
+    Graph model = conv_model(2, 9 + c.k, 11 + c.k, c.c, c.k, c.s, c.p, 12, c.dtype);
+    Config config = array_config(c.array, c.array);
+    CompileOptions options;
+    options.max_m_tile = 13;  // tiles cross output rows and images
+    Program p = compile(model, config, options);
+    std::size_t loads = 0, tiles_mn = 0;  // one ACTIVATE per (M tile, N tile)
+    for (const Instruction& inst : p.instructions) {
+      tiles_mn += inst.op == Opcode::kActivate;
+      loads += inst.op == Opcode::kLoadWeights;
+    }
+    // (Unpacked: k x k x ceil(C / array) tiles.)
+    EXPECT_EQ(loads, tiles_mn * c.tiles);
     expect_correct(model, config, options, 4);
   }
 }

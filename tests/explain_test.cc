@@ -309,13 +309,14 @@ TEST(Explain, HtmlIsSelfContainedAndCarriesTheRun) {
 // The compiled 6 x 4 by 4 x 4 program on a 4 x 4 array, read by hand: X (6 rows of 4) is
 // gathered into UB rows 0..5, W (16 elements) into weight FIFO entry 0 (on DMA engine 2, the
 // default config's weight path); the activate writes UB rows 12..17, which the store sends to
-// HBM (on engine 1); each wait pairs with the one signal before it.
+// HBM (on engine 1); each wait pairs with the one signal before it. X, W and the output each
+// start on a 256-byte HBM burst (hbm.burst_bytes): 0x0, 0x100, 0x200.
 TEST(Explain, AnnotatedAssemblySaysWhatEachInstructionDoes) {
   const Case t(4, 4, 6, 4, 4);
   const std::string a = annotated_assembly(t.program, t.config);
   for (const char* line : {
            "# layer 0 'gemm' (matmul, 96 MACs)",
-           "# HBM 0x40 -> weight FIFO entry 0: 1 group(s) of 1 segment(s) of 16 elements\n",
+           "# HBM 0x100 -> weight FIFO entry 0: 1 group(s) of 1 segment(s) of 16 elements\n",
            "# HBM 0x0 -> UB rows 0..5: 6 group(s) of 1 segment(s) of 4 elements\n",
            "# weight tile 0 (K_t = 4 x N_t = 4) from weight FIFO entry 0 into weight buffer 0; "
            "waits on first_input: signalled by pc 2 (dma.load)\n",
@@ -323,7 +324,7 @@ TEST(Explain, AnnotatedAssemblySaysWhatEachInstructionDoes) {
            "overwritten; waits on x_ready: signalled by pc 2 (dma.load)\n",
            "# accumulator rows 0..5, 4 columns, requantised and activated -> UB rows 12..17; "
            "waits on acc_ready: signalled by pc 4 (matmul)\n",
-           "# UB rows 12..17 -> HBM 0x80: 6 group(s) of 1 segment(s) of 4 elements; waits on "
+           "# UB rows 12..17 -> HBM 0x200: 6 group(s) of 1 segment(s) of 4 elements; waits on "
            "store_ready: signalled by pc 5 (activate)\n"}) {
     EXPECT_NE(a.find(line), std::string::npos) << "missing: " << line << "\nin\n" << a;
   }

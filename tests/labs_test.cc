@@ -34,8 +34,8 @@ void lab(const std::string& command, const std::vector<std::string>& says) {
 // columns: 147 x 64 / (2 x 128 x 128) = 28.7 %.
 TEST(Labs, FirstConvolutionLeavesTheArrayIdle) {
   lab("build/tpusim run --model models/scalesim/scalesim_resnet50.csv --timing-only",
-      {"Conv1   conv2d   112M   39863   42.407    17.1       28.7",
-       "CB2a_2  conv2d   107M   25732   27.374    25.5       45.0"});
+      {"Conv1   conv2d   112M   39861   42.405    17.1       28.7",
+       "CB2a_2  conv2d   107M   25733   27.376    25.5       45.0"});
   // K = 27 = 8 + 8 + 8 + 3 rows of an 8 x 8 array, N = 4 columns: 32 and 12 of 64 PEs.
   lab("build/tpusim explain --model models/lab_rgb_conv.json --rows 8 --cols 8 --summary",
       {"K_t x N_t of R x C = 32 of 64 (50.0 %)", "K_t x N_t of R x C = 12 of 64 (18.8 %)",

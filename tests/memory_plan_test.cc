@@ -2,7 +2,9 @@
 // a stand-in for the lowering's staging question.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <string>
+#include <utility>
 
 #include "tools/compiler/frontend.h"
 #include "tools/compiler/memory_plan.h"
@@ -75,6 +77,39 @@ TEST(MemoryPlan, ResidencyYieldsWhenStagingWouldNotFit) {
   for (const Placement& t : off.tensors) EXPECT_FALSE(t.resident);
   EXPECT_NE(off.tensors[id(g, "a")].hbm.base, off.tensors[id(g, "c")].hbm.base);
   for (std::uint64_t limit : off.staging_limit) EXPECT_EQ(limit, 1000u);
+}
+
+// The DMA sends one request per HBM burst a segment touches, so every allocation starts on a
+// burst: kChain's 128-byte tensors and its nodes' weights each take a 256-byte burst of their
+// own; 64-byte bursts pack them at 64-byte steps; a 1 MiB burst pads only to 4 KiB.
+TEST(MemoryPlan, HbmAllocationsStartOnABurst) {
+  const Graph g = parse_model_json(kChain, "chain.json");
+  for (const auto& [burst, align] : {std::pair<std::uint32_t, std::uint64_t>{256, 256},
+                                     {64, 64},
+                                     {1u << 20, 4096}}) {
+    Config c = array_config(8);
+    c.hbm.burst_bytes = burst;
+    const MemoryPlan p = plan_memory(g, c, 1000, false, flat(10));
+    for (const std::string name : {"x", "a", "b", "c", "d"}) {
+      EXPECT_EQ(p.tensors[id(g, name)].hbm.base % align, 0u) << name << ", burst " << burst;
+    }
+    for (std::size_t i = 0; i < g.nodes.size(); ++i) {
+      EXPECT_EQ(p.weights[i] % align, 0u) << "node " << i << ", burst " << burst;
+    }
+    // Tensor a (4 x 4 x 8 = 128 bytes) and the allocation after it: one aligned step apart.
+    std::uint64_t next = ~std::uint64_t(0);
+    const std::uint64_t a = p.tensors[id(g, "a")].hbm.base;
+    for (const Placement& t : p.tensors) {
+      if (t.hbm.base > a) next = std::min(next, t.hbm.base);
+    }
+    for (const std::vector<std::uint64_t>* v : {&p.weights, &p.biases}) {
+      for (std::uint64_t w : *v) {
+        if (w > a) next = std::min(next, w);
+      }
+    }
+    if (p.zeros > a) next = std::min(next, p.zeros);
+    EXPECT_EQ(next - a, std::max<std::uint64_t>(128, align)) << "burst " << burst;
+  }
 }
 
 TEST(MemoryPlan, TheSkipTensorLivesUntilTheAdd) {

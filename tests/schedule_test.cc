@@ -13,6 +13,7 @@
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -87,7 +88,10 @@ std::vector<std::uint64_t> k_tiles(const Shape& sh, std::uint64_t R, std::uint64
                                    bool pack = true) {
   const std::vector<std::uint64_t> rows_path = rows_tiles(sh, R);
   if (!sh.conv()) return rows_path;
-  const std::uint64_t cw = std::min(R, C), per_tile = pack ? cw / sh.c : 1;
+  // The last channel chunk's taps pack (all C channels when C <= cw); with C > cw into more
+  // tiles than im2col only while their passes fit im2col's folds (checked below).
+  const std::uint64_t cw = std::min(R, C), rem = sh.c - (ceil_div(sh.c, cw) - 1) * cw;
+  const std::uint64_t per_tile = pack ? cw / rem : 1;
   // Whole kernel rows per tile (first layers with very few channels): n rows cost
   // max(ceil(k / n) tiles, UB rows written per output pixel: 1, or s when the tiles' first rows
   // differ modulo s), im2col max(its tiles, as many rows); the cheapest n >= 2 wins only if
@@ -117,8 +121,12 @@ std::vector<std::uint64_t> k_tiles(const Shape& sh, std::uint64_t R, std::uint64
       for (std::uint64_t c0 = 0; c0 < sh.c; c0 += cw) taps.push_back(std::min(cw, sh.c - c0));
     }
   } else {
-    // Tap a is (a / k, a % k); steps within a kernel row are (0, 1), across rows (1, 1 - k).
+    // Full chunks one tap per tile, then the last chunk's taps packed.
     const std::uint64_t count = sh.k * sh.k;
+    for (std::uint64_t t = 0; t < count; ++t) {
+      for (std::uint64_t c0 = 0; c0 + rem < sh.c; c0 += cw) taps.push_back(cw);
+    }
+    // Tap a is (a / k, a % k); steps within a kernel row are (0, 1), across rows (1, 1 - k).
     for (std::uint64_t a = 0; a < count;) {
       std::uint64_t n = 1;
       if (a + 1 < count && (sh.s == 1 || (a + 1) % sh.k != 0)) {
@@ -126,8 +134,12 @@ std::vector<std::uint64_t> k_tiles(const Shape& sh, std::uint64_t R, std::uint64
         n = 2;
         while (!crosses && n < per_tile && a + n < count && (a + n) % sh.k != 0) ++n;
       }
-      taps.push_back(n * sh.c);
+      taps.push_back(n * rem);
       a += n;
+    }
+    if (sh.c > cw && taps.size() > rows_path.size() &&
+        taps.size() * sh.M() > rows_path.size() * (2 * R + C + sh.M() - 2)) {
+      return k_tiles(sh, R, C, false);
     }
   }
   return taps.size() <= rows_path.size() || 2 * sh.c >= R ? taps : rows_path;
@@ -449,6 +461,36 @@ TEST(ScheduleClassic, StridedTapConvsStreamConsecutiveRows) {
   EXPECT_LE(double(dw["compute_cycles"].get<std::uint64_t>()), 1.10 * double(bound_dw));
 }
 
+// More channels than the array's rows, and a remainder that fills at most half of them: each
+// tap took a tile of R channels and one of the remainder. Inception-v3's 5x5 branch (39x39x48,
+// 5x5 -> 64) on 32 x 32: 25 x 2 = 50 K tiles against im2col's ceil(1200 / 32) = 38, 122564
+// compute cycles against folds of 38 x 2 x (64 + 32 + 1225 - 2) = 100244. The remainders'
+// taps now pack like a small-channel conv's (tap_plan): 25 tiles of 32 channels and 13 of two
+// taps' 16, 38 tiles, each streaming the 1225 output pixels once per N tile (the folds' 93100
+// stream cycles). The others, behind their folds before (ratio in the comment): 80 channels on
+// 32 rows (two full chunks and 16: 18 + 5 tiles, as im2col's ceil(720 / 32) = 23), 144 on 128
+// (remainder 16, up to 8 taps to a tile: a run of 3 along each kernel row, 9 + 3 = 12 tiles,
+// one more than im2col's 11, whose 12 x 676 = 8112 stream cycles fit its folds of
+// 11 x (256 + 128 + 676 - 2) = 11638), and a strided one (77 tiles of compact residue images
+// against im2col's 74).
+TEST(ScheduleClassic, ChannelRemaindersPackTheirTaps) {
+  const std::string path = temp_path("remainders.csv");
+  std::ofstream(path)
+      << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+         "Num Filter, Strides,\n"
+         "inc_5x5, 39, 39, 5, 5, 48, 64, 1,\n"   // 32: 1.223
+         "c80, 28, 28, 3, 3, 80, 96, 1,\n"       // 32: 1.032
+         "c144, 28, 28, 3, 3, 144, 128, 1,\n"    // 128: 1.068
+         "c48_s2, 56, 56, 7, 7, 48, 64, 2,\n";   // 32: 1.157
+  for (std::uint32_t n : {32u, 128u, 256u}) expect_never_behind_classic(path, n, false);
+  const Topology t = read_topology(path);
+  const nlohmann::json r = run_json("--model " + path + array_args(32) + " --set hbm.preset=ideal");
+  const Topology::Layer& l = t.layers[0];
+  EXPECT_EQ(classic(l, 32, 32), 100244u);
+  EXPECT_EQ(r["layers"][0]["units"]["matmul"]["busy_cycles"].get<std::uint64_t>(),
+            ceil_div(l.K, 32) * ceil_div(l.N, 32) * l.M);
+}
+
 // One K tile per output tile with pixels that are not whole HBM bursts: 112x112x1, 7x7 -> 257
 // on 256 x 256 (im2col, K = 49; N tiles of 256 and 1 columns). Each N tile streams the
 // 11236 output pixels once and its store reads as many UB rows, sending one request per
@@ -470,6 +512,56 @@ TEST(ScheduleClassic, OneKTileLayersWithUnalignedPixelsSplitTheirStores) {
   const Topology::Layer l{"", sh.M(), sh.K(), sh.n, sh.c};
   EXPECT_EQ(classic(l, n, n), 24004u);
   EXPECT_LE(r["layers"][0]["compute_cycles"].get<std::uint64_t>(), classic(l, n, n));
+}
+
+// The same on the taps path, which a 1 x 1 conv takes (one tap a K tile; taps packed into one
+// K tile alike). 112x112x130, 1x1 -> 257 on 256 x 256: M = 12544 pixels, one K tile (130 rows),
+// N tiles of 256 and 1 columns; 112x112x16, 1x1 -> 130 on 128 x 128: N tiles of 128 and 2. A
+// full tile's store sends two requests a pixel (its 256 or 128 bytes at a pixel stride of 257
+// or 130 straddle two bursts), the tail's one, so with every store on engine 1 the stores took
+// three request cycles a pixel against the array's two (36170 and 27056 compute cycles).
+// SCALE-Sim's folds: 1 x 2 x (3 x 256 + 12544 - 2) = 26620 and 1 x 2 x (3 x 128 + 12544 - 2)
+// = 25852.
+TEST(ScheduleClassic, TapsLayersWithOneKTileAndUnalignedPixelsSplitTheirStores) {
+  const std::string path = temp_path("unaligned_taps.csv");
+  for (const auto& [layer, n, folds] :
+       {std::tuple<std::string, std::uint32_t, std::uint64_t>{"s5_47, 112, 112, 1, 1, 130, 257, 1",
+                                                              256, 26620},
+        {"s6_5, 112, 112, 1, 1, 16, 130, 1", 128, 25852}}) {
+    std::ofstream(path) << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
+                           "Channels, Num Filter, Strides,\n"
+                        << layer << ",\n";
+    const Topology t = read_topology(path);
+    ASSERT_EQ(t.layers.size(), 1u);
+    EXPECT_EQ(classic(t.layers[0], n, n), folds);
+    const nlohmann::json r =
+        run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+    ASSERT_EQ(r["layers"].size(), 1u);
+    EXPECT_LE(r["layers"][0]["compute_cycles"].get<std::uint64_t>(), folds) << layer;
+  }
+}
+
+// HBM tensors start on a burst (MemoryPlan.HbmAllocationsStartOnABurst). Behind a layer whose
+// output (33 - 5) / 3 + 1 = 10 x 10 x 96 = 9600 bytes is no whole number of 256-byte bursts, a
+// strided 1 x 1 conv over 112x112x256 (stride 2 -> 64 on 256 x 256) found its input 128 bytes
+// past a burst (64-byte alignment): each 256-byte pixel it loads straddled two bursts, so its
+// input took two request cycles a pixel against one stream cycle (5471 compute cycles).
+// SCALE-Sim's folds: M = 56 x 56 = 3136, 1 x 1 x (3 x 256 + 3136 - 2) = 3902.
+TEST(ScheduleClassic, InputsAfterAnUnalignedTensorLoadWholeBursts) {
+  const std::string path = temp_path("unaligned_input.csv");
+  std::ofstream(path) << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
+                         "Channels, Num Filter, Strides,\n"
+                         "s6_6, 33, 33, 5, 5, 256, 96, 3,\n"
+                         "s6_7, 112, 112, 1, 1, 256, 64, 2,\n";
+  const Topology t = read_topology(path);
+  ASSERT_EQ(t.layers.size(), 2u);
+  EXPECT_EQ(classic(t.layers[1], 256, 256), 3902u);
+  const nlohmann::json r = run_json("--model " + path + array_args(256) + " --set hbm.preset=ideal");
+  ASSERT_EQ(r["layers"].size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_LE(r["layers"][i]["compute_cycles"].get<std::uint64_t>(), classic(t.layers[i], 256, 256))
+        << t.layers[i].name;
+  }
 }
 
 // A large image's M tiles each load their own input band, and the UB holds more band slots

@@ -57,6 +57,10 @@ std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_
   return best;
 }
 
+std::uint64_t last_chunk(std::uint64_t C, std::uint64_t cw) {
+  return C - (ceil_div(C, cw) - 1) * cw;
+}
+
 namespace {
 
 // The band images of one channel chunk when its tiles take one tap each: ry x rx of them, the
@@ -90,6 +94,56 @@ void push_chunk_images(const Taps& g, const Residues& r, std::uint64_t c0, std::
   }
 }
 
+// Tiles of up to `pack` >= 2 consecutive taps' channels c0 .. c0 + chans - 1 (the last channel
+// chunk, see tap_plan), and their band images.
+// A strided conv's tile (ky, kx) reads anchors (oy * s + ky, ox * s + kx): every s-th row and
+// column from (ky mod s, kx mod s). A packed image loads only those, stored densely, so it
+// writes about one UB row per output pixel (not one per input pixel) and a tile streams
+// consecutive UB rows; tiles share an image only when their taps agree modulo s (a single
+// tap's image too: the plain band would load every input pixel). Strided taps pack only along a
+// kernel row (one transfer per band part, one_transfer): a pair crossing kernel rows would
+// take a transfer per anchor row, each waiting for the memory.
+void pack_taps(const Taps& g, std::uint64_t c0, std::uint64_t chans, std::uint64_t pack,
+               TapPlan& plan) {
+  const std::uint64_t taps = g.kh * g.kw, s = g.s;
+  for (std::uint64_t a = 0; a < taps;) {
+    const std::uint64_t ky = a / g.kw, kx = a % g.kw;
+    std::uint64_t n = 1, dy = 0;
+    std::int64_t dx = 0;
+    if (a + 1 < taps && (s == 1 || (a + 1) % g.kw != 0)) {
+      dy = (a + 1) / g.kw - ky;
+      dx = std::int64_t((a + 1) % g.kw) - std::int64_t(kx);
+      n = 2;
+      while (n < pack && a + n < taps && (a + n) / g.kw - (a + n - 1) / g.kw == dy &&
+             std::int64_t((a + n) % g.kw) - std::int64_t((a + n - 1) % g.kw) == dx) {
+        ++n;
+      }
+    }
+    if (n == 1) dx = 0;
+    std::uint64_t img = 0;
+    while (img < plan.images.size() &&
+           !(plan.images[img].taps == n && plan.images[img].dy == dy &&
+             plan.images[img].dx == dx && plan.images[img].c0 == c0 &&
+             plan.images[img].ky_lo % s == ky % s && plan.images[img].kx_lo % s == kx % s)) {
+      ++img;
+    }
+    if (img == plan.images.size()) {
+      plan.images.push_back({n, dy, c0, chans, dx, ky, ky, kx, kx});
+      if (s > 1) {
+        plan.images.back().ystep = plan.images.back().xstep = s;
+        plan.images.back().compact = true;
+      }
+    }
+    BandImage& im = plan.images[img];
+    im.ky_lo = std::min(im.ky_lo, ky);
+    im.ky_hi = std::max(im.ky_hi, ky);
+    im.kx_lo = std::min(im.kx_lo, kx);
+    im.kx_hi = std::max(im.kx_hi, kx);
+    plan.ktiles.push_back({a * g.C + c0, n * chans, ky, kx, img, chans < g.C ? chans : 0});
+    a += n;
+  }
+}
+
 }  // namespace
 
 TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R,
@@ -109,66 +163,23 @@ TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint6
     plan.images.push_back(im);
     return plan;
   }
-  if (pack < 2) {
-    const Residues r = residues_of(g, residues);
-    for (std::uint64_t cc = 0; cc * cw < g.C; ++cc) {
-      push_chunk_images(g, r, cc * cw, std::min(cw, g.C - cc * cw), plan.images);
-    }
-    for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
-      for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
-        for (std::uint64_t cc = 0; cc * cw < g.C; ++cc) {
-          const std::uint64_t img = cc * r.count() + r.of(ky, kx);
-          plan.ktiles.push_back(
-              {(ky * g.kw + kx) * g.C + cc * cw, plan.images[img].chans, ky, kx, img});
-        }
-      }
-    }
-    return plan;
+  // One tap per tile for every chunk but a packed last one; those chunks' images are their
+  // plain bands or, with `residues`, their residue images.
+  const Residues r = residues_of(g, residues);
+  const std::uint64_t chunks = ceil_div(g.C, cw) - (pack >= 2 ? 1 : 0);
+  for (std::uint64_t cc = 0; cc < chunks; ++cc) {
+    push_chunk_images(g, r, cc * cw, std::min(cw, g.C - cc * cw), plan.images);
   }
-  // A strided conv's tile (ky, kx) reads anchors (oy * s + ky, ox * s + kx): every s-th row and
-  // column from (ky mod s, kx mod s). A packed image loads only those, stored densely, so it
-  // writes about one UB row per output pixel (not one per input pixel) and a tile streams
-  // consecutive UB rows; tiles share an image only when their taps agree modulo s (a single
-  // tap's image too: the plain band would load every input pixel). Strided taps pack only along a
-  // kernel row (one transfer per band part, one_transfer): a pair crossing kernel rows would
-  // take a transfer per anchor row, each waiting for the memory.
-  const std::uint64_t taps = g.kh * g.kw, s = g.s;
-  for (std::uint64_t a = 0; a < taps;) {
-    const std::uint64_t ky = a / g.kw, kx = a % g.kw;
-    std::uint64_t n = 1, dy = 0;
-    std::int64_t dx = 0;
-    if (a + 1 < taps && pack >= 2 && (s == 1 || (a + 1) % g.kw != 0)) {
-      dy = (a + 1) / g.kw - ky;
-      dx = std::int64_t((a + 1) % g.kw) - std::int64_t(kx);
-      n = 2;
-      while (n < pack && a + n < taps && (a + n) / g.kw - (a + n - 1) / g.kw == dy &&
-             std::int64_t((a + n) % g.kw) - std::int64_t((a + n - 1) % g.kw) == dx) {
-        ++n;
+  for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
+    for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
+      for (std::uint64_t cc = 0; cc < chunks; ++cc) {
+        const std::uint64_t img = cc * r.count() + r.of(ky, kx);
+        plan.ktiles.push_back(
+            {(ky * g.kw + kx) * g.C + cc * cw, plan.images[img].chans, ky, kx, img});
       }
     }
-    if (n == 1) dx = 0;
-    std::uint64_t img = 0;
-    while (img < plan.images.size() &&
-           !(plan.images[img].taps == n && plan.images[img].dy == dy &&
-             plan.images[img].dx == dx && plan.images[img].ky_lo % s == ky % s &&
-             plan.images[img].kx_lo % s == kx % s)) {
-      ++img;
-    }
-    if (img == plan.images.size()) {
-      plan.images.push_back({n, dy, 0, g.C, dx, ky, ky, kx, kx});
-      if (s > 1) {
-        plan.images.back().ystep = plan.images.back().xstep = s;
-        plan.images.back().compact = true;
-      }
-    }
-    BandImage& im = plan.images[img];
-    im.ky_lo = std::min(im.ky_lo, ky);
-    im.ky_hi = std::max(im.ky_hi, ky);
-    im.kx_lo = std::min(im.kx_lo, kx);
-    im.kx_hi = std::max(im.kx_hi, kx);
-    plan.ktiles.push_back({a * g.C, n * g.C, ky, kx, img});
-    a += n;
   }
+  if (pack >= 2) pack_taps(g, chunks * cw, g.C - chunks * cw, pack, plan);
   return plan;
 }
 
@@ -242,7 +253,7 @@ AnchorGrid anchor_grid(const Taps& g, const BandImage& im, const BandPart& part)
 
 bool one_transfer(const Taps& g, const BandImage& im) {
   return (im.taps == 1 && !im.compact) ||
-         (im.dy == 0 && (im.dx == 1 || im.taps == 1) && g.contiguous);
+         (im.dy == 0 && (im.taps == 1 || (im.dx == 1 && im.chans == g.C)) && g.contiguous);
 }
 
 std::uint64_t band_transfers(const Taps& g, const TapPlan& plan, std::uint64_t m0,

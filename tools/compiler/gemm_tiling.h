@@ -43,9 +43,16 @@ Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1);
 
 // One K tile of a GEMM: K rows k0 .. k0 + kts - 1. On the taps path it is `taps` kernel taps
 // from (ky, kx) on in K's (ky, kx, c) order, read from band image `img` at the anchor pixel
-// (oy * s + ky, ox * s + kx).
+// (oy * s + ky, ox * s + kx). A tile of several taps' last channel chunk (C over the array's
+// rows, tap_plan) holds `chans` channels of each: K rows k0 + i * C .. + chans - 1 for its
+// i-th tap (0: its K rows are consecutive).
 struct KTile {
   std::uint64_t k0, kts, ky, kx, img;
+  std::uint64_t chans = 0;
+  // K index of the tile's j-th row, over C input channels.
+  std::uint64_t k_row(std::uint64_t j, std::uint64_t C) const {
+    return chans == 0 ? k0 + j : k0 + j / chans * C + j % chans;
+  }
 };
 
 // How one band image of a tap-based conv lays out a UB row per anchor pixel: `taps` segments of
@@ -127,24 +134,30 @@ GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, st
 // take 1 tile and 1 row, and im2col stays.
 std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R);
 
-// Without packing: one K tile per (ky, kx, channel chunk of cw), one plain band per chunk; with
+// One K tile per (ky, kx, channel chunk of cw). Each chunk's tiles read its plain band or, with
 // `residues` (bands loaded from HBM) at stride s > 1 and no dilation, min(s, kh) x min(s, kw)
-// compact residue images per chunk instead: tile (ky, kx) reads anchors (oy * s + ky, ox * s + kx), every s-th
+// compact residue images: tile (ky, kx) reads anchors (oy * s + ky, ox * s + kx), every s-th
 // row and column from (ky mod s, kx mod s), so the image of that residue holds just those
 // pixels, densely, and every tile streams consecutive UB rows. A stride-s stream would cross
 // the banks of the UB rows the DMA and the vector unit write one a cycle and wait whole for a
 // window free of them (its burst needs every cycle's bank); a stride-1 stream keeps its
 // distance. Together the residue images hold the band's pixels once (a resident input is read
 // in place, strided).
-// Packing (pack > 1 taps fit a tile, all C channels each): whole kernel rows when that pays
-// (kernel_rows_per_tile, for first layers with very few channels), else consecutive taps in
-// (ky, kx) order share a tile while they are evenly spaced in HBM (a run along a kernel row, or,
-// at stride 1, a pair that crosses to the next kernel row), because a DMA gathers them as
-// segments at a fixed stride; tiles with the same shape of taps share a band image, at stride
-// s > 1 only those whose taps agree modulo s, each image then holding only its anchors
-// (every s-th row and column, BandImage::compact).
+// Packing (pack > 1 taps of the last channel chunk fit a tile: all C channels when C <= cw):
+// whole kernel rows when that pays (kernel_rows_per_tile, for first layers with very few
+// channels), else consecutive taps in (ky, kx) order share a tile while they are evenly spaced
+// in HBM (a run along a kernel row, or, at stride 1, a pair that crosses to the next kernel
+// row), because a DMA gathers them as segments at a fixed stride; tiles with the same shape of
+// taps share a band image, at stride s > 1 only those whose taps agree modulo s, each image
+// then holding only its anchors (every s-th row and column, BandImage::compact). With C > cw
+// the full chunks keep one tap per tile (and their plain or residue images) and only the
+// remainder's taps pack (48 channels on 32 rows: 25 tiles of 32 channels and 13 of two taps'
+// 16, against 50 unpacked and 38 im2col).
 TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R,
                  bool residues);
+// Channels of the last chunk of cw (the remainder, or cw when cw divides C): the ones a
+// packed tile of tap_plan holds per tap.
+std::uint64_t last_chunk(std::uint64_t C, std::uint64_t cw);
 
 // The anchor pixels a packed or compact band image loads for one band part: rows y0 .. y1 (every
 // ystep-th) and columns x0 .. x1 (every xstep-th) of the padded input, one UB row each.
@@ -155,9 +168,9 @@ struct AnchorGrid {
 AnchorGrid anchor_grid(const Taps& g, const BandImage& im, const BandPart& part);
 
 // Whether the DMA loads band image `im` of one band part in one transfer: a plain band, or a
-// run of taps along a kernel row (or one tap's anchors) from a tensor whose pixels hold just its
-// channels (one segment of taps x C elements per anchor); otherwise one transfer per anchor row
-// (a segment per tap).
+// run of taps along a kernel row of all C channels (or one tap's anchors) from a tensor whose
+// pixels hold just its channels (one segment of taps x C elements per anchor); otherwise (a
+// remainder chunk's taps too) one transfer per anchor row (a segment per tap).
 bool one_transfer(const Taps& g, const BandImage& im);
 // The DMA transfers that load every band image of `plan` for output pixels [m0, m1) (each pays
 // the memory's latency: an engine runs one transfer at a time).

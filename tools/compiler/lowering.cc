@@ -330,8 +330,9 @@ class Lowerer {
   double transfer_start() const {
     return config_.hbm.preset == "ideal" ? 0 : config_.hbm.latency_ns / config_.period_ns();
   }
-  // Whether a strided conv reading its input bands from HBM (g) loads each channel chunk's band
-  // as s x s compact residue images (tap_plan) where its tiles take one tap each. A stride-s
+  // Whether a strided conv reading its input bands from HBM (g) loads each channel chunk whose
+  // tiles take one tap each (all but a packed remainder) as s x s compact residue images
+  // (tap_plan, grouped_plan): the one rule, packed remainder or not. A stride-s
   // stream through a plain band waits whole for a window free of the UB writes (the DMA's, the
   // vector unit's) crossing its banks, up to 39 % of its cycles on long output rows (a 32 x 32
   // array, 160 pixels per row); stride-1 streams keep their distance. The residue images take
@@ -354,23 +355,70 @@ class Lowerer {
                                 chunks * band_of(g, 0, m_tile).parts.size() * ceil_div(M, m_tile);
     return double(extra) * transfer_start() * 32 <= double(tiles * M);
   }
-  // Kernel taps one weight tile holds when a tap-based conv reads its input from HBM (g, its
-  // bands: taps_of(layer, false, contiguous)): all C channels of several taps when they fit the
-  // array's rows (the DMA packs them into one UB row), else 1 (a tile is one tap's channel
-  // chunk). A resident input has one pixel per UB row and is never packed. Packing trades
-  // weight tiles (each a pass over every output pixel, per N tile) for UB rows the DMA writes
-  // (each packed image loads the input again, through the UB's write port): it is kept only
-  // where it lowers the larger of the two.
+  // Kernel taps one weight tile of the last channel chunk holds when a tap-based conv reads its
+  // input from HBM (g, its bands: taps_of(layer, false, contiguous)): that chunk's channels (all
+  // C when C <= min(R, C)) of several taps when they fit the array's rows (the DMA packs them
+  // into one UB row), else 1 (a tile is one tap's channel chunk). A resident input has one
+  // pixel per UB row and is never packed. Packing trades weight tiles (each a pass over every
+  // output pixel, per N tile) for UB rows the DMA writes (each packed image loads the input
+  // again, through the UB's write port): with C <= min(R, C) it is kept only where it lowers
+  // the larger of the two. A remainder's images beside the full chunks' also take UB rows that
+  // shrink the M tiles, so with C > min(R, C) it is kept where it lowers plan_cycles, and, when
+  // it takes more tiles than im2col, only where their passes over the M output pixels still fit
+  // im2col's classic schedule, ceil(K / R) x (2R + C + M - 2) per N tile: gemm_path weighs
+  // such taps against im2col by the whole layer's time, first gather included (path_cycles),
+  // where a cheaper gather could win while the array streams longer than SCALE-Sim's folds
+  // (40 channels, 2x2 on 32 rows over 59 x 59 pixels: 6 x 3481 = 20886 against
+  // 5 x (64 + 32 + 3481 - 2) = 17875).
   std::uint64_t taps_per_tile(const Node& layer, const Taps& g) const {
     if (layer.kind != OpKind::kConv2d || tap_by_tap(layer)) return 1;
-    const std::uint64_t pack = cw_ / layer.in.c;
+    const std::uint64_t pack = cw_ / last_chunk(layer.in.c, cw_);
     if (pack < 2) return 1;
-    const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
-    auto cost = [&](std::uint64_t p) {
-      const TapPlan plan = tap_plan(g, cw_, p, R_, residue_images(layer, g));
+    const bool residues = residue_images(layer, g);
+    const TapPlan packed = tap_plan(g, cw_, pack, R_, residues);
+    const std::uint64_t M = layer.gemm_m(), im2col = ceil_div(dense_k(layer), R_);
+    if (layer.in.c > cw_ && packed.ktiles.size() > im2col &&
+        packed.ktiles.size() * M > im2col * (2 * R_ + C_ + M - 2)) {
+      return 1;
+    }
+    const TapPlan plain = tap_plan(g, cw_, 1, R_, residues);
+    if (layer.in.c > cw_) {
+      return plan_cycles(layer, g, packed) < plan_cycles(layer, g, plain) ? pack : 1;
+    }
+    const std::uint64_t NT = ceil_div(layer.gemm_n(), C_);
+    auto cost = [&](const TapPlan& plan) {
       return std::max(plan.ktiles.size() * NT * M, band_rows_written(g, plan, 0, M));
     };
-    return cost(pack) < cost(1) ? pack : 1;
+    return cost(packed) < cost(plain) ? pack : 1;
+  }
+  // Estimated cycles of a tap-based conv with more channels than min(R, C) reading its input
+  // from HBM with tap plan `plan`: each weight tile is a pass over every output pixel per N
+  // tile, while the DMA writes the band images' UB rows; the larger of the two binds. Band
+  // images also take UB rows: with M tiles of the most
+  // output pixels whose images (double-buffered) and output slots fit the UB beside the weight
+  // slots, each weight tile streams max(M_t, K_t) cycles (its loader reads K_t rows), so
+  // images that shrink the M tiles below the weight tiles' rows cost passes too. Infinite when
+  // one output pixel's images do not fit: an input only the tap path reads (a concat's channel
+  // slice) then keeps the unpacked plan that does.
+  double plan_cycles(const Node& layer, const Taps& g, const TapPlan& plan) const {
+    const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
+    auto fits = [&](std::uint64_t m) {
+      return 2 * (band_layout(g, plan, band_of(g, 0, m)).rows + m) + weight_rows() <= ub_rows_;
+    };
+    if (!fits(1)) return std::numeric_limits<double>::infinity();
+    std::uint64_t lo = 1, hi = std::min({M, acc_rows_ / 2, kMaxCount});
+    while (lo < hi) {
+      const std::uint64_t mid = lo + (hi - lo + 1) / 2;
+      if (fits(mid)) {
+        lo = mid;
+      } else {
+        hi = mid - 1;
+      }
+    }
+    const std::uint64_t MT = ceil_div(M, lo);
+    double passes = 0;
+    for (const KTile& k : plan.ktiles) passes += double(std::max(lo, k.kts));
+    return std::max(double(MT * NT) * passes, double(band_rows_written(g, plan, 0, M)));
   }
   // The weight tiles and band images of a tap-based conv over input geometry g
   // (taps_of(layer, in_res, contiguous)), with N tiles of at most nw channels: the one plan
@@ -447,16 +495,17 @@ class Lowerer {
   // image writes only the anchors its tiles read, one UB row each, gathering its taps as
   // segments: a run along a kernel row is one segment of taps * C elements per anchor (one DMA
   // per part) when the tensor's pixels hold just those C channels, otherwise (a channel slice
-  // of a concat) and for a pair crossing kernel rows, one segment per tap (one DMA per anchor
-  // row).
+  // of a concat, the remainder chunk of C > min(R, C) channels) and for a pair crossing kernel
+  // rows, one segment per tap (one DMA per anchor row).
   void band_image_loads(const HbmTensor& t, const Taps& g, const BandImage& im,
                         const BandPart& part, std::uint64_t ub,
                         std::vector<DmaFields>& pieces) const {
     const std::int64_t pad = std::int64_t(g.pad);
+    // The one place the image's first channel (its chunk's, or a concat slice's) is added.
+    auto at = [&](std::int64_t y, std::int64_t x) { return t.addr(part.b, y, x) + im.c0 * eb_; };
     if (im.taps == 1 && !im.compact) {
       check_width(part.rows, kMaxCount, "input band rows (DMA groups)");
-      pieces.push_back(block(t.addr(part.b, std::int64_t(part.iy0 * g.sub - g.pad_h), -pad) +
-                                 im.c0 * eb_,
+      pieces.push_back(block(at(std::int64_t(part.iy0 * g.sub - g.pad_h), -pad),
                              ub, part.rows, g.sub * t.row_bytes(), g.Wp,
                              g.sub * t.pixel_bytes(), im.chans));
       return;
@@ -470,7 +519,7 @@ class Lowerer {
       return im.compact ? ub + (iy - y0) / im.ystep * grid.cols : ub + (iy - part.iy0) * g.Wp + x0;
     };
     auto hbm = [&](std::uint64_t iy) {
-      return t.addr(part.b, std::int64_t(iy - g.pad_h), std::int64_t(x0) - pad) + im.c0 * eb_;
+      return at(std::int64_t(iy - g.pad_h), std::int64_t(x0) - pad);
     };
     if (one_transfer(g, im)) {
       DmaFields d;
@@ -1248,9 +1297,13 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // (three requests a pixel for N tiles of 256 + 1, against two stream cycles) would pace the
   // array. Then lower_gemm stores the odd output tiles on engine 0 (whose gather writes one
   // UB row a pixel), and four output slots let a full tile's store (two requests a pixel)
-  // overlap the next two ACTIVATEs: each engine is then about as busy as the array.
-  const bool split = store_engine_ && weight_engines_ > 0 && !taps && KT == 1 && NT > 1 &&
-                     !out_res && !tensor && out.hbm.pixel_bytes() % config_.hbm.burst_bytes != 0;
+  // overlap the next two ACTIVATEs: each engine is then about as busy as the array. The taps
+  // path alike (a 1 x 1 conv, or taps packed into one K tile): 112x112x130 1x1 -> 257 on
+  // 256 x 256 took 1.36x its folds with every store on engine 1.
+  // (Only where the UB holds the two extra slots of the smallest tile.)
+  const bool split = store_engine_ && weight_engines_ > 0 && KT == 1 && NT > 1 &&
+                     !out_res && !tensor && out.hbm.pixel_bytes() % config_.hbm.burst_bytes != 0 &&
+                     min_need + 2 <= limit;
   const auto out_slots = [&](std::uint64_t U) { return split && U == 1 ? 4 : 2 * U; };
   // The M tile with U MXUs: each has acc_slots accumulator slots, and the node out_slots(U)
   // output slots of m_tile rows.
@@ -1265,7 +1318,9 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     } else {
       // The band a tile reads grows with the tile: take the largest tile that fits.
       auto fits = [&](std::uint64_t m) {
-        return gemm_staging(layer, path, in_res, contiguous, out_res, round_tile(layer, m), U) <=
+        const std::uint64_t mt = round_tile(layer, m);
+        return gemm_staging(layer, path, in_res, contiguous, out_res, mt, U) +
+                   (out_res ? 0 : (out_slots(U) - 2 * U) * mt) <=
                limit;
       };
       std::uint64_t lo = 1, hi = cap;
@@ -1500,7 +1555,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       const NTile& ntl = wt.ntiles[nt];
       for (std::uint64_t kt = 0; kt < KT; ++kt) {
         const KTile& kti = wt.ktile(nt, kt);
-        for (std::uint64_t k = kti.k0; k < kti.k0 + kti.kts; ++k, at += ntl.nts * eb_) {
+        for (std::uint64_t j = 0; j < kti.kts; ++j, at += ntl.nts * eb_) {
+          const std::uint64_t k = kti.k_row(j, C);
           const std::uint64_t c = conv ? k % C : 0;
           const std::uint64_t wk = conv ? k / C * cg + c % cg : k;
           // The columns of c's group; off the diagonal blocks the image stays zero.

@@ -10,9 +10,12 @@ namespace tpu {
 
 namespace {
 
-constexpr std::uint64_t kHbmAlign = 64;
-
-std::uint64_t align_up(std::uint64_t x) { return (x + kHbmAlign - 1) / kHbmAlign * kHbmAlign; }
+// Every HBM allocation starts on an HBM burst (hbm.burst_bytes, at least 64 bytes and at most
+// 4 KiB, so a huge burst does not pad every tensor): the DMA sends one request per burst a
+// segment touches, so a tensor of whole-burst pixels at a misaligned base would cost two
+// requests a pixel (112x112x256 at 128 bytes past a burst: the input of a 1 x 1 conv took twice
+// its stream's cycles to load).
+constexpr std::uint64_t kMinHbmAlign = 64, kMaxHbmAlign = 4096;
 
 class Planner {
  public:
@@ -22,6 +25,7 @@ class Planner {
         staging_(staging),
         allow_resident_(resident),
         config_(config),
+        align_(std::clamp<std::uint64_t>(config.hbm.burst_bytes, kMinHbmAlign, kMaxHbmAlign)),
         eb_(element_bytes(g.dtype)),
         cw_(std::min(config.array.rows, config.array.cols)) {
     plan_.ub_rows = ub_rows;
@@ -293,7 +297,7 @@ class Planner {
 
   std::uint64_t allocate(std::uint64_t bytes) {
     const std::uint64_t at = top_;
-    top_ = align_up(top_ + bytes);
+    top_ = (top_ + bytes + align_ - 1) / align_ * align_;
     return at;
   }
 
@@ -335,7 +339,7 @@ class Planner {
       zeros = std::max({zeros, u.pad * u.wp() + u.pad, 2 * std::uint64_t(u.pad)});
     }
     if (zeros > 0) plan_.zeros = allocate(zeros * eb_);
-    plan_.hbm_bytes = std::max<std::uint64_t>(top_, kHbmAlign);
+    plan_.hbm_bytes = std::max<std::uint64_t>(top_, align_);
   }
 
   // Views take their root's placement, narrowed to their channels or reshaped.
@@ -390,6 +394,7 @@ class Planner {
   const StagingQuery& staging_;
   const bool allow_resident_;
   const Config& config_;
+  const std::uint64_t align_;  // of every HBM allocation
   const std::uint32_t eb_;
   const std::uint32_t cw_;
   std::uint64_t region_start_ = 0;
