@@ -406,23 +406,28 @@ std::uint64_t hbm_bytes_moved(const Program& p) {
 TEST(CompilerTest, TapConvFromHbmWithChannelChunks) {
   // C = 21 >= R / 2 = 4 on an 8x8 array: on-chip windows, K tiles of (ky, kx, chunk) with
   // chunks of 8, 8 and 5 channels (a remainder too wide to pack two taps: 20 channels would pack
-  // their remainder of 4); tiles of 5 pixels cross output rows and images.
+  // their remainder of 4); tiles of 5 pixels cross output rows and images. With ideal memory
+  // (on HBM2 the 2 x 2 residue images' transfers, 4 per chunk and image, each waiting for the
+  // memory, make im2col's tiles cheaper than these 27).
   Graph model = parse_model_json(R"({"batch": 2, "input": [9, 11, 21], "seed": 3, "layers": [
       {"name": "c", "type": "conv2d", "out_channels": 12, "kernel": 3, "stride": 2,
        "padding": 1, "activation": "relu"}]})",
                                  "tapconv.json");
   Config config = array_config(8, 8);
+  config.hbm.preset = "ideal";
   CompileOptions options;
   options.max_m_tile = 5;
   Program p = compile(model, config, options);
-  // M = 2 x 5 x 6 = 60 -> 12 tiles, N tiles 2, K tiles 3 x 3 x 3 = 27: 648 weight tiles. Every
-  // MATMUL reads input pixels at the conv stride.
+  // M = 2 x 5 x 6 = 60 -> 12 tiles, N tiles 2, K tiles 3 x 3 x 3 = 27: 648 weight tiles. Each
+  // chunk's band loads as 2 x 2 compact residue images (tap (ky, kx) reads the pixels
+  // (2 oy + ky, 2 ox + kx), of residue (ky mod 2, kx mod 2)), so every MATMUL streams
+  // consecutive UB rows.
   std::size_t loads = 0, matmuls = 0;
   for (const Instruction& inst : p.instructions) {
     loads += inst.op == Opcode::kLoadWeights;
     if (inst.op != Opcode::kMatmul) continue;
     ++matmuls;
-    EXPECT_EQ(inst.ub_stride, 2u);
+    EXPECT_EQ(inst.ub_stride, 1u);
     EXPECT_LE(inst.rows, 5u);
   }
   EXPECT_EQ(loads, 12u * 2 * 27);
@@ -457,7 +462,7 @@ Taps taps(std::uint64_t k, std::uint64_t s, std::uint64_t c, std::uint64_t w) {
 TEST(CompilerTest, TapPlansGroupTapsIntoFullTiles) {
   // C = 64 on 128 rows: pairs of taps, K = 576 in 5 tiles (as im2col); pairs along a kernel
   // row share one image, pairs crossing to the next row another, the last tap a plain band.
-  TapPlan p = tap_plan(taps(3, 1, 64, 56), 128, 2, 128);
+  TapPlan p = tap_plan(taps(3, 1, 64, 56), 128, 2, 128, true);
   ASSERT_EQ(p.ktiles.size(), 5u);
   EXPECT_EQ(p.images.size(), 3u);
   for (std::size_t i = 0; i < 4; ++i) EXPECT_EQ(p.ktiles[i].kts, 128u);
@@ -472,7 +477,7 @@ TEST(CompilerTest, TapPlansGroupTapsIntoFullTiles) {
   // 28 x 28. 3192 UB rows in all, where one plain band (unpacked) writes 57 x 57 = 3249 for 9
   // passes over the 784 output pixels instead of 6.
   const Taps strided = taps(3, 2, 64, 57);
-  p = tap_plan(strided, 128, 2, 128);
+  p = tap_plan(strided, 128, 2, 128, true);
   ASSERT_EQ(p.ktiles.size(), 6u);
   ASSERT_EQ(p.images.size(), 4u);
   for (std::size_t i = 0; i < 6; ++i) EXPECT_EQ(p.ktiles[i].kts, i % 2 == 0 ? 128u : 64u);
@@ -485,7 +490,7 @@ TEST(CompilerTest, TapPlansGroupTapsIntoFullTiles) {
     EXPECT_TRUE(one_transfer(strided, im));
   }
   EXPECT_EQ(band_rows_written(strided, p, 0, 784), 2u * 29 * 28 + 2u * 28 * 28);
-  EXPECT_EQ(band_rows_written(strided, tap_plan(strided, 128, 1, 128), 0, 784), 57u * 57);
+  EXPECT_EQ(band_rows_written(strided, tap_plan(strided, 128, 1, 128, true), 0, 784), 57u * 57);
   EXPECT_EQ(band_transfers(strided, p, 0, 784), 4u);
   // The 7x7 stride-2 RGB stem on 128 rows: im2col takes 2 tiles and the UB's write port takes
   // 2 gathered rows + 1 output row per output pixel (the DMA fetches the overlapping windows'
@@ -498,7 +503,7 @@ TEST(CompilerTest, TapPlansGroupTapsIntoFullTiles) {
   Taps slice = taps(7, 2, 3, 230);
   slice.contiguous = false;
   EXPECT_EQ(kernel_rows_per_tile(slice, 128, 128), 0u);
-  for (const BandImage& im : tap_plan(slice, 128, 128 / 3, 128).images) {
+  for (const BandImage& im : tap_plan(slice, 128, 128 / 3, 128, true).images) {
     EXPECT_EQ(im.chans, slice.C);
   }
   // On 256 rows im2col is one tile (max(1, 2)) and so are 7 kernel rows: no gain. 11x11
@@ -510,7 +515,95 @@ TEST(CompilerTest, TapPlansGroupTapsIntoFullTiles) {
   // On 32 rows a kernel row of 21 elements leaves no room for a second one.
   EXPECT_EQ(kernel_rows_per_tile(taps(7, 2, 3, 230), 32, 32), 0u);
   // Unpacked: one tile per tap and channel chunk.
-  EXPECT_EQ(tap_plan(taps(3, 1, 200, 10), 128, 1, 128).ktiles.size(), 9u * 2);
+  EXPECT_EQ(tap_plan(taps(3, 1, 200, 10), 128, 1, 128, true).ktiles.size(), 9u * 2);
+}
+
+// Strides 2 to 4, kernels smaller and larger than the stride, channel remainders: each chunk's
+// band loads as min(s, k) x min(s, k) compact residue images (tap_plan), and every MATMUL
+// streams consecutive UB rows.
+TEST(CompilerTest, StridedTapConvsReadResidueImagesAndAreBitExact) {
+  struct Case {
+    std::uint32_t c, k, s, p;
+    const char* dtype;
+  };
+  const Case cases[] = {
+      {24, 3, 3, 1, "int8"},  // 3 chunks, 3 x 3 residues of one tap each
+      {8, 5, 4, 2, "int8"},   // 4 x 4 residues, taps 0 and 4 of a row sharing one
+      {16, 2, 2, 0, "bf16"},  // one tap per residue
+      {21, 3, 2, 1, "bf16"},  // chunks of 8, 8 and 5; 2 x 2 residues of 4, 2, 2 and 1 taps
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("C = " + std::to_string(c.c) + ", " + std::to_string(c.k) + "x" +
+                 std::to_string(c.k) + " stride " + std::to_string(c.s) + " pad " +
+                 std::to_string(c.p) + " " + c.dtype);
+    Graph model = conv_model(2, 13, 15, c.c, c.k, c.s, c.p, 12, c.dtype);
+    Config config = array_config(8, 8);
+    config.hbm.preset = "ideal";
+    CompileOptions options;
+    options.max_m_tile = 7;
+    Program p = compile(model, config, options);
+    const Taps g{c.k, c.k, c.s, c.p, 15, c.c, model.nodes[0].out.h, model.nodes[0].out.w,
+                 15 + 2 * c.p};
+    const TapPlan plan = tap_plan(g, 8, 1, 8, true);
+    const std::uint64_t r = std::min(c.s, c.k), chunks = (c.c + 7) / 8;
+    ASSERT_EQ(plan.images.size(), r * r * chunks);
+    for (const KTile& t : plan.ktiles) {
+      const BandImage& im = plan.images[t.img];
+      EXPECT_TRUE(im.compact);
+      EXPECT_EQ(im.ky_lo, t.ky % c.s);
+      EXPECT_EQ(im.kx_lo, t.kx % c.s);
+    }
+    // M tiles keep whole output rows: 7 rounded down to a multiple of the output width.
+    const std::uint64_t ow = model.nodes[0].out.w, mt = ow <= 7 ? 7 - 7 % ow : 7;
+    const std::uint64_t M = model.nodes[0].gemm_m(), MT = (M + mt - 1) / mt;
+    std::size_t loads = 0;
+    for (const Instruction& inst : p.instructions) {
+      loads += inst.op == Opcode::kLoadWeights;
+      if (inst.op == Opcode::kMatmul) {
+        EXPECT_EQ(inst.ub_stride, 1u);
+      }
+    }
+    EXPECT_EQ(loads, MT * 2 * plan.ktiles.size());  // the taps path: 2 N tiles of 8 and 4
+    expect_correct(model, config, options, 2);
+  }
+}
+
+// Grouped convs of several blocks split each block's chunks into residue images alike
+// (grouped_plan): a stride-2 depthwise conv over 20 channels on 8 x 8 (blocks of 8, 8 and 4
+// groups, one chunk each) and 2 groups of 10 channels at stride 3 (chunks of 8 and 2 each).
+TEST(CompilerTest, StridedGroupedConvsReadResidueImagesAndAreBitExact) {
+  struct Case {
+    std::uint32_t c, n, groups, k, s;
+  };
+  for (const Case& c : {Case{20, 20, 20, 3, 2}, Case{20, 18, 2, 3, 3}}) {
+    SCOPED_TRACE(std::to_string(c.groups) + " groups, stride " + std::to_string(c.s));
+    Graph model = parse_model_json(
+        R"({"batch": 2, "input": [13, 15, )" + std::to_string(c.c) +
+            R"(], "seed": 5, "layers": [{"name": "g", "type": "conv2d", "out_channels": )" +
+            std::to_string(c.n) + R"(, "groups": )" + std::to_string(c.groups) +
+            R"(, "kernel": )" + std::to_string(c.k) + R"(, "stride": )" + std::to_string(c.s) +
+            R"(, "padding": 1, "activation": "relu"}]})",
+        "grouped.json");
+    Config config = array_config(8, 8);
+    config.hbm.preset = "ideal";
+    CompileOptions options;
+    options.max_m_tile = 9;
+    Program p = compile(model, config, options);
+    const Node& node = model.nodes[0];
+    const Taps g{c.k, c.k, c.s, 1, 15, c.c, node.out.h, node.out.w, 17};
+    const GroupedPlan gp = grouped_plan(g, group_map(c.c, c.n, c.groups, 8), 8, 8, true);
+    for (const BandImage& im : gp.plan.images) EXPECT_TRUE(im.compact);
+    for (const KTile& t : gp.plan.ktiles) {
+      EXPECT_EQ(gp.plan.images[t.img].ky_lo, t.ky % c.s);
+      EXPECT_EQ(gp.plan.images[t.img].kx_lo, t.kx % c.s);
+    }
+    for (const Instruction& inst : p.instructions) {
+      if (inst.op == Opcode::kMatmul) {
+        EXPECT_EQ(inst.ub_stride, 1u);
+      }
+    }
+    expect_correct(model, config, options, 2);
+  }
 }
 
 TEST(CompilerTest, TapPlansPackTheTapsOfAChannelRemainder) {
@@ -523,8 +616,8 @@ TEST(CompilerTest, TapPlansPackTheTapsOfAChannelRemainder) {
   const Taps g = taps(5, 1, 48, 39);
   EXPECT_EQ(last_chunk(48, 32), 16u);
   EXPECT_EQ(last_chunk(64, 32), 32u);
-  EXPECT_EQ(tap_plan(g, 32, 1, 32).ktiles.size(), 50u);
-  const TapPlan p = tap_plan(g, 32, 2, 32);
+  EXPECT_EQ(tap_plan(g, 32, 1, 32, false).ktiles.size(), 50u);
+  const TapPlan p = tap_plan(g, 32, 2, 32, false);
   ASSERT_EQ(p.ktiles.size(), 38u);
   ASSERT_EQ(p.images.size(), 4u);
   for (std::size_t i = 0; i < 25; ++i) {
@@ -556,12 +649,12 @@ TEST(CompilerTest, TapPlansPackTheTapsOfAChannelRemainder) {
   // each, so every tile streams consecutive UB rows. 5 x 5 taps: a full chunk's 25 tiles over 4
   // images (residues (ky mod 2, kx mod 2)); the remainder's kernel rows pack as (0, 1) (2, 3)
   // (4) each, 15 tiles over 4 images (pairs and single taps, at even and odd ky).
-  const TapPlan q = tap_plan(taps(5, 2, 48, 39), 32, 2, 32);
+  const TapPlan q = tap_plan(taps(5, 2, 48, 39), 32, 2, 32, true);
   EXPECT_EQ(q.ktiles.size(), 25u + 15u);
   EXPECT_EQ(q.images.size(), 4u + 4u);
   for (const BandImage& im : q.images) EXPECT_TRUE(im.compact);
   // Channels a multiple of the rows leave no remainder: 9 taps x 2 chunks, unpacked.
-  EXPECT_EQ(tap_plan(taps(3, 1, 64, 20), 32, 1, 32).ktiles.size(), 18u);
+  EXPECT_EQ(tap_plan(taps(3, 1, 64, 20), 32, 1, 32, false).ktiles.size(), 18u);
 }
 
 TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
@@ -818,6 +911,36 @@ TEST(CompilerTest, PackedTapsOfAConcatSliceAreSeparateSegments) {
                              "slice.json");
   expect_correct(g, Config{}, {}, 2);
   expect_correct(g, array_config(8, 8), {}, 2);
+}
+
+// Residue images of a concat's channel slice (its pixels 28 elements apart, so one transfer per
+// anchor row, each anchor a segment of the chunk's channels): a 20-channel slice at stride 2,
+// chunks of 8, 8 and 4 on 8 rows (a slice takes the taps path whatever the tiles).
+TEST(CompilerTest, ResidueImagesOfAConcatSliceAreBitExact) {
+  Graph g = parse_model_json(R"({"batch": 2, "seed": 4,
+    "inputs": [{"name": "x", "shape": [17, 19, 16]}], "nodes": [
+      {"name": "a", "op": "conv2d", "inputs": ["x"], "out_channels": 20, "kernel": 3, "padding": 1},
+      {"name": "b", "op": "conv2d", "inputs": ["x"], "out_channels": 8, "kernel": 1},
+      {"name": "cat", "op": "concat", "inputs": ["a", "b"]},
+      {"name": "d", "op": "conv2d", "inputs": ["a"], "out_channels": 12, "kernel": 3, "stride": 2,
+       "padding": 1}],
+    "outputs": ["cat", "d"]})",
+                             "slice_residues.json");
+  Config config = array_config(8, 8);
+  config.hbm.preset = "ideal";
+  const Program p = compile(g, config);
+  std::size_t strided = 0;  // d's MATMULs
+  std::string layer;
+  for (const Instruction& inst : p.instructions) {
+    if (inst.op == Opcode::kLayer) layer = p.layers[inst.layer].name;
+    if (inst.op != Opcode::kMatmul) continue;
+    if (layer == "d") {
+      ++strided;
+      EXPECT_EQ(inst.ub_stride, 1u) << layer;
+    }
+  }
+  EXPECT_GT(strided, 0u);
+  expect_correct(g, config, {}, 2);
 }
 
 // Whole kernel rows packed into one tile read kw x C contiguous elements per anchor: a
@@ -1327,7 +1450,7 @@ TEST(CompilerTest, GroupMapPacksWholeGroupsIntoATile) {
   EXPECT_EQ(wide.per_block, 1u);
   EXPECT_EQ(wide.blocks, 2u);
   const Taps g{3, 3, 1, 1, 5, 20, 5, 5, 7};
-  const GroupedPlan gp = grouped_plan(g, wide, 8, 8);
+  const GroupedPlan gp = grouped_plan(g, wide, 8, 8, false);
   ASSERT_EQ(gp.ntiles.size(), 4u);
   EXPECT_EQ(gp.KT, 18u);
   ASSERT_EQ(gp.plan.ktiles.size(), 4u * 18);

@@ -395,6 +395,72 @@ TEST(ScheduleClassic, UnpublishedConvsNeverBehindScaleSimsFolds) {
   for (std::uint32_t n : {32u, 128u, 256u}) expect_never_behind_classic(path, n, false);
 }
 
+// Strided convs whose taps take a weight tile each (C >= min(R, C) / 2: one tap's channels
+// per tile, chunks of min(R, C)), scaled from YOLOv5s (tools/validate/published_net_convs.csv;
+// its 322x322x32 and 162x162x64 3x3 stride-2 convs were 1.272 and 1.067 x their folds on
+// 32 x 32, its 82x82x128 one 1.106 x the bound on 128 x 128). A stride-2 MATMUL reading every
+// second UB row of a plain band waited whole for a window free of the DMA's and the vector
+// unit's one-a-cycle row writes crossing its banks (stall cause ub_port: c1 at half size lost
+// 12,700 cycles to it, 1.094 x its folds). Each channel chunk's band now loads as s x s compact
+// residue images (tap (ky, kx) reads pixels (s oy + ky, s ox + kx), of residue
+// (ky mod s, kx mod s)), so every MATMUL streams consecutive rows: the array streams each
+// output pixel once per weight tile (k^2 x chunks x N tiles) and compute stays within the
+// folds and 1.10 x the bound, with next to no ub_port stall. Grouped convs alike (below).
+TEST(ScheduleClassic, StridedTapConvsStreamConsecutiveRows) {
+  struct Case {
+    Shape sh;
+    std::uint32_t n;
+  };
+  const std::vector<Case> cases = {
+      {conv(162, 162, 32, 3, 2, 0, 64), 32},   // yolo_c1 at half size
+      {conv(82, 82, 64, 3, 2, 0, 128), 32},    // yolo_c4 at half size
+      {conv(160, 160, 64, 2, 2, 0, 64), 32},   // 2x2 stride 2: one residue per tap
+      {conv(82, 82, 128, 3, 2, 0, 256), 128},  // yolo_c5
+  };
+  for (const Case& c : cases) {
+    const Shape& sh = c.sh;
+    const std::uint64_t n = c.n;
+    SCOPED_TRACE(std::to_string(sh.h) + "x" + std::to_string(sh.w) + "x" + std::to_string(sh.c) +
+                 " " + std::to_string(sh.k) + "x" + std::to_string(sh.k) + " stride " +
+                 std::to_string(sh.s) + " -> " + std::to_string(sh.n) + " on " +
+                 std::to_string(n));
+    const std::string path = temp_path("strided.json");
+    std::ofstream(path) << model_json({sh});
+    const nlohmann::json r =
+        run_json("--model " + path + array_args(c.n) + " --set hbm.preset=ideal");
+    ASSERT_EQ(r["layers"].size(), 1u);
+    const nlohmann::json& l = r["layers"][0];
+    std::vector<std::uint64_t> tiles;
+    for (std::uint64_t t = 0; t < sh.k * sh.k; ++t) {
+      for (std::uint64_t c0 = 0; c0 < sh.c; c0 += n) tiles.push_back(std::min(n, sh.c - c0));
+    }
+    const std::uint64_t busy = l["units"]["matmul"]["busy_cycles"].get<std::uint64_t>();
+    EXPECT_EQ(busy, tiles.size() * ceil_div(sh.n, n) * sh.M());
+    const Topology::Layer layer{"", sh.M(), sh.K(), sh.n, sh.c};
+    const std::uint64_t compute = l["compute_cycles"].get<std::uint64_t>();
+    EXPECT_LE(compute, classic(layer, n, n));
+    EXPECT_LE(double(compute), 1.10 * double(bound(tiles, sh, n, n)));
+    const nlohmann::json& stalls = l["units"]["matmul"]["stalls"];
+    EXPECT_LT(stalls.value("ub_port", 0u), busy / 100) << stalls;
+  }
+  // A depthwise 3x3 stride-2 conv (MobileNetV2's 144 channels over 113 x 113) on 32 x 32:
+  // blocks of 32 groups (32, 32, 32, 32 and 16 channels), each its own N tile with 9 K tiles
+  // of one tap, each block's chunk split into residue images alike (grouped_plan). Bound:
+  // 5 x 9 tiles x max(M = 56 x 56 = 3136, K_t <= 32) + 32 + 32 - 1 = 141183 (165707 compute
+  // cycles while its streams read every second UB row: 1.174 x).
+  const std::string path = temp_path("depthwise.json");
+  std::ofstream(path) << R"({"name": "dw", "input": [113, 113, 144], "layers": [{"type": )"
+                         R"("conv2d", "out_channels": 144, "groups": 144, "kernel": 3, )"
+                         R"("stride": 2}]})";
+  const nlohmann::json r = run_json("--model " + path + array_args(32) + " --set hbm.preset=ideal");
+  ASSERT_EQ(r["layers"].size(), 1u);
+  const std::uint64_t M = 56 * 56, bound_dw = 5 * 9 * M + 32 + 32 - 1;
+  EXPECT_EQ(bound_dw, 141183u);
+  const nlohmann::json& dw = r["layers"][0];
+  EXPECT_EQ(dw["units"]["matmul"]["busy_cycles"].get<std::uint64_t>(), 5 * 9 * M);
+  EXPECT_LE(double(dw["compute_cycles"].get<std::uint64_t>()), 1.10 * double(bound_dw));
+}
+
 // More channels than the array's rows, and a remainder that fills at most half of them: each
 // tap took a tile of R channels and one of the remainder. Inception-v3's 5x5 branch (39x39x48,
 // 5x5 -> 64) on 32 x 32: 25 x 2 = 50 K tiles against im2col's ceil(1200 / 32) = 38, 122564

@@ -26,12 +26,8 @@ Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1) {
     if (!band.parts.empty() && band.parts.back().b == seg.b) {
       band.parts.back().rows = end - band.parts.back().iy0;
     } else {
-      band.parts.push_back({seg.b, seg.oy * g.s, end - seg.oy * g.s, 0});
+      band.parts.push_back({seg.b, seg.oy * g.s, end - seg.oy * g.s});
     }
-  }
-  for (BandPart& p : band.parts) {
-    p.off = band.rows * g.Wp;
-    band.rows += p.rows;
   }
   return band;
 }
@@ -67,8 +63,39 @@ std::uint64_t last_chunk(std::uint64_t C, std::uint64_t cw) {
 
 namespace {
 
-// Tiles of up to `pack` (1: one tap each) consecutive taps' channels c0 .. c0 + chans - 1
-// (see tap_plan), and their band images.
+// The band images of one channel chunk when its tiles take one tap each: ry x rx of them, the
+// plain band (1 x 1) or, split at stride s > 1 without dilation, min(s, kh) x min(s, kw)
+// compact residue images, tap (ky, kx) reading the one of residue (ky mod s, kx mod s).
+struct Residues {
+  std::uint64_t ry = 1, rx = 1;
+  std::uint64_t count() const { return ry * rx; }
+  std::uint64_t of(std::uint64_t ky, std::uint64_t kx) const { return (ky % ry) * rx + kx % rx; }
+};
+
+Residues residues_of(const Taps& g, bool split) {
+  if (!split || g.s < 2 || g.dh > 1 || g.dw > 1) return {};
+  return {std::min(g.s, g.kh), std::min(g.s, g.kw)};
+}
+
+void push_chunk_images(const Taps& g, const Residues& r, std::uint64_t c0, std::uint64_t chans,
+                       std::vector<BandImage>& images) {
+  if (r.count() == 1) {
+    images.push_back({1, 0, c0, chans, 0, 0, g.kh - 1, 0, g.kw - 1});
+    return;
+  }
+  for (std::uint64_t y = 0; y < r.ry; ++y) {
+    for (std::uint64_t x = 0; x < r.rx; ++x) {
+      BandImage im{1, 0, c0, chans, 0, y, y + (g.kh - 1 - y) / g.s * g.s,
+                   x, x + (g.kw - 1 - x) / g.s * g.s};
+      im.ystep = im.xstep = g.s;
+      im.compact = true;
+      images.push_back(im);
+    }
+  }
+}
+
+// Tiles of up to `pack` >= 2 consecutive taps' channels c0 .. c0 + chans - 1 (the last channel
+// chunk, see tap_plan), and their band images.
 // A strided conv's tile (ky, kx) reads anchors (oy * s + ky, ox * s + kx): every s-th row and
 // column from (ky mod s, kx mod s). A packed image loads only those, stored densely, so it
 // writes about one UB row per output pixel (not one per input pixel) and a tile streams
@@ -83,7 +110,7 @@ void pack_taps(const Taps& g, std::uint64_t c0, std::uint64_t chans, std::uint64
     const std::uint64_t ky = a / g.kw, kx = a % g.kw;
     std::uint64_t n = 1, dy = 0;
     std::int64_t dx = 0;
-    if (a + 1 < taps && pack >= 2 && (s == 1 || (a + 1) % g.kw != 0)) {
+    if (a + 1 < taps && (s == 1 || (a + 1) % g.kw != 0)) {
       dy = (a + 1) / g.kw - ky;
       dx = std::int64_t((a + 1) % g.kw) - std::int64_t(kx);
       n = 2;
@@ -119,7 +146,8 @@ void pack_taps(const Taps& g, std::uint64_t c0, std::uint64_t chans, std::uint64
 
 }  // namespace
 
-TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R) {
+TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R,
+                 bool residues) {
   TapPlan plan;
   if (const std::uint64_t n = pack >= 2 ? kernel_rows_per_tile(g, cw, R) : 0; n > 0) {
     BandImage im{n, 1, 0, g.kw * g.C, 0, 0, 0, 0, 0};
@@ -135,26 +163,19 @@ TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint6
     plan.images.push_back(im);
     return plan;
   }
-  // One tap per tile for every chunk but a packed last one. Beside a packed one, at stride
-  // s > 1 full chunks also load only their taps' anchors (compact images, one per residue), so
-  // every tile streams consecutive UB rows: a plain band's tile reads every s-th row, one
-  // MATMUL per output row. Not from a concat's channel slice, whose compact images would take a
-  // transfer per anchor row (one_transfer).
+  // One tap per tile for every chunk but a packed last one; those chunks' images are their
+  // plain bands or, with `residues`, their residue images.
+  const Residues r = residues_of(g, residues);
   const std::uint64_t chunks = ceil_div(g.C, cw) - (pack >= 2 ? 1 : 0);
-  if (pack >= 2 && g.s > 1 && g.contiguous) {
-    for (std::uint64_t cc = 0; cc < chunks; ++cc) pack_taps(g, cc * cw, cw, 1, plan);
-    pack_taps(g, chunks * cw, g.C - chunks * cw, pack, plan);
-    return plan;
-  }
   for (std::uint64_t cc = 0; cc < chunks; ++cc) {
-    const std::uint64_t chans = std::min(cw, g.C - cc * cw);
-    plan.images.push_back({1, 0, cc * cw, chans, 0, 0, g.kh - 1, 0, g.kw - 1});
+    push_chunk_images(g, r, cc * cw, std::min(cw, g.C - cc * cw), plan.images);
   }
   for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
     for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
       for (std::uint64_t cc = 0; cc < chunks; ++cc) {
+        const std::uint64_t img = cc * r.count() + r.of(ky, kx);
         plan.ktiles.push_back(
-            {(ky * g.kw + kx) * g.C + cc * cw, plan.images[cc].chans, ky, kx, cc});
+            {(ky * g.kw + kx) * g.C + cc * cw, plan.images[img].chans, ky, kx, img});
       }
     }
   }
@@ -186,8 +207,10 @@ std::uint64_t stored_weights(const GroupMap& gm, std::uint64_t taps) {
   return taps * elements;
 }
 
-GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, std::uint64_t nw) {
+GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, std::uint64_t nw,
+                         bool residues) {
   GroupedPlan gp;
+  const Residues r = residues_of(g, residues);
   // Every block has as many chunks: one when it holds several groups, else the group's.
   const std::uint64_t chunks = ceil_div(gm.block_in(0), cw);
   for (std::uint64_t b = 0; b < gm.blocks; ++b) {
@@ -195,8 +218,7 @@ GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, st
     const std::uint64_t in = gm.block_in(b), out = gm.block_out(b);
     const std::uint64_t first_image = gp.plan.images.size();
     for (std::uint64_t lc = 0; lc < chunks; ++lc) {
-      gp.plan.images.push_back(
-          {1, 0, c0 + lc * cw, std::min(cw, in - lc * cw), 0, 0, g.kh - 1, 0, g.kw - 1});
+      push_chunk_images(g, r, c0 + lc * cw, std::min(cw, in - lc * cw), gp.plan.images);
     }
     // A block of several groups is one N tile of block-diagonal weights; a group wider than
     // the array is a dense conv of its own.
@@ -206,9 +228,9 @@ GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, st
       for (std::uint64_t ky = 0; ky < g.kh; ++ky) {
         for (std::uint64_t kx = 0; kx < g.kw; ++kx) {
           for (std::uint64_t lc = 0; lc < chunks; ++lc) {
-            const BandImage& im = gp.plan.images[first_image + lc];
-            gp.plan.ktiles.push_back(
-                {(ky * g.kw + kx) * g.C + im.c0, im.chans, ky, kx, first_image + lc});
+            const std::uint64_t img = first_image + lc * r.count() + r.of(ky, kx);
+            const BandImage& im = gp.plan.images[img];
+            gp.plan.ktiles.push_back({(ky * g.kw + kx) * g.C + im.c0, im.chans, ky, kx, img});
           }
         }
       }
@@ -244,6 +266,24 @@ std::uint64_t band_transfers(const Taps& g, const TapPlan& plan, std::uint64_t m
     }
   }
   return transfers;
+}
+
+std::uint64_t image_rows(const Taps& g, const BandImage& im, const BandPart& part) {
+  if (!im.compact) return part.rows * g.Wp;
+  const AnchorGrid a = anchor_grid(g, im, part);
+  return a.rows * a.cols;
+}
+
+BandLayout band_layout(const Taps& g, const TapPlan& plan, const Band& band) {
+  BandLayout l;
+  l.parts = band.parts.size();
+  for (const BandImage& im : plan.images) {
+    for (const BandPart& part : band.parts) {
+      l.off.push_back(l.rows);
+      l.rows += image_rows(g, im, part);
+    }
+  }
+  return l;
 }
 
 std::uint64_t band_rows_written(const Taps& g, const TapPlan& plan, std::uint64_t m0,

@@ -30,14 +30,13 @@ struct RowSeg {
 std::vector<RowSeg> row_segments(std::uint64_t m0, std::uint64_t m1, std::uint64_t oh,
                                  std::uint64_t ow);
 
-// The padded input rows one M tile of a tap-based conv reads, one part per image, stacked in a
-// UB slot per channel chunk: part rows iy0 .. iy0 + rows - 1 (padded coordinates) at `off`.
+// The padded input rows one M tile of a tap-based conv reads, one part per image: part rows
+// iy0 .. iy0 + rows - 1 (padded coordinates), laid out in a UB slot by band_layout.
 struct BandPart {
-  std::uint64_t b, iy0, rows, off;
+  std::uint64_t b, iy0, rows;
 };
 struct Band {
   std::vector<BandPart> parts;
-  std::uint64_t rows = 0;  // per chunk
 };
 
 Band band_of(const Taps& g, std::uint64_t m0, std::uint64_t m1);
@@ -106,7 +105,8 @@ struct NTile {
 };
 
 // A grouped conv with several blocks on the taps path: N tiles of at most nw channels within
-// one block; band images, one per channel chunk (at most cw) of each block; and K tiles N tile
+// one block; band images, one per channel chunk (at most cw) of each block (with `residues`,
+// a strided conv's compact residue images per chunk, as tap_plan's); and K tiles N tile
 // by N tile, KT each: (ky, kx, chunk) of the N tile's block, K indices in the dense
 // (ky, kx, c) order over all C channels. Any other tap-based conv's plan has no N tiles of its
 // own and KT = its K tiles, shared by every N tile.
@@ -115,7 +115,8 @@ struct GroupedPlan {
   std::vector<NTile> ntiles;
   std::uint64_t KT = 0;
 };
-GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, std::uint64_t nw);
+GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, std::uint64_t nw,
+                         bool residues);
 
 // Kernel rows per tile when whole kernel rows are packed (several kernel_w * C runs per UB
 // row, one DMA segment each), or 0 when that does not beat im2col or the input's pixels are
@@ -133,7 +134,15 @@ GroupedPlan grouped_plan(const Taps& g, const GroupMap& gm, std::uint64_t cw, st
 // take 1 tile and 1 row, and im2col stays.
 std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_t R);
 
-// Without packing: one K tile per (ky, kx, channel chunk of cw), one plain band per chunk.
+// One K tile per (ky, kx, channel chunk of cw). Each chunk's tiles read its plain band or, with
+// `residues` (bands loaded from HBM) at stride s > 1 and no dilation, min(s, kh) x min(s, kw)
+// compact residue images: tile (ky, kx) reads anchors (oy * s + ky, ox * s + kx), every s-th
+// row and column from (ky mod s, kx mod s), so the image of that residue holds just those
+// pixels, densely, and every tile streams consecutive UB rows. A stride-s stream would cross
+// the banks of the UB rows the DMA and the vector unit write one a cycle and wait whole for a
+// window free of them (its burst needs every cycle's bank); a stride-1 stream keeps its
+// distance. Together the residue images hold the band's pixels once (a resident input is read
+// in place, strided).
 // Packing (pack > 1 taps of the last channel chunk fit a tile: all C channels when C <= cw):
 // whole kernel rows when that pays (kernel_rows_per_tile, for first layers with very few
 // channels), else consecutive taps in (ky, kx) order share a tile while they are evenly spaced
@@ -141,11 +150,11 @@ std::uint64_t kernel_rows_per_tile(const Taps& g, std::uint64_t cw, std::uint64_
 // row), because a DMA gathers them as segments at a fixed stride; tiles with the same shape of
 // taps share a band image, at stride s > 1 only those whose taps agree modulo s, each image
 // then holding only its anchors (every s-th row and column, BandImage::compact). With C > cw
-// the full chunks keep one tap per tile and only the remainder's taps pack (48 channels on 32
-// rows: 25 tiles of 32 channels and 13 of two taps' 16, against 50 unpacked and 38 im2col); at
-// stride s > 1, with contiguous pixels, the full chunks' tiles then read compact images of
-// their residue's anchors too.
-TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R);
+// the full chunks keep one tap per tile (and their plain or residue images) and only the
+// remainder's taps pack (48 channels on 32 rows: 25 tiles of 32 channels and 13 of two taps'
+// 16, against 50 unpacked and 38 im2col).
+TapPlan tap_plan(const Taps& g, std::uint64_t cw, std::uint64_t pack, std::uint64_t R,
+                 bool residues);
 // Channels of the last chunk of cw (the remainder, or cw when cw divides C): the ones a
 // packed tile of tap_plan holds per tap.
 std::uint64_t last_chunk(std::uint64_t C, std::uint64_t cw);
@@ -167,6 +176,19 @@ bool one_transfer(const Taps& g, const BandImage& im);
 // the memory's latency: an engine runs one transfer at a time).
 std::uint64_t band_transfers(const Taps& g, const TapPlan& plan, std::uint64_t m0,
                              std::uint64_t m1);
+
+// UB rows band image `im` takes for one band part: a compact image its anchors, any other the
+// part's padded rows (Wp each; a packed one writes only its anchors, at their pixels' rows).
+std::uint64_t image_rows(const Taps& g, const BandImage& im, const BandPart& part);
+
+// Where the band images of `plan` lie in an input slot for `band`: image after image, each
+// part after part, image_rows each; `rows` in all.
+struct BandLayout {
+  std::vector<std::uint64_t> off;  // image i's part p at off[i * parts + p]
+  std::uint64_t parts = 0, rows = 0;
+  std::uint64_t at(std::uint64_t img, std::uint64_t part) const { return off[img * parts + part]; }
+};
+BandLayout band_layout(const Taps& g, const TapPlan& plan, const Band& band);
 
 // UB rows the DMA writes to load every band image of `plan` for output pixels [m0, m1): a plain
 // image the band's whole padded rows, a packed one its anchors (each image loads the input

@@ -375,6 +375,31 @@ class Lowerer {
            std::max(cost(pixel_requests(t, M, 0, K * eb_), MT), ideal ? double(streams) : 0);
   }
 
+  // Whether a strided conv reading its input bands from HBM (g) loads each channel chunk whose
+  // tiles take one tap each (all but a packed remainder) as s x s compact residue images
+  // (tap_plan, grouped_plan): the one rule, packed remainder or not. A stride-s
+  // stream through a plain band waits whole for a window free of the UB writes (the DMA's, the
+  // vector unit's) crossing its banks, up to 39 % of its cycles on long output rows (a 32 x 32
+  // array, 160 pixels per row); stride-1 streams keep their distance. The residue images take
+  // s^2 - 1 more transfers per chunk, band part and M tile, each waiting for the memory
+  // (transfer_start) on an engine that also loads the weights and stores the outputs (one
+  // engine on the edge config): a small layer (7 x 7 outputs) lost more there than its short
+  // streams gained, and so did a DMA-bound depthwise one. Taken while those waits, over M tiles
+  // of half the accumulators, stay under 1/32 of the array's passes (weight tiles x M); always
+  // with ideal memory.
+  bool residue_images(const Node& layer, const Taps& g) const {
+    if (layer.kind != OpKind::kConv2d || g.s < 2) return false;
+    // A grouped conv's N tiles each take their block's chunks (GroupedPlan).
+    const GroupMap gm = groups_of(layer);
+    const std::uint64_t M = layer.gemm_m(), chunks = ceil_div(gm.block_in(0), cw_);
+    std::uint64_t ntiles = 0;
+    for (std::uint64_t b = 0; b < gm.blocks; ++b) ntiles += ceil_div(gm.block_out(b), C_);
+    const std::uint64_t tiles = g.kh * g.kw * chunks * ntiles;
+    const std::uint64_t m_tile = std::clamp<std::uint64_t>(acc_rows_ / 2, 1, M);
+    const std::uint64_t extra = (std::min(g.s, g.kh) * std::min(g.s, g.kw) - 1) * gm.blocks *
+                                chunks * band_of(g, 0, m_tile).parts.size() * ceil_div(M, m_tile);
+    return double(extra) * transfer_start() * 32 <= double(tiles * M);
+  }
   // Kernel taps one weight tile of the last channel chunk holds when a tap-based conv reads its
   // input from HBM (g, its bands: taps_of(layer, false, contiguous)): that chunk's channels (all
   // C when C <= min(R, C)) of several taps when they fit the array's rows (the DMA packs them
@@ -394,13 +419,14 @@ class Lowerer {
     if (layer.kind != OpKind::kConv2d || tap_by_tap(layer)) return 1;
     const std::uint64_t pack = cw_ / last_chunk(layer.in.c, cw_);
     if (pack < 2) return 1;
-    const TapPlan packed = tap_plan(g, cw_, pack, R_);
+    const bool residues = residue_images(layer, g);
+    const TapPlan packed = tap_plan(g, cw_, pack, R_, residues);
     const std::uint64_t M = layer.gemm_m(), im2col = ceil_div(dense_k(layer), R_);
     if (layer.in.c > cw_ && packed.ktiles.size() > im2col &&
         packed.ktiles.size() * M > im2col * (2 * R_ + C_ + M - 2)) {
       return 1;
     }
-    const TapPlan plain = tap_plan(g, cw_, 1, R_);
+    const TapPlan plain = tap_plan(g, cw_, 1, R_, residues);
     if (layer.in.c > cw_) {
       return plan_cycles(layer, g, packed) < plan_cycles(layer, g, plain) ? pack : 1;
     }
@@ -422,8 +448,7 @@ class Lowerer {
   double plan_cycles(const Node& layer, const Taps& g, const TapPlan& plan) const {
     const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
     auto fits = [&](std::uint64_t m) {
-      return 2 * (band_of(g, 0, m).rows * g.Wp * plan.images.size() + m) + weight_rows() <=
-             ub_rows_;
+      return 2 * (band_layout(g, plan, band_of(g, 0, m)).rows + m) + weight_rows() <= ub_rows_;
     };
     if (!fits(1)) return std::numeric_limits<double>::infinity();
     std::uint64_t lo = 1, hi = std::min({M, acc_rows_ / 2, kMaxCount});
@@ -447,10 +472,11 @@ class Lowerer {
   // leaves `ntiles` empty, its K tiles shared by every N tile. The images do not depend on nw.
   GroupedPlan taps_plan(const Node& layer, const Taps& g, bool in_res, std::uint64_t nw) const {
     if (layer.kind == OpKind::kConv2d && groups_of(layer).blocks > 1) {
-      return grouped_plan(g, groups_of(layer), cw_, nw);
+      return grouped_plan(g, groups_of(layer), cw_, nw, !in_res && residue_images(layer, g));
     }
     GroupedPlan p;
-    p.plan = tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer, g), R_);
+    p.plan = tap_plan(g, cw_, in_res ? 1 : taps_per_tile(layer, g), R_,
+                      !in_res && residue_images(layer, g));
     p.KT = p.plan.ktiles.size();
     return p;
   }
@@ -501,12 +527,13 @@ class Lowerer {
   // pixels are `contiguous` or not.
   std::uint64_t band_slot_rows(const Node& layer, std::uint64_t m_tile, bool contiguous) const {
     const Taps g = taps_of(layer, false, contiguous);
+    const TapPlan plan = taps_plan(layer, g, false, C_).plan;
     const std::uint64_t M = layer.gemm_m();
     std::uint64_t rows = 0;
     for (std::uint64_t m0 = 0; m0 < M; m0 += m_tile) {
-      rows = std::max(rows, band_of(g, m0, std::min(M, m0 + m_tile)).rows);
+      rows = std::max(rows, band_layout(g, plan, band_of(g, m0, std::min(M, m0 + m_tile))).rows);
     }
-    return rows * g.Wp * taps_plan(layer, g, false, C_).plan.images.size();
+    return rows;
   }
   // DMA loads of band image `im` for one band part into UB rows from `ub` (the part's padded
   // pixel grid, Wp rows per input row). A plain band is one segment per input row; a packed
@@ -519,10 +546,11 @@ class Lowerer {
                         const BandPart& part, std::uint64_t ub,
                         std::vector<DmaFields>& pieces) const {
     const std::int64_t pad = std::int64_t(g.pad);
+    // The one place the image's first channel (its chunk's, or a concat slice's) is added.
+    auto at = [&](std::int64_t y, std::int64_t x) { return t.addr(part.b, y, x) + im.c0 * eb_; };
     if (im.taps == 1 && !im.compact) {
       check_width(part.rows, kMaxCount, "input band rows (DMA groups)");
-      pieces.push_back(block(t.addr(part.b, std::int64_t(part.iy0 * g.sub - g.pad_h), -pad) +
-                                 im.c0 * eb_,
+      pieces.push_back(block(at(std::int64_t(part.iy0 * g.sub - g.pad_h), -pad),
                              ub, part.rows, g.sub * t.row_bytes(), g.Wp,
                              g.sub * t.pixel_bytes(), im.chans));
       return;
@@ -536,7 +564,7 @@ class Lowerer {
       return im.compact ? ub + (iy - y0) / im.ystep * grid.cols : ub + (iy - part.iy0) * g.Wp + x0;
     };
     auto hbm = [&](std::uint64_t iy) {
-      return t.addr(part.b, std::int64_t(iy - g.pad_h), std::int64_t(x0) - pad) + im.c0 * eb_;
+      return at(std::int64_t(iy - g.pad_h), std::int64_t(x0) - pad);
     };
     if (one_transfer(g, im)) {
       DmaFields d;
@@ -1636,10 +1664,11 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     } else if (taps) {
       // The padded input rows the tile's windows cover, once per band image.
       const Band band = band_of(g, m0, m1);
+      const BandLayout layout = band_layout(g, plan, band);
       for (std::uint64_t i = 0; i < plan.images.size(); ++i) {
-        for (const BandPart& part : band.parts) {
-          band_image_loads(in.hbm, g, plan.images[i], part,
-                           x_slot(mt) + i * band.rows * g.Wp + part.off, pieces);
+        for (std::uint64_t p = 0; p < band.parts.size(); ++p) {
+          band_image_loads(in.hbm, g, plan.images[i], band.parts[p], x_slot(mt) + layout.at(i, p),
+                           pieces);
         }
       }
     } else if (conv) {
@@ -1854,6 +1883,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     const std::vector<RowSeg> segs = taps ? row_segments(m0, m1, g.OH, g.OW)
                                           : std::vector<RowSeg>();
     const Band band = taps && !in_res ? band_of(g, m0, m1) : Band();
+    const BandLayout layout = taps && !in_res ? band_layout(g, plan, band) : BandLayout();
     // The next M tile's input, split into about one share per weight tile of this one and
     // queued between their weight loads: one DMA at a time runs, so a whole input tile queued
     // at once would hold back the next weight tiles, and queued late it would hold back the
@@ -1871,11 +1901,10 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         return in.ub.row(plan.images[img].c0 / cw_, b, std::int64_t(iy) - std::int64_t(g.pad_h),
                          std::int64_t(ix) - std::int64_t(g.pad));
       }
-      const BandPart* part = &band.parts[0];
-      for (const BandPart& p : band.parts) {
-        if (p.b == b) part = &p;
-      }
-      const std::uint64_t base = x_slot(mt) + img * band.rows * g.Wp + part->off;
+      std::uint64_t p = 0;
+      while (band.parts[p].b != b) ++p;
+      const BandPart* part = &band.parts[p];
+      const std::uint64_t base = x_slot(mt) + layout.at(img, p);
       const BandImage& im = plan.images[img];
       if (im.compact) {
         const AnchorGrid a = anchor_grid(g, im, *part);

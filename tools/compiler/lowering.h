@@ -25,13 +25,15 @@
 //   channels; per weight tile, one MATMUL per output row segment reads the row's input pixels
 //   (oy * s + ky, ox * s + kx) with ub_stride s. Used when the input is resident, and for an
 //   input in HBM when C >= R / 2 or packed taps need no more tiles than im2col, with each M
-//   tile's band of padded input rows loaded into UB pixel rows. From HBM, when several taps'
+//   tile's band of padded input rows loaded into UB pixel rows (at stride s > 1, unless the
+//   extra transfers' memory waits outweigh it, as s x s compact residue images per chunk, tap
+//   (ky, kx) reading residue (ky mod s, kx mod s) with ub_stride 1). From HBM, when several taps'
 //   channels fit min(R, C) rows, a tile packs consecutive taps (in (ky, kx) order) that are
 //   evenly spaced in HBM: a run along a kernel row, or a pair crossing to the next one. Tiles
 //   of one shape share a band image whose UB row per anchor pixel holds those taps' channels,
 //   gathered by the DMA (K_t = taps * C). With more channels than min(R, C), the full chunks
-//   take a tile per tap and the remainder chunk's taps pack the same way (48 channels on 32
-//   rows: 25 + 13 tiles). With very few channels (a first RGB layer), a tile
+//   take a tile per tap (and, strided, their residue images by the same rule) and the
+//   remainder chunk's taps pack the same way (48 channels on 32 rows: 25 + 13 tiles). With very few channels (a first RGB layer), a tile
 //   may pack whole kernel rows instead (one kernel_w * C segment each) when that is strictly
 //   cheaper than im2col (max(weight tiles, 1 + UB rows the gather writes) per output pixel, the
 //   1 being the output row; the DMA fetches each burst once per transfer, so overlapping
