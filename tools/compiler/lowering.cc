@@ -16,7 +16,6 @@
 #include "sim/host_memory.h"
 #include "sim/isa/isa_table.h"
 #include "sim/isa/semantics.h"
-#include "sim/isa/vector_cost.h"
 #include "tools/compiler/data.h"
 #include "tools/compiler/gemm_tiling.h"
 #include "tools/compiler/memory_plan.h"
@@ -81,6 +80,9 @@ struct GemmTiling {
   std::uint64_t NT = 0;  // N tiles
   std::uint64_t mxus = 1;  // U: N tile nt runs on MXU nt % U
   std::uint64_t KR = 0, KT = 0;  // UB rows per input vector (rows path), K tiles per N tile
+  // A matmul's input slot K chunk by K chunk (chunk k of row m in UB row x + k m_tile + m) rather
+  // than row by row (x + m KR + k): see tile_gemm.
+  bool k_major = false;
   std::uint64_t m_tile = 0, MT = 0;
   // Accumulator slots of m_tile rows per MXU, used in turn by its output tiles: as many as the
   // accumulators hold, at least two, or three when each output tile is one K tile (tile_gemm).
@@ -90,16 +92,9 @@ struct GemmTiling {
   // MXU's accumulator semaphore of its width; otherwise that of its parity, with two or three
   // slots.
   bool ready_by_width = false;
-  // Where the ACTIVATEs of a group of N tiles (one per MXU) go in program order, within an M
-  // tile: behind the MATMULs of the group act_lag groups later, or when the vector unit takes
-  // longer per group than the MXUs (act_cycles against mxu_cycles), behind the group the MXUs
-  // stream when the vector unit reaches it (see tile_gemm).
-  std::uint64_t act_lag = 0, act_cycles = 0, mxu_cycles = 1;
-  // The last group of an M tile's MATMULs that group a's ACTIVATEs follow.
-  std::uint64_t activated_after(std::uint64_t a) const {
-    const std::uint64_t paced = ceil_div(a * act_cycles, mxu_cycles);
-    return std::min(a + acc_slots - 2, std::max(a + act_lag, paced));
-  }
+  // How many groups of N tiles (one per MXU) the ACTIVATEs trail their MATMULs by in program
+  // order, within an M tile (see tile_gemm).
+  std::uint64_t act_lag = 0;
   // UB rows of the input slots, used in turn by the M tiles: two (double buffering), or one
   // per M tile for packed anchors (see tile_gemm).
   std::vector<std::uint64_t> x_slot;
@@ -1366,6 +1361,27 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   tl.NT = NT;
   tl.mxus = U;
   tl.KR = KR;
+  // A matmul's streams read its input slot K chunk by K chunk, one UB row a cycle: row by row
+  // (KR rows per input vector) a stream would read every KR-th row, and the vector unit's and
+  // DMA's row-by-row accesses, granted first, then meet it in some bank within ub.banks rows, so
+  // the stream (granted whole) waits for them to end; with both one row a cycle they meet only
+  // in one relative phase, which a stream starting a cycle later avoids. (im2col gathers a
+  // pixel's kernel rows as one group: its patches stay row by row.) Only where the memory
+  // serves requests alike in any order: the gather then reads each input row's bursts a chunk
+  // at a time, striding over the rows, which on a DRAM preset keeps to fewer channels than a
+  // row-by-row sweep (hbm2: SCALE-Sim's transformer FF_A_0, M = 128, K = 2048, its first
+  // input load 1,700 cycles longer than the 300 it saves the streams); and in one transfer
+  // (K a multiple of R) unless transfers start at no cost: a second one, for the partial
+  // chunk, pays the memory's latency again (tpu_v4, inception_block's fc: +198 cycles).
+  // One MXU only: several stream different K tiles side by side, which row by row sit in
+  // different banks (weight_tile's first_k), chunk by chunk in the same one when ub.banks
+  // divides m_tile (tpu_v4, lab_dense_batch256: +2.5 %). (With M_t = 1 both orders are one.)
+  const bool any_order = config_.hbm.preset == "ideal" || config_.hbm.preset == "simple";
+  tl.k_major = !conv && !taps && KR > 1 && m_tile > 1 && U == 1 && any_order &&
+               (K % R_ == 0 || transfer_start() == 0);
+  if (tl.k_major) {
+    check_width(m_tile, field_max(Opcode::kDmaLoad, "segs"), "input rows per M tile (DMA segs)");
+  }
   tl.KT = KT;
   tl.m_tile = m_tile;
   tl.MT = MT;
@@ -1396,10 +1412,6 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   }
   const std::uint64_t drain = std::min(N, nw) + R_ - 1;
   tl.act_lag = std::min(drain / per_tile, tl.acc_slots - 2);
-  tl.mxu_cycles = per_tile;
-  tl.act_cycles =
-      U * vector_work(activation_ops(layer.activation), m_tile, nw, config_.vector).cycles() +
-      U * config_.vector.activate_latency;
   tl.out_slots = out_slots(U);
   tl.split_stores = split && U == 1;
   std::uint64_t at = 0;
@@ -1550,10 +1562,45 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const std::int32_t multiplier = q.multiplier;
   const std::uint8_t shift = q.shift;
 
+  // K chunk by K chunk (tl.k_major): one transfer of the whole chunks (a group per chunk of R
+  // elements, a segment per input row), one of the last, partial chunk (a group per row).
+  auto k_major_pieces = [&](std::uint64_t hbm, std::uint64_t row_bytes, std::uint64_t rows,
+                            std::uint64_t ub_row, std::vector<DmaFields>& pieces) {
+    const std::uint64_t whole = K / R_, rest = K % R_;
+    if (whole > 0) {
+      DmaFields d;
+      d.hbm_addr = hbm;
+      d.ub_row = std::uint32_t(ub_row);
+      d.elems = std::uint16_t(R_);
+      d.segs = std::uint16_t(rows);
+      d.seg_stride = std::uint32_t(rows > 1 ? row_bytes : 0);
+      d.groups = std::uint16_t(whole);
+      d.group_stride = std::uint32_t(whole > 1 ? R_ * eb_ : 0);
+      d.ub_stride = std::uint16_t(m_tile);
+      d.pack = std::uint16_t(R_);
+      pieces.push_back(d);
+    }
+    if (rest > 0) {
+      DmaFields d;
+      d.hbm_addr = hbm + whole * R_ * eb_;
+      d.ub_row = std::uint32_t(ub_row + whole * m_tile);
+      d.elems = std::uint16_t(rest);
+      d.groups = std::uint16_t(rows);
+      d.group_stride = std::uint32_t(rows > 1 ? row_bytes : 0);
+      d.pack = std::uint16_t(R_);
+      pieces.push_back(d);
+    }
+  };
   auto input_pieces = [&](std::uint64_t mt) {
     const std::uint64_t m0 = m_lo(mt), m1 = m_hi(mt);
     std::vector<DmaFields> pieces;
-    if (tl.b_tensor) {
+    if (tl.b_tensor && tl.k_major) {
+      const std::uint64_t part = mt / tl.MT, head = part % tl.heads;
+      const HbmTensor& a = tl.a;
+      k_major_pieces(a.addr(part / tl.heads, std::int64_t(m0 / a.shape.w),
+                            std::int64_t(m0 % a.shape.w)) + head * K * eb_,
+                     a.pixel_bytes(), m1 - m0, x_slot(mt), pieces);
+    } else if (tl.b_tensor) {
       // Rows m0 .. m1 - 1 of the part's sample, its head's K channels, packed R per UB row.
       const std::uint64_t part = mt / tl.MT, head = part % tl.heads;
       const HbmTensor& a = tl.a;
@@ -1598,6 +1645,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         pieces.push_back(d);
         m += n;
       }
+    } else if (tl.k_major) {
+      k_major_pieces(in.hbm.addr(m0, 0, 0), in.hbm.image_bytes(), m1 - m0, x_slot(mt), pieces);
     } else {
       DmaFields d;
       d.hbm_addr = in.hbm.addr(m0, 0, 0);
@@ -1826,6 +1875,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           const std::uint64_t m = (d.ub_row - x_slot(mt)) / KR;
           passes.push_back({d.ub_row + tl.k_first + k, KR, d.groups, acc_slot(t) + m});
         }
+      } else if (tl.k_major) {
+        passes.push_back({x_slot(mt) + (tl.k_first + k) * m_tile, 1, rows, acc_slot(t)});
       } else {
         passes.push_back({x_slot(mt) + tl.k_first + k, KR, rows, acc_slot(t)});
       }
@@ -1928,7 +1979,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         emit(act);
       }
     };
-    // The groups whose ACTIVATEs wait to be emitted (GemmTiling::activated_after).
+    // The first group whose ACTIVATEs wait to be emitted (GemmTiling::act_lag).
     std::uint64_t activated = 0;
     // The N tiles in groups of U, one per MXU, K tile by K tile over the group (one MXU: N tile
     // by N tile), then the ACTIVATEs of the group act_lag groups earlier.
@@ -2010,7 +2061,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           }
         }
       }
-      for (; activated <= g0 / U && (tl.activated_after(activated) <= g0 / U || g0 + size == NT);
+      for (; activated <= g0 / U && (activated + tl.act_lag <= g0 / U || g0 + size == NT);
            ++activated) {
         for (std::uint64_t nt = activated * U; nt < std::min((activated + 1) * U, NT); ++nt) {
           emit_activates(mt * NT + nt);
