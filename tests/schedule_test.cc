@@ -264,8 +264,8 @@ TEST(ScheduleBound, ShortStreamsStayWithinTenPercentOfTheArrayBound) {
 // of M_t rows costing M_t + vector.activate_latency (4) cycles with N_t <= vector.lanes and no
 // activation (sim/README.md, "Vector unit"), one per output tile, while the bound counts
 // max(M, K_t) per weight tile. M = 7, K = 3, N = 3072 on 32 x 32: 96 x 11 = 1056 vector cycles
-// against a bound of 96 x 7 + 63 = 735 (the compute span is 904: the array runs ahead of the
-// ACTIVATEs by its accumulator slots and the vector unit's queue). Such layers are left out.
+// against a bound of 96 x 7 + 63 = 735 (the compute span is 1,054: the array runs at the
+// vector unit's pace, ahead by its accumulator slots). Such layers are left out.
 // (Shapes of one M tile.)
 bool vector_bound(const Shape& sh, std::uint64_t n) {
   return double(ceil_div(sh.n, n) * (sh.M() + 4)) >
@@ -277,7 +277,8 @@ bool vector_bound(const Shape& sh, std::uint64_t n) {
 // slot: with two or three slots of M_t rows, M_t far below N_t + R paced the array by that
 // drain (M = 7, K = 3, N = 3072 on 128 x 128: 2,200 compute cycles against a bound of 24 x 7 +
 // 255 = 423; M = 64, K = 64, N = 768: 843 against 639). The accumulators now hold as many
-// slots as fit (4 MiB: 8192 rows of 128 words), and the ACTIVATEs (and stores) trail their
+// slots as a tile's turnaround needs (here 1 + ceil((7 + 255 + 7 + 4) / 7) = 40 of 7 rows),
+// and the ACTIVATEs (and stores) trail their
 // MATMULs by one drain in program order, so the vector and store queues never hold back the
 // issue of the next tiles' MATMULs (424). Several K tiles read from one input slot: row by
 // row, a stream read every KR-th UB row and met the vector unit's and the stores' row-by-row

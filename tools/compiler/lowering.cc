@@ -16,6 +16,7 @@
 #include "sim/host_memory.h"
 #include "sim/isa/isa_table.h"
 #include "sim/isa/semantics.h"
+#include "sim/isa/vector_cost.h"
 #include "tools/compiler/data.h"
 #include "tools/compiler/gemm_tiling.h"
 #include "tools/compiler/memory_plan.h"
@@ -84,8 +85,9 @@ struct GemmTiling {
   // than row by row (x + m KR + k): see tile_gemm.
   bool k_major = false;
   std::uint64_t m_tile = 0, MT = 0;
-  // Accumulator slots of m_tile rows per MXU, used in turn by its output tiles: as many as the
-  // accumulators hold, at least two, or three when each output tile is one K tile (tile_gemm).
+  // Accumulator slots of m_tile rows per MXU, used in turn by its output tiles: as many as a
+  // tile's turnaround needs, at least two, or three when each output tile is one K tile
+  // (tile_gemm).
   std::uint64_t acc_slots = 2;
   // Whether the node's N tiles have at most two widths (full and the last): then each MXU's
   // output tiles of one width complete in order (ISA.md), and tile t's last MATMUL signals the
@@ -1376,8 +1378,10 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // One MXU only: several stream different K tiles side by side, which row by row sit in
   // different banks (weight_tile's first_k), chunk by chunk in the same one when ub.banks
   // divides m_tile (tpu_v4, lab_dense_batch256: +2.5 %). (With M_t = 1 both orders are one.)
+  // Not a tensor matmul, whose rows are a head's slice of wider pixels (GPT-2 prefill's
+  // attn_context on tpu_v5e: its DMA 4,000 cycles longer, +2,026 cycles a layer).
   const bool any_order = config_.hbm.preset == "ideal" || config_.hbm.preset == "simple";
-  tl.k_major = !conv && !taps && KR > 1 && m_tile > 1 && U == 1 && any_order &&
+  tl.k_major = !conv && !taps && !tensor && KR > 1 && m_tile > 1 && U == 1 && any_order &&
                (K % R_ == 0 || transfer_start() == 0);
   if (tl.k_major) {
     check_width(m_tile, field_max(Opcode::kDmaLoad, "segs"), "input rows per M tile (DMA segs)");
@@ -1385,32 +1389,37 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   tl.KT = KT;
   tl.m_tile = m_tile;
   tl.MT = MT;
-  // More accumulator slots than the two or three the M tile was sized for, as many as the
-  // accumulators hold (up to one per output tile of an MXU): a tile's slot is free only once
-  // its results have left the array (N_t + R - 1 cycles after its stream) and its ACTIVATE has
-  // run, so with short streams (M_t well below N_t + R) a few slots would pace the array by
-  // that drain and the vector unit instead of by max(M_t, K_t) per weight tile.
+  // More accumulator slots than the two or three the M tile was sized for, as many as cover
+  // a tile's turnaround (as the accumulators hold, up to one per output tile of an MXU): a
+  // tile's slot is free only once its results have left the array (N_t + R - 1 cycles after
+  // its last stream) and its ACTIVATE has run, so with short streams (M_t well below N_t + R)
+  // a few slots paced the array by that drain and the vector unit instead of by max(M_t, K_t)
+  // per weight tile. The turnaround counts the tile's streams, the drain and the ACTIVATE's
+  // work and latency (sim/README.md, "Vector unit"); long streams keep two or three slots.
   // The completion semaphores then tell tiles apart by width (below), not by parity: with more
   // than two slots a narrow tile may complete before a wide one two tiles earlier.
+  std::uint64_t per_tile = 0;
+  for (std::uint64_t kt = 0; kt < KT; ++kt) {
+    per_tile += std::max(m_tile, tl.ktile(0, kt).kts);
+  }
+  const std::uint64_t drain = std::min(N, nw) + R_ - 1;
+  const VectorWork act = vector_work(activation_ops(layer.activation), m_tile, std::min(N, nw),
+                                     config_.vector);
+  const std::uint64_t turnaround = per_tile + drain + act.cycles() + act.latency;
   tl.ready_by_width = std::all_of(ntiles.begin(), ntiles.end(), [&](const NTile& n) {
     return n.nts == ntiles.front().nts || n.nts == ntiles.back().nts;
   });
   const std::uint64_t mt_all = MT * (tensor ? std::uint64_t(layer.samples) * layer.heads : 1);
-  tl.acc_slots =
-      tl.ready_by_width
-          ? std::max(acc_slots, std::min(acc_rows_ / (U * m_tile), mt_all * ceil_div(NT, U)))
-          : acc_slots;
+  tl.acc_slots = tl.ready_by_width ? std::max(acc_slots, std::min({acc_rows_ / (U * m_tile),
+                                                                   mt_all * ceil_div(NT, U),
+                                                                   1 + ceil_div(turnaround, per_tile)}))
+                                   : acc_slots;
   // An output tile's ACTIVATE waits about N_t + R - 1 cycles after its last stream for its
   // results, and the units take their queues in order: when that drain spans several tiles'
   // streams (M_t short against N_t + R), ACTIVATEs queued right behind their MATMULs, and the
   // stores behind them, fill the vector and store queues and hold back the issue of the next
   // tiles' MATMULs. So they trail by the tiles of one drain (fewer than the slots, so every
   // MATMUL's wait for a free slot follows its signal in program order).
-  std::uint64_t per_tile = 0;
-  for (std::uint64_t kt = 0; kt < KT; ++kt) {
-    per_tile += std::max(m_tile, tl.ktile(0, kt).kts);
-  }
-  const std::uint64_t drain = std::min(N, nw) + R_ - 1;
   tl.act_lag = std::min(drain / per_tile, tl.acc_slots - 2);
   tl.out_slots = out_slots(U);
   tl.split_stores = split && U == 1;
@@ -1594,13 +1603,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   auto input_pieces = [&](std::uint64_t mt) {
     const std::uint64_t m0 = m_lo(mt), m1 = m_hi(mt);
     std::vector<DmaFields> pieces;
-    if (tl.b_tensor && tl.k_major) {
-      const std::uint64_t part = mt / tl.MT, head = part % tl.heads;
-      const HbmTensor& a = tl.a;
-      k_major_pieces(a.addr(part / tl.heads, std::int64_t(m0 / a.shape.w),
-                            std::int64_t(m0 % a.shape.w)) + head * K * eb_,
-                     a.pixel_bytes(), m1 - m0, x_slot(mt), pieces);
-    } else if (tl.b_tensor) {
+    if (tl.b_tensor) {
       // Rows m0 .. m1 - 1 of the part's sample, its head's K channels, packed R per UB row.
       const std::uint64_t part = mt / tl.MT, head = part % tl.heads;
       const HbmTensor& a = tl.a;
