@@ -293,6 +293,32 @@ const std::vector<Shape> kWideShapes = {
     matmul(200, 700, 300), conv(14, 14, 64, 3, 1, 1, 256), conv(7, 7, 512, 1, 1, 0, 1000),
 };
 
+// With nothing else in the way the array runs the bound plus one cycle on these: the first
+// weight load starts in e (the compute span's first cycle), the first stream in e + 1, every
+// stream follows the last back to back (max(M, K_t) = M each: diagonal weight loads, one
+// tile's load may start at the stream before last's s + M), and the last tile's last result
+// lands N_t + R - 2 cycles after its stream ends: 1 + sum over weight tiles of M + N_t + R - 1.
+// On 128 x 128 with ideal memory: M = 7, K = 3, N = 3072 (24 tiles): 1 + 168 + 255 = 424;
+// M = 64, K = 64, N = 768 (6): 640; M = 128, K = N = 512 (16): 2,304; M = 384, K = N = 256
+// (4): 1,792; M = 128, K = 1024, N = 3072 (8 x 24 = 192): 24,832.
+TEST(ScheduleBound, ShortStreamsOnAWideArrayRunBackToBack) {
+  const std::vector<Shape> shapes = {matmul(7, 3, 3072), matmul(64, 64, 768),
+                                     matmul(128, 512, 512), matmul(384, 256, 256),
+                                     matmul(128, 1024, 3072)};
+  const std::string path = temp_path("back_to_back.json");
+  std::ofstream(path) << model_json(shapes);
+  const std::uint64_t n = 128;
+  const nlohmann::json r = run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+  ASSERT_EQ(r["layers"].size(), shapes.size());
+  const std::vector<std::uint64_t> expected = {424, 640, 2304, 1792, 24832};
+  for (std::size_t i = 0; i < shapes.size(); ++i) {
+    const Shape& sh = shapes[i];
+    const std::uint64_t tiles = ceil_div(sh.K(), n) * ceil_div(sh.n, n);
+    EXPECT_EQ(1 + tiles * sh.M() + std::min<std::uint64_t>(sh.n, n) + n - 1, expected[i]);
+    EXPECT_EQ(r["layers"][i]["compute_cycles"].get<std::uint64_t>(), expected[i]) << i;
+  }
+}
+
 TEST(ScheduleBound, WideArraysStayWithinTenPercentOfTheArrayBound) {
   EXPECT_GE(expect_within_bound(kWideShapes, {32, 128, 256},
                                 [](const Shape& sh, std::uint32_t n) { return !vector_bound(sh, n); }),
