@@ -239,7 +239,9 @@ const std::vector<std::uint32_t> kSmallArrays = {8, 16, 32};
 
 TEST(ScheduleBound, LongStreamsStayWithinTenPercentOfTheArrayBound) {
   EXPECT_GE(expect_within_bound(kShapes, kSmallArrays,
-                                [](const Shape& sh, std::uint32_t n) { return hides_loads(sh, n); }),
+                                [](const Shape& sh, std::uint32_t n) {
+                                  return hides_loads(sh, n);
+                                }),
             30u);
 }
 
@@ -256,7 +258,9 @@ TEST(ScheduleBound, LongStreamsStayWithinTenPercentOfTheArrayBound) {
 // every other one is within 1.014 x.
 TEST(ScheduleBound, ShortStreamsStayWithinTenPercentOfTheArrayBound) {
   EXPECT_GT(expect_within_bound(kShapes, kSmallArrays,
-                                [](const Shape& sh, std::uint32_t n) { return !hides_loads(sh, n); }),
+                                [](const Shape& sh, std::uint32_t n) {
+                                  return !hides_loads(sh, n);
+                                }),
             0u);
 }
 
@@ -321,7 +325,9 @@ TEST(ScheduleBound, ShortStreamsOnAWideArrayRunBackToBack) {
 
 TEST(ScheduleBound, WideArraysStayWithinTenPercentOfTheArrayBound) {
   EXPECT_GE(expect_within_bound(kWideShapes, {32, 128, 256},
-                                [](const Shape& sh, std::uint32_t n) { return !vector_bound(sh, n); }),
+                                [](const Shape& sh, std::uint32_t n) {
+                                  return !vector_bound(sh, n);
+                                }),
             33u);
 }
 

@@ -1410,10 +1410,9 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     return n.nts == ntiles.front().nts || n.nts == ntiles.back().nts;
   });
   const std::uint64_t mt_all = MT * (tensor ? std::uint64_t(layer.samples) * layer.heads : 1);
-  tl.acc_slots = tl.ready_by_width ? std::max(acc_slots, std::min({acc_rows_ / (U * m_tile),
-                                                                   mt_all * ceil_div(NT, U),
-                                                                   1 + ceil_div(turnaround, per_tile)}))
-                                   : acc_slots;
+  const std::uint64_t wanted = std::min({acc_rows_ / (U * m_tile), mt_all * ceil_div(NT, U),
+                                         1 + ceil_div(turnaround, per_tile)});
+  tl.acc_slots = tl.ready_by_width ? std::max(acc_slots, wanted) : acc_slots;
   // An output tile's ACTIVATE waits about N_t + R - 1 cycles after its last stream for its
   // results, and the units take their queues in order: when that drain spans several tiles'
   // streams (M_t short against N_t + R), ACTIVATEs queued right behind their MATMULs, and the
