@@ -84,6 +84,7 @@ struct GemmTiling {
   // A matmul's input slot K chunk by K chunk (chunk k of row m in UB row x + k m_tile + m) rather
   // than row by row (x + m KR + k): see tile_gemm.
   bool k_major = false;
+  bool k_transfers = false;  // k_major: one transfer per chunk (where transfers start free)
   std::uint64_t m_tile = 0, MT = 0;
   // Accumulator slots of m_tile rows per MXU, used in turn by its output tiles: as many as a
   // tile's turnaround needs, at least two, or three when each output tile is one K tile
@@ -343,51 +344,6 @@ class Lowerer {
   double transfer_start() const {
     return config_.hbm.preset == "ideal" ? 0 : config_.hbm.latency_ns / config_.period_ns();
   }
-  // HBM requests of loading bytes [k0, k0 + bytes) of each of the M pixels of `t` (pixel m at
-  // t.addr(m, 0, 0)) in one transfer: the bursts each pixel's piece touches, one shared with
-  // the pixel before counted once (dma_engine.h's coalescing).
-  std::uint64_t pixel_requests(const HbmTensor& t, std::uint64_t M, std::uint64_t k0,
-                               std::uint64_t bytes) const {
-    const std::uint64_t burst = config_.hbm.burst_bytes;
-    std::uint64_t requests = 0, last = kNever;
-    for (std::uint64_t m = 0; m < M; ++m) {
-      const std::uint64_t a = t.addr(m, 0, 0) + k0;
-      const std::uint64_t b0 = a / burst, b1 = (a + bytes - 1) / burst;
-      requests += b1 - b0 + 1 - (b0 == last ? 1 : 0);
-      last = b1;
-    }
-    return requests;
-  }
-  // Whether loading a matmul's M x K input from `t` in MT M tiles one K tile at a time (one
-  // transfer each) keeps up: it costs the DMA no more than whole rows (one transfer per M
-  // tile), or, with ideal memory, no more than the `streams` cycles the array takes over the M
-  // tiles (its extra requests cost only the engine's request cycles, under the streams; a real
-  // memory also spends its bandwidth on each burst fetched again, beside the weight and store
-  // transfers: measured up to 12 % slower on the zoo's HBM configs). Each load costs its UB rows
-  // (one a cycle), its requests (one a cycle) or their bursts at the memory's peak, whichever
-  // is more, and a wait for the memory per transfer.
-  bool k_tiles_keep_up(const HbmTensor& t, std::uint64_t M, std::uint64_t K, std::uint64_t MT,
-                       std::uint64_t streams) const {
-    const std::uint64_t KR = ceil_div(K, R_);
-    std::uint64_t by_tile = 0;
-    for (std::uint64_t k0 = 0; k0 < K; k0 += R_) {
-      by_tile += pixel_requests(t, M, k0 * eb_, std::min<std::uint64_t>(R_, K - k0) * eb_);
-    }
-    // On several cores each transfer's first request also crosses the interconnect both ways.
-    const double peak = config_.hbm_peak_bytes_per_cycle();
-    const double start = transfer_start() + (config_.chip.cores > 1
-                                                  ? 2.0 * config_.chip.interconnect_latency_cycles
-                                                  : 0.0);
-    const auto cost = [&](std::uint64_t requests, std::uint64_t transfers) {
-      const double bursts = double(requests) * config_.hbm.burst_bytes;
-      return std::max({double(M * KR), double(requests), std::isinf(peak) ? 0 : bursts / peak}) +
-             double(transfers) * start;
-    };
-    const bool ideal = start == 0 && std::isinf(peak);
-    return cost(by_tile, MT * KR) <=
-           std::max(cost(pixel_requests(t, M, 0, K * eb_), MT), ideal ? double(streams) : 0);
-  }
-
   // Kernel taps one weight tile of the last channel chunk holds when a tap-based conv reads its
   // input from HBM (g, its bands: taps_of(layer, false, contiguous)): that chunk's channels (all
   // C when C <= min(R, C)) of several taps when they fit the array's rows (the DMA packs them
@@ -1462,26 +1418,38 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   tl.NT = NT;
   tl.mxus = U;
   tl.KR = KR;
-  // A matmul's streams read its input slot K chunk by K chunk, one UB row a cycle: row by row
-  // (KR rows per input vector) a stream would read every KR-th row, and the vector unit's and
-  // DMA's row-by-row accesses, granted first, then meet it in some bank within ub.banks rows, so
-  // the stream (granted whole) waits for them to end; with both one row a cycle they meet only
-  // in one relative phase, which a stream starting a cycle later avoids. (im2col gathers a
-  // pixel's kernel rows as one group: its patches stay row by row.) Only where the memory
-  // serves requests alike in any order: the gather then reads each input row's bursts a chunk
-  // at a time, striding over the rows, which on a DRAM preset keeps to fewer channels than a
-  // row-by-row sweep (hbm2: SCALE-Sim's transformer FF_A_0, M = 128, K = 2048, its first
-  // input load 1,700 cycles longer than the 300 it saves the streams); and in one transfer
-  // (K a multiple of R) unless transfers start at no cost: a second one, for the partial
-  // chunk, pays the memory's latency again (tpu_v4, inception_block's fc: +198 cycles).
-  // One MXU only: several stream different K tiles side by side, which row by row sit in
+  // A matmul's input from HBM sits in its slot K chunk by K chunk (chunk k of the M tile's row
+  // m in UB row x + k m_tile + m; k_major_pieces), so its streams read one UB row a cycle: row
+  // by row (KR rows per input vector) a stream would read every KR-th row, and the vector
+  // unit's and DMA's row-by-row accesses, granted first, then meet it in some bank within
+  // ub.banks rows, so the stream (granted whole) waits for them to end; with both one row a
+  // cycle they meet only in one relative phase, which a stream starting a cycle later avoids
+  // (with many N tiles each tile's second stream waited for the last tile's ACTIVATE or store:
+  // M = 512, K = 256, N = 3072 at 128, ideal memory, 30,628 compute cycles against a bound of
+  // 24,831). (im2col gathers a pixel's kernel rows as one group: its patches stay row by row.)
+  // Only where the memory serves requests alike in any order: the gather then reads each input
+  // row's bursts a chunk at a time, striding over the rows, which on a DRAM preset keeps to
+  // fewer channels than a row-by-row sweep (hbm2: SCALE-Sim's transformer FF_A_0, M = 128,
+  // K = 2048, its first input load 1,700 cycles longer than the 300 it saves the streams; zoo
+  // HBM configs up to 12 % slower). Where transfers start at no cost (ideal memory, one
+  // core) each chunk is a transfer of its own (k_transfers), which writes its rows in order
+  // and lets the next M tile's input go out in shares between the MATMULs (M = 3136, K = 3072,
+  // N = 256 at 128: 182,112 compute cycles in one transfer, 150,784 by chunks, bound 150,783);
+  // otherwise one transfer of the whole chunks, and only with K a multiple of R: a second one,
+  // for the partial chunk, pays the memory's latency again (tpu_v4, inception_block's fc: +198
+  // cycles), or on several cores the interconnect's round trip. One MXU unless transfers start
+  // at no cost: several stream different K tiles side by side, which row by row sit in
   // different banks (weight_tile's first_k), chunk by chunk in the same one when ub.banks
-  // divides m_tile (tpu_v4, lab_dense_batch256: +2.5 %). (With M_t = 1 both orders are one.)
+  // divides m_tile (tpu_v4, lab_dense_batch256: +2.5 %); with ideal memory four MXUs beat that
+  // chunk by chunk (M = 8192, K = N = 2048 at 128: 613,199 -> 524,674 compute cycles). (With
+  // M_t = 1 both orders are one.)
   // Not a tensor matmul, whose rows are a head's slice of wider pixels (GPT-2 prefill's
   // attn_context on tpu_v5e: its DMA 4,000 cycles longer, +2,026 cycles a layer).
   const bool any_order = config_.hbm.preset == "ideal" || config_.hbm.preset == "simple";
-  tl.k_major = !conv && !taps && !tensor && KR > 1 && m_tile > 1 && U == 1 && any_order &&
-               (K % R_ == 0 || transfer_start() == 0);
+  const bool free_transfers = transfer_start() == 0 && config_.chip.cores == 1;
+  tl.k_major = !conv && !taps && !tensor && KR > 1 && m_tile > 1 && (U == 1 || free_transfers) &&
+               any_order && (K % R_ == 0 || free_transfers);
+  tl.k_transfers = tl.k_major && free_transfers;
   if (tl.k_major) {
     check_width(m_tile, field_max(Opcode::kDmaLoad, "segs"), "input rows per M tile (DMA segs)");
   }
@@ -1596,22 +1564,6 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   //   gather ends while this one still streams, and a MATMUL per transfer only adds
   //   instructions (measured: GPT-2 prefill's attention scores on tpu_v2 +1.6 % per layer).
   const bool paced = x_dma && !taps && KR == 1 && ceil_div(NT, tl.mxus) == 1;
-  // A matmul's input rows from HBM (KR > 1) sit K tile by K tile in its slot: K tile k of the
-  // M tile's row m in UB row x + k * rows + m (k_layout). Its streams then read consecutive
-  // rows, as the ACTIVATEs write and the stores read theirs, and a stream granted after their
-  // bursts finds a start beside them a cycle or two on. One reading every KR-th row meets them
-  // in some bank within ub.banks rows and waits for them to end: with many N tiles, each
-  // tile's second stream waited for the previous tile's ACTIVATE or store (M = 512, K = 256,
-  // N = 3072 at 128 with ideal memory: 30,628 compute cycles against a bound of 24,831).
-  // Each K tile loads by a transfer of its own, which writes its rows in order (one transfer
-  // for all K tiles would write each burst's rows of two K tiles together, a pattern the
-  // streams meet as well), but sends a request per burst each K tile of a pixel touches and
-  // waits for the memory once per K tile: it is taken only where the input loads no slower
-  // (with ideal memory, where the requests are no more than the UB rows written, as when the
-  // K tiles start at whole bursts; with HBM the waits alone rule it out). An im2col conv's
-  // segments span K tiles: it keeps a pixel's rows together.
-  const bool k_major = x_dma && !taps && !conv && !tl.b_tensor && KR > 1 &&
-                       k_tiles_keep_up(in.hbm, M, K, tl.MT, ceil_div(NT, tl.mxus) * KT * M);
   auto m_lo = [&](std::uint64_t mt) { return mt % tl.MT * m_tile; };
   auto m_hi = [&](std::uint64_t mt) { return std::min(M, m_lo(mt) + m_tile); };
   const std::uint64_t S = tl.x_slot.size();
@@ -1686,8 +1638,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const std::int32_t multiplier = q.multiplier;
   const std::uint8_t shift = q.shift;
 
-  // K chunk by K chunk (tl.k_major): one transfer of the whole chunks (a group per chunk of R
-  // elements, a segment per input row), one of the last, partial chunk (a group per row).
+  // K chunk by K chunk (tl.k_major): the whole chunks (a group per chunk of R elements, a
+  // segment per input row) in one transfer, or one per chunk (tl.k_transfers); the last,
+  // partial chunk in one more (a group per row).
   auto k_major_pieces = [&](std::uint64_t hbm, std::uint64_t row_bytes, std::uint64_t rows,
                             std::uint64_t ub_row, std::vector<DmaFields>& pieces) {
     const std::uint64_t whole = K / R_, rest = K % R_;
@@ -1702,7 +1655,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       d.group_stride = std::uint32_t(whole > 1 ? R_ * eb_ : 0);
       d.ub_stride = std::uint16_t(m_tile);
       d.pack = std::uint16_t(R_);
-      pieces.push_back(d);
+      for (const DmaFields& p : split_groups({d}, tl.k_transfers ? whole : 1)) pieces.push_back(p);
     }
     if (rest > 0) {
       DmaFields d;
@@ -1777,25 +1730,6 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       pieces.push_back(d);
     }
     return pieces;
-  };
-  // M tile mt's input `pieces` (input_pieces, or parts of them: whole rows of K elements, KR UB
-  // rows apart) as k_major lays them out: one transfer per K tile of each.
-  const auto k_layout = [&](std::vector<DmaFields> pieces, std::uint64_t mt) {
-    if (!k_major) return pieces;
-    const std::uint64_t rows = m_hi(mt) - m_lo(mt);
-    std::vector<DmaFields> out;
-    for (const DmaFields& d : pieces) {
-      const std::uint64_t first = x_slot(mt) + (d.ub_row - x_slot(mt)) / KR;
-      for (std::uint64_t k = 0; k < KR; ++k) {
-        DmaFields p = d;
-        p.hbm_addr = d.hbm_addr + k * R_ * eb_;
-        p.ub_row = std::uint32_t(first + k * rows);
-        p.elems = std::uint16_t(std::min<std::uint64_t>(R_, K - k * R_));
-        p.ub_stride = 1;
-        out.push_back(p);
-      }
-    }
-    return out;
   };
   // Input pieces [from, to) of M tile mt; the first waits for its slot, the last signals (and
   // paced, every one: its MATMUL waits for it).
@@ -1931,7 +1865,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   }
   if (fifo_) top_up_weights(0);
   // The input transfers of the M tile being emitted (paced: its first MATMULs follow them).
-  std::vector<DmaFields> input = x_dma ? k_layout(input_pieces(0), 0) : std::vector<DmaFields>();
+  std::vector<DmaFields> input = x_dma ? input_pieces(0) : std::vector<DmaFields>();
   if (x_dma) {
     emit_input(0, input, 0, input.size());
     // The first weight tile enters the array only with the input there too, as when it loaded
@@ -1964,8 +1898,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     // (below).
     std::vector<DmaFields> next_input =
         !x_dma || mt + 1 >= MT ? std::vector<DmaFields>()
-        : weight_engines_ > 0  ? k_layout(input_pieces(mt + 1), mt + 1)
-                               : k_layout(split_groups(input_pieces(mt + 1), NT * KT), mt + 1);
+        : weight_engines_ > 0  ? input_pieces(mt + 1)
+                               : split_groups(input_pieces(mt + 1), NT * KT);
     // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
     auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
@@ -2015,8 +1949,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       } else if (tl.k_major) {
         passes.push_back({x_slot(mt) + (tl.k_first + k) * m_tile, 1, rows, acc_slot(t)});
       } else {
-        passes.push_back(k_major ? Pass{x_slot(mt) + (tl.k_first + k) * rows, 1, rows, acc_slot(t)}
-                                 : Pass{x_slot(mt) + tl.k_first + k, KR, rows, acc_slot(t)});
+        passes.push_back({x_slot(mt) + tl.k_first + k, KR, rows, acc_slot(t)});
       }
       return passes;
     };
