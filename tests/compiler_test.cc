@@ -781,6 +781,42 @@ TEST(CompilerTest, StridedPointwiseConvLoadsOnlyThePixelsItReads) {
   }
 }
 
+// A matmul's input with several K tiles (K = 40 or 48 on 16 rows: 3 chunks) from HBM sits K
+// chunk by K chunk in its slot (models/README.md, "Matmul input layout"), its MATMULs reading
+// consecutive UB rows, by one rule: with ideal memory each chunk is a transfer of its own;
+// with `simple` memory the whole chunks are one transfer, so only K = 48 (no partial chunk)
+// takes the layout; a DRAM preset (hbm2) keeps rows whole, every 3rd UB row a stream step.
+TEST(CompilerTest, MatmulInputsKChunkByKChunkByOneRule) {
+  struct Case {
+    const char* preset;
+    std::uint32_t k;
+    bool chunks;              // MATMULs read consecutive rows
+    std::size_t input_loads;  // over the 3 M tiles
+  };
+  for (const Case& c : {Case{"ideal", 40, true, 9}, Case{"ideal", 48, true, 9},
+                        Case{"simple", 48, true, 3}, Case{"simple", 40, false, 3},
+                        Case{"hbm2", 48, false, 3}}) {
+    for (const char* dtype : {"int8", "bf16"}) {
+      SCOPED_TRACE(std::string(c.preset) + " K = " + std::to_string(c.k) + " " + dtype);
+      Graph model = gemm_model(37, c.k, 20, dtype);
+      Config config = array_config(16, 16);
+      config.hbm.preset = c.preset;
+      CompileOptions options;
+      options.max_m_tile = 13;
+      Program p = compile(model, config, options);
+      std::size_t loads = 0;
+      for (const Instruction& inst : p.instructions) {
+        if (inst.op == Opcode::kDmaLoad && !(inst.flags & kFlagWeights)) ++loads;
+        if (inst.op == Opcode::kMatmul) {
+          EXPECT_EQ(inst.ub_stride, c.chunks ? 1u : 3u);
+        }
+      }
+      EXPECT_EQ(loads, c.input_loads);
+      expect_correct(model, config, options, 2);
+    }
+  }
+}
+
 Graph chain_model(const char* input) {
   return parse_model_json(std::string(R"({"batch": 2, "input": )") + input +
                               R"(, "seed": 5, "layers": [

@@ -642,12 +642,14 @@ TEST(MultiCore, ModelParallelSplitsKAndReducesThePartialsAcrossTheCores) {
   const std::size_t c1 = stream.size();
   // Weights are stored N tile by N tile, K tile by K tile (64 bytes each): core 0 fills tiles
   // (0, 0) and (1, 0), core 1 (0, 1) and (1, 1); each reads all of X but multiplies its K
-  // half (UB row 0 or 1 of each sample's two).
+  // half: with ideal memory X's slot holds it K chunk by K chunk, chunk k of the 8 samples in
+  // UB rows x + 8 k .. x + 8 k + 7 (tools/compiler/README.md), so core 1 streams from x + 8.
   const std::uint64_t w = p.instructions[1].dma.hbm_addr;
   EXPECT_EQ(p.instructions[2].dma.hbm_addr, w + 128);
   EXPECT_EQ(p.instructions[c1 + 1].dma.hbm_addr, w + 64);
   EXPECT_EQ(p.instructions[c1 + 2].dma.hbm_addr, w + 192);
-  EXPECT_EQ(p.instructions[5].ub_row + 1, p.instructions[c1 + 5].ub_row);
+  EXPECT_EQ(p.instructions[5].ub_row + 8, p.instructions[c1 + 5].ub_row);
+  EXPECT_EQ(p.instructions[c1 + 5].ub_stride, 1u);
   EXPECT_TRUE(p.instructions[6].flags & kFlagRaw);
   // The partials: core c's 8 x 16 words at P + 512 c; core 0 reduces columns 0..7 (its own,
   // then core 1's), core 1 columns 8..15 (32 bytes on), overwrite then accumulate.

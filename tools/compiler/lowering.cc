@@ -16,6 +16,7 @@
 #include "sim/host_memory.h"
 #include "sim/isa/isa_table.h"
 #include "sim/isa/semantics.h"
+#include "sim/isa/vector_cost.h"
 #include "tools/compiler/data.h"
 #include "tools/compiler/gemm_tiling.h"
 #include "tools/compiler/memory_plan.h"
@@ -54,9 +55,9 @@ std::uint32_t mxu_sem(std::uint64_t u, MxuSemaphore s) {
   if (u == 0) return kFirst[s];  // no kMxuGo: MXU 0 starts the node, it waits for nobody
   return kSemFirstInput + 1 + std::uint32_t(u - 1) * kMxuSemaphores + s;
 }
-// Output tile l of one MXU (its l-th of the node): one semaphore per accumulator slot.
-std::uint32_t acc_ready(std::uint64_t u, std::uint64_t l) {
-  return mxu_sem(u, l % 2 ? kMxuAccReadyOdd : kMxuAccReady);
+// The completion semaphore of an output tile of MXU u: one of two (GemmTiling::ready_by_width).
+std::uint32_t acc_ready(std::uint64_t u, bool odd) {
+  return mxu_sem(u, odd ? kMxuAccReadyOdd : kMxuAccReady);
 }
 
 enum class GemmPath {
@@ -80,10 +81,23 @@ struct GemmTiling {
   std::uint64_t NT = 0;  // N tiles
   std::uint64_t mxus = 1;  // U: N tile nt runs on MXU nt % U
   std::uint64_t KR = 0, KT = 0;  // UB rows per input vector (rows path), K tiles per N tile
+  // A matmul's input slot K chunk by K chunk (chunk k of row m in UB row x + k m_tile + m) rather
+  // than row by row (x + m KR + k): see tile_gemm.
+  bool k_major = false;
+  bool k_transfers = false;  // k_major: one transfer per chunk (where transfers start free)
   std::uint64_t m_tile = 0, MT = 0;
-  // Accumulator slots of m_tile rows per MXU, used in turn by its output tiles: two, or three
-  // when each output tile is one K tile (see tile_gemm).
+  // Accumulator slots of m_tile rows per MXU, used in turn by its output tiles: as many as a
+  // tile's turnaround needs, at least two, or three when each output tile is one K tile
+  // (tile_gemm).
   std::uint64_t acc_slots = 2;
+  // Whether the node's N tiles have at most two widths (full and the last): then each MXU's
+  // output tiles of one width complete in order (ISA.md), and tile t's last MATMUL signals the
+  // MXU's accumulator semaphore of its width; otherwise that of its parity, with two or three
+  // slots.
+  bool ready_by_width = false;
+  // How many groups of N tiles (one per MXU) the ACTIVATEs trail their MATMULs by in program
+  // order, within an M tile (see tile_gemm).
+  std::uint64_t act_lag = 0;
   // UB rows of the input slots, used in turn by the M tiles: two (double buffering), or one
   // per M tile for packed anchors (see tile_gemm).
   std::vector<std::uint64_t> x_slot;
@@ -330,51 +344,6 @@ class Lowerer {
   double transfer_start() const {
     return config_.hbm.preset == "ideal" ? 0 : config_.hbm.latency_ns / config_.period_ns();
   }
-  // HBM requests of loading bytes [k0, k0 + bytes) of each of the M pixels of `t` (pixel m at
-  // t.addr(m, 0, 0)) in one transfer: the bursts each pixel's piece touches, one shared with
-  // the pixel before counted once (dma_engine.h's coalescing).
-  std::uint64_t pixel_requests(const HbmTensor& t, std::uint64_t M, std::uint64_t k0,
-                               std::uint64_t bytes) const {
-    const std::uint64_t burst = config_.hbm.burst_bytes;
-    std::uint64_t requests = 0, last = kNever;
-    for (std::uint64_t m = 0; m < M; ++m) {
-      const std::uint64_t a = t.addr(m, 0, 0) + k0;
-      const std::uint64_t b0 = a / burst, b1 = (a + bytes - 1) / burst;
-      requests += b1 - b0 + 1 - (b0 == last ? 1 : 0);
-      last = b1;
-    }
-    return requests;
-  }
-  // Whether loading a matmul's M x K input from `t` in MT M tiles one K tile at a time (one
-  // transfer each) keeps up: it costs the DMA no more than whole rows (one transfer per M
-  // tile), or, with ideal memory, no more than the `streams` cycles the array takes over the M
-  // tiles (its extra requests cost only the engine's request cycles, under the streams; a real
-  // memory also spends its bandwidth on each burst fetched again, beside the weight and store
-  // transfers: measured up to 12 % slower on the zoo's HBM configs). Each load costs its UB rows
-  // (one a cycle), its requests (one a cycle) or their bursts at the memory's peak, whichever
-  // is more, and a wait for the memory per transfer.
-  bool k_tiles_keep_up(const HbmTensor& t, std::uint64_t M, std::uint64_t K, std::uint64_t MT,
-                       std::uint64_t streams) const {
-    const std::uint64_t KR = ceil_div(K, R_);
-    std::uint64_t by_tile = 0;
-    for (std::uint64_t k0 = 0; k0 < K; k0 += R_) {
-      by_tile += pixel_requests(t, M, k0 * eb_, std::min<std::uint64_t>(R_, K - k0) * eb_);
-    }
-    // On several cores each transfer's first request also crosses the interconnect both ways.
-    const double peak = config_.hbm_peak_bytes_per_cycle();
-    const double start = transfer_start() + (config_.chip.cores > 1
-                                                  ? 2.0 * config_.chip.interconnect_latency_cycles
-                                                  : 0.0);
-    const auto cost = [&](std::uint64_t requests, std::uint64_t transfers) {
-      const double bursts = double(requests) * config_.hbm.burst_bytes;
-      return std::max({double(M * KR), double(requests), std::isinf(peak) ? 0 : bursts / peak}) +
-             double(transfers) * start;
-    };
-    const bool ideal = start == 0 && std::isinf(peak);
-    return cost(by_tile, MT * KR) <=
-           std::max(cost(pixel_requests(t, M, 0, K * eb_), MT), ideal ? double(streams) : 0);
-  }
-
   // Whether a strided conv reading its input bands from HBM (g) loads each channel chunk whose
   // tiles take one tap each (all but a packed remainder) as s x s compact residue images
   // (tap_plan, grouped_plan): the one rule, packed remainder or not. A stride-s
@@ -1477,10 +1446,75 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   tl.NT = NT;
   tl.mxus = U;
   tl.KR = KR;
+  // A matmul's input from HBM sits in its slot K chunk by K chunk (chunk k of the M tile's row
+  // m in UB row x + k m_tile + m; k_major_pieces), so its streams read one UB row a cycle: row
+  // by row (KR rows per input vector) a stream would read every KR-th row, and the vector
+  // unit's and DMA's row-by-row accesses, granted first, then meet it in some bank within
+  // ub.banks rows, so the stream (granted whole) waits for them to end; with both one row a
+  // cycle they meet only in one relative phase, which a stream starting a cycle later avoids
+  // (with many N tiles each tile's second stream waited for the last tile's ACTIVATE or store:
+  // M = 512, K = 256, N = 3072 at 128, ideal memory, 30,628 compute cycles against a bound of
+  // 24,831). (im2col gathers a pixel's kernel rows as one group: its patches stay row by row.)
+  // Only where the memory serves requests alike in any order: the gather then reads each input
+  // row's bursts a chunk at a time, striding over the rows, which on a DRAM preset keeps to
+  // fewer channels than a row-by-row sweep (hbm2: SCALE-Sim's transformer FF_A_0, M = 128,
+  // K = 2048, its first input load 1,700 cycles longer than the 300 it saves the streams; zoo
+  // HBM configs up to 12 % slower). Where transfers start at no cost (ideal memory, one
+  // core) each chunk is a transfer of its own (k_transfers), which writes its rows in order
+  // and lets the next M tile's input go out in shares between the MATMULs (M = 3136, K = 3072,
+  // N = 256 at 128: 182,112 compute cycles in one transfer, 150,784 by chunks, bound 150,783);
+  // otherwise one transfer of the whole chunks, and only with K a multiple of R: a second one,
+  // for the partial chunk, pays the memory's latency again (tpu_v4, inception_block's fc: +198
+  // cycles), or on several cores the interconnect's round trip. One MXU unless transfers start
+  // at no cost: several stream different K tiles side by side, which row by row sit in
+  // different banks (weight_tile's first_k), chunk by chunk in the same one when ub.banks
+  // divides m_tile (tpu_v4, lab_dense_batch256: +2.5 %); with ideal memory four MXUs beat that
+  // chunk by chunk (M = 8192, K = N = 2048 at 128: 613,199 -> 524,674 compute cycles). (With
+  // M_t = 1 both orders are one.)
+  // Not a tensor matmul, whose rows are a head's slice of wider pixels (GPT-2 prefill's
+  // attn_context on tpu_v5e: its DMA 4,000 cycles longer, +2,026 cycles a layer).
+  const bool any_order = config_.hbm.preset == "ideal" || config_.hbm.preset == "simple";
+  const bool free_transfers = transfer_start() == 0 && config_.chip.cores == 1;
+  tl.k_major = !conv && !taps && !tensor && KR > 1 && m_tile > 1 && (U == 1 || free_transfers) &&
+               any_order && (K % R_ == 0 || free_transfers);
+  tl.k_transfers = tl.k_major && free_transfers;
+  if (tl.k_major) {
+    check_width(m_tile, field_max(Opcode::kDmaLoad, "segs"), "input rows per M tile (DMA segs)");
+  }
   tl.KT = KT;
   tl.m_tile = m_tile;
   tl.MT = MT;
-  tl.acc_slots = acc_slots;
+  // More accumulator slots than the two or three the M tile was sized for, as many as cover
+  // a tile's turnaround (as the accumulators hold, up to one per output tile of an MXU): a
+  // tile's slot is free only once its results have left the array (N_t + R - 1 cycles after
+  // its last stream) and its ACTIVATE has run, so with short streams (M_t well below N_t + R)
+  // a few slots paced the array by that drain and the vector unit instead of by max(M_t, K_t)
+  // per weight tile. The turnaround counts the tile's streams, the drain and the ACTIVATE's
+  // work and latency (sim/README.md, "Vector unit"); long streams keep two or three slots.
+  // The completion semaphores then tell tiles apart by width (below), not by parity: with more
+  // than two slots a narrow tile may complete before a wide one two tiles earlier.
+  std::uint64_t per_tile = 0;
+  for (std::uint64_t kt = 0; kt < KT; ++kt) {
+    per_tile += std::max(m_tile, tl.ktile(0, kt).kts);
+  }
+  const std::uint64_t drain = std::min(N, nw) + R_ - 1;
+  const VectorWork act = vector_work(activation_ops(layer.activation), m_tile, std::min(N, nw),
+                                     config_.vector);
+  const std::uint64_t turnaround = per_tile + drain + act.cycles() + act.latency;
+  tl.ready_by_width = std::all_of(ntiles.begin(), ntiles.end(), [&](const NTile& n) {
+    return n.nts == ntiles.front().nts || n.nts == ntiles.back().nts;
+  });
+  const std::uint64_t mt_all = MT * (tensor ? std::uint64_t(layer.samples) * layer.heads : 1);
+  const std::uint64_t wanted = std::min({acc_rows_ / (U * m_tile), mt_all * ceil_div(NT, U),
+                                         1 + ceil_div(turnaround, per_tile)});
+  tl.acc_slots = tl.ready_by_width ? std::max(acc_slots, wanted) : acc_slots;
+  // An output tile's ACTIVATE waits about N_t + R - 1 cycles after its last stream for its
+  // results, and the units take their queues in order: when that drain spans several tiles'
+  // streams (M_t short against N_t + R), ACTIVATEs queued right behind their MATMULs, and the
+  // stores behind them, fill the vector and store queues and hold back the issue of the next
+  // tiles' MATMULs. So they trail by the tiles of one drain (fewer than the slots, so every
+  // MATMUL's wait for a free slot follows its signal in program order).
+  tl.act_lag = std::min(drain / per_tile, tl.acc_slots - 2);
   tl.out_slots = out_slots(U);
   tl.split_stores = split && U == 1;
   std::uint64_t at = 0;
@@ -1558,22 +1592,6 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   //   gather ends while this one still streams, and a MATMUL per transfer only adds
   //   instructions (measured: GPT-2 prefill's attention scores on tpu_v2 +1.6 % per layer).
   const bool paced = x_dma && !taps && KR == 1 && ceil_div(NT, tl.mxus) == 1;
-  // A matmul's input rows from HBM (KR > 1) sit K tile by K tile in its slot: K tile k of the
-  // M tile's row m in UB row x + k * rows + m (k_layout). Its streams then read consecutive
-  // rows, as the ACTIVATEs write and the stores read theirs, and a stream granted after their
-  // bursts finds a start beside them a cycle or two on. One reading every KR-th row meets them
-  // in some bank within ub.banks rows and waits for them to end: with many N tiles, each
-  // tile's second stream waited for the previous tile's ACTIVATE or store (M = 512, K = 256,
-  // N = 3072 at 128 with ideal memory: 30,628 compute cycles against a bound of 24,831).
-  // Each K tile loads by a transfer of its own, which writes its rows in order (one transfer
-  // for all K tiles would write each burst's rows of two K tiles together, a pattern the
-  // streams meet as well), but sends a request per burst each K tile of a pixel touches and
-  // waits for the memory once per K tile: it is taken only where the input loads no slower
-  // (with ideal memory, where the requests are no more than the UB rows written, as when the
-  // K tiles start at whole bursts; with HBM the waits alone rule it out). An im2col conv's
-  // segments span K tiles: it keeps a pixel's rows together.
-  const bool k_major = x_dma && !taps && !conv && !tl.b_tensor && KR > 1 &&
-                       k_tiles_keep_up(in.hbm, M, K, tl.MT, ceil_div(NT, tl.mxus) * KT * M);
   auto m_lo = [&](std::uint64_t mt) { return mt % tl.MT * m_tile; };
   auto m_hi = [&](std::uint64_t mt) { return std::min(M, m_lo(mt) + m_tile); };
   const std::uint64_t S = tl.x_slot.size();
@@ -1590,6 +1608,10 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const auto tiles = [&](std::uint64_t u) { return MT * per_m_tile(u); };
   const std::uint64_t A = tl.acc_slots;
   const auto acc_slot = [&](std::uint64_t t) { return (A * mxu(t) + local(t) % A) * m_tile; };
+  const auto ready = [&](std::uint64_t t) {
+    return acc_ready(mxu(t), tl.ready_by_width ? tl.ntiles[t % NT].nts != tl.ntiles[0].nts
+                                               : local(t) % 2 == 1);
+  };
   // O output staging slots, used in turn: ACTIVATEs run in order on the one vector unit.
   const std::uint64_t O = tl.out_slots;
   const auto o_slot = [&](std::uint64_t t) {
@@ -1644,6 +1666,36 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const std::int32_t multiplier = q.multiplier;
   const std::uint8_t shift = q.shift;
 
+  // K chunk by K chunk (tl.k_major): the whole chunks (a group per chunk of R elements, a
+  // segment per input row) in one transfer, or one per chunk (tl.k_transfers); the last,
+  // partial chunk in one more (a group per row).
+  auto k_major_pieces = [&](std::uint64_t hbm, std::uint64_t row_bytes, std::uint64_t rows,
+                            std::uint64_t ub_row, std::vector<DmaFields>& pieces) {
+    const std::uint64_t whole = K / R_, rest = K % R_;
+    if (whole > 0) {
+      DmaFields d;
+      d.hbm_addr = hbm;
+      d.ub_row = std::uint32_t(ub_row);
+      d.elems = std::uint16_t(R_);
+      d.segs = std::uint16_t(rows);
+      d.seg_stride = std::uint32_t(rows > 1 ? row_bytes : 0);
+      d.groups = std::uint16_t(whole);
+      d.group_stride = std::uint32_t(whole > 1 ? R_ * eb_ : 0);
+      d.ub_stride = std::uint16_t(m_tile);
+      d.pack = std::uint16_t(R_);
+      for (const DmaFields& p : split_groups({d}, tl.k_transfers ? whole : 1)) pieces.push_back(p);
+    }
+    if (rest > 0) {
+      DmaFields d;
+      d.hbm_addr = hbm + whole * R_ * eb_;
+      d.ub_row = std::uint32_t(ub_row + whole * m_tile);
+      d.elems = std::uint16_t(rest);
+      d.groups = std::uint16_t(rows);
+      d.group_stride = std::uint32_t(rows > 1 ? row_bytes : 0);
+      d.pack = std::uint16_t(R_);
+      pieces.push_back(d);
+    }
+  };
   auto input_pieces = [&](std::uint64_t mt) {
     const std::uint64_t m0 = m_lo(mt), m1 = m_hi(mt);
     std::vector<DmaFields> pieces;
@@ -1693,6 +1745,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         pieces.push_back(d);
         m += n;
       }
+    } else if (tl.k_major) {
+      k_major_pieces(in.hbm.addr(m0, 0, 0), in.hbm.image_bytes(), m1 - m0, x_slot(mt), pieces);
     } else {
       DmaFields d;
       d.hbm_addr = in.hbm.addr(m0, 0, 0);
@@ -1705,25 +1759,6 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       pieces.push_back(d);
     }
     return pieces;
-  };
-  // M tile mt's input `pieces` (input_pieces, or parts of them: whole rows of K elements, KR UB
-  // rows apart) as k_major lays them out: one transfer per K tile of each.
-  const auto k_layout = [&](std::vector<DmaFields> pieces, std::uint64_t mt) {
-    if (!k_major) return pieces;
-    const std::uint64_t rows = m_hi(mt) - m_lo(mt);
-    std::vector<DmaFields> out;
-    for (const DmaFields& d : pieces) {
-      const std::uint64_t first = x_slot(mt) + (d.ub_row - x_slot(mt)) / KR;
-      for (std::uint64_t k = 0; k < KR; ++k) {
-        DmaFields p = d;
-        p.hbm_addr = d.hbm_addr + k * R_ * eb_;
-        p.ub_row = std::uint32_t(first + k * rows);
-        p.elems = std::uint16_t(std::min<std::uint64_t>(R_, K - k * R_));
-        p.ub_stride = 1;
-        out.push_back(p);
-      }
-    }
-    return out;
   };
   // Input pieces [from, to) of M tile mt; the first waits for its slot, the last signals (and
   // paced, every one: its MATMUL waits for it).
@@ -1859,7 +1894,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   }
   if (fifo_) top_up_weights(0);
   // The input transfers of the M tile being emitted (paced: its first MATMULs follow them).
-  std::vector<DmaFields> input = x_dma ? k_layout(input_pieces(0), 0) : std::vector<DmaFields>();
+  std::vector<DmaFields> input = x_dma ? input_pieces(0) : std::vector<DmaFields>();
   if (x_dma) {
     emit_input(0, input, 0, input.size());
     // The first weight tile enters the array only with the input there too, as when it loaded
@@ -1893,8 +1928,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     // (below).
     std::vector<DmaFields> next_input =
         !x_dma || mt + 1 >= MT ? std::vector<DmaFields>()
-        : weight_engines_ > 0  ? k_layout(input_pieces(mt + 1), mt + 1)
-                               : k_layout(split_groups(input_pieces(mt + 1), NT * KT), mt + 1);
+        : weight_engines_ > 0  ? input_pieces(mt + 1)
+                               : split_groups(input_pieces(mt + 1), NT * KT);
     // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
     auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
@@ -1940,9 +1975,10 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           const std::uint64_t m = (d.ub_row - x_slot(mt)) / KR;
           passes.push_back({d.ub_row + tl.k_first + k, KR, d.groups, acc_slot(t) + m});
         }
+      } else if (tl.k_major) {
+        passes.push_back({x_slot(mt) + (tl.k_first + k) * m_tile, 1, rows, acc_slot(t)});
       } else {
-        passes.push_back(k_major ? Pass{x_slot(mt) + (tl.k_first + k) * rows, 1, rows, acc_slot(t)}
-                                 : Pass{x_slot(mt) + tl.k_first + k, KR, rows, acc_slot(t)});
+        passes.push_back({x_slot(mt) + tl.k_first + k, KR, rows, acc_slot(t)});
       }
       return passes;
     };
@@ -1986,8 +2022,67 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         engine0_stores.pop_front();
       }
     };
+    // Output tile st is stored: on engine 0 when spread, behind the tile's input shares.
+    auto store_tile = [&](std::uint64_t st) {
+      if (spread && !on_store_engine(st)) {
+        engine0_stores.push_back(st);
+      } else {
+        const std::vector<DmaFields> stores = store_pieces(st);
+        emit_store(st, stores, 0, stores.size());
+      }
+    };
+    // The ACTIVATEs of output tile t (and, trailing, the store of tile t - 2U before them).
+    auto emit_activates = [&](std::uint64_t t) {
+      if (tl.act_lag > 0 && t >= 2 * U && !out_res) store_tile(t - 2 * U);
+      const std::uint64_t nt = t % NT, u = mxu(t), l = local(t);
+      const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
+      flush_stores(t);
+      // Straight into the resident layout: one ACTIVATE per output row segment when the
+      // consumer's zero border breaks the rows apart.
+      std::vector<Pass> acts;
+      if (!out_res) {
+        acts.push_back({o_slot(t), 1, rows, acc_slot(t)});
+      } else if (out.ub.pad == 0) {
+        acts.push_back({out.ub.row(n0 / cw_, 0, 0, 0) + m0, 1, rows, acc_slot(t)});
+      } else {
+        for (const RowSeg& seg : row_segments(m0, m1, layer.out.h, layer.out.w)) {
+          acts.push_back(
+              {out.ub.row(n0 / cw_, seg.b, std::int64_t(seg.oy), std::int64_t(seg.ox0)), 1,
+               seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)});
+        }
+      }
+      for (std::size_t i = 0; i < acts.size(); ++i) {
+        Instruction act;
+        act.op = Opcode::kActivate;
+        act.acc_row = std::uint32_t(acts[i].acc_row);
+        act.rows = std::uint32_t(acts[i].rows);
+        act.cols = std::uint16_t(nts);
+        act.ub_row = std::uint32_t(acts[i].ub_row);
+        act.func = layer.activation;
+        act.multiplier = multiplier;
+        act.shift = shift;
+        act.zero_point = q.zero_point;
+        act.scale_a = fp32_bits(q.scale_a);
+        act.scale_out = fp32_bits(q.scale_out);
+        if (b_rows > 0) {
+          act.flags = kFlagBias;
+          act.src_row = std::uint32_t(tl.bias_slot * row_elems * eb_ / 4 + n0);
+        }
+        if (tl.raw) act.flags = kFlagRaw;
+        if (i == 0) {
+          act.wait = bit(ready(t)) | (t >= O && !out_res ? bit(out_free(t)) : 0);
+        }
+        if (i + 1 == acts.size()) {
+          act.signal = (out_res ? 0 : bit(out_ready(t))) |
+                       (l + A < tiles(u) ? bit(mxu_sem(u, kMxuAccFree)) : 0);
+        }
+        emit(act);
+      }
+    };
+    // The first group whose ACTIVATEs wait to be emitted (GemmTiling::act_lag).
+    std::uint64_t activated = 0;
     // The N tiles in groups of U, one per MXU, K tile by K tile over the group (one MXU: N tile
-    // by N tile), then the group's ACTIVATEs.
+    // by N tile), then the ACTIVATEs of the group act_lag groups earlier.
     for (std::uint64_t g0 = 0; g0 < NT; g0 += U) {
       const std::uint64_t size = std::min(U, NT - g0);
       for (std::uint64_t kt = 0; kt < KT; ++kt) {
@@ -2018,14 +2113,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           // behind a store that waits for the vector unit (as one queued right after tile t - 1
           // would), and it frees its slot before tile t's ACTIVATE needs it.
           // Spread: engine 0's stores go behind the tile's input shares (below).
-          if (kt == 0 && t >= 2 * U && !out_res) {
-            if (spread && !on_store_engine(t - 2 * U)) {
-              engine0_stores.push_back(t - 2 * U);
-            } else {
-              const std::vector<DmaFields> stores = store_pieces(t - 2 * U);
-              emit_store(t - 2 * U, stores, 0, stores.size());
-            }
-          }
+          // Trailing ACTIVATEs (act_lag > 0) store tile t - 2U behind tile t's ACTIVATEs instead.
+          if (tl.act_lag == 0 && kt == 0 && t >= 2 * U && !out_res) store_tile(t - 2 * U);
           Instruction lw;
           lw.op = Opcode::kLoadWeights;
           lw.instance = std::uint8_t(u);
@@ -2066,58 +2155,17 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
             }
             if (i == 0 && kt == 0 && l >= A) mm.wait |= bit(mxu_sem(u, kMxuAccFree));
             if (i + 1 == passes.size() && kt + 1 == KT) {
-              mm.signal |= bit(acc_ready(u, l));
+              mm.signal |= bit(ready(t));
               if (x_dma && nt + U >= NT && mt + S < MT) mm.signal |= bit(mxu_sem(u, kMxuXFree));
             }
             emit(mm);
           }
         }
       }
-      for (std::uint64_t nt = g0; nt < g0 + size; ++nt) {
-        const std::uint64_t t = mt * NT + nt;
-        const std::uint64_t u = mxu(t), l = local(t);
-        const std::uint64_t n0 = tl.ntiles[nt].n0, nts = tl.ntiles[nt].nts;
-        flush_stores(t);
-        // Straight into the resident layout: one ACTIVATE per output row segment when the
-        // consumer's zero border breaks the rows apart.
-        std::vector<Pass> acts;
-        if (!out_res) {
-          acts.push_back({o_slot(t), 1, rows, acc_slot(t)});
-        } else if (out.ub.pad == 0) {
-          acts.push_back({out.ub.row(n0 / cw_, 0, 0, 0) + m0, 1, rows, acc_slot(t)});
-        } else {
-          for (const RowSeg& seg : row_segments(m0, m1, layer.out.h, layer.out.w)) {
-            acts.push_back(
-                {out.ub.row(n0 / cw_, seg.b, std::int64_t(seg.oy), std::int64_t(seg.ox0)), 1,
-                 seg.ox1 - seg.ox0, acc_slot(t) + (seg.m - m0)});
-          }
-        }
-        for (std::size_t i = 0; i < acts.size(); ++i) {
-          Instruction act;
-          act.op = Opcode::kActivate;
-          act.acc_row = std::uint32_t(acts[i].acc_row);
-          act.rows = std::uint32_t(acts[i].rows);
-          act.cols = std::uint16_t(nts);
-          act.ub_row = std::uint32_t(acts[i].ub_row);
-          act.func = layer.activation;
-          act.multiplier = multiplier;
-          act.shift = shift;
-          act.zero_point = q.zero_point;
-          act.scale_a = fp32_bits(q.scale_a);
-          act.scale_out = fp32_bits(q.scale_out);
-          if (b_rows > 0) {
-            act.flags = kFlagBias;
-            act.src_row = std::uint32_t(tl.bias_slot * row_elems * eb_ / 4 + n0);
-          }
-          if (tl.raw) act.flags = kFlagRaw;
-          if (i == 0) {
-            act.wait = bit(acc_ready(u, l)) | (t >= O && !out_res ? bit(out_free(t)) : 0);
-          }
-          if (i + 1 == acts.size()) {
-            act.signal = (out_res ? 0 : bit(out_ready(t))) |
-                         (l + A < tiles(u) ? bit(mxu_sem(u, kMxuAccFree)) : 0);
-          }
-          emit(act);
+      for (; activated <= g0 / U && (activated + tl.act_lag <= g0 / U || g0 + size == NT);
+           ++activated) {
+        for (std::uint64_t nt = activated * U; nt < std::min((activated + 1) * U, NT); ++nt) {
+          emit_activates(mt * NT + nt);
         }
       }
     }

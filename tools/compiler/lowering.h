@@ -108,14 +108,14 @@ enum CompilerSemaphore : std::uint32_t {
   kSemXFree = 1,     // matmul -> dma: an input slot may be overwritten
   kSemWReady = 2,    // dma -> weight_load: a weight tile is staged in the UB
   kSemWFree = 3,     // weight_load -> dma: a weight staging slot may be overwritten
-  kSemAccReady = 4,  // matmul -> vector: an even output tile's accumulators are complete
+  kSemAccReady = 4,  // matmul -> vector: an output tile's accumulators are complete
   kSemAccFree = 5,   // vector -> matmul: an accumulator slot may be overwritten
   kSemOutReady = 6,  // vector -> dma: an output tile is staged in the UB
   kSemOutFree = 7,   // dma -> vector: an output staging slot may be overwritten
   kSemPoolReady = 8, // dma -> vector: a pooling (or add) input band (or a GEMM's bias) is in the UB
   kSemPoolFree = 9,  // vector -> dma: a pooling (or add) input slot may be overwritten
   kSemLayerDone = 10, // vector -> dma: a layer with a resident output is done with the UB
-  kSemAccReadyOdd = 11,  // matmul -> vector: an odd output tile's accumulators are complete
+  kSemAccReadyOdd = 11,  // the same for the other width (or parity) of output tiles
   kSemStagingFree = 12,  // dma -> vector: earlier nodes' transfers are done with the staging rows
   kSemInputReady = 13,   // vector -> weight_load: a resident input of a GEMM node is written
   kSemBorderReady = 14,  // dma -> weight_load: a resident input's zero border is written
@@ -126,12 +126,12 @@ enum CompilerSemaphore : std::uint32_t {
 // without a weight FIFO). MXU 0 uses
 // the semaphores above; MXU u >= 1 its own block of these, named "<name>.<u>" (x_ready.1, ...),
 // so every MXU is a copy of the one-MXU schedule with its own weight stream (its FIFO) and
-// its own two accumulator slots:
+// its own accumulator slots:
 enum MxuSemaphore : std::uint32_t {
   kMxuXReady = 0,     // dma -> matmul: an input tile is in the UB
   kMxuXFree,          // matmul -> dma: this MXU is done with an input slot
-  kMxuAccReady,       // matmul -> vector: an even output tile of this MXU is complete
-  kMxuAccReadyOdd,    // matmul -> vector: an odd one
+  kMxuAccReady,       // matmul -> vector: an output tile of this MXU is complete
+  kMxuAccReadyOdd,    // matmul -> vector: one of the other width (or parity)
   kMxuAccFree,        // vector -> matmul: this MXU's accumulator slot may be overwritten
   kMxuGo,             // weight_load 0 -> weight_load u: MXU 0's first tile of the node started
                       // (its waits on the node's resident input and border, first input)
