@@ -37,6 +37,22 @@ const std::uint64_t kMaxAccRow = field_max(Opcode::kMatmul, "acc");
 const std::uint64_t kMaxHbmAddress = field_max(Opcode::kDmaLoad, "hbm");
 const std::uint64_t kMaxLayer = field_max(Opcode::kLayer, "id");
 const std::uint64_t kMaxPoolStride = field_max(Opcode::kPool, "stride");
+// The largest m in [1, hi] with fits(m), for a fits that holds from 1 up to some m and fails
+// above it (a tile size against the UB rows it takes).
+template <typename Fits>
+std::uint64_t largest_fitting(std::uint64_t hi, Fits fits) {
+  std::uint64_t lo = 1;
+  while (lo < hi) {
+    const std::uint64_t mid = lo + (hi - lo + 1) / 2;
+    if (fits(mid)) {
+      lo = mid;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return lo;
+}
+
 // More rows than any unified buffer: a layout a node cannot take.
 constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max() / 4;
 
@@ -420,15 +436,7 @@ class Lowerer {
       return 2 * (band_layout(g, plan, band_of(g, 0, m)).rows + m) + weight_rows() <= ub_rows_;
     };
     if (!fits(1)) return std::numeric_limits<double>::infinity();
-    std::uint64_t lo = 1, hi = std::min({M, acc_rows_ / 2, kMaxCount});
-    while (lo < hi) {
-      const std::uint64_t mid = lo + (hi - lo + 1) / 2;
-      if (fits(mid)) {
-        lo = mid;
-      } else {
-        hi = mid - 1;
-      }
-    }
+    const std::uint64_t lo = largest_fitting(std::min({M, acc_rows_ / 2, kMaxCount}), fits);
     const std::uint64_t MT = ceil_div(M, lo);
     double passes = 0;
     for (const KTile& k : plan.ktiles) passes += double(std::max(lo, k.kts));
@@ -1338,16 +1346,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
                    (out_res ? 0 : (out_slots(U) - 2 * U) * mt) <=
                limit;
       };
-      std::uint64_t lo = 1, hi = cap;
-      while (lo < hi) {
-        const std::uint64_t mid = lo + (hi - lo + 1) / 2;
-        if (fits(mid)) {
-          lo = mid;
-        } else {
-          hi = mid - 1;
-        }
-      }
-      m_tile = round_tile(layer, lo);
+      m_tile = round_tile(layer, largest_fitting(cap, fits));
     }
     // Only the first M tile's input load is not overlapped with the array. When one M tile fits,
     // two still pay if loading the second half of the input and reloading every weight tile (the
