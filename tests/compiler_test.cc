@@ -657,14 +657,28 @@ TEST(CompilerTest, TapPlansPackTheTapsOfAChannelRemainder) {
   EXPECT_EQ(tap_plan(taps(3, 1, 64, 20), 32, 1, 32, false).ktiles.size(), 18u);
 }
 
+// A conv on a small array for the packed-taps tests: two images of (9 + k) x (11 + k) pixels,
+// 12 filters, M tiles of 13 rows that cross output rows and images.
+struct TapConvCase {
+  std::uint32_t array, c, k, s, p, tiles;  // tiles: weight tiles per (M tile, N tile)
+  const char* dtype;
+  std::string describe() const {
+    return "array " + std::to_string(array) + ", C = " + std::to_string(c) + ", " +
+           std::to_string(k) + "x" + std::to_string(k) + " stride " + std::to_string(s) +
+           " pad " + std::to_string(p) + " " + dtype;
+  }
+  Graph model() const { return conv_model(2, 9 + k, 11 + k, c, k, s, p, 12, dtype); }
+  static CompileOptions options() {
+    CompileOptions o;
+    o.max_m_tile = 13;
+    return o;
+  }
+};
+
 TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
   // Channels that leave half the array's rows idle per tap: the DMA packs several taps' channels
   // into one UB row (runs along a kernel row, pairs across kernel rows), one weight tile each.
-  struct Case {
-    std::uint32_t array, c, k, s, p, tiles;  // tiles: weight tiles per (M tile, N tile)
-    const char* dtype;
-  };
-  const Case cases[] = {
+  const TapConvCase cases[] = {
       {16, 5, 3, 1, 1, 3, "int8"},   // 3 runs of 3 taps (15 rows)
       {16, 5, 3, 2, 1, 3, "bf16"},   // strided
       {16, 3, 5, 2, 2, 5, "int8"},   // 5 runs of 5 taps (15 rows), like a small stem
@@ -689,14 +703,11 @@ TEST(CompilerTest, PackedTapsFillTheArrayRowsAndAreBitExact) {
       {128, 3, 7, 2, 3, 2, "int8"},
       {128, 3, 7, 2, 3, 2, "bf16"},
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE("array " + std::to_string(c.array) + ", C = " + std::to_string(c.c) + ", " +
-                 std::to_string(c.k) + "x" + std::to_string(c.k) + " stride " +
-                 std::to_string(c.s) + " pad " + std::to_string(c.p) + " " + c.dtype);
-    Graph model = conv_model(2, 9 + c.k, 11 + c.k, c.c, c.k, c.s, c.p, 12, c.dtype);
-    Config config = array_config(c.array, c.array);
-    CompileOptions options;
-    options.max_m_tile = 13;  // tiles cross output rows and images
+  for (const TapConvCase& c : cases) {
+    SCOPED_TRACE(c.describe());
+    const Graph model = c.model();
+    const Config config = array_config(c.array, c.array);
+    const CompileOptions options = TapConvCase::options();
     Program p = compile(model, config, options);
     const std::uint64_t K = model.nodes[0].gemm_k();
     std::size_t loads = 0, packed = 0, tiles_mn = 0;  // one ACTIVATE per (M tile, N tile)
@@ -724,11 +735,7 @@ TEST(CompilerTest, PackedChannelRemaindersAreBitExact) {
   // More channels than the array's rows, the last chunk few enough that its taps pack: full
   // chunks one tap per tile, the remainder's taps packed (tap_plan), K rows of a packed tile
   // spread over its taps (KTile::k_row), gathered one segment per tap from the pixel's slice.
-  struct Case {
-    std::uint32_t array, c, k, s, p, tiles;  // tiles: weight tiles per (M tile, N tile)
-    const char* dtype;
-  };
-  const Case cases[] = {
+  const TapConvCase cases[] = {
       // Remainder 8: pairs (one crossing kernel rows) and the last tap, ceil(216 / 16) as im2col.
       {16, 24, 3, 1, 1, 9 + 5, "int8"},
       {16, 20, 3, 1, 0, 9 + 3, "bf16"},  // remainder 4: runs of 3 taps along each kernel row
@@ -737,14 +744,11 @@ TEST(CompilerTest, PackedChannelRemaindersAreBitExact) {
       {16, 24, 2, 2, 0, 4 + 2, "int8"},
       {16, 40, 5, 1, 2, 50 + 13, "bf16"},  // two full chunks, remainder 8 (Inception's 5x5)
   };
-  for (const Case& c : cases) {
-    SCOPED_TRACE("array " + std::to_string(c.array) + ", C = " + std::to_string(c.c) + ", " +
-                 std::to_string(c.k) + "x" + std::to_string(c.k) + " stride " +
-                 std::to_string(c.s) + " pad " + std::to_string(c.p) + " " + c.dtype);
-    Graph model = conv_model(2, 9 + c.k, 11 + c.k, c.c, c.k, c.s, c.p, 12, c.dtype);
-    Config config = array_config(c.array, c.array);
-    CompileOptions options;
-    options.max_m_tile = 13;  // tiles cross output rows and images
+  for (const TapConvCase& c : cases) {
+    SCOPED_TRACE(c.describe());
+    const Graph model = c.model();
+    const Config config = array_config(c.array, c.array);
+    const CompileOptions options = TapConvCase::options();
     Program p = compile(model, config, options);
     std::size_t loads = 0, tiles_mn = 0;  // one ACTIVATE per (M tile, N tile)
     for (const Instruction& inst : p.instructions) {
