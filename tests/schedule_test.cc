@@ -761,11 +761,10 @@ TEST(ScheduleClassic, NextTilesTransfersNeverHoldBackTheStream) {
 // with the DMA's writes, the ACTIVATEs' and the stores'. Each layer then takes about its
 // stream cycles plus one fill and drain, KT x NT x M + R + C - 1 (computed here), and stays
 // within the folds, KT x NT x (2R + C + M - 2). A matmul's input K chunk by K chunk
-// (models/README.md, "Matmul input layout") streams one row a cycle too, and takes these
-// where K is a multiple of R; with a partial chunk, one N tile and several M tiles its
-// streams waited for their input (6000 x 2000 -> 40 on 128 x 128: 116,605 compute cycles
-// against folds of 102,112; 12100 x 1170 -> 8: 157,349 against 124,820), so those keep rows
-// whole at the stepping stride (tile_gemm).
+// (models/README.md, "Matmul input layout") streams one row a cycle too, but with one N
+// tile, several M tiles and a partial chunk its streams waited for their input (6000 x 2000
+// -> 40 on 128 x 128: 116,605 compute cycles against folds of 102,112; 12100 x 1170 -> 8:
+// 157,349 against 124,820), so those keep rows whole at the stepping stride (tile_gemm).
 TEST(ScheduleClassic, LargeKGemmsWithFewNTilesStreamWithinTheFolds) {
   const std::string path = temp_path("large_k.csv");
   std::ofstream(path) << "Layer, M, N, K,\n"

@@ -1450,14 +1450,16 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // writes, the ACTIVATEs, the stores): a matmul's input K chunk by K chunk (k_major, below:
   // each stream reads consecutive rows) where that layout is allowed (k_major_ok), else rows
   // whole at the stepping stride (input_row_stride: the stream's bank steps by one a cycle).
-  // Chunk by chunk with a partial chunk, one N tile and several M tiles (the next tile's
-  // input about as many rows as the streams), the streams waited for their input (ideal
-  // memory at 128: 6000 x 2000 -> 40, 116,605 compute cycles against the stepping stride's
-  // 96,439, folds 102,112; 20000 x 4500 -> 64, 1,003,844 against 722,678; 12100 x 1170 -> 8,
-  // 157,349 against 121,717); with several N tiles the stepping stride still met the
-  // ACTIVATEs (1024 x 1000 -> 3072 at 256: 1.125 x the bound, 1.01 chunk by chunk), and with
-  // whole chunks the two measured within 0.7 % (12544 x 1024 -> 100 at 128: 100,580 chunk by
-  // chunk, 101,292 stepping).
+  // With one N tile and several M tiles (the next tile's input about as many UB rows as the
+  // streams) chunk by chunk only with whole chunks each a transfer of its own (ideal memory,
+  // one core): at 128 with a partial chunk its streams waited for their input (6000 x 2000
+  // -> 40: 116,605 compute cycles against the stepping stride's 96,439, folds 102,112;
+  // 20000 x 4500 -> 64: 1,003,844 against 722,678; 12100 x 1170 -> 8: 157,349 against
+  // 121,717), and so with `simple` memory, one transfer of the chunks (3136 x 3072 -> 8:
+  // 106,842 against 78,819; 12544 x 3072 -> 100: 503,025 against 324,540); whole chunks a
+  // transfer each were ahead (3136 x 1024 -> 100 at 256: 12,900 against 13,332). With
+  // several N tiles the stepping stride still met the ACTIVATEs (1024 x 1000 -> 3072 at 256:
+  // 1.125 x the bound, chunk by chunk within 1.01).
   // The stepping stride with more than one M tile (of the plain stride), whose next tile's
   // input streams in beside the array, or on one MXU when its spare rows cost no M tile: a
   // second one would move half the input's load into the compute span (a 2x2 conv,
@@ -1470,8 +1472,9 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     const std::uint64_t parts = tensor ? std::uint64_t(layer.samples) * layer.heads : 1;
     const std::uint64_t plain = ceil_div(M, m_tile_for(1)) * parts;
     const std::uint64_t stepping = input_row_stride(layer, true);
+    const bool whole = K % R_ == 0;
     k_major_ok = !conv && !tensor && KR > 1 && any_order &&
-                 (K % R_ == 0 || (free_transfers && (NT > 1 || plain == 1)));
+                 (NT == 1 && plain > 1 ? whole && free_transfers : whole || free_transfers);
     if (!k_major_ok && (most == 1 || plain > 1) && stepping <= kMaxMatmulStride &&
         gemm_staging(layer, path, in_res, contiguous, out_res, 1, 1, stepping) <= limit) {
       const std::uint64_t plain_stride = XS;
@@ -1563,8 +1566,8 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // chunk by chunk (M = 8192, K = N = 2048 at 128: 613,199 -> 524,674 compute cycles). (With
   // M_t = 1 both orders are one.)
   // Not a tensor matmul, whose rows are a head's slice of wider pixels (GPT-2 prefill's
-  // attn_context on tpu_v5e: its DMA 4,000 cycles longer, +2,026 cycles a layer). With a
-  // partial chunk, one N tile and several M tiles the stepping stride instead (k_major_ok).
+  // attn_context on tpu_v5e: its DMA 4,000 cycles longer, +2,026 cycles a layer). With one N
+  // tile and several M tiles only whole chunks a transfer each (k_major_ok).
   tl.k_major = k_major_ok && m_tile > 1 && (U == 1 || free_transfers);
   tl.k_transfers = tl.k_major && free_transfers;
   if (tl.k_major) {
