@@ -746,6 +746,58 @@ TEST(ScheduleClassic, NextTilesTransfersNeverHoldBackTheStream) {
   EXPECT_EQ(classic(read_topology(wide).layers[0], 128, 128), 64630u);
 }
 
+// GEMMs with a long K and few N tiles (a rows-path input of ceil(K / R) UB rows per vector):
+// the DMA writes the next M tile's input while the array streams this one's, on the one DMA
+// write port, about as many rows as the stream reads when there is one N tile. A MATMUL's
+// stream is booked whole, in consecutive cycles, when it starts; the DMA books each
+// response's row writes as it arrives, faster than the port takes them. With the next tile's
+// input in one transfer, every stream after the first waited for the transfer's booked
+// writes, which step through every bank, to end (3136 x 3072 x 100 on 128 x 128: 107,121
+// compute cycles against folds of 24 x (256 + 128 + 3136 - 2) = 84,432), and a stride of a
+// multiple of ub.banks between input vectors (K = 3072 on 32 x 32: 96 rows) held one bank for
+// a whole stream, so the DMA stalled at its first row there (M = 3136, N = 8: 449,967 against
+// 310,080). Now the next tile's input goes in transfers of about 512 rows spread between the
+// MATMULs, and the vectors sit a stride of 1 modulo ub.banks apart, so the stream's bank steps
+// with the DMA's writes, the ACTIVATEs' and the stores'. Each layer then takes about its
+// stream cycles plus one fill and drain, KT x NT x M + R + C - 1 (computed here), and stays
+// within the folds, KT x NT x (2R + C + M - 2). A matmul's input K chunk by K chunk
+// (models/README.md, "Matmul input layout") streams one row a cycle too, but with one N
+// tile, several M tiles and a partial chunk its streams waited for their input (6000 x 2000
+// -> 40 on 128 x 128: 116,605 compute cycles against folds of 102,112; 12100 x 1170 -> 8:
+// 157,349 against 124,820), so those keep rows whole at the stepping stride (tile_gemm).
+TEST(ScheduleClassic, LargeKGemmsWithFewNTilesStreamWithinTheFolds) {
+  const std::string path = temp_path("large_k.csv");
+  std::ofstream(path) << "Layer, M, N, K,\n"
+                         "n8, 3136, 8, 3072,\n"
+                         "n100, 3136, 100, 3072,\n"
+                         "n256, 3136, 256, 3072,\n"
+                         "k1024, 3136, 100, 1024,\n"
+                         "m12544, 12544, 100, 3072,\n"
+                         "m12544_k1024, 12544, 100, 1024,\n"
+                         "odd, 6000, 40, 2000,\n"
+                         "big_a, 20000, 64, 4500,\n"
+                         "partial, 2500, 129, 777,\n"
+                         "e, 12100, 8, 1170,\n";
+  const Topology t = read_topology(path);
+  for (std::uint32_t n : {32u, 128u}) {
+    const nlohmann::json r =
+        run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+    ASSERT_EQ(r["layers"].size(), t.layers.size());
+    for (std::size_t i = 0; i < t.layers.size(); ++i) {
+      const Topology::Layer& l = t.layers[i];
+      const nlohmann::json& layer = r["layers"][i];
+      const std::uint64_t streams = ceil_div(l.K, n) * ceil_div(l.N, n) * l.M;
+      const std::uint64_t compute = layer["compute_cycles"].get<std::uint64_t>();
+      SCOPED_TRACE(l.name + " on " + std::to_string(n) + "x" + std::to_string(n));
+      EXPECT_EQ(layer["units"]["matmul"]["busy_cycles"].get<std::uint64_t>(), streams);
+      EXPECT_LE(compute, classic(l, n, n));
+      EXPECT_LE(double(compute), 1.02 * double(streams + 2 * n - 1)) << layer["stall_cycles"];
+    }
+  }
+  EXPECT_EQ(classic(t.layers[1], 128, 128), 84432u);
+  EXPECT_EQ(classic(t.layers[0], 32, 32), 310080u);
+}
+
 // Without weight double buffering, with ideal memory and enough UB ports and banks that the
 // input stream never waits, a layer that fills the array (K a multiple of R, N of C, one M tile)
 // runs its folds back to back: load R weight rows, stream M rows, drain C + R - 1; the next

@@ -97,8 +97,9 @@ struct GemmTiling {
   std::uint64_t NT = 0;  // N tiles
   std::uint64_t mxus = 1;  // U: N tile nt runs on MXU nt % U
   std::uint64_t KR = 0, KT = 0;  // UB rows per input vector (rows path), K tiles per N tile
+  std::uint64_t x_stride = 0;    // UB rows from one input vector to the next in a slot (rows path)
   // A matmul's input slot K chunk by K chunk (chunk k of row m in UB row x + k m_tile + m) rather
-  // than row by row (x + m KR + k): see tile_gemm.
+  // than row by row (x + m x_stride + k): see tile_gemm.
   bool k_major = false;
   bool k_transfers = false;  // k_major: one transfer per chunk (where transfers start free)
   std::uint64_t m_tile = 0, MT = 0;
@@ -578,13 +579,31 @@ class Lowerer {
       pieces.push_back(d);
     }
   }
+  // Input vectors (of x_stride UB rows) per transfer of the next M tile's input on the rows
+  // path. The DMA engine asks for a response's row writes as it arrives, and the memory
+  // delivers rows faster than the one write port takes them, so a transfer's writes are booked
+  // up to half its rows ahead (ideal memory, two rows a 256-byte burst; more with smaller
+  // rows). A MATMUL's stream is booked whole when it starts, over cycles in a row: it cannot
+  // start inside a run of booked writes that step through every bank, so it waits for the
+  // transfer's writes to end (a whole M tile's, 31,629 cycles of 107,121 on 3136 x 3072 x 100
+  // at 128). Transfers of about 512 rows keep that wait short. Each transfer waits for the
+  // memory (transfer_start) before its first row, so with a slow memory one holds the rows of
+  // at least 16 such waits (HBM2 at the default clock: about 1,800).
+  std::uint64_t input_transfer_vectors(std::uint64_t x_stride) const {
+    const double rows = std::max(512.0, 16 * transfer_start());
+    return std::max<std::uint64_t>(1, std::uint64_t(rows) / x_stride);
+  }
   // Splits DMA pieces along their groups into about `parts` pieces of similar group counts
   // (each still one DMA with the same segments, strides and packing).
   static std::vector<DmaFields> split_groups(const std::vector<DmaFields>& pieces,
                                              std::uint64_t parts) {
     std::uint64_t total = 0;
     for (const DmaFields& d : pieces) total += d.groups;
-    const std::uint64_t most = std::max<std::uint64_t>(1, ceil_div(total, parts));
+    return split_at(pieces, std::max<std::uint64_t>(1, ceil_div(total, parts)));
+  }
+  // Splits DMA pieces along their groups into pieces of at most `most` groups.
+  static std::vector<DmaFields> split_at(const std::vector<DmaFields>& pieces,
+                                         std::uint64_t most) {
     std::vector<DmaFields> out;
     for (const DmaFields& d : pieces) {
       for (std::uint64_t g0 = 0; g0 < d.groups; g0 += most) {
@@ -601,15 +620,48 @@ class Lowerer {
     }
     return out;
   }
+  // UB rows from one input vector (ceil(K / R) rows) to the next in an input slot (rows path):
+  // the least stride of at least ceil(K / R) that is 1 modulo ub.banks. A MATMUL's stream
+  // reads one row per vector, so its bank (row % ub.banks) steps by the stride each cycle,
+  // and the UB's other bursts walk the rows in order, their bank stepping by one: the DMA
+  // writing the next M tile's vectors, the ACTIVATEs writing an output slot, the stores
+  // reading one. A stream is booked whole, in consecutive cycles, when it starts, so beside
+  // a burst whose bank steps otherwise it meets that burst's bank within ub.banks cycles and
+  // waits for the burst to end (an ACTIVATE of 3136 rows: about 2,400 cycles), and a DMA
+  // write meeting it loses a cycle, one write in ub.banks, which a layer with one N tile (as
+  // many writes as stream rows) pays on the array too. Stepping with them, the stream meets a
+  // burst only where the DMA's writes jump to the next vector (by the stride less the
+  // vector), and the two part again at the next jump. The spare rows cost UB room: smaller M
+  // tiles where the UB bounds them. `stepping` (tile_gemm: more than one M tile, so a next
+  // tile's input streams in beside the array, or one MXU) and not gather-bound, else
+  // ceil(K / R), plus one row when ub.banks divides it. With one M tile on several MXUs what
+  // meet are their streams side by side, which ceil(K / R) dividing ub.banks keeps apart
+  // (lower_gemm's first_k; the stepping stride measured 0.9 % slower on tpu_v4's MLPs).
+  std::uint64_t input_row_stride(const Node& layer, bool stepping) const {
+    const std::uint64_t KR = ceil_div(dense_k(layer), R_), banks = config_.ub.banks;
+    if (!stepping || gather_bound(layer)) return banks > 1 && KR % banks == 0 ? KR + 1 : KR;
+    return KR + (banks + 1 - KR % banks) % banks;
+  }
+  // Whether a layer's im2col gather (rows path) takes more memory requests a pixel, at least
+  // one a kernel row, than it writes UB rows (a stem's few channels): it is slower than the
+  // write port, the stream waits for the gather anyway, and neither a stride stepping with the
+  // writes nor short transfers pay. Smaller M tiles (the stepping stride's spare rows) would
+  // only move more of the gather behind the first tile's, and short transfers queue later
+  // (YOLOv5s's 6x6 stem on 32 x 32: 420,316 -> 475,217 and 452,881 compute cycles).
+  bool gather_bound(const Node& layer) const {
+    return layer.kind == OpKind::kConv2d && layer.kernel_h > ceil_div(dense_k(layer), R_);
+  }
   // Staging rows (below any resident tensors) a GEMM node needs with M tiles of m_tile rows.
   // `mxus` MXUs have two output slots each.
   // `contiguous`: an input read from HBM has pixels of just its channels (Taps::contiguous).
+  // `x_stride`: the rows path's input_row_stride, by default the larger, stepping one.
   std::uint64_t gemm_staging(const Node& layer, GemmPath path, bool in_res, bool contiguous,
-                             bool out_res, std::uint64_t m_tile, std::uint64_t mxus = 1) const {
+                             bool out_res, std::uint64_t m_tile, std::uint64_t mxus = 1,
+                             std::uint64_t x_stride = 0) const {
     std::uint64_t rows = weight_rows() + bias_rows(layer, config_, model_.dtype) +
                          (out_res ? 0 : 2 * mxus * m_tile);
     if (path == GemmPath::kRows) {
-      rows += 2 * m_tile * ceil_div(dense_k(layer), R_);
+      rows += 2 * m_tile * (x_stride > 0 ? x_stride : input_row_stride(layer, true));
     } else if (!in_res) {
       rows += 2 * band_slot_rows(layer, m_tile, contiguous);
     }
@@ -1253,6 +1305,9 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // staged as N_t rows, at most a weight slot's (or FIFO entry's) R.
   const std::uint64_t nw = out_res || layer.transpose_b ? cw_ : C_;
   const std::uint64_t KR = ceil_div(K, R_);  // UB rows per input vector (rows path)
+  // UB rows from one input vector to the next: the stepping stride when there are several M
+  // tiles (decided below, once M tiles of the plain stride are known).
+  std::uint64_t XS = input_row_stride(layer, false);
   const std::uint64_t row_bytes = std::uint64_t(config_.ub_row_elems()) * eb_;
   if (!resident_ok(layer, in_res, out_res)) {
     fail("a grouped conv's channel blocks do not align with the resident chunks of " +
@@ -1267,8 +1322,8 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   const TapPlan& plan = tap_tiles.plan;
   std::vector<KTile> ktiles = plan.ktiles;
   if (!taps) {
-    check_width(KR, kMaxMatmulStride,
-                "UB rows per input vector ceil(K / array.rows) (MATMUL ub_stride)");
+    check_width(XS, kMaxMatmulStride,
+                "UB rows per input vector about ceil(K / array.rows) (MATMUL ub_stride)");
     for (std::uint64_t k0 = 0; k0 < K; k0 += R_) {
       ktiles.push_back({k0, std::min<std::uint64_t>(R_, K - k0), 0, 0, 0});
     }
@@ -1281,10 +1336,11 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   }
   const std::uint64_t NT = ntiles.size();
 
-  const std::uint64_t min_need = gemm_staging(layer, path, in_res, contiguous, out_res, 1);
+  const std::uint64_t min_need =
+      gemm_staging(layer, path, in_res, contiguous, out_res, 1, 1, XS);
   if (min_need > limit) {
     const std::string input =
-        !taps    ? "2 x " + std::to_string(KR) + " rows (one input vector of K = " +
+        !taps    ? "2 x " + std::to_string(XS) + " rows (one input vector of K = " +
                        std::to_string(K) + ", double-buffered)"
         : in_res ? std::string("no input rows (resident input)")
                  : "2 x " + std::to_string(band_slot_rows(layer, 1, contiguous)) +
@@ -1335,7 +1391,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     if (options_.max_m_tile > 0) cap = std::min<std::uint64_t>(cap, options_.max_m_tile);
     std::uint64_t m_tile = 1;
     if (!taps) {
-      const std::uint64_t per_m = 2 * KR + (out_res ? 0 : out_slots(U));
+      const std::uint64_t per_m = 2 * XS + (out_res ? 0 : out_slots(U));
       const std::uint64_t fixed = weight_rows() + bias_rows(layer, config_, model_.dtype);
       m_tile = round_tile(layer, std::min(cap, (limit - fixed) / per_m));
     } else {
@@ -1382,6 +1438,49 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     }
     return m_tile;
   };
+  // How many MXUs could share the node's N tiles (below).
+  const std::uint64_t most =
+      fifo_ ? std::min<std::uint64_t>({config_.core.mxus, NT, kMaxCompilerMxus,
+                                       acc_rows_ / acc_slots,
+                                       config_.ub.read_ports})
+            : 1;
+  // The rows path's input layout, one rule so that a stream (granted whole, one UB row a
+  // cycle) never crosses the banks of the UB's other one-row-a-cycle accesses (the DMA's
+  // writes, the ACTIVATEs, the stores): a matmul's input K chunk by K chunk (k_major, below:
+  // each stream reads consecutive rows) where that layout is allowed (k_major_ok), else rows
+  // whole at the stepping stride (input_row_stride: the stream's bank steps by one a cycle).
+  // With one N tile and several M tiles (the next tile's input about as many UB rows as the
+  // streams) chunk by chunk only with whole chunks each a transfer of its own (ideal memory,
+  // one core): at 128 with a partial chunk its streams waited for their input (6000 x 2000
+  // -> 40: 116,605 compute cycles against the stepping stride's 96,439, folds 102,112;
+  // 20000 x 4500 -> 64: 1,003,844 against 722,678; 12100 x 1170 -> 8: 157,349 against
+  // 121,717), and so with `simple` memory, one transfer of the chunks (3136 x 3072 -> 8:
+  // 106,842 against 78,819; 12544 x 3072 -> 100: 503,025 against 324,540); whole chunks a
+  // transfer each were ahead (3136 x 1024 -> 100 at 256: 12,900 against 13,332). With
+  // several N tiles the stepping stride still met the ACTIVATEs (1024 x 1000 -> 3072 at 256:
+  // 1.125 x the bound, chunk by chunk within 1.01).
+  // The stepping stride with more than one M tile (of the plain stride), whose next tile's
+  // input streams in beside the array, or on one MXU when its spare rows cost no M tile: a
+  // second one would move half the input's load into the compute span (a 2x2 conv,
+  // 112x112x24 -> 64 on 32 x 32: 73,990 -> 75,887 compute cycles, over its folds, though
+  // 135,604 -> 106,754 in all).
+  const bool any_order = config_.hbm.preset == "ideal" || config_.hbm.preset == "simple";
+  const bool free_transfers = transfer_start() == 0 && config_.chip.cores == 1;
+  bool k_major_ok = false;
+  if (!taps) {
+    const std::uint64_t parts = tensor ? std::uint64_t(layer.samples) * layer.heads : 1;
+    const std::uint64_t plain = ceil_div(M, m_tile_for(1)) * parts;
+    const std::uint64_t stepping = input_row_stride(layer, true);
+    const bool whole = K % R_ == 0;
+    k_major_ok = !conv && !tensor && KR > 1 && any_order &&
+                 (NT == 1 && plain > 1 ? whole && free_transfers : whole || free_transfers);
+    if (!k_major_ok && (most == 1 || plain > 1) && stepping <= kMaxMatmulStride &&
+        gemm_staging(layer, path, in_res, contiguous, out_res, 1, 1, stepping) <= limit) {
+      const std::uint64_t plain_stride = XS;
+      XS = stepping;
+      if (plain == 1 && ceil_div(M, m_tile_for(1)) * parts > 1) XS = plain_stride;
+    }
+  }
   // How many MXUs share the node's N tiles, at most one per UB read port (more could not
   // stream at once). More MXUs mean smaller M tiles (the slots are per MXU); a count is taken
   // when its M tiles are no more than with one MXU, else when it has fewer estimated cycles:
@@ -1390,11 +1489,6 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // and the stores, each costing its rows (one a cycle) or its bytes at the memory's peak,
   // whichever is more, plus hbm.latency_ns to start.
   std::uint64_t U = 1, m_tile = m_tile_for(1);
-  const std::uint64_t most =
-      fifo_ ? std::min<std::uint64_t>({config_.core.mxus, NT, kMaxCompilerMxus,
-                                       acc_rows_ / acc_slots,
-                                       config_.ub.read_ports})
-            : 1;
   const double peak = config_.hbm_peak_bytes_per_cycle();
   const double start = transfer_start();
   const auto transfer = [&](double rows, double bytes) {
@@ -1419,7 +1513,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   }
   const std::uint64_t MT = ceil_div(M, m_tile);
   const std::uint64_t xs =
-      taps ? (in_res ? 0 : band_slot_rows(layer, m_tile, contiguous)) : m_tile * KR;
+      taps ? (in_res ? 0 : band_slot_rows(layer, m_tile, contiguous)) : m_tile * XS;
 
   if (conv && !taps) {
     check_width(std::uint64_t(layer.kernel_w) * layer.in.c, kMaxCount,
@@ -1471,15 +1565,14 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // chunk by chunk (M = 8192, K = N = 2048 at 128: 613,199 -> 524,674 compute cycles). (With
   // M_t = 1 both orders are one.)
   // Not a tensor matmul, whose rows are a head's slice of wider pixels (GPT-2 prefill's
-  // attn_context on tpu_v5e: its DMA 4,000 cycles longer, +2,026 cycles a layer).
-  const bool any_order = config_.hbm.preset == "ideal" || config_.hbm.preset == "simple";
-  const bool free_transfers = transfer_start() == 0 && config_.chip.cores == 1;
-  tl.k_major = !conv && !taps && !tensor && KR > 1 && m_tile > 1 && (U == 1 || free_transfers) &&
-               any_order && (K % R_ == 0 || free_transfers);
+  // attn_context on tpu_v5e: its DMA 4,000 cycles longer, +2,026 cycles a layer). With one N
+  // tile and several M tiles only whole chunks a transfer each (k_major_ok).
+  tl.k_major = k_major_ok && m_tile > 1 && (U == 1 || free_transfers);
   tl.k_transfers = tl.k_major && free_transfers;
   if (tl.k_major) {
     check_width(m_tile, field_max(Opcode::kDmaLoad, "segs"), "input rows per M tile (DMA segs)");
   }
+  tl.x_stride = XS;
   tl.KT = KT;
   tl.m_tile = m_tile;
   tl.MT = MT;
@@ -1545,7 +1638,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // every tile. Each further slot the UB has room for (up to one per M tile) lets a load run
   // one more tile ahead.
   const std::uint64_t staged =
-      gemm_staging(layer, path, in_res, contiguous, out_res, m_tile, U) +
+      gemm_staging(layer, path, in_res, contiguous, out_res, m_tile, U, XS) +
       (tl.out_slots - 2 * U) * m_tile;
   const std::uint64_t slots =
       in_res || MT <= 2 || xs == 0 || staged > limit
@@ -1571,7 +1664,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const bool x_dma = !in_res;  // the input arrives in UB slots by DMA
   const Taps& g = tl.g;
   const TapPlan& plan = tl.plan;
-  const std::uint64_t M = tl.M, K = tl.K, N = tl.N, NT = tl.NT, KR = tl.KR;
+  const std::uint64_t M = tl.M, K = tl.K, N = tl.N, NT = tl.NT, KR = tl.KR, XS = tl.x_stride;
   // M tiles over all parts (one part but for a tensor matmul): tile mt covers rows
   // [m_lo(mt), m_hi(mt)) of part mt / tl.MT.
   const std::uint64_t KT = tl.KT, m_tile = tl.m_tile, MT = tl.MT * tl.parts;
@@ -1709,7 +1802,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       d.elems = std::uint16_t(K);
       d.groups = std::uint16_t(m1 - m0);
       d.group_stride = std::uint32_t(m1 - m0 > 1 ? a.pixel_bytes() : 0);
-      d.ub_stride = std::uint16_t(KR);
+      d.ub_stride = std::uint16_t(XS);
       d.pack = std::uint16_t(R_);
       pieces.push_back(d);
     } else if (taps) {
@@ -1733,13 +1826,13 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         DmaFields d;
         d.hbm_addr = t.addr(b, std::int64_t(oy * layer.stride) - layer.padding_h,
                             std::int64_t(ox * layer.stride) - layer.padding);
-        d.ub_row = std::uint32_t(x_slot(mt) + (m - m0) * KR);
+        d.ub_row = std::uint32_t(x_slot(mt) + (m - m0) * XS);
         d.elems = std::uint16_t(layer.kernel_w * layer.in.c);
         d.segs = std::uint16_t(layer.kernel_h);
         d.seg_stride = std::uint32_t(layer.kernel_h > 1 ? t.row_bytes() : 0);
         d.groups = std::uint16_t(n);
         d.group_stride = std::uint32_t(n > 1 ? layer.stride * t.pixel_bytes() : 0);
-        d.ub_stride = std::uint16_t(KR);
+        d.ub_stride = std::uint16_t(XS);
         d.pack = std::uint16_t(R_);
         pieces.push_back(d);
         m += n;
@@ -1753,7 +1846,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       d.elems = std::uint16_t(K);
       d.groups = std::uint16_t(m1 - m0);
       d.group_stride = std::uint32_t(m1 - m0 > 1 ? in.hbm.image_bytes() : 0);
-      d.ub_stride = std::uint16_t(KR);
+      d.ub_stride = std::uint16_t(XS);
       d.pack = std::uint16_t(R_);
       pieces.push_back(d);
     }
@@ -1923,12 +2016,16 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     // at once would hold back the next weight tiles, and queued late it would hold back the
     // next M tile's first MATMUL.
     // With the weight fills on engines of their own, engine 0 has only the input (and split
-    // stores): its transfers go whole behind tile 0, then in shares between a tile's MATMULs
-    // (below).
+    // stores): its transfers go in shares between a tile's MATMULs (below), on the rows path
+    // with several UB rows a vector cut into transfers of input_transfer_vectors. With one row
+    // a vector the stream steps with the transfers' writes and never meets them; a
+    // gather-bound layer's stream waits for the gather anyway.
+    const bool cut = !taps && !tl.k_major && XS > 1 && !gather_bound(layer);
     std::vector<DmaFields> next_input =
         !x_dma || mt + 1 >= MT ? std::vector<DmaFields>()
-        : weight_engines_ > 0  ? input_pieces(mt + 1)
-                               : split_groups(input_pieces(mt + 1), NT * KT);
+        : weight_engines_ == 0 ? split_groups(input_pieces(mt + 1), NT * KT)
+        : !cut                 ? input_pieces(mt + 1)
+                               : split_at(input_pieces(mt + 1), input_transfer_vectors(XS));
     // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
     auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
@@ -1971,26 +2068,26 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         }
       } else if (paced && mt > 0 && kt == 0 && nt < U) {
         for (const DmaFields& d : input) {
-          const std::uint64_t m = (d.ub_row - x_slot(mt)) / KR;
-          passes.push_back({d.ub_row + tl.k_first + k, KR, d.groups, acc_slot(t) + m});
+          const std::uint64_t m = (d.ub_row - x_slot(mt)) / XS;
+          passes.push_back({d.ub_row + tl.k_first + k, XS, d.groups, acc_slot(t) + m});
         }
       } else if (tl.k_major) {
         passes.push_back({x_slot(mt) + (tl.k_first + k) * m_tile, 1, rows, acc_slot(t)});
       } else {
-        passes.push_back({x_slot(mt) + tl.k_first + k, KR, rows, acc_slot(t)});
+        passes.push_back({x_slot(mt) + tl.k_first + k, XS, rows, acc_slot(t)});
       }
       return passes;
     };
     // Engine 0's input transfers of the next M tile (weight fills on engines of their own): the
     // sequencer issues in program order, so transfers queued beyond the unit queue's depth
-    // ahead of a MATMUL hold it back until the DMA has run them. Behind M tile 0 they go first,
-    // whole: the first MATMUL waits for tile 0's input anyway, and the layer's compute span
-    // opens with tile 1's mostly loaded. Later, a whole tile's worth ahead of this tile's first
-    // MATMUL (engine 0 still busy with this tile's input, or the slot freed only as an earlier
-    // tile's MATMULs end) let the array drain: they go in shares spread evenly over this tile's
-    // MATMUL passes and its end, a share half the queue at least (short transfers still go out
-    // in runs), with engine 0's stores behind them.
-    const bool spread = weight_engines_ > 0 && !next_input.empty() && mt > 0;
+    // ahead of a MATMUL hold it back until the DMA has run them. A whole tile's worth ahead of
+    // this tile's first MATMUL (engine 0 still busy with this tile's input, or the slot freed
+    // only as an earlier tile's MATMULs end) would let the array drain: they go in shares
+    // spread evenly over this tile's MATMUL passes and its end, a share half the queue at least
+    // (short transfers still go out in runs), with engine 0's stores behind them. Transfers
+    // not cut short behind M tile 0 go first, whole: the first MATMUL waits for tile 0's input
+    // anyway, and the layer's compute span opens with tile 1's mostly loaded.
+    const bool spread = weight_engines_ > 0 && !next_input.empty() && (mt > 0 || cut);
     std::uint64_t positions = 1, shares = 0, at_pass = 0;
     if (spread) {
       // (Over all K tiles: their order does not change the count.)
@@ -2094,9 +2191,10 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           const std::uint64_t j = mt * NT * KT + share;
           // The group's MXUs take the K tiles in turn, each from its own start spread evenly over
           // the K tiles (GemmTiling::weight_tile), so streams running side by side, even a few K
-          // steps apart, read different UB rows: K tile k sits in rows x + k + m * KR (an im2col
-          // conv's), so when KR divides ub.banks, in different banks, or in rows x + k * rows + m
-          // (k_major), where a stream granted beside another starts a cycle or two later.
+          // steps apart, read different UB rows: K tile k sits in rows x + k + m * x_stride (row
+          // by row), so when x_stride divides ub.banks, in different banks, or in rows
+          // x + k * rows + m (k_major), where a stream granted beside another starts a cycle or
+          // two later.
           const std::uint64_t k = (tl.first_k(nt - g0, size) + kt) % KT;
           // Tiles ahead, so the weight stream never waits behind this tile's MATMULs; near the
           // last tile, the next GEMM node's first.
