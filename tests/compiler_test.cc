@@ -415,6 +415,9 @@ TEST(CompilerTest, TapConvFromHbmWithChannelChunks) {
                                  "tapconv.json");
   Config config = array_config(8, 8);
   config.hbm.preset = "ideal";
+  // With double-buffered weights im2col's fuller tiles (24) win: its M tiles keep its first
+  // gather short (Lowerer::rows_m_cap). Without, each M tile pays its loads and the taps stay.
+  config.mxu.double_buffer_weights = false;
   CompileOptions options;
   options.max_m_tile = 5;
   Program p = compile(model, config, options);
@@ -436,6 +439,14 @@ TEST(CompilerTest, TapConvFromHbmWithChannelChunks) {
   EXPECT_LT(hbm_bytes_moved(p), 2u * 2 * 9 * 11 * 21 * 6 + 3 * 3 * 21 * 12 * 12 + 60 * 12);
   expect_correct(model, config, options, 8);
   options.max_m_tile = 0;  // whole images per tile
+  expect_correct(model, config, options, 2);
+  // im2col in M tiles of at most an eighth of M, but at least 2R = 16 pixels, rounded down to
+  // whole output rows of 6 (5 tiles of 12), bit-exact too.
+  config.mxu.double_buffer_weights = true;
+  p = compile(model, config, options);
+  std::size_t im2col_loads = 0;
+  for (const Instruction& inst : p.instructions) im2col_loads += inst.op == Opcode::kLoadWeights;
+  EXPECT_EQ(im2col_loads, 5u * 2 * 24);
   expect_correct(model, config, options, 2);
 }
 
@@ -539,6 +550,9 @@ TEST(CompilerTest, StridedTapConvsReadResidueImagesAndAreBitExact) {
     Graph model = conv_model(2, 13, 15, c.c, c.k, c.s, c.p, 12, c.dtype);
     Config config = array_config(8, 8);
     config.hbm.preset = "ideal";
+    // A remainder chunk's taps take more tiles than im2col (21 channels: 27 against 24), which
+    // wins with double-buffered weights (TapConvFromHbmWithChannelChunks).
+    config.mxu.double_buffer_weights = c.c != 21;
     CompileOptions options;
     options.max_m_tile = 7;
     Program p = compile(model, config, options);

@@ -570,6 +570,69 @@ TEST(ScheduleClassic, ChannelRemaindersPackTheirTaps) {
             ceil_div(l.K, 32) * ceil_div(l.N, 32) * l.M);
 }
 
+// Convs of a few channels per tap, between R / 2 and R or just over R (24 or 40 on 32 rows, 96
+// on 128), from HBM with ideal memory, were behind their folds (the ratio on dcda18d in the
+// comments, from the seeded sets of tools/validate/folds_check.py): one tap per weight tile
+// leaves rows idle (40 channels on 32: 50 tiles against im2col's 32), and im2col, whose tiles
+// are full, was estimated slower because its first M tile, a whole accumulator slot of pixels,
+// gathered ceil(K / R) UB rows per pixel before the first stream. Its M tiles are now at most
+// an eighth of M (at least 2R pixels), so the gather of the next tile runs under the streams and
+// the first one is short; with one N tile, whose streams only keep pace with the gather, the
+// tiles after the first hold at most 50 x (3R - 2) pixels (Lowerer::rows_m_cap). On 32 x 32
+// every layer streams each output pixel once per im2col weight tile, ceil(K / 32) x
+// ceil(N / 32) x M busy cycles, and but for s6_3 (one N tile and 11,664 pixels: two M tiles)
+// less than a quarter of im2col's whole gather, ceil(K / 32) x M rows, comes before the first
+// stream (cycles - compute cycles, which also hold the last tile's drain and store).
+TEST(ScheduleClassic, SmallChannelConvsGatherIm2colUnderTheStream) {
+  struct Case {
+    const char* name;
+    std::uint64_t hw, c, k, n, s;
+  };
+  const std::vector<Case> cases = {
+      {"s6_3", 112, 40, 5, 16, 1},   // 32: 1.550
+      {"s5_6", 60, 24, 7, 33, 1},    // 32: 1.283
+      {"s5_25", 112, 24, 3, 33, 1},  // 32: 1.276
+      {"s6_30", 112, 24, 5, 33, 2},  // 32: 1.275
+      {"s4_32", 56, 24, 5, 8, 1},    // 32: 1.272
+      {"s6_44", 60, 24, 3, 16, 2},   // 32: 1.165
+      {"c96", 56, 96, 3, 64, 1},     // 128: 1.145
+  };
+  const std::string path = temp_path("small_channels.csv");
+  {
+    std::ofstream csv(path);
+    csv << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+           "Num Filter, Strides,\n";
+    for (const Case& c : cases) {
+      csv << c.name << ", " << c.hw << ", " << c.hw << ", " << c.k << ", " << c.k << ", " << c.c
+          << ", " << c.n << ", " << c.s << ",\n";
+    }
+  }
+  const Topology t = read_topology(path);
+  EXPECT_EQ(classic(t.layers[0], 32, 32), 32u * 1u * (64 + 32 + 11664 - 2));
+  for (std::uint32_t n : {32u, 128u, 256u}) {
+    const nlohmann::json r =
+        run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+    for (std::size_t i = 0; i < t.layers.size(); ++i) {
+      const Topology::Layer& l = t.layers[i];
+      const nlohmann::json& layer = r["layers"][i];
+      // An im2col gather of more kernel rows than UB rows per pixel (kernel_h > ceil(K / R):
+      // s5_25 on 128, s6_3 on 256) paces the array by its memory requests, not its rows.
+      if (cases[i].k > ceil_div(l.K, n)) continue;
+      EXPECT_LE(layer["compute_cycles"].get<std::uint64_t>(), classic(l, n, n))
+          << l.name << " on " << n << "x" << n;
+      if (n != 32) continue;
+      EXPECT_EQ(layer["units"]["matmul"]["busy_cycles"].get<std::uint64_t>(),
+                ceil_div(l.K, 32) * ceil_div(l.N, 32) * l.M)
+          << l.name;
+      if (l.name == "s6_3") continue;
+      EXPECT_LT(
+          layer["cycles"].get<std::uint64_t>() - layer["compute_cycles"].get<std::uint64_t>(),
+          ceil_div(l.K, 32) * l.M / 4)
+          << l.name;
+    }
+  }
+}
+
 // Matmuls whose input rows span several K tiles (K > R), with several N tiles and streams
 // that hide every load and drain on 32 and 128 (M >= K_t + N_t + R - 1; at 256 most are
 // shorter). With ideal memory their MATMULs read every ceil(K / R)-th UB row of a

@@ -684,13 +684,44 @@ class Lowerer {
     const TapPlan plan = path == GemmPath::kTaps ? taps_plan(layer, g, false, C_).plan : TapPlan();
     const std::uint64_t KT = path == GemmPath::kTaps ? plan.ktiles.size()
                                                       : ceil_div(dense_k(layer), R_);
-    const std::uint64_t first_m = std::min({M, acc_rows_ / (KT == 1 ? 3 : 2), kMaxCount});
+    std::uint64_t first_m = std::min({M, acc_rows_ / (KT == 1 ? 3 : 2), kMaxCount});
+    if (path == GemmPath::kRows && rows_capped(layer)) {
+      first_m = std::min(first_m, rows_m_cap(layer, NT));
+    }
     auto gather = [&](std::uint64_t m) {
       if (path == GemmPath::kTaps) return band_dma_cycles(g, plan, 0, m);
       return double(m * KT) + double(ceil_div(m, g.OW)) * transfer_start();
     };
     const double first = gather(first_m);
     return first + std::max(double(KT * NT * M), gather(M) - first);
+  }
+  // Whether a conv reading its input from HBM on the rows path takes M tiles of at most
+  // rows_m_cap pixels: with double-buffered weights, unless its gather is slower than the UB's
+  // write port anyway (gather_bound: a stem's few channels), and only where transfers start at
+  // no cost on one core (ideal memory): every M tile reloads all weight tiles and its gather
+  // waits for the memory once per output row, which on DRAM presets and two cores measured
+  // slower than the exposed first gather (zoo: AlexNet +11 % on tpu_v1, +9 % on tpu_v4).
+  bool rows_capped(const Node& layer) const {
+    return layer.kind == OpKind::kConv2d && config_.mxu.double_buffer_weights &&
+           transfer_start() == 0 && config_.chip.cores == 1 && !gather_bound(layer);
+  }
+  // The most output pixels of an M tile of such a conv, with `nt` N tiles per MXU. The node's
+  // first weight load waits for the first M tile's whole gather (ceil(K / R) UB rows a pixel,
+  // one a cycle) while the array idles, and each later tile's gather runs under the previous
+  // tile's streams: so an M tile is at most an eighth of M, and at least 2R pixels, so that each
+  // stream hides the next weight tile's load (112x112x24 3x3 -> 33 on 32 x 32: 254,583 -> 180,818
+  // cycles in all, and im2col's estimate then beats one tap per tile, 1.276x its folds). With one
+  // N tile the next tile's gather takes as long as this tile's streams (ceil(K / R) rows a pixel
+  // each), so the array waits wherever the DMA lags, about 2 % of the streams after the first
+  // tile (112x112x40 5x5 -> 16 on 32 x 32: 1.003x its folds with 4 tiles, 0.996x with 2): the
+  // tiles after the first then hold at most 50 x (3R - 2) pixels, so the waits stay within the
+  // classic schedule's fill and drain of 3R - 2 per weight tile.
+  std::uint64_t rows_m_cap(const Node& layer, std::uint64_t nt) const {
+    const std::uint64_t M = layer.gemm_m();
+    const std::uint64_t R = R_;
+    std::uint64_t cap = std::max(2 * R, ceil_div(M, 8));
+    if (nt == 1) cap = std::max(cap, M - std::min(M, 50 * (3 * R - 2)));
+    return cap;
   }
   GemmPath gemm_path(const Node& layer, bool in_res, bool contiguous, bool out_res,
                      std::uint64_t limit) const {
@@ -1389,6 +1420,9 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   const auto m_tile_for = [&](std::uint64_t U) {
     std::uint64_t cap = std::min({M, acc_rows_ / (acc_slots * U), kMaxCount});
     if (options_.max_m_tile > 0) cap = std::min<std::uint64_t>(cap, options_.max_m_tile);
+    if (!taps && x_dma && rows_capped(layer)) {
+      cap = std::min(cap, rows_m_cap(layer, ceil_div(NT, U)));
+    }
     std::uint64_t m_tile = 1;
     if (!taps) {
       const std::uint64_t per_m = 2 * XS + (out_res ? 0 : out_slots(U));

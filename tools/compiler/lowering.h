@@ -43,7 +43,9 @@
 //   consecutive UB rows). The 7x7 stride-2 RGB stem takes it on 128 rows. A
 //   strided 1 x 1 conv's band holds only the pixels it reads (every s-th of every s-th row), so
 //   its MATMULs stream consecutive rows. Otherwise "rows": im2col patches gathered from HBM
-//   (kernel_w * C per segment), packed R per UB row. A dilated conv takes the taps path, one
+//   (kernel_w * C per segment), packed R per UB row, in M tiles of at most an eighth of the
+//   output pixels with ideal memory on one core (Lowerer::rows_m_cap), so that only a short
+//   first gather comes before the streams. A dilated conv takes the taps path, one
 //   tap per tile, tap (ky, kx) reading (oy * s + ky * dh, ox * s + kx * dw). A grouped conv
 //   stores block-diagonal weight tiles of whole groups (GroupMap, gemm_tiling.h): one block
 //   takes the paths above; several take the taps path with K tiles per N tile (its block's taps
