@@ -53,11 +53,13 @@ std::uint64_t largest_fitting(std::uint64_t hi, Fits fits) {
   return lo;
 }
 
-// Accumulator slots an MXU needs beyond one turnaround when the one vector unit is slower than
-// the array: it is `busy` cycles on the ACTIVATEs of what the MXUs stream in `per_tile`
-// cycles, so over `tiles` of those it falls behind by (busy - per_tile) / busy of one per
-// one. A slot is free only after its ACTIVATE, so without these the array waits for the
-// vector unit.
+// Accumulator slots beyond one turnaround for grouped ACTIVATEs (GemmTiling::act_tiles) when
+// the one vector unit is still slower than the array: it is `busy` cycles on the ACTIVATE of
+// what the MXU streams in `per_tile` cycles, so over `tiles` of those it falls behind by
+// (busy - per_tile) / busy of one per one. A slot is free only after its ACTIVATE, so without
+// these the array waits for the vector unit. (Not for one ACTIVATE per tile: there the array
+// ran ahead only to wait for its weights, GPT-2 prefill's stalls moving from the vector unit
+// to the weights.)
 std::uint64_t vector_backlog(std::uint64_t busy, std::uint64_t per_tile, std::uint64_t tiles) {
   if (busy <= per_tile || tiles < 2) return 0;
   return ceil_div((tiles - 1) * (busy - per_tile), busy);
@@ -1617,10 +1619,8 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   const std::uint64_t mt_all = MT * (tensor ? std::uint64_t(layer.samples) * layer.heads : 1);
   const std::uint64_t tiles_per_mxu = mt_all * ceil_div(NT, U);
   const std::uint64_t act_busy = act.cycles() + act.latency;
-  const std::uint64_t wanted =
-      std::min({acc_rows_ / (U * m_tile), tiles_per_mxu,
-                1 + ceil_div(turnaround, per_tile) +
-                    vector_backlog(U * act_busy, per_tile, tiles_per_mxu)});
+  const std::uint64_t wanted = std::min({acc_rows_ / (U * m_tile), tiles_per_mxu,
+                                         1 + ceil_div(turnaround, per_tile)});
   tl.acc_slots = tl.ready_by_width ? std::max(acc_slots, wanted) : acc_slots;
   // An output tile's ACTIVATE waits about N_t + R - 1 cycles after its last stream for its
   // results, and the units take their queues in order: when that drain spans several tiles'
@@ -1642,12 +1642,14 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   // matches the array, and 410 compute cycles against a bound of 351), T x max(per_tile, the
   // sequencer's issue of a tile: a weight transfer, LOAD_WEIGHTS and MATMUL per K tile and
   // 2 / G for the ACTIVATE and store) + G x W + L (the array's)) + G x m_tile: 1 where the
-  // drain of a large array hides the ACTIVATEs. One
-  // MXU, outputs staged (2 G output slots the UB has room for), full M tiles and no bias (one
-  // per N tile) or raw partials, so G tiles' accumulator and output rows run on as one.
+  // drain of a large array hides the ACTIVATEs. One MXU, outputs staged (2 G output slots the
+  // UB has room for), full M tiles and no bias (one per N tile) or raw partials, so G tiles'
+  // accumulator and output rows run on as one; their stores, one transfer a group, are not
+  // split over two engines (M = 7, K = 3, N = 770 on 32 x 32: 262 -> 232 compute cycles,
+  // bound 238).
   const std::uint64_t W = act.cycles(), L = act.latency;
   if (U == 1 && act_busy > per_tile && tl.ready_by_width && !out_res && !layer.bias &&
-      !tl.split_stores && store_engine_ && M % m_tile == 0) {
+      store_engine_ && M % m_tile == 0) {
     const std::uint64_t full = ntiles.back().nts == ntiles.front().nts ? NT : NT - 1;
     const std::uint64_t T = tiles_per_mxu;
     const std::uint64_t most = std::min({full, kMaxActTiles,
@@ -1675,6 +1677,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
       tl.act_tiles = G;
       tl.acc_slots = slot_groups * G;
       tl.out_slots = 2 * G;
+      tl.split_stores = false;  // a group's one transfer on the store engine
       tl.act_lag = std::min(drain / per_tile, tl.acc_slots - G - 1);
     }
   }
@@ -1777,7 +1780,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const std::uint64_t full = tl.ntiles.back().nts == tl.ntiles.front().nts ? NT : NT - 1;
   const std::uint64_t GPM = ceil_div(full, G) + (full < NT ? 1 : 0), GT = MT * GPM;
   const auto group_first = [&](std::uint64_t i) { return std::min(i * G, full); };
-  const auto group_end = [&](std::uint64_t i) { return i * G < full ? std::min((i + 1) * G, full) : NT; };
+  const auto group_end = [&](std::uint64_t i) {
+    return i * G < full ? std::min((i + 1) * G, full) : NT;
+  };
   const auto group_in = [&](std::uint64_t nt) { return nt < full ? nt / G : GPM - 1; };
   const auto group = [&](std::uint64_t t) { return t / NT * GPM + group_in(t % NT); };
   const auto in_group = [&](std::uint64_t t) { return t % NT - group_first(group_in(t % NT)); };
