@@ -53,6 +53,21 @@ std::uint64_t largest_fitting(std::uint64_t hi, Fits fits) {
   return lo;
 }
 
+// Accumulator slots beyond one turnaround for grouped ACTIVATEs (GemmTiling::act_tiles) when
+// the one vector unit is still slower than the array: it is `busy` cycles on the ACTIVATE of
+// what the MXU streams in `per_tile` cycles, so over `tiles` of those it falls behind by
+// (busy - per_tile) / busy of one per one. A slot is free only after its ACTIVATE, so without
+// these the array waits for the vector unit. (Not for one ACTIVATE per tile: there the array
+// ran ahead only to wait for its weights, GPT-2 prefill's stalls moving from the vector unit
+// to the weights.)
+std::uint64_t vector_backlog(std::uint64_t busy, std::uint64_t per_tile, std::uint64_t tiles) {
+  if (busy <= per_tile || tiles < 2) return 0;
+  return ceil_div((tiles - 1) * (busy - per_tile), busy);
+}
+
+// Most output tiles one ACTIVATE covers (GemmTiling::act_tiles).
+constexpr std::uint64_t kMaxActTiles = 16;
+
 // More rows than any unified buffer: a layout a node cannot take.
 constexpr std::uint64_t kNever = std::numeric_limits<std::uint64_t>::max() / 4;
 
@@ -113,8 +128,13 @@ struct GemmTiling {
   // slots.
   bool ready_by_width = false;
   // How many groups of N tiles (one per MXU) the ACTIVATEs trail their MATMULs by in program
-  // order, within an M tile (see tile_gemm).
+  // order, within an M tile (see tile_gemm); with act_tiles > 1, how many N tiles the
+  // ACTIVATE of a group trails its last one's MATMULs by.
   std::uint64_t act_lag = 0;
+  // Output tiles per ACTIVATE (one MXU): an M tile's N tiles go in groups of act_tiles of one
+  // width (the narrower last one alone), each group's accumulator slots and output slot rows
+  // consecutive, so one ACTIVATE and one completion semaphore serve the group (tile_gemm).
+  std::uint64_t act_tiles = 1;
   // UB rows of the input slots, used in turn by the M tiles: two (double buffering), or one
   // per M tile for packed anchors (see tile_gemm).
   std::vector<std::uint64_t> x_slot;
@@ -1631,7 +1651,9 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     return n.nts == ntiles.front().nts || n.nts == ntiles.back().nts;
   });
   const std::uint64_t mt_all = MT * (tensor ? std::uint64_t(layer.samples) * layer.heads : 1);
-  const std::uint64_t wanted = std::min({acc_rows_ / (U * m_tile), mt_all * ceil_div(NT, U),
+  const std::uint64_t tiles_per_mxu = mt_all * ceil_div(NT, U);
+  const std::uint64_t act_busy = act.cycles() + act.latency;
+  const std::uint64_t wanted = std::min({acc_rows_ / (U * m_tile), tiles_per_mxu,
                                          1 + ceil_div(turnaround, per_tile)});
   tl.acc_slots = tl.ready_by_width ? std::max(acc_slots, wanted) : acc_slots;
   // An output tile's ACTIVATE waits about N_t + R - 1 cycles after its last stream for its
@@ -1643,6 +1665,60 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   tl.act_lag = std::min(drain / per_tile, tl.acc_slots - 2);
   tl.out_slots = out_slots(U);
   tl.split_stores = split && U == 1;
+  // Short streams whose ACTIVATE costs more than the array's time for the tile (its latency
+  // over a few rows: M = 7, K = 3, N = 3072 on 32 x 32, 7 + 4 cycles against 7) pace the
+  // array by the one vector unit: ACTIVATEs over G output tiles at once (GemmTiling::act_tiles)
+  // pay the latency once, G x W + L against G x per_tile. A group ends later, though: its
+  // ACTIVATE waits for its last tile, and the node for the last group's ACTIVATE and G stores
+  // (m_tile rows each). So G is the one of the least estimated node time over T output tiles,
+  // max(G x per_tile + T x W + ceil(T / G) x L (the vector unit's, with 10 % for the stores and
+  // UB ports it meets: with none, M = 1, K = 3, N = 3072 on 32 x 32 took G = 2, which just
+  // matches the array, and 410 compute cycles against a bound of 351), T x max(per_tile, the
+  // sequencer's issue of a tile: a weight transfer, LOAD_WEIGHTS and MATMUL per K tile and
+  // 2 / G for the ACTIVATE and store) + G x W + L (the array's)) + G x m_tile: 1 where the
+  // drain of a large array hides the ACTIVATEs. One MXU, outputs staged (2 G output slots the
+  // UB has room for), full M tiles and no bias (one per N tile) or raw partials, so G tiles'
+  // accumulator and output rows run on as one; their stores, one transfer a group, are not
+  // split over two engines (M = 7, K = 3, N = 770 on 32 x 32: 262 -> 232 compute cycles,
+  // bound 238).
+  const std::uint64_t W = act.cycles(), L = act.latency;
+  if (U == 1 && act_busy > per_tile && tl.ready_by_width && !out_res && !layer.bias &&
+      store_engine_ && M % m_tile == 0) {
+    const std::uint64_t full = ntiles.back().nts == ntiles.front().nts ? NT : NT - 1;
+    const std::uint64_t T = tiles_per_mxu;
+    const std::uint64_t most = std::min({full, kMaxActTiles,
+                                         field_max(Opcode::kActivate, "rows") / m_tile});
+    const std::uint64_t staging = gemm_staging(layer, path, in_res, contiguous, out_res, m_tile,
+                                               U, XS);
+    const auto node_time = [&](std::uint64_t g) {
+      const double vector = double(g * per_tile) + 1.1 * double(T * W + ceil_div(T, g) * L);
+      const double issue = (3.0 * double(KT) + 2.0 / double(g)) /
+                           double(config_.sequencer.issue_width);
+      const double array = double(T) * std::max(double(per_tile), issue) + double(g * W + L);
+      return std::max(vector, array) + double(g * m_tile);
+    };
+    std::uint64_t G = 1;
+    for (std::uint64_t g = 2; g <= most && staging + (2 * g - 2) * m_tile <= limit; ++g) {
+      if (node_time(g) < node_time(G)) G = g;
+    }
+    // Only a clear gain: the estimate leaves out how far the drain overlaps the ACTIVATEs and
+    // the stores (M = 8, K = 3, N = 1000 on 128 x 128: G = 2 estimated 1.3 % faster, ran 4.7 %
+    // slower in all, with the same compute cycles).
+    if (node_time(G) > 0.95 * node_time(1)) G = 1;
+    // Accumulator slots in groups of G: one group's turnaround, and the backlog.
+    const std::uint64_t groups = mt_all * (ceil_div(full, G) + (full < NT ? 1 : 0));
+    const std::uint64_t slot_groups = std::min(
+        {acc_rows_ / (G * m_tile), groups,
+         1 + ceil_div(G * per_tile + drain + G * W + L, G * per_tile) +
+             vector_backlog(G * W + L, G * per_tile, groups)});
+    if (G > 1 && slot_groups >= 2) {
+      tl.act_tiles = G;
+      tl.acc_slots = slot_groups * G;
+      tl.out_slots = 2 * G;
+      tl.split_stores = false;  // a group's one transfer on the store engine
+      tl.act_lag = std::min(drain / per_tile, tl.acc_slots - G - 1);
+    }
+  }
   std::uint64_t at = 0;
   for (std::uint64_t nt = 0; nt < NT; ++nt) {
     for (std::uint64_t kt = 0; kt < KT; ++kt) {
@@ -1733,7 +1809,25 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   };
   const auto tiles = [&](std::uint64_t u) { return MT * per_m_tile(u); };
   const std::uint64_t A = tl.acc_slots;
-  const auto acc_slot = [&](std::uint64_t t) { return (A * mxu(t) + local(t) % A) * m_tile; };
+  // Grouped ACTIVATEs (GemmTiling::act_tiles = G > 1, one MXU): the first `full` N tiles of
+  // each M tile in groups of G (the last maybe fewer), then the narrower last N tile alone;
+  // node-wide group gi takes accumulator slot group gi % (A / G) and output slot group gi % 2,
+  // its tiles consecutive slots in each.
+  const std::uint64_t G = tl.act_tiles;
+  const bool grouped = G > 1;
+  const std::uint64_t full = tl.ntiles.back().nts == tl.ntiles.front().nts ? NT : NT - 1;
+  const std::uint64_t GPM = ceil_div(full, G) + (full < NT ? 1 : 0), GT = MT * GPM;
+  const auto group_first = [&](std::uint64_t i) { return std::min(i * G, full); };
+  const auto group_end = [&](std::uint64_t i) {
+    return i * G < full ? std::min((i + 1) * G, full) : NT;
+  };
+  const auto group_in = [&](std::uint64_t nt) { return nt < full ? nt / G : GPM - 1; };
+  const auto group = [&](std::uint64_t t) { return t / NT * GPM + group_in(t % NT); };
+  const auto in_group = [&](std::uint64_t t) { return t % NT - group_first(group_in(t % NT)); };
+  const auto acc_slot = [&](std::uint64_t t) {
+    if (grouped) return (group(t) % (A / G) * G + in_group(t)) * m_tile;
+    return (A * mxu(t) + local(t) % A) * m_tile;
+  };
   const auto ready = [&](std::uint64_t t) {
     return acc_ready(mxu(t), tl.ready_by_width ? tl.ntiles[t % NT].nts != tl.ntiles[0].nts
                                                : local(t) % 2 == 1);
@@ -1741,6 +1835,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // O output staging slots, used in turn: ACTIVATEs run in order on the one vector unit.
   const std::uint64_t O = tl.out_slots;
   const auto o_slot = [&](std::uint64_t t) {
+    if (grouped) return tl.o_slot + (group(t) % 2 * G + in_group(t)) * m_tile;
     return tl.o_slot + t % O * m_tile * tl.raw_w;
   };
   // The semaphore `s` of every MXU (not kMxuGo, which MXU 0 has not).
@@ -1954,6 +2049,50 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       std::uint64_t signal = i + 1 == pieces.size() && t + O < T ? bit(out_free(t)) : 0;
       Instruction store = dma(Opcode::kDmaStore, pieces[i], wait, signal);
       store.instance = on_store_engine(t) ? kStoreEngine : 0;
+      emit(store);
+    }
+  };
+  // The stores of ACTIVATE group gi: the first waits for it, the last frees its slot group.
+  // Where each tile is one piece of a segment per output row (a matmul's rows), one transfer
+  // stores them all, a group per tile (the engine pays each transfer's start: a store per
+  // tile of one row paced M = 1, K = 3, N = 3072 on 32 x 32 at 440 compute cycles against a
+  // bound of 351).
+  auto group_store_pieces = [&](std::uint64_t t0, std::uint64_t t1) {
+    std::vector<DmaFields> pieces;
+    for (std::uint64_t t = t0; t < t1; ++t) {
+      const std::vector<DmaFields> p = store_pieces(t);
+      const std::uint64_t nts = tl.ntiles[t % NT].nts;
+      if (p.size() != 1 || p[0].segs != 1 || p[0].elems != nts || p[0].pack != nts ||
+          (p[0].groups > 1 && p[0].ub_stride != 1) ||
+          (t > t0 && (p[0].hbm_addr != pieces[0].hbm_addr + (t - t0) * nts * eb_ ||
+                      p[0].ub_row != pieces[0].ub_row + (t - t0) * m_tile ||
+                      p[0].groups != pieces[0].groups ||
+                      p[0].group_stride != pieces[0].group_stride))) {
+        pieces.clear();
+        for (std::uint64_t u = t0; u < t1; ++u) {
+          for (const DmaFields& d : store_pieces(u)) pieces.push_back(d);
+        }
+        return pieces;
+      }
+      if (t == t0) pieces.push_back(p[0]);
+    }
+    DmaFields& d = pieces[0];
+    d.segs = d.groups;
+    d.seg_stride = d.group_stride;
+    d.groups = std::uint16_t(t1 - t0);
+    d.group_stride = std::uint32_t(t1 - t0 > 1 ? tl.ntiles[t0 % NT].nts * eb_ : 0);
+    d.ub_stride = std::uint16_t(m_tile);
+    return pieces;
+  };
+  auto emit_group_store = [&](std::uint64_t gi) {
+    const std::uint64_t t0 = gi / GPM * NT + group_first(gi % GPM);
+    const std::uint64_t t1 = gi / GPM * NT + group_end(gi % GPM);
+    const std::vector<DmaFields> pieces = group_store_pieces(t0, t1);
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      const std::uint64_t wait = i == 0 ? bit(out_ready(t0)) : 0;
+      const std::uint64_t signal = i + 1 == pieces.size() && gi + 2 < GT ? bit(out_free(t0)) : 0;
+      Instruction store = dma(Opcode::kDmaStore, pieces[i], wait, signal);
+      store.instance = kStoreEngine;
       emit(store);
     }
   };
@@ -2209,6 +2348,29 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         emit(act);
       }
     };
+    // The ACTIVATE of group i of this M tile and, right behind it, its stores: on an engine of
+    // their own they hold back nothing, and the ACTIVATE two groups on waits for them to free
+    // its output slot group (queued only behind that ACTIVATE, the vector unit waited for each
+    // store to start and end: 396 compute cycles against 350 for M = 1, K = 3, N = 3072).
+    auto emit_group_activate = [&](std::uint64_t i) {
+      const std::uint64_t gi = mt * GPM + i, t = mt * NT + group_first(i);
+      Instruction act;
+      act.op = Opcode::kActivate;
+      act.acc_row = std::uint32_t(acc_slot(t));
+      act.rows = std::uint32_t((group_end(i) - group_first(i)) * m_tile);
+      act.cols = std::uint16_t(tl.ntiles[t % NT].nts);
+      act.ub_row = std::uint32_t(o_slot(t));
+      act.func = layer.activation;
+      act.multiplier = multiplier;
+      act.shift = shift;
+      act.zero_point = q.zero_point;
+      act.scale_a = fp32_bits(q.scale_a);
+      act.scale_out = fp32_bits(q.scale_out);
+      act.wait = bit(ready(t)) | (gi >= 2 ? bit(out_free(t)) : 0);
+      act.signal = bit(out_ready(t)) | (gi + A / G < GT ? bit(mxu_sem(0, kMxuAccFree)) : 0);
+      emit(act);
+      emit_group_store(gi);
+    };
     // The first group whose ACTIVATEs wait to be emitted (GemmTiling::act_lag).
     std::uint64_t activated = 0;
     // The N tiles in groups of U, one per MXU, K tile by K tile over the group (one MXU: N tile
@@ -2245,7 +2407,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
           // would), and it frees its slot before tile t's ACTIVATE needs it.
           // Spread: engine 0's stores go behind the tile's input shares (below).
           // Trailing ACTIVATEs (act_lag > 0) store tile t - 2U behind tile t's ACTIVATEs instead.
-          if (tl.act_lag == 0 && kt == 0 && t >= 2 * U && !out_res) store_tile(t - 2 * U);
+          if (!grouped && tl.act_lag == 0 && kt == 0 && t >= 2 * U && !out_res) {
+            store_tile(t - 2 * U);
+          }
           Instruction lw;
           lw.op = Opcode::kLoadWeights;
           lw.instance = std::uint8_t(u);
@@ -2284,16 +2448,23 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
             if ((i == 0 || (paced && mt > 0)) && x_dma && nt < U && kt == 0) {
               mm.wait |= bit(mxu_sem(u, kMxuXReady));
             }
-            if (i == 0 && kt == 0 && l >= A) mm.wait |= bit(mxu_sem(u, kMxuAccFree));
+            const bool first_of_slots = grouped ? in_group(t) == 0 && group(t) >= A / G : l >= A;
+            if (i == 0 && kt == 0 && first_of_slots) mm.wait |= bit(mxu_sem(u, kMxuAccFree));
             if (i + 1 == passes.size() && kt + 1 == KT) {
-              mm.signal |= bit(ready(t));
+              // Grouped, only the group's last tile: one width, so it completes last.
+              if (!grouped || nt + 1 == group_end(group_in(nt))) mm.signal |= bit(ready(t));
               if (x_dma && nt + U >= NT && mt + S < MT) mm.signal |= bit(mxu_sem(u, kMxuXFree));
             }
             emit(mm);
           }
         }
       }
-      for (; activated <= g0 / U && (activated + tl.act_lag <= g0 / U || g0 + size == NT);
+      while (grouped && activated < GPM &&
+             (group_end(activated) - 1 + tl.act_lag <= g0 || g0 + 1 == NT)) {
+        emit_group_activate(activated++);
+      }
+      for (; !grouped && activated <= g0 / U &&
+             (activated + tl.act_lag <= g0 / U || g0 + size == NT);
            ++activated) {
         for (std::uint64_t nt = activated * U; nt < std::min((activated + 1) * U, NT); ++nt) {
           emit_activates(mt * NT + nt);
@@ -2305,7 +2476,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     input = std::move(next_input);
   }
   if (out_res) return;
-  for (std::uint64_t t = T >= 2 * U ? T - 2 * U : 0; t < T; ++t) {
+  for (std::uint64_t t = T >= 2 * U ? T - 2 * U : 0; !grouped && t < T; ++t) {
     const std::vector<DmaFields> pieces = store_pieces(t);
     emit_store(t, pieces, 0, pieces.size());
   }
@@ -2387,6 +2558,7 @@ GemmTiling Lowerer::k_share(const GemmTiling& tl, std::uint64_t limit) const {
   s.raw_w = raw_rows_per_acc_row(C_, std::uint64_t(config_.ub_row_elems()) * eb_);
   s.out_slots = 2 * s.mxus;
   s.split_stores = false;
+  s.act_tiles = 1;
   while (s.m_tile > 1 && s.o_slot + 2 * s.mxus * s.m_tile * s.raw_w > limit) {
     s.m_tile = ceil_div(s.m_tile, 2);
   }
