@@ -1703,13 +1703,19 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // port paces the gather at a row a cycle, as the stream. By output-row parity, not by a
   // transfer's place in its tile: with an odd number of rows a tile, engine 0 would take one
   // more every tile and fall behind (Inception-v3's 299x299x3 stem on 256 x 256: +2 %).
+  // Only where one engine's gather falls behind the stream within the node: each output row
+  // after M tile 0 costs kernel_h - 1 cycles more than its stream, against a lead of tile 0's
+  // stream less tile 1's first transfer (YOLOv5s's stem at 256: 5 x 316 > 1,280 - 325; a
+  // 112x112x64 2x2 conv at 256, 1 x 99 < 1,332 - 112, lost 124 cycles on two engines).
   // The second engine's semaphores are MXU 1's x_ready, x_free and go, so only on cores of
   // one MXU (with more, another node's MXU 1 could signal them while this node waits). M tile
   // 0 stays on engine 0 (the node's first transfer takes its hand-offs); its last transfer
   // signals go, which the second engine's first transfer waits for, so that engine follows
   // all that engine 0 waited for.
+  const std::uint64_t OW = layer.out.w, extra = layer.kernel_h - 1;
   const bool two_gathers =
-      paced && config_.core.mxus == 1 && weight_engines_ > 0 && gather_bound(layer);
+      paced && config_.core.mxus == 1 && weight_engines_ > 0 && gather_bound(layer) &&
+      ceil_div(M - std::min(M, m_tile), OW) * extra + OW + extra > m_tile;
   const std::uint32_t gather_ready = mxu_sem(1, kMxuXReady), gather_free = mxu_sem(1, kMxuXFree),
                       gather_go = mxu_sem(1, kMxuGo);
   const auto mxu = [&](std::uint64_t t) { return t % NT % U; };
