@@ -506,18 +506,26 @@ TEST(Fidelity, RowsPathMatmulsWaitForTheirOwnTransfers) {
         {"name": "conv", "type": "conv2d", "out_channels": 32, "kernel": 3}]})",
                                                      "rows"),
                                     config);
-    std::size_t signalled = 0, waiting = 0;
+    // With three engines this gather-bound stem (3 kernel rows, one UB row a pixel) gathers
+    // the odd output rows after M tile 0 on engine 2, which signals MXU 1's x_ready instead.
+    const std::uint64_t sems = (std::uint64_t(1) << kSemXReady) |
+                               (std::uint64_t(1) << (kSemFirstInput + 1 + kMxuXReady));
+    std::size_t signalled = 0, waiting = 0, second = 0;
     for (const Instruction& i : program.instructions) {
-      const bool x_ready = i.signal & (std::uint64_t(1) << kSemXReady);
-      if (i.op == Opcode::kDmaLoad && x_ready) ++signalled;
-      if (i.op == Opcode::kMatmul && (i.wait & (std::uint64_t(1) << kSemXReady))) ++waiting;
+      if (i.op == Opcode::kDmaLoad && (i.signal & sems)) ++signalled;
+      if (i.op == Opcode::kMatmul && (i.wait & sems)) ++waiting;
+      if (i.op == Opcode::kDmaLoad && !(i.flags & kFlagWeights) && i.instance == 2) {
+        ++second;
+        EXPECT_EQ(i.signal & sems, std::uint64_t(1) << (kSemFirstInput + 1 + kMxuXReady));
+      }
     }
     // 18 x 18 outputs in M tiles of whole output rows within 128 accumulator rows / 3 slots:
     // 36 pixels, 9 tiles, each gathered by two transfers of an output row. The first tile's
     // last transfer signals its one MATMUL, each later transfer its own: 1 + 8 x 2 = 17
-    // (waiting for whole M tiles: 9).
+    // (waiting for whole M tiles: 9); the later tiles' odd rows on engine 2: 8.
     EXPECT_EQ(signalled, 17u);
     EXPECT_EQ(waiting, 17u);
+    EXPECT_EQ(second, engines == 3 ? 8u : 0u);
     const CheckResult c = check_outputs(program, interpret(config, program).hbm);
     EXPECT_TRUE(c.passed) << (c.first_mismatches.empty() ? "" : c.first_mismatches[0]);
     check_agreement(config, program);

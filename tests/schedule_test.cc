@@ -459,6 +459,35 @@ TEST(ScheduleClassic, StemsNeverBehindScaleSimsFolds) {
   for (std::uint32_t n : {128u, 256u}) expect_never_behind_classic("scalesim_alexnet.csv", n, true);
 }
 
+// Gather-bound stems (more kernel rows than UB rows a pixel) whose im2col pixel fits one UB
+// row, on 256 x 256 (tools/validate/published_net_convs.csv): U-Net's first conv (572x572x1,
+// 3x3 -> 64: M = 570 x 570 = 324,900, K = 9) and YOLOv5s's 6x6 stride-2 stem (644x644x3 -> 32:
+// M = 320 x 320 = 102,400, K = 108), each one weight tile. A transfer gathers one output row
+// and its first pixel waits for one request per kernel row, sent one a cycle, so it takes
+// kernel_h - 1 cycles beyond its rows; one engine runs one transfer at a time, so on one
+// engine the stream waited that long every output row: U-Net 568 x 572 + 570 + 64 + 255 =
+// 325,785 (325,789 measured) against folds of 1 x 1 x (512 + 256 + 324,900 - 2) = 325,666,
+// YOLOv5s 103,456 against 103,166. With the odd output rows on the weight-fill engine the
+// UB write port paces the gather, a row a cycle like the stream.
+TEST(ScheduleClassic, GatherBoundStemsGatherOnTwoEngines) {
+  const std::string path = temp_path("stems.csv");
+  std::ofstream(path)
+      << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+         "Num Filter, Strides,\n"
+         "unet1, 572, 572, 3, 3, 1, 64, 1,\n"
+         "yolo_stem, 644, 644, 6, 6, 3, 32, 2,\n";
+  expect_never_behind_classic(path, 256, true);  // both are dma_bound_stem
+  // With two engines (stores on the second, no weight-fill engine) the gather stays on one.
+  const Topology t = read_topology(path);
+  const nlohmann::json r = run_json("--model " + path + array_args(256) +
+                                    " --set hbm.preset=ideal --set core.dma_engines=2");
+  for (std::size_t i = 0; i < t.layers.size(); ++i) {
+    EXPECT_GT(r["layers"][i]["compute_cycles"].get<std::uint64_t>(),
+              classic(t.layers[i], 256, 256))
+        << t.layers[i].name;
+  }
+}
+
 // Conv layers nobody published, from the seeded random sets of tools/validate/folds_check.py
 // (seeds 1 and 2, each behind its folds on one array size before; the ratio then in the
 // comment) and two real ones. Taps with more weight tiles than im2col were taken whenever

@@ -1802,6 +1802,32 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // of the node (of tiles(u)), in the MXU's own A accumulator slots: every MXU runs the
   // one-MXU schedule on its share of the N tiles.
   const std::uint64_t U = tl.mxus;
+  // A gather-bound stem (gather_bound: more memory requests a pixel than UB rows) with one
+  // UB row a pixel (paced) gathers the odd output rows of its later M tiles on MXU 0's
+  // weight-fill engine, idle but for one small fill a tile, and the even ones on engine 0. A
+  // transfer (one output row) waits at its first pixel for a request per kernel row, sent one
+  // a cycle, so it takes kernel_h - 1 cycles beyond its rows, and an engine runs one transfer
+  // at a time (ISA.md): on one engine the stream waits that long every output row (U-Net's
+  // 572x572x1 3x3 -> 64 on 256 x 256: 568 x 572 + 570 + 64 + 255 = 325,785 compute cycles,
+  // folds 325,666); on two, one engine's rows land while the other starts, and the UB write
+  // port paces the gather at a row a cycle, as the stream. By output-row parity, not by a
+  // transfer's place in its tile: with an odd number of rows a tile, engine 0 would take one
+  // more every tile and fall behind (Inception-v3's 299x299x3 stem on 256 x 256: +2 %).
+  // Only where one engine's gather falls behind the stream within the node: each output row
+  // after M tile 0 costs kernel_h - 1 cycles more than its stream, against a lead of tile 0's
+  // stream less tile 1's first transfer (YOLOv5s's stem at 256: 5 x 316 > 1,280 - 325; a
+  // 112x112x64 2x2 conv at 256, 1 x 99 < 1,332 - 112, lost 124 cycles on two engines).
+  // The second engine's semaphores are MXU 1's x_ready, x_free and go, so only on cores of
+  // one MXU (with more, another node's MXU 1 could signal them while this node waits). M tile
+  // 0 stays on engine 0 (the node's first transfer takes its hand-offs); its last transfer
+  // signals go, which the second engine's first transfer waits for, so that engine follows
+  // all that engine 0 waited for.
+  const std::uint64_t OW = layer.out.w, extra = layer.kernel_h - 1;
+  const bool two_gathers =
+      paced && config_.core.mxus == 1 && weight_engines_ > 0 && gather_bound(layer) &&
+      ceil_div(M - std::min(M, m_tile), OW) * extra + OW + extra > m_tile;
+  const std::uint32_t gather_ready = mxu_sem(1, kMxuXReady), gather_free = mxu_sem(1, kMxuXFree),
+                      gather_go = mxu_sem(1, kMxuGo);
   const auto mxu = [&](std::uint64_t t) { return t % NT % U; };
   const auto per_m_tile = [&](std::uint64_t u) { return ceil_div(NT - u, U); };
   const auto local = [&](std::uint64_t t) {
@@ -1981,15 +2007,44 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     }
     return pieces;
   };
-  // Input pieces [from, to) of M tile mt; the first waits for its slot, the last signals (and
-  // paced, every one: its MATMUL waits for it).
+  // Whether input piece d of M tile mt goes to the second gather engine (two_gathers).
+  const auto second_gather = [&](std::uint64_t mt, const DmaFields& d) {
+    if (!two_gathers || mt == 0) return false;
+    const std::uint64_t m = m_lo(mt) + (d.ub_row - x_slot(mt)) / XS;
+    return m / layer.out.w % 2 == 1;
+  };
+  const auto gathers_on = [&](std::uint64_t mt, bool second) {
+    const std::vector<DmaFields> pieces = input_pieces(mt);
+    return std::any_of(pieces.begin(), pieces.end(),
+                       [&](const DmaFields& d) { return second_gather(mt, d) == second; });
+  };
+  bool any_second = false;
+  for (std::uint64_t mt = 1; two_gathers && mt < MT && !any_second; ++mt) {
+    any_second = gathers_on(mt, true);
+  }
+  bool second_started = false;
+  // Input pieces [from, to) of M tile mt; the first on each engine waits for its slot, the
+  // last signals (and paced, every one: its MATMUL waits for it).
   auto emit_input = [&](std::uint64_t mt, const std::vector<DmaFields>& pieces, std::size_t from,
                         std::size_t to) {
+    std::size_t first[2] = {pieces.size(), pieces.size()};  // per engine: its first piece
+    for (std::size_t i = pieces.size(); i-- > 0;) first[second_gather(mt, pieces[i])] = i;
     for (std::size_t i = from; i < to; ++i) {
-      std::uint64_t wait = i == 0 && mt >= S ? every_mxu(kMxuXFree) : 0;
-      std::uint64_t signal =
-          i + 1 == pieces.size() || (paced && mt > 0) ? every_mxu(kMxuXReady) : 0;
-      emit(dma(Opcode::kDmaLoad, pieces[i], wait, signal));
+      const bool second = second_gather(mt, pieces[i]);
+      std::uint64_t wait = 0, signal = 0;
+      if (second) {
+        wait = i == first[1] && mt >= S ? bit(gather_free) : 0;
+        if (!second_started) wait |= bit(gather_go);
+        second_started = true;
+        signal = bit(gather_ready);
+      } else {
+        wait = i == first[0] && mt >= S ? every_mxu(kMxuXFree) : 0;
+        signal = i + 1 == pieces.size() || (paced && mt > 0) ? every_mxu(kMxuXReady) : 0;
+        if (mt == 0 && i + 1 == pieces.size() && any_second) signal |= bit(gather_go);
+      }
+      Instruction load = dma(Opcode::kDmaLoad, pieces[i], wait, signal);
+      if (second) load.instance = std::uint8_t(kFirstWeightEngine);
+      emit(load);
     }
   };
 
@@ -2446,14 +2501,21 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
             mm.acc_row = std::uint32_t(passes[i].acc_row);
             mm.instance = std::uint8_t(u);
             if ((i == 0 || (paced && mt > 0)) && x_dma && nt < U && kt == 0) {
-              mm.wait |= bit(mxu_sem(u, kMxuXReady));
+              mm.wait |= bit(paced && second_gather(mt, input[i]) ? gather_ready
+                                                                  : mxu_sem(u, kMxuXReady));
             }
             const bool first_of_slots = grouped ? in_group(t) == 0 && group(t) >= A / G : l >= A;
             if (i == 0 && kt == 0 && first_of_slots) mm.wait |= bit(mxu_sem(u, kMxuAccFree));
             if (i + 1 == passes.size() && kt + 1 == KT) {
               // Grouped, only the group's last tile: one width, so it completes last.
               if (!grouped || nt + 1 == group_end(group_in(nt))) mm.signal |= bit(ready(t));
-              if (x_dma && nt + U >= NT && mt + S < MT) mm.signal |= bit(mxu_sem(u, kMxuXFree));
+              // The slot's next tile: each engine with a transfer into it waits.
+              if (x_dma && nt + U >= NT && mt + S < MT) {
+                if (!two_gathers || gathers_on(mt + S, false)) {
+                  mm.signal |= bit(mxu_sem(u, kMxuXFree));
+                }
+                if (two_gathers && gathers_on(mt + S, true)) mm.signal |= bit(gather_free);
+              }
             }
             emit(mm);
           }
