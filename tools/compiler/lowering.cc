@@ -1445,9 +1445,16 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     }
     std::uint64_t m_tile = 1;
     if (!taps) {
-      const std::uint64_t per_m = 2 * XS + (out_res ? 0 : out_slots(U));
       const std::uint64_t fixed = weight_rows() + bias_rows(layer, config_, model_.dtype);
-      m_tile = round_tile(layer, std::min(cap, (limit - fixed) / per_m));
+      const auto fitting = [&](std::uint64_t x_slots) {
+        const std::uint64_t per_m = x_slots * XS + (out_res ? 0 : out_slots(U));
+        return round_tile(layer, std::min(cap, (limit - fixed) / per_m));
+      };
+      m_tile = fitting(2);
+      if (x_dma && rows_capped(layer) && ceil_div(NT, U) == 1 &&
+          ceil_div(M, m_tile) * (R_ + std::min<std::uint64_t>(N, C_) - 1) > KT * (3 * R_ - 2)) {
+        m_tile = fitting(3);
+      }
     } else {
       // The band a tile reads grows with the tile: take the largest tile that fits.
       auto fits = [&](std::uint64_t m) {
