@@ -940,4 +940,44 @@ TEST(ScheduleClassic, UnbufferedLayersThatFillTheArrayCostExactlyTheFolds) {
   EXPECT_GE(checked, 45u);
 }
 
+// Convs on the im2col path just behind the folds at 256 x 256 (random seeds 19, 34 and 37 of
+// tools/validate/folds_check.py), each over 112x112 input pixels.
+// - 130 channels, 2x2 -> 64 and -> 96: K = 520, three K tiles (256, 256, 8), one N tile,
+//   M = 111 x 111 = 12321. With one N tile the gather writes a pixel's three UB rows as the
+//   array streams them, and with two input slots tile i + 2's gather waited for tile i's last
+//   MATMUL to complete, its drain (R + N_t - 1 = 319 for N = 64) after its stream: 14 M tiles
+//   of 888 pixels lost about that once per two tiles (39821 and 40052 compute cycles). Folds:
+//   3 x (512 + 256 + 12321 - 2) = 39261.
+// - 40 channels, 5x5 -> 257: K = 1000, four K tiles, two N tiles (256 + 1), M = 108 x 108 =
+//   11664. Five requests a pixel gather four UB rows, but the array streams them once per N
+//   tile, eight rows a pixel: the gather does not pace the streams, which at the plain stride
+//   (4 rows a pixel) met the ACTIVATEs' and stores' row-by-row bursts in some bank and waited
+//   6935 cycles (100504 compute cycles). Folds: 4 x 2 x (512 + 256 + 11664 - 2) = 99440.
+// Each is held to its folds and to 1.10 x the bound of its im2col tiles.
+TEST(ScheduleClassic, OneNTileGathersAndGatherBoundConvsWithSeveralNTilesKeepTheFolds) {
+  const std::string path = temp_path("wide256.csv");
+  std::ofstream(path) << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
+                         "Channels, Num Filter, Strides,\n"
+                         "s19_55, 112, 112, 2, 2, 130, 64, 1,\n"
+                         "s37_26, 112, 112, 2, 2, 130, 96, 1,\n"
+                         "s34_9, 112, 112, 5, 5, 40, 257, 1,\n";
+  const Topology t = read_topology(path);
+  ASSERT_EQ(t.layers.size(), 3u);
+  const std::uint64_t folds[] = {39261, 39261, 99440};
+  const Shape shapes[] = {conv(112, 112, 130, 2, 1, 0, 64), conv(112, 112, 130, 2, 1, 0, 96),
+                          conv(112, 112, 40, 5, 1, 0, 257)};
+  const nlohmann::json r = run_json("--model " + path + array_args(256) + " --set hbm.preset=ideal");
+  ASSERT_EQ(r["layers"].size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(classic(t.layers[i], 256, 256), folds[i]);
+    const std::uint64_t cycles = r["layers"][i]["compute_cycles"].get<std::uint64_t>();
+    EXPECT_LE(cycles, folds[i]) << t.layers[i].name;
+    EXPECT_LE(double(cycles), 1.10 * double(bound(rows_tiles(shapes[i], 256), shapes[i], 256,
+                                                  256)))
+        << t.layers[i].name;
+  }
+  const nlohmann::json& stalls = r["layers"][2]["stall_cycles"];
+  EXPECT_LT(stalls.value("ub_port", 0u), 1000u) << stalls;
+}
+
 }  // namespace

@@ -653,20 +653,35 @@ class Lowerer {
   // burst only where the DMA's writes jump to the next vector (by the stride less the
   // vector), and the two part again at the next jump. The spare rows cost UB room: smaller M
   // tiles where the UB bounds them. `stepping` (tile_gemm: more than one M tile, so a next
-  // tile's input streams in beside the array, or one MXU) and not gather-bound, else
-  // ceil(K / R), plus one row when ub.banks divides it. With one M tile on several MXUs what
-  // meet are their streams side by side, which ceil(K / R) dividing ub.banks keeps apart
-  // (lower_gemm's first_k; the stepping stride measured 0.9 % slower on tpu_v4's MLPs).
+  // tile's input streams in beside the array, or one MXU) unless the gather paces the
+  // streams (gather_paces_streams), else ceil(K / R), plus one row when ub.banks divides it.
+  // With one M tile on several MXUs what meet are their streams side by side, which
+  // ceil(K / R) dividing ub.banks keeps apart (lower_gemm's first_k; the stepping stride
+  // measured 0.9 % slower on tpu_v4's MLPs).
   std::uint64_t input_row_stride(const Node& layer, bool stepping) const {
     const std::uint64_t KR = ceil_div(dense_k(layer), R_), banks = config_.ub.banks;
-    if (!stepping || gather_bound(layer)) return banks > 1 && KR % banks == 0 ? KR + 1 : KR;
+    if (!stepping || gather_paces_streams(layer)) {
+      return banks > 1 && KR % banks == 0 ? KR + 1 : KR;
+    }
     return KR + (banks + 1 - KR % banks) % banks;
+  }
+  // Whether a conv's im2col gather, one memory request a kernel row per pixel at least, takes
+  // longer than the array's streams, which read each pixel's ceil(K / R) UB rows once per N
+  // tile: only then does every stream wait for the gather anyway. A gather-bound layer with
+  // several N tiles streams faster than its gather only per N tile, and its plain stride's
+  // streams meet the ACTIVATEs' and stores' row-by-row bursts in some bank (112x112x40 5x5 ->
+  // 257 on 256 x 256, 5 requests against 4 x 2 stream rows a pixel: 100,504 compute cycles,
+  // 6,935 of them waiting for UB ports, folds 99,440; stepping: 93,716).
+  bool gather_paces_streams(const Node& layer) const {
+    return layer.kind == OpKind::kConv2d &&
+           layer.kernel_h > ceil_div(dense_k(layer), R_) * ceil_div(layer.gemm_n(), C_);
   }
   // Whether a layer's im2col gather (rows path) takes more memory requests a pixel, at least
   // one a kernel row, than it writes UB rows (a stem's few channels): it is slower than the
-  // write port, the stream waits for the gather anyway, and neither a stride stepping with the
-  // writes nor short transfers pay. Smaller M tiles (the stepping stride's spare rows) would
-  // only move more of the gather behind the first tile's, and short transfers queue later
+  // write port, the stream waits for the gather anyway (with one N tile), and neither a stride
+  // stepping with the writes (gather_paces_streams) nor short transfers pay. Smaller M tiles
+  // (the stepping stride's spare rows) would only move more of the gather behind the first
+  // tile's, and short transfers queue later
   // (YOLOv5s's 6x6 stem on 32 x 32: 420,316 -> 475,217 and 452,881 compute cycles).
   bool gather_bound(const Node& layer) const {
     return layer.kind == OpKind::kConv2d && layer.kernel_h > ceil_div(dense_k(layer), R_);
@@ -1445,9 +1460,25 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     }
     std::uint64_t m_tile = 1;
     if (!taps) {
-      const std::uint64_t per_m = 2 * XS + (out_res ? 0 : out_slots(U));
       const std::uint64_t fixed = weight_rows() + bias_rows(layer, config_, model_.dtype);
-      m_tile = round_tile(layer, std::min(cap, (limit - fixed) / per_m));
+      const auto fitting = [&](std::uint64_t x_slots) {
+        const std::uint64_t per_m = x_slots * XS + (out_res ? 0 : out_slots(U));
+        return round_tile(layer, std::min(cap, (limit - fixed) / per_m));
+      };
+      // Two input slots, or three where the UB bounds the tile and the rows path has one N
+      // tile per MXU: its gather then writes as many UB rows as the array streams, and with
+      // two slots tile mt + 2's gather starts only when tile mt's last MATMUL completes,
+      // R + N_t - 1 cycles after its stream, so the array waits about that drain once per two
+      // tiles. A third slot hides it; it pays where those drains exceed the classic
+      // schedule's fill and drain allowance, 3R - 2 per K tile (112x112x130 2x2 -> 64 on
+      // 256 x 256: 14 tiles of 888 pixels, 39,821 compute cycles, folds 39,261; 23 tiles of
+      // 555, 38,706). With many K tiles a tile the drain is a small share, and the smaller
+      // tiles' streams meet the gather's writes more often (7x7x130 -> 8: +4 %).
+      m_tile = fitting(2);
+      if (x_dma && rows_capped(layer) && ceil_div(NT, U) == 1 &&
+          ceil_div(M, m_tile) * (R_ + std::min<std::uint64_t>(N, C_) - 1) > KT * (3 * R_ - 2)) {
+        m_tile = fitting(3);
+      }
     } else {
       // The band a tile reads grows with the tile: take the largest tile that fits.
       auto fits = [&](std::uint64_t m) {
