@@ -606,16 +606,19 @@ class Lowerer {
   // a 256-byte burst, 7/8 with 32-byte rows). A MATMUL's stream is booked whole when it
   // starts, over cycles in a row: it cannot start inside a run of booked writes that step
   // through every bank, so it waits for the transfer's writes to end (a whole M tile's, 31,629
-  // cycles of 107,121 on 3136 x 3072 x 100 at 128). Transfers that book at most 256 rows ahead
-  // (512 rows at 128 x 128) keep that wait short; at 32 x 32, 512-row transfers made a one-N-
-  // tile conv's streams wait for 1.5 % of their cycles (112x112x40 5x5 -> 16 in M tiles of
-  // M / 8), 292-row ones for 0.13 %. Each transfer waits for the memory (transfer_start) before
-  // its first row, so with a slow memory one holds the rows of at least 16 such waits (HBM2 at
-  // the default clock: about 1,800).
+  // cycles of 107,121 on 3136 x 3072 x 100 at 128). Transfers of 512 rows (256 booked ahead
+  // at 128 x 128) keep that wait short. With `one_n_tile` per MXU the streams run beside the
+  // gather throughout, so there a transfer books at most 256 rows ahead with any row (292 rows
+  // at 32 x 32: a one-N-tile conv's streams waited 1.5 % of their cycles with 512, 0.13 % with
+  // 292, 112x112x40 5x5 -> 16 in M tiles of M / 8); with more N tiles the gather ends while the
+  // tile still streams, and shorter transfers only added instructions (43 conv runs of
+  // tools/validate/folds_check.py's sets on 32 x 32 up to 0.27 % slower). Each transfer waits for the memory (transfer_start)
+  // before its first row, so with a slow memory one holds the rows of at least 16 such waits
+  // (HBM2 at the default clock: about 1,800).
   std::uint64_t input_transfer_vectors(std::uint64_t x_stride, bool one_n_tile) const {
     const double row = double(config_.ub_row_elems()) * eb_;
-    const double ahead = one_n_tile ? std::max(0.5, 1 - row / double(config_.hbm.burst_bytes)) : 0.5;
-    const double rows = std::max(256 / ahead, 16 * transfer_start());
+    const double booked = std::max(0.5, 1 - row / double(config_.hbm.burst_bytes));
+    const double rows = std::max(256 / (one_n_tile ? booked : 0.5), 16 * transfer_start());
     return std::max<std::uint64_t>(1, std::uint64_t(rows) / x_stride);
   }
   // Splits DMA pieces along their groups into about `parts` pieces of similar group counts
@@ -2255,7 +2258,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         !x_dma || mt + 1 >= MT ? std::vector<DmaFields>()
         : weight_engines_ == 0 ? split_groups(input_pieces(mt + 1), NT * KT)
         : !cut                 ? input_pieces(mt + 1)
-                               : split_at(input_pieces(mt + 1), input_transfer_vectors(XS, one_n_tile));
+                               : split_at(input_pieces(mt + 1),
+                                          input_transfer_vectors(XS, one_n_tile));
     // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
     auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
