@@ -602,15 +602,23 @@ class Lowerer {
   // Input vectors (of x_stride UB rows) per transfer of the next M tile's input on the rows
   // path. The DMA engine asks for a response's row writes as it arrives, and the memory
   // delivers rows faster than the one write port takes them, so a transfer's writes are booked
-  // up to half its rows ahead (ideal memory, two rows a 256-byte burst; more with smaller
-  // rows). A MATMUL's stream is booked whole when it starts, over cycles in a row: it cannot
-  // start inside a run of booked writes that step through every bank, so it waits for the
-  // transfer's writes to end (a whole M tile's, 31,629 cycles of 107,121 on 3136 x 3072 x 100
-  // at 128). Transfers of about 512 rows keep that wait short. Each transfer waits for the
-  // memory (transfer_start) before its first row, so with a slow memory one holds the rows of
-  // at least 16 such waits (HBM2 at the default clock: about 1,800).
-  std::uint64_t input_transfer_vectors(std::uint64_t x_stride) const {
-    const double rows = std::max(512.0, 16 * transfer_start());
+  // up to a share 1 - row / burst of its rows ahead (ideal memory: half with two 128-byte rows
+  // a 256-byte burst, 7/8 with 32-byte rows). A MATMUL's stream is booked whole when it
+  // starts, over cycles in a row: it cannot start inside a run of booked writes that step
+  // through every bank, so it waits for the transfer's writes to end (a whole M tile's, 31,629
+  // cycles of 107,121 on 3136 x 3072 x 100 at 128). Transfers of 512 rows (256 booked ahead
+  // at 128 x 128) keep that wait short. With `one_n_tile` per MXU the streams run beside the
+  // gather throughout, so there a transfer books at most 256 rows ahead with any row (292 rows
+  // at 32 x 32: a one-N-tile conv's streams waited 1.5 % of their cycles with 512, 0.13 % with
+  // 292, 112x112x40 5x5 -> 16 in M tiles of M / 8); with more N tiles the gather ends while the
+  // tile still streams, and shorter transfers only added instructions (43 conv runs of
+  // tools/validate/folds_check.py's sets on 32 x 32 up to 0.27 % slower). Each transfer waits for the memory (transfer_start)
+  // before its first row, so with a slow memory one holds the rows of at least 16 such waits
+  // (HBM2 at the default clock: about 1,800).
+  std::uint64_t input_transfer_vectors(std::uint64_t x_stride, bool one_n_tile) const {
+    const double row = double(config_.ub_row_elems()) * eb_;
+    const double booked = std::max(0.5, 1 - row / double(config_.hbm.burst_bytes));
+    const double rows = std::max(256 / (one_n_tile ? booked : 0.5), 16 * transfer_start());
     return std::max<std::uint64_t>(1, std::uint64_t(rows) / x_stride);
   }
   // Splits DMA pieces along their groups into about `parts` pieces of similar group counts
@@ -721,7 +729,7 @@ class Lowerer {
                                                       : ceil_div(dense_k(layer), R_);
     std::uint64_t first_m = std::min({M, acc_rows_ / (KT == 1 ? 3 : 2), kMaxCount});
     if (path == GemmPath::kRows && rows_capped(layer)) {
-      first_m = std::min(first_m, rows_m_cap(layer, NT));
+      first_m = std::min(first_m, rows_m_cap(layer));
     }
     auto gather = [&](std::uint64_t m) {
       if (path == GemmPath::kTaps) return band_dma_cycles(g, plan, 0, m);
@@ -740,23 +748,19 @@ class Lowerer {
     return layer.kind == OpKind::kConv2d && config_.mxu.double_buffer_weights &&
            transfer_start() == 0 && config_.chip.cores == 1 && !gather_bound(layer);
   }
-  // The most output pixels of an M tile of such a conv, with `nt` N tiles per MXU. The node's
-  // first weight load waits for the first M tile's whole gather (ceil(K / R) UB rows a pixel,
-  // one a cycle) while the array idles, and each later tile's gather runs under the previous
-  // tile's streams: so an M tile is at most an eighth of M, and at least 2R pixels, so that each
-  // stream hides the next weight tile's load (112x112x24 3x3 -> 33 on 32 x 32: 254,583 -> 180,818
-  // cycles in all, and im2col's estimate then beats one tap per tile, 1.276x its folds). With one
-  // N tile the next tile's gather takes as long as this tile's streams (ceil(K / R) rows a pixel
-  // each), so the array waits wherever the DMA lags, about 2 % of the streams after the first
-  // tile (112x112x40 5x5 -> 16 on 32 x 32: 1.003x its folds with 4 tiles, 0.996x with 2): the
-  // tiles after the first then hold at most 50 x (3R - 2) pixels, so the waits stay within the
-  // classic schedule's fill and drain of 3R - 2 per weight tile.
-  std::uint64_t rows_m_cap(const Node& layer, std::uint64_t nt) const {
-    const std::uint64_t M = layer.gemm_m();
-    const std::uint64_t R = R_;
-    std::uint64_t cap = std::max(2 * R, ceil_div(M, 8));
-    if (nt == 1) cap = std::max(cap, M - std::min(M, 50 * (3 * R - 2)));
-    return cap;
+  // The most output pixels of an M tile of such a conv. The node's first weight load waits for
+  // the first M tile's whole gather (ceil(K / R) UB rows a pixel, one a cycle) while the array
+  // idles, and each later tile's gather runs under the previous tile's streams: so an M tile is
+  // at most an eighth of M, and at least 2R pixels, so that each stream hides the next weight
+  // tile's load (112x112x24 3x3 -> 33 on 32 x 32: 254,583 -> 180,818 cycles in all, and
+  // im2col's estimate then beats one tap per tile, 1.276x its folds). With one N tile the next
+  // tile's gather takes as long as this tile's streams (ceil(K / R) rows a pixel each), so the
+  // array keeps pace only where the streams do not wait for the gather's booked writes
+  // (input_transfer_vectors): then one N tile takes the same cap (112x112x24 7x7 -> 16 on
+  // 32 x 32: 1.313x its folds on one tap per tile, whose estimate beat a first M tile of all
+  // but 50 x (3R - 2) pixels).
+  std::uint64_t rows_m_cap(const Node& layer) const {
+    return std::max(2 * std::uint64_t(R_), ceil_div(layer.gemm_m(), 8));
   }
   GemmPath gemm_path(const Node& layer, bool in_res, bool contiguous, bool out_res,
                      std::uint64_t limit) const {
@@ -1456,7 +1460,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
     std::uint64_t cap = std::min({M, acc_rows_ / (acc_slots * U), kMaxCount});
     if (options_.max_m_tile > 0) cap = std::min<std::uint64_t>(cap, options_.max_m_tile);
     if (!taps && x_dma && rows_capped(layer)) {
-      cap = std::min(cap, rows_m_cap(layer, ceil_div(NT, U)));
+      cap = std::min(cap, rows_m_cap(layer));
     }
     std::uint64_t m_tile = 1;
     if (!taps) {
@@ -1824,7 +1828,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // - one N tile per MXU. With more, each MXU streams the tile several times, the next tile's
   //   gather ends while this one still streams, and a MATMUL per transfer only adds
   //   instructions (measured: GPT-2 prefill's attention scores on tpu_v2 +1.6 % per layer).
-  const bool paced = x_dma && !taps && KR == 1 && ceil_div(NT, tl.mxus) == 1;
+  const bool one_n_tile = ceil_div(NT, tl.mxus) == 1;
+  const bool paced = x_dma && !taps && KR == 1 && one_n_tile;
   auto m_lo = [&](std::uint64_t mt) { return mt % tl.MT * m_tile; };
   auto m_hi = [&](std::uint64_t mt) { return std::min(M, m_lo(mt) + m_tile); };
   const std::uint64_t S = tl.x_slot.size();
@@ -2284,7 +2289,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         !x_dma || mt + 1 >= MT ? std::vector<DmaFields>()
         : weight_engines_ == 0 ? split_groups(input_pieces(mt + 1), NT * KT)
         : !cut                 ? input_pieces(mt + 1)
-                               : split_at(input_pieces(mt + 1), input_transfer_vectors(XS));
+                               : split_at(input_pieces(mt + 1),
+                                          input_transfer_vectors(XS, one_n_tile));
     // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
     auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
