@@ -684,8 +684,11 @@ TEST(ScheduleClassic, SmallChannelConvsGatherIm2colUnderTheStream) {
 // stepping stride); it was taken as bound, one M tile at the plain stride, whose streams read
 // every 2nd or 4th UB row and met the ACTIVATEs' row-by-row writes (ub_port stalls). With one
 // N tile (on 128 and 256) the array does wait for the gather, and its stream now steps with
-// the writes too. Each pixel streams once per weight tile, K tiles x N tiles x M busy cycles,
-// and as each M tile exceeds K_t that is the sum of max(M_t, K_t) over the weight tiles.
+// the writes too. With one UB row a pixel (s31_39, s33_7: within their folds on 09bf01d) the
+// stride is one either way, and the layer keeps one M tile: capped tiles put it behind (s31_39
+// 36,429 -> 37,848, folds 37,446). Each pixel streams once per weight tile, K tiles x N tiles
+// x M busy cycles, and as each M tile exceeds K_t that is the sum of max(M_t, K_t) over the
+// weight tiles.
 TEST(ScheduleClassic, GatherBoundConvsStreamWithinTheFolds) {
   struct Case {
     const char* name;
@@ -700,6 +703,8 @@ TEST(ScheduleClassic, GatherBoundConvsStreamWithinTheFolds) {
       {"s5_25", 112, 24, 3, 33, 128},  // 1.005
       {"s18_28", 112, 24, 3, 8, 128},  // 1.002
       {"s6_3", 112, 40, 5, 16, 256},   // 1.001
+      {"s31_39", 112, 4, 3, 257, 128}, // 0.973
+      {"s33_7", 112, 2, 3, 130, 32},   // 0.993
   };
   for (const Case& c : cases) {
     const std::string path = temp_path("gather_bound.csv");

@@ -675,12 +675,15 @@ class Lowerer {
   // tiles the streams outlast the gather (a stem's few channels on a small array), which then
   // runs under them as any other: counting kernel rows against UB rows alone, such a layer
   // kept one M tile, of the plain stride, whose streams met the ACTIVATEs' writes
-  // (112x112x4 5x5 -> 512 on 32 x 32, 16 N tiles: 763,785 -> 746,560, folds 752,512).
+  // (112x112x4 5x5 -> 512 on 32 x 32, 16 N tiles: 763,785 -> 746,560, folds 752,512). With
+  // one UB row a pixel a stream steps with the writes at any M tile size, and capped tiles
+  // only add their turnarounds to the compute span (112x112x4 3x3 -> 257 on 128 x 128:
+  // 36,429 -> 37,848, folds 37,446): such a layer stays bound with kernel_h > 1.
   bool gather_bound(const Node& layer) const {
     if (layer.kind != OpKind::kConv2d) return false;
+    const std::uint64_t KR = ceil_div(dense_k(layer), R_);
     const std::uint64_t mxus = std::min<std::uint64_t>(config_.core.mxus, kMaxCompilerMxus);
-    const std::uint64_t streams =
-        ceil_div(dense_k(layer), R_) * ceil_div(ceil_div(layer.gemm_n(), C_), mxus);
+    const std::uint64_t streams = KR > 1 ? KR * ceil_div(ceil_div(layer.gemm_n(), C_), mxus) : 1;
     return layer.kernel_h > streams;
   }
   // Staging rows (below any resident tensors) a GEMM node needs with M tiles of m_tile rows.
