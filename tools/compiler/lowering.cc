@@ -661,38 +661,38 @@ class Lowerer {
   // burst only where the DMA's writes jump to the next vector (by the stride less the
   // vector), and the two part again at the next jump. The spare rows cost UB room: smaller M
   // tiles where the UB bounds them. `stepping` (tile_gemm: more than one M tile, so a next
-  // tile's input streams in beside the array, or one MXU) unless the gather paces the
-  // streams (gather_paces_streams), else ceil(K / R), plus one row when ub.banks divides it.
-  // With one M tile on several MXUs what meet are their streams side by side, which
-  // ceil(K / R) dividing ub.banks keeps apart (lower_gemm's first_k; the stepping stride
-  // measured 0.9 % slower on tpu_v4's MLPs).
+  // tile's input streams in beside the array, or one MXU), else ceil(K / R), plus one row
+  // when ub.banks divides it. With one M tile on several MXUs what meet are their streams
+  // side by side, which ceil(K / R) dividing ub.banks keeps apart (lower_gemm's first_k; the
+  // stepping stride measured 0.9 % slower on tpu_v4's MLPs). A gather-bound layer steps too:
+  // its stream waits for the gather, but stepping otherwise it also waits for the writes
+  // (112x112x24 3x3 -> 33 on 128 x 128, two UB rows a pixel: 25,080 -> 24,729 compute
+  // cycles, folds 24,964; YOLOv5s's 6x6 stem on 32 x 32: 420,316 -> 413,807).
   std::uint64_t input_row_stride(const Node& layer, bool stepping) const {
     const std::uint64_t KR = ceil_div(dense_k(layer), R_), banks = config_.ub.banks;
-    if (!stepping || gather_paces_streams(layer)) {
-      return banks > 1 && KR % banks == 0 ? KR + 1 : KR;
-    }
+    if (!stepping) return banks > 1 && KR % banks == 0 ? KR + 1 : KR;
     return KR + (banks + 1 - KR % banks) % banks;
   }
-  // Whether a conv's im2col gather, one memory request a kernel row per pixel at least, takes
-  // longer than the array's streams, which read each pixel's ceil(K / R) UB rows once per N
-  // tile: only then does every stream wait for the gather anyway. A gather-bound layer with
-  // several N tiles streams faster than its gather only per N tile, and its plain stride's
-  // streams meet the ACTIVATEs' and stores' row-by-row bursts in some bank (112x112x40 5x5 ->
-  // 257 on 256 x 256, 5 requests against 4 x 2 stream rows a pixel: 100,504 compute cycles,
-  // 6,935 of them waiting for UB ports, folds 99,440; stepping: 93,716).
-  bool gather_paces_streams(const Node& layer) const {
-    return layer.kind == OpKind::kConv2d &&
-           layer.kernel_h > ceil_div(dense_k(layer), R_) * ceil_div(layer.gemm_n(), C_);
-  }
-  // Whether a layer's im2col gather (rows path) takes more memory requests a pixel, at least
-  // one a kernel row, than it writes UB rows (a stem's few channels): it is slower than the
-  // write port, the stream waits for the gather anyway (with one N tile), and neither a stride
-  // stepping with the writes (gather_paces_streams) nor short transfers pay. Smaller M tiles
-  // (the stepping stride's spare rows) would only move more of the gather behind the first
-  // tile's, and short transfers queue later
-  // (YOLOv5s's 6x6 stem on 32 x 32: 420,316 -> 475,217 and 452,881 compute cycles).
+  // Whether a conv's im2col gather (rows path) takes more memory requests a pixel, at least
+  // one a kernel row, than the array takes cycles to stream the pixel: ceil(K / R) K tiles
+  // times its MXU's N tiles (core.mxus MXUs at most share them). Then the array waits for the
+  // gather anyway, and neither M tiles capped for an early first stream (rows_capped) nor
+  // short transfers pay: the smaller tiles only move more of the gather behind the first
+  // tile's (112x112x24 3x3 -> 33 on 128 x 128: 24,729 -> 24,906 compute cycles), and short
+  // transfers queue later (YOLOv5s's 6x6 stem on 32 x 32: 413,807 -> 475,217). With more N
+  // tiles the streams outlast the gather (a stem's few channels on a small array), which then
+  // runs under them as any other: counting kernel rows against UB rows alone, such a layer
+  // kept one M tile, of the plain stride, whose streams met the ACTIVATEs' writes
+  // (112x112x4 5x5 -> 512 on 32 x 32, 16 N tiles: 763,785 -> 746,560, folds 752,512). With
+  // one UB row a pixel a stream steps with the writes at any M tile size, and capped tiles
+  // only add their turnarounds to the compute span (112x112x4 3x3 -> 257 on 128 x 128:
+  // 36,429 -> 37,848, folds 37,446): such a layer stays bound with kernel_h > 1.
   bool gather_bound(const Node& layer) const {
-    return layer.kind == OpKind::kConv2d && layer.kernel_h > ceil_div(dense_k(layer), R_);
+    if (layer.kind != OpKind::kConv2d) return false;
+    const std::uint64_t KR = ceil_div(dense_k(layer), R_);
+    const std::uint64_t mxus = std::min<std::uint64_t>(config_.core.mxus, kMaxCompilerMxus);
+    const std::uint64_t streams = KR > 1 ? KR * ceil_div(ceil_div(layer.gemm_n(), C_), mxus) : 1;
+    return layer.kernel_h > streams;
   }
   // Staging rows (below any resident tensors) a GEMM node needs with M tiles of m_tile rows.
   // `mxus` MXUs have two output slots each.
