@@ -814,14 +814,17 @@ class Lowerer {
              path_cycles(layer, GemmPath::kRows, contiguous, requests);
     };
     // A tap path whose gather sends more HBM requests than its weight tiles stream rows (the
-    // channel chunks of wide pixels, band_requests) is bound by them: taken only where
-    // estimated no slower with the requests counted (141x141x949 1x1 -> 12 at 256: 145,295
-    // compute cycles by taps, 83,464 by im2col, folds 82,588).
+    // channel chunks of wide pixels, band_requests) is bound by them where nothing else binds
+    // first (ideal memory: transfer_start 0): taken only where estimated no slower with the
+    // requests counted (141x141x949 1x1 -> 12 at 256: 145,295 compute cycles by taps, 83,464
+    // by im2col, folds 82,588). On DRAM presets im2col's gather measured slower (tpu_v1:
+    // MobileNetV2 +0.7 %, scalesim_convnet +1.7 %).
+    const bool requests_bind = transfer_start() == 0 &&
+                               band_requests(g, plan, 0, M) > double(plan.ktiles.size() * NT * M);
     const bool fills =
-        band_requests(g, plan, 0, M) > double(plan.ktiles.size() * NT * M)
-            ? faster(true)
-            : plan.ktiles.size() <= ceil_div(dense_k(layer), R_) || whole_rows ||
-                  (2 * std::uint64_t(layer.in.c) >= R_ && faster(false));
+        requests_bind ? faster(true)
+                      : plan.ktiles.size() <= ceil_div(dense_k(layer), R_) || whole_rows ||
+                            (2 * std::uint64_t(layer.in.c) >= R_ && faster(false));
     if (fills && layer.in.w + 2 * std::uint64_t(layer.padding) <= kMaxCount &&
         gemm_staging(layer, GemmPath::kTaps, false, contiguous, out_res, 1) <= limit) {
       return GemmPath::kTaps;
