@@ -616,6 +616,33 @@ TEST(ScheduleClassic, ChannelRemaindersPackTheirTaps) {
             ceil_div(l.K, 32) * ceil_div(l.N, 32) * l.M);
 }
 
+// Convs over many channels (C over R, not a multiple of it) with few N tiles, from the random
+// set /tmp/s23/wide.csv of issue 6 (its names; the ratio to the folds on 09bf01d in the
+// comments). Their tap path loads every channel chunk of a pixel as a segment of its own, one
+// or two 256-byte bursts a UB row at one HBM request a cycle (128 of 949 channels: 1.5 requests
+// a row, each chunk's load 6,118 cycles for 4,089 rows), so with as many UB rows as the streams
+// the array waited for its input; im2col reads whole pixels, about one request per two UB rows
+// (Lowerer::band_requests, gemm_path). Not yet: w148 on 256 x 256 (1.011, im2col's one N tile:
+// its gather of ceil(K / R) rows a pixel only keeps pace with the streams).
+TEST(ScheduleClassic, WideChannelConvsGatherWholePixels) {
+  const std::string header =
+      "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
+      "Num Filter, Strides,\n";
+  const std::string path = temp_path("wide_channels.csv");
+  std::ofstream(path) << header
+                      << "w211, 84, 84, 1, 1, 647, 15, 1,\n"     // 128: 1.150, 256: 1.481
+                         "w111, 196, 196, 2, 2, 639, 34, 2,\n"   // 128: 1.243, 256: 1.428
+                         "w34, 199, 199, 1, 1, 776, 24, 3,\n"    // 128: 1.095, 256: 1.250
+                         "w259, 190, 190, 1, 1, 518, 40, 4,\n"   // 256: 1.026
+                         "w161, 160, 160, 1, 1, 360, 166, 3,\n";  // 256: 1.113
+  for (std::uint32_t n : {32u, 128u, 256u}) expect_never_behind_classic(path, n, false);
+  const std::string w148 = temp_path("w148.csv");
+  std::ofstream(w148) << header << "w148, 141, 141, 1, 1, 949, 12, 1,\n";  // 32: 1.035, 128: 1.312
+  for (std::uint32_t n : {32u, 128u}) expect_never_behind_classic(w148, n, false);
+  // Its folds on 128 x 128: 8 x 1 x (256 + 128 + 19881 - 2) = 162,104.
+  EXPECT_EQ(classic(read_topology(w148).layers[0], 128, 128), 162104u);
+}
+
 // Convs of a few channels per tap, between R / 2 and R or just over R (24 or 40 on 32 rows, 96
 // on 128), from HBM with ideal memory, were behind their folds (the ratio on dcda18d in the
 // comments, from the seeded sets of tools/validate/folds_check.py): one tap per weight tile

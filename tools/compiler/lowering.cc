@@ -9,6 +9,7 @@
 #include <functional>
 #include <limits>
 #include <map>
+#include <numeric>
 #include <string>
 #include <utility>
 
@@ -494,6 +495,43 @@ class Lowerer {
     return std::max(double(hbm.ktiles.size()) * M, band_dma_cycles(g, hbm, 0, layer.gemm_m())) <
            double(resident) * M;
   }
+  // HBM requests (one a cycle, each one burst of hbm.burst_bytes) per segment of a run of
+  // `len`-byte segments `stride` bytes apart, as a transfer fetches them: each burst once,
+  // shared with the segment before. Averaged over the first segments of the run (those of
+  // one period of the segments' alignment to the bursts, at most 4096).
+  double requests_per_segment(std::uint64_t len, std::uint64_t stride) const {
+    const std::uint64_t burst = config_.hbm.burst_bytes;
+    const std::uint64_t n = std::min<std::uint64_t>(4096, burst / std::gcd(stride, burst));
+    std::uint64_t requests = 0, next = 0;  // next: the first burst not yet fetched
+    for (std::uint64_t i = 0; i < n; ++i) {
+      const std::uint64_t first = std::max(next, i * stride / burst);
+      const std::uint64_t last = (i * stride + len - 1) / burst;
+      if (last >= first) requests += last - first + 1;
+      next = std::max(next, last + 1);
+    }
+    return double(requests) / double(n);
+  }
+  // The HBM requests of the DMA loading the band images of `plan` for output pixels
+  // [m0, m1). A chunk of a wider pixel (C over the array's rows) is a segment of its own each
+  // UB row, one or two bursts: 1.5 requests a row for 128 of 949 channels at 256-byte bursts,
+  // where im2col's whole pixels take 0.46 (path_cycles). (Pixels of just the layer's C
+  // channels; a concat slice's are wider, more requests.)
+  double band_requests(const Taps& g, const TapPlan& plan, std::uint64_t m0,
+                       std::uint64_t m1) const {
+    double requests = 0;
+    const std::uint64_t pixel = g.C * eb_;
+    for (const BandImage& im : plan.images) {
+      TapPlan one;
+      one.images.push_back(im);
+      const double r = double(band_rows_written(g, one, m0, m1));
+      // A row's taps: one segment where they run along a kernel row through whole pixels.
+      const bool run = im.taps == 1 || (im.dy == 0 && im.dx == 1 && im.chans == g.C);
+      const std::uint64_t stride = (im.taps == 1 && !im.compact ? g.sub : im.xstep) * pixel;
+      requests += r * (run ? requests_per_segment(im.taps * im.chans * eb_, stride)
+                           : double(im.taps) * requests_per_segment(im.chans * eb_, stride));
+    }
+    return requests;
+  }
   // The DMA's cycles loading the band images of `plan` for output pixels [m0, m1): a UB row
   // written a cycle, or the bytes at the memory's peak (the rows' elements, an upper bound: a
   // transfer fetches each burst once), whichever is more, and each transfer waiting for the
@@ -721,7 +759,7 @@ class Lowerer {
   // transfer, so its kh x kw reads of an input element cost about kh bursts, well within the
   // peak bandwidth at one UB row a cycle (band images: band_dma_cycles). Ideal memory leaves
   // the UB rows and the first tile's exposed gather.
-  double path_cycles(const Node& layer, GemmPath path, bool contiguous) const {
+  double path_cycles(const Node& layer, GemmPath path, bool contiguous, bool requests) const {
     const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
     const Taps g = taps_of(layer, false, contiguous);
     const TapPlan plan = path == GemmPath::kTaps ? taps_plan(layer, g, false, C_).plan : TapPlan();
@@ -731,9 +769,19 @@ class Lowerer {
     if (path == GemmPath::kRows && rows_capped(layer)) {
       first_m = std::min(first_m, rows_m_cap(layer));
     }
+    // With `requests`, the DMA sending one HBM request a cycle (band_requests; im2col: a group
+    // per pixel of kernel_h segments of kernel_w pixels) may bind instead of its UB rows.
+    const double per_pixel =
+        requests ? double(layer.kernel_h) *
+                       requests_per_segment(layer.kernel_w * g.C * eb_, g.s * g.C * eb_)
+                 : 0;
     auto gather = [&](std::uint64_t m) {
-      if (path == GemmPath::kTaps) return band_dma_cycles(g, plan, 0, m);
-      return double(m * KT) + double(ceil_div(m, g.OW)) * transfer_start();
+      if (path == GemmPath::kTaps) {
+        return std::max(band_dma_cycles(g, plan, 0, m),
+                        requests ? band_requests(g, plan, 0, m) : 0);
+      }
+      return std::max(double(m * KT), double(m) * per_pixel) +
+             double(ceil_div(m, g.OW)) * transfer_start();
     };
     const double first = gather(first_m);
     return first + std::max(double(KT * NT * M), gather(M) - first);
@@ -776,12 +824,26 @@ class Lowerer {
     // they are estimated no slower (path_cycles): C a little over a multiple of the rows (130 on
     // 128: 18 tiles against 10) or taps that do not pack (80 on 128: 9 against 6) are not.
     // Fewer channels keep im2col, whose tiles then are far fewer.
-    const TapPlan plan = taps_plan(layer, taps_of(layer, false, contiguous), false, C_).plan;
+    const Taps g = taps_of(layer, false, contiguous);
+    const TapPlan plan = taps_plan(layer, g, false, C_).plan;
     const bool whole_rows = !plan.images.empty() && plan.images[0].chans > layer.in.c;
-    const bool fills = plan.ktiles.size() <= ceil_div(dense_k(layer), R_) || whole_rows ||
-                       (2 * std::uint64_t(layer.in.c) >= R_ &&
-                        path_cycles(layer, GemmPath::kTaps, contiguous) <=
-                            path_cycles(layer, GemmPath::kRows, contiguous));
+    const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
+    auto faster = [&](bool requests) {
+      return path_cycles(layer, GemmPath::kTaps, contiguous, requests) <=
+             path_cycles(layer, GemmPath::kRows, contiguous, requests);
+    };
+    // A tap path whose gather sends more HBM requests than its weight tiles stream rows (the
+    // channel chunks of wide pixels, band_requests) is bound by them where nothing else binds
+    // first (ideal memory: transfer_start 0): taken only where estimated no slower with the
+    // requests counted (141x141x949 1x1 -> 12 at 256: 145,295 compute cycles by taps, 83,464
+    // by im2col, folds 82,588). On DRAM presets im2col's gather measured slower (tpu_v1:
+    // MobileNetV2 +0.7 %, scalesim_convnet +1.7 %).
+    const bool requests_bind = transfer_start() == 0 &&
+                               band_requests(g, plan, 0, M) > double(plan.ktiles.size() * NT * M);
+    const bool fills =
+        requests_bind ? faster(true)
+                      : plan.ktiles.size() <= ceil_div(dense_k(layer), R_) || whole_rows ||
+                            (2 * std::uint64_t(layer.in.c) >= R_ && faster(false));
     if (fills && layer.in.w + 2 * std::uint64_t(layer.padding) <= kMaxCount &&
         gemm_staging(layer, GemmPath::kTaps, false, contiguous, out_res, 1) <= limit) {
       return GemmPath::kTaps;
