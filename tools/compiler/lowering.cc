@@ -2454,6 +2454,24 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         emit_store(st, stores, 0, stores.size());
       }
     };
+    // An ACTIVATE of `rows` accumulator rows from acc_row into UB rows from ub_row, with the
+    // layer's function and requantisation: one tile's (emit_activates) or a group's.
+    auto activate = [&](std::uint64_t acc_row, std::uint64_t rows, std::uint64_t cols,
+                        std::uint64_t ub_row) {
+      Instruction act;
+      act.op = Opcode::kActivate;
+      act.acc_row = std::uint32_t(acc_row);
+      act.rows = std::uint32_t(rows);
+      act.cols = std::uint16_t(cols);
+      act.ub_row = std::uint32_t(ub_row);
+      act.func = layer.activation;
+      act.multiplier = multiplier;
+      act.shift = shift;
+      act.zero_point = q.zero_point;
+      act.scale_a = fp32_bits(q.scale_a);
+      act.scale_out = fp32_bits(q.scale_out);
+      return act;
+    };
     // The ACTIVATEs of output tile t (and, trailing, the store of tile t - 2U before them).
     auto emit_activates = [&](std::uint64_t t) {
       if (tl.act_lag > 0 && t >= 2 * U && !out_res) store_tile(t - 2 * U);
@@ -2475,18 +2493,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         }
       }
       for (std::size_t i = 0; i < acts.size(); ++i) {
-        Instruction act;
-        act.op = Opcode::kActivate;
-        act.acc_row = std::uint32_t(acts[i].acc_row);
-        act.rows = std::uint32_t(acts[i].rows);
-        act.cols = std::uint16_t(nts);
-        act.ub_row = std::uint32_t(acts[i].ub_row);
-        act.func = layer.activation;
-        act.multiplier = multiplier;
-        act.shift = shift;
-        act.zero_point = q.zero_point;
-        act.scale_a = fp32_bits(q.scale_a);
-        act.scale_out = fp32_bits(q.scale_out);
+        Instruction act = activate(acts[i].acc_row, acts[i].rows, nts, acts[i].ub_row);
         if (b_rows > 0) {
           act.flags = kFlagBias;
           act.src_row = std::uint32_t(tl.bias_slot * row_elems * eb_ / 4 + n0);
@@ -2508,18 +2515,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     // store to start and end: 396 compute cycles against 350 for M = 1, K = 3, N = 3072).
     auto emit_group_activate = [&](std::uint64_t i) {
       const std::uint64_t gi = mt * GPM + i, t = mt * NT + group_first(i);
-      Instruction act;
-      act.op = Opcode::kActivate;
-      act.acc_row = std::uint32_t(acc_slot(t));
-      act.rows = std::uint32_t((group_end(i) - group_first(i)) * m_tile);
-      act.cols = std::uint16_t(tl.ntiles[t % NT].nts);
-      act.ub_row = std::uint32_t(o_slot(t));
-      act.func = layer.activation;
-      act.multiplier = multiplier;
-      act.shift = shift;
-      act.zero_point = q.zero_point;
-      act.scale_a = fp32_bits(q.scale_a);
-      act.scale_out = fp32_bits(q.scale_out);
+      Instruction act = activate(acc_slot(t), (group_end(i) - group_first(i)) * m_tile,
+                                 tl.ntiles[t % NT].nts, o_slot(t));
       act.wait = bit(ready(t)) | (gi >= 2 ? bit(out_free(t)) : 0);
       act.signal = bit(out_ready(t)) | (gi + A / G < GT ? bit(mxu_sem(0, kMxuAccFree)) : 0);
       emit(act);
