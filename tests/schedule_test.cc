@@ -33,6 +33,11 @@ std::uint64_t ceil_div(std::uint64_t a, std::uint64_t b) { return (a + b - 1) / 
 using tpu::test_shell::temp_path;
 
 // Runs `tpusim run --timing-only` with `args` and returns the JSON report.
+// The header of SCALE-Sim's conv topology CSV, which the tests' layer lists start with.
+constexpr const char* kConvCsvHeader =
+    "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
+    "Strides,\n";
+
 nlohmann::json run_json(const std::string& args) {
   const std::string json = temp_path("report.json"), err = temp_path("stderr");
   const std::string cmd =
@@ -472,9 +477,8 @@ TEST(ScheduleClassic, StemsNeverBehindScaleSimsFolds) {
 TEST(ScheduleClassic, GatherBoundStemsGatherOnTwoEngines) {
   const std::string path = temp_path("stems.csv");
   std::ofstream(path)
-      << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
-         "Num Filter, Strides,\n"
-         "unet1, 572, 572, 3, 3, 1, 64, 1,\n"
+      << kConvCsvHeader
+         << "unet1, 572, 572, 3, 3, 1, 64, 1,\n"
          "yolo_stem, 644, 644, 6, 6, 3, 32, 2,\n";
   expect_never_behind_classic(path, 256, true);  // both are dma_bound_stem
   // With two engines (stores on the second, no weight-fill engine) the gather stays on one.
@@ -500,9 +504,8 @@ TEST(ScheduleClassic, GatherBoundStemsGatherOnTwoEngines) {
 TEST(ScheduleClassic, UnpublishedConvsNeverBehindScaleSimsFolds) {
   const std::string path = temp_path("unpublished.csv");
   std::ofstream(path)
-      << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
-         "Num Filter, Strides,\n"
-         "s1_17, 56, 56, 3, 3, 24, 8, 3,\n"        // 32: 1.010
+      << kConvCsvHeader
+         << "s1_17, 56, 56, 3, 3, 24, 8, 3,\n"        // 32: 1.010
          "s1_34, 60, 60, 2, 2, 100, 96, 2,\n"      // 32: 1.157
          "s1_35, 56, 56, 3, 3, 24, 512, 1,\n"      // 32: 1.246
          "s1_49, 112, 112, 5, 5, 64, 64, 3,\n"     // 128: 1.494
@@ -601,9 +604,8 @@ TEST(ScheduleClassic, StridedTapConvsStreamConsecutiveRows) {
 TEST(ScheduleClassic, ChannelRemaindersPackTheirTaps) {
   const std::string path = temp_path("remainders.csv");
   std::ofstream(path)
-      << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
-         "Num Filter, Strides,\n"
-         "inc_5x5, 39, 39, 5, 5, 48, 64, 1,\n"   // 32: 1.223
+      << kConvCsvHeader
+         << "inc_5x5, 39, 39, 5, 5, 48, 64, 1,\n"   // 32: 1.223
          "c80, 28, 28, 3, 3, 80, 96, 1,\n"       // 32: 1.032
          "c144, 28, 28, 3, 3, 144, 128, 1,\n"    // 128: 1.068
          "c48_s2, 56, 56, 7, 7, 48, 64, 2,\n";   // 32: 1.157
@@ -625,11 +627,8 @@ TEST(ScheduleClassic, ChannelRemaindersPackTheirTaps) {
 // (Lowerer::band_requests, gemm_path). Not yet: w148 on 256 x 256 (1.011, im2col's one N tile:
 // its gather of ceil(K / R) rows a pixel only keeps pace with the streams).
 TEST(ScheduleClassic, WideChannelConvsGatherWholePixels) {
-  const std::string header =
-      "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
-      "Num Filter, Strides,\n";
   const std::string path = temp_path("wide_channels.csv");
-  std::ofstream(path) << header
+  std::ofstream(path) << kConvCsvHeader
                       << "w211, 84, 84, 1, 1, 647, 15, 1,\n"     // 128: 1.150, 256: 1.481
                          "w111, 196, 196, 2, 2, 639, 34, 2,\n"   // 128: 1.243, 256: 1.428
                          "w34, 199, 199, 1, 1, 776, 24, 3,\n"    // 128: 1.095, 256: 1.250
@@ -637,7 +636,7 @@ TEST(ScheduleClassic, WideChannelConvsGatherWholePixels) {
                          "w161, 160, 160, 1, 1, 360, 166, 3,\n";  // 256: 1.113
   for (std::uint32_t n : {32u, 128u, 256u}) expect_never_behind_classic(path, n, false);
   const std::string w148 = temp_path("w148.csv");
-  std::ofstream(w148) << header << "w148, 141, 141, 1, 1, 949, 12, 1,\n";  // 32: 1.035, 128: 1.312
+  std::ofstream(w148) << kConvCsvHeader << "w148, 141, 141, 1, 1, 949, 12, 1,\n";  // 32: 1.035, 128: 1.312
   for (std::uint32_t n : {32u, 128u}) expect_never_behind_classic(w148, n, false);
   // Its folds on 128 x 128: 8 x 1 x (256 + 128 + 19881 - 2) = 162,104.
   EXPECT_EQ(classic(read_topology(w148).layers[0], 128, 128), 162104u);
@@ -671,8 +670,7 @@ TEST(ScheduleClassic, SmallChannelConvsGatherIm2colUnderTheStream) {
   const std::string path = temp_path("small_channels.csv");
   {
     std::ofstream csv(path);
-    csv << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
-           "Num Filter, Strides,\n";
+    csv << kConvCsvHeader;
     for (const Case& c : cases) {
       csv << c.name << ", " << c.hw << ", " << c.hw << ", " << c.k << ", " << c.k << ", " << c.c
           << ", " << c.n << ", " << c.s << ",\n";
@@ -726,8 +724,7 @@ TEST(ScheduleClassic, OneNTileLargeImageConvsGatherIm2colUnderTheStream) {
   const std::string path = temp_path("one_n_tile.csv");
   {
     std::ofstream csv(path);
-    csv << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, "
-           "Num Filter, Strides,\n";
+    csv << kConvCsvHeader;
     for (const Case& c : cases) {
       csv << c.name << ", 112, 112, " << c.k << ", " << c.k << ", " << c.c << ", " << c.n
           << ", 1,\n";
@@ -782,8 +779,7 @@ TEST(ScheduleClassic, GatherBoundConvsStreamWithinTheFolds) {
   };
   for (const Case& c : cases) {
     const std::string path = temp_path("gather_bound.csv");
-    std::ofstream(path) << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
-                           "Channels, Num Filter, Strides,\n"
+    std::ofstream(path) << kConvCsvHeader
                         << c.name << ", " << c.hw << ", " << c.hw << ", " << c.k << ", " << c.k
                         << ", " << c.c << ", " << c.n << ", 1,\n";
     const Topology::Layer l = read_topology(path).layers[0];
@@ -875,8 +871,7 @@ TEST(ScheduleClassic, TapsLayersWithOneKTileAndUnalignedPixelsSplitTheirStores) 
        {std::tuple<std::string, std::uint32_t, std::uint64_t>{"s5_47, 112, 112, 1, 1, 130, 257, 1",
                                                               256, 26620},
         {"s6_5, 112, 112, 1, 1, 16, 130, 1", 128, 25852}}) {
-    std::ofstream(path) << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
-                           "Channels, Num Filter, Strides,\n"
+    std::ofstream(path) << kConvCsvHeader
                         << layer << ",\n";
     const Topology t = read_topology(path);
     ASSERT_EQ(t.layers.size(), 1u);
@@ -896,9 +891,8 @@ TEST(ScheduleClassic, TapsLayersWithOneKTileAndUnalignedPixelsSplitTheirStores) 
 // SCALE-Sim's folds: M = 56 x 56 = 3136, 1 x 1 x (3 x 256 + 3136 - 2) = 3902.
 TEST(ScheduleClassic, InputsAfterAnUnalignedTensorLoadWholeBursts) {
   const std::string path = temp_path("unaligned_input.csv");
-  std::ofstream(path) << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
-                         "Channels, Num Filter, Strides,\n"
-                         "s6_6, 33, 33, 5, 5, 256, 96, 3,\n"
+  std::ofstream(path) << kConvCsvHeader
+                         << "s6_6, 33, 33, 5, 5, 256, 96, 3,\n"
                          "s6_7, 112, 112, 1, 1, 256, 64, 2,\n";
   const Topology t = read_topology(path);
   ASSERT_EQ(t.layers.size(), 2u);
@@ -926,9 +920,8 @@ TEST(ScheduleClassic, InputsAfterAnUnalignedTensorLoadWholeBursts) {
 // SCALE-Sim's folds, 5 x (256 + 128 + 50176 - 2) = 252790, count no load.
 TEST(ScheduleClassic, LargeImageConvsLoadTheirBandsUnderTheStream) {
   const std::string path = temp_path("vgg.csv");
-  std::ofstream(path) << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
-                         "Channels, Num Filter, Strides,\n"
-                         "conv1_2, 226, 226, 3, 3, 64, 64, 1,\n";
+  std::ofstream(path) << kConvCsvHeader
+                         << "conv1_2, 226, 226, 3, 3, 64, 64, 1,\n";
   const nlohmann::json r = run_json("--model " + path + array_args(128) + " --set hbm.preset=ideal");
   ASSERT_EQ(r["layers"].size(), 1u);
   const nlohmann::json& l = r["layers"][0];
@@ -950,12 +943,9 @@ TEST(ScheduleClassic, LargeImageConvsLoadTheirBandsUnderTheStream) {
 // shapes: 5 x (256 + 128 + 12544 - 2) = 64630; 2 x (64 + 32 + 50176 - 2) = 100540;
 // 2 x (64 + 32 + 324900 - 2) = 649988), at 63019, 100416 and 649866 cycles.
 TEST(ScheduleClassic, NextTilesTransfersNeverHoldBackTheStream) {
-  const std::string header =
-      "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num Filter, "
-      "Strides,\n";
   const std::string wide = temp_path("conv3_1.csv"), narrow = temp_path("first_convs.csv");
-  std::ofstream(wide) << header << "conv3_1, 114, 114, 3, 3, 64, 128, 1,\n";
-  std::ofstream(narrow) << header << "conv1_1, 226, 226, 3, 3, 3, 64, 1,\n"
+  std::ofstream(wide) << kConvCsvHeader << "conv3_1, 114, 114, 3, 3, 64, 128, 1,\n";
+  std::ofstream(narrow) << kConvCsvHeader << "conv1_1, 226, 226, 3, 3, 3, 64, 1,\n"
                         << "unet1, 572, 572, 3, 3, 1, 64, 1,\n";
   for (const auto& [path, n] : {std::pair<std::string, std::uint32_t>{wide, 128},
                                 std::pair<std::string, std::uint32_t>{narrow, 32}}) {
@@ -1077,9 +1067,8 @@ TEST(ScheduleClassic, UnbufferedLayersThatFillTheArrayCostExactlyTheFolds) {
 // Each is held to its folds and to 1.10 x the bound of its im2col tiles.
 TEST(ScheduleClassic, OneNTileGathersAndGatherBoundConvsWithSeveralNTilesKeepTheFolds) {
   const std::string path = temp_path("wide256.csv");
-  std::ofstream(path) << "Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, "
-                         "Channels, Num Filter, Strides,\n"
-                         "s19_55, 112, 112, 2, 2, 130, 64, 1,\n"
+  std::ofstream(path) << kConvCsvHeader
+                         << "s19_55, 112, 112, 2, 2, 130, 64, 1,\n"
                          "s37_26, 112, 112, 2, 2, 130, 96, 1,\n"
                          "s34_9, 112, 112, 5, 5, 40, 257, 1,\n";
   const Topology t = read_topology(path);
