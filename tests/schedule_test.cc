@@ -52,6 +52,11 @@ std::string array_args(std::uint32_t n) {
   return " --set array.rows=" + s + " --set array.cols=" + s + " --set vector.lanes=" + s;
 }
 
+// A timing-only run of `model` on the config scaled to n x n, with ideal memory.
+nlohmann::json run_ideal(const std::string& model, std::uint32_t n) {
+  return run_json("--model " + model + array_args(n) + " --set hbm.preset=ideal");
+}
+
 // One GEMM-like layer as the compiler sees it: a conv (kernel k x k, stride, padding over an
 // h x w x c input) or, with k = 0, a matmul of M x K by K x N.
 struct Shape {
@@ -220,8 +225,7 @@ std::size_t expect_within_bound(const std::vector<Shape>& shapes,
   std::ofstream(path) << model_json(shapes);
   std::size_t checked = 0;
   for (std::uint32_t n : sizes) {
-    const nlohmann::json r =
-        run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+    const nlohmann::json r = run_ideal(path, n);
     EXPECT_EQ(r["layers"].size(), shapes.size());
     for (std::size_t i = 0; i < shapes.size() && i < r["layers"].size(); ++i) {
       const Shape& sh = shapes[i];
@@ -317,7 +321,7 @@ TEST(ScheduleBound, ShortStreamsOnAWideArrayRunBackToBack) {
   const std::string path = temp_path("back_to_back.json");
   std::ofstream(path) << model_json(shapes);
   const std::uint64_t n = 128;
-  const nlohmann::json r = run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+  const nlohmann::json r = run_ideal(path, n);
   ASSERT_EQ(r["layers"].size(), shapes.size());
   const std::vector<std::uint64_t> expected = {424, 640, 2304, 1792, 24832};
   for (std::size_t i = 0; i < shapes.size(); ++i) {
@@ -554,8 +558,7 @@ TEST(ScheduleClassic, StridedTapConvsStreamConsecutiveRows) {
                  std::to_string(n));
     const std::string path = temp_path("strided.json");
     std::ofstream(path) << model_json({sh});
-    const nlohmann::json r =
-        run_json("--model " + path + array_args(c.n) + " --set hbm.preset=ideal");
+    const nlohmann::json r = run_ideal(path, c.n);
     ASSERT_EQ(r["layers"].size(), 1u);
     const nlohmann::json& l = r["layers"][0];
     std::vector<std::uint64_t> tiles;
@@ -580,7 +583,7 @@ TEST(ScheduleClassic, StridedTapConvsStreamConsecutiveRows) {
   std::ofstream(path) << R"({"name": "dw", "input": [113, 113, 144], "layers": [{"type": )"
                          R"("conv2d", "out_channels": 144, "groups": 144, "kernel": 3, )"
                          R"("stride": 2}]})";
-  const nlohmann::json r = run_json("--model " + path + array_args(32) + " --set hbm.preset=ideal");
+  const nlohmann::json r = run_ideal(path, 32);
   ASSERT_EQ(r["layers"].size(), 1u);
   const std::uint64_t M = 56 * 56, bound_dw = 5 * 9 * M + 32 + 32 - 1;
   EXPECT_EQ(bound_dw, 141183u);
@@ -611,7 +614,7 @@ TEST(ScheduleClassic, ChannelRemaindersPackTheirTaps) {
          "c48_s2, 56, 56, 7, 7, 48, 64, 2,\n";   // 32: 1.157
   for (std::uint32_t n : {32u, 128u, 256u}) expect_never_behind_classic(path, n, false);
   const Topology t = read_topology(path);
-  const nlohmann::json r = run_json("--model " + path + array_args(32) + " --set hbm.preset=ideal");
+  const nlohmann::json r = run_ideal(path, 32);
   const Topology::Layer& l = t.layers[0];
   EXPECT_EQ(classic(l, 32, 32), 100244u);
   EXPECT_EQ(r["layers"][0]["units"]["matmul"]["busy_cycles"].get<std::uint64_t>(),
@@ -679,8 +682,7 @@ TEST(ScheduleClassic, SmallChannelConvsGatherIm2colUnderTheStream) {
   const Topology t = read_topology(path);
   EXPECT_EQ(classic(t.layers[0], 32, 32), 32u * 1u * (64 + 32 + 11664 - 2));
   for (std::uint32_t n : {32u, 128u, 256u}) {
-    const nlohmann::json r =
-        run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+    const nlohmann::json r = run_ideal(path, n);
     for (std::size_t i = 0; i < t.layers.size(); ++i) {
       const Topology::Layer& l = t.layers[i];
       const nlohmann::json& layer = r["layers"][i];
@@ -733,7 +735,7 @@ TEST(ScheduleClassic, OneNTileLargeImageConvsGatherIm2colUnderTheStream) {
   const Topology t = read_topology(path);
   // 7x7 over 24 channels: K = 1176, 37 K tiles, M = 106 x 106.
   EXPECT_EQ(classic(t.layers[1], 32, 32), 37u * (64 + 32 + 11236 - 2));
-  const nlohmann::json r = run_json("--model " + path + array_args(32) + " --set hbm.preset=ideal");
+  const nlohmann::json r = run_ideal(path, 32);
   for (std::size_t i = 0; i < t.layers.size(); ++i) {
     const Topology::Layer& l = t.layers[i];
     const nlohmann::json& layer = r["layers"][i];
@@ -785,8 +787,7 @@ TEST(ScheduleClassic, GatherBoundConvsStreamWithinTheFolds) {
     const Topology::Layer l = read_topology(path).layers[0];
     const std::uint64_t n = c.array;
     ASSERT_GT(c.k, ceil_div(l.K, n)) << c.name;  // more kernel rows than UB rows a pixel
-    const nlohmann::json r =
-        run_json("--model " + path + array_args(std::uint32_t(n)) + " --set hbm.preset=ideal");
+    const nlohmann::json r = run_ideal(path, std::uint32_t(n));
     const nlohmann::json& layer = r["layers"][0];
     const std::uint64_t busy = ceil_div(l.K, n) * ceil_div(l.N, n) * l.M;
     EXPECT_EQ(layer["units"]["matmul"]["busy_cycles"].get<std::uint64_t>(), busy) << c.name;
@@ -818,8 +819,7 @@ TEST(ScheduleBound, ManyNTileMatmulsStayWithinTheBoundAndTheFolds) {
   const Topology t = read_topology(path);
   ASSERT_EQ(t.layers.size(), 8u);
   for (std::uint32_t n : {32u, 128u, 256u}) {
-    const nlohmann::json r =
-        run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+    const nlohmann::json r = run_ideal(path, n);
     ASSERT_EQ(r["layers"].size(), t.layers.size());
     for (std::size_t i = 0; i < t.layers.size(); ++i) {
       const Topology::Layer& l = t.layers[i];
@@ -849,7 +849,7 @@ TEST(ScheduleClassic, OneKTileLayersWithUnalignedPixelsSplitTheirStores) {
   const std::string path = temp_path("unaligned.json");
   std::ofstream(path) << model_json(shapes);
   const std::uint64_t n = 256;
-  const nlohmann::json r = run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+  const nlohmann::json r = run_ideal(path, n);
   ASSERT_EQ(r["layers"].size(), 1u);
   const Shape& sh = shapes[0];
   const Topology::Layer l{"", sh.M(), sh.K(), sh.n, sh.c};
@@ -876,8 +876,7 @@ TEST(ScheduleClassic, TapsLayersWithOneKTileAndUnalignedPixelsSplitTheirStores) 
     const Topology t = read_topology(path);
     ASSERT_EQ(t.layers.size(), 1u);
     EXPECT_EQ(classic(t.layers[0], n, n), folds);
-    const nlohmann::json r =
-        run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+    const nlohmann::json r = run_ideal(path, n);
     ASSERT_EQ(r["layers"].size(), 1u);
     EXPECT_LE(r["layers"][0]["compute_cycles"].get<std::uint64_t>(), folds) << layer;
   }
@@ -897,7 +896,7 @@ TEST(ScheduleClassic, InputsAfterAnUnalignedTensorLoadWholeBursts) {
   const Topology t = read_topology(path);
   ASSERT_EQ(t.layers.size(), 2u);
   EXPECT_EQ(classic(t.layers[1], 256, 256), 3902u);
-  const nlohmann::json r = run_json("--model " + path + array_args(256) + " --set hbm.preset=ideal");
+  const nlohmann::json r = run_ideal(path, 256);
   ASSERT_EQ(r["layers"].size(), 2u);
   for (std::size_t i = 0; i < 2; ++i) {
     EXPECT_LE(r["layers"][i]["compute_cycles"].get<std::uint64_t>(), classic(t.layers[i], 256, 256))
@@ -922,7 +921,7 @@ TEST(ScheduleClassic, LargeImageConvsLoadTheirBandsUnderTheStream) {
   const std::string path = temp_path("vgg.csv");
   std::ofstream(path) << kConvCsvHeader
                          << "conv1_2, 226, 226, 3, 3, 64, 64, 1,\n";
-  const nlohmann::json r = run_json("--model " + path + array_args(128) + " --set hbm.preset=ideal");
+  const nlohmann::json r = run_ideal(path, 128);
   ASSERT_EQ(r["layers"].size(), 1u);
   const nlohmann::json& l = r["layers"][0];
   EXPECT_EQ(l["weight_tiles"].get<std::uint64_t>(), 5u * 13u);
@@ -950,8 +949,7 @@ TEST(ScheduleClassic, NextTilesTransfersNeverHoldBackTheStream) {
   for (const auto& [path, n] : {std::pair<std::string, std::uint32_t>{wide, 128},
                                 std::pair<std::string, std::uint32_t>{narrow, 32}}) {
     const Topology t = read_topology(path);
-    const nlohmann::json r =
-        run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+    const nlohmann::json r = run_ideal(path, n);
     ASSERT_EQ(r["layers"].size(), t.layers.size());
     for (std::size_t i = 0; i < t.layers.size(); ++i) {
       const Topology::Layer& l = t.layers[i];
@@ -1000,8 +998,7 @@ TEST(ScheduleClassic, LargeKGemmsWithFewNTilesStreamWithinTheFolds) {
                          "e, 12100, 8, 1170,\n";
   const Topology t = read_topology(path);
   for (std::uint32_t n : {32u, 128u}) {
-    const nlohmann::json r =
-        run_json("--model " + path + array_args(n) + " --set hbm.preset=ideal");
+    const nlohmann::json r = run_ideal(path, n);
     ASSERT_EQ(r["layers"].size(), t.layers.size());
     for (std::size_t i = 0; i < t.layers.size(); ++i) {
       const Topology::Layer& l = t.layers[i];
@@ -1076,7 +1073,7 @@ TEST(ScheduleClassic, OneNTileGathersAndGatherBoundConvsWithSeveralNTilesKeepThe
   const std::uint64_t folds[] = {39261, 39261, 99440};
   const Shape shapes[] = {conv(112, 112, 130, 2, 1, 0, 64), conv(112, 112, 130, 2, 1, 0, 96),
                           conv(112, 112, 40, 5, 1, 0, 257)};
-  const nlohmann::json r = run_json("--model " + path + array_args(256) + " --set hbm.preset=ideal");
+  const nlohmann::json r = run_ideal(path, 256);
   ASSERT_EQ(r["layers"].size(), 3u);
   for (std::size_t i = 0; i < 3; ++i) {
     EXPECT_EQ(classic(t.layers[i], 256, 256), folds[i]);
