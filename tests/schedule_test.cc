@@ -882,6 +882,31 @@ TEST(ScheduleClassic, TapsLayersWithOneKTileAndUnalignedPixelsSplitTheirStores) 
   }
 }
 
+// With split stores engine 0 stores the odd output tiles, two requests a pixel where a full
+// tile's bytes straddle two bursts, and gathered the input beside them, while the weight-fill
+// engine loads one fill of K_t rows a tile: the input of every M tile after the first loads
+// on the weight-fill engine. On 256 x 256 with ideal memory, engine 0 paced these layers at
+// 67103, 279349 and 44402 compute cycles. SCALE-Sim's folds, ceil(K / 256) x ceil(N / 256) x
+// (3 x 256 + M - 2): 152x152x2 3x3 -> 509 (M = 150 x 150 = 22500, K = 18): 2 x 23266 =
+// 46532; 197x197x1 5x5 -> 1442 (M = 193 x 193 = 37249, K = 25): 6 x 38015 = 228090;
+// 112x112x39 1x1 -> 652 (M = 12544, K = 39): 3 x 13310 = 39930.
+TEST(ScheduleClassic, SplitStoreLayersGatherOnTheWeightFillEngine) {
+  const std::string path = temp_path("split_gather.csv");
+  std::ofstream(path) << kConvCsvHeader << "w17, 152, 152, 3, 3, 2, 509, 1,\n"
+                      << "w5, 197, 197, 5, 5, 1, 1442, 1,\n"
+                      << "w178, 112, 112, 1, 1, 39, 652, 1,\n";
+  const Topology t = read_topology(path);
+  ASSERT_EQ(t.layers.size(), 3u);
+  const std::uint64_t folds[] = {46532, 228090, 39930};
+  const nlohmann::json r = run_ideal(path, 256);
+  ASSERT_EQ(r["layers"].size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(classic(t.layers[i], 256, 256), folds[i]) << t.layers[i].name;
+    EXPECT_LE(r["layers"][i]["compute_cycles"].get<std::uint64_t>(), folds[i])
+        << t.layers[i].name;
+  }
+}
+
 // HBM tensors start on a burst (MemoryPlan.HbmAllocationsStartOnABurst). Behind a layer whose
 // output (33 - 5) / 3 + 1 = 10 x 10 x 96 = 9600 bytes is no whole number of 256-byte bursts, a
 // strided 1 x 1 conv over 112x112x256 (stride 2 -> 64 on 256 x 256) found its input 128 bytes

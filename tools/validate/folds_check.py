@@ -96,6 +96,8 @@ def main():
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 128, 256])
     ap.add_argument("--tpusim", default="build/tpusim")
     ap.add_argument("--config", default=None, help="config JSON (default: the built-in one)")
+    ap.add_argument("--verbose", action="store_true",
+                    help="print every run's cycles and folds, not only those behind")
     args = ap.parse_args()
     sets = [(p, read_csv(p)) for p in args.csv]
     sets += [(f"seed {s}", random_layers(s, args.count)) for s in args.seeds]
@@ -128,6 +130,9 @@ def main():
                     if cycles > folds:
                         behind += 1
                         print(f"{name} {n}x{n} {describe(layer)}: {cycles} > folds {folds} "
+                              f"({cycles / folds:.3f}x)")
+                    elif args.verbose:
+                        print(f"{name} {n}x{n} {describe(layer)}: {cycles}, folds {folds} "
                               f"({cycles / folds:.3f}x)")
                     if bound is not None and cycles > bound:
                         over += 1
