@@ -369,6 +369,38 @@ TEST(ScheduleBound, SlowActivatesOverSeveralTilesKeepShortStreamsWithinTheBound)
   }
 }
 
+// Convs over a few pixels whose M tile spans several output rows, with short streams and
+// grouped ACTIVATEs as above. The sequencer issues one instruction a cycle: per weight tile a
+// FIFO fill, a LOAD_WEIGHTS and a MATMUL, and each ACTIVATE and store. A conv's tile was stored
+// a transfer per tile (its pixels as image rows), so on 32 x 32 with M = 4 (a 1 x 1 conv over
+// 2 x 2 pixels, a strided one over 4 x 4, a 2 x 2 kernel over 3 x 3) and N = 3072 (96 tiles of
+// K_t <= 4) the program issued 96 x 4 + 12 = 396 instructions in the array's 96 x 4 = 384
+// cycles, and the array waited for them (526 compute cycles here, int8 and bf16). A group's tiles
+// are stored in one transfer when each tile's pixels are one evenly spaced run in HBM, as a
+// matmul's rows are: 96 x 3 + 2 x 12 = 312 instructions, and 448 compute cycles. The bound
+// (k_tiles: one K tile of K <= 32 rows): 96 x max(4, K_t) + 32 + 32 - 1 = 447, so 1.10 x 447 =
+// 491.7 (SCALE-Sim's folds 96 x (3 x 32 + 4 - 2) = 9408). Outputs are checked bit-exact (int8)
+// and within tolerance (bf16).
+TEST(ScheduleBound, GroupedStoresOfSmallImagesKeepTheSequencerAheadOfTheArray) {
+  const std::vector<Shape> shapes = {conv(2, 2, 1, 1, 1, 0, 3072), conv(2, 2, 4, 1, 1, 0, 3072),
+                                     conv(4, 4, 3, 1, 2, 0, 3072), conv(3, 3, 1, 2, 1, 0, 3072),
+                                     conv(3, 3, 2, 1, 1, 0, 1000)};
+  for (std::size_t i = 0; i + 1 < shapes.size(); ++i) {
+    EXPECT_EQ(bound(k_tiles(shapes[i], 32, 32), shapes[i], 32, 32), 447u) << i;
+  }
+  EXPECT_EQ(expect_within_bound(shapes, {32, 128},
+                                [](const Shape&, std::uint32_t) { return true; }),
+            shapes.size() * 2);
+  const std::string path = temp_path("small_image_groups.json");
+  std::ofstream(path) << model_json(shapes);
+  const std::string err = temp_path("check_stderr");
+  for (const char* dtype : {"int8", "bf16"}) {
+    const std::string cmd = kBinary + " run --check --quiet --dtype " + dtype + " --model " + path +
+                            array_args(32) + " --set hbm.preset=ideal 2>" + err;
+    EXPECT_EQ(std::system(cmd.c_str()), 0) << cmd;
+  }
+}
+
 // SCALE-Sim's compute model for one layer: ceil(K / R) x ceil(N / C) folds of 2R + C + M - 2.
 struct Topology {
   struct Layer {

@@ -2217,21 +2217,51 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     }
   };
   // The stores of ACTIVATE group gi: the first waits for it, the last frees its slot group.
-  // Where each tile is one piece of a segment per output row (a matmul's rows), one transfer
-  // stores them all, a group per tile (the engine pays each transfer's start: a store per
-  // tile of one row paced M = 1, K = 3, N = 3072 on 32 x 32 at 440 compute cycles against a
-  // bound of 351).
+  // Where each tile's pixels are one evenly spaced run in HBM (a matmul's rows, or a conv's
+  // whole image rows with no zero border between them), one transfer stores them all, a group
+  // per tile, a segment per pixel (the engine pays each transfer's start: a store per tile of
+  // one row paced M = 1, K = 3, N = 3072 on 32 x 32 at 440 compute cycles against a bound of
+  // 351; and the sequencer issues each: a 1 x 1 conv over 2 x 2 pixels, its tiles stored as
+  // two image rows each, N = 3072 on 32 x 32, took 96 stores beside 288 weight fills, LOAD_WEIGHTS
+  // and MATMULs and 12 ACTIVATEs, 525 compute cycles against a bound of 447).
+  // A piece as such a run: its pixels (one UB row each, from ub_row), the bytes from one to
+  // the next, or none when it is not one.
+  struct PixelRun {
+    std::uint64_t pixels = 0, stride = 0;
+  };
+  const auto pixel_run = [&](const DmaFields& d, std::uint64_t nts) {
+    PixelRun run;
+    if (d.pack != nts || std::uint64_t(d.segs) * d.elems % nts != 0) return run;
+    const std::uint64_t per_group = std::uint64_t(d.segs) * d.elems / nts;
+    std::uint64_t stride = nts * eb_;  // one segment of whole pixels: contiguous
+    if (d.segs > 1) {
+      if (d.elems != nts) return run;
+      stride = d.seg_stride;
+    }
+    if (d.groups > 1) {
+      if (d.ub_stride != per_group) return run;
+      if (per_group == 1) {
+        stride = d.group_stride;
+      } else if (d.group_stride != per_group * stride) {
+        return run;
+      }
+    }
+    run.pixels = per_group * d.groups;
+    run.stride = run.pixels > 1 ? stride : 0;
+    return run;
+  };
   auto group_store_pieces = [&](std::uint64_t t0, std::uint64_t t1) {
     std::vector<DmaFields> pieces;
+    PixelRun first;
     for (std::uint64_t t = t0; t < t1; ++t) {
       const std::vector<DmaFields> p = store_pieces(t);
       const std::uint64_t nts = tl.ntiles[t % NT].nts;
-      if (p.size() != 1 || p[0].segs != 1 || p[0].elems != nts || p[0].pack != nts ||
-          (p[0].groups > 1 && p[0].ub_stride != 1) ||
+      const PixelRun run = p.size() == 1 ? pixel_run(p[0], nts) : PixelRun();
+      if (t == t0) first = run;
+      if (run.pixels == 0 || run.pixels > kMaxCount ||
           (t > t0 && (p[0].hbm_addr != pieces[0].hbm_addr + (t - t0) * nts * eb_ ||
                       p[0].ub_row != pieces[0].ub_row + (t - t0) * m_tile ||
-                      p[0].groups != pieces[0].groups ||
-                      p[0].group_stride != pieces[0].group_stride))) {
+                      run.pixels != first.pixels || run.stride != first.stride))) {
         pieces.clear();
         for (std::uint64_t u = t0; u < t1; ++u) {
           for (const DmaFields& d : store_pieces(u)) pieces.push_back(d);
@@ -2241,8 +2271,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       if (t == t0) pieces.push_back(p[0]);
     }
     DmaFields& d = pieces[0];
-    d.segs = d.groups;
-    d.seg_stride = d.group_stride;
+    d.elems = std::uint16_t(tl.ntiles[t0 % NT].nts);
+    d.segs = std::uint16_t(first.pixels);
+    d.seg_stride = std::uint32_t(first.stride);
     d.groups = std::uint16_t(t1 - t0);
     d.group_stride = std::uint32_t(t1 - t0 > 1 ? tl.ntiles[t0 % NT].nts * eb_ : 0);
     d.ub_stride = std::uint16_t(m_tile);
