@@ -939,6 +939,35 @@ TEST(ScheduleClassic, SplitStoreLayersGatherOnTheWeightFillEngine) {
   }
 }
 
+// Wide pixels at a stride: a pixel of C bytes, s C bytes apart, straddles 2 or 3 256-byte
+// bursts, and an engine sends one HBM request a cycle, so one engine's gather takes more
+// cycles a pixel than the array streams with one N tile (ceil(K / 256)): the input of the
+// M tiles after the first loads on engine 0 and the weight-fill engine (two_gathers). On
+// 256 x 256 with ideal memory, one engine paced these layers at 9145, 7683 and 43466 compute
+// cycles. Requests a pixel: 462 bytes 1386 apart start at 51 of the 256 offsets within
+// 2 bursts, else 3: 2.80 against 2 stream cycles; 433 bytes 1299 apart: 2.69 against 2; a
+// 2x2 kernel's two rows of 876 bytes 1314 apart: 8.83 against 7. SCALE-Sim's folds,
+// ceil(K / 256) x ceil(N / 256) x (3 x 256 + M - 2):
+// 171x171x462 1x1 stride 3 -> 159 (M = 57 x 57 = 3249, K = 462): 2 x 4015 = 8030;
+// 157x157x433 1x1 stride 3 -> 245 (M = 53 x 53 = 2809, K = 433): 2 x 3575 = 7150;
+// 213x213x438 2x2 stride 3 -> 190 (M = 71 x 71 = 5041, K = 1752): 7 x 5807 = 40649.
+TEST(ScheduleClassic, WideStridedPixelsGatherOnTwoEngines) {
+  const std::string path = temp_path("two_gathers.csv");
+  std::ofstream(path) << kConvCsvHeader << "w75, 171, 171, 1, 1, 462, 159, 3,\n"
+                      << "c433, 157, 157, 1, 1, 433, 245, 3,\n"
+                      << "c438, 213, 213, 2, 2, 438, 190, 3,\n";
+  const Topology t = read_topology(path);
+  ASSERT_EQ(t.layers.size(), 3u);
+  const std::uint64_t folds[] = {8030, 7150, 40649};
+  const nlohmann::json r = run_ideal(path, 256);
+  ASSERT_EQ(r["layers"].size(), 3u);
+  for (std::size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(classic(t.layers[i], 256, 256), folds[i]) << t.layers[i].name;
+    EXPECT_LE(r["layers"][i]["compute_cycles"].get<std::uint64_t>(), folds[i])
+        << t.layers[i].name;
+  }
+}
+
 // HBM tensors start on a burst (MemoryPlan.HbmAllocationsStartOnABurst). Behind a layer whose
 // output (33 - 5) / 3 + 1 = 10 x 10 x 96 = 9600 bytes is no whole number of 256-byte bursts, a
 // strided 1 x 1 conv over 112x112x256 (stride 2 -> 64 on 256 x 256) found its input 128 bytes

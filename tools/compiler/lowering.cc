@@ -711,6 +711,13 @@ class Lowerer {
     if (!stepping) return banks > 1 && KR % banks == 0 ? KR + 1 : KR;
     return KR + (banks + 1 - KR % banks) % banks;
   }
+  // HBM requests a pixel of a conv's im2col gather (rows path): kernel_h segments of
+  // kernel_w pixels, `stride` pixels apart, each burst fetched once per transfer.
+  double gather_requests(const Node& layer) const {
+    const std::uint64_t pixel = std::uint64_t(layer.in.c) * eb_;
+    return double(layer.kernel_h) * requests_per_segment(layer.kernel_w * pixel,
+                                                         layer.stride * pixel);
+  }
   // Whether a conv's im2col gather (rows path) takes more memory requests a pixel, at least
   // one a kernel row, than the array takes cycles to stream the pixel: ceil(K / R) K tiles
   // times its MXU's N tiles (core.mxus MXUs at most share them). Then the array waits for the
@@ -1900,30 +1907,73 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // of the node (of tiles(u)), in the MXU's own A accumulator slots: every MXU runs the
   // one-MXU schedule on its share of the N tiles.
   const std::uint64_t U = tl.mxus;
-  // A gather-bound stem (gather_bound: more memory requests a pixel than UB rows) with one
-  // UB row a pixel (paced) gathers the odd output rows of its later M tiles on MXU 0's
-  // weight-fill engine, idle but for one small fill a tile, and the even ones on engine 0. A
-  // transfer (one output row) waits at its first pixel for a request per kernel row, sent one
-  // a cycle, so it takes kernel_h - 1 cycles beyond its rows, and an engine runs one transfer
-  // at a time (ISA.md): on one engine the stream waits that long every output row (U-Net's
-  // 572x572x1 3x3 -> 64 on 256 x 256: 568 x 572 + 570 + 64 + 255 = 325,785 compute cycles,
-  // folds 325,666); on two, one engine's rows land while the other starts, and the UB write
-  // port paces the gather at a row a cycle, as the stream. By output-row parity, not by a
-  // transfer's place in its tile: with an odd number of rows a tile, engine 0 would take one
-  // more every tile and fall behind (Inception-v3's 299x299x3 stem on 256 x 256: +2 %).
-  // Only where one engine's gather falls behind the stream within the node: each output row
-  // after M tile 0 costs kernel_h - 1 cycles more than its stream, against a lead of tile 0's
-  // stream less tile 1's first transfer (YOLOv5s's stem at 256: 5 x 316 > 1,280 - 325; a
-  // 112x112x64 2x2 conv at 256, 1 x 99 < 1,332 - 112, lost 124 cycles on two engines).
+  // Two gather engines. The input of M tiles after the first loads partly on MXU 0's
+  // weight-fill engine, where one engine's gather falls behind the stream within the node:
+  // - a stem with one UB row a pixel (paced): a transfer (one output row) waits at its first
+  //   pixel for a request per kernel row, sent one a cycle, so it takes kernel_h - 1 cycles
+  //   beyond its rows, and an engine runs one transfer at a time (ISA.md): on one engine the
+  //   stream waits that long every output row (U-Net's 572x572x1 3x3 -> 64 on 256 x 256:
+  //   568 x 572 + 570 + 64 + 255 = 325,785 compute cycles, folds 325,666); on two, one
+  //   engine's rows land while the other starts, and the UB write port paces the gather at a
+  //   row a cycle, as the stream. Only where that lag, each output row after M tile 0
+  //   kernel_h - 1 cycles more than its stream, exceeds a lead of tile 0's stream less tile
+  //   1's first transfer (YOLOv5s's stem at 256: 5 x 316 > 1,280 - 325; a 112x112x64 2x2 conv
+  //   at 256, 1 x 99 < 1,332 - 112, lost 124 cycles on two engines).
+  // - wide pixels at a stride: an engine sends one HBM request a cycle, and a pixel of C
+  //   bytes s C bytes apart straddles about C / burst + 1 bursts (gather_requests), which
+  //   outnumber its ceil(K / R) stream cycles a pixel with one N tile (171x171x462 1x1 stride 3
+  //   -> 159 on 256 x 256: 2.8 requests a pixel against 2 stream cycles, 9,145 compute cycles,
+  //   folds 8,030). Two engines are then bound by the one UB write port, ceil(K / R) rows a
+  //   pixel, as the stream: 7,767. Not for the transfer starts of such a layer: they are
+  //   short beside a row's K / R x OW writes, and a second engine's writes, booked ahead beside
+  //   the first's, held back the streams instead (3x3 stride-1 convs of 28-56 UB rows a pixel
+  //   on 256 x 256 up to 12 % slower: 152x152x816 -> 238, 666,354 -> 748,670).
+  // The second engine takes a share f of the transfers, spread evenly: a transfer of pixels
+  // [m0, m1) goes there when it crosses a multiple of L / f pixels (L its longest transfer).
+  // A stem's engines keep pace with the write port (requests <= K / R a pixel): the second
+  // only hides the other's transfer starts, and f = 1/2 gives it the odd output rows (by
+  // output-row parity, not by a transfer's place in its tile: with an odd number of rows a
+  // tile, engine 0 would take one more every tile and fall behind, Inception-v3's 299x299x3
+  // stem on 256 x 256: +2 %). Where the requests bind, f leaves both engines about as busy,
+  // the fill engine's weight fills of the tile (W, each K_t rows or its requests) counted with
+  // its share of one engine's gather G: f = (G - W) / 2G. Both engines' rows then exceed the
+  // write port, so more only books the second engine's writes ahead, and its transfers delay
+  // the fills the array waits for (187x187x543 1x1 stride 2 -> 46 at 256: 28,436 compute
+  // cycles on one engine, 33,023 with every other row, 27,612 with f = 0.35). For the same
+  // reason their transfers are half as long (input_transfers: 182x182x829 3x3 stride 4 -> 34
+  // at 256, 64,578 on one engine, 65,799 on two with whole transfers, 63,010 with halves).
   // The second engine's semaphores are MXU 1's x_ready, x_free and go, so only on cores of
   // one MXU (with more, another node's MXU 1 could signal them while this node waits). M tile
   // 0 stays on engine 0 (the node's first transfer takes its hand-offs); its last transfer
   // signals go, which the second engine's first transfer waits for, so that engine follows
-  // all that engine 0 waited for.
-  const std::uint64_t OW = layer.out.w, extra = layer.kernel_h - 1;
+  // all that engine 0 waited for. Each engine's last transfer of a tile signals its ready
+  // semaphore, and the tile's first MATMUL waits for both (paced: each its own transfer's).
+  const std::uint64_t OW = conv ? std::uint64_t(layer.out.w) : 1;
+  const std::uint64_t extra = conv ? layer.kernel_h - 1 : 0;
+  const std::uint64_t later = M - std::min(M, m_tile);  // pixels after M tile 0
+  const double stream_px = double(KR * ceil_div(NT, tl.mxus));
+  const double requests_px = conv ? gather_requests(layer) : 0;
+  const double gather_px = std::max(double(KR), requests_px);
+  const double excess = double(later) * (gather_px - stream_px);
+  const double starts = double(ceil_div(later, OW) * extra);
+  double fills = 0;
+  for (std::uint64_t nt = 0; nt < NT; ++nt) {
+    for (std::uint64_t kt = 0; kt < KT; ++kt) {
+      const std::uint64_t kts = tl.ktile(nt, kt).kts;
+      fills += double(std::max(kts, ceil_div(kts * tl.ntiles[nt].nts * eb_,
+                                             config_.hbm.burst_bytes)));
+    }
+  }
+  const double one_engine = double(m_tile) * gather_px + double(ceil_div(m_tile, OW) * extra);
+  const double second_share =
+      requests_px <= double(KR) ? 0.5
+                                : std::clamp((one_engine - fills) / (2 * one_engine), 0.0, 0.5);
   const bool two_gathers =
-      paced && config_.core.mxus == 1 && weight_engines_ > 0 && gather_bound(layer) &&
-      ceil_div(M - std::min(M, m_tile), OW) * extra + OW + extra > m_tile;
+      conv && x_dma && !taps && !tl.k_major && tl.MT > 1 && config_.core.mxus == 1 &&
+      weight_engines_ > 0 && second_share > 0 &&
+      (paced ? excess + starts > 0 &&
+                   excess + starts + double(OW + extra) > double(m_tile) * stream_px
+             : excess > 0);
   // Split stores (tile_gemm: KT = 1, outputs not whole bursts) leave engine 0 the input and
   // the odd tiles' stores, two requests a pixel each, while the weight-fill engine has one
   // fill of K_t rows a tile: the input of M tiles after the first loads there instead, with
@@ -2114,18 +2164,44 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     }
     return pieces;
   };
-  // Whether input piece d of M tile mt goes to the second gather engine (two_gathers,
-  // gather_off_stores).
-  const auto second_gather = [&](std::uint64_t mt, const DmaFields& d) {
-    if (!second_engine || mt == 0) return false;
-    if (gather_off_stores) return true;
-    const std::uint64_t m = m_lo(mt) + (d.ub_row - x_slot(mt)) / XS;
-    return m / layer.out.w % 2 == 1;
+  // The input transfers of M tile mt. Without engines of their own for the weight fills, split
+  // into about one share per weight tile of the tile before and queued between their weight
+  // loads: one DMA at a time runs, so a whole input tile queued at once would hold back the
+  // next weight tiles, and queued late it would hold back the next M tile's first MATMUL.
+  // With the weight fills on engines of their own, engine 0 has only the input (and split
+  // stores): its transfers go in shares between a tile's MATMULs (below), on the rows path
+  // with several UB rows a vector cut into transfers of input_transfer_vectors, half as many
+  // on two gather engines (two_gathers: each books its writes ahead). With one row a vector
+  // the stream steps with the transfers' writes and never meets them; a gather-bound layer's
+  // stream waits for the gather anyway.
+  const bool cut = !taps && !tl.k_major && XS > 1 && !gather_bound(layer);
+  const std::uint64_t transfer_vectors =
+      std::max<std::uint64_t>(1, input_transfer_vectors(XS, one_n_tile) / (two_gathers ? 2 : 1));
+  const auto input_transfers = [&](std::uint64_t mt) {
+    if (mt == 0) return input_pieces(0);
+    if (weight_engines_ == 0) return split_groups(input_pieces(mt), NT * KT);
+    if (!cut) return input_pieces(mt);
+    return split_at(input_pieces(mt), transfer_vectors);
+  };
+  // Per M tile, whether each of its input transfers goes to the second gather engine
+  // (two_gathers, gather_off_stores).
+  std::vector<std::vector<bool>> on_second(second_engine ? MT : 0);
+  const double lattice = double(cut ? std::min(OW, transfer_vectors) : OW) /
+                         std::max(second_share, 1e-9);
+  for (std::uint64_t mt = 1; mt < on_second.size(); ++mt) {
+    for (const DmaFields& d : input_transfers(mt)) {
+      const std::uint64_t m0 = m_lo(mt) + (d.ub_row - x_slot(mt)) / XS, m1 = m0 + d.groups;
+      on_second[mt].push_back(gather_off_stores ||
+                              std::floor(double(m1) / lattice) > std::floor(double(m0) / lattice));
+    }
+  }
+  if (!on_second.empty()) on_second[0].assign(input_transfers(0).size(), false);
+  const auto second_gather = [&](std::uint64_t mt, std::size_t i) {
+    return second_engine && on_second[mt][i];
   };
   const auto gathers_on = [&](std::uint64_t mt, bool second) {
-    const std::vector<DmaFields> pieces = input_pieces(mt);
-    return std::any_of(pieces.begin(), pieces.end(),
-                       [&](const DmaFields& d) { return second_gather(mt, d) == second; });
+    if (!second_engine) return !second;
+    return std::find(on_second[mt].begin(), on_second[mt].end(), second) != on_second[mt].end();
   };
   bool any_second = false;
   for (std::uint64_t mt = 1; second_engine && mt < MT && !any_second; ++mt) {
@@ -2136,19 +2212,21 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // last signals (and paced, every one: its MATMUL waits for it).
   auto emit_input = [&](std::uint64_t mt, const std::vector<DmaFields>& pieces, std::size_t from,
                         std::size_t to) {
-    std::size_t first[2] = {pieces.size(), pieces.size()};  // per engine: its first piece
-    for (std::size_t i = pieces.size(); i-- > 0;) first[second_gather(mt, pieces[i])] = i;
+    // Per engine: its first and last piece.
+    std::size_t first[2] = {pieces.size(), pieces.size()}, last[2] = {0, 0};
+    for (std::size_t i = pieces.size(); i-- > 0;) first[second_gather(mt, i)] = i;
+    for (std::size_t i = 0; i < pieces.size(); ++i) last[second_gather(mt, i)] = i;
     for (std::size_t i = from; i < to; ++i) {
-      const bool second = second_gather(mt, pieces[i]);
+      const bool second = second_gather(mt, i);
       std::uint64_t wait = 0, signal = 0;
       if (second) {
         wait = i == first[1] && mt >= S ? bit(gather_free) : 0;
         if (!second_started) wait |= bit(gather_go);
         second_started = true;
-        signal = paced || i + 1 == pieces.size() ? bit(gather_ready) : 0;
+        signal = paced || i == last[1] ? bit(gather_ready) : 0;
       } else {
         wait = i == first[0] && mt >= S ? every_mxu(kMxuXFree) : 0;
-        signal = i + 1 == pieces.size() || (paced && mt > 0) ? every_mxu(kMxuXReady) : 0;
+        signal = i == last[0] || (paced && mt > 0) ? every_mxu(kMxuXReady) : 0;
         if (mt == 0 && i + 1 == pieces.size() && any_second) signal |= bit(gather_go);
       }
       Instruction load = dma(Opcode::kDmaLoad, pieces[i], wait, signal);
@@ -2354,7 +2432,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   }
   if (fifo_) top_up_weights(0);
   // The input transfers of the M tile being emitted (paced: its first MATMULs follow them).
-  std::vector<DmaFields> input = x_dma ? input_pieces(0) : std::vector<DmaFields>();
+  std::vector<DmaFields> input = x_dma ? input_transfers(0) : std::vector<DmaFields>();
   if (x_dma) {
     emit_input(0, input, 0, input.size());
     // The first weight tile enters the array only with the input there too, as when it loaded
@@ -2379,22 +2457,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
                                           : std::vector<RowSeg>();
     const Band band = taps && !in_res ? band_of(g, m0, m1) : Band();
     const BandLayout layout = taps && !in_res ? band_layout(g, plan, band) : BandLayout();
-    // The next M tile's input, split into about one share per weight tile of this one and
-    // queued between their weight loads: one DMA at a time runs, so a whole input tile queued
-    // at once would hold back the next weight tiles, and queued late it would hold back the
-    // next M tile's first MATMUL.
-    // With the weight fills on engines of their own, engine 0 has only the input (and split
-    // stores): its transfers go in shares between a tile's MATMULs (below), on the rows path
-    // with several UB rows a vector cut into transfers of input_transfer_vectors. With one row
-    // a vector the stream steps with the transfers' writes and never meets them; a
-    // gather-bound layer's stream waits for the gather anyway.
-    const bool cut = !taps && !tl.k_major && XS > 1 && !gather_bound(layer);
+    // The next M tile's input (input_transfers).
     std::vector<DmaFields> next_input =
-        !x_dma || mt + 1 >= MT ? std::vector<DmaFields>()
-        : weight_engines_ == 0 ? split_groups(input_pieces(mt + 1), NT * KT)
-        : !cut                 ? input_pieces(mt + 1)
-                               : split_at(input_pieces(mt + 1),
-                                          input_transfer_vectors(XS, one_n_tile));
+        !x_dma || mt + 1 >= MT ? std::vector<DmaFields>() : input_transfers(mt + 1);
     // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
     auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
@@ -2638,9 +2703,11 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
             mm.rows = std::uint32_t(passes[i].rows);
             mm.acc_row = std::uint32_t(passes[i].acc_row);
             mm.instance = std::uint8_t(u);
-            if ((i == 0 || (paced && mt > 0)) && x_dma && nt < U && kt == 0) {
-              mm.wait |= bit(second_gather(mt, input[i]) ? gather_ready
-                                                         : mxu_sem(u, kMxuXReady));
+            if (paced && mt > 0 && x_dma && nt < U && kt == 0) {
+              mm.wait |= bit(second_gather(mt, i) ? gather_ready : mxu_sem(u, kMxuXReady));
+            } else if (i == 0 && x_dma && nt < U && kt == 0) {
+              if (!second_engine || gathers_on(mt, false)) mm.wait |= bit(mxu_sem(u, kMxuXReady));
+              if (second_engine && gathers_on(mt, true)) mm.wait |= bit(gather_ready);
             }
             const bool first_of_slots = grouped ? in_group(t) == 0 && group(t) >= A / G : l >= A;
             if (i == 0 && kt == 0 && first_of_slots) mm.wait |= bit(mxu_sem(u, kMxuAccFree));
