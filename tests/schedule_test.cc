@@ -968,6 +968,41 @@ TEST(ScheduleClassic, WideStridedPixelsGatherOnTwoEngines) {
   }
 }
 
+// Large kernels over few channels on a wide array take several UB rows a pixel, each holding
+// two or three kernel rows (a request each before the row is written), while the old
+// gather_bound counted every kernel row as a request a pixel: bound, they kept transfers of
+// whole output rows, whose writes were booked up to an output row ahead (1,056 UB rows for
+// 142x142x15), so each stream waited at the UB port for a gap in them, and two input slots of
+// uncapped M tiles left the array waiting for each next tile's gather. On ideal memory they
+// took 151782, 75270 and 308661 compute cycles on 256 x 256 and 100510 on 128 x 128 (now
+// 143118, 70199, 225985 and 87667). SCALE-Sim's folds, ceil(K / R) x ceil(N / C) x
+// (3R + M - 2): 142x142x15 11x11 -> 7 (M = 132 x 132 = 17424, K = 1815, 8 K tiles):
+// 8 x 18190 = 145520; 102x102x15 11x11 -> 30 (M = 92 x 92 = 8464, K = 1815): 8 x 9230 =
+// 73840; 176x176x16 11x11 -> 190 (M = 166 x 166 = 27556, K = 1936, 8 K tiles): 8 x 28322 =
+// 226576; on 128 x 128, 128x128x8 9x9 -> 113 (M = 120 x 120 = 14400, K = 648, 6 K tiles):
+// 6 x 14782 = 88692.
+TEST(ScheduleClassic, LargeKernelsOverFewChannelsKeepPaceWithTheirGather) {
+  const std::string path = temp_path("large_kernels.csv");
+  for (const auto& [layers, n, folds] :
+       {std::tuple<std::string, std::uint32_t, std::vector<std::uint64_t>>{
+            "w266, 142, 142, 11, 11, 15, 7, 1,\n"
+            "w185, 102, 102, 11, 11, 15, 30, 1,\n"
+            "g143, 176, 176, 11, 11, 16, 190, 1,\n",
+            256, {145520, 73840, 226576}},
+        {"g74, 128, 128, 9, 9, 8, 113, 1,\n", 128, {88692}}}) {
+    std::ofstream(path) << kConvCsvHeader << layers;
+    const Topology t = read_topology(path);
+    ASSERT_EQ(t.layers.size(), folds.size());
+    const nlohmann::json r = run_ideal(path, n);
+    ASSERT_EQ(r["layers"].size(), folds.size());
+    for (std::size_t i = 0; i < folds.size(); ++i) {
+      EXPECT_EQ(classic(t.layers[i], n, n), folds[i]) << t.layers[i].name;
+      EXPECT_LE(r["layers"][i]["compute_cycles"].get<std::uint64_t>(), folds[i])
+          << t.layers[i].name;
+    }
+  }
+}
+
 // HBM tensors start on a burst (MemoryPlan.HbmAllocationsStartOnABurst). Behind a layer whose
 // output (33 - 5) / 3 + 1 = 10 x 10 x 96 = 9600 bytes is no whole number of 256-byte bursts, a
 // strided 1 x 1 conv over 112x112x256 (stride 2 -> 64 on 256 x 256) found its input 128 bytes

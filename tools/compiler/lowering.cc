@@ -718,13 +718,27 @@ class Lowerer {
     return double(layer.kernel_h) * requests_per_segment(layer.kernel_w * pixel,
                                                          layer.stride * pixel);
   }
-  // Whether a conv's im2col gather (rows path) takes more memory requests a pixel, at least
-  // one a kernel row, than the array takes cycles to stream the pixel: ceil(K / R) K tiles
-  // times its MXU's N tiles (core.mxus MXUs at most share them). Then the array waits for the
-  // gather anyway, and neither M tiles capped for an early first stream (rows_capped) nor
-  // short transfers pay: the smaller tiles only move more of the gather behind the first
-  // tile's (112x112x24 3x3 -> 33 on 128 x 128: 24,729 -> 24,906 compute cycles), and short
-  // transfers queue later (YOLOv5s's 6x6 stem on 32 x 32: 413,807 -> 475,217). With more N
+  // Whether a conv's im2col gather (rows path) waits for more memory requests a UB row than
+  // the array takes cycles to stream a pixel: ceil(K / R) K tiles times its MXU's N tiles
+  // (core.mxus MXUs at most share them). A request is sent a cycle, and a UB row is written
+  // once every request holding its bytes has returned: the kernel rows the row holds, one
+  // request each (a transfer's later pixels share most of their bursts with the pixel before,
+  // as the DMA coalesces a burst over consecutive groups, but its first pixel fetches them
+  // all). With one UB row a pixel that is every kernel row; with more, a row of R elements
+  // holds at most ceil(R / (kernel_w C)) + 1 of them (one it starts inside). Then the array
+  // waits for the gather anyway, and neither M tiles capped for an early first stream
+  // (rows_capped) nor short transfers pay: the smaller tiles only move more of the gather
+  // behind the first tile's (112x112x24 3x3 -> 33 on 128 x 128: 24,729 -> 24,906 compute
+  // cycles). Counting every kernel row with several UB rows a pixel, large kernels over a
+  // few channels on a wide array (8 UB rows a pixel for 142x142x15 11x11 -> 7 on 256 x 256,
+  // each holding 2 or 3 kernel rows) counted as bound: their transfers of whole output rows
+  // booked up to 1,056 UB writes ahead, each stream waited for a gap in them (12,127 cycles
+  // at the UB port), and two input slots left the array waiting for each next tile:
+  // 151,782 -> 143,118 compute cycles, folds 145,520 (226x226x25 9x9 -> 207: 576,665 ->
+  // 387,514, folds 386,320). Where one M tile held a whole layer, its capped tiles now pay
+  // the gather's transfer starts inside the compute span, which the one tile's gather,
+  // all before it, did not (112x112x4 5x5 -> 8 on 32 x 32: 46,696 -> 47,088 compute cycles,
+  // folds 47,032, but 116,797 -> 54,885 in all). With more N
   // tiles the streams outlast the gather (a stem's few channels on a small array), which then
   // runs under them as any other: counting kernel rows against UB rows alone, such a layer
   // kept one M tile, of the plain stride, whose streams met the ACTIVATEs' writes
@@ -737,7 +751,9 @@ class Lowerer {
     const std::uint64_t KR = ceil_div(dense_k(layer), R_);
     const std::uint64_t mxus = std::min<std::uint64_t>(config_.core.mxus, kMaxCompilerMxus);
     const std::uint64_t streams = KR > 1 ? KR * ceil_div(ceil_div(layer.gemm_n(), C_), mxus) : 1;
-    return layer.kernel_h > streams;
+    const std::uint64_t per_row = std::min<std::uint64_t>(
+        layer.kernel_h, ceil_div(R_, std::uint64_t(layer.kernel_w) * layer.in.c) + 1);
+    return per_row > streams;
   }
   // Staging rows (below any resident tensors) a GEMM node needs with M tiles of m_tile rows.
   // `mxus` MXUs have two output slots each.
@@ -2173,10 +2189,17 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // with several UB rows a vector cut into transfers of input_transfer_vectors, half as many
   // on two gather engines (two_gathers: each books its writes ahead). With one row a vector
   // the stream steps with the transfers' writes and never meets them; a gather-bound layer's
-  // stream waits for the gather anyway.
+  // stream waits for the gather anyway. The transfers go in shares of half the unit queue
+  // before each of the tile's NT x KT MATMULs and at its end (spread, below), so a tile has
+  // at most (NT x KT + 1) x half of them: with more, a share holds more transfers than the
+  // queue, and the MATMUL behind it waits for the DMA to run them (YOLOv5s's 6x6 stem on
+  // 32 x 32, four MATMULs of 5,120 pixels a tile, 4 UB rows a pixel: transfers of 8 pixels,
+  // 427,030 compute cycles; of 128, 410,744; folds 409,976).
   const bool cut = !taps && !tl.k_major && XS > 1 && !gather_bound(layer);
+  const std::uint64_t half = std::max<std::uint64_t>(config_.sequencer.queue_depth / 2, 1);
   const std::uint64_t transfer_vectors =
-      std::max<std::uint64_t>(1, input_transfer_vectors(XS, one_n_tile) / (two_gathers ? 2 : 1));
+      std::max({std::uint64_t(1), input_transfer_vectors(XS, one_n_tile) / (two_gathers ? 2 : 1),
+                ceil_div(m_tile, (NT * KT + 1) * half)});
   const auto input_transfers = [&](std::uint64_t mt) {
     if (mt == 0) return input_pieces(0);
     if (weight_engines_ == 0) return split_groups(input_pieces(mt), NT * KT);
@@ -2528,7 +2551,6 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
       for (std::uint64_t nt = 0; nt < NT; ++nt) {
         for (std::uint64_t kt = 0; kt < KT; ++kt) positions += passes_of(nt, kt, kt).size();
       }
-      const std::uint64_t half = std::max<std::uint64_t>(config_.sequencer.queue_depth / 2, 1);
       const std::uint64_t size = std::max(half, ceil_div(next_input.size(), positions));
       shares = ceil_div(next_input.size(), size);
     }
