@@ -907,6 +907,40 @@ TEST(ScheduleClassic, SplitStoreLayersGatherOnTheWeightFillEngine) {
   }
 }
 
+// On the rows path a conv whose windows overlap along the row (kernel_w > stride) gathers its
+// next M tile's pixels beside the array, and neighbouring pixels share the input's bursts: a
+// transfer of several pixels fetches each burst once and each response completes UB rows of
+// all of them, so their writes interleave and no longer step through the banks with the
+// stream's, which (booked whole) then waited for each transfer's booked writes. With one N tile
+// the gather writes as many UB rows as the array streams, so those waits were the array's:
+// on 128 x 128 with ideal memory, two pixels a transfer, 102x102x220 11x11 -> 7 took 2,300,069
+// compute cycles (539,422 of them streams waiting on the UB) and 165x165x187 7x7 -> 7 took
+// 1,934,290. A pixel's own requests (11 kernel rows of 2420 bytes: about 115 bursts; 7 of
+// 1309: about 43) are fewer than its UB rows (208; 72), so one pixel a transfer costs the
+// DMA nothing. SCALE-Sim's folds, ceil(K / 128) x ceil(N / 128) x (3 x 128 + M - 2):
+// K = 11 x 11 x 220 = 26620, 208 K tiles, M = 92 x 92 = 8464: 208 x 8846 = 1,839,968;
+// K = 7 x 7 x 187 = 9163, 72 K tiles, M = 159 x 159 = 25281: 72 x 25663 = 1,847,736.
+TEST(ScheduleClassic, OverlappingWindowsGatherAPixelATransfer) {
+  const std::string path = temp_path("overlapping_windows.csv");
+  std::ofstream(path) << kConvCsvHeader << "w131, 102, 102, 11, 11, 220, 7, 1,\n"
+                      << "w188, 165, 165, 7, 7, 187, 7, 1,\n";
+  const Topology t = read_topology(path);
+  ASSERT_EQ(t.layers.size(), 2u);
+  const std::uint64_t folds[] = {1839968, 1847736};
+  const nlohmann::json r = run_ideal(path, 128);
+  ASSERT_EQ(r["layers"].size(), 2u);
+  for (std::size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(classic(t.layers[i], 128, 128), folds[i]) << t.layers[i].name;
+    const nlohmann::json& l = r["layers"][i];
+    EXPECT_LE(l["compute_cycles"].get<std::uint64_t>(), folds[i]) << t.layers[i].name;
+    // The streams wait on the UB for under 1 % of their cycles.
+    const nlohmann::json& mm = l["units"]["matmul"];
+    EXPECT_LE(100 * mm["stalls"].value("ub_port", std::uint64_t(0)),
+              mm["busy_cycles"].get<std::uint64_t>())
+        << t.layers[i].name;
+  }
+}
+
 // HBM tensors start on a burst (MemoryPlan.HbmAllocationsStartOnABurst). Behind a layer whose
 // output (33 - 5) / 3 + 1 = 10 x 10 x 96 = 9600 bytes is no whole number of 256-byte bursts, a
 // strided 1 x 1 conv over 112x112x256 (stride 2 -> 64 on 256 x 256) found its input 128 bytes

@@ -497,14 +497,16 @@ class Lowerer {
   }
   // HBM requests (one a cycle, each one burst of hbm.burst_bytes) per segment of a run of
   // `len`-byte segments `stride` bytes apart, as a transfer fetches them: each burst once,
-  // shared with the segment before. Averaged over the first segments of the run (those of
-  // one period of the segments' alignment to the bursts, at most 4096).
-  double requests_per_segment(std::uint64_t len, std::uint64_t stride) const {
+  // shared with the segment before (`shared`; else each segment alone in its transfer, at the
+  // run's alignments). Averaged over the first segments of the run (those of one period of
+  // the segments' alignment to the bursts, at most 4096).
+  double requests_per_segment(std::uint64_t len, std::uint64_t stride,
+                              bool shared = true) const {
     const std::uint64_t burst = config_.hbm.burst_bytes;
     const std::uint64_t n = std::min<std::uint64_t>(4096, burst / std::gcd(stride, burst));
     std::uint64_t requests = 0, next = 0;  // next: the first burst not yet fetched
     for (std::uint64_t i = 0; i < n; ++i) {
-      const std::uint64_t first = std::max(next, i * stride / burst);
+      const std::uint64_t first = std::max(shared ? next : 0, i * stride / burst);
       const std::uint64_t last = (i * stride + len - 1) / burst;
       if (last >= first) requests += last - first + 1;
       next = std::max(next, last + 1);
@@ -650,14 +652,44 @@ class Lowerer {
   // at 32 x 32: a one-N-tile conv's streams waited 1.5 % of their cycles with 512, 0.13 % with
   // 292, 112x112x40 5x5 -> 16 in M tiles of M / 8); with more N tiles the gather ends while the
   // tile still streams, and shorter transfers only added instructions (43 conv runs of
-  // tools/validate/folds_check.py's sets on 32 x 32 up to 0.27 % slower). Each transfer waits for the memory (transfer_start)
-  // before its first row, so with a slow memory one holds the rows of at least 16 such waits
-  // (HBM2 at the default clock: about 1,800).
-  std::uint64_t input_transfer_vectors(std::uint64_t x_stride, bool one_n_tile) const {
+  // tools/validate/folds_check.py's sets on 32 x 32 up to 0.27 % slower). Each transfer waits
+  // for the memory (transfer_start) before its first row, so with a slow memory one holds the
+  // rows of at least 16 such waits (HBM2 at the default clock: about 1,800).
+  // That holds where a transfer writes its vectors one after another, as a matmul's rows or a
+  // conv's windows apart. A conv's windows that overlap along the row (kernel_w > stride)
+  // share their bursts: a transfer fetches each once (requests_per_segment), and a response
+  // completes rows of all the pixels it touches, so the writes of a transfer's pixels
+  // interleave, their banks no longer step with the stream's and it meets them at any phase:
+  // it waits for the transfer's booked writes each time (102x102x220 11x11 -> 7 at 128, two
+  // pixels of 208 UB rows a transfer: 138 of each M tile's 208 streams waited, 539,422 cycles
+  // in all). So such a conv takes one pixel a transfer where that pixel's own requests (its
+  // kernel rows' bursts, no longer shared) are no more than its UB rows, which the write port
+  // takes one a cycle anyway (there: 115 requests against 208 rows, compute cycles 2,300,069
+  // -> 1,764,791, folds 1,839,968; 165x165x187 7x7 -> 7: 1,934,290 -> 1,829,218, folds
+  // 1,847,736). Where they are more (at 256 x 256 the same layers' 104 and 36 rows a pixel) the
+  // shared bursts bind and the transfers stay long. At least `least` pixels, though: the
+  // tile's transfers go out in shares between its MATMULs (lower_gemm), and a share longer
+  // than the sequencer's queue holds back the MATMUL queued behind it (one-pixel transfers
+  // of 14 rows: 176x176x111 4x4 -> 25 at 128, 421,530 -> 444,849 compute cycles).
+  std::uint64_t input_transfer_vectors(const Node& layer, std::uint64_t x_stride,
+                                       bool one_n_tile, std::uint64_t least) const {
     const double row = double(config_.ub_row_elems()) * eb_;
     const double booked = std::max(0.5, 1 - row / double(config_.hbm.burst_bytes));
-    const double rows = std::max(256 / (one_n_tile ? booked : 0.5), 16 * transfer_start());
-    return std::max<std::uint64_t>(1, std::uint64_t(rows) / x_stride);
+    double rows = std::max(256 / (one_n_tile ? booked : 0.5), 16 * transfer_start());
+    if (layer.kind == OpKind::kConv2d && layer.kernel_w > layer.stride) {
+      const std::uint64_t pixel = std::uint64_t(layer.in.c) * eb_;
+      const double alone =
+          double(layer.kernel_h) *
+          requests_per_segment(layer.kernel_w * pixel, layer.stride * pixel, false);
+      if (alone <= double(ceil_div(dense_k(layer), R_))) {
+        rows = 16 * transfer_start();
+      } else {
+        least = 1;
+      }
+    } else {
+      least = 1;
+    }
+    return std::max<std::uint64_t>(least, std::uint64_t(rows) / x_stride);
   }
   // Splits DMA pieces along their groups into about `parts` pieces of similar group counts
   // (each still one DMA with the same segments, strides and packing).
@@ -2358,12 +2390,17 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     // a vector the stream steps with the transfers' writes and never meets them; a
     // gather-bound layer's stream waits for the gather anyway.
     const bool cut = !taps && !tl.k_major && XS > 1 && !gather_bound(layer);
+    // Transfers of the shares below (one before each of its NT x KT MATMULs and one at the
+    // tile's end) that fit half the sequencer's queue.
+    const std::uint64_t pixel_shares =
+        (NT * KT + 1) * std::max<std::uint64_t>(config_.sequencer.queue_depth / 2, 1);
     std::vector<DmaFields> next_input =
         !x_dma || mt + 1 >= MT ? std::vector<DmaFields>()
         : weight_engines_ == 0 ? split_groups(input_pieces(mt + 1), NT * KT)
         : !cut                 ? input_pieces(mt + 1)
                                : split_at(input_pieces(mt + 1),
-                                          input_transfer_vectors(XS, one_n_tile));
+                                          input_transfer_vectors(layer, XS, one_n_tile,
+                                                                 ceil_div(m_tile, pixel_shares)));
     // UB row of anchor pixel (iy, ix) of image b in band image img (resident: chunk img).
     auto in_row = [&](std::uint64_t img, std::uint64_t b, std::uint64_t iy, std::uint64_t ix) {
       if (in_res) {
