@@ -497,16 +497,14 @@ class Lowerer {
   }
   // HBM requests (one a cycle, each one burst of hbm.burst_bytes) per segment of a run of
   // `len`-byte segments `stride` bytes apart, as a transfer fetches them: each burst once,
-  // shared with the segment before (`shared`; else each segment alone in its transfer, at the
-  // run's alignments). Averaged over the first segments of the run (those of one period of
-  // the segments' alignment to the bursts, at most 4096).
-  double requests_per_segment(std::uint64_t len, std::uint64_t stride,
-                              bool shared = true) const {
+  // shared with the segment before. Averaged over the first segments of the run (those of
+  // one period of the segments' alignment to the bursts, at most 4096).
+  double requests_per_segment(std::uint64_t len, std::uint64_t stride) const {
     const std::uint64_t burst = config_.hbm.burst_bytes;
     const std::uint64_t n = std::min<std::uint64_t>(4096, burst / std::gcd(stride, burst));
     std::uint64_t requests = 0, next = 0;  // next: the first burst not yet fetched
     for (std::uint64_t i = 0; i < n; ++i) {
-      const std::uint64_t first = std::max(shared ? next : 0, i * stride / burst);
+      const std::uint64_t first = std::max(next, i * stride / burst);
       const std::uint64_t last = (i * stride + len - 1) / burst;
       if (last >= first) requests += last - first + 1;
       next = std::max(next, last + 1);
@@ -655,41 +653,34 @@ class Lowerer {
   // tools/validate/folds_check.py's sets on 32 x 32 up to 0.27 % slower). Each transfer waits
   // for the memory (transfer_start) before its first row, so with a slow memory one holds the
   // rows of at least 16 such waits (HBM2 at the default clock: about 1,800).
-  // That holds where a transfer writes its vectors one after another, as a matmul's rows or a
-  // conv's windows apart. A conv's windows that overlap along the row (kernel_w > stride)
-  // share their bursts: a transfer fetches each once (requests_per_segment), and a response
-  // completes rows of all the pixels it touches, so the writes of a transfer's pixels
-  // interleave, their banks no longer step with the stream's and it meets them at any phase:
-  // it waits for the transfer's booked writes each time (102x102x220 11x11 -> 7 at 128, two
-  // pixels of 208 UB rows a transfer: 138 of each M tile's 208 streams waited, 539,422 cycles
-  // in all). So such a conv takes one pixel a transfer where that pixel's own requests (its
-  // kernel rows' bursts, no longer shared) are no more than its UB rows, which the write port
-  // takes one a cycle anyway (there: 115 requests against 208 rows, compute cycles 2,300,069
-  // -> 1,764,791, folds 1,839,968; 165x165x187 7x7 -> 7: 1,934,290 -> 1,829,218, folds
-  // 1,847,736). Where they are more (at 256 x 256 the same layers' 104 and 36 rows a pixel) the
-  // shared bursts bind and the transfers stay long. At least `least` pixels, though: the
-  // tile's transfers go out in shares between its MATMULs (lower_gemm), and a share longer
-  // than the sequencer's queue holds back the MATMUL queued behind it (one-pixel transfers
-  // of 14 rows: 176x176x111 4x4 -> 25 at 128, 421,530 -> 444,849 compute cycles).
+  // That holds where a transfer writes its vectors one after another, as a matmul's rows or
+  // a conv's windows apart. A conv's windows that overlap along the row (kernel_w > stride)
+  // share their bursts: a transfer fetches each once, and a response completes rows of all
+  // the pixels it touches, so the writes of a transfer's pixels interleave, their banks no
+  // longer step with the stream's, and it meets them at any phase: it waits for the
+  // transfer's booked writes each time (102x102x220 11x11 -> 7 at 128, two pixels of 208 UB
+  // rows a transfer: 138 of each M tile's 208 streams waited, 539,422 cycles in all). So such
+  // a conv takes one pixel a transfer, whose writes step with the stream (there: 2,300,069 ->
+  // 1,764,791 compute cycles, folds 1,839,968; 165x165x187 7x7 -> 7: 1,934,290 -> 1,829,218,
+  // folds 1,847,736), even where that pixel's own requests (its kernel rows' bursts, no longer
+  // shared) outnumber its UB rows: the gather then lags the write port by the difference,
+  // less than the waits (the same layers at 256 x 256, 115 requests against 104 rows and 43
+  // against 36: 1,247,223 -> 974,724 with input_row_stride's narrower stride, folds 959,920;
+  // 939,613 -> 925,047, folds 937,692; 37 of 47 moves in tools/validate/random_wide_convs.csv
+  // are under 1 % slower or faster, the worst +3 %, all within their folds). At least `least`
+  // pixels, though: the tile's transfers go out in shares between its MATMULs (lower_gemm),
+  // and a share longer than the sequencer's queue holds back the MATMUL queued behind it
+  // (one-pixel transfers of 14 rows: 176x176x111 4x4 -> 25 at 128, 421,530 -> 444,849).
   std::uint64_t input_transfer_vectors(const Node& layer, std::uint64_t x_stride,
                                        bool one_n_tile, std::uint64_t least) const {
+    if (layer.kind == OpKind::kConv2d && layer.kernel_w > layer.stride) {
+      return std::max<std::uint64_t>(least,
+                                     std::uint64_t(16 * transfer_start()) / x_stride);
+    }
     const double row = double(config_.ub_row_elems()) * eb_;
     const double booked = std::max(0.5, 1 - row / double(config_.hbm.burst_bytes));
-    double rows = std::max(256 / (one_n_tile ? booked : 0.5), 16 * transfer_start());
-    if (layer.kind == OpKind::kConv2d && layer.kernel_w > layer.stride) {
-      const std::uint64_t pixel = std::uint64_t(layer.in.c) * eb_;
-      const double alone =
-          double(layer.kernel_h) *
-          requests_per_segment(layer.kernel_w * pixel, layer.stride * pixel, false);
-      if (alone <= double(ceil_div(dense_k(layer), R_))) {
-        rows = 16 * transfer_start();
-      } else {
-        least = 1;
-      }
-    } else {
-      least = 1;
-    }
-    return std::max<std::uint64_t>(least, std::uint64_t(rows) / x_stride);
+    const double rows = std::max(256 / (one_n_tile ? booked : 0.5), 16 * transfer_start());
+    return std::max<std::uint64_t>(1, std::uint64_t(rows) / x_stride);
   }
   // Splits DMA pieces along their groups into about `parts` pieces of similar group counts
   // (each still one DMA with the same segments, strides and packing).
@@ -1662,6 +1653,20 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
       const std::uint64_t plain_stride = XS;
       XS = stepping;
       if (plain == 1 && ceil_div(M, m_tile_for(1)) * parts > 1) XS = plain_stride;
+      // Where the stepping stride's spare rows leave the UB room only for M tiles under R rows,
+      // each stream is shorter than the next weight tile's load (R rows) and the array waits
+      // out the difference every K tile; then the least stride 1 modulo the largest power of
+      // two under ub.banks that gives R (an odd stride still takes every bank, its stream
+      // meeting a run of writes stepping by one only in banks / step of its phases, where the
+      // stepping stride meets it in one): 102x102x220 11x11 -> 7 at 256 x 256, 104 UB rows a
+      // pixel, M tiles of 184 pixels at the stride of 129, 276 at 113 (1,224,715 -> 974,724
+      // compute cycles with one pixel a transfer, folds 959,920).
+      const std::uint64_t banks = config_.ub.banks;
+      for (std::uint64_t step = banks / 2; XS == stepping && step >= 2 && m_tile_for(1) < R_;
+           step /= 2) {
+        XS = KR + (step + 1 - KR % step) % step;
+        if (m_tile_for(1) < R_) XS = stepping;
+      }
     }
   }
   // How many MXUs share the node's N tiles, at most one per UB read port (more could not
