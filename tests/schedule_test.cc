@@ -951,6 +951,25 @@ TEST(ScheduleClassic, OverlappingWindowsGatherAPixelATransfer) {
   }
 }
 
+// gemm_path costs im2col's first M tile, whose gather comes before any stream, at the tile the
+// UB's two input slots hold. 139x139x182 7x7 -> 10 on 32 x 32 with ideal memory: K = 7 x 7 x
+// 182 = 8918, 279 K tiles on im2col (289 UB rows a pixel at the stepping stride), 49 taps of 6
+// channel chunks (5 x 32 + 22) = 294 on the taps path. 524,288 UB rows of 32 bytes hold two
+// slots of about 900 pixels; costed at M / 8 = 2212 (a first gather of 617,148 cycles) im2col
+// lost to the taps path, whose 294 x 17689 = 5,200,566 stream cycles alone are over the folds.
+// SCALE-Sim's folds, M = 133 x 133 = 17689, one N tile: 279 x (3 x 32 + 17689 - 2) =
+// 4,961,457.
+TEST(ScheduleClassic, Im2colIsCostedAtTheFirstTileTheUbHolds) {
+  const std::string path = temp_path("im2col_first_tile.csv");
+  std::ofstream(path) << kConvCsvHeader << "w234, 139, 139, 7, 7, 182, 10, 1,\n";
+  const Topology t = read_topology(path);
+  ASSERT_EQ(t.layers.size(), 1u);
+  EXPECT_EQ(classic(t.layers[0], 32, 32), 4961457u);
+  const nlohmann::json r = run_ideal(path, 32);
+  ASSERT_EQ(r["layers"].size(), 1u);
+  EXPECT_LE(r["layers"][0]["compute_cycles"].get<std::uint64_t>(), 4961457u);
+}
+
 // HBM tensors start on a burst (MemoryPlan.HbmAllocationsStartOnABurst). Behind a layer whose
 // output (33 - 5) / 3 + 1 = 10 x 10 x 96 = 9600 bytes is no whole number of 256-byte bursts, a
 // strided 1 x 1 conv over 112x112x256 (stride 2 -> 64 on 256 x 256) found its input 128 bytes

@@ -781,8 +781,13 @@ class Lowerer {
   // (tile_gemm). im2col's HBM bytes do not enter: the DMA fetches each burst once per
   // transfer, so its kh x kw reads of an input element cost about kh bursts, well within the
   // peak bandwidth at one UB row a cycle (band images: band_dma_cycles). Ideal memory leaves
-  // the UB rows and the first tile's exposed gather.
-  double path_cycles(const Node& layer, GemmPath path, bool contiguous, bool requests) const {
+  // the UB rows and the first tile's exposed gather. An im2col M tile is at most what two
+  // input slots of `limit` UB rows hold (gemm_staging; 139x139x182 7x7 -> 10 on 32 x 32, 289
+  // UB rows a pixel: about 900 pixels, where M / 8 is 2212; costed at 2212 its exposed gather
+  // had the taps path taken, 294 K tiles against 279, 5,200,611 compute cycles, folds
+  // 4,961,457; im2col 4,938,194, and 5,161,111 cycles in all against 5,279,058).
+  double path_cycles(const Node& layer, GemmPath path, bool contiguous, bool requests,
+                     bool out_res, std::uint64_t limit) const {
     const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
     const Taps g = taps_of(layer, false, contiguous);
     const TapPlan plan = path == GemmPath::kTaps ? taps_plan(layer, g, false, C_).plan : TapPlan();
@@ -791,6 +796,11 @@ class Lowerer {
     std::uint64_t first_m = std::min({M, acc_rows_ / (KT == 1 ? 3 : 2), kMaxCount});
     if (path == GemmPath::kRows && rows_capped(layer)) {
       first_m = std::min(first_m, rows_m_cap(layer));
+    }
+    if (path == GemmPath::kRows) {
+      first_m = largest_fitting(first_m, [&](std::uint64_t m) {
+        return gemm_staging(layer, GemmPath::kRows, false, contiguous, out_res, m) <= limit;
+      });
     }
     // With `requests`, the DMA sending one HBM request a cycle (band_requests; im2col: a group
     // per pixel of kernel_h segments of kernel_w pixels) may bind instead of its UB rows.
@@ -807,7 +817,13 @@ class Lowerer {
              double(ceil_div(m, g.OW)) * transfer_start();
     };
     const double first = gather(first_m);
-    return first + std::max(double(KT * NT * M), gather(M) - first);
+    // Each of several M tiles' streams lasts at least the next weight tile's load (R rows),
+    // which hides under it (in M tiles of 204 pixels, 11x11x248 at 256 x 256 took 390,486
+    // compute cycles on im2col against 315,007 on the taps path).
+    const std::uint64_t MT = ceil_div(M, first_m);
+    const double streams =
+        double(KT * NT) * double(MT == 1 ? M : std::max<std::uint64_t>(M, MT * R_));
+    return first + std::max(streams, gather(M) - first);
   }
   // Whether a conv reading its input from HBM on the rows path takes M tiles of at most
   // rows_m_cap pixels: with double-buffered weights, unless its gather is slower than the UB's
@@ -852,8 +868,8 @@ class Lowerer {
     const bool whole_rows = !plan.images.empty() && plan.images[0].chans > layer.in.c;
     const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
     auto faster = [&](bool requests) {
-      return path_cycles(layer, GemmPath::kTaps, contiguous, requests) <=
-             path_cycles(layer, GemmPath::kRows, contiguous, requests);
+      return path_cycles(layer, GemmPath::kTaps, contiguous, requests, out_res, limit) <=
+             path_cycles(layer, GemmPath::kRows, contiguous, requests, out_res, limit);
     };
     // A tap path whose gather sends more HBM requests than its weight tiles stream rows (the
     // channel chunks of wide pixels, band_requests) is bound by them where nothing else binds
