@@ -1003,6 +1003,69 @@ TEST(ScheduleClassic, LargeKernelsOverFewChannelsKeepPaceWithTheirGather) {
   }
 }
 
+// On the rows path a conv whose windows overlap along the row (kernel_w > stride) gathers its
+// next M tile's pixels beside the array, and neighbouring pixels share the input's bursts: a
+// transfer of several pixels fetches each burst once and each response completes UB rows of
+// all of them, so their writes interleave and no longer step through the banks with the
+// stream's, which (booked whole) then waited for each transfer's booked writes. With one N tile
+// the gather writes as many UB rows as the array streams, so those waits were the array's:
+// with ideal memory, two pixels a transfer on 128 x 128, 102x102x220 11x11 -> 7 took 2,300,069
+// compute cycles (539,422 of them streams waiting on the UB) and 165x165x187 7x7 -> 7 took
+// 1,934,290; seven pixels a transfer on 256 x 256, the latter took 939,613. One pixel a
+// transfer: 11 kernel rows of 2420 bytes are about 115 bursts against 208 UB rows (104 at 256),
+// 7 of 1309 bytes about 43 against 72 (36 at 256). SCALE-Sim's folds, ceil(K / R) x
+// ceil(N / C) x (2R + C + M - 2), one N tile: K = 11 x 11 x 220 = 26620, M = 92 x 92 = 8464:
+// at 128, 208 K tiles x 8846 = 1,839,968, at 256, 104 x 9230 = 959,920; K = 7 x 7 x 187 =
+// 9163, M = 159 x 159 = 25281: at 128, 72 x 25663 = 1,847,736, at 256, 36 x 26047 = 937,692.
+// At 256 the first layer's stepping stride (129 rows a pixel) left the UB room for M tiles of
+// 184 pixels, streams shorter than a weight tile's 256-row load (1,224,715 with one pixel a
+// transfer); at 113 they are 276. It stays a little over its folds (974,724): the first tile's
+// gather (276 x 104 = 28,704 cycles) comes before any stream, and the gather's 115 requests a
+// pixel outpace its 104 UB rows.
+TEST(ScheduleClassic, OverlappingWindowsGatherAPixelATransfer) {
+  const std::string path = temp_path("overlapping_windows.csv");
+  for (const auto& [layer, n, folds, slack] :
+       {std::tuple<std::string, std::uint32_t, std::uint64_t, double>{
+            "w131, 102, 102, 11, 11, 220, 7, 1", 128, 1839968, 1.0},
+        {"w188, 165, 165, 7, 7, 187, 7, 1", 128, 1847736, 1.0},
+        {"w188, 165, 165, 7, 7, 187, 7, 1", 256, 937692, 1.0},
+        {"w131, 102, 102, 11, 11, 220, 7, 1", 256, 959920, 1.02}}) {
+    std::ofstream(path) << kConvCsvHeader << layer << ",\n";
+    const Topology t = read_topology(path);
+    ASSERT_EQ(t.layers.size(), 1u);
+    EXPECT_EQ(classic(t.layers[0], n, n), folds) << layer;
+    const nlohmann::json r = run_ideal(path, n);
+    ASSERT_EQ(r["layers"].size(), 1u);
+    const nlohmann::json& l = r["layers"][0];
+    EXPECT_LE(double(l["compute_cycles"].get<std::uint64_t>()), slack * double(folds))
+        << layer << " on " << n;
+    // The streams wait on the UB for under 1 % of their cycles.
+    const nlohmann::json& mm = l["units"]["matmul"];
+    EXPECT_LE(100 * mm["stalls"].value("ub_port", std::uint64_t(0)),
+              mm["busy_cycles"].get<std::uint64_t>())
+        << layer << " on " << n;
+  }
+}
+
+// gemm_path costs im2col's first M tile, whose gather comes before any stream, at the tile the
+// UB's two input slots hold. 139x139x182 7x7 -> 10 on 32 x 32 with ideal memory: K = 7 x 7 x
+// 182 = 8918, 279 K tiles on im2col (289 UB rows a pixel at the stepping stride), 49 taps of 6
+// channel chunks (5 x 32 + 22) = 294 on the taps path. 524,288 UB rows of 32 bytes hold two
+// slots of about 900 pixels; costed at M / 8 = 2212 (a first gather of 617,148 cycles) im2col
+// lost to the taps path, whose 294 x 17689 = 5,200,566 stream cycles alone are over the folds.
+// SCALE-Sim's folds, M = 133 x 133 = 17689, one N tile: 279 x (3 x 32 + 17689 - 2) =
+// 4,961,457.
+TEST(ScheduleClassic, Im2colIsCostedAtTheFirstTileTheUbHolds) {
+  const std::string path = temp_path("im2col_first_tile.csv");
+  std::ofstream(path) << kConvCsvHeader << "w234, 139, 139, 7, 7, 182, 10, 1,\n";
+  const Topology t = read_topology(path);
+  ASSERT_EQ(t.layers.size(), 1u);
+  EXPECT_EQ(classic(t.layers[0], 32, 32), 4961457u);
+  const nlohmann::json r = run_ideal(path, 32);
+  ASSERT_EQ(r["layers"].size(), 1u);
+  EXPECT_LE(r["layers"][0]["compute_cycles"].get<std::uint64_t>(), 4961457u);
+}
+
 // HBM tensors start on a burst (MemoryPlan.HbmAllocationsStartOnABurst). Behind a layer whose
 // output (33 - 5) / 3 + 1 = 10 x 10 x 96 = 9600 bytes is no whole number of 256-byte bursts, a
 // strided 1 x 1 conv over 112x112x256 (stride 2 -> 64 on 256 x 256) found its input 128 bytes

@@ -497,13 +497,15 @@ class Lowerer {
   }
   // HBM requests (one a cycle, each one burst of hbm.burst_bytes) per segment of a run of
   // `len`-byte segments `stride` bytes apart, as a transfer fetches them: each burst once,
-  // shared with the segment before. Averaged over the first segments of the run (those of
-  // one period of the segments' alignment to the bursts, at most 4096).
-  double requests_per_segment(std::uint64_t len, std::uint64_t stride) const {
+  // shared with the segment before (unless `alone`: each segment in a transfer of its own).
+  // Averaged over the first segments of the run (those of one period of the segments'
+  // alignment to the bursts, at most 4096).
+  double requests_per_segment(std::uint64_t len, std::uint64_t stride, bool alone = false) const {
     const std::uint64_t burst = config_.hbm.burst_bytes;
     const std::uint64_t n = std::min<std::uint64_t>(4096, burst / std::gcd(stride, burst));
     std::uint64_t requests = 0, next = 0;  // next: the first burst not yet fetched
     for (std::uint64_t i = 0; i < n; ++i) {
+      if (alone) next = 0;
       const std::uint64_t first = std::max(next, i * stride / burst);
       const std::uint64_t last = (i * stride + len - 1) / burst;
       if (last >= first) requests += last - first + 1;
@@ -650,10 +652,38 @@ class Lowerer {
   // at 32 x 32: a one-N-tile conv's streams waited 1.5 % of their cycles with 512, 0.13 % with
   // 292, 112x112x40 5x5 -> 16 in M tiles of M / 8); with more N tiles the gather ends while the
   // tile still streams, and shorter transfers only added instructions (43 conv runs of
-  // tools/validate/folds_check.py's sets on 32 x 32 up to 0.27 % slower). Each transfer waits for the memory (transfer_start)
-  // before its first row, so with a slow memory one holds the rows of at least 16 such waits
-  // (HBM2 at the default clock: about 1,800).
-  std::uint64_t input_transfer_vectors(std::uint64_t x_stride, bool one_n_tile) const {
+  // tools/validate/folds_check.py's sets on 32 x 32 up to 0.27 % slower). Each transfer waits
+  // for the memory (transfer_start) before its first row, so with a slow memory one holds the
+  // rows of at least 16 such waits (HBM2 at the default clock: about 1,800).
+  // That holds where a transfer writes its vectors one after another, as a matmul's rows or
+  // a conv's windows apart. A conv's windows that overlap along the row (kernel_w > stride)
+  // share their bursts: a transfer fetches each once, and a response completes rows of all
+  // the pixels it touches, so the writes of a transfer's pixels interleave, their banks no
+  // longer step with the stream's, and it meets them at any phase: it waits for the
+  // transfer's booked writes each time (102x102x220 11x11 -> 7 at 128, two pixels of 208 UB
+  // rows a transfer: 138 of each M tile's 208 streams waited, 539,422 cycles in all). So such
+  // a conv takes one pixel a transfer, whose writes step with the stream (there: 2,300,069 ->
+  // 1,764,791 compute cycles, folds 1,839,968; 165x165x187 7x7 -> 7: 1,934,290 -> 1,829,218,
+  // folds 1,847,736), even where that pixel's own requests (its kernel rows' bursts, no longer
+  // shared) outnumber its UB rows: the gather then lags the write port by the difference,
+  // less than the waits (the same layers at 256 x 256, 115 requests against 104 rows and 43
+  // against 36: 1,247,223 -> 974,724 with input_row_stride's narrower stride, folds 959,920;
+  // 939,613 -> 925,047, folds 937,692; 37 of 47 moves in tools/validate/random_wide_convs.csv
+  // are under 1 % slower or faster, the worst +3 %, all within their folds). Not where a lone
+  // pixel's requests (gather_requests alone) exceed the array's cycles a pixel by more than
+  // a quarter, about what the interleaved writes cost (the waits above: 31 % of the streams):
+  // a few channels under a large kernel fetch whole bursts a kernel row for a few bytes each
+  // (176x176x16 11x11 -> 190 at 256, 18 requests against 8 stream cycles a pixel: one pixel a
+  // transfer took 229,469 compute cycles, transfers of input_transfer_vectors 225,985, folds
+  // 226,576; 189x189x14 7x11 -> 50: 169,918 against 168,694). lower_gemm keeps
+  // a tile's transfers few enough for the sequencer's queue (input_transfers: one-pixel
+  // transfers of 14 rows took 176x176x111 4x4 -> 25 at 128 from 421,530 to 444,849).
+  std::uint64_t input_transfer_vectors(const Node& layer, std::uint64_t x_stride,
+                                       bool one_n_tile) const {
+    if (layer.kind == OpKind::kConv2d && layer.kernel_w > layer.stride &&
+        gather_requests(layer, true) <= 1.25 * double(stream_cycles_per_pixel(layer))) {
+      return std::max<std::uint64_t>(1, std::uint64_t(16 * transfer_start()) / x_stride);
+    }
     const double row = double(config_.ub_row_elems()) * eb_;
     const double booked = std::max(0.5, 1 - row / double(config_.hbm.burst_bytes));
     const double rows = std::max(256 / (one_n_tile ? booked : 0.5), 16 * transfer_start());
@@ -713,10 +743,11 @@ class Lowerer {
   }
   // HBM requests a pixel of a conv's im2col gather (rows path): kernel_h segments of
   // kernel_w pixels, `stride` pixels apart, each burst fetched once per transfer.
-  double gather_requests(const Node& layer) const {
+  // `alone`: a pixel in a transfer of its own, sharing no burst with its neighbours' windows.
+  double gather_requests(const Node& layer, bool alone = false) const {
     const std::uint64_t pixel = std::uint64_t(layer.in.c) * eb_;
     return double(layer.kernel_h) * requests_per_segment(layer.kernel_w * pixel,
-                                                         layer.stride * pixel);
+                                                         layer.stride * pixel, alone);
   }
   // Whether a conv's im2col gather (rows path) waits for more memory requests a UB row than
   // the array takes cycles to stream a pixel: ceil(K / R) K tiles times its MXU's N tiles
@@ -746,11 +777,16 @@ class Lowerer {
   // one UB row a pixel a stream steps with the writes at any M tile size, and capped tiles
   // only add their turnarounds to the compute span (112x112x4 3x3 -> 257 on 128 x 128:
   // 36,429 -> 37,848, folds 37,446): such a layer stays bound with kernel_h > 1.
+  // The array's cycles a pixel on the rows path: ceil(K / R) K tiles times an MXU's N tiles
+  // (core.mxus MXUs at most share them).
+  std::uint64_t stream_cycles_per_pixel(const Node& layer) const {
+    const std::uint64_t mxus = std::min<std::uint64_t>(config_.core.mxus, kMaxCompilerMxus);
+    return ceil_div(dense_k(layer), R_) * ceil_div(ceil_div(layer.gemm_n(), C_), mxus);
+  }
   bool gather_bound(const Node& layer) const {
     if (layer.kind != OpKind::kConv2d) return false;
     const std::uint64_t KR = ceil_div(dense_k(layer), R_);
-    const std::uint64_t mxus = std::min<std::uint64_t>(config_.core.mxus, kMaxCompilerMxus);
-    const std::uint64_t streams = KR > 1 ? KR * ceil_div(ceil_div(layer.gemm_n(), C_), mxus) : 1;
+    const std::uint64_t streams = KR > 1 ? stream_cycles_per_pixel(layer) : 1;
     const std::uint64_t per_row = std::min<std::uint64_t>(
         layer.kernel_h, ceil_div(R_, std::uint64_t(layer.kernel_w) * layer.in.c) + 1);
     return per_row > streams;
@@ -781,8 +817,13 @@ class Lowerer {
   // (tile_gemm). im2col's HBM bytes do not enter: the DMA fetches each burst once per
   // transfer, so its kh x kw reads of an input element cost about kh bursts, well within the
   // peak bandwidth at one UB row a cycle (band images: band_dma_cycles). Ideal memory leaves
-  // the UB rows and the first tile's exposed gather.
-  double path_cycles(const Node& layer, GemmPath path, bool contiguous, bool requests) const {
+  // the UB rows and the first tile's exposed gather. An im2col M tile is at most what two
+  // input slots of `limit` UB rows hold (gemm_staging; 139x139x182 7x7 -> 10 on 32 x 32, 289
+  // UB rows a pixel: about 900 pixels, where M / 8 is 2212; costed at 2212 its exposed gather
+  // had the taps path taken, 294 K tiles against 279, 5,200,611 compute cycles, folds
+  // 4,961,457; im2col 4,938,194, and 5,161,111 cycles in all against 5,279,058).
+  double path_cycles(const Node& layer, GemmPath path, bool contiguous, bool requests,
+                     bool out_res, std::uint64_t limit) const {
     const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
     const Taps g = taps_of(layer, false, contiguous);
     const TapPlan plan = path == GemmPath::kTaps ? taps_plan(layer, g, false, C_).plan : TapPlan();
@@ -791,6 +832,11 @@ class Lowerer {
     std::uint64_t first_m = std::min({M, acc_rows_ / (KT == 1 ? 3 : 2), kMaxCount});
     if (path == GemmPath::kRows && rows_capped(layer)) {
       first_m = std::min(first_m, rows_m_cap(layer));
+    }
+    if (path == GemmPath::kRows) {
+      first_m = largest_fitting(first_m, [&](std::uint64_t m) {
+        return gemm_staging(layer, GemmPath::kRows, false, contiguous, out_res, m) <= limit;
+      });
     }
     // With `requests`, the DMA sending one HBM request a cycle (band_requests; im2col: a group
     // per pixel of kernel_h segments of kernel_w pixels) may bind instead of its UB rows.
@@ -807,7 +853,13 @@ class Lowerer {
              double(ceil_div(m, g.OW)) * transfer_start();
     };
     const double first = gather(first_m);
-    return first + std::max(double(KT * NT * M), gather(M) - first);
+    // Each of several M tiles' streams lasts at least the next weight tile's load (R rows),
+    // which hides under it (in M tiles of 204 pixels, 11x11x248 at 256 x 256 took 390,486
+    // compute cycles on im2col against 315,007 on the taps path).
+    const std::uint64_t MT = ceil_div(M, first_m);
+    const double streams =
+        double(KT * NT) * double(MT == 1 ? M : std::max<std::uint64_t>(M, MT * R_));
+    return first + std::max(streams, gather(M) - first);
   }
   // Whether a conv reading its input from HBM on the rows path takes M tiles of at most
   // rows_m_cap pixels: with double-buffered weights, unless its gather is slower than the UB's
@@ -852,8 +904,8 @@ class Lowerer {
     const bool whole_rows = !plan.images.empty() && plan.images[0].chans > layer.in.c;
     const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
     auto faster = [&](bool requests) {
-      return path_cycles(layer, GemmPath::kTaps, contiguous, requests) <=
-             path_cycles(layer, GemmPath::kRows, contiguous, requests);
+      return path_cycles(layer, GemmPath::kTaps, contiguous, requests, out_res, limit) <=
+             path_cycles(layer, GemmPath::kRows, contiguous, requests, out_res, limit);
     };
     // A tap path whose gather sends more HBM requests than its weight tiles stream rows (the
     // channel chunks of wide pixels, band_requests) is bound by them where nothing else binds
@@ -1653,6 +1705,20 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
       const std::uint64_t plain_stride = XS;
       XS = stepping;
       if (plain == 1 && ceil_div(M, m_tile_for(1)) * parts > 1) XS = plain_stride;
+      // Where the stepping stride's spare rows leave the UB room only for M tiles under R rows,
+      // each stream is shorter than the next weight tile's load (R rows) and the array waits
+      // out the difference every K tile; then the least stride 1 modulo the largest power of
+      // two under ub.banks that gives R (an odd stride still takes every bank, its stream
+      // meeting a run of writes stepping by one only in banks / step of its phases, where the
+      // stepping stride meets it in one): 102x102x220 11x11 -> 7 at 256 x 256, 104 UB rows a
+      // pixel, M tiles of 184 pixels at the stride of 129, 276 at 113 (1,224,715 -> 974,724
+      // compute cycles with one pixel a transfer, folds 959,920).
+      const std::uint64_t banks = config_.ub.banks;
+      for (std::uint64_t step = banks / 2; XS == stepping && step >= 2 && m_tile_for(1) < R_;
+           step /= 2) {
+        XS = KR + (step + 1 - KR % step) % step;
+        if (m_tile_for(1) < R_) XS = stepping;
+      }
     }
   }
   // How many MXUs share the node's N tiles, at most one per UB read port (more could not
@@ -2198,7 +2264,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const bool cut = !taps && !tl.k_major && XS > 1 && !gather_bound(layer);
   const std::uint64_t half = std::max<std::uint64_t>(config_.sequencer.queue_depth / 2, 1);
   const std::uint64_t transfer_vectors =
-      std::max({std::uint64_t(1), input_transfer_vectors(XS, one_n_tile) / (two_gathers ? 2 : 1),
+      std::max({std::uint64_t(1),
+                input_transfer_vectors(layer, XS, one_n_tile) / (two_gathers ? 2 : 1),
                 ceil_div(m_tile, (NT * KT + 1) * half)});
   const auto input_transfers = [&](std::uint64_t mt) {
     if (mt == 0) return input_pieces(0);
