@@ -96,6 +96,8 @@ def main():
     ap.add_argument("--sizes", type=int, nargs="+", default=[32, 128, 256])
     ap.add_argument("--tpusim", default="build/tpusim")
     ap.add_argument("--config", default=None, help="config JSON (default: the built-in one)")
+    ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="override a config key on every run (repeatable), as tpusim run --set")
     ap.add_argument("--verbose", action="store_true",
                     help="print every run's cycles and folds, not only those behind")
     args = ap.parse_args()
@@ -118,6 +120,8 @@ def main():
                        "--set", f"vector.lanes={n}", "--set", "hbm.preset=ideal"]
                 if args.config:
                     cmd += ["--config", args.config]
+                for kv in args.set:
+                    cmd += ["--set", kv]
                 run = subprocess.run(cmd, capture_output=True, text=True)
                 if run.returncode != 0:
                     sys.exit(f"{name} on {n}x{n}: tpusim failed: {run.stderr.strip()}")
