@@ -437,6 +437,24 @@ std::uint64_t classic(const Topology::Layer& l, std::uint64_t R, std::uint64_t C
   return ceil_div(l.K, R) * ceil_div(l.N, C) * (2 * R + C + l.M - 2);
 }
 
+// Runs SCALE-Sim conv lines `layers` on the n x n config with ideal memory: each layer's
+// folds are `folds` (derived by hand in the calling test's comment) and its compute cycles
+// are within them.
+void expect_within_folds(const std::string& file, const std::string& layers, std::uint32_t n,
+                         const std::vector<std::uint64_t>& folds) {
+  const std::string path = temp_path(file);
+  std::ofstream(path) << kConvCsvHeader << layers;
+  const Topology t = read_topology(path);
+  ASSERT_EQ(t.layers.size(), folds.size());
+  const nlohmann::json r = run_ideal(path, n);
+  ASSERT_EQ(r["layers"].size(), folds.size());
+  for (std::size_t i = 0; i < folds.size(); ++i) {
+    EXPECT_EQ(classic(t.layers[i], n, n), folds[i]) << t.layers[i].name;
+    EXPECT_LE(r["layers"][i]["compute_cycles"].get<std::uint64_t>(), folds[i])
+        << t.layers[i].name << " on " << n;
+  }
+}
+
 // First layers with 3 input channels (ResNet-50's 7x7 stride-2 stem, AlexNet's 11x11 stride-4
 // one) gather im2col patches as one DMA request per kernel row (kernel_w * 3 bytes) per output
 // pixel, and the ISA has no on-chip way to build overlapping windows from whole input rows; on
@@ -923,20 +941,11 @@ TEST(ScheduleClassic, TapsLayersWithOneKTileAndUnalignedPixelsSplitTheirStores) 
 // 46532; 197x197x1 5x5 -> 1442 (M = 193 x 193 = 37249, K = 25): 6 x 38015 = 228090;
 // 112x112x39 1x1 -> 652 (M = 12544, K = 39): 3 x 13310 = 39930.
 TEST(ScheduleClassic, SplitStoreLayersGatherOnTheWeightFillEngine) {
-  const std::string path = temp_path("split_gather.csv");
-  std::ofstream(path) << kConvCsvHeader << "w17, 152, 152, 3, 3, 2, 509, 1,\n"
-                      << "w5, 197, 197, 5, 5, 1, 1442, 1,\n"
-                      << "w178, 112, 112, 1, 1, 39, 652, 1,\n";
-  const Topology t = read_topology(path);
-  ASSERT_EQ(t.layers.size(), 3u);
-  const std::uint64_t folds[] = {46532, 228090, 39930};
-  const nlohmann::json r = run_ideal(path, 256);
-  ASSERT_EQ(r["layers"].size(), 3u);
-  for (std::size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(classic(t.layers[i], 256, 256), folds[i]) << t.layers[i].name;
-    EXPECT_LE(r["layers"][i]["compute_cycles"].get<std::uint64_t>(), folds[i])
-        << t.layers[i].name;
-  }
+  expect_within_folds("split_gather.csv",
+                      "w17, 152, 152, 3, 3, 2, 509, 1,\n"
+                      "w5, 197, 197, 5, 5, 1, 1442, 1,\n"
+                      "w178, 112, 112, 1, 1, 39, 652, 1,\n",
+                      256, {46532, 228090, 39930});
 }
 
 // Wide pixels at a stride: a pixel of C bytes, s C bytes apart, straddles 2 or 3 256-byte
@@ -952,20 +961,11 @@ TEST(ScheduleClassic, SplitStoreLayersGatherOnTheWeightFillEngine) {
 // 157x157x433 1x1 stride 3 -> 245 (M = 53 x 53 = 2809, K = 433): 2 x 3575 = 7150;
 // 213x213x438 2x2 stride 3 -> 190 (M = 71 x 71 = 5041, K = 1752): 7 x 5807 = 40649.
 TEST(ScheduleClassic, WideStridedPixelsGatherOnTwoEngines) {
-  const std::string path = temp_path("two_gathers.csv");
-  std::ofstream(path) << kConvCsvHeader << "w75, 171, 171, 1, 1, 462, 159, 3,\n"
-                      << "c433, 157, 157, 1, 1, 433, 245, 3,\n"
-                      << "c438, 213, 213, 2, 2, 438, 190, 3,\n";
-  const Topology t = read_topology(path);
-  ASSERT_EQ(t.layers.size(), 3u);
-  const std::uint64_t folds[] = {8030, 7150, 40649};
-  const nlohmann::json r = run_ideal(path, 256);
-  ASSERT_EQ(r["layers"].size(), 3u);
-  for (std::size_t i = 0; i < 3; ++i) {
-    EXPECT_EQ(classic(t.layers[i], 256, 256), folds[i]) << t.layers[i].name;
-    EXPECT_LE(r["layers"][i]["compute_cycles"].get<std::uint64_t>(), folds[i])
-        << t.layers[i].name;
-  }
+  expect_within_folds("two_gathers.csv",
+                      "w75, 171, 171, 1, 1, 462, 159, 3,\n"
+                      "c433, 157, 157, 1, 1, 433, 245, 3,\n"
+                      "c438, 213, 213, 2, 2, 438, 190, 3,\n",
+                      256, {8030, 7150, 40649});
 }
 
 // Large kernels over few channels on a wide array take several UB rows a pixel, each holding
@@ -982,25 +982,12 @@ TEST(ScheduleClassic, WideStridedPixelsGatherOnTwoEngines) {
 // 226576; on 128 x 128, 128x128x8 9x9 -> 113 (M = 120 x 120 = 14400, K = 648, 6 K tiles):
 // 6 x 14782 = 88692.
 TEST(ScheduleClassic, LargeKernelsOverFewChannelsKeepPaceWithTheirGather) {
-  const std::string path = temp_path("large_kernels.csv");
-  for (const auto& [layers, n, folds] :
-       {std::tuple<std::string, std::uint32_t, std::vector<std::uint64_t>>{
-            "w266, 142, 142, 11, 11, 15, 7, 1,\n"
-            "w185, 102, 102, 11, 11, 15, 30, 1,\n"
-            "g143, 176, 176, 11, 11, 16, 190, 1,\n",
-            256, {145520, 73840, 226576}},
-        {"g74, 128, 128, 9, 9, 8, 113, 1,\n", 128, {88692}}}) {
-    std::ofstream(path) << kConvCsvHeader << layers;
-    const Topology t = read_topology(path);
-    ASSERT_EQ(t.layers.size(), folds.size());
-    const nlohmann::json r = run_ideal(path, n);
-    ASSERT_EQ(r["layers"].size(), folds.size());
-    for (std::size_t i = 0; i < folds.size(); ++i) {
-      EXPECT_EQ(classic(t.layers[i], n, n), folds[i]) << t.layers[i].name;
-      EXPECT_LE(r["layers"][i]["compute_cycles"].get<std::uint64_t>(), folds[i])
-          << t.layers[i].name;
-    }
-  }
+  expect_within_folds("large_kernels.csv",
+                      "w266, 142, 142, 11, 11, 15, 7, 1,\n"
+                      "w185, 102, 102, 11, 11, 15, 30, 1,\n"
+                      "g143, 176, 176, 11, 11, 16, 190, 1,\n",
+                      256, {145520, 73840, 226576});
+  expect_within_folds("large_kernels.csv", "g74, 128, 128, 9, 9, 8, 113, 1,\n", 128, {88692});
 }
 
 // On the rows path a conv whose windows overlap along the row (kernel_w > stride) gathers its
@@ -1056,14 +1043,8 @@ TEST(ScheduleClassic, OverlappingWindowsGatherAPixelATransfer) {
 // SCALE-Sim's folds, M = 133 x 133 = 17689, one N tile: 279 x (3 x 32 + 17689 - 2) =
 // 4,961,457.
 TEST(ScheduleClassic, Im2colIsCostedAtTheFirstTileTheUbHolds) {
-  const std::string path = temp_path("im2col_first_tile.csv");
-  std::ofstream(path) << kConvCsvHeader << "w234, 139, 139, 7, 7, 182, 10, 1,\n";
-  const Topology t = read_topology(path);
-  ASSERT_EQ(t.layers.size(), 1u);
-  EXPECT_EQ(classic(t.layers[0], 32, 32), 4961457u);
-  const nlohmann::json r = run_ideal(path, 32);
-  ASSERT_EQ(r["layers"].size(), 1u);
-  EXPECT_LE(r["layers"][0]["compute_cycles"].get<std::uint64_t>(), 4961457u);
+  expect_within_folds("im2col_first_tile.csv", "w234, 139, 139, 7, 7, 182, 10, 1,\n", 32,
+                      {4961457});
 }
 
 // HBM tensors start on a burst (MemoryPlan.HbmAllocationsStartOnABurst). Behind a layer whose
