@@ -2067,6 +2067,11 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const bool second_engine = two_gathers || gather_off_stores;
   const std::uint32_t gather_ready = mxu_sem(1, kMxuXReady), gather_free = mxu_sem(1, kMxuXFree),
                       gather_go = mxu_sem(1, kMxuGo);
+  if (second_engine) {  // named for listings and traces (a one-MXU core names no MXU 1 block)
+    program_.semaphore_names[gather_ready] = "gather_ready";
+    program_.semaphore_names[gather_free] = "gather_free";
+    program_.semaphore_names[gather_go] = "gather_go";
+  }
   const auto mxu = [&](std::uint64_t t) { return t % NT % U; };
   const auto per_m_tile = [&](std::uint64_t u) { return ceil_div(NT - u, U); };
   const auto local = [&](std::uint64_t t) {
