@@ -840,10 +840,7 @@ class Lowerer {
     }
     // With `requests`, the DMA sending one HBM request a cycle (band_requests; im2col: a group
     // per pixel of kernel_h segments of kernel_w pixels) may bind instead of its UB rows.
-    const double per_pixel =
-        requests ? double(layer.kernel_h) *
-                       requests_per_segment(layer.kernel_w * g.C * eb_, g.s * g.C * eb_)
-                 : 0;
+    const double per_pixel = requests ? gather_requests(layer) : 0;
     auto gather = [&](std::uint64_t m) {
       if (path == GemmPath::kTaps) {
         return std::max(band_dma_cycles(g, plan, 0, m),
