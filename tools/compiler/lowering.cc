@@ -2296,7 +2296,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
     return std::find(on_second[mt].begin(), on_second[mt].end(), second) != on_second[mt].end();
   };
   bool any_second = false;
-  for (std::uint64_t mt = 1; second_engine && mt < MT && !any_second; ++mt) {
+  for (std::uint64_t mt = 1; mt < MT && !any_second; ++mt) {
     any_second = gathers_on(mt, true);
   }
   bool second_started = false;
@@ -2797,8 +2797,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
             if (paced && mt > 0 && x_dma && nt < U && kt == 0) {
               mm.wait |= bit(second_gather(mt, i) ? gather_ready : mxu_sem(u, kMxuXReady));
             } else if (i == 0 && x_dma && nt < U && kt == 0) {
-              if (!second_engine || gathers_on(mt, false)) mm.wait |= bit(mxu_sem(u, kMxuXReady));
-              if (second_engine && gathers_on(mt, true)) mm.wait |= bit(gather_ready);
+              if (gathers_on(mt, false)) mm.wait |= bit(mxu_sem(u, kMxuXReady));
+              if (gathers_on(mt, true)) mm.wait |= bit(gather_ready);
             }
             const bool first_of_slots = grouped ? in_group(t) == 0 && group(t) >= A / G : l >= A;
             if (i == 0 && kt == 0 && first_of_slots) mm.wait |= bit(mxu_sem(u, kMxuAccFree));
@@ -2807,10 +2807,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
               if (!grouped || nt + 1 == group_end(group_in(nt))) mm.signal |= bit(ready(t));
               // The slot's next tile: each engine with a transfer into it waits.
               if (x_dma && nt + U >= NT && mt + S < MT) {
-                if (!second_engine || gathers_on(mt + S, false)) {
-                  mm.signal |= bit(mxu_sem(u, kMxuXFree));
-                }
-                if (second_engine && gathers_on(mt + S, true)) mm.signal |= bit(gather_free);
+                if (gathers_on(mt + S, false)) mm.signal |= bit(mxu_sem(u, kMxuXFree));
+                if (gathers_on(mt + S, true)) mm.signal |= bit(gather_free);
               }
             }
             emit(mm);
