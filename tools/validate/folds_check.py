@@ -8,7 +8,9 @@ ceil(K/R) x ceil(N/C) x (2R + C + M - 2), where K = Fh x Fw x C_in and M = outpu
 conv (tests/schedule_test.cc checks the published topologies the same way). A GEMM, whose
 weight tiles are K/R by N/C with no choice of tiling, is also held to issue 6's bound: at most
 1.10 x (ceil(N/C) x sum over its K tiles of max(M, K_t) + R + C - 1). Prints the layers over
-either and exits 1 if there are any.
+either and exits 1 if there are any, except runs that --known lists (a layer name, an array size
+and the ratio to the folds it may reach, with the reason on the line): those exit 1 only when
+they fall further behind than listed, so a documented shortfall is held where it is.
 
   python3 tools/validate/folds_check.py --seeds 1 2 --count 60
   python3 tools/validate/folds_check.py --gemm-seeds 1 --count 60
@@ -87,6 +89,21 @@ def limits(layer, n):
     return folds, 1.10 * (math.ceil(nf / n) * tiles + 2 * n - 1)
 
 
+def read_known(path):
+    """{(layer name, n): largest ratio to the folds allowed} from lines `name n ratio  # why`."""
+    known = {}
+    with open(path) as f:
+        for number, line in enumerate(f, 1):
+            fields = line.split("#", 1)[0].split()
+            if not fields:
+                continue
+            if len(fields) != 3:
+                sys.exit(f"{path}:{number}: expected `layer-name array-size max-ratio`, got "
+                         f"{line.strip()!r}")
+            known[(fields[0], int(fields[1]))] = float(fields[2])
+    return known
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("csv", nargs="*", help="SCALE-Sim topology CSVs (conv or GEMM form)")
@@ -98,6 +115,8 @@ def main():
     ap.add_argument("--config", default=None, help="config JSON (default: the built-in one)")
     ap.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                     help="override a config key on every run (repeatable), as tpusim run --set")
+    ap.add_argument("--known", metavar="FILE",
+                    help="runs allowed behind the folds up to a listed ratio (see the docstring)")
     ap.add_argument("--verbose", action="store_true",
                     help="print every run's cycles and folds, not only those behind")
     args = ap.parse_args()
@@ -106,7 +125,8 @@ def main():
     sets += [(f"gemm seed {s}", random_gemms(s, args.count)) for s in args.gemm_seeds]
     if not sets:
         ap.error("give topology CSVs, --seeds or --gemm-seeds")
-    behind = over = checked = 0
+    known = read_known(args.known) if args.known else {}
+    behind = over = checked = excused = 0
     with tempfile.TemporaryDirectory() as tmp:
         for name, layers in sets:
             model = os.path.join(tmp, "layers.csv")
@@ -131,7 +151,12 @@ def main():
                     folds, bound = limits(layer, n)
                     cycles = row["compute_cycles"]
                     checked += 1
-                    if cycles > folds:
+                    allowed = known.get((layer[0], n))
+                    if cycles > folds and allowed is not None and cycles <= allowed * folds:
+                        excused += 1
+                        print(f"{name} {n}x{n} {describe(layer)}: {cycles} > folds {folds} "
+                              f"({cycles / folds:.3f}x, known: up to {allowed:.3f}x)")
+                    elif cycles > folds:
                         behind += 1
                         print(f"{name} {n}x{n} {describe(layer)}: {cycles} > folds {folds} "
                               f"({cycles / folds:.3f}x)")
@@ -142,8 +167,8 @@ def main():
                         over += 1
                         print(f"{name} {n}x{n} {describe(layer)}: {cycles} > 1.10 x bound "
                               f"{bound / 1.10:.0f} ({1.10 * cycles / bound:.3f}x the bound)")
-    print(f"{behind} of {checked} layer runs behind the classic schedule, "
-          f"{over} over 1.10 x the bound")
+    print(f"{behind} of {checked} layer runs behind the classic schedule"
+          + (f" ({excused} more known)" if known else "") + f", {over} over 1.10 x the bound")
     sys.exit(1 if behind or over else 0)
 
 
