@@ -1987,7 +1987,8 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // one-MXU schedule on its share of the N tiles.
   const std::uint64_t U = tl.mxus;
   // Two gather engines. The input of M tiles after the first loads partly on MXU 0's
-  // weight-fill engine, where one engine's gather falls behind the stream within the node:
+  // weight-fill engine (or the store engine, below), where one engine's gather falls behind
+  // the stream within the node:
   // - a stem with one UB row a pixel (paced): a transfer (one output row) waits at its first
   //   pixel for a request per kernel row, sent one a cycle, so it takes kernel_h - 1 cycles
   //   beyond its rows, and an engine runs one transfer at a time (ISA.md): on one engine the
@@ -2021,6 +2022,20 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   // cycles on one engine, 33,023 with every other row, 27,612 with f = 0.35). For the same
   // reason their transfers are half as long (input_transfers: 182x182x829 3x3 stride 4 -> 34
   // at 256, 64,578 on one engine, 65,799 on two with whole transfers, 63,010 with halves).
+  // The second engine is the store engine instead where its stores of a tile (a UB row read a
+  // pixel and N tile) are less work than the fill engine's fills: a few N channels stored
+  // against ceil(K / R) fills of R rows a tile, each M tile refilling every weight tile
+  // (127x125x186 4x1 stride 2 -> 51 at 256: 6 requests against 3 stream cycles a pixel, the
+  // fill engine's 744 fill cycles a tile of 504 pixels left the streams waiting 372 cycles a
+  // tile, 14,338 compute cycles, folds 14,016; beside 504 store reads, 13,752).
+  // With one pixel a transfer (lone_px, input_transfer_vectors) a pixel's requests share no
+  // burst with its neighbours' (gather_requests alone), and its writes step with the stream
+  // only on one engine: the second engine's, interleaved with them, hold back each stream
+  // that meets them (ub_port). It takes only the share engine 0 cannot keep pace with,
+  // 1 - stream / requests (102x102x220 11x11 -> 7 at 256, 115 requests against 104 rows a
+  // pixel: 974,724 -> 956,361, folds 959,920; with half the transfers 918,059, but
+  // 182x200x98 11x10 -> 11, 53 requests against 43 rows, 1,434,830 -> 1,549,448 with half,
+  // 1,436,277 with its share, folds 1,445,574).
   // The second engine's semaphores are MXU 1's x_ready, x_free and go, so only on cores of
   // one MXU (with more, another node's MXU 1 could signal them while this node waits). M tile
   // 0 stays on engine 0 (the node's first transfer takes its hand-offs); its last transfer
@@ -2031,7 +2046,11 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
   const std::uint64_t extra = conv ? layer.kernel_h - 1 : 0;
   const std::uint64_t later = M - std::min(M, m_tile);  // pixels after M tile 0
   const double stream_px = double(KR * ceil_div(NT, tl.mxus));
-  const double requests_px = conv ? gather_requests(layer) : 0;
+  // One pixel a transfer (input_transfer_vectors): its requests share no burst with its
+  // neighbours' windows.
+  const bool lone_px = conv && !taps && !tl.k_major && XS > 1 && !gather_bound(layer) &&
+                       input_transfer_vectors(layer, XS, one_n_tile) == 1;
+  const double requests_px = conv ? gather_requests(layer, lone_px) : 0;
   const double gather_px = std::max(double(KR), requests_px);
   const double excess = double(later) * (gather_px - stream_px);
   const double starts = double(ceil_div(later, OW) * extra);
@@ -2043,10 +2062,17 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
                                              config_.hbm.burst_bytes)));
     }
   }
+  // The store engine's work a tile: a UB row read a pixel and N tile.
+  const double stores = double(m_tile * NT);
+  const bool gather_on_stores = store_engine_ && !tl.split_stores && !tl.raw && stores < fills;
+  const double second_work = gather_on_stores ? stores : fills;
   const double one_engine = double(m_tile) * gather_px + double(ceil_div(m_tile, OW) * extra);
+  const double keep_pace = lone_px ? 1 - stream_px / gather_px : 0.5;
   const double second_share =
-      requests_px <= double(KR) ? 0.5
-                                : std::clamp((one_engine - fills) / (2 * one_engine), 0.0, 0.5);
+      requests_px <= double(KR)
+          ? 0.5
+          : std::clamp(std::min((one_engine - second_work) / (2 * one_engine), keep_pace), 0.0,
+                       0.5);
   const bool two_gathers =
       conv && x_dma && !taps && !tl.k_major && tl.MT > 1 && config_.core.mxus == 1 &&
       weight_engines_ > 0 && second_share > 0 &&
@@ -2322,7 +2348,7 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         if (mt == 0 && i + 1 == pieces.size() && any_second) signal |= bit(gather_go);
       }
       Instruction load = dma(Opcode::kDmaLoad, pieces[i], wait, signal);
-      if (second) load.instance = std::uint8_t(kFirstWeightEngine);
+      if (second) load.instance = std::uint8_t(gather_on_stores ? kStoreEngine : kFirstWeightEngine);
       emit(load);
     }
   };
