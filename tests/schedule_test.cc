@@ -1003,6 +1003,18 @@ TEST(ScheduleClassic, LargeKernelsOverFewChannelsKeepPaceWithTheirGather) {
   expect_within_folds("large_kernels.csv", "g74, 128, 128, 9, 9, 8, 113, 1,\n", 128, {88692});
 }
 
+// One M tile at the plain stride, two N tiles: the first N tile's ACTIVATE writes its output
+// slot a row a cycle while the second N tile streams, and the stream's bank steps by the
+// stride. At a stride of 2 (2 UB rows a pixel) the two meet every ub.banks cycles, so the last
+// stream, booked after the ACTIVATE, waited for its last write (347 cycles: 37271 compute
+// cycles on 32 x 32, ideal memory); at the odd stride of 3 their relative phase keeps its
+// parity and the stream starts in the other one. SCALE-Sim's folds: 195x195x2 5x5 stride 2
+// -> 60 (M = 96 x 96 = 9216, K = 50: 2 K tiles, 2 N tiles): 2 x 2 x (64 + 32 + 9216 - 2) =
+// 4 x 9310 = 37240.
+TEST(ScheduleClassic, OneMTileStreamsAtAnOddStride) {
+  expect_within_folds("odd_stride.csv", "w78, 195, 195, 5, 5, 2, 60, 2,\n", 32, {37240});
+}
+
 // On the rows path a conv whose windows overlap along the row (kernel_w > stride) gathers its
 // next M tile's pixels beside the array, and neighbouring pixels share the input's bursts: a
 // transfer of several pixels fetches each burst once and each response completes UB rows of
