@@ -1047,6 +1047,20 @@ TEST(ScheduleClassic, Im2colIsCostedAtTheFirstTileTheUbHolds) {
                       {4961457});
 }
 
+// gemm_path costs im2col's first M tile as tile_gemm takes it, in whole output rows. 109x109x413
+// 11x11 -> 195 on 128 x 128 with ideal memory: K = 11 x 11 x 413 = 49973, 391 K tiles of the
+// 417-row stepping stride, so the UB's two input slots hold 156 pixels, which tile_gemm takes as
+// one output row of 99: each of 391 x 2 weight tiles a tile then streams 99 rows against its
+// 128-row load, 77,418 tiles in 9,894,895 compute cycles. Costed at 156 pixels (streams longer
+// than a load) im2col's estimate, 7,725,378, beat the taps' 7,789,900 (3 chunks of 128 and one
+// of 29 packing up to 4 taps of a kernel row a tile: 363 + 11 x 3 = 396 K tiles, 396 x 9801 a
+// pass), which took 7,762,597; costed at 99 it is 9,948,213. SCALE-Sim's folds, M = 99 x 99 = 9801, 2 N tiles: 391 x 2 x (3 x 128 + 9801 -
+// 2) = 7,963,106.
+TEST(ScheduleClassic, Im2colIsCostedInWholeOutputRows) {
+  expect_within_folds("im2col_whole_rows.csv", "x16, 109, 109, 11, 11, 413, 195, 1,\n", 128,
+                      {7963106});
+}
+
 // A conv whose taps take more weight tiles than im2col's (a remainder chunk of each tap's
 // channels that packs no second tap) streams every output pixel once per tile: where that
 // alone passes SCALE-Sim's folds it takes im2col, though the taps' gather (each input element

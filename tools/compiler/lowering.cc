@@ -827,7 +827,13 @@ class Lowerer {
   // input slots of `limit` UB rows hold (gemm_staging; 139x139x182 7x7 -> 10 on 32 x 32, 289
   // UB rows a pixel: about 900 pixels, where M / 8 is 2212; costed at 2212 its exposed gather
   // had the taps path taken, 294 K tiles against 279, 5,200,611 compute cycles, folds
-  // 4,961,457; im2col 4,938,194, and 5,161,111 cycles in all against 5,279,058).
+  // 4,961,457; im2col 4,938,194, and 5,161,111 cycles in all against 5,279,058), in whole
+  // output rows and even tiles, as tile_gemm takes it: 109x109x413 11x11 -> 195 on 128 x 128
+  // fits 156 pixels, taken as one output row of 99, each stream shorter than a weight load;
+  // costed at 156 im2col won, 9,894,895 compute cycles (estimated 7,725,378, now 9,948,213),
+  // folds 7,963,106, the taps 7,762,597. On 32 x 32, 92x92x183 7x7 -> 60 fits 903, taken as
+  // 860 (10 rows of 86): estimated 4,410,295, now 4,398,212, took 4,399,406 in all;
+  // 102x102x220 11x11 -> 7: 7,303,296, now 7,271,680, took 7,273,479.
   double path_cycles(const Node& layer, GemmPath path, bool contiguous, bool requests,
                      bool out_res, std::uint64_t limit) const {
     const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
@@ -840,9 +846,11 @@ class Lowerer {
       first_m = std::min(first_m, rows_m_cap(layer));
     }
     if (path == GemmPath::kRows) {
-      first_m = largest_fitting(first_m, [&](std::uint64_t m) {
+      first_m = round_tile(layer, largest_fitting(first_m, [&](std::uint64_t m) {
         return gemm_staging(layer, GemmPath::kRows, false, contiguous, out_res, m) <= limit;
-      });
+      }));
+      const std::uint64_t even = ceil_div(M, ceil_div(M, first_m)), ow = layer.out.w;
+      first_m = first_m % ow == 0 ? ceil_div(even, ow) * ow : even;
     }
     // With `requests`, the DMA sending one HBM request a cycle (band_requests; im2col: a group
     // per pixel of kernel_h segments of kernel_w pixels) may bind instead of its UB rows.
@@ -858,10 +866,14 @@ class Lowerer {
     const double first = gather(first_m);
     // Each of several M tiles' streams lasts at least the next weight tile's load (R rows),
     // which hides under it (in M tiles of 204 pixels, 11x11x248 at 256 x 256 took 390,486
-    // compute cycles on im2col against 315,007 on the taps path).
-    const std::uint64_t MT = ceil_div(M, first_m);
+    // compute cycles on im2col against 315,007 on the taps path), the last, shorter tile's
+    // too (17x17x40 5x5 -> 130 on 32 x 32: tiles of 52, 52, 52 and 13 pixels, 32 x 5 x 188 =
+    // 30,080 stream cycles where max(M, 4R) counted 32 x 5 x 169; it took 29,970).
+    const std::uint64_t MT = ceil_div(M, first_m), last = M - (MT - 1) * first_m;
     const double streams =
-        double(KT * NT) * double(MT == 1 ? M : std::max<std::uint64_t>(M, MT * R_));
+        double(KT * NT) * double(MT == 1 ? M
+                                         : (MT - 1) * std::max<std::uint64_t>(first_m, R_) +
+                                               std::max<std::uint64_t>(last, R_));
     return first + std::max(streams, gather(M) - first);
   }
   // Whether a conv reading its input from HBM on the rows path takes M tiles of at most
