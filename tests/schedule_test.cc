@@ -1072,6 +1072,42 @@ TEST(ScheduleClassic, Im2colIsCostedAtTheFirstTileTheUbHolds) {
                       {4961457});
 }
 
+// gemm_path costs im2col's first M tile as tile_gemm takes it, in whole output rows. 109x109x413
+// 11x11 -> 195 on 128 x 128 with ideal memory: K = 11 x 11 x 413 = 49973, 391 K tiles of the
+// 417-row stepping stride, so the UB's two input slots hold 156 pixels, which tile_gemm takes as
+// one output row of 99: each of 391 x 2 weight tiles a tile then streams 99 rows against its
+// 128-row load, 77,418 tiles in 9,894,895 compute cycles. Costed at 156 pixels (streams longer
+// than a load) im2col's estimate, 7,725,378, beat the taps' 7,789,900 (3 chunks of 128 and one
+// of 29 packing up to 4 taps of a kernel row a tile: 363 + 11 x 3 = 396 K tiles, 396 x 9801 a
+// pass), which took 7,762,597; costed at 99 it is 9,948,213. SCALE-Sim's folds, M = 99 x 99 = 9801, 2 N tiles: 391 x 2 x (3 x 128 + 9801 -
+// 2) = 7,963,106.
+TEST(ScheduleClassic, Im2colIsCostedInWholeOutputRows) {
+  expect_within_folds("im2col_whole_rows.csv", "x16, 109, 109, 11, 11, 413, 195, 1,\n", 128,
+                      {7963106});
+}
+
+// A conv whose taps take more weight tiles than im2col's (a remainder chunk of each tap's
+// channels that packs no second tap) streams every output pixel once per tile: where that
+// alone passes SCALE-Sim's folds it takes im2col, though the taps' gather (each input element
+// once) was estimated, and measured, faster over the whole layer for the last two, whose
+// exposed first im2col gather compute cycles leave out. On 32 x 32 with ideal memory the taps
+// took 4,348,908, 7,169,050 and 3,889,658 compute cycles (im2col: 4,156,656, 7,043,470 and
+// 3,786,593). Taps: 183 = 5 x 32 + 23 channels, 6 chunks x 49 taps = 294 tiles, 294 x 7396 =
+// 2,174,424 a pass of the N tiles; 220 = 6 x 32 + 28, 7 x 121 = 847, 847 x 8464 = 7,169,008;
+// 311 = 9 x 32 + 23, 10 x 49 = 490, 490 x 3969 = 1,944,810. SCALE-Sim's folds,
+// ceil(K / 32) x ceil(N / 32) x (2 x 32 + 32 + M - 2): 92x92x183 7x7 -> 60 (M = 86 x 86 =
+// 7396, K = 8967, 281 K tiles): 281 x 2 x 7490 = 4,209,380 (281 x 7490 = 2,104,690 a pass);
+// 102x102x220 11x11 -> 7 (M = 92 x 92 = 8464, K = 26620, 832 K tiles): 832 x 8558 =
+// 7,120,256; 69x69x311 7x7 -> 37 (M = 63 x 63 = 3969, K = 15239, 477 K tiles):
+// 477 x 2 x 4063 = 3,876,102 (477 x 4063 = 1,938,051 a pass).
+TEST(ScheduleClassic, TapsWithMoreTilesThanIm2colStayWithinTheFolds) {
+  expect_within_folds("taps_within_folds.csv",
+                      "w132, 92, 92, 7, 7, 183, 60, 1,\n"
+                      "w131, 102, 102, 11, 11, 220, 7, 1,\n"
+                      "w70, 69, 69, 7, 7, 311, 37, 1,\n",
+                      32, {4209380, 7120256, 3876102});
+}
+
 // HBM tensors start on a burst (MemoryPlan.HbmAllocationsStartOnABurst). Behind a layer whose
 // output (33 - 5) / 3 + 1 = 10 x 10 x 96 = 9600 bytes is no whole number of 256-byte bursts, a
 // strided 1 x 1 conv over 112x112x256 (stride 2 -> 64 on 256 x 256) found its input 128 bytes

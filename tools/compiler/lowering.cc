@@ -416,23 +416,15 @@ class Lowerer {
   // again, through the UB's write port): with C <= min(R, C) it is kept only where it lowers
   // the larger of the two. A remainder's images beside the full chunks' also take UB rows that
   // shrink the M tiles, so with C > min(R, C) it is kept where it lowers plan_cycles, and, when
-  // it takes more tiles than im2col, only where their passes over the M output pixels still fit
-  // im2col's classic schedule, ceil(K / R) x (2R + C + M - 2) per N tile: gemm_path weighs
-  // such taps against im2col by the whole layer's time, first gather included (path_cycles),
-  // where a cheaper gather could win while the array streams longer than SCALE-Sim's folds
-  // (40 channels, 2x2 on 32 rows over 59 x 59 pixels: 6 x 3481 = 20886 against
-  // 5 x (64 + 32 + 3481 - 2) = 17875).
+  // it takes more tiles than im2col, only where it is within_folds.
   std::uint64_t taps_per_tile(const Node& layer, const Taps& g) const {
     if (layer.kind != OpKind::kConv2d || tap_by_tap(layer)) return 1;
     const std::uint64_t pack = cw_ / last_chunk(layer.in.c, cw_);
     if (pack < 2) return 1;
     const bool residues = residue_images(layer, g);
     const TapPlan packed = tap_plan(g, cw_, pack, R_, residues);
-    const std::uint64_t M = layer.gemm_m(), im2col = ceil_div(dense_k(layer), R_);
-    if (layer.in.c > cw_ && packed.ktiles.size() > im2col &&
-        packed.ktiles.size() * M > im2col * (2 * R_ + C_ + M - 2)) {
-      return 1;
-    }
+    const std::uint64_t M = layer.gemm_m();
+    if (layer.in.c > cw_ && !within_folds(layer, packed.ktiles.size())) return 1;
     const TapPlan plain = tap_plan(g, cw_, 1, R_, residues);
     if (layer.in.c > cw_) {
       return plan_cycles(layer, g, packed) < plan_cycles(layer, g, plain) ? pack : 1;
@@ -442,6 +434,20 @@ class Lowerer {
       return std::max(plan.ktiles.size() * NT * M, band_rows_written(g, plan, 0, M));
     };
     return cost(packed) < cost(plain) ? pack : 1;
+  }
+  // Whether a tap plan of `ktiles` weight tiles (of a conv reading its input from HBM) fits
+  // im2col's classic schedule, ceil(K / R) x (2R + C + M - 2) per N tile: each of its tiles
+  // is a pass over the M output pixels, so with more tiles than im2col's the array alone
+  // can stream longer than SCALE-Sim's folds, whatever the cheaper gather saves, and issue 6
+  // holds compute cycles (first MXU activity to last result) to the folds. gemm_path weighs
+  // taps against im2col by the whole layer's time (path_cycles), first gather included, which
+  // compute cycles leave out: the taps' gather, once per input element, can win there while
+  // the array streams past the folds (40 channels, 2x2 on 32 rows over 59 x 59 pixels:
+  // 6 x 3481 = 20886 against 5 x (64 + 32 + 3481 - 2) = 17875). So taps_per_tile packs, and
+  // gemm_path takes the taps path, only within them.
+  bool within_folds(const Node& layer, std::uint64_t ktiles) const {
+    const std::uint64_t M = layer.gemm_m(), im2col = ceil_div(dense_k(layer), R_);
+    return ktiles <= im2col || ktiles * M <= im2col * (2 * R_ + C_ + M - 2);
   }
   // Estimated cycles of a tap-based conv with more channels than min(R, C) reading its input
   // from HBM with tap plan `plan`: each weight tile is a pass over every output pixel per N
@@ -821,7 +827,13 @@ class Lowerer {
   // input slots of `limit` UB rows hold (gemm_staging; 139x139x182 7x7 -> 10 on 32 x 32, 289
   // UB rows a pixel: about 900 pixels, where M / 8 is 2212; costed at 2212 its exposed gather
   // had the taps path taken, 294 K tiles against 279, 5,200,611 compute cycles, folds
-  // 4,961,457; im2col 4,938,194, and 5,161,111 cycles in all against 5,279,058).
+  // 4,961,457; im2col 4,938,194, and 5,161,111 cycles in all against 5,279,058), in whole
+  // output rows and even tiles, as tile_gemm takes it: 109x109x413 11x11 -> 195 on 128 x 128
+  // fits 156 pixels, taken as one output row of 99, each stream shorter than a weight load;
+  // costed at 156 im2col won, 9,894,895 compute cycles (estimated 7,725,378, now 9,948,213),
+  // folds 7,963,106, the taps 7,762,597. On 32 x 32, 92x92x183 7x7 -> 60 fits 903, taken as
+  // 860 (10 rows of 86): estimated 4,410,295, now 4,398,212, took 4,399,406 in all;
+  // 102x102x220 11x11 -> 7: 7,303,296, now 7,271,680, took 7,273,479.
   double path_cycles(const Node& layer, GemmPath path, bool contiguous, bool requests,
                      bool out_res, std::uint64_t limit) const {
     const std::uint64_t M = layer.gemm_m(), NT = ceil_div(layer.gemm_n(), C_);
@@ -834,9 +846,11 @@ class Lowerer {
       first_m = std::min(first_m, rows_m_cap(layer));
     }
     if (path == GemmPath::kRows) {
-      first_m = largest_fitting(first_m, [&](std::uint64_t m) {
+      first_m = round_tile(layer, largest_fitting(first_m, [&](std::uint64_t m) {
         return gemm_staging(layer, GemmPath::kRows, false, contiguous, out_res, m) <= limit;
-      });
+      }));
+      const std::uint64_t even = ceil_div(M, ceil_div(M, first_m)), ow = layer.out.w;
+      first_m = first_m % ow == 0 ? ceil_div(even, ow) * ow : even;
     }
     // With `requests`, the DMA sending one HBM request a cycle (band_requests; im2col: a group
     // per pixel of kernel_h segments of kernel_w pixels) may bind instead of its UB rows.
@@ -852,10 +866,14 @@ class Lowerer {
     const double first = gather(first_m);
     // Each of several M tiles' streams lasts at least the next weight tile's load (R rows),
     // which hides under it (in M tiles of 204 pixels, 11x11x248 at 256 x 256 took 390,486
-    // compute cycles on im2col against 315,007 on the taps path).
-    const std::uint64_t MT = ceil_div(M, first_m);
+    // compute cycles on im2col against 315,007 on the taps path), the last, shorter tile's
+    // too (17x17x40 5x5 -> 130 on 32 x 32: tiles of 52, 52, 52 and 13 pixels, 32 x 5 x 188 =
+    // 30,080 stream cycles where max(M, 4R) counted 32 x 5 x 169; it took 29,970).
+    const std::uint64_t MT = ceil_div(M, first_m), last = M - (MT - 1) * first_m;
     const double streams =
-        double(KT * NT) * double(MT == 1 ? M : std::max<std::uint64_t>(M, MT * R_));
+        double(KT * NT) * double(MT == 1 ? M
+                                         : (MT - 1) * std::max<std::uint64_t>(first_m, R_) +
+                                               std::max<std::uint64_t>(last, R_));
     return first + std::max(streams, gather(M) - first);
   }
   // Whether a conv reading its input from HBM on the rows path takes M tiles of at most
@@ -895,7 +913,15 @@ class Lowerer {
     // (kernel_rows_per_tile), or, when a channel chunk fills at least half the array's rows, when
     // they are estimated no slower (path_cycles): C a little over a multiple of the rows (130 on
     // 128: 18 tiles against 10) or taps that do not pack (80 on 128: 9 against 6) are not.
-    // Fewer channels keep im2col, whose tiles then are far fewer.
+    // Fewer channels keep im2col, whose tiles then are far fewer. In every case only
+    // within_folds: the estimate counts im2col's first gather, which compute cycles leave out,
+    // and taps faster over the whole layer by it streamed past the folds (on 32 x 32, 23 or 28
+    // channels a tap's last chunk, packing no second tap: 92x92x183 7x7 -> 60, 294 tiles
+    // against 281, estimated 0.25 % faster, took 4,348,908 compute cycles and 4,415,186 in all,
+    // im2col 4,156,656 and 4,399,406, folds 4,209,380; 102x102x220 11x11 -> 7, 847 against
+    // 832: 7,169,050 and 7,217,507, im2col 7,043,470 and 7,273,479, folds 7,120,256; 69x69x311
+    // 7x7 -> 37, 490 against 477: 3,889,658 and 3,950,874, im2col 3,786,593 and 3,997,848,
+    // folds 3,876,102).
     const Taps g = taps_of(layer, false, contiguous);
     const TapPlan plan = taps_plan(layer, g, false, C_).plan;
     const bool whole_rows = !plan.images.empty() && plan.images[0].chans > layer.in.c;
@@ -913,9 +939,10 @@ class Lowerer {
     const bool requests_bind = transfer_start() == 0 &&
                                band_requests(g, plan, 0, M) > double(plan.ktiles.size() * NT * M);
     const bool fills =
-        requests_bind ? faster(true)
-                      : plan.ktiles.size() <= ceil_div(dense_k(layer), R_) || whole_rows ||
-                            (2 * std::uint64_t(layer.in.c) >= R_ && faster(false));
+        within_folds(layer, plan.ktiles.size()) &&
+        (requests_bind ? faster(true)
+                       : plan.ktiles.size() <= ceil_div(dense_k(layer), R_) || whole_rows ||
+                             (2 * std::uint64_t(layer.in.c) >= R_ && faster(false)));
     if (fills && layer.in.w + 2 * std::uint64_t(layer.padding) <= kMaxCount &&
         gemm_staging(layer, GemmPath::kTaps, false, contiguous, out_res, 1) <= limit) {
       return GemmPath::kTaps;
