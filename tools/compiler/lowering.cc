@@ -2389,7 +2389,9 @@ void Lowerer::lower_gemm(const Node& layer, const Placement& in, const Placement
         if (mt == 0 && i + 1 == pieces.size() && any_second) signal |= bit(gather_go);
       }
       Instruction load = dma(Opcode::kDmaLoad, pieces[i], wait, signal);
-      if (second) load.instance = std::uint8_t(gather_on_stores ? kStoreEngine : kFirstWeightEngine);
+      if (second) {
+        load.instance = std::uint8_t(gather_on_stores ? kStoreEngine : kFirstWeightEngine);
+      }
       emit(load);
     }
   };
