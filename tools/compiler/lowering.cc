@@ -1719,7 +1719,8 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
   bool k_major_ok = false;
   if (!taps) {
     const std::uint64_t parts = tensor ? std::uint64_t(layer.samples) * layer.heads : 1;
-    const std::uint64_t plain = ceil_div(M, m_tile_for(1)) * parts;
+    const auto m_tiles = [&] { return ceil_div(M, m_tile_for(1)) * parts; };  // at XS
+    const std::uint64_t plain = m_tiles();
     const std::uint64_t stepping = input_row_stride(layer, true);
     const bool whole = K % R_ == 0;
     k_major_ok = !conv && !tensor && KR > 1 && any_order &&
@@ -1728,7 +1729,7 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
         gemm_staging(layer, path, in_res, contiguous, out_res, 1, 1, stepping) <= limit) {
       const std::uint64_t plain_stride = XS, banks = config_.ub.banks;
       XS = stepping;
-      if (plain == 1 && ceil_div(M, m_tile_for(1)) * parts > 1) {
+      if (plain == 1 && m_tiles() > 1) {
         // Kept to one M tile, at the least odd stride that keeps it there (ub.banks even):
         // the stream's bank then steps by an odd count a cycle, an even one against the
         // UB's one-row-a-cycle bursts, so their relative phase keeps its parity and a stream
@@ -1738,11 +1739,8 @@ GemmTiling Lowerer::tile_gemm(const Node& layer, const Placement& in, const Plac
         // burst loses a cycle at each meeting. 195x195x2 5x5 stride 2 -> 60 on 32 x 32 (2 UB
         // rows a pixel, 2 N tiles): its last stream waited 347 cycles for the first N tile's
         // ACTIVATE at a stride of 2, none at 3: 37,271 -> 36,925 compute cycles, folds 37,240.
-        XS = plain_stride;
-        if (banks % 2 == 0 && XS % 2 == 0) {
-          XS = plain_stride + 1;
-          if (ceil_div(M, m_tile_for(1)) * parts > 1) XS = plain_stride;
-        }
+        XS = banks % 2 == 0 && plain_stride % 2 == 0 ? plain_stride + 1 : plain_stride;
+        if (m_tiles() > 1) XS = plain_stride;
       }
       // Where the stepping stride's spare rows leave the UB room only for M tiles under R rows,
       // each stream is shorter than the next weight tile's load (R rows) and the array waits
